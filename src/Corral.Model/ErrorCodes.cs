@@ -1,0 +1,58 @@
+namespace Corral.Model;
+
+/// <summary>XenAPI error codes Corral raises, with the parameter order of xapi's own definitions.</summary>
+public static class ErrorCodes
+{
+    public const string SessionAuthenticationFailed = "SESSION_AUTHENTICATION_FAILED"; // user, message
+    public const string SessionInvalid = "SESSION_INVALID"; // session ref
+    public const string HandleInvalid = "HANDLE_INVALID"; // class, ref
+    public const string UuidInvalid = "UUID_INVALID"; // class, uuid
+    public const string MessageMethodUnknown = "MESSAGE_METHOD_UNKNOWN"; // method
+    public const string MessageParameterCountMismatch = "MESSAGE_PARAMETER_COUNT_MISMATCH"; // method, expected, received
+    public const string FieldTypeError = "FIELD_TYPE_ERROR"; // field
+    public const string InvalidValue = "INVALID_VALUE"; // field, value
+    public const string MapDuplicateKey = "MAP_DUPLICATE_KEY"; // type, param name, uuid, key
+    public const string ValueNotSupported = "VALUE_NOT_SUPPORTED"; // field, value, reason
+    public const string OperationNotAllowed = "OPERATION_NOT_ALLOWED"; // reason
+    public const string InternalError = "INTERNAL_ERROR"; // message
+    public const string XmlRpcUnmarshalFailure = "XMLRPC_UNMARSHAL_FAILURE"; // got, expected
+    public const string JsonRpcParseError = "JSONRPC_PARSE_ERROR";
+    public const string EventsLost = "EVENTS_LOST";
+    public const string EventFromTokenParseFailure = "EVENT_FROM_TOKEN_PARSE_FAILURE"; // token
+    public const string EventSubscriptionParseFailure = "EVENT_SUBSCRIPTION_PARSE_FAILURE"; // class
+
+    public const string VmBadPowerState = "VM_BAD_POWER_STATE"; // vm, expected, actual
+    public const string VmIsTemplate = "VM_IS_TEMPLATE"; // vm
+    public const string VmMissingPvDrivers = "VM_MISSING_PV_DRIVERS"; // vm
+    public const string VmHasNoSuspendVdi = "VM_HAS_NO_SUSPEND_VDI";
+    public const string VmRequiresSr = "VM_REQUIRES_SR"; // vm, sr
+    public const string VmShutdownTimeout = "VM_SHUTDOWN_TIMEOUT"; // vm, timeout
+    public const string VmFailedShutdownAcknowledgment = "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT"; // vm
+    public const string VmNoEmptyCdVbd = "VM_NO_EMPTY_CD_VBD"; // vm
+    public const string VmHasVbds = "VM_HAS_VBDS";
+    public const string VmStartFailed = "VM_START_FAILED"; // vm, message (Corral: carries QEMU's reason)
+    public const string HostNotEnoughFreeMemory = "HOST_NOT_ENOUGH_FREE_MEMORY"; // needed, available
+    public const string HostOffline = "HOST_OFFLINE"; // host
+    public const string HostDisabled = "HOST_DISABLED"; // host
+    public const string HostIsSlave = "HOST_IS_SLAVE"; // master address
+    public const string NoHostsAvailable = "NO_HOSTS_AVAILABLE";
+    public const string OtherOperationInProgress = "OTHER_OPERATION_IN_PROGRESS"; // class, ref
+
+    public const string SrFull = "SR_FULL"; // requested, maximum
+    public const string SrHasNoPbds = "SR_HAS_NO_PBDS";
+    public const string SrBackendFailure = "SR_BACKEND_FAILURE"; // code, stdout, stderr
+    public const string SrOperationNotSupported = "SR_OPERATION_NOT_SUPPORTED"; // sr
+    public const string SrUnknownDriver = "SR_UNKNOWN_DRIVER"; // type
+    public const string SrNotEmpty = "SR_NOT_EMPTY";
+    public const string VdiInUse = "VDI_IN_USE"; // vdi, operation
+    public const string VdiIsNotIso = "VDI_IS_NOT_ISO"; // vdi, type
+    public const string VdiTooSmall = "VDI_TOO_SMALL"; // vdi, minimum size
+    public const string VbdNotEmpty = "VBD_NOT_EMPTY"; // vbd
+    public const string VbdIsEmpty = "VBD_IS_EMPTY"; // vbd
+    public const string VbdNotRemovableMedia = "VBD_NOT_REMOVABLE_MEDIA"; // vbd
+    public const string DeviceAlreadyExists = "DEVICE_ALREADY_EXISTS"; // device
+    public const string TaskCancelled = "TASK_CANCELLED"; // task
+    public const string OperationCancelled = "OPERATION_CANCELLED";
+    public const string PermissionDenied = "PERMISSION_DENIED"; // message
+    public const string NotImplemented = "NOT_IMPLEMENTED"; // function
+}
