@@ -1,0 +1,97 @@
+namespace Corral.Hypervisor;
+
+/// <summary>Which accelerator VMs run under on this host, and why.</summary>
+/// <param name="Name">"kvm" or "tcg".</param>
+/// <param name="Reason">How the choice was made (e.g. "KVM probe boot did not reach the guest within 20 s").</param>
+public sealed record AcceleratorChoice(string Name, string Reason);
+
+/// <summary>Runs VMs on this host. One instance per agent.</summary>
+public interface IHypervisor
+{
+    /// <summary>Decides KVM or TCG, by a real probe boot the first time, remembered afterwards.</summary>
+    Task<AcceleratorChoice> GetAcceleratorAsync(CancellationToken cancellationToken);
+
+    /// <summary>Starts a VM process that outlives the agent (it is not the agent's child once started).</summary>
+    /// <exception cref="VmStartException">QEMU refused the configuration or died while starting.</exception>
+    Task<IVmProcess> StartAsync(VmLaunchSpec spec, CancellationToken cancellationToken);
+
+    /// <summary>Finds VM processes this host started earlier (e.g. before an agent restart) and reconnects to them.</summary>
+    Task<IReadOnlyList<IVmProcess>> AdoptRunningAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>QEMU's own run states, as QMP's query-status reports them, folded to what the XenAPI distinguishes.</summary>
+public enum VmRunState
+{
+    Running,
+    Paused,
+    ShutDown,
+    Crashed,
+    Migrating,
+    Unknown,
+}
+
+/// <summary>What the guest agent reported last.</summary>
+public sealed record GuestAgentReport(
+    string AgentVersion,
+    TimeSpan Uptime,
+    IReadOnlyDictionary<string, string> OsVersion,
+    IReadOnlyDictionary<string, string> Networks,
+    IReadOnlyDictionary<string, string> PvDrivers,
+    DateTime ReceivedUtc);
+
+/// <summary>One running VM process, driven over QMP.</summary>
+public interface IVmProcess : IAsyncDisposable
+{
+    string VmUuid { get; }
+
+    int ProcessId { get; }
+
+    /// <summary>Completes when the process has exited, for whatever reason.</summary>
+    Task Exited { get; }
+
+    /// <summary>The guest agent's latest report, or null when no agent has spoken.</summary>
+    GuestAgentReport? LatestGuestReport { get; }
+
+    /// <summary>Raised for every guest agent report and for QMP events the agent acts on (SHUTDOWN, RESET...).</summary>
+    event EventHandler<VmProcessEventArgs>? EventReceived;
+
+    Task<VmRunState> QueryStateAsync(CancellationToken cancellationToken);
+
+    Task PauseAsync(CancellationToken cancellationToken);
+
+    Task ResumeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Asks the guest to shut down: through the guest agent when one is connected, else ACPI power button.</summary>
+    Task RequestShutdownAsync(CancellationToken cancellationToken);
+
+    /// <summary>Asks the guest to reboot: guest agent when connected, else a hard reset.</summary>
+    Task RequestRebootAsync(CancellationToken cancellationToken);
+
+    /// <summary>Hard reset, as pressing the reset button.</summary>
+    Task ResetAsync(CancellationToken cancellationToken);
+
+    /// <summary>Stops the process now (QMP quit, then SIGKILL if it lingers) and waits until it is gone.</summary>
+    Task KillAsync(CancellationToken cancellationToken);
+
+    /// <summary>Inserts (path) or ejects (null) the medium of a CD drive.</summary>
+    Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken);
+}
+
+public enum VmProcessEventKind
+{
+    GuestReport,
+    GuestShutdown,
+    GuestReset,
+    Stopped,
+    Resumed,
+    Exited,
+}
+
+public sealed class VmProcessEventArgs(VmProcessEventKind kind, string detail = "") : EventArgs
+{
+    public VmProcessEventKind Kind { get; } = kind;
+
+    public string Detail { get; } = detail;
+}
+
+public sealed class VmStartException(string message, Exception? inner = null) : Exception(message, inner);

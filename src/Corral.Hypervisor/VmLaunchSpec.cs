@@ -1,0 +1,25 @@
+namespace Corral.Hypervisor;
+
+/// <summary>Everything a hypervisor needs to start one VM; built by the agent from the pool database.</summary>
+/// <param name="VmUuid">The VM's uuid; names the runtime directory and lets a restarted agent find the process again.</param>
+/// <param name="Name">Shown in the process list and QEMU's <c>-name</c>.</param>
+/// <param name="Paravirtual">True: virtio disk, NIC and the guest-agent channel. False: emulated IDE disk and e1000 NIC only.</param>
+/// <param name="FirmwareConfig">Key/value pairs the guest reads through QEMU's fw_cfg (<c>opt/corral/&lt;key&gt;</c>): Corral's vm-data.</param>
+/// <param name="IncomingMigration">When set, QEMU starts paused waiting for a migration stream at this URI.</param>
+public sealed record VmLaunchSpec(
+    string VmUuid,
+    string Name,
+    long MemoryBytes,
+    int Vcpus,
+    bool Paravirtual,
+    IReadOnlyList<DiskSpec> Disks,
+    IReadOnlyList<NicSpec> Nics,
+    IReadOnlyDictionary<string, string> FirmwareConfig,
+    string? IncomingMigration = null);
+
+/// <summary>One block device. <paramref name="Path"/> is null for an empty CD drive.</summary>
+/// <param name="Index">The VBD's userdevice: 0 is the first disk; the boot order follows it.</param>
+public sealed record DiskSpec(int Index, string? Path, string Format, bool ReadOnly, bool IsCdrom, bool Bootable);
+
+/// <summary>One network card, attached to a tap the networking layer has already made.</summary>
+public sealed record NicSpec(int Index, string TapName, string Mac);
