@@ -1,0 +1,213 @@
+using System.Text;
+using dotnet_etcd;
+using Etcdserverpb;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.PoolDatabase.Etcd;
+
+/// <summary>Leases and leased keys on etcd.</summary>
+internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILogger<EtcdLeaseStore> logger) : ILeaseStore, IDisposable
+{
+    private readonly CancellationTokenSource _disposed = new();
+
+    private DateTime Deadline => DateTime.UtcNow + options.RequestTimeout;
+
+    public async Task<ILease> AcquireAsync(TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        var sent = DateTime.UtcNow;
+        var grant = await client.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(ttl.TotalSeconds) },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var lease = new EtcdLease(client, grant.ID, TimeSpan.FromSeconds(grant.TTL), sent, options, logger, _disposed.Token);
+        lease.Start();
+        return lease;
+    }
+
+    public async Task<bool> TryClaimAsync(ILease lease, string key, string value, CancellationToken cancellationToken)
+    {
+        var request = new TxnRequest();
+        request.Compare.Add(new Compare
+        {
+            Key = ByteString.CopyFromUtf8(key),
+            Target = Compare.Types.CompareTarget.Create,
+            Result = Compare.Types.CompareResult.Equal,
+            CreateRevision = 0,
+        });
+        request.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value), Lease = lease.Id } });
+        var response = await client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Succeeded;
+    }
+
+    public async Task PutAsync(ILease lease, string key, string value, CancellationToken cancellationToken) =>
+        await client.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value), Lease = lease.Id },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    public async Task<string?> GetValueAsync(string key, CancellationToken cancellationToken)
+    {
+        var response = await client.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Kvs.Count == 0 ? null : response.Kvs[0].Value.ToStringUtf8();
+    }
+
+    public async Task<IReadOnlyDictionary<string, string>> GetPrefixAsync(string prefix, CancellationToken cancellationToken)
+    {
+        var response = await client.GetAsync(new RangeRequest
+        {
+            Key = ByteString.CopyFromUtf8(prefix),
+            RangeEnd = ByteString.CopyFromUtf8(EtcdPoolDatabase.PrefixEnd(prefix)),
+        }, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Kvs.ToDictionary(kv => kv.Key.ToStringUtf8(), kv => kv.Value.ToStringUtf8(), StringComparer.Ordinal);
+    }
+
+    public async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        var response = await client.DeleteAsync(new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Deleted > 0;
+    }
+
+    public async Task<bool> DeleteIfValueAsync(string key, string expectedValue, CancellationToken cancellationToken)
+    {
+        var request = new TxnRequest();
+        request.Compare.Add(new Compare
+        {
+            Key = ByteString.CopyFromUtf8(key),
+            Target = Compare.Types.CompareTarget.Value,
+            Result = Compare.Types.CompareResult.Equal,
+            Value = ByteString.CopyFrom(Encoding.UTF8.GetBytes(expectedValue)),
+        });
+        request.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(key) } });
+        var response = await client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Succeeded;
+    }
+
+    public void Dispose()
+    {
+        _disposed.Cancel();
+        _disposed.Dispose();
+    }
+}
+
+/// <summary>
+/// One lease, renewed over a keepalive stream. <see cref="SafeUntilUtc"/> counts from the send time of the last
+/// acknowledged keepalive, not its arrival: etcd may have started the TTL at any moment after we sent.
+/// </summary>
+internal sealed class EtcdLease : ILease
+{
+    private readonly EtcdClient _client;
+    private readonly EtcdOptions _options;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop;
+    private readonly CancellationTokenSource _lost = new();
+    private long _safeUntilTicks;
+    private Task _loop = Task.CompletedTask;
+
+    public EtcdLease(EtcdClient client, long id, TimeSpan ttl, DateTime grantSentUtc, EtcdOptions options, ILogger logger, CancellationToken storeDisposed)
+    {
+        _client = client;
+        Id = id;
+        Ttl = ttl;
+        _options = options;
+        _logger = logger;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(storeDisposed);
+        _safeUntilTicks = (grantSentUtc + ttl - options.LeaseSafetyMargin).Ticks;
+    }
+
+    public long Id { get; }
+
+    public TimeSpan Ttl { get; }
+
+    public DateTime SafeUntilUtc => new(Interlocked.Read(ref _safeUntilTicks), DateTimeKind.Utc);
+
+    public CancellationToken Lost => _lost.Token;
+
+    public void Start() => _loop = Task.Run(() => KeepAliveLoopAsync(_stop.Token));
+
+    private async Task KeepAliveLoopAsync(CancellationToken stop)
+    {
+        var interval = TimeSpan.FromMilliseconds(Math.Max(200, Ttl.TotalMilliseconds / 4));
+        while (!stop.IsCancellationRequested && !_lost.IsCancellationRequested)
+        {
+            try
+            {
+                using var call = _client.GetConnection().LeaseClient.LeaseKeepAlive(cancellationToken: stop);
+                while (!stop.IsCancellationRequested)
+                {
+                    var sent = DateTime.UtcNow;
+                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = Id }, stop).ConfigureAwait(false);
+                    using var ackTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                    ackTimeout.CancelAfter(_options.RequestTimeout);
+                    if (!await call.ResponseStream.MoveNext(ackTimeout.Token).ConfigureAwait(false))
+                    {
+                        break;
+                    }
+
+                    var ttl = call.ResponseStream.Current.TTL;
+                    if (ttl <= 0)
+                    {
+                        _logger.LogWarning("Lease {LeaseId} has expired in etcd", Id);
+                        _lost.Cancel();
+                        return;
+                    }
+
+                    Interlocked.Exchange(ref _safeUntilTicks, (sent + TimeSpan.FromSeconds(ttl) - _options.LeaseSafetyMargin).Ticks);
+                    CheckDeadline();
+                    await Task.Delay(interval, stop).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                _logger.LogDebug(ex, "Keepalive stream for lease {LeaseId} failed; reconnecting", Id);
+            }
+
+            CheckDeadline();
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200), stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private void CheckDeadline()
+    {
+        if (DateTime.UtcNow >= SafeUntilUtc && !_lost.IsCancellationRequested)
+        {
+            _logger.LogWarning("Lease {LeaseId} could not be renewed before {SafeUntil:O}; treating it as lost", Id, SafeUntilUtc);
+            _lost.Cancel();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await _client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = Id }, cancellationToken: timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The lease expires by itself; revoking only makes it quicker.
+            _logger.LogDebug(ex, "Could not revoke lease {LeaseId}", Id);
+        }
+
+        _stop.Dispose();
+        _lost.Dispose();
+    }
+}

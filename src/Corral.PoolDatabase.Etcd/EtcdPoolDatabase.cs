@@ -1,0 +1,312 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using Corral.Model;
+using dotnet_etcd;
+using Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Corral.PoolDatabase.Etcd;
+
+/// <summary>
+/// The pool database on etcd. Each object is one key (<see cref="PoolKeys.Object"/>); a uuid index and a ref index
+/// are written in the same transaction. Writes compare the mod revision the writer read, so a stale writer fails
+/// instead of overwriting. <c>host_metrics.live</c> is not stored: it is read from the host's leased liveness key.
+/// </summary>
+public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
+{
+    private readonly EtcdClient _client;
+    private readonly EtcdOptions _options;
+    private readonly ILogger<EtcdPoolDatabase> _logger;
+    private readonly EtcdLeaseStore _leases;
+
+    public EtcdPoolDatabase(IOptions<EtcdOptions> options, ILogger<EtcdPoolDatabase> logger, ILoggerFactory loggerFactory)
+    {
+        _options = options.Value;
+        _logger = logger;
+        _client = new EtcdClient(_options.Endpoints, configureChannelOptions: o => o.MaxReceiveMessageSize = 256 * 1024 * 1024);
+        _leases = new EtcdLeaseStore(_client, _options, loggerFactory.CreateLogger<EtcdLeaseStore>());
+    }
+
+    public ILeaseStore Leases => _leases;
+
+    internal EtcdClient Client => _client;
+
+    private DateTime Deadline => DateTime.UtcNow + _options.RequestTimeout;
+
+    public async Task<long> GetRevisionAsync(CancellationToken cancellationToken)
+    {
+        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.Root), CountOnly = true },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Header.Revision;
+    }
+
+    public async Task<XenObject?> TryGetAsync(string className, string reference, CancellationToken cancellationToken)
+    {
+        var schema = XenClasses.Get(className);
+        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.Object(schema.Name, reference)) },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (response.Kvs.Count == 0)
+        {
+            return null;
+        }
+
+        var kv = response.Kvs[0];
+        var obj = ObjectCodec.Decode(schema, kv.Value.Span, kv.ModRevision);
+        return await OverlayAsync([obj], cancellationToken).ConfigureAwait(false) is var list ? list[0] : obj;
+    }
+
+    public async Task<XenObject> GetAsync(string className, string reference, CancellationToken cancellationToken) =>
+        await TryGetAsync(className, reference, cancellationToken).ConfigureAwait(false)
+        ?? throw XenApiException.HandleInvalid(XenClasses.Get(className).Name, reference);
+
+    public async Task<IReadOnlyList<XenObject>> GetAllAsync(string className, CancellationToken cancellationToken)
+    {
+        var schema = XenClasses.Get(className);
+        var prefix = PoolKeys.ClassPrefix(schema.Name);
+        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(prefix), RangeEnd = Bytes(PrefixEnd(prefix)) },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var objects = new List<XenObject>(response.Kvs.Count);
+        foreach (var kv in response.Kvs)
+        {
+            objects.Add(ObjectCodec.Decode(schema, kv.Value.Span, kv.ModRevision));
+        }
+
+        return await OverlayAsync(objects, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<XenObject?> FindByUuidAsync(string className, string uuid, CancellationToken cancellationToken)
+    {
+        var schema = XenClasses.Get(className);
+        var target = await _client.GetValAsync(PoolKeys.Uuid(uuid), deadline: Deadline, cancellationToken: cancellationToken)
+            .ConfigureAwait(false);
+        var slash = target?.IndexOf('/', StringComparison.Ordinal) ?? -1;
+        if (slash <= 0 || target![..slash] != schema.Name)
+        {
+            return null;
+        }
+
+        return await TryGetAsync(schema.Name, target[(slash + 1)..], cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<string?> FindClassOfAsync(string reference, CancellationToken cancellationToken)
+    {
+        var value = await _client.GetValAsync(PoolKeys.RefClass(reference), deadline: Deadline, cancellationToken: cancellationToken)
+            .ConfigureAwait(false);
+        return string.IsNullOrEmpty(value) ? null : value;
+    }
+
+    public async Task<long> CommitAsync(PoolTransaction transaction, CancellationToken cancellationToken)
+    {
+        var request = new TxnRequest();
+        foreach (var (key, revision) in transaction.Guards)
+        {
+            request.Compare.Add(ModRevisionIs(key, revision));
+        }
+
+        foreach (var write in transaction.Writes)
+        {
+            var obj = write.Object;
+            var key = PoolKeys.Object(obj.Class, obj.Ref);
+            switch (write.Kind)
+            {
+                case PoolWriteKind.Create:
+                    request.Compare.Add(ModRevisionIs(key, 0));
+                    request.Compare.Add(ModRevisionIs(PoolKeys.Uuid(obj.Uuid), 0));
+                    request.Success.Add(Put(key, ObjectCodec.Encode(obj)));
+                    request.Success.Add(Put(PoolKeys.Uuid(obj.Uuid), Encoding.UTF8.GetBytes($"{obj.Class}/{obj.Ref}")));
+                    request.Success.Add(Put(PoolKeys.RefClass(obj.Ref), Encoding.UTF8.GetBytes(obj.Class)));
+                    break;
+                case PoolWriteKind.Update:
+                    request.Compare.Add(ModRevisionIs(key, obj.ModRevision));
+                    request.Success.Add(Put(key, ObjectCodec.Encode(obj)));
+                    break;
+                case PoolWriteKind.Delete:
+                    request.Compare.Add(ModRevisionIs(key, obj.ModRevision));
+                    request.Success.Add(Delete(key));
+                    request.Success.Add(Delete(PoolKeys.Uuid(obj.Uuid)));
+                    request.Success.Add(Delete(PoolKeys.RefClass(obj.Ref)));
+                    break;
+                default:
+                    throw new InvalidOperationException(write.Kind.ToString());
+            }
+        }
+
+        var response = await _client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken)
+            .ConfigureAwait(false);
+        if (!response.Succeeded)
+        {
+            throw new ConcurrentUpdateException("an object changed since it was read");
+        }
+
+        return response.Header.Revision;
+    }
+
+    public async Task<long> UpdateAsync(IReadOnlyList<(string ClassName, string Reference)> objects,
+        Action<IReadOnlyList<XenObject>, PoolTransaction> mutate, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var current = new List<XenObject>(objects.Count);
+            foreach (var (className, reference) in objects)
+            {
+                current.Add(await GetAsync(className, reference, cancellationToken).ConfigureAwait(false));
+            }
+
+            var transaction = new PoolTransaction();
+            mutate(current, transaction);
+            if (transaction.IsEmpty)
+            {
+                return current.Count == 0 ? 0 : current.Max(o => o.ModRevision);
+            }
+
+            try
+            {
+                return await CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConcurrentUpdateException) when (attempt < 50)
+            {
+                _logger.LogDebug("Write conflict on {Objects}, attempt {Attempt}; retrying", string.Join(",", objects.Select(o => o.Reference)), attempt);
+                await Task.Delay(Random.Shared.Next(1, 10 * attempt), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public async IAsyncEnumerable<PoolChange> WatchAsync(long afterRevision,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: cancellationToken);
+        await call.RequestStream.WriteAsync(new WatchRequest
+        {
+            CreateRequest = new WatchCreateRequest
+            {
+                Key = Bytes(PoolKeys.Root),
+                RangeEnd = Bytes(PrefixEnd(PoolKeys.Root)),
+                StartRevision = afterRevision + 1,
+                PrevKv = true,
+            },
+        }, cancellationToken).ConfigureAwait(false);
+
+        while (await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
+        {
+            var response = call.ResponseStream.Current;
+            if (response.CompactRevision > 0)
+            {
+                throw new XenApiException(ErrorCodes.EventsLost);
+            }
+
+            if (response.Canceled)
+            {
+                throw new RpcException(new Status(StatusCode.Aborted, "etcd cancelled the watch: " + response.CancelReason));
+            }
+
+            foreach (var ev in response.Events)
+            {
+                var change = await TranslateAsync(ev, cancellationToken).ConfigureAwait(false);
+                if (change is not null)
+                {
+                    yield return change;
+                }
+            }
+        }
+    }
+
+    private async Task<PoolChange?> TranslateAsync(Mvccpb.Event ev, CancellationToken cancellationToken)
+    {
+        var key = ev.Kv.Key.ToStringUtf8();
+        var revision = ev.Kv.ModRevision;
+        var deleted = ev.Type == Mvccpb.Event.Types.EventType.Delete;
+        if (ObjectCodec.TryParseObjectKey(key, out var className, out _))
+        {
+            var schema = XenClasses.Find(className);
+            if (schema is null)
+            {
+                return null;
+            }
+
+            var source = deleted ? ev.PrevKv : ev.Kv;
+            if (source is null || source.Value.IsEmpty)
+            {
+                return null;
+            }
+
+            var obj = ObjectCodec.Decode(schema, source.Value.Span, source.ModRevision);
+            if (schema.Name == XenClasses.HostMetrics)
+            {
+                obj.Fields["live"] = await IsLiveAsync(obj.Ref, cancellationToken).ConfigureAwait(false);
+            }
+
+            var kind = deleted ? ChangeKind.Del : ev.Kv.CreateRevision == ev.Kv.ModRevision ? ChangeKind.Add : ChangeKind.Mod;
+            return new PoolChange(revision, kind, obj);
+        }
+
+        if (key.StartsWith(PoolKeys.Live, StringComparison.Ordinal))
+        {
+            // A liveness lease appearing or expiring is a change of host_metrics.live.
+            var metricsRef = key[PoolKeys.Live.Length..];
+            var metrics = await TryGetRawAsync(XenClasses.HostMetricsSchema, metricsRef, cancellationToken).ConfigureAwait(false);
+            if (metrics is null)
+            {
+                return null;
+            }
+
+            metrics.Fields["live"] = !deleted;
+            return new PoolChange(revision, ChangeKind.Mod, metrics);
+        }
+
+        return null;
+    }
+
+    private async Task<XenObject?> TryGetRawAsync(ClassSchema schema, string reference, CancellationToken cancellationToken)
+    {
+        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.Object(schema.Name, reference)) },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Kvs.Count == 0 ? null : ObjectCodec.Decode(schema, response.Kvs[0].Value.Span, response.Kvs[0].ModRevision);
+    }
+
+    private async Task<bool> IsLiveAsync(string metricsRef, CancellationToken cancellationToken)
+    {
+        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.LiveKey(metricsRef)), CountOnly = true },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Count > 0;
+    }
+
+    /// <summary>Fills in derived fields: host_metrics.live from the liveness leases.</summary>
+    private async Task<IReadOnlyList<XenObject>> OverlayAsync(IReadOnlyList<XenObject> objects, CancellationToken cancellationToken)
+    {
+        if (objects.Count == 0 || objects[0].Class != XenClasses.HostMetrics)
+        {
+            return objects;
+        }
+
+        var live = await _leases.GetPrefixAsync(PoolKeys.Live, cancellationToken).ConfigureAwait(false);
+        foreach (var obj in objects)
+        {
+            obj.Fields["live"] = live.ContainsKey(PoolKeys.LiveKey(obj.Ref));
+        }
+
+        return objects;
+    }
+
+    internal static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);
+
+    /// <summary>The first key after every key that starts with <paramref name="prefix"/>.</summary>
+    internal static string PrefixEnd(string prefix) => prefix[..^1] + (char)(prefix[^1] + 1);
+
+    private static Compare ModRevisionIs(string key, long revision) => new()
+    {
+        Key = Bytes(key),
+        Target = Compare.Types.CompareTarget.Mod,
+        Result = Compare.Types.CompareResult.Equal,
+        ModRevision = revision,
+    };
+
+    private static RequestOp Put(string key, byte[] value) =>
+        new() { RequestPut = new PutRequest { Key = Bytes(key), Value = ByteString.CopyFrom(value) } };
+
+    private static RequestOp Delete(string key) => new() { RequestDeleteRange = new DeleteRangeRequest { Key = Bytes(key) } };
+
+    public void Dispose() => _leases.Dispose();
+}

@@ -1,0 +1,43 @@
+namespace Corral.PoolDatabase;
+
+/// <summary>
+/// Keys bound to a lease: they exist while their holder keeps the lease alive and vanish when it stops. Host liveness
+/// (<c>host_metrics.live</c>), VM ownership claims and the master election are built on these.
+/// </summary>
+public interface ILeaseStore
+{
+    /// <summary>Grants a lease and keeps it alive in the background until the returned handle is disposed.</summary>
+    Task<ILease> AcquireAsync(TimeSpan ttl, CancellationToken cancellationToken);
+
+    /// <summary>Creates <paramref name="key"/> under the lease if it does not exist yet. False when someone holds it.</summary>
+    Task<bool> TryClaimAsync(ILease lease, string key, string value, CancellationToken cancellationToken);
+
+    /// <summary>Writes <paramref name="key"/> under the lease whatever it held before.</summary>
+    Task PutAsync(ILease lease, string key, string value, CancellationToken cancellationToken);
+
+    Task<string?> GetValueAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>All keys under a prefix with their values.</summary>
+    Task<IReadOnlyDictionary<string, string>> GetPrefixAsync(string prefix, CancellationToken cancellationToken);
+
+    Task<bool> DeleteAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Deletes <paramref name="key"/> only if it still holds <paramref name="expectedValue"/>.</summary>
+    Task<bool> DeleteIfValueAsync(string key, string expectedValue, CancellationToken cancellationToken);
+}
+
+public interface ILease : IAsyncDisposable
+{
+    long Id { get; }
+
+    TimeSpan Ttl { get; }
+
+    /// <summary>
+    /// Until when the holder may count on the lease: the send time of the last acknowledged keepalive plus the TTL,
+    /// less a margin. Past it, the holder must act as if the lease were gone.
+    /// </summary>
+    DateTime SafeUntilUtc { get; }
+
+    /// <summary>Cancelled when the lease is known lost (expired, revoked, or not renewed in time).</summary>
+    CancellationToken Lost { get; }
+}

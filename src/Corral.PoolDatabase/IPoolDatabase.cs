@@ -1,0 +1,57 @@
+using Corral.Model;
+
+namespace Corral.PoolDatabase;
+
+/// <summary>
+/// The pool's one source of truth. Every write is a transaction guarded by the revisions the writer read, so two
+/// writers racing on one object never lose an update: the loser re-reads and retries (see <see cref="UpdateAsync"/>).
+/// </summary>
+public interface IPoolDatabase
+{
+    /// <summary>The store's current revision; event tokens are revisions.</summary>
+    Task<long> GetRevisionAsync(CancellationToken cancellationToken);
+
+    Task<XenObject?> TryGetAsync(string className, string reference, CancellationToken cancellationToken);
+
+    /// <exception cref="XenApiException">HANDLE_INVALID when no such object exists.</exception>
+    Task<XenObject> GetAsync(string className, string reference, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<XenObject>> GetAllAsync(string className, CancellationToken cancellationToken);
+
+    /// <summary>Looks an object up by its uuid field.</summary>
+    Task<XenObject?> FindByUuidAsync(string className, string uuid, CancellationToken cancellationToken);
+
+    /// <summary>Finds which class an object reference belongs to, or null.</summary>
+    Task<string?> FindClassOfAsync(string reference, CancellationToken cancellationToken);
+
+    /// <summary>Applies a set of creates, updates and deletes atomically, or none of them.</summary>
+    /// <exception cref="ConcurrentUpdateException">An object changed since it was read.</exception>
+    Task<long> CommitAsync(PoolTransaction transaction, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Reads the objects, lets <paramref name="mutate"/> change them, and commits guarded by the revisions read;
+    /// on a conflict it reads again and calls <paramref name="mutate"/> again. The mutation must be free of side effects.
+    /// </summary>
+    Task<long> UpdateAsync(IReadOnlyList<(string ClassName, string Reference)> objects,
+        Action<IReadOnlyList<XenObject>, PoolTransaction> mutate, CancellationToken cancellationToken);
+
+    /// <summary>Changes from just after <paramref name="afterRevision"/> on, in revision order.</summary>
+    /// <exception cref="XenApiException">EVENTS_LOST when that history has been compacted away.</exception>
+    IAsyncEnumerable<PoolChange> WatchAsync(long afterRevision, CancellationToken cancellationToken);
+
+    /// <summary>Hosts, VM claims and elections ride on leases: keys that vanish when their holder stops renewing.</summary>
+    ILeaseStore Leases { get; }
+}
+
+/// <summary>One object added, changed or removed at a revision. <see cref="Object"/> holds the new state, or the last one for deletes.</summary>
+public sealed record PoolChange(long Revision, ChangeKind Kind, XenObject Object);
+
+public enum ChangeKind
+{
+    Add,
+    Mod,
+    Del,
+}
+
+/// <summary>Raised when a guarded write lost the race; <see cref="IPoolDatabase.UpdateAsync"/> retries on it.</summary>
+public sealed class ConcurrentUpdateException(string message) : Exception(message);

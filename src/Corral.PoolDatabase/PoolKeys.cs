@@ -1,0 +1,31 @@
+namespace Corral.PoolDatabase;
+
+/// <summary>The pool database's key layout, in one place.</summary>
+public static class PoolKeys
+{
+    public const string Root = "/corral/";
+    public const string Objects = Root + "objects/";
+    public const string UuidIndex = Root + "uuid/";
+    public const string RefIndex = Root + "ref/";
+
+    /// <summary>Leased: exists while the host's agent is alive. Keyed by the host_metrics reference, value the host reference.</summary>
+    public const string Live = Root + "live/";
+
+    /// <summary>Leased: the host running a VM's QEMU process. At most one per VM.</summary>
+    public const string VmOwner = Root + "vm-owner/";
+
+    public const string Auth = Root + "auth/";
+    public const string Operations = Root + "ops/";
+
+    public static string Object(string className, string reference) => $"{Objects}{className}/{reference}";
+
+    public static string ClassPrefix(string className) => $"{Objects}{className}/";
+
+    public static string Uuid(string uuid) => UuidIndex + uuid;
+
+    public static string RefClass(string reference) => RefIndex + reference;
+
+    public static string LiveKey(string hostMetricsRef) => Live + hostMetricsRef;
+
+    public static string VmOwnerKey(string vmRef) => VmOwner + vmRef;
+}

@@ -1,0 +1,136 @@
+using System.Text.Json;
+using Corral.Model;
+using Corral.Platform;
+
+namespace Corral.Storage;
+
+/// <summary>
+/// An SR that is a directory of qcow2 files: a local disk, or a shared mount (NFS, CIFS) that every host sees at the
+/// same path, which is what lets a VM start or move anywhere.
+/// </summary>
+public sealed class FileSrDriver : ISrDriver
+{
+    public const string TypeName = "file";
+
+    public string Type => TypeName;
+
+    public string DefaultContentType => "user";
+
+    public bool SupportsVdiCreate => true;
+
+    public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
+    {
+        if (!Path.IsPathFullyQualified(directory))
+        {
+            throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_LOCATION", "", $"location must be an absolute path: {directory}");
+        }
+
+        if (create)
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        if (!Directory.Exists(directory))
+        {
+            throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_LOCATION", "", $"no such directory: {directory}");
+        }
+
+        // A probe write proves the mount is writable before any VDI depends on it.
+        var probe = Path.Combine(directory, $".corral-probe-{Guid.NewGuid():N}");
+        File.WriteAllText(probe, "ok");
+        File.Delete(probe);
+        return Task.CompletedTask;
+    }
+
+    public Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken) => Task.FromResult(Usage(directory));
+
+    internal static SrUsage Usage(string directory)
+    {
+        var drive = new DriveInfo(Path.GetFullPath(directory));
+        return new SrUsage(drive.TotalSize, drive.TotalSize - drive.AvailableFreeSpace);
+    }
+
+    public async Task<IReadOnlyList<VolumeInfo>> ScanAsync(string directory, CancellationToken cancellationToken)
+    {
+        var volumes = new List<VolumeInfo>();
+        foreach (var file in Directory.EnumerateFiles(directory, "*.qcow2").Order(StringComparer.Ordinal))
+        {
+            volumes.Add(await InfoAsync(file, cancellationToken).ConfigureAwait(false));
+        }
+
+        return volumes;
+    }
+
+    public async Task<VolumeInfo> CreateAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(directory, vdiUuid + ".qcow2");
+        await QemuImg(cancellationToken, "create", "-q", "-f", "qcow2", path, virtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .ConfigureAwait(false);
+        return await InfoAsync(path, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken)
+    {
+        var target = Path.Combine(targetDirectory, newVdiUuid + ".qcow2");
+        var temporary = target + ".partial";
+        // Written under a temporary name so a crash mid-copy never leaves a half volume that a scan would adopt.
+        await QemuImg(cancellationToken, "convert", "-O", "qcow2", sourcePath, temporary).ConfigureAwait(false);
+        File.Move(temporary, target);
+        return await InfoAsync(target, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken)
+    {
+        var path = Resolve(directory, location).Path;
+        var current = await InfoAsync(path, cancellationToken).ConfigureAwait(false);
+        if (newVirtualSize < current.VirtualSize)
+        {
+            // Shrinking would cut off the guest's data: refused as XenServer refuses it.
+            throw new XenApiException(ErrorCodes.VdiTooSmall, location, current.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        await QemuImg(cancellationToken, "resize", "-q", path, newVirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture)).ConfigureAwait(false);
+        return await InfoAsync(path, cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task DestroyAsync(string directory, string location, CancellationToken cancellationToken)
+    {
+        File.Delete(Resolve(directory, location).Path);
+        return Task.CompletedTask;
+    }
+
+    public (string Path, string Format) Resolve(string directory, string location)
+    {
+        if (location.Contains('/', StringComparison.Ordinal) || location.StartsWith('.'))
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "location", location);
+        }
+
+        return (Path.Combine(directory, location), "qcow2");
+    }
+
+    private static async Task<VolumeInfo> InfoAsync(string path, CancellationToken cancellationToken)
+    {
+        var json = await CommandRunner.RunCheckedAsync("qemu-img", ["info", "--output=json", "-U", path], cancellationToken).ConfigureAwait(false);
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        return new VolumeInfo(
+            Path.GetFileName(path),
+            root.GetProperty("virtual-size").GetInt64(),
+            root.TryGetProperty("actual-size", out var actual) ? actual.GetInt64() : new FileInfo(path).Length,
+            root.GetProperty("format").GetString() ?? "qcow2");
+    }
+
+    private static async Task QemuImg(CancellationToken cancellationToken, params string[] arguments)
+    {
+        try
+        {
+            await CommandRunner.RunCheckedAsync("qemu-img", arguments, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CommandFailedException ex)
+        {
+            throw new XenApiException(ErrorCodes.SrBackendFailure, ex.Result.ExitCode.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ex.Result.StandardOutput.Trim(), ex.Result.StandardError.Trim());
+        }
+    }
+}

@@ -1,0 +1,41 @@
+namespace Corral.Storage;
+
+/// <summary>A volume as the driver sees it on disk.</summary>
+/// <param name="Location">The VDI's <c>location</c>: a file name inside the SR's directory.</param>
+public sealed record VolumeInfo(string Location, long VirtualSize, long PhysicalUtilisation, string Format);
+
+/// <summary>Space on the SR's filesystem.</summary>
+public sealed record SrUsage(long PhysicalSize, long PhysicalUtilisation);
+
+/// <summary>One SR type (<c>SR.type</c>). Drivers hold no state: everything they need is the SR's directory.</summary>
+public interface ISrDriver
+{
+    /// <summary>The SR type name as XenAPI clients pass it to SR.create (<c>file</c>, <c>iso</c>).</summary>
+    string Type { get; }
+
+    /// <summary>The content type SRs of this type get when the creator gives none.</summary>
+    string DefaultContentType { get; }
+
+    /// <summary>Whether VDIs can be created here (an ISO library is read-only to Corral).</summary>
+    bool SupportsVdiCreate { get; }
+
+    /// <summary>Checks the directory is usable (creating it if asked) before the SR is recorded.</summary>
+    Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken);
+
+    Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken);
+
+    /// <summary>The volumes present in the directory, for SR.scan.</summary>
+    Task<IReadOnlyList<VolumeInfo>> ScanAsync(string directory, CancellationToken cancellationToken);
+
+    Task<VolumeInfo> CreateAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken);
+
+    /// <summary>Makes an independent full copy of a volume (possibly into another SR's directory).</summary>
+    Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken);
+
+    Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken);
+
+    Task DestroyAsync(string directory, string location, CancellationToken cancellationToken);
+
+    /// <summary>The path QEMU opens, and the format it opens it with.</summary>
+    (string Path, string Format) Resolve(string directory, string location);
+}

@@ -1,0 +1,61 @@
+using Corral.Model;
+
+namespace Corral.Storage;
+
+/// <summary>An ISO library: a directory of .iso images, attached read-only as CD media. Images are added by copying files in.</summary>
+public sealed class IsoSrDriver : ISrDriver
+{
+    public const string TypeName = "iso";
+
+    public string Type => TypeName;
+
+    public string DefaultContentType => "iso";
+
+    public bool SupportsVdiCreate => false;
+
+    public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
+    {
+        if (!Path.IsPathFullyQualified(directory) || !Directory.Exists(directory))
+        {
+            throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_LOCATION", "", $"no such directory: {directory}");
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken) =>
+        Task.FromResult(FileSrDriver.Usage(directory));
+
+    public Task<IReadOnlyList<VolumeInfo>> ScanAsync(string directory, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<VolumeInfo> volumes = Directory.EnumerateFiles(directory)
+            .Where(f => f.EndsWith(".iso", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".img", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .Select(f => new FileInfo(f))
+            .Select(f => new VolumeInfo(f.Name, f.Length, f.Length, "raw"))
+            .ToList();
+        return Task.FromResult(volumes);
+    }
+
+    public Task<VolumeInfo> CreateAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    public Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, targetDirectory);
+
+    public Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    public Task DestroyAsync(string directory, string location, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    public (string Path, string Format) Resolve(string directory, string location)
+    {
+        if (location.Contains('/', StringComparison.Ordinal) || location.StartsWith('.'))
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "location", location);
+        }
+
+        return (Path.Combine(directory, location), "raw");
+    }
+}
