@@ -237,3 +237,27 @@ public static class XenClasses
     public static ClassSchema Get(string name) =>
         Find(name) ?? throw new XenApiException(ErrorCodes.MessageMethodUnknown, name);
 }
+
+/// <summary>
+/// A set-of-refs field that is the reverse of a ref field on another class (VM.VBDs is every VBD whose VM is this
+/// VM). Reverse links are computed when read, never stored, so they cannot disagree with the forward link.
+/// </summary>
+public sealed record ReverseLink(string ClassName, string Field, string ChildClass, string ChildField)
+{
+    public static IReadOnlyList<ReverseLink> All { get; } =
+    [
+        new(XenClasses.VM, "VBDs", XenClasses.VBD, "VM"),
+        new(XenClasses.VM, "VIFs", XenClasses.VIF, "VM"),
+        new(XenClasses.VDI, "VBDs", XenClasses.VBD, "VDI"),
+        new(XenClasses.SR, "VDIs", XenClasses.VDI, "SR"),
+        new(XenClasses.SR, "PBDs", XenClasses.PBD, "SR"),
+        new(XenClasses.Host, "PBDs", XenClasses.PBD, "host"),
+        new(XenClasses.Host, "PIFs", XenClasses.PIF, "host"),
+        new(XenClasses.Host, "resident_VMs", XenClasses.VM, "resident_on"),
+        new(XenClasses.Network, "VIFs", XenClasses.VIF, "network"),
+        new(XenClasses.Network, "PIFs", XenClasses.PIF, "network"),
+        new(XenClasses.Task, "subtasks", XenClasses.Task, "subtask_of"),
+    ];
+
+    public static IReadOnlyList<ReverseLink> Of(string className) => All.Where(l => l.ClassName == className).ToList();
+}

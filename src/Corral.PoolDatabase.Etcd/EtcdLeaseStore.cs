@@ -42,6 +42,42 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
         await client.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value), Lease = lease.Id },
             deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
 
+    public async Task<long> PutDurableAsync(string key, string value, CancellationToken cancellationToken)
+    {
+        var response = await client.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value) },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Header.Revision;
+    }
+
+    public async IAsyncEnumerable<KeyChange> WatchPrefixAsync(string prefix, long afterRevision,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var call = client.GetConnection().WatchClient.Watch(cancellationToken: cancellationToken);
+        await call.RequestStream.WriteAsync(new WatchRequest
+        {
+            CreateRequest = new WatchCreateRequest
+            {
+                Key = ByteString.CopyFromUtf8(prefix),
+                RangeEnd = ByteString.CopyFromUtf8(EtcdPoolDatabase.PrefixEnd(prefix)),
+                StartRevision = afterRevision + 1,
+            },
+        }, cancellationToken).ConfigureAwait(false);
+        while (await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
+        {
+            var response = call.ResponseStream.Current;
+            if (response.CompactRevision > 0 || response.Canceled)
+            {
+                throw new InvalidOperationException($"watch on {prefix} ended: compacted at {response.CompactRevision} {response.CancelReason}");
+            }
+
+            foreach (var ev in response.Events)
+            {
+                var deleted = ev.Type == Mvccpb.Event.Types.EventType.Delete;
+                yield return new KeyChange(ev.Kv.ModRevision, ev.Kv.Key.ToStringUtf8(), deleted ? null : ev.Kv.Value.ToStringUtf8());
+            }
+        }
+    }
+
     public async Task<string?> GetValueAsync(string key, CancellationToken cancellationToken)
     {
         var response = await client.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,

@@ -55,7 +55,8 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
 
         var kv = response.Kvs[0];
         var obj = ObjectCodec.Decode(schema, kv.Value.Span, kv.ModRevision);
-        return await OverlayAsync([obj], cancellationToken).ConfigureAwait(false) is var list ? list[0] : obj;
+        await OverlayAsync([obj], cancellationToken).ConfigureAwait(false);
+        return obj;
     }
 
     public async Task<XenObject> GetAsync(string className, string reference, CancellationToken cancellationToken) =>
@@ -66,14 +67,7 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
     {
         var schema = XenClasses.Get(className);
         var prefix = PoolKeys.ClassPrefix(schema.Name);
-        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(prefix), RangeEnd = Bytes(PrefixEnd(prefix)) },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var objects = new List<XenObject>(response.Kvs.Count);
-        foreach (var kv in response.Kvs)
-        {
-            objects.Add(ObjectCodec.Decode(schema, kv.Value.Span, kv.ModRevision));
-        }
-
+        var objects = await GetRawAllAsync(schema, cancellationToken).ConfigureAwait(false);
         return await OverlayAsync(objects, cancellationToken).ConfigureAwait(false);
     }
 
@@ -233,10 +227,7 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
             }
 
             var obj = ObjectCodec.Decode(schema, source.Value.Span, source.ModRevision);
-            if (schema.Name == XenClasses.HostMetrics)
-            {
-                obj.Fields["live"] = await IsLiveAsync(obj.Ref, cancellationToken).ConfigureAwait(false);
-            }
+            await OverlayAsync([obj], cancellationToken).ConfigureAwait(false);
 
             var kind = deleted ? ChangeKind.Del : ev.Kv.CreateRevision == ev.Kv.ModRevision ? ChangeKind.Add : ChangeKind.Mod;
             return new PoolChange(revision, kind, obj);
@@ -266,28 +257,43 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
         return response.Kvs.Count == 0 ? null : ObjectCodec.Decode(schema, response.Kvs[0].Value.Span, response.Kvs[0].ModRevision);
     }
 
-    private async Task<bool> IsLiveAsync(string metricsRef, CancellationToken cancellationToken)
-    {
-        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.LiveKey(metricsRef)), CountOnly = true },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return response.Count > 0;
-    }
-
-    /// <summary>Fills in derived fields: host_metrics.live from the liveness leases.</summary>
+    /// <summary>Fills in derived fields: host_metrics.live from the liveness leases, and the reverse links.</summary>
     private async Task<IReadOnlyList<XenObject>> OverlayAsync(IReadOnlyList<XenObject> objects, CancellationToken cancellationToken)
     {
-        if (objects.Count == 0 || objects[0].Class != XenClasses.HostMetrics)
+        if (objects.Count == 0)
         {
             return objects;
         }
 
-        var live = await _leases.GetPrefixAsync(PoolKeys.Live, cancellationToken).ConfigureAwait(false);
-        foreach (var obj in objects)
+        var className = objects[0].Class;
+        if (className == XenClasses.HostMetrics)
         {
-            obj.Fields["live"] = live.ContainsKey(PoolKeys.LiveKey(obj.Ref));
+            var live = await _leases.GetPrefixAsync(PoolKeys.Live, cancellationToken).ConfigureAwait(false);
+            foreach (var obj in objects)
+            {
+                obj.Fields["live"] = live.ContainsKey(PoolKeys.LiveKey(obj.Ref));
+            }
+        }
+
+        foreach (var link in ReverseLink.Of(className))
+        {
+            var children = await GetRawAllAsync(XenClasses.Get(link.ChildClass), cancellationToken).ConfigureAwait(false);
+            var byParent = children.ToLookup(c => c.GetString(link.ChildField), c => (object?)c.Ref, StringComparer.Ordinal);
+            foreach (var obj in objects)
+            {
+                obj.Fields[link.Field] = byParent[obj.Ref].ToList();
+            }
         }
 
         return objects;
+    }
+
+    private async Task<List<XenObject>> GetRawAllAsync(ClassSchema schema, CancellationToken cancellationToken)
+    {
+        var prefix = PoolKeys.ClassPrefix(schema.Name);
+        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(prefix), RangeEnd = Bytes(PrefixEnd(prefix)) },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Kvs.Select(kv => ObjectCodec.Decode(schema, kv.Value.Span, kv.ModRevision)).ToList();
     }
 
     internal static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);

@@ -11,9 +11,19 @@ internal static class ObjectCodec
     public static byte[] Encode(XenObject obj)
     {
         var fields = new JsonObject();
+        var derived = ReverseLink.Of(obj.Class).Select(l => l.Field).ToHashSet(StringComparer.Ordinal);
+        if (obj.Class == XenClasses.HostMetrics)
+        {
+            derived.Add("live");
+        }
+
         foreach (var field in obj.Schema.Fields)
         {
-            fields[field.Name] = field.Type.ToJson(obj[field.Name]);
+            // Derived fields are computed on read; storing them would only let them go stale.
+            if (!derived.Contains(field.Name))
+            {
+                fields[field.Name] = field.Type.ToJson(obj[field.Name]);
+            }
         }
 
         var doc = new JsonObject { ["ref"] = obj.Ref, ["fields"] = fields };

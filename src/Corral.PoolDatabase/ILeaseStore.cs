@@ -15,6 +15,12 @@ public interface ILeaseStore
     /// <summary>Writes <paramref name="key"/> under the lease whatever it held before.</summary>
     Task PutAsync(ILease lease, string key, string value, CancellationToken cancellationToken);
 
+    /// <summary>Writes a key that outlives any holder (persisted operation state, credentials).</summary>
+    Task<long> PutDurableAsync(string key, string value, CancellationToken cancellationToken);
+
+    /// <summary>Puts and deletes of keys under <paramref name="prefix"/> after <paramref name="afterRevision"/>.</summary>
+    IAsyncEnumerable<KeyChange> WatchPrefixAsync(string prefix, long afterRevision, CancellationToken cancellationToken);
+
     Task<string?> GetValueAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>All keys under a prefix with their values.</summary>
@@ -25,6 +31,9 @@ public interface ILeaseStore
     /// <summary>Deletes <paramref name="key"/> only if it still holds <paramref name="expectedValue"/>.</summary>
     Task<bool> DeleteIfValueAsync(string key, string expectedValue, CancellationToken cancellationToken);
 }
+
+/// <summary>A raw key written (value set) or deleted (value null).</summary>
+public sealed record KeyChange(long Revision, string Key, string? Value);
 
 public interface ILease : IAsyncDisposable
 {

@@ -1,0 +1,107 @@
+using System.Globalization;
+using Corral.Api.Sessions;
+using Corral.Api.Tasks;
+using Corral.Model;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.Api.Dispatch;
+
+/// <summary>
+/// Runs one XenAPI call whatever the wire format: finds the message, checks the argument count and the session,
+/// converts the arguments to their declared types, and runs it, directly or under a task for <c>Async.*</c>.
+/// Every failure leaves as a <see cref="XenApiException"/>; nothing else escapes.
+/// </summary>
+public sealed class ApiDispatcher
+{
+    private const string AsyncPrefix = "Async.";
+    private readonly ApiRegistry _registry;
+    private readonly SessionService _sessions;
+    private readonly TaskService _tasks;
+    private readonly ILogger<ApiDispatcher> _logger;
+
+    public ApiDispatcher(IEnumerable<IApiMethodProvider> providers, SessionService sessions, TaskService tasks, ILogger<ApiDispatcher> logger)
+    {
+        _registry = new ApiRegistry();
+        foreach (var provider in providers)
+        {
+            provider.Register(_registry);
+        }
+
+        _sessions = sessions;
+        _tasks = tasks;
+        _logger = logger;
+    }
+
+    public ApiRegistry Registry => _registry;
+
+    public async Task<object?> InvokeAsync(string methodName, IReadOnlyList<object?> arguments, string remoteAddress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await InvokeCoreAsync(methodName, arguments, remoteAddress, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiException)
+        {
+            throw;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "{Method} failed", methodName);
+            throw new XenApiException(ErrorCodes.InternalError, ex.Message);
+        }
+    }
+
+    private async Task<object?> InvokeCoreAsync(string methodName, IReadOnlyList<object?> arguments, string remoteAddress, CancellationToken cancellationToken)
+    {
+        var isAsync = methodName.StartsWith(AsyncPrefix, StringComparison.Ordinal);
+        var name = isAsync ? methodName[AsyncPrefix.Length..] : methodName;
+        var method = _registry.Find(name) ?? throw new XenApiException(ErrorCodes.MessageMethodUnknown, methodName);
+        if (isAsync && !method.RequiresSession)
+        {
+            throw new XenApiException(ErrorCodes.MessageMethodUnknown, methodName);
+        }
+
+        if (arguments.Count != method.WireArity)
+        {
+            throw new XenApiException(ErrorCodes.MessageParameterCountMismatch, methodName,
+                method.WireArity.ToString(CultureInfo.InvariantCulture), arguments.Count.ToString(CultureInfo.InvariantCulture));
+        }
+
+        var sessionRef = "";
+        var offset = 0;
+        if (method.RequiresSession)
+        {
+            sessionRef = arguments[0] as string ?? throw new XenApiException(ErrorCodes.SessionInvalid, arguments[0]?.ToString() ?? "");
+            await _sessions.ValidateAsync(sessionRef, cancellationToken).ConfigureAwait(false);
+            offset = 1;
+        }
+
+        var typed = new object?[method.Parameters.Count];
+        for (var i = 0; i < typed.Length; i++)
+        {
+            var parameter = method.Parameters[i];
+            try
+            {
+                typed[i] = parameter.Type.Coerce(arguments[i + offset]);
+            }
+            catch (Exception ex) when (ex is FormatException or InvalidCastException)
+            {
+                throw new XenApiException(ErrorCodes.FieldTypeError, parameter.Name);
+            }
+        }
+
+        var context = new CallContext(sessionRef, remoteAddress, methodName);
+        if (!isAsync)
+        {
+            return await method.Handler(context, typed, cancellationToken).ConfigureAwait(false);
+        }
+
+        var taskRef = await _tasks.CreateAsync(sessionRef, methodName, "", cancellationToken).ConfigureAwait(false);
+        _ = Task.Run(() => _tasks.RunAsync(taskRef, ct => method.Handler(context with { TaskRef = taskRef }, typed, ct)), CancellationToken.None);
+        return taskRef;
+    }
+}

@@ -1,0 +1,158 @@
+using System.Globalization;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.Api.Events;
+
+/// <summary>
+/// Follows the pool database's change stream and keeps a window of recent changes in memory, so that event.from
+/// callers and callers waiting on a task are served without a watch each. Tokens are pool database revisions.
+/// </summary>
+public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) : BackgroundService
+{
+    private const int WindowSize = 50_000;
+    private readonly Lock _gate = new();
+    private readonly List<PoolChange> _window = [];
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _windowStart;
+    private long _revision;
+
+    /// <summary>The revision up to which changes are known here.</summary>
+    public long Revision
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _revision;
+            }
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (_revision == 0)
+                {
+                    var start = await database.GetRevisionAsync(stoppingToken).ConfigureAwait(false);
+                    lock (_gate)
+                    {
+                        _revision = _windowStart = start;
+                    }
+
+                    _ready.TrySetResult();
+                }
+
+                await foreach (var change in database.WatchAsync(_revision, stoppingToken).ConfigureAwait(false))
+                {
+                    Publish(change);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (XenApiException ex) when (ex.Code == ErrorCodes.EventsLost)
+            {
+                // Our own position was compacted away (a long partition): start a fresh window from now.
+                logger.LogWarning("Event window lost its history; restarting from the current revision");
+                lock (_gate)
+                {
+                    _window.Clear();
+                    _revision = 0;
+                }
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Pool database watch failed; reconnecting");
+                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void Publish(PoolChange change)
+    {
+        TaskCompletionSource signal;
+        lock (_gate)
+        {
+            _window.Add(change);
+            _revision = Math.Max(_revision, change.Revision);
+            if (_window.Count > WindowSize)
+            {
+                var drop = _window.Count - WindowSize;
+                _windowStart = _window[drop - 1].Revision;
+                _window.RemoveRange(0, drop);
+            }
+
+            signal = _changed;
+            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        signal.TrySetResult();
+    }
+
+    public Task WaitReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
+
+    /// <summary>Changes after <paramref name="afterRevision"/>, and the signal that fires when more arrive.</summary>
+    /// <exception cref="XenApiException">EVENTS_LOST when that revision is older than this host's window.</exception>
+    public (IReadOnlyList<PoolChange> Changes, long Revision, Task More) ChangesAfter(long afterRevision)
+    {
+        lock (_gate)
+        {
+            if (afterRevision < _windowStart)
+            {
+                throw new XenApiException(ErrorCodes.EventsLost);
+            }
+
+            var changes = _window.Where(c => c.Revision > afterRevision).ToList();
+            return (changes, _revision, _changed.Task);
+        }
+    }
+
+    /// <summary>Waits until the object satisfies <paramref name="done"/> and returns it as it then was.</summary>
+    public async Task<XenObject> WaitForAsync(string className, string reference, Func<XenObject, bool> done, CancellationToken cancellationToken)
+    {
+        await WaitReadyAsync(cancellationToken).ConfigureAwait(false);
+        var position = Revision;
+        var current = await database.GetAsync(className, reference, cancellationToken).ConfigureAwait(false);
+        if (done(current))
+        {
+            return current;
+        }
+
+        position = Math.Max(position, current.ModRevision);
+        while (true)
+        {
+            var (changes, revision, more) = ChangesAfter(position);
+            foreach (var change in changes)
+            {
+                if (change.Object.Ref == reference)
+                {
+                    if (change.Kind == ChangeKind.Del)
+                    {
+                        throw XenApiException.HandleInvalid(className, reference);
+                    }
+
+                    if (done(change.Object))
+                    {
+                        return change.Object;
+                    }
+                }
+            }
+
+            position = revision;
+            await more.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public static string FormatToken(long revision) => revision.ToString("D20", CultureInfo.InvariantCulture);
+
+    public static bool TryParseToken(string token, out long revision) =>
+        long.TryParse(token.Split(',')[0], NumberStyles.None, CultureInfo.InvariantCulture, out revision);
+}

@@ -1,0 +1,402 @@
+using System.Globalization;
+using Corral.Api.Dispatch;
+using Corral.Api.Operations;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.Storage;
+
+namespace Corral.Api.Methods;
+
+/// <summary>SR, PBD, VDI and VBD messages. Work on the volumes themselves runs on a host that has the SR attached.</summary>
+public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue operations, Placement placement, SrDrivers drivers) : IApiMethodProvider
+{
+    private static readonly FieldType Ref = FieldType.String;
+    private static readonly FieldType StringMap = FieldType.StringMap;
+    private static readonly FieldType Record = FieldType.Map(FieldType.String, new AnyType());
+
+    public void Register(ApiRegistry registry)
+    {
+        registry.Add("SR.create", CreateSrAsync, ("host", Ref), ("device_config", StringMap), ("physical_size", FieldType.Int),
+            ("name_label", FieldType.String), ("name_description", FieldType.String), ("type", FieldType.String),
+            ("content_type", FieldType.String), ("shared", FieldType.Bool), ("sm_config", StringMap));
+        registry.Add("SR.scan", async (ctx, a, ct) =>
+        {
+            var sr = await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false);
+            var host = await AttachedHostAsync(sr, ct).ConfigureAwait(false);
+            await operations.RunAsync(HostOperationKinds.SrScan, host, sr.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
+            return null;
+        }, ("sr", Ref));
+        registry.Add("SR.get_supported_types", (_, _, _) => Task.FromResult<object?>(drivers.Types.Select(t => (object?)t).ToList()));
+        registry.Add("SR.forget", (_, a, ct) => ForgetSrAsync(a[0], ct), ("sr", Ref));
+        registry.Add("SR.destroy", async (_, a, ct) =>
+        {
+            var sr = await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false);
+            if (sr.GetSet("VDIs").Count > 0)
+            {
+                throw new XenApiException(ErrorCodes.SrNotEmpty);
+            }
+
+            return await ForgetSrAsync(a[0], ct).ConfigureAwait(false);
+        }, ("sr", Ref));
+
+        registry.Add("VDI.create", CreateVdiAsync, ("args", Record));
+        registry.Add("VDI.destroy", async (ctx, a, ct) =>
+        {
+            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
+            if (vdi.GetSet("VBDs").Count > 0)
+            {
+                throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "destroy");
+            }
+
+            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.GetString("SR"), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            await operations.RunAsync(HostOperationKinds.VdiDestroy, host, vdi.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
+            return null;
+        }, ("self", Ref));
+        registry.Add("VDI.resize", async (ctx, a, ct) =>
+        {
+            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
+            await RequireNotInRunningVmAsync(vdi, ct).ConfigureAwait(false);
+            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.GetString("SR"), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            await operations.RunAsync(HostOperationKinds.VdiResize, host, vdi.Ref,
+                new Dictionary<string, string> { ["size"] = ((long)a[1]!).ToString(CultureInfo.InvariantCulture) }, ctx, ct).ConfigureAwait(false);
+            return null;
+        }, ("vdi", Ref), ("size", FieldType.Int));
+        registry.Add("VDI.clone", async (ctx, a, ct) =>
+        {
+            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
+            return await CopyVdiAsync(database, operations, ctx, vdi, vdi.GetString("SR"), ct).ConfigureAwait(false);
+        }, ("vdi", Ref), ("driver_params", StringMap));
+        registry.Add("VDI.copy", async (ctx, a, ct) =>
+        {
+            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
+            var sr = await Get(XenClasses.SR, a[1], ct).ConfigureAwait(false);
+            return await CopyVdiAsync(database, operations, ctx, vdi, sr.Ref, ct).ConfigureAwait(false);
+        }, ("vdi", Ref), ("sr", Ref));
+
+        registry.Add("VBD.create", CreateVbdAsync, ("args", Record));
+        registry.Add("VBD.destroy", async (_, a, ct) =>
+        {
+            var vbd = await Get(XenClasses.VBD, a[0], ct).ConfigureAwait(false);
+            if (vbd.GetBool("currently_attached"))
+            {
+                throw new XenApiException(ErrorCodes.OperationNotAllowed, "VBD is attached to a running VM");
+            }
+
+            var tx = new PoolTransaction();
+            tx.Delete(vbd);
+            await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            return null;
+        }, ("self", Ref));
+        registry.Add("VBD.insert", (ctx, a, ct) => ChangeMediumAsync(ctx, a[0], (string)a[1]!, ct), ("vbd", Ref), ("vdi", Ref));
+        registry.Add("VBD.eject", (ctx, a, ct) => ChangeMediumAsync(ctx, a[0], null, ct), ("vbd", Ref));
+        _ = placement;
+    }
+
+    private async Task<XenObject> Get(string className, object? reference, CancellationToken cancellationToken)
+    {
+        var r = reference as string ?? "";
+        if (!OpaqueRef.IsWellFormed(r))
+        {
+            throw XenApiException.HandleInvalid(className, r);
+        }
+
+        return await database.GetAsync(className, r, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A live host with the SR plugged, preferring the one this call arrived on is not needed: any will do.</summary>
+    private async Task<string> AttachedHostAsync(XenObject sr, CancellationToken cancellationToken)
+    {
+        foreach (var pbdRef in sr.GetSet("PBDs"))
+        {
+            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            if (pbd is null || !pbd.GetBool("currently_attached"))
+            {
+                continue;
+            }
+
+            var host = await database.TryGetAsync(XenClasses.Host, pbd.GetString("host"), cancellationToken).ConfigureAwait(false);
+            if (host is not null && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                return host.Ref;
+            }
+        }
+
+        throw new XenApiException(ErrorCodes.SrHasNoPbds);
+    }
+
+    private async Task<object?> CreateSrAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
+    {
+        var host = await Get(XenClasses.Host, a[0], cancellationToken).ConfigureAwait(false);
+        var deviceConfig = ((Dictionary<string, object?>)a[1]!).ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "");
+        var type = (string)a[5]!;
+        var driver = drivers.Get(type);
+        if (!deviceConfig.TryGetValue("location", out var location) || string.IsNullOrWhiteSpace(location))
+        {
+            throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_LOCATION", "", "device-config:location is required (the SR's directory)");
+        }
+
+        var shared = (bool)a[7]!;
+        var contentType = string.IsNullOrEmpty((string)a[6]!) ? driver.DefaultContentType : (string)a[6]!;
+        var tx = new PoolTransaction();
+        var sr = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?>
+        {
+            ["name_label"] = a[3],
+            ["name_description"] = a[4],
+            ["type"] = driver.Type,
+            ["content_type"] = contentType,
+            ["shared"] = shared,
+            ["sm_config"] = a[8],
+            ["physical_size"] = a[2],
+        });
+        // A shared SR is plugged on every host, as a pool-wide NFS SR is; a local one only on its host.
+        var hosts = shared ? await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false) : [host];
+        foreach (var h in hosts)
+        {
+            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
+            {
+                ["host"] = h.Ref,
+                ["SR"] = sr.Ref,
+                ["device_config"] = deviceConfig.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
+                ["currently_attached"] = false,
+            });
+        }
+
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Every host plugs its PBD; the SR is usable once the creating host has it.
+            foreach (var h in hosts)
+            {
+                if (h.Ref == host.Ref || await placement.IsLiveAsync(h, cancellationToken).ConfigureAwait(false))
+                {
+                    await operations.RunAsync(HostOperationKinds.SrAttach, h.Ref, sr.Ref,
+                        new Dictionary<string, string> { ["create"] = "true" }, context, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (XenApiException)
+        {
+            await ForgetSrAsync(sr.Ref, cancellationToken).ConfigureAwait(false);
+            throw;
+        }
+
+        return sr.Ref;
+    }
+
+    private async Task<object?> ForgetSrAsync(object? srRef, CancellationToken cancellationToken)
+    {
+        var sr = await Get(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        tx.Delete(sr);
+        foreach (var pbdRef in sr.GetSet("PBDs"))
+        {
+            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd)
+            {
+                tx.Delete(pbd);
+            }
+        }
+
+        foreach (var vdiRef in sr.GetSet("VDIs"))
+        {
+            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi)
+            {
+                tx.Delete(vdi);
+            }
+        }
+
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> CreateVdiAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
+    {
+        var record = (Dictionary<string, object?>)a[0]!;
+        var sr = await Get(XenClasses.SR, record.GetValueOrDefault("SR"), cancellationToken).ConfigureAwait(false);
+        if (!drivers.Get(sr.GetString("type")).SupportsVdiCreate)
+        {
+            throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
+        }
+
+        long size;
+        try
+        {
+            size = (long)FieldType.Int.Coerce(record.GetValueOrDefault("virtual_size"))!;
+        }
+        catch (FormatException)
+        {
+            throw new XenApiException(ErrorCodes.FieldTypeError, "virtual_size");
+        }
+
+        if (size <= 0)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "virtual_size", size.ToString(CultureInfo.InvariantCulture));
+        }
+
+        var host = await AttachedHostAsync(sr, cancellationToken).ConfigureAwait(false);
+        var arguments = new Dictionary<string, string>
+        {
+            ["size"] = size.ToString(CultureInfo.InvariantCulture),
+            ["name_label"] = record.GetValueOrDefault("name_label")?.ToString() ?? "",
+            ["name_description"] = record.GetValueOrDefault("name_description")?.ToString() ?? "",
+            ["type"] = record.GetValueOrDefault("type")?.ToString() is { Length: > 0 } t ? (string)XenClasses.VdiType.Coerce(t)! : "user",
+            ["sharable"] = (record.GetValueOrDefault("sharable")?.ToString() ?? "false").ToLowerInvariant(),
+            ["read_only"] = (record.GetValueOrDefault("read_only")?.ToString() ?? "false").ToLowerInvariant(),
+        };
+        return await operations.RunAsync(HostOperationKinds.VdiCreate, host, sr.Ref, arguments, context, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A full copy of a volume into an SR, made by a host that has the target SR attached.</summary>
+    internal static async Task<string> CopyVdiAsync(IPoolDatabase database, HostOperationQueue operations, CallContext context, XenObject vdi, string targetSr,
+        CancellationToken cancellationToken)
+    {
+        var sr = await database.GetAsync(XenClasses.SR, targetSr, cancellationToken).ConfigureAwait(false);
+        string? host = null;
+        foreach (var pbdRef in sr.GetSet("PBDs"))
+        {
+            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            if (pbd is not null && pbd.GetBool("currently_attached") && await database.Leases.GetValueAsync(PoolKeys.LiveKey(
+                    (await database.GetAsync(XenClasses.Host, pbd.GetString("host"), cancellationToken).ConfigureAwait(false)).GetString("metrics")), cancellationToken).ConfigureAwait(false) is not null)
+            {
+                host = pbd.GetString("host");
+                break;
+            }
+        }
+
+        if (host is null)
+        {
+            throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        }
+
+        return await operations.RunAsync(HostOperationKinds.VdiCopy, host, vdi.Ref, new Dictionary<string, string> { ["sr"] = targetSr }, context, cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    private async Task RequireNotInRunningVmAsync(XenObject vdi, CancellationToken cancellationToken)
+    {
+        foreach (var vbdRef in vdi.GetSet("VBDs"))
+        {
+            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            if (vbd.GetBool("currently_attached"))
+            {
+                throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "resize");
+            }
+        }
+    }
+
+    private async Task<object?> CreateVbdAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
+    {
+        var record = (Dictionary<string, object?>)a[0]!;
+        var vm = await Get(XenClasses.VM, record.GetValueOrDefault("VM"), cancellationToken).ConfigureAwait(false);
+        var type = (string)XenClasses.VbdType.Coerce(record.GetValueOrDefault("type") ?? "Disk")!;
+        var empty = record.GetValueOrDefault("empty") is { } e && (bool)FieldType.Bool.Coerce(e)!;
+        var vdiRef = record.GetValueOrDefault("VDI")?.ToString() ?? OpaqueRef.Null;
+        if (!empty || !OpaqueRef.IsNull(vdiRef))
+        {
+            if (OpaqueRef.IsNull(vdiRef) && type == "CD")
+            {
+                empty = true;
+            }
+            else
+            {
+                await Get(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        if (vm.GetString("power_state") != "Halted")
+        {
+            // Hot-plug is not offered yet: QEMU would need device_add with matching bus slots.
+            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "halted", vm.GetString("power_state").ToLowerInvariant());
+        }
+
+        var existing = new List<XenObject>();
+        foreach (var r in vm.GetSet("VBDs"))
+        {
+            existing.Add(await database.GetAsync(XenClasses.VBD, r, cancellationToken).ConfigureAwait(false));
+        }
+
+        var userdevice = record.GetValueOrDefault("userdevice")?.ToString() ?? "autodetect";
+        if (userdevice is "autodetect" or "")
+        {
+            var used = existing.Select(v => v.GetString("userdevice")).ToHashSet();
+            userdevice = Enumerable.Range(0, 16).Select(i => i.ToString(CultureInfo.InvariantCulture)).First(i => !used.Contains(i));
+        }
+        else if (!int.TryParse(userdevice, NumberStyles.None, CultureInfo.InvariantCulture, out var index) || index > 15)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "userdevice", userdevice);
+        }
+        else if (existing.Any(v => v.GetString("userdevice") == userdevice))
+        {
+            throw new XenApiException(ErrorCodes.DeviceAlreadyExists, userdevice);
+        }
+
+        var tx = new PoolTransaction();
+        var vbd = tx.Create(XenClasses.VBDSchema, new Dictionary<string, object?>
+        {
+            ["VM"] = vm.Ref,
+            ["VDI"] = empty ? OpaqueRef.Null : vdiRef,
+            ["userdevice"] = userdevice,
+            ["bootable"] = record.GetValueOrDefault("bootable") ?? false,
+            ["mode"] = record.GetValueOrDefault("mode") ?? (type == "CD" ? "RO" : "RW"),
+            ["type"] = type,
+            ["empty"] = empty,
+            ["unpluggable"] = record.GetValueOrDefault("unpluggable") ?? true,
+            ["other_config"] = record.GetValueOrDefault("other_config"),
+            ["qos_algorithm_type"] = record.GetValueOrDefault("qos_algorithm_type") ?? "",
+        });
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        _ = context;
+        return vbd.Ref;
+    }
+
+    private async Task<object?> ChangeMediumAsync(CallContext context, object? vbdRef, string? vdiRef, CancellationToken cancellationToken)
+    {
+        var vbd = await Get(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+        if (vbd.GetString("type") != "CD")
+        {
+            throw new XenApiException(ErrorCodes.VbdNotRemovableMedia, vbd.Ref);
+        }
+
+        if (vdiRef is not null)
+        {
+            if (!vbd.GetBool("empty"))
+            {
+                throw new XenApiException(ErrorCodes.VbdNotEmpty, vbd.Ref);
+            }
+
+            await Get(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+        }
+        else if (vbd.GetBool("empty"))
+        {
+            throw new XenApiException(ErrorCodes.VbdIsEmpty, vbd.Ref);
+        }
+
+        var vm = await Get(XenClasses.VM, vbd.GetString("VM"), cancellationToken).ConfigureAwait(false);
+        if (vm.GetString("power_state") is "Running" or "Paused")
+        {
+            await operations.RunAsync(HostOperationKinds.VmChangeMedium, vm.GetString("resident_on"), vm.Ref,
+                new Dictionary<string, string> { ["vbd"] = vbd.Ref, ["vdi"] = vdiRef ?? OpaqueRef.Null }, context, cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+
+        await database.UpdateAsync([(XenClasses.VBD, vbd.Ref)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            v["VDI"] = vdiRef ?? OpaqueRef.Null;
+            v["empty"] = vdiRef is null;
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+}
+
+/// <summary>A parameter type that takes any value as it comes (struct members of a record argument).</summary>
+internal sealed record AnyType : FieldType
+{
+    public override object? DefaultValue() => null;
+
+    public override object? Coerce(object? value) => value;
+
+    public override System.Text.Json.Nodes.JsonNode? ToJson(object? value) => throw new NotSupportedException();
+
+    public override object? FromJson(System.Text.Json.Nodes.JsonNode? node) => throw new NotSupportedException();
+}

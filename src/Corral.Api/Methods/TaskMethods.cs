@@ -1,0 +1,47 @@
+using Corral.Api.Dispatch;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Methods;
+
+public sealed class TaskMethods(IPoolDatabase database) : IApiMethodProvider
+{
+    public void Register(ApiRegistry registry)
+    {
+        registry.Add("task.cancel", async (_, a, ct) =>
+        {
+            // Corral's operations are state machines that finish or roll back on their own; cancelling marks intent.
+            await database.UpdateAsync([(XenClasses.Task, (string)a[0]!)], (objs, tx) =>
+            {
+                var t = objs[0].Clone();
+                if (t.GetString("status") == "pending")
+                {
+                    t["status"] = "cancelling";
+                    tx.Update(t);
+                }
+            }, ct).ConfigureAwait(false);
+            return null;
+        }, ("task", FieldType.String));
+        registry.Add("task.destroy", async (_, a, ct) =>
+        {
+            var task = await database.GetAsync(XenClasses.Task, (string)a[0]!, ct).ConfigureAwait(false);
+            var tx = new PoolTransaction();
+            tx.Delete(task);
+            await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            return null;
+        }, ("self", FieldType.String));
+        registry.Add("task.create", async (ctx, a, ct) =>
+        {
+            var tx = new PoolTransaction();
+            var task = tx.Create(XenClasses.TaskSchema, new Dictionary<string, object?>
+            {
+                ["name_label"] = a[0],
+                ["name_description"] = a[1],
+                ["created"] = DateTime.UtcNow,
+                ["status"] = "pending",
+            });
+            await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            return task.Ref;
+        }, ("label", FieldType.String), ("description", FieldType.String));
+    }
+}

@@ -1,0 +1,362 @@
+using System.Globalization;
+using Corral.Api.Dispatch;
+using Corral.Api.Operations;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Methods;
+
+/// <summary>The VM class's own messages: lifecycle, cloning, memory and vCPU settings.</summary>
+public sealed class VmMethods(IPoolDatabase database, Placement placement, HostOperationQueue operations) : IApiMethodProvider
+{
+    private static readonly FieldType Ref = FieldType.String;
+
+    public void Register(ApiRegistry registry)
+    {
+        registry.Add("VM.start", (ctx, a, ct) => StartAsync(ctx, (string)a[0]!, null, (bool)a[1]!, ct),
+            ("vm", Ref), ("start_paused", FieldType.Bool), ("force", FieldType.Bool));
+        registry.Add("VM.start_on", (ctx, a, ct) => StartAsync(ctx, (string)a[0]!, (string)a[1]!, (bool)a[2]!, ct),
+            ("vm", Ref), ("host", Ref), ("start_paused", FieldType.Bool), ("force", FieldType.Bool));
+        registry.Add("VM.clean_shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanShutdown, ["Running"], ct), ("vm", Ref));
+        registry.Add("VM.hard_shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmHardShutdown, ["Running", "Paused"], ct), ("vm", Ref));
+        registry.Add("VM.shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanShutdown, ["Running"], ct, fallbackHard: true), ("vm", Ref));
+        registry.Add("VM.clean_reboot", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanReboot, ["Running"], ct), ("vm", Ref));
+        registry.Add("VM.hard_reboot", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmHardReboot, ["Running", "Paused"], ct), ("vm", Ref));
+        registry.Add("VM.pause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmPause, ["Running"], ct), ("vm", Ref));
+        registry.Add("VM.unpause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmUnpause, ["Paused"], ct), ("vm", Ref));
+        registry.Add("VM.destroy", (_, a, ct) => DestroyAsync((string)a[0]!, ct), ("self", Ref));
+        registry.Add("VM.create", (_, a, ct) => CreateAsync((Dictionary<string, object?>)a[0]!, ct), ("args", FieldType.Map(FieldType.String, FieldType.String)));
+        registry.Add("VM.clone", (ctx, a, ct) => CopyAsync(ctx, (string)a[0]!, (string)a[1]!, null, ct), ("vm", Ref), ("new_name", FieldType.String));
+        registry.Add("VM.copy", (ctx, a, ct) => CopyAsync(ctx, (string)a[0]!, (string)a[1]!, (string)a[2]!, ct), ("vm", Ref), ("new_name", FieldType.String), ("sr", Ref));
+        registry.Add("VM.provision", async (_, a, ct) =>
+        {
+            // Corral templates carry ready disks, so there is nothing left to provision; the call still checks its VM.
+            await database.GetAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false);
+            return null;
+        }, ("vm", Ref));
+        registry.Add("VM.set_memory_limits", (_, a, ct) => SetMemoryAsync((string)a[0]!, (long)a[1]!, (long)a[2]!, (long)a[3]!, (long)a[4]!, ct),
+            ("self", Ref), ("static_min", FieldType.Int), ("static_max", FieldType.Int), ("dynamic_min", FieldType.Int), ("dynamic_max", FieldType.Int));
+        registry.Add("VM.set_memory", (_, a, ct) => SetMemoryAsync((string)a[0]!, null, (long)a[1]!, (long)a[1]!, (long)a[1]!, ct), ("self", Ref), ("value", FieldType.Int));
+        foreach (var field in new[] { "memory_static_max", "memory_static_min", "memory_dynamic_max", "memory_dynamic_min" })
+        {
+            registry.Add($"VM.set_{field}", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, field, a[1], ct), ("self", Ref), ("value", FieldType.Int));
+        }
+
+        registry.Add("VM.set_VCPUs_max", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, "VCPUs_max", a[1], ct), ("self", Ref), ("value", FieldType.Int));
+        registry.Add("VM.set_VCPUs_at_startup", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, "VCPUs_at_startup", a[1], ct), ("self", Ref), ("value", FieldType.Int));
+        registry.Add("VM.set_is_a_template", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, "is_a_template", a[1], ct), ("self", Ref), ("value", FieldType.Bool));
+        registry.Add("VM.get_boot_record", async (_, a, ct) => (await database.GetAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false)).ToRecord(), ("self", Ref));
+    }
+
+    private async Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken)
+    {
+        if (!OpaqueRef.IsWellFormed(vmRef))
+        {
+            throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
+        }
+
+        return await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void RequirePowerState(XenObject vm, params string[] allowed)
+    {
+        var actual = vm.GetString("power_state");
+        if (!allowed.Contains(actual))
+        {
+            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, allowed[0].ToLowerInvariant(), actual.ToLowerInvariant());
+        }
+    }
+
+    private async Task<object?> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken)
+    {
+        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        if (vm.GetBool("is_a_template"))
+        {
+            throw new XenApiException(ErrorCodes.VmIsTemplate, vmRef);
+        }
+
+        RequirePowerState(vm, "Halted");
+        XenObject host;
+        if (hostRef is null)
+        {
+            host = await placement.ChooseAsync(vm, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            if (!OpaqueRef.IsWellFormed(hostRef))
+            {
+                throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+            }
+
+            host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+            await placement.CheckHostAsync(vm, host, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Reserving the host and marking the operation in one guarded write keeps two starts from racing.
+        var reservation = "start-" + Guid.NewGuid().ToString("N");
+        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            RequirePowerState(v, "Halted");
+            RequireNoOperation(v);
+            v["scheduled_to_be_resident_on"] = host.Ref;
+            var ops = (Dictionary<string, object?>)v["current_operations"]!;
+            ops[reservation] = "start";
+            v["current_operations"] = ops;
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+
+        await operations.RunAsync(HostOperationKinds.VmStart, host.Ref, vmRef,
+            new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = reservation }, context, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private static void RequireNoOperation(XenObject vm)
+    {
+        if (((Dictionary<string, object?>)vm["current_operations"]!).Count > 0)
+        {
+            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
+        }
+    }
+
+    private async Task<object?> OnResidentHostAsync(CallContext context, string vmRef, string kind, string[] states, CancellationToken cancellationToken,
+        bool fallbackHard = false)
+    {
+        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        RequirePowerState(vm, states);
+        var hostRef = vm.GetString("resident_on");
+        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
+                   ?? throw new XenApiException(ErrorCodes.HostOffline, hostRef);
+        if (!await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+        {
+            throw new XenApiException(ErrorCodes.HostOffline, hostRef);
+        }
+
+        var arguments = new Dictionary<string, string>();
+        if (fallbackHard)
+        {
+            arguments["fallback_hard"] = "true";
+        }
+
+        await operations.RunAsync(kind, hostRef, vmRef, arguments, context, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> DestroyAsync(string vmRef, CancellationToken cancellationToken)
+    {
+        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        if (vm.GetString("power_state") != "Halted")
+        {
+            throw new XenApiException(ErrorCodes.VmBadPowerState, vmRef, "halted", vm.GetString("power_state").ToLowerInvariant());
+        }
+
+        // VBDs, VIFs and metrics go with the VM; its VDIs stay (XenServer's vm-uninstall removes those separately).
+        var tx = new PoolTransaction();
+        tx.Delete(vm);
+        foreach (var vbdRef in vm.GetSet("VBDs"))
+        {
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd)
+            {
+                tx.Delete(vbd);
+            }
+        }
+
+        foreach (var vifRef in vm.GetSet("VIFs"))
+        {
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
+            {
+                tx.Delete(vif);
+            }
+        }
+
+        foreach (var (cls, field) in new[] { (XenClasses.VMMetrics, "metrics"), (XenClasses.VMGuestMetrics, "guest_metrics") })
+        {
+            if (await database.TryGetAsync(cls, vm.GetString(field), cancellationToken).ConfigureAwait(false) is { } m)
+            {
+                tx.Delete(m);
+            }
+        }
+
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> CreateAsync(Dictionary<string, object?> record, CancellationToken cancellationToken)
+    {
+        var tx = new PoolTransaction();
+        var fields = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (key, value) in record)
+        {
+            var field = XenClasses.VMSchema.Find(key);
+            if (field is null || key is "uuid" or "power_state" or "resident_on" or "VBDs" or "VIFs" or "metrics" or "guest_metrics" or "domid")
+            {
+                continue;
+            }
+
+            try
+            {
+                fields[key] = field.Type.Coerce(value);
+            }
+            catch (FormatException)
+            {
+                throw new XenApiException(ErrorCodes.FieldTypeError, key);
+            }
+        }
+
+        var metrics = tx.Create(XenClasses.VMMetricsSchema, new Dictionary<string, object?> { ["install_time"] = DateTime.UtcNow });
+        fields["metrics"] = metrics.Ref;
+        fields["power_state"] = "Halted";
+        var vm = tx.Create(XenClasses.VMSchema, fields);
+        ValidateMemory(vm);
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        return vm.Ref;
+    }
+
+    /// <summary>
+    /// VM.clone and VM.copy: a new halted VM with the same configuration, and its own full copy of each disk, made by
+    /// a host that sees both SRs (into <paramref name="srRef"/>, or next to the original for clone).
+    /// </summary>
+    private async Task<object?> CopyAsync(CallContext context, string vmRef, string newName, string? srRef, CancellationToken cancellationToken)
+    {
+        var source = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        RequirePowerState(source, "Halted");
+        if (srRef is not null && !OpaqueRef.IsWellFormed(srRef))
+        {
+            throw XenApiException.HandleInvalid(XenClasses.SR, srRef);
+        }
+
+        var newDisks = new List<(XenObject Vbd, string? NewVdi)>();
+        foreach (var vbdRef in source.GetSet("VBDs"))
+        {
+            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            string? newVdi = null;
+            if (vbd.GetString("type") == "Disk" && !vbd.GetBool("empty"))
+            {
+                var vdi = await database.GetAsync(XenClasses.VDI, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false);
+                newVdi = await StorageMethods.CopyVdiAsync(database, operations, context, vdi, srRef ?? vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
+            }
+
+            newDisks.Add((vbd, newVdi));
+        }
+
+        var tx = new PoolTransaction();
+        var fields = source.ToRecord();
+        foreach (var reset in new[] { "uuid", "VBDs", "VIFs", "resident_on", "scheduled_to_be_resident_on", "current_operations", "allowed_operations", "guest_metrics", "metrics", "domid", "is_default_template" })
+        {
+            fields.Remove(reset);
+        }
+
+        fields["name_label"] = newName;
+        fields["power_state"] = "Halted";
+        var metrics = tx.Create(XenClasses.VMMetricsSchema, new Dictionary<string, object?> { ["install_time"] = DateTime.UtcNow });
+        fields["metrics"] = metrics.Ref;
+        var clone = tx.Create(XenClasses.VMSchema, fields);
+        foreach (var (vbd, newVdi) in newDisks)
+        {
+            var copy = vbd.ToRecord();
+            copy.Remove("uuid");
+            copy["VM"] = clone.Ref;
+            copy["VDI"] = newVdi ?? vbd.GetString("VDI");
+            copy["currently_attached"] = false;
+            copy["current_operations"] = new Dictionary<string, object?>();
+            tx.Create(XenClasses.VBDSchema, copy);
+        }
+
+        foreach (var vifRef in source.GetSet("VIFs"))
+        {
+            var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
+            var copy = vif.ToRecord();
+            copy.Remove("uuid");
+            copy["VM"] = clone.Ref;
+            copy["currently_attached"] = false;
+            // A copy is a new machine on the network: it gets its own MAC unless the original's was set by hand.
+            if (vif.GetBool("MAC_autogenerated") || string.IsNullOrEmpty(vif.GetString("MAC")))
+            {
+                copy["MAC"] = Networking.MacAddress.NewRandom();
+                copy["MAC_autogenerated"] = true;
+            }
+
+            tx.Create(XenClasses.VIFSchema, copy);
+        }
+
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        return clone.Ref;
+    }
+
+    private static void ValidateMemory(XenObject vm)
+    {
+        long smin = vm.GetInt("memory_static_min"), dmin = vm.GetInt("memory_dynamic_min"),
+            dmax = vm.GetInt("memory_dynamic_max"), smax = vm.GetInt("memory_static_max");
+        if (!(smin <= dmin && dmin <= dmax && dmax <= smax) || smax <= 0)
+        {
+            // xapi's own constraint and error for memory settings.
+            throw new XenApiException("MEMORY_CONSTRAINT_VIOLATION", "Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max");
+        }
+    }
+
+    private async Task<object?> SetMemoryAsync(string vmRef, long? staticMin, long staticMax, long dynamicMin, long dynamicMax, CancellationToken cancellationToken)
+    {
+        await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            RequirePowerState(v, "Halted");
+            if (staticMin is { } min)
+            {
+                v["memory_static_min"] = min;
+            }
+            else
+            {
+                v["memory_static_min"] = Math.Min(v.GetInt("memory_static_min"), dynamicMin);
+            }
+
+            v["memory_static_max"] = staticMax;
+            v["memory_dynamic_min"] = dynamicMin;
+            v["memory_dynamic_max"] = dynamicMax;
+            v["memory_target"] = dynamicMax;
+            ValidateMemory(v);
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> SetHaltedFieldAsync(string vmRef, string field, object? value, CancellationToken cancellationToken)
+    {
+        await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            if (field != "is_a_template")
+            {
+                RequirePowerState(v, "Halted");
+            }
+
+            v[field] = value;
+            if (field.StartsWith("memory_", StringComparison.Ordinal))
+            {
+                // Setting one limit drags the others that would otherwise be out of order, as XenCenter users expect.
+                var m = v.GetInt(field);
+                if (field == "memory_static_max")
+                {
+                    v["memory_dynamic_max"] = Math.Min(v.GetInt("memory_dynamic_max"), m);
+                    v["memory_dynamic_min"] = Math.Min(v.GetInt("memory_dynamic_min"), m);
+                }
+
+                ValidateMemory(v);
+            }
+
+            if (field == "VCPUs_max" && v.GetInt("VCPUs_at_startup") > v.GetInt("VCPUs_max"))
+            {
+                v["VCPUs_at_startup"] = v.GetInt("VCPUs_max");
+            }
+
+            if (field == "VCPUs_at_startup" && v.GetInt("VCPUs_at_startup") > v.GetInt("VCPUs_max"))
+            {
+                throw new XenApiException(ErrorCodes.InvalidValue, "VCPUs_at_startup", v.GetInt("VCPUs_at_startup").ToString(CultureInfo.InvariantCulture));
+            }
+
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+}

@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Corral.Api.Operations;
+
+/// <summary>
+/// A unit of work one host must carry out (start this VM, create that volume), persisted in the pool database under
+/// <c>/corral/ops/&lt;host-ref&gt;/&lt;id&gt;</c> before anything happens, and advanced through <see cref="Step"/> as it goes.
+/// An agent that restarts finds its unfinished operations and resumes them from their last step; the task the caller
+/// holds is finished by whoever finishes the operation.
+/// </summary>
+public sealed record HostOperation
+{
+    public required string Id { get; init; }
+
+    /// <summary>What to do: one of <see cref="HostOperationKinds"/>.</summary>
+    public required string Kind { get; init; }
+
+    public required string HostRef { get; init; }
+
+    public required string TaskRef { get; init; }
+
+    /// <summary>The object acted on (a VM, an SR, a VDI).</summary>
+    public required string Target { get; init; }
+
+    public Dictionary<string, string> Arguments { get; init; } = [];
+
+    /// <summary>The last step reached; each handler names its own steps.</summary>
+    public string Step { get; init; } = "submitted";
+
+    public DateTime CreatedUtc { get; init; } = DateTime.UtcNow;
+
+    public string Key => HostOperationQueue.KeyOf(HostRef, Id);
+
+    public string Argument(string name, string fallback = "") => Arguments.GetValueOrDefault(name, fallback);
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json.Options);
+
+    public static HostOperation FromJson(string json) =>
+        JsonSerializer.Deserialize<HostOperation>(json, Json.Options) ?? throw new JsonException("empty operation");
+
+    private static class Json
+    {
+        public static readonly JsonSerializerOptions Options = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+    }
+}
+
+public static class HostOperationKinds
+{
+    public const string VmStart = "vm.start";
+    public const string VmCleanShutdown = "vm.clean_shutdown";
+    public const string VmHardShutdown = "vm.hard_shutdown";
+    public const string VmCleanReboot = "vm.clean_reboot";
+    public const string VmHardReboot = "vm.hard_reboot";
+    public const string VmPause = "vm.pause";
+    public const string VmUnpause = "vm.unpause";
+    public const string VmChangeMedium = "vm.change_medium";
+    public const string SrAttach = "sr.attach";
+    public const string SrScan = "sr.scan";
+    public const string VdiCreate = "vdi.create";
+    public const string VdiDestroy = "vdi.destroy";
+    public const string VdiResize = "vdi.resize";
+    public const string VdiCopy = "vdi.copy";
+}

@@ -1,0 +1,57 @@
+using Corral.Api.Tasks;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Operations;
+
+/// <summary>Hands operations to hosts through the pool database, and lets callers wait for them.</summary>
+public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks)
+{
+    public const string Prefix = PoolKeys.Operations;
+
+    public static string KeyOf(string hostRef, string id) => $"{Prefix}{hostRef}/{id}";
+
+    public static string HostPrefix(string hostRef) => $"{Prefix}{hostRef}/";
+
+    /// <summary>Persists the operation for <paramref name="hostRef"/> and returns the task that will report its end.</summary>
+    /// <param name="taskRef">The caller's task (an Async.* call's), or null to make one.</param>
+    public async Task<string> SubmitAsync(string kind, string hostRef, string target, IDictionary<string, string> arguments,
+        string sessionRef, string? taskRef, CancellationToken cancellationToken)
+    {
+        taskRef ??= await tasks.CreateAsync(sessionRef, kind, target, cancellationToken).ConfigureAwait(false);
+        var operation = new HostOperation
+        {
+            Id = Guid.NewGuid().ToString("N"),
+            Kind = kind,
+            HostRef = hostRef,
+            TaskRef = taskRef,
+            Target = target,
+            Arguments = new Dictionary<string, string>(arguments),
+        };
+        await database.Leases.PutDurableAsync(operation.Key, operation.ToJson(), cancellationToken).ConfigureAwait(false);
+        return taskRef;
+    }
+
+    /// <summary>Submits and waits for the end; returns the result text (a reference, usually) or throws the failure.</summary>
+    public async Task<string> RunAsync(string kind, string hostRef, string target, IDictionary<string, string> arguments,
+        Dispatch.CallContext context, CancellationToken cancellationToken)
+    {
+        var taskRef = await SubmitAsync(kind, hostRef, target, arguments, context.SessionRef, null, cancellationToken).ConfigureAwait(false);
+        var task = await tasks.WaitAsync(taskRef, cancellationToken).ConfigureAwait(false);
+        if (context.TaskRef is null)
+        {
+            // A sync caller never sees this task: remove it, as xapi does with its internal subtasks.
+            var tx = new PoolTransaction();
+            tx.Delete(task);
+            try
+            {
+                await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConcurrentUpdateException)
+            {
+            }
+        }
+
+        return TaskService.DecodeResult(task.GetString("result"));
+    }
+}

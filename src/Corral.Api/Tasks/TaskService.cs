@@ -1,0 +1,141 @@
+using System.Security;
+using Corral.Api.Events;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Corral.Api.Sessions;
+
+namespace Corral.Api.Tasks;
+
+/// <summary>XenAPI tasks: pool objects tracking one asynchronous call from pending to success or failure.</summary>
+public sealed class TaskService(IPoolDatabase database, EventHub events, IOptions<ApiOptions> options, ILogger<TaskService> logger)
+{
+    public async Task<string> CreateAsync(string sessionRef, string label, string description, CancellationToken cancellationToken)
+    {
+        var transaction = new PoolTransaction();
+        var task = transaction.Create(XenClasses.TaskSchema, new Dictionary<string, object?>
+        {
+            ["name_label"] = label,
+            ["name_description"] = description,
+            ["created"] = DateTime.UtcNow,
+            ["status"] = "pending",
+            ["resident_on"] = options.Value.HostRef,
+            ["other_config"] = new Dictionary<string, object?> { ["session"] = sessionRef },
+        });
+        await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+        return task.Ref;
+    }
+
+    /// <summary>Runs <paramref name="work"/> and records its outcome on the task.</summary>
+    public async Task RunAsync(string taskRef, Func<CancellationToken, Task<object?>> work)
+    {
+        using var timeout = new CancellationTokenSource(options.Value.OperationTimeout);
+        try
+        {
+            var result = await work(timeout.Token).ConfigureAwait(false);
+            await CompleteAsync(taskRef, result, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (XenApiException ex)
+        {
+            await FailAsync(taskRef, ex.ErrorDescription, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Task {Task} failed", taskRef);
+            await FailAsync(taskRef, [ErrorCodes.InternalError, ex.Message], CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    public Task CompleteAsync(string taskRef, object? result, CancellationToken cancellationToken) =>
+        FinishAsync(taskRef, t =>
+        {
+            t["status"] = "success";
+            t["progress"] = 1.0;
+            t["result"] = EncodeResult(result);
+        }, cancellationToken);
+
+    public Task FailAsync(string taskRef, IReadOnlyList<string> errorInfo, CancellationToken cancellationToken) =>
+        FinishAsync(taskRef, t =>
+        {
+            t["status"] = "failure";
+            t["error_info"] = errorInfo.Cast<object?>().ToList();
+        }, cancellationToken);
+
+    public async Task SetProgressAsync(string taskRef, double progress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await database.UpdateAsync([(XenClasses.Task, taskRef)], (objs, tx) =>
+            {
+                var t = objs[0].Clone();
+                if (t.GetString("status") == "pending")
+                {
+                    t["progress"] = Math.Clamp(progress, 0, 1);
+                    tx.Update(t);
+                }
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiException)
+        {
+            // The task was destroyed by its owner; progress no longer matters.
+        }
+    }
+
+    private async Task FinishAsync(string taskRef, Action<XenObject> finish, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await database.UpdateAsync([(XenClasses.Task, taskRef)], (objs, tx) =>
+            {
+                var t = objs[0].Clone();
+                if (t.GetString("status") is "pending" or "cancelling")
+                {
+                    finish(t);
+                    t["finished"] = DateTime.UtcNow;
+                    tx.Update(t);
+                }
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiException ex) when (ex.Code == ErrorCodes.HandleInvalid)
+        {
+            logger.LogDebug("Task {Task} was destroyed before it finished", taskRef);
+        }
+    }
+
+    /// <summary>Waits until the task leaves pending and returns its result, or throws its error.</summary>
+    public async Task<XenObject> WaitAsync(string taskRef, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.Value.OperationTimeout);
+        var task = await events.WaitForAsync(XenClasses.Task, taskRef,
+            t => t.GetString("status") is not ("pending" or "cancelling"), timeout.Token).ConfigureAwait(false);
+        if (task.GetString("status") != "success")
+        {
+            var info = task.GetSet("error_info");
+            throw info.Count > 0 ? new XenApiException(info[0], [.. info.Skip(1)]) : new XenApiException(ErrorCodes.TaskCancelled, taskRef);
+        }
+
+        return task;
+    }
+
+    /// <summary>xapi stores a task's result as an XML-RPC value fragment; clients parse it from there.</summary>
+    public static string EncodeResult(object? result) => result switch
+    {
+        null => "",
+        string s => $"<value>{SecurityElement.Escape(s)}</value>",
+        _ => $"<value>{SecurityElement.Escape(Convert.ToString(result, System.Globalization.CultureInfo.InvariantCulture))}</value>",
+    };
+
+    /// <summary>The inner text of a result fragment (a reference, usually).</summary>
+    public static string DecodeResult(string result)
+    {
+        const string open = "<value>", close = "</value>";
+        if (result.StartsWith(open, StringComparison.Ordinal) && result.EndsWith(close, StringComparison.Ordinal))
+        {
+            result = result[open.Length..^close.Length];
+        }
+
+        return System.Net.WebUtility.HtmlDecode(result);
+    }
+}
