@@ -1,0 +1,40 @@
+using Corral.Api.Dispatch;
+using Corral.Api.Events;
+using Corral.Api.Methods;
+using Corral.Api.Operations;
+using Corral.Api.Sessions;
+using Corral.Api.Tasks;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Corral.Api;
+
+public static class ApiServiceCollectionExtensions
+{
+    /// <summary>Registers the XenAPI: dispatcher, sessions, tasks, events and every class's messages.</summary>
+    public static IServiceCollection AddXenApi(this IServiceCollection services, Action<ApiOptions>? configure = null)
+    {
+        var options = services.AddOptions<ApiOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        services.AddSingleton<SessionService>();
+        services.AddSingleton<TaskService>();
+        services.AddSingleton<EventHub>();
+        services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
+        services.AddSingleton<HostOperationQueue>();
+        services.AddSingleton<Placement>();
+        services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
+        // Class providers come after the generic one so that their messages replace generic setters of the same name.
+        services.AddSingleton<IApiMethodProvider, SessionMethods>();
+        services.AddSingleton<IApiMethodProvider, TaskMethods>();
+        services.AddSingleton<IApiMethodProvider, EventMethods>();
+        services.AddSingleton<IApiMethodProvider, VmMethods>();
+        services.AddSingleton<IApiMethodProvider, HostMethods>();
+        services.AddSingleton<IApiMethodProvider, StorageMethods>();
+        services.AddSingleton<IApiMethodProvider, NetworkMethods>();
+        services.AddSingleton<ApiDispatcher>();
+        return services;
+    }
+}
