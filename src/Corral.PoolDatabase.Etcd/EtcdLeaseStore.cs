@@ -117,10 +117,16 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
         return response.Succeeded;
     }
 
+    private int _disposedFlag;
+
     public void Dispose()
     {
-        _disposed.Cancel();
-        _disposed.Dispose();
+        // DI may dispose the database twice (as itself and as IPoolDatabase).
+        if (Interlocked.Exchange(ref _disposedFlag, 1) == 0)
+        {
+            _disposed.Cancel();
+            _disposed.Dispose();
+        }
     }
 }
 

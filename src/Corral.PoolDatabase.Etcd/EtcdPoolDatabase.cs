@@ -168,7 +168,7 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
         }
     }
 
-    public async IAsyncEnumerable<PoolChange> WatchAsync(long afterRevision,
+    public async IAsyncEnumerable<IReadOnlyList<PoolChange>> WatchAsync(long afterRevision,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: cancellationToken);
@@ -196,13 +196,20 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
                 throw new RpcException(new Status(StatusCode.Aborted, "etcd cancelled the watch: " + response.CancelReason));
             }
 
+            // etcd sends all events of a revision in one response, so a batch never splits a transaction.
+            var batch = new List<PoolChange>(response.Events.Count);
             foreach (var ev in response.Events)
             {
                 var change = await TranslateAsync(ev, cancellationToken).ConfigureAwait(false);
                 if (change is not null)
                 {
-                    yield return change;
+                    batch.Add(change);
                 }
+            }
+
+            if (batch.Count > 0)
+            {
+                yield return batch;
             }
         }
     }

@@ -35,9 +35,12 @@ public interface IPoolDatabase
     Task<long> UpdateAsync(IReadOnlyList<(string ClassName, string Reference)> objects,
         Action<IReadOnlyList<XenObject>, PoolTransaction> mutate, CancellationToken cancellationToken);
 
-    /// <summary>Changes from just after <paramref name="afterRevision"/> on, in revision order.</summary>
+    /// <summary>
+    /// Changes from just after <paramref name="afterRevision"/> on, in revision order, in batches that always hold
+    /// every change of a revision (one transaction may change several objects).
+    /// </summary>
     /// <exception cref="XenApiException">EVENTS_LOST when that history has been compacted away.</exception>
-    IAsyncEnumerable<PoolChange> WatchAsync(long afterRevision, CancellationToken cancellationToken);
+    IAsyncEnumerable<IReadOnlyList<PoolChange>> WatchAsync(long afterRevision, CancellationToken cancellationToken);
 
     /// <summary>Hosts, VM claims and elections ride on leases: keys that vanish when their holder stops renewing.</summary>
     ILeaseStore Leases { get; }

@@ -94,9 +94,9 @@ public sealed class PoolDatabaseTests : IAsyncLifetime
 
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var seen = new List<PoolChange>();
-        await foreach (var change in db.WatchAsync(start, cts.Token))
+        await foreach (var batch in db.WatchAsync(start, cts.Token))
         {
-            seen.Add(change);
+            seen.AddRange(batch);
             if (seen.Count == 3)
             {
                 break;
@@ -127,8 +127,9 @@ public sealed class PoolDatabaseTests : IAsyncLifetime
         Assert.False((await db.GetAsync(XenClasses.HostMetrics, metrics.Ref, default)).GetBool("live"));
 
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await foreach (var change in db.WatchAsync(before, cts.Token))
+        await foreach (var batch in db.WatchAsync(before, cts.Token))
         {
+            var change = Assert.Single(batch);
             Assert.Equal(metrics.Ref, change.Object.Ref);
             Assert.Equal(ChangeKind.Mod, change.Kind);
             Assert.False(change.Object.GetBool("live"));

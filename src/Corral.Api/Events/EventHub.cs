@@ -49,9 +49,9 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
                     _ready.TrySetResult();
                 }
 
-                await foreach (var change in database.WatchAsync(_revision, stoppingToken).ConfigureAwait(false))
+                await foreach (var batch in database.WatchAsync(_revision, stoppingToken).ConfigureAwait(false))
                 {
-                    Publish(change);
+                    Publish(batch);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -76,13 +76,13 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
         }
     }
 
-    private void Publish(PoolChange change)
+    private void Publish(IReadOnlyList<PoolChange> batch)
     {
         TaskCompletionSource signal;
         lock (_gate)
         {
-            _window.Add(change);
-            _revision = Math.Max(_revision, change.Revision);
+            _window.AddRange(batch);
+            _revision = Math.Max(_revision, batch[^1].Revision);
             if (_window.Count > WindowSize)
             {
                 var drop = _window.Count - WindowSize;

@@ -1,0 +1,147 @@
+using Corral.Api;
+using Corral.Api.Dispatch;
+using Corral.Api.Events;
+using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.PoolDatabase.Etcd;
+using Corral.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>The XenAPI dispatcher over a real etcd pool database: sessions, errors, generic messages, event.from.</summary>
+public sealed class ApiTests : IAsyncLifetime
+{
+    private EtcdFixture _etcd = null!;
+    private ServiceProvider _services = null!;
+    private ApiDispatcher _api = null!;
+
+    public async Task InitializeAsync()
+    {
+        _etcd = await EtcdFixture.StartAsync();
+        var services = new ServiceCollection();
+        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
+        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
+        services.AddXenApi();
+        services.AddSingleton(SrDrivers.Default);
+        _services = services.BuildServiceProvider();
+        foreach (var hosted in _services.GetServices<IHostedService>())
+        {
+            await hosted.StartAsync(default);
+        }
+
+        await _services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
+        _api = _services.GetRequiredService<ApiDispatcher>();
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var hosted in _services.GetServices<IHostedService>())
+        {
+            await hosted.StopAsync(default);
+        }
+
+        await _services.DisposeAsync();
+        await _etcd.DisposeAsync();
+    }
+
+    private Task<object?> Call(string method, params object?[] args) => _api.InvokeAsync(method, args, "127.0.0.1", default);
+
+    private async Task<string> LoginAsync() => (string)(await Call("session.login_with_password", "root", "pw", "1.0", "test"))!;
+
+    private async Task<XenApiException> Fails(string method, params object?[] args) =>
+        await Assert.ThrowsAsync<XenApiException>(() => Call(method, args));
+
+    [Fact]
+    public async Task Wrong_password_and_missing_session_are_refused_with_xenapi_codes()
+    {
+        Assert.Equal(ErrorCodes.SessionAuthenticationFailed, (await Fails("session.login_with_password", "root", "nope", "1.0", "t")).Code);
+        Assert.Equal(ErrorCodes.SessionInvalid, (await Fails("VM.get_all", "OpaqueRef:not-a-session")).Code);
+        var session = await LoginAsync();
+        await Call("session.logout", session);
+        Assert.Equal(ErrorCodes.SessionInvalid, (await Fails("VM.get_all", session)).Code);
+    }
+
+    [Fact]
+    public async Task Bad_calls_get_the_right_errors()
+    {
+        var s = await LoginAsync();
+        var unknown = await Fails("VM.fly", s);
+        Assert.Equal([ErrorCodes.MessageMethodUnknown, "VM.fly"], unknown.ErrorDescription);
+        var count = await Fails("VM.get_record", s);
+        Assert.Equal([ErrorCodes.MessageParameterCountMismatch, "VM.get_record", "2", "1"], count.ErrorDescription);
+        var handle = await Fails("VM.get_record", s, "OpaqueRef:00000000-0000-0000-0000-000000000000");
+        Assert.Equal(ErrorCodes.HandleInvalid, handle.Code);
+        Assert.Equal(ErrorCodes.HandleInvalid, (await Fails("VM.get_record", s, "garbage")).Code);
+        var uuid = await Fails("VM.get_by_uuid", s, "not-a-uuid");
+        Assert.Equal([ErrorCodes.UuidInvalid, "VM", "not-a-uuid"], uuid.ErrorDescription);
+        Assert.Equal(ErrorCodes.FieldTypeError, (await Fails("event.from", s, new List<object?> { "vm" }, "", "soon")).Code);
+    }
+
+    [Fact]
+    public async Task Generic_getters_setters_and_maps_work_on_every_class()
+    {
+        var s = await LoginAsync();
+        var vm = (string)(await Call("VM.create", s, new Dictionary<string, object?> { ["name_label"] = "web", ["memory_static_max"] = "268435456", ["memory_dynamic_max"] = "268435456", ["memory_dynamic_min"] = "268435456", ["memory_static_min"] = "134217728" }))!;
+        Assert.Equal("web", await Call("VM.get_name_label", s, vm));
+        await Call("VM.set_name_label", s, vm, "db");
+        await Call("VM.add_to_other_config", s, vm, "k", "v");
+        Assert.Equal(ErrorCodes.MapDuplicateKey, (await Fails("VM.add_to_other_config", s, vm, "k", "w")).Code);
+        var record = (Dictionary<string, object?>)(await Call("VM.get_record", s, vm))!;
+        Assert.Equal("db", record["name_label"]);
+        Assert.Equal("Halted", record["power_state"]);
+        Assert.Equal("v", ((Dictionary<string, object?>)record["other_config"]!)["k"]);
+        Assert.Equal(vm, await Call("VM.get_by_uuid", s, (string)record["uuid"]!));
+        Assert.Equal([vm], ((List<object?>)(await Call("VM.get_by_name_label", s, "db"))!).Cast<string>());
+        var all = (Dictionary<string, object?>)(await Call("VM.get_all_records", s))!;
+        Assert.Contains(vm, all.Keys);
+        // power_state is read-only: there is no setter.
+        Assert.Equal(ErrorCodes.MessageMethodUnknown, (await Fails("VM.set_power_state", s, vm, "Running")).Code);
+        // Lifecycle calls check the power state first.
+        Assert.Equal([ErrorCodes.VmBadPowerState, vm, "running", "halted"], (await Fails("VM.clean_shutdown", s, vm)).ErrorDescription);
+    }
+
+    [Fact]
+    public async Task Event_from_returns_changes_after_the_token_and_waits_for_them()
+    {
+        var s = await LoginAsync();
+        var first = (Dictionary<string, object?>)(await Call("event.from", s, new List<object?> { "vm" }, "", 0.0))!;
+        var token = (string)first["token"]!;
+
+        var waiting = Call("event.from", s, new List<object?> { "vm" }, token, 10.0);
+        await Task.Delay(200);
+        Assert.False(waiting.IsCompleted);
+        var vm = (string)(await Call("VM.create", s, new Dictionary<string, object?> { ["name_label"] = "evented" }))!;
+
+        var result = (Dictionary<string, object?>)(await waiting)!;
+        var events = ((List<object?>)result["events"]!).Cast<Dictionary<string, object?>>().ToList();
+        Assert.True(events.Count > 0, $"no events; token {token} -> {result["token"]}, hub at {_services.GetRequiredService<EventHub>().Revision}");
+        var added = Assert.Single(events, e => (string)e["ref"]! == vm);
+        Assert.Equal("vm", added["class"]);
+        Assert.Equal("add", added["operation"]);
+        Assert.Equal("evented", ((Dictionary<string, object?>)added["snapshot"]!)["name_label"]);
+        Assert.True(string.CompareOrdinal((string)result["token"]!, token) > 0);
+
+        var quiet = (Dictionary<string, object?>)(await Call("event.from", s, new List<object?> { "SR" }, (string)result["token"]!, 0.3))!;
+        Assert.Empty((List<object?>)quiet["events"]!);
+        Assert.Equal(ErrorCodes.EventFromTokenParseFailure, (await Fails("event.from", s, new List<object?> { "vm" }, "xyz", 0.1)).Code);
+    }
+
+    [Fact]
+    public async Task Async_calls_return_a_task_that_ends_with_the_result()
+    {
+        var s = await LoginAsync();
+        var task = (string)(await Call("Async.VM.create", s, new Dictionary<string, object?> { ["name_label"] = "later" }))!;
+        var hub = _services.GetRequiredService<EventHub>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var done = await hub.WaitForAsync(XenClasses.Task, task, t => t.GetString("status") != "pending", cts.Token);
+        Assert.Equal("success", done.GetString("status"));
+        var vmRef = Corral.Api.Tasks.TaskService.DecodeResult(done.GetString("result"));
+        Assert.Equal("later", await Call("VM.get_name_label", s, vmRef));
+        Assert.Equal(XenClasses.VM, await _services.GetRequiredService<IPoolDatabase>().FindClassOfAsync(vmRef, default));
+    }
+}
