@@ -1,0 +1,71 @@
+using Corral.Api.Dispatch;
+using Corral.Api.Protocol;
+using Corral.Model;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Corral.Api.Http;
+
+/// <summary>The XenAPI's two wire formats: XML-RPC on <c>POST /</c> and JSON-RPC on <c>POST /jsonrpc</c>, as xapi serves them.</summary>
+public static class XenApiEndpoints
+{
+    public static IEndpointRouteBuilder MapXenApi(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPost("/", HandleXmlRpcAsync);
+        endpoints.MapPost("/jsonrpc", HandleJsonRpcAsync);
+        endpoints.MapGet("/", () => Results.Text("Corral XenAPI endpoint: POST XML-RPC to / or JSON-RPC to /jsonrpc\n"));
+        return endpoints;
+    }
+
+    private static string Remote(HttpContext context) => context.Connection.RemoteIpAddress?.ToString() ?? "";
+
+    private static async Task HandleXmlRpcAsync(HttpContext context)
+    {
+        var dispatcher = context.RequestServices.GetRequiredService<ApiDispatcher>();
+        var ct = context.RequestAborted;
+        string response;
+        try
+        {
+            var request = await XmlRpcCodec.ParseRequestAsync(context.Request.Body, ct).ConfigureAwait(false);
+            try
+            {
+                var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct).ConfigureAwait(false);
+                response = XmlRpcCodec.WriteSuccess(result);
+            }
+            catch (XenApiException ex)
+            {
+                response = XmlRpcCodec.WriteFailure(ex.ErrorDescription);
+            }
+        }
+        catch (XenApiException ex)
+        {
+            response = XmlRpcCodec.WriteFailure(ex.ErrorDescription);
+        }
+
+        context.Response.ContentType = "text/xml";
+        await context.Response.WriteAsync(response, ct).ConfigureAwait(false);
+    }
+
+    private static async Task HandleJsonRpcAsync(HttpContext context)
+    {
+        var dispatcher = context.RequestServices.GetRequiredService<ApiDispatcher>();
+        var ct = context.RequestAborted;
+        string response;
+        JsonRpcRequest? request = null;
+        try
+        {
+            request = await JsonRpcCodec.ParseRequestAsync(context.Request.Body, ct).ConfigureAwait(false);
+            var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct).ConfigureAwait(false);
+            response = JsonRpcCodec.WriteSuccess(request, result);
+        }
+        catch (XenApiException ex)
+        {
+            response = JsonRpcCodec.WriteFailure(request, ex.ErrorDescription);
+        }
+
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(response, ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,200 @@
+using System.Globalization;
+using System.Text;
+using System.Xml;
+using Corral.Model;
+
+namespace Corral.Api.Protocol;
+
+public sealed record XmlRpcRequest(string MethodName, IReadOnlyList<object?> Parameters);
+
+/// <summary>
+/// XML-RPC as xapi serves it on <c>/</c>: every response is a struct <c>{Status, Value}</c> or
+/// <c>{Status: "Failure", ErrorDescription: [...]}</c>. xapi sends 64-bit ints as strings (XML-RPC's int is 32-bit).
+/// </summary>
+public static class XmlRpcCodec
+{
+    private static readonly XmlReaderSettings ReaderSettings = new()
+    {
+        Async = true,
+        DtdProcessing = DtdProcessing.Prohibit,
+        XmlResolver = null,
+        IgnoreWhitespace = false,
+        IgnoreComments = true,
+    };
+
+    public static async Task<XmlRpcRequest> ParseRequestAsync(Stream body, CancellationToken cancellationToken)
+    {
+        using var memory = new MemoryStream();
+        await body.CopyToAsync(memory, cancellationToken).ConfigureAwait(false);
+        memory.Position = 0;
+        try
+        {
+            var document = new XmlDocument { XmlResolver = null };
+            using (var reader = XmlReader.Create(memory, ReaderSettings))
+            {
+                document.Load(reader);
+            }
+
+            var call = document.DocumentElement;
+            if (call?.Name != "methodCall")
+            {
+                throw Unmarshal("methodCall", call?.Name ?? "nothing");
+            }
+
+            var name = call["methodName"]?.InnerText.Trim();
+            if (string.IsNullOrEmpty(name))
+            {
+                throw Unmarshal("methodName", "nothing");
+            }
+
+            var parameters = new List<object?>();
+            if (call["params"] is { } ps)
+            {
+                foreach (var param in ps.ChildNodes.OfType<XmlElement>().Where(e => e.Name == "param"))
+                {
+                    parameters.Add(ReadValue(param["value"] ?? throw Unmarshal("value", param.InnerXml)));
+                }
+            }
+
+            return new XmlRpcRequest(name, parameters);
+        }
+        catch (XmlException ex)
+        {
+            throw new XenApiException(ErrorCodes.XmlRpcUnmarshalFailure, ex.Message, "methodCall");
+        }
+    }
+
+    private static XenApiException Unmarshal(string expected, string got) => new(ErrorCodes.XmlRpcUnmarshalFailure, got, expected);
+
+    private static object? ReadValue(XmlElement value)
+    {
+        var typed = value.ChildNodes.OfType<XmlElement>().FirstOrDefault();
+        if (typed is null)
+        {
+            return value.InnerText; // an untyped value is a string
+        }
+
+        var text = typed.InnerText;
+        return typed.Name switch
+        {
+            "string" => text,
+            "i4" or "int" or "i8" => long.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? l : throw Unmarshal("int", text),
+            "double" => double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : throw Unmarshal("double", text),
+            "boolean" => text.Trim() switch { "1" => true, "0" => false, _ => throw Unmarshal("boolean", text) },
+            "dateTime.iso8601" => XenDateTime.Parse(text.Trim()),
+            "base64" => Encoding.UTF8.GetString(Convert.FromBase64String(text.Trim())),
+            "nil" => null,
+            "array" => (typed["data"]?.ChildNodes.OfType<XmlElement>() ?? []).Where(e => e.Name == "value").Select(ReadValue).ToList(),
+            "struct" => typed.ChildNodes.OfType<XmlElement>().Where(e => e.Name == "member").ToDictionary(
+                m => m["name"]?.InnerText ?? throw Unmarshal("name", m.InnerXml),
+                m => ReadValue(m["value"] ?? throw Unmarshal("value", m.InnerXml)),
+                StringComparer.Ordinal),
+            _ => throw Unmarshal("value", typed.Name),
+        };
+    }
+
+    public static string WriteSuccess(object? value) => WriteResponse(w =>
+    {
+        Member(w, "Status", "Success");
+        w.WriteStartElement("member");
+        w.WriteElementString("name", "Value");
+        WriteValue(w, value ?? "");
+        w.WriteEndElement();
+    });
+
+    public static string WriteFailure(IReadOnlyList<string> errorDescription) => WriteResponse(w =>
+    {
+        Member(w, "Status", "Failure");
+        w.WriteStartElement("member");
+        w.WriteElementString("name", "ErrorDescription");
+        WriteValue(w, errorDescription.Cast<object?>().ToList());
+        w.WriteEndElement();
+    });
+
+    private static void Member(XmlWriter w, string name, string value)
+    {
+        w.WriteStartElement("member");
+        w.WriteElementString("name", name);
+        WriteValue(w, value);
+        w.WriteEndElement();
+    }
+
+    private static string WriteResponse(Action<XmlWriter> members)
+    {
+        var text = new StringBuilder(1024);
+        using (var w = XmlWriter.Create(text, new XmlWriterSettings { OmitXmlDeclaration = false, Indent = false, CheckCharacters = false }))
+        {
+            w.WriteStartElement("methodResponse");
+            w.WriteStartElement("params");
+            w.WriteStartElement("param");
+            w.WriteStartElement("value");
+            w.WriteStartElement("struct");
+            members(w);
+            w.WriteEndElement();
+            w.WriteEndElement();
+            w.WriteEndElement();
+            w.WriteEndElement();
+            w.WriteEndElement();
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Writes one value as xapi does: strings untyped-free as &lt;value&gt;text&lt;/value&gt;, ints as strings.</summary>
+    public static void WriteValue(XmlWriter w, object? value)
+    {
+        w.WriteStartElement("value");
+        switch (value)
+        {
+            case null:
+                w.WriteString("");
+                break;
+            case string s:
+                w.WriteString(Clean(s));
+                break;
+            case bool b:
+                w.WriteElementString("boolean", b ? "1" : "0");
+                break;
+            case long or int:
+                w.WriteString(Convert.ToString(value, CultureInfo.InvariantCulture));
+                break;
+            case double d:
+                w.WriteElementString("double", d.ToString("R", CultureInfo.InvariantCulture));
+                break;
+            case DateTime dt:
+                w.WriteElementString("dateTime.iso8601", XenDateTime.Format(dt));
+                break;
+            case IDictionary<string, object?> map:
+                w.WriteStartElement("struct");
+                foreach (var (k, v) in map)
+                {
+                    w.WriteStartElement("member");
+                    w.WriteElementString("name", Clean(k));
+                    WriteValue(w, v);
+                    w.WriteEndElement();
+                }
+
+                w.WriteEndElement();
+                break;
+            case System.Collections.IEnumerable list:
+                w.WriteStartElement("array");
+                w.WriteStartElement("data");
+                foreach (var item in list)
+                {
+                    WriteValue(w, item);
+                }
+
+                w.WriteEndElement();
+                w.WriteEndElement();
+                break;
+            default:
+                w.WriteString(Clean(Convert.ToString(value, CultureInfo.InvariantCulture) ?? ""));
+                break;
+        }
+
+        w.WriteEndElement();
+    }
+
+    /// <summary>Drops characters XML 1.0 cannot carry (a guest-reported string could hold any byte).</summary>
+    private static string Clean(string s) => s.All(XmlConvert.IsXmlChar) ? s : new string(s.Where(XmlConvert.IsXmlChar).ToArray());
+}
