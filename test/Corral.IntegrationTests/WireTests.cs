@@ -1,0 +1,108 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Corral.Api;
+using Corral.Api.Http;
+using Corral.Api.Sessions;
+using Corral.PoolDatabase.Etcd;
+using Corral.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>The XenAPI over HTTP, as clients see it: envelopes, and bad input answered with XenAPI errors, never a 500.</summary>
+public sealed class WireTests : IAsyncLifetime
+{
+    private EtcdFixture _etcd = null!;
+    private WebApplication _app = null!;
+    private HttpClient _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        _etcd = await EtcdFixture.StartAsync();
+        var builder = WebApplication.CreateBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
+        builder.Services.AddXenApi();
+        builder.Services.AddSingleton(SrDrivers.Default);
+        _app = builder.Build();
+        _app.MapXenApi();
+        await _app.StartAsync();
+        await _app.Services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
+        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        _http = new HttpClient { BaseAddress = new Uri(address) };
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        await _etcd.DisposeAsync();
+    }
+
+    private async Task<(HttpStatusCode Status, string Body)> PostAsync(string path, string body, string type)
+    {
+        using var content = new StringContent(body, Encoding.UTF8, type);
+        using var response = await _http.PostAsync(new Uri(path, UriKind.Relative), content);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    private static string Call(string method, params string[] xmlValues) =>
+        $"<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>{string.Concat(xmlValues.Select(v => $"<param><value>{v}</value></param>"))}</params></methodCall>";
+
+    [Fact]
+    public async Task Xml_rpc_login_returns_a_session_in_the_status_value_envelope()
+    {
+        var (status, body) = await PostAsync("/", Call("session.login_with_password", "root", "pw", "1.0", "test"), "text/xml");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("<name>Status</name><value>Success</value>", body, StringComparison.Ordinal);
+        Assert.Contains("<name>Value</name><value>OpaqueRef:", body, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("<methodCall><methodName>VM.get_all", "XMLRPC_UNMARSHAL_FAILURE")]
+    [InlineData("not xml at all", "XMLRPC_UNMARSHAL_FAILURE")]
+    [InlineData("<?xml version=\"1.0\"?><methodCall><methodName>VM.frobnicate</methodName><params/></methodCall>", "MESSAGE_METHOD_UNKNOWN")]
+    [InlineData("<?xml version=\"1.0\"?><methodCall><methodName>session.login_with_password</methodName><params><param><value>root</value></param><param><value>bad</value></param><param><value>1.0</value></param><param><value>x</value></param></params></methodCall>", "SESSION_AUTHENTICATION_FAILED")]
+    [InlineData("<?xml version=\"1.0\"?><methodCall><methodName>VM.get_all</methodName><params><param><value>a</value></param><param><value>b</value></param></params></methodCall>", "MESSAGE_PARAMETER_COUNT_MISMATCH")]
+    public async Task Bad_xml_rpc_gets_a_failure_envelope(string request, string code)
+    {
+        var (status, body) = await PostAsync("/", request, "text/xml");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("<value>Failure</value>", body, StringComparison.Ordinal);
+        Assert.Contains($"<value>{code}</value>", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Json_rpc_round_trip_and_errors()
+    {
+        var (_, login) = await PostAsync("/jsonrpc", """{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","pw","1.0","t"],"id":7}""", "application/json");
+        using var doc = JsonDocument.Parse(login);
+        Assert.Equal(7, doc.RootElement.GetProperty("id").GetInt32());
+        var session = doc.RootElement.GetProperty("result").GetString()!;
+
+        var (_, hosts) = await PostAsync("/jsonrpc", $$"""{"jsonrpc":"2.0","method":"host.get_all","params":["{{session}}"],"id":"a"}""", "application/json");
+        using var hostsDoc = JsonDocument.Parse(hosts);
+        Assert.Equal(JsonValueKind.Array, hostsDoc.RootElement.GetProperty("result").ValueKind);
+
+        var (status, bad) = await PostAsync("/jsonrpc", $$"""{"jsonrpc":"2.0","method":"VM.get_record","params":["{{session}}","OpaqueRef:nope"],"id":1}""", "application/json");
+        Assert.Equal(HttpStatusCode.OK, status);
+        using var badDoc = JsonDocument.Parse(bad);
+        var error = badDoc.RootElement.GetProperty("error");
+        Assert.Equal("HANDLE_INVALID", error.GetProperty("message").GetString());
+        Assert.Equal(["VM", "OpaqueRef:nope"], error.GetProperty("data").EnumerateArray().Select(e => e.GetString()));
+
+        var (malformedStatus, malformed) = await PostAsync("/jsonrpc", "{\"method\": ", "application/json");
+        Assert.Equal(HttpStatusCode.OK, malformedStatus);
+        Assert.Contains("JSONRPC_PARSE_ERROR", malformed, StringComparison.Ordinal);
+    }
+}
