@@ -1,0 +1,35 @@
+namespace Corral.Agent.Hosting;
+
+/// <summary>The agent's own settings (section <c>Corral:Agent</c>).</summary>
+public sealed class AgentOptions
+{
+    /// <summary>The host's name_label and hostname.</summary>
+    public string HostName { get; set; } = Environment.MachineName;
+
+    /// <summary>The address other hosts and clients reach this host's API at.</summary>
+    public string Address { get; set; } = "127.0.0.1";
+
+    /// <summary>Where the host keeps its identity and counters across restarts.</summary>
+    public string StateDirectory { get; set; } = "/var/lib/corral";
+
+    /// <summary>The pool's name when this host creates a new pool.</summary>
+    public string PoolName { get; set; } = "Corral pool";
+
+    /// <summary>The root password set when this host creates a new pool (ignored when joining an existing one).</summary>
+    public string? InitialRootPassword { get; set; }
+
+    /// <summary>Directory holding the guest images (guest/build) that back the built-in templates, if any.</summary>
+    public string? GuestImageDirectory { get; set; }
+
+    /// <summary>Directory for the template library SR (must be visible to every host at the same path).</summary>
+    public string? TemplateLibraryDirectory { get; set; }
+
+    /// <summary>Memory this host offers to VMs; 0 means the machine's physical memory.</summary>
+    public long MemoryTotalBytes { get; set; }
+
+    /// <summary>The liveness lease's TTL: how soon the pool sees this host dead.</summary>
+    public TimeSpan LivenessTtl { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a clean shutdown may take before it fails (or falls back to hard, for VM.shutdown).</summary>
+    public TimeSpan CleanShutdownTimeout { get; set; } = TimeSpan.FromSeconds(120);
+}

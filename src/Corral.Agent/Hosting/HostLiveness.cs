@@ -1,0 +1,211 @@
+using Corral.Api.Sessions;
+using Corral.Hypervisor;
+using Corral.Model;
+using Corral.Platform;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.Hosting;
+
+/// <summary>
+/// Registers this host in the pool (creating the pool if there is none yet), and keeps its liveness key alive on an
+/// etcd lease: <c>host_metrics.live</c> is true exactly while that key exists.
+/// </summary>
+public sealed class HostLiveness(
+    IPoolDatabase database,
+    HostIdentity identity,
+    SessionService sessions,
+    IHypervisor hypervisor,
+    IOptions<AgentOptions> options,
+    ILogger<HostLiveness> logger) : BackgroundService
+{
+    private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The current liveness lease; VM ownership claims ride on it. Null while there is none.</summary>
+    public ILease? Lease { get; private set; }
+
+    public Task Registered => _registered.Task;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await RegisterAsync(stoppingToken).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning(ex, "Could not register with the pool database yet; retrying");
+                await Task.Delay(1000, stoppingToken).ConfigureAwait(false);
+            }
+        }
+
+        _ = ReportAcceleratorAsync(stoppingToken);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            ILease? lease = null;
+            try
+            {
+                lease = await database.Leases.AcquireAsync(options.Value.LivenessTtl, stoppingToken).ConfigureAwait(false);
+                await database.Leases.PutAsync(lease, PoolKeys.LiveKey(identity.MetricsRef), identity.Ref, stoppingToken).ConfigureAwait(false);
+                // VMs already running here (re-adopted) keep their ownership claims on the new lease.
+                foreach (var vm in await database.GetAllAsync(XenClasses.VM, stoppingToken).ConfigureAwait(false))
+                {
+                    if (vm.GetString("resident_on") == identity.Ref)
+                    {
+                        await database.Leases.PutAsync(lease, PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, stoppingToken).ConfigureAwait(false);
+                    }
+                }
+
+                Lease = lease;
+                _registered.TrySetResult();
+                logger.LogInformation("Host {Name} is live in the pool (lease {Lease:x})", options.Value.HostName, lease.Id);
+                while (!lease.Lost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+                {
+                    await UpdateMetricsAsync(stoppingToken).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromSeconds(5), lease.Lost).ContinueWith(_ => { }, TaskScheduler.Default).WaitAsync(stoppingToken).ConfigureAwait(false);
+                }
+
+                if (lease.Lost.IsCancellationRequested)
+                {
+                    logger.LogWarning("Liveness lease lost; registering again");
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Liveness lease failed; retrying");
+                await Task.Delay(500, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            }
+            finally
+            {
+                Lease = null;
+                if (lease is not null && stoppingToken.IsCancellationRequested)
+                {
+                    // A clean agent stop: the host is gone from the pool at once rather than after the TTL.
+                    await lease.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    private long MemoryTotal() => options.Value.MemoryTotalBytes > 0 ? options.Value.MemoryTotalBytes : MachineInfo.ReadMemory().TotalBytes;
+
+    private async Task RegisterAsync(CancellationToken cancellationToken)
+    {
+        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        if (pools.Count == 0)
+        {
+            if (string.IsNullOrEmpty(options.Value.InitialRootPassword))
+            {
+                throw new InvalidOperationException("No pool exists yet and no initial root password is configured (Corral:Agent:InitialRootPassword)");
+            }
+
+            logger.LogInformation("Creating pool '{Pool}' with this host as master", options.Value.PoolName);
+            tx.Create(XenClasses.PoolSchema, new Dictionary<string, object?>
+            {
+                ["name_label"] = options.Value.PoolName,
+                ["master"] = identity.Ref,
+            });
+            await sessions.SetPasswordAsync(SessionService.RootUser, options.Value.InitialRootPassword, cancellationToken).ConfigureAwait(false);
+        }
+
+        var host = await database.TryGetAsync(XenClasses.Host, identity.Ref, cancellationToken).ConfigureAwait(false);
+        var fields = HostFields();
+        if (host is null)
+        {
+            tx.Create(XenClasses.HostMetricsSchema, new Dictionary<string, object?>
+            {
+                ["memory_total"] = MemoryTotal(),
+                ["memory_free"] = MemoryTotal(),
+                ["last_updated"] = DateTime.UtcNow,
+            }, identity.MetricsRef);
+            fields["uuid"] = identity.Uuid;
+            fields["metrics"] = identity.MetricsRef;
+            fields["enabled"] = true;
+            tx.Create(XenClasses.HostSchema, fields, identity.Ref);
+        }
+        else
+        {
+            var h = host.Clone();
+            foreach (var (k, v) in fields)
+            {
+                h[k] = v;
+            }
+
+            tx.Update(h);
+        }
+
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+    }
+
+    private Dictionary<string, object?> HostFields()
+    {
+        var version = typeof(HostLiveness).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
+        return new Dictionary<string, object?>
+        {
+            ["name_label"] = options.Value.HostName,
+            ["hostname"] = options.Value.HostName,
+            ["address"] = options.Value.Address,
+            ["software_version"] = new Dictionary<string, object?>
+            {
+                ["product_brand"] = "Corral",
+                ["product_version"] = version,
+                ["platform_name"] = "Corral",
+                ["platform_version"] = version,
+                ["hostname"] = options.Value.HostName,
+                ["linux"] = MachineInfo.KernelRelease(),
+                ["xapi"] = "1.20",
+            },
+            ["cpu_info"] = new Dictionary<string, object?>
+            {
+                ["cpu_count"] = MachineInfo.CpuCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["socket_count"] = "1",
+                ["modelname"] = MachineInfo.CpuModel(),
+            },
+            ["capabilities"] = new List<object?> { "hvm-3.0-x86_64" },
+            ["API_version_major"] = 2L,
+            ["API_version_minor"] = 21L,
+            ["API_version_vendor"] = "Corral",
+        };
+    }
+
+    private async Task UpdateMetricsAsync(CancellationToken cancellationToken)
+    {
+        await database.UpdateAsync([(XenClasses.HostMetrics, identity.MetricsRef)], (objs, tx) =>
+        {
+            var m = objs[0].Clone();
+            m["memory_total"] = MemoryTotal();
+            m["memory_free"] = Math.Min(MemoryTotal(), MachineInfo.ReadMemory().AvailableBytes);
+            m["last_updated"] = DateTime.UtcNow;
+            tx.Update(m);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ReportAcceleratorAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var choice = await hypervisor.GetAcceleratorAsync(cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("VMs on this host run under {Accelerator}: {Reason}", choice.Name, choice.Reason);
+            await database.UpdateAsync([(XenClasses.Host, identity.Ref)], (objs, tx) =>
+            {
+                var h = objs[0].Clone();
+                var other = h.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+                other["corral-accelerator"] = choice.Name;
+                other["corral-accelerator-reason"] = choice.Reason;
+                h["other_config"] = other;
+                tx.Update(h);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogError(ex, "Accelerator probe failed");
+        }
+    }
+}

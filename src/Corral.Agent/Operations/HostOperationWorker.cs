@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using Corral.Agent.Hosting;
+using Corral.Agent.Vms;
+using Corral.Api.Operations;
+using Corral.Api.Tasks;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Agent.Operations;
+
+/// <summary>
+/// Picks up the operations addressed to this host from the pool database (those left from before a restart first),
+/// runs each through its handler, records the outcome on the caller's task, and removes the operation.
+/// </summary>
+public sealed class HostOperationWorker(
+    IPoolDatabase database,
+    HostIdentity identity,
+    IEnumerable<IHostOperationHandler> handlers,
+    TaskService tasks,
+    VmSupervisor supervisor,
+    ILogger<HostOperationWorker> logger) : BackgroundService
+{
+    private readonly Dictionary<string, IHostOperationHandler> _handlers = handlers
+        .SelectMany(h => h.Kinds.Select(k => (k, h))).ToDictionary(x => x.k, x => x.h, StringComparer.Ordinal);
+
+    private readonly ConcurrentDictionary<string, Task> _running = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _targetLocks = new(StringComparer.Ordinal);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // VMs still running from before a restart must be known before any operation touches them.
+        await supervisor.AdoptAsync(stoppingToken).ConfigureAwait(false);
+        var prefix = HostOperationQueue.HostPrefix(identity.Ref);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var revision = await database.GetRevisionAsync(stoppingToken).ConfigureAwait(false);
+                foreach (var (key, value) in await database.Leases.GetPrefixAsync(prefix, stoppingToken).ConfigureAwait(false))
+                {
+                    Launch(key, value, stoppingToken);
+                }
+
+                await foreach (var change in database.Leases.WatchPrefixAsync(prefix, revision, stoppingToken).ConfigureAwait(false))
+                {
+                    if (change.Value is not null)
+                    {
+                        Launch(change.Key, change.Value, stoppingToken);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Watching operations failed; retrying");
+                await Task.Delay(500, stoppingToken).ConfigureAwait(false);
+            }
+        }
+
+        await Task.WhenAll(_running.Values).ConfigureAwait(false);
+    }
+
+    private void Launch(string key, string json, CancellationToken stoppingToken)
+    {
+        HostOperation operation;
+        try
+        {
+            operation = HostOperation.FromJson(json);
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            logger.LogError(ex, "Unreadable operation at {Key}", key);
+            return;
+        }
+
+        // Our own step updates come back through the watch: an operation already running is not started twice.
+        if (_running.ContainsKey(operation.Id))
+        {
+            return;
+        }
+
+        _running[operation.Id] = Task.Run(async () =>
+        {
+            try
+            {
+                await RunAsync(operation, stoppingToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _running.TryRemove(operation.Id, out _);
+            }
+        }, CancellationToken.None);
+    }
+
+    private async Task RunAsync(HostOperation operation, CancellationToken stoppingToken)
+    {
+        var gate = _targetLocks.GetOrAdd(operation.Target, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(stoppingToken).ConfigureAwait(false);
+        try
+        {
+            logger.LogInformation("Operation {Kind} on {Target} ({Id}) from step {Step}", operation.Kind, operation.Target, operation.Id, operation.Step);
+            if (!_handlers.TryGetValue(operation.Kind, out var handler))
+            {
+                await tasks.FailAsync(operation.TaskRef, [ErrorCodes.NotImplemented, operation.Kind], stoppingToken).ConfigureAwait(false);
+            }
+            else
+            {
+                var progress = new OperationProgress(SaveAsync, operation);
+                try
+                {
+                    var result = await handler.ExecuteAsync(operation, progress, stoppingToken).ConfigureAwait(false);
+                    await tasks.CompleteAsync(operation.TaskRef, result, stoppingToken).ConfigureAwait(false);
+                }
+                catch (XenApiException ex)
+                {
+                    logger.LogInformation("Operation {Kind} on {Target} failed: {Error}", operation.Kind, operation.Target, ex.Message);
+                    await tasks.FailAsync(operation.TaskRef, ex.ErrorDescription, stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    // The agent is stopping: the operation stays persisted and resumes at the next start.
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    logger.LogError(ex, "Operation {Kind} on {Target} failed", operation.Kind, operation.Target);
+                    await tasks.FailAsync(operation.TaskRef, [ErrorCodes.InternalError, ex.Message], stoppingToken).ConfigureAwait(false);
+                }
+            }
+
+            await database.Leases.DeleteAsync(operation.Key, stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task<HostOperation> SaveAsync(HostOperation operation, CancellationToken cancellationToken)
+    {
+        await database.Leases.PutDurableAsync(operation.Key, operation.ToJson(), cancellationToken).ConfigureAwait(false);
+        return operation;
+    }
+}

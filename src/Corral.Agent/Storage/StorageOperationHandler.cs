@@ -1,0 +1,260 @@
+using System.Globalization;
+using Corral.Agent.Hosting;
+using Corral.Agent.Operations;
+using Corral.Api.Operations;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.Storage;
+
+namespace Corral.Agent.Storage;
+
+/// <summary>Volume work on SRs this host has plugged: attach, scan, create, copy, resize, destroy.</summary>
+public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers) : IHostOperationHandler
+{
+    public IReadOnlyCollection<string> Kinds { get; } =
+    [
+        HostOperationKinds.SrAttach, HostOperationKinds.SrScan, HostOperationKinds.VdiCreate, HostOperationKinds.VdiDestroy,
+        HostOperationKinds.VdiResize, HostOperationKinds.VdiCopy,
+    ];
+
+    /// <summary>The SR's directory as this host sees it (its PBD's device_config:location), or null when not plugged here.</summary>
+    public static async Task<string?> LocalDirectoryAsync(IPoolDatabase database, XenObject sr, string hostRef, CancellationToken cancellationToken)
+    {
+        foreach (var pbdRef in sr.GetSet("PBDs"))
+        {
+            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            if (pbd is not null && pbd.GetString("host") == hostRef)
+            {
+                return pbd.GetStringMap("device_config").GetValueOrDefault("location");
+            }
+        }
+
+        return null;
+    }
+
+    public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
+    {
+        switch (operation.Kind)
+        {
+            case HostOperationKinds.SrAttach:
+                {
+                    var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false);
+                    await AttachAsync(sr, operation.Argument("create") == "true", cancellationToken).ConfigureAwait(false);
+                    await ScanAsync(sr, cancellationToken).ConfigureAwait(false);
+                    return null;
+                }
+
+            case HostOperationKinds.SrScan:
+                await ScanAsync(await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                return null;
+            case HostOperationKinds.VdiCreate:
+                return await CreateVdiAsync(operation, cancellationToken).ConfigureAwait(false);
+            case HostOperationKinds.VdiDestroy:
+                {
+                    var (vdi, sr, driver, directory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
+                    await driver.DestroyAsync(directory, vdi.GetString("location"), cancellationToken).ConfigureAwait(false);
+                    var tx = new PoolTransaction();
+                    tx.Delete(vdi);
+                    await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+                    await UpdateUsageAsync(sr, driver, directory, cancellationToken).ConfigureAwait(false);
+                    return null;
+                }
+
+            case HostOperationKinds.VdiResize:
+                {
+                    var (vdi, _, driver, directory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
+                    var info = await driver.ResizeAsync(directory, vdi.GetString("location"), long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture), cancellationToken)
+                        .ConfigureAwait(false);
+                    await database.UpdateAsync([(XenClasses.VDI, vdi.Ref)], (objs, tx) =>
+                    {
+                        var v = objs[0].Clone();
+                        v["virtual_size"] = info.VirtualSize;
+                        v["physical_utilisation"] = info.PhysicalUtilisation;
+                        tx.Update(v);
+                    }, cancellationToken).ConfigureAwait(false);
+                    return null;
+                }
+
+            case HostOperationKinds.VdiCopy:
+                return await CopyVdiAsync(operation, progress, cancellationToken).ConfigureAwait(false);
+            default:
+                throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
+        }
+    }
+
+    private async Task<(XenObject Vdi, XenObject Sr, ISrDriver Driver, string Directory)> VolumeAsync(string vdiRef, CancellationToken cancellationToken)
+    {
+        var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        return (vdi, sr, drivers.Get(sr.GetString("type")), directory);
+    }
+
+    private async Task AttachAsync(XenObject sr, bool create, CancellationToken cancellationToken)
+    {
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        await drivers.Get(sr.GetString("type")).ProbeAsync(directory, create, cancellationToken).ConfigureAwait(false);
+        foreach (var pbdRef in sr.GetSet("PBDs"))
+        {
+            var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            if (pbd.GetString("host") == identity.Ref && !pbd.GetBool("currently_attached"))
+            {
+                await database.UpdateAsync([(XenClasses.PBD, pbdRef)], (objs, tx) =>
+                {
+                    var p = objs[0].Clone();
+                    p["currently_attached"] = true;
+                    tx.Update(p);
+                }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Makes the SR's VDIs match its directory: new files become VDIs, vanished files are marked missing.</summary>
+    private async Task ScanAsync(XenObject sr, CancellationToken cancellationToken)
+    {
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        var driver = drivers.Get(sr.GetString("type"));
+        var volumes = await driver.ScanAsync(directory, cancellationToken).ConfigureAwait(false);
+        var known = new Dictionary<string, XenObject>(StringComparer.Ordinal);
+        foreach (var vdiRef in sr.GetSet("VDIs"))
+        {
+            var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+            known[vdi.GetString("location")] = vdi;
+        }
+
+        var tx = new PoolTransaction();
+        foreach (var volume in volumes)
+        {
+            if (known.Remove(volume.Location, out var existing))
+            {
+                if (existing.GetInt("virtual_size") != volume.VirtualSize || existing.GetBool("missing"))
+                {
+                    var v = existing.Clone();
+                    v["virtual_size"] = volume.VirtualSize;
+                    v["physical_utilisation"] = volume.PhysicalUtilisation;
+                    v["missing"] = false;
+                    tx.Update(v);
+                }
+
+                continue;
+            }
+
+            var iso = driver.Type == IsoSrDriver.TypeName;
+            var uuid = Path.GetFileNameWithoutExtension(volume.Location);
+            tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
+            {
+                ["uuid"] = !iso && OpaqueRef.IsUuid(uuid) ? uuid : OpaqueRef.NewUuid(),
+                ["name_label"] = iso ? volume.Location : uuid,
+                ["SR"] = sr.Ref,
+                ["location"] = volume.Location,
+                ["virtual_size"] = volume.VirtualSize,
+                ["physical_utilisation"] = volume.PhysicalUtilisation,
+                ["type"] = "user",
+                ["read_only"] = iso,
+                ["sharable"] = iso,
+            });
+        }
+
+        foreach (var vanished in known.Values.Where(v => !v.GetBool("missing")))
+        {
+            var v = vanished.Clone();
+            v["missing"] = true;
+            tx.Update(v);
+        }
+
+        if (!tx.IsEmpty)
+        {
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+
+        await UpdateUsageAsync(sr, driver, directory, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task UpdateUsageAsync(XenObject sr, ISrDriver driver, string directory, CancellationToken cancellationToken)
+    {
+        var usage = await driver.GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
+        var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken).ConfigureAwait(false);
+        var allocation = vdis.Where(v => v.GetString("SR") == sr.Ref).Sum(v => v.GetInt("virtual_size"));
+        await database.UpdateAsync([(XenClasses.SR, sr.Ref)], (objs, tx) =>
+        {
+            var s = objs[0].Clone();
+            s["physical_size"] = usage.PhysicalSize;
+            s["physical_utilisation"] = usage.PhysicalUtilisation;
+            s["virtual_allocation"] = allocation;
+            tx.Update(s);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<string> CreateVdiAsync(HostOperation operation, CancellationToken cancellationToken)
+    {
+        var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false);
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        var driver = drivers.Get(sr.GetString("type"));
+        var usage = await driver.GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
+        var size = long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture);
+        // qcow2 grows on demand, but a disk larger than the whole SR can never be filled: refuse it as SR_FULL.
+        if (size > usage.PhysicalSize)
+        {
+            throw new XenApiException(ErrorCodes.SrFull, size.ToString(CultureInfo.InvariantCulture), usage.PhysicalSize.ToString(CultureInfo.InvariantCulture));
+        }
+
+        var uuid = OpaqueRef.NewUuid();
+        var info = await driver.CreateAsync(directory, uuid, size, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        var vdi = tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
+        {
+            ["uuid"] = uuid,
+            ["name_label"] = operation.Argument("name_label"),
+            ["name_description"] = operation.Argument("name_description"),
+            ["SR"] = sr.Ref,
+            ["location"] = info.Location,
+            ["virtual_size"] = info.VirtualSize,
+            ["physical_utilisation"] = info.PhysicalUtilisation,
+            ["type"] = operation.Argument("type", "user"),
+            ["sharable"] = operation.Argument("sharable") == "true",
+            ["read_only"] = operation.Argument("read_only") == "true",
+        });
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await UpdateUsageAsync(sr, driver, directory, cancellationToken).ConfigureAwait(false);
+        return vdi.Ref;
+    }
+
+    private async Task<string> CopyVdiAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
+    {
+        var (source, _, sourceDriver, sourceDirectory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
+        var target = await database.GetAsync(XenClasses.SR, operation.Argument("sr"), cancellationToken).ConfigureAwait(false);
+        var targetDirectory = await LocalDirectoryAsync(database, target, identity.Ref, cancellationToken).ConfigureAwait(false)
+                              ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        var targetDriver = drivers.Get(target.GetString("type"));
+        // The new uuid is persisted before copying, so a resumed copy reuses it rather than leaving an orphan file.
+        var uuid = operation.Argument("new_uuid");
+        if (string.IsNullOrEmpty(uuid))
+        {
+            uuid = OpaqueRef.NewUuid();
+            await progress.StepAsync("copying", cancellationToken, new Dictionary<string, string> { ["new_uuid"] = uuid }).ConfigureAwait(false);
+        }
+
+        var sourcePath = sourceDriver.Resolve(sourceDirectory, source.GetString("location")).Path;
+        var info = await targetDriver.CopyAsync(sourcePath, targetDirectory, uuid, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        var copy = tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
+        {
+            ["uuid"] = uuid,
+            ["name_label"] = source.GetString("name_label"),
+            ["name_description"] = source.GetString("name_description"),
+            ["SR"] = target.Ref,
+            ["location"] = info.Location,
+            ["virtual_size"] = info.VirtualSize,
+            ["physical_utilisation"] = info.PhysicalUtilisation,
+            ["type"] = source.GetString("type"),
+            ["other_config"] = source["other_config"],
+        });
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await UpdateUsageAsync(target, targetDriver, targetDirectory, cancellationToken).ConfigureAwait(false);
+        return copy.Ref;
+    }
+}

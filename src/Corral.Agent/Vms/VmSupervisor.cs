@@ -1,0 +1,245 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Corral.Agent.Hosting;
+using Corral.Hypervisor;
+using Corral.Model;
+using Corral.Networking;
+using Corral.PoolDatabase;
+
+namespace Corral.Agent.Vms;
+
+/// <summary>
+/// Knows every VM process on this host, keeps the pool database in step with them (power state when a process
+/// ends, guest metrics from the guest agent), and re-adopts the processes an earlier agent left running.
+/// </summary>
+public sealed class VmSupervisor(
+    IPoolDatabase database,
+    IHypervisor hypervisor,
+    HostIdentity identity,
+    BridgeNetworking networking,
+    ILogger<VmSupervisor> logger)
+{
+    private readonly ConcurrentDictionary<string, IVmProcess> _byVmUuid = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _lastGuestFingerprint = new(StringComparer.Ordinal);
+
+    public IVmProcess? Find(string vmUuid) => _byVmUuid.GetValueOrDefault(vmUuid);
+
+    public IReadOnlyCollection<IVmProcess> All => _byVmUuid.Values.ToList();
+
+    public async Task AdoptAsync(CancellationToken cancellationToken)
+    {
+        foreach (var process in await hypervisor.AdoptRunningAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var vm = await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken).ConfigureAwait(false);
+            if (vm is null || vm.GetString("resident_on") != identity.Ref)
+            {
+                // The pool says this VM is not ours (destroyed, or declared halted and maybe started elsewhere):
+                // a stale copy must not keep writing to its disks.
+                logger.LogWarning("Stopping stale VM process {Pid} for {Vm}: the pool database does not place it here", process.ProcessId, process.VmUuid);
+                await process.KillAsync(cancellationToken).ConfigureAwait(false);
+                await process.DisposeAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            logger.LogInformation("Re-adopted VM {Name} ({Uuid}), QEMU pid {Pid}", vm.GetString("name_label"), process.VmUuid, process.ProcessId);
+            Track(vm.Ref, process);
+        }
+    }
+
+    public void Track(string vmRef, IVmProcess process)
+    {
+        _byVmUuid[process.VmUuid] = process;
+        process.EventReceived += (_, e) =>
+        {
+            if (e.Kind == VmProcessEventKind.GuestReport && process.LatestGuestReport is { } report)
+            {
+                _ = UpdateGuestMetricsAsync(vmRef, report);
+            }
+        };
+        _ = process.Exited.ContinueWith(_ => OnExitedAsync(vmRef, process), TaskScheduler.Default).Unwrap();
+    }
+
+    private async Task OnExitedAsync(string vmRef, IVmProcess process)
+    {
+        if (!_byVmUuid.TryRemove(new KeyValuePair<string, IVmProcess>(process.VmUuid, process)))
+        {
+            return;
+        }
+
+        logger.LogInformation("VM process {Pid} of {Vm} has ended", process.ProcessId, process.VmUuid);
+        try
+        {
+            await MarkHaltedAsync(vmRef, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Could not record that VM {Vm} has halted", vmRef);
+        }
+        finally
+        {
+            await process.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Records the VM as halted (if it still was ours) and releases its ownership claim and taps.</summary>
+    public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken)
+    {
+        var vm = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+        if (vm is null || vm.GetString("resident_on") != identity.Ref)
+        {
+            return;
+        }
+
+        var domid = vm.GetInt("domid");
+        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            if (v.GetString("resident_on") != identity.Ref)
+            {
+                return;
+            }
+
+            v["power_state"] = "Halted";
+            v["resident_on"] = OpaqueRef.Null;
+            v["domid"] = -1L;
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+        await SetAttachedAsync(vm, false, cancellationToken).ConfigureAwait(false);
+        if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), cancellationToken).ConfigureAwait(false) is { } gm)
+        {
+            var g = gm.Clone();
+            g["live"] = false;
+            var tx = new PoolTransaction();
+            tx.Update(g);
+            await TryCommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var vifRef in vm.GetSet("VIFs"))
+        {
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif && domid >= 0)
+            {
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.GetString("device")), cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vmRef), identity.Ref, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Marks the VM's VBDs and VIFs plugged or unplugged.</summary>
+    public async Task SetAttachedAsync(XenObject vm, bool attached, CancellationToken cancellationToken)
+    {
+        var tx = new PoolTransaction();
+        foreach (var (cls, field) in new[] { (XenClasses.VBD, "VBDs"), (XenClasses.VIF, "VIFs") })
+        {
+            foreach (var r in vm.GetSet(field))
+            {
+                if (await database.TryGetAsync(cls, r, cancellationToken).ConfigureAwait(false) is { } o && o.GetBool("currently_attached") != attached)
+                {
+                    var c = o.Clone();
+                    c["currently_attached"] = attached;
+                    tx.Update(c);
+                }
+            }
+        }
+
+        if (!tx.IsEmpty)
+        {
+            await TryCommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task TryCommitAsync(PoolTransaction tx, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConcurrentUpdateException ex)
+        {
+            logger.LogDebug(ex, "Attachment update raced with another writer");
+        }
+    }
+
+    /// <summary>
+    /// Writes what the guest agent reports into VM_guest_metrics, as XenServer's tools do through xenstore: only when
+    /// something other than the uptime changed, or once a minute, so a chatty guest does not flood the pool database.
+    /// </summary>
+    private async Task UpdateGuestMetricsAsync(string vmRef, GuestAgentReport report)
+    {
+        try
+        {
+            var fingerprint = string.Join(";", report.Networks.OrderBy(k => k.Key).Select(kv => kv.Key + "=" + kv.Value))
+                              + "|" + report.AgentVersion + "|" + (long)report.Uptime.TotalMinutes;
+            if (_lastGuestFingerprint.TryGetValue(vmRef, out var last) && last == fingerprint)
+            {
+                return;
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var ct = timeout.Token;
+            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, ct).ConfigureAwait(false);
+            if (vm is null)
+            {
+                return;
+            }
+
+            var version = report.AgentVersion.Split('.');
+            var fields = new Dictionary<string, object?>
+            {
+                ["os_version"] = report.OsVersion.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
+                ["PV_drivers_version"] = new Dictionary<string, object?>
+                {
+                    ["major"] = version.ElementAtOrDefault(0) ?? "0",
+                    ["minor"] = version.ElementAtOrDefault(1) ?? "0",
+                    ["micro"] = version.ElementAtOrDefault(2) ?? "0",
+                    ["build"] = "0",
+                },
+                ["PV_drivers_up_to_date"] = true,
+                ["PV_drivers_detected"] = report.PvDrivers.Count > 0,
+                ["networks"] = report.Networks.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
+                ["other"] = new Dictionary<string, object?>
+                {
+                    ["feature-shutdown"] = "1",
+                    ["feature-reboot"] = "1",
+                    ["has-vendor-device"] = "0",
+                    ["platform-feature-multiprocessor-suspend"] = "0",
+                    ["uptime"] = ((long)report.Uptime.TotalSeconds).ToString(CultureInfo.InvariantCulture),
+                },
+                ["last_updated"] = report.ReceivedUtc,
+                ["live"] = true,
+                ["can_use_hotplug_vbd"] = "no",
+                ["can_use_hotplug_vif"] = "no",
+            };
+
+            var existing = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), ct).ConfigureAwait(false);
+            if (existing is null)
+            {
+                var tx = new PoolTransaction();
+                var created = tx.Create(XenClasses.VMGuestMetricsSchema, fields);
+                var v = vm.Clone();
+                v["guest_metrics"] = created.Ref;
+                tx.Update(v);
+                await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await database.UpdateAsync([(XenClasses.VMGuestMetrics, existing.Ref)], (objs, tx) =>
+                {
+                    var g = objs[0].Clone();
+                    foreach (var (k, value) in fields)
+                    {
+                        g[k] = value;
+                    }
+
+                    tx.Update(g);
+                }, ct).ConfigureAwait(false);
+            }
+
+            _lastGuestFingerprint[vmRef] = fingerprint;
+        }
+        catch (Exception ex)
+        {
+            logger.LogDebug(ex, "Guest metrics update for {Vm} failed; the next report retries", vmRef);
+        }
+    }
+}
