@@ -40,13 +40,20 @@ public sealed class ApiTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var hosted in _services.GetServices<IHostedService>())
+        try
         {
-            await hosted.StopAsync(default);
-        }
+            foreach (var hosted in _services.GetServices<IHostedService>())
+            {
+                await hosted.StopAsync(default);
+            }
 
-        await _services.DisposeAsync();
-        await _etcd.DisposeAsync();
+            await _services.DisposeAsync();
+        }
+        finally
+        {
+            // etcd is stopped whatever happened above, so no test leaves a process behind.
+            await _etcd.DisposeAsync();
+        }
     }
 
     private Task<object?> Call(string method, params object?[] args) => _api.InvokeAsync(method, args, "127.0.0.1", default);

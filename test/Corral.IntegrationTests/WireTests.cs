@@ -42,10 +42,16 @@ public sealed class WireTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        _http.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-        await _etcd.DisposeAsync();
+        try
+        {
+            _http.Dispose();
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+        finally
+        {
+            await _etcd.DisposeAsync();
+        }
     }
 
     private async Task<(HttpStatusCode Status, string Body)> PostAsync(string path, string body, string type)
