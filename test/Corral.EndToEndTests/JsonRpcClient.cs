@@ -1,0 +1,36 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Corral.Model;
+
+namespace Corral.EndToEndTests;
+
+/// <summary>A plain XenAPI JSON-RPC client, as any third-party client would talk to Corral.</summary>
+public sealed class JsonRpcClient(Uri endpoint) : IDisposable
+{
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromMinutes(5) };
+    private int _id;
+
+    public string Session { get; private set; } = "";
+
+    public async Task LoginAsync(string user, string password) =>
+        Session = (await CallAsync("session.login_with_password", user, password, "1.0", "corral-tests")).GetString()!;
+
+    /// <summary>Calls a method with the session first, as XenAPI methods take it.</summary>
+    public Task<JsonElement> CallWithSessionAsync(string method, params object?[] args) => CallAsync(method, [Session, .. args]);
+
+    public async Task<JsonElement> CallAsync(string method, params object?[] args)
+    {
+        using var response = await _http.PostAsJsonAsync(new Uri(endpoint, "/jsonrpc"),
+            new { jsonrpc = "2.0", method, @params = args, id = Interlocked.Increment(ref _id) });
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        if (body.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object)
+        {
+            var data = error.TryGetProperty("data", out var d) ? d.EnumerateArray().Select(e => e.ToString()).ToArray() : [];
+            throw new XenApiException(error.GetProperty("message").GetString()!, data);
+        }
+
+        return body.GetProperty("result").Clone();
+    }
+
+    public void Dispose() => _http.Dispose();
+}
