@@ -3,6 +3,7 @@ using Corral.Agent.Operations;
 using Corral.Agent.Storage;
 using Corral.Agent.Vms;
 using Corral.Api;
+using Corral.Api.Http;
 using Corral.Api.Sessions;
 using Corral.Hypervisor.Qemu;
 using Corral.Networking;

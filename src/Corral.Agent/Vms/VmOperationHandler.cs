@@ -1,6 +1,7 @@
 using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
+using Corral.Agent.Storage;
 using Corral.Api.Operations;
 using Corral.Hypervisor;
 using Corral.Model;
