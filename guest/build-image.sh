@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Builds Corral's test guest images from Debian packages, without loop devices or mounts:
+#   corral-linux-test.qcow2     cloud kernel, virtio disk/NIC, guest agent on virtio-serial ("optimized")
+#   corral-linux-notools.qcow2  generic kernel, IDE disk and e1000 NIC only, no agent ("tools not installed")
+# Each is a BIOS-bootable disk: MBR, a FAT boot partition with syslinux, the kernel and a busybox initramfs,
+# and an ext4 data partition. Output in $CORRAL_GUEST_DIR (default guest/build). Skips work already done.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${CORRAL_GUEST_DIR:-$here/build}
+work="$out/work"
+mkdir -p "$out" "$work"
+
+log() { printf '[guest] %s\n' "$*" >&2; }
+
+need=()
+command -v busybox >/dev/null && busybox --list | grep -qx acpid && [ -x /bin/busybox ] || need+=(busybox-static)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v depmod >/dev/null || need+=(kmod)
+for pair in syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
+  pkg=${pair%%:*}; probe=${pair#*:}
+  if [[ $probe == /* ]]; then [ -e "$probe" ] || need+=("$pkg"); else command -v "$probe" >/dev/null || need+=("$pkg"); fi
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The kernel packages' exact versions, as Debian's meta-packages resolve them today.
+kernel_package() { apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}'; }
+
+fetch_kernel() { # fetch_kernel META -> prints the extracted tree
+  local meta=$1 pkg tree
+  pkg=$(kernel_package "$meta")
+  [ -n "$pkg" ] || { apt-get update -qq; pkg=$(kernel_package "$meta"); }
+  [ -n "$pkg" ] || { echo "cannot resolve $meta" >&2; exit 1; }
+  tree="$work/$pkg"
+  if [ ! -f "$tree/.extracted" ]; then
+    log "fetching $pkg"
+    rm -rf "$tree"; mkdir -p "$tree"
+    (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null)
+    dpkg-deb -x "$work/${pkg}"_*.deb "$tree"
+    rm -f "$work/${pkg}"_*.deb
+    # The package leaves modules.dep to depmod at install time; make it for the extracted tree.
+    depmod -b "$tree" "$(ls "$tree/lib/modules")"
+    touch "$tree/.extracted"
+  fi
+  echo "$tree"
+}
+
+# Orders modules so each comes after what it depends on (virtio_ring before virtio, ...), from modules.dep.
+module_order() { # module_order TREE RELEASE NAME...
+  local tree=$1 release=$2; shift 2
+  local dep="$tree/lib/modules/$release/modules.dep"
+  declare -A seen=()
+  visit() {
+    local path=$1 d
+    [ -n "${seen[$path]:-}" ] && return
+    seen[$path]=1
+    for d in $(grep -m1 "^$path:" "$dep" | cut -d: -f2); do visit "$d"; done
+    echo "$path"
+  }
+  for name in "$@"; do
+    local path
+    path=$(grep -oE "^[^:]*/$name\.ko(\.xz)?:" "$dep" | head -n 1 | tr -d :)
+    [ -n "$path" ] || { echo "module $name not in $release" >&2; exit 1; }
+    visit "$path"
+  done
+}
+
+build_image() { # build_image NAME META AGENT(yes|no) MODULES...
+  local name=$1 meta=$2 agent=$3; shift 3
+  local target="$out/$name.qcow2" stamp="$out/$name.stamp"
+  local inputs; inputs=$(cat "$here/build-image.sh" "$here"/rootfs/* | sha256sum | cut -c1-16)
+  local tree; tree=$(fetch_kernel "$meta")
+  local release; release=$(ls "$tree/lib/modules")
+  if [ -f "$target" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs-$release" ]; then
+    log "$name is up to date ($release)"; return
+  fi
+  log "building $name ($release)"
+  local root="$work/$name-root"
+  rm -rf "$root"; mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,data,lib/modules,var/run,root}
+  for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"; done
+  cp /bin/busybox "$root/bin/busybox"
+  install -m 755 "$here/rootfs/init" "$root/init"
+  install -m 755 "$here/rootfs/corral-poweroff" "$root/bin/corral-poweroff"
+  install -m 755 "$here/rootfs/seqwriter" "$root/bin/seqwriter"
+  [ "$agent" = yes ] && install -m 755 "$here/rootfs/guest-agent" "$root/bin/guest-agent"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+  printf 'PS1="corral-guest:\\w# "\nexport PS1\n' > "$root/etc/profile"
+  : > "$root/etc/acpi.map"
+  : > "$root/etc/modules.order"
+  local module modules
+  modules=$(module_order "$tree" "$release" "$@") || exit 1
+  for module in $modules; do
+    cp "$tree/lib/modules/$release/$module" "$root/lib/modules/$(basename "$module")"
+    basename "$module" >> "$root/etc/modules.order"
+  done
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$work/$name.initrd"
+
+  # Disk: 1 MiB gap, 48 MiB FAT16 boot partition (active), the rest ext4 data.
+  local raw="$work/$name.raw"
+  rm -f "$raw"; truncate -s 112M "$raw"
+  printf 'label: dos\nstart=2048, size=98304, type=6, bootable\nstart=100352, type=83\n' | sfdisk -q "$raw"
+  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
+  mkfs.vfat -F 16 -n CORRALBOOT --offset 2048 "$raw" $((98304 / 2)) >/dev/null
+  local fat="$raw@@$((2048 * 512))"
+  cat > "$work/syslinux.cfg" <<CFG
+DEFAULT corral
+PROMPT 0
+TIMEOUT 0
+LABEL corral
+  KERNEL /vmlinuz
+  INITRD /initrd
+  APPEND console=tty0 console=ttyS0,115200 quiet loglevel=3 rdinit=/init
+CFG
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$tree/boot/vmlinuz-$release" ::vmlinuz
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/$name.initrd" ::initrd
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/syslinux.cfg" ::syslinux.cfg
+  syslinux --offset $((2048 * 512)) --install "$raw"
+  local data="$work/$name-data"; rm -rf "$data"; mkdir -p "$data"; echo 0 > "$data/boot-count"
+  local data_img="$work/$name-data.img"; rm -f "$data_img"
+  mke2fs -q -t ext4 -L corraldata -d "$data" "$data_img" $(( (112 * 1024 * 1024 - 100352 * 512) / 1024 ))k
+  dd if="$data_img" of="$raw" bs=512 seek=100352 conv=notrunc status=none
+  qemu-img convert -f raw -O qcow2 "$raw" "$target.partial"
+  mv "$target.partial" "$target"
+  rm -f "$raw" "$data_img"
+  echo "$inputs-$release" > "$stamp"
+  log "built $target"
+}
+
+build_image corral-linux-test linux-image-cloud-amd64 yes \
+  virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg button evdev
+build_image corral-linux-notools linux-image-amd64 no \
+  ata_piix sd_mod e1000 qemu_fw_cfg button evdev
