@@ -23,7 +23,18 @@ public sealed record HostIdentity(string Uuid, string Ref, string MetricsRef)
     }
 
     /// <summary>Hands out Xen-style domain ids, unique on this host, so tap names (vifDOMID.DEV) never collide.</summary>
+    private static readonly Lock DomidLock = new();
+
     public static long NextDomid(string stateDirectory)
+    {
+        // Concurrent starts in this agent share the counter file; the lock keeps them from colliding on it.
+        lock (DomidLock)
+        {
+            return NextDomidLocked(stateDirectory);
+        }
+    }
+
+    private static long NextDomidLocked(string stateDirectory)
     {
         var path = Path.Combine(stateDirectory, "next-domid");
         using var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
