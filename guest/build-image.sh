@@ -84,10 +84,10 @@ build_image() { # build_image NAME META AGENT(yes|no) MODULES...
   install -m 755 "$here/rootfs/init" "$root/init"
   install -m 755 "$here/rootfs/corral-poweroff" "$root/bin/corral-poweroff"
   install -m 755 "$here/rootfs/seqwriter" "$root/bin/seqwriter"
+  install -m 755 "$here/rootfs/power-button" "$root/bin/power-button"
   [ "$agent" = yes ] && install -m 755 "$here/rootfs/guest-agent" "$root/bin/guest-agent"
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
   printf 'PS1="corral-guest:\\w# "\nexport PS1\n' > "$root/etc/profile"
-  : > "$root/etc/acpi.map"
   : > "$root/etc/modules.order"
   local module modules
   modules=$(module_order "$tree" "$release" "$@") || exit 1
@@ -131,4 +131,4 @@ CFG
 build_image corral-linux-test linux-image-cloud-amd64 yes \
   virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg button evdev
 build_image corral-linux-notools linux-image-amd64 no \
-  ata_piix sd_mod e1000 qemu_fw_cfg button evdev
+  ata_piix sd_mod e1000 ext4 qemu_fw_cfg button evdev
