@@ -70,13 +70,13 @@ public static class Printer
     };
 
     /// <summary>
-    /// One record as xe prints it: the first parameter's name left-aligned, the others right-aligned to the longest,
-    /// each followed by its qualifier and the value.
+    /// One record as xe prints it: the first parameter's name left-aligned, the others right-aligned, in a column four
+    /// wider than the longest "name ( RO)" label, each followed by the value.
     /// </summary>
     public static string Record(IReadOnlyList<(string Name, string Access, string Value)> fields)
     {
         var labels = fields.Select(f => $"{f.Name} ({f.Access.PadLeft(3)})").ToList();
-        var width = labels.Max(l => l.Length);
+        var width = labels.Max(l => l.Length) + 4;
         var text = new System.Text.StringBuilder();
         for (var i = 0; i < fields.Count; i++)
         {
