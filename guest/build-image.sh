@@ -13,7 +13,6 @@ mkdir -p "$out" "$work"
 log() { printf '[guest] %s\n' "$*" >&2; }
 
 need=()
-command -v busybox >/dev/null && busybox --list | grep -qx acpid && [ -x /bin/busybox ] || need+=(busybox-static)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v depmod >/dev/null || need+=(kmod)
 for pair in syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
