@@ -142,6 +142,21 @@ public sealed class SingleHostTests : IAsyncLifetime
         Assert.True(await EventuallyAsync(async () => await PingAsync(optimizedIp) ? (bool?)true : null, TimeSpan.FromSeconds(180), "ping after restart"));
         var bad = await Assert.ThrowsAsync<XenApiException>(() => _api.CallWithSessionAsync("VM.start", optimized, false, false));
         Assert.Equal(ErrorCodes.VmBadPowerState, bad.Code);
+
+        // Pause and unpause keep the one process; a clean reboot (through the guest agent) boots the guest again in it.
+        await _api.CallWithSessionAsync("VM.pause", optimized);
+        Assert.Equal("Paused", (await _api.CallWithSessionAsync("VM.get_power_state", optimized)).GetString());
+        Assert.False(await PingAsync(optimizedIp));
+        await _api.CallWithSessionAsync("VM.unpause", optimized);
+        Assert.Equal("Running", (await _api.CallWithSessionAsync("VM.get_power_state", optimized)).GetString());
+        var console = Path.Combine(_lab.RuntimeDirectory, uuid, "console.log");
+        int Boots() => File.ReadAllText(console).Split("CORRAL-GUEST-READY").Length - 1;
+        var boots = Boots();
+        var pid = Assert.Single(LabFixture.QemuPidsOf(uuid));
+        await _api.CallWithSessionAsync("VM.clean_reboot", optimized);
+        await EventuallyAsync(() => Task.FromResult(Boots() > boots ? (bool?)true : null), TimeSpan.FromSeconds(120), "the guest to boot again");
+        Assert.Equal([pid], LabFixture.QemuPidsOf(uuid));
+        Assert.True(await EventuallyAsync(async () => await PingAsync(optimizedIp) ? (bool?)true : null, TimeSpan.FromSeconds(60), "ping after reboot"));
         await _api.CallWithSessionAsync("VM.hard_shutdown", optimized);
         Assert.Empty(LabFixture.QemuPidsOf(uuid));
         _ = JsonValueKind.Null;
