@@ -100,6 +100,10 @@ public sealed class SingleHostTests : IAsyncLifetime
         await Task.WhenAll(_api.CallWithSessionAsync("VM.start", optimized, false, false), _api.CallWithSessionAsync("VM.start", emulated, false, false));
         Assert.Equal("Running", (await _api.CallWithSessionAsync("VM.get_power_state", optimized)).GetString());
         Assert.Equal(host, (await _api.CallWithSessionAsync("VM.get_resident_on", optimized)).GetString());
+        async Task<string> DiskDevice(string vm) =>
+            (await _api.CallWithSessionAsync("VBD.get_device", (await _api.CallWithSessionAsync("VM.get_VBDs", vm))[0].GetString())).GetString()!;
+        Assert.Equal("vda", await DiskDevice(optimized));
+        Assert.Equal("hda", await DiskDevice(emulated));
 
         // The guest agent reports the address, as XenServer's tools do, into VM_guest_metrics.networks.
         var reported = await EventuallyAsync(async () =>

@@ -108,7 +108,7 @@ public sealed class VmOperationHandler(
                 await progress.StepAsync("claimed", cancellationToken, new Dictionary<string, string> { ["domid"] = domid }).ConfigureAwait(false);
             }
 
-            var spec = await BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), operation.Argument("paused") == "true", cancellationToken).ConfigureAwait(false);
+            var (spec, devices) = await BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
             await progress.StepAsync("launching", cancellationToken).ConfigureAwait(false);
             IVmProcess process;
             try
@@ -128,6 +128,7 @@ public sealed class VmOperationHandler(
 
             await RecordRunningAsync(vm, process, domid, reservation, cancellationToken).ConfigureAwait(false);
             supervisor.Track(vm.Ref, process);
+            await RecordDeviceNamesAsync(devices, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -192,9 +193,28 @@ public sealed class VmOperationHandler(
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<VmLaunchSpec> BuildSpecAsync(XenObject vm, long domid, bool paused, CancellationToken cancellationToken)
+    /// <summary>Records each VBD's device as the guest sees it (vda... for virtio disks, hda... on the IDE bus).</summary>
+    private async Task RecordDeviceNamesAsync(IReadOnlyDictionary<string, string> devices, CancellationToken cancellationToken)
     {
+        foreach (var (vbdRef, device) in devices)
+        {
+            await database.UpdateAsync([(XenClasses.VBD, vbdRef)], (objs, tx) =>
+            {
+                if (objs[0].GetString("device") != device)
+                {
+                    var v = objs[0].Clone();
+                    v["device"] = device;
+                    tx.Update(v);
+                }
+            }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<(VmLaunchSpec Spec, IReadOnlyDictionary<string, string> Devices)> BuildSpecAsync(XenObject vm, long domid, CancellationToken cancellationToken)
+    {
+        var paravirtual = vm.GetStringMap("platform").GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
         var disks = new List<DiskSpec>();
+        var vbdByIndex = new Dictionary<int, string>();
         foreach (var vbdRef in vm.GetSet("VBDs"))
         {
             var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
@@ -208,6 +228,16 @@ public sealed class VmOperationHandler(
             }
 
             disks.Add(new DiskSpec(index, path, format, vbd.GetString("mode") == "RO" || isCd, isCd, vbd.GetBool("bootable") || index == 0));
+            vbdByIndex[index] = vbdRef;
+        }
+
+        // The same order QemuCommandLine assigns buses in: virtio disks in index order, then the IDE slots.
+        var devices = new Dictionary<string, string>(StringComparer.Ordinal);
+        int virtio = 0, ide = 0;
+        foreach (var disk in disks.OrderBy(d => d.Index))
+        {
+            var name = !disk.IsCdrom && paravirtual ? $"vd{(char)('a' + virtio++)}" : $"hd{(char)('a' + ide++)}";
+            devices[vbdByIndex[disk.Index]] = name;
         }
 
         var nics = new List<NicSpec>();
@@ -226,10 +256,9 @@ public sealed class VmOperationHandler(
         var firmware = vm.GetStringMap("xenstore_data")
             .Where(kv => kv.Key.StartsWith("vm-data/", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
-        var paravirtual = vm.GetStringMap("platform").GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
-        _ = paused;
-        return new VmLaunchSpec(vm.Uuid, vm.GetString("name_label"), vm.GetInt("memory_static_max"), (int)Math.Max(1, vm.GetInt("VCPUs_at_startup")),
+        var spec = new VmLaunchSpec(vm.Uuid, vm.GetString("name_label"), vm.GetInt("memory_static_max"), (int)Math.Max(1, vm.GetInt("VCPUs_at_startup")),
             paravirtual, disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware);
+        return (spec, devices);
     }
 
     private async Task<(string Path, string Format)> ResolveVdiAsync(string vdiRef, CancellationToken cancellationToken)
