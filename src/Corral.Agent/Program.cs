@@ -44,6 +44,7 @@ builder.Services.AddSingleton<IHostOperationHandler, VmOperationHandler>();
 builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
 builder.Services.AddHostedService<HostOperationWorker>();
 builder.Services.AddHostedService<PoolDefaults>();
+builder.Services.AddHostedService<MasterElection>();
 
 var app = builder.Build();
 app.MapXenApi();

@@ -2,6 +2,7 @@ using Corral.Api.Dispatch;
 using Corral.Api.Events;
 using Corral.Api.Methods;
 using Corral.Api.Operations;
+using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Api.Tasks;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,6 +26,7 @@ public static class ApiServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
         services.AddSingleton<HostOperationQueue>();
         services.AddSingleton<Placement>();
+        services.AddSingleton<MasterState>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
         services.AddSingleton<IApiMethodProvider, SessionMethods>();
@@ -34,6 +36,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, HostMethods>();
         services.AddSingleton<IApiMethodProvider, StorageMethods>();
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
+        services.AddSingleton<IApiMethodProvider, PoolMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

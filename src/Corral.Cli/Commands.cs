@@ -51,6 +51,16 @@ public sealed class Commands(XenApiClient api, CliArguments args, TextWriter out
                 return await VmOperationAsync((vm, c) => api.InvokeAsync("VM.unpause", c, vm), ct);
             case "vm-destroy":
                 return await VmOperationAsync((vm, c) => api.InvokeAsync("VM.destroy", c, vm), ct);
+            case "vm-reset-powerstate":
+                if (!args.Force)
+                {
+                    throw new CliException("This operation is dangerous: the VM must really be off (its host dead). Add --force to proceed.");
+                }
+
+                return await VmOperationAsync((vm, c) => api.InvokeAsync("VM.power_state_reset", c, vm), ct);
+            case "pool-designate-new-master":
+                await api.InvokeAsync("pool.designate_new_master", ct, await RefByUuidAsync(XenClasses.Host, Required("host-uuid"), ct));
+                return 0;
             case "vm-uninstall":
                 return await VmUninstallAsync(ct);
             case "sr-create":

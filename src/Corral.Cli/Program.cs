@@ -17,7 +17,7 @@ try
     arguments.ApplyConfigFile(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".xe"));
     var server = arguments.Server ?? "localhost";
     var port = arguments.Port ?? 80;
-    using var api = new XenApiClient(new Uri($"http://{server}:{port}"));
+    var api = new XenApiClient(new Uri($"http://{server}:{port}"));
     using var cts = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) =>
     {
@@ -26,7 +26,18 @@ try
     };
     try
     {
-        await api.LoginAsync(arguments.User ?? "root", arguments.Password ?? "", cts.Token);
+        try
+        {
+            await api.LoginAsync(arguments.User ?? "root", arguments.Password ?? "", cts.Token);
+        }
+        catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave && ex.Parameters.Count > 0 && ex.Parameters[0].Length > 0)
+        {
+            // Like XenServer's xe: a slave names the master, and the command goes there.
+            api.Dispose();
+            api = new XenApiClient(new Uri($"http://{ex.Parameters[0]}:{port}"));
+            await api.LoginAsync(arguments.User ?? "root", arguments.Password ?? "", cts.Token);
+        }
+
         return await new Commands(api, arguments, Console.Out).RunAsync(cts.Token);
     }
     finally
@@ -39,6 +50,8 @@ try
         {
             // The command's own outcome is what matters; a failed logout only leaves a session to expire.
         }
+
+        api.Dispose();
     }
 }
 catch (CliException ex)

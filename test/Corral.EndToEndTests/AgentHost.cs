@@ -10,12 +10,13 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly Dictionary<string, string> _environment;
     private Process? _process;
 
-    public AgentHost(string etcdEndpoint, string stateDirectory, string runtimeDirectory, string bridge, string guestImages, string templateLibrary)
+    public AgentHost(string etcdEndpoint, string stateDirectory, string runtimeDirectory, string bridge, string guestImages, string templateLibrary,
+        string hostName = "e2e-host")
     {
         Port = FreePort();
         _environment = new Dictionary<string, string>
         {
-            ["Corral__Agent__HostName"] = "e2e-host",
+            ["Corral__Agent__HostName"] = hostName,
             ["Corral__Agent__StateDirectory"] = stateDirectory,
             ["Corral__Agent__InitialRootPassword"] = Password,
             ["Corral__Agent__GuestImageDirectory"] = guestImages,
@@ -27,6 +28,7 @@ public sealed class AgentHost : IAsyncDisposable
             ["Corral__Qemu__ForceAccelerator"] = Environment.GetEnvironmentVariable("CORRAL_ACCELERATOR") ?? "tcg",
             ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{Port}",
         };
+        Directory.CreateDirectory(stateDirectory);
         Log = Path.Combine(stateDirectory, "..", $"agent-{Port}.log");
     }
 

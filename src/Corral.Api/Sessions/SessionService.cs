@@ -22,7 +22,7 @@ public sealed class ApiOptions
 /// Sessions are pool objects in the database, so a session made on one host is valid on every host (and survives a
 /// master change). A small cache keeps the per-call check off etcd.
 /// </summary>
-public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, ILogger<SessionService> logger)
+public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, ILogger<SessionService> logger)
 {
     public const string RootUser = "root";
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
@@ -40,6 +40,13 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
 
     public async Task<string> LoginAsync(string user, string password, string originator, CancellationToken cancellationToken)
     {
+        if (!master.ThisHostMayServe && master.MasterRef is { } masterRef)
+        {
+            // As on XenServer: a slave sends clients to the master, which they then log in to.
+            var masterHost = await database.TryGetAsync(XenClasses.Host, masterRef, cancellationToken).ConfigureAwait(false);
+            throw new XenApiException(ErrorCodes.HostIsSlave, masterHost?.GetString("address") ?? "");
+        }
+
         var stored = await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false);
         if (stored is null || !PasswordHasher.Verify(password, stored))
         {

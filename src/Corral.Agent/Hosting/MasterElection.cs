@@ -1,0 +1,114 @@
+using Corral.Api.Methods;
+using Corral.Api.Pool;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Agent.Hosting;
+
+/// <summary>
+/// Elects the pool master through etcd: the master holds <c>/corral/master</c> on its liveness lease, so the key
+/// vanishes when the master's host dies and a survivor claims it — no home-made consensus. The winner records itself
+/// as <c>pool.master</c>. A designated successor (<c>pool.designate_new_master</c>) gets a head start.
+/// </summary>
+public sealed class MasterElection(IPoolDatabase database, HostIdentity identity, HostLiveness liveness, MasterState state, ILogger<MasterElection> logger)
+    : BackgroundService
+{
+    private const string MasterKey = PoolMethods.MasterKey;
+    private const string DesignatedKey = PoolMethods.DesignatedKey;
+
+    /// <summary>How long other hosts hold back while a designated successor claims the master key.</summary>
+    private static readonly TimeSpan DesignatedHeadStart = TimeSpan.FromSeconds(2);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await liveness.Registered.WaitAsync(stoppingToken).ConfigureAwait(false);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await CampaignOnceAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Master election round failed; retrying");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(250), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+
+    private async Task CampaignOnceAsync(CancellationToken cancellationToken)
+    {
+        var lease = liveness.Lease;
+        if (lease is null)
+        {
+            state.Set(null);
+            return;
+        }
+
+        var holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken).ConfigureAwait(false);
+        if (holder is null)
+        {
+            var designated = await database.Leases.GetValueAsync(DesignatedKey, cancellationToken).ConfigureAwait(false);
+            if (designated is not null && designated != identity.Ref)
+            {
+                await Task.Delay(DesignatedHeadStart, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (await database.Leases.TryClaimAsync(lease, MasterKey, identity.Ref, cancellationToken).ConfigureAwait(false))
+            {
+                logger.LogInformation("This host is now the pool master");
+                await database.Leases.DeleteIfValueAsync(DesignatedKey, identity.Ref, cancellationToken).ConfigureAwait(false);
+                await RecordMasterAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken).ConfigureAwait(false);
+        }
+
+        state.Set(holder);
+        if (holder == identity.Ref)
+        {
+            // Keep pool.master right even if an operator's transition rewrote it.
+            await RecordMasterAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        // Wait for a change of the master key (its holder dying, or a handover) or for our lease to go.
+        var revision = await database.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease.Lost);
+        try
+        {
+            await foreach (var change in database.Leases.WatchPrefixAsync(MasterKey, revision, wake.Token).ConfigureAwait(false))
+            {
+                if (change.Key == MasterKey)
+                {
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            state.Set(null);
+        }
+    }
+
+    private async Task RecordMasterAsync(CancellationToken cancellationToken)
+    {
+        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+        var pool = pools.Count > 0 ? pools[0] : null;
+        if (pool is null || pool.GetString("master") == identity.Ref)
+        {
+            return;
+        }
+
+        await database.UpdateAsync([(XenClasses.Pool, pool.Ref)], (objs, tx) =>
+        {
+            var p = objs[0].Clone();
+            p["master"] = identity.Ref;
+            tx.Update(p);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+}
