@@ -142,6 +142,42 @@ public sealed class HostLiveness(
         }
 
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await PlugSharedSrsAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A host in a pool sees every shared SR, as a XenServer pool member plugs the pool's NFS SRs when it joins: a
+    /// PBD with the same device_config as the other hosts', attached once the directory proves usable here.
+    /// </summary>
+    private async Task PlugSharedSrsAsync(CancellationToken cancellationToken)
+    {
+        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken).ConfigureAwait(false);
+        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false))
+        {
+            if (!sr.GetBool("shared") || pbds.Any(p => p.GetString("SR") == sr.Ref && p.GetString("host") == identity.Ref))
+            {
+                continue;
+            }
+
+            var model = pbds.FirstOrDefault(p => p.GetString("SR") == sr.Ref);
+            if (model is null)
+            {
+                continue;
+            }
+
+            var location = model.GetStringMap("device_config").GetValueOrDefault("location");
+            var attached = location is not null && Directory.Exists(location);
+            var tx = new PoolTransaction();
+            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
+            {
+                ["host"] = identity.Ref,
+                ["SR"] = sr.Ref,
+                ["device_config"] = model["device_config"],
+                ["currently_attached"] = attached,
+            });
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("Plugged shared SR {Sr} ({Attached})", sr.GetString("name_label"), attached ? "attached" : "directory missing here");
+        }
     }
 
     private Dictionary<string, object?> HostFields()

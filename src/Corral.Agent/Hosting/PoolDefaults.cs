@@ -102,13 +102,17 @@ public sealed class PoolDefaults(
                 ["shared"] = true,
                 ["other_config"] = new Dictionary<string, object?> { ["corral-template-library"] = "true" },
             });
-            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
+            // Shared like any pool SR: every host gets a PBD (hosts joining later plug it themselves).
+            foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
             {
-                ["host"] = identity.Ref,
-                ["SR"] = library.Ref,
-                ["device_config"] = new Dictionary<string, object?> { ["location"] = libraryDirectory },
-                ["currently_attached"] = true,
-            });
+                tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
+                {
+                    ["host"] = host.Ref,
+                    ["SR"] = library.Ref,
+                    ["device_config"] = new Dictionary<string, object?> { ["location"] = libraryDirectory },
+                    ["currently_attached"] = true,
+                });
+            }
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
             library = await database.GetAsync(XenClasses.SR, library.Ref, cancellationToken).ConfigureAwait(false);
         }
