@@ -7,7 +7,8 @@ namespace Corral.Cli;
 /// <summary>A XenAPI client over JSON-RPC, as xe uses it: one session for the whole command.</summary>
 public sealed class XenApiClient(Uri server) : IDisposable
 {
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromHours(1) };
+    // Long calls (a VM start, a copy) may take minutes, but an unreachable host must fail fast, as xe does.
+    private readonly HttpClient _http = new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }) { Timeout = TimeSpan.FromHours(1) };
     private int _id;
 
     public string Session { get; private set; } = "";
