@@ -1,48 +1,66 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 
 namespace Corral.Hypervisor.Qemu;
 
-/// <summary>The files of one VM's runtime directory.</summary>
-public sealed record VmRuntimePaths(string Directory)
+/// <summary>How the host page cache is used for a virtual disk (QEMU's <c>cache=</c>).</summary>
+public enum DiskCacheMode
 {
-    public string Qmp => Path.Combine(Directory, "qmp.sock");
+    /// <summary>Host page cache used; guest flushes become fsync. Safe for data, works on every file system.</summary>
+    Writeback,
 
-    public string Console => Path.Combine(Directory, "console.sock");
-
-    public string ConsoleLog => Path.Combine(Directory, "console.log");
-
-    public string GuestAgent => Path.Combine(Directory, "guest-agent.sock");
-
-    public string Vnc => Path.Combine(Directory, "vnc.sock");
-
-    public string PidFile => Path.Combine(Directory, "qemu.pid");
-
-    public string Spec => Path.Combine(Directory, "vm.json");
+    /// <summary>O_DIRECT: no host page cache, so another host reading the same shared image sees what was written.</summary>
+    None,
 }
 
 /// <summary>Builds QEMU's arguments for a VM. Pure, so it is tested without starting QEMU.</summary>
-public static class QemuCommandLine
+public static partial class QemuCommandLine
 {
     public const string GuestAgentPortName = "org.corral.guest_agent.0";
 
-    public static IReadOnlyList<string> Build(VmLaunchSpec spec, VmRuntimePaths paths, string accelerator)
+    /// <summary>QEMU's fw_cfg file names hold at most 55 characters (56 with the terminating NUL).</summary>
+    public const int MaxFirmwareConfigName = 55;
+
+    public const string FirmwareConfigPrefix = "opt/corral/";
+
+    /// <summary>The PIIX IDE controller of the i440fx machine: two buses, master and slave on each.</summary>
+    public const int IdeSlots = 4;
+
+    /// <summary>The QEMU drive id (the BlockBackend name QMP commands take) for a VBD's userdevice.</summary>
+    public static string DriveId(int diskIndex) => $"drive{diskIndex.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The process name QEMU gives itself (Linux keeps 15 characters), so `ps -o comm` tells VMs apart.</summary>
+    public static string ProcessName(string vmUuid) => "corral-" + vmUuid[..8];
+
+    public static IReadOnlyList<string> Build(VmLaunchSpec spec, VmRuntimePaths paths, string accelerator,
+        Func<DiskSpec, DiskCacheMode>? cacheMode = null, IEnumerable<string>? extraArgs = null)
     {
+        Validate(spec);
+        if (accelerator is not ("kvm" or "tcg"))
+        {
+            throw new ArgumentException($"unknown accelerator '{accelerator}' (kvm or tcg)", nameof(accelerator));
+        }
+
+        cacheMode ??= _ => DiskCacheMode.Writeback;
+        var name = Escape(string.IsNullOrEmpty(spec.Name) ? spec.VmUuid : spec.Name);
+        var megabytes = (spec.MemoryBytes + (1L << 20) - 1) >> 20;
         var a = new List<string>
         {
-            "-name", $"{Escape(spec.Name)},process=corral-{spec.VmUuid[..8]}",
+            // QEMU reads a first value without '=' as guest=...; a name that has '=' in it needs the key spelled out.
+            "-name", $"{(name.Contains('=', StringComparison.Ordinal) ? "guest=" : "")}{name},process={ProcessName(spec.VmUuid)}",
             "-uuid", spec.VmUuid,
             // i440fx has the PIIX IDE controller that guests without virtio drivers boot from.
             "-machine", "pc",
             "-accel", accelerator,
             "-cpu", accelerator == "kvm" ? "host" : "max",
-            "-m", (spec.MemoryBytes / (1024 * 1024)).ToString(CultureInfo.InvariantCulture),
+            "-m", megabytes.ToString(CultureInfo.InvariantCulture),
             "-smp", spec.Vcpus.ToString(CultureInfo.InvariantCulture),
             "-nodefaults",
             "-display", "none",
             "-vga", "std",
-            "-vnc", $"unix:{paths.Vnc}",
-            "-qmp", $"unix:{paths.Qmp},server=on,wait=off",
-            "-chardev", $"socket,id=ser0,path={paths.Console},server=on,wait=off,logfile={paths.ConsoleLog},logappend=on",
+            "-vnc", $"unix:{Escape(paths.Vnc)}",
+            "-qmp", $"unix:{Escape(paths.Qmp)},server=on,wait=off",
+            "-chardev", $"socket,id=ser0,path={Escape(paths.Console)},server=on,wait=off,logfile={Escape(paths.ConsoleLog)},logappend=on",
             "-serial", "chardev:ser0",
             "-pidfile", paths.PidFile,
             "-daemonize",
@@ -53,15 +71,16 @@ public static class QemuCommandLine
             a.AddRange(
             [
                 "-device", "virtio-serial-pci,id=vser0",
-                "-chardev", $"socket,id=ga0,path={paths.GuestAgent},server=on,wait=off",
+                "-chardev", $"socket,id=ga0,path={Escape(paths.GuestAgent)},server=on,wait=off",
                 "-device", $"virtserialport,chardev=ga0,name={GuestAgentPortName}",
             ]);
         }
 
+        // Index order, as the agent names the guest's devices: virtio disks vda, vdb...; IDE slots hda (ide.0 master), hdb...
         var ideSlot = 0;
-        foreach (var disk in spec.Disks)
+        foreach (var disk in spec.Disks.OrderBy(d => d.Index))
         {
-            var id = $"drive{disk.Index}";
+            var id = DriveId(disk.Index);
             var drive = $"if=none,id={id}";
             if (disk.IsCdrom)
             {
@@ -71,22 +90,22 @@ public static class QemuCommandLine
             if (disk.Path is not null)
             {
                 drive += $",file={Escape(disk.Path)},format={disk.Format}";
-                drive += disk.IsCdrom ? "" : ",cache=writeback,discard=unmap";
-                if (disk.ReadOnly)
+                if (!disk.IsCdrom)
                 {
-                    drive += ",readonly=on";
+                    drive += cacheMode(disk) == DiskCacheMode.None ? ",cache=none" : ",cache=writeback";
+                    drive += ",discard=unmap";
                 }
             }
 
+            if (disk.ReadOnly || disk.IsCdrom)
+            {
+                drive += ",readonly=on";
+            }
+
             a.AddRange(["-drive", drive]);
-            var boot = disk.Bootable ? $",bootindex={disk.Index}" : "";
+            var boot = disk.Bootable ? $",bootindex={disk.Index.ToString(CultureInfo.InvariantCulture)}" : "";
             if (disk.IsCdrom || !spec.Paravirtual)
             {
-                if (ideSlot >= 4)
-                {
-                    throw new VmStartException("the emulated IDE controller takes at most 4 disks and CD drives");
-                }
-
                 var kind = disk.IsCdrom ? "ide-cd" : "ide-hd";
                 a.AddRange(["-device", $"{kind},drive={id},bus=ide.{ideSlot / 2},unit={ideSlot % 2}{boot}"]);
                 ideSlot++;
@@ -97,19 +116,20 @@ public static class QemuCommandLine
             }
         }
 
-        foreach (var nic in spec.Nics)
+        foreach (var nic in spec.Nics.OrderBy(n => n.Index))
         {
             var model = spec.Paravirtual ? "virtio-net-pci" : "e1000";
+            var id = $"net{nic.Index.ToString(CultureInfo.InvariantCulture)}";
             a.AddRange(
             [
-                "-netdev", $"tap,id=net{nic.Index},ifname={nic.TapName},script=no,downscript=no",
-                "-device", $"{model},netdev=net{nic.Index},mac={nic.Mac}",
+                "-netdev", $"tap,id={id},ifname={nic.TapName},script=no,downscript=no",
+                "-device", $"{model},netdev={id},mac={nic.Mac.ToLowerInvariant()}",
             ]);
         }
 
         foreach (var (key, value) in spec.FirmwareConfig.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            a.AddRange(["-fw_cfg", $"name=opt/corral/{Escape(key)},string={Escape(value)}"]);
+            a.AddRange(["-fw_cfg", $"name={FirmwareConfigPrefix}{Escape(key)},string={Escape(value)}"]);
         }
 
         if (spec.IncomingMigration is not null)
@@ -117,9 +137,125 @@ public static class QemuCommandLine
             a.AddRange(["-incoming", spec.IncomingMigration]);
         }
 
+        if (extraArgs is not null)
+        {
+            a.AddRange(extraArgs);
+        }
+
         return a;
+    }
+
+    /// <summary>Checks a launch spec before anything is written or started; a bad spec gets a clear <see cref="VmStartException"/>.</summary>
+    public static void Validate(VmLaunchSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        static void Fail(string message) => throw new VmStartException(message);
+
+        if (!Guid.TryParseExact(spec.VmUuid, "D", out _))
+        {
+            Fail($"'{spec.VmUuid}' is not a VM uuid (8-4-4-4-12 hexadecimal digits)");
+        }
+
+        if (spec.Name.Contains('\0', StringComparison.Ordinal))
+        {
+            Fail("the VM name contains a NUL character");
+        }
+
+        if (spec.MemoryBytes < 16L << 20)
+        {
+            Fail($"memory {spec.MemoryBytes} bytes is below the 16 MiB a VM needs");
+        }
+
+        if (spec.Vcpus is < 1 or > 255)
+        {
+            Fail($"{spec.Vcpus} vCPUs: the pc machine takes 1 to 255");
+        }
+
+        var ide = 0;
+        var indexes = new HashSet<int>();
+        foreach (var disk in spec.Disks)
+        {
+            if (disk.Index < 0 || !indexes.Add(disk.Index))
+            {
+                Fail($"disk index {disk.Index} is negative or used twice");
+            }
+
+            if (disk.Path is null && !disk.IsCdrom)
+            {
+                Fail($"disk {disk.Index} has no image (only a CD drive may be empty)");
+            }
+
+            if (disk.Path is not null && (!Path.IsPathFullyQualified(disk.Path) || disk.Path.Contains('\0', StringComparison.Ordinal)))
+            {
+                Fail($"disk {disk.Index}: '{disk.Path}' is not an absolute path");
+            }
+
+            if (disk.Path is not null && !FormatPattern().IsMatch(disk.Format))
+            {
+                Fail($"disk {disk.Index}: '{disk.Format}' is not an image format name");
+            }
+
+            if (disk.IsCdrom || !spec.Paravirtual)
+            {
+                ide++;
+            }
+        }
+
+        if (ide > IdeSlots)
+        {
+            Fail($"the emulated IDE controller takes at most {IdeSlots} disks and CD drives; this VM has {ide}");
+        }
+
+        var nics = new HashSet<int>();
+        foreach (var nic in spec.Nics)
+        {
+            if (nic.Index < 0 || !nics.Add(nic.Index))
+            {
+                Fail($"network card index {nic.Index} is negative or used twice");
+            }
+
+            if (!TapPattern().IsMatch(nic.TapName))
+            {
+                Fail($"'{nic.TapName}' is not a tap interface name (1 to 15 of A-Z a-z 0-9 . _ -)");
+            }
+
+            if (!MacPattern().IsMatch(nic.Mac))
+            {
+                Fail($"'{nic.Mac}' is not a MAC address (six hexadecimal pairs separated by ':')");
+            }
+        }
+
+        foreach (var (key, value) in spec.FirmwareConfig)
+        {
+            if (!FirmwareKeyPattern().IsMatch(key) || FirmwareConfigPrefix.Length + key.Length > MaxFirmwareConfigName)
+            {
+                Fail($"firmware configuration key '{key}': use A-Z a-z 0-9 . _ - / and at most {MaxFirmwareConfigName - FirmwareConfigPrefix.Length} characters");
+            }
+
+            if (value.Contains('\0', StringComparison.Ordinal))
+            {
+                Fail($"firmware configuration value of '{key}' contains a NUL character");
+            }
+        }
+
+        if (spec.IncomingMigration is { } incoming && (incoming.Length == 0 || incoming.Contains('\0', StringComparison.Ordinal)))
+        {
+            Fail("the incoming migration URI is empty");
+        }
     }
 
     /// <summary>QEMU option values treat a comma as a separator; a literal comma is written twice.</summary>
     public static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+
+    [GeneratedRegex("^[a-z0-9]+$")]
+    private static partial Regex FormatPattern();
+
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,15}$")]
+    private static partial Regex TapPattern();
+
+    [GeneratedRegex("^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
+    private static partial Regex MacPattern();
+
+    [GeneratedRegex("^[A-Za-z0-9._-][A-Za-z0-9._/-]*$")]
+    private static partial Regex FirmwareKeyPattern();
 }

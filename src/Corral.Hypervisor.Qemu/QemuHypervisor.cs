@@ -1,33 +1,49 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using Corral.Platform;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Hypervisor.Qemu;
 
-/// <summary>Runs VMs as daemonized QEMU processes, so they outlive the agent that started them.</summary>
-public sealed class QemuHypervisor(IOptions<QemuOptions> options, ILogger<QemuHypervisor> logger) : IHypervisor, IDisposable
+/// <summary>
+/// Runs VMs as daemonized QEMU processes (<c>-daemonize</c>: QEMU double-forks and detaches into its own session), so they
+/// outlive the agent that started them; a restarted agent finds them again through their runtime directories
+/// (<see cref="AdoptRunningAsync"/>). Disposing the hypervisor lets go of its VMs without stopping them.
+/// </summary>
+public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
 {
-    public void Dispose() => _probeLock.Dispose();
+    private static readonly TimeSpan MonitorTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly QemuOptions _options = options.Value;
+    private readonly QemuOptions _options;
+    private readonly ILogger<QemuHypervisor> _logger;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
-    private AcceleratorChoice? _accelerator;
+    private readonly ConcurrentDictionary<string, QemuVmProcess> _live = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, byte> _busy = new(StringComparer.OrdinalIgnoreCase);
+    private volatile AcceleratorChoice? _accelerator;
+    private int _disposed;
+
+    public QemuHypervisor(IOptions<QemuOptions> options, ILogger<QemuHypervisor> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <summary>The runtime directory, made absolute (QEMU changes to / once it is a daemon).</summary>
+    private string RuntimeRoot => Path.GetFullPath(_options.RuntimeDirectory);
 
     public async Task<AcceleratorChoice> GetAcceleratorAsync(CancellationToken cancellationToken)
     {
-        if (_accelerator is not null)
+        if (_accelerator is { } known)
         {
-            return _accelerator;
+            return known;
         }
 
         await _probeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return _accelerator ??= await DecideAcceleratorAsync(cancellationToken).ConfigureAwait(false);
+            return _accelerator ??= await new AcceleratorProbe(_options, _logger).DecideAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -35,189 +51,236 @@ public sealed class QemuHypervisor(IOptions<QemuOptions> options, ILogger<QemuHy
         }
     }
 
-    private async Task<AcceleratorChoice> DecideAcceleratorAsync(CancellationToken cancellationToken)
+    public async Task<IVmProcess> StartAsync(VmLaunchSpec spec, CancellationToken cancellationToken)
     {
-        if (_options.ForceAccelerator is { Length: > 0 } forced)
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        QemuCommandLine.Validate(spec);
+        var paths = new VmRuntimePaths(Path.Combine(RuntimeRoot, spec.VmUuid));
+        paths.EnsureSocketPathsFit();
+        if (_live.TryGetValue(spec.VmUuid, out var running) && !running.Exited.IsCompleted)
         {
-            return new AcceleratorChoice(forced, "set by configuration (Corral:Qemu:ForceAccelerator)");
+            throw new VmStartException($"VM {spec.VmUuid} already runs here (QEMU pid {running.ProcessId})");
         }
 
-        if (!File.Exists("/dev/kvm"))
+        if (!_busy.TryAdd(spec.VmUuid, 0))
         {
-            return new AcceleratorChoice("tcg", "/dev/kvm does not exist");
+            throw new VmStartException($"VM {spec.VmUuid} is already being started or adopted");
         }
 
-        if (_options.ProbeImagePath is not { } image || !File.Exists(image))
-        {
-            return new AcceleratorChoice("tcg", "no probe image to prove KVM with a real boot");
-        }
-
-        var version = (await CommandRunner.RunAsync(_options.QemuBinary, ["--version"], cancellationToken).ConfigureAwait(false)).StandardOutput.Split('\n')[0];
-        var key = $"{version}|{MachineInfo.KernelRelease()}|{new FileInfo(image).Length}|{File.GetLastWriteTimeUtc(image):O}";
-        Directory.CreateDirectory(_options.StateDirectory);
-        var memo = Path.Combine(_options.StateDirectory, "accelerator.json");
-        if (File.Exists(memo) && JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(memo, cancellationToken).ConfigureAwait(false)) is { } saved
-            && saved.GetValueOrDefault("key") == key)
-        {
-            return new AcceleratorChoice(saved["name"], saved["reason"] + " (remembered)");
-        }
-
-        var choice = await ProbeKvmAsync(image, cancellationToken).ConfigureAwait(false);
-        await File.WriteAllTextAsync(memo, JsonSerializer.Serialize(new Dictionary<string, string> { ["key"] = key, ["name"] = choice.Name, ["reason"] = choice.Reason }),
-            cancellationToken).ConfigureAwait(false);
-        return choice;
-    }
-
-    /// <summary>Boots the probe image under KVM (a throwaway snapshot) and waits for the guest to say it is up.</summary>
-    private async Task<AcceleratorChoice> ProbeKvmAsync(string image, CancellationToken cancellationToken)
-    {
-        var serial = Path.Combine(Path.GetTempPath(), $"corral-kvm-probe-{Guid.NewGuid():N}.log");
-        var info = new ProcessStartInfo(_options.QemuBinary) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in new[]
-                 {
-                     "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults", "-display", "none", "-snapshot",
-                     "-drive", $"file={QemuCommandLine.Escape(image)},if=virtio,format=qcow2", "-serial", $"file:{serial}", "-no-reboot",
-                 })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        var started = Stopwatch.StartNew();
-        using var probe = Process.Start(info) ?? throw new InvalidOperationException("could not start QEMU");
-        var stderr = probe.StandardError.ReadToEndAsync(cancellationToken);
         try
         {
-            while (started.Elapsed < _options.ProbeTimeout && !probe.HasExited)
-            {
-                if (File.Exists(serial) && (await File.ReadAllTextAsync(serial, cancellationToken).ConfigureAwait(false)).Contains("CORRAL-GUEST-READY", StringComparison.Ordinal))
-                {
-                    return new AcceleratorChoice("kvm", string.Create(CultureInfo.InvariantCulture, $"KVM probe boot reached the guest in {started.Elapsed.TotalSeconds:F1} s"));
-                }
-
-                await Task.Delay(200, cancellationToken).ConfigureAwait(false);
-            }
-
-            if (probe.HasExited)
-            {
-                var error = (await stderr.ConfigureAwait(false)).Trim().Split('\n').FirstOrDefault() ?? "";
-                return new AcceleratorChoice("tcg", $"KVM probe: QEMU exited with {probe.ExitCode}: {error}");
-            }
-
-            return new AcceleratorChoice("tcg", string.Create(CultureInfo.InvariantCulture, $"KVM probe boot did not reach the guest within {_options.ProbeTimeout.TotalSeconds:F0} s"));
+            return await StartLockedAsync(spec, paths, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            if (!probe.HasExited)
-            {
-                probe.Kill(); // our own child, by its handle
-                await probe.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-
-            File.Delete(serial);
+            _busy.TryRemove(spec.VmUuid, out _);
         }
     }
 
-    public async Task<IVmProcess> StartAsync(VmLaunchSpec spec, CancellationToken cancellationToken)
+    private async Task<IVmProcess> StartLockedAsync(VmLaunchSpec spec, VmRuntimePaths paths, CancellationToken cancellationToken)
     {
-        var accelerator = (await GetAcceleratorAsync(cancellationToken).ConfigureAwait(false)).Name;
-        var paths = new VmRuntimePaths(Path.Combine(_options.RuntimeDirectory, spec.VmUuid));
-        if (File.Exists(paths.PidFile) && int.TryParse(File.ReadAllText(paths.PidFile).Trim(), out var existing) && QemuVmProcess.IsAlive(existing, spec.VmUuid))
+        if (VmProcessTable.ReadPidFile(paths.PidFile) is { } existing && VmProcessTable.IsRunningVm(existing, spec.VmUuid))
         {
-            throw new VmStartException($"a QEMU process ({existing}) already runs this VM");
+            // Started by an earlier agent and not adopted: a second QEMU on the same disks would corrupt them.
+            throw new VmStartException($"a QEMU process ({existing}) already runs VM {spec.VmUuid}; adopt it instead of starting another");
         }
 
+        var accelerator = (await GetAcceleratorAsync(cancellationToken).ConfigureAwait(false)).Name;
         if (Directory.Exists(paths.Directory))
         {
             Directory.Delete(paths.Directory, recursive: true);
         }
 
         Directory.CreateDirectory(paths.Directory);
-        await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec), cancellationToken).ConfigureAwait(false);
-        var arguments = QemuCommandLine.Build(spec, paths, accelerator);
-        logger.LogInformation("Starting VM {Name} ({Uuid}) under {Accelerator}", spec.Name, spec.VmUuid, accelerator);
-        var result = await CommandRunner.RunAsync(_options.QemuBinary, arguments, cancellationToken, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
-        if (!result.Succeeded || !File.Exists(paths.PidFile))
-        {
-            TryDelete(paths.Directory);
-            var message = result.StandardError.Trim();
-            throw new VmStartException(string.IsNullOrEmpty(message) ? $"QEMU exited with {result.ExitCode}" : message);
-        }
-
-        var pid = int.Parse((await File.ReadAllTextAsync(paths.PidFile, cancellationToken).ConfigureAwait(false)).Trim(), CultureInfo.InvariantCulture);
+        var watch = Stopwatch.StartNew();
         try
         {
-            var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken).ConfigureAwait(false);
-            return new QemuVmProcess(spec.VmUuid, pid, paths, qmp, spec.Paravirtual, _options, logger);
+            await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec), cancellationToken).ConfigureAwait(false);
+            var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, _options.ExtraArgs);
+            _logger.LogInformation("Starting VM {Name} ({Uuid}) under {Accelerator}: {CommandLine}", spec.Name, spec.VmUuid, accelerator,
+                CommandRunner.Describe(_options.QemuBinary, arguments));
+
+            CommandResult result;
+            try
+            {
+                // The parent QEMU returns once the daemon has initialized (disks open, sockets bound) or failed to.
+                result = await CommandRunner.RunAsync(_options.QemuBinary, arguments, cancellationToken, _options.StartTimeout).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new VmStartException($"QEMU did not finish initializing within {_options.StartTimeout.TotalSeconds} s");
+            }
+
+            if (!result.Succeeded)
+            {
+                var message = result.StandardError.Trim();
+                throw new VmStartException(string.IsNullOrEmpty(message) ? $"QEMU exited with {result.ExitCode}" : message);
+            }
+
+            var pid = VmProcessTable.ReadPidFile(paths.PidFile)
+                      ?? throw new VmStartException($"QEMU reported success but wrote no pid to {paths.PidFile}");
+            if (!VmProcessTable.IsRunningVm(pid, spec.VmUuid))
+            {
+                throw new VmStartException($"QEMU (pid {pid}) exited right after starting");
+            }
+
+            var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger).ConfigureAwait(false);
+            var process = Track(new QemuVmProcess(spec, pid, paths, qmp, _options, _logger, Release));
+            var state = await process.QueryStateAsync(cancellationToken).ConfigureAwait(false);
+            var expected = spec.IncomingMigration is null ? VmRunState.Running : VmRunState.Paused;
+            if (state != expected)
+            {
+                await process.KillAsync(CancellationToken.None).ConfigureAwait(false);
+                await process.DisposeAsync().ConfigureAwait(false);
+                throw new VmStartException($"QEMU started but the VM is {state}, not {expected}");
+            }
+
+            _logger.LogInformation("VM {Name} ({Uuid}) started: QEMU pid {Pid}, {Milliseconds} ms", spec.Name, spec.VmUuid, pid, watch.ElapsedMilliseconds);
+            return process;
         }
         catch (Exception ex)
         {
-            if (QemuVmProcess.IsAlive(pid, spec.VmUuid))
+            // Whatever failed, no half-started QEMU and no stale runtime directory stay behind.
+            if (_live.TryGetValue(spec.VmUuid, out var tracked))
             {
-                using var process = Process.GetProcessById(pid);
-                process.Kill();
+                await tracked.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (VmProcessTable.ReadPidFile(paths.PidFile) is { } pid && VmProcessTable.KillVm(pid, spec.VmUuid))
+            {
+                _logger.LogWarning("Killed QEMU {Pid} of VM {Uuid} after a failed start", pid, spec.VmUuid);
+                for (var i = 0; i < 100 && VmProcessTable.IsRunningVm(pid, spec.VmUuid); i++)
+                {
+                    await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
+                }
             }
 
             TryDelete(paths.Directory);
-            throw new VmStartException("QEMU started but its monitor did not answer: " + ex.Message, ex);
+            if (ex is VmStartException or OperationCanceledException)
+            {
+                throw;
+            }
+
+            throw new VmStartException($"QEMU started but its monitor did not answer: {ex.Message}", ex);
         }
     }
 
+    private DiskCacheMode CacheModeFor(DiskSpec disk) => _options.DiskCache switch
+    {
+        "none" => DiskCacheMode.None,
+        "writeback" => DiskCacheMode.Writeback,
+        "auto" or "" => disk.Path is not null && DirectIo.Supported(disk.Path, disk.Format) ? DiskCacheMode.None : DiskCacheMode.Writeback,
+        var other => throw new VmStartException($"Corral:Qemu:DiskCache is '{other}'; use auto, none or writeback"),
+    };
+
     public async Task<IReadOnlyList<IVmProcess>> AdoptRunningAsync(CancellationToken cancellationToken)
     {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
         var adopted = new List<IVmProcess>();
-        if (!Directory.Exists(_options.RuntimeDirectory))
+        var root = RuntimeRoot;
+        if (!Directory.Exists(root))
         {
             return adopted;
         }
 
-        foreach (var directory in Directory.EnumerateDirectories(_options.RuntimeDirectory))
+        foreach (var directory in Directory.EnumerateDirectories(root))
         {
-            var paths = new VmRuntimePaths(directory);
+            var uuid = Path.GetFileName(directory);
+            if (!Guid.TryParseExact(uuid, "D", out _))
+            {
+                continue; // not ours
+            }
+
+            if (_live.ContainsKey(uuid) || !_busy.TryAdd(uuid, 0))
+            {
+                continue; // this instance already drives it, or is starting it right now
+            }
+
             try
             {
-                var spec = JsonSerializer.Deserialize<VmLaunchSpec>(await File.ReadAllTextAsync(paths.Spec, cancellationToken).ConfigureAwait(false))!;
-                var pid = int.Parse((await File.ReadAllTextAsync(paths.PidFile, cancellationToken).ConfigureAwait(false)).Trim(), CultureInfo.InvariantCulture);
-                if (!QemuVmProcess.IsAlive(pid, spec.VmUuid))
+                if (await AdoptOneAsync(new VmRuntimePaths(directory), uuid, cancellationToken).ConfigureAwait(false) is { } process)
                 {
-                    TryDelete(directory);
-                    continue;
+                    adopted.Add(process);
                 }
-
-                var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken).ConfigureAwait(false);
-                adopted.Add(new QemuVmProcess(spec.VmUuid, pid, paths, qmp, spec.Paravirtual, _options, logger));
             }
-            catch (Exception ex) when (ex is IOException or JsonException or FormatException or System.Net.Sockets.SocketException or QmpException or TimeoutException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or QmpException or System.Net.Sockets.SocketException)
             {
-                logger.LogWarning(ex, "Could not adopt the VM process in {Directory}", directory);
+                // Left running and left in place: a later adoption may succeed; it is never killed for failing to answer.
+                _logger.LogWarning(ex, "Could not adopt the VM process in {Directory}", directory);
+            }
+            finally
+            {
+                _busy.TryRemove(uuid, out _);
             }
         }
 
         return adopted;
     }
 
-    private static void TryDelete(string directory)
+    private async Task<QemuVmProcess?> AdoptOneAsync(VmRuntimePaths paths, string uuid, CancellationToken cancellationToken)
+    {
+        var pid = VmProcessTable.ReadPidFile(paths.PidFile);
+        if (pid is null || !VmProcessTable.IsRunningVm(pid.Value, uuid))
+        {
+            _logger.LogInformation("VM {Uuid}: no QEMU runs it any more; removing {Directory}", uuid, paths.Directory);
+            TryDelete(paths.Directory);
+            return null;
+        }
+
+        var spec = JsonSerializer.Deserialize<VmLaunchSpec>(await File.ReadAllTextAsync(paths.Spec, cancellationToken).ConfigureAwait(false))
+                   ?? throw new JsonException($"{paths.Spec} is empty");
+        if (!string.Equals(spec.VmUuid, uuid, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new JsonException($"{paths.Spec} describes VM {spec.VmUuid}, not {uuid}");
+        }
+
+        var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger).ConfigureAwait(false);
+        var process = Track(new QemuVmProcess(spec, pid.Value, paths, qmp, _options, _logger, Release));
+        _logger.LogInformation("Adopted VM {Name} ({Uuid}): QEMU pid {Pid}, QEMU {Version}", spec.Name, uuid, pid, qmp.QemuVersion);
+        return process;
+    }
+
+    private QemuVmProcess Track(QemuVmProcess process)
+    {
+        _live[process.VmUuid] = process;
+        return process;
+    }
+
+    private void Release(QemuVmProcess process) => _live.TryRemove(new KeyValuePair<string, QemuVmProcess>(process.VmUuid, process));
+
+    /// <summary>The VM processes this instance started or adopted and has not let go of.</summary>
+    public IReadOnlyCollection<QemuVmProcess> Processes => _live.Values.ToList();
+
+    private void TryDelete(string directory)
     {
         try
         {
             Directory.Delete(directory, recursive: true);
         }
-        catch (IOException)
+        catch (DirectoryNotFoundException)
         {
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning(ex, "Could not remove {Directory}", directory);
+        }
     }
-}
 
-public static class QemuServiceCollectionExtensions
-{
-    public static IServiceCollection AddQemuHypervisor(this IServiceCollection services, Action<QemuOptions>? configure = null)
+    /// <summary>Lets go of every VM process (connections close; QEMU keeps running, to be adopted by the next agent).</summary>
+    public async ValueTask DisposeAsync()
     {
-        var options = services.AddOptions<QemuOptions>();
-        if (configure is not null)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            options.Configure(configure);
+            return;
         }
 
-        services.AddSingleton<IHypervisor, QemuHypervisor>();
-        return services;
+        foreach (var process in _live.Values.ToList())
+        {
+            await process.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _probeLock.Dispose();
     }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

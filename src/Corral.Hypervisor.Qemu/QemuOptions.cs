@@ -1,23 +1,46 @@
 namespace Corral.Hypervisor.Qemu;
 
+/// <summary>How VMs are run with QEMU on this host (configuration section <c>Corral:Qemu</c>).</summary>
 public sealed class QemuOptions
 {
     public string QemuBinary { get; set; } = "qemu-system-x86_64";
 
-    /// <summary>One directory per running VM (sockets, pidfile, console log); on tmpfs it vanishes at reboot, as running VMs do.</summary>
+    /// <summary>
+    /// One directory per running VM (sockets, pidfile, console log, vm.json); on tmpfs it vanishes at reboot, as running VMs
+    /// do. Unix socket paths are limited to 107 bytes, so this path must stay under about 50 characters.
+    /// </summary>
     public string RuntimeDirectory { get; set; } = "/run/corral/vms";
 
-    /// <summary>Where the accelerator decision is remembered.</summary>
+    /// <summary>Where the accelerator decision is remembered (<c>accelerator.json</c>).</summary>
     public string StateDirectory { get; set; } = "/var/lib/corral/qemu";
 
-    /// <summary>A bootable guest image used to prove KVM works before trusting it.</summary>
+    /// <summary>
+    /// A bootable guest image with virtio drivers that prints <c>CORRAL-GUEST-READY</c> on its serial port, used to prove
+    /// KVM works with a real boot before trusting it. Without one, VMs run under TCG.
+    /// </summary>
     public string? ProbeImagePath { get; set; }
 
+    /// <summary>How long the KVM probe boot may take before KVM is declared unusable.</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
-    /// <summary>"kvm" or "tcg" to skip the probe.</summary>
+    /// <summary>"kvm" or "tcg" to skip the probe; null or empty to probe.</summary>
     public string? ForceAccelerator { get; set; }
 
-    /// <summary>How long a guest agent report stays fresh enough to trust the agent with a shutdown.</summary>
+    /// <summary>Extra arguments appended to every VM's QEMU command line (after Corral's own).</summary>
+    public IList<string> ExtraArgs { get; } = [];
+
+    /// <summary>
+    /// Host page cache use for virtual disks: "auto" (cache=none, i.e. O_DIRECT, where the image and its backing files
+    /// allow it, which keeps shared storage coherent for live migration; writeback elsewhere), "none" or "writeback".
+    /// </summary>
+    public string DiskCache { get; set; } = "auto";
+
+    /// <summary>How long QEMU may take to initialize (open disks, bind sockets) before the start is abandoned.</summary>
+    public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a guest agent report stays fresh enough to trust the agent with a shutdown or reboot.</summary>
     public TimeSpan GuestAgentFreshness { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long KillAsync waits after QMP <c>quit</c> before SIGKILL.</summary>
+    public TimeSpan QuitGracePeriod { get; set; } = TimeSpan.FromSeconds(3);
 }

@@ -1,67 +1,83 @@
-using System.Net.Sockets;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 
 namespace Corral.Hypervisor.Qemu;
 
-/// <summary>One QEMU process, started by us or adopted, driven over QMP, with its guest agent channel.</summary>
+/// <summary>
+/// One QEMU process, started by us or adopted, driven over QMP, with its guest agent channel. QEMU is a daemon, not our
+/// child: disposing this object lets go of it (the VM keeps running); only <see cref="KillAsync"/> stops it.
+/// </summary>
 public sealed class QemuVmProcess : IVmProcess
 {
+    private static readonly TimeSpan AckTimeout = TimeSpan.FromSeconds(3);
+
     private readonly VmRuntimePaths _paths;
     private readonly QmpClient _qmp;
+    private readonly GuestAgentChannel? _agent;
     private readonly QemuOptions _options;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
-    private readonly SemaphoreSlim _agentWrite = new(1, 1);
-    private readonly Task _agentLoop;
     private readonly Task _exitWatch;
-    private volatile Socket? _agentSocket;
-    private volatile GuestAgentReport? _latest;
+    private readonly Action<QemuVmProcess>? _onReleased;
+    private int _disposed;
 
-    internal QemuVmProcess(string vmUuid, int pid, VmRuntimePaths paths, QmpClient qmp, bool paravirtual, QemuOptions options, ILogger logger)
+    internal QemuVmProcess(VmLaunchSpec spec, int pid, VmRuntimePaths paths, QmpClient qmp, QemuOptions options, ILogger logger,
+        Action<QemuVmProcess>? onReleased = null)
     {
-        VmUuid = vmUuid;
+        Spec = spec;
         ProcessId = pid;
         _paths = paths;
         _qmp = qmp;
         _options = options;
         _logger = logger;
+        _onReleased = onReleased;
         _qmp.EventReceived += OnQmpEvent;
-        _agentLoop = paravirtual ? Task.Run(() => GuestAgentLoopAsync(_stop.Token)) : Task.CompletedTask;
+        if (spec.Paravirtual)
+        {
+            _agent = new GuestAgentChannel(paths.GuestAgent, spec.VmUuid, logger);
+            _agent.ReportReceived += (_, _) => Raise(VmProcessEventKind.GuestReport);
+        }
+
         _exitWatch = Task.Run(() => WatchExitAsync(_stop.Token));
     }
 
-    public string VmUuid { get; }
+    public string VmUuid => Spec.VmUuid;
 
     public int ProcessId { get; }
 
+    /// <summary>What this process was started with (read back from vm.json when adopted).</summary>
+    public VmLaunchSpec Spec { get; }
+
+    public VmRuntimePaths Paths => _paths;
+
     public Task Exited => _exited.Task;
 
-    public GuestAgentReport? LatestGuestReport => _latest;
+    public GuestAgentReport? LatestGuestReport => _agent?.LatestReport;
+
+    /// <summary>True when the guest agent is connected and reported recently enough to be trusted with a shutdown.</summary>
+    public bool GuestAgentResponsive => _agent?.IsResponsive(_options.GuestAgentFreshness) ?? false;
+
+    /// <summary>The QMP connection, for callers that need a command the interface does not offer (e.g. migration).</summary>
+    public QmpClient Qmp => _qmp;
 
     public event EventHandler<VmProcessEventArgs>? EventReceived;
 
     /// <summary>True while /proc/pid is a QEMU running this VM (a reused pid is not).</summary>
-    public static bool IsAlive(int pid, string vmUuid)
+    public static bool IsAlive(int pid, string vmUuid) => VmProcessTable.IsRunningVm(pid, vmUuid);
+
+    /// <summary>Reads one guest agent report line; null for anything else (acks, noise).</summary>
+    public static GuestAgentReport? TryParseReport(string line, DateTime receivedUtc) => GuestAgentChannel.TryParseReport(line, receivedUtc);
+
+    private void Raise(VmProcessEventKind kind, string detail = "")
     {
         try
         {
-            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
-            if (!cmdline.Contains(vmUuid, StringComparison.Ordinal))
-            {
-                return false;
-            }
-
-            // A zombie has exited; only its parent has not reaped it yet.
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return !stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+            EventReceived?.Invoke(this, new VmProcessEventArgs(kind, detail));
         }
-        catch (IOException)
+        catch (Exception ex)
         {
-            return false;
+            _logger.LogError(ex, "A handler of VM {Vm}'s {Event} event failed", VmUuid, kind);
         }
     }
 
@@ -69,240 +85,229 @@ public sealed class QemuVmProcess : IVmProcess
     {
         try
         {
-            while (IsAlive(ProcessId, VmUuid))
+            // QMP's end is the prompt signal; /proc is the proof (and the only signal if QMP was lost some other way).
+            while (VmProcessTable.IsRunningVm(ProcessId, VmUuid))
             {
-                await Task.WhenAny(_qmp.Closed, Task.Delay(TimeSpan.FromSeconds(1), stop)).ConfigureAwait(false);
-                if (_qmp.Closed.IsCompleted)
-                {
-                    await Task.Delay(50, stop).ConfigureAwait(false);
-                }
+                var tick = _qmp.Closed.IsCompleted ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromSeconds(1);
+                await Task.WhenAny(_qmp.Closed, Task.Delay(tick, stop)).ConfigureAwait(false);
+                stop.ThrowIfCancellationRequested();
             }
         }
         catch (OperationCanceledException)
         {
-            return;
+            return; // released, not exited
         }
 
+        _logger.LogInformation("QEMU process {Pid} of VM {Vm} has exited", ProcessId, VmUuid);
+        if (_agent is not null)
+        {
+            await _agent.DisposeAsync().ConfigureAwait(false); // nothing left to reconnect to; its last report stays readable
+        }
+
+        RemoveRuntimeFiles(keepConsoleLog: true);
         _exited.TrySetResult();
-        EventReceived?.Invoke(this, new VmProcessEventArgs(VmProcessEventKind.Exited));
+        Raise(VmProcessEventKind.Exited);
     }
 
-    private void OnQmpEvent(string name, JsonNode? data)
+    /// <summary>
+    /// Removes what a dead QEMU left behind (sockets, pidfile, vm.json), unless the directory already belongs to a newer
+    /// process of the same VM (its pidfile names another pid).
+    /// </summary>
+    private void RemoveRuntimeFiles(bool keepConsoleLog)
     {
-        var kind = name switch
+        try
+        {
+            if (VmProcessTable.ReadPidFile(_paths.PidFile) is { } pid && pid != ProcessId)
+            {
+                return;
+            }
+
+            if (!keepConsoleLog)
+            {
+                Directory.Delete(_paths.Directory, recursive: true);
+                return;
+            }
+
+            foreach (var file in _paths.Sockets.Append(_paths.PidFile).Append(_paths.Spec))
+            {
+                File.Delete(file);
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning(ex, "Could not clean the runtime directory {Directory}", _paths.Directory);
+        }
+    }
+
+    private void OnQmpEvent(object? sender, QmpEventArgs e)
+    {
+        _logger.LogDebug("VM {Vm}: QMP event {Event} {Data}", VmUuid, e.Name, e.Data?.ToJsonString());
+        VmProcessEventKind? kind = e.Name switch
         {
             "SHUTDOWN" => VmProcessEventKind.GuestShutdown,
             "RESET" => VmProcessEventKind.GuestReset,
             "STOP" => VmProcessEventKind.Stopped,
             "RESUME" => VmProcessEventKind.Resumed,
-            _ => (VmProcessEventKind?)null,
+            _ => null,
         };
         if (kind is { } k)
         {
-            EventReceived?.Invoke(this, new VmProcessEventArgs(k, data?.ToJsonString() ?? ""));
+            Raise(k, e.Data?.ToJsonString() ?? "");
         }
     }
 
-    private async Task GuestAgentLoopAsync(CancellationToken stop)
+    private async Task<JsonNode?> QmpAsync(string command, JsonObject? arguments, CancellationToken cancellationToken)
     {
-        while (!stop.IsCancellationRequested && !_exited.Task.IsCompleted)
-        {
-            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(_paths.GuestAgent), stop).ConfigureAwait(false);
-                _agentSocket = socket;
-                using var stream = new NetworkStream(socket, ownsSocket: false);
-                using var reader = new StreamReader(stream, Encoding.UTF8);
-                while (await reader.ReadLineAsync(stop).ConfigureAwait(false) is { } line)
-                {
-                    HandleAgentLine(line);
-                }
-            }
-            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-            {
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-            finally
-            {
-                _agentSocket = null;
-                socket.Dispose();
-            }
-
-            try
-            {
-                await Task.Delay(1000, stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-        }
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return await _qmp.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
     }
-
-    internal void HandleAgentLine(string line)
-    {
-        if (TryParseReport(line, DateTime.UtcNow) is { } report)
-        {
-            _latest = report;
-            EventReceived?.Invoke(this, new VmProcessEventArgs(VmProcessEventKind.GuestReport));
-        }
-        else
-        {
-            _logger.LogDebug("Guest agent of {Vm}: {Line}", VmUuid, line);
-        }
-    }
-
-    /// <summary>Reads one guest agent report line; null for anything else (acks, noise).</summary>
-    public static GuestAgentReport? TryParseReport(string line, DateTime receivedUtc)
-    {
-        try
-        {
-            if (JsonNode.Parse(line) is not JsonObject o || o["agent"] is null)
-            {
-                return null;
-            }
-
-            static Dictionary<string, string> Map(JsonNode? node) =>
-                node is JsonObject m ? m.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "", StringComparer.Ordinal) : [];
-            var uptime = o["uptime"] is JsonValue u && u.TryGetValue<double>(out var seconds) ? seconds : 0;
-            return new GuestAgentReport(o["version"]?.ToString() ?? "0", TimeSpan.FromSeconds(uptime), Map(o["os"]), Map(o["networks"]), Map(o["pv_drivers"]), receivedUtc);
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-
-    private bool AgentIsFresh => _agentSocket is not null && _latest is { } r && DateTime.UtcNow - r.ReceivedUtc < _options.GuestAgentFreshness;
-
-    private async Task<bool> TellAgentAsync(string command, CancellationToken cancellationToken)
-    {
-        if (!AgentIsFresh || _agentSocket is not { } socket)
-        {
-            return false;
-        }
-
-        await _agentWrite.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await socket.SendAsync(Encoding.UTF8.GetBytes(command + "\n"), SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            return false;
-        }
-        finally
-        {
-            _agentWrite.Release();
-        }
-    }
-
-    private Task<JsonNode?> Qmp(string command, JsonObject? arguments, CancellationToken cancellationToken) =>
-        _qmp.ExecuteAsync(command, arguments, cancellationToken);
 
     public async Task<VmRunState> QueryStateAsync(CancellationToken cancellationToken)
     {
-        var status = await Qmp("query-status", null, cancellationToken).ConfigureAwait(false);
-        return status?["status"]?.GetValue<string>() switch
-        {
-            "running" => VmRunState.Running,
-            "paused" or "prelaunch" or "inmigrate" or "suspended" => VmRunState.Paused,
-            "postmigrate" or "finish-migrate" => VmRunState.Migrating,
-            "shutdown" => VmRunState.ShutDown,
-            "internal-error" or "guest-panicked" or "io-error" => VmRunState.Crashed,
-            _ => VmRunState.Unknown,
-        };
+        var status = await QmpAsync("query-status", null, cancellationToken).ConfigureAwait(false);
+        return MapRunState(status?["status"]?.GetValue<string>());
     }
 
-    public Task PauseAsync(CancellationToken cancellationToken) => Qmp("stop", null, cancellationToken);
+    /// <summary>QEMU's RunState (query-status) folded to what Corral distinguishes.</summary>
+    public static VmRunState MapRunState(string? status) => status switch
+    {
+        "running" => VmRunState.Running,
+        "paused" or "prelaunch" or "inmigrate" or "suspended" or "debug" or "save-vm" or "restore-vm" => VmRunState.Paused,
+        "postmigrate" or "finish-migrate" => VmRunState.Migrating,
+        "shutdown" => VmRunState.ShutDown,
+        "internal-error" or "guest-panicked" or "io-error" => VmRunState.Crashed,
+        _ => VmRunState.Unknown,
+    };
 
-    public Task ResumeAsync(CancellationToken cancellationToken) => Qmp("cont", null, cancellationToken);
+    public Task PauseAsync(CancellationToken cancellationToken) => QmpAsync("stop", null, cancellationToken);
 
+    public Task ResumeAsync(CancellationToken cancellationToken) => QmpAsync("cont", null, cancellationToken);
+
+    /// <summary>The guest agent's <c>shutdown</c> when it is alive and acknowledges; otherwise the ACPI power button.</summary>
     public async Task RequestShutdownAsync(CancellationToken cancellationToken)
     {
-        if (!await TellAgentAsync("shutdown", cancellationToken).ConfigureAwait(false))
+        if (await TellAgentAsync("shutdown", cancellationToken).ConfigureAwait(false))
         {
-            await Qmp("system_powerdown", null, cancellationToken).ConfigureAwait(false);
+            return;
         }
+
+        _logger.LogInformation("VM {Vm}: ACPI power button (system_powerdown)", VmUuid);
+        await QmpAsync("system_powerdown", null, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>The guest agent's <c>reboot</c> when it is alive and acknowledges; otherwise a hard reset.</summary>
     public async Task RequestRebootAsync(CancellationToken cancellationToken)
     {
-        if (!await TellAgentAsync("reboot", cancellationToken).ConfigureAwait(false))
+        if (await TellAgentAsync("reboot", cancellationToken).ConfigureAwait(false))
         {
-            await Qmp("system_reset", null, cancellationToken).ConfigureAwait(false);
+            return;
         }
+
+        _logger.LogInformation("VM {Vm}: no guest agent to reboot cleanly; resetting (system_reset)", VmUuid);
+        await QmpAsync("system_reset", null, cancellationToken).ConfigureAwait(false);
     }
 
-    public Task ResetAsync(CancellationToken cancellationToken) => Qmp("system_reset", null, cancellationToken);
+    private async Task<bool> TellAgentAsync(string command, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (_agent is null || !_agent.IsResponsive(_options.GuestAgentFreshness))
+        {
+            return false;
+        }
 
+        var taken = await _agent.SendCommandAsync(command, AckTimeout, cancellationToken).ConfigureAwait(false);
+        if (taken)
+        {
+            _logger.LogInformation("VM {Vm}: guest agent asked to {Command}", VmUuid, command);
+        }
+
+        return taken;
+    }
+
+    public Task ResetAsync(CancellationToken cancellationToken) => QmpAsync("system_reset", null, cancellationToken);
+
+    /// <summary>QMP <c>quit</c>; SIGKILL (to this VM's QEMU only, checked in /proc) if it lingers; then the runtime directory goes.</summary>
     public async Task KillAsync(CancellationToken cancellationToken)
     {
-        try
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (!_exited.Task.IsCompleted)
         {
-            await Qmp("quit", null, cancellationToken).WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is QmpException or TimeoutException)
-        {
-        }
-
-        try
-        {
-            await _exited.Task.WaitAsync(TimeSpan.FromSeconds(3), cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            if (IsAlive(ProcessId, VmUuid))
+            try
             {
-                // Checked just above: this pid is still QEMU for this VM, not a reused pid.
-                using var process = System.Diagnostics.Process.GetProcessById(ProcessId);
-                process.Kill();
+                await _qmp.ExecuteAsync("quit", null, cancellationToken).WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is QmpException or TimeoutException)
+            {
+                _logger.LogInformation("VM {Vm}: QMP quit not answered ({Reason})", VmUuid, ex.Message);
             }
 
-            await _exited.Task.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _exited.Task.WaitAsync(_options.QuitGracePeriod, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                _logger.LogWarning("VM {Vm}: QEMU {Pid} still runs {Seconds} s after quit; sending SIGKILL", VmUuid, ProcessId,
+                    _options.QuitGracePeriod.TotalSeconds);
+                VmProcessTable.KillVm(ProcessId, VmUuid);
+                await _exited.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        try
-        {
-            Directory.Delete(_paths.Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        RemoveRuntimeFiles(keepConsoleLog: false);
     }
 
+    /// <summary>Inserts an image into (path) or ejects the medium of (null) the CD drive with this VBD index.</summary>
     public async Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken)
     {
-        var id = $"drive{diskIndex}";
+        var disk = Spec.Disks.FirstOrDefault(d => d.Index == diskIndex);
+        if (disk is not { IsCdrom: true })
+        {
+            throw new ArgumentException($"VM {VmUuid} has no CD drive at index {diskIndex}", nameof(diskIndex));
+        }
+
+        if (isoPath is not null && !Path.IsPathFullyQualified(isoPath))
+        {
+            throw new ArgumentException($"'{isoPath}' is not an absolute path", nameof(isoPath));
+        }
+
+        var id = QemuCommandLine.DriveId(diskIndex);
         if (isoPath is null)
         {
-            await Qmp("eject", new JsonObject { ["device"] = id, ["force"] = true }, cancellationToken).ConfigureAwait(false);
+            await QmpAsync("eject", new JsonObject { ["device"] = id, ["force"] = true }, cancellationToken).ConfigureAwait(false);
+            return;
         }
-        else
+
+        await QmpAsync("blockdev-change-medium", new JsonObject
         {
-            await Qmp("blockdev-change-medium", new JsonObject
-            {
-                ["device"] = id,
-                ["filename"] = isoPath,
-                ["format"] = "raw",
-                ["read-only-mode"] = "read-only",
-            }, cancellationToken).ConfigureAwait(false);
-        }
+            ["device"] = id,
+            ["filename"] = isoPath,
+            ["format"] = "raw",
+            ["read-only-mode"] = "read-only",
+        }, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Lets go of the process: QMP and guest agent connections close, QEMU keeps running.</summary>
     public async ValueTask DisposeAsync()
     {
-        // Disposing lets go of the process; it does not stop it (an agent restart must leave VMs running).
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
-        _agentSocket?.Dispose();
+        _qmp.EventReceived -= OnQmpEvent;
+        if (_agent is not null)
+        {
+            await _agent.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _qmp.DisposeAsync().ConfigureAwait(false);
-        await Task.WhenAll(_agentLoop, _exitWatch).ConfigureAwait(false);
+        await _exitWatch.ConfigureAwait(false);
         _stop.Dispose();
-        _agentWrite.Dispose();
+        _onReleased?.Invoke(this);
     }
 }

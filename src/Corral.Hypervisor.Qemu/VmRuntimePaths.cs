@@ -1,0 +1,40 @@
+namespace Corral.Hypervisor.Qemu;
+
+/// <summary>The files of one VM's runtime directory, <c>&lt;RuntimeDirectory&gt;/&lt;vm-uuid&gt;/</c>.</summary>
+public sealed record VmRuntimePaths(string Directory)
+{
+    /// <summary>The kernel's limit for a Unix socket path (sun_path is 108 bytes, one for the terminating NUL).</summary>
+    public const int MaxSocketPathBytes = 107;
+
+    public string Qmp => Path.Combine(Directory, "qmp.sock");
+
+    /// <summary>The serial console (ttyS0) as a socket, for an interactive console.</summary>
+    public string Console => Path.Combine(Directory, "console.sock");
+
+    /// <summary>Everything the guest wrote on its serial console, appended across boots of this process.</summary>
+    public string ConsoleLog => Path.Combine(Directory, "console.log");
+
+    public string GuestAgent => Path.Combine(Directory, "guest-agent.sock");
+
+    public string Vnc => Path.Combine(Directory, "vnc.sock");
+
+    public string PidFile => Path.Combine(Directory, "qemu.pid");
+
+    /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
+    public string Spec => Path.Combine(Directory, "vm.json");
+
+    public IEnumerable<string> Sockets => [Qmp, Console, GuestAgent, Vnc];
+
+    /// <summary>The longest socket path must fit in sun_path, or QEMU cannot bind it.</summary>
+    public void EnsureSocketPathsFit()
+    {
+        foreach (var socket in Sockets)
+        {
+            if (System.Text.Encoding.UTF8.GetByteCount(socket) > MaxSocketPathBytes)
+            {
+                throw new VmStartException(
+                    $"the socket path '{socket}' is longer than the {MaxSocketPathBytes} bytes a Unix socket allows; choose a shorter Corral:Qemu:RuntimeDirectory");
+            }
+        }
+    }
+}

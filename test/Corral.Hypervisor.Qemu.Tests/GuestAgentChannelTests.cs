@@ -1,0 +1,101 @@
+using System.Net.Sockets;
+using System.Text;
+using Corral.Hypervisor.Qemu.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Corral.Hypervisor.Qemu.Tests;
+
+public sealed class GuestAgentChannelTests(ITestOutputHelper output) : IDisposable
+{
+    private const string Report =
+        """{"agent":"corral-guest-agent","version":"1.0.0","uptime":123.45,"os":{"name":"Corral Linux test","uname":"6.1.0"},"networks":{"0/ip":"10.77.0.10","0/ipv4/0":"10.77.0.10"},"pv_drivers":{"virtio_net":"1","virtio_blk":"1"}}""";
+
+    private readonly string _dir = Path.Combine("/tmp", "cq-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Reports_parse_into_version_uptime_os_networks_and_drivers()
+    {
+        var received = new DateTime(2026, 11, 25, 1, 0, 0, DateTimeKind.Utc);
+        var report = GuestAgentChannel.TryParseReport(Report, received)!;
+        Assert.Equal("1.0.0", report.AgentVersion);
+        Assert.Equal(TimeSpan.FromSeconds(123.45), report.Uptime);
+        Assert.Equal("Corral Linux test", report.OsVersion["name"]);
+        Assert.Equal("10.77.0.10", report.Networks["0/ip"]);
+        Assert.Equal("10.77.0.10", report.Networks["0/ipv4/0"]);
+        Assert.Equal("1", report.PvDrivers["virtio_blk"]);
+        Assert.Equal(received, report.ReceivedUtc);
+    }
+
+    [Theory]
+    [InlineData("""{"ack":"shutdown"}""")]
+    [InlineData("garbage")]
+    [InlineData("[]")]
+    [InlineData("")]
+    public void Anything_but_a_report_is_not_a_report(string line) => Assert.Null(GuestAgentChannel.TryParseReport(line, DateTime.UtcNow));
+
+    [Fact]
+    public void Missing_parts_of_a_report_read_as_empty()
+    {
+        var report = GuestAgentChannel.TryParseReport("""{"agent":"x","uptime":"soon"}""", DateTime.UtcNow)!;
+        Assert.Equal("0", report.AgentVersion);
+        Assert.Equal(TimeSpan.Zero, report.Uptime);
+        Assert.Empty(report.Networks);
+        Assert.Empty(report.PvDrivers);
+    }
+
+    [Fact]
+    public void Acks_name_their_command()
+    {
+        Assert.Equal("shutdown", GuestAgentChannel.TryParseAck("""{"ack":"shutdown"}"""));
+        Assert.Null(GuestAgentChannel.TryParseAck(Report));
+        Assert.Null(GuestAgentChannel.TryParseAck("nonsense"));
+    }
+
+    /// <summary>The channel over a real Unix socket whose far end plays the guest: reports, a command and its ack, a reconnect.</summary>
+    [Fact]
+    public async Task Reports_arrive_commands_are_acknowledged_and_a_dropped_socket_is_reconnected()
+    {
+        Directory.CreateDirectory(_dir);
+        var path = Path.Combine(_dir, "guest-agent.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+
+        await using var channel = new GuestAgentChannel(path, "test-vm", new TestLogger<GuestAgentChannel>(output));
+        var reports = 0;
+        channel.ReportReceived += (_, _) => Interlocked.Increment(ref reports);
+
+        using (var guest = await listener.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            await guest.SendAsync(Encoding.UTF8.GetBytes(Report + "\n"));
+            await QemuRig.WaitUntilAsync(() => channel.LatestReport is not null, TimeSpan.FromSeconds(10), "first report");
+            Assert.True(channel.IsResponsive(TimeSpan.FromSeconds(10)));
+
+            var answer = Task.Run(async () =>
+            {
+                using var reader = new StreamReader(new NetworkStream(guest, ownsSocket: false));
+                var command = await reader.ReadLineAsync();
+                await guest.SendAsync(Encoding.UTF8.GetBytes($$"""{"ack":"{{command}}"}""" + "\n"));
+                return command;
+            });
+            Assert.True(await channel.SendCommandAsync("reboot", TimeSpan.FromSeconds(5), CancellationToken.None));
+            Assert.Equal("reboot", await answer);
+
+            // A guest that takes a command but never answers is reported as not having taken it.
+            Assert.False(await channel.SendCommandAsync("shutdown", TimeSpan.FromMilliseconds(300), CancellationToken.None));
+        }
+
+        using var again = await listener.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        await again.SendAsync(Encoding.UTF8.GetBytes(Report.Replace("123.45", "200", StringComparison.Ordinal) + "\n"));
+        await QemuRig.WaitUntilAsync(() => channel.LatestReport?.Uptime == TimeSpan.FromSeconds(200), TimeSpan.FromSeconds(10), "report after reconnect");
+        Assert.Equal(2, reports);
+    }
+}
