@@ -1,0 +1,16 @@
+namespace Corral.Cli.Api;
+
+/// <summary>
+/// One XenAPI call on the wire: a method name and its positional parameters (the session first, when the method takes
+/// one), answered by the decoded result. Values are plain .NET values: <see cref="string"/>, <see cref="long"/>,
+/// <see cref="double"/>, <see cref="bool"/>, <c>null</c>, <see cref="List{T}"/> of values and
+/// <see cref="Dictionary{TKey,TValue}"/> (string keys, insertion order kept) of values. A XenAPI failure is thrown as
+/// <see cref="Corral.Model.XenApiException"/>; a transport failure as <see cref="XenApiTransportException"/>.
+/// </summary>
+public interface IXenApiClient
+{
+    Task<object?> CallAsync(string method, IReadOnlyList<object?> parameters, CancellationToken cancellationToken);
+}
+
+/// <summary>The server could not be reached or did not answer as a XenAPI server. The message is xe's wording.</summary>
+public sealed class XenApiTransportException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,450 @@
+using System.Xml.Linq;
+using Corral.Cli.Api;
+using Corral.Cli.Records;
+using Corral.Model;
+
+namespace Corral.Cli.Operations;
+
+/// <summary>VM lifecycle: install, start, shutdown, reboot, pause, unpause, reset-powerstate, uninstall, destroy, clone, copy.</summary>
+public static class VmCommands
+{
+    private const CommandFlags VmStandard = CommandFlags.Standard | CommandFlags.VmSelectors;
+
+    public const string NoForceMessage = "This operation is dangerous and may cause data loss. This operation must be forced (use --force).";
+
+    public static void Register(CommandRegistry r)
+    {
+        r.Add(new("vm-install", ["new-name-label"], ["sr-name-label", "sr-uuid", "template", "copy-bios-strings-from"],
+            "Install a new VM from a template. The template parameter can match either the template name or the uuid.",
+            CommandFlags.Standard, InstallAsync));
+        r.Add(new("vm-start", [], ["force", "on", "paused"],
+            "Start the selected VM(s). Where pooling is enabled, the host on which to start can be specified with the 'on' parameter that takes a uuid. The optional parameter '--force' will bypass any hardware-compatibility warnings.",
+            VmStandard, StartAsync));
+        r.Add(new("vm-shutdown", [], ["force"],
+            "Shutdown the selected VM(s). The optional argument --force will forcibly shut down the VM.", VmStandard, ShutdownAsync));
+        r.Add(new("vm-reboot", [], ["force"], "Reboot the selected VM(s).", VmStandard, (c, ct) =>
+            Selection.ForVmsAsync(c, [], vm => c.CallAsync(c.Params.Bool("force") ? "VM.hard_reboot" : "VM.clean_reboot", ct, vm.Ref), ct)));
+        r.Add(new("vm-pause", [], [],
+            "Pause a running VM. Note this operation does not free the associated memory (see 'vm-suspend').", VmStandard, (c, ct) =>
+                Selection.ForVmsAsync(c, [], vm => c.CallAsync("VM.pause", ct, vm.Ref), ct)));
+        r.Add(new("vm-unpause", [], [], "Unpause a paused VM.", VmStandard, (c, ct) =>
+            Selection.ForVmsAsync(c, [], vm => c.CallAsync("VM.unpause", ct, vm.Ref), ct)));
+        r.Add(new("vm-reset-powerstate", [], ["force"],
+            "Force the VM powerstate to halted in the management toolstack database only. This command is used to recover a VM that is marked as 'running', but is known to be on a dead slave host that will not recover. This is a potentially dangerous operation: you must ensure that the VM you are forcing to 'halted' is definitely not running anywhere.",
+            VmStandard, (c, ct) =>
+            {
+                if (!c.Params.Bool("force"))
+                {
+                    throw new XeFailure(NoForceMessage);
+                }
+
+                return Selection.ForVmsAsync(c, [], vm => c.CallAsync("VM.power_state_reset", ct, vm.Ref), ct);
+            }));
+        r.Add(new("vm-uninstall", [], ["force"],
+            "Uninstall a VM. This operation will destroy those VDIs that are marked RW and connected to this VM only. To simply destroy the VM record, use vm-destroy.",
+            VmStandard, UninstallAsync));
+        r.Add(new("vm-destroy", ["uuid"], [],
+            "Destroy a VM. This leaves the storage associated with the VM intact. To delete storage too, use vm-uninstall.",
+            CommandFlags.None, DestroyAsync));
+        r.Add(new("vm-clone", ["new-name-label"], ["new-name-description"],
+            "Clone an existing VM, using storage-level fast disk clone operation where available.", VmStandard, CloneAsync));
+        r.Add(new("vm-copy", ["new-name-label"], ["new-name-description", "sr-uuid"],
+            "Copy an existing VM, but without using storage-level fast disk clone operation (even if this is available). The disk images of the copied VM are guaranteed to be 'full images' - i.e. not part of a CoW chain.",
+            VmStandard, CopyAsync));
+    }
+
+    private static Task StartAsync(CommandContext c, CancellationToken ct)
+    {
+        var force = c.Params.Bool("force");
+        var paused = c.Params.Bool("paused");
+        return Selection.ForVmsAsync(c, ["on", "paused", "progress"], async vm =>
+        {
+            if (c.Params.Get("on") is { } on)
+            {
+                var host = await Selection.HostByNameOrIdAsync(c, on, ct).ConfigureAwait(false);
+                await TaskWaiter.CallAsync(c, "VM.start_on", ct, vm.Ref, host.Ref, paused, force).ConfigureAwait(false);
+            }
+            else
+            {
+                await TaskWaiter.CallAsync(c, "VM.start", ct, vm.Ref, paused, force).ConfigureAwait(false);
+            }
+        }, ct, includeControlDomains: true);
+    }
+
+    private static Task ShutdownAsync(CommandContext c, CancellationToken ct)
+    {
+        var method = c.Params.Bool("force") ? "VM.hard_shutdown" : "VM.clean_shutdown";
+        return Selection.ForVmsAsync(c, ["progress"], vm => TaskWaiter.CallAsync(c, method, ct, vm.Ref), ct);
+    }
+
+    private static async Task DestroyAsync(CommandContext c, CancellationToken ct)
+    {
+        var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
+        if (XenValue.AsBool(await c.CallAsync("VM.get_is_control_domain", ct, vm).ConfigureAwait(false)))
+        {
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, "You cannot destroy a control domain via the CLI");
+        }
+
+        await c.CallAsync("VM.destroy", ct, vm).ConfigureAwait(false);
+    }
+
+    private static async Task CloneAsync(CommandContext c, CancellationToken ct)
+    {
+        var name = c.Params.Required("new-name-label");
+        var vms = await Selection.ForVmsAsync(c, ["new-name-label", "new-name-description", "ignore-vdi-uuids"],
+            vm => c.CallForStringAsync("VM.clone", ct, vm.Ref, name), ct, includeTemplates: true).ConfigureAwait(false);
+        await FinishCopiesAsync(c, vms, ct).ConfigureAwait(false);
+    }
+
+    private static async Task CopyAsync(CommandContext c, CancellationToken ct)
+    {
+        var name = c.Params.Required("new-name-label");
+        var sr = c.Params.Get("sr-uuid") is { } uuid ? await c.CallForStringAsync("SR.get_by_uuid", ct, uuid).ConfigureAwait(false) : OpaqueRef.Null;
+        var vms = await Selection.ForVmsAsync(c, ["new-name-label", "sr-uuid", "new-name-description"],
+            vm => c.CallForStringAsync("VM.copy", ct, vm.Ref, name, sr), ct, multiple: false, includeTemplates: true).ConfigureAwait(false);
+        await FinishCopiesAsync(c, vms, ct).ConfigureAwait(false);
+    }
+
+    private static async Task FinishCopiesAsync(CommandContext c, IReadOnlyList<string> vms, CancellationToken ct)
+    {
+        if (c.Params.Get("new-name-description") is { } description && vms.Count > 0)
+        {
+            await c.CallAsync("VM.set_name_description", ct, vms[0], description).ConfigureAwait(false);
+        }
+
+        var uuids = new List<string>();
+        foreach (var vm in vms)
+        {
+            uuids.Add(await c.CallForStringAsync("VM.get_uuid", ct, vm).ConfigureAwait(false));
+        }
+
+        c.Printer.List(uuids);
+    }
+
+    /// <summary>
+    /// xe's vm-install: find the template (template-uuid, template-name-label, template-name, or template= by uuid
+    /// then by name), copy it to the SR given (VM.copy) or clone it (VM.clone), describe it, point the provisioning
+    /// disks at the SR, provision it, print its uuid. On a failure after the copy, the new VM is destroyed.
+    /// </summary>
+    private static async Task InstallAsync(CommandContext c, CancellationToken ct)
+    {
+        var template = await FindTemplateAsync(c, ct).ConfigureAwait(false);
+        if (!XenValue.AsBool(await c.CallAsync("VM.get_is_a_template", ct, template).ConfigureAwait(false)))
+        {
+            throw new XeFailure("Can only install from templates");
+        }
+
+        var name = c.Params.Required("new-name-label");
+        var sr = await InstallSrAsync(c, template, ct).ConfigureAwait(false);
+        var suspendSr = sr is not null && !OpaqueRef.IsNull(sr)
+            ? sr
+            : await c.CallForStringAsync("VM.get_suspend_SR", ct, template).ConfigureAwait(false);
+        var srUuid = await ProvisioningSrUuidAsync(c, template, sr, ct).ConfigureAwait(false);
+        var vm = sr is not null && !OpaqueRef.IsNull(sr)
+            ? await c.CallForStringAsync("VM.copy", ct, template, name, sr).ConfigureAwait(false)
+            : await c.CallForStringAsync("VM.clone", ct, template, name).ConfigureAwait(false);
+        try
+        {
+            await c.CallAsync("VM.set_name_description", ct, vm, "Installed via xe CLI").ConfigureAwait(false);
+            await c.CallAsync("VM.set_suspend_SR", ct, vm, suspendSr).ConfigureAwait(false);
+            await RewriteProvisioningAsync(c, vm, srUuid, ct).ConfigureAwait(false);
+            await c.CallAsync("VM.provision", ct, vm).ConfigureAwait(false);
+            // xapi's VM.provision itself turns the copy into a VM; make sure of it where a server leaves that to us.
+            if (XenValue.AsBool(await c.CallAsync("VM.get_is_a_template", ct, vm).ConfigureAwait(false)))
+            {
+                await c.CallAsync("VM.set_is_a_template", ct, vm, false).ConfigureAwait(false);
+            }
+
+            if (c.Params.Get("copy-bios-strings-from") is { } hostUuid)
+            {
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, hostUuid).ConfigureAwait(false);
+                await c.CallAsync("VM.copy_bios_strings", ct, vm, host).ConfigureAwait(false);
+            }
+
+            c.Printer.Line(await c.CallForStringAsync("VM.get_uuid", ct, vm).ConfigureAwait(false));
+        }
+        catch (Exception ex) when (ex is XenApiException or CliException)
+        {
+            try
+            {
+                await c.CallAsync("VM.destroy", CancellationToken.None, vm).ConfigureAwait(false);
+            }
+            catch (XenApiException)
+            {
+                // The install's own error is the one to report.
+            }
+
+            throw;
+        }
+    }
+
+    private static async Task<string> FindTemplateAsync(CommandContext c, CancellationToken ct)
+    {
+        if (c.Params.Get("template-uuid") is { } templateUuid)
+        {
+            try
+            {
+                return await c.CallForStringAsync("VM.get_by_uuid", ct, templateUuid).ConfigureAwait(false);
+            }
+            catch (XenApiException)
+            {
+                throw new XeFailure("Cannot find template");
+            }
+        }
+
+        if ((c.Params.Get("template-name-label") ?? c.Params.Get("template-name")) is { } templateName)
+        {
+            return await TemplateByNameAsync(c, templateName, ct).ConfigureAwait(false);
+        }
+
+        if (c.Params.Get("template") is { } template)
+        {
+            try
+            {
+                return await c.CallForStringAsync("VM.get_by_uuid", ct, template).ConfigureAwait(false);
+            }
+            catch (XenApiException ex) when (ex.Code is ErrorCodes.UuidInvalid or ErrorCodes.HandleInvalid)
+            {
+                return await TemplateByNameAsync(c, template, ct).ConfigureAwait(false);
+            }
+        }
+
+        throw new XeFailure("Template must be specified by parameter 'template-uuid', 'template-name', 'template-name-label' or 'template'");
+    }
+
+    private static async Task<string> TemplateByNameAsync(CommandContext c, string name, CancellationToken ct)
+    {
+        var all = await c.Cache.AllAsync("VM", ct).ConfigureAwait(false);
+        var templates = await c.Records.FilterAsync(XeClasses.Get("vm"), all,
+            [new("name-label", name), new("is-a-template", "true"), new("is-control-domain", "false")], ct).ConfigureAwait(false);
+        return templates.Count switch
+        {
+            0 => throw new XeFailure("No templates matched"),
+            1 => templates[0].Ref,
+            _ => throw new XeFailure("More than one matching template found"),
+        };
+    }
+
+    /// <summary>The SR of an install: sr-uuid and/or sr-name-label (which must agree); null when none is given.</summary>
+    private static async Task<string?> InstallSrAsync(CommandContext c, string template, CancellationToken ct)
+    {
+        string? sr = null;
+        if (XenValue.AsBool(await c.CallAsync("VM.get_is_a_snapshot", ct, template).ConfigureAwait(false)))
+        {
+            if (c.Params.Has("sr-name-label") || c.Params.Has("sr-uuid"))
+            {
+                throw new XeFailure("Do not use the sr-name-label or sr-uuid argument when installing from a snapshot. By default, it will install each new disk on the same SR as the corresponding snapshot disks.");
+            }
+
+            sr = OpaqueRef.Null;
+        }
+        else if (c.Params.Get("sr-uuid") is { } uuid)
+        {
+            sr = await c.CallForStringAsync("SR.get_by_uuid", ct, uuid).ConfigureAwait(false);
+        }
+
+        if (c.Params.Get("sr-name-label") is { } label)
+        {
+            var named = XenValue.AsStrings(await c.CallAsync("SR.get_by_name_label", ct, label).ConfigureAwait(false));
+            if (named.Count == 0)
+            {
+                throw new XeFailure("No SR with that name-label found");
+            }
+
+            if (sr is not null)
+            {
+                return named.Contains(sr) ? sr : throw new XeFailure("SR specified via sr-uuid doesn't have the name specified via sr-name-label");
+            }
+
+            return named.Count == 1 ? named[0] : throw new XeFailure("Multiple SRs with that name-label found");
+        }
+
+        return sr;
+    }
+
+    /// <summary>The SR uuid the provisioning disks go to: the install's SR, else the pool's default SR.</summary>
+    private static async Task<string> ProvisioningSrUuidAsync(CommandContext c, string template, string? sr, CancellationToken ct)
+    {
+        if (sr is not null && !OpaqueRef.IsNull(sr))
+        {
+            return await c.CallForStringAsync("SR.get_uuid", ct, sr).ConfigureAwait(false);
+        }
+
+        if (await DefaultSrUuidAsync(c, ct).ConfigureAwait(false) is { } uuid)
+        {
+            return uuid;
+        }
+
+        var otherConfig = XenValue.AsMap(await c.CallAsync("VM.get_other_config", ct, template).ConfigureAwait(false));
+        return otherConfig.Any(kv => kv.Key == "disks")
+            ? throw new XeFailure("Failed to find a valid default SR for the Pool. Please provide an sr-name-label or sr-uuid parameter.")
+            : "";
+    }
+
+    /// <summary>xe's <c>get_default_sr_uuid</c>: the uuid of the pool's default SR, or null.</summary>
+    public static async Task<string?> DefaultSrUuidAsync(CommandContext c, CancellationToken ct)
+    {
+        var pools = XenValue.AsStrings(await c.CallAsync("pool.get_all", ct).ConfigureAwait(false));
+        if (pools.Count == 0)
+        {
+            return null;
+        }
+
+        var sr = await c.CallForStringAsync("pool.get_default_SR", ct, pools[0]).ConfigureAwait(false);
+        try
+        {
+            return await c.CallForStringAsync("SR.get_uuid", ct, sr).ConfigureAwait(false);
+        }
+        catch (XenApiException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>xe's <c>rewrite_provisioning_xml</c>: the template's other-config:disks, each disk's sr set to the SR.</summary>
+    private static async Task RewriteProvisioningAsync(CommandContext c, string vm, string srUuid, CancellationToken ct)
+    {
+        var otherConfig = XenValue.AsMap(await c.CallAsync("VM.get_other_config", ct, vm).ConfigureAwait(false));
+        var disks = otherConfig.FirstOrDefault(kv => kv.Key == "disks");
+        if (disks.Key is null)
+        {
+            return;
+        }
+
+        var rewritten = RewriteDisksXml(disks.Value, srUuid);
+        await c.CallAsync("VM.remove_from_other_config", ct, vm, "disks").ConfigureAwait(false);
+        await c.CallAsync("VM.add_to_other_config", ct, vm, "disks", rewritten).ConfigureAwait(false);
+    }
+
+    /// <summary>The provisioning XML (<c>&lt;provision&gt;&lt;disk sr="..."/&gt;...</c>) with every disk on the given SR.</summary>
+    public static string RewriteDisksXml(string xml, string srUuid)
+    {
+        var document = XElement.Parse(xml);
+        if (document.Name.LocalName == "provision")
+        {
+            foreach (var disk in document.Elements().Where(e => e.Name.LocalName == "disk" && !e.HasElements))
+            {
+                if (disk.Attribute("sr") is { } attribute)
+                {
+                    attribute.Value = srUuid;
+                }
+            }
+        }
+
+        return document.ToString(SaveOptions.DisableFormatting);
+    }
+
+    /// <summary>
+    /// xe's vm-uninstall: lists the VM and the disks it owns (VBDs whose other-config has an <c>owner</c> key, and the
+    /// suspend image), asks for <c>yes</c> unless --force, then shuts the VM down hard if needed and destroys them.
+    /// </summary>
+    private static async Task UninstallAsync(CommandContext c, CancellationToken ct)
+    {
+        var vms = (await Selection.ForVmsAsync(c, [], vm => Task.FromResult(vm.Ref), ct).ConfigureAwait(false)).ToList();
+        foreach (var vm in vms.ToList())
+        {
+            vms.AddRange(XenValue.AsStrings(await c.CallAsync("VM.get_snapshots", ct, vm).ConfigureAwait(false)));
+        }
+
+        var lines = new List<string>();
+        var plans = new List<(string Vm, List<string> Vdis, string? SuspendVdi)>();
+        foreach (var vm in vms)
+        {
+            var vbds = XenValue.AsStrings(await c.CallAsync("VM.get_VBDs", ct, vm).ConfigureAwait(false));
+            var vdis = new List<string>();
+            foreach (var vbd in vbds)
+            {
+                try
+                {
+                    var otherConfig = XenValue.AsMap(await c.CallAsync("VBD.get_other_config", ct, vbd).ConfigureAwait(false));
+                    var vdi = await c.CallForStringAsync("VBD.get_VDI", ct, vbd).ConfigureAwait(false);
+                    await c.CallAsync("VDI.get_uuid", ct, vdi).ConfigureAwait(false);
+                    if (otherConfig.Any(kv => kv.Key == "owner"))
+                    {
+                        vdis.Add(vdi);
+                    }
+                }
+                catch (XenApiException)
+                {
+                    // An empty drive or a disk already gone: nothing of it to destroy.
+                }
+            }
+
+            string? suspend = null;
+            try
+            {
+                var s = await c.CallForStringAsync("VM.get_suspend_VDI", ct, vm).ConfigureAwait(false);
+                await c.CallAsync("VDI.get_uuid", ct, s).ConfigureAwait(false);
+                suspend = s;
+            }
+            catch (XenApiException)
+            {
+                suspend = null;
+            }
+
+            var record = XenValue.AsRecord(await c.CallAsync("VM.get_record", ct, vm).ConfigureAwait(false));
+            lines.Add($"VM : {XenValue.AsString(record.GetValueOrDefault("uuid"))} ({XenValue.AsString(record.GetValueOrDefault("name_label"))})");
+            foreach (var vdi in suspend is null ? vdis : [.. vdis, suspend])
+            {
+                var r = XenValue.AsRecord(await c.CallAsync("VDI.get_record", ct, vdi).ConfigureAwait(false));
+                var shared = XenValue.AsList(r.GetValueOrDefault("VBDs")).Count > 1 ? " ** WARNING: disk is shared by other VMs" : "";
+                lines.Add($"VDI: {XenValue.AsString(r.GetValueOrDefault("uuid"))} ({XenValue.AsString(r.GetValueOrDefault("name_label"))}) {shared}");
+            }
+
+            plans.Add((vm, vdis, suspend));
+        }
+
+        c.Printer.Print("The following items are about to be destroyed");
+        foreach (var line in lines)
+        {
+            c.Printer.Print(line);
+        }
+
+        if (!c.Params.Bool("force") && !await UserSaysYesAsync(c, ct).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        foreach (var (vm, vdis, suspend) in plans)
+        {
+            if (await c.CallForStringAsync("VM.get_power_state", ct, vm).ConfigureAwait(false) != "Halted")
+            {
+                await c.CallAsync("VM.hard_shutdown", ct, vm).ConfigureAwait(false);
+            }
+
+            await c.CallAsync("VM.destroy", ct, vm).ConfigureAwait(false);
+            foreach (var vdi in vdis)
+            {
+                await c.CallAsync("VDI.destroy", ct, vdi).ConfigureAwait(false);
+            }
+
+            if (suspend is not null)
+            {
+                try
+                {
+                    await c.CallAsync("VDI.destroy", ct, suspend).ConfigureAwait(false);
+                }
+                catch (XenApiException)
+                {
+                    // xe ignores a suspend image it cannot destroy.
+                }
+            }
+        }
+
+        c.Printer.Print("All objects destroyed");
+    }
+
+    /// <summary>xe's <c>user_says_yes</c>.</summary>
+    public static async Task<bool> UserSaysYesAsync(CommandContext c, CancellationToken ct)
+    {
+        c.Printer.Print("Type 'yes' to continue");
+        var response = await c.Input.ReadLineAsync(ct).ConfigureAwait(false) ?? "";
+        if (response.Trim().Equals("yes", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        c.Printer.Print($"Aborted (you typed: '{response}')");
+        return false;
+    }
+}

@@ -1,0 +1,238 @@
+using Corral.Cli.Api;
+using Corral.Cli.Operations;
+using Corral.Cli.Output;
+using Corral.Cli.Records;
+using Corral.Model;
+
+namespace Corral.Cli;
+
+/// <summary>
+/// One run of xe: the command line (with XE_EXTRA_ARGS and <c>~/.xe</c> under it), the command's own checks (known
+/// command, required parameters), the login (<c>session.login_with_password(user, password, "1.0", "xe")</c>,
+/// following <c>HOST_IS_SLAVE</c> to the master), the command, the logout. Exit codes are xe's: 0 on success and for
+/// the usage, 1 on any failure.
+/// </summary>
+public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextReader stdin, Func<Uri, IXenApiClient> connect, Func<string, string?> environment)
+{
+    public const string DefaultServer = "127.0.0.1";
+    public const string DefaultUser = "root";
+    public const string DefaultPassword = "null";
+    public const int DefaultPort = 80;
+
+    public CommandRegistry Registry { get; init; } = CommandRegistry.CreateDefault();
+
+    public async Task<int> RunAsync(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+    {
+        CliArguments args;
+        try
+        {
+            args = CliArguments.Parse(argv, XeRcFile.SplitExtraArgs(environment("XE_EXTRA_ARGS")));
+            ApplyRcFile(args);
+            ReadPasswordFile(args);
+        }
+        catch (CliException ex)
+        {
+            return Fail(ex);
+        }
+
+        if (args.VersionRequested)
+        {
+            stdout.Write("ThinCLI protocol: 0.2\n");
+            return 0;
+        }
+
+        if (args.HelpRequested || args.UsageComplaint is not null || args.Command.Length == 0)
+        {
+            if (args.UsageComplaint is not null)
+            {
+                stderr.Write(args.UsageComplaint + "\n");
+            }
+
+            stderr.Write(HelpCommand.ClientUsage);
+            return 0;
+        }
+
+        var printer = new XePrinter(stdout, stderr, args.Minimal);
+        IXenApiClient? client = null;
+        XenApiSession? session = null;
+        PoolCache? cache = null;
+        try
+        {
+            var spec = Registry.Find(args.Command) ?? throw XeUsageError.UnknownCommand(args.Command);
+            var parameters = new XeParams(args.Parameters);
+            foreach (var required in spec.Required)
+            {
+                if (!parameters.Has(required))
+                {
+                    throw XeUsageError.RequiredParameter(required);
+                }
+            }
+
+            if (!spec.Flags.HasFlag(CommandFlags.NoSession))
+            {
+                (client, session) = await LoginAsync(args, cancellationToken).ConfigureAwait(false);
+            }
+
+            session ??= new XenApiSession(new NoServer());
+            cache = new PoolCache(session);
+            await spec.Run(new CommandContext(parameters, session, cache, printer, stdin, Registry), cancellationToken).ConfigureAwait(false);
+            printer.Flush();
+            return 0;
+        }
+        catch (XeMultipleFailure ex)
+        {
+            stdout.Write(ex.Message + "\n");
+            return 1;
+        }
+        catch (CliException ex)
+        {
+            return Fail(ex);
+        }
+        catch (XenApiException ex) when (ex.Code == ErrorCodes.SessionAuthenticationFailed)
+        {
+            var user = ex.Parameters.Count > 0 ? ex.Parameters[0] : args.User ?? DefaultUser;
+            return Fail(new XeUsageError("", user.Length == 0 ? "Username/password must be specified" : "Authentication failed"));
+        }
+        catch (XenApiException ex)
+        {
+            IReadOnlyList<string> parameters = ex.Parameters;
+            try
+            {
+                parameters = await ErrorText.ConvertReferencesAsync(ex, cache, session, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is XenApiTransportException or OperationCanceledException)
+            {
+                // Print the error as it came.
+            }
+
+            stderr.Write(ErrorText.Render(ex.Code, parameters) + "\n");
+            return 1;
+        }
+        catch (XenApiTransportException ex)
+        {
+            stderr.Write(ex.Message + "\n");
+            return 1;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Interrupted (Ctrl-C): xe exits with 1 and says nothing.
+            return 1;
+        }
+        finally
+        {
+            if (session is { IsLoggedIn: true })
+            {
+                try
+                {
+                    await session.LogoutAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is XenApiException or XenApiTransportException)
+                {
+                    // The command's outcome is what matters; a session left behind expires on the server.
+                }
+            }
+
+            (client as IDisposable)?.Dispose();
+        }
+    }
+
+    private int Fail(CliException ex)
+    {
+        stderr.Write(ex.Render() + "\n");
+        return 1;
+    }
+
+    private void ApplyRcFile(CliArguments args)
+    {
+        var home = environment("HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var path = Path.Combine(home, ".xe");
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(path);
+        }
+        catch (IOException)
+        {
+            return;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return;
+        }
+
+        var entries = XeRcFile.Parse(lines, out var error);
+        if (error is not null)
+        {
+            stderr.Write(error + "\n");
+        }
+
+        args.ApplyConfig(entries);
+    }
+
+    /// <summary>-pwf: the user name on the first line of the file, the password on the second, as xe reads it.</summary>
+    private static void ReadPasswordFile(CliArguments args)
+    {
+        if (string.IsNullOrEmpty(args.PasswordFile))
+        {
+            return;
+        }
+
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(args.PasswordFile);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"Error opening password file '{args.PasswordFile}'");
+        }
+
+        if (lines.Length < 2)
+        {
+            throw new CliException("Error: password file format: expecting username on the first line, password on the second line");
+        }
+
+        args.ApplyConfig([new("username", lines[0].TrimEnd('\r')), new("password", lines[1].TrimEnd('\r'))], overrideGiven: true);
+    }
+
+    private async Task<(IXenApiClient Client, XenApiSession Session)> LoginAsync(CliArguments args, CancellationToken cancellationToken)
+    {
+        var server = args.Server ?? DefaultServer;
+        var port = args.Port ?? DefaultPort;
+        var user = args.User ?? DefaultUser;
+        var password = args.Password ?? DefaultPassword;
+        var client = connect(JsonRpcXenApiClient.EndpointFor(server, port));
+        var session = new XenApiSession(client);
+        try
+        {
+            await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
+            return (client, session);
+        }
+        catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave && ex.Parameters.Count > 0 && ex.Parameters[0].Length > 0)
+        {
+            // A slave names its master: as xe run on a pool member does, the command goes to the master.
+            (client as IDisposable)?.Dispose();
+            client = connect(JsonRpcXenApiClient.EndpointFor(ex.Parameters[0], port));
+            session = new XenApiSession(client);
+            await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
+            return (client, session);
+        }
+        catch
+        {
+            (client as IDisposable)?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The "server" of a command that needs none (help): any call is a bug.</summary>
+    private sealed class NoServer : IXenApiClient
+    {
+        public Task<object?> CallAsync(string method, IReadOnlyList<object?> parameters, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException($"{method} called by a command that runs without a server");
+    }
+}
