@@ -1,51 +1,108 @@
 using Corral.Agent.Hosting;
+using Corral.Agent.Membership;
 using Corral.Agent.Operations;
 using Corral.Agent.Storage;
 using Corral.Agent.Vms;
 using Corral.Api;
+using Corral.Api.Dispatch;
 using Corral.Api.Http;
+using Corral.Api.Methods;
+using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Hypervisor.Qemu;
 using Corral.Networking;
 using Corral.PoolDatabase.Etcd;
+using Corral.PoolDatabase.Etcd.Membership;
 using Corral.Storage;
 
-var builder = WebApplication.CreateBuilder(args);
-builder.Logging.AddSimpleConsole(o =>
+// The agent runs in generations: joining, leaving or recovering a pool changes which pool database this host uses,
+// so the agent stops its services, changes its etcd membership (MembershipTransitionRunner), and starts them again.
+var lifecycle = new AgentLifecycle();
+using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
 {
     o.SingleLine = true;
     o.TimestampFormat = "HH:mm:ss.fff ";
-});
+}));
+var startupLogger = loggerFactory.CreateLogger("Corral.Agent.Membership");
+using var stopping = new CancellationTokenSource();
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => stopping.Cancel());
 
-var agentSection = builder.Configuration.GetSection("Corral:Agent");
-var agent = agentSection.Get<AgentOptions>() ?? new AgentOptions();
-var identity = HostIdentity.LoadOrCreate(agent.StateDirectory);
-
-builder.Services.Configure<AgentOptions>(agentSection);
-builder.Services.Configure<PoolDefaultsOptions>(builder.Configuration.GetSection("Corral:PoolDefaults"));
-builder.Services.AddSingleton(identity);
-builder.Services.AddEtcdPoolDatabase(o => builder.Configuration.GetSection("Corral:Etcd").Bind(o));
-builder.Services.AddQemuHypervisor(o =>
+do
 {
-    builder.Configuration.GetSection("Corral:Qemu").Bind(o);
-    o.StateDirectory = string.IsNullOrEmpty(o.StateDirectory) ? Path.Combine(agent.StateDirectory, "qemu") : o.StateDirectory;
-});
-builder.Services.AddXenApi(o =>
-{
-    o.HostRef = identity.Ref;
-    builder.Configuration.GetSection("Corral:Api").Bind(o);
-});
-builder.Services.AddSingleton(SrDrivers.Default);
-builder.Services.AddSingleton<BridgeNetworking>();
-builder.Services.AddSingleton<VmSupervisor>();
-builder.Services.AddSingleton<HostLiveness>();
-builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());
-builder.Services.AddSingleton<IHostOperationHandler, VmOperationHandler>();
-builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
-builder.Services.AddHostedService<HostOperationWorker>();
-builder.Services.AddHostedService<PoolDefaults>();
-builder.Services.AddHostedService<MasterElection>();
+    var builder = WebApplication.CreateBuilder(args);
+    builder.Logging.AddSimpleConsole(o =>
+    {
+        o.SingleLine = true;
+        o.TimestampFormat = "HH:mm:ss.fff ";
+    });
 
-var app = builder.Build();
-app.MapXenApi();
-app.Run();
+    var agentSection = builder.Configuration.GetSection("Corral:Agent");
+    var agent = agentSection.Get<AgentOptions>() ?? new AgentOptions();
+    var identity = HostIdentity.LoadOrCreate(agent.StateDirectory);
+    var etcd = builder.Configuration.GetSection("Corral:Etcd").Get<EtcdOptions>() ?? new EtcdOptions();
+    var apiOptions = new ApiOptions { HostRef = identity.Ref, StateDirectory = agent.StateDirectory };
+    builder.Configuration.GetSection("Corral:Api").Bind(apiOptions);
+
+    MembershipTransitionRunner? runner = null;
+    var endpoints = etcd.Endpoints;
+    if (etcd.Member.Enabled)
+    {
+        runner = new MembershipTransitionRunner(etcd.Member, etcd.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries), apiOptions, startupLogger);
+        try
+        {
+            await runner.RunAsync(stopping.Token);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            break;
+        }
+
+        endpoints = string.Join(',', runner.Endpoints);
+    }
+
+    builder.Services.Configure<AgentOptions>(agentSection);
+    builder.Services.Configure<PoolDefaultsOptions>(builder.Configuration.GetSection("Corral:PoolDefaults"));
+    builder.Services.AddSingleton(identity);
+    builder.Services.AddSingleton(lifecycle);
+    builder.Services.AddEtcdPoolDatabase(o =>
+    {
+        builder.Configuration.GetSection("Corral:Etcd").Bind(o);
+        o.Endpoints = endpoints;
+    });
+    builder.Services.AddQemuHypervisor(o =>
+    {
+        builder.Configuration.GetSection("Corral:Qemu").Bind(o);
+        o.StateDirectory = string.IsNullOrEmpty(o.StateDirectory) ? Path.Combine(agent.StateDirectory, "qemu") : o.StateDirectory;
+    });
+    builder.Services.AddXenApi(o =>
+    {
+        o.HostRef = identity.Ref;
+        o.StateDirectory = agent.StateDirectory;
+        builder.Configuration.GetSection("Corral:Api").Bind(o);
+    });
+    builder.Services.AddSingleton<RemoteHosts>();
+    if (runner is not null)
+    {
+        builder.Services.AddSingleton(runner);
+        builder.Services.AddSingleton<IPoolMembership, PoolMembership>();
+        builder.Services.AddSingleton<IApiMethodProvider, PoolMembershipMethods>();
+    }
+
+    builder.Services.AddSingleton(SrDrivers.Default);
+    builder.Services.AddSingleton<BridgeNetworking>();
+    builder.Services.AddSingleton<VmSupervisor>();
+    builder.Services.AddSingleton<HostLiveness>();
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());
+    builder.Services.AddSingleton<IHostOperationHandler, VmOperationHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
+    builder.Services.AddHostedService<HostOperationWorker>();
+    builder.Services.AddHostedService<PoolDefaults>();
+    builder.Services.AddHostedService<MasterElection>();
+
+    await using var app = builder.Build();
+    lifecycle.Attach(app.Lifetime);
+    using var stop = stopping.Token.Register(() => app.Lifetime.StopApplication());
+    app.MapXenApi();
+    await app.RunAsync();
+}
+while (lifecycle.TakeRestartRequest() && !stopping.IsCancellationRequested);

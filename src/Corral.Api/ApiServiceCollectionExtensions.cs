@@ -20,6 +20,7 @@ public static class ApiServiceCollectionExtensions
             options.Configure(configure);
         }
 
+        services.AddSingleton<LocalCredentials>();
         services.AddSingleton<SessionService>();
         services.AddSingleton<TaskService>();
         services.AddSingleton<EventHub>();

@@ -1,6 +1,7 @@
 using System.Text;
 using Corral.Cli;
 using Corral.Cli.Api;
+using Corral.Api.Client;
 
 // xe: XenServer's command line, for a Corral pool. See XeApplication for the run, docs in the README.
 using var cts = new CancellationTokenSource();

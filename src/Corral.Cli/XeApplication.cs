@@ -1,4 +1,5 @@
 using Corral.Cli.Api;
+using Corral.Api.Client;
 using Corral.Cli.Operations;
 using Corral.Cli.Output;
 using Corral.Cli.Records;
@@ -70,7 +71,7 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
 
             if (!spec.Flags.HasFlag(CommandFlags.NoSession))
             {
-                (client, session) = await LoginAsync(args, cancellationToken).ConfigureAwait(false);
+                (client, session) = await LoginAsync(args, spec.Flags.HasFlag(CommandFlags.LocalLogin), cancellationToken).ConfigureAwait(false);
             }
 
             session ??= new XenApiSession(new NoServer());
@@ -200,7 +201,7 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
         args.ApplyConfig([new("username", lines[0].TrimEnd('\r')), new("password", lines[1].TrimEnd('\r'))], overrideGiven: true);
     }
 
-    private async Task<(IXenApiClient Client, XenApiSession Session)> LoginAsync(CliArguments args, CancellationToken cancellationToken)
+    private async Task<(IXenApiClient Client, XenApiSession Session)> LoginAsync(CliArguments args, bool local, CancellationToken cancellationToken)
     {
         var server = args.Server ?? DefaultServer;
         var port = args.Port ?? DefaultPort;
@@ -210,6 +211,12 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
         var session = new XenApiSession(client);
         try
         {
+            if (local)
+            {
+                await session.LocalLoginAsync(user, password, cancellationToken).ConfigureAwait(false);
+                return (client, session);
+            }
+
             await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
             return (client, session);
         }

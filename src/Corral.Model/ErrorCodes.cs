@@ -55,4 +55,11 @@ public static class ErrorCodes
     public const string OperationCancelled = "OPERATION_CANCELLED";
     public const string PermissionDenied = "PERMISSION_DENIED"; // message
     public const string NotImplemented = "NOT_IMPLEMENTED"; // function
+
+    // Pool membership
+    public const string JoiningHostCannotHaveRunningVms = "JOINING_HOST_CANNOT_HAVE_RUNNING_VMS";
+    public const string JoiningHostCannotBeMasterOfOtherHosts = "JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS";
+    public const string JoiningHostConnectionFailed = "JOINING_HOST_CONNECTION_FAILED";
+    public const string JoiningHostServiceFailed = "JOINING_HOST_SERVICE_FAILED";
+    public const string HaIsEnabled = "HA_IS_ENABLED";
 }

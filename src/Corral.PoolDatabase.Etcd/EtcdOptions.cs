@@ -10,4 +10,7 @@ public sealed class EtcdOptions
 
     /// <summary>Margin taken off a lease's TTL for clock drift between this host and the etcd leader.</summary>
     public TimeSpan LeaseSafetyMargin { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>This host's own etcd member, when the agent runs it.</summary>
+    public Membership.EtcdMemberOptions Member { get; set; } = new();
 }

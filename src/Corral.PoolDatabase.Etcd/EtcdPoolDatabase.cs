@@ -321,5 +321,12 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
 
     private static RequestOp Delete(string key) => new() { RequestDeleteRange = new DeleteRangeRequest { Key = Bytes(key) } };
 
-    public void Dispose() => _leases.Dispose();
+    /// <summary>The cluster's membership API over this database's connection.</summary>
+    public Membership.EtcdClusterAdmin CreateClusterAdmin(ILogger logger) => new(_client, logger);
+
+    public void Dispose()
+    {
+        _leases.Dispose();
+        _client.Dispose();
+    }
 }

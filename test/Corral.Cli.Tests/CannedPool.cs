@@ -1,5 +1,6 @@
 using Corral.Cli;
 using Corral.Cli.Api;
+using Corral.Api.Client;
 using Corral.Cli.Records;
 using Corral.Model;
 

@@ -142,6 +142,7 @@ public sealed class HostLiveness(
         }
 
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await sessions.RefreshLocalCredentialsAsync(cancellationToken).ConfigureAwait(false);
         await PlugSharedSrsAsync(cancellationToken).ConfigureAwait(false);
     }
 

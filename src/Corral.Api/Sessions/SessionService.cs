@@ -14,6 +14,12 @@ public sealed class ApiOptions
     /// <summary>A session unused this long is closed, as xapi closes idle sessions.</summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>The port other hosts serve the XenAPI on (the pool's hosts all use the same).</summary>
+    public int PeerPort { get; set; } = 80;
+
+    /// <summary>Where this host keeps its local copy of the pool's credentials (none if empty).</summary>
+    public string StateDirectory { get; set; } = "";
+
     /// <summary>How long a sync call waits for its task before giving up on waiting (the task itself goes on).</summary>
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromMinutes(10);
 }
@@ -22,18 +28,101 @@ public sealed class ApiOptions
 /// Sessions are pool objects in the database, so a session made on one host is valid on every host (and survives a
 /// master change). A small cache keeps the per-call check off etcd.
 /// </summary>
-public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, ILogger<SessionService> logger)
+public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, LocalCredentials local,
+    ILogger<SessionService> logger)
 {
     public const string RootUser = "root";
+    public const string PoolSecretKey = PoolKeys.Auth + "pool-secret";
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan TouchEvery = TimeSpan.FromMinutes(1);
     private readonly ConcurrentDictionary<string, (DateTime CheckedUtc, DateTime TouchedUtc)> _valid = new(StringComparer.Ordinal);
 
+    // Sessions good on this host only, made without the pool database (emergency logins, host-to-host calls).
+    private readonly ConcurrentDictionary<string, string> _localSessions = new(StringComparer.Ordinal);
+
     public static string PasswordKey(string user) => PoolKeys.Auth + "users/" + user;
 
     /// <summary>Sets a user's password (the pool's root password at pool creation).</summary>
-    public Task SetPasswordAsync(string user, string password, CancellationToken cancellationToken) =>
-        database.Leases.PutDurableAsync(PasswordKey(user), PasswordHasher.Hash(password), cancellationToken);
+    public async Task SetPasswordAsync(string user, string password, CancellationToken cancellationToken)
+    {
+        var hash = PasswordHasher.Hash(password);
+        await database.Leases.PutDurableAsync(PasswordKey(user), hash, cancellationToken).ConfigureAwait(false);
+        if (user == RootUser)
+        {
+            local.Remember(hash, null);
+        }
+    }
+
+    /// <summary>
+    /// Makes sure the pool has a secret for host-to-host calls and keeps this host's copy of it and of the root
+    /// password hash current (called when the host registers).
+    /// </summary>
+    public async Task RefreshLocalCredentialsAsync(CancellationToken cancellationToken)
+    {
+        var secret = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false);
+        if (secret is null)
+        {
+            secret = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+            await database.Leases.PutDurableAsync(PoolSecretKey, secret, cancellationToken).ConfigureAwait(false);
+            secret = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false);
+        }
+
+        local.Remember(await database.Leases.GetValueAsync(PasswordKey(RootUser), cancellationToken).ConfigureAwait(false), secret);
+    }
+
+    /// <summary>The pool secret as this host knows it (its local copy; the database when there is none).</summary>
+    public async Task<string> GetPoolSecretAsync(CancellationToken cancellationToken) =>
+        local.PoolSecret ?? await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false)
+        ?? throw new XenApiException(ErrorCodes.InternalError, "the pool has no secret yet");
+
+    /// <summary>
+    /// <c>session.slave_local_login_with_password</c>: checked against this host's copy of the root password, so it
+    /// works while the pool database is out of reach; the session is good on this host only.
+    /// </summary>
+    public string LocalLogin(string user, string password)
+    {
+        if (user != RootUser || local.RootPasswordHash is not { } stored || !PasswordHasher.Verify(password, stored))
+        {
+            logger.LogWarning("Failed local login for {User}", user);
+            throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
+        }
+
+        return NewLocalSession(user);
+    }
+
+    /// <summary><c>session.slave_login</c>: another host of the pool, proving it with the pool secret.</summary>
+    public async Task<string> SlaveLoginAsync(string secret, CancellationToken cancellationToken)
+    {
+        var known = local.PoolSecret;
+        if (known is null)
+        {
+            try
+            {
+                known = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning(ex, "No local pool secret and the pool database is out of reach");
+            }
+        }
+
+        if (known is null || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                System.Text.Encoding.UTF8.GetBytes(known), System.Text.Encoding.UTF8.GetBytes(secret)))
+        {
+            throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, "", "Authentication failure");
+        }
+
+        return NewLocalSession(RootUser);
+    }
+
+    public bool IsLocalSession(string sessionRef) => _localSessions.ContainsKey(sessionRef);
+
+    private string NewLocalSession(string user)
+    {
+        var reference = OpaqueRef.New();
+        _localSessions[reference] = user;
+        return reference;
+    }
 
     public async Task<bool> HasPasswordAsync(string user, CancellationToken cancellationToken) =>
         await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false) is not null;
@@ -52,6 +141,11 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         {
             logger.LogWarning("Failed login for {User}", user);
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
+        }
+
+        if (user == RootUser)
+        {
+            local.Remember(stored, null);
         }
 
         var now = DateTime.UtcNow;
@@ -73,6 +167,11 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public async Task LogoutAsync(string sessionRef, CancellationToken cancellationToken)
     {
         _valid.TryRemove(sessionRef, out _);
+        if (_localSessions.TryRemove(sessionRef, out _))
+        {
+            return;
+        }
+
         var session = await database.TryGetAsync(XenClasses.Session, sessionRef, cancellationToken).ConfigureAwait(false);
         if (session is not null)
         {
@@ -93,6 +192,11 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public async Task ValidateAsync(string sessionRef, CancellationToken cancellationToken)
     {
         var now = DateTime.UtcNow;
+        if (_localSessions.ContainsKey(sessionRef))
+        {
+            return;
+        }
+
         if (_valid.TryGetValue(sessionRef, out var seen) && now - seen.CheckedUtc < CacheFor)
         {
             return;
@@ -134,6 +238,11 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
 
     public async Task<string> GetUserAsync(string sessionRef, CancellationToken cancellationToken)
     {
+        if (_localSessions.TryGetValue(sessionRef, out var user))
+        {
+            return user;
+        }
+
         var session = await database.GetAsync(XenClasses.Session, sessionRef, cancellationToken).ConfigureAwait(false);
         return session.GetString("auth_user_name");
     }

@@ -1,3 +1,4 @@
+using Corral.Api.Client;
 using Corral.Model;
 
 namespace Corral.Cli.Api;
@@ -16,6 +17,13 @@ public sealed class XenApiSession(IXenApiClient client)
     {
         var result = await client.CallAsync("session.login_with_password", [user, password, "1.0", "xe"], cancellationToken).ConfigureAwait(false);
         Reference = result as string ?? throw new XenApiException(ErrorCodes.InternalError, "session.login_with_password returned no session");
+    }
+
+    /// <summary><c>session.slave_local_login_with_password(uname, pwd)</c>: a session good on that host only.</summary>
+    public async Task LocalLoginAsync(string user, string password, CancellationToken cancellationToken)
+    {
+        var result = await client.CallAsync("session.slave_local_login_with_password", [user, password], cancellationToken).ConfigureAwait(false);
+        Reference = result as string ?? throw new XenApiException(ErrorCodes.InternalError, "session.slave_local_login_with_password returned no session");
     }
 
     /// <summary><c>session.logout(session)</c>; a session already gone is not an error at the end of a command.</summary>

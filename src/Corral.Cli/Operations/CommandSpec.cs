@@ -1,4 +1,5 @@
 using Corral.Cli.Api;
+using Corral.Api.Client;
 using Corral.Cli.Output;
 using Corral.Cli.Records;
 
@@ -24,6 +25,12 @@ public enum CommandFlags
 
     /// <summary>Runs without logging in (help).</summary>
     NoSession = 32,
+
+    /// <summary>
+    /// Logs in on the server named, not its master, against that host's own copy of the credentials
+    /// (<c>session.slave_local_login_with_password</c>): the emergency commands, run while the pool database is down.
+    /// </summary>
+    LocalLogin = 64,
 }
 
 /// <summary>One xe command: its name, required and optional parameters, help text, and what it does.</summary>

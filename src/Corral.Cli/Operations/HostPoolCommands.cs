@@ -1,6 +1,9 @@
 namespace Corral.Cli.Operations;
 
-/// <summary>Hosts, the pool and tasks: host-enable, host-disable, pool-designate-new-master, task-cancel.</summary>
+/// <summary>
+/// Hosts, the pool and tasks: host-enable, host-disable, pool membership (pool-join, pool-eject), the master's
+/// changes (pool-designate-new-master, pool-emergency-transition-to-master, pool-recover-slaves), task-cancel.
+/// </summary>
 public static class HostPoolCommands
 {
     public static void Register(CommandRegistry r)
@@ -21,6 +24,30 @@ public static class HostPoolCommands
             {
                 var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid")).ConfigureAwait(false);
                 await c.CallAsync("pool.designate_new_master", ct, host).ConfigureAwait(false);
+            }));
+        r.Add(new("pool-join", ["master-address", "master-username", "master-password"], ["force"],
+            "Instruct host to join an existing pool.", CommandFlags.None, (c, ct) =>
+                c.CallAsync("pool.join", ct, c.Params.Required("master-address"), c.Params.Required("master-username"),
+                    c.Params.Required("master-password"))));
+        r.Add(new("pool-eject", ["host-uuid"], ["force"],
+            "Instruct host to leave an existing pool.", CommandFlags.None, async (c, ct) =>
+            {
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid")).ConfigureAwait(false);
+                await c.CallAsync("pool.eject", ct, host).ConfigureAwait(false);
+            }));
+        r.Add(new("pool-emergency-transition-to-master", [], ["force"],
+            "Instruct a slave member of the pool that the master is dead and that the slave should become the new master.",
+            CommandFlags.LocalLogin, (c, ct) => c.CallAsync("pool.emergency_transition_to_master", ct)));
+        r.Add(new("pool-recover-slaves", [], [],
+            "Instruct the pool master to try and reset the master address of all slaves currently running in emergency mode.",
+            CommandFlags.None, async (c, ct) =>
+            {
+                var recovered = await c.CallAsync("pool.recover_slaves", ct).ConfigureAwait(false) as List<object?> ?? [];
+                foreach (var host in recovered)
+                {
+                    var uuid = await c.CallForStringAsync("host.get_uuid", ct, host).ConfigureAwait(false);
+                    c.Printer.Line(uuid);
+                }
             }));
         r.Add(new("task-cancel", ["uuid"], [], "Set a task to cancelling and return.", CommandFlags.None,
             (c, ct) => StorageCommands.OnUuidAsync(c, "task", "task.cancel", ct)));

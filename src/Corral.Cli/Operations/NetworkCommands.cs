@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using Corral.Cli.Api;
+using Corral.Api.Client;
 
 namespace Corral.Cli.Operations;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Corral.Cli.Api;
+using Corral.Api.Client;
 using Corral.Cli.Output;
 using Corral.Model;
 

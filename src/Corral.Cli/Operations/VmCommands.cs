@@ -1,5 +1,6 @@
 using System.Xml.Linq;
 using Corral.Cli.Api;
+using Corral.Api.Client;
 using Corral.Cli.Records;
 using Corral.Model;
 

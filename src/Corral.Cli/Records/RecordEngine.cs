@@ -1,4 +1,5 @@
 using Corral.Cli.Api;
+using Corral.Api.Client;
 
 namespace Corral.Cli.Records;
 

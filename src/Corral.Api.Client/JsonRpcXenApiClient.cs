@@ -5,7 +5,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Corral.Model;
 
-namespace Corral.Cli.Api;
+namespace Corral.Api.Client;
 
 /// <summary>
 /// The XenAPI over JSON-RPC 2.0, as XenServer serves it on <c>POST /jsonrpc</c>: <c>{"jsonrpc":"2.0","method":m,
@@ -17,7 +17,7 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
     private readonly HttpClient _http;
     private long _id;
 
-    public JsonRpcXenApiClient(Uri endpoint, HttpMessageHandler? handler = null)
+    public JsonRpcXenApiClient(Uri endpoint, HttpMessageHandler? handler = null, string userAgent = "xe-cli")
     {
         Endpoint = endpoint;
         // A long call (a VM start, a disk copy) may take minutes, as with xe; an unreachable host fails fast.
@@ -25,7 +25,7 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
         {
             Timeout = Timeout.InfiniteTimeSpan,
         };
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("xe-cli", "0.2"));
+        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue(userAgent, "0.2"));
     }
 
     public Uri Endpoint { get; }

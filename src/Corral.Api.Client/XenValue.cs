@@ -1,7 +1,7 @@
 using System.Globalization;
 using Corral.Model;
 
-namespace Corral.Cli.Api;
+namespace Corral.Api.Client;
 
 /// <summary>Reading the plain values a XenAPI call returns, with the XenAPI defaults for what is missing.</summary>
 public static class XenValue

@@ -1,4 +1,4 @@
-namespace Corral.Cli.Api;
+namespace Corral.Api.Client;
 
 /// <summary>
 /// One XenAPI call on the wire: a method name and its positional parameters (the session first, when the method takes

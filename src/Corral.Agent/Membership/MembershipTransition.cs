@@ -1,0 +1,46 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Corral.PoolDatabase.Etcd.Membership;
+
+namespace Corral.Agent.Membership;
+
+[JsonConverter(typeof(JsonStringEnumConverter<MembershipChange>))]
+public enum MembershipChange
+{
+    /// <summary>Become a member of a master's cluster (pool.join, pool.emergency_reset_master).</summary>
+    Join,
+
+    /// <summary>Leave the cluster and start a pool of one afresh (pool.eject).</summary>
+    Leave,
+
+    /// <summary>A one-member cluster from this host's own copy (pool.emergency_transition_to_master).</summary>
+    ForceNewCluster,
+}
+
+/// <summary>
+/// A change to this host's etcd membership, persisted before any step runs and advanced stage by stage, so an agent
+/// that dies half-way resumes it on its next start. It lives on the host's disk, not in etcd, because it is the
+/// host's link to etcd that is changing.
+/// </summary>
+public sealed record MembershipTransition(
+    MembershipChange Change,
+    int Stage,
+    EtcdRole Role = EtcdRole.Client,
+    ulong MemberId = 0,
+    string InitialCluster = "",
+    IReadOnlyList<string>? Endpoints = null,
+    string MasterAddress = "",
+    string PoolSecret = "")
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public static MembershipTransition? Load(string path) =>
+        File.Exists(path) ? JsonSerializer.Deserialize<MembershipTransition>(File.ReadAllText(path), Json) : null;
+
+    public void Save(string path)
+    {
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, JsonSerializer.Serialize(this, Json));
+        File.Move(temporary, path, overwrite: true);
+    }
+}

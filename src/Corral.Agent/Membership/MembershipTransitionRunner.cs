@@ -1,0 +1,217 @@
+using Corral.Api.Client;
+using Corral.Api.Pool;
+using Corral.Api.Sessions;
+using Corral.PoolDatabase;
+using Corral.PoolDatabase.Etcd.Membership;
+using dotnet_etcd;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.Membership;
+
+/// <summary>
+/// Runs between two generations of the agent, when no service uses the pool database: finishes a pending
+/// <see cref="MembershipTransition"/>, then makes sure this host's etcd member runs as its membership says.
+/// </summary>
+public sealed class MembershipTransitionRunner(
+    EtcdMemberOptions memberOptions,
+    IReadOnlyList<string> localEndpoints,
+    ApiOptions apiOptions,
+    ILogger logger)
+{
+    private readonly LocalEtcdMember _member = new(memberOptions, logger);
+
+    public string TransitionFile => memberOptions.DataDirectory.TrimEnd('/') + ".transition.json";
+
+    /// <summary>The endpoints this generation's agent should use.</summary>
+    public IReadOnlyList<string> Endpoints =>
+        EtcdMembership.Load(memberOptions.MembershipFile) is { Role: EtcdRole.Learner or EtcdRole.Client } m ? m.Endpoints : localEndpoints;
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (MembershipTransition.Load(TransitionFile) is { } transition)
+        {
+            logger.LogInformation("Membership change {Change}: resuming at stage {Stage}", transition.Change, transition.Stage);
+            var next = transition.Change switch
+            {
+                MembershipChange.Join => await JoinStepAsync(transition, cancellationToken).ConfigureAwait(false),
+                MembershipChange.Leave => await LeaveStepAsync(transition, cancellationToken).ConfigureAwait(false),
+                MembershipChange.ForceNewCluster => await ForceNewClusterStepAsync(transition, cancellationToken).ConfigureAwait(false),
+                _ => null,
+            };
+            if (next is null)
+            {
+                File.Delete(TransitionFile);
+                logger.LogInformation("Membership change {Change} done", transition.Change);
+            }
+            else
+            {
+                next.Save(TransitionFile);
+            }
+        }
+
+        await EnsureMemberRunningAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task EnsureMemberRunningAsync(CancellationToken cancellationToken)
+    {
+        var membership = EtcdMembership.Load(memberOptions.MembershipFile);
+        if (membership?.Role == EtcdRole.Client)
+        {
+            await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (_member.RunningPid() is { } pid)
+        {
+            logger.LogInformation("etcd member {Name} already runs (pid {Pid})", memberOptions.Name, pid);
+            return;
+        }
+
+        if (membership is null && !_member.HasData)
+        {
+            // A host on its own: a pool of one, which other hosts may join.
+            await _member.StartAsync(EtcdStartMode.NewCluster, "", cancellationToken).ConfigureAwait(false);
+            new EtcdMembership(EtcdRole.Voter, localEndpoints, $"{memberOptions.Name}={memberOptions.PeerUrl}", 0).Save(memberOptions.MembershipFile);
+            await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<MembershipTransition?> JoinStepAsync(MembershipTransition t, CancellationToken cancellationToken)
+    {
+        switch (t.Stage)
+        {
+            case 0:
+                await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+                _member.SetDataAside();
+                File.Delete(memberOptions.MembershipFile);
+                return t with { Stage = 1 };
+            case 1:
+                if (t.Role != EtcdRole.Client)
+                {
+                    if (_member.RunningPid() is null)
+                    {
+                        await _member.StartAsync(EtcdStartMode.JoinExisting, t.InitialCluster, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await _member.WaitServingAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                }
+
+                return t with { Stage = 2 };
+            case 2:
+                if (t.Role == EtcdRole.Voter)
+                {
+                    await PromoteThroughMasterAsync(t, cancellationToken).ConfigureAwait(false);
+                }
+
+                return t with { Stage = 3 };
+            default:
+                var endpoints = t.Role == EtcdRole.Voter ? localEndpoints : t.Endpoints ?? [];
+                new EtcdMembership(t.Role, endpoints, t.InitialCluster, t.MemberId).Save(memberOptions.MembershipFile);
+                new LocalCredentials(Options.Create(apiOptions)).Remember(null, t.PoolSecret);
+                return null;
+        }
+    }
+
+    private async Task PromoteThroughMasterAsync(MembershipTransition t, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        var remote = new RemoteHosts(Options.Create(apiOptions));
+        while (true)
+        {
+            try
+            {
+                using var client = remote.Connect(t.MasterAddress);
+                var session = (string)(await client.CallAsync("session.slave_login", ["", t.PoolSecret], cancellationToken).ConfigureAwait(false))!;
+                await client.CallAsync("pool.corral_promote_member", [session, t.MemberId.ToString("x", System.Globalization.CultureInfo.InvariantCulture)],
+                    cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (ex is XenApiTransportException or Corral.Model.XenApiException && DateTime.UtcNow < deadline)
+            {
+                logger.LogWarning("Promotion through the master at {Master} failed ({Reason}); retrying", t.MasterAddress, ex.Message);
+                await Task.Delay(1000, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<MembershipTransition?> LeaveStepAsync(MembershipTransition t, CancellationToken cancellationToken)
+    {
+        switch (t.Stage)
+        {
+            case 0:
+                var membership = EtcdMembership.Load(memberOptions.MembershipFile);
+                if (membership is not null && membership.Role != EtcdRole.Client)
+                {
+                    try
+                    {
+                        using var client = new EtcdClient(string.Join(',', membership.Endpoints));
+                        var admin = new EtcdClusterAdmin(client, logger);
+                        var me = (await admin.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(m => m.PeerUrls.Contains(memberOptions.PeerUrl));
+                        if (me is not null)
+                        {
+                            await admin.RemoveAsync(me.Id, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        // The pool already forgot this host; a member left behind only costs the others a peer to dial.
+                        logger.LogWarning(ex, "Could not remove this host's etcd member from the pool's cluster");
+                    }
+                }
+
+                return t with { Stage = 1 };
+            default:
+                await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+                _member.SetDataAside();
+                File.Delete(memberOptions.MembershipFile);
+                var credentials = Path.Combine(apiOptions.StateDirectory, "credentials.json");
+                File.Delete(credentials);
+                return null;
+        }
+    }
+
+    private async Task<MembershipTransition?> ForceNewClusterStepAsync(MembershipTransition t, CancellationToken cancellationToken)
+    {
+        switch (t.Stage)
+        {
+            case 0:
+                await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+                return t with { Stage = 1 };
+            case 1:
+                if (_member.RunningPid() is null)
+                {
+                    await _member.StartAsync(EtcdStartMode.ForceNewCluster, "", cancellationToken).ConfigureAwait(false);
+                }
+
+                await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                return t with { Stage = 2 };
+            default:
+                // The old master's key would outlive it by a lease TTL: clear it so this host is master at once.
+                using (var client = new EtcdClient(string.Join(',', localEndpoints)))
+                {
+                    await client.DeleteAsync(PoolKeys.Root + "master", cancellationToken: cancellationToken).ConfigureAwait(false);
+                    await client.DeleteAsync(PoolKeys.Root + "master-designated", cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+
+                new EtcdMembership(EtcdRole.Voter, localEndpoints, $"{memberOptions.Name}={memberOptions.PeerUrl}", 0).Save(memberOptions.MembershipFile);
+                return null;
+        }
+    }
+
+    /// <summary>True if this host's member sees a healthy cluster (a leader with quorum) right now.</summary>
+    public async Task<bool> ClusterHealthyAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _member.WaitHealthyAsync(TimeSpan.FromSeconds(3), cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,211 @@
+using Corral.Api.Client;
+using Corral.Api.Pool;
+using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.PoolDatabase.Etcd;
+using Corral.PoolDatabase.Etcd.Membership;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.Membership;
+
+/// <summary>
+/// The agent's side of pool membership. Everything that needs the remote master (credentials, a place in its
+/// cluster) is done while the caller waits, so errors reach the caller; the local steps (restarting the etcd member)
+/// are written down as a <see cref="MembershipTransition"/> and run between this generation of the agent and the next.
+/// </summary>
+public sealed class PoolMembership(
+    EtcdPoolDatabase database,
+    SessionService sessions,
+    RemoteHosts remote,
+    MembershipTransitionRunner runner,
+    AgentLifecycle lifecycle,
+    IOptions<EtcdOptions> etcdOptions,
+    ILogger<PoolMembership> logger) : IPoolMembership
+{
+    private static readonly SemaphoreSlim AdmissionLock = new(1, 1);
+
+    private EtcdMemberOptions Member => etcdOptions.Value.Member;
+
+    public async Task JoinAsync(string masterAddress, string user, string password, CancellationToken cancellationToken)
+    {
+        RequireManagedMember();
+        var (client, session) = await LoginAsync(masterAddress, user, password, cancellationToken).ConfigureAwait(false);
+        using (client)
+        {
+            var theirPools = await CallAsync(client, "pool.get_all", [session], cancellationToken).ConfigureAwait(false) as List<object?> ?? [];
+            var ourPools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+            if (theirPools.Any(p => ourPools.Any(o => o.Ref == p as string)))
+            {
+                throw new XenApiException(ErrorCodes.OperationNotAllowed, "This host is already a member of that pool");
+            }
+
+            var admission = await AdmitThroughAsync(client, session, cancellationToken).ConfigureAwait(false);
+            Schedule(new MembershipTransition(MembershipChange.Join, 0, Enum.Parse<EtcdRole>(admission.Role), admission.MemberId, admission.InitialCluster,
+                admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret));
+        }
+    }
+
+    public async Task<MemberAdmission> AdmitAsync(string memberName, string peerUrl, int hostsAfterJoin, CancellationToken cancellationToken)
+    {
+        if (!Uri.TryCreate(peerUrl, UriKind.Absolute, out _) || memberName.Length == 0)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "peer_url", peerUrl);
+        }
+
+        // etcd admits one learner at a time; joins are serialised here rather than failing on each other.
+        await AdmissionLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var admin = database.CreateClusterAdmin(logger);
+            var members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var stale in members.Where(m => m.PeerUrls.Contains(peerUrl) || (m.Name == memberName && m.Name.Length > 0)))
+            {
+                // A retry, or a host coming back after an emergency transition dropped it: its old member goes first.
+                await admin.RemoveAsync(stale.Id, cancellationToken).ConfigureAwait(false);
+            }
+
+            members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
+            var target = VoterPolicy.TargetVoters(hostsAfterJoin);
+            foreach (var learner in members.Where(m => m.IsLearner && m.Name.Length > 0 && members.Count(v => !v.IsLearner) < target))
+            {
+                try
+                {
+                    await admin.PromoteAsync(learner.Id, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    logger.LogWarning(ex, "Learner {Name} could not be promoted yet", learner.Name);
+                }
+            }
+
+            members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
+            var role = VoterPolicy.RoleFor(members.Count(m => !m.IsLearner), members.Count(m => m.IsLearner), hostsAfterJoin);
+            ulong id = 0;
+            var initialCluster = "";
+            if (role != EtcdRole.Client)
+            {
+                id = await admin.AddLearnerAsync(peerUrl, cancellationToken).ConfigureAwait(false);
+                initialCluster = EtcdClusterAdmin.InitialCluster(members, memberName, peerUrl);
+            }
+
+            var endpoints = members.Where(m => !m.IsLearner).SelectMany(m => m.ClientUrls).ToList();
+            var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("Admitted {Name} ({PeerUrl}) as {Role}", memberName, peerUrl, role);
+            return new MemberAdmission(role.ToString(), id, initialCluster, endpoints, secret);
+        }
+        finally
+        {
+            AdmissionLock.Release();
+        }
+    }
+
+    public async Task PromoteAsync(ulong memberId, CancellationToken cancellationToken) =>
+        await database.CreateClusterAdmin(logger).PromoteAsync(memberId, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+
+    public Task LeaveAsync(CancellationToken cancellationToken)
+    {
+        RequireManagedMember();
+        Schedule(new MembershipTransition(MembershipChange.Leave, 0));
+        return Task.CompletedTask;
+    }
+
+    public async Task EmergencyTransitionToMasterAsync(CancellationToken cancellationToken)
+    {
+        RequireManagedMember();
+        if (EtcdMembership.Load(Member.MembershipFile) is { Role: not EtcdRole.Voter })
+        {
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, "This host holds no voting copy of the pool database");
+        }
+
+        if (await runner.ClusterHealthyAsync(cancellationToken).ConfigureAwait(false))
+        {
+            // With quorum, a forced one-member cluster would split the pool in two: a graceful handover is what is wanted.
+            throw new XenApiException(ErrorCodes.OperationNotAllowed,
+                "The pool database still has its quorum; use pool-designate-new-master for a planned change of master");
+        }
+
+        logger.LogWarning("Emergency transition to master: starting a one-member pool database from this host's copy");
+        Schedule(new MembershipTransition(MembershipChange.ForceNewCluster, 0));
+    }
+
+    public async Task EmergencyResetMasterAsync(string masterAddress, CancellationToken cancellationToken)
+    {
+        RequireManagedMember();
+        var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
+        using var client = remote.Connect(masterAddress);
+        var session = (string)(await CallAsync(client, "session.slave_login", ["", secret], cancellationToken).ConfigureAwait(false))!;
+        var admission = await AdmitThroughAsync(client, session, cancellationToken).ConfigureAwait(false);
+        logger.LogWarning("The master is now at {Master}: rejoining its pool database", masterAddress);
+        Schedule(new MembershipTransition(MembershipChange.Join, 0, Enum.Parse<EtcdRole>(admission.Role), admission.MemberId, admission.InitialCluster,
+            admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret));
+    }
+
+    private void Schedule(MembershipTransition transition)
+    {
+        transition.Save(runner.TransitionFile);
+        lifecycle.RequestRestart();
+    }
+
+    private void RequireManagedMember()
+    {
+        if (!Member.Enabled)
+        {
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, "This host's agent does not run its etcd member (Corral:Etcd:Member:Enabled)");
+        }
+    }
+
+    private async Task<MemberAdmission> AdmitThroughAsync(JsonRpcXenApiClient client, string session, CancellationToken cancellationToken)
+    {
+        var answer = await CallAsync(client, "pool.corral_admit_member", [session, Member.Name, Member.PeerUrl], cancellationToken).ConfigureAwait(false)
+            as Dictionary<string, object?> ?? throw new XenApiException(ErrorCodes.JoiningHostServiceFailed);
+        var role = Enum.Parse<EtcdRole>(XenValue.AsString(answer.GetValueOrDefault("role")));
+        var id = ulong.Parse(XenValue.AsString(answer.GetValueOrDefault("member_id")), System.Globalization.NumberStyles.HexNumber,
+            System.Globalization.CultureInfo.InvariantCulture);
+        var endpoints = (answer.GetValueOrDefault("endpoints") as List<object?> ?? []).Select(XenValue.AsString).ToList();
+        return new MemberAdmission(role.ToString(), id, XenValue.AsString(answer.GetValueOrDefault("initial_cluster")), endpoints,
+            XenValue.AsString(answer.GetValueOrDefault("pool_secret")));
+    }
+
+    private async Task<(JsonRpcXenApiClient Client, string Session)> LoginAsync(string address, string user, string password, CancellationToken cancellationToken)
+    {
+        var client = remote.Connect(address);
+        try
+        {
+            return (client, (string)(await CallAsync(client, "session.login_with_password", [user, password, "1.0", "corral-agent"], cancellationToken).ConfigureAwait(false))!);
+        }
+        catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave && ex.Parameters.Count > 0 && ex.Parameters[0].Length > 0)
+        {
+            client.Dispose();
+            return await LoginAsync(ex.Parameters[0], user, password, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<object?> CallAsync(IXenApiClient client, string method, IReadOnlyList<object?> arguments, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await client.CallAsync(method, arguments, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiTransportException ex)
+        {
+            throw new XenApiException(ErrorCodes.JoiningHostConnectionFailed, ex.Message);
+        }
+    }
+}
+
+/// <summary>Which hosts vote in the pool database: 3 voters, 5 from five hosts on; one learner beyond; clients after.</summary>
+public static class VoterPolicy
+{
+    public static int TargetVoters(int hosts) => hosts >= 5 ? 5 : 3;
+
+    public static EtcdRole RoleFor(int voters, int learners, int hostsAfterJoin) =>
+        learners > 0 ? EtcdRole.Client
+        : voters < TargetVoters(hostsAfterJoin) ? EtcdRole.Voter
+        : EtcdRole.Learner;
+}

@@ -1,0 +1,251 @@
+using System.Globalization;
+using Corral.Api.Client;
+using Corral.Api.Dispatch;
+using Corral.Api.Pool;
+using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Api.Methods;
+
+/// <summary>
+/// Pool membership and recovery with XenServer's messages: <c>pool.join</c>, <c>pool.eject</c>,
+/// <c>pool.emergency_transition_to_master</c>, <c>pool.recover_slaves</c>, <c>pool.emergency_reset_master</c>, the
+/// local logins they rely on, and Corral's own <c>pool.corral_admit_member</c> / <c>pool.corral_promote_member</c>
+/// through which a master gives a joining host its place in the pool database.
+/// </summary>
+public sealed class PoolMembershipMethods(
+    IPoolDatabase database,
+    IPoolMembership membership,
+    SessionService sessions,
+    Placement placement,
+    RemoteHosts remote,
+    IOptions<ApiOptions> options,
+    ILogger<PoolMembershipMethods> logger) : IApiMethodProvider
+{
+    private string ThisHost => options.Value.HostRef;
+
+    public void Register(ApiRegistry registry)
+    {
+        registry.Add(new ApiMethod("session.slave_local_login_with_password", [new("uname", FieldType.String), new("pwd", FieldType.String)],
+            (_, a, _) => Task.FromResult<object?>(sessions.LocalLogin((string)a[0]!, (string)a[1]!)), RequiresSession: false));
+        registry.Add(new ApiMethod("session.slave_login", [new("host", FieldType.String), new("psecret", FieldType.String)],
+            async (_, a, ct) => await sessions.SlaveLoginAsync((string)a[1]!, ct).ConfigureAwait(false), RequiresSession: false));
+
+        registry.Add("pool.join", async (_, a, ct) =>
+        {
+            await CheckCanJoinAsync(ct).ConfigureAwait(false);
+            await membership.JoinAsync((string)a[0]!, (string)a[1]!, (string)a[2]!, ct).ConfigureAwait(false);
+            return null;
+        }, ("master_address", FieldType.String), ("master_username", FieldType.String), ("master_password", FieldType.String));
+
+        registry.Add("pool.corral_admit_member", async (_, a, ct) =>
+        {
+            var hosts = await database.GetAllAsync(XenClasses.Host, ct).ConfigureAwait(false);
+            var admission = await membership.AdmitAsync((string)a[0]!, (string)a[1]!, hosts.Count + 1, ct).ConfigureAwait(false);
+            return new Dictionary<string, object?>
+            {
+                ["role"] = admission.Role,
+                ["member_id"] = admission.MemberId.ToString("x", CultureInfo.InvariantCulture),
+                ["initial_cluster"] = admission.InitialCluster,
+                ["endpoints"] = admission.Endpoints.Cast<object?>().ToList(),
+                ["pool_secret"] = admission.PoolSecret,
+            };
+        }, ("member_name", FieldType.String), ("peer_url", FieldType.String));
+
+        registry.Add("pool.corral_promote_member", async (_, a, ct) =>
+        {
+            if (!ulong.TryParse((string)a[0]!, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id))
+            {
+                throw new XenApiException(ErrorCodes.InvalidValue, "member_id", (string)a[0]!);
+            }
+
+            await membership.PromoteAsync(id, ct).ConfigureAwait(false);
+            return null;
+        }, ("member_id", FieldType.String));
+
+        registry.Add("pool.eject", async (ctx, a, ct) =>
+        {
+            await EjectAsync(ctx.SessionRef, (string)a[0]!, ct).ConfigureAwait(false);
+            return null;
+        }, ("host", FieldType.String));
+
+        registry.Add("pool.emergency_transition_to_master", async (_, _, ct) =>
+        {
+            await membership.EmergencyTransitionToMasterAsync(ct).ConfigureAwait(false);
+            return null;
+        });
+
+        registry.Add("pool.emergency_reset_master", async (_, a, ct) =>
+        {
+            await membership.EmergencyResetMasterAsync((string)a[0]!, ct).ConfigureAwait(false);
+            return null;
+        }, ("master_address", FieldType.String));
+
+        registry.Add("pool.recover_slaves", async (_, _, ct) => await RecoverSlavesAsync(ct).ConfigureAwait(false));
+    }
+
+    private async Task CheckCanJoinAsync(CancellationToken cancellationToken)
+    {
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        if (hosts.Any(h => h.Ref != ThisHost))
+        {
+            throw new XenApiException(ErrorCodes.JoiningHostCannotBeMasterOfOtherHosts);
+        }
+
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
+        if (vms.Any(v => !v.GetBool("is_a_template") && !v.GetBool("is_control_domain") && v.GetString("power_state") is "Running" or "Paused"))
+        {
+            throw new XenApiException(ErrorCodes.JoiningHostCannotHaveRunningVms);
+        }
+    }
+
+    private async Task EjectAsync(string sessionRef, string hostRef, CancellationToken cancellationToken)
+    {
+        var host = OpaqueRef.IsWellFormed(hostRef) ? await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
+            : throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+        var pool = await GetPoolAsync(cancellationToken).ConfigureAwait(false);
+        if (pool?.GetBool("ha_enabled") == true)
+        {
+            throw new XenApiException(ErrorCodes.HaIsEnabled);
+        }
+
+        if (pool?.GetString("master") == hostRef)
+        {
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, "Cannot eject the pool master; designate a new master first");
+        }
+
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
+        if (vms.Any(v => v.GetString("resident_on") == hostRef && v.GetString("power_state") != "Halted" && !v.GetBool("is_control_domain")))
+        {
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, "VM resident on host");
+        }
+
+        if (hostRef != ThisHost)
+        {
+            // As xapi forwards it: the ejected host does the work, with the caller's session (valid pool-wide).
+            if (!await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                throw new XenApiException(ErrorCodes.HostOffline, hostRef);
+            }
+
+            using var client = remote.Connect(host.GetString("address"));
+            await CallRemoteAsync(client, "pool.eject", [sessionRef, hostRef], cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await ForgetThisHostAsync(host, vms, cancellationToken).ConfigureAwait(false);
+        await membership.LeaveAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes this host from the pool database: its record, metrics, PBDs, and SRs only it could reach.</summary>
+    private async Task ForgetThisHostAsync(XenObject host, IReadOnlyList<XenObject> vms, CancellationToken cancellationToken)
+    {
+        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken).ConfigureAwait(false);
+        var srs = await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false);
+        var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken).ConfigureAwait(false);
+        var vbds = await database.GetAllAsync(XenClasses.VBD, cancellationToken).ConfigureAwait(false);
+        var deletions = new List<XenObject>();
+        foreach (var pbd in pbds.Where(p => p.GetString("host") == host.Ref))
+        {
+            deletions.Add(pbd);
+            var sr = srs.FirstOrDefault(s => s.Ref == pbd.GetString("SR"));
+            if (sr is not null && !sr.GetBool("shared") && pbds.All(p => p.GetString("SR") != sr.Ref || p.GetString("host") == host.Ref))
+            {
+                // A local SR goes with its host, as xapi forgets SRs whose last PBD leaves; the disks stay on the host's disk.
+                deletions.Add(sr);
+                foreach (var vdi in vdis.Where(v => v.GetString("SR") == sr.Ref))
+                {
+                    deletions.Add(vdi);
+                    deletions.AddRange(vbds.Where(b => b.GetString("VDI") == vdi.Ref));
+                }
+            }
+        }
+
+        deletions.Add(host);
+        if (await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false) is { } metrics)
+        {
+            deletions.Add(metrics);
+        }
+
+        // etcd bounds the operations in one transaction; the host record goes last, so a retry finds it again.
+        foreach (var batch in deletions.Distinct().Chunk(30))
+        {
+            var tx = new PoolTransaction();
+            foreach (var obj in batch)
+            {
+                tx.Delete(obj);
+            }
+
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var vm in vms.Where(v => v.GetString("affinity") == host.Ref))
+        {
+            await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
+            {
+                var v = objs[0].Clone();
+                v["affinity"] = OpaqueRef.Null;
+                tx.Update(v);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+
+        logger.LogInformation("Host {Host} forgotten by the pool database; leaving the cluster", host.GetString("name_label"));
+    }
+
+    /// <summary>
+    /// <c>pool.recover_slaves</c>: on the new master after an emergency transition, tells every other host to follow
+    /// it (<c>pool.emergency_reset_master</c>); returns the hosts that answered.
+    /// </summary>
+    private async Task<object?> RecoverSlavesAsync(CancellationToken cancellationToken)
+    {
+        var pool = await GetPoolAsync(cancellationToken).ConfigureAwait(false);
+        if (pool is null || pool.GetString("master") != ThisHost)
+        {
+            throw new XenApiException(ErrorCodes.HostIsSlave, "");
+        }
+
+        var me = await database.GetAsync(XenClasses.Host, ThisHost, cancellationToken).ConfigureAwait(false);
+        var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
+        var hosts = (await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false)).Where(h => h.Ref != ThisHost).ToList();
+        var recovered = await Task.WhenAll(hosts.Select(async h =>
+        {
+            try
+            {
+                using var client = remote.Connect(h.GetString("address"));
+                using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                limit.CancelAfter(TimeSpan.FromSeconds(30));
+                var session = (string)(await CallRemoteAsync(client, "session.slave_login", [h.Ref, secret], limit.Token).ConfigureAwait(false))!;
+                await CallRemoteAsync(client, "pool.emergency_reset_master", [session, me.GetString("address")], limit.Token).ConfigureAwait(false);
+                logger.LogInformation("Host {Host} follows this master again", h.GetString("name_label"));
+                return h.Ref;
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Could not recover host {Host}: {Reason}", h.GetString("name_label"), ex.Message);
+                return null;
+            }
+        })).ConfigureAwait(false);
+        return recovered.Where(r => r is not null).Cast<object?>().ToList();
+    }
+
+    private async Task<XenObject?> GetPoolAsync(CancellationToken cancellationToken)
+    {
+        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+        return pools.Count > 0 ? pools[0] : null;
+    }
+
+    private static async Task<object?> CallRemoteAsync(IXenApiClient client, string method, IReadOnlyList<object?> arguments, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await client.CallAsync(method, arguments, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiTransportException ex)
+        {
+            throw new XenApiException(ErrorCodes.JoiningHostConnectionFailed, ex.Message);
+        }
+    }
+}

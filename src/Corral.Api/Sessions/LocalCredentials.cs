@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Api.Sessions;
+
+/// <summary>
+/// This host's copy of the pool's root password hash and pool secret, on local disk: what lets an operator log in
+/// on a host (<c>session.slave_local_login_with_password</c>) and a new master reach a host
+/// (<c>session.slave_login</c>) when the pool database is out of reach — the emergency commands' case.
+/// </summary>
+public sealed class LocalCredentials(IOptions<ApiOptions> options)
+{
+    private readonly Lock _lock = new();
+    private Snapshot _current = Load(options.Value);
+
+    public string? RootPasswordHash => _current.RootPasswordHash;
+
+    public string? PoolSecret => _current.PoolSecret;
+
+    public void Remember(string? rootPasswordHash, string? poolSecret)
+    {
+        lock (_lock)
+        {
+            var next = new Snapshot(rootPasswordHash ?? _current.RootPasswordHash, poolSecret ?? _current.PoolSecret);
+            if (next == _current)
+            {
+                return;
+            }
+
+            _current = next;
+            if (Path(options.Value) is { } path)
+            {
+                var temporary = path + ".tmp";
+                File.WriteAllText(temporary, JsonSerializer.Serialize(next));
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
+                File.Move(temporary, path, overwrite: true);
+            }
+        }
+    }
+
+    private static string? Path(ApiOptions options) =>
+        string.IsNullOrEmpty(options.StateDirectory) ? null : System.IO.Path.Combine(options.StateDirectory, "credentials.json");
+
+    private static Snapshot Load(ApiOptions options) =>
+        Path(options) is { } path && File.Exists(path) ? JsonSerializer.Deserialize<Snapshot>(File.ReadAllText(path)) ?? new Snapshot(null, null)
+        : new Snapshot(null, null);
+
+    private sealed record Snapshot(string? RootPasswordHash, string? PoolSecret);
+}

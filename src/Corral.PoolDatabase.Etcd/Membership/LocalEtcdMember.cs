@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Globalization;
+using Corral.Platform;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.PoolDatabase.Etcd.Membership;
+
+/// <summary>How a member starts: which of etcd's bootstrap modes.</summary>
+public enum EtcdStartMode
+{
+    /// <summary>A new one-member cluster (a host that is its own pool).</summary>
+    NewCluster,
+
+    /// <summary>A member added to a running cluster (<c>--initial-cluster-state existing</c>), empty data directory.</summary>
+    JoinExisting,
+
+    /// <summary>The data directory decides (a restart).</summary>
+    Resume,
+
+    /// <summary>A one-member cluster from this member's own copy of the data (<c>--force-new-cluster</c>).</summary>
+    ForceNewCluster,
+}
+
+/// <summary>
+/// Runs this host's etcd member as a process of its own: it outlives the agent (as QEMU does), is found again
+/// through its pidfile, and writes its log next to its data directory.
+/// </summary>
+public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    public EtcdMemberOptions Options => options;
+
+    public bool HasData => Directory.Exists(Path.Combine(options.DataDirectory, "member"));
+
+    /// <summary>The member's pid if its process runs (checked against /proc, so a reused pid is not taken for it).</summary>
+    public int? RunningPid()
+    {
+        if (!File.Exists(options.PidFile) || !int.TryParse(File.ReadAllText(options.PidFile).Trim(), CultureInfo.InvariantCulture, out var pid))
+        {
+            return null;
+        }
+
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
+            var state = File.ReadAllText($"/proc/{pid}/stat");
+            var zombie = state.LastIndexOf(')') is var close and > 0 && state.Length > close + 2 && state[close + 2] == 'Z';
+            return !zombie && cmdline.Contains(options.DataDirectory, StringComparison.Ordinal) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    public async Task StartAsync(EtcdStartMode mode, string initialCluster, CancellationToken cancellationToken)
+    {
+        if (RunningPid() is { } running)
+        {
+            throw new InvalidOperationException($"etcd member {options.Name} already runs (pid {running})");
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.DataDirectory))!);
+        var arguments = new List<string>
+        {
+            "--name", options.Name,
+            "--data-dir", options.DataDirectory,
+            "--listen-client-urls", options.EffectiveListenClientUrls,
+            "--advertise-client-urls", options.ClientUrl,
+            "--listen-peer-urls", options.PeerUrl,
+            "--initial-advertise-peer-urls", options.PeerUrl,
+        };
+        switch (mode)
+        {
+            case EtcdStartMode.NewCluster:
+                // A token of its own, so that two new pools can never take each other's members for their own.
+                arguments.AddRange(["--initial-cluster", $"{options.Name}={options.PeerUrl}", "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "corral-" + Guid.NewGuid().ToString("N")]);
+                break;
+            case EtcdStartMode.JoinExisting:
+                arguments.AddRange(["--initial-cluster", initialCluster, "--initial-cluster-state", "existing"]);
+                break;
+            case EtcdStartMode.ForceNewCluster:
+                arguments.AddRange(["--force-new-cluster"]);
+                break;
+            case EtcdStartMode.Resume:
+                break;
+        }
+
+        // Through a shell only for the redirection; setsid keeps the member out of the agent's signals, and exec keeps
+        // the pid the one recorded.
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("exec setsid \"$0\" \"$@\" >>\"$CORRAL_ETCD_LOG\" 2>&1 </dev/null");
+        info.ArgumentList.Add(options.Executable);
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        info.Environment["CORRAL_ETCD_LOG"] = options.LogFile;
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start etcd");
+        await File.WriteAllTextAsync(options.PidFile, process.Id.ToString(CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("Started etcd member {Name} ({Mode}), pid {Pid}", options.Name, mode, process.Id);
+    }
+
+    /// <summary>Waits until the member serves HTTP (a learner cannot answer reads, so this is as far as it can go).</summary>
+    public async Task WaitServingAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        await WaitAsync("/version", _ => true, timeout, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Waits until the member reports the cluster healthy (it has a leader and quorum).</summary>
+    public async Task WaitHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        await WaitAsync("/health", body => body.Contains("\"true\"", StringComparison.Ordinal), timeout, cancellationToken).ConfigureAwait(false);
+
+    private async Task WaitAsync(string path, Func<string, bool> good, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var url = new Uri(new Uri(options.ClientUrl), path);
+        while (true)
+        {
+            try
+            {
+                var body = await Http.GetStringAsync(url, cancellationToken).ConfigureAwait(false);
+                if (good(body))
+                {
+                    return;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+            }
+
+            if (RunningPid() is null)
+            {
+                throw new InvalidOperationException($"etcd member {options.Name} exited (see {options.LogFile})");
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"etcd member {options.Name} did not answer {path} within {timeout.TotalSeconds:0} s (see {options.LogFile})");
+            }
+
+            await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stops the member: SIGTERM, then SIGKILL after a grace period.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (RunningPid() is not { } pid)
+        {
+            return;
+        }
+
+        var id = pid.ToString(CultureInfo.InvariantCulture);
+        await CommandRunner.RunAsync("kill", ["-TERM", id], cancellationToken).ConfigureAwait(false);
+        for (var i = 0; i < 100 && RunningPid() is not null; i++)
+        {
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (RunningPid() is not null)
+        {
+            await CommandRunner.RunAsync("kill", ["-KILL", id], cancellationToken).ConfigureAwait(false);
+        }
+
+        logger.LogInformation("Stopped etcd member {Name} (pid {Pid})", options.Name, pid);
+    }
+
+    /// <summary>
+    /// Sets the member's data aside so the member can start afresh; the last generation is kept (<c>.previous</c>), as
+    /// it may be the only copy of a pool database someone wants back.
+    /// </summary>
+    public void SetDataAside()
+    {
+        if (!Directory.Exists(options.DataDirectory))
+        {
+            return;
+        }
+
+        var aside = $"{options.DataDirectory.TrimEnd('/')}.previous";
+        if (Directory.Exists(aside))
+        {
+            Directory.Delete(aside, recursive: true);
+        }
+
+        Directory.Move(options.DataDirectory, aside);
+        logger.LogInformation("Set the old etcd data aside in {Path}", aside);
+    }
+}
