@@ -48,11 +48,27 @@ do
     if (etcd.Member.Enabled)
     {
         runner = new MembershipTransitionRunner(etcd.Member, etcd.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries), apiOptions, startupLogger);
-        try
+        // A membership change that fails half-way (a peer not answering yet) is retried from its persisted stage.
+        var ready = false;
+        while (!ready && !stopping.IsCancellationRequested)
         {
-            await runner.RunAsync(stopping.Token);
+            try
+            {
+                await runner.RunAsync(stopping.Token);
+                ready = true;
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                startupLogger.LogError(ex, "Preparing this host's etcd member failed; retrying");
+                await Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None);
+            }
         }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+
+        if (!ready)
         {
             break;
         }

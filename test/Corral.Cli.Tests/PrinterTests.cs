@@ -76,13 +76,4 @@ public class PrinterTests
         p.Message("hidden");
         Assert.Equal("Type 'yes' to continue\n", o.ToString());
     }
-
-    [Fact]
-    public void The_old_record_helper_builds_qualifier_labels()
-    {
-        Assert.Equal("uuid ( RO)    : x\n    tags (SRW): a, b\n", Printer.Record([("uuid", "RO", "x"), ("tags", "SRW", "a, b")]));
-        Assert.Equal("running", Printer.Format("Running", Corral.Model.XenClasses.PowerState));
-        Assert.Equal("0/ip: 10.0.0.5; 0/ipv4/0: 10.0.0.5", Printer.Format(new Dictionary<string, object?> { ["0/ip"] = "10.0.0.5", ["0/ipv4/0"] = "10.0.0.5" }));
-        Assert.Equal("a; b", Printer.Format(new List<object?> { "a", "b" }));
-    }
 }

@@ -9,99 +9,30 @@ namespace Corral.EndToEndTests;
 /// false, and vm-reset-powerstate plus vm-start bring both VMs back on survivors, answering ping. The lab is torn down
 /// whatever happens.
 /// </summary>
+[Collection(LabCollection.Name)]
 public sealed class LabScenarioTests : IAsyncLifetime
 {
-    private readonly string _home = Directory.CreateTempSubdirectory("corral-labtest-home-").FullName;
-    private readonly string _id = (Environment.ProcessId % 1000).ToString(System.Globalization.CultureInfo.InvariantCulture);
-    private Dictionary<string, string> _env = null!;
+    private readonly LabSession _lab = new("seed", 1);
 
-    private static string Repo => Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../.."));
+    public Task InitializeAsync() => Task.CompletedTask;
 
-    public Task InitializeAsync()
-    {
-        _env = new Dictionary<string, string>
-        {
-            ["HOME"] = _home,
-            ["CORRAL_LAB_DIR"] = Path.Combine(_home, "lab"),
-            ["CORRAL_LAB_RUN"] = Path.Combine(_home, "run"),
-            ["CORRAL_LAB_NS_PREFIX"] = $"corral-t{_id}-h",
-            ["CORRAL_LAB_VETH_PREFIX"] = $"t{_id}",
-            ["CORRAL_LAB_BRIDGE"] = $"ctv{_id}",
-            ["CORRAL_LAB_MGMT_BRIDGE"] = $"ctm{_id}",
-        };
-        return Task.CompletedTask;
-    }
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
 
-    public async Task DisposeAsync()
-    {
-        try
-        {
-            // Keep the agents' own account of the election for whoever reads a failure.
-            foreach (var log in Directory.Exists(Path.Combine(_home, "lab")) ? Directory.GetFiles(Path.Combine(_home, "lab"), "agent-host*.log") : [])
-            {
-                File.Copy(log, Path.Combine(Path.GetTempPath(), "corral-labtest-" + Path.GetFileName(log)), overwrite: true);
-            }
+    private Task<string> Xe(params string[] args) => _lab.Xe(args);
 
-            await RunAsync(Path.Combine(Repo, "lab"), "down");
-        }
-        finally
-        {
-            Directory.Delete(_home, recursive: true);
-        }
-    }
+    private Task<(int Code, string Output)> RunAsync(string program, params string[] args) => _lab.RunAsync(program, args);
 
-    private async Task<(int Code, string Output)> RunAsync(string program, params string[] args)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Repo };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
+    private static string Repo => LabSession.Repo;
 
-        foreach (var (k, v) in _env)
-        {
-            info.Environment[k] = v;
-        }
+    private static Task<bool> Ping(string ip) => LabSession.Ping(ip);
 
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, (await stdout).Trim() + (await stderr is { Length: > 0 } e ? "\n" + e.Trim() : ""));
-    }
-
-    private async Task<string> Xe(params string[] args)
-    {
-        var (code, output) = await RunAsync(Path.Combine(Repo, ".build/xe/xe"), args);
-        Assert.True(code == 0, $"xe {string.Join(' ', args)} failed: {output}");
-        return output;
-    }
-
-    private static async Task<bool> Ping(string ip)
-    {
-        using var p = Process.Start(new ProcessStartInfo("ping", ["-c", "1", "-W", "1", ip]) { RedirectStandardOutput = true })!;
-        await p.WaitForExitAsync();
-        return p.ExitCode == 0;
-    }
-
-    private static async Task Eventually(Func<Task<bool>> probe, TimeSpan timeout, string what)
-    {
-        var sw = Stopwatch.StartNew();
-        while (!await probe())
-        {
-            Assert.True(sw.Elapsed < timeout, "timed out waiting for " + what);
-            await Task.Delay(500);
-        }
-    }
+    private static Task Eventually(Func<Task<bool>> probe, TimeSpan timeout, string what) => LabSession.Eventually(probe, timeout, what);
 
     [Fact]
     public async Task Pulling_the_plug_on_the_master_needs_no_rescue_of_the_pool_and_two_commands_per_vm()
     {
-        var (code, up) = await RunAsync(Path.Combine(Repo, "lab"), "up");
-        Assert.True(code == 0, up);
-        var hostLine = up.Split('\n').First(l => l.Contains("Hosts:", StringComparison.Ordinal));
-        var addresses = hostLine.Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(w => w.Count(c => c == '.') == 3).ToList();
-        Assert.Equal(3, addresses.Count);
+        await _lab.UpAsync();
+        var addresses = _lab.Addresses;
         Assert.Equal("true,true,true", await Xe("host-list", "params=host-metrics-live", "--minimal"));
         var master = await Xe("pool-list", "params=master", "--minimal");
         Assert.Equal(await Xe("host-list", "name-label=lab-host1", "--minimal"), master);

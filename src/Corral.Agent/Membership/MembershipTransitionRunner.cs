@@ -93,6 +93,8 @@ public sealed class MembershipTransitionRunner(
                 {
                     if (_member.RunningPid() is null)
                     {
+                        // Whatever is in the data directory now is a failed attempt at this join: start it clean.
+                        _member.DeleteData();
                         await _member.StartAsync(EtcdStartMode.JoinExisting, t.InitialCluster, cancellationToken).ConfigureAwait(false);
                     }
 

@@ -67,19 +67,27 @@ public sealed class PoolMembership(
 
             members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
             var target = VoterPolicy.TargetVoters(hostsAfterJoin);
-            foreach (var learner in members.Where(m => m.IsLearner && m.Name.Length > 0 && members.Count(v => !v.IsLearner) < target))
+            // A learner still catching up (the previous joiner) would make this host a mere client: give it time to
+            // be promoted, by its own host or here, before deciding.
+            var waitUntil = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (members.Any(m => m.IsLearner) && members.Count(v => !v.IsLearner) < target && DateTime.UtcNow < waitUntil)
             {
-                try
+                foreach (var learner in members.Where(m => m.IsLearner && m.Name.Length > 0))
                 {
-                    await admin.PromoteAsync(learner.Id, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        await admin.PromoteAsync(learner.Id, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        logger.LogDebug(ex, "Learner {Name} could not be promoted yet", learner.Name);
+                    }
                 }
-                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-                {
-                    logger.LogWarning(ex, "Learner {Name} could not be promoted yet", learner.Name);
-                }
+
+                await Task.Delay(500, cancellationToken).ConfigureAwait(false);
+                members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
             var role = VoterPolicy.RoleFor(members.Count(m => !m.IsLearner), members.Count(m => m.IsLearner), hostsAfterJoin);
             ulong id = 0;
             var initialCluster = "";
@@ -197,15 +205,4 @@ public sealed class PoolMembership(
             throw new XenApiException(ErrorCodes.JoiningHostConnectionFailed, ex.Message);
         }
     }
-}
-
-/// <summary>Which hosts vote in the pool database: 3 voters, 5 from five hosts on; one learner beyond; clients after.</summary>
-public static class VoterPolicy
-{
-    public static int TargetVoters(int hosts) => hosts >= 5 ? 5 : 3;
-
-    public static EtcdRole RoleFor(int voters, int learners, int hostsAfterJoin) =>
-        learners > 0 ? EtcdRole.Client
-        : voters < TargetVoters(hostsAfterJoin) ? EtcdRole.Voter
-        : EtcdRole.Learner;
 }

@@ -210,25 +210,27 @@ public sealed class PoolMembershipMethods(
         var me = await database.GetAsync(XenClasses.Host, ThisHost, cancellationToken).ConfigureAwait(false);
         var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
         var hosts = (await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false)).Where(h => h.Ref != ThisHost).ToList();
-        var recovered = await Task.WhenAll(hosts.Select(async h =>
+        // One host at a time: each joins the cluster as a learner first, and etcd takes one learner at a time.
+        var recovered = new List<object?>();
+        foreach (var h in hosts)
         {
             try
             {
                 using var client = remote.Connect(h.GetString("address"));
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                limit.CancelAfter(TimeSpan.FromSeconds(30));
+                limit.CancelAfter(TimeSpan.FromSeconds(60));
                 var session = (string)(await CallRemoteAsync(client, "session.slave_login", [h.Ref, secret], limit.Token).ConfigureAwait(false))!;
                 await CallRemoteAsync(client, "pool.emergency_reset_master", [session, me.GetString("address")], limit.Token).ConfigureAwait(false);
                 logger.LogInformation("Host {Host} follows this master again", h.GetString("name_label"));
-                return h.Ref;
+                recovered.Add(h.Ref);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
                 logger.LogWarning("Could not recover host {Host}: {Reason}", h.GetString("name_label"), ex.Message);
-                return null;
             }
-        })).ConfigureAwait(false);
-        return recovered.Where(r => r is not null).Cast<object?>().ToList();
+        }
+
+        return recovered;
     }
 
     private async Task<XenObject?> GetPoolAsync(CancellationToken cancellationToken)

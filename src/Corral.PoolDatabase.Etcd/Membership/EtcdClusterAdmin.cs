@@ -19,13 +19,28 @@ public sealed class EtcdClusterAdmin(EtcdClient client, ILogger logger)
         return response.Members.Select(m => new EtcdMemberInfo(m.ID, m.Name, m.PeerURLs.ToList(), m.ClientURLs.ToList(), m.IsLearner)).ToList();
     }
 
+    /// <summary>
+    /// Adds a learner. etcd refuses membership changes until every member has been connected for a few seconds
+    /// ("unhealthy cluster", as right after the previous join): that is waited out.
+    /// </summary>
     public async Task<ulong> AddLearnerAsync(string peerUrl, CancellationToken cancellationToken)
     {
         var request = new MemberAddRequest { IsLearner = true };
         request.PeerURLs.Add(peerUrl);
-        var response = await client.MemberAddAsync(request, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
-        logger.LogInformation("Added etcd learner {Id:x} at {Url}", response.Member.ID, peerUrl);
-        return response.Member.ID;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                var response = await client.MemberAddAsync(request, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                logger.LogInformation("Added etcd learner {Id:x} at {Url}", response.Member.ID, peerUrl);
+                return response.Member.ID;
+            }
+            catch (RpcException ex) when (ex.Status.Detail.Contains("unhealthy cluster", StringComparison.OrdinalIgnoreCase) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>

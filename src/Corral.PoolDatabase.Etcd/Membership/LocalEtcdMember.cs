@@ -168,6 +168,15 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
         logger.LogInformation("Stopped etcd member {Name} (pid {Pid})", options.Name, pid);
     }
 
+    /// <summary>Deletes the data directory: only for a member's own failed attempt at joining, never a pool's data.</summary>
+    public void DeleteData()
+    {
+        if (Directory.Exists(options.DataDirectory))
+        {
+            Directory.Delete(options.DataDirectory, recursive: true);
+        }
+    }
+
     /// <summary>
     /// Sets the member's data aside so the member can start afresh; the last generation is kept (<c>.previous</c>), as
     /// it may be the only copy of a pool database someone wants back.

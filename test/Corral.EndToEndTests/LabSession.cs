@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using Xunit;
+
+namespace Corral.EndToEndTests;
+
+/// <summary>Lab tests run one at a time: each brings up a whole 3-host lab.</summary>
+[CollectionDefinition(Name)]
+public sealed class LabCollection
+{
+    public const string Name = "lab";
+}
+
+/// <summary>
+/// A private lab for one test class, driven through <c>./lab</c> and <c>xe</c> exactly as a user would, with names of
+/// its own (namespaces, bridges, directories, HOME for ~/.xe) so that it never touches a lab someone else runs. Torn
+/// down by <see cref="DisposeAsync"/> whatever the test did; the agents' logs are kept in /tmp for a failure's reader.
+/// </summary>
+public sealed class LabSession : IAsyncDisposable
+{
+    private readonly string _home = Directory.CreateTempSubdirectory("corral-labtest-home-").FullName;
+    private readonly Dictionary<string, string> _env;
+    private readonly string _name;
+
+    public LabSession(string name, int slot)
+    {
+        _name = name;
+        var id = ((Environment.ProcessId % 100 * 10) + slot).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _env = new Dictionary<string, string>
+        {
+            ["HOME"] = _home,
+            ["CORRAL_LAB_DIR"] = Path.Combine(_home, "lab"),
+            ["CORRAL_LAB_RUN"] = Path.Combine(_home, "run"),
+            ["CORRAL_LAB_NS_PREFIX"] = $"corral-t{id}-h",
+            ["CORRAL_LAB_VETH_PREFIX"] = $"t{id}",
+            ["CORRAL_LAB_BRIDGE"] = $"ctv{id}",
+            ["CORRAL_LAB_MGMT_BRIDGE"] = $"ctm{id}",
+        };
+    }
+
+    public static string Repo => Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../.."));
+
+    /// <summary>The hosts' management addresses, lab-host1 first.</summary>
+    public IReadOnlyList<string> Addresses { get; private set; } = [];
+
+    public string LabDirectory => Path.Combine(_home, "lab");
+
+    public async Task UpAsync()
+    {
+        var (code, up) = await RunAsync(Path.Combine(Repo, "lab"), "up");
+        Assert.True(code == 0, up);
+        var hostLine = up.Split('\n').First(l => l.Contains("Hosts:", StringComparison.Ordinal));
+        Addresses = hostLine.Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(w => w.Count(c => c == '.') == 3).ToList();
+        Assert.Equal(3, Addresses.Count);
+    }
+
+    public async Task LabAsync(params string[] args)
+    {
+        var (code, output) = await RunAsync(Path.Combine(Repo, "lab"), args);
+        Assert.True(code == 0, $"./lab {string.Join(' ', args)} failed: {output}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            foreach (var log in Directory.Exists(LabDirectory) ? Directory.GetFiles(LabDirectory, "*.log", SearchOption.AllDirectories) : [])
+            {
+                var name = Path.GetRelativePath(LabDirectory, log).Replace('/', '-');
+                File.Copy(log, Path.Combine(Path.GetTempPath(), $"corral-{_name}-{name}"), overwrite: true);
+            }
+
+            await RunAsync(Path.Combine(Repo, "lab"), "down");
+        }
+        finally
+        {
+            Directory.Delete(_home, recursive: true);
+        }
+    }
+
+    public async Task<(int Code, string Output)> RunAsync(string program, params string[] args)
+    {
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Repo };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in _env)
+        {
+            info.Environment[k] = v;
+        }
+
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, (await stdout).Trim() + (await stderr is { Length: > 0 } e ? "\n" + e.Trim() : ""));
+    }
+
+    /// <summary>Runs xe (as configured by the lab in this session's ~/.xe) and fails the test if it fails.</summary>
+    public async Task<string> Xe(params string[] args)
+    {
+        var (code, output) = await TryXe(args);
+        Assert.True(code == 0, $"xe {string.Join(' ', args)} failed: {output}");
+        return output;
+    }
+
+    public Task<(int Code, string Output)> TryXe(params string[] args) => RunAsync(Path.Combine(Repo, ".build/xe/xe"), args);
+
+    /// <summary>xe against one host (<c>-s address</c>) rather than the one in ~/.xe.</summary>
+    public static string[] On(string address, params string[] args) => ["-s", address, .. args];
+
+    public static async Task<bool> Ping(string ip)
+    {
+        using var p = Process.Start(new ProcessStartInfo("ping", ["-c", "1", "-W", "1", ip]) { RedirectStandardOutput = true })!;
+        await p.WaitForExitAsync();
+        return p.ExitCode == 0;
+    }
+
+    public static async Task Eventually(Func<Task<bool>> probe, TimeSpan timeout, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!await probe())
+        {
+            Assert.True(sw.Elapsed < timeout, "timed out waiting for " + what);
+            await Task.Delay(500);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using Xunit;
+
+namespace Corral.EndToEndTests;
+
+/// <summary>
+/// Pool membership and the seed's recovery commands, run through the lab as an administrator would: a host ejected
+/// becomes a pool of its own and joins back; with 2 of 3 hosts unplugged (the pool database has lost its quorum)
+/// <c>pool-emergency-transition-to-master</c> on the survivor and <c>pool-recover-slaves</c> once the others are back
+/// return a working 3-host pool with nothing lost from the pool database.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class PoolRecoveryLabTests : IAsyncLifetime
+{
+    private readonly LabSession _lab = new("recovery", 2);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
+
+    [Fact]
+    public async Task Eject_join_and_recovery_from_a_lost_quorum_keep_the_pool_and_its_database()
+    {
+        await _lab.UpAsync();
+        var (a1, a3) = (_lab.Addresses[0], _lab.Addresses[2]);
+        var host1 = await _lab.Xe("host-list", "name-label=lab-host1", "--minimal");
+        var host3 = await _lab.Xe("host-list", "name-label=lab-host3", "--minimal");
+
+        // Eject: refused for the master; a member leaves and is a pool of one, then joins back.
+        var (refused, why) = await _lab.TryXe("pool-eject", $"host-uuid={host1}");
+        Assert.NotEqual(0, refused);
+        Assert.Contains("master", why, StringComparison.OrdinalIgnoreCase);
+        await _lab.Xe("pool-eject", $"host-uuid={host3}");
+        await LabSession.Eventually(async () => (await _lab.Xe("host-list", "--minimal")).Split(',').Length == 2, TimeSpan.FromSeconds(60), "the pool to forget lab-host3");
+        await LabSession.Eventually(async () =>
+        {
+            var (code, master) = await _lab.TryXe(LabSession.On(a3, "pool-list", "params=master", "--minimal"));
+            return code == 0 && master == host3;
+        }, TimeSpan.FromSeconds(90), "lab-host3 to be a pool of its own");
+        Assert.Equal(host3, await _lab.Xe(LabSession.On(a3, "host-list", "--minimal")));
+
+        var (badJoin, badWhy) = await _lab.TryXe(LabSession.On(a3, "pool-join", $"master-address={a1}", "master-username=root", "master-password=wrong"));
+        Assert.NotEqual(0, badJoin);
+        Assert.Contains("Authentication", badWhy, StringComparison.OrdinalIgnoreCase);
+        await _lab.Xe(LabSession.On(a3, "pool-join", $"master-address={a1}", "master-username=root", "master-password=corral"));
+        await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,true,true",
+            TimeSpan.FromSeconds(90), "lab-host3 to join back");
+        Assert.Equal(3, await VotersAsync(a1));
+
+        // Quorum lost: the master and one more host unplugged; lab-host3 alone cannot write.
+        var before = await DatabaseSummaryAsync(a1);
+        await _lab.LabAsync("pull-plug", "1");
+        await _lab.LabAsync("pull-plug", "2");
+        await _lab.Xe(LabSession.On(a3, "pool-emergency-transition-to-master"));
+        await LabSession.Eventually(async () =>
+        {
+            var (code, master) = await _lab.TryXe(LabSession.On(a3, "pool-list", "params=master", "--minimal"));
+            return code == 0 && master == host3;
+        }, TimeSpan.FromSeconds(60), "lab-host3 to be master");
+        await LabSession.Eventually(async () => await _lab.Xe(LabSession.On(a3, "host-list", "params=host-metrics-live", "--minimal"))
+            is var live && live.Split(',').Count(v => v == "false") == 2, TimeSpan.FromSeconds(30), "both dead hosts to show host-metrics-live false");
+        Assert.Equal(before, await DatabaseSummaryAsync(a3));
+
+        // The others come back and follow the new master.
+        await _lab.LabAsync("power-on", "1");
+        await _lab.LabAsync("power-on", "2");
+        foreach (var address in _lab.Addresses.Take(2))
+        {
+            await LabSession.Eventually(async () => (await _lab.TryXe(LabSession.On(address, "host-list", "--minimal"))).Output
+                is var o && !o.Contains("calling connect", StringComparison.Ordinal) && !o.Contains("Lost connection", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(60), $"the API of {address} after power-on");
+        }
+
+        var recovered = new HashSet<string>();
+        await LabSession.Eventually(async () =>
+        {
+            recovered.UnionWith((await _lab.Xe(LabSession.On(a3, "pool-recover-slaves"))).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            return recovered.Count == 2;
+        }, TimeSpan.FromSeconds(60), "pool-recover-slaves to reach both hosts");
+        await LabSession.Eventually(async () => await _lab.Xe(LabSession.On(a3, "host-list", "params=host-metrics-live", "--minimal")) == "true,true,true",
+            TimeSpan.FromSeconds(120), "all three hosts live again");
+        await LabSession.Eventually(async () => await VotersAsync(a3) == 3, TimeSpan.FromSeconds(60), "three voting etcd members");
+        Assert.Equal(host3, await _lab.Xe(LabSession.On(a3, "pool-list", "params=master", "--minimal")));
+        Assert.Equal(before, await DatabaseSummaryAsync(a3));
+
+        // And the pool database takes writes again, through any host.
+        var vm = (await _lab.Xe(LabSession.On(a1, "vm-list", "name-label=Corral test VM", "--minimal"))).Trim();
+        await _lab.Xe(LabSession.On(a1, "vm-param-set", $"uuid={vm}", "name-description=survived a lost quorum"));
+        Assert.Equal("survived a lost quorum", await _lab.Xe(LabSession.On(a3, "vm-param-get", $"uuid={vm}", "param-name=name-description")));
+    }
+
+    /// <summary>What must not be lost: every VM, SR and VDI, by uuid.</summary>
+    private async Task<string> DatabaseSummaryAsync(string address)
+    {
+        var parts = new List<string>();
+        foreach (var command in new[] { "vm-list", "sr-list", "vdi-list", "template-list" })
+        {
+            var uuids = (await _lab.Xe(LabSession.On(address, command, "params=uuid", "--minimal"))).Split(',', StringSplitOptions.RemoveEmptyEntries);
+            parts.Add(command + ":" + string.Join(',', uuids.Order(StringComparer.Ordinal)));
+        }
+
+        return string.Join('\n', parts);
+    }
+
+    /// <summary>Started, voting etcd members, as <c>etcdctl member list</c> shows them.</summary>
+    private async Task<int> VotersAsync(string address)
+    {
+        var (code, output) = await _lab.RunAsync("etcdctl", "--endpoints", $"http://{address}:2379", "member", "list");
+        return code != 0 ? -1 : output.Split('\n').Count(l => l.Contains(", started,", StringComparison.Ordinal) && l.TrimEnd().EndsWith("false", StringComparison.Ordinal));
+    }
+}

@@ -1,0 +1,47 @@
+using Corral.Hypervisor;
+using Corral.Hypervisor.Qemu;
+using Xunit;
+
+namespace Corral.UnitTests;
+
+public class QemuCommandLineTests
+{
+    private static VmLaunchSpec Spec(bool paravirtual) => new(
+        "6f1c2a3b-0000-4000-8000-000000000001", "web, 1", 256L << 20, 2, paravirtual,
+        [new DiskSpec(0, "/sr/a.qcow2", "qcow2", false, false, true), new DiskSpec(3, null, "raw", true, true, false)],
+        [new NicSpec(0, "vif5.0", "02:00:00:00:00:01")],
+        new Dictionary<string, string> { ["vm-data/ip"] = "10.0.0.5/24" });
+
+    [Fact]
+    public void Paravirtual_guests_get_virtio_devices_and_the_agent_channel()
+    {
+        var args = string.Join(' ', QemuCommandLine.Build(Spec(true), new VmRuntimePaths("/run/vm"), "tcg"));
+        Assert.Contains("virtio-blk-pci,drive=drive0,bootindex=0", args, StringComparison.Ordinal);
+        Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01", args, StringComparison.Ordinal);
+        Assert.Contains("name=org.corral.guest_agent.0", args, StringComparison.Ordinal);
+        Assert.Contains("ide-cd,drive=drive3", args, StringComparison.Ordinal);
+        Assert.Contains("-daemonize", args, StringComparison.Ordinal);
+        Assert.Contains("name=opt/corral/vm-data/ip,string=10.0.0.5/24", args, StringComparison.Ordinal);
+        Assert.Contains("-name web,, 1,process=", args, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Emulated_guests_get_ide_and_e1000_and_no_virtio()
+    {
+        var args = string.Join(' ', QemuCommandLine.Build(Spec(false), new VmRuntimePaths("/run/vm"), "tcg"));
+        Assert.Contains("ide-hd,drive=drive0,bus=ide.0,unit=0", args, StringComparison.Ordinal);
+        Assert.Contains("e1000,netdev=net0", args, StringComparison.Ordinal);
+        Assert.DoesNotContain("virtio", args, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Guest_agent_reports_parse_and_noise_is_ignored()
+    {
+        var report = QemuVmProcess.TryParseReport("""{"agent":"corral-guest-agent","version":"1.0.0","uptime":12.5,"networks":{"0/ip":"10.0.0.5"},"pv_drivers":{"virtio_net":"1"}}""", DateTime.UtcNow);
+        Assert.NotNull(report);
+        Assert.Equal("10.0.0.5", report.Networks["0/ip"]);
+        Assert.Equal(12.5, report.Uptime.TotalSeconds);
+        Assert.Null(QemuVmProcess.TryParseReport("""{"ack":"shutdown"}""", DateTime.UtcNow));
+        Assert.Null(QemuVmProcess.TryParseReport("garbage", DateTime.UtcNow));
+    }
+}
