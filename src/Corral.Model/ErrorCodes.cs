@@ -62,4 +62,5 @@ public static class ErrorCodes
     public const string JoiningHostConnectionFailed = "JOINING_HOST_CONNECTION_FAILED";
     public const string JoiningHostServiceFailed = "JOINING_HOST_SERVICE_FAILED";
     public const string HaIsEnabled = "HA_IS_ENABLED";
+    public const string HostInEmergencyMode = "HOST_IN_EMERGENCY_MODE";
 }

@@ -32,6 +32,11 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
 
     public ILeaseStore Leases => _leases;
 
+    public bool IsUnavailable(Exception exception) => exception is RpcException
+    {
+        StatusCode: StatusCode.Unavailable or StatusCode.DeadlineExceeded,
+    } || (exception.InnerException is { } inner && IsUnavailable(inner));
+
     internal EtcdClient Client => _client;
 
     private DateTime Deadline => DateTime.UtcNow + _options.RequestTimeout;

@@ -8,6 +8,12 @@ namespace Corral.PoolDatabase;
 /// </summary>
 public interface IPoolDatabase
 {
+    /// <summary>
+    /// True if <paramref name="exception"/> means the database cannot be reached or has no quorum (rather than a bad
+    /// request): the host is then in emergency mode, as a XenServer slave that has lost its master.
+    /// </summary>
+    bool IsUnavailable(Exception exception);
+
     /// <summary>The store's current revision; event tokens are revisions.</summary>
     Task<long> GetRevisionAsync(CancellationToken cancellationToken);
 

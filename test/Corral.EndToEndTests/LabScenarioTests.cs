@@ -50,9 +50,17 @@ public sealed class LabScenarioTests : IAsyncLifetime
 
         foreach (var vm in new[] { "Corral test VM", "Corral test VM (no tools)" })
         {
+            // The disk the dead host's QEMU was writing is consistent (qcow2 metadata checked, no leaks or corruption).
+            var vmUuid = await Xe([.. survivor, "vm-list", $"name-label={vm}", "--minimal"]);
+            var vdi = await Xe([.. survivor, "vbd-list", $"vm-uuid={vmUuid}", "type=Disk", "params=vdi-uuid", "--minimal"]);
+            var (checkCode, check) = await RunAsync("qemu-img", "check", Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
+            Assert.True(checkCode == 0, $"qemu-img check of {vm}'s disk: {check}");
+
             await Xe([.. survivor, "vm-reset-powerstate", $"vm={vm}", "--force"]);
             await Xe([.. survivor, "vm-start", $"vm={vm}"]);
-            Assert.NotEqual("lab-host1", await Xe([.. survivor, "vm-param-get", $"uuid={await Xe([.. survivor, "vm-list", $"name-label={vm}", "--minimal"])}", "param-name=resident-on-name-label"]));
+            var residentOn = await Xe([.. survivor, "vm-param-get", $"uuid={await Xe([.. survivor, "vm-list", $"name-label={vm}", "--minimal"])}", "param-name=resident-on"]);
+            Assert.NotEqual(master, residentOn);
+            Assert.Equal("true", await Xe([.. survivor, "host-param-get", $"uuid={residentOn}", "param-name=host-metrics-live"]));
         }
 
         var subnet = string.Join('.', (await Xe([.. survivor, "vm-param-get", $"uuid={await Xe([.. survivor, "vm-list", "name-label=Corral test VM", "--minimal"])}", "param-name=xenstore-data", "param-key=vm-data/ip"])).Split('/')[0].Split('.').Take(3));

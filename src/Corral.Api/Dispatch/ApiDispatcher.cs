@@ -18,9 +18,12 @@ public sealed class ApiDispatcher
     private readonly SessionService _sessions;
     private readonly TaskService _tasks;
     private readonly ILogger<ApiDispatcher> _logger;
+    private readonly Corral.PoolDatabase.IPoolDatabase _database;
 
-    public ApiDispatcher(IEnumerable<IApiMethodProvider> providers, SessionService sessions, TaskService tasks, ILogger<ApiDispatcher> logger)
+    public ApiDispatcher(IEnumerable<IApiMethodProvider> providers, SessionService sessions, TaskService tasks, Corral.PoolDatabase.IPoolDatabase database,
+        ILogger<ApiDispatcher> logger)
     {
+        _database = database;
         _registry = new ApiRegistry();
         foreach (var provider in providers)
         {
@@ -47,6 +50,12 @@ public sealed class ApiDispatcher
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             throw;
+        }
+        catch (Exception ex) when (_database.IsUnavailable(ex))
+        {
+            // No quorum or no connection: what a XenServer slave says when it has lost its master.
+            _logger.LogWarning("{Method}: the pool database is unavailable ({Reason})", methodName, ex.Message);
+            throw new XenApiException(ErrorCodes.HostInEmergencyMode);
         }
         catch (Exception ex)
         {
