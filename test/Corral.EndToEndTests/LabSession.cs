@@ -70,6 +70,12 @@ public sealed class LabSession : IAsyncDisposable
             }
 
             await RunAsync(Path.Combine(Repo, "lab"), "down");
+            // The lab must leave nothing behind: no namespace and no link of its own.
+            var (_, namespaces) = await RunAsync("ip", "netns", "list");
+            Assert.DoesNotContain(_env["CORRAL_LAB_NS_PREFIX"], namespaces, StringComparison.Ordinal);
+            var (_, links) = await RunAsync("ip", "-o", "link", "show");
+            Assert.DoesNotContain(_env["CORRAL_LAB_MGMT_BRIDGE"] + ":", links, StringComparison.Ordinal);
+            Assert.DoesNotContain(_env["CORRAL_LAB_BRIDGE"] + ":", links, StringComparison.Ordinal);
         }
         finally
         {

@@ -46,10 +46,23 @@ public sealed class PoolRecoveryLabTests : IAsyncLifetime
             TimeSpan.FromSeconds(90), "lab-host3 to join back");
         Assert.Equal(3, await VotersAsync(a1));
 
+        // A host cut off from the network, or frozen, is seen dead within seconds and live again once it is back.
+        foreach (var (fault, recovery) in new[] { ("partition", "heal"), ("freeze", "thaw") })
+        {
+            await _lab.LabAsync(fault, "2");
+            await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,false,true",
+                TimeSpan.FromSeconds(30), $"lab-host2 to show dead after ./lab {fault}");
+            await _lab.LabAsync(recovery, "2");
+            await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,true,true",
+                TimeSpan.FromSeconds(60), $"lab-host2 to be live after ./lab {recovery}");
+        }
+
         // Quorum lost: the master and one more host unplugged; lab-host3 alone cannot write.
         var before = await DatabaseSummaryAsync(a1);
         await _lab.LabAsync("pull-plug", "1");
         await _lab.LabAsync("pull-plug", "2");
+        await LabSession.Eventually(async () => (await _lab.TryXe(LabSession.On(a3, "vm-list"))).Output.Contains("emergency mode", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "lab-host3 to say it is in emergency mode");
         await _lab.Xe(LabSession.On(a3, "pool-emergency-transition-to-master"));
         await LabSession.Eventually(async () =>
         {
