@@ -1,0 +1,121 @@
+using Corral.Api.Methods;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Xunit;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>
+/// Where <c>VM.start</c> puts a VM when no host is given, against a real etcd: a live, enabled host with the most
+/// free memory; the VM's affinity first when that host can take it; never a disabled or dead host.
+/// </summary>
+public sealed class PlacementTests : IAsyncLifetime
+{
+    private const long GiB = 1L << 30;
+    private EtcdFixture _etcd = null!;
+    private IPoolDatabase _db = null!;
+    private readonly List<ILease> _leases = [];
+
+    public async Task InitializeAsync()
+    {
+        _etcd = await EtcdFixture.StartAsync();
+        _db = _etcd.CreateDatabase();
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var lease in _leases)
+        {
+            await lease.DisposeAsync();
+        }
+
+        (_db as IDisposable)?.Dispose();
+        await _etcd.DisposeAsync();
+    }
+
+    private async Task<XenObject> HostAsync(string name, long memory, bool live = true, bool enabled = true)
+    {
+        var tx = new PoolTransaction();
+        var metrics = tx.Create(XenClasses.HostMetricsSchema, new Dictionary<string, object?> { ["memory_total"] = memory, ["memory_free"] = memory });
+        var host = tx.Create(XenClasses.HostSchema, new Dictionary<string, object?> { ["name_label"] = name, ["metrics"] = metrics.Ref, ["enabled"] = enabled });
+        await _db.CommitAsync(tx, default);
+        if (live)
+        {
+            var lease = await _db.Leases.AcquireAsync(TimeSpan.FromSeconds(30), default);
+            _leases.Add(lease);
+            await _db.Leases.PutAsync(lease, PoolKeys.LiveKey(metrics.Ref), host.Ref, default);
+        }
+
+        return await _db.GetAsync(XenClasses.Host, host.Ref, default);
+    }
+
+    private async Task<XenObject> VmAsync(long memory, string? affinity = null, string? runningOn = null)
+    {
+        var tx = new PoolTransaction();
+        var vm = tx.Create(XenClasses.VMSchema, new Dictionary<string, object?>
+        {
+            ["name_label"] = "vm",
+            ["memory_static_max"] = memory,
+            ["affinity"] = affinity ?? OpaqueRef.Null,
+            ["power_state"] = runningOn is null ? "Halted" : "Running",
+            ["resident_on"] = runningOn ?? OpaqueRef.Null,
+        });
+        await _db.CommitAsync(tx, default);
+        return await _db.GetAsync(XenClasses.VM, vm.Ref, default);
+    }
+
+    [Fact]
+    public async Task The_live_enabled_host_with_the_most_free_memory_is_chosen()
+    {
+        await HostAsync("small", 4 * GiB);
+        var medium = await HostAsync("medium", 8 * GiB);
+        await HostAsync("big but disabled", 16 * GiB, enabled: false);
+        await HostAsync("biggest but dead", 32 * GiB, live: false);
+        var placement = new Placement(_db);
+
+        Assert.Equal(medium.Ref, (await placement.ChooseAsync(await VmAsync(GiB), default)).Ref);
+    }
+
+    [Fact]
+    public async Task Running_vms_count_against_their_host()
+    {
+        var small = await HostAsync("small", 4 * GiB);
+        var medium = await HostAsync("medium", 8 * GiB);
+        await VmAsync(6 * GiB, runningOn: medium.Ref);
+        var placement = new Placement(_db);
+
+        Assert.Equal(small.Ref, (await placement.ChooseAsync(await VmAsync(GiB), default)).Ref);
+    }
+
+    [Fact]
+    public async Task Affinity_is_honoured_when_its_host_can_take_the_vm_and_ignored_when_it_cannot()
+    {
+        var small = await HostAsync("small", 4 * GiB);
+        var medium = await HostAsync("medium", 8 * GiB);
+        var dead = await HostAsync("dead", 64 * GiB, live: false);
+        var placement = new Placement(_db);
+
+        Assert.Equal(small.Ref, (await placement.ChooseAsync(await VmAsync(GiB, affinity: small.Ref), default)).Ref);
+        Assert.Equal(medium.Ref, (await placement.ChooseAsync(await VmAsync(GiB, affinity: dead.Ref), default)).Ref);
+        // Home server too small for the VM: it goes where it fits.
+        Assert.Equal(medium.Ref, (await placement.ChooseAsync(await VmAsync(5 * GiB, affinity: small.Ref), default)).Ref);
+    }
+
+    [Fact]
+    public async Task A_vm_that_fits_nowhere_or_a_pool_with_no_usable_host_gets_a_xenapi_error()
+    {
+        var placement = new Placement(_db);
+        var none = await Assert.ThrowsAsync<XenApiException>(async () => await placement.ChooseAsync(await VmAsync(GiB), default));
+        Assert.Equal(ErrorCodes.NoHostsAvailable, none.Code);
+
+        var disabled = await HostAsync("disabled", 8 * GiB, enabled: false);
+        var dead = await HostAsync("dead", 8 * GiB, live: false);
+        await HostAsync("small", 4 * GiB);
+        var tooBig = await Assert.ThrowsAsync<XenApiException>(async () => await placement.ChooseAsync(await VmAsync(6 * GiB), default));
+        Assert.Equal(ErrorCodes.HostNotEnoughFreeMemory, tooBig.Code);
+
+        var vm = await VmAsync(GiB);
+        Assert.Equal(ErrorCodes.HostDisabled, (await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(vm, disabled, default))).Code);
+        Assert.Equal(ErrorCodes.HostOffline, (await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(vm, dead, default))).Code);
+    }
+}
