@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs Corral's benchmarks and prints their figures. Usage: bench/run.sh [vm-count] [rounds]
+# Master failover needs a private lab of its own and a few minutes: bench/master-failover.sh [runs] (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet run -c Release --project bench/Corral.Benchmarks -- "${1:-1000}" "${2:-30}"

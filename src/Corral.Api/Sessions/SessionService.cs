@@ -129,7 +129,16 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
 
     public async Task<string> LoginAsync(string user, string password, string originator, CancellationToken cancellationToken)
     {
-        if (!master.ThisHostMayServe && master.MasterRef is { } masterRef)
+        // While this host's election state is unknown (its own lease just lost, or not yet won), pool.master decides:
+        // a host must not take logins as master merely because it does not know who the master is.
+        var masterRef = master.MasterRef;
+        if (masterRef is null)
+        {
+            var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+            masterRef = pools.Count > 0 ? pools[0].GetString("master") : null;
+        }
+
+        if (masterRef is not null && masterRef != OpaqueRef.Null && masterRef != options.Value.HostRef)
         {
             // As on XenServer: a slave sends clients to the master, which they then log in to.
             var masterHost = await database.TryGetAsync(XenClasses.Host, masterRef, cancellationToken).ConfigureAwait(false);
