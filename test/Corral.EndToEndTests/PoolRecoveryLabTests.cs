@@ -50,8 +50,13 @@ public sealed class PoolRecoveryLabTests : IAsyncLifetime
         foreach (var (fault, recovery) in new[] { ("partition", "heal"), ("freeze", "thaw") })
         {
             await _lab.LabAsync(fault, "2");
-            await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,false,true",
+            await LabSession.Eventually(async () => await _lab.Xe("host-list", "name-label=lab-host2", "params=host-metrics-live", "--minimal") == "false",
                 TimeSpan.FromSeconds(30), $"lab-host2 to show dead after ./lab {fault}");
+            foreach (var other in new[] { "lab-host1", "lab-host3" })
+            {
+                Assert.Equal("true", await _lab.Xe("host-list", $"name-label={other}", "params=host-metrics-live", "--minimal"));
+            }
+
             await _lab.LabAsync(recovery, "2");
             await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,true,true",
                 TimeSpan.FromSeconds(60), $"lab-host2 to be live after ./lab {recovery}");
