@@ -109,7 +109,9 @@ do
     builder.Services.AddSingleton<VmSupervisor>();
     builder.Services.AddSingleton<HostLiveness>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());
-    builder.Services.AddSingleton<IHostOperationHandler, VmOperationHandler>();
+    builder.Services.AddSingleton<VmOperationHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler>(sp => sp.GetRequiredService<VmOperationHandler>());
+    builder.Services.AddSingleton<IHostOperationHandler, MigrationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();

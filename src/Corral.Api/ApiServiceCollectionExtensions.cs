@@ -38,6 +38,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, StorageMethods>();
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
         services.AddSingleton<IApiMethodProvider, PoolMethods>();
+        services.AddSingleton<IApiMethodProvider, MigrationMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

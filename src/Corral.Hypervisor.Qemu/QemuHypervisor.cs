@@ -135,6 +135,18 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                 throw new VmStartException($"QEMU started but the VM is {state}, not {expected}");
             }
 
+            if (spec.IncomingMigration is not null)
+            {
+                // The destination announces the VM's MACs (RARP, or the guest's gratuitous ARP) as soon as it runs,
+                // rather than after QEMU's default 50 ms: until then switches send its traffic to the old host.
+                await qmp.ExecuteAsync("migrate-set-parameters", new System.Text.Json.Nodes.JsonObject
+                {
+                    ["announce-initial"] = 0,
+                    ["announce-step"] = 50,
+                    ["announce-rounds"] = 5,
+                }, cancellationToken).ConfigureAwait(false);
+            }
+
             _logger.LogInformation("VM {Name} ({Uuid}) started: QEMU pid {Pid}, {Milliseconds} ms", spec.Name, spec.VmUuid, pid, watch.ElapsedMilliseconds);
             return process;
         }

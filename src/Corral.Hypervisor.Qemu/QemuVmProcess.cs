@@ -184,6 +184,51 @@ public sealed class QemuVmProcess : IVmProcess
 
     public Task PauseAsync(CancellationToken cancellationToken) => QmpAsync("stop", null, cancellationToken);
 
+    public async Task StartMigrationAsync(string destinationUri, MigrationTuning tuning, CancellationToken cancellationToken)
+    {
+        var capabilities = new JsonArray
+        {
+            new JsonObject { ["capability"] = "auto-converge", ["state"] = tuning.AutoConverge },
+            new JsonObject { ["capability"] = "events", ["state"] = true },
+        };
+        await QmpAsync("migrate-set-capabilities", new JsonObject { ["capabilities"] = capabilities }, cancellationToken).ConfigureAwait(false);
+        var parameters = new JsonObject
+        {
+            ["downtime-limit"] = (long)tuning.DowntimeLimit.TotalMilliseconds,
+            // Bytes per second. QEMU's default (128 MiB/s) would throttle a migration over a fast link, so "unlimited"
+            // is 10 GiB/s; QEMU refuses figures near the range of its size type.
+            ["max-bandwidth"] = tuning.MaxBandwidthBytesPerSecond > 0 ? tuning.MaxBandwidthBytesPerSecond : 10L << 30,
+        };
+        await QmpAsync("migrate-set-parameters", parameters, cancellationToken).ConfigureAwait(false);
+        await QmpAsync("migrate", new JsonObject { ["uri"] = destinationUri }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<MigrationProgress> QueryMigrationAsync(CancellationToken cancellationToken)
+    {
+        var info = await QmpAsync("query-migrate", null, cancellationToken).ConfigureAwait(false) as JsonObject ?? [];
+        var status = info["status"]?.GetValue<string>() switch
+        {
+            null => MigrationStatus.None,
+            "none" => MigrationStatus.None,
+            "setup" => MigrationStatus.Setup,
+            "active" or "device" or "pre-switchover" or "postcopy-active" => MigrationStatus.Active,
+            "completed" => MigrationStatus.Completed,
+            "failed" => MigrationStatus.Failed,
+            "cancelled" or "cancelling" => MigrationStatus.Cancelled,
+            _ => MigrationStatus.Other,
+        };
+        var ram = info["ram"] as JsonObject;
+        return new MigrationProgress(status,
+            ram?["total"]?.GetValue<long>() ?? 0,
+            ram?["transferred"]?.GetValue<long>() ?? 0,
+            ram?["remaining"]?.GetValue<long>() ?? 0,
+            info["downtime"]?.GetValue<long>() ?? 0,
+            info["total-time"]?.GetValue<long>() ?? 0,
+            info["error-desc"]?.GetValue<string>());
+    }
+
+    public Task CancelMigrationAsync(CancellationToken cancellationToken) => QmpAsync("migrate_cancel", null, cancellationToken);
+
     public Task ResumeAsync(CancellationToken cancellationToken) => QmpAsync("cont", null, cancellationToken);
 
     /// <summary>The guest agent's <c>shutdown</c> when it is alive and acknowledges; otherwise the ACPI power button.</summary>

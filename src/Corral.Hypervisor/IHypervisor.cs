@@ -75,6 +75,14 @@ public interface IVmProcess : IAsyncDisposable
 
     /// <summary>Inserts (path) or ejects (null) the medium of a CD drive.</summary>
     Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken);
+
+    /// <summary>Starts sending this VM to a QEMU waiting at <paramref name="destinationUri"/> (<c>tcp:host:port</c>).</summary>
+    Task StartMigrationAsync(string destinationUri, MigrationTuning tuning, CancellationToken cancellationToken);
+
+    Task<MigrationProgress> QueryMigrationAsync(CancellationToken cancellationToken);
+
+    /// <summary>Stops an outgoing migration; the VM goes on running here.</summary>
+    Task CancelMigrationAsync(CancellationToken cancellationToken);
 }
 
 public enum VmProcessEventKind
@@ -95,3 +103,36 @@ public sealed class VmProcessEventArgs(VmProcessEventKind kind, string detail = 
 }
 
 public sealed class VmStartException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>How a live migration is run: the pause it may cost, the bandwidth it may use, and help for busy guests.</summary>
+/// <param name="DowntimeLimit">The longest pause QEMU may plan for the final copy.</param>
+/// <param name="MaxBandwidthBytesPerSecond">0: unlimited.</param>
+/// <param name="AutoConverge">Throttle a guest that dirties memory faster than it can be sent.</param>
+public sealed record MigrationTuning(TimeSpan DowntimeLimit, long MaxBandwidthBytesPerSecond, bool AutoConverge)
+{
+    public static MigrationTuning Default { get; } = new(TimeSpan.FromMilliseconds(300), 0, AutoConverge: true);
+}
+
+public enum MigrationStatus
+{
+    None,
+    Setup,
+    Active,
+    Completed,
+    Failed,
+    Cancelled,
+    Other,
+}
+
+/// <summary>QEMU's <c>query-migrate</c>, on the sending side.</summary>
+public sealed record MigrationProgress(
+    MigrationStatus Status,
+    long TotalBytes,
+    long TransferredBytes,
+    long RemainingBytes,
+    long DowntimeMilliseconds,
+    long TotalTimeMilliseconds,
+    string? Error)
+{
+    public double Fraction => TotalBytes <= 0 ? 0 : Math.Clamp((double)TransferredBytes / TotalBytes, 0, 1);
+}

@@ -31,6 +31,7 @@ public static class ErrorCodes
     public const string VmNoEmptyCdVbd = "VM_NO_EMPTY_CD_VBD"; // vm
     public const string VmHasVbds = "VM_HAS_VBDS";
     public const string VmStartFailed = "VM_START_FAILED"; // vm, message (Corral: carries QEMU's reason)
+    public const string VmMigrateFailed = "VM_MIGRATE_FAILED"; // vm, source, destination, message
     public const string HostNotEnoughFreeMemory = "HOST_NOT_ENOUGH_FREE_MEMORY"; // needed, available
     public const string HostOffline = "HOST_OFFLINE"; // host
     public const string HostDisabled = "HOST_DISABLED"; // host

@@ -85,6 +85,13 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
         return response.Kvs.Count == 0 ? null : response.Kvs[0].Value.ToStringUtf8();
     }
 
+    public async Task<(string? Value, long Revision)> GetWithRevisionAsync(string key, CancellationToken cancellationToken)
+    {
+        var response = await client.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Kvs.Count == 0 ? (null, 0) : (response.Kvs[0].Value.ToStringUtf8(), response.Kvs[0].ModRevision);
+    }
+
     public async Task<IReadOnlyDictionary<string, string>> GetPrefixAsync(string prefix, CancellationToken cancellationToken)
     {
         var response = await client.GetAsync(new RangeRequest

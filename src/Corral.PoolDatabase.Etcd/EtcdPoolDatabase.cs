@@ -133,6 +133,12 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
             }
         }
 
+        foreach (var write in transaction.KeyWrites)
+        {
+            request.Success.Add(write.Value is null ? Delete(write.Key)
+                : new RequestOp { RequestPut = new PutRequest { Key = ByteString.CopyFromUtf8(write.Key), Value = ByteString.CopyFromUtf8(write.Value), Lease = write.LeaseId } });
+        }
+
         var response = await _client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken)
             .ConfigureAwait(false);
         if (!response.Succeeded)

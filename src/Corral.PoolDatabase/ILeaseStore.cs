@@ -23,6 +23,9 @@ public interface ILeaseStore
 
     Task<string?> GetValueAsync(string key, CancellationToken cancellationToken);
 
+    /// <summary>A key's value and mod revision (null and 0 when absent), for a guarded write that depends on it.</summary>
+    Task<(string? Value, long Revision)> GetWithRevisionAsync(string key, CancellationToken cancellationToken);
+
     /// <summary>All keys under a prefix with their values.</summary>
     Task<IReadOnlyDictionary<string, string>> GetPrefixAsync(string prefix, CancellationToken cancellationToken);
 

@@ -210,7 +210,11 @@ public sealed class VmOperationHandler(
         }
     }
 
-    private async Task<(VmLaunchSpec Spec, IReadOnlyDictionary<string, string> Devices)> BuildSpecAsync(XenObject vm, long domid, CancellationToken cancellationToken)
+    /// <summary>
+    /// The launch spec of a VM on this host (its disks resolved through this host's PBDs, its taps made on this host's
+    /// bridges) and the guest device name of each VBD.
+    /// </summary>
+    public async Task<(VmLaunchSpec Spec, IReadOnlyDictionary<string, string> Devices)> BuildSpecAsync(XenObject vm, long domid, CancellationToken cancellationToken)
     {
         var paravirtual = vm.GetStringMap("platform").GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
         var disks = new List<DiskSpec>();

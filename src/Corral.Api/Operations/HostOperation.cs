@@ -55,6 +55,8 @@ public static class HostOperationKinds
     public const string VmPause = "vm.pause";
     public const string VmUnpause = "vm.unpause";
     public const string VmChangeMedium = "vm.change_medium";
+    public const string VmMigrateSend = "vm.migrate_send";
+    public const string VmMigrateReceive = "vm.migrate_receive";
     public const string SrAttach = "sr.attach";
     public const string SrScan = "sr.scan";
     public const string VdiCreate = "vdi.create";

@@ -41,6 +41,9 @@ public static class VmCommands
 
                 return Selection.ForVmsAsync(c, [], vm => c.CallAsync("VM.power_state_reset", ct, vm.Ref), ct);
             }));
+        r.Add(new("vm-migrate", [], ["host", "host-uuid", "live", "force", "copy", "downtime-ms", "bandwidth"],
+            "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The 'host' parameter matches can be either the name or the uuid of the host.",
+            VmStandard, MigrateAsync));
         r.Add(new("vm-uninstall", [], ["force"],
             "Uninstall a VM. This operation will destroy those VDIs that are marked RW and connected to this VM only. To simply destroy the VM record, use vm-destroy.",
             VmStandard, UninstallAsync));
@@ -70,6 +73,27 @@ public static class VmCommands
                 await TaskWaiter.CallAsync(c, "VM.start", ct, vm.Ref, paused, force).ConfigureAwait(false);
             }
         }, ct, includeControlDomains: true);
+    }
+
+    /// <summary>
+    /// <c>VM.pool_migrate</c> to the host named by <c>host=</c> (name or uuid) or <c>host-uuid=</c>. Corral always
+    /// migrates live over shared storage; <c>downtime-ms=</c> and <c>bandwidth=</c> (bytes/s) tune it.
+    /// </summary>
+    private static async Task MigrateAsync(CommandContext c, CancellationToken ct)
+    {
+        var target = c.Params.Get("host") ?? c.Params.Get("host-uuid") ?? throw new XeUsageError("", "No destination host specified");
+        var host = await Selection.HostByNameOrIdAsync(c, target, ct).ConfigureAwait(false);
+        var options = new Dictionary<string, object?> { ["live"] = "true" };
+        foreach (var (param, option) in new[] { ("downtime-ms", "downtime_ms"), ("bandwidth", "bandwidth") })
+        {
+            if (c.Params.Get(param) is { } value)
+            {
+                options[option] = value;
+            }
+        }
+
+        await Selection.ForVmsAsync(c, ["host", "host-uuid", "live", "copy", "downtime-ms", "bandwidth", "progress"],
+            vm => TaskWaiter.CallAsync(c, "VM.pool_migrate", ct, vm.Ref, host.Ref, options), ct).ConfigureAwait(false);
     }
 
     private static Task ShutdownAsync(CommandContext c, CancellationToken ct)

@@ -1,0 +1,411 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Corral.Agent.Hosting;
+using Corral.Agent.Operations;
+using Corral.Api.Migration;
+using Corral.Api.Operations;
+using Corral.Api.Tasks;
+using Corral.Hypervisor;
+using Corral.Model;
+using Corral.Networking;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.Vms;
+
+/// <summary>
+/// Both halves of a live migration over shared storage. The destination (<c>vm.migrate_receive</c>) starts a QEMU
+/// waiting for the VM and publishes where; the source (<c>vm.migrate_send</c>) sends, reports progress, and decides.
+/// The decision is one etcd transaction (<see cref="TryCommitAsync"/>): the record becomes <c>completed</c>, the VM's
+/// <c>resident_on</c> and ownership claim move to the destination. Either side may make it: the source when QEMU
+/// reports the migration completed, the destination when its QEMU starts running (which it only does once the whole
+/// VM has arrived), so a source agent that dies mid-way does not leave the VM in limbo. Before that transaction the VM
+/// belongs to the source, and any failure aborts: the destination's QEMU goes, the source's keeps running.
+/// </summary>
+public sealed class MigrationHandler(
+    IPoolDatabase database,
+    VmSupervisor supervisor,
+    VmOperationHandler vms,
+    IHypervisor hypervisor,
+    HostIdentity identity,
+    HostLiveness liveness,
+    BridgeNetworking networking,
+    TaskService tasks,
+    IOptions<AgentOptions> options,
+    ILogger<MigrationHandler> logger) : IHostOperationHandler
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
+
+    // Incoming QEMU processes, until the migration completes and the supervisor takes them over.
+    private readonly ConcurrentDictionary<string, IVmProcess> _incoming = new(StringComparer.Ordinal);
+
+    public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.VmMigrateSend, HostOperationKinds.VmMigrateReceive];
+
+    public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
+    {
+        if (operation.Kind == HostOperationKinds.VmMigrateSend)
+        {
+            return await SendAsync(operation, cancellationToken).ConfigureAwait(false);
+        }
+
+        await ReceiveAsync(operation, progress, cancellationToken).ConfigureAwait(false);
+        // The destination's half ran under an internal task nobody waits for: it goes with the operation.
+        if (await database.TryGetAsync(XenClasses.Task, operation.TaskRef, cancellationToken).ConfigureAwait(false) is { } task)
+        {
+            var tx = new PoolTransaction();
+            tx.Delete(task);
+            try
+            {
+                await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConcurrentUpdateException)
+            {
+            }
+        }
+
+        return null;
+    }
+
+    private async Task<(MigrationRecord Record, long Revision)?> ReadAsync(HostOperation operation, CancellationToken cancellationToken) =>
+        await MigrationRecord.ReadAsync(database, operation.Target, cancellationToken).ConfigureAwait(false) is { } found
+        && found.Record.Id == operation.Argument("migration") ? found : null;
+
+    // ---- destination ----
+
+    private async Task ReceiveAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        while (true)
+        {
+            var current = await ReadAsync(operation, cancellationToken).ConfigureAwait(false);
+            if (current is not { } found)
+            {
+                // The source finished the migration (either way) and removed the record: the pool database says how.
+                await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            var (record, revision) = found;
+            switch (record.State)
+            {
+                case MigrationStates.Preparing:
+                    await PrepareIncomingAsync(vm, operation, progress, record, revision, cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStates.Completed:
+                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                    return;
+                case MigrationStates.Aborting:
+                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
+                    return;
+            }
+
+            var process = _incoming.GetValueOrDefault(vm.Uuid);
+            if (process is null || process.Exited.IsCompleted)
+            {
+                // Lost (this agent restarted and stopped it, or QEMU died): the VM stays where it is.
+                await AbortAsync(record, revision, "the destination's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (record.State == MigrationStates.Migrating && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
+            {
+                // QEMU runs the VM only once all of it has arrived: the migration is complete, whatever the source knows.
+                await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task PrepareIncomingAsync(XenObject vm, HostOperation operation, OperationProgress progress, MigrationRecord record, long revision,
+        CancellationToken cancellationToken)
+    {
+        var lease = liveness.Lease ?? throw new XenApiException(ErrorCodes.HostOffline, identity.Ref);
+        var domid = progress.Current.Argument("domid");
+        if (domid.Length == 0)
+        {
+            domid = HostIdentity.NextDomid(options.Value.StateDirectory).ToString(CultureInfo.InvariantCulture);
+            await progress.StepAsync("domid", cancellationToken, new Dictionary<string, string> { ["domid"] = domid }).ConfigureAwait(false);
+        }
+
+        var uri = $"tcp:{options.Value.Address}:{FreePort()}";
+        try
+        {
+            if (!_incoming.ContainsKey(vm.Uuid))
+            {
+                var (spec, _) = await vms.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+                _incoming[vm.Uuid] = await hypervisor.StartAsync(spec with { IncomingMigration = uri }, cancellationToken).ConfigureAwait(false);
+                logger.LogInformation("Waiting for VM {Vm} at {Uri}", vm.GetString("name_label"), uri);
+            }
+        }
+        catch (Exception ex) when (ex is VmStartException or XenApiException)
+        {
+            await AbortAsync(record, revision, "the destination could not start QEMU: " + ex.Message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var ready = record with
+        {
+            State = MigrationStates.Ready,
+            DestinationUri = uri,
+            DestinationLease = lease.Id,
+            DestinationDomid = long.Parse(domid, CultureInfo.InvariantCulture),
+        };
+        await MigrationRecord.TryAdvanceAsync(database, ready, revision, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task FinishReceiveAsync(string vmRef, string vmUuid, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+        var process = _incoming.GetValueOrDefault(vmUuid) ?? supervisor.Find(vmUuid);
+        if (vm.GetString("resident_on") != identity.Ref || process is null)
+        {
+            await DiscardIncomingAsync(vmUuid, vm.GetInt("domid"), vm, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        _incoming.TryRemove(vmUuid, out _);
+        if (supervisor.Find(vmUuid) is null)
+        {
+            supervisor.Track(vmRef, process);
+        }
+
+        await supervisor.SetAttachedAsync(vm, true, cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("VM {Vm} now runs here (QEMU pid {Pid})", vm.GetString("name_label"), process.ProcessId);
+    }
+
+    private async Task DiscardIncomingAsync(string vmUuid, long domid, XenObject vm, CancellationToken cancellationToken)
+    {
+        if (_incoming.TryRemove(vmUuid, out var process))
+        {
+            await process.KillAsync(cancellationToken).ConfigureAwait(false);
+            await process.DisposeAsync().ConfigureAwait(false);
+            await DeleteTapsAsync(vm, domid, cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("Discarded the incoming copy of VM {Vm}", vm.GetString("name_label"));
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Any, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    // ---- source ----
+
+    private async Task<string?> SendAsync(HostOperation operation, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        var sourceDomid = vm.GetInt("domid");
+        var waitingSince = DateTime.UtcNow;
+        var started = false;
+        while (true)
+        {
+            if (await ReadAsync(operation, cancellationToken).ConfigureAwait(false) is not { } found)
+            {
+                // Resumed after the record was removed: the pool database says where the VM ended.
+                return await ConcludeAsync(vm, sourceDomid, null, operation, cancellationToken).ConfigureAwait(false);
+            }
+
+            var (record, revision) = found;
+            switch (record.State)
+            {
+                case MigrationStates.Completed:
+                case MigrationStates.Aborting:
+                    return await ConcludeAsync(vm, sourceDomid, record, operation, cancellationToken).ConfigureAwait(false);
+                case MigrationStates.Preparing:
+                    if (DateTime.UtcNow - waitingSince > ReadyTimeout)
+                    {
+                        await AbortAsync(record, revision, "the destination did not get ready", cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStates.Ready:
+                    var migrating = record with { State = MigrationStates.Migrating };
+                    if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
+                    {
+                        var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
+                        logger.LogInformation("Migrating VM {Vm} to {Uri}", vm.GetString("name_label"), record.DestinationUri);
+                        await Source(vm).StartMigrationAsync(record.DestinationUri, tuning, cancellationToken).ConfigureAwait(false);
+                        started = true;
+                    }
+
+                    continue;
+            }
+
+            // Migrating: follow QEMU.
+            var source = supervisor.Find(vm.Uuid);
+            if (source is null)
+            {
+                await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            var state = await source.QueryMigrationAsync(cancellationToken).ConfigureAwait(false);
+            switch (state.Status)
+            {
+                case MigrationStatus.Completed:
+                    logger.LogInformation("VM {Vm} sent: {Bytes} bytes of memory in {Total} ms, downtime {Downtime} ms",
+                        vm.GetString("name_label"), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
+                    await RecordFiguresAsync(record.TaskRef, state, cancellationToken).ConfigureAwait(false);
+                    await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStatus.Failed or MigrationStatus.Cancelled:
+                    await AbortAsync(record, revision, state.Error ?? "QEMU reported the migration " + state.Status.ToString().ToLowerInvariant(), cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStatus.None when !started:
+                    // Resumed after a crash between recording "migrating" and telling QEMU: nothing was sent.
+                    await AbortAsync(record, revision, "the source agent restarted before the migration began", cancellationToken).ConfigureAwait(false);
+                    continue;
+            }
+
+            if (!await HostIsLiveAsync(record.DestinationRef, cancellationToken).ConfigureAwait(false))
+            {
+                // Nobody would look after the VM over there: keep it here.
+                await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
+                await AbortAsync(record, revision, "the destination host is no longer live", cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            await tasks.SetProgressAsync(record.TaskRef, state.Fraction * 0.95, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private IVmProcess Source(XenObject vm) =>
+        supervisor.Find(vm.Uuid) ?? throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "running", "halted");
+
+    /// <summary>Cleans up after the decision and ends the caller's task: success if the VM left, its error if not.</summary>
+    private async Task<string?> ConcludeAsync(XenObject vmBefore, long sourceDomid, MigrationRecord? record, HostOperation operation, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken).ConfigureAwait(false);
+        var moved = vm.GetString("resident_on") != identity.Ref;
+        if (moved && supervisor.Find(vm.Uuid) is { } stale)
+        {
+            // Paused by QEMU at the end of the migration; it must never run again.
+            await stale.KillAsync(cancellationToken).ConfigureAwait(false);
+            await DeleteTapsAsync(vm, sourceDomid, cancellationToken).ConfigureAwait(false);
+        }
+
+        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            var ops = (Dictionary<string, object?>)v["current_operations"]!;
+            ops.Remove(record?.TaskRef ?? operation.TaskRef);
+            v["current_operations"] = ops;
+            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+        await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken).ConfigureAwait(false);
+        if (moved)
+        {
+            logger.LogInformation("VM {Vm} migrated", vm.GetString("name_label"));
+            return null;
+        }
+
+        throw new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
+            record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");
+    }
+
+    private async Task RecordFiguresAsync(string taskRef, MigrationProgress state, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await database.UpdateAsync([(XenClasses.Task, taskRef)], (objs, tx) =>
+            {
+                var t = objs[0].Clone();
+                var other = t.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+                other["migration-downtime-ms"] = state.DowntimeMilliseconds.ToString(CultureInfo.InvariantCulture);
+                other["migration-total-ms"] = state.TotalTimeMilliseconds.ToString(CultureInfo.InvariantCulture);
+                other["migration-ram-bytes"] = state.TotalBytes.ToString(CultureInfo.InvariantCulture);
+                t["other_config"] = other;
+                tx.Update(t);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiException)
+        {
+            // The caller already dropped its task.
+        }
+    }
+
+    // ---- both ----
+
+    /// <summary>
+    /// The decision, as one transaction guarded by the record's revision: the record says completed, the VM is
+    /// resident on the destination with its new domid, and its ownership claim rides on the destination's lease.
+    /// </summary>
+    private async Task TryCommitAsync(MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, record.VmRef, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        tx.Require(record.Key, revision);
+        tx.PutKey(record.Key, (record with { State = MigrationStates.Completed }).ToJson());
+        var v = vm.Clone();
+        v["resident_on"] = record.DestinationRef;
+        v["domid"] = record.DestinationDomid;
+        tx.Update(v);
+        var claimed = tx;
+        claimed.PutKey(PoolKeys.VmOwnerKey(record.VmRef), record.DestinationRef, record.DestinationLease);
+        try
+        {
+            await database.CommitAsync(claimed, cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("Migration of VM {Vm} committed: it runs on {Host}", vm.GetString("name_label"), record.DestinationRef);
+        }
+        catch (ConcurrentUpdateException)
+        {
+            // The other side decided first, or the VM record moved: the next read shows which.
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && database.IsUnavailable(ex) is false)
+        {
+            // The destination's lease is gone (its host died as the migration finished). The VM still runs there, as
+            // far as QEMU goes, so that is what the pool database must say; the claim follows when the host returns.
+            logger.LogWarning(ex, "The destination's lease is gone; recording the VM there without its claim");
+            var unclaimed = new PoolTransaction();
+            unclaimed.Require(record.Key, revision);
+            unclaimed.PutKey(record.Key, (record with { State = MigrationStates.Completed }).ToJson());
+            unclaimed.Update(v);
+            try
+            {
+                await database.CommitAsync(unclaimed, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConcurrentUpdateException)
+            {
+            }
+        }
+    }
+
+    private async Task AbortAsync(MigrationRecord record, long revision, string error, CancellationToken cancellationToken)
+    {
+        logger.LogWarning("Migration of VM {Vm} aborted: {Error}", record.VmRef, error);
+        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Aborting, Error = error }, revision, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<bool> HostIsLiveAsync(string hostRef, CancellationToken cancellationToken)
+    {
+        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+        return host is not null && await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.GetString("metrics")), cancellationToken).ConfigureAwait(false) is not null;
+    }
+
+    private async Task DeleteTapsAsync(XenObject vm, long domid, CancellationToken cancellationToken)
+    {
+        if (domid < 0)
+        {
+            return;
+        }
+
+        foreach (var vifRef in vm.GetSet("VIFs"))
+        {
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
+            {
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.GetString("device")), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Migration;
+
+/// <summary>The states of a live migration, in order; <see cref="Aborting"/> may follow any state before completion.</summary>
+public static class MigrationStates
+{
+    /// <summary>Accepted: the destination is to start a QEMU waiting for the VM.</summary>
+    public const string Preparing = "preparing";
+
+    /// <summary>The destination's QEMU waits at <see cref="MigrationRecord.DestinationUri"/>.</summary>
+    public const string Ready = "ready";
+
+    /// <summary>The source's QEMU is sending.</summary>
+    public const string Migrating = "migrating";
+
+    /// <summary>
+    /// The decision: the VM runs on the destination. Written in the same etcd transaction that moves
+    /// <c>VM.resident_on</c> and the ownership claim, by whichever side sees the migration finished first.
+    /// </summary>
+    public const string Completed = "completed";
+
+    /// <summary>The VM stays on the source; the destination's QEMU must go.</summary>
+    public const string Aborting = "aborting";
+}
+
+/// <summary>
+/// One live migration, persisted at <c>/corral/migrations/&lt;vm ref&gt;</c> (one per VM at a time: its existence is
+/// the lock). Source and destination agents advance it with guarded writes; either can resume it after a crash.
+/// </summary>
+public sealed record MigrationRecord
+{
+    public const string Prefix = PoolKeys.Root + "migrations/";
+
+    public required string Id { get; init; }
+
+    public required string VmRef { get; init; }
+
+    public required string SourceRef { get; init; }
+
+    public required string DestinationRef { get; init; }
+
+    public required string TaskRef { get; init; }
+
+    public string State { get; init; } = MigrationStates.Preparing;
+
+    public string DestinationUri { get; init; } = "";
+
+    /// <summary>The destination host's liveness lease: the VM's ownership claim moves onto it at completion.</summary>
+    public long DestinationLease { get; init; }
+
+    public long DestinationDomid { get; init; } = -1;
+
+    public long DowntimeLimitMilliseconds { get; init; } = 300;
+
+    public long MaxBandwidthBytesPerSecond { get; init; }
+
+    public bool AutoConverge { get; init; } = true;
+
+    public string Error { get; init; } = "";
+
+    public DateTime CreatedUtc { get; init; } = DateTime.UtcNow;
+
+    [JsonIgnore]
+    public string Key => KeyOf(VmRef);
+
+    public static string KeyOf(string vmRef) => Prefix + vmRef;
+
+    public string ToJson() => JsonSerializer.Serialize(this, Options);
+
+    public static MigrationRecord FromJson(string json) => JsonSerializer.Deserialize<MigrationRecord>(json, Options) ?? throw new JsonException("empty migration");
+
+    /// <summary>The record and its revision (for a guarded write), or null when there is no migration of the VM.</summary>
+    public static async Task<(MigrationRecord Record, long Revision)?> ReadAsync(IPoolDatabase database, string vmRef, CancellationToken cancellationToken)
+    {
+        var (value, revision) = await database.Leases.GetWithRevisionAsync(KeyOf(vmRef), cancellationToken).ConfigureAwait(false);
+        return value is null ? null : (FromJson(value), revision);
+    }
+
+    /// <summary>Writes <paramref name="next"/> if the record is still at <paramref name="revision"/>. False if it moved on.</summary>
+    public static async Task<bool> TryAdvanceAsync(IPoolDatabase database, MigrationRecord next, long revision, CancellationToken cancellationToken)
+    {
+        var tx = new PoolTransaction();
+        tx.Require(next.Key, revision);
+        tx.PutKey(next.Key, next.ToJson());
+        try
+        {
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConcurrentUpdateException)
+        {
+            return false;
+        }
+    }
+
+    private static readonly JsonSerializerOptions Options = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}

@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using System.Globalization;
+using Xunit;
+
+namespace Corral.EndToEndTests;
+
+/// <summary>
+/// The seed's graceful test and its failure cases, through the lab: with <c>ping -i 0.1</c> running against both VMs
+/// they live-migrate off their host (no ping lost, no reboot, the guest's disk write sequence without a gap); a second
+/// migration of a VM already migrating is refused; killing the destination's agent mid-migration leaves the VM on the
+/// source, and killing the source's agent mid-migration leaves it running on exactly one host.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class MigrationLabTests : IAsyncLifetime
+{
+    private const string Tools = "Corral test VM";
+    private const string NoTools = "Corral test VM (no tools)";
+    private readonly LabSession _lab = new("migration", 3);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
+
+    [Fact]
+    public async Task Vms_move_live_without_losing_a_ping_and_a_failed_migration_leaves_one_copy()
+    {
+        await _lab.UpAsync();
+        var tools = await _lab.Xe("vm-list", $"name-label={Tools}", "--minimal");
+        var noTools = await _lab.Xe("vm-list", $"name-label={NoTools}", "--minimal");
+        var toolsIp = await IpOfAsync(tools);
+        var noToolsIp = await IpOfAsync(noTools);
+
+        // The guest writes a numbered line to its disk every 100 ms from boot on.
+        await _lab.Xe("vm-shutdown", $"uuid={tools}");
+        await _lab.Xe("vm-param-set", $"uuid={tools}", "xenstore-data:vm-data/seqwrite=1");
+        await _lab.Xe("vm-start", $"uuid={tools}", "on=lab-host1");
+        await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(60), "the test VM after its restart");
+        await LabSession.Eventually(async () => long.TryParse(await UptimeAsync(tools), out _), TimeSpan.FromSeconds(30), "a guest agent report");
+        var startTimes = (await StartTimeAsync(tools), await StartTimeAsync(noTools));
+        var uptimeBefore = long.Parse(await UptimeAsync(tools), CultureInfo.InvariantCulture);
+
+        // The graceful test: both VMs leave lab-host1 while pinged every 100 ms.
+        using (var pingTools = Pinger.Start(toolsIp))
+        using (var pingNoTools = Pinger.Start(noToolsIp))
+        {
+            await Task.Delay(1000);
+            await _lab.Xe("vm-migrate", $"uuid={tools}", "host=lab-host2", "live=true");
+            await _lab.Xe("vm-migrate", $"uuid={noTools}", "host=lab-host3", "live=true");
+            await Task.Delay(1500);
+            Assert.Equal(0, await pingTools.StopAsync());
+            Assert.Equal(0, await pingNoTools.StopAsync());
+        }
+
+        Assert.Equal(await HostAsync("lab-host2"), await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on"));
+        Assert.Equal(await HostAsync("lab-host3"), await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=resident-on"));
+        Assert.Equal(startTimes, (await StartTimeAsync(tools), await StartTimeAsync(noTools)));
+        await LabSession.Eventually(async () => long.Parse(await UptimeAsync(tools), CultureInfo.InvariantCulture) > uptimeBefore + 2,
+            TimeSpan.FromSeconds(20), "the guest's uptime to go on counting (no reboot)");
+
+        // One migration of a VM at a time: a second, while a slow one runs, is refused.
+        var slow = _lab.TryXe("vm-migrate", $"uuid={noTools}", "host=lab-host1", "bandwidth=40000000");
+        await Task.Delay(1500);
+        var (second, why) = await _lab.TryXe("vm-migrate", $"uuid={noTools}", "host=lab-host2");
+        Assert.NotEqual(0, second);
+        // xe prints OTHER_OPERATION_IN_PROGRESS as xapi documents it.
+        Assert.Contains("Another operation involving the object is currently in progress", why, StringComparison.Ordinal);
+        Assert.Equal(0, (await slow).Code);
+        Assert.Equal(await HostAsync("lab-host1"), await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=resident-on"));
+
+        // The destination's agent dies mid-migration: the VM stays on the source, and no copy is left behind.
+        var failing = _lab.TryXe("vm-migrate", $"uuid={tools}", "host=lab-host1", "bandwidth=20000000");
+        await Task.Delay(1500);
+        await KillAgentAsync(1);
+        var (failed, failure) = await failing;
+        Assert.NotEqual(0, failed);
+        // VM_MIGRATE_FAILED, as xe prints it.
+        Assert.Contains("An error occurred during the migration process.", failure, StringComparison.Ordinal);
+        Assert.Equal(await HostAsync("lab-host2"), await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on"));
+        Assert.True(await LabSession.Ping(toolsIp));
+        await _lab.LabAsync("power-on", "1");
+        await LabSession.Eventually(async () => RunningCopies(tools).Count == 1, TimeSpan.FromSeconds(60), "the destination's copy to be gone");
+        await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,true,true",
+            TimeSpan.FromSeconds(60), "lab-host1 back");
+
+        // The source's agent dies mid-migration: exactly one copy runs afterwards, where the pool database says.
+        var orphaned = _lab.TryXe("vm-migrate", $"uuid={tools}", "host=lab-host3", "bandwidth=20000000");
+        await Task.Delay(1500);
+        await KillAgentAsync(2);
+        await Task.Delay(1000);
+        await _lab.LabAsync("power-on", "2");
+        await orphaned;
+        await LabSession.Eventually(async () =>
+        {
+            var copies = RunningCopies(tools);
+            if (copies.Count != 1)
+            {
+                return false;
+            }
+
+            return await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on") == await HostAsync($"lab-host{copies[0]}")
+                && await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=power-state") == "running";
+        }, TimeSpan.FromSeconds(90), "exactly one running copy, where the pool database places it");
+        await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(30), "the VM to answer ping after both faults");
+
+        // The disk: the guest's write sequence has no gap and no repeat, and the image is consistent.
+        await _lab.Xe("vm-shutdown", $"uuid={tools}");
+        var vdi = await _lab.Xe("vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal");
+        var image = Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2");
+        var (checkCode, check) = await _lab.RunAsync("qemu-img", "check", image);
+        Assert.True(checkCode == 0, check);
+        var sequence = await ReadSequenceAsync(image);
+        Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
+        Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
+    }
+
+    private async Task<string> IpOfAsync(string vm) =>
+        (await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
+
+    private Task<string> HostAsync(string name) => _lab.Xe("host-list", $"name-label={name}", "--minimal");
+
+    private Task<string> StartTimeAsync(string vm) => _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=start-time");
+
+    private async Task<string> UptimeAsync(string vm) =>
+        (await _lab.TryXe("vm-param-get", $"uuid={vm}", "param-name=other", "param-key=uptime")).Output;
+
+    private async Task KillAgentAsync(int host)
+    {
+        var pidFile = Path.Combine(_lab.LabDirectory, "..", "run", $"agent-host{host}.pid");
+        var pid = int.Parse((await File.ReadAllTextAsync(pidFile)).Trim(), CultureInfo.InvariantCulture);
+        using var process = Process.GetProcessById(pid);
+        process.Kill();
+        await process.WaitForExitAsync();
+    }
+
+    /// <summary>The lab hosts (1-3) on which a QEMU process for the VM runs, by the pidfiles in their runtime directories.</summary>
+    private List<int> RunningCopies(string vm)
+    {
+        var hosts = new List<int>();
+        for (var host = 1; host <= 3; host++)
+        {
+            var pidFile = Path.Combine(_lab.LabDirectory, "..", "run", $"host{host}", "vms", vm, "qemu.pid");
+            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture, out var pid)
+                && File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").Contains(vm, StringComparison.Ordinal))
+            {
+                hosts.Add(host);
+            }
+        }
+
+        return hosts;
+    }
+
+    /// <summary>Reads /data/seq.log from the guest's ext4 data partition in the (halted) VM's image.</summary>
+    private async Task<List<long>> ReadSequenceAsync(string image)
+    {
+        var raw = Path.Combine(_lab.LabDirectory, "seq-check.raw");
+        var partition = Path.Combine(_lab.LabDirectory, "seq-check.ext4");
+        try
+        {
+            Assert.Equal(0, (await _lab.RunAsync("qemu-img", "convert", "-O", "raw", image, raw)).Code);
+            // The data partition starts at sector 100352 (guest/build-image.sh).
+            Assert.Equal(0, (await _lab.RunAsync("dd", $"if={raw}", $"of={partition}", "bs=512", "skip=100352", "status=none")).Code);
+            var (code, text) = await _lab.RunAsync("debugfs", "-R", "cat /seq.log", partition);
+            Assert.Equal(0, code);
+            return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.All(char.IsAsciiDigit))
+                .Select(l => long.Parse(l, CultureInfo.InvariantCulture)).ToList();
+        }
+        finally
+        {
+            File.Delete(raw);
+            File.Delete(partition);
+        }
+    }
+
+    /// <summary><c>ping -i 0.1</c> in the background; <see cref="StopAsync"/> ends it and returns how many were lost.</summary>
+    private sealed class Pinger : IDisposable
+    {
+        private readonly Process _process;
+        private readonly Task<string> _output;
+
+        private Pinger(string ip)
+        {
+            _process = Process.Start(new ProcessStartInfo("ping", ["-i", "0.1", "-W", "1", ip]) { RedirectStandardOutput = true, UseShellExecute = false })!;
+            _output = _process.StandardOutput.ReadToEndAsync();
+        }
+
+        public static Pinger Start(string ip) => new(ip);
+
+        public async Task<int> StopAsync()
+        {
+            // SIGINT, so that ping prints its summary.
+            using (var kill = Process.Start("kill", ["-INT", _process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            await _process.WaitForExitAsync();
+            var summary = (await _output).Split('\n').First(l => l.Contains("packets transmitted", StringComparison.Ordinal));
+            var numbers = summary.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var sent = int.Parse(numbers[0], CultureInfo.InvariantCulture);
+            var received = int.Parse(numbers[3], CultureInfo.InvariantCulture);
+            Assert.True(sent > 20, summary);
+            return sent - received;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+            }
+
+            _process.Dispose();
+        }
+    }
+}
