@@ -190,6 +190,7 @@ public sealed class QemuVmProcess : IVmProcess
         {
             new JsonObject { ["capability"] = "auto-converge", ["state"] = tuning.AutoConverge },
             new JsonObject { ["capability"] = "events", ["state"] = true },
+            new JsonObject { ["capability"] = "pause-before-switchover", ["state"] = true },
         };
         await QmpAsync("migrate-set-capabilities", new JsonObject { ["capabilities"] = capabilities }, cancellationToken).ConfigureAwait(false);
         var parameters = new JsonObject
@@ -211,7 +212,8 @@ public sealed class QemuVmProcess : IVmProcess
             null => MigrationStatus.None,
             "none" => MigrationStatus.None,
             "setup" => MigrationStatus.Setup,
-            "active" or "device" or "pre-switchover" or "postcopy-active" => MigrationStatus.Active,
+            "active" or "device" or "postcopy-active" => MigrationStatus.Active,
+            "pre-switchover" => MigrationStatus.PreSwitchover,
             "completed" => MigrationStatus.Completed,
             "failed" => MigrationStatus.Failed,
             "cancelled" or "cancelling" => MigrationStatus.Cancelled,
@@ -228,6 +230,9 @@ public sealed class QemuVmProcess : IVmProcess
     }
 
     public Task CancelMigrationAsync(CancellationToken cancellationToken) => QmpAsync("migrate_cancel", null, cancellationToken);
+
+    public Task ContinueMigrationAsync(CancellationToken cancellationToken) =>
+        QmpAsync("migrate-continue", new JsonObject { ["state"] = "pre-switchover" }, cancellationToken);
 
     public Task ResumeAsync(CancellationToken cancellationToken) => QmpAsync("cont", null, cancellationToken);
 

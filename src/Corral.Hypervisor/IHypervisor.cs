@@ -83,6 +83,12 @@ public interface IVmProcess : IAsyncDisposable
 
     /// <summary>Stops an outgoing migration; the VM goes on running here.</summary>
     Task CancelMigrationAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Lets a migration held at <see cref="MigrationStatus.PreSwitchover"/> finish. Migrations stop there so that the
+    /// pool decides the switchover while the VM runs nowhere.
+    /// </summary>
+    Task ContinueMigrationAsync(CancellationToken cancellationToken);
 }
 
 public enum VmProcessEventKind
@@ -118,6 +124,9 @@ public enum MigrationStatus
     None,
     Setup,
     Active,
+
+    /// <summary>Everything but the last device state is across; the VM is stopped, waiting for the go-ahead.</summary>
+    PreSwitchover,
     Completed,
     Failed,
     Cancelled,

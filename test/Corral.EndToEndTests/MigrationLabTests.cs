@@ -67,20 +67,21 @@ public sealed class MigrationLabTests : IAsyncLifetime
         Assert.Equal(0, (await slow).Code);
         Assert.Equal(await HostAsync("lab-host1"), await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=resident-on"));
 
-        // The destination's agent dies mid-migration: the VM stays on the source, and no copy is left behind.
-        var failing = _lab.TryXe("vm-migrate", $"uuid={tools}", "host=lab-host1", "bandwidth=20000000");
+        // The destination's agent dies mid-migration (lab-host3; lab-host1, the master, serves xe): the VM stays on
+        // the source, and no copy is left behind once the agent is back.
+        var failing = _lab.TryXe("vm-migrate", $"uuid={tools}", "host=lab-host3", "bandwidth=20000000");
         await Task.Delay(1500);
-        await KillAgentAsync(1);
+        await KillAgentAsync(3);
         var (failed, failure) = await failing;
         Assert.NotEqual(0, failed);
         // VM_MIGRATE_FAILED, as xe prints it.
         Assert.Contains("An error occurred during the migration process.", failure, StringComparison.Ordinal);
         Assert.Equal(await HostAsync("lab-host2"), await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on"));
         Assert.True(await LabSession.Ping(toolsIp));
-        await _lab.LabAsync("power-on", "1");
-        await LabSession.Eventually(async () => RunningCopies(tools).Count == 1, TimeSpan.FromSeconds(60), "the destination's copy to be gone");
+        await _lab.LabAsync("power-on", "3");
+        await LabSession.Eventually(() => Task.FromResult(RunningCopies(tools).SequenceEqual([2])), TimeSpan.FromSeconds(60), "the destination's copy to be gone");
         await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,true,true",
-            TimeSpan.FromSeconds(60), "lab-host1 back");
+            TimeSpan.FromSeconds(60), "lab-host3 back");
 
         // The source's agent dies mid-migration: exactly one copy runs afterwards, where the pool database says.
         var orphaned = _lab.TryXe("vm-migrate", $"uuid={tools}", "host=lab-host3", "bandwidth=20000000");

@@ -37,6 +37,12 @@ public sealed class MigrationHandler(
     ILogger<MigrationHandler> logger) : IHostOperationHandler
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+
+    // While a migration nears its switchover both sides look often: the VM is stopped while they talk.
+    private static readonly TimeSpan FastPoll = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>How long the source waits, VM stopped, for the destination's agent to acknowledge the switchover.</summary>
+    private static readonly TimeSpan SwitchoverAckTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
     // Incoming QEMU processes, until the migration completes and the supervisor takes them over.
@@ -110,14 +116,23 @@ public sealed class MigrationHandler(
                 continue;
             }
 
-            if (record.State == MigrationStates.Migrating && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
+            if (record.State == MigrationStates.Switching)
+            {
+                // This agent is here and its QEMU waits: the source may let the VM switch over.
+                await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.SwitchAcknowledged }, revision, cancellationToken)
+                    .ConfigureAwait(false);
+                continue;
+            }
+
+            if (record.State == MigrationStates.SwitchAcknowledged
+                && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
             {
                 // QEMU runs the VM only once all of it has arrived: the migration is complete, whatever the source knows.
                 await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
-            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(record.State == MigrationStates.Ready ? Poll : FastPoll, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -203,6 +218,7 @@ public sealed class MigrationHandler(
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
         var sourceDomid = vm.GetInt("domid");
         var waitingSince = DateTime.UtcNow;
+        DateTime? switchingSince = null;
         var started = false;
         while (true)
         {
@@ -240,7 +256,7 @@ public sealed class MigrationHandler(
                     continue;
             }
 
-            // Migrating: follow QEMU.
+            // Migrating, switching: follow QEMU.
             var source = supervisor.Find(vm.Uuid);
             if (source is null)
             {
@@ -263,6 +279,29 @@ public sealed class MigrationHandler(
                 case MigrationStatus.None when !started:
                     // Resumed after a crash between recording "migrating" and telling QEMU: nothing was sent.
                     await AbortAsync(record, revision, "the source agent restarted before the migration began", cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStatus.PreSwitchover:
+                    switchingSince ??= DateTime.UtcNow;
+                    if (record.State == MigrationStates.Migrating)
+                    {
+                        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Switching }, revision, cancellationToken).ConfigureAwait(false);
+                    }
+                    else if (record.State == MigrationStates.SwitchAcknowledged)
+                    {
+                        await source.ContinueMigrationAsync(cancellationToken).ConfigureAwait(false);
+                        await Task.Delay(FastPoll, cancellationToken).ConfigureAwait(false);
+                    }
+                    else if (DateTime.UtcNow - switchingSince > SwitchoverAckTimeout)
+                    {
+                        // No destination agent to take the VM: it resumes here.
+                        await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
+                        await AbortAsync(record, revision, "the destination's agent did not acknowledge the switchover", cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await Task.Delay(FastPoll, cancellationToken).ConfigureAwait(false);
+                    }
+
                     continue;
             }
 
@@ -297,8 +336,9 @@ public sealed class MigrationHandler(
         await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            var ops = (Dictionary<string, object?>)v["current_operations"]!;
-            ops.Remove(record?.TaskRef ?? operation.TaskRef);
+            // One migration per VM at a time (the record is the lock), so its entries are this migration's.
+            var ops = ((Dictionary<string, object?>)v["current_operations"]!)
+                .Where(kv => kv.Value as string != "pool_migrate").ToDictionary(kv => kv.Key, kv => kv.Value);
             v["current_operations"] = ops;
             v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
             tx.Update(v);

@@ -55,7 +55,10 @@ public sealed class MigrationMethods(IPoolDatabase database, Placement placement
         await placement.CheckHostAsync(vm, destination, cancellationToken).ConfigureAwait(false);
         await CheckStorageReachableAsync(vm, hostRef, cancellationToken).ConfigureAwait(false);
 
-        var taskRef = context.TaskRef ?? await tasks.CreateAsync(context.SessionRef, "VM.pool_migrate", vmRef, cancellationToken).ConfigureAwait(false);
+        // The source's half runs under a task of its own, ended by the agent; the caller's task (an Async.* call's)
+        // carries the progress and ends when this handler returns, as every Async.* call's does.
+        var sendTask = await tasks.CreateAsync(context.SessionRef, "VM.pool_migrate (source)", vmRef, cancellationToken).ConfigureAwait(false);
+        var taskRef = context.TaskRef ?? sendTask;
         var record = new MigrationRecord
         {
             Id = Guid.NewGuid().ToString("N"),
@@ -90,25 +93,33 @@ public sealed class MigrationMethods(IPoolDatabase database, Placement placement
         var arguments = new Dictionary<string, string> { ["migration"] = record.Id };
         var receiveTask = await tasks.CreateAsync(context.SessionRef, "VM.pool_migrate (destination)", vmRef, cancellationToken).ConfigureAwait(false);
         await operations.SubmitAsync(HostOperationKinds.VmMigrateReceive, hostRef, vmRef, arguments, context.SessionRef, receiveTask, cancellationToken).ConfigureAwait(false);
-        await operations.SubmitAsync(HostOperationKinds.VmMigrateSend, sourceRef, vmRef, arguments, context.SessionRef, taskRef, cancellationToken).ConfigureAwait(false);
-        if (context.TaskRef is not null)
-        {
-            return null;
-        }
-
-        var task = await tasks.WaitAsync(taskRef, cancellationToken).ConfigureAwait(false);
-        var cleanup = new PoolTransaction();
-        cleanup.Delete(task);
+        await operations.SubmitAsync(HostOperationKinds.VmMigrateSend, sourceRef, vmRef, arguments, context.SessionRef, sendTask, cancellationToken).ConfigureAwait(false);
         try
         {
-            await database.CommitAsync(cleanup, cancellationToken).ConfigureAwait(false);
+            await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
         }
-        catch (ConcurrentUpdateException)
+        finally
         {
+            await DeleteTaskAsync(sendTask).ConfigureAwait(false);
         }
 
-        TaskService.DecodeResult(task.GetString("result"));
         return null;
+    }
+
+    private async Task DeleteTaskAsync(string taskRef)
+    {
+        if (await database.TryGetAsync(XenClasses.Task, taskRef, CancellationToken.None).ConfigureAwait(false) is { } task)
+        {
+            var tx = new PoolTransaction();
+            tx.Delete(task);
+            try
+            {
+                await database.CommitAsync(tx, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ConcurrentUpdateException)
+            {
+            }
+        }
     }
 
     /// <summary>Every disk's SR must be plugged on the destination: this is migration over shared storage.</summary>

@@ -17,6 +17,15 @@ public static class MigrationStates
     public const string Migrating = "migrating";
 
     /// <summary>
+    /// All but the last device state is across and the VM is stopped on the source; the destination's agent must
+    /// acknowledge before QEMU switches over, so a destination without its agent never receives the VM.
+    /// </summary>
+    public const string Switching = "switching";
+
+    /// <summary>The destination's agent is there and its QEMU waits: the source lets the switchover happen.</summary>
+    public const string SwitchAcknowledged = "switch-ack";
+
+    /// <summary>
     /// The decision: the VM runs on the destination. Written in the same etcd transaction that moves
     /// <c>VM.resident_on</c> and the ownership claim, by whichever side sees the migration finished first.
     /// </summary>
