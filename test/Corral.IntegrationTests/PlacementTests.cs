@@ -1,3 +1,4 @@
+using System.Globalization;
 using Corral.Api.Methods;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -14,7 +15,7 @@ public sealed class PlacementTests : IAsyncLifetime
     private const long GiB = 1L << 30;
     private EtcdFixture _etcd = null!;
     private IPoolDatabase _db = null!;
-    private readonly List<ILease> _leases = [];
+    private readonly Dictionary<string, ILease> _leases = new(StringComparer.Ordinal); // by host ref
 
     public async Task InitializeAsync()
     {
@@ -24,7 +25,7 @@ public sealed class PlacementTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var lease in _leases)
+        foreach (var lease in _leases.Values)
         {
             await lease.DisposeAsync();
         }
@@ -42,7 +43,7 @@ public sealed class PlacementTests : IAsyncLifetime
         if (live)
         {
             var lease = await _db.Leases.AcquireAsync(TimeSpan.FromSeconds(30), default);
-            _leases.Add(lease);
+            _leases.Add(host.Ref, lease);
             await _db.Leases.PutAsync(lease, PoolKeys.LiveKey(metrics.Ref), host.Ref, default);
         }
 
@@ -117,5 +118,65 @@ public sealed class PlacementTests : IAsyncLifetime
         var vm = await VmAsync(GiB);
         Assert.Equal(ErrorCodes.HostDisabled, (await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(vm, disabled, default))).Code);
         Assert.Equal(ErrorCodes.HostOffline, (await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(vm, dead, default))).Code);
+    }
+
+    [Fact]
+    public async Task A_host_whose_liveness_key_goes_is_no_longer_chosen()
+    {
+        var medium = await HostAsync("medium", 8 * GiB);
+        var big = await HostAsync("big", 16 * GiB);
+        var placement = new Placement(_db);
+        var vm = await VmAsync(GiB);
+        Assert.Equal(big.Ref, (await placement.ChooseAsync(vm, default)).Ref);
+
+        // The host dies: its agent's lease goes (revoked here rather than left to expire), and with it the liveness key.
+        var lease = _leases[big.Ref];
+        _leases.Remove(big.Ref);
+        await lease.DisposeAsync();
+        Assert.False(await placement.IsLiveAsync(await _db.GetAsync(XenClasses.Host, big.Ref, default), default));
+        Assert.Equal(medium.Ref, (await placement.ChooseAsync(vm, default)).Ref);
+        Assert.Equal(ErrorCodes.HostOffline, (await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(vm, big, default))).Code);
+    }
+
+    [Fact]
+    public async Task Affinity_to_a_disabled_host_is_ignored()
+    {
+        var disabled = await HostAsync("disabled", 16 * GiB, enabled: false);
+        var small = await HostAsync("small", 4 * GiB);
+        var placement = new Placement(_db);
+
+        Assert.Equal(small.Ref, (await placement.ChooseAsync(await VmAsync(GiB, affinity: disabled.Ref), default)).Ref);
+    }
+
+    [Fact]
+    public async Task A_host_given_explicitly_is_honoured_when_it_can_take_the_vm()
+    {
+        var small = await HostAsync("small", 4 * GiB);
+        await HostAsync("big", 16 * GiB);
+        var placement = new Placement(_db);
+        var vm = await VmAsync(GiB);
+
+        // Not the host placement would choose, but it is live, enabled and has room: VM.start_on may use it.
+        await placement.CheckHostAsync(vm, small, default);
+
+        // A VM it cannot hold is refused with what it needs and what the host has (4 GiB less the host's reserve).
+        var tooBig = await VmAsync(6 * GiB);
+        var error = await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(tooBig, small, default));
+        Assert.Equal(ErrorCodes.HostNotEnoughFreeMemory, error.Code);
+        Assert.Equal([(6 * GiB).ToString(CultureInfo.InvariantCulture), (4 * GiB - Placement.HostReserveBytes).ToString(CultureInfo.InvariantCulture)], error.Parameters);
+    }
+
+    [Fact]
+    public async Task Not_enough_memory_reports_the_largest_room_left_in_the_pool()
+    {
+        await HostAsync("small", 4 * GiB);
+        var medium = await HostAsync("medium", 8 * GiB);
+        await HostAsync("big but dead", 32 * GiB, live: false);
+        await VmAsync(2 * GiB, runningOn: medium.Ref);
+        var placement = new Placement(_db);
+
+        var error = await Assert.ThrowsAsync<XenApiException>(async () => await placement.ChooseAsync(await VmAsync(7 * GiB), default));
+        Assert.Equal(ErrorCodes.HostNotEnoughFreeMemory, error.Code);
+        Assert.Equal([(7 * GiB).ToString(CultureInfo.InvariantCulture), (6 * GiB - Placement.HostReserveBytes).ToString(CultureInfo.InvariantCulture)], error.Parameters);
     }
 }
