@@ -112,6 +112,7 @@ do
     builder.Services.AddSingleton<VmOperationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler>(sp => sp.GetRequiredService<VmOperationHandler>());
     builder.Services.AddSingleton<IHostOperationHandler, MigrationHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, EvacuationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();

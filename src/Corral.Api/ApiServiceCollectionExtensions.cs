@@ -27,6 +27,8 @@ public static class ApiServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
         services.AddSingleton<HostOperationQueue>();
         services.AddSingleton<Placement>();
+        services.AddSingleton<Migration.MigrationStarter>();
+        services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
@@ -39,6 +41,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
         services.AddSingleton<IApiMethodProvider, PoolMethods>();
         services.AddSingleton<IApiMethodProvider, MigrationMethods>();
+        services.AddSingleton<IApiMethodProvider, EvacuationMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

@@ -8,7 +8,8 @@ namespace Corral.EndToEndTests;
 /// The seed's graceful test and its failure cases, through the lab: with <c>ping -i 0.1</c> running against both VMs
 /// they live-migrate off their host (no ping lost, no reboot, the guest's disk write sequence without a gap); a second
 /// migration of a VM already migrating is refused; killing the destination's agent mid-migration leaves the VM on the
-/// source, and killing the source's agent mid-migration leaves it running on exactly one host.
+/// source, and killing the source's agent mid-migration leaves it running on exactly one host; maintenance mode (disable
+/// and evacuate) empties a host without losing a ping, and says which VMs cannot leave and why.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class MigrationLabTests : IAsyncLifetime
@@ -102,6 +103,49 @@ public sealed class MigrationLabTests : IAsyncLifetime
                 && await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=power-state") == "running";
         }, TimeSpan.FromSeconds(90), "exactly one running copy, where the pool database places it");
         await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(30), "the VM to answer ping after both faults");
+
+        // Maintenance mode: both VMs on lab-host1, pinged; the host is disabled and evacuated, and nothing is lost.
+        foreach (var vm in new[] { tools, noTools })
+        {
+            if (await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on") != await HostAsync("lab-host1"))
+            {
+                await _lab.Xe("vm-migrate", $"uuid={vm}", "host=lab-host1");
+            }
+        }
+
+        var host1 = await HostAsync("lab-host1");
+        Assert.Equal("", await _lab.Xe("host-get-vms-which-prevent-evacuation", $"uuid={host1}"));
+        using (var pingTools = Pinger.Start(toolsIp))
+        using (var pingNoTools = Pinger.Start(noToolsIp))
+        {
+            await Task.Delay(500);
+            await _lab.Xe("host-disable", $"uuid={host1}");
+            await _lab.Xe("host-evacuate", $"uuid={host1}");
+            await Task.Delay(1500);
+            Assert.Equal(0, await pingTools.StopAsync());
+            Assert.Equal(0, await pingNoTools.StopAsync());
+        }
+
+        foreach (var vm in new[] { tools, noTools })
+        {
+            Assert.NotEqual(host1, await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
+        }
+
+        // With every other host disabled, the VMs of a host have nowhere to go, and it says so per VM.
+        var toolsHost = await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on");
+        foreach (var other in (await _lab.Xe("host-list", "params=uuid", "--minimal")).Split(',').Where(h => h != toolsHost && h != host1))
+        {
+            await _lab.Xe("host-disable", $"uuid={other}");
+        }
+
+        var blocked = await _lab.Xe("host-get-vms-which-prevent-evacuation", $"uuid={toolsHost}");
+        Assert.Contains($"{tools} NO_HOSTS_AVAILABLE", blocked, StringComparison.Ordinal);
+        var (refused, _) = await _lab.TryXe("host-evacuate", $"uuid={toolsHost}");
+        Assert.NotEqual(0, refused);
+        foreach (var host in (await _lab.Xe("host-list", "params=uuid", "--minimal")).Split(','))
+        {
+            await _lab.Xe("host-enable", $"uuid={host}");
+        }
 
         // The disk: the guest's write sequence has no gap and no repeat, and the image is consistent.
         await _lab.Xe("vm-shutdown", $"uuid={tools}");

@@ -57,6 +57,7 @@ public static class HostOperationKinds
     public const string VmChangeMedium = "vm.change_medium";
     public const string VmMigrateSend = "vm.migrate_send";
     public const string VmMigrateReceive = "vm.migrate_receive";
+    public const string HostEvacuate = "host.evacuate";
     public const string SrAttach = "sr.attach";
     public const string SrScan = "sr.scan";
     public const string VdiCreate = "vdi.create";

@@ -1,3 +1,4 @@
+using Corral.Api.Client;
 namespace Corral.Cli.Operations;
 
 /// <summary>
@@ -19,6 +20,21 @@ public static class HostPoolCommands
             "Disable the XE host. Setting auto-enable=false will keep the host persistently disabled until manually re-enabled with Host.enable.",
             CommandFlags.HostSelectors, (c, ct) =>
                 Selection.ForHostsAsync(c, ["auto-enable"], host => c.CallAsync("host.disable", ct, host.Ref), ct)));
+        r.Add(new("host-evacuate", [], [], "Migrate all VMs off a host.", CommandFlags.HostSelectors, (c, ct) =>
+            Selection.ForHostsAsync(c, [], host => TaskWaiter.CallAsync(c, "host.evacuate", ct, host.Ref), ct)));
+        r.Add(new("host-get-vms-which-prevent-evacuation", ["uuid"], [],
+            "Return a list of VMs which prevent the evacuation of a specific host and display reasons for each one.", CommandFlags.None,
+            async (c, ct) =>
+            {
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
+                var blockers = await c.CallAsync("host.get_vms_which_prevent_evacuation", ct, host).ConfigureAwait(false) as Dictionary<string, object?> ?? [];
+                foreach (var (vm, reason) in blockers)
+                {
+                    var uuid = await c.CallForStringAsync("VM.get_uuid", ct, vm).ConfigureAwait(false);
+                    var words = (reason as List<object?> ?? []).Select(XenValue.AsString).ToList();
+                    c.Printer.Line($"{uuid} {string.Join(' ', words)}");
+                }
+            }));
         r.Add(new("pool-designate-new-master", ["host-uuid"], [], "Request an orderly handover of the role of master to another host.",
             CommandFlags.None, async (c, ct) =>
             {

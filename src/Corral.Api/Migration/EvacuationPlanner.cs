@@ -1,0 +1,86 @@
+using System.Globalization;
+using Corral.Api.Methods;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Migration;
+
+/// <summary>Where each VM of a host goes when the host is evacuated, and what keeps a VM from going anywhere.</summary>
+/// <param name="Destinations">VM reference to destination host reference.</param>
+/// <param name="Blockers">VM reference to the XenAPI error (code, then parameters) explaining why it cannot move.</param>
+public sealed record EvacuationPlan(IReadOnlyDictionary<string, string> Destinations, IReadOnlyDictionary<string, IReadOnlyList<string>> Blockers);
+
+/// <summary>
+/// Plans an evacuation as XenServer's maintenance mode does: each running VM (largest first) goes to the live,
+/// enabled host that can reach its storage and has the most free memory left, counting the VMs already planned.
+/// </summary>
+public sealed class EvacuationPlanner(IPoolDatabase database, Placement placement, MigrationStarter starter)
+{
+    public async Task<EvacuationPlan> PlanAsync(string hostRef, CancellationToken cancellationToken)
+    {
+        var hosts = new List<XenObject>();
+        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
+        {
+            if (host.Ref != hostRef && host.GetBool("enabled") && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                hosts.Add(host);
+            }
+        }
+
+        var free = (await placement.FreeMemoryByHostAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+            .Where(v => v.GetString("resident_on") == hostRef && v.GetString("power_state") is "Running" or "Paused" && !v.GetBool("is_control_domain"))
+            .OrderByDescending(Placement.MemoryNeeded).ToList();
+        var destinations = new Dictionary<string, string>(StringComparer.Ordinal);
+        var blockers = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var vm in vms)
+        {
+            if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken).ConfigureAwait(false) is { } running)
+            {
+                destinations[vm.Ref] = running.Record.DestinationRef; // already on its way
+                continue;
+            }
+
+            if (hosts.Count == 0)
+            {
+                blockers[vm.Ref] = [ErrorCodes.NoHostsAvailable];
+                continue;
+            }
+
+            var reachable = new List<XenObject>();
+            XenApiException? storage = null;
+            foreach (var host in hosts)
+            {
+                try
+                {
+                    await starter.CheckStorageReachableAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false);
+                    reachable.Add(host);
+                }
+                catch (XenApiException ex)
+                {
+                    storage = ex;
+                }
+            }
+
+            if (reachable.Count == 0)
+            {
+                blockers[vm.Ref] = storage!.ErrorDescription;
+                continue;
+            }
+
+            var needed = Placement.MemoryNeeded(vm);
+            var best = reachable.OrderByDescending(h => free.GetValueOrDefault(h.Ref)).First();
+            if (free.GetValueOrDefault(best.Ref) < needed)
+            {
+                blockers[vm.Ref] = [ErrorCodes.HostNotEnoughFreeMemory, needed.ToString(CultureInfo.InvariantCulture),
+                    Math.Max(0, free.GetValueOrDefault(best.Ref)).ToString(CultureInfo.InvariantCulture)];
+                continue;
+            }
+
+            destinations[vm.Ref] = best.Ref;
+            free[best.Ref] = free.GetValueOrDefault(best.Ref) - needed;
+        }
+
+        return new EvacuationPlan(destinations, blockers);
+    }
+}
