@@ -328,6 +328,23 @@ public sealed class MigrationHandler(
         var moved = vm.GetString("resident_on") != identity.Ref;
         if (moved && supervisor.Find(vm.Uuid) is { } stale)
         {
+            if (record is not null)
+            {
+                // The destination may have committed first: QEMU's figures are still here to be recorded.
+                try
+                {
+                    var final = await stale.QueryMigrationAsync(cancellationToken).ConfigureAwait(false);
+                    if (final.Status == MigrationStatus.Completed)
+                    {
+                        await RecordFiguresAsync(record.TaskRef, final, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogDebug(ex, "No migration figures from the source's QEMU");
+                }
+            }
+
             // Paused by QEMU at the end of the migration; it must never run again.
             await stale.KillAsync(cancellationToken).ConfigureAwait(false);
             await DeleteTapsAsync(vm, sourceDomid, cancellationToken).ConfigureAwait(false);
