@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 
@@ -233,6 +234,158 @@ public sealed class QemuVmProcess : IVmProcess
 
     public Task ContinueMigrationAsync(CancellationToken cancellationToken) =>
         QmpAsync("migrate-continue", new JsonObject { ["state"] = "pre-switchover" }, cancellationToken);
+
+    public async Task ExportDisksAsync(string host, int port, IReadOnlyList<int> diskIndexes, CancellationToken cancellationToken)
+    {
+        var address = new JsonObject
+        {
+            ["type"] = "inet",
+            ["data"] = new JsonObject { ["host"] = host, ["port"] = port.ToString(CultureInfo.InvariantCulture) },
+        };
+        await QmpAsync("nbd-server-start", new JsonObject { ["addr"] = address }, cancellationToken).ConfigureAwait(false);
+        foreach (var index in diskIndexes)
+        {
+            // Writable although the VM's disks stay inactive until the migration ends: QEMU allows an NBD export to
+            // write to an incoming VM's disk for exactly this.
+            await QmpAsync("nbd-server-add", new JsonObject { ["device"] = QemuCommandLine.DriveId(index), ["writable"] = true }, cancellationToken)
+                .ConfigureAwait(false);
+        }
+    }
+
+    public async Task StopDiskExportAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await QmpAsync("nbd-server-stop", null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (QmpException ex) when (ex.ErrorClass == "GenericError")
+        {
+            // Not running (already stopped by an earlier attempt): what was asked is true.
+        }
+    }
+
+    private static string MirrorJobId(int diskIndex) => "mirror-" + QemuCommandLine.DriveId(diskIndex);
+
+    public Task StartDiskMirrorAsync(int diskIndex, string nbdHost, int nbdPort, CancellationToken cancellationToken) =>
+        QmpAsync("drive-mirror", new JsonObject
+        {
+            ["job-id"] = MirrorJobId(diskIndex),
+            ["device"] = QemuCommandLine.DriveId(diskIndex),
+            ["target"] = $"nbd:{nbdHost}:{nbdPort.ToString(CultureInfo.InvariantCulture)}:exportname={QemuCommandLine.DriveId(diskIndex)}",
+            // The export is the destination's image as its guest would see it: raw over NBD, whatever the file's format.
+            ["format"] = "raw",
+            ["mode"] = "existing",
+            ["sync"] = "full",
+            // Kept after it ends, so that its outcome (and error) can be read rather than guessed from its absence.
+            ["auto-dismiss"] = false,
+        }, cancellationToken);
+
+    public async Task<IReadOnlyList<DiskMirrorState>> QueryDiskMirrorsAsync(CancellationToken cancellationToken)
+    {
+        var blockJobs = await QmpAsync("query-block-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var jobs = await QmpAsync("query-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var mirrors = new List<DiskMirrorState>();
+        foreach (var job in jobs.OfType<JsonObject>())
+        {
+            var id = job["id"]?.GetValue<string>() ?? "";
+            if (!id.StartsWith("mirror-drive", StringComparison.Ordinal)
+                || !int.TryParse(id["mirror-drive".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+            {
+                continue;
+            }
+
+            var block = blockJobs.OfType<JsonObject>().FirstOrDefault(b => b["device"]?.GetValue<string>() == id);
+            var status = job["status"]?.GetValue<string>();
+            var error = job["error"]?.GetValue<string>();
+            mirrors.Add(new DiskMirrorState(index,
+                job["total-progress"]?.GetValue<long>() ?? 0,
+                job["current-progress"]?.GetValue<long>() ?? 0,
+                block?["ready"]?.GetValue<bool>() ?? status == "ready",
+                error is not null || status == "aborting",
+                error));
+        }
+
+        return mirrors;
+    }
+
+    public async Task CompleteDiskMirrorsAsync(CancellationToken cancellationToken)
+    {
+        var mirrors = await QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var mirror in mirrors.Where(m => m is { Ready: true, Failed: false }))
+        {
+            // On a mirror that has caught up, block-job-cancel is the clean ending: it flushes the last writes and
+            // leaves the target a complete copy (block-job-complete would instead switch this VM onto the target).
+            await QmpAsync("block-job-cancel", new JsonObject { ["device"] = MirrorJobId(mirror.DiskIndex) }, cancellationToken).ConfigureAwait(false);
+        }
+
+        var failures = new List<string>();
+        foreach (var mirror in mirrors)
+        {
+            var id = MirrorJobId(mirror.DiskIndex);
+            while (true)
+            {
+                var jobs = await QmpAsync("query-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+                var job = jobs.OfType<JsonObject>().FirstOrDefault(j => j["id"]?.GetValue<string>() == id);
+                if (job is null)
+                {
+                    failures.Add($"{id}: the job vanished");
+                    break;
+                }
+
+                if (job["status"]?.GetValue<string>() == "concluded")
+                {
+                    if (!mirror.Ready || job["error"]?.GetValue<string>() is { } error)
+                    {
+                        failures.Add($"{id}: {job["error"]?.GetValue<string>() ?? "it had not caught up"}");
+                    }
+
+                    await QmpAsync("job-dismiss", new JsonObject { ["id"] = id }, cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+
+                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new DiskMirrorException("disk mirror failed: " + string.Join("; ", failures));
+        }
+    }
+
+    public async Task AbandonDiskMirrorsAsync(CancellationToken cancellationToken)
+    {
+        foreach (var mirror in await QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var id = MirrorJobId(mirror.DiskIndex);
+            try
+            {
+                await QmpAsync("block-job-cancel", new JsonObject { ["device"] = id, ["force"] = true }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (QmpException)
+            {
+                // Already ended: only the dismissal is left.
+            }
+
+            for (var i = 0; i < 400; i++)
+            {
+                var jobs = await QmpAsync("query-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+                var job = jobs.OfType<JsonObject>().FirstOrDefault(j => j["id"]?.GetValue<string>() == id);
+                if (job is null)
+                {
+                    break;
+                }
+
+                if (job["status"]?.GetValue<string>() == "concluded")
+                {
+                    await QmpAsync("job-dismiss", new JsonObject { ["id"] = id }, cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+
+                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
 
     public Task ResumeAsync(CancellationToken cancellationToken) => QmpAsync("cont", null, cancellationToken);
 

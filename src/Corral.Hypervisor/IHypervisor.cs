@@ -89,7 +89,45 @@ public interface IVmProcess : IAsyncDisposable
     /// pool decides the switchover while the VM runs nowhere.
     /// </summary>
     Task ContinueMigrationAsync(CancellationToken cancellationToken);
+
+    // ---- storage migration: the disks travel over NBD, from the source's QEMU to the destination's ----
+
+    /// <summary>
+    /// Destination side: serves the listed disks (by index) writable over NBD at <paramref name="host"/>:<paramref name="port"/>,
+    /// so the source can mirror into them while this QEMU waits for the VM. Export names are the drive ids.
+    /// </summary>
+    Task ExportDisksAsync(string host, int port, IReadOnlyList<int> diskIndexes, CancellationToken cancellationToken);
+
+    /// <summary>Destination side: stops serving the disks; done before the VM may start here.</summary>
+    Task StopDiskExportAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Source side: starts copying a disk into the destination's export at <paramref name="nbdHost"/>:<paramref name="nbdPort"/>.
+    /// Once ready, the mirror keeps the copy in step with every write until completed.
+    /// </summary>
+    Task StartDiskMirrorAsync(int diskIndex, string nbdHost, int nbdPort, CancellationToken cancellationToken);
+
+    /// <summary>Source side: the disk mirrors of this process, as QEMU reports them.</summary>
+    Task<IReadOnlyList<DiskMirrorState>> QueryDiskMirrorsAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Source side, VM stopped: ends every mirror leaving the destination's copy complete, and returns once they all
+    /// have. Throws <see cref="DiskMirrorException"/> if any failed.
+    /// </summary>
+    Task CompleteDiskMirrorsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Source side: stops every mirror at once; the destination's copy is left incomplete.</summary>
+    Task AbandonDiskMirrorsAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>One disk mirror (QEMU block job) on the source.</summary>
+/// <param name="Length">Bytes the job has to copy (allocated data, not the virtual size); grows with new writes.</param>
+/// <param name="Offset">Bytes copied so far.</param>
+/// <param name="Ready">The copy has caught up; from now on writes go to both sides.</param>
+/// <param name="Failed">The job ended with <paramref name="Error"/>.</param>
+public sealed record DiskMirrorState(int DiskIndex, long Length, long Offset, bool Ready, bool Failed, string? Error);
+
+public sealed class DiskMirrorException(string message) : Exception(message);
 
 public enum VmProcessEventKind
 {
