@@ -55,6 +55,13 @@ public sealed class MigrationLabTests : IAsyncLifetime
         Assert.Equal(await HostAsync("lab-host2"), await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on"));
         Assert.Equal(await HostAsync("lab-host3"), await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=resident-on"));
         Assert.Equal(startTimes, (await StartTimeAsync(tools), await StartTimeAsync(noTools)));
+
+        // The virtualization state, as xe shows it for XenServer's VMs: the guest agent's report moved with its VM;
+        // the VM without tools has no guest metrics at all ("tools not installed"), and neither needed them to move.
+        Assert.Equal("true", await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=PV-drivers-detected"));
+        Assert.StartsWith("major: 1;", await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=PV-drivers-version"), StringComparison.Ordinal);
+        Assert.Equal("<not in database>", await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=PV-drivers-detected"));
+        Assert.Equal("<not in database>", await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=os-version"));
         await LabSession.Eventually(async () => long.Parse(await UptimeAsync(tools), CultureInfo.InvariantCulture) > uptimeBefore + 2,
             TimeSpan.FromSeconds(20), "the guest's uptime to go on counting (no reboot)");
 
@@ -156,6 +163,77 @@ public sealed class MigrationLabTests : IAsyncLifetime
         var sequence = await ReadSequenceAsync(image);
         Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
         Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
+    }
+
+    [Fact]
+    public async Task A_vm_on_a_hosts_local_sr_moves_live_with_its_disk()
+    {
+        await _lab.UpAsync();
+        var local2 = await _lab.Xe("sr-list", "name-label=Local storage", "host=lab-host2", "--minimal");
+        var local3 = await _lab.Xe("sr-list", "name-label=Local storage", "host=lab-host3", "--minimal");
+        var local1 = await _lab.Xe("sr-list", "name-label=Local storage", "host=lab-host1", "--minimal");
+        var noToolsIp = await IpOfAsync(await _lab.Xe("vm-list", $"name-label={NoTools}", "--minimal"));
+        var ip = string.Join('.', noToolsIp.Split('.')[..3]) + ".12";
+        var gateway = string.Join('.', noToolsIp.Split('.')[..3]) + ".1";
+
+        // A VM whose disk is on lab-host2's own disk, writing its sequence from boot on.
+        var vm = await _lab.Xe("vm-install", "template=Corral Linux test (no tools)", "new-name-label=local VM", $"sr-uuid={local2}");
+        await _lab.Xe("vm-param-set", $"uuid={vm}", $"xenstore-data:vm-data/ip={ip}/24", $"xenstore-data:vm-data/gateway={gateway}", "xenstore-data:vm-data/seqwrite=1");
+        await _lab.Xe("vm-start", $"uuid={vm}", "on=lab-host2");
+        await LabSession.Eventually(() => LabSession.Ping(ip), TimeSpan.FromSeconds(60), "the local VM to answer ping");
+        var vdi = await _lab.Xe("vbd-list", $"vm-uuid={vm}", "type=Disk", "params=vdi-uuid", "--minimal");
+        var oldImage = Path.Combine(_lab.LabDirectory, "local-host2", vdi + ".qcow2");
+        Assert.True(File.Exists(oldImage));
+
+        // Without a disk mapping it cannot leave its host, and evacuation says why; a mapping to an SR the destination
+        // cannot reach, to the ISO library or out of the pool is refused, and the VM stays where it is.
+        var (plain, plainWhy) = await _lab.TryXe("vm-migrate", $"uuid={vm}", "host=lab-host3");
+        Assert.NotEqual(0, plain);
+        Assert.Contains("doesn't have access to an SR needed by the VM", plainWhy, StringComparison.Ordinal);
+        Assert.Contains($"{vm} VM_REQUIRES_SR", await _lab.Xe("host-get-vms-which-prevent-evacuation", $"uuid={await HostAsync("lab-host2")}"), StringComparison.Ordinal);
+        Assert.NotEqual(0, (await _lab.TryXe("vm-migrate", $"uuid={vm}", "host=lab-host3", $"vdi:{vdi}={local1}")).Code);
+        var iso = await _lab.Xe("sr-list", "name-label=ISO library", "--minimal");
+        var (toIso, toIsoWhy) = await _lab.TryXe("vm-migrate", $"uuid={vm}", "host=lab-host3", $"vdi:{vdi}={iso}");
+        Assert.NotEqual(0, toIso);
+        Assert.Contains("does not support the operation", toIsoWhy, StringComparison.Ordinal);
+        var (remote, remoteWhy) = await _lab.TryXe("vm-migrate", $"uuid={vm}", "host=lab-host3", "remote-master=192.0.2.1", $"vdi:{vdi}={local3}");
+        Assert.NotEqual(0, remote);
+        Assert.Contains("not a host of this pool", remoteWhy, StringComparison.Ordinal);
+        Assert.Equal(await HostAsync("lab-host2"), await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
+
+        // xe vm-migrate with vdi:<vdi>=<sr>, as XenServer spells a storage live migration, pinged every 100 ms.
+        var startTime = await StartTimeAsync(vm);
+        using (var ping = Pinger.Start(ip))
+        {
+            await Task.Delay(1000);
+            await _lab.Xe("vm-migrate", $"uuid={vm}", "host=lab-host3", $"vdi:{vdi}={local3}");
+            await Task.Delay(1500);
+            Assert.Equal(0, await ping.StopAsync());
+        }
+
+        Assert.Equal(await HostAsync("lab-host3"), await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
+        Assert.Equal(startTime, await StartTimeAsync(vm));
+        Assert.Equal([3], RunningCopies(vm));
+        var newVdi = await _lab.Xe("vbd-list", $"vm-uuid={vm}", "type=Disk", "params=vdi-uuid", "--minimal");
+        Assert.NotEqual(vdi, newVdi);
+        Assert.Equal(local3, await _lab.Xe("vdi-param-get", $"uuid={newVdi}", "param-name=sr-uuid"));
+        Assert.Equal("", await _lab.Xe("vdi-list", $"uuid={vdi}", "--minimal"));
+        Assert.False(File.Exists(oldImage), "the old volume is deleted once the VM runs from its copy");
+
+        // It keeps writing on its new disk; then the whole sequence, before and after the move, has no gap.
+        await Task.Delay(3000);
+        await _lab.Xe("vm-shutdown", $"uuid={vm}");
+        var image = Path.Combine(_lab.LabDirectory, "local-host3", newVdi + ".qcow2");
+        var (checkCode, check) = await _lab.RunAsync("qemu-img", "check", image);
+        Assert.True(checkCode == 0, check);
+        var sequence = await ReadSequenceAsync(image);
+        Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
+        Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
+
+        // Halted, it starts again from its new home.
+        await _lab.Xe("vm-start", $"uuid={vm}");
+        Assert.Equal(await HostAsync("lab-host3"), await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
+        await LabSession.Eventually(() => LabSession.Ping(ip), TimeSpan.FromSeconds(60), "the moved VM to boot from its new disk");
     }
 
     private async Task<string> IpOfAsync(string vm) =>

@@ -179,4 +179,46 @@ public sealed class PlacementTests : IAsyncLifetime
         Assert.Equal(ErrorCodes.HostNotEnoughFreeMemory, error.Code);
         Assert.Equal([(7 * GiB).ToString(CultureInfo.InvariantCulture), (6 * GiB - Placement.HostReserveBytes).ToString(CultureInfo.InvariantCulture)], error.Parameters);
     }
+
+    /// <summary>A VM with one disk on an SR plugged on the given hosts only.</summary>
+    private async Task<XenObject> VmWithDiskOnAsync(long memory, params XenObject[] pluggedOn)
+    {
+        var tx = new PoolTransaction();
+        var sr = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "Local storage", ["type"] = "file" });
+        foreach (var host in pluggedOn)
+        {
+            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?> { ["host"] = host.Ref, ["SR"] = sr.Ref, ["currently_attached"] = true });
+        }
+
+        var vdi = tx.Create(XenClasses.VDISchema, new Dictionary<string, object?> { ["SR"] = sr.Ref, ["location"] = "disk.qcow2" });
+        var vm = tx.Create(XenClasses.VMSchema, new Dictionary<string, object?> { ["name_label"] = "vm", ["memory_static_max"] = memory, ["power_state"] = "Halted" });
+        tx.Create(XenClasses.VBDSchema, new Dictionary<string, object?> { ["VM"] = vm.Ref, ["VDI"] = vdi.Ref, ["userdevice"] = "0", ["type"] = "Disk" });
+        await _db.CommitAsync(tx, default);
+        return await _db.GetAsync(XenClasses.VM, vm.Ref, default);
+    }
+
+    [Fact]
+    public async Task A_vm_whose_disk_is_on_a_hosts_local_sr_goes_to_that_host_only()
+    {
+        var small = await HostAsync("small", 4 * GiB);
+        var big = await HostAsync("big", 16 * GiB);
+        var placement = new Placement(_db);
+        var vm = await VmWithDiskOnAsync(GiB, small);
+
+        // The host with the most room cannot open the disk: the one that can is chosen.
+        Assert.Equal(small.Ref, (await placement.ChooseAsync(vm, default)).Ref);
+        var onBig = await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(vm, big, default));
+        Assert.Equal(ErrorCodes.VmRequiresSr, onBig.Code);
+        Assert.Equal(vm.Ref, onBig.Parameters[0]);
+
+        // Its host disabled, no other host reaches the disk: VM_REQUIRES_SR names the VM and the SR.
+        var tx = new PoolTransaction();
+        var disabled = small.Clone();
+        disabled["enabled"] = false;
+        tx.Update(disabled);
+        await _db.CommitAsync(tx, default);
+        var nowhere = await Assert.ThrowsAsync<XenApiException>(() => placement.ChooseAsync(vm, default));
+        Assert.Equal(ErrorCodes.VmRequiresSr, nowhere.Code);
+        Assert.Equal(vm.Ref, nowhere.Parameters[0]);
+    }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
+using Corral.Api.Migration;
 using Corral.Api.Operations;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -125,9 +126,20 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             known[vdi.GetString("location")] = vdi;
         }
 
+        // A storage migration's copy in progress is not a VDI yet: the migration's commit makes it one (or it is deleted).
+        var inFlight = (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken).ConfigureAwait(false)).Values
+            .SelectMany(json => MigrationRecord.FromJson(json).Disks)
+            .Where(d => d.DestinationSrRef == sr.Ref)
+            .Select(d => d.DestinationVdiUuid)
+            .ToHashSet(StringComparer.Ordinal);
         var tx = new PoolTransaction();
         foreach (var volume in volumes)
         {
+            if (inFlight.Contains(Path.GetFileNameWithoutExtension(volume.Location)))
+            {
+                continue;
+            }
+
             if (known.Remove(volume.Location, out var existing))
             {
                 if (existing.GetInt("virtual_size") != volume.VirtualSize || existing.GetBool("missing"))

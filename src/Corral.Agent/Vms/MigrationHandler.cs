@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
+using Corral.Agent.Storage;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
 using Corral.Api.Tasks;
@@ -11,6 +12,7 @@ using Corral.Hypervisor;
 using Corral.Model;
 using Corral.Networking;
 using Corral.PoolDatabase;
+using Corral.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Vms;
@@ -23,6 +25,10 @@ namespace Corral.Agent.Vms;
 /// reports the migration completed, the destination when its QEMU starts running (which it only does once the whole
 /// VM has arrived), so a source agent that dies mid-way does not leave the VM in limbo. Before that transaction the VM
 /// belongs to the source, and any failure aborts: the destination's QEMU goes, the source's keeps running.
+/// A storage migration adds the disks: the destination creates the new volumes and serves them over NBD from its
+/// waiting QEMU, the source mirrors into them (<c>mirroring</c>) and sends the memory once they have caught up; at the
+/// switchover the source completes the mirrors before <c>switching</c> and the destination stops serving before it
+/// acknowledges. The commit points the VBDs at the new VDIs; the source then deletes the old volumes.
 /// </summary>
 public sealed class MigrationHandler(
     IPoolDatabase database,
@@ -33,6 +39,7 @@ public sealed class MigrationHandler(
     HostLiveness liveness,
     BridgeNetworking networking,
     TaskService tasks,
+    SrDrivers drivers,
     IOptions<AgentOptions> options,
     ILogger<MigrationHandler> logger) : IHostOperationHandler
 {
@@ -54,10 +61,14 @@ public sealed class MigrationHandler(
     {
         if (operation.Kind == HostOperationKinds.VmMigrateSend)
         {
-            return await SendAsync(operation, cancellationToken).ConfigureAwait(false);
+            return await ResumingAsync(() => SendAsync(operation, cancellationToken), operation, cancellationToken).ConfigureAwait(false);
         }
 
-        await ReceiveAsync(operation, progress, cancellationToken).ConfigureAwait(false);
+        await ResumingAsync<string?>(async () =>
+        {
+            await ReceiveAsync(operation, progress, cancellationToken).ConfigureAwait(false);
+            return null;
+        }, operation, cancellationToken).ConfigureAwait(false);
         // The destination's half ran under an internal task nobody waits for: it goes with the operation.
         if (await database.TryGetAsync(XenClasses.Task, operation.TaskRef, cancellationToken).ConfigureAwait(false) is { } task)
         {
@@ -74,6 +85,29 @@ public sealed class MigrationHandler(
 
         return null;
     }
+
+    /// <summary>
+    /// Runs one half again after an unexpected error (an etcd or QMP hiccup), as an agent restart would resume it: each
+    /// half reads the record afresh and carries on from its state. A half that failed for good would leave the record
+    /// (the VM's migration lock) behind and maybe a paused QEMU, so it only gives up after several tries.
+    /// </summary>
+    private async Task<T> ResumingAsync<T>(Func<Task<T>> half, HostOperation operation, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await half().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && attempt < MaxResumes)
+            {
+                logger.LogWarning(ex, "{Kind} of {Vm} failed (attempt {Attempt}); resuming from the migration record", operation.Kind, operation.Target, attempt);
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private const int MaxResumes = 5;
 
     private async Task<(MigrationRecord Record, long Revision)?> ReadAsync(HostOperation operation, CancellationToken cancellationToken) =>
         await MigrationRecord.ReadAsync(database, operation.Target, cancellationToken).ConfigureAwait(false) is { } found
@@ -105,6 +139,7 @@ public sealed class MigrationHandler(
                     return;
                 case MigrationStates.Aborting:
                     await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
+                    await DeleteNewVolumesAsync(record, cancellationToken).ConfigureAwait(false);
                     return;
             }
 
@@ -118,6 +153,13 @@ public sealed class MigrationHandler(
 
             if (record.State == MigrationStates.Switching)
             {
+                // The disks are complete (the source finished its mirrors before switching): the export must let go of
+                // them before the VM may run here and open them itself.
+                if (record.Disks.Count > 0)
+                {
+                    await process.StopDiskExportAsync(cancellationToken).ConfigureAwait(false);
+                }
+
                 // This agent is here and its QEMU waits: the source may let the VM switch over.
                 await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.SwitchAcknowledged }, revision, cancellationToken)
                     .ConfigureAwait(false);
@@ -132,7 +174,7 @@ public sealed class MigrationHandler(
                 continue;
             }
 
-            await Task.Delay(record.State == MigrationStates.Ready ? Poll : FastPoll, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(record.State is MigrationStates.Ready or MigrationStates.Mirroring ? Poll : FastPoll, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -148,18 +190,43 @@ public sealed class MigrationHandler(
         }
 
         var uri = $"tcp:{options.Value.Address}:{FreePort()}";
+        var nbdAddress = "";
+        var disks = record.Disks;
         try
         {
-            if (!_incoming.ContainsKey(vm.Uuid))
+            if (_incoming.TryRemove(vm.Uuid, out var earlier))
             {
-                var (spec, _) = await vms.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
-                _incoming[vm.Uuid] = await hypervisor.StartAsync(spec with { IncomingMigration = uri }, cancellationToken).ConfigureAwait(false);
-                logger.LogInformation("Waiting for VM {Vm} at {Uri}", vm.GetString("name_label"), uri);
+                // A previous attempt of this step got as far as QEMU: start over, it never got the VM.
+                await earlier.KillAsync(cancellationToken).ConfigureAwait(false);
+                await earlier.DisposeAsync().ConfigureAwait(false);
             }
+
+            disks = await CreateNewVolumesAsync(record, cancellationToken).ConfigureAwait(false);
+            var overrides = new Dictionary<string, (string Path, string Format)>(StringComparer.Ordinal);
+            foreach (var disk in disks)
+            {
+                var (sr, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken).ConfigureAwait(false);
+                overrides[disk.VbdRef] = driver.Resolve(directory, disk.DestinationLocation);
+            }
+
+            var (spec, _) = await vms.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), cancellationToken, overrides).ConfigureAwait(false);
+            var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri }, cancellationToken).ConfigureAwait(false);
+            _incoming[vm.Uuid] = process;
+            if (disks.Count > 0)
+            {
+                var nbdPort = FreePort();
+                await process.ExportDisksAsync(options.Value.Address, nbdPort, disks.Select(d => d.DiskIndex).ToList(), cancellationToken).ConfigureAwait(false);
+                nbdAddress = $"{options.Value.Address}:{nbdPort.ToString(CultureInfo.InvariantCulture)}";
+            }
+
+            logger.LogInformation("Waiting for VM {Vm} at {Uri}{Disks}", vm.GetString("name_label"), uri,
+                disks.Count > 0 ? $", its {disks.Count} disk(s) over NBD at {nbdAddress}" : "");
         }
-        catch (Exception ex) when (ex is VmStartException or XenApiException)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            await AbortAsync(record, revision, "the destination could not start QEMU: " + ex.Message, cancellationToken).ConfigureAwait(false);
+            await DiscardIncomingAsync(vm.Uuid, long.Parse(domid, CultureInfo.InvariantCulture), vm, cancellationToken).ConfigureAwait(false);
+            await DeleteNewVolumesAsync(record with { Disks = disks }, cancellationToken).ConfigureAwait(false);
+            await AbortAsync(record, revision, "the destination could not prepare: " + ex.Message, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -169,6 +236,8 @@ public sealed class MigrationHandler(
             DestinationUri = uri,
             DestinationLease = lease.Id,
             DestinationDomid = long.Parse(domid, CultureInfo.InvariantCulture),
+            Disks = disks,
+            NbdAddress = nbdAddress,
         };
         await MigrationRecord.TryAdvanceAsync(database, ready, revision, cancellationToken).ConfigureAwait(false);
     }
@@ -204,6 +273,55 @@ public sealed class MigrationHandler(
         }
     }
 
+    /// <summary>Creates the destination's empty volumes (same virtual size) that the mirrors fill; returns the moves with their locations.</summary>
+    private async Task<IReadOnlyList<DiskMove>> CreateNewVolumesAsync(MigrationRecord record, CancellationToken cancellationToken)
+    {
+        var created = new List<DiskMove>();
+        try
+        {
+            foreach (var disk in record.Disks)
+            {
+                var (_, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken).ConfigureAwait(false);
+                var volume = await driver.CreateAsync(directory, disk.DestinationVdiUuid, disk.VirtualSize, cancellationToken).ConfigureAwait(false);
+                created.Add(disk with { DestinationLocation = volume.Location });
+            }
+        }
+        catch (Exception) when (created.Count > 0)
+        {
+            await DeleteNewVolumesAsync(record with { Disks = created }, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        return created;
+    }
+
+    /// <summary>After an abort: the destination's copies were never the VM's disks, and go.</summary>
+    private async Task DeleteNewVolumesAsync(MigrationRecord record, CancellationToken cancellationToken)
+    {
+        foreach (var disk in record.Disks.Where(d => d.DestinationLocation.Length > 0))
+        {
+            try
+            {
+                var (_, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken).ConfigureAwait(false);
+                await driver.DestroyAsync(directory, disk.DestinationLocation, cancellationToken).ConfigureAwait(false);
+                logger.LogInformation("Deleted the unfinished copy {Location} of VDI {Vdi}", disk.DestinationLocation, disk.SourceVdiRef);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogWarning(ex, "Could not delete the unfinished copy {Location}", disk.DestinationLocation);
+            }
+        }
+    }
+
+    /// <summary>An SR plugged on this host: its driver and directory here.</summary>
+    private async Task<(XenObject Sr, ISrDriver Driver, string Directory)> LocalSrAsync(string srRef, CancellationToken cancellationToken)
+    {
+        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
+        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.VmRequiresSr, OpaqueRef.Null, sr.Ref);
+        return (sr, drivers.Get(sr.GetString("type")), directory);
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Any, 0);
@@ -220,6 +338,7 @@ public sealed class MigrationHandler(
         var waitingSince = DateTime.UtcNow;
         DateTime? switchingSince = null;
         var started = false;
+        var mirrorsStarted = false;
         while (true)
         {
             if (await ReadAsync(operation, cancellationToken).ConfigureAwait(false) is not { } found)
@@ -243,7 +362,22 @@ public sealed class MigrationHandler(
 
                     await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
                     continue;
+                case MigrationStates.Ready when record.Disks.Count > 0:
+                    if (await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Mirroring }, revision, cancellationToken).ConfigureAwait(false))
+                    {
+                        var (host, port) = SplitAddress(record.NbdAddress);
+                        logger.LogInformation("Copying the {Count} disk(s) of VM {Vm} to {Address}", record.Disks.Count, vm.GetString("name_label"), record.NbdAddress);
+                        foreach (var disk in record.Disks)
+                        {
+                            await Source(vm).StartDiskMirrorAsync(disk.DiskIndex, host, port, cancellationToken).ConfigureAwait(false);
+                        }
+
+                        mirrorsStarted = true;
+                    }
+
+                    continue;
                 case MigrationStates.Ready:
+                case MigrationStates.Mirroring when mirrorsStarted && await MirrorsCaughtUpAsync(vm, record, revision, cancellationToken).ConfigureAwait(false):
                     var migrating = record with { State = MigrationStates.Migrating };
                     if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
                     {
@@ -253,6 +387,14 @@ public sealed class MigrationHandler(
                         started = true;
                     }
 
+                    continue;
+                case MigrationStates.Mirroring when !mirrorsStarted:
+                    // Resumed after a restart while copying: simplest and safe is to start the migration over.
+                    await AbortAsync(record, revision, "the source agent restarted while copying the disks", cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStates.Mirroring:
+                    // Still copying (MirrorsCaughtUpAsync aborts on failures and reports progress).
+                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
                     continue;
             }
 
@@ -284,6 +426,22 @@ public sealed class MigrationHandler(
                     switchingSince ??= DateTime.UtcNow;
                     if (record.State == MigrationStates.Migrating)
                     {
+                        if (record.Disks.Count > 0)
+                        {
+                            // The VM is stopped: the mirrors end with the destination's copies complete, before anyone
+                            // may decide the VM runs there.
+                            try
+                            {
+                                await source.CompleteDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+                            }
+                            catch (DiskMirrorException ex)
+                            {
+                                await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
+                                await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
+                                continue;
+                            }
+                        }
+
                         await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Switching }, revision, cancellationToken).ConfigureAwait(false);
                     }
                     else if (record.State == MigrationStates.SwitchAcknowledged)
@@ -313,9 +471,53 @@ public sealed class MigrationHandler(
                 continue;
             }
 
-            await tasks.SetProgressAsync(record.TaskRef, state.Fraction * 0.95, cancellationToken).ConfigureAwait(false);
+            if (record.Disks.Count > 0 && (await source.QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(m => m.Failed) is { } failed)
+            {
+                await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
+                await AbortAsync(record, revision, $"copying disk {failed.DiskIndex} failed: {failed.Error}", cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            // With disks, the copies took the first half of the progress.
+            var fraction = record.Disks.Count > 0 ? 0.5 + (state.Fraction * 0.45) : state.Fraction * 0.95;
+            await tasks.SetProgressAsync(record.TaskRef, fraction, cancellationToken).ConfigureAwait(false);
             await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// True once every disk mirror has caught up. Reports the copy's progress; aborts (and says false) if a mirror
+    /// failed, the source's QEMU is gone or the destination is no longer live.
+    /// </summary>
+    private async Task<bool> MirrorsCaughtUpAsync(XenObject vm, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        var source = supervisor.Find(vm.Uuid);
+        if (source is null)
+        {
+            await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
+        var mirrors = await source.QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+        var failure = mirrors.FirstOrDefault(m => m.Failed) is { } failed ? $"copying disk {failed.DiskIndex} failed: {failed.Error}"
+            : mirrors.Count < record.Disks.Count ? "a disk copy vanished"
+            : !await HostIsLiveAsync(record.DestinationRef, cancellationToken).ConfigureAwait(false) ? "the destination host is no longer live"
+            : null;
+        if (failure is not null)
+        {
+            await AbortAsync(record, revision, failure, cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
+        var total = mirrors.Sum(m => m.Length);
+        await tasks.SetProgressAsync(record.TaskRef, total <= 0 ? 0 : 0.5 * mirrors.Sum(m => m.Offset) / total, cancellationToken).ConfigureAwait(false);
+        return mirrors.All(m => m.Ready);
+    }
+
+    private static (string Host, int Port) SplitAddress(string address)
+    {
+        var colon = address.LastIndexOf(':');
+        return (address[..colon], int.Parse(address[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture));
     }
 
     private IVmProcess Source(XenObject vm) =>
@@ -350,12 +552,33 @@ public sealed class MigrationHandler(
             await DeleteTapsAsync(vm, sourceDomid, cancellationToken).ConfigureAwait(false);
         }
 
+        if (record is { Disks.Count: > 0 })
+        {
+            if (moved)
+            {
+                // The VM's disks are the copies now (the commit moved the VBDs and forgot the old VDIs): the old
+                // volumes go, before the record that names them.
+                await DeleteOldVolumesAsync(record, cancellationToken).ConfigureAwait(false);
+            }
+            else if (supervisor.Find(vm.Uuid) is { } kept)
+            {
+                try
+                {
+                    await kept.AbandonDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning(ex, "Could not stop the disk mirrors of VM {Vm}", vm.GetString("name_label"));
+                }
+            }
+        }
+
         await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
         {
             var v = objs[0].Clone();
             // One migration per VM at a time (the record is the lock), so its entries are this migration's.
             var ops = ((Dictionary<string, object?>)v["current_operations"]!)
-                .Where(kv => kv.Value as string != "pool_migrate").ToDictionary(kv => kv.Key, kv => kv.Value);
+                .Where(kv => kv.Value as string is not ("pool_migrate" or "migrate_send")).ToDictionary(kv => kv.Key, kv => kv.Value);
             v["current_operations"] = ops;
             v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
             tx.Update(v);
@@ -369,6 +592,22 @@ public sealed class MigrationHandler(
 
         throw new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
             record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");
+    }
+
+    private async Task DeleteOldVolumesAsync(MigrationRecord record, CancellationToken cancellationToken)
+    {
+        foreach (var disk in record.Disks)
+        {
+            try
+            {
+                var (_, driver, directory) = await LocalSrAsync(disk.SourceSrRef, cancellationToken).ConfigureAwait(false);
+                await driver.DestroyAsync(directory, disk.SourceLocation, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogWarning(ex, "Could not delete the old volume {Location} of a migrated disk", disk.SourceLocation);
+            }
+        }
     }
 
     private async Task RecordFiguresAsync(string taskRef, MigrationProgress state, CancellationToken cancellationToken)
@@ -408,6 +647,13 @@ public sealed class MigrationHandler(
         v["resident_on"] = record.DestinationRef;
         v["domid"] = record.DestinationDomid;
         tx.Update(v);
+        if (await SwitchDisksAsync(record, cancellationToken).ConfigureAwait(false) is not { } diskWrites)
+        {
+            // The old VDIs are gone: the other side committed first (the next read of the record says so).
+            return;
+        }
+
+        diskWrites(tx);
         var claimed = tx;
         claimed.PutKey(PoolKeys.VmOwnerKey(record.VmRef), record.DestinationRef, record.DestinationLease);
         try
@@ -428,6 +674,7 @@ public sealed class MigrationHandler(
             unclaimed.Require(record.Key, revision);
             unclaimed.PutKey(record.Key, (record with { State = MigrationStates.Completed }).ToJson());
             unclaimed.Update(v);
+            diskWrites(unclaimed);
             try
             {
                 await database.CommitAsync(unclaimed, cancellationToken).ConfigureAwait(false);
@@ -436,6 +683,46 @@ public sealed class MigrationHandler(
             {
             }
         }
+    }
+
+    /// <summary>
+    /// A storage migration's share of the decision: the new VDIs (refs and uuids chosen at the start, so both sides
+    /// write the same), the VBDs pointing at them, the old VDIs forgotten. Null once that has been written.
+    /// </summary>
+    private async Task<Action<PoolTransaction>?> SwitchDisksAsync(MigrationRecord record, CancellationToken cancellationToken)
+    {
+        var writes = new List<Action<PoolTransaction>>();
+        foreach (var disk in record.Disks)
+        {
+            if (await database.TryGetAsync(XenClasses.VDI, disk.SourceVdiRef, cancellationToken).ConfigureAwait(false) is not { } old
+                || await database.TryGetAsync(XenClasses.VBD, disk.VbdRef, cancellationToken).ConfigureAwait(false) is not { } vbd
+                || vbd.GetString("VDI") != disk.SourceVdiRef)
+            {
+                return null;
+            }
+            writes.Add(tx =>
+            {
+                tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
+                {
+                    ["uuid"] = disk.DestinationVdiUuid,
+                    ["name_label"] = old.GetString("name_label"),
+                    ["name_description"] = old.GetString("name_description"),
+                    ["SR"] = disk.DestinationSrRef,
+                    ["location"] = disk.DestinationLocation,
+                    ["virtual_size"] = old.GetInt("virtual_size"),
+                    ["physical_utilisation"] = old.GetInt("physical_utilisation"),
+                    ["type"] = old.GetString("type"),
+                    ["read_only"] = old.GetBool("read_only"),
+                    ["other_config"] = old["other_config"],
+                }, disk.DestinationVdiRef);
+                var moved = vbd.Clone();
+                moved["VDI"] = disk.DestinationVdiRef;
+                tx.Update(moved);
+                tx.Delete(old);
+            });
+        }
+
+        return tx => writes.ForEach(w => w(tx));
     }
 
     private async Task AbortAsync(MigrationRecord record, long revision, string error, CancellationToken cancellationToken)

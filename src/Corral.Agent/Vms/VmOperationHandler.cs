@@ -214,7 +214,9 @@ public sealed class VmOperationHandler(
     /// The launch spec of a VM on this host (its disks resolved through this host's PBDs, its taps made on this host's
     /// bridges) and the guest device name of each VBD.
     /// </summary>
-    public async Task<(VmLaunchSpec Spec, IReadOnlyDictionary<string, string> Devices)> BuildSpecAsync(XenObject vm, long domid, CancellationToken cancellationToken)
+    /// <param name="diskOverrides">VBD ref to the image QEMU opens instead of the VBD's VDI (a storage migration's new copies).</param>
+    public async Task<(VmLaunchSpec Spec, IReadOnlyDictionary<string, string> Devices)> BuildSpecAsync(XenObject vm, long domid, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, (string Path, string Format)>? diskOverrides = null)
     {
         var paravirtual = vm.GetStringMap("platform").GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
         var disks = new List<DiskSpec>();
@@ -226,9 +228,13 @@ public sealed class VmOperationHandler(
             var isCd = vbd.GetString("type") == "CD";
             string? path = null;
             var format = "raw";
-            if (!vbd.GetBool("empty") && !OpaqueRef.IsNull(vbd.GetString("VDI")))
+            if (diskOverrides?.GetValueOrDefault(vbdRef) is { Path: not null } overridden)
             {
-                (path, format) = await ResolveVdiAsync(vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false);
+                (path, format) = overridden;
+            }
+            else if (!vbd.GetBool("empty") && !OpaqueRef.IsNull(vbd.GetString("VDI")))
+            {
+                (path, format) = await ResolveVdiAsync(vm.Ref, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false);
             }
 
             disks.Add(new DiskSpec(index, path, format, vbd.GetString("mode") == "RO" || isCd, isCd, vbd.GetBool("bootable") || index == 0));
@@ -265,12 +271,12 @@ public sealed class VmOperationHandler(
         return (spec, devices);
     }
 
-    private async Task<(string Path, string Format)> ResolveVdiAsync(string vdiRef, CancellationToken cancellationToken)
+    private async Task<(string Path, string Format)> ResolveVdiAsync(string vmRef, string vdiRef, CancellationToken cancellationToken)
     {
         var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
         var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
         var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
-                        ?? throw new XenApiException(ErrorCodes.VmRequiresSr, vdiRef, sr.Ref);
+                        ?? throw new XenApiException(ErrorCodes.VmRequiresSr, vmRef, sr.Ref);
         return drivers.Get(sr.GetString("type")).Resolve(directory, vdi.GetString("location"));
     }
 
@@ -322,7 +328,7 @@ public sealed class VmOperationHandler(
         string? path = null;
         if (!OpaqueRef.IsNull(vdiRef))
         {
-            path = (await ResolveVdiAsync(vdiRef, cancellationToken).ConfigureAwait(false)).Path;
+            path = (await ResolveVdiAsync(vm.Ref, vdiRef, cancellationToken).ConfigureAwait(false)).Path;
         }
 
         await Process(vm).ChangeMediumAsync(index, path, cancellationToken).ConfigureAwait(false);

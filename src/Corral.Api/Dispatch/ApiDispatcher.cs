@@ -74,7 +74,7 @@ public sealed class ApiDispatcher
             throw new XenApiException(ErrorCodes.MessageMethodUnknown, methodName);
         }
 
-        if (arguments.Count != method.WireArity)
+        if (arguments.Count > method.WireArity || arguments.Count < method.MinimumWireArity)
         {
             throw new XenApiException(ErrorCodes.MessageParameterCountMismatch, methodName,
                 method.WireArity.ToString(CultureInfo.InvariantCulture), arguments.Count.ToString(CultureInfo.InvariantCulture));
@@ -95,7 +95,8 @@ public sealed class ApiDispatcher
             var parameter = method.Parameters[i];
             try
             {
-                typed[i] = parameter.Type.Coerce(arguments[i + offset]);
+                // A trailing optional parameter left off takes the type's default (an empty map, false, "").
+                typed[i] = i + offset < arguments.Count ? parameter.Type.Coerce(arguments[i + offset]) : parameter.Type.DefaultValue();
             }
             catch (Exception ex) when (ex is FormatException or InvalidCastException)
             {

@@ -3,7 +3,11 @@ using Corral.Model;
 namespace Corral.Api.Dispatch;
 
 /// <summary>One parameter of a XenAPI message (the session parameter is implicit).</summary>
-public sealed record ApiParameter(string Name, FieldType Type);
+/// <param name="Optional">
+/// A parameter the XenAPI added in a later release, with a default (as xapi gives them): older clients leave it off the
+/// wire. Only trailing parameters may be optional.
+/// </param>
+public sealed record ApiParameter(string Name, FieldType Type, bool Optional = false);
 
 public delegate Task<object?> ApiHandler(CallContext context, object?[] arguments, CancellationToken cancellationToken);
 
@@ -12,6 +16,9 @@ public sealed record ApiMethod(string Name, IReadOnlyList<ApiParameter> Paramete
 {
     /// <summary>The number of arguments on the wire, counting the session.</summary>
     public int WireArity => Parameters.Count + (RequiresSession ? 1 : 0);
+
+    /// <summary>The fewest arguments accepted: the optional trailing parameters left off.</summary>
+    public int MinimumWireArity => WireArity - Parameters.Reverse().TakeWhile(p => p.Optional).Count();
 }
 
 /// <summary>Who is calling and from where; handed to every handler.</summary>

@@ -4,7 +4,10 @@ using Corral.PoolDatabase;
 
 namespace Corral.Api.Methods;
 
-/// <summary>Where a VM can run: a live, enabled host with enough free memory; the VM's affinity first.</summary>
+/// <summary>
+/// Where a VM can run: a live, enabled host that has every SR of the VM's disks plugged and enough free memory; the
+/// VM's affinity first.
+/// </summary>
 public sealed class Placement(IPoolDatabase database)
 {
     /// <summary>Memory a host keeps for itself (the agent, QEMU's own overhead), as dom0 does on XenServer.</summary>
@@ -43,8 +46,54 @@ public sealed class Placement(IPoolDatabase database)
         return metrics?.GetBool("live") ?? false;
     }
 
-    /// <summary>Checks <paramref name="host"/> can take the VM now.</summary>
-    public async Task CheckHostAsync(XenObject vm, XenObject host, CancellationToken cancellationToken)
+    /// <summary>Whether the SR is plugged (a currently attached PBD) on the host.</summary>
+    public async Task<bool> IsPluggedAsync(XenObject sr, string hostRef, CancellationToken cancellationToken)
+    {
+        foreach (var pbdRef in sr.GetSet("PBDs"))
+        {
+            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd
+                && pbd.GetString("host") == hostRef && pbd.GetBool("currently_attached"))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The first SR holding one of the VM's disks that the host has not plugged, or null when it reaches them all.</summary>
+    public async Task<string?> MissingStorageAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
+    {
+        foreach (var vbdRef in vm.GetSet("VBDs"))
+        {
+            var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            if (vbd is null || vbd.GetBool("empty") || OpaqueRef.IsNull(vbd.GetString("VDI"))
+                || await database.TryGetAsync(XenClasses.VDI, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false) is not { } vdi
+                || await database.TryGetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false) is not { } sr)
+            {
+                continue;
+            }
+
+            if (!await IsPluggedAsync(sr, hostRef, cancellationToken).ConfigureAwait(false))
+            {
+                return sr.Ref;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>VM_REQUIRES_SR unless every disk's SR is plugged on the host.</summary>
+    public async Task CheckStorageReachableAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
+    {
+        if (await MissingStorageAsync(vm, hostRef, cancellationToken).ConfigureAwait(false) is { } sr)
+        {
+            throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, sr);
+        }
+    }
+
+    /// <summary>Checks <paramref name="host"/> can take the VM now (its storage too, unless the caller checks that itself).</summary>
+    public async Task CheckHostAsync(XenObject vm, XenObject host, CancellationToken cancellationToken, bool checkStorage = true)
     {
         if (!await IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
         {
@@ -54,6 +103,11 @@ public sealed class Placement(IPoolDatabase database)
         if (!host.GetBool("enabled"))
         {
             throw new XenApiException(ErrorCodes.HostDisabled, host.Ref);
+        }
+
+        if (checkStorage)
+        {
+            await CheckStorageReachableAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false);
         }
 
         var free = (await FreeMemoryByHostAsync(cancellationToken).ConfigureAwait(false)).GetValueOrDefault(host.Ref);
@@ -83,6 +137,28 @@ public sealed class Placement(IPoolDatabase database)
         {
             throw new XenApiException(ErrorCodes.NoHostsAvailable);
         }
+
+        // Only hosts that reach the VM's disks (a disk on a host's local SR ties the VM to that host).
+        string? missing = null;
+        var reaching = new List<XenObject>();
+        foreach (var host in candidates)
+        {
+            if (await MissingStorageAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false) is { } sr)
+            {
+                missing ??= sr;
+            }
+            else
+            {
+                reaching.Add(host);
+            }
+        }
+
+        if (reaching.Count == 0)
+        {
+            throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, missing!);
+        }
+
+        candidates = reaching;
 
         var affinity = candidates.FirstOrDefault(h => h.Ref == vm.GetString("affinity"));
         if (affinity is not null && free[affinity.Ref] >= needed)

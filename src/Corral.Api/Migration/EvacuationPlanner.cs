@@ -14,7 +14,7 @@ public sealed record EvacuationPlan(IReadOnlyDictionary<string, string> Destinat
 /// Plans an evacuation as XenServer's maintenance mode does: each running VM (largest first) goes to the live,
 /// enabled host that can reach its storage and has the most free memory left, counting the VMs already planned.
 /// </summary>
-public sealed class EvacuationPlanner(IPoolDatabase database, Placement placement, MigrationStarter starter)
+public sealed class EvacuationPlanner(IPoolDatabase database, Placement placement)
 {
     public async Task<EvacuationPlan> PlanAsync(string hostRef, CancellationToken cancellationToken)
     {
@@ -53,7 +53,7 @@ public sealed class EvacuationPlanner(IPoolDatabase database, Placement placemen
             {
                 try
                 {
-                    await starter.CheckStorageReachableAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false);
+                    await placement.CheckStorageReachableAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false);
                     reachable.Add(host);
                 }
                 catch (XenApiException ex)

@@ -13,12 +13,19 @@ public static class MigrationStates
     /// <summary>The destination's QEMU waits at <see cref="MigrationRecord.DestinationUri"/>.</summary>
     public const string Ready = "ready";
 
+    /// <summary>
+    /// Storage migration only: the source's QEMU copies the moving disks into the destination's NBD export and keeps
+    /// them in step; the memory follows once every copy has caught up.
+    /// </summary>
+    public const string Mirroring = "mirroring";
+
     /// <summary>The source's QEMU is sending.</summary>
     public const string Migrating = "migrating";
 
     /// <summary>
-    /// All but the last device state is across and the VM is stopped on the source; the destination's agent must
-    /// acknowledge before QEMU switches over, so a destination without its agent never receives the VM.
+    /// All but the last device state is across and the VM is stopped on the source (its disk mirrors, if any, completed);
+    /// the destination's agent must acknowledge (stopping its disk export first) before QEMU switches over, so a
+    /// destination without its agent never receives the VM.
     /// </summary>
     public const string Switching = "switching";
 
@@ -70,6 +77,12 @@ public sealed record MigrationRecord
 
     public string Error { get; init; } = "";
 
+    /// <summary>The disks that move to another SR (storage migration); empty over shared storage.</summary>
+    public IReadOnlyList<DiskMove> Disks { get; init; } = [];
+
+    /// <summary>Where the destination's QEMU serves the moving disks over NBD (<c>host:port</c>), once ready.</summary>
+    public string NbdAddress { get; init; } = "";
+
     public DateTime CreatedUtc { get; init; } = DateTime.UtcNow;
 
     [JsonIgnore]
@@ -106,4 +119,34 @@ public sealed record MigrationRecord
     }
 
     private static readonly JsonSerializerOptions Options = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}
+
+/// <summary>
+/// One disk of a storage migration: copied live from its VDI into a new VDI on the destination's SR. The new VDI's ref
+/// and uuid are chosen up front, so whichever side commits creates the same object; the commit also points the VBD at
+/// it and forgets the old VDI, whose file the source deletes afterwards.
+/// </summary>
+public sealed record DiskMove
+{
+    public required string VbdRef { get; init; }
+
+    /// <summary>The VBD's userdevice: names the QEMU drive.</summary>
+    public required int DiskIndex { get; init; }
+
+    public required string SourceVdiRef { get; init; }
+
+    public required string SourceSrRef { get; init; }
+
+    public required string SourceLocation { get; init; }
+
+    public required string DestinationSrRef { get; init; }
+
+    public required string DestinationVdiRef { get; init; }
+
+    public required string DestinationVdiUuid { get; init; }
+
+    public required long VirtualSize { get; init; }
+
+    /// <summary>The new volume's location in the destination SR, once the destination has made it.</summary>
+    public string DestinationLocation { get; init; } = "";
 }

@@ -4,23 +4,78 @@ using Corral.Api.Operations;
 using Corral.Api.Tasks;
 using Corral.Model;
 using Corral.PoolDatabase;
+using Corral.Storage;
 
 namespace Corral.Api.Migration;
 
 /// <summary>
 /// Starts a live migration: checks it can run (the VM running, the destination live, enabled, with room and the VM's
 /// storage), records it (the record doubles as the VM's migration lock) and hands the two halves to the destination
-/// (<c>vm.migrate_receive</c>) and the source (<c>vm.migrate_send</c>, which drives it). Used by <c>VM.pool_migrate</c>
-/// and by host evacuation.
+/// (<c>vm.migrate_receive</c>) and the source (<c>vm.migrate_send</c>, which drives it). Used by <c>VM.pool_migrate</c>,
+/// <c>VM.migrate_send</c> (with disks to move: storage migration) and host evacuation.
 /// </summary>
-public sealed class MigrationStarter(IPoolDatabase database, Placement placement, HostOperationQueue operations, TaskService tasks)
+public sealed class MigrationStarter(IPoolDatabase database, Placement placement, HostOperationQueue operations, TaskService tasks, SrDrivers drivers)
 {
     /// <summary>
     /// Checks the migration can start, records it and queues both halves; returns the source half's task, which ends
     /// with the migration. <paramref name="progressTaskRef"/> (a caller's task) gets the progress if given.
     /// </summary>
+    /// <param name="vdiMap">VDI ref to SR ref: the disks to copy to another SR on the way (storage migration).</param>
     public async Task<string> StartAsync(string sessionRef, string vmRef, string hostRef, IReadOnlyDictionary<string, object?> options,
-        string? progressTaskRef, CancellationToken cancellationToken)
+        string? progressTaskRef, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? vdiMap = null)
+    {
+        var (vm, _, disks) = await CheckAsync(vmRef, hostRef, vdiMap, cancellationToken).ConfigureAwait(false);
+
+        // The source's half runs under a task of its own, ended by the agent; the caller's task (an Async.* call's)
+        // carries the progress and ends when this handler returns, as every Async.* call's does.
+        var sendTask = await tasks.CreateAsync(sessionRef, "VM.pool_migrate (source)", vmRef, cancellationToken).ConfigureAwait(false);
+        var taskRef = progressTaskRef ?? sendTask;
+        var record = new MigrationRecord
+        {
+            Id = Guid.NewGuid().ToString("N"),
+            VmRef = vmRef,
+            SourceRef = vm.GetString("resident_on"),
+            DestinationRef = hostRef,
+            TaskRef = taskRef,
+            DowntimeLimitMilliseconds = Option(options, "downtime_ms", 300),
+            MaxBandwidthBytesPerSecond = Option(options, "bandwidth", 0),
+            AutoConverge = !string.Equals(options.GetValueOrDefault("auto_converge") as string, "false", StringComparison.OrdinalIgnoreCase),
+            Disks = disks,
+        };
+
+        // One transaction takes the migration lock (the record must not exist) and marks the VM busy, as xapi does
+        // with current_operations; a second migration of the same VM fails here.
+        var tx = new PoolTransaction();
+        tx.Require(record.Key, 0);
+        tx.PutKey(record.Key, record.ToJson());
+        var busy = vm.Clone();
+        var operation = disks.Count > 0 ? "migrate_send" : "pool_migrate";
+        var ops = new Dictionary<string, object?>(vm.GetStringMap("current_operations").ToDictionary(kv => kv.Key, kv => (object?)kv.Value)) { [taskRef] = operation };
+        busy["current_operations"] = ops;
+        busy["scheduled_to_be_resident_on"] = hostRef;
+        tx.Update(busy);
+        try
+        {
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConcurrentUpdateException)
+        {
+            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef);
+        }
+
+        var arguments = new Dictionary<string, string> { ["migration"] = record.Id };
+        var receiveTask = await tasks.CreateAsync(sessionRef, "VM.pool_migrate (destination)", vmRef, cancellationToken).ConfigureAwait(false);
+        await operations.SubmitAsync(HostOperationKinds.VmMigrateReceive, hostRef, vmRef, arguments, sessionRef, receiveTask, cancellationToken).ConfigureAwait(false);
+        await operations.SubmitAsync(HostOperationKinds.VmMigrateSend, record.SourceRef, vmRef, arguments, sessionRef, sendTask, cancellationToken).ConfigureAwait(false);
+        return sendTask;
+    }
+
+    /// <summary>
+    /// Everything that must hold for the migration to start (<c>VM.assert_can_migrate</c>): returns the VM, the
+    /// destination and the disks to move.
+    /// </summary>
+    public async Task<(XenObject Vm, XenObject Destination, IReadOnlyList<DiskMove> Disks)> CheckAsync(string vmRef, string hostRef,
+        IReadOnlyDictionary<string, string>? vdiMap, CancellationToken cancellationToken)
     {
         var vm = OpaqueRef.IsWellFormed(vmRef) ? await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false)
             : throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
@@ -53,56 +108,21 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef);
         }
 
-        await placement.CheckHostAsync(vm, destination, cancellationToken).ConfigureAwait(false);
-        await CheckStorageReachableAsync(vm, hostRef, cancellationToken).ConfigureAwait(false);
-
-        // The source's half runs under a task of its own, ended by the agent; the caller's task (an Async.* call's)
-        // carries the progress and ends when this handler returns, as every Async.* call's does.
-        var sendTask = await tasks.CreateAsync(sessionRef, "VM.pool_migrate (source)", vmRef, cancellationToken).ConfigureAwait(false);
-        var taskRef = progressTaskRef ?? sendTask;
-        var record = new MigrationRecord
-        {
-            Id = Guid.NewGuid().ToString("N"),
-            VmRef = vmRef,
-            SourceRef = sourceRef,
-            DestinationRef = hostRef,
-            TaskRef = taskRef,
-            DowntimeLimitMilliseconds = Option(options, "downtime_ms", 300),
-            MaxBandwidthBytesPerSecond = Option(options, "bandwidth", 0),
-            AutoConverge = !string.Equals(options.GetValueOrDefault("auto_converge") as string, "false", StringComparison.OrdinalIgnoreCase),
-        };
-
-        // One transaction takes the migration lock (the record must not exist) and marks the VM busy, as xapi does
-        // with current_operations; a second migration of the same VM fails here.
-        var tx = new PoolTransaction();
-        tx.Require(record.Key, 0);
-        tx.PutKey(record.Key, record.ToJson());
-        var busy = vm.Clone();
-        var ops = new Dictionary<string, object?>(vm.GetStringMap("current_operations").ToDictionary(kv => kv.Key, kv => (object?)kv.Value)) { [taskRef] = "pool_migrate" };
-        busy["current_operations"] = ops;
-        busy["scheduled_to_be_resident_on"] = hostRef;
-        tx.Update(busy);
-        try
-        {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ConcurrentUpdateException)
-        {
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef);
-        }
-
-        var arguments = new Dictionary<string, string> { ["migration"] = record.Id };
-        var receiveTask = await tasks.CreateAsync(sessionRef, "VM.pool_migrate (destination)", vmRef, cancellationToken).ConfigureAwait(false);
-        await operations.SubmitAsync(HostOperationKinds.VmMigrateReceive, hostRef, vmRef, arguments, sessionRef, receiveTask, cancellationToken).ConfigureAwait(false);
-        await operations.SubmitAsync(HostOperationKinds.VmMigrateSend, sourceRef, vmRef, arguments, sessionRef, sendTask, cancellationToken).ConfigureAwait(false);
-        return sendTask;
+        // Storage is checked disk by disk below: a mapped disk need not be reachable from the destination yet.
+        await placement.CheckHostAsync(vm, destination, cancellationToken, checkStorage: false).ConfigureAwait(false);
+        var disks = await PlanDisksAsync(vm, hostRef, vdiMap ?? new Dictionary<string, string>(), cancellationToken).ConfigureAwait(false);
+        return (vm, destination, disks);
     }
 
-
-
-    /// <summary>Every disk's SR must be plugged on the destination: this is migration over shared storage.</summary>
-    public async Task CheckStorageReachableAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
+    /// <summary>
+    /// The disks that move (those the map sends to another SR, which must be plugged on the destination and able to
+    /// hold a new volume); every other disk must already be reachable from the destination.
+    /// </summary>
+    private async Task<IReadOnlyList<DiskMove>> PlanDisksAsync(XenObject vm, string hostRef, IReadOnlyDictionary<string, string> vdiMap,
+        CancellationToken cancellationToken)
     {
+        var moves = new List<DiskMove>();
+        var mapped = new HashSet<string>(StringComparer.Ordinal);
         foreach (var vbdRef in vm.GetSet("VBDs"))
         {
             var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
@@ -113,21 +133,68 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
 
             var vdi = await database.GetAsync(XenClasses.VDI, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false);
             var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
-            var plugged = false;
-            foreach (var pbdRef in sr.GetSet("PBDs"))
+            if (vdiMap.TryGetValue(vdi.Ref, out var targetRef) && targetRef != sr.Ref)
             {
-                if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd
-                    && pbd.GetString("host") == hostRef && pbd.GetBool("currently_attached"))
+                mapped.Add(vdi.Ref);
+                var target = OpaqueRef.IsWellFormed(targetRef) ? await database.GetAsync(XenClasses.SR, targetRef, cancellationToken).ConfigureAwait(false)
+                    : throw XenApiException.HandleInvalid(XenClasses.SR, targetRef);
+                if (vbd.GetString("type") == "CD")
                 {
-                    plugged = true;
+                    throw new XenApiException(ErrorCodes.OperationNotAllowed, $"the CD in drive {vbd.GetString("userdevice")} cannot be copied to another SR; eject it first");
                 }
+
+                if (vdi.GetBool("sharable") || vdi.GetSet("VBDs").Count > 1)
+                {
+                    throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "migrate_send");
+                }
+
+                if (!drivers.Get(target.GetString("type")).SupportsVdiCreate)
+                {
+                    throw new XenApiException(ErrorCodes.SrOperationNotSupported, target.Ref);
+                }
+
+                if (!await placement.IsPluggedAsync(target, hostRef, cancellationToken).ConfigureAwait(false))
+                {
+                    throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, target.Ref);
+                }
+
+                moves.Add(new DiskMove
+                {
+                    VbdRef = vbd.Ref,
+                    DiskIndex = int.Parse(vbd.GetString("userdevice"), NumberStyles.None, CultureInfo.InvariantCulture),
+                    SourceVdiRef = vdi.Ref,
+                    SourceSrRef = sr.Ref,
+                    SourceLocation = vdi.GetString("location"),
+                    DestinationSrRef = target.Ref,
+                    DestinationVdiRef = OpaqueRef.New(),
+                    DestinationVdiUuid = OpaqueRef.NewUuid(),
+                    VirtualSize = vdi.GetInt("virtual_size"),
+                });
+                continue;
             }
 
-            if (!plugged)
+            if (!await placement.IsPluggedAsync(sr, hostRef, cancellationToken).ConfigureAwait(false))
             {
                 throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, sr.Ref);
             }
         }
+
+        foreach (var vdiRef in vdiMap.Keys.Where(k => !mapped.Contains(k)))
+        {
+            // A VDI that is not one of this VM's disks is a mistake worth saying so; one mapped to its own SR is fine.
+            var vdi = OpaqueRef.IsWellFormed(vdiRef) ? await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) : null;
+            if (vdi is null)
+            {
+                throw XenApiException.HandleInvalid(XenClasses.VDI, vdiRef);
+            }
+
+            if (!vdi.GetSet("VBDs").Any(vm.GetSet("VBDs").Contains))
+            {
+                throw new XenApiException(ErrorCodes.InvalidValue, "vdi_map", $"{vdiRef} is not a disk of this VM");
+            }
+        }
+
+        return moves;
     }
 
     private static long Option(IReadOnlyDictionary<string, object?> options, string name, long fallback)

@@ -41,8 +41,14 @@ public static class VmCommands
 
                 return Selection.ForVmsAsync(c, [], vm => c.CallAsync("VM.power_state_reset", ct, vm.Ref), ct);
             }));
-        r.Add(new("vm-migrate", [], ["host", "host-uuid", "live", "force", "copy", "downtime-ms", "bandwidth"],
-            "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The 'host' parameter matches can be either the name or the uuid of the host.",
+        r.Add(new("vm-migrate", [],
+            ["host", "host-uuid", "live", "force", "copy", "remote-master", "remote-username", "remote-password", "remote-network", "vif:", "vdi:",
+                "downtime-ms", "bandwidth"],
+            "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The 'host' parameter matches can be either the name or the uuid of the host. "
+            + "The vif and vdi mapping parameters take the form 'vif:<source vif uuid>=<dest network uuid>' and 'vdi:<source vdi uuid>=<dest sr uuid>': "
+            + "a mapped disk is copied live to the SR named (a VM on a host's local SR moves with its disks). "
+            + "Corral migrates between the hosts of one pool: remote-master may only name a host of this pool. "
+            + "'downtime-ms' (the longest pause allowed at the switchover) and 'bandwidth' (bytes per second) tune the migration.",
             VmStandard, MigrateAsync));
         r.Add(new("vm-uninstall", [], ["force"],
             "Uninstall a VM. This operation will destroy those VDIs that are marked RW and connected to this VM only. To simply destroy the VM record, use vm-destroy.",
@@ -75,15 +81,25 @@ public static class VmCommands
         }, ct, includeControlDomains: true);
     }
 
+    private static readonly string[] MigrateParams =
+        ["host", "host-uuid", "live", "copy", "remote-master", "remote-username", "remote-password", "remote-network", "vif", "vdi", "downtime-ms", "bandwidth", "progress"];
+
     /// <summary>
-    /// <c>VM.pool_migrate</c> to the host named by <c>host=</c> (name or uuid) or <c>host-uuid=</c>. Corral always
-    /// migrates live over shared storage; <c>downtime-ms=</c> and <c>bandwidth=</c> (bytes/s) tune it.
+    /// xe's <c>vm-migrate</c>: <c>VM.pool_migrate</c> to the host named by <c>host=</c> (name or uuid) or <c>host-uuid=</c>,
+    /// or, as xe does when disks or VIFs are mapped (<c>vdi:&lt;vdi uuid&gt;=&lt;sr uuid&gt;</c>), a storage migration:
+    /// <c>host.migrate_receive</c> then <c>VM.migrate_send</c>. Corral always migrates live; <c>downtime-ms=</c> and
+    /// <c>bandwidth=</c> (bytes/s) tune it.
     /// </summary>
     private static async Task MigrateAsync(CommandContext c, CancellationToken ct)
     {
+        if (c.Params.Bool("copy"))
+        {
+            throw new XeFailure("copy=true copies a VM to another pool; Corral migrates within one pool (use vm-copy to copy a VM)");
+        }
+
         var target = c.Params.Get("host") ?? c.Params.Get("host-uuid") ?? throw new XeUsageError("", "No destination host specified");
         var host = await Selection.HostByNameOrIdAsync(c, target, ct).ConfigureAwait(false);
-        var options = new Dictionary<string, object?> { ["live"] = "true" };
+        var options = new Dictionary<string, object?>();
         foreach (var (param, option) in new[] { ("downtime-ms", "downtime_ms"), ("bandwidth", "bandwidth") })
         {
             if (c.Params.Get(param) is { } value)
@@ -92,8 +108,45 @@ public static class VmCommands
             }
         }
 
-        await Selection.ForVmsAsync(c, ["host", "host-uuid", "live", "copy", "downtime-ms", "bandwidth", "progress"],
-            vm => TaskWaiter.CallAsync(c, "VM.pool_migrate", ct, vm.Ref, host.Ref, options), ct).ConfigureAwait(false);
+        var vdiParams = c.Params.Map("vdi");
+        var vifParams = c.Params.Map("vif");
+        var remoteMaster = c.Params.Get("remote-master");
+        if (remoteMaster is null && vdiParams.Count == 0 && vifParams.Count == 0)
+        {
+            options["live"] = "true";
+            await Selection.ForVmsAsync(c, MigrateParams, vm => TaskWaiter.CallAsync(c, "VM.pool_migrate", ct, vm.Ref, host.Ref, options), ct).ConfigureAwait(false);
+            return;
+        }
+
+        if (remoteMaster is not null)
+        {
+            var hosts = await c.Cache.AllAsync("host", ct).ConfigureAwait(false);
+            if (!hosts.Any(h => h.Str("address") == remoteMaster || h.Str("hostname") == remoteMaster || h.Str("name_label") == remoteMaster))
+            {
+                throw new XeFailure($"{remoteMaster} is not a host of this pool: Corral migrates between the hosts of one pool (join the host to the pool first)");
+            }
+        }
+
+        var vdiMap = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (vdiUuid, srUuid) in vdiParams)
+        {
+            vdiMap[await c.CallForStringAsync("VDI.get_by_uuid", ct, vdiUuid).ConfigureAwait(false)] =
+                await c.CallForStringAsync("SR.get_by_uuid", ct, srUuid).ConfigureAwait(false);
+        }
+
+        var vifMap = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (vifUuid, networkUuid) in vifParams)
+        {
+            vifMap[await c.CallForStringAsync("VIF.get_by_uuid", ct, vifUuid).ConfigureAwait(false)] =
+                await c.CallForStringAsync("network.get_by_uuid", ct, networkUuid).ConfigureAwait(false);
+        }
+
+        var network = c.Params.Get("remote-network") is { } networkParam
+            ? await c.CallForStringAsync("network.get_by_uuid", ct, networkParam).ConfigureAwait(false)
+            : OpaqueRef.Null;
+        var dest = await c.CallAsync("host.migrate_receive", ct, host.Ref, network, new Dictionary<string, object?>()).ConfigureAwait(false);
+        await Selection.ForVmsAsync(c, MigrateParams,
+            vm => TaskWaiter.CallAsync(c, "VM.migrate_send", ct, vm.Ref, dest, true, vdiMap, vifMap, options), ct, multiple: false).ConfigureAwait(false);
     }
 
     private static Task ShutdownAsync(CommandContext c, CancellationToken ct)
