@@ -1,4 +1,5 @@
 using Corral.Agent.Operations;
+using Corral.Api.Methods;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
 using Corral.Api.Tasks;
@@ -9,8 +10,10 @@ namespace Corral.Agent.Vms;
 
 /// <summary>
 /// <c>host.evacuate</c> on the evacuated host: plans where each VM goes, live-migrates them a few at a time, and
-/// plans again until no VM is left. Safe to resume after a restart: the plan is made from what still runs here, and
-/// migrations already under way are followed, not started twice.
+/// plans again until no VM is left, noting each VM moved in the host's other_config. Safe to resume after a restart:
+/// the plan is made from what still runs here, and migrations already under way are followed, not started twice.
+/// <c>host.restore_evacuated_vms</c> brings the noted VMs back the same way, skipping those already here, halted or
+/// gone, and forgets the ones that came back.
 /// </summary>
 public sealed class EvacuationHandler(
     IPoolDatabase database,
@@ -22,9 +25,87 @@ public sealed class EvacuationHandler(
     /// <summary>Migrations run at once: more would only share the same links and CPU.</summary>
     public const int Parallelism = 2;
 
-    public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.HostEvacuate];
+    public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.HostEvacuate, HostOperationKinds.HostRestoreEvacuatedVms];
 
-    public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
+    public Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken) =>
+        operation.Kind == HostOperationKinds.HostEvacuate ? EvacuateAsync(operation, cancellationToken) : RestoreAsync(operation, cancellationToken);
+
+    private async Task<string?> RestoreAsync(HostOperation operation, CancellationToken cancellationToken)
+    {
+        var hostRef = operation.HostRef;
+        var host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+        var noted = EvacuatedVms(host);
+        var back = new List<XenObject>();
+        foreach (var vmRef in noted)
+        {
+            // Only a VM still running elsewhere comes back; one halted, destroyed or already here is simply forgotten.
+            if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false) is { } vm
+                && vm.GetString("power_state") == "Running" && vm.GetString("resident_on") != hostRef)
+            {
+                back.Add(vm);
+            }
+        }
+
+        var failed = new List<string>();
+        var done = 0;
+        using var slots = new SemaphoreSlim(Parallelism);
+        await Task.WhenAll(back.Select(async vm =>
+        {
+            await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (await MoveAsync(vm.Ref, hostRef, cancellationToken).ConfigureAwait(false) != hostRef)
+                {
+                    lock (failed)
+                    {
+                        failed.Add(vm.Ref);
+                    }
+                }
+
+                await tasks.SetProgressAsync(operation.TaskRef, (double)Interlocked.Increment(ref done) / back.Count, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        })).ConfigureAwait(false);
+
+        // What did not come back stays noted, so that trying again later picks it up.
+        await NoteEvacuatedAsync(hostRef, _ => failed, cancellationToken).ConfigureAwait(false);
+        if (failed.Count > 0)
+        {
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, $"{failed.Count} of {back.Count} VM(s) could not be moved back (see the pool's logs); run it again later");
+        }
+
+        logger.LogInformation("Restored {Count} evacuated VM(s) to this host", back.Count);
+        return null;
+    }
+
+    private static IReadOnlyList<string> EvacuatedVms(XenObject host) =>
+        host.GetStringMap("other_config").GetValueOrDefault(EvacuationMethods.EvacuatedVmsKey) is { Length: > 0 } list
+            ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+
+    /// <summary>Rewrites the host's list of evacuated VMs (removing the key when it becomes empty).</summary>
+    private Task NoteEvacuatedAsync(string hostRef, Func<IReadOnlyList<string>, IEnumerable<string>> change, CancellationToken cancellationToken) =>
+        database.UpdateAsync([(XenClasses.Host, hostRef)], (objs, tx) =>
+        {
+            var h = objs[0].Clone();
+            var otherConfig = h.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+            var list = change(EvacuatedVms(objs[0])).Distinct(StringComparer.Ordinal).ToList();
+            if (list.Count == 0)
+            {
+                otherConfig.Remove(EvacuationMethods.EvacuatedVmsKey);
+            }
+            else
+            {
+                otherConfig[EvacuationMethods.EvacuatedVmsKey] = string.Join(',', list);
+            }
+
+            h["other_config"] = otherConfig;
+            tx.Update(h);
+        }, cancellationToken);
+
+    private async Task<string?> EvacuateAsync(HostOperation operation, CancellationToken cancellationToken)
     {
         var hostRef = operation.HostRef;
         var initial = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;
@@ -49,7 +130,11 @@ public sealed class EvacuationHandler(
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    await MoveAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false);
+                    if (await MoveAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
+                    {
+                        await NoteEvacuatedAsync(hostRef, list => [.. list, kv.Key], cancellationToken).ConfigureAwait(false);
+                    }
+
                     var left = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;
                     await tasks.SetProgressAsync(operation.TaskRef, initial == 0 ? 1 : 1 - ((double)left / initial), cancellationToken).ConfigureAwait(false);
                 }
@@ -70,7 +155,8 @@ public sealed class EvacuationHandler(
         return null;
     }
 
-    private async Task MoveAsync(string vmRef, string destination, CancellationToken cancellationToken)
+    /// <summary>Live-migrates the VM (or follows its migration already under way); returns where it runs afterwards.</summary>
+    private async Task<string?> MoveAsync(string vmRef, string destination, CancellationToken cancellationToken)
     {
         string? sendTask = null;
         try
@@ -82,17 +168,20 @@ public sealed class EvacuationHandler(
                 {
                     await Task.Delay(200, cancellationToken).ConfigureAwait(false);
                 }
-
-                return;
+            }
+            else
+            {
+                sendTask = await starter.StartAsync(OpaqueRef.Null, vmRef, destination, new Dictionary<string, object?>(), null, cancellationToken).ConfigureAwait(false);
+                await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
             }
 
-            sendTask = await starter.StartAsync(OpaqueRef.Null, vmRef, destination, new Dictionary<string, object?>(), null, cancellationToken).ConfigureAwait(false);
-            await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
+            return (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false))?.GetString("resident_on");
         }
         catch (XenApiException ex)
         {
             // This VM stays for now; the next round plans it again, and the last says why it could not go.
-            logger.LogWarning("Evacuation: VM {Vm} did not move: {Error}", vmRef, ex.Message);
+            logger.LogWarning("VM {Vm} did not move to {Host}: {Error}", vmRef, destination, ex.Message);
+            return null;
         }
         finally
         {

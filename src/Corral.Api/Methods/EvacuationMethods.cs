@@ -7,7 +7,8 @@ using Corral.PoolDatabase;
 namespace Corral.Api.Methods;
 
 /// <summary>
-/// Maintenance mode's messages: <c>host.get_vms_which_prevent_evacuation</c> and <c>host.evacuate</c>. The evacuation
+/// Maintenance mode's messages: <c>host.get_vms_which_prevent_evacuation</c>, <c>host.evacuate</c> and, on the way
+/// out, <c>host.restore_evacuated_vms</c>. The evacuation
 /// runs as an operation of the evacuated host (<c>host.evacuate</c>), persisted, so its agent resumes it after a
 /// restart; each VM moves by a live migration of its own.
 /// </summary>
@@ -37,10 +38,46 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
                 throw new XenApiException(plan.Blockers.First().Value[0], [.. plan.Blockers.First().Value.Skip(1)]);
             }
 
+            // A new maintenance period: the list of VMs to bring back afterwards starts empty.
+            await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
+            {
+                var h = objs[0].Clone();
+                var otherConfig = new Dictionary<string, object?>(h.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value));
+                if (otherConfig.Remove(EvacuatedVmsKey))
+                {
+                    h["other_config"] = otherConfig;
+                    tx.Update(h);
+                }
+            }, ct).ConfigureAwait(false);
             await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
             return null;
         }, ("host", FieldType.String));
+
+        // Corral's addition, what XenCenter does on leaving maintenance mode: the VMs the last evacuation moved (still
+        // running elsewhere) come back to the host, each by a live migration, as a persisted operation of the host.
+        registry.Add("host.restore_evacuated_vms", async (ctx, a, ct) =>
+        {
+            var host = await GetHostAsync((string)a[0]!, ct).ConfigureAwait(false);
+            if (!await placement.IsLiveAsync(host, ct).ConfigureAwait(false))
+            {
+                throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
+            }
+
+            if (!host.GetBool("enabled"))
+            {
+                throw new XenApiException(ErrorCodes.HostDisabled, host.Ref);
+            }
+
+            await operations.RunAsync(HostOperationKinds.HostRestoreEvacuatedVms, host.Ref, host.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
+            return null;
+        }, ("host", FieldType.String));
     }
+
+    /// <summary>
+    /// The VMs an evacuation moved off the host, comma-separated references in <c>host.other_config</c>: XenCenter's
+    /// own key for maintenance mode, so a XenCenter-like console offers to bring the same VMs back.
+    /// </summary>
+    public const string EvacuatedVmsKey = "MAINTENANCE_MODE_EVACUATED_VMS_MIGRATED";
 
     private async Task<XenObject> GetHostAsync(string hostRef, CancellationToken cancellationToken) =>
         OpaqueRef.IsWellFormed(hostRef) ? await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)

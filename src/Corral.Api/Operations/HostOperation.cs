@@ -58,6 +58,7 @@ public static class HostOperationKinds
     public const string VmMigrateSend = "vm.migrate_send";
     public const string VmMigrateReceive = "vm.migrate_receive";
     public const string HostEvacuate = "host.evacuate";
+    public const string HostRestoreEvacuatedVms = "host.restore_evacuated_vms";
     public const string SrAttach = "sr.attach";
     public const string SrScan = "sr.scan";
     public const string VdiCreate = "vdi.create";

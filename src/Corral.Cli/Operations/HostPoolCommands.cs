@@ -9,12 +9,18 @@ public static class HostPoolCommands
 {
     public static void Register(CommandRegistry r)
     {
-        r.Add(new("host-enable", [], [], "Enable the XE host.", CommandFlags.HostSelectors, (c, ct) =>
-            Selection.ForHostsAsync(c, [], async host =>
+        r.Add(new("host-enable", [], ["restore-vms"],
+            "Enable the XE host. With restore-vms=true (Corral's addition, as XenCenter's Exit Maintenance Mode offers), the VMs that the last host-evacuate moved off it and that still run elsewhere live-migrate back.",
+            CommandFlags.HostSelectors, (c, ct) =>
+            Selection.ForHostsAsync(c, ["restore-vms"], async host =>
             {
                 // As xe does: drop the console's maintenance-mode mark, so that it does not disable the host again.
                 await c.CallAsync("host.remove_from_other_config", ct, host.Ref, "MAINTENANCE_MODE").ConfigureAwait(false);
                 await c.CallAsync("host.enable", ct, host.Ref).ConfigureAwait(false);
+                if (c.Params.Bool("restore-vms"))
+                {
+                    await TaskWaiter.CallAsync(c, "host.restore_evacuated_vms", ct, host.Ref).ConfigureAwait(false);
+                }
             }, ct)));
         r.Add(new("host-disable", [], ["auto-enable"],
             "Disable the XE host. Setting auto-enable=false will keep the host persistently disabled until manually re-enabled with Host.enable.",
