@@ -138,6 +138,28 @@ public sealed class MigrationLabTests : IAsyncLifetime
             Assert.NotEqual(host1, await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
         }
 
+        // Leaving maintenance mode, the VMs it moved come back (as XenCenter offers), live again.
+        var noted = await _lab.Xe("host-param-get", $"uuid={host1}", "param-name=other-config", "param-key=MAINTENANCE_MODE_EVACUATED_VMS_MIGRATED");
+        Assert.Equal(2, noted.Split(',').Length);
+        using (var pingTools = Pinger.Start(toolsIp))
+        using (var pingNoTools = Pinger.Start(noToolsIp))
+        {
+            await Task.Delay(500);
+            await _lab.Xe("host-enable", $"uuid={host1}", "restore-vms=true");
+            await Task.Delay(1500);
+            Assert.Equal(0, await pingTools.StopAsync());
+            Assert.Equal(0, await pingNoTools.StopAsync());
+        }
+
+        foreach (var vm in new[] { tools, noTools })
+        {
+            Assert.Equal(host1, await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
+        }
+
+        Assert.NotEqual(0, (await _lab.TryXe("host-param-get", $"uuid={host1}", "param-name=other-config", "param-key=MAINTENANCE_MODE_EVACUATED_VMS_MIGRATED")).Code);
+        await _lab.Xe("host-disable", $"uuid={host1}");
+        await _lab.Xe("host-evacuate", $"uuid={host1}");
+
         // With every other host disabled, the VMs of a host have nowhere to go, and it says so per VM.
         var toolsHost = await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on");
         foreach (var other in (await _lab.Xe("host-list", "params=uuid", "--minimal")).Split(',').Where(h => h != toolsHost && h != host1))
