@@ -179,12 +179,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
         // The disk: the guest's write sequence has no gap and no repeat, and the image is consistent.
         await _lab.Xe("vm-shutdown", $"uuid={tools}");
         var vdi = await _lab.Xe("vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal");
-        var image = Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2");
-        var (checkCode, check) = await _lab.RunAsync("qemu-img", "check", image);
-        Assert.True(checkCode == 0, check);
-        var sequence = await ReadSequenceAsync(image);
-        Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
-        Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
+        await AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
     }
 
     [Fact]
@@ -245,12 +240,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
         // It keeps writing on its new disk; then the whole sequence, before and after the move, has no gap.
         await Task.Delay(3000);
         await _lab.Xe("vm-shutdown", $"uuid={vm}");
-        var image = Path.Combine(_lab.LabDirectory, "local-host3", newVdi + ".qcow2");
-        var (checkCode, check) = await _lab.RunAsync("qemu-img", "check", image);
-        Assert.True(checkCode == 0, check);
-        var sequence = await ReadSequenceAsync(image);
-        Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
-        Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
+        await AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "local-host3", newVdi + ".qcow2"));
 
         // Halted, it starts again from its new home.
         await _lab.Xe("vm-start", $"uuid={vm}");
@@ -292,6 +282,16 @@ public sealed class MigrationLabTests : IAsyncLifetime
         }
 
         return hosts;
+    }
+
+    /// <summary>The (halted) VM's image is consistent and its guest's write sequence has no gap and no repeat.</summary>
+    private async Task AssertWriteSequenceIntactAsync(string image)
+    {
+        var (checkCode, check) = await _lab.RunAsync("qemu-img", "check", image);
+        Assert.True(checkCode == 0, check);
+        var sequence = await ReadSequenceAsync(image);
+        Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
+        Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
     }
 
     /// <summary>Reads /data/seq.log from the guest's ext4 data partition in the (halted) VM's image.</summary>
