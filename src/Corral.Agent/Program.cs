@@ -1,3 +1,4 @@
+using Corral.Agent.HighAvailability;
 using Corral.Agent.Hosting;
 using Corral.Agent.Membership;
 using Corral.Agent.Operations;
@@ -117,6 +118,12 @@ do
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();
     builder.Services.AddHostedService<MasterElection>();
+    builder.Services.Configure<HaOptions>(builder.Configuration.GetSection("Corral:Ha"));
+    builder.Services.AddSingleton(TimeProvider.System);
+    builder.Services.AddSingleton<StorageHeartbeat>();
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<StorageHeartbeat>());
+    builder.Services.AddHostedService<SelfFence>();
+    builder.Services.AddHostedService<HaCoordinator>();
 
     await using var app = builder.Build();
     lifecycle.Attach(app.Lifetime);

@@ -27,6 +27,8 @@ public static class ApiServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
         services.AddSingleton<HostOperationQueue>();
         services.AddSingleton<Placement>();
+        services.AddSingleton<HighAvailability.FailoverPlanning>();
+        services.AddSingleton<VmStarter>();
         services.AddSingleton<Migration.MigrationStarter>();
         services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
@@ -42,6 +44,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, PoolMethods>();
         services.AddSingleton<IApiMethodProvider, MigrationMethods>();
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();
+        services.AddSingleton<IApiMethodProvider, HaMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

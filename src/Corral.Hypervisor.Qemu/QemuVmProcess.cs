@@ -463,6 +463,14 @@ public sealed class QemuVmProcess : IVmProcess
         RemoveRuntimeFiles(keepConsoleLog: false);
     }
 
+    public void KillImmediately()
+    {
+        if (!_exited.Task.IsCompleted)
+        {
+            VmProcessTable.KillVm(ProcessId, VmUuid);
+        }
+    }
+
     /// <summary>Inserts an image into (path) or ejects the medium of (null) the CD drive with this VBD index.</summary>
     public async Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken)
     {

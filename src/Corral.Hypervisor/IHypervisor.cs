@@ -73,6 +73,12 @@ public interface IVmProcess : IAsyncDisposable
     /// <summary>Stops the process now (QMP quit, then SIGKILL if it lingers) and waits until it is gone.</summary>
     Task KillAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// SIGKILL at once, asking nothing of QEMU (fencing: the guest must not write another block); <see cref="Exited"/>
+    /// completes when the kernel has reaped it.
+    /// </summary>
+    void KillImmediately();
+
     /// <summary>Inserts (path) or ejects (null) the medium of a CD drive.</summary>
     Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken);
 

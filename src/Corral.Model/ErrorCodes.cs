@@ -63,5 +63,10 @@ public static class ErrorCodes
     public const string JoiningHostConnectionFailed = "JOINING_HOST_CONNECTION_FAILED";
     public const string JoiningHostServiceFailed = "JOINING_HOST_SERVICE_FAILED";
     public const string HaIsEnabled = "HA_IS_ENABLED";
+    public const string HaNotEnabled = "HA_NOT_ENABLED";
+    public const string HaTooFewHosts = "HA_TOO_FEW_HOSTS";
+    public const string HaOperationWouldBreakFailoverPlan = "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN";
+    public const string HaConstraintViolationSrNotShared = "HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED"; // SR
+    public const string HaHostCannotAccessStatefile = "HA_HOST_CANNOT_ACCESS_STATEFILE";
     public const string HostInEmergencyMode = "HOST_IN_EMERGENCY_MODE";
 }

@@ -172,6 +172,8 @@ internal sealed class EtcdLease : ILease
 
     public void Start() => _loop = Task.Run(() => KeepAliveLoopAsync(_stop.Token));
 
+    private TimeSpan AckTimeout => TimeSpan.FromMilliseconds(Math.Min(_options.RequestTimeout.TotalMilliseconds, Math.Max(500, Ttl.TotalMilliseconds / 4)));
+
     private async Task KeepAliveLoopAsync(CancellationToken stop)
     {
         var interval = TimeSpan.FromMilliseconds(Math.Max(200, Ttl.TotalMilliseconds / 4));
@@ -185,7 +187,9 @@ internal sealed class EtcdLease : ILease
                     var sent = DateTime.UtcNow;
                     await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = Id }, stop).ConfigureAwait(false);
                     using var ackTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                    ackTimeout.CancelAfter(_options.RequestTimeout);
+                    // Short: a stream to a member whose leader just died can hang; a new one reaches the new leader
+                    // (elected within ~1.5 s) well before the lease's safe time runs out.
+                    ackTimeout.CancelAfter(AckTimeout);
                     if (!await call.ResponseStream.MoveNext(ackTimeout.Token).ConfigureAwait(false))
                     {
                         break;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Xunit;
 
 namespace Corral.EndToEndTests;
@@ -130,6 +131,55 @@ public sealed class LabSession : IAsyncDisposable
         {
             Assert.True(sw.Elapsed < timeout, "timed out waiting for " + what);
             await Task.Delay(500);
+        }
+    }
+
+    /// <summary>The lab hosts (1-3) on which a QEMU process for the VM runs, by the pidfiles in their runtime directories.</summary>
+    public List<int> RunningCopies(string vm)
+    {
+        var hosts = new List<int>();
+        for (var host = 1; host <= 3; host++)
+        {
+            var pidFile = Path.Combine(LabDirectory, "..", "run", $"host{host}", "vms", vm, "qemu.pid");
+            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture, out var pid)
+                && File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").Contains(vm, StringComparison.Ordinal))
+            {
+                hosts.Add(host);
+            }
+        }
+
+        return hosts;
+    }
+
+    /// <summary>The (halted) VM's image is consistent and its guest's write sequence has no gap and no repeat.</summary>
+    public async Task AssertWriteSequenceIntactAsync(string image)
+    {
+        var (checkCode, check) = await RunAsync("qemu-img", "check", image);
+        Assert.True(checkCode == 0, check);
+        var sequence = await ReadSequenceAsync(image);
+        Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
+        Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
+    }
+
+    /// <summary>Reads /data/seq.log from the guest's ext4 data partition in the (halted) VM's image.</summary>
+    private async Task<List<long>> ReadSequenceAsync(string image)
+    {
+        var raw = Path.Combine(LabDirectory, "seq-check.raw");
+        var partition = Path.Combine(LabDirectory, "seq-check.ext4");
+        try
+        {
+            Assert.Equal(0, (await RunAsync("qemu-img", "convert", "-O", "raw", image, raw)).Code);
+            // The data partition starts at sector 100352 (guest/build-image.sh).
+            Assert.Equal(0, (await RunAsync("dd", $"if={raw}", $"of={partition}", "bs=512", "skip=100352", "status=none")).Code);
+            var (code, text) = await RunAsync("debugfs", "-R", "cat /seq.log", partition);
+            Assert.Equal(0, code);
+            return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.All(char.IsAsciiDigit))
+                .Select(l => long.Parse(l, CultureInfo.InvariantCulture)).ToList();
+        }
+        finally
+        {
+            File.Delete(raw);
+            File.Delete(partition);
         }
     }
 }

@@ -87,7 +87,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
         Assert.Equal(await HostAsync("lab-host2"), await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on"));
         Assert.True(await LabSession.Ping(toolsIp));
         await _lab.LabAsync("power-on", "3");
-        await LabSession.Eventually(() => Task.FromResult(RunningCopies(tools).SequenceEqual([2])), TimeSpan.FromSeconds(60), "the destination's copy to be gone");
+        await LabSession.Eventually(() => Task.FromResult(_lab.RunningCopies(tools).SequenceEqual([2])), TimeSpan.FromSeconds(60), "the destination's copy to be gone");
         await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,true,true",
             TimeSpan.FromSeconds(60), "lab-host3 back");
 
@@ -100,7 +100,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
         await orphaned;
         await LabSession.Eventually(async () =>
         {
-            var copies = RunningCopies(tools);
+            var copies = _lab.RunningCopies(tools);
             if (copies.Count != 1)
             {
                 return false;
@@ -179,7 +179,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
         // The disk: the guest's write sequence has no gap and no repeat, and the image is consistent.
         await _lab.Xe("vm-shutdown", $"uuid={tools}");
         var vdi = await _lab.Xe("vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal");
-        await AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
+        await _lab.AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
     }
 
     [Fact]
@@ -230,7 +230,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
 
         Assert.Equal(await HostAsync("lab-host3"), await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
         Assert.Equal(startTime, await StartTimeAsync(vm));
-        Assert.Equal([3], RunningCopies(vm));
+        Assert.Equal([3], _lab.RunningCopies(vm));
         var newVdi = await _lab.Xe("vbd-list", $"vm-uuid={vm}", "type=Disk", "params=vdi-uuid", "--minimal");
         Assert.NotEqual(vdi, newVdi);
         Assert.Equal(local3, await _lab.Xe("vdi-param-get", $"uuid={newVdi}", "param-name=sr-uuid"));
@@ -240,7 +240,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
         // It keeps writing on its new disk; then the whole sequence, before and after the move, has no gap.
         await Task.Delay(3000);
         await _lab.Xe("vm-shutdown", $"uuid={vm}");
-        await AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "local-host3", newVdi + ".qcow2"));
+        await _lab.AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "local-host3", newVdi + ".qcow2"));
 
         // Halted, it starts again from its new home.
         await _lab.Xe("vm-start", $"uuid={vm}");
@@ -265,96 +265,5 @@ public sealed class MigrationLabTests : IAsyncLifetime
         using var process = Process.GetProcessById(pid);
         process.Kill();
         await process.WaitForExitAsync();
-    }
-
-    /// <summary>The lab hosts (1-3) on which a QEMU process for the VM runs, by the pidfiles in their runtime directories.</summary>
-    private List<int> RunningCopies(string vm)
-    {
-        var hosts = new List<int>();
-        for (var host = 1; host <= 3; host++)
-        {
-            var pidFile = Path.Combine(_lab.LabDirectory, "..", "run", $"host{host}", "vms", vm, "qemu.pid");
-            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture, out var pid)
-                && File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").Contains(vm, StringComparison.Ordinal))
-            {
-                hosts.Add(host);
-            }
-        }
-
-        return hosts;
-    }
-
-    /// <summary>The (halted) VM's image is consistent and its guest's write sequence has no gap and no repeat.</summary>
-    private async Task AssertWriteSequenceIntactAsync(string image)
-    {
-        var (checkCode, check) = await _lab.RunAsync("qemu-img", "check", image);
-        Assert.True(checkCode == 0, check);
-        var sequence = await ReadSequenceAsync(image);
-        Assert.True(sequence.Count > 50, $"only {sequence.Count} writes");
-        Assert.Equal(Enumerable.Range(1, sequence.Count).Select(i => (long)i), sequence);
-    }
-
-    /// <summary>Reads /data/seq.log from the guest's ext4 data partition in the (halted) VM's image.</summary>
-    private async Task<List<long>> ReadSequenceAsync(string image)
-    {
-        var raw = Path.Combine(_lab.LabDirectory, "seq-check.raw");
-        var partition = Path.Combine(_lab.LabDirectory, "seq-check.ext4");
-        try
-        {
-            Assert.Equal(0, (await _lab.RunAsync("qemu-img", "convert", "-O", "raw", image, raw)).Code);
-            // The data partition starts at sector 100352 (guest/build-image.sh).
-            Assert.Equal(0, (await _lab.RunAsync("dd", $"if={raw}", $"of={partition}", "bs=512", "skip=100352", "status=none")).Code);
-            var (code, text) = await _lab.RunAsync("debugfs", "-R", "cat /seq.log", partition);
-            Assert.Equal(0, code);
-            return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.All(char.IsAsciiDigit))
-                .Select(l => long.Parse(l, CultureInfo.InvariantCulture)).ToList();
-        }
-        finally
-        {
-            File.Delete(raw);
-            File.Delete(partition);
-        }
-    }
-
-    /// <summary><c>ping -i 0.1</c> in the background; <see cref="StopAsync"/> ends it and returns how many were lost.</summary>
-    private sealed class Pinger : IDisposable
-    {
-        private readonly Process _process;
-        private readonly Task<string> _output;
-
-        private Pinger(string ip)
-        {
-            _process = Process.Start(new ProcessStartInfo("ping", ["-i", "0.1", "-W", "1", ip]) { RedirectStandardOutput = true, UseShellExecute = false })!;
-            _output = _process.StandardOutput.ReadToEndAsync();
-        }
-
-        public static Pinger Start(string ip) => new(ip);
-
-        public async Task<int> StopAsync()
-        {
-            // SIGINT, so that ping prints its summary.
-            using (var kill = Process.Start("kill", ["-INT", _process.Id.ToString(CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-
-            await _process.WaitForExitAsync();
-            var summary = (await _output).Split('\n').First(l => l.Contains("packets transmitted", StringComparison.Ordinal));
-            var numbers = summary.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            var sent = int.Parse(numbers[0], CultureInfo.InvariantCulture);
-            var received = int.Parse(numbers[3], CultureInfo.InvariantCulture);
-            Assert.True(sent > 20, summary);
-            return sent - received;
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-            }
-
-            _process.Dispose();
-        }
     }
 }

@@ -170,7 +170,8 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             });
         }
 
-        foreach (var vanished in known.Values.Where(v => !v.GetBool("missing")))
+        // HA's statefile is a directory of heartbeats, not a volume a scan would list.
+        foreach (var vanished in known.Values.Where(v => !v.GetBool("missing") && v.GetString("type") != "ha_statefile"))
         {
             var v = vanished.Clone();
             v["missing"] = true;

@@ -40,6 +40,13 @@ public sealed class Placement(IPoolDatabase database)
         return free;
     }
 
+    /// <summary>What the host offers to VMs in all: its memory less what it keeps for itself.</summary>
+    public async Task<long> CapacityAsync(XenObject host, CancellationToken cancellationToken)
+    {
+        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false);
+        return (metrics?.GetInt("memory_total") ?? 0) - HostReserveBytes - host.GetInt("memory_overhead");
+    }
+
     public async Task<bool> IsLiveAsync(XenObject host, CancellationToken cancellationToken)
     {
         var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false);

@@ -7,7 +7,7 @@ using Corral.PoolDatabase;
 namespace Corral.Api.Methods;
 
 /// <summary>The VM class's own messages: lifecycle, cloning, memory and vCPU settings.</summary>
-public sealed class VmMethods(IPoolDatabase database, Placement placement, HostOperationQueue operations) : IApiMethodProvider
+public sealed class VmMethods(IPoolDatabase database, Placement placement, HostOperationQueue operations, VmStarter starter) : IApiMethodProvider
 {
     private static readonly FieldType Ref = FieldType.String;
 
@@ -69,45 +69,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
     private async Task<object?> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken)
     {
-        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
-        if (vm.GetBool("is_a_template"))
-        {
-            throw new XenApiException(ErrorCodes.VmIsTemplate, vmRef);
-        }
-
-        RequirePowerState(vm, "Halted");
-        XenObject host;
-        if (hostRef is null)
-        {
-            host = await placement.ChooseAsync(vm, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            if (!OpaqueRef.IsWellFormed(hostRef))
-            {
-                throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
-            }
-
-            host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-            await placement.CheckHostAsync(vm, host, cancellationToken).ConfigureAwait(false);
-        }
-
-        // Reserving the host and marking the operation in one guarded write keeps two starts from racing.
-        var reservation = "start-" + Guid.NewGuid().ToString("N");
-        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
-        {
-            var v = objs[0].Clone();
-            RequirePowerState(v, "Halted");
-            RequireNoOperation(v);
-            v["scheduled_to_be_resident_on"] = host.Ref;
-            var ops = (Dictionary<string, object?>)v["current_operations"]!;
-            ops[reservation] = "start";
-            v["current_operations"] = ops;
-            tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
-
-        await operations.RunAsync(HostOperationKinds.VmStart, host.Ref, vmRef,
-            new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = reservation }, context, cancellationToken).ConfigureAwait(false);
+        await starter.StartAsync(context, vmRef, hostRef, paused, cancellationToken).ConfigureAwait(false);
         return null;
     }
 

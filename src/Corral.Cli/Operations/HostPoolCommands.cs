@@ -1,9 +1,11 @@
 using Corral.Api.Client;
+
 namespace Corral.Cli.Operations;
 
 /// <summary>
 /// Hosts, the pool and tasks: host-enable, host-disable, pool membership (pool-join, pool-eject), the master's
-/// changes (pool-designate-new-master, pool-emergency-transition-to-master, pool-recover-slaves), task-cancel.
+/// changes (pool-designate-new-master, pool-emergency-transition-to-master, pool-recover-slaves), high availability
+/// (pool-ha-enable, pool-ha-disable, pool-ha-compute-*), task-cancel.
 /// </summary>
 public static class HostPoolCommands
 {
@@ -40,6 +42,40 @@ public static class HostPoolCommands
                     var words = (reason as List<object?> ?? []).Select(XenValue.AsString).ToList();
                     c.Printer.Line($"{uuid} {string.Join(' ', words)}");
                 }
+            }));
+        r.Add(new("pool-ha-enable", [], ["heartbeat-sr-uuids", "ha-config:"], "Enable HA on this Pool.", CommandFlags.None, async (c, ct) =>
+        {
+            var srs = new List<object?>();
+            foreach (var uuid in (c.Params.Get("heartbeat-sr-uuids") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                srs.Add(await c.CallForStringAsync("SR.get_by_uuid", ct, uuid).ConfigureAwait(false));
+            }
+
+            var configuration = c.Params.Map("ha-config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+            await TaskWaiter.CallAsync(c, "pool.enable_ha", ct, srs, configuration).ConfigureAwait(false);
+        }));
+        r.Add(new("pool-ha-disable", [], [], "Disable HA on this Pool.", CommandFlags.None, (c, ct) => TaskWaiter.CallAsync(c, "pool.disable_ha", ct)));
+        r.Add(new("pool-ha-compute-max-host-failures-to-tolerate", [], [],
+            "Compute the maximum number of host failures to tolerate under the current Pool configuration", CommandFlags.None, async (c, ct) =>
+                c.Printer.Line(XenValue.AsString(await c.CallAsync("pool.ha_compute_max_host_failures_to_tolerate", ct).ConfigureAwait(false)))));
+        r.Add(new("pool-ha-compute-hypothetical-max-host-failures-to-tolerate", [], ["vm-uuid", "restart-priority"],
+            "Compute the maximum number of host failures to tolerate with the supplied, proposed protected VMs.", CommandFlags.None, async (c, ct) =>
+            {
+                // Pairs, in order: vm-uuid=<uuid> restart-priority=<priority> [vm-uuid=... restart-priority=...].
+                var uuids = c.Params.All.Where(p => p.Key == "vm-uuid").Select(p => p.Value).ToList();
+                var priorities = c.Params.All.Where(p => p.Key == "restart-priority").Select(p => p.Value).ToList();
+                if (uuids.Count != priorities.Count)
+                {
+                    throw new XeFailure("Need pairs of vm-uuid=<uuid> restart-priority=<priority>");
+                }
+
+                var configuration = new Dictionary<string, object?>(StringComparer.Ordinal);
+                for (var i = 0; i < uuids.Count; i++)
+                {
+                    configuration[await c.CallForStringAsync("VM.get_by_uuid", ct, uuids[i]).ConfigureAwait(false)] = priorities[i];
+                }
+
+                c.Printer.Line(XenValue.AsString(await c.CallAsync("pool.ha_compute_hypothetical_max_host_failures_to_tolerate", ct, configuration).ConfigureAwait(false)));
             }));
         r.Add(new("pool-designate-new-master", ["host-uuid"], [], "Request an orderly handover of the role of master to another host.",
             CommandFlags.None, async (c, ct) =>

@@ -1,0 +1,152 @@
+using System.Globalization;
+using Corral.Agent.Hosting;
+using Corral.Agent.Storage;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.HighAvailability;
+
+/// <summary>
+/// HA's second liveness channel: while HA is on and this host's lease is safe, it writes a counter to its own file in
+/// the statefile directory on the heartbeat SR, synced, every <see cref="HaOptions.HeartbeatInterval"/>. The master
+/// reads the files to tell a dead host (heartbeat stopped) from a slow network (lease gone, heartbeat still moving).
+/// It also keeps this host's view of the HA configuration for <see cref="SelfFence"/>, which must not need etcd to act.
+/// </summary>
+public sealed class StorageHeartbeat(
+    IPoolDatabase database,
+    HostIdentity identity,
+    HostLiveness liveness,
+    IOptions<HaOptions> options,
+    ILogger<StorageHeartbeat> logger) : BackgroundService
+{
+    private volatile bool _enabled;
+    private volatile string? _directory;
+    private long _counter;
+
+    // Every host's heartbeat as this host has watched it: the counter and when this host first saw that value.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Counter, DateTime SinceUtc)> _watched = new(StringComparer.Ordinal);
+
+    /// <summary>HA's state as last read from the pool database (kept when it cannot be read).</summary>
+    public bool HaEnabled => _enabled;
+
+    /// <summary>The statefile directory on this host, while HA is on.</summary>
+    public string? StatefileDirectory => _directory;
+
+    /// <summary>
+    /// How long the host's heartbeat has stood still as this host has watched it (from the first read, so a host that
+    /// just started watching counts conservatively); null when it has not watched it yet.
+    /// </summary>
+    public TimeSpan? StillFor(string hostUuid, DateTime nowUtc) =>
+        _watched.TryGetValue(hostUuid, out var seen) ? nowUtc - seen.SinceUtc : null;
+
+    public static string FileOf(string directory, string hostUuid) => Path.Combine(directory, hostUuid);
+
+    /// <summary>The statefile directory as this host sees it, or null when HA is off or it is not plugged here.</summary>
+    public static async Task<string?> DirectoryAsync(IPoolDatabase database, XenObject pool, string hostRef, CancellationToken cancellationToken)
+    {
+        foreach (var vdiRef in pool.GetSet("ha_statefiles"))
+        {
+            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi
+                && await database.TryGetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false) is { } sr
+                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, hostRef, cancellationToken).ConfigureAwait(false) is { } srDirectory)
+            {
+                return Path.Combine(srDirectory, vdi.GetString("location"));
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The counter a host last wrote, or null when it never wrote one.</summary>
+    public static long? Read(string directory, string hostUuid)
+    {
+        try
+        {
+            var text = File.ReadAllText(FileOf(directory, hostUuid)).Split(' ');
+            return long.Parse(text[0], CultureInfo.InvariantCulture);
+        }
+        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException or IndexOutOfRangeException)
+        {
+            return null;
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                timeout.CancelAfter(options.Value.HeartbeatInterval);
+                var pool = (await database.GetAllAsync(XenClasses.Pool, timeout.Token).ConfigureAwait(false)).SingleOrDefault();
+                if (pool is not null)
+                {
+                    _enabled = pool.GetBool("ha_enabled");
+                    _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token).ConfigureAwait(false) : null;
+                }
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                // The pool database is out of reach: the last view stands, and the heartbeat goes on while the lease is safe.
+                logger.LogDebug(ex, "Could not read the HA configuration");
+            }
+
+            if (_enabled && _directory is { } directory && liveness.Lease is { } lease && DateTime.UtcNow < lease.SafeUntilUtc)
+            {
+                Write(directory);
+            }
+
+            if (_enabled && _directory is { } watchedDirectory)
+            {
+                Watch(watchedDirectory);
+            }
+
+            await Task.Delay(options.Value.HeartbeatInterval, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+
+    private void Watch(string directory)
+    {
+        var now = DateTime.UtcNow;
+        try
+        {
+            foreach (var file in System.IO.Directory.EnumerateFiles(directory).Where(f => !f.EndsWith(".new", StringComparison.Ordinal)))
+            {
+                var uuid = Path.GetFileName(file);
+                if (Read(directory, uuid) is { } counter && (!_watched.TryGetValue(uuid, out var seen) || seen.Counter != counter))
+                {
+                    _watched[uuid] = (counter, now);
+                }
+            }
+        }
+        catch (IOException ex)
+        {
+            logger.LogDebug(ex, "Could not read the heartbeats in {Directory}", directory);
+        }
+    }
+
+    private void Write(string directory)
+    {
+        try
+        {
+            System.IO.Directory.CreateDirectory(directory);
+            var path = FileOf(directory, identity.Uuid);
+            var temporary = path + ".new";
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.Read))
+            {
+                using var writer = new StreamWriter(file);
+                writer.Write(string.Create(CultureInfo.InvariantCulture, $"{++_counter} {DateTime.UtcNow:O}\n"));
+                writer.Flush();
+                file.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning(ex, "Could not write the storage heartbeat in {Directory}", directory);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using Corral.Api.Methods;
+using Corral.HighAvailability;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.HighAvailability;
+
+/// <summary>The pool as failover planning sees it, read from the pool database.</summary>
+public sealed record FailoverSnapshot(XenObject Pool, IReadOnlyList<PlanHost> Hosts, IReadOnlyList<PlanVm> Vms);
+
+/// <summary>
+/// Failover planning against the pool database: what <c>pool.ha_compute_*</c> answer, and admission control — with HA
+/// on, an operation that would leave the pool unable to restart its protected VMs after
+/// <c>ha_host_failures_to_tolerate</c> host failures is refused with HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN, unless
+/// <c>ha_allow_overcommit</c> is set.
+/// </summary>
+public sealed class FailoverPlanning(IPoolDatabase database, Placement placement)
+{
+    /// <summary>
+    /// Live hosts (a disabled one offers no room: nothing is restarted there) and running VMs, each protected by its own
+    /// restart priority unless <paramref name="priorities"/> says otherwise.
+    /// </summary>
+    public async Task<FailoverSnapshot> SnapshotAsync(CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? priorities = null)
+    {
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
+        var hosts = new List<PlanHost>();
+        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
+        {
+            if (await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                hosts.Add(new PlanHost(host.Ref, host.GetBool("enabled") ? await placement.CapacityAsync(host, cancellationToken).ConfigureAwait(false) : 0));
+            }
+        }
+
+        var live = hosts.Select(h => h.Ref).ToHashSet(StringComparer.Ordinal);
+        var vms = new List<PlanVm>();
+        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        {
+            if (vm.GetString("power_state") is "Running" or "Paused" && live.Contains(vm.GetString("resident_on")))
+            {
+                var priority = priorities?.GetValueOrDefault(vm.Ref) ?? vm.GetString("ha_restart_priority");
+                vms.Add(new PlanVm(vm.Ref, vm.GetString("resident_on"), Placement.MemoryNeeded(vm), priority == RestartPriority.Restart));
+            }
+        }
+
+        return new FailoverSnapshot(pool, hosts, vms);
+    }
+
+    public async Task<int> MaxFailuresToTolerateAsync(CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? priorities = null)
+    {
+        var snapshot = await SnapshotAsync(cancellationToken, priorities).ConfigureAwait(false);
+        return FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms);
+    }
+
+    /// <summary>
+    /// Refuses an operation whose outcome (<paramref name="change"/> applied to the current VMs) would break the plan
+    /// for the pool's failures to tolerate. Does nothing with HA off or overcommit allowed.
+    /// </summary>
+    public async Task CheckAdmissionAsync(Func<IReadOnlyList<PlanVm>, IReadOnlyList<PlanVm>> change, CancellationToken cancellationToken, long? failuresToTolerate = null)
+    {
+        var snapshot = await SnapshotAsync(cancellationToken).ConfigureAwait(false);
+        if (!snapshot.Pool.GetBool("ha_enabled") || snapshot.Pool.GetBool("ha_allow_overcommit"))
+        {
+            return;
+        }
+
+        var n = (int)(failuresToTolerate ?? snapshot.Pool.GetInt("ha_host_failures_to_tolerate"));
+        if (!FailoverPlanner.PlanExists(snapshot.Hosts, change(snapshot.Vms), n))
+        {
+            throw new XenApiException(ErrorCodes.HaOperationWouldBreakFailoverPlan);
+        }
+    }
+
+    /// <summary>Recomputes <c>pool.ha_plan_exists_for</c> and <c>ha_overcommitted</c> (XenServer keeps them current).</summary>
+    public async Task RefreshPoolAsync(CancellationToken cancellationToken)
+    {
+        var snapshot = await SnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var planFor = snapshot.Pool.GetBool("ha_enabled") ? FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms) : 0;
+        await database.UpdateAsync([(XenClasses.Pool, snapshot.Pool.Ref)], (objs, tx) =>
+        {
+            var p = objs[0].Clone();
+            var overcommitted = p.GetBool("ha_enabled") && planFor < p.GetInt("ha_host_failures_to_tolerate");
+            if (p.GetInt("ha_plan_exists_for") != planFor || p.GetBool("ha_overcommitted") != overcommitted)
+            {
+                p["ha_plan_exists_for"] = (long)planFor;
+                p["ha_overcommitted"] = overcommitted;
+                tx.Update(p);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+}

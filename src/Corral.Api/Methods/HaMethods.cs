@@ -1,0 +1,234 @@
+using Corral.Api.Dispatch;
+using Corral.Api.HighAvailability;
+using Corral.HighAvailability;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Methods;
+
+/// <summary>
+/// High availability's configuration, with XenServer's messages: <c>pool.enable_ha</c> / <c>disable_ha</c>,
+/// <c>pool.set_ha_host_failures_to_tolerate</c>, the <c>pool.ha_compute_*</c> questions and
+/// <c>pool.ha_failover_plan_exists</c>, and a VM's <c>ha_restart_priority</c>, <c>order</c> and <c>start_delay</c>.
+/// Enabling HA makes a statefile VDI on the heartbeat SR: the directory in which every host's agent keeps its storage
+/// heartbeat, the second liveness channel next to its etcd lease.
+/// </summary>
+public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning, Placement placement) : IApiMethodProvider
+{
+    public const string StatefileName = "Statefile for HA";
+
+    public void Register(ApiRegistry registry)
+    {
+        registry.Add("pool.enable_ha", (_, a, ct) => EnableAsync((List<object?>)a[0]!, (Dictionary<string, object?>)a[1]!, ct),
+            ("heartbeat_srs", FieldType.RefSet(XenClasses.SR)), ("configuration", FieldType.StringMap));
+        registry.Add("pool.disable_ha", (_, _, ct) => DisableAsync(ct));
+        registry.Add("pool.set_ha_host_failures_to_tolerate", (_, a, ct) => SetFailuresToTolerateAsync((string)a[0]!, (long)a[1]!, ct),
+            ("self", FieldType.String), ("value", FieldType.Int));
+        registry.Add("pool.ha_compute_max_host_failures_to_tolerate", async (_, _, ct) =>
+            (object?)(long)await planning.MaxFailuresToTolerateAsync(ct).ConfigureAwait(false));
+        registry.Add("pool.ha_compute_hypothetical_max_host_failures_to_tolerate", async (_, a, ct) =>
+        {
+            var configuration = await PrioritiesAsync((Dictionary<string, object?>)a[0]!, ct).ConfigureAwait(false);
+            return (object?)(long)await planning.MaxFailuresToTolerateAsync(ct, configuration).ConfigureAwait(false);
+        }, ("configuration", FieldType.Map(FieldType.Ref(XenClasses.VM), FieldType.String)));
+        registry.Add("pool.ha_failover_plan_exists", async (_, a, ct) =>
+        {
+            var n = (long)a[0]!;
+            if (n < 0)
+            {
+                throw new XenApiException(ErrorCodes.InvalidValue, "n", n.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            var snapshot = await planning.SnapshotAsync(ct).ConfigureAwait(false);
+            return (object?)FailoverPlanner.PlanExists(snapshot.Hosts, snapshot.Vms, (int)n);
+        }, ("n", FieldType.Int));
+        registry.Add("VM.set_ha_restart_priority", (_, a, ct) => SetRestartPriorityAsync((string)a[0]!, (string)a[1]!, ct),
+            ("self", FieldType.String), ("value", FieldType.String));
+        registry.Add("VM.set_order", (_, a, ct) => SetVmIntAsync((string)a[0]!, "order", (long)a[1]!, ct), ("self", FieldType.String), ("value", FieldType.Int));
+        registry.Add("VM.set_start_delay", (_, a, ct) => SetVmIntAsync((string)a[0]!, "start_delay", (long)a[1]!, ct), ("self", FieldType.String), ("value", FieldType.Int));
+    }
+
+    private async Task<object?> EnableAsync(List<object?> heartbeatSrs, Dictionary<string, object?> configuration, CancellationToken cancellationToken)
+    {
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
+        if (pool.GetBool("ha_enabled"))
+        {
+            throw new XenApiException(ErrorCodes.HaIsEnabled);
+        }
+
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        if (hosts.Count < 2)
+        {
+            throw new XenApiException(ErrorCodes.HaTooFewHosts);
+        }
+
+        if (heartbeatSrs.Count == 0)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "heartbeat_srs", "name at least one shared SR for the storage heartbeat");
+        }
+
+        // The first SR holds the statefile; every host must reach it, or its storage heartbeat could never be seen.
+        var srRef = (string)heartbeatSrs[0]!;
+        var sr = OpaqueRef.IsWellFormed(srRef) ? await database.TryGetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false) : null;
+        if (sr is null)
+        {
+            throw XenApiException.HandleInvalid(XenClasses.SR, srRef);
+        }
+
+        if (!sr.GetBool("shared"))
+        {
+            throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
+        }
+
+        if (sr.GetString("type") != "file")
+        {
+            throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
+        }
+
+        foreach (var host in hosts)
+        {
+            if (!await placement.IsPluggedAsync(sr, host.Ref, cancellationToken).ConfigureAwait(false))
+            {
+                throw new XenApiException(ErrorCodes.HaHostCannotAccessStatefile, host.Ref);
+            }
+        }
+
+        var tx = new PoolTransaction();
+        var uuid = OpaqueRef.NewUuid();
+        var statefile = tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
+        {
+            ["uuid"] = uuid,
+            ["name_label"] = StatefileName,
+            ["name_description"] = "Used for storage heartbeating",
+            ["SR"] = sr.Ref,
+            ["type"] = "ha_statefile",
+            // A directory in the SR with one heartbeat file per host.
+            ["location"] = "ha-statefile-" + uuid,
+            ["virtual_size"] = 4L * 1024 * 1024,
+        });
+        var p = pool.Clone();
+        p["ha_enabled"] = true;
+        p["ha_statefiles"] = new List<object?> { statefile.Ref };
+        p["ha_configuration"] = configuration;
+        tx.Update(p);
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> DisableAsync(CancellationToken cancellationToken)
+    {
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
+        if (!pool.GetBool("ha_enabled"))
+        {
+            throw new XenApiException(ErrorCodes.HaNotEnabled);
+        }
+
+        var tx = new PoolTransaction();
+        foreach (var vdiRef in pool.GetSet("ha_statefiles"))
+        {
+            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi)
+            {
+                tx.Delete(vdi);
+            }
+        }
+
+        var p = pool.Clone();
+        p["ha_enabled"] = false;
+        p["ha_statefiles"] = new List<object?>();
+        p["ha_plan_exists_for"] = 0L;
+        p["ha_overcommitted"] = false;
+        tx.Update(p);
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> SetFailuresToTolerateAsync(string poolRef, long value, CancellationToken cancellationToken)
+    {
+        var pool = OpaqueRef.IsWellFormed(poolRef) ? await database.TryGetAsync(XenClasses.Pool, poolRef, cancellationToken).ConfigureAwait(false) : null;
+        if (pool is null)
+        {
+            throw XenApiException.HandleInvalid(XenClasses.Pool, poolRef);
+        }
+
+        if (value < 0)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "ha_host_failures_to_tolerate", value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        await planning.CheckAdmissionAsync(vms => vms, cancellationToken, value).ConfigureAwait(false);
+        await database.UpdateAsync([(XenClasses.Pool, pool.Ref)], (objs, tx) =>
+        {
+            var p = objs[0].Clone();
+            p["ha_host_failures_to_tolerate"] = value;
+            tx.Update(p);
+        }, cancellationToken).ConfigureAwait(false);
+        await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> SetRestartPriorityAsync(string vmRef, string value, CancellationToken cancellationToken)
+    {
+        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        if (!RestartPriority.IsValid(value))
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "ha_restart_priority", value);
+        }
+
+        if (value == RestartPriority.Restart && vm.GetString("ha_restart_priority") != RestartPriority.Restart)
+        {
+            // A running VM becoming protected must fit the plan.
+            await planning.CheckAdmissionAsync(vms => [.. vms.Select(v => v.Ref == vm.Ref ? v with { Protected = true } : v)], cancellationToken).ConfigureAwait(false);
+        }
+
+        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            v["ha_restart_priority"] = value;
+            // XenServer keeps the older flag in step: protected VMs are the ones HA keeps running.
+            v["ha_always_run"] = value == RestartPriority.Restart;
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+        await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<object?> SetVmIntAsync(string vmRef, string field, long value, CancellationToken cancellationToken)
+    {
+        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        if (value < 0)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, field, value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            v[field] = value;
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<Dictionary<string, string>> PrioritiesAsync(Dictionary<string, object?> configuration, CancellationToken cancellationToken)
+    {
+        var priorities = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (vmRef, value) in configuration)
+        {
+            var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+            var priority = value as string ?? "";
+            if (!RestartPriority.IsValid(priority))
+            {
+                throw new XenApiException(ErrorCodes.InvalidValue, "ha_restart_priority", priority);
+            }
+
+            priorities[vm.Ref] = priority;
+        }
+
+        return priorities;
+    }
+
+    private async Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken) =>
+        (OpaqueRef.IsWellFormed(vmRef) ? await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false) : null)
+        ?? throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
+}

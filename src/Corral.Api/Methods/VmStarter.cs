@@ -1,0 +1,87 @@
+using Corral.Api.Dispatch;
+using Corral.Api.HighAvailability;
+using Corral.Api.Operations;
+using Corral.HighAvailability;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Methods;
+
+/// <summary>
+/// Starts a halted VM on a host (given, or chosen by <see cref="Placement"/>): <c>VM.start</c> and <c>VM.start_on</c>,
+/// and HA's restarts, which skip admission control since the failover plan exists for exactly them. Returns the host.
+/// </summary>
+public sealed class VmStarter(IPoolDatabase database, Placement placement, HostOperationQueue operations, FailoverPlanning planning)
+{
+    public async Task<string> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken, bool haRestart = false)
+    {
+        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        if (vm.GetBool("is_a_template"))
+        {
+            throw new XenApiException(ErrorCodes.VmIsTemplate, vmRef);
+        }
+
+        RequirePowerState(vm, "Halted");
+        XenObject host;
+        if (hostRef is null)
+        {
+            host = await placement.ChooseAsync(vm, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            if (!OpaqueRef.IsWellFormed(hostRef))
+            {
+                throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+            }
+
+            host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+            await placement.CheckHostAsync(vm, host, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!haRestart && vm.GetString("ha_restart_priority") == RestartPriority.Restart)
+        {
+            // With HA on, a protected VM that starts must still leave a restart plan for the failures to tolerate.
+            await planning.CheckAdmissionAsync(vms => [.. vms, new PlanVm(vm.Ref, host.Ref, Placement.MemoryNeeded(vm), true)],
+                cancellationToken).ConfigureAwait(false);
+        }
+
+        // Reserving the host and marking the operation in one guarded write keeps two starts from racing.
+        var reservation = "start-" + Guid.NewGuid().ToString("N");
+        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
+        {
+            var v = objs[0].Clone();
+            RequirePowerState(v, "Halted");
+            RequireNoOperation(v);
+            v["scheduled_to_be_resident_on"] = host.Ref;
+            var ops = (Dictionary<string, object?>)v["current_operations"]!;
+            ops[reservation] = "start";
+            v["current_operations"] = ops;
+            tx.Update(v);
+        }, cancellationToken).ConfigureAwait(false);
+
+        await operations.RunAsync(HostOperationKinds.VmStart, host.Ref, vmRef,
+            new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = reservation }, context, cancellationToken).ConfigureAwait(false);
+        return host.Ref;
+    }
+
+    private async Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken) =>
+        (OpaqueRef.IsWellFormed(vmRef) ? await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false) : null)
+        ?? throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
+
+    private static void RequirePowerState(XenObject vm, params string[] allowed)
+    {
+        var actual = vm.GetString("power_state");
+        if (!allowed.Contains(actual))
+        {
+            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, allowed[0].ToLowerInvariant(), actual.ToLowerInvariant());
+        }
+    }
+
+    private static void RequireNoOperation(XenObject vm)
+    {
+        if (((Dictionary<string, object?>)vm["current_operations"]!).Count > 0)
+        {
+            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using Xunit;
+
+namespace Corral.EndToEndTests;
+
+/// <summary>
+/// The seed's clumsy test with HA on, as a new user would try it: both VMs protected on the master, pinged; the plug
+/// is pulled on the master and nobody types a command. A survivor becomes master, both VMs answer ping again from
+/// survivors, exactly one copy of each runs, the dead host shows host-metrics-live false, the guest's on-disk write
+/// sequence has no gap and its image is clean, and no task is left pending. Also the configuration's refusals.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class HaLabTests : IAsyncLifetime
+{
+    private const string Tools = "Corral test VM";
+    private const string NoTools = "Corral test VM (no tools)";
+    private readonly LabSession _lab = new("ha", 4);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
+
+    [Fact]
+    public async Task Protected_vms_come_back_on_survivors_by_themselves_when_the_master_loses_power()
+    {
+        await _lab.UpAsync();
+        var tools = await _lab.Xe("vm-list", $"name-label={Tools}", "--minimal");
+        var noTools = await _lab.Xe("vm-list", $"name-label={NoTools}", "--minimal");
+        var toolsIp = (await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
+        var noToolsIp = (await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
+        var pool = await _lab.Xe("pool-list", "--minimal");
+        var master = await _lab.Xe("pool-list", "params=master", "--minimal");
+        var shared = await _lab.Xe("sr-list", "name-label=Shared storage", "--minimal");
+
+        // Configuration, with XenServer's names and refusals.
+        var local = await _lab.Xe("sr-list", "name-label=Local storage", "host=lab-host1", "--minimal");
+        var (notShared, notSharedWhy) = await _lab.TryXe("pool-ha-enable", $"heartbeat-sr-uuids={local}");
+        Assert.NotEqual(0, notShared);
+        Assert.Contains("the referenced SR is not properly shared", notSharedWhy, StringComparison.Ordinal);
+        await _lab.Xe("pool-ha-enable", $"heartbeat-sr-uuids={shared}");
+        Assert.Equal("true", await _lab.Xe("pool-param-get", $"uuid={pool}", "param-name=ha-enabled"));
+        var (again, againWhy) = await _lab.TryXe("pool-ha-enable", $"heartbeat-sr-uuids={shared}");
+        Assert.NotEqual(0, again);
+        Assert.Contains("HA is enabled", againWhy, StringComparison.Ordinal);
+        Assert.NotEqual(0, (await _lab.TryXe("vm-param-set", $"uuid={tools}", "ha-restart-priority=always")).Code);
+        foreach (var vm in new[] { tools, noTools })
+        {
+            await _lab.Xe("vm-param-set", $"uuid={vm}", "ha-restart-priority=restart");
+        }
+
+        await _lab.Xe("vm-param-set", $"uuid={noTools}", "order=1");
+        // Two small VMs, three hosts: they survive the loss of any two.
+        Assert.Equal("2", await _lab.Xe("pool-ha-compute-max-host-failures-to-tolerate"));
+        Assert.Equal("2", await _lab.Xe("pool-ha-compute-hypothetical-max-host-failures-to-tolerate", $"vm-uuid={tools}", "restart-priority=restart"));
+        await _lab.Xe("pool-param-set", $"uuid={pool}", "ha-host-failures-to-tolerate=1");
+        await LabSession.Eventually(async () => await _lab.Xe("pool-param-get", $"uuid={pool}", "param-name=ha-plan-exists-for") == "2",
+            TimeSpan.FromSeconds(15), "the plan to be computed");
+
+        // The guest writes its sequence to disk from boot on, so a crash's damage would show.
+        await _lab.Xe("vm-shutdown", $"uuid={tools}");
+        await _lab.Xe("vm-param-set", $"uuid={tools}", "xenstore-data:vm-data/seqwrite=1");
+        await _lab.Xe("vm-start", $"uuid={tools}", "on=lab-host1");
+        await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(60), "the test VM after its restart");
+        await Task.Delay(2000);
+
+        // The plug is pulled on the master with both VMs; no command is typed afterwards until they answer again.
+        await _lab.LabAsync("pull-plug", "1");
+        await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(90), "the test VM to answer from a survivor");
+        await LabSession.Eventually(() => LabSession.Ping(noToolsIp), TimeSpan.FromSeconds(90), "the VM without tools to answer from a survivor");
+
+        var survivor = new[] { "-s", _lab.Addresses[1] };
+        Assert.NotEqual(master, await _lab.Xe([.. survivor, "pool-list", "params=master", "--minimal"]));
+        Assert.Equal("false", await _lab.Xe([.. survivor, "host-list", "name-label=lab-host1", "params=host-metrics-live", "--minimal"]));
+        foreach (var vm in new[] { tools, noTools })
+        {
+            var copies = _lab.RunningCopies(vm);
+            Assert.Single(copies);
+            Assert.NotEqual(1, copies[0]);
+            Assert.Equal(await _lab.Xe([.. survivor, "host-list", $"name-label=lab-host{copies[0]}", "--minimal"]),
+                await _lab.Xe([.. survivor, "vm-param-get", $"uuid={vm}", "param-name=resident-on"]));
+        }
+
+        Assert.Equal("", await _lab.Xe([.. survivor, "task-list", "status=pending", "--minimal"]));
+
+        // The disk: the writes before the crash and after the restart form one sequence, and the image is clean.
+        await Task.Delay(2000);
+        await _lab.Xe([.. survivor, "vm-shutdown", $"uuid={tools}"]);
+        var vdi = await _lab.Xe([.. survivor, "vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal"]);
+        await _lab.AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
+    }
+}
