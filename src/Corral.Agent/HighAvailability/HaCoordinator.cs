@@ -150,13 +150,7 @@ public sealed class HaCoordinator(
         tx.Require(record.Key, (await database.Leases.GetWithRevisionAsync(record.Key, cancellationToken).ConfigureAwait(false)).Revision);
         foreach (var vm in onHost)
         {
-            var v = vm.Clone();
-            v["power_state"] = "Halted";
-            v["resident_on"] = OpaqueRef.Null;
-            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
-            v["domid"] = -1L;
-            v["current_operations"] = new Dictionary<string, object?>();
-            tx.Update(v);
+            tx.Update(VmPowerStates.DeclaredHalted(vm));
         }
 
         var restarting = record with { State = RecoveryStates.Restarting, Restarts = restarts, LastStartUtc = DateTime.MinValue };

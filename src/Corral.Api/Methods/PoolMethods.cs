@@ -45,16 +45,7 @@ public sealed class PoolMethods(IPoolDatabase database, Placement placement) : I
                 throw new XenApiException("HOST_IS_LIVE", hostRef);
             }
 
-            await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
-            {
-                var v = objs[0].Clone();
-                v["power_state"] = "Halted";
-                v["resident_on"] = OpaqueRef.Null;
-                v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
-                v["domid"] = -1L;
-                v["current_operations"] = new Dictionary<string, object?>();
-                tx.Update(v);
-            }, ct).ConfigureAwait(false);
+            await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) => tx.Update(VmPowerStates.DeclaredHalted(objs[0])), ct).ConfigureAwait(false);
             foreach (var (cls, field) in new[] { (XenClasses.VBD, "VBDs"), (XenClasses.VIF, "VIFs") })
             {
                 foreach (var r in vm.GetSet(field))
