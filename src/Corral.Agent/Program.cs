@@ -120,6 +120,7 @@ do
     builder.Services.AddHostedService<MasterElection>();
     builder.Services.Configure<HaOptions>(builder.Configuration.GetSection("Corral:Ha"));
     builder.Services.AddSingleton(TimeProvider.System);
+    builder.Services.AddSingleton<FenceAgents>();
     builder.Services.AddSingleton<StorageHeartbeat>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<StorageHeartbeat>());
     builder.Services.AddHostedService<SelfFence>();

@@ -6,7 +6,8 @@ namespace Corral.EndToEndTests;
 /// The seed's clumsy test with HA on, as a new user would try it: both VMs protected on the master, pinged; the plug
 /// is pulled on the master and nobody types a command. A survivor becomes master, both VMs answer ping again from
 /// survivors, exactly one copy of each runs, the dead host shows host-metrics-live false, the guest's on-disk write
-/// sequence has no gap and its image is clean, and no task is left pending. Also the configuration's refusals.
+/// sequence has no gap and its image is clean, and no task is left pending. Then a host frozen whole is power-fenced
+/// before its VM starts elsewhere, and runs no stale copy when it thaws. Also the configuration's refusals.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class HaLabTests : IAsyncLifetime
@@ -80,6 +81,22 @@ public sealed class HaLabTests : IAsyncLifetime
         }
 
         Assert.Equal("", await _lab.Xe([.. survivor, "task-list", "status=pending", "--minimal"]));
+
+        // A host frozen whole — agent, etcd member and QEMUs stopped, as a hung machine — with the test VM on it: the
+        // master power-fences it (the lab's switch, as IPMI would) before the VM starts elsewhere, so when it thaws there
+        // is nothing left to run a stale copy.
+        await _lab.LabAsync("power-on", "1");
+        await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
+            TimeSpan.FromSeconds(90), "lab-host1 back in the pool");
+        var frozen = Assert.Single(_lab.RunningCopies(tools));
+        await _lab.LabAsync("freeze", frozen.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await LabSession.Eventually(async () => _lab.RunningCopies(tools) is [var other] && other != frozen && await LabSession.Ping(toolsIp),
+            TimeSpan.FromSeconds(90), "the test VM to answer from another host");
+        await _lab.LabAsync("thaw", frozen.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Task.Delay(1000);
+        Assert.NotEqual(frozen, Assert.Single(_lab.RunningCopies(tools)));
+        survivor = ["-s", _lab.Addresses[frozen == 2 ? 2 : 1]];
+        Assert.Equal("false", await _lab.Xe([.. survivor, "host-list", $"name-label=lab-host{frozen}", "params=host-metrics-live", "--minimal"]));
 
         // The disk: the writes before the crash and after the restart form one sequence, and the image is clean.
         await Task.Delay(2000);

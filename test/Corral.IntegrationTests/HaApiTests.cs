@@ -154,6 +154,12 @@ public sealed class HaApiTests : IAsyncLifetime
         Assert.True((bool)(await S("pool.get_ha_overcommitted", pool))!);
         Assert.Equal(0L, await S("pool.get_ha_plan_exists_for", pool));
 
+        // Fence agents come from the hosts' power management, checked as it is set.
+        Assert.Equal(ErrorCodes.InvalidValue, (await Fails("host.set_power_on_mode", hosts[1], "wake-on-lan", new Dictionary<string, object?>())).Code);
+        Assert.Equal(ErrorCodes.InvalidValue, (await Fails("host.set_power_on_mode", hosts[1], "IPMI", new Dictionary<string, object?> { ["power_on_ip"] = "192.0.2.9" })).Code);
+        await S("host.set_power_on_mode", hosts[1], "lab", new Dictionary<string, object?> { ["slot"] = "2" });
+        Assert.Equal("lab", await S("host.get_power_on_mode", hosts[1]));
+
         await S("pool.disable_ha");
         Assert.False((bool)(await S("pool.get_ha_enabled", pool))!);
         Assert.Equal(ErrorCodes.HandleInvalid, (await Fails("VDI.get_type", statefile)).Code);

@@ -27,6 +27,7 @@ public sealed class HaCoordinator(
     VmStarter starter,
     FailoverPlanning planning,
     StorageHeartbeat heartbeats,
+    FenceAgents fenceAgents,
     TimeProvider clock,
     IOptions<HaOptions> options,
     ILogger<HaCoordinator> logger) : BackgroundService
@@ -119,8 +120,20 @@ public sealed class HaCoordinator(
             return;
         }
 
+        if (!record.PowerFenced && FenceAgents.Configured(host) && (!_lastAttempt.TryGetValue(host.Ref, out var tried) || now - tried > RetryUnplaced))
+        {
+            // A fence agent acts at once, and covers what self-fencing cannot: a host frozen whole, whose VMs would run
+            // again for a moment when it thaws.
+            _lastAttempt[host.Ref] = now;
+            if (await fenceAgents.FenceAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                record = record with { PowerFenced = true };
+                await database.Leases.PutDurableAsync(record.Key, record.ToJson(), cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         var heartbeat = ReadHeartbeat(directory, host);
-        if (heartbeat != record.Heartbeat)
+        if (!record.PowerFenced && heartbeat != record.Heartbeat)
         {
             // Its storage heartbeat still moves: the host is alive on storage (and must be fencing itself); wait on.
             logger.LogWarning("HA: host {Host} has no lease but its storage heartbeat moves ({Counter}); waiting", host.GetString("name_label"), heartbeat);
@@ -132,7 +145,7 @@ public sealed class HaCoordinator(
         // The heartbeat must have stood still long enough (a dead host's stopped before its lease expired, so this is
         // usually true at once), and the fence margin must have passed since the lease was seen gone.
         var stillFor = heartbeats.StillFor(host.Uuid, now) ?? now - record.WaitingSinceUtc;
-        if (now - record.WaitingSinceUtc < options.Value.FenceMargin || stillFor < options.Value.HeartbeatStaleAfter)
+        if (!record.PowerFenced && (now - record.WaitingSinceUtc < options.Value.FenceMargin || stillFor < options.Value.HeartbeatStaleAfter))
         {
             return;
         }
@@ -156,8 +169,9 @@ public sealed class HaCoordinator(
         var restarting = record with { State = RecoveryStates.Restarting, Restarts = restarts, LastStartUtc = DateTime.MinValue };
         tx.PutKey(record.Key, restarting.ToJson());
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        logger.LogWarning("HA: host {Host} is fenced ({Seconds:0.0} s without lease or storage heartbeat); {Count} VM(s) halted, {Restarts} to restart",
-            host.GetString("name_label"), (now - record.WaitingSinceUtc).TotalSeconds, onHost.Count, restarts.Count);
+        logger.LogWarning("HA: host {Host} is fenced ({How}); {Count} VM(s) halted, {Restarts} to restart", host.GetString("name_label"),
+            record.PowerFenced ? "powered off by its fence agent" : $"{(now - record.WaitingSinceUtc).TotalSeconds:0.0} s without lease or storage heartbeat",
+            onHost.Count, restarts.Count);
     }
 
     private async Task RestartAsync(RecoveryRecord record, IReadOnlyList<XenObject> vms, DateTime now, CancellationToken cancellationToken)

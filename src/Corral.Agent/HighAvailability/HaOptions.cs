@@ -21,4 +21,7 @@ public sealed class HaOptions
 
     /// <summary>How often the self-fence checks the lease.</summary>
     public TimeSpan SelfFenceCheck { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The lab's script (<c>./lab</c>), for hosts whose power-on mode is the lab's power switch.</summary>
+    public string? LabScript { get; set; }
 }

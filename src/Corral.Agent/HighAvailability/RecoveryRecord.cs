@@ -36,6 +36,9 @@ public sealed record RecoveryRecord
     /// <summary>The host's storage heartbeat counter when last read; null when it has none.</summary>
     public long? Heartbeat { get; init; }
 
+    /// <summary>A fence agent has powered the host off: it is fenced, whatever its lease and heartbeat say.</summary>
+    public bool PowerFenced { get; init; }
+
     /// <summary>Protected VMs first, then best-effort ones, each group by <c>order</c>.</summary>
     public IReadOnlyList<RestartItem> Restarts { get; init; } = [];
 

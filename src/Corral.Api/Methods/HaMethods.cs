@@ -9,7 +9,8 @@ namespace Corral.Api.Methods;
 /// <summary>
 /// High availability's configuration, with XenServer's messages: <c>pool.enable_ha</c> / <c>disable_ha</c>,
 /// <c>pool.set_ha_host_failures_to_tolerate</c>, the <c>pool.ha_compute_*</c> questions and
-/// <c>pool.ha_failover_plan_exists</c>, and a VM's <c>ha_restart_priority</c>, <c>order</c> and <c>start_delay</c>.
+/// <c>pool.ha_failover_plan_exists</c>, a VM's <c>ha_restart_priority</c>, <c>order</c> and <c>start_delay</c>, and a
+/// host's power management (<c>host.set_power_on_mode</c>), which HA's fence agents use.
 /// Enabling HA makes a statefile VDI on the heartbeat SR: the directory in which every host's agent keeps its storage
 /// heartbeat, the second liveness channel next to its etcd lease.
 /// </summary>
@@ -42,6 +43,8 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             var snapshot = await planning.SnapshotAsync(ct).ConfigureAwait(false);
             return (object?)FailoverPlanner.PlanExists(snapshot.Hosts, snapshot.Vms, (int)n);
         }, ("n", FieldType.Int));
+        registry.Add("host.set_power_on_mode", (_, a, ct) => SetPowerOnModeAsync((string)a[0]!, (string)a[1]!, (Dictionary<string, object?>)a[2]!, ct),
+            ("self", FieldType.String), ("power_on_mode", FieldType.String), ("power_on_config", FieldType.StringMap));
         registry.Add("VM.set_ha_restart_priority", (_, a, ct) => SetRestartPriorityAsync((string)a[0]!, (string)a[1]!, ct),
             ("self", FieldType.String), ("value", FieldType.String));
         registry.Add("VM.set_order", (_, a, ct) => SetVmIntAsync((string)a[0]!, "order", (long)a[1]!, ct), ("self", FieldType.String), ("value", FieldType.Int));
@@ -190,6 +193,34 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
         await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>The host's power management, which HA's fence agents use: <c>IPMI</c> (through ipmitool) or the lab's switch.</summary>
+    private async Task<object?> SetPowerOnModeAsync(string hostRef, string mode, Dictionary<string, object?> config, CancellationToken cancellationToken)
+    {
+        var host = (OpaqueRef.IsWellFormed(hostRef) ? await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false) : null)
+                   ?? throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+        if (!PowerFencing.Modes.Contains(mode))
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "power_on_mode", $"{mode} (Corral supports \"\", IPMI and lab)");
+        }
+
+        foreach (var key in PowerFencing.RequiredKeys(mode))
+        {
+            if (config.GetValueOrDefault(key) is not string { Length: > 0 })
+            {
+                throw new XenApiException(ErrorCodes.InvalidValue, "power_on_config", $"{mode} needs {key}");
+            }
+        }
+
+        await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
+        {
+            var h = objs[0].Clone();
+            h["power_on_mode"] = mode;
+            h["power_on_config"] = config;
+            tx.Update(h);
+        }, cancellationToken).ConfigureAwait(false);
         return null;
     }
 

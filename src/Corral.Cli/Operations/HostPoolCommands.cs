@@ -54,6 +54,11 @@ public static class HostPoolCommands
             var configuration = c.Params.Map("ha-config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
             await TaskWaiter.CallAsync(c, "pool.enable_ha", ct, srs, configuration).ConfigureAwait(false);
         }));
+        r.Add(new("host-set-power-on-mode", ["power-on-mode"], ["host", "uuid", "power-on-config:"],
+            "Sets the power-on mode for the XE host. Corral's HA fences with it: IPMI (power-on-config:power_on_ip=, power_on_user=, power_on_password=) or lab (power-on-config:slot=N).",
+            CommandFlags.HostSelectors, (c, ct) =>
+                Selection.ForHostsAsync(c, ["power-on-mode", "power-on-config"], host => c.CallAsync("host.set_power_on_mode", ct, host.Ref,
+                    c.Params.Required("power-on-mode"), c.Params.Map("power-on-config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value)), ct)));
         r.Add(new("pool-ha-disable", [], [], "Disable HA on this Pool.", CommandFlags.None, (c, ct) => TaskWaiter.CallAsync(c, "pool.disable_ha", ct)));
         r.Add(new("pool-ha-compute-max-host-failures-to-tolerate", [], [],
             "Compute the maximum number of host failures to tolerate under the current Pool configuration", CommandFlags.None, async (c, ct) =>

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# HA recovery time, with the lab up (./lab up): for each count of protected VMs (default "1 4 8"), RUNS (default 3)
+# times, the VMs run on lab-host3 (not the master), answering ping; the plug is pulled on lab-host3 and the clock runs
+# until every VM answers ping again from a survivor, with no command typed. Prints each run (first and last VM back)
+# and the median per count. The host is powered on again and the VMs are moved back between runs; the bench's VMs
+# are removed at the end and HA is left as it was.
+# Usage (as root): bench/ha-recovery.sh [counts] [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+counts=${1:-1 4 8}
+runs=${2:-${RUNS:-3}}
+shared=$(xe sr-list name-label="Shared storage" --minimal)
+[ -n "$shared" ] || { echo "no lab: run ./lab up first" >&2; exit 1; }
+pool=$(xe pool-list --minimal)
+host3=$(xe host-list name-label=lab-host3 --minimal)
+subnet=$(xe vm-param-get uuid="$(xe vm-list name-label="Corral test VM" --minimal)" param-name=xenstore-data param-key=vm-data/ip | cut -d. -f1-3)
+ha_was=$(xe pool-param-get uuid="$pool" param-name=ha-enabled)
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+bench_vms=()
+cleanup() {
+  for vm in "${bench_vms[@]}"; do
+    xe vm-shutdown uuid="$vm" force=true >/dev/null 2>&1 || true
+    xe vm-uninstall uuid="$vm" force=true >/dev/null 2>&1 || true
+  done
+  [ "$ha_was" = true ] || xe pool-ha-disable >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+[ "$ha_was" = true ] || xe pool-ha-enable heartbeat-sr-uuids="$shared"
+all_live() { [ "$(xe host-list params=host-metrics-live --minimal)" = "true,true,true" ]; }
+ip_of() { echo "$subnet.$((100 + $1))"; }
+
+max=0; for n in $counts; do [ "$n" -gt "$max" ] && max=$n; done
+for i in $(seq "$max"); do
+  vm=$(xe vm-install template="Corral Linux test" new-name-label="bench ha $i" sr-uuid="$shared")
+  xe vm-param-set uuid="$vm" xenstore-data:vm-data/ip="$(ip_of "$i")/24" ha-restart-priority=restart
+  bench_vms+=("$vm")
+done
+
+for n in $counts; do
+  results=()
+  for run in $(seq "$runs"); do
+    until all_live; do sleep 1; done
+    # The first n bench VMs run on lab-host3, the others are halted.
+    for i in $(seq "$max"); do
+      vm=${bench_vms[$((i - 1))]}
+      state=$(xe vm-param-get uuid="$vm" param-name=power-state)
+      if [ "$i" -le "$n" ]; then
+        if [ "$state" = halted ]; then xe vm-start uuid="$vm" on=lab-host3 >/dev/null
+        elif [ "$(xe vm-param-get uuid="$vm" param-name=resident-on)" != "$host3" ]; then xe vm-migrate uuid="$vm" host=lab-host3 >/dev/null; fi
+      elif [ "$state" != halted ]; then xe vm-shutdown uuid="$vm" force=true >/dev/null; fi
+    done
+    for i in $(seq "$n"); do until ping -c 1 -W 1 "$(ip_of "$i")" >/dev/null 2>&1; do sleep 0.2; done; done
+    sleep 2
+    start=$(ms)
+    ./lab pull-plug 3 >/dev/null
+    declare -A back=()
+    while [ "${#back[@]}" -lt "$n" ]; do
+      for i in $(seq "$n"); do
+        [ -n "${back[$i]:-}" ] && continue
+        ping -c 1 -W 0.2 "$(ip_of "$i")" >/dev/null 2>&1 && back[$i]=$(( $(ms) - start ))
+      done
+      [ $(( $(ms) - start )) -gt 180000 ] && { echo "run $run: not every VM came back within 180 s" >&2; break; }
+    done
+    first=$(printf '%s\n' "${back[@]}" | sort -n | head -n 1); last=$(printf '%s\n' "${back[@]}" | sort -n | tail -n 1)
+    printf '%d VM(s), run %d: first back after %.1f s, all back after %.1f s\n' "$n" "$run" "$(awk -v t="$first" 'BEGIN { print t / 1000 }')" \
+      "$(awk -v t="$last" 'BEGIN { print t / 1000 }')"
+    results+=("$last")
+    unset back
+    ./lab power-on 3 >/dev/null
+  done
+  median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (${#results[@]} + 1) / 2 ))p")
+  printf '%d protected VM(s): median recovery %.1f s over %d runs (plug pulled until every VM answers ping on a survivor)\n' \
+    "$n" "$(awk -v t="$median" 'BEGIN { print t / 1000 }')" "$runs"
+done

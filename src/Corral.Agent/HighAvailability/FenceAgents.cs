@@ -1,0 +1,68 @@
+using Corral.HighAvailability;
+using Corral.Model;
+using Corral.Platform;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.HighAvailability;
+
+/// <summary>
+/// Power fencing, so that the master need not wait for a failed host to fence itself: chosen by the host's
+/// <c>power_on_mode</c> and <c>power_on_config</c>, XenServer's own host power-management settings
+/// (<c>xe host-set-power-on-mode</c>). <c>IPMI</c> powers the machine off through its BMC with <c>ipmitool</c>
+/// (<c>power_on_ip</c>, <c>power_on_user</c>, <c>power_on_password</c>) and checks it is off; <c>lab</c> is the lab's
+/// power switch (<c>./lab pull-plug &lt;slot&gt;</c>: every process of that lab host killed by its pid). A host with
+/// neither has no fence agent, and HA relies on its self-fence alone.
+/// </summary>
+public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents> logger)
+{
+    public static bool Configured(XenObject host) => host.GetString("power_on_mode") is PowerFencing.Ipmi or PowerFencing.Lab;
+
+    /// <summary>Powers the host off; true once it is known to be off, false when it could not be done (or no agent is set).</summary>
+    public async Task<bool> FenceAsync(XenObject host, CancellationToken cancellationToken)
+    {
+        var config = host.GetStringMap("power_on_config");
+        var name = host.GetString("name_label");
+        try
+        {
+            switch (host.GetString("power_on_mode"))
+            {
+                case PowerFencing.Lab when options.Value.LabScript is { Length: > 0 } script && config.GetValueOrDefault("slot") is { Length: > 0 } slot:
+                {
+                    var result = await CommandRunner.RunAsync(script, ["pull-plug", slot], cancellationToken).ConfigureAwait(false);
+                    Log(name, "lab power switch", result);
+                    return result.Succeeded;
+                }
+
+                case PowerFencing.Ipmi:
+                {
+                    string[] bmc = ["-I", "lanplus", "-H", config.GetValueOrDefault("power_on_ip", ""), "-U", config.GetValueOrDefault("power_on_user", ""),
+                        "-P", config.GetValueOrDefault("power_on_password", "")];
+                    var off = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "off"], cancellationToken).ConfigureAwait(false);
+                    Log(name, "IPMI power off", off);
+                    var status = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "status"], cancellationToken).ConfigureAwait(false);
+                    return status.Succeeded && status.StandardOutput.Contains("is off", StringComparison.OrdinalIgnoreCase);
+                }
+
+                default:
+                    return false;
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "HA: could not power-fence host {Host}", name);
+            return false;
+        }
+    }
+
+    private void Log(string host, string how, CommandResult result)
+    {
+        if (result.Succeeded)
+        {
+            logger.LogWarning("HA: host {Host} power-fenced ({How})", host, how);
+        }
+        else
+        {
+            logger.LogWarning("HA: power-fencing host {Host} ({How}) failed with {Code}: {Error}", host, how, result.ExitCode, result.StandardError.Trim());
+        }
+    }
+}
