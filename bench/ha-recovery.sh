@@ -54,7 +54,7 @@ for n in $counts; do
     for i in $(seq "$n"); do until ping -c 1 -W 1 "$(ip_of "$i")" >/dev/null 2>&1; do sleep 0.2; done; done
     sleep 2
     start=$(ms)
-    ./lab pull-plug 3 >/dev/null
+    ./lab pull-plug 3 >/dev/null 2>&1
     declare -A back=()
     while [ "${#back[@]}" -lt "$n" ]; do
       for i in $(seq "$n"); do
@@ -68,7 +68,7 @@ for n in $counts; do
       "$(awk -v t="$last" 'BEGIN { print t / 1000 }')"
     results+=("$last")
     unset back
-    ./lab power-on 3 >/dev/null
+    ./lab power-on 3 >/dev/null 2>&1
   done
   median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (${#results[@]} + 1) / 2 ))p")
   printf '%d protected VM(s): median recovery %.1f s over %d runs (plug pulled until every VM answers ping on a survivor)\n' \

@@ -157,7 +157,7 @@ public sealed class HaCoordinator(
             .OrderBy(v => v.GetString("ha_restart_priority") == RestartPriority.Restart ? 0 : 1)
             .ThenBy(v => v.GetInt("order"))
             .ThenBy(v => v.GetString("name_label"), StringComparer.Ordinal)
-            .Select(v => new RestartItem(v.Ref, v.GetString("ha_restart_priority"), v.GetInt("start_delay")))
+            .Select(v => new RestartItem(v.Ref, v.GetString("ha_restart_priority"), v.GetInt("start_delay"), v.GetInt("order")))
             .ToList();
         var tx = new PoolTransaction();
         tx.Require(record.Key, (await database.Leases.GetWithRevisionAsync(record.Key, cancellationToken).ConfigureAwait(false)).Revision);
@@ -181,6 +181,7 @@ public sealed class HaCoordinator(
         var lastStart = record.LastStartUtc;
         var byRef = vms.ToDictionary(v => v.Ref, StringComparer.Ordinal);
         var protectedPending = false;
+        var batch = new List<(RestartItem Item, XenObject Vm)>();
         foreach (var item in record.Restarts.Where(i => !done.Contains(i.VmRef)))
         {
             if (!byRef.TryGetValue(item.VmRef, out var vm) || vm.GetString("power_state") != "Halted"
@@ -197,33 +198,61 @@ public sealed class HaCoordinator(
                 break;
             }
 
-            if (now < lastStart + TimeSpan.FromSeconds(item.StartDelaySeconds))
-            {
-                break;
-            }
-
             if (_lastAttempt.TryGetValue(item.VmRef, out var attempted) && reported.Contains(item.VmRef) && now - attempted < RetryUnplaced)
             {
                 protectedPending |= item.Priority == RestartPriority.Restart;
                 continue;
             }
 
-            _lastAttempt[item.VmRef] = now;
-            try
+            // One group at a time: same priority and order, no start delay (a delayed VM goes alone, its delay after
+            // the previous start).
+            if (batch.Count > 0 && (item.StartDelaySeconds > 0 || item.Priority != batch[0].Item.Priority || item.Order != batch[0].Item.Order))
             {
-                var context = new CallContext(OpaqueRef.Null, "ha", "VM.start");
-                var hostRef = await starter.StartAsync(context, item.VmRef, null, false, cancellationToken, haRestart: true).ConfigureAwait(false);
-                logger.LogWarning("HA: restarted VM {Vm} on {Host}", vm.GetString("name_label"), hostRef);
-                done.Add(item.VmRef);
-                lastStart = clock.GetUtcNow().UtcDateTime;
+                break;
             }
-            catch (XenApiException ex)
+
+            if (now < lastStart + TimeSpan.FromSeconds(item.StartDelaySeconds))
             {
-                protectedPending |= item.Priority == RestartPriority.Restart;
-                if (reported.Add(item.VmRef))
+                break;
+            }
+
+            batch.Add((item, vm));
+            if (item.StartDelaySeconds > 0)
+            {
+                break;
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            var hosts = await PlaceAsync(batch.Select(b => b.Vm).ToList(), cancellationToken).ConfigureAwait(false);
+            var outcomes = await Task.WhenAll(batch.Select(async b =>
+            {
+                _lastAttempt[b.Item.VmRef] = now;
+                try
                 {
-                    logger.LogWarning("HA: could not restart VM {Vm}: {Error}; retrying when capacity returns", vm.GetString("name_label"), ex.Message);
-                    await ReportAsync(vm, ex, cancellationToken).ConfigureAwait(false);
+                    var context = new CallContext(OpaqueRef.Null, "ha", "VM.start");
+                    var hostRef = await starter.StartAsync(context, b.Item.VmRef, hosts.GetValueOrDefault(b.Item.VmRef), false, cancellationToken, haRestart: true)
+                        .ConfigureAwait(false);
+                    logger.LogWarning("HA: restarted VM {Vm} on {Host}", b.Vm.GetString("name_label"), hostRef);
+                    return (b.Item, b.Vm, Error: (XenApiException?)null);
+                }
+                catch (XenApiException ex)
+                {
+                    return (b.Item, b.Vm, Error: ex);
+                }
+            })).ConfigureAwait(false);
+            foreach (var (item, vm, error) in outcomes)
+            {
+                if (error is null)
+                {
+                    done.Add(item.VmRef);
+                    lastStart = clock.GetUtcNow().UtcDateTime;
+                }
+                else if (reported.Add(item.VmRef))
+                {
+                    logger.LogWarning("HA: could not restart VM {Vm}: {Error}; retrying when capacity returns", vm.GetString("name_label"), error.Message);
+                    await ReportAsync(vm, error, cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -240,6 +269,46 @@ public sealed class HaCoordinator(
         {
             await database.Leases.PutDurableAsync(next.Key, next.ToJson(), cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Hosts for a group started at once, as evacuation plans: largest VM first, each on the live, enabled host that
+    /// reaches its disks with the most room left. A VM with no such host is left to <c>VM.start</c>, which says why.
+    /// </summary>
+    private async Task<Dictionary<string, string>> PlaceAsync(IReadOnlyList<XenObject> vms, CancellationToken cancellationToken)
+    {
+        var free = (await placement.FreeMemoryByHostAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var hosts = new List<XenObject>();
+        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
+        {
+            if (host.GetBool("enabled") && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                hosts.Add(host);
+            }
+        }
+
+        var chosen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var vm in vms.OrderByDescending(Placement.MemoryNeeded))
+        {
+            var needed = Placement.MemoryNeeded(vm);
+            XenObject? best = null;
+            foreach (var host in hosts.OrderByDescending(h => free.GetValueOrDefault(h.Ref)))
+            {
+                if (free.GetValueOrDefault(host.Ref) >= needed && await placement.MissingStorageAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false) is null)
+                {
+                    best = host;
+                    break;
+                }
+            }
+
+            if (best is not null)
+            {
+                chosen[vm.Ref] = best.Ref;
+                free[best.Ref] -= needed;
+            }
+        }
+
+        return chosen;
     }
 
     /// <summary>A pool message, as XenServer's HA raises HA_PROTECTED_VM_RESTART_FAILED.</summary>

@@ -14,8 +14,8 @@ public static class RecoveryStates
     public const string Restarting = "restarting";
 }
 
-/// <summary>One VM HA is to restart, in the order it goes.</summary>
-public sealed record RestartItem(string VmRef, string Priority, long StartDelaySeconds);
+/// <summary>One VM HA is to restart, in the order it goes; VMs of one priority and <c>order</c> without a start delay go together.</summary>
+public sealed record RestartItem(string VmRef, string Priority, long StartDelaySeconds, long Order = 0);
 
 /// <summary>
 /// HA's recovery of one failed host, persisted at <c>/corral/ha/recoveries/&lt;host ref&gt;</c> so that a new master
