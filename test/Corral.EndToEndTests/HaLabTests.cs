@@ -7,7 +7,9 @@ namespace Corral.EndToEndTests;
 /// is pulled on the master and nobody types a command. A survivor becomes master, both VMs answer ping again from
 /// survivors, exactly one copy of each runs, the dead host shows host-metrics-live false, the guest's on-disk write
 /// sequence has no gap and its image is clean, and no task is left pending. Then a host frozen whole is power-fenced
-/// before its VM starts elsewhere, and runs no stale copy when it thaws. Also the configuration's refusals.
+/// before its VM starts elsewhere, and runs no stale copy when it thaws; a partitioned host without a fence agent stops
+/// its VM itself before the copy starts elsewhere (never two copies, watched every 50 ms). Also the configuration's
+/// refusals.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class HaLabTests : IAsyncLifetime
@@ -97,6 +99,37 @@ public sealed class HaLabTests : IAsyncLifetime
         Assert.NotEqual(frozen, Assert.Single(_lab.RunningCopies(tools)));
         survivor = ["-s", _lab.Addresses[frozen == 2 ? 2 : 1]];
         Assert.Equal("false", await _lab.Xe([.. survivor, "host-list", $"name-label=lab-host{frozen}", "params=host-metrics-live", "--minimal"]));
+
+        // A partitioned host with no fence agent: it must stop its VM itself, before the copy starts elsewhere. The
+        // process table is watched every 50 ms throughout: never two running copies.
+        await _lab.LabAsync("power-on", frozen.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
+            TimeSpan.FromSeconds(90), $"lab-host{frozen} back in the pool");
+        var cut = Assert.Single(_lab.RunningCopies(tools));
+        survivor = ["-s", _lab.Addresses[cut == 1 ? 1 : 0]];
+        await _lab.Xe([.. survivor, "host-set-power-on-mode", $"host=lab-host{cut}", "power-on-mode="]);
+        var mostCopies = 0;
+        using var watching = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            while (!watching.IsCancellationRequested)
+            {
+                mostCopies = Math.Max(mostCopies, _lab.RunningCopies(tools).Count);
+                await Task.Delay(50);
+            }
+        });
+        await _lab.LabAsync("partition", cut.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await LabSession.Eventually(async () => _lab.RunningCopies(tools) is [var other] && other != cut && await LabSession.Ping(toolsIp),
+            TimeSpan.FromSeconds(90), "the test VM to answer from another host");
+        await _lab.LabAsync("heal", cut.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
+            TimeSpan.FromSeconds(90), $"lab-host{cut} back after the partition");
+        await watching.CancelAsync();
+        await watcher;
+        Assert.Equal(1, mostCopies);
+        Assert.NotEqual(cut, Assert.Single(_lab.RunningCopies(tools)));
+        Assert.Contains("Self-fencing", await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"agent-host{cut}.log")), StringComparison.Ordinal);
+        Assert.Equal("running", await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=power-state"]));
 
         // The disk: the writes before the crash and after the restart form one sequence, and the image is clean.
         await Task.Delay(2000);
