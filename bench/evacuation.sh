@@ -13,14 +13,9 @@ runs=${2:-${RUNS:-3}}
 shared=$(xe sr-list name-label="Shared storage" --minimal)
 [ -n "$shared" ] || { echo "no lab: run ./lab up first" >&2; exit 1; }
 host1=$(xe host-list name-label=lab-host1 --minimal)
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-bench_vms=()
+. bench/lab-vms.sh
 cleanup() {
-  for vm in "${bench_vms[@]}"; do
-    xe vm-shutdown uuid="$vm" force=true >/dev/null 2>&1 || true
-    xe vm-uninstall uuid="$vm" force=true >/dev/null 2>&1 || true
-  done
+  remove_bench_vms
   xe host-enable uuid="$host1" >/dev/null 2>&1 || true
   xe host-param-remove uuid="$host1" param-name=other-config param-key=MAINTENANCE_MODE_EVACUATED_VMS_MIGRATED >/dev/null 2>&1 || true
 }

@@ -15,14 +15,9 @@ pool=$(xe pool-list --minimal)
 host3=$(xe host-list name-label=lab-host3 --minimal)
 subnet=$(xe vm-param-get uuid="$(xe vm-list name-label="Corral test VM" --minimal)" param-name=xenstore-data param-key=vm-data/ip | cut -d. -f1-3)
 ha_was=$(xe pool-param-get uuid="$pool" param-name=ha-enabled)
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-bench_vms=()
+. bench/lab-vms.sh
 cleanup() {
-  for vm in "${bench_vms[@]}"; do
-    xe vm-shutdown uuid="$vm" force=true >/dev/null 2>&1 || true
-    xe vm-uninstall uuid="$vm" force=true >/dev/null 2>&1 || true
-  done
+  remove_bench_vms
   [ "$ha_was" = true ] || xe pool-ha-disable >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
