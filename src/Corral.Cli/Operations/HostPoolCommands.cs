@@ -54,7 +54,7 @@ public static class HostPoolCommands
             var configuration = c.Params.Map("ha-config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
             await TaskWaiter.CallAsync(c, "pool.enable_ha", ct, srs, configuration).ConfigureAwait(false);
         }));
-        r.Add(new("host-set-power-on-mode", ["power-on-mode"], ["host", "uuid", "power-on-config:"],
+        r.Add(new("host-set-power-on-mode", ["power-on-mode"], ["power-on-config:"],
             "Sets the power-on mode for the XE host. Corral's HA fences with it: IPMI (power-on-config:power_on_ip=, power_on_user=, power_on_password=) or lab (power-on-config:slot=N).",
             CommandFlags.HostSelectors, (c, ct) =>
                 Selection.ForHostsAsync(c, ["power-on-mode", "power-on-config"], host => c.CallAsync("host.set_power_on_mode", ct, host.Ref,
