@@ -1,5 +1,4 @@
 using Corral.Agent.Operations;
-using Corral.Api.Methods;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
 using Corral.Api.Tasks;
@@ -34,7 +33,7 @@ public sealed class EvacuationHandler(
     {
         var hostRef = operation.HostRef;
         var host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        var noted = EvacuatedVms(host);
+        var noted = EvacuatedVms.Of(host);
         var back = new List<XenObject>();
         foreach (var vmRef in noted)
         {
@@ -71,7 +70,7 @@ public sealed class EvacuationHandler(
         })).ConfigureAwait(false);
 
         // What did not come back stays noted, so that trying again later picks it up.
-        await NoteEvacuatedAsync(hostRef, _ => failed, cancellationToken).ConfigureAwait(false);
+        await EvacuatedVms.ChangeAsync(database, hostRef, _ => failed, cancellationToken).ConfigureAwait(false);
         if (failed.Count > 0)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, $"{failed.Count} of {back.Count} VM(s) could not be moved back (see the pool's logs); run it again later");
@@ -80,30 +79,6 @@ public sealed class EvacuationHandler(
         logger.LogInformation("Restored {Count} evacuated VM(s) to this host", back.Count);
         return null;
     }
-
-    private static IReadOnlyList<string> EvacuatedVms(XenObject host) =>
-        host.GetStringMap("other_config").GetValueOrDefault(EvacuationMethods.EvacuatedVmsKey) is { Length: > 0 } list
-            ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
-
-    /// <summary>Rewrites the host's list of evacuated VMs (removing the key when it becomes empty).</summary>
-    private Task NoteEvacuatedAsync(string hostRef, Func<IReadOnlyList<string>, IEnumerable<string>> change, CancellationToken cancellationToken) =>
-        database.UpdateAsync([(XenClasses.Host, hostRef)], (objs, tx) =>
-        {
-            var h = objs[0].Clone();
-            var otherConfig = h.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
-            var list = change(EvacuatedVms(objs[0])).Distinct(StringComparer.Ordinal).ToList();
-            if (list.Count == 0)
-            {
-                otherConfig.Remove(EvacuationMethods.EvacuatedVmsKey);
-            }
-            else
-            {
-                otherConfig[EvacuationMethods.EvacuatedVmsKey] = string.Join(',', list);
-            }
-
-            h["other_config"] = otherConfig;
-            tx.Update(h);
-        }, cancellationToken);
 
     private async Task<string?> EvacuateAsync(HostOperation operation, CancellationToken cancellationToken)
     {
@@ -132,7 +107,7 @@ public sealed class EvacuationHandler(
                 {
                     if (await MoveAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
                     {
-                        await NoteEvacuatedAsync(hostRef, list => [.. list, kv.Key], cancellationToken).ConfigureAwait(false);
+                        await EvacuatedVms.ChangeAsync(database, hostRef, list => [.. list, kv.Key], cancellationToken).ConfigureAwait(false);
                     }
 
                     var left = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;

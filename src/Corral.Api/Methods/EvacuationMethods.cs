@@ -39,16 +39,7 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
             }
 
             // A new maintenance period: the list of VMs to bring back afterwards starts empty.
-            await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
-            {
-                var h = objs[0].Clone();
-                var otherConfig = new Dictionary<string, object?>(h.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value));
-                if (otherConfig.Remove(EvacuatedVmsKey))
-                {
-                    h["other_config"] = otherConfig;
-                    tx.Update(h);
-                }
-            }, ct).ConfigureAwait(false);
+            await EvacuatedVms.ChangeAsync(database, host.Ref, _ => [], ct).ConfigureAwait(false);
             await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
             return null;
         }, ("host", FieldType.String));
@@ -73,13 +64,6 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
         }, ("host", FieldType.String));
     }
 
-    /// <summary>
-    /// The VMs an evacuation moved off the host, comma-separated references in <c>host.other_config</c>: XenCenter's
-    /// own key for maintenance mode, so a XenCenter-like console offers to bring the same VMs back.
-    /// </summary>
-    public const string EvacuatedVmsKey = "MAINTENANCE_MODE_EVACUATED_VMS_MIGRATED";
-
-    private async Task<XenObject> GetHostAsync(string hostRef, CancellationToken cancellationToken) =>
-        OpaqueRef.IsWellFormed(hostRef) ? await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
-        : throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+    private Task<XenObject> GetHostAsync(string hostRef, CancellationToken cancellationToken) =>
+        database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
 }
