@@ -72,11 +72,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
 
         // The first SR holds the statefile; every host must reach it, or its storage heartbeat could never be seen.
         var srRef = (string)heartbeatSrs[0]!;
-        var sr = OpaqueRef.IsWellFormed(srRef) ? await database.TryGetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false) : null;
-        if (sr is null)
-        {
-            throw XenApiException.HandleInvalid(XenClasses.SR, srRef);
-        }
+        var sr = await database.GetArgumentAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
 
         if (!sr.GetBool("shared"))
         {
@@ -148,11 +144,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
 
     private async Task<object?> SetFailuresToTolerateAsync(string poolRef, long value, CancellationToken cancellationToken)
     {
-        var pool = OpaqueRef.IsWellFormed(poolRef) ? await database.TryGetAsync(XenClasses.Pool, poolRef, cancellationToken).ConfigureAwait(false) : null;
-        if (pool is null)
-        {
-            throw XenApiException.HandleInvalid(XenClasses.Pool, poolRef);
-        }
+        var pool = await database.GetArgumentAsync(XenClasses.Pool, poolRef, cancellationToken).ConfigureAwait(false);
 
         if (value < 0)
         {
@@ -199,8 +191,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
     /// <summary>The host's power management, which HA's fence agents use: <c>IPMI</c> (through ipmitool) or the lab's switch.</summary>
     private async Task<object?> SetPowerOnModeAsync(string hostRef, string mode, Dictionary<string, object?> config, CancellationToken cancellationToken)
     {
-        var host = (OpaqueRef.IsWellFormed(hostRef) ? await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false) : null)
-                   ?? throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
         if (!PowerFencing.Modes.Contains(mode))
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "power_on_mode", $"{mode} (Corral supports \"\", IPMI and lab)");
@@ -259,7 +250,5 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         return priorities;
     }
 
-    private async Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken) =>
-        (OpaqueRef.IsWellFormed(vmRef) ? await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false) : null)
-        ?? throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
+    private Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken) => database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken);
 }

@@ -47,8 +47,7 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
     /// </summary>
     private async Task<object?> MigrateReceiveAsync(CallContext context, string hostRef, string networkRef, CancellationToken cancellationToken)
     {
-        var host = OpaqueRef.IsWellFormed(hostRef) ? await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
-            : throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
         if (!OpaqueRef.IsNull(networkRef) && (!OpaqueRef.IsWellFormed(networkRef)
                 || await database.TryGetAsync(XenClasses.Network, networkRef, cancellationToken).ConfigureAwait(false) is null))
         {

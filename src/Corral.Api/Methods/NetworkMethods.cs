@@ -55,8 +55,8 @@ public sealed class NetworkMethods(IPoolDatabase database) : IApiMethodProvider
             var record = (Dictionary<string, object?>)a[0]!;
             var vmRef = record.GetValueOrDefault("VM")?.ToString() ?? "";
             var networkRef = record.GetValueOrDefault("network")?.ToString() ?? "";
-            var vm = await database.GetAsync(XenClasses.VM, OpaqueRef.IsWellFormed(vmRef) ? vmRef : throw XenApiException.HandleInvalid(XenClasses.VM, vmRef), ct).ConfigureAwait(false);
-            await database.GetAsync(XenClasses.Network, OpaqueRef.IsWellFormed(networkRef) ? networkRef : throw XenApiException.HandleInvalid(XenClasses.Network, networkRef), ct).ConfigureAwait(false);
+            var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, ct).ConfigureAwait(false);
+            await database.GetArgumentAsync(XenClasses.Network, networkRef, ct).ConfigureAwait(false);
             if (vm.GetString("power_state") != "Halted")
             {
                 throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "halted", vm.GetString("power_state").ToLowerInvariant());

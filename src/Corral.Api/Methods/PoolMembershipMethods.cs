@@ -104,8 +104,7 @@ public sealed class PoolMembershipMethods(
 
     private async Task EjectAsync(string sessionRef, string hostRef, CancellationToken cancellationToken)
     {
-        var host = OpaqueRef.IsWellFormed(hostRef) ? await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
-            : throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
         var pool = await GetPoolAsync(cancellationToken).ConfigureAwait(false);
         if (pool?.GetBool("ha_enabled") == true)
         {

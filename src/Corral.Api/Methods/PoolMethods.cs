@@ -15,8 +15,7 @@ public sealed class PoolMethods(IPoolDatabase database, Placement placement) : I
         registry.Add("pool.designate_new_master", async (_, a, ct) =>
         {
             var hostRef = (string)a[0]!;
-            var host = OpaqueRef.IsWellFormed(hostRef) ? await database.GetAsync(XenClasses.Host, hostRef, ct).ConfigureAwait(false)
-                : throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+            var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, ct).ConfigureAwait(false);
             if (!await placement.IsLiveAsync(host, ct).ConfigureAwait(false))
             {
                 throw new XenApiException(ErrorCodes.HostOffline, hostRef);
@@ -36,8 +35,7 @@ public sealed class PoolMethods(IPoolDatabase database, Placement placement) : I
         registry.Add("VM.power_state_reset", async (_, a, ct) =>
         {
             var vmRef = (string)a[0]!;
-            var vm = OpaqueRef.IsWellFormed(vmRef) ? await database.GetAsync(XenClasses.VM, vmRef, ct).ConfigureAwait(false)
-                : throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
+            var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, ct).ConfigureAwait(false);
             var hostRef = vm.GetString("resident_on");
             if (await database.TryGetAsync(XenClasses.Host, hostRef, ct).ConfigureAwait(false) is { } host && await placement.IsLiveAsync(host, ct).ConfigureAwait(false))
             {

@@ -48,24 +48,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         registry.Add("VM.get_boot_record", async (_, a, ct) => (await database.GetAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false)).ToRecord(), ("self", Ref));
     }
 
-    private async Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken)
-    {
-        if (!OpaqueRef.IsWellFormed(vmRef))
-        {
-            throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
-        }
-
-        return await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-    }
-
-    private static void RequirePowerState(XenObject vm, params string[] allowed)
-    {
-        var actual = vm.GetString("power_state");
-        if (!allowed.Contains(actual))
-        {
-            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, allowed[0].ToLowerInvariant(), actual.ToLowerInvariant());
-        }
-    }
+    private Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken) => database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken);
 
     private async Task<object?> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken)
     {
@@ -73,19 +56,11 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         return null;
     }
 
-    private static void RequireNoOperation(XenObject vm)
-    {
-        if (((Dictionary<string, object?>)vm["current_operations"]!).Count > 0)
-        {
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
-        }
-    }
-
     private async Task<object?> OnResidentHostAsync(CallContext context, string vmRef, string kind, string[] states, CancellationToken cancellationToken,
         bool fallbackHard = false)
     {
         var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
-        RequirePowerState(vm, states);
+        VmPowerStates.Require(vm, states);
         var hostRef = vm.GetString("resident_on");
         var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
                    ?? throw new XenApiException(ErrorCodes.HostOffline, hostRef);
@@ -181,7 +156,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
     private async Task<object?> CopyAsync(CallContext context, string vmRef, string newName, string? srRef, CancellationToken cancellationToken)
     {
         var source = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
-        RequirePowerState(source, "Halted");
+        VmPowerStates.Require(source, "Halted");
         if (srRef is not null && !OpaqueRef.IsWellFormed(srRef))
         {
             throw XenApiException.HandleInvalid(XenClasses.SR, srRef);
@@ -262,7 +237,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            RequirePowerState(v, "Halted");
+            VmPowerStates.Require(v, "Halted");
             if (staticMin is { } min)
             {
                 v["memory_static_min"] = min;
@@ -290,7 +265,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             var v = objs[0].Clone();
             if (field != "is_a_template")
             {
-                RequirePowerState(v, "Halted");
+                VmPowerStates.Require(v, "Halted");
             }
 
             v[field] = value;

@@ -15,13 +15,13 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
 {
     public async Task<string> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken, bool haRestart = false)
     {
-        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
         if (vm.GetBool("is_a_template"))
         {
             throw new XenApiException(ErrorCodes.VmIsTemplate, vmRef);
         }
 
-        RequirePowerState(vm, "Halted");
+        VmPowerStates.Require(vm, "Halted");
         XenObject host;
         if (hostRef is null)
         {
@@ -29,12 +29,7 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
         }
         else
         {
-            if (!OpaqueRef.IsWellFormed(hostRef))
-            {
-                throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
-            }
-
-            host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+            host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
             await placement.CheckHostAsync(vm, host, cancellationToken).ConfigureAwait(false);
         }
 
@@ -50,8 +45,8 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            RequirePowerState(v, "Halted");
-            RequireNoOperation(v);
+            VmPowerStates.Require(v, "Halted");
+            VmPowerStates.RequireNoOperation(v);
             v["scheduled_to_be_resident_on"] = host.Ref;
             var ops = (Dictionary<string, object?>)v["current_operations"]!;
             ops[reservation] = "start";
@@ -62,26 +57,5 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
         await operations.RunAsync(HostOperationKinds.VmStart, host.Ref, vmRef,
             new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = reservation }, context, cancellationToken).ConfigureAwait(false);
         return host.Ref;
-    }
-
-    private async Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken) =>
-        (OpaqueRef.IsWellFormed(vmRef) ? await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false) : null)
-        ?? throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
-
-    private static void RequirePowerState(XenObject vm, params string[] allowed)
-    {
-        var actual = vm.GetString("power_state");
-        if (!allowed.Contains(actual))
-        {
-            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, allowed[0].ToLowerInvariant(), actual.ToLowerInvariant());
-        }
-    }
-
-    private static void RequireNoOperation(XenObject vm)
-    {
-        if (((Dictionary<string, object?>)vm["current_operations"]!).Count > 0)
-        {
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
-        }
     }
 }

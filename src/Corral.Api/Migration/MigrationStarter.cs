@@ -77,10 +77,8 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
     public async Task<(XenObject Vm, XenObject Destination, IReadOnlyList<DiskMove> Disks)> CheckAsync(string vmRef, string hostRef,
         IReadOnlyDictionary<string, string>? vdiMap, CancellationToken cancellationToken)
     {
-        var vm = OpaqueRef.IsWellFormed(vmRef) ? await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false)
-            : throw XenApiException.HandleInvalid(XenClasses.VM, vmRef);
-        var destination = OpaqueRef.IsWellFormed(hostRef) ? await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
-            : throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
+        var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+        var destination = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
         if (vm.GetBool("is_a_template") || vm.GetBool("is_control_domain"))
         {
             throw new XenApiException(ErrorCodes.VmIsTemplate, vmRef);
@@ -136,8 +134,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             if (vdiMap.TryGetValue(vdi.Ref, out var targetRef) && targetRef != sr.Ref)
             {
                 mapped.Add(vdi.Ref);
-                var target = OpaqueRef.IsWellFormed(targetRef) ? await database.GetAsync(XenClasses.SR, targetRef, cancellationToken).ConfigureAwait(false)
-                    : throw XenApiException.HandleInvalid(XenClasses.SR, targetRef);
+                var target = await database.GetArgumentAsync(XenClasses.SR, targetRef, cancellationToken).ConfigureAwait(false);
                 if (vbd.GetString("type") == "CD")
                 {
                     throw new XenApiException(ErrorCodes.OperationNotAllowed, $"the CD in drive {vbd.GetString("userdevice")} cannot be copied to another SR; eject it first");
