@@ -78,7 +78,8 @@ public sealed class HaCoordinator(
             await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var directory = await StorageHeartbeat.DirectoryAsync(database, pool, identity.Ref, cancellationToken).ConfigureAwait(false);
+        // The heartbeat watcher has the statefile directory already; looking it up again each round would cost reads.
+        var directory = heartbeats.StatefileDirectory;
         var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
         foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
         {

@@ -43,7 +43,7 @@ public sealed class StorageHeartbeat(
     public static string FileOf(string directory, string hostUuid) => Path.Combine(directory, hostUuid);
 
     /// <summary>The statefile directory as this host sees it, or null when HA is off or it is not plugged here.</summary>
-    public static async Task<string?> DirectoryAsync(IPoolDatabase database, XenObject pool, string hostRef, CancellationToken cancellationToken)
+    private static async Task<string?> DirectoryAsync(IPoolDatabase database, XenObject pool, string hostRef, CancellationToken cancellationToken)
     {
         foreach (var vdiRef in pool.GetSet("ha_statefiles"))
         {
