@@ -70,6 +70,10 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
             "--advertise-client-urls", options.ClientUrl,
             "--listen-peer-urls", options.PeerUrl,
             "--initial-advertise-peer-urls", options.PeerUrl,
+            // A member back from a partition has run up its raft term alone; without pre-vote it would depose the
+            // working leader on return, and the election stalls every host's lease keepalives (with HA on, healthy
+            // hosts would fence their VMs). etcd 3.4 leaves pre-vote off by default.
+            "--pre-vote",
         };
         switch (mode)
         {
