@@ -124,6 +124,7 @@ do
     builder.Services.AddSingleton<StorageHeartbeat>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<StorageHeartbeat>());
     builder.Services.AddHostedService<SelfFence>();
+    builder.Services.AddSingleton<PoolRecoveryWorld>();
     builder.Services.AddHostedService<HaCoordinator>();
 
     await using var app = builder.Build();

@@ -22,6 +22,7 @@ public sealed class QemuVmProcess : IVmProcess
     private readonly Task _exitWatch;
     private readonly Action<QemuVmProcess>? _onReleased;
     private int _disposed;
+    private volatile bool _exitIntended;
 
     internal QemuVmProcess(VmLaunchSpec spec, int pid, VmRuntimePaths paths, QmpClient qmp, QemuOptions options, ILogger logger,
         Action<QemuVmProcess>? onReleased = null)
@@ -53,6 +54,8 @@ public sealed class QemuVmProcess : IVmProcess
     public VmRuntimePaths Paths => _paths;
 
     public Task Exited => _exited.Task;
+
+    public bool ExitIntended => _exitIntended;
 
     public GuestAgentReport? LatestGuestReport => _agent?.LatestReport;
 
@@ -146,6 +149,12 @@ public sealed class QemuVmProcess : IVmProcess
     private void OnQmpEvent(object? sender, QmpEventArgs e)
     {
         _logger.LogDebug("VM {Vm}: QMP event {Event} {Data}", VmUuid, e.Name, e.Data?.ToJsonString());
+        if (e.Name == "SHUTDOWN" && e.Data?["reason"]?.GetValue<string>() is "guest-shutdown" or "host-qmp-quit")
+        {
+            // The guest powered itself off, or Corral quit it; a signal from someone else (host-signal) is not meant.
+            _exitIntended = true;
+        }
+
         VmProcessEventKind? kind = e.Name switch
         {
             "SHUTDOWN" => VmProcessEventKind.GuestShutdown,
@@ -392,6 +401,7 @@ public sealed class QemuVmProcess : IVmProcess
     /// <summary>The guest agent's <c>shutdown</c> when it is alive and acknowledges; otherwise the ACPI power button.</summary>
     public async Task RequestShutdownAsync(CancellationToken cancellationToken)
     {
+        _exitIntended = true;
         if (await TellAgentAsync("shutdown", cancellationToken).ConfigureAwait(false))
         {
             return;
@@ -436,6 +446,7 @@ public sealed class QemuVmProcess : IVmProcess
     public async Task KillAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        _exitIntended = true;
         if (!_exited.Task.IsCompleted)
         {
             try
@@ -465,6 +476,7 @@ public sealed class QemuVmProcess : IVmProcess
 
     public void KillImmediately()
     {
+        // Not an intended exit: the VM was fenced, not stopped, and HA restarts it if it protects it.
         if (!_exited.Task.IsCompleted)
         {
             VmProcessTable.KillVm(ProcessId, VmUuid);

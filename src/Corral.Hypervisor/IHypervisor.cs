@@ -49,6 +49,13 @@ public interface IVmProcess : IAsyncDisposable
     /// <summary>Completes when the process has exited, for whatever reason.</summary>
     Task Exited { get; }
 
+    /// <summary>
+    /// Whether the exit was meant: Corral asked for it (shutdown request, <see cref="KillAsync"/>) or the guest powered
+    /// itself off. False when QEMU died on its own (crash, out of memory, killed by someone else) or was fenced
+    /// (<see cref="KillImmediately"/>): HA restarts such a protected VM.
+    /// </summary>
+    bool ExitIntended { get; }
+
     /// <summary>The guest agent's latest report, or null when no agent has spoken.</summary>
     GuestAgentReport? LatestGuestReport { get; }
 

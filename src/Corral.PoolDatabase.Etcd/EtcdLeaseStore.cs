@@ -159,7 +159,7 @@ internal sealed class EtcdLease : ILease
         _options = options;
         _logger = logger;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(storeDisposed);
-        _safeUntilTicks = (grantSentUtc + ttl - options.LeaseSafetyMargin).Ticks;
+        _safeUntilTicks = LeaseTiming.SafeUntil(grantSentUtc, ttl, options.LeaseSafetyMargin).Ticks;
     }
 
     public long Id { get; }
@@ -172,11 +172,11 @@ internal sealed class EtcdLease : ILease
 
     public void Start() => _loop = Task.Run(() => KeepAliveLoopAsync(_stop.Token));
 
-    private TimeSpan AckTimeout => TimeSpan.FromMilliseconds(Math.Min(_options.RequestTimeout.TotalMilliseconds, Math.Max(500, Ttl.TotalMilliseconds / 4)));
+    private TimeSpan AckTimeout => LeaseTiming.AckTimeout(Ttl, _options.RequestTimeout);
 
     private async Task KeepAliveLoopAsync(CancellationToken stop)
     {
-        var interval = TimeSpan.FromMilliseconds(Math.Max(200, Ttl.TotalMilliseconds / 4));
+        var interval = LeaseTiming.KeepAliveInterval(Ttl);
         while (!stop.IsCancellationRequested && !_lost.IsCancellationRequested)
         {
             try
@@ -187,8 +187,6 @@ internal sealed class EtcdLease : ILease
                     var sent = DateTime.UtcNow;
                     await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = Id }, stop).ConfigureAwait(false);
                     using var ackTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                    // Short: a stream to a member whose leader just died can hang; a new one reaches the new leader
-                    // (elected within ~1.5 s) well before the lease's safe time runs out.
                     ackTimeout.CancelAfter(AckTimeout);
                     if (!await call.ResponseStream.MoveNext(ackTimeout.Token).ConfigureAwait(false))
                     {
@@ -203,7 +201,7 @@ internal sealed class EtcdLease : ILease
                         return;
                     }
 
-                    Interlocked.Exchange(ref _safeUntilTicks, (sent + TimeSpan.FromSeconds(ttl) - _options.LeaseSafetyMargin).Ticks);
+                    Interlocked.Exchange(ref _safeUntilTicks, LeaseTiming.SafeUntil(sent, TimeSpan.FromSeconds(ttl), _options.LeaseSafetyMargin).Ticks);
                     CheckDeadline();
                     await Task.Delay(interval, stop).ConfigureAwait(false);
                 }
@@ -220,7 +218,7 @@ internal sealed class EtcdLease : ILease
             CheckDeadline();
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(200), stop).ConfigureAwait(false);
+                await Task.Delay(LeaseTiming.ReconnectDelay, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

@@ -15,6 +15,9 @@ public static class PoolKeys
     public const string VmOwner = Root + "vm-owner/";
 
     public const string Auth = Root + "auth/";
+
+    /// <summary>HA's recovery of a failed host, one key per host, resumed by any new master.</summary>
+    public const string HaRecoveries = Root + "ha/recoveries/";
     public const string Operations = Root + "ops/";
 
     public static string Object(string className, string reference) => $"{Objects}{className}/{reference}";

@@ -1,3 +1,5 @@
+using Corral.HighAvailability;
+
 namespace Corral.Agent.HighAvailability;
 
 /// <summary>High availability's timing (section <c>Corral:Ha</c>). See docs/ha.md for why each is safe.</summary>
@@ -24,4 +26,7 @@ public sealed class HaOptions
 
     /// <summary>The lab's script (<c>./lab</c>), for hosts whose power-on mode is the lab's power switch.</summary>
     public string? LabScript { get; set; }
+
+    /// <summary>The recovery's waits, as the engine takes them.</summary>
+    public HaTimings Timings => new() { HeartbeatStaleAfter = HeartbeatStaleAfter, FenceMargin = FenceMargin };
 }

@@ -1,5 +1,6 @@
 using Corral.Agent.Hosting;
 using Corral.Agent.Vms;
+using Corral.HighAvailability;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Microsoft.Extensions.Options;
@@ -19,6 +20,7 @@ public sealed class SelfFence(
     HostLiveness liveness,
     VmSupervisor supervisor,
     StorageHeartbeat heartbeat,
+    TimeProvider clock,
     IOptions<HaOptions> options,
     ILogger<SelfFence> logger) : BackgroundService
 {
@@ -30,18 +32,19 @@ public sealed class SelfFence(
         while (!stoppingToken.IsCancellationRequested)
         {
             var lease = liveness.Lease;
-            var unsafeLease = lease is null || lease.Lost.IsCancellationRequested || DateTime.UtcNow >= lease.SafeUntilUtc;
-            if (heartbeat.HaEnabled && unsafeLease && supervisor.All.Count > 0)
+            var leaseSafe = lease is not null
+                && SelfFencePolicy.LeaseSafe(true, lease.Lost.IsCancellationRequested, lease.SafeUntilUtc, clock.GetUtcNow().UtcDateTime);
+            if (SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, supervisor.All.Count))
             {
                 await FenceAsync(lease).ConfigureAwait(false);
             }
 
-            if (_fencedVmUuids.Count > 0 && !unsafeLease)
+            if (_fencedVmUuids.Count > 0 && leaseSafe)
             {
                 await RecordHaltedAsync(stoppingToken).ConfigureAwait(false);
             }
 
-            await Task.Delay(options.Value.SelfFenceCheck, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            await Task.Delay(options.Value.SelfFenceCheck, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
         }
     }
 
@@ -76,7 +79,9 @@ public sealed class SelfFence(
             {
                 if (await database.FindByUuidAsync(XenClasses.VM, uuid, cancellationToken).ConfigureAwait(false) is { } vm)
                 {
-                    await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken).ConfigureAwait(false);
+                    // Killed by this host, not asked to stop: HA restarts it if it protects it (unless the master has
+                    // already declared this host fenced and placed the VM elsewhere, which MarkHaltedAsync sees).
+                    await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken, haRestart: true).ConfigureAwait(false);
                 }
 
                 _fencedVmUuids.Remove(uuid);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Storage;
+using Corral.HighAvailability;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Microsoft.Extensions.Options;
@@ -17,6 +18,7 @@ public sealed class StorageHeartbeat(
     IPoolDatabase database,
     HostIdentity identity,
     HostLiveness liveness,
+    TimeProvider clock,
     IOptions<HaOptions> options,
     ILogger<StorageHeartbeat> logger) : BackgroundService
 {
@@ -24,8 +26,7 @@ public sealed class StorageHeartbeat(
     private volatile string? _directory;
     private long _counter;
 
-    // Every host's heartbeat as this host has watched it: the counter and when this host first saw that value.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Counter, DateTime SinceUtc)> _watched = new(StringComparer.Ordinal);
+    private readonly HeartbeatWatch _watched = new();
 
     /// <summary>HA's state as last read from the pool database (kept when it cannot be read).</summary>
     public bool HaEnabled => _enabled;
@@ -37,8 +38,7 @@ public sealed class StorageHeartbeat(
     /// How long the host's heartbeat has stood still as this host has watched it (from the first read, so a host that
     /// just started watching counts conservatively); null when it has not watched it yet.
     /// </summary>
-    public TimeSpan? StillFor(string hostUuid, DateTime nowUtc) =>
-        _watched.TryGetValue(hostUuid, out var seen) ? nowUtc - seen.SinceUtc : null;
+    public TimeSpan? StillFor(string hostUuid, DateTime nowUtc) => _watched.StillFor(hostUuid, nowUtc);
 
     public static string FileOf(string directory, string hostUuid) => Path.Combine(directory, hostUuid);
 
@@ -93,7 +93,10 @@ public sealed class StorageHeartbeat(
                 logger.LogDebug(ex, "Could not read the HA configuration");
             }
 
-            if (_enabled && _directory is { } directory && liveness.Lease is { } lease && DateTime.UtcNow < lease.SafeUntilUtc)
+            var lease = liveness.Lease;
+            var leaseSafe = lease is not null
+                && SelfFencePolicy.LeaseSafe(true, lease.Lost.IsCancellationRequested, lease.SafeUntilUtc, clock.GetUtcNow().UtcDateTime);
+            if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe) && _directory is { } directory)
             {
                 Write(directory);
             }
@@ -109,15 +112,15 @@ public sealed class StorageHeartbeat(
 
     private void Watch(string directory)
     {
-        var now = DateTime.UtcNow;
+        var now = clock.GetUtcNow().UtcDateTime;
         try
         {
             foreach (var file in System.IO.Directory.EnumerateFiles(directory).Where(f => !f.EndsWith(".new", StringComparison.Ordinal)))
             {
                 var uuid = Path.GetFileName(file);
-                if (Read(directory, uuid) is { } counter && (!_watched.TryGetValue(uuid, out var seen) || seen.Counter != counter))
+                if (Read(directory, uuid) is { } counter)
                 {
-                    _watched[uuid] = (counter, now);
+                    _watched.Observe(uuid, counter, now);
                 }
             }
         }
@@ -137,7 +140,7 @@ public sealed class StorageHeartbeat(
             using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.Read))
             {
                 using var writer = new StreamWriter(file);
-                writer.Write(string.Create(CultureInfo.InvariantCulture, $"{++_counter} {DateTime.UtcNow:O}\n"));
+                writer.Write(string.Create(CultureInfo.InvariantCulture, $"{++_counter} {clock.GetUtcNow().UtcDateTime:O}\n"));
                 writer.Flush();
                 file.Flush(flushToDisk: true);
             }

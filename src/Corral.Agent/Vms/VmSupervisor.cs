@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Corral.Agent.Hosting;
+using Corral.HighAvailability;
 using Corral.Hypervisor;
 using Corral.Model;
 using Corral.Networking;
@@ -66,10 +67,10 @@ public sealed class VmSupervisor(
             return;
         }
 
-        logger.LogInformation("VM process {Pid} of {Vm} has ended", process.ProcessId, process.VmUuid);
+        logger.LogInformation("VM process {Pid} of {Vm} has ended{How}", process.ProcessId, process.VmUuid, process.ExitIntended ? "" : " unexpectedly");
         try
         {
-            await MarkHaltedAsync(vmRef, CancellationToken.None).ConfigureAwait(false);
+            await MarkHaltedAsync(vmRef, CancellationToken.None, haRestart: !process.ExitIntended).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -81,8 +82,13 @@ public sealed class VmSupervisor(
         }
     }
 
-    /// <summary>Records the VM as halted (if it still was ours) and releases its ownership claim and taps.</summary>
-    public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken)
+    /// <summary>
+    /// Records the VM as halted (if it still was ours) and releases its ownership claim and taps. With
+    /// <paramref name="haRestart"/> (the process was killed by the self-fence or died on its own, nobody asked it to
+    /// stop), a VM HA protects is handed to HA in the same transaction: it joins this host's recovery record, and the
+    /// master restarts it (<see cref="RecoveryRecord.WithRestartsRequested"/>).
+    /// </summary>
+    public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken, bool haRestart = false)
     {
         var vm = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
         if (vm is null || vm.GetString("resident_on") != identity.Ref)
@@ -91,19 +97,44 @@ public sealed class VmSupervisor(
         }
 
         var domid = vm.GetInt("domid");
-        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
+        for (var attempt = 1; ; attempt++)
         {
-            var v = objs[0].Clone();
-            if (v.GetString("resident_on") != identity.Ref)
+            var current = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+            if (current is null || current.GetString("resident_on") != identity.Ref)
             {
                 return;
             }
 
-            v["power_state"] = "Halted";
-            v["resident_on"] = OpaqueRef.Null;
-            v["domid"] = -1L;
-            tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+            var halted = current.Clone();
+            halted["power_state"] = "Halted";
+            halted["resident_on"] = OpaqueRef.Null;
+            halted["domid"] = -1L;
+            var tx = new PoolTransaction();
+            tx.Update(halted);
+            if (haRestart && current.GetString("ha_restart_priority") is RestartPriority.Restart or RestartPriority.BestEffort
+                && (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.GetBool("ha_enabled") == true)
+            {
+                var key = PoolKeys.HaRecoveries + identity.Ref;
+                var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken).ConfigureAwait(false);
+                var record = RecoveryRecord.WithRestartsRequested(json is null ? null : RecoveryRecord.FromJson(json), identity.Ref,
+                    [new HaVm(vmRef, current.GetString("name_label"), "Halted", OpaqueRef.Null, current.GetString("ha_restart_priority"),
+                        current.GetInt("order"), current.GetInt("start_delay"), 0)]);
+                tx.Require(key, revision);
+                tx.PutKey(key, record.ToJson());
+                logger.LogWarning("VM {Vm} stopped without being asked to; HA will restart it", current.GetString("name_label"));
+            }
+
+            try
+            {
+                await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+                break;
+            }
+            catch (ConcurrentUpdateException) when (attempt < 10)
+            {
+                // The VM or the recovery record changed since read (the master at work): read again.
+            }
+        }
+
         await SetAttachedAsync(vm, false, cancellationToken).ConfigureAwait(false);
         if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), cancellationToken).ConfigureAwait(false) is { } gm)
         {

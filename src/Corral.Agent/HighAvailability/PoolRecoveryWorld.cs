@@ -1,0 +1,166 @@
+using Corral.Api.Dispatch;
+using Corral.Api.HighAvailability;
+using Corral.Api.Methods;
+using Corral.HighAvailability;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Agent.HighAvailability;
+
+/// <summary>
+/// HA's recovery over the real pool: objects and recovery records in etcd, the heartbeat SR's files, the hosts' fence
+/// agents, <c>VM.start</c> (which places, claims the VM's ownership on the target's lease and waits for QEMU).
+/// </summary>
+public sealed class PoolRecoveryWorld(
+    IPoolDatabase database,
+    Placement placement,
+    VmStarter starter,
+    FailoverPlanning planning,
+    StorageHeartbeat heartbeats,
+    FenceAgents fenceAgents,
+    TimeProvider clock) : IRecoveryWorld
+{
+    // The objects behind the last HostsAsync/VmsAsync, so that writes are guarded by the revisions those reads saw.
+    private Dictionary<string, XenObject> _hosts = new(StringComparer.Ordinal);
+    private Dictionary<string, XenObject> _vms = new(StringComparer.Ordinal);
+
+    // Each recovery record as this master last read or wrote it: its writes apply only over that, since the failed
+    // host itself may have changed the record meanwhile (see RecoveryRecord.WithRestartsRequested).
+    private readonly Dictionary<string, string> _recordsSeen = new(StringComparer.Ordinal);
+
+    public static string KeyOf(string hostRef) => PoolKeys.HaRecoveries + hostRef;
+
+    public async Task<bool?> HaEnabledAsync(CancellationToken cancellationToken) =>
+        (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.GetBool("ha_enabled");
+
+    public async Task<IReadOnlyDictionary<string, RecoveryRecord>> RecoveriesAsync(CancellationToken cancellationToken)
+    {
+        var raw = await database.Leases.GetPrefixAsync(PoolKeys.HaRecoveries, cancellationToken).ConfigureAwait(false);
+        _recordsSeen.Clear();
+        var records = new Dictionary<string, RecoveryRecord>(StringComparer.Ordinal);
+        foreach (var json in raw.Values)
+        {
+            var record = RecoveryRecord.FromJson(json);
+            records[record.HostRef] = record;
+            _recordsSeen[record.HostRef] = json;
+        }
+
+        return records;
+    }
+
+    public async Task<IReadOnlyList<HaHost>> HostsAsync(CancellationToken cancellationToken)
+    {
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        _hosts = hosts.ToDictionary(h => h.Ref, StringComparer.Ordinal);
+        var result = new List<HaHost>();
+        foreach (var host in hosts)
+        {
+            result.Add(new HaHost(host.Ref, host.Uuid, host.GetString("name_label"), await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false),
+                host.GetBool("enabled"), FenceAgents.Configured(host)));
+        }
+
+        return result;
+    }
+
+    public async Task<IReadOnlyList<HaVm>> VmsAsync(CancellationToken cancellationToken)
+    {
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
+        _vms = vms.ToDictionary(v => v.Ref, StringComparer.Ordinal);
+        return vms.Select(v => new HaVm(v.Ref, v.GetString("name_label"), v.GetString("power_state"), v.GetString("resident_on"),
+            v.GetString("ha_restart_priority"), v.GetInt("order"), v.GetInt("start_delay"), Placement.MemoryNeeded(v))).ToList();
+    }
+
+    // The heartbeat watcher has the statefile directory already; looking it up again each round would cost reads.
+    public long? Heartbeat(HaHost host) => heartbeats.StatefileDirectory is { } directory ? StorageHeartbeat.Read(directory, host.Uuid) : null;
+
+    public TimeSpan? HeartbeatStillFor(HaHost host, DateTime nowUtc) => heartbeats.StillFor(host.Uuid, nowUtc);
+
+    public async Task SaveAsync(RecoveryRecord record, CancellationToken cancellationToken)
+    {
+        var key = KeyOf(record.HostRef);
+        var revision = await RevisionAsSeenAsync(record.HostRef, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        tx.Require(key, revision);
+        var json = record.ToJson();
+        tx.PutKey(key, json);
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        _recordsSeen[record.HostRef] = json;
+    }
+
+    public async Task DeleteAsync(RecoveryRecord record, CancellationToken cancellationToken)
+    {
+        var key = KeyOf(record.HostRef);
+        var revision = await RevisionAsSeenAsync(record.HostRef, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        tx.Require(key, revision);
+        tx.DeleteKey(key);
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        _recordsSeen.Remove(record.HostRef);
+    }
+
+    /// <summary>The record's revision if it still holds what this master saw (0 if it saw none and there is none).</summary>
+    /// <exception cref="ConcurrentUpdateException">Someone else changed it meanwhile.</exception>
+    private async Task<long> RevisionAsSeenAsync(string hostRef, CancellationToken cancellationToken)
+    {
+        var (current, revision) = await database.Leases.GetWithRevisionAsync(KeyOf(hostRef), cancellationToken).ConfigureAwait(false);
+        if (current != _recordsSeen.GetValueOrDefault(hostRef))
+        {
+            throw new ConcurrentUpdateException($"HA's recovery of host {hostRef} changed meanwhile");
+        }
+
+        return revision;
+    }
+
+    public async Task DeclareFencedAsync(RecoveryRecord next, IReadOnlyList<HaVm> halted, CancellationToken cancellationToken)
+    {
+        var key = KeyOf(next.HostRef);
+        var tx = new PoolTransaction();
+        tx.Require(key, await RevisionAsSeenAsync(next.HostRef, cancellationToken).ConfigureAwait(false));
+        foreach (var vm in halted)
+        {
+            tx.Update(VmPowerStates.DeclaredHalted(_vms[vm.Ref]));
+        }
+
+        var json = next.ToJson();
+        tx.PutKey(key, json);
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        _recordsSeen[next.HostRef] = json;
+    }
+
+    public Task<bool> PowerFenceAsync(HaHost host, CancellationToken cancellationToken) => fenceAgents.FenceAsync(_hosts[host.Ref], cancellationToken);
+
+    public Task<IReadOnlyDictionary<string, long>> FreeMemoryAsync(CancellationToken cancellationToken) => placement.FreeMemoryByHostAsync(cancellationToken);
+
+    public async Task<bool> ReachesStorageAsync(HaVm vm, HaHost host, CancellationToken cancellationToken) =>
+        await placement.MissingStorageAsync(_vms[vm.Ref], host.Ref, cancellationToken).ConfigureAwait(false) is null;
+
+    public async Task<string> StartAsync(HaVm vm, string? hostRef, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var context = new CallContext(OpaqueRef.Null, "ha", "VM.start");
+            return await starter.StartAsync(context, vm.Ref, hostRef, false, cancellationToken, haRestart: true).ConfigureAwait(false);
+        }
+        catch (XenApiException ex)
+        {
+            throw new VmRestartException(ex.ErrorDescription);
+        }
+    }
+
+    public async Task ReportRestartFailedAsync(HaVm vm, IReadOnlyList<string> error, CancellationToken cancellationToken)
+    {
+        var tx = new PoolTransaction();
+        tx.Create(XenClasses.MessageSchema, new Dictionary<string, object?>
+        {
+            ["name"] = "HA_PROTECTED_VM_RESTART_FAILED",
+            ["priority"] = 2L,
+            ["cls"] = "VM",
+            ["obj_uuid"] = _vms.TryGetValue(vm.Ref, out var known) ? known.Uuid : "",
+            ["timestamp"] = clock.GetUtcNow().UtcDateTime,
+            ["body"] = $"HA could not restart VM '{vm.Name}': {string.Join(", ", error)}. It will be retried when capacity returns.",
+        });
+        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task RefreshPlanAsync(CancellationToken cancellationToken) => planning.RefreshPoolAsync(cancellationToken);
+}

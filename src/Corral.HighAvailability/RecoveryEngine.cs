@@ -1,0 +1,243 @@
+using Microsoft.Extensions.Logging;
+
+namespace Corral.HighAvailability;
+
+/// <summary>
+/// The master's half of HA, one round at a time. When a host is not live while the pool database still places VMs on
+/// it, the master records a recovery (<see cref="RecoveryRecord"/>), powers the host off when it has a fence agent,
+/// or else waits until the host must have fenced itself — it stops its VMs before its lease can expire, the master
+/// adds <see cref="HaTimings.FenceMargin"/> — and until its storage heartbeat has stood still; then it records the
+/// VMs halted and restarts the protected ones on live hosts with room: priority <c>restart</c> before
+/// <c>best-effort</c>, each group by <c>order</c>, honouring <c>start_delay</c>. What cannot be placed is reported
+/// once and retried. The agent's coordinator and the HA simulation both drive this class; only the world differs.
+/// </summary>
+public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogger logger)
+{
+    private DateTime _lastPlanRefresh = DateTime.MinValue;
+
+    // This master's own memory of attempts (fence agents by host, restarts by VM), to space retries; a new master
+    // starts afresh, which only means one early retry.
+    private readonly Dictionary<string, DateTime> _lastAttempt = new(StringComparer.Ordinal);
+
+    private DateTime Now => clock.GetUtcNow().UtcDateTime;
+
+    public async Task RunOnceAsync(IRecoveryWorld world, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(world);
+        var enabled = await world.HaEnabledAsync(cancellationToken).ConfigureAwait(false);
+        var records = await world.RecoveriesAsync(cancellationToken).ConfigureAwait(false);
+        if (enabled is null || (enabled == false && records.Count == 0))
+        {
+            return;
+        }
+
+        var now = Now;
+        if (enabled == true && now - _lastPlanRefresh > timings.PlanRefresh)
+        {
+            _lastPlanRefresh = now;
+            await world.RefreshPlanAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var vms = await world.VmsAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var host in await world.HostsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (!records.TryGetValue(host.Ref, out var record))
+            {
+                if (enabled == true && !host.Live && vms.Any(v => v.ResidentOn == host.Ref && v.IsActive))
+                {
+                    var detected = new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = now, Heartbeat = world.Heartbeat(host) };
+                    await world.SaveAsync(detected, cancellationToken).ConfigureAwait(false);
+                    logger.LogWarning("HA: host {Host} has lost its liveness lease with VMs on it; waiting for it to be fenced", host.Name);
+                }
+
+                continue;
+            }
+
+            if (record.State == RecoveryStates.Detected)
+            {
+                await WaitForFenceAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await RestartAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task WaitForFenceAsync(IRecoveryWorld world, RecoveryRecord record, HaHost host, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
+    {
+        var now = Now;
+        if (host.Live)
+        {
+            // Back before it was declared fenced: it kept (or re-registered) its lease; nothing to recover.
+            logger.LogInformation("HA: host {Host} is live again; no recovery", host.Name);
+            await world.DeleteAsync(record, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (!record.PowerFenced && host.HasFenceAgent && (!_lastAttempt.TryGetValue(host.Ref, out var tried) || now - tried > timings.RetryUnplaced))
+        {
+            // A fence agent acts at once, and covers what self-fencing cannot: a host frozen whole, whose VMs would run
+            // again for a moment when it thaws.
+            _lastAttempt[host.Ref] = now;
+            if (await world.PowerFenceAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                record = record with { PowerFenced = true };
+                await world.SaveAsync(record, cancellationToken).ConfigureAwait(false);
+                logger.LogWarning("HA: host {Host} powered off by its fence agent", host.Name);
+            }
+        }
+
+        var heartbeat = world.Heartbeat(host);
+        if (!record.PowerFenced && heartbeat != record.Heartbeat)
+        {
+            // Its storage heartbeat still moves: the host is alive on storage (and must be fencing itself); wait on.
+            logger.LogWarning("HA: host {Host} has no lease but its storage heartbeat moves ({Counter}); waiting", host.Name, heartbeat);
+            await world.SaveAsync(record with { Heartbeat = heartbeat, WaitingSinceUtc = now }, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        // The heartbeat must have stood still long enough (a dead host's stopped before its lease expired, so this is
+        // usually true at once), and the fence margin must have passed since the lease was seen gone.
+        var stillFor = world.HeartbeatStillFor(host, now) ?? now - record.WaitingSinceUtc;
+        if (!record.PowerFenced && (now - record.WaitingSinceUtc < timings.FenceMargin || stillFor < timings.HeartbeatStaleAfter))
+        {
+            return;
+        }
+
+        // Fenced: its VMs are halted, as far as the pool is concerned, in the same transaction that starts the restarts.
+        var onHost = vms.Where(v => v.ResidentOn == host.Ref && v.IsActive).ToList();
+        var restarts = RestartItem.Ordered(onHost);
+        await world.DeclareFencedAsync(record with { State = RecoveryStates.Restarting, Restarts = restarts, LastStartUtc = DateTime.MinValue }, onHost,
+            cancellationToken).ConfigureAwait(false);
+        logger.LogWarning("HA: host {Host} is fenced ({How}); {Count} VM(s) halted, {Restarts} to restart", host.Name,
+            record.PowerFenced ? "powered off by its fence agent" : $"{(now - record.WaitingSinceUtc).TotalSeconds:0.0} s without lease or storage heartbeat",
+            onHost.Count, restarts.Count);
+    }
+
+    private async Task RestartAsync(IRecoveryWorld world, RecoveryRecord record, HaHost failed, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
+    {
+        var now = Now;
+        var done = record.Done.ToHashSet(StringComparer.Ordinal);
+        var reported = record.Reported.ToHashSet(StringComparer.Ordinal);
+        var lastStart = record.LastStartUtc;
+        var byRef = vms.ToDictionary(v => v.Ref, StringComparer.Ordinal);
+        var protectedPending = false;
+        var batch = new List<(RestartItem Item, HaVm Vm)>();
+        foreach (var item in record.Restarts.Where(i => !done.Contains(i.VmRef)))
+        {
+            if (!byRef.TryGetValue(item.VmRef, out var vm) || vm.PowerState != "Halted" || !vm.IsProtected)
+            {
+                // Destroyed, started by someone else, or no longer protected: not HA's to start.
+                done.Add(item.VmRef);
+                continue;
+            }
+
+            if (item.Priority == RestartPriority.BestEffort && protectedPending)
+            {
+                // Best-effort VMs only take what room the protected ones leave.
+                break;
+            }
+
+            if (_lastAttempt.TryGetValue(item.VmRef, out var attempted) && reported.Contains(item.VmRef) && now - attempted < timings.RetryUnplaced)
+            {
+                protectedPending |= item.Priority == RestartPriority.Restart;
+                continue;
+            }
+
+            // One group at a time: same priority and order, no start delay (a delayed VM goes alone, its delay after
+            // the previous start).
+            if (batch.Count > 0 && (item.StartDelaySeconds > 0 || item.Priority != batch[0].Item.Priority || item.Order != batch[0].Item.Order))
+            {
+                break;
+            }
+
+            if (now < lastStart + TimeSpan.FromSeconds(item.StartDelaySeconds))
+            {
+                break;
+            }
+
+            batch.Add((item, vm));
+            if (item.StartDelaySeconds > 0)
+            {
+                break;
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            var hosts = await PlaceAsync(world, batch.Select(b => b.Vm).ToList(), cancellationToken).ConfigureAwait(false);
+            var outcomes = await Task.WhenAll(batch.Select(async b =>
+            {
+                _lastAttempt[b.Item.VmRef] = now;
+                try
+                {
+                    var hostRef = await world.StartAsync(b.Vm, hosts.GetValueOrDefault(b.Item.VmRef), cancellationToken).ConfigureAwait(false);
+                    logger.LogWarning("HA: restarted VM {Vm} on {Host}", b.Vm.Name, hostRef);
+                    return (b.Item, b.Vm, Error: (VmRestartException?)null);
+                }
+                catch (VmRestartException ex)
+                {
+                    return (b.Item, b.Vm, Error: ex);
+                }
+            })).ConfigureAwait(false);
+            foreach (var (item, vm, error) in outcomes)
+            {
+                if (error is null)
+                {
+                    done.Add(item.VmRef);
+                    lastStart = Now;
+                }
+                else if (reported.Add(item.VmRef))
+                {
+                    logger.LogWarning("HA: could not restart VM {Vm}: {Error}; retrying when capacity returns", vm.Name, error.Message);
+                    await world.ReportRestartFailedAsync(vm, error.ErrorDescription, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        if (record.Restarts.All(i => done.Contains(i.VmRef)))
+        {
+            await world.DeleteAsync(record, cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("HA: recovery of host {Host} complete", failed.Name);
+            return;
+        }
+
+        var next = record with { Done = [.. done], Reported = [.. reported], LastStartUtc = lastStart };
+        if (next.ToJson() != record.ToJson())
+        {
+            await world.SaveAsync(next, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Hosts for a group started at once, as evacuation plans: largest VM first, each on the live, enabled host that
+    /// reaches its disks with the most room left. A VM with no such host is left to <c>VM.start</c>, which says why.
+    /// </summary>
+    private static async Task<Dictionary<string, string>> PlaceAsync(IRecoveryWorld world, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
+    {
+        var free = (await world.FreeMemoryAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var hosts = (await world.HostsAsync(cancellationToken).ConfigureAwait(false)).Where(h => h.Enabled && h.Live).ToList();
+        var chosen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var vm in vms.OrderByDescending(v => v.Memory))
+        {
+            HaHost? best = null;
+            foreach (var host in hosts.OrderByDescending(h => free.GetValueOrDefault(h.Ref)).ThenBy(h => h.Name, StringComparer.Ordinal))
+            {
+                if (free.GetValueOrDefault(host.Ref) >= vm.Memory && await world.ReachesStorageAsync(vm, host, cancellationToken).ConfigureAwait(false))
+                {
+                    best = host;
+                    break;
+                }
+            }
+
+            if (best is not null)
+            {
+                chosen[vm.Ref] = best.Ref;
+                free[best.Ref] -= vm.Memory;
+            }
+        }
+
+        return chosen;
+    }
+}

@@ -1,0 +1,128 @@
+using Corral.HighAvailability;
+
+namespace Corral.UnitTests.HaSimulation;
+
+/// <summary>One broken invariant: when, which, and what was seen.</summary>
+public sealed record Violation(TimeSpan At, string Kind, string Detail)
+{
+    public override string ToString() => $"{At.TotalSeconds:0.000} {Kind}: {Detail}";
+}
+
+/// <summary>
+/// What must hold at every step of every run, whatever the scenario expects:
+/// <list type="bullet">
+/// <item><c>two-copies</c>: never two running copies of one VM (processes on powered, unfrozen hosts);</item>
+/// <item><c>stale-write</c>: the disk never takes a write from an older copy once a newer copy has written;</item>
+/// <item><c>owner</c>: a running copy's host holds the VM's ownership key, unless the host is cut off (then it must be
+/// fencing itself), so the pool database never places a VM's ownership on one host while another runs it;</item>
+/// <item><c>outage</c>: a protected VM meant to run is running again within the scenario's bound;</item>
+/// </list>
+/// and at the end: <c>recovery-left</c> (every recovery finished), <c>db-mismatch</c> (the pool database places every
+/// VM where its process runs, on hosts that are up).
+/// </summary>
+public sealed class Invariants(Simulation sim)
+{
+    private readonly HashSet<string> _reported = new(StringComparer.Ordinal);
+
+    public List<Violation> Violations { get; } = [];
+
+    private void Report(string kind, string key, string detail)
+    {
+        if (_reported.Add(kind + "|" + key))
+        {
+            Violations.Add(new Violation(sim.Now, kind, detail));
+            sim.Log("CHECK", $"VIOLATION {kind}: {detail}");
+        }
+    }
+
+    public void DiskWrite(SimHost host, SimProcess process)
+    {
+        var vm = process.Vm;
+        if (host.StorageCut && vm.Spec.LocalTo is null)
+        {
+            // The shared disk is out of reach: the write does not land.
+            return;
+        }
+
+        if (vm.NewestWriter > process.Copy)
+        {
+            Report("stale-write", $"{vm.Spec.Name}#{process.Copy}", $"copy {process.Copy} of {vm.Spec.Name} on {host.Name} wrote after copy {vm.NewestWriter} had written");
+        }
+
+        vm.NewestWriter = Math.Max(vm.NewestWriter, process.Copy);
+        vm.Writes++;
+    }
+
+    private bool HaOn => sim.Etcd.Keys.TryGetValue(SimKeys.HaEnabled, out var ha) && ha.Value == "true";
+
+    public void CheckStep()
+    {
+        foreach (var vm in sim.Vms.Values)
+        {
+            var running = sim.Hosts.Where(h => h.Powered && !h.Frozen && h.Processes.ContainsKey(vm.Spec.Name)).ToList();
+            if (running.Count > 1)
+            {
+                Report("two-copies", vm.Spec.Name + string.Concat(running.Select(h => h.Processes[vm.Spec.Name].Copy)),
+                    $"{vm.Spec.Name} runs on {string.Join(" and ", running.Select(h => $"{h.Name} (copy {h.Processes[vm.Spec.Name].Copy})"))}");
+            }
+
+            foreach (var host in running)
+            {
+                var owner = sim.Etcd.Keys.TryGetValue(SimKeys.Owner(vm.Spec.Name), out var o) ? o.Value : null;
+                if (owner is not null && owner != host.Name)
+                {
+                    Report("owner", $"{vm.Spec.Name}@{host.Name}#{owner}", $"{vm.Spec.Name} runs on {host.Name} while {owner} holds its ownership");
+                }
+            }
+
+            if (vm.MeantToRun && vm.Priority == RestartPriority.Restart && HaOn)
+            {
+                if (running.Count == 0)
+                {
+                    vm.DownSince ??= sim.Now;
+                    if (sim.Now - vm.DownSince > sim.Scenario.Bound && !Expects("unplaceable", vm.Spec.Name))
+                    {
+                        Report("outage", vm.Spec.Name + vm.DownSince, $"protected VM {vm.Spec.Name} has not run for {(sim.Now - vm.DownSince.Value).TotalSeconds:0.0} s (bound {sim.Scenario.Bound.TotalSeconds} s)");
+                    }
+                }
+                else if (vm.DownSince is { } since)
+                {
+                    var outage = sim.Now - since;
+                    vm.LongestOutage = vm.LongestOutage is { } longest && longest > outage ? longest : outage;
+                    vm.DownSince = null;
+                }
+            }
+            else
+            {
+                vm.DownSince = null;
+            }
+        }
+    }
+
+    public bool Expects(string kind, string argument) => sim.Scenario.Expectations.Any(e => e.Kind == kind && e.Arguments.Contains(argument));
+
+    public void CheckEnd()
+    {
+        if (!sim.Scenario.Expectations.Any(e => e.Kind == "recovery-pending"))
+        {
+            foreach (var key in sim.Etcd.Keys.Keys.Where(k => k.StartsWith(SimKeys.Recoveries, StringComparison.Ordinal)))
+            {
+                Report("recovery-left", key, $"recovery {key[SimKeys.Recoveries.Length..]} still in progress at the end");
+            }
+        }
+
+        foreach (var vm in sim.Vms.Values)
+        {
+            var state = sim.Etcd.Keys.TryGetValue(SimKeys.Vm(vm.Spec.Name), out var s) ? s.Value : SimKeys.Halted;
+            foreach (var host in sim.Hosts.Where(h => h.Powered && !h.Frozen))
+            {
+                var runs = host.Processes.ContainsKey(vm.Spec.Name);
+                var placed = state == SimKeys.RunningOn(host.Name);
+                if (runs != placed)
+                {
+                    Report("db-mismatch", vm.Spec.Name + host.Name, $"{vm.Spec.Name}: the pool database says '{state}' but {host.Name} {(runs ? "runs" : "does not run")} it");
+                }
+            }
+        }
+    }
+}

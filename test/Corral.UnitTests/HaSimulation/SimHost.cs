@@ -1,0 +1,616 @@
+using Corral.HighAvailability;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.UnitTests.HaSimulation;
+
+/// <summary>A host's clock: the simulation's, at the host's rate (a host whose clock runs fast or slow).</summary>
+public sealed class HostClock(Simulation sim, double rate) : TimeProvider
+{
+    public DateTime UtcNow => Simulation.Epoch + TimeSpan.FromTicks((long)(sim.Now.Ticks * rate));
+
+    public override DateTimeOffset GetUtcNow() => new(UtcNow);
+
+    /// <summary>The simulation time that passes while this clock counts <paramref name="hostTime"/>.</summary>
+    public TimeSpan ToSimulation(TimeSpan hostTime) => TimeSpan.FromTicks((long)(hostTime.Ticks / rate));
+}
+
+/// <summary>
+/// One host: its power, its etcd member, its agent and its QEMU processes. The agent does what Corral's agent does,
+/// on the same timings and with the same rules: liveness lease renewed every TTL/4 with the ack timeout and safe time
+/// of <see cref="LeaseTiming"/> (HostLiveness, EtcdLease), the self-fence check every 100 ms
+/// (<see cref="SelfFencePolicy"/>), the storage heartbeat every second (<see cref="HeartbeatWatch"/>), the master
+/// election on the liveness lease, and, as master, <see cref="RecoveryEngine"/> every 250 ms. A frozen host's timers
+/// and processes run late, when it thaws: its processes first, as a stopped QEMU resumes at once.
+/// </summary>
+public sealed class SimHost
+{
+    private static readonly TimeSpan SelfFenceCheck = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan CoordinatorTick = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan WriteInterval = TimeSpan.FromMilliseconds(100);
+
+    private readonly Simulation _sim;
+    private readonly List<Action> _deferredProcesses = [];
+    private readonly List<Action> _deferredAgent = [];
+    private int _agentEpoch;
+    private bool _agentUp;
+    private long _keepAliveSequence;
+    private long _pendingKeepAlive;
+    private long _counter;
+    private RecoveryEngine? _engine;
+    private SimRecoveryWorld? _world;
+    private bool _roundFailing;
+    private readonly SortedSet<string> _fenced = new(StringComparer.Ordinal);
+
+    public SimHost(Simulation sim, HostSpec spec)
+    {
+        _sim = sim;
+        Spec = spec;
+        Clock = new HostClock(sim, spec.ClockRate);
+    }
+
+    public HostSpec Spec { get; }
+
+    public string Name => Spec.Name;
+
+    public HostClock Clock { get; }
+
+    public bool Powered { get; private set; }
+
+    public bool Frozen { get; private set; }
+
+    public bool MemberUp { get; set; } = true;
+
+    public bool StorageCut { get; set; }
+
+    public bool AgentRunning => Powered && !Frozen && _agentUp;
+
+    public long? LeaseId { get; private set; }
+
+    public DateTime SafeUntil { get; private set; }
+
+    public bool LeaseLost { get; private set; }
+
+    public bool HaEnabledView { get; private set; }
+
+    public string? BelievedMaster { get; private set; }
+
+    public HeartbeatWatch Watch { get; private set; } = new();
+
+    public SortedDictionary<string, SimProcess> Processes { get; } = new(StringComparer.Ordinal);
+
+    public bool LeaseSafe => LeaseId is not null && SelfFencePolicy.LeaseSafe(true, LeaseLost, SafeUntil, Clock.UtcNow);
+
+    private TimeSpan Ttl => _sim.Scenario.LeaseTtl;
+
+    // ---- power and faults ----
+
+    public void PowerOn(bool initial)
+    {
+        Powered = true;
+        Frozen = false;
+        MemberUp = true;
+        if (!initial)
+        {
+            _sim.Log(Name, "powered on");
+        }
+
+        StartAgent();
+    }
+
+    public void PowerOff(string why)
+    {
+        if (!Powered)
+        {
+            return;
+        }
+
+        _sim.Log(Name, $"powered off ({why}); {Processes.Count} VM process(es) gone");
+        foreach (var process in Processes.Values)
+        {
+            process.Alive = false;
+        }
+
+        Processes.Clear();
+        Powered = false;
+        Frozen = false;
+        _deferredAgent.Clear();
+        _deferredProcesses.Clear();
+        StopAgent();
+    }
+
+    public void Freeze() => Frozen = true;
+
+    public void Thaw()
+    {
+        if (!Frozen)
+        {
+            return;
+        }
+
+        Frozen = false;
+        var processes = _deferredProcesses.ToList();
+        var agent = _deferredAgent.ToList();
+        _deferredProcesses.Clear();
+        _deferredAgent.Clear();
+        foreach (var resume in processes.Concat(agent))
+        {
+            resume();
+        }
+    }
+
+    public void KillAgent()
+    {
+        _sim.Log(Name, $"agent killed; {Processes.Count} VM process(es) keep running");
+        StopAgent();
+    }
+
+    private void StopAgent()
+    {
+        _agentUp = false;
+        _agentEpoch++;
+        LeaseId = null;
+        LeaseLost = false;
+        BelievedMaster = null;
+        _engine = null;
+        _fenced.Clear();
+    }
+
+    public void StartAgent()
+    {
+        _agentUp = true;
+        _agentEpoch++;
+        _counter = 0;
+        Watch = new HeartbeatWatch();
+        _world = new SimRecoveryWorld(_sim, this);
+        _engine = new RecoveryEngine(_sim.Scenario.Timings, Clock, new SimLogger(_sim, Name));
+        Loop(TimeSpan.FromMilliseconds(500), Register, TimeSpan.Zero);
+        Loop(SelfFenceCheck, SelfFenceRound, _sim.Jitter(SelfFenceCheck));
+        Loop(HeartbeatInterval, HeartbeatRound, _sim.Jitter(HeartbeatInterval));
+        Loop(CoordinatorTick, CampaignRound, _sim.Jitter(CoordinatorTick));
+        Loop(CoordinatorTick, CoordinatorRound, _sim.Jitter(CoordinatorTick));
+    }
+
+    /// <summary>A timer of the agent: stops with the agent, runs late on a frozen host.</summary>
+    private void Loop(TimeSpan period, Action body, TimeSpan first)
+    {
+        var epoch = _agentEpoch;
+        void Run()
+        {
+            if (epoch != _agentEpoch)
+            {
+                return;
+            }
+
+            if (Frozen)
+            {
+                _deferredAgent.Add(Run);
+                return;
+            }
+
+            body();
+            _sim.After(Clock.ToSimulation(period), Run);
+        }
+
+        _sim.After(Clock.ToSimulation(first), Run);
+    }
+
+    /// <summary>A one-off action of the agent (a keepalive's ack arriving, a timeout): dropped if the agent died meanwhile.</summary>
+    private void Later(TimeSpan delay, Action action)
+    {
+        var epoch = _agentEpoch;
+        void Run()
+        {
+            if (epoch != _agentEpoch)
+            {
+                return;
+            }
+
+            if (Frozen)
+            {
+                _deferredAgent.Add(Run);
+                return;
+            }
+
+            action();
+        }
+
+        _sim.After(delay, Run);
+    }
+
+    // ---- liveness: registration and the lease's keepalive (HostLiveness, EtcdLease) ----
+
+    /// <summary>The pool starts with this host registered and holding its lease.</summary>
+    public void Bootstrapped(long lease)
+    {
+        LeaseId = lease;
+        SafeUntil = LeaseTiming.SafeUntil(Clock.UtcNow, Ttl, _sim.Scenario.LeaseMargin);
+        HaEnabledView = _sim.Scenario.HaEnabled;
+        SendKeepAlive();
+    }
+
+    private void Register()
+    {
+        if (LeaseId is not null && !LeaseLost)
+        {
+            return;
+        }
+
+        try
+        {
+            LeaseId = null;
+            var sent = Clock.UtcNow;
+            var lease = _sim.Etcd.Grant(this, Ttl);
+            _sim.Etcd.Put(this, SimKeys.Live(Name), Name, lease);
+            var adopted = new List<string>();
+            foreach (var vm in _sim.Vms.Values)
+            {
+                var state = _sim.Etcd.Get(this, SimKeys.Vm(vm.Spec.Name));
+                if (state == SimKeys.RunningOn(Name))
+                {
+                    _sim.Etcd.Put(this, SimKeys.Owner(vm.Spec.Name), Name, lease);
+                }
+                else if (Processes.ContainsKey(vm.Spec.Name))
+                {
+                    adopted.Add(vm.Spec.Name);
+                }
+            }
+
+            LeaseId = lease;
+            LeaseLost = false;
+            SafeUntil = LeaseTiming.SafeUntil(sent, Ttl, _sim.Scenario.LeaseMargin);
+            _sim.Log(Name, $"live in the pool (lease {lease:x})");
+            foreach (var name in adopted)
+            {
+                // At agent start, a QEMU the pool database does not place here is not this host's to run.
+                _sim.Log(Name, $"kills copy {Processes[name].Copy} of {name}: the pool places it elsewhere");
+                Kill(name);
+            }
+
+            SendKeepAlive();
+        }
+        catch (SimUnavailableException)
+        {
+        }
+    }
+
+    private void SendKeepAlive()
+    {
+        if (LeaseId is not { } lease || LeaseLost)
+        {
+            return;
+        }
+
+        var sequence = ++_keepAliveSequence;
+        _pendingKeepAlive = sequence;
+        var sent = Clock.UtcNow;
+        var epoch = _agentEpoch;
+        var there = Latency();
+        _sim.After(there, () =>
+        {
+            if (epoch != _agentEpoch || !KeepAliveReachesLeader())
+            {
+                return;
+            }
+
+            var ttl = _sim.Etcd.KeepAliveArrived(lease);
+            var back = Latency();
+            _sim.After(back, () =>
+            {
+                if (!KeepAliveReachesLeader())
+                {
+                    return;
+                }
+
+                Later(TimeSpan.Zero, () => KeepAliveAcked(sequence, lease, sent, ttl));
+            });
+        });
+        Later(LeaseTiming.AckTimeout(Ttl, TimeSpan.FromSeconds(5)), () =>
+        {
+            if (_pendingKeepAlive == sequence && LeaseId == lease)
+            {
+                // No ack in time: the stream is dropped (a late ack is never read) and a new one opened after the
+                // reconnect delay.
+                _pendingKeepAlive = 0;
+                CheckDeadline();
+                Later(LeaseTiming.ReconnectDelay, SendKeepAlive);
+            }
+        });
+    }
+
+    private bool KeepAliveReachesLeader()
+    {
+        try
+        {
+            if (!Powered || !_agentUp)
+            {
+                return false;
+            }
+
+            _sim.Etcd.Reach(this, requireAgent: false);
+            return true;
+        }
+        catch (SimUnavailableException)
+        {
+            return false;
+        }
+    }
+
+    private TimeSpan Latency() => TimeSpan.FromMilliseconds(1) + _sim.Jitter(TimeSpan.FromMilliseconds(20)) + Spec.ExtraLatency;
+
+    private void KeepAliveAcked(long sequence, long lease, DateTime sent, long ttlSeconds)
+    {
+        if (_pendingKeepAlive != sequence || LeaseId != lease)
+        {
+            return;
+        }
+
+        _pendingKeepAlive = 0;
+        if (ttlSeconds <= 0)
+        {
+            _sim.Log(Name, $"lease {lease:x} has expired in etcd");
+            LeaseLost = true;
+            return;
+        }
+
+        SafeUntil = LeaseTiming.SafeUntil(sent, TimeSpan.FromSeconds(ttlSeconds), _sim.Scenario.LeaseMargin);
+        CheckDeadline();
+        if (!LeaseLost)
+        {
+            Later(Clock.ToSimulation(LeaseTiming.KeepAliveInterval(Ttl)), SendKeepAlive);
+        }
+    }
+
+    private void CheckDeadline()
+    {
+        if (LeaseId is not null && !LeaseLost && Clock.UtcNow >= SafeUntil)
+        {
+            _sim.Log(Name, $"lease {LeaseId:x} could not be renewed in time; lost");
+            LeaseLost = true;
+        }
+    }
+
+    // ---- the self-fence (SelfFence) ----
+
+    private void SelfFenceRound()
+    {
+        CheckDeadline();
+        var safe = LeaseSafe;
+        if (SelfFencePolicy.MustKill(HaEnabledView, safe, Processes.Count))
+        {
+            _sim.Log(Name, $"self-fence: lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}); kills {string.Join(", ", Processes.Keys)}");
+            foreach (var name in Processes.Keys.ToList())
+            {
+                Kill(name);
+                _fenced.Add(name);
+            }
+
+            // The supervisor sees the processes exit and records them at once, if it can (usually it cannot yet).
+            foreach (var name in _fenced.ToList())
+            {
+                try
+                {
+                    RecordStopped(name, fenced: true);
+                    _fenced.Remove(name);
+                }
+                catch (SimUnavailableException)
+                {
+                    break;
+                }
+            }
+        }
+
+        if (_fenced.Count > 0 && safe)
+        {
+            foreach (var name in _fenced.ToList())
+            {
+                try
+                {
+                    RecordStopped(name, fenced: true);
+                    _fenced.Remove(name);
+                }
+                catch (SimUnavailableException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// VmSupervisor.MarkHaltedAsync: the VM recorded halted if the pool still places it here; a VM this host fenced or
+    /// that crashed, if protected, is handed to HA to restart (<see cref="SimRecoveryWorld.RequestRestart"/>).
+    /// </summary>
+    private void RecordStopped(string vm, bool fenced)
+    {
+        _world!.RecordStopped(vm, restart: true, fenced ? "fenced by its host" : "crashed");
+    }
+
+    // ---- the storage heartbeat (StorageHeartbeat) ----
+
+    private void HeartbeatRound()
+    {
+        try
+        {
+            HaEnabledView = _sim.Etcd.Get(this, SimKeys.HaEnabled) == "true";
+        }
+        catch (SimUnavailableException)
+        {
+            // The last view stands.
+        }
+
+        if (SelfFencePolicy.MayBeat(HaEnabledView, true, LeaseSafe) && !StorageCut)
+        {
+            _sim.Statefile[Name] = ++_counter;
+        }
+
+        if (HaEnabledView && !StorageCut)
+        {
+            foreach (var (host, counter) in _sim.Statefile)
+            {
+                Watch.Observe(host, counter, Clock.UtcNow);
+            }
+        }
+    }
+
+    // ---- master election and the master's recovery (MasterElection, HaCoordinator) ----
+
+    private void CampaignRound()
+    {
+        if (LeaseId is not { } lease || LeaseLost)
+        {
+            return;
+        }
+
+        try
+        {
+            var master = _sim.Etcd.Get(this, SimKeys.Master);
+            if (master is null && _sim.Etcd.TryClaim(this, SimKeys.Master, Name, lease))
+            {
+                _sim.Log(Name, "becomes pool master");
+                master = Name;
+            }
+
+            BelievedMaster = master ?? BelievedMaster;
+        }
+        catch (SimUnavailableException)
+        {
+            // A master cut off keeps believing it is master: its writes are what cannot go through.
+        }
+    }
+
+    private void CoordinatorRound()
+    {
+        if (BelievedMaster != Name || _engine is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var round = _engine.RunOnceAsync(_world!, CancellationToken.None);
+            if (!round.IsCompleted)
+            {
+                throw new InvalidOperationException("the simulated world completes every call synchronously; a round that did not is a simulation bug");
+            }
+
+            round.GetAwaiter().GetResult();
+            _roundFailing = false;
+        }
+        catch (SimUnavailableException ex)
+        {
+            if (!_roundFailing)
+            {
+                _sim.Log(Name, $"HA round failed: {ex.Message}");
+            }
+
+            _roundFailing = true;
+        }
+        catch (SimConflictException ex)
+        {
+            _sim.Log(Name, $"HA round lost a race: {ex.Message}");
+        }
+    }
+
+    // ---- VM processes ----
+
+    public void StartInitial(SimVm vm)
+    {
+        _sim.Etcd.Put(this, SimKeys.Vm(vm.Spec.Name), SimKeys.RunningOn(Name));
+        _sim.Etcd.Put(this, SimKeys.Owner(vm.Spec.Name), Name, LeaseId!.Value);
+        StartProcess(vm);
+        vm.MeantToRun = true;
+    }
+
+    public void StartProcess(SimVm vm)
+    {
+        var process = new SimProcess(vm, vm.NextCopy++, _sim.Now);
+        Processes[vm.Spec.Name] = process;
+        _sim.Log(Name, $"starts copy {process.Copy} of {vm.Spec.Name}");
+        void Write()
+        {
+            if (!process.Alive)
+            {
+                return;
+            }
+
+            if (Frozen)
+            {
+                _deferredProcesses.Add(Write);
+                return;
+            }
+
+            _sim.Invariants.DiskWrite(this, process);
+            _sim.After(WriteInterval, Write);
+        }
+
+        _sim.After(TimeSpan.Zero, Write);
+    }
+
+    public void Kill(string vm)
+    {
+        if (Processes.Remove(vm, out var process))
+        {
+            process.Alive = false;
+        }
+    }
+
+    /// <summary>A process ended without the agent asking (crash, guest power-off): the supervisor records it.</summary>
+    public void ProcessExited(SimProcess process, string why)
+    {
+        Kill(process.Vm.Spec.Name);
+        _sim.Log(Name, $"copy {process.Copy} of {process.Vm.Spec.Name} {why}");
+        if (!AgentRunning)
+        {
+            return;
+        }
+
+        try
+        {
+            _world!.RecordStopped(process.Vm.Spec.Name, restart: why == "crashed", why);
+        }
+        catch (SimUnavailableException)
+        {
+            _sim.Log(Name, $"could not record {process.Vm.Spec.Name} stopped: pool database unreachable");
+        }
+    }
+}
+
+/// <summary>The engine's log lines go into the trace, under the host that wrote them.</summary>
+public sealed class SimLogger(Simulation sim, string host) : ILogger
+{
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (IsEnabled(logLevel))
+        {
+            sim.Log(host, formatter(state, exception));
+        }
+    }
+}
+
+/// <summary>The simulated pool database's keys, shaped like the agent's.</summary>
+public static class SimKeys
+{
+    public const string HaEnabled = "/corral/pool/ha_enabled";
+    public const string Master = "/corral/master";
+    public const string Recoveries = PoolKeys.HaRecoveries;
+    public const string Messages = "/corral/messages/";
+
+    public static string Live(string host) => PoolKeys.Live + host;
+
+    public static string Owner(string vm) => PoolKeys.VmOwner + vm;
+
+    public static string Vm(string vm) => "/corral/objects/VM/" + vm;
+
+    public static string HostEnabled(string host) => "/corral/objects/host/" + host + "/enabled";
+
+    public static string RunningOn(string host) => "Running@" + host;
+
+    public const string Halted = "Halted";
+}
