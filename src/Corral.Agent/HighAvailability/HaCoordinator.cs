@@ -36,6 +36,11 @@ public sealed class HaCoordinator(
             {
                 return;
             }
+            catch (Corral.PoolDatabase.ConcurrentUpdateException ex)
+            {
+                // A failed host handed its VMs to HA, or another write raced this round's: the next round reads again.
+                logger.LogInformation("HA round lost a race ({Reason}); reading again", ex.Message);
+            }
             catch (Exception ex)
             {
                 logger.LogWarning(ex, "HA round failed; retrying");
