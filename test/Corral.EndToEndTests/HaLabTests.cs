@@ -108,13 +108,17 @@ public sealed class HaLabTests : IAsyncLifetime
         var cut = Assert.Single(_lab.RunningCopies(tools));
         survivor = ["-s", _lab.Addresses[cut == 1 ? 1 : 0]];
         await _lab.Xe([.. survivor, "host-set-power-on-mode", $"host=lab-host{cut}", "power-on-mode="]);
+        var vdi = await _lab.Xe([.. survivor, "vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal"]);
+        var image = Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2");
         var mostCopies = 0;
+        var mostHolders = 0;
         using var watching = new CancellationTokenSource();
         var watcher = Task.Run(async () =>
         {
             while (!watching.IsCancellationRequested)
             {
                 mostCopies = Math.Max(mostCopies, _lab.RunningCopies(tools).Count);
+                mostHolders = Math.Max(mostHolders, LabSession.DiskHolders(image).Count);
                 await Task.Delay(50);
             }
         });
@@ -127,14 +131,26 @@ public sealed class HaLabTests : IAsyncLifetime
         await watching.CancelAsync();
         await watcher;
         Assert.Equal(1, mostCopies);
+        Assert.Equal(1, mostHolders);
         Assert.NotEqual(cut, Assert.Single(_lab.RunningCopies(tools)));
         Assert.Contains("Self-fencing", await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"agent-host{cut}.log")), StringComparison.Ordinal);
         Assert.Equal("running", await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=power-state"]));
 
-        // The disk: the writes before the crash and after the restart form one sequence, and the image is clean.
+        // Its QEMU killed by someone else (SIGKILL by pid, as the OOM killer would) on a healthy host: the host hands the
+        // protected VM to HA, which starts it again, with nobody typing a command.
+        var host = Assert.Single(_lab.RunningCopies(tools));
+        var pid = int.Parse(File.ReadAllText(Path.Combine(_lab.LabDirectory, "..", "run", $"host{host}", "vms", tools, "qemu.pid")).Trim(),
+            System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(0, (await _lab.RunAsync("kill", "-9", pid.ToString(System.Globalization.CultureInfo.InvariantCulture))).Code);
+        await LabSession.Eventually(async () => LabSession.DiskHolders(image) is [var again] && again != pid && await LabSession.Ping(toolsIp),
+            TimeSpan.FromSeconds(90), "the killed VM to be restarted by HA");
+        Assert.Single(_lab.RunningCopies(tools));
+        Assert.Equal("running", await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=power-state"]));
+        Assert.Equal("", await _lab.Xe([.. survivor, "task-list", "status=pending", "--minimal"]));
+
+        // The disk: the writes before each crash and after each restart form one sequence, and the image is clean.
         await Task.Delay(2000);
         await _lab.Xe([.. survivor, "vm-shutdown", $"uuid={tools}"]);
-        var vdi = await _lab.Xe([.. survivor, "vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal"]);
-        await _lab.AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
+        await _lab.AssertWriteSequenceIntactAsync(image);
     }
 }

@@ -151,6 +151,36 @@ public sealed class LabSession : IAsyncDisposable
         return hosts;
     }
 
+    /// <summary>
+    /// The processes that have the disk image open, by /proc/*/fd: the disk's side of "never two copies", which does not
+    /// depend on pidfiles.
+    /// </summary>
+    public static List<int> DiskHolders(string image)
+    {
+        var holders = new List<int>();
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (Directory.EnumerateFileSystemEntries(Path.Combine(proc, "fd")).Any(fd => new FileInfo(fd).LinkTarget == image))
+                {
+                    holders.Add(pid);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // The process ended while being read.
+            }
+        }
+
+        return holders;
+    }
+
     /// <summary>The (halted) VM's image is consistent and its guest's write sequence has no gap and no repeat.</summary>
     public async Task AssertWriteSequenceIntactAsync(string image)
     {
