@@ -2,6 +2,8 @@ using Corral.Agent.Hosting;
 using Corral.Api.Dispatch;
 using Corral.Api.HighAvailability;
 using Corral.Api.Methods;
+using Corral.Api.Migration;
+using Corral.Api.Operations;
 using Corral.Api.Pool;
 using Corral.HighAvailability;
 using Corral.Model;
@@ -36,6 +38,7 @@ public sealed class HaCoordinator(
     private static readonly TimeSpan RetryUnplaced = TimeSpan.FromSeconds(5);
     private DateTime _lastPlanRefresh;
     private readonly Dictionary<string, DateTime> _lastAttempt = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _waitingForMigration = new(StringComparer.Ordinal);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -151,6 +154,34 @@ public sealed class HaCoordinator(
             return;
         }
 
+        // Live migrations the host was sending: only their destination knows whether its copy of a VM still runs, so
+        // HA waits until it has either committed (the VM is the destination's now, nothing to restart) or discarded
+        // its copy and aborted. A destination that is not live has nobody to wait for.
+        var migrations = new List<(MigrationRecord Record, long Revision)>();
+        foreach (var (json, revision) in await ReadMigrationsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var migration = MigrationRecord.FromJson(json);
+            if (migration.SourceRef != host.Ref)
+            {
+                continue;
+            }
+
+            if (migration.State is not (MigrationStates.Aborting or MigrationStates.Completed)
+                && await database.TryGetAsync(XenClasses.Host, migration.DestinationRef, cancellationToken).ConfigureAwait(false) is { } destination
+                && await placement.IsLiveAsync(destination, cancellationToken).ConfigureAwait(false))
+            {
+                if (_waitingForMigration.Add(migration.Id))
+                {
+                    logger.LogWarning("HA: host {Host} was migrating VM {Vm} to {Destination}; waiting for the destination to settle it",
+                        host.GetString("name_label"), migration.VmRef, destination.GetString("name_label"));
+                }
+
+                return;
+            }
+
+            migrations.Add((migration, revision));
+        }
+
         // Fenced: its VMs are halted, as far as the pool is concerned, in the same transaction that starts the restarts.
         var onHost = vms.Where(v => v.GetString("resident_on") == host.Ref && v.GetString("power_state") is "Running" or "Paused").ToList();
         var restarts = onHost
@@ -167,12 +198,90 @@ public sealed class HaCoordinator(
             tx.Update(VmPowerStates.DeclaredHalted(vm));
         }
 
+        foreach (var (migration, revision) in migrations)
+        {
+            await EndMigrationAsync(tx, migration, revision, host, vms, onHost, cancellationToken).ConfigureAwait(false);
+        }
+
         var restarting = record with { State = RecoveryStates.Restarting, Restarts = restarts, LastStartUtc = DateTime.MinValue };
         tx.PutKey(record.Key, restarting.ToJson());
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         logger.LogWarning("HA: host {Host} is fenced ({How}); {Count} VM(s) halted, {Restarts} to restart", host.GetString("name_label"),
             record.PowerFenced ? "powered off by its fence agent" : $"{(now - record.WaitingSinceUtc).TotalSeconds:0.0} s without lease or storage heartbeat",
             onHost.Count, restarts.Count);
+    }
+
+    private async Task<IReadOnlyList<(string Json, long Revision)>> ReadMigrationsAsync(CancellationToken cancellationToken)
+    {
+        var found = new List<(string, long)>();
+        foreach (var key in (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken).ConfigureAwait(false)).Keys)
+        {
+            var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken).ConfigureAwait(false);
+            if (json is not null)
+            {
+                found.Add((json, revision));
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// Ends, in the fence transaction, a migration the fenced host was the source of, as its agent would have: the
+    /// record (the VM's migration lock) goes, the source's half is dropped from its queue (a host powered on again
+    /// must not resume it), and the caller's task ends, success if the VM had reached the destination, else
+    /// VM_MIGRATE_FAILED. A VM still on the fenced host is declared halted with the others (clearing its operations).
+    /// </summary>
+    private async Task EndMigrationAsync(PoolTransaction tx, MigrationRecord migration, long revision, XenObject host, IReadOnlyList<XenObject> vms,
+        IReadOnlyList<XenObject> onHost, CancellationToken cancellationToken)
+    {
+        tx.Require(migration.Key, revision);
+        tx.DeleteKey(migration.Key);
+        var moved = migration.State == MigrationStates.Completed;
+        if (moved && vms.FirstOrDefault(v => v.Ref == migration.VmRef) is { } vm && onHost.All(v => v.Ref != vm.Ref))
+        {
+            var v = vm.Clone();
+            v["current_operations"] = vm.GetStringMap("current_operations").Where(kv => kv.Value is not ("pool_migrate" or "migrate_send"))
+                .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+            tx.Update(v);
+        }
+
+        var tasks = new HashSet<string>(StringComparer.Ordinal) { migration.TaskRef };
+        foreach (var (key, json) in await database.Leases.GetPrefixAsync(HostOperationQueue.HostPrefix(host.Ref), cancellationToken).ConfigureAwait(false))
+        {
+            var operation = HostOperation.FromJson(json);
+            if (operation.Kind == HostOperationKinds.VmMigrateSend && operation.Argument("migration") == migration.Id)
+            {
+                tx.DeleteKey(key);
+                tasks.Add(operation.TaskRef);
+            }
+        }
+
+        foreach (var taskRef in tasks)
+        {
+            if (await database.TryGetAsync(XenClasses.Task, taskRef, cancellationToken).ConfigureAwait(false) is { } task
+                && task.GetString("status") is "pending" or "cancelling")
+            {
+                var t = task.Clone();
+                t["status"] = moved ? "success" : "failure";
+                t["progress"] = 1.0;
+                t["finished"] = clock.GetUtcNow().UtcDateTime;
+                if (!moved)
+                {
+                    t["error_info"] = new List<object?>
+                    {
+                        ErrorCodes.VmMigrateFailed, migration.VmRef, migration.SourceRef, migration.DestinationRef,
+                        migration.Error.Length > 0 ? migration.Error : "the source host failed during the migration",
+                    };
+                }
+
+                tx.Update(t);
+            }
+        }
+
+        logger.LogWarning("HA: the migration of VM {Vm} from fenced host {Host} ends: {Outcome}", migration.VmRef, host.GetString("name_label"),
+            moved ? "the VM had reached the destination" : "it stays halted for HA to restart");
     }
 
     private async Task RestartAsync(RecoveryRecord record, IReadOnlyList<XenObject> vms, DateTime now, CancellationToken cancellationToken)
