@@ -103,6 +103,7 @@ do
         builder.Services.AddSingleton(runner);
         builder.Services.AddSingleton<IPoolMembership, PoolMembership>();
         builder.Services.AddSingleton<IApiMethodProvider, PoolMembershipMethods>();
+        builder.Services.AddHostedService<EtcdMemberSupervisor>();
     }
 
     builder.Services.AddSingleton(SrDrivers.Default);

@@ -41,13 +41,21 @@ public interface IRecoveryWorld
     /// <summary>How long this host has watched the heartbeat stand still; null when it has not watched it yet.</summary>
     TimeSpan? HeartbeatStillFor(HaHost host, DateTime nowUtc);
 
+    /// <summary>
+    /// False while a live migration the failed host was sending is unsettled and its destination is live: only the
+    /// destination knows whether its copy of the VM runs, so the host cannot be declared fenced until it has committed
+    /// or discarded that copy.
+    /// </summary>
+    Task<bool> MigrationsSettledAsync(HaHost host, CancellationToken cancellationToken);
+
     Task SaveAsync(RecoveryRecord record, CancellationToken cancellationToken);
 
     Task DeleteAsync(RecoveryRecord record, CancellationToken cancellationToken);
 
     /// <summary>
-    /// In one transaction, guarded by the recovery record still being there unchanged: the VMs recorded halted (off
-    /// their host) and the record replaced by <paramref name="next"/>.
+    /// In one transaction, guarded by the recovery record still being as read: the VMs recorded halted (off their
+    /// host), the host's outgoing migrations ended as its agent would have ended them, and the record replaced by
+    /// <paramref name="next"/>.
     /// </summary>
     Task DeclareFencedAsync(RecoveryRecord next, IReadOnlyList<HaVm> halted, CancellationToken cancellationToken);
 

@@ -105,6 +105,11 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             return;
         }
 
+        if (!await world.MigrationsSettledAsync(host, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
         // Fenced: its VMs are halted, as far as the pool is concerned, in the same transaction that starts the restarts.
         var onHost = vms.Where(v => v.ResidentOn == host.Ref && v.IsActive).ToList();
         var restarts = RestartItem.Ordered(onHost);

@@ -18,6 +18,7 @@ namespace Corral.PoolDatabase.Etcd;
 public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
 {
     private readonly EtcdClient _client;
+    private readonly Grpc.Net.Client.GrpcChannel _channel;
     private readonly EtcdOptions _options;
     private readonly ILogger<EtcdPoolDatabase> _logger;
     private readonly EtcdLeaseStore _leases;
@@ -26,11 +27,33 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
     {
         _options = options.Value;
         _logger = logger;
-        _client = new EtcdClient(_options.Endpoints, configureChannelOptions: o => o.MaxReceiveMessageSize = 256 * 1024 * 1024);
+        Endpoints = new EtcdEndpoints(_options.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries));
+        _channel = Endpoints.CreateChannel(o => o.MaxReceiveMessageSize = 256 * 1024 * 1024);
+        _client = new EtcdClient(_channel.CreateCallInvoker());
         _leases = new EtcdLeaseStore(_client, _options, loggerFactory.CreateLogger<EtcdLeaseStore>());
     }
 
     public ILeaseStore Leases => _leases;
+
+    /// <summary>The endpoints this database's connection uses, in order of preference.</summary>
+    public EtcdEndpoints Endpoints { get; }
+
+    /// <summary>
+    /// Reads the cluster's member list and makes the connection's endpoints follow it (a member added or removed), this
+    /// host's own member first. Returns the endpoints if they changed, null if not.
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> RefreshEndpointsAsync(CancellationToken cancellationToken)
+    {
+        var members = await CreateClusterAdmin(_logger).ListAsync(cancellationToken).ConfigureAwait(false);
+        var ordered = EtcdEndpoints.Order(Endpoints.Configured, members, _options.Member.Enabled ? _options.Member.ClientUrl : null);
+        if (!Endpoints.Update(ordered))
+        {
+            return null;
+        }
+
+        _logger.LogInformation("etcd endpoints: {Endpoints}", string.Join(", ", ordered));
+        return ordered;
+    }
 
     public bool IsUnavailable(Exception exception) => exception is RpcException
     {
@@ -339,5 +362,6 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
     {
         _leases.Dispose();
         _client.Dispose();
+        _channel.Dispose();
     }
 }

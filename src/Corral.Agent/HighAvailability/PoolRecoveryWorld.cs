@@ -1,6 +1,8 @@
 using Corral.Api.Dispatch;
 using Corral.Api.HighAvailability;
 using Corral.Api.Methods;
+using Corral.Api.Migration;
+using Corral.Api.Operations;
 using Corral.HighAvailability;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -18,8 +20,11 @@ public sealed class PoolRecoveryWorld(
     FailoverPlanning planning,
     StorageHeartbeat heartbeats,
     FenceAgents fenceAgents,
-    TimeProvider clock) : IRecoveryWorld
+    TimeProvider clock,
+    ILogger<PoolRecoveryWorld> logger) : IRecoveryWorld
 {
+    private readonly HashSet<string> _waitingForMigration = new(StringComparer.Ordinal);
+
     // The objects behind the last HostsAsync/VmsAsync, so that writes are guarded by the revisions those reads saw.
     private Dictionary<string, XenObject> _hosts = new(StringComparer.Ordinal);
     private Dictionary<string, XenObject> _vms = new(StringComparer.Ordinal);
@@ -111,6 +116,42 @@ public sealed class PoolRecoveryWorld(
         return revision;
     }
 
+    public async Task<bool> MigrationsSettledAsync(HaHost host, CancellationToken cancellationToken)
+    {
+        foreach (var (migration, _) in await MigrationsFromAsync(host.Ref, cancellationToken).ConfigureAwait(false))
+        {
+            if (migration.State is not (MigrationStates.Aborting or MigrationStates.Completed)
+                && await database.TryGetAsync(XenClasses.Host, migration.DestinationRef, cancellationToken).ConfigureAwait(false) is { } destination
+                && await placement.IsLiveAsync(destination, cancellationToken).ConfigureAwait(false))
+            {
+                if (_waitingForMigration.Add(migration.Id))
+                {
+                    logger.LogWarning("HA: host {Host} was migrating VM {Vm} to {Destination}; waiting for the destination to settle it",
+                        host.Name, migration.VmRef, destination.GetString("name_label"));
+                }
+
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private async Task<IReadOnlyList<(MigrationRecord Record, long Revision)>> MigrationsFromAsync(string hostRef, CancellationToken cancellationToken)
+    {
+        var found = new List<(MigrationRecord, long)>();
+        foreach (var key in (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken).ConfigureAwait(false)).Keys)
+        {
+            var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken).ConfigureAwait(false);
+            if (json is not null && MigrationRecord.FromJson(json) is { } migration && migration.SourceRef == hostRef)
+            {
+                found.Add((migration, revision));
+            }
+        }
+
+        return found;
+    }
+
     public async Task DeclareFencedAsync(RecoveryRecord next, IReadOnlyList<HaVm> halted, CancellationToken cancellationToken)
     {
         var key = KeyOf(next.HostRef);
@@ -119,6 +160,11 @@ public sealed class PoolRecoveryWorld(
         foreach (var vm in halted)
         {
             tx.Update(VmPowerStates.DeclaredHalted(_vms[vm.Ref]));
+        }
+
+        foreach (var (migration, revision) in await MigrationsFromAsync(next.HostRef, cancellationToken).ConfigureAwait(false))
+        {
+            await EndMigrationAsync(tx, migration, revision, _hosts[next.HostRef], halted, cancellationToken).ConfigureAwait(false);
         }
 
         var json = next.ToJson();
@@ -163,4 +209,62 @@ public sealed class PoolRecoveryWorld(
     }
 
     public Task RefreshPlanAsync(CancellationToken cancellationToken) => planning.RefreshPoolAsync(cancellationToken);
+
+    /// <summary>
+    /// Ends, in the fence transaction, a migration the fenced host was the source of, as its agent would have: the
+    /// record (the VM's migration lock) goes, the source's half is dropped from its queue (a host powered on again
+    /// must not resume it), and the caller's task ends, success if the VM had reached the destination, else
+    /// VM_MIGRATE_FAILED. A VM still on the fenced host is declared halted with the others (clearing its operations).
+    /// </summary>
+    private async Task EndMigrationAsync(PoolTransaction tx, MigrationRecord migration, long revision, XenObject host, IReadOnlyList<HaVm> halted,
+        CancellationToken cancellationToken)
+    {
+        tx.Require(migration.Key, revision);
+        tx.DeleteKey(migration.Key);
+        var moved = migration.State == MigrationStates.Completed;
+        if (moved && _vms.TryGetValue(migration.VmRef, out var vm) && halted.All(v => v.Ref != vm.Ref))
+        {
+            var v = vm.Clone();
+            v["current_operations"] = vm.GetStringMap("current_operations").Where(kv => kv.Value is not ("pool_migrate" or "migrate_send"))
+                .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+            tx.Update(v);
+        }
+
+        var tasks = new HashSet<string>(StringComparer.Ordinal) { migration.TaskRef };
+        foreach (var (key, json) in await database.Leases.GetPrefixAsync(HostOperationQueue.HostPrefix(host.Ref), cancellationToken).ConfigureAwait(false))
+        {
+            var operation = HostOperation.FromJson(json);
+            if (operation.Kind == HostOperationKinds.VmMigrateSend && operation.Argument("migration") == migration.Id)
+            {
+                tx.DeleteKey(key);
+                tasks.Add(operation.TaskRef);
+            }
+        }
+
+        foreach (var taskRef in tasks)
+        {
+            if (await database.TryGetAsync(XenClasses.Task, taskRef, cancellationToken).ConfigureAwait(false) is { } task
+                && task.GetString("status") is "pending" or "cancelling")
+            {
+                var t = task.Clone();
+                t["status"] = moved ? "success" : "failure";
+                t["progress"] = 1.0;
+                t["finished"] = clock.GetUtcNow().UtcDateTime;
+                if (!moved)
+                {
+                    t["error_info"] = new List<object?>
+                    {
+                        ErrorCodes.VmMigrateFailed, migration.VmRef, migration.SourceRef, migration.DestinationRef,
+                        migration.Error.Length > 0 ? migration.Error : "the source host failed during the migration",
+                    };
+                }
+
+                tx.Update(t);
+            }
+        }
+
+        logger.LogWarning("HA: the migration of VM {Vm} from fenced host {Host} ends: {Outcome}", migration.VmRef, host.GetString("name_label"),
+            moved ? "the VM had reached the destination" : "it stays halted for HA to restart");
+    }
 }

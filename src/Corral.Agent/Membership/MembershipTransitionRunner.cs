@@ -203,6 +203,25 @@ public sealed class MembershipTransitionRunner(
         }
     }
 
+    /// <summary>
+    /// While the agent runs (no membership change under way): if this host should run a member (a voter or learner with
+    /// data) and its process is gone, starts it again from its data directory and waits until it serves. True if it did.
+    /// </summary>
+    public async Task<bool> RestartMemberIfDeadAsync(CancellationToken cancellationToken)
+    {
+        if (_member.RunningPid() is not null || File.Exists(TransitionFile) || !_member.HasData
+            || EtcdMembership.Load(memberOptions.MembershipFile) is not { Role: EtcdRole.Voter or EtcdRole.Learner })
+        {
+            return false;
+        }
+
+        logger.LogWarning("etcd member {Name} is not running; restarting it from {DataDirectory}", memberOptions.Name, memberOptions.DataDirectory);
+        await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken).ConfigureAwait(false);
+        await _member.WaitServingAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("etcd member {Name} restarted (pid {Pid})", memberOptions.Name, _member.RunningPid());
+        return true;
+    }
+
     /// <summary>True if this host's member sees a healthy cluster (a leader with quorum) right now.</summary>
     public async Task<bool> ClusterHealthyAsync(CancellationToken cancellationToken)
     {

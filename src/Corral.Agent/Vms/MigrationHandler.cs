@@ -52,6 +52,9 @@ public sealed class MigrationHandler(
     private static readonly TimeSpan SwitchoverAckTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>How often the destination checks that the source host is still live.</summary>
+    private static readonly TimeSpan SourceCheck = TimeSpan.FromSeconds(1);
+
     // Incoming QEMU processes, until the migration completes and the supervisor takes them over.
     private readonly ConcurrentDictionary<string, IVmProcess> _incoming = new(StringComparer.Ordinal);
 
@@ -118,6 +121,7 @@ public sealed class MigrationHandler(
     private async Task ReceiveAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        var nextSourceCheck = DateTime.MinValue;
         while (true)
         {
             var current = await ReadAsync(operation, cancellationToken).ConfigureAwait(false);
@@ -149,6 +153,30 @@ public sealed class MigrationHandler(
                 // Lost (this agent restarted and stopped it, or QEMU died): the VM stays where it is.
                 await AbortAsync(record, revision, "the destination's QEMU process is gone", cancellationToken).ConfigureAwait(false);
                 continue;
+            }
+
+            if (DateTime.UtcNow >= nextSourceCheck)
+            {
+                nextSourceCheck = DateTime.UtcNow + SourceCheck;
+                if (!await HostIsLiveAsync(record.SourceRef, cancellationToken).ConfigureAwait(false))
+                {
+                    if (record.State == MigrationStates.SwitchAcknowledged
+                        && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
+                    {
+                        // The whole VM arrived before the source went: it runs here, and only here.
+                        await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    // The source host is gone (its lease expired). A host whose plug was pulled never closes the
+                    // stream, and this QEMU would wait for the rest of the VM forever, holding the VM's operations on
+                    // this host (HA's restart of the VM among them) and the migration's lock. The copy goes first,
+                    // then the record says aborted: HA restarts the VM only once it reads that (HaCoordinator).
+                    logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.GetString("name_label"));
+                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
+                    await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
             }
 
             if (record.State == MigrationStates.Switching)
@@ -584,14 +612,30 @@ public sealed class MigrationHandler(
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
         await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken).ConfigureAwait(false);
-        if (moved)
+        var failure = moved ? null : new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
+            record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");
+        if (record is not null && record.TaskRef != operation.TaskRef)
         {
-            logger.LogInformation("VM {Vm} migrated", vm.GetString("name_label"));
-            return null;
+            // The caller's own task (an Async.VM.pool_migrate's) is ended by the API host once it sees this half end;
+            // if that host died meanwhile (the master's plug pulled mid-migration), nobody would. Ending it here too
+            // writes what the API host would have (VM.pool_migrate returns nothing); whichever comes second is a no-op.
+            if (failure is null)
+            {
+                await tasks.CompleteAsync(record.TaskRef, null, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await tasks.FailAsync(record.TaskRef, failure.ErrorDescription, cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        throw new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
-            record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");
+        if (failure is not null)
+        {
+            throw failure;
+        }
+
+        logger.LogInformation("VM {Vm} migrated", vm.GetString("name_label"));
+        return null;
     }
 
     private async Task DeleteOldVolumesAsync(MigrationRecord record, CancellationToken cancellationToken)

@@ -45,6 +45,18 @@ public sealed class VmSupervisor(
             logger.LogInformation("Re-adopted VM {Name} ({Uuid}), QEMU pid {Pid}", vm.GetString("name_label"), process.VmUuid, process.ProcessId);
             Track(vm.Ref, process);
         }
+
+        // The other way round: VMs the pool database says run here with no process left (the host lost power or
+        // rebooted, and came back before anyone declared them halted). They stopped without being asked to, so they
+        // are recorded halted and, if protected, handed to HA, as XenServer resynchronises power states at start.
+        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        {
+            if (vm.GetString("resident_on") == identity.Ref && vm.GetString("power_state") is "Running" or "Paused" && Find(vm.Uuid) is null)
+            {
+                logger.LogWarning("VM {Name} was running here but its process is gone; recording it halted", vm.GetString("name_label"));
+                await MarkHaltedAsync(vm.Ref, cancellationToken, haRestart: true).ConfigureAwait(false);
+            }
+        }
     }
 
     public void Track(string vmRef, IVmProcess process)
@@ -100,8 +112,10 @@ public sealed class VmSupervisor(
         for (var attempt = 1; ; attempt++)
         {
             var current = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-            if (current is null || current.GetString("resident_on") != identity.Ref)
+            if (current is null || current.GetString("resident_on") != identity.Ref || Find(current.Uuid) is not null)
             {
+                // Not ours any more, or a newer copy already runs here (HA restarted it on this very host before this
+                // record of the old copy's end got through): nothing to record.
                 return;
             }
 

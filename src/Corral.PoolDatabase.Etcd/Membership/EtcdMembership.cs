@@ -7,7 +7,7 @@ namespace Corral.PoolDatabase.Etcd.Membership;
 [JsonConverter(typeof(JsonStringEnumConverter<EtcdRole>))]
 public enum EtcdRole
 {
-    /// <summary>A voting member: its agent talks to its own member.</summary>
+    /// <summary>A voting member: its agent talks to its own member first, the other voters when that one is down.</summary>
     Voter,
 
     /// <summary>A non-voting member (a replica kept in sync); its agent talks to the voters.</summary>

@@ -60,8 +60,11 @@ public sealed class Scenario
 
     public bool HaEnabled { get; private set; } = true;
 
-    /// <summary>Agents fail over to other etcd members' client URLs (else they talk to their own member only).</summary>
-    public bool ClientFailover { get; private set; }
+    /// <summary>
+    /// Agents fail over to the other etcd members' client URLs, as Corral's do (<c>client local</c>: only their own
+    /// member, as before that change, to show what the failover buys).
+    /// </summary>
+    public bool ClientFailover { get; private set; } = true;
 
     public TimeSpan LeaseTtl { get; private set; } = TimeSpan.FromSeconds(5);
 
@@ -214,7 +217,7 @@ public sealed class Scenario
                 HaEnabled = w[1] == "on";
                 break;
             case "client":
-                ClientFailover = w[1] == "failover";
+                ClientFailover = w[1] != "local";
                 break;
             case "ttl":
                 LeaseTtl = Seconds(w[1]);

@@ -41,6 +41,7 @@ public sealed class SimHost
     private RecoveryEngine? _engine;
     private SimRecoveryWorld? _world;
     private bool _roundFailing;
+    private bool _adopted;
     private readonly SortedSet<string> _fenced = new(StringComparer.Ordinal);
 
     public SimHost(Simulation sim, HostSpec spec)
@@ -61,6 +62,9 @@ public sealed class SimHost
     public bool Frozen { get; private set; }
 
     public bool MemberUp { get; set; } = true;
+
+    /// <summary>The member cannot be started again (its data lost): the agent's supervisor fails to restart it.</summary>
+    public bool MemberBroken { get; set; }
 
     public bool StorageCut { get; set; }
 
@@ -161,6 +165,7 @@ public sealed class SimHost
     {
         _agentUp = true;
         _agentEpoch++;
+        _adopted = false;
         _counter = 0;
         Watch = new HeartbeatWatch();
         _world = new SimRecoveryWorld(_sim, this);
@@ -170,6 +175,17 @@ public sealed class SimHost
         Loop(HeartbeatInterval, HeartbeatRound, _sim.Jitter(HeartbeatInterval));
         Loop(CoordinatorTick, CampaignRound, _sim.Jitter(CoordinatorTick));
         Loop(CoordinatorTick, CoordinatorRound, _sim.Jitter(CoordinatorTick));
+        Loop(TimeSpan.FromSeconds(1), SuperviseMember, _sim.Jitter(TimeSpan.FromSeconds(1)));
+    }
+
+    /// <summary>EtcdMemberSupervisor: the agent starts its etcd member again when the process has died.</summary>
+    private void SuperviseMember()
+    {
+        if (!MemberUp && !MemberBroken)
+        {
+            MemberUp = true;
+            _sim.Log(Name, "restarts its etcd member");
+        }
     }
 
     /// <summary>A timer of the agent: stops with the agent, runs late on a frozen host.</summary>
@@ -227,6 +243,7 @@ public sealed class SimHost
         LeaseId = lease;
         SafeUntil = LeaseTiming.SafeUntil(Clock.UtcNow, Ttl, _sim.Scenario.LeaseMargin);
         HaEnabledView = _sim.Scenario.HaEnabled;
+        _adopted = true;
         SendKeepAlive();
     }
 
@@ -261,11 +278,21 @@ public sealed class SimHost
             LeaseLost = false;
             SafeUntil = LeaseTiming.SafeUntil(sent, Ttl, _sim.Scenario.LeaseMargin);
             _sim.Log(Name, $"live in the pool (lease {lease:x})");
-            foreach (var name in adopted)
+            if (!_adopted)
             {
-                // At agent start, a QEMU the pool database does not place here is not this host's to run.
-                _sim.Log(Name, $"kills copy {Processes[name].Copy} of {name}: the pool places it elsewhere");
-                Kill(name);
+                // VmSupervisor.AdoptAsync, once per agent start: a QEMU the pool database does not place here is not this
+                // host's to run; a VM placed here without a process stopped unasked and is handed to HA.
+                _adopted = true;
+                foreach (var name in adopted)
+                {
+                    _sim.Log(Name, $"kills copy {Processes[name].Copy} of {name}: the pool places it elsewhere");
+                    Kill(name);
+                }
+
+                foreach (var vm in _sim.Vms.Keys.Where(v => !Processes.ContainsKey(v)).ToList())
+                {
+                    _world!.RecordStopped(vm, restart: true, "its process is gone after the agent started");
+                }
             }
 
             SendKeepAlive();

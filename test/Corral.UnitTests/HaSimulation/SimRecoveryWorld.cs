@@ -62,6 +62,9 @@ public sealed class SimRecoveryWorld(Simulation sim, SimHost me) : IRecoveryWorl
 
     public TimeSpan? HeartbeatStillFor(HaHost host, DateTime nowUtc) => me.Watch.StillFor(host.Uuid, nowUtc);
 
+    /// <summary>The simulation has no live migrations (the lab's fault tests cover a master dying mid-migration).</summary>
+    public Task<bool> MigrationsSettledAsync(HaHost host, CancellationToken cancellationToken) => Task.FromResult(true);
+
     public Task SaveAsync(RecoveryRecord record, CancellationToken cancellationToken)
     {
         var json = record.ToJson();
@@ -246,8 +249,9 @@ public sealed class SimRecoveryWorld(Simulation sim, SimHost me) : IRecoveryWorl
     public void RecordStopped(string vm, bool restart, string why)
     {
         var (state, revision) = Etcd.GetWithRevision(me, SimKeys.Vm(vm));
-        if (state != SimKeys.RunningOn(me.Name))
+        if (state != SimKeys.RunningOn(me.Name) || me.Processes.ContainsKey(vm))
         {
+            // Not ours any more, or a newer copy already runs here.
             return;
         }
 

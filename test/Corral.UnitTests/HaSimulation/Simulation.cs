@@ -161,7 +161,12 @@ public sealed class Simulation
             case "kill-etcd":
                 Required(target).MemberUp = false;
                 break;
+            case "break-etcd":
+                Required(target).MemberUp = false;
+                Required(target).MemberBroken = true;
+                break;
             case "start-etcd":
+                Required(target).MemberBroken = false;
                 Required(target).MemberUp = true;
                 break;
             case "kill-agent":

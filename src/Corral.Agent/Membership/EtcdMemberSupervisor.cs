@@ -1,0 +1,60 @@
+using Corral.PoolDatabase.Etcd;
+
+namespace Corral.Agent.Membership;
+
+/// <summary>
+/// Keeps this host's side of the pool database going while the agent runs. Its etcd member, a process of its own,
+/// is restarted from its data directory if it dies (etcd recovers a member from its write-ahead log and snapshot, under
+/// the same member id, as after a reboot; with <c>--pre-vote</c> it rejoins without disturbing the leader). And the
+/// connection's endpoints follow the cluster's member list, so that while the local member is down the agent talks to
+/// the others instead of losing its lease.
+/// </summary>
+public sealed class EtcdMemberSupervisor(MembershipTransitionRunner runner, EtcdPoolDatabase database, ILogger<EtcdMemberSupervisor> logger)
+    : BackgroundService
+{
+    private static readonly TimeSpan Check = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RefreshEndpoints = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var nextRefresh = DateTime.MinValue;
+        var backoff = Check;
+        var nextRestart = DateTime.MinValue;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            if (DateTime.UtcNow >= nextRestart)
+            {
+                try
+                {
+                    if (await runner.RestartMemberIfDeadAsync(stoppingToken).ConfigureAwait(false))
+                    {
+                        backoff = Check;
+                    }
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // A member that cannot start (its data damaged, or the cluster removed it) is not restarted in a loop.
+                    logger.LogError(ex, "Could not restart this host's etcd member; trying again in {Seconds} s", backoff.TotalSeconds);
+                    nextRestart = DateTime.UtcNow + backoff;
+                    backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
+                }
+            }
+
+            if (DateTime.UtcNow >= nextRefresh)
+            {
+                nextRefresh = DateTime.UtcNow + RefreshEndpoints;
+                try
+                {
+                    await database.RefreshEndpointsAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    logger.LogDebug(ex, "Could not read the etcd member list; keeping the endpoints");
+                }
+            }
+
+            await Task.Delay(Check, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Corral.PoolDatabase.Etcd;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Xunit;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>
+/// A three-member etcd cluster on loopback, and a pool database configured with one member only, as an agent is with
+/// its own: when that member dies, the connection moves to the others (learned from the member list) and the lease
+/// held through it survives.
+/// </summary>
+public sealed class EtcdFailoverTests : IAsyncLifetime
+{
+    private readonly List<(Process Process, string Data, string ClientUrl)> _members = [];
+
+    public async Task InitializeAsync()
+    {
+        var ports = Enumerable.Range(0, 3).Select(_ => (Client: FreePort(), Peer: FreePort())).ToList();
+        var cluster = string.Join(',', ports.Select((p, i) => $"m{i}=http://127.0.0.1:{p.Peer}"));
+        for (var i = 0; i < 3; i++)
+        {
+            var data = Directory.CreateTempSubdirectory("corral-etcd-failover-").FullName;
+            var info = new ProcessStartInfo("etcd") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[]
+                     {
+                         "--name", $"m{i}", "--data-dir", data, "--pre-vote",
+                         "--listen-client-urls", $"http://127.0.0.1:{ports[i].Client}", "--advertise-client-urls", $"http://127.0.0.1:{ports[i].Client}",
+                         "--listen-peer-urls", $"http://127.0.0.1:{ports[i].Peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[i].Peer}",
+                         "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "corral-failover-test",
+                     })
+            {
+                info.ArgumentList.Add(a);
+            }
+
+            var process = Process.Start(info)!;
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            _members.Add((process, data, $"http://127.0.0.1:{ports[i].Client}"));
+        }
+
+        using var db = Database(string.Join(',', _members.Select(m => m.ClientUrl)));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                await db.Leases.PutDurableAsync("/ready", "1", CancellationToken.None);
+                return;
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_lease_held_through_a_member_that_dies_survives_on_the_others()
+    {
+        using var db = Database(_members[0].ClientUrl);
+        var endpoints = await db.RefreshEndpointsAsync(CancellationToken.None);
+        Assert.NotNull(endpoints);
+        Assert.Equal(_members[0].ClientUrl, endpoints[0]);
+        Assert.Equal(_members.Select(m => m.ClientUrl).Order(), endpoints.Order());
+
+        var lease = await db.Leases.AcquireAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+        await db.Leases.PutAsync(lease, "/live/test", "here", CancellationToken.None);
+        _members[0].Process.Kill();
+        await _members[0].Process.WaitForExitAsync();
+
+        // Twice the TTL: without the other members the lease would have been lost, and its key deleted by the cluster.
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        Assert.False(lease.Lost.IsCancellationRequested);
+        Assert.True(lease.SafeUntilUtc > DateTime.UtcNow);
+        Assert.Equal("here", await db.Leases.GetValueAsync("/live/test", CancellationToken.None));
+        await db.Leases.PutDurableAsync("/after", "written", CancellationToken.None);
+        await lease.DisposeAsync();
+    }
+
+    private static EtcdPoolDatabase Database(string endpoints) =>
+        new(Options.Create(new EtcdOptions { Endpoints = endpoints, RequestTimeout = TimeSpan.FromSeconds(3) }), NullLogger<EtcdPoolDatabase>.Instance, NullLoggerFactory.Instance);
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var (process, data, _) in _members)
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+                await process.WaitForExitAsync();
+            }
+
+            process.Dispose();
+            Directory.Delete(data, recursive: true);
+        }
+    }
+}
