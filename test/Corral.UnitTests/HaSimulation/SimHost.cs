@@ -191,29 +191,20 @@ public sealed class SimHost
     /// <summary>A timer of the agent: stops with the agent, runs late on a frozen host.</summary>
     private void Loop(TimeSpan period, Action body, TimeSpan first)
     {
-        var epoch = _agentEpoch;
-        void Run()
+        Action? tick = null;
+        tick = OfThisAgent(() =>
         {
-            if (epoch != _agentEpoch)
-            {
-                return;
-            }
-
-            if (Frozen)
-            {
-                _deferredAgent.Add(Run);
-                return;
-            }
-
             body();
-            _sim.After(Clock.ToSimulation(period), Run);
-        }
-
-        _sim.After(Clock.ToSimulation(first), Run);
+            _sim.After(Clock.ToSimulation(period), tick!);
+        });
+        _sim.After(Clock.ToSimulation(first), tick);
     }
 
     /// <summary>A one-off action of the agent (a keepalive's ack arriving, a timeout): dropped if the agent died meanwhile.</summary>
-    private void Later(TimeSpan delay, Action action)
+    private void Later(TimeSpan delay, Action action) => _sim.After(delay, OfThisAgent(action));
+
+    /// <summary>The action as this agent process runs it: never after the agent died, and late (at thaw) on a frozen host.</summary>
+    private Action OfThisAgent(Action action)
     {
         var epoch = _agentEpoch;
         void Run()
@@ -232,7 +223,7 @@ public sealed class SimHost
             action();
         }
 
-        _sim.After(delay, Run);
+        return Run;
     }
 
     // ---- liveness: registration and the lease's keepalive (HostLiveness, EtcdLease) ----
