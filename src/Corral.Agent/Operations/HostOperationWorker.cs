@@ -30,6 +30,7 @@ public sealed class HostOperationWorker(
     {
         // VMs still running from before a restart must be known before any operation touches them.
         await supervisor.AdoptAsync(stoppingToken).ConfigureAwait(false);
+        await supervisor.RecordVanishedAsync(stoppingToken).ConfigureAwait(false);
         var prefix = HostOperationQueue.HostPrefix(identity.Ref);
         while (!stoppingToken.IsCancellationRequested)
         {

@@ -45,10 +45,33 @@ public sealed class VmSupervisor(
             logger.LogInformation("Re-adopted VM {Name} ({Uuid}), QEMU pid {Pid}", vm.GetString("name_label"), process.VmUuid, process.ProcessId);
             Track(vm.Ref, process);
         }
+    }
 
-        // The other way round: VMs the pool database says run here with no process left (the host lost power or
-        // rebooted, and came back before anyone declared them halted). They stopped without being asked to, so they
-        // are recorded halted and, if protected, handed to HA, as XenServer resynchronises power states at start.
+    /// <summary>
+    /// The other way round from <see cref="AdoptAsync"/>: VMs the pool database says run here with no process left (the
+    /// host lost power or rebooted, and came back before anyone declared them halted). They stopped without being asked
+    /// to, so they are recorded halted and, if protected, handed to HA, as XenServer resynchronises power states when
+    /// it starts. Waits for the pool database (a host back in a pool without quorum waits for it).
+    /// </summary>
+    public async Task RecordVanishedAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                await RecordVanishedOnceAsync(cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                logger.LogDebug(ex, "Cannot compare the pool database's VMs with this host's processes yet; retrying");
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RecordVanishedOnceAsync(CancellationToken cancellationToken)
+    {
         foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
         {
             if (vm.GetString("resident_on") == identity.Ref && vm.GetString("power_state") is "Running" or "Paused" && Find(vm.Uuid) is null)
