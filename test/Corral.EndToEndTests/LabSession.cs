@@ -70,6 +70,14 @@ public sealed class LabSession : IAsyncDisposable
                 File.Copy(log, Path.Combine(Path.GetTempPath(), $"corral-{_name}-{name}"), overwrite: true);
             }
 
+            // The guests' serial consoles too (what a guest said before it hung is often the whole story).
+            var run = Path.Combine(_home, "run");
+            foreach (var log in Directory.Exists(run) ? Directory.GetFiles(run, "console.log", SearchOption.AllDirectories) : [])
+            {
+                var name = Path.GetRelativePath(run, log).Replace('/', '-');
+                File.Copy(log, Path.Combine(Path.GetTempPath(), $"corral-{_name}-{name}"), overwrite: true);
+            }
+
             await RunAsync(Path.Combine(Repo, "lab"), "down");
             // The lab must leave nothing behind: no namespace and no link of its own.
             var (_, namespaces) = await RunAsync("ip", "netns", "list");
