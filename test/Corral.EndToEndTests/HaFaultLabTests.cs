@@ -223,7 +223,10 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
             var console = Directory.GetFiles(Path.Combine(_lab.LabDirectory, "..", "run", $"host{host}", "vms", vm), "*.log");
             output.WriteLine($"the VM runs on lab-host{host}; its console ends: " + string.Join('\n', console.SelectMany(File.ReadAllLines).TakeLast(30)));
             var ns = $"corral-t{(Environment.ProcessId % 100 * 10) + 5}-h{host}";
-            output.WriteLine((await _lab.RunAsync("ip", "-n", ns, "-d", "link")).Output);
+            // With packet counters, twice a second apart: a packet storm on the VM network shows as racing counters.
+            output.WriteLine((await _lab.RunAsync("ip", "-n", ns, "-s", "-d", "link")).Output);
+            await Task.Delay(1000);
+            output.WriteLine((await _lab.RunAsync("ip", "-n", ns, "-s", "link")).Output);
             output.WriteLine((await _lab.RunAsync("ip", "netns", "exec", ns, "bridge", "fdb", "show", "br", "xenbr0")).Output);
             output.WriteLine((await _lab.RunAsync("ip", "neigh")).Output);
             throw;
