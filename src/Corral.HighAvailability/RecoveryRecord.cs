@@ -17,14 +17,13 @@ public sealed record RestartItem(string VmRef, string Priority, long StartDelayS
 {
     public static RestartItem Of(HaVm vm) => new(vm.Ref, vm.RestartPriority, vm.StartDelaySeconds, vm.Order);
 
-    /// <summary>The order restarts go in: priority <c>restart</c> before <c>best-effort</c>, then by <c>order</c>, then by name.</summary>
+    /// <summary>The protected VMs in the order restarts go: <see cref="InRestartOrder"/>, ties by name.</summary>
     public static IReadOnlyList<RestartItem> Ordered(IEnumerable<HaVm> vms) =>
-        vms.Where(v => v.IsProtected)
-            .OrderBy(v => v.RestartPriority == RestartPriority.Restart ? 0 : 1)
-            .ThenBy(v => v.Order)
-            .ThenBy(v => v.Name, StringComparer.Ordinal)
-            .Select(Of)
-            .ToList();
+        InRestartOrder(vms.Where(v => v.IsProtected).OrderBy(v => v.Name, StringComparer.Ordinal).Select(Of));
+
+    /// <summary>Priority <c>restart</c> before <c>best-effort</c>, then by <c>order</c>; a stable sort, so ties keep their order.</summary>
+    public static IReadOnlyList<RestartItem> InRestartOrder(IEnumerable<RestartItem> items) =>
+        items.OrderBy(i => i.Priority == RestartPriority.Restart ? 0 : 1).ThenBy(i => i.Order).ToList();
 }
 
 /// <summary>
@@ -68,11 +67,7 @@ public sealed record RecoveryRecord
     {
         var names = stopped.Select(v => v.Ref).ToHashSet(StringComparer.Ordinal);
         var kept = existing is { State: RecoveryStates.Restarting } ? existing.Restarts.Where(i => !names.Contains(i.VmRef)).ToList() : [];
-        var items = RestartItem.Ordered(stopped);
-        var merged = kept.Concat(items)
-            .OrderBy(i => i.Priority == RestartPriority.Restart ? 0 : 1)
-            .ThenBy(i => i.Order)
-            .ToList();
+        var merged = RestartItem.InRestartOrder(kept.Concat(RestartItem.Ordered(stopped)));
         return (existing ?? new RecoveryRecord { HostRef = hostRef }) with
         {
             State = RecoveryStates.Restarting,

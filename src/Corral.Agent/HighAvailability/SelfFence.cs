@@ -32,8 +32,7 @@ public sealed class SelfFence(
         while (!stoppingToken.IsCancellationRequested)
         {
             var lease = liveness.Lease;
-            var leaseSafe = lease is not null
-                && SelfFencePolicy.LeaseSafe(true, lease.Lost.IsCancellationRequested, lease.SafeUntilUtc, clock.GetUtcNow().UtcDateTime);
+            var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
             if (SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, supervisor.All.Count))
             {
                 await FenceAsync(lease).ConfigureAwait(false);

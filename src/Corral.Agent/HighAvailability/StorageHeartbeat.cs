@@ -93,10 +93,7 @@ public sealed class StorageHeartbeat(
                 logger.LogDebug(ex, "Could not read the HA configuration");
             }
 
-            var lease = liveness.Lease;
-            var leaseSafe = lease is not null
-                && SelfFencePolicy.LeaseSafe(true, lease.Lost.IsCancellationRequested, lease.SafeUntilUtc, clock.GetUtcNow().UtcDateTime);
-            if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe) && _directory is { } directory)
+            if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime)) && _directory is { } directory)
             {
                 Write(directory);
             }

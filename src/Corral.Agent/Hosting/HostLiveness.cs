@@ -1,4 +1,5 @@
 using Corral.Api.Sessions;
+using Corral.HighAvailability;
 using Corral.Hypervisor;
 using Corral.Model;
 using Corral.Platform;
@@ -25,6 +26,9 @@ public sealed class HostLiveness(
     public ILease? Lease { get; private set; }
 
     public Task Registered => _registered.Task;
+
+    /// <summary>Whether this host holds a lease it may count on at <paramref name="nowUtc"/> (<see cref="SelfFencePolicy.LeaseSafe"/>).</summary>
+    public bool LeaseSafe(DateTime nowUtc) => Lease is { } lease && SelfFencePolicy.LeaseSafe(lease.Lost.IsCancellationRequested, lease.SafeUntilUtc, nowUtc);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -125,13 +125,7 @@ public sealed class VmSupervisor(
     /// </summary>
     public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken, bool haRestart = false)
     {
-        var vm = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-        if (vm is null || vm.GetString("resident_on") != identity.Ref)
-        {
-            return;
-        }
-
-        var domid = vm.GetInt("domid");
+        XenObject vm;
         for (var attempt = 1; ; attempt++)
         {
             var current = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
@@ -142,6 +136,7 @@ public sealed class VmSupervisor(
                 return;
             }
 
+            vm = current;
             var halted = current.Clone();
             halted["power_state"] = "Halted";
             halted["resident_on"] = OpaqueRef.Null;
@@ -172,6 +167,7 @@ public sealed class VmSupervisor(
             }
         }
 
+        var domid = vm.GetInt("domid");
         await SetAttachedAsync(vm, false, cancellationToken).ConfigureAwait(false);
         if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), cancellationToken).ConfigureAwait(false) is { } gm)
         {

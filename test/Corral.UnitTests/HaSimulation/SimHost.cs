@@ -84,7 +84,7 @@ public sealed class SimHost
 
     public SortedDictionary<string, SimProcess> Processes { get; } = new(StringComparer.Ordinal);
 
-    public bool LeaseSafe => LeaseId is not null && SelfFencePolicy.LeaseSafe(true, LeaseLost, SafeUntil, Clock.UtcNow);
+    public bool LeaseSafe => LeaseId is not null && SelfFencePolicy.LeaseSafe(LeaseLost, SafeUntil, Clock.UtcNow);
 
     private TimeSpan Ttl => _sim.Scenario.LeaseTtl;
 
