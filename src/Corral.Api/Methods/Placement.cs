@@ -125,6 +125,28 @@ public sealed class Placement(IPoolDatabase database)
         }
     }
 
+    /// <summary>The key in a host's other_config naming what its VMs run under (kvm or tcg), written by its agent.</summary>
+    public const string AcceleratorKey = "corral-accelerator";
+
+    /// <summary>
+    /// A running VM moves live only between hosts that run VMs alike: a guest's CPU state under KVM (-cpu host) means
+    /// nothing to TCG (-cpu max) and the other way round, so it would die on arrival. A fresh start may go anywhere.
+    /// </summary>
+    /// <exception cref="XenApiException">VM_INCOMPATIBLE_WITH_THIS_HOST.</exception>
+    public static void CheckLiveMigrationCompatible(XenObject vm, XenObject source, XenObject destination)
+    {
+        var here = source.GetStringMap("other_config").GetValueOrDefault(AcceleratorKey);
+        var there = destination.GetStringMap("other_config").GetValueOrDefault(AcceleratorKey);
+        if (string.IsNullOrEmpty(here) || string.IsNullOrEmpty(there) || here == there)
+        {
+            // Unknown until the host's agent has decided; both ends decide the same on one kind of machine.
+            return;
+        }
+
+        throw new XenApiException(ErrorCodes.VmIncompatibleWithThisHost, vm.Ref, destination.Ref,
+            $"the VM runs under {here} on {source.GetString("name_label")} and would run under {there} on {destination.GetString("name_label")}");
+    }
+
     /// <summary>Picks the host for a VM: its affinity when that host can take it, else the one with the most room.</summary>
     public async Task<XenObject> ChooseAsync(XenObject vm, CancellationToken cancellationToken)
     {

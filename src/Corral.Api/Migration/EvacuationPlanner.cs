@@ -19,7 +19,9 @@ public sealed class EvacuationPlanner(IPoolDatabase database, Placement placemen
     public async Task<EvacuationPlan> PlanAsync(string hostRef, CancellationToken cancellationToken)
     {
         var hosts = new List<XenObject>();
-        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
+        var all = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var evacuated = all.FirstOrDefault(h => h.Ref == hostRef);
+        foreach (var host in all)
         {
             if (host.Ref != hostRef && host.GetBool("enabled") && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
             {
@@ -48,23 +50,28 @@ public sealed class EvacuationPlanner(IPoolDatabase database, Placement placemen
             }
 
             var reachable = new List<XenObject>();
-            XenApiException? storage = null;
+            XenApiException? refusal = null;
             foreach (var host in hosts)
             {
                 try
                 {
+                    if (evacuated is not null)
+                    {
+                        Placement.CheckLiveMigrationCompatible(vm, evacuated, host);
+                    }
+
                     await placement.CheckStorageReachableAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false);
                     reachable.Add(host);
                 }
                 catch (XenApiException ex)
                 {
-                    storage = ex;
+                    refusal = ex;
                 }
             }
 
             if (reachable.Count == 0)
             {
-                blockers[vm.Ref] = storage!.ErrorDescription;
+                blockers[vm.Ref] = refusal!.ErrorDescription;
                 continue;
             }
 

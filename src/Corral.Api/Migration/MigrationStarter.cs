@@ -106,6 +106,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef);
         }
 
+        Placement.CheckLiveMigrationCompatible(vm, source, destination);
         // Storage is checked disk by disk below: a mapped disk need not be reachable from the destination yet.
         await placement.CheckHostAsync(vm, destination, cancellationToken, checkStorage: false).ConfigureAwait(false);
         var disks = await PlanDisksAsync(vm, hostRef, vdiMap ?? new Dictionary<string, string>(), cancellationToken).ConfigureAwait(false);
