@@ -17,6 +17,8 @@ using Corral.Networking;
 using Corral.PoolDatabase.Etcd;
 using Corral.PoolDatabase.Etcd.Membership;
 using Corral.Storage;
+using Corral.WebConsole.Consoles;
+using Corral.WebConsole.Hosting;
 
 // The agent runs in generations: joining, leaving or recovering a pool changes which pool database this host uses,
 // so the agent stops its services, changes its etcd membership (MembershipTransitionRunner), and starts them again.
@@ -132,12 +134,20 @@ do
     builder.Services.AddHostedService<SelfFence>();
     builder.Services.AddSingleton<PoolRecoveryWorld>();
     builder.Services.AddHostedService<HaCoordinator>();
+    builder.Services.AddSingleton<IRunningVms>(sp => sp.GetRequiredService<VmSupervisor>());
+    builder.Services.AddHostedService<VmConsoleRecords>();
+    builder.Services.AddWebConsole(o =>
+    {
+        builder.Configuration.GetSection("Corral:WebConsole").Bind(o);
+        o.OwnAddress ??= (agentSection.Get<AgentOptions>() ?? new AgentOptions()).Address;
+    });
     builder.Services.AddSingleton(performance);
     builder.Services.AddHostedService<PerformanceSampler>();
 
     await using var app = builder.Build();
     lifecycle.Attach(app.Lifetime);
     using var stop = stopping.Token.Register(() => app.Lifetime.StopApplication());
+    app.UseWebConsole();
     app.MapXenApi();
     app.MapRrdUpdates();
     await app.RunAsync();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 
@@ -260,6 +261,40 @@ public sealed class QemuVmProcess : IVmProcess
             info["downtime"]?.GetValue<long>() ?? 0,
             info["total-time"]?.GetValue<long>() ?? 0,
             info["error-desc"]?.GetValue<string>());
+    }
+
+    public async Task<Stream> OpenConsoleAsync(VmConsoleKind kind, CancellationToken cancellationToken)
+    {
+        var path = kind == VmConsoleKind.Serial ? _paths.Console : _paths.Vnc;
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    public async Task<byte[]> ReadSerialConsoleTailAsync(int maxBytes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var log = new FileStream(_paths.ConsoleLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
+                bufferSize: 1, useAsync: true);
+            var start = Math.Max(0, log.Length - maxBytes);
+            log.Position = start;
+            var tail = new byte[log.Length - start];
+            await log.ReadExactlyAsync(tail, cancellationToken).ConfigureAwait(false);
+            return tail;
+        }
+        catch (FileNotFoundException)
+        {
+            return [];
+        }
     }
 
     public Task CancelMigrationAsync(CancellationToken cancellationToken) => QmpAsync("migrate_cancel", null, cancellationToken);

@@ -39,6 +39,16 @@ public sealed record GuestAgentReport(
     IReadOnlyDictionary<string, string> PvDrivers,
     DateTime ReceivedUtc);
 
+/// <summary>The consoles a VM process offers.</summary>
+public enum VmConsoleKind
+{
+    /// <summary>The first serial port: text, as a vt100 terminal.</summary>
+    Serial,
+
+    /// <summary>The graphical screen, over the RFB (VNC) protocol.</summary>
+    Graphical,
+}
+
 /// <summary>One running VM process, driven over QMP.</summary>
 public interface IVmProcess : IAsyncDisposable
 {
@@ -88,6 +98,15 @@ public interface IVmProcess : IAsyncDisposable
     /// completes when the kernel has reaped it.
     /// </summary>
     void KillImmediately();
+
+    /// <summary>
+    /// Connects to one of the VM's consoles: the serial line (a byte stream, as a terminal sees it) or the screen (an
+    /// RFB/VNC stream). The caller owns the stream; closing it leaves the VM alone.
+    /// </summary>
+    Task<Stream> OpenConsoleAsync(VmConsoleKind kind, CancellationToken cancellationToken);
+
+    /// <summary>The end of what the VM wrote to its serial console (at most <paramref name="maxBytes"/>), so a viewer sees the last prompt.</summary>
+    Task<byte[]> ReadSerialConsoleTailAsync(int maxBytes, CancellationToken cancellationToken);
 
     /// <summary>Inserts (path) or ejects (null) the medium of a CD drive.</summary>
     Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken);

@@ -24,6 +24,7 @@ public static class XenClasses
     public const string Task = "task";
     public const string Message = "message";
     public const string Session = "session";
+    public const string Console = "console";
 
     public static readonly FieldType PowerState = FieldType.Enum("vm_power_state", "Halted", "Paused", "Running", "Suspended");
     public static readonly FieldType TaskStatus = FieldType.Enum("task_status_type", "pending", "success", "failure", "cancelling", "cancelled");
@@ -35,6 +36,7 @@ public static class XenClasses
     public static readonly FieldType IpConfigurationMode = FieldType.Enum("ip_configuration_mode", "None", "DHCP", "Static");
     public static readonly FieldType MessageClass = FieldType.Enum("cls", "VM", "Host", "SR", "Pool", "VMPP", "VMSS", "PVS_proxy", "VDI", "Certificate");
     public static readonly FieldType DomainType = FieldType.Enum("domain_type", "hvm", "pv", "pv_in_pvh", "pvh", "unspecified");
+    public static readonly FieldType ConsoleProtocol = FieldType.Enum("console_protocol", "vt100", "rfb", "rdp");
     public static readonly FieldType Tristate = FieldType.Enum("tristate_type", "unspecified", "yes", "no");
     public static readonly FieldType OperationsSet = FieldType.StringSet;
     public static readonly FieldType OperationsMap = FieldType.StringMap;
@@ -107,7 +109,7 @@ public static class XenClasses
         Int("memory_dynamic_max", RO, 268435456), Int("memory_dynamic_min", RO, 268435456), Int("memory_static_min", RO, 134217728),
         Map("VCPUs_params", RW), Int("VCPUs_max", RO, 1), Int("VCPUs_at_startup", RO, 1),
         F("actions_after_shutdown", OnNormalExit, RW), F("actions_after_reboot", OnNormalExit, RW, "restart"),
-        F("actions_after_crash", OnCrashBehaviour, RW), F("consoles", FieldType.StringSet), Refs("VIFs", VIF), Refs("VBDs", VBD),
+        F("actions_after_crash", OnCrashBehaviour, RW), Refs("consoles", Console), Refs("VIFs", VIF), Refs("VBDs", VBD),
         F("VUSBs", FieldType.StringSet), F("crash_dumps", FieldType.StringSet), F("VTPMs", FieldType.StringSet),
         Str("PV_bootloader", RW), Str("PV_kernel", RW), Str("PV_ramdisk", RW), Str("PV_args", RW), Str("PV_bootloader_args", RW),
         Str("PV_legacy_args", RW), Str("HVM_boot_policy", RW, "BIOS order"), Map("HVM_boot_params", RW),
@@ -222,10 +224,16 @@ public static class XenClasses
         Str("originator"), Bool("client_certificate"),
     ]);
 
+    /// <summary>A way to reach a running VM's console: the serial line (vt100) or its screen (rfb), served by its host.</summary>
+    public static readonly ClassSchema ConsoleSchema = new(Console,
+    [
+        F("protocol", ConsoleProtocol), Str("location"), Ref("VM", VM), Map("other_config", RW),
+    ]);
+
     public static IReadOnlyList<ClassSchema> All { get; } =
     [
         PoolSchema, HostSchema, HostMetricsSchema, VMSchema, VMMetricsSchema, VMGuestMetricsSchema, SRSchema, PBDSchema,
-        VDISchema, VBDSchema, NetworkSchema, VIFSchema, PIFSchema, TaskSchema, MessageSchema, SessionSchema,
+        VDISchema, VBDSchema, NetworkSchema, VIFSchema, PIFSchema, TaskSchema, MessageSchema, SessionSchema, ConsoleSchema,
     ];
 
     private static readonly Dictionary<string, ClassSchema> ByName =
@@ -248,6 +256,7 @@ public sealed record ReverseLink(string ClassName, string Field, string ChildCla
     [
         new(XenClasses.VM, "VBDs", XenClasses.VBD, "VM"),
         new(XenClasses.VM, "VIFs", XenClasses.VIF, "VM"),
+        new(XenClasses.VM, "consoles", XenClasses.Console, "VM"),
         new(XenClasses.VDI, "VBDs", XenClasses.VBD, "VDI"),
         new(XenClasses.SR, "VDIs", XenClasses.VDI, "SR"),
         new(XenClasses.SR, "PBDs", XenClasses.PBD, "SR"),

@@ -6,6 +6,7 @@ using Corral.Hypervisor;
 using Corral.Model;
 using Corral.Networking;
 using Corral.PoolDatabase;
+using Corral.WebConsole.Consoles;
 
 namespace Corral.Agent.Vms;
 
@@ -18,7 +19,7 @@ public sealed class VmSupervisor(
     IHypervisor hypervisor,
     HostIdentity identity,
     BridgeNetworking networking,
-    ILogger<VmSupervisor> logger)
+    ILogger<VmSupervisor> logger) : IRunningVms
 {
     private readonly ConcurrentDictionary<string, IVmProcess> _byVmUuid = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _lastGuestFingerprint = new(StringComparer.Ordinal);

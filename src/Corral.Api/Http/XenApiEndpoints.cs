@@ -15,7 +15,10 @@ public static class XenApiEndpoints
     {
         endpoints.MapPost("/", HandleXmlRpcAsync);
         endpoints.MapPost("/jsonrpc", HandleJsonRpcAsync);
-        endpoints.MapGet("/", () => Results.Text("Corral XenAPI endpoint: POST XML-RPC to / or JSON-RPC to /jsonrpc\n"));
+        // A browser opening the host's address finds the web console there, as XenServer's welcome page leads on.
+        endpoints.MapGet("/", (HttpContext context) => context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase)
+            ? Results.Redirect("/console/")
+            : Results.Text("Corral XenAPI endpoint: POST XML-RPC to / or JSON-RPC to /jsonrpc; the web console is at /console/\n"));
         return endpoints;
     }
 

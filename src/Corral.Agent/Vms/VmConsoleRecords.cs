@@ -1,0 +1,108 @@
+using Corral.Agent.Hosting;
+using Corral.Api.Pool;
+using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.WebConsole.Consoles;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.Vms;
+
+/// <summary>
+/// Keeps the XenAPI <c>console</c> records of the VMs running here: a serial (vt100) and a graphical (rfb) console per
+/// VM, whose location names this host, which serves them (a VM that moved gets its locations rewritten by its new
+/// host). The master also removes the consoles of VMs that no longer exist.
+/// </summary>
+public sealed class VmConsoleRecords(
+    IPoolDatabase database,
+    VmSupervisor supervisor,
+    HostIdentity identity,
+    MasterState master,
+    IOptions<AgentOptions> agentOptions,
+    IOptions<ApiOptions> apiOptions,
+    IServer server,
+    ILogger<VmConsoleRecords> logger) : BackgroundService
+{
+    private static readonly TimeSpan Period = TimeSpan.FromSeconds(2);
+    private static readonly string[] Protocols = ["vt100", "rfb"];
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Period);
+        do
+        {
+            try
+            {
+                await ReconcileAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                // The pool database out of reach, or a VM changed under us: the next round sees the new state.
+                logger.LogDebug(ex, "Console records not reconciled this round");
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    /// <summary>One round: the console records this host should have, written in one transaction if any differ.</summary>
+    public async Task ReconcileAsync(CancellationToken cancellationToken)
+    {
+        var consoles = await database.GetAllAsync(XenClasses.Console, cancellationToken).ConfigureAwait(false);
+        var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false)).ToDictionary(v => v.Ref, StringComparer.Ordinal);
+        var tx = new PoolTransaction();
+        foreach (var vm in vms.Values.Where(v => v.GetString("resident_on") == identity.Ref && supervisor.Find(v.Uuid) is not null))
+        {
+            foreach (var protocol in Protocols)
+            {
+                var existing = consoles.Where(c => c.GetString("VM") == vm.Ref && c.GetString("protocol") == protocol).ToList();
+                if (existing.Count == 0)
+                {
+                    var uuid = Guid.NewGuid().ToString();
+                    tx.Create(XenClasses.ConsoleSchema, new Dictionary<string, object?>
+                    {
+                        ["uuid"] = uuid,
+                        ["protocol"] = protocol,
+                        ["VM"] = vm.Ref,
+                        ["location"] = LocationOf(uuid),
+                    });
+                    continue;
+                }
+
+                foreach (var duplicate in existing.Skip(1))
+                {
+                    tx.Delete(duplicate);
+                }
+
+                if (existing[0].GetString("location") != LocationOf(existing[0].Uuid))
+                {
+                    var moved = existing[0].Clone();
+                    moved["location"] = LocationOf(moved.Uuid);
+                    tx.Update(moved);
+                }
+            }
+        }
+
+        if (master.MasterRef == identity.Ref)
+        {
+            foreach (var orphan in consoles.Where(c => !vms.ContainsKey(c.GetString("VM"))))
+            {
+                tx.Delete(orphan);
+            }
+        }
+
+        if (!tx.IsEmpty)
+        {
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private string LocationOf(string consoleUuid) => ConsoleLocation.For(agentOptions.Value.Address, ServedPort(), consoleUuid);
+
+    /// <summary>The port this host serves on (the consoles are served here), else the pool's API port.</summary>
+    private int ServedPort() =>
+        server.Features.Get<IServerAddressesFeature>()?.Addresses
+            .Select(a => Uri.TryCreate(a.Replace("*", "localhost", StringComparison.Ordinal).Replace("+", "localhost", StringComparison.Ordinal), UriKind.Absolute, out var uri) ? uri.Port : 0)
+            .FirstOrDefault(p => p > 0) is > 0 and var port ? port : apiOptions.Value.PeerPort;
+}

@@ -1,0 +1,130 @@
+using System.Net.WebSockets;
+using Corral.Api.Sessions;
+using Corral.Hypervisor;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.WebConsole.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.WebConsole.Consoles;
+
+/// <summary>
+/// <c>GET /console?uuid=&lt;console&gt;&amp;session_id=&lt;session&gt;</c> as a websocket: the console of a VM running on
+/// this host, the serial line (vt100) or the screen (rfb, for noVNC). A browser that opens /console itself is sent to
+/// the app at /console/.
+/// </summary>
+internal static class ConsoleEndpoint
+{
+    private const int SerialTailBytes = 8 * 1024;
+
+    public static async Task HandleAsync(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.Redirect(WebConsolePaths.App);
+            return;
+        }
+
+        var services = context.RequestServices;
+        var ct = context.RequestAborted;
+        var origins = services.GetRequiredService<PoolHostOrigins>();
+        if (context.Request.Headers.Origin is [{ } origin] && !origins.IsAllowed(origin))
+        {
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, "the page is not served by a host of this pool").ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await services.GetRequiredService<SessionService>().ValidateAsync(context.Request.Query["session_id"].ToString(), ct).ConfigureAwait(false);
+        }
+        catch (XenApiException ex)
+        {
+            await RefuseAsync(context, StatusCodes.Status401Unauthorized, string.Join(' ', ex.ErrorDescription)).ConfigureAwait(false);
+            return;
+        }
+
+        var database = services.GetRequiredService<IPoolDatabase>();
+        var uuid = context.Request.Query["uuid"].ToString();
+        var console = uuid.Length == 0 ? null : await database.FindByUuidAsync(XenClasses.Console, uuid, ct).ConfigureAwait(false);
+        if (console is null)
+        {
+            await RefuseAsync(context, StatusCodes.Status404NotFound, $"{ErrorCodes.UuidInvalid} console {uuid}").ConfigureAwait(false);
+            return;
+        }
+
+        var vm = await database.TryGetAsync(XenClasses.VM, console.GetString("VM"), ct).ConfigureAwait(false);
+        var process = vm is null ? null : services.GetRequiredService<IRunningVms>().Find(vm.Uuid);
+        if (vm is null || process is null)
+        {
+            // It stopped, or moved: its console records name its new host.
+            await RefuseAsync(context, StatusCodes.Status404NotFound, "the VM does not run on this host").ConfigureAwait(false);
+            return;
+        }
+
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ConsoleEndpoint));
+        // noVNC asks for the "binary" subprotocol; a browser drops a connection whose answer names none it asked for.
+        var subProtocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p == "binary");
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(subProtocol).ConfigureAwait(false);
+        logger.LogInformation("{Protocol} console of VM {Vm} opened from {Remote}", console.GetString("protocol"), vm.GetString("name_label"),
+            context.Connection.RemoteIpAddress);
+        try
+        {
+            if (console.GetString("protocol") == "rfb")
+            {
+                await using var screen = await process.OpenConsoleAsync(VmConsoleKind.Graphical, ct).ConfigureAwait(false);
+                await WebSocketPump.RunAsync(socket, screen, "the VM's screen closed", ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await ServeSerialAsync(socket, process, services.GetRequiredService<SerialConsoleHub>(), ct).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or WebSocketException or System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            logger.LogDebug(ex, "Console of VM {Vm} ended", vm.GetString("name_label"));
+            await WebSocketPump.CloseAsync(socket, "the console ended").ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ServeSerialAsync(WebSocket socket, IVmProcess process, SerialConsoleHub hub, CancellationToken cancellationToken)
+    {
+        await using var viewer = await hub.WatchAsync(process, cancellationToken).ConfigureAwait(false);
+        // What the guest wrote last (its prompt, say), before what it writes from now on.
+        var tail = await process.ReadSerialConsoleTailAsync(SerialTailBytes, cancellationToken).ConfigureAwait(false);
+        if (tail.Length > 0)
+        {
+            await socket.SendAsync(tail, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+        }
+
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var toBrowser = Task.Run(async () =>
+        {
+            await foreach (var chunk in viewer.Received.ReadAllAsync(both.Token).ConfigureAwait(false))
+            {
+                await socket.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: true, both.Token).ConfigureAwait(false);
+            }
+        }, both.Token);
+        var fromBrowser = WebSocketPump.CopyFromBrowserAsync(socket, viewer.TypeAsync, both.Token);
+        var first = await Task.WhenAny(toBrowser, fromBrowser).ConfigureAwait(false);
+        await both.CancelAsync().ConfigureAwait(false);
+        await WebSocketPump.CloseAsync(socket, first == toBrowser ? "the VM stopped running here" : "closed").ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(toBrowser, fromBrowser).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+        {
+            // One side ended: the other's error is the expected consequence.
+        }
+    }
+
+    private static async Task RefuseAsync(HttpContext context, int status, string reason)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain";
+        await context.Response.WriteAsync(reason + "\n", context.RequestAborted).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,82 @@
+using System.Net.WebSockets;
+
+namespace Corral.WebConsole.Consoles;
+
+/// <summary>Copies bytes between a browser's websocket and a console stream, both ways, until either side ends.</summary>
+internal static class WebSocketPump
+{
+    private const int BufferSize = 16 * 1024;
+
+    /// <summary>Runs until the browser leaves, the stream ends or <paramref name="cancellationToken"/> fires; then closes the websocket.</summary>
+    public static async Task RunAsync(WebSocket socket, Stream stream, string endReason, CancellationToken cancellationToken)
+    {
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var toBrowser = CopyToBrowserAsync(stream, socket, both.Token);
+        var fromBrowser = CopyFromBrowserAsync(socket, async (data, ct) => await stream.WriteAsync(data, ct).ConfigureAwait(false), both.Token);
+        await Task.WhenAny(toBrowser, fromBrowser).ConfigureAwait(false);
+        await both.CancelAsync().ConfigureAwait(false);
+        await CloseAsync(socket, endReason).ConfigureAwait(false);
+        await Task.WhenAll(Quietly(toBrowser), Quietly(fromBrowser)).ConfigureAwait(false);
+    }
+
+    public static async Task CopyFromBrowserAsync(WebSocket socket, Func<ReadOnlyMemory<byte>, CancellationToken, Task> write, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[BufferSize];
+        while (socket.State == WebSocketState.Open)
+        {
+            var received = await socket.ReceiveAsync(buffer.AsMemory(), cancellationToken).ConfigureAwait(false);
+            if (received.MessageType == WebSocketMessageType.Close)
+            {
+                return;
+            }
+
+            if (received.Count > 0)
+            {
+                await write(buffer.AsMemory(0, received.Count), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task CopyToBrowserAsync(Stream stream, WebSocket socket, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[BufferSize];
+        while (true)
+        {
+            var read = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return;
+            }
+
+            await socket.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public static async Task CloseAsync(WebSocket socket, string reason)
+    {
+        if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        {
+            using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, reason, patience.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            {
+                // The browser went first: nothing left to say.
+            }
+        }
+    }
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+        {
+            // One side ended: the other's error is the expected consequence.
+        }
+    }
+}
