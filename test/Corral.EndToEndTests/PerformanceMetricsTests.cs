@@ -142,6 +142,16 @@ public sealed class PerformanceMetricsTests : IAsyncLifetime
             Assert.True(long.Parse(row.GetProperty("t").GetString()!, CultureInfo.InvariantCulture) >= start);
         }
 
+        // The console page of any pool host may read it across origins; another site's page may not.
+        foreach (var (origin, allowed) in new[] { ("http://127.0.0.1:8080", true), ("http://console.example", false) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_lab.Agent.Endpoint, "/rrd_updates?" + query));
+            request.Headers.Add("Origin", origin);
+            using var response = await _http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(allowed, response.Headers.TryGetValues("Access-Control-Allow-Origin", out var values) && values.Single() == origin);
+        }
+
         // As xapi: a session that is not one is 401, a missing start 400.
         using (var bad = await GetAsync($"session_id=OpaqueRef:{Guid.NewGuid()}&start={start}&host=true"))
         {
