@@ -71,7 +71,16 @@ public sealed class PerformanceSampler(
         SampleHost(values);
 
         var processes = supervisor.All.OrderBy(p => p.VmUuid, StringComparer.Ordinal).ToList();
-        await RefreshDevicesAsync(processes, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await RefreshDevicesAsync(processes, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The pool database out of reach (emergency mode): the host and the VMs already known are still measured.
+            logger.LogDebug(ex, "Could not read this host's VMs from the pool database; sampling those known");
+        }
+
         foreach (var process in processes)
         {
             if (_devices.GetValueOrDefault((process.VmUuid, process.ProcessId)) is { } devices)
