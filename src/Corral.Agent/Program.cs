@@ -1,12 +1,14 @@
 using Corral.Agent.HighAvailability;
 using Corral.Agent.Hosting;
 using Corral.Agent.Membership;
+using Corral.Agent.Metrics;
 using Corral.Agent.Operations;
 using Corral.Agent.Storage;
 using Corral.Agent.Vms;
 using Corral.Api;
 using Corral.Api.Dispatch;
 using Corral.Api.Http;
+using Corral.Api.Metrics;
 using Corral.Api.Methods;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
@@ -29,6 +31,9 @@ using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
 var startupLogger = loggerFactory.CreateLogger("Corral.Agent.Membership");
 using var stopping = new CancellationTokenSource();
 using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => stopping.Cancel());
+
+// The host's recent performance data outlives the agent's generations: a pool join does not blank its charts.
+var performance = new PerformanceHistory();
 
 do
 {
@@ -136,12 +141,15 @@ do
         builder.Configuration.GetSection("Corral:WebConsole").Bind(o);
         o.OwnAddress ??= (agentSection.Get<AgentOptions>() ?? new AgentOptions()).Address;
     });
+    builder.Services.AddSingleton(performance);
+    builder.Services.AddHostedService<PerformanceSampler>();
 
     await using var app = builder.Build();
     lifecycle.Attach(app.Lifetime);
     using var stop = stopping.Token.Register(() => app.Lifetime.StopApplication());
     app.UseWebConsole();
     app.MapXenApi();
+    app.MapRrdUpdates();
     await app.RunAsync();
 }
 while (lifecycle.TakeRestartRequest() && !stopping.IsCancellationRequested);

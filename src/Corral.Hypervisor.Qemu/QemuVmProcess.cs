@@ -182,6 +182,29 @@ public sealed class QemuVmProcess : IVmProcess
         return MapRunState(status?["status"]?.GetValue<string>());
     }
 
+    public async Task<IReadOnlyList<DiskIoCounters>> QueryDiskIoAsync(CancellationToken cancellationToken) =>
+        ParseBlockStats(await QmpAsync("query-blockstats", null, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>QMP <c>query-blockstats</c>' rd_bytes and wr_bytes of the drives Corral named (<c>drive&lt;index&gt;</c>).</summary>
+    public static IReadOnlyList<DiskIoCounters> ParseBlockStats(JsonNode? reply)
+    {
+        var result = new List<DiskIoCounters>();
+        foreach (var entry in (reply as JsonArray ?? []).OfType<JsonObject>())
+        {
+            var device = entry["device"]?.GetValue<string>() ?? "";
+            if (!device.StartsWith("drive", StringComparison.Ordinal)
+                || !int.TryParse(device["drive".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                || entry["stats"] is not JsonObject stats)
+            {
+                continue;
+            }
+
+            result.Add(new DiskIoCounters(index, stats["rd_bytes"]?.GetValue<long>() ?? 0, stats["wr_bytes"]?.GetValue<long>() ?? 0));
+        }
+
+        return result;
+    }
+
     /// <summary>QEMU's RunState (query-status) folded to what Corral distinguishes.</summary>
     public static VmRunState MapRunState(string? status) => status switch
     {

@@ -74,6 +74,9 @@ public interface IVmProcess : IAsyncDisposable
 
     Task<VmRunState> QueryStateAsync(CancellationToken cancellationToken);
 
+    /// <summary>Bytes read from and written to each disk of the VM so far.</summary>
+    Task<IReadOnlyList<DiskIoCounters>> QueryDiskIoAsync(CancellationToken cancellationToken);
+
     Task PauseAsync(CancellationToken cancellationToken);
 
     Task ResumeAsync(CancellationToken cancellationToken);

@@ -116,6 +116,16 @@ public sealed class MasterElectionTests : IAsyncLifetime
         }, TimeSpan.FromSeconds(30), "HOST_IS_SLAVE from host-b");
         Assert.Equal("127.0.0.1", redirect.Parameters[0]);
 
+        // A session made on the master is good on the slave: host-b serves its own performance data to it.
+        var hostBUuid = (await onFirst.CallWithSessionAsync("host.get_uuid", hostB)).GetString()!;
+        using (var http = new HttpClient())
+        {
+            var start = DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 600;
+            var updates = new Uri(_second.Endpoint, $"/rrd_updates?session_id={Uri.EscapeDataString(onFirst.Session)}&start={start}&host=true");
+            await Eventually(async () => (await http.GetStringAsync(updates)).Contains($"AVERAGE:host:{hostBUuid}:memory_total_kib", StringComparison.Ordinal) ? (bool?)true : null,
+                TimeSpan.FromSeconds(30), "host-b's performance data");
+        }
+
         // Pull the plug on the master's agent: host-b becomes master with no command typed.
         var killed = Stopwatch.StartNew();
         await _first.KillAsync();

@@ -97,7 +97,7 @@ public sealed class HostLiveness(
         }
     }
 
-    private long MemoryTotal() => options.Value.MemoryTotalBytes > 0 ? options.Value.MemoryTotalBytes : MachineInfo.ReadMemory().TotalBytes;
+    private long MemoryTotal() => HostMemory.Read(options.Value).TotalBytes;
 
     private async Task RegisterAsync(CancellationToken cancellationToken)
     {
@@ -221,8 +221,9 @@ public sealed class HostLiveness(
         await database.UpdateAsync([(XenClasses.HostMetrics, identity.MetricsRef)], (objs, tx) =>
         {
             var m = objs[0].Clone();
-            m["memory_total"] = MemoryTotal();
-            m["memory_free"] = Math.Min(MemoryTotal(), MachineInfo.ReadMemory().AvailableBytes);
+            var (total, free) = HostMemory.Read(options.Value);
+            m["memory_total"] = total;
+            m["memory_free"] = free;
             m["last_updated"] = DateTime.UtcNow;
             tx.Update(m);
         }, cancellationToken).ConfigureAwait(false);

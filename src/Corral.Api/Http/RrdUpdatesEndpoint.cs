@@ -1,0 +1,100 @@
+using System.Net.Http.Headers;
+using System.Text;
+using Corral.Api.Metrics;
+using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Corral.Api.Http;
+
+/// <summary>
+/// <c>GET /rrd_updates</c>: this host's performance data (its own with <c>host=true</c>, and its VMs') as xapi serves
+/// it, rrdtool's xport document in XML or JSON. Authenticated as xapi's HTTP handlers are: a <c>session_id</c> (query or
+/// cookie) of the pool, or HTTP Basic credentials of a pool user; anything else is 401. No <c>start</c>, or one that is
+/// not a number, is 400.
+/// </summary>
+public static class RrdUpdatesEndpoint
+{
+    private const string Realm = "xapi";
+
+    public static IEndpointConventionBuilder MapRrdUpdates(this IEndpointRouteBuilder endpoints) =>
+        endpoints.MapGet("/rrd_updates", HandleAsync);
+
+    private static async Task HandleAsync(HttpContext context)
+    {
+        var ct = context.RequestAborted;
+        var request = context.Request;
+        if (!await AuthenticatedAsync(context, ct).ConfigureAwait(false))
+        {
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{Realm}\"";
+            await context.Response.WriteAsync("Unauthorised: a valid session_id is required\n", ct).ConfigureAwait(false);
+            return;
+        }
+
+        var query = RrdUpdatesQuery.Parse(name => request.Query.TryGetValue(name, out var v) ? v.ToString() : null,
+            request.Headers.Accept.ToString(), out var error);
+        if (query is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync($"get_rrd_updates: {error}\n", ct).ConfigureAwait(false);
+            return;
+        }
+
+        var history = context.RequestServices.GetRequiredService<PerformanceHistory>();
+        var now = context.RequestServices.GetService<TimeProvider>()?.GetUtcNow().ToUnixTimeSeconds() ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var table = XportTable.Build(history.Snapshot(), query, now);
+        context.Response.ContentType = query.Json ? "application/json" : "text/xml";
+        await context.Response.WriteAsync(query.Json ? table.ToJson() : table.ToXml(), ct).ConfigureAwait(false);
+    }
+
+    private static async Task<bool> AuthenticatedAsync(HttpContext context, CancellationToken cancellationToken)
+    {
+        var request = context.Request;
+        var session = request.Query.TryGetValue("session_id", out var q) && q.ToString().Length > 0 ? q.ToString() : request.Cookies["session_id"];
+        if (!string.IsNullOrEmpty(session))
+        {
+            try
+            {
+                await context.RequestServices.GetRequiredService<SessionService>().ValidateAsync(session, cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (XenApiException)
+            {
+                return false;
+            }
+        }
+
+        // As xapi's handlers: without a session, HTTP Basic credentials of a pool user, checked against the pool
+        // database's password hash (so on any host, master or not).
+        if (AuthenticationHeaderValue.TryParse(request.Headers.Authorization.ToString(), out var auth)
+            && auth.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase) && auth.Parameter is { } parameter)
+        {
+            string decoded;
+            try
+            {
+                decoded = Encoding.UTF8.GetString(Convert.FromBase64String(parameter));
+            }
+            catch (FormatException)
+            {
+                return false;
+            }
+
+            var colon = decoded.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0)
+            {
+                return false;
+            }
+
+            var database = context.RequestServices.GetRequiredService<IPoolDatabase>();
+            var stored = await database.Leases.GetValueAsync(SessionService.PasswordKey(decoded[..colon]), cancellationToken).ConfigureAwait(false);
+            return stored is not null && PasswordHasher.Verify(decoded[(colon + 1)..], stored);
+        }
+
+        return false;
+    }
+}
