@@ -128,6 +128,12 @@ public sealed class SingleHostTests : IAsyncLifetime
         Assert.True(await PingAsync(optimizedIp) || await PingAsync(optimizedIp));
         _lab.Agent.Start();
         await LoginAsync();
+        // Operations wait for the host to be live again (its lease renewed), as xapi's wait for a host to come back.
+        await EventuallyAsync(async () =>
+        {
+            var metrics = (await _api.CallWithSessionAsync("host.get_metrics", host)).GetString();
+            return (await _api.CallWithSessionAsync("host_metrics.get_live", metrics)).GetBoolean() ? (bool?)true : null;
+        }, TimeSpan.FromSeconds(60), "the host live again after the agent restart");
         Assert.Equal("Running", (await _api.CallWithSessionAsync("VM.get_power_state", optimized)).GetString());
         Assert.Equal(pidsBefore, LabFixture.QemuPidsOf(uuid));
 
