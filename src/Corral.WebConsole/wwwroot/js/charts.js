@@ -19,7 +19,8 @@ export function lineChart({ title, series: allSeries, format, max, binary = fals
   const values = series.flatMap((s) => s.points.map(([, v]) => v)).filter(Number.isFinite);
   const top = max ?? niceCeiling(Math.max(0, ...values), binary ? 1024 : 1000);
   const x = (t) => ((t - start) / windowSeconds) * WIDTH;
-  const y = (v) => HEIGHT - (top > 0 ? (Math.min(v, top) / top) * HEIGHT : 0);
+  // A line at the top or the bottom of the scale stays inside the plot.
+  const y = (v) => HEIGHT - 2 - (top > 0 ? (Math.min(Math.max(v, 0), top) / top) * (HEIGHT - 4) : 0);
 
   const svg = h("svg:svg", {
     class: "chart-plot",
