@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Corral.Agent.Operations;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
@@ -53,7 +54,7 @@ public sealed class EvacuationHandler(
             await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (await MoveAsync(vm.Ref, hostRef, cancellationToken).ConfigureAwait(false) != hostRef)
+                if (await MoveAsync(vm.Ref, hostRef, new ConcurrentDictionary<string, string>(StringComparer.Ordinal), cancellationToken).ConfigureAwait(false) != hostRef)
                 {
                     lock (failed)
                     {
@@ -84,6 +85,54 @@ public sealed class EvacuationHandler(
     {
         var hostRef = operation.HostRef;
         var initial = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;
+        // The evacuation's progress follows its migrations' as they go, not only as each ends.
+        var inFlight = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
+        var moved = 0;
+        using var following = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var follower = FollowProgressAsync(operation.TaskRef, initial, () => Volatile.Read(ref moved), inFlight, following.Token);
+        try
+        {
+            return await EvacuateRoundsAsync(hostRef, inFlight, () => Interlocked.Increment(ref moved), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await following.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await follower.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped with the evacuation.
+            }
+        }
+    }
+
+    private async Task FollowProgressAsync(string taskRef, int initial, Func<int> moved, ConcurrentDictionary<string, string> inFlight,
+        CancellationToken cancellationToken)
+    {
+        var reported = -1.0;
+        while (!cancellationToken.IsCancellationRequested && initial > 0)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            var moving = 0.0;
+            foreach (var sendTask in inFlight.Values)
+            {
+                moving += (await database.TryGetAsync(XenClasses.Task, sendTask, cancellationToken).ConfigureAwait(false))?.GetFloat("progress") ?? 0;
+            }
+
+            var progress = Math.Min(0.99, (moved() + moving) / initial);
+            if (progress > reported + 0.01)
+            {
+                await tasks.SetProgressAsync(taskRef, progress, cancellationToken).ConfigureAwait(false);
+                reported = progress;
+            }
+        }
+    }
+
+    private async Task<string?> EvacuateRoundsAsync(string hostRef, ConcurrentDictionary<string, string> inFlight, Action movedOne,
+        CancellationToken cancellationToken)
+    {
         for (var round = 0; round < 3; round++)
         {
             var plan = await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false);
@@ -105,13 +154,11 @@ public sealed class EvacuationHandler(
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    if (await MoveAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
+                    if (await MoveAsync(kv.Key, kv.Value, inFlight, cancellationToken).ConfigureAwait(false) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
                     {
                         await EvacuatedVms.ChangeAsync(database, hostRef, list => [.. list, kv.Key], cancellationToken).ConfigureAwait(false);
+                        movedOne();
                     }
-
-                    var left = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;
-                    await tasks.SetProgressAsync(operation.TaskRef, initial == 0 ? 1 : 1 - ((double)left / initial), cancellationToken).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -131,7 +178,7 @@ public sealed class EvacuationHandler(
     }
 
     /// <summary>Live-migrates the VM (or follows its migration already under way); returns where it runs afterwards.</summary>
-    private async Task<string?> MoveAsync(string vmRef, string destination, CancellationToken cancellationToken)
+    private async Task<string?> MoveAsync(string vmRef, string destination, ConcurrentDictionary<string, string> inFlight, CancellationToken cancellationToken)
     {
         string? sendTask = null;
         try
@@ -147,6 +194,7 @@ public sealed class EvacuationHandler(
             else
             {
                 sendTask = await starter.StartAsync(OpaqueRef.Null, vmRef, destination, new Dictionary<string, object?>(), null, cancellationToken).ConfigureAwait(false);
+                inFlight[vmRef] = sendTask;
                 await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
             }
 
@@ -160,6 +208,7 @@ public sealed class EvacuationHandler(
         }
         finally
         {
+            inFlight.TryRemove(vmRef, out _);
             if (sendTask is not null && await database.TryGetAsync(XenClasses.Task, sendTask, CancellationToken.None).ConfigureAwait(false) is { } task)
             {
                 var tx = new PoolTransaction();
