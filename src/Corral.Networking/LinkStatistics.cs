@@ -26,6 +26,26 @@ public static class LinkStatistics
         }
     }
 
+    /// <summary>
+    /// The host's own network interfaces, as XenServer's PIFs: every link but loopback, bridges and taps (a VM's NIC).
+    /// </summary>
+    public static IReadOnlyList<string> HostInterfaces()
+    {
+        try
+        {
+            return Directory.GetDirectories("/sys/class/net")
+                .Where(d => Path.GetFileName(d) != "lo" && !Directory.Exists(Path.Combine(d, "bridge")) && !File.Exists(Path.Combine(d, "tun_flags")))
+                .Select(Path.GetFileName)
+                .OfType<string>()
+                .Order(StringComparer.Ordinal)
+                .ToList();
+        }
+        catch (Exception ex) when (ex is DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
     private static long ReadCounter(string path) =>
         long.Parse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture);
 }

@@ -15,6 +15,47 @@ public sealed class JsonRpcClient(Uri endpoint) : IDisposable
     public async Task LoginAsync(string user, string password) =>
         Session = (await CallAsync("session.login_with_password", user, password, "1.0", "corral-tests")).GetString()!;
 
+    /// <summary>Logs in as root once the agent answers (it has just been started, or restarted).</summary>
+    public async Task LoginWhenReadyAsync(string password)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await LoginAsync("root", password);
+                return;
+            }
+            catch (Exception) when (deadline.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                await Task.Delay(250);
+            }
+        }
+    }
+
+    /// <summary>Polls <paramref name="probe"/> until it gives a value (XenAPI errors count as not yet), or fails after <paramref name="timeout"/>.</summary>
+    public static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what, Func<string>? context = null)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            try
+            {
+                if (await probe() is { } value)
+                {
+                    return value;
+                }
+            }
+            catch (XenApiException)
+            {
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new TimeoutException($"timed out waiting for {what}" + (context is null ? "" : "; " + context()));
+    }
+
     /// <summary>Calls a method with the session first, as XenAPI methods take it.</summary>
     public Task<JsonElement> CallWithSessionAsync(string method, params object?[] args) => CallAsync(method, [Session, .. args]);
 

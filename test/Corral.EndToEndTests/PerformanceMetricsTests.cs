@@ -21,19 +21,7 @@ public sealed class PerformanceMetricsTests : IAsyncLifetime
     {
         _lab = await LabFixture.StartAsync();
         _api = new JsonRpcClient(_lab.Agent.Endpoint);
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                await _api.LoginAsync("root", AgentHost.Password);
-                return;
-            }
-            catch (Exception) when (deadline.Elapsed < TimeSpan.FromSeconds(60))
-            {
-                await Task.Delay(250);
-            }
-        }
+        await _api.LoginWhenReadyAsync(AgentHost.Password);
     }
 
     public async Task DisposeAsync()
@@ -126,6 +114,11 @@ public sealed class PerformanceMetricsTests : IAsyncLifetime
         Assert.Contains(columns[hostPrefix + "cpu_avg"], v => v is >= 0 and <= 1);
         Assert.Contains(hostPrefix + "cpu0", columns.Keys);
         Assert.Contains(hostPrefix + "loadavg", columns.Keys);
+        // The host's own interfaces (the VM's bridge and tap are not among them).
+        var pifs = columns.Keys.Where(k => k.StartsWith(hostPrefix + "pif_", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(pifs);
+        Assert.DoesNotContain(pifs, k => k.Contains("pif_lo_", StringComparison.Ordinal) || k.Contains("pif_" + _lab.Bridge + "_", StringComparison.Ordinal));
+        Assert.All(pifs, k => Assert.All(columns[k], v => Assert.True(double.IsNaN(v) || v >= 0)));
 
         // Only that VM, without the host; and the same data as JSON, every scalar a string.
         var (onlyVm, meta) = await XportAsync($"session_id={Uri.EscapeDataString(_api.Session)}&start={start}&vm_uuid={vmUuid}");

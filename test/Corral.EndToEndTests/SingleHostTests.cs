@@ -23,19 +23,7 @@ public sealed class SingleHostTests : IAsyncLifetime
 
     private async Task LoginAsync()
     {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                await _api.LoginAsync("root", AgentHost.Password);
-                return;
-            }
-            catch (Exception) when (deadline.Elapsed < TimeSpan.FromSeconds(60))
-            {
-                await Task.Delay(250);
-            }
-        }
+        await _api.LoginWhenReadyAsync(AgentHost.Password);
     }
 
     public async Task DisposeAsync()
@@ -44,27 +32,8 @@ public sealed class SingleHostTests : IAsyncLifetime
         await _lab.DisposeAsync();
     }
 
-    private async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < timeout)
-        {
-            try
-            {
-                if (await probe() is { } value)
-                {
-                    return value;
-                }
-            }
-            catch (XenApiException)
-            {
-            }
-
-            await Task.Delay(250);
-        }
-
-        throw new TimeoutException($"timed out waiting for {what}; agent log: {_lab.Agent.Log}");
-    }
+    private Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) =>
+        JsonRpcClient.EventuallyAsync(probe, timeout, what, () => $"agent log: {_lab.Agent.Log}");
 
     private async Task<string> InstallAsync(string template, string name, string sr, string ip)
     {

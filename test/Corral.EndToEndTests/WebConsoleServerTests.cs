@@ -22,19 +22,7 @@ public sealed class WebConsoleServerTests : IAsyncLifetime
     {
         _lab = await LabFixture.StartAsync();
         _api = new JsonRpcClient(_lab.Agent.Endpoint);
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                await _api.LoginAsync("root", AgentHost.Password);
-                return;
-            }
-            catch (Exception) when (deadline.Elapsed < TimeSpan.FromSeconds(60))
-            {
-                await Task.Delay(250);
-            }
-        }
+        await _api.LoginWhenReadyAsync(AgentHost.Password);
     }
 
     public async Task DisposeAsync()
@@ -194,25 +182,6 @@ public sealed class WebConsoleServerTests : IAsyncLifetime
         }
     }
 
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < timeout)
-        {
-            try
-            {
-                if (await probe() is { } value)
-                {
-                    return value;
-                }
-            }
-            catch (XenApiException)
-            {
-            }
-
-            await Task.Delay(250);
-        }
-
-        throw new TimeoutException($"timed out waiting for {what}");
-    }
+    private static Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) =>
+        JsonRpcClient.EventuallyAsync(probe, timeout, what);
 }

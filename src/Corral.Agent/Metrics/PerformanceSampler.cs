@@ -117,6 +117,16 @@ public sealed class PerformanceSampler(
         Add("memory_total_kib", total / 1024.0);
         Add("memory_free_kib", free / 1024.0);
         Add("loadavg", ProcStat.ReadLoadAverage());
+
+        // The host's own interfaces, named as XenServer names its PIFs' data sources (bytes/s).
+        var now = MonotonicSeconds();
+        foreach (var link in LinkStatistics.HostInterfaces())
+        {
+            var counters = LinkStatistics.TryRead(link);
+            var key = prefix + "pif_" + link;
+            Add("pif_" + link + "_rx", counters is { } rx ? _rates.Observe(key + "_rx", rx.ReceivedBytes, now) : double.NaN);
+            Add("pif_" + link + "_tx", counters is { } tx ? _rates.Observe(key + "_tx", tx.TransmittedBytes, now) : double.NaN);
+        }
     }
 
     private async Task SampleVmAsync(IVmProcess process, VmDevices devices, List<KeyValuePair<string, double>> values, CancellationToken cancellationToken)
