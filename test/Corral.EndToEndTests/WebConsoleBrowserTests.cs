@@ -187,6 +187,21 @@ public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLif
         await Assertions.Expect(TreeItem(page, hostName)).Not.ToHaveAttributeAsync("data-status", new System.Text.RegularExpressions.Regex("maintenance"),
             new() { Timeout = Patience });
 
+        // A new VM from a template, on the pool's default SR (the shared one), with no home server.
+        await page.GetByRole(AriaRole.Button, new() { Name = "New VM", Exact = true }).ClickAsync();
+        var create = page.GetByRole(AriaRole.Dialog, new() { Name = "New VM" });
+        await create.GetByLabel("Template").SelectOptionAsync(new SelectOptionValue { Label = "Corral Linux test (no tools)" });
+        await create.GetByLabel("Name", new() { Exact = true }).FillAsync("Made in the console");
+        await Assertions.Expect(create.GetByLabel("Home server")).ToHaveValueAsync("OpaqueRef:NULL");
+        await create.GetByLabel("Start the new VM").UncheckAsync();
+        await create.GetByRole(AriaRole.Button, new() { Name = "Create" }).ClickAsync();
+        await Assertions.Expect(TreeItem(page, "Made in the console")).ToHaveAttributeAsync("data-status", new System.Text.RegularExpressions.Regex("halted"),
+            new() { Timeout = (float)TimeSpan.FromSeconds(60).TotalMilliseconds });
+        var made = await _lab.Xe("vm-list", "name-label=Made in the console", "--minimal");
+        Assert.Equal("<not in database>", await _lab.Xe("vm-param-get", $"uuid={made}", "param-name=affinity"));
+        var disk = (await _lab.Xe("vbd-list", $"vm-uuid={made}", "type=Disk", "params=vdi-uuid", "--minimal")).Split(',')[0];
+        Assert.Equal("Shared storage", await _lab.Xe("vdi-param-get", $"uuid={disk}", "param-name=sr-name-label"));
+
         // Drag the VM onto another host: it migrates live, and the tree follows.
         var from = await HostNumberOfAsync(Tools);
         var to = new[] { 1, 2, 3 }.First(h => h != from && h != toolsHost);

@@ -103,6 +103,9 @@ public sealed class VmSupervisor(
             return;
         }
 
+        // Gone from here (stopped, or moved away): if it comes back, its first report is written at once.
+        _lastGuestFingerprint.TryRemove(vmRef, out _);
+
         logger.LogInformation("VM process {Pid} of {Vm} has ended{How}", process.ProcessId, process.VmUuid, process.ExitIntended ? "" : " unexpectedly");
         try
         {

@@ -26,6 +26,16 @@ async function loadNoVnc() {
   }
 }
 
+/** Whether a console's location names the given host (its address, brackets of an IPv6 literal aside). */
+function servedBy(consoleRecord, host) {
+  try {
+    const bare = (name) => String(name).replace(/^\[|\]$/g, "").toLowerCase();
+    return bare(new URL(consoleRecord.location).hostname) === bare(host.address);
+  } catch {
+    return false;
+  }
+}
+
 export function consoleView() {
   let container = null;
   let context = null;
@@ -217,11 +227,13 @@ export function consoleView() {
         return;
       }
       const vm = selection.record;
-      const consoles = consolesOfVm(ctx.cache, vm.opaque_ref);
+      const host = ctx.cache.get("host", vm.resident_on);
+      // Only a console located on the VM's own host is served: right after a migration the old location lingers for
+      // a moment, until the new host rewrites it, and connecting there would only be refused.
+      const consoles = consolesOfVm(ctx.cache, vm.opaque_ref).filter((c) => host && servedBy(c, host));
       const serial = consoles.find((c) => c.protocol === "vt100");
       const graphical = consoles.find((c) => c.protocol === "rfb");
       const running = vm.power_state === "Running" || vm.power_state === "Paused";
-      const host = ctx.cache.get("host", vm.resident_on);
       const hostDead = host && !isHostLive(ctx.cache, host);
       // A new session (failover) or a new location (the VM migrated) means a new connection.
       const next = [vm.opaque_ref, running, hostDead, serial?.location, graphical?.location, ctx.connection.session].join("|");
@@ -232,7 +244,7 @@ export function consoleView() {
       } else if (hostDead) {
         message(`${vm.name_label}'s host ${host.name_label} is not responding (host dead): its console is out of reach.`);
       } else if (!serial && !graphical) {
-        message(`No console is available for ${vm.name_label} yet.`);
+        message(`No console is available for ${vm.name_label} on ${host?.name_label ?? "its host"} yet.`);
       } else {
         build(vm, serial, graphical);
       }
