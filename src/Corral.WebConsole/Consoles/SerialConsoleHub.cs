@@ -36,23 +36,6 @@ public sealed class SerialConsoleHub(ILogger<SerialConsoleHub> logger) : IAsyncD
         }
     }
 
-    /// <summary>How many VMs' serial lines this host holds open now.</summary>
-    public int OpenLines
-    {
-        get
-        {
-            _gate.Wait();
-            try
-            {
-                return _lines.Count;
-            }
-            finally
-            {
-                _gate.Release();
-            }
-        }
-    }
-
     internal async Task ForgetAsync(SerialLine line)
     {
         await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
