@@ -31,6 +31,8 @@ public class FieldTests
     [InlineData("vbd", "mode", "mode ( RW)")]
     [InlineData("pbd", "device-config", "device-config (MRO)")]
     [InlineData("pool", "default-SR", "default-SR ( RW)")]
+    [InlineData("console", "location", "location ( RO)")]
+    [InlineData("console", "other-config", "other-config (MRW)")]
     public void Labels_carry_xe_qualifiers(string cls, string name, string label) => Assert.Equal(label, Field(cls, name).Label);
 
     [Theory]

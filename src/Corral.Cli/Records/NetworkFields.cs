@@ -109,6 +109,21 @@ public static class NetworkFields
         ];
     }
 
+    /// <summary>A VM's console: where a client connects for its serial line (vt100) or its screen (rfb).</summary>
+    public static IReadOnlyList<XeField> Console()
+    {
+        var b = new FieldBuilder("console");
+        return
+        [
+            b.Str("uuid", "uuid"),
+            b.RefUuid("vm-uuid", "VM", "VM"),
+            b.RefName("vm-name-label", "VM", "VM"),
+            b.Str("protocol", "protocol"),
+            b.Str("location", "location"),
+            b.Map("other-config", "other_config").Rw(b.MapRw("other_config")),
+        ];
+    }
+
     public static IReadOnlyList<XeField> Task()
     {
         var b = new FieldBuilder("task");

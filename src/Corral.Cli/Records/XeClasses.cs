@@ -30,6 +30,7 @@ public static class XeClasses
             new("sr", "SR", StorageFields.Sr(), ["uuid", "name-label", "name-description", "host", "type", "content-type"], standardList: true),
             new("pbd", "PBD", StorageFields.Pbd(), ["uuid", "host-uuid", "sr-uuid", "device-config", "currently-attached"]),
             new("task", "task", NetworkFields.Task(), ["uuid", "name-label", "name-description", "status", "progress"]),
+            new("console", "console", NetworkFields.Console(), ["uuid", "vm-uuid", "vm-name-label", "protocol", "location"]),
         ];
     }
 }
