@@ -218,10 +218,13 @@ public sealed class HostLiveness(
 
     private async Task UpdateMetricsAsync(CancellationToken cancellationToken)
     {
+        var vmBytes = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+            .Where(v => v.GetString("resident_on") == identity.Ref && v.GetString("power_state") is "Running" or "Paused")
+            .Sum(v => v.GetInt("memory_static_max"));
         await database.UpdateAsync([(XenClasses.HostMetrics, identity.MetricsRef)], (objs, tx) =>
         {
             var m = objs[0].Clone();
-            var (total, free) = HostMemory.Read(options.Value);
+            var (total, free) = HostMemory.Read(options.Value, vmBytes);
             m["memory_total"] = total;
             m["memory_free"] = free;
             m["last_updated"] = DateTime.UtcNow;

@@ -113,7 +113,7 @@ public sealed class PerformanceSampler(
         }
 
         _previousCpu = cpu;
-        var (total, free) = HostMemory.Read(options.Value);
+        var (total, free) = HostMemory.Read(options.Value, _devices.Values.Sum(d => d?.MemoryBytes ?? 0));
         Add("memory_total_kib", total / 1024.0);
         Add("memory_free_kib", free / 1024.0);
         Add("loadavg", ProcStat.ReadLoadAverage());
