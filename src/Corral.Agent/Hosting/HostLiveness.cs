@@ -1,3 +1,4 @@
+using Corral.Api.Methods;
 using Corral.Api.Sessions;
 using Corral.HighAvailability;
 using Corral.Hypervisor;
@@ -26,6 +27,9 @@ public sealed class HostLiveness(
     public ILease? Lease { get; private set; }
 
     public Task Registered => _registered.Task;
+
+    // What this host's running VMs were given, by the pool database as last read.
+    private long _vmBytes;
 
     /// <summary>Whether this host holds a lease it may count on at <paramref name="nowUtc"/> (<see cref="SelfFencePolicy.LeaseSafe"/>).</summary>
     public bool LeaseSafe(DateTime nowUtc) => Lease is { } lease && SelfFencePolicy.LeaseSafe(lease.Lost.IsCancellationRequested, lease.SafeUntilUtc, nowUtc);
@@ -97,8 +101,6 @@ public sealed class HostLiveness(
         }
     }
 
-    private long MemoryTotal() => HostMemory.Read(options.Value).TotalBytes;
-
     private async Task RegisterAsync(CancellationToken cancellationToken)
     {
         var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
@@ -125,8 +127,8 @@ public sealed class HostLiveness(
         {
             tx.Create(XenClasses.HostMetricsSchema, new Dictionary<string, object?>
             {
-                ["memory_total"] = MemoryTotal(),
-                ["memory_free"] = MemoryTotal(),
+                ["memory_total"] = Memory().TotalBytes,
+                ["memory_free"] = Memory().TotalBytes,
                 ["last_updated"] = DateTime.UtcNow,
             }, identity.MetricsRef);
             fields["uuid"] = identity.Uuid;
@@ -216,15 +218,22 @@ public sealed class HostLiveness(
         };
     }
 
+    /// <summary>
+    /// This host's memory as host_metrics reports it (and its performance data with it): the total it offers, and what
+    /// is free of it once its running VMs have theirs, by the pool database as last read.
+    /// </summary>
+    public (long TotalBytes, long FreeBytes) Memory() => HostMemory.Read(options.Value, Volatile.Read(ref _vmBytes));
+
     private async Task UpdateMetricsAsync(CancellationToken cancellationToken)
     {
-        var vmBytes = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        // What the VMs running here were given, as placement counts it against a host.
+        Volatile.Write(ref _vmBytes, (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
             .Where(v => v.GetString("resident_on") == identity.Ref && v.GetString("power_state") is "Running" or "Paused")
-            .Sum(v => v.GetInt("memory_static_max"));
+            .Sum(Placement.MemoryNeeded));
         await database.UpdateAsync([(XenClasses.HostMetrics, identity.MetricsRef)], (objs, tx) =>
         {
             var m = objs[0].Clone();
-            var (total, free) = HostMemory.Read(options.Value, vmBytes);
+            var (total, free) = Memory();
             m["memory_total"] = total;
             m["memory_free"] = free;
             m["last_updated"] = DateTime.UtcNow;

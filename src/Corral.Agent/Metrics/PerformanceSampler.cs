@@ -7,7 +7,6 @@ using Corral.Model;
 using Corral.Networking;
 using Corral.Platform;
 using Corral.PoolDatabase;
-using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Metrics;
 
@@ -21,7 +20,7 @@ public sealed class PerformanceSampler(
     VmSupervisor supervisor,
     IPoolDatabase database,
     HostIdentity identity,
-    IOptions<AgentOptions> options,
+    HostLiveness liveness,
     TimeProvider time,
     ILogger<PerformanceSampler> logger) : BackgroundService
 {
@@ -113,7 +112,7 @@ public sealed class PerformanceSampler(
         }
 
         _previousCpu = cpu;
-        var (total, free) = HostMemory.Read(options.Value, _devices.Values.Sum(d => d?.MemoryBytes ?? 0));
+        var (total, free) = liveness.Memory();
         Add("memory_total_kib", total / 1024.0);
         Add("memory_free_kib", free / 1024.0);
         Add("loadavg", ProcStat.ReadLoadAverage());

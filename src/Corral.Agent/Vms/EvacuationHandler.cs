@@ -54,7 +54,7 @@ public sealed class EvacuationHandler(
             await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (await MoveAsync(vm.Ref, hostRef, new ConcurrentDictionary<string, string>(StringComparer.Ordinal), cancellationToken).ConfigureAwait(false) != hostRef)
+                if (await MoveAsync(vm.Ref, hostRef, null, cancellationToken).ConfigureAwait(false) != hostRef)
                 {
                     lock (failed)
                     {
@@ -86,13 +86,12 @@ public sealed class EvacuationHandler(
         var hostRef = operation.HostRef;
         var initial = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;
         // The evacuation's progress follows its migrations' as they go, not only as each ends.
-        var inFlight = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
-        var moved = 0;
+        var progress = new EvacuationProgress();
         using var following = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var follower = FollowProgressAsync(operation.TaskRef, initial, () => Volatile.Read(ref moved), inFlight, following.Token);
+        var follower = FollowProgressAsync(operation.TaskRef, initial, progress, following.Token);
         try
         {
-            return await EvacuateRoundsAsync(hostRef, inFlight, () => Interlocked.Increment(ref moved), cancellationToken).ConfigureAwait(false);
+            return await EvacuateRoundsAsync(hostRef, progress, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -108,30 +107,28 @@ public sealed class EvacuationHandler(
         }
     }
 
-    private async Task FollowProgressAsync(string taskRef, int initial, Func<int> moved, ConcurrentDictionary<string, string> inFlight,
-        CancellationToken cancellationToken)
+    private async Task FollowProgressAsync(string taskRef, int initial, EvacuationProgress progress, CancellationToken cancellationToken)
     {
         var reported = -1.0;
         while (!cancellationToken.IsCancellationRequested && initial > 0)
         {
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
             var moving = 0.0;
-            foreach (var sendTask in inFlight.Values)
+            foreach (var sendTask in progress.InFlight.Values)
             {
                 moving += (await database.TryGetAsync(XenClasses.Task, sendTask, cancellationToken).ConfigureAwait(false))?.GetFloat("progress") ?? 0;
             }
 
-            var progress = Math.Min(0.99, (moved() + moving) / initial);
-            if (progress > reported + 0.01)
+            var fraction = Math.Min(0.99, (progress.Moved + moving) / initial);
+            if (fraction > reported + 0.01)
             {
-                await tasks.SetProgressAsync(taskRef, progress, cancellationToken).ConfigureAwait(false);
-                reported = progress;
+                await tasks.SetProgressAsync(taskRef, fraction, cancellationToken).ConfigureAwait(false);
+                reported = fraction;
             }
         }
     }
 
-    private async Task<string?> EvacuateRoundsAsync(string hostRef, ConcurrentDictionary<string, string> inFlight, Action movedOne,
-        CancellationToken cancellationToken)
+    private async Task<string?> EvacuateRoundsAsync(string hostRef, EvacuationProgress progress, CancellationToken cancellationToken)
     {
         for (var round = 0; round < 3; round++)
         {
@@ -154,10 +151,10 @@ public sealed class EvacuationHandler(
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    if (await MoveAsync(kv.Key, kv.Value, inFlight, cancellationToken).ConfigureAwait(false) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
+                    if (await MoveAsync(kv.Key, kv.Value, progress, cancellationToken).ConfigureAwait(false) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
                     {
                         await EvacuatedVms.ChangeAsync(database, hostRef, list => [.. list, kv.Key], cancellationToken).ConfigureAwait(false);
-                        movedOne();
+                        progress.MovedOne();
                     }
                 }
                 finally
@@ -178,7 +175,7 @@ public sealed class EvacuationHandler(
     }
 
     /// <summary>Live-migrates the VM (or follows its migration already under way); returns where it runs afterwards.</summary>
-    private async Task<string?> MoveAsync(string vmRef, string destination, ConcurrentDictionary<string, string> inFlight, CancellationToken cancellationToken)
+    private async Task<string?> MoveAsync(string vmRef, string destination, EvacuationProgress? progress, CancellationToken cancellationToken)
     {
         string? sendTask = null;
         try
@@ -194,7 +191,7 @@ public sealed class EvacuationHandler(
             else
             {
                 sendTask = await starter.StartAsync(OpaqueRef.Null, vmRef, destination, new Dictionary<string, object?>(), null, cancellationToken).ConfigureAwait(false);
-                inFlight[vmRef] = sendTask;
+                progress?.InFlight.TryAdd(vmRef, sendTask);
                 await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
             }
 
@@ -208,7 +205,7 @@ public sealed class EvacuationHandler(
         }
         finally
         {
-            inFlight.TryRemove(vmRef, out _);
+            progress?.InFlight.TryRemove(vmRef, out _);
             if (sendTask is not null && await database.TryGetAsync(XenClasses.Task, sendTask, CancellationToken.None).ConfigureAwait(false) is { } task)
             {
                 var tx = new PoolTransaction();
@@ -222,5 +219,17 @@ public sealed class EvacuationHandler(
                 }
             }
         }
+    }
+
+    /// <summary>How far an evacuation is: the VMs moved, and the migration task of each VM on its way.</summary>
+    private sealed class EvacuationProgress
+    {
+        private int _moved;
+
+        public ConcurrentDictionary<string, string> InFlight { get; } = new(StringComparer.Ordinal);
+
+        public int Moved => Volatile.Read(ref _moved);
+
+        public void MovedOne() => Interlocked.Increment(ref _moved);
     }
 }

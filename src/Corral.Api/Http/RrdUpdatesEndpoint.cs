@@ -3,7 +3,6 @@ using System.Text;
 using Corral.Api.Metrics;
 using Corral.Api.Sessions;
 using Corral.Model;
-using Corral.PoolDatabase;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -90,9 +89,8 @@ public static class RrdUpdatesEndpoint
                 return false;
             }
 
-            var database = context.RequestServices.GetRequiredService<IPoolDatabase>();
-            var stored = await database.Leases.GetValueAsync(SessionService.PasswordKey(decoded[..colon]), cancellationToken).ConfigureAwait(false);
-            return stored is not null && PasswordHasher.Verify(decoded[(colon + 1)..], stored);
+            return await context.RequestServices.GetRequiredService<SessionService>()
+                .PasswordMatchesAsync(decoded[..colon], decoded[(colon + 1)..], cancellationToken).ConfigureAwait(false);
         }
 
         return false;

@@ -127,6 +127,17 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public async Task<bool> HasPasswordAsync(string user, CancellationToken cancellationToken) =>
         await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false) is not null;
 
+    /// <summary>Whether <paramref name="password"/> is the pool user's (checked against the pool database, on any host).</summary>
+    public async Task<bool> PasswordMatchesAsync(string user, string password, CancellationToken cancellationToken) =>
+        await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is not null;
+
+    /// <summary>The user's stored password hash when <paramref name="password"/> matches it, else null.</summary>
+    private async Task<string?> VerifiedPasswordHashAsync(string user, string password, CancellationToken cancellationToken)
+    {
+        var stored = await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false);
+        return stored is not null && PasswordHasher.Verify(password, stored) ? stored : null;
+    }
+
     public async Task<string> LoginAsync(string user, string password, string originator, CancellationToken cancellationToken)
     {
         // While this host's election state is unknown (its own lease just lost, or not yet won), pool.master decides:
@@ -145,8 +156,7 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
             throw new XenApiException(ErrorCodes.HostIsSlave, masterHost?.GetString("address") ?? "");
         }
 
-        var stored = await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false);
-        if (stored is null || !PasswordHasher.Verify(password, stored))
+        if (await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is not { } stored)
         {
             logger.LogWarning("Failed login for {User}", user);
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");

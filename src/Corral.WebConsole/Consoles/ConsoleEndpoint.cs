@@ -99,26 +99,13 @@ internal static class ConsoleEndpoint
             await socket.SendAsync(tail, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
         }
 
-        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var toBrowser = Task.Run(async () =>
+        await WebSocketPump.RunAsync(socket, async ct =>
         {
-            await foreach (var chunk in viewer.Received.ReadAllAsync(both.Token).ConfigureAwait(false))
+            await foreach (var chunk in viewer.Received.ReadAllAsync(ct).ConfigureAwait(false))
             {
-                await socket.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: true, both.Token).ConfigureAwait(false);
+                await socket.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: true, ct).ConfigureAwait(false);
             }
-        }, both.Token);
-        var fromBrowser = WebSocketPump.CopyFromBrowserAsync(socket, viewer.TypeAsync, both.Token);
-        var first = await Task.WhenAny(toBrowser, fromBrowser).ConfigureAwait(false);
-        await both.CancelAsync().ConfigureAwait(false);
-        await WebSocketPump.CloseAsync(socket, first == toBrowser ? "the VM stopped running here" : "closed").ConfigureAwait(false);
-        try
-        {
-            await Task.WhenAll(toBrowser, fromBrowser).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
-        {
-            // One side ended: the other's error is the expected consequence.
-        }
+        }, viewer.TypeAsync, "the VM stopped running here", cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task RefuseAsync(HttpContext context, int status, string reason)

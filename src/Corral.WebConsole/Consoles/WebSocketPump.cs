@@ -8,18 +8,27 @@ internal static class WebSocketPump
     private const int BufferSize = 16 * 1024;
 
     /// <summary>Runs until the browser leaves, the stream ends or <paramref name="cancellationToken"/> fires; then closes the websocket.</summary>
-    public static async Task RunAsync(WebSocket socket, Stream stream, string endReason, CancellationToken cancellationToken)
+    public static Task RunAsync(WebSocket socket, Stream stream, string endReason, CancellationToken cancellationToken) =>
+        RunAsync(socket, ct => CopyToBrowserAsync(stream, socket, ct), async (data, ct) => await stream.WriteAsync(data, ct).ConfigureAwait(false),
+            endReason, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="toBrowser"/> (what the console sends) and passes what the browser sends to
+    /// <paramref name="fromBrowser"/>, until either side ends; then closes the websocket with <paramref name="endReason"/>.
+    /// </summary>
+    public static async Task RunAsync(WebSocket socket, Func<CancellationToken, Task> toBrowser, Func<ReadOnlyMemory<byte>, CancellationToken, Task> fromBrowser,
+        string endReason, CancellationToken cancellationToken)
     {
         using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var toBrowser = CopyToBrowserAsync(stream, socket, both.Token);
-        var fromBrowser = CopyFromBrowserAsync(socket, async (data, ct) => await stream.WriteAsync(data, ct).ConfigureAwait(false), both.Token);
-        await Task.WhenAny(toBrowser, fromBrowser).ConfigureAwait(false);
+        var sending = toBrowser(both.Token);
+        var receiving = CopyFromBrowserAsync(socket, fromBrowser, both.Token);
+        await Task.WhenAny(sending, receiving).ConfigureAwait(false);
         await both.CancelAsync().ConfigureAwait(false);
         await CloseAsync(socket, endReason).ConfigureAwait(false);
-        await Task.WhenAll(Quietly(toBrowser), Quietly(fromBrowser)).ConfigureAwait(false);
+        await Task.WhenAll(Quietly(sending), Quietly(receiving)).ConfigureAwait(false);
     }
 
-    public static async Task CopyFromBrowserAsync(WebSocket socket, Func<ReadOnlyMemory<byte>, CancellationToken, Task> write, CancellationToken cancellationToken)
+    private static async Task CopyFromBrowserAsync(WebSocket socket, Func<ReadOnlyMemory<byte>, CancellationToken, Task> write, CancellationToken cancellationToken)
     {
         var buffer = new byte[BufferSize];
         while (socket.State == WebSocketState.Open)

@@ -3,7 +3,7 @@
 
 import { definitionList, h, uniqueId } from "./dom.js";
 import { byName } from "./format.js";
-import { isIsoSr, realVms, thePool } from "./model.js";
+import { isIsoSr, isTemplateLibrary, realVms, thePool } from "./model.js";
 import { restartPriorityText } from "./views.js";
 
 const PRIORITIES = [
@@ -26,7 +26,7 @@ export function haView() {
   let failuresInput = null;
   let context = null;
 
-  const heartbeatSrs = (cache) => cache.all("SR").filter((sr) => sr.shared && !isIsoSr(sr) && sr.other_config?.["corral-template-library"] !== "true").sort(byName);
+  const heartbeatSrs = (cache) => cache.all("SR").filter((sr) => sr.shared && !isIsoSr(sr) && !isTemplateLibrary(sr)).sort(byName);
 
   function build(pool) {
     const { cache, actions } = context;

@@ -113,9 +113,14 @@ export function srKindWords(cache, sr) {
   return [localSrHost(cache, sr) ? "local" : sr.shared ? "shared" : "local"];
 }
 
-/** SRs a new VM's disks can go on: user storage, not ISO libraries or the HA statefile's. */
+/** The SR Corral keeps its templates' disks in: not storage for VMs of one's own. */
+export function isTemplateLibrary(sr) {
+  return sr.other_config?.["corral-template-library"] === "true";
+}
+
+/** SRs a new VM's disks can go on: user storage, not ISO libraries or the template library. */
 export function diskSrs(cache) {
-  return cache.all("SR").filter((sr) => !isIsoSr(sr) && sr.content_type !== "iso").sort(byName);
+  return cache.all("SR").filter((sr) => !isIsoSr(sr) && !isTemplateLibrary(sr)).sort(byName);
 }
 
 export function vbdsOfVm(cache, vmRef) {

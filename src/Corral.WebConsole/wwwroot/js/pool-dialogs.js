@@ -155,7 +155,7 @@ export function newVmDialog({ connection, cache, actions, describe }, { onCreate
       nameInput.value = `New VM from ${templateSelect.selectedOptions[0]?.textContent ?? ""}`;
     }
   });
-  const srs = diskSrs(cache).filter((sr) => sr.other_config?.["corral-template-library"] !== "true");
+  const srs = diskSrs(cache);
   const defaultSr = srs.find((sr) => sr.opaque_ref === pool?.default_SR) ?? srs[0];
   const srSelect = h("select", { required: true }, srs.map((sr) => option(sr.opaque_ref, srLabel(cache, sr), sr === defaultSr)));
   const homeSelect = h("select", {},
