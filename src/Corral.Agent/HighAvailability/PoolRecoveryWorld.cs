@@ -211,59 +211,16 @@ public sealed class PoolRecoveryWorld(
     public Task RefreshPlanAsync(CancellationToken cancellationToken) => planning.RefreshPoolAsync(cancellationToken);
 
     /// <summary>
-    /// Ends, in the fence transaction, a migration the fenced host was the source of, as its agent would have: the
-    /// record (the VM's migration lock) goes, the source's half is dropped from its queue (a host powered on again
-    /// must not resume it), and the caller's task ends, success if the VM had reached the destination, else
-    /// VM_MIGRATE_FAILED. A VM still on the fenced host is declared halted with the others (clearing its operations).
+    /// Ends, in the fence transaction, a migration the fenced host was the source of, as its agent would have
+    /// (<see cref="MigrationEnding"/>). A VM still on the fenced host is declared halted with the others (clearing its
+    /// operations); one that had reached the destination keeps running there.
     /// </summary>
     private async Task EndMigrationAsync(PoolTransaction tx, MigrationRecord migration, long revision, XenObject host, IReadOnlyList<HaVm> halted,
         CancellationToken cancellationToken)
     {
-        tx.Require(migration.Key, revision);
-        tx.DeleteKey(migration.Key);
         var moved = migration.State == MigrationStates.Completed;
-        if (moved && _vms.TryGetValue(migration.VmRef, out var vm) && halted.All(v => v.Ref != vm.Ref))
-        {
-            var v = vm.Clone();
-            v["current_operations"] = vm.GetStringMap("current_operations").Where(kv => kv.Value is not ("pool_migrate" or "migrate_send"))
-                .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
-            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
-            tx.Update(v);
-        }
-
-        var tasks = new HashSet<string>(StringComparer.Ordinal) { migration.TaskRef };
-        foreach (var (key, json) in await database.Leases.GetPrefixAsync(HostOperationQueue.HostPrefix(host.Ref), cancellationToken).ConfigureAwait(false))
-        {
-            var operation = HostOperation.FromJson(json);
-            if (operation.Kind == HostOperationKinds.VmMigrateSend && operation.Argument("migration") == migration.Id)
-            {
-                tx.DeleteKey(key);
-                tasks.Add(operation.TaskRef);
-            }
-        }
-
-        foreach (var taskRef in tasks)
-        {
-            if (await database.TryGetAsync(XenClasses.Task, taskRef, cancellationToken).ConfigureAwait(false) is { } task
-                && task.GetString("status") is "pending" or "cancelling")
-            {
-                var t = task.Clone();
-                t["status"] = moved ? "success" : "failure";
-                t["progress"] = 1.0;
-                t["finished"] = clock.GetUtcNow().UtcDateTime;
-                if (!moved)
-                {
-                    t["error_info"] = new List<object?>
-                    {
-                        ErrorCodes.VmMigrateFailed, migration.VmRef, migration.SourceRef, migration.DestinationRef,
-                        migration.Error.Length > 0 ? migration.Error : "the source host failed during the migration",
-                    };
-                }
-
-                tx.Update(t);
-            }
-        }
-
+        var movedVm = moved && _vms.TryGetValue(migration.VmRef, out var vm) && halted.All(v => v.Ref != vm.Ref) ? vm : null;
+        await MigrationEnding.AddAsync(database, tx, migration, revision, movedVm, clock.GetUtcNow().UtcDateTime, cancellationToken).ConfigureAwait(false);
         logger.LogWarning("HA: the migration of VM {Vm} from fenced host {Host} ends: {Outcome}", migration.VmRef, host.GetString("name_label"),
             moved ? "the VM had reached the destination" : "it stays halted for HA to restart");
     }

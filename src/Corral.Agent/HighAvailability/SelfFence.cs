@@ -33,7 +33,7 @@ public sealed class SelfFence(
         {
             var lease = liveness.Lease;
             var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
-            if (SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, supervisor.All.Count))
+            if (SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, supervisor.AllProcesses.Count))
             {
                 await FenceAsync(lease).ConfigureAwait(false);
             }
@@ -49,7 +49,9 @@ public sealed class SelfFence(
 
     private async Task FenceAsync(ILease? lease)
     {
-        var processes = supervisor.All;
+        // Incoming migration copies too: after the switchover one runs the guest, and its migration may commit (the
+        // source can still reach etcd) while this host cannot, making it the VM's only copy until HA restarts it.
+        var processes = supervisor.AllProcesses;
         logger.LogCritical("Self-fencing: the liveness lease {Lease} cannot be counted on (safe until {SafeUntil:O}); killing {Count} VM(s)",
             lease?.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)", lease?.SafeUntilUtc, processes.Count);
         foreach (var process in processes)

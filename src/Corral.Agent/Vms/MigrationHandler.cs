@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -54,9 +53,6 @@ public sealed class MigrationHandler(
 
     /// <summary>How often the destination checks that the source host is still live.</summary>
     private static readonly TimeSpan SourceCheck = TimeSpan.FromSeconds(1);
-
-    // Incoming QEMU processes, until the migration completes and the supervisor takes them over.
-    private readonly ConcurrentDictionary<string, IVmProcess> _incoming = new(StringComparer.Ordinal);
 
     public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.VmMigrateSend, HostOperationKinds.VmMigrateReceive];
 
@@ -122,13 +118,18 @@ public sealed class MigrationHandler(
     {
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
         var nextSourceCheck = DateTime.MinValue;
+        var received = false;
         while (true)
         {
             var current = await ReadAsync(operation, cancellationToken).ConfigureAwait(false);
             if (current is not { } found)
             {
                 // The source finished the migration (either way) and removed the record: the pool database says how.
-                await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                if (!received)
+                {
+                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                }
+
                 return;
             }
 
@@ -139,15 +140,34 @@ public sealed class MigrationHandler(
                     await PrepareIncomingAsync(vm, operation, progress, record, revision, cancellationToken).ConfigureAwait(false);
                     continue;
                 case MigrationStates.Completed:
-                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
-                    return;
+                    if (!received)
+                    {
+                        await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                        received = true;
+                    }
+
+                    // The source ends the migration (kills its paused copy, removes the record, ends the task). If it
+                    // died between the decision and that, the record would stay for good, and with it the VM's
+                    // migration lock: nobody else would end it (HA recovers a failed host only for the VMs on it).
+                    if (DateTime.UtcNow >= nextSourceCheck)
+                    {
+                        nextSourceCheck = DateTime.UtcNow + SourceCheck;
+                        if (!await HostIsLiveAsync(record.SourceRef, cancellationToken).ConfigureAwait(false))
+                        {
+                            await EndForGoneSourceAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                            continue;
+                        }
+                    }
+
+                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+                    continue;
                 case MigrationStates.Aborting:
                     await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
                     await DeleteNewVolumesAsync(record, cancellationToken).ConfigureAwait(false);
                     return;
             }
 
-            var process = _incoming.GetValueOrDefault(vm.Uuid);
+            var process = supervisor.FindIncoming(vm.Uuid);
             if (process is null || process.Exited.IsCompleted)
             {
                 // Lost (this agent restarted and stopped it, or QEMU died): the VM stays where it is.
@@ -222,7 +242,7 @@ public sealed class MigrationHandler(
         var disks = record.Disks;
         try
         {
-            if (_incoming.TryRemove(vm.Uuid, out var earlier))
+            if (supervisor.TryTakeIncoming(vm.Uuid, out var earlier))
             {
                 // A previous attempt of this step got as far as QEMU: start over, it never got the VM.
                 await earlier.KillAsync(cancellationToken).ConfigureAwait(false);
@@ -239,7 +259,7 @@ public sealed class MigrationHandler(
 
             var (spec, _) = await vms.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), cancellationToken, overrides).ConfigureAwait(false);
             var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri }, cancellationToken).ConfigureAwait(false);
-            _incoming[vm.Uuid] = process;
+            supervisor.AddIncoming(process);
             if (disks.Count > 0)
             {
                 var nbdPort = FreePort();
@@ -273,14 +293,23 @@ public sealed class MigrationHandler(
     private async Task FinishReceiveAsync(string vmRef, string vmUuid, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-        var process = _incoming.GetValueOrDefault(vmUuid) ?? supervisor.Find(vmUuid);
+        var process = supervisor.FindIncoming(vmUuid) ?? supervisor.Find(vmUuid);
         if (vm.GetString("resident_on") != identity.Ref || process is null)
         {
             await DiscardIncomingAsync(vmUuid, vm.GetInt("domid"), vm, cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        _incoming.TryRemove(vmUuid, out _);
+        if (supervisor.TryTakeIncoming(vmUuid, out var taken) && taken.Exited.IsCompleted)
+        {
+            // The migration committed, but this copy is gone: the self-fence killed it (the lease could not be counted
+            // on around the switchover) or QEMU died. Nobody asked the VM to stop, so HA restarts it if it protects it.
+            logger.LogWarning("VM {Vm} reached this host but its QEMU process is gone", vm.GetString("name_label"));
+            await taken.DisposeAsync().ConfigureAwait(false);
+            await supervisor.MarkHaltedAsync(vmRef, cancellationToken, haRestart: true).ConfigureAwait(false);
+            return;
+        }
+
         if (supervisor.Find(vmUuid) is null)
         {
             supervisor.Track(vmRef, process);
@@ -290,9 +319,26 @@ public sealed class MigrationHandler(
         logger.LogInformation("VM {Vm} now runs here (QEMU pid {Pid})", vm.GetString("name_label"), process.ProcessId);
     }
 
+    /// <summary>The VM runs here and its source host is gone: the migration ends as the source would have ended it.</summary>
+    private async Task EndForGoneSourceAsync(MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, record.VmRef, cancellationToken).ConfigureAwait(false);
+        var tx = new PoolTransaction();
+        await MigrationEnding.AddAsync(database, tx, record, revision, vm, DateTime.UtcNow, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; the destination ended the migration", vm.GetString("name_label"));
+        }
+        catch (ConcurrentUpdateException)
+        {
+            // The source (or HA fencing it) ended it meanwhile, or the VM changed: the next read says which.
+        }
+    }
+
     private async Task DiscardIncomingAsync(string vmUuid, long domid, XenObject vm, CancellationToken cancellationToken)
     {
-        if (_incoming.TryRemove(vmUuid, out var process))
+        if (supervisor.TryTakeIncoming(vmUuid, out var process))
         {
             await process.KillAsync(cancellationToken).ConfigureAwait(false);
             await process.DisposeAsync().ConfigureAwait(false);

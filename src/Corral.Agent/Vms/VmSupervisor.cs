@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.HighAvailability;
@@ -24,9 +25,23 @@ public sealed class VmSupervisor(
     private readonly ConcurrentDictionary<string, IVmProcess> _byVmUuid = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _lastGuestFingerprint = new(StringComparer.Ordinal);
 
+    // A live migration's destination copies, until the migration completes and Track takes them over. They are kept
+    // here, not by the migration, so that the self-fence sees them: after the switchover such a copy runs the guest.
+    private readonly ConcurrentDictionary<string, IVmProcess> _incoming = new(StringComparer.Ordinal);
+
     public IVmProcess? Find(string vmUuid) => _byVmUuid.GetValueOrDefault(vmUuid);
 
+    /// <summary>The VMs that run here.</summary>
     public IReadOnlyCollection<IVmProcess> All => _byVmUuid.Values.ToList();
+
+    /// <summary>Every live QEMU process on this host: the VMs that run here and the incoming copies of live migrations.</summary>
+    public IReadOnlyCollection<IVmProcess> AllProcesses => [.. _byVmUuid.Values, .. _incoming.Values.Where(p => !p.Exited.IsCompleted)];
+
+    public IVmProcess? FindIncoming(string vmUuid) => _incoming.GetValueOrDefault(vmUuid);
+
+    public void AddIncoming(IVmProcess process) => _incoming[process.VmUuid] = process;
+
+    public bool TryTakeIncoming(string vmUuid, [NotNullWhen(true)] out IVmProcess? process) => _incoming.TryRemove(vmUuid, out process);
 
     public async Task AdoptAsync(CancellationToken cancellationToken)
     {

@@ -1,0 +1,70 @@
+using Corral.Api.Dispatch;
+using Corral.Api.Operations;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Migration;
+
+/// <summary>
+/// Ends a migration whose source host is gone, as the source's agent would have (<c>MigrationHandler</c>'s conclusion):
+/// written into the caller's transaction, guarded by the record's revision, so that it happens once whoever does it
+/// (HA fencing the source, or the destination that received the VM).
+/// </summary>
+public static class MigrationEnding
+{
+    /// <summary>
+    /// Adds to <paramref name="tx"/>: the record (the VM's migration lock) deleted; the source's queued half dropped
+    /// (a host powered on again must not resume it); the caller's tasks ended, success if the VM reached the
+    /// destination, else VM_MIGRATE_FAILED; and, given <paramref name="movedVm"/>, the migration's entries cleared from
+    /// that VM's operations (a VM that stayed on the source is declared halted by the caller, which clears them).
+    /// </summary>
+    public static async Task AddAsync(IPoolDatabase database, PoolTransaction tx, MigrationRecord migration, long revision, XenObject? movedVm,
+        DateTime nowUtc, CancellationToken cancellationToken)
+    {
+        tx.Require(migration.Key, revision);
+        tx.DeleteKey(migration.Key);
+        var moved = migration.State == MigrationStates.Completed;
+        if (movedVm is not null)
+        {
+            var v = movedVm.Clone();
+            v["current_operations"] = movedVm.GetStringMap("current_operations").Where(kv => kv.Value is not ("pool_migrate" or "migrate_send"))
+                .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+            tx.Update(v);
+        }
+
+        var tasks = new HashSet<string>(StringComparer.Ordinal) { migration.TaskRef };
+        foreach (var (key, json) in await database.Leases.GetPrefixAsync(HostOperationQueue.HostPrefix(migration.SourceRef), cancellationToken)
+                     .ConfigureAwait(false))
+        {
+            var operation = HostOperation.FromJson(json);
+            if (operation.Kind == HostOperationKinds.VmMigrateSend && operation.Argument("migration") == migration.Id)
+            {
+                tx.DeleteKey(key);
+                tasks.Add(operation.TaskRef);
+            }
+        }
+
+        foreach (var taskRef in tasks)
+        {
+            if (await database.TryGetAsync(XenClasses.Task, taskRef, cancellationToken).ConfigureAwait(false) is { } task
+                && task.GetString("status") is "pending" or "cancelling")
+            {
+                var t = task.Clone();
+                t["status"] = moved ? "success" : "failure";
+                t["progress"] = 1.0;
+                t["finished"] = nowUtc;
+                if (!moved)
+                {
+                    t["error_info"] = new List<object?>
+                    {
+                        ErrorCodes.VmMigrateFailed, migration.VmRef, migration.SourceRef, migration.DestinationRef,
+                        migration.Error.Length > 0 ? migration.Error : "the source host failed during the migration",
+                    };
+                }
+
+                tx.Update(t);
+            }
+        }
+    }
+}
