@@ -5,7 +5,7 @@ namespace Corral.UnitTests.HaSimulation;
 /// <summary>
 /// An operator's commands (<c>at T command ...</c>), sent to the pool through whichever host can reach the pool
 /// database, as <c>xe</c> would reach the master: start, clean shutdown, guest power-off, protection changes, HA on and
-/// off, host enable and disable.
+/// off, host enable and disable, live migration.
 /// </summary>
 public static class Commands
 {
@@ -29,6 +29,13 @@ public static class Commands
                     var host = new SimRecoveryWorld(sim, via).Start(vm, words.Count > 3 && words[2] == "on" ? words[3] : null);
                     vm.MeantToRun = true;
                     sim.Log("xe", $"vm-start {words[1]}: started on {host}");
+                    break;
+                }
+
+                case "migrate" when words.Count == 4 && words[2] == "to":
+                {
+                    var vm = sim.Vm(words[1]);
+                    SimMigration.Begin(sim, via, vm, sim.Host(words[3]));
                     break;
                 }
 

@@ -68,6 +68,9 @@ public sealed class Scenario
 
     public TimeSpan LeaseTtl { get; private set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The agent's self-fence as it was before it killed live migrations' incoming copies too.</summary>
+    public bool LegacySelfFenceIgnoresIncoming { get; private set; }
+
     public TimeSpan LeaseMargin { get; private set; } = TimeSpan.FromMilliseconds(500);
 
     public HaTimings Timings { get; private set; } = new();
@@ -218,6 +221,9 @@ public sealed class Scenario
                 break;
             case "client":
                 ClientFailover = w[1] != "local";
+                break;
+            case "legacy" when w[1] == "self-fence-ignores-incoming":
+                LegacySelfFenceIgnoresIncoming = true;
                 break;
             case "ttl":
                 LeaseTtl = Seconds(w[1]);

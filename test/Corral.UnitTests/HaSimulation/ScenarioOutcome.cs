@@ -33,7 +33,7 @@ public static class ScenarioOutcome
         {
             case "running":
             {
-                var on = sim.Hosts.Where(h => h.Powered && !h.Frozen && h.Processes.ContainsKey(a[0])).Select(h => h.Name).ToList();
+                var on = sim.Hosts.Where(h => h.RunningCopy(a[0]) is not null).Select(h => h.Name).ToList();
                 if (on.Count != 1)
                 {
                     return $"{on.Count} running copies";
@@ -50,14 +50,14 @@ public static class ScenarioOutcome
 
             case "halted":
             {
-                var on = sim.Hosts.Where(h => h.Powered && h.Processes.ContainsKey(a[0])).Select(h => h.Name).ToList();
+                var on = sim.Hosts.Where(h => h.Powered && h.HasProcess(a[0])).Select(h => h.Name).ToList();
                 var state = keys.TryGetValue(SimKeys.Vm(a[0]), out var s) ? s.Value : "";
                 return on.Count == 0 && state == SimKeys.Halted ? null : $"runs on [{string.Join(",", on)}], pool database '{state}'";
             }
 
             case "down":
             {
-                var on = sim.Hosts.Where(h => h.Powered && !h.Frozen && h.Processes.ContainsKey(a[0])).Select(h => h.Name).ToList();
+                var on = sim.Hosts.Where(h => h.RunningCopy(a[0]) is not null).Select(h => h.Name).ToList();
                 return on.Count == 0 ? null : $"runs on {string.Join(",", on)}";
             }
 

@@ -54,7 +54,7 @@ public sealed class SimEtcd(Simulation sim)
     public static bool MemberAlive(SimHost host) => host.Powered && !host.Frozen && host.MemberUp;
 
     private bool HasMajority(SimHost member) =>
-        MemberAlive(member) && sim.Hosts.Count(h => MemberAlive(h) && sim.Connected(member.Name, h.Name)) * 2 > sim.Hosts.Count;
+        MemberAlive(member) && sim.Hosts.Count(h => MemberAlive(h) && sim.EtcdConnected(member.Name, h.Name)) * 2 > sim.Hosts.Count;
 
     /// <summary>A leader that can commit: alive and reaching a majority.</summary>
     public bool LeaderServing => Leader is not null && HasMajority(Leader);
@@ -149,7 +149,7 @@ public sealed class SimEtcd(Simulation sim)
         }
 
         var members = sim.Scenario.ClientFailover ? sim.Hosts.OrderBy(h => h == caller ? 0 : 1).ToList() : [caller];
-        if (!members.Any(m => MemberAlive(m) && sim.Connected(caller.Name, m.Name) && sim.Connected(m.Name, Leader!.Name)))
+        if (!members.Any(m => MemberAlive(m) && sim.EtcdConnected(caller.Name, m.Name) && sim.EtcdConnected(m.Name, Leader!.Name)))
         {
             throw new SimUnavailableException($"{caller.Name} reaches no etcd member with a leader");
         }

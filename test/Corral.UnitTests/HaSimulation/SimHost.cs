@@ -49,6 +49,7 @@ public sealed class SimHost
         _sim = sim;
         Spec = spec;
         Clock = new HostClock(sim, spec.ClockRate);
+        SelfFenceIgnoresIncoming = sim.Scenario.LegacySelfFenceIgnoresIncoming;
     }
 
     public HostSpec Spec { get; }
@@ -68,6 +69,9 @@ public sealed class SimHost
 
     public bool StorageCut { get; set; }
 
+    /// <summary>etcd's ports blocked: the host reaches no other member and none reaches its member; other traffic passes.</summary>
+    public bool EtcdCut { get; set; }
+
     public bool AgentRunning => Powered && !Frozen && _agentUp;
 
     public long? LeaseId { get; private set; }
@@ -83,6 +87,26 @@ public sealed class SimHost
     public HeartbeatWatch Watch { get; private set; } = new();
 
     public SortedDictionary<string, SimProcess> Processes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Live migrations' incoming copies (VmSupervisor's incoming processes), until the migration ends.</summary>
+    public SortedDictionary<string, SimProcess> Incoming { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The self-fence as it was before it counted incoming copies: it killed only the VMs the supervisor tracks, so a
+    /// destination cut off right after a switchover ran on (the <c>legacy self-fence-ignores-incoming</c> directive).
+    /// </summary>
+    internal bool SelfFenceIgnoresIncoming { get; }
+
+    public SimRecoveryWorld World => _world ?? throw new InvalidOperationException($"{Name}'s agent never started");
+
+    /// <summary>The copy of the VM that runs its guest here, if any: not a paused source, not an incoming copy still waiting.</summary>
+    public SimProcess? RunningCopy(string vm) =>
+        !Powered || Frozen ? null
+        : Processes.TryGetValue(vm, out var process) && process.RunsGuest ? process
+        : Incoming.TryGetValue(vm, out var incoming) && incoming.Alive && incoming.RunsGuest ? incoming
+        : null;
+
+    public bool HasProcess(string vm) => Processes.ContainsKey(vm) || (Incoming.TryGetValue(vm, out var incoming) && incoming.Alive);
 
     public bool LeaseSafe => LeaseId is not null && SelfFencePolicy.LeaseSafe(LeaseLost, SafeUntil, Clock.UtcNow);
 
@@ -110,13 +134,14 @@ public sealed class SimHost
             return;
         }
 
-        _sim.Log(Name, $"powered off ({why}); {Processes.Count} VM process(es) gone");
-        foreach (var process in Processes.Values)
+        _sim.Log(Name, $"powered off ({why}); {Processes.Count + Incoming.Count} VM process(es) gone");
+        foreach (var process in Processes.Values.Concat(Incoming.Values))
         {
             process.Alive = false;
         }
 
         Processes.Clear();
+        Incoming.Clear();
         Powered = false;
         Frozen = false;
         _deferredAgent.Clear();
@@ -202,6 +227,9 @@ public sealed class SimHost
 
     /// <summary>A one-off action of the agent (a keepalive's ack arriving, a timeout): dropped if the agent died meanwhile.</summary>
     private void Later(TimeSpan delay, Action action) => _sim.After(delay, OfThisAgent(action));
+
+    /// <summary>Work of this agent outside its timers (a live migration's half): it stops with the agent.</summary>
+    public void AgentAfter(TimeSpan delay, Action action) => Later(delay, action);
 
     /// <summary>The action as this agent process runs it: never after the agent died, and late (at thaw) on a frozen host.</summary>
     private Action OfThisAgent(Action action)
@@ -395,12 +423,20 @@ public sealed class SimHost
     {
         CheckDeadline();
         var safe = LeaseSafe;
-        if (SelfFencePolicy.MustKill(HaEnabledView, safe, Processes.Count))
+        var incoming = SelfFenceIgnoresIncoming ? [] : Incoming.Where(p => p.Value.Alive).Select(p => p.Key).ToList();
+        if (SelfFencePolicy.MustKill(HaEnabledView, safe, Processes.Count + incoming.Count))
         {
-            _sim.Log(Name, $"self-fence: lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}); kills {string.Join(", ", Processes.Keys)}");
+            _sim.Log(Name, $"self-fence: lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}); kills {string.Join(", ", Processes.Keys.Concat(incoming.Select(v => v + " (incoming)")))}");
             foreach (var name in Processes.Keys.ToList())
             {
                 Kill(name);
+                _fenced.Add(name);
+            }
+
+            // An incoming copy stays listed, dead, for its migration's half to find (it may have committed meanwhile).
+            foreach (var name in incoming)
+            {
+                Incoming[name].Alive = false;
                 _fenced.Add(name);
             }
 
@@ -546,6 +582,20 @@ public sealed class SimHost
         var process = new SimProcess(vm, vm.NextCopy++, _sim.Now);
         Processes[vm.Spec.Name] = process;
         _sim.Log(Name, $"starts copy {process.Copy} of {vm.Spec.Name}");
+        WriteWhileAlive(process);
+    }
+
+    /// <summary>A live migration's destination QEMU: it waits for the VM, and runs the guest (and writes) only once all of it arrived.</summary>
+    public SimProcess StartIncoming(SimVm vm)
+    {
+        var process = new SimProcess(vm, vm.NextCopy++, _sim.Now) { RunsGuest = false };
+        Incoming[vm.Spec.Name] = process;
+        WriteWhileAlive(process);
+        return process;
+    }
+
+    private void WriteWhileAlive(SimProcess process)
+    {
         void Write()
         {
             if (!process.Alive)
@@ -559,7 +609,11 @@ public sealed class SimHost
                 return;
             }
 
-            _sim.Invariants.DiskWrite(this, process);
+            if (process.RunsGuest)
+            {
+                _sim.Invariants.DiskWrite(this, process);
+            }
+
             _sim.After(WriteInterval, Write);
         }
 

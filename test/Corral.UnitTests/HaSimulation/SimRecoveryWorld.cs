@@ -1,3 +1,4 @@
+using Corral.Api.Migration;
 using Corral.HighAvailability;
 
 namespace Corral.UnitTests.HaSimulation;
@@ -8,12 +9,15 @@ public sealed class SimConflictException(string message) : Exception(message);
 /// <summary>
 /// <see cref="IRecoveryWorld"/> over the simulated pool, as one host sees it: every read and write goes through
 /// <see cref="SimEtcd"/> from that host (and fails when it cannot reach a leader with quorum), VM.start runs the
-/// agent's checks and claims the VM's ownership on the target's lease, fence agents power simulated hosts off.
+/// agent's checks and claims the VM's ownership on the target's lease, fence agents power simulated hosts off. Live
+/// migrations from a failed host are waited on and ended as PoolRecoveryWorld does (<see cref="MigrationsSettledAsync"/>,
+/// <see cref="DeclareFencedAsync"/>); the migrations themselves are <see cref="SimMigration"/>'s.
 /// </summary>
 public sealed class SimRecoveryWorld(Simulation sim, SimHost me) : IRecoveryWorld
 {
     private readonly Dictionary<string, string> _recordsRead = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _vmRevisions = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _waitingForMigration = new(StringComparer.Ordinal);
     private int _messages;
 
     private SimEtcd Etcd => sim.Etcd;
@@ -62,8 +66,40 @@ public sealed class SimRecoveryWorld(Simulation sim, SimHost me) : IRecoveryWorl
 
     public TimeSpan? HeartbeatStillFor(HaHost host, DateTime nowUtc) => me.Watch.StillFor(host.Uuid, nowUtc);
 
-    /// <summary>The simulation has no live migrations (the lab's fault tests cover a master dying mid-migration).</summary>
-    public Task<bool> MigrationsSettledAsync(HaHost host, CancellationToken cancellationToken) => Task.FromResult(true);
+    /// <summary>Unsettled while a migration from the host is undecided and its destination is live: the destination settles it.</summary>
+    public Task<bool> MigrationsSettledAsync(HaHost host, CancellationToken cancellationToken)
+    {
+        foreach (var (migration, _) in MigrationsFrom(host.Ref))
+        {
+            if (migration.State is not (MigrationStates.Aborting or MigrationStates.Completed)
+                && Etcd.Get(me, SimKeys.Live(migration.DestinationRef)) is not null)
+            {
+                if (_waitingForMigration.Add(migration.Id))
+                {
+                    sim.Log(me.Name, $"HA: host {host.Name} was migrating VM {migration.VmRef} to {migration.DestinationRef}; waiting for the destination to settle it");
+                }
+
+                return Task.FromResult(false);
+            }
+        }
+
+        return Task.FromResult(true);
+    }
+
+    private List<(MigrationRecord Record, long Revision)> MigrationsFrom(string hostRef)
+    {
+        var found = new List<(MigrationRecord, long)>();
+        foreach (var key in Etcd.GetPrefix(me, MigrationRecord.Prefix).Keys)
+        {
+            var (json, revision) = Etcd.GetWithRevision(me, key);
+            if (json is not null && MigrationRecord.FromJson(json) is { } migration && migration.SourceRef == hostRef)
+            {
+                found.Add((migration, revision));
+            }
+        }
+
+        return found;
+    }
 
     public Task SaveAsync(RecoveryRecord record, CancellationToken cancellationToken)
     {
@@ -108,9 +144,24 @@ public sealed class SimRecoveryWorld(Simulation sim, SimHost me) : IRecoveryWorl
             writes.Add((SimKeys.Vm(vm.Ref), SimKeys.Halted, 0));
         }
 
+        // Its migrations end with it (EndMigrationAsync): the lock goes; a VM that had reached its destination stays
+        // there, one still on the fenced source is among the halted above.
+        var ended = MigrationsFrom(next.HostRef);
+        foreach (var (migration, migrationRevision) in ended)
+        {
+            guards.Add((migration.Key, migrationRevision));
+            writes.Add((migration.Key, null, 0));
+        }
+
         if (!Etcd.Txn(me, guards, writes))
         {
             throw new SimConflictException($"VMs of {next.HostRef} changed while declaring it fenced");
+        }
+
+        foreach (var (migration, _) in ended)
+        {
+            sim.Log(me.Name, $"HA: the migration of VM {migration.VmRef} from fenced host {next.HostRef} ends: "
+                + (migration.State == MigrationStates.Completed ? "the VM had reached the destination" : "it stays halted for HA to restart"));
         }
 
         _recordsRead[next.HostRef] = next.ToJson();

@@ -65,6 +65,9 @@ public sealed class Simulation
 
     public bool Connected(string a, string b) => a == b || !CutLinks.Contains(Pair(a, b));
 
+    /// <summary>Whether etcd's traffic passes between the two hosts: connected, and neither has etcd's ports blocked.</summary>
+    public bool EtcdConnected(string a, string b) => a == b || (Connected(a, b) && !Host(a).EtcdCut && !Host(b).EtcdCut);
+
     public static (string, string) Pair(string a, string b) => string.CompareOrdinal(a, b) < 0 ? (a, b) : (b, a);
 
     /// <summary>A jitter in [0, max), zero for seed 0 so that seed 0 is the canonical run the golden trace records.</summary>
@@ -151,6 +154,12 @@ public sealed class Simulation
                     CutLinks.RemoveWhere(l => l.Item1 == target.Name || l.Item2 == target.Name);
                 }
 
+                break;
+            case "cut-etcd":
+                Required(target).EtcdCut = true;
+                break;
+            case "restore-etcd":
+                Required(target).EtcdCut = false;
                 break;
             case "cut-storage":
                 Required(target).StorageCut = true;
@@ -243,4 +252,7 @@ public sealed class SimProcess(SimVm vm, int copy, TimeSpan started)
     public TimeSpan Started { get; } = started;
 
     public bool Alive { get; set; } = true;
+
+    /// <summary>The guest runs in it: false for a live migration's incoming copy until all of the VM arrived, and for the source's copy paused at the switchover.</summary>
+    public bool RunsGuest { get; set; } = true;
 }
