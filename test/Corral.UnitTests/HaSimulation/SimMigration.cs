@@ -51,6 +51,7 @@ public sealed class SimMigration
     private DateTime _waitingSince;
     private DateTime? _switchingSince;
     private DateTime _nextSourceCheck = DateTime.MinValue;
+    private bool _received;
 
     private SimMigration(Simulation sim, SimVm vm, SimHost source, SimHost destination, string id)
     {
@@ -160,7 +161,11 @@ public sealed class SimMigration
         {
             if (Read(d) is not { } found)
             {
-                FinishReceive();
+                if (!_received)
+                {
+                    FinishReceive();
+                }
+
                 return;
             }
 
@@ -171,7 +176,29 @@ public sealed class SimMigration
                     PrepareIncoming(record, revision);
                     return;
                 case MigrationStates.Completed:
-                    FinishReceive();
+                    if (!_received)
+                    {
+                        FinishReceive();
+                        _received = true;
+                    }
+
+                    // The source ends the migration; if it died before that, the destination does (EndForGoneSourceAsync).
+                    if (d.Clock.UtcNow >= _nextSourceCheck)
+                    {
+                        _nextSourceCheck = d.Clock.UtcNow + SourceCheck;
+                        if (!HostIsLive(d, _source))
+                        {
+                            if (Etcd.Txn(d, [(Key, revision)], [(Key, null, 0)]))
+                            {
+                                _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; the destination ended the migration");
+                            }
+
+                            Again(Next);
+                            return;
+                        }
+                    }
+
+                    Again(Poll);
                     return;
                 case MigrationStates.Aborting:
                     DiscardIncoming();
