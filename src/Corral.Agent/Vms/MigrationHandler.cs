@@ -88,20 +88,24 @@ public sealed class MigrationHandler(
     /// <summary>
     /// Runs one half again after an unexpected error (an etcd or QMP hiccup), as an agent restart would resume it: each
     /// half reads the record afresh and carries on from its state. A half that failed for good would leave the record
-    /// (the VM's migration lock) behind and maybe a paused QEMU, so it only gives up after several tries.
+    /// (the VM's migration lock) behind and maybe a QEMU nobody looks after, so it gives up only after several errors,
+    /// and never for the pool database being out of reach: a host cut off from etcd around the switchover must find out
+    /// how the migration ended once it is back (its incoming copy may be the VM's only one).
     /// </summary>
     private async Task<T> ResumingAsync<T>(Func<Task<T>> half, HostOperation operation, CancellationToken cancellationToken)
     {
-        for (var attempt = 1; ; attempt++)
+        var failures = 0;
+        while (true)
         {
             try
             {
                 return await half().ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException && attempt < MaxResumes)
+            catch (Exception ex) when (ex is not OperationCanceledException && (database.IsUnavailable(ex) || ++failures < MaxResumes))
             {
-                logger.LogWarning(ex, "{Kind} of {Vm} failed (attempt {Attempt}); resuming from the migration record", operation.Kind, operation.Target, attempt);
-                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), cancellationToken).ConfigureAwait(false);
+                logger.Log(database.IsUnavailable(ex) ? LogLevel.Debug : LogLevel.Warning, ex,
+                    "{Kind} of {Vm} failed ({Failures} error(s) so far); resuming from the migration record", operation.Kind, operation.Target, failures);
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * Math.Clamp(failures, 1, MaxResumes)), cancellationToken).ConfigureAwait(false);
             }
         }
     }
@@ -300,16 +304,22 @@ public sealed class MigrationHandler(
             return;
         }
 
-        if (supervisor.TryTakeIncoming(vmUuid, out var taken) && taken.Exited.IsCompleted)
+        if (supervisor.FindIncoming(vmUuid) is { Exited.IsCompleted: true })
         {
             // The migration committed, but this copy is gone: the self-fence killed it (the lease could not be counted
             // on around the switchover) or QEMU died. Nobody asked the VM to stop, so HA restarts it if it protects it.
+            // Recorded before the copy is forgotten, so that a resumed attempt still finds it if this write fails.
             logger.LogWarning("VM {Vm} reached this host but its QEMU process is gone", vm.GetString("name_label"));
-            await taken.DisposeAsync().ConfigureAwait(false);
             await supervisor.MarkHaltedAsync(vmRef, cancellationToken, haRestart: true).ConfigureAwait(false);
+            if (supervisor.TryTakeIncoming(vmUuid, out var taken))
+            {
+                await taken.DisposeAsync().ConfigureAwait(false);
+            }
+
             return;
         }
 
+        supervisor.TryTakeIncoming(vmUuid, out _);
         if (supervisor.Find(vmUuid) is null)
         {
             supervisor.Track(vmRef, process);
