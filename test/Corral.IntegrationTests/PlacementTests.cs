@@ -89,6 +89,30 @@ public sealed class PlacementTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_migrating_vm_counts_against_its_destination_until_it_has_left()
+    {
+        var source = await HostAsync("source", 8 * GiB);
+        var destination = await HostAsync("destination", 8 * GiB);
+        var migrating = await VmAsync(3 * GiB, runningOn: source.Ref);
+        var placement = new Placement(_db);
+        var before = await placement.FreeMemoryByHostAsync(default);
+
+        var tx = new PoolTransaction();
+        var scheduled = migrating.Clone();
+        scheduled["scheduled_to_be_resident_on"] = destination.Ref;
+        tx.Update(scheduled);
+        await _db.CommitAsync(tx, default);
+        var during = await placement.FreeMemoryByHostAsync(default);
+
+        Assert.Equal(before[source.Ref], during[source.Ref]);
+        Assert.Equal(before[destination.Ref] - (3 * GiB), during[destination.Ref]);
+        // A second VM as large no longer fits on the destination while the first is on its way.
+        var second = await VmAsync(6 * GiB);
+        Assert.Equal(ErrorCodes.HostNotEnoughFreeMemory,
+            (await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(second, destination, default))).Code);
+    }
+
+    [Fact]
     public async Task Affinity_is_honoured_when_its_host_can_take_the_vm_and_ignored_when_it_cannot()
     {
         var small = await HostAsync("small", 4 * GiB);

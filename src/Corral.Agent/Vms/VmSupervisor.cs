@@ -160,6 +160,8 @@ public sealed class VmSupervisor(
             halted["power_state"] = "Halted";
             halted["resident_on"] = OpaqueRef.Null;
             halted["domid"] = -1L;
+            // A migration it was in has ended with it: no room stays reserved for it on the destination.
+            halted["scheduled_to_be_resident_on"] = OpaqueRef.Null;
             var tx = new PoolTransaction();
             tx.Update(halted);
             if (haRestart && current.GetString("ha_restart_priority") is RestartPriority.Restart or RestartPriority.BestEffort

@@ -29,11 +29,18 @@ public sealed class Placement(IPoolDatabase database)
 
         foreach (var vm in vms)
         {
-            // A VM counts against the host it runs on, or is about to run on.
-            var host = vm.GetString("power_state") is "Running" or "Paused" ? vm.GetString("resident_on") : vm.GetString("scheduled_to_be_resident_on");
-            if (free.ContainsKey(host))
+            // A VM counts against the host it runs on, and the host it is about to run on: a halted VM being started,
+            // or a running one migrating there (its memory is reserved on the destination until it has left, as
+            // XenServer does, so that two migrations cannot both count on the same room).
+            var running = vm.GetString("power_state") is "Running" or "Paused";
+            var residentOn = running ? vm.GetString("resident_on") : OpaqueRef.Null;
+            var scheduledOn = vm.GetString("scheduled_to_be_resident_on");
+            foreach (var host in scheduledOn == residentOn ? [residentOn] : new[] { residentOn, scheduledOn })
             {
-                free[host] -= MemoryNeeded(vm);
+                if (free.ContainsKey(host))
+                {
+                    free[host] -= MemoryNeeded(vm);
+                }
             }
         }
 
