@@ -50,6 +50,9 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
             return;
         }
 
+        // The store's revision is read before the holder, and the watch below starts after it: a change of holder
+        // between the read and the watch (the holder dying) is then delivered, not missed for good.
+        var revision = await database.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
         var holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken).ConfigureAwait(false);
         if (holder is null)
         {
@@ -66,6 +69,7 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
                 await RecordMasterAsync(cancellationToken).ConfigureAwait(false);
             }
 
+            revision = await database.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
             holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken).ConfigureAwait(false);
         }
 
@@ -77,7 +81,6 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
         }
 
         // Wait for a change of the master key (its holder dying, or a handover) or for our lease to go.
-        var revision = await database.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
         using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease.Lost);
         try
         {
