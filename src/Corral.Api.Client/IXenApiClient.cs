@@ -13,4 +13,11 @@ public interface IXenApiClient
 }
 
 /// <summary>The server could not be reached or did not answer as a XenAPI server. The message is xe's wording.</summary>
-public sealed class XenApiTransportException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class XenApiTransportException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>No connection was made (refused, timed out, no route): the request never reached the server.</summary>
+    public bool CouldNotConnect { get; init; }
+
+    /// <summary>The server that failed, as addressed (host name or address), when known.</summary>
+    public string? Server { get; init; }
+}

@@ -54,7 +54,16 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
         }
         catch (HttpRequestException ex)
         {
-            throw new XenApiTransportException(DescribeTransportFailure(ex, Endpoint), ex);
+            throw new XenApiTransportException(DescribeTransportFailure(ex, Endpoint), ex)
+            {
+                CouldNotConnect = ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError,
+                Server = Endpoint.Host.Trim('[', ']'),
+            };
+        }
+        catch (TaskCanceledException ex) when (ex.InnerException is TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            // SocketsHttpHandler's ConnectTimeout: a host that is gone (its address unanswered) rather than refusing.
+            throw new XenApiTransportException("Error: Connection timed out (calling connect )", ex) { CouldNotConnect = true, Server = Endpoint.Host.Trim('[', ']') };
         }
         catch (IOException ex)
         {

@@ -207,6 +207,39 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
         var port = args.Port ?? DefaultPort;
         var user = args.User ?? DefaultUser;
         var password = args.Password ?? DefaultPassword;
+        var members = PoolMembersCache.ForUser(environment);
+        var unreachable = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        (IXenApiClient Client, XenApiSession Session, string Address) connected;
+        try
+        {
+            connected = await LoginToAsync(server, port, user, password, local, unreachable, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiTransportException ex) when (ex.CouldNotConnect && !local)
+        {
+            // The server, or the master it named, is gone (the pool master lost power): another member of the pool
+            // names the new master once it is elected.
+            unreachable.Add(ex.Server ?? server);
+            if (await LoginToAnotherMemberAsync(members.Read(server, port), port, user, password, unreachable, cancellationToken)
+                    .ConfigureAwait(false) is not { } other)
+            {
+                throw;
+            }
+
+            connected = other;
+            stderr.Write($"Note: {ex.Server ?? server} does not answer; the command went to the pool master at {connected.Address}\n");
+        }
+
+        await RememberMembersAsync(members, server, port, connected.Session, cancellationToken).ConfigureAwait(false);
+        return (connected.Client, connected.Session);
+    }
+
+    /// <summary>
+    /// Logs in at a server, following <c>HOST_IS_SLAVE</c> to the master (unless that is known to be unreachable);
+    /// returns where the session lives.
+    /// </summary>
+    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)> LoginToAsync(string server, int port, string user, string password,
+        bool local, IReadOnlySet<string> unreachable, CancellationToken cancellationToken)
+    {
         var client = connect(JsonRpcXenApiClient.EndpointFor(server, port));
         var session = new XenApiSession(client);
         try
@@ -214,25 +247,89 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
             if (local)
             {
                 await session.LocalLoginAsync(user, password, cancellationToken).ConfigureAwait(false);
-                return (client, session);
+                return (client, session, server);
             }
 
             await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
-            return (client, session);
+            return (client, session, server);
         }
         catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave && ex.Parameters.Count > 0 && ex.Parameters[0].Length > 0)
         {
             // A slave names its master: as xe run on a pool member does, the command goes to the master.
             (client as IDisposable)?.Dispose();
-            client = connect(JsonRpcXenApiClient.EndpointFor(ex.Parameters[0], port));
+            var master = ex.Parameters[0];
+            if (unreachable.Contains(master))
+            {
+                // It still names the master that just failed to answer: the pool has not elected another yet.
+                throw new XenApiTransportException("Error: Connection refused (calling connect )") { CouldNotConnect = true, Server = master };
+            }
+
+            client = connect(JsonRpcXenApiClient.EndpointFor(master, port));
             session = new XenApiSession(client);
-            await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
-            return (client, session);
+            try
+            {
+                await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
+                return (client, session, master);
+            }
+            catch
+            {
+                (client as IDisposable)?.Dispose();
+                throw;
+            }
         }
         catch
         {
             (client as IDisposable)?.Dispose();
             throw;
+        }
+    }
+
+    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)?> LoginToAnotherMemberAsync(IEnumerable<string> members, int port,
+        string user, string password, HashSet<string> unreachable, CancellationToken cancellationToken)
+    {
+        foreach (var member in members.Where(m => !unreachable.Contains(m)))
+        {
+            try
+            {
+                return await LoginToAsync(member, port, user, password, false, unreachable, cancellationToken).ConfigureAwait(false);
+            }
+            catch (XenApiTransportException ex)
+            {
+                // Gone too (or it named a master that is): the next.
+                unreachable.Add(ex.Server ?? member);
+            }
+            catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave)
+            {
+                // A member that knows no master yet (the pool is still electing one): the next.
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Keeps the addresses of the pool's hosts for <see cref="LoginToAnotherMemberAsync"/>, read again once a minute.</summary>
+    private static async Task RememberMembersAsync(PoolMembersCache members, string server, int port, XenApiSession session, CancellationToken cancellationToken)
+    {
+        if (!members.IsStale(server, port, DateTime.UtcNow))
+        {
+            return;
+        }
+
+        try
+        {
+            if (await session.CallAsync("host.get_all_records", cancellationToken).ConfigureAwait(false) is IReadOnlyDictionary<string, object?> hosts)
+            {
+                var addresses = hosts.Values.OfType<IReadOnlyDictionary<string, object?>>()
+                    .Select(h => h.GetValueOrDefault("address") as string).OfType<string>().Where(a => a.Length > 0).ToList();
+                if (addresses.Count > 0)
+                {
+                    members.Write(server, port, addresses);
+                }
+            }
+        }
+        catch (Exception e) when (e is XenApiException or XenApiTransportException)
+        {
+            // Only a convenience: the command runs anyway.
         }
     }
 

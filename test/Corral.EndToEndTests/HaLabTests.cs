@@ -70,6 +70,12 @@ public sealed class HaLabTests : IAsyncLifetime
         await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(90), "the test VM to answer from a survivor");
         await LabSession.Eventually(() => LabSession.Ping(noToolsIp), TimeSpan.FromSeconds(90), "the VM without tools to answer from a survivor");
 
+        // xe as configured (~/.xe names lab-host1, now dead) finds the new master through the pool's other hosts.
+        var (code, asConfigured) = await _lab.TryXe("host-list", "name-label=lab-host1", "params=host-metrics-live", "--minimal");
+        Assert.True(code == 0, asConfigured);
+        Assert.StartsWith("false\n", asConfigured, StringComparison.Ordinal);
+        Assert.Contains($"Note: {_lab.Addresses[0]} does not answer; the command went to the pool master at", asConfigured, StringComparison.Ordinal);
+
         var survivor = new[] { "-s", _lab.Addresses[1] };
         Assert.NotEqual(master, await _lab.Xe([.. survivor, "pool-list", "params=master", "--minimal"]));
         Assert.Equal("false", await _lab.Xe([.. survivor, "host-list", "name-label=lab-host1", "params=host-metrics-live", "--minimal"]));
