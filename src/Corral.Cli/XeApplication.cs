@@ -307,14 +307,13 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
         return null;
     }
 
-    /// <summary>Keeps the addresses of the pool's hosts for <see cref="LoginToAnotherMemberAsync"/>, read again once a minute.</summary>
+    /// <summary>
+    /// Keeps the addresses of the pool's hosts for <see cref="LoginToAnotherMemberAsync"/>, read at each login (one
+    /// call): a list read while the pool was being formed, or before a host joined, would leave out the very host that
+    /// is master after a failure.
+    /// </summary>
     private static async Task RememberMembersAsync(PoolMembersCache members, string server, int port, XenApiSession session, CancellationToken cancellationToken)
     {
-        if (!members.IsStale(server, port, DateTime.UtcNow))
-        {
-            return;
-        }
-
         try
         {
             if (await session.CallAsync("host.get_all_records", cancellationToken).ConfigureAwait(false) is IReadOnlyDictionary<string, object?> hosts)

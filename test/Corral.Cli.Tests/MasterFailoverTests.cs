@@ -68,6 +68,20 @@ public sealed class MasterFailoverTests : IDisposable
     }
 
     [Fact]
+    public async Task A_host_that_joined_after_the_first_command_is_remembered_by_the_next()
+    {
+        var pool = CannedPool.Standard();
+        pool.Add("host", "OpaqueRef:h1", new() { ["uuid"] = "h-1", ["name_label"] = "lab-host1", ["address"] = "10.9.0.11" });
+        var cache = new PoolMembersCache(Path.Combine(_home, ".cache", "corral", "xe-pools"));
+        await RunAsync(_ => pool, "-s", "10.9.0.11", "host-list", "--minimal");
+        Assert.Equal(["10.9.0.11"], cache.Read("10.9.0.11", 80));
+
+        pool.Add("host", "OpaqueRef:h2", new() { ["uuid"] = "h-2", ["name_label"] = "lab-host2", ["address"] = "10.9.0.12" });
+        await RunAsync(_ => pool, "-s", "10.9.0.11", "vm-list", "--minimal");
+        Assert.Equal(["10.9.0.11", "10.9.0.12"], cache.Read("10.9.0.11", 80));
+    }
+
+    [Fact]
     public async Task A_live_host_that_names_a_dead_master_leads_to_another_member()
     {
         var pool = PoolWithAddresses();

@@ -8,9 +8,6 @@ namespace Corral.Cli.Api;
 /// </summary>
 public sealed class PoolMembersCache(string? directory)
 {
-    /// <summary>How long a list is used before xe reads the pool's hosts again (one call, at most once in this time).</summary>
-    public static readonly TimeSpan RefreshAfter = TimeSpan.FromMinutes(1);
-
     /// <summary>The cache of the user whose environment this is: <c>$XDG_CACHE_HOME/corral/xe-pools</c> or <c>~/.cache/…</c>.</summary>
     public static PoolMembersCache ForUser(Func<string, string?> environment)
     {
@@ -38,12 +35,15 @@ public sealed class PoolMembersCache(string? directory)
         }
     }
 
-    public bool IsStale(string server, int port, DateTime nowUtc) =>
-        PathOf(server, port) is { } path && (!File.Exists(path) || nowUtc - File.GetLastWriteTimeUtc(path) > RefreshAfter);
-
     public void Write(string server, int port, IEnumerable<string> addresses)
     {
         if (PathOf(server, port) is not { } path)
+        {
+            return;
+        }
+
+        var lines = addresses.ToList();
+        if (Read(server, port).SequenceEqual(lines, StringComparer.Ordinal))
         {
             return;
         }
@@ -52,7 +52,7 @@ public sealed class PoolMembersCache(string? directory)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             var temporary = path + ".tmp";
-            File.WriteAllLines(temporary, addresses);
+            File.WriteAllLines(temporary, lines);
             File.Move(temporary, path, overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
