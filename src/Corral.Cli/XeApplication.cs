@@ -78,6 +78,11 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
             cache = new PoolCache(session);
             await spec.Run(new CommandContext(parameters, session, cache, printer, stdin, Registry), cancellationToken).ConfigureAwait(false);
             printer.Flush();
+            if (session.IsLoggedIn)
+            {
+                await RememberMembersAsync(ServerOf(args), cache, cancellationToken).ConfigureAwait(false);
+            }
+
             return 0;
         }
         catch (XeMultipleFailure ex)
@@ -203,11 +208,9 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
 
     private async Task<(IXenApiClient Client, XenApiSession Session)> LoginAsync(CliArguments args, bool local, CancellationToken cancellationToken)
     {
-        var server = args.Server ?? DefaultServer;
-        var port = args.Port ?? DefaultPort;
+        var (server, port) = ServerOf(args);
         var user = args.User ?? DefaultUser;
         var password = args.Password ?? DefaultPassword;
-        var members = PoolMembersCache.ForUser(environment);
         var unreachable = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         (IXenApiClient Client, XenApiSession Session, string Address) connected;
         try
@@ -219,7 +222,7 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
             // The server, or the master it named, is gone (the pool master lost power): another member of the pool
             // names the new master once it is elected.
             unreachable.Add(ex.Server ?? server);
-            if (await LoginToAnotherMemberAsync(members.Read(server, port), port, user, password, unreachable, cancellationToken)
+            if (await LoginToAnotherMemberAsync(PoolMembersCache.ForUser(environment).Read(server, port), port, user, password, unreachable, cancellationToken)
                     .ConfigureAwait(false) is not { } other)
             {
                 throw;
@@ -229,9 +232,10 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
             stderr.Write($"Note: {ex.Server ?? server} does not answer; the command went to the pool master at {connected.Address}\n");
         }
 
-        await RememberMembersAsync(members, server, port, connected.Session, cancellationToken).ConfigureAwait(false);
         return (connected.Client, connected.Session);
     }
+
+    private static (string Server, int Port) ServerOf(CliArguments args) => (args.Server ?? DefaultServer, args.Port ?? DefaultPort);
 
     /// <summary>
     /// Logs in at a server, following <c>HOST_IS_SLAVE</c> to the master (unless that is known to be unreachable);
@@ -240,23 +244,13 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
     private async Task<(IXenApiClient Client, XenApiSession Session, string Address)> LoginToAsync(string server, int port, string user, string password,
         bool local, IReadOnlySet<string> unreachable, CancellationToken cancellationToken)
     {
-        var client = connect(JsonRpcXenApiClient.EndpointFor(server, port));
-        var session = new XenApiSession(client);
         try
         {
-            if (local)
-            {
-                await session.LocalLoginAsync(user, password, cancellationToken).ConfigureAwait(false);
-                return (client, session, server);
-            }
-
-            await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
-            return (client, session, server);
+            return await LoginAtAsync(server, port, user, password, local, cancellationToken).ConfigureAwait(false);
         }
         catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave && ex.Parameters.Count > 0 && ex.Parameters[0].Length > 0)
         {
             // A slave names its master: as xe run on a pool member does, the command goes to the master.
-            (client as IDisposable)?.Dispose();
             var master = ex.Parameters[0];
             if (unreachable.Contains(master))
             {
@@ -264,18 +258,28 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
                 throw new XenApiTransportException("Error: Connection refused (calling connect )") { CouldNotConnect = true, Server = master };
             }
 
-            client = connect(JsonRpcXenApiClient.EndpointFor(master, port));
-            session = new XenApiSession(client);
-            try
+            return await LoginAtAsync(master, port, user, password, false, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One login at one server; its connection is closed if the login fails.</summary>
+    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)> LoginAtAsync(string server, int port, string user, string password,
+        bool local, CancellationToken cancellationToken)
+    {
+        var client = connect(JsonRpcXenApiClient.EndpointFor(server, port));
+        var session = new XenApiSession(client);
+        try
+        {
+            if (local)
+            {
+                await session.LocalLoginAsync(user, password, cancellationToken).ConfigureAwait(false);
+            }
+            else
             {
                 await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
-                return (client, session, master);
             }
-            catch
-            {
-                (client as IDisposable)?.Dispose();
-                throw;
-            }
+
+            return (client, session, server);
         }
         catch
         {
@@ -308,27 +312,30 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
     }
 
     /// <summary>
-    /// Keeps the addresses of the pool's hosts for <see cref="LoginToAnotherMemberAsync"/>, read at each login (one
-    /// call): a list read while the pool was being formed, or before a host joined, would leave out the very host that
-    /// is master after a failure.
+    /// Keeps the addresses of the pool's hosts for <see cref="LoginToAnotherMemberAsync"/>, read after each command
+    /// that succeeded, through its <see cref="PoolCache"/> (no call if the command read the hosts itself): a list read while the pool
+    /// was being formed, or before a host joined, would leave out the very host that is master after a failure.
     /// </summary>
-    private static async Task RememberMembersAsync(PoolMembersCache members, string server, int port, XenApiSession session, CancellationToken cancellationToken)
+    private async Task RememberMembersAsync((string Server, int Port) server, PoolCache cache, CancellationToken cancellationToken)
     {
+        var members = PoolMembersCache.ForUser(environment);
+        if (!members.IsKept)
+        {
+            return;
+        }
+
         try
         {
-            if (await session.CallAsync("host.get_all_records", cancellationToken).ConfigureAwait(false) is IReadOnlyDictionary<string, object?> hosts)
+            var addresses = (await cache.AllAsync("host", cancellationToken).ConfigureAwait(false))
+                .Select(h => h.Str("address")).Where(a => a.Length > 0).ToList();
+            if (addresses.Count > 0)
             {
-                var addresses = hosts.Values.OfType<IReadOnlyDictionary<string, object?>>()
-                    .Select(h => h.GetValueOrDefault("address") as string).OfType<string>().Where(a => a.Length > 0).ToList();
-                if (addresses.Count > 0)
-                {
-                    members.Write(server, port, addresses);
-                }
+                members.Write(server.Server, server.Port, addresses);
             }
         }
         catch (Exception e) when (e is XenApiException or XenApiTransportException)
         {
-            // Only a convenience: the command runs anyway.
+            // Only a convenience: the command ran anyway.
         }
     }
 

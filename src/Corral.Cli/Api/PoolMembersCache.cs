@@ -21,6 +21,9 @@ public sealed class PoolMembersCache(string? directory)
         return new PoolMembersCache(cache is null ? null : Path.Combine(cache, "corral", "xe-pools"));
     }
 
+    /// <summary>False without a cache directory (no home): nothing is read or kept.</summary>
+    public bool IsKept => directory is not null;
+
     public IReadOnlyList<string> Read(string server, int port)
     {
         try
