@@ -125,10 +125,11 @@ public sealed class HostLiveness(
         var fields = HostFields();
         if (host is null)
         {
+            var total = Memory().TotalBytes;
             tx.Create(XenClasses.HostMetricsSchema, new Dictionary<string, object?>
             {
-                ["memory_total"] = Memory().TotalBytes,
-                ["memory_free"] = Memory().TotalBytes,
+                ["memory_total"] = total,
+                ["memory_free"] = total,
                 ["last_updated"] = DateTime.UtcNow,
             }, identity.MetricsRef);
             fields["uuid"] = identity.Uuid;

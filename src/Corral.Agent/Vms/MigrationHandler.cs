@@ -123,6 +123,19 @@ public sealed class MigrationHandler(
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
         var nextSourceCheck = DateTime.MinValue;
         var received = false;
+
+        // Whether the source host is gone (its liveness lease expired), looked at once a second at most.
+        async Task<bool> SourceGoneAsync(string sourceRef)
+        {
+            if (DateTime.UtcNow < nextSourceCheck)
+            {
+                return false;
+            }
+
+            nextSourceCheck = DateTime.UtcNow + SourceCheck;
+            return !await HostIsLiveAsync(sourceRef, cancellationToken).ConfigureAwait(false);
+        }
+
         while (true)
         {
             var current = await ReadAsync(operation, cancellationToken).ConfigureAwait(false);
@@ -153,14 +166,10 @@ public sealed class MigrationHandler(
                     // The source ends the migration (kills its paused copy, removes the record, ends the task). If it
                     // died between the decision and that, the record would stay for good, and with it the VM's
                     // migration lock: nobody else would end it (HA recovers a failed host only for the VMs on it).
-                    if (DateTime.UtcNow >= nextSourceCheck)
+                    if (await SourceGoneAsync(record.SourceRef).ConfigureAwait(false))
                     {
-                        nextSourceCheck = DateTime.UtcNow + SourceCheck;
-                        if (!await HostIsLiveAsync(record.SourceRef, cancellationToken).ConfigureAwait(false))
-                        {
-                            await EndForGoneSourceAsync(record, revision, cancellationToken).ConfigureAwait(false);
-                            continue;
-                        }
+                        await EndForGoneSourceAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                        continue;
                     }
 
                     await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
@@ -179,28 +188,24 @@ public sealed class MigrationHandler(
                 continue;
             }
 
-            if (DateTime.UtcNow >= nextSourceCheck)
+            if (await SourceGoneAsync(record.SourceRef).ConfigureAwait(false))
             {
-                nextSourceCheck = DateTime.UtcNow + SourceCheck;
-                if (!await HostIsLiveAsync(record.SourceRef, cancellationToken).ConfigureAwait(false))
+                if (record.State == MigrationStates.SwitchAcknowledged
+                    && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
                 {
-                    if (record.State == MigrationStates.SwitchAcknowledged
-                        && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
-                    {
-                        // The whole VM arrived before the source went: it runs here, and only here.
-                        await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    // The source host is gone (its lease expired). A host whose plug was pulled never closes the
-                    // stream, and this QEMU would wait for the rest of the VM forever, holding the VM's operations on
-                    // this host (HA's restart of the VM among them) and the migration's lock. The copy goes first,
-                    // then the record says aborted: HA restarts the VM only once it reads that (HaCoordinator).
-                    logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.GetString("name_label"));
-                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
-                    await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
+                    // The whole VM arrived before the source went: it runs here, and only here.
+                    await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
+
+                // The source host is gone (its lease expired). A host whose plug was pulled never closes the
+                // stream, and this QEMU would wait for the rest of the VM forever, holding the VM's operations on
+                // this host (HA's restart of the VM among them) and the migration's lock. The copy goes first,
+                // then the record says aborted: HA restarts the VM only once it reads that (HaCoordinator).
+                logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.GetString("name_label"));
+                await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
+                await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
+                continue;
             }
 
             if (record.State == MigrationStates.Switching)
@@ -297,14 +302,15 @@ public sealed class MigrationHandler(
     private async Task FinishReceiveAsync(string vmRef, string vmUuid, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-        var process = supervisor.FindIncoming(vmUuid) ?? supervisor.Find(vmUuid);
+        var incoming = supervisor.FindIncoming(vmUuid);
+        var process = incoming ?? supervisor.Find(vmUuid);
         if (vm.GetString("resident_on") != identity.Ref || process is null)
         {
             await DiscardIncomingAsync(vmUuid, vm.GetInt("domid"), vm, cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        if (supervisor.FindIncoming(vmUuid) is { Exited.IsCompleted: true })
+        if (incoming is { Exited.IsCompleted: true })
         {
             // The migration committed, but this copy is gone: the self-fence killed it (the lease could not be counted
             // on around the switchover) or QEMU died. Nobody asked the VM to stop, so HA restarts it if it protects it.
@@ -657,16 +663,8 @@ public sealed class MigrationHandler(
             }
         }
 
-        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
-        {
-            var v = objs[0].Clone();
-            // One migration per VM at a time (the record is the lock), so its entries are this migration's.
-            var ops = ((Dictionary<string, object?>)v["current_operations"]!)
-                .Where(kv => kv.Value as string is not ("pool_migrate" or "migrate_send")).ToDictionary(kv => kv.Key, kv => kv.Value);
-            v["current_operations"] = ops;
-            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
-            tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) => tx.Update(MigrationEnding.WithoutMigration(objs[0])), cancellationToken)
+            .ConfigureAwait(false);
         await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken).ConfigureAwait(false);
         var failure = moved ? null : new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
             record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");

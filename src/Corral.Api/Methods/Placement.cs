@@ -32,19 +32,24 @@ public sealed class Placement(IPoolDatabase database)
             // A VM counts against the host it runs on, and the host it is about to run on: a halted VM being started,
             // or a running one migrating there (its memory is reserved on the destination until it has left, as
             // XenServer does, so that two migrations cannot both count on the same room).
-            var running = vm.GetString("power_state") is "Running" or "Paused";
-            var residentOn = running ? vm.GetString("resident_on") : OpaqueRef.Null;
+            var residentOn = vm.GetString("power_state") is "Running" or "Paused" ? vm.GetString("resident_on") : OpaqueRef.Null;
             var scheduledOn = vm.GetString("scheduled_to_be_resident_on");
-            foreach (var host in scheduledOn == residentOn ? [residentOn] : new[] { residentOn, scheduledOn })
+            Charge(residentOn, vm);
+            if (scheduledOn != residentOn)
             {
-                if (free.ContainsKey(host))
-                {
-                    free[host] -= MemoryNeeded(vm);
-                }
+                Charge(scheduledOn, vm);
             }
         }
 
         return free;
+
+        void Charge(string hostRef, XenObject vm)
+        {
+            if (free.ContainsKey(hostRef))
+            {
+                free[hostRef] -= MemoryNeeded(vm);
+            }
+        }
     }
 
     /// <summary>What the host offers to VMs in all: its memory less what it keeps for itself.</summary>

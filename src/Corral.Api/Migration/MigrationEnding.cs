@@ -13,6 +13,19 @@ namespace Corral.Api.Migration;
 public static class MigrationEnding
 {
     /// <summary>
+    /// The VM once its migration has ended, either way: the migration's entry gone from its operations (one migration
+    /// per VM at a time, the record being the lock, so such entries are this migration's) and no host scheduled.
+    /// </summary>
+    public static XenObject WithoutMigration(XenObject vm)
+    {
+        var v = vm.Clone();
+        v["current_operations"] = vm.GetStringMap("current_operations").Where(kv => kv.Value is not ("pool_migrate" or "migrate_send"))
+            .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+        v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+        return v;
+    }
+
+    /// <summary>
     /// Adds to <paramref name="tx"/>: the record (the VM's migration lock) deleted; the source's queued half dropped
     /// (a host powered on again must not resume it); the caller's tasks ended, success if the VM reached the
     /// destination, else VM_MIGRATE_FAILED; and, given <paramref name="movedVm"/>, the migration's entries cleared from
@@ -26,11 +39,7 @@ public static class MigrationEnding
         var moved = migration.State == MigrationStates.Completed;
         if (movedVm is not null)
         {
-            var v = movedVm.Clone();
-            v["current_operations"] = movedVm.GetStringMap("current_operations").Where(kv => kv.Value is not ("pool_migrate" or "migrate_send"))
-                .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
-            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
-            tx.Update(v);
+            tx.Update(WithoutMigration(movedVm));
         }
 
         var tasks = new HashSet<string>(StringComparer.Ordinal) { migration.TaskRef };

@@ -126,6 +126,19 @@ public sealed class SimMigration
 
     private bool HostIsLive(SimHost caller, SimHost host) => Etcd.Get(caller, SimKeys.Live(host.Name)) is not null;
 
+    /// <summary>The destination's look at the source's liveness, once a second at most: true once the source is gone.</summary>
+    private bool SourceGone()
+    {
+        var d = _destination;
+        if (d.Clock.UtcNow < _nextSourceCheck)
+        {
+            return false;
+        }
+
+        _nextSourceCheck = d.Clock.UtcNow + SourceCheck;
+        return !HostIsLive(d, _source);
+    }
+
     /// <summary>
     /// The decision (TryCommitAsync), guarded by the record's and the VM's revisions: the record completed, the VM
     /// resident on the destination, its ownership claim on the destination's lease; without the claim if that lease
@@ -183,19 +196,15 @@ public sealed class SimMigration
                     }
 
                     // The source ends the migration; if it died before that, the destination does (EndForGoneSourceAsync).
-                    if (d.Clock.UtcNow >= _nextSourceCheck)
+                    if (SourceGone())
                     {
-                        _nextSourceCheck = d.Clock.UtcNow + SourceCheck;
-                        if (!HostIsLive(d, _source))
+                        if (Etcd.Txn(d, [(Key, revision)], [(Key, null, 0)]))
                         {
-                            if (Etcd.Txn(d, [(Key, revision)], [(Key, null, 0)]))
-                            {
-                                _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; the destination ended the migration");
-                            }
-
-                            Again(Next);
-                            return;
+                            _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; the destination ended the migration");
                         }
+
+                        Again(Next);
+                        return;
                     }
 
                     Again(Poll);
@@ -213,24 +222,20 @@ public sealed class SimMigration
                 return;
             }
 
-            if (d.Clock.UtcNow >= _nextSourceCheck)
+            if (SourceGone())
             {
-                _nextSourceCheck = d.Clock.UtcNow + SourceCheck;
-                if (!HostIsLive(d, _source))
+                if (record.State == MigrationStates.SwitchAcknowledged && process.RunsGuest)
                 {
-                    if (record.State == MigrationStates.SwitchAcknowledged && process.RunsGuest)
-                    {
-                        TryCommit(d, record, revision);
-                        Again(Next);
-                        return;
-                    }
-
-                    _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; discarding the incoming copy");
-                    DiscardIncoming();
-                    Abort(d, record, revision, "the source host is no longer live");
+                    TryCommit(d, record, revision);
                     Again(Next);
                     return;
                 }
+
+                _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; discarding the incoming copy");
+                DiscardIncoming();
+                Abort(d, record, revision, "the source host is no longer live");
+                Again(Next);
+                return;
             }
 
             if (record.State == MigrationStates.Switching)
