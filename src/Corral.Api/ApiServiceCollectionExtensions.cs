@@ -45,6 +45,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, MigrationMethods>();
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();
         services.AddSingleton<IApiMethodProvider, HaMethods>();
+        services.AddSingleton<IApiMethodProvider, SystemMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

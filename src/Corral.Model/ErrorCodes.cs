@@ -8,6 +8,7 @@ public static class ErrorCodes
     public const string HandleInvalid = "HANDLE_INVALID"; // class, ref
     public const string UuidInvalid = "UUID_INVALID"; // class, uuid
     public const string MessageMethodUnknown = "MESSAGE_METHOD_UNKNOWN"; // method
+    public const string MessageRemoved = "MESSAGE_REMOVED";
     public const string MessageParameterCountMismatch = "MESSAGE_PARAMETER_COUNT_MISMATCH"; // method, expected, received
     public const string FieldTypeError = "FIELD_TYPE_ERROR"; // field
     public const string InvalidValue = "INVALID_VALUE"; // field, value
@@ -19,6 +20,7 @@ public static class ErrorCodes
     public const string JsonRpcParseError = "JSONRPC_PARSE_ERROR";
     public const string EventsLost = "EVENTS_LOST";
     public const string EventFromTokenParseFailure = "EVENT_FROM_TOKEN_PARSE_FAILURE"; // token
+    public const string SessionNotRegistered = "SESSION_NOT_REGISTERED"; // session ref
     public const string EventSubscriptionParseFailure = "EVENT_SUBSCRIPTION_PARSE_FAILURE"; // class
 
     public const string VmBadPowerState = "VM_BAD_POWER_STATE"; // vm, expected, actual

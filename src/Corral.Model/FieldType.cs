@@ -24,6 +24,7 @@ public abstract record FieldType
     public static FieldType Enum(string enumName, params string[] values) => new EnumOf(enumName, values);
     public static FieldType Set(FieldType element) => new SetOf(element);
     public static FieldType Map(FieldType key, FieldType value) => new MapOf(key, value);
+    public static FieldType Record(string className) => new RecordOf(className);
 
     /// <summary>The value a new object gets when the creator gives none.</summary>
     public abstract object? DefaultValue();
@@ -244,5 +245,26 @@ public abstract record FieldType
             node is JsonObject o ? o.ToDictionary(kv => kv.Key, kv => Value.FromJson(kv.Value)) : new Dictionary<string, object?>();
 
         public override string ToString() => $"({Key} -> {Value}) map";
+    }
+
+    /// <summary>
+    /// A whole record of a class, as a constructor (<c>VM.create</c>) takes it: a struct of fields by name. Its fields
+    /// are checked against the class by whoever takes it; here it only has to be a struct.
+    /// </summary>
+    public sealed record RecordOf(string ClassName) : FieldType
+    {
+        public override object? DefaultValue() => new Dictionary<string, object?>(StringComparer.Ordinal);
+
+        public override object? Coerce(object? value) => value switch
+        {
+            IDictionary<string, object?> d => new Dictionary<string, object?>(d, StringComparer.Ordinal),
+            _ => throw new FormatException($"expected a {ClassName} record, got '{value}'"),
+        };
+
+        public override JsonNode? ToJson(object? value) => throw new NotSupportedException("records are not stored as fields");
+
+        public override object? FromJson(JsonNode? node) => throw new NotSupportedException("records are not stored as fields");
+
+        public override string ToString() => $"{ClassName} record";
     }
 }

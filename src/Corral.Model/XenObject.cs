@@ -34,6 +34,12 @@ public sealed class XenObject
         set => Fields[field] = Schema.Get(field).Type.Coerce(value);
     }
 
+    /// <summary>Reads a field through its generated handle: <c>vm.Get(XenApi.VM.PowerState)</c>.</summary>
+    public T Get<T>(Field<T> field) => field.Read(this[field.Name]);
+
+    /// <summary>Writes a field through its generated handle: <c>vm.Set(XenApi.VM.PowerState, VmPowerState.Running)</c>.</summary>
+    public void Set<T>(Field<T> field, T value) => this[field.Name] = field.Write(value);
+
     public string GetString(string field) => (string?)this[field] ?? "";
 
     public long GetInt(string field) => (long)(this[field] ?? 0L);

@@ -329,6 +329,14 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
         return objects;
     }
 
+    public async Task<long> CountAsync(string className, CancellationToken cancellationToken)
+    {
+        var prefix = PoolKeys.ClassPrefix(XenClasses.Get(className).Name);
+        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(prefix), RangeEnd = Bytes(PrefixEnd(prefix)), CountOnly = true },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Count;
+    }
+
     private async Task<List<XenObject>> GetRawAllAsync(ClassSchema schema, CancellationToken cancellationToken)
     {
         var prefix = PoolKeys.ClassPrefix(schema.Name);

@@ -24,6 +24,9 @@ public interface IPoolDatabase
 
     Task<IReadOnlyList<XenObject>> GetAllAsync(string className, CancellationToken cancellationToken);
 
+    /// <summary>How many objects of the class exist (event.from's <c>valid_ref_counts</c>), without reading them.</summary>
+    Task<long> CountAsync(string className, CancellationToken cancellationToken);
+
     /// <summary>Looks an object up by its uuid field.</summary>
     Task<XenObject?> FindByUuidAsync(string className, string uuid, CancellationToken cancellationToken);
 

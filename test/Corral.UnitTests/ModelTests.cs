@@ -21,11 +21,11 @@ public class FieldTypeTests
 
     [Fact]
     public void Enum_matches_case_insensitively_and_returns_the_canonical_spelling() =>
-        Assert.Equal("Running", XenClasses.PowerState.Coerce("running"));
+        Assert.Equal("Running", XenEnumTypes.VmPowerState.Coerce("running"));
 
     [Fact]
     public void Enum_refuses_unknown_values() =>
-        Assert.Throws<FormatException>(() => XenClasses.PowerState.Coerce("Exploded"));
+        Assert.Throws<FormatException>(() => XenEnumTypes.VmPowerState.Coerce("Exploded"));
 
     [Fact]
     public void Map_round_trips_through_json()
@@ -70,7 +70,7 @@ public class ObjectTests
     [Fact]
     public void Every_class_has_a_uuid_and_reverse_links_name_real_fields()
     {
-        foreach (var schema in XenClasses.All)
+        foreach (var schema in XenClasses.All.Where(c => c.Messages.Any(m => m.Name == "get_by_uuid")))
         {
             Assert.NotNull(schema.Find("uuid"));
         }

@@ -25,6 +25,8 @@ public sealed class EvacuationHandler(
     /// <summary>Migrations run at once: more would only share the same links and CPU.</summary>
     public const int Parallelism = 2;
 
+    private const string BatchSizeArgument = Corral.Api.Methods.EvacuationMethods.BatchSizeArgument;
+
     public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.HostEvacuate, HostOperationKinds.HostRestoreEvacuatedVms];
 
     public Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken) =>
@@ -91,7 +93,8 @@ public sealed class EvacuationHandler(
         var follower = FollowProgressAsync(operation.TaskRef, initial, progress, following.Token);
         try
         {
-            return await EvacuateRoundsAsync(hostRef, progress, cancellationToken).ConfigureAwait(false);
+            var batch = int.TryParse(operation.Argument(BatchSizeArgument), out var n) && n > 0 ? n : Parallelism;
+            return await EvacuateRoundsAsync(hostRef, batch, progress, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -128,7 +131,7 @@ public sealed class EvacuationHandler(
         }
     }
 
-    private async Task<string?> EvacuateRoundsAsync(string hostRef, EvacuationProgress progress, CancellationToken cancellationToken)
+    private async Task<string?> EvacuateRoundsAsync(string hostRef, int batch, EvacuationProgress progress, CancellationToken cancellationToken)
     {
         for (var round = 0; round < 3; round++)
         {
@@ -145,7 +148,7 @@ public sealed class EvacuationHandler(
                 return null;
             }
 
-            using var slots = new SemaphoreSlim(Parallelism);
+            using var slots = new SemaphoreSlim(batch);
             var moves = plan.Destinations.Select(async kv =>
             {
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);

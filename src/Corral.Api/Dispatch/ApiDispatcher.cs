@@ -30,6 +30,8 @@ public sealed class ApiDispatcher
             provider.Register(_registry);
         }
 
+        _registry.CheckAgainstDatamodel();
+
         _sessions = sessions;
         _tasks = tasks;
         _logger = logger;
@@ -74,29 +76,59 @@ public sealed class ApiDispatcher
             throw new XenApiException(ErrorCodes.MessageMethodUnknown, methodName);
         }
 
-        if (arguments.Count > method.WireArity || arguments.Count < method.MinimumWireArity)
-        {
-            throw new XenApiException(ErrorCodes.MessageParameterCountMismatch, methodName,
-                method.WireArity.ToString(CultureInfo.InvariantCulture), arguments.Count.ToString(CultureInfo.InvariantCulture));
-        }
-
+        var offset = method.RequiresSession ? 1 : 0;
+        CheckArgumentCount(method, methodName, arguments.Count - offset);
         var sessionRef = "";
-        var offset = 0;
         if (method.RequiresSession)
         {
             sessionRef = arguments[0] as string ?? throw new XenApiException(ErrorCodes.SessionInvalid, arguments[0]?.ToString() ?? "");
             await _sessions.ValidateAsync(sessionRef, cancellationToken).ConfigureAwait(false);
-            offset = 1;
         }
 
+        if (method.Schema?.Lifecycle == Lifecycle.Removed)
+        {
+            throw new XenApiException(ErrorCodes.MessageRemoved);
+        }
+
+        var handler = method.Handler ?? throw new XenApiException(ErrorCodes.NotImplemented, method.Name);
+        var typed = Arguments(method, arguments, offset);
+        var context = new CallContext(sessionRef, remoteAddress, methodName);
+        if (!isAsync)
+        {
+            return await handler(context, typed, cancellationToken).ConfigureAwait(false);
+        }
+
+        var taskRef = await _tasks.CreateAsync(sessionRef, methodName, "", cancellationToken).ConfigureAwait(false);
+        _ = Task.Run(() => _tasks.RunAsync(taskRef, ct => handler(context with { TaskRef = taskRef }, typed, ct)), CancellationToken.None);
+        return taskRef;
+    }
+
+    /// <summary>
+    /// As xapi's dispatcher: a message with defaulted parameters takes any count from its required ones up (the rest
+    /// take their defaults, extras are ignored); any other message exactly its parameters. The error counts leave the
+    /// session out, as xapi's do.
+    /// </summary>
+    private static void CheckArgumentCount(ApiMethod method, string methodName, int received)
+    {
+        var fits = method.AcceptsShorterLists ? received >= method.RequiredCount : received == method.Parameters.Count;
+        if (!fits)
+        {
+            throw new XenApiException(ErrorCodes.MessageParameterCountMismatch, methodName,
+                method.RequiredCount.ToString(CultureInfo.InvariantCulture), Math.Max(received, 0).ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    /// <summary>Each argument converted to its declared type; one left off takes the parameter's default.</summary>
+    private static object?[] Arguments(ApiMethod method, IReadOnlyList<object?> arguments, int offset)
+    {
         var typed = new object?[method.Parameters.Count];
         for (var i = 0; i < typed.Length; i++)
         {
             var parameter = method.Parameters[i];
             try
             {
-                // A trailing optional parameter left off takes the type's default (an empty map, false, "").
-                typed[i] = i + offset < arguments.Count ? parameter.Type.Coerce(arguments[i + offset]) : parameter.Type.DefaultValue();
+                typed[i] = i + offset < arguments.Count ? parameter.Type.Coerce(arguments[i + offset])
+                    : parameter.HasDefault ? parameter.Type.Coerce(parameter.Default) : parameter.Type.DefaultValue();
             }
             catch (Exception ex) when (ex is FormatException or InvalidCastException)
             {
@@ -104,14 +136,6 @@ public sealed class ApiDispatcher
             }
         }
 
-        var context = new CallContext(sessionRef, remoteAddress, methodName);
-        if (!isAsync)
-        {
-            return await method.Handler(context, typed, cancellationToken).ConfigureAwait(false);
-        }
-
-        var taskRef = await _tasks.CreateAsync(sessionRef, methodName, "", cancellationToken).ConfigureAwait(false);
-        _ = Task.Run(() => _tasks.RunAsync(taskRef, ct => method.Handler(context with { TaskRef = taskRef }, typed, ct)), CancellationToken.None);
-        return taskRef;
+        return typed;
     }
 }

@@ -110,8 +110,22 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
                 throw new XenApiException(ErrorCodes.EventsLost);
             }
 
-            var changes = _window.Where(c => c.Revision > afterRevision).ToList();
-            return (changes, _revision, _changed.Task);
+            // The window is in revision order: find the first change after the position by halving.
+            int low = 0, high = _window.Count;
+            while (low < high)
+            {
+                var middle = (low + high) / 2;
+                if (_window[middle].Revision > afterRevision)
+                {
+                    high = middle;
+                }
+                else
+                {
+                    low = middle + 1;
+                }
+            }
+
+            return (_window.GetRange(low, _window.Count - low), _revision, _changed.Task);
         }
     }
 

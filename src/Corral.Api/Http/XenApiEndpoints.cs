@@ -1,4 +1,5 @@
 using Corral.Api.Dispatch;
+using Corral.Api.Methods;
 using Corral.Api.Protocol;
 using Corral.Model;
 using Microsoft.AspNetCore.Builder;
@@ -8,13 +9,18 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Corral.Api.Http;
 
-/// <summary>The XenAPI's two wire formats: XML-RPC on <c>POST /</c> and JSON-RPC on <c>POST /jsonrpc</c>, as xapi serves them.</summary>
+/// <summary>
+/// The XenAPI's two wire formats as xapi serves them: JSON-RPC on <c>POST /jsonrpc</c>, XML-RPC on <c>POST /</c> and
+/// any other POST path xapi's longest-prefix routing sends there (<c>/RPC2</c>, where Python's XML-RPC client posts;
+/// <c>/xmlrpc</c>, Xen Orchestra's fallback).
+/// </summary>
 public static class XenApiEndpoints
 {
     public static IEndpointRouteBuilder MapXenApi(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapPost("/", HandleXmlRpcAsync);
         endpoints.MapPost("/jsonrpc", HandleJsonRpcAsync);
+        endpoints.MapPost("/{**path}", HandleXmlRpcAsync).WithOrder(int.MaxValue);
         // A browser opening the host's address finds the web console there, as XenServer's welcome page leads on.
         endpoints.MapGet("/", (HttpContext context) => context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase)
             ? Results.Redirect("/console/")
@@ -35,7 +41,7 @@ public static class XenApiEndpoints
             try
             {
                 var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct).ConfigureAwait(false);
-                response = XmlRpcCodec.WriteSuccess(result);
+                response = request.MethodName == SystemMethods.ListMethods ? XmlRpcCodec.WriteRaw(result) : XmlRpcCodec.WriteSuccess(result);
             }
             catch (XenApiException ex)
             {

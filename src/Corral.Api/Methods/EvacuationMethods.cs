@@ -1,3 +1,4 @@
+using System.Globalization;
 using Corral.Api.Dispatch;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
@@ -31,6 +32,19 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
                 throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
             }
 
+            // network: the migrations' network. Corral's migrations travel between the hosts' management addresses.
+            if (!OpaqueRef.IsNull((string)a[1]!))
+            {
+                throw new XenApiException(ErrorCodes.ValueNotSupported, "network", (string)a[1]!,
+                    "live migrations use the hosts' management network; leave network as OpaqueRef:NULL");
+            }
+
+            var batch = (long)a[2]!;
+            if (batch < 0)
+            {
+                throw new XenApiException(ErrorCodes.InvalidValue, "evacuate_batch_size", batch.ToString(CultureInfo.InvariantCulture));
+            }
+
             // Nothing moves unless everything can: the first VM that cannot go says why, as xapi's evacuate does.
             var plan = await planner.PlanAsync(host.Ref, ct).ConfigureAwait(false);
             if (plan.Blockers.Count > 0)
@@ -40,9 +54,15 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
 
             // A new maintenance period: the list of VMs to bring back afterwards starts empty.
             await EvacuatedVms.ChangeAsync(database, host.Ref, _ => [], ct).ConfigureAwait(false);
-            await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
+            var arguments = new Dictionary<string, string>();
+            if (batch > 0)
+            {
+                arguments[BatchSizeArgument] = batch.ToString(CultureInfo.InvariantCulture);
+            }
+
+            await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, arguments, ctx, ct).ConfigureAwait(false);
             return null;
-        }, ("host", FieldType.String));
+        }, ("host", FieldType.String), ("network", FieldType.String), ("evacuate_batch_size", FieldType.Int));
 
         // Corral's addition, what XenCenter does on leaving maintenance mode: the VMs the last evacuation moved (still
         // running elsewhere) come back to the host, each by a live migration, as a persisted operation of the host.
@@ -63,6 +83,9 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
             return null;
         }, ("host", FieldType.String));
     }
+
+    /// <summary>The host operation's argument for <c>evacuate_batch_size</c>: how many VMs move at once.</summary>
+    public const string BatchSizeArgument = "batch_size";
 
     private Task<XenObject> GetHostAsync(string hostRef, CancellationToken cancellationToken) =>
         database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);

@@ -5,122 +5,125 @@ using Corral.PoolDatabase;
 namespace Corral.Api.Methods;
 
 /// <summary>
-/// The messages every XenAPI class has, made from its schema: get_all, get_all_records, get_record, get_by_uuid,
-/// get_by_name_label, a getter per field, a setter per RW field, and add_to_/remove_from_ for RW maps and sets.
-/// Setters whose change needs more than a write (memory, power state...) are registered by the class's own provider,
-/// which replaces the generic one.
+/// The implicit messages xapi's datamodel gives every class, answered from the pool database for all 64 classes:
+/// get_all, get_all_records, get_record, get_by_uuid, get_by_name_label, a getter per field, a setter per RW field,
+/// and add_to_/remove_from_ (maps) and add_/remove_ (sets) for RW fields. A class Corral holds no objects of
+/// answers with an empty set. Setters whose change needs more than a write (memory, power state...) are registered
+/// by the class's own provider, which replaces the generic one; so are constructors and destructors.
 /// </summary>
 public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProvider
 {
-    private static readonly FieldType RefParam = FieldType.String;
-
     public void Register(ApiRegistry registry)
     {
         foreach (var schema in XenClasses.All)
         {
-            RegisterClass(registry, schema);
+            foreach (var message in schema.Messages.Where(m => m.Implicit))
+            {
+                if (Handler(schema, message.Name) is { } handler)
+                {
+                    registry.Implement(message.WireName, handler);
+                }
+            }
         }
     }
 
-    private void RegisterClass(ApiRegistry registry, ClassSchema schema)
+    private ApiHandler? Handler(ClassSchema schema, string message)
     {
         var c = schema.Name;
-        registry.Add($"{c}.get_all", async (_, _, ct) =>
-            (await database.GetAllAsync(c, ct).ConfigureAwait(false)).Select(o => (object?)o.Ref).ToList());
-        registry.Add($"{c}.get_all_records", async (_, _, ct) =>
+        switch (message)
         {
-            var all = await database.GetAllAsync(c, ct).ConfigureAwait(false);
-            return all.ToDictionary(o => o.Ref, o => (object?)o.ToRecord());
-        });
-        registry.Add($"{c}.get_record", async (_, a, ct) => (await GetAsync(c, a[0], ct).ConfigureAwait(false)).ToRecord(), ("self", RefParam));
-        registry.Add($"{c}.get_by_uuid", async (_, a, ct) =>
-        {
-            var uuid = (string)a[0]!;
-            var obj = await database.FindByUuidAsync(c, uuid, ct).ConfigureAwait(false) ?? throw XenApiException.UuidInvalid(c, uuid);
-            return obj.Ref;
-        }, ("uuid", FieldType.String));
-        if (schema.HasNameLabel)
-        {
-            registry.Add($"{c}.get_by_name_label", async (_, a, ct) =>
-                (await database.GetAllAsync(c, ct).ConfigureAwait(false))
-                    .Where(o => o.GetString("name_label") == (string)a[0]!).Select(o => (object?)o.Ref).ToList(),
-                ("label", FieldType.String));
+            case "get_all":
+                return async (_, _, ct) => (await database.GetAllAsync(c, ct).ConfigureAwait(false)).Select(o => (object?)o.Ref).ToList();
+            case "get_all_records":
+                return async (_, _, ct) => (await database.GetAllAsync(c, ct).ConfigureAwait(false)).ToDictionary(o => o.Ref, o => (object?)o.ToRecord());
+            case "get_record":
+                return async (_, a, ct) => (await GetAsync(c, a[0], ct).ConfigureAwait(false)).ToRecord();
+            case "get_by_uuid":
+                return async (_, a, ct) =>
+                {
+                    var uuid = (string)a[0]!;
+                    var obj = await database.FindByUuidAsync(c, uuid, ct).ConfigureAwait(false) ?? throw XenApiException.UuidInvalid(c, uuid);
+                    return obj.Ref;
+                };
+            case "get_by_name_label":
+                return async (_, a, ct) => (await database.GetAllAsync(c, ct).ConfigureAwait(false))
+                    .Where(o => o.GetString("name_label") == (string)a[0]!).Select(o => (object?)o.Ref).ToList();
         }
 
-        foreach (var field in schema.Fields)
-        {
-            var f = field;
-            registry.Add($"{c}.get_{f.Name}", async (_, a, ct) => (await GetAsync(c, a[0], ct).ConfigureAwait(false))[f.Name], ("self", RefParam));
-            if (f.Access != FieldAccess.RW)
-            {
-                continue;
-            }
-
-            registry.Add($"{c}.set_{f.Name}", async (_, a, ct) =>
-            {
-                await UpdateAsync(c, a[0], o => o[f.Name] = a[1], ct).ConfigureAwait(false);
-                return null;
-            }, ("self", RefParam), ("value", f.Type));
-
-            if (f.Type is FieldType.MapOf map)
-            {
-                registry.Add($"{c}.add_to_{f.Name}", async (_, a, ct) =>
-                {
-                    await UpdateAsync(c, a[0], o =>
-                    {
-                        var d = (Dictionary<string, object?>)o[f.Name]!;
-                        var key = (string)a[1]!;
-                        if (d.ContainsKey(key))
-                        {
-                            throw new XenApiException(ErrorCodes.MapDuplicateKey, c, f.Name, (string)a[0]!, key);
-                        }
-
-                        d[key] = a[2];
-                        o[f.Name] = d;
-                    }, ct).ConfigureAwait(false);
-                    return null;
-                }, ("self", RefParam), ("key", map.Key), ("value", map.Value));
-                registry.Add($"{c}.remove_from_{f.Name}", async (_, a, ct) =>
-                {
-                    await UpdateAsync(c, a[0], o =>
-                    {
-                        var d = (Dictionary<string, object?>)o[f.Name]!;
-                        d.Remove((string)a[1]!);
-                        o[f.Name] = d;
-                    }, ct).ConfigureAwait(false);
-                    return null;
-                }, ("self", RefParam), ("key", map.Key));
-            }
-            else if (f.Type is FieldType.SetOf set)
-            {
-                // xapi names set adders after the singular: add_tags / remove_tags.
-                registry.Add($"{c}.add_{f.Name}", async (_, a, ct) =>
-                {
-                    await UpdateAsync(c, a[0], o =>
-                    {
-                        var s = (List<object?>)o[f.Name]!;
-                        if (!s.Contains(a[1]))
-                        {
-                            s.Add(a[1]);
-                        }
-
-                        o[f.Name] = s;
-                    }, ct).ConfigureAwait(false);
-                    return null;
-                }, ("self", RefParam), ("value", set.Element));
-                registry.Add($"{c}.remove_{f.Name}", async (_, a, ct) =>
-                {
-                    await UpdateAsync(c, a[0], o =>
-                    {
-                        var s = (List<object?>)o[f.Name]!;
-                        s.Remove(a[1]);
-                        o[f.Name] = s;
-                    }, ct).ConfigureAwait(false);
-                    return null;
-                }, ("self", RefParam), ("value", set.Element));
-            }
-        }
+        return FieldHandler(schema, message, "get_", f => Getter(c, f))
+            ?? FieldHandler(schema, message, "set_", f => f.Access == FieldAccess.RW ? Setter(c, f) : null)
+            ?? FieldHandler(schema, message, "add_to_", f => f.Type is FieldType.MapOf ? MapAdder(c, f) : null)
+            ?? FieldHandler(schema, message, "remove_from_", f => f.Type is FieldType.MapOf ? MapRemover(c, f) : null)
+            ?? FieldHandler(schema, message, "add_", f => f.Type is FieldType.SetOf ? SetAdder(c, f) : null)
+            ?? FieldHandler(schema, message, "remove_", f => f.Type is FieldType.SetOf ? SetRemover(c, f) : null);
     }
+
+    private static ApiHandler? FieldHandler(ClassSchema schema, string message, string prefix, Func<FieldSchema, ApiHandler?> make) =>
+        message.StartsWith(prefix, StringComparison.Ordinal) && schema.Find(message[prefix.Length..]) is { } field ? make(field) : null;
+
+    private ApiHandler Getter(string c, FieldSchema f) =>
+        async (_, a, ct) => (await GetAsync(c, a[0], ct).ConfigureAwait(false))[f.Name];
+
+    private ApiHandler Setter(string c, FieldSchema f) => async (_, a, ct) =>
+    {
+        await UpdateAsync(c, a[0], o => o[f.Name] = a[1], ct).ConfigureAwait(false);
+        return null;
+    };
+
+    private ApiHandler MapAdder(string c, FieldSchema f) => async (_, a, ct) =>
+    {
+        await UpdateAsync(c, a[0], o =>
+        {
+            var d = (Dictionary<string, object?>)o[f.Name]!;
+            var key = (string)a[1]!;
+            if (d.ContainsKey(key))
+            {
+                throw new XenApiException(ErrorCodes.MapDuplicateKey, c, f.Name, (string)a[0]!, key);
+            }
+
+            d[key] = a[2];
+            o[f.Name] = d;
+        }, ct).ConfigureAwait(false);
+        return null;
+    };
+
+    // Removing a key that is not there succeeds, as in xapi (XenCenter and Xen Orchestra rely on it).
+    private ApiHandler MapRemover(string c, FieldSchema f) => async (_, a, ct) =>
+    {
+        await UpdateAsync(c, a[0], o =>
+        {
+            var d = (Dictionary<string, object?>)o[f.Name]!;
+            d.Remove((string)a[1]!);
+            o[f.Name] = d;
+        }, ct).ConfigureAwait(false);
+        return null;
+    };
+
+    private ApiHandler SetAdder(string c, FieldSchema f) => async (_, a, ct) =>
+    {
+        await UpdateAsync(c, a[0], o =>
+        {
+            var s = (List<object?>)o[f.Name]!;
+            if (!s.Contains(a[1]))
+            {
+                s.Add(a[1]);
+            }
+
+            o[f.Name] = s;
+        }, ct).ConfigureAwait(false);
+        return null;
+    };
+
+    private ApiHandler SetRemover(string c, FieldSchema f) => async (_, a, ct) =>
+    {
+        await UpdateAsync(c, a[0], o =>
+        {
+            var s = (List<object?>)o[f.Name]!;
+            s.Remove(a[1]);
+            o[f.Name] = s;
+        }, ct).ConfigureAwait(false);
+        return null;
+    };
 
     private async Task<XenObject> GetAsync(string className, object? reference, CancellationToken cancellationToken)
     {

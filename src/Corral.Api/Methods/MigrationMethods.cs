@@ -23,16 +23,10 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
             ("vm", FieldType.String), ("host", FieldType.String), ("options", StringMap));
         registry.Add("host.migrate_receive", (ctx, a, ct) => MigrateReceiveAsync(ctx, (string)a[0]!, (string)a[1]!, ct),
             ("host", FieldType.String), ("network", FieldType.String), ("options", StringMap));
-        registry.Add(new ApiMethod("VM.migrate_send", MigrateSendParameters, (ctx, a, ct) => MigrateSendAsync(ctx, a, assertOnly: false, ct)));
-        registry.Add(new ApiMethod("VM.assert_can_migrate", MigrateSendParameters, (ctx, a, ct) => MigrateSendAsync(ctx, a, assertOnly: true, ct)));
+        // vm, dest, live, vdi_map, vif_map, options, vgpu_map (which older clients leave off).
+        registry.Implement("VM.migrate_send", (ctx, a, ct) => MigrateSendAsync(ctx, a, assertOnly: false, ct));
+        registry.Implement("VM.assert_can_migrate", (ctx, a, ct) => MigrateSendAsync(ctx, a, assertOnly: true, ct));
     }
-
-    // XenServer's signature; vgpu_map came later (7.3) and older clients leave it off.
-    private static readonly IReadOnlyList<ApiParameter> MigrateSendParameters =
-    [
-        new("vm", FieldType.String), new("dest", StringMap), new("live", FieldType.Bool), new("vdi_map", StringMap),
-        new("vif_map", StringMap), new("options", StringMap), new("vgpu_map", StringMap, Optional: true),
-    ];
 
     private async Task<object?> PoolMigrateAsync(CallContext context, string vmRef, string hostRef, Dictionary<string, object?> options, CancellationToken cancellationToken)
     {

@@ -10,15 +10,9 @@ public sealed class SessionMethods(SessionService sessions, IPoolDatabase databa
 {
     public void Register(ApiRegistry registry)
     {
-        registry.Add(new ApiMethod("session.login_with_password",
-            [new("uname", FieldType.String), new("pwd", FieldType.String), new("version", FieldType.String), new("originator", FieldType.String)],
-            async (_, a, ct) => await sessions.LoginAsync((string)a[0]!, (string)a[1]!, (string)a[3]!, ct).ConfigureAwait(false),
-            RequiresSession: false));
-        // Older clients send only user and password.
-        registry.Add(new ApiMethod("session.login_with_password2",
-            [new("uname", FieldType.String), new("pwd", FieldType.String)],
-            async (_, a, ct) => await sessions.LoginAsync((string)a[0]!, (string)a[1]!, "", ct).ConfigureAwait(false),
-            RequiresSession: false));
+        // uname, pwd, then version and originator, which most clients leave off (the datamodel gives them defaults).
+        registry.Implement("session.login_with_password",
+            async (_, a, ct) => await sessions.LoginAsync((string)a[0]!, (string)a[1]!, (string)a[3]!, ct).ConfigureAwait(false));
         registry.Add("session.logout", async (ctx, _, ct) =>
         {
             await sessions.LogoutAsync(ctx.SessionRef, ct).ConfigureAwait(false);

@@ -69,9 +69,15 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         registry.Add("VDI.copy", async (ctx, a, ct) =>
         {
             var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
+            // base_vdi only narrows what xapi copies into an existing into_vdi; a copy into a new VDI is whole anyway.
+            if (!OpaqueRef.IsNull((string)a[3]!))
+            {
+                throw new XenApiException(ErrorCodes.ValueNotSupported, "into_vdi", (string)a[3]!, "Corral copies into a new VDI only");
+            }
+
             var sr = await Get(XenClasses.SR, a[1], ct).ConfigureAwait(false);
             return await CopyVdiAsync(database, operations, ctx, vdi, sr.Ref, ct).ConfigureAwait(false);
-        }, ("vdi", Ref), ("sr", Ref));
+        }, ("vdi", Ref), ("sr", Ref), ("base_vdi", Ref), ("into_vdi", Ref));
 
         registry.Add("VBD.create", CreateVbdAsync, ("args", Record));
         registry.Add("VBD.destroy", async (_, a, ct) =>
@@ -238,7 +244,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             ["size"] = size.ToString(CultureInfo.InvariantCulture),
             ["name_label"] = record.GetValueOrDefault("name_label")?.ToString() ?? "",
             ["name_description"] = record.GetValueOrDefault("name_description")?.ToString() ?? "",
-            ["type"] = record.GetValueOrDefault("type")?.ToString() is { Length: > 0 } t ? (string)XenClasses.VdiType.Coerce(t)! : "user",
+            ["type"] = record.GetValueOrDefault("type")?.ToString() is { Length: > 0 } t ? (string)XenEnumTypes.VdiType.Coerce(t)! : "user",
             ["sharable"] = (record.GetValueOrDefault("sharable")?.ToString() ?? "false").ToLowerInvariant(),
             ["read_only"] = (record.GetValueOrDefault("read_only")?.ToString() ?? "false").ToLowerInvariant(),
         };
@@ -287,7 +293,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
     {
         var record = (Dictionary<string, object?>)a[0]!;
         var vm = await Get(XenClasses.VM, record.GetValueOrDefault("VM"), cancellationToken).ConfigureAwait(false);
-        var type = (string)XenClasses.VbdType.Coerce(record.GetValueOrDefault("type") ?? "Disk")!;
+        var type = (string)XenEnumTypes.VbdType.Coerce(record.GetValueOrDefault("type") ?? "Disk")!;
         var empty = record.GetValueOrDefault("empty") is { } e && (bool)FieldType.Bool.Coerce(e)!;
         var vdiRef = record.GetValueOrDefault("VDI")?.ToString() ?? OpaqueRef.Null;
         if (!empty || !OpaqueRef.IsNull(vdiRef))

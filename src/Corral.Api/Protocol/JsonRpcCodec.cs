@@ -74,11 +74,23 @@ public static class JsonRpcCodec
         }
     });
 
+    /// <summary>
+    /// A failure as xapi writes it: in 2.0 an error object (code 1, the XenAPI code as the message, its parameters as
+    /// data); in 1.0 the error description itself, <c>["CODE", "param", ...]</c>, beside a null result.
+    /// </summary>
     public static string WriteFailure(JsonRpcRequest? request, IReadOnlyList<string> errorDescription) => Write(request, w =>
     {
         if (request is { IsVersion2: false })
         {
             w.WriteNull("result");
+            w.WriteStartArray("error");
+            foreach (var part in errorDescription)
+            {
+                w.WriteStringValue(part);
+            }
+
+            w.WriteEndArray();
+            return;
         }
 
         w.WriteStartObject("error");

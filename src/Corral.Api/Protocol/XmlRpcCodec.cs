@@ -119,19 +119,34 @@ public static class XmlRpcCodec
         w.WriteEndElement();
     }
 
-    private static string WriteResponse(Action<XmlWriter> members)
+    /// <summary>
+    /// A bare value as the response's one parameter, without the <c>{Status, Value}</c> struct: how xapi answers
+    /// <c>system.listMethods</c> (Xen Orchestra reads it so).
+    /// </summary>
+    public static string WriteRaw(object? value) => Write(w => WriteValue(w, value));
+
+    private static string WriteResponse(Action<XmlWriter> members) => Write(w =>
     {
-        var text = new StringBuilder(1024);
-        using (var w = XmlWriter.Create(text, new XmlWriterSettings { OmitXmlDeclaration = false, Indent = false, CheckCharacters = false }))
+        w.WriteStartElement("value");
+        w.WriteStartElement("struct");
+        members(w);
+        w.WriteEndElement();
+        w.WriteEndElement();
+    });
+
+    /// <summary>
+    /// The document as xapi writes it: <c>&lt;?xml version="1.0"?&gt;</c>, no whitespace between elements (Xen
+    /// Orchestra's parser keeps whitespace nodes), sent as UTF-8.
+    /// </summary>
+    private static string Write(Action<XmlWriter> param)
+    {
+        var text = new StringBuilder(1024).Append("<?xml version=\"1.0\"?>");
+        using (var w = XmlWriter.Create(text, new XmlWriterSettings { OmitXmlDeclaration = true, Indent = false, CheckCharacters = false, ConformanceLevel = ConformanceLevel.Fragment }))
         {
             w.WriteStartElement("methodResponse");
             w.WriteStartElement("params");
             w.WriteStartElement("param");
-            w.WriteStartElement("value");
-            w.WriteStartElement("struct");
-            members(w);
-            w.WriteEndElement();
-            w.WriteEndElement();
+            param(w);
             w.WriteEndElement();
             w.WriteEndElement();
             w.WriteEndElement();
