@@ -127,16 +127,17 @@ public abstract record FieldType
     {
         public override object? DefaultValue() => OpaqueRef.Null;
 
+        /// <summary>An empty reference is always <c>OpaqueRef:NULL</c>, never "": clients test for that spelling.</summary>
         public override object? Coerce(object? value) => value switch
         {
-            null => OpaqueRef.Null,
+            null or "" => OpaqueRef.Null,
             string s => s,
             _ => throw new FormatException($"expected a {ClassName} ref, got '{value}'"),
         };
 
         public override JsonNode? ToJson(object? value) => JsonValue.Create((string?)value ?? OpaqueRef.Null);
 
-        public override object? FromJson(JsonNode? node) => node?.GetValue<string>() ?? OpaqueRef.Null;
+        public override object? FromJson(JsonNode? node) => Coerce(node?.GetValue<string>());
 
         public override string ToString() => $"{ClassName} ref";
     }
