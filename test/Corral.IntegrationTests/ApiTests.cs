@@ -123,6 +123,55 @@ public sealed class ApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Constructors_take_the_whole_typed_record_a_client_sends()
+    {
+        var s = await LoginAsync();
+        // What the XenAPI SDKs send to VM.create: every field of a VM record, typed (ints, floats, nested maps, refs),
+        // runtime fields included; xapi takes the constructor's fields and ignores the rest.
+        var record = new Corral.PoolDatabase.PoolTransaction().Create(XenApi.VM.Schema).ToRecord();
+        record["name_label"] = "typed";
+        record["VCPUs_max"] = 2L;
+        record["VCPUs_at_startup"] = 2L;
+        record["platform"] = new Dictionary<string, object?> { ["acpi"] = "1", ["cores-per-socket"] = "2" };
+        record["HVM_shadow_multiplier"] = 1.0;
+        record["power_state"] = "Running";
+        record["resident_on"] = "OpaqueRef:00000000-0000-0000-0000-00000000dead";
+        var vm = (string)(await Call("VM.create", s, record))!;
+        var created = (Dictionary<string, object?>)(await Call("VM.get_record", s, vm))!;
+        Assert.Equal("typed", created["name_label"]);
+        Assert.Equal(2L, created["VCPUs_max"]);
+        Assert.Equal("2", ((Dictionary<string, object?>)created["platform"]!)["cores-per-socket"]);
+        Assert.Equal("Halted", created["power_state"]);
+        Assert.Equal(OpaqueRef.Null, created["resident_on"]);
+        Assert.Equal([ErrorCodes.FieldTypeError, "VCPUs_max"],
+            (await Fails("VM.create", s, new Dictionary<string, object?> { ["VCPUs_max"] = "two" })).ErrorDescription);
+
+        // A secret is data only: its implicit constructor and destructor store and remove it.
+        var secret = (string)(await Call("secret.create", s, new Dictionary<string, object?> { ["value"] = "s3cret", ["other_config"] = new Dictionary<string, object?>() }))!;
+        Assert.Equal("s3cret", await Call("secret.get_value", s, secret));
+        await Call("secret.destroy", s, secret);
+        Assert.Equal(ErrorCodes.HandleInvalid, (await Fails("secret.get_value", s, secret)).Code);
+    }
+
+    [Fact]
+    public async Task Every_class_of_the_datamodel_answers_and_unimplemented_messages_say_so()
+    {
+        var s = await LoginAsync();
+        foreach (var schema in XenClasses.All.Where(c => c.Messages.Any(m => m.Name == "get_all_records")))
+        {
+            Assert.IsType<Dictionary<string, object?>>(await Call($"{schema.Name}.get_all_records", s));
+            Assert.IsType<List<object?>>(await Call($"{schema.Name}.get_all", s));
+        }
+
+        Assert.Equal([ErrorCodes.NotImplemented, "VMSS.create"],
+            (await Fails("VMSS.create", s, new Dictionary<string, object?>())).ErrorDescription);
+        Assert.Equal(ErrorCodes.MessageRemoved, (await Fails("VMPP.get_all", s)).Code);
+        // Trailing parameters with a default may be left off: the two-argument login most scripts use.
+        Assert.StartsWith("OpaqueRef:", (string)(await Call("session.login_with_password", "root", "pw"))!, StringComparison.Ordinal);
+        Assert.Equal(ErrorCodes.MessageParameterCountMismatch, (await Fails("session.login_with_password", "root")).Code);
+    }
+
+    [Fact]
     public async Task Event_from_returns_changes_after_the_token_and_waits_for_them()
     {
         var s = await LoginAsync();

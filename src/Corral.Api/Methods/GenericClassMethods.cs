@@ -13,11 +13,21 @@ namespace Corral.Api.Methods;
 /// </summary>
 public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProvider
 {
+    /// <summary>
+    /// Classes whose objects are data and nothing else (a secret's value, a user's name): their implicit constructor and
+    /// destructor store and remove the record. Every other class's create/destroy does real work and has its own handler,
+    /// or answers NOT_IMPLEMENTED.
+    /// </summary>
+    private static readonly HashSet<string> Lookups = new(StringComparer.Ordinal) { "get_all", "get_all_records", "get_record", "get_by_uuid" };
+
+    private static readonly HashSet<string> DataOnly = new(StringComparer.Ordinal) { "secret", "user" };
+
     public void Register(ApiRegistry registry)
     {
         foreach (var schema in XenClasses.All)
         {
-            foreach (var message in schema.Messages.Where(m => m.Implicit))
+            // Implicit messages, and the lookups a class declares itself (message's, say) with the same meaning.
+            foreach (var message in schema.Messages.Where(m => m.Implicit || Lookups.Contains(m.Name)))
             {
                 if (Handler(schema, message.Name) is { } handler)
                 {
@@ -44,6 +54,23 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
                     var uuid = (string)a[0]!;
                     var obj = await database.FindByUuidAsync(c, uuid, ct).ConfigureAwait(false) ?? throw XenApiException.UuidInvalid(c, uuid);
                     return obj.Ref;
+                };
+            case "create" when DataOnly.Contains(c):
+                return async (_, a, ct) =>
+                {
+                    var tx = new PoolTransaction();
+                    var created = tx.Create(schema, ConstructorRecord.Fields(schema, (Dictionary<string, object?>)a[0]!));
+                    await database.CommitAsync(tx, ct).ConfigureAwait(false);
+                    return created.Ref;
+                };
+            case "destroy" when DataOnly.Contains(c):
+                return async (_, a, ct) =>
+                {
+                    var obj = await GetAsync(c, a[0], ct).ConfigureAwait(false);
+                    var tx = new PoolTransaction();
+                    tx.Delete(obj);
+                    await database.CommitAsync(tx, ct).ConfigureAwait(false);
+                    return null;
                 };
             case "get_by_name_label":
                 return async (_, a, ct) => (await database.GetAllAsync(c, ct).ConfigureAwait(false))

@@ -25,7 +25,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         registry.Add("VM.pause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmPause, ["Running"], ct), ("vm", Ref));
         registry.Add("VM.unpause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmUnpause, ["Paused"], ct), ("vm", Ref));
         registry.Add("VM.destroy", (_, a, ct) => DestroyAsync((string)a[0]!, ct), ("self", Ref));
-        registry.Add("VM.create", (_, a, ct) => CreateAsync((Dictionary<string, object?>)a[0]!, ct), ("args", FieldType.Map(FieldType.String, FieldType.String)));
+        registry.Implement("VM.create", (_, a, ct) => CreateAsync((Dictionary<string, object?>)a[0]!, ct));
         registry.Add("VM.clone", (ctx, a, ct) => CopyAsync(ctx, (string)a[0]!, (string)a[1]!, null, ct), ("vm", Ref), ("new_name", FieldType.String));
         registry.Add("VM.copy", (ctx, a, ct) => CopyAsync(ctx, (string)a[0]!, (string)a[1]!, (string)a[2]!, ct), ("vm", Ref), ("new_name", FieldType.String), ("sr", Ref));
         registry.Add("VM.provision", async (_, a, ct) =>
@@ -121,25 +121,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
     private async Task<object?> CreateAsync(Dictionary<string, object?> record, CancellationToken cancellationToken)
     {
         var tx = new PoolTransaction();
-        var fields = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var (key, value) in record)
-        {
-            var field = XenClasses.VMSchema.Find(key);
-            if (field is null || key is "uuid" or "power_state" or "resident_on" or "VBDs" or "VIFs" or "metrics" or "guest_metrics" or "domid")
-            {
-                continue;
-            }
-
-            try
-            {
-                fields[key] = field.Type.Coerce(value);
-            }
-            catch (FormatException)
-            {
-                throw new XenApiException(ErrorCodes.FieldTypeError, key);
-            }
-        }
-
+        var fields = ConstructorRecord.Fields(XenClasses.VMSchema, record);
         var metrics = tx.Create(XenClasses.VMMetricsSchema, new Dictionary<string, object?> { ["install_time"] = DateTime.UtcNow });
         fields["metrics"] = metrics.Ref;
         fields["power_state"] = "Halted";
