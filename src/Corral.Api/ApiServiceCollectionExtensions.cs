@@ -29,6 +29,8 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Placement>();
         services.AddSingleton<HighAvailability.FailoverPlanning>();
         services.AddSingleton<VmStarter>();
+        services.AddSingleton<AllowedOperations.OperationMarks>();
+        services.AddHostedService<AllowedOperations.AllowedOperationsService>();
         services.AddSingleton<Migration.MigrationStarter>();
         services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
@@ -46,6 +48,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();
         services.AddSingleton<IApiMethodProvider, HaMethods>();
         services.AddSingleton<IApiMethodProvider, SystemMethods>();
+        services.AddSingleton<IApiMethodProvider, AllowedOperations.AllowedOperationsMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

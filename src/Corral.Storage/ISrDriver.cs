@@ -19,6 +19,12 @@ public interface ISrDriver
     /// <summary>Whether VDIs can be created here (an ISO library is read-only to Corral).</summary>
     bool SupportsVdiCreate { get; }
 
+    /// <summary>
+    /// What the driver can do to volumes, as xapi's SM records name it (<c>VDI_CREATE</c>, <c>VDI_DELETE</c>,
+    /// <c>VDI_RESIZE</c>, <c>VDI_CLONE</c>...): the SR's and its VDIs' allowed operations are read from it.
+    /// </summary>
+    IReadOnlySet<string> Features { get; }
+
     /// <summary>Checks the directory is usable (creating it if asked) before the SR is recorded.</summary>
     Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken);
 

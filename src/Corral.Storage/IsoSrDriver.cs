@@ -13,6 +13,9 @@ public sealed class IsoSrDriver : ISrDriver
 
     public bool SupportsVdiCreate => false;
 
+    /// <summary>Nothing: images are added and removed by copying files.</summary>
+    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal);
+
     public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
     {
         if (!Path.IsPathFullyQualified(directory) || !Directory.Exists(directory))

@@ -13,5 +13,8 @@ public sealed class SrDrivers(IEnumerable<ISrDriver> drivers)
     public ISrDriver Get(string type) =>
         _byType.GetValueOrDefault(type) ?? throw new XenApiException(ErrorCodes.SrUnknownDriver, type);
 
+    /// <summary>The driver of an SR type, or null for a type Corral has none for.</summary>
+    public ISrDriver? Find(string type) => _byType.GetValueOrDefault(type);
+
     public static SrDrivers Default { get; } = new([new FileSrDriver(), new IsoSrDriver()]);
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Corral.Agent.Hosting;
 using Corral.Agent.Vms;
+using Corral.Api.AllowedOperations;
 using Corral.Api.Operations;
 using Corral.Api.Tasks;
 using Corral.Model;
@@ -17,6 +18,7 @@ public sealed class HostOperationWorker(
     HostIdentity identity,
     IEnumerable<IHostOperationHandler> handlers,
     TaskService tasks,
+    OperationMarks marks,
     VmSupervisor supervisor,
     ILogger<HostOperationWorker> logger) : BackgroundService
 {
@@ -105,6 +107,7 @@ public sealed class HostOperationWorker(
             logger.LogInformation("Operation {Kind} on {Target} ({Id}) from step {Step}", operation.Kind, operation.Target, operation.Id, operation.Step);
             if (!_handlers.TryGetValue(operation.Kind, out var handler))
             {
+                await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
                 await tasks.FailAsync(operation.TaskRef, [ErrorCodes.NotImplemented, operation.Kind], stoppingToken).ConfigureAwait(false);
             }
             else
@@ -113,11 +116,13 @@ public sealed class HostOperationWorker(
                 try
                 {
                     var result = await handler.ExecuteAsync(operation, progress, stoppingToken).ConfigureAwait(false);
+                    await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
                     await tasks.CompleteAsync(operation.TaskRef, result, stoppingToken).ConfigureAwait(false);
                 }
                 catch (XenApiException ex)
                 {
                     logger.LogInformation("Operation {Kind} on {Target} failed: {Error}", operation.Kind, operation.Target, ex.Message);
+                    await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
                     await tasks.FailAsync(operation.TaskRef, ex.ErrorDescription, stoppingToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -128,6 +133,7 @@ public sealed class HostOperationWorker(
                 catch (Exception ex)
                 {
                     logger.LogError(ex, "Operation {Kind} on {Target} failed", operation.Kind, operation.Target);
+                    await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
                     await tasks.FailAsync(operation.TaskRef, [ErrorCodes.InternalError, ex.Message], stoppingToken).ConfigureAwait(false);
                 }
             }
@@ -139,6 +145,13 @@ public sealed class HostOperationWorker(
             gate.Release();
         }
     }
+
+    /// <summary>
+    /// The operation has ended: its entry in its object's current_operations (made by the API call that queued it,
+    /// under the same task) goes before the task says it has ended, as xapi removes it before the call returns.
+    /// </summary>
+    private Task ReleaseAsync(HostOperation operation, CancellationToken cancellationToken) =>
+        marks.ReleaseAsync(operation.Target, operation.TaskRef, cancellationToken);
 
     private async Task<HostOperation> SaveAsync(HostOperation operation, CancellationToken cancellationToken)
     {

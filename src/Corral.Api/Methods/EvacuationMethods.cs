@@ -1,4 +1,5 @@
 using System.Globalization;
+using Corral.Api.AllowedOperations;
 using Corral.Api.Dispatch;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
@@ -13,7 +14,8 @@ namespace Corral.Api.Methods;
 /// runs as an operation of the evacuated host (<c>host.evacuate</c>), persisted, so its agent resumes it after a
 /// restart; each VM moves by a live migration of its own.
 /// </summary>
-public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner planner, HostOperationQueue operations, Placement placement) : IApiMethodProvider
+public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner planner, HostOperationQueue operations, Placement placement, OperationMarks marks)
+    : IApiMethodProvider
 {
     public void Register(ApiRegistry registry)
     {
@@ -52,6 +54,10 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
                 throw new XenApiException(plan.Blockers.First().Value[0], [.. plan.Blockers.First().Value.Skip(1)]);
             }
 
+            // The evacuation shows in the host's current_operations (XenCenter's maintenance-mode icon) until the
+            // host's worker ends it; a second one, or one beside a reboot or shutdown, is refused as xapi does.
+            await using var mark = await marks.MarkHostAsync(ctx, host.Ref, HostAllowedOperations.Evacuate, ct);
+
             // A new maintenance period: the list of VMs to bring back afterwards starts empty.
             await EvacuatedVms.ChangeAsync(database, host.Ref, _ => [], ct).ConfigureAwait(false);
             var arguments = new Dictionary<string, string>();
@@ -60,7 +66,7 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
                 arguments[BatchSizeArgument] = batch.ToString(CultureInfo.InvariantCulture);
             }
 
-            await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, arguments, ctx, ct).ConfigureAwait(false);
+            await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, arguments, ctx, ct, mark).ConfigureAwait(false);
             return null;
         }, ("host", FieldType.String), ("network", FieldType.String), ("evacuate_batch_size", FieldType.Int));
 

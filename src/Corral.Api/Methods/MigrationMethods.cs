@@ -75,7 +75,7 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
         await CheckVifMapAsync(vmRef, vifMap, cancellationToken).ConfigureAwait(false);
         if (assertOnly)
         {
-            await starter.CheckAsync(vmRef, hostRef, vdiMap, cancellationToken).ConfigureAwait(false);
+            await starter.CheckAsync(vmRef, hostRef, vdiMap, cancellationToken, MigrationStarter.Forced(options)).ConfigureAwait(false);
             return null;
         }
 

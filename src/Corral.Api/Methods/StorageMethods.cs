@@ -1,4 +1,5 @@
 using System.Globalization;
+using Corral.Api.AllowedOperations;
 using Corral.Api.Dispatch;
 using Corral.Api.Operations;
 using Corral.Model;
@@ -27,15 +28,15 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             return null;
         }, ("sr", Ref));
         registry.Add("SR.get_supported_types", (_, _, _) => Task.FromResult<object?>(drivers.Types.Select(t => (object?)t).ToList()));
-        registry.Add("SR.forget", (_, a, ct) => ForgetSrAsync(a[0], ct), ("sr", Ref));
+        registry.Add("SR.forget", async (_, a, ct) =>
+        {
+            await AssertSrAsync(await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false), StorageOperations.Forget, ct);
+            return await ForgetSrAsync(a[0], ct).ConfigureAwait(false);
+        }, ("sr", Ref));
         registry.Add("SR.destroy", async (_, a, ct) =>
         {
-            var sr = await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false);
-            if (sr.GetSet("VDIs").Count > 0)
-            {
-                throw new XenApiException(ErrorCodes.SrNotEmpty);
-            }
-
+            // Refused while a VDI is left (SR_NOT_EMPTY) or a running VM uses one (SR_HAS_PBD): SrOperationRules.
+            await AssertSrAsync(await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false), StorageOperations.Destroy, ct);
             return await ForgetSrAsync(a[0], ct).ConfigureAwait(false);
         }, ("sr", Ref));
 
@@ -96,6 +97,16 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         registry.Add("VBD.insert", (ctx, a, ct) => ChangeMediumAsync(ctx, a[0], (string)a[1]!, ct), ("vbd", Ref), ("vdi", Ref));
         registry.Add("VBD.eject", (ctx, a, ct) => ChangeMediumAsync(ctx, a[0], null, ct), ("vbd", Ref));
         _ = placement;
+    }
+
+    /// <summary>The SR rules' error for <paramref name="op"/> on the SR as it is now, if any.</summary>
+    private async Task AssertSrAsync(XenObject sr, StorageOperations op, CancellationToken cancellationToken)
+    {
+        var facts = await OperationFactsLoader.ForSrAsync(database, drivers, sr, cancellationToken);
+        if (SrOperationRules.Check(facts.Sr(sr), op) is { } error)
+        {
+            throw error.ToException();
+        }
     }
 
     private async Task<XenObject> Get(string className, object? reference, CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Corral.Api.AllowedOperations;
 using Corral.Api.Dispatch;
 using Corral.Api.Operations;
 using Corral.Model;
@@ -7,7 +8,8 @@ using Corral.PoolDatabase;
 namespace Corral.Api.Methods;
 
 /// <summary>The VM class's own messages: lifecycle, cloning, memory and vCPU settings.</summary>
-public sealed class VmMethods(IPoolDatabase database, Placement placement, HostOperationQueue operations, VmStarter starter) : IApiMethodProvider
+public sealed class VmMethods(IPoolDatabase database, Placement placement, HostOperationQueue operations, VmStarter starter, OperationMarks marks)
+    : IApiMethodProvider
 {
     private static readonly FieldType Ref = FieldType.String;
 
@@ -17,13 +19,15 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             ("vm", Ref), ("start_paused", FieldType.Bool), ("force", FieldType.Bool));
         registry.Add("VM.start_on", (ctx, a, ct) => StartAsync(ctx, (string)a[0]!, (string)a[1]!, (bool)a[2]!, ct),
             ("vm", Ref), ("host", Ref), ("start_paused", FieldType.Bool), ("force", FieldType.Bool));
-        registry.Add("VM.clean_shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanShutdown, ["Running"], ct), ("vm", Ref));
-        registry.Add("VM.hard_shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmHardShutdown, ["Running", "Paused"], ct), ("vm", Ref));
-        registry.Add("VM.shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanShutdown, ["Running"], ct, fallbackHard: true), ("vm", Ref));
-        registry.Add("VM.clean_reboot", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanReboot, ["Running"], ct), ("vm", Ref));
-        registry.Add("VM.hard_reboot", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmHardReboot, ["Running", "Paused"], ct), ("vm", Ref));
-        registry.Add("VM.pause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmPause, ["Running"], ct), ("vm", Ref));
-        registry.Add("VM.unpause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmUnpause, ["Paused"], ct), ("vm", Ref));
+        registry.Add("VM.clean_shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanShutdown, VmOperations.CleanShutdown, ct), ("vm", Ref));
+        registry.Add("VM.hard_shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmHardShutdown, VmOperations.HardShutdown, ct), ("vm", Ref));
+        registry.Add("VM.shutdown", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanShutdown, VmOperations.Shutdown, ct, fallbackHard: true), ("vm", Ref));
+        // Not strict: without the guest agent Corral's clean reboot resets the VM, as it always has when asked; it is
+        // listed in allowed_operations only while the agent reports.
+        registry.Add("VM.clean_reboot", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmCleanReboot, VmOperations.CleanReboot, ct, strict: false), ("vm", Ref));
+        registry.Add("VM.hard_reboot", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmHardReboot, VmOperations.HardReboot, ct), ("vm", Ref));
+        registry.Add("VM.pause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmPause, VmOperations.Pause, ct), ("vm", Ref));
+        registry.Add("VM.unpause", (ctx, a, ct) => OnResidentHostAsync(ctx, (string)a[0]!, HostOperationKinds.VmUnpause, VmOperations.Unpause, ct), ("vm", Ref));
         registry.Add("VM.destroy", (_, a, ct) => DestroyAsync((string)a[0]!, ct), ("self", Ref));
         registry.Implement("VM.create", (_, a, ct) => CreateAsync((Dictionary<string, object?>)a[0]!, ct));
         registry.Add("VM.clone", (ctx, a, ct) => CopyAsync(ctx, (string)a[0]!, (string)a[1]!, null, ct), ("vm", Ref), ("new_name", FieldType.String));
@@ -31,7 +35,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         registry.Add("VM.provision", async (_, a, ct) =>
         {
             // Corral templates carry ready disks, so there is nothing left to provision; the call still checks its VM.
-            await database.GetAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false);
+            await marks.AssertVmAsync(await GetVmAsync((string)a[0]!, ct), VmOperations.Provision, ct);
             return null;
         }, ("vm", Ref));
         registry.Add("VM.set_memory_limits", (_, a, ct) => SetMemoryAsync((string)a[0]!, (long)a[1]!, (long)a[2]!, (long)a[3]!, (long)a[4]!, ct),
@@ -56,11 +60,15 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         return null;
     }
 
-    private async Task<object?> OnResidentHostAsync(CallContext context, string vmRef, string kind, string[] states, CancellationToken cancellationToken,
-        bool fallbackHard = false)
+    /// <summary>
+    /// An operation the VM's host carries out, recorded in the VM's current_operations (checked against its rules)
+    /// until that host's worker ends it.
+    /// </summary>
+    private async Task<object?> OnResidentHostAsync(CallContext context, string vmRef, string kind, VmOperations op, CancellationToken cancellationToken,
+        bool fallbackHard = false, bool strict = true)
     {
+        await using var mark = await marks.MarkVmAsync(context, vmRef, op, cancellationToken, strict);
         var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
-        VmPowerStates.Require(vm, states);
         var hostRef = vm.GetString("resident_on");
         var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
                    ?? throw new XenApiException(ErrorCodes.HostOffline, hostRef);
@@ -75,17 +83,15 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             arguments["fallback_hard"] = "true";
         }
 
-        await operations.RunAsync(kind, hostRef, vmRef, arguments, context, cancellationToken).ConfigureAwait(false);
+        await operations.RunAsync(kind, hostRef, vmRef, arguments, context, cancellationToken, mark).ConfigureAwait(false);
         return null;
     }
 
     private async Task<object?> DestroyAsync(string vmRef, CancellationToken cancellationToken)
     {
         var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
-        if (vm.GetString("power_state") != "Halted")
-        {
-            throw new XenApiException(ErrorCodes.VmBadPowerState, vmRef, "halted", vm.GetString("power_state").ToLowerInvariant());
-        }
+        // The transaction below is guarded by the revision read here, so the VM checked is the VM deleted.
+        await marks.AssertVmAsync(vm, VmOperations.Destroy, cancellationToken);
 
         // VBDs, VIFs and metrics go with the VM; its VDIs stay (XenServer's vm-uninstall removes those separately).
         var tx = new PoolTransaction();
@@ -137,8 +143,8 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
     /// </summary>
     private async Task<object?> CopyAsync(CallContext context, string vmRef, string newName, string? srRef, CancellationToken cancellationToken)
     {
+        await using var mark = await marks.MarkVmAsync(context, vmRef, srRef is null ? VmOperations.Clone : VmOperations.Copy, cancellationToken);
         var source = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
-        VmPowerStates.Require(source, "Halted");
         if (srRef is not null && !OpaqueRef.IsWellFormed(srRef))
         {
             throw XenApiException.HandleInvalid(XenClasses.SR, srRef);
@@ -167,6 +173,9 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
         fields["name_label"] = newName;
         fields["power_state"] = "Halted";
+        // A copy of a default template is not one itself; xapi drops these keys on clone too.
+        fields["other_config"] = source.GetStringMap("other_config").Where(kv => kv.Key is not ("default_template" or "xensource_internal"))
+            .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
         var metrics = tx.Create(XenClasses.VMMetricsSchema, new Dictionary<string, object?> { ["install_time"] = DateTime.UtcNow });
         fields["metrics"] = metrics.Ref;
         var clone = tx.Create(XenClasses.VMSchema, fields);
@@ -215,11 +224,15 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
     private async Task<object?> SetMemoryAsync(string vmRef, long? staticMin, long staticMax, long dynamicMin, long dynamicMax, CancellationToken cancellationToken)
     {
-        await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var check = await marks.VmRulesAsync(await GetVmAsync(vmRef, cancellationToken), VmOperations.ChangingMemoryLimits, cancellationToken);
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
+            if (check(objs[0]) is { } refused)
+            {
+                throw refused.ToException();
+            }
+
             var v = objs[0].Clone();
-            VmPowerStates.Require(v, "Halted");
             if (staticMin is { } min)
             {
                 v["memory_static_min"] = min;
@@ -239,13 +252,39 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         return null;
     }
 
+    /// <summary>The operation xapi checks (and marks) for a setter of <paramref name="field"/>, if any.</summary>
+    private static VmOperations? OperationOf(string field) => field switch
+    {
+        "memory_static_max" or "memory_static_min" => VmOperations.ChangingStaticRange,
+        "memory_dynamic_max" or "memory_dynamic_min" => VmOperations.ChangingDynamicRange,
+        "VCPUs_max" => VmOperations.ChangingVCPUs,
+        "is_a_template" => VmOperations.MakeIntoTemplate,
+        _ => null,
+    };
+
     private async Task<object?> SetHaltedFieldAsync(string vmRef, string field, object? value, CancellationToken cancellationToken)
     {
-        await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var check = OperationOf(field) is { } op ? await marks.VmRulesAsync(vm, op, cancellationToken) : null;
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            if (field != "is_a_template")
+            if (field == "is_a_template")
+            {
+                // Making a VM a template is xapi's make_into_template; turning a template back into a VM is not checked.
+                if (value is true && !v.GetBool("is_a_template") && check!(objs[0]) is { } refused)
+                {
+                    throw refused.ToException();
+                }
+            }
+            else if (check is not null)
+            {
+                if (check(objs[0]) is { } refused)
+                {
+                    throw refused.ToException();
+                }
+            }
+            else
             {
                 VmPowerStates.Require(v, "Halted");
             }

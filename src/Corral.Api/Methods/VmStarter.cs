@@ -1,3 +1,4 @@
+using Corral.Api.AllowedOperations;
 using Corral.Api.Dispatch;
 using Corral.Api.HighAvailability;
 using Corral.Api.Operations;
@@ -11,17 +12,13 @@ namespace Corral.Api.Methods;
 /// Starts a halted VM on a host (given, or chosen by <see cref="Placement"/>): <c>VM.start</c> and <c>VM.start_on</c>,
 /// and HA's restarts, which skip admission control since the failover plan exists for exactly them. Returns the host.
 /// </summary>
-public sealed class VmStarter(IPoolDatabase database, Placement placement, HostOperationQueue operations, FailoverPlanning planning)
+public sealed class VmStarter(IPoolDatabase database, Placement placement, HostOperationQueue operations, FailoverPlanning planning, OperationMarks marks)
 {
     public async Task<string> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken, bool haRestart = false)
     {
         var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-        if (vm.GetBool("is_a_template"))
-        {
-            throw new XenApiException(ErrorCodes.VmIsTemplate, vmRef);
-        }
-
-        VmPowerStates.Require(vm, "Halted");
+        var op = hostRef is null ? VmOperations.Start : VmOperations.StartOn;
+        await marks.AssertVmAsync(vm, op, cancellationToken);
         XenObject host;
         if (hostRef is null)
         {
@@ -40,22 +37,13 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
                 cancellationToken).ConfigureAwait(false);
         }
 
-        // Reserving the host and marking the operation in one guarded write keeps two starts from racing.
-        var reservation = "start-" + Guid.NewGuid().ToString("N");
-        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
-        {
-            var v = objs[0].Clone();
-            VmPowerStates.Require(v, "Halted");
-            VmPowerStates.RequireNoOperation(v);
-            v["scheduled_to_be_resident_on"] = host.Ref;
-            var ops = (Dictionary<string, object?>)v["current_operations"]!;
-            ops[reservation] = "start";
-            v["current_operations"] = ops;
-            tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
-
+        // Reserving the host and recording the start in one guarded write keeps two starts from racing: the second
+        // finds the first's entry in current_operations. The agent removes it (its task is the reservation) when the
+        // VM runs or the start fails.
+        await using var mark = await marks.MarkVmAsync(context, vmRef, op, cancellationToken,
+            alsoChange: v => v["scheduled_to_be_resident_on"] = host.Ref);
         await operations.RunAsync(HostOperationKinds.VmStart, host.Ref, vmRef,
-            new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = reservation }, context, cancellationToken).ConfigureAwait(false);
+            new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = mark.TaskRef }, context, cancellationToken, mark);
         return host.Ref;
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Corral.Api.AllowedOperations;
 using Corral.Api.Methods;
 using Corral.Api.Operations;
 using Corral.Api.Tasks;
@@ -14,7 +15,8 @@ namespace Corral.Api.Migration;
 /// (<c>vm.migrate_receive</c>) and the source (<c>vm.migrate_send</c>, which drives it). Used by <c>VM.pool_migrate</c>,
 /// <c>VM.migrate_send</c> (with disks to move: storage migration) and host evacuation.
 /// </summary>
-public sealed class MigrationStarter(IPoolDatabase database, Placement placement, HostOperationQueue operations, TaskService tasks, SrDrivers drivers)
+public sealed class MigrationStarter(IPoolDatabase database, Placement placement, HostOperationQueue operations, TaskService tasks, SrDrivers drivers,
+    OperationMarks marks)
 {
     /// <summary>
     /// Checks the migration can start, records it and queues both halves; returns the source half's task, which ends
@@ -24,7 +26,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
     public async Task<string> StartAsync(string sessionRef, string vmRef, string hostRef, IReadOnlyDictionary<string, object?> options,
         string? progressTaskRef, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? vdiMap = null)
     {
-        var (vm, _, disks) = await CheckAsync(vmRef, hostRef, vdiMap, cancellationToken).ConfigureAwait(false);
+        var (vm, _, disks) = await CheckAsync(vmRef, hostRef, vdiMap, cancellationToken, Forced(options)).ConfigureAwait(false);
 
         // The source's half runs under a task of its own, ended by the agent; the caller's task (an Async.* call's)
         // carries the progress and ends when this handler returns, as every Async.* call's does.
@@ -43,25 +45,27 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             Disks = disks,
         };
 
-        // One transaction takes the migration lock (the record must not exist) and marks the VM busy, as xapi does
-        // with current_operations; a second migration of the same VM fails here.
-        var tx = new PoolTransaction();
-        tx.Require(record.Key, 0);
-        tx.PutKey(record.Key, record.ToJson());
-        var busy = vm.Clone();
-        var operation = disks.Count > 0 ? "migrate_send" : "pool_migrate";
-        var ops = new Dictionary<string, object?>(vm.GetStringMap("current_operations").ToDictionary(kv => kv.Key, kv => (object?)kv.Value)) { [taskRef] = operation };
-        busy["current_operations"] = ops;
-        busy["scheduled_to_be_resident_on"] = hostRef;
-        tx.Update(busy);
-        try
+        // One transaction takes the migration lock (the record must not exist) and records the migration in the VM's
+        // current_operations, checked against the VM as it is then: a second migration (or any operation that may not
+        // run beside one) loses here with xapi's OTHER_OPERATION_IN_PROGRESS.
+        var operation = OperationOf(vdiMap);
+        var check = await marks.VmRulesAsync(vm, operation, cancellationToken, strict: !Forced(options));
+        await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ConcurrentUpdateException)
-        {
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef);
-        }
+            if (check(objs[0]) is { } refused)
+            {
+                throw refused.ToException();
+            }
+
+            tx.Require(record.Key, 0);
+            tx.PutKey(record.Key, record.ToJson());
+            var busy = objs[0].Clone();
+            var ops = (Dictionary<string, object?>)busy["current_operations"]!;
+            ops[taskRef] = XenEnum.ToWire(XenEnumTypes.VmOperations, operation);
+            busy["current_operations"] = ops;
+            busy["scheduled_to_be_resident_on"] = hostRef;
+            tx.Update(busy);
+        }, cancellationToken).ConfigureAwait(false);
 
         var arguments = new Dictionary<string, string> { ["migration"] = record.Id };
         var receiveTask = await tasks.CreateAsync(sessionRef, "VM.pool_migrate (destination)", vmRef, cancellationToken).ConfigureAwait(false);
@@ -74,20 +78,15 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
     /// Everything that must hold for the migration to start (<c>VM.assert_can_migrate</c>): returns the VM, the
     /// destination and the disks to move.
     /// </summary>
+    /// <param name="vdiMap">Null for <c>VM.pool_migrate</c> (and evacuation), else <c>VM.migrate_send</c>'s map.</param>
+    /// <param name="force"><c>options:force=true</c>: a VM marked not to migrate (platform nomigrate) migrates anyway.</param>
     public async Task<(XenObject Vm, XenObject Destination, IReadOnlyList<DiskMove> Disks)> CheckAsync(string vmRef, string hostRef,
-        IReadOnlyDictionary<string, string>? vdiMap, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, string>? vdiMap, CancellationToken cancellationToken, bool force = false)
     {
         var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
         var destination = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        if (vm.GetBool("is_a_template") || vm.GetBool("is_control_domain"))
-        {
-            throw new XenApiException(ErrorCodes.VmIsTemplate, vmRef);
-        }
-
-        if (vm.GetString("power_state") is not ("Running" or "Paused"))
-        {
-            throw new XenApiException(ErrorCodes.VmBadPowerState, vmRef, "running", vm.GetString("power_state").ToLowerInvariant());
-        }
+        // The VM's rules: its power state, a template or control domain, another operation in progress...
+        await marks.AssertVmAsync(vm, OperationOf(vdiMap), cancellationToken, strict: !force);
 
         var sourceRef = vm.GetString("resident_on");
         if (sourceRef == hostRef)
@@ -101,9 +100,10 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             throw new XenApiException(ErrorCodes.HostOffline, sourceRef);
         }
 
-        if (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken).ConfigureAwait(false) is not null)
+        if (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken).ConfigureAwait(false) is { } running)
         {
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef);
+            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef,
+                running.Record.Disks.Count > 0 ? "migrate_send" : "pool_migrate", running.Record.TaskRef);
         }
 
         Placement.CheckLiveMigrationCompatible(vm, source, destination);
@@ -194,6 +194,13 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
 
         return moves;
     }
+
+    /// <summary>xapi marks (and checks) a VM.migrate_send call as migrate_send, a VM.pool_migrate call as pool_migrate.</summary>
+    private static VmOperations OperationOf(IReadOnlyDictionary<string, string>? vdiMap) => vdiMap is null ? VmOperations.PoolMigrate : VmOperations.MigrateSend;
+
+    /// <summary><c>options:force=true</c> of a migration call.</summary>
+    public static bool Forced(IReadOnlyDictionary<string, object?> options) =>
+        string.Equals(options.GetValueOrDefault("force") as string, "true", StringComparison.OrdinalIgnoreCase);
 
     private static long Option(IReadOnlyDictionary<string, object?> options, string name, long fallback)
     {

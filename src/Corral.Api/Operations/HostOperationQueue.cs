@@ -1,3 +1,4 @@
+using Corral.Api.AllowedOperations;
 using Corral.Api.Tasks;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -33,10 +34,15 @@ public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks
     }
 
     /// <summary>Submits and waits for the end; returns the result text (a reference, usually) or throws the failure.</summary>
+    /// <param name="mark">
+    /// The operation recorded on its object (<c>current_operations</c>): it runs under the mark's task, and once it is
+    /// submitted the host's worker removes the mark when it ends.
+    /// </param>
     public async Task<string> RunAsync(string kind, string hostRef, string target, IDictionary<string, string> arguments,
-        Dispatch.CallContext context, CancellationToken cancellationToken)
+        Dispatch.CallContext context, CancellationToken cancellationToken, OperationMark? mark = null)
     {
-        var taskRef = await SubmitAsync(kind, hostRef, target, arguments, context.SessionRef, null, cancellationToken).ConfigureAwait(false);
+        var taskRef = await SubmitAsync(kind, hostRef, target, arguments, context.SessionRef, mark?.TaskRef, cancellationToken).ConfigureAwait(false);
+        mark?.HandOver();
         var task = await tasks.WaitAsync(taskRef, cancellationToken).ConfigureAwait(false);
         if (context.TaskRef is null)
         {

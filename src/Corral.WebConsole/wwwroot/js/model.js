@@ -160,7 +160,10 @@ export function virtualizationState(cache, vm) {
   return `Optimized (version ${text})`;
 }
 
-/** Whether an action can run now, by power state, and by allowed_operations when the server fills it. */
+/**
+ * Whether an action can run now: the pool master keeps allowed_operations what the server would accept (an empty
+ * list means nothing may start now, e.g. while another operation runs), as XenCenter reads it.
+ */
 export function vmActionAllowed(vm, operation, powerStates) {
   if (!powerStates.includes(vm.power_state)) {
     return false;
@@ -168,8 +171,7 @@ export function vmActionAllowed(vm, operation, powerStates) {
   if (isMigrating(vm)) {
     return false;
   }
-  const allowed = vm.allowed_operations ?? [];
-  return allowed.length === 0 || allowed.includes(operation);
+  return (vm.allowed_operations ?? []).includes(operation);
 }
 
 export function hostByAddress(cache, address) {

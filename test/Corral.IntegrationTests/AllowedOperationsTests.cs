@@ -1,0 +1,201 @@
+using Corral.Api;
+using Corral.Api.AllowedOperations;
+using Corral.Api.Dispatch;
+using Corral.Api.Pool;
+using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.PoolDatabase.Etcd;
+using Corral.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>
+/// The master's <see cref="AllowedOperationsService"/> over a real etcd, with Corral's own dispatcher deciding what is
+/// implemented: a VM's allowed_operations follow its power state, its guest's agent and its current operations.
+/// </summary>
+public sealed class AllowedOperationsTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private readonly string _hostRef = OpaqueRef.New();
+    private EtcdFixture _etcd = null!;
+    private ServiceProvider _services = null!;
+    private ApiDispatcher _api = null!;
+    private IPoolDatabase _db = null!;
+    private string _session = "";
+
+    public async Task InitializeAsync()
+    {
+        _etcd = await EtcdFixture.StartAsync();
+        var services = new ServiceCollection();
+        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
+        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
+        services.AddXenApi(o => o.HostRef = _hostRef);
+        services.AddSingleton(SrDrivers.Default);
+        _services = services.BuildServiceProvider();
+        // This host won the election: the service works here.
+        _services.GetRequiredService<MasterState>().Set(_hostRef);
+        foreach (var hosted in _services.GetServices<IHostedService>())
+        {
+            await hosted.StartAsync(default);
+        }
+
+        await _services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
+        _api = _services.GetRequiredService<ApiDispatcher>();
+        _db = _services.GetRequiredService<IPoolDatabase>();
+        _session = (string)(await Call("session.login_with_password", "root", "pw", "1.0", "test"))!;
+    }
+
+    public async Task DisposeAsync()
+    {
+        try
+        {
+            foreach (var hosted in _services.GetServices<IHostedService>())
+            {
+                await hosted.StopAsync(default);
+            }
+
+            await _services.DisposeAsync();
+        }
+        finally
+        {
+            await _etcd.DisposeAsync();
+        }
+    }
+
+    private Task<object?> Call(string method, params object?[] args) => _api.InvokeAsync(method, args, "127.0.0.1", default);
+
+    private async Task<string> CreateVmAsync() =>
+        (string)(await Call("VM.create", _session, new Dictionary<string, object?> { ["name_label"] = "web" }))!;
+
+    /// <summary>Waits until the object's allowed_operations are exactly <paramref name="expected"/>; returns it then.</summary>
+    private async Task<XenObject> AllowedBecomesAsync(string className, string reference, params string[] expected)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        XenObject current;
+        do
+        {
+            current = await _db.GetAsync(className, reference, default);
+            if (current.GetSet("allowed_operations").Order(StringComparer.Ordinal).SequenceEqual(expected.Order(StringComparer.Ordinal)))
+            {
+                return current;
+            }
+
+            await Task.Delay(100);
+        }
+        while (DateTime.UtcNow < deadline);
+
+        Assert.Equal(expected.Order(StringComparer.Ordinal), current.GetSet("allowed_operations").Order(StringComparer.Ordinal));
+        return current;
+    }
+
+    private Task ChangeAsync(string className, string reference, Action<XenObject> change) =>
+        _db.UpdateAsync([(className, reference)], (objs, tx) =>
+        {
+            var o = objs[0].Clone();
+            change(o);
+            tx.Update(o);
+        }, default);
+
+    // What Corral implements today: no snapshot, suspend, export, VTPM, live memory or vCPU changes.
+    private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy"];
+    private static readonly string[] RunningWithoutAgent = ["pause", "clean_shutdown", "hard_shutdown", "hard_reboot", "pool_migrate", "migrate_send"];
+
+    [Fact]
+    public async Task A_vms_allowed_operations_follow_its_power_state_its_agent_and_its_current_operations()
+    {
+        var vm = await CreateVmAsync();
+        await AllowedBecomesAsync(XenClasses.VM, vm, Halted);
+
+        // The VM runs (as its host's agent records it): what a running guest without tools allows.
+        await ChangeAsync(XenClasses.VM, vm, v =>
+        {
+            v["power_state"] = "Running";
+            v["resident_on"] = _hostRef;
+        });
+        await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithoutAgent);
+
+        // Its guest agent reports: a change of VM_guest_metrics alone brings the clean reboot.
+        var tx = new PoolTransaction();
+        var guest = tx.Create(XenClasses.VMGuestMetricsSchema, new Dictionary<string, object?> { ["live"] = false });
+        await _db.CommitAsync(tx, default);
+        await ChangeAsync(XenClasses.VM, vm, v => v["guest_metrics"] = guest.Ref);
+        await ChangeAsync(XenClasses.VMGuestMetrics, guest.Ref, g =>
+        {
+            g["live"] = true;
+            g["PV_drivers_version"] = new Dictionary<string, object?> { ["major"] = "1", ["minor"] = "0" };
+        });
+        await AllowedBecomesAsync(XenClasses.VM, vm, [.. RunningWithoutAgent, "clean_reboot"]);
+
+        // A clean shutdown in progress: only the forced operations may start beside it.
+        var task = (string)(await Call("task.create", _session, "VM.clean_shutdown", ""))!;
+        await ChangeAsync(XenClasses.VM, vm, v => v["current_operations"] = new Dictionary<string, object?> { [task] = "clean_shutdown" });
+        await AllowedBecomesAsync(XenClasses.VM, vm, "hard_shutdown", "hard_reboot");
+
+        // Its task ends without the entry removed (the process that ran it died): the master removes it.
+        await ChangeAsync(XenClasses.Task, task, t => t["status"] = "success");
+        var settled = await AllowedBecomesAsync(XenClasses.VM, vm, [.. RunningWithoutAgent, "clean_reboot"]);
+        Assert.Empty(settled.GetStringMap("current_operations"));
+
+        // The service's own writes start no further round: the record stays as it is.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(settled.ModRevision, (await _db.GetAsync(XenClasses.VM, vm, default)).ModRevision);
+    }
+
+    [Fact]
+    public async Task Devices_and_hosts_get_their_lists_too()
+    {
+        var vm = await CreateVmAsync();
+        var cd = (string)(await Call("VBD.create", _session, new Dictionary<string, object?>
+        {
+            ["VM"] = vm, ["type"] = "CD", ["empty"] = true, ["mode"] = "RO", ["userdevice"] = "3",
+        }))!;
+        await AllowedBecomesAsync(XenClasses.VBD, cd, "attach", "insert");
+        // Corral does not hot-plug, so a running VM's CD drive offers the same.
+        await ChangeAsync(XenClasses.VM, vm, v => v["power_state"] = "Running");
+        await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithoutAgent);
+        await AllowedBecomesAsync(XenClasses.VBD, cd, "attach", "insert");
+
+        var tx = new PoolTransaction();
+        var host = tx.Create(XenClasses.HostSchema, new Dictionary<string, object?> { ["name_label"] = "h", ["enabled"] = true });
+        await _db.CommitAsync(tx, default);
+        await AllowedBecomesAsync(XenClasses.Host, host.Ref, "provision", "evacuate", "vm_start", "vm_migrate", "enable");
+    }
+
+    [Fact]
+    public async Task Operations_are_recorded_under_their_task_and_refused_with_xapis_errors()
+    {
+        var vm = await CreateVmAsync();
+        var marks = _services.GetRequiredService<OperationMarks>();
+        var context = new CallContext(_session, "127.0.0.1", "VM.clone");
+        await using (var mark = await marks.MarkVmAsync(context, vm, VmOperations.Clone, default))
+        {
+            var marked = await _db.GetAsync(XenClasses.VM, vm, default);
+            Assert.Equal("clone", marked.GetStringMap("current_operations")[mark.TaskRef]);
+            Assert.Equal("pending", (await _db.GetAsync(XenClasses.Task, mark.TaskRef, default)).GetString("status"));
+            var refused = await Assert.ThrowsAsync<XenApiException>(() => Call("VM.destroy", _session, vm));
+            Assert.Equal([ErrorCodes.OtherOperationInProgress, "VM", vm, "clone", mark.TaskRef], refused.ErrorDescription);
+            // A copy may run beside a clone, as in xapi.
+            await marks.AssertVmAsync(marked, VmOperations.Copy, default);
+            await AllowedBecomesAsync(XenClasses.VM, vm, "clone", "copy");
+        }
+
+        Assert.Empty((await _db.GetAsync(XenClasses.VM, vm, default)).GetStringMap("current_operations"));
+        await AllowedBecomesAsync(XenClasses.VM, vm, Halted);
+
+        var pause = await Assert.ThrowsAsync<XenApiException>(() => Call("VM.assert_operation_valid", _session, vm, "pause"));
+        Assert.Equal([ErrorCodes.VmBadPowerState, vm, "running", "halted"], pause.ErrorDescription);
+        await Call("VM.assert_operation_valid", _session, vm, "start");
+        await Call("VM.set_is_a_template", _session, vm, true);
+        var start = await Assert.ThrowsAsync<XenApiException>(() => Call("VM.start", _session, vm, false, false));
+        Assert.Equal(["VM_IS_TEMPLATE", vm, "start"], start.ErrorDescription);
+        // Computed by the call itself, whatever the service has done yet.
+        await Call("VM.update_allowed_operations", _session, vm);
+        string[] template = ["changing_dynamic_range", "changing_static_range", "clone", "copy", "destroy", "provision"];
+        Assert.Equal(template, (await _db.GetAsync(XenClasses.VM, vm, default)).GetSet("allowed_operations").Order(StringComparer.Ordinal));
+    }
+}
