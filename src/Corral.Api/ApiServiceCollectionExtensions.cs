@@ -1,11 +1,13 @@
 using Corral.Api.Dispatch;
 using Corral.Api.Events;
+using Corral.Api.Messages;
 using Corral.Api.Methods;
 using Corral.Api.Operations;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Api.Tasks;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Corral.Api;
 
@@ -20,11 +22,18 @@ public static class ApiServiceCollectionExtensions
             options.Configure(configure);
         }
 
+        services.AddOptions<MessageOptions>()
+            .Validate(o => o.Limit > 0, "MessageOptions.Limit must be positive")
+            .Validate(o => o.CollectEvery > TimeSpan.Zero, "MessageOptions.CollectEvery must be positive")
+            .ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<LocalCredentials>();
         services.AddSingleton<SessionService>();
         services.AddSingleton<TaskService>();
         services.AddSingleton<EventHub>();
         services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
+        services.AddSingleton<MessageCollector>();
+        services.AddHostedService(sp => sp.GetRequiredService<MessageCollector>());
         services.AddSingleton<HostOperationQueue>();
         services.AddSingleton<Placement>();
         services.AddSingleton<HighAvailability.FailoverPlanning>();
@@ -49,6 +58,10 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, HaMethods>();
         services.AddSingleton<IApiMethodProvider, SystemMethods>();
         services.AddSingleton<IApiMethodProvider, AllowedOperations.AllowedOperationsMethods>();
+        services.AddSingleton<IApiMethodProvider, RoleMethods>();
+        services.AddSingleton<IApiMethodProvider, SubjectMethods>();
+        services.AddSingleton<IApiMethodProvider, AuthMethods>();
+        services.AddSingleton<IApiMethodProvider, MessageMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

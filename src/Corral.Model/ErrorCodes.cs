@@ -60,6 +60,14 @@ public static class ErrorCodes
     public const string PermissionDenied = "PERMISSION_DENIED"; // message
     public const string NotImplemented = "NOT_IMPLEMENTED"; // function
 
+    // Subjects, roles and external authentication
+    public const string SubjectAlreadyExists = "SUBJECT_ALREADY_EXISTS";
+    public const string RoleNotFound = "ROLE_NOT_FOUND";
+    public const string RoleAlreadyExists = "ROLE_ALREADY_EXISTS";
+    public const string AuthIsDisabled = "AUTH_IS_DISABLED";
+    public const string AuthUnknownType = "AUTH_UNKNOWN_TYPE"; // type
+    public const string LicenceRestriction = "LICENCE_RESTRICTION"; // feature (xapi spells it so)
+
     // Pool membership
     public const string JoiningHostCannotHaveRunningVms = "JOINING_HOST_CANNOT_HAVE_RUNNING_VMS";
     public const string JoiningHostCannotBeMasterOfOtherHosts = "JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS";

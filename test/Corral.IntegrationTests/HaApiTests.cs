@@ -110,6 +110,26 @@ public sealed class HaApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_sr_can_host_the_statefile_when_shared_of_the_heartbeats_type_and_plugged_on_every_host()
+    {
+        var (_, hosts, shared, local) = await PoolAsync(4 * GiB, 4 * GiB);
+        Assert.Null(await S("SR.assert_can_host_ha_statefile", shared));
+        Assert.Equal([ErrorCodes.HaConstraintViolationSrNotShared, local], (await Fails("SR.assert_can_host_ha_statefile", local)).ErrorDescription);
+        Assert.Equal([ErrorCodes.HandleInvalid, "SR", "OpaqueRef:nope"], (await Fails("SR.assert_can_host_ha_statefile", "OpaqueRef:nope")).ErrorDescription);
+
+        var tx = new PoolTransaction();
+        var nfs = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "other", ["type"] = "nfs", ["shared"] = true });
+        var half = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "half", ["type"] = "file", ["shared"] = true });
+        tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?> { ["host"] = hosts[0], ["SR"] = half.Ref, ["currently_attached"] = true });
+        tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?> { ["host"] = hosts[1], ["SR"] = half.Ref, ["currently_attached"] = false });
+        await _db.CommitAsync(tx, default);
+        Assert.Equal([ErrorCodes.SrOperationNotSupported, nfs.Ref], (await Fails("SR.assert_can_host_ha_statefile", nfs.Ref)).ErrorDescription);
+        // A host whose PBD is not plugged could never be heard through the statefile; pool.enable_ha checks the same.
+        Assert.Equal([ErrorCodes.SrHasNoPbds, half.Ref], (await Fails("SR.assert_can_host_ha_statefile", half.Ref)).ErrorDescription);
+        Assert.Equal([ErrorCodes.SrHasNoPbds, half.Ref], (await Fails("pool.enable_ha", new List<object?> { half.Ref }, new Dictionary<string, object?>())).ErrorDescription);
+    }
+
+    [Fact]
     public async Task Ha_is_enabled_on_a_shared_sr_plans_failover_and_refuses_what_would_break_the_plan()
     {
         var (pool, hosts, shared, local) = await PoolAsync(6 * GiB, 6 * GiB, 6 * GiB);

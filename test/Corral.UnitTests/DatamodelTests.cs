@@ -15,7 +15,7 @@ public class DatamodelTests
     [Fact]
     public void The_generated_model_is_what_the_generator_makes_of_the_checked_in_datamodel()
     {
-        var expected = ModelGenerator.Generate(Facts);
+        var expected = ModelGenerator.Generate(Facts, RbacFacts.Load(RepositoryRoot.RbacPath(Root)));
         var directory = RepositoryRoot.GeneratedPath(Root);
         var actual = Directory.GetFiles(directory, "*.g.cs").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), actual);

@@ -1,6 +1,6 @@
 using Corral.ModelGen;
 
-// tools/Corral.ModelGen extract <xenapi.json> <constants.ml> <source text> <idl .ml files...>   -> datamodel/xapi-datamodel.json
+// tools/Corral.ModelGen extract <xenapi.json> <constants.ml> <source text> <idl .ml files...>   -> datamodel/xapi-datamodel.json, xapi-rbac.json
 // tools/Corral.ModelGen generate                                                                -> src/Corral.Model/Generated
 var root = RepositoryRoot.Find(AppContext.BaseDirectory) ?? RepositoryRoot.Find(Directory.GetCurrentDirectory())
     ?? throw new InvalidOperationException("run inside the Corral repository");
@@ -10,9 +10,13 @@ switch (args.FirstOrDefault())
         var facts = XapiExtractor.Extract(args[1], args[4..], args[2], args[3], Console.Out);
         await File.WriteAllTextAsync(RepositoryRoot.FactsPath(root), facts.ToJson());
         Console.WriteLine($"wrote {RepositoryRoot.FactsPath(root)}");
+        var rbacSource = args[3].Split(": ", 2)[0] + ": ocaml/idl/datamodel*.ml read as ocaml/idl/ocaml_backend/gen_rbac.ml reads it, ocaml/xapi-consts/constants.ml";
+        var rbac = OcamlRbac.Extract(args[4..], args[2], rbacSource, facts, Console.Out);
+        await File.WriteAllTextAsync(RepositoryRoot.RbacPath(root), rbac.ToJson());
+        Console.WriteLine($"wrote {RepositoryRoot.RbacPath(root)}");
         return 0;
     case "generate":
-        var files = ModelGenerator.Generate(DatamodelFacts.Load(RepositoryRoot.FactsPath(root)));
+        var files = ModelGenerator.Generate(DatamodelFacts.Load(RepositoryRoot.FactsPath(root)), RbacFacts.Load(RepositoryRoot.RbacPath(root)));
         var output = RepositoryRoot.GeneratedPath(root);
         Directory.CreateDirectory(output);
         foreach (var stale in Directory.GetFiles(output, "*.g.cs").Where(f => !files.ContainsKey(Path.GetFileName(f))))

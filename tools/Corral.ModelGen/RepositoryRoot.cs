@@ -18,5 +18,7 @@ public static class RepositoryRoot
 
     public static string FactsPath(string root) => Path.Combine(root, "datamodel", "xapi-datamodel.json");
 
+    public static string RbacPath(string root) => Path.Combine(root, "datamodel", "xapi-rbac.json");
+
     public static string GeneratedPath(string root) => Path.Combine(root, "src", "Corral.Model", "Generated");
 }

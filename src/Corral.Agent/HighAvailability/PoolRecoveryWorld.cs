@@ -1,5 +1,6 @@
 using Corral.Api.Dispatch;
 using Corral.Api.HighAvailability;
+using Corral.Api.Messages;
 using Corral.Api.Methods;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
@@ -196,15 +197,8 @@ public sealed class PoolRecoveryWorld(
     public async Task ReportRestartFailedAsync(HaVm vm, IReadOnlyList<string> error, CancellationToken cancellationToken)
     {
         var tx = new PoolTransaction();
-        tx.Create(XenClasses.MessageSchema, new Dictionary<string, object?>
-        {
-            ["name"] = "HA_PROTECTED_VM_RESTART_FAILED",
-            ["priority"] = 2L,
-            ["cls"] = "VM",
-            ["obj_uuid"] = _vms.TryGetValue(vm.Ref, out var known) ? known.Uuid : "",
-            ["timestamp"] = clock.GetUtcNow().UtcDateTime,
-            ["body"] = $"HA could not restart VM '{vm.Name}': {string.Join(", ", error)}. It will be retried when capacity returns.",
-        });
+        PoolMessages.Create(tx, "HA_PROTECTED_VM_RESTART_FAILED", 2L, Cls.VM, _vms.TryGetValue(vm.Ref, out var known) ? known.Uuid : "",
+            $"HA could not restart VM '{vm.Name}': {string.Join(", ", error)}. It will be retried when capacity returns.", clock.GetUtcNow().UtcDateTime);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
     }
 

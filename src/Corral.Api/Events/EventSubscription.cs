@@ -9,10 +9,13 @@ namespace Corral.Api.Events;
 /// </summary>
 public sealed class EventSubscription
 {
-    /// <summary>Classes xapi never sends events for (not in its database, or not shown: sessions carry secrets).</summary>
+    /// <summary>
+    /// Classes xapi never sends events for (not in its database, or not shown: sessions carry secrets). Roles are
+    /// static in xapi, never in its database, so it sends none for them either.
+    /// </summary>
     private static readonly HashSet<string> Silent = new(StringComparer.Ordinal)
     {
-        XenClasses.Session, "user", "event", "auth", "data_source", "sr_stat", "probe_result", "vdi_nbd_server_info",
+        XenClasses.Session, "user", "event", "auth", "data_source", "sr_stat", "probe_result", "vdi_nbd_server_info", XenApi.Role.ClassName,
     };
 
     private readonly HashSet<string> _classes = new(StringComparer.Ordinal);

@@ -23,6 +23,12 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         registry.Add("pool.enable_ha", (_, a, ct) => EnableAsync((List<object?>)a[0]!, (Dictionary<string, object?>)a[1]!, ct),
             ("heartbeat_srs", FieldType.RefSet(XenClasses.SR)), ("configuration", FieldType.StringMap));
         registry.Add("pool.disable_ha", (_, _, ct) => DisableAsync(ct));
+        registry.Implement("SR.assert_can_host_ha_statefile", async (_, a, ct) =>
+        {
+            var sr = await database.GetArgumentAsync(XenClasses.SR, (string)a[0]!, ct);
+            await AssertCanHostStatefileAsync(sr, await database.GetAllAsync(XenClasses.Host, ct), ct);
+            return null;
+        });
         registry.Add("pool.set_ha_host_failures_to_tolerate", (_, a, ct) => SetFailuresToTolerateAsync((string)a[0]!, (long)a[1]!, ct),
             ("self", FieldType.String), ("value", FieldType.Int));
         registry.Add("pool.ha_compute_max_host_failures_to_tolerate", async (_, _, ct) =>
@@ -70,27 +76,10 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             throw new XenApiException(ErrorCodes.InvalidValue, "heartbeat_srs", "name at least one shared SR for the storage heartbeat");
         }
 
-        // The first SR holds the statefile; every host must reach it, or its storage heartbeat could never be seen.
+        // The first SR holds the statefile.
         var srRef = (string)heartbeatSrs[0]!;
         var sr = await database.GetArgumentAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-
-        if (!sr.GetBool("shared"))
-        {
-            throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
-        }
-
-        if (sr.GetString("type") != "file")
-        {
-            throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
-        }
-
-        foreach (var host in hosts)
-        {
-            if (!await placement.IsPluggedAsync(sr, host.Ref, cancellationToken).ConfigureAwait(false))
-            {
-                throw new XenApiException(ErrorCodes.HaHostCannotAccessStatefile, host.Ref);
-            }
-        }
+        await AssertCanHostStatefileAsync(sr, hosts, cancellationToken).ConfigureAwait(false);
 
         var tx = new PoolTransaction();
         var uuid = OpaqueRef.NewUuid();
@@ -113,6 +102,34 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
         return null;
+    }
+
+    /// <summary>
+    /// Whether an SR can hold HA's statefile, the directory where every host keeps its storage heartbeat: it must be
+    /// shared (HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED), of a type Corral's heartbeat writes to (file, else
+    /// SR_OPERATION_NOT_SUPPORTED), and plugged on every host of the pool, as xapi requires (SR_HAS_NO_PBDS), or a
+    /// host's heartbeat could never be seen. xapi also wants room for a 4 MiB statefile and a redo-log VDI; Corral's
+    /// heartbeat files take a few bytes per host and it keeps no redo log, so there is no size to check.
+    /// </summary>
+    private async Task AssertCanHostStatefileAsync(XenObject sr, IReadOnlyList<XenObject> hosts, CancellationToken cancellationToken)
+    {
+        if (!sr.GetBool("shared"))
+        {
+            throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
+        }
+
+        if (sr.GetString("type") != "file")
+        {
+            throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
+        }
+
+        foreach (var host in hosts)
+        {
+            if (!await placement.IsPluggedAsync(sr, host.Ref, cancellationToken).ConfigureAwait(false))
+            {
+                throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
+            }
+        }
     }
 
     private async Task<object?> DisableAsync(CancellationToken cancellationToken)

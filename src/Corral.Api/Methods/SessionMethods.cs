@@ -2,11 +2,16 @@ using Corral.Api.Dispatch;
 using Corral.Api.Sessions;
 using Corral.Model;
 using Corral.PoolDatabase;
-using Microsoft.Extensions.Options;
 
 namespace Corral.Api.Methods;
 
-public sealed class SessionMethods(SessionService sessions, IPoolDatabase database, IOptions<ApiOptions> options) : IApiMethodProvider
+/// <summary>
+/// <c>session</c>'s own messages: logins and logouts (also of every session of a subject, and of a host-local
+/// session), the password change, and the identifiers of the subjects logged in. Its field getters
+/// (<c>get_is_local_superuser</c>, <c>get_rbac_permissions</c>, <c>get_subject</c>...) are the generic ones: the
+/// session record holds what xapi's holds, written at login.
+/// </summary>
+public sealed class SessionMethods(SessionService sessions, IPoolDatabase database) : IApiMethodProvider
 {
     public void Register(ApiRegistry registry)
     {
@@ -18,13 +23,18 @@ public sealed class SessionMethods(SessionService sessions, IPoolDatabase databa
             await sessions.LogoutAsync(ctx.SessionRef, ct).ConfigureAwait(false);
             return null;
         });
-        registry.Add("session.get_this_host", async (_, a, ct) =>
-            (await database.GetAsync(XenClasses.Session, (string)a[0]!, ct).ConfigureAwait(false)).GetString("this_host"),
-            ("self", FieldType.String));
-        registry.Add("session.get_this_user", (_, _, _) => Task.FromResult<object?>(OpaqueRef.Null), ("self", FieldType.String));
-        registry.Add("session.get_pool", async (_, a, ct) =>
-            (await database.GetAsync(XenClasses.Session, (string)a[0]!, ct).ConfigureAwait(false)).GetBool("pool"),
-            ("self", FieldType.String));
+        registry.Implement("session.local_logout", (ctx, _, _) =>
+        {
+            sessions.LocalLogout(ctx.SessionRef);
+            return Task.FromResult<object?>(null);
+        });
+        registry.Implement("session.get_all_subject_identifiers", async (_, _, ct) =>
+            (await sessions.GetAllSubjectIdentifiersAsync(ct)).Cast<object?>().ToList());
+        registry.Implement("session.logout_subject_identifier", async (ctx, a, ct) =>
+        {
+            await sessions.LogoutSubjectIdentifierAsync((string)a[0]!, ctx.SessionRef, ct);
+            return null;
+        });
         registry.Add("session.change_password", async (ctx, a, ct) =>
         {
             var user = await sessions.GetUserAsync(ctx.SessionRef, ct).ConfigureAwait(false);
@@ -37,6 +47,5 @@ public sealed class SessionMethods(SessionService sessions, IPoolDatabase databa
             await sessions.SetPasswordAsync(user, (string)a[1]!, ct).ConfigureAwait(false);
             return null;
         }, ("old_pwd", FieldType.String), ("new_pwd", FieldType.String));
-        _ = options;
     }
 }

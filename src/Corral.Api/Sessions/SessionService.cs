@@ -34,6 +34,7 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public const string RootUser = "root";
     public const string PoolSecretKey = PoolKeys.Auth + "pool-secret";
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
+    private static readonly EventId SubjectLoggedOut = new(1302, "SubjectLoggedOut");
     private static readonly TimeSpan TouchEvery = TimeSpan.FromMinutes(1);
     private readonly ConcurrentDictionary<string, (DateTime CheckedUtc, DateTime TouchedUtc)> _valid = new(StringComparer.Ordinal);
 
@@ -167,16 +168,24 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
             local.Remember(stored, null);
         }
 
+        // As xapi records a local superuser's login: no subject, no SID, and no permission list (root may do anything).
         var now = DateTime.UtcNow;
         var transaction = new PoolTransaction();
         var session = transaction.Create(XenClasses.SessionSchema, new Dictionary<string, object?>
         {
-            ["this_host"] = options.Value.HostRef,
-            ["last_active"] = now,
-            ["validation_time"] = now,
-            ["is_local_superuser"] = user == RootUser,
-            ["auth_user_name"] = user,
-            ["originator"] = originator,
+            [XenApi.Session.ThisHost.Name] = options.Value.HostRef,
+            [XenApi.Session.ThisUser.Name] = OpaqueRef.Null,
+            [XenApi.Session.Pool.Name] = false,
+            [XenApi.Session.LastActive.Name] = now,
+            [XenApi.Session.ValidationTime.Name] = now,
+            [XenApi.Session.IsLocalSuperuser.Name] = user == RootUser,
+            [XenApi.Session.Subject.Name] = OpaqueRef.Null,
+            [XenApi.Session.AuthUserSid.Name] = "",
+            [XenApi.Session.AuthUserName.Name] = user,
+            [XenApi.Session.RbacPermissions.Name] = new List<object?>(),
+            [XenApi.Session.Parent.Name] = OpaqueRef.Null,
+            [XenApi.Session.Originator.Name] = originator,
+            [XenApi.Session.ClientCertificate.Name] = false,
         });
         await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
         _valid[session.Ref] = (now, now);
@@ -206,6 +215,57 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
             }
         }
     }
+
+    /// <summary><c>session.local_logout</c>: ends a session good on this host only; any other session is left as it is, as in xapi.</summary>
+    public void LocalLogout(string sessionRef)
+    {
+        _localSessions.TryRemove(sessionRef, out _);
+        _valid.TryRemove(sessionRef, out _);
+    }
+
+    /// <summary>
+    /// <c>session.get_all_subject_identifiers</c>: the SIDs of the users logged in through the external directory, and
+    /// of the subjects (users or groups) that let them in. Local superuser sessions are not counted.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> GetAllSubjectIdentifiersAsync(CancellationToken cancellationToken)
+    {
+        var identifiers = new List<string>();
+        foreach (var session in await ExternalSessionsAsync(cancellationToken))
+        {
+            identifiers.Add(session.Get(XenApi.Session.AuthUserSid));
+            identifiers.Add(await SubjectIdentifierAsync(session, cancellationToken));
+        }
+
+        return identifiers.Where(i => i.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// <c>session.logout_subject_identifier</c>: ends every session of that user (or of users let in by that group),
+    /// never a local superuser's and never the caller's own.
+    /// </summary>
+    public async Task LogoutSubjectIdentifierAsync(string subjectIdentifier, string callerSession, CancellationToken cancellationToken)
+    {
+        foreach (var session in await ExternalSessionsAsync(cancellationToken))
+        {
+            if (session.Ref != callerSession && (session.Get(XenApi.Session.AuthUserSid) == subjectIdentifier
+                || await SubjectIdentifierAsync(session, cancellationToken) == subjectIdentifier))
+            {
+                logger.LogInformation(SubjectLoggedOut, "Session of {User} ended: its subject {Subject} was logged out",
+                    session.Get(XenApi.Session.AuthUserName), subjectIdentifier);
+                await LogoutAsync(session.Ref, cancellationToken);
+            }
+        }
+    }
+
+    private async Task<IEnumerable<XenObject>> ExternalSessionsAsync(CancellationToken cancellationToken) =>
+        (await database.GetAllAsync(XenClasses.Session, cancellationToken)).Where(s => !s.Get(XenApi.Session.IsLocalSuperuser));
+
+    /// <summary>The identifier of the subject a session logged in through, or "" when that subject is gone.</summary>
+    private async Task<string> SubjectIdentifierAsync(XenObject session, CancellationToken cancellationToken) =>
+        OpaqueRef.IsWellFormed(session.Get(XenApi.Session.Subject))
+        && await database.TryGetAsync(XenApi.Subject.ClassName, session.Get(XenApi.Session.Subject), cancellationToken) is { } subject
+            ? subject.Get(XenApi.Subject.SubjectIdentifier)
+            : "";
 
     /// <exception cref="XenApiException">SESSION_INVALID.</exception>
     public async Task ValidateAsync(string sessionRef, CancellationToken cancellationToken)
