@@ -6,6 +6,7 @@ using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Api.Tasks;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Corral.Api;
 
@@ -32,6 +33,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Migration.MigrationStarter>();
         services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
+        services.TryAddSingleton<RemoteHosts>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
         services.AddSingleton<IApiMethodProvider, SessionMethods>();
