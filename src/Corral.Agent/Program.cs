@@ -22,12 +22,14 @@ using Corral.WebConsole.Hosting;
 
 // The agent runs in generations: joining, leaving or recovering a pool changes which pool database this host uses,
 // so the agent stops its services, changes its etcd membership (MembershipTransitionRunner), and starts them again.
-var lifecycle = new AgentLifecycle();
+// host.restart_agent starts a new generation too (taking over the liveness lease), host.reboot one after restarting
+// the host's etcd member, and host.shutdown ends the last one after stopping it.
 using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
 {
     o.SingleLine = true;
     o.TimestampFormat = "HH:mm:ss.fff ";
 }));
+using var lifecycle = new AgentLifecycle(loggerFactory.CreateLogger<AgentLifecycle>());
 var startupLogger = loggerFactory.CreateLogger("Corral.Agent.Membership");
 using var stopping = new CancellationTokenSource();
 using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => stopping.Cancel());
@@ -35,6 +37,8 @@ using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Creat
 // The host's recent performance data outlives the agent's generations: a pool join does not blank its charts.
 var performance = new PerformanceHistory();
 
+// How the last generation ended: whether another starts, and whether this host's etcd member stops first.
+var ended = AgentStop.Exit;
 do
 {
     var builder = WebApplication.CreateBuilder(args);
@@ -104,7 +108,6 @@ do
         o.StateDirectory = agent.StateDirectory;
         builder.Configuration.GetSection("Corral:Api").Bind(o);
     });
-    builder.Services.AddSingleton<RemoteHosts>();
     if (runner is not null)
     {
         builder.Services.AddSingleton(runner);
@@ -116,19 +119,25 @@ do
     builder.Services.AddSingleton(SrDrivers.Default);
     builder.Services.AddSingleton<BridgeNetworking>();
     builder.Services.AddSingleton<VmSupervisor>();
+    builder.Services.AddSingleton<HostRegistration>();
     builder.Services.AddSingleton<HostLiveness>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());
     builder.Services.AddSingleton<VmOperationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler>(sp => sp.GetRequiredService<VmOperationHandler>());
     builder.Services.AddSingleton<IHostOperationHandler, MigrationHandler>();
-    builder.Services.AddSingleton<IHostOperationHandler, EvacuationHandler>();
+    builder.Services.AddSingleton<EvacuationHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler>(sp => sp.GetRequiredService<EvacuationHandler>());
+    builder.Services.AddSingleton<EtcdQuorum>();
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, HostPowerHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();
     builder.Services.AddHostedService<MasterElection>();
     builder.Services.Configure<HaOptions>(builder.Configuration.GetSection("Corral:Ha"));
     builder.Services.AddSingleton(TimeProvider.System);
     builder.Services.AddSingleton<FenceAgents>();
+    builder.Services.AddSingleton<IHostPowerControl>(sp => sp.GetRequiredService<FenceAgents>());
+    builder.Services.AddSingleton<IApiMethodProvider, HostPowerMethods>();
     builder.Services.AddSingleton<StorageHeartbeat>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<StorageHeartbeat>());
     builder.Services.AddHostedService<SelfFence>();
@@ -144,12 +153,23 @@ do
     builder.Services.AddSingleton(performance);
     builder.Services.AddHostedService<PerformanceSampler>();
 
-    await using var app = builder.Build();
-    lifecycle.Attach(app.Lifetime);
-    using var stop = stopping.Token.Register(() => app.Lifetime.StopApplication());
-    app.UseWebConsole();
-    app.MapXenApi();
-    app.MapRrdUpdates();
-    await app.RunAsync();
+    // A generation's processes and sockets (QMP takes one client at a time) are released before the next one starts;
+    // after host.restart_agent the next one resumes this one's liveness lease within its TTL (LivenessHandover).
+    await using (var app = builder.Build())
+    {
+        lifecycle.Attach(app.Lifetime);
+        using var stop = stopping.Token.Register(() => app.Lifetime.StopApplication());
+        app.UseWebConsole();
+        app.MapXenApi();
+        app.MapRrdUpdates();
+        await app.RunAsync();
+        ended = lifecycle.TakeStop();
+    }
+
+    if (runner is not null && ended is AgentStop.PowerOff or AgentStop.Reboot)
+    {
+        // As the machine powering off would: the host's copy of the pool database stops with it (its data stays).
+        await runner.StopMemberAsync(CancellationToken.None);
+    }
 }
-while (lifecycle.TakeRestartRequest() && !stopping.IsCancellationRequested);
+while (AgentLifecycle.StartsAgain(ended) && !stopping.IsCancellationRequested);

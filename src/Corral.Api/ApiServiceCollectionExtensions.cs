@@ -43,6 +43,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Migration.MigrationStarter>();
         services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
+        services.TryAddSingleton<RemoteHosts>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
         services.AddSingleton<IApiMethodProvider, SessionMethods>();

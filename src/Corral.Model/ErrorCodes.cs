@@ -41,6 +41,10 @@ public static class ErrorCodes
     public const string HostIsSlave = "HOST_IS_SLAVE"; // master address
     public const string NoHostsAvailable = "NO_HOSTS_AVAILABLE";
     public const string OtherOperationInProgress = "OTHER_OPERATION_IN_PROGRESS"; // class, ref
+    public const string HostNotDisabled = "HOST_NOT_DISABLED";
+    public const string HostIsLive = "HOST_IS_LIVE"; // host
+    public const string HostPowerOnModeDisabled = "HOST_POWER_ON_MODE_DISABLED";
+    public const string CannotEvacuateHost = "CANNOT_EVACUATE_HOST"; // "code,param,...|code,..." per VM that cannot move
 
     public const string SrFull = "SR_FULL"; // requested, maximum
     public const string SrHasNoPbds = "SR_HAS_NO_PBDS";
@@ -79,5 +83,6 @@ public static class ErrorCodes
     public const string HaOperationWouldBreakFailoverPlan = "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN";
     public const string HaConstraintViolationSrNotShared = "HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED"; // SR
     public const string HaHostCannotAccessStatefile = "HA_HOST_CANNOT_ACCESS_STATEFILE";
+    public const string HaLostStatefile = "HA_LOST_STATEFILE";
     public const string HostInEmergencyMode = "HOST_IN_EMERGENCY_MODE";
 }

@@ -17,8 +17,19 @@ public static class XenDateTime
         "yyyy-MM-dd'T'HH:mm:ss",
     ];
 
-    public static string Format(DateTime value) =>
-        value.ToUniversalTime().ToString("yyyyMMdd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    /// <summary>
+    /// The wire spelling: UTC with its 'Z', except for a local clock reading (<see cref="DateTimeKind.Local"/>, as
+    /// <c>host.get_server_localtime</c> answers), which xapi writes as the local wall time with no zone.
+    /// </summary>
+    public static string Format(DateTime value) => value.Kind == DateTimeKind.Local
+        ? value.ToString("yyyyMMdd'T'HH:mm:ss", CultureInfo.InvariantCulture)
+        : value.ToUniversalTime().ToString("yyyyMMdd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>Reads a datetime that may be a local wall time (no zone): such a value comes back as <see cref="DateTimeKind.Local"/>.</summary>
+    public static DateTime ParseKeepingLocal(string text) =>
+        DateTime.TryParseExact(text, "yyyyMMdd'T'HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.None, out var local)
+            ? DateTime.SpecifyKind(local, DateTimeKind.Local)
+            : Parse(text);
 
     public static DateTime Parse(string text)
     {

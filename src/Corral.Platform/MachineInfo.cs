@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Corral.Platform;
 
-/// <summary>Memory and CPUs of the machine this agent runs on, read from /proc.</summary>
+/// <summary>Memory and kernel of the machine this agent runs on, read from /proc (its CPUs: <see cref="CpuInfo"/>).</summary>
 public static class MachineInfo
 {
     public static (long TotalBytes, long AvailableBytes) ReadMemory()
@@ -29,21 +29,6 @@ public static class MachineInfo
         }
 
         return (total, available);
-    }
-
-    public static int CpuCount => Environment.ProcessorCount;
-
-    public static string CpuModel()
-    {
-        foreach (var line in File.ReadLines("/proc/cpuinfo"))
-        {
-            if (line.StartsWith("model name", StringComparison.Ordinal))
-            {
-                return line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
-            }
-        }
-
-        return "unknown";
     }
 
     public static string KernelRelease() => File.ReadAllText("/proc/sys/kernel/osrelease").Trim();

@@ -23,6 +23,23 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
         return lease;
     }
 
+    public async Task<ILease?> ResumeAsync(long leaseId, CancellationToken cancellationToken)
+    {
+        var sent = DateTime.UtcNow;
+        var answer = await client.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = leaseId },
+            deadline: Deadline, cancellationToken: cancellationToken);
+        if (answer.TTL <= 0)
+        {
+            return null;
+        }
+
+        // What remains of the lease counts from the request's send time, as a keepalive's TTL does.
+        var lease = new EtcdLease(client, leaseId, TimeSpan.FromSeconds(answer.GrantedTTL), sent, options, logger, _disposed.Token,
+            remaining: TimeSpan.FromSeconds(answer.TTL));
+        lease.Start();
+        return lease;
+    }
+
     public async Task<bool> TryClaimAsync(ILease lease, string key, string value, CancellationToken cancellationToken)
     {
         var request = new TxnRequest();
@@ -151,7 +168,8 @@ internal sealed class EtcdLease : ILease
     private long _safeUntilTicks;
     private Task _loop = Task.CompletedTask;
 
-    public EtcdLease(EtcdClient client, long id, TimeSpan ttl, DateTime grantSentUtc, EtcdOptions options, ILogger logger, CancellationToken storeDisposed)
+    public EtcdLease(EtcdClient client, long id, TimeSpan ttl, DateTime grantSentUtc, EtcdOptions options, ILogger logger, CancellationToken storeDisposed,
+        TimeSpan? remaining = null)
     {
         _client = client;
         Id = id;
@@ -159,7 +177,7 @@ internal sealed class EtcdLease : ILease
         _options = options;
         _logger = logger;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(storeDisposed);
-        _safeUntilTicks = LeaseTiming.SafeUntil(grantSentUtc, ttl, options.LeaseSafetyMargin).Ticks;
+        _safeUntilTicks = LeaseTiming.SafeUntil(grantSentUtc, remaining ?? ttl, options.LeaseSafetyMargin).Ticks;
     }
 
     public long Id { get; }

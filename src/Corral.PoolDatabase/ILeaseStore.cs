@@ -9,6 +9,12 @@ public interface ILeaseStore
     /// <summary>Grants a lease and keeps it alive in the background until the returned handle is disposed.</summary>
     Task<ILease> AcquireAsync(TimeSpan ttl, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Takes over a lease this host already holds (granted by an earlier generation of the agent in the same process)
+    /// and keeps it alive from now on, so that the keys on it never vanish. Null when it has expired meanwhile.
+    /// </summary>
+    Task<ILease?> ResumeAsync(long leaseId, CancellationToken cancellationToken);
+
     /// <summary>Creates <paramref name="key"/> under the lease if it does not exist yet. False when someone holds it.</summary>
     Task<bool> TryClaimAsync(ILease lease, string key, string value, CancellationToken cancellationToken);
 

@@ -1,3 +1,4 @@
+using Corral.Api.Pool;
 using Corral.HighAvailability;
 using Corral.Model;
 using Corral.Platform;
@@ -13,7 +14,7 @@ namespace Corral.Agent.HighAvailability;
 /// power switch (<c>./lab pull-plug &lt;slot&gt;</c>: every process of that lab host killed by its pid). A host with
 /// neither has no fence agent, and HA relies on its self-fence alone.
 /// </summary>
-public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents> logger)
+public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents> logger) : IHostPowerControl
 {
     public static bool Configured(XenObject host) => host.GetString("power_on_mode") is PowerFencing.Ipmi or PowerFencing.Lab;
 
@@ -52,6 +53,44 @@ public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents
             logger.LogWarning(ex, "HA: could not power-fence host {Host}", name);
             return false;
         }
+    }
+
+    /// <summary>
+    /// <c>host.power_on</c>: the same settings the other way round. <c>lab</c> runs <c>./lab power-on &lt;slot&gt;</c>
+    /// (links up, the host's agent started, and with it its etcd member); <c>IPMI</c> asks the BMC for
+    /// <c>chassis power on</c>. Either failing is the host failing to power on, with the command's own words.
+    /// </summary>
+    public async Task PowerOnAsync(XenObject host, CancellationToken cancellationToken)
+    {
+        var config = host.GetStringMap("power_on_config");
+        var name = host.GetString("name_label");
+        CommandResult result;
+        switch (host.GetString("power_on_mode"))
+        {
+            case PowerFencing.Lab:
+                if (options.Value.LabScript is not { Length: > 0 } script || config.GetValueOrDefault("slot") is not { Length: > 0 } slot)
+                {
+                    throw new XenApiException(ErrorCodes.InternalError, "The host failed to power on: power-on mode 'lab' needs power_on_config:slot and this host's Corral:Ha:LabScript");
+                }
+
+                result = await CommandRunner.RunAsync(script, ["power-on", slot], cancellationToken);
+                break;
+            case PowerFencing.Ipmi:
+                result = await CommandRunner.RunAsync("ipmitool", ["-I", "lanplus", "-H", config.GetValueOrDefault("power_on_ip", ""),
+                    "-U", config.GetValueOrDefault("power_on_user", ""), "-P", config.GetValueOrDefault("power_on_password", ""), "chassis", "power", "on"],
+                    cancellationToken);
+                break;
+            default:
+                throw new XenApiException(ErrorCodes.HostPowerOnModeDisabled);
+        }
+
+        if (!result.Succeeded)
+        {
+            logger.LogWarning("Powering on host {Host} failed with {Code}: {Error}", name, result.ExitCode, result.StandardError.Trim());
+            throw new XenApiException(ErrorCodes.InternalError, $"The host failed to power on: {result.StandardError.Trim()}");
+        }
+
+        logger.LogInformation("Host {Host} powered on ({Mode})", name, host.GetString("power_on_mode"));
     }
 
     private void Log(string host, string how, CommandResult result)

@@ -25,11 +25,19 @@ public sealed class StorageHeartbeat(
     private volatile bool _enabled;
     private volatile string? _directory;
     private long _counter;
+    private long _lastWrittenTicks;
 
     private readonly HeartbeatWatch _watched = new();
 
     /// <summary>HA's state as last read from the pool database (kept when it cannot be read).</summary>
     public bool HaEnabled => _enabled;
+
+    /// <summary>
+    /// Whether this host reaches its statefile: with HA on, its heartbeat was written within the last three intervals.
+    /// (xapi refuses a clean shutdown or reboot of a host that has lost its statefile: HA_LOST_STATEFILE.)
+    /// </summary>
+    public bool ReachesStatefile(DateTime nowUtc) =>
+        _directory is not null && nowUtc - new DateTime(Interlocked.Read(ref _lastWrittenTicks), DateTimeKind.Utc) <= options.Value.HeartbeatInterval * 3;
 
     /// <summary>The statefile directory on this host, while HA is on.</summary>
     public string? StatefileDirectory => _directory;
@@ -143,6 +151,7 @@ public sealed class StorageHeartbeat(
             }
 
             File.Move(temporary, path, overwrite: true);
+            Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

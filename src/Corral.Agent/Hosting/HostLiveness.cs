@@ -1,3 +1,4 @@
+using Corral.Agent.Membership;
 using Corral.Api.Methods;
 using Corral.Api.Sessions;
 using Corral.HighAvailability;
@@ -17,10 +18,15 @@ public sealed class HostLiveness(
     IPoolDatabase database,
     HostIdentity identity,
     SessionService sessions,
+    HostRegistration registration,
+    AgentLifecycle lifecycle,
     IHypervisor hypervisor,
     IOptions<AgentOptions> options,
     ILogger<HostLiveness> logger) : BackgroundService
 {
+    /// <summary>When this generation of the agent started: <c>other_config:agent_start_time</c>.</summary>
+    private readonly DateTime _startedUtc = DateTime.UtcNow;
+
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The current liveness lease; VM ownership claims ride on it. Null while there is none.</summary>
@@ -36,6 +42,8 @@ public sealed class HostLiveness(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // After host.restart_agent the previous generation's lease is resumed first, before its safe time runs out.
+        var handedOver = await ResumeHandedOverLeaseAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -56,7 +64,10 @@ public sealed class HostLiveness(
             ILease? lease = null;
             try
             {
-                lease = await database.Leases.AcquireAsync(options.Value.LivenessTtl, stoppingToken).ConfigureAwait(false);
+                lease = handedOver is { Lost.IsCancellationRequested: false }
+                    ? handedOver
+                    : await database.Leases.AcquireAsync(options.Value.LivenessTtl, stoppingToken).ConfigureAwait(false);
+                handedOver = null;
                 await database.Leases.PutAsync(lease, PoolKeys.LiveKey(identity.MetricsRef), identity.Ref, stoppingToken).ConfigureAwait(false);
                 // VMs already running here (re-adopted) keep their ownership claims on the new lease.
                 foreach (var vm in await database.GetAllAsync(XenClasses.VM, stoppingToken).ConfigureAwait(false))
@@ -69,6 +80,7 @@ public sealed class HostLiveness(
 
                 Lease = lease;
                 _registered.TrySetResult();
+                lifecycle.Handover.Complete();
                 logger.LogInformation("Host {Name} is live in the pool (lease {Lease:x})", options.Value.HostName, lease.Id);
                 while (!lease.Lost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
                 {
@@ -94,8 +106,7 @@ public sealed class HostLiveness(
                 Lease = null;
                 if (lease is not null && stoppingToken.IsCancellationRequested)
                 {
-                    // A clean agent stop: the host is gone from the pool at once rather than after the TTL.
-                    await lease.DisposeAsync().ConfigureAwait(false);
+                    await ReleaseAsync(lease);
                 }
             }
         }
@@ -103,54 +114,58 @@ public sealed class HostLiveness(
 
     private async Task RegisterAsync(CancellationToken cancellationToken)
     {
-        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
-        var tx = new PoolTransaction();
-        if (pools.Count == 0)
+        var powerCycled = PowerCycle.Pending(options.Value.StateDirectory);
+        await registration.RegisterAsync(MachineFacts.Read(), _startedUtc, powerCycled, cancellationToken);
+        if (powerCycled)
         {
-            if (string.IsNullOrEmpty(options.Value.InitialRootPassword))
-            {
-                throw new InvalidOperationException("No pool exists yet and no initial root password is configured (Corral:Agent:InitialRootPassword)");
-            }
-
-            logger.LogInformation("Creating pool '{Pool}' with this host as master", options.Value.PoolName);
-            tx.Create(XenClasses.PoolSchema, new Dictionary<string, object?>
-            {
-                ["name_label"] = options.Value.PoolName,
-                ["master"] = identity.Ref,
-            });
-            await sessions.SetPasswordAsync(SessionService.RootUser, options.Value.InitialRootPassword, cancellationToken).ConfigureAwait(false);
+            PowerCycle.Clear(options.Value.StateDirectory);
+            logger.LogInformation("Back from a host shutdown or reboot: the host is enabled again");
         }
 
-        var host = await database.TryGetAsync(XenClasses.Host, identity.Ref, cancellationToken).ConfigureAwait(false);
-        var fields = HostFields();
-        if (host is null)
-        {
-            var total = Memory().TotalBytes;
-            tx.Create(XenClasses.HostMetricsSchema, new Dictionary<string, object?>
-            {
-                ["memory_total"] = total,
-                ["memory_free"] = total,
-                ["last_updated"] = DateTime.UtcNow,
-            }, identity.MetricsRef);
-            fields["uuid"] = identity.Uuid;
-            fields["metrics"] = identity.MetricsRef;
-            fields["enabled"] = true;
-            tx.Create(XenClasses.HostSchema, fields, identity.Ref);
-        }
-        else
-        {
-            var h = host.Clone();
-            foreach (var (k, v) in fields)
-            {
-                h[k] = v;
-            }
-
-            tx.Update(h);
-        }
-
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         await sessions.RefreshLocalCredentialsAsync(cancellationToken).ConfigureAwait(false);
         await PlugSharedSrsAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The lease the previous generation handed over on <c>host.restart_agent</c>, resumed; null when there is none.</summary>
+    private async Task<ILease?> ResumeHandedOverLeaseAsync(CancellationToken cancellationToken)
+    {
+        if (lifecycle.Handover.TakeLeaseId() is not { } id)
+        {
+            return null;
+        }
+
+        try
+        {
+            if (await database.Leases.ResumeAsync(id, cancellationToken) is { } lease)
+            {
+                lifecycle.Handover.Adopt(lease);
+                logger.LogInformation("Resumed liveness lease {Lease:x} from the previous generation of the agent", id);
+                return lease;
+            }
+
+            logger.LogWarning("The previous generation's liveness lease {Lease:x} expired before it could be resumed", id);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(ex, "Could not resume the previous generation's liveness lease {Lease:x}", id);
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The lease at a clean stop: revoked, so that the host is gone from the pool at once rather than after the TTL;
+    /// on <c>host.restart_agent</c> handed to the next generation instead.
+    /// </summary>
+    private async Task ReleaseAsync(ILease lease)
+    {
+        if (lifecycle.Requested == AgentStop.AgentRestart && lifecycle.PendingAgentRestart is { } restart)
+        {
+            lifecycle.Handover.Offer(lease, restart.HaEnabled(), restart.Processes());
+            return;
+        }
+
+        await lease.DisposeAsync();
     }
 
     /// <summary>
@@ -186,37 +201,6 @@ public sealed class HostLiveness(
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
             logger.LogInformation("Plugged shared SR {Sr} ({Attached})", sr.GetString("name_label"), attached ? "attached" : "directory missing here");
         }
-    }
-
-    private Dictionary<string, object?> HostFields()
-    {
-        var version = typeof(HostLiveness).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
-        return new Dictionary<string, object?>
-        {
-            ["name_label"] = options.Value.HostName,
-            ["hostname"] = options.Value.HostName,
-            ["address"] = options.Value.Address,
-            ["software_version"] = new Dictionary<string, object?>
-            {
-                ["product_brand"] = "Corral",
-                ["product_version"] = version,
-                ["platform_name"] = "Corral",
-                ["platform_version"] = version,
-                ["hostname"] = options.Value.HostName,
-                ["linux"] = MachineInfo.KernelRelease(),
-                ["xapi"] = "1.20",
-            },
-            ["cpu_info"] = new Dictionary<string, object?>
-            {
-                ["cpu_count"] = MachineInfo.CpuCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["socket_count"] = "1",
-                ["modelname"] = MachineInfo.CpuModel(),
-            },
-            ["capabilities"] = new List<object?> { "hvm-3.0-x86_64" },
-            ["API_version_major"] = 2L,
-            ["API_version_minor"] = 21L,
-            ["API_version_vendor"] = "Corral",
-        };
     }
 
     /// <summary>

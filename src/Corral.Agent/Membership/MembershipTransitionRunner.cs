@@ -222,6 +222,9 @@ public sealed class MembershipTransitionRunner(
         return true;
     }
 
+    /// <summary>Stops this host's member (<c>host.shutdown</c>, <c>host.reboot</c>); the next <see cref="RunAsync"/> starts it again.</summary>
+    public Task StopMemberAsync(CancellationToken cancellationToken) => _member.StopAsync(cancellationToken);
+
     /// <summary>True if this host's member sees a healthy cluster (a leader with quorum) right now.</summary>
     public async Task<bool> ClusterHealthyAsync(CancellationToken cancellationToken)
     {

@@ -110,6 +110,22 @@ public sealed class EvacuationHandler(
         }
     }
 
+    /// <summary>
+    /// Moves off the host every VM that can go (live migrations, as an evacuation), and leaves the rest: what
+    /// <c>host.shutdown</c> and <c>host.reboot</c> do before stopping what remains, as xapi's power-off does.
+    /// </summary>
+    public async Task MoveWhatCanMoveAsync(string hostRef, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await EvacuateRoundsAsync(hostRef, Parallelism, new EvacuationProgress(), cancellationToken);
+        }
+        catch (XenApiException ex)
+        {
+            logger.LogInformation("Not every VM could leave the host ({Error}); those left will be shut down", ex.Message);
+        }
+    }
+
     private async Task FollowProgressAsync(string taskRef, int initial, EvacuationProgress progress, CancellationToken cancellationToken)
     {
         var reported = -1.0;

@@ -71,6 +71,37 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
         }
     }
 
+    /// <summary>
+    /// <c>host.disable</c> with HA on, as xapi checks it: refused (HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN) when a plan
+    /// for <c>ha_plan_exists_for</c> failures exists now and would not once the host offers no room for restarts. A pool
+    /// already without a plan cannot get worse, and is not blocked. Nothing with HA off or overcommit allowed.
+    /// </summary>
+    public async Task CheckHostDisableAsync(string hostRef, CancellationToken cancellationToken)
+    {
+        if ((await database.GetAllAsync(XenClasses.Pool, cancellationToken)).Count == 0)
+        {
+            return; // no pool yet, so no HA
+        }
+
+        var snapshot = await SnapshotAsync(cancellationToken);
+        if (!snapshot.Pool.GetBool("ha_enabled") || snapshot.Pool.GetBool("ha_allow_overcommit"))
+        {
+            return;
+        }
+
+        var n = (int)snapshot.Pool.GetInt("ha_plan_exists_for");
+        if (!FailoverPlanner.PlanExists(snapshot.Hosts, snapshot.Vms, n))
+        {
+            return;
+        }
+
+        var disabled = snapshot.Hosts.Select(h => h.Ref == hostRef ? h with { Capacity = 0 } : h).ToList();
+        if (!FailoverPlanner.PlanExists(disabled, snapshot.Vms, n))
+        {
+            throw new XenApiException(ErrorCodes.HaOperationWouldBreakFailoverPlan);
+        }
+    }
+
     /// <summary>Recomputes <c>pool.ha_plan_exists_for</c> and <c>ha_overcommitted</c> (XenServer keeps them current).</summary>
     public async Task RefreshPoolAsync(CancellationToken cancellationToken)
     {

@@ -26,6 +26,20 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
             return plan.Blockers.ToDictionary(kv => kv.Key, kv => (object?)kv.Value.Cast<object?>().ToList());
         }, ("self", FieldType.String));
 
+        // xapi's older form of the same question: one error for the host, its parameter every VM's reason
+        // ("CODE,param,..."), joined with '|'.
+        registry.Implement("host.assert_can_evacuate", async (_, a, ct) =>
+        {
+            var host = await GetHostAsync((string)a[0]!, ct);
+            var plan = await planner.PlanAsync(host.Ref, ct);
+            if (plan.Blockers.Count > 0)
+            {
+                throw new XenApiException(ErrorCodes.CannotEvacuateHost, CannotEvacuateReasons(plan));
+            }
+
+            return null;
+        });
+
         registry.Add("host.evacuate", async (ctx, a, ct) =>
         {
             var host = await GetHostAsync((string)a[0]!, ct).ConfigureAwait(false);
@@ -89,6 +103,10 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
             return null;
         }, ("host", FieldType.String));
     }
+
+    /// <summary>CANNOT_EVACUATE_HOST's one parameter: each blocking VM's error as "CODE,param,...", joined with '|'.</summary>
+    public static string CannotEvacuateReasons(EvacuationPlan plan) =>
+        string.Join('|', plan.Blockers.Values.Select(error => string.Join(',', error)));
 
     /// <summary>The host operation's argument for <c>evacuate_batch_size</c>: how many VMs move at once.</summary>
     public const string BatchSizeArgument = "batch_size";

@@ -1,18 +1,29 @@
 using Corral.Api.Dispatch;
+using Corral.Api.HighAvailability;
+using Corral.Api.Pool;
+using Corral.Api.Sessions;
 using Corral.Model;
 using Corral.PoolDatabase;
+using Microsoft.Extensions.Options;
 
 namespace Corral.Api.Methods;
 
 /// <summary>host and pool messages of the foundation: enable/disable, time, and pool-wide settings.</summary>
-public sealed class HostMethods(IPoolDatabase database) : IApiMethodProvider
+public sealed class HostMethods(IPoolDatabase database, FailoverPlanning planning, Placement placement, RemoteHosts remote, IOptions<ApiOptions> options)
+    : IApiMethodProvider
 {
     public void Register(ApiRegistry registry)
     {
         registry.Add("host.disable", (_, a, ct) => SetEnabledAsync((string)a[0]!, false, ct), ("host", FieldType.String));
         registry.Add("host.enable", (_, a, ct) => SetEnabledAsync((string)a[0]!, true, ct), ("host", FieldType.String));
-        registry.Add("host.get_servertime", (_, _, _) => Task.FromResult<object?>(DateTime.UtcNow), ("host", FieldType.String));
-        registry.Add("host.get_server_localtime", (_, _, _) => Task.FromResult<object?>(DateTime.Now), ("host", FieldType.String));
+        registry.Implement("host.get_servertime", (ctx, a, ct) => ServerTimeAsync(ctx, (string)a[0]!, local: false, ct));
+        registry.Implement("host.get_server_localtime", (ctx, a, ct) => ServerTimeAsync(ctx, (string)a[0]!, local: true, ct));
+        registry.Implement("pool.get_license_state", async (_, a, ct) =>
+        {
+            await database.GetArgumentAsync(XenClasses.Pool, (string)a[0]!, ct);
+            // Corral's hosts all report the same edition, and nothing of Corral expires.
+            return new Dictionary<string, object?> { ["edition"] = HostLicense.Edition, ["expiry"] = "never" };
+        });
         registry.Add("pool.get_master", async (_, a, ct) =>
             (await database.GetAsync(XenClasses.Pool, (string)a[0]!, ct).ConfigureAwait(false)).GetString("master"), ("self", FieldType.String));
     }
@@ -24,6 +35,12 @@ public sealed class HostMethods(IPoolDatabase database) : IApiMethodProvider
             throw XenApiException.HandleInvalid(XenClasses.Host, hostRef);
         }
 
+        if (!enabled)
+        {
+            // As xapi: with HA on, a disabled host offers no room for restarts, which may break the failover plan.
+            await planning.CheckHostDisableAsync(hostRef, cancellationToken);
+        }
+
         await database.UpdateAsync([(XenClasses.Host, hostRef)], (objs, tx) =>
         {
             var h = objs[0].Clone();
@@ -31,5 +48,40 @@ public sealed class HostMethods(IPoolDatabase database) : IApiMethodProvider
             tx.Update(h);
         }, cancellationToken).ConfigureAwait(false);
         return null;
+    }
+
+    /// <summary>
+    /// The host's own clock, as xapi asks the host itself: UTC for <c>get_servertime</c>, the local wall time (no zone)
+    /// for <c>get_server_localtime</c>. Another host of the pool is asked over its API with the caller's session.
+    /// </summary>
+    private async Task<object?> ServerTimeAsync(CallContext context, string hostRef, bool local, CancellationToken cancellationToken)
+    {
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
+        if (host.Ref == options.Value.HostRef)
+        {
+            return local ? DateTime.Now : DateTime.UtcNow;
+        }
+
+        if (!await placement.IsLiveAsync(host, cancellationToken))
+        {
+            throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
+        }
+
+        try
+        {
+            var method = local ? "host.get_server_localtime" : "host.get_servertime";
+            using var client = remote.Connect(host.GetString("address"));
+            var answer = await client.CallAsync(method, [context.SessionRef, host.Ref], cancellationToken);
+            return answer switch
+            {
+                DateTime time => time,
+                string text => XenDateTime.ParseKeepingLocal(text),
+                _ => throw new XenApiException(ErrorCodes.InternalError, $"host {host.Ref} answered {method} with {answer}"),
+            };
+        }
+        catch (Corral.Api.Client.XenApiTransportException)
+        {
+            throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
+        }
     }
 }

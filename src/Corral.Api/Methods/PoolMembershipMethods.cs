@@ -163,6 +163,8 @@ public sealed class PoolMembershipMethods(
             }
         }
 
+        // Its CPUs go with it, as xapi's host.destroy removes its host_cpu records.
+        deletions.AddRange((await database.GetAllAsync(XenApi.HostCpu.ClassName, cancellationToken)).Where(c => c.GetString("host") == host.Ref));
         deletions.Add(host);
         if (await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false) is { } metrics)
         {
@@ -191,6 +193,8 @@ public sealed class PoolMembershipMethods(
             }, cancellationToken).ConfigureAwait(false);
         }
 
+        // The pool's CPU count and feature flags follow from the hosts that remain.
+        await PoolRecord.RefreshAsync(database, cancellationToken);
         logger.LogInformation("Host {Host} forgotten by the pool database; leaving the cluster", host.GetString("name_label"));
     }
 

@@ -59,6 +59,9 @@ public static class HostOperationKinds
     public const string VmMigrateReceive = "vm.migrate_receive";
     public const string HostEvacuate = "host.evacuate";
     public const string HostRestoreEvacuatedVms = "host.restore_evacuated_vms";
+    public const string HostShutdown = "host.shutdown";
+    public const string HostReboot = "host.reboot";
+    public const string HostRestartAgent = "host.restart_agent";
     public const string SrAttach = "sr.attach";
     public const string SrScan = "sr.scan";
     public const string VdiCreate = "vdi.create";
