@@ -32,6 +32,9 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Migration.MigrationStarter>();
         services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
+        services.AddSingleton<Https.HttpsOnlyGate>();
+        services.AddSingleton<PoolCertificateTrust>();
+        services.AddSingleton<RemoteHosts>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
         services.AddSingleton<IApiMethodProvider, SessionMethods>();
@@ -46,6 +49,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();
         services.AddSingleton<IApiMethodProvider, HaMethods>();
         services.AddSingleton<IApiMethodProvider, SystemMethods>();
+        services.AddSingleton<IApiMethodProvider, CertificateMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }
