@@ -13,7 +13,8 @@ namespace Corral.Api.Https;
 /// its certificates at start: one record of type <c>host</c> for this host, with the certificate's validity and
 /// SHA-256 fingerprint (a changed certificate gets a new record and the old one goes), and its PEM beside it for
 /// <c>host.get_server_certificate</c>. Then, every few seconds, the pool's host certificates become the ones this host
-/// trusts when it calls another host (<see cref="PoolCertificateTrust"/>).
+/// trusts when it calls another host (<see cref="PoolCertificateTrust"/>), which <c>host.tls_verification_enabled</c>
+/// says: this host checks the certificates of the hosts it calls.
 /// </summary>
 public sealed class HostCertificateRecords(
     IPoolDatabase database,
@@ -24,6 +25,7 @@ public sealed class HostCertificateRecords(
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
     private readonly TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _verificationShown;
 
     /// <summary>Completes once this host's record matches its certificate.</summary>
     public Task Recorded => _recorded.Task;
@@ -43,6 +45,7 @@ public sealed class HostCertificateRecords(
                 }
 
                 await trust.RefreshAsync(database, stoppingToken);
+                _verificationShown = _verificationShown || await ShowVerificationAsync(stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
@@ -50,6 +53,28 @@ public sealed class HostCertificateRecords(
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Sets this host's <c>tls_verification_enabled</c> once its record exists; false while it does not.</summary>
+    private async Task<bool> ShowVerificationAsync(CancellationToken cancellationToken)
+    {
+        var host = await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken);
+        if (host is null)
+        {
+            return false;
+        }
+
+        if (!host.Get(XenApi.Host.TlsVerificationEnabled))
+        {
+            await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
+            {
+                var changed = objs[0].Clone();
+                changed.Set(XenApi.Host.TlsVerificationEnabled, true);
+                tx.Update(changed);
+            }, cancellationToken);
+        }
+
+        return true;
     }
 
     /// <summary>Creates this host's record if it has none for the certificate it serves, and removes those of certificates it no longer serves.</summary>

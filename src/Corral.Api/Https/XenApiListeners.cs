@@ -25,7 +25,8 @@ public static class XenApiListeners
         options.Validate();
         Listen(kestrel, options, options.HttpsPort, listen => listen.UseHttps(new HttpsConnectionAdapterOptions
         {
-            ServerCertificate = certificate.Certificate,
+            // The one certificate for any name asked, and for none (the name, if any, is then the request's TLS host name).
+            ServerCertificateSelector = (_, _) => certificate.Certificate,
             SslProtocols = PinnedTls.Protocols,
             ClientCertificateMode = ClientCertificateMode.NoCertificate,
         }));

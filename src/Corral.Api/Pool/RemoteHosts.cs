@@ -18,6 +18,7 @@ namespace Corral.Api.Pool;
 /// </summary>
 public sealed class RemoteHosts(IOptions<ApiOptions> options, PoolCertificateTrust trust, ILogger<RemoteHosts>? logger = null, IPoolDatabase? database = null)
 {
+    private static readonly TimeSpan RefreshLimit = TimeSpan.FromSeconds(2);
     private readonly ILogger _logger = logger ?? NullLogger<RemoteHosts>.Instance;
 
     /// <summary>
@@ -30,7 +31,10 @@ public sealed class RemoteHosts(IOptions<ApiOptions> options, PoolCertificateTru
         {
             try
             {
-                await trust.RefreshAsync(database, cancellationToken);
+                // Briefly: with quorum lost (a recovery) the database does not answer, and the copy on disk is what counts.
+                using var brief = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                brief.CancelAfter(RefreshLimit);
+                await trust.RefreshAsync(database, brief.Token);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
