@@ -8,6 +8,7 @@ using Corral.Agent.Vms;
 using Corral.Api;
 using Corral.Api.Dispatch;
 using Corral.Api.Http;
+using Corral.Api.Https;
 using Corral.Api.Metrics;
 using Corral.Api.Methods;
 using Corral.Api.Pool;
@@ -54,6 +55,14 @@ do
     var etcd = builder.Configuration.GetSection("Corral:Etcd").Get<EtcdOptions>() ?? new EtcdOptions();
     var apiOptions = new ApiOptions { HostRef = identity.Ref, StateDirectory = agent.StateDirectory };
     builder.Configuration.GetSection("Corral:Api").Bind(apiOptions);
+
+    // HTTPS with the host's own certificate, made at its first start (and again when its name or address changed).
+    var https = builder.Configuration.GetSection(HttpsOptions.Section).Get<HttpsOptions>() ?? new HttpsOptions();
+    https.CertificatePath = https.CertificatePathIn(agent.StateDirectory);
+    https.Validate();
+    var certificate = HostCertificateFile.LoadOrCreate(https.CertificatePath, HostCertificateSubjects.For(agent.HostName, agent.Address),
+        https.CertificateValidityDays, TimeProvider.System, loggerFactory.CreateLogger("Corral.Api.Https"));
+    builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenXenApi(https, certificate));
 
     MembershipTransitionRunner? runner = null;
     var endpoints = etcd.Endpoints;
@@ -108,6 +117,7 @@ do
         o.StateDirectory = agent.StateDirectory;
         builder.Configuration.GetSection("Corral:Api").Bind(o);
     });
+    builder.Services.AddXenApiHttps(https, certificate);
     if (runner is not null)
     {
         builder.Services.AddSingleton(runner);
@@ -159,6 +169,7 @@ do
     {
         lifecycle.Attach(app.Lifetime);
         using var stop = stopping.Token.Register(() => app.Lifetime.StopApplication());
+        app.UseHttpsOnlyGate();
         app.UseWebConsole();
         app.MapXenApi();
         app.MapRrdUpdates();

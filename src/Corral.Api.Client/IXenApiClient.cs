@@ -18,6 +18,9 @@ public sealed class XenApiTransportException(string message, Exception? inner = 
     /// <summary>No connection was made (refused, timed out, no route): the request never reached the server.</summary>
     public bool CouldNotConnect { get; init; }
 
+    /// <summary>The server answered, but with a certificate that is not the one trusted for it (pinning refused it).</summary>
+    public bool CertificateRejected { get; init; }
+
     /// <summary>The server that failed, as addressed (host name or address), when known.</summary>
     public string? Server { get; init; }
 }

@@ -17,11 +17,18 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
     private readonly HttpClient _http;
     private long _id;
 
+    /// <summary>How long a connection may take before the host counts as unreachable.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+
+    /// <param name="handler">
+    /// The connection handler; for an <c>https</c> endpoint, one that decides which server certificate to trust
+    /// (<see cref="Tls.PinnedTls"/>). Without one, only certificates the machine's certificate authorities vouch for are.
+    /// </param>
     public JsonRpcXenApiClient(Uri endpoint, HttpMessageHandler? handler = null, string userAgent = "xe-cli")
     {
         Endpoint = endpoint;
         // A long call (a VM start, a disk copy) may take minutes, as with xe; an unreachable host fails fast.
-        _http = new HttpClient(handler ?? new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }, disposeHandler: true)
+        _http = new HttpClient(handler ?? new SocketsHttpHandler { ConnectTimeout = ConnectTimeout }, disposeHandler: true)
         {
             Timeout = Timeout.InfiniteTimeSpan,
         };
@@ -30,11 +37,14 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
 
     public Uri Endpoint { get; }
 
-    /// <summary>The JSON-RPC endpoint of a server, as <c>http://server:port/jsonrpc</c> (IPv6 literals bracketed).</summary>
-    public static Uri EndpointFor(string server, int port)
+    /// <summary>The JSON-RPC endpoint of a server over plain HTTP, as <c>http://server:port/jsonrpc</c> (IPv6 literals bracketed).</summary>
+    public static Uri EndpointFor(string server, int port) => EndpointFor(server, port, secure: false);
+
+    /// <summary>The JSON-RPC endpoint of a server, <c>https://server:port/jsonrpc</c> or <c>http://...</c>.</summary>
+    public static Uri EndpointFor(string server, int port, bool secure)
     {
         var host = server.Contains(':', StringComparison.Ordinal) && !server.StartsWith('[') ? $"[{server}]" : server;
-        return new UriBuilder(Uri.UriSchemeHttp, host, port, "/jsonrpc").Uri;
+        return new UriBuilder(secure ? Uri.UriSchemeHttps : Uri.UriSchemeHttp, host, port, "/jsonrpc").Uri;
     }
 
     public async Task<object?> CallAsync(string method, IReadOnlyList<object?> parameters, CancellationToken cancellationToken)
@@ -51,6 +61,11 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
             {
                 throw new XenApiTransportException("Server internal error.");
             }
+        }
+        catch (HttpRequestException ex) when (Find<Tls.CertificateRejectedException>(ex) is { } rejected)
+        {
+            // The server's certificate is not the one trusted for it: said as the check said it, and no failover.
+            throw new XenApiTransportException(rejected.Message, ex) { CertificateRejected = true, Server = Endpoint.Host.Trim('[', ']') };
         }
         catch (HttpRequestException ex)
         {
@@ -76,7 +91,17 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
     /// <summary>xe's words for a failed connection (newcli: <c>Error: %s (calling connect )</c>, <c>Host '%s' not found.</c>).</summary>
     public static string DescribeTransportFailure(HttpRequestException ex, Uri endpoint)
     {
-        var socket = FindSocketException(ex);
+        ArgumentNullException.ThrowIfNull(ex);
+        ArgumentNullException.ThrowIfNull(endpoint);
+        if (ex.HttpRequestError == HttpRequestError.SecureConnectionError || Find<System.Security.Authentication.AuthenticationException>(ex) is not null)
+        {
+            // Not a TLS server there (a plain HTTP port), or no protocol or cipher in common.
+            return $"Error: the TLS handshake with {endpoint.Host.Trim('[', ']')}:{endpoint.Port} failed (calling connect ): "
+                + (Find<System.Security.Authentication.AuthenticationException>(ex)?.Message ?? ex.Message)
+                + " Use --nossl for a server that speaks plain HTTP.";
+        }
+
+        var socket = Find<SocketException>(ex);
         return socket?.SocketErrorCode switch
         {
             SocketError.ConnectionRefused => "Error: Connection refused (calling connect )",
@@ -92,13 +117,14 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
         };
     }
 
-    private static SocketException? FindSocketException(Exception? e)
+    private static T? Find<T>(Exception? e)
+        where T : Exception
     {
         for (; e is not null; e = e.InnerException)
         {
-            if (e is SocketException s)
+            if (e is T found)
             {
-                return s;
+                return found;
             }
         }
 

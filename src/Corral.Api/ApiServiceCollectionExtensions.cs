@@ -43,6 +43,8 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Migration.MigrationStarter>();
         services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
+        services.AddSingleton<Https.HttpsOnlyGate>();
+        services.AddSingleton<PoolCertificateTrust>();
         services.TryAddSingleton<RemoteHosts>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
@@ -63,6 +65,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, SubjectMethods>();
         services.AddSingleton<IApiMethodProvider, AuthMethods>();
         services.AddSingleton<IApiMethodProvider, MessageMethods>();
+        services.AddSingleton<IApiMethodProvider, CertificateMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

@@ -11,14 +11,16 @@ namespace Corral.Cli;
 /// One run of xe: the command line (with XE_EXTRA_ARGS and <c>~/.xe</c> under it), the command's own checks (known
 /// command, required parameters), the login (<c>session.login_with_password(user, password, "1.0", "xe")</c>,
 /// following <c>HOST_IS_SLAVE</c> to the master), the command, the logout. Exit codes are xe's: 0 on success and for
-/// the usage, 1 on any failure.
+/// the usage, 1 on any failure. As XenServer's xe, it talks HTTPS to port 443 unless told <c>--nossl</c> (plain HTTP,
+/// port 80); <paramref name="connect"/> makes the connection for an endpoint, and decides which certificates to trust.
 /// </summary>
 public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextReader stdin, Func<Uri, IXenApiClient> connect, Func<string, string?> environment)
 {
     public const string DefaultServer = "127.0.0.1";
     public const string DefaultUser = "root";
     public const string DefaultPassword = "null";
-    public const int DefaultPort = 80;
+    public const int DefaultPort = 443;
+    public const int DefaultNoSslPort = 80;
 
     public CommandRegistry Registry { get; init; } = CommandRegistry.CreateDefault();
 
@@ -80,7 +82,7 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
             printer.Flush();
             if (session.IsLoggedIn)
             {
-                await RememberMembersAsync(ServerOf(args), cache, cancellationToken).ConfigureAwait(false);
+                await RememberMembersAsync(ServerOf(args), cache, cancellationToken);
             }
 
             return 0;
@@ -208,22 +210,22 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
 
     private async Task<(IXenApiClient Client, XenApiSession Session)> LoginAsync(CliArguments args, bool local, CancellationToken cancellationToken)
     {
-        var (server, port) = ServerOf(args);
+        var (server, port, secure) = ServerOf(args);
         var user = args.User ?? DefaultUser;
         var password = args.Password ?? DefaultPassword;
         var unreachable = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         (IXenApiClient Client, XenApiSession Session, string Address) connected;
         try
         {
-            connected = await LoginToAsync(server, port, user, password, local, unreachable, cancellationToken).ConfigureAwait(false);
+            connected = await LoginToAsync(new(server, port, secure), user, password, local, unreachable, cancellationToken);
         }
         catch (XenApiTransportException ex) when (ex.CouldNotConnect && !local)
         {
             // The server, or the master it named, is gone (the pool master lost power): another member of the pool
             // names the new master once it is elected.
             unreachable.Add(ex.Server ?? server);
-            if (await LoginToAnotherMemberAsync(PoolMembersCache.ForUser(environment).Read(server, port), port, user, password, unreachable, cancellationToken)
-                    .ConfigureAwait(false) is not { } other)
+            if (await LoginToAnotherMemberAsync(PoolMembersCache.ForUser(environment).Read(server, port), new(server, port, secure), user, password, unreachable,
+                    cancellationToken) is not { } other)
             {
                 throw;
             }
@@ -235,18 +237,29 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
         return (connected.Client, connected.Session);
     }
 
-    private static (string Server, int Port) ServerOf(CliArguments args) => (args.Server ?? DefaultServer, args.Port ?? DefaultPort);
+    /// <summary>Where xe connects: HTTPS on 443 by default, plain HTTP on 80 with <c>--nossl</c>, as XenServer's xe.</summary>
+    private static Target ServerOf(CliArguments args)
+    {
+        var secure = args.NoSsl != true;
+        return new(args.Server ?? DefaultServer, args.Port ?? (secure ? DefaultPort : DefaultNoSslPort), secure);
+    }
+
+    /// <summary>A server xe talks to, on a port, over HTTPS or not.</summary>
+    private sealed record Target(string Server, int Port, bool Secure)
+    {
+        public Target At(string server) => this with { Server = server };
+    }
 
     /// <summary>
     /// Logs in at a server, following <c>HOST_IS_SLAVE</c> to the master (unless that is known to be unreachable);
     /// returns where the session lives.
     /// </summary>
-    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)> LoginToAsync(string server, int port, string user, string password,
+    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)> LoginToAsync(Target target, string user, string password,
         bool local, IReadOnlySet<string> unreachable, CancellationToken cancellationToken)
     {
         try
         {
-            return await LoginAtAsync(server, port, user, password, local, cancellationToken).ConfigureAwait(false);
+            return await LoginAtAsync(target, user, password, local, cancellationToken);
         }
         catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave && ex.Parameters.Count > 0 && ex.Parameters[0].Length > 0)
         {
@@ -258,15 +271,15 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
                 throw new XenApiTransportException("Error: Connection refused (calling connect )") { CouldNotConnect = true, Server = master };
             }
 
-            return await LoginAtAsync(master, port, user, password, false, cancellationToken).ConfigureAwait(false);
+            return await LoginAtAsync(target.At(master), user, password, false, cancellationToken);
         }
     }
 
     /// <summary>One login at one server; its connection is closed if the login fails.</summary>
-    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)> LoginAtAsync(string server, int port, string user, string password,
+    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)> LoginAtAsync(Target target, string user, string password,
         bool local, CancellationToken cancellationToken)
     {
-        var client = connect(JsonRpcXenApiClient.EndpointFor(server, port));
+        var client = connect(JsonRpcXenApiClient.EndpointFor(target.Server, target.Port, target.Secure));
         var session = new XenApiSession(client);
         try
         {
@@ -279,7 +292,7 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
                 await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
             }
 
-            return (client, session, server);
+            return (client, session, target.Server);
         }
         catch
         {
@@ -288,16 +301,16 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
         }
     }
 
-    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)?> LoginToAnotherMemberAsync(IEnumerable<string> members, int port,
+    private async Task<(IXenApiClient Client, XenApiSession Session, string Address)?> LoginToAnotherMemberAsync(IEnumerable<string> members, Target target,
         string user, string password, HashSet<string> unreachable, CancellationToken cancellationToken)
     {
         foreach (var member in members.Where(m => !unreachable.Contains(m)))
         {
             try
             {
-                return await LoginToAsync(member, port, user, password, false, unreachable, cancellationToken).ConfigureAwait(false);
+                return await LoginToAsync(target.At(member), user, password, false, unreachable, cancellationToken);
             }
-            catch (XenApiTransportException ex)
+            catch (XenApiTransportException ex) when (!ex.CertificateRejected)
             {
                 // Gone too (or it named a master that is): the next.
                 unreachable.Add(ex.Server ?? member);
@@ -314,9 +327,11 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
     /// <summary>
     /// Keeps the addresses of the pool's hosts for <see cref="LoginToAnotherMemberAsync"/>, read after each command
     /// that succeeded, through its <see cref="PoolCache"/> (no call if the command read the hosts itself): a list read while the pool
-    /// was being formed, or before a host joined, would leave out the very host that is master after a failure.
+    /// was being formed, or before a host joined, would leave out the very host that is master after a failure. Over
+    /// HTTPS, the certificates of those hosts too, from the pool's <c>Certificate</c> records, so that reaching another
+    /// host after a failover needs no new trust on first use.
     /// </summary>
-    private async Task RememberMembersAsync((string Server, int Port) server, PoolCache cache, CancellationToken cancellationToken)
+    private async Task RememberMembersAsync(Target server, PoolCache cache, CancellationToken cancellationToken)
     {
         var members = PoolMembersCache.ForUser(environment);
         if (!members.IsKept)
@@ -326,17 +341,38 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
 
         try
         {
-            var addresses = (await cache.AllAsync("host", cancellationToken).ConfigureAwait(false))
-                .Select(h => h.Str("address")).Where(a => a.Length > 0).ToList();
+            var hosts = await cache.AllAsync("host", cancellationToken);
+            var addresses = hosts.Select(h => h.Str("address")).Where(a => a.Length > 0).ToList();
             if (addresses.Count > 0)
             {
                 members.Write(server.Server, server.Port, addresses);
+            }
+
+            if (server.Secure)
+            {
+                await LearnCertificatesAsync(server.Port, hosts, cache, cancellationToken);
             }
         }
         catch (Exception e) when (e is XenApiException or XenApiTransportException)
         {
             // Only a convenience: the command ran anyway.
         }
+    }
+
+    /// <summary>The pool's host certificates, read over a connection xe already trusts, as the certificates of the hosts' addresses.</summary>
+    private async Task LearnCertificatesAsync(int port, IReadOnlyList<XenRecord> hosts, PoolCache cache, CancellationToken cancellationToken)
+    {
+        var certificates = await cache.AllAsync("Certificate", cancellationToken);
+        var learnt = new List<(string Server, int Port, string Fingerprint)>();
+        foreach (var certificate in certificates.Where(c => c.Str("type") == "host" && c.Str("fingerprint").Length > 0))
+        {
+            if (hosts.FirstOrDefault(h => h.Ref == certificate.Str("host")) is { } host && host.Str("address").Length > 0)
+            {
+                learnt.Add((host.Str("address"), port, certificate.Str("fingerprint")));
+            }
+        }
+
+        KnownServers.ForUser(environment).Update(learnt);
     }
 
     /// <summary>The "server" of a command that needs none (help): any call is a bug.</summary>

@@ -20,6 +20,9 @@ public static class PoolKeys
     public const string HaRecoveries = Root + "ha/recoveries/";
     public const string Operations = Root + "ops/";
 
+    /// <summary>The PEM of each host's server certificate, by its <c>Certificate</c> record (public data).</summary>
+    public const string CertificatePems = Root + "certificate-pem/";
+
     public static string Object(string className, string reference) => $"{Objects}{className}/{reference}";
 
     public static string ClassPrefix(string className) => $"{Objects}{className}/";
@@ -31,4 +34,6 @@ public static class PoolKeys
     public static string LiveKey(string hostMetricsRef) => Live + hostMetricsRef;
 
     public static string VmOwnerKey(string vmRef) => VmOwner + vmRef;
+
+    public static string CertificatePem(string certificateRef) => CertificatePems + certificateRef;
 }

@@ -53,7 +53,7 @@ public sealed class MasterFailoverTests : IDisposable
         var pool = PoolWithAddresses();
         var (code, _, err) = await RunAsync(_ => pool, "-s", "10.9.0.11", "host-list", "--minimal");
         Assert.Equal((0, ""), (code, err));
-        Assert.Equal(["10.9.0.11", "10.9.0.12", "10.9.0.13"], new PoolMembersCache(Path.Combine(_home, ".cache", "corral", "xe-pools")).Read("10.9.0.11", 80));
+        Assert.Equal(["10.9.0.11", "10.9.0.12", "10.9.0.13"], new PoolMembersCache(Path.Combine(_home, ".cache", "corral", "xe-pools")).Read("10.9.0.11", 443));
 
         // lab-host1 loses power; lab-host2 still names it (no master elected yet); lab-host3 is the new master.
         var (failedOver, output, note) = await RunAsync(host => host switch
@@ -74,11 +74,11 @@ public sealed class MasterFailoverTests : IDisposable
         pool.Add("host", "OpaqueRef:h1", new() { ["uuid"] = "h-1", ["name_label"] = "lab-host1", ["address"] = "10.9.0.11" });
         var cache = new PoolMembersCache(Path.Combine(_home, ".cache", "corral", "xe-pools"));
         await RunAsync(_ => pool, "-s", "10.9.0.11", "host-list", "--minimal");
-        Assert.Equal(["10.9.0.11"], cache.Read("10.9.0.11", 80));
+        Assert.Equal(["10.9.0.11"], cache.Read("10.9.0.11", 443));
 
         pool.Add("host", "OpaqueRef:h2", new() { ["uuid"] = "h-2", ["name_label"] = "lab-host2", ["address"] = "10.9.0.12" });
         await RunAsync(_ => pool, "-s", "10.9.0.11", "vm-list", "--minimal");
-        Assert.Equal(["10.9.0.11", "10.9.0.12"], cache.Read("10.9.0.11", 80));
+        Assert.Equal(["10.9.0.11", "10.9.0.12"], cache.Read("10.9.0.11", 443));
     }
 
     [Fact]

@@ -14,6 +14,8 @@ public sealed class AgentHost : IAsyncDisposable
         string hostName = "e2e-host")
     {
         Port = FreePort();
+        HttpsPort = FreePort();
+        CertificatePath = Path.Combine(stateDirectory, "xapi-ssl.pem");
         _environment = new Dictionary<string, string>
         {
             ["Corral__Agent__HostName"] = hostName,
@@ -26,7 +28,9 @@ public sealed class AgentHost : IAsyncDisposable
             ["Corral__Etcd__Endpoints"] = etcdEndpoint,
             ["Corral__Qemu__RuntimeDirectory"] = runtimeDirectory,
             ["Corral__Qemu__ForceAccelerator"] = Environment.GetEnvironmentVariable("CORRAL_ACCELERATOR") ?? "tcg",
-            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{Port}",
+            ["Corral__Https__ListenAddress"] = "127.0.0.1",
+            ["Corral__Https__HttpPort"] = Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Corral__Https__HttpsPort"] = HttpsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         Directory.CreateDirectory(stateDirectory);
         Log = Path.Combine(stateDirectory, "..", $"agent-{Port}.log");
@@ -34,7 +38,21 @@ public sealed class AgentHost : IAsyncDisposable
 
     public const string Password = "e2e-password";
 
+    /// <summary>The plain HTTP port (XenServer's 80).</summary>
     public int Port { get; }
+
+    /// <summary>The HTTPS port (XenServer's 443), served with the host's own certificate.</summary>
+    public int HttpsPort { get; }
+
+    /// <summary>The host's certificate and key, made by the agent at its first start.</summary>
+    public string CertificatePath { get; }
+
+    /// <summary>The SHA-256 fingerprint of the certificate the agent serves, to pin it (xapi's format).</summary>
+    public string CertificateFingerprint()
+    {
+        using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(CertificatePath));
+        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(certificate.RawData));
+    }
 
     public string Log { get; }
 

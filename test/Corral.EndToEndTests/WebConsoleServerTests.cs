@@ -79,7 +79,8 @@ public sealed class WebConsoleServerTests : IAsyncLifetime
             var record = await _api.CallWithSessionAsync("console.get_record", console);
             Assert.Equal(vm, record.GetProperty("VM").GetString());
             var location = record.GetProperty("location").GetString()!;
-            Assert.StartsWith($"http://127.0.0.1:{_lab.Agent.Port}/console?uuid={record.GetProperty("uuid").GetString()}", location, StringComparison.Ordinal);
+            // HTTPS, as xapi writes console locations; the websockets below go over TLS with the host's own certificate.
+            Assert.StartsWith($"https://127.0.0.1:{_lab.Agent.HttpsPort}/console?uuid={record.GetProperty("uuid").GetString()}", location, StringComparison.Ordinal);
             byProtocol[record.GetProperty("protocol").GetString()!] = location;
         }
 
@@ -106,7 +107,7 @@ public sealed class WebConsoleServerTests : IAsyncLifetime
         await Task.WhenAll(firstReading, secondReading);
 
         // The graphical console speaks RFB (what noVNC expects), through the "binary" subprotocol noVNC asks for.
-        using var screen = new ClientWebSocket();
+        using var screen = PinnedSocket();
         screen.Options.AddSubProtocol("binary");
         await screen.ConnectAsync(WebSocketUri(byProtocol["rfb"] + "&session_id=" + _api.Session), CancellationToken.None);
         Assert.Equal("binary", screen.SubProtocol);
@@ -134,9 +135,19 @@ public sealed class WebConsoleServerTests : IAsyncLifetime
 
     private static Uri WebSocketUri(string location) => new("ws" + location["http".Length..]);
 
-    private static async Task<ClientWebSocket> ConnectAsync(string location)
+    /// <summary>A websocket client that trusts exactly the agent's own (self-signed) certificate.</summary>
+    private ClientWebSocket PinnedSocket()
     {
+        var fingerprint = _lab.Agent.CertificateFingerprint();
         var socket = new ClientWebSocket();
+        socket.Options.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            certificate is not null && Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(certificate.GetRawCertData())) == fingerprint;
+        return socket;
+    }
+
+    private async Task<ClientWebSocket> ConnectAsync(string location)
+    {
+        var socket = PinnedSocket();
         try
         {
             await socket.ConnectAsync(WebSocketUri(location), CancellationToken.None);

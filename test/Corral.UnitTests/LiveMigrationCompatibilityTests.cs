@@ -42,9 +42,9 @@ public sealed class LiveMigrationCompatibilityTests
     }
 
     [Theory]
-    [InlineData("10.7.0.11", 80, "abc", "http://10.7.0.11/console?uuid=abc")]
-    [InlineData("10.7.0.11", 8080, "abc", "http://10.7.0.11:8080/console?uuid=abc")]
-    [InlineData("fd00::1", 80, "abc", "http://[fd00::1]/console?uuid=abc")]
+    [InlineData("10.7.0.11", 443, "abc", "https://10.7.0.11/console?uuid=abc")]
+    [InlineData("10.7.0.11", 8443, "abc", "https://10.7.0.11:8443/console?uuid=abc")]
+    [InlineData("fd00::1", 443, "abc", "https://[fd00::1]/console?uuid=abc")]
     public void A_console_is_located_on_its_host_as_xenserver_writes_it(string address, int port, string uuid, string expected) =>
         Assert.Equal(expected, ConsoleLocation.For(address, port, uuid));
 }

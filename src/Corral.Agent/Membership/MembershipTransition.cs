@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Corral.Api.Pool;
 using Corral.PoolDatabase.Etcd.Membership;
 
 namespace Corral.Agent.Membership;
@@ -20,7 +21,8 @@ public enum MembershipChange
 /// <summary>
 /// A change to this host's etcd membership, persisted before any step runs and advanced stage by stage, so an agent
 /// that dies half-way resumes it on its next start. It lives on the host's disk, not in etcd, because it is the
-/// host's link to etcd that is changing.
+/// host's link to etcd that is changing. A join carries the pool's host certificates, read from its master, which
+/// this host checks the master against until its own pool database has them.
 /// </summary>
 public sealed record MembershipTransition(
     MembershipChange Change,
@@ -30,7 +32,8 @@ public sealed record MembershipTransition(
     string InitialCluster = "",
     IReadOnlyList<string>? Endpoints = null,
     string MasterAddress = "",
-    string PoolSecret = "")
+    string PoolSecret = "",
+    IReadOnlyList<PoolHostCertificate>? PoolCertificates = null)
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 

@@ -4,6 +4,7 @@ using Corral.Api.Sessions;
 using Corral.PoolDatabase;
 using Corral.PoolDatabase.Etcd.Membership;
 using dotnet_etcd;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Membership;
@@ -113,19 +114,32 @@ public sealed class MembershipTransitionRunner(
                 var endpoints = t.Role == EtcdRole.Voter ? localEndpoints : t.Endpoints ?? [];
                 new EtcdMembership(t.Role, endpoints, t.InitialCluster, t.MemberId).Save(memberOptions.MembershipFile);
                 new LocalCredentials(Options.Create(apiOptions)).Remember(null, t.PoolSecret);
+                TrustFor(t);
                 return null;
         }
+    }
+
+    /// <summary>The pool certificates this host checks other hosts against: those the join brought, else those it kept.</summary>
+    private PoolCertificateTrust TrustFor(MembershipTransition t)
+    {
+        var trust = new PoolCertificateTrust(Options.Create(apiOptions), NullLogger<PoolCertificateTrust>.Instance);
+        if (t.PoolCertificates is { Count: > 0 } certificates)
+        {
+            trust.Replace(certificates);
+        }
+
+        return trust;
     }
 
     private async Task PromoteThroughMasterAsync(MembershipTransition t, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-        var remote = new RemoteHosts(Options.Create(apiOptions));
+        var remote = new RemoteHosts(Options.Create(apiOptions), TrustFor(t));
         while (true)
         {
             try
             {
-                using var client = remote.Connect(t.MasterAddress);
+                using var client = await remote.ConnectAsync(t.MasterAddress, cancellationToken);
                 var session = (string)(await client.CallAsync("session.slave_login", ["", t.PoolSecret], cancellationToken).ConfigureAwait(false))!;
                 await client.CallAsync("pool.corral_promote_member", [session, t.MemberId.ToString("x", System.Globalization.CultureInfo.InvariantCulture)],
                     cancellationToken).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using Corral.Api.Client;
+using Corral.Api.Client.Tls;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Model;
@@ -30,20 +31,43 @@ public sealed class PoolMembership(
     public async Task JoinAsync(string masterAddress, string user, string password, CancellationToken cancellationToken)
     {
         RequireManagedMember();
-        var (client, session) = await LoginAsync(masterAddress, user, password, cancellationToken).ConfigureAwait(false);
+        var (client, session, presented) = await LoginAsync(masterAddress, user, password, cancellationToken);
         using (client)
         {
-            var theirPools = await CallAsync(client, "pool.get_all", [session], cancellationToken).ConfigureAwait(false) as List<object?> ?? [];
-            var ourPools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+            var theirPools = await CallAsync(client, "pool.get_all", [session], cancellationToken) as List<object?> ?? [];
+            var ourPools = await database.GetAllAsync(XenClasses.Pool, cancellationToken);
             if (theirPools.Any(p => ourPools.Any(o => o.Ref == p as string)))
             {
                 throw new XenApiException(ErrorCodes.OperationNotAllowed, "This host is already a member of that pool");
             }
 
-            var admission = await AdmitThroughAsync(client, session, cancellationToken).ConfigureAwait(false);
+            var poolCertificates = await MasterCertificatesAsync(client, session, theirPools, presented, cancellationToken);
+            var admission = await AdmitThroughAsync(client, session, cancellationToken);
             Schedule(new MembershipTransition(MembershipChange.Join, 0, Enum.Parse<EtcdRole>(admission.Role), admission.MemberId, admission.InitialCluster,
-                admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret));
+                admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret, poolCertificates));
         }
+    }
+
+    /// <summary>
+    /// The pool's host certificates, read from its master over the connection the joining host's credentials opened;
+    /// the master's own must be the one it presented. From then on this host checks the pool's hosts against these.
+    /// </summary>
+    private static async Task<IReadOnlyList<PoolHostCertificate>> MasterCertificatesAsync(JsonRpcXenApiClient client, string session, List<object?> pools,
+        PresentedCertificate presented, CancellationToken cancellationToken)
+    {
+        var master = pools.Count > 0 ? await CallAsync(client, "pool.get_master", [session, pools[0]], cancellationToken) as string : null;
+        var records = await CallAsync(client, "Certificate.get_all_records", [session], cancellationToken) as Dictionary<string, object?> ?? [];
+        var certificates = PoolCertificateTrust.HostCertificates(records);
+        try
+        {
+            RemoteHosts.CheckJoinedMaster(master ?? "", presented, certificates);
+        }
+        catch (CertificateRejectedException ex)
+        {
+            throw new XenApiException(ErrorCodes.JoiningHostConnectionFailed, ex.Message);
+        }
+
+        return certificates;
     }
 
     public async Task<MemberAdmission> AdmitAsync(string memberName, string peerUrl, int hostsAfterJoin, CancellationToken cancellationToken)
@@ -141,8 +165,8 @@ public sealed class PoolMembership(
     {
         RequireManagedMember();
         var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
-        using var client = remote.Connect(masterAddress);
-        var session = (string)(await CallAsync(client, "session.slave_login", ["", secret], cancellationToken).ConfigureAwait(false))!;
+        using var client = await remote.ConnectAsync(masterAddress, cancellationToken);
+        var session = (string)(await CallAsync(client, "session.slave_login", ["", secret], cancellationToken))!;
         var admission = await AdmitThroughAsync(client, session, cancellationToken).ConfigureAwait(false);
         logger.LogWarning("The master is now at {Master}: rejoining its pool database", masterAddress);
         Schedule(new MembershipTransition(MembershipChange.Join, 0, Enum.Parse<EtcdRole>(admission.Role), admission.MemberId, admission.InitialCluster,
@@ -175,17 +199,23 @@ public sealed class PoolMembership(
             XenValue.AsString(answer.GetValueOrDefault("pool_secret")));
     }
 
-    private async Task<(JsonRpcXenApiClient Client, string Session)> LoginAsync(string address, string user, string password, CancellationToken cancellationToken)
+    /// <summary>
+    /// Logs in to the master of the pool to join (following HOST_IS_SLAVE), over HTTPS whose certificate this host
+    /// cannot know yet: what the master presented is noted, to be checked against its pool's records.
+    /// </summary>
+    private async Task<(JsonRpcXenApiClient Client, string Session, PresentedCertificate Presented)> LoginAsync(string address, string user, string password,
+        CancellationToken cancellationToken)
     {
-        var client = remote.Connect(address);
+        var presented = new PresentedCertificate();
+        var client = remote.ConnectToJoin(address, presented);
         try
         {
-            return (client, (string)(await CallAsync(client, "session.login_with_password", [user, password, "1.0", "corral-agent"], cancellationToken).ConfigureAwait(false))!);
+            return (client, (string)(await CallAsync(client, "session.login_with_password", [user, password, "1.0", "corral-agent"], cancellationToken))!, presented);
         }
         catch (XenApiException ex) when (ex.Code == ErrorCodes.HostIsSlave && ex.Parameters.Count > 0 && ex.Parameters[0].Length > 0)
         {
             client.Dispose();
-            return await LoginAsync(ex.Parameters[0], user, password, cancellationToken).ConfigureAwait(false);
+            return await LoginAsync(ex.Parameters[0], user, password, cancellationToken);
         }
         catch
         {

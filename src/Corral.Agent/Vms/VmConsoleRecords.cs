@@ -100,9 +100,10 @@ public sealed class VmConsoleRecords(
 
     private string LocationOf(string consoleUuid) => ConsoleLocation.For(agentOptions.Value.Address, ServedPort(), consoleUuid);
 
-    /// <summary>The port this host serves on (the consoles are served here), else the pool's API port.</summary>
+    /// <summary>The port this host serves HTTPS on (the consoles are served there, as xapi's), else the pool's HTTPS port.</summary>
     private int ServedPort() =>
         server.Features.Get<IServerAddressesFeature>()?.Addresses
-            .Select(a => Uri.TryCreate(a.Replace("*", "localhost", StringComparison.Ordinal).Replace("+", "localhost", StringComparison.Ordinal), UriKind.Absolute, out var uri) ? uri.Port : 0)
+            .Select(a => Uri.TryCreate(a.Replace("*", "localhost", StringComparison.Ordinal).Replace("+", "localhost", StringComparison.Ordinal), UriKind.Absolute, out var uri)
+                && uri.Scheme == Uri.UriSchemeHttps ? uri.Port : 0)
             .FirstOrDefault(p => p > 0) is > 0 and var port ? port : apiOptions.Value.PeerPort;
 }

@@ -130,7 +130,7 @@ public sealed class PoolMembershipMethods(
                 throw new XenApiException(ErrorCodes.HostOffline, hostRef);
             }
 
-            using var client = remote.Connect(host.GetString("address"));
+            using var client = await remote.ConnectAsync(host.GetString("address"), cancellationToken);
             await CallRemoteAsync(client, "pool.eject", [sessionRef, hostRef], cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -165,6 +165,10 @@ public sealed class PoolMembershipMethods(
 
         // Its CPUs go with it, as xapi's host.destroy removes its host_cpu records.
         deletions.AddRange((await database.GetAllAsync(XenApi.HostCpu.ClassName, cancellationToken)).Where(c => c.GetString("host") == host.Ref));
+        // Its certificates go with it: the pool's hosts stop trusting them.
+        var certificates = (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken))
+            .Where(c => c.Get(XenApi.Certificate.Host) == host.Ref).ToList();
+        deletions.AddRange(certificates);
         deletions.Add(host);
         if (await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false) is { } metrics)
         {
@@ -178,6 +182,10 @@ public sealed class PoolMembershipMethods(
             foreach (var obj in batch)
             {
                 tx.Delete(obj);
+                if (obj.Class == XenApi.Certificate.ClassName)
+                {
+                    tx.DeleteKey(PoolKeys.CertificatePem(obj.Ref));
+                }
             }
 
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
@@ -219,7 +227,7 @@ public sealed class PoolMembershipMethods(
         {
             try
             {
-                using var client = remote.Connect(h.GetString("address"));
+                using var client = await remote.ConnectAsync(h.GetString("address"), cancellationToken);
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 limit.CancelAfter(TimeSpan.FromSeconds(60));
                 var session = (string)(await CallRemoteAsync(client, "session.slave_login", [h.Ref, secret], limit.Token).ConfigureAwait(false))!;

@@ -14,8 +14,8 @@ public sealed class ApiOptions
     /// <summary>A session unused this long is closed, as xapi closes idle sessions.</summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(24);
 
-    /// <summary>The port other hosts serve the XenAPI on (the pool's hosts all use the same).</summary>
-    public int PeerPort { get; set; } = 80;
+    /// <summary>The HTTPS port other hosts serve the XenAPI on (the pool's hosts all use the same), for calls between hosts.</summary>
+    public int PeerPort { get; set; } = 443;
 
     /// <summary>Where this host keeps its local copy of the pool's credentials (none if empty).</summary>
     public string StateDirectory { get; set; } = "";

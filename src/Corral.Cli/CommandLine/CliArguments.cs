@@ -30,7 +30,7 @@ public sealed class CliArguments
 
     public string? PasswordFile { get; private set; }
 
-    /// <summary><c>--nossl</c> or <c>nossl=</c>. Corral speaks plain HTTP for now, so either way the CLI uses http.</summary>
+    /// <summary><c>--nossl</c> or <c>nossl=</c>: plain HTTP (port 80 by default) instead of HTTPS (443).</summary>
     public bool? NoSsl { get; private set; }
 
     public bool Debug { get; private set; }

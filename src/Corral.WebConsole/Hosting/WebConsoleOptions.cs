@@ -8,7 +8,7 @@ public sealed class WebConsoleOptions
 
     /// <summary>
     /// Origins, besides the pool's own host addresses, whose pages may call this host's API from a browser (a DNS name
-    /// or a proxy the administrator reaches the console through), as <c>http://name[:port]</c>.
+    /// or a proxy the administrator reaches the console through), as <c>https://name[:port]</c> or <c>http://name[:port]</c>.
     /// </summary>
     public List<string> AllowedOrigins { get; set; } = [];
 

@@ -5,10 +5,15 @@ import { h, uniqueId } from "./dom.js";
 import { consolesOfVm, isHostLive } from "./model.js";
 import { PlainTerminal, keyToSequence } from "./terminal.js";
 
-/** console.location (http://host/console?uuid=...) as a websocket URL with the session, as XenServer's clients do. */
+/**
+ * console.location (https://host/console?uuid=...) as a websocket URL with the session, as XenServer's clients do. The
+ * host is the location's; the scheme and port are the page's, as for every host the page calls (baseForAddress), so a
+ * page served over HTTP keeps to HTTP and one served over HTTPS to the certificates its browser accepted there.
+ */
 export function consoleSocketUrl(location, session) {
   const url = new URL(location, window.location.href);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+  url.port = window.location.port;
   url.searchParams.set("session_id", session);
   return url.toString();
 }

@@ -1,0 +1,124 @@
+using Corral.Api.Pool;
+using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Api.Https;
+
+/// <summary>
+/// Keeps this host's <c>Certificate</c> record in the pool database true to the certificate it serves, as xapi syncs
+/// its certificates at start: one record of type <c>host</c> for this host, with the certificate's validity and
+/// SHA-256 fingerprint (a changed certificate gets a new record and the old one goes), and its PEM beside it for
+/// <c>host.get_server_certificate</c>. Then, every few seconds, the pool's host certificates become the ones this host
+/// trusts when it calls another host (<see cref="PoolCertificateTrust"/>), which <c>host.tls_verification_enabled</c>
+/// says: this host checks the certificates of the hosts it calls.
+/// </summary>
+public sealed class HostCertificateRecords(
+    IPoolDatabase database,
+    HostCertificate certificate,
+    PoolCertificateTrust trust,
+    IOptions<ApiOptions> options,
+    ILogger<HostCertificateRecords> logger) : BackgroundService
+{
+    private static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
+    private readonly TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _verificationShown;
+
+    /// <summary>Completes once this host's record matches its certificate.</summary>
+    public Task Recorded => _recorded.Task;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Period);
+        do
+        {
+            try
+            {
+                // Once per start, as xapi: a host ejected from the pool must not write its record back before it restarts.
+                if (!_recorded.Task.IsCompleted)
+                {
+                    await RecordAsync(stoppingToken);
+                    _recorded.TrySetResult();
+                }
+
+                await trust.RefreshAsync(database, stoppingToken);
+                _verificationShown = _verificationShown || await ShowVerificationAsync(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning(HttpsEvents.CertificateRecordNotWritten, ex, "Could not bring the pool's certificate records up to date; retrying");
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Sets this host's <c>tls_verification_enabled</c> once its record exists; false while it does not.</summary>
+    private async Task<bool> ShowVerificationAsync(CancellationToken cancellationToken)
+    {
+        var host = await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken);
+        if (host is null)
+        {
+            return false;
+        }
+
+        if (!host.Get(XenApi.Host.TlsVerificationEnabled))
+        {
+            await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
+            {
+                var changed = objs[0].Clone();
+                changed.Set(XenApi.Host.TlsVerificationEnabled, true);
+                tx.Update(changed);
+            }, cancellationToken);
+        }
+
+        return true;
+    }
+
+    /// <summary>Creates this host's record if it has none for the certificate it serves, and removes those of certificates it no longer serves.</summary>
+    public async Task RecordAsync(CancellationToken cancellationToken)
+    {
+        var hostRef = options.Value.HostRef;
+        var mine = (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken))
+            .Where(c => c.Get(XenApi.Certificate.Host) == hostRef && c.Get(XenApi.Certificate.Type) == CertificateType.Host).ToList();
+        var current = mine.FirstOrDefault(c => Client.Tls.CertificateFingerprint.Same(c.Get(XenApi.Certificate.Fingerprint), certificate.Fingerprint));
+        var stale = mine.Where(c => c != current).ToList();
+        var pemMissing = current is not null && await database.Leases.GetValueAsync(PoolKeys.CertificatePem(current.Ref), cancellationToken) is null;
+        if (current is not null && stale.Count == 0 && !pemMissing)
+        {
+            return;
+        }
+
+        var tx = new PoolTransaction();
+        if (current is null)
+        {
+            // As xapi records a host certificate: no name, type host, its host, validity and SHA-256 fingerprint.
+            var record = tx.Create(XenApi.Certificate.Schema, new Dictionary<string, object?>
+            {
+                [XenApi.Certificate.Name.Name] = "",
+                [XenApi.Certificate.Type.Name] = XenApi.Certificate.Type.Write(CertificateType.Host),
+                [XenApi.Certificate.Host.Name] = hostRef,
+                [XenApi.Certificate.NotBefore.Name] = certificate.Certificate.NotBefore.ToUniversalTime(),
+                [XenApi.Certificate.NotAfter.Name] = certificate.Certificate.NotAfter.ToUniversalTime(),
+                [XenApi.Certificate.Fingerprint.Name] = certificate.Fingerprint,
+            });
+            tx.PutKey(PoolKeys.CertificatePem(record.Ref), certificate.Pem);
+        }
+        else if (pemMissing)
+        {
+            tx.PutKey(PoolKeys.CertificatePem(current.Ref), certificate.Pem);
+        }
+
+        foreach (var old in stale)
+        {
+            tx.Delete(old);
+            tx.DeleteKey(PoolKeys.CertificatePem(old.Ref));
+        }
+
+        await database.CommitAsync(tx, cancellationToken);
+        logger.LogInformation(HttpsEvents.CertificateRecordReplaced, "This host's certificate record now names SHA-256 {Fingerprint} ({Removed} old record(s) removed)",
+            certificate.Fingerprint, stale.Count);
+    }
+}
