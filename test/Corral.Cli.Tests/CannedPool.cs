@@ -1,6 +1,7 @@
 using Corral.Cli;
 using Corral.Cli.Api;
 using Corral.Api.Client;
+using Corral.Cli.Operations;
 using Corral.Cli.Records;
 using Corral.Model;
 
@@ -22,6 +23,16 @@ public sealed class CannedPool : IXenApiClient
     public Dictionary<string, Func<IReadOnlyList<object?>, object?>> Handlers { get; } = new(StringComparer.Ordinal);
 
     public string Password { get; set; } = "secret";
+
+    /// <summary>The commands xe runs with (xe's own unless a test sets them, to shorten vbd-unplug's polling).</summary>
+    public CommandRegistry? Registry { get; set; }
+
+    /// <summary>Answers <paramref name="method"/> with <paramref name="result"/> (a setter: null), recording the call.</summary>
+    public CannedPool Answer(string method, object? result = null)
+    {
+        Handlers[method] = _ => result;
+        return this;
+    }
 
     public CannedPool Add(string cls, string reference, Dictionary<string, object?> fields)
     {
@@ -96,7 +107,7 @@ public sealed class CannedPool : IXenApiClient
                 return records.TryGetValue((string)p[1]!, out var r) ? r : throw new XenApiException(ErrorCodes.HandleInvalid, cls, (string)p[1]!);
         }
 
-        if (call.StartsWith("get_", StringComparison.Ordinal))
+        if (call.StartsWith("get_", StringComparison.Ordinal) && (XenClasses.Find(cls)?.Find(call[4..]) is not null || records.Values.Any(r => r.ContainsKey(call[4..]))))
         {
             return records.TryGetValue((string)p[1]!, out var r)
                 ? r.GetValueOrDefault(call[4..]) ?? Default(cls, call[4..])
@@ -125,7 +136,10 @@ public sealed class CannedPool : IXenApiClient
         {
             "HOME" => "/nonexistent-home-for-tests",
             _ => null,
-        });
+        })
+        {
+            Registry = Registry ?? CommandRegistry.CreateDefault(),
+        };
         var code = await app.RunAsync(["-pw", "secret", .. args], CancellationToken.None);
         return (code, stdout.ToString(), stderr.ToString());
     }

@@ -73,16 +73,24 @@ public class FieldTests
         Assert.NotNull(XeClasses.Get(cls).Find(name));
 
     [Fact]
-    public void Every_default_list_parameter_exists_and_classes_keep_xe_order()
+    public void Every_default_list_parameter_exists_but_the_ones_xe_itself_misnames_and_classes_keep_xe_order()
     {
-        foreach (var cls in XeClasses.All)
+        // xapi's gen_cmds names a few default list parameters that are no parameter of the class (snapshot_of for
+        // snapshot-of...): xe shows nothing for them, and neither does Corral.
+        var misnamed = new HashSet<string>
+        {
+            "snapshot:snapshot_of", "snapshot:snapshot_time", "host-crashdump:host", "role:subroles", "network-sriov:physical-pif",
+            "network-sriov:logical-pif", "network-sriov:configuration-mode", "pvs-proxy:cache-sr-uuid", "cluster-host:pif",
+            "repository:up-to-date", "vtpm:profile",
+        };
+        foreach (var cls in XeClasses.Defined)
         {
             foreach (var name in cls.DefaultListParams)
             {
-                Assert.NotNull(cls.Find(name));
+                Assert.True(cls.AllFields.Any(f => f.Name == name) != misnamed.Contains($"{cls.Name}:{name}"), $"{cls.Name}: {name}");
             }
 
-            Assert.Equal("uuid", cls.Fields[0].Name);
+            Assert.Equal("uuid", cls.AllFields[0].Name);
         }
 
         Assert.Equal(["uuid", "name-label", "name-description", "user-version"], XeClasses.Get("vm").Fields.Take(4).Select(f => f.Name));

@@ -33,7 +33,7 @@ public static class ClassCommands
             CommandFlags.None, (c, ct) => ParamGetAsync(c, cls, ct)));
 
         var settable = visible.Where(f => f.Setter is not null).Select(f => f.Name)
-            .Concat(visible.Where(f => f.MapWrite is not null).Select(f => f.Name + ":")).ToList();
+            .Concat(visible.Where(f => f.IsMapSettable).Select(f => f.Name + ":")).ToList();
         if (settable.Count > 0)
         {
             registry.Add(new($"{cls.Name}-param-set", ["uuid"], settable,
@@ -61,7 +61,7 @@ public static class ClassCommands
     /// <summary>Every record of the class, with the class's own filters and the command line's applied.</summary>
     public static async Task<IReadOnlyList<XenRecord>> SelectAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var all = await c.Cache.AllAsync(cls.ApiClass, ct).ConfigureAwait(false);
+        var all = (await c.Cache.AllAsync(cls.ApiClass, ct).ConfigureAwait(false)).Where(cls.Listed).ToList();
         var filters = cls.DefaultFilters.Concat(c.Params.All.Where(p =>
             p.Key != "params" && !XeParams.StandardParams.Contains(p.Key) && !p.Key.StartsWith("database:", StringComparison.Ordinal)));
         return await c.Records.FilterAsync(cls, all, filters, ct).ConfigureAwait(false);
@@ -71,7 +71,7 @@ public static class ClassCommands
     {
         var selected = await SelectAsync(c, cls, ct).ConfigureAwait(false);
         // xe's --all prints every record of the class, whatever the filters.
-        var records = c.Params.Bool("all") ? await c.Cache.AllAsync(cls.ApiClass, ct).ConfigureAwait(false) : selected;
+        var records = c.Params.Bool("all") ? (await c.Cache.AllAsync(cls.ApiClass, ct).ConfigureAwait(false)).Where(cls.Listed).ToList() : selected;
         var fields = RecordEngine.Select(cls, c.Params.Get("params"), cls.DefaultListParams);
         await PrintAsync(c, records, fields, inList: true, ct).ConfigureAwait(false);
     }
@@ -156,10 +156,15 @@ public static class ClassCommands
             : throw new XeFailure($"Unknown field '{key}'");
     }
 
+    /// <summary>
+    /// xe's p_set: each <c>name=value</c> through the parameter's setter; each <c>map:key=value</c> through the map's
+    /// own per-key setter, else remove-then-add, else gathered and written whole once all are read.
+    /// </summary>
     private static async Task ParamSetAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
         var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct).ConfigureAwait(false);
-        var maps = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var keysOf = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var wholeMaps = new List<(XeField Field, List<KeyValuePair<string, string>> Pairs)>();
         foreach (var (key, value) in c.Params.All)
         {
             if (key == "uuid" || XeParams.StandardParams.Contains(key))
@@ -168,7 +173,26 @@ public static class ClassCommands
             }
 
             var (field, mapKey) = ResolveForSet(cls, key);
-            if (mapKey is not null)
+            if (mapKey is null)
+            {
+                await SetFieldAsync(c, record, field, key, value, ct);
+            }
+            else if (field.MapSetInMap is { } setInMap)
+            {
+                await setInMap.Set(c.Session, record.Ref, mapKey, value, ct);
+            }
+            else if (field.MapReplace is not null)
+            {
+                var entry = wholeMaps.FindIndex(m => m.Field == field);
+                if (entry < 0)
+                {
+                    wholeMaps.Add((field, []));
+                    entry = wholeMaps.Count - 1;
+                }
+
+                wholeMaps[entry].Pairs.Insert(0, new(mapKey, value));
+            }
+            else
             {
                 var writer = field.MapWrite ?? throw new XeFailure($"Map field '{field.Name}' is read-only.");
                 if (writer.CheckKey?.Invoke(mapKey) is { } complaint)
@@ -176,32 +200,39 @@ public static class ClassCommands
                     throw new XeFailure(complaint);
                 }
 
-                if (!maps.TryGetValue(field.Name, out var keys))
+                if (!keysOf.TryGetValue(field.Name, out var keys))
                 {
                     keys = field.GetMap!(c.Records.Context(record)).Select(kv => kv.Key).ToList();
-                    maps[field.Name] = keys;
+                    keysOf[field.Name] = keys;
                 }
 
                 if (keys.Contains(mapKey))
                 {
-                    await c.CallAsync(writer.RemoveMethod, ct, record.Ref, mapKey).ConfigureAwait(false);
+                    await writer.Remove(c.Session, record.Ref, mapKey, ct);
                 }
 
-                await c.CallAsync(writer.AddMethod, ct, record.Ref, mapKey, value).ConfigureAwait(false);
+                await writer.Add(c.Session, record.Ref, mapKey, value, ct);
                 keys.Add(mapKey);
-                continue;
             }
-
-            if (field.Setter is not { } setter)
-            {
-                throw field.MapWrite is not null || field.SetWrite is not null
-                    ? new XeFailure($"Field '{key}' is a map or set. use the 'name:key=value' syntax.")
-                    : new XeFailure($"Field '{key}' is read-only.");
-            }
-
-            var wire = await setter.ToWire(c.Session, value, ct).ConfigureAwait(false);
-            await c.CallAsync(setter.Method, ct, record.Ref, wire).ConfigureAwait(false);
         }
+
+        foreach (var (field, pairs) in wholeMaps)
+        {
+            await field.MapReplace!.Replace(c.Session, record.Ref, pairs, ct);
+        }
+    }
+
+    private static async Task SetFieldAsync(CommandContext c, XenRecord record, XeField field, string key, string value, CancellationToken ct)
+    {
+        if (field.Setter is not { } setter)
+        {
+            throw field.MapWrite is not null
+                ? new XeFailure($"Field '{key}' is a map or set. use the 'name:key=value' syntax.")
+                : new XeFailure($"Field '{key}' is read-only.");
+        }
+
+        var wire = await setter.ToWire(c.Session, value, ct);
+        await c.CallAsync(setter.Method, ct, record.Ref, wire);
     }
 
     private static IReadOnlyList<KeyValuePair<string, string>> OtherParams(CommandContext c) =>
@@ -216,7 +247,7 @@ public static class ClassCommands
         {
             var key = c.Params.Get("param-key")
                       ?? throw new XeFailure("When adding a key to a set, use the syntax: *-param-add param-name=<name> param-key=<key>");
-            await c.CallAsync(set.AddMethod, ct, record.Ref, key).ConfigureAwait(false);
+            await set.Add(c.Session, record.Ref, key, ct);
         }
         else if (field.MapWrite is { } map)
         {
@@ -227,7 +258,7 @@ public static class ClassCommands
                     throw new XeFailure(complaint);
                 }
 
-                await c.CallAsync(map.AddMethod, ct, record.Ref, k, v).ConfigureAwait(false);
+                await map.Add(c.Session, record.Ref, k, v, ct);
             }
         }
         else
@@ -250,7 +281,7 @@ public static class ClassCommands
                 throw new XeFailure($"Key {key} is not in the set");
             }
 
-            await c.CallAsync(set.RemoveMethod, ct, record.Ref, key).ConfigureAwait(false);
+            await set.Remove(c.Session, record.Ref, key, ct);
         }
         else if (field.IsMap && field.MapWrite is { } map)
         {
@@ -259,7 +290,7 @@ public static class ClassCommands
                 throw new XeFailure($"Key {key} is not in map");
             }
 
-            await c.CallAsync(map.RemoveMethod, ct, record.Ref, key).ConfigureAwait(false);
+            await map.Remove(c.Session, record.Ref, key, ct);
         }
         else
         {
@@ -277,18 +308,22 @@ public static class ClassCommands
         {
             foreach (var member in field.GetSet!(context))
             {
-                await c.CallAsync(set.RemoveMethod, ct, record.Ref, member).ConfigureAwait(false);
+                await set.Remove(c.Session, record.Ref, member, ct);
             }
         }
         else if (field.MapClear is { } clear)
         {
             await c.CallAsync(clear.Method, ct, record.Ref, new Dictionary<string, string>()).ConfigureAwait(false);
         }
+        else if (field.MapReplace is { } replace)
+        {
+            await replace.Replace(c.Session, record.Ref, [], ct);
+        }
         else if (field.IsMap && field.MapWrite is { } map)
         {
             foreach (var (k, _) in field.GetMap!(context))
             {
-                await c.CallAsync(map.RemoveMethod, ct, record.Ref, k).ConfigureAwait(false);
+                await map.Remove(c.Session, record.Ref, k, ct);
             }
         }
         else if (field.Setter is { } setter)

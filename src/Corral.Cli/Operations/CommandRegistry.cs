@@ -11,16 +11,21 @@ public sealed class CommandRegistry
 
     public CommandSpec? Find(string name) => _commands.GetValueOrDefault(name);
 
-    /// <summary>The commands of a Corral xe: each family registers its own.</summary>
-    public static CommandRegistry CreateDefault()
+    /// <summary>
+    /// The commands of a Corral xe: each family registers its own. <paramref name="detachPollInterval"/> is how often
+    /// vbd-unplug looks again at a VBD its guest refused to let go (xe's 5 seconds unless given).
+    /// </summary>
+    public static CommandRegistry CreateDefault(TimeSpan? detachPollInterval = null)
     {
         var registry = new CommandRegistry();
         ClassCommands.Register(registry);
         VmCommands.Register(registry);
         VmDeviceCommands.Register(registry);
         StorageCommands.Register(registry);
+        PlugCommands.Register(registry, detachPollInterval ?? PlugCommands.DetachPollInterval);
         NetworkCommands.Register(registry);
         HostPoolCommands.Register(registry);
+        AccessCommands.Register(registry);
         EventCommands.Register(registry);
         HelpCommand.Register(registry);
         return registry;

@@ -3,9 +3,10 @@ using Corral.Api.Client;
 namespace Corral.Cli.Operations;
 
 /// <summary>
-/// Hosts, the pool and tasks: host-enable, host-disable, pool membership (pool-join, pool-eject), the master's
-/// changes (pool-designate-new-master, pool-emergency-transition-to-master, pool-recover-slaves), high availability
-/// (pool-ha-enable, pool-ha-disable, pool-ha-compute-*), task-cancel.
+/// Hosts, the pool and tasks: host-enable, host-disable, host-shutdown, host-reboot, host-get-server-certificate,
+/// pool membership (pool-join, pool-eject), the master's changes (pool-designate-new-master,
+/// pool-emergency-transition-to-master, pool-recover-slaves), high availability (pool-ha-enable, pool-ha-disable,
+/// pool-ha-compute-*), task-cancel.
 /// </summary>
 public static class HostPoolCommands
 {
@@ -28,6 +29,13 @@ public static class HostPoolCommands
             "Disable the XE host. Setting auto-enable=false will keep the host persistently disabled until manually re-enabled with Host.enable.",
             CommandFlags.HostSelectors, (c, ct) =>
                 Selection.ForHostsAsync(c, ["auto-enable"], host => c.CallAsync("host.disable", ct, host.Ref), ct)));
+        r.Add(new("host-shutdown", [], [], "Shutdown the XE host.", CommandFlags.HostSelectors, (c, ct) =>
+            Selection.ForHostsAsync(c, [], host => c.CallAsync("host.shutdown", ct, host.Ref), ct)));
+        r.Add(new("host-reboot", [], [], "Reboot the XE host.", CommandFlags.HostSelectors, (c, ct) =>
+            Selection.ForHostsAsync(c, [], host => c.CallAsync("host.reboot", ct, host.Ref), ct)));
+        r.Add(new("host-get-server-certificate", [], [], "Get the server TLS certificate of a host", CommandFlags.HostSelectors, (c, ct) =>
+            Selection.ForHostsAsync(c, [], async host =>
+                c.Printer.Message(await c.CallForStringAsync("host.get_server_certificate", ct, host.Ref)), ct, multiple: false)));
         r.Add(new("host-evacuate", [], [], "Migrate all VMs off a host.", CommandFlags.HostSelectors, (c, ct) =>
             Selection.ForHostsAsync(c, [], host => TaskWaiter.CallAsync(c, "host.evacuate", ct, host.Ref), ct)));
         // Corral has no power switch of its own machines: a host shuts down as its agent and etcd member stopping (its

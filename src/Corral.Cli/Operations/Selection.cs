@@ -79,8 +79,8 @@ public static class Selection
             return true;
         }, ct, multiple, includeControlDomains, includeTemplates);
 
-    /// <summary>xe's <c>do_host_op</c>.</summary>
-    public static async Task ForHostsAsync(CommandContext c, IEnumerable<string> ignored, Func<XenRecord, Task> op, CancellationToken ct)
+    /// <summary>xe's <c>do_host_op</c>; with <paramref name="multiple"/> false, one host only, whatever --multiple says.</summary>
+    public static async Task ForHostsAsync(CommandContext c, IEnumerable<string> ignored, Func<XenRecord, Task> op, CancellationToken ct, bool multiple = true)
     {
         var hosts = await SelectHostsAsync(c, ignored, ct).ConfigureAwait(false);
         switch (hosts.Count)
@@ -91,9 +91,11 @@ public static class Selection
                 await op(hosts[0]).ConfigureAwait(false);
                 break;
             default:
-                if (!c.Params.Bool("multiple"))
+                if (!multiple || !c.Params.Bool("multiple"))
                 {
-                    throw new XeFailure("Multiple matching hosts found. --multiple required to complete the operation");
+                    throw new XeFailure(multiple
+                        ? "Multiple matching hosts found. --multiple required to complete the operation"
+                        : "Multiple matching hosts found. Operation can only be performed on one host at a time");
                 }
 
                 await ForEachAsync(c, hosts, async h =>

@@ -55,27 +55,7 @@ public static class StorageCommands
         var name = c.Params.Required("name-label");
         var description = c.Params.Get("name-description") ?? "";
         var shared = c.Params.Bool("shared");
-        string host;
-        if (c.Params.Get("host-uuid") is { } hostUuid)
-        {
-            host = await c.CallForStringAsync("host.get_by_uuid", ct, hostUuid).ConfigureAwait(false);
-        }
-        else
-        {
-            var hosts = XenValue.AsStrings(await c.CallAsync("host.get_all", ct).ConfigureAwait(false));
-            if (hosts.Count != 1 && !shared)
-            {
-                throw new XeFailure("Required parameter not found: host-uuid");
-            }
-
-            var pools = XenValue.AsStrings(await c.CallAsync("pool.get_all", ct).ConfigureAwait(false));
-            if (pools.Count == 0)
-            {
-                throw new XenApiException(ErrorCodes.InternalError, "Remote host does not belong to a pool.");
-            }
-
-            host = await c.CallForStringAsync("pool.get_master", ct, pools[0]).ConfigureAwait(false);
-        }
+        var host = await HostOrMasterAsync(c, shared, ct).ConfigureAwait(false);
 
         var physicalSize = c.Params.Get("physical-size") is { } ps ? XeValues.TryParseBytes(ps) ?? 0 : 0;
         var deviceConfig = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -102,6 +82,32 @@ public static class StorageCommands
         var sr = await c.CallForStringAsync("SR.create", ct, host, deviceConfig, physicalSize, name, description, c.Params.Required("type"),
             c.Params.Get("content-type") ?? "", shared, smConfig).ConfigureAwait(false);
         c.Printer.Print(await c.CallForStringAsync("SR.get_uuid", ct, sr).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// xe's <c>parse_host_uuid</c>: host-uuid's host, else the pool master when <paramref name="defaultMaster"/> or the
+    /// pool has one host, else host-uuid is required.
+    /// </summary>
+    public static async Task<string> HostOrMasterAsync(CommandContext c, bool defaultMaster, CancellationToken ct)
+    {
+        if (c.Params.Get("host-uuid") is { } hostUuid)
+        {
+            return await c.CallForStringAsync("host.get_by_uuid", ct, hostUuid);
+        }
+
+        var hosts = XenValue.AsStrings(await c.CallAsync("host.get_all", ct));
+        if (hosts.Count != 1 && !defaultMaster)
+        {
+            throw new XeFailure("Required parameter not found: host-uuid");
+        }
+
+        var pools = XenValue.AsStrings(await c.CallAsync("pool.get_all", ct));
+        if (pools.Count == 0)
+        {
+            throw new XenApiException(ErrorCodes.InternalError, "Remote host does not belong to a pool.");
+        }
+
+        return await c.CallForStringAsync("pool.get_master", ct, pools[0]);
     }
 
     private static async Task VdiCreateAsync(CommandContext c, CancellationToken ct)

@@ -42,6 +42,18 @@ public sealed class XeParams(IReadOnlyList<KeyValuePair<string, string>> all)
             .Select(p => new KeyValuePair<string, string>(p.Key[(prefix.Length + 1)..], p.Value))
             .ToList();
 
+    /// <summary>The <c>prefix:key=value</c> parameters as the map a XenAPI call takes (the first of a repeated key wins).</summary>
+    public Dictionary<string, string> MapOf(string prefix)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in Map(prefix))
+        {
+            map.TryAdd(key, value);
+        }
+
+        return map;
+    }
+
     /// <summary>The parameters that select objects: all but the standard ones and the command's own.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Filters(IEnumerable<string> ignored)
     {

@@ -1,5 +1,6 @@
 using Corral.Cli.Api;
 using Corral.Api.Client;
+using Corral.Model;
 
 namespace Corral.Cli.Records;
 
@@ -34,7 +35,7 @@ public static class HostPoolFields
             b.Map("chipset-info", "chipset_info"),
             b.Str("hostname", "hostname"),
             b.Str("address", "address"),
-            b.Bool("https-only", "https_only").Rw(b.SetBool("https_only", "https-only")),
+            b.Bool("https-only", "https_only").Rw(b.SetPlainBool("https_only", "https-only")),
             b.Strings("supported-bootloaders", "supported_bootloaders"),
             b.RefMapUuids("blobs", "blobs", "blob"),
             b.Int("memory-overhead", "memory_overhead"),
@@ -66,7 +67,7 @@ public static class HostPoolFields
             b.Str("iscsi_iqn", "iscsi_iqn").Rw(b.SetString("iscsi_iqn")),
             b.Bool("multipathing", "multipathing").Rw(b.SetBool("multipathing", "multipathing")),
             b.Str("uefi-certificates", "uefi_certificates").Rw(b.SetString("uefi_certificates")).AsHidden(),
-            b.Str("numa-affinity-policy", "numa_affinity_policy"),
+            b.Str("numa-affinity-policy", "numa_affinity_policy").Rw(b.SetEnum("numa_affinity_policy", XenEnumTypes.HostNumaAffinityPolicy)),
             b.Strings("pending-guidances", "pending_guidances", readable: false),
             b.Bool("tls-verification-enabled", "tls_verification_enabled"),
             b.Date("last-software-update", "last_software_update"),
@@ -81,8 +82,9 @@ public static class HostPoolFields
             b.Bool("ssh-auto-mode", "ssh_auto_mode").Rw(b.SetBool("ssh_auto_mode", "ssh-auto-mode")),
             b.Str("max-cstate", "max_cstate").Rw(b.SetString("max_cstate")),
             b.Bool("secure-boot", "secure_boot"),
-            b.Str("ntp-mode", "ntp_mode"),
-            b.Strings("ntp-custom-servers", "ntp_custom_servers", ", "),
+            b.Str("ntp-mode", "ntp_mode").Rw(b.SetEnum("ntp_mode", "DHCP", "Custom", "Factory", "Disabled")),
+            b.Strings("ntp-custom-servers", "ntp_custom_servers", ", ").Rw(b.SetParsed("ntp_custom_servers", text =>
+                text.Split(',').Select(w => w.Trim()).Where(w => w.Length > 0).Cast<object?>().ToList())),
             b.Str("timezone", "timezone").Rw(b.SetString("timezone")),
         ];
     }
@@ -107,18 +109,18 @@ public static class HostPoolFields
             b.Bool("ha-enabled", "ha_enabled"),
             b.Map("ha-configuration", "ha_configuration", readable: false),
             b.Strings("ha-statefiles", "ha_statefiles", readable: false),
-            b.Int("ha-host-failures-to-tolerate", "ha_host_failures_to_tolerate").Rw(b.SetInt("ha_host_failures_to_tolerate", "ha-host-failures-to-tolerate")),
+            b.Int("ha-host-failures-to-tolerate", "ha_host_failures_to_tolerate").Rw(b.SetPlainInt("ha_host_failures_to_tolerate")),
             b.Int("ha-plan-exists-for", "ha_plan_exists_for"),
-            b.Bool("ha-allow-overcommit", "ha_allow_overcommit").Rw(b.SetBool("ha_allow_overcommit", "ha-allow-overcommit")),
+            b.Bool("ha-allow-overcommit", "ha_allow_overcommit").Rw(b.SetPlainBool("ha_allow_overcommit", "ha-allow-overcommit")),
             b.Bool("ha-overcommitted", "ha_overcommitted"),
             b.Bool("ha-reboot-vm-on-internal-shutdown", "ha_reboot_vm_on_internal_shutdown")
-                .Rw(b.SetBool("ha_reboot_vm_on_internal_shutdown", "ha-reboot-vm-on-internal-shutdown")),
+                .Rw(b.SetPlainBool("ha_reboot_vm_on_internal_shutdown", "ha-reboot-vm-on-internal-shutdown")),
             b.RefMapUuids("blobs", "blobs", "blob"),
             b.Str("wlb-url", "wlb_url"),
             b.Str("wlb-username", "wlb_username"),
-            b.Bool("wlb-enabled", "wlb_enabled").Rw(b.SetBool("wlb_enabled", "wlb-enabled")),
-            b.Bool("wlb-verify-cert", "wlb_verify_cert").Rw(b.SetBool("wlb_verify_cert", "wlb-verify-cert")),
-            b.Bool("igmp-snooping-enabled", "igmp_snooping_enabled").Rw(b.SetBool("igmp_snooping_enabled", "igmp-snooping-enabled")),
+            b.Bool("wlb-enabled", "wlb_enabled").Rw(b.SetPlainBool("wlb_enabled", "wlb-enabled")),
+            b.Bool("wlb-verify-cert", "wlb_verify_cert").Rw(b.SetPlainBool("wlb_verify_cert", "wlb-verify-cert")),
+            b.Bool("igmp-snooping-enabled", "igmp_snooping_enabled").Rw(b.SetPlainBool("igmp_snooping_enabled", "igmp-snooping-enabled")),
             b.Map("gui-config", "gui_config").Rw(b.MapRw("gui_config")),
             b.Map("health-check-config", "health_check_config").Rw(b.MapRw("health_check_config")),
             b.Computed("vswitch-controller", c => c.Record.Str("vswitch_controller") is { Length: > 0 } v ? v : "<not set>", ["vswitch_controller"]).AsHidden(),
@@ -132,20 +134,52 @@ public static class HostPoolFields
             b.Bool("policy-no-vendor-device", "policy_no_vendor_device").Rw(b.SetBool("policy_no_vendor_device", "policy-no-vendor-device")),
             b.Bool("live-patching-disabled", "live_patching_disabled").Rw(b.SetBool("live_patching_disabled", "live-patching-disabled")),
             b.Str("uefi-certificates", "uefi_certificates").Rw(b.SetString("uefi_certificates")).AsHidden(),
+            b.Str("custom-uefi-certificates", "custom_uefi_certificates").Rw(b.SetString("custom_uefi_certificates")).AsHidden(),
             b.Bool("tls-verification-enabled", "tls_verification_enabled"),
             b.Bool("client-certificate-auth-enabled", "client_certificate_auth_enabled"),
             b.Str("client-certificate-auth-name", "client_certificate_auth_name"),
-            b.RefsUuids("repositories", "repositories", "Repository"),
+            b.RefsUuids("repositories", "repositories", "Repository").Rw(b.SetRefs("repositories", "Repository"))
+                .Rw(b.SetRw("repository", FieldBuilder.RefByUuid("Repository"))),
             b.Str("repository-proxy-url", "repository_proxy_url"),
             b.Str("repository-proxy-username", "repository_proxy_username"),
             b.Computed("https-only", c => XeFormat.Bool(c.Cache.Loaded("host").All(h => h.Bool("https_only"))), [], new ClassNeed("host"))
-                with { Requires = [("host", "https_only")] },
-            b.Bool("migration-compression", "migration_compression").Rw(b.SetBool("migration_compression", "migration-compression")),
-            b.Bool("coordinator-bias", "coordinator_bias").Rw(b.SetBool("coordinator_bias", "coordinator-bias")),
+                with { Requires = [("host", "https_only")], Setter = b.SetPlainBool("https_only", "https-only") },
+            b.Bool("migration-compression", "migration_compression").Rw(b.SetPlainBool("migration_compression", "migration-compression")),
+            b.Bool("coordinator-bias", "coordinator_bias").Rw(b.SetPlainBool("coordinator_bias", "coordinator-bias")),
+            b.Str("telemetry-frequency", "telemetry_frequency"),
+            b.Date("telemetry-next-collection", "telemetry_next_collection"),
+            b.Date("last-update-sync", "last_update_sync"),
+            b.Str("update-sync-frequency", "update_sync_frequency"),
+            b.Int("update-sync-day", "update_sync_day"),
+            b.Bool("update-sync-enabled", "update_sync_enabled"),
+            b.Bool("auto-update-vm-secureboot-certificates", "auto_update_vm_secureboot_certificates")
+                .Rw(b.SetPlainBool("auto_update_vm_secureboot_certificates", "auto-update-vm-secureboot-certificates")),
             b.Map("recommendations", "recommendations"),
+            b.Bool("ext-auth-cache-enabled", "ext_auth_cache_enabled").Rw(b.SetPlainBool("ext_auth_cache_enabled", "ext-auth-cache-enabled")),
+            b.Int("ext-auth-cache-size", "ext_auth_cache_size").Rw(b.SetPlainInt("ext_auth_cache_size")),
+            b.Int("ext-auth-cache-expiry", "ext_auth_cache_expiry").Rw(b.SetPlainInt("ext_auth_cache_expiry")),
             b.Map("license-server", "license_server").Rw(b.MapRw("license_server")),
+            AcrossHosts(b, "ssh-enabled", "ssh_enabled", h => XeFormat.Bool(h.Bool("ssh_enabled"))),
+            AcrossHosts(b, "ssh-enabled-timeout", "ssh_enabled_timeout", h => XeFormat.Int(h.Long("ssh_enabled_timeout")))
+                .Rw(b.SetInt("ssh_enabled_timeout", "ssh-enabled-timeout")),
+            AcrossHosts(b, "ssh-expiry", "ssh_expiry", h => XeFormat.Date(h.Raw("ssh_expiry"))),
+            AcrossHosts(b, "console-idle-timeout", "console_idle_timeout", h => XeFormat.Int(h.Long("console_idle_timeout")))
+                .Rw(b.SetInt("console_idle_timeout", "console-idle-timeout")),
+            AcrossHosts(b, "ssh-auto-mode", "ssh_auto_mode", h => XeFormat.Bool(h.Bool("ssh_auto_mode")))
+                .Rw(b.SetBool("ssh_auto_mode", "ssh-auto-mode")),
             b.Bool("limit-console-sessions", "limit_console_sessions").Rw(b.SetBool("limit_console_sessions", "limit-console-sessions")),
             b.Int("vm-console-idle-timeout", "vm_console_idle_timeout").Rw(b.SetInt("vm_console_idle_timeout", "vm-console-idle-timeout")),
         ];
     }
+
+    /// <summary>
+    /// A host parameter shown on the pool: its value when every host has the same, else (or with no host)
+    /// <c>&lt;inconsistent&gt;</c>, as xe's <c>get_consistent_field_or_default</c>.
+    /// </summary>
+    private static XeField AcrossHosts(FieldBuilder b, string name, string hostKey, Func<XenRecord, string> format) =>
+        b.Computed(name, c =>
+        {
+            var values = c.Cache.Loaded("host").Select(format).Distinct().ToList();
+            return values.Count == 1 ? values[0] : "<inconsistent>";
+        }, [], new ClassNeed("host")) with { Requires = [("host", hostKey)] };
 }

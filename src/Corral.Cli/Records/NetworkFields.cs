@@ -1,3 +1,5 @@
+using Corral.Model;
+
 namespace Corral.Cli.Records;
 
 /// <summary>The parameters of networks, VIFs and PIFs, in the order and spelling of xapi's records.ml.</summary>
@@ -13,14 +15,14 @@ public static class NetworkFields
             b.Str("name-description", "name_description").Rw(b.SetString("name_description")),
             b.RefsUuids("VIF-uuids", "VIFs", "VIF"),
             b.RefsUuids("PIF-uuids", "PIFs", "PIF"),
-            b.Int("MTU", "MTU").Rw(b.SetInt("MTU", "MTU")),
+            b.Int("MTU", "MTU").Rw(b.SetPlainInt("MTU")),
             b.Str("bridge", "bridge"),
             b.Bool("managed", "managed"),
             b.Map("other-config", "other_config").Rw(b.MapRw("other_config")),
             b.RefMapUuids("blobs", "blobs", "blob"),
             b.Strings("tags", "tags", ", ").Rw(b.SetRw("tags")),
-            b.Str("default-locking-mode", "default_locking_mode").Rw(b.SetEnum("default_locking_mode", "default-locking-mode", "unlocked", "disabled")),
-            b.Strings("purpose", "purpose", ", ").Rw(b.SetRw("purpose")),
+            b.Str("default-locking-mode", "default_locking_mode").Rw(b.SetEnum("default_locking_mode", XenEnumTypes.NetworkDefaultLockingMode)),
+            b.Strings("purpose", "purpose", ", ").Rw(b.SetRw("purpose", FieldBuilder.Parse(text => XeValues.ParseEnum(text, XenEnumTypes.NetworkPurpose.Values)))),
         ];
     }
 
@@ -45,16 +47,19 @@ public static class NetworkFields
             b.Map("other-config", "other_config").Rw(b.MapRw("other_config")),
             b.RefUuid("network-uuid", "network", "network"),
             b.RefName("network-name-label", "network", "network"),
-            b.Str("locking-mode", "locking_mode").Rw(b.SetEnum("locking_mode", "locking-mode", "network_default", "locked", "unlocked", "disabled")),
-            b.Strings("ipv4-allowed", "ipv4_allowed").Rw(b.SetRw("ipv4_allowed")),
-            b.Strings("ipv6-allowed", "ipv6_allowed").Rw(b.SetRw("ipv6_allowed")),
+            b.DataSourceKbs("io_read_kbs", "VM.query_data_source", "VM", r => $"vif_{r.Str("device")}_rx"),
+            b.DataSourceKbs("io_write_kbs", "VM.query_data_source", "VM", r => $"vif_{r.Str("device")}_tx"),
+            b.Str("locking-mode", "locking_mode").Rw(b.SetEnum("locking_mode", XenEnumTypes.VifLockingMode)),
+            b.Strings("ipv4-allowed", "ipv4_allowed").Rw(b.SetRw("ipv4_allowed")).Rw(b.SetWords("ipv4_allowed")),
+            b.Strings("ipv6-allowed", "ipv6_allowed").Rw(b.SetRw("ipv6_allowed")).Rw(b.SetWords("ipv6_allowed")),
             b.Str("ipv4-configuration-mode", "ipv4_configuration_mode"),
             b.Strings("ipv4-addresses", "ipv4_addresses", readable: false),
             b.Str("ipv4-gateway", "ipv4_gateway"),
             b.Str("ipv6-configuration-mode", "ipv6_configuration_mode"),
             b.Strings("ipv6-addresses", "ipv6_addresses", readable: false),
             b.Str("ipv6-gateway", "ipv6_gateway"),
-            b.Strings("trunks", "trunks").Rw(b.SetRw("trunks")),
+            b.Strings("trunks", "trunks").Rw(b.SetRw("trunks", FieldBuilder.Parse(text => XeValues.ParseInt("value", text))))
+                .Rw(b.SetParsed("trunks", text => XeValues.Words(text).Select(w => (object?)XeValues.ParseInt("value", w)).ToList())),
         ];
     }
 
@@ -93,8 +98,10 @@ public static class NetworkFields
             b.Str("IPv6-gateway", "ipv6_gateway"),
             b.Str("primary-address-type", "primary_address_type"),
             b.Str("DNS", "DNS"),
-            b.Map("properties", "properties"),
+            b.Map("properties", "properties").Rw(b.SetInMap("set_property")),
             b.Strings("capabilities", "capabilities"),
+            b.DataSourceKbs("io_read_kbs", "host.query_data_source", "host", r => $"pif_{r.Str("device")}_rx"),
+            b.DataSourceKbs("io_write_kbs", "host.query_data_source", "host", r => $"pif_{r.Str("device")}_tx"),
             b.Related("carrier", "metrics", "PIF_metrics", "carrier", m => XeFormat.Bool(m.Bool("carrier"))),
             b.Related("vendor-id", "metrics", "PIF_metrics", "vendor_id", m => m.Str("vendor_id")),
             b.Related("vendor-name", "metrics", "PIF_metrics", "vendor_name", m => m.Str("vendor_name")),
@@ -118,7 +125,7 @@ public static class NetworkFields
             b.Str("uuid", "uuid"),
             b.RefUuid("vm-uuid", "VM", "VM"),
             b.RefName("vm-name-label", "VM", "VM"),
-            b.Str("protocol", "protocol"),
+            b.Enum("protocol", "protocol", XeFormat.ConsoleProtocol),
             b.Str("location", "location"),
             b.Map("other-config", "other_config").Rw(b.MapRw("other_config")),
         ];

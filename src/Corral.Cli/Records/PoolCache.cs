@@ -87,7 +87,7 @@ public sealed class PoolCache
         {
             all = await session.CallAsync($"{className}.get_all_records", cancellationToken).ConfigureAwait(false);
         }
-        catch (XenApiException ex) when (ex.Code == ErrorCodes.MessageMethodUnknown)
+        catch (XenApiException ex) when (XeField.IsUnoffered(ex))
         {
             return [];
         }

@@ -1,3 +1,5 @@
+using Corral.Model;
+
 namespace Corral.Cli.Records;
 
 /// <summary>The parameters of SRs, VDIs, VBDs and PBDs, in the order and spelling of xapi's records.ml.</summary>
@@ -12,8 +14,8 @@ public static class StorageFields
             b.Str("name-label", "name_label").Rw(b.SetString("name_label")),
             b.Str("name-description", "name_description").Rw(b.SetString("name_description")),
             b.Computed("host", SrHost, ["PBDs"], new ClassNeed("PBD", "PBDs"), new ClassNeed("host")),
-            b.Strings("allowed-operations", "allowed_operations"),
-            b.MapValues("current-operations", "current_operations", s => s),
+            b.AllowedOperations(XeFormat.SrOperation),
+            b.CurrentOperations(XeFormat.SrOperation),
             b.RefsUuids("VDIs", "VDIs", "VDI"),
             b.RefsUuids("PBDs", "PBDs", "PBD"),
             b.Int("virtual-allocation", "virtual_allocation"),
@@ -80,8 +82,8 @@ public static class StorageFields
             b.Map("other-config", "other_config").Rw(b.MapRw("other_config")),
             b.Map("xenstore-data", "xenstore_data").Clearable(b.ClearMap("xenstore_data")),
             b.Map("sm-config", "sm_config"),
-            b.Str("on-boot", "on_boot").Rw(b.SetEnum("on_boot", "on-boot", "persist", "reset")),
-            b.Bool("allow-caching", "allow_caching").Rw(b.SetBool("allow_caching", "allow-caching")),
+            b.Str("on-boot", "on_boot").Rw(b.SetEnum("on_boot", XenEnumTypes.OnBoot)),
+            b.Bool("allow-caching", "allow_caching").Rw(b.SetPlainBool("allow_caching", "allow-caching")),
             b.Bool("metadata-latest", "metadata_latest"),
             b.RefUuid("metadata-of-pool", "metadata_of_pool", "pool"),
             b.Strings("tags", "tags", ", ").Rw(b.SetRw("tags")),
@@ -105,8 +107,8 @@ public static class StorageFields
             b.Str("device", "device"),
             b.Str("userdevice", "userdevice").Rw(b.SetString("userdevice")),
             b.Bool("bootable", "bootable").Rw(b.SetBool("bootable", "bootable")),
-            b.Str("mode", "mode").Rw(b.SetEnum("mode", "mode", "RO", "RW")),
-            b.Str("type", "type").Rw(b.SetEnum("type", "type", "CD", "Disk", "Floppy")),
+            b.Str("mode", "mode").Rw(b.SetEnum("mode", XenEnumTypes.VbdMode)),
+            b.Str("type", "type").Rw(b.SetEnum("type", XenEnumTypes.VbdType)),
             b.Bool("unpluggable", "unpluggable").Rw(b.SetBool("unpluggable", "unpluggable")),
             b.Bool("currently-attached", "currently_attached"),
             b.Call("attachable", async (c, ct) =>
@@ -121,7 +123,7 @@ public static class StorageFields
                     await c.Session.CallAsync("VBD.assert_attachable", ct, c.Record.Ref).ConfigureAwait(false);
                     return "true";
                 }
-                catch (Corral.Model.XenApiException ex) when (ex.Code != Corral.Model.ErrorCodes.MessageMethodUnknown)
+                catch (Corral.Model.XenApiException ex) when (!XeField.IsUnoffered(ex))
                 {
                     return $"false (error: {ex.Code}: [ {string.Join("; ", ex.Parameters)} ])";
                 }
@@ -133,6 +135,8 @@ public static class StorageFields
             b.Map("qos_algorithm_params", "qos_algorithm_params").Rw(b.MapRw("qos_algorithm_params")),
             b.Strings("qos_supported_algorithms", "qos_supported_algorithms"),
             b.Map("other-config", "other_config").Rw(b.MapRw("other_config")),
+            b.DataSourceKbs("io_read_kbs", "VM.query_data_source", "VM", r => $"vbd_{r.Str("device")}_read"),
+            b.DataSourceKbs("io_write_kbs", "VM.query_data_source", "VM", r => $"vbd_{r.Str("device")}_write"),
         ];
     }
 

@@ -11,9 +11,13 @@ public static class VmFields
     private const string Metrics = "VM_metrics";
     private const string Guest = "VM_guest_metrics";
 
-    private static readonly string[] OnNormalExit = ["destroy", "restart"];
-    private static readonly string[] OnCrash = ["destroy", "coredump_and_destroy", "restart", "coredump_and_restart", "preserve", "rename_restart"];
-    private static readonly string[] DomainTypes = ["hvm", "pv", "pv_in_pvh", "pvh"];
+    /// <summary>The BIOS strings a user may set (xapi's <c>settable_vm_bios_string_keys</c>).</summary>
+    private static readonly string[] SettableBiosStrings =
+    [
+        "bios-vendor", "bios-version", "system-manufacturer", "system-product-name", "system-version", "system-serial-number",
+        "baseboard-manufacturer", "baseboard-product-name", "baseboard-version", "baseboard-serial-number", "baseboard-asset-tag",
+        "baseboard-location-in-chassis", "enclosure-asset-tag",
+    ];
 
     public static IReadOnlyList<XeField> Create()
     {
@@ -50,11 +54,11 @@ public static class VmFields
                 : $"Failed to add parameter '{key}': expecting 'weight','cap' or 'mask'")),
             b.Int("VCPUs-max", "VCPUs_max").Rw(b.SetInt("VCPUs_max", "VCPUs-max")),
             b.Int("VCPUs-at-startup", "VCPUs_at_startup").Rw(b.SetInt("VCPUs_at_startup", "VCPUs-at-startup")),
-            b.Enum("actions-after-shutdown", "actions_after_shutdown", XeFormat.OnNormalExit).Rw(b.SetEnum("actions_after_shutdown", "actions-after-shutdown", OnNormalExit)),
+            b.Enum("actions-after-shutdown", "actions_after_shutdown", XeFormat.OnNormalExit).Rw(b.SetEnum("actions_after_shutdown", XenEnumTypes.OnNormalExit)),
             b.Enum("actions-after-softreboot", "actions_after_softreboot", XeFormat.OnSoftReboot)
-                .Rw(b.SetEnum("actions_after_softreboot", "actions-after-softreboot", "destroy", "restart", "preserve", "soft_reboot")),
-            b.Enum("actions-after-reboot", "actions_after_reboot", XeFormat.OnNormalExit).Rw(b.SetEnum("actions_after_reboot", "actions-after-reboot", OnNormalExit)),
-            b.Enum("actions-after-crash", "actions_after_crash", XeFormat.OnCrash).Rw(b.SetEnum("actions_after_crash", "actions-after-crash", OnCrash)),
+                .Rw(b.SetEnum("actions_after_softreboot", XenEnumTypes.OnSoftrebootBehavior)),
+            b.Enum("actions-after-reboot", "actions_after_reboot", XeFormat.OnNormalExit).Rw(b.SetEnum("actions_after_reboot", XenEnumTypes.OnNormalExit)),
+            b.Enum("actions-after-crash", "actions_after_crash", XeFormat.OnCrash).Rw(b.SetEnum("actions_after_crash", XenEnumTypes.OnCrashBehaviour)),
             b.RefsUuids("console-uuids", "consoles", "console"),
             b.Related("hvm", "metrics", Metrics, "hvm", m => XeFormat.Bool(m.Bool("hvm")), none: "false"),
             b.Related("nomigrate", "metrics", Metrics, "nomigrate", m => XeFormat.Bool(m.Bool("nomigrate")), none: "false").AsHidden(),
@@ -66,11 +70,14 @@ public static class VmFields
                 .AsMap(c => c.Cache.Find(Metrics, c.Record.Str("metrics"))?.Map("numa_node_memory") ?? []),
             b.Strings("allowed-operations", "allowed_operations", spell: XeFormat.VmOperation),
             b.MapValues("current-operations", "current_operations", XeFormat.VmOperation),
-            b.Map("blocked-operations", "blocked_operations").Rw(b.MapRw("blocked_operations")),
+            b.Computed("blocked-operations", c => XeFormat.Map(BlockedOperations(c)), ["blocked_operations"]).AsMap(BlockedOperations)
+                .Rw(new MapWriter(
+                    (session, self, key, value, ct) => session.CallAsync("VM.add_to_blocked_operations", ct, self, XeValues.ParseVmOperation(key), value),
+                    (session, self, key, ct) => session.CallAsync("VM.remove_from_blocked_operations", ct, self, XeValues.ParseVmOperation(key)))),
             b.Call("allowed-VBD-devices", (c, ct) => DevicesAsync(c, "VM.get_allowed_VBD_devices", ct)).AsExpensive().AsSet(_ => []),
             b.Call("allowed-VIF-devices", (c, ct) => DevicesAsync(c, "VM.get_allowed_VIF_devices", ct)).AsExpensive().AsSet(_ => []),
             b.Call("possible-hosts", PossibleHostsAsync).AsExpensive(),
-            b.Enum("domain-type", "domain_type", XeFormat.DomainType).Rw(b.SetEnum("domain_type", "domain-type", DomainTypes)),
+            b.Enum("domain-type", "domain_type", XeFormat.DomainType).Rw(b.SetParsed("domain_type", XeValues.ParseDomainType)),
             b.Related("current-domain-type", "metrics", Metrics, "current_domain_type", m => XeFormat.DomainType(m.Str("current_domain_type"))),
             b.Str("HVM-boot-policy", "HVM_boot_policy").Rw(b.SetString("HVM_boot_policy")),
             b.Map("HVM-boot-params", "HVM_boot_params").Rw(b.MapRw("HVM_boot_params")),
@@ -90,7 +97,7 @@ public static class VmFields
             b.Int("dom-id", "domid"),
             b.Str("recommendations", "recommendations"),
             b.Map("xenstore-data", "xenstore_data").Rw(b.MapRw("xenstore_data")).Clearable(b.ClearMap("xenstore_data")),
-            b.Bool("ha-always-run", "ha_always_run").Rw(b.SetBool("ha_always_run", "ha-always-run")).AsDeprecated(),
+            b.Bool("ha-always-run", "ha_always_run").Rw(b.SetPlainBool("ha_always_run", "ha-always-run")).AsDeprecated(),
             b.Str("ha-restart-priority", "ha_restart_priority").Rw(b.SetString("ha_restart_priority")),
             b.RefMapUuids("blobs", "blobs", "blob"),
             b.Related("start-time", "metrics", Metrics, "start_time", m => XeFormat.Date(m.Raw("start_time")), none: XeFormat.UnknownTime),
@@ -115,7 +122,7 @@ public static class VmFields
             b.Call("cooperative", CooperativeAsync).AsExpensive().AsDeprecated(),
             b.Strings("tags", "tags", ", ").Rw(b.SetRw("tags")),
             b.RefUuid("appliance", "appliance", "VM_appliance").Rw(b.SetRef("appliance", "VM_appliance")),
-            b.RefsUuids("groups", "groups", "VM_group", readable: false),
+            b.RefsUuids("groups", "groups", "VM_group", readable: false).Rw(b.SetRefs("groups", "VM_group")),
             b.Str("secureboot-certificates-state", "secureboot_certificates_state"),
             b.RefUuid("snapshot-schedule", "snapshot_schedule", "VMSS").Rw(b.SetRef("snapshot_schedule", "VMSS")),
             b.Bool("is-vmss-snapshot", "is_vmss_snapshot"),
@@ -128,13 +135,19 @@ public static class VmFields
             b.Bool("has-vendor-device", "has_vendor_device").Rw(b.SetBool("has_vendor_device", "has-vendor-device")),
             b.Bool("requires-reboot", "requires_reboot"),
             b.Str("reference-label", "reference_label"),
-            b.Map("bios-strings", "bios_strings"),
+            b.Map("bios-strings", "bios_strings").Rw(b.ReplaceMap("bios_strings", key => SettableBiosStrings.Contains(key)
+                ? null
+                : $"Unknown key '{key}': expecting {string.Join(", ", SettableBiosStrings)}")),
             b.Strings("pending-guidances", "pending_guidances", readable: false),
             b.RefsUuids("vtpms", "VTPMs", "VTPM", readable: false),
             b.Strings("pending-guidances-recommended", "pending_guidances_recommended", readable: false),
             b.Strings("pending-guidances-full", "pending_guidances_full", readable: false),
         ];
     }
+
+    /// <summary>blocked-operations: the operations spelled as xe spells them.</summary>
+    private static IReadOnlyList<KeyValuePair<string, string>> BlockedOperations(FieldContext c) =>
+        c.Record.Map("blocked_operations").Select(kv => new KeyValuePair<string, string>(XeFormat.VmOperation(kv.Key), kv.Value)).ToList();
 
     /// <summary>xe's <c>get_memory_target</c>: the memory_target data source; 0 when the VM is not running.</summary>
     private static async Task<string?> MemoryTargetAsync(FieldContext c, CancellationToken ct)
@@ -153,7 +166,7 @@ public static class VmFields
         {
             return "0";
         }
-        catch (XenApiException ex) when (ex.Code != ErrorCodes.MessageMethodUnknown)
+        catch (XenApiException ex) when (!XeField.IsUnoffered(ex))
         {
             return "<unknown>";
         }
@@ -171,7 +184,7 @@ public static class VmFields
         {
             return XeFormat.Set(XenValue.AsStrings(await c.Session.CallAsync(method, ct, c.Record.Ref).ConfigureAwait(false)));
         }
-        catch (XenApiException ex) when (ex.Code != ErrorCodes.MessageMethodUnknown)
+        catch (XenApiException ex) when (!XeField.IsUnoffered(ex))
         {
             return "";
         }
@@ -207,7 +220,7 @@ public static class VmFields
                 parts.Add($"{n}: {XeFormat.Float(XenValue.AsDouble(value))}");
             }
         }
-        catch (XenApiException ex) when (ex.Code != ErrorCodes.MessageMethodUnknown)
+        catch (XenApiException ex) when (!XeField.IsUnoffered(ex))
         {
             return "";
         }
@@ -226,7 +239,7 @@ public static class VmFields
         {
             return XeFormat.Bool(XenValue.AsBool(await c.Session.CallAsync("VM.get_cooperative", ct, c.Record.Ref).ConfigureAwait(false)));
         }
-        catch (XenApiException ex) when (ex.Code != ErrorCodes.MessageMethodUnknown)
+        catch (XenApiException ex) when (!XeField.IsUnoffered(ex))
         {
             return "true";
         }

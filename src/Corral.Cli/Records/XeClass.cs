@@ -10,7 +10,7 @@ namespace Corral.Cli.Records;
 public sealed class XeClass
 {
     public XeClass(string name, string apiClass, IReadOnlyList<XeField> fields, IReadOnlyList<string> defaultListParams,
-        IReadOnlyList<KeyValuePair<string, string>>? defaultFilters = null, bool standardList = false)
+        IReadOnlyList<KeyValuePair<string, string>>? defaultFilters = null, bool standardList = false, Func<XenRecord, bool>? listed = null)
     {
         Name = name;
         ApiClass = apiClass;
@@ -19,6 +19,7 @@ public sealed class XeClass
         DefaultListParams = defaultListParams;
         DefaultFilters = defaultFilters ?? [];
         StandardList = standardList;
+        Listed = listed ?? (_ => true);
     }
 
     public string Name { get; }
@@ -38,7 +39,16 @@ public sealed class XeClass
     /// <summary>Whether <c>&lt;class&gt;-list</c> is among xe help's common commands (vm, network, sr).</summary>
     public bool StandardList { get; }
 
-    public string Plural => Name + "s";
+    /// <summary>
+    /// Which objects <c>&lt;class&gt;-list</c> reads at all, before any filter (xe reads roles with
+    /// <c>get_all_records_where "subroles&lt;&gt;[]"</c>: the roles that group permissions, not the permissions).
+    /// </summary>
+    public Func<XenRecord, bool> Listed { get; }
+
+    /// <summary>Whether Corral's object model has the XenAPI class at all: xe offers the class's commands only then.</summary>
+    public bool IsOffered => XenClasses.Find(ApiClass) is not null;
+
+    public string Plural => Name == "patch" ? "patches" : Name + "s";
 
     public XeField? Find(string name) => Fields.FirstOrDefault(f => f.Name == name);
 

@@ -16,17 +16,40 @@ public sealed record ClassNeed(string ClassName, string? ViaKey = null);
 /// <summary>Turns what the user typed into the value a XenAPI setter takes (may look things up, such as a uuid).</summary>
 public delegate Task<object?> WireValue(XenApiSession session, string text, CancellationToken cancellationToken);
 
-/// <summary><c>&lt;class&gt;.set_&lt;field&gt;(session, self, value)</c>.</summary>
+/// <summary>A change to one object (<paramref name="self"/>) taking one typed text: a set member, a map key.</summary>
+public delegate Task ObjectChange(XenApiSession session, string self, string text, CancellationToken cancellationToken);
+
+/// <summary>A change to one key of a map of one object.</summary>
+public delegate Task MapEntryChange(XenApiSession session, string self, string key, string value, CancellationToken cancellationToken);
+
+/// <summary>A change of a whole map of one object to the pairs given.</summary>
+public delegate Task MapChange(XenApiSession session, string self, IReadOnlyList<KeyValuePair<string, string>> map, CancellationToken cancellationToken);
+
+/// <summary><c>&lt;class&gt;.set_&lt;field&gt;(session, self, value)</c> (xe's <c>~set</c>).</summary>
 public sealed record FieldSetter(string Method, WireValue ToWire);
 
-/// <summary>A map the user can change a key of: <c>add_to_&lt;field&gt;</c> / <c>remove_from_&lt;field&gt;</c>.</summary>
-public sealed record MapWriter(string AddMethod, string RemoveMethod, Func<string, string?>? CheckKey = null);
+/// <summary>
+/// A map the user can add a key to and remove one from (xe's <c>~add_to_map</c> / <c>~remove_from_map</c>), usually
+/// <c>add_to_&lt;field&gt;</c> / <c>remove_from_&lt;field&gt;</c>. <see cref="CheckKey"/> refuses a key before any call.
+/// </summary>
+public sealed record MapWriter(MapEntryChange Add, ObjectChange Remove, Func<string, string?>? CheckKey = null);
 
-/// <summary>A set the user can add to and remove from: <c>add_&lt;field&gt;</c> / <c>remove_&lt;field&gt;</c>.</summary>
-public sealed record SetWriter(string AddMethod, string RemoveMethod);
+/// <summary>A set the user can add to and remove from (xe's <c>~add_to_set</c> / <c>~remove_from_set</c>).</summary>
+public sealed record SetWriter(ObjectChange Add, ObjectChange Remove);
 
-/// <summary>A map cleared at once by <c>set_&lt;field&gt;(session, self, {})</c>.</summary>
+/// <summary>A map cleared at once by <c>set_&lt;field&gt;(session, self, {})</c> (xe's <c>~clear_map</c>).</summary>
 public sealed record MapClearer(string Method);
+
+/// <summary>
+/// A map whose keys are set one by one with a call of their own (xe's <c>~set_in_map</c>: <c>Bond.set_property</c>):
+/// settable by <c>param-set map:key=value</c>, yet read-only to param-add (its qualifier stays MRO).
+/// </summary>
+public sealed record MapEntrySetter(MapEntryChange Set);
+
+/// <summary>
+/// A map written whole (xe's <c>~set_map</c>): the pairs of one param-set replace it, and param-clear empties it.
+/// </summary>
+public sealed record MapReplacer(MapChange Replace);
 
 /// <summary>
 /// One xe parameter of a class (one <c>make_field</c> of xapi's records.ml): its dashed name, how its value prints,
@@ -54,6 +77,10 @@ public sealed record XeField
     public SetWriter? SetWrite { get; init; }
 
     public MapClearer? MapClear { get; init; }
+
+    public MapEntrySetter? MapSetInMap { get; init; }
+
+    public MapReplacer? MapReplace { get; init; }
 
     /// <summary>Left out of lists and param-list unless asked for by param-get.</summary>
     public bool Hidden { get; init; }
@@ -98,7 +125,7 @@ public sealed record XeField
         {
             return await Fetch(context, cancellationToken).ConfigureAwait(false);
         }
-        catch (XenApiException ex) when (ex.Code == ErrorCodes.MessageMethodUnknown)
+        catch (XenApiException ex) when (IsUnoffered(ex))
         {
             return null;
         }
@@ -107,6 +134,15 @@ public sealed record XeField
             return "<invalid reference>";
         }
     }
+
+    /// <summary>
+    /// The server has no such call: unknown to it (<c>MESSAGE_METHOD_UNKNOWN</c>), or a XenAPI message it does not
+    /// implement (<c>NOT_IMPLEMENTED</c>). A value that needs it is left out, as a field the model lacks is.
+    /// </summary>
+    public static bool IsUnoffered(XenApiException ex) => ex.Code is ErrorCodes.MessageMethodUnknown or ErrorCodes.NotImplemented;
+
+    /// <summary>Whether <c>param-set name:key=value</c> can change the map (xe's settable <c>name:</c>).</summary>
+    public bool IsMapSettable => MapWrite is not null || MapSetInMap is not null || MapReplace is not null;
 
     public override string ToString() => Label;
 }

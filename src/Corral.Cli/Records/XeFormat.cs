@@ -108,13 +108,56 @@ public static class XeFormat
     /// <summary><c>domain_type_to_string</c>.</summary>
     public static string DomainType(string wire) => wire == "pv_in_pvh" ? "pv-in-pvh" : wire;
 
-    /// <summary><c>vm_operation_to_string</c>: wire names, but for two that xe spells its own way.</summary>
+    /// <summary>The VM operations xe can name (record_util's table), by wire name.</summary>
+    private static readonly HashSet<string> NamedVmOperations = new(StringComparer.Ordinal)
+    {
+        "assert_operation_valid", "changing_dynamic_range", "changing_static_range", "changing_shadow_memory", "clean_reboot",
+        "clean_shutdown", "clone", "snapshot", "checkpoint", "snapshot_with_quiesce", "copy", "revert", "reverting", "provision",
+        "destroy", "export", "metadata_export", "import", "get_boot_record", "data_source_op", "hard_reboot", "hard_shutdown",
+        "migrate_send", "pause", "resume", "resume_on", "changing_VCPUs_live", "changing_NVRAM", "start", "start_on", "shutdown",
+        "suspend", "unpause", "update_allowed_operations", "make_into_template", "send_sysrq", "send_trigger",
+        "changing_memory_live", "awaiting_memory_live", "changing_shadow_memory_live", "pool_migrate", "power_state_reset", "csvm",
+        "call_plugin", "create_vtpm", "sysprep",
+    };
+
+    /// <summary>
+    /// <c>vm_operation_to_string</c>: the wire names, but for two that xe spells its own way; an operation its table
+    /// lacks is <c>(unknown operation)</c>.
+    /// </summary>
     public static string VmOperation(string wire) => wire switch
     {
         "data_source_op" => "data_sources_op",
         "assert_operation_valid" => "assertoperationvalid",
+        _ when NamedVmOperations.Contains(wire) => wire,
+        _ => "(unknown operation)",
+    };
+
+    /// <summary><c>string_to_vm_operation</c>: the wire name of an operation as xe spells it; null if xe does not know it.</summary>
+    public static string? VmOperationWire(string spelled) => spelled switch
+    {
+        "data_sources_op" => "data_source_op",
+        "assertoperationvalid" => "assert_operation_valid",
+        "data_source_op" or "assert_operation_valid" => null,
+        _ when NamedVmOperations.Contains(spelled) => spelled,
+        _ => null,
+    };
+
+    /// <summary><c>sr_operation_to_string</c>: the VDI and PBD operations as <c>VDI.create</c>, <c>PBD.create</c>.</summary>
+    public static string SrOperation(string wire) => wire switch
+    {
+        _ when wire.StartsWith("vdi_", StringComparison.Ordinal) => "VDI." + wire[4..],
+        _ when wire.StartsWith("pbd_", StringComparison.Ordinal) => "PBD." + wire[4..],
         _ => wire,
     };
+
+    /// <summary>Console <c>protocol_to_string</c>: VT100, RFB, RDP.</summary>
+    public static string ConsoleProtocol(string wire) => wire.ToUpperInvariant();
+
+    /// <summary><c>pvs_proxy_status_to_string</c>: dashes for underscores.</summary>
+    public static string PvsProxyStatus(string wire) => wire.Replace('_', '-');
+
+    /// <summary><c>allocation_algorithm_to_string</c>: depth-first, breadth-first.</summary>
+    public static string AllocationAlgorithm(string wire) => wire.Replace('_', '-');
 
     /// <summary><c>host_operation_to_string</c>: wire names, but VM.start style for the VM ones.</summary>
     public static string HostOperation(string wire) => wire switch

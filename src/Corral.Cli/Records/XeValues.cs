@@ -101,6 +101,59 @@ public static class XeValues
         _ => throw new XeFailure($"Failed to parse parameter '{field}': expecting a boolean (true or false)"),
     };
 
+    /// <summary>
+    /// OCaml's bare <c>bool_of_string</c>, used by a few setters: exactly <c>true</c> or <c>false</c>; xe's p_set turns
+    /// its failure into <c>Parameter &lt;name&gt; must be a boolean (true or false)</c>.
+    /// </summary>
+    public static bool ParsePlainBool(string param, string text) => text switch
+    {
+        "true" => true,
+        "false" => false,
+        _ => throw new XeFailure($"Parameter {param} must be a boolean (true or false)"),
+    };
+
+    /// <summary>
+    /// OCaml's bare <c>Int64.of_string</c>, used by a few setters: its failure is no xe message but an uncaught
+    /// <c>Failure</c>, which xe reports as an internal error.
+    /// </summary>
+    public static long ParsePlainInt(string text) =>
+        long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)
+            ? l
+            : throw new Corral.Model.XenApiException(Corral.Model.ErrorCodes.InternalError, "Failure: Int64.of_string");
+
+    /// <summary>
+    /// xapi's generated <c>&lt;enum&gt;_of_string</c>: the wire name matched without regard to case, else
+    /// <c>Expected one of 'a', 'b', got x</c>.
+    /// </summary>
+    public static string ParseEnum(string text, IReadOnlyList<string> wireNames) =>
+        wireNames.FirstOrDefault(w => w.Equals(text, StringComparison.OrdinalIgnoreCase))
+        ?? throw new XeFailure($"Expected one of {string.Join(", ", wireNames.Select(w => $"'{w}'"))}, got {text.ToLowerInvariant()}");
+
+    /// <summary><c>domain_type_of_string</c>: hvm, pv, pv-in-pvh or pvh, in any case.</summary>
+    public static object ParseDomainType(string text) => text.ToLowerInvariant() switch
+    {
+        "hvm" => "hvm",
+        "pv" => "pv",
+        "pv-in-pvh" => "pv_in_pvh",
+        "pvh" => "pvh",
+        var s => throw new XeFailure($"Invalid domain type. Got {s}"),
+    };
+
+    /// <summary><c>allocation_algorithm_of_string</c>: depth-first or breadth-first, in any case.</summary>
+    public static object ParseAllocationAlgorithm(string text) => text.ToLowerInvariant() switch
+    {
+        "depth-first" => "depth_first",
+        "breadth-first" => "breadth_first",
+        var s => throw new XeFailure($"Invalid allocation algorithm. Got {s}"),
+    };
+
+    /// <summary><c>string_to_vm_operation</c>: an operation as xe spells it, else xapi's INVALID_VALUE.</summary>
+    public static string ParseVmOperation(string text) =>
+        XeFormat.VmOperationWire(text) ?? throw new Corral.Model.XenApiException(Corral.Model.ErrorCodes.InvalidValue, "blocked_operation", text);
+
+    /// <summary>xe's <c>get_words ','</c>: the text split on commas, nothing for an empty text.</summary>
+    public static IReadOnlyList<string> Words(string text) => text.Length == 0 ? [] : text.Split(',');
+
     public static double ParseFloat(string field, string text) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
             ? d
