@@ -70,7 +70,7 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
         try
         {
             var method = local ? "host.get_server_localtime" : "host.get_servertime";
-            using var client = remote.Connect(host.GetString("address"));
+            using var client = await remote.ConnectAsync(host.GetString("address"), cancellationToken);
             var answer = await client.CallAsync(method, [context.SessionRef, host.Ref], cancellationToken);
             return answer switch
             {

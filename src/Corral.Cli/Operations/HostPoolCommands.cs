@@ -40,10 +40,6 @@ public static class HostPoolCommands
             Selection.ForHostsAsync(c, [], host => TaskWaiter.CallAsync(c, "host.evacuate", ct, host.Ref), ct)));
         // Corral has no power switch of its own machines: a host shuts down as its agent and etcd member stopping (its
         // VMs moved or shut down first), and powers on through its power-on mode (IPMI, or the lab's ./lab power-on).
-        r.Add(new("host-shutdown", [], [], "Shutdown the XE host.", CommandFlags.HostSelectors, (c, ct) =>
-            Selection.ForHostsAsync(c, [], host => TaskWaiter.CallAsync(c, "host.shutdown", ct, host.Ref), ct)));
-        r.Add(new("host-reboot", [], [], "Reboot the XE host.", CommandFlags.HostSelectors, (c, ct) =>
-            Selection.ForHostsAsync(c, [], host => TaskWaiter.CallAsync(c, "host.reboot", ct, host.Ref), ct)));
         r.Add(new("host-power-on", [], [], "Power on the XE host.", CommandFlags.HostSelectors, (c, ct) =>
             Selection.ForHostsAsync(c, [], host => TaskWaiter.CallAsync(c, "host.power_on", ct, host.Ref), ct)));
         r.Add(new("host-get-vms-which-prevent-evacuation", ["uuid"], [],
