@@ -115,12 +115,14 @@ do
 
     builder.Services.AddSingleton(SrDrivers.Default);
     builder.Services.AddSingleton<BridgeNetworking>();
+    builder.Services.AddSingleton<VmDevices>();
     builder.Services.AddSingleton<VmSupervisor>();
     builder.Services.AddSingleton<HostLiveness>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());
     builder.Services.AddSingleton<VmOperationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler>(sp => sp.GetRequiredService<VmOperationHandler>());
     builder.Services.AddSingleton<IHostOperationHandler, MigrationHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, EvacuationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();

@@ -32,6 +32,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Migration.MigrationStarter>();
         services.AddSingleton<Migration.EvacuationPlanner>();
         services.AddSingleton<MasterState>();
+        services.AddSingleton<Devices.DeviceOperations>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
         services.AddSingleton<IApiMethodProvider, SessionMethods>();
@@ -41,6 +42,8 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, HostMethods>();
         services.AddSingleton<IApiMethodProvider, StorageMethods>();
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
+        services.AddSingleton<IApiMethodProvider, VbdMethods>();
+        services.AddSingleton<IApiMethodProvider, VifMethods>();
         services.AddSingleton<IApiMethodProvider, PoolMethods>();
         services.AddSingleton<IApiMethodProvider, MigrationMethods>();
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();
