@@ -124,7 +124,9 @@ do
     builder.Services.AddSingleton<IHostOperationHandler, MigrationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, EvacuationHandler>();
+    builder.Services.AddSingleton<SrCatalog>();
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();
     builder.Services.AddHostedService<MasterElection>();

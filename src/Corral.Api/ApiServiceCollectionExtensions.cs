@@ -42,6 +42,8 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, HostMethods>();
         services.AddSingleton<IApiMethodProvider, StorageMethods>();
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
+        services.AddSingleton<IApiMethodProvider, PbdMethods>();
+        services.AddSingleton<IApiMethodProvider, SrRecordMethods>();
         services.AddSingleton<IApiMethodProvider, VbdMethods>();
         services.AddSingleton<IApiMethodProvider, VifMethods>();
         services.AddSingleton<IApiMethodProvider, PoolMethods>();

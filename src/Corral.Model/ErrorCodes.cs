@@ -88,4 +88,5 @@ public static class ErrorCodes
     public const string SrUuidExists = "SR_UUID_EXISTS"; // uuid
     public const string SrNotSharable = "SR_NOT_SHARABLE"; // sr, host
     public const string PbdExists = "PBD_EXISTS"; // sr, host, pbd
+    public const string SrIndestructible = "SR_INDESTRUCTIBLE"; // sr
 }

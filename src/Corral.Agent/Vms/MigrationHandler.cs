@@ -813,6 +813,7 @@ public sealed class MigrationHandler(
                     ["physical_utilisation"] = old.GetInt("physical_utilisation"),
                     ["type"] = old.GetString("type"),
                     ["read_only"] = old.GetBool("read_only"),
+                    ["managed"] = true,
                     ["other_config"] = old["other_config"],
                 }, disk.DestinationVdiRef);
                 var moved = vbd.Clone();

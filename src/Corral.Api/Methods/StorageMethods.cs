@@ -7,7 +7,7 @@ using Corral.Storage;
 
 namespace Corral.Api.Methods;
 
-/// <summary>SR, PBD, VDI and VBD messages. Work on the volumes themselves runs on a host that has the SR attached.</summary>
+/// <summary>SR creation and scans, and VDI messages. Work on the volumes themselves runs on a host that has the SR attached.</summary>
 public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue operations, Placement placement, SrDrivers drivers) : IApiMethodProvider
 {
     private static readonly FieldType Ref = FieldType.String;
@@ -27,17 +27,6 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             return null;
         }, ("sr", Ref));
         registry.Add("SR.get_supported_types", (_, _, _) => Task.FromResult<object?>(drivers.Types.Select(t => (object?)t).ToList()));
-        registry.Add("SR.forget", (_, a, ct) => ForgetSrAsync(a[0], ct), ("sr", Ref));
-        registry.Add("SR.destroy", async (_, a, ct) =>
-        {
-            var sr = await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false);
-            if (sr.GetSet("VDIs").Count > 0)
-            {
-                throw new XenApiException(ErrorCodes.SrNotEmpty);
-            }
-
-            return await ForgetSrAsync(a[0], ct).ConfigureAwait(false);
-        }, ("sr", Ref));
 
         registry.Add("VDI.create", CreateVdiAsync, ("args", Record));
         registry.Add("VDI.destroy", async (ctx, a, ct) =>
@@ -111,7 +100,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             }
         }
 
-        throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
     }
 
     private async Task<object?> CreateSrAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
@@ -175,26 +164,8 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
 
     private async Task<object?> ForgetSrAsync(object? srRef, CancellationToken cancellationToken)
     {
-        var sr = await Get(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-        var tx = new PoolTransaction();
-        tx.Delete(sr);
-        foreach (var pbdRef in sr.GetSet("PBDs"))
-        {
-            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd)
-            {
-                tx.Delete(pbd);
-            }
-        }
-
-        foreach (var vdiRef in sr.GetSet("VDIs"))
-        {
-            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi)
-            {
-                tx.Delete(vdi);
-            }
-        }
-
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await SrRecordMethods.DeleteRecordsAsync(database, await Get(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false), cancellationToken)
+            .ConfigureAwait(false);
         return null;
     }
 
@@ -254,7 +225,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
 
         if (host is null)
         {
-            throw new XenApiException(ErrorCodes.SrHasNoPbds);
+            throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         }
 
         return await operations.RunAsync(HostOperationKinds.VdiCopy, host, vdi.Ref, new Dictionary<string, string> { ["sr"] = targetSr }, context, cancellationToken)

@@ -19,6 +19,7 @@ public sealed class CommandRegistry
         VmCommands.Register(registry);
         VmDeviceCommands.Register(registry);
         StorageCommands.Register(registry);
+        AttachCommands.Register(registry);
         NetworkCommands.Register(registry);
         HostPoolCommands.Register(registry);
         EventCommands.Register(registry);
