@@ -68,16 +68,9 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         var driver = drivers.Get(sr.GetString("type"));
-        if (!sr.GetBool("shared"))
+        if (await PbdMethods.PluggedElsewhereAsync(database, sr, pbd, cancellationToken).ConfigureAwait(false) is { } other)
         {
-            // A local SR is one host's: plugged on a second it would have two hosts writing its volumes.
-            foreach (var otherRef in sr.GetSet("PBDs").Where(r => r != pbd.Ref))
-            {
-                if (await database.TryGetAsync(XenClasses.PBD, otherRef, cancellationToken).ConfigureAwait(false) is { } other && other.Get(XenApi.PBD.CurrentlyAttached))
-                {
-                    throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other.Get(XenApi.PBD.Host));
-                }
-            }
+            throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
         }
 
         await driver.ProbeAsync(directory, create: false, cancellationToken).ConfigureAwait(false);

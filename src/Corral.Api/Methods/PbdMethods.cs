@@ -71,7 +71,32 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
         var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken).ConfigureAwait(false);
         drivers.Get(sr.GetString("type")); // SR_UNKNOWN_DRIVER for a type no driver here knows
+        if (!pbd.Get(XenApi.PBD.CurrentlyAttached) && await PluggedElsewhereAsync(database, sr, pbd, cancellationToken).ConfigureAwait(false) is { } other)
+        {
+            // A local SR is one host's: plugged on a second, two hosts would write its volumes.
+            throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
+        }
+
         await OnHostAsync(context, HostOperationKinds.PbdPlug, pbd, sr, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>For an SR that is not shared, the host of another of its PBDs that is plugged; null when none is (or the SR is shared).</summary>
+    public static async Task<string?> PluggedElsewhereAsync(IPoolDatabase database, XenObject sr, XenObject pbd, CancellationToken cancellationToken)
+    {
+        if (sr.GetBool("shared"))
+        {
+            return null;
+        }
+
+        foreach (var otherRef in sr.GetSet("PBDs").Where(r => r != pbd.Ref))
+        {
+            if (await database.TryGetAsync(XenClasses.PBD, otherRef, cancellationToken).ConfigureAwait(false) is { } other && other.Get(XenApi.PBD.CurrentlyAttached))
+            {
+                return other.Get(XenApi.PBD.Host);
+            }
+        }
+
         return null;
     }
 

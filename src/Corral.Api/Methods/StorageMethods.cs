@@ -68,7 +68,21 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             return await CopyVdiAsync(database, operations, ctx, vdi, sr.Ref, ct).ConfigureAwait(false);
         }, ("vdi", Ref), ("sr", Ref), ("base_vdi", Ref), ("into_vdi", Ref));
 
-        _ = placement;
+        // Names are the pool database's; the SR's metadata takes them at its next write (a scan, a VDI change, an unplug).
+        foreach (var (className, field) in new[] { (XenClasses.SR, "name_label"), (XenClasses.SR, "name_description"), (XenClasses.VDI, "name_label"), (XenClasses.VDI, "name_description") })
+        {
+            registry.Implement($"{className}.set_{field}", async (_, a, ct) =>
+            {
+                await Get(className, a[0], ct).ConfigureAwait(false);
+                await database.UpdateAsync([(className, (string)a[0]!)], (objs, tx) =>
+                {
+                    var o = objs[0].Clone();
+                    o[field] = a[1];
+                    tx.Update(o);
+                }, ct).ConfigureAwait(false);
+                return null;
+            });
+        }
     }
 
     private async Task<XenObject> Get(string className, object? reference, CancellationToken cancellationToken)

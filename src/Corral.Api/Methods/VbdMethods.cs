@@ -28,6 +28,18 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         registry.Implement("VBD.plug", (ctx, a, ct) => HotplugAsync(ctx, (string)a[0]!, HotplugRules.Plug, ct));
         registry.Implement("VBD.unplug", (ctx, a, ct) => HotplugAsync(ctx, (string)a[0]!, HotplugRules.Unplug, ct));
         registry.Implement("VBD.unplug_force", (ctx, a, ct) => HotplugAsync(ctx, (string)a[0]!, HotplugRules.UnplugForce, ct));
+        registry.Implement("VBD.set_mode", async (_, a, ct) =>
+        {
+            var vbd = await database.GetArgumentAsync(XenClasses.VBD, (string)a[0]!, ct).ConfigureAwait(false);
+            VmPowerStates.Require(await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), ct).ConfigureAwait(false), "Halted");
+            await database.UpdateAsync([(XenClasses.VBD, vbd.Ref)], (objs, tx) =>
+            {
+                var v = objs[0].Clone();
+                v["mode"] = a[1];
+                tx.Update(v);
+            }, ct).ConfigureAwait(false);
+            return null;
+        });
         registry.Implement("VM.get_allowed_VBD_devices", async (_, a, ct) =>
         {
             var vm = await database.GetArgumentAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false);
