@@ -123,6 +123,36 @@ public sealed class HotplugTests(ITestOutputHelper output)
         await receiver.DisposeAsync();
     }
 
+    [GuestImageFact]
+    public async Task A_vm_started_before_devices_had_slots_and_ids_is_adopted_with_its_devices_where_qemu_put_them()
+    {
+        await using var rig = new QemuRig(output);
+        var spec = await rig.GuestSpecAsync(paravirtual: true);
+        var extra = await NewImageAsync(rig, "extra.qcow2");
+        spec = spec with { Disks = [.. spec.Disks, new DiskSpec(1, extra, "qcow2", false, false, false)] };
+        var paths = QemuRig.PathsOf(rig, spec.VmUuid);
+        Directory.CreateDirectory(paths.Directory);
+
+        // The command line of an older Corral: no slot and no id on any device, QEMU placing them; its vm.json without slots.
+        var legacy = QemuCommandLine.Build(spec, paths, "tcg")
+            .Select(a => System.Text.RegularExpressions.Regex.Replace(a, ",id=(vbd|vif)[0-9]+|,addr=0x[0-9a-f]+", ""))
+            .ToList();
+        await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec));
+        await CommandRunner.RunCheckedAsync("qemu-system-x86_64", legacy, CancellationToken.None);
+        var process = (QemuVmProcess)Assert.Single(await rig.NewHypervisor().AdoptRunningAsync(CancellationToken.None));
+        Assert.Equal(new int?[] { 4, 5 }, process.Spec.Disks.Select(d => d.PciSlot));
+        await QemuRig.WaitForConsoleAsync(paths.ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
+        Assert.Equal(["vda", "vdb"], await GuestShell.RunAsync(process, paths.ConsoleLog, Disks, GuestTimeout));
+
+        // Its anonymous disk is found by its slot and goes; the slot is the next one used.
+        Assert.True(await process.DetachDiskAsync(1, GuestTimeout, CancellationToken.None));
+        Assert.Equal(["vda"], await GuestShell.WaitForAsync(process, paths.ConsoleLog, Disks, d => d.Count == 1, GuestTimeout));
+        Assert.False(OpenBy(process.ProcessId, extra));
+        Assert.Equal(5, (await process.AttachDiskAsync(new DiskSpec(2, extra, "qcow2", false, false, false), CancellationToken.None)).PciSlot);
+        await process.KillAsync(CancellationToken.None);
+        await process.DisposeAsync();
+    }
+
     [QemuFact]
     public async Task What_the_emulated_device_model_cannot_take_is_refused_and_nothing_changes()
     {
