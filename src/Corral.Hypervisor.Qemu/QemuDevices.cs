@@ -102,7 +102,7 @@ internal sealed class QemuDevices(
             }
             catch (QmpException ex) when (ex.ErrorClass == "GenericError" && ex.Description.Contains("Duplicate", StringComparison.Ordinal))
             {
-                // Added by an earlier attempt that did not get as far as the device.
+                logger.LogDebug("VM {Vm}: {Netdev} was added by an earlier attempt that did not get as far as the device", Spec.VmUuid, netdev);
             }
             catch (QmpException ex)
             {
@@ -315,9 +315,9 @@ internal sealed class QemuDevices(
                     return path;
                 }
             }
-            catch (QmpException)
+            catch (QmpException ex) when (ex is not QmpDisconnectedException)
             {
-                // Not a PCI device (no addr property).
+                logger.LogDebug("VM {Vm}: {Path} is no PCI device ({Error})", Spec.VmUuid, path, ex.Description);
             }
         }
 

@@ -98,6 +98,40 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
     /// </summary>
     private async Task<object?> CreateAsync(Dictionary<string, object?> record, CancellationToken cancellationToken)
     {
+        var (vm, type, mode, empty, vdiRef) = await CheckCreateAsync(record, cancellationToken).ConfigureAwait(false);
+        DeviceOperations.RequireNotMigrating(vm);
+        await CreateLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var userdevice = await UserdeviceAsync(vm, record.GetValueOrDefault("userdevice")?.ToString() ?? "autodetect", type, cancellationToken).ConfigureAwait(false);
+            var tx = new PoolTransaction();
+            var vbd = tx.Create(XenClasses.VBDSchema, new Dictionary<string, object?>
+            {
+                ["VM"] = vm.Ref,
+                ["VDI"] = vdiRef,
+                ["userdevice"] = userdevice,
+                ["bootable"] = record.GetValueOrDefault("bootable") ?? false,
+                ["mode"] = mode,
+                ["type"] = type,
+                ["empty"] = empty,
+                ["unpluggable"] = record.GetValueOrDefault("unpluggable") ?? true,
+                ["other_config"] = record.GetValueOrDefault("other_config"),
+                ["qos_algorithm_type"] = record.GetValueOrDefault("qos_algorithm_type") ?? "",
+                ["qos_algorithm_params"] = record.GetValueOrDefault("qos_algorithm_params"),
+            });
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            return vbd.Ref;
+        }
+        finally
+        {
+            CreateLock.Release();
+        }
+    }
+
+    /// <summary>xapi's checks of a new VBD's record: its VM, type, mode, and VDI (none for an empty CD drive).</summary>
+    private async Task<(XenObject Vm, string Type, string Mode, bool Empty, string VdiRef)> CheckCreateAsync(Dictionary<string, object?> record,
+        CancellationToken cancellationToken)
+    {
         var vm = await database.GetArgumentAsync(XenClasses.VM, record.GetValueOrDefault("VM")?.ToString() ?? "", cancellationToken).ConfigureAwait(false);
         var type = (string)XenEnumTypes.VbdType.Coerce(record.GetValueOrDefault("type") ?? "Disk")!;
         var mode = (string)XenEnumTypes.VbdMode.Coerce(record.GetValueOrDefault("mode") ?? (type == "CD" ? "RO" : "RW"))!;
@@ -132,33 +166,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
             throw new XenApiException(ErrorCodes.VdiReadonly, vdi.Ref);
         }
 
-        DeviceOperations.RequireNotMigrating(vm);
-        await CreateLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            var userdevice = await UserdeviceAsync(vm, record.GetValueOrDefault("userdevice")?.ToString() ?? "autodetect", type, cancellationToken).ConfigureAwait(false);
-            var tx = new PoolTransaction();
-            var vbd = tx.Create(XenClasses.VBDSchema, new Dictionary<string, object?>
-            {
-                ["VM"] = vm.Ref,
-                ["VDI"] = empty ? OpaqueRef.Null : vdiRef,
-                ["userdevice"] = userdevice,
-                ["bootable"] = record.GetValueOrDefault("bootable") ?? false,
-                ["mode"] = mode,
-                ["type"] = type,
-                ["empty"] = empty,
-                ["unpluggable"] = record.GetValueOrDefault("unpluggable") ?? true,
-                ["other_config"] = record.GetValueOrDefault("other_config"),
-                ["qos_algorithm_type"] = record.GetValueOrDefault("qos_algorithm_type") ?? "",
-                ["qos_algorithm_params"] = record.GetValueOrDefault("qos_algorithm_params"),
-            });
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-            return vbd.Ref;
-        }
-        finally
-        {
-            CreateLock.Release();
-        }
+        return (vm, type, mode, empty, empty ? OpaqueRef.Null : vdiRef);
     }
 
     /// <summary>The userdevice a new VBD gets: the first allowed device for <c>autodetect</c>, else the one asked for if it is free.</summary>
