@@ -128,6 +128,7 @@ do
 
     builder.Services.AddSingleton(SrDrivers.Default);
     builder.Services.AddSingleton<BridgeNetworking>();
+    builder.Services.AddSingleton<VmDevices>();
     builder.Services.AddSingleton<VmSupervisor>();
     builder.Services.AddSingleton<HostRegistration>();
     builder.Services.AddSingleton<HostLiveness>();
@@ -140,6 +141,9 @@ do
     builder.Services.AddSingleton<EtcdQuorum>();
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, HostPowerHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
+    builder.Services.AddSingleton<SrCatalog>();
+    builder.Services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();
     builder.Services.AddHostedService<MasterElection>();

@@ -46,6 +46,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Https.HttpsOnlyGate>();
         services.AddSingleton<PoolCertificateTrust>();
         services.TryAddSingleton<RemoteHosts>();
+        services.AddSingleton<Devices.DeviceOperations>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.
         services.AddSingleton<IApiMethodProvider, SessionMethods>();
@@ -55,6 +56,10 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, HostMethods>();
         services.AddSingleton<IApiMethodProvider, StorageMethods>();
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
+        services.AddSingleton<IApiMethodProvider, PbdMethods>();
+        services.AddSingleton<IApiMethodProvider, SrRecordMethods>();
+        services.AddSingleton<IApiMethodProvider, VbdMethods>();
+        services.AddSingleton<IApiMethodProvider, VifMethods>();
         services.AddSingleton<IApiMethodProvider, PoolMethods>();
         services.AddSingleton<IApiMethodProvider, MigrationMethods>();
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();

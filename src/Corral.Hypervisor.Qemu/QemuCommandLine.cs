@@ -29,6 +29,18 @@ public static partial class QemuCommandLine
     /// <summary>The QEMU drive id (the BlockBackend name QMP commands take) for a VBD's userdevice.</summary>
     public static string DriveId(int diskIndex) => $"drive{diskIndex.ToString(CultureInfo.InvariantCulture)}";
 
+    /// <summary>The qdev id of a disk's device (what <c>device_del</c> names): <c>vbd&lt;index&gt;</c>.</summary>
+    public static string DiskDeviceId(int diskIndex) => $"vbd{diskIndex.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The qdev id of a network card's device: <c>vif&lt;index&gt;</c>.</summary>
+    public static string NicDeviceId(int nicIndex) => $"vif{nicIndex.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The id of a network card's backend (its tap): <c>net&lt;index&gt;</c>.</summary>
+    public static string NetdevId(int nicIndex) => $"net{nicIndex.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The network card QEMU emulates: virtio for a paravirtual guest, an Intel e1000 for one without drivers.</summary>
+    public static string NicModel(bool paravirtual) => paravirtual ? "virtio-net-pci" : "e1000";
+
     /// <summary>The process name QEMU gives itself (Linux keeps 15 characters), so `ps -o comm` tells VMs apart.</summary>
     public static string ProcessName(string vmUuid) => "corral-" + vmUuid[..8];
 
@@ -36,6 +48,7 @@ public static partial class QemuCommandLine
         Func<DiskSpec, DiskCacheMode>? cacheMode = null, IEnumerable<string>? extraArgs = null)
     {
         Validate(spec);
+        spec = PciLayout.Assign(spec);
         if (accelerator is not ("kvm" or "tcg"))
         {
             throw new ArgumentException($"unknown accelerator '{accelerator}' (kvm or tcg)", nameof(accelerator));
@@ -70,7 +83,7 @@ public static partial class QemuCommandLine
         {
             a.AddRange(
             [
-                "-device", "virtio-serial-pci,id=vser0",
+                "-device", $"virtio-serial-pci,id=vser0,addr={PciLayout.Address(PciLayout.GuestAgentSlot)}",
                 "-chardev", $"socket,id=ga0,path={Escape(paths.GuestAgent)},server=on,wait=off",
                 "-device", $"virtserialport,chardev=ga0,name={GuestAgentPortName}",
             ]);
@@ -112,18 +125,18 @@ public static partial class QemuCommandLine
             }
             else
             {
-                a.AddRange(["-device", $"virtio-blk-pci,drive={id}{boot}"]);
+                a.AddRange(["-device", $"virtio-blk-pci,drive={id},id={DiskDeviceId(disk.Index)},addr={PciLayout.Address(disk.PciSlot!.Value)}{boot}"]);
             }
         }
 
         foreach (var nic in spec.Nics.OrderBy(n => n.Index))
         {
-            var model = spec.Paravirtual ? "virtio-net-pci" : "e1000";
-            var id = $"net{nic.Index.ToString(CultureInfo.InvariantCulture)}";
+            var model = NicModel(spec.Paravirtual);
+            var id = NetdevId(nic.Index);
             a.AddRange(
             [
                 "-netdev", $"tap,id={id},ifname={nic.TapName},script=no,downscript=no",
-                "-device", $"{model},netdev={id},mac={nic.Mac.ToLowerInvariant()}",
+                "-device", $"{model},netdev={id},mac={nic.Mac.ToLowerInvariant()},id={NicDeviceId(nic.Index)},addr={PciLayout.Address(nic.PciSlot!.Value)}",
             ]);
         }
 

@@ -55,6 +55,9 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         QemuCommandLine.Validate(spec);
+        // Every PCI device at an explicit slot, recorded in vm.json, so that devices plugged later and a migration's
+        // destination agree with QEMU on the bus.
+        spec = PciLayout.Assign(spec);
         var paths = new VmRuntimePaths(Path.Combine(RuntimeRoot, spec.VmUuid));
         paths.EnsureSocketPathsFit();
         if (_live.TryGetValue(spec.VmUuid, out var running) && !running.Exited.IsCompleted)
@@ -125,7 +128,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             }
 
             var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger).ConfigureAwait(false);
-            var process = Track(new QemuVmProcess(spec, pid, paths, qmp, _options, _logger, Release));
+            var process = Track(new QemuVmProcess(spec, pid, paths, qmp, _options, _logger, CacheModeFor, Release));
             var state = await process.QueryStateAsync(cancellationToken).ConfigureAwait(false);
             var expected = spec.IncomingMigration is null ? VmRunState.Running : VmRunState.Paused;
             if (state != expected)
@@ -241,13 +244,23 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
 
         var spec = JsonSerializer.Deserialize<VmLaunchSpec>(await File.ReadAllTextAsync(paths.Spec, cancellationToken).ConfigureAwait(false))
                    ?? throw new JsonException($"{paths.Spec} is empty");
+        try
+        {
+            // A VM started before slots were recorded has its devices where QEMU put them, which is where this puts them.
+            spec = PciLayout.Assign(spec);
+        }
+        catch (VmStartException ex)
+        {
+            throw new JsonException($"{paths.Spec}: {ex.Message}", ex);
+        }
+
         if (!string.Equals(spec.VmUuid, uuid, StringComparison.OrdinalIgnoreCase))
         {
             throw new JsonException($"{paths.Spec} describes VM {spec.VmUuid}, not {uuid}");
         }
 
         var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger).ConfigureAwait(false);
-        var process = Track(new QemuVmProcess(spec, pid.Value, paths, qmp, _options, _logger, Release));
+        var process = Track(new QemuVmProcess(spec, pid.Value, paths, qmp, _options, _logger, CacheModeFor, Release));
         _logger.LogInformation("Adopted VM {Name} ({Uuid}): QEMU pid {Pid}, QEMU {Version}", spec.Name, uuid, pid, qmp.QemuVersion);
         return process;
     }

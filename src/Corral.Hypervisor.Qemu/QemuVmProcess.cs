@@ -22,13 +22,16 @@ public sealed class QemuVmProcess : IVmProcess
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _exitWatch;
     private readonly Action<QemuVmProcess>? _onReleased;
+    private readonly QemuDevices _devices;
     private int _disposed;
     private volatile bool _exitIntended;
 
+    /// <param name="spec">What the process runs, every PCI device at its slot (<see cref="PciLayout.Assign"/>).</param>
+    /// <param name="cacheMode">How disks plugged later use the host's page cache.</param>
     internal QemuVmProcess(VmLaunchSpec spec, int pid, VmRuntimePaths paths, QmpClient qmp, QemuOptions options, ILogger logger,
-        Action<QemuVmProcess>? onReleased = null)
+        Func<DiskSpec, DiskCacheMode> cacheMode, Action<QemuVmProcess>? onReleased = null)
     {
-        Spec = spec;
+        _devices = new QemuDevices(spec, paths, qmp, cacheMode, logger, device => Raise(VmProcessEventKind.DeviceRemoved, device: device));
         ProcessId = pid;
         _paths = paths;
         _qmp = qmp;
@@ -49,8 +52,8 @@ public sealed class QemuVmProcess : IVmProcess
 
     public int ProcessId { get; }
 
-    /// <summary>What this process was started with (read back from vm.json when adopted).</summary>
-    public VmLaunchSpec Spec { get; }
+    /// <summary>The devices the process has now: those it started with (read back from vm.json when adopted) and those plugged since.</summary>
+    public VmLaunchSpec Spec => _devices.Spec;
 
     public VmRuntimePaths Paths => _paths;
 
@@ -74,11 +77,11 @@ public sealed class QemuVmProcess : IVmProcess
     /// <summary>Reads one guest agent report line; null for anything else (acks, noise).</summary>
     public static GuestAgentReport? TryParseReport(string line, DateTime receivedUtc) => GuestAgentChannel.TryParseReport(line, receivedUtc);
 
-    private void Raise(VmProcessEventKind kind, string detail = "")
+    private void Raise(VmProcessEventKind kind, string detail = "", VmDevice? device = null)
     {
         try
         {
-            EventReceived?.Invoke(this, new VmProcessEventArgs(kind, detail));
+            EventReceived?.Invoke(this, new VmProcessEventArgs(kind, detail, device));
         }
         catch (Exception ex)
         {
@@ -156,6 +159,11 @@ public sealed class QemuVmProcess : IVmProcess
             _exitIntended = true;
         }
 
+        if (e.Name == "DEVICE_DELETED")
+        {
+            _devices.OnDeviceDeleted(e.Data);
+        }
+
         VmProcessEventKind? kind = e.Name switch
         {
             "SHUTDOWN" => VmProcessEventKind.GuestShutdown,
@@ -191,10 +199,7 @@ public sealed class QemuVmProcess : IVmProcess
         var result = new List<DiskIoCounters>();
         foreach (var entry in (reply as JsonArray ?? []).OfType<JsonObject>())
         {
-            var device = entry["device"]?.GetValue<string>() ?? "";
-            if (!device.StartsWith("drive", StringComparison.Ordinal)
-                || !int.TryParse(device["drive".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var index)
-                || entry["stats"] is not JsonObject stats)
+            if (DiskIndexOf(entry) is not { } index || entry["stats"] is not JsonObject stats)
             {
                 continue;
             }
@@ -203,6 +208,31 @@ public sealed class QemuVmProcess : IVmProcess
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The disk a query-blockstats entry is about: a drive from the command line by its name (<c>drive&lt;index&gt;</c>),
+    /// a disk plugged later (an anonymous block backend) by its device (<c>/machine/peripheral/vbd&lt;index&gt;/...</c>).
+    /// </summary>
+    private static int? DiskIndexOf(JsonObject entry)
+    {
+        // The number after the prefix, up to the next '/'.
+        static int? After(string text, string prefix)
+        {
+            if (!text.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            var rest = text[prefix.Length..];
+            var stop = rest.IndexOf('/', StringComparison.Ordinal);
+            return int.TryParse(stop < 0 ? rest : rest[..stop], NumberStyles.None, CultureInfo.InvariantCulture, out var index) ? index : null;
+        }
+
+        var device = entry["device"]?.GetValue<string>() ?? "";
+        return device.Length > 0
+            ? After(device, "drive")
+            : After(entry["qdev"]?.GetValue<string>() ?? "", "/machine/peripheral/vbd");
     }
 
     /// <summary>QEMU's RunState (query-status) folded to what Corral distinguishes.</summary>
@@ -571,6 +601,30 @@ public sealed class QemuVmProcess : IVmProcess
         }, cancellationToken).ConfigureAwait(false);
     }
 
+    public Task<DiskSpec> AttachDiskAsync(DiskSpec disk, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _devices.AttachDiskAsync(disk, cancellationToken);
+    }
+
+    public Task<bool> DetachDiskAsync(int diskIndex, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _devices.DetachAsync(new VmDevice(VmDeviceKind.Disk, diskIndex), timeout, cancellationToken);
+    }
+
+    public Task<NicSpec> AttachNicAsync(NicSpec nic, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _devices.AttachNicAsync(nic, cancellationToken);
+    }
+
+    public Task<bool> DetachNicAsync(int nicIndex, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _devices.DetachAsync(new VmDevice(VmDeviceKind.Nic, nicIndex), timeout, cancellationToken);
+    }
+
     /// <summary>Lets go of the process: QMP and guest agent connections close, QEMU keeps running.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -587,6 +641,7 @@ public sealed class QemuVmProcess : IVmProcess
         }
 
         await _qmp.DisposeAsync().ConfigureAwait(false);
+        _devices.Dispose();
         await _exitWatch.ConfigureAwait(false);
         _stop.Dispose();
         _onReleased?.Invoke(this);

@@ -111,6 +111,35 @@ public interface IVmProcess : IAsyncDisposable
     /// <summary>Inserts (path) or ejects (null) the medium of a CD drive.</summary>
     Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken);
 
+    // ---- hot-plug: devices added to and removed from the running guest ----
+
+    /// <summary>
+    /// The VM's devices as they are now (those it started with, plus those plugged since, less those removed), each
+    /// with its PCI slot; what a migration's destination must start with.
+    /// </summary>
+    VmLaunchSpec Spec { get; }
+
+    /// <summary>
+    /// Plugs a disk into the running guest and returns it as attached (its PCI slot chosen). A disk already attached at
+    /// that index is returned as it is, so a resumed operation may ask again.
+    /// </summary>
+    /// <exception cref="DeviceHotplugException">The device model cannot take it (an IDE disk, a CD) or QEMU refused.</exception>
+    Task<DiskSpec> AttachDiskAsync(DiskSpec disk, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Asks the guest to release a disk (an ACPI eject request) and waits up to <paramref name="timeout"/>. True once it
+    /// is gone and its image closed; false if the guest has not let go in time: the request stays pending, and a late
+    /// release still completes the removal (raising <see cref="VmProcessEventKind.DeviceRemoved"/>). A disk not attached
+    /// is gone already (true).
+    /// </summary>
+    Task<bool> DetachDiskAsync(int diskIndex, TimeSpan timeout, CancellationToken cancellationToken);
+
+    /// <summary>Plugs a network card (its tap already made) into the running guest; idempotent as <see cref="AttachDiskAsync"/>.</summary>
+    Task<NicSpec> AttachNicAsync(NicSpec nic, CancellationToken cancellationToken);
+
+    /// <summary>Removes a network card as <see cref="DetachDiskAsync"/> removes a disk.</summary>
+    Task<bool> DetachNicAsync(int nicIndex, TimeSpan timeout, CancellationToken cancellationToken);
+
     /// <summary>Starts sending this VM to a QEMU waiting at <paramref name="destinationUri"/> (<c>tcp:host:port</c>).</summary>
     Task StartMigrationAsync(string destinationUri, MigrationTuning tuning, CancellationToken cancellationToken);
 
@@ -164,6 +193,18 @@ public sealed record DiskMirrorState(int DiskIndex, long Length, long Offset, bo
 
 public sealed class DiskMirrorException(string message) : Exception(message);
 
+/// <summary>A hot-plug the device model cannot do (an IDE disk, a CD drive, no free PCI slot) or QEMU refused.</summary>
+public sealed class DeviceHotplugException(string message, Exception? inner = null) : Exception(message, inner);
+
+public enum VmDeviceKind
+{
+    Disk,
+    Nic,
+}
+
+/// <summary>A device of a VM: a disk (by the VBD's userdevice) or a network card (by the VIF's device).</summary>
+public sealed record VmDevice(VmDeviceKind Kind, int Index);
+
 public enum VmProcessEventKind
 {
     GuestReport,
@@ -172,13 +213,18 @@ public enum VmProcessEventKind
     Stopped,
     Resumed,
     Exited,
+
+    /// <summary>The guest released a device that was asked to go (<see cref="VmProcessEventArgs.Device"/>), maybe late.</summary>
+    DeviceRemoved,
 }
 
-public sealed class VmProcessEventArgs(VmProcessEventKind kind, string detail = "") : EventArgs
+public sealed class VmProcessEventArgs(VmProcessEventKind kind, string detail = "", VmDevice? device = null) : EventArgs
 {
     public VmProcessEventKind Kind { get; } = kind;
 
     public string Detail { get; } = detail;
+
+    public VmDevice? Device { get; } = device;
 }
 
 public sealed class VmStartException(string message, Exception? inner = null) : Exception(message, inner);

@@ -19,7 +19,12 @@ public sealed record VmLaunchSpec(
 
 /// <summary>One block device. <paramref name="Path"/> is null for an empty CD drive.</summary>
 /// <param name="Index">The VBD's userdevice: 0 is the first disk; the boot order follows it.</param>
-public sealed record DiskSpec(int Index, string? Path, string Format, bool ReadOnly, bool IsCdrom, bool Bootable);
+/// <param name="PciSlot">
+/// Where the device sits on the guest's PCI bus (a disk on the IDE controller has none). Null: the hypervisor chooses.
+/// A migration's destination must put every device where the source has it, so a VM that moves keeps its slots.
+/// </param>
+public sealed record DiskSpec(int Index, string? Path, string Format, bool ReadOnly, bool IsCdrom, bool Bootable, int? PciSlot = null);
 
 /// <summary>One network card, attached to a tap the networking layer has already made.</summary>
-public sealed record NicSpec(int Index, string TapName, string Mac);
+/// <param name="PciSlot">Where the card sits on the guest's PCI bus; null: the hypervisor chooses.</param>
+public sealed record NicSpec(int Index, string TapName, string Mac, int? PciSlot = null);

@@ -85,4 +85,21 @@ public static class ErrorCodes
     public const string HaHostCannotAccessStatefile = "HA_HOST_CANNOT_ACCESS_STATEFILE";
     public const string HaLostStatefile = "HA_LOST_STATEFILE";
     public const string HostInEmergencyMode = "HOST_IN_EMERGENCY_MODE";
+
+    // Device hot-plug, PBDs and SR records
+    public const string DeviceAlreadyAttached = "DEVICE_ALREADY_ATTACHED"; // device
+    public const string DeviceAlreadyDetached = "DEVICE_ALREADY_DETACHED"; // device
+    public const string DeviceDetachRejected = "DEVICE_DETACH_REJECTED"; // class, ref, message
+    public const string InvalidDevice = "INVALID_DEVICE"; // device
+    public const string VbdNotUnpluggable = "VBD_NOT_UNPLUGGABLE"; // vbd
+    public const string VbdCdsMustBeReadonly = "VBD_CDS_MUST_BE_READONLY";
+    public const string DiskVbdMustBeReadwriteForHvm = "DISK_VBD_MUST_BE_READWRITE_FOR_HVM"; // vbd
+    public const string VdiReadonly = "VDI_READONLY"; // vdi
+    public const string VdiIncompatibleType = "VDI_INCOMPATIBLE_TYPE"; // vdi, type
+    public const string MacInvalid = "MAC_INVALID"; // mac
+    public const string SrHasPbd = "SR_HAS_PBD"; // sr
+    public const string SrUuidExists = "SR_UUID_EXISTS"; // uuid
+    public const string SrNotSharable = "SR_NOT_SHARABLE"; // sr, host
+    public const string PbdExists = "PBD_EXISTS"; // sr, host, pbd
+    public const string SrIndestructible = "SR_INDESTRUCTIBLE"; // sr
 }

@@ -47,6 +47,53 @@ public sealed class FileSrDriver : ISrDriver
 
     public Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken) => Task.FromResult(Usage(directory));
 
+    public bool KeepsMetadata => true;
+
+    /// <summary>The SR whose metadata the directory holds (the directory is the SR: at most one), or none.</summary>
+    public async Task<IReadOnlyList<ProbedSr>> ProbeSrsAsync(IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken)
+    {
+        if (!deviceConfig.TryGetValue("location", out var directory) || string.IsNullOrWhiteSpace(directory))
+        {
+            throw SrBackend.LocationMissing();
+        }
+
+        if (!Path.IsPathFullyQualified(directory) || !Directory.Exists(directory))
+        {
+            throw SrBackend.Unavailable($"no such directory: {directory}");
+        }
+
+        SrMetadata? metadata;
+        try
+        {
+            metadata = await SrMetadataFile.ReadAsync(directory, cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw SrBackend.Unavailable(ex.Message);
+        }
+
+        if (metadata is null)
+        {
+            return [];
+        }
+
+        var usage = Usage(directory);
+        return [new ProbedSr(metadata.Sr.Uuid, metadata.Sr.NameLabel, metadata.Sr.NameDescription, usage.PhysicalSize, usage.PhysicalSize - usage.PhysicalUtilisation)];
+    }
+
+    public async Task DeleteAsync(string directory, CancellationToken cancellationToken)
+    {
+        if (Directory.Exists(directory))
+        {
+            if ((await ScanAsync(directory, cancellationToken).ConfigureAwait(false)).Count > 0)
+            {
+                throw new XenApiException(ErrorCodes.SrNotEmpty);
+            }
+
+            SrMetadataFile.Delete(directory);
+        }
+    }
+
     internal static SrUsage Usage(string directory)
     {
         var drive = new DriveInfo(Path.GetFullPath(directory));

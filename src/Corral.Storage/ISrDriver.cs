@@ -28,6 +28,18 @@ public interface ISrDriver
     /// <summary>Checks the directory is usable (creating it if asked) before the SR is recorded.</summary>
     Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Whether the SR keeps its metadata (<see cref="SrMetadataFile"/>) in its directory, so that it can be introduced
+    /// again with its VDIs; an ISO library is the user's directory of images and is left untouched.
+    /// </summary>
+    bool KeepsMetadata { get; }
+
+    /// <summary>SR.probe: the SRs at the location <paramref name="deviceConfig"/> names (none yet: an empty list).</summary>
+    Task<IReadOnlyList<ProbedSr>> ProbeSrsAsync(IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken);
+
+    /// <summary>SR.destroy, on the storage: refused (SR_NOT_EMPTY) while volumes remain; the SR's own files go.</summary>
+    Task DeleteAsync(string directory, CancellationToken cancellationToken);
+
     Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken);
 
     /// <summary>The volumes present in the directory, for SR.scan.</summary>

@@ -29,6 +29,15 @@ public sealed class IsoSrDriver : ISrDriver
     public Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken) =>
         Task.FromResult(FileSrDriver.Usage(directory));
 
+    public bool KeepsMetadata => false;
+
+    /// <summary>An ISO library cannot be probed (xapi's ISO driver has no probe either).</summary>
+    public Task<IReadOnlyList<ProbedSr>> ProbeSrsAsync(IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken) =>
+        throw SrBackend.ProbeNotSupported();
+
+    /// <summary>The images are the user's: destroying the library forgets it and leaves them.</summary>
+    public Task DeleteAsync(string directory, CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task<IReadOnlyList<VolumeInfo>> ScanAsync(string directory, CancellationToken cancellationToken)
     {
         IReadOnlyList<VolumeInfo> volumes = Directory.EnumerateFiles(directory)

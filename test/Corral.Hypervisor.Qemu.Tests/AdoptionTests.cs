@@ -38,7 +38,9 @@ public sealed class AdoptionTests(ITestOutputHelper output)
         Assert.Equal(spec.VmUuid, process.VmUuid);
         Assert.Equal(pid, process.ProcessId);
         Assert.Equal(spec.Name, process.Spec.Name);
-        Assert.Equal(spec.Disks, process.Spec.Disks);
+        // As started: every PCI device at the slot it was given then.
+        Assert.Equal(PciLayout.Assign(spec).Disks, process.Spec.Disks);
+        Assert.Equal(4, Assert.Single(process.Spec.Disks).PciSlot);
         Assert.Equal(VmRunState.Running, await process.QueryStateAsync(CancellationToken.None));
 
         // The guest agent channel is picked up again too.

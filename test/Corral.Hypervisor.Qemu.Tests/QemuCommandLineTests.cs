@@ -22,9 +22,9 @@ public class QemuCommandLineTests
     {
         var args = QemuCommandLine.Build(Spec(true), Paths, "tcg");
         var devices = ValuesOf(args, "-device");
-        Assert.Contains("virtio-blk-pci,drive=drive0,bootindex=0", devices);
-        Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01", devices);
-        Assert.Contains("virtio-serial-pci,id=vser0", devices);
+        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=0", devices);
+        Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x5", devices);
+        Assert.Contains("virtio-serial-pci,id=vser0,addr=0x3", devices);
         Assert.Contains("virtserialport,chardev=ga0,name=org.corral.guest_agent.0", devices);
         Assert.Contains($"socket,id=ga0,path={Paths.GuestAgent},server=on,wait=off", ValuesOf(args, "-chardev"));
         // CD drives stay on the IDE controller even for paravirtual guests; empty is allowed.
@@ -40,7 +40,7 @@ public class QemuCommandLineTests
         var devices = ValuesOf(args, "-device");
         Assert.Contains("ide-hd,drive=drive0,bus=ide.0,unit=0,bootindex=0", devices);
         Assert.Contains("ide-cd,drive=drive3,bus=ide.0,unit=1", devices);
-        Assert.Contains("e1000,netdev=net0,mac=02:00:00:00:00:01", devices);
+        Assert.Contains("e1000,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x3", devices);
         Assert.DoesNotContain(args, a => a.Contains("virtio", StringComparison.Ordinal));
         Assert.DoesNotContain(args, a => a.Contains("guest-agent", StringComparison.Ordinal));
     }
@@ -104,8 +104,60 @@ public class QemuCommandLineTests
         Assert.Equal("if=none,id=drive0,file=/sr/root.qcow2,format=qcow2,cache=none,discard=unmap", drives[0]);
         Assert.Equal("if=none,id=drive1,file=/sr/data.qcow2,format=qcow2,cache=writeback,discard=unmap,readonly=on", drives[1]);
         var devices = ValuesOf(args, "-device");
-        Assert.Contains("virtio-blk-pci,drive=drive0,bootindex=0", devices);
-        Assert.Contains("virtio-blk-pci,drive=drive1", devices);
+        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=0", devices);
+        Assert.Contains("virtio-blk-pci,drive=drive1,id=vbd1,addr=0x5", devices);
+        Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x6", devices);
+    }
+
+    [Fact]
+    public void Pci_devices_keep_the_slots_they_have_and_the_others_fill_the_bus_as_qemu_would()
+    {
+        // Nothing placed yet: QEMU's own order (agent channel, virtio disks by index, cards by index) from slot 3 on.
+        var fresh = PciLayout.Assign(Spec(true, disks:
+        [
+            new DiskSpec(2, "/sr/b.qcow2", "qcow2", false, false, false),
+            new DiskSpec(0, "/sr/a.qcow2", "qcow2", false, false, true),
+            new DiskSpec(3, null, "raw", true, true, false, PciSlot: 9),
+        ]));
+        Assert.Equal(new (int, int?)[] { (0, 4), (2, 5), (3, null) }, fresh.Disks.Select(d => (d.Index, d.PciSlot)));
+        Assert.Equal(6, Assert.Single(fresh.Nics).PciSlot);
+        Assert.Equal(fresh, PciLayout.Assign(fresh), new LayoutComparer());
+
+        // A VM with devices plugged at run time: they keep their slots, the others fill the gaps.
+        var moved = PciLayout.Assign(Spec(true,
+            disks: [new DiskSpec(0, "/sr/a.qcow2", "qcow2", false, false, true), new DiskSpec(1, "/sr/b.qcow2", "qcow2", false, false, false, PciSlot: 4)],
+            nics: [new NicSpec(0, "vif5.0", "02:00:00:00:00:01", PciSlot: 7)]));
+        Assert.Equal(new (int, int?)[] { (0, 5), (1, 4) }, moved.Disks.Select(d => (d.Index, d.PciSlot)));
+        Assert.Equal(6, PciLayout.NextFree(moved));
+        var devices = ValuesOf(QemuCommandLine.Build(moved, Paths, "tcg"), "-device");
+        Assert.Contains("virtio-blk-pci,drive=drive1,id=vbd1,addr=0x4", devices);
+        Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x7", devices);
+
+        // Without the agent channel an emulated VM's first card takes slot 3.
+        Assert.Equal(3, Assert.Single(PciLayout.Assign(Spec(false)).Nics).PciSlot);
+    }
+
+    [Fact]
+    public void Slots_out_of_range_taken_twice_or_beyond_a_full_bus_are_refused()
+    {
+        static string Error(VmLaunchSpec spec) => Assert.Throws<VmStartException>(() => PciLayout.Assign(spec)).Message;
+
+        Assert.Contains("PCI slot 3", Error(Spec(true, nics: [new NicSpec(0, "t0", "02:00:00:00:00:01", PciSlot: 3)])), StringComparison.Ordinal);
+        Assert.Contains("PCI slot 2", Error(Spec(false, nics: [new NicSpec(0, "t0", "02:00:00:00:00:01", PciSlot: 2)])), StringComparison.Ordinal);
+        Assert.Contains("PCI slot 32", Error(Spec(false, nics: [new NicSpec(0, "t0", "02:00:00:00:00:01", PciSlot: 32)])), StringComparison.Ordinal);
+        Assert.Contains("already taken", Error(Spec(true,
+            disks: [new DiskSpec(0, "/a", "raw", false, false, true, PciSlot: 8)],
+            nics: [new NicSpec(0, "t0", "02:00:00:00:00:01", PciSlot: 8)])), StringComparison.Ordinal);
+        var many = Enumerable.Range(0, 30).Select(i => new NicSpec(i, $"t{i}", "02:00:00:00:00:01")).ToList();
+        Assert.Contains("no PCI slot left", Error(Spec(false, nics: many)), StringComparison.Ordinal);
+        Assert.Null(PciLayout.NextFree(PciLayout.Assign(Spec(false, nics: many[..29]))));
+    }
+
+    private sealed class LayoutComparer : IEqualityComparer<VmLaunchSpec>
+    {
+        public bool Equals(VmLaunchSpec? x, VmLaunchSpec? y) => x is not null && y is not null && x.Disks.SequenceEqual(y.Disks) && x.Nics.SequenceEqual(y.Nics);
+
+        public int GetHashCode(VmLaunchSpec obj) => obj.Disks.Count;
     }
 
     [Fact]

@@ -32,4 +32,7 @@ public sealed class AgentOptions
 
     /// <summary>How long a clean shutdown may take before it fails (or falls back to hard, for VM.shutdown).</summary>
     public TimeSpan CleanShutdownTimeout { get; set; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>How long VBD.unplug and VIF.unplug wait for the guest to release the device before DEVICE_DETACH_REJECTED.</summary>
+    public TimeSpan DeviceUnplugTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -141,6 +141,7 @@ public sealed class PoolDefaults(
                 ["virtual_size"] = info.VirtualSize,
                 ["physical_utilisation"] = info.PhysicalUtilisation,
                 ["type"] = "system",
+                ["managed"] = true,
                 ["other_config"] = new Dictionary<string, object?> { [TemplateImageKey] = image },
             });
             var metrics = t.Create(XenClasses.VMMetricsSchema);

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
-using Corral.Api.Migration;
 using Corral.Api.Operations;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -10,7 +9,7 @@ using Corral.Storage;
 namespace Corral.Agent.Storage;
 
 /// <summary>Volume work on SRs this host has plugged: attach, scan, create, copy, resize, destroy.</summary>
-public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers) : IHostOperationHandler
+public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, SrCatalog catalog) : IHostOperationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } =
     [
@@ -18,13 +17,17 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         HostOperationKinds.VdiResize, HostOperationKinds.VdiCopy,
     ];
 
-    /// <summary>The SR's directory as this host sees it (its PBD's device_config:location), or null when not plugged here.</summary>
-    public static async Task<string?> LocalDirectoryAsync(IPoolDatabase database, XenObject sr, string hostRef, CancellationToken cancellationToken)
+    /// <summary>
+    /// The SR's directory as this host sees it (its PBD's device_config:location), or null when the SR is not plugged
+    /// here (<paramref name="requireAttached"/> false: when this host merely has a PBD for it).
+    /// </summary>
+    public static async Task<string?> LocalDirectoryAsync(IPoolDatabase database, XenObject sr, string hostRef, CancellationToken cancellationToken,
+        bool requireAttached = true)
     {
         foreach (var pbdRef in sr.GetSet("PBDs"))
         {
             var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
-            if (pbd is not null && pbd.GetString("host") == hostRef)
+            if (pbd is not null && pbd.GetString("host") == hostRef && (pbd.GetBool("currently_attached") || !requireAttached))
             {
                 return pbd.GetStringMap("device_config").GetValueOrDefault("location");
             }
@@ -57,7 +60,8 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
                     var tx = new PoolTransaction();
                     tx.Delete(vdi);
                     await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-                    await UpdateUsageAsync(sr, driver, directory, cancellationToken).ConfigureAwait(false);
+                    await catalog.UpdateUsageAsync(sr, directory, cancellationToken).ConfigureAwait(false);
+                    await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
                     return null;
                 }
 
@@ -88,15 +92,20 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
         var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
         var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
-                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         return (vdi, sr, drivers.Get(sr.GetString("type")), directory);
     }
 
+    /// <summary>
+    /// Plugs a new SR's PBD on this host: the directory proven usable (made, for SR.create), holding no other SR, then
+    /// the PBD attached and the SR scanned (which writes its metadata).
+    /// </summary>
     private async Task AttachAsync(XenObject sr, bool create, CancellationToken cancellationToken)
     {
-        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
-                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         await drivers.Get(sr.GetString("type")).ProbeAsync(directory, create, cancellationToken).ConfigureAwait(false);
+        await catalog.RequireOwnMetadataAsync(sr, directory, create, cancellationToken).ConfigureAwait(false);
         foreach (var pbdRef in sr.GetSet("PBDs"))
         {
             var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
@@ -112,100 +121,19 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         }
     }
 
-    /// <summary>Makes the SR's VDIs match its directory: new files become VDIs, vanished files are marked missing.</summary>
     private async Task ScanAsync(XenObject sr, CancellationToken cancellationToken)
     {
         var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
-                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
-        var driver = drivers.Get(sr.GetString("type"));
-        var volumes = await driver.ScanAsync(directory, cancellationToken).ConfigureAwait(false);
-        var known = new Dictionary<string, XenObject>(StringComparer.Ordinal);
-        foreach (var vdiRef in sr.GetSet("VDIs"))
-        {
-            var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-            known[vdi.GetString("location")] = vdi;
-        }
-
-        // A storage migration's copy in progress is not a VDI yet: the migration's commit makes it one (or it is deleted).
-        var inFlight = (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken).ConfigureAwait(false)).Values
-            .SelectMany(json => MigrationRecord.FromJson(json).Disks)
-            .Where(d => d.DestinationSrRef == sr.Ref)
-            .Select(d => d.DestinationVdiUuid)
-            .ToHashSet(StringComparer.Ordinal);
-        var tx = new PoolTransaction();
-        foreach (var volume in volumes)
-        {
-            if (inFlight.Contains(Path.GetFileNameWithoutExtension(volume.Location)))
-            {
-                continue;
-            }
-
-            if (known.Remove(volume.Location, out var existing))
-            {
-                if (existing.GetInt("virtual_size") != volume.VirtualSize || existing.GetBool("missing"))
-                {
-                    var v = existing.Clone();
-                    v["virtual_size"] = volume.VirtualSize;
-                    v["physical_utilisation"] = volume.PhysicalUtilisation;
-                    v["missing"] = false;
-                    tx.Update(v);
-                }
-
-                continue;
-            }
-
-            var iso = driver.Type == IsoSrDriver.TypeName;
-            var uuid = Path.GetFileNameWithoutExtension(volume.Location);
-            tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
-            {
-                ["uuid"] = !iso && OpaqueRef.IsUuid(uuid) ? uuid : OpaqueRef.NewUuid(),
-                ["name_label"] = iso ? volume.Location : uuid,
-                ["SR"] = sr.Ref,
-                ["location"] = volume.Location,
-                ["virtual_size"] = volume.VirtualSize,
-                ["physical_utilisation"] = volume.PhysicalUtilisation,
-                ["type"] = "user",
-                ["read_only"] = iso,
-                ["sharable"] = iso,
-            });
-        }
-
-        // HA's statefile is a directory of heartbeats, not a volume a scan would list.
-        foreach (var vanished in known.Values.Where(v => !v.GetBool("missing") && v.GetString("type") != "ha_statefile"))
-        {
-            var v = vanished.Clone();
-            v["missing"] = true;
-            tx.Update(v);
-        }
-
-        if (!tx.IsEmpty)
-        {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        }
-
-        await UpdateUsageAsync(sr, driver, directory, cancellationToken).ConfigureAwait(false);
-    }
-
-    private async Task UpdateUsageAsync(XenObject sr, ISrDriver driver, string directory, CancellationToken cancellationToken)
-    {
-        var usage = await driver.GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
-        var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken).ConfigureAwait(false);
-        var allocation = vdis.Where(v => v.GetString("SR") == sr.Ref).Sum(v => v.GetInt("virtual_size"));
-        await database.UpdateAsync([(XenClasses.SR, sr.Ref)], (objs, tx) =>
-        {
-            var s = objs[0].Clone();
-            s["physical_size"] = usage.PhysicalSize;
-            s["physical_utilisation"] = usage.PhysicalUtilisation;
-            s["virtual_allocation"] = allocation;
-            tx.Update(s);
-        }, cancellationToken).ConfigureAwait(false);
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
+        await catalog.ScanAsync(await database.GetAsync(XenClasses.SR, sr.Ref, cancellationToken).ConfigureAwait(false), directory, cancellationToken)
+            .ConfigureAwait(false);
     }
 
     private async Task<string> CreateVdiAsync(HostOperation operation, CancellationToken cancellationToken)
     {
         var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false);
         var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
-                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         var driver = drivers.Get(sr.GetString("type"));
         var usage = await driver.GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
         var size = long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture);
@@ -230,9 +158,11 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             ["type"] = operation.Argument("type", "user"),
             ["sharable"] = operation.Argument("sharable") == "true",
             ["read_only"] = operation.Argument("read_only") == "true",
+            ["managed"] = true,
         });
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        await UpdateUsageAsync(sr, driver, directory, cancellationToken).ConfigureAwait(false);
+        await catalog.UpdateUsageAsync(sr, directory, cancellationToken).ConfigureAwait(false);
+        await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
         return vdi.Ref;
     }
 
@@ -241,7 +171,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         var (source, _, sourceDriver, sourceDirectory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
         var target = await database.GetAsync(XenClasses.SR, operation.Argument("sr"), cancellationToken).ConfigureAwait(false);
         var targetDirectory = await LocalDirectoryAsync(database, target, identity.Ref, cancellationToken).ConfigureAwait(false)
-                              ?? throw new XenApiException(ErrorCodes.SrHasNoPbds);
+                              ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, target.Ref);
         var targetDriver = drivers.Get(target.GetString("type"));
         // The new uuid is persisted before copying, so a resumed copy reuses it rather than leaving an orphan file.
         var uuid = operation.Argument("new_uuid");
@@ -265,9 +195,11 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             ["physical_utilisation"] = info.PhysicalUtilisation,
             ["type"] = source.GetString("type"),
             ["other_config"] = source["other_config"],
+            ["managed"] = true,
         });
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        await UpdateUsageAsync(target, targetDriver, targetDirectory, cancellationToken).ConfigureAwait(false);
+        await catalog.UpdateUsageAsync(target, targetDirectory, cancellationToken).ConfigureAwait(false);
+        await catalog.WriteMetadataAsync(target.Ref, targetDirectory, cancellationToken).ConfigureAwait(false);
         return copy.Ref;
     }
 }

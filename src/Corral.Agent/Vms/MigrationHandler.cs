@@ -32,7 +32,7 @@ namespace Corral.Agent.Vms;
 public sealed class MigrationHandler(
     IPoolDatabase database,
     VmSupervisor supervisor,
-    VmOperationHandler vms,
+    VmDevices devices,
     IHypervisor hypervisor,
     HostIdentity identity,
     HostLiveness liveness,
@@ -266,7 +266,9 @@ public sealed class MigrationHandler(
                 overrides[disk.VbdRef] = driver.Resolve(directory, disk.DestinationLocation);
             }
 
-            var (spec, _) = await vms.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), cancellationToken, overrides).ConfigureAwait(false);
+            // The devices attached now, at the source's PCI slots (plugged ones too): QEMU moves the VM only onto the same bus.
+            var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: true, cancellationToken, overrides)
+                .ConfigureAwait(false);
             var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri }, cancellationToken).ConfigureAwait(false);
             supervisor.AddIncoming(process);
             if (disks.Count > 0)
@@ -331,7 +333,7 @@ public sealed class MigrationHandler(
             supervisor.Track(vmRef, process);
         }
 
-        await supervisor.SetAttachedAsync(vm, true, cancellationToken).ConfigureAwait(false);
+        await devices.RecordAsync(vm, process.Spec, cancellationToken).ConfigureAwait(false);
         logger.LogInformation("VM {Vm} now runs here (QEMU pid {Pid})", vm.GetString("name_label"), process.ProcessId);
     }
 
@@ -811,6 +813,7 @@ public sealed class MigrationHandler(
                     ["physical_utilisation"] = old.GetInt("physical_utilisation"),
                     ["type"] = old.GetString("type"),
                     ["read_only"] = old.GetBool("read_only"),
+                    ["managed"] = true,
                     ["other_config"] = old["other_config"],
                 }, disk.DestinationVdiRef);
                 var moved = vbd.Clone();

@@ -1,13 +1,11 @@
 using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
-using Corral.Agent.Storage;
+using Corral.Api.Devices;
 using Corral.Api.Operations;
 using Corral.Hypervisor;
 using Corral.Model;
-using Corral.Networking;
 using Corral.PoolDatabase;
-using Corral.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Vms;
@@ -17,15 +15,14 @@ public sealed class VmOperationHandler(
     IPoolDatabase database,
     IHypervisor hypervisor,
     VmSupervisor supervisor,
+    VmDevices devices,
     HostIdentity identity,
     HostLiveness liveness,
-    BridgeNetworking networking,
-    SrDrivers drivers,
     IOptions<AgentOptions> options,
     ILogger<VmOperationHandler> logger) : IHostOperationHandler
 {
     /// <summary>Key of <c>VM.platform</c> choosing the device model: "virtio" (default) or "emulated".</summary>
-    public const string DevicesPlatformKey = "corral-devices";
+    public const string DevicesPlatformKey = VmDevices.DevicesPlatformKey;
 
     public IReadOnlyCollection<string> Kinds { get; } =
     [
@@ -108,7 +105,7 @@ public sealed class VmOperationHandler(
                 await progress.StepAsync("claimed", cancellationToken, new Dictionary<string, string> { ["domid"] = domid }).ConfigureAwait(false);
             }
 
-            var (spec, devices) = await BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+            var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: false, cancellationToken).ConfigureAwait(false);
             await progress.StepAsync("launching", cancellationToken).ConfigureAwait(false);
             IVmProcess process;
             try
@@ -128,7 +125,6 @@ public sealed class VmOperationHandler(
 
             await RecordRunningAsync(vm, process, domid, reservation, cancellationToken).ConfigureAwait(false);
             supervisor.Track(vm.Ref, process);
-            await RecordDeviceNamesAsync(devices, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -171,7 +167,8 @@ public sealed class VmOperationHandler(
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
         await RecordRestartAsync(vm, cancellationToken).ConfigureAwait(false);
-        await supervisor.SetAttachedAsync(vm, true, cancellationToken).ConfigureAwait(false);
+        // Every device attached, at the slot QEMU has it, each disk under the name the guest gives it.
+        await devices.RecordAsync(vm, process.Spec, cancellationToken, VmDevices.NamesAtStart(process.Spec)).ConfigureAwait(false);
     }
 
     private async Task RecordRestartAsync(XenObject vm, CancellationToken cancellationToken)
@@ -191,93 +188,6 @@ public sealed class VmOperationHandler(
             m["state"] = new List<object?>();
             tx.Update(m);
         }, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Records each VBD's device as the guest sees it (vda... for virtio disks, hda... on the IDE bus).</summary>
-    private async Task RecordDeviceNamesAsync(IReadOnlyDictionary<string, string> devices, CancellationToken cancellationToken)
-    {
-        foreach (var (vbdRef, device) in devices)
-        {
-            await database.UpdateAsync([(XenClasses.VBD, vbdRef)], (objs, tx) =>
-            {
-                if (objs[0].GetString("device") != device)
-                {
-                    var v = objs[0].Clone();
-                    v["device"] = device;
-                    tx.Update(v);
-                }
-            }, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>
-    /// The launch spec of a VM on this host (its disks resolved through this host's PBDs, its taps made on this host's
-    /// bridges) and the guest device name of each VBD.
-    /// </summary>
-    /// <param name="diskOverrides">VBD ref to the image QEMU opens instead of the VBD's VDI (a storage migration's new copies).</param>
-    public async Task<(VmLaunchSpec Spec, IReadOnlyDictionary<string, string> Devices)> BuildSpecAsync(XenObject vm, long domid, CancellationToken cancellationToken,
-        IReadOnlyDictionary<string, (string Path, string Format)>? diskOverrides = null)
-    {
-        var paravirtual = vm.GetStringMap("platform").GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
-        var disks = new List<DiskSpec>();
-        var vbdByIndex = new Dictionary<int, string>();
-        foreach (var vbdRef in vm.GetSet("VBDs"))
-        {
-            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-            var index = int.Parse(vbd.GetString("userdevice"), CultureInfo.InvariantCulture);
-            var isCd = vbd.GetString("type") == "CD";
-            string? path = null;
-            var format = "raw";
-            if (diskOverrides?.GetValueOrDefault(vbdRef) is { Path: not null } overridden)
-            {
-                (path, format) = overridden;
-            }
-            else if (!vbd.GetBool("empty") && !OpaqueRef.IsNull(vbd.GetString("VDI")))
-            {
-                (path, format) = await ResolveVdiAsync(vm.Ref, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false);
-            }
-
-            disks.Add(new DiskSpec(index, path, format, vbd.GetString("mode") == "RO" || isCd, isCd, vbd.GetBool("bootable") || index == 0));
-            vbdByIndex[index] = vbdRef;
-        }
-
-        // The same order QemuCommandLine assigns buses in: virtio disks in index order, then the IDE slots.
-        var devices = new Dictionary<string, string>(StringComparer.Ordinal);
-        int virtio = 0, ide = 0;
-        foreach (var disk in disks.OrderBy(d => d.Index))
-        {
-            var name = !disk.IsCdrom && paravirtual ? $"vd{(char)('a' + virtio++)}" : $"hd{(char)('a' + ide++)}";
-            devices[vbdByIndex[disk.Index]] = name;
-        }
-
-        var nics = new List<NicSpec>();
-        foreach (var vifRef in vm.GetSet("VIFs"))
-        {
-            var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
-            var network = await database.GetAsync(XenClasses.Network, vif.GetString("network"), cancellationToken).ConfigureAwait(false);
-            var bridge = network.GetString("bridge");
-            var tap = BridgeNetworking.TapName(domid, vif.GetString("device"));
-            await networking.EnsureBridgeAsync(bridge, cancellationToken).ConfigureAwait(false);
-            await networking.EnsureTapAsync(tap, bridge, (int)network.GetInt("MTU"), cancellationToken).ConfigureAwait(false);
-            nics.Add(new NicSpec(int.Parse(vif.GetString("device"), CultureInfo.InvariantCulture), tap, vif.GetString("MAC")));
-        }
-
-        // Guest configuration travels as XenServer's vm-data does: xenstore_data keys under vm-data/.
-        var firmware = vm.GetStringMap("xenstore_data")
-            .Where(kv => kv.Key.StartsWith("vm-data/", StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key, kv => kv.Value);
-        var spec = new VmLaunchSpec(vm.Uuid, vm.GetString("name_label"), vm.GetInt("memory_static_max"), (int)Math.Max(1, vm.GetInt("VCPUs_at_startup")),
-            paravirtual, disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware);
-        return (spec, devices);
-    }
-
-    private async Task<(string Path, string Format)> ResolveVdiAsync(string vmRef, string vdiRef, CancellationToken cancellationToken)
-    {
-        var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-        var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
-        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
-                        ?? throw new XenApiException(ErrorCodes.VmRequiresSr, vmRef, sr.Ref);
-        return drivers.Get(sr.GetString("type")).Resolve(directory, vdi.GetString("location"));
     }
 
     private async Task ShutdownAsync(XenObject vm, bool fallbackHard, CancellationToken cancellationToken)
@@ -324,11 +234,11 @@ public sealed class VmOperationHandler(
     private async Task ChangeMediumAsync(XenObject vm, string vbdRef, string vdiRef, CancellationToken cancellationToken)
     {
         var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-        var index = int.Parse(vbd.GetString("userdevice"), CultureInfo.InvariantCulture);
+        var index = DeviceNumbers.DiskIndex(vbd.GetString("userdevice")) ?? throw new XenApiException(ErrorCodes.InvalidDevice, vbd.GetString("userdevice"));
         string? path = null;
         if (!OpaqueRef.IsNull(vdiRef))
         {
-            path = (await ResolveVdiAsync(vm.Ref, vdiRef, cancellationToken).ConfigureAwait(false)).Path;
+            path = (await devices.ResolveVdiAsync(vm.Ref, vdiRef, cancellationToken).ConfigureAwait(false)).Path;
         }
 
         await Process(vm).ChangeMediumAsync(index, path, cancellationToken).ConfigureAwait(false);

@@ -20,6 +20,7 @@ public sealed class VmSupervisor(
     IHypervisor hypervisor,
     HostIdentity identity,
     BridgeNetworking networking,
+    VmDevices devices,
     ILogger<VmSupervisor> logger) : IRunningVms
 {
     private readonly ConcurrentDictionary<string, IVmProcess> _byVmUuid = new(StringComparer.Ordinal);
@@ -107,6 +108,10 @@ public sealed class VmSupervisor(
             {
                 _ = UpdateGuestMetricsAsync(vmRef, report);
             }
+            else if (e is { Kind: VmProcessEventKind.DeviceRemoved, Device: { } device })
+            {
+                _ = RecordRemovedAsync(vmRef, process, device);
+            }
         };
         _ = process.Exited.ContinueWith(_ => OnExitedAsync(vmRef, process), TaskScheduler.Default).Unwrap();
     }
@@ -189,7 +194,7 @@ public sealed class VmSupervisor(
         }
 
         var domid = vm.GetInt("domid");
-        await SetAttachedAsync(vm, false, cancellationToken).ConfigureAwait(false);
+        await devices.RecordAsync(vm, null, cancellationToken).ConfigureAwait(false);
         if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), cancellationToken).ConfigureAwait(false) is { } gm)
         {
             var g = gm.Clone();
@@ -210,26 +215,33 @@ public sealed class VmSupervisor(
         await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vmRef), identity.Ref, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Marks the VM's VBDs and VIFs plugged or unplugged.</summary>
-    public async Task SetAttachedAsync(XenObject vm, bool attached, CancellationToken cancellationToken)
+    /// <summary>
+    /// The guest released a device Corral asked it to, maybe long after the unplug call gave up waiting: the VBD or VIF
+    /// is recorded detached, and a card's tap goes.
+    /// </summary>
+    private async Task RecordRemovedAsync(string vmRef, IVmProcess process, VmDevice device)
     {
-        var tx = new PoolTransaction();
-        foreach (var (cls, field) in new[] { (XenClasses.VBD, "VBDs"), (XenClasses.VIF, "VIFs") })
+        try
         {
-            foreach (var r in vm.GetSet(field))
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, timeout.Token).ConfigureAwait(false);
+            if (vm is null || Find(vm.Uuid) != process)
             {
-                if (await database.TryGetAsync(cls, r, cancellationToken).ConfigureAwait(false) is { } o && o.GetBool("currently_attached") != attached)
-                {
-                    var c = o.Clone();
-                    c["currently_attached"] = attached;
-                    tx.Update(c);
-                }
+                return;
             }
-        }
 
-        if (!tx.IsEmpty)
+            await devices.RecordAsync(vm, process.Spec, timeout.Token).ConfigureAwait(false);
+            if (device.Kind == VmDeviceKind.Nic)
+            {
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.GetInt("domid"), device.Index.ToString(CultureInfo.InvariantCulture)), timeout.Token)
+                    .ConfigureAwait(false);
+            }
+
+            logger.LogInformation("VM {Vm}: the guest released {Kind} {Index}", vm.GetString("name_label"), device.Kind, device.Index);
+        }
+        catch (Exception ex)
         {
-            await TryCommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            logger.LogWarning(ex, "Could not record that VM {Vm} released {Kind} {Index}; the unplug's retry records it", vmRef, device.Kind, device.Index);
         }
     }
 
@@ -292,8 +304,9 @@ public sealed class VmSupervisor(
                 },
                 ["last_updated"] = report.ReceivedUtc,
                 ["live"] = true,
-                ["can_use_hotplug_vbd"] = "no",
-                ["can_use_hotplug_vif"] = "no",
+                // A guest with the virtio drivers takes disks and cards plugged while it runs (PCI hot-plug through ACPI).
+                ["can_use_hotplug_vbd"] = report.PvDrivers.ContainsKey("virtio_blk") ? "yes" : "unspecified",
+                ["can_use_hotplug_vif"] = report.PvDrivers.ContainsKey("virtio_net") ? "yes" : "unspecified",
             };
 
             var existing = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), ct).ConfigureAwait(false);

@@ -8,7 +8,7 @@ using Corral.Storage;
 
 namespace Corral.Api.Methods;
 
-/// <summary>SR, PBD, VDI and VBD messages. Work on the volumes themselves runs on a host that has the SR attached.</summary>
+/// <summary>SR creation and scans, and VDI messages. Work on the volumes themselves runs on a host that has the SR attached.</summary>
 public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue operations, Placement placement, SrDrivers drivers) : IApiMethodProvider
 {
     private static readonly FieldType Ref = FieldType.String;
@@ -28,17 +28,6 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             return null;
         }, ("sr", Ref));
         registry.Add("SR.get_supported_types", (_, _, _) => Task.FromResult<object?>(drivers.Types.Select(t => (object?)t).ToList()));
-        registry.Add("SR.forget", async (_, a, ct) =>
-        {
-            await AssertSrAsync(await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false), StorageOperations.Forget, ct);
-            return await ForgetSrAsync(a[0], ct).ConfigureAwait(false);
-        }, ("sr", Ref));
-        registry.Add("SR.destroy", async (_, a, ct) =>
-        {
-            // Refused while a VDI is left (SR_NOT_EMPTY) or a running VM uses one (SR_HAS_PBD): SrOperationRules.
-            await AssertSrAsync(await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false), StorageOperations.Destroy, ct);
-            return await ForgetSrAsync(a[0], ct).ConfigureAwait(false);
-        }, ("sr", Ref));
 
         registry.Add("VDI.create", CreateVdiAsync, ("args", Record));
         registry.Add("VDI.destroy", async (ctx, a, ct) =>
@@ -80,23 +69,21 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             return await CopyVdiAsync(database, operations, ctx, vdi, sr.Ref, ct).ConfigureAwait(false);
         }, ("vdi", Ref), ("sr", Ref), ("base_vdi", Ref), ("into_vdi", Ref));
 
-        registry.Add("VBD.create", CreateVbdAsync, ("args", Record));
-        registry.Add("VBD.destroy", async (_, a, ct) =>
+        // Names are the pool database's; the SR's metadata takes them at its next write (a scan, a VDI change, an unplug).
+        foreach (var (className, field) in new[] { (XenClasses.SR, "name_label"), (XenClasses.SR, "name_description"), (XenClasses.VDI, "name_label"), (XenClasses.VDI, "name_description") })
         {
-            var vbd = await Get(XenClasses.VBD, a[0], ct).ConfigureAwait(false);
-            if (vbd.GetBool("currently_attached"))
+            registry.Implement($"{className}.set_{field}", async (_, a, ct) =>
             {
-                throw new XenApiException(ErrorCodes.OperationNotAllowed, "VBD is attached to a running VM");
-            }
-
-            var tx = new PoolTransaction();
-            tx.Delete(vbd);
-            await database.CommitAsync(tx, ct).ConfigureAwait(false);
-            return null;
-        }, ("self", Ref));
-        registry.Add("VBD.insert", (ctx, a, ct) => ChangeMediumAsync(ctx, a[0], (string)a[1]!, ct), ("vbd", Ref), ("vdi", Ref));
-        registry.Add("VBD.eject", (ctx, a, ct) => ChangeMediumAsync(ctx, a[0], null, ct), ("vbd", Ref));
-        _ = placement;
+                await Get(className, a[0], ct).ConfigureAwait(false);
+                await database.UpdateAsync([(className, (string)a[0]!)], (objs, tx) =>
+                {
+                    var o = objs[0].Clone();
+                    o[field] = a[1];
+                    tx.Update(o);
+                }, ct).ConfigureAwait(false);
+                return null;
+            });
+        }
     }
 
     /// <summary>The SR rules' error for <paramref name="op"/> on the SR as it is now, if any.</summary>
@@ -138,7 +125,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             }
         }
 
-        throw new XenApiException(ErrorCodes.SrHasNoPbds);
+        throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
     }
 
     private async Task<object?> CreateSrAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
@@ -202,26 +189,8 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
 
     private async Task<object?> ForgetSrAsync(object? srRef, CancellationToken cancellationToken)
     {
-        var sr = await Get(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-        var tx = new PoolTransaction();
-        tx.Delete(sr);
-        foreach (var pbdRef in sr.GetSet("PBDs"))
-        {
-            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd)
-            {
-                tx.Delete(pbd);
-            }
-        }
-
-        foreach (var vdiRef in sr.GetSet("VDIs"))
-        {
-            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi)
-            {
-                tx.Delete(vdi);
-            }
-        }
-
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await SrRecordMethods.DeleteRecordsAsync(database, await Get(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false), cancellationToken)
+            .ConfigureAwait(false);
         return null;
     }
 
@@ -281,7 +250,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
 
         if (host is null)
         {
-            throw new XenApiException(ErrorCodes.SrHasNoPbds);
+            throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         }
 
         return await operations.RunAsync(HostOperationKinds.VdiCopy, host, vdi.Ref, new Dictionary<string, string> { ["sr"] = targetSr }, context, cancellationToken)
@@ -298,111 +267,6 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
                 throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "resize");
             }
         }
-    }
-
-    private async Task<object?> CreateVbdAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
-    {
-        var record = (Dictionary<string, object?>)a[0]!;
-        var vm = await Get(XenClasses.VM, record.GetValueOrDefault("VM"), cancellationToken).ConfigureAwait(false);
-        var type = (string)XenEnumTypes.VbdType.Coerce(record.GetValueOrDefault("type") ?? "Disk")!;
-        var empty = record.GetValueOrDefault("empty") is { } e && (bool)FieldType.Bool.Coerce(e)!;
-        var vdiRef = record.GetValueOrDefault("VDI")?.ToString() ?? OpaqueRef.Null;
-        if (!empty || !OpaqueRef.IsNull(vdiRef))
-        {
-            if (OpaqueRef.IsNull(vdiRef) && type == "CD")
-            {
-                empty = true;
-            }
-            else
-            {
-                await Get(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-            }
-        }
-
-        if (vm.GetString("power_state") != "Halted")
-        {
-            // Hot-plug is not offered yet: QEMU would need device_add with matching bus slots.
-            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "halted", vm.GetString("power_state").ToLowerInvariant());
-        }
-
-        var existing = new List<XenObject>();
-        foreach (var r in vm.GetSet("VBDs"))
-        {
-            existing.Add(await database.GetAsync(XenClasses.VBD, r, cancellationToken).ConfigureAwait(false));
-        }
-
-        var userdevice = record.GetValueOrDefault("userdevice")?.ToString() ?? "autodetect";
-        if (userdevice is "autodetect" or "")
-        {
-            var used = existing.Select(v => v.GetString("userdevice")).ToHashSet();
-            userdevice = Enumerable.Range(0, 16).Select(i => i.ToString(CultureInfo.InvariantCulture)).First(i => !used.Contains(i));
-        }
-        else if (!int.TryParse(userdevice, NumberStyles.None, CultureInfo.InvariantCulture, out var index) || index > 15)
-        {
-            throw new XenApiException(ErrorCodes.InvalidValue, "userdevice", userdevice);
-        }
-        else if (existing.Any(v => v.GetString("userdevice") == userdevice))
-        {
-            throw new XenApiException(ErrorCodes.DeviceAlreadyExists, userdevice);
-        }
-
-        var tx = new PoolTransaction();
-        var vbd = tx.Create(XenClasses.VBDSchema, new Dictionary<string, object?>
-        {
-            ["VM"] = vm.Ref,
-            ["VDI"] = empty ? OpaqueRef.Null : vdiRef,
-            ["userdevice"] = userdevice,
-            ["bootable"] = record.GetValueOrDefault("bootable") ?? false,
-            ["mode"] = record.GetValueOrDefault("mode") ?? (type == "CD" ? "RO" : "RW"),
-            ["type"] = type,
-            ["empty"] = empty,
-            ["unpluggable"] = record.GetValueOrDefault("unpluggable") ?? true,
-            ["other_config"] = record.GetValueOrDefault("other_config"),
-            ["qos_algorithm_type"] = record.GetValueOrDefault("qos_algorithm_type") ?? "",
-        });
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        _ = context;
-        return vbd.Ref;
-    }
-
-    private async Task<object?> ChangeMediumAsync(CallContext context, object? vbdRef, string? vdiRef, CancellationToken cancellationToken)
-    {
-        var vbd = await Get(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-        if (vbd.GetString("type") != "CD")
-        {
-            throw new XenApiException(ErrorCodes.VbdNotRemovableMedia, vbd.Ref);
-        }
-
-        if (vdiRef is not null)
-        {
-            if (!vbd.GetBool("empty"))
-            {
-                throw new XenApiException(ErrorCodes.VbdNotEmpty, vbd.Ref);
-            }
-
-            await Get(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-        }
-        else if (vbd.GetBool("empty"))
-        {
-            throw new XenApiException(ErrorCodes.VbdIsEmpty, vbd.Ref);
-        }
-
-        var vm = await Get(XenClasses.VM, vbd.GetString("VM"), cancellationToken).ConfigureAwait(false);
-        if (vm.GetString("power_state") is "Running" or "Paused")
-        {
-            await operations.RunAsync(HostOperationKinds.VmChangeMedium, vm.GetString("resident_on"), vm.Ref,
-                new Dictionary<string, string> { ["vbd"] = vbd.Ref, ["vdi"] = vdiRef ?? OpaqueRef.Null }, context, cancellationToken).ConfigureAwait(false);
-            return null;
-        }
-
-        await database.UpdateAsync([(XenClasses.VBD, vbd.Ref)], (objs, tx) =>
-        {
-            var v = objs[0].Clone();
-            v["VDI"] = vdiRef ?? OpaqueRef.Null;
-            v["empty"] = vdiRef is null;
-            tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
-        return null;
     }
 }
 

@@ -141,6 +141,13 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
                     throw new XenApiException(ErrorCodes.OperationNotAllowed, $"the CD in drive {vbd.GetString("userdevice")} cannot be copied to another SR; eject it first");
                 }
 
+                if (!vbd.GetBool("currently_attached"))
+                {
+                    // Disks move by mirroring the running VM's writes: one that is not plugged into it has none to mirror.
+                    throw new XenApiException(ErrorCodes.OperationNotAllowed,
+                        $"the disk in device {vbd.GetString("userdevice")} is not plugged into the running VM; plug it, or copy its VDI to the other SR");
+                }
+
                 if (vdi.GetBool("sharable") || vdi.GetSet("VBDs").Count > 1)
                 {
                     throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "migrate_send");

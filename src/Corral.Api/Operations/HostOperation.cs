@@ -55,6 +55,10 @@ public static class HostOperationKinds
     public const string VmPause = "vm.pause";
     public const string VmUnpause = "vm.unpause";
     public const string VmChangeMedium = "vm.change_medium";
+    public const string VbdPlug = "vbd.plug";
+    public const string VbdUnplug = "vbd.unplug";
+    public const string VifPlug = "vif.plug";
+    public const string VifUnplug = "vif.unplug";
     public const string VmMigrateSend = "vm.migrate_send";
     public const string VmMigrateReceive = "vm.migrate_receive";
     public const string HostEvacuate = "host.evacuate";
@@ -64,6 +68,10 @@ public static class HostOperationKinds
     public const string HostRestartAgent = "host.restart_agent";
     public const string SrAttach = "sr.attach";
     public const string SrScan = "sr.scan";
+    public const string SrProbe = "sr.probe";
+    public const string SrDestroy = "sr.destroy";
+    public const string PbdPlug = "pbd.plug";
+    public const string PbdUnplug = "pbd.unplug";
     public const string VdiCreate = "vdi.create";
     public const string VdiDestroy = "vdi.destroy";
     public const string VdiResize = "vdi.resize";

@@ -23,6 +23,7 @@ public sealed class CommandRegistry
         VmDeviceCommands.Register(registry);
         StorageCommands.Register(registry);
         PlugCommands.Register(registry, detachPollInterval ?? PlugCommands.DetachPollInterval);
+        SrProbeExtCommand.Register(registry);
         NetworkCommands.Register(registry);
         HostPoolCommands.Register(registry);
         AccessCommands.Register(registry);

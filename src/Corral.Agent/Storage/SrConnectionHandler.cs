@@ -1,0 +1,129 @@
+using System.Text.Json;
+using Corral.Agent.Hosting;
+using Corral.Agent.Operations;
+using Corral.Api.Methods;
+using Corral.Api.Operations;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.Storage;
+
+namespace Corral.Agent.Storage;
+
+/// <summary>
+/// An SR's connection to this host: PBD.plug (the SR's storage proven reachable through its driver, the PBD attached,
+/// the SR scanned), PBD.unplug (the SR's metadata written, the PBD released; refused while a VM running here uses one
+/// of its VDIs), SR.probe (which SRs a location holds) and SR.destroy's part on the storage.
+/// </summary>
+public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, SrCatalog catalog,
+    ILogger<SrConnectionHandler> logger) : IHostOperationHandler
+{
+    public IReadOnlyCollection<string> Kinds { get; } =
+        [HostOperationKinds.PbdPlug, HostOperationKinds.PbdUnplug, HostOperationKinds.SrProbe, HostOperationKinds.SrDestroy];
+
+    public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
+    {
+        switch (operation.Kind)
+        {
+            case HostOperationKinds.PbdPlug:
+                await PlugAsync(operation.Argument("pbd"), cancellationToken).ConfigureAwait(false);
+                return null;
+            case HostOperationKinds.PbdUnplug:
+                await UnplugAsync(operation.Argument("pbd"), cancellationToken).ConfigureAwait(false);
+                return null;
+            case HostOperationKinds.SrProbe:
+                {
+                    var deviceConfig = JsonSerializer.Deserialize<Dictionary<string, string>>(operation.Argument("device_config", "{}")) ?? [];
+                    var found = await drivers.Get(operation.Argument("type")).ProbeSrsAsync(deviceConfig, cancellationToken).ConfigureAwait(false);
+                    return JsonSerializer.Serialize(found);
+                }
+
+            case HostOperationKinds.SrDestroy:
+                await DestroyAsync(operation.Target, cancellationToken).ConfigureAwait(false);
+                return null;
+            default:
+                throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
+        }
+    }
+
+    /// <summary>The PBD of this host, and its SR's directory here.</summary>
+    private async Task<(XenObject Pbd, XenObject Sr, string Directory)> PbdAsync(string pbdRef, CancellationToken cancellationToken)
+    {
+        var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+        if (pbd.Get(XenApi.PBD.Host) != identity.Ref)
+        {
+            throw new XenApiException(ErrorCodes.InternalError, $"PBD {pbdRef} is not this host's");
+        }
+
+        var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken).ConfigureAwait(false);
+        var directory = pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
+        return string.IsNullOrWhiteSpace(directory) ? throw SrBackend.LocationMissing() : (pbd, sr, directory);
+    }
+
+    private async Task PlugAsync(string pbdRef, CancellationToken cancellationToken)
+    {
+        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken).ConfigureAwait(false);
+        if (pbd.Get(XenApi.PBD.CurrentlyAttached))
+        {
+            return;
+        }
+
+        var driver = drivers.Get(sr.GetString("type"));
+        if (await PbdMethods.PluggedElsewhereAsync(database, sr, pbd, cancellationToken).ConfigureAwait(false) is { } other)
+        {
+            throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
+        }
+
+        await driver.ProbeAsync(directory, create: false, cancellationToken).ConfigureAwait(false);
+        await catalog.RequireOwnMetadataAsync(sr, directory, creating: false, cancellationToken).ConfigureAwait(false);
+        await SetAttachedAsync(pbd.Ref, true, cancellationToken).ConfigureAwait(false);
+        // The first look at the storage: an SR introduced again finds its VDIs here, under the uuids and names it kept.
+        await catalog.ScanAsync(await database.GetAsync(XenClasses.SR, sr.Ref, cancellationToken).ConfigureAwait(false), directory, cancellationToken)
+            .ConfigureAwait(false);
+        logger.LogInformation("SR {Sr} plugged on this host ({Directory})", sr.GetString("name_label"), directory);
+    }
+
+    private async Task UnplugAsync(string pbdRef, CancellationToken cancellationToken)
+    {
+        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken).ConfigureAwait(false);
+        if (!pbd.Get(XenApi.PBD.CurrentlyAttached))
+        {
+            return;
+        }
+
+        var inUse = await PbdMethods.VdisInUseAsync(database, sr.Ref, identity.Ref, cancellationToken).ConfigureAwait(false);
+        if (inUse.Count > 0)
+        {
+            throw new XenApiException(ErrorCodes.VdiInUse, [.. inUse]);
+        }
+
+        if (Directory.Exists(directory))
+        {
+            // What the pool database knows of the SR goes with it: names given since the last change are kept too.
+            await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
+        }
+
+        await SetAttachedAsync(pbd.Ref, false, cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("SR {Sr} unplugged from this host", sr.GetString("name_label"));
+    }
+
+    /// <summary>SR.destroy's part on the storage, on a host with a PBD for the SR (plugged or not): the driver removes the SR's own files.</summary>
+    private async Task DestroyAsync(string srRef, CancellationToken cancellationToken)
+    {
+        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
+        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
+        await drivers.Get(sr.GetString("type")).DeleteAsync(directory, cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("SR {Sr} destroyed on its storage ({Directory})", sr.GetString("name_label"), directory);
+    }
+
+    private async Task SetAttachedAsync(string pbdRef, bool attached, CancellationToken cancellationToken) =>
+        await database.UpdateAsync([(XenClasses.PBD, pbdRef)], (objs, tx) =>
+        {
+            if (objs[0].Get(XenApi.PBD.CurrentlyAttached) != attached)
+            {
+                var p = objs[0].Clone();
+                p.Set(XenApi.PBD.CurrentlyAttached, attached);
+                tx.Update(p);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+}

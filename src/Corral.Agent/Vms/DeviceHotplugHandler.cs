@@ -1,0 +1,143 @@
+using System.Globalization;
+using Corral.Agent.Hosting;
+using Corral.Agent.Operations;
+using Corral.Api.Devices;
+using Corral.Api.Migration;
+using Corral.Api.Operations;
+using Corral.Hypervisor;
+using Corral.Model;
+using Corral.Networking;
+using Corral.PoolDatabase;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.Vms;
+
+/// <summary>
+/// VBD.plug/unplug and VIF.plug/unplug on the host running the VM: the device goes into or out of its QEMU process, and
+/// the VBD or VIF records it. Each operation targets the VM, so the worker runs it after (never during) the VM's other
+/// operations on this host; asked again after an agent restart it finds the device where the first attempt left it.
+/// </summary>
+public sealed class DeviceHotplugHandler(
+    IPoolDatabase database,
+    VmSupervisor supervisor,
+    VmDevices devices,
+    BridgeNetworking networking,
+    HostIdentity identity,
+    IOptions<AgentOptions> options,
+    ILogger<DeviceHotplugHandler> logger) : IHostOperationHandler
+{
+    public IReadOnlyCollection<string> Kinds { get; } =
+        [HostOperationKinds.VbdPlug, HostOperationKinds.VbdUnplug, HostOperationKinds.VifPlug, HostOperationKinds.VifUnplug];
+
+    public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        var process = await ProcessAsync(vm, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            switch (operation.Kind)
+            {
+                case HostOperationKinds.VbdPlug:
+                    await PlugDiskAsync(vm, process, operation.Argument("vbd"), cancellationToken).ConfigureAwait(false);
+                    break;
+                case HostOperationKinds.VbdUnplug:
+                    await UnplugDiskAsync(process, operation.Argument("vbd"), cancellationToken).ConfigureAwait(false);
+                    break;
+                case HostOperationKinds.VifPlug:
+                    await PlugNicAsync(vm, process, operation.Argument("vif"), cancellationToken).ConfigureAwait(false);
+                    break;
+                case HostOperationKinds.VifUnplug:
+                    await UnplugNicAsync(vm, process, operation.Argument("vif"), cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
+            }
+        }
+        catch (DeviceHotplugException ex)
+        {
+            logger.LogWarning("{Kind} on VM {Vm} refused: {Reason}", operation.Kind, vm.GetString("name_label"), ex.Message);
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, ex.Message);
+        }
+
+        return null;
+    }
+
+    /// <summary>The VM's process here; the VM must run on this host, and not be moving away.</summary>
+    private async Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
+    {
+        if (vm.Get(XenApi.VM.PowerState) != VmPowerState.Running)
+        {
+            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "running", vm.GetString("power_state").ToLowerInvariant());
+        }
+
+        if (vm.Get(XenApi.VM.ResidentOn) != identity.Ref || supervisor.Find(vm.Uuid) is not { } process)
+        {
+            throw new XenApiException(ErrorCodes.InternalError, $"the VM {vm.Ref} is not resident on this host");
+        }
+
+        if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            // Its devices must stay as the destination was told until the migration ends.
+            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
+        }
+
+        return process;
+    }
+
+    private async Task PlugDiskAsync(XenObject vm, IVmProcess process, string vbdRef, CancellationToken cancellationToken)
+    {
+        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+        var disk = await devices.DiskAsync(vm, vbd, null, cancellationToken).ConfigureAwait(false);
+        var attached = await process.AttachDiskAsync(disk, cancellationToken).ConfigureAwait(false);
+        var name = vbd.Get(XenApi.VBD.CurrentlyAttached) ? null : await devices.NameForPluggedDiskAsync(vm, vbdRef, cancellationToken).ConfigureAwait(false);
+        await devices.RecordOneAsync(XenClasses.VBD, vbdRef, true, attached.PciSlot, name, cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("VM {Vm}: VBD {Vbd} plugged as {Device}", vm.GetString("name_label"), vbd.Uuid, name);
+    }
+
+    private async Task UnplugDiskAsync(IVmProcess process, string vbdRef, CancellationToken cancellationToken)
+    {
+        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+        var userdevice = vbd.Get(XenApi.VBD.Userdevice);
+        var index = DeviceNumbers.DiskIndex(userdevice) ?? throw new XenApiException(ErrorCodes.InvalidDevice, userdevice);
+        if (!await process.DetachDiskAsync(index, options.Value.DeviceUnplugTimeout, cancellationToken).ConfigureAwait(false))
+        {
+            // The request stays with the guest: if it lets go later, the supervisor records it then.
+            throw new XenApiException(ErrorCodes.DeviceDetachRejected, XenClasses.VBD, vbdRef, "");
+        }
+
+        await devices.RecordOneAsync(XenClasses.VBD, vbdRef, false, null, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task PlugNicAsync(XenObject vm, IVmProcess process, string vifRef, CancellationToken cancellationToken)
+    {
+        var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
+        var nic = await devices.NicAsync(vif, vm.Get(XenApi.VM.Domid), cancellationToken).ConfigureAwait(false);
+        NicSpec attached;
+        try
+        {
+            attached = await process.AttachNicAsync(nic, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DeviceHotplugException)
+        {
+            await networking.DeleteLinkAsync(nic.TapName, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        await devices.RecordOneAsync(XenClasses.VIF, vifRef, true, attached.PciSlot, null, cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("VM {Vm}: VIF {Vif} plugged on {Tap}", vm.GetString("name_label"), vif.Uuid, nic.TapName);
+    }
+
+    private async Task UnplugNicAsync(XenObject vm, IVmProcess process, string vifRef, CancellationToken cancellationToken)
+    {
+        var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
+        var device = vif.Get(XenApi.VIF.Device);
+        var index = int.TryParse(device, NumberStyles.None, CultureInfo.InvariantCulture, out var i) ? i : throw new XenApiException(ErrorCodes.InvalidDevice, device);
+        if (!await process.DetachNicAsync(index, options.Value.DeviceUnplugTimeout, cancellationToken).ConfigureAwait(false))
+        {
+            throw new XenApiException(ErrorCodes.DeviceDetachRejected, XenClasses.VIF, vifRef, "");
+        }
+
+        await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.Get(XenApi.VM.Domid), device), cancellationToken).ConfigureAwait(false);
+        await devices.RecordOneAsync(XenClasses.VIF, vifRef, false, null, null, cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,232 @@
+using System.Globalization;
+using Corral.Agent.Hosting;
+using Corral.Agent.Storage;
+using Corral.Api.Devices;
+using Corral.Hypervisor;
+using Corral.Model;
+using Corral.Networking;
+using Corral.PoolDatabase;
+using Corral.Storage;
+
+namespace Corral.Agent.Vms;
+
+/// <summary>
+/// A VM's devices on this host: its VBDs as disks (their VDIs resolved through this host's PBDs), its VIFs as network
+/// cards (their taps made on this host's bridges), and the pool database kept in step with what the VM's process has:
+/// <c>currently_attached</c>, the guest's name for each disk (<c>device</c>), and each device's PCI slot in its
+/// <c>runtime_properties</c>, which a live migration's destination needs to rebuild the VM's bus.
+/// </summary>
+public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, BridgeNetworking networking, SrDrivers drivers)
+{
+    /// <summary>The key of VBD and VIF <c>runtime_properties</c> that holds the device's PCI slot while it is attached.</summary>
+    public const string PciSlotKey = "corral-pci-slot";
+
+    /// <summary>Key of <c>VM.platform</c> choosing the device model: "virtio" (default) or "emulated".</summary>
+    public const string DevicesPlatformKey = "corral-devices";
+
+    public static bool IsParavirtual(XenObject vm) => vm.GetStringMap("platform").GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
+
+    /// <summary>
+    /// The launch spec of a VM on this host. For a start, every device, placed afresh; for a live migration's destination
+    /// (<paramref name="attachedOnly"/>), the devices attached now, each at the PCI slot it has on the source.
+    /// </summary>
+    /// <param name="diskOverrides">VBD ref to the image QEMU opens instead of the VBD's VDI (a storage migration's new copies).</param>
+    public async Task<VmLaunchSpec> BuildSpecAsync(XenObject vm, long domid, bool attachedOnly, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, (string Path, string Format)>? diskOverrides = null)
+    {
+        var disks = new List<DiskSpec>();
+        foreach (var vbdRef in vm.GetSet("VBDs"))
+        {
+            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            if (!attachedOnly || vbd.Get(XenApi.VBD.CurrentlyAttached))
+            {
+                disks.Add(await DiskAsync(vm, vbd, attachedOnly ? RecordedSlot(vbd) : null, cancellationToken, diskOverrides?.GetValueOrDefault(vbdRef)).ConfigureAwait(false));
+            }
+        }
+
+        var nics = new List<NicSpec>();
+        foreach (var vifRef in vm.GetSet("VIFs"))
+        {
+            var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
+            if (!attachedOnly || vif.Get(XenApi.VIF.CurrentlyAttached))
+            {
+                nics.Add(await NicAsync(vif, domid, cancellationToken) with { PciSlot = attachedOnly ? RecordedSlot(vif) : null });
+            }
+        }
+
+        // Guest configuration travels as XenServer's vm-data does: xenstore_data keys under vm-data/.
+        var firmware = vm.GetStringMap("xenstore_data")
+            .Where(kv => kv.Key.StartsWith("vm-data/", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key, kv => kv.Value);
+        return new VmLaunchSpec(vm.Uuid, vm.GetString("name_label"), vm.GetInt("memory_static_max"), (int)Math.Max(1, vm.GetInt("VCPUs_at_startup")),
+            IsParavirtual(vm), disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware);
+    }
+
+    /// <summary>A VBD as a disk: its index (the userdevice's disk number) and its VDI's image as this host reaches it.</summary>
+    public async Task<DiskSpec> DiskAsync(XenObject vm, XenObject vbd, int? pciSlot, CancellationToken cancellationToken,
+        (string Path, string Format)? imageOverride = null)
+    {
+        var userdevice = vbd.Get(XenApi.VBD.Userdevice);
+        var index = DeviceNumbers.DiskIndex(userdevice) ?? throw new XenApiException(ErrorCodes.InvalidDevice, userdevice);
+        var isCd = vbd.Get(XenApi.VBD.Type) == VbdType.CD;
+        string? path = null;
+        var format = "raw";
+        if (imageOverride is { Path: not null } overridden)
+        {
+            (path, format) = overridden;
+        }
+        else if (!vbd.Get(XenApi.VBD.Empty) && !OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI)))
+        {
+            (path, format) = await ResolveVdiAsync(vm.Ref, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
+        }
+
+        return new DiskSpec(index, path, format, vbd.Get(XenApi.VBD.Mode) == VbdMode.RO || isCd, isCd, vbd.Get(XenApi.VBD.Bootable) || index == 0, pciSlot);
+    }
+
+    /// <summary>A VIF as a network card, its tap (vif&lt;domid&gt;.&lt;device&gt;) made and on the network's bridge.</summary>
+    public async Task<NicSpec> NicAsync(XenObject vif, long domid, CancellationToken cancellationToken)
+    {
+        var network = await database.GetAsync(XenClasses.Network, vif.Get(XenApi.VIF.Network), cancellationToken).ConfigureAwait(false);
+        var bridge = network.GetString("bridge");
+        var device = vif.Get(XenApi.VIF.Device);
+        if (!int.TryParse(device, NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+        {
+            throw new XenApiException(ErrorCodes.InvalidDevice, device);
+        }
+
+        var tap = BridgeNetworking.TapName(domid, device);
+        await networking.EnsureBridgeAsync(bridge, cancellationToken).ConfigureAwait(false);
+        await networking.EnsureTapAsync(tap, bridge, (int)network.GetInt("MTU"), cancellationToken).ConfigureAwait(false);
+        return new NicSpec(index, tap, vif.Get(XenApi.VIF.MAC));
+    }
+
+    /// <summary>A VDI's image as this host opens it (the SR plugged here), or VM_REQUIRES_SR.</summary>
+    public async Task<(string Path, string Format)> ResolveVdiAsync(string vmRef, string vdiRef, CancellationToken cancellationToken)
+    {
+        var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
+        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+                        ?? throw new XenApiException(ErrorCodes.VmRequiresSr, vmRef, sr.Ref);
+        return drivers.Get(sr.GetString("type")).Resolve(directory, vdi.GetString("location"));
+    }
+
+    /// <summary>
+    /// The guest's names for the disks of a VM that starts: virtio disks vda, vdb... in index order, the IDE controller's
+    /// hda, hdb... in the order QEMU fills its slots.
+    /// </summary>
+    public static IReadOnlyDictionary<int, string> NamesAtStart(VmLaunchSpec spec)
+    {
+        var names = new Dictionary<int, string>();
+        int virtio = 0, ide = 0;
+        foreach (var disk in spec.Disks.OrderBy(d => d.Index))
+        {
+            names[disk.Index] = !disk.IsCdrom && spec.Paravirtual ? "vd" + DeviceNumber.Letters(virtio++) : "hd" + DeviceNumber.Letters(ide++);
+        }
+
+        return names;
+    }
+
+    /// <summary>The name the guest gives a virtio disk plugged now: Linux takes the lowest letter no disk of the VM has.</summary>
+    public async Task<string> NameForPluggedDiskAsync(XenObject vm, string vbdRef, CancellationToken cancellationToken)
+    {
+        var taken = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var other in vm.GetSet("VBDs").Where(r => r != vbdRef))
+        {
+            if (await database.TryGetAsync(XenClasses.VBD, other, cancellationToken).ConfigureAwait(false) is { } vbd && vbd.Get(XenApi.VBD.CurrentlyAttached))
+            {
+                taken.Add(vbd.Get(XenApi.VBD.Device));
+            }
+        }
+
+        return Enumerable.Range(0, int.MaxValue).Select(i => "vd" + DeviceNumber.Letters(i)).First(n => !taken.Contains(n));
+    }
+
+    /// <summary>
+    /// Makes the VM's VBDs and VIFs say what its process has: attached (with the PCI slot) exactly when <paramref name="spec"/>
+    /// has the device; null means none (the VM halted). <paramref name="names"/> gives disks' guest names to record.
+    /// </summary>
+    public async Task RecordAsync(XenObject vm, VmLaunchSpec? spec, CancellationToken cancellationToken, IReadOnlyDictionary<int, string>? names = null)
+    {
+        var tx = new PoolTransaction();
+        foreach (var vbdRef in vm.GetSet("VBDs"))
+        {
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is not { } vbd)
+            {
+                continue;
+            }
+
+            var index = DeviceNumbers.DiskIndex(vbd.Get(XenApi.VBD.Userdevice));
+            var disk = spec?.Disks.FirstOrDefault(d => d.Index == index);
+            if (Changed(vbd, disk is not null, disk?.PciSlot, index is { } i ? names?.GetValueOrDefault(i) : null) is { } updated)
+            {
+                tx.Update(updated);
+            }
+        }
+
+        foreach (var vifRef in vm.GetSet("VIFs"))
+        {
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is not { } vif)
+            {
+                continue;
+            }
+
+            var nic = spec?.Nics.FirstOrDefault(n => n.Index.ToString(CultureInfo.InvariantCulture) == vif.Get(XenApi.VIF.Device));
+            if (Changed(vif, nic is not null, nic?.PciSlot, null) is { } updated)
+            {
+                tx.Update(updated);
+            }
+        }
+
+        if (!tx.IsEmpty)
+        {
+            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One device attached (with its slot, and for a disk the guest's name) or detached; recorded at once.</summary>
+    public async Task RecordOneAsync(string className, string reference, bool attached, int? pciSlot, string? deviceName, CancellationToken cancellationToken) =>
+        await database.UpdateAsync([(className, reference)], (objs, tx) =>
+        {
+            if (Changed(objs[0], attached, pciSlot, deviceName) is { } updated)
+            {
+                tx.Update(updated);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>A VBD or VIF changed to say attached (or not) at that slot, or null when it says so already.</summary>
+    private static XenObject? Changed(XenObject device, bool attached, int? pciSlot, string? deviceName)
+    {
+        var properties = device.GetStringMap("runtime_properties");
+        var slot = attached && pciSlot is { } s ? s.ToString(CultureInfo.InvariantCulture) : null;
+        var slotChanged = properties.GetValueOrDefault(PciSlotKey) != slot;
+        var nameChanged = deviceName is not null && device.GetString("device") != deviceName;
+        if (device.GetBool("currently_attached") == attached && !slotChanged && !nameChanged)
+        {
+            return null;
+        }
+
+        var updated = device.Clone();
+        updated["currently_attached"] = attached;
+        if (slot is null)
+        {
+            properties.Remove(PciSlotKey);
+        }
+        else
+        {
+            properties[PciSlotKey] = slot;
+        }
+
+        updated["runtime_properties"] = properties.ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+        if (nameChanged)
+        {
+            updated["device"] = deviceName;
+        }
+
+        return updated;
+    }
+
+    private static int? RecordedSlot(XenObject device) =>
+        int.TryParse(device.GetStringMap("runtime_properties").GetValueOrDefault(PciSlotKey), NumberStyles.None, CultureInfo.InvariantCulture, out var slot)
+            ? slot
+            : null;
+}
