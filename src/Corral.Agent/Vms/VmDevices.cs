@@ -147,39 +147,33 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     /// </summary>
     public async Task RecordAsync(XenObject vm, VmLaunchSpec? spec, CancellationToken cancellationToken, IReadOnlyDictionary<int, string>? names = null)
     {
-        var tx = new PoolTransaction();
+        // One guarded write per device, retried on a lost race: the master rewrites devices' allowed_operations while
+        // a VM starts, and losing to it must not fail the start.
         foreach (var vbdRef in vm.GetSet("VBDs"))
         {
-            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is not { } vbd)
+            await database.UpdateAsync([(XenClasses.VBD, vbdRef)], (objs, tx) =>
             {
-                continue;
-            }
-
-            var index = DeviceNumbers.DiskIndex(vbd.Get(XenApi.VBD.Userdevice));
-            var disk = spec?.Disks.FirstOrDefault(d => d.Index == index);
-            if (Changed(vbd, disk is not null, disk?.PciSlot, index is { } i ? names?.GetValueOrDefault(i) : null) is { } updated)
-            {
-                tx.Update(updated);
-            }
+                var vbd = objs[0];
+                var index = DeviceNumbers.DiskIndex(vbd.Get(XenApi.VBD.Userdevice));
+                var disk = spec?.Disks.FirstOrDefault(d => d.Index == index);
+                if (Changed(vbd, disk is not null, disk?.PciSlot, index is { } i ? names?.GetValueOrDefault(i) : null) is { } updated)
+                {
+                    tx.Update(updated);
+                }
+            }, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var vifRef in vm.GetSet("VIFs"))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is not { } vif)
+            await database.UpdateAsync([(XenClasses.VIF, vifRef)], (objs, tx) =>
             {
-                continue;
-            }
-
-            var nic = spec?.Nics.FirstOrDefault(n => n.Index.ToString(CultureInfo.InvariantCulture) == vif.Get(XenApi.VIF.Device));
-            if (Changed(vif, nic is not null, nic?.PciSlot, null) is { } updated)
-            {
-                tx.Update(updated);
-            }
-        }
-
-        if (!tx.IsEmpty)
-        {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+                var vif = objs[0];
+                var nic = spec?.Nics.FirstOrDefault(n => n.Index.ToString(CultureInfo.InvariantCulture) == vif.Get(XenApi.VIF.Device));
+                if (Changed(vif, nic is not null, nic?.PciSlot, null) is { } updated)
+                {
+                    tx.Update(updated);
+                }
+            }, cancellationToken).ConfigureAwait(false);
         }
     }
 
