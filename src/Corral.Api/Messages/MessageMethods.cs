@@ -50,6 +50,11 @@ public sealed class MessageMethods(IPoolDatabase database, TimeProvider clock, I
         });
         registry.Implement("message.get_since", async (_, a, ct) => await RecordsAsync(_ => true, (DateTime)a[0]!, ct));
         registry.Implement("message.get_all_records", async (_, _, ct) => await RecordsAsync(_ => true, null, ct));
+        registry.Implement("message.get_all_records_where", async (_, a, ct) =>
+        {
+            var filter = Query.DbFilter.Parse((string)a[0]!);
+            return await RecordsAsync(filter.Matches, null, ct);
+        });
         registry.Implement("message.get_all", async (_, _, ct) =>
             (await database.GetAllAsync(XenClasses.Message, ct)).Select(m => (object?)m.Ref).ToList());
         registry.Implement("message.get_record", async (_, a, ct) => (await GetAsync((string)a[0]!, ct)).ToRecord());
