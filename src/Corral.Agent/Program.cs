@@ -43,6 +43,7 @@ var ended = AgentStop.Exit;
 do
 {
     var builder = WebApplication.CreateBuilder(args);
+    AgentLogging.AddDefaults(builder.Configuration);
     builder.Logging.AddSimpleConsole(o =>
     {
         o.SingleLine = true;

@@ -13,9 +13,10 @@ namespace Corral.PoolDatabase.Etcd;
 /// <summary>
 /// The pool database on etcd. Each object is one key (<see cref="PoolKeys.Object"/>); a uuid index and a ref index
 /// are written in the same transaction. Writes compare the mod revision the writer read, so a stale writer fails
-/// instead of overwriting. <c>host_metrics.live</c> is not stored: it is read from the host's leased liveness key.
+/// instead of overwriting. Derived fields (<see cref="DerivedFields"/>) are not in the object's key: they are filled
+/// in from their own keys on read (EtcdPoolDatabase.Derived.cs).
 /// </summary>
-public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
+public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
 {
     private readonly EtcdClient _client;
     private readonly Grpc.Net.Client.GrpcChannel _channel;
@@ -94,7 +95,6 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
     public async Task<IReadOnlyList<XenObject>> GetAllAsync(string className, CancellationToken cancellationToken)
     {
         var schema = XenClasses.Get(className);
-        var prefix = PoolKeys.ClassPrefix(schema.Name);
         var objects = await GetRawAllAsync(schema, cancellationToken).ConfigureAwait(false);
         return await OverlayAsync(objects, cancellationToken).ConfigureAwait(false);
     }
@@ -150,6 +150,8 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
                     request.Success.Add(Delete(key));
                     request.Success.Add(Delete(PoolKeys.Uuid(obj.Uuid)));
                     request.Success.Add(Delete(PoolKeys.RefClass(obj.Ref)));
+                    // Its derived state goes with it (a key that was never written deletes nothing).
+                    request.Success.Add(Delete(PoolKeys.AllowedKey(obj.Class, obj.Ref)));
                     break;
                 default:
                     throw new InvalidOperationException(write.Kind.ToString());
@@ -274,59 +276,7 @@ public sealed class EtcdPoolDatabase : IPoolDatabase, IDisposable
             return new PoolChange(revision, kind, obj);
         }
 
-        if (key.StartsWith(PoolKeys.Live, StringComparison.Ordinal))
-        {
-            // A liveness lease appearing or expiring is a change of host_metrics.live.
-            var metricsRef = key[PoolKeys.Live.Length..];
-            var metrics = await TryGetRawAsync(XenClasses.HostMetricsSchema, metricsRef, cancellationToken).ConfigureAwait(false);
-            if (metrics is null)
-            {
-                return null;
-            }
-
-            metrics.Fields["live"] = !deleted;
-            return new PoolChange(revision, ChangeKind.Mod, metrics);
-        }
-
-        return null;
-    }
-
-    private async Task<XenObject?> TryGetRawAsync(ClassSchema schema, string reference, CancellationToken cancellationToken)
-    {
-        var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.Object(schema.Name, reference)) },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return response.Kvs.Count == 0 ? null : ObjectCodec.Decode(schema, response.Kvs[0].Value.Span, response.Kvs[0].ModRevision);
-    }
-
-    /// <summary>Fills in derived fields: host_metrics.live from the liveness leases, and the reverse links.</summary>
-    private async Task<IReadOnlyList<XenObject>> OverlayAsync(IReadOnlyList<XenObject> objects, CancellationToken cancellationToken)
-    {
-        if (objects.Count == 0)
-        {
-            return objects;
-        }
-
-        var className = objects[0].Class;
-        if (className == XenClasses.HostMetrics)
-        {
-            var live = await _leases.GetPrefixAsync(PoolKeys.Live, cancellationToken).ConfigureAwait(false);
-            foreach (var obj in objects)
-            {
-                obj.Fields["live"] = live.ContainsKey(PoolKeys.LiveKey(obj.Ref));
-            }
-        }
-
-        foreach (var link in ReverseLink.Of(className))
-        {
-            var children = await GetRawAllAsync(XenClasses.Get(link.ChildClass), cancellationToken).ConfigureAwait(false);
-            var byParent = children.ToLookup(c => c.GetString(link.ChildField), c => (object?)c.Ref, StringComparer.Ordinal);
-            foreach (var obj in objects)
-            {
-                obj.Fields[link.Field] = byParent[obj.Ref].ToList();
-            }
-        }
-
-        return objects;
+        return await TranslateDerivedAsync(ev, key, deleted, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<long> CountAsync(string className, CancellationToken cancellationToken)

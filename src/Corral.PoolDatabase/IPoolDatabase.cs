@@ -5,6 +5,8 @@ namespace Corral.PoolDatabase;
 /// <summary>
 /// The pool's one source of truth. Every write is a transaction guarded by the revisions the writer read, so two
 /// writers racing on one object never lose an update: the loser re-reads and retries (see <see cref="UpdateAsync"/>).
+/// Derived fields (<see cref="DerivedFields"/>: reverse links, <c>host_metrics.live</c>, <c>allowed_operations</c>) are
+/// not part of an object's stored state or of its revision: they are filled in on every read and in the change stream.
 /// </summary>
 public interface IPoolDatabase
 {
@@ -38,6 +40,17 @@ public interface IPoolDatabase
     Task<long> CommitAsync(PoolTransaction transaction, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Writes an object's <c>allowed_operations</c> (derived: a key of its own, <see cref="PoolKeys.AllowedKey"/>), not
+    /// guarded by the object's revision, so that its writers never lose a race to it. <paramref name="sourceRevision"/> is
+    /// the revision the set was computed from (every change up to it was seen): a set computed from an older revision
+    /// than the stored one is refused, so a late writer cannot leave a stale set. Nothing is written when the stored set
+    /// is the same. Returns the revision written, or null when nothing was.
+    /// </summary>
+    /// <exception cref="XenApiException">HANDLE_INVALID when the object does not exist (its key goes with it).</exception>
+    Task<long?> SetAllowedOperationsAsync(string className, string reference, IReadOnlyCollection<string> operations, long sourceRevision,
+        CancellationToken cancellationToken);
+
+    /// <summary>
     /// Reads the objects, lets <paramref name="mutate"/> change them, and commits guarded by the revisions read;
     /// on a conflict it reads again and calls <paramref name="mutate"/> again. The mutation must be free of side effects.
     /// </summary>
@@ -56,7 +69,14 @@ public interface IPoolDatabase
 }
 
 /// <summary>One object added, changed or removed at a revision. <see cref="Object"/> holds the new state, or the last one for deletes.</summary>
-public sealed record PoolChange(long Revision, ChangeKind Kind, XenObject Object);
+public sealed record PoolChange(long Revision, ChangeKind Kind, XenObject Object)
+{
+    /// <summary>
+    /// Set when the change is of a derived field's own key (<see cref="DerivedFields"/>), not of the object: a
+    /// <see cref="ChangeKind.Mod"/> whose <see cref="Object"/> is the object as read then, with that field's new value.
+    /// </summary>
+    public string? DerivedField { get; init; }
+}
 
 public enum ChangeKind
 {

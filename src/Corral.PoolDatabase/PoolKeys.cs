@@ -11,6 +11,12 @@ public static class PoolKeys
     /// <summary>Leased: exists while the host's agent is alive. Keyed by the host_metrics reference, value the host reference.</summary>
     public const string Live = Root + "live/";
 
+    /// <summary>
+    /// Derived: each object's <c>allowed_operations</c>, one key per object (<c>allowed/&lt;class&gt;/&lt;ref&gt;</c>), kept
+    /// apart from the object so that the master's computation never races the object's writers (see <see cref="DerivedFields"/>).
+    /// </summary>
+    public const string Allowed = Root + "allowed/";
+
     /// <summary>Leased: the host running a VM's QEMU process. At most one per VM.</summary>
     public const string VmOwner = Root + "vm-owner/";
 
@@ -32,6 +38,10 @@ public static class PoolKeys
     public static string RefClass(string reference) => RefIndex + reference;
 
     public static string LiveKey(string hostMetricsRef) => Live + hostMetricsRef;
+
+    public static string AllowedKey(string className, string reference) => $"{Allowed}{className}/{reference}";
+
+    public static string AllowedClassPrefix(string className) => $"{Allowed}{className}/";
 
     public static string VmOwnerKey(string vmRef) => VmOwner + vmRef;
 

@@ -141,9 +141,131 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
         var settled = await AllowedBecomesAsync(XenClasses.VM, vm, [.. RunningWithoutAgent, "clean_reboot"]);
         Assert.Empty(settled.GetStringMap("current_operations"));
 
-        // The service's own writes start no further round: the record stays as it is.
+        // The service's own writes start no further round: neither the record nor its list is written again.
+        var list = await _db.Leases.GetWithRevisionAsync(PoolKeys.AllowedKey(XenClasses.VM, vm), default);
         await Task.Delay(TimeSpan.FromSeconds(2));
         Assert.Equal(settled.ModRevision, (await _db.GetAsync(XenClasses.VM, vm, default)).ModRevision);
+        Assert.Equal(list, await _db.Leases.GetWithRevisionAsync(PoolKeys.AllowedKey(XenClasses.VM, vm), default));
+    }
+
+    /// <summary>A running VM whose guest has drivers: its clean reboot follows its guest metrics' <c>live</c> alone.</summary>
+    private async Task<(string Vm, string Guest)> RunningVmWithGuestAsync()
+    {
+        var vm = await CreateVmAsync();
+        var tx = new PoolTransaction();
+        var guest = tx.Create(XenClasses.VMGuestMetricsSchema, new Dictionary<string, object?>
+        {
+            ["live"] = false,
+            ["PV_drivers_version"] = new Dictionary<string, object?> { ["major"] = "1", ["minor"] = "0" },
+        });
+        await _db.CommitAsync(tx, default);
+        await ChangeAsync(XenClasses.VM, vm, v =>
+        {
+            v["power_state"] = "Running";
+            v["resident_on"] = _hostRef;
+            v["guest_metrics"] = guest.Ref;
+        });
+        await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithoutAgent);
+        return (vm, guest.Ref);
+    }
+
+    [Fact]
+    public async Task A_guarded_writer_of_a_vm_is_not_disturbed_by_the_master_recomputing_its_list_meanwhile()
+    {
+        var (vm, guest) = await RunningVmWithGuestAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            // Read the VM, then let the master rewrite its list (its guest's agent comes and goes) before committing,
+            // as a VM start records its devices while the master follows the start: the commit must not fail.
+            var read = await _db.GetAsync(XenClasses.VM, vm, default);
+            var agent = i % 2 == 0;
+            await ChangeAsync(XenClasses.VMGuestMetrics, guest, g => g["live"] = agent);
+            await AllowedBecomesAsync(XenClasses.VM, vm, agent ? [.. RunningWithoutAgent, "clean_reboot"] : RunningWithoutAgent);
+            var changed = read.Clone();
+            changed["other_config"] = new Dictionary<string, object?> { ["step"] = i.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            var tx = new PoolTransaction();
+            tx.Update(changed);
+            await _db.CommitAsync(tx, default);
+        }
+
+        // And all at once: the guest flapping while the VM is written, read-change-commit without a retry.
+        using var stop = new CancellationTokenSource();
+        var flapping = Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                await ChangeAsync(XenClasses.VMGuestMetrics, guest, g => g["live"] = i % 2 == 0);
+                await Task.Delay(20);
+            }
+        });
+        for (var i = 0; i < 50; i++)
+        {
+            var changed = (await _db.GetAsync(XenClasses.VM, vm, default)).Clone();
+            await Task.Delay(10);
+            changed["name_description"] = $"step {i}";
+            var tx = new PoolTransaction();
+            tx.Update(changed);
+            await _db.CommitAsync(tx, default);
+        }
+
+        await stop.CancelAsync();
+        await flapping;
+        await ChangeAsync(XenClasses.VMGuestMetrics, guest, g => g["live"] = true);
+        await AllowedBecomesAsync(XenClasses.VM, vm, [.. RunningWithoutAgent, "clean_reboot"]);
+    }
+
+    [Fact]
+    public async Task Get_record_and_event_from_show_the_list()
+    {
+        var (vm, guest) = await RunningVmWithGuestAsync();
+        var record = (Dictionary<string, object?>)(await Call("VM.get_record", _session, vm))!;
+        Assert.Equal(RunningWithoutAgent.Order(StringComparer.Ordinal), ((List<object?>)record["allowed_operations"]!).Cast<string>().Order(StringComparer.Ordinal));
+        var all = (Dictionary<string, object?>)(await Call("event.from", _session, new List<object?> { "vm" }, "", 0.0))!;
+        var added = ((List<object?>)all["events"]!).Cast<Dictionary<string, object?>>().Single(e => (string)e["ref"]! == vm);
+        Assert.Equal(RunningWithoutAgent.Order(StringComparer.Ordinal),
+            ((List<object?>)((Dictionary<string, object?>)added["snapshot"]!)["allowed_operations"]!).Cast<string>().Order(StringComparer.Ordinal));
+
+        // Only the list changes (the guest's agent reports): a "mod" of the VM with the new list.
+        var token = (string)all["token"]!;
+        var revision = (await _db.GetAsync(XenClasses.VM, vm, default)).ModRevision;
+        await ChangeAsync(XenClasses.VMGuestMetrics, guest, g => g["live"] = true);
+        var deadline = DateTime.UtcNow + Patience;
+        List<string>? seen = null;
+        while (seen?.Contains("clean_reboot") != true && DateTime.UtcNow < deadline)
+        {
+            var from = (Dictionary<string, object?>)(await Call("event.from", _session, new List<object?> { "vm" }, token, 5.0))!;
+            token = (string)from["token"]!;
+            foreach (var e in ((List<object?>)from["events"]!).Cast<Dictionary<string, object?>>().Where(e => (string)e["ref"]! == vm))
+            {
+                Assert.Equal("mod", e["operation"]);
+                seen = ((List<object?>)((Dictionary<string, object?>)e["snapshot"]!)["allowed_operations"]!).Cast<string>().ToList();
+            }
+        }
+
+        Assert.Equal(RunningWithoutAgent.Append("clean_reboot").Order(StringComparer.Ordinal), seen!.Order(StringComparer.Ordinal));
+        Assert.Equal(revision, (await _db.GetAsync(XenClasses.VM, vm, default)).ModRevision);
+    }
+
+    [Fact]
+    public async Task Destroying_objects_leaves_no_list_behind()
+    {
+        var vm = await CreateVmAsync();
+        var cd = (string)(await Call("VBD.create", _session, new Dictionary<string, object?>
+        {
+            ["VM"] = vm, ["type"] = "CD", ["empty"] = true, ["mode"] = "RO", ["userdevice"] = "3",
+        }))!;
+        await AllowedBecomesAsync(XenClasses.VBD, cd, "attach", "insert");
+        await AllowedBecomesAsync(XenClasses.VM, vm, Halted);
+        Assert.NotNull(await _db.Leases.GetValueAsync(PoolKeys.AllowedKey(XenClasses.VM, vm), default));
+
+        await Call("VBD.destroy", _session, cd);
+        await Call("VM.destroy", _session, vm);
+        Assert.Null(await _db.Leases.GetValueAsync(PoolKeys.AllowedKey(XenClasses.VBD, cd), default));
+        Assert.Null(await _db.Leases.GetValueAsync(PoolKeys.AllowedKey(XenClasses.VM, vm), default));
+        // Nor does the master write one afterwards for an object it still had to compute.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var left = await _db.Leases.GetPrefixAsync(PoolKeys.Allowed, default);
+        Assert.DoesNotContain(left.Keys, k => k.EndsWith(vm, StringComparison.Ordinal) || k.EndsWith(cd, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -147,8 +147,8 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     /// </summary>
     public async Task RecordAsync(XenObject vm, VmLaunchSpec? spec, CancellationToken cancellationToken, IReadOnlyDictionary<int, string>? names = null)
     {
-        // One guarded write per device, retried on a lost race: the master rewrites devices' allowed_operations while
-        // a VM starts, and losing to it must not fail the start.
+        // One guarded write per device, retried on a lost race: another writer of a device (a hot-plug, an operation's
+        // mark) must not fail the start. (allowed_operations is derived state under its own key: it races no one.)
         foreach (var vbdRef in vm.GetSet("VBDs"))
         {
             await database.UpdateAsync([(XenClasses.VBD, vbdRef)], (objs, tx) =>

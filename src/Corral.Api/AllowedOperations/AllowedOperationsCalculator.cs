@@ -3,7 +3,8 @@ using Corral.Model;
 namespace Corral.Api.AllowedOperations;
 
 /// <summary>
-/// The <c>allowed_operations</c> of any object the rules cover, as the wire values to store, and which objects' lists
+/// The <c>allowed_operations</c> of any object the rules cover, as the wire values to store (under the object's own
+/// allowed-operations key, see <see cref="Corral.PoolDatabase.DerivedFields"/>), and which objects' lists
 /// read a given object (so must be computed again when it changes).
 /// </summary>
 public sealed class AllowedOperationsCalculator(ImplementedOperations implemented)
@@ -30,10 +31,6 @@ public sealed class AllowedOperationsCalculator(ImplementedOperations implemente
 
     private static List<string> Wire<TOp>(IEnumerable<TOp> ops, FieldType.EnumOf type)
         where TOp : struct, Enum => ops.Select(op => XenEnum.ToWire(type, op)).ToList();
-
-    /// <summary>True when <paramref name="stored"/> (a set field's value) holds the same operations, in any order.</summary>
-    public static bool SameSet(IReadOnlyList<string> computed, XenObject obj) =>
-        obj.GetSet("allowed_operations").ToHashSet(StringComparer.Ordinal).SetEquals(computed);
 
     /// <summary>
     /// The objects whose allowed operations depend on <paramref name="obj"/> (itself included when it has some), as

@@ -30,10 +30,12 @@ public sealed class AllowedOperationsMethods(IPoolDatabase database, OperationMa
 
     /// <summary>
     /// Computes now, as xapi does, the allowed operations of every disk of the VM and its VDI, every VIF, then the VM
-    /// (the master keeps them up to date anyway; clients call this after changing what they depend on).
+    /// (the master keeps them up to date anyway; clients call this after changing what they depend on). They are written
+    /// as computed from the revision current before the read, so a list the master computed later is kept.
     /// </summary>
     private async Task UpdateAsync(XenObject vm, CancellationToken cancellationToken)
     {
+        var source = await database.GetRevisionAsync(cancellationToken);
         var index = await PoolObjectIndex.LoadAsync(database, cancellationToken);
         var facts = new OperationFacts(index, OperationFactsLoader.Features(drivers));
         var calculator = new AllowedOperationsCalculator(ImplementedOperations.From(_registry!));
@@ -47,7 +49,8 @@ public sealed class AllowedOperationsMethods(IPoolDatabase database, OperationMa
         {
             try
             {
-                await AllowedOperationsStore.WriteAsync(database, calculator, facts, className, reference, cancellationToken);
+                var computed = calculator.Compute(facts, index.Find(className, reference)!)!;
+                await database.SetAllowedOperationsAsync(className, reference, computed, source, cancellationToken);
             }
             catch (XenApiException ex) when (ex.Code == ErrorCodes.HandleInvalid && className != XenClasses.VM)
             {

@@ -16,8 +16,11 @@ namespace Corral.Api.AllowedOperations;
 /// only, it reads the objects the rules depend on once (when the host becomes master: everything is computed again,
 /// and <c>current_operations</c> entries whose task has gone are removed), then follows the change stream, and for
 /// each change computes again the objects whose rules read the changed one (a VBD's VM and VDI...), writing only
-/// those whose list differs. Its own writes change nothing but <c>allowed_operations</c>, which no rule reads, so
-/// they are recognised as such and start no further round.
+/// those whose list differs from what is stored. The lists are derived state, under keys of their own
+/// (<see cref="DerivedFields"/>): writing one never touches the object, so the object's writers never lose a race to
+/// it. A change of a list (its own write, or another's, such as <c>VM.update_allowed_operations</c>) is no change of
+/// anything a rule reads: it starts no round, only a check of that one object when the list is not what this service
+/// last knew (another writer's), so its own writes come back as nothing to do.
 /// </summary>
 public sealed class AllowedOperationsService(
     IPoolDatabase database,
@@ -72,16 +75,17 @@ public sealed class AllowedOperationsService(
         var facts = new OperationFacts(index, OperationFactsLoader.Features(drivers));
         var calculator = new AllowedOperationsCalculator(ImplementedOperations.From(dispatcher.Registry));
         logger.LogInformation(AllowedOperationsEvents.Following, "Pool master: computing every object's allowed operations and following changes from revision {Revision}", position);
+        var stored = StoredAllowedOperations.Of(index, position);
         await RemoveStaleEntriesAsync(index, MarkedClasses.SelectMany(index.All).ToList(), cancellationToken);
         var everything = AllowedOperationsCalculator.Classes.SelectMany(c => index.All(c).Select(o => (o.Class, o.Ref))).ToList();
-        await RecomputeAsync(calculator, facts, everything, cancellationToken);
+        await RecomputeAsync(calculator, facts, stored, everything, position, cancellationToken);
 
         using var timer = new PeriodicTimer(MasterCheck);
         Task<bool>? tick = null;
         while (IsMaster)
         {
             var (changes, revision, more) = events.ChangesAfter(position);
-            var (dirty, endedTasks) = Apply(index, changes);
+            var (dirty, endedTasks) = Apply(index, stored, changes);
             position = Math.Max(position, revision);
             if (endedTasks.Count > 0)
             {
@@ -89,7 +93,7 @@ public sealed class AllowedOperationsService(
                 await RemoveStaleEntriesAsync(index, holders, cancellationToken);
             }
 
-            await RecomputeAsync(calculator, facts, dirty, cancellationToken);
+            await RecomputeAsync(calculator, facts, stored, dirty, position, cancellationToken);
             tick ??= timer.WaitForNextTickAsync(cancellationToken).AsTask();
             await Task.WhenAny(more, tick);
             if (tick.IsCompleted)
@@ -103,10 +107,12 @@ public sealed class AllowedOperationsService(
     }
 
     /// <summary>
-    /// Applies changes to the index. Returns the objects whose allowed operations may have changed (those depending on
-    /// the changed objects, before and after the change) and the tasks that ended.
+    /// Applies changes to the index and to what is known stored. Returns the objects whose allowed operations may have
+    /// changed (those depending on the changed objects, before and after the change; an object whose list another
+    /// writer changed) and the tasks that ended.
     /// </summary>
-    private static (List<(string Class, string Ref)> Dirty, HashSet<string> EndedTasks) Apply(PoolObjectIndex index, IReadOnlyList<PoolChange> changes)
+    private static (List<(string Class, string Ref)> Dirty, HashSet<string> EndedTasks) Apply(PoolObjectIndex index, StoredAllowedOperations stored,
+        IReadOnlyList<PoolChange> changes)
     {
         var dirty = new List<(string, string)>();
         var ended = new HashSet<string>(StringComparer.Ordinal);
@@ -118,6 +124,17 @@ public sealed class AllowedOperationsService(
                 continue;
             }
 
+            if (change.DerivedField == DerivedFields.AllowedOperations)
+            {
+                // Not a change of the object: only a list to check again if it is not the one this service wrote.
+                if (stored.Observe(change) && index.Find(obj.Class, obj.Ref) is not null)
+                {
+                    dirty.Add((obj.Class, obj.Ref));
+                }
+
+                continue;
+            }
+
             var previous = index.Find(obj.Class, obj.Ref);
             if (change.Kind == ChangeKind.Del)
             {
@@ -126,6 +143,8 @@ public sealed class AllowedOperationsService(
                     dirty.AddRange(AllowedOperationsCalculator.Dependents(index, previous));
                     index.Remove(obj.Class, obj.Ref);
                 }
+
+                stored.Forget(obj.Class, obj.Ref);
 
                 if (obj.Class == XenClasses.Task)
                 {
@@ -162,31 +181,36 @@ public sealed class AllowedOperationsService(
     }
 
     /// <summary>
-    /// True when two copies of an object differ in nothing a rule reads: only in <c>allowed_operations</c> (this
-    /// service's own writes) or in reverse links, which the pool database computes when it reads an object.
+    /// True when two copies of an object differ in nothing a rule reads: only in <c>allowed_operations</c> or in reverse
+    /// links, derived fields the pool database fills in when it reads an object (each copy as it was read then).
     /// </summary>
     public static bool OnlyAllowedOperationsDiffer(XenObject before, XenObject after)
     {
-        var ignored = ReverseLink.Of(after.Class).Select(l => l.Field).Append("allowed_operations").ToHashSet(StringComparer.Ordinal);
+        var ignored = ReverseLink.Of(after.Class).Select(l => l.Field).Append(DerivedFields.AllowedOperations).ToHashSet(StringComparer.Ordinal);
         return after.Schema.Fields.Where(f => !ignored.Contains(f.Name)).All(f => FieldValues.Same(before[f.Name], after[f.Name]));
     }
 
-    private async Task RecomputeAsync(AllowedOperationsCalculator calculator, OperationFacts facts, IEnumerable<(string Class, string Ref)> objects,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// Computes the objects' lists from the index (which holds every change up to <paramref name="position"/>) and
+    /// writes those that differ from what is stored, as computed at that revision.
+    /// </summary>
+    private async Task RecomputeAsync(AllowedOperationsCalculator calculator, OperationFacts facts, StoredAllowedOperations stored,
+        IEnumerable<(string Class, string Ref)> objects, long position, CancellationToken cancellationToken)
     {
         foreach (var (className, reference) in objects.Distinct())
         {
             if (facts.Index.Find(className, reference) is not { } obj || calculator.Compute(facts, obj) is not { } computed
-                || AllowedOperationsCalculator.SameSet(computed, obj))
+                || stored.Holds(className, reference, computed))
             {
                 continue;
             }
 
             try
             {
-                if (await AllowedOperationsStore.WriteAsync(database, calculator, facts, className, reference, cancellationToken) is { } written)
+                if (await database.SetAllowedOperationsAsync(className, reference, computed, position, cancellationToken) is { } revision)
                 {
-                    logger.LogDebug(AllowedOperationsEvents.Changed, "{Class} {Ref}: allowed operations [{Operations}]", className, reference, string.Join(", ", written));
+                    stored.Written(className, reference, computed, revision);
+                    logger.LogDebug(AllowedOperationsEvents.Changed, "{Class} {Ref}: allowed operations [{Operations}]", className, reference, string.Join(", ", computed));
                 }
             }
             catch (XenApiException ex) when (ex.Code == ErrorCodes.HandleInvalid)
@@ -200,7 +224,7 @@ public sealed class AllowedOperationsService(
     {
         foreach (var obj in objects)
         {
-            var stale = AllowedOperationsStore.StaleEntries(obj, task => index.Find(XenClasses.Task, task));
+            var stale = StaleCurrentOperations.StaleEntries(obj, task => index.Find(XenClasses.Task, task));
             if (stale.Count == 0)
             {
                 continue;
@@ -210,7 +234,7 @@ public sealed class AllowedOperationsService(
                 obj.Class, obj.Ref, string.Join(", ", stale));
             try
             {
-                await AllowedOperationsStore.RemoveEntriesAsync(database, obj.Class, obj.Ref, stale, cancellationToken);
+                await StaleCurrentOperations.RemoveEntriesAsync(database, obj.Class, obj.Ref, stale, cancellationToken);
             }
             catch (XenApiException ex) when (ex.Code == ErrorCodes.HandleInvalid)
             {

@@ -144,7 +144,7 @@ public sealed class OperationFactsTests
         {
             ["current_operations"] = new Dictionary<string, object?> { ["OpaqueRef:pending"] = "start", ["OpaqueRef:done"] = "clone", ["start-1234"] = "start" },
         });
-        Assert.Equal(["OpaqueRef:done", "start-1234"], AllowedOperationsStore.StaleEntries(vm, t => tasks.GetValueOrDefault(t)));
+        Assert.Equal(["OpaqueRef:done", "start-1234"], StaleCurrentOperations.StaleEntries(vm, t => tasks.GetValueOrDefault(t)));
     }
 
     [Fact]

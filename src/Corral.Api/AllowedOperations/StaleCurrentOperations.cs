@@ -3,36 +3,9 @@ using Corral.PoolDatabase;
 
 namespace Corral.Api.AllowedOperations;
 
-/// <summary>Writes objects' <c>allowed_operations</c> and removes stale <c>current_operations</c> entries, guarded.</summary>
-public static class AllowedOperationsStore
+/// <summary>Finds and removes stale <c>current_operations</c> entries (guarded writes of the objects themselves).</summary>
+public static class StaleCurrentOperations
 {
-    /// <summary>
-    /// Writes the object's allowed operations if they differ from what it holds: the object is read again and the list
-    /// computed from that copy (its dependencies from <paramref name="facts"/>), guarded by the revision read, a lost
-    /// race reading again. Returns what was written, or null when nothing was.
-    /// </summary>
-    /// <exception cref="XenApiException">HANDLE_INVALID when the object has gone.</exception>
-    public static async Task<IReadOnlyList<string>?> WriteAsync(IPoolDatabase database, AllowedOperationsCalculator calculator, OperationFacts facts,
-        string className, string reference, CancellationToken cancellationToken)
-    {
-        IReadOnlyList<string>? written = null;
-        await database.UpdateAsync([(className, reference)], (objs, tx) =>
-        {
-            written = null;
-            var computed = calculator.Compute(facts, objs[0]);
-            if (computed is null || AllowedOperationsCalculator.SameSet(computed, objs[0]))
-            {
-                return;
-            }
-
-            var changed = objs[0].Clone();
-            changed["allowed_operations"] = computed.Cast<object?>().ToList();
-            tx.Update(changed);
-            written = computed;
-        }, cancellationToken);
-        return written;
-    }
-
     /// <summary>
     /// Entries of the object's <c>current_operations</c> whose task is gone or finished (the operation cannot be
     /// running any more: its end was not recorded because the process that ran it died).
