@@ -47,8 +47,6 @@ public sealed class MigrationHandler(
     // While a migration nears its switchover both sides look often: the VM is stopped while they talk.
     private static readonly TimeSpan FastPoll = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>How long the source waits, VM stopped, for the destination's agent to acknowledge the switchover.</summary>
-    private static readonly TimeSpan SwitchoverAckTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
     /// <summary>How often the destination checks that the source host is still live.</summary>
@@ -426,17 +424,14 @@ public sealed class MigrationHandler(
     private async Task<string?> SendAsync(HostOperation operation, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
-        var sourceDomid = vm.GetInt("domid");
         var waitingSince = DateTime.UtcNow;
-        DateTime? switchingSince = null;
-        var started = false;
-        var mirrorsStarted = false;
+        var run = new SendRun();
         while (true)
         {
             if (await ReadAsync(operation, cancellationToken).ConfigureAwait(false) is not { } found)
             {
                 // Resumed after the record was removed: the pool database says where the VM ended.
-                return await ConcludeAsync(vm, sourceDomid, null, operation, cancellationToken).ConfigureAwait(false);
+                return await ConcludeAsync(vm, null, operation, cancellationToken).ConfigureAwait(false);
             }
 
             var (record, revision) = found;
@@ -444,7 +439,7 @@ public sealed class MigrationHandler(
             {
                 case MigrationStates.Completed:
                 case MigrationStates.Aborting:
-                    return await ConcludeAsync(vm, sourceDomid, record, operation, cancellationToken).ConfigureAwait(false);
+                    return await ConcludeAsync(vm, record, operation, cancellationToken).ConfigureAwait(false);
                 case MigrationStates.Preparing:
                     if (DateTime.UtcNow - waitingSince > ReadyTimeout)
                     {
@@ -464,23 +459,23 @@ public sealed class MigrationHandler(
                             await Source(vm).StartDiskMirrorAsync(disk.DiskIndex, host, port, cancellationToken).ConfigureAwait(false);
                         }
 
-                        mirrorsStarted = true;
+                        run.MirrorsStarted = true;
                     }
 
                     continue;
                 case MigrationStates.Ready:
-                case MigrationStates.Mirroring when mirrorsStarted && await MirrorsCaughtUpAsync(vm, record, revision, cancellationToken).ConfigureAwait(false):
+                case MigrationStates.Mirroring when run.MirrorsStarted && await MirrorsCaughtUpAsync(vm, record, revision, cancellationToken).ConfigureAwait(false):
                     var migrating = record with { State = MigrationStates.Migrating };
                     if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
                     {
                         var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
                         logger.LogInformation("Migrating VM {Vm} to {Uri}", vm.GetString("name_label"), record.DestinationUri);
                         await Source(vm).StartMigrationAsync(record.DestinationUri, tuning, cancellationToken).ConfigureAwait(false);
-                        started = true;
+                        run.Started = true;
                     }
 
                     continue;
-                case MigrationStates.Mirroring when !mirrorsStarted:
+                case MigrationStates.Mirroring when !run.MirrorsStarted:
                     // Resumed after a restart while copying: simplest and safe is to start the migration over.
                     await AbortAsync(record, revision, "the source agent restarted while copying the disks", cancellationToken).ConfigureAwait(false);
                     continue;
@@ -490,91 +485,141 @@ public sealed class MigrationHandler(
                     continue;
             }
 
-            // Migrating, switching: follow QEMU.
-            var source = supervisor.Find(vm.Uuid);
-            if (source is null)
-            {
-                await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
-            var state = await source.QueryMigrationAsync(cancellationToken).ConfigureAwait(false);
-            switch (state.Status)
-            {
-                case MigrationStatus.Completed:
-                    logger.LogInformation("VM {Vm} sent: {Bytes} bytes of memory in {Total} ms, downtime {Downtime} ms",
-                        vm.GetString("name_label"), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
-                    await RecordFiguresAsync(record.TaskRef, state, cancellationToken).ConfigureAwait(false);
-                    await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
-                    continue;
-                case MigrationStatus.Failed or MigrationStatus.Cancelled:
-                    await AbortAsync(record, revision, state.Error ?? "QEMU reported the migration " + state.Status.ToString().ToLowerInvariant(), cancellationToken).ConfigureAwait(false);
-                    continue;
-                case MigrationStatus.None when !started:
-                    // Resumed after a crash between recording "migrating" and telling QEMU: nothing was sent.
-                    await AbortAsync(record, revision, "the source agent restarted before the migration began", cancellationToken).ConfigureAwait(false);
-                    continue;
-                case MigrationStatus.PreSwitchover:
-                    switchingSince ??= DateTime.UtcNow;
-                    if (record.State == MigrationStates.Migrating)
-                    {
-                        if (record.Disks.Count > 0)
-                        {
-                            // The VM is stopped: the mirrors end with the destination's copies complete, before anyone
-                            // may decide the VM runs there.
-                            try
-                            {
-                                await source.CompleteDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
-                            }
-                            catch (DiskMirrorException ex)
-                            {
-                                await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
-                                await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
-                                continue;
-                            }
-                        }
-
-                        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Switching }, revision, cancellationToken).ConfigureAwait(false);
-                    }
-                    else if (record.State == MigrationStates.SwitchAcknowledged)
-                    {
-                        await source.ContinueMigrationAsync(cancellationToken).ConfigureAwait(false);
-                        await Task.Delay(FastPoll, cancellationToken).ConfigureAwait(false);
-                    }
-                    else if (DateTime.UtcNow - switchingSince > SwitchoverAckTimeout)
-                    {
-                        // No destination agent to take the VM: it resumes here.
-                        await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
-                        await AbortAsync(record, revision, "the destination's agent did not acknowledge the switchover", cancellationToken).ConfigureAwait(false);
-                    }
-                    else
-                    {
-                        await Task.Delay(FastPoll, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    continue;
-            }
-
-            if (!await HostIsLiveAsync(record.DestinationRef, cancellationToken).ConfigureAwait(false))
-            {
-                // Nobody would look after the VM over there: keep it here.
-                await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
-                await AbortAsync(record, revision, "the destination host is no longer live", cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
-            if (record.Disks.Count > 0 && (await source.QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(m => m.Failed) is { } failed)
-            {
-                await source.CancelMigrationAsync(cancellationToken).ConfigureAwait(false);
-                await AbortAsync(record, revision, $"copying disk {failed.DiskIndex} failed: {failed.Error}", cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
-            // With disks, the copies took the first half of the progress.
-            var fraction = record.Disks.Count > 0 ? 0.5 + (state.Fraction * 0.45) : state.Fraction * 0.95;
-            await tasks.SetProgressAsync(record.TaskRef, fraction, cancellationToken).ConfigureAwait(false);
-            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+            // Migrating, switching, switch-ack: follow QEMU.
+            await FollowQemuAsync(vm, record, revision, run, cancellationToken);
         }
+    }
+
+    /// <summary>What one run of the source's half knows beyond the record; a resumed run starts afresh.</summary>
+    private sealed class SendRun
+    {
+        public bool Started { get; set; }
+
+        public bool MirrorsStarted { get; set; }
+
+        public DateTime? AtPreSwitchoverSince { get; set; }
+    }
+
+    /// <summary>One look at QEMU's outgoing migration, and the step <see cref="SwitchoverSteps"/> decides on.</summary>
+    private async Task FollowQemuAsync(XenObject vm, MigrationRecord record, long revision, SendRun run, CancellationToken cancellationToken)
+    {
+        if (supervisor.Find(vm.Uuid) is not { } source)
+        {
+            await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken);
+            return;
+        }
+
+        var state = await source.QueryMigrationAsync(cancellationToken);
+        if (state.Status == MigrationStatus.PreSwitchover)
+        {
+            run.AtPreSwitchoverSince ??= DateTime.UtcNow;
+        }
+
+        switch (SwitchoverSteps.Next(record, state.Status, run.Started, run.AtPreSwitchoverSince, DateTime.UtcNow))
+        {
+            case SourceStep.Commit:
+                logger.LogInformation("VM {Vm} sent: {Bytes} bytes of memory in {Total} ms, downtime {Downtime} ms",
+                    vm.GetString("name_label"), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
+                await RecordFiguresAsync(record.TaskRef, state, cancellationToken);
+                await TryCommitAsync(record, revision, cancellationToken);
+                return;
+            case SourceStep.Abort:
+                await AbortAsync(record, revision, state.Error ?? "QEMU reported the migration " + state.Status.ToString().ToLowerInvariant(), cancellationToken);
+                return;
+            case SourceStep.AbortNotStarted:
+                await AbortAsync(record, revision, "the source agent restarted before the migration began", cancellationToken);
+                return;
+            case SourceStep.AskAcknowledgement:
+                await AskAcknowledgementAsync(source, record, revision, cancellationToken);
+                return;
+            case SourceStep.Release:
+                await ReleaseAsync(vm, source, record, revision, cancellationToken);
+                return;
+            case SourceStep.CancelUnacknowledged:
+                await CancelAsync(source, record, revision, "the destination's agent did not acknowledge the switchover", cancellationToken);
+                return;
+            case SourceStep.CancelGoAheadLost:
+                await CancelAsync(source, record, revision, "QEMU did not act on the go-ahead for the switchover", cancellationToken);
+                return;
+            case SourceStep.WaitForAcknowledgement:
+                await Task.Delay(FastPoll, cancellationToken);
+                return;
+            case SourceStep.WaitForSwitchover when !await HostIsLiveAsync(record.DestinationRef, cancellationToken):
+                await CancelAsync(source, record, revision, "the destination host is no longer live", cancellationToken);
+                return;
+            case SourceStep.WaitForSwitchover:
+                await Task.Delay(FastPoll, cancellationToken);
+                return;
+            default:
+                await StreamAsync(source, record, revision, state, cancellationToken);
+                return;
+        }
+    }
+
+    /// <summary>
+    /// QEMU holds at pre-switchover, the guest stopped: the disk copies end complete, then the destination is asked to
+    /// acknowledge, before anyone may decide the VM runs there.
+    /// </summary>
+    private async Task AskAcknowledgementAsync(IVmProcess source, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        if (record.Disks.Count > 0)
+        {
+            try
+            {
+                await source.CompleteDiskMirrorsAsync(cancellationToken);
+            }
+            catch (DiskMirrorException ex)
+            {
+                await CancelAsync(source, record, revision, ex.Message, cancellationToken);
+                return;
+            }
+        }
+
+        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Switching }, revision, cancellationToken);
+    }
+
+    /// <summary>
+    /// The go-ahead, once per migration: recorded first (a guarded write, so a resumed or restarted half, or a second
+    /// look by this one, finds it and waits for QEMU instead of sending it again), then sent.
+    /// </summary>
+    private async Task ReleaseAsync(XenObject vm, IVmProcess source, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        if (!await MigrationRecord.TryAdvanceAsync(database, record with { SwitchoverReleasedUtc = DateTime.UtcNow }, revision, cancellationToken))
+        {
+            return;
+        }
+
+        await source.ContinueMigrationAsync(cancellationToken);
+        logger.LogInformation("VM {Vm}: the destination acknowledged; switchover released", vm.GetString("name_label"));
+    }
+
+    /// <summary>Before QEMU completed: <c>migrate_cancel</c> (the guest resumes here) and the record says aborting.</summary>
+    private async Task CancelAsync(IVmProcess source, MigrationRecord record, long revision, string error, CancellationToken cancellationToken)
+    {
+        await source.CancelMigrationAsync(cancellationToken);
+        await AbortAsync(record, revision, error, cancellationToken);
+    }
+
+    /// <summary>Still sending: gives up if the destination is gone or a disk copy failed, else reports the progress.</summary>
+    private async Task StreamAsync(IVmProcess source, MigrationRecord record, long revision, MigrationProgress state, CancellationToken cancellationToken)
+    {
+        if (!await HostIsLiveAsync(record.DestinationRef, cancellationToken))
+        {
+            // Nobody would look after the VM over there: keep it here.
+            await CancelAsync(source, record, revision, "the destination host is no longer live", cancellationToken);
+            return;
+        }
+
+        if (record.Disks.Count > 0 && (await source.QueryDiskMirrorsAsync(cancellationToken)).FirstOrDefault(m => m.Failed) is { } failed)
+        {
+            await CancelAsync(source, record, revision, $"copying disk {failed.DiskIndex} failed: {failed.Error}", cancellationToken);
+            return;
+        }
+
+        // With disks, the copies took the first half of the progress.
+        var fraction = record.Disks.Count > 0 ? 0.5 + (state.Fraction * 0.45) : state.Fraction * 0.95;
+        await tasks.SetProgressAsync(record.TaskRef, fraction, cancellationToken);
+        await Task.Delay(Poll, cancellationToken);
     }
 
     /// <summary>
@@ -616,7 +661,7 @@ public sealed class MigrationHandler(
         supervisor.Find(vm.Uuid) ?? throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "running", "halted");
 
     /// <summary>Cleans up after the decision and ends the caller's task: success if the VM left, its error if not.</summary>
-    private async Task<string?> ConcludeAsync(XenObject vmBefore, long sourceDomid, MigrationRecord? record, HostOperation operation, CancellationToken cancellationToken)
+    private async Task<string?> ConcludeAsync(XenObject vmBefore, MigrationRecord? record, HostOperation operation, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken).ConfigureAwait(false);
         var moved = vm.GetString("resident_on") != identity.Ref;
@@ -639,9 +684,14 @@ public sealed class MigrationHandler(
                 }
             }
 
-            // Paused by QEMU at the end of the migration; it must never run again.
+            // Paused by QEMU at the end of the migration; it must never run again. Its taps go with it: the ones it
+            // has, not ones named after the VM record's domid, which is the destination's once the migration committed.
+            var taps = stale.Spec.Nics.Select(n => n.TapName).ToList();
             await stale.KillAsync(cancellationToken).ConfigureAwait(false);
-            await DeleteTapsAsync(vm, sourceDomid, cancellationToken).ConfigureAwait(false);
+            foreach (var tap in taps)
+            {
+                await networking.DeleteLinkAsync(tap, cancellationToken);
+            }
         }
 
         if (record is { Disks.Count: > 0 })
