@@ -210,7 +210,7 @@ public sealed class VmOperationHandler(
             await process.KillAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken).ConfigureAwait(false);
+        await RecordEndedAsync(vm, process, cancellationToken);
     }
 
     private async Task HardShutdownAsync(XenObject vm, CancellationToken cancellationToken)
@@ -218,9 +218,30 @@ public sealed class VmOperationHandler(
         if (supervisor.Find(vm.Uuid) is { } process)
         {
             await process.KillAsync(cancellationToken).ConfigureAwait(false);
+            await RecordEndedAsync(vm, process, cancellationToken);
+            return;
         }
 
+        // No process here, though the pool database says the VM runs here: the record is put right.
         await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The call ends once the VM is recorded halted, so that the caller's next call (a start, say) sees it so. The
+    /// supervisor writes that record when it sees the process end; this waits for it. Only if the supervisor could not
+    /// write it (the pool database out of reach) does the operation try again itself, the process no longer listed.
+    /// </summary>
+    private async Task RecordEndedAsync(XenObject vm, IVmProcess process, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await supervisor.WhenEndRecordedAsync(process, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "VM {Vm} has stopped but the supervisor could not record it; trying again", vm.Ref);
+            await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken);
+        }
     }
 
     private async Task SetPowerStateAsync(string vmRef, string state, CancellationToken cancellationToken) =>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Corral.Agent.Hosting;
 using Corral.HighAvailability;
 using Corral.Hypervisor;
@@ -29,6 +30,10 @@ public sealed class VmSupervisor(
     // A live migration's destination copies, until the migration completes and Track takes them over. They are kept
     // here, not by the migration, so that the self-fence sees them: after the switchover such a copy runs the guest.
     private readonly ConcurrentDictionary<string, IVmProcess> _incoming = new(StringComparer.Ordinal);
+
+    // Per tracked process, the supervisor's handling of its end (OnExitedAsync): the one place a VM process's end is
+    // recorded, which the operations that stop a VM wait for.
+    private readonly ConditionalWeakTable<IVmProcess, Task> _endRecords = [];
 
     public IVmProcess? Find(string vmUuid) => _byVmUuid.GetValueOrDefault(vmUuid);
 
@@ -113,8 +118,21 @@ public sealed class VmSupervisor(
                 _ = RecordRemovedAsync(vmRef, process, device);
             }
         };
-        _ = process.Exited.ContinueWith(_ => OnExitedAsync(vmRef, process), TaskScheduler.Default).Unwrap();
+        _endRecords.AddOrUpdate(process, process.Exited.ContinueWith(_ => OnExitedAsync(vmRef, process), TaskScheduler.Default).Unwrap());
     }
+
+    /// <summary>
+    /// Completes once <paramref name="process"/> (tracked here) has ended and the supervisor has recorded it: the VM
+    /// Halted, its ownership claim, devices and taps released (or nothing written, if the VM is no longer this host's
+    /// or a newer copy runs here). Faults with the error if that record failed. An operation that stops a VM ends
+    /// with this, so that its caller's next call sees the VM halted; it does not write the record itself, which
+    /// would race with the supervisor's (and could not tell the ended process from a newer copy while the supervisor
+    /// still lists it).
+    /// </summary>
+    public Task WhenEndRecordedAsync(IVmProcess process, CancellationToken cancellationToken) =>
+        _endRecords.TryGetValue(process, out var recorded)
+            ? recorded.WaitAsync(cancellationToken)
+            : throw new InvalidOperationException($"QEMU process {process.ProcessId} of VM {process.VmUuid} is not tracked");
 
     private async Task OnExitedAsync(string vmRef, IVmProcess process)
     {
@@ -133,7 +151,10 @@ public sealed class VmSupervisor(
         }
         catch (Exception ex)
         {
+            // An operation waiting for this record (WhenEndRecordedAsync) gets the error; otherwise the agent's next
+            // start records the VM halted (RecordVanishedAsync).
             logger.LogError(ex, "Could not record that VM {Vm} has halted", vmRef);
+            throw;
         }
         finally
         {

@@ -77,6 +77,13 @@ public sealed record MigrationRecord
 
     public string Error { get; init; } = "";
 
+    /// <summary>
+    /// When the source let QEMU finish the switchover (<c>migrate-continue</c>), written before it sends it; null
+    /// before. It is sent once per migration: a source that resumes its half, in this agent or after a restart, finds
+    /// it here and does not send it again.
+    /// </summary>
+    public DateTime? SwitchoverReleasedUtc { get; init; }
+
     /// <summary>The disks that move to another SR (storage migration); empty over shared storage.</summary>
     public IReadOnlyList<DiskMove> Disks { get; init; } = [];
 

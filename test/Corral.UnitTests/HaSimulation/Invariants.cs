@@ -19,6 +19,8 @@ public sealed record Violation(TimeSpan At, string Kind, string Detail)
 /// migration's destination runs the guest just before its commit moves the ownership: allowed while acknowledged and
 /// undecided);</item>
 /// <item><c>outage</c>: a protected VM meant to run is running again within the scenario's bound;</item>
+/// <item><c>continue-twice</c>: a live migration's source sends QEMU <c>migrate-continue</c> once at most (a second
+/// one, should QEMU have completed by then, is refused);</item>
 /// </list>
 /// and at the end: <c>recovery-left</c> (every recovery finished), <c>migration-left</c> (every live migration ended,
 /// its record, the VM's migration lock, gone), <c>db-mismatch</c> (the pool database places every
@@ -55,6 +57,15 @@ public sealed class Invariants(Simulation sim)
 
         vm.NewestWriter = Math.Max(vm.NewestWriter, process.Copy);
         vm.Writes++;
+    }
+
+    /// <summary>The source of migration <paramref name="id"/> sent <c>migrate-continue</c>, for the <paramref name="times"/>th time.</summary>
+    public void MigrateContinue(string vm, string id, int times)
+    {
+        if (times > 1)
+        {
+            Report("continue-twice", vm + id, $"migrate-continue sent {times} times in the migration of {vm}");
+        }
     }
 
     private bool HaOn => sim.Etcd.Keys.TryGetValue(SimKeys.HaEnabled, out var ha) && ha.Value == "true";

@@ -15,6 +15,12 @@ public sealed record HostSpec(string Name)
 
     /// <summary>Added to each message to and from this host (a slow network).</summary>
     public TimeSpan ExtraLatency { get; init; }
+
+    /// <summary>
+    /// How long a QEMU on this host takes to act on <c>migrate-continue</c>: its migration thread leaves
+    /// pre-switchover only once it is scheduled, which on a host whose CPUs its guests keep busy takes a while.
+    /// </summary>
+    public TimeSpan ContinueLag { get; init; }
 }
 
 public sealed record VmSpec(string Name)
@@ -187,6 +193,7 @@ public sealed class Scenario
                         "fence" => host with { Fence = value },
                         "clock" => host with { ClockRate = double.Parse(value, CultureInfo.InvariantCulture) },
                         "latency" => host with { ExtraLatency = TimeSpan.FromMilliseconds(double.Parse(value, CultureInfo.InvariantCulture)) },
+                        "continue-lag" => host with { ContinueLag = TimeSpan.FromMilliseconds(double.Parse(value, CultureInfo.InvariantCulture)) },
                         _ => throw new ArgumentException($"unknown host option {key}"),
                     };
                 }

@@ -1,4 +1,6 @@
+using Corral.Agent.Vms;
 using Corral.Api.Migration;
+using Corral.Hypervisor;
 
 namespace Corral.UnitTests.HaSimulation;
 
@@ -29,7 +31,6 @@ public sealed class SimMigration
     /// <summary>The next round of a half's loop right away: one etcd round trip later.</summary>
     private static readonly TimeSpan Next = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan Retry = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan SwitchoverAckTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan SourceCheck = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan Prepare = TimeSpan.FromMilliseconds(200);
@@ -52,6 +53,7 @@ public sealed class SimMigration
     private DateTime? _switchingSince;
     private DateTime _nextSourceCheck = DateTime.MinValue;
     private bool _received;
+    private int _continues;
 
     private SimMigration(Simulation sim, SimVm vm, SimHost source, SimHost destination, string id)
     {
@@ -391,46 +393,64 @@ public sealed class SimMigration
                 return;
             }
 
-            switch (Status)
+            // What QEMU's query-migrate says (its "device" reads as active), and the step Corral's source takes on it.
+            var status = Status switch
             {
-                case SimStreamStatus.Completed:
+                null => MigrationStatus.None,
+                SimStreamStatus.PreSwitchover => MigrationStatus.PreSwitchover,
+                SimStreamStatus.Completed => MigrationStatus.Completed,
+                SimStreamStatus.Failed => MigrationStatus.Failed,
+                SimStreamStatus.Cancelled => MigrationStatus.Cancelled,
+                _ => MigrationStatus.Active,
+            };
+            if (status == MigrationStatus.PreSwitchover)
+            {
+                _switchingSince ??= s.Clock.UtcNow;
+            }
+
+            switch (SwitchoverSteps.Next(record, status, _sending is not null, _switchingSince, s.Clock.UtcNow))
+            {
+                case SourceStep.Commit:
                     TryCommit(s, record, revision);
                     Again(Next);
                     return;
-                case SimStreamStatus.Failed or SimStreamStatus.Cancelled or null:
+                case SourceStep.Abort or SourceStep.AbortNotStarted:
                     Abort(s, record, revision, _streamError ?? $"QEMU reported the migration {Status?.ToString().ToLowerInvariant() ?? "never started"}");
                     Again(Next);
                     return;
-                case SimStreamStatus.PreSwitchover:
-                    _switchingSince ??= s.Clock.UtcNow;
-                    if (record.State == MigrationStates.Migrating)
+                case SourceStep.AskAcknowledgement:
+                    if (TryAdvance(s, record with { State = MigrationStates.Switching }, revision))
                     {
-                        if (TryAdvance(s, record with { State = MigrationStates.Switching }, revision))
-                        {
-                            _sim.Log(s.Name, $"asks {_destination.Name} to acknowledge the switchover of {Vm}");
-                        }
-
-                        Again(Next);
+                        _sim.Log(s.Name, $"asks {_destination.Name} to acknowledge the switchover of {Vm}");
                     }
-                    else if (record.State == MigrationStates.SwitchAcknowledged)
+
+                    Again(Next);
+                    return;
+                case SourceStep.Release:
+                    if (TryAdvance(s, record with { SwitchoverReleasedUtc = s.Clock.UtcNow }, revision))
                     {
+                        _sim.Log(s.Name, $"releases the switchover of {Vm}");
                         ContinueStream();
-                        Again(FastPoll);
-                    }
-                    else if (s.Clock.UtcNow - _switchingSince > SwitchoverAckTimeout)
-                    {
-                        CancelStream();
-                        Abort(s, record, revision, "the destination's agent did not acknowledge the switchover");
-                        Again(Next);
-                    }
-                    else
-                    {
-                        Again(FastPoll);
                     }
 
+                    Again(Next);
+                    return;
+                case SourceStep.WaitForAcknowledgement:
+                    Again(FastPoll);
+                    return;
+                case SourceStep.CancelUnacknowledged:
+                    CancelStream();
+                    Abort(s, record, revision, "the destination's agent did not acknowledge the switchover");
+                    Again(Next);
+                    return;
+                case SourceStep.CancelGoAheadLost:
+                    CancelStream();
+                    Abort(s, record, revision, "QEMU did not act on the go-ahead for the switchover");
+                    Again(Next);
                     return;
             }
 
+            // Streaming, or the switchover released: only a destination that is gone calls the migration off.
             if (!HostIsLive(s, _destination))
             {
                 CancelStream();
@@ -439,7 +459,7 @@ public sealed class SimMigration
                 return;
             }
 
-            Again(Poll);
+            Again(record.SwitchoverReleasedUtc is null ? Poll : FastPoll);
         }
         catch (SimUnavailableException)
         {
@@ -527,12 +547,24 @@ public sealed class SimMigration
         _sim.After(Chunk, StreamChunk);
     }
 
+    /// <summary>
+    /// <c>migrate-continue</c>: QEMU's migration thread leaves pre-switchover once it runs, the source host's
+    /// <see cref="HostSpec.ContinueLag"/> later; until then QEMU still says pre-switchover (and takes a second one
+    /// without harm, which the invariants still count). A cancel meanwhile wins: nothing more is sent.
+    /// </summary>
     private void ContinueStream()
     {
+        _sim.Invariants.MigrateContinue(Vm, _id, ++_continues);
         if (Status == SimStreamStatus.PreSwitchover)
         {
-            Status = SimStreamStatus.Device;
-            _sim.After(Switchover, FinalState);
+            _sim.After(_source.Spec.ContinueLag, () =>
+            {
+                if (Status == SimStreamStatus.PreSwitchover)
+                {
+                    Status = SimStreamStatus.Device;
+                    _sim.After(Switchover, FinalState);
+                }
+            });
         }
     }
 

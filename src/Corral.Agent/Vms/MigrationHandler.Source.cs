@@ -1,0 +1,372 @@
+using System.Globalization;
+using Corral.Agent.Operations;
+using Corral.Api.Migration;
+using Corral.Api.Operations;
+using Corral.Hypervisor;
+using Corral.Model;
+
+namespace Corral.Agent.Vms;
+
+/// <summary>The source's half of a live migration: it sends, reports progress, decides, and concludes.</summary>
+public sealed partial class MigrationHandler
+{
+    private async Task<string?> SendAsync(HostOperation operation, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        var waitingSince = DateTime.UtcNow;
+        var run = new SendRun();
+        while (true)
+        {
+            if (await ReadAsync(operation, cancellationToken).ConfigureAwait(false) is not { } found)
+            {
+                // Resumed after the record was removed: the pool database says where the VM ended.
+                return await ConcludeAsync(vm, null, operation, cancellationToken).ConfigureAwait(false);
+            }
+
+            var (record, revision) = found;
+            switch (record.State)
+            {
+                case MigrationStates.Completed:
+                case MigrationStates.Aborting:
+                    return await ConcludeAsync(vm, record, operation, cancellationToken).ConfigureAwait(false);
+                case MigrationStates.Preparing:
+                    if (DateTime.UtcNow - waitingSince > ReadyTimeout)
+                    {
+                        await AbortAsync(record, revision, "the destination did not get ready", cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStates.Ready when record.Disks.Count > 0:
+                    if (await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Mirroring }, revision, cancellationToken).ConfigureAwait(false))
+                    {
+                        var (host, port) = SplitAddress(record.NbdAddress);
+                        logger.LogInformation("Copying the {Count} disk(s) of VM {Vm} to {Address}", record.Disks.Count, vm.GetString("name_label"), record.NbdAddress);
+                        foreach (var disk in record.Disks)
+                        {
+                            await Source(vm).StartDiskMirrorAsync(disk.DiskIndex, host, port, cancellationToken).ConfigureAwait(false);
+                        }
+
+                        run.MirrorsStarted = true;
+                    }
+
+                    continue;
+                case MigrationStates.Ready:
+                case MigrationStates.Mirroring when run.MirrorsStarted && await MirrorsCaughtUpAsync(vm, record, revision, cancellationToken).ConfigureAwait(false):
+                    var migrating = record with { State = MigrationStates.Migrating };
+                    if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
+                    {
+                        var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
+                        logger.LogInformation("Migrating VM {Vm} to {Uri}", vm.GetString("name_label"), record.DestinationUri);
+                        await Source(vm).StartMigrationAsync(record.DestinationUri, tuning, cancellationToken).ConfigureAwait(false);
+                        run.Started = true;
+                    }
+
+                    continue;
+                case MigrationStates.Mirroring when !run.MirrorsStarted:
+                    // Resumed after a restart while copying: simplest and safe is to start the migration over.
+                    await AbortAsync(record, revision, "the source agent restarted while copying the disks", cancellationToken).ConfigureAwait(false);
+                    continue;
+                case MigrationStates.Mirroring:
+                    // Still copying (MirrorsCaughtUpAsync aborts on failures and reports progress).
+                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+                    continue;
+            }
+
+            // Migrating, switching, switch-ack: follow QEMU.
+            await FollowQemuAsync(vm, record, revision, run, cancellationToken);
+        }
+    }
+
+    /// <summary>What one run of the source's half knows beyond the record; a resumed run starts afresh.</summary>
+    private sealed class SendRun
+    {
+        public bool Started { get; set; }
+
+        public bool MirrorsStarted { get; set; }
+
+        public DateTime? AtPreSwitchoverSince { get; set; }
+    }
+
+    /// <summary>One look at QEMU's outgoing migration, and the step <see cref="SwitchoverSteps"/> decides on.</summary>
+    private async Task FollowQemuAsync(XenObject vm, MigrationRecord record, long revision, SendRun run, CancellationToken cancellationToken)
+    {
+        if (supervisor.Find(vm.Uuid) is not { } source)
+        {
+            await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken);
+            return;
+        }
+
+        var state = await source.QueryMigrationAsync(cancellationToken);
+        if (state.Status == MigrationStatus.PreSwitchover)
+        {
+            run.AtPreSwitchoverSince ??= DateTime.UtcNow;
+        }
+
+        switch (SwitchoverSteps.Next(record, state.Status, run.Started, run.AtPreSwitchoverSince, DateTime.UtcNow))
+        {
+            case SourceStep.Commit:
+                logger.LogInformation("VM {Vm} sent: {Bytes} bytes of memory in {Total} ms, downtime {Downtime} ms",
+                    vm.GetString("name_label"), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
+                await RecordFiguresAsync(record.TaskRef, state, cancellationToken);
+                await TryCommitAsync(record, revision, cancellationToken);
+                return;
+            case SourceStep.Abort:
+                await AbortAsync(record, revision, state.Error ?? "QEMU reported the migration " + state.Status.ToString().ToLowerInvariant(), cancellationToken);
+                return;
+            case SourceStep.AbortNotStarted:
+                await AbortAsync(record, revision, "the source agent restarted before the migration began", cancellationToken);
+                return;
+            case SourceStep.AskAcknowledgement:
+                await AskAcknowledgementAsync(source, record, revision, cancellationToken);
+                return;
+            case SourceStep.Release:
+                await ReleaseAsync(vm, source, record, revision, cancellationToken);
+                return;
+            case SourceStep.CancelUnacknowledged:
+                await CancelAsync(source, record, revision, "the destination's agent did not acknowledge the switchover", cancellationToken);
+                return;
+            case SourceStep.CancelGoAheadLost:
+                await CancelAsync(source, record, revision, "QEMU did not act on the go-ahead for the switchover", cancellationToken);
+                return;
+            case SourceStep.WaitForAcknowledgement:
+                await Task.Delay(FastPoll, cancellationToken);
+                return;
+            case SourceStep.WaitForSwitchover when !await HostIsLiveAsync(record.DestinationRef, cancellationToken):
+                await CancelAsync(source, record, revision, "the destination host is no longer live", cancellationToken);
+                return;
+            case SourceStep.WaitForSwitchover:
+                await Task.Delay(FastPoll, cancellationToken);
+                return;
+            default:
+                await StreamAsync(source, record, revision, state, cancellationToken);
+                return;
+        }
+    }
+
+    /// <summary>
+    /// QEMU holds at pre-switchover, the guest stopped: the disk copies end complete, then the destination is asked to
+    /// acknowledge, before anyone may decide the VM runs there.
+    /// </summary>
+    private async Task AskAcknowledgementAsync(IVmProcess source, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        if (record.Disks.Count > 0)
+        {
+            try
+            {
+                await source.CompleteDiskMirrorsAsync(cancellationToken);
+            }
+            catch (DiskMirrorException ex)
+            {
+                await CancelAsync(source, record, revision, ex.Message, cancellationToken);
+                return;
+            }
+        }
+
+        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Switching }, revision, cancellationToken);
+    }
+
+    /// <summary>
+    /// The go-ahead, once per migration: recorded first (a guarded write, so a resumed or restarted half, or a second
+    /// look by this one, finds it and waits for QEMU instead of sending it again), then sent.
+    /// </summary>
+    private async Task ReleaseAsync(XenObject vm, IVmProcess source, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        if (!await MigrationRecord.TryAdvanceAsync(database, record with { SwitchoverReleasedUtc = DateTime.UtcNow }, revision, cancellationToken))
+        {
+            return;
+        }
+
+        await source.ContinueMigrationAsync(cancellationToken);
+        logger.LogInformation("VM {Vm}: the destination acknowledged; switchover released", vm.GetString("name_label"));
+    }
+
+    /// <summary>Before QEMU completed: <c>migrate_cancel</c> (the guest resumes here) and the record says aborting.</summary>
+    private async Task CancelAsync(IVmProcess source, MigrationRecord record, long revision, string error, CancellationToken cancellationToken)
+    {
+        await source.CancelMigrationAsync(cancellationToken);
+        await AbortAsync(record, revision, error, cancellationToken);
+    }
+
+    /// <summary>Still sending: gives up if the destination is gone or a disk copy failed, else reports the progress.</summary>
+    private async Task StreamAsync(IVmProcess source, MigrationRecord record, long revision, MigrationProgress state, CancellationToken cancellationToken)
+    {
+        if (!await HostIsLiveAsync(record.DestinationRef, cancellationToken))
+        {
+            // Nobody would look after the VM over there: keep it here.
+            await CancelAsync(source, record, revision, "the destination host is no longer live", cancellationToken);
+            return;
+        }
+
+        if (record.Disks.Count > 0 && (await source.QueryDiskMirrorsAsync(cancellationToken)).FirstOrDefault(m => m.Failed) is { } failed)
+        {
+            await CancelAsync(source, record, revision, $"copying disk {failed.DiskIndex} failed: {failed.Error}", cancellationToken);
+            return;
+        }
+
+        // With disks, the copies took the first half of the progress.
+        var fraction = record.Disks.Count > 0 ? 0.5 + (state.Fraction * 0.45) : state.Fraction * 0.95;
+        await tasks.SetProgressAsync(record.TaskRef, fraction, cancellationToken);
+        await Task.Delay(Poll, cancellationToken);
+    }
+
+    /// <summary>
+    /// True once every disk mirror has caught up. Reports the copy's progress; aborts (and says false) if a mirror
+    /// failed, the source's QEMU is gone or the destination is no longer live.
+    /// </summary>
+    private async Task<bool> MirrorsCaughtUpAsync(XenObject vm, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        var source = supervisor.Find(vm.Uuid);
+        if (source is null)
+        {
+            await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
+        var mirrors = await source.QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+        var failure = mirrors.FirstOrDefault(m => m.Failed) is { } failed ? $"copying disk {failed.DiskIndex} failed: {failed.Error}"
+            : mirrors.Count < record.Disks.Count ? "a disk copy vanished"
+            : !await HostIsLiveAsync(record.DestinationRef, cancellationToken).ConfigureAwait(false) ? "the destination host is no longer live"
+            : null;
+        if (failure is not null)
+        {
+            await AbortAsync(record, revision, failure, cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
+        var total = mirrors.Sum(m => m.Length);
+        await tasks.SetProgressAsync(record.TaskRef, total <= 0 ? 0 : 0.5 * mirrors.Sum(m => m.Offset) / total, cancellationToken).ConfigureAwait(false);
+        return mirrors.All(m => m.Ready);
+    }
+
+    private static (string Host, int Port) SplitAddress(string address)
+    {
+        var colon = address.LastIndexOf(':');
+        return (address[..colon], int.Parse(address[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture));
+    }
+
+    private IVmProcess Source(XenObject vm) =>
+        supervisor.Find(vm.Uuid) ?? throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "running", "halted");
+
+    /// <summary>Cleans up after the decision and ends the caller's task: success if the VM left, its error if not.</summary>
+    private async Task<string?> ConcludeAsync(XenObject vmBefore, MigrationRecord? record, HostOperation operation, CancellationToken cancellationToken)
+    {
+        var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken).ConfigureAwait(false);
+        var moved = vm.GetString("resident_on") != identity.Ref;
+        if (moved && supervisor.Find(vm.Uuid) is { } stale)
+        {
+            if (record is not null)
+            {
+                // The destination may have committed first: QEMU's figures are still here to be recorded.
+                try
+                {
+                    var final = await stale.QueryMigrationAsync(cancellationToken).ConfigureAwait(false);
+                    if (final.Status == MigrationStatus.Completed)
+                    {
+                        await RecordFiguresAsync(record.TaskRef, final, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogDebug(ex, "No migration figures from the source's QEMU");
+                }
+            }
+
+            // Paused by QEMU at the end of the migration; it must never run again. Its taps go with it: the ones it
+            // has, not ones named after the VM record's domid, which is the destination's once the migration committed.
+            var taps = stale.Spec.Nics.Select(n => n.TapName).ToList();
+            await stale.KillAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var tap in taps)
+            {
+                await networking.DeleteLinkAsync(tap, cancellationToken);
+            }
+        }
+
+        if (record is { Disks.Count: > 0 })
+        {
+            if (moved)
+            {
+                // The VM's disks are the copies now (the commit moved the VBDs and forgot the old VDIs): the old
+                // volumes go, before the record that names them.
+                await DeleteOldVolumesAsync(record, cancellationToken).ConfigureAwait(false);
+            }
+            else if (supervisor.Find(vm.Uuid) is { } kept)
+            {
+                try
+                {
+                    await kept.AbandonDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning(ex, "Could not stop the disk mirrors of VM {Vm}", vm.GetString("name_label"));
+                }
+            }
+        }
+
+        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) => tx.Update(MigrationEnding.WithoutMigration(objs[0])), cancellationToken)
+            .ConfigureAwait(false);
+        await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken).ConfigureAwait(false);
+        var failure = moved ? null : new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
+            record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");
+        if (record is not null && record.TaskRef != operation.TaskRef)
+        {
+            // The caller's own task (an Async.VM.pool_migrate's) is ended by the API host once it sees this half end;
+            // if that host died meanwhile (the master's plug pulled mid-migration), nobody would. Ending it here too
+            // writes what the API host would have (VM.pool_migrate returns nothing); whichever comes second is a no-op.
+            if (failure is null)
+            {
+                await tasks.CompleteAsync(record.TaskRef, null, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await tasks.FailAsync(record.TaskRef, failure.ErrorDescription, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        if (failure is not null)
+        {
+            throw failure;
+        }
+
+        logger.LogInformation("VM {Vm} migrated", vm.GetString("name_label"));
+        return null;
+    }
+
+    private async Task DeleteOldVolumesAsync(MigrationRecord record, CancellationToken cancellationToken)
+    {
+        foreach (var disk in record.Disks)
+        {
+            try
+            {
+                var (_, driver, directory) = await LocalSrAsync(disk.SourceSrRef, cancellationToken).ConfigureAwait(false);
+                await driver.DestroyAsync(directory, disk.SourceLocation, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogWarning(ex, "Could not delete the old volume {Location} of a migrated disk", disk.SourceLocation);
+            }
+        }
+    }
+
+    private async Task RecordFiguresAsync(string taskRef, MigrationProgress state, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await database.UpdateAsync([(XenClasses.Task, taskRef)], (objs, tx) =>
+            {
+                var t = objs[0].Clone();
+                var other = t.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+                other["migration-downtime-ms"] = state.DowntimeMilliseconds.ToString(CultureInfo.InvariantCulture);
+                other["migration-total-ms"] = state.TotalTimeMilliseconds.ToString(CultureInfo.InvariantCulture);
+                other["migration-ram-bytes"] = state.TotalBytes.ToString(CultureInfo.InvariantCulture);
+                t["other_config"] = other;
+                tx.Update(t);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiException)
+        {
+            // The caller already dropped its task.
+        }
+    }
+}

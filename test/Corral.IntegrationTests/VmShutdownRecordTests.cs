@@ -1,0 +1,248 @@
+using Corral.Agent.Hosting;
+using Corral.Agent.Membership;
+using Corral.Agent.Operations;
+using Corral.Agent.Vms;
+using Corral.Api;
+using Corral.Api.Operations;
+using Corral.Hypervisor;
+using Corral.Hypervisor.Qemu;
+using Corral.Model;
+using Corral.Networking;
+using Corral.PoolDatabase;
+using Corral.PoolDatabase.Etcd;
+using Corral.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>
+/// VM.clean_shutdown and VM.hard_shutdown end only once the pool database says the VM is halted (and its ownership
+/// claim is released), so that a client's next call, a start right away, finds it halted: XenServer clients do just
+/// that. The VM supervisor records a process's end from its own continuation on the process's exit, which on a busy
+/// host runs after the operation has seen the exit; the process here lets the supervisor hear of the exit 300 ms after
+/// everyone else, which is when the old operation wrote nothing (it took the ended process, still listed, for a newer
+/// copy) and returned with the VM still Running.
+/// </summary>
+public sealed class VmShutdownRecordTests : IAsyncLifetime
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("corral-shutdown-it-").FullName;
+    private EtcdFixture _etcd = null!;
+    private ServiceProvider _services = null!;
+    private IPoolDatabase _database = null!;
+    private HostIdentity _host = null!;
+    private ILease _lease = null!;
+
+    public async Task InitializeAsync()
+    {
+        _etcd = await EtcdFixture.StartAsync();
+        var state = Path.Combine(_root, "state");
+        _host = HostIdentity.LoadOrCreate(state);
+        var services = new ServiceCollection();
+        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
+        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
+        services.AddXenApi(o =>
+        {
+            o.HostRef = _host.Ref;
+            o.StateDirectory = state;
+        });
+        services.AddSingleton(SrDrivers.Default);
+        services.AddSingleton(_host);
+        services.Configure<AgentOptions>(o => o.StateDirectory = state);
+        services.AddQemuHypervisor(o =>
+        {
+            o.RuntimeDirectory = Path.Combine(_root, "vms");
+            o.StateDirectory = Path.Combine(state, "qemu");
+        });
+        services.AddSingleton<AgentLifecycle>();
+        services.AddSingleton<BridgeNetworking>();
+        services.AddSingleton<VmDevices>();
+        services.AddSingleton<VmSupervisor>();
+        services.AddSingleton<HostRegistration>();
+        services.AddSingleton<HostLiveness>();
+        services.AddSingleton<VmOperationHandler>();
+        _services = services.BuildServiceProvider();
+        _database = _services.GetRequiredService<IPoolDatabase>();
+        _lease = await _database.Leases.AcquireAsync(TimeSpan.FromSeconds(30), default);
+    }
+
+    public async Task DisposeAsync()
+    {
+        try
+        {
+            await _lease.DisposeAsync();
+            await _services.DisposeAsync();
+        }
+        finally
+        {
+            await _etcd.DisposeAsync();
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData(HostOperationKinds.VmCleanShutdown)]
+    [InlineData(HostOperationKinds.VmHardShutdown)]
+    public async Task The_shutdown_ends_with_the_vm_recorded_halted_and_its_claim_released(string kind)
+    {
+        var (vmRef, uuid) = await RunningVmAsync();
+        var process = new LateHeardProcess(uuid);
+        _services.GetRequiredService<VmSupervisor>().Track(vmRef, process);
+
+        var operation = new HostOperation { Id = "op1", Kind = kind, HostRef = _host.Ref, TaskRef = OpaqueRef.Null, Target = vmRef };
+        var progress = new OperationProgress((next, _) => Task.FromResult(next), operation);
+        await _services.GetRequiredService<VmOperationHandler>().ExecuteAsync(operation, progress, default);
+
+        // What the caller's next call reads, at once.
+        var vm = await _database.GetAsync(XenClasses.VM, vmRef, default);
+        Assert.Equal(VmPowerState.Halted, vm.Get(XenApi.VM.PowerState));
+        Assert.Equal(OpaqueRef.Null, vm.Get(XenApi.VM.ResidentOn));
+        Assert.Null(await _database.Leases.GetValueAsync(PoolKeys.VmOwnerKey(vmRef), default));
+        Assert.True(process.Disposed, "the supervisor let go of the ended process");
+    }
+
+    [Fact]
+    public async Task A_newer_copy_running_here_is_not_recorded_halted_by_the_end_of_the_old_one()
+    {
+        var (vmRef, uuid) = await RunningVmAsync();
+        var supervisor = _services.GetRequiredService<VmSupervisor>();
+        var old = new LateHeardProcess(uuid);
+        supervisor.Track(vmRef, old);
+
+        // HA restarted the VM on this very host before the old copy's end was recorded.
+        var newer = new LateHeardProcess(uuid);
+        supervisor.Track(vmRef, newer);
+        await old.KillAsync(default);
+        await supervisor.WhenEndRecordedAsync(old, default);
+
+        Assert.Equal(VmPowerState.Running, (await _database.GetAsync(XenClasses.VM, vmRef, default)).Get(XenApi.VM.PowerState));
+        Assert.Same(newer, supervisor.Find(uuid));
+        Assert.Equal(_host.Ref, await _database.Leases.GetValueAsync(PoolKeys.VmOwnerKey(vmRef), default));
+    }
+
+    /// <summary>A VM the pool database says runs here, with its ownership claim on this host's lease.</summary>
+    private async Task<(string Ref, string Uuid)> RunningVmAsync()
+    {
+        var uuid = Guid.NewGuid().ToString();
+        var tx = new PoolTransaction();
+        var vm = tx.Create(XenClasses.VMSchema, new Dictionary<string, object?>
+        {
+            ["uuid"] = uuid,
+            ["name_label"] = "shutdown test",
+            ["power_state"] = "Running",
+            ["resident_on"] = _host.Ref,
+            ["domid"] = 7L,
+        });
+        await _database.CommitAsync(tx, default);
+        await _database.Leases.PutAsync(_lease, PoolKeys.VmOwnerKey(vm.Ref), _host.Ref, default);
+        return (vm.Ref, uuid);
+    }
+
+    /// <summary>
+    /// A VM process that stops when asked (clean shutdown or kill), whose exit the first to look at it, the supervisor
+    /// that tracks it, hears of 300 ms after the others.
+    /// </summary>
+    private sealed class LateHeardProcess(string vmUuid) : IVmProcess
+    {
+        private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private Task? _heardLate;
+
+        public string VmUuid { get; } = vmUuid;
+
+        public int ProcessId => 4242;
+
+        public bool Disposed { get; private set; }
+
+        public Task Exited
+        {
+            get
+            {
+                if (_heardLate is null)
+                {
+                    _heardLate = _exited.Task.ContinueWith(_ => Task.Delay(300), TaskScheduler.Default).Unwrap();
+                    return _heardLate;
+                }
+
+                return _exited.Task;
+            }
+        }
+
+        public bool ExitIntended => true;
+
+        public GuestAgentReport? LatestGuestReport => null;
+
+        public VmLaunchSpec Spec => new(VmUuid, "shutdown test", 256L << 20, 1, true, [], [], new Dictionary<string, string>());
+
+        public event EventHandler<VmProcessEventArgs>? EventReceived
+        {
+            add { }
+            remove { }
+        }
+
+        public Task RequestShutdownAsync(CancellationToken cancellationToken) => Stop();
+
+        public Task KillAsync(CancellationToken cancellationToken) => Stop();
+
+        private Task Stop()
+        {
+            _exited.TrySetResult();
+            return _exited.Task;
+        }
+
+        public void KillImmediately() => _exited.TrySetResult();
+
+        public ValueTask DisposeAsync()
+        {
+            Disposed = true;
+            return ValueTask.CompletedTask;
+        }
+
+        // Nothing else is asked of the process by a shutdown.
+        public Task<VmRunState> QueryStateAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<DiskIoCounters>> QueryDiskIoAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task PauseAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task ResumeAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task RequestRebootAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task ResetAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<Stream> OpenConsoleAsync(VmConsoleKind kind, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<byte[]> ReadSerialConsoleTailAsync(int maxBytes, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<DiskSpec> AttachDiskAsync(DiskSpec disk, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<bool> DetachDiskAsync(int diskIndex, TimeSpan timeout, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<NicSpec> AttachNicAsync(NicSpec nic, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<bool> DetachNicAsync(int nicIndex, TimeSpan timeout, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task StartMigrationAsync(string destinationUri, MigrationTuning tuning, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<MigrationProgress> QueryMigrationAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task CancelMigrationAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task ContinueMigrationAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task ExportDisksAsync(string host, int port, IReadOnlyList<int> diskIndexes, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task StopDiskExportAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task StartDiskMirrorAsync(int diskIndex, string nbdHost, int nbdPort, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<DiskMirrorState>> QueryDiskMirrorsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task CompleteDiskMirrorsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task AbandonDiskMirrorsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+    }
+}
