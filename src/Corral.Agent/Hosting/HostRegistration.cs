@@ -190,7 +190,8 @@ public sealed class HostRegistration(
             .Where(c => c.GetString("host") == identity.Ref).ToList();
         var kept = new Dictionary<long, XenObject>();
         var writes = new List<Action<PoolTransaction>>();
-        foreach (var record in existing.OrderBy(c => c.Ref, StringComparer.Ordinal))
+        // Of duplicates, the record written first (lowest revision) stays: clients may hold its reference.
+        foreach (var record in existing.OrderBy(c => c.ModRevision).ThenBy(c => c.Ref, StringComparer.Ordinal))
         {
             var number = record.GetInt("number");
             if (kept.ContainsKey(number) || cpus.Cpus.All(c => c.Number != number))

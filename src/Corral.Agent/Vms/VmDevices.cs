@@ -151,6 +151,12 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         // mark) must not fail the start. (allowed_operations is derived state under its own key: it races no one.)
         foreach (var vbdRef in vm.GetSet("VBDs"))
         {
+            // A device destroyed meanwhile has nothing left to record.
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is null)
+            {
+                continue;
+            }
+
             await database.UpdateAsync([(XenClasses.VBD, vbdRef)], (objs, tx) =>
             {
                 var vbd = objs[0];
@@ -165,6 +171,11 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
 
         foreach (var vifRef in vm.GetSet("VIFs"))
         {
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is null)
+            {
+                continue;
+            }
+
             await database.UpdateAsync([(XenClasses.VIF, vifRef)], (objs, tx) =>
             {
                 var vif = objs[0];
