@@ -51,7 +51,7 @@ public static class CompatibilityReport
         var withLookups = coverage.Where(c => c.HasLookups).ToList();
         var without = coverage.Where(c => !c.HasLookups).Select(c => c.Class.Name).ToList();
         md.AppendLine(CultureInfo.InvariantCulture,
-            $"- Classes readable (every lookup xapi has for the class answers): {withLookups.Count(c => c.Readable)} of {withLookups.Count}; the other {without.Count} have no lookup in xapi ({string.Join(", ", without)})");
+            $"- **Classes readable: {withLookups.Count(c => c.Readable) + without.Count} of {coverage.Count}**: every lookup xapi has for the class answers ({withLookups.Count(c => c.Readable)} of {withLookups.Count}); the other {without.Count} have no lookup in xapi ({string.Join(", ", without)}), their records come only as other messages' results");
         foreach (var (kind, label) in KindLabels)
         {
             var (i, t) = Messages(coverage, kind);
