@@ -92,17 +92,17 @@ public static class HostLicense
     public static string Value(string key, bool provided) => (IsPositive(key) ? provided : !provided) ? "true" : "false";
 
     /// <summary><c>host.license_params</c>: every flag, explicitly.</summary>
-    public static Dictionary<string, object?> LicenseParams() =>
-        Features.ToDictionary(f => f.Key, f => (object?)Value(f.Key, f.Provided), StringComparer.Ordinal);
+    public static Dictionary<string, string> LicenseParams() =>
+        Features.ToDictionary(f => f.Key, f => Value(f.Key, f.Provided), StringComparer.Ordinal);
 
     /// <summary>
     /// <c>pool.restrictions</c>, as xapi combines its hosts' flags: a feature is available to the pool only if every host
     /// has it. A host that does not name a flag counts as not having the feature.
     /// </summary>
-    public static Dictionary<string, object?> PoolRestrictions(IEnumerable<IReadOnlyDictionary<string, string>> hosts)
+    public static Dictionary<string, string> PoolRestrictions(IEnumerable<IReadOnlyDictionary<string, string>> hosts)
     {
         var all = hosts.ToList();
-        var restrictions = new Dictionary<string, object?>(StringComparer.Ordinal);
+        var restrictions = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, _) in Features)
         {
             var provided = all.Count > 0 && all.All(h => h.TryGetValue(key, out var v) && v == Value(key, true));

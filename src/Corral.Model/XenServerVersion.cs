@@ -83,9 +83,9 @@ public static class XenServerVersion
     /// xapi writes only for Xen (<c>xen</c>) or for packs Corral does not have are left out; xapi drops empty values, and
     /// so does this.
     /// </summary>
-    public static Dictionary<string, object?> SoftwareVersion(string kernelRelease)
+    public static Dictionary<string, string> SoftwareVersion(string kernelRelease)
     {
-        var map = new Dictionary<string, object?>(StringComparer.Ordinal)
+        var map = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["product_version"] = ProductVersion,
             ["product_version_text"] = ProductVersionText,
@@ -105,7 +105,7 @@ public static class XenServerVersion
             ["db_schema"] = DbSchema,
             [CorralVersionKey] = CorralVersion,
         };
-        foreach (var key in map.Where(kv => string.IsNullOrEmpty((string?)kv.Value)).Select(kv => kv.Key).ToList())
+        foreach (var key in map.Where(kv => string.IsNullOrEmpty(kv.Value)).Select(kv => kv.Key).ToList())
         {
             map.Remove(key);
         }

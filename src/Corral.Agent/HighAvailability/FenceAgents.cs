@@ -16,16 +16,16 @@ namespace Corral.Agent.HighAvailability;
 /// </summary>
 public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents> logger) : IHostPowerControl
 {
-    public static bool Configured(XenObject host) => host.GetString("power_on_mode") is PowerFencing.Ipmi or PowerFencing.Lab;
+    public static bool Configured(XenObject host) => host.Get(XenApi.Host.PowerOnMode) is PowerFencing.Ipmi or PowerFencing.Lab;
 
     /// <summary>Powers the host off; true once it is known to be off, false when it could not be done (or no agent is set).</summary>
     public async Task<bool> FenceAsync(XenObject host, CancellationToken cancellationToken)
     {
-        var config = host.GetStringMap("power_on_config");
-        var name = host.GetString("name_label");
+        var config = host.Get(XenApi.Host.PowerOnConfig);
+        var name = host.Get(XenApi.Host.NameLabel);
         try
         {
-            switch (host.GetString("power_on_mode"))
+            switch (host.Get(XenApi.Host.PowerOnMode))
             {
                 case PowerFencing.Lab when options.Value.LabScript is { Length: > 0 } script && config.GetValueOrDefault("slot") is { Length: > 0 } slot:
                 {
@@ -62,10 +62,10 @@ public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents
     /// </summary>
     public async Task PowerOnAsync(XenObject host, CancellationToken cancellationToken)
     {
-        var config = host.GetStringMap("power_on_config");
-        var name = host.GetString("name_label");
+        var config = host.Get(XenApi.Host.PowerOnConfig);
+        var name = host.Get(XenApi.Host.NameLabel);
         CommandResult result;
-        switch (host.GetString("power_on_mode"))
+        switch (host.Get(XenApi.Host.PowerOnMode))
         {
             case PowerFencing.Lab:
                 if (options.Value.LabScript is not { Length: > 0 } script || config.GetValueOrDefault("slot") is not { Length: > 0 } slot)
@@ -90,7 +90,7 @@ public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents
             throw new XenApiException(ErrorCodes.InternalError, $"The host failed to power on: {result.StandardError.Trim()}");
         }
 
-        logger.LogInformation("Host {Host} powered on ({Mode})", name, host.GetString("power_on_mode"));
+        logger.LogInformation("Host {Host} powered on ({Mode})", name, host.Get(XenApi.Host.PowerOnMode));
     }
 
     private void Log(string host, string how, CommandResult result)

@@ -37,7 +37,7 @@ public sealed class PoolRecoveryWorld(
     public static string KeyOf(string hostRef) => PoolKeys.HaRecoveries + hostRef;
 
     public async Task<bool?> HaEnabledAsync(CancellationToken cancellationToken) =>
-        (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.GetBool("ha_enabled");
+        (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled);
 
     public async Task<IReadOnlyDictionary<string, RecoveryRecord>> RecoveriesAsync(CancellationToken cancellationToken)
     {
@@ -61,8 +61,8 @@ public sealed class PoolRecoveryWorld(
         var result = new List<HaHost>();
         foreach (var host in hosts)
         {
-            result.Add(new HaHost(host.Ref, host.Uuid, host.GetString("name_label"), await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false),
-                host.GetBool("enabled"), FenceAgents.Configured(host)));
+            result.Add(new HaHost(host.Ref, host.Uuid, host.Get(XenApi.Host.NameLabel), await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false),
+                host.Get(XenApi.Host.Enabled), FenceAgents.Configured(host)));
         }
 
         return result;
@@ -72,8 +72,8 @@ public sealed class PoolRecoveryWorld(
     {
         var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
         _vms = vms.ToDictionary(v => v.Ref, StringComparer.Ordinal);
-        return vms.Select(v => new HaVm(v.Ref, v.GetString("name_label"), v.GetString("power_state"), v.GetString("resident_on"),
-            v.GetString("ha_restart_priority"), v.GetInt("order"), v.GetInt("start_delay"), Placement.MemoryNeeded(v))).ToList();
+        return vms.Select(v => new HaVm(v.Ref, v.Get(XenApi.VM.NameLabel), v.GetString("power_state"), v.Get(XenApi.VM.ResidentOn),
+            v.Get(XenApi.VM.HaRestartPriority), v.Get(XenApi.VM.Order), v.Get(XenApi.VM.StartDelay), Placement.MemoryNeeded(v))).ToList();
     }
 
     // The heartbeat watcher has the statefile directory already; looking it up again each round would cost reads.
@@ -128,7 +128,7 @@ public sealed class PoolRecoveryWorld(
                 if (_waitingForMigration.Add(migration.Id))
                 {
                     logger.LogWarning("HA: host {Host} was migrating VM {Vm} to {Destination}; waiting for the destination to settle it",
-                        host.Name, migration.VmRef, destination.GetString("name_label"));
+                        host.Name, migration.VmRef, destination.Get(XenApi.Host.NameLabel));
                 }
 
                 return false;
@@ -215,7 +215,7 @@ public sealed class PoolRecoveryWorld(
         var moved = migration.State == MigrationStates.Completed;
         var movedVm = moved && _vms.TryGetValue(migration.VmRef, out var vm) && halted.All(v => v.Ref != vm.Ref) ? vm : null;
         await MigrationEnding.AddAsync(database, tx, migration, revision, movedVm, clock.GetUtcNow().UtcDateTime, cancellationToken).ConfigureAwait(false);
-        logger.LogWarning("HA: the migration of VM {Vm} from fenced host {Host} ends: {Outcome}", migration.VmRef, host.GetString("name_label"),
+        logger.LogWarning("HA: the migration of VM {Vm} from fenced host {Host} ends: {Outcome}", migration.VmRef, host.Get(XenApi.Host.NameLabel),
             moved ? "the VM had reached the destination" : "it stays halted for HA to restart");
     }
 }

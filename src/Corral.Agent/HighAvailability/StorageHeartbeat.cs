@@ -53,13 +53,13 @@ public sealed class StorageHeartbeat(
     /// <summary>The statefile directory as this host sees it, or null when HA is off or it is not plugged here.</summary>
     private static async Task<string?> DirectoryAsync(IPoolDatabase database, XenObject pool, string hostRef, CancellationToken cancellationToken)
     {
-        foreach (var vdiRef in pool.GetSet("ha_statefiles"))
+        foreach (var vdiRef in pool.Get(XenApi.Pool.HaStatefiles))
         {
             if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi
-                && await database.TryGetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false) is { } sr
+                && await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false) is { } sr
                 && await StorageOperationHandler.LocalDirectoryAsync(database, sr, hostRef, cancellationToken).ConfigureAwait(false) is { } srDirectory)
             {
-                return Path.Combine(srDirectory, vdi.GetString("location"));
+                return Path.Combine(srDirectory, vdi.Get(XenApi.VDI.Location));
             }
         }
 
@@ -91,7 +91,7 @@ public sealed class StorageHeartbeat(
                 var pool = (await database.GetAllAsync(XenClasses.Pool, timeout.Token).ConfigureAwait(false)).SingleOrDefault();
                 if (pool is not null)
                 {
-                    _enabled = pool.GetBool("ha_enabled");
+                    _enabled = pool.Get(XenApi.Pool.HaEnabled);
                     _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token).ConfigureAwait(false) : null;
                 }
             }

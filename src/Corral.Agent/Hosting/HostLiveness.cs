@@ -72,7 +72,7 @@ public sealed class HostLiveness(
                 // VMs already running here (re-adopted) keep their ownership claims on the new lease.
                 foreach (var vm in await database.GetAllAsync(XenClasses.VM, stoppingToken).ConfigureAwait(false))
                 {
-                    if (vm.GetString("resident_on") == identity.Ref)
+                    if (vm.Get(XenApi.VM.ResidentOn) == identity.Ref)
                     {
                         await database.Leases.PutAsync(lease, PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, stoppingToken).ConfigureAwait(false);
                     }
@@ -177,29 +177,27 @@ public sealed class HostLiveness(
         var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken).ConfigureAwait(false);
         foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false))
         {
-            if (!sr.GetBool("shared") || pbds.Any(p => p.GetString("SR") == sr.Ref && p.GetString("host") == identity.Ref))
+            if (!sr.Get(XenApi.SR.Shared) || pbds.Any(p => p.Get(XenApi.PBD.SR) == sr.Ref && p.Get(XenApi.PBD.Host) == identity.Ref))
             {
                 continue;
             }
 
-            var model = pbds.FirstOrDefault(p => p.GetString("SR") == sr.Ref);
+            var model = pbds.FirstOrDefault(p => p.Get(XenApi.PBD.SR) == sr.Ref);
             if (model is null)
             {
                 continue;
             }
 
-            var location = model.GetStringMap("device_config").GetValueOrDefault("location");
+            var location = model.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
             var attached = location is not null && Directory.Exists(location);
             var tx = new PoolTransaction();
-            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
-            {
-                ["host"] = identity.Ref,
-                ["SR"] = sr.Ref,
-                ["device_config"] = model["device_config"],
-                ["currently_attached"] = attached,
-            });
+            var pbd = tx.Create(XenClasses.PBDSchema);
+            pbd.Set(XenApi.PBD.Host, identity.Ref);
+            pbd.Set(XenApi.PBD.SR, sr.Ref);
+            pbd.Set(XenApi.PBD.DeviceConfig, model.Get(XenApi.PBD.DeviceConfig));
+            pbd.Set(XenApi.PBD.CurrentlyAttached, attached);
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-            logger.LogInformation("Plugged shared SR {Sr} ({Attached})", sr.GetString("name_label"), attached ? "attached" : "directory missing here");
+            logger.LogInformation("Plugged shared SR {Sr} ({Attached})", sr.Get(XenApi.SR.NameLabel), attached ? "attached" : "directory missing here");
         }
     }
 
@@ -213,15 +211,15 @@ public sealed class HostLiveness(
     {
         // What the VMs running here were given, as placement counts it against a host.
         Volatile.Write(ref _vmBytes, (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
-            .Where(v => v.GetString("resident_on") == identity.Ref && v.GetString("power_state") is "Running" or "Paused")
+            .Where(v => v.Get(XenApi.VM.ResidentOn) == identity.Ref && v.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused)
             .Sum(Placement.MemoryNeeded));
         await database.UpdateAsync([(XenClasses.HostMetrics, identity.MetricsRef)], (objs, tx) =>
         {
             var m = objs[0].Clone();
             var (total, free) = Memory();
-            m["memory_total"] = total;
-            m["memory_free"] = free;
-            m["last_updated"] = DateTime.UtcNow;
+            m.Set(XenApi.HostMetrics.MemoryTotal, total);
+            m.Set(XenApi.HostMetrics.MemoryFree, free);
+            m.Set(XenApi.HostMetrics.LastUpdated, DateTime.UtcNow);
             tx.Update(m);
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -235,10 +233,10 @@ public sealed class HostLiveness(
             await database.UpdateAsync([(XenClasses.Host, identity.Ref)], (objs, tx) =>
             {
                 var h = objs[0].Clone();
-                var other = h.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+                var other = h.Get(XenApi.Host.OtherConfig).ToDictionary();
                 other["corral-accelerator"] = choice.Name;
                 other["corral-accelerator-reason"] = choice.Reason;
-                h["other_config"] = other;
+                h.Set(XenApi.Host.OtherConfig, other);
                 tx.Update(h);
             }, cancellationToken).ConfigureAwait(false);
         }

@@ -64,7 +64,7 @@ public sealed class HostPowerHandler(
         var reboot = operation.Kind == HostOperationKinds.HostReboot;
         var name = reboot ? "reboot" : "shutdown";
         await CheckMayGoDownAsync(cancellationToken);
-        await SetOperationAsync(operation.TaskRef, name, cancellationToken);
+        await SetOperationAsync(operation.TaskRef, reboot ? HostAllowedOperations.Reboot : HostAllowedOperations.Shutdown, cancellationToken);
         try
         {
             await EnsureNoVmsAsync(cancellationToken);
@@ -111,13 +111,13 @@ public sealed class HostPowerHandler(
         if (left.Count > 0)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed,
-                $"{left.Count} VM(s) still run on this host ({string.Join(", ", left.Select(v => v.GetString("name_label")))}); it stays up");
+                $"{left.Count} VM(s) still run on this host ({string.Join(", ", left.Select(v => v.Get(XenApi.VM.NameLabel)))}); it stays up");
         }
     }
 
     private async Task<List<XenObject>> RunningHereAsync(CancellationToken cancellationToken) =>
         (await database.GetAllAsync(XenClasses.VM, cancellationToken))
-        .Where(v => v.GetString("resident_on") == identity.Ref && v.GetString("power_state") is "Running" or "Paused" && !v.GetBool("is_control_domain"))
+        .Where(v => v.Get(XenApi.VM.ResidentOn) == identity.Ref && v.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused && !v.Get(XenApi.VM.IsControlDomain))
         .ToList();
 
     /// <summary>Shuts the VMs down at once, each as a VM operation of this host: clean (hard after the timeout), or hard when paused.</summary>
@@ -126,15 +126,15 @@ public sealed class HostPowerHandler(
         var stops = new List<Task>();
         foreach (var vmRef in vmRefs.Distinct())
         {
-            if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken) is not { } vm || vm.GetString("resident_on") != identity.Ref)
+            if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken) is not { } vm || vm.Get(XenApi.VM.ResidentOn) != identity.Ref)
             {
                 continue;
             }
 
-            var paused = vm.GetString("power_state") == "Paused";
+            var paused = vm.Get(XenApi.VM.PowerState) == VmPowerState.Paused;
             var kind = paused ? HostOperationKinds.VmHardShutdown : HostOperationKinds.VmCleanShutdown;
             var arguments = paused ? new Dictionary<string, string>() : new Dictionary<string, string> { ["fallback_hard"] = "true" };
-            logger.LogInformation("Shutting down VM {Vm} before the host goes down", vm.GetString("name_label"));
+            logger.LogInformation("Shutting down VM {Vm} before the host goes down", vm.Get(XenApi.VM.NameLabel));
             stops.Add(RunVmOperationAsync(kind, vm.Ref, arguments, cancellationToken));
         }
 
@@ -172,21 +172,21 @@ public sealed class HostPowerHandler(
     }
 
     /// <summary>Marks (or clears) the shutdown or reboot in the host's <c>current_operations</c>, keyed by its task, as xapi does.</summary>
-    private Task SetOperationAsync(string taskRef, string? operation, CancellationToken cancellationToken) =>
+    private Task SetOperationAsync(string taskRef, HostAllowedOperations? operation, CancellationToken cancellationToken) =>
         database.UpdateAsync([(XenClasses.Host, identity.Ref)], (objs, tx) =>
         {
             var h = objs[0].Clone();
-            var current = (Dictionary<string, object?>)h["current_operations"]!;
-            if (operation is null)
+            var current = h.Get(XenApi.Host.CurrentOperations).ToDictionary();
+            if (operation is not { } op)
             {
                 current.Remove(taskRef);
             }
             else
             {
-                current[taskRef] = operation;
+                current[taskRef] = op;
             }
 
-            h["current_operations"] = current;
+            h.Set(XenApi.Host.CurrentOperations, current);
             tx.Update(h);
         }, cancellationToken);
 }

@@ -44,37 +44,31 @@ public sealed class HostRegistration(
             }
 
             logger.LogInformation("Creating pool '{Pool}' with this host as master", options.Value.PoolName);
-            tx.Create(XenClasses.PoolSchema, new Dictionary<string, object?>
-            {
-                ["name_label"] = options.Value.PoolName,
-                ["master"] = identity.Ref,
-            });
+            var pool = tx.Create(XenClasses.PoolSchema);
+            pool.Set(XenApi.Pool.NameLabel, options.Value.PoolName);
+            pool.Set(XenApi.Pool.Master, identity.Ref);
             await sessions.SetPasswordAsync(SessionService.RootUser, options.Value.InitialRootPassword, cancellationToken);
         }
 
-        var fields = MachineFields(facts, options.Value, agentStartUtc);
         var host = await database.TryGetAsync(XenClasses.Host, identity.Ref, cancellationToken);
         var (total, free) = HostMemory.Read(options.Value);
         if (host is null)
         {
-            tx.Create(XenClasses.HostMetricsSchema, new Dictionary<string, object?>
-            {
-                ["memory_total"] = total,
-                ["memory_free"] = free,
-                ["last_updated"] = DateTime.UtcNow,
-            }, identity.MetricsRef);
-            var created = new XenObject(XenClasses.HostSchema, identity.Ref, new Dictionary<string, object?>());
-            Apply(created, fields, facts, identity, powerCycled: false);
-            created["uuid"] = identity.Uuid;
-            created["metrics"] = identity.MetricsRef;
-            created["name_label"] = options.Value.HostName;
-            created["enabled"] = true;
-            tx.Create(XenClasses.HostSchema, created.Fields, identity.Ref);
+            var metrics = tx.Create(XenClasses.HostMetricsSchema, reference: identity.MetricsRef);
+            metrics.Set(XenApi.HostMetrics.MemoryTotal, total);
+            metrics.Set(XenApi.HostMetrics.MemoryFree, free);
+            metrics.Set(XenApi.HostMetrics.LastUpdated, DateTime.UtcNow);
+            var created = tx.Create(XenClasses.HostSchema, reference: identity.Ref);
+            Apply(created, facts, options.Value, agentStartUtc, identity, powerCycled: false);
+            created.Set(XenApi.Host.Uuid, identity.Uuid);
+            created.Set(XenApi.Host.Metrics, identity.MetricsRef);
+            created.Set(XenApi.Host.NameLabel, options.Value.HostName);
+            created.Set(XenApi.Host.Enabled, true);
         }
         else
         {
             var h = host.Clone();
-            Apply(h, fields, facts, identity, powerCycled);
+            Apply(h, facts, options.Value, agentStartUtc, identity, powerCycled);
             tx.Update(h);
             await UpdateMetricsAsync(total, free, cancellationToken);
         }
@@ -87,35 +81,38 @@ public sealed class HostRegistration(
     }
 
     /// <summary>
-    /// The host fields that come from the machine and this build, refreshed at every start: what a client may index
-    /// (software_version, cpu_info, capabilities, chipset_info, bios_strings, license_params...).
+    /// Sets the host fields that come from the machine and this build, refreshed at every start: what a client may
+    /// index (software_version, cpu_info, capabilities, chipset_info, bios_strings, license_params...), and the boot
+    /// and agent start times in other_config.
     /// </summary>
-    public static Dictionary<string, object?> MachineFields(MachineFacts facts, AgentOptions options, DateTime agentStartUtc) => new(StringComparer.Ordinal)
+    public static void ApplyMachineFields(XenObject host, MachineFacts facts, AgentOptions options, DateTime agentStartUtc)
     {
-        ["hostname"] = options.HostName,
-        ["address"] = options.Address,
-        ["API_version_major"] = XenServerVersion.ApiVersionMajor,
-        ["API_version_minor"] = XenServerVersion.ApiVersionMinor,
-        ["API_version_vendor"] = XenServerVersion.ApiVersionVendor,
-        ["API_version_vendor_implementation"] = new Dictionary<string, object?>(),
-        ["software_version"] = XenServerVersion.SoftwareVersion(facts.KernelRelease),
-        ["capabilities"] = Capabilities.Cast<object?>().ToList(),
-        ["cpu_info"] = facts.Cpus.Summary(facts.NumaNodes).ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
-        ["cpu_configuration"] = new Dictionary<string, object?>(),
-        ["chipset_info"] = new Dictionary<string, object?> { ["iommu"] = facts.Iommu ? "true" : "false" },
-        ["bios_strings"] = facts.BiosStrings.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
-        ["license_params"] = HostLicense.LicenseParams(),
-        ["edition"] = HostLicense.Edition,
-        ["editions"] = new List<object?> { HostLicense.Edition },
+        host.Set(XenApi.Host.Hostname, options.HostName);
+        host.Set(XenApi.Host.Address, options.Address);
+        host.Set(XenApi.Host.APIVersionMajor, XenServerVersion.ApiVersionMajor);
+        host.Set(XenApi.Host.APIVersionMinor, XenServerVersion.ApiVersionMinor);
+        host.Set(XenApi.Host.APIVersionVendor, XenServerVersion.ApiVersionVendor);
+        host.Set(XenApi.Host.APIVersionVendorImplementation, new Dictionary<string, string>());
+        host.Set(XenApi.Host.SoftwareVersion, XenServerVersion.SoftwareVersion(facts.KernelRelease));
+        host.Set(XenApi.Host.Capabilities, Capabilities);
+        host.Set(XenApi.Host.CpuInfo, facts.Cpus.Summary(facts.NumaNodes));
+        host.Set(XenApi.Host.CpuConfiguration, new Dictionary<string, string>());
+        host.Set(XenApi.Host.ChipsetInfo, new Dictionary<string, string> { ["iommu"] = facts.Iommu ? "true" : "false" });
+        host.Set(XenApi.Host.BiosStrings, facts.BiosStrings);
+        host.Set(XenApi.Host.LicenseParams, HostLicense.LicenseParams());
+        host.Set(XenApi.Host.Edition, HostLicense.Edition);
+        host.Set(XenApi.Host.Editions, [HostLicense.Edition]);
         // Xen's scheduler has no counterpart: a VM's vCPUs are threads the Linux scheduler runs.
-        ["sched_policy"] = "",
-        ["virtual_hardware_platform_versions"] = VirtualHardwarePlatformVersions.Cast<object?>().ToList(),
-        ["updates"] = new List<object?>(),
-        ["updates_requiring_reboot"] = new List<object?>(),
-        ["patches"] = new List<object?>(),
-        ["other_config:boot_time"] = EpochSeconds(facts.BootTimeUtc),
-        ["other_config:agent_start_time"] = EpochSeconds(agentStartUtc),
-    };
+        host.Set(XenApi.Host.SchedPolicy, "");
+        host.Set(XenApi.Host.VirtualHardwarePlatformVersions, VirtualHardwarePlatformVersions.Cast<object?>().ToList());
+        host.Set(XenApi.Host.Updates, []);
+        host.Set(XenApi.Host.UpdatesRequiringReboot, []);
+        host.Set(XenApi.Host.Patches, []);
+        var other = host.Get(XenApi.Host.OtherConfig).ToDictionary(StringComparer.Ordinal);
+        other["boot_time"] = EpochSeconds(facts.BootTimeUtc);
+        other["agent_start_time"] = EpochSeconds(agentStartUtc);
+        host.Set(XenApi.Host.OtherConfig, other);
+    }
 
     /// <summary>Epoch seconds as xapi writes them in other_config (OCaml's float spelling: "1740148082.").</summary>
     public static string EpochSeconds(DateTime utc) =>
@@ -137,36 +134,25 @@ public sealed class HostRegistration(
         return $"iqn.{nowUtc.ToString("yyyy-MM", CultureInfo.InvariantCulture)}.{reversed}:{hostUuid.Split('-')[0]}";
     }
 
-    private static void Apply(XenObject host, Dictionary<string, object?> fields, MachineFacts facts, HostIdentity identity, bool powerCycled)
+    private static void Apply(XenObject host, MachineFacts facts, AgentOptions options, DateTime agentStartUtc, HostIdentity identity, bool powerCycled)
     {
-        var other = host.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
-        foreach (var (key, value) in fields)
-        {
-            if (key.StartsWith("other_config:", StringComparison.Ordinal))
-            {
-                other[key["other_config:".Length..]] = value;
-            }
-            else
-            {
-                host[key] = value;
-            }
-        }
-
+        ApplyMachineFields(host, facts, options, agentStartUtc);
         // Chosen once (host.set_iscsi_iqn changes it), kept in the field and, as xapi does, in other_config.
-        if (host.GetString("iscsi_iqn").Length == 0)
+        if (host.Get(XenApi.Host.IscsiIqn).Length == 0)
         {
-            host["iscsi_iqn"] = IscsiIqn(facts, identity.Uuid, DateTime.UtcNow);
+            host.Set(XenApi.Host.IscsiIqn, IscsiIqn(facts, identity.Uuid, DateTime.UtcNow));
         }
 
-        other["iscsi_iqn"] = host.GetString("iscsi_iqn");
-        host["other_config"] = other;
+        var other = host.Get(XenApi.Host.OtherConfig).ToDictionary(StringComparer.Ordinal);
+        other["iscsi_iqn"] = host.Get(XenApi.Host.IscsiIqn);
+        host.Set(XenApi.Host.OtherConfig, other);
         if (powerCycled)
         {
-            host["enabled"] = true;
-            var operations = ((Dictionary<string, object?>)host["current_operations"]!)
-                .Where(kv => (string?)kv.Value is not ("shutdown" or "reboot"))
-                .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-            host["current_operations"] = operations;
+            host.Set(XenApi.Host.Enabled, true);
+            var operations = host.Get(XenApi.Host.CurrentOperations)
+                .Where(kv => kv.Value is not (HostAllowedOperations.Shutdown or HostAllowedOperations.Reboot))
+                .ToDictionary(StringComparer.Ordinal);
+            host.Set(XenApi.Host.CurrentOperations, operations);
         }
     }
 
@@ -174,9 +160,9 @@ public sealed class HostRegistration(
         await database.UpdateAsync([(XenClasses.HostMetrics, identity.MetricsRef)], (objs, tx) =>
         {
             var m = objs[0].Clone();
-            m["memory_total"] = total;
-            m["memory_free"] = free;
-            m["last_updated"] = DateTime.UtcNow;
+            m.Set(XenApi.HostMetrics.MemoryTotal, total);
+            m.Set(XenApi.HostMetrics.MemoryFree, free);
+            m.Set(XenApi.HostMetrics.LastUpdated, DateTime.UtcNow);
             tx.Update(m);
         }, cancellationToken);
 
@@ -187,13 +173,13 @@ public sealed class HostRegistration(
     private async Task SyncCpusAsync(CpuInfo cpus, CancellationToken cancellationToken)
     {
         var existing = (await database.GetAllAsync(XenApi.HostCpu.ClassName, cancellationToken))
-            .Where(c => c.GetString("host") == identity.Ref).ToList();
+            .Where(c => c.Get(XenApi.HostCpu.Host) == identity.Ref).ToList();
         var kept = new Dictionary<long, XenObject>();
         var writes = new List<Action<PoolTransaction>>();
         // Of duplicates, the record written first (lowest revision) stays: clients may hold its reference.
         foreach (var record in existing.OrderBy(c => c.ModRevision).ThenBy(c => c.Ref, StringComparer.Ordinal))
         {
-            var number = record.GetInt("number");
+            var number = record.Get(XenApi.HostCpu.Number);
             if (kept.ContainsKey(number) || cpus.Cpus.All(c => c.Number != number))
             {
                 writes.Add(tx => tx.Delete(record)); // a CPU gone, or a duplicate

@@ -102,7 +102,7 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
     {
         var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
         var pool = pools.Count > 0 ? pools[0] : null;
-        if (pool is null || pool.GetString("master") == identity.Ref)
+        if (pool is null || pool.Get(XenApi.Pool.Master) == identity.Ref)
         {
             return;
         }
@@ -110,7 +110,7 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
         await database.UpdateAsync([(XenClasses.Pool, pool.Ref)], (objs, tx) =>
         {
             var p = objs[0].Clone();
-            p["master"] = identity.Ref;
+            p.Set(XenApi.Pool.Master, identity.Ref);
             tx.Update(p);
         }, cancellationToken).ConfigureAwait(false);
     }

@@ -43,7 +43,7 @@ public sealed class PoolDefaults(
         {
             await liveness.Registered.WaitAsync(stoppingToken).ConfigureAwait(false);
             var pool = (await database.GetAllAsync(XenClasses.Pool, stoppingToken).ConfigureAwait(false)).Single();
-            if (pool.GetString("master") != identity.Ref)
+            if (pool.Get(XenApi.Pool.Master) != identity.Ref)
             {
                 return;
             }
@@ -63,18 +63,16 @@ public sealed class PoolDefaults(
     private async Task EnsureNetworkAsync(CancellationToken cancellationToken)
     {
         var networks = await database.GetAllAsync(XenClasses.Network, cancellationToken).ConfigureAwait(false);
-        if (networks.Any(n => n.GetString("bridge") == options.Value.VmBridge))
+        if (networks.Any(n => n.Get(XenApi.Network.Bridge) == options.Value.VmBridge))
         {
             return;
         }
 
         var tx = new PoolTransaction();
-        tx.Create(XenClasses.NetworkSchema, new Dictionary<string, object?>
-        {
-            ["name_label"] = NetworkName,
-            ["bridge"] = options.Value.VmBridge,
-            ["MTU"] = 1500L,
-        });
+        var network = tx.Create(XenClasses.NetworkSchema);
+        network.Set(XenApi.Network.NameLabel, NetworkName);
+        network.Set(XenApi.Network.Bridge, options.Value.VmBridge);
+        network.Set(XenApi.Network.MTU, 1500L);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
     }
 
@@ -89,29 +87,25 @@ public sealed class PoolDefaults(
 
         Directory.CreateDirectory(libraryDirectory);
         var srs = await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false);
-        var library = srs.FirstOrDefault(s => s.GetStringMap("other_config").ContainsKey("corral-template-library"));
+        var library = srs.FirstOrDefault(s => s.Get(XenApi.SR.OtherConfig).ContainsKey("corral-template-library"));
         var tx = new PoolTransaction();
         if (library is null)
         {
-            library = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?>
-            {
-                ["name_label"] = LibraryName,
-                ["name_description"] = "Disks of Corral's built-in templates",
-                ["type"] = FileSrDriver.TypeName,
-                ["content_type"] = "user",
-                ["shared"] = true,
-                ["other_config"] = new Dictionary<string, object?> { ["corral-template-library"] = "true" },
-            });
+            library = tx.Create(XenClasses.SRSchema);
+            library.Set(XenApi.SR.NameLabel, LibraryName);
+            library.Set(XenApi.SR.NameDescription, "Disks of Corral's built-in templates");
+            library.Set(XenApi.SR.Type, FileSrDriver.TypeName);
+            library.Set(XenApi.SR.ContentType, "user");
+            library.Set(XenApi.SR.Shared, true);
+            library.Set(XenApi.SR.OtherConfig, new Dictionary<string, string> { ["corral-template-library"] = "true" });
             // Shared like any pool SR: every host gets a PBD (hosts joining later plug it themselves).
             foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
             {
-                tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
-                {
-                    ["host"] = host.Ref,
-                    ["SR"] = library.Ref,
-                    ["device_config"] = new Dictionary<string, object?> { ["location"] = libraryDirectory },
-                    ["currently_attached"] = true,
-                });
+                var pbd = tx.Create(XenClasses.PBDSchema);
+                pbd.Set(XenApi.PBD.Host, host.Ref);
+                pbd.Set(XenApi.PBD.SR, library.Ref);
+                pbd.Set(XenApi.PBD.DeviceConfig, new Dictionary<string, string> { ["location"] = libraryDirectory });
+                pbd.Set(XenApi.PBD.CurrentlyAttached, true);
             }
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
             library = await database.GetAsync(XenClasses.SR, library.Ref, cancellationToken).ConfigureAwait(false);
@@ -119,11 +113,11 @@ public sealed class PoolDefaults(
 
         var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
         var network = (await database.GetAllAsync(XenClasses.Network, cancellationToken).ConfigureAwait(false))
-            .FirstOrDefault(n => n.GetString("bridge") == options.Value.VmBridge);
+            .FirstOrDefault(n => n.Get(XenApi.Network.Bridge) == options.Value.VmBridge);
         foreach (var (name, image, devices, description) in Templates)
         {
             var source = Path.Combine(images, image);
-            if (vms.Any(v => v.GetBool("is_a_template") && v.GetString("name_label") == name) || !File.Exists(source))
+            if (vms.Any(v => v.Get(XenApi.VM.IsATemplate) && v.Get(XenApi.VM.NameLabel) == name) || !File.Exists(source))
             {
                 continue;
             }
@@ -132,58 +126,50 @@ public sealed class PoolDefaults(
             var location = vdiUuid + ".qcow2";
             var info = await new FileSrDriver().CopyAsync(source, libraryDirectory, vdiUuid, cancellationToken).ConfigureAwait(false);
             var t = new PoolTransaction();
-            var vdi = t.Create(XenClasses.VDISchema, new Dictionary<string, object?>
-            {
-                ["uuid"] = vdiUuid,
-                ["name_label"] = name + " disk",
-                ["SR"] = library.Ref,
-                ["location"] = location,
-                ["virtual_size"] = info.VirtualSize,
-                ["physical_utilisation"] = info.PhysicalUtilisation,
-                ["type"] = "system",
-                ["managed"] = true,
-                ["other_config"] = new Dictionary<string, object?> { [TemplateImageKey] = image },
-            });
+            var vdi = t.Create(XenClasses.VDISchema);
+            vdi.Set(XenApi.VDI.Uuid, vdiUuid);
+            vdi.Set(XenApi.VDI.NameLabel, name + " disk");
+            vdi.Set(XenApi.VDI.SR, library.Ref);
+            vdi.Set(XenApi.VDI.Location, location);
+            vdi.Set(XenApi.VDI.VirtualSize, info.VirtualSize);
+            vdi.Set(XenApi.VDI.PhysicalUtilisation, info.PhysicalUtilisation);
+            vdi.Set(XenApi.VDI.Type, VdiType.System);
+            vdi.Set(XenApi.VDI.Managed, true);
+            vdi.Set(XenApi.VDI.OtherConfig, new Dictionary<string, string> { [TemplateImageKey] = image });
             var metrics = t.Create(XenClasses.VMMetricsSchema);
-            var template = t.Create(XenClasses.VMSchema, new Dictionary<string, object?>
-            {
-                ["name_label"] = name,
-                ["name_description"] = description,
-                ["is_a_template"] = true,
-                ["is_default_template"] = true,
-                ["power_state"] = "Halted",
-                ["memory_static_max"] = 256L * 1024 * 1024,
-                ["memory_dynamic_max"] = 256L * 1024 * 1024,
-                ["memory_dynamic_min"] = 256L * 1024 * 1024,
-                ["memory_static_min"] = 128L * 1024 * 1024,
-                ["memory_target"] = 256L * 1024 * 1024,
-                ["VCPUs_max"] = 1L,
-                ["VCPUs_at_startup"] = 1L,
-                ["HVM_boot_policy"] = "BIOS order",
-                ["HVM_boot_params"] = new Dictionary<string, object?> { ["order"] = "cd" },
-                ["platform"] = new Dictionary<string, object?> { [VmOperationHandler.DevicesPlatformKey] = devices },
-                ["other_config"] = new Dictionary<string, object?> { ["default_template"] = "true" },
-                ["metrics"] = metrics.Ref,
-            });
-            t.Create(XenClasses.VBDSchema, new Dictionary<string, object?>
-            {
-                ["VM"] = template.Ref,
-                ["VDI"] = vdi.Ref,
-                ["userdevice"] = "0",
-                ["bootable"] = true,
-                ["mode"] = "RW",
-                ["type"] = "Disk",
-            });
+            var template = t.Create(XenClasses.VMSchema);
+            template.Set(XenApi.VM.NameLabel, name);
+            template.Set(XenApi.VM.NameDescription, description);
+            template.Set(XenApi.VM.IsATemplate, true);
+            template.Set(XenApi.VM.IsDefaultTemplate, true);
+            template.Set(XenApi.VM.PowerState, VmPowerState.Halted);
+            template.Set(XenApi.VM.MemoryStaticMax, 256L * 1024 * 1024);
+            template.Set(XenApi.VM.MemoryDynamicMax, 256L * 1024 * 1024);
+            template.Set(XenApi.VM.MemoryDynamicMin, 256L * 1024 * 1024);
+            template.Set(XenApi.VM.MemoryStaticMin, 128L * 1024 * 1024);
+            template.Set(XenApi.VM.MemoryTarget, 256L * 1024 * 1024);
+            template.Set(XenApi.VM.VCPUsMax, 1L);
+            template.Set(XenApi.VM.VCPUsAtStartup, 1L);
+            template.Set(XenApi.VM.HVMBootPolicy, "BIOS order");
+            template.Set(XenApi.VM.HVMBootParams, new Dictionary<string, string> { ["order"] = "cd" });
+            template.Set(XenApi.VM.Platform, new Dictionary<string, string> { [VmOperationHandler.DevicesPlatformKey] = devices });
+            template.Set(XenApi.VM.OtherConfig, new Dictionary<string, string> { ["default_template"] = "true" });
+            template.Set(XenApi.VM.Metrics, metrics.Ref);
+            var vbd = t.Create(XenClasses.VBDSchema);
+            vbd.Set(XenApi.VBD.VM, template.Ref);
+            vbd.Set(XenApi.VBD.VDI, vdi.Ref);
+            vbd.Set(XenApi.VBD.Userdevice, "0");
+            vbd.Set(XenApi.VBD.Bootable, true);
+            vbd.Set(XenApi.VBD.Mode, VbdMode.RW);
+            vbd.Set(XenApi.VBD.Type, VbdType.Disk);
             if (network is not null)
             {
-                t.Create(XenClasses.VIFSchema, new Dictionary<string, object?>
-                {
-                    ["VM"] = template.Ref,
-                    ["network"] = network.Ref,
-                    ["device"] = "0",
-                    ["MAC"] = "",
-                    ["MAC_autogenerated"] = true,
-                });
+                var vif = t.Create(XenClasses.VIFSchema);
+                vif.Set(XenApi.VIF.VM, template.Ref);
+                vif.Set(XenApi.VIF.Network, network.Ref);
+                vif.Set(XenApi.VIF.Device, "0");
+                vif.Set(XenApi.VIF.MAC, "");
+                vif.Set(XenApi.VIF.MACAutogenerated, true);
             }
 
             await database.CommitAsync(t, cancellationToken).ConfigureAwait(false);

@@ -206,40 +206,40 @@ public sealed class PerformanceSampler(
     private async Task<VmDevices?> ReadDevicesAsync(string vmUuid, CancellationToken cancellationToken)
     {
         var vm = await database.FindByUuidAsync(XenClasses.VM, vmUuid, cancellationToken).ConfigureAwait(false);
-        if (vm is null || vm.GetString("resident_on") != identity.Ref)
+        if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref)
         {
             return null;
         }
 
-        var memory = vm.GetInt("memory_static_max");
-        if (!OpaqueRef.IsNull(vm.GetString("metrics"))
-            && await database.TryGetAsync(XenClasses.VMMetrics, vm.GetString("metrics"), cancellationToken).ConfigureAwait(false) is { } metrics
-            && metrics.GetInt("memory_actual") > 0)
+        var memory = vm.Get(XenApi.VM.MemoryStaticMax);
+        if (!OpaqueRef.IsNull(vm.Get(XenApi.VM.Metrics))
+            && await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken).ConfigureAwait(false) is { } metrics
+            && metrics.Get(XenApi.VMMetrics.MemoryActual) > 0)
         {
-            memory = metrics.GetInt("memory_actual");
+            memory = metrics.Get(XenApi.VMMetrics.MemoryActual);
         }
 
         var disks = new List<(int Index, string Device)>();
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd
-                && int.TryParse(vbd.GetString("userdevice"), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
-                && vbd.GetString("device") is { Length: > 0 } device)
+                && int.TryParse(vbd.Get(XenApi.VBD.Userdevice), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                && vbd.Get(XenApi.VBD.Device) is { Length: > 0 } device)
             {
                 disks.Add((index, device));
             }
         }
 
         var vifs = new List<string>();
-        foreach (var vifRef in vm.GetSet("VIFs"))
+        foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
             if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
             {
-                vifs.Add(vif.GetString("device"));
+                vifs.Add(vif.Get(XenApi.VIF.Device));
             }
         }
 
-        return new VmDevices((int)Math.Max(1, vm.GetInt("VCPUs_at_startup")), memory, vm.GetInt("domid"),
+        return new VmDevices((int)Math.Max(1, vm.Get(XenApi.VM.VCPUsAtStartup)), memory, vm.Get(XenApi.VM.Domid),
             disks.OrderBy(d => d.Index).ToList(), vifs.OrderBy(v => int.TryParse(v, CultureInfo.InvariantCulture, out var n) ? n : int.MaxValue).ThenBy(v => v, StringComparer.Ordinal).ToList());
     }
 }

@@ -15,14 +15,14 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     /// <summary>Makes the SR's VDIs match its directory, then records usage and metadata.</summary>
     public async Task ScanAsync(XenObject sr, string directory, CancellationToken cancellationToken)
     {
-        var driver = drivers.Get(sr.GetString("type"));
+        var driver = drivers.Get(sr.Get(XenApi.SR.Type));
         var volumes = await driver.ScanAsync(directory, cancellationToken).ConfigureAwait(false);
         var remembered = driver.KeepsMetadata ? await ReadMetadataAsync(directory, cancellationToken).ConfigureAwait(false) : null;
         var known = new Dictionary<string, XenObject>(StringComparer.Ordinal);
-        foreach (var vdiRef in sr.GetSet("VDIs"))
+        foreach (var vdiRef in sr.Get(XenApi.SR.VDIs))
         {
             var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-            known[vdi.GetString("location")] = vdi;
+            known[vdi.Get(XenApi.VDI.Location)] = vdi;
         }
 
         // A storage migration's copy in progress is not a VDI yet: the migration's commit makes it one (or it is deleted).
@@ -36,27 +36,27 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
         {
             if (known.Remove(volume.Location, out var existing))
             {
-                if (existing.GetInt("virtual_size") != volume.VirtualSize || existing.GetBool("missing") || !existing.GetBool("managed"))
+                if (existing.Get(XenApi.VDI.VirtualSize) != volume.VirtualSize || existing.Get(XenApi.VDI.Missing) || !existing.Get(XenApi.VDI.Managed))
                 {
                     var v = existing.Clone();
-                    v["virtual_size"] = volume.VirtualSize;
-                    v["physical_utilisation"] = volume.PhysicalUtilisation;
-                    v["missing"] = false;
-                    v["managed"] = true;
+                    v.Set(XenApi.VDI.VirtualSize, volume.VirtualSize);
+                    v.Set(XenApi.VDI.PhysicalUtilisation, volume.PhysicalUtilisation);
+                    v.Set(XenApi.VDI.Missing, false);
+                    v.Set(XenApi.VDI.Managed, true);
                     tx.Update(v);
                 }
 
                 continue;
             }
 
-            tx.Create(XenClasses.VDISchema, NewVdi(sr, driver, volume, remembered?.Find(volume.Location)));
+            NewVdi(tx, sr, driver, volume, remembered?.Find(volume.Location));
         }
 
         // HA's statefile is a directory of heartbeats, not a volume a scan would list.
-        foreach (var vanished in known.Values.Where(v => !v.GetBool("missing") && v.GetString("type") != "ha_statefile"))
+        foreach (var vanished in known.Values.Where(v => !v.Get(XenApi.VDI.Missing) && v.Get(XenApi.VDI.Type) != VdiType.HaStatefile))
         {
             var v = vanished.Clone();
-            v["missing"] = true;
+            v.Set(XenApi.VDI.Missing, true);
             tx.Update(v);
         }
 
@@ -69,49 +69,48 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
         await WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>A VDI record for a volume found by a scan: as the SR's metadata remembers it, else named after its file.</summary>
-    private static Dictionary<string, object?> NewVdi(XenObject sr, ISrDriver driver, VolumeInfo volume, SrMetadataVdi? remembered)
+    /// <summary>Adds a VDI record for a volume found by a scan: as the SR's metadata remembers it, else named after its file.</summary>
+    private static void NewVdi(PoolTransaction tx, XenObject sr, ISrDriver driver, VolumeInfo volume, SrMetadataVdi? remembered)
     {
         var iso = driver.Type == IsoSrDriver.TypeName;
         var uuid = Path.GetFileNameWithoutExtension(volume.Location);
-        var fields = new Dictionary<string, object?>
-        {
-            ["uuid"] = !iso && OpaqueRef.IsUuid(uuid) ? uuid : OpaqueRef.NewUuid(),
-            ["name_label"] = iso ? volume.Location : uuid,
-            ["SR"] = sr.Ref,
-            ["location"] = volume.Location,
-            ["virtual_size"] = volume.VirtualSize,
-            ["physical_utilisation"] = volume.PhysicalUtilisation,
-            ["type"] = "user",
-            ["read_only"] = iso,
-            ["sharable"] = iso,
-            ["managed"] = true,
-        };
+        var vdi = tx.Create(XenClasses.VDISchema);
+        vdi.Set(XenApi.VDI.SR, sr.Ref);
+        vdi.Set(XenApi.VDI.Location, volume.Location);
+        vdi.Set(XenApi.VDI.VirtualSize, volume.VirtualSize);
+        vdi.Set(XenApi.VDI.PhysicalUtilisation, volume.PhysicalUtilisation);
+        vdi.Set(XenApi.VDI.Managed, true);
         if (remembered is not null && OpaqueRef.IsUuid(remembered.Uuid))
         {
-            fields["uuid"] = remembered.Uuid;
-            fields["name_label"] = remembered.NameLabel;
-            fields["name_description"] = remembered.NameDescription;
-            fields["type"] = XenEnumTypes.VdiType.Values.Contains(remembered.Type) ? remembered.Type : "user";
-            fields["sharable"] = remembered.Sharable;
-            fields["read_only"] = remembered.ReadOnly;
-            fields["other_config"] = remembered.OtherConfig.ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+            vdi.Set(XenApi.VDI.Uuid, remembered.Uuid);
+            vdi.Set(XenApi.VDI.NameLabel, remembered.NameLabel);
+            vdi.Set(XenApi.VDI.NameDescription, remembered.NameDescription);
+            vdi.Set(XenApi.VDI.Type, XenEnumTypes.VdiType.Values.Contains(remembered.Type) ? XenApi.VDI.Type.Read(remembered.Type) : VdiType.User);
+            vdi.Set(XenApi.VDI.Sharable, remembered.Sharable);
+            vdi.Set(XenApi.VDI.ReadOnly, remembered.ReadOnly);
+            vdi.Set(XenApi.VDI.OtherConfig, remembered.OtherConfig);
         }
-
-        return fields;
+        else
+        {
+            vdi.Set(XenApi.VDI.Uuid, !iso && OpaqueRef.IsUuid(uuid) ? uuid : OpaqueRef.NewUuid());
+            vdi.Set(XenApi.VDI.NameLabel, iso ? volume.Location : uuid);
+            vdi.Set(XenApi.VDI.Type, VdiType.User);
+            vdi.Set(XenApi.VDI.ReadOnly, iso);
+            vdi.Set(XenApi.VDI.Sharable, iso);
+        }
     }
 
     public async Task UpdateUsageAsync(XenObject sr, string directory, CancellationToken cancellationToken)
     {
-        var usage = await drivers.Get(sr.GetString("type")).GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
+        var usage = await drivers.Get(sr.Get(XenApi.SR.Type)).GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
         var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken).ConfigureAwait(false);
-        var allocation = vdis.Where(v => v.GetString("SR") == sr.Ref).Sum(v => v.GetInt("virtual_size"));
+        var allocation = vdis.Where(v => v.Get(XenApi.VDI.SR) == sr.Ref).Sum(v => v.Get(XenApi.VDI.VirtualSize));
         await database.UpdateAsync([(XenClasses.SR, sr.Ref)], (objs, tx) =>
         {
             var s = objs[0].Clone();
-            s["physical_size"] = usage.PhysicalSize;
-            s["physical_utilisation"] = usage.PhysicalUtilisation;
-            s["virtual_allocation"] = allocation;
+            s.Set(XenApi.SR.PhysicalSize, usage.PhysicalSize);
+            s.Set(XenApi.SR.PhysicalUtilisation, usage.PhysicalUtilisation);
+            s.Set(XenApi.SR.VirtualAllocation, allocation);
             tx.Update(s);
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -123,24 +122,24 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     public async Task WriteMetadataAsync(string srRef, string directory, CancellationToken cancellationToken)
     {
         var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-        if (!drivers.Get(sr.GetString("type")).KeepsMetadata)
+        if (!drivers.Get(sr.Get(XenApi.SR.Type)).KeepsMetadata)
         {
             return;
         }
 
         var vdis = new List<SrMetadataVdi>();
-        foreach (var vdiRef in sr.GetSet("VDIs"))
+        foreach (var vdiRef in sr.Get(XenApi.SR.VDIs))
         {
-            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi && vdi.GetString("location").Length > 0)
+            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi && vdi.Get(XenApi.VDI.Location).Length > 0)
             {
-                vdis.Add(new SrMetadataVdi(vdi.GetString("location"), vdi.Uuid, vdi.GetString("name_label"), vdi.GetString("name_description"),
-                    vdi.GetString("type"), vdi.GetBool("sharable"), vdi.GetBool("read_only"), vdi.GetStringMap("other_config")));
+                vdis.Add(new SrMetadataVdi(vdi.Get(XenApi.VDI.Location), vdi.Uuid, vdi.Get(XenApi.VDI.NameLabel), vdi.Get(XenApi.VDI.NameDescription),
+                    vdi.GetString("type"), vdi.Get(XenApi.VDI.Sharable), vdi.Get(XenApi.VDI.ReadOnly), vdi.Get(XenApi.VDI.OtherConfig)));
             }
         }
 
         var metadata = new SrMetadata(
-            new SrMetadataSr(sr.Uuid, sr.GetString("name_label"), sr.GetString("name_description"), sr.GetString("type"), sr.GetString("content_type"),
-                sr.GetBool("shared")),
+            new SrMetadataSr(sr.Uuid, sr.Get(XenApi.SR.NameLabel), sr.Get(XenApi.SR.NameDescription), sr.Get(XenApi.SR.Type), sr.Get(XenApi.SR.ContentType),
+                sr.Get(XenApi.SR.Shared)),
             vdis.OrderBy(v => v.Location, StringComparer.Ordinal).ToList());
         try
         {
@@ -148,7 +147,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            logger.LogWarning(ex, "Could not write the metadata of SR {Sr} into {Directory}", sr.GetString("name_label"), directory);
+            logger.LogWarning(ex, "Could not write the metadata of SR {Sr} into {Directory}", sr.Get(XenApi.SR.NameLabel), directory);
         }
     }
 
@@ -159,7 +158,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     /// </summary>
     public async Task RequireOwnMetadataAsync(XenObject sr, string directory, bool creating, CancellationToken cancellationToken)
     {
-        if (!drivers.Get(sr.GetString("type")).KeepsMetadata
+        if (!drivers.Get(sr.Get(XenApi.SR.Type)).KeepsMetadata
             || await ReadMetadataAsync(directory, cancellationToken).ConfigureAwait(false) is not { } metadata
             || metadata.Sr.Uuid == sr.Uuid)
         {

@@ -67,7 +67,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             return;
         }
 
-        var driver = drivers.Get(sr.GetString("type"));
+        var driver = drivers.Get(sr.Get(XenApi.SR.Type));
         if (await PbdMethods.PluggedElsewhereAsync(database, sr, pbd, cancellationToken).ConfigureAwait(false) is { } other)
         {
             throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
@@ -79,7 +79,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         // The first look at the storage: an SR introduced again finds its VDIs here, under the uuids and names it kept.
         await catalog.ScanAsync(await database.GetAsync(XenClasses.SR, sr.Ref, cancellationToken).ConfigureAwait(false), directory, cancellationToken)
             .ConfigureAwait(false);
-        logger.LogInformation("SR {Sr} plugged on this host ({Directory})", sr.GetString("name_label"), directory);
+        logger.LogInformation("SR {Sr} plugged on this host ({Directory})", sr.Get(XenApi.SR.NameLabel), directory);
     }
 
     private async Task UnplugAsync(string pbdRef, CancellationToken cancellationToken)
@@ -103,7 +103,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         await SetAttachedAsync(pbd.Ref, false, cancellationToken).ConfigureAwait(false);
-        logger.LogInformation("SR {Sr} unplugged from this host", sr.GetString("name_label"));
+        logger.LogInformation("SR {Sr} unplugged from this host", sr.Get(XenApi.SR.NameLabel));
     }
 
     /// <summary>SR.destroy's part on the storage, on a host with a PBD for the SR (plugged or not): the driver removes the SR's own files.</summary>
@@ -112,8 +112,8 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
         var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false).ConfigureAwait(false)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        await drivers.Get(sr.GetString("type")).DeleteAsync(directory, cancellationToken).ConfigureAwait(false);
-        logger.LogInformation("SR {Sr} destroyed on its storage ({Directory})", sr.GetString("name_label"), directory);
+        await drivers.Get(sr.Get(XenApi.SR.Type)).DeleteAsync(directory, cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("SR {Sr} destroyed on its storage ({Directory})", sr.Get(XenApi.SR.NameLabel), directory);
     }
 
     private async Task SetAttachedAsync(string pbdRef, bool attached, CancellationToken cancellationToken) =>

@@ -24,12 +24,12 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     public static async Task<string?> LocalDirectoryAsync(IPoolDatabase database, XenObject sr, string hostRef, CancellationToken cancellationToken,
         bool requireAttached = true)
     {
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
-            if (pbd is not null && pbd.GetString("host") == hostRef && (pbd.GetBool("currently_attached") || !requireAttached))
+            if (pbd is not null && pbd.Get(XenApi.PBD.Host) == hostRef && (pbd.Get(XenApi.PBD.CurrentlyAttached) || !requireAttached))
             {
-                return pbd.GetStringMap("device_config").GetValueOrDefault("location");
+                return pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
             }
         }
 
@@ -56,7 +56,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             case HostOperationKinds.VdiDestroy:
                 {
                     var (vdi, sr, driver, directory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
-                    await driver.DestroyAsync(directory, vdi.GetString("location"), cancellationToken).ConfigureAwait(false);
+                    await driver.DestroyAsync(directory, vdi.Get(XenApi.VDI.Location), cancellationToken).ConfigureAwait(false);
                     var tx = new PoolTransaction();
                     tx.Delete(vdi);
                     await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
@@ -68,13 +68,13 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             case HostOperationKinds.VdiResize:
                 {
                     var (vdi, _, driver, directory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
-                    var info = await driver.ResizeAsync(directory, vdi.GetString("location"), long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture), cancellationToken)
+                    var info = await driver.ResizeAsync(directory, vdi.Get(XenApi.VDI.Location), long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture), cancellationToken)
                         .ConfigureAwait(false);
                     await database.UpdateAsync([(XenClasses.VDI, vdi.Ref)], (objs, tx) =>
                     {
                         var v = objs[0].Clone();
-                        v["virtual_size"] = info.VirtualSize;
-                        v["physical_utilisation"] = info.PhysicalUtilisation;
+                        v.Set(XenApi.VDI.VirtualSize, info.VirtualSize);
+                        v.Set(XenApi.VDI.PhysicalUtilisation, info.PhysicalUtilisation);
                         tx.Update(v);
                     }, cancellationToken).ConfigureAwait(false);
                     return null;
@@ -90,10 +90,10 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     private async Task<(XenObject Vdi, XenObject Sr, ISrDriver Driver, string Directory)> VolumeAsync(string vdiRef, CancellationToken cancellationToken)
     {
         var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-        var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
         var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        return (vdi, sr, drivers.Get(sr.GetString("type")), directory);
+        return (vdi, sr, drivers.Get(sr.Get(XenApi.SR.Type)), directory);
     }
 
     /// <summary>
@@ -104,17 +104,17 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     {
         var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false).ConfigureAwait(false)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        await drivers.Get(sr.GetString("type")).ProbeAsync(directory, create, cancellationToken).ConfigureAwait(false);
+        await drivers.Get(sr.Get(XenApi.SR.Type)).ProbeAsync(directory, create, cancellationToken).ConfigureAwait(false);
         await catalog.RequireOwnMetadataAsync(sr, directory, create, cancellationToken).ConfigureAwait(false);
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
-            if (pbd.GetString("host") == identity.Ref && !pbd.GetBool("currently_attached"))
+            if (pbd.Get(XenApi.PBD.Host) == identity.Ref && !pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 await database.UpdateAsync([(XenClasses.PBD, pbdRef)], (objs, tx) =>
                 {
                     var p = objs[0].Clone();
-                    p["currently_attached"] = true;
+                    p.Set(XenApi.PBD.CurrentlyAttached, true);
                     tx.Update(p);
                 }, cancellationToken).ConfigureAwait(false);
             }
@@ -134,7 +134,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false);
         var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        var driver = drivers.Get(sr.GetString("type"));
+        var driver = drivers.Get(sr.Get(XenApi.SR.Type));
         var usage = await driver.GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
         var size = long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture);
         // qcow2 grows on demand, but a disk larger than the whole SR can never be filled: refuse it as SR_FULL.
@@ -146,20 +146,18 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         var uuid = OpaqueRef.NewUuid();
         var info = await driver.CreateAsync(directory, uuid, size, cancellationToken).ConfigureAwait(false);
         var tx = new PoolTransaction();
-        var vdi = tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
-        {
-            ["uuid"] = uuid,
-            ["name_label"] = operation.Argument("name_label"),
-            ["name_description"] = operation.Argument("name_description"),
-            ["SR"] = sr.Ref,
-            ["location"] = info.Location,
-            ["virtual_size"] = info.VirtualSize,
-            ["physical_utilisation"] = info.PhysicalUtilisation,
-            ["type"] = operation.Argument("type", "user"),
-            ["sharable"] = operation.Argument("sharable") == "true",
-            ["read_only"] = operation.Argument("read_only") == "true",
-            ["managed"] = true,
-        });
+        var vdi = tx.Create(XenClasses.VDISchema);
+        vdi.Set(XenApi.VDI.Uuid, uuid);
+        vdi.Set(XenApi.VDI.NameLabel, operation.Argument("name_label"));
+        vdi.Set(XenApi.VDI.NameDescription, operation.Argument("name_description"));
+        vdi.Set(XenApi.VDI.SR, sr.Ref);
+        vdi.Set(XenApi.VDI.Location, info.Location);
+        vdi.Set(XenApi.VDI.VirtualSize, info.VirtualSize);
+        vdi.Set(XenApi.VDI.PhysicalUtilisation, info.PhysicalUtilisation);
+        vdi.Set(XenApi.VDI.Type, XenApi.VDI.Type.Read(operation.Argument("type", "user")));
+        vdi.Set(XenApi.VDI.Sharable, operation.Argument("sharable") == "true");
+        vdi.Set(XenApi.VDI.ReadOnly, operation.Argument("read_only") == "true");
+        vdi.Set(XenApi.VDI.Managed, true);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         await catalog.UpdateUsageAsync(sr, directory, cancellationToken).ConfigureAwait(false);
         await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
@@ -172,7 +170,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         var target = await database.GetAsync(XenClasses.SR, operation.Argument("sr"), cancellationToken).ConfigureAwait(false);
         var targetDirectory = await LocalDirectoryAsync(database, target, identity.Ref, cancellationToken).ConfigureAwait(false)
                               ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, target.Ref);
-        var targetDriver = drivers.Get(target.GetString("type"));
+        var targetDriver = drivers.Get(target.Get(XenApi.SR.Type));
         // The new uuid is persisted before copying, so a resumed copy reuses it rather than leaving an orphan file.
         var uuid = operation.Argument("new_uuid");
         if (string.IsNullOrEmpty(uuid))
@@ -181,22 +179,20 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             await progress.StepAsync("copying", cancellationToken, new Dictionary<string, string> { ["new_uuid"] = uuid }).ConfigureAwait(false);
         }
 
-        var sourcePath = sourceDriver.Resolve(sourceDirectory, source.GetString("location")).Path;
+        var sourcePath = sourceDriver.Resolve(sourceDirectory, source.Get(XenApi.VDI.Location)).Path;
         var info = await targetDriver.CopyAsync(sourcePath, targetDirectory, uuid, cancellationToken).ConfigureAwait(false);
         var tx = new PoolTransaction();
-        var copy = tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
-        {
-            ["uuid"] = uuid,
-            ["name_label"] = source.GetString("name_label"),
-            ["name_description"] = source.GetString("name_description"),
-            ["SR"] = target.Ref,
-            ["location"] = info.Location,
-            ["virtual_size"] = info.VirtualSize,
-            ["physical_utilisation"] = info.PhysicalUtilisation,
-            ["type"] = source.GetString("type"),
-            ["other_config"] = source["other_config"],
-            ["managed"] = true,
-        });
+        var copy = tx.Create(XenClasses.VDISchema);
+        copy.Set(XenApi.VDI.Uuid, uuid);
+        copy.Set(XenApi.VDI.NameLabel, source.Get(XenApi.VDI.NameLabel));
+        copy.Set(XenApi.VDI.NameDescription, source.Get(XenApi.VDI.NameDescription));
+        copy.Set(XenApi.VDI.SR, target.Ref);
+        copy.Set(XenApi.VDI.Location, info.Location);
+        copy.Set(XenApi.VDI.VirtualSize, info.VirtualSize);
+        copy.Set(XenApi.VDI.PhysicalUtilisation, info.PhysicalUtilisation);
+        copy.Set(XenApi.VDI.Type, source.Get(XenApi.VDI.Type));
+        copy.Set(XenApi.VDI.OtherConfig, source.Get(XenApi.VDI.OtherConfig));
+        copy.Set(XenApi.VDI.Managed, true);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         await catalog.UpdateUsageAsync(target, targetDirectory, cancellationToken).ConfigureAwait(false);
         await catalog.WriteMetadataAsync(target.Ref, targetDirectory, cancellationToken).ConfigureAwait(false);

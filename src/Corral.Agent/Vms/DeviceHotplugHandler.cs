@@ -2,6 +2,7 @@ using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
 using Corral.Api.Devices;
+using Corral.Api.Methods;
 using Corral.Api.Migration;
 using Corral.Api.Operations;
 using Corral.Hypervisor;
@@ -55,7 +56,7 @@ public sealed class DeviceHotplugHandler(
         }
         catch (DeviceHotplugException ex)
         {
-            logger.LogWarning("{Kind} on VM {Vm} refused: {Reason}", operation.Kind, vm.GetString("name_label"), ex.Message);
+            logger.LogWarning("{Kind} on VM {Vm} refused: {Reason}", operation.Kind, vm.Get(XenApi.VM.NameLabel), ex.Message);
             throw new XenApiException(ErrorCodes.OperationNotAllowed, ex.Message);
         }
 
@@ -65,10 +66,7 @@ public sealed class DeviceHotplugHandler(
     /// <summary>The VM's process here; the VM must run on this host, and not be moving away.</summary>
     private async Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
     {
-        if (vm.Get(XenApi.VM.PowerState) != VmPowerState.Running)
-        {
-            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "running", vm.GetString("power_state").ToLowerInvariant());
-        }
+        VmPowerStates.Require(vm, VmPowerState.Running);
 
         if (vm.Get(XenApi.VM.ResidentOn) != identity.Ref || supervisor.Find(vm.Uuid) is not { } process)
         {
@@ -91,7 +89,7 @@ public sealed class DeviceHotplugHandler(
         var attached = await process.AttachDiskAsync(disk, cancellationToken).ConfigureAwait(false);
         var name = vbd.Get(XenApi.VBD.CurrentlyAttached) ? null : await devices.NameForPluggedDiskAsync(vm, vbdRef, cancellationToken).ConfigureAwait(false);
         await devices.RecordOneAsync(XenClasses.VBD, vbdRef, true, attached.PciSlot, name, cancellationToken).ConfigureAwait(false);
-        logger.LogInformation("VM {Vm}: VBD {Vbd} plugged as {Device}", vm.GetString("name_label"), vbd.Uuid, name);
+        logger.LogInformation("VM {Vm}: VBD {Vbd} plugged as {Device}", vm.Get(XenApi.VM.NameLabel), vbd.Uuid, name);
     }
 
     private async Task UnplugDiskAsync(IVmProcess process, string vbdRef, CancellationToken cancellationToken)
@@ -124,7 +122,7 @@ public sealed class DeviceHotplugHandler(
         }
 
         await devices.RecordOneAsync(XenClasses.VIF, vifRef, true, attached.PciSlot, null, cancellationToken).ConfigureAwait(false);
-        logger.LogInformation("VM {Vm}: VIF {Vif} plugged on {Tap}", vm.GetString("name_label"), vif.Uuid, nic.TapName);
+        logger.LogInformation("VM {Vm}: VIF {Vif} plugged on {Tap}", vm.Get(XenApi.VM.NameLabel), vif.Uuid, nic.TapName);
     }
 
     private async Task UnplugNicAsync(XenObject vm, IVmProcess process, string vifRef, CancellationToken cancellationToken)

@@ -42,7 +42,7 @@ public sealed class EvacuationHandler(
         {
             // Only a VM still running elsewhere comes back; one halted, destroyed or already here is simply forgotten.
             if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false) is { } vm
-                && vm.GetString("power_state") == "Running" && vm.GetString("resident_on") != hostRef)
+                && vm.Get(XenApi.VM.PowerState) == VmPowerState.Running && vm.Get(XenApi.VM.ResidentOn) != hostRef)
             {
                 back.Add(vm);
             }
@@ -135,7 +135,7 @@ public sealed class EvacuationHandler(
             var moving = 0.0;
             foreach (var sendTask in progress.InFlight.Values)
             {
-                moving += (await database.TryGetAsync(XenClasses.Task, sendTask, cancellationToken).ConfigureAwait(false))?.GetFloat("progress") ?? 0;
+                moving += (await database.TryGetAsync(XenClasses.Task, sendTask, cancellationToken).ConfigureAwait(false))?.Get(XenApi.Task.Progress) ?? 0;
             }
 
             var fraction = Math.Min(0.99, (progress.Moved + moving) / initial);
@@ -214,7 +214,7 @@ public sealed class EvacuationHandler(
                 await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
             }
 
-            return (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false))?.GetString("resident_on");
+            return (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false))?.Get(XenApi.VM.ResidentOn);
         }
         catch (XenApiException ex)
         {

@@ -42,7 +42,7 @@ public sealed partial class MigrationHandler
                     if (await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Mirroring }, revision, cancellationToken).ConfigureAwait(false))
                     {
                         var (host, port) = SplitAddress(record.NbdAddress);
-                        logger.LogInformation("Copying the {Count} disk(s) of VM {Vm} to {Address}", record.Disks.Count, vm.GetString("name_label"), record.NbdAddress);
+                        logger.LogInformation("Copying the {Count} disk(s) of VM {Vm} to {Address}", record.Disks.Count, vm.Get(XenApi.VM.NameLabel), record.NbdAddress);
                         foreach (var disk in record.Disks)
                         {
                             await Source(vm).StartDiskMirrorAsync(disk.DiskIndex, host, port, cancellationToken).ConfigureAwait(false);
@@ -58,7 +58,7 @@ public sealed partial class MigrationHandler
                     if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
                     {
                         var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
-                        logger.LogInformation("Migrating VM {Vm} to {Uri}", vm.GetString("name_label"), record.DestinationUri);
+                        logger.LogInformation("Migrating VM {Vm} to {Uri}", vm.Get(XenApi.VM.NameLabel), record.DestinationUri);
                         await Source(vm).StartMigrationAsync(record.DestinationUri, tuning, cancellationToken).ConfigureAwait(false);
                         run.Started = true;
                     }
@@ -108,7 +108,7 @@ public sealed partial class MigrationHandler
         {
             case SourceStep.Commit:
                 logger.LogInformation("VM {Vm} sent: {Bytes} bytes of memory in {Total} ms, downtime {Downtime} ms",
-                    vm.GetString("name_label"), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
+                    vm.Get(XenApi.VM.NameLabel), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
                 await RecordFiguresAsync(record.TaskRef, state, cancellationToken);
                 await TryCommitAsync(record, revision, cancellationToken);
                 return;
@@ -179,7 +179,7 @@ public sealed partial class MigrationHandler
         }
 
         await source.ContinueMigrationAsync(cancellationToken);
-        logger.LogInformation("VM {Vm}: the destination acknowledged; switchover released", vm.GetString("name_label"));
+        logger.LogInformation("VM {Vm}: the destination acknowledged; switchover released", vm.Get(XenApi.VM.NameLabel));
     }
 
     /// <summary>Before QEMU completed: <c>migrate_cancel</c> (the guest resumes here) and the record says aborting.</summary>
@@ -253,7 +253,7 @@ public sealed partial class MigrationHandler
     private async Task<string?> ConcludeAsync(XenObject vmBefore, MigrationRecord? record, HostOperation operation, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken).ConfigureAwait(false);
-        var moved = vm.GetString("resident_on") != identity.Ref;
+        var moved = vm.Get(XenApi.VM.ResidentOn) != identity.Ref;
         if (moved && supervisor.Find(vm.Uuid) is { } stale)
         {
             if (record is not null)
@@ -299,7 +299,7 @@ public sealed partial class MigrationHandler
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    logger.LogWarning(ex, "Could not stop the disk mirrors of VM {Vm}", vm.GetString("name_label"));
+                    logger.LogWarning(ex, "Could not stop the disk mirrors of VM {Vm}", vm.Get(XenApi.VM.NameLabel));
                 }
             }
         }
@@ -329,7 +329,7 @@ public sealed partial class MigrationHandler
             throw failure;
         }
 
-        logger.LogInformation("VM {Vm} migrated", vm.GetString("name_label"));
+        logger.LogInformation("VM {Vm} migrated", vm.Get(XenApi.VM.NameLabel));
         return null;
     }
 
@@ -356,11 +356,11 @@ public sealed partial class MigrationHandler
             await database.UpdateAsync([(XenClasses.Task, taskRef)], (objs, tx) =>
             {
                 var t = objs[0].Clone();
-                var other = t.GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+                var other = t.Get(XenApi.Task.OtherConfig).ToDictionary();
                 other["migration-downtime-ms"] = state.DowntimeMilliseconds.ToString(CultureInfo.InvariantCulture);
                 other["migration-total-ms"] = state.TotalTimeMilliseconds.ToString(CultureInfo.InvariantCulture);
                 other["migration-ram-bytes"] = state.TotalBytes.ToString(CultureInfo.InvariantCulture);
-                t["other_config"] = other;
+                t.Set(XenApi.Task.OtherConfig, other);
                 tx.Update(t);
             }, cancellationToken).ConfigureAwait(false);
         }

@@ -200,7 +200,7 @@ public sealed partial class MigrationHandler(
                 // stream, and this QEMU would wait for the rest of the VM forever, holding the VM's operations on
                 // this host (HA's restart of the VM among them) and the migration's lock. The copy goes first,
                 // then the record says aborted: HA restarts the VM only once it reads that (HaCoordinator).
-                logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.GetString("name_label"));
+                logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.Get(XenApi.VM.NameLabel));
                 await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
                 await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
                 continue;
@@ -276,7 +276,7 @@ public sealed partial class MigrationHandler(
                 nbdAddress = $"{options.Value.Address}:{nbdPort.ToString(CultureInfo.InvariantCulture)}";
             }
 
-            logger.LogInformation("Waiting for VM {Vm} at {Uri}{Disks}", vm.GetString("name_label"), uri,
+            logger.LogInformation("Waiting for VM {Vm} at {Uri}{Disks}", vm.Get(XenApi.VM.NameLabel), uri,
                 disks.Count > 0 ? $", its {disks.Count} disk(s) over NBD at {nbdAddress}" : "");
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -304,9 +304,9 @@ public sealed partial class MigrationHandler(
         var vm = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
         var incoming = supervisor.FindIncoming(vmUuid);
         var process = incoming ?? supervisor.Find(vmUuid);
-        if (vm.GetString("resident_on") != identity.Ref || process is null)
+        if (vm.Get(XenApi.VM.ResidentOn) != identity.Ref || process is null)
         {
-            await DiscardIncomingAsync(vmUuid, vm.GetInt("domid"), vm, cancellationToken).ConfigureAwait(false);
+            await DiscardIncomingAsync(vmUuid, vm.Get(XenApi.VM.Domid), vm, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -315,7 +315,7 @@ public sealed partial class MigrationHandler(
             // The migration committed, but this copy is gone: the self-fence killed it (the lease could not be counted
             // on around the switchover) or QEMU died. Nobody asked the VM to stop, so HA restarts it if it protects it.
             // Recorded before the copy is forgotten, so that a resumed attempt still finds it if this write fails.
-            logger.LogWarning("VM {Vm} reached this host but its QEMU process is gone", vm.GetString("name_label"));
+            logger.LogWarning("VM {Vm} reached this host but its QEMU process is gone", vm.Get(XenApi.VM.NameLabel));
             await supervisor.MarkHaltedAsync(vmRef, cancellationToken, haRestart: true).ConfigureAwait(false);
             if (supervisor.TryTakeIncoming(vmUuid, out var taken))
             {
@@ -332,7 +332,7 @@ public sealed partial class MigrationHandler(
         }
 
         await devices.RecordAsync(vm, process.Spec, cancellationToken).ConfigureAwait(false);
-        logger.LogInformation("VM {Vm} now runs here (QEMU pid {Pid})", vm.GetString("name_label"), process.ProcessId);
+        logger.LogInformation("VM {Vm} now runs here (QEMU pid {Pid})", vm.Get(XenApi.VM.NameLabel), process.ProcessId);
     }
 
     /// <summary>The VM runs here and its source host is gone: the migration ends as the source would have ended it.</summary>
@@ -344,7 +344,7 @@ public sealed partial class MigrationHandler(
         try
         {
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-            logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; the destination ended the migration", vm.GetString("name_label"));
+            logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; the destination ended the migration", vm.Get(XenApi.VM.NameLabel));
         }
         catch (ConcurrentUpdateException)
         {
@@ -359,7 +359,7 @@ public sealed partial class MigrationHandler(
             await process.KillAsync(cancellationToken).ConfigureAwait(false);
             await process.DisposeAsync().ConfigureAwait(false);
             await DeleteTapsAsync(vm, domid, cancellationToken).ConfigureAwait(false);
-            logger.LogInformation("Discarded the incoming copy of VM {Vm}", vm.GetString("name_label"));
+            logger.LogInformation("Discarded the incoming copy of VM {Vm}", vm.Get(XenApi.VM.NameLabel));
         }
     }
 
@@ -409,7 +409,7 @@ public sealed partial class MigrationHandler(
         var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
         var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
                         ?? throw new XenApiException(ErrorCodes.VmRequiresSr, OpaqueRef.Null, sr.Ref);
-        return (sr, drivers.Get(sr.GetString("type")), directory);
+        return (sr, drivers.Get(sr.Get(XenApi.SR.Type)), directory);
     }
 
     private static int FreePort()
@@ -432,8 +432,8 @@ public sealed partial class MigrationHandler(
         tx.Require(record.Key, revision);
         tx.PutKey(record.Key, (record with { State = MigrationStates.Completed }).ToJson());
         var v = vm.Clone();
-        v["resident_on"] = record.DestinationRef;
-        v["domid"] = record.DestinationDomid;
+        v.Set(XenApi.VM.ResidentOn, record.DestinationRef);
+        v.Set(XenApi.VM.Domid, record.DestinationDomid);
         tx.Update(v);
         if (await SwitchDisksAsync(record, cancellationToken).ConfigureAwait(false) is not { } diskWrites)
         {
@@ -447,7 +447,7 @@ public sealed partial class MigrationHandler(
         try
         {
             await database.CommitAsync(claimed, cancellationToken).ConfigureAwait(false);
-            logger.LogInformation("Migration of VM {Vm} committed: it runs on {Host}", vm.GetString("name_label"), record.DestinationRef);
+            logger.LogInformation("Migration of VM {Vm} committed: it runs on {Host}", vm.Get(XenApi.VM.NameLabel), record.DestinationRef);
         }
         catch (ConcurrentUpdateException)
         {
@@ -484,28 +484,26 @@ public sealed partial class MigrationHandler(
         {
             if (await database.TryGetAsync(XenClasses.VDI, disk.SourceVdiRef, cancellationToken).ConfigureAwait(false) is not { } old
                 || await database.TryGetAsync(XenClasses.VBD, disk.VbdRef, cancellationToken).ConfigureAwait(false) is not { } vbd
-                || vbd.GetString("VDI") != disk.SourceVdiRef)
+                || vbd.Get(XenApi.VBD.VDI) != disk.SourceVdiRef)
             {
                 return null;
             }
             writes.Add(tx =>
             {
-                tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
-                {
-                    ["uuid"] = disk.DestinationVdiUuid,
-                    ["name_label"] = old.GetString("name_label"),
-                    ["name_description"] = old.GetString("name_description"),
-                    ["SR"] = disk.DestinationSrRef,
-                    ["location"] = disk.DestinationLocation,
-                    ["virtual_size"] = old.GetInt("virtual_size"),
-                    ["physical_utilisation"] = old.GetInt("physical_utilisation"),
-                    ["type"] = old.GetString("type"),
-                    ["read_only"] = old.GetBool("read_only"),
-                    ["managed"] = true,
-                    ["other_config"] = old["other_config"],
-                }, disk.DestinationVdiRef);
+                var copy = tx.Create(XenClasses.VDISchema, reference: disk.DestinationVdiRef);
+                copy.Set(XenApi.VDI.Uuid, disk.DestinationVdiUuid);
+                copy.Set(XenApi.VDI.NameLabel, old.Get(XenApi.VDI.NameLabel));
+                copy.Set(XenApi.VDI.NameDescription, old.Get(XenApi.VDI.NameDescription));
+                copy.Set(XenApi.VDI.SR, disk.DestinationSrRef);
+                copy.Set(XenApi.VDI.Location, disk.DestinationLocation);
+                copy.Set(XenApi.VDI.VirtualSize, old.Get(XenApi.VDI.VirtualSize));
+                copy.Set(XenApi.VDI.PhysicalUtilisation, old.Get(XenApi.VDI.PhysicalUtilisation));
+                copy.Set(XenApi.VDI.Type, old.Get(XenApi.VDI.Type));
+                copy.Set(XenApi.VDI.ReadOnly, old.Get(XenApi.VDI.ReadOnly));
+                copy.Set(XenApi.VDI.Managed, true);
+                copy.Set(XenApi.VDI.OtherConfig, old.Get(XenApi.VDI.OtherConfig));
                 var moved = vbd.Clone();
-                moved["VDI"] = disk.DestinationVdiRef;
+                moved.Set(XenApi.VBD.VDI, disk.DestinationVdiRef);
                 tx.Update(moved);
                 tx.Delete(old);
             });
@@ -523,7 +521,7 @@ public sealed partial class MigrationHandler(
     private async Task<bool> HostIsLiveAsync(string hostRef, CancellationToken cancellationToken)
     {
         var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        return host is not null && await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.GetString("metrics")), cancellationToken).ConfigureAwait(false) is not null;
+        return host is not null && await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null;
     }
 
     private async Task DeleteTapsAsync(XenObject vm, long domid, CancellationToken cancellationToken)
@@ -533,11 +531,11 @@ public sealed partial class MigrationHandler(
             return;
         }
 
-        foreach (var vifRef in vm.GetSet("VIFs"))
+        foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
             if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
             {
-                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.GetString("device")), cancellationToken).ConfigureAwait(false);
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.Get(XenApi.VIF.Device)), cancellationToken).ConfigureAwait(false);
             }
         }
     }

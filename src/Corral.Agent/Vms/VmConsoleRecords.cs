@@ -26,7 +26,7 @@ public sealed class VmConsoleRecords(
     ILogger<VmConsoleRecords> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(2);
-    private static readonly string[] Protocols = ["vt100", "rfb"];
+    private static readonly ConsoleProtocol[] Protocols = [ConsoleProtocol.Vt100, ConsoleProtocol.Rfb];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -52,21 +52,19 @@ public sealed class VmConsoleRecords(
         var consoles = await database.GetAllAsync(XenClasses.Console, cancellationToken).ConfigureAwait(false);
         var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false)).ToDictionary(v => v.Ref, StringComparer.Ordinal);
         var tx = new PoolTransaction();
-        foreach (var vm in vms.Values.Where(v => v.GetString("resident_on") == identity.Ref && supervisor.Find(v.Uuid) is not null))
+        foreach (var vm in vms.Values.Where(v => v.Get(XenApi.VM.ResidentOn) == identity.Ref && supervisor.Find(v.Uuid) is not null))
         {
             foreach (var protocol in Protocols)
             {
-                var existing = consoles.Where(c => c.GetString("VM") == vm.Ref && c.GetString("protocol") == protocol).ToList();
+                var existing = consoles.Where(c => c.Get(XenApi.Console.VM) == vm.Ref && c.Get(XenApi.Console.Protocol) == protocol).ToList();
                 if (existing.Count == 0)
                 {
                     var uuid = Guid.NewGuid().ToString();
-                    tx.Create(XenClasses.ConsoleSchema, new Dictionary<string, object?>
-                    {
-                        ["uuid"] = uuid,
-                        ["protocol"] = protocol,
-                        ["VM"] = vm.Ref,
-                        ["location"] = LocationOf(uuid),
-                    });
+                    var console = tx.Create(XenClasses.ConsoleSchema);
+                    console.Set(XenApi.Console.Uuid, uuid);
+                    console.Set(XenApi.Console.Protocol, protocol);
+                    console.Set(XenApi.Console.VM, vm.Ref);
+                    console.Set(XenApi.Console.Location, LocationOf(uuid));
                     continue;
                 }
 
@@ -75,10 +73,10 @@ public sealed class VmConsoleRecords(
                     tx.Delete(duplicate);
                 }
 
-                if (existing[0].GetString("location") != LocationOf(existing[0].Uuid))
+                if (existing[0].Get(XenApi.Console.Location) != LocationOf(existing[0].Uuid))
                 {
                     var moved = existing[0].Clone();
-                    moved["location"] = LocationOf(moved.Uuid);
+                    moved.Set(XenApi.Console.Location, LocationOf(moved.Uuid));
                     tx.Update(moved);
                 }
             }
@@ -86,7 +84,7 @@ public sealed class VmConsoleRecords(
 
         if (master.MasterRef == identity.Ref)
         {
-            foreach (var orphan in consoles.Where(c => !vms.ContainsKey(c.GetString("VM"))))
+            foreach (var orphan in consoles.Where(c => !vms.ContainsKey(c.Get(XenApi.Console.VM))))
             {
                 tx.Delete(orphan);
             }

@@ -24,7 +24,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     /// <summary>Key of <c>VM.platform</c> choosing the device model: "virtio" (default) or "emulated".</summary>
     public const string DevicesPlatformKey = "corral-devices";
 
-    public static bool IsParavirtual(XenObject vm) => vm.GetStringMap("platform").GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
+    public static bool IsParavirtual(XenObject vm) => vm.Get(XenApi.VM.Platform).GetValueOrDefault(DevicesPlatformKey, "virtio") != "emulated";
 
     /// <summary>
     /// The launch spec of a VM on this host. For a start, every device, placed afresh; for a live migration's destination
@@ -35,7 +35,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         IReadOnlyDictionary<string, (string Path, string Format)>? diskOverrides = null)
     {
         var disks = new List<DiskSpec>();
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
             if (!attachedOnly || vbd.Get(XenApi.VBD.CurrentlyAttached))
@@ -45,7 +45,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         }
 
         var nics = new List<NicSpec>();
-        foreach (var vifRef in vm.GetSet("VIFs"))
+        foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
             var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
             if (!attachedOnly || vif.Get(XenApi.VIF.CurrentlyAttached))
@@ -55,10 +55,10 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         }
 
         // Guest configuration travels as XenServer's vm-data does: xenstore_data keys under vm-data/.
-        var firmware = vm.GetStringMap("xenstore_data")
+        var firmware = vm.Get(XenApi.VM.XenstoreData)
             .Where(kv => kv.Key.StartsWith("vm-data/", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
-        return new VmLaunchSpec(vm.Uuid, vm.GetString("name_label"), vm.GetInt("memory_static_max"), (int)Math.Max(1, vm.GetInt("VCPUs_at_startup")),
+        return new VmLaunchSpec(vm.Uuid, vm.Get(XenApi.VM.NameLabel), vm.Get(XenApi.VM.MemoryStaticMax), (int)Math.Max(1, vm.Get(XenApi.VM.VCPUsAtStartup)),
             IsParavirtual(vm), disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware);
     }
 
@@ -87,7 +87,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     public async Task<NicSpec> NicAsync(XenObject vif, long domid, CancellationToken cancellationToken)
     {
         var network = await database.GetAsync(XenClasses.Network, vif.Get(XenApi.VIF.Network), cancellationToken).ConfigureAwait(false);
-        var bridge = network.GetString("bridge");
+        var bridge = network.Get(XenApi.Network.Bridge);
         var device = vif.Get(XenApi.VIF.Device);
         if (!int.TryParse(device, NumberStyles.None, CultureInfo.InvariantCulture, out var index))
         {
@@ -96,7 +96,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
 
         var tap = BridgeNetworking.TapName(domid, device);
         await networking.EnsureBridgeAsync(bridge, cancellationToken).ConfigureAwait(false);
-        await networking.EnsureTapAsync(tap, bridge, (int)network.GetInt("MTU"), cancellationToken).ConfigureAwait(false);
+        await networking.EnsureTapAsync(tap, bridge, (int)network.Get(XenApi.Network.MTU), cancellationToken).ConfigureAwait(false);
         return new NicSpec(index, tap, vif.Get(XenApi.VIF.MAC));
     }
 
@@ -104,10 +104,10 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     public async Task<(string Path, string Format)> ResolveVdiAsync(string vmRef, string vdiRef, CancellationToken cancellationToken)
     {
         var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-        var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
         var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
                         ?? throw new XenApiException(ErrorCodes.VmRequiresSr, vmRef, sr.Ref);
-        return drivers.Get(sr.GetString("type")).Resolve(directory, vdi.GetString("location"));
+        return drivers.Get(sr.Get(XenApi.SR.Type)).Resolve(directory, vdi.Get(XenApi.VDI.Location));
     }
 
     /// <summary>
@@ -130,7 +130,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     public async Task<string> NameForPluggedDiskAsync(XenObject vm, string vbdRef, CancellationToken cancellationToken)
     {
         var taken = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var other in vm.GetSet("VBDs").Where(r => r != vbdRef))
+        foreach (var other in vm.Get(XenApi.VM.VBDs).Where(r => r != vbdRef))
         {
             if (await database.TryGetAsync(XenClasses.VBD, other, cancellationToken).ConfigureAwait(false) is { } vbd && vbd.Get(XenApi.VBD.CurrentlyAttached))
             {
@@ -149,7 +149,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     {
         // One guarded write per device, retried on a lost race: another writer of a device (a hot-plug, an operation's
         // mark) must not fail the start. (allowed_operations is derived state under its own key: it races no one.)
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             // A device destroyed meanwhile has nothing left to record.
             if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is null)
@@ -169,7 +169,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
             }, cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var vifRef in vm.GetSet("VIFs"))
+        foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
             if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is null)
             {

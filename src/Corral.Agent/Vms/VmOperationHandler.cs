@@ -2,6 +2,7 @@ using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
 using Corral.Api.Devices;
+using Corral.Api.Methods;
 using Corral.Api.Operations;
 using Corral.Hypervisor;
 using Corral.Model;
@@ -54,11 +55,11 @@ public sealed class VmOperationHandler(
                 break;
             case HostOperationKinds.VmPause:
                 await Process(vm).PauseAsync(cancellationToken).ConfigureAwait(false);
-                await SetPowerStateAsync(vm.Ref, "Paused", cancellationToken).ConfigureAwait(false);
+                await SetPowerStateAsync(vm.Ref, VmPowerState.Paused, cancellationToken).ConfigureAwait(false);
                 break;
             case HostOperationKinds.VmUnpause:
                 await Process(vm).ResumeAsync(cancellationToken).ConfigureAwait(false);
-                await SetPowerStateAsync(vm.Ref, "Running", cancellationToken).ConfigureAwait(false);
+                await SetPowerStateAsync(vm.Ref, VmPowerState.Running, cancellationToken).ConfigureAwait(false);
                 break;
             case HostOperationKinds.VmChangeMedium:
                 await ChangeMediumAsync(vm, operation.Argument("vbd"), operation.Argument("vdi"), cancellationToken).ConfigureAwait(false);
@@ -85,10 +86,7 @@ public sealed class VmOperationHandler(
                 return;
             }
 
-            if (vm.GetString("power_state") != "Halted")
-            {
-                throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, "halted", vm.GetString("power_state").ToLowerInvariant());
-            }
+            VmPowerStates.Require(vm, VmPowerState.Halted);
 
             // The ownership claim rides on this host's lease: while it exists no other host may run this VM.
             var lease = liveness.Lease ?? throw new XenApiException(ErrorCodes.HostOffline, identity.Ref);
@@ -137,13 +135,13 @@ public sealed class VmOperationHandler(
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            var ops = (Dictionary<string, object?>)v["current_operations"]!;
+            var ops = v.Get(XenApi.VM.CurrentOperations).ToDictionary();
             if (ops.Remove(reservation))
             {
-                v["current_operations"] = ops;
-                if (v.GetString("power_state") == "Halted")
+                v.Set(XenApi.VM.CurrentOperations, ops);
+                if (v.Get(XenApi.VM.PowerState) == VmPowerState.Halted)
                 {
-                    v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+                    v.Set(XenApi.VM.ScheduledToBeResidentOn, OpaqueRef.Null);
                 }
 
                 tx.Update(v);
@@ -157,13 +155,13 @@ public sealed class VmOperationHandler(
         await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            v["power_state"] = state == VmRunState.Paused ? "Paused" : "Running";
-            v["resident_on"] = identity.Ref;
-            v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
-            v["domid"] = long.Parse(domid, CultureInfo.InvariantCulture);
-            var ops = (Dictionary<string, object?>)v["current_operations"]!;
+            v.Set(XenApi.VM.PowerState, state == VmRunState.Paused ? VmPowerState.Paused : VmPowerState.Running);
+            v.Set(XenApi.VM.ResidentOn, identity.Ref);
+            v.Set(XenApi.VM.ScheduledToBeResidentOn, OpaqueRef.Null);
+            v.Set(XenApi.VM.Domid, long.Parse(domid, CultureInfo.InvariantCulture));
+            var ops = v.Get(XenApi.VM.CurrentOperations).ToDictionary();
             ops.Remove(reservation);
-            v["current_operations"] = ops;
+            v.Set(XenApi.VM.CurrentOperations, ops);
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
         await RecordRestartAsync(vm, cancellationToken).ConfigureAwait(false);
@@ -173,19 +171,19 @@ public sealed class VmOperationHandler(
 
     private async Task RecordRestartAsync(XenObject vm, CancellationToken cancellationToken)
     {
-        if (await database.TryGetAsync(XenClasses.VMMetrics, vm.GetString("metrics"), cancellationToken).ConfigureAwait(false) is null)
+        if (await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken).ConfigureAwait(false) is null)
         {
             return;
         }
 
-        await database.UpdateAsync([(XenClasses.VMMetrics, vm.GetString("metrics"))], (objs, tx) =>
+        await database.UpdateAsync([(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics))], (objs, tx) =>
         {
             var m = objs[0].Clone();
-            m["start_time"] = DateTime.UtcNow;
-            m["memory_actual"] = vm.GetInt("memory_static_max");
-            m["VCPUs_number"] = vm.GetInt("VCPUs_at_startup");
-            m["last_updated"] = DateTime.UtcNow;
-            m["state"] = new List<object?>();
+            m.Set(XenApi.VMMetrics.StartTime, DateTime.UtcNow);
+            m.Set(XenApi.VMMetrics.MemoryActual, vm.Get(XenApi.VM.MemoryStaticMax));
+            m.Set(XenApi.VMMetrics.VCPUsNumber, vm.Get(XenApi.VM.VCPUsAtStartup));
+            m.Set(XenApi.VMMetrics.LastUpdated, DateTime.UtcNow);
+            m.Set(XenApi.VMMetrics.State, []);
             tx.Update(m);
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -244,18 +242,18 @@ public sealed class VmOperationHandler(
         }
     }
 
-    private async Task SetPowerStateAsync(string vmRef, string state, CancellationToken cancellationToken) =>
+    private async Task SetPowerStateAsync(string vmRef, VmPowerState state, CancellationToken cancellationToken) =>
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            v["power_state"] = state;
+            v.Set(XenApi.VM.PowerState, state);
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
 
     private async Task ChangeMediumAsync(XenObject vm, string vbdRef, string vdiRef, CancellationToken cancellationToken)
     {
         var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-        var index = DeviceNumbers.DiskIndex(vbd.GetString("userdevice")) ?? throw new XenApiException(ErrorCodes.InvalidDevice, vbd.GetString("userdevice"));
+        var index = DeviceNumbers.DiskIndex(vbd.Get(XenApi.VBD.Userdevice)) ?? throw new XenApiException(ErrorCodes.InvalidDevice, vbd.Get(XenApi.VBD.Userdevice));
         string? path = null;
         if (!OpaqueRef.IsNull(vdiRef))
         {
@@ -266,8 +264,8 @@ public sealed class VmOperationHandler(
         await database.UpdateAsync([(XenClasses.VBD, vbdRef)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            v["VDI"] = path is null ? OpaqueRef.Null : vdiRef;
-            v["empty"] = path is null;
+            v.Set(XenApi.VBD.VDI, path is null ? OpaqueRef.Null : vdiRef);
+            v.Set(XenApi.VBD.Empty, path is null);
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
     }

@@ -54,7 +54,7 @@ public sealed class VmSupervisor(
         foreach (var process in await hypervisor.AdoptRunningAsync(cancellationToken).ConfigureAwait(false))
         {
             var vm = await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken).ConfigureAwait(false);
-            if (vm is null || vm.GetString("resident_on") != identity.Ref)
+            if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref)
             {
                 // The pool says this VM is not ours (destroyed, or declared halted and maybe started elsewhere):
                 // a stale copy must not keep writing to its disks.
@@ -64,7 +64,7 @@ public sealed class VmSupervisor(
                 continue;
             }
 
-            logger.LogInformation("Re-adopted VM {Name} ({Uuid}), QEMU pid {Pid}", vm.GetString("name_label"), process.VmUuid, process.ProcessId);
+            logger.LogInformation("Re-adopted VM {Name} ({Uuid}), QEMU pid {Pid}", vm.Get(XenApi.VM.NameLabel), process.VmUuid, process.ProcessId);
             Track(vm.Ref, process);
         }
     }
@@ -96,9 +96,9 @@ public sealed class VmSupervisor(
     {
         foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
         {
-            if (vm.GetString("resident_on") == identity.Ref && vm.GetString("power_state") is "Running" or "Paused" && Find(vm.Uuid) is null)
+            if (vm.Get(XenApi.VM.ResidentOn) == identity.Ref && vm.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused && Find(vm.Uuid) is null)
             {
-                logger.LogWarning("VM {Name} was running here but its process is gone; recording it halted", vm.GetString("name_label"));
+                logger.LogWarning("VM {Name} was running here but its process is gone; recording it halted", vm.Get(XenApi.VM.NameLabel));
                 await MarkHaltedAsync(vm.Ref, cancellationToken, haRestart: true).ConfigureAwait(false);
             }
         }
@@ -174,7 +174,7 @@ public sealed class VmSupervisor(
         for (var attempt = 1; ; attempt++)
         {
             var current = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-            if (current is null || current.GetString("resident_on") != identity.Ref || Find(current.Uuid) is not null)
+            if (current is null || current.Get(XenApi.VM.ResidentOn) != identity.Ref || Find(current.Uuid) is not null)
             {
                 // Not ours any more, or a newer copy already runs here (HA restarted it on this very host before this
                 // record of the old copy's end got through): nothing to record.
@@ -183,24 +183,24 @@ public sealed class VmSupervisor(
 
             vm = current;
             var halted = current.Clone();
-            halted["power_state"] = "Halted";
-            halted["resident_on"] = OpaqueRef.Null;
-            halted["domid"] = -1L;
+            halted.Set(XenApi.VM.PowerState, VmPowerState.Halted);
+            halted.Set(XenApi.VM.ResidentOn, OpaqueRef.Null);
+            halted.Set(XenApi.VM.Domid, -1L);
             // A migration it was in has ended with it: no room stays reserved for it on the destination.
-            halted["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+            halted.Set(XenApi.VM.ScheduledToBeResidentOn, OpaqueRef.Null);
             var tx = new PoolTransaction();
             tx.Update(halted);
-            if (haRestart && current.GetString("ha_restart_priority") is RestartPriority.Restart or RestartPriority.BestEffort
-                && (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.GetBool("ha_enabled") == true)
+            if (haRestart && current.Get(XenApi.VM.HaRestartPriority) is RestartPriority.Restart or RestartPriority.BestEffort
+                && (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled) == true)
             {
                 var key = PoolKeys.HaRecoveries + identity.Ref;
                 var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken).ConfigureAwait(false);
                 var record = RecoveryRecord.WithRestartsRequested(json is null ? null : RecoveryRecord.FromJson(json), identity.Ref,
-                    [new HaVm(vmRef, current.GetString("name_label"), "Halted", OpaqueRef.Null, current.GetString("ha_restart_priority"),
-                        current.GetInt("order"), current.GetInt("start_delay"), 0)]);
+                    [new HaVm(vmRef, current.Get(XenApi.VM.NameLabel), "Halted", OpaqueRef.Null, current.Get(XenApi.VM.HaRestartPriority),
+                        current.Get(XenApi.VM.Order), current.Get(XenApi.VM.StartDelay), 0)]);
                 tx.Require(key, revision);
                 tx.PutKey(key, record.ToJson());
-                logger.LogWarning("VM {Vm} stopped without being asked to; HA will restart it", current.GetString("name_label"));
+                logger.LogWarning("VM {Vm} stopped without being asked to; HA will restart it", current.Get(XenApi.VM.NameLabel));
             }
 
             try
@@ -214,22 +214,22 @@ public sealed class VmSupervisor(
             }
         }
 
-        var domid = vm.GetInt("domid");
+        var domid = vm.Get(XenApi.VM.Domid);
         await devices.RecordAsync(vm, null, cancellationToken).ConfigureAwait(false);
-        if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), cancellationToken).ConfigureAwait(false) is { } gm)
+        if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken).ConfigureAwait(false) is { } gm)
         {
             var g = gm.Clone();
-            g["live"] = false;
+            g.Set(XenApi.VMGuestMetrics.Live, false);
             var tx = new PoolTransaction();
             tx.Update(g);
             await TryCommitAsync(tx, cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var vifRef in vm.GetSet("VIFs"))
+        foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
             if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif && domid >= 0)
             {
-                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.GetString("device")), cancellationToken).ConfigureAwait(false);
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.Get(XenApi.VIF.Device)), cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -254,11 +254,11 @@ public sealed class VmSupervisor(
             await devices.RecordAsync(vm, process.Spec, timeout.Token).ConfigureAwait(false);
             if (device.Kind == VmDeviceKind.Nic)
             {
-                await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.GetInt("domid"), device.Index.ToString(CultureInfo.InvariantCulture)), timeout.Token)
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.Get(XenApi.VM.Domid), device.Index.ToString(CultureInfo.InvariantCulture)), timeout.Token)
                     .ConfigureAwait(false);
             }
 
-            logger.LogInformation("VM {Vm}: the guest released {Kind} {Index}", vm.GetString("name_label"), device.Kind, device.Index);
+            logger.LogInformation("VM {Vm}: the guest released {Kind} {Index}", vm.Get(XenApi.VM.NameLabel), device.Kind, device.Index);
         }
         catch (Exception ex)
         {
@@ -301,42 +301,14 @@ public sealed class VmSupervisor(
                 return;
             }
 
-            var version = report.AgentVersion.Split('.');
-            var fields = new Dictionary<string, object?>
-            {
-                ["os_version"] = report.OsVersion.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
-                ["PV_drivers_version"] = new Dictionary<string, object?>
-                {
-                    ["major"] = version.ElementAtOrDefault(0) ?? "0",
-                    ["minor"] = version.ElementAtOrDefault(1) ?? "0",
-                    ["micro"] = version.ElementAtOrDefault(2) ?? "0",
-                    ["build"] = "0",
-                },
-                ["PV_drivers_up_to_date"] = true,
-                ["PV_drivers_detected"] = report.PvDrivers.Count > 0,
-                ["networks"] = report.Networks.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
-                ["other"] = new Dictionary<string, object?>
-                {
-                    ["feature-shutdown"] = "1",
-                    ["feature-reboot"] = "1",
-                    ["has-vendor-device"] = "0",
-                    ["platform-feature-multiprocessor-suspend"] = "0",
-                    ["uptime"] = ((long)report.Uptime.TotalSeconds).ToString(CultureInfo.InvariantCulture),
-                },
-                ["last_updated"] = report.ReceivedUtc,
-                ["live"] = true,
-                // A guest with the virtio drivers takes disks and cards plugged while it runs (PCI hot-plug through ACPI).
-                ["can_use_hotplug_vbd"] = report.PvDrivers.ContainsKey("virtio_blk") ? "yes" : "unspecified",
-                ["can_use_hotplug_vif"] = report.PvDrivers.ContainsKey("virtio_net") ? "yes" : "unspecified",
-            };
-
-            var existing = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), ct).ConfigureAwait(false);
+            var existing = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), ct).ConfigureAwait(false);
             if (existing is null)
             {
                 var tx = new PoolTransaction();
-                var created = tx.Create(XenClasses.VMGuestMetricsSchema, fields);
+                var created = tx.Create(XenClasses.VMGuestMetricsSchema);
+                ApplyGuestReport(created, report);
                 var v = vm.Clone();
-                v["guest_metrics"] = created.Ref;
+                v.Set(XenApi.VM.GuestMetrics, created.Ref);
                 tx.Update(v);
                 await database.CommitAsync(tx, ct).ConfigureAwait(false);
             }
@@ -345,11 +317,7 @@ public sealed class VmSupervisor(
                 await database.UpdateAsync([(XenClasses.VMGuestMetrics, existing.Ref)], (objs, tx) =>
                 {
                     var g = objs[0].Clone();
-                    foreach (var (k, value) in fields)
-                    {
-                        g[k] = value;
-                    }
-
+                    ApplyGuestReport(g, report);
                     tx.Update(g);
                 }, ct).ConfigureAwait(false);
             }
@@ -360,5 +328,35 @@ public sealed class VmSupervisor(
         {
             logger.LogDebug(ex, "Guest metrics update for {Vm} failed; the next report retries", vmRef);
         }
+    }
+
+    /// <summary>Sets a VM_guest_metrics record from the guest agent's report.</summary>
+    private static void ApplyGuestReport(XenObject metrics, GuestAgentReport report)
+    {
+        var version = report.AgentVersion.Split('.');
+        metrics.Set(XenApi.VMGuestMetrics.OsVersion, report.OsVersion);
+        metrics.Set(XenApi.VMGuestMetrics.PVDriversVersion, new Dictionary<string, string>
+        {
+            ["major"] = version.ElementAtOrDefault(0) ?? "0",
+            ["minor"] = version.ElementAtOrDefault(1) ?? "0",
+            ["micro"] = version.ElementAtOrDefault(2) ?? "0",
+            ["build"] = "0",
+        });
+        metrics.Set(XenApi.VMGuestMetrics.PVDriversUpToDate, true);
+        metrics.Set(XenApi.VMGuestMetrics.PVDriversDetected, report.PvDrivers.Count > 0);
+        metrics.Set(XenApi.VMGuestMetrics.Networks, report.Networks);
+        metrics.Set(XenApi.VMGuestMetrics.Other, new Dictionary<string, string>
+        {
+            ["feature-shutdown"] = "1",
+            ["feature-reboot"] = "1",
+            ["has-vendor-device"] = "0",
+            ["platform-feature-multiprocessor-suspend"] = "0",
+            ["uptime"] = ((long)report.Uptime.TotalSeconds).ToString(CultureInfo.InvariantCulture),
+        });
+        metrics.Set(XenApi.VMGuestMetrics.LastUpdated, report.ReceivedUtc);
+        metrics.Set(XenApi.VMGuestMetrics.Live, true);
+        // A guest with the virtio drivers takes disks and cards plugged while it runs (PCI hot-plug through ACPI).
+        metrics.Set(XenApi.VMGuestMetrics.CanUseHotplugVbd, report.PvDrivers.ContainsKey("virtio_blk") ? TristateType.Yes : TristateType.Unspecified);
+        metrics.Set(XenApi.VMGuestMetrics.CanUseHotplugVif, report.PvDrivers.ContainsKey("virtio_net") ? TristateType.Yes : TristateType.Unspecified);
     }
 }

@@ -44,7 +44,7 @@ public sealed class AllowedOperationsCalculator(ImplementedOperations implemente
         IEnumerable<(string, string)> VdiAndUsers(string vdi) =>
         [
             (XenClasses.VDI, vdi), .. Refs(index.Referring(XenClasses.VBD, "VDI", vdi)),
-            .. index.Referring(XenClasses.VBD, "VDI", vdi).Select(v => (XenClasses.VM, v.GetString("VM"))),
+            .. index.Referring(XenClasses.VBD, "VDI", vdi).Select(v => (XenClasses.VM, v.Get(XenApi.VBD.VM))),
         ];
 
         return obj.Class switch
@@ -52,18 +52,18 @@ public sealed class AllowedOperationsCalculator(ImplementedOperations implemente
             XenClasses.VM => VmAndDevices(obj.Ref),
             XenClasses.VMMetrics => index.Referring(XenClasses.VM, "metrics", obj.Ref).SelectMany(vm => VmAndDevices(vm.Ref)),
             XenClasses.VMGuestMetrics => index.Referring(XenClasses.VM, "guest_metrics", obj.Ref).SelectMany(vm => VmAndDevices(vm.Ref)),
-            XenClasses.VBD => [(XenClasses.VBD, obj.Ref), (XenClasses.VM, obj.GetString("VM")), (XenClasses.VDI, obj.GetString("VDI"))],
+            XenClasses.VBD => [(XenClasses.VBD, obj.Ref), (XenClasses.VM, obj.Get(XenApi.VBD.VM)), (XenClasses.VDI, obj.Get(XenApi.VBD.VDI))],
             XenClasses.VIF => [(XenClasses.VIF, obj.Ref)],
-            XenClasses.VDI => [.. VdiAndUsers(obj.Ref), (XenClasses.SR, obj.GetString("SR"))],
+            XenClasses.VDI => [.. VdiAndUsers(obj.Ref), (XenClasses.SR, obj.Get(XenApi.VDI.SR))],
             XenClasses.SR => [(XenClasses.SR, obj.Ref), .. Refs(index.Referring(XenClasses.VDI, "SR", obj.Ref))],
-            XenClasses.PBD => [(XenClasses.SR, obj.GetString("SR")), .. Refs(index.Referring(XenClasses.VDI, "SR", obj.GetString("SR")))],
+            XenClasses.PBD => [(XenClasses.SR, obj.Get(XenApi.PBD.SR)), .. Refs(index.Referring(XenClasses.VDI, "SR", obj.Get(XenApi.PBD.SR)))],
             XenClasses.Host => [(XenClasses.Host, obj.Ref), .. index.Referring(XenClasses.VM, "resident_on", obj.Ref)
-                .Where(vm => vm.GetBool("is_control_domain")).SelectMany(vm => VmAndDevices(vm.Ref))],
-            XenClasses.HostMetrics => Refs(index.All(XenClasses.Host).Where(h => h.GetString("metrics") == obj.Ref)),
+                .Where(vm => vm.Get(XenApi.VM.IsControlDomain)).SelectMany(vm => VmAndDevices(vm.Ref))],
+            XenClasses.HostMetrics => Refs(index.All(XenClasses.Host).Where(h => h.Get(XenApi.Host.Metrics) == obj.Ref)),
             XenClasses.Pool => [(XenClasses.Pool, obj.Ref), .. Refs(index.All(XenClasses.VM)), .. Refs(index.All(XenClasses.VDI)), .. Refs(index.All(XenClasses.SR))],
-            XenClasses.PIF => Refs(index.Referring(XenClasses.VIF, "network", obj.GetString("network"))),
+            XenClasses.PIF => Refs(index.Referring(XenClasses.VIF, "network", obj.Get(XenApi.PIF.Network))),
             XenClasses.Task => [(XenClasses.Task, obj.Ref)],
-            _ when obj.Class == XenApi.VTPM.ClassName => [(XenClasses.VM, obj.GetString("VM"))],
+            _ when obj.Class == XenApi.VTPM.ClassName => [(XenClasses.VM, obj.Get(XenApi.VTPM.VM))],
             _ when obj.Class == XenApi.Cluster.ClassName => index.Pool is { } pool ? [(XenClasses.Pool, pool.Ref)] : [],
             _ => [],
         };

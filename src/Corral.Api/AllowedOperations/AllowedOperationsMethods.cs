@@ -40,7 +40,7 @@ public sealed class AllowedOperationsMethods(IPoolDatabase database, OperationMa
         var facts = new OperationFacts(index, OperationFactsLoader.Features(drivers));
         var calculator = new AllowedOperationsCalculator(ImplementedOperations.From(_registry!));
         var vbds = index.Referring(XenClasses.VBD, "VM", vm.Ref).ToList();
-        var objects = vbds.SelectMany(vbd => new[] { (XenClasses.VBD, vbd.Ref), (XenClasses.VDI, vbd.GetString("VDI")) })
+        var objects = vbds.SelectMany(vbd => new[] { (XenClasses.VBD, vbd.Ref), (XenClasses.VDI, vbd.Get(XenApi.VBD.VDI)) })
             .Concat(index.Referring(XenClasses.VIF, "VM", vm.Ref).Select(vif => (XenClasses.VIF, vif.Ref)))
             .Append((XenClasses.VM, vm.Ref))
             .Where(o => index.Find(o.Item1, o.Item2) is not null)

@@ -171,7 +171,7 @@ public sealed class AllowedOperationsService(
                 dirty.AddRange(AllowedOperationsCalculator.Dependents(index, obj));
             }
 
-            if (obj.Class == XenClasses.Task && obj.GetString("status") is not ("pending" or "cancelling"))
+            if (obj.Class == XenClasses.Task && obj.Get(XenApi.Task.Status) is not (TaskStatusType.Pending or TaskStatusType.Cancelling))
             {
                 ended.Add(obj.Ref);
             }

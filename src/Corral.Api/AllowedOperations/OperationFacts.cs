@@ -14,28 +14,28 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
 
     private XenObject? Pool => index.Pool;
 
-    private bool RollingUpgrade => Pool?.GetStringMap("other_config").ContainsKey("rolling_upgrade_in_progress") == true;
+    private bool RollingUpgrade => Pool?.Get(XenApi.Pool.OtherConfig).ContainsKey("rolling_upgrade_in_progress") == true;
 
     public VmFacts Vm(XenObject vm)
     {
-        var metrics = index.Find(XenClasses.VMMetrics, vm.GetString("metrics"));
-        var guest = index.Find(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"));
-        var platform = vm.GetStringMap("platform");
-        var other = vm.GetStringMap("other_config");
+        var metrics = index.Find(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics));
+        var guest = index.Find(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics));
+        var platform = vm.Get(XenApi.VM.Platform);
+        var other = vm.Get(XenApi.VM.OtherConfig);
         var vdis = index.Referring(XenClasses.VBD, "VM", vm.Ref)
-            .Select(vbd => index.Find(XenClasses.VDI, vbd.GetString("VDI")))
+            .Select(vbd => index.Find(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI)))
             .OfType<XenObject>()
-            .Select(vdi => vdi.GetStringMap("sm_config"))
+            .Select(vdi => vdi.Get(XenApi.VDI.SmConfig))
             .Select(sm => (sm.GetValueOrDefault("on_boot") == "reset", IsTrue(sm, "caching")))
             .ToList();
         return new VmFacts
         {
             Ref = vm.Ref,
             PowerState = vm.Get(XenApi.VM.PowerState),
-            IsATemplate = vm.GetBool("is_a_template"),
-            IsASnapshot = vm.GetBool("is_a_snapshot"),
-            IsDefaultTemplate = vm.GetBool("is_default_template") || IsTrue(other, "default_template"),
-            IsControlDomain = vm.GetBool("is_control_domain"),
+            IsATemplate = vm.Get(XenApi.VM.IsATemplate),
+            IsASnapshot = vm.Get(XenApi.VM.IsASnapshot),
+            IsDefaultTemplate = vm.Get(XenApi.VM.IsDefaultTemplate) || IsTrue(other, "default_template"),
+            IsControlDomain = vm.Get(XenApi.VM.IsControlDomain),
             IsDomainZero = IsDomainZero(vm),
             CurrentOperations = InProgressOf<VmOperations>(vm, XenEnumTypes.VmOperations),
             BlockedOperations = vm.GetStringMap("blocked_operations")
@@ -43,21 +43,21 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
                 .Where(x => x.Op is not null).ToDictionary(x => x.Op!.Value, x => x.Value),
             CurrentDomainType = metrics?.Get(XenApi.VMMetrics.CurrentDomainType),
             HasGuestMetrics = guest is not null,
-            GuestOther = guest?.GetStringMap("other") ?? new Dictionary<string, string>(),
+            GuestOther = guest?.Get(XenApi.VMGuestMetrics.Other) ?? new Dictionary<string, string>(),
             HasPvDrivers = HasPvDrivers(guest),
-            GuestAgentLive = guest?.GetBool("live") == true,
-            NoMigrate = metrics is not null ? metrics.GetBool("nomigrate") : IsTrue(platform, "nomigrate"),
-            NestedVirt = metrics is not null ? metrics.GetBool("nested_virt") : IsTrue(platform, "nested-virt"),
+            GuestAgentLive = guest?.Get(XenApi.VMGuestMetrics.Live) == true,
+            NoMigrate = metrics is not null ? metrics.Get(XenApi.VMMetrics.Nomigrate) : IsTrue(platform, "nomigrate"),
+            NestedVirt = metrics is not null ? metrics.Get(XenApi.VMMetrics.NestedVirt) : IsTrue(platform, "nested-virt"),
             Vdis = vdis,
-            PassedThroughPcis = vm.GetSet("attached_PCIs").Count,
-            Vgpus = vm.GetSet("VGPUs").Count,
-            Vusbs = vm.GetSet("VUSBs").Count,
+            PassedThroughPcis = vm.Get(XenApi.VM.AttachedPCIs).Count,
+            Vgpus = vm.Get(XenApi.VM.VGPUs).Count,
+            Vusbs = vm.Get(XenApi.VM.VUSBs).Count,
             Vtpms = index.Referring(XenApi.VTPM.ClassName, "VM", vm.Ref).Count(),
-            Appliance = Valid(vm.GetString("appliance")),
-            ProtectionPolicy = Valid(vm.GetString("protection_policy")),
-            SnapshotSchedule = Valid(vm.GetString("snapshot_schedule")),
+            Appliance = Valid(vm.Get(XenApi.VM.Appliance)),
+            ProtectionPolicy = Valid(vm.Get(XenApi.VM.ProtectionPolicy)),
+            SnapshotSchedule = Valid(vm.Get(XenApi.VM.SnapshotSchedule)),
             IsSystemDomain = IsTrue(other, "is_system_domain"),
-            AllowCloneSuspended = Pool?.GetStringMap("other_config").GetValueOrDefault("allow_clone_suspended_vm") == "true",
+            AllowCloneSuspended = Pool?.Get(XenApi.Pool.OtherConfig).GetValueOrDefault("allow_clone_suspended_vm") == "true",
             RollingUpgrade = RollingUpgrade,
         };
     }
@@ -69,37 +69,37 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
             return new DeviceVmFacts { Ref = vmRef };
         }
 
-        var guest = index.Find(XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"));
-        var domainType = vm.GetString("domain_type");
+        var guest = index.Find(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics));
+        var domainType = vm.Get(XenApi.VM.DomainType);
         return new DeviceVmFacts
         {
             Ref = vm.Ref,
             PowerState = vm.Get(XenApi.VM.PowerState),
             CurrentOperations = InProgressOf<VmOperations>(vm, XenEnumTypes.VmOperations),
-            IsHvm = domainType == "hvm" || (domainType is "" or "unspecified" && vm.GetString("HVM_boot_policy").Length > 0),
+            IsHvm = domainType == DomainType.Hvm || (domainType == DomainType.Unspecified && vm.Get(XenApi.VM.HVMBootPolicy).Length > 0),
             IsDomainZero = IsDomainZero(vm),
             HasGuestMetrics = guest is not null,
             CanUseHotplugVbd = guest?.Get(XenApi.VMGuestMetrics.CanUseHotplugVbd) ?? TristateType.Unspecified,
             CanUseHotplugVif = guest?.Get(XenApi.VMGuestMetrics.CanUseHotplugVif) ?? TristateType.Unspecified,
-            PvDriversDetected = guest?.GetBool("PV_drivers_detected") == true,
+            PvDriversDetected = guest?.Get(XenApi.VMGuestMetrics.PVDriversDetected) == true,
             HasPvDrivers = HasPvDrivers(guest),
         };
     }
 
     public VbdFacts Vbd(XenObject vbd)
     {
-        var vdi = vbd.GetBool("empty") ? null : index.Find(XenClasses.VDI, vbd.GetString("VDI"));
+        var vdi = vbd.Get(XenApi.VBD.Empty) ? null : index.Find(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI));
         return new VbdFacts
         {
             Ref = vbd.Ref,
-            Vm = DeviceVm(vbd.GetString("VM")),
+            Vm = DeviceVm(vbd.Get(XenApi.VBD.VM)),
             Type = vbd.Get(XenApi.VBD.Type),
-            Empty = vbd.GetBool("empty"),
-            Unpluggable = vbd.GetBool("unpluggable"),
-            Plugged = vbd.GetBool("currently_attached"),
+            Empty = vbd.Get(XenApi.VBD.Empty),
+            Unpluggable = vbd.Get(XenApi.VBD.Unpluggable),
+            Plugged = vbd.Get(XenApi.VBD.CurrentlyAttached),
             CurrentOperations = InProgressOf<VbdOperations>(vbd, XenEnumTypes.VbdOperations),
             Vdi = vdi?.Ref,
-            VdiManaged = vdi?.GetBool("managed") ?? true,
+            VdiManaged = vdi?.Get(XenApi.VDI.Managed) ?? true,
             VdiCurrentOperations = vdi is null ? InProgress.None<VdiOperations>() : InProgressOf<VdiOperations>(vdi, XenEnumTypes.VdiOperations),
         };
     }
@@ -107,41 +107,41 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
     public VifFacts Vif(XenObject vif) => new()
     {
         Ref = vif.Ref,
-        Vm = DeviceVm(vif.GetString("VM")),
-        Plugged = vif.GetBool("currently_attached"),
+        Vm = DeviceVm(vif.Get(XenApi.VIF.VM)),
+        Plugged = vif.Get(XenApi.VIF.CurrentlyAttached),
         CurrentOperations = InProgressOf<VifOperations>(vif, XenEnumTypes.VifOperations),
-        SriovNetwork = index.Referring(XenClasses.PIF, "network", vif.GetString("network")).Any(p => p.GetSet("sriov_logical_PIF_of").Count > 0),
+        SriovNetwork = index.Referring(XenClasses.PIF, "network", vif.Get(XenApi.VIF.Network)).Any(p => p.Get(XenApi.PIF.SriovLogicalPIFOf).Count > 0),
     };
 
     public SrSide SrSide(string srRef)
     {
         var sr = index.Find(XenClasses.SR, srRef);
-        var type = sr?.GetString("type") ?? "";
-        return new SrSide { Ref = srRef, Type = type, IsToolsSr = sr?.GetBool("is_tools_sr") == true, Features = smFeatures(type) };
+        var type = sr?.Get(XenApi.SR.Type) ?? "";
+        return new SrSide { Ref = srRef, Type = type, IsToolsSr = sr?.Get(XenApi.SR.IsToolsSr) == true, Features = smFeatures(type) };
     }
 
     public VdiFacts Vdi(XenObject vdi)
     {
-        var srRef = vdi.GetString("SR");
+        var srRef = vdi.Get(XenApi.VDI.SR);
         var users = index.Referring(XenClasses.VBD, "VDI", vdi.Ref).Select(vbd => new VdiUser(
             vbd.Ref,
-            vbd.GetBool("currently_attached"),
-            vbd.GetString("mode") == "RW",
-            index.Find(XenClasses.VM, vbd.GetString("VM"))?.GetBool("is_a_snapshot") == true,
+            vbd.Get(XenApi.VBD.CurrentlyAttached),
+            vbd.Get(XenApi.VBD.Mode) == VbdMode.RW,
+            index.Find(XenClasses.VM, vbd.Get(XenApi.VBD.VM))?.Get(XenApi.VM.IsASnapshot) == true,
             InProgressOf<VbdOperations>(vbd, XenEnumTypes.VbdOperations).Entries.Cast<KeyValuePair<string, VbdOperations>?>().FirstOrDefault())).ToList();
         return new VdiFacts
         {
             Ref = vdi.Ref,
             Sr = SrSide(srRef),
             Type = vdi.Get(XenApi.VDI.Type),
-            Sharable = vdi.GetBool("sharable"),
-            IsASnapshot = vdi.GetBool("is_a_snapshot"),
-            CbtEnabled = vdi.GetBool("cbt_enabled"),
-            ResetOnBoot = vdi.GetString("on_boot") == "reset",
+            Sharable = vdi.Get(XenApi.VDI.Sharable),
+            IsASnapshot = vdi.Get(XenApi.VDI.IsASnapshot),
+            CbtEnabled = vdi.Get(XenApi.VDI.CbtEnabled),
+            ResetOnBoot = vdi.Get(XenApi.VDI.OnBoot) == OnBoot.Reset,
             CurrentOperations = InProgressOf<VdiOperations>(vdi, XenEnumTypes.VdiOperations),
-            SrAttached = index.Referring(XenClasses.PBD, "SR", srRef).Any(p => p.GetBool("currently_attached")),
+            SrAttached = index.Referring(XenClasses.PBD, "SR", srRef).Any(p => p.Get(XenApi.PBD.CurrentlyAttached)),
             Vbds = users,
-            HaEnabled = Pool?.GetBool("ha_enabled") == true,
+            HaEnabled = Pool?.Get(XenApi.Pool.HaEnabled) == true,
             PoolOperations = Pool is null ? InProgress.None<PoolAllowedOperations>() : InProgressOf<PoolAllowedOperations>(Pool, XenEnumTypes.PoolAllowedOperations),
             RollingUpgrade = RollingUpgrade,
         };
@@ -149,23 +149,23 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
 
     public SrFacts Sr(XenObject sr) => new()
     {
-        Sr = SrSide(sr.Ref) with { Type = sr.GetString("type"), IsToolsSr = sr.GetBool("is_tools_sr"), Features = smFeatures(sr.GetString("type")) },
+        Sr = SrSide(sr.Ref) with { Type = sr.Get(XenApi.SR.Type), IsToolsSr = sr.Get(XenApi.SR.IsToolsSr), Features = smFeatures(sr.Get(XenApi.SR.Type)) },
         CurrentOperations = InProgressOf<StorageOperations>(sr, XenEnumTypes.StorageOperations),
         Pbds = index.Referring(XenClasses.PBD, "SR", sr.Ref).Count(),
         Vdis = index.Referring(XenClasses.VDI, "SR", sr.Ref)
-            .Select(vdi => (vdi.Ref, index.Referring(XenClasses.VBD, "VDI", vdi.Ref).Any(v => v.GetBool("currently_attached"))))
+            .Select(vdi => (vdi.Ref, index.Referring(XenClasses.VBD, "VDI", vdi.Ref).Any(v => v.Get(XenApi.VBD.CurrentlyAttached))))
             .ToList(),
-        HaEnabled = Pool?.GetBool("ha_enabled") == true,
-        HaClusterStack = Pool?.GetString("ha_cluster_stack") ?? "",
+        HaEnabled = Pool?.Get(XenApi.Pool.HaEnabled) == true,
+        HaClusterStack = Pool?.Get(XenApi.Pool.HaClusterStack) ?? "",
         RollingUpgrade = RollingUpgrade,
     };
 
     public HostFacts Host(XenObject host) => new()
     {
         Ref = host.Ref,
-        Enabled = host.GetBool("enabled"),
-        Live = index.Find(XenClasses.HostMetrics, host.GetString("metrics"))?.GetBool("live"),
-        PowerOnMode = host.GetString("power_on_mode"),
+        Enabled = host.Get(XenApi.Host.Enabled),
+        Live = index.Find(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics))?.Get(XenApi.HostMetrics.Live),
+        PowerOnMode = host.Get(XenApi.Host.PowerOnMode),
         // Corral runs no xapi plugins, power-on-host among them; it has no clustered SRs either.
         PowerOnPluginPresent = false,
         ClusteredSrRecovering = null,
@@ -177,17 +177,17 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
     {
         Ref = pool.Ref,
         CurrentOperations = InProgressOf<PoolAllowedOperations>(pool, XenEnumTypes.PoolAllowedOperations),
-        HaEnabled = pool.GetBool("ha_enabled"),
-        HaClusterStack = pool.GetString("ha_cluster_stack"),
+        HaEnabled = pool.Get(XenApi.Pool.HaEnabled),
+        HaClusterStack = pool.Get(XenApi.Pool.HaClusterStack),
         ClusterExists = index.All(XenApi.Cluster.ClassName).Count > 0,
-        RollingUpgrade = pool.GetStringMap("other_config").ContainsKey("rolling_upgrade_in_progress"),
+        RollingUpgrade = pool.Get(XenApi.Pool.OtherConfig).ContainsKey("rolling_upgrade_in_progress"),
     };
 
     /// <summary>Nothing Corral runs under a task stops on task.cancel yet (task.cancel records the request only).</summary>
     public static TaskFacts Task(XenObject task) => new(task.Ref, task.Get(XenApi.Task.Status), Cancellable: false);
 
     private bool IsDomainZero(XenObject vm) =>
-        vm.GetBool("is_control_domain") && index.Find(XenClasses.Host, vm.GetString("resident_on"))?.GetString("control_domain") == vm.Ref;
+        vm.Get(XenApi.VM.IsControlDomain) && index.Find(XenClasses.Host, vm.Get(XenApi.VM.ResidentOn))?.Get(XenApi.Host.ControlDomain) == vm.Ref;
 
     /// <summary>An object's <c>current_operations</c>, entries whose value is not an operation of the class skipped.</summary>
     public static InProgress<TOp> InProgressOf<TOp>(XenObject obj, FieldType.EnumOf type)
@@ -213,7 +213,7 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
             return false;
         }
 
-        var version = guestMetrics.GetStringMap("PV_drivers_version");
+        var version = guestMetrics.Get(XenApi.VMGuestMetrics.PVDriversVersion);
         static bool Number(string s) => int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _);
         return version.TryGetValue("major", out var major) && Number(major) && version.TryGetValue("minor", out var minor) && Number(minor)
                && (!version.TryGetValue("micro", out var micro) || Number(micro)) && (!version.TryGetValue("build", out var build) || Number(build));

@@ -16,18 +16,18 @@ public static class OperationFactsLoader
     {
         var objects = new List<XenObject?>(await database.GetAllAsync(XenClasses.Pool, cancellationToken))
         {
-            await TryGetAsync(database, XenClasses.VMMetrics, vm.GetString("metrics"), cancellationToken),
-            await TryGetAsync(database, XenClasses.VMGuestMetrics, vm.GetString("guest_metrics"), cancellationToken),
-            await TryGetAsync(database, XenClasses.Host, vm.GetString("resident_on"), cancellationToken),
+            await TryGetAsync(database, XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken),
+            await TryGetAsync(database, XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken),
+            await TryGetAsync(database, XenClasses.Host, vm.Get(XenApi.VM.ResidentOn), cancellationToken),
         };
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             var vbd = await TryGetAsync(database, XenClasses.VBD, vbdRef, cancellationToken);
             objects.Add(vbd);
-            objects.Add(vbd is null ? null : await TryGetAsync(database, XenClasses.VDI, vbd.GetString("VDI"), cancellationToken));
+            objects.Add(vbd is null ? null : await TryGetAsync(database, XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken));
         }
 
-        foreach (var vtpmRef in vm.GetSet("VTPMs"))
+        foreach (var vtpmRef in vm.Get(XenApi.VM.VTPMs))
         {
             objects.Add(await TryGetAsync(database, XenApi.VTPM.ClassName, vtpmRef, cancellationToken));
         }
@@ -40,7 +40,7 @@ public static class OperationFactsLoader
     {
         var objects = new List<XenObject?>(await database.GetAllAsync(XenClasses.Pool, cancellationToken))
         {
-            await TryGetAsync(database, XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken),
+            await TryGetAsync(database, XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken),
         };
         return new OperationFacts(PoolObjectIndex.Of(objects), _ => new HashSet<string>());
     }
@@ -49,16 +49,16 @@ public static class OperationFactsLoader
     public static async Task<OperationFacts> ForSrAsync(IPoolDatabase database, SrDrivers drivers, XenObject sr, CancellationToken cancellationToken)
     {
         var objects = new List<XenObject?>(await database.GetAllAsync(XenClasses.Pool, cancellationToken));
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             objects.Add(await TryGetAsync(database, XenClasses.PBD, pbdRef, cancellationToken));
         }
 
-        foreach (var vdiRef in sr.GetSet("VDIs"))
+        foreach (var vdiRef in sr.Get(XenApi.SR.VDIs))
         {
             var vdi = await TryGetAsync(database, XenClasses.VDI, vdiRef, cancellationToken);
             objects.Add(vdi);
-            foreach (var vbdRef in vdi?.GetSet("VBDs") ?? [])
+            foreach (var vbdRef in vdi?.Get(XenApi.VDI.VBDs) ?? [])
             {
                 objects.Add(await TryGetAsync(database, XenClasses.VBD, vbdRef, cancellationToken));
             }

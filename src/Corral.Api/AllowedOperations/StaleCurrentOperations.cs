@@ -14,7 +14,7 @@ public static class StaleCurrentOperations
         obj.Schema.Find("current_operations") is null
             ? []
             : obj.GetStringMap("current_operations").Keys
-                .Where(task => findTask(task)?.GetString("status") is not ("pending" or "cancelling"))
+                .Where(task => findTask(task)?.Get(XenApi.Task.Status) is not (TaskStatusType.Pending or TaskStatusType.Cancelling))
                 .ToList();
 
     /// <summary>Removes the given entries (those still there) from the object's <c>current_operations</c>.</summary>

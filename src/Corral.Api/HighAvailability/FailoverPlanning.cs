@@ -28,7 +28,7 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
         {
             if (await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
             {
-                hosts.Add(new PlanHost(host.Ref, host.GetBool("enabled") ? await placement.CapacityAsync(host, cancellationToken).ConfigureAwait(false) : 0));
+                hosts.Add(new PlanHost(host.Ref, host.Get(XenApi.Host.Enabled) ? await placement.CapacityAsync(host, cancellationToken).ConfigureAwait(false) : 0));
             }
         }
 
@@ -36,10 +36,10 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
         var vms = new List<PlanVm>();
         foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
         {
-            if (vm.GetString("power_state") is "Running" or "Paused" && live.Contains(vm.GetString("resident_on")))
+            if (vm.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused && live.Contains(vm.Get(XenApi.VM.ResidentOn)))
             {
-                var priority = priorities?.GetValueOrDefault(vm.Ref) ?? vm.GetString("ha_restart_priority");
-                vms.Add(new PlanVm(vm.Ref, vm.GetString("resident_on"), Placement.MemoryNeeded(vm), priority == RestartPriority.Restart));
+                var priority = priorities?.GetValueOrDefault(vm.Ref) ?? vm.Get(XenApi.VM.HaRestartPriority);
+                vms.Add(new PlanVm(vm.Ref, vm.Get(XenApi.VM.ResidentOn), Placement.MemoryNeeded(vm), priority == RestartPriority.Restart));
             }
         }
 
@@ -59,12 +59,12 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
     public async Task CheckAdmissionAsync(Func<IReadOnlyList<PlanVm>, IReadOnlyList<PlanVm>> change, CancellationToken cancellationToken, long? failuresToTolerate = null)
     {
         var snapshot = await SnapshotAsync(cancellationToken).ConfigureAwait(false);
-        if (!snapshot.Pool.GetBool("ha_enabled") || snapshot.Pool.GetBool("ha_allow_overcommit"))
+        if (!snapshot.Pool.Get(XenApi.Pool.HaEnabled) || snapshot.Pool.Get(XenApi.Pool.HaAllowOvercommit))
         {
             return;
         }
 
-        var n = (int)(failuresToTolerate ?? snapshot.Pool.GetInt("ha_host_failures_to_tolerate"));
+        var n = (int)(failuresToTolerate ?? snapshot.Pool.Get(XenApi.Pool.HaHostFailuresToTolerate));
         if (!FailoverPlanner.PlanExists(snapshot.Hosts, change(snapshot.Vms), n))
         {
             throw new XenApiException(ErrorCodes.HaOperationWouldBreakFailoverPlan);
@@ -84,12 +84,12 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
         }
 
         var snapshot = await SnapshotAsync(cancellationToken);
-        if (!snapshot.Pool.GetBool("ha_enabled") || snapshot.Pool.GetBool("ha_allow_overcommit"))
+        if (!snapshot.Pool.Get(XenApi.Pool.HaEnabled) || snapshot.Pool.Get(XenApi.Pool.HaAllowOvercommit))
         {
             return;
         }
 
-        var n = (int)snapshot.Pool.GetInt("ha_plan_exists_for");
+        var n = (int)snapshot.Pool.Get(XenApi.Pool.HaPlanExistsFor);
         if (!FailoverPlanner.PlanExists(snapshot.Hosts, snapshot.Vms, n))
         {
             return;
@@ -106,15 +106,15 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
     public async Task RefreshPoolAsync(CancellationToken cancellationToken)
     {
         var snapshot = await SnapshotAsync(cancellationToken).ConfigureAwait(false);
-        var planFor = snapshot.Pool.GetBool("ha_enabled") ? FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms) : 0;
+        var planFor = snapshot.Pool.Get(XenApi.Pool.HaEnabled) ? FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms) : 0;
         await database.UpdateAsync([(XenClasses.Pool, snapshot.Pool.Ref)], (objs, tx) =>
         {
             var p = objs[0].Clone();
-            var overcommitted = p.GetBool("ha_enabled") && planFor < p.GetInt("ha_host_failures_to_tolerate");
-            if (p.GetInt("ha_plan_exists_for") != planFor || p.GetBool("ha_overcommitted") != overcommitted)
+            var overcommitted = p.Get(XenApi.Pool.HaEnabled) && planFor < p.Get(XenApi.Pool.HaHostFailuresToTolerate);
+            if (p.Get(XenApi.Pool.HaPlanExistsFor) != planFor || p.Get(XenApi.Pool.HaOvercommitted) != overcommitted)
             {
-                p["ha_plan_exists_for"] = (long)planFor;
-                p["ha_overcommitted"] = overcommitted;
+                p.Set(XenApi.Pool.HaPlanExistsFor, (long)planFor);
+                p.Set(XenApi.Pool.HaOvercommitted, overcommitted);
                 tx.Update(p);
             }
         }, cancellationToken).ConfigureAwait(false);

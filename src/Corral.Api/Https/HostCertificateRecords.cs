@@ -95,15 +95,13 @@ public sealed class HostCertificateRecords(
         if (current is null)
         {
             // As xapi records a host certificate: no name, type host, its host, validity and SHA-256 fingerprint.
-            var record = tx.Create(XenApi.Certificate.Schema, new Dictionary<string, object?>
-            {
-                [XenApi.Certificate.Name.Name] = "",
-                [XenApi.Certificate.Type.Name] = XenApi.Certificate.Type.Write(CertificateType.Host),
-                [XenApi.Certificate.Host.Name] = hostRef,
-                [XenApi.Certificate.NotBefore.Name] = certificate.Certificate.NotBefore.ToUniversalTime(),
-                [XenApi.Certificate.NotAfter.Name] = certificate.Certificate.NotAfter.ToUniversalTime(),
-                [XenApi.Certificate.Fingerprint.Name] = certificate.Fingerprint,
-            });
+            var record = tx.Create(XenApi.Certificate.Schema);
+            record.Set(XenApi.Certificate.Name, "");
+            record.Set(XenApi.Certificate.Type, CertificateType.Host);
+            record.Set(XenApi.Certificate.Host, hostRef);
+            record.Set(XenApi.Certificate.NotBefore, certificate.Certificate.NotBefore.ToUniversalTime());
+            record.Set(XenApi.Certificate.NotAfter, certificate.Certificate.NotAfter.ToUniversalTime());
+            record.Set(XenApi.Certificate.Fingerprint, certificate.Fingerprint);
             tx.PutKey(PoolKeys.CertificatePem(record.Ref), certificate.Pem);
         }
         else if (pemMissing)

@@ -34,4 +34,12 @@ public static class ConstructorRecord
 
         return fields;
     }
+
+    /// <summary>
+    /// The caller's value of <paramref name="field"/> in a constructor's record, converted to the field's type as the
+    /// object stores it, or <paramref name="fallback"/> when the record leaves the field out.
+    /// </summary>
+    /// <exception cref="FormatException">The value does not fit the field's type.</exception>
+    public static T Value<T>(IReadOnlyDictionary<string, object?> record, ClassSchema schema, Field<T> field, T fallback) =>
+        record.GetValueOrDefault(field.Name) is { } value ? field.Read(schema.Get(field.Name).Type.Coerce(value)) : fallback;
 }

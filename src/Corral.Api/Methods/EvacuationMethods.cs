@@ -94,7 +94,7 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
                 throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
             }
 
-            if (!host.GetBool("enabled"))
+            if (!host.Get(XenApi.Host.Enabled))
             {
                 throw new XenApiException(ErrorCodes.HostDisabled, host.Ref);
             }

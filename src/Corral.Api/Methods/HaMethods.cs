@@ -60,7 +60,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
     private async Task<object?> EnableAsync(List<object?> heartbeatSrs, Dictionary<string, object?> configuration, CancellationToken cancellationToken)
     {
         var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
-        if (pool.GetBool("ha_enabled"))
+        if (pool.Get(XenApi.Pool.HaEnabled))
         {
             throw new XenApiException(ErrorCodes.HaIsEnabled);
         }
@@ -83,21 +83,19 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
 
         var tx = new PoolTransaction();
         var uuid = OpaqueRef.NewUuid();
-        var statefile = tx.Create(XenClasses.VDISchema, new Dictionary<string, object?>
-        {
-            ["uuid"] = uuid,
-            ["name_label"] = StatefileName,
-            ["name_description"] = "Used for storage heartbeating",
-            ["SR"] = sr.Ref,
-            ["type"] = "ha_statefile",
-            // A directory in the SR with one heartbeat file per host.
-            ["location"] = "ha-statefile-" + uuid,
-            ["virtual_size"] = 4L * 1024 * 1024,
-        });
+        var statefile = tx.Create(XenClasses.VDISchema);
+        statefile.Set(XenApi.VDI.Uuid, uuid);
+        statefile.Set(XenApi.VDI.NameLabel, StatefileName);
+        statefile.Set(XenApi.VDI.NameDescription, "Used for storage heartbeating");
+        statefile.Set(XenApi.VDI.SR, sr.Ref);
+        statefile.Set(XenApi.VDI.Type, VdiType.HaStatefile);
+        // A directory in the SR with one heartbeat file per host.
+        statefile.Set(XenApi.VDI.Location, "ha-statefile-" + uuid);
+        statefile.Set(XenApi.VDI.VirtualSize, 4L * 1024 * 1024);
         var p = pool.Clone();
-        p["ha_enabled"] = true;
-        p["ha_statefiles"] = new List<object?> { statefile.Ref };
-        p["ha_configuration"] = configuration;
+        p.Set(XenApi.Pool.HaEnabled, true);
+        p.Set(XenApi.Pool.HaStatefiles, [statefile.Ref]);
+        p.Set(XenApi.Pool.HaConfiguration, XenApi.Pool.HaConfiguration.Read(configuration));
         tx.Update(p);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
@@ -113,12 +111,12 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
     /// </summary>
     private async Task AssertCanHostStatefileAsync(XenObject sr, IReadOnlyList<XenObject> hosts, CancellationToken cancellationToken)
     {
-        if (!sr.GetBool("shared"))
+        if (!sr.Get(XenApi.SR.Shared))
         {
             throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
         }
 
-        if (sr.GetString("type") != "file")
+        if (sr.Get(XenApi.SR.Type) != "file")
         {
             throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
         }
@@ -135,13 +133,13 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
     private async Task<object?> DisableAsync(CancellationToken cancellationToken)
     {
         var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
-        if (!pool.GetBool("ha_enabled"))
+        if (!pool.Get(XenApi.Pool.HaEnabled))
         {
             throw new XenApiException(ErrorCodes.HaNotEnabled);
         }
 
         var tx = new PoolTransaction();
-        foreach (var vdiRef in pool.GetSet("ha_statefiles"))
+        foreach (var vdiRef in pool.Get(XenApi.Pool.HaStatefiles))
         {
             if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi)
             {
@@ -150,10 +148,10 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         }
 
         var p = pool.Clone();
-        p["ha_enabled"] = false;
-        p["ha_statefiles"] = new List<object?>();
-        p["ha_plan_exists_for"] = 0L;
-        p["ha_overcommitted"] = false;
+        p.Set(XenApi.Pool.HaEnabled, false);
+        p.Set(XenApi.Pool.HaStatefiles, []);
+        p.Set(XenApi.Pool.HaPlanExistsFor, 0L);
+        p.Set(XenApi.Pool.HaOvercommitted, false);
         tx.Update(p);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         return null;
@@ -172,7 +170,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         await database.UpdateAsync([(XenClasses.Pool, pool.Ref)], (objs, tx) =>
         {
             var p = objs[0].Clone();
-            p["ha_host_failures_to_tolerate"] = value;
+            p.Set(XenApi.Pool.HaHostFailuresToTolerate, value);
             tx.Update(p);
         }, cancellationToken).ConfigureAwait(false);
         await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
@@ -187,7 +185,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             throw new XenApiException(ErrorCodes.InvalidValue, "ha_restart_priority", value);
         }
 
-        if (value == RestartPriority.Restart && vm.GetString("ha_restart_priority") != RestartPriority.Restart)
+        if (value == RestartPriority.Restart && vm.Get(XenApi.VM.HaRestartPriority) != RestartPriority.Restart)
         {
             // A running VM becoming protected must fit the plan.
             await planning.CheckAdmissionAsync(vms => [.. vms.Select(v => v.Ref == vm.Ref ? v with { Protected = true } : v)], cancellationToken).ConfigureAwait(false);
@@ -196,9 +194,9 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            v["ha_restart_priority"] = value;
+            v.Set(XenApi.VM.HaRestartPriority, value);
             // XenServer keeps the older flag in step: protected VMs are the ones HA keeps running.
-            v["ha_always_run"] = value == RestartPriority.Restart;
+            v.Set(XenApi.VM.HaAlwaysRun, value == RestartPriority.Restart);
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
         await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
@@ -225,8 +223,8 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
         {
             var h = objs[0].Clone();
-            h["power_on_mode"] = mode;
-            h["power_on_config"] = config;
+            h.Set(XenApi.Host.PowerOnMode, mode);
+            h.Set(XenApi.Host.PowerOnConfig, XenApi.Host.PowerOnConfig.Read(config));
             tx.Update(h);
         }, cancellationToken).ConfigureAwait(false);
         return null;

@@ -25,7 +25,7 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
             return new Dictionary<string, object?> { ["edition"] = HostLicense.Edition, ["expiry"] = "never" };
         });
         registry.Add("pool.get_master", async (_, a, ct) =>
-            (await database.GetAsync(XenClasses.Pool, (string)a[0]!, ct).ConfigureAwait(false)).GetString("master"), ("self", FieldType.String));
+            (await database.GetAsync(XenClasses.Pool, (string)a[0]!, ct).ConfigureAwait(false)).Get(XenApi.Pool.Master), ("self", FieldType.String));
     }
 
     private async Task<object?> SetEnabledAsync(string hostRef, bool enabled, CancellationToken cancellationToken)
@@ -44,7 +44,7 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
         await database.UpdateAsync([(XenClasses.Host, hostRef)], (objs, tx) =>
         {
             var h = objs[0].Clone();
-            h["enabled"] = enabled;
+            h.Set(XenApi.Host.Enabled, enabled);
             tx.Update(h);
         }, cancellationToken).ConfigureAwait(false);
         return null;
@@ -70,7 +70,7 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
         try
         {
             var method = local ? "host.get_server_localtime" : "host.get_servertime";
-            using var client = await remote.ConnectAsync(host.GetString("address"), cancellationToken);
+            using var client = await remote.ConnectAsync(host.Get(XenApi.Host.Address), cancellationToken);
             var answer = await client.CallAsync(method, [context.SessionRef, host.Ref], cancellationToken);
             return answer switch
             {

@@ -59,12 +59,12 @@ public sealed class HostPowerMethods(
     {
         var host = await LiveHostAsync(hostRef, cancellationToken);
         CheckNoPowerOperation(host);
-        if (host.GetBool("enabled"))
+        if (host.Get(XenApi.Host.Enabled))
         {
             throw new XenApiException(ErrorCodes.HostNotDisabled);
         }
 
-        logger.LogInformation("{Operation} of host {Host} requested", kind, host.GetString("name_label"));
+        logger.LogInformation("{Operation} of host {Host} requested", kind, host.Get(XenApi.Host.NameLabel));
         await operations.RunAsync(kind, host.Ref, host.Ref, new Dictionary<string, string>(), context, cancellationToken);
         return null;
     }
@@ -93,17 +93,17 @@ public sealed class HostPowerMethods(
             throw new XenApiException(ErrorCodes.HostIsLive, host.Ref);
         }
 
-        if (host.GetString("power_on_mode").Length == 0)
+        if (host.Get(XenApi.Host.PowerOnMode).Length == 0)
         {
             throw new XenApiException(ErrorCodes.HostPowerOnModeDisabled);
         }
 
         CheckNoPowerOperation(host);
         var key = context.TaskRef ?? OpaqueRef.New();
-        await SetOperationAsync(host.Ref, key, "power_on", cancellationToken);
+        await SetOperationAsync(host.Ref, key, HostAllowedOperations.PowerOn, cancellationToken);
         try
         {
-            logger.LogInformation("Powering on host {Host} ({Mode})", host.GetString("name_label"), host.GetString("power_on_mode"));
+            logger.LogInformation("Powering on host {Host} ({Mode})", host.Get(XenApi.Host.NameLabel), host.Get(XenApi.Host.PowerOnMode));
             await power.PowerOnAsync(host, cancellationToken);
         }
         finally
@@ -114,21 +114,21 @@ public sealed class HostPowerMethods(
         return null;
     }
 
-    private Task SetOperationAsync(string hostRef, string key, string? operation, CancellationToken cancellationToken) =>
+    private Task SetOperationAsync(string hostRef, string key, HostAllowedOperations? operation, CancellationToken cancellationToken) =>
         database.UpdateAsync([(XenClasses.Host, hostRef)], (objs, tx) =>
         {
             var h = objs[0].Clone();
-            var current = (Dictionary<string, object?>)h["current_operations"]!;
-            if (operation is null)
+            var current = h.Get(XenApi.Host.CurrentOperations).ToDictionary();
+            if (operation is not { } op)
             {
                 current.Remove(key);
             }
             else
             {
-                current[key] = operation;
+                current[key] = op;
             }
 
-            h["current_operations"] = current;
+            h.Set(XenApi.Host.CurrentOperations, current);
             tx.Update(h);
         }, cancellationToken);
 }

@@ -48,18 +48,18 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
             throw XenApiException.HandleInvalid(XenClasses.Network, networkRef);
         }
 
-        if (!host.GetBool("enabled"))
+        if (!host.Get(XenApi.Host.Enabled))
         {
             throw new XenApiException(ErrorCodes.HostDisabled, host.Ref);
         }
 
         var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
-        var master = await database.TryGetAsync(XenClasses.Host, pool.GetString("master"), cancellationToken).ConfigureAwait(false);
+        var master = await database.TryGetAsync(XenClasses.Host, pool.Get(XenApi.Pool.Master), cancellationToken).ConfigureAwait(false);
         return new Dictionary<string, object?>
         {
             ["host"] = host.Ref,
             ["pool"] = pool.Ref,
-            ["master"] = master is null ? "" : $"http://{master.GetString("address")}/",
+            ["master"] = master is null ? "" : $"http://{master.Get(XenApi.Host.Address)}/",
             ["session_id"] = context.SessionRef,
         };
     }
@@ -105,12 +105,12 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
         foreach (var (vifRef, networkRef) in vifMap)
         {
             var vif = OpaqueRef.IsWellFormed(vifRef) ? await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) : null;
-            if (vif is null || vif.GetString("VM") != vmRef)
+            if (vif is null || vif.Get(XenApi.VIF.VM) != vmRef)
             {
                 throw XenApiException.HandleInvalid(XenClasses.VIF, vifRef);
             }
 
-            if (vif.GetString("network") != networkRef)
+            if (vif.Get(XenApi.VIF.Network) != networkRef)
             {
                 throw new XenApiException(ErrorCodes.OperationNotAllowed, "a VIF cannot change network during migration; change it before or after");
             }

@@ -19,29 +19,27 @@ public sealed class NetworkMethods(IPoolDatabase database) : IApiMethodProvider
             var bridge = record.GetValueOrDefault("bridge")?.ToString();
             if (string.IsNullOrEmpty(bridge))
             {
-                var taken = existing.Select(n => n.GetString("bridge")).ToHashSet();
+                var taken = existing.Select(n => n.Get(XenApi.Network.Bridge)).ToHashSet();
                 bridge = Enumerable.Range(0, 1000).Select(i => $"corral{i}").First(b => !taken.Contains(b));
             }
 
             BridgeNetworking.ValidateName(bridge);
             var tx = new PoolTransaction();
-            var network = tx.Create(XenClasses.NetworkSchema, new Dictionary<string, object?>
-            {
-                ["name_label"] = record.GetValueOrDefault("name_label") ?? "",
-                ["name_description"] = record.GetValueOrDefault("name_description") ?? "",
-                ["MTU"] = record.GetValueOrDefault("MTU") ?? 1500L,
-                ["other_config"] = record.GetValueOrDefault("other_config"),
-                ["bridge"] = bridge,
-            });
+            var network = tx.Create(XenClasses.NetworkSchema);
+            network.Set(XenApi.Network.NameLabel, ConstructorRecord.Value(record, network.Schema, XenApi.Network.NameLabel, ""));
+            network.Set(XenApi.Network.NameDescription, ConstructorRecord.Value(record, network.Schema, XenApi.Network.NameDescription, ""));
+            network.Set(XenApi.Network.MTU, ConstructorRecord.Value(record, network.Schema, XenApi.Network.MTU, 1500L));
+            network.Set(XenApi.Network.OtherConfig, ConstructorRecord.Value(record, network.Schema, XenApi.Network.OtherConfig, new Dictionary<string, string>()));
+            network.Set(XenApi.Network.Bridge, bridge);
             await database.CommitAsync(tx, ct).ConfigureAwait(false);
             return network.Ref;
         }, ("args", Record));
         registry.Add("network.destroy", async (_, a, ct) =>
         {
             var network = await database.GetAsync(XenClasses.Network, (string)a[0]!, ct).ConfigureAwait(false);
-            if (network.GetSet("VIFs").Count > 0)
+            if (network.Get(XenApi.Network.VIFs).Count > 0)
             {
-                throw new XenApiException("NETWORK_CONTAINS_VIF", [.. network.GetSet("VIFs")]);
+                throw new XenApiException("NETWORK_CONTAINS_VIF", [.. network.Get(XenApi.Network.VIFs)]);
             }
 
             var tx = new PoolTransaction();

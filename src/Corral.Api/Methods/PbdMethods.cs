@@ -31,7 +31,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
             throw new XenApiException(ErrorCodes.ValueNotSupported, "SRmaster", master, "This key is for internal use only");
         }
 
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } existing && existing.Get(XenApi.PBD.Host) == host.Ref)
             {
@@ -40,14 +40,12 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
         }
 
         var tx = new PoolTransaction();
-        var pbd = tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
-        {
-            ["host"] = host.Ref,
-            ["SR"] = sr.Ref,
-            ["device_config"] = deviceConfig.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
-            ["other_config"] = StringMap(record.GetValueOrDefault("other_config")).ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
-            ["currently_attached"] = false,
-        });
+        var pbd = tx.Create(XenClasses.PBDSchema);
+        pbd.Set(XenApi.PBD.Host, host.Ref);
+        pbd.Set(XenApi.PBD.SR, sr.Ref);
+        pbd.Set(XenApi.PBD.DeviceConfig, deviceConfig);
+        pbd.Set(XenApi.PBD.OtherConfig, StringMap(record.GetValueOrDefault("other_config")));
+        pbd.Set(XenApi.PBD.CurrentlyAttached, false);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         return pbd.Ref;
     }
@@ -70,7 +68,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
     {
         var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken).ConfigureAwait(false);
-        drivers.Get(sr.GetString("type")); // SR_UNKNOWN_DRIVER for a type no driver here knows
+        drivers.Get(sr.Get(XenApi.SR.Type)); // SR_UNKNOWN_DRIVER for a type no driver here knows
         if (!pbd.Get(XenApi.PBD.CurrentlyAttached) && await PluggedElsewhereAsync(database, sr, pbd, cancellationToken).ConfigureAwait(false) is { } other)
         {
             // A local SR is one host's: plugged on a second, two hosts would write its volumes.
@@ -84,12 +82,12 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
     /// <summary>For an SR that is not shared, the host of another of its PBDs that is plugged; null when none is (or the SR is shared).</summary>
     public static async Task<string?> PluggedElsewhereAsync(IPoolDatabase database, XenObject sr, XenObject pbd, CancellationToken cancellationToken)
     {
-        if (sr.GetBool("shared"))
+        if (sr.Get(XenApi.SR.Shared))
         {
             return null;
         }
 
-        foreach (var otherRef in sr.GetSet("PBDs").Where(r => r != pbd.Ref))
+        foreach (var otherRef in sr.Get(XenApi.SR.PBDs).Where(r => r != pbd.Ref))
         {
             if (await database.TryGetAsync(XenClasses.PBD, otherRef, cancellationToken).ConfigureAwait(false) is { } other && other.Get(XenApi.PBD.CurrentlyAttached))
             {
@@ -127,22 +125,22 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
     private async Task RequireNotNeededByHaAsync(XenObject sr, XenObject host, CancellationToken cancellationToken)
     {
-        if ((await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault() is not { } pool || !pool.GetBool("ha_enabled"))
+        if ((await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault() is not { } pool || !pool.Get(XenApi.Pool.HaEnabled))
         {
             return;
         }
 
-        var vdis = sr.GetSet("VDIs").ToHashSet(StringComparer.Ordinal);
-        if (host.GetBool("enabled") && !pool.GetBool("ha_allow_overcommit"))
+        var vdis = sr.Get(XenApi.SR.VDIs).ToHashSet(StringComparer.Ordinal);
+        if (host.Get(XenApi.Host.Enabled) && !pool.Get(XenApi.Pool.HaAllowOvercommit))
         {
             foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
             {
-                if (vm.GetString("ha_restart_priority") != RestartPriority.Restart)
+                if (vm.Get(XenApi.VM.HaRestartPriority) != RestartPriority.Restart)
                 {
                     continue;
                 }
 
-                foreach (var vbdRef in vm.GetSet("VBDs"))
+                foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
                 {
                     if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd && vdis.Contains(vbd.Get(XenApi.VBD.VDI)))
                     {
@@ -152,7 +150,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
             }
         }
 
-        if (pool.GetSet("ha_statefiles").Any(vdis.Contains))
+        if (pool.Get(XenApi.Pool.HaStatefiles).Any(vdis.Contains))
         {
             throw new XenApiException(ErrorCodes.HaIsEnabled);
         }
@@ -182,7 +180,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
                 continue;
             }
 
-            foreach (var vbdRef in vm.GetSet("VBDs"))
+            foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
             {
                 if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd
                     && vbd.Get(XenApi.VBD.CurrentlyAttached) && !vbd.Get(XenApi.VBD.Empty)

@@ -13,7 +13,7 @@ public sealed class Placement(IPoolDatabase database)
     /// <summary>Memory a host keeps for itself (the agent, QEMU's own overhead), as dom0 does on XenServer.</summary>
     public const long HostReserveBytes = 256L * 1024 * 1024;
 
-    public static long MemoryNeeded(XenObject vm) => vm.GetInt("memory_static_max") + vm.GetInt("memory_overhead");
+    public static long MemoryNeeded(XenObject vm) => vm.Get(XenApi.VM.MemoryStaticMax) + vm.Get(XenApi.VM.MemoryOverhead);
 
     public async Task<IReadOnlyDictionary<string, long>> FreeMemoryByHostAsync(CancellationToken cancellationToken)
     {
@@ -23,8 +23,8 @@ public sealed class Placement(IPoolDatabase database)
         var free = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var host in hosts)
         {
-            var total = metrics.TryGetValue(host.GetString("metrics"), out var m) ? m.GetInt("memory_total") : 0;
-            free[host.Ref] = total - HostReserveBytes - host.GetInt("memory_overhead");
+            var total = metrics.TryGetValue(host.Get(XenApi.Host.Metrics), out var m) ? m.Get(XenApi.HostMetrics.MemoryTotal) : 0;
+            free[host.Ref] = total - HostReserveBytes - host.Get(XenApi.Host.MemoryOverhead);
         }
 
         foreach (var vm in vms)
@@ -32,8 +32,8 @@ public sealed class Placement(IPoolDatabase database)
             // A VM counts against the host it runs on, and the host it is about to run on: a halted VM being started,
             // or a running one migrating there (its memory is reserved on the destination until it has left, as
             // XenServer does, so that two migrations cannot both count on the same room).
-            var residentOn = vm.GetString("power_state") is "Running" or "Paused" ? vm.GetString("resident_on") : OpaqueRef.Null;
-            var scheduledOn = vm.GetString("scheduled_to_be_resident_on");
+            var residentOn = vm.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused ? vm.Get(XenApi.VM.ResidentOn) : OpaqueRef.Null;
+            var scheduledOn = vm.Get(XenApi.VM.ScheduledToBeResidentOn);
             Charge(residentOn, vm);
             if (scheduledOn != residentOn)
             {
@@ -55,23 +55,23 @@ public sealed class Placement(IPoolDatabase database)
     /// <summary>What the host offers to VMs in all: its memory less what it keeps for itself.</summary>
     public async Task<long> CapacityAsync(XenObject host, CancellationToken cancellationToken)
     {
-        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false);
-        return (metrics?.GetInt("memory_total") ?? 0) - HostReserveBytes - host.GetInt("memory_overhead");
+        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken).ConfigureAwait(false);
+        return (metrics?.Get(XenApi.HostMetrics.MemoryTotal) ?? 0) - HostReserveBytes - host.Get(XenApi.Host.MemoryOverhead);
     }
 
     public async Task<bool> IsLiveAsync(XenObject host, CancellationToken cancellationToken)
     {
-        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false);
-        return metrics?.GetBool("live") ?? false;
+        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken).ConfigureAwait(false);
+        return metrics?.Get(XenApi.HostMetrics.Live) ?? false;
     }
 
     /// <summary>Whether the SR is plugged (a currently attached PBD) on the host.</summary>
     public async Task<bool> IsPluggedAsync(XenObject sr, string hostRef, CancellationToken cancellationToken)
     {
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd
-                && pbd.GetString("host") == hostRef && pbd.GetBool("currently_attached"))
+                && pbd.Get(XenApi.PBD.Host) == hostRef && pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 return true;
             }
@@ -83,12 +83,12 @@ public sealed class Placement(IPoolDatabase database)
     /// <summary>The first SR holding one of the VM's disks that the host has not plugged, or null when it reaches them all.</summary>
     public async Task<string?> MissingStorageAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
     {
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-            if (vbd is null || vbd.GetBool("empty") || OpaqueRef.IsNull(vbd.GetString("VDI"))
-                || await database.TryGetAsync(XenClasses.VDI, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false) is not { } vdi
-                || await database.TryGetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false) is not { } sr)
+            if (vbd is null || vbd.Get(XenApi.VBD.Empty) || OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI))
+                || await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false) is not { } vdi
+                || await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false) is not { } sr)
             {
                 continue;
             }
@@ -119,7 +119,7 @@ public sealed class Placement(IPoolDatabase database)
             throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
         }
 
-        if (!host.GetBool("enabled"))
+        if (!host.Get(XenApi.Host.Enabled))
         {
             throw new XenApiException(ErrorCodes.HostDisabled, host.Ref);
         }
@@ -147,8 +147,8 @@ public sealed class Placement(IPoolDatabase database)
     /// <exception cref="XenApiException">VM_INCOMPATIBLE_WITH_THIS_HOST.</exception>
     public static void CheckLiveMigrationCompatible(XenObject vm, XenObject source, XenObject destination)
     {
-        var here = source.GetStringMap("other_config").GetValueOrDefault(AcceleratorKey);
-        var there = destination.GetStringMap("other_config").GetValueOrDefault(AcceleratorKey);
+        var here = source.Get(XenApi.Host.OtherConfig).GetValueOrDefault(AcceleratorKey);
+        var there = destination.Get(XenApi.Host.OtherConfig).GetValueOrDefault(AcceleratorKey);
         if (string.IsNullOrEmpty(here) || string.IsNullOrEmpty(there) || here == there)
         {
             // Unknown until the host's agent has decided; both ends decide the same on one kind of machine.
@@ -156,7 +156,7 @@ public sealed class Placement(IPoolDatabase database)
         }
 
         throw new XenApiException(ErrorCodes.VmIncompatibleWithThisHost, vm.Ref, destination.Ref,
-            $"the VM runs under {here} on {source.GetString("name_label")} and would run under {there} on {destination.GetString("name_label")}");
+            $"the VM runs under {here} on {source.Get(XenApi.Host.NameLabel)} and would run under {there} on {destination.Get(XenApi.Host.NameLabel)}");
     }
 
     /// <summary>Picks the host for a VM: its affinity when that host can take it, else the one with the most room.</summary>
@@ -168,7 +168,7 @@ public sealed class Placement(IPoolDatabase database)
         var candidates = new List<XenObject>();
         foreach (var host in hosts)
         {
-            if (host.GetBool("enabled") && await IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            if (host.Get(XenApi.Host.Enabled) && await IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
             {
                 candidates.Add(host);
             }
@@ -201,7 +201,7 @@ public sealed class Placement(IPoolDatabase database)
 
         candidates = reaching;
 
-        var affinity = candidates.FirstOrDefault(h => h.Ref == vm.GetString("affinity"));
+        var affinity = candidates.FirstOrDefault(h => h.Ref == vm.Get(XenApi.VM.Affinity));
         if (affinity is not null && free[affinity.Ref] >= needed)
         {
             return affinity;

@@ -96,7 +96,7 @@ public sealed class PoolMembershipMethods(
         }
 
         var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
-        if (vms.Any(v => !v.GetBool("is_a_template") && !v.GetBool("is_control_domain") && v.GetString("power_state") is "Running" or "Paused"))
+        if (vms.Any(v => !v.Get(XenApi.VM.IsATemplate) && !v.Get(XenApi.VM.IsControlDomain) && v.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused))
         {
             throw new XenApiException(ErrorCodes.JoiningHostCannotHaveRunningVms);
         }
@@ -106,18 +106,18 @@ public sealed class PoolMembershipMethods(
     {
         var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
         var pool = await GetPoolAsync(cancellationToken).ConfigureAwait(false);
-        if (pool?.GetBool("ha_enabled") == true)
+        if (pool?.Get(XenApi.Pool.HaEnabled) == true)
         {
             throw new XenApiException(ErrorCodes.HaIsEnabled);
         }
 
-        if (pool?.GetString("master") == hostRef)
+        if (pool?.Get(XenApi.Pool.Master) == hostRef)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "Cannot eject the pool master; designate a new master first");
         }
 
         var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
-        if (vms.Any(v => v.GetString("resident_on") == hostRef && v.GetString("power_state") != "Halted" && !v.GetBool("is_control_domain")))
+        if (vms.Any(v => v.Get(XenApi.VM.ResidentOn) == hostRef && v.Get(XenApi.VM.PowerState) != VmPowerState.Halted && !v.Get(XenApi.VM.IsControlDomain)))
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "VM resident on host");
         }
@@ -130,7 +130,7 @@ public sealed class PoolMembershipMethods(
                 throw new XenApiException(ErrorCodes.HostOffline, hostRef);
             }
 
-            using var client = await remote.ConnectAsync(host.GetString("address"), cancellationToken);
+            using var client = await remote.ConnectAsync(host.Get(XenApi.Host.Address), cancellationToken);
             await CallRemoteAsync(client, "pool.eject", [sessionRef, hostRef], cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -147,30 +147,30 @@ public sealed class PoolMembershipMethods(
         var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken).ConfigureAwait(false);
         var vbds = await database.GetAllAsync(XenClasses.VBD, cancellationToken).ConfigureAwait(false);
         var deletions = new List<XenObject>();
-        foreach (var pbd in pbds.Where(p => p.GetString("host") == host.Ref))
+        foreach (var pbd in pbds.Where(p => p.Get(XenApi.PBD.Host) == host.Ref))
         {
             deletions.Add(pbd);
-            var sr = srs.FirstOrDefault(s => s.Ref == pbd.GetString("SR"));
-            if (sr is not null && !sr.GetBool("shared") && pbds.All(p => p.GetString("SR") != sr.Ref || p.GetString("host") == host.Ref))
+            var sr = srs.FirstOrDefault(s => s.Ref == pbd.Get(XenApi.PBD.SR));
+            if (sr is not null && !sr.Get(XenApi.SR.Shared) && pbds.All(p => p.Get(XenApi.PBD.SR) != sr.Ref || p.Get(XenApi.PBD.Host) == host.Ref))
             {
                 // A local SR goes with its host, as xapi forgets SRs whose last PBD leaves; the disks stay on the host's disk.
                 deletions.Add(sr);
-                foreach (var vdi in vdis.Where(v => v.GetString("SR") == sr.Ref))
+                foreach (var vdi in vdis.Where(v => v.Get(XenApi.VDI.SR) == sr.Ref))
                 {
                     deletions.Add(vdi);
-                    deletions.AddRange(vbds.Where(b => b.GetString("VDI") == vdi.Ref));
+                    deletions.AddRange(vbds.Where(b => b.Get(XenApi.VBD.VDI) == vdi.Ref));
                 }
             }
         }
 
         // Its CPUs go with it, as xapi's host.destroy removes its host_cpu records.
-        deletions.AddRange((await database.GetAllAsync(XenApi.HostCpu.ClassName, cancellationToken)).Where(c => c.GetString("host") == host.Ref));
+        deletions.AddRange((await database.GetAllAsync(XenApi.HostCpu.ClassName, cancellationToken)).Where(c => c.Get(XenApi.HostCpu.Host) == host.Ref));
         // Its certificates go with it: the pool's hosts stop trusting them.
         var certificates = (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken))
             .Where(c => c.Get(XenApi.Certificate.Host) == host.Ref).ToList();
         deletions.AddRange(certificates);
         deletions.Add(host);
-        if (await database.TryGetAsync(XenClasses.HostMetrics, host.GetString("metrics"), cancellationToken).ConfigureAwait(false) is { } metrics)
+        if (await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken).ConfigureAwait(false) is { } metrics)
         {
             deletions.Add(metrics);
         }
@@ -191,19 +191,19 @@ public sealed class PoolMembershipMethods(
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var vm in vms.Where(v => v.GetString("affinity") == host.Ref))
+        foreach (var vm in vms.Where(v => v.Get(XenApi.VM.Affinity) == host.Ref))
         {
             await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
             {
                 var v = objs[0].Clone();
-                v["affinity"] = OpaqueRef.Null;
+                v.Set(XenApi.VM.Affinity, OpaqueRef.Null);
                 tx.Update(v);
             }, cancellationToken).ConfigureAwait(false);
         }
 
         // The pool's CPU count and feature flags follow from the hosts that remain.
         await PoolRecord.RefreshAsync(database, cancellationToken);
-        logger.LogInformation("Host {Host} forgotten by the pool database; leaving the cluster", host.GetString("name_label"));
+        logger.LogInformation("Host {Host} forgotten by the pool database; leaving the cluster", host.Get(XenApi.Host.NameLabel));
     }
 
     /// <summary>
@@ -213,7 +213,7 @@ public sealed class PoolMembershipMethods(
     private async Task<object?> RecoverSlavesAsync(CancellationToken cancellationToken)
     {
         var pool = await GetPoolAsync(cancellationToken).ConfigureAwait(false);
-        if (pool is null || pool.GetString("master") != ThisHost)
+        if (pool is null || pool.Get(XenApi.Pool.Master) != ThisHost)
         {
             throw new XenApiException(ErrorCodes.HostIsSlave, "");
         }
@@ -227,17 +227,17 @@ public sealed class PoolMembershipMethods(
         {
             try
             {
-                using var client = await remote.ConnectAsync(h.GetString("address"), cancellationToken);
+                using var client = await remote.ConnectAsync(h.Get(XenApi.Host.Address), cancellationToken);
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 limit.CancelAfter(TimeSpan.FromSeconds(60));
                 var session = (string)(await CallRemoteAsync(client, "session.slave_login", [h.Ref, secret], limit.Token).ConfigureAwait(false))!;
-                await CallRemoteAsync(client, "pool.emergency_reset_master", [session, me.GetString("address")], limit.Token).ConfigureAwait(false);
-                logger.LogInformation("Host {Host} follows this master again", h.GetString("name_label"));
+                await CallRemoteAsync(client, "pool.emergency_reset_master", [session, me.Get(XenApi.Host.Address)], limit.Token).ConfigureAwait(false);
+                logger.LogInformation("Host {Host} follows this master again", h.Get(XenApi.Host.NameLabel));
                 recovered.Add(h.Ref);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
-                logger.LogWarning("Could not recover host {Host}: {Reason}", h.GetString("name_label"), ex.Message);
+                logger.LogWarning("Could not recover host {Host}: {Reason}", h.Get(XenApi.Host.NameLabel), ex.Message);
             }
         }
 

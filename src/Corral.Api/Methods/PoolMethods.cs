@@ -36,7 +36,7 @@ public sealed class PoolMethods(IPoolDatabase database, Placement placement) : I
         {
             var vmRef = (string)a[0]!;
             var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, ct).ConfigureAwait(false);
-            var hostRef = vm.GetString("resident_on");
+            var hostRef = vm.Get(XenApi.VM.ResidentOn);
             if (await database.TryGetAsync(XenClasses.Host, hostRef, ct).ConfigureAwait(false) is { } host && await placement.IsLiveAsync(host, ct).ConfigureAwait(false))
             {
                 // While the host lives, its QEMU may still run the VM: declaring it halted could start a second copy.

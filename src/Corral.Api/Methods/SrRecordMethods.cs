@@ -103,19 +103,17 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
         }
 
         var tx = new PoolTransaction();
-        var sr = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?>
-        {
-            ["uuid"] = uuid,
-            ["name_label"] = a[1],
-            ["name_description"] = a[2],
-            ["type"] = ((string)a[3]!).ToLowerInvariant(),
-            ["content_type"] = a[4],
-            ["shared"] = a[5],
-            ["sm_config"] = a[6],
-            ["physical_size"] = -1L,
-            ["physical_utilisation"] = -1L,
-            ["virtual_allocation"] = 0L,
-        });
+        var sr = tx.Create(XenClasses.SRSchema);
+        sr.Set(XenApi.SR.Uuid, uuid);
+        sr.Set(XenApi.SR.NameLabel, (string)a[1]!);
+        sr.Set(XenApi.SR.NameDescription, (string)a[2]!);
+        sr.Set(XenApi.SR.Type, ((string)a[3]!).ToLowerInvariant());
+        sr.Set(XenApi.SR.ContentType, (string)a[4]!);
+        sr.Set(XenApi.SR.Shared, (bool)a[5]!);
+        sr.Set(XenApi.SR.SmConfig, XenApi.SR.SmConfig.Read(a[6]));
+        sr.Set(XenApi.SR.PhysicalSize, -1L);
+        sr.Set(XenApi.SR.PhysicalUtilisation, -1L);
+        sr.Set(XenApi.SR.VirtualAllocation, 0L);
         try
         {
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
@@ -136,18 +134,18 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
     {
         var sr = await database.GetArgumentAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
         await RequireAllUnpluggedAsync(sr, cancellationToken).ConfigureAwait(false);
-        if (sr.GetStringMap("other_config").GetValueOrDefault("indestructible") == "true")
+        if (sr.Get(XenApi.SR.OtherConfig).GetValueOrDefault("indestructible") == "true")
         {
             throw new XenApiException(ErrorCodes.SrIndestructible, sr.Ref);
         }
 
-        if (sr.GetSet("VDIs").Count > 0)
+        if (sr.Get(XenApi.SR.VDIs).Count > 0)
         {
             throw new XenApiException(ErrorCodes.SrNotEmpty);
         }
 
         string? offline = null;
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is not { } pbd)
             {
@@ -171,7 +169,7 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
 
     private async Task RequireAllUnpluggedAsync(XenObject sr, CancellationToken cancellationToken)
     {
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd && pbd.Get(XenApi.PBD.CurrentlyAttached))
             {

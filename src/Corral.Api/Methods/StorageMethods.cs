@@ -33,12 +33,12 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         registry.Add("VDI.destroy", async (ctx, a, ct) =>
         {
             var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
-            if (vdi.GetSet("VBDs").Count > 0)
+            if (vdi.Get(XenApi.VDI.VBDs).Count > 0)
             {
                 throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "destroy");
             }
 
-            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.GetString("SR"), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.Get(XenApi.VDI.SR), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
             await operations.RunAsync(HostOperationKinds.VdiDestroy, host, vdi.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
             return null;
         }, ("self", Ref));
@@ -46,7 +46,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         {
             var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
             await RequireNotInRunningVmAsync(vdi, ct).ConfigureAwait(false);
-            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.GetString("SR"), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.Get(XenApi.VDI.SR), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
             await operations.RunAsync(HostOperationKinds.VdiResize, host, vdi.Ref,
                 new Dictionary<string, string> { ["size"] = ((long)a[1]!).ToString(CultureInfo.InvariantCulture) }, ctx, ct).ConfigureAwait(false);
             return null;
@@ -54,7 +54,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         registry.Add("VDI.clone", async (ctx, a, ct) =>
         {
             var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
-            return await CopyVdiAsync(database, operations, ctx, vdi, vdi.GetString("SR"), ct).ConfigureAwait(false);
+            return await CopyVdiAsync(database, operations, ctx, vdi, vdi.Get(XenApi.VDI.SR), ct).ConfigureAwait(false);
         }, ("vdi", Ref), ("driver_params", StringMap));
         registry.Add("VDI.copy", async (ctx, a, ct) =>
         {
@@ -110,15 +110,15 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
     /// <summary>A live host with the SR plugged, preferring the one this call arrived on is not needed: any will do.</summary>
     private async Task<string> AttachedHostAsync(XenObject sr, CancellationToken cancellationToken)
     {
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
-            if (pbd is null || !pbd.GetBool("currently_attached"))
+            if (pbd is null || !pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 continue;
             }
 
-            var host = await database.TryGetAsync(XenClasses.Host, pbd.GetString("host"), cancellationToken).ConfigureAwait(false);
+            var host = await database.TryGetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken).ConfigureAwait(false);
             if (host is not null && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
             {
                 return host.Ref;
@@ -142,27 +142,23 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         var shared = (bool)a[7]!;
         var contentType = string.IsNullOrEmpty((string)a[6]!) ? driver.DefaultContentType : (string)a[6]!;
         var tx = new PoolTransaction();
-        var sr = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?>
-        {
-            ["name_label"] = a[3],
-            ["name_description"] = a[4],
-            ["type"] = driver.Type,
-            ["content_type"] = contentType,
-            ["shared"] = shared,
-            ["sm_config"] = a[8],
-            ["physical_size"] = a[2],
-        });
+        var sr = tx.Create(XenClasses.SRSchema);
+        sr.Set(XenApi.SR.NameLabel, (string)a[3]!);
+        sr.Set(XenApi.SR.NameDescription, (string)a[4]!);
+        sr.Set(XenApi.SR.Type, driver.Type);
+        sr.Set(XenApi.SR.ContentType, contentType);
+        sr.Set(XenApi.SR.Shared, shared);
+        sr.Set(XenApi.SR.SmConfig, XenApi.SR.SmConfig.Read(a[8]));
+        sr.Set(XenApi.SR.PhysicalSize, (long)a[2]!);
         // A shared SR is plugged on every host, as a pool-wide NFS SR is; a local one only on its host.
         var hosts = shared ? await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false) : [host];
         foreach (var h in hosts)
         {
-            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
-            {
-                ["host"] = h.Ref,
-                ["SR"] = sr.Ref,
-                ["device_config"] = deviceConfig.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
-                ["currently_attached"] = false,
-            });
+            var pbd = tx.Create(XenClasses.PBDSchema);
+            pbd.Set(XenApi.PBD.Host, h.Ref);
+            pbd.Set(XenApi.PBD.SR, sr.Ref);
+            pbd.Set(XenApi.PBD.DeviceConfig, deviceConfig);
+            pbd.Set(XenApi.PBD.CurrentlyAttached, false);
         }
 
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
@@ -198,7 +194,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
     {
         var record = (Dictionary<string, object?>)a[0]!;
         var sr = await Get(XenClasses.SR, record.GetValueOrDefault("SR"), cancellationToken).ConfigureAwait(false);
-        if (!drivers.Get(sr.GetString("type")).SupportsVdiCreate)
+        if (!drivers.Get(sr.Get(XenApi.SR.Type)).SupportsVdiCreate)
         {
             throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
         }
@@ -237,13 +233,13 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
     {
         var sr = await database.GetAsync(XenClasses.SR, targetSr, cancellationToken).ConfigureAwait(false);
         string? host = null;
-        foreach (var pbdRef in sr.GetSet("PBDs"))
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
-            if (pbd is not null && pbd.GetBool("currently_attached") && await database.Leases.GetValueAsync(PoolKeys.LiveKey(
-                    (await database.GetAsync(XenClasses.Host, pbd.GetString("host"), cancellationToken).ConfigureAwait(false)).GetString("metrics")), cancellationToken).ConfigureAwait(false) is not null)
+            if (pbd is not null && pbd.Get(XenApi.PBD.CurrentlyAttached) && await database.Leases.GetValueAsync(PoolKeys.LiveKey(
+                    (await database.GetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken).ConfigureAwait(false)).Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null)
             {
-                host = pbd.GetString("host");
+                host = pbd.Get(XenApi.PBD.Host);
                 break;
             }
         }
@@ -259,10 +255,10 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
 
     private async Task RequireNotInRunningVmAsync(XenObject vdi, CancellationToken cancellationToken)
     {
-        foreach (var vbdRef in vdi.GetSet("VBDs"))
+        foreach (var vbdRef in vdi.Get(XenApi.VDI.VBDs))
         {
             var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-            if (vbd.GetBool("currently_attached"))
+            if (vbd.Get(XenApi.VBD.CurrentlyAttached))
             {
                 throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "resize");
             }

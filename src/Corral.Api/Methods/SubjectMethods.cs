@@ -59,17 +59,15 @@ public sealed class SubjectMethods(IPoolDatabase database, ILogger<SubjectMethod
         }
 
         // A subject starts with no role, as in a pool licensed for RBAC; one that is not starts as pool-admin.
-        var roles = await RbacRestrictedAsync(cancellationToken) ? new List<object?> { RoleTable.PoolAdminRole.Ref } : new List<object?>();
+        List<string> roles = await RbacRestrictedAsync(cancellationToken) ? [RoleTable.PoolAdminRole.Ref] : [];
         var tx = new PoolTransaction();
         var key = IdentifierKey(identifier);
         tx.Require(key, 0);
         tx.PutKey(key, identifier);
-        var subject = tx.Create(XenApi.Subject.Schema, new Dictionary<string, object?>
-        {
-            [XenApi.Subject.SubjectIdentifier.Name] = identifier,
-            [XenApi.Subject.OtherConfig.Name] = otherConfig,
-            [XenApi.Subject.Roles.Name] = roles,
-        });
+        var subject = tx.Create(XenApi.Subject.Schema);
+        subject.Set(XenApi.Subject.SubjectIdentifier, identifier);
+        subject.Set(XenApi.Subject.OtherConfig, XenApi.Subject.OtherConfig.Read(otherConfig));
+        subject.Set(XenApi.Subject.Roles, roles);
         try
         {
             await database.CommitAsync(tx, cancellationToken);

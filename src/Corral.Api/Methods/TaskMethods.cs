@@ -14,9 +14,9 @@ public sealed class TaskMethods(IPoolDatabase database) : IApiMethodProvider
             await database.UpdateAsync([(XenClasses.Task, (string)a[0]!)], (objs, tx) =>
             {
                 var t = objs[0].Clone();
-                if (t.GetString("status") == "pending")
+                if (t.Get(XenApi.Task.Status) == TaskStatusType.Pending)
                 {
-                    t["status"] = "cancelling";
+                    t.Set(XenApi.Task.Status, TaskStatusType.Cancelling);
                     tx.Update(t);
                 }
             }, ct).ConfigureAwait(false);
@@ -33,13 +33,11 @@ public sealed class TaskMethods(IPoolDatabase database) : IApiMethodProvider
         registry.Add("task.create", async (ctx, a, ct) =>
         {
             var tx = new PoolTransaction();
-            var task = tx.Create(XenClasses.TaskSchema, new Dictionary<string, object?>
-            {
-                ["name_label"] = a[0],
-                ["name_description"] = a[1],
-                ["created"] = DateTime.UtcNow,
-                ["status"] = "pending",
-            });
+            var task = tx.Create(XenClasses.TaskSchema);
+            task.Set(XenApi.Task.NameLabel, (string)a[0]!);
+            task.Set(XenApi.Task.NameDescription, (string)a[1]!);
+            task.Set(XenApi.Task.Created, DateTime.UtcNow);
+            task.Set(XenApi.Task.Status, TaskStatusType.Pending);
             await database.CommitAsync(tx, ct).ConfigureAwait(false);
             return task.Ref;
         }, ("label", FieldType.String), ("description", FieldType.String));

@@ -31,11 +31,11 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         registry.Implement("VBD.set_mode", async (_, a, ct) =>
         {
             var vbd = await database.GetArgumentAsync(XenClasses.VBD, (string)a[0]!, ct).ConfigureAwait(false);
-            VmPowerStates.Require(await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), ct).ConfigureAwait(false), "Halted");
+            VmPowerStates.Require(await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), ct).ConfigureAwait(false), VmPowerState.Halted);
             await database.UpdateAsync([(XenClasses.VBD, vbd.Ref)], (objs, tx) =>
             {
                 var v = objs[0].Clone();
-                v["mode"] = a[1];
+                v.Set(XenApi.VBD.Mode, XenApi.VBD.Mode.Read(a[1]));
                 tx.Update(v);
             }, ct).ConfigureAwait(false);
             return null;
@@ -50,7 +50,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
     private async Task<IReadOnlyList<(string Device, string Userdevice)>> UsedAsync(XenObject vm, CancellationToken cancellationToken)
     {
         var used = new List<(string, string)>();
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd)
             {
@@ -71,7 +71,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         if (!vbd.Get(XenApi.VBD.Empty) && await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false) is { } found)
         {
             vdi = found;
-            foreach (var otherRef in vdi.GetSet("VBDs").Where(r => r != vbd.Ref))
+            foreach (var otherRef in vdi.Get(XenApi.VDI.VBDs).Where(r => r != vbd.Ref))
             {
                 if (await database.TryGetAsync(XenClasses.VBD, otherRef, cancellationToken).ConfigureAwait(false) is { } other
                     && await database.TryGetAsync(XenClasses.VM, other.Get(XenApi.VBD.VM), cancellationToken).ConfigureAwait(false) is { } otherVm)
@@ -105,20 +105,18 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         {
             var userdevice = await UserdeviceAsync(vm, record.GetValueOrDefault("userdevice")?.ToString() ?? "autodetect", type, cancellationToken).ConfigureAwait(false);
             var tx = new PoolTransaction();
-            var vbd = tx.Create(XenClasses.VBDSchema, new Dictionary<string, object?>
-            {
-                ["VM"] = vm.Ref,
-                ["VDI"] = vdiRef,
-                ["userdevice"] = userdevice,
-                ["bootable"] = record.GetValueOrDefault("bootable") ?? false,
-                ["mode"] = mode,
-                ["type"] = type,
-                ["empty"] = empty,
-                ["unpluggable"] = record.GetValueOrDefault("unpluggable") ?? true,
-                ["other_config"] = record.GetValueOrDefault("other_config"),
-                ["qos_algorithm_type"] = record.GetValueOrDefault("qos_algorithm_type") ?? "",
-                ["qos_algorithm_params"] = record.GetValueOrDefault("qos_algorithm_params"),
-            });
+            var vbd = tx.Create(XenClasses.VBDSchema);
+            vbd.Set(XenApi.VBD.VM, vm.Ref);
+            vbd.Set(XenApi.VBD.VDI, vdiRef);
+            vbd.Set(XenApi.VBD.Userdevice, userdevice);
+            vbd.Set(XenApi.VBD.Bootable, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.Bootable, false));
+            vbd.Set(XenApi.VBD.Mode, XenApi.VBD.Mode.Read(mode));
+            vbd.Set(XenApi.VBD.Type, XenApi.VBD.Type.Read(type));
+            vbd.Set(XenApi.VBD.Empty, empty);
+            vbd.Set(XenApi.VBD.Unpluggable, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.Unpluggable, true));
+            vbd.Set(XenApi.VBD.OtherConfig, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.OtherConfig, new Dictionary<string, string>()));
+            vbd.Set(XenApi.VBD.QosAlgorithmType, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.QosAlgorithmType, ""));
+            vbd.Set(XenApi.VBD.QosAlgorithmParams, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.QosAlgorithmParams, new Dictionary<string, string>()));
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
             return vbd.Ref;
         }
@@ -241,8 +239,8 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         await database.UpdateAsync([(XenClasses.VBD, vbd.Ref)], (objs, tx) =>
         {
             var v = objs[0].Clone();
-            v["VDI"] = vdiRef ?? OpaqueRef.Null;
-            v["empty"] = vdiRef is null;
+            v.Set(XenApi.VBD.VDI, vdiRef ?? OpaqueRef.Null);
+            v.Set(XenApi.VBD.Empty, vdiRef is null);
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
         return null;

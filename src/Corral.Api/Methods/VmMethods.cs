@@ -69,7 +69,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
     {
         await using var mark = await marks.MarkVmAsync(context, vmRef, op, cancellationToken, strict);
         var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
-        var hostRef = vm.GetString("resident_on");
+        var hostRef = vm.Get(XenApi.VM.ResidentOn);
         var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
                    ?? throw new XenApiException(ErrorCodes.HostOffline, hostRef);
         if (!await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
@@ -96,7 +96,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         // VBDs, VIFs and metrics go with the VM; its VDIs stay (XenServer's vm-uninstall removes those separately).
         var tx = new PoolTransaction();
         tx.Delete(vm);
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd)
             {
@@ -104,7 +104,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             }
         }
 
-        foreach (var vifRef in vm.GetSet("VIFs"))
+        foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
             if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
             {
@@ -128,10 +128,11 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
     {
         var tx = new PoolTransaction();
         var fields = ConstructorRecord.Fields(XenClasses.VMSchema, record);
-        var metrics = tx.Create(XenClasses.VMMetricsSchema, new Dictionary<string, object?> { ["install_time"] = DateTime.UtcNow });
-        fields["metrics"] = metrics.Ref;
-        fields["power_state"] = "Halted";
+        var metrics = tx.Create(XenClasses.VMMetricsSchema);
+        metrics.Set(XenApi.VMMetrics.InstallTime, DateTime.UtcNow);
         var vm = tx.Create(XenClasses.VMSchema, fields);
+        vm.Set(XenApi.VM.Metrics, metrics.Ref);
+        vm.Set(XenApi.VM.PowerState, VmPowerState.Halted);
         ValidateMemory(vm);
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
         return vm.Ref;
@@ -151,14 +152,14 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         }
 
         var newDisks = new List<(XenObject Vbd, string? NewVdi)>();
-        foreach (var vbdRef in source.GetSet("VBDs"))
+        foreach (var vbdRef in source.Get(XenApi.VM.VBDs))
         {
             var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
             string? newVdi = null;
-            if (vbd.GetString("type") == "Disk" && !vbd.GetBool("empty"))
+            if (vbd.Get(XenApi.VBD.Type) == VbdType.Disk && !vbd.Get(XenApi.VBD.Empty))
             {
-                var vdi = await database.GetAsync(XenClasses.VDI, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false);
-                newVdi = await StorageMethods.CopyVdiAsync(database, operations, context, vdi, srRef ?? vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
+                var vdi = await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
+                newVdi = await StorageMethods.CopyVdiAsync(database, operations, context, vdi, srRef ?? vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
             }
 
             newDisks.Add((vbd, newVdi));
@@ -171,40 +172,40 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             fields.Remove(reset);
         }
 
-        fields["name_label"] = newName;
-        fields["power_state"] = "Halted";
-        // A copy of a default template is not one itself; xapi drops these keys on clone too.
-        fields["other_config"] = source.GetStringMap("other_config").Where(kv => kv.Key is not ("default_template" or "xensource_internal"))
-            .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
-        var metrics = tx.Create(XenClasses.VMMetricsSchema, new Dictionary<string, object?> { ["install_time"] = DateTime.UtcNow });
-        fields["metrics"] = metrics.Ref;
+        var metrics = tx.Create(XenClasses.VMMetricsSchema);
+        metrics.Set(XenApi.VMMetrics.InstallTime, DateTime.UtcNow);
         var clone = tx.Create(XenClasses.VMSchema, fields);
+        clone.Set(XenApi.VM.NameLabel, newName);
+        clone.Set(XenApi.VM.PowerState, VmPowerState.Halted);
+        // A copy of a default template is not one itself; xapi drops these keys on clone too.
+        clone.Set(XenApi.VM.OtherConfig, source.Get(XenApi.VM.OtherConfig).Where(kv => kv.Key is not ("default_template" or "xensource_internal"))
+            .ToDictionary());
+        clone.Set(XenApi.VM.Metrics, metrics.Ref);
         foreach (var (vbd, newVdi) in newDisks)
         {
             var copy = vbd.ToRecord();
             copy.Remove("uuid");
-            copy["VM"] = clone.Ref;
-            copy["VDI"] = newVdi ?? vbd.GetString("VDI");
-            copy["currently_attached"] = false;
-            copy["current_operations"] = new Dictionary<string, object?>();
-            tx.Create(XenClasses.VBDSchema, copy);
+            var created = tx.Create(XenClasses.VBDSchema, copy);
+            created.Set(XenApi.VBD.VM, clone.Ref);
+            created.Set(XenApi.VBD.VDI, newVdi ?? vbd.Get(XenApi.VBD.VDI));
+            created.Set(XenApi.VBD.CurrentlyAttached, false);
+            created.Set(XenApi.VBD.CurrentOperations, new Dictionary<string, VbdOperations>());
         }
 
-        foreach (var vifRef in source.GetSet("VIFs"))
+        foreach (var vifRef in source.Get(XenApi.VM.VIFs))
         {
             var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
             var copy = vif.ToRecord();
             copy.Remove("uuid");
-            copy["VM"] = clone.Ref;
-            copy["currently_attached"] = false;
+            var created = tx.Create(XenClasses.VIFSchema, copy);
+            created.Set(XenApi.VIF.VM, clone.Ref);
+            created.Set(XenApi.VIF.CurrentlyAttached, false);
             // A copy is a new machine on the network: it gets its own MAC unless the original's was set by hand.
-            if (vif.GetBool("MAC_autogenerated") || string.IsNullOrEmpty(vif.GetString("MAC")))
+            if (vif.Get(XenApi.VIF.MACAutogenerated) || string.IsNullOrEmpty(vif.Get(XenApi.VIF.MAC)))
             {
-                copy["MAC"] = Networking.MacAddress.NewRandom();
-                copy["MAC_autogenerated"] = true;
+                created.Set(XenApi.VIF.MAC, Networking.MacAddress.NewRandom());
+                created.Set(XenApi.VIF.MACAutogenerated, true);
             }
-
-            tx.Create(XenClasses.VIFSchema, copy);
         }
 
         await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
@@ -213,8 +214,8 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
     private static void ValidateMemory(XenObject vm)
     {
-        long smin = vm.GetInt("memory_static_min"), dmin = vm.GetInt("memory_dynamic_min"),
-            dmax = vm.GetInt("memory_dynamic_max"), smax = vm.GetInt("memory_static_max");
+        long smin = vm.Get(XenApi.VM.MemoryStaticMin), dmin = vm.Get(XenApi.VM.MemoryDynamicMin),
+            dmax = vm.Get(XenApi.VM.MemoryDynamicMax), smax = vm.Get(XenApi.VM.MemoryStaticMax);
         if (!(smin <= dmin && dmin <= dmax && dmax <= smax) || smax <= 0)
         {
             // xapi's own constraint and error for memory settings.
@@ -235,17 +236,17 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             var v = objs[0].Clone();
             if (staticMin is { } min)
             {
-                v["memory_static_min"] = min;
+                v.Set(XenApi.VM.MemoryStaticMin, min);
             }
             else
             {
-                v["memory_static_min"] = Math.Min(v.GetInt("memory_static_min"), dynamicMin);
+                v.Set(XenApi.VM.MemoryStaticMin, Math.Min(v.Get(XenApi.VM.MemoryStaticMin), dynamicMin));
             }
 
-            v["memory_static_max"] = staticMax;
-            v["memory_dynamic_min"] = dynamicMin;
-            v["memory_dynamic_max"] = dynamicMax;
-            v["memory_target"] = dynamicMax;
+            v.Set(XenApi.VM.MemoryStaticMax, staticMax);
+            v.Set(XenApi.VM.MemoryDynamicMin, dynamicMin);
+            v.Set(XenApi.VM.MemoryDynamicMax, dynamicMax);
+            v.Set(XenApi.VM.MemoryTarget, dynamicMax);
             ValidateMemory(v);
             tx.Update(v);
         }, cancellationToken).ConfigureAwait(false);
@@ -272,7 +273,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             if (field == "is_a_template")
             {
                 // Making a VM a template is xapi's make_into_template; turning a template back into a VM is not checked.
-                if (value is true && !v.GetBool("is_a_template") && check!(objs[0]) is { } refused)
+                if (value is true && !v.Get(XenApi.VM.IsATemplate) && check!(objs[0]) is { } refused)
                 {
                     throw refused.ToException();
                 }
@@ -286,7 +287,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             }
             else
             {
-                VmPowerStates.Require(v, "Halted");
+                VmPowerStates.Require(v, VmPowerState.Halted);
             }
 
             v[field] = value;
@@ -296,21 +297,21 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
                 var m = v.GetInt(field);
                 if (field == "memory_static_max")
                 {
-                    v["memory_dynamic_max"] = Math.Min(v.GetInt("memory_dynamic_max"), m);
-                    v["memory_dynamic_min"] = Math.Min(v.GetInt("memory_dynamic_min"), m);
+                    v.Set(XenApi.VM.MemoryDynamicMax, Math.Min(v.Get(XenApi.VM.MemoryDynamicMax), m));
+                    v.Set(XenApi.VM.MemoryDynamicMin, Math.Min(v.Get(XenApi.VM.MemoryDynamicMin), m));
                 }
 
                 ValidateMemory(v);
             }
 
-            if (field == "VCPUs_max" && v.GetInt("VCPUs_at_startup") > v.GetInt("VCPUs_max"))
+            if (field == "VCPUs_max" && v.Get(XenApi.VM.VCPUsAtStartup) > v.Get(XenApi.VM.VCPUsMax))
             {
-                v["VCPUs_at_startup"] = v.GetInt("VCPUs_max");
+                v.Set(XenApi.VM.VCPUsAtStartup, v.Get(XenApi.VM.VCPUsMax));
             }
 
-            if (field == "VCPUs_at_startup" && v.GetInt("VCPUs_at_startup") > v.GetInt("VCPUs_max"))
+            if (field == "VCPUs_at_startup" && v.Get(XenApi.VM.VCPUsAtStartup) > v.Get(XenApi.VM.VCPUsMax))
             {
-                throw new XenApiException(ErrorCodes.InvalidValue, "VCPUs_at_startup", v.GetInt("VCPUs_at_startup").ToString(CultureInfo.InvariantCulture));
+                throw new XenApiException(ErrorCodes.InvalidValue, "VCPUs_at_startup", v.Get(XenApi.VM.VCPUsAtStartup).ToString(CultureInfo.InvariantCulture));
             }
 
             tx.Update(v);

@@ -12,21 +12,23 @@ public static class VmPowerStates
     public static XenObject DeclaredHalted(XenObject vm)
     {
         var v = vm.Clone();
-        v["power_state"] = "Halted";
-        v["resident_on"] = OpaqueRef.Null;
-        v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
-        v["domid"] = -1L;
-        v["current_operations"] = new Dictionary<string, object?>();
+        v.Set(XenApi.VM.PowerState, VmPowerState.Halted);
+        v.Set(XenApi.VM.ResidentOn, OpaqueRef.Null);
+        v.Set(XenApi.VM.ScheduledToBeResidentOn, OpaqueRef.Null);
+        v.Set(XenApi.VM.Domid, -1L);
+        v.Set(XenApi.VM.CurrentOperations, new Dictionary<string, VmOperations>());
         return v;
     }
 
     /// <summary>VM_BAD_POWER_STATE unless the VM is in one of <paramref name="allowed"/>, all named in the error as xapi names them.</summary>
-    public static void Require(XenObject vm, params string[] allowed)
+    public static void Require(XenObject vm, params VmPowerState[] allowed)
     {
-        var actual = vm.GetString("power_state");
+        var actual = vm.Get(XenApi.VM.PowerState);
         if (!allowed.Contains(actual))
         {
-            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, string.Join(", ", allowed.Select(s => s.ToLowerInvariant())), actual.ToLowerInvariant());
+            throw new XenApiException(ErrorCodes.VmBadPowerState, vm.Ref, string.Join(", ", allowed.Select(Lower)), Lower(actual));
         }
     }
+
+    private static string Lower(VmPowerState state) => XenEnum.ToWire(XenEnumTypes.VmPowerState, state).ToLowerInvariant();
 }

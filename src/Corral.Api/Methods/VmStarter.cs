@@ -30,7 +30,7 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
             await placement.CheckHostAsync(vm, host, cancellationToken).ConfigureAwait(false);
         }
 
-        if (!haRestart && vm.GetString("ha_restart_priority") == RestartPriority.Restart)
+        if (!haRestart && vm.Get(XenApi.VM.HaRestartPriority) == RestartPriority.Restart)
         {
             // With HA on, a protected VM that starts must still leave a restart plan for the failures to tolerate.
             await planning.CheckAdmissionAsync(vms => [.. vms, new PlanVm(vm.Ref, host.Ref, Placement.MemoryNeeded(vm), true)],
@@ -41,7 +41,7 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
         // finds the first's entry in current_operations. The agent removes it (its task is the reservation) when the
         // VM runs or the start fails.
         await using var mark = await marks.MarkVmAsync(context, vmRef, op, cancellationToken,
-            alsoChange: v => v["scheduled_to_be_resident_on"] = host.Ref);
+            alsoChange: v => v.Set(XenApi.VM.ScheduledToBeResidentOn, host.Ref));
         await operations.RunAsync(HostOperationKinds.VmStart, host.Ref, vmRef,
             new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = mark.TaskRef }, context, cancellationToken, mark);
         return host.Ref;

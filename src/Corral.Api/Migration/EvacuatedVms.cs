@@ -14,7 +14,7 @@ public static class EvacuatedVms
     public const string Key = "MAINTENANCE_MODE_EVACUATED_VMS_MIGRATED";
 
     public static IReadOnlyList<string> Of(XenObject host) =>
-        host.GetStringMap("other_config").GetValueOrDefault(Key) is { Length: > 0 } list
+        host.Get(XenApi.Host.OtherConfig).GetValueOrDefault(Key) is { Length: > 0 } list
             ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
 
     /// <summary>Rewrites the host's list (removing the key when it becomes empty); writes nothing when it does not change.</summary>
@@ -24,8 +24,8 @@ public static class EvacuatedVms
         {
             var list = change(Of(objs[0])).Distinct(StringComparer.Ordinal).ToList();
             var value = list.Count == 0 ? null : string.Join(',', list);
-            var otherConfig = objs[0].GetStringMap("other_config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
-            if (otherConfig.GetValueOrDefault(Key) as string == value)
+            var otherConfig = objs[0].Get(XenApi.Host.OtherConfig).ToDictionary();
+            if (otherConfig.GetValueOrDefault(Key) == value)
             {
                 return;
             }
@@ -40,7 +40,7 @@ public static class EvacuatedVms
             }
 
             var h = objs[0].Clone();
-            h["other_config"] = otherConfig;
+            h.Set(XenApi.Host.OtherConfig, otherConfig);
             tx.Update(h);
         }, cancellationToken);
 }

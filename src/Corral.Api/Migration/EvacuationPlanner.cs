@@ -23,7 +23,7 @@ public sealed class EvacuationPlanner(IPoolDatabase database, Placement placemen
         var evacuated = all.FirstOrDefault(h => h.Ref == hostRef);
         foreach (var host in all)
         {
-            if (host.Ref != hostRef && host.GetBool("enabled") && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            if (host.Ref != hostRef && host.Get(XenApi.Host.Enabled) && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
             {
                 hosts.Add(host);
             }
@@ -31,7 +31,7 @@ public sealed class EvacuationPlanner(IPoolDatabase database, Placement placemen
 
         var free = (await placement.FreeMemoryByHostAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value);
         var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
-            .Where(v => v.GetString("resident_on") == hostRef && v.GetString("power_state") is "Running" or "Paused" && !v.GetBool("is_control_domain"))
+            .Where(v => v.Get(XenApi.VM.ResidentOn) == hostRef && v.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused && !v.Get(XenApi.VM.IsControlDomain))
             .OrderByDescending(Placement.MemoryNeeded).ToList();
         var destinations = new Dictionary<string, string>(StringComparer.Ordinal);
         var blockers = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);

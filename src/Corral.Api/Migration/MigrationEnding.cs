@@ -19,9 +19,9 @@ public static class MigrationEnding
     public static XenObject WithoutMigration(XenObject vm)
     {
         var v = vm.Clone();
-        v["current_operations"] = vm.GetStringMap("current_operations").Where(kv => kv.Value is not ("pool_migrate" or "migrate_send"))
-            .ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
-        v["scheduled_to_be_resident_on"] = OpaqueRef.Null;
+        v.Set(XenApi.VM.CurrentOperations, vm.Get(XenApi.VM.CurrentOperations).Where(kv => kv.Value is not (VmOperations.PoolMigrate or VmOperations.MigrateSend))
+            .ToDictionary());
+        v.Set(XenApi.VM.ScheduledToBeResidentOn, OpaqueRef.Null);
         return v;
     }
 
@@ -57,19 +57,19 @@ public static class MigrationEnding
         foreach (var taskRef in tasks)
         {
             if (await database.TryGetAsync(XenClasses.Task, taskRef, cancellationToken).ConfigureAwait(false) is { } task
-                && task.GetString("status") is "pending" or "cancelling")
+                && task.Get(XenApi.Task.Status) is TaskStatusType.Pending or TaskStatusType.Cancelling)
             {
                 var t = task.Clone();
-                t["status"] = moved ? "success" : "failure";
-                t["progress"] = 1.0;
-                t["finished"] = nowUtc;
+                t.Set(XenApi.Task.Status, moved ? TaskStatusType.Success : TaskStatusType.Failure);
+                t.Set(XenApi.Task.Progress, 1.0);
+                t.Set(XenApi.Task.Finished, nowUtc);
                 if (!moved)
                 {
-                    t["error_info"] = new List<object?>
-                    {
+                    t.Set(XenApi.Task.ErrorInfo,
+                    [
                         ErrorCodes.VmMigrateFailed, migration.VmRef, migration.SourceRef, migration.DestinationRef,
                         migration.Error.Length > 0 ? migration.Error : "the source host failed during the migration",
-                    };
+                    ]);
                 }
 
                 tx.Update(t);

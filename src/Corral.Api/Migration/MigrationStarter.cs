@@ -36,7 +36,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
         {
             Id = Guid.NewGuid().ToString("N"),
             VmRef = vmRef,
-            SourceRef = vm.GetString("resident_on"),
+            SourceRef = vm.Get(XenApi.VM.ResidentOn),
             DestinationRef = hostRef,
             TaskRef = taskRef,
             DowntimeLimitMilliseconds = Option(options, "downtime_ms", 300),
@@ -60,10 +60,10 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             tx.Require(record.Key, 0);
             tx.PutKey(record.Key, record.ToJson());
             var busy = objs[0].Clone();
-            var ops = (Dictionary<string, object?>)busy["current_operations"]!;
-            ops[taskRef] = XenEnum.ToWire(XenEnumTypes.VmOperations, operation);
-            busy["current_operations"] = ops;
-            busy["scheduled_to_be_resident_on"] = hostRef;
+            var ops = busy.Get(XenApi.VM.CurrentOperations).ToDictionary();
+            ops[taskRef] = operation;
+            busy.Set(XenApi.VM.CurrentOperations, ops);
+            busy.Set(XenApi.VM.ScheduledToBeResidentOn, hostRef);
             tx.Update(busy);
         }, cancellationToken).ConfigureAwait(false);
 
@@ -88,7 +88,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
         // The VM's rules: its power state, a template or control domain, another operation in progress...
         await marks.AssertVmAsync(vm, OperationOf(vdiMap), cancellationToken, strict: !force);
 
-        var sourceRef = vm.GetString("resident_on");
+        var sourceRef = vm.Get(XenApi.VM.ResidentOn);
         if (sourceRef == hostRef)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "The VM already runs on that host");
@@ -122,38 +122,38 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
     {
         var moves = new List<DiskMove>();
         var mapped = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var vbdRef in vm.GetSet("VBDs"))
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-            if (vbd is null || vbd.GetBool("empty") || OpaqueRef.IsNull(vbd.GetString("VDI")))
+            if (vbd is null || vbd.Get(XenApi.VBD.Empty) || OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI)))
             {
                 continue;
             }
 
-            var vdi = await database.GetAsync(XenClasses.VDI, vbd.GetString("VDI"), cancellationToken).ConfigureAwait(false);
-            var sr = await database.GetAsync(XenClasses.SR, vdi.GetString("SR"), cancellationToken).ConfigureAwait(false);
+            var vdi = await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
+            var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
             if (vdiMap.TryGetValue(vdi.Ref, out var targetRef) && targetRef != sr.Ref)
             {
                 mapped.Add(vdi.Ref);
                 var target = await database.GetArgumentAsync(XenClasses.SR, targetRef, cancellationToken).ConfigureAwait(false);
-                if (vbd.GetString("type") == "CD")
+                if (vbd.Get(XenApi.VBD.Type) == VbdType.CD)
                 {
-                    throw new XenApiException(ErrorCodes.OperationNotAllowed, $"the CD in drive {vbd.GetString("userdevice")} cannot be copied to another SR; eject it first");
+                    throw new XenApiException(ErrorCodes.OperationNotAllowed, $"the CD in drive {vbd.Get(XenApi.VBD.Userdevice)} cannot be copied to another SR; eject it first");
                 }
 
-                if (!vbd.GetBool("currently_attached"))
+                if (!vbd.Get(XenApi.VBD.CurrentlyAttached))
                 {
                     // Disks move by mirroring the running VM's writes: one that is not plugged into it has none to mirror.
                     throw new XenApiException(ErrorCodes.OperationNotAllowed,
-                        $"the disk in device {vbd.GetString("userdevice")} is not plugged into the running VM; plug it, or copy its VDI to the other SR");
+                        $"the disk in device {vbd.Get(XenApi.VBD.Userdevice)} is not plugged into the running VM; plug it, or copy its VDI to the other SR");
                 }
 
-                if (vdi.GetBool("sharable") || vdi.GetSet("VBDs").Count > 1)
+                if (vdi.Get(XenApi.VDI.Sharable) || vdi.Get(XenApi.VDI.VBDs).Count > 1)
                 {
                     throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "migrate_send");
                 }
 
-                if (!drivers.Get(target.GetString("type")).SupportsVdiCreate)
+                if (!drivers.Get(target.Get(XenApi.SR.Type)).SupportsVdiCreate)
                 {
                     throw new XenApiException(ErrorCodes.SrOperationNotSupported, target.Ref);
                 }
@@ -166,14 +166,14 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
                 moves.Add(new DiskMove
                 {
                     VbdRef = vbd.Ref,
-                    DiskIndex = int.Parse(vbd.GetString("userdevice"), NumberStyles.None, CultureInfo.InvariantCulture),
+                    DiskIndex = int.Parse(vbd.Get(XenApi.VBD.Userdevice), NumberStyles.None, CultureInfo.InvariantCulture),
                     SourceVdiRef = vdi.Ref,
                     SourceSrRef = sr.Ref,
-                    SourceLocation = vdi.GetString("location"),
+                    SourceLocation = vdi.Get(XenApi.VDI.Location),
                     DestinationSrRef = target.Ref,
                     DestinationVdiRef = OpaqueRef.New(),
                     DestinationVdiUuid = OpaqueRef.NewUuid(),
-                    VirtualSize = vdi.GetInt("virtual_size"),
+                    VirtualSize = vdi.Get(XenApi.VDI.VirtualSize),
                 });
                 continue;
             }
@@ -193,7 +193,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
                 throw XenApiException.HandleInvalid(XenClasses.VDI, vdiRef);
             }
 
-            if (!vdi.GetSet("VBDs").Any(vm.GetSet("VBDs").Contains))
+            if (!vdi.Get(XenApi.VDI.VBDs).Any(vm.Get(XenApi.VM.VBDs).Contains))
             {
                 throw new XenApiException(ErrorCodes.InvalidValue, "vdi_map", $"{vdiRef} is not a disk of this VM");
             }

@@ -58,6 +58,6 @@ public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks
             }
         }
 
-        return TaskService.DecodeResult(task.GetString("result"));
+        return TaskService.DecodeResult(task.Get(XenApi.Task.Result));
     }
 }

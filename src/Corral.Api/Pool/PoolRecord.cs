@@ -16,13 +16,13 @@ public static class PoolRecord
     /// The pool's <c>cpu_info</c>: cpu_count and socket_count summed over the hosts, the vendor they share (xapi keeps
     /// the last host's; hosts of mixed vendors cannot migrate VMs between them anyway, so that is named as it is).
     /// </summary>
-    public static Dictionary<string, object?> CpuInfo(IEnumerable<XenObject> hosts)
+    public static Dictionary<string, string> CpuInfo(IEnumerable<XenObject> hosts)
     {
         long cpus = 0, sockets = 0;
         var vendors = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var host in hosts)
         {
-            var info = host.GetStringMap("cpu_info");
+            var info = host.Get(XenApi.Host.CpuInfo);
             cpus += long.TryParse(info.GetValueOrDefault("cpu_count"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var c) ? c : 0;
             sockets += long.TryParse(info.GetValueOrDefault("socket_count"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : 0;
             if (info.GetValueOrDefault("vendor") is { Length: > 0 } vendor)
@@ -31,7 +31,7 @@ public static class PoolRecord
             }
         }
 
-        return new Dictionary<string, object?>(StringComparer.Ordinal)
+        return new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["cpu_count"] = cpus.ToString(CultureInfo.InvariantCulture),
             ["socket_count"] = sockets.ToString(CultureInfo.InvariantCulture),
@@ -50,22 +50,22 @@ public static class PoolRecord
 
         var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         var cpuInfo = CpuInfo(hosts);
-        var restrictions = HostLicense.PoolRestrictions(hosts.Select(h => (IReadOnlyDictionary<string, string>)h.GetStringMap("license_params")));
+        var restrictions = HostLicense.PoolRestrictions(hosts.Select(h => h.Get(XenApi.Host.LicenseParams)));
         await database.UpdateAsync([(XenClasses.Pool, pools[0].Ref)], (objs, tx) =>
         {
             var p = objs[0];
-            if (SameMap(p.GetStringMap("cpu_info"), cpuInfo) && SameMap(p.GetStringMap("restrictions"), restrictions))
+            if (SameMap(p.Get(XenApi.Pool.CpuInfo), cpuInfo) && SameMap(p.Get(XenApi.Pool.Restrictions), restrictions))
             {
                 return;
             }
 
             var updated = p.Clone();
-            updated["cpu_info"] = cpuInfo;
-            updated["restrictions"] = restrictions;
+            updated.Set(XenApi.Pool.CpuInfo, cpuInfo);
+            updated.Set(XenApi.Pool.Restrictions, restrictions);
             tx.Update(updated);
         }, cancellationToken);
     }
 
-    private static bool SameMap(Dictionary<string, string> stored, Dictionary<string, object?> wanted) =>
-        stored.Count == wanted.Count && wanted.All(kv => stored.TryGetValue(kv.Key, out var v) && v == (string?)kv.Value);
+    private static bool SameMap(IReadOnlyDictionary<string, string> stored, Dictionary<string, string> wanted) =>
+        stored.Count == wanted.Count && wanted.All(kv => stored.TryGetValue(kv.Key, out var v) && v == kv.Value);
 }

@@ -147,14 +147,14 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         if (masterRef is null)
         {
             var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
-            masterRef = pools.Count > 0 ? pools[0].GetString("master") : null;
+            masterRef = pools.Count > 0 ? pools[0].Get(XenApi.Pool.Master) : null;
         }
 
         if (masterRef is not null && masterRef != OpaqueRef.Null && masterRef != options.Value.HostRef)
         {
             // As on XenServer: a slave sends clients to the master, which they then log in to.
             var masterHost = await database.TryGetAsync(XenClasses.Host, masterRef, cancellationToken).ConfigureAwait(false);
-            throw new XenApiException(ErrorCodes.HostIsSlave, masterHost?.GetString("address") ?? "");
+            throw new XenApiException(ErrorCodes.HostIsSlave, masterHost?.Get(XenApi.Host.Address) ?? "");
         }
 
         if (await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is not { } stored)
@@ -171,22 +171,20 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         // As xapi records a local superuser's login: no subject, no SID, and no permission list (root may do anything).
         var now = DateTime.UtcNow;
         var transaction = new PoolTransaction();
-        var session = transaction.Create(XenClasses.SessionSchema, new Dictionary<string, object?>
-        {
-            [XenApi.Session.ThisHost.Name] = options.Value.HostRef,
-            [XenApi.Session.ThisUser.Name] = OpaqueRef.Null,
-            [XenApi.Session.Pool.Name] = false,
-            [XenApi.Session.LastActive.Name] = now,
-            [XenApi.Session.ValidationTime.Name] = now,
-            [XenApi.Session.IsLocalSuperuser.Name] = user == RootUser,
-            [XenApi.Session.Subject.Name] = OpaqueRef.Null,
-            [XenApi.Session.AuthUserSid.Name] = "",
-            [XenApi.Session.AuthUserName.Name] = user,
-            [XenApi.Session.RbacPermissions.Name] = new List<object?>(),
-            [XenApi.Session.Parent.Name] = OpaqueRef.Null,
-            [XenApi.Session.Originator.Name] = originator,
-            [XenApi.Session.ClientCertificate.Name] = false,
-        });
+        var session = transaction.Create(XenClasses.SessionSchema);
+        session.Set(XenApi.Session.ThisHost, options.Value.HostRef);
+        session.Set(XenApi.Session.ThisUser, OpaqueRef.Null);
+        session.Set(XenApi.Session.Pool, false);
+        session.Set(XenApi.Session.LastActive, now);
+        session.Set(XenApi.Session.ValidationTime, now);
+        session.Set(XenApi.Session.IsLocalSuperuser, user == RootUser);
+        session.Set(XenApi.Session.Subject, OpaqueRef.Null);
+        session.Set(XenApi.Session.AuthUserSid, "");
+        session.Set(XenApi.Session.AuthUserName, user);
+        session.Set(XenApi.Session.RbacPermissions, []);
+        session.Set(XenApi.Session.Parent, OpaqueRef.Null);
+        session.Set(XenApi.Session.Originator, originator);
+        session.Set(XenApi.Session.ClientCertificate, false);
         await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
         _valid[session.Ref] = (now, now);
         return session.Ref;
@@ -287,21 +285,21 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
             session = await database.TryGetAsync(XenClasses.Session, sessionRef, cancellationToken).ConfigureAwait(false);
         }
 
-        if (session is null || now - session.GetDateTime("last_active") > options.Value.SessionIdleTimeout)
+        if (session is null || now - session.Get(XenApi.Session.LastActive) > options.Value.SessionIdleTimeout)
         {
             _valid.TryRemove(sessionRef, out _);
             throw new XenApiException(ErrorCodes.SessionInvalid, sessionRef);
         }
 
         var touched = seen.TouchedUtc;
-        if (now - session.GetDateTime("last_active") > TouchEvery)
+        if (now - session.Get(XenApi.Session.LastActive) > TouchEvery)
         {
             try
             {
                 await database.UpdateAsync([(XenClasses.Session, sessionRef)], (objs, tx) =>
                 {
                     var s = objs[0].Clone();
-                    s["last_active"] = now;
+                    s.Set(XenApi.Session.LastActive, now);
                     tx.Update(s);
                 }, cancellationToken).ConfigureAwait(false);
                 touched = now;
@@ -323,6 +321,6 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         }
 
         var session = await database.GetAsync(XenClasses.Session, sessionRef, cancellationToken).ConfigureAwait(false);
-        return session.GetString("auth_user_name");
+        return session.Get(XenApi.Session.AuthUserName);
     }
 }

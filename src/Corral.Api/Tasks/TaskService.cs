@@ -14,15 +14,13 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
     public async Task<string> CreateAsync(string sessionRef, string label, string description, CancellationToken cancellationToken)
     {
         var transaction = new PoolTransaction();
-        var task = transaction.Create(XenClasses.TaskSchema, new Dictionary<string, object?>
-        {
-            ["name_label"] = label,
-            ["name_description"] = description,
-            ["created"] = DateTime.UtcNow,
-            ["status"] = "pending",
-            ["resident_on"] = options.Value.HostRef,
-            ["other_config"] = new Dictionary<string, object?> { ["session"] = sessionRef },
-        });
+        var task = transaction.Create(XenClasses.TaskSchema);
+        task.Set(XenApi.Task.NameLabel, label);
+        task.Set(XenApi.Task.NameDescription, description);
+        task.Set(XenApi.Task.Created, DateTime.UtcNow);
+        task.Set(XenApi.Task.Status, TaskStatusType.Pending);
+        task.Set(XenApi.Task.ResidentOn, options.Value.HostRef);
+        task.Set(XenApi.Task.OtherConfig, new Dictionary<string, string> { ["session"] = sessionRef });
         await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
         return task.Ref;
     }
@@ -50,16 +48,16 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
     public Task CompleteAsync(string taskRef, object? result, CancellationToken cancellationToken) =>
         FinishAsync(taskRef, t =>
         {
-            t["status"] = "success";
-            t["progress"] = 1.0;
-            t["result"] = EncodeResult(result);
+            t.Set(XenApi.Task.Status, TaskStatusType.Success);
+            t.Set(XenApi.Task.Progress, 1.0);
+            t.Set(XenApi.Task.Result, EncodeResult(result));
         }, cancellationToken);
 
     public Task FailAsync(string taskRef, IReadOnlyList<string> errorInfo, CancellationToken cancellationToken) =>
         FinishAsync(taskRef, t =>
         {
-            t["status"] = "failure";
-            t["error_info"] = errorInfo.Cast<object?>().ToList();
+            t.Set(XenApi.Task.Status, TaskStatusType.Failure);
+            t.Set(XenApi.Task.ErrorInfo, errorInfo);
         }, cancellationToken);
 
     public async Task SetProgressAsync(string taskRef, double progress, CancellationToken cancellationToken)
@@ -69,9 +67,9 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
             await database.UpdateAsync([(XenClasses.Task, taskRef)], (objs, tx) =>
             {
                 var t = objs[0].Clone();
-                if (t.GetString("status") == "pending")
+                if (t.Get(XenApi.Task.Status) == TaskStatusType.Pending)
                 {
-                    t["progress"] = Math.Clamp(progress, 0, 1);
+                    t.Set(XenApi.Task.Progress, Math.Clamp(progress, 0, 1));
                     tx.Update(t);
                 }
             }, cancellationToken).ConfigureAwait(false);
@@ -89,10 +87,10 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
             await database.UpdateAsync([(XenClasses.Task, taskRef)], (objs, tx) =>
             {
                 var t = objs[0].Clone();
-                if (t.GetString("status") is "pending" or "cancelling")
+                if (t.Get(XenApi.Task.Status) is TaskStatusType.Pending or TaskStatusType.Cancelling)
                 {
                     finish(t);
-                    t["finished"] = DateTime.UtcNow;
+                    t.Set(XenApi.Task.Finished, DateTime.UtcNow);
                     tx.Update(t);
                 }
             }, cancellationToken).ConfigureAwait(false);
@@ -109,10 +107,10 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.Value.OperationTimeout);
         var task = await events.WaitForAsync(XenClasses.Task, taskRef,
-            t => t.GetString("status") is not ("pending" or "cancelling"), timeout.Token).ConfigureAwait(false);
-        if (task.GetString("status") != "success")
+            t => t.Get(XenApi.Task.Status) is not (TaskStatusType.Pending or TaskStatusType.Cancelling), timeout.Token).ConfigureAwait(false);
+        if (task.Get(XenApi.Task.Status) != TaskStatusType.Success)
         {
-            var info = task.GetSet("error_info");
+            var info = task.Get(XenApi.Task.ErrorInfo);
             throw info.Count > 0 ? new XenApiException(info[0], [.. info.Skip(1)]) : new XenApiException(ErrorCodes.TaskCancelled, taskRef);
         }
 

@@ -55,7 +55,7 @@ internal static class ConsoleEndpoint
             return;
         }
 
-        var vm = await database.TryGetAsync(XenClasses.VM, console.GetString("VM"), ct).ConfigureAwait(false);
+        var vm = await database.TryGetAsync(XenClasses.VM, console.Get(XenApi.Console.VM), ct).ConfigureAwait(false);
         var process = vm is null ? null : services.GetRequiredService<IRunningVms>().Find(vm.Uuid);
         if (vm is null || process is null)
         {
@@ -68,11 +68,12 @@ internal static class ConsoleEndpoint
         // noVNC asks for the "binary" subprotocol; a browser drops a connection whose answer names none it asked for.
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p == "binary");
         using var socket = await context.WebSockets.AcceptWebSocketAsync(subProtocol).ConfigureAwait(false);
-        logger.LogInformation("{Protocol} console of VM {Vm} opened from {Remote}", console.GetString("protocol"), vm.GetString("name_label"),
+        var protocol = console.Get(XenApi.Console.Protocol);
+        logger.LogInformation("{Protocol} console of VM {Vm} opened from {Remote}", protocol, vm.Get(XenApi.VM.NameLabel),
             context.Connection.RemoteIpAddress);
         try
         {
-            if (console.GetString("protocol") == "rfb")
+            if (protocol == ConsoleProtocol.Rfb)
             {
                 await using var screen = await process.OpenConsoleAsync(VmConsoleKind.Graphical, ct).ConfigureAwait(false);
                 await WebSocketPump.RunAsync(socket, screen, "the VM's screen closed", ct).ConfigureAwait(false);
@@ -84,7 +85,7 @@ internal static class ConsoleEndpoint
         }
         catch (Exception ex) when (ex is IOException or WebSocketException or System.Net.Sockets.SocketException or OperationCanceledException)
         {
-            logger.LogDebug(ex, "Console of VM {Vm} ended", vm.GetString("name_label"));
+            logger.LogDebug(ex, "Console of VM {Vm} ended", vm.Get(XenApi.VM.NameLabel));
             await WebSocketPump.CloseAsync(socket, "the console ended").ConfigureAwait(false);
         }
     }

@@ -37,7 +37,7 @@ public sealed class PoolHostOrigins(IPoolDatabase database, IOptions<WebConsoleO
                 var addresses = OwnAddresses(options.Value);
                 foreach (var host in await database.GetAllAsync(XenClasses.Host, stoppingToken).ConfigureAwait(false))
                 {
-                    if (host.GetString("address") is { Length: > 0 } address)
+                    if (host.Get(XenApi.Host.Address) is { Length: > 0 } address)
                     {
                         addresses.Add(address.Trim('[', ']'));
                     }
