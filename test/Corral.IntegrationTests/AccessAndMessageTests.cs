@@ -21,51 +21,20 @@ namespace Corral.IntegrationTests;
 public sealed class AccessAndMessageTests : IAsyncLifetime
 {
     private const int MessageLimit = 5;
-    private EtcdFixture _etcd = null!;
-    private ServiceProvider _services = null!;
-    private ApiDispatcher _api = null!;
+    private ApiFixture _fixture = null!;
     private IPoolDatabase _db = null!;
     private string _s = "";
 
     public async Task InitializeAsync()
     {
-        _etcd = await EtcdFixture.StartAsync();
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
-        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
-        services.AddXenApi();
-        services.Configure<MessageOptions>(o => o.Limit = MessageLimit);
-        services.AddSingleton(SrDrivers.Default);
-        _services = services.BuildServiceProvider();
-        foreach (var hosted in _services.GetServices<IHostedService>())
-        {
-            await hosted.StartAsync(default);
-        }
-
-        await _services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
-        _api = _services.GetRequiredService<ApiDispatcher>();
-        _db = _services.GetRequiredService<IPoolDatabase>();
+        _fixture = await ApiFixture.StartAsync(services => services.Configure<MessageOptions>(o => o.Limit = MessageLimit));
+        _db = _fixture.Database;
         _s = (string)(await Call("session.login_with_password", "root", "pw"))!;
     }
 
-    public async Task DisposeAsync()
-    {
-        try
-        {
-            foreach (var hosted in _services.GetServices<IHostedService>())
-            {
-                await hosted.StopAsync(default);
-            }
+    public async Task DisposeAsync() => await _fixture.DisposeAsync();
 
-            await _services.DisposeAsync();
-        }
-        finally
-        {
-            await _etcd.DisposeAsync();
-        }
-    }
-
-    private Task<object?> Call(string method, params object?[] args) => _api.InvokeAsync(method, args, "127.0.0.1", default);
+    private Task<object?> Call(string method, params object?[] args) => _fixture.Call(method, args);
 
     private Task<object?> S(string method, params object?[] args) => Call(method, [_s, .. args]);
 
@@ -204,7 +173,7 @@ public sealed class AccessAndMessageTests : IAsyncLifetime
     public async Task Local_logout_ends_a_host_local_session_and_leaves_a_pool_session_alone()
     {
         // What session.slave_local_login_with_password makes (registered by the agent with the pool membership messages).
-        var local = _services.GetRequiredService<SessionService>().LocalLogin("root", "pw");
+        var local = _fixture.Services.GetRequiredService<SessionService>().LocalLogin("root", "pw");
         await Call("session.local_logout", local);
         Assert.Equal(ErrorCodes.SessionInvalid, (await Assert.ThrowsAsync<XenApiException>(() => Call("session.local_logout", local))).Code);
 
@@ -271,7 +240,7 @@ public sealed class AccessAndMessageTests : IAsyncLifetime
             .Select(i => PoolMessages.Create(tx, $"M{i}", 3L, Cls.VM, uuid, "", start.AddMinutes(i)).Ref).ToList();
         await _db.CommitAsync(tx, default);
 
-        var collector = _services.GetRequiredService<MessageCollector>();
+        var collector = _fixture.Services.GetRequiredService<MessageCollector>();
         Assert.Equal(3, await collector.CollectAsync(default));
         Assert.Equal(refs.Skip(3).Order(StringComparer.Ordinal), Strings(await S("message.get_all")).Order(StringComparer.Ordinal));
         Assert.Equal(0, await collector.CollectAsync(default));

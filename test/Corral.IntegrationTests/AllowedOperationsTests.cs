@@ -22,52 +22,22 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
     private readonly string _hostRef = OpaqueRef.New();
-    private EtcdFixture _etcd = null!;
-    private ServiceProvider _services = null!;
-    private ApiDispatcher _api = null!;
+    private ApiFixture _fixture = null!;
     private IPoolDatabase _db = null!;
     private string _session = "";
 
     public async Task InitializeAsync()
     {
-        _etcd = await EtcdFixture.StartAsync();
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
-        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
-        services.AddXenApi(o => o.HostRef = _hostRef);
-        services.AddSingleton(SrDrivers.Default);
-        _services = services.BuildServiceProvider();
         // This host won the election: the service works here.
-        _services.GetRequiredService<MasterState>().Set(_hostRef);
-        foreach (var hosted in _services.GetServices<IHostedService>())
-        {
-            await hosted.StartAsync(default);
-        }
-
-        await _services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
-        _api = _services.GetRequiredService<ApiDispatcher>();
-        _db = _services.GetRequiredService<IPoolDatabase>();
-        _session = (string)(await Call("session.login_with_password", "root", "pw", "1.0", "test"))!;
+        _fixture = await ApiFixture.StartAsync(services => services.Configure<ApiOptions>(o => o.HostRef = _hostRef),
+            provider => provider.GetRequiredService<MasterState>().Set(_hostRef));
+        _db = _fixture.Database;
+        _session = await _fixture.LoginAsync();
     }
 
-    public async Task DisposeAsync()
-    {
-        try
-        {
-            foreach (var hosted in _services.GetServices<IHostedService>())
-            {
-                await hosted.StopAsync(default);
-            }
+    public async Task DisposeAsync() => await _fixture.DisposeAsync();
 
-            await _services.DisposeAsync();
-        }
-        finally
-        {
-            await _etcd.DisposeAsync();
-        }
-    }
-
-    private Task<object?> Call(string method, params object?[] args) => _api.InvokeAsync(method, args, "127.0.0.1", default);
+    private Task<object?> Call(string method, params object?[] args) => _fixture.Call(method, args);
 
     private async Task<string> CreateVmAsync() =>
         (string)(await Call("VM.create", _session, new Dictionary<string, object?> { ["name_label"] = "web" }))!;
@@ -292,7 +262,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
     public async Task Operations_are_recorded_under_their_task_and_refused_with_xapis_errors()
     {
         var vm = await CreateVmAsync();
-        var marks = _services.GetRequiredService<OperationMarks>();
+        var marks = _fixture.Services.GetRequiredService<OperationMarks>();
         var context = new CallContext(_session, "127.0.0.1", "VM.clone");
         await using (var mark = await marks.MarkVmAsync(context, vm, VmOperations.Clone, default))
         {

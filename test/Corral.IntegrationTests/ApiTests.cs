@@ -16,49 +16,15 @@ namespace Corral.IntegrationTests;
 /// <summary>The XenAPI dispatcher over a real etcd pool database: sessions, errors, generic messages, event.from.</summary>
 public sealed class ApiTests : IAsyncLifetime
 {
-    private EtcdFixture _etcd = null!;
-    private ServiceProvider _services = null!;
-    private ApiDispatcher _api = null!;
+    private ApiFixture _fixture = null!;
 
-    public async Task InitializeAsync()
-    {
-        _etcd = await EtcdFixture.StartAsync();
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
-        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
-        services.AddXenApi();
-        services.AddSingleton(SrDrivers.Default);
-        _services = services.BuildServiceProvider();
-        foreach (var hosted in _services.GetServices<IHostedService>())
-        {
-            await hosted.StartAsync(default);
-        }
+    public async Task InitializeAsync() => _fixture = await ApiFixture.StartAsync();
 
-        await _services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
-        _api = _services.GetRequiredService<ApiDispatcher>();
-    }
+    public async Task DisposeAsync() => await _fixture.DisposeAsync();
 
-    public async Task DisposeAsync()
-    {
-        try
-        {
-            foreach (var hosted in _services.GetServices<IHostedService>())
-            {
-                await hosted.StopAsync(default);
-            }
+    private Task<object?> Call(string method, params object?[] args) => _fixture.Call(method, args);
 
-            await _services.DisposeAsync();
-        }
-        finally
-        {
-            // etcd is stopped whatever happened above, so no test leaves a process behind.
-            await _etcd.DisposeAsync();
-        }
-    }
-
-    private Task<object?> Call(string method, params object?[] args) => _api.InvokeAsync(method, args, "127.0.0.1", default);
-
-    private async Task<string> LoginAsync() => (string)(await Call("session.login_with_password", "root", "pw", "1.0", "test"))!;
+    private Task<string> LoginAsync() => _fixture.LoginAsync();
 
     private async Task<XenApiException> Fails(string method, params object?[] args) =>
         await Assert.ThrowsAsync<XenApiException>(() => Call(method, args));
@@ -185,7 +151,7 @@ public sealed class ApiTests : IAsyncLifetime
 
         var result = (Dictionary<string, object?>)(await waiting)!;
         var events = ((List<object?>)result["events"]!).Cast<Dictionary<string, object?>>().ToList();
-        Assert.True(events.Count > 0, $"no events; token {token} -> {result["token"]}, hub at {_services.GetRequiredService<EventHub>().Revision}");
+        Assert.True(events.Count > 0, $"no events; token {token} -> {result["token"]}, hub at {_fixture.Services.GetRequiredService<EventHub>().Revision}");
         var added = Assert.Single(events, e => (string)e["ref"]! == vm);
         Assert.Equal("vm", added["class"]);
         Assert.Equal("add", added["operation"]);
@@ -202,12 +168,12 @@ public sealed class ApiTests : IAsyncLifetime
     {
         var s = await LoginAsync();
         var task = (string)(await Call("Async.VM.create", s, new Dictionary<string, object?> { ["name_label"] = "later" }))!;
-        var hub = _services.GetRequiredService<EventHub>();
+        var hub = _fixture.Services.GetRequiredService<EventHub>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var done = await hub.WaitForAsync(XenClasses.Task, task, t => t.GetString("status") != "pending", cts.Token);
         Assert.Equal("success", done.GetString("status"));
         var vmRef = Corral.Api.Tasks.TaskService.DecodeResult(done.GetString("result"));
         Assert.Equal("later", await Call("VM.get_name_label", s, vmRef));
-        Assert.Equal(XenClasses.VM, await _services.GetRequiredService<IPoolDatabase>().FindClassOfAsync(vmRef, default));
+        Assert.Equal(XenClasses.VM, await _fixture.Services.GetRequiredService<IPoolDatabase>().FindClassOfAsync(vmRef, default));
     }
 }

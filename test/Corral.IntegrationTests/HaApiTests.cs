@@ -20,26 +20,16 @@ namespace Corral.IntegrationTests;
 public sealed class HaApiTests : IAsyncLifetime
 {
     private const long GiB = 1L << 30;
-    private EtcdFixture _etcd = null!;
-    private ServiceProvider _services = null!;
-    private ApiDispatcher _api = null!;
+    private ApiFixture _fixture = null!;
     private IPoolDatabase _db = null!;
     private readonly List<ILease> _leases = [];
     private string _session = "";
 
     public async Task InitializeAsync()
     {
-        _etcd = await EtcdFixture.StartAsync();
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
-        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
-        services.AddXenApi();
-        services.AddSingleton(SrDrivers.Default);
-        _services = services.BuildServiceProvider();
-        await _services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
-        _api = _services.GetRequiredService<ApiDispatcher>();
-        _db = _services.GetRequiredService<IPoolDatabase>();
-        _session = (string)(await Call("session.login_with_password", "root", "pw", "1.0", "test"))!;
+        _fixture = await ApiFixture.StartAsync(startHostedServices: false);
+        _db = _fixture.Database;
+        _session = await _fixture.LoginAsync();
     }
 
     public async Task DisposeAsync()
@@ -50,16 +40,14 @@ public sealed class HaApiTests : IAsyncLifetime
             {
                 await lease.DisposeAsync();
             }
-
-            await _services.DisposeAsync();
         }
         finally
         {
-            await _etcd.DisposeAsync();
+            await _fixture.DisposeAsync();
         }
     }
 
-    private Task<object?> Call(string method, params object?[] args) => _api.InvokeAsync(method, args, "127.0.0.1", default);
+    private Task<object?> Call(string method, params object?[] args) => _fixture.Call(method, args);
 
     private Task<object?> S(string method, params object?[] args) => Call(method, [_session, .. args]);
 
