@@ -6,6 +6,7 @@ using Corral.Api.Http;
 using Corral.Api.Sessions;
 using Corral.PoolDatabase.Etcd;
 using Corral.Storage;
+using Corral.WebConsole.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -22,6 +23,7 @@ public sealed class WireTests : IAsyncLifetime
     private EtcdFixture _etcd = null!;
     private WebApplication _app = null!;
     private HttpClient _http = null!;
+    private readonly DirectoryInfo _console = Directory.CreateTempSubdirectory("corral-wire-console-");
 
     public async Task InitializeAsync()
     {
@@ -32,7 +34,10 @@ public sealed class WireTests : IAsyncLifetime
         builder.Services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
         builder.Services.AddXenApi();
         builder.Services.AddSingleton(SrDrivers.Default);
+        builder.Services.AddWebConsole(o => o.ContentDirectory = _console.FullName);
+        File.WriteAllText(Path.Combine(_console.FullName, "index.html"), "<!doctype html><title>console</title>");
         _app = builder.Build();
+        _app.UseWebConsole();
         _app.MapXenApi();
         await _app.StartAsync();
         await _app.Services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
@@ -51,6 +56,7 @@ public sealed class WireTests : IAsyncLifetime
         finally
         {
             await _etcd.DisposeAsync();
+            _console.Delete(recursive: true);
         }
     }
 
@@ -71,6 +77,25 @@ public sealed class WireTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Contains("<name>Status</name><value>Success</value>", body, StringComparison.Ordinal);
         Assert.Contains("<name>Value</name><value>OpaqueRef:", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Xml_rpc_answers_any_other_post_path_and_the_web_console_is_served_beside_it()
+    {
+        // Python's XML-RPC client posts to /RPC2, Xen Orchestra falls back to /xmlrpc: xapi takes both as XML-RPC.
+        foreach (var path in new[] { "/RPC2", "/xmlrpc" })
+        {
+            var (status, body) = await PostAsync(path, Call("session.login_with_password", "root", "pw"), "text/xml");
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Contains("<name>Status</name><value>Success</value>", body, StringComparison.Ordinal);
+        }
+
+        // That fallback never hides the console's files from a browser, nor turns an unknown GET into a 405.
+        using var app = await _http.GetAsync(new Uri("/console/", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, app.StatusCode);
+        Assert.Contains("<title>console</title>", await app.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var missing = await _http.GetAsync(new Uri("/no-such-page", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
 
     [Theory]

@@ -16,11 +16,23 @@ namespace Corral.Api.Http;
 /// </summary>
 public static class XenApiEndpoints
 {
-    public static IEndpointRouteBuilder MapXenApi(this IEndpointRouteBuilder endpoints)
+    public static WebApplication MapXenApi(this WebApplication endpoints)
     {
         endpoints.MapPost("/", HandleXmlRpcAsync);
         endpoints.MapPost("/jsonrpc", HandleJsonRpcAsync);
-        endpoints.MapPost("/{**path}", HandleXmlRpcAsync).WithOrder(int.MaxValue);
+        // Any other POST that no route takes is XML-RPC. A middleware, not a catch-all route: a route matching every
+        // path would answer a GET of the web console's files 405 (routing picks the method-mismatch endpoint, and
+        // static files step aside for any routed endpoint).
+        endpoints.Use(async (context, next) =>
+        {
+            if (context.GetEndpoint() is null && HttpMethods.IsPost(context.Request.Method))
+            {
+                await HandleXmlRpcAsync(context);
+                return;
+            }
+
+            await next(context);
+        });
         // A browser opening the host's address finds the web console there, as XenServer's welcome page leads on.
         endpoints.MapGet("/", (HttpContext context) => context.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase)
             ? Results.Redirect("/console/")
