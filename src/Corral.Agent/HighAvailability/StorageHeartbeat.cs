@@ -95,44 +95,62 @@ public sealed class StorageHeartbeat(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested)
+        // The configuration is read on its own loop: a pool database out of reach (an isolated host's) must never
+        // delay a heartbeat write, or the host would count its own heartbeat as no longer landing.
+        var configuration = RefreshConfigurationAsync(stoppingToken);
+        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
+        do
+        {
+            Beat();
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
+
+        await configuration.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    private void Beat()
+    {
+        var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
+        if (leaseSafe)
+        {
+            _fenced = false;
+        }
+
+        var lands = SelfFencePolicy.HeartbeatLands(SinceOwnBeatBegan, options.Value.Timings);
+        if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe, _fenced, lands) && _directory is { } directory)
+        {
+            Write(directory);
+        }
+
+        if (_enabled && _directory is { } watchedDirectory)
+        {
+            Watch(watchedDirectory);
+        }
+    }
+
+    private async Task RefreshConfigurationAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
+        do
         {
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                timeout.CancelAfter(options.Value.HeartbeatInterval);
-                var pool = (await database.GetAllAsync(XenClasses.Pool, timeout.Token).ConfigureAwait(false)).SingleOrDefault();
+                timeout.CancelAfter(options.Value.HeartbeatInterval * 2);
+                var pool = (await database.GetAllAsync(XenClasses.Pool, timeout.Token)).SingleOrDefault();
                 if (pool is not null)
                 {
                     _enabled = pool.Get(XenApi.Pool.HaEnabled);
-                    _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token).ConfigureAwait(false) : null;
+                    _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token) : null;
                 }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
-                // The pool database is out of reach: the last view stands, and the heartbeat goes on while the lease is safe.
+                // The pool database is out of reach: the last view stands, and the heartbeat goes on as the policy allows.
                 logger.LogDebug(ex, "Could not read the HA configuration");
             }
-
-            var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
-            if (leaseSafe)
-            {
-                _fenced = false;
-            }
-
-            var lands = SelfFencePolicy.HeartbeatLands(SinceOwnBeatBegan, options.Value.Timings);
-            if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe, _fenced, lands) && _directory is { } directory)
-            {
-                Write(directory);
-            }
-
-            if (_enabled && _directory is { } watchedDirectory)
-            {
-                Watch(watchedDirectory);
-            }
-
-            await Task.Delay(options.Value.HeartbeatInterval, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
         }
+        while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
     }
 
     private void Watch(string directory)
