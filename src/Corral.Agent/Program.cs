@@ -20,6 +20,7 @@ using Corral.PoolDatabase.Etcd.Membership;
 using Corral.Storage;
 using Corral.WebConsole.Consoles;
 using Corral.WebConsole.Hosting;
+using Microsoft.Extensions.Options;
 
 // The agent runs in generations: joining, leaving or recovering a pool changes which pool database this host uses,
 // so the agent stops its services, changes its etcd membership (MembershipTransitionRunner), and starts them again.
@@ -148,7 +149,10 @@ do
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();
     builder.Services.AddHostedService<MasterElection>();
-    builder.Services.Configure<HaOptions>(builder.Configuration.GetSection("Corral:Ha"));
+    // HA's timing budget is refused at start, with the inequality it breaks, rather than found unsafe in a failure.
+    builder.Services.AddOptions<HaOptions>().Bind(builder.Configuration.GetSection("Corral:Ha"))
+        .ValidateOnStart();
+    builder.Services.AddSingleton<IValidateOptions<HaOptions>, HaOptionsValidation>();
     builder.Services.AddSingleton(TimeProvider.System);
     builder.Services.AddSingleton<FenceAgents>();
     builder.Services.AddSingleton<IHostPowerControl>(sp => sp.GetRequiredService<FenceAgents>());

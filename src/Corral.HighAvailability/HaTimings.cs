@@ -1,17 +1,76 @@
 namespace Corral.HighAvailability;
 
-/// <summary>The waits of HA's recovery; the agent fills them from its options, the simulation from its scenario.</summary>
+/// <summary>
+/// HA's timing budget in one place: the agent fills it from its options (<c>Corral:Ha</c>), the simulation from its
+/// scenario, and both run the same checks (<see cref="Problems"/>) before using it. docs/ha.md gives the safety
+/// argument these inequalities carry.
+/// </summary>
 public sealed record HaTimings
 {
-    /// <summary>A storage heartbeat that has not moved for this long counts as stopped.</summary>
-    public TimeSpan HeartbeatStaleAfter { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>How often each host writes its storage heartbeat (and reads everyone's).</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The master's side: a host's storage heartbeat that has stood still this long, as the master watched it, counts as
+    /// stopped. Longer than <see cref="OwnHeartbeatWindow"/> plus the time a host takes to kill its VMs.
+    /// </summary>
+    public TimeSpan HeartbeatStaleAfter { get; init; } = TimeSpan.FromSeconds(4);
+
+    /// <summary>
+    /// The host's side: a host without a lease it can count on keeps its VMs (it is isolated, not dead) only while its
+    /// own storage heartbeat keeps landing: the last write that succeeded began less than this long ago.
+    /// </summary>
+    public TimeSpan OwnHeartbeatWindow { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often a host checks whether it must fence itself.</summary>
+    public TimeSpan SelfFenceCheck { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How long a self-fence may take to end the VMs' processes (SIGKILL, then their exit seen).</summary>
+    public TimeSpan KillGrace { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>What the master adds, after it sees a host's lease gone, before it treats the host as fenced.</summary>
     public TimeSpan FenceMargin { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The isolation response: null keeps an isolated host's VMs running for as long as it stays isolated (the
+    /// default, as vSphere's "leave powered on"); a time makes the host power its VMs off after that long isolated, so
+    /// that HA restarts them where the pool can reach them ("power off and restart VMs").
+    /// </summary>
+    public TimeSpan? IsolationPowerOffAfter { get; init; }
 
     /// <summary>How long a VM that could not be placed waits before it is tried again (and a fence agent that failed).</summary>
     public TimeSpan RetryUnplaced { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How often the master recomputes <c>ha_plan_exists_for</c>.</summary>
     public TimeSpan PlanRefresh { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>What is wrong with this budget, each naming its settings; empty when it is safe to use.</summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var problems = new List<string>();
+        if (HeartbeatInterval <= TimeSpan.Zero || SelfFenceCheck <= TimeSpan.Zero || KillGrace < TimeSpan.Zero || FenceMargin < TimeSpan.Zero)
+        {
+            problems.Add("HeartbeatInterval and SelfFenceCheck must be positive, KillGrace and FenceMargin not negative");
+        }
+
+        if (OwnHeartbeatWindow < 2 * HeartbeatInterval)
+        {
+            problems.Add($"OwnHeartbeatWindow ({OwnHeartbeatWindow.TotalSeconds} s) must be at least twice HeartbeatInterval "
+                + $"({HeartbeatInterval.TotalSeconds} s): one late heartbeat write must not make an isolated host kill its VMs");
+        }
+
+        var hostDone = OwnHeartbeatWindow + SelfFenceCheck + KillGrace;
+        if (HeartbeatStaleAfter <= hostDone)
+        {
+            problems.Add($"HeartbeatStaleAfter ({HeartbeatStaleAfter.TotalSeconds} s) must exceed OwnHeartbeatWindow + SelfFenceCheck + KillGrace "
+                + $"({hostDone.TotalSeconds} s): the master may count a host's heartbeat stopped only once the host has had the time to kill its VMs");
+        }
+
+        if (IsolationPowerOffAfter is { } after && after < TimeSpan.Zero)
+        {
+            problems.Add("IsolationPowerOffAfter must not be negative (leave it unset to keep isolated VMs running)");
+        }
+
+        return problems;
+    }
 }

@@ -38,8 +38,11 @@ public interface IRecoveryWorld
     /// <summary>The host's storage heartbeat counter as it reads now; null when it has none (or HA has no statefile here).</summary>
     long? Heartbeat(HaHost host);
 
-    /// <summary>How long this host has watched the heartbeat stand still; null when it has not watched it yet.</summary>
-    TimeSpan? HeartbeatStillFor(HaHost host, DateTime nowUtc);
+    /// <summary>
+    /// How long this host has watched the heartbeat stand still, up to its last successful read of the statefile (a
+    /// master cut from the storage gathers no evidence); null when it has not read the statefile yet.
+    /// </summary>
+    TimeSpan? HeartbeatStillFor(HaHost host);
 
     /// <summary>
     /// False while a live migration the failed host was sending is unsettled and its destination is live: only the

@@ -5,8 +5,9 @@ namespace Corral.HighAvailability;
 /// <summary>
 /// The master's half of HA, one round at a time. When a host is not live while the pool database still places VMs on
 /// it, the master records a recovery (<see cref="RecoveryRecord"/>), powers the host off when it has a fence agent,
-/// or else waits until the host must have fenced itself — it stops its VMs before its lease can expire, the master
-/// adds <see cref="HaTimings.FenceMargin"/> — and until its storage heartbeat has stood still; then it records the
+/// or else waits until its storage heartbeat has stood still for <see cref="HaTimings.HeartbeatStaleAfter"/> as this
+/// master read it (a host whose heartbeat moves is isolated, not dead, and keeps its VMs; one whose heartbeat stopped
+/// has killed them, <see cref="SelfFencePolicy"/>) and <see cref="HaTimings.FenceMargin"/> has passed; then it records the
 /// VMs halted and restarts the protected ones on live hosts with room: priority <c>restart</c> before
 /// <c>best-effort</c>, each group by <c>order</c>, honouring <c>start_delay</c>. What cannot be placed is reported
 /// once and retried. The agent's coordinator and the HA simulation both drive this class; only the world differs.
@@ -47,7 +48,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
                 {
                     var detected = new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = now, Heartbeat = world.Heartbeat(host) };
                     await world.SaveAsync(detected, cancellationToken).ConfigureAwait(false);
-                    logger.LogWarning("HA: host {Host} has lost its liveness lease with VMs on it; waiting for it to be fenced", host.Name);
+                    logger.LogWarning(HaEvents.HostUnleased, "HA: host {Host} has lost its liveness lease with VMs on it; waiting for it to be fenced", host.Name);
                 }
 
                 continue;
@@ -70,7 +71,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         if (host.Live)
         {
             // Back before it was declared fenced: it kept (or re-registered) its lease; nothing to recover.
-            logger.LogInformation("HA: host {Host} is live again; no recovery", host.Name);
+            logger.LogInformation(HaEvents.HostBack, "HA: host {Host} is live again; no recovery", host.Name);
             await world.DeleteAsync(record, cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -84,23 +85,29 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             {
                 record = record with { PowerFenced = true };
                 await world.SaveAsync(record, cancellationToken).ConfigureAwait(false);
-                logger.LogWarning("HA: host {Host} powered off by its fence agent", host.Name);
+                logger.LogWarning(HaEvents.PowerFenced, "HA: host {Host} powered off by its fence agent", host.Name);
             }
         }
 
         var heartbeat = world.Heartbeat(host);
-        if (!record.PowerFenced && heartbeat != record.Heartbeat)
+        if (!record.PowerFenced && heartbeat is not null && heartbeat != record.Heartbeat)
         {
-            // Its storage heartbeat still moves: the host is alive on storage (and must be fencing itself); wait on.
-            logger.LogWarning("HA: host {Host} has no lease but its storage heartbeat moves ({Counter}); waiting", host.Name, heartbeat);
-            await world.SaveAsync(record with { Heartbeat = heartbeat, WaitingSinceUtc = now }, cancellationToken).ConfigureAwait(false);
+            // Its storage heartbeat moves: the host is isolated, not dead. Its VMs run on; it kills them itself (and
+            // stops beating) only if its heartbeat stops landing or its isolation response says so.
+            if (!record.Isolated)
+            {
+                logger.LogWarning(HaEvents.HostIsolated, "HA: host {Host} has no lease but its storage heartbeat moves ({Counter}): isolated, its VMs left running", host.Name, heartbeat);
+            }
+
+            await world.SaveAsync(record with { Heartbeat = heartbeat, Isolated = true }, cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        // The heartbeat must have stood still long enough (a dead host's stopped before its lease expired, so this is
-        // usually true at once), and the fence margin must have passed since the lease was seen gone.
-        var stillFor = world.HeartbeatStillFor(host, now) ?? now - record.WaitingSinceUtc;
-        if (!record.PowerFenced && (now - record.WaitingSinceUtc < timings.FenceMargin || stillFor < timings.HeartbeatStaleAfter))
+        // The heartbeat must have stood still long enough, as this master read the statefile (a dead host's stopped
+        // before its lease expired, so this is usually true at once; a master that cannot read the statefile gathers
+        // no evidence and waits), and the fence margin must have passed since the lease was seen gone.
+        var stillFor = world.HeartbeatStillFor(host);
+        if (!record.PowerFenced && (now - record.WaitingSinceUtc < timings.FenceMargin || stillFor is null || stillFor < timings.HeartbeatStaleAfter))
         {
             return;
         }
@@ -115,8 +122,8 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         var restarts = RestartItem.Ordered(onHost);
         await world.DeclareFencedAsync(record with { State = RecoveryStates.Restarting, Restarts = restarts, LastStartUtc = DateTime.MinValue }, onHost,
             cancellationToken).ConfigureAwait(false);
-        logger.LogWarning("HA: host {Host} is fenced ({How}); {Count} VM(s) halted, {Restarts} to restart", host.Name,
-            record.PowerFenced ? "powered off by its fence agent" : $"{(now - record.WaitingSinceUtc).TotalSeconds:0.0} s without lease or storage heartbeat",
+        logger.LogWarning(HaEvents.HostFenced, "HA: host {Host} is fenced ({How}); {Count} VM(s) halted, {Restarts} to restart", host.Name,
+            record.PowerFenced ? "powered off by its fence agent" : $"no lease, and its storage heartbeat still for {stillFor?.TotalSeconds:0.0} s",
             onHost.Count, restarts.Count);
     }
 

@@ -37,11 +37,14 @@ public sealed record RecoveryRecord
 
     public string State { get; init; } = RecoveryStates.Detected;
 
-    /// <summary>When this master saw the host's lease gone (or last saw its storage heartbeat move).</summary>
+    /// <summary>When this master saw the host's lease gone.</summary>
     public DateTime WaitingSinceUtc { get; init; }
 
     /// <summary>The host's storage heartbeat counter when last read; null when it has none.</summary>
     public long? Heartbeat { get; init; }
+
+    /// <summary>The host's storage heartbeat has moved since its lease was seen gone: it is isolated, not dead.</summary>
+    public bool Isolated { get; init; }
 
     /// <summary>A fence agent has powered the host off: it is fenced, whatever its lease and heartbeat say.</summary>
     public bool PowerFenced { get; init; }

@@ -7,9 +7,9 @@ namespace Corral.EndToEndTests;
 /// is pulled on the master and nobody types a command. A survivor becomes master, both VMs answer ping again from
 /// survivors, exactly one copy of each runs, the dead host shows host-metrics-live false, the guest's on-disk write
 /// sequence has no gap and its image is clean, and no task is left pending. Then a host frozen whole is power-fenced
-/// before its VM starts elsewhere, and runs no stale copy when it thaws; a partitioned host without a fence agent stops
-/// its VM itself before the copy starts elsewhere (never two copies, watched every 50 ms). Also the configuration's
-/// refusals.
+/// before its VM starts elsewhere, and runs no stale copy when it thaws; a partitioned host without a fence agent is
+/// isolated, not dead (its storage heartbeat lands): its VM runs on in the same QEMU process, nothing starts elsewhere
+/// (watched every 50 ms), and it rejoins with the VM as it was. Also the configuration's refusals.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class HaLabTests : IAsyncLifetime
@@ -106,8 +106,9 @@ public sealed class HaLabTests : IAsyncLifetime
         survivor = ["-s", _lab.Addresses[frozen == 2 ? 2 : 1]];
         Assert.Equal("false", await _lab.Xe([.. survivor, "host-list", $"name-label=lab-host{frozen}", "params=host-metrics-live", "--minimal"]));
 
-        // A partitioned host with no fence agent: it must stop its VM itself, before the copy starts elsewhere. The
-        // process table is watched every 50 ms throughout: never two running copies.
+        // A partitioned host with no fence agent is isolated, not dead: its storage heartbeat lands, so it keeps its VM
+        // (the same QEMU process) well past its lease's expiry, and the master starts no copy elsewhere. The process
+        // table and the disk image's holders are watched every 50 ms throughout. Healed, it rejoins as it was.
         await _lab.LabAsync("power-on", frozen.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
             TimeSpan.FromSeconds(90), $"lab-host{frozen} back in the pool");
@@ -116,6 +117,8 @@ public sealed class HaLabTests : IAsyncLifetime
         await _lab.Xe([.. survivor, "host-set-power-on-mode", $"host=lab-host{cut}", "power-on-mode="]);
         var vdi = await _lab.Xe([.. survivor, "vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal"]);
         var image = Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2");
+        await LabSession.Eventually(() => Task.FromResult(LabSession.DiskHolders(image).Count == 1), TimeSpan.FromSeconds(30), "one process holding the disk");
+        var qemuBefore = Assert.Single(LabSession.DiskHolders(image));
         var mostCopies = 0;
         var mostHolders = 0;
         using var watching = new CancellationTokenSource();
@@ -129,18 +132,26 @@ public sealed class HaLabTests : IAsyncLifetime
             }
         });
         await _lab.LabAsync("partition", cut.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        await LabSession.Eventually(async () => _lab.RunningCopies(tools) is [var other] && other != cut && await LabSession.Ping(toolsIp),
-            TimeSpan.FromSeconds(90), "the test VM to answer from another host");
+        await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", $"name-label=lab-host{cut}", "params=host-metrics-live", "--minimal"])).Output == "false",
+            TimeSpan.FromSeconds(30), $"lab-host{cut}'s lease to expire");
+        // Past the lease's expiry by more than the master's whole wait for a dead host.
+        await Task.Delay(TimeSpan.FromSeconds(12));
+        Assert.Equal([cut], _lab.RunningCopies(tools));
         await _lab.LabAsync("heal", cut.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
             TimeSpan.FromSeconds(90), $"lab-host{cut} back after the partition");
+        await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(30), "the isolated VM to answer ping once healed");
         await watching.CancelAsync();
         await watcher;
         Assert.Equal(1, mostCopies);
         Assert.Equal(1, mostHolders);
-        Assert.NotEqual(cut, Assert.Single(_lab.RunningCopies(tools)));
-        Assert.Contains("Self-fencing", await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"agent-host{cut}.log")), StringComparison.Ordinal);
+        Assert.Equal([qemuBefore], LabSession.DiskHolders(image));
+        var cutLog = await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"agent-host{cut}.log"));
+        Assert.Contains("Isolated: the liveness lease cannot be counted on but the storage heartbeat lands", cutLog, StringComparison.Ordinal);
+        Assert.DoesNotContain("Self-fencing", cutLog, StringComparison.Ordinal);
         Assert.Equal("running", await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=power-state"]));
+        Assert.Equal(await _lab.Xe([.. survivor, "host-list", $"name-label=lab-host{cut}", "--minimal"]),
+            await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=resident-on"]));
 
         // Its QEMU killed by someone else (SIGKILL by pid, as the OOM killer would) on a healthy host: the host hands the
         // protected VM to HA, which starts it again, with nobody typing a command.

@@ -21,6 +21,7 @@ public sealed class LabSession : IAsyncDisposable
     private readonly string _home = Directory.CreateTempSubdirectory("corral-labtest-home-").FullName;
     private readonly Dictionary<string, string> _env;
     private readonly string _name;
+    private static bool s_built;
 
     public LabSession(string name, int slot)
     {
@@ -47,8 +48,15 @@ public sealed class LabSession : IAsyncDisposable
 
     public async Task UpAsync()
     {
+        // The first lab of a test run builds Corral (./lab up publishes the agent and xe); the others use that build.
+        if (s_built)
+        {
+            _env["CORRAL_LAB_BUILT"] = "1";
+        }
+
         var (code, up) = await RunAsync(Path.Combine(Repo, "lab"), "up");
         Assert.True(code == 0, up);
+        s_built = true;
         var hostLine = up.Split('\n').First(l => l.Contains("Hosts:", StringComparison.Ordinal));
         Addresses = hostLine.Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(w => w.Count(c => c == '.') == 3).ToList();
         Assert.Equal(3, Addresses.Count);

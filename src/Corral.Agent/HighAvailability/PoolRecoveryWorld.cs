@@ -79,7 +79,7 @@ public sealed class PoolRecoveryWorld(
     // The heartbeat watcher has the statefile directory already; looking it up again each round would cost reads.
     public long? Heartbeat(HaHost host) => heartbeats.StatefileDirectory is { } directory ? StorageHeartbeat.Read(directory, host.Uuid) : null;
 
-    public TimeSpan? HeartbeatStillFor(HaHost host, DateTime nowUtc) => heartbeats.StillFor(host.Uuid, nowUtc);
+    public TimeSpan? HeartbeatStillFor(HaHost host) => heartbeats.StillFor(host.Uuid);
 
     public async Task SaveAsync(RecoveryRecord record, CancellationToken cancellationToken)
     {

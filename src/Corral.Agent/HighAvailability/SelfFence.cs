@@ -8,12 +8,14 @@ using Microsoft.Extensions.Options;
 namespace Corral.Agent.HighAvailability;
 
 /// <summary>
-/// With HA on, a host that can no longer count on its liveness lease stops every VM it runs, at once and without
-/// asking anyone: the master may restart them elsewhere once the lease has expired, and this host's lease can be
-/// relied on only until the send time of its last acknowledged keepalive plus the TTL, less a margin
-/// (<see cref="ILease.SafeUntilUtc"/>). QEMU cannot check a fencing token on each disk write, so the only safe copy
-/// is no copy: the processes are killed (on real hardware the watchdog would then reset the machine). Once the pool
-/// database is reachable again the VMs are recorded halted, unless the master has already placed them elsewhere.
+/// With HA on, a host that can no longer count on its liveness lease (<see cref="ILease.SafeUntilUtc"/>) is isolated,
+/// not dead, while its storage heartbeat keeps landing: its VMs run on, and the master, seeing the heartbeat move,
+/// leaves them alone. When its own heartbeat stops landing (<see cref="HaTimings.OwnHeartbeatWindow"/>), or it has been
+/// isolated for <see cref="HaTimings.IsolationPowerOffAfter"/> when that is set, it stops every VM at once and without
+/// asking anyone, and stops beating: only then may the master restart them elsewhere. QEMU cannot check a fencing
+/// token on each disk write, so the only safe copy is no copy: the processes are killed (on real hardware the watchdog
+/// would then reset the machine). Once the pool database is reachable again the VMs are recorded halted, unless the
+/// master has already placed them elsewhere.
 /// </summary>
 public sealed class SelfFence(
     IPoolDatabase database,
@@ -25,17 +27,38 @@ public sealed class SelfFence(
     ILogger<SelfFence> logger) : BackgroundService
 {
     private readonly HashSet<string> _fencedVmUuids = new(StringComparer.Ordinal);
+    private bool _isolationLogged;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await liveness.Registered.WaitAsync(stoppingToken).ConfigureAwait(false);
+        var timings = options.Value.Timings;
+        long? unsafeSince = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             var lease = liveness.Lease;
             var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
-            if (SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, supervisor.AllProcesses.Count))
+            var wasUnsafeFor = unsafeSince is { } before ? clock.GetElapsedTime(before) : TimeSpan.Zero;
+            unsafeSince = leaseSafe ? null : unsafeSince ?? clock.GetTimestamp();
+            var isolatedFor = unsafeSince is { } since ? clock.GetElapsedTime(since) : TimeSpan.Zero;
+            var lands = SelfFencePolicy.HeartbeatLands(heartbeat.SinceOwnBeatBegan, timings);
+            if (SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, lands, isolatedFor, timings, supervisor.AllProcesses.Count))
             {
-                await FenceAsync(lease).ConfigureAwait(false);
+                heartbeat.Fenced();
+                await FenceAsync(lease, lands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands")
+                    .ConfigureAwait(false);
+            }
+            else if (!leaseSafe && heartbeat.HaEnabled && supervisor.AllProcesses.Count > 0 && !_isolationLogged)
+            {
+                _isolationLogged = true;
+                logger.LogWarning(HaEvents.Isolated, "Isolated: the liveness lease cannot be counted on but the storage heartbeat lands; {Count} VM(s) keep running",
+                    supervisor.AllProcesses.Count);
+            }
+
+            if (leaseSafe && _isolationLogged)
+            {
+                _isolationLogged = false;
+                logger.LogInformation(HaEvents.Rejoined, "Lease safe again after {Seconds:0.0} s isolated; the VMs ran on", wasUnsafeFor.TotalSeconds);
             }
 
             if (_fencedVmUuids.Count > 0 && leaseSafe)
@@ -43,17 +66,17 @@ public sealed class SelfFence(
                 await RecordHaltedAsync(stoppingToken).ConfigureAwait(false);
             }
 
-            await Task.Delay(options.Value.SelfFenceCheck, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            await Task.Delay(timings.SelfFenceCheck, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
         }
     }
 
-    private async Task FenceAsync(ILease? lease)
+    private async Task FenceAsync(ILease? lease, string why)
     {
         // Incoming migration copies too: after the switchover one runs the guest, and its migration may commit (the
         // source can still reach etcd) while this host cannot, making it the VM's only copy until HA restarts it.
         var processes = supervisor.AllProcesses;
-        logger.LogCritical("Self-fencing: the liveness lease {Lease} cannot be counted on (safe until {SafeUntil:O}); killing {Count} VM(s)",
-            lease?.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)", lease?.SafeUntilUtc, processes.Count);
+        logger.LogCritical(HaEvents.SelfFence, "Self-fencing: the liveness lease {Lease} cannot be counted on (safe until {SafeUntil:O}) and {Why}; killing {Count} VM(s)",
+            lease?.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)", lease?.SafeUntilUtc, why, processes.Count);
         foreach (var process in processes)
         {
             try

@@ -9,10 +9,12 @@ using Microsoft.Extensions.Options;
 namespace Corral.Agent.HighAvailability;
 
 /// <summary>
-/// HA's second liveness channel: while HA is on and this host's lease is safe, it writes a counter to its own file in
-/// the statefile directory on the heartbeat SR, synced, every <see cref="HaOptions.HeartbeatInterval"/>. The master
-/// reads the files to tell a dead host (heartbeat stopped) from a slow network (lease gone, heartbeat still moving).
-/// It also keeps this host's view of the HA configuration for <see cref="SelfFence"/>, which must not need etcd to act.
+/// HA's second liveness channel: while HA is on, this host writes a counter to its own file in the statefile directory
+/// on the heartbeat SR, synced, every <see cref="HaOptions.HeartbeatInterval"/>: while its lease is safe, and while it
+/// is isolated (lease gone, storage reachable) until it fences itself (<see cref="SelfFencePolicy.MayBeat"/>). The
+/// master reads the files to tell a dead host (heartbeat stopped) from an isolated one (lease gone, heartbeat still
+/// moving), whose VMs it leaves alone. It also keeps this host's view of the HA configuration for
+/// <see cref="SelfFence"/>, which must not need etcd to act.
 /// </summary>
 public sealed class StorageHeartbeat(
     IPoolDatabase database,
@@ -26,6 +28,11 @@ public sealed class StorageHeartbeat(
     private volatile string? _directory;
     private long _counter;
     private long _lastWrittenTicks;
+
+    // When the last write that succeeded began, by the monotonic clock (0: none yet); and whether this host has fenced
+    // itself since it last held a safe lease, which stops the heartbeat until it does again.
+    private long _lastBeatBegan;
+    private volatile bool _fenced;
 
     private readonly HeartbeatWatch _watched = new();
 
@@ -43,10 +50,16 @@ public sealed class StorageHeartbeat(
     public string? StatefileDirectory => _directory;
 
     /// <summary>
-    /// How long the host's heartbeat has stood still as this host has watched it (from the first read, so a host that
-    /// just started watching counts conservatively); null when it has not watched it yet.
+    /// How long the host's heartbeat has stood still as this host has watched it, up to this host's last successful
+    /// read of the statefile (<see cref="HeartbeatWatch.StillFor"/>); null when it has not read it yet.
     /// </summary>
-    public TimeSpan? StillFor(string hostUuid, DateTime nowUtc) => _watched.StillFor(hostUuid, nowUtc);
+    public TimeSpan? StillFor(string hostUuid) => _watched.StillFor(hostUuid);
+
+    /// <summary>How long ago this host's last successful heartbeat write began (monotonic); null when none has.</summary>
+    public TimeSpan? SinceOwnBeatBegan => Interlocked.Read(ref _lastBeatBegan) is var began && began != 0 ? clock.GetElapsedTime(began) : null;
+
+    /// <summary>Called by the self-fence before it kills: no more heartbeats until this host holds a safe lease again.</summary>
+    public void Fenced() => _fenced = true;
 
     public static string FileOf(string directory, string hostUuid) => Path.Combine(directory, hostUuid);
 
@@ -82,37 +95,62 @@ public sealed class StorageHeartbeat(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested)
+        // The configuration is read on its own loop: a pool database out of reach (an isolated host's) must never
+        // delay a heartbeat write, or the host would count its own heartbeat as no longer landing.
+        var configuration = RefreshConfigurationAsync(stoppingToken);
+        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
+        do
+        {
+            Beat();
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
+
+        await configuration.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    private void Beat()
+    {
+        var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
+        if (leaseSafe)
+        {
+            _fenced = false;
+        }
+
+        var lands = SelfFencePolicy.HeartbeatLands(SinceOwnBeatBegan, options.Value.Timings);
+        if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe, _fenced, lands) && _directory is { } directory)
+        {
+            Write(directory);
+        }
+
+        if (_enabled && _directory is { } watchedDirectory)
+        {
+            Watch(watchedDirectory);
+        }
+    }
+
+    private async Task RefreshConfigurationAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
+        do
         {
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                timeout.CancelAfter(options.Value.HeartbeatInterval);
-                var pool = (await database.GetAllAsync(XenClasses.Pool, timeout.Token).ConfigureAwait(false)).SingleOrDefault();
+                timeout.CancelAfter(options.Value.HeartbeatInterval * 2);
+                var pool = (await database.GetAllAsync(XenClasses.Pool, timeout.Token)).SingleOrDefault();
                 if (pool is not null)
                 {
                     _enabled = pool.Get(XenApi.Pool.HaEnabled);
-                    _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token).ConfigureAwait(false) : null;
+                    _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token) : null;
                 }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
-                // The pool database is out of reach: the last view stands, and the heartbeat goes on while the lease is safe.
+                // The pool database is out of reach: the last view stands, and the heartbeat goes on as the policy allows.
                 logger.LogDebug(ex, "Could not read the HA configuration");
             }
-
-            if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime)) && _directory is { } directory)
-            {
-                Write(directory);
-            }
-
-            if (_enabled && _directory is { } watchedDirectory)
-            {
-                Watch(watchedDirectory);
-            }
-
-            await Task.Delay(options.Value.HeartbeatInterval, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
         }
+        while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
     }
 
     private void Watch(string directory)
@@ -120,6 +158,7 @@ public sealed class StorageHeartbeat(
         var now = clock.GetUtcNow().UtcDateTime;
         try
         {
+            var complete = true;
             foreach (var file in System.IO.Directory.EnumerateFiles(directory).Where(f => !f.EndsWith(".new", StringComparison.Ordinal)))
             {
                 var uuid = Path.GetFileName(file);
@@ -127,6 +166,16 @@ public sealed class StorageHeartbeat(
                 {
                     _watched.Observe(uuid, counter, now);
                 }
+                else
+                {
+                    complete = false;
+                }
+            }
+
+            // Only a read of every heartbeat is evidence that the ones that did not move stood still.
+            if (complete)
+            {
+                _watched.Scanned(now);
             }
         }
         catch (IOException ex)
@@ -139,6 +188,7 @@ public sealed class StorageHeartbeat(
     {
         try
         {
+            var began = clock.GetTimestamp();
             System.IO.Directory.CreateDirectory(directory);
             var path = FileOf(directory, identity.Uuid);
             var temporary = path + ".new";
@@ -152,6 +202,7 @@ public sealed class StorageHeartbeat(
 
             File.Move(temporary, path, overwrite: true);
             Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
+            Interlocked.Exchange(ref _lastBeatBegan, began);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -128,6 +128,12 @@ public sealed class Scenario
         }
 
         scenario.Validate();
+        // The agent's own check of the timing budget (HaOptionsValidation): a scenario cannot run an unsafe one.
+        if (scenario.Timings.Problems() is [var first, ..])
+        {
+            throw new ScenarioException($"{name}: {first}");
+        }
+
         return scenario;
     }
 
@@ -240,6 +246,15 @@ public sealed class Scenario
                 break;
             case "fence-margin":
                 Timings = Timings with { FenceMargin = Seconds(w[1]) };
+                break;
+            case "stale-after":
+                Timings = Timings with { HeartbeatStaleAfter = Seconds(w[1]) };
+                break;
+            case "own-heartbeat-window":
+                Timings = Timings with { OwnHeartbeatWindow = Seconds(w[1]) };
+                break;
+            case "isolation-power-off-after":
+                Timings = Timings with { IsolationPowerOffAfter = Seconds(w[1]) };
                 break;
             case "bound":
                 Bound = Seconds(w[1]);

@@ -25,8 +25,6 @@ public sealed class HostClock(Simulation sim, double rate) : TimeProvider
 /// </summary>
 public sealed class SimHost
 {
-    private static readonly TimeSpan SelfFenceCheck = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan CoordinatorTick = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan WriteInterval = TimeSpan.FromMilliseconds(100);
 
@@ -38,6 +36,11 @@ public sealed class SimHost
     private long _keepAliveSequence;
     private long _pendingKeepAlive;
     private long _counter;
+
+    // The storage heartbeat's and the self-fence's state, as StorageHeartbeat and SelfFence keep it.
+    private DateTime? _lastBeatBegan;
+    private bool _beatFenced;
+    private DateTime? _unsafeSince;
     private RecoveryEngine? _engine;
     private SimRecoveryWorld? _world;
     private bool _roundFailing;
@@ -192,12 +195,16 @@ public sealed class SimHost
         _agentEpoch++;
         _adopted = false;
         _counter = 0;
+        _lastBeatBegan = null;
+        _beatFenced = false;
+        _unsafeSince = null;
         Watch = new HeartbeatWatch();
         _world = new SimRecoveryWorld(_sim, this);
         _engine = new RecoveryEngine(_sim.Scenario.Timings, Clock, new SimLogger(_sim, Name));
         Loop(TimeSpan.FromMilliseconds(500), Register, TimeSpan.Zero);
-        Loop(SelfFenceCheck, SelfFenceRound, _sim.Jitter(SelfFenceCheck));
-        Loop(HeartbeatInterval, HeartbeatRound, _sim.Jitter(HeartbeatInterval));
+        var timings = _sim.Scenario.Timings;
+        Loop(timings.SelfFenceCheck, SelfFenceRound, _sim.Jitter(timings.SelfFenceCheck));
+        Loop(timings.HeartbeatInterval, HeartbeatRound, _sim.Jitter(timings.HeartbeatInterval));
         Loop(CoordinatorTick, CampaignRound, _sim.Jitter(CoordinatorTick));
         Loop(CoordinatorTick, CoordinatorRound, _sim.Jitter(CoordinatorTick));
         Loop(TimeSpan.FromSeconds(1), SuperviseMember, _sim.Jitter(TimeSpan.FromSeconds(1)));
@@ -423,10 +430,15 @@ public sealed class SimHost
     {
         CheckDeadline();
         var safe = LeaseSafe;
+        var now = Clock.UtcNow;
+        _unsafeSince = safe ? null : _unsafeSince ?? now;
+        var timings = _sim.Scenario.Timings;
+        var lands = SelfFencePolicy.HeartbeatLands(now - _lastBeatBegan, timings);
         var incoming = SelfFenceIgnoresIncoming ? [] : Incoming.Where(p => p.Value.Alive).Select(p => p.Key).ToList();
-        if (SelfFencePolicy.MustKill(HaEnabledView, safe, Processes.Count + incoming.Count))
+        if (SelfFencePolicy.MustKill(HaEnabledView, safe, lands, now - (_unsafeSince ?? now), timings, Processes.Count + incoming.Count))
         {
-            _sim.Log(Name, $"self-fence: lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}); kills {string.Join(", ", Processes.Keys.Concat(incoming.Select(v => v + " (incoming)")))}");
+            _beatFenced = true;
+            _sim.Log(Name, $"self-fence: lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}) and {(lands ? "isolated too long" : "heartbeat not landing")}; kills {string.Join(", ", Processes.Keys.Concat(incoming.Select(v => v + " (incoming)")))}");
             foreach (var name in Processes.Keys.ToList())
             {
                 Kill(name);
@@ -494,17 +506,27 @@ public sealed class SimHost
             // The last view stands.
         }
 
-        if (SelfFencePolicy.MayBeat(HaEnabledView, true, LeaseSafe) && !StorageCut)
+        var now = Clock.UtcNow;
+        if (LeaseSafe)
+        {
+            _beatFenced = false;
+        }
+
+        var lands = SelfFencePolicy.HeartbeatLands(now - _lastBeatBegan, _sim.Scenario.Timings);
+        if (SelfFencePolicy.MayBeat(HaEnabledView, true, LeaseSafe, _beatFenced, lands) && !StorageCut)
         {
             _sim.Statefile[Name] = ++_counter;
+            _lastBeatBegan = now;
         }
 
         if (HaEnabledView && !StorageCut)
         {
             foreach (var (host, counter) in _sim.Statefile)
             {
-                Watch.Observe(host, counter, Clock.UtcNow);
+                Watch.Observe(host, counter, now);
             }
+
+            Watch.Scanned(now);
         }
     }
 

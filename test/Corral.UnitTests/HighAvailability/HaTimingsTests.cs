@@ -1,0 +1,76 @@
+using Corral.Agent.HighAvailability;
+using Corral.HighAvailability;
+using Xunit;
+
+namespace Corral.UnitTests.HighAvailability;
+
+/// <summary>HA's timing budget: the defaults are safe; a budget that breaks an inequality of the safety argument is refused, by name.</summary>
+public sealed class HaTimingsTests
+{
+    [Fact]
+    public void The_defaults_keep_every_inequality()
+    {
+        Assert.Empty(new HaTimings().Problems());
+        Assert.True(new HaOptionsValidation().Validate(null, new HaOptions()).Succeeded);
+    }
+
+    [Fact]
+    public void A_master_that_would_count_a_heartbeat_stopped_before_the_host_killed_its_vms_is_refused()
+    {
+        var result = new HaOptionsValidation().Validate(null, new HaOptions { HeartbeatStaleAfter = TimeSpan.FromSeconds(3) });
+        Assert.True(result.Failed);
+        Assert.Contains("Corral:Ha: HeartbeatStaleAfter (3 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + KillGrace (3.1 s)", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_window_that_one_late_write_would_close_is_refused()
+    {
+        var problems = new HaTimings { HeartbeatInterval = TimeSpan.FromSeconds(2), OwnHeartbeatWindow = TimeSpan.FromSeconds(3), HeartbeatStaleAfter = TimeSpan.FromSeconds(10) }.Problems();
+        Assert.Contains(problems, p => p.StartsWith("OwnHeartbeatWindow (3 s) must be at least twice HeartbeatInterval (2 s)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_isolated_host_keeps_its_vms_while_its_heartbeat_lands_and_fences_when_it_stops_or_the_response_says_so()
+    {
+        var keep = new HaTimings();
+        var lands = SelfFencePolicy.HeartbeatLands(TimeSpan.FromSeconds(1.5), keep);
+        Assert.True(lands);
+        Assert.False(SelfFencePolicy.MustKill(haEnabled: true, leaseSafe: false, lands, TimeSpan.FromHours(1), keep, runningVms: 2));
+        Assert.True(SelfFencePolicy.MayBeat(haEnabled: true, statefileKnown: true, leaseSafe: false, fenced: false, lands));
+
+        // Its own heartbeat stopped landing (a write that began 2 s ago or more, or none at all): kill, and beat no more.
+        var stale = SelfFencePolicy.HeartbeatLands(TimeSpan.FromSeconds(2), keep);
+        Assert.False(stale);
+        Assert.False(SelfFencePolicy.HeartbeatLands(null, keep));
+        Assert.True(SelfFencePolicy.MustKill(haEnabled: true, leaseSafe: false, stale, TimeSpan.Zero, keep, runningVms: 1));
+        Assert.False(SelfFencePolicy.MayBeat(haEnabled: true, statefileKnown: true, leaseSafe: false, fenced: false, stale));
+        Assert.False(SelfFencePolicy.MayBeat(haEnabled: true, statefileKnown: true, leaseSafe: false, fenced: true, lands));
+        Assert.True(SelfFencePolicy.MayBeat(haEnabled: true, statefileKnown: true, leaseSafe: true, fenced: true, stale));
+
+        // The isolation response "power off after 30 s".
+        var powerOff = keep with { IsolationPowerOffAfter = TimeSpan.FromSeconds(30) };
+        Assert.False(SelfFencePolicy.MustKill(haEnabled: true, leaseSafe: false, lands, TimeSpan.FromSeconds(29), powerOff, runningVms: 1));
+        Assert.True(SelfFencePolicy.MustKill(haEnabled: true, leaseSafe: false, lands, TimeSpan.FromSeconds(30), powerOff, runningVms: 1));
+        Assert.False(SelfFencePolicy.MustKill(haEnabled: true, leaseSafe: true, lands, TimeSpan.FromSeconds(30), powerOff, runningVms: 1));
+    }
+
+    [Fact]
+    public void A_watcher_cut_from_the_storage_gathers_no_evidence_that_a_heartbeat_stopped()
+    {
+        var watch = new HeartbeatWatch();
+        var t0 = new DateTime(2026, 12, 4, 0, 0, 0, DateTimeKind.Utc);
+        Assert.Null(watch.StillFor("h2"));
+        watch.Observe("h2", 7, t0);
+        watch.Scanned(t0);
+        watch.Observe("h2", 7, t0.AddSeconds(3));
+        watch.Scanned(t0.AddSeconds(3));
+        Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h2"));
+        // No read succeeds any more: however long it lasts, the evidence stays at 3 s.
+        Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h2"));
+        // A host never seen counts from the first successful read; a moving one from its last change.
+        Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h3"));
+        watch.Observe("h2", 8, t0.AddSeconds(4));
+        watch.Scanned(t0.AddSeconds(4));
+        Assert.Equal(TimeSpan.Zero, watch.StillFor("h2"));
+    }
+}
