@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # HA recovery time, with the lab up (./lab up): for each count of protected VMs (default "1 4 8"), RUNS (default 3)
-# times, the VMs run on lab-host3 (not the master), answering ping; the plug is pulled on lab-host3 and the clock runs
-# until every VM answers ping again from a survivor, with no command typed. Prints each run (first and last VM back)
-# and the median per count. The host is powered on again and the VMs are moved back between runs; the bench's VMs
-# are removed at the end and HA is left as it was.
-# Usage (as root): bench/ha-recovery.sh [counts] [runs]
+# times, the VMs run on one host, answering ping; the plug is pulled on that host and the clock runs until every VM
+# answers ping again from a survivor, with no command typed. The host is HOST (default 3: lab-host3, not the master),
+# or "master": whichever host is pool master at the start of each run (with the etcd leader, when it is). Prints each
+# run (first and last VM back) and, per count, the median and the 95th percentile (nearest rank) of the last VM back,
+# with min and max. The host is powered on again and the VMs are moved back between runs; the bench's VMs are removed
+# at the end and HA is left as it was.
+# Usage (as root): bench/ha-recovery.sh [counts] [runs]    (HOST=master bench/ha-recovery.sh 1 20: the master)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=${1:-1 4 8}
@@ -12,7 +14,7 @@ runs=${2:-${RUNS:-3}}
 shared=$(xe sr-list name-label="Shared storage" --minimal)
 [ -n "$shared" ] || { echo "no lab: run ./lab up first" >&2; exit 1; }
 pool=$(xe pool-list --minimal)
-host3=$(xe host-list name-label=lab-host3 --minimal)
+target=${HOST:-3}
 subnet=$(xe vm-param-get uuid="$(xe vm-list name-label="Corral test VM" --minimal)" param-name=xenstore-data param-key=vm-data/ip | cut -d. -f1-3)
 ha_was=$(xe pool-param-get uuid="$pool" param-name=ha-enabled)
 . bench/lab-vms.sh
@@ -37,19 +39,26 @@ for n in $counts; do
   results=()
   for run in $(seq "$runs"); do
     until all_live; do sleep 1; done
-    # The first n bench VMs run on lab-host3, the others are halted.
+    if [ "$target" = master ]; then
+      slot=$(xe host-param-get uuid="$(xe pool-param-get uuid="$pool" param-name=master)" param-name=name-label | sed 's/^lab-host//')
+    else
+      slot=$target
+    fi
+    victim=lab-host$slot
+    victim_uuid=$(xe host-list name-label="$victim" --minimal)
+    # The first n bench VMs run on the victim, the others are halted.
     for i in $(seq "$max"); do
       vm=${bench_vms[$((i - 1))]}
       state=$(xe vm-param-get uuid="$vm" param-name=power-state)
       if [ "$i" -le "$n" ]; then
-        if [ "$state" = halted ]; then xe vm-start uuid="$vm" on=lab-host3 >/dev/null
-        elif [ "$(xe vm-param-get uuid="$vm" param-name=resident-on)" != "$host3" ]; then xe vm-migrate uuid="$vm" host=lab-host3 >/dev/null; fi
+        if [ "$state" = halted ]; then xe vm-start uuid="$vm" on="$victim" >/dev/null
+        elif [ "$(xe vm-param-get uuid="$vm" param-name=resident-on)" != "$victim_uuid" ]; then xe vm-migrate uuid="$vm" host="$victim" >/dev/null; fi
       elif [ "$state" != halted ]; then xe vm-shutdown uuid="$vm" force=true >/dev/null; fi
     done
     for i in $(seq "$n"); do until ping -c 1 -W 1 "$(ip_of "$i")" >/dev/null 2>&1; do sleep 0.2; done; done
     sleep 2
     start=$(ms)
-    ./lab pull-plug 3 >/dev/null 2>&1
+    ./lab pull-plug "$slot" >/dev/null 2>&1
     declare -A back=()
     while [ "${#back[@]}" -lt "$n" ]; do
       for i in $(seq "$n"); do
@@ -59,13 +68,16 @@ for n in $counts; do
       [ $(( $(ms) - start )) -gt 180000 ] && { echo "run $run: not every VM came back within 180 s" >&2; break; }
     done
     first=$(printf '%s\n' "${back[@]}" | sort -n | head -n 1); last=$(printf '%s\n' "${back[@]}" | sort -n | tail -n 1)
-    printf '%d VM(s), run %d: first back after %.1f s, all back after %.1f s\n' "$n" "$run" "$(awk -v t="$first" 'BEGIN { print t / 1000 }')" \
-      "$(awk -v t="$last" 'BEGIN { print t / 1000 }')"
+    printf '%d VM(s), run %d, plug pulled on %s: first back after %.1f s, all back after %.1f s\n' "$n" "$run" "$victim" \
+      "$(awk -v t="$first" 'BEGIN { print t / 1000 }')" "$(awk -v t="$last" 'BEGIN { print t / 1000 }')"
     results+=("$last")
     unset back
-    ./lab power-on 3 >/dev/null 2>&1
+    ./lab power-on "$slot" >/dev/null 2>&1
   done
-  median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (${#results[@]} + 1) / 2 ))p")
-  printf '%d protected VM(s): median recovery %.1f s over %d runs (plug pulled until every VM answers ping on a survivor)\n' \
-    "$n" "$(awk -v t="$median" 'BEGIN { print t / 1000 }')" "$runs"
+  sorted=$(printf '%s\n' "${results[@]}" | sort -n)
+  count=${#results[@]}
+  nth() { echo "$sorted" | sed -n "${1}p" | awk '{ printf "%.1f", $1 / 1000 }'; }
+  printf '%d protected VM(s), plug pulled on %s, %d runs: median %s s, p95 %s s, min %s s, max %s s (until every VM answers ping on a survivor)\n' \
+    "$n" "$([ "$target" = master ] && echo "the master" || echo "lab-host$target")" "$count" \
+    "$(nth $(( (count + 1) / 2 )))" "$(nth $(( (95 * count + 99) / 100 )))" "$(nth 1)" "$(nth "$count")"
 done

@@ -159,6 +159,7 @@ do
     builder.Services.AddSingleton<IApiMethodProvider, HostPowerMethods>();
     builder.Services.AddSingleton<StorageHeartbeat>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<StorageHeartbeat>());
+    builder.Services.AddHostedService<FenceDaemonLink>();
     builder.Services.AddHostedService<SelfFence>();
     builder.Services.AddSingleton<PoolRecoveryWorld>();
     builder.Services.AddHostedService<HaCoordinator>();

@@ -8,6 +8,11 @@ public static class HaEvents
     public static readonly EventId SelfFence = new(1001, "SelfFence");
     public static readonly EventId Isolated = new(1002, "Isolated");
     public static readonly EventId Rejoined = new(1003, "Rejoined");
+    public static readonly EventId WatchdogArmed = new(1004, "WatchdogArmed");
+    public static readonly EventId WatchdogDisarmed = new(1005, "WatchdogDisarmed");
+    public static readonly EventId AgentSilent = new(1006, "AgentSilent");
+    public static readonly EventId AgentBack = new(1007, "AgentBack");
+    public static readonly EventId WatchdogLeftToFire = new(1008, "WatchdogLeftToFire");
     public static readonly EventId HostUnleased = new(1010, "HostUnleased");
     public static readonly EventId HostIsolated = new(1011, "HostIsolated");
     public static readonly EventId HostBack = new(1012, "HostBack");

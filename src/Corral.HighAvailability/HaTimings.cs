@@ -12,9 +12,10 @@ public sealed record HaTimings
 
     /// <summary>
     /// The master's side: a host's storage heartbeat that has stood still this long, as the master watched it, counts as
-    /// stopped. Longer than <see cref="OwnHeartbeatWindow"/> plus the time a host takes to kill its VMs.
+    /// stopped. Longer than <see cref="OwnHeartbeatWindow"/> plus the time a host takes to kill its VMs, or failing that
+    /// to be reset by its watchdog.
     /// </summary>
-    public TimeSpan HeartbeatStaleAfter { get; init; } = TimeSpan.FromSeconds(4);
+    public TimeSpan HeartbeatStaleAfter { get; init; } = TimeSpan.FromSeconds(6);
 
     /// <summary>
     /// The host's side: a host without a lease it can count on keeps its VMs (it is isolated, not dead) only while its
@@ -27,6 +28,15 @@ public sealed record HaTimings
 
     /// <summary>How long a self-fence may take to end the VMs' processes (SIGKILL, then their exit seen).</summary>
     public TimeSpan KillGrace { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The host's watchdog: armed while HA is on, petted by the fence daemon (corral-fenced) every
+    /// <see cref="SelfFenceCheck"/> while it is healthy and no VM it has killed is still alive. A daemon that dies or
+    /// hangs, a host frozen whole, or VMs that outlive their kill: the watchdog resets the machine this long after the
+    /// last pet. So a host that stalls this long with HA on is reset: the price of a frozen host being safe without a
+    /// fence agent. Whole seconds (the Linux watchdog's unit).
+    /// </summary>
+    public TimeSpan WatchdogTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>What the master adds, after it sees a host's lease gone, before it treats the host as fenced.</summary>
     public TimeSpan FenceMargin { get; init; } = TimeSpan.FromSeconds(1);
@@ -59,11 +69,24 @@ public sealed record HaTimings
                 + $"({HeartbeatInterval.TotalSeconds} s): one late heartbeat write must not make an isolated host kill its VMs");
         }
 
-        var hostDone = OwnHeartbeatWindow + SelfFenceCheck + KillGrace;
+        var hostDone = OwnHeartbeatWindow + SelfFenceCheck + (KillGrace > WatchdogTimeout ? KillGrace : WatchdogTimeout);
         if (HeartbeatStaleAfter <= hostDone)
         {
-            problems.Add($"HeartbeatStaleAfter ({HeartbeatStaleAfter.TotalSeconds} s) must exceed OwnHeartbeatWindow + SelfFenceCheck + KillGrace "
-                + $"({hostDone.TotalSeconds} s): the master may count a host's heartbeat stopped only once the host has had the time to kill its VMs");
+            problems.Add($"HeartbeatStaleAfter ({HeartbeatStaleAfter.TotalSeconds} s) must exceed OwnHeartbeatWindow + SelfFenceCheck + the longer of KillGrace and WatchdogTimeout "
+                + $"({hostDone.TotalSeconds} s): the master may count a host's heartbeat stopped only once the host has had the time to kill its VMs, or failing that to be reset by its watchdog");
+        }
+
+        if (WatchdogTimeout < TimeSpan.FromSeconds(1) || WatchdogTimeout.Ticks % TimeSpan.TicksPerSecond != 0 || WatchdogTimeout < 4 * SelfFenceCheck)
+        {
+            problems.Add($"WatchdogTimeout ({WatchdogTimeout.TotalSeconds} s) must be whole seconds, at least 1 s and at least four SelfFenceChecks "
+                + $"({(4 * SelfFenceCheck).TotalSeconds} s): a watchdog petted less often than that resets a healthy host");
+        }
+
+        var daemonGone = HeartbeatInterval + WatchdogTimeout;
+        if (HeartbeatStaleAfter <= daemonGone)
+        {
+            problems.Add($"HeartbeatStaleAfter ({HeartbeatStaleAfter.TotalSeconds} s) must exceed HeartbeatInterval + WatchdogTimeout ({daemonGone.TotalSeconds} s): "
+                + "a fence daemon that dies right after a heartbeat must have had its host reset before the master counts that heartbeat stopped");
         }
 
         if (IsolationPowerOffAfter is { } after && after < TimeSpan.Zero)

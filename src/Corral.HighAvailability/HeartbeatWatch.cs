@@ -6,30 +6,30 @@ namespace Corral.HighAvailability;
 /// Every host's storage heartbeat as one host has watched it: the last counter read and when this host first read
 /// that value, and when it last managed to read the heartbeats at all. A counter counts as standing still only up to
 /// that last read: a watcher cut from the storage has no evidence that anyone stopped. A host that only just started
-/// watching counts conservatively, from its first read.
+/// watching counts conservatively, from its first read. Times are the watcher's monotonic clock's.
 /// </summary>
 public sealed class HeartbeatWatch
 {
-    private readonly ConcurrentDictionary<string, (long Counter, DateTime SinceUtc)> _seen = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (long Counter, TimeSpan Since)> _seen = new(StringComparer.Ordinal);
     private readonly Lock _scans = new();
-    private DateTime? _firstScanUtc;
-    private DateTime? _lastScanUtc;
+    private TimeSpan? _firstScan;
+    private TimeSpan? _lastScan;
 
-    public void Observe(string hostUuid, long counter, DateTime nowUtc)
+    public void Observe(string hostUuid, long counter, TimeSpan now)
     {
         if (!_seen.TryGetValue(hostUuid, out var seen) || seen.Counter != counter)
         {
-            _seen[hostUuid] = (counter, nowUtc);
+            _seen[hostUuid] = (counter, now);
         }
     }
 
-    /// <summary>Every heartbeat was read at <paramref name="nowUtc"/> (call after the <see cref="Observe"/>s of one read).</summary>
-    public void Scanned(DateTime nowUtc)
+    /// <summary>Every heartbeat was read at <paramref name="now"/> (call after the <see cref="Observe"/>s of one read).</summary>
+    public void Scanned(TimeSpan now)
     {
         lock (_scans)
         {
-            _firstScanUtc ??= nowUtc;
-            _lastScanUtc = nowUtc;
+            _firstScan ??= now;
+            _lastScan = now;
         }
     }
 
@@ -39,10 +39,10 @@ public sealed class HeartbeatWatch
     /// </summary>
     public TimeSpan? StillFor(string hostUuid)
     {
-        DateTime first, last;
+        TimeSpan first, last;
         lock (_scans)
         {
-            if (_lastScanUtc is not { } lastScan || _firstScanUtc is not { } firstScan)
+            if (_lastScan is not { } lastScan || _firstScan is not { } firstScan)
             {
                 return null;
             }
@@ -50,7 +50,7 @@ public sealed class HeartbeatWatch
             (first, last) = (firstScan, lastScan);
         }
 
-        var since = _seen.TryGetValue(hostUuid, out var seen) ? seen.SinceUtc : first;
+        var since = _seen.TryGetValue(hostUuid, out var seen) ? seen.Since : first;
         return last > since ? last - since : TimeSpan.Zero;
     }
 }

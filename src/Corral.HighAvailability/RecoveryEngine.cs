@@ -4,8 +4,8 @@ namespace Corral.HighAvailability;
 
 /// <summary>
 /// The master's half of HA, one round at a time. When a host is not live while the pool database still places VMs on
-/// it, the master records a recovery (<see cref="RecoveryRecord"/>), powers the host off when it has a fence agent,
-/// or else waits until its storage heartbeat has stood still for <see cref="HaTimings.HeartbeatStaleAfter"/> as this
+/// it, the master records a recovery (<see cref="RecoveryRecord"/>); unless its storage heartbeat moves (isolated, or its
+/// agent down: its VMs are left alone), it powers the host off when it has a fence agent, or else waits until its storage heartbeat has stood still for <see cref="HaTimings.HeartbeatStaleAfter"/> as this
 /// master read it (a host whose heartbeat moves is isolated, not dead, and keeps its VMs; one whose heartbeat stopped
 /// has killed them, <see cref="SelfFencePolicy"/>) and <see cref="HaTimings.FenceMargin"/> has passed; then it records the
 /// VMs halted and restarts the protected ones on live hosts with room: priority <c>restart</c> before
@@ -14,13 +14,19 @@ namespace Corral.HighAvailability;
 /// </summary>
 public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogger logger)
 {
-    private DateTime _lastPlanRefresh = DateTime.MinValue;
+    private TimeSpan? _lastPlanRefresh;
 
     // This master's own memory of attempts (fence agents by host, restarts by VM), to space retries; a new master
     // starts afresh, which only means one early retry.
-    private readonly Dictionary<string, DateTime> _lastAttempt = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TimeSpan> _lastAttempt = new(StringComparer.Ordinal);
+
+    // When this master first saw each host's recovery waiting, on its own monotonic clock: the fence margin counts from
+    // there, never from a time another master wrote (two hosts' wall clocks are never compared).
+    private readonly Dictionary<string, TimeSpan> _waitingSeen = new(StringComparer.Ordinal);
 
     private DateTime Now => clock.GetUtcNow().UtcDateTime;
+
+    private TimeSpan Monotonic => MonotonicClock.Now(clock);
 
     public async Task RunOnceAsync(IRecoveryWorld world, CancellationToken cancellationToken)
     {
@@ -33,10 +39,16 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         }
 
         var now = Now;
-        if (enabled == true && now - _lastPlanRefresh > timings.PlanRefresh)
+        if (enabled == true && (_lastPlanRefresh is not { } refreshed || Monotonic - refreshed > timings.PlanRefresh))
         {
-            _lastPlanRefresh = now;
+            _lastPlanRefresh = Monotonic;
             await world.RefreshPlanAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        // A waiting recovery this master saw end (or another master end) starts its margin afresh if it comes back.
+        foreach (var hostRef in _waitingSeen.Keys.Where(h => !records.TryGetValue(h, out var r) || r.State != RecoveryStates.Detected).ToList())
+        {
+            _waitingSeen.Remove(hostRef);
         }
 
         var vms = await world.VmsAsync(cancellationToken).ConfigureAwait(false);
@@ -48,6 +60,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
                 {
                     var detected = new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = now, Heartbeat = world.Heartbeat(host) };
                     await world.SaveAsync(detected, cancellationToken).ConfigureAwait(false);
+                    _waitingSeen[host.Ref] = Monotonic;
                     logger.LogWarning(HaEvents.HostUnleased, "HA: host {Host} has lost its liveness lease with VMs on it; waiting for it to be fenced", host.Name);
                 }
 
@@ -56,6 +69,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
 
             if (record.State == RecoveryStates.Detected)
             {
+                _waitingSeen.TryAdd(host.Ref, Monotonic);
                 await WaitForFenceAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
             }
             else
@@ -67,7 +81,6 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
 
     private async Task WaitForFenceAsync(IRecoveryWorld world, RecoveryRecord record, HaHost host, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
     {
-        var now = Now;
         if (host.Live)
         {
             // Back before it was declared fenced: it kept (or re-registered) its lease; nothing to recover.
@@ -76,24 +89,12 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             return;
         }
 
-        if (!record.PowerFenced && host.HasFenceAgent && (!_lastAttempt.TryGetValue(host.Ref, out var tried) || now - tried > timings.RetryUnplaced))
-        {
-            // A fence agent acts at once, and covers what self-fencing cannot: a host frozen whole, whose VMs would run
-            // again for a moment when it thaws.
-            _lastAttempt[host.Ref] = now;
-            if (await world.PowerFenceAsync(host, cancellationToken).ConfigureAwait(false))
-            {
-                record = record with { PowerFenced = true };
-                await world.SaveAsync(record, cancellationToken).ConfigureAwait(false);
-                logger.LogWarning(HaEvents.PowerFenced, "HA: host {Host} powered off by its fence agent", host.Name);
-            }
-        }
-
         var heartbeat = world.Heartbeat(host);
         if (!record.PowerFenced && heartbeat is not null && heartbeat != record.Heartbeat)
         {
-            // Its storage heartbeat moves: the host is isolated, not dead. Its VMs run on; it kills them itself (and
-            // stops beating) only if its heartbeat stops landing or its isolation response says so.
+            // Its storage heartbeat moves: the host is isolated (or its agent is down), not dead. Its VMs run on, and a
+            // fence agent is not used on it; it kills them itself (and stops beating) only if its heartbeat stops landing
+            // or its isolation response says so.
             if (!record.Isolated)
             {
                 logger.LogWarning(HaEvents.HostIsolated, "HA: host {Host} has no lease but its storage heartbeat moves ({Counter}): isolated, its VMs left running", host.Name, heartbeat);
@@ -103,11 +104,27 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             return;
         }
 
+        var stillFor = world.HeartbeatStillFor(host);
+        if (!record.PowerFenced && host.HasFenceAgent && (stillFor is null || stillFor >= timings.OwnHeartbeatWindow)
+            && (!_lastAttempt.TryGetValue(host.Ref, out var tried) || Monotonic - tried > timings.RetryUnplaced))
+        {
+            // A fence agent acts as soon as the heartbeat has stood still for two beats (a dead host's had long before its
+            // lease expired), and covers what self-fencing cannot: a host frozen whole, whose VMs would run again for a
+            // moment when it thaws. A master that cannot read the statefile has only the fence agent to go by.
+            _lastAttempt[host.Ref] = Monotonic;
+            if (await world.PowerFenceAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                record = record with { PowerFenced = true };
+                await world.SaveAsync(record, cancellationToken).ConfigureAwait(false);
+                logger.LogWarning(HaEvents.PowerFenced, "HA: host {Host} powered off by its fence agent", host.Name);
+            }
+        }
+
         // The heartbeat must have stood still long enough, as this master read the statefile (a dead host's stopped
         // before its lease expired, so this is usually true at once; a master that cannot read the statefile gathers
         // no evidence and waits), and the fence margin must have passed since the lease was seen gone.
-        var stillFor = world.HeartbeatStillFor(host);
-        if (!record.PowerFenced && (now - record.WaitingSinceUtc < timings.FenceMargin || stillFor is null || stillFor < timings.HeartbeatStaleAfter))
+        var waitedFor = Monotonic - _waitingSeen[host.Ref];
+        if (!record.PowerFenced && (waitedFor < timings.FenceMargin || stillFor is null || stillFor < timings.HeartbeatStaleAfter))
         {
             return;
         }
@@ -151,7 +168,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
                 break;
             }
 
-            if (_lastAttempt.TryGetValue(item.VmRef, out var attempted) && reported.Contains(item.VmRef) && now - attempted < timings.RetryUnplaced)
+            if (_lastAttempt.TryGetValue(item.VmRef, out var attempted) && reported.Contains(item.VmRef) && Monotonic - attempted < timings.RetryUnplaced)
             {
                 protectedPending |= item.Priority == RestartPriority.Restart;
                 continue;
@@ -181,7 +198,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             var hosts = await PlaceAsync(world, batch.Select(b => b.Vm).ToList(), cancellationToken).ConfigureAwait(false);
             var outcomes = await Task.WhenAll(batch.Select(async b =>
             {
-                _lastAttempt[b.Item.VmRef] = now;
+                _lastAttempt[b.Item.VmRef] = Monotonic;
                 try
                 {
                     var hostRef = await world.StartAsync(b.Vm, hosts.GetValueOrDefault(b.Item.VmRef), cancellationToken).ConfigureAwait(false);

@@ -13,7 +13,8 @@ namespace Corral.HighAvailability;
 /// </summary>
 public static class SelfFencePolicy
 {
-    public static bool LeaseSafe(bool lost, DateTime safeUntilUtc, DateTime nowUtc) => !lost && nowUtc < safeUntilUtc;
+    /// <summary>Both times on the holder's own monotonic clock: no wall clock, and no other host's clock, is involved.</summary>
+    public static bool LeaseSafe(bool lost, TimeSpan safeUntil, TimeSpan now) => !lost && now < safeUntil;
 
     /// <summary>
     /// Whether the host's own heartbeat still lands: its last successful write began (by this host's monotonic clock)
@@ -28,8 +29,14 @@ public static class SelfFencePolicy
     /// heartbeat no longer lands or it has been isolated for as long as the isolation response allows.
     /// </summary>
     public static bool MustKill(bool haEnabled, bool leaseSafe, bool heartbeatLands, TimeSpan isolatedFor, HaTimings timings, int runningVms) =>
-        haEnabled && !leaseSafe && runningVms > 0
-        && (!heartbeatLands || (timings.IsolationPowerOffAfter is { } after && isolatedFor >= after));
+        runningVms > 0 && MustFence(haEnabled, leaseSafe, heartbeatLands, isolatedFor, timings);
+
+    /// <summary>
+    /// Whether the host must be fenced (its VMs killed, its heartbeat stopped), VMs or not: whoever on the host kills
+    /// them first, the heartbeat must stop all the same, so that the master may restart them.
+    /// </summary>
+    public static bool MustFence(bool haEnabled, bool leaseSafe, bool heartbeatLands, TimeSpan isolatedFor, HaTimings timings) =>
+        haEnabled && !leaseSafe && (!heartbeatLands || (timings.IsolationPowerOffAfter is { } after && isolatedFor >= after));
 
     /// <summary>
     /// The storage heartbeat is written while the lease is safe, and while isolated as long as it has kept landing and

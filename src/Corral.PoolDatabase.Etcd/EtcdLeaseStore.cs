@@ -15,7 +15,7 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
 
     public async Task<ILease> AcquireAsync(TimeSpan ttl, CancellationToken cancellationToken)
     {
-        var sent = DateTime.UtcNow;
+        var sent = MonotonicTime.Now;
         var grant = await client.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(ttl.TotalSeconds) },
             deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
         var lease = new EtcdLease(client, grant.ID, TimeSpan.FromSeconds(grant.TTL), sent, options, logger, _disposed.Token);
@@ -25,7 +25,7 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
 
     public async Task<ILease?> ResumeAsync(long leaseId, CancellationToken cancellationToken)
     {
-        var sent = DateTime.UtcNow;
+        var sent = MonotonicTime.Now;
         var answer = await client.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = leaseId },
             deadline: Deadline, cancellationToken: cancellationToken);
         if (answer.TTL <= 0)
@@ -155,7 +155,7 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
 }
 
 /// <summary>
-/// One lease, renewed over a keepalive stream. <see cref="SafeUntilUtc"/> counts from the send time of the last
+/// One lease, renewed over a keepalive stream. <see cref="SafeUntil"/> (monotonic) counts from the send time of the last
 /// acknowledged keepalive, not its arrival: etcd may have started the TTL at any moment after we sent.
 /// </summary>
 internal sealed class EtcdLease : ILease
@@ -168,7 +168,7 @@ internal sealed class EtcdLease : ILease
     private long _safeUntilTicks;
     private Task _loop = Task.CompletedTask;
 
-    public EtcdLease(EtcdClient client, long id, TimeSpan ttl, DateTime grantSentUtc, EtcdOptions options, ILogger logger, CancellationToken storeDisposed,
+    public EtcdLease(EtcdClient client, long id, TimeSpan ttl, TimeSpan grantSent, EtcdOptions options, ILogger logger, CancellationToken storeDisposed,
         TimeSpan? remaining = null)
     {
         _client = client;
@@ -177,14 +177,14 @@ internal sealed class EtcdLease : ILease
         _options = options;
         _logger = logger;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(storeDisposed);
-        _safeUntilTicks = LeaseTiming.SafeUntil(grantSentUtc, remaining ?? ttl, options.LeaseSafetyMargin).Ticks;
+        _safeUntilTicks = LeaseTiming.SafeUntil(grantSent, remaining ?? ttl, options.LeaseSafetyMargin).Ticks;
     }
 
     public long Id { get; }
 
     public TimeSpan Ttl { get; }
 
-    public DateTime SafeUntilUtc => new(Interlocked.Read(ref _safeUntilTicks), DateTimeKind.Utc);
+    public TimeSpan SafeUntil => TimeSpan.FromTicks(Interlocked.Read(ref _safeUntilTicks));
 
     public CancellationToken Lost => _lost.Token;
 
@@ -202,7 +202,7 @@ internal sealed class EtcdLease : ILease
                 using var call = _client.GetConnection().LeaseClient.LeaseKeepAlive(cancellationToken: stop);
                 while (!stop.IsCancellationRequested)
                 {
-                    var sent = DateTime.UtcNow;
+                    var sent = MonotonicTime.Now;
                     await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = Id }, stop).ConfigureAwait(false);
                     using var ackTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
                     ackTimeout.CancelAfter(AckTimeout);
@@ -247,9 +247,9 @@ internal sealed class EtcdLease : ILease
 
     private void CheckDeadline()
     {
-        if (DateTime.UtcNow >= SafeUntilUtc && !_lost.IsCancellationRequested)
+        if (MonotonicTime.Now - SafeUntil is var late && late >= TimeSpan.Zero && !_lost.IsCancellationRequested)
         {
-            _logger.LogWarning("Lease {LeaseId} could not be renewed before {SafeUntil:O}; treating it as lost", Id, SafeUntilUtc);
+            _logger.LogWarning("Lease {LeaseId} could not be renewed before its safe time ({Late:0.0} s ago); treating it as lost", Id, late.TotalSeconds);
             _lost.Cancel();
         }
     }

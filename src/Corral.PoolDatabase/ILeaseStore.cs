@@ -51,10 +51,11 @@ public interface ILease : IAsyncDisposable
     TimeSpan Ttl { get; }
 
     /// <summary>
-    /// Until when the holder may count on the lease: the send time of the last acknowledged keepalive plus the TTL,
-    /// less a margin. Past it, the holder must act as if the lease were gone.
+    /// Until when the holder may count on the lease, on this host's monotonic clock (<see cref="MonotonicTime"/>): the
+    /// send time of the last acknowledged keepalive plus the TTL, less a margin. Past it, the holder must act as if the
+    /// lease were gone. A step of the wall clock changes nothing.
     /// </summary>
-    DateTime SafeUntilUtc { get; }
+    TimeSpan SafeUntil { get; }
 
     /// <summary>Cancelled when the lease is known lost (expired, revoked, or not renewed in time).</summary>
     CancellationToken Lost { get; }

@@ -13,6 +13,9 @@ public static class LeaseTiming
 
     public static DateTime SafeUntil(DateTime keepaliveSentUtc, TimeSpan grantedTtl, TimeSpan margin) => keepaliveSentUtc + grantedTtl - margin;
 
+    /// <summary>The same on the holder's monotonic clock (<see cref="MonotonicTime"/>), which a wall-clock step cannot move.</summary>
+    public static TimeSpan SafeUntil(TimeSpan keepaliveSent, TimeSpan grantedTtl, TimeSpan margin) => keepaliveSent + grantedTtl - margin;
+
     /// <summary>Keepalives go every quarter TTL (at least 200 ms apart).</summary>
     public static TimeSpan KeepAliveInterval(TimeSpan ttl) => TimeSpan.FromMilliseconds(Math.Max(200, ttl.TotalMilliseconds / 4));
 

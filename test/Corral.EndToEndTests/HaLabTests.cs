@@ -9,7 +9,10 @@ namespace Corral.EndToEndTests;
 /// sequence has no gap and its image is clean, and no task is left pending. Then a host frozen whole is power-fenced
 /// before its VM starts elsewhere, and runs no stale copy when it thaws; a partitioned host without a fence agent is
 /// isolated, not dead (its storage heartbeat lands): its VM runs on in the same QEMU process, nothing starts elsewhere
-/// (watched every 50 ms), and it rejoins with the VM as it was. Also the configuration's refusals.
+/// (watched every 50 ms), and it rejoins with the VM as it was; its agent killed, the host is neither power-fenced nor
+/// its VM restarted (its fence daemon keeps the heartbeat), and the agent started again finds the VM as it was; its
+/// fence daemon killed, its watchdog resets it and HA restarts the VM elsewhere, one copy at a time throughout. Also
+/// the configuration's refusals.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class HaLabTests : IAsyncLifetime
@@ -141,10 +144,6 @@ public sealed class HaLabTests : IAsyncLifetime
         await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
             TimeSpan.FromSeconds(90), $"lab-host{cut} back after the partition");
         await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(30), "the isolated VM to answer ping once healed");
-        await watching.CancelAsync();
-        await watcher;
-        Assert.Equal(1, mostCopies);
-        Assert.Equal(1, mostHolders);
         Assert.Equal([qemuBefore], LabSession.DiskHolders(image));
         var cutLog = await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"agent-host{cut}.log"));
         Assert.Contains("Isolated: the liveness lease cannot be counted on but the storage heartbeat lands", cutLog, StringComparison.Ordinal);
@@ -152,6 +151,50 @@ public sealed class HaLabTests : IAsyncLifetime
         Assert.Equal("running", await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=power-state"]));
         Assert.Equal(await _lab.Xe([.. survivor, "host-list", $"name-label=lab-host{cut}", "--minimal"]),
             await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=resident-on"]));
+
+        // Its agent SIGKILLed (a crash), with its fence agent configured again: the host's fence daemon outlives the agent
+        // and keeps the storage heartbeat moving, so the master neither power-fences the host nor restarts the VM, which
+        // runs on in the same QEMU. The agent started again (as systemd would, or an upgrade) adopts it, and the VM's
+        // record says it runs there.
+        var cutName = $"lab-host{cut}";
+        var slot = cut.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await _lab.Xe([.. survivor, "host-set-power-on-mode", $"host={cutName}", "power-on-mode=lab", $"power-on-config:slot={slot}"]);
+        var logMarks = LogMarks();
+        await _lab.LabAsync("kill-agent", slot);
+        await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", $"name-label={cutName}", "params=host-metrics-live", "--minimal"])).Output == "false",
+            TimeSpan.FromSeconds(30), $"{cutName}'s lease to expire after its agent died");
+        await Task.Delay(TimeSpan.FromSeconds(12));
+        Assert.Equal([cut], _lab.RunningCopies(tools));
+        Assert.Equal([qemuBefore], LabSession.DiskHolders(image));
+        Assert.True(await LabSession.Ping(toolsIp), "the VM answers while its host's agent is dead");
+        Assert.Contains($"HA: host {cutName} has no lease but its storage heartbeat moves", AgentLogsSince(logMarks), StringComparison.Ordinal);
+        await _lab.LabAsync("start-agent", slot);
+        await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
+            TimeSpan.FromSeconds(90), $"{cutName} back once its agent started again");
+        Assert.Equal("running", await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=power-state"]));
+        Assert.Equal(await _lab.Xe([.. survivor, "host-list", $"name-label={cutName}", "--minimal"]),
+            await _lab.Xe([.. survivor, "vm-param-get", $"uuid={tools}", "param-name=resident-on"]));
+        Assert.Equal([qemuBefore], LabSession.DiskHolders(image));
+        var fencedLog = await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"fenced-host{cut}.log"));
+        Assert.Contains("The agent has not reported", fencedLog, StringComparison.Ordinal);
+        Assert.DoesNotContain("Self-fencing", fencedLog, StringComparison.Ordinal);
+        Assert.DoesNotContain($"HA: host {cutName} powered off by its fence agent", AgentLogsSince(logMarks), StringComparison.Ordinal);
+
+        // Its fence daemon SIGKILLed: nothing pets the host's watchdog, which resets the host 3 s later (every process of
+        // it killed, as by a reset); the master confirms it off with its fence agent and HA restarts the VM elsewhere.
+        // Powered on again, the host rejoins.
+        await _lab.LabAsync("kill-fenced", slot);
+        await LabSession.Eventually(async () => _lab.RunningCopies(tools) is [var elsewhere] && elsewhere != cut && await LabSession.Ping(toolsIp),
+            TimeSpan.FromSeconds(90), "the VM to answer from another host after its host's watchdog reset it");
+        Assert.Contains("resetting the host", await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"watchdog-host{cut}.log")), StringComparison.Ordinal);
+        await _lab.LabAsync("power-on", slot);
+        await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
+            TimeSpan.FromSeconds(90), $"{cutName} back after its reset");
+        await watching.CancelAsync();
+        await watcher;
+        Assert.Equal(1, mostCopies);
+        Assert.Equal(1, mostHolders);
+        Assert.Equal("", await _lab.Xe([.. survivor, "task-list", "status=pending", "--minimal"]));
 
         // Its QEMU killed by someone else (SIGKILL by pid, as the OOM killer would) on a healthy host: the host hands the
         // protected VM to HA, which starts it again, with nobody typing a command.
@@ -170,4 +213,16 @@ public sealed class HaLabTests : IAsyncLifetime
         await _lab.Xe([.. survivor, "vm-shutdown", $"uuid={tools}"]);
         await _lab.AssertWriteSequenceIntactAsync(image);
     }
+
+    /// <summary>How long each agent's log is now (the logs of restarted agents go on in the same files).</summary>
+    private Dictionary<string, long> LogMarks() =>
+        Directory.GetFiles(_lab.LabDirectory, "agent-host*.log").ToDictionary(f => f, f => new FileInfo(f).Length);
+
+    /// <summary>What the agents logged since <paramref name="marks"/>.</summary>
+    private string AgentLogsSince(Dictionary<string, long> marks) => string.Join('\n', Directory.GetFiles(_lab.LabDirectory, "agent-host*.log").Select(f =>
+    {
+        using var stream = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        stream.Seek(marks.GetValueOrDefault(f), SeekOrigin.Begin);
+        return new StreamReader(stream).ReadToEnd();
+    }));
 }

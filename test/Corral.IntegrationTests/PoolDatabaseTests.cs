@@ -120,7 +120,7 @@ public sealed class PoolDatabaseTests : IAsyncLifetime
         var lease = await db.Leases.AcquireAsync(TimeSpan.FromSeconds(2), default);
         await db.Leases.PutAsync(lease, PoolKeys.LiveKey(metrics.Ref), "host", default);
         Assert.True((await db.GetAsync(XenClasses.HostMetrics, metrics.Ref, default)).GetBool("live"));
-        Assert.True(lease.SafeUntilUtc > DateTime.UtcNow);
+        Assert.True(lease.SafeUntil > MonotonicTime.Now);
 
         var before = await db.GetRevisionAsync(default);
         await lease.DisposeAsync();

@@ -3,42 +3,45 @@ using Corral.HighAvailability;
 namespace Corral.Agent.HighAvailability;
 
 /// <summary>
-/// High availability's timing (section <c>Corral:Ha</c>), checked at start (<see cref="HaTimings.Problems"/>). See
-/// docs/ha.md for why each is safe.
+/// High availability's settings (section <c>Corral:Ha</c>): the timing budget, whose defaults and meaning are
+/// <see cref="HaTimings"/>'s and which is checked at start (<see cref="HaTimings.Problems"/>), and how this host's
+/// fence is held. See docs/ha.md for why each is safe.
 /// </summary>
 public sealed class HaOptions
 {
-    /// <summary>How often each host writes its storage heartbeat, and the master and self-fence look.</summary>
-    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
+    private static readonly HaTimings Defaults = new();
 
-    /// <summary>
-    /// A storage heartbeat that has not moved for this long, as the master read it, counts as stopped. Longer than
-    /// <see cref="OwnHeartbeatWindow"/> + <see cref="SelfFenceCheck"/> + <see cref="KillGrace"/>: by then a host whose
-    /// heartbeat stopped landing has killed its VMs. A dead host's heartbeat stopped with it, before the master saw its
-    /// lease gone (TTL 5 s), so this does not delay its recovery.
-    /// </summary>
-    public TimeSpan HeartbeatStaleAfter { get; set; } = TimeSpan.FromSeconds(4);
+    /// <inheritdoc cref="HaTimings.HeartbeatInterval"/>
+    public TimeSpan HeartbeatInterval { get; set; } = Defaults.HeartbeatInterval;
 
-    /// <summary>An isolated host (lease gone) keeps its VMs while its own heartbeat landed within this window.</summary>
-    public TimeSpan OwnHeartbeatWindow { get; set; } = TimeSpan.FromSeconds(2);
+    /// <inheritdoc cref="HaTimings.HeartbeatStaleAfter"/>
+    public TimeSpan HeartbeatStaleAfter { get; set; } = Defaults.HeartbeatStaleAfter;
 
-    /// <summary>How long a self-fence may take to end the VMs' processes.</summary>
-    public TimeSpan KillGrace { get; set; } = TimeSpan.FromSeconds(1);
+    /// <inheritdoc cref="HaTimings.OwnHeartbeatWindow"/>
+    public TimeSpan OwnHeartbeatWindow { get; set; } = Defaults.OwnHeartbeatWindow;
 
-    /// <summary>
-    /// What the master adds, after it sees a host's liveness lease gone, before it treats the host as fenced.
-    /// </summary>
-    public TimeSpan FenceMargin { get; set; } = TimeSpan.FromSeconds(1);
+    /// <inheritdoc cref="HaTimings.KillGrace"/>
+    public TimeSpan KillGrace { get; set; } = Defaults.KillGrace;
 
-    /// <summary>How often the self-fence checks the lease and the heartbeat.</summary>
-    public TimeSpan SelfFenceCheck { get; set; } = TimeSpan.FromMilliseconds(100);
+    /// <inheritdoc cref="HaTimings.FenceMargin"/>
+    public TimeSpan FenceMargin { get; set; } = Defaults.FenceMargin;
 
-    /// <summary>
-    /// The isolation response. Unset (the default): an isolated host's VMs run on for as long as it stays isolated, and
-    /// it rejoins without disturbing them. Set: after this long isolated, the host powers its VMs off so that HA
-    /// restarts them on hosts the pool can reach.
-    /// </summary>
+    /// <inheritdoc cref="HaTimings.SelfFenceCheck"/>
+    public TimeSpan SelfFenceCheck { get; set; } = Defaults.SelfFenceCheck;
+
+    /// <inheritdoc cref="HaTimings.WatchdogTimeout"/>
+    public TimeSpan WatchdogTimeout { get; set; } = Defaults.WatchdogTimeout;
+
+    /// <inheritdoc cref="HaTimings.IsolationPowerOffAfter"/>
     public TimeSpan? IsolationPowerOffAfter { get; set; }
+
+    /// <summary>
+    /// The socket of this host's fence daemon (corral-fenced), which writes the storage heartbeat, self-fences and
+    /// pets the watchdog independently of the agent, so that an agent that crashes or restarts disturbs nothing.
+    /// Unset, the agent writes the heartbeat itself and its death stops it: HA then needs a fence agent on every host
+    /// to stay safe (docs/ha.md), and says so when it is enabled.
+    /// </summary>
+    public string? FenceSocket { get; set; }
 
     /// <summary>The lab's script (<c>./lab</c>), for hosts whose power-on mode is the lab's power switch.</summary>
     public string? LabScript { get; set; }
@@ -51,6 +54,7 @@ public sealed class HaOptions
         OwnHeartbeatWindow = OwnHeartbeatWindow,
         SelfFenceCheck = SelfFenceCheck,
         KillGrace = KillGrace,
+        WatchdogTimeout = WatchdogTimeout,
         FenceMargin = FenceMargin,
         IsolationPowerOffAfter = IsolationPowerOffAfter,
     };

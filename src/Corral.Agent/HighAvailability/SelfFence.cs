@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace Corral.Agent.HighAvailability;
 
 /// <summary>
-/// With HA on, a host that can no longer count on its liveness lease (<see cref="ILease.SafeUntilUtc"/>) is isolated,
+/// With HA on, a host that can no longer count on its liveness lease (<see cref="ILease.SafeUntil"/>) is isolated,
 /// not dead, while its storage heartbeat keeps landing: its VMs run on, and the master, seeing the heartbeat move,
 /// leaves them alone. When its own heartbeat stops landing (<see cref="HaTimings.OwnHeartbeatWindow"/>), or it has been
 /// isolated for <see cref="HaTimings.IsolationPowerOffAfter"/> when that is set, it stops every VM at once and without
@@ -37,7 +37,7 @@ public sealed class SelfFence(
         while (!stoppingToken.IsCancellationRequested)
         {
             var lease = liveness.Lease;
-            var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
+            var leaseSafe = liveness.LeaseSafe();
             var wasUnsafeFor = unsafeSince is { } before ? clock.GetElapsedTime(before) : TimeSpan.Zero;
             unsafeSince = leaseSafe ? null : unsafeSince ?? clock.GetTimestamp();
             var isolatedFor = unsafeSince is { } since ? clock.GetElapsedTime(since) : TimeSpan.Zero;
@@ -75,8 +75,8 @@ public sealed class SelfFence(
         // Incoming migration copies too: after the switchover one runs the guest, and its migration may commit (the
         // source can still reach etcd) while this host cannot, making it the VM's only copy until HA restarts it.
         var processes = supervisor.AllProcesses;
-        logger.LogCritical(HaEvents.SelfFence, "Self-fencing: the liveness lease {Lease} cannot be counted on (safe until {SafeUntil:O}) and {Why}; killing {Count} VM(s)",
-            lease?.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)", lease?.SafeUntilUtc, why, processes.Count);
+        logger.LogCritical(HaEvents.SelfFence, "Self-fencing: the liveness lease {Lease} cannot be counted on (safe until {Ago:0.0} s ago) and {Why}; killing {Count} VM(s)",
+            lease?.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)", lease is null ? null : (MonotonicTime.Now - lease.SafeUntil).TotalSeconds, why, processes.Count);
         foreach (var process in processes)
         {
             try

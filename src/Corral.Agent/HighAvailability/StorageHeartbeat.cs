@@ -1,4 +1,3 @@
-using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Storage;
 using Corral.HighAvailability;
@@ -11,7 +10,9 @@ namespace Corral.Agent.HighAvailability;
 /// <summary>
 /// HA's second liveness channel: while HA is on, this host writes a counter to its own file in the statefile directory
 /// on the heartbeat SR, synced, every <see cref="HaOptions.HeartbeatInterval"/>: while its lease is safe, and while it
-/// is isolated (lease gone, storage reachable) until it fences itself (<see cref="SelfFencePolicy.MayBeat"/>). The
+/// is isolated (lease gone, storage reachable) until it fences itself (<see cref="SelfFencePolicy.MayBeat"/>). With a
+/// fence daemon (<see cref="HaOptions.FenceSocket"/>, the lab's and a package's way) the daemon writes it instead, so
+/// that it outlives the agent, and this keeps what the daemon says of its writes. The
 /// master reads the files to tell a dead host (heartbeat stopped) from an isolated one (lease gone, heartbeat still
 /// moving), whose VMs it leaves alone. It also keeps this host's view of the HA configuration for
 /// <see cref="SelfFence"/>, which must not need etcd to act.
@@ -25,6 +26,7 @@ public sealed class StorageHeartbeat(
     ILogger<StorageHeartbeat> logger) : BackgroundService
 {
     private volatile bool _enabled;
+    private volatile bool _configurationRead;
     private volatile string? _directory;
     private long _counter;
     private long _lastWrittenTicks;
@@ -38,6 +40,9 @@ public sealed class StorageHeartbeat(
 
     /// <summary>HA's state as last read from the pool database (kept when it cannot be read).</summary>
     public bool HaEnabled => _enabled;
+
+    /// <summary>Whether this agent has read HA's configuration yet (until then it has nothing to tell the fence daemon).</summary>
+    public bool ConfigurationRead => _configurationRead;
 
     /// <summary>
     /// Whether this host reaches its statefile: with HA on, its heartbeat was written within the last three intervals.
@@ -61,7 +66,20 @@ public sealed class StorageHeartbeat(
     /// <summary>Called by the self-fence before it kills: no more heartbeats until this host holds a safe lease again.</summary>
     public void Fenced() => _fenced = true;
 
-    public static string FileOf(string directory, string hostUuid) => Path.Combine(directory, hostUuid);
+    public static string FileOf(string directory, string hostUuid) => HeartbeatFile.PathOf(directory, hostUuid);
+
+    /// <summary>
+    /// With a fence daemon (<see cref="HaOptions.FenceSocket"/>), the daemon writes the heartbeat and says when its last
+    /// write that landed began, on the host's monotonic clock (<see cref="FenceDaemonLink"/>).
+    /// </summary>
+    public void DaemonBeatBegan(long timestamp)
+    {
+        if (timestamp > Interlocked.Read(ref _lastBeatBegan))
+        {
+            Interlocked.Exchange(ref _lastBeatBegan, timestamp);
+            Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
+        }
+    }
 
     /// <summary>The statefile directory as this host sees it, or null when HA is off or it is not plugged here.</summary>
     private static async Task<string?> DirectoryAsync(IPoolDatabase database, XenObject pool, string hostRef, CancellationToken cancellationToken)
@@ -80,18 +98,7 @@ public sealed class StorageHeartbeat(
     }
 
     /// <summary>The counter a host last wrote, or null when it never wrote one.</summary>
-    public static long? Read(string directory, string hostUuid)
-    {
-        try
-        {
-            var text = File.ReadAllText(FileOf(directory, hostUuid)).Split(' ');
-            return long.Parse(text[0], CultureInfo.InvariantCulture);
-        }
-        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException or IndexOutOfRangeException)
-        {
-            return null;
-        }
-    }
+    public static long? Read(string directory, string hostUuid) => HeartbeatFile.Read(directory, hostUuid);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -110,14 +117,15 @@ public sealed class StorageHeartbeat(
 
     private void Beat()
     {
-        var leaseSafe = liveness.LeaseSafe(clock.GetUtcNow().UtcDateTime);
+        var leaseSafe = liveness.LeaseSafe();
         if (leaseSafe)
         {
             _fenced = false;
         }
 
         var lands = SelfFencePolicy.HeartbeatLands(SinceOwnBeatBegan, options.Value.Timings);
-        if (SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe, _fenced, lands) && _directory is { } directory)
+        if (options.Value.FenceSocket is null
+            && SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe, _fenced, lands) && _directory is { } directory)
         {
             Write(directory);
         }
@@ -142,6 +150,7 @@ public sealed class StorageHeartbeat(
                 {
                     _enabled = pool.Get(XenApi.Pool.HaEnabled);
                     _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token) : null;
+                    _configurationRead = true;
                 }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
@@ -155,7 +164,7 @@ public sealed class StorageHeartbeat(
 
     private void Watch(string directory)
     {
-        var now = clock.GetUtcNow().UtcDateTime;
+        var now = MonotonicClock.Now(clock);
         try
         {
             var complete = true;
@@ -189,18 +198,7 @@ public sealed class StorageHeartbeat(
         try
         {
             var began = clock.GetTimestamp();
-            System.IO.Directory.CreateDirectory(directory);
-            var path = FileOf(directory, identity.Uuid);
-            var temporary = path + ".new";
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.Read))
-            {
-                using var writer = new StreamWriter(file);
-                writer.Write(string.Create(CultureInfo.InvariantCulture, $"{++_counter} {clock.GetUtcNow().UtcDateTime:O}\n"));
-                writer.Flush();
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, path, overwrite: true);
+            HeartbeatFile.Write(directory, identity.Uuid, ++_counter, clock.GetUtcNow().UtcDateTime);
             Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
             Interlocked.Exchange(ref _lastBeatBegan, began);
         }

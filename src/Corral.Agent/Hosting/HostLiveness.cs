@@ -37,8 +37,8 @@ public sealed class HostLiveness(
     // What this host's running VMs were given, by the pool database as last read.
     private long _vmBytes;
 
-    /// <summary>Whether this host holds a lease it may count on at <paramref name="nowUtc"/> (<see cref="SelfFencePolicy.LeaseSafe"/>).</summary>
-    public bool LeaseSafe(DateTime nowUtc) => Lease is { } lease && SelfFencePolicy.LeaseSafe(lease.Lost.IsCancellationRequested, lease.SafeUntilUtc, nowUtc);
+    /// <summary>Whether this host holds a lease it may count on now, by its monotonic clock (<see cref="SelfFencePolicy.LeaseSafe"/>).</summary>
+    public bool LeaseSafe() => Lease is { } lease && SelfFencePolicy.LeaseSafe(lease.Lost.IsCancellationRequested, lease.SafeUntil, MonotonicTime.Now);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -114,7 +114,7 @@ public sealed class LivenessHandover(ILogger logger) : IDisposable
                     lease = _lease;
                 }
 
-                if (lease is not null && !lease.Lost.IsCancellationRequested && DateTime.UtcNow < lease.SafeUntilUtc)
+                if (lease is not null && !lease.Lost.IsCancellationRequested && MonotonicTime.Now < lease.SafeUntil)
                 {
                     continue;
                 }

@@ -77,6 +77,12 @@ public sealed class Scenario
     /// <summary>The agent's self-fence as it was before it killed live migrations' incoming copies too.</summary>
     public bool LegacySelfFenceIgnoresIncoming { get; private set; }
 
+    /// <summary>
+    /// Whether each host runs a fence daemon with a watchdog (the default, as the lab and a package run it); <c>fence-daemon
+    /// off</c>: the agent writes the heartbeat itself and no watchdog resets the host (an agent without corral-fenced).
+    /// </summary>
+    public bool FenceDaemon { get; private set; } = true;
+
     public TimeSpan LeaseMargin { get; private set; } = TimeSpan.FromMilliseconds(500);
 
     public HaTimings Timings { get; private set; } = new();
@@ -237,6 +243,12 @@ public sealed class Scenario
                 break;
             case "legacy" when w[1] == "self-fence-ignores-incoming":
                 LegacySelfFenceIgnoresIncoming = true;
+                break;
+            case "fence-daemon":
+                FenceDaemon = w[1] != "off";
+                break;
+            case "watchdog-timeout":
+                Timings = Timings with { WatchdogTimeout = Seconds(w[1]) };
                 break;
             case "ttl":
                 LeaseTtl = Seconds(w[1]);

@@ -11,6 +11,11 @@ public sealed class HostClock(Simulation sim, double rate) : TimeProvider
 
     public override DateTimeOffset GetUtcNow() => new(UtcNow);
 
+    /// <summary>The host's monotonic clock: the same clock here (the simulation steps no clock), in ticks.</summary>
+    public override long GetTimestamp() => (UtcNow - Simulation.Epoch).Ticks;
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
     /// <summary>The simulation time that passes while this clock counts <paramref name="hostTime"/>.</summary>
     public TimeSpan ToSimulation(TimeSpan hostTime) => TimeSpan.FromTicks((long)(hostTime.Ticks / rate));
 }
@@ -31,6 +36,8 @@ public sealed class SimHost
     private readonly Simulation _sim;
     private readonly List<Action> _deferredProcesses = [];
     private readonly List<Action> _deferredAgent = [];
+    private readonly List<Action> _deferredDaemon = [];
+    private bool _resetPending;
     private int _agentEpoch;
     private bool _agentUp;
     private long _keepAliveSequence;
@@ -53,7 +60,11 @@ public sealed class SimHost
         Spec = spec;
         Clock = new HostClock(sim, spec.ClockRate);
         SelfFenceIgnoresIncoming = sim.Scenario.LegacySelfFenceIgnoresIncoming;
+        Daemon = sim.Scenario.FenceDaemon ? new SimFenceDaemon(sim, this) : null;
     }
+
+    /// <summary>The host's fence daemon and watchdog; null with <c>fence-daemon off</c> (the agent writes the heartbeat itself).</summary>
+    public SimFenceDaemon? Daemon { get; }
 
     public HostSpec Spec { get; }
 
@@ -111,7 +122,7 @@ public sealed class SimHost
 
     public bool HasProcess(string vm) => Processes.ContainsKey(vm) || (Incoming.TryGetValue(vm, out var incoming) && incoming.Alive);
 
-    public bool LeaseSafe => LeaseId is not null && SelfFencePolicy.LeaseSafe(LeaseLost, SafeUntil, Clock.UtcNow);
+    public bool LeaseSafe => LeaseId is not null && SelfFencePolicy.LeaseSafe(LeaseLost, SafeUntil - Simulation.Epoch, Clock.UtcNow - Simulation.Epoch);
 
     private TimeSpan Ttl => _sim.Scenario.LeaseTtl;
 
@@ -127,11 +138,13 @@ public sealed class SimHost
             _sim.Log(Name, "powered on");
         }
 
+        Daemon?.Start();
         StartAgent();
     }
 
     public void PowerOff(string why)
     {
+        _resetPending = false;
         if (!Powered)
         {
             return;
@@ -149,8 +162,28 @@ public sealed class SimHost
         Frozen = false;
         _deferredAgent.Clear();
         _deferredProcesses.Clear();
+        _deferredDaemon.Clear();
+        Daemon?.PowerOff();
         StopAgent();
     }
+
+    /// <summary>The watchdog resets the machine: off at once, and booting again after <paramref name="reboot"/> unless powered off meanwhile.</summary>
+    public void ResetByWatchdog(TimeSpan reboot)
+    {
+        PowerOff("reset by its watchdog");
+        _resetPending = true;
+        _sim.After(reboot, () =>
+        {
+            if (_resetPending && !Powered)
+            {
+                _resetPending = false;
+                PowerOn(initial: false);
+            }
+        });
+    }
+
+    /// <summary>A timer of the fence daemon, held while the host is frozen.</summary>
+    public void DeferDaemon(Action tick) => _deferredDaemon.Add(tick);
 
     public void Freeze() => Frozen = true;
 
@@ -163,14 +196,18 @@ public sealed class SimHost
 
         Frozen = false;
         var processes = _deferredProcesses.ToList();
+        var daemon = _deferredDaemon.ToList();
         var agent = _deferredAgent.ToList();
         _deferredProcesses.Clear();
+        _deferredDaemon.Clear();
         _deferredAgent.Clear();
-        foreach (var resume in processes.Concat(agent))
+        foreach (var resume in processes.Concat(daemon).Concat(agent))
         {
             resume();
         }
     }
+
+    public void KillFenceDaemon() => Daemon?.Stop("killed");
 
     public void KillAgent()
     {
@@ -433,53 +470,73 @@ public sealed class SimHost
         var now = Clock.UtcNow;
         _unsafeSince = safe ? null : _unsafeSince ?? now;
         var timings = _sim.Scenario.Timings;
+        if (Daemon is not null)
+        {
+            // FenceDaemonLink: report, and learn when the daemon's last write that landed began (a dead daemon says nothing).
+            Daemon.Report(HaEnabledView, safe ? SafeUntil : null);
+            if (Daemon.Running && Daemon.SinceBeatBegan is { } since)
+            {
+                _lastBeatBegan = now - since;
+            }
+        }
+
         var lands = SelfFencePolicy.HeartbeatLands(now - _lastBeatBegan, timings);
         var incoming = SelfFenceIgnoresIncoming ? [] : Incoming.Where(p => p.Value.Alive).Select(p => p.Key).ToList();
         if (SelfFencePolicy.MustKill(HaEnabledView, safe, lands, now - (_unsafeSince ?? now), timings, Processes.Count + incoming.Count))
         {
             _beatFenced = true;
-            _sim.Log(Name, $"self-fence: lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}) and {(lands ? "isolated too long" : "heartbeat not landing")}; kills {string.Join(", ", Processes.Keys.Concat(incoming.Select(v => v + " (incoming)")))}");
-            foreach (var name in Processes.Keys.ToList())
-            {
-                Kill(name);
-                _fenced.Add(name);
-            }
-
-            // An incoming copy stays listed, dead, for its migration's half to find (it may have committed meanwhile).
-            foreach (var name in incoming)
-            {
-                Incoming[name].Alive = false;
-                _fenced.Add(name);
-            }
-
-            // The supervisor sees the processes exit and records them at once, if it can (usually it cannot yet).
-            foreach (var name in _fenced.ToList())
-            {
-                try
-                {
-                    RecordStopped(name, fenced: true);
-                    _fenced.Remove(name);
-                }
-                catch (SimUnavailableException)
-                {
-                    break;
-                }
-            }
+            FenceKill("self-fence", $"lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}) and {(lands ? "the isolation response" : "its storage heartbeat no longer lands")}");
         }
 
         if (_fenced.Count > 0 && safe)
         {
-            foreach (var name in _fenced.ToList())
+            RecordFenced();
+        }
+    }
+
+    /// <summary>Every VM process of the host killed at once (SIGKILL), by the agent's self-fence or by the fence daemon.</summary>
+    public void FenceKill(string who, string why)
+    {
+        var incoming = SelfFenceIgnoresIncoming ? [] : Incoming.Where(p => p.Value.Alive).Select(p => p.Key).ToList();
+        if (Processes.Count + incoming.Count == 0)
+        {
+            return;
+        }
+
+        _sim.Log(Name, $"{who}: {why}; kills {string.Join(", ", Processes.Keys.Concat(incoming.Select(v => v + " (incoming)")))}");
+        foreach (var name in Processes.Keys.ToList())
+        {
+            Kill(name);
+            _fenced.Add(name);
+        }
+
+        // An incoming copy stays listed, dead, for its migration's half to find (it may have committed meanwhile).
+        foreach (var name in incoming)
+        {
+            Incoming[name].Alive = false;
+            _fenced.Add(name);
+        }
+
+        // The supervisor sees the processes exit and records them at once, if it can (usually it cannot yet); an agent
+        // that is not running finds them gone when it starts.
+        if (AgentRunning)
+        {
+            RecordFenced();
+        }
+    }
+
+    private void RecordFenced()
+    {
+        foreach (var name in _fenced.ToList())
+        {
+            try
             {
-                try
-                {
-                    RecordStopped(name, fenced: true);
-                    _fenced.Remove(name);
-                }
-                catch (SimUnavailableException)
-                {
-                    return;
-                }
+                RecordStopped(name, fenced: true);
+                _fenced.Remove(name);
+            }
+            catch (SimUnavailableException)
+            {
+                return;
             }
         }
     }
@@ -513,7 +570,7 @@ public sealed class SimHost
         }
 
         var lands = SelfFencePolicy.HeartbeatLands(now - _lastBeatBegan, _sim.Scenario.Timings);
-        if (SelfFencePolicy.MayBeat(HaEnabledView, true, LeaseSafe, _beatFenced, lands) && !StorageCut)
+        if (Daemon is null && SelfFencePolicy.MayBeat(HaEnabledView, true, LeaseSafe, _beatFenced, lands) && !StorageCut)
         {
             _sim.Statefile[Name] = ++_counter;
             _lastBeatBegan = now;
@@ -523,10 +580,10 @@ public sealed class SimHost
         {
             foreach (var (host, counter) in _sim.Statefile)
             {
-                Watch.Observe(host, counter, now);
+                Watch.Observe(host, counter, now - Simulation.Epoch);
             }
 
-            Watch.Scanned(now);
+            Watch.Scanned(now - Simulation.Epoch);
         }
     }
 

@@ -184,6 +184,9 @@ public sealed class Simulation
             case "start-agent":
                 Required(target).StartAgent();
                 break;
+            case "kill-fenced":
+                Required(target).KillFenceDaemon();
+                break;
             case "crash-vm":
                 CrashVm(Vm(step.Arguments[0]));
                 break;

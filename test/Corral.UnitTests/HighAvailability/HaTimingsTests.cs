@@ -17,9 +17,21 @@ public sealed class HaTimingsTests
     [Fact]
     public void A_master_that_would_count_a_heartbeat_stopped_before_the_host_killed_its_vms_is_refused()
     {
-        var result = new HaOptionsValidation().Validate(null, new HaOptions { HeartbeatStaleAfter = TimeSpan.FromSeconds(3) });
+        var result = new HaOptionsValidation().Validate(null, new HaOptions { HeartbeatStaleAfter = TimeSpan.FromSeconds(5) });
         Assert.True(result.Failed);
-        Assert.Contains("Corral:Ha: HeartbeatStaleAfter (3 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + KillGrace (3.1 s)", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("Corral:Ha: HeartbeatStaleAfter (5 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + the longer of KillGrace and WatchdogTimeout (5.1 s)",
+            result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_watchdog_that_would_reset_a_host_after_the_master_restarted_its_vms_or_that_is_petted_too_rarely_is_refused()
+    {
+        var late = new HaTimings { WatchdogTimeout = TimeSpan.FromSeconds(5) }.Problems();
+        Assert.Contains(late, p => p.StartsWith("HeartbeatStaleAfter (6 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + the longer of KillGrace and WatchdogTimeout (7.1 s)", StringComparison.Ordinal));
+        var daemonGone = new HaTimings { HeartbeatInterval = TimeSpan.FromSeconds(3), OwnHeartbeatWindow = TimeSpan.FromSeconds(6), HeartbeatStaleAfter = TimeSpan.FromSeconds(5.9) }.Problems();
+        Assert.Contains(daemonGone, p => p.StartsWith("HeartbeatStaleAfter (5.9 s) must exceed HeartbeatInterval + WatchdogTimeout (6 s)", StringComparison.Ordinal));
+        var fractional = new HaTimings { WatchdogTimeout = TimeSpan.FromSeconds(1.5) }.Problems();
+        Assert.Contains(fractional, p => p.StartsWith("WatchdogTimeout (1.5 s) must be whole seconds", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -58,19 +70,19 @@ public sealed class HaTimingsTests
     public void A_watcher_cut_from_the_storage_gathers_no_evidence_that_a_heartbeat_stopped()
     {
         var watch = new HeartbeatWatch();
-        var t0 = new DateTime(2026, 12, 4, 0, 0, 0, DateTimeKind.Utc);
+        var t0 = TimeSpan.FromHours(5); // the watcher's monotonic clock
         Assert.Null(watch.StillFor("h2"));
         watch.Observe("h2", 7, t0);
         watch.Scanned(t0);
-        watch.Observe("h2", 7, t0.AddSeconds(3));
-        watch.Scanned(t0.AddSeconds(3));
+        watch.Observe("h2", 7, t0 + TimeSpan.FromSeconds(3));
+        watch.Scanned(t0 + TimeSpan.FromSeconds(3));
         Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h2"));
         // No read succeeds any more: however long it lasts, the evidence stays at 3 s.
         Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h2"));
         // A host never seen counts from the first successful read; a moving one from its last change.
         Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h3"));
-        watch.Observe("h2", 8, t0.AddSeconds(4));
-        watch.Scanned(t0.AddSeconds(4));
+        watch.Observe("h2", 8, t0 + TimeSpan.FromSeconds(4));
+        watch.Scanned(t0 + TimeSpan.FromSeconds(4));
         Assert.Equal(TimeSpan.Zero, watch.StillFor("h2"));
     }
 }

@@ -1,0 +1,26 @@
+using Corral.FenceDaemon;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+// corral-fenced: the host's fence, a process apart from the agent (as Proxmox's watchdog-mux and sanlock's wdmd are),
+// started before it and stopped after it. It outlives an agent crash, restart or upgrade, and dies with the host. See
+// docs/ha.md, "The fence daemon and the watchdog".
+var builder = Host.CreateApplicationBuilder(args);
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.TimestampFormat = "HH:mm:ss.fff ";
+});
+builder.Services.AddOptions<FenceOptions>().Bind(builder.Configuration.GetSection("Corral:Fence")).ValidateOnStart();
+builder.Services.AddSingleton<IValidateOptions<FenceOptions>, FenceOptionsValidation>();
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<FenceState>();
+builder.Services.AddSingleton<VmProcesses>();
+builder.Services.AddSingleton<Watchdog>();
+builder.Services.AddHostedService<AgentChannel>();
+builder.Services.AddHostedService<HeartbeatWriter>();
+builder.Services.AddHostedService<FenceLoop>();
+await builder.Build().RunAsync();

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Text.Json.Serialization;
+
+namespace Corral.HighAvailability;
+
+/// <summary>
+/// What the agent sends its host's fence daemon over the daemon's Unix socket, one JSON line at a time. Times are on
+/// the host's monotonic clock (CLOCK_MONOTONIC, which the agent and the daemon share): the lease's safe time is
+/// converted by the agent at the instant it reads it, so no wall clock crosses the socket.
+/// </summary>
+public sealed record FenceReportMessage(
+    [property: JsonPropertyName("ha_enabled")] bool HaEnabled,
+    [property: JsonPropertyName("host_uuid")] string HostUuid,
+    [property: JsonPropertyName("statefile_directory")] string? StatefileDirectory,
+    [property: JsonPropertyName("lease_safe_until_ns")] long LeaseSafeUntilNanoseconds,
+    [property: JsonPropertyName("timings")] FenceTimingsMessage Timings);
+
+/// <summary>The timing budget, in milliseconds.</summary>
+public sealed record FenceTimingsMessage(
+    [property: JsonPropertyName("heartbeat_interval_ms")] long HeartbeatInterval,
+    [property: JsonPropertyName("heartbeat_stale_after_ms")] long HeartbeatStaleAfter,
+    [property: JsonPropertyName("own_heartbeat_window_ms")] long OwnHeartbeatWindow,
+    [property: JsonPropertyName("self_fence_check_ms")] long SelfFenceCheck,
+    [property: JsonPropertyName("kill_grace_ms")] long KillGrace,
+    [property: JsonPropertyName("watchdog_timeout_ms")] long WatchdogTimeout,
+    [property: JsonPropertyName("fence_margin_ms")] long FenceMargin,
+    [property: JsonPropertyName("isolation_power_off_after_ms")] long? IsolationPowerOffAfter)
+{
+    public static FenceTimingsMessage From(HaTimings t) => new(
+        Ms(t.HeartbeatInterval), Ms(t.HeartbeatStaleAfter), Ms(t.OwnHeartbeatWindow), Ms(t.SelfFenceCheck), Ms(t.KillGrace),
+        Ms(t.WatchdogTimeout), Ms(t.FenceMargin), t.IsolationPowerOffAfter is { } after ? Ms(after) : null);
+
+    public HaTimings ToTimings() => new()
+    {
+        HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatInterval),
+        HeartbeatStaleAfter = TimeSpan.FromMilliseconds(HeartbeatStaleAfter),
+        OwnHeartbeatWindow = TimeSpan.FromMilliseconds(OwnHeartbeatWindow),
+        SelfFenceCheck = TimeSpan.FromMilliseconds(SelfFenceCheck),
+        KillGrace = TimeSpan.FromMilliseconds(KillGrace),
+        WatchdogTimeout = TimeSpan.FromMilliseconds(WatchdogTimeout),
+        FenceMargin = TimeSpan.FromMilliseconds(FenceMargin),
+        IsolationPowerOffAfter = IsolationPowerOffAfter is { } after ? TimeSpan.FromMilliseconds(after) : null,
+    };
+
+    private static long Ms(TimeSpan t) => (long)t.TotalMilliseconds;
+}
+
+/// <summary>The daemon's answer to each report.</summary>
+/// <param name="SinceBeatBeganNanoseconds">How long ago its last heartbeat write that landed began (null: none yet).</param>
+/// <param name="Fenced">Whether it has killed the VMs and stopped beating since the lease was last safe.</param>
+/// <param name="Armed">Whether the watchdog is armed.</param>
+/// <param name="Killed">The VMs whose processes it killed since the agent last heard, by uuid.</param>
+public sealed record FenceStatusMessage(
+    [property: JsonPropertyName("since_beat_began_ns")] long? SinceBeatBeganNanoseconds,
+    [property: JsonPropertyName("fenced")] bool Fenced,
+    [property: JsonPropertyName("armed")] bool Armed,
+    [property: JsonPropertyName("killed")] IReadOnlyList<string> Killed);
+
+/// <summary>The host's monotonic clock as a <see cref="TimeSpan"/> (CLOCK_MONOTONIC: the same in every process of the host).</summary>
+public static class MonotonicClock
+{
+    public static TimeSpan Now(TimeProvider clock) => FromTimestamp(clock.GetTimestamp(), clock.TimestampFrequency);
+
+    public static TimeSpan FromTimestamp(long timestamp, long frequency) =>
+        TimeSpan.FromTicks((long)((Int128)timestamp * TimeSpan.TicksPerSecond / frequency));
+
+    /// <summary>The system clock's monotonic time (what every process of the host reads alike).</summary>
+    public static TimeSpan SystemNow => FromTimestamp(Stopwatch.GetTimestamp(), Stopwatch.Frequency);
+}
