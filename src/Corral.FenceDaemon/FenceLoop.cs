@@ -66,10 +66,7 @@ public sealed class FenceLoop(FenceState state, VmProcesses vms, Watchdog watchd
         {
             try
             {
-                if (VmProcesses.Kill(uuid, pid))
-                {
-                    state.Killed(uuid);
-                }
+                VmProcesses.Kill(uuid, pid);
             }
             catch (IOException ex)
             {

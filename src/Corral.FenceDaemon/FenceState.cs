@@ -10,7 +10,6 @@ public sealed class FenceState(TimeProvider clock)
 {
     private readonly Lock _lock = new();
     private readonly HostFence _fence = new();
-    private readonly List<string> _killed = [];
     private FenceReportMessage? _last;
     private FenceRound _round;
 
@@ -39,7 +38,7 @@ public sealed class FenceState(TimeProvider clock)
         }
     }
 
-    /// <summary>Takes an agent's report; answers with the fence's state and the VMs killed since the last answer.</summary>
+    /// <summary>Takes an agent's report; answers with the fence's state.</summary>
     public FenceStatusMessage Report(FenceReportMessage report)
     {
         lock (_lock)
@@ -49,9 +48,7 @@ public sealed class FenceState(TimeProvider clock)
             var safeUntil = TimeSpan.FromTicks(report.LeaseSafeUntilNanoseconds / 100);
             _fence.Reported(now, new AgentReport(report.HaEnabled, report.StatefileDirectory is not null, safeUntil, report.Timings.ToTimings()));
             var since = _fence.SinceBeatBegan(now);
-            var status = new FenceStatusMessage(since is { } s ? s.Ticks * 100 : null, _fence.Fenced, _round.Armed, [.. _killed]);
-            _killed.Clear();
-            return status;
+            return new FenceStatusMessage(since is { } s ? s.Ticks * 100 : null, _fence.Fenced, _round.Armed);
         }
     }
 
@@ -70,14 +67,6 @@ public sealed class FenceState(TimeProvider clock)
         lock (_lock)
         {
             _fence.BeatLanded(began);
-        }
-    }
-
-    public void Killed(string vmUuid)
-    {
-        lock (_lock)
-        {
-            _killed.Add(vmUuid);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Serialization;
 
 namespace Corral.HighAvailability;
@@ -49,12 +48,10 @@ public sealed record FenceTimingsMessage(
 /// <param name="SinceBeatBeganNanoseconds">How long ago its last heartbeat write that landed began (null: none yet).</param>
 /// <param name="Fenced">Whether it has killed the VMs and stopped beating since the lease was last safe.</param>
 /// <param name="Armed">Whether the watchdog is armed.</param>
-/// <param name="Killed">The VMs whose processes it killed since the agent last heard, by uuid.</param>
 public sealed record FenceStatusMessage(
     [property: JsonPropertyName("since_beat_began_ns")] long? SinceBeatBeganNanoseconds,
     [property: JsonPropertyName("fenced")] bool Fenced,
-    [property: JsonPropertyName("armed")] bool Armed,
-    [property: JsonPropertyName("killed")] IReadOnlyList<string> Killed);
+    [property: JsonPropertyName("armed")] bool Armed);
 
 /// <summary>The host's monotonic clock as a <see cref="TimeSpan"/> (CLOCK_MONOTONIC: the same in every process of the host).</summary>
 public static class MonotonicClock
@@ -63,7 +60,4 @@ public static class MonotonicClock
 
     public static TimeSpan FromTimestamp(long timestamp, long frequency) =>
         TimeSpan.FromTicks((long)((Int128)timestamp * TimeSpan.TicksPerSecond / frequency));
-
-    /// <summary>The system clock's monotonic time (what every process of the host reads alike).</summary>
-    public static TimeSpan SystemNow => FromTimestamp(Stopwatch.GetTimestamp(), Stopwatch.Frequency);
 }

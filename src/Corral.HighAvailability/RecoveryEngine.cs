@@ -4,8 +4,9 @@ namespace Corral.HighAvailability;
 
 /// <summary>
 /// The master's half of HA, one round at a time. When a host is not live while the pool database still places VMs on
-/// it, the master records a recovery (<see cref="RecoveryRecord"/>); unless its storage heartbeat moves (isolated, or its
-/// agent down: its VMs are left alone), it powers the host off when it has a fence agent, or else waits until its storage heartbeat has stood still for <see cref="HaTimings.HeartbeatStaleAfter"/> as this
+/// it, the master records a recovery (<see cref="RecoveryRecord"/>); unless its storage heartbeat moves (isolated, or
+/// its agent down: its VMs are left alone), it powers the host off when it has a fence agent, or else waits until its
+/// storage heartbeat has stood still for <see cref="HaTimings.HeartbeatStaleAfter"/> as this
 /// master read it (a host whose heartbeat moves is isolated, not dead, and keeps its VMs; one whose heartbeat stopped
 /// has killed them, <see cref="SelfFencePolicy"/>) and <see cref="HaTimings.FenceMargin"/> has passed; then it records the
 /// VMs halted and restarts the protected ones on live hosts with room: priority <c>restart</c> before

@@ -41,7 +41,7 @@ public sealed class FenceDaemonLink(
             {
                 await ReportAsync(path, timer, timings, stoppingToken);
             }
-            catch (Exception ex) when (ex is IOException or SocketException or JsonException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            catch (Exception ex) when (ex is IOException or SocketException or JsonException or OperationCanceledException && !stoppingToken.IsCancellationRequested)
             {
                 if (!_unreachableLogged)
                 {

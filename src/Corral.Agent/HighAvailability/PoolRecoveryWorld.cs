@@ -77,7 +77,7 @@ public sealed class PoolRecoveryWorld(
     }
 
     // The heartbeat watcher has the statefile directory already; looking it up again each round would cost reads.
-    public long? Heartbeat(HaHost host) => heartbeats.StatefileDirectory is { } directory ? StorageHeartbeat.Read(directory, host.Uuid) : null;
+    public long? Heartbeat(HaHost host) => heartbeats.StatefileDirectory is { } directory ? HeartbeatFile.Read(directory, host.Uuid) : null;
 
     public TimeSpan? HeartbeatStillFor(HaHost host) => heartbeats.StillFor(host.Uuid);
 

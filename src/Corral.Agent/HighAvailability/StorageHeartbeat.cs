@@ -66,8 +66,6 @@ public sealed class StorageHeartbeat(
     /// <summary>Called by the self-fence before it kills: no more heartbeats until this host holds a safe lease again.</summary>
     public void Fenced() => _fenced = true;
 
-    public static string FileOf(string directory, string hostUuid) => HeartbeatFile.PathOf(directory, hostUuid);
-
     /// <summary>
     /// With a fence daemon (<see cref="HaOptions.FenceSocket"/>), the daemon writes the heartbeat and says when its last
     /// write that landed began, on the host's monotonic clock (<see cref="FenceDaemonLink"/>).
@@ -76,9 +74,14 @@ public sealed class StorageHeartbeat(
     {
         if (timestamp > Interlocked.Read(ref _lastBeatBegan))
         {
-            Interlocked.Exchange(ref _lastBeatBegan, timestamp);
-            Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
+            BeatLanded(timestamp);
         }
+    }
+
+    private void BeatLanded(long began)
+    {
+        Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
+        Interlocked.Exchange(ref _lastBeatBegan, began);
     }
 
     /// <summary>The statefile directory as this host sees it, or null when HA is off or it is not plugged here.</summary>
@@ -96,9 +99,6 @@ public sealed class StorageHeartbeat(
 
         return null;
     }
-
-    /// <summary>The counter a host last wrote, or null when it never wrote one.</summary>
-    public static long? Read(string directory, string hostUuid) => HeartbeatFile.Read(directory, hostUuid);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -171,7 +171,7 @@ public sealed class StorageHeartbeat(
             foreach (var file in System.IO.Directory.EnumerateFiles(directory).Where(f => !f.EndsWith(".new", StringComparison.Ordinal)))
             {
                 var uuid = Path.GetFileName(file);
-                if (Read(directory, uuid) is { } counter)
+                if (HeartbeatFile.Read(directory, uuid) is { } counter)
                 {
                     _watched.Observe(uuid, counter, now);
                 }
@@ -199,8 +199,7 @@ public sealed class StorageHeartbeat(
         {
             var began = clock.GetTimestamp();
             HeartbeatFile.Write(directory, identity.Uuid, ++_counter, clock.GetUtcNow().UtcDateTime);
-            Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
-            Interlocked.Exchange(ref _lastBeatBegan, began);
+            BeatLanded(began);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
