@@ -58,7 +58,7 @@ public sealed partial class MigrationHandler
                     if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
                     {
                         var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
-                        logger.LogInformation("Migrating VM {Vm} to {Uri}", vm.Get(XenApi.VM.NameLabel), record.DestinationUri);
+                        logger.LogInformation(MigrationEvents.Started, "Migrating VM {Vm} to {Uri}", vm.Get(XenApi.VM.NameLabel), record.DestinationUri);
                         await Source(vm).StartMigrationAsync(record.DestinationUri, tuning, cancellationToken).ConfigureAwait(false);
                         run.Started = true;
                     }
@@ -179,7 +179,7 @@ public sealed partial class MigrationHandler
         }
 
         await source.ContinueMigrationAsync(cancellationToken);
-        logger.LogInformation("VM {Vm}: the destination acknowledged; switchover released", vm.Get(XenApi.VM.NameLabel));
+        logger.LogInformation(MigrationEvents.SwitchoverReleased, "VM {Vm}: the destination acknowledged; switchover released", vm.Get(XenApi.VM.NameLabel));
     }
 
     /// <summary>Before QEMU completed: <c>migrate_cancel</c> (the guest resumes here) and the record says aborting.</summary>
@@ -254,34 +254,7 @@ public sealed partial class MigrationHandler
     {
         var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken).ConfigureAwait(false);
         var moved = vm.Get(XenApi.VM.ResidentOn) != identity.Ref;
-        if (moved && supervisor.Find(vm.Uuid) is { } stale)
-        {
-            if (record is not null)
-            {
-                // The destination may have committed first: QEMU's figures are still here to be recorded.
-                try
-                {
-                    var final = await stale.QueryMigrationAsync(cancellationToken).ConfigureAwait(false);
-                    if (final.Status == MigrationStatus.Completed)
-                    {
-                        await RecordFiguresAsync(record.TaskRef, final, cancellationToken).ConfigureAwait(false);
-                    }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    logger.LogDebug(ex, "No migration figures from the source's QEMU");
-                }
-            }
-
-            // Paused by QEMU at the end of the migration; it must never run again. Its taps go with it: the ones it
-            // has, not ones named after the VM record's domid, which is the destination's once the migration committed.
-            var taps = stale.Spec.Nics.Select(n => n.TapName).ToList();
-            await stale.KillAsync(cancellationToken).ConfigureAwait(false);
-            foreach (var tap in taps)
-            {
-                await networking.DeleteLinkAsync(tap, cancellationToken);
-            }
-        }
+        await SettleCopyAsync(vm, record, moved, cancellationToken).ConfigureAwait(false);
 
         if (record is { Disks.Count: > 0 })
         {
@@ -329,8 +302,53 @@ public sealed partial class MigrationHandler
             throw failure;
         }
 
-        logger.LogInformation("VM {Vm} migrated", vm.Get(XenApi.VM.NameLabel));
+        logger.LogInformation(MigrationEvents.Migrated, "VM {Vm} migrated", vm.Get(XenApi.VM.NameLabel));
         return null;
+    }
+
+    /// <summary>This host's copy once the migration is decided, as <see cref="ConclusionSteps"/> says.</summary>
+    private async Task SettleCopyAsync(XenObject vm, MigrationRecord? record, bool moved, CancellationToken cancellationToken)
+    {
+        var copy = supervisor.Find(vm.Uuid);
+        MigrationProgress? state = null;
+        if (copy is not null)
+        {
+            try
+            {
+                state = await copy.QueryMigrationAsync(cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogDebug(ex, "No migration state from the source's QEMU");
+            }
+        }
+
+        switch (ConclusionSteps.Next(moved, copy is not null, state?.Status ?? MigrationStatus.None))
+        {
+            case ConclusionStep.KillStaleCopy:
+                if (record is not null && state is { Status: MigrationStatus.Completed })
+                {
+                    // The destination may have committed first: QEMU's figures are still here to be recorded.
+                    await RecordFiguresAsync(record.TaskRef, state, cancellationToken);
+                }
+
+                // Paused by QEMU at the end of the migration; it must never run again. Its taps go with it: the ones it
+                // has, not ones named after the VM record's domid, which is the destination's once the migration committed.
+                var taps = copy!.Spec.Nics.Select(n => n.TapName).ToList();
+                await copy.KillAsync(cancellationToken);
+                foreach (var tap in taps)
+                {
+                    await networking.DeleteLinkAsync(tap, cancellationToken);
+                }
+
+                return;
+            case ConclusionStep.CancelMigration:
+                logger.LogWarning(MigrationEvents.CancelledAtConclusion,
+                    "Migration of VM {Vm} ended without it, QEMU still {Status}: cancelled, the guest runs on here", vm.Get(XenApi.VM.NameLabel),
+                    state?.Status.ToString().ToLowerInvariant() ?? "unknown");
+                await copy!.CancelMigrationAsync(cancellationToken);
+                return;
+        }
     }
 
     private async Task DeleteOldVolumesAsync(MigrationRecord record, CancellationToken cancellationToken)

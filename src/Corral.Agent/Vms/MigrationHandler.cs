@@ -200,7 +200,7 @@ public sealed partial class MigrationHandler(
                 // stream, and this QEMU would wait for the rest of the VM forever, holding the VM's operations on
                 // this host (HA's restart of the VM among them) and the migration's lock. The copy goes first,
                 // then the record says aborted: HA restarts the VM only once it reads that (HaCoordinator).
-                logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.Get(XenApi.VM.NameLabel));
+                logger.LogWarning(MigrationEvents.SourceGoneDiscarded, "Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.Get(XenApi.VM.NameLabel));
                 await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
                 await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
                 continue;
@@ -315,7 +315,7 @@ public sealed partial class MigrationHandler(
             // The migration committed, but this copy is gone: the self-fence killed it (the lease could not be counted
             // on around the switchover) or QEMU died. Nobody asked the VM to stop, so HA restarts it if it protects it.
             // Recorded before the copy is forgotten, so that a resumed attempt still finds it if this write fails.
-            logger.LogWarning("VM {Vm} reached this host but its QEMU process is gone", vm.Get(XenApi.VM.NameLabel));
+            logger.LogWarning(MigrationEvents.ArrivedWithoutProcess, "VM {Vm} reached this host but its QEMU process is gone", vm.Get(XenApi.VM.NameLabel));
             await supervisor.MarkHaltedAsync(vmRef, cancellationToken, haRestart: true).ConfigureAwait(false);
             if (supervisor.TryTakeIncoming(vmUuid, out var taken))
             {
@@ -344,7 +344,7 @@ public sealed partial class MigrationHandler(
         try
         {
             await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-            logger.LogWarning("Migration of VM {Vm}: the source host is no longer live; the destination ended the migration", vm.Get(XenApi.VM.NameLabel));
+            logger.LogWarning(MigrationEvents.SourceGoneEnded, "Migration of VM {Vm}: the source host is no longer live; the destination ended the migration", vm.Get(XenApi.VM.NameLabel));
         }
         catch (ConcurrentUpdateException)
         {
@@ -447,7 +447,7 @@ public sealed partial class MigrationHandler(
         try
         {
             await database.CommitAsync(claimed, cancellationToken).ConfigureAwait(false);
-            logger.LogInformation("Migration of VM {Vm} committed: it runs on {Host}", vm.Get(XenApi.VM.NameLabel), record.DestinationRef);
+            logger.LogInformation(MigrationEvents.Committed, "Migration of VM {Vm} committed: it runs on {Host}", vm.Get(XenApi.VM.NameLabel), record.DestinationRef);
         }
         catch (ConcurrentUpdateException)
         {
@@ -514,7 +514,7 @@ public sealed partial class MigrationHandler(
 
     private async Task AbortAsync(MigrationRecord record, long revision, string error, CancellationToken cancellationToken)
     {
-        logger.LogWarning("Migration of VM {Vm} aborted: {Error}", record.VmRef, error);
+        logger.LogWarning(MigrationEvents.Aborted, "Migration of VM {Vm} aborted: {Error}", record.VmRef, error);
         await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Aborting, Error = error }, revision, cancellationToken).ConfigureAwait(false);
     }
 

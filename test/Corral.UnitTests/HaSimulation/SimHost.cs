@@ -106,6 +106,12 @@ public sealed class SimHost
     public SortedDictionary<string, SimProcess> Incoming { get; } = new(StringComparer.Ordinal);
 
     /// <summary>
+    /// The host's queued operations (a live migration's halves), persisted in the pool database: the next agent resumes
+    /// them once it has adopted its VMs (HostOperationWorker), keyed by operation.
+    /// </summary>
+    public SortedDictionary<string, Action> Operations { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
     /// The self-fence as it was before it counted incoming copies: it killed only the VMs the supervisor tracks, so a
     /// destination cut off right after a switchover ran on (the <c>legacy self-fence-ignores-incoming</c> directive).
     /// </summary>
@@ -310,6 +316,36 @@ public sealed class SimHost
         SendKeepAlive();
     }
 
+    /// <summary>
+    /// VmSupervisor.AdoptAsync finds a live migration's incoming QEMU like any other: the VM's process if the pool placed
+    /// the VM here (the migration committed), else a copy that is not this host's to run.
+    /// </summary>
+    private void AdoptIncoming()
+    {
+        foreach (var (name, copy) in Incoming.ToList())
+        {
+            Incoming.Remove(name);
+            if (copy.Alive && _sim.Etcd.Get(this, SimKeys.Vm(name)) == SimKeys.RunningOn(Name) && Processes.TryAdd(name, copy))
+            {
+                _sim.Log(Name, $"adopts copy {copy.Copy} of {name}");
+            }
+            else if (copy.Alive)
+            {
+                copy.Alive = false;
+                _sim.Log(Name, $"kills incoming copy {copy.Copy} of {name}: the pool places it elsewhere");
+            }
+        }
+    }
+
+    /// <summary>The queued operations, resumed in order once this agent has adopted its VMs.</summary>
+    private void ResumeOperations()
+    {
+        foreach (var resume in Operations.Values.ToList())
+        {
+            Later(_sim.Jitter(TimeSpan.FromMilliseconds(100)), resume);
+        }
+    }
+
     private void Register()
     {
         if (LeaseId is not null && !LeaseLost)
@@ -352,10 +388,14 @@ public sealed class SimHost
                     Kill(name);
                 }
 
+                AdoptIncoming();
+
                 foreach (var vm in _sim.Vms.Keys.Where(v => !Processes.ContainsKey(v)).ToList())
                 {
                     _world!.RecordStopped(vm, restart: true, "its process is gone after the agent started");
                 }
+
+                ResumeOperations();
             }
 
             SendKeepAlive();

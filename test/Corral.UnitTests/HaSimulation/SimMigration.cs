@@ -53,6 +53,7 @@ public sealed class SimMigration
     private DateTime? _switchingSince;
     private DateTime _nextSourceCheck = DateTime.MinValue;
     private bool _received;
+    private bool _sendStarted;
     private int _continues;
 
     private SimMigration(Simulation sim, SimVm vm, SimHost source, SimHost destination, string id)
@@ -107,9 +108,35 @@ public sealed class SimMigration
         var migration = new SimMigration(sim, vm, source, destination, id);
         migration._waitingSince = source.Clock.UtcNow;
 
-        // Each agent picks its half from its operation queue.
+        // Each agent picks its half from its operation queue; the queue is persisted, so a restarted agent resumes it.
+        source.Operations[migration.SendOperation] = migration.ResumeSend;
+        destination.Operations[migration.ReceiveOperation] = migration.ResumeReceive;
         source.AgentAfter(sim.Jitter(TimeSpan.FromMilliseconds(100)), migration.Send);
         destination.AgentAfter(sim.Jitter(TimeSpan.FromMilliseconds(100)), migration.Receive);
+    }
+
+    private string SendOperation => _id + ":send";
+
+    private string ReceiveOperation => _id + ":receive";
+
+    /// <summary>A new agent's run of the source's half: what the last run knew beyond the record is gone (SendRun).</summary>
+    private void ResumeSend()
+    {
+        _sendStarted = false;
+        _switchingSince = null;
+        _waitingSince = _source.Clock.UtcNow;
+        _sim.Log(_source.Name, $"resumes sending {Vm}");
+        Send();
+    }
+
+    /// <summary>A new agent's run of the destination's half.</summary>
+    private void ResumeReceive()
+    {
+        _received = false;
+        _preparing = false;
+        _nextSourceCheck = DateTime.MinValue;
+        _sim.Log(_destination.Name, $"resumes receiving {Vm}");
+        Receive();
     }
 
     private (MigrationRecord Record, long Revision)? Read(SimHost caller)
@@ -181,6 +208,7 @@ public sealed class SimMigration
                     FinishReceive();
                 }
 
+                d.Operations.Remove(ReceiveOperation);
                 return;
             }
 
@@ -213,6 +241,7 @@ public sealed class SimMigration
                     return;
                 case MigrationStates.Aborting:
                     DiscardIncoming();
+                    d.Operations.Remove(ReceiveOperation);
                     return;
             }
 
@@ -380,6 +409,7 @@ public sealed class SimMigration
                     if (TryAdvance(s, record with { State = MigrationStates.Migrating }, revision))
                     {
                         StartStream();
+                        _sendStarted = true;
                     }
 
                     Again(Next);
@@ -393,22 +423,14 @@ public sealed class SimMigration
                 return;
             }
 
-            // What QEMU's query-migrate says (its "device" reads as active), and the step Corral's source takes on it.
-            var status = Status switch
-            {
-                null => MigrationStatus.None,
-                SimStreamStatus.PreSwitchover => MigrationStatus.PreSwitchover,
-                SimStreamStatus.Completed => MigrationStatus.Completed,
-                SimStreamStatus.Failed => MigrationStatus.Failed,
-                SimStreamStatus.Cancelled => MigrationStatus.Cancelled,
-                _ => MigrationStatus.Active,
-            };
+            // What QEMU's query-migrate says, and the step Corral's source takes on it.
+            var status = QueryMigrate;
             if (status == MigrationStatus.PreSwitchover)
             {
                 _switchingSince ??= s.Clock.UtcNow;
             }
 
-            switch (SwitchoverSteps.Next(record, status, _sending is not null, _switchingSince, s.Clock.UtcNow))
+            switch (SwitchoverSteps.Next(record, status, _sendStarted, _switchingSince, s.Clock.UtcNow))
             {
                 case SourceStep.Commit:
                     TryCommit(s, record, revision);
@@ -467,18 +489,40 @@ public sealed class SimMigration
         }
     }
 
-    /// <summary>The VM moved if the pool no longer places it here: the paused copy goes; the record (the lock) goes last.</summary>
+    /// <summary>The source QEMU's <c>query-migrate</c> (its "device" state reads as active).</summary>
+    private MigrationStatus QueryMigrate => Status switch
+    {
+        null => MigrationStatus.None,
+        SimStreamStatus.PreSwitchover => MigrationStatus.PreSwitchover,
+        SimStreamStatus.Completed => MigrationStatus.Completed,
+        SimStreamStatus.Failed => MigrationStatus.Failed,
+        SimStreamStatus.Cancelled => MigrationStatus.Cancelled,
+        _ => MigrationStatus.Active,
+    };
+
+    /// <summary>
+    /// The VM moved if the pool no longer places it here: this host's copy is settled as <see cref="ConclusionSteps"/>
+    /// says (the real handler's SettleCopyAsync); the record (the lock) goes last.
+    /// </summary>
     private void Conclude(MigrationRecord? record)
     {
         var s = _source;
         var moved = Etcd.Get(s, SimKeys.Vm(Vm)) != SimKeys.RunningOn(s.Name);
-        if (moved && s.Processes.TryGetValue(Vm, out var stale))
+        var copy = s.Processes.GetValueOrDefault(Vm);
+        switch (ConclusionSteps.Next(moved, copy is not null, copy is not null && copy == _sending ? QueryMigrate : MigrationStatus.None))
         {
-            s.Kill(Vm);
-            _sim.Log(s.Name, $"kills its paused copy {stale.Copy} of {Vm}");
+            case ConclusionStep.KillStaleCopy:
+                s.Kill(Vm);
+                _sim.Log(s.Name, $"kills its paused copy {copy!.Copy} of {Vm}");
+                break;
+            case ConclusionStep.CancelMigration:
+                _sim.Log(s.Name, $"cancels QEMU's migration of {Vm} ({Status?.ToString().ToLowerInvariant()}): it was aborted without it");
+                CancelStream();
+                break;
         }
 
         Etcd.Delete(s, Key);
+        s.Operations.Remove(SendOperation);
         _sim.Log(s.Name, moved ? $"{Vm} migrated" : $"migration of {Vm} failed: {(record?.Error is { Length: > 0 } error ? error : "the migration was abandoned")}");
     }
 
