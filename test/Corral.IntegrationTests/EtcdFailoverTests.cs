@@ -51,12 +51,25 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
             try
             {
                 await db.Leases.PutDurableAsync("/ready", "1", CancellationToken.None);
-                return;
+                break;
             }
             catch (Exception) when (DateTime.UtcNow < deadline)
             {
                 await Task.Delay(200);
             }
+        }
+
+        // The cluster answers once two members agree; the third lists its client URL only once it has published it,
+        // moments later. The test starts when every member is listed, as a pool's members are long before a failure.
+        while (true)
+        {
+            using var probe = Database(_members[0].ClientUrl);
+            if (await probe.RefreshEndpointsAsync(CancellationToken.None) is { Count: 3 } || DateTime.UtcNow > deadline)
+            {
+                return;
+            }
+
+            await Task.Delay(200);
         }
     }
 

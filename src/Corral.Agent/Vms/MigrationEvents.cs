@@ -13,5 +13,6 @@ public static class MigrationEvents
     public static readonly EventId SourceGoneDiscarded = new(2010, nameof(SourceGoneDiscarded));
     public static readonly EventId SourceGoneEnded = new(2011, nameof(SourceGoneEnded));
     public static readonly EventId ArrivedWithoutProcess = new(2012, nameof(ArrivedWithoutProcess));
+    public static readonly EventId ResumedOnArrival = new(2013, nameof(ResumedOnArrival));
     public static readonly EventId CancelledAtConclusion = new(2020, nameof(CancelledAtConclusion));
 }

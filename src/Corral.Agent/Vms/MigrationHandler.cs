@@ -332,8 +332,47 @@ public sealed partial class MigrationHandler(
         }
 
         await devices.RecordAsync(vm, process.Spec, cancellationToken).ConfigureAwait(false);
+        await EnsureGuestRunsAsync(vm, process, cancellationToken);
         logger.LogInformation("VM {Vm} now runs here (QEMU pid {Pid})", vm.Get(XenApi.VM.NameLabel), process.ProcessId);
     }
+
+    /// <summary>
+    /// QEMU runs an incoming guest by itself once all of it has arrived, but the source commits on its own QEMU's
+    /// "completed", without waiting for that: a copy here that did not start its guest would be a VM the pool calls
+    /// running, stopped for good (the lab once showed one: the next migration of that VM took "0 ms, downtime 0 ms",
+    /// and the guest never answered again). QEMU gets a moment to load the last device state; a copy still stopped
+    /// then gets <c>cont</c>, which takes the disks back and starts the guest (while QEMU still loads, it makes QEMU
+    /// start the guest when done). Nothing else can run the guest by then: the migration committed to this host. A VM
+    /// its user paused stays paused.
+    /// </summary>
+    private async Task EnsureGuestRunsAsync(XenObject vm, IVmProcess process, CancellationToken cancellationToken)
+    {
+        if (vm.Get(XenApi.VM.PowerState) != VmPowerState.Running)
+        {
+            return;
+        }
+
+        var state = VmRunState.Unknown;
+        for (var look = 0; look < ArrivalLooks; look++)
+        {
+            state = await process.QueryStateAsync(cancellationToken);
+            if (state != VmRunState.Paused)
+            {
+                return;
+            }
+
+            await Task.Delay(ArrivalPoll, cancellationToken);
+        }
+
+        logger.LogWarning(MigrationEvents.ResumedOnArrival, "VM {Vm} arrived but QEMU holds it stopped ({State}): resuming it",
+            vm.Get(XenApi.VM.NameLabel), state);
+        await process.ResumeAsync(cancellationToken);
+    }
+
+    /// <summary>An arrived copy still stopped is looked at this many times, <see cref="ArrivalPoll"/> apart, before it is resumed.</summary>
+    private const int ArrivalLooks = 20;
+
+    private static readonly TimeSpan ArrivalPoll = TimeSpan.FromMilliseconds(100);
 
     /// <summary>The VM runs here and its source host is gone: the migration ends as the source would have ended it.</summary>
     private async Task EndForGoneSourceAsync(MigrationRecord record, long revision, CancellationToken cancellationToken)
