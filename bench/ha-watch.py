@@ -2,8 +2,10 @@
 """Watches one VM's copies every 100 ms for bench/ha-campaign.sh, from the process table and the disk's locks.
 
 Usage: ha-watch.py VM-UUID OUT-FILE. Runs until SIGTERM, then writes one line to OUT-FILE:
-    max_processes=N max_writers=N pids=P1,P2 writer_pids=P1
+    max_processes=N overlap_ms=N max_writers=N pids=P1,P2 writer_pids=P1
 - processes: live QEMU processes whose command line names the VM (a live migration's incoming copy included);
+  overlap_ms: the longest time two or more of them were seen alive together (one 100 ms sample may catch a killed
+  process not yet gone);
 - writers: those holding QEMU's write-permission lock on a disk image (byte 101 of QEMU's image locking, an OFD
   read lock). QEMU takes it for an image it runs the guest on, not for an incoming copy's inactive one, so two
   writers at once are two copies running the guest on one disk.
@@ -60,17 +62,23 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     max_processes = max_writers = 0
+    overlap = longest_overlap = 0.0
+    last = time.monotonic()
     pids, writer_pids = set(), set()
     while not stop:
         current = list(qemu_pids(vm))
         writers = [p for p in current if holds_write_lock(p)]
+        now = time.monotonic()
+        overlap = overlap + (now - last) if len(current) > 1 else 0.0
+        longest_overlap = max(longest_overlap, overlap)
+        last = now
         max_processes = max(max_processes, len(current))
         max_writers = max(max_writers, len(writers))
         pids.update(current)
         writer_pids.update(writers)
         time.sleep(0.1)
     with open(out, "w") as f:
-        f.write(f"max_processes={max_processes} max_writers={max_writers} "
+        f.write(f"max_processes={max_processes} overlap_ms={int(longest_overlap * 1000)} max_writers={max_writers} "
                 f"pids={','.join(map(str, sorted(pids)))} writer_pids={','.join(map(str, sorted(writer_pids)))}\n")
 
 

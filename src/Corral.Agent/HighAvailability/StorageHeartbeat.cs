@@ -168,7 +168,9 @@ public sealed class StorageHeartbeat(
         try
         {
             var complete = true;
-            foreach (var file in System.IO.Directory.EnumerateFiles(directory).Where(f => !f.EndsWith(".new", StringComparison.Ordinal)))
+            // One file per host, named by its uuid: anything else there (a write under way, "<uuid>.new") is not read,
+            // and could block the read (a FIFO opens only once someone writes to it).
+            foreach (var file in System.IO.Directory.EnumerateFiles(directory).Where(f => Guid.TryParse(Path.GetFileName(f), out _)))
             {
                 var uuid = Path.GetFileName(file);
                 if (HeartbeatFile.Read(directory, uuid) is { } counter)
