@@ -8,7 +8,7 @@
 #
 # Each fault has an expected outcome:
 #   keep     the VM must keep its QEMU process (a restart is a needless one): the host was only cut off, stalled or
-#            lost its agent or etcd member;
+#            lost its agent or etcd member (a restart: a second process that ran the guest, holding the disk's write lock);
 #   recover  the host is gone for good or reset: the VM must run again on a survivor (its outage is the recovery time);
 #   migrate  a live migration was under way: the VM runs on in one of its two copies, never restarted.
 # A double run is two processes holding the disk's write lock at once, or, outside a migration, two QEMU processes
@@ -146,7 +146,9 @@ run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTA
   processes=$(sed 's/.*max_processes=\([0-9]*\).*/\1/' <<< "$watch")
   overlap=$(sed 's/.*overlap_ms=\([0-9]*\).*/\1/' <<< "$watch")
   writers=$(sed 's/.*max_writers=\([0-9]*\).*/\1/' <<< "$watch")
-  pids=$(sed 's/.*pids=\([0-9,]*\) writer_pids.*/\1/' <<< "$watch" | tr ',' '\n' | grep -c . || true)
+  # Guest runs: the processes that held the disk's write lock at some point (an incoming copy that never ran the guest,
+  # say one a destination started again after the master died, is not one).
+  pids=$(sed 's/.*writer_pids=\([0-9,]*\).*/\1/' <<< "$watch" | tr ',' '\n' | grep -c . || true)
   [ "$writers" -le 1 ] || double=1
   [ "$outcome" = migrate ] || [ "$processes" -le 1 ] || [ "$overlap" -lt 300 ] || double=1
   case "$outcome" in
@@ -195,8 +197,9 @@ table=$work/table.md
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
   for fault in "${faults[@]}"; do
     awk -v f="$fault" '$1 == f' "$results" | sort -k6 -n | awk '
-      { n++; o[n] = $6; ex = $3; needless += $4; double += $5; if ($7 != "ok") bad = bad " " $7 }
+      { n++; o[n] = $6; ex = $3; needless += $4; double += $5; if ($7 != "ok") { seen[$7]++ } }
       END { med = o[int((n + 1) / 2)]; p95 = o[int((95 * n + 99) / 100)]
+            for (c in seen) bad = bad (bad == "" ? "" : ", ") c " (" seen[c] ")"
             printf "| %s | %s | %d | %d | %d | %.1f s | %.1f s | %s |\n", $1, ex, n, needless, double, med / 1000, p95 / 1000, (bad == "" ? "none" : bad) }'
   done
   echo

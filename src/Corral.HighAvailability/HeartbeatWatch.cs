@@ -5,8 +5,10 @@ namespace Corral.HighAvailability;
 /// <summary>
 /// Every host's storage heartbeat as one host has watched it: the last counter read and when this host first read
 /// that value, and when it last managed to read the heartbeats at all. A counter counts as standing still only up to
-/// that last read: a watcher cut from the storage has no evidence that anyone stopped. A host that only just started
-/// watching counts conservatively, from its first read. Times are the watcher's monotonic clock's.
+/// that last read: a watcher cut from the storage has no evidence that anyone stopped, and once that read is older than
+/// the freshness asked for it has no evidence at all (the host whose heartbeat stood still before the watcher was cut
+/// may have beaten since). A host that only just started watching counts conservatively, from its first read. Times are
+/// the watcher's monotonic clock's.
 /// </summary>
 public sealed class HeartbeatWatch
 {
@@ -35,14 +37,15 @@ public sealed class HeartbeatWatch
 
     /// <summary>
     /// How long the host's counter has stood still as watched, up to the last successful read; for a host never seen,
-    /// how long the heartbeats have been read without it. Null when this host has not read the heartbeats yet.
+    /// how long the heartbeats have been read without it. Null when this host has not read the heartbeats yet, or not
+    /// within <paramref name="freshFor"/> before <paramref name="now"/>.
     /// </summary>
-    public TimeSpan? StillFor(string hostUuid)
+    public TimeSpan? StillFor(string hostUuid, TimeSpan now, TimeSpan freshFor)
     {
         TimeSpan first, last;
         lock (_scans)
         {
-            if (_lastScan is not { } lastScan || _firstScan is not { } firstScan)
+            if (_lastScan is not { } lastScan || _firstScan is not { } firstScan || now - lastScan > freshFor)
             {
                 return null;
             }

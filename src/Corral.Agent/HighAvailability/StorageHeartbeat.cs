@@ -56,9 +56,11 @@ public sealed class StorageHeartbeat(
 
     /// <summary>
     /// How long the host's heartbeat has stood still as this host has watched it, up to this host's last successful
-    /// read of the statefile (<see cref="HeartbeatWatch.StillFor"/>); null when it has not read it yet.
+    /// read of the statefile (<see cref="HeartbeatWatch.StillFor"/>); null when it has not read it within
+    /// <see cref="HaTimings.HeartbeatStaleAfter"/> (evidence older than a heartbeat's staleness is none).
     /// </summary>
-    public TimeSpan? StillFor(string hostUuid) => _watched.StillFor(hostUuid);
+    public TimeSpan? StillFor(string hostUuid) =>
+        _watched.StillFor(hostUuid, MonotonicClock.Now(clock), options.Value.Timings.HeartbeatStaleAfter);
 
     /// <summary>How long ago this host's last successful heartbeat write began (monotonic); null when none has.</summary>
     public TimeSpan? SinceOwnBeatBegan => Interlocked.Read(ref _lastBeatBegan) is var began && began != 0 ? clock.GetElapsedTime(began) : null;

@@ -64,7 +64,8 @@ public sealed class SimRecoveryWorld(Simulation sim, SimHost me) : IRecoveryWorl
 
     public long? Heartbeat(HaHost host) => me.StorageCut ? null : sim.Statefile.TryGetValue(host.Ref, out var counter) ? counter : null;
 
-    public TimeSpan? HeartbeatStillFor(HaHost host) => me.Watch.StillFor(host.Uuid);
+    public TimeSpan? HeartbeatStillFor(HaHost host) =>
+        me.Watch.StillFor(host.Uuid, me.Clock.UtcNow - Simulation.Epoch, sim.Scenario.Timings.HeartbeatStaleAfter);
 
     /// <summary>Unsettled while a migration from the host is undecided and its destination is live: the destination settles it.</summary>
     public Task<bool> MigrationsSettledAsync(HaHost host, CancellationToken cancellationToken)

@@ -71,18 +71,22 @@ public sealed class HaTimingsTests
     {
         var watch = new HeartbeatWatch();
         var t0 = TimeSpan.FromHours(5); // the watcher's monotonic clock
-        Assert.Null(watch.StillFor("h2"));
+        var fresh = TimeSpan.FromSeconds(6);
+        TimeSpan? At(string host, double seconds) => watch.StillFor(host, t0 + TimeSpan.FromSeconds(seconds), fresh);
+        Assert.Null(At("h2", 0));
         watch.Observe("h2", 7, t0);
         watch.Scanned(t0);
         watch.Observe("h2", 7, t0 + TimeSpan.FromSeconds(3));
         watch.Scanned(t0 + TimeSpan.FromSeconds(3));
-        Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h2"));
-        // No read succeeds any more: however long it lasts, the evidence stays at 3 s.
-        Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h2"));
+        Assert.Equal(TimeSpan.FromSeconds(3), At("h2", 3));
+        // No read succeeds any more: while the last read is fresh the evidence stays at 3 s; once it is not, there is
+        // none (h2 may have beaten since): a watcher whose reads hang never acts on what it saw before.
+        Assert.Equal(TimeSpan.FromSeconds(3), At("h2", 9));
+        Assert.Null(At("h2", 9.5));
         // A host never seen counts from the first successful read; a moving one from its last change.
-        Assert.Equal(TimeSpan.FromSeconds(3), watch.StillFor("h3"));
+        Assert.Equal(TimeSpan.FromSeconds(3), At("h3", 4));
         watch.Observe("h2", 8, t0 + TimeSpan.FromSeconds(4));
         watch.Scanned(t0 + TimeSpan.FromSeconds(4));
-        Assert.Equal(TimeSpan.Zero, watch.StillFor("h2"));
+        Assert.Equal(TimeSpan.Zero, At("h2", 4));
     }
 }
