@@ -339,8 +339,7 @@ public sealed partial class MigrationHandler(
     /// <summary>
     /// QEMU runs an incoming guest by itself once all of it has arrived, but the source commits on its own QEMU's
     /// "completed", without waiting for that: a copy here that did not start its guest would be a VM the pool calls
-    /// running, stopped for good (the lab once showed one: the next migration of that VM took "0 ms, downtime 0 ms",
-    /// and the guest never answered again). QEMU gets a moment to load the last device state; a copy still stopped
+    /// running, stopped for good. QEMU gets a moment to load the last device state; a copy still stopped
     /// then gets <c>cont</c>, which takes the disks back and starts the guest (while QEMU still loads, it makes QEMU
     /// start the guest when done). Nothing else can run the guest by then: the migration committed to this host. A VM
     /// its user paused stays paused.
