@@ -25,6 +25,7 @@ ALL=(partition-8 partition-30 partition-90 storage-stall-10 storage-stall-30 age
   etcd-leader-kill freeze-3 freeze-30 cpu-starvation-30 master-death-mid-migration)
 faults=("$@"); [ ${#faults[@]} -gt 0 ] || faults=("${ALL[@]}")
 lab_dir=${CORRAL_LAB_DIR:-/var/lib/corral-lab}
+run_dir=${CORRAL_LAB_RUN:-/run/corral-lab}
 work=$(mktemp -d)
 vm=$(xe vm-list name-label="Corral test VM" --minimal)
 [ -n "$vm" ] || { echo "no lab: run ./lab up first" >&2; exit 1; }
@@ -50,6 +51,15 @@ wait_for() { # wait_for SECONDS WHAT COMMAND...
   until "$@" >/dev/null 2>&1; do [ "$(ms)" -lt "$until" ] || { echo "  timed out waiting for $what" >&2; return 1; }; sleep 1; done
 }
 answers() { ping -c 1 -W 1 "$ip" >/dev/null 2>&1; }
+# power_on_off_hosts: powers on every host that is off (HA power-fenced it: it stays off until someone powers it on,
+# as an operator would here); prints the last one it powered on.
+power_on_off_hosts() {
+  local h last=""
+  for h in 1 2 3; do
+    if [ "$(cat "$run_dir/host$h/power" 2>/dev/null)" = off ]; then ./lab power-on "$h" > /dev/null 2>&1; last=$h; fi
+  done
+  echo "$last"
+}
 etcd_leader_slot() {
   local i endpoints=""
   for i in 1 2 3; do endpoints+="http://10.78.0.$((10 + i)):2379,"; done
@@ -113,10 +123,8 @@ longest_gap() {
 }
 
 run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTAGE-MS CHECKS"
-  local fault=$1 run=$2 m t outcome start end needless=0 double=0 checks=ok
-  for h in 1 2 3; do
-    [ "$(cat "${CORRAL_LAB_RUN:-/run/corral-lab}/host$h/power" 2>/dev/null)" = off ] && ./lab power-on "$h" > /dev/null 2>&1
-  done
+  local fault=$1 run=$2 m t outcome start end fenced needless=0 double=0 checks=ok
+  power_on_off_hosts > /dev/null
   wait_for 180 "every host live" all_live
   m=$(master_slot); for t in 3 2 1; do [ "$t" != "$m" ] && break; done
   place_vm "$t"
@@ -130,12 +138,9 @@ run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTA
   outcome=$(expected "$fault")
   # Healed: the VM answers again and every host is back.
   wait_for 180 "the VM to answer ping" answers || checks="vm-not-back"
-  # A host HA power-fenced stays off until someone powers it on: noted, and done as an operator would.
-  for h in 1 2 3; do
-    if [ "$(cat "${CORRAL_LAB_RUN:-/run/corral-lab}/host$h/power" 2>/dev/null)" = off ]; then
-      checks="power-fenced-lab-host$h"; ./lab power-on "$h" > /dev/null 2>&1
-    fi
-  done
+  # A host HA power-fenced: noted, and powered on again.
+  fenced=$(power_on_off_hosts)
+  [ -z "$fenced" ] || checks="power-fenced-lab-host$fenced"
   wait_for 180 "every host live" all_live || checks="hosts-not-back"
   end=$(ms)
   sleep 5
@@ -158,7 +163,7 @@ run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTA
   # The pool database agrees with the process table; no task left pending.
   local live=() h pid
   for h in 1 2 3; do
-    pid=$(cat "${CORRAL_LAB_RUN:-/run/corral-lab}/host$h/vms/$vm/qemu.pid" 2>/dev/null || true)
+    pid=$(cat "$run_dir/host$h/vms/$vm/qemu.pid" 2>/dev/null || true)
     [ -n "$pid" ] && [ -e "/proc/$pid" ] && live+=("$h")
   done
   if [ ${#live[@]} -ne 1 ] || [ "$(xe vm-param-get uuid="$vm" param-name=resident-on)" != "$(xe host-list name-label="lab-host${live[0]}" --minimal)" ] \
