@@ -73,6 +73,7 @@ public static partial class QemuCommandLine
             "-vga", "std",
             "-vnc", $"unix:{Escape(paths.Vnc)}",
             "-qmp", $"unix:{Escape(paths.Qmp)},server=on,wait=off",
+            "-qmp", $"unix:{Escape(paths.Monitor)},server=on,wait=off",
             "-chardev", $"socket,id=ser0,path={Escape(paths.Console)},server=on,wait=off,logfile={Escape(paths.ConsoleLog)},logappend=on",
             "-serial", "chardev:ser0",
             "-pidfile", paths.PidFile,

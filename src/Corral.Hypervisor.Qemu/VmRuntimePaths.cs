@@ -8,6 +8,12 @@ public sealed record VmRuntimePaths(string Directory)
 
     public string Qmp => Path.Combine(Directory, "qmp.sock");
 
+    /// <summary>
+    /// A second QMP monitor, never used by Corral: the agent keeps <see cref="Qmp"/> for itself, so this is the one an
+    /// operator (or a failing test) looks at a running guest through, as <c>virsh qemu-monitor-command</c> allows.
+    /// </summary>
+    public string Monitor => Path.Combine(Directory, "monitor.sock");
+
     /// <summary>The serial console (ttyS0) as a socket, for an interactive console.</summary>
     public string Console => Path.Combine(Directory, "console.sock");
 
@@ -23,7 +29,7 @@ public sealed record VmRuntimePaths(string Directory)
     /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
     public string Spec => Path.Combine(Directory, "vm.json");
 
-    public IEnumerable<string> Sockets => [Qmp, Console, GuestAgent, Vnc];
+    public IEnumerable<string> Sockets => [Qmp, Monitor, Console, GuestAgent, Vnc];
 
     /// <summary>The longest socket path must fit in sun_path, or QEMU cannot bind it.</summary>
     public void EnsureSocketPathsFit()

@@ -86,6 +86,19 @@ public sealed class LabSession : IAsyncDisposable
                 File.Copy(log, Path.Combine(Path.GetTempPath(), $"corral-{_name}-{name}"), overwrite: true);
             }
 
+            // What QEMU says of each guest still running, and what each host's links counted.
+            foreach (var monitor in Directory.Exists(run) ? Directory.GetFiles(run, "monitor.sock", SearchOption.AllDirectories) : [])
+            {
+                var name = Path.GetRelativePath(run, Path.GetDirectoryName(monitor)!).Replace('/', '-');
+                await GuestSnapshot.WriteAsync(monitor, Path.Combine(Path.GetTempPath(), $"corral-{_name}-{name}-monitor.txt"));
+            }
+
+            for (var host = 1; host <= 3; host++)
+            {
+                var (_, counters) = await RunAsync("ip", "-n", _env["CORRAL_LAB_NS_PREFIX"] + host, "-s", "link", "show");
+                await File.WriteAllTextAsync(Path.Combine(Path.GetTempPath(), $"corral-{_name}-host{host}-links.txt"), counters);
+            }
+
             await RunAsync(Path.Combine(Repo, "lab"), "down");
             // The lab must leave nothing behind: no namespace and no link of its own.
             var (_, namespaces) = await RunAsync("ip", "netns", "list");

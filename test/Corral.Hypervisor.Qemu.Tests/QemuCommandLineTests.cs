@@ -57,7 +57,7 @@ public class QemuCommandLineTests
         Assert.Equal([Uuid], ValuesOf(args, "-uuid"));
         Assert.Equal(["none"], ValuesOf(args, "-display"));
         Assert.Equal([$"unix:{Paths.Vnc}"], ValuesOf(args, "-vnc"));
-        Assert.Equal([$"unix:{Paths.Qmp},server=on,wait=off"], ValuesOf(args, "-qmp"));
+        Assert.Equal([$"unix:{Paths.Qmp},server=on,wait=off", $"unix:{Paths.Monitor},server=on,wait=off"], ValuesOf(args, "-qmp"));
         Assert.Equal(["chardev:ser0"], ValuesOf(args, "-serial"));
         Assert.Contains($"socket,id=ser0,path={Paths.Console},server=on,wait=off,logfile={Paths.ConsoleLog},logappend=on", ValuesOf(args, "-chardev"));
         Assert.Equal([Paths.PidFile], ValuesOf(args, "-pidfile"));
