@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Corral.Agent.Operations;
 using Corral.Api.Migration;
@@ -13,7 +14,7 @@ public sealed partial class MigrationHandler
     private async Task<string?> SendAsync(HostOperation operation, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
-        var waitingSince = DateTime.UtcNow;
+        var waitingSince = Stopwatch.GetTimestamp();
         var run = new SendRun();
         while (true)
         {
@@ -30,7 +31,7 @@ public sealed partial class MigrationHandler
                 case MigrationStates.Aborting:
                     return await ConcludeAsync(vm, record, operation, cancellationToken).ConfigureAwait(false);
                 case MigrationStates.Preparing:
-                    if (DateTime.UtcNow - waitingSince > ReadyTimeout)
+                    if (Stopwatch.GetElapsedTime(waitingSince) > ReadyTimeout)
                     {
                         await AbortAsync(record, revision, "the destination did not get ready", cancellationToken).ConfigureAwait(false);
                         continue;
@@ -79,14 +80,21 @@ public sealed partial class MigrationHandler
         }
     }
 
-    /// <summary>What one run of the source's half knows beyond the record; a resumed run starts afresh.</summary>
+    /// <summary>
+    /// What one run of the source's half knows beyond the record; a resumed run starts afresh. Its times are
+    /// <see cref="Stopwatch"/> timestamps: the host's monotonic clock, which no wall-clock step moves.
+    /// </summary>
     private sealed class SendRun
     {
         public bool Started { get; set; }
 
         public bool MirrorsStarted { get; set; }
 
-        public DateTime? AtPreSwitchoverSince { get; set; }
+        public long? AtPreSwitchoverSince { get; set; }
+
+        public long? ReleaseKnownSince { get; set; }
+
+        public static TimeSpan? Since(long? timestamp) => timestamp is { } t ? Stopwatch.GetElapsedTime(t) : null;
     }
 
     /// <summary>One look at QEMU's outgoing migration, and the step <see cref="SwitchoverSteps"/> decides on.</summary>
@@ -101,12 +109,18 @@ public sealed partial class MigrationHandler
         var state = await source.QueryMigrationAsync(cancellationToken);
         if (state.Status == MigrationStatus.PreSwitchover)
         {
-            run.AtPreSwitchoverSince ??= DateTime.UtcNow;
+            run.AtPreSwitchoverSince ??= Stopwatch.GetTimestamp();
         }
 
-        switch (SwitchoverSteps.Next(record, state.Status, run.Started, run.AtPreSwitchoverSince, DateTime.UtcNow))
+        if (record.SwitchoverReleasedUtc is not null)
+        {
+            run.ReleaseKnownSince ??= Stopwatch.GetTimestamp();
+        }
+
+        switch (SwitchoverSteps.Next(record, state.Status, run.Started, SendRun.Since(run.AtPreSwitchoverSince), SendRun.Since(run.ReleaseKnownSince)))
         {
             case SourceStep.Commit:
+                state = await SettledFiguresAsync(source, state, cancellationToken);
                 logger.LogInformation("VM {Vm} sent: {Bytes} bytes of memory in {Total} ms, downtime {Downtime} ms",
                     vm.Get(XenApi.VM.NameLabel), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
                 await RecordFiguresAsync(record.TaskRef, state, cancellationToken);
@@ -143,6 +157,22 @@ public sealed partial class MigrationHandler
                 await StreamAsync(source, record, revision, state, cancellationToken);
                 return;
         }
+    }
+
+    /// <summary>
+    /// QEMU says "completed" a moment before it works out the migration's total time and downtime (both read 0 until
+    /// then): a few more looks for the figures the task records. The migration is complete either way.
+    /// </summary>
+    private static async Task<MigrationProgress> SettledFiguresAsync(IVmProcess source, MigrationProgress completed, CancellationToken cancellationToken)
+    {
+        var state = completed;
+        for (var look = 0; look < 10 && state is { Status: MigrationStatus.Completed, TotalTimeMilliseconds: 0 }; look++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
+            state = await source.QueryMigrationAsync(cancellationToken);
+        }
+
+        return state.Status == MigrationStatus.Completed ? state : completed;
     }
 
     /// <summary>
