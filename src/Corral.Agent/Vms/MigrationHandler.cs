@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -119,18 +120,18 @@ public sealed partial class MigrationHandler(
     private async Task ReceiveAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
-        var nextSourceCheck = DateTime.MinValue;
+        long? lastSourceCheck = null;
         var received = false;
 
         // Whether the source host is gone (its liveness lease expired), looked at once a second at most.
         async Task<bool> SourceGoneAsync(string sourceRef)
         {
-            if (DateTime.UtcNow < nextSourceCheck)
+            if (lastSourceCheck is { } last && Stopwatch.GetElapsedTime(last) < SourceCheck)
             {
                 return false;
             }
 
-            nextSourceCheck = DateTime.UtcNow + SourceCheck;
+            lastSourceCheck = Stopwatch.GetTimestamp();
             return !await HostIsLiveAsync(sourceRef, cancellationToken).ConfigureAwait(false);
         }
 

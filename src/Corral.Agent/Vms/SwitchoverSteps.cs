@@ -63,17 +63,22 @@ public static class SwitchoverSteps
     public static readonly TimeSpan AcknowledgementTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// How long after the release QEMU may still hold at pre-switchover before the go-ahead counts as lost. Its
-    /// migration thread acts on one within milliseconds; an agent restarted between recording and sending it takes
-    /// seconds to come back, and finds QEMU still waiting.
+    /// How long QEMU may still hold at pre-switchover after the half found the release recorded (having recorded it, or
+    /// resumed with it). Its migration thread acts on a go-ahead within milliseconds; a half that resumed after an
+    /// agent restart between recording and sending it finds QEMU still waiting, and gives it up this long later.
     /// </summary>
     public static readonly TimeSpan GoAheadTimeout = TimeSpan.FromSeconds(5);
 
     /// <param name="record">The migration as last read (state <c>migrating</c>, <c>switching</c> or <c>switch-ack</c>).</param>
     /// <param name="status">What QEMU's <c>query-migrate</c> said after that read.</param>
     /// <param name="started">Whether this run of the half told QEMU to migrate.</param>
-    /// <param name="atPreSwitchoverSince">When this run of the half first saw QEMU at pre-switchover, if it has.</param>
-    public static SourceStep Next(MigrationRecord record, MigrationStatus status, bool started, DateTime? atPreSwitchoverSince, DateTime nowUtc)
+    /// <param name="heldFor">How long this run of the half has seen QEMU hold at pre-switchover, if it has.</param>
+    /// <param name="releasedFor">How long this run of the half has known the release recorded, if it has.</param>
+    /// <remarks>
+    /// Both times are measured by the half on its host's monotonic clock: a step of the wall clock changes neither, and
+    /// no time another host wrote is compared with this one's.
+    /// </remarks>
+    public static SourceStep Next(MigrationRecord record, MigrationStatus status, bool started, TimeSpan? heldFor, TimeSpan? releasedFor)
     {
         switch (status)
         {
@@ -83,14 +88,14 @@ public static class SwitchoverSteps
                 return SourceStep.Abort;
             case MigrationStatus.None when !started:
                 return SourceStep.AbortNotStarted;
-            case MigrationStatus.PreSwitchover when record.SwitchoverReleasedUtc is { } released:
-                return nowUtc - released > GoAheadTimeout ? SourceStep.CancelGoAheadLost : SourceStep.WaitForSwitchover;
+            case MigrationStatus.PreSwitchover when record.SwitchoverReleasedUtc is not null:
+                return releasedFor > GoAheadTimeout ? SourceStep.CancelGoAheadLost : SourceStep.WaitForSwitchover;
             case MigrationStatus.PreSwitchover:
                 return record.State switch
                 {
                     MigrationStates.Migrating => SourceStep.AskAcknowledgement,
                     MigrationStates.SwitchAcknowledged => SourceStep.Release,
-                    _ when nowUtc - (atPreSwitchoverSince ?? nowUtc) > AcknowledgementTimeout => SourceStep.CancelUnacknowledged,
+                    _ when heldFor > AcknowledgementTimeout => SourceStep.CancelUnacknowledged,
                     _ => SourceStep.WaitForAcknowledgement,
                 };
             default:

@@ -51,6 +51,7 @@ public sealed class SimMigration
     private bool _preparing;
     private DateTime _waitingSince;
     private DateTime? _switchingSince;
+    private DateTime? _releaseKnownSince;
     private DateTime _nextSourceCheck = DateTime.MinValue;
     private bool _received;
     private bool _sendStarted;
@@ -124,6 +125,7 @@ public sealed class SimMigration
     {
         _sendStarted = false;
         _switchingSince = null;
+        _releaseKnownSince = null;
         _waitingSince = _source.Clock.UtcNow;
         _sim.Log(_source.Name, $"resumes sending {Vm}");
         Send();
@@ -430,7 +432,12 @@ public sealed class SimMigration
                 _switchingSince ??= s.Clock.UtcNow;
             }
 
-            switch (SwitchoverSteps.Next(record, status, _sendStarted, _switchingSince, s.Clock.UtcNow))
+            if (record.SwitchoverReleasedUtc is not null)
+            {
+                _releaseKnownSince ??= s.Clock.UtcNow;
+            }
+
+            switch (SwitchoverSteps.Next(record, status, _sendStarted, s.Clock.UtcNow - _switchingSince, s.Clock.UtcNow - _releaseKnownSince))
             {
                 case SourceStep.Commit:
                     TryCommit(s, record, revision);
