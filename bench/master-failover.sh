@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 runs=${1:-${RUNS:-5}}
-ttl=$(grep -o 'LivenessTtl { get; set; } = TimeSpan.FromSeconds([0-9]*)' src/Corral.Agent/Hosting/AgentOptions.cs | grep -oE '[0-9]+\)' | tr -d ')')
+ttl=$(grep -o 'LeaseTtl { get; init; } = TimeSpan.FromSeconds([0-9]*)' src/Corral.HighAvailability/HaTimings.cs | grep -oE '[0-9]+\)' | tr -d ')')
 slow=${SLOW:-$((3 * ttl))}
 password=corral
 [ "$(id -u)" = 0 ] || { echo "master-failover: run as root (the lab manages namespaces, bridges and QEMU)" >&2; exit 2; }

@@ -153,6 +153,8 @@ do
     builder.Services.AddOptions<HaOptions>().Bind(builder.Configuration.GetSection("Corral:Ha"))
         .ValidateOnStart();
     builder.Services.AddSingleton<IValidateOptions<HaOptions>, HaOptionsValidation>();
+    // The lease's safety margin is part of HA's budget, checked with it; the lease store takes it from there.
+    builder.Services.AddOptions<EtcdOptions>().PostConfigure<IOptions<HaOptions>>((o, ha) => o.LeaseSafetyMargin = ha.Value.LeaseSafetyMargin);
     builder.Services.AddSingleton(TimeProvider.System);
     builder.Services.AddSingleton<FenceAgents>();
     builder.Services.AddSingleton<IHostPowerControl>(sp => sp.GetRequiredService<FenceAgents>());

@@ -7,6 +7,21 @@ namespace Corral.HighAvailability;
 /// </summary>
 public sealed record HaTimings
 {
+    /// <summary>
+    /// The TTL of each host's liveness lease in etcd: a host whose keepalives stop (dead, cut off the pool database,
+    /// or stalled) is seen not live this long after its last one landed, more when etcd's leader changed meanwhile
+    /// (its new leader extends every lease by an election timeout). Whole seconds (etcd's unit). Keepalives go every
+    /// quarter of it.
+    /// </summary>
+    public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// What a host takes off its lease's TTL before it stops counting on the lease (its safe time: the last
+    /// acknowledged keepalive's send time + TTL − this), so that it never counts on a lease the etcd leader, whose clock
+    /// may run a little faster, has already expired.
+    /// </summary>
+    public TimeSpan LeaseSafetyMargin { get; init; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>How often each host writes its storage heartbeat (and reads everyone's).</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -61,6 +76,17 @@ public sealed record HaTimings
         if (HeartbeatInterval <= TimeSpan.Zero || SelfFenceCheck <= TimeSpan.Zero || KillGrace < TimeSpan.Zero || FenceMargin < TimeSpan.Zero)
         {
             problems.Add("HeartbeatInterval and SelfFenceCheck must be positive, KillGrace and FenceMargin not negative");
+        }
+
+        if (LeaseTtl < TimeSpan.FromSeconds(2) || LeaseTtl.Ticks % TimeSpan.TicksPerSecond != 0)
+        {
+            problems.Add($"LeaseTtl ({LeaseTtl.TotalSeconds} s) must be whole seconds (etcd's unit), at least 2 s");
+        }
+
+        if (LeaseSafetyMargin <= TimeSpan.Zero || LeaseSafetyMargin >= LeaseTtl / 2)
+        {
+            problems.Add($"LeaseSafetyMargin ({LeaseSafetyMargin.TotalSeconds} s) must be positive and under half of LeaseTtl ({(LeaseTtl / 2).TotalSeconds} s): "
+                + "a host must not count on a lease its etcd leader may have expired, and its lease must stay safe past one lost keepalive (sent every quarter of the TTL)");
         }
 
         if (OwnHeartbeatWindow < 2 * HeartbeatInterval)

@@ -11,6 +11,12 @@ public sealed class HaOptions
 {
     private static readonly HaTimings Defaults = new();
 
+    /// <inheritdoc cref="HaTimings.LeaseTtl"/>
+    public TimeSpan LeaseTtl { get; set; } = Defaults.LeaseTtl;
+
+    /// <inheritdoc cref="HaTimings.LeaseSafetyMargin"/>
+    public TimeSpan LeaseSafetyMargin { get; set; } = Defaults.LeaseSafetyMargin;
+
     /// <inheritdoc cref="HaTimings.HeartbeatInterval"/>
     public TimeSpan HeartbeatInterval { get; set; } = Defaults.HeartbeatInterval;
 
@@ -49,6 +55,8 @@ public sealed class HaOptions
     /// <summary>The timing budget, as the engine, the self-fence and the heartbeat take it.</summary>
     public HaTimings Timings => new()
     {
+        LeaseTtl = LeaseTtl,
+        LeaseSafetyMargin = LeaseSafetyMargin,
         HeartbeatInterval = HeartbeatInterval,
         HeartbeatStaleAfter = HeartbeatStaleAfter,
         OwnHeartbeatWindow = OwnHeartbeatWindow,

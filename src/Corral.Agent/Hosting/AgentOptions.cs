@@ -27,9 +27,6 @@ public sealed class AgentOptions
     /// <summary>Memory this host offers to VMs; 0 means the machine's physical memory.</summary>
     public long MemoryTotalBytes { get; set; }
 
-    /// <summary>The liveness lease's TTL: how soon the pool sees this host dead.</summary>
-    public TimeSpan LivenessTtl { get; set; } = TimeSpan.FromSeconds(5);
-
     /// <summary>How long a clean shutdown may take before it fails (or falls back to hard, for VM.shutdown).</summary>
     public TimeSpan CleanShutdownTimeout { get; set; } = TimeSpan.FromSeconds(120);
 

@@ -1,3 +1,4 @@
+using Corral.Agent.HighAvailability;
 using Corral.Agent.Membership;
 using Corral.Api.Methods;
 using Corral.Api.Sessions;
@@ -22,6 +23,7 @@ public sealed class HostLiveness(
     AgentLifecycle lifecycle,
     IHypervisor hypervisor,
     IOptions<AgentOptions> options,
+    IOptions<HaOptions> ha,
     ILogger<HostLiveness> logger) : BackgroundService
 {
     /// <summary>When this generation of the agent started: <c>other_config:agent_start_time</c>.</summary>
@@ -66,7 +68,7 @@ public sealed class HostLiveness(
             {
                 lease = handedOver is { Lost.IsCancellationRequested: false }
                     ? handedOver
-                    : await database.Leases.AcquireAsync(options.Value.LivenessTtl, stoppingToken).ConfigureAwait(false);
+                    : await database.Leases.AcquireAsync(ha.Value.LeaseTtl, stoppingToken).ConfigureAwait(false);
                 handedOver = null;
                 await database.Leases.PutAsync(lease, PoolKeys.LiveKey(identity.MetricsRef), identity.Ref, stoppingToken).ConfigureAwait(false);
                 // VMs already running here (re-adopted) keep their ownership claims on the new lease.

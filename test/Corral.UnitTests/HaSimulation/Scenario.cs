@@ -72,8 +72,6 @@ public sealed class Scenario
     /// </summary>
     public bool ClientFailover { get; private set; } = true;
 
-    public TimeSpan LeaseTtl { get; private set; } = TimeSpan.FromSeconds(5);
-
     /// <summary>The agent's self-fence as it was before it killed live migrations' incoming copies too.</summary>
     public bool LegacySelfFenceIgnoresIncoming { get; private set; }
 
@@ -82,8 +80,6 @@ public sealed class Scenario
     /// off</c>: the agent writes the heartbeat itself and no watchdog resets the host (an agent without corral-fenced).
     /// </summary>
     public bool FenceDaemon { get; private set; } = true;
-
-    public TimeSpan LeaseMargin { get; private set; } = TimeSpan.FromMilliseconds(500);
 
     public HaTimings Timings { get; private set; } = new();
 
@@ -251,10 +247,10 @@ public sealed class Scenario
                 Timings = Timings with { WatchdogTimeout = Seconds(w[1]) };
                 break;
             case "ttl":
-                LeaseTtl = Seconds(w[1]);
+                Timings = Timings with { LeaseTtl = Seconds(w[1]) };
                 break;
             case "margin":
-                LeaseMargin = Seconds(w[1]);
+                Timings = Timings with { LeaseSafetyMargin = Seconds(w[1]) };
                 break;
             case "fence-margin":
                 Timings = Timings with { FenceMargin = Seconds(w[1]) };

@@ -44,7 +44,7 @@ public sealed class SimEtcd(Simulation sim)
             Put(host, SimKeys.HaEnabled, sim.Scenario.HaEnabled ? "true" : "false");
         }
 
-        var lease = Grant(host, sim.Scenario.LeaseTtl);
+        var lease = Grant(host, sim.Scenario.Timings.LeaseTtl);
         Put(host, SimKeys.Live(host.Name), host.Name, lease);
         Put(host, SimKeys.HostEnabled(host.Name), "true");
         TryClaim(host, SimKeys.Master, host.Name, lease);

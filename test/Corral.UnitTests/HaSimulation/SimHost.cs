@@ -130,7 +130,7 @@ public sealed class SimHost
 
     public bool LeaseSafe => LeaseId is not null && SelfFencePolicy.LeaseSafe(LeaseLost, SafeUntil - Simulation.Epoch, Clock.UtcNow - Simulation.Epoch);
 
-    private TimeSpan Ttl => _sim.Scenario.LeaseTtl;
+    private TimeSpan Ttl => _sim.Scenario.Timings.LeaseTtl;
 
     // ---- power and faults ----
 
@@ -310,7 +310,7 @@ public sealed class SimHost
     public void Bootstrapped(long lease)
     {
         LeaseId = lease;
-        SafeUntil = LeaseTiming.SafeUntil(Clock.UtcNow, Ttl, _sim.Scenario.LeaseMargin);
+        SafeUntil = LeaseTiming.SafeUntil(Clock.UtcNow, Ttl, _sim.Scenario.Timings.LeaseSafetyMargin);
         HaEnabledView = _sim.Scenario.HaEnabled;
         _adopted = true;
         SendKeepAlive();
@@ -375,7 +375,7 @@ public sealed class SimHost
 
             LeaseId = lease;
             LeaseLost = false;
-            SafeUntil = LeaseTiming.SafeUntil(sent, Ttl, _sim.Scenario.LeaseMargin);
+            SafeUntil = LeaseTiming.SafeUntil(sent, Ttl, _sim.Scenario.Timings.LeaseSafetyMargin);
             _sim.Log(Name, $"live in the pool (lease {lease:x})");
             if (!_adopted)
             {
@@ -484,7 +484,7 @@ public sealed class SimHost
             return;
         }
 
-        SafeUntil = LeaseTiming.SafeUntil(sent, TimeSpan.FromSeconds(ttlSeconds), _sim.Scenario.LeaseMargin);
+        SafeUntil = LeaseTiming.SafeUntil(sent, TimeSpan.FromSeconds(ttlSeconds), _sim.Scenario.Timings.LeaseSafetyMargin);
         CheckDeadline();
         if (!LeaseLost)
         {

@@ -35,6 +35,23 @@ public sealed class HaTimingsTests
     }
 
     [Fact]
+    public void A_lease_ttl_etcd_cannot_grant_or_a_margin_that_would_outlast_one_lost_keepalive_is_refused()
+    {
+        Assert.Contains(new HaTimings { LeaseTtl = TimeSpan.FromSeconds(2.5) }.Problems(),
+            p => p.StartsWith("LeaseTtl (2.5 s) must be whole seconds", StringComparison.Ordinal));
+        Assert.Contains(new HaTimings { LeaseTtl = TimeSpan.FromSeconds(1), LeaseSafetyMargin = TimeSpan.FromMilliseconds(100) }.Problems(),
+            p => p.StartsWith("LeaseTtl (1 s)", StringComparison.Ordinal));
+        Assert.Contains(new HaTimings { LeaseTtl = TimeSpan.FromSeconds(4), LeaseSafetyMargin = TimeSpan.FromSeconds(2) }.Problems(),
+            p => p.StartsWith("LeaseSafetyMargin (2 s) must be positive and under half of LeaseTtl (2 s)", StringComparison.Ordinal));
+        Assert.Contains(new HaTimings { LeaseSafetyMargin = TimeSpan.Zero }.Problems(), p => p.StartsWith("LeaseSafetyMargin (0 s)", StringComparison.Ordinal));
+
+        var refused = new HaOptionsValidation().Validate(null, new HaOptions { LeaseTtl = TimeSpan.FromSeconds(3), LeaseSafetyMargin = TimeSpan.FromSeconds(1.5) });
+        Assert.True(refused.Failed);
+        Assert.Contains("Corral:Ha: LeaseSafetyMargin (1.5 s)", refused.FailureMessage, StringComparison.Ordinal);
+        Assert.Empty(new HaTimings { LeaseTtl = TimeSpan.FromSeconds(3), LeaseSafetyMargin = TimeSpan.FromSeconds(1) }.Problems());
+    }
+
+    [Fact]
     public void A_window_that_one_late_write_would_close_is_refused()
     {
         var problems = new HaTimings { HeartbeatInterval = TimeSpan.FromSeconds(2), OwnHeartbeatWindow = TimeSpan.FromSeconds(3), HeartbeatStaleAfter = TimeSpan.FromSeconds(10) }.Problems();
