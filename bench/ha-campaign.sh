@@ -22,7 +22,8 @@ cd "$(dirname "$0")/.."
 . bench/lab-vms.sh
 runs=${1:-3}; shift || true
 ALL=(partition-8 partition-30 partition-90 storage-stall-10 storage-stall-30 agent-kill agent-kill-fence-agent agent-restart
-  etcd-leader-kill freeze-3 freeze-30 cpu-starvation-30 master-death-mid-migration)
+  etcd-leader-kill freeze-3 freeze-30 cpu-starvation-30 clock-step+10 clock-step-10 master-clock-step+10
+  master-clock-step-10 master-death-mid-migration)
 faults=("$@"); [ ${#faults[@]} -gt 0 ] || faults=("${ALL[@]}")
 lab_dir=${CORRAL_LAB_DIR:-/var/lib/corral-lab}
 run_dir=${CORRAL_LAB_RUN:-/run/corral-lab}
@@ -97,6 +98,11 @@ inject() {
       kill -9 "$(cat "$lab_dir/host$m/etcd.pid")"; sleep 20 ;;
     freeze-*) ./lab freeze "$t"; sleep "${fault#freeze-}"; ./lab thaw "$t" ;;
     cpu-starvation-*) ./lab starve "$t" 10; sleep "${fault#cpu-starvation-}"; ./lab unstarve "$t" ;;
+    # The wall clock of the VM's host, or of the master, jumps; 30 s later it jumps back (the opposite step).
+    clock-step*|master-clock-step*)
+      [ "${fault%%clock-step*}" = master- ] && t=$(master_slot)
+      local step=${fault##*clock-step}
+      ./lab clock-step "$t" "$step"; sleep 30; ./lab clock-step "$t" "$(( -step ))" ;;
     master-death-mid-migration)
       m=$(master_slot)
       local d; for d in 1 2 3; do [ "$d" != "$m" ] && [ "$d" != "$t" ] && break; done
@@ -178,6 +184,10 @@ run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTA
 
 results=$work/results
 for fault in "${faults[@]}"; do
+  if [[ "$fault" == *clock-step* ]] && [ ! -f "$run_dir/clock-steps" ]; then
+    echo "$fault: skipped, the lab does not step clocks (./lab down, then CORRAL_LAB_CLOCK_STEPS=1 ./lab up)" >&2
+    continue
+  fi
   for run in $(seq "$runs"); do
     line=$(run_one "$fault" "$run")
     echo "$line" >> "$results"
@@ -201,6 +211,7 @@ table=$work/table.md
   echo "| fault | expected | runs | needless restarts | double runs | VM outage median | p95 | other checks failed |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
   for fault in "${faults[@]}"; do
+    grep -q "^$fault " "$results" 2>/dev/null || continue
     awk -v f="$fault" '$1 == f' "$results" | sort -k6 -n | awk '
       { n++; o[n] = $6; ex = $3; needless += $4; double += $5; if ($7 != "ok") { seen[$7]++ } }
       END { med = o[int((n + 1) / 2)]; p95 = o[int((95 * n + 99) / 100)]
@@ -213,11 +224,22 @@ table=$work/table.md
 cat "$table"
 if [ "${DOCS:-0}" = 1 ]; then
   python3 - "$table" docs/ha.md <<'PY'
+# This run's rows replace the same faults' rows; the other faults' rows and the earlier runs' notes stay.
 import sys
 table, doc = open(sys.argv[1]).read(), open(sys.argv[2]).read()
 begin, end = "<!-- campaign:begin -->\n", "<!-- campaign:end -->"
 head, rest = doc.split(begin)
-_, tail = rest.split(end)
-open(sys.argv[2], "w").write(head + begin + table + end + tail)
+old, tail = rest.split(end)
+def parts(text):
+    lines = [l for l in text.splitlines() if l.strip()]
+    rows = [l for l in lines if l.startswith("| ") and not l.startswith("| fault") and not l.startswith("| ---")]
+    return lines[:2], rows, [l for l in lines if not l.startswith("|")]
+header, new_rows, new_notes = parts(table)
+_, old_rows, old_notes = parts(old)
+fault = lambda row: row.split("|")[1].strip()
+replaced = {fault(r): r for r in new_rows}
+rows = [replaced.pop(fault(r), r) for r in old_rows] + list(replaced.values())
+notes = [n for n in old_notes if n not in new_notes] + new_notes
+open(sys.argv[2], "w").write(head + begin + "\n".join(header + rows) + "\n\n" + "\n\n".join(notes) + "\n" + end + tail)
 PY
 fi
