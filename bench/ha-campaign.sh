@@ -33,6 +33,7 @@ vm=$(xe vm-list name-label="Corral test VM" --minimal)
 ip=$(xe vm-param-get uuid="$vm" param-name=xenstore-data param-key=vm-data/ip | cut -d/ -f1)
 pool=$(xe pool-list --minimal)
 shared=$(xe sr-list name-label="Shared storage" --minimal)
+ha_before=$(xe pool-param-get uuid="$pool" param-name=ha-enabled)
 watcher=""; pinger=""
 cleanup() {
   [ -n "$watcher" ] && kill "$watcher" 2>/dev/null || true
@@ -198,7 +199,8 @@ for fault in "${faults[@]}"; do
   done
 done
 
-# The VM's disk, checked at rest.
+# The pool left as the campaign found it (HA off again if it was), and the VM's disk checked at rest.
+[ "$ha_before" = true ] || xe pool-ha-disable >/dev/null
 xe vm-shutdown uuid="$vm" >/dev/null
 disk=$(xe vbd-list vm-uuid="$vm" type=Disk params=vdi-uuid --minimal | cut -d, -f1)
 image=$(find "$lab_dir/shared" -maxdepth 1 -name "$(xe vdi-param-get uuid="$disk" param-name=location)*" | head -n 1)
