@@ -8,7 +8,10 @@ public sealed class EtcdOptions
     /// <summary>How long one etcd request may take before it is abandoned.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Margin taken off a lease's TTL for clock drift between this host and the etcd leader.</summary>
+    /// <summary>
+    /// Margin taken off a lease's TTL for clock drift between this host and the etcd leader. The agent sets it from HA's
+    /// timing budget (<c>Corral:Ha:LeaseSafetyMargin</c>), where it is checked with the TTL.
+    /// </summary>
     public TimeSpan LeaseSafetyMargin { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>This host's own etcd member, when the agent runs it.</summary>
