@@ -28,6 +28,27 @@ trap cleanup EXIT
 all_live() { [ "$(xe host-list params=host-metrics-live --minimal)" = "true,true,true" ]; }
 ip_of() { echo "$subnet.$((100 + $1))"; }
 
+# breakdown START_MS VICTIM LAST_MS: where a run's time went, from the agents' logs (their times of day, this
+# machine's clock): the first master elected after the plug (when the victim was master), the master seeing the victim's
+# lease gone, the victim declared fenced, the last bench VM's QEMU running on a survivor, and the last VM answering ping.
+breakdown() {
+  local since
+  since=$(date -d "@$(( $1 / 1000 )).$(printf '%03d' $(( $1 % 1000 )))" +%H:%M:%S.%3N)
+  cat "${CORRAL_LAB_DIR:-/var/lib/corral-lab}"/agent-host*.log 2>/dev/null | awk -v since="$since" -v victim="$2" -v back="$3" '
+    function secs(t,  p) { split(t, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
+    function after(t) { d = secs(t) - secs(since); return d < 0 ? d + 86400 : d }
+    $1 ~ /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+$/ && $1 >= since {
+      if ($0 ~ /now the pool master/ && master == "") master = after($1)
+      if ($0 ~ /HaCoordinator\[1010\]/ && index($0, "host " victim " ") && seen == "") seen = after($1)
+      if ($0 ~ /HaCoordinator\[1014\]/ && index($0, "host " victim " ") && fenced == "") fenced = after($1)
+      if ($0 ~ /VM bench ha [0-9]+ .* started: QEMU pid/ && after($1) > qemu) qemu = after($1)
+    }
+    END {
+      printf "  where the time went: %slease gone, seen by the master +%.1f s; fenced +%.1f s; last QEMU running +%.1f s; last guest answering ping +%.1f s\n",
+        (master == "" ? "" : sprintf("new master +%.1f s; ", master)), seen, fenced, qemu, back / 1000
+    }'
+}
+
 max=0; for n in $counts; do [ "$n" -gt "$max" ] && max=$n; done
 for i in $(seq "$max"); do
   vm=$(xe vm-install template="Corral Linux test" new-name-label="bench ha $i" sr-uuid="$shared")
@@ -70,6 +91,7 @@ for n in $counts; do
     first=$(printf '%s\n' "${back[@]}" | sort -n | head -n 1); last=$(printf '%s\n' "${back[@]}" | sort -n | tail -n 1)
     printf '%d VM(s), run %d, plug pulled on %s: first back after %.1f s, all back after %.1f s\n' "$n" "$run" "$victim" \
       "$(awk -v t="$first" 'BEGIN { print t / 1000 }')" "$(awk -v t="$last" 'BEGIN { print t / 1000 }')"
+    breakdown "$start" "$victim" "$last"
     results+=("$last")
     unset back
     ./lab power-on "$slot" >/dev/null 2>&1

@@ -13,7 +13,7 @@ public sealed record HaTimings
     /// (its new leader extends every lease by an election timeout). Whole seconds (etcd's unit). Keepalives go every
     /// quarter of it.
     /// </summary>
-    public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(4);
 
     /// <summary>
     /// What a host takes off its lease's TTL before it stops counting on the lease (its safe time: the last

@@ -15,6 +15,9 @@ namespace Corral.HighAvailability;
 /// </summary>
 public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogger logger)
 {
+    /// <summary>How many rounds the caller runs back to back while each moves a recovery on, before its usual tick.</summary>
+    public const int BackToBackRounds = 4;
+
     private TimeSpan? _lastPlanRefresh;
 
     // This master's own memory of attempts (fence agents by host, restarts by VM), to space retries; a new master
@@ -29,21 +32,18 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
 
     private TimeSpan Monotonic => MonotonicClock.Now(clock);
 
-    public async Task RunOnceAsync(IRecoveryWorld world, CancellationToken cancellationToken)
+    /// <summary>
+    /// One round. True when it moved a recovery on (a host's recovery recorded, the host power-fenced or declared
+    /// fenced): the caller runs the next round at once rather than after its tick, since that round has work waiting.
+    /// </summary>
+    public async Task<bool> RunOnceAsync(IRecoveryWorld world, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(world);
         var enabled = await world.HaEnabledAsync(cancellationToken).ConfigureAwait(false);
         var records = await world.RecoveriesAsync(cancellationToken).ConfigureAwait(false);
         if (enabled is null || (enabled == false && records.Count == 0))
         {
-            return;
-        }
-
-        var now = Now;
-        if (enabled == true && (_lastPlanRefresh is not { } refreshed || Monotonic - refreshed > timings.PlanRefresh))
-        {
-            _lastPlanRefresh = Monotonic;
-            await world.RefreshPlanAsync(cancellationToken).ConfigureAwait(false);
+            return false;
         }
 
         // A waiting recovery this master saw end (or another master end) starts its margin afresh if it comes back.
@@ -52,6 +52,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             _waitingSeen.Remove(hostRef);
         }
 
+        var progressed = false;
         var vms = await world.VmsAsync(cancellationToken).ConfigureAwait(false);
         foreach (var host in await world.HostsAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -59,9 +60,10 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             {
                 if (enabled == true && !host.Live && vms.Any(v => v.ResidentOn == host.Ref && v.IsActive))
                 {
-                    var detected = new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = now, Heartbeat = world.Heartbeat(host) };
+                    var detected = new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = Now, Heartbeat = world.Heartbeat(host) };
                     await world.SaveAsync(detected, cancellationToken).ConfigureAwait(false);
                     _waitingSeen[host.Ref] = Monotonic;
+                    progressed = true;
                     logger.LogWarning(HaEvents.HostUnleased, "HA: host {Host} has lost its liveness lease with VMs on it; waiting for it to be fenced", host.Name);
                 }
 
@@ -71,23 +73,33 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             if (record.State == RecoveryStates.Detected)
             {
                 _waitingSeen.TryAdd(host.Ref, Monotonic);
-                await WaitForFenceAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
+                progressed |= await WaitForFenceAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
             }
             else
             {
                 await RestartAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
             }
         }
+
+        // The plan (ha_plan_exists_for) is for people and for the next failure: it comes after this round's recoveries,
+        // so that a new master's first look at a failed host waits for nothing.
+        if (enabled == true && (_lastPlanRefresh is not { } refreshed || Monotonic - refreshed > timings.PlanRefresh))
+        {
+            _lastPlanRefresh = Monotonic;
+            await world.RefreshPlanAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return progressed;
     }
 
-    private async Task WaitForFenceAsync(IRecoveryWorld world, RecoveryRecord record, HaHost host, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
+    private async Task<bool> WaitForFenceAsync(IRecoveryWorld world, RecoveryRecord record, HaHost host, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
     {
         if (host.Live)
         {
             // Back before it was declared fenced: it kept (or re-registered) its lease; nothing to recover.
             logger.LogInformation(HaEvents.HostBack, "HA: host {Host} is live again; no recovery", host.Name);
             await world.DeleteAsync(record, cancellationToken).ConfigureAwait(false);
-            return;
+            return false;
         }
 
         var heartbeat = world.Heartbeat(host);
@@ -102,7 +114,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             }
 
             await world.SaveAsync(record with { Heartbeat = heartbeat, Isolated = true }, cancellationToken).ConfigureAwait(false);
-            return;
+            return false;
         }
 
         var stillFor = world.HeartbeatStillFor(host);
@@ -127,12 +139,12 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         var waitedFor = Monotonic - _waitingSeen[host.Ref];
         if (!record.PowerFenced && (waitedFor < timings.FenceMargin || stillFor is null || stillFor < timings.HeartbeatStaleAfter))
         {
-            return;
+            return false;
         }
 
         if (!await world.MigrationsSettledAsync(host, cancellationToken).ConfigureAwait(false))
         {
-            return;
+            return false;
         }
 
         // Fenced: its VMs are halted, as far as the pool is concerned, in the same transaction that starts the restarts.
@@ -143,6 +155,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         logger.LogWarning(HaEvents.HostFenced, "HA: host {Host} is fenced ({How}); {Count} VM(s) halted, {Restarts} to restart", host.Name,
             record.PowerFenced ? "powered off by its fence agent" : $"no lease, and its storage heartbeat still for {stillFor?.TotalSeconds:0.0} s",
             onHost.Count, restarts.Count);
+        return true;
     }
 
     private async Task RestartAsync(IRecoveryWorld world, RecoveryRecord record, HaHost failed, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)

@@ -23,13 +23,15 @@ public sealed class HaCoordinator(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var engine = new RecoveryEngine(options.Value.Timings, clock, logger);
+        var backToBack = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
+            var progressed = false;
             try
             {
                 if (master.MasterRef == identity.Ref)
                 {
-                    await engine.RunOnceAsync(world, stoppingToken).ConfigureAwait(false);
+                    progressed = await engine.RunOnceAsync(world, stoppingToken).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -46,6 +48,12 @@ public sealed class HaCoordinator(
                 logger.LogWarning(ex, "HA round failed; retrying");
             }
 
+            if (progressed && ++backToBack < RecoveryEngine.BackToBackRounds)
+            {
+                continue;
+            }
+
+            backToBack = 0;
             await Task.Delay(Tick, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
         }
     }

@@ -662,14 +662,22 @@ public sealed class SimHost
 
         try
         {
-            var round = _engine.RunOnceAsync(_world!, CancellationToken.None);
-            if (!round.IsCompleted)
+            // As the agent's coordinator: rounds back to back while each moves a recovery on.
+            for (var rounds = 0; rounds < RecoveryEngine.BackToBackRounds; rounds++)
             {
-                throw new InvalidOperationException("the simulated world completes every call synchronously; a round that did not is a simulation bug");
-            }
+                var round = _engine.RunOnceAsync(_world!, CancellationToken.None);
+                if (!round.IsCompleted)
+                {
+                    throw new InvalidOperationException("the simulated world completes every call synchronously; a round that did not is a simulation bug");
+                }
 
-            round.GetAwaiter().GetResult();
-            _roundFailing = false;
+                var progressed = round.GetAwaiter().GetResult();
+                _roundFailing = false;
+                if (!progressed)
+                {
+                    break;
+                }
+            }
         }
         catch (SimUnavailableException ex)
         {
