@@ -22,6 +22,10 @@ public static class ApiServiceCollectionExtensions
             options.Configure(configure);
         }
 
+        options.Validate(o => o.MaxRpcRequestBytes >= 4096, "ApiOptions.MaxRpcRequestBytes must be at least 4096 (a login alone takes a few hundred bytes)")
+            .Validate(o => o.MaxRpcNesting is >= 16 and <= 256, "ApiOptions.MaxRpcNesting must be between 16 (a XenAPI map of maps) and 256 (deeper only risks the stack)")
+            .ValidateOnStart();
+
         services.AddOptions<MessageOptions>()
             .Validate(o => o.Limit > 0, "MessageOptions.Limit must be positive")
             .Validate(o => o.CollectEvery > TimeSpan.Zero, "MessageOptions.CollectEvery must be positive")

@@ -136,4 +136,56 @@ public sealed class WireTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, malformedStatus);
         Assert.Contains("JSONRPC_PARSE_ERROR", malformed, StringComparison.Ordinal);
     }
+
+    private static string Nested(string open, string close, int depth) =>
+        string.Concat(Enumerable.Repeat(open, depth)) + "x" + string.Concat(Enumerable.Repeat(close, depth));
+
+    private async Task AssertStillAnswersAsync()
+    {
+        var (status, body) = await PostAsync("/", Call("session.login_with_password", "root", "pw", "1.0", "t"), "text/xml");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("<name>Status</name><value>Success</value>", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Deeply_nested_calls_without_credentials_are_refused_and_the_host_answers_on()
+    {
+        // 6,000 arrays deep (18,000 elements, about 250 KB: under the body limit); 100,000 once exhausted the agent's stack.
+        var xml = $"<?xml version=\"1.0\"?><methodCall><methodName>session.login_with_password</methodName><params><param><value>"
+            + Nested("<array><data><value>", "</value></data></array>", 6_000) + "</value></param></params></methodCall>";
+        var (status, body) = await PostAsync("/", xml, "text/xml");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("<value>XMLRPC_UNMARSHAL_FAILURE</value>", body, StringComparison.Ordinal);
+        Assert.Contains("nested deeper than 64", body, StringComparison.Ordinal);
+
+        var json = """{"jsonrpc":"2.0","method":"session.login_with_password","params":[""" + Nested("[", "]", 100_000).Replace("x", "1", StringComparison.Ordinal) + "],\"id\":1}";
+        var (jsonStatus, jsonBody) = await PostAsync("/jsonrpc", json, "application/json");
+        Assert.Equal(HttpStatusCode.OK, jsonStatus);
+        Assert.Contains("JSONRPC_PARSE_ERROR", jsonBody, StringComparison.Ordinal);
+
+        // A XenAPI parameter as deep as real ones get (a map of maps of lists) is read, and reaches the method.
+        var struct3 = "<struct><member><name>a</name><value><struct><member><name>b</name><value><array><data><value>c</value></data></array></value></member></struct></value></member></struct>";
+        var (_, fine) = await PostAsync("/", Call("VM.set_other_config", "OpaqueRef:none", "OpaqueRef:none", struct3), "text/xml");
+        Assert.DoesNotContain("XMLRPC_UNMARSHAL_FAILURE", fine, StringComparison.Ordinal);
+        Assert.Contains("<value>Failure</value>", fine, StringComparison.Ordinal);
+        await AssertStillAnswersAsync();
+    }
+
+    [Fact]
+    public async Task Bodies_over_the_limit_are_refused_with_413_before_they_are_parsed()
+    {
+        var big = Call("session.login_with_password", new string('a', 400 * 1024), "pw");
+        var (status, body) = await PostAsync("/", big, "text/xml");
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        Assert.Contains("at most 307200 bytes", body, StringComparison.Ordinal);
+
+        // Sent without a length (chunked): counted as it arrives.
+        using var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big)));
+        chunked.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/jsonrpc", UriKind.Relative)) { Content = chunked };
+        request.Headers.TransferEncodingChunked = true;
+        using var response = await _http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        await AssertStillAnswersAsync();
+    }
 }

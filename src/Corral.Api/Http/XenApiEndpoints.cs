@@ -1,11 +1,13 @@
 using Corral.Api.Dispatch;
 using Corral.Api.Methods;
 using Corral.Api.Protocol;
+using Corral.Api.Sessions;
 using Corral.Model;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Corral.Api.Http;
 
@@ -42,14 +44,41 @@ public static class XenApiEndpoints
 
     private static string Remote(HttpContext context) => context.Connection.RemoteIpAddress?.ToString() ?? "";
 
+    /// <summary>
+    /// The call's body, read up to <see cref="ApiOptions.MaxRpcRequestBytes"/>; null when it is larger, after answering
+    /// 413 (as xapi refuses an RPC body over its limit) without parsing any of it.
+    /// </summary>
+    private static async Task<MemoryStream?> ReadBodyAsync(HttpContext context, ApiOptions options)
+    {
+        try
+        {
+            return await RpcBody.ReadAsync(context.Request.Body, context.Request.ContentLength, options.MaxRpcRequestBytes, context.RequestAborted);
+        }
+        catch (RpcBodyTooLargeException ex)
+        {
+            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            context.Response.ContentType = "text/plain";
+            context.Response.Headers.Connection = "close";
+            await context.Response.WriteAsync($"Request body too large: a XenAPI call is at most {ex.Limit} bytes\n", context.RequestAborted);
+            return null;
+        }
+    }
+
     private static async Task HandleXmlRpcAsync(HttpContext context)
     {
         var dispatcher = context.RequestServices.GetRequiredService<ApiDispatcher>();
+        var options = context.RequestServices.GetRequiredService<IOptions<ApiOptions>>().Value;
         var ct = context.RequestAborted;
+        using var body = await ReadBodyAsync(context, options);
+        if (body is null)
+        {
+            return;
+        }
+
         string response;
         try
         {
-            var request = await XmlRpcCodec.ParseRequestAsync(context.Request.Body, ct).ConfigureAwait(false);
+            var request = XmlRpcCodec.ParseRequest(body, options.MaxRpcNesting);
             try
             {
                 var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct).ConfigureAwait(false);
@@ -72,12 +101,19 @@ public static class XenApiEndpoints
     private static async Task HandleJsonRpcAsync(HttpContext context)
     {
         var dispatcher = context.RequestServices.GetRequiredService<ApiDispatcher>();
+        var options = context.RequestServices.GetRequiredService<IOptions<ApiOptions>>().Value;
         var ct = context.RequestAborted;
+        using var body = await ReadBodyAsync(context, options);
+        if (body is null)
+        {
+            return;
+        }
+
         string response;
         JsonRpcRequest? request = null;
         try
         {
-            request = await JsonRpcCodec.ParseRequestAsync(context.Request.Body, ct).ConfigureAwait(false);
+            request = JsonRpcCodec.ParseRequest(body, options.MaxRpcNesting);
             var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct).ConfigureAwait(false);
             response = JsonRpcCodec.WriteSuccess(request, result);
         }

@@ -15,12 +15,14 @@ public sealed record JsonRpcRequest(string MethodName, IReadOnlyList<object?> Pa
 /// </summary>
 public static class JsonRpcCodec
 {
-    public static async Task<JsonRpcRequest> ParseRequestAsync(Stream body, CancellationToken cancellationToken)
+    /// <summary>Parses a call read whole (<see cref="RpcBody"/>); values nested deeper than <paramref name="maxNesting"/> are a parse error.</summary>
+    public static JsonRpcRequest ParseRequest(MemoryStream body, int maxNesting)
     {
+        ArgumentNullException.ThrowIfNull(body);
         JsonDocument document;
         try
         {
-            document = await JsonDocument.ParseAsync(body, default, cancellationToken).ConfigureAwait(false);
+            document = JsonDocument.Parse(body.GetBuffer().AsMemory(0, (int)body.Length), new JsonDocumentOptions { MaxDepth = maxNesting });
         }
         catch (JsonException ex)
         {

@@ -15,22 +15,36 @@ public static class XmlRpcCodec
 {
     private static readonly XmlReaderSettings ReaderSettings = new()
     {
-        Async = true,
         DtdProcessing = DtdProcessing.Prohibit,
         XmlResolver = null,
         IgnoreWhitespace = false,
         IgnoreComments = true,
     };
 
-    public static async Task<XmlRpcRequest> ParseRequestAsync(Stream body, CancellationToken cancellationToken)
+    /// <summary>
+    /// Parses a call read whole (<see cref="RpcBody"/>). Elements nested deeper than <paramref name="maxNesting"/> are
+    /// refused before the document is built: reading values recurses, and a request nested 100,000 deep once exhausted
+    /// the agent's stack.
+    /// </summary>
+    public static XmlRpcRequest ParseRequest(MemoryStream body, int maxNesting)
     {
-        using var memory = new MemoryStream();
-        await body.CopyToAsync(memory, cancellationToken).ConfigureAwait(false);
-        memory.Position = 0;
+        ArgumentNullException.ThrowIfNull(body);
         try
         {
+            using (var scan = XmlReader.Create(body, ReaderSettings))
+            {
+                while (scan.Read())
+                {
+                    if (scan.Depth > maxNesting)
+                    {
+                        throw new XenApiException(ErrorCodes.XmlRpcUnmarshalFailure, $"elements nested deeper than {maxNesting}", "methodCall");
+                    }
+                }
+            }
+
+            body.Position = 0;
             var document = new XmlDocument { XmlResolver = null };
-            using (var reader = XmlReader.Create(memory, ReaderSettings))
+            using (var reader = XmlReader.Create(body, ReaderSettings))
             {
                 document.Load(reader);
             }

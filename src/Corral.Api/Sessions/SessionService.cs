@@ -22,6 +22,19 @@ public sealed class ApiOptions
 
     /// <summary>How long a sync call waits for its task before giving up on waiting (the task itself goes on).</summary>
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// The largest XML-RPC or JSON-RPC request body read for one call; a larger one is refused with HTTP 413 before any
+    /// of it is parsed. xapi's own limit (<c>http_limit_max_rpc_size</c>) is 300 KiB.
+    /// </summary>
+    public int MaxRpcRequestBytes { get; set; } = 300 * 1024;
+
+    /// <summary>
+    /// How deeply a request's XML elements (XML-RPC) or JSON values (JSON-RPC) may nest; deeper is refused with
+    /// <c>XMLRPC_UNMARSHAL_FAILURE</c> or a JSON-RPC parse error. A XenAPI call's deepest parameter (a map of maps) needs
+    /// about a dozen XML elements.
+    /// </summary>
+    public int MaxRpcNesting { get; set; } = 64;
 }
 
 /// <summary>
