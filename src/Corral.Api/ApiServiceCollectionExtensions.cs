@@ -24,6 +24,8 @@ public static class ApiServiceCollectionExtensions
 
         options.Validate(o => o.MaxRpcRequestBytes >= 4096, "ApiOptions.MaxRpcRequestBytes must be at least 4096 (a login alone takes a few hundred bytes)")
             .Validate(o => o.MaxRpcNesting is >= 16 and <= 256, "ApiOptions.MaxRpcNesting must be between 16 (a XenAPI map of maps) and 256 (deeper only risks the stack)")
+            .Validate(o => o.LoginFailuresPerUser >= 1 && o.LoginFailuresPerSource >= 1 && o.LoginFailureForgivenAfter > TimeSpan.Zero,
+                "ApiOptions.LoginFailuresPerUser and LoginFailuresPerSource must be at least 1, LoginFailureForgivenAfter positive")
             .ValidateOnStart();
 
         services.AddOptions<MessageOptions>()
@@ -32,6 +34,7 @@ public static class ApiServiceCollectionExtensions
             .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<LocalCredentials>();
+        services.AddSingleton<LoginThrottle>();
         services.AddSingleton<SessionService>();
         services.AddSingleton<TaskService>();
         services.AddSingleton<EventHub>();

@@ -173,7 +173,7 @@ public sealed class AccessAndMessageTests : IAsyncLifetime
     public async Task Local_logout_ends_a_host_local_session_and_leaves_a_pool_session_alone()
     {
         // What session.slave_local_login_with_password makes (registered by the agent with the pool membership messages).
-        var local = _fixture.Services.GetRequiredService<SessionService>().LocalLogin("root", "pw");
+        var local = _fixture.Services.GetRequiredService<SessionService>().LocalLogin("root", "pw", "");
         await Call("session.local_logout", local);
         Assert.Equal(ErrorCodes.SessionInvalid, (await Assert.ThrowsAsync<XenApiException>(() => Call("session.local_logout", local))).Code);
 

@@ -39,6 +39,7 @@ public sealed class WireTests : IAsyncLifetime
         _app = builder.Build();
         _app.UseWebConsole();
         _app.MapXenApi();
+        _app.MapRrdUpdates();
         await _app.StartAsync();
         await _app.Services.GetRequiredService<SessionService>().SetPasswordAsync("root", "pw", default);
         var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -187,5 +188,26 @@ public sealed class WireTests : IAsyncLifetime
         using var response = await _http.SendAsync(request);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         await AssertStillAnswersAsync();
+    }
+
+    [Fact]
+    public async Task Password_guessing_is_throttled_on_login_and_on_rrd_updates_basic_auth()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            var (_, guess) = await PostAsync("/", Call("session.login_with_password", "root", "guess" + i), "text/xml");
+            Assert.Contains("<value>SESSION_AUTHENTICATION_FAILED</value>", guess, StringComparison.Ordinal);
+            Assert.DoesNotContain("Too many", guess, StringComparison.Ordinal);
+        }
+
+        // The right password is refused too while guessing is throttled: its check would tell the guesser.
+        var (_, right) = await PostAsync("/", Call("session.login_with_password", "root", "pw"), "text/xml");
+        Assert.Contains("<value>SESSION_AUTHENTICATION_FAILED</value>", right, StringComparison.Ordinal);
+        Assert.Contains("Too many failed logins for this user or from this address; try again in ", right, StringComparison.Ordinal);
+
+        using var basic = new HttpRequestMessage(HttpMethod.Get, new Uri("/rrd_updates?start=0", UriKind.Relative));
+        basic.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("root:pw")));
+        using var rrd = await _http.SendAsync(basic);
+        Assert.Equal(HttpStatusCode.Unauthorized, rrd.StatusCode);
     }
 }

@@ -89,8 +89,16 @@ public static class RrdUpdatesEndpoint
                 return false;
             }
 
-            return await context.RequestServices.GetRequiredService<SessionService>()
-                .PasswordMatchesAsync(decoded[..colon], decoded[(colon + 1)..], cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await context.RequestServices.GetRequiredService<SessionService>().PasswordMatchesAsync(decoded[..colon], decoded[(colon + 1)..],
+                    context.Connection.RemoteIpAddress?.ToString() ?? "", "rrd_updates (HTTP Basic)", cancellationToken).ConfigureAwait(false);
+            }
+            catch (XenApiException)
+            {
+                // Throttled (LoginThrottle): a 401 as for a wrong password.
+                return false;
+            }
         }
 
         return false;

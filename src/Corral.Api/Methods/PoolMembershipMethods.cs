@@ -29,10 +29,10 @@ public sealed class PoolMembershipMethods(
 
     public void Register(ApiRegistry registry)
     {
-        registry.Implement("session.slave_local_login_with_password", (_, a, _) => Task.FromResult<object?>(sessions.LocalLogin((string)a[0]!, (string)a[1]!)));
+        registry.Implement("session.slave_local_login_with_password", (ctx, a, _) => Task.FromResult<object?>(sessions.LocalLogin((string)a[0]!, (string)a[1]!, ctx.RemoteAddress)));
         // Not in the published datamodel: xapi keeps slave_login internal to the pool, as Corral does.
         registry.AddExtension(new ApiMethod("session.slave_login", [new("host", FieldType.String), new("psecret", FieldType.String)],
-            async (_, a, ct) => await sessions.SlaveLoginAsync((string)a[1]!, ct).ConfigureAwait(false), RequiresSession: false));
+            async (ctx, a, ct) => await sessions.SlaveLoginAsync((string)a[1]!, ctx.RemoteAddress, ct).ConfigureAwait(false), RequiresSession: false));
 
         registry.Add("pool.join", async (_, a, ct) =>
         {

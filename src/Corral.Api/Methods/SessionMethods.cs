@@ -17,7 +17,7 @@ public sealed class SessionMethods(SessionService sessions, IPoolDatabase databa
     {
         // uname, pwd, then version and originator, which most clients leave off (the datamodel gives them defaults).
         registry.Implement("session.login_with_password",
-            async (_, a, ct) => await sessions.LoginAsync((string)a[0]!, (string)a[1]!, (string)a[3]!, ct).ConfigureAwait(false));
+            async (ctx, a, ct) => await sessions.LoginAsync((string)a[0]!, (string)a[1]!, (string)a[3]!, ctx.RemoteAddress, ct).ConfigureAwait(false));
         registry.Add("session.logout", async (ctx, _, ct) =>
         {
             await sessions.LogoutAsync(ctx.SessionRef, ct).ConfigureAwait(false);
@@ -38,8 +38,7 @@ public sealed class SessionMethods(SessionService sessions, IPoolDatabase databa
         registry.Add("session.change_password", async (ctx, a, ct) =>
         {
             var user = await sessions.GetUserAsync(ctx.SessionRef, ct).ConfigureAwait(false);
-            var stored = await database.Leases.GetValueAsync(SessionService.PasswordKey(user), ct).ConfigureAwait(false);
-            if (stored is null || !PasswordHasher.Verify((string)a[0]!, stored))
+            if (!await sessions.PasswordMatchesAsync(user, (string)a[0]!, ctx.RemoteAddress, "session.change_password", ct).ConfigureAwait(false))
             {
                 throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
             }

@@ -35,6 +35,15 @@ public sealed class ApiOptions
     /// about a dozen XML elements.
     /// </summary>
     public int MaxRpcNesting { get; set; } = 64;
+
+    /// <summary>Failed password checks for one user after which its logins are refused until one is forgiven (<see cref="LoginThrottle"/>).</summary>
+    public int LoginFailuresPerUser { get; set; } = 5;
+
+    /// <summary>Failed password checks from one source address after which its logins are refused until one is forgiven.</summary>
+    public int LoginFailuresPerSource { get; set; } = 20;
+
+    /// <summary>How long until one failed password check is forgiven, per user and per source.</summary>
+    public TimeSpan LoginFailureForgivenAfter { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>
@@ -42,7 +51,7 @@ public sealed class ApiOptions
 /// master change). A small cache keeps the per-call check off etcd.
 /// </summary>
 public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, LocalCredentials local,
-    ILogger<SessionService> logger)
+    LoginThrottle throttle, ILogger<SessionService> logger)
 {
     public const string RootUser = "root";
     public const string PoolSecretKey = PoolKeys.Auth + "pool-secret";
@@ -93,20 +102,23 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     /// <c>session.slave_local_login_with_password</c>: checked against this host's copy of the root password, so it
     /// works while the pool database is out of reach; the session is good on this host only.
     /// </summary>
-    public string LocalLogin(string user, string password)
+    public string LocalLogin(string user, string password, string source)
     {
+        throttle.ThrowIfThrottled(user, source);
         if (user != RootUser || local.RootPasswordHash is not { } stored || !PasswordHasher.Verify(password, stored))
         {
-            logger.LogWarning("Failed local login for {User}", user);
+            throttle.Failed(user, source, "session.slave_local_login_with_password");
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
         }
 
+        throttle.Succeeded(user, source);
         return NewLocalSession(user);
     }
 
     /// <summary><c>session.slave_login</c>: another host of the pool, proving it with the pool secret.</summary>
-    public async Task<string> SlaveLoginAsync(string secret, CancellationToken cancellationToken)
+    public async Task<string> SlaveLoginAsync(string secret, string source, CancellationToken cancellationToken)
     {
+        throttle.ThrowIfThrottled(null, source);
         var known = local.PoolSecret;
         if (known is null)
         {
@@ -123,6 +135,7 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         if (known is null || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
                 System.Text.Encoding.UTF8.GetBytes(known), System.Text.Encoding.UTF8.GetBytes(secret)))
         {
+            throttle.Failed(null, source, "session.slave_login");
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, "", "Authentication failure");
         }
 
@@ -141,9 +154,23 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public async Task<bool> HasPasswordAsync(string user, CancellationToken cancellationToken) =>
         await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false) is not null;
 
-    /// <summary>Whether <paramref name="password"/> is the pool user's (checked against the pool database, on any host).</summary>
-    public async Task<bool> PasswordMatchesAsync(string user, string password, CancellationToken cancellationToken) =>
-        await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is not null;
+    /// <summary>
+    /// Whether <paramref name="password"/> is the pool user's (checked against the pool database, on any host), for a
+    /// password presented on <paramref name="path"/> from <paramref name="source"/>: throttled as logins are
+    /// (<see cref="LoginThrottle"/>), which refuses with <c>SESSION_AUTHENTICATION_FAILED</c>.
+    /// </summary>
+    public async Task<bool> PasswordMatchesAsync(string user, string password, string source, string path, CancellationToken cancellationToken)
+    {
+        throttle.ThrowIfThrottled(user, source);
+        if (await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is null)
+        {
+            throttle.Failed(user, source, path);
+            return false;
+        }
+
+        throttle.Succeeded(user, source);
+        return true;
+    }
 
     /// <summary>The user's stored password hash when <paramref name="password"/> matches it, else null.</summary>
     private async Task<string?> VerifiedPasswordHashAsync(string user, string password, CancellationToken cancellationToken)
@@ -152,7 +179,7 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         return stored is not null && PasswordHasher.Verify(password, stored) ? stored : null;
     }
 
-    public async Task<string> LoginAsync(string user, string password, string originator, CancellationToken cancellationToken)
+    public async Task<string> LoginAsync(string user, string password, string originator, string source, CancellationToken cancellationToken)
     {
         // While this host's election state is unknown (its own lease just lost, or not yet won), pool.master decides:
         // a host must not take logins as master merely because it does not know who the master is.
@@ -170,11 +197,14 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
             throw new XenApiException(ErrorCodes.HostIsSlave, masterHost?.Get(XenApi.Host.Address) ?? "");
         }
 
+        throttle.ThrowIfThrottled(user, source);
         if (await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is not { } stored)
         {
-            logger.LogWarning("Failed login for {User}", user);
+            throttle.Failed(user, source, "session.login_with_password");
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
         }
+
+        throttle.Succeeded(user, source);
 
         if (user == RootUser)
         {
