@@ -11,7 +11,7 @@ namespace Corral.Api.Methods;
 /// (<c>get_is_local_superuser</c>, <c>get_rbac_permissions</c>, <c>get_subject</c>...) are the generic ones: the
 /// session record holds what xapi's holds, written at login.
 /// </summary>
-public sealed class SessionMethods(SessionService sessions, IPoolDatabase database) : IApiMethodProvider
+public sealed class SessionMethods(SessionService sessions) : IApiMethodProvider
 {
     public void Register(ApiRegistry registry)
     {
