@@ -62,6 +62,10 @@ do
     var https = builder.Configuration.GetSection(HttpsOptions.Section).Get<HttpsOptions>() ?? new HttpsOptions();
     https.CertificatePath = https.CertificatePathIn(agent.StateDirectory);
     https.Validate();
+    if (etcd.Member.Problems() is { Count: > 0 } memberProblems)
+    {
+        throw new OptionsValidationException("Corral:Etcd:Member", typeof(EtcdMemberOptions), memberProblems);
+    }
     var certificate = HostCertificateFile.LoadOrCreate(https.CertificatePath, HostCertificateSubjects.For(agent.HostName, agent.Address),
         https.CertificateValidityDays, TimeProvider.System, loggerFactory.CreateLogger("Corral.Api.Https"));
     builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenXenApi(https, certificate));

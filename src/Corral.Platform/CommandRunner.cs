@@ -21,8 +21,9 @@ public sealed class CommandFailedException(string command, CommandResult result)
 /// <summary>Runs external programs without a shell, so arguments are never re-parsed.</summary>
 public static class CommandRunner
 {
+    /// <param name="environment">Variables added to the child's environment: the way to hand it a secret, which a command line would show every process.</param>
     public static async Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken,
-        TimeSpan? timeout = null)
+        TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(program)
         {
@@ -34,6 +35,11 @@ public static class CommandRunner
         foreach (var argument in arguments)
         {
             info.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
         }
 
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");

@@ -172,4 +172,42 @@ public sealed class HaApiTests : IAsyncLifetime
         Assert.False((bool)(await S("pool.get_ha_enabled", pool))!);
         Assert.Equal(ErrorCodes.HandleInvalid, (await Fails("VDI.get_type", statefile)).Code);
     }
+
+    private static string? Entry(object? map, string key) => map switch
+    {
+        IReadOnlyDictionary<string, object?> d => d.TryGetValue(key, out var v) ? v as string : null,
+        IReadOnlyDictionary<string, string> d => d.TryGetValue(key, out var v) ? v : null,
+        _ => throw new InvalidOperationException($"not a map: {map?.GetType()}"),
+    };
+
+    [Fact]
+    public async Task A_bmc_password_is_kept_in_a_secret_of_the_hosts_own()
+    {
+        var (_, hosts, _, _) = await PoolAsync(8 * GiB, 8 * GiB);
+        var bmc = new Dictionary<string, object?> { ["power_on_ip"] = "192.0.2.9", ["power_on_user"] = "admin" };
+
+        // A plain password (xe power-on-config:power_on_password=...) is never stored as given.
+        await S("host.set_power_on_mode", hosts[1], "IPMI", new Dictionary<string, object?>(bmc) { ["power_on_password"] = "first" });
+        var config = await S("host.get_power_on_config", hosts[1]);
+        Assert.Null(Entry(config, "power_on_password"));
+        var firstCopy = Entry(config, "power_on_password_secret")!;
+        Assert.Equal("first", await S("secret.get_value", await S("secret.get_by_uuid", firstCopy)));
+
+        // XenCenter's way: its own secret by uuid, which it destroys afterwards; the host keeps a copy, and the old one goes.
+        var given = await S("secret.create", new Dictionary<string, object?> { ["value"] = "second" });
+        var givenUuid = (string)(await S("secret.get_uuid", given))!;
+        await S("host.set_power_on_mode", hosts[1], "IPMI", new Dictionary<string, object?>(bmc) { ["power_on_password_secret"] = givenUuid });
+        await S("secret.destroy", given);
+        var secondCopy = Entry(await S("host.get_power_on_config", hosts[1]), "power_on_password_secret")!;
+        Assert.NotEqual(givenUuid, secondCopy);
+        Assert.Equal("second", await S("secret.get_value", await S("secret.get_by_uuid", secondCopy)));
+        Assert.Equal(ErrorCodes.UuidInvalid, (await Fails("secret.get_by_uuid", firstCopy)).Code);
+
+        // A secret that does not exist, or no password at all, is refused; turning power management off drops the copy.
+        Assert.Equal(ErrorCodes.UuidInvalid, (await Fails("host.set_power_on_mode", hosts[1], "IPMI",
+            new Dictionary<string, object?>(bmc) { ["power_on_password_secret"] = Guid.NewGuid().ToString() })).Code);
+        Assert.Equal(ErrorCodes.InvalidValue, (await Fails("host.set_power_on_mode", hosts[1], "IPMI", bmc)).Code);
+        await S("host.set_power_on_mode", hosts[1], "", new Dictionary<string, object?>());
+        Assert.Equal(ErrorCodes.UuidInvalid, (await Fails("secret.get_by_uuid", secondCopy)).Code);
+    }
 }

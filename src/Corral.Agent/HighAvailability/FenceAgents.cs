@@ -2,6 +2,7 @@ using Corral.Api.Pool;
 using Corral.HighAvailability;
 using Corral.Model;
 using Corral.Platform;
+using Corral.PoolDatabase;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.HighAvailability;
@@ -10,11 +11,12 @@ namespace Corral.Agent.HighAvailability;
 /// Power fencing, so that the master need not wait for a failed host to fence itself: chosen by the host's
 /// <c>power_on_mode</c> and <c>power_on_config</c>, XenServer's own host power-management settings
 /// (<c>xe host-set-power-on-mode</c>). <c>IPMI</c> powers the machine off through its BMC with <c>ipmitool</c>
-/// (<c>power_on_ip</c>, <c>power_on_user</c>, <c>power_on_password</c>) and checks it is off; <c>lab</c> is the lab's
+/// (<c>power_on_ip</c>, <c>power_on_user</c>, and the password in the <c>secret</c> named by
+/// <c>power_on_password_secret</c>, as xapi keeps it) and checks it is off; <c>lab</c> is the lab's
 /// power switch (<c>./lab pull-plug &lt;slot&gt;</c>: every process of that lab host killed by its pid). A host with
 /// neither has no fence agent, and HA relies on its self-fence alone.
 /// </summary>
-public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents> logger) : IHostPowerControl
+public sealed class FenceAgents(IPoolDatabase database, IOptions<HaOptions> options, ILogger<FenceAgents> logger) : IHostPowerControl
 {
     public static bool Configured(XenObject host) => host.Get(XenApi.Host.PowerOnMode) is PowerFencing.Ipmi or PowerFencing.Lab;
 
@@ -36,11 +38,11 @@ public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents
 
                 case PowerFencing.Ipmi:
                 {
-                    string[] bmc = ["-I", "lanplus", "-H", config.GetValueOrDefault("power_on_ip", ""), "-U", config.GetValueOrDefault("power_on_user", ""),
-                        "-P", config.GetValueOrDefault("power_on_password", "")];
-                    var off = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "off"], cancellationToken).ConfigureAwait(false);
+                    var (bmc, password) = await BmcAsync(config, cancellationToken).ConfigureAwait(false);
+                    var secret = new Dictionary<string, string> { ["IPMI_PASSWORD"] = password };
+                    var off = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "off"], cancellationToken, environment: secret).ConfigureAwait(false);
                     Log(name, "IPMI power off", off);
-                    var status = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "status"], cancellationToken).ConfigureAwait(false);
+                    var status = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "status"], cancellationToken, environment: secret).ConfigureAwait(false);
                     return status.Succeeded && status.StandardOutput.Contains("is off", StringComparison.OrdinalIgnoreCase);
                 }
 
@@ -76,10 +78,12 @@ public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents
                 result = await CommandRunner.RunAsync(script, ["power-on", slot], cancellationToken);
                 break;
             case PowerFencing.Ipmi:
-                result = await CommandRunner.RunAsync("ipmitool", ["-I", "lanplus", "-H", config.GetValueOrDefault("power_on_ip", ""),
-                    "-U", config.GetValueOrDefault("power_on_user", ""), "-P", config.GetValueOrDefault("power_on_password", ""), "chassis", "power", "on"],
-                    cancellationToken);
+            {
+                var (bmc, password) = await BmcAsync(config, cancellationToken);
+                result = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "on"], cancellationToken,
+                    environment: new Dictionary<string, string> { ["IPMI_PASSWORD"] = password });
                 break;
+            }
             default:
                 throw new XenApiException(ErrorCodes.HostPowerOnModeDisabled);
         }
@@ -91,6 +95,23 @@ public sealed class FenceAgents(IOptions<HaOptions> options, ILogger<FenceAgents
         }
 
         logger.LogInformation("Host {Host} powered on ({Mode})", name, host.Get(XenApi.Host.PowerOnMode));
+    }
+
+    /// <summary>
+    /// ipmitool's arguments for the host's BMC. The password is the value of the secret <c>power_on_password_secret</c>
+    /// names (a plain <c>power_on_password</c> only in a config stored before passwords became secrets). ipmitool takes
+    /// it through its environment (<c>-E</c>, <c>IPMI_PASSWORD</c>), never on a command line that every process can read.
+    /// </summary>
+    private async Task<(string[] Arguments, string Password)> BmcAsync(IReadOnlyDictionary<string, string> config, CancellationToken cancellationToken)
+    {
+        var password = config.GetValueOrDefault(PowerFencing.PasswordKey, "");
+        if (config.GetValueOrDefault(PowerFencing.PasswordSecretKey) is { Length: > 0 } uuid)
+        {
+            password = (await database.FindByUuidAsync(XenApi.Secret.ClassName, uuid, cancellationToken).ConfigureAwait(false))?.Get(XenApi.Secret.Value)
+                ?? throw new XenApiException(ErrorCodes.UuidInvalid, XenApi.Secret.ClassName, uuid);
+        }
+
+        return (["-I", "lanplus", "-H", config.GetValueOrDefault("power_on_ip", ""), "-U", config.GetValueOrDefault("power_on_user", ""), "-E"], password);
     }
 
     private void Log(string host, string how, CommandResult result)

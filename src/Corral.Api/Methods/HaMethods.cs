@@ -220,14 +220,53 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             }
         }
 
+        var stored = XenApi.Host.PowerOnConfig.Read(config).ToDictionary(StringComparer.Ordinal);
+        var password = await PowerOnPasswordAsync(stored, cancellationToken).ConfigureAwait(false);
+        if (password is null && PowerFencing.NeedsPassword(mode))
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "power_on_config", $"{mode} needs {PowerFencing.PasswordSecretKey} (or {PowerFencing.PasswordKey})");
+        }
+
+        var oldSecret = host.Get(XenApi.Host.PowerOnConfig).GetValueOrDefault(PowerFencing.PasswordSecretKey) is { Length: > 0 } old
+            ? await database.FindByUuidAsync(XenApi.Secret.ClassName, old, cancellationToken).ConfigureAwait(false)
+            : null;
         await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
         {
+            // As xapi: the password is kept in a secret of the host's own (a copy of the one given, which its caller may
+            // destroy, as XenCenter does), never in the config where every session reads it; the old copy goes.
+            stored.Remove(PowerFencing.PasswordKey);
+            stored.Remove(PowerFencing.PasswordSecretKey);
+            if (password is not null)
+            {
+                var secret = tx.Create(XenApi.Secret.Schema);
+                secret.Set(XenApi.Secret.Value, password);
+                stored[PowerFencing.PasswordSecretKey] = secret.Get(XenApi.Secret.Uuid);
+            }
+
+            if (oldSecret is not null)
+            {
+                tx.Delete(oldSecret);
+            }
+
             var h = objs[0].Clone();
             h.Set(XenApi.Host.PowerOnMode, mode);
-            h.Set(XenApi.Host.PowerOnConfig, XenApi.Host.PowerOnConfig.Read(config));
+            h.Set(XenApi.Host.PowerOnConfig, stored);
             tx.Update(h);
         }, cancellationToken).ConfigureAwait(false);
         return null;
+    }
+
+    /// <summary>The password a power-on config gives: a secret's value by its uuid, or a plain one; null when none.</summary>
+    private async Task<string?> PowerOnPasswordAsync(IReadOnlyDictionary<string, string> config, CancellationToken cancellationToken)
+    {
+        if (config.GetValueOrDefault(PowerFencing.PasswordSecretKey) is { Length: > 0 } uuid)
+        {
+            var secret = await database.FindByUuidAsync(XenApi.Secret.ClassName, uuid, cancellationToken).ConfigureAwait(false)
+                ?? throw new XenApiException(ErrorCodes.UuidInvalid, XenApi.Secret.ClassName, uuid);
+            return secret.Get(XenApi.Secret.Value);
+        }
+
+        return config.GetValueOrDefault(PowerFencing.PasswordKey) is { Length: > 0 } plain ? plain : null;
     }
 
     private async Task<object?> SetVmIntAsync(string vmRef, string field, long value, CancellationToken cancellationToken)

@@ -67,7 +67,7 @@ public static class HostPoolCommands
             await TaskWaiter.CallAsync(c, "pool.enable_ha", ct, srs, configuration).ConfigureAwait(false);
         }));
         r.Add(new("host-set-power-on-mode", ["power-on-mode"], ["power-on-config:"],
-            "Sets the power-on mode for the XE host. Corral's HA fences with it: IPMI (power-on-config:power_on_ip=, power_on_user=, power_on_password=) or lab (power-on-config:slot=N).",
+            "Sets the power-on mode for the XE host. Corral's HA fences with it: IPMI (power-on-config:power_on_ip=, power_on_user=, and power_on_password_secret=<secret uuid> or power_on_password=, kept as a secret) or lab (power-on-config:slot=N).",
             CommandFlags.HostSelectors, (c, ct) =>
                 Selection.ForHostsAsync(c, ["power-on-mode", "power-on-config"], host => c.CallAsync("host.set_power_on_mode", ct, host.Ref,
                     c.Params.Required("power-on-mode"), c.Params.Map("power-on-config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value)), ct)));

@@ -24,6 +24,37 @@ public sealed class EtcdMemberOptions
     /// <summary>Where the member listens for clients: its client URL and, for this host's agent, loopback.</summary>
     public string ListenClientUrls { get; set; } = "";
 
+    /// <summary>
+    /// How much of the pool database's history the member keeps (etcd's periodic auto-compaction): older revisions are
+    /// compacted away, so the database grows with what the pool holds, not with every write it ever took. A watch or an
+    /// <c>event.from</c> token older than this gets <c>EVENTS_LOST</c> and starts afresh, as xapi's event queue does.
+    /// Whole minutes, at least 5.
+    /// </summary>
+    public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The member's space quota (<c>--quota-backend-bytes</c>); past it etcd raises its NOSPACE alarm and refuses
+    /// writes. etcd's own default, 2 GiB, at least 64 MiB.
+    /// </summary>
+    public long QuotaBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>What is wrong with these settings, each naming its setting; empty when they are usable.</summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var problems = new List<string>();
+        if (HistoryRetention < TimeSpan.FromMinutes(5) || HistoryRetention.Ticks % TimeSpan.TicksPerMinute != 0)
+        {
+            problems.Add($"Corral:Etcd:Member:HistoryRetention ({HistoryRetention}) must be whole minutes, at least 5: clients following events need the history since their last call");
+        }
+
+        if (QuotaBytes < 64L * 1024 * 1024)
+        {
+            problems.Add($"Corral:Etcd:Member:QuotaBytes ({QuotaBytes}) must be at least 64 MiB");
+        }
+
+        return problems;
+    }
+
     public string PidFile => DataDirectory.TrimEnd('/') + ".pid";
 
     public string LogFile => DataDirectory.TrimEnd('/') + ".log";

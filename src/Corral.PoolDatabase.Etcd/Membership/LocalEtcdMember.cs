@@ -74,6 +74,11 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
             // working leader on return, and the election stalls every host's lease keepalives (with HA on, healthy
             // hosts would fence their VMs). etcd 3.4 leaves pre-vote off by default.
             "--pre-vote",
+            // History kept for HistoryRetention, then compacted away: without it the database grows with every write
+            // (heartbeats and metrics included) until etcd's quota stops the pool.
+            "--auto-compaction-mode", "periodic",
+            "--auto-compaction-retention", $"{(long)options.HistoryRetention.TotalMinutes}m",
+            "--quota-backend-bytes", options.QuotaBytes.ToString(CultureInfo.InvariantCulture),
         };
         switch (mode)
         {
