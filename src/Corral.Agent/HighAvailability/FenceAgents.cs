@@ -104,13 +104,7 @@ public sealed class FenceAgents(IPoolDatabase database, IOptions<HaOptions> opti
     /// </summary>
     private async Task<(string[] Arguments, string Password)> BmcAsync(IReadOnlyDictionary<string, string> config, CancellationToken cancellationToken)
     {
-        var password = config.GetValueOrDefault(PowerFencing.PasswordKey, "");
-        if (config.GetValueOrDefault(PowerFencing.PasswordSecretKey) is { Length: > 0 } uuid)
-        {
-            password = (await database.FindByUuidAsync(XenApi.Secret.ClassName, uuid, cancellationToken).ConfigureAwait(false))?.Get(XenApi.Secret.Value)
-                ?? throw new XenApiException(ErrorCodes.UuidInvalid, XenApi.Secret.ClassName, uuid);
-        }
-
+        var password = await PowerOnPassword.ReadAsync(database, config, cancellationToken).ConfigureAwait(false) ?? "";
         return (["-I", "lanplus", "-H", config.GetValueOrDefault("power_on_ip", ""), "-U", config.GetValueOrDefault("power_on_user", ""), "-E"], password);
     }
 

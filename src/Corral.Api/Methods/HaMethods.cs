@@ -221,7 +221,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         }
 
         var stored = XenApi.Host.PowerOnConfig.Read(config).ToDictionary(StringComparer.Ordinal);
-        var password = await PowerOnPasswordAsync(stored, cancellationToken).ConfigureAwait(false);
+        var password = await Pool.PowerOnPassword.ReadAsync(database, stored, cancellationToken).ConfigureAwait(false);
         if (password is null && PowerFencing.NeedsPassword(mode))
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "power_on_config", $"{mode} needs {PowerFencing.PasswordSecretKey} (or {PowerFencing.PasswordKey})");
@@ -254,19 +254,6 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             tx.Update(h);
         }, cancellationToken).ConfigureAwait(false);
         return null;
-    }
-
-    /// <summary>The password a power-on config gives: a secret's value by its uuid, or a plain one; null when none.</summary>
-    private async Task<string?> PowerOnPasswordAsync(IReadOnlyDictionary<string, string> config, CancellationToken cancellationToken)
-    {
-        if (config.GetValueOrDefault(PowerFencing.PasswordSecretKey) is { Length: > 0 } uuid)
-        {
-            var secret = await database.FindByUuidAsync(XenApi.Secret.ClassName, uuid, cancellationToken).ConfigureAwait(false)
-                ?? throw new XenApiException(ErrorCodes.UuidInvalid, XenApi.Secret.ClassName, uuid);
-            return secret.Get(XenApi.Secret.Value);
-        }
-
-        return config.GetValueOrDefault(PowerFencing.PasswordKey) is { Length: > 0 } plain ? plain : null;
     }
 
     private async Task<object?> SetVmIntAsync(string vmRef, string field, long value, CancellationToken cancellationToken)
