@@ -21,22 +21,35 @@ public sealed class EtcdMemberTests
     public async Task A_member_compacts_its_history_and_has_a_space_quota()
     {
         var directory = Directory.CreateTempSubdirectory("corral-member-");
-        var options = new EtcdMemberOptions
-        {
-            Enabled = true,
-            Name = "member-test",
-            DataDirectory = Path.Combine(directory.FullName, "etcd"),
-            PeerUrl = $"http://127.0.0.1:{FreePort()}",
-            ClientUrl = $"http://127.0.0.1:{FreePort()}",
-            HistoryRetention = TimeSpan.FromMinutes(7),
-            QuotaBytes = 96L * 1024 * 1024,
-        };
-        Assert.Empty(options.Problems());
-        var member = new LocalEtcdMember(options, NullLogger.Instance);
+        EtcdMemberOptions options = null!;
+        LocalEtcdMember member = null!;
         try
         {
-            await member.StartAsync(EtcdStartMode.NewCluster, "", CancellationToken.None);
-            await member.WaitHealthyAsync(TimeSpan.FromSeconds(60), CancellationToken.None);
+            // A port picked free can be taken by a test running alongside before etcd binds it: then new ports.
+            for (var attempt = 1; ; attempt++)
+            {
+                options = new EtcdMemberOptions
+                {
+                    Enabled = true,
+                    Name = "member-test",
+                    DataDirectory = Path.Combine(directory.FullName, $"etcd{attempt}"),
+                    PeerUrl = $"http://127.0.0.1:{FreePort()}",
+                    ClientUrl = $"http://127.0.0.1:{FreePort()}",
+                    HistoryRetention = TimeSpan.FromMinutes(7),
+                    QuotaBytes = 96L * 1024 * 1024,
+                };
+                Assert.Empty(options.Problems());
+                member = new LocalEtcdMember(options, NullLogger.Instance);
+                await member.StartAsync(EtcdStartMode.NewCluster, "", CancellationToken.None);
+                try
+                {
+                    await member.WaitHealthyAsync(TimeSpan.FromSeconds(60), CancellationToken.None);
+                    break;
+                }
+                catch (InvalidOperationException) when (attempt < 3 && member.LastLogLines(20).Contains("address already in use", StringComparison.Ordinal))
+                {
+                }
+            }
 
             // etcd reports its quota itself; the compaction settings are on the command line it runs with.
             using var http = new HttpClient();
@@ -53,7 +66,11 @@ public sealed class EtcdMemberTests
         }
         finally
         {
-            await member.StopAsync(CancellationToken.None);
+            if (member is not null)
+            {
+                await member.StopAsync(CancellationToken.None);
+            }
+
             directory.Delete(recursive: true);
         }
     }

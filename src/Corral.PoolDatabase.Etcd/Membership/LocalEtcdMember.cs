@@ -45,8 +45,15 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
         {
             var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
             var state = File.ReadAllText($"/proc/{pid}/stat");
-            var zombie = state.LastIndexOf(')') is var close and > 0 && state.Length > close + 2 && state[close + 2] == 'Z';
-            return !zombie && cmdline.Contains(options.DataDirectory, StringComparison.Ordinal) ? pid : null;
+            // Fields after the command name: state, ppid, pgrp, session, tty, tpgid, flags.
+            var fields = state[(state.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var zombie = fields.Length > 0 && fields[0] == "Z";
+            const uint kernelThread = 0x00200000;
+            var kthread = fields.Length > 6 && uint.TryParse(fields[6], CultureInfo.InvariantCulture, out var flags) && (flags & kernelThread) != 0;
+            // While the shell execs setsid and setsid execs etcd, the kernel may show an empty command line for a moment:
+            // the process is there, and it is ours (the pidfile was written for it a moment ago); a kernel thread that
+            // was given a stale pidfile's number is not.
+            return !zombie && !kthread && (cmdline.Length == 0 || cmdline.Contains(options.DataDirectory, StringComparison.Ordinal)) ? pid : null;
         }
         catch (IOException)
         {
@@ -142,7 +149,7 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
 
             if (RunningPid() is null)
             {
-                throw new InvalidOperationException($"etcd member {options.Name} exited (see {options.LogFile})");
+                throw new InvalidOperationException($"etcd member {options.Name} exited (see {options.LogFile}): {LastLogLines(5)}");
             }
 
             if (DateTime.UtcNow > deadline)
@@ -151,6 +158,20 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
             }
 
             await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The last lines etcd wrote, for an error that says why it stopped.</summary>
+    public string LastLogLines(int count)
+    {
+        try
+        {
+            var lines = File.ReadAllLines(options.LogFile);
+            return string.Join(" | ", lines.Skip(Math.Max(0, lines.Length - count)));
+        }
+        catch (IOException)
+        {
+            return "(no log)";
         }
     }
 
