@@ -123,6 +123,8 @@ do
         o.StateDirectory = agent.StateDirectory;
         builder.Configuration.GetSection("Corral:Api").Bind(o);
     });
+    builder.Services.Configure<RetentionOptions>(builder.Configuration.GetSection("Corral:Api:Retention"));
+    builder.Services.Configure<Corral.Api.Messages.MessageOptions>(builder.Configuration.GetSection("Corral:Api:Messages"));
     builder.Services.AddXenApiHttps(https, certificate);
     if (runner is not null)
     {

@@ -32,6 +32,8 @@ public static class ApiServiceCollectionExtensions
             .Validate(o => o.Limit > 0, "MessageOptions.Limit must be positive")
             .Validate(o => o.CollectEvery > TimeSpan.Zero, "MessageOptions.CollectEvery must be positive")
             .ValidateOnStart();
+        services.AddOptions<RetentionOptions>().ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<RetentionOptions>, RetentionOptionsValidation>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<LocalCredentials>();
         services.AddSingleton<LoginThrottle>();
@@ -41,6 +43,8 @@ public static class ApiServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
         services.AddSingleton<MessageCollector>();
         services.AddHostedService(sp => sp.GetRequiredService<MessageCollector>());
+        services.AddSingleton<PoolCollector>();
+        services.AddHostedService(sp => sp.GetRequiredService<PoolCollector>());
         services.AddSingleton<HostOperationQueue>();
         services.AddSingleton<Placement>();
         services.AddSingleton<HighAvailability.FailoverPlanning>();

@@ -12,4 +12,21 @@ public static class PoolDatabaseExtensions
         OpaqueRef.IsWellFormed(reference)
             ? await database.GetAsync(className, reference, cancellationToken).ConfigureAwait(false)
             : throw XenApiException.HandleInvalid(className, reference);
+
+    /// <summary>
+    /// Commits, and reports a lost race (an object changed or went since it was read) as false rather than as an
+    /// exception: for writes whose caller simply reads again on its next pass.
+    /// </summary>
+    public static async Task<bool> TryCommitAsync(this IPoolDatabase database, PoolTransaction transaction, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConcurrentUpdateException)
+        {
+            return false;
+        }
+    }
 }

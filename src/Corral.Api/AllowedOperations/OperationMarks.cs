@@ -63,7 +63,7 @@ public sealed class OperationMarks(IPoolDatabase database, TaskService tasks, IL
         }
 
         var ownsTask = context.TaskRef is null;
-        var taskRef = context.TaskRef ?? await tasks.CreateAsync(context.SessionRef, context.MethodName, obj.Ref, cancellationToken);
+        var taskRef = context.TaskRef ?? await tasks.CreateAsync(context.MethodName, obj.Ref, cancellationToken);
         try
         {
             await database.UpdateAsync([(obj.Class, obj.Ref)], (objs, tx) =>

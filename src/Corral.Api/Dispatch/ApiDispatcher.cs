@@ -98,7 +98,7 @@ public sealed class ApiDispatcher
             return await handler(context, typed, cancellationToken).ConfigureAwait(false);
         }
 
-        var taskRef = await _tasks.CreateAsync(sessionRef, methodName, "", cancellationToken).ConfigureAwait(false);
+        var taskRef = await _tasks.CreateAsync(methodName, "", cancellationToken).ConfigureAwait(false);
         _ = Task.Run(() => _tasks.RunAsync(taskRef, ct => handler(context with { TaskRef = taskRef }, typed, ct)), CancellationToken.None);
         return taskRef;
     }

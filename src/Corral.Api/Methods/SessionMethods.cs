@@ -44,6 +44,8 @@ public sealed class SessionMethods(SessionService sessions) : IApiMethodProvider
             }
 
             await sessions.SetPasswordAsync(user, (string)a[1]!, ct).ConfigureAwait(false);
+            // Whoever else held a session of this user (with the old password, maybe a stolen one) holds it no longer.
+            await sessions.EndOtherSessionsOfAsync(user, ctx.SessionRef, ct).ConfigureAwait(false);
             return null;
         }, ("old_pwd", FieldType.String), ("new_pwd", FieldType.String));
     }

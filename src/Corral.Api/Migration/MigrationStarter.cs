@@ -30,7 +30,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
 
         // The source's half runs under a task of its own, ended by the agent; the caller's task (an Async.* call's)
         // carries the progress and ends when this handler returns, as every Async.* call's does.
-        var sendTask = await tasks.CreateAsync(sessionRef, "VM.pool_migrate (source)", vmRef, cancellationToken).ConfigureAwait(false);
+        var sendTask = await tasks.CreateAsync("VM.pool_migrate (source)", vmRef, cancellationToken).ConfigureAwait(false);
         var taskRef = progressTaskRef ?? sendTask;
         var record = new MigrationRecord
         {
@@ -68,7 +68,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
         }, cancellationToken).ConfigureAwait(false);
 
         var arguments = new Dictionary<string, string> { ["migration"] = record.Id };
-        var receiveTask = await tasks.CreateAsync(sessionRef, "VM.pool_migrate (destination)", vmRef, cancellationToken).ConfigureAwait(false);
+        var receiveTask = await tasks.CreateAsync("VM.pool_migrate (destination)", vmRef, cancellationToken).ConfigureAwait(false);
         await operations.SubmitAsync(HostOperationKinds.VmMigrateReceive, hostRef, vmRef, arguments, sessionRef, receiveTask, cancellationToken).ConfigureAwait(false);
         await operations.SubmitAsync(HostOperationKinds.VmMigrateSend, record.SourceRef, vmRef, arguments, sessionRef, sendTask, cancellationToken).ConfigureAwait(false);
         return sendTask;

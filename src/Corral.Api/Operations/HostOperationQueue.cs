@@ -19,7 +19,7 @@ public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks
     public async Task<string> SubmitAsync(string kind, string hostRef, string target, IDictionary<string, string> arguments,
         string sessionRef, string? taskRef, CancellationToken cancellationToken)
     {
-        taskRef ??= await tasks.CreateAsync(sessionRef, kind, target, cancellationToken).ConfigureAwait(false);
+        taskRef ??= await tasks.CreateAsync(kind, target, cancellationToken).ConfigureAwait(false);
         var operation = new HostOperation
         {
             Id = Guid.NewGuid().ToString("N"),

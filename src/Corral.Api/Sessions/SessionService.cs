@@ -57,11 +57,13 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public const string PoolSecretKey = PoolKeys.Auth + "pool-secret";
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
     private static readonly EventId SubjectLoggedOut = new(1302, "SubjectLoggedOut");
+    private static readonly EventId SessionsExpired = new(1303, "SessionsExpired");
+    private static readonly EventId SessionsEndedByPasswordChange = new(1304, "SessionsEndedByPasswordChange");
     private static readonly TimeSpan TouchEvery = TimeSpan.FromMinutes(1);
     private readonly ConcurrentDictionary<string, (DateTime CheckedUtc, DateTime TouchedUtc)> _valid = new(StringComparer.Ordinal);
 
     // Sessions good on this host only, made without the pool database (emergency logins, host-to-host calls).
-    private readonly ConcurrentDictionary<string, string> _localSessions = new(StringComparer.Ordinal);
+    private readonly LocalSessionTable _localSessions = new();
 
     public static string PasswordKey(string user) => PoolKeys.Auth + "users/" + user;
 
@@ -112,7 +114,7 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         }
 
         throttle.Succeeded(user, source);
-        return NewLocalSession(user);
+        return _localSessions.Add(user, pool: false, DateTime.UtcNow);
     }
 
     /// <summary><c>session.slave_login</c>: another host of the pool, proving it with the pool secret.</summary>
@@ -139,17 +141,10 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, "", "Authentication failure");
         }
 
-        return NewLocalSession(RootUser);
+        return _localSessions.Add(RootUser, pool: true, DateTime.UtcNow);
     }
 
-    public bool IsLocalSession(string sessionRef) => _localSessions.ContainsKey(sessionRef);
-
-    private string NewLocalSession(string user)
-    {
-        var reference = OpaqueRef.New();
-        _localSessions[reference] = user;
-        return reference;
-    }
+    public bool IsLocalSession(string sessionRef) => _localSessions.Contains(sessionRef);
 
     public async Task<bool> HasPasswordAsync(string user, CancellationToken cancellationToken) =>
         await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false) is not null;
@@ -236,7 +231,7 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public async Task LogoutAsync(string sessionRef, CancellationToken cancellationToken)
     {
         _valid.TryRemove(sessionRef, out _);
-        if (_localSessions.TryRemove(sessionRef, out _))
+        if (_localSessions.Remove(sessionRef))
         {
             return;
         }
@@ -257,10 +252,94 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         }
     }
 
+    /// <summary>This host's local sessions past their idle timeout or their group's limit end (every host, every pass).</summary>
+    public int CollectLocalSessions(DateTime nowUtc, SessionLimits limits)
+    {
+        var expired = _localSessions.Collect(nowUtc, limits);
+        foreach (var session in expired)
+        {
+            _valid.TryRemove(session.Ref, out _);
+        }
+
+        if (expired.Count > 0)
+        {
+            logger.LogInformation(SessionsExpired, "Ended {Count} of this host's local sessions ({Reasons})", expired.Count,
+                string.Join("; ", expired.Select(e => $"{e.Group}: {e.Reason}").Distinct(StringComparer.Ordinal)));
+        }
+
+        return expired.Count;
+    }
+
+    /// <summary>
+    /// The pool's sessions past their idle timeout or their group's limit end, as xapi's collector ends them (the
+    /// master, every pass). Returns how many ended; one a client touched meanwhile is left to the next pass.
+    /// </summary>
+    public async Task<int> CollectPoolSessionsAsync(DateTime nowUtc, SessionLimits limits, CancellationToken cancellationToken)
+    {
+        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
+        var facts = all.Select(s => new SessionFacts(s.Ref, s.Uuid, s.Get(XenApi.Session.LastActive), s.Get(XenApi.Session.Pool),
+            s.Get(XenApi.Session.AuthUserName), s.Get(XenApi.Session.Originator)));
+        var expired = SessionRetention.Select(facts, nowUtc, limits);
+        var byRef = all.ToDictionary(s => s.Ref, StringComparer.Ordinal);
+        var ended = await DeleteAsync(expired.Select(e => byRef[e.Ref]), cancellationToken).ConfigureAwait(false);
+        foreach (var group in expired.GroupBy(e => e.Group, StringComparer.Ordinal))
+        {
+            // Uuids only: a session's reference is its secret and is never logged.
+            logger.LogInformation(SessionsExpired, "Ended {Count} sessions of group {Group} ({Reason}): {Uuids}", group.Count(), group.Key,
+                group.First().Reason, string.Join(", ", group.Take(5).Select(e => e.Uuid)) + (group.Count() > 5 ? ", ..." : ""));
+        }
+
+        return ended;
+    }
+
+    /// <summary>
+    /// After a password change: every other session of <paramref name="user"/> ends, the pool's (every host sees that at
+    /// its next check, within 30 s) and this host's local password sessions. Host-to-host sessions stay.
+    /// </summary>
+    public async Task<int> EndOtherSessionsOfAsync(string user, string keep, CancellationToken cancellationToken)
+    {
+        var local = _localSessions.EndPasswordSessionsOf(user, keep);
+        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
+        var ended = await DeleteAsync(all.Where(s => s.Ref != keep && s.Get(XenApi.Session.AuthUserName) == user), cancellationToken).ConfigureAwait(false);
+        foreach (var reference in local)
+        {
+            _valid.TryRemove(reference, out _);
+        }
+
+        logger.LogInformation(SessionsEndedByPasswordChange, "{User}'s password changed: ended {Count} other sessions of {User}", user,
+            ended + local.Count, user);
+        return ended + local.Count;
+    }
+
+    /// <summary>Deletes sessions, 100 to a transaction; one changed meanwhile (touched) stays. Returns how many went.</summary>
+    private async Task<int> DeleteAsync(IEnumerable<XenObject> sessions, CancellationToken cancellationToken)
+    {
+        var deleted = 0;
+        foreach (var chunk in sessions.Chunk(100))
+        {
+            var transaction = new PoolTransaction();
+            foreach (var session in chunk)
+            {
+                transaction.Delete(session);
+            }
+
+            if (await database.TryCommitAsync(transaction, cancellationToken).ConfigureAwait(false))
+            {
+                deleted += chunk.Length;
+                foreach (var session in chunk)
+                {
+                    _valid.TryRemove(session.Ref, out _);
+                }
+            }
+        }
+
+        return deleted;
+    }
+
     /// <summary><c>session.local_logout</c>: ends a session good on this host only; any other session is left as it is, as in xapi.</summary>
     public void LocalLogout(string sessionRef)
     {
-        _localSessions.TryRemove(sessionRef, out _);
+        _localSessions.Remove(sessionRef);
         _valid.TryRemove(sessionRef, out _);
     }
 
@@ -312,8 +391,13 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
     public async Task ValidateAsync(string sessionRef, CancellationToken cancellationToken)
     {
         var now = DateTime.UtcNow;
-        if (_localSessions.ContainsKey(sessionRef))
+        if (_localSessions.Contains(sessionRef))
         {
+            if (!_localSessions.Touch(sessionRef, now, options.Value.SessionIdleTimeout))
+            {
+                throw new XenApiException(ErrorCodes.SessionInvalid, sessionRef);
+            }
+
             return;
         }
 
@@ -358,7 +442,7 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
 
     public async Task<string> GetUserAsync(string sessionRef, CancellationToken cancellationToken)
     {
-        if (_localSessions.TryGetValue(sessionRef, out var user))
+        if (_localSessions.UserOf(sessionRef) is { } user)
         {
             return user;
         }

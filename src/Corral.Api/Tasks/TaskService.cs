@@ -11,7 +11,7 @@ namespace Corral.Api.Tasks;
 /// <summary>XenAPI tasks: pool objects tracking one asynchronous call from pending to success or failure.</summary>
 public sealed class TaskService(IPoolDatabase database, EventHub events, IOptions<ApiOptions> options, ILogger<TaskService> logger)
 {
-    public async Task<string> CreateAsync(string sessionRef, string label, string description, CancellationToken cancellationToken)
+    public async Task<string> CreateAsync(string label, string description, CancellationToken cancellationToken)
     {
         var transaction = new PoolTransaction();
         var task = transaction.Create(XenClasses.TaskSchema);
@@ -20,7 +20,8 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
         task.Set(XenApi.Task.Created, DateTime.UtcNow);
         task.Set(XenApi.Task.Status, TaskStatusType.Pending);
         task.Set(XenApi.Task.ResidentOn, options.Value.HostRef);
-        task.Set(XenApi.Task.OtherConfig, new Dictionary<string, string> { ["session"] = sessionRef });
+        // The caller's session is written nowhere on the task: a session reference is a bearer secret, and every session
+        // reads every task (xapi keeps it in a field no client sees).
         await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
         return task.Ref;
     }
