@@ -11,6 +11,9 @@ namespace Corral.Hypervisor.Qemu;
 /// The host end of the guest agent's virtio-serial port (<c>org.corral.guest_agent.0</c>), which QEMU exposes as
 /// <c>guest-agent.sock</c>. The guest writes one JSON report per line every few seconds and answers commands
 /// (<c>shutdown</c>, <c>reboot</c>) with <c>{"ack":"..."}</c>. The socket is reconnected whenever it drops while QEMU runs.
+/// What the guest sends is bounded (<see cref="ChannelLimits"/>): lines past a length are skipped, lines past a rate are
+/// dropped unread, and reports past one per interval only replace the latest, so a guest that floods its channel costs
+/// its host a fixed buffer and a bounded rate of pool database writes.
 /// </summary>
 public sealed class GuestAgentChannel : IAsyncDisposable
 {
@@ -23,17 +26,33 @@ public sealed class GuestAgentChannel : IAsyncDisposable
     private readonly Task _loop;
     private volatile Socket? _socket;
     private volatile GuestAgentReport? _latest;
+    private readonly ChannelLimits _limits;
+    private readonly TimeProvider _time;
+    private double _lineTokens;
+    private long _tokensAt;
+    private long _lastRaisedAt = long.MinValue;
+    private long _dropped;
     private int _disposed;
 
-    public GuestAgentChannel(string socketPath, string vmUuid, ILogger logger)
+    public GuestAgentChannel(string socketPath, string vmUuid, ILogger logger, ChannelLimits? limits = null, TimeProvider? time = null)
     {
         _socketPath = socketPath;
         _vmUuid = vmUuid;
         _logger = logger;
+        _limits = limits ?? new ChannelLimits(64 * 1024, TimeSpan.FromSeconds(1), 20);
+        _time = time ?? TimeProvider.System;
+        _lineTokens = _limits.LinesPerSecond * 4;
+        _tokensAt = _time.GetTimestamp();
         _loop = Task.Run(() => RunAsync(_stop.Token));
     }
 
-    /// <summary>Raised (on the channel's reader) for every report the guest sends.</summary>
+    /// <summary>What a guest may send: the longest line, how often a report is passed on, lines per second (bursts of 4 s).</summary>
+    public sealed record ChannelLimits(int MaxLineBytes, TimeSpan MinReportInterval, int LinesPerSecond);
+
+    /// <summary>Lines dropped unread for the rate, or skipped for their length, since the channel opened.</summary>
+    public long DroppedLines => Interlocked.Read(ref _dropped);
+
+    /// <summary>Raised (on the channel's reader) for a report, at most once per <see cref="ChannelLimits.MinReportInterval"/>.</summary>
     public event EventHandler<GuestAgentReport>? ReportReceived;
 
     public GuestAgentReport? LatestReport => _latest;
@@ -94,10 +113,21 @@ public sealed class GuestAgentChannel : IAsyncDisposable
                 _socket = socket;
                 _logger.LogDebug("Guest agent channel of VM {Vm} connected", _vmUuid);
                 using var stream = new NetworkStream(socket, ownsSocket: false);
-                using var reader = new StreamReader(stream, Encoding.UTF8);
+                var reader = new BoundedLineReader(stream, _limits.MaxLineBytes);
+                var skipped = 0L;
                 while (await reader.ReadLineAsync(stop).ConfigureAwait(false) is { } line)
                 {
-                    HandleLine(line);
+                    if (reader.SkippedLines != skipped)
+                    {
+                        Interlocked.Add(ref _dropped, reader.SkippedLines - skipped);
+                        _logger.LogWarning("Guest agent of VM {Vm} sent a line longer than {Max} bytes: skipped", _vmUuid, _limits.MaxLineBytes);
+                        skipped = reader.SkippedLines;
+                    }
+
+                    if (TakeLineToken())
+                    {
+                        HandleLine(line);
+                    }
                 }
             }
             catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
@@ -124,11 +154,40 @@ public sealed class GuestAgentChannel : IAsyncDisposable
         }
     }
 
+    /// <summary>A token bucket of lines: <see cref="ChannelLimits.LinesPerSecond"/>, bursts of four seconds' worth.</summary>
+    private bool TakeLineToken()
+    {
+        var now = _time.GetTimestamp();
+        _lineTokens = Math.Min(_limits.LinesPerSecond * 4, _lineTokens + (_time.GetElapsedTime(_tokensAt, now).TotalSeconds * _limits.LinesPerSecond));
+        _tokensAt = now;
+        if (_lineTokens >= 1)
+        {
+            _lineTokens--;
+            return true;
+        }
+
+        if (Interlocked.Increment(ref _dropped) % 1000 == 1)
+        {
+            _logger.LogWarning("Guest agent of VM {Vm} sends more than {Rate} lines a second: the excess is dropped ({Dropped} so far)", _vmUuid,
+                _limits.LinesPerSecond, DroppedLines);
+        }
+
+        return false;
+    }
+
     internal void HandleLine(string line)
     {
         if (TryParseReport(line, DateTime.UtcNow) is { } report)
         {
             _latest = report;
+            var now = _time.GetTimestamp();
+            if (_lastRaisedAt != long.MinValue && _time.GetElapsedTime(_lastRaisedAt, now) < _limits.MinReportInterval)
+            {
+                // Kept as the latest (read by whoever asks), but no write for it: one per interval reaches the database.
+                return;
+            }
+
+            _lastRaisedAt = now;
             try
             {
                 ReportReceived?.Invoke(this, report);

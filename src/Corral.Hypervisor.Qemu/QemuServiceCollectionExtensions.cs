@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Corral.Hypervisor.Qemu;
 
@@ -19,10 +20,19 @@ public static class QemuServiceCollectionExtensions
             .Validate(o => !string.IsNullOrWhiteSpace(o.StateDirectory), "Corral:Qemu:StateDirectory is empty")
             .Validate(o => o.ForceAccelerator is null or "" or "kvm" or "tcg", "Corral:Qemu:ForceAccelerator must be kvm, tcg or empty")
             .Validate(o => o.DiskCache is "auto" or "none" or "writeback", "Corral:Qemu:DiskCache must be auto, none or writeback")
-            .Validate(o => o.ProbeTimeout > TimeSpan.Zero && o.StartTimeout > TimeSpan.Zero, "Corral:Qemu timeouts must be positive");
+            .Validate(o => o.ProbeTimeout > TimeSpan.Zero && o.StartTimeout > TimeSpan.Zero, "Corral:Qemu timeouts must be positive")
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<QemuOptions>, QemuOptionsValidation>();
 
         services.TryAddSingleton<QemuHypervisor>();
         services.TryAddSingleton<IHypervisor>(sp => sp.GetRequiredService<QemuHypervisor>());
         return services;
     }
+}
+
+/// <summary>The limits a guest's output is held to (<see cref="QemuOptions.Problems"/>), each problem naming its setting.</summary>
+public sealed class QemuOptionsValidation : IValidateOptions<QemuOptions>
+{
+    public ValidateOptionsResult Validate(string? name, QemuOptions options) =>
+        options.Problems() is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
 }

@@ -41,7 +41,8 @@ public sealed class QemuVmProcess : IVmProcess
         _qmp.EventReceived += OnQmpEvent;
         if (spec.Paravirtual)
         {
-            _agent = new GuestAgentChannel(paths.GuestAgent, spec.VmUuid, logger);
+            _agent = new GuestAgentChannel(paths.GuestAgent, spec.VmUuid, logger,
+                new GuestAgentChannel.ChannelLimits(options.GuestAgentMaxLineBytes, options.GuestAgentMinReportInterval, options.GuestAgentLinesPerSecond));
             _agent.ReportReceived += (_, _) => Raise(VmProcessEventKind.GuestReport);
         }
 
@@ -94,11 +95,15 @@ public sealed class QemuVmProcess : IVmProcess
         try
         {
             // QMP's end is the prompt signal; /proc is the proof (and the only signal if QMP was lost some other way).
-            while (VmProcessTable.IsRunningVm(ProcessId, VmUuid))
+            for (var round = 1; VmProcessTable.IsRunningVm(ProcessId, VmUuid); round++)
             {
                 var tick = _qmp.Closed.IsCompleted ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromSeconds(1);
                 await Task.WhenAny(_qmp.Closed, Task.Delay(tick, stop)).ConfigureAwait(false);
                 stop.ThrowIfCancellationRequested();
+                if (round % 5 == 0)
+                {
+                    KeepConsoleLogBounded();
+                }
             }
         }
         catch (OperationCanceledException)
@@ -115,6 +120,21 @@ public sealed class QemuVmProcess : IVmProcess
         RemoveRuntimeFiles(keepConsoleLog: true);
         _exited.TrySetResult();
         Raise(VmProcessEventKind.Exited);
+    }
+
+    private void KeepConsoleLogBounded()
+    {
+        try
+        {
+            if (ConsoleLogFile.KeepBounded(_paths.ConsoleLog, _options.ConsoleLogMaxBytes))
+            {
+                _logger.LogInformation("VM {Vm}: serial console log past {Bytes} bytes, set aside and started afresh", VmUuid, _options.ConsoleLogMaxBytes);
+            }
+        }
+        catch (IOException ex)
+        {
+            _logger.LogWarning("VM {Vm}: could not bound the serial console log: {Reason}", VmUuid, ex.Message);
+        }
     }
 
     /// <summary>
@@ -309,23 +329,8 @@ public sealed class QemuVmProcess : IVmProcess
         }
     }
 
-    public async Task<byte[]> ReadSerialConsoleTailAsync(int maxBytes, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await using var log = new FileStream(_paths.ConsoleLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
-                bufferSize: 1, useAsync: true);
-            var start = Math.Max(0, log.Length - maxBytes);
-            log.Position = start;
-            var tail = new byte[log.Length - start];
-            await log.ReadExactlyAsync(tail, cancellationToken).ConfigureAwait(false);
-            return tail;
-        }
-        catch (FileNotFoundException)
-        {
-            return [];
-        }
-    }
+    public Task<byte[]> ReadSerialConsoleTailAsync(int maxBytes, CancellationToken cancellationToken) =>
+        ConsoleLogFile.ReadTailAsync(_paths.ConsoleLog, maxBytes, cancellationToken);
 
     public Task CancelMigrationAsync(CancellationToken cancellationToken) => QmpAsync("migrate_cancel", null, cancellationToken);
 

@@ -98,4 +98,50 @@ public sealed class GuestAgentChannelTests(ITestOutputHelper output) : IDisposab
         await QemuRig.WaitUntilAsync(() => channel.LatestReport?.Uptime == TimeSpan.FromSeconds(200), TimeSpan.FromSeconds(10), "report after reconnect");
         Assert.Equal(2, reports);
     }
+
+    /// <summary>
+    /// A guest that floods its channel: an endless line costs a fixed buffer and is skipped whole, lines past the rate are
+    /// dropped unread, and at most one report per interval is passed on (each is a pool database write).
+    /// </summary>
+    [Fact]
+    public async Task A_flooding_guest_is_held_to_its_line_length_line_rate_and_report_rate()
+    {
+        Directory.CreateDirectory(_dir);
+        var path = Path.Combine(_dir, "guest-agent.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+
+        var limits = new GuestAgentChannel.ChannelLimits(MaxLineBytes: 4096, MinReportInterval: TimeSpan.FromSeconds(30), LinesPerSecond: 5);
+        // Time stands still: no line is earned back while the test runs, so the counts are exact.
+        await using var channel = new GuestAgentChannel(path, "test-vm", new TestLogger<GuestAgentChannel>(output), limits, new FrozenTime());
+        var reports = 0;
+        channel.ReportReceived += (_, _) => Interlocked.Increment(ref reports);
+        using var guest = await listener.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(10));
+
+        // 1 MiB without a newline, sent in pieces, then its end: skipped whole; the report after it is read.
+        var chunk = Encoding.UTF8.GetBytes(new string('x', 64 * 1024));
+        for (var i = 0; i < 16; i++)
+        {
+            await guest.SendAsync(chunk);
+        }
+
+        await guest.SendAsync(Encoding.UTF8.GetBytes("\n" + Report + "\n"));
+        await QemuRig.WaitUntilAsync(() => channel.LatestReport is not null, TimeSpan.FromSeconds(10), "the report after the long line");
+        Assert.Equal(1, channel.DroppedLines);
+        Assert.Equal(1, reports);
+
+        // 200 reports at once: the 19 lines left of the burst allowance (4 s at 5 a second, one used) are read, the rest
+        // dropped unread; none is passed on within the 30 s interval, and the latest kept is the last one read.
+        var burst = string.Concat(Enumerable.Range(1, 200).Select(i => Report.Replace("123.45", i.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal) + "\n"));
+        await guest.SendAsync(Encoding.UTF8.GetBytes(burst));
+        await QemuRig.WaitUntilAsync(() => channel.DroppedLines == 1 + 181, TimeSpan.FromSeconds(10), "the burst's excess dropped");
+        Assert.Equal(19, channel.LatestReport!.Uptime.TotalSeconds);
+        Assert.Equal(1, reports);
+    }
+
+    private sealed class FrozenTime : TimeProvider
+    {
+        public override long GetTimestamp() => 1;
+    }
 }
