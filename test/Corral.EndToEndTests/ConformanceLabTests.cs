@@ -47,7 +47,16 @@ public sealed class ConformanceLabTests(ITestOutputHelper output) : IAsyncLifeti
 
         // The failing steps first: CI shows the message's first lines.
         var failures = text.Split('\n').Where(l => l.StartsWith("FAIL", StringComparison.Ordinal) || l.StartsWith("== FAILED", StringComparison.Ordinal));
-        Assert.True(code == 0, string.Join('\n', failures));
+        var diagnostics = "";
+        if (code != 0 && text.Contains("ping", StringComparison.OrdinalIgnoreCase))
+        {
+            // A step that pinged the guest failed: what the lab shows of the test VM, to tell a hung guest from a lost path.
+            var vm = await _lab.Xe("vm-list", "name-label=Corral test VM", "--minimal");
+            var ip = (await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
+            diagnostics = "\n" + await GuestDiagnostics.DescribeAsync(_lab, vm, ip);
+        }
+
+        Assert.True(code == 0, string.Join('\n', failures) + diagnostics);
     }
 
     private static async Task<bool> ServesAsync(string address, int port)

@@ -54,7 +54,9 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
                 watcher.Expect(vm, target);
             }
 
-            await LabSession.Eventually(() => LabSession.Ping(noToolsIp), TimeSpan.FromSeconds(30), "the VM without tools to answer ping");
+            // Both answer before the fault, so that a guest lost on its way here is not taken for the fault's doing.
+            await AnswersAsync(noTools, noToolsIp, "the VM without tools");
+            await AnswersAsync(tools, toolsIp, "the test VM");
             var log = Path.Combine(_lab.LabDirectory, $"agent-host{target}.log");
             var logBefore = (await File.ReadAllTextAsync(log)).Length;
             var pidFile = Path.Combine(_lab.LabDirectory, $"host{target}", "etcd.pid");
@@ -85,8 +87,8 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
             var lostTools = await pingTools.StopAsync();
             var lostNoTools = await pingNoTools.StopAsync();
             output.WriteLine($"lost pings: {lostTools}, {lostNoTools}");
-            Assert.True(lostTools <= 2, $"{lostTools} pings lost to the test VM");
-            Assert.True(lostNoTools <= 2, $"{lostNoTools} pings lost to the VM without tools");
+            Assert.True(lostTools <= 2, $"{lostTools} pings lost to the test VM\n{await GuestDiagnostics.DescribeAsync(_lab, tools, toolsIp)}");
+            Assert.True(lostNoTools <= 2, $"{lostNoTools} pings lost to the VM without tools\n{await GuestDiagnostics.DescribeAsync(_lab, noTools, noToolsIp)}");
             Assert.Equal([target], _lab.RunningCopies(tools));
             Assert.Equal([target], _lab.RunningCopies(noTools));
             watcher.AssertNoViolation();
@@ -260,6 +262,17 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
         await _lab.Xe([.. on, "vm-migrate", $"uuid={vm}", $"host=lab-host{to}", "live=true"]);
         Assert.Equal([to], _lab.RunningCopies(vm));
         watcher.Expect(vm, to);
+    }
+
+    /// <summary>Waits up to 30 s for the VM to answer ping; fails with what the lab shows of it if it does not.</summary>
+    private async Task AnswersAsync(string vm, string ip, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await LabSession.Ping(ip))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{what} does not answer ping\n{await GuestDiagnostics.DescribeAsync(_lab, vm, ip)}");
+            await Task.Delay(500);
+        }
     }
 
     private async Task ProtectAsync(params string[] vms)

@@ -46,6 +46,12 @@ public sealed class LabSession : IAsyncDisposable
 
     public string LabDirectory => Path.Combine(_home, "lab");
 
+    /// <summary>Where the hosts' runtime directories are (hostN/vms/&lt;vm uuid&gt;/: pidfile, monitor, console log).</summary>
+    public string RunDirectory => Path.Combine(_home, "run");
+
+    /// <summary>The network namespace of lab host <paramref name="host"/> (1-3).</summary>
+    public string Namespace(int host) => _env["CORRAL_LAB_NS_PREFIX"] + host.ToString(CultureInfo.InvariantCulture);
+
     public async Task UpAsync()
     {
         // The first lab of a test run builds Corral (./lab up publishes the agent and xe); the others use that build.
