@@ -124,6 +124,7 @@ do
         builder.Configuration.GetSection("Corral:Api").Bind(o);
     });
     builder.Services.Configure<RetentionOptions>(builder.Configuration.GetSection("Corral:Api:Retention"));
+    builder.Services.Configure<Corral.Api.Http.ClientLimitOptions>(builder.Configuration.GetSection("Corral:Api:ClientLimits"));
     builder.Services.Configure<Corral.Api.Messages.MessageOptions>(builder.Configuration.GetSection("Corral:Api:Messages"));
     builder.Services.AddXenApiHttps(https, certificate);
     if (runner is not null)

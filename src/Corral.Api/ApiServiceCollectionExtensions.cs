@@ -32,6 +32,10 @@ public static class ApiServiceCollectionExtensions
             .Validate(o => o.Limit > 0, "MessageOptions.Limit must be positive")
             .Validate(o => o.CollectEvery > TimeSpan.Zero, "MessageOptions.CollectEvery must be positive")
             .ValidateOnStart();
+        services.AddOptions<Http.ClientLimitOptions>().ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<Http.ClientLimitOptions>, Http.ClientLimitOptionsValidation>();
+        services.AddSingleton<Http.ClientCallLimiter>();
+        services.AddSingleton<Http.ClientConnectionCounter>();
         services.AddOptions<RetentionOptions>().ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<RetentionOptions>, RetentionOptionsValidation>();
         services.TryAddSingleton(TimeProvider.System);

@@ -42,6 +42,25 @@ public static class XenApiEndpoints
         return endpoints;
     }
 
+    /// <summary>
+    /// The call's turn among its client address's (<see cref="ClientCallLimiter"/>); null, after answering 503 with
+    /// <c>Retry-After</c>, when that address has too many calls waiting.
+    /// </summary>
+    private static async Task<System.Threading.RateLimiting.RateLimitLease?> TakeTurnAsync(HttpContext context)
+    {
+        var limiter = context.RequestServices.GetRequiredService<ClientCallLimiter>();
+        var lease = await limiter.AcquireAsync(context.Connection.RemoteIpAddress, context.RequestAborted);
+        if (lease is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "1";
+            context.Response.ContentType = "text/plain";
+            await context.Response.WriteAsync("Too many calls from this address are waiting; try again shortly\n", context.RequestAborted);
+        }
+
+        return lease;
+    }
+
     private static string Remote(HttpContext context) => context.Connection.RemoteIpAddress?.ToString() ?? "";
 
     /// <summary>
@@ -66,6 +85,12 @@ public static class XenApiEndpoints
 
     private static async Task HandleXmlRpcAsync(HttpContext context)
     {
+        using var turn = await TakeTurnAsync(context);
+        if (turn is null)
+        {
+            return;
+        }
+
         var dispatcher = context.RequestServices.GetRequiredService<ApiDispatcher>();
         var options = context.RequestServices.GetRequiredService<IOptions<ApiOptions>>().Value;
         var ct = context.RequestAborted;
@@ -100,6 +125,12 @@ public static class XenApiEndpoints
 
     private static async Task HandleJsonRpcAsync(HttpContext context)
     {
+        using var turn = await TakeTurnAsync(context);
+        if (turn is null)
+        {
+            return;
+        }
+
         var dispatcher = context.RequestServices.GetRequiredService<ApiDispatcher>();
         var options = context.RequestServices.GetRequiredService<IOptions<ApiOptions>>().Value;
         var ct = context.RequestAborted;

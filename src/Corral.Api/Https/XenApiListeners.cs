@@ -58,8 +58,34 @@ public static class XenApiListeners
         void Configure(ListenOptions listen)
         {
             listen.Protocols = HttpProtocols.Http1;
+            // Counted before TLS: an address past its connections costs no handshake (ClientLimitOptions).
+            listen.Use(next => async connection =>
+            {
+                var counter = listen.ApplicationServices.GetRequiredService<Http.ClientConnectionCounter>();
+                var address = (connection.RemoteEndPoint as IPEndPoint)?.Address;
+                if (!counter.TryEnter(address))
+                {
+                    connection.Abort();
+                    return;
+                }
+
+                try
+                {
+                    await next(connection);
+                }
+                finally
+                {
+                    counter.Exit(address);
+                }
+            });
             configure(listen);
         }
+
+        // Slow clients (Kestrel's defaults, stated): headers within 30 s, a body at 240 bytes/s after 5 s, an idle
+        // keep-alive connection closed after 130 s.
+        kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(30);
+        kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
+        kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(130);
 
         if (options.ListenAddress == "*")
         {
