@@ -50,12 +50,13 @@ public sealed class ApiOptions
 /// Sessions are pool objects in the database, so a session made on one host is valid on every host (and survives a
 /// master change). A small cache keeps the per-call check off etcd.
 /// </summary>
-public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, LocalCredentials local,
+public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, LocalCredentials local,
     LoginThrottle throttle, ILogger<SessionService> logger)
 {
     public const string RootUser = "root";
     public const string PoolSecretKey = PoolKeys.Auth + "pool-secret";
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
+    private static readonly SemaphoreSlim Hashing = new(Math.Max(1, Environment.ProcessorCount / 2));
     private static readonly EventId SubjectLoggedOut = new(1302, "SubjectLoggedOut");
     private static readonly EventId SessionsExpired = new(1303, "SessionsExpired");
     private static readonly EventId SessionsEndedByPasswordChange = new(1304, "SessionsEndedByPasswordChange");
@@ -167,11 +168,28 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
         return true;
     }
 
-    /// <summary>The user's stored password hash when <paramref name="password"/> matches it, else null.</summary>
+    /// <summary>
+    /// The user's stored password hash when <paramref name="password"/> matches it, else null. The hash is slow on purpose
+    /// (tens of milliseconds of a core); at most half the host's cores compute it at once, whoever asks, so a flood of
+    /// logins cannot take the cores the host's HA and VMs need (the other logins wait their turn).
+    /// </summary>
     private async Task<string?> VerifiedPasswordHashAsync(string user, string password, CancellationToken cancellationToken)
     {
         var stored = await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false);
-        return stored is not null && PasswordHasher.Verify(password, stored) ? stored : null;
+        if (stored is null)
+        {
+            return null;
+        }
+
+        await Hashing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return PasswordHasher.Verify(password, stored) ? stored : null;
+        }
+        finally
+        {
+            Hashing.Release();
+        }
     }
 
     public async Task<string> LoginAsync(string user, string password, string originator, string source, CancellationToken cancellationToken)
@@ -250,90 +268,6 @@ public sealed class SessionService(IPoolDatabase database, IOptions<ApiOptions> 
                 // Touched at the same moment; the idle sweep removes it later.
             }
         }
-    }
-
-    /// <summary>This host's local sessions past their idle timeout or their group's limit end (every host, every pass).</summary>
-    public int CollectLocalSessions(DateTime nowUtc, SessionLimits limits)
-    {
-        var expired = _localSessions.Collect(nowUtc, limits);
-        foreach (var session in expired)
-        {
-            _valid.TryRemove(session.Ref, out _);
-        }
-
-        if (expired.Count > 0)
-        {
-            logger.LogInformation(SessionsExpired, "Ended {Count} of this host's local sessions ({Reasons})", expired.Count,
-                string.Join("; ", expired.Select(e => $"{e.Group}: {e.Reason}").Distinct(StringComparer.Ordinal)));
-        }
-
-        return expired.Count;
-    }
-
-    /// <summary>
-    /// The pool's sessions past their idle timeout or their group's limit end, as xapi's collector ends them (the
-    /// master, every pass). Returns how many ended; one a client touched meanwhile is left to the next pass.
-    /// </summary>
-    public async Task<int> CollectPoolSessionsAsync(DateTime nowUtc, SessionLimits limits, CancellationToken cancellationToken)
-    {
-        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
-        var facts = all.Select(s => new SessionFacts(s.Ref, s.Uuid, s.Get(XenApi.Session.LastActive), s.Get(XenApi.Session.Pool),
-            s.Get(XenApi.Session.AuthUserName), s.Get(XenApi.Session.Originator)));
-        var expired = SessionRetention.Select(facts, nowUtc, limits);
-        var byRef = all.ToDictionary(s => s.Ref, StringComparer.Ordinal);
-        var ended = await DeleteAsync(expired.Select(e => byRef[e.Ref]), cancellationToken).ConfigureAwait(false);
-        foreach (var group in expired.GroupBy(e => e.Group, StringComparer.Ordinal))
-        {
-            // Uuids only: a session's reference is its secret and is never logged.
-            logger.LogInformation(SessionsExpired, "Ended {Count} sessions of group {Group} ({Reason}): {Uuids}", group.Count(), group.Key,
-                group.First().Reason, string.Join(", ", group.Take(5).Select(e => e.Uuid)) + (group.Count() > 5 ? ", ..." : ""));
-        }
-
-        return ended;
-    }
-
-    /// <summary>
-    /// After a password change: every other session of <paramref name="user"/> ends, the pool's (every host sees that at
-    /// its next check, within 30 s) and this host's local password sessions. Host-to-host sessions stay.
-    /// </summary>
-    public async Task<int> EndOtherSessionsOfAsync(string user, string keep, CancellationToken cancellationToken)
-    {
-        var local = _localSessions.EndPasswordSessionsOf(user, keep);
-        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
-        var ended = await DeleteAsync(all.Where(s => s.Ref != keep && s.Get(XenApi.Session.AuthUserName) == user), cancellationToken).ConfigureAwait(false);
-        foreach (var reference in local)
-        {
-            _valid.TryRemove(reference, out _);
-        }
-
-        logger.LogInformation(SessionsEndedByPasswordChange, "{User}'s password changed: ended {Count} other sessions of {User}", user,
-            ended + local.Count, user);
-        return ended + local.Count;
-    }
-
-    /// <summary>Deletes sessions, 100 to a transaction; one changed meanwhile (touched) stays. Returns how many went.</summary>
-    private async Task<int> DeleteAsync(IEnumerable<XenObject> sessions, CancellationToken cancellationToken)
-    {
-        var deleted = 0;
-        foreach (var chunk in sessions.Chunk(100))
-        {
-            var transaction = new PoolTransaction();
-            foreach (var session in chunk)
-            {
-                transaction.Delete(session);
-            }
-
-            if (await database.TryCommitAsync(transaction, cancellationToken).ConfigureAwait(false))
-            {
-                deleted += chunk.Length;
-                foreach (var session in chunk)
-                {
-                    _valid.TryRemove(session.Ref, out _);
-                }
-            }
-        }
-
-        return deleted;
     }
 
     /// <summary><c>session.local_logout</c>: ends a session good on this host only; any other session is left as it is, as in xapi.</summary>
