@@ -24,6 +24,7 @@ public static class ApiServiceCollectionExtensions
 
         options.Validate(o => o.MaxRpcRequestBytes >= 4096, "ApiOptions.MaxRpcRequestBytes must be at least 4096 (a login alone takes a few hundred bytes)")
             .Validate(o => o.MaxRpcNesting is >= 16 and <= 256, "ApiOptions.MaxRpcNesting must be between 16 (a XenAPI map of maps) and 256 (deeper only risks the stack)")
+            .Validate(o => o.PasswordHashIterations >= 10_000, "ApiOptions.PasswordHashIterations must be at least 10,000 (OWASP asks 600,000, the default)")
             .Validate(o => o.LoginFailuresPerUser >= 1 && o.LoginFailuresPerSource >= 1 && o.LoginFailureForgivenAfter > TimeSpan.Zero,
                 "ApiOptions.LoginFailuresPerUser and LoginFailuresPerSource must be at least 1, LoginFailureForgivenAfter positive")
             .ValidateOnStart();
@@ -41,6 +42,7 @@ public static class ApiServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<LocalCredentials>();
         services.AddSingleton<LoginThrottle>();
+        services.AddSingleton<VerifiedPasswords>();
         services.AddSingleton<SessionService>();
         services.AddSingleton<TaskService>();
         services.AddSingleton<EventHub>();

@@ -136,6 +136,17 @@ public sealed class RetentionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_weaker_password_hash_is_replaced_at_login_and_the_password_still_works()
+    {
+        await _db.Leases.PutDurableAsync(SessionService.PasswordKey("root"), PasswordHasher.Hash("old-strength", 60_000), default);
+        Assert.True(await WorksAsync(await LoginAsync("xe", "old-strength")));
+        var stored = await _db.Leases.GetValueAsync(SessionService.PasswordKey("root"), default);
+        Assert.StartsWith("pbkdf2-sha256$600000$", stored, StringComparison.Ordinal);
+        Assert.True(await WorksAsync(await LoginAsync("xe", "old-strength")));
+        await Assert.ThrowsAsync<XenApiException>(() => LoginAsync("xe", "wrong"));
+    }
+
+    [Fact]
     public void Retention_options_are_checked_at_start()
     {
         var services = new ServiceCollection();

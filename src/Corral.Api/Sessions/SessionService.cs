@@ -6,58 +6,19 @@ using Microsoft.Extensions.Options;
 
 namespace Corral.Api.Sessions;
 
-public sealed class ApiOptions
-{
-    /// <summary>This host's reference (sessions record where they were made).</summary>
-    public string HostRef { get; set; } = OpaqueRef.Null;
-
-    /// <summary>A session unused this long is closed, as xapi closes idle sessions.</summary>
-    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(24);
-
-    /// <summary>The HTTPS port other hosts serve the XenAPI on (the pool's hosts all use the same), for calls between hosts.</summary>
-    public int PeerPort { get; set; } = 443;
-
-    /// <summary>Where this host keeps its local copy of the pool's credentials (none if empty).</summary>
-    public string StateDirectory { get; set; } = "";
-
-    /// <summary>How long a sync call waits for its task before giving up on waiting (the task itself goes on).</summary>
-    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromMinutes(10);
-
-    /// <summary>
-    /// The largest XML-RPC or JSON-RPC request body read for one call; a larger one is refused with HTTP 413 before any
-    /// of it is parsed. xapi's own limit (<c>http_limit_max_rpc_size</c>) is 300 KiB.
-    /// </summary>
-    public int MaxRpcRequestBytes { get; set; } = 300 * 1024;
-
-    /// <summary>
-    /// How deeply a request's XML elements (XML-RPC) or JSON values (JSON-RPC) may nest; deeper is refused with
-    /// <c>XMLRPC_UNMARSHAL_FAILURE</c> or a JSON-RPC parse error. A XenAPI call's deepest parameter (a map of maps) needs
-    /// about a dozen XML elements.
-    /// </summary>
-    public int MaxRpcNesting { get; set; } = 64;
-
-    /// <summary>Failed password checks for one user after which its logins are refused until one is forgiven (<see cref="LoginThrottle"/>).</summary>
-    public int LoginFailuresPerUser { get; set; } = 5;
-
-    /// <summary>Failed password checks from one source address after which its logins are refused until one is forgiven.</summary>
-    public int LoginFailuresPerSource { get; set; } = 20;
-
-    /// <summary>How long until one failed password check is forgiven, per user and per source.</summary>
-    public TimeSpan LoginFailureForgivenAfter { get; set; } = TimeSpan.FromSeconds(30);
-}
-
 /// <summary>
 /// Sessions are pool objects in the database, so a session made on one host is valid on every host (and survives a
 /// master change). A small cache keeps the per-call check off etcd.
 /// </summary>
 public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, LocalCredentials local,
-    LoginThrottle throttle, ILogger<SessionService> logger)
+    LoginThrottle throttle, VerifiedPasswords verified, ILogger<SessionService> logger)
 {
     public const string RootUser = "root";
     public const string PoolSecretKey = PoolKeys.Auth + "pool-secret";
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
     private static readonly SemaphoreSlim Hashing = new(Math.Max(1, Environment.ProcessorCount / 2));
     private static readonly EventId SubjectLoggedOut = new(1302, "SubjectLoggedOut");
+    private static readonly EventId PasswordHashUpgraded = new(1305, "PasswordHashUpgraded");
     private static readonly EventId SessionsExpired = new(1303, "SessionsExpired");
     private static readonly EventId SessionsEndedByPasswordChange = new(1304, "SessionsEndedByPasswordChange");
     private static readonly TimeSpan TouchEvery = TimeSpan.FromMinutes(1);
@@ -71,8 +32,9 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     /// <summary>Sets a user's password (the pool's root password at pool creation).</summary>
     public async Task SetPasswordAsync(string user, string password, CancellationToken cancellationToken)
     {
-        var hash = PasswordHasher.Hash(password);
+        var hash = PasswordHasher.Hash(password, options.Value.PasswordHashIterations);
         await database.Leases.PutDurableAsync(PasswordKey(user), hash, cancellationToken).ConfigureAwait(false);
+        verified.Forget(user);
         if (user == RootUser)
         {
             local.Remember(hash, null);
@@ -108,7 +70,8 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     public string LocalLogin(string user, string password, string source)
     {
         throttle.ThrowIfThrottled(user, source);
-        if (user != RootUser || local.RootPasswordHash is not { } stored || !PasswordHasher.Verify(password, stored))
+        if (user != RootUser || local.RootPasswordHash is not { } stored
+            || !(verified.Matches(user, password, stored) || PasswordHasher.Verify(password, stored)))
         {
             throttle.Failed(user, source, "session.slave_local_login_with_password");
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
@@ -181,14 +144,54 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
             return null;
         }
 
+        if (verified.Matches(user, password, stored))
+        {
+            return stored;
+        }
+
         await Hashing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return PasswordHasher.Verify(password, stored) ? stored : null;
+            // Another login of the same password may have verified it while this one waited.
+            if (verified.Matches(user, password, stored))
+            {
+                return stored;
+            }
+
+            if (!PasswordHasher.Verify(password, stored))
+            {
+                return null;
+            }
         }
         finally
         {
             Hashing.Release();
+        }
+
+        if (PasswordHasher.NeedsRehash(stored, options.Value.PasswordHashIterations))
+        {
+            stored = await UpgradeHashAsync(user, password, stored, cancellationToken).ConfigureAwait(false);
+        }
+
+        verified.Remember(user, password, stored);
+        return stored;
+    }
+
+    /// <summary>A hash made weaker than today's, replaced now that the password is known to be right; the old one if that fails.</summary>
+    private async Task<string> UpgradeHashAsync(string user, string password, string stored, CancellationToken cancellationToken)
+    {
+        var stronger = PasswordHasher.Hash(password, options.Value.PasswordHashIterations);
+        try
+        {
+            await database.Leases.PutDurableAsync(PasswordKey(user), stronger, cancellationToken).ConfigureAwait(false);
+            logger.LogInformation(PasswordHashUpgraded, "{User}'s password hash made at {Iterations} iterations, replacing a weaker one", user,
+                options.Value.PasswordHashIterations);
+            return stronger;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(ex, "{User}'s weaker password hash could not be replaced; kept until the next login", user);
+            return stored;
         }
     }
 
