@@ -205,54 +205,59 @@ def password_guessing(source):
     return 200, outcomes
 
 
-def login_flood(source):
-    """64 connections logging in with the right password for 20 s: the most costly call there is (a slow hash)."""
+def flood(source, call, seconds=20, connections=64):
+    """`connections` connections from `source` each making `call(conn)` (which names its outcome) for `seconds`."""
     outcomes = {}
     lock = threading.Lock()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + seconds
 
     def worker():
         conn = connect(source)
         while time.monotonic() < deadline:
             try:
-                status, result, _ = jsonrpc(conn, "session.login_with_password", "root", PASSWORD, "1.0", "flood")
-                key = "logged in" if result else f"HTTP {status}"
+                key = call(conn)
             except (OSError, http.client.HTTPException):
                 key = "connection closed"
                 conn = connect(source)
             with lock:
                 outcomes[key] = outcomes.get(key, 0) + 1
 
-    with ThreadPoolExecutor(64) as pool:
-        for _ in range(64):
+    with ThreadPoolExecutor(connections) as pool:
+        for _ in range(connections):
             pool.submit(worker)
     return sum(outcomes.values()), outcomes
+
+
+def login_flood(source):
+    """64 connections logging in with the right password for 20 s: the most costly call there is (a slow hash)."""
+    def login(conn):
+        status, result, _ = jsonrpc(conn, "session.login_with_password", "root", PASSWORD, "1.0", "flood")
+        return "logged in" if result else f"HTTP {status}"
+
+    return flood(source, login)
+
+
+def wrong_login_flood(source):
+    """64 connections logging in with wrong passwords for 20 s: each one a full hash, until the throttle refuses them."""
+    def login(conn):
+        status, result, error = jsonrpc(conn, "session.login_with_password", "root", "wrong" + str(random.random()), "1.0", "flood")
+        if status != 200:
+            return f"HTTP {status}"
+        return "throttled, unchecked" if "Too many failed" in json.dumps(error) else "SESSION_AUTHENTICATION_FAILED"
+
+    return flood(source, login)
 
 
 def call_flood(source):
     """64 connections calling a cheap getter as fast as they can for 20 s."""
-    outcomes = {}
-    lock = threading.Lock()
-    deadline = time.monotonic() + 20
     setup = connect(source)
     _, session, _ = jsonrpc(setup, "session.login_with_password", "root", PASSWORD, "1.0", "flood")
 
-    def worker():
-        conn = connect(source)
-        while time.monotonic() < deadline:
-            try:
-                status, _, error = jsonrpc(conn, "pool.get_all", session)
-                key = "answered" if status == 200 and not error else f"HTTP {status}"
-            except (OSError, http.client.HTTPException):
-                key = "connection closed"
-                conn = connect(source)
-            with lock:
-                outcomes[key] = outcomes.get(key, 0) + 1
+    def call(conn):
+        status, _, error = jsonrpc(conn, "pool.get_all", session)
+        return "answered" if status == 200 and not error else f"HTTP {status}"
 
-    with ThreadPoolExecutor(64) as pool:
-        for _ in range(64):
-            pool.submit(worker)
-    return sum(outcomes.values()), outcomes
+    return flood(source, call)
 
 
 def connection_flood(source):
@@ -351,6 +356,7 @@ ATTACKS = {
     "deep-json": (deep_json, "JSON-RPC nested 20,000 deep", "a JSON-RPC parse error"),
     "password-guessing": (password_guessing, "wrong root passwords from one address", "SESSION_AUTHENTICATION_FAILED, throttled after 5"),
     "login-flood": (login_flood, "64 connections of right-password logins, 20 s", "queued to 200/s and 32 at once, then 503; hashing on half the cores"),
+    "wrong-login-flood": (wrong_login_flood, "64 connections of wrong-password logins, 20 s", "hashed until 20 failures, then refused unchecked"),
     "call-flood": (call_flood, "64 connections of pool.get_all, 20 s", "queued to 200/s, then 503"),
     "connection-flood": (connection_flood, "400 connections held open", "past 256: closed"),
     "slow-headers": (slow_headers, "50 connections trickling headers", "closed within 30 s"),

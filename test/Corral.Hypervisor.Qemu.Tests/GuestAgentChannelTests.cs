@@ -59,15 +59,22 @@ public sealed class GuestAgentChannelTests(ITestOutputHelper output) : IDisposab
         Assert.Null(GuestAgentChannel.TryParseAck("nonsense"));
     }
 
+    /// <summary>The socket QEMU would serve for the guest agent's port, in the test's directory.</summary>
+    private Socket Listen(out string path)
+    {
+        Directory.CreateDirectory(_dir);
+        path = Path.Combine(_dir, "guest-agent.sock");
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        return listener;
+    }
+
     /// <summary>The channel over a real Unix socket whose far end plays the guest: reports, a command and its ack, a reconnect.</summary>
     [Fact]
     public async Task Reports_arrive_commands_are_acknowledged_and_a_dropped_socket_is_reconnected()
     {
-        Directory.CreateDirectory(_dir);
-        var path = Path.Combine(_dir, "guest-agent.sock");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(1);
+        using var listener = Listen(out var path);
 
         await using var channel = new GuestAgentChannel(path, "test-vm", new TestLogger<GuestAgentChannel>(output));
         var reports = 0;
@@ -106,11 +113,7 @@ public sealed class GuestAgentChannelTests(ITestOutputHelper output) : IDisposab
     [Fact]
     public async Task A_flooding_guest_is_held_to_its_line_length_line_rate_and_report_rate()
     {
-        Directory.CreateDirectory(_dir);
-        var path = Path.Combine(_dir, "guest-agent.sock");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(1);
+        using var listener = Listen(out var path);
 
         var limits = new GuestAgentChannel.ChannelLimits(MaxLineBytes: 4096, MinReportInterval: TimeSpan.FromSeconds(30), LinesPerSecond: 5);
         // Time stands still: no line is earned back while the test runs, so the counts are exact.

@@ -1,8 +1,6 @@
-using System.Collections.Concurrent;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Corral.Api.Sessions;
 

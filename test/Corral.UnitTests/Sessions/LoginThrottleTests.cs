@@ -8,17 +8,6 @@ namespace Corral.UnitTests.Sessions;
 
 public sealed class LoginThrottleTests
 {
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks = 1;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
-    }
-
     private readonly ManualClock _clock = new();
     private readonly LoginThrottle _throttle;
 

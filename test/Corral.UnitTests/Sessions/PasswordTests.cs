@@ -6,17 +6,6 @@ namespace Corral.UnitTests.Sessions;
 /// <summary>Password hashes at OWASP's strength, older ones still verified and marked for replacement; verified passwords taken again without the slow hash until they change.</summary>
 public sealed class PasswordTests
 {
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks = 1;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
-    }
-
     [Fact]
     public void New_hashes_take_owasps_iterations_and_older_ones_verify_but_want_replacing()
     {
