@@ -121,7 +121,9 @@ public sealed class LoginThrottle(IOptions<ApiOptions> options, TimeProvider clo
 
         lock (bucket)
         {
-            var level = Leak(bucket) + 1;
+            // Never past full: failures checked beyond it (an address exempt from the user's bucket) must not stretch
+            // how long everyone else waits once they stop.
+            var level = Math.Min(capacity, Leak(bucket) + 1);
             bucket.Level = level;
             if (level >= capacity && !bucket.Reported)
             {

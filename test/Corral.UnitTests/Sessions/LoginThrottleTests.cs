@@ -66,6 +66,22 @@ public sealed class LoginThrottleTests
     }
 
     [Fact]
+    public void Failures_past_full_do_not_lengthen_the_wait_for_everyone_else()
+    {
+        // An address the user logged in from is exempt from the user's bucket, so its guesses are all checked; a hundred
+        // of them leave the user's bucket full, not a hundred deep: elsewhere the wait is one forgiveness, as after five.
+        _throttle.Succeeded("alice", "10.0.0.9");
+        for (var i = 0; i < 100; i++)
+        {
+            _throttle.Failed("alice", "10.0.0.9", "test");
+        }
+
+        Assert.Equal("Too many failed logins for this user or from this address; try again in 30 s", Refusal("alice", "10.0.0.2"));
+        _clock.Advance(TimeSpan.FromSeconds(31));
+        Assert.Null(Refusal("alice", "10.0.0.2"));
+    }
+
+    [Fact]
     public void Twenty_failures_from_one_address_stop_every_login_from_it()
     {
         for (var i = 0; i < 20; i++)
