@@ -34,11 +34,11 @@ public static class ApiServiceCollectionExtensions
             .Validate(o => o.CollectEvery > TimeSpan.Zero, "MessageOptions.CollectEvery must be positive")
             .ValidateOnStart();
         services.AddOptions<Http.ClientLimitOptions>().ValidateOnStart();
-        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<Http.ClientLimitOptions>, Http.ClientLimitOptionsValidation>();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<Http.ClientLimitOptions>, ProblemsValidation<Http.ClientLimitOptions>>();
         services.AddSingleton<Http.ClientCallLimiter>();
         services.AddSingleton<Http.ClientConnectionCounter>();
         services.AddOptions<RetentionOptions>().ValidateOnStart();
-        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<RetentionOptions>, RetentionOptionsValidation>();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<RetentionOptions>, ProblemsValidation<RetentionOptions>>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<LocalCredentials>();
         services.AddSingleton<LoginThrottle>();

@@ -29,4 +29,30 @@ public static class PoolDatabaseExtensions
             return false;
         }
     }
+
+    /// <summary>
+    /// Deletes objects <paramref name="perTransaction"/> to a transaction, for collectors: a transaction that loses a
+    /// race (one of its objects changed or went since it was read) deletes nothing and is left to the next pass.
+    /// Returns the objects deleted.
+    /// </summary>
+    public static async Task<IReadOnlyList<XenObject>> TryDeleteAllAsync(this IPoolDatabase database, IEnumerable<XenObject> objects,
+        CancellationToken cancellationToken, int perTransaction = 100)
+    {
+        var deleted = new List<XenObject>();
+        foreach (var chunk in objects.Chunk(perTransaction))
+        {
+            var transaction = new PoolTransaction();
+            foreach (var obj in chunk)
+            {
+                transaction.Delete(obj);
+            }
+
+            if (await database.TryCommitAsync(transaction, cancellationToken).ConfigureAwait(false))
+            {
+                deleted.AddRange(chunk);
+            }
+        }
+
+        return deleted;
+    }
 }

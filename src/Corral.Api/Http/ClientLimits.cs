@@ -12,7 +12,7 @@ namespace Corral.Api.Http;
 /// long-polling <c>event.from</c> or two); what they stop is one address taking the whole host, whose HA and other
 /// clients share its two cores.
 /// </summary>
-public sealed class ClientLimitOptions
+public sealed class ClientLimitOptions : IOptionsWithProblems
 {
     /// <summary>Open connections per client address; one more is closed as it opens.</summary>
     public int ConnectionsPerAddress { get; set; } = 256;
@@ -46,13 +46,6 @@ public sealed class ClientLimitOptions
 
         return problems;
     }
-}
-
-/// <summary>Refuses, at start, client limits a real client would hit; each problem names its setting.</summary>
-public sealed class ClientLimitOptionsValidation : IValidateOptions<ClientLimitOptions>
-{
-    public ValidateOptionsResult Validate(string? name, ClientLimitOptions options) =>
-        options.Problems() is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
 }
 
 /// <summary>

@@ -41,25 +41,11 @@ public sealed class MessageCollector(IPoolDatabase database, MasterState master,
         var all = await database.GetAllAsync(XenClasses.Message, cancellationToken);
         var oldest = all.OrderBy(m => m.Get(XenApi.Message.Timestamp)).ThenBy(m => m.ModRevision).Take(all.Count - limit).ToList();
         logger.LogWarning(OverLimit, "{Count} messages, over the limit of {Limit}: destroying the {Excess} oldest", all.Count, limit, oldest.Count);
-        var destroyed = 0;
-        foreach (var chunk in oldest.Chunk(DeletesPerTransaction))
+        var destroyed = (await database.TryDeleteAllAsync(oldest, cancellationToken, DeletesPerTransaction)).Count;
+        if (destroyed < oldest.Count)
         {
-            var tx = new PoolTransaction();
-            foreach (var message in chunk)
-            {
-                tx.Delete(message);
-            }
-
-            try
-            {
-                await database.CommitAsync(tx, cancellationToken);
-                destroyed += chunk.Length;
-            }
-            catch (ConcurrentUpdateException)
-            {
-                // A client destroyed one of them meanwhile; the next pass counts again.
-                logger.LogDebug("Messages changed while being collected; the next pass counts again");
-            }
+            // A client destroyed one of them meanwhile; the next pass counts again.
+            logger.LogDebug("Messages changed while being collected; the next pass counts again");
         }
 
         return destroyed;

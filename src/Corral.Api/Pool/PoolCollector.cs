@@ -12,7 +12,7 @@ namespace Corral.Api.Pool;
 /// How many sessions and tasks the pool keeps, and for how long (<c>Corral:Api:Retention</c>); the defaults are xapi's
 /// (<c>xapi_globs.ml</c>). How long an idle session lives is <see cref="ApiOptions.SessionIdleTimeout"/>.
 /// </summary>
-public sealed class RetentionOptions
+public sealed class RetentionOptions : IOptionsWithProblems
 {
     /// <summary>Host-to-host sessions, and root's sessions that name no originator: xapi's <c>max_sessions</c> (400).</summary>
     public int MaxSessions { get; set; } = 400;
@@ -64,13 +64,6 @@ public sealed class RetentionOptions
     }
 }
 
-/// <summary>Refuses, at start, retention settings that would end what clients still use; each problem names its setting.</summary>
-public sealed class RetentionOptionsValidation : IValidateOptions<RetentionOptions>
-{
-    public ValidateOptionsResult Validate(string? name, RetentionOptions options) =>
-        options.Problems() is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
-}
-
 /// <summary>
 /// Keeps the pool's sessions and tasks from growing without bound, as xapi's database collector does
 /// (<see cref="SessionRetention"/>, <see cref="TaskRetention"/>): every host ends its own idle local sessions; the
@@ -120,20 +113,9 @@ public sealed class PoolCollector(IPoolDatabase database, MasterState master, Se
             logger.LogWarning(PendingTaskDestroyed, "Destroying task {Uuid}, still pending: {Reason}", task.Uuid, task.Reason);
         }
 
+        // One changed meanwhile (finished, or destroyed by its owner) is left to the next pass.
         var byRef = all.ToDictionary(t => t.Ref, StringComparer.Ordinal);
-        var destroyed = 0;
-        foreach (var chunk in expired.Chunk(100))
-        {
-            var transaction = new PoolTransaction();
-            foreach (var task in chunk)
-            {
-                transaction.Delete(byRef[task.Ref]);
-            }
-
-            // One changed meanwhile (finished, or destroyed by its owner): the next pass reads again.
-            destroyed += await database.TryCommitAsync(transaction, cancellationToken) ? chunk.Length : 0;
-        }
-
+        var destroyed = (await database.TryDeleteAllAsync(expired.Select(t => byRef[t.Ref]), cancellationToken)).Count;
         logger.LogInformation(TasksExpired, "Destroyed {Count} of {Total} tasks ({Reasons})", destroyed, all.Count,
             string.Join("; ", expired.Select(e => e.Reason.StartsWith("more than", StringComparison.Ordinal) ? e.Reason : "finished or pending too long")
                 .Distinct(StringComparer.Ordinal)));

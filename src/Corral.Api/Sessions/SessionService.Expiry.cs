@@ -66,28 +66,15 @@ public sealed partial class SessionService
         return ended + local.Count;
     }
 
-    /// <summary>Deletes sessions, 100 to a transaction; one changed meanwhile (touched) stays. Returns how many went.</summary>
+    /// <summary>Deletes sessions (one touched meanwhile stays) and forgets them here. Returns how many went.</summary>
     private async Task<int> DeleteAsync(IEnumerable<XenObject> sessions, CancellationToken cancellationToken)
     {
-        var deleted = 0;
-        foreach (var chunk in sessions.Chunk(100))
+        var deleted = await database.TryDeleteAllAsync(sessions, cancellationToken).ConfigureAwait(false);
+        foreach (var session in deleted)
         {
-            var transaction = new PoolTransaction();
-            foreach (var session in chunk)
-            {
-                transaction.Delete(session);
-            }
-
-            if (await database.TryCommitAsync(transaction, cancellationToken).ConfigureAwait(false))
-            {
-                deleted += chunk.Length;
-                foreach (var session in chunk)
-                {
-                    _valid.TryRemove(session.Ref, out _);
-                }
-            }
+            _valid.TryRemove(session.Ref, out _);
         }
 
-        return deleted;
+        return deleted.Count;
     }
 }
