@@ -44,8 +44,33 @@ public static partial class QemuCommandLine
     /// <summary>The process name QEMU gives itself (Linux keeps 15 characters), so `ps -o comm` tells VMs apart.</summary>
     public static string ProcessName(string vmUuid) => "corral-" + vmUuid[..8];
 
+    /// <summary>
+    /// Whether this QEMU needs its guest's RAM sized off 256 KiB so that live migration keeps every guest write. Before
+    /// 9.0, QEMU under TCG syncs the dirty bitmap of a RAM block whose size is a multiple of 256 KiB with a fast path that
+    /// does not mark the vCPUs' TLB entries clean again: guest stores through those entries then go unrecorded, and a
+    /// page sent earlier in the migration arrives without them (upstream: "physmem: Fix migration dirty bitmap coherency
+    /// with TCG memory access", QEMU 9.0). Seen here as a guest whose page tables were corrupt after a live migration.
+    /// A block of any other size is synced page by page, and each dirty page's TLB entries are reset. KVM tracks dirty
+    /// pages in the kernel and is not affected.
+    /// </summary>
+    public static bool NeedsPageByPageDirtySync(string accelerator, Version qemuVersion) =>
+        accelerator == "tcg" && qemuVersion < new Version(9, 0);
+
+    /// <summary>
+    /// QEMU's <c>-m</c> for a VM: whole mebibytes, or, when <see cref="NeedsPageByPageDirtySync"/>, 8 KiB less (QEMU
+    /// rounds RAM up to 8 KiB, so the figure stands), which no 256 KiB multiple is. Source and destination of a
+    /// migration compute it alike, so their RAM blocks match.
+    /// </summary>
+    public static string MemoryArgument(long memoryBytes, bool pageByPageDirtySync)
+    {
+        var megabytes = (memoryBytes + (1L << 20) - 1) >> 20;
+        return pageByPageDirtySync
+            ? (megabytes * 1024 - 8).ToString(CultureInfo.InvariantCulture) + "K"
+            : megabytes.ToString(CultureInfo.InvariantCulture);
+    }
+
     public static IReadOnlyList<string> Build(VmLaunchSpec spec, VmRuntimePaths paths, string accelerator,
-        Func<DiskSpec, DiskCacheMode>? cacheMode = null, IEnumerable<string>? extraArgs = null)
+        Func<DiskSpec, DiskCacheMode>? cacheMode = null, IEnumerable<string>? extraArgs = null, Version? qemuVersion = null)
     {
         Validate(spec);
         spec = PciLayout.Assign(spec);
@@ -56,7 +81,6 @@ public static partial class QemuCommandLine
 
         cacheMode ??= _ => DiskCacheMode.Writeback;
         var name = Escape(string.IsNullOrEmpty(spec.Name) ? spec.VmUuid : spec.Name);
-        var megabytes = (spec.MemoryBytes + (1L << 20) - 1) >> 20;
         var a = new List<string>
         {
             // QEMU reads a first value without '=' as guest=...; a name that has '=' in it needs the key spelled out.
@@ -66,7 +90,7 @@ public static partial class QemuCommandLine
             "-machine", "pc",
             "-accel", accelerator,
             "-cpu", accelerator == "kvm" ? "host" : "max",
-            "-m", megabytes.ToString(CultureInfo.InvariantCulture),
+            "-m", MemoryArgument(spec.MemoryBytes, qemuVersion is not null && NeedsPageByPageDirtySync(accelerator, qemuVersion)),
             "-smp", spec.Vcpus.ToString(CultureInfo.InvariantCulture),
             "-nodefaults",
             "-display", "none",
@@ -260,6 +284,17 @@ public static partial class QemuCommandLine
 
     /// <summary>QEMU option values treat a comma as a separator; a literal comma is written twice.</summary>
     public static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+
+    /// <summary>The version in <c>qemu-system-x86_64 --version</c>'s first line ("QEMU emulator version 7.2.22 (...)").</summary>
+    public static Version? ParseVersion(string versionOutput)
+    {
+        var match = VersionPattern().Match(versionOutput);
+        return match.Success ? new Version(int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), int.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture),
+            match.Groups[3].Success ? int.Parse(match.Groups[3].Value, CultureInfo.InvariantCulture) : 0) : null;
+    }
+
+    [GeneratedRegex(@"QEMU emulator version (\d+)\.(\d+)(?:\.(\d+))?")]
+    private static partial Regex VersionPattern();
 
     [GeneratedRegex("^[a-z0-9]+$")]
     private static partial Regex FormatPattern();

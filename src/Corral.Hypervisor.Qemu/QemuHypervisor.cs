@@ -22,6 +22,9 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
     private readonly ConcurrentDictionary<string, QemuVmProcess> _live = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, byte> _busy = new(StringComparer.OrdinalIgnoreCase);
     private volatile AcceleratorChoice? _accelerator;
+    private static readonly EventId DirtySyncWorkaround = new(2101, "QemuDirtySyncWorkaround");
+    private Version? _qemuVersion;
+    private int _dirtySyncNoted;
     private int _disposed;
 
     public QemuHypervisor(IOptions<QemuOptions> options, ILogger<QemuHypervisor> logger)
@@ -32,6 +35,22 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
 
     /// <summary>The runtime directory, made absolute (QEMU changes to / once it is a daemon).</summary>
     private string RuntimeRoot => Path.GetFullPath(_options.RuntimeDirectory);
+
+    /// <summary>The version of <see cref="QemuOptions.QemuBinary"/> (<c>--version</c>'s first line), read once.</summary>
+    private async Task<Version> GetQemuVersionAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _qemuVersion) is { } known)
+        {
+            return known;
+        }
+
+        var said = await CommandRunner.RunCheckedAsync(_options.QemuBinary, ["--version"], cancellationToken, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        var version = QemuCommandLine.ParseVersion(said)
+                      ?? throw new VmStartException($"{_options.QemuBinary} --version gave no version: {said.Split('\n')[0].Trim()}");
+        _logger.LogInformation("QEMU {Version} ({Binary})", version, _options.QemuBinary);
+        Volatile.Write(ref _qemuVersion, version);
+        return version;
+    }
 
     public async Task<AcceleratorChoice> GetAcceleratorAsync(CancellationToken cancellationToken)
     {
@@ -99,7 +118,15 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         try
         {
             await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec), cancellationToken).ConfigureAwait(false);
-            var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, _options.ExtraArgs);
+            var version = await GetQemuVersionAsync(cancellationToken).ConfigureAwait(false);
+            if (QemuCommandLine.NeedsPageByPageDirtySync(accelerator, version) && Interlocked.Exchange(ref _dirtySyncNoted, 1) == 0)
+            {
+                _logger.LogWarning(DirtySyncWorkaround,
+                    "QEMU {Version} under TCG loses guest writes in live migration when a guest's RAM is a multiple of 256 KiB (fixed in QEMU 9.0): " +
+                    "guests get 8 KiB less than whole MiB, which QEMU syncs page by page", version);
+            }
+
+            var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, _options.ExtraArgs, version);
             _logger.LogInformation("Starting VM {Name} ({Uuid}) under {Accelerator}: {CommandLine}", spec.Name, spec.VmUuid, accelerator,
                 CommandRunner.Describe(_options.QemuBinary, arguments));
 

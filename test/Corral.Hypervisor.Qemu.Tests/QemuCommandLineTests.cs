@@ -46,6 +46,25 @@ public class QemuCommandLineTests
     }
 
     [Fact]
+    public void Tcg_before_qemu_9_gets_ram_off_256_kib_so_migration_syncs_dirty_pages_one_by_one()
+    {
+        var v7 = QemuCommandLine.ParseVersion("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\nCopyright (c) 2003-2022 Fabrice Bellard");
+        Assert.Equal(new Version(7, 2, 22), v7);
+        Assert.Equal(new Version(10, 0, 2), QemuCommandLine.ParseVersion("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)"));
+        Assert.Equal(new Version(9, 0, 0), QemuCommandLine.ParseVersion("QEMU emulator version 9.0"));
+        Assert.Null(QemuCommandLine.ParseVersion("qemu-kvm: command not found"));
+
+        // 256 MiB less 8 KiB: a multiple of QEMU's 8 KiB RAM alignment, of no 256 KiB.
+        Assert.Equal(["262136K"], ValuesOf(QemuCommandLine.Build(Spec(true), Paths, "tcg", qemuVersion: v7), "-m"));
+        Assert.NotEqual(0, 262136 % 256);
+        Assert.Equal(0, 262136 % 8);
+        Assert.Equal(["256"], ValuesOf(QemuCommandLine.Build(Spec(true), Paths, "tcg", qemuVersion: new Version(9, 0, 0)), "-m"));
+        Assert.Equal(["256"], ValuesOf(QemuCommandLine.Build(Spec(true), Paths, "kvm", qemuVersion: v7), "-m"));
+        Assert.Equal("1024", QemuCommandLine.MemoryArgument((1L << 30) - 1, pageByPageDirtySync: false));
+        Assert.Equal("1048568K", QemuCommandLine.MemoryArgument(1L << 30, pageByPageDirtySync: true));
+    }
+
+    [Fact]
     public void The_machine_is_headless_daemonized_and_reachable_over_its_runtime_directory()
     {
         var args = QemuCommandLine.Build(Spec(true), Paths, "tcg");
