@@ -133,6 +133,9 @@ do
         builder.Services.AddSingleton<IPoolMembership, PoolMembership>();
         builder.Services.AddSingleton<IApiMethodProvider, PoolMembershipMethods>();
         builder.Services.AddHostedService<EtcdMemberSupervisor>();
+        builder.Services.AddOptions<PoolDatabaseCareOptions>().Bind(builder.Configuration.GetSection("Corral:Etcd:Care")).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<PoolDatabaseCareOptions>, ProblemsValidation<PoolDatabaseCareOptions>>();
+        builder.Services.AddHostedService<PoolDatabaseCaretaker>();
     }
 
     builder.Services.AddSingleton(SrDrivers.Default);

@@ -22,7 +22,7 @@ public sealed class EtcdFixture : IAsyncDisposable
 
     public string Endpoint { get; }
 
-    public static async Task<EtcdFixture> StartAsync()
+    public static async Task<EtcdFixture> StartAsync(params string[] extraArguments)
     {
         var client = FreePort();
         var peer = FreePort();
@@ -40,6 +40,11 @@ public sealed class EtcdFixture : IAsyncDisposable
                      "--listen-peer-urls", $"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{peer}",
                      "--initial-cluster", $"test=http://127.0.0.1:{peer}",
                  })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        foreach (var a in extraArguments)
         {
             info.ArgumentList.Add(a);
         }

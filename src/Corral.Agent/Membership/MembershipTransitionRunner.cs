@@ -21,6 +21,9 @@ public sealed class MembershipTransitionRunner(
 {
     private readonly LocalEtcdMember _member = new(memberOptions, logger);
 
+    /// <summary>This host's etcd member's settings.</summary>
+    public EtcdMemberOptions MemberOptions => memberOptions;
+
     public string TransitionFile => memberOptions.DataDirectory.TrimEnd('/') + ".transition.json";
 
     /// <summary>The endpoints this generation's agent should use.</summary>

@@ -1,0 +1,64 @@
+using dotnet_etcd;
+using Etcdserverpb;
+using Grpc.Core;
+
+namespace Corral.PoolDatabase.Etcd.Maintenance;
+
+/// <summary>A member's status as its maintenance API gives it.</summary>
+public sealed record MemberStatus(ulong MemberId, long Revision, long FileBytes, long InUseBytes);
+
+/// <summary>etcd's maintenance API on one member (status, defragmentation, compaction, alarms), over its own endpoint.</summary>
+public sealed class EtcdMemberMaintenance(string endpoint) : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly EtcdClient _client = new(endpoint);
+
+    public string Endpoint => endpoint;
+
+    private static DateTime Deadline => DateTime.UtcNow + Timeout;
+
+    public async Task<MemberStatus> StatusAsync(CancellationToken cancellationToken)
+    {
+        var status = await _client.StatusAsync(new StatusRequest(), deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return new MemberStatus(status.Header.MemberId, status.Header.Revision, status.DbSize, status.DbSizeInUse);
+    }
+
+    /// <summary>The members holding a NOSPACE alarm (the alarm list is the cluster's, whichever member answers).</summary>
+    public async Task<IReadOnlyList<ulong>> NoSpaceAlarmsAsync(CancellationToken cancellationToken)
+    {
+        var response = await _client.AlarmAsync(new AlarmRequest { Action = AlarmRequest.Types.AlarmAction.Get, Alarm = AlarmType.None },
+            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Alarms.Where(a => a.Alarm == AlarmType.Nospace).Select(a => a.MemberID).ToList();
+    }
+
+    public Task DefragmentAsync(CancellationToken cancellationToken) =>
+        _client.DefragmentAsync(new DefragmentRequest(), deadline: Deadline, cancellationToken: cancellationToken);
+
+    /// <summary>Compacts the history up to <paramref name="revision"/>; false when it already was (a lost race, not an error).</summary>
+    public async Task<bool> TryCompactAsync(long revision, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.CompactAsync(new CompactionRequest { Revision = revision, Physical = true }, deadline: Deadline, cancellationToken: cancellationToken)
+                .ConfigureAwait(false);
+            return true;
+        }
+        catch (RpcException ex) when (ex.Status.Detail.Contains("has been compacted", StringComparison.Ordinal))
+        {
+            return false;
+        }
+    }
+
+    public Task DisarmNoSpaceAsync(ulong memberId, CancellationToken cancellationToken) =>
+        _client.AlarmAsync(new AlarmRequest { Action = AlarmRequest.Types.AlarmAction.Deactivate, MemberID = memberId, Alarm = AlarmType.Nospace },
+            deadline: Deadline, cancellationToken: cancellationToken);
+
+    /// <summary>The client endpoints of the cluster's members, by member id.</summary>
+    public async Task<IReadOnlyDictionary<ulong, string>> MemberEndpointsAsync(CancellationToken cancellationToken)
+    {
+        var response = await _client.MemberListAsync(new MemberListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.Members.Where(m => m.ClientURLs.Count > 0).ToDictionary(m => m.ID, m => m.ClientURLs[0]);
+    }
+
+    public void Dispose() => _client.Dispose();
+}
