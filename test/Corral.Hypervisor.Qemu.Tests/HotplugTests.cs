@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Corral.Hypervisor.Qemu.Tests.Infrastructure;
 using Corral.Platform;
@@ -97,7 +95,7 @@ public sealed class HotplugTests(ITestOutputHelper output)
         Assert.Equal([5, 6], new[] { sender.Spec.Nics[0].PciSlot!.Value, sender.Spec.Disks[1].PciSlot!.Value });
 
         // The destination starts from the source's devices as they are now (its own tap for the card).
-        var port = FreePort();
+        var port = QemuRig.FreePort();
         var incoming = sender.Spec with
         {
             Nics = [sender.Spec.Nics[0] with { TapName = destinationTap.Name }],
@@ -105,9 +103,9 @@ public sealed class HotplugTests(ITestOutputHelper output)
         };
         var receiver = (QemuVmProcess)await destination.StartAsync(incoming, CancellationToken.None);
         await sender.StartMigrationAsync($"tcp:127.0.0.1:{port}", MigrationTuning.Default, CancellationToken.None);
-        await WaitAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover");
+        await QemuRig.WaitUntilAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover");
         await sender.ContinueMigrationAsync(CancellationToken.None);
-        await WaitAsync(async () => await receiver.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the destination to run the guest");
+        await QemuRig.WaitUntilAsync(async () => await receiver.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the destination to run the guest");
         var migration = await sender.QueryMigrationAsync(CancellationToken.None);
         Assert.True(migration.Status == MigrationStatus.Completed, migration.Error);
         await sender.KillAsync(CancellationToken.None);
@@ -188,27 +186,6 @@ public sealed class HotplugTests(ITestOutputHelper output)
     /// <summary>Whether the process holds the file open (a file descriptor in /proc/pid/fd points at it).</summary>
     private static bool OpenBy(int pid, string path) =>
         new DirectoryInfo($"/proc/{pid}/fd").EnumerateFileSystemInfos().Any(fd => fd.LinkTarget == path);
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{what}: not within 60 s");
-            }
-
-            await Task.Delay(20);
-        }
-    }
 
     /// <summary>Specs are records with list members: equal when their values are.</summary>
     private sealed class SpecComparer : IEqualityComparer<VmLaunchSpec>

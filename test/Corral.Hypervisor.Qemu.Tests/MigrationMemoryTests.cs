@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Corral.Hypervisor.Qemu.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -37,13 +35,13 @@ public sealed class MigrationMemoryTests(ITestOutputHelper output)
         Assert.Equal(["writing"], await GuestShell.RunAsync(sender, paths.ConsoleLog,
             " (i=0; while :; do i=$((i+1)); done) >/dev/null 2>&1 & echo writing", TimeSpan.FromSeconds(60)));
 
-        var port = FreePort();
+        var port = QemuRig.FreePort();
         await destination.StartAsync(spec with { IncomingMigration = $"tcp:127.0.0.1:{port}" }, CancellationToken.None);
         await sender.StartMigrationAsync($"tcp:127.0.0.1:{port}", new MigrationTuning(TimeSpan.FromMilliseconds(300), 4_000_000, AutoConverge: true),
             CancellationToken.None);
-        await WaitAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover");
+        await QemuRig.WaitUntilAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover", Patience);
         await sender.ContinueMigrationAsync(CancellationToken.None);
-        await WaitAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.Completed, "completed");
+        await QemuRig.WaitUntilAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.Completed, "completed", Patience);
 
         var sent = await SaveRamAsync(paths.Monitor, Path.Combine(rig.Root, "source.ram"));
         var arrived = await SaveRamAsync(new VmRuntimePaths(Path.Combine(destinationRoot, spec.VmUuid)).Monitor, Path.Combine(rig.Root, "destination.ram"));
@@ -77,26 +75,5 @@ public sealed class MigrationMemoryTests(ITestOutputHelper output)
         }
 
         return pages;
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Patience;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{what}: not within {Patience.TotalSeconds} s");
-            }
-
-            await Task.Delay(50);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

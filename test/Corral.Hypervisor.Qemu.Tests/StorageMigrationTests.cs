@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Corral.Hypervisor.Qemu.Tests.Infrastructure;
 using Corral.Platform;
@@ -31,8 +29,8 @@ public sealed class StorageMigrationTests(ITestOutputHelper output)
         var sender = (QemuVmProcess)await source.StartAsync(spec, CancellationToken.None);
         await QemuRig.WaitForConsoleAsync(QemuRig.PathsOf(rig, spec.VmUuid).ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
 
-        var migrationPort = FreePort();
-        var nbdPort = FreePort();
+        var migrationPort = QemuRig.FreePort();
+        var nbdPort = QemuRig.FreePort();
         var incomingSpec = spec with
         {
             Disks = [spec.Disks[0] with { Path = targetDisk }],
@@ -42,7 +40,7 @@ public sealed class StorageMigrationTests(ITestOutputHelper output)
         await receiver.ExportDisksAsync("127.0.0.1", nbdPort, [0], CancellationToken.None);
 
         await sender.StartDiskMirrorAsync(0, "127.0.0.1", nbdPort, CancellationToken.None);
-        await WaitAsync(async () => (await sender.QueryDiskMirrorsAsync(CancellationToken.None)).Single().Ready, "the mirror to catch up");
+        await QemuRig.WaitUntilAsync(async () => (await sender.QueryDiskMirrorsAsync(CancellationToken.None)).Single().Ready, "the mirror to catch up");
         var mirror = (await sender.QueryDiskMirrorsAsync(CancellationToken.None)).Single();
         // Only what the image holds is copied (16 MiB of the 112), all of it by now.
         Assert.True(mirror.Length > 0 && mirror.Offset == mirror.Length, $"{mirror.Offset}/{mirror.Length}");
@@ -53,12 +51,12 @@ public sealed class StorageMigrationTests(ITestOutputHelper output)
             new JsonObject { ["command-line"] = "qemu-io drive0 \"write -P 0xab 100M 64k\"" }, CancellationToken.None);
 
         await sender.StartMigrationAsync($"tcp:127.0.0.1:{migrationPort}", MigrationTuning.Default, CancellationToken.None);
-        await WaitAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover");
+        await QemuRig.WaitUntilAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover");
         await sender.CompleteDiskMirrorsAsync(CancellationToken.None);
         Assert.Empty(await sender.QueryDiskMirrorsAsync(CancellationToken.None));
         await receiver.StopDiskExportAsync(CancellationToken.None);
         await sender.ContinueMigrationAsync(CancellationToken.None);
-        await WaitAsync(async () => await receiver.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the destination to run the guest");
+        await QemuRig.WaitUntilAsync(async () => await receiver.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the destination to run the guest");
         Assert.Equal(MigrationStatus.Completed, (await sender.QueryMigrationAsync(CancellationToken.None)).Status);
 
         // The destination's disk is active and writable after the switchover (the export let go of it first).
@@ -95,9 +93,9 @@ public sealed class StorageMigrationTests(ITestOutputHelper output)
         var receiver = (QemuVmProcess)await destination.StartAsync(spec with
         {
             Disks = [spec.Disks[0] with { Path = targetDisk }],
-            IncomingMigration = $"tcp:127.0.0.1:{FreePort()}",
+            IncomingMigration = $"tcp:127.0.0.1:{QemuRig.FreePort()}",
         }, CancellationToken.None);
-        var nbdPort = FreePort();
+        var nbdPort = QemuRig.FreePort();
         await receiver.ExportDisksAsync("127.0.0.1", nbdPort, [0], CancellationToken.None);
         await sender.StartDiskMirrorAsync(0, "127.0.0.1", nbdPort, CancellationToken.None);
 
@@ -110,26 +108,5 @@ public sealed class StorageMigrationTests(ITestOutputHelper output)
         await sender.KillAsync(CancellationToken.None);
         await sender.DisposeAsync();
         Assert.Empty(rig.LiveQemus());
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{what}: not within 60 s");
-            }
-
-            await Task.Delay(20);
-        }
     }
 }

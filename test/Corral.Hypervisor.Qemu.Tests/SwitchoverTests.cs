@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Corral.Hypervisor.Qemu.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -22,12 +20,12 @@ public sealed class SwitchoverTests(ITestOutputHelper output)
         var (sender, receiver) = await HeldAtPreSwitchoverAsync(rig);
 
         await sender.ContinueMigrationAsync(CancellationToken.None);
-        await WaitAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.Completed, "completed");
+        await QemuRig.WaitUntilAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.Completed, "completed");
         var refused = await Assert.ThrowsAsync<QmpException>(() => sender.ContinueMigrationAsync(CancellationToken.None));
         Assert.Contains("not in expected state: completed", refused.Message, StringComparison.Ordinal);
 
         await sender.CancelMigrationAsync(CancellationToken.None);
-        await WaitAsync(async () => await receiver.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the destination to run the guest");
+        await QemuRig.WaitUntilAsync(async () => await receiver.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the destination to run the guest");
         await Task.Delay(500);
         Assert.Equal(MigrationStatus.Completed, (await sender.QueryMigrationAsync(CancellationToken.None)).Status);
         Assert.Equal(VmRunState.Migrating, await sender.QueryStateAsync(CancellationToken.None)); // postmigrate: stopped for good
@@ -40,7 +38,7 @@ public sealed class SwitchoverTests(ITestOutputHelper output)
         var (sender, receiver) = await HeldAtPreSwitchoverAsync(rig);
 
         await sender.CancelMigrationAsync(CancellationToken.None);
-        await WaitAsync(async () => await sender.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the source to resume the guest");
+        await QemuRig.WaitUntilAsync(async () => await sender.QueryStateAsync(CancellationToken.None) == VmRunState.Running, "the source to resume the guest");
         Assert.Equal(MigrationStatus.Cancelled, (await sender.QueryMigrationAsync(CancellationToken.None)).Status);
         await Task.Delay(500);
         Assert.False(await RunsGuestAsync(receiver), "the destination runs the guest too");
@@ -53,10 +51,10 @@ public sealed class SwitchoverTests(ITestOutputHelper output)
         var spec = await rig.GuestSpecAsync(paravirtual: true);
         var sender = (QemuVmProcess)await source.StartAsync(spec, CancellationToken.None);
         await QemuRig.WaitForConsoleAsync(QemuRig.PathsOf(rig, spec.VmUuid).ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
-        var port = FreePort();
+        var port = QemuRig.FreePort();
         var receiver = (QemuVmProcess)await destination.StartAsync(spec with { IncomingMigration = $"tcp:127.0.0.1:{port}" }, CancellationToken.None);
         await sender.StartMigrationAsync($"tcp:127.0.0.1:{port}", MigrationTuning.Default, CancellationToken.None);
-        await WaitAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover");
+        await QemuRig.WaitUntilAsync(async () => (await sender.QueryMigrationAsync(CancellationToken.None)).Status == MigrationStatus.PreSwitchover, "pre-switchover");
         return (sender, receiver);
     }
 
@@ -70,27 +68,6 @@ public sealed class SwitchoverTests(ITestOutputHelper output)
         catch (QmpDisconnectedException)
         {
             return false;
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{what}: not within 60 s");
-            }
-
-            await Task.Delay(20);
         }
     }
 }

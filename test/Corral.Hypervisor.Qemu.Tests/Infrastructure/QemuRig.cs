@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
 
@@ -102,6 +104,30 @@ public sealed class QemuRig : IAsyncDisposable
         }
 
         return count;
+    }
+
+    /// <summary>A TCP port free on loopback now, for a migration's destination to listen on.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Polls <paramref name="condition"/> (a QMP query, say) every 20 ms until it holds; 60 s unless told otherwise.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    {
+        var patience = timeout ?? TimeSpan.FromSeconds(60);
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (watch.Elapsed > patience)
+            {
+                throw new TimeoutException($"{what}: not within {patience.TotalSeconds} s");
+            }
+
+            await Task.Delay(20);
+        }
     }
 
     public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
