@@ -13,7 +13,9 @@ using Corral.Api.Metrics;
 using Corral.Api.Methods;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
+using Corral.Hypervisor;
 using Corral.Hypervisor.Qemu;
+using Corral.Leases.Sanlock;
 using Corral.Networking;
 using Corral.PoolDatabase.Etcd;
 using Corral.PoolDatabase.Etcd.Membership;
@@ -117,6 +119,17 @@ do
         builder.Configuration.GetSection("Corral:Qemu").Bind(o);
         o.StateDirectory = string.IsNullOrEmpty(o.StateDirectory) ? Path.Combine(agent.StateDirectory, "qemu") : o.StateDirectory;
     });
+    // VM leases on shared storage, through the host's sanlock daemon (Corral:Sanlock).
+    builder.Services.AddOptions<SanlockOptions>().Bind(builder.Configuration.GetSection(SanlockOptions.Section)).ValidateOnStart();
+    builder.Services.AddSingleton<IValidateOptions<SanlockOptions>, SanlockOptionsValidation>();
+    builder.Services.AddSingleton<SanlockClient>();
+    builder.Services.AddSingleton<VmLeases>();
+    builder.Services.AddHostedService<VmLeaseKeeper>();
+    if (builder.Configuration.GetSection(SanlockOptions.Section).Get<SanlockOptions>() is { Enabled: true })
+    {
+        builder.Services.AddSingleton<IVmLeaseLauncher, SanlockLeaseLauncher>();
+    }
+
     builder.Services.AddXenApi(o =>
     {
         o.HostRef = identity.Ref;

@@ -101,8 +101,14 @@ public static partial class QemuCommandLine
             "-chardev", $"socket,id=ser0,path={Escape(paths.Console)},server=on,wait=off,logfile={Escape(paths.ConsoleLog)},logappend=on",
             "-serial", "chardev:ser0",
             "-pidfile", paths.PidFile,
-            "-daemonize",
         };
+
+        if (spec.Lease is null)
+        {
+            // A VM with a lease is not a daemon of its own: the process that took the lease becomes QEMU, in a session of
+            // its own (QemuHypervisor), and must stay that process for the lease manager to know it.
+            a.Add("-daemonize");
+        }
 
         if (spec.Paravirtual)
         {

@@ -27,10 +27,13 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
     private int _dirtySyncNoted;
     private int _disposed;
 
-    public QemuHypervisor(IOptions<QemuOptions> options, ILogger<QemuHypervisor> logger)
+    private readonly IVmLeaseLauncher? _leases;
+
+    public QemuHypervisor(IOptions<QemuOptions> options, ILogger<QemuHypervisor> logger, IVmLeaseLauncher? leases = null)
     {
         _options = options.Value;
         _logger = logger;
+        _leases = leases;
     }
 
     /// <summary>The runtime directory, made absolute (QEMU changes to / once it is a daemon).</summary>
@@ -68,6 +71,34 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         {
             _probeLock.Release();
         }
+    }
+
+    /// <summary>Runs QEMU with <c>-daemonize</c>: the parent returns once the daemon has initialized (disks open, sockets bound) or failed to.</summary>
+    private async Task<int> LaunchDaemonAsync(IReadOnlyList<string> arguments, VmRuntimePaths paths, CancellationToken cancellationToken)
+    {
+        CommandResult result;
+        try
+        {
+            result = await CommandRunner.RunAsync(_options.QemuBinary, arguments, cancellationToken, _options.StartTimeout).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new VmStartException($"QEMU did not finish initializing within {_options.StartTimeout.TotalSeconds} s");
+        }
+
+        if (!result.Succeeded)
+        {
+            var message = result.StandardError.Trim();
+            throw new VmStartException(string.IsNullOrEmpty(message) ? $"QEMU exited with {result.ExitCode}" : message);
+        }
+
+        return VmProcessTable.ReadPidFile(paths.PidFile) ?? throw new VmStartException($"QEMU reported success but wrote no pid to {paths.PidFile}");
+    }
+
+    private LeasedCommand LeasedCommandFor(VmLease lease, IReadOnlyList<string> arguments)
+    {
+        var launcher = _leases ?? throw new VmStartException("the VM has a lease on shared storage, but leases are off on this host");
+        return launcher.Wrap(lease, LeasedLauncher.ResolveProgram(_options.QemuBinary), arguments);
     }
 
     public async Task<IVmProcess> StartAsync(VmLaunchSpec spec, CancellationToken cancellationToken)
@@ -130,28 +161,12 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             _logger.LogInformation("Starting VM {Name} ({Uuid}) under {Accelerator}: {CommandLine}", spec.Name, spec.VmUuid, accelerator,
                 CommandRunner.Describe(_options.QemuBinary, arguments));
 
-            CommandResult result;
-            try
-            {
-                // The parent QEMU returns once the daemon has initialized (disks open, sockets bound) or failed to.
-                result = await CommandRunner.RunAsync(_options.QemuBinary, arguments, cancellationToken, _options.StartTimeout).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new VmStartException($"QEMU did not finish initializing within {_options.StartTimeout.TotalSeconds} s");
-            }
-
-            if (!result.Succeeded)
-            {
-                var message = result.StandardError.Trim();
-                throw new VmStartException(string.IsNullOrEmpty(message) ? $"QEMU exited with {result.ExitCode}" : message);
-            }
-
-            var pid = VmProcessTable.ReadPidFile(paths.PidFile)
-                      ?? throw new VmStartException($"QEMU reported success but wrote no pid to {paths.PidFile}");
+            var pid = spec.Lease is { } lease
+                ? await LeasedLauncher.LaunchAsync(_leases!, LeasedCommandFor(lease, arguments), paths, _options.StartTimeout, cancellationToken).ConfigureAwait(false)
+                : await LaunchDaemonAsync(arguments, paths, cancellationToken).ConfigureAwait(false);
             if (!VmProcessTable.IsRunningVm(pid, spec.VmUuid))
             {
-                throw new VmStartException($"QEMU (pid {pid}) exited right after starting");
+                throw new VmStartException($"QEMU (pid {pid}) exited right after starting{LeasedLauncher.Said(paths, _leases)}");
             }
 
             var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger).ConfigureAwait(false);
@@ -183,6 +198,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         catch (Exception ex)
         {
             // Whatever failed, no half-started QEMU and no stale runtime directory stay behind.
+            var said = LeasedLauncher.Said(paths, _leases);
             if (_live.TryGetValue(spec.VmUuid, out var tracked))
             {
                 await tracked.DisposeAsync().ConfigureAwait(false);
@@ -203,7 +219,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                 throw;
             }
 
-            throw new VmStartException($"QEMU started but its monitor did not answer: {ex.Message}", ex);
+            throw new VmStartException($"QEMU started but its monitor did not answer: {ex.Message}{said}", ex);
         }
     }
 

@@ -6,6 +6,10 @@ namespace Corral.Hypervisor;
 /// <param name="Paravirtual">True: virtio disk, NIC and the guest-agent channel. False: emulated IDE disk and e1000 NIC only.</param>
 /// <param name="FirmwareConfig">Key/value pairs the guest reads through QEMU's fw_cfg (<c>opt/corral/&lt;key&gt;</c>): Corral's vm-data.</param>
 /// <param name="IncomingMigration">When set, QEMU starts paused waiting for a migration stream at this URI.</param>
+/// <param name="Lease">
+/// The VM's lease on shared storage, held by the VM's process for as long as it runs (see <see cref="IVmLeaseLauncher"/>);
+/// null: the VM has none (no disk on a shared SR, or leases are off on this host).
+/// </param>
 public sealed record VmLaunchSpec(
     string VmUuid,
     string Name,
@@ -15,7 +19,8 @@ public sealed record VmLaunchSpec(
     IReadOnlyList<DiskSpec> Disks,
     IReadOnlyList<NicSpec> Nics,
     IReadOnlyDictionary<string, string> FirmwareConfig,
-    string? IncomingMigration = null);
+    string? IncomingMigration = null,
+    VmLease? Lease = null);
 
 /// <summary>One block device. <paramref name="Path"/> is null for an empty CD drive.</summary>
 /// <param name="Index">The VBD's userdevice: 0 is the first disk; the boot order follows it.</param>

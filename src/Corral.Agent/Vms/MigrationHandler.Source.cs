@@ -56,6 +56,11 @@ public sealed partial class MigrationHandler
                 case MigrationStates.Ready:
                 case MigrationStates.Mirroring when run.MirrorsStarted && await MirrorsCaughtUpAsync(vm, record, revision, cancellationToken).ConfigureAwait(false):
                     var migrating = record with { State = MigrationStates.Migrating };
+                    if (!run.Started && !await ShareLeaseAsync(vm, record, revision, cancellationToken).ConfigureAwait(false))
+                    {
+                        continue;
+                    }
+
                     if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
                     {
                         var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
@@ -77,6 +82,25 @@ public sealed partial class MigrationHandler
 
             // Migrating, switching, switch-ack: follow QEMU.
             await FollowQemuAsync(vm, record, revision, run, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The source holds the VM's lease shared from here on, so that the destination can take it too before it runs the
+    /// guest; an abort leaves it shared until the destination's copy is gone (<see cref="Corral.Agent.Storage.VmLeaseKeeper"/>).
+    /// Refused (another host holds it exclusive), the migration is aborted.
+    /// </summary>
+    private async Task<bool> ShareLeaseAsync(XenObject vm, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await leases.HoldAsync(Source(vm), shared: true, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (XenApiException ex)
+        {
+            await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
+            return false;
         }
     }
 

@@ -40,6 +40,7 @@ public sealed partial class MigrationHandler(
     BridgeNetworking networking,
     TaskService tasks,
     SrDrivers drivers,
+    VmLeases leases,
     IOptions<AgentOptions> options,
     ILogger<MigrationHandler> logger) : IHostOperationHandler
 {
@@ -216,6 +217,18 @@ public sealed partial class MigrationHandler(
                     await process.StopDiskExportAsync(cancellationToken).ConfigureAwait(false);
                 }
 
+                // The guest may run here only once this copy holds the VM's lease (shared with the source, which took it
+                // so before migrating); refused, the switchover is not acknowledged and the guest resumes on the source.
+                try
+                {
+                    await leases.HoldAsync(process, shared: true, cancellationToken).ConfigureAwait(false);
+                }
+                catch (XenApiException ex)
+                {
+                    await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
                 // This agent is here and its QEMU waits: the source may let the VM switch over.
                 await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.SwitchAcknowledged }, revision, cancellationToken)
                     .ConfigureAwait(false);
@@ -268,7 +281,9 @@ public sealed partial class MigrationHandler(
             // The devices attached now, at the source's PCI slots (plugged ones too): QEMU moves the VM only onto the same bus.
             var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: true, cancellationToken, overrides)
                 .ConfigureAwait(false);
-            var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri }, cancellationToken).ConfigureAwait(false);
+            // The copy here takes the VM's lease only at the switchover, shared with the source, before it may run the guest.
+            var vmLease = await leases.ForLaunchAsync(vm, incoming: true, cancellationToken).ConfigureAwait(false);
+            var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri, Lease = vmLease }, cancellationToken).ConfigureAwait(false);
             supervisor.AddIncoming(process);
             if (disks.Count > 0)
             {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
+using Corral.Agent.Storage;
 using Corral.Api.Devices;
 using Corral.Api.Methods;
 using Corral.Api.Operations;
@@ -17,6 +18,7 @@ public sealed class VmOperationHandler(
     IHypervisor hypervisor,
     VmSupervisor supervisor,
     VmDevices devices,
+    VmLeases leases,
     HostIdentity identity,
     HostLiveness liveness,
     IOptions<AgentOptions> options,
@@ -108,12 +110,13 @@ public sealed class VmOperationHandler(
             IVmProcess process;
             try
             {
+                spec = spec with { Lease = await leases.ForLaunchAsync(vm, incoming: false, cancellationToken).ConfigureAwait(false) };
                 process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
             }
-            catch (VmStartException ex)
+            catch (Exception ex) when (ex is VmStartException or XenApiException)
             {
                 await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, CancellationToken.None).ConfigureAwait(false);
-                throw new XenApiException(ErrorCodes.VmStartFailed, vm.Ref, ex.Message);
+                throw ex as XenApiException ?? new XenApiException(ErrorCodes.VmStartFailed, vm.Ref, ex.Message);
             }
 
             if (operation.Argument("paused") == "true")

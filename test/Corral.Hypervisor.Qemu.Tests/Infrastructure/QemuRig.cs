@@ -32,7 +32,7 @@ public sealed class QemuRig : IAsyncDisposable
 
     public string StateDirectory => Path.Combine(Root, "state");
 
-    public QemuHypervisor NewHypervisor(Action<QemuOptions>? configure = null)
+    public QemuHypervisor NewHypervisor(Action<QemuOptions>? configure = null, IVmLeaseLauncher? leases = null)
     {
         var options = new QemuOptions
         {
@@ -41,7 +41,7 @@ public sealed class QemuRig : IAsyncDisposable
             ForceAccelerator = "tcg",
         };
         configure?.Invoke(options);
-        var hypervisor = new QemuHypervisor(Options.Create(options), new TestLogger<QemuHypervisor>(_output));
+        var hypervisor = new QemuHypervisor(Options.Create(options), new TestLogger<QemuHypervisor>(_output), leases);
         _hypervisors.Add(hypervisor);
         return hypervisor;
     }

@@ -1,0 +1,305 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Corral.Agent.Hosting;
+using Corral.Hypervisor;
+using Corral.Leases.Sanlock;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent.Storage;
+
+/// <summary>
+/// The leases of this host's VMs on shared storage (sanlock): each shared file SR holds a lockspace named after the SR
+/// (<c>.corral-leases/&lt;sr uuid&gt;/lockspace</c>, the hosts' delta leases) and one lease per VM
+/// (<c>.corral-leases/&lt;sr uuid&gt;/&lt;vm uuid&gt;</c>), in the SR of the VM's first disk. The SR's uuid in the path
+/// keeps apart the SR records of pools that once used the same directory (hosts of a lab before they joined one pool). Each host has a sanlock host id, unique in the pool, kept in its
+/// <c>other_config</c>. A VM's QEMU runs holding the lease (<see cref="SanlockLeaseLauncher"/>), so a second copy
+/// cannot start on any host while the first runs, whatever the pool database says.
+/// </summary>
+public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, SanlockClient sanlock, IOptions<SanlockOptions> options, ILogger<VmLeases> logger)
+{
+    /// <summary>The host's sanlock host id (1-2000), in <c>host.other_config</c>.</summary>
+    public const string HostIdKey = "corral-sanlock-host-id";
+
+    /// <summary>The directory of an SR that holds its lockspace and its VMs' leases.</summary>
+    public const string DirectoryName = ".corral-leases";
+
+    private const long LeaseFileBytes = 1 << 20;
+
+    private static string LeaseDirectory(string srDirectory, string srUuid) => Path.Combine(srDirectory, DirectoryName, srUuid);
+
+    private static readonly EventId TakenOver = new(2401, "VmLeaseTakenOver");
+    private static readonly EventId Joined = new(2402, "LockspaceJoined");
+    private static readonly EventId HeldExclusive = new(2403, "VmLeaseExclusive");
+
+    private readonly ConcurrentDictionary<string, Lazy<Task>> _joins = new(StringComparer.Ordinal);
+    private int? _hostId;
+
+    public bool Enabled => options.Value.Enabled;
+
+    /// <summary>The lease a VM's QEMU takes as it starts here, the lockspace joined and the lease file made; null without one.</summary>
+    /// <param name="incoming">A live migration's destination: registered now, the lease taken shared at the switchover.</param>
+    public async Task<VmLease?> ForLaunchAsync(XenObject vm, bool incoming, CancellationToken cancellationToken)
+    {
+        if (!Enabled || await LeaseSrAsync(vm, cancellationToken).ConfigureAwait(false) is not { } place)
+        {
+            return null;
+        }
+
+        var (sr, directory) = place;
+        var leases = LeaseDirectory(directory, sr.Uuid);
+        await JoinAsync(sr.Uuid, leases, cancellationToken).ConfigureAwait(false);
+        var lease = new VmLease(sr.Uuid, vm.Uuid, Path.Combine(leases, vm.Uuid), incoming ? VmLeaseMode.Later : VmLeaseMode.Exclusive);
+        await EnsureFileAsync(lease.Path, tmp => sanlock.InitResourceAsync(lease with { Path = tmp }, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (!incoming)
+        {
+            await TakeOverFromFencedHostsAsync(vm, lease, cancellationToken).ConfigureAwait(false);
+        }
+
+        return lease;
+    }
+
+    /// <summary>
+    /// Joins the lockspace of every shared file SR plugged here, ahead of need: sanlock takes 2-3 × its I/O timeout to
+    /// join, which a VM's first start or migration here would otherwise wait for.
+    /// </summary>
+    public async Task JoinPluggedAsync(CancellationToken cancellationToken)
+    {
+        if (!Enabled)
+        {
+            return;
+        }
+
+        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false))
+        {
+            if (sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName
+                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false) is { } directory)
+            {
+                await JoinAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Makes <paramref name="process"/> hold its lease shared (a migration's two ends) or exclusive (a VM running in one place).</summary>
+    /// <exception cref="XenApiException">The lease manager refused: another host holds the lease in a way that excludes this.</exception>
+    public async Task HoldAsync(IVmProcess process, bool shared, CancellationToken cancellationToken)
+    {
+        if (process.Spec.Lease is not { } lease)
+        {
+            return;
+        }
+
+        var result = await sanlock.HoldAsync(lease, process.ProcessId, shared, cancellationToken).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            throw new XenApiException(ErrorCodes.InternalError,
+                $"VM {process.VmUuid} could not hold its lease {(shared ? "shared" : "exclusive")}: {new SanlockLeaseLauncher(sanlock).Explain(result.Output)}");
+        }
+    }
+
+    /// <summary>
+    /// Gives each VM running here, not migrating, its lease back exclusive once a migration's other end let go (its QEMU
+    /// gone): the destination after a commit, the source after an abort. A try: a holder still there is tried again next time.
+    /// </summary>
+    public async Task KeepExclusiveAsync(IEnumerable<IVmProcess> settled, CancellationToken cancellationToken)
+    {
+        foreach (var process in settled)
+        {
+            if (process.Spec.Lease is not { } lease || process.Exited.IsCompleted
+                || await sanlock.HeldModeAsync(lease, process.ProcessId, cancellationToken).ConfigureAwait(false) == VmLeaseMode.Exclusive)
+            {
+                continue;
+            }
+
+            var result = await sanlock.HoldAsync(lease, process.ProcessId, shared: false, cancellationToken).ConfigureAwait(false);
+            if (result.Succeeded)
+            {
+                logger.LogInformation(HeldExclusive, "VM {Vm} holds its lease exclusive again", process.VmUuid);
+            }
+        }
+    }
+
+    /// <summary>The shared file SR of the VM's first disk, as this host reaches it; null when no disk is on one.</summary>
+    private async Task<(XenObject Sr, string Directory)?> LeaseSrAsync(XenObject vm, CancellationToken cancellationToken)
+    {
+        var vbds = new List<XenObject>();
+        foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
+        {
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd
+                && vbd.Get(XenApi.VBD.Type) == VbdType.Disk && !vbd.Get(XenApi.VBD.Empty) && !OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI)))
+            {
+                vbds.Add(vbd);
+            }
+        }
+
+        foreach (var vbd in vbds.OrderBy(v => v.Get(XenApi.VBD.Userdevice), StringComparer.Ordinal))
+        {
+            var vdi = await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
+            var sr = vdi is null ? null : await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
+            if (sr is not null && sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName
+                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false) is { } directory)
+            {
+                return (sr, directory);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Joins the SR's lockspace once (the first host to get there writes it); a failed join is tried again next time.</summary>
+    private async Task JoinAsync(string srUuid, string directory, CancellationToken cancellationToken)
+    {
+        var join = _joins.GetOrAdd(srUuid, uuid => new Lazy<Task>(() => JoinOnceAsync(uuid, directory)));
+        try
+        {
+            await join.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _joins.TryRemove(new KeyValuePair<string, Lazy<Task>>(srUuid, join));
+            throw new XenApiException(ErrorCodes.SrBackendFailure, "LEASES", "", $"could not join the VM leases of SR {srUuid}: {ex.Message}");
+        }
+    }
+
+    private async Task JoinOnceAsync(string srUuid, string directory)
+    {
+        // Not the caller's token: a join others wait for as well goes on when one of them gives up.
+        var hostId = await HostIdAsync(CancellationToken.None).ConfigureAwait(false);
+        Directory.CreateDirectory(directory);
+        var lockspace = Path.Combine(directory, "lockspace");
+        await EnsureFileAsync(lockspace, tmp => sanlock.InitLockspaceAsync(srUuid, tmp, CancellationToken.None), CancellationToken.None).ConfigureAwait(false);
+        if ((await sanlock.InquireLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None).ConfigureAwait(false)).Succeeded)
+        {
+            return;
+        }
+
+        var result = await sanlock.AddLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None).ConfigureAwait(false);
+        if (!result.Succeeded && result.Code != SanlockClient.AlreadyDone)
+        {
+            throw new InvalidOperationException($"sanlock add_lockspace: {result.Output}");
+        }
+
+        logger.LogInformation(Joined, "Joined the VM leases of SR {Sr} as sanlock host {HostId}", srUuid, hostId);
+    }
+
+    /// <summary>This host's sanlock host id: the smallest one no other host of the pool has, chosen once, kept in its other_config.</summary>
+    public async Task<int> HostIdAsync(CancellationToken cancellationToken)
+    {
+        if (_hostId is { } known)
+        {
+            return known;
+        }
+
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        await database.UpdateAsync(hosts.Select(h => (XenClasses.Host, h.Ref)).ToList(), (objs, tx) =>
+        {
+            var me = objs.Single(o => o.Ref == identity.Ref);
+            if (HostIdOf(me) is not null)
+            {
+                return;
+            }
+
+            var used = objs.Select(HostIdOf).OfType<int>().ToHashSet();
+            var chosen = Enumerable.Range(1, 2000).First(i => !used.Contains(i));
+            var updated = me.Clone();
+            var other = updated.Get(XenApi.Host.OtherConfig).ToDictionary(StringComparer.Ordinal);
+            other[HostIdKey] = chosen.ToString(CultureInfo.InvariantCulture);
+            updated.Set(XenApi.Host.OtherConfig, other);
+            tx.Update(updated);
+        }, cancellationToken).ConfigureAwait(false);
+        var self = await database.GetAsync(XenClasses.Host, identity.Ref, cancellationToken).ConfigureAwait(false);
+        _hostId = HostIdOf(self) ?? throw new InvalidOperationException("no sanlock host id was recorded for this host");
+        return _hostId.Value;
+    }
+
+    private static int? HostIdOf(XenObject host) =>
+        host.Get(XenApi.Host.OtherConfig).TryGetValue(HostIdKey, out var text) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+            ? id
+            : null;
+
+    /// <summary>
+    /// A halted VM whose lease is still held by hosts the pool knows are gone (not live: fenced by HA, or recovered by an
+    /// operator) gets its lease back now: sanlock by itself frees a dead host's leases only 8 × the I/O timeout + 60 s
+    /// after its last renewal, minutes after HA has proved the host fenced. The pool's proof is the one HA restarts on;
+    /// a holder the pool sees live, or does not know, keeps the lease, and the start is refused.
+    /// </summary>
+    private async Task TakeOverFromFencedHostsAsync(XenObject vm, VmLease lease, CancellationToken cancellationToken)
+    {
+        var holders = (await sanlock.ReadHoldersAsync(lease, cancellationToken).ConfigureAwait(false)).All.ToList();
+        var me = await HostIdAsync(cancellationToken).ConfigureAwait(false);
+        if (holders.Count == 0 || holders.Contains(me))
+        {
+            return;
+        }
+
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var gone = new List<string>();
+        foreach (var holder in holders)
+        {
+            var host = hosts.FirstOrDefault(h => HostIdOf(h) == holder);
+            if (host is null || await IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            {
+                // Held by a host that runs (or may run) the VM: the start is refused by sanlock, with the reason.
+                return;
+            }
+
+            gone.Add(host.Get(XenApi.Host.NameLabel));
+        }
+
+        var result = await sanlock.InitResourceAsync(lease, cancellationToken).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            throw new XenApiException(ErrorCodes.SrBackendFailure, "LEASES", "", $"could not take VM {vm.Uuid}'s lease back: {result.Output}");
+        }
+
+        logger.LogWarning(TakenOver, "VM {Vm}: its lease was still held by {Hosts}, no longer live in the pool (fenced or recovered); taken back for its start here",
+            vm.Get(XenApi.VM.NameLabel), string.Join(", ", gone));
+    }
+
+    private async Task<bool> IsLiveAsync(XenObject host, CancellationToken cancellationToken) =>
+        await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null;
+
+    /// <summary>
+    /// Writes a lease file once: made aside, then linked into place, so that hosts racing to make it never write over one
+    /// already in use. Unused here when the file is already there.
+    /// </summary>
+    private static async Task EnsureFileAsync(string path, Func<string, Task<SanlockResult>> initialize, CancellationToken cancellationToken)
+    {
+        if (File.Exists(path))
+        {
+            return;
+        }
+
+        var aside = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.new";
+        try
+        {
+            await using (var file = new FileStream(aside, FileMode.CreateNew, FileAccess.Write))
+            {
+                file.SetLength(LeaseFileBytes);
+            }
+
+            var result = await initialize(aside).ConfigureAwait(false);
+            if (!result.Succeeded)
+            {
+                throw new InvalidOperationException($"sanlock could not write {path}: {result.Output}");
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                File.Move(aside, path, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // Another host made it first: theirs is the one.
+            }
+        }
+        finally
+        {
+            File.Delete(aside);
+        }
+    }
+}

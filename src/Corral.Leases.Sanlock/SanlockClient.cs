@@ -1,0 +1,147 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Corral.Hypervisor;
+using Corral.Platform;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Leases.Sanlock;
+
+/// <summary>What sanlock answered: its result code (0, or a negative errno or SANLK_ code) and everything it printed.</summary>
+public sealed record SanlockResult(int Code, string Output)
+{
+    public bool Succeeded => Code == 0;
+}
+
+/// <summary>Who holds a lease on disk: the exclusive owner's host id (if any) and the host ids holding it shared.</summary>
+public sealed record LeaseHolders(int? ExclusiveOwner, IReadOnlyList<int> SharedHolders)
+{
+    public IEnumerable<int> All => SharedHolders.Concat(ExclusiveOwner is { } owner ? [owner] : []).Distinct();
+}
+
+/// <summary>
+/// The sanlock command line (<c>sanlock client</c> to the host's daemon, <c>sanlock direct</c> to the disk). sanlock
+/// prints "&lt;action&gt; done &lt;code&gt;"; the code is what counts, the exit status only says it was not 0.
+/// </summary>
+public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
+{
+    /// <summary>sanlock's answers to an acquire refused because another host holds the lease (SANLK_ACQUIRE_IDLIVE and its kin).</summary>
+    public static readonly IReadOnlySet<int> HeldElsewhere = new HashSet<int> { -243, -244, -245, -246 };
+
+    /// <summary>EEXIST: this host already has the lockspace, or the process already holds the lease.</summary>
+    public const int AlreadyDone = -17;
+
+    private readonly SanlockOptions _options = options.Value;
+
+    public IReadOnlyDictionary<string, string> Environment =>
+        _options.RunDirectory is { Length: > 0 } run ? new Dictionary<string, string> { ["SANLOCK_RUN_DIR"] = run } : new Dictionary<string, string>();
+
+    public string Binary => _options.Binary;
+
+    public int IoTimeoutSeconds => _options.IoTimeoutSeconds;
+
+    public static string LockspaceString(string name, int hostId, string path) => $"{name}:{hostId.ToString(CultureInfo.InvariantCulture)}:{path}:0";
+
+    public static string ResourceString(VmLease lease, bool shared = false) => $"{lease.Lockspace}:{lease.Resource}:{lease.Path}:0{(shared ? ":SH" : "")}";
+
+    /// <summary>Writes an empty lockspace (room for 2000 hosts' delta leases, 1 MiB) into <paramref name="path"/>.</summary>
+    public Task<SanlockResult> InitLockspaceAsync(string name, string path, CancellationToken cancellationToken) =>
+        RunAsync(["direct", "init", "-s", LockspaceString(name, 0, path), "-o", _options.IoTimeoutSeconds.ToString(CultureInfo.InvariantCulture)], cancellationToken);
+
+    /// <summary>Writes a free lease into <paramref name="lease"/>'s file (1 MiB); over a held one it takes the lease from its holders.</summary>
+    public Task<SanlockResult> InitResourceAsync(VmLease lease, CancellationToken cancellationToken) =>
+        RunAsync(["direct", "init", "-r", ResourceString(lease)], cancellationToken);
+
+    /// <summary>Joins the lockspace as <paramref name="hostId"/>; returns once the host's delta lease is held (seconds).</summary>
+    public Task<SanlockResult> AddLockspaceAsync(string name, int hostId, string path, CancellationToken cancellationToken) =>
+        RunAsync(["client", "add_lockspace", "-s", LockspaceString(name, hostId, path), "-o", _options.IoTimeoutSeconds.ToString(CultureInfo.InvariantCulture)],
+            cancellationToken, _options.JoinTimeout);
+
+    public Task<SanlockResult> InquireLockspaceAsync(string name, int hostId, string path, CancellationToken cancellationToken) =>
+        RunAsync(["client", "inq_lockspace", "-s", LockspaceString(name, hostId, path)], cancellationToken);
+
+    /// <summary>Changes how process <paramref name="pid"/> holds the lease (it must hold it), or, if it holds none, acquires it.</summary>
+    public async Task<SanlockResult> HoldAsync(VmLease lease, int pid, bool shared, CancellationToken cancellationToken)
+    {
+        var pidText = pid.ToString(CultureInfo.InvariantCulture);
+        var held = await HeldModeAsync(lease, pid, cancellationToken).ConfigureAwait(false);
+        return held switch
+        {
+            null => await RunAsync(["client", "acquire", "-r", ResourceString(lease, shared), "-p", pidText], cancellationToken).ConfigureAwait(false),
+            var mode when mode == (shared ? VmLeaseMode.Shared : VmLeaseMode.Exclusive) => new SanlockResult(0, "already held so"),
+            _ => await RunAsync(["client", "convert", "-r", ResourceString(lease, shared), "-p", pidText], cancellationToken).ConfigureAwait(false),
+        };
+    }
+
+    /// <summary>How process <paramref name="pid"/> holds the lease: exclusive, shared, or not at all (null).</summary>
+    public async Task<VmLeaseMode?> HeldModeAsync(VmLease lease, int pid, CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(["client", "inquire", "-p", pid.ToString(CultureInfo.InvariantCulture)], cancellationToken).ConfigureAwait(false);
+        var prefix = $"{lease.Lockspace}:{lease.Resource}:";
+        foreach (var line in result.Output.Split('\n'))
+        {
+            var text = line.Trim().Trim('"');
+            if (text.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return text.EndsWith(":SH", StringComparison.Ordinal) ? VmLeaseMode.Shared : VmLeaseMode.Exclusive;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Who holds the lease, read from the disk.</summary>
+    public async Task<LeaseHolders> ReadHoldersAsync(VmLease lease, CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(["direct", "dump", $"{lease.Path}:0:1048576", "-f", "1"], cancellationToken).ConfigureAwait(false);
+        return ParseHolders(result.Output, lease.Resource);
+    }
+
+    /// <summary>Parses <c>sanlock direct dump -f 1</c>: the leader line (timestamp not 0: held by "own") and its SH lines.</summary>
+    internal static LeaseHolders ParseHolders(string dump, string resource)
+    {
+        int? owner = null;
+        var shared = new List<int>();
+        var inResource = false;
+        foreach (var line in dump.Split('\n'))
+        {
+            if (LeaderLine().Match(line) is { Success: true } leader)
+            {
+                inResource = leader.Groups["resource"].Value == resource;
+                if (inResource && leader.Groups["timestamp"].Value.Trim('0').Length > 0)
+                {
+                    owner = int.Parse(leader.Groups["own"].Value, CultureInfo.InvariantCulture);
+                }
+            }
+            else if (inResource && SharedLine().Match(line) is { Success: true } holder)
+            {
+                shared.Add(int.Parse(holder.Groups["host"].Value, CultureInfo.InvariantCulture));
+            }
+        }
+
+        return new LeaseHolders(owner, shared);
+    }
+
+    [GeneratedRegex(@"^[0-9a-f]{8}\s+\S+\s+(?<resource>\S+)\s+(?<timestamp>\d{10})\s+(?<own>\d{4})\s+\d{4}\s+\S+$")]
+    private static partial Regex LeaderLine();
+
+    [GeneratedRegex(@"^\s+(?<host>\d{4})\s+\d{4}\s+SH\s*$")]
+    private static partial Regex SharedLine();
+
+    [GeneratedRegex(@"\b(?<action>[a-z_]+) done (?<code>-?\d+)")]
+    private static partial Regex DoneLine();
+
+    /// <summary>The code of the last "&lt;action&gt; done &lt;code&gt;" line, if any.</summary>
+    internal static (string Action, int Code)? LastDone(string output) =>
+        DoneLine().Matches(output) is { Count: > 0 } matches
+            ? (matches[^1].Groups["action"].Value, int.Parse(matches[^1].Groups["code"].Value, CultureInfo.InvariantCulture))
+            : null;
+
+    private async Task<SanlockResult> RunAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken, TimeSpan? timeout = null)
+    {
+        var result = await CommandRunner.RunAsync(_options.Binary, arguments, cancellationToken, timeout ?? TimeSpan.FromSeconds(30), Environment).ConfigureAwait(false);
+        var output = (result.StandardOutput + result.StandardError).Trim();
+        // "dump" prints no result line; its exit status says whether it read the disk.
+        var code = LastDone(output)?.Code ?? (result.Succeeded ? 0 : -1);
+        return new SanlockResult(result.Succeeded ? code : code == 0 ? -1 : code, output);
+    }
+}
