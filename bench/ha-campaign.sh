@@ -138,7 +138,7 @@ run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTA
   [ "$(xe pool-param-get uuid="$pool" param-name=ha-enabled)" = true ] || xe pool-ha-enable heartbeat-sr-uuids="$shared" >/dev/null
   sleep 3
   ping -D -i 0.2 -W 1 "$ip" > "$work/ping.log" 2>&1 & pinger=$!
-  python3 bench/ha-watch.py "$vm" "$work/watch.out" & watcher=$!
+  python3 bench/ha-watch.py "$vm" "$work/watch.out" "$run_dir" & watcher=$!
   sleep 1
   start=$(ms)
   inject "$fault" "$t" || checks="fault-not-injected"
@@ -162,6 +162,9 @@ run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTA
   # say one a destination started again after the master died, is not one).
   pids=$(sed 's/.*writer_pids=\([0-9,]*\).*/\1/' <<< "$watch" | tr ',' '\n' | grep -c . || true)
   [ "$writers" -le 1 ] || double=1
+  # Every copy that ran the guest held the VM's lease on the shared SR (sanlock), in every sample that looked.
+  local unleased; unleased=$(sed -n 's/.*unleased_writer_samples=\([0-9]*\).*/\1/p' <<< "$watch")
+  [ "${unleased:-0}" = 0 ] || checks="unleased-copy"
   [ "$outcome" = migrate ] || [ "$processes" -le 1 ] || [ "$overlap" -lt 300 ] || double=1
   case "$outcome" in
     keep) [ "$pids" -le 1 ] || needless=1 ;;

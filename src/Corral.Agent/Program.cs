@@ -13,7 +13,6 @@ using Corral.Api.Metrics;
 using Corral.Api.Methods;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
-using Corral.Hypervisor;
 using Corral.Hypervisor.Qemu;
 using Corral.Leases.Sanlock;
 using Corral.Networking;
@@ -120,15 +119,7 @@ do
         o.StateDirectory = string.IsNullOrEmpty(o.StateDirectory) ? Path.Combine(agent.StateDirectory, "qemu") : o.StateDirectory;
     });
     // VM leases on shared storage, through the host's sanlock daemon (Corral:Sanlock).
-    builder.Services.AddOptions<SanlockOptions>().Bind(builder.Configuration.GetSection(SanlockOptions.Section)).ValidateOnStart();
-    builder.Services.AddSingleton<IValidateOptions<SanlockOptions>, SanlockOptionsValidation>();
-    builder.Services.AddSingleton<SanlockClient>();
-    builder.Services.AddSingleton<VmLeases>();
-    builder.Services.AddHostedService<VmLeaseKeeper>();
-    if (builder.Configuration.GetSection(SanlockOptions.Section).Get<SanlockOptions>() is { Enabled: true })
-    {
-        builder.Services.AddSingleton<IVmLeaseLauncher, SanlockLeaseLauncher>();
-    }
+    builder.Services.AddVmLeases(builder.Configuration.GetSection(SanlockOptions.Section));
 
     builder.Services.AddXenApi(o =>
     {

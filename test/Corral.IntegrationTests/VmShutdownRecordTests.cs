@@ -1,6 +1,7 @@
 using Corral.Agent.Hosting;
 using Corral.Agent.Membership;
 using Corral.Agent.Operations;
+using Corral.Agent.Storage;
 using Corral.Agent.Vms;
 using Corral.Api;
 using Corral.Api.Operations;
@@ -11,6 +12,7 @@ using Corral.Networking;
 using Corral.PoolDatabase;
 using Corral.PoolDatabase.Etcd;
 using Corral.Storage;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xunit;
@@ -61,6 +63,7 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         services.AddSingleton<VmSupervisor>();
         services.AddSingleton<HostRegistration>();
         services.AddSingleton<HostLiveness>();
+        services.AddVmLeases(new ConfigurationBuilder().Build());
         services.AddSingleton<VmOperationHandler>();
         _services = services.BuildServiceProvider();
         _database = _services.GetRequiredService<IPoolDatabase>();

@@ -151,100 +151,81 @@ public sealed partial class MigrationHandler(
             }
 
             var (record, revision) = found;
-            switch (record.State)
+            var process = supervisor.FindIncoming(vm.Uuid);
+            var copyAlive = process is not null && !process.Exited.IsCompleted;
+            var sourceGone = ReceiveSteps.AsksAboutSource(record.State, received, copyAlive) && await SourceGoneAsync(record.SourceRef).ConfigureAwait(false);
+            var runsGuest = ReceiveSteps.AsksWhetherRunning(record.State, copyAlive)
+                            && await process!.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running;
+            switch (ReceiveSteps.Next(record.State, received, copyAlive, sourceGone, runsGuest))
             {
-                case MigrationStates.Preparing:
+                case ReceiveStep.Prepare:
                     await PrepareIncomingAsync(vm, operation, progress, record, revision, cancellationToken).ConfigureAwait(false);
                     continue;
-                case MigrationStates.Completed:
-                    if (!received)
-                    {
-                        await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
-                        received = true;
-                    }
-
+                case ReceiveStep.Finish:
+                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                    received = true;
+                    continue;
+                case ReceiveStep.EndForGoneSource:
                     // The source ends the migration (kills its paused copy, removes the record, ends the task). If it
                     // died between the decision and that, the record would stay for good, and with it the VM's
                     // migration lock: nobody else would end it (HA recovers a failed host only for the VMs on it).
-                    if (await SourceGoneAsync(record.SourceRef).ConfigureAwait(false))
-                    {
-                        await EndForGoneSourceAsync(record, revision, cancellationToken).ConfigureAwait(false);
-                        continue;
-                    }
-
+                    await EndForGoneSourceAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                    continue;
+                case ReceiveStep.WaitForSource:
                     await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
                     continue;
-                case MigrationStates.Aborting:
+                case ReceiveStep.Discard:
                     await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
                     await DeleteNewVolumesAsync(record, cancellationToken).ConfigureAwait(false);
                     return;
-            }
-
-            var process = supervisor.FindIncoming(vm.Uuid);
-            if (process is null || process.Exited.IsCompleted)
-            {
-                // Lost (this agent restarted and stopped it, or QEMU died): the VM stays where it is.
-                await AbortAsync(record, revision, "the destination's QEMU process is gone", cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
-            if (await SourceGoneAsync(record.SourceRef).ConfigureAwait(false))
-            {
-                if (record.State == MigrationStates.SwitchAcknowledged
-                    && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
-                {
-                    // The whole VM arrived before the source went: it runs here, and only here.
+                case ReceiveStep.AbortCopyGone:
+                    await AbortAsync(record, revision, "the destination's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+                    continue;
+                case ReceiveStep.Commit:
+                    // QEMU runs the VM only once all of it has arrived: it runs here, and only here.
                     await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
                     continue;
-                }
-
-                // The source host is gone (its lease expired). A host whose plug was pulled never closes the
-                // stream, and this QEMU would wait for the rest of the VM forever, holding the VM's operations on
-                // this host (HA's restart of the VM among them) and the migration's lock. The copy goes first,
-                // then the record says aborted: HA restarts the VM only once it reads that (HaCoordinator).
-                logger.LogWarning(MigrationEvents.SourceGoneDiscarded, "Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy", vm.Get(XenApi.VM.NameLabel));
-                await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
-                await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
-            if (record.State == MigrationStates.Switching)
-            {
-                // The disks are complete (the source finished its mirrors before switching): the export must let go of
-                // them before the VM may run here and open them itself.
-                if (record.Disks.Count > 0)
-                {
-                    await process.StopDiskExportAsync(cancellationToken).ConfigureAwait(false);
-                }
-
-                // The guest may run here only once this copy holds the VM's lease (shared with the source, which took it
-                // so before migrating); refused, the switchover is not acknowledged and the guest resumes on the source.
-                try
-                {
-                    await leases.HoldAsync(process, shared: true, cancellationToken).ConfigureAwait(false);
-                }
-                catch (XenApiException ex)
-                {
-                    await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
+                case ReceiveStep.DiscardSourceGone:
+                    logger.LogWarning(MigrationEvents.SourceGoneDiscarded, "Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy",
+                        vm.Get(XenApi.VM.NameLabel));
+                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
+                    await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
                     continue;
-                }
-
-                // This agent is here and its QEMU waits: the source may let the VM switch over.
-                await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.SwitchAcknowledged }, revision, cancellationToken)
-                    .ConfigureAwait(false);
-                continue;
+                case ReceiveStep.Acknowledge:
+                    await AcknowledgeAsync(process!, record, revision, cancellationToken).ConfigureAwait(false);
+                    continue;
+                default:
+                    await Task.Delay(ReceiveSteps.NearSwitchover(record.State) ? FastPoll : Poll, cancellationToken).ConfigureAwait(false);
+                    continue;
             }
-
-            if (record.State == MigrationStates.SwitchAcknowledged
-                && await process.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running)
-            {
-                // QEMU runs the VM only once all of it has arrived: the migration is complete, whatever the source knows.
-                await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
-            await Task.Delay(record.State is MigrationStates.Ready or MigrationStates.Mirroring ? Poll : FastPoll, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The switchover: the disks are complete (the source finished its mirrors before switching), so the export lets
+    /// go of them before the VM may run here and open them itself; the guest may run here only once this copy holds the
+    /// VM's lease (shared with the source, which took it so before migrating). Then the source may let the VM switch
+    /// over. Refused the lease, the switchover is not acknowledged: the migration aborts and the guest resumes on the source.
+    /// </summary>
+    private async Task AcknowledgeAsync(IVmProcess process, MigrationRecord record, long revision, CancellationToken cancellationToken)
+    {
+        if (record.Disks.Count > 0)
+        {
+            await process.StopDiskExportAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await leases.HoldAsync(process, shared: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenApiException ex)
+        {
+            await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.SwitchAcknowledged }, revision, cancellationToken)
+            .ConfigureAwait(false);
     }
 
     private async Task PrepareIncomingAsync(XenObject vm, HostOperation operation, OperationProgress progress, MigrationRecord record, long revision,

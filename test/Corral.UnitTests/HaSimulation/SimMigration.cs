@@ -215,81 +215,62 @@ public sealed class SimMigration
             }
 
             var (record, revision) = found;
-            switch (record.State)
+            var process = d.Incoming.GetValueOrDefault(Vm);
+            var copyAlive = process is { Alive: true };
+            var sourceGone = ReceiveSteps.AsksAboutSource(record.State, _received, copyAlive) && SourceGone();
+            var runsGuest = ReceiveSteps.AsksWhetherRunning(record.State, copyAlive) && process!.RunsGuest;
+            switch (ReceiveSteps.Next(record.State, _received, copyAlive, sourceGone, runsGuest))
             {
-                case MigrationStates.Preparing:
+                case ReceiveStep.Prepare:
                     PrepareIncoming(record, revision);
                     return;
-                case MigrationStates.Completed:
-                    if (!_received)
-                    {
-                        FinishReceive();
-                        _received = true;
-                    }
-
+                case ReceiveStep.Finish:
+                    FinishReceive();
+                    _received = true;
+                    Again(Next);
+                    return;
+                case ReceiveStep.EndForGoneSource:
                     // The source ends the migration; if it died before that, the destination does (EndForGoneSourceAsync).
-                    if (SourceGone())
+                    if (Etcd.Txn(d, [(Key, revision)], [(Key, null, 0)]))
                     {
-                        if (Etcd.Txn(d, [(Key, revision)], [(Key, null, 0)]))
-                        {
-                            _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; the destination ended the migration");
-                        }
-
-                        Again(Next);
-                        return;
+                        _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; the destination ended the migration");
                     }
 
+                    Again(Next);
+                    return;
+                case ReceiveStep.WaitForSource:
                     Again(Poll);
                     return;
-                case MigrationStates.Aborting:
+                case ReceiveStep.Discard:
                     DiscardIncoming();
                     d.Operations.Remove(ReceiveOperation);
                     return;
-            }
-
-            var process = d.Incoming.GetValueOrDefault(Vm);
-            if (process is null || !process.Alive)
-            {
-                Abort(d, record, revision, "the destination's QEMU process is gone");
-                Again(Next);
-                return;
-            }
-
-            if (SourceGone())
-            {
-                if (record.State == MigrationStates.SwitchAcknowledged && process.RunsGuest)
-                {
+                case ReceiveStep.AbortCopyGone:
+                    Abort(d, record, revision, "the destination's QEMU process is gone");
+                    Again(Next);
+                    return;
+                case ReceiveStep.Commit:
                     TryCommit(d, record, revision);
                     Again(Next);
                     return;
-                }
+                case ReceiveStep.DiscardSourceGone:
+                    _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; discarding the incoming copy");
+                    DiscardIncoming();
+                    Abort(d, record, revision, "the source host is no longer live");
+                    Again(Next);
+                    return;
+                case ReceiveStep.Acknowledge:
+                    if (TryAdvance(d, record with { State = MigrationStates.SwitchAcknowledged }, revision))
+                    {
+                        _sim.Log(d.Name, $"acknowledges the switchover of {Vm}");
+                    }
 
-                _sim.Log(d.Name, $"migration of {Vm}: the source host is no longer live; discarding the incoming copy");
-                DiscardIncoming();
-                Abort(d, record, revision, "the source host is no longer live");
-                Again(Next);
-                return;
+                    Again(Next);
+                    return;
+                default:
+                    Again(ReceiveSteps.NearSwitchover(record.State) ? FastPoll : Poll);
+                    return;
             }
-
-            if (record.State == MigrationStates.Switching)
-            {
-                if (TryAdvance(d, record with { State = MigrationStates.SwitchAcknowledged }, revision))
-                {
-                    _sim.Log(d.Name, $"acknowledges the switchover of {Vm}");
-                }
-
-                Again(Next);
-                return;
-            }
-
-            if (record.State == MigrationStates.SwitchAcknowledged && process.RunsGuest)
-            {
-                TryCommit(d, record, revision);
-                Again(Next);
-                return;
-            }
-
-            Again(record.State == MigrationStates.Ready ? Poll : FastPoll);
         }
         catch (SimUnavailableException)
         {

@@ -1,0 +1,81 @@
+using Corral.Hypervisor;
+using Corral.Leases.Sanlock;
+using Microsoft.Extensions.Options;
+using Xunit;
+
+namespace Corral.UnitTests;
+
+/// <summary>How Corral reads what Debian's sanlock 3.8 prints (the texts below are its real output), and its settings.</summary>
+public sealed class SanlockParsingTests
+{
+    private const string Dump = """
+          offset                            lockspace                                         resource  timestamp  own  gen lver/req/mode
+        00000000                               corral                                              vm1 0000000000 0002 0001 2/0/0
+                                                                                                                  0002 0001 SH
+                                                                                                                  0003 0004 SH
+        """;
+
+    [Fact]
+    public void A_lease_held_shared_has_no_exclusive_owner_and_every_shared_holder()
+    {
+        var holders = SanlockClient.ParseHolders(Dump, "vm1");
+        Assert.Null(holders.ExclusiveOwner);
+        Assert.Equal([2, 3], holders.SharedHolders);
+        Assert.Equal([2, 3], holders.All.Order());
+    }
+
+    [Fact]
+    public void A_lease_held_exclusive_names_its_owner_and_a_free_one_nobody()
+    {
+        const string held = "00000000  corral  vm1 0000022311 0001 0001 1/0/0\n";
+        Assert.Equal(1, SanlockClient.ParseHolders(held, "vm1").ExclusiveOwner);
+        Assert.Empty(SanlockClient.ParseHolders(held, "vm2").All);
+        Assert.Empty(SanlockClient.ParseHolders("00000000  corral  vm1 0000000000 0001 0001 1/0/0\n", "vm1").All);
+    }
+
+    [Fact]
+    public void The_result_is_the_last_done_line()
+    {
+        Assert.Equal(("acquire", -243), SanlockClient.LastDone("register\nregister done 3\nacquire fd 3\nacquire done -243\n"));
+        Assert.Equal(("add_lockspace_timeout", 0), SanlockClient.LastDone("add_lockspace_timeout 1\nadd_lockspace_timeout done 0"));
+        Assert.Null(SanlockClient.LastDone("nothing"));
+    }
+
+    [Theory]
+    [InlineData("register done 3\nacquire fd 3\nacquire done -243", "another host holds the VM's lease")]
+    [InlineData("register done 3\nacquire fd 3\nacquire done -17", "this host already holds the VM's lease")]
+    [InlineData("register done -111", "sanlock daemon did not take the VM's process")]
+    [InlineData("qemu-system-x86_64: -m 0: Invalid RAM size", "qemu-system-x86_64: -m 0: Invalid RAM size")]
+    public void A_failed_launch_is_explained(string output, string expected)
+    {
+        var launcher = new SanlockLeaseLauncher(new SanlockClient(Options.Create(new SanlockOptions())));
+        Assert.Contains(expected, launcher.Explain(output), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_launch_takes_the_lease_as_the_mode_says_then_becomes_the_program()
+    {
+        var client = new SanlockClient(Options.Create(new SanlockOptions { RunDirectory = "/run/lab/host1/sanlock" }));
+        var launcher = new SanlockLeaseLauncher(client);
+        var lease = new VmLease("sr", "vm", "/sr/.corral-leases/sr/vm");
+        var exclusive = launcher.Wrap(lease, "/usr/bin/qemu-system-x86_64", ["-name", "x"]);
+        Assert.Equal(["client", "command", "-r", "sr:vm:/sr/.corral-leases/sr/vm:0", "-c", "/usr/bin/qemu-system-x86_64", "-name", "x"], exclusive.Arguments);
+        Assert.Equal("/run/lab/host1/sanlock", exclusive.Environment["SANLOCK_RUN_DIR"]);
+        Assert.Equal("sr:vm:/sr/.corral-leases/sr/vm:0:SH", launcher.Wrap(lease with { Mode = VmLeaseMode.Shared }, "q", []).Arguments[3]);
+        Assert.DoesNotContain("-r", launcher.Wrap(lease with { Mode = VmLeaseMode.Later }, "q", []).Arguments);
+    }
+
+    [Fact]
+    public void Settings_sanlock_would_refuse_are_refused_at_start_when_leases_are_on()
+    {
+        var validation = new SanlockOptionsValidation();
+        Assert.True(validation.Validate(null, new SanlockOptions { Enabled = true }).Succeeded);
+        Assert.True(validation.Validate(null, new SanlockOptions { Enabled = false, IoTimeoutSeconds = 0 }).Succeeded);
+        var refused = validation.Validate(null, new SanlockOptions { Enabled = true, IoTimeoutSeconds = 0, Binary = "" });
+        Assert.True(refused.Failed);
+        Assert.Contains("Corral:Sanlock:IoTimeoutSeconds", refused.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("Corral:Sanlock:Binary", refused.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("Corral:Sanlock:JoinTimeout", validation.Validate(null, new SanlockOptions { Enabled = true, JoinTimeout = TimeSpan.FromSeconds(5) }).FailureMessage,
+            StringComparison.Ordinal);
+    }
+}
