@@ -22,7 +22,7 @@ public sealed class VmLeaseKeeper(VmLeases leases, VmSupervisor supervisor, IPoo
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(2);
 
     /// <summary>How often the plugged SRs are looked at for a lockspace not joined yet.</summary>
-    public static readonly TimeSpan JoinPeriod = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan JoinPeriod = TimeSpan.FromSeconds(4);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
