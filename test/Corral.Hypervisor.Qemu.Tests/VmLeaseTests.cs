@@ -15,16 +15,12 @@ public sealed class VmLeaseTests(ITestOutputHelper output)
     [QemuFact]
     public async Task A_second_host_cannot_start_a_vm_whose_lease_the_first_holds()
     {
-        await using var rig = new QemuRig(output);
-        await using var sanlock = await SanlockRig.StartAsync(rig.Root);
-        var host1 = rig.NewHypervisor(leases: new SanlockLeaseLauncher(sanlock.Host1));
-        var host2 = rig.NewHypervisor(o => o.RuntimeDirectory = Path.Combine(rig.Root, "vms2"), new SanlockLeaseLauncher(sanlock.Host2));
-        var spec = rig.Spec(paravirtual: true, disks: []);
-        spec = spec with { Lease = await sanlock.NewLeaseAsync(spec.VmUuid) };
+        await using var world = await TwoHosts.StartAsync(output);
+        var (rig, sanlock, host1, host2, spec) = (world.Rig, world.Sanlock, world.Host1, world.Host2, world.Spec);
 
         var first = await host1.StartAsync(spec, CancellationToken.None);
-        Assert.Equal(VmLeaseMode.Exclusive, await sanlock.Host1.HeldModeAsync(spec.Lease, first.ProcessId, CancellationToken.None));
-        AssertHeldWholeBy(1, await sanlock.Host1.ReadHoldersAsync(spec.Lease, CancellationToken.None));
+        Assert.Equal(VmLeaseMode.Exclusive, await sanlock.Host1.HeldModeAsync(spec.Lease!, first.ProcessId, CancellationToken.None));
+        AssertHeldWholeBy(1, await sanlock.Host1.ReadHoldersAsync(spec.Lease!, CancellationToken.None));
 
         // The other host is told to start it (a second pool on the same SR, a database restored from a backup): refused,
         // saying why, and nothing of it left running.
@@ -35,23 +31,19 @@ public sealed class VmLeaseTests(ITestOutputHelper output)
 
         // The first copy stops: its lease goes with it, and the other host may start the VM.
         await first.KillAsync(CancellationToken.None);
-        await QemuRig.WaitUntilAsync(async () => (await sanlock.Host1.ReadHoldersAsync(spec.Lease, CancellationToken.None)).All.Any() is false,
+        await QemuRig.WaitUntilAsync(async () => (await sanlock.Host1.ReadHoldersAsync(spec.Lease!, CancellationToken.None)).All.Any() is false,
             "the lease to be released once its QEMU is gone");
         var second = await host2.StartAsync(spec, CancellationToken.None);
         Assert.Equal(VmRunState.Running, await second.QueryStateAsync(CancellationToken.None));
-        AssertHeldWholeBy(2, await sanlock.Host2.ReadHoldersAsync(spec.Lease, CancellationToken.None));
+        AssertHeldWholeBy(2, await sanlock.Host2.ReadHoldersAsync(spec.Lease!, CancellationToken.None));
         await second.KillAsync(CancellationToken.None);
     }
 
     [QemuFact]
     public async Task A_migrations_two_ends_share_the_lease_and_the_survivor_takes_it_back_whole()
     {
-        await using var rig = new QemuRig(output);
-        await using var sanlock = await SanlockRig.StartAsync(rig.Root);
-        var host1 = rig.NewHypervisor(leases: new SanlockLeaseLauncher(sanlock.Host1));
-        var host2 = rig.NewHypervisor(o => o.RuntimeDirectory = Path.Combine(rig.Root, "vms2"), new SanlockLeaseLauncher(sanlock.Host2));
-        var spec = rig.Spec(paravirtual: true, disks: []);
-        spec = spec with { Lease = await sanlock.NewLeaseAsync(spec.VmUuid) };
+        await using var world = await TwoHosts.StartAsync(output);
+        var (_, sanlock, host1, host2, spec) = (world.Rig, world.Sanlock, world.Host1, world.Host2, world.Spec);
         var source = await host1.StartAsync(spec, CancellationToken.None);
 
         // The destination's copy starts registered but without the lease: it may not take it while the source holds it whole.
@@ -82,5 +74,25 @@ public sealed class VmLeaseTests(ITestOutputHelper output)
     {
         Assert.Equal(host, holders.ExclusiveOwner);
         Assert.Empty(holders.SharedHolders);
+    }
+
+    /// <summary>Two hosts (each a hypervisor with its own runtime directory and sanlock daemon) and a VM with a lease.</summary>
+    private sealed record TwoHosts(QemuRig Rig, SanlockRig Sanlock, QemuHypervisor Host1, QemuHypervisor Host2, VmLaunchSpec Spec) : IAsyncDisposable
+    {
+        public static async Task<TwoHosts> StartAsync(ITestOutputHelper output)
+        {
+            var rig = new QemuRig(output);
+            var sanlock = await SanlockRig.StartAsync(rig.Root);
+            var host1 = rig.NewHypervisor(leases: new SanlockLeaseLauncher(sanlock.Host1));
+            var host2 = rig.NewHypervisor(o => o.RuntimeDirectory = Path.Combine(rig.Root, "vms2"), new SanlockLeaseLauncher(sanlock.Host2));
+            var spec = rig.Spec(paravirtual: true, disks: []);
+            return new TwoHosts(rig, sanlock, host1, host2, spec with { Lease = await sanlock.NewLeaseAsync(spec.VmUuid) });
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Rig.DisposeAsync();
+            await Sanlock.DisposeAsync();
+        }
     }
 }

@@ -45,18 +45,14 @@ public sealed class VmLeaseKeeper(VmLeases leases, VmSupervisor supervisor, IPoo
 
             try
             {
-                var settled = new List<Corral.Hypervisor.IVmProcess>();
                 foreach (var process in supervisor.All)
                 {
-                    if (process.Spec.Lease is not null
-                        && await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, stoppingToken) is { } vm
-                        && await MigrationRecord.ReadAsync(database, vm.Ref, stoppingToken) is null)
-                    {
-                        settled.Add(process);
-                    }
-                }
+                    await leases.KeepExclusiveAsync(process, NotMigratingAsync, stoppingToken);
 
-                await leases.KeepExclusiveAsync(settled, stoppingToken);
+                    async Task<bool> NotMigratingAsync(CancellationToken cancellationToken) =>
+                        await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken) is { } vm
+                        && await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken) is null;
+                }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {

@@ -36,6 +36,7 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
     private static readonly EventId HeldExclusive = new(2403, "VmLeaseExclusive");
 
     private readonly ConcurrentDictionary<string, Lazy<Task>> _joins = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private int? _hostId;
 
     public bool Enabled => options.Value.Enabled;
@@ -92,35 +93,59 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
             return;
         }
 
-        var result = await sanlock.HoldAsync(lease, process.ProcessId, shared, cancellationToken).ConfigureAwait(false);
-        if (!result.Succeeded)
+        var gate = GateOf(process.VmUuid);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            throw new XenApiException(ErrorCodes.InternalError,
-                $"VM {process.VmUuid} could not hold its lease {(shared ? "shared" : "exclusive")}: {new SanlockLeaseLauncher(sanlock).Explain(result.Output)}");
+            var result = await sanlock.HoldAsync(lease, process.ProcessId, shared, cancellationToken).ConfigureAwait(false);
+            if (!result.Succeeded)
+            {
+                throw new XenApiException(ErrorCodes.InternalError,
+                    $"VM {process.VmUuid} could not hold its lease {(shared ? "shared" : "exclusive")}: {new SanlockLeaseLauncher(sanlock).Explain(result.Output)}");
+            }
+        }
+        finally
+        {
+            gate.Release();
         }
     }
 
     /// <summary>
-    /// Gives each VM running here, not migrating, its lease back exclusive once a migration's other end let go (its QEMU
-    /// gone): the destination after a commit, the source after an abort. A try: a holder still there is tried again next time.
+    /// Gives a VM running here its lease back exclusive once a migration's other end let go (its QEMU gone): the
+    /// destination after a commit, the source after an abort. A try: a holder still there is tried again next time.
+    /// <paramref name="settled"/> (no migration of the VM under way) is asked under the same per-VM gate as
+    /// <see cref="HoldAsync"/>, so that a migration starting meanwhile, whose source shares the lease after its record
+    /// exists, is never undone by this.
     /// </summary>
-    public async Task KeepExclusiveAsync(IEnumerable<IVmProcess> settled, CancellationToken cancellationToken)
+    public async Task KeepExclusiveAsync(IVmProcess process, Func<CancellationToken, Task<bool>> settled, CancellationToken cancellationToken)
     {
-        foreach (var process in settled)
+        if (process.Spec.Lease is not { } lease || process.Exited.IsCompleted)
         {
-            if (process.Spec.Lease is not { } lease || process.Exited.IsCompleted
+            return;
+        }
+
+        var gate = GateOf(process.VmUuid);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!await settled(cancellationToken).ConfigureAwait(false)
                 || await sanlock.HeldModeAsync(lease, process.ProcessId, cancellationToken).ConfigureAwait(false) == VmLeaseMode.Exclusive)
             {
-                continue;
+                return;
             }
 
-            var result = await sanlock.HoldAsync(lease, process.ProcessId, shared: false, cancellationToken).ConfigureAwait(false);
-            if (result.Succeeded)
+            if ((await sanlock.HoldAsync(lease, process.ProcessId, shared: false, cancellationToken).ConfigureAwait(false)).Succeeded)
             {
                 logger.LogInformation(HeldExclusive, "VM {Vm} holds its lease exclusive again", process.VmUuid);
             }
         }
+        finally
+        {
+            gate.Release();
+        }
     }
+
+    private SemaphoreSlim GateOf(string vmUuid) => _gates.GetOrAdd(vmUuid, _ => new SemaphoreSlim(1, 1));
 
     /// <summary>The shared file SR of the VM's first disk, as this host reaches it; null when no disk is on one.</summary>
     private async Task<(XenObject Sr, string Directory)?> LeaseSrAsync(XenObject vm, CancellationToken cancellationToken)
