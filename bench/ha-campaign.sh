@@ -136,6 +136,8 @@ run_one() { # run_one FAULT RUN: prints "FAULT RUN EXPECTED NEEDLESS DOUBLE OUTA
   m=$(master_slot); for t in 3 2 1; do [ "$t" != "$m" ] && break; done
   place_vm "$t"
   [ "$(xe pool-param-get uuid="$pool" param-name=ha-enabled)" = true ] || xe pool-ha-enable heartbeat-sr-uuids="$shared" >/dev/null
+  # Protected, as this campaign's runs assume (a fresh lab's test VM is not): restarted by HA if its host is fenced.
+  [ "$(xe vm-param-get uuid="$vm" param-name=ha-restart-priority)" = restart ] || xe vm-param-set uuid="$vm" ha-restart-priority=restart
   sleep 3
   ping -D -i 0.2 -W 1 "$ip" > "$work/ping.log" 2>&1 & pinger=$!
   python3 bench/ha-watch.py "$vm" "$work/watch.out" "$run_dir" & watcher=$!
