@@ -60,10 +60,13 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
         RunAsync(["client", "inq_lockspace", "-s", LockspaceString(name, hostId, path)], cancellationToken);
 
     /// <summary>Changes how process <paramref name="pid"/> holds the lease (it must hold it), or, if it holds none, acquires it.</summary>
-    public async Task<SanlockResult> HoldAsync(VmLease lease, int pid, bool shared, CancellationToken cancellationToken)
+    public async Task<SanlockResult> HoldAsync(VmLease lease, int pid, bool shared, CancellationToken cancellationToken) =>
+        await HoldAsync(lease, pid, shared, await HeldModeAsync(lease, pid, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>As <see cref="HoldAsync(VmLease, int, bool, CancellationToken)"/>, the process known to hold the lease as <paramref name="held"/>.</summary>
+    public async Task<SanlockResult> HoldAsync(VmLease lease, int pid, bool shared, VmLeaseMode? held, CancellationToken cancellationToken)
     {
         var pidText = pid.ToString(CultureInfo.InvariantCulture);
-        var held = await HeldModeAsync(lease, pid, cancellationToken).ConfigureAwait(false);
         return held switch
         {
             null => await RunAsync(["client", "acquire", "-r", ResourceString(lease, shared), "-p", pidText], cancellationToken).ConfigureAwait(false),

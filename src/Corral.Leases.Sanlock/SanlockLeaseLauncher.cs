@@ -22,7 +22,10 @@ public sealed class SanlockLeaseLauncher(SanlockClient client) : IVmLeaseLaunche
         return new LeasedCommand(client.Binary, command, client.Environment);
     }
 
-    public string Explain(string output) => SanlockClient.LastDone(output) switch
+    public string Explain(string output) => ExplainOutput(output);
+
+    /// <summary>What sanlock printed for a refused launch or lease change, said for a person.</summary>
+    public static string ExplainOutput(string output) => SanlockClient.LastDone(output) switch
     {
         ("acquire", var code) when SanlockClient.HeldElsewhere.Contains(code) =>
             $"another host holds the VM's lease on its shared storage (sanlock: acquire {code}); the VM runs there, or did until that host failed without being fenced",

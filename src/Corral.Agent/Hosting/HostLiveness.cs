@@ -26,6 +26,10 @@ public sealed class HostLiveness(
     IOptions<HaOptions> ha,
     ILogger<HostLiveness> logger) : BackgroundService
 {
+    /// <summary>Whether the host is live in the pool now: its liveness key exists (its lease has not expired).</summary>
+    public static async Task<bool> IsLiveAsync(IPoolDatabase database, XenObject host, CancellationToken cancellationToken) =>
+        await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null;
+
     /// <summary>When this generation of the agent started: <c>other_config:agent_start_time</c>.</summary>
     private readonly DateTime _startedUtc = DateTime.UtcNow;
 

@@ -76,8 +76,7 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
 
         foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false))
         {
-            if (sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName
-                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false) is { } directory)
+            if (await SharedFileDirectoryAsync(sr, cancellationToken).ConfigureAwait(false) is { } directory)
             {
                 await JoinAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken).ConfigureAwait(false);
             }
@@ -101,7 +100,7 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
             if (!result.Succeeded)
             {
                 throw new XenApiException(ErrorCodes.InternalError,
-                    $"VM {process.VmUuid} could not hold its lease {(shared ? "shared" : "exclusive")}: {new SanlockLeaseLauncher(sanlock).Explain(result.Output)}");
+                    $"VM {process.VmUuid} could not hold its lease {(shared ? "shared" : "exclusive")}: {SanlockLeaseLauncher.ExplainOutput(result.Output)}");
             }
         }
         finally
@@ -128,13 +127,18 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!await settled(cancellationToken).ConfigureAwait(false)
-                || await sanlock.HeldModeAsync(lease, process.ProcessId, cancellationToken).ConfigureAwait(false) == VmLeaseMode.Exclusive)
+            if (!await settled(cancellationToken).ConfigureAwait(false))
             {
                 return;
             }
 
-            if ((await sanlock.HoldAsync(lease, process.ProcessId, shared: false, cancellationToken).ConfigureAwait(false)).Succeeded)
+            var held = await sanlock.HeldModeAsync(lease, process.ProcessId, cancellationToken).ConfigureAwait(false);
+            if (held == VmLeaseMode.Exclusive)
+            {
+                return;
+            }
+
+            if ((await sanlock.HoldAsync(lease, process.ProcessId, shared: false, held, cancellationToken).ConfigureAwait(false)).Succeeded)
             {
                 logger.LogInformation(HeldExclusive, "VM {Vm} holds its lease exclusive again", process.VmUuid);
             }
@@ -164,8 +168,7 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
         {
             var vdi = await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
             var sr = vdi is null ? null : await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
-            if (sr is not null && sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName
-                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false) is { } directory)
+            if (sr is not null && await SharedFileDirectoryAsync(sr, cancellationToken).ConfigureAwait(false) is { } directory)
             {
                 return (sr, directory);
             }
@@ -173,6 +176,12 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
 
         return null;
     }
+
+    /// <summary>Where this host reaches the SR, if it is a shared file SR plugged here (the SRs that hold leases); else null.</summary>
+    private async Task<string?> SharedFileDirectoryAsync(XenObject sr, CancellationToken cancellationToken) =>
+        sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName
+            ? await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+            : null;
 
     /// <summary>Joins the SR's lockspace once (the first host to get there writes it); a failed join is tried again next time.</summary>
     private async Task JoinAsync(string srUuid, string directory, CancellationToken cancellationToken)
@@ -265,7 +274,7 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
         foreach (var holder in holders)
         {
             var host = hosts.FirstOrDefault(h => HostIdOf(h) == holder);
-            if (host is null || await IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            if (host is null || await HostLiveness.IsLiveAsync(database, host, cancellationToken).ConfigureAwait(false))
             {
                 // Held by a host that runs (or may run) the VM: the start is refused by sanlock, with the reason.
                 return;
@@ -283,9 +292,6 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
         logger.LogWarning(TakenOver, "VM {Vm}: its lease was still held by {Hosts}, no longer live in the pool (fenced or recovered); taken back for its start here",
             vm.Get(XenApi.VM.NameLabel), string.Join(", ", gone));
     }
-
-    private async Task<bool> IsLiveAsync(XenObject host, CancellationToken cancellationToken) =>
-        await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null;
 
     /// <summary>
     /// Writes a lease file once: made aside, then linked into place, so that hosts racing to make it never write over one

@@ -556,7 +556,7 @@ public sealed partial class MigrationHandler(
     private async Task<bool> HostIsLiveAsync(string hostRef, CancellationToken cancellationToken)
     {
         var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        return host is not null && await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null;
+        return host is not null && await HostLiveness.IsLiveAsync(database, host, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task DeleteTapsAsync(XenObject vm, long domid, CancellationToken cancellationToken)
