@@ -71,6 +71,13 @@ public interface IRecoveryWorld
     /// <summary>Whether the host has every SR holding the VM's disks plugged.</summary>
     Task<bool> ReachesStorageAsync(HaVm vm, HaHost host, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Whether a start of the VM on the host would begin at once: false while the host has yet to join the lockspace of
+    /// the VM's lease on shared storage (a host just back from a reboot takes 2-3 × sanlock's I/O timeout to), which
+    /// the start would wait for. Placement prefers hosts where it is true.
+    /// </summary>
+    Task<bool> ReadyToStartAsync(HaVm vm, HaHost host, CancellationToken cancellationToken);
+
     /// <summary><c>VM.start</c> for HA (no admission control), on <paramref name="hostRef"/> or wherever placement says.</summary>
     /// <returns>The host it started on.</returns>
     /// <exception cref="VmRestartException">The pool refused, with its XenAPI error.</exception>

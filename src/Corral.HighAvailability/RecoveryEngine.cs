@@ -255,7 +255,8 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
 
     /// <summary>
     /// Hosts for a group started at once, as evacuation plans: largest VM first, each on the live, enabled host that
-    /// reaches its disks with the most room left. A VM with no such host is left to <c>VM.start</c>, which says why.
+    /// reaches its disks with the most room left, among those ready to start it at once if any has the room. A VM with
+    /// no such host is left to <c>VM.start</c>, which says why.
     /// </summary>
     private static async Task<Dictionary<string, string>> PlaceAsync(IRecoveryWorld world, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
     {
@@ -264,20 +265,29 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         var chosen = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var vm in vms.OrderByDescending(v => v.Memory))
         {
-            HaHost? best = null;
+            var fitting = new List<HaHost>();
             foreach (var host in hosts.OrderByDescending(h => free.GetValueOrDefault(h.Ref)).ThenBy(h => h.Name, StringComparer.Ordinal))
             {
                 if (free.GetValueOrDefault(host.Ref) >= vm.Memory && await world.ReachesStorageAsync(vm, host, cancellationToken).ConfigureAwait(false))
+                {
+                    fitting.Add(host);
+                }
+            }
+
+            HaHost? best = null;
+            foreach (var host in fitting)
+            {
+                if (await world.ReadyToStartAsync(vm, host, cancellationToken).ConfigureAwait(false))
                 {
                     best = host;
                     break;
                 }
             }
 
-            if (best is not null)
+            if ((best ?? fitting.FirstOrDefault()) is { } target)
             {
-                chosen[vm.Ref] = best.Ref;
-                free[best.Ref] -= vm.Memory;
+                chosen[vm.Ref] = target.Ref;
+                free[target.Ref] -= vm.Memory;
             }
         }
 

@@ -85,4 +85,16 @@ public sealed class EtcdMemberTests
         Assert.Contains(new EtcdMemberOptions { QuotaBytes = 1024 }.Problems(), p => p.StartsWith("Corral:Etcd:Member:QuotaBytes", StringComparison.Ordinal));
         Assert.Empty(new EtcdMemberOptions().Problems());
     }
+
+    [Fact]
+    public void Raft_timings_etcd_itself_would_refuse_are_refused_at_start()
+    {
+        Assert.Contains(new EtcdMemberOptions { ElectionTimeout = TimeSpan.FromMilliseconds(200) }.Problems(),
+            p => p.Contains("ElectionTimeout (200 ms) at least five heartbeats", StringComparison.Ordinal));
+        Assert.Contains(new EtcdMemberOptions { HeartbeatInterval = TimeSpan.FromMilliseconds(5) }.Problems(),
+            p => p.StartsWith("Corral:Etcd:Member:HeartbeatInterval (5 ms)", StringComparison.Ordinal));
+        Assert.Contains(new EtcdMemberOptions { ElectionTimeout = TimeSpan.FromMinutes(1) }.Problems(),
+            p => p.Contains("at most 50 s", StringComparison.Ordinal));
+        Assert.Empty(new EtcdMemberOptions { HeartbeatInterval = TimeSpan.FromMilliseconds(100), ElectionTimeout = TimeSpan.FromSeconds(1) }.Problems());
+    }
 }

@@ -1,3 +1,4 @@
+using Corral.Agent.Storage;
 using Corral.Api.Dispatch;
 using Corral.Api.HighAvailability;
 using Corral.Api.Messages;
@@ -21,6 +22,7 @@ public sealed class PoolRecoveryWorld(
     FailoverPlanning planning,
     StorageHeartbeat heartbeats,
     FenceAgents fenceAgents,
+    VmLeases leases,
     TimeProvider clock,
     ILogger<PoolRecoveryWorld> logger) : IRecoveryWorld
 {
@@ -180,6 +182,9 @@ public sealed class PoolRecoveryWorld(
 
     public async Task<bool> ReachesStorageAsync(HaVm vm, HaHost host, CancellationToken cancellationToken) =>
         await placement.MissingStorageAsync(_vms[vm.Ref], host.Ref, cancellationToken).ConfigureAwait(false) is null;
+
+    public async Task<bool> ReadyToStartAsync(HaVm vm, HaHost host, CancellationToken cancellationToken) =>
+        await leases.ReadyOnAsync(_vms[vm.Ref], host.Ref, cancellationToken).ConfigureAwait(false);
 
     public async Task<string> StartAsync(HaVm vm, string? hostRef, CancellationToken cancellationToken)
     {

@@ -45,6 +45,7 @@ public sealed class VmLeaseKeeper(VmLeases leases, VmSupervisor supervisor, IPoo
 
             try
             {
+                await leases.PublishJoinedAsync(stoppingToken);
                 foreach (var process in supervisor.All)
                 {
                     await leases.KeepExclusiveAsync(process, NotMigratingAsync, stoppingToken);

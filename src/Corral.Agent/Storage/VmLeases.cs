@@ -19,7 +19,8 @@ namespace Corral.Agent.Storage;
 /// <c>other_config</c>. A VM's QEMU runs holding the lease (<see cref="SanlockLeaseLauncher"/>), so a second copy
 /// cannot start on any host while the first runs, whatever the pool database says.
 /// </summary>
-public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, SanlockClient sanlock, IOptions<SanlockOptions> options, ILogger<VmLeases> logger)
+public sealed class VmLeases(
+    IPoolDatabase database, HostIdentity identity, HostLiveness liveness, SanlockClient sanlock, IOptions<SanlockOptions> options, ILogger<VmLeases> logger)
 {
     /// <summary>The host's sanlock host id (1-2000), in <c>host.other_config</c>.</summary>
     public const string HostIdKey = "corral-sanlock-host-id";
@@ -36,6 +37,7 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
     private static readonly EventId HeldExclusive = new(2403, "VmLeaseExclusive");
 
     private readonly ConcurrentDictionary<string, Lazy<Task>> _joins = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _published = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private int? _hostId;
 
@@ -74,13 +76,17 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
             return;
         }
 
+        // All at once: each join takes seconds, and a host back from a reboot is not placed VMs of an SR until it joined.
+        var joins = new List<Task>();
         foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false))
         {
             if (await SharedFileDirectoryAsync(sr, cancellationToken).ConfigureAwait(false) is { } directory)
             {
-                await JoinAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken).ConfigureAwait(false);
+                joins.Add(JoinAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken));
             }
         }
+
+        await Task.WhenAll(joins).ConfigureAwait(false);
     }
 
     /// <summary>Makes <paramref name="process"/> hold its lease shared (a migration's two ends) or exclusive (a VM running in one place).</summary>
@@ -151,8 +157,15 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
 
     private SemaphoreSlim GateOf(string vmUuid) => _gates.GetOrAdd(vmUuid, _ => new SemaphoreSlim(1, 1));
 
-    /// <summary>The shared file SR of the VM's first disk, as this host reaches it; null when no disk is on one.</summary>
-    private async Task<(XenObject Sr, string Directory)?> LeaseSrAsync(XenObject vm, CancellationToken cancellationToken)
+    /// <summary>The shared file SR of the VM's first disk on one, as this host reaches it; null when no disk is on one or it is not plugged here.</summary>
+    private async Task<(XenObject Sr, string Directory)?> LeaseSrAsync(XenObject vm, CancellationToken cancellationToken) =>
+        await LeaseSrOfAsync(vm, cancellationToken).ConfigureAwait(false) is { } sr
+        && await SharedFileDirectoryAsync(sr, cancellationToken).ConfigureAwait(false) is { } directory
+            ? (sr, directory)
+            : null;
+
+    /// <summary>The SR that holds the VM's lease, the same seen from every host: that of its first disk on a shared file SR.</summary>
+    private async Task<XenObject?> LeaseSrOfAsync(XenObject vm, CancellationToken cancellationToken)
     {
         var vbds = new List<XenObject>();
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
@@ -168,18 +181,53 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
         {
             var vdi = await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
             var sr = vdi is null ? null : await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
-            if (sr is not null && await SharedFileDirectoryAsync(sr, cancellationToken).ConfigureAwait(false) is { } directory)
+            if (sr is not null && HoldsLeases(sr))
             {
-                return (sr, directory);
+                return sr;
             }
         }
 
         return null;
     }
 
+    private static bool HoldsLeases(XenObject sr) => sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName;
+
+    /// <summary>Where a host says it has joined an SR's lockspace: a key on its liveness lease, gone with the host or that lease.</summary>
+    public static string JoinedKey(string hostRef, string srUuid) => $"{PoolKeys.Root}vm-leases/joined/{hostRef}/{srUuid}";
+
+    /// <summary>
+    /// Whether a start of the VM on the host would begin at once (the master's placement asks): true unless the VM's
+    /// lease is on an SR whose lockspace the host has not said it joined.
+    /// </summary>
+    public async Task<bool> ReadyOnAsync(XenObject vm, string hostRef, CancellationToken cancellationToken) =>
+        !Enabled
+        || await LeaseSrOfAsync(vm, cancellationToken).ConfigureAwait(false) is not { } sr
+        || await database.Leases.GetValueAsync(JoinedKey(hostRef, sr.Uuid), cancellationToken).ConfigureAwait(false) is not null;
+
+    /// <summary>
+    /// Says which lockspaces this host has joined (<see cref="JoinedKey"/>), once per SR and liveness lease: a new lease
+    /// (the agent restarted, or lost it) gets the keys again.
+    /// </summary>
+    public async Task PublishJoinedAsync(CancellationToken cancellationToken)
+    {
+        if (liveness.Lease is not { } lease)
+        {
+            return;
+        }
+
+        foreach (var (srUuid, join) in _joins)
+        {
+            if (join.IsValueCreated && join.Value.IsCompletedSuccessfully && _published.GetValueOrDefault(srUuid) != lease.Id)
+            {
+                await database.Leases.PutAsync(lease, JoinedKey(identity.Ref, srUuid), "joined", cancellationToken).ConfigureAwait(false);
+                _published[srUuid] = lease.Id;
+            }
+        }
+    }
+
     /// <summary>Where this host reaches the SR, if it is a shared file SR plugged here (the SRs that hold leases); else null.</summary>
     private async Task<string?> SharedFileDirectoryAsync(XenObject sr, CancellationToken cancellationToken) =>
-        sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName
+        HoldsLeases(sr)
             ? await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
             : null;
 
@@ -195,6 +243,16 @@ public sealed class VmLeases(IPoolDatabase database, HostIdentity identity, Sanl
         {
             _joins.TryRemove(new KeyValuePair<string, Lazy<Task>>(srUuid, join));
             throw new XenApiException(ErrorCodes.SrBackendFailure, "LEASES", "", $"could not join the VM leases of SR {srUuid}: {ex.Message}");
+        }
+
+        try
+        {
+            await PublishJoinedAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Said on the keeper's next pass; meanwhile placement only prefers other hosts.
+            logger.LogDebug(ex, "Could not say yet that this host joined the VM leases of SR {Sr}", srUuid);
         }
     }
 

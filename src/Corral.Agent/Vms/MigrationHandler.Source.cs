@@ -14,74 +14,78 @@ public sealed partial class MigrationHandler
     private async Task<string?> SendAsync(HostOperation operation, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
-        var waitingSince = Stopwatch.GetTimestamp();
-        var run = new SendRun();
+        var run = new SendRun(TimeProvider.System);
         while (true)
         {
-            if (await ReadAsync(operation, cancellationToken).ConfigureAwait(false) is not { } found)
+            var found = await ReadAsync(operation, cancellationToken).ConfigureAwait(false);
+            var (record, revision) = found is { } f ? (f.Record, f.Revision) : (null, 0L);
+            var caughtUp = run.AsksAboutMirrors(record) && await MirrorsCaughtUpAsync(vm, record!, revision, cancellationToken).ConfigureAwait(false);
+            var copy = supervisor.Find(vm.Uuid);
+            var step = run.Next(record, copy is not null, caughtUp);
+            TimeSpan? pause = MigrationPace.After(step);
+            switch (step)
             {
-                // Resumed after the record was removed: the pool database says where the VM ended.
-                return await ConcludeAsync(vm, null, operation, cancellationToken).ConfigureAwait(false);
-            }
-
-            var (record, revision) = found;
-            switch (record.State)
-            {
-                case MigrationStates.Completed:
-                case MigrationStates.Aborting:
+                case SendStep.Conclude:
+                    // Resumed after the record was removed, the pool database says where the VM ended.
                     return await ConcludeAsync(vm, record, operation, cancellationToken).ConfigureAwait(false);
-                case MigrationStates.Preparing:
-                    if (Stopwatch.GetElapsedTime(waitingSince) > ReadyTimeout)
-                    {
-                        await AbortAsync(record, revision, "the destination did not get ready", cancellationToken).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
-                    continue;
-                case MigrationStates.Ready when record.Disks.Count > 0:
-                    if (await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Mirroring }, revision, cancellationToken).ConfigureAwait(false))
-                    {
-                        var (host, port) = SplitAddress(record.NbdAddress);
-                        logger.LogInformation("Copying the {Count} disk(s) of VM {Vm} to {Address}", record.Disks.Count, vm.Get(XenApi.VM.NameLabel), record.NbdAddress);
-                        foreach (var disk in record.Disks)
-                        {
-                            await Source(vm).StartDiskMirrorAsync(disk.DiskIndex, host, port, cancellationToken).ConfigureAwait(false);
-                        }
-
-                        run.MirrorsStarted = true;
-                    }
-
-                    continue;
-                case MigrationStates.Ready:
-                case MigrationStates.Mirroring when run.MirrorsStarted && await MirrorsCaughtUpAsync(vm, record, revision, cancellationToken).ConfigureAwait(false):
-                    var migrating = record with { State = MigrationStates.Migrating };
-                    if (!run.Started && !await ShareLeaseAsync(vm, record, revision, cancellationToken).ConfigureAwait(false))
-                    {
-                        continue;
-                    }
-
-                    if (await MigrationRecord.TryAdvanceAsync(database, migrating, revision, cancellationToken).ConfigureAwait(false))
-                    {
-                        var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
-                        logger.LogInformation(MigrationEvents.Started, "Migrating VM {Vm} to {Uri}", vm.Get(XenApi.VM.NameLabel), record.DestinationUri);
-                        await Source(vm).StartMigrationAsync(record.DestinationUri, tuning, cancellationToken).ConfigureAwait(false);
-                        run.Started = true;
-                    }
-
-                    continue;
-                case MigrationStates.Mirroring when !run.MirrorsStarted:
+                case SendStep.AbortNotReady:
+                    await AbortAsync(record!, revision, "the destination did not get ready", cancellationToken).ConfigureAwait(false);
+                    break;
+                case SendStep.StartMirrors:
+                    await StartMirrorsAsync(vm, record!, revision, run, cancellationToken).ConfigureAwait(false);
+                    break;
+                case SendStep.StartMigration:
+                    await StartMigrationAsync(vm, record!, revision, run, cancellationToken).ConfigureAwait(false);
+                    break;
+                case SendStep.AbortMirrorsLost:
                     // Resumed after a restart while copying: simplest and safe is to start the migration over.
-                    await AbortAsync(record, revision, "the source agent restarted while copying the disks", cancellationToken).ConfigureAwait(false);
-                    continue;
-                case MigrationStates.Mirroring:
-                    // Still copying (MirrorsCaughtUpAsync aborts on failures and reports progress).
-                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
-                    continue;
+                    await AbortAsync(record!, revision, "the source agent restarted while copying the disks", cancellationToken).ConfigureAwait(false);
+                    break;
+                case SendStep.AbortSourceCopyGone:
+                    await AbortAsync(record!, revision, "the source's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+                    break;
+                case SendStep.FollowQemu:
+                    pause = MigrationPace.After(await FollowQemuAsync(vm, copy!, record!, revision, run, cancellationToken).ConfigureAwait(false));
+                    break;
             }
 
-            // Migrating, switching, switch-ack: follow QEMU.
-            await FollowQemuAsync(vm, record, revision, run, cancellationToken);
+            if (pause is { } wait)
+            {
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task StartMirrorsAsync(XenObject vm, MigrationRecord record, long revision, SendRun run, CancellationToken cancellationToken)
+    {
+        if (!await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Mirroring }, revision, cancellationToken))
+        {
+            return;
+        }
+
+        var (host, port) = SplitAddress(record.NbdAddress);
+        logger.LogInformation("Copying the {Count} disk(s) of VM {Vm} to {Address}", record.Disks.Count, vm.Get(XenApi.VM.NameLabel), record.NbdAddress);
+        foreach (var disk in record.Disks)
+        {
+            await Source(vm).StartDiskMirrorAsync(disk.DiskIndex, host, port, cancellationToken);
+        }
+
+        run.MirrorsStarted = true;
+    }
+
+    private async Task StartMigrationAsync(XenObject vm, MigrationRecord record, long revision, SendRun run, CancellationToken cancellationToken)
+    {
+        if (!run.Started && !await ShareLeaseAsync(vm, record, revision, cancellationToken))
+        {
+            return;
+        }
+
+        if (await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Migrating }, revision, cancellationToken))
+        {
+            var tuning = new MigrationTuning(TimeSpan.FromMilliseconds(record.DowntimeLimitMilliseconds), record.MaxBandwidthBytesPerSecond, record.AutoConverge);
+            logger.LogInformation(MigrationEvents.Started, "Migrating VM {Vm} to {Uri}", vm.Get(XenApi.VM.NameLabel), record.DestinationUri);
+            await Source(vm).StartMigrationAsync(record.DestinationUri, tuning, cancellationToken);
+            run.Started = true;
         }
     }
 
@@ -104,44 +108,17 @@ public sealed partial class MigrationHandler
         }
     }
 
-    /// <summary>
-    /// What one run of the source's half knows beyond the record; a resumed run starts afresh. Its times are
-    /// <see cref="Stopwatch"/> timestamps: the host's monotonic clock, which no wall-clock step moves.
-    /// </summary>
-    private sealed class SendRun
+    /// <summary>One look at QEMU's outgoing migration, and the step <see cref="SendRun.Follow"/> decides on it, taken.</summary>
+    private async Task<SourceStep> FollowQemuAsync(XenObject vm, IVmProcess source, MigrationRecord record, long revision, SendRun run, CancellationToken cancellationToken)
     {
-        public bool Started { get; set; }
-
-        public bool MirrorsStarted { get; set; }
-
-        public long? AtPreSwitchoverSince { get; set; }
-
-        public long? ReleaseKnownSince { get; set; }
-
-        public static TimeSpan? Since(long? timestamp) => timestamp is { } t ? Stopwatch.GetElapsedTime(t) : null;
-    }
-
-    /// <summary>One look at QEMU's outgoing migration, and the step <see cref="SwitchoverSteps"/> decides on.</summary>
-    private async Task FollowQemuAsync(XenObject vm, MigrationRecord record, long revision, SendRun run, CancellationToken cancellationToken)
-    {
-        if (supervisor.Find(vm.Uuid) is not { } source)
-        {
-            await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken);
-            return;
-        }
-
         var state = await source.QueryMigrationAsync(cancellationToken);
-        if (state.Status == MigrationStatus.PreSwitchover)
+        var step = run.Follow(record, state.Status);
+        if (SwitchoverSteps.AsksAboutDestination(step))
         {
-            run.AtPreSwitchoverSince ??= Stopwatch.GetTimestamp();
+            step = SwitchoverSteps.GivenDestination(step, await HostIsLiveAsync(record.DestinationRef, cancellationToken));
         }
 
-        if (record.SwitchoverReleasedUtc is not null)
-        {
-            run.ReleaseKnownSince ??= Stopwatch.GetTimestamp();
-        }
-
-        switch (SwitchoverSteps.Next(record, state.Status, run.Started, SendRun.Since(run.AtPreSwitchoverSince), SendRun.Since(run.ReleaseKnownSince)))
+        switch (step)
         {
             case SourceStep.Commit:
                 state = await SettledFiguresAsync(source, state, cancellationToken);
@@ -149,38 +126,35 @@ public sealed partial class MigrationHandler
                     vm.Get(XenApi.VM.NameLabel), state.TotalBytes, state.TotalTimeMilliseconds, state.DowntimeMilliseconds);
                 await RecordFiguresAsync(record.TaskRef, state, cancellationToken);
                 await TryCommitAsync(record, revision, cancellationToken);
-                return;
+                break;
             case SourceStep.Abort:
                 await AbortAsync(record, revision, state.Error ?? "QEMU reported the migration " + state.Status.ToString().ToLowerInvariant(), cancellationToken);
-                return;
+                break;
             case SourceStep.AbortNotStarted:
                 await AbortAsync(record, revision, "the source agent restarted before the migration began", cancellationToken);
-                return;
+                break;
             case SourceStep.AskAcknowledgement:
                 await AskAcknowledgementAsync(source, record, revision, cancellationToken);
-                return;
+                break;
             case SourceStep.Release:
                 await ReleaseAsync(vm, source, record, revision, cancellationToken);
-                return;
+                break;
             case SourceStep.CancelUnacknowledged:
                 await CancelAsync(source, record, revision, "the destination's agent did not acknowledge the switchover", cancellationToken);
-                return;
+                break;
             case SourceStep.CancelGoAheadLost:
                 await CancelAsync(source, record, revision, "QEMU did not act on the go-ahead for the switchover", cancellationToken);
-                return;
-            case SourceStep.WaitForAcknowledgement:
-                await Task.Delay(FastPoll, cancellationToken);
-                return;
-            case SourceStep.WaitForSwitchover when !await HostIsLiveAsync(record.DestinationRef, cancellationToken):
+                break;
+            case SourceStep.CancelDestinationGone:
+                // Nobody would look after the VM over there: keep it here.
                 await CancelAsync(source, record, revision, "the destination host is no longer live", cancellationToken);
-                return;
-            case SourceStep.WaitForSwitchover:
-                await Task.Delay(FastPoll, cancellationToken);
-                return;
-            default:
+                break;
+            case SourceStep.Stream:
                 await StreamAsync(source, record, revision, state, cancellationToken);
-                return;
+                break;
         }
+
+        return step;
     }
 
     /// <summary>
@@ -243,16 +217,9 @@ public sealed partial class MigrationHandler
         await AbortAsync(record, revision, error, cancellationToken);
     }
 
-    /// <summary>Still sending: gives up if the destination is gone or a disk copy failed, else reports the progress.</summary>
+    /// <summary>Still sending, the destination live: gives up if a disk copy failed, else reports the progress.</summary>
     private async Task StreamAsync(IVmProcess source, MigrationRecord record, long revision, MigrationProgress state, CancellationToken cancellationToken)
     {
-        if (!await HostIsLiveAsync(record.DestinationRef, cancellationToken))
-        {
-            // Nobody would look after the VM over there: keep it here.
-            await CancelAsync(source, record, revision, "the destination host is no longer live", cancellationToken);
-            return;
-        }
-
         if (record.Disks.Count > 0 && (await source.QueryDiskMirrorsAsync(cancellationToken)).FirstOrDefault(m => m.Failed) is { } failed)
         {
             await CancelAsync(source, record, revision, $"copying disk {failed.DiskIndex} failed: {failed.Error}", cancellationToken);
@@ -262,7 +229,6 @@ public sealed partial class MigrationHandler
         // With disks, the copies took the first half of the progress.
         var fraction = record.Disks.Count > 0 ? 0.5 + (state.Fraction * 0.45) : state.Fraction * 0.95;
         await tasks.SetProgressAsync(record.TaskRef, fraction, cancellationToken);
-        await Task.Delay(Poll, cancellationToken);
     }
 
     /// <summary>

@@ -44,15 +44,9 @@ public sealed partial class MigrationHandler(
     IOptions<AgentOptions> options,
     ILogger<MigrationHandler> logger) : IHostOperationHandler
 {
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
-
-    // While a migration nears its switchover both sides look often: the VM is stopped while they talk.
-    private static readonly TimeSpan FastPoll = TimeSpan.FromMilliseconds(10);
-
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
-
-    /// <summary>How often the destination checks that the source host is still live.</summary>
-    private static readonly TimeSpan SourceCheck = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Poll = MigrationPace.Poll;
+    private static readonly TimeSpan FastPoll = MigrationPace.FastPoll;
+    private static readonly TimeSpan SourceCheck = MigrationPace.SourceCheck;
 
     public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.VmMigrateSend, HostOperationKinds.VmMigrateReceive];
 

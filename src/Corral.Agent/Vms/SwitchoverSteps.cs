@@ -46,6 +46,13 @@ public enum SourceStep
     /// between recording and sending it). Cancelling there is safe, the last device state unsent: the guest resumes here.
     /// </summary>
     CancelGoAheadLost,
+
+    /// <summary>
+    /// Streaming or released, and the destination host is no longer live (<see cref="SwitchoverSteps.GivenDestination"/>):
+    /// nobody would look after the VM over there, and a dead host's stalled stream would hold the guest for minutes.
+    /// Cancel (the guest runs on here) and abort.
+    /// </summary>
+    CancelDestinationGone,
 }
 
 /// <summary>
@@ -102,4 +109,11 @@ public static class SwitchoverSteps
                 return record.SwitchoverReleasedUtc is null ? SourceStep.Stream : SourceStep.WaitForSwitchover;
         }
     }
+
+    /// <summary>Whether a step needs a look at the destination host's liveness (a pool database read).</summary>
+    public static bool AsksAboutDestination(SourceStep step) => step is SourceStep.Stream or SourceStep.WaitForSwitchover;
+
+    /// <summary>The step once the destination's liveness is known: only a gone destination changes it.</summary>
+    public static SourceStep GivenDestination(SourceStep step, bool destinationLive) =>
+        AsksAboutDestination(step) && !destinationLive ? SourceStep.CancelDestinationGone : step;
 }

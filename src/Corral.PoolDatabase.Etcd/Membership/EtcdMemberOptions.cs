@@ -38,6 +38,21 @@ public sealed class EtcdMemberOptions
     /// </summary>
     public long QuotaBytes { get; set; } = 2L * 1024 * 1024 * 1024;
 
+    /// <summary>
+    /// How often the etcd leader heartbeats its followers (<c>--heartbeat-interval</c>): about the members' round trip
+    /// and fsync time. 50 ms, half etcd's default, suits hosts on one LAN.
+    /// </summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// How long a follower goes without the leader's heartbeat before it stands for election (<c>--election-timeout</c>).
+    /// It counts twice when the etcd leader's host dies: the election waits it out, then the new leader extends every
+    /// lease by it (it cannot know when the old one last renewed them). So it is part of how soon a dead master's VMs
+    /// come back (docs/ha.md). 500 ms, half etcd's default: ten heartbeats, as etcd's tuning guide asks; every
+    /// member of a pool must use the same.
+    /// </summary>
+    public TimeSpan ElectionTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>What is wrong with these settings, each naming its setting; empty when they are usable.</summary>
     public IReadOnlyList<string> Problems()
     {
@@ -45,6 +60,12 @@ public sealed class EtcdMemberOptions
         if (HistoryRetention < TimeSpan.FromMinutes(5) || HistoryRetention.Ticks % TimeSpan.TicksPerMinute != 0)
         {
             problems.Add($"Corral:Etcd:Member:HistoryRetention ({HistoryRetention}) must be whole minutes, at least 5: clients following events need the history since their last call");
+        }
+
+        if (HeartbeatInterval < TimeSpan.FromMilliseconds(10) || ElectionTimeout < 5 * HeartbeatInterval || ElectionTimeout > TimeSpan.FromSeconds(50))
+        {
+            problems.Add($"Corral:Etcd:Member:HeartbeatInterval ({HeartbeatInterval.TotalMilliseconds} ms) must be at least 10 ms and "
+                + $"Corral:Etcd:Member:ElectionTimeout ({ElectionTimeout.TotalMilliseconds} ms) at least five heartbeats and at most 50 s (etcd's own limits)");
         }
 
         if (QuotaBytes < 64L * 1024 * 1024)

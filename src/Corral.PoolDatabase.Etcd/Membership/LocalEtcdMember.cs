@@ -86,6 +86,8 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
             "--auto-compaction-mode", "periodic",
             "--auto-compaction-retention", $"{(long)options.HistoryRetention.TotalMinutes}m",
             "--quota-backend-bytes", options.QuotaBytes.ToString(CultureInfo.InvariantCulture),
+            "--heartbeat-interval", ((long)options.HeartbeatInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
+            "--election-timeout", ((long)options.ElectionTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
         };
         switch (mode)
         {

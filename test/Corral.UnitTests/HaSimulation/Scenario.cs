@@ -21,6 +21,12 @@ public sealed record HostSpec(string Name)
     /// pre-switchover only once it is scheduled, which on a host whose CPUs its guests keep busy takes a while.
     /// </summary>
     public TimeSpan ContinueLag { get; init; }
+
+    /// <summary>
+    /// How long this host takes, after each power-on, to join the lockspace of the VMs' leases (sanlock: 2-3 × its I/O
+    /// timeout); until then HA's placement prefers other hosts. Zero: at once. The hosts of a scenario's start have joined.
+    /// </summary>
+    public TimeSpan LockspaceJoin { get; init; }
 }
 
 public sealed record VmSpec(string Name)
@@ -202,6 +208,7 @@ public sealed class Scenario
                         "clock" => host with { ClockRate = double.Parse(value, CultureInfo.InvariantCulture) },
                         "latency" => host with { ExtraLatency = TimeSpan.FromMilliseconds(double.Parse(value, CultureInfo.InvariantCulture)) },
                         "continue-lag" => host with { ContinueLag = TimeSpan.FromMilliseconds(double.Parse(value, CultureInfo.InvariantCulture)) },
+                        "lockspace-join" => host with { LockspaceJoin = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
                         _ => throw new ArgumentException($"unknown host option {key}"),
                     };
                 }

@@ -38,6 +38,7 @@ public sealed class SimHost
     private readonly List<Action> _deferredAgent = [];
     private readonly List<Action> _deferredDaemon = [];
     private bool _resetPending;
+    private TimeSpan _lockspaceJoinedAt;
     private int _agentEpoch;
     private bool _agentUp;
     private long _keepAliveSequence;
@@ -134,8 +135,12 @@ public sealed class SimHost
 
     // ---- power and faults ----
 
+    /// <summary>Whether the host has joined the lockspace of the VMs' leases since it was last powered on.</summary>
+    public bool LockspaceJoined => Powered && _sim.Now >= _lockspaceJoinedAt;
+
     public void PowerOn(bool initial)
     {
+        _lockspaceJoinedAt = initial ? TimeSpan.Zero : _sim.Now + Spec.LockspaceJoin;
         Powered = true;
         Frozen = false;
         MemberUp = true;

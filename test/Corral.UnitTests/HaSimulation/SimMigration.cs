@@ -25,14 +25,12 @@ public enum SimStreamStatus
 /// </summary>
 public sealed class SimMigration
 {
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan FastPoll = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan Poll = MigrationPace.Poll;
+    private static readonly TimeSpan FastPoll = MigrationPace.FastPoll;
 
     /// <summary>The next round of a half's loop right away: one etcd round trip later.</summary>
     private static readonly TimeSpan Next = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan Retry = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan SourceCheck = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan Prepare = TimeSpan.FromMilliseconds(200);
 
     /// <summary>The memory goes in chunks of this long, 600 ms per 512 MiB; the last device state takes <see cref="Switchover"/>.</summary>
@@ -49,12 +47,9 @@ public sealed class SimMigration
     private int _chunksLeft;
     private string? _streamError;
     private bool _preparing;
-    private DateTime _waitingSince;
-    private DateTime? _switchingSince;
-    private DateTime? _releaseKnownSince;
+    private SendRun _run;
     private DateTime _nextSourceCheck = DateTime.MinValue;
     private bool _received;
-    private bool _sendStarted;
     private int _continues;
 
     private SimMigration(Simulation sim, SimVm vm, SimHost source, SimHost destination, string id)
@@ -64,6 +59,7 @@ public sealed class SimMigration
         _source = source;
         _destination = destination;
         _id = id;
+        _run = new SendRun(source.Clock);
     }
 
     public SimStreamStatus? Status { get; private set; }
@@ -107,7 +103,6 @@ public sealed class SimMigration
 
         sim.Log("xe", $"vm-migrate {name} host={destination.Name}: from {source.Name}");
         var migration = new SimMigration(sim, vm, source, destination, id);
-        migration._waitingSince = source.Clock.UtcNow;
 
         // Each agent picks its half from its operation queue; the queue is persisted, so a restarted agent resumes it.
         source.Operations[migration.SendOperation] = migration.ResumeSend;
@@ -123,10 +118,7 @@ public sealed class SimMigration
     /// <summary>A new agent's run of the source's half: what the last run knew beyond the record is gone (SendRun).</summary>
     private void ResumeSend()
     {
-        _sendStarted = false;
-        _switchingSince = null;
-        _releaseKnownSince = null;
-        _waitingSince = _source.Clock.UtcNow;
+        _run = new SendRun(_source.Clock);
         _sim.Log(_source.Name, $"resumes sending {Vm}");
         Send();
     }
@@ -166,7 +158,7 @@ public sealed class SimMigration
             return false;
         }
 
-        _nextSourceCheck = d.Clock.UtcNow + SourceCheck;
+        _nextSourceCheck = d.Clock.UtcNow + MigrationPace.SourceCheck;
         return !HostIsLive(d, _source);
     }
 
@@ -362,119 +354,94 @@ public sealed class SimMigration
     private void Send()
     {
         var s = _source;
-        void Again(TimeSpan delay) => s.AgentAfter(s.Clock.ToSimulation(delay), Send);
+        void Again(TimeSpan? delay) => s.AgentAfter(delay is { } d ? s.Clock.ToSimulation(d) : Next, Send);
         try
         {
-            if (Read(s) is not { } found)
+            var found = Read(s);
+            var (record, revision) = found is { } f ? (f.Record, f.Revision) : (null, 0L);
+            var step = _run.Next(record, s.Processes.ContainsKey(Vm), mirrorsCaughtUp: false);
+            switch (step)
             {
-                Conclude(null);
-                return;
-            }
-
-            var (record, revision) = found;
-            switch (record.State)
-            {
-                case MigrationStates.Completed:
-                case MigrationStates.Aborting:
+                case SendStep.Conclude:
                     Conclude(record);
                     return;
-                case MigrationStates.Preparing:
-                    if (s.Clock.UtcNow - _waitingSince > ReadyTimeout)
-                    {
-                        Abort(s, record, revision, "the destination did not get ready");
-                        Again(Next);
-                        return;
-                    }
-
-                    Again(Poll);
-                    return;
-                case MigrationStates.Ready:
-                    if (TryAdvance(s, record with { State = MigrationStates.Migrating }, revision))
+                case SendStep.AbortNotReady:
+                    Abort(s, record!, revision, "the destination did not get ready");
+                    break;
+                case SendStep.StartMigration:
+                    if (TryAdvance(s, record! with { State = MigrationStates.Migrating }, revision))
                     {
                         StartStream();
-                        _sendStarted = true;
+                        _run.Started = true;
                     }
 
-                    Again(Next);
+                    break;
+                case SendStep.AbortSourceCopyGone:
+                    Abort(s, record!, revision, "the source's QEMU process is gone");
+                    break;
+                case SendStep.FollowQemu:
+                    Again(MigrationPace.After(Follow(record!, revision)));
                     return;
+                case SendStep.StartMirrors or SendStep.AbortMirrorsLost or SendStep.WaitForMirrors:
+                    throw new InvalidOperationException($"the simulation moves no local disks ({step})");
             }
 
-            if (!s.Processes.ContainsKey(Vm))
-            {
-                Abort(s, record, revision, "the source's QEMU process is gone");
-                Again(Next);
-                return;
-            }
-
-            // What QEMU's query-migrate says, and the step Corral's source takes on it.
-            var status = QueryMigrate;
-            if (status == MigrationStatus.PreSwitchover)
-            {
-                _switchingSince ??= s.Clock.UtcNow;
-            }
-
-            if (record.SwitchoverReleasedUtc is not null)
-            {
-                _releaseKnownSince ??= s.Clock.UtcNow;
-            }
-
-            switch (SwitchoverSteps.Next(record, status, _sendStarted, s.Clock.UtcNow - _switchingSince, s.Clock.UtcNow - _releaseKnownSince))
-            {
-                case SourceStep.Commit:
-                    TryCommit(s, record, revision);
-                    Again(Next);
-                    return;
-                case SourceStep.Abort or SourceStep.AbortNotStarted:
-                    Abort(s, record, revision, _streamError ?? $"QEMU reported the migration {Status?.ToString().ToLowerInvariant() ?? "never started"}");
-                    Again(Next);
-                    return;
-                case SourceStep.AskAcknowledgement:
-                    if (TryAdvance(s, record with { State = MigrationStates.Switching }, revision))
-                    {
-                        _sim.Log(s.Name, $"asks {_destination.Name} to acknowledge the switchover of {Vm}");
-                    }
-
-                    Again(Next);
-                    return;
-                case SourceStep.Release:
-                    if (TryAdvance(s, record with { SwitchoverReleasedUtc = s.Clock.UtcNow }, revision))
-                    {
-                        _sim.Log(s.Name, $"releases the switchover of {Vm}");
-                        ContinueStream();
-                    }
-
-                    Again(Next);
-                    return;
-                case SourceStep.WaitForAcknowledgement:
-                    Again(FastPoll);
-                    return;
-                case SourceStep.CancelUnacknowledged:
-                    CancelStream();
-                    Abort(s, record, revision, "the destination's agent did not acknowledge the switchover");
-                    Again(Next);
-                    return;
-                case SourceStep.CancelGoAheadLost:
-                    CancelStream();
-                    Abort(s, record, revision, "QEMU did not act on the go-ahead for the switchover");
-                    Again(Next);
-                    return;
-            }
-
-            // Streaming, or the switchover released: only a destination that is gone calls the migration off.
-            if (!HostIsLive(s, _destination))
-            {
-                CancelStream();
-                Abort(s, record, revision, "the destination host is no longer live");
-                Again(Next);
-                return;
-            }
-
-            Again(record.SwitchoverReleasedUtc is null ? Poll : FastPoll);
+            Again(MigrationPace.After(step));
         }
         catch (SimUnavailableException)
         {
             Again(Retry);
         }
+    }
+
+    /// <summary>What QEMU's query-migrate says, and the step Corral's source takes on it (FollowQemuAsync).</summary>
+    private SourceStep Follow(MigrationRecord record, long revision)
+    {
+        var s = _source;
+        var step = _run.Follow(record, QueryMigrate);
+        if (SwitchoverSteps.AsksAboutDestination(step))
+        {
+            step = SwitchoverSteps.GivenDestination(step, HostIsLive(s, _destination));
+        }
+
+        switch (step)
+        {
+            case SourceStep.Commit:
+                TryCommit(s, record, revision);
+                break;
+            case SourceStep.Abort or SourceStep.AbortNotStarted:
+                Abort(s, record, revision, _streamError ?? $"QEMU reported the migration {Status?.ToString().ToLowerInvariant() ?? "never started"}");
+                break;
+            case SourceStep.AskAcknowledgement:
+                if (TryAdvance(s, record with { State = MigrationStates.Switching }, revision))
+                {
+                    _sim.Log(s.Name, $"asks {_destination.Name} to acknowledge the switchover of {Vm}");
+                }
+
+                break;
+            case SourceStep.Release:
+                if (TryAdvance(s, record with { SwitchoverReleasedUtc = s.Clock.UtcNow }, revision))
+                {
+                    _sim.Log(s.Name, $"releases the switchover of {Vm}");
+                    ContinueStream();
+                }
+
+                break;
+            case SourceStep.CancelUnacknowledged:
+                CancelStream();
+                Abort(s, record, revision, "the destination's agent did not acknowledge the switchover");
+                break;
+            case SourceStep.CancelGoAheadLost:
+                CancelStream();
+                Abort(s, record, revision, "QEMU did not act on the go-ahead for the switchover");
+                break;
+            case SourceStep.CancelDestinationGone:
+                CancelStream();
+                Abort(s, record, revision, "the destination host is no longer live");
+                break;
+        }
+
+        return step;
     }
 
     /// <summary>The source QEMU's <c>query-migrate</c> (its "device" state reads as active).</summary>
