@@ -13,6 +13,7 @@ using Corral.Api.Metrics;
 using Corral.Api.Methods;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
+using Corral.Auth.Ldap;
 using Corral.Hypervisor.Qemu;
 using Corral.Leases.Sanlock;
 using Corral.Networking;
@@ -131,6 +132,7 @@ do
     builder.Services.Configure<Corral.Api.Http.ClientLimitOptions>(builder.Configuration.GetSection("Corral:Api:ClientLimits"));
     builder.Services.Configure<Corral.Api.Messages.MessageOptions>(builder.Configuration.GetSection("Corral:Api:Messages"));
     builder.Services.AddXenApiHttps(https, certificate);
+    builder.Services.AddLdapDirectory();
     if (runner is not null)
     {
         builder.Services.AddSingleton(runner);

@@ -43,6 +43,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<LocalCredentials>();
         services.AddSingleton<LoginThrottle>();
         services.AddSingleton<VerifiedPasswords>();
+        services.AddSingleton<Auth.ExternalAuth>();
         services.AddSingleton<SessionService>();
         services.AddSingleton<TaskService>();
         services.AddSingleton<EventHub>();

@@ -70,6 +70,14 @@ public static class ErrorCodes
     public const string RoleAlreadyExists = "ROLE_ALREADY_EXISTS";
     public const string AuthIsDisabled = "AUTH_IS_DISABLED";
     public const string AuthUnknownType = "AUTH_UNKNOWN_TYPE"; // type
+    public const string AuthServiceError = "AUTH_SERVICE_ERROR"; // message
+    public const string SubjectCannotBeResolved = "SUBJECT_CANNOT_BE_RESOLVED";
+    public const string SessionAuthorizationFailed = "SESSION_AUTHORIZATION_FAILED"; // username, msg
+    public const string RbacPermissionDenied = "RBAC_PERMISSION_DENIED"; // permission, message
+    public const string PoolAuthAlreadyEnabled = "POOL_AUTH_ALREADY_ENABLED"; // host
+    public const string PoolAuthEnableFailed = "POOL_AUTH_ENABLE_FAILED"; // host, message
+    public const string PoolAuthEnableFailedWrongCredentials = "POOL_AUTH_ENABLE_FAILED_WRONG_CREDENTIALS"; // host, message
+    public const string PoolAuthEnableFailedUnavailable = "POOL_AUTH_ENABLE_FAILED_UNAVAILABLE"; // host, message
     public const string LicenceRestriction = "LICENCE_RESTRICTION"; // feature (xapi spells it so)
 
     // Pool membership

@@ -29,7 +29,7 @@ public static class HostLicense
         ("restrict_email_alerting", false),
         ("restrict_historical_performance", false), // one hour of performance data, in memory
         ("restrict_wlb", false),
-        ("restrict_rbac", false), // roles exist, are not enforced yet
+        ("restrict_rbac", true), // roles, enforced for the users of the pool's external directory
         ("restrict_dmc", false),
         ("restrict_checkpoint", false),
         ("restrict_cpu_masking", false),

@@ -124,6 +124,41 @@ public static class RoleTable
         return names;
     }
 
+    /// <summary>
+    /// The permission a call of the message needs, as xapi's dispatcher works it out: the message's name in lower case
+    /// (<c>vm.start</c>) or, for a message some of whose map keys are guarded (<c>VM.add_to_other_config</c> with
+    /// <c>key</c> <c>folder</c>), the key's own permission (<c>vm.add_to_other_config/key:folder</c>; a guarded key ending
+    /// in <c>*</c> covers every key it starts).
+    /// </summary>
+    public static string PermissionFor(string wireName, string? key)
+    {
+        var action = wireName.ToLowerInvariant();
+        if (key is not null && GuardedKeys.Value.TryGetValue(action, out var guarded))
+        {
+            foreach (var pattern in guarded)
+            {
+                if (pattern.EndsWith('*') ? key.StartsWith(pattern[..^1], StringComparison.Ordinal) : key == pattern)
+                {
+                    return $"{action}/key:{pattern.ToLowerInvariant()}";
+                }
+            }
+        }
+
+        return action;
+    }
+
+    /// <summary>Whether some role holds the permission (a message no role lists is the local superuser's alone).</summary>
+    public static bool IsPermission(string name) => FindByNameLabel(name) is { IsPermission: true };
+
+    /// <summary>The names of the roles (not the internal ones) that hold the permission, most privileged first.</summary>
+    public static IReadOnlyList<string> RolesHolding(string permission) =>
+        Roles.Where(r => !r.IsInternal && PermissionsOf(r).Any(p => p.NameLabel == permission)).Select(r => r.NameLabel).ToList();
+
+    private static readonly Lazy<Dictionary<string, List<string>>> GuardedKeys = new(() =>
+        XenApi.Rbac.ExtraPermissions.Select(p => p.Name.Split("/key:", 2)).Where(parts => parts.Length == 2)
+            .GroupBy(parts => parts[0].ToLowerInvariant(), StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Select(parts => parts[1]).ToList(), StringComparer.Ordinal));
+
     /// <summary>The uuid xapi gives a role or permission: the MD5 digest of its name (as xapi spells it) read as a uuid.</summary>
     public static string UuidOf(string name)
     {

@@ -85,9 +85,9 @@ public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLif
         return page;
     }
 
-    private static async Task LogInAsync(IPage page)
+    private static async Task LogInAsync(IPage page, string user = "root")
     {
-        await page.GetByLabel("User name").FillAsync("root");
+        await page.GetByLabel("User name").FillAsync(user);
         await page.GetByLabel("Password").FillAsync("corral");
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Tree)).ToBeVisibleAsync(new() { Timeout = Patience });
@@ -129,6 +129,7 @@ public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLif
         await Assertions.Expect(TreeItem(page, "Shared storage")).ToBeVisibleAsync();
         await Assertions.Expect(TreeItem(page, "ISO library")).ToBeVisibleAsync();
         await ScreenshotAsync(page, "console-tree");
+        await TheDirectorysUsersSeeWhatTheirRolesAllowAsync();
 
         // The General tab of the VM with tools: running on the master, its address, and the guest agent seen.
         await VmUnderHost(page, "lab-host1", Tools).Locator(".tree-row").First.ClickAsync();
@@ -250,6 +251,39 @@ public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLif
         Assert.True(width <= 390, $"the page is {width} px wide on a 390 px screen");
 
         AssertNoBrowserErrors();
+    }
+
+    /// <summary>
+    /// The lab's directory users: rory (read-only) sees the pool but no action, console or New VM; olivia (vm-operator)
+    /// may shut VMs down and use their consoles, but is offered neither migration nor maintenance mode.
+    /// </summary>
+    private async Task TheDirectorysUsersSeeWhatTheirRolesAllowAsync()
+    {
+        var reader = await OpenAsync(1280, 800);
+        await LogInAsync(reader, "rory");
+        await VmUnderHost(reader, "lab-host1", Tools).Locator(".tree-row").First.ClickAsync();
+        await Assertions.Expect(reader.GetByRole(AriaRole.Tabpanel)).ToContainTextAsync("Running", new() { Timeout = Patience });
+        await Assertions.Expect(reader.GetByRole(AriaRole.Button, new() { Name = "Shut down", Exact = true })).ToBeHiddenAsync();
+        await Assertions.Expect(reader.GetByRole(AriaRole.Button, new() { Name = "Migrate to…" })).ToBeHiddenAsync();
+        await Assertions.Expect(reader.GetByRole(AriaRole.Button, new() { Name = "New VM", Exact = true })).ToBeHiddenAsync();
+        await reader.GetByRole(AriaRole.Tab, new() { Name = "Console" }).ClickAsync();
+        await Assertions.Expect(reader.GetByRole(AriaRole.Tabpanel)).ToContainTextAsync("Your role does not include", new() { Timeout = Patience });
+        await TreeItem(reader, "lab-host1").Locator(".tree-row").First.ClickAsync(new() { Button = MouseButton.Right });
+        await Assertions.Expect(reader.GetByRole(AriaRole.Menuitem, new() { Name = "Enter Maintenance Mode" })).ToHaveCountAsync(0);
+        await ScreenshotAsync(reader, "console-read-only");
+        await reader.Context.CloseAsync();
+
+        var operatorPage = await OpenAsync(1280, 800);
+        await LogInAsync(operatorPage, "olivia");
+        await VmUnderHost(operatorPage, "lab-host1", Tools).Locator(".tree-row").First.ClickAsync();
+        await Assertions.Expect(operatorPage.GetByRole(AriaRole.Button, new() { Name = "Shut down", Exact = true })).ToBeVisibleAsync(new() { Timeout = Patience });
+        await Assertions.Expect(operatorPage.GetByRole(AriaRole.Button, new() { Name = "Migrate to…" })).ToBeHiddenAsync();
+        await operatorPage.GetByRole(AriaRole.Tab, new() { Name = "Console" }).ClickAsync();
+        await Assertions.Expect(operatorPage.GetByRole(AriaRole.Log, new() { Name = $"Serial console of {Tools}" })).ToBeVisibleAsync(new() { Timeout = Patience });
+        await TreeItem(operatorPage, "lab-host1").Locator(".tree-row").First.ClickAsync(new() { Button = MouseButton.Right });
+        await Assertions.Expect(operatorPage.GetByRole(AriaRole.Menuitem, new() { Name = "New VM…" })).ToHaveCountAsync(0);
+        await Assertions.Expect(operatorPage.GetByRole(AriaRole.Menuitem, new() { Name = "Enter Maintenance Mode" })).ToHaveCountAsync(0);
+        await operatorPage.Context.CloseAsync();
     }
 
     private void AssertNoBrowserErrors()

@@ -143,4 +143,42 @@ public class RoleTableTests
         Assert.Equal(permissions.Count, permissions.Distinct(StringComparer.Ordinal).Count());
         Assert.Equal(Names("vm-operator").Count + 2, permissions.Count);
     }
+
+    [Theory]
+    [InlineData("VM.start", null, "vm.start")]
+    [InlineData("VM.add_to_other_config", "folder", "vm.add_to_other_config/key:folder")]
+    [InlineData("VM.add_to_other_config", "owner", "vm.add_to_other_config")]
+    [InlineData("network.add_to_other_config", "XenCenter.CustomFields.colour", "network.add_to_other_config/key:xencenter.customfields.*")]
+    [InlineData("network.add_to_other_config", "XenCenter.Other", "network.add_to_other_config")]
+    public void A_call_needs_its_messages_permission_or_its_guarded_keys(string message, string? key, string permission)
+    {
+        Assert.Equal(permission, RoleTable.PermissionFor(message, key));
+        Assert.True(RoleTable.IsPermission(permission));
+    }
+
+    [Fact]
+    public void A_denial_names_the_roles_that_hold_the_permission_most_privileged_first()
+    {
+        Assert.Equal(["pool-admin", "pool-operator", "vm-power-admin", "vm-admin"], RoleTable.RolesHolding("vm.destroy"));
+        Assert.Empty(RoleTable.RolesHolding("vm.fly"));
+    }
+
+    [Fact]
+    public void A_session_is_allowed_its_roles_permissions_and_pool_admin_what_no_role_holds()
+    {
+        var session = new XenObject(XenClasses.SessionSchema, "OpaqueRef:s", new Dictionary<string, object?>());
+        session.Set(XenApi.Session.RbacPermissions, RoleTable.SessionPermissions([Role("vm-operator").Ref]));
+        var operatorAccess = Api.Sessions.SessionAccess.Of(session);
+        Assert.True(operatorAccess.Allows("vm.start"));
+        Assert.False(operatorAccess.Allows("vm.destroy"));
+        Assert.False(operatorAccess.Allows("vm.set_nvram_efi_variables"));
+
+        session.Set(XenApi.Session.RbacPermissions, RoleTable.SessionPermissions([Role("pool-admin").Ref]));
+        var admin = Api.Sessions.SessionAccess.Of(session);
+        Assert.True(admin.Allows("vm.destroy"));
+        Assert.True(admin.Allows("vm.set_nvram_efi_variables"));
+
+        session.Set(XenApi.Session.IsLocalSuperuser, true);
+        Assert.True(Api.Sessions.SessionAccess.Of(session).Unrestricted);
+    }
 }

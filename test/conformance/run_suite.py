@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 DEFAULT_RESULTS = os.path.join(REPO, ".build", "conformance", "last-run.json")
 CLIENTS = ("xmlrpc", "xenapi", "jsonrpc")
-SCRIPTS = ("connect_xencenter", "connect_xo", "operations")
+SCRIPTS = ("connect_xencenter", "connect_xo", "operations", "roles")
 SCRIPT_TIMEOUT = 900
 
 

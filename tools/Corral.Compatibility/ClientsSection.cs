@@ -18,6 +18,7 @@ public static class ClientsSection
         ("connect_xencenter", "XenCenter's connect sequence"),
         ("connect_xo", "Xen Orchestra's connect sequence"),
         ("operations", "Operations"),
+        ("roles", "Roles through the pool's directory"),
     ];
 
     public static void Write(StringBuilder md, SuiteResults? results, string resultsPath)
@@ -28,7 +29,8 @@ public static class ClientsSection
         md.AppendLine("and Xen Orchestra's clients send it. Each runs XenCenter's and Xen Orchestra's connect sequences, call by call as");
         md.AppendLine("their sources make them and checking every answer as those clients do, then the operations: hosts and VMs");
         md.AppendLine("listed, a VM shut down and started (Async tasks followed as Xen Orchestra and as XenCenter follow them), live");
-        md.AppendLine("migration there and back, maintenance mode (disable, evacuate, enable) and HA enabled and disabled.");
+        md.AppendLine("migration there and back, maintenance mode (disable, evacuate, enable) and HA enabled and disabled. Then roles:");
+        md.AppendLine("the pool's directory users (read-only, vm-operator) log in and are refused what their roles do not allow.");
         md.AppendLine();
         if (results is null)
         {

@@ -1,38 +1,66 @@
+using Corral.Api.Auth;
 using Corral.Api.Dispatch;
 using Corral.Api.Sessions;
 using Corral.Model;
 using Corral.PoolDatabase;
-using Microsoft.Extensions.Options;
 
 namespace Corral.Api.Methods;
 
 /// <summary>
-/// <c>auth</c>: questions for the pool's external directory. Corral has none yet, so they fail as xapi fails with
-/// none configured (<c>host.external_auth_type</c> empty): AUTH_IS_DISABLED, or AUTH_UNKNOWN_TYPE for a type Corral
-/// has no plugin for. As in xapi, a subject's information is first looked up among the pool's subjects.
-/// XenCenter asks these only for logins that are not root's, and ignores their failures.
+/// The pool's external directory (<see cref="ExternalAuth"/>): <c>pool.enable_external_auth</c> and
+/// <c>pool.disable_external_auth</c>, and <c>auth.*</c>, the questions <c>xe subject-add</c>, XenCenter and Xen
+/// Orchestra ask it. With none configured they fail as xapi's do: AUTH_IS_DISABLED (a subject the pool already knows
+/// still has its information); a name or identifier the directory does not know is SUBJECT_CANNOT_BE_RESOLVED, a
+/// directory that cannot be asked AUTH_SERVICE_ERROR.
 /// </summary>
-public sealed class AuthMethods(IPoolDatabase database, IOptions<ApiOptions> options) : IApiMethodProvider
+public sealed class AuthMethods(IPoolDatabase database, ExternalAuth external, SessionService sessions) : IApiMethodProvider
 {
     public void Register(ApiRegistry registry)
     {
-        registry.Implement("auth.get_subject_identifier", async (_, _, ct) => throw await NoDirectoryAsync(ct));
-        registry.Implement("auth.get_group_membership", async (_, _, ct) => throw await NoDirectoryAsync(ct));
+        registry.Implement("pool.enable_external_auth", async (_, a, ct) =>
+        {
+            await database.GetArgumentAsync(XenClasses.Pool, (string)a[0]!, ct);
+            var config = ((Dictionary<string, object?>)a[1]!).ToDictionary(kv => kv.Key, kv => kv.Value as string ?? "", StringComparer.Ordinal);
+            await external.EnableAsync(config, (string)a[2]!, (string)a[3]!, ct);
+            return null;
+        });
+        registry.Implement("pool.disable_external_auth", async (_, a, ct) =>
+        {
+            await database.GetArgumentAsync(XenClasses.Pool, (string)a[0]!, ct);
+            await external.DisableAsync(ct);
+            await sessions.EndDirectorySessionsAsync(ct);
+            return null;
+        });
+        registry.Implement("auth.get_subject_identifier", async (_, a, ct) =>
+            await AskAsync((d, s) => d.FindAsync(s, (string)a[0]!, ct), ct) ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved));
+        registry.Implement("auth.get_group_membership", async (_, a, ct) =>
+            (await AskAsync((d, s) => d.GroupsAsync(s, (string)a[0]!, ct), ct) ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved))
+                .Cast<object?>().ToList());
         registry.Implement("auth.get_subject_information_from_identifier", async (_, a, ct) =>
         {
             var identifier = (string)a[0]!;
-            var known = (await database.GetAllAsync(XenApi.Subject.ClassName, ct))
-                .FirstOrDefault(s => s.Get(XenApi.Subject.SubjectIdentifier) == identifier);
-            return known is not null ? known[XenApi.Subject.OtherConfig.Name] : throw await NoDirectoryAsync(ct);
+            if (await external.CurrentAsync(ct) is null)
+            {
+                var known = (await database.GetAllAsync(XenApi.Subject.ClassName, ct))
+                    .FirstOrDefault(s => s.Get(XenApi.Subject.SubjectIdentifier) == identifier);
+                return known is not null ? known[XenApi.Subject.OtherConfig.Name] : throw new XenApiException(ErrorCodes.AuthIsDisabled);
+            }
+
+            var information = await AskAsync((d, s) => d.InformationAsync(s, identifier, ct), ct) ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved);
+            return information.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
         });
     }
 
-    private async Task<XenApiException> NoDirectoryAsync(CancellationToken cancellationToken)
+    private async Task<T?> AskAsync<T>(Func<IExternalDirectory, DirectorySettings, Task<T?>> question, CancellationToken cancellationToken)
     {
-        var host = OpaqueRef.IsWellFormed(options.Value.HostRef)
-            ? await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken)
-            : null;
-        var type = host?.Get(XenApi.Host.ExternalAuthType) ?? "";
-        return type.Length == 0 ? new XenApiException(ErrorCodes.AuthIsDisabled) : new XenApiException(ErrorCodes.AuthUnknownType, type);
+        var (directory, settings) = await external.RequireAsync(cancellationToken);
+        try
+        {
+            return await question(directory, settings);
+        }
+        catch (DirectoryUnavailableException ex)
+        {
+            throw new XenApiException(ErrorCodes.AuthServiceError, ex.Message);
+        }
     }
 }

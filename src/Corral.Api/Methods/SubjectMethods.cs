@@ -7,13 +7,13 @@ namespace Corral.Api.Methods;
 
 /// <summary>
 /// <c>subject</c>: the users and groups of an external directory allowed to log in, kept in the pool database as xapi
-/// keeps them, with the roles they hold (which the dispatcher does not enforce yet). As in xapi: one subject per
-/// identifier (SUBJECT_ALREADY_EXISTS), a new subject holds no role, roles are the static ones (ROLE_NOT_FOUND,
-/// ROLE_ALREADY_EXISTS), and a pool whose <c>restrictions</c> say <c>restrict_rbac=true</c> cannot change them.
-/// Where xapi fills a new subject's <c>other_config</c> from the directory, Corral, which has no directory yet, keeps
-/// what the caller gives. The getters are the generic, database-backed ones.
+/// keeps them, with the roles they hold (which logins write into their sessions, and the dispatcher enforces). As in
+/// xapi: one subject per identifier (SUBJECT_ALREADY_EXISTS), a new subject holds no role, roles are the static ones
+/// (ROLE_NOT_FOUND, ROLE_ALREADY_EXISTS), a pool whose <c>restrictions</c> say <c>restrict_rbac=true</c> cannot change
+/// them, and a new subject's <c>other_config</c> is filled from the directory when there is one (one the directory does
+/// not know: SUBJECT_CANNOT_BE_RESOLVED). The getters are the generic, database-backed ones.
 /// </summary>
-public sealed class SubjectMethods(IPoolDatabase database, ILogger<SubjectMethods> logger) : IApiMethodProvider
+public sealed class SubjectMethods(IPoolDatabase database, Auth.ExternalAuth external, ILogger<SubjectMethods> logger) : IApiMethodProvider
 {
     private static readonly EventId SubjectChanged = new(1301, "SubjectChanged");
 
@@ -50,6 +50,27 @@ public sealed class SubjectMethods(IPoolDatabase database, ILogger<SubjectMethod
         if (identifier.Length == 0)
         {
             throw new XenApiException(ErrorCodes.InvalidValue, XenApi.Subject.SubjectIdentifier.Name, identifier);
+        }
+
+        if (await external.CurrentAsync(cancellationToken) is { } directory)
+        {
+            IReadOnlyDictionary<string, string>? information;
+            try
+            {
+                information = await directory.Directory.InformationAsync(directory.Settings, identifier, cancellationToken);
+            }
+            catch (Auth.DirectoryUnavailableException ex)
+            {
+                throw new XenApiException(ErrorCodes.AuthServiceError, ex.Message);
+            }
+
+            var merged = XenApi.Subject.OtherConfig.Read(otherConfig).ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
+            foreach (var (field, value) in information ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved))
+            {
+                merged[field] = value;
+            }
+
+            otherConfig = merged;
         }
 
         var existing = await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken);

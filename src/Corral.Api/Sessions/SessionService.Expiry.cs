@@ -66,6 +66,27 @@ public sealed partial class SessionService
         return ended + local.Count;
     }
 
+    /// <summary>
+    /// External authentication turned off: every session of the directory's users ends (every host sees that at its next
+    /// check, within 30 s); only the local superuser can log in from then on. Returns how many ended.
+    /// </summary>
+    public async Task<int> EndDirectorySessionsAsync(CancellationToken cancellationToken)
+    {
+        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
+        var ended = 0;
+        var directorySessions = all.Where(s => !s.Get(XenApi.Session.IsLocalSuperuser) && s.Get(XenApi.Session.AuthUserSid).Length > 0).ToList();
+        for (var round = 0; directorySessions.Count > 0 && round < 10; round++)
+        {
+            // A session touched meanwhile is read again and ended on the next round.
+            ended += await DeleteAsync(directorySessions, cancellationToken).ConfigureAwait(false);
+            var left = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
+            directorySessions = left.Where(s => !s.Get(XenApi.Session.IsLocalSuperuser) && s.Get(XenApi.Session.AuthUserSid).Length > 0).ToList();
+        }
+
+        logger.LogInformation(DirectorySessionsEnded, "External authentication off: ended {Count} sessions of the directory's users", ended);
+        return ended;
+    }
+
     /// <summary>Deletes sessions (one touched meanwhile stays) and forgets them here. Returns how many went.</summary>
     private async Task<int> DeleteAsync(IEnumerable<XenObject> sessions, CancellationToken cancellationToken)
     {

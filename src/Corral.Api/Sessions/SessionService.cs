@@ -11,7 +11,7 @@ namespace Corral.Api.Sessions;
 /// master change). A small cache keeps the per-call check off etcd.
 /// </summary>
 public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiOptions> options, Pool.MasterState master, LocalCredentials local,
-    LoginThrottle throttle, VerifiedPasswords verified, ILogger<SessionService> logger)
+    LoginThrottle throttle, VerifiedPasswords verified, Auth.ExternalAuth external, ILogger<SessionService> logger)
 {
     public const string RootUser = "root";
     public const string PoolSecretKey = PoolKeys.Auth + "pool-secret";
@@ -22,7 +22,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     private static readonly EventId SessionsExpired = new(1303, "SessionsExpired");
     private static readonly EventId SessionsEndedByPasswordChange = new(1304, "SessionsEndedByPasswordChange");
     private static readonly TimeSpan TouchEvery = TimeSpan.FromMinutes(1);
-    private readonly ConcurrentDictionary<string, (DateTime CheckedUtc, DateTime TouchedUtc)> _valid = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (DateTime CheckedUtc, DateTime TouchedUtc, SessionAccess Access)> _valid = new(StringComparer.Ordinal);
 
     // Sessions good on this host only, made without the pool database (emergency logins, host-to-host calls).
     private readonly LocalSessionTable _localSessions = new();
@@ -214,6 +214,11 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         }
 
         throttle.ThrowIfThrottled(user, source);
+        if (user != RootUser && await external.CurrentAsync(cancellationToken).ConfigureAwait(false) is { } directory)
+        {
+            return await DirectoryLoginAsync(directory.Directory, directory.Settings, user, password, originator, source, cancellationToken).ConfigureAwait(false);
+        }
+
         if (await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is not { } stored)
         {
             throttle.Failed(user, source, "session.login_with_password");
@@ -228,6 +233,12 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         }
 
         // As xapi records a local superuser's login: no subject, no SID, and no permission list (root may do anything).
+        return await CreateSessionAsync(user, user == RootUser, OpaqueRef.Null, "", [], originator, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<string> CreateSessionAsync(string user, bool superuser, string subjectRef, string sid, IReadOnlyList<string> permissions, string originator,
+        CancellationToken cancellationToken)
+    {
         var now = DateTime.UtcNow;
         var transaction = new PoolTransaction();
         var session = transaction.Create(XenClasses.SessionSchema);
@@ -236,16 +247,16 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         session.Set(XenApi.Session.Pool, false);
         session.Set(XenApi.Session.LastActive, now);
         session.Set(XenApi.Session.ValidationTime, now);
-        session.Set(XenApi.Session.IsLocalSuperuser, user == RootUser);
-        session.Set(XenApi.Session.Subject, OpaqueRef.Null);
-        session.Set(XenApi.Session.AuthUserSid, "");
+        session.Set(XenApi.Session.IsLocalSuperuser, superuser);
+        session.Set(XenApi.Session.Subject, subjectRef);
+        session.Set(XenApi.Session.AuthUserSid, sid);
         session.Set(XenApi.Session.AuthUserName, user);
-        session.Set(XenApi.Session.RbacPermissions, []);
+        session.Set(XenApi.Session.RbacPermissions, permissions);
         session.Set(XenApi.Session.Parent, OpaqueRef.Null);
         session.Set(XenApi.Session.Originator, originator);
         session.Set(XenApi.Session.ClientCertificate, false);
         await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
-        _valid[session.Ref] = (now, now);
+        _valid[session.Ref] = (now, now, SessionAccess.Of(session));
         return session.Ref;
     }
 
@@ -324,8 +335,9 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
             ? subject.Get(XenApi.Subject.SubjectIdentifier)
             : "";
 
+    /// <summary>Checks that the session is valid (and keeps it alive); what it may call.</summary>
     /// <exception cref="XenApiException">SESSION_INVALID.</exception>
-    public async Task ValidateAsync(string sessionRef, CancellationToken cancellationToken)
+    public async Task<SessionAccess> ValidateAsync(string sessionRef, CancellationToken cancellationToken)
     {
         var now = DateTime.UtcNow;
         if (_localSessions.Contains(sessionRef))
@@ -335,12 +347,12 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
                 throw new XenApiException(ErrorCodes.SessionInvalid, sessionRef);
             }
 
-            return;
+            return SessionAccess.Full;
         }
 
         if (_valid.TryGetValue(sessionRef, out var seen) && now - seen.CheckedUtc < CacheFor)
         {
-            return;
+            return seen.Access;
         }
 
         XenObject? session = null;
@@ -374,7 +386,9 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
             }
         }
 
-        _valid[sessionRef] = (now, touched);
+        var access = SessionAccess.Of(session);
+        _valid[sessionRef] = (now, touched, access);
+        return access;
     }
 
     public async Task<string> GetUserAsync(string sessionRef, CancellationToken cancellationToken)

@@ -39,7 +39,19 @@ public static class AccessCommands
             c.Printer.Line(await c.CallForStringAsync("secret.get_uuid", ct, secret));
         }));
         r.Add(new("secret-destroy", ["uuid"], [], "Destroy a secret", CommandFlags.None, (c, ct) => StorageCommands.OnUuidAsync(c, "secret", "secret.destroy", ct)));
+        r.Add(new("pool-enable-external-auth", ["auth-type", "service-name"], ["uuid", "config:"],
+            "Enables external authentication in all the hosts in a pool. Note that some values of auth-type will require particular config: values.",
+            CommandFlags.None, async (c, ct) => await c.CallAsync("pool.enable_external_auth", ct, await PoolAsync(c, ct), c.Params.MapOf("config"),
+                c.Params.Required("service-name"), c.Params.Required("auth-type"))));
+        r.Add(new("pool-disable-external-auth", [], ["uuid", "config:"], "Disables external authentication in all the hosts in a pool", CommandFlags.None,
+            async (c, ct) => await c.CallAsync("pool.disable_external_auth", ct, await PoolAsync(c, ct), c.Params.MapOf("config"))));
     }
+
+    /// <summary>The pool named by <c>uuid</c>, else the pool (there is one), as xe's get_pool_with_default.</summary>
+    private static async Task<string> PoolAsync(CommandContext c, CancellationToken ct) =>
+        c.Params.Get("uuid") is { } uuid
+            ? await c.CallForStringAsync("pool.get_by_uuid", ct, uuid)
+            : XenValue.AsStrings(await c.CallAsync("pool.get_all", ct))[0];
 
     /// <summary>
     /// xe's subject-add: the name resolved to an identifier by the pool's directory (<c>auth.get_subject_identifier</c>),

@@ -18,6 +18,7 @@ namespace Corral.WebConsole.Consoles;
 internal static class ConsoleEndpoint
 {
     private const int SerialTailBytes = 8 * 1024;
+    private const string ConsolePermission = "http/connect_console_ws";
 
     public static async Task HandleAsync(HttpContext context)
     {
@@ -36,13 +37,21 @@ internal static class ConsoleEndpoint
             return;
         }
 
+        SessionAccess access;
         try
         {
-            await services.GetRequiredService<SessionService>().ValidateAsync(context.Request.Query["session_id"].ToString(), ct).ConfigureAwait(false);
+            access = await services.GetRequiredService<SessionService>().ValidateAsync(context.Request.Query["session_id"].ToString(), ct).ConfigureAwait(false);
         }
         catch (XenApiException ex)
         {
             await RefuseAsync(context, StatusCodes.Status401Unauthorized, string.Join(' ', ex.ErrorDescription)).ConfigureAwait(false);
+            return;
+        }
+
+        // xapi's permission for a console over a websocket: vm-operator and up; a read-only user sees no screen.
+        if (!access.Allows(ConsolePermission))
+        {
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, $"{ErrorCodes.RbacPermissionDenied} {ConsolePermission}").ConfigureAwait(false);
             return;
         }
 

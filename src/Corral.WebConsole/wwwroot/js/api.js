@@ -100,6 +100,8 @@ export class PoolConnection extends EventTarget {
     this.apiBase = window.location.origin;
     this.session = null;
     this.user = null;
+    /** What the session may call: null for everything (the local superuser), else its rbac_permissions. */
+    this.permissions = null;
     this.generation = 0;
     /** Set by the app: the host addresses the pool knows (host records' "address"). */
     this.hostAddresses = () => [];
@@ -131,9 +133,26 @@ export class PoolConnection extends EventTarget {
     this.user = user;
     this.#password = password;
     this.#knownAddresses = new Set([addressOfBase(base)]);
+    this.permissions = await this.#permissionsOf(base, session);
     this.generation += 1;
     this.#startHeartbeat();
     return session;
+  }
+
+  /**
+   * Whether the session may make the call, as XenCenter hides what a role may not do: xapi's permission for a call is
+   * its message's name in lower case (Async.VM.start needs vm.start); HTTP handlers' are named "http/...". The pool
+   * checks every call anyway: this only keeps the page from offering what would be refused.
+   */
+  may(method) {
+    if (this.permissions === null) return true;
+    const name = method.replace(/^Async\./, "").toLowerCase();
+    return this.permissions.has(name) || this.permissions.has("pool-admin");
+  }
+
+  async #permissionsOf(base, session) {
+    if (await rpc(base, "session.get_is_local_superuser", [session, session])) return null;
+    return new Set(await rpc(base, "session.get_rbac_permissions", [session, session]));
   }
 
   async logout() {

@@ -194,10 +194,10 @@ ui.toolbar.addEventListener("keydown", (event) => {
 function renderToolbar(selection) {
   const isVm = selection.cls === "vm";
   for (const { button, action } of toolbarButtons.values()) {
-    button.hidden = !isVm;
+    button.hidden = !isVm || !connection.may(action.method);
     button.disabled = !isVm || !vmActionEnabled(action, selection.record);
   }
-  migrateButton.hidden = !isVm;
+  migrateButton.hidden = !isVm || !connection.may("VM.pool_migrate");
   migrateButton.disabled = !isVm || selection.record.power_state !== "Running" || cache.all("host").length < 2;
   moreButton.hidden = menuItemsFor(tree.node(selection.key)).length === 0;
   ui.toolbar.setAttribute("aria-label", isVm ? `Actions for ${selection.record.name_label}` : "Actions");
@@ -206,28 +206,35 @@ function renderToolbar(selection) {
 // ---- Context menus ----
 
 function menuItemsFor(node) {
+  const items = allMenuItemsFor(node).filter((item) => item === null || connection.may(item.method));
+  // No separator first, last or twice in a row once items are left out.
+  return items.filter((item, i) => item !== null || (i > 0 && i < items.length - 1 && items[i - 1] !== null));
+}
+
+/** Each node's menu; every item names the call it makes, so that a role that may not make it does not see it. */
+function allMenuItemsFor(node) {
   if (!node) return [];
   const record = cache.get(node.cls, node.ref);
   if (!record) return [];
   if (node.cls === "vm") {
     return [
-      ...VM_ACTIONS.map((action) => ({ label: action.label, disabled: !vmActionEnabled(action, record), action: () => actions.vmAction(action, record) })),
+      ...VM_ACTIONS.map((action) => ({ label: action.label, method: action.method, disabled: !vmActionEnabled(action, record), action: () => actions.vmAction(action, record) })),
       null,
-      { label: "Migrate to…", disabled: record.power_state !== "Running", action: () => migrateDialog(dialogContext, record) },
+      { label: "Migrate to…", method: "VM.pool_migrate", disabled: record.power_state !== "Running", action: () => migrateDialog(dialogContext, record) },
     ];
   }
   if (node.cls === "host") {
     const live = isHostLive(cache, record);
     return [
       inMaintenanceMode(record)
-        ? { label: "Exit Maintenance Mode", disabled: !live, action: () => exitMaintenanceMode(dialogContext, record, showOffer) }
-        : { label: "Enter Maintenance Mode", disabled: !live, action: () => enterMaintenanceModeDialog(dialogContext, record) },
+        ? { label: "Exit Maintenance Mode", method: "host.enable", disabled: !live, action: () => exitMaintenanceMode(dialogContext, record, showOffer) }
+        : { label: "Enter Maintenance Mode", method: "host.evacuate", disabled: !live, action: () => enterMaintenanceModeDialog(dialogContext, record) },
       null,
-      { label: "New VM…", action: () => openNewVm(record.opaque_ref) },
+      { label: "New VM…", method: "VM.copy", action: () => openNewVm(record.opaque_ref) },
     ];
   }
   if (node.cls === "pool") {
-    return [{ label: "New VM…", action: () => openNewVm() }];
+    return [{ label: "New VM…", method: "VM.copy", action: () => openNewVm() }];
   }
   return [];
 }
@@ -312,6 +319,7 @@ ui.loginForm.addEventListener("submit", async (event) => {
   ui.loginPassword.value = "";
   ui.loginView.hidden = true;
   ui.appView.hidden = false;
+  ui.newVmButton.hidden = !connection.may("VM.copy");
   // On a phone the tree comes first, above the tabs; its button folds it away.
   setTreeExpanded(true);
   showBanner(`Connected to ${connection.address}`, "ok");

@@ -244,7 +244,9 @@ export function consoleView() {
       const next = [vm.opaque_ref, running, hostDead, serial?.location, graphical?.location, ctx.connection.session].join("|");
       if (next === signature) return;
       signature = next;
-      if (!running) {
+      if (!ctx.connection.may("http/connect_console_ws")) {
+        message(`Your role does not include ${vm.name_label}'s console (VM operators and above have it).`);
+      } else if (!running) {
         message(`${vm.name_label} is not running: start it to see its console.`);
       } else if (hostDead) {
         message(`${vm.name_label}'s host ${host.name_label} is not responding (host dead): its console is out of reach.`);

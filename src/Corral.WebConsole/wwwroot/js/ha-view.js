@@ -29,10 +29,12 @@ export function haView() {
   const heartbeatSrs = (cache) => cache.all("SR").filter((sr) => sr.shared && !isIsoSr(sr) && !isTemplateLibrary(sr)).sort(byName);
 
   function build(pool) {
-    const { cache, actions } = context;
+    const { cache, actions, connection } = context;
+    // What the role may not change is shown, not offered (the pool would refuse it).
+    const may = (method) => connection.may(method);
     rowControls = new Map();
     const computeOutput = h("p", { class: "compute-output", attrs: { "aria-live": "polite" } });
-    const computeButton = h("button", { type: "button", text: "Compute maximum failures to tolerate" });
+    const computeButton = h("button", { type: "button", text: "Compute maximum failures to tolerate", hidden: !may("pool.ha_compute_max_host_failures_to_tolerate") });
     computeButton.addEventListener("click", async () => {
       computeOutput.textContent = "Computing…";
       try {
@@ -47,7 +49,7 @@ export function haView() {
     if (!pool.ha_enabled) {
       const srs = heartbeatSrs(cache);
       const srSelect = h("select", {}, srs.map((sr) => h("option", { value: sr.opaque_ref, text: sr.name_label })));
-      const enableButton = h("button", { type: "button", class: "primary", text: "Enable HA", disabled: srs.length === 0 });
+      const enableButton = h("button", { type: "button", class: "primary", text: "Enable HA", disabled: srs.length === 0, hidden: !may("pool.enable_ha") });
       enableButton.addEventListener("click", () => {
         actions.runTask("Enabling HA", "Async.pool.enable_ha", [srSelect.value], {}).catch(() => {});
       });
@@ -55,7 +57,7 @@ export function haView() {
         srs.length === 0 ? h("p", { class: "hint", text: "HA needs a shared storage repository for its heartbeat." }) : null);
     } else {
       failuresInput = h("input", { type: "number", min: 0, step: 1, value: String(pool.ha_host_failures_to_tolerate ?? 0) });
-      const setButton = h("button", { type: "button", text: "Set failures to tolerate" });
+      const setButton = h("button", { type: "button", text: "Set failures to tolerate", hidden: !may("pool.set_ha_host_failures_to_tolerate") });
       setButton.addEventListener("click", () => {
         const value = Number.parseInt(failuresInput.value, 10);
         if (Number.isNaN(value) || value < 0) {
@@ -66,7 +68,7 @@ export function haView() {
           failuresInput.value = String(thePool(cache)?.ha_host_failures_to_tolerate ?? 0);
         });
       });
-      const disableButton = h("button", { type: "button", text: "Disable HA" });
+      const disableButton = h("button", { type: "button", text: "Disable HA", hidden: !may("pool.disable_ha") });
       disableButton.addEventListener("click", () => {
         actions.runTask("Disabling HA", "Async.pool.disable_ha").catch(() => {});
       });
@@ -75,10 +77,10 @@ export function haView() {
 
     statusBox = h("div", { class: "ha-status" });
     const vmRows = realVms(cache).map((vm) => {
-      const priority = h("select", { attrs: { "aria-label": `Restart priority of ${vm.name_label}` } },
+      const priority = h("select", { disabled: !may("VM.set_ha_restart_priority"), attrs: { "aria-label": `Restart priority of ${vm.name_label}` } },
         PRIORITIES.map(([value, text]) => h("option", { value, text })));
-      const order = h("input", { type: "number", min: 0, step: 1, attrs: { "aria-label": `Start order of ${vm.name_label}` } });
-      const delay = h("input", { type: "number", min: 0, step: 1, attrs: { "aria-label": `Start delay of ${vm.name_label} in seconds` } });
+      const order = h("input", { type: "number", min: 0, step: 1, disabled: !may("VM.set_order"), attrs: { "aria-label": `Start order of ${vm.name_label}` } });
+      const delay = h("input", { type: "number", min: 0, step: 1, disabled: !may("VM.set_start_delay"), attrs: { "aria-label": `Start delay of ${vm.name_label} in seconds` } });
       const ref = vm.opaque_ref;
       priority.addEventListener("change", () => {
         actions.call(`Setting the restart priority of ${vm.name_label}`, "VM.set_ha_restart_priority", ref, priority.value)

@@ -1,0 +1,63 @@
+using Corral.Api.Auth;
+using Corral.Model;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.Api.Sessions;
+
+/// <summary>Logins of the external directory's users, as xapi's <c>session.login_with_password</c> makes them.</summary>
+public sealed partial class SessionService
+{
+    private static readonly EventId DirectoryLogin = new(1308, "DirectoryLogin");
+    private static readonly EventId DirectoryLoginRefused = new(1309, "DirectoryLoginRefused");
+    private static readonly EventId DirectorySessionsEnded = new(1314, "DirectorySessionsEnded");
+
+    /// <summary>
+    /// The directory checks the password; the user may log in if it, or a group it is in (nested included), is one of the
+    /// pool's subjects (else SESSION_AUTHORIZATION_FAILED), and gets the permissions of those subjects' roles, written in
+    /// the session at login as xapi writes them (none: RBAC_PERMISSION_DENIED). Role changes apply at the next login.
+    /// </summary>
+    private async Task<string> DirectoryLoginAsync(IExternalDirectory directory, DirectorySettings settings, string user, string password, string originator,
+        string source, CancellationToken cancellationToken)
+    {
+        DirectoryUser? found;
+        try
+        {
+            found = await directory.AuthenticateAsync(settings, user, password, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DirectoryUnavailableException ex)
+        {
+            throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, ex.Message);
+        }
+
+        if (found is null)
+        {
+            throttle.Failed(user, source, "session.login_with_password");
+            throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
+        }
+
+        throttle.Succeeded(user, source);
+        var identities = new HashSet<string>(found.Groups.Prepend(found.Identifier), StringComparer.OrdinalIgnoreCase);
+        var subjects = (await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken).ConfigureAwait(false))
+            .Where(s => identities.Contains(s.Get(XenApi.Subject.SubjectIdentifier)))
+            .OrderBy(s => s.Get(XenApi.Subject.SubjectIdentifier).Equals(found.Identifier, StringComparison.OrdinalIgnoreCase) ? 0 : 1)
+            .ToList();
+        if (subjects.Count == 0)
+        {
+            var message = $"Subject {user} (identifier {found.Identifier}, from {source}) has no access rights in this pool";
+            logger.LogInformation(DirectoryLoginRefused, "{Message}", message);
+            throw new XenApiException(ErrorCodes.SessionAuthorizationFailed, user, message);
+        }
+
+        var permissions = RoleTable.SessionPermissions(subjects.SelectMany(s => s.Get(XenApi.Subject.Roles)));
+        if (permissions.Count == 0)
+        {
+            var message = $"Subject {user} (identifier {found.Identifier}) has no roles in this pool";
+            logger.LogInformation(DirectoryLoginRefused, "{Message}", message);
+            throw new XenApiException(ErrorCodes.RbacPermissionDenied, user, message);
+        }
+
+        logger.LogInformation(DirectoryLogin, "{User} ({Identifier}) logged in from {Source} as {Roles}", user, found.Identifier, source,
+            string.Join(", ", permissions.Where(p => RoleTable.FindByNameLabel(p) is { IsPermission: false })));
+        return await CreateSessionAsync(user, false, subjects[0].Ref, found.Identifier, permissions, originator, cancellationToken).ConfigureAwait(false);
+    }
+}

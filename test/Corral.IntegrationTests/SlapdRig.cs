@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>
+/// A real OpenLDAP directory (Debian's slapd) of its own on a loopback port, its users and groups loaded with slapadd:
+/// people under <c>ou=people</c> (inetOrgPerson and posixAccount, passwords hashed by slappasswd), groups
+/// (groupOfNames) under <c>ou=groups</c>, whose members may be people or other groups. Stopped by its pid.
+/// </summary>
+public sealed class SlapdRig : IAsyncDisposable
+{
+    public const string BaseDn = "dc=corral,dc=test";
+
+    private readonly string _directory;
+
+    private SlapdRig(string directory, int port)
+    {
+        _directory = directory;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public string Uri => $"ldap://127.0.0.1:{Port}";
+
+    public static string UserDn(string uid) => $"uid={uid},ou=people,{BaseDn}";
+
+    public static string GroupDn(string cn) => $"cn={cn},ou=groups,{BaseDn}";
+
+    /// <param name="users">Each user's login name and password.</param>
+    /// <param name="groups">Each group's name and its members' DNs.</param>
+    public static async Task<SlapdRig> StartAsync(IReadOnlyList<(string Uid, string Password)> users, IReadOnlyList<(string Cn, string[] Members)> groups)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "corral-slapd-test-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(Path.Combine(directory, "data"));
+        var rig = new SlapdRig(directory, FreePort());
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(directory, "slapd.conf"), $"""
+                include /etc/ldap/schema/core.schema
+                include /etc/ldap/schema/cosine.schema
+                include /etc/ldap/schema/nis.schema
+                include /etc/ldap/schema/inetorgperson.schema
+                pidfile {directory}/slapd.pid
+                modulepath /usr/lib/ldap
+                moduleload back_mdb
+                database mdb
+                maxsize 16777216
+                suffix "{BaseDn}"
+                rootdn "cn=admin,{BaseDn}"
+                rootpw {await RunAsync("slappasswd", "-s", "admin-pw")}
+                directory {directory}/data
+                access to attrs=userPassword by self write by anonymous auth by * none
+                access to * by * read
+
+                """);
+            var ldif = new StringBuilder($"dn: {BaseDn}\nobjectClass: dcObject\nobjectClass: organization\no: Corral test\ndc: corral\n\n");
+            ldif.Append($"dn: ou=people,{BaseDn}\nobjectClass: organizationalUnit\nou: people\n\n");
+            ldif.Append($"dn: ou=groups,{BaseDn}\nobjectClass: organizationalUnit\nou: groups\n\n");
+            var number = 2000;
+            foreach (var (uid, password) in users)
+            {
+                number++;
+                ldif.Append($"dn: {UserDn(uid)}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: {uid}\ncn: {uid} Tester\nsn: Tester\n");
+                ldif.Append($"displayName: {uid} Tester\nuidNumber: {number}\ngidNumber: {number}\nhomeDirectory: /home/{uid}\n");
+                ldif.Append($"userPassword: {await RunAsync("slappasswd", "-s", password)}\n\n");
+            }
+
+            foreach (var (cn, members) in groups)
+            {
+                ldif.Append($"dn: {GroupDn(cn)}\nobjectClass: groupOfNames\ncn: {cn}\n");
+                ldif.Append(string.Concat(members.Select(m => $"member: {m}\n"))).Append('\n');
+            }
+
+            var ldifPath = Path.Combine(directory, "data.ldif");
+            await File.WriteAllTextAsync(ldifPath, ldif.ToString());
+            await RunAsync("slapadd", "-f", Path.Combine(directory, "slapd.conf"), "-l", ldifPath);
+            await RunAsync("slapd", "-f", Path.Combine(directory, "slapd.conf"), "-h", rig.Uri + "/");
+            await rig.WaitListeningAsync();
+            return rig;
+        }
+        catch
+        {
+            await rig.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private async Task WaitListeningAsync()
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, Port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        throw new InvalidOperationException($"slapd did not listen on {Uri}");
+    }
+
+    private static async Task<string> RunAsync(string program, params string[] arguments)
+    {
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{program} failed ({process.ExitCode}): {await error}");
+        }
+
+        return (await output).Trim();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var pidFile = Path.Combine(_directory, "slapd.pid");
+        if (File.Exists(pidFile) && int.TryParse((await File.ReadAllTextAsync(pidFile)).Trim(), out var pid))
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                process.Kill();
+                await process.WaitForExitAsync();
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+}
