@@ -131,6 +131,7 @@ do
     builder.Services.Configure<RetentionOptions>(builder.Configuration.GetSection("Corral:Api:Retention"));
     builder.Services.Configure<Corral.Api.Http.ClientLimitOptions>(builder.Configuration.GetSection("Corral:Api:ClientLimits"));
     builder.Services.Configure<Corral.Api.Messages.MessageOptions>(builder.Configuration.GetSection("Corral:Api:Messages"));
+    builder.Services.Configure<Corral.Api.Audit.AuditOptions>(builder.Configuration.GetSection("Corral:Api:Audit"));
     builder.Services.AddXenApiHttps(https, certificate);
     builder.Services.AddLdapDirectory();
     if (runner is not null)
@@ -201,6 +202,7 @@ do
         app.UseWebConsole();
         app.MapXenApi();
         app.MapRrdUpdates();
+        app.MapAuditLog();
         await app.RunAsync();
         ended = lifecycle.TakeStop();
     }

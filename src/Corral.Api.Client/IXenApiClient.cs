@@ -10,6 +10,13 @@ namespace Corral.Api.Client;
 public interface IXenApiClient
 {
     Task<object?> CallAsync(string method, IReadOnlyList<object?> parameters, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A GET of one of the server's HTTP handlers (<c>/audit_log?session_id=...</c>), its body copied to
+    /// <paramref name="destination"/>, over the same connection settings as the calls. Clients without HTTP refuse.
+    /// </summary>
+    Task GetAsync(string pathAndQuery, Stream destination, CancellationToken cancellationToken) =>
+        throw new XenApiTransportException($"this client cannot fetch {pathAndQuery.Split('?')[0]}");
 }
 
 /// <summary>The server could not be reached or did not answer as a XenAPI server. The message is xe's wording.</summary>

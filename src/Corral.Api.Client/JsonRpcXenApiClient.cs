@@ -47,6 +47,26 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
         return new UriBuilder(secure ? Uri.UriSchemeHttps : Uri.UriSchemeHttp, host, port, "/jsonrpc").Uri;
     }
 
+    public async Task GetAsync(string pathAndQuery, Stream destination, CancellationToken cancellationToken)
+    {
+        var uri = new Uri(Endpoint, pathAndQuery);
+        try
+        {
+            using var response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+                throw new XenApiTransportException($"{uri.AbsolutePath}: HTTP {(int)response.StatusCode} {text.Trim()}");
+            }
+
+            await response.Content.CopyToAsync(destination, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new XenApiTransportException(DescribeTransportFailure(ex, Endpoint), ex) { Server = Endpoint.Host.Trim('[', ']') };
+        }
+    }
+
     public async Task<object?> CallAsync(string method, IReadOnlyList<object?> parameters, CancellationToken cancellationToken)
     {
         var body = EncodeRequest(method, parameters, Interlocked.Increment(ref _id));

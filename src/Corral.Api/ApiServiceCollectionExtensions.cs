@@ -44,6 +44,10 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<LoginThrottle>();
         services.AddSingleton<VerifiedPasswords>();
         services.AddSingleton<Auth.ExternalAuth>();
+        services.AddOptions<Audit.AuditOptions>().ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<Audit.AuditOptions>, ProblemsValidation<Audit.AuditOptions>>();
+        services.AddSingleton<Audit.AuditLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<Audit.AuditLog>());
         services.AddSingleton<SessionService>();
         services.AddSingleton<TaskService>();
         services.AddSingleton<EventHub>();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Corral.Api.Audit;
 using Corral.Api.Sessions;
 using Corral.Api.Tasks;
 using Corral.Model;
@@ -19,11 +20,13 @@ public sealed class ApiDispatcher
     private readonly TaskService _tasks;
     private readonly ILogger<ApiDispatcher> _logger;
     private readonly Corral.PoolDatabase.IPoolDatabase _database;
+    private readonly AuditLog _audit;
 
     public ApiDispatcher(IEnumerable<IApiMethodProvider> providers, SessionService sessions, TaskService tasks, Corral.PoolDatabase.IPoolDatabase database,
-        ILogger<ApiDispatcher> logger)
+        AuditLog audit, ILogger<ApiDispatcher> logger)
     {
         _database = database;
+        _audit = audit;
         _registry = new ApiRegistry();
         foreach (var provider in providers)
         {
@@ -79,7 +82,7 @@ public sealed class ApiDispatcher
         var offset = method.RequiresSession ? 1 : 0;
         CheckArgumentCount(method, methodName, arguments.Count - offset);
         var sessionRef = "";
-        var access = SessionAccess.Full;
+        SessionAccess? access = null;
         if (method.RequiresSession)
         {
             sessionRef = arguments[0] as string ?? throw new XenApiException(ErrorCodes.SessionInvalid, arguments[0]?.ToString() ?? "");
@@ -92,21 +95,87 @@ public sealed class ApiDispatcher
         }
 
         var handler = method.Handler ?? throw new XenApiException(ErrorCodes.NotImplemented, method.Name);
-        if (!access.Unrestricted)
+        var raw = arguments.Skip(offset).ToList();
+        var audit = AuditLine.Audits(method.Name) && (method.RequiresSession || IsLogin(method.Name))
+            ? new AuditedCall(sessionRef, access, method, raw, await _audit.DescribeAsync(method, raw, cancellationToken).ConfigureAwait(false))
+            : null;
+        if (access is { Unrestricted: false })
         {
-            Authorize(access, method, arguments.Skip(offset).ToList(), remoteAddress);
+            try
+            {
+                Authorize(access, method, raw, remoteAddress);
+            }
+            catch (XenApiException ex) when (audit is not null)
+            {
+                await RecordAsync(audit, allowed: false, ex, null, cancellationToken).ConfigureAwait(false);
+                throw;
+            }
         }
 
         var typed = Arguments(method, arguments, offset);
         var context = new CallContext(sessionRef, remoteAddress, methodName);
         if (!isAsync)
         {
-            return await handler(context, typed, cancellationToken).ConfigureAwait(false);
+            return await RunAsync(audit, ct => handler(context, typed, ct), cancellationToken).ConfigureAwait(false);
         }
 
         var taskRef = await _tasks.CreateAsync(methodName, "", cancellationToken).ConfigureAwait(false);
-        _ = Task.Run(() => _tasks.RunAsync(taskRef, ct => handler(context with { TaskRef = taskRef }, typed, ct)), CancellationToken.None);
+        _ = Task.Run(() => _tasks.RunAsync(taskRef, ct => RunAsync(audit, c => handler(context with { TaskRef = taskRef }, typed, c), ct)), CancellationToken.None);
         return taskRef;
+    }
+
+    private static bool IsLogin(string method) => method is "session.login_with_password" or "session.slave_local_login_with_password";
+
+    /// <summary>A call the audit log records: who made it, and its arguments as they were before it ran.</summary>
+    private sealed record AuditedCall(string SessionRef, SessionAccess? Access, ApiMethod Method, IReadOnlyList<object?> Raw, IReadOnlyList<AuditArgument> Arguments);
+
+    /// <summary>Runs the call, and records its outcome when it is audited (a login's under the session it made).</summary>
+    private async Task<object?> RunAsync(AuditedCall? audit, Func<CancellationToken, Task<object?>> run, CancellationToken cancellationToken)
+    {
+        if (audit is null)
+        {
+            return await run(cancellationToken).ConfigureAwait(false);
+        }
+
+        object? result;
+        try
+        {
+            result = await run(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            await RecordAsync(audit, allowed: true, ex, null, cancellationToken).ConfigureAwait(false);
+            throw;
+        }
+
+        await RecordAsync(audit, allowed: true, null, result, cancellationToken).ConfigureAwait(false);
+        return result;
+    }
+
+    private async Task RecordAsync(AuditedCall audit, bool allowed, Exception? error, object? result, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var (session, who) = (audit.SessionRef, audit.Access);
+            if (IsLogin(audit.Method.Name) && result is string made)
+            {
+                (session, who) = (made, await _sessions.ValidateAsync(made, cancellationToken).ConfigureAwait(false));
+            }
+
+            var outcome = error switch
+            {
+                null => "OK",
+                XenApiException { ErrorDescription.Count: > 0 } xen => "ERROR:" + xen.ErrorDescription[0],
+                _ => "ERROR:" + ErrorCodes.InternalError,
+            };
+            var user = audit.Raw.Count > 0 && IsLogin(audit.Method.Name) ? audit.Raw[0] as string ?? "" : "";
+            await _audit.RecordAsync(session, who, user, allowed, outcome, audit.Method.Name, audit.Arguments, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The call's own outcome stands; the audit says in the agent's log that it could not record it.
+            _logger.LogWarning(ex, "Could not record {Method} in the audit log", audit.Method.Name);
+        }
     }
 
     /// <summary>

@@ -347,7 +347,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
                 throw new XenApiException(ErrorCodes.SessionInvalid, sessionRef);
             }
 
-            return SessionAccess.Full;
+            return SessionAccess.Local;
         }
 
         if (_valid.TryGetValue(sessionRef, out var seen) && now - seen.CheckedUtc < CacheFor)

@@ -43,8 +43,23 @@ public static class AccessCommands
             "Enables external authentication in all the hosts in a pool. Note that some values of auth-type will require particular config: values.",
             CommandFlags.None, async (c, ct) => await c.CallAsync("pool.enable_external_auth", ct, await PoolAsync(c, ct), c.Params.MapOf("config"),
                 c.Params.Required("service-name"), c.Params.Required("auth-type"))));
+        r.Add(new("audit-log-get", ["filename"], ["since"], "Write the audit log of the pool to <filename>", CommandFlags.None, AuditLogGetAsync));
         r.Add(new("pool-disable-external-auth", [], ["uuid", "config:"], "Disables external authentication in all the hosts in a pool", CommandFlags.None,
             async (c, ct) => await c.CallAsync("pool.disable_external_auth", ct, await PoolAsync(c, ct), c.Params.MapOf("config"))));
+    }
+
+    /// <summary>
+    /// xe's audit-log-get: the host's <c>/audit_log</c> (the pool master's, where the pool's calls go), from
+    /// <c>since</c> on (cut to 255 characters, as xe does), written to the file.
+    /// </summary>
+    private static async Task AuditLogGetAsync(CommandContext c, CancellationToken ct)
+    {
+        var since = c.Params.Get("since") ?? "";
+        since = since.Length > 255 ? since[..255] : since;
+        var query = $"/audit_log?session_id={Uri.EscapeDataString(c.Session.Reference)}" + (since.Length > 0 ? $"&since={Uri.EscapeDataString(since)}" : "");
+        var path = c.Params.Required("filename");
+        await using var file = new FileStream(path, FileMode.Create, FileAccess.Write);
+        await c.Session.Client.GetAsync(query, file, ct);
     }
 
     /// <summary>The pool named by <c>uuid</c>, else the pool (there is one), as xe's get_pool_with_default.</summary>
