@@ -45,6 +45,23 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
     public async Task<(IExternalDirectory Directory, DirectorySettings Settings)> RequireAsync(CancellationToken cancellationToken) =>
         await CurrentAsync(cancellationToken).ConfigureAwait(false) ?? throw new XenApiException(ErrorCodes.AuthIsDisabled);
 
+    /// <summary>
+    /// Asks the directory <paramref name="current"/> names; one that cannot be asked is AUTH_SERVICE_ERROR, as xapi
+    /// reports a directory it could not query.
+    /// </summary>
+    public static async Task<T?> AskAsync<T>((IExternalDirectory Directory, DirectorySettings Settings) current,
+        Func<IExternalDirectory, DirectorySettings, Task<T?>> question)
+    {
+        try
+        {
+            return await question(current.Directory, current.Settings).ConfigureAwait(false);
+        }
+        catch (DirectoryUnavailableException ex)
+        {
+            throw new XenApiException(ErrorCodes.AuthServiceError, ex.Message);
+        }
+    }
+
     private IExternalDirectory? Find(string type) => directories.FirstOrDefault(d => string.Equals(d.AuthType, type, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>

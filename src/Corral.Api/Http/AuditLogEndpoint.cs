@@ -24,7 +24,7 @@ public static class AuditLogEndpoint
     {
         var ct = context.RequestAborted;
         var request = context.Request;
-        var session = request.Query.TryGetValue("session_id", out var q) && q.ToString().Length > 0 ? q.ToString() : request.Cookies["session_id"] ?? "";
+        var session = HttpSessionId.Of(request) ?? "";
         SessionAccess access;
         try
         {

@@ -54,7 +54,7 @@ public static class RrdUpdatesEndpoint
     private static async Task<bool> AuthenticatedAsync(HttpContext context, CancellationToken cancellationToken)
     {
         var request = context.Request;
-        var session = request.Query.TryGetValue("session_id", out var q) && q.ToString().Length > 0 ? q.ToString() : request.Cookies["session_id"];
+        var session = HttpSessionId.Of(request);
         if (!string.IsNullOrEmpty(session))
         {
             try

@@ -32,35 +32,24 @@ public sealed class AuthMethods(IPoolDatabase database, ExternalAuth external, S
             return null;
         });
         registry.Implement("auth.get_subject_identifier", async (_, a, ct) =>
-            await AskAsync((d, s) => d.FindAsync(s, (string)a[0]!, ct), ct) ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved));
+            await ExternalAuth.AskAsync(await external.RequireAsync(ct), (d, s) => d.FindAsync(s, (string)a[0]!, ct))
+            ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved));
         registry.Implement("auth.get_group_membership", async (_, a, ct) =>
-            (await AskAsync((d, s) => d.GroupsAsync(s, (string)a[0]!, ct), ct) ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved))
-                .Cast<object?>().ToList());
+            (await ExternalAuth.AskAsync(await external.RequireAsync(ct), (d, s) => d.GroupsAsync(s, (string)a[0]!, ct))
+                ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved)).Cast<object?>().ToList());
         registry.Implement("auth.get_subject_information_from_identifier", async (_, a, ct) =>
         {
             var identifier = (string)a[0]!;
-            if (await external.CurrentAsync(ct) is null)
+            if (await external.CurrentAsync(ct) is not { } current)
             {
                 var known = (await database.GetAllAsync(XenApi.Subject.ClassName, ct))
                     .FirstOrDefault(s => s.Get(XenApi.Subject.SubjectIdentifier) == identifier);
                 return known is not null ? known[XenApi.Subject.OtherConfig.Name] : throw new XenApiException(ErrorCodes.AuthIsDisabled);
             }
 
-            var information = await AskAsync((d, s) => d.InformationAsync(s, identifier, ct), ct) ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved);
+            var information = await ExternalAuth.AskAsync(current, (d, s) => d.InformationAsync(s, identifier, ct))
+                ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved);
             return information.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
         });
-    }
-
-    private async Task<T?> AskAsync<T>(Func<IExternalDirectory, DirectorySettings, Task<T?>> question, CancellationToken cancellationToken)
-    {
-        var (directory, settings) = await external.RequireAsync(cancellationToken);
-        try
-        {
-            return await question(directory, settings);
-        }
-        catch (DirectoryUnavailableException ex)
-        {
-            throw new XenApiException(ErrorCodes.AuthServiceError, ex.Message);
-        }
     }
 }

@@ -54,16 +54,7 @@ public sealed class SubjectMethods(IPoolDatabase database, Auth.ExternalAuth ext
 
         if (await external.CurrentAsync(cancellationToken) is { } directory)
         {
-            IReadOnlyDictionary<string, string>? information;
-            try
-            {
-                information = await directory.Directory.InformationAsync(directory.Settings, identifier, cancellationToken);
-            }
-            catch (Auth.DirectoryUnavailableException ex)
-            {
-                throw new XenApiException(ErrorCodes.AuthServiceError, ex.Message);
-            }
-
+            var information = await Auth.ExternalAuth.AskAsync(directory, (d, s) => d.InformationAsync(s, identifier, cancellationToken));
             var merged = XenApi.Subject.OtherConfig.Read(otherConfig).ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
             foreach (var (field, value) in information ?? throw new XenApiException(ErrorCodes.SubjectCannotBeResolved))
             {

@@ -72,15 +72,18 @@ public sealed partial class SessionService
     /// </summary>
     public async Task<int> EndDirectorySessionsAsync(CancellationToken cancellationToken)
     {
-        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
         var ended = 0;
-        var directorySessions = all.Where(s => !s.Get(XenApi.Session.IsLocalSuperuser) && s.Get(XenApi.Session.AuthUserSid).Length > 0).ToList();
-        for (var round = 0; directorySessions.Count > 0 && round < 10; round++)
+        for (var round = 0; round < 10; round++)
         {
-            // A session touched meanwhile is read again and ended on the next round.
+            // A session touched meanwhile stays on a round; it is read again and ended on the next.
+            var directorySessions = (await ExternalSessionsAsync(cancellationToken).ConfigureAwait(false))
+                .Where(s => s.Get(XenApi.Session.AuthUserSid).Length > 0).ToList();
+            if (directorySessions.Count == 0)
+            {
+                break;
+            }
+
             ended += await DeleteAsync(directorySessions, cancellationToken).ConfigureAwait(false);
-            var left = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
-            directorySessions = left.Where(s => !s.Get(XenApi.Session.IsLocalSuperuser) && s.Get(XenApi.Session.AuthUserSid).Length > 0).ToList();
         }
 
         logger.LogInformation(DirectorySessionsEnded, "External authentication off: ended {Count} sessions of the directory's users", ended);
