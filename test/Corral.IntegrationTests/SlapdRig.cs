@@ -22,7 +22,7 @@ public sealed class SlapdRig : IAsyncDisposable
         Port = port;
     }
 
-    public int Port { get; }
+    public int Port { get; private set; }
 
     public string Uri => $"ldap://127.0.0.1:{Port}";
 
@@ -78,7 +78,20 @@ public sealed class SlapdRig : IAsyncDisposable
             var ldifPath = Path.Combine(directory, "data.ldif");
             await File.WriteAllTextAsync(ldifPath, ldif.ToString());
             await RunAsync("slapadd", "-f", Path.Combine(directory, "slapd.conf"), "-l", ldifPath);
-            await RunAsync("slapd", "-f", Path.Combine(directory, "slapd.conf"), "-h", rig.Uri + "/");
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await RunAsync("slapd", "-f", Path.Combine(directory, "slapd.conf"), "-h", rig.Uri + "/");
+                    break;
+                }
+                catch (InvalidOperationException) when (attempt < 3)
+                {
+                    // The free port found was taken before slapd bound it (another test's etcd picks ports the same way).
+                    rig.Port = FreePort();
+                }
+            }
+
             await rig.WaitListeningAsync();
             return rig;
         }
