@@ -40,12 +40,14 @@ breakdown() {
     $1 ~ /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+$/ && $1 >= since {
       if ($0 ~ /now the pool master/ && master == "") master = after($1)
       if ($0 ~ /HaCoordinator\[1010\]/ && index($0, "host " victim " ") && seen == "") seen = after($1)
+      if ($0 ~ /MasterFenceWatch\[1016\]/ && index($0, "master " victim " ") && seen == "") { seen = after($1); survivor = 1 }
       if ($0 ~ /HaCoordinator\[1014\]/ && index($0, "host " victim " ") && fenced == "") fenced = after($1)
       if ($0 ~ /VM bench ha [0-9]+ .* started: QEMU pid/ && after($1) > qemu) qemu = after($1)
     }
     END {
-      printf "  where the time went: %slease gone, seen by the master +%.1f s; fenced +%.1f s; last QEMU running +%.1f s; last guest answering ping +%.1f s\n",
-        (master == "" ? "" : sprintf("new master +%.1f s; ", master)), seen, fenced, qemu, back / 1000
+      printf "  where the time went: %s%s +%.1f s; fenced +%.1f s; last QEMU running +%.1f s; last guest answering ping +%.1f s\n",
+        (master == "" ? "" : sprintf("new master +%.1f s; ", master)),
+        (survivor ? "silent master powered off, its lease revoked by a survivor" : "lease gone, seen by the master"), seen, fenced, qemu, back / 1000
     }'
 }
 

@@ -182,6 +182,8 @@ do
     builder.Services.AddHostedService<SelfFence>();
     builder.Services.AddSingleton<PoolRecoveryWorld>();
     builder.Services.AddHostedService<HaCoordinator>();
+    builder.Services.AddSingleton<PoolMasterFenceWorld>();
+    builder.Services.AddHostedService<MasterFenceWatch>();
     builder.Services.AddSingleton<IRunningVms>(sp => sp.GetRequiredService<VmSupervisor>());
     builder.Services.AddHostedService<VmConsoleRecords>();
     builder.Services.AddWebConsole(o =>

@@ -18,4 +18,6 @@ public static class HaEvents
     public static readonly EventId HostBack = new(1012, "HostBack");
     public static readonly EventId PowerFenced = new(1013, "PowerFenced");
     public static readonly EventId HostFenced = new(1014, "HostFenced");
+    public static readonly EventId MasterSilent = new(1015, "MasterSilent");
+    public static readonly EventId MasterFenced = new(1016, "MasterFenced");
 }

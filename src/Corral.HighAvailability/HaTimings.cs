@@ -63,6 +63,26 @@ public sealed record HaTimings
     /// </summary>
     public TimeSpan? IsolationPowerOffAfter { get; init; }
 
+    /// <summary>
+    /// How often every host reads the other hosts' storage heartbeats, and how often a host that is not the master
+    /// probes the master over the management network (<see cref="MasterFence"/>), each probe waiting at most this long.
+    /// </summary>
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// The survivors' fence of a silent master (<see cref="MasterFence"/>): how long the master must have failed every
+    /// probe over the management network. The host's own watchdog timeout: no shorter stall is fenced by it.
+    /// </summary>
+    public TimeSpan MasterUnreachableFor => WatchdogTimeout;
+
+    /// <summary>
+    /// The survivors' fence of a silent master: how long its storage heartbeat must have stood still, as the survivor
+    /// read it. Its last write may have come up to a heartbeat interval before it stopped, so only this long after that
+    /// write is a host frozen from then on sure to have been reset by its own watchdog already: the survivors never
+    /// fence a stall the host would have lived through.
+    /// </summary>
+    public TimeSpan MasterHeartbeatStillFor => WatchdogTimeout + HeartbeatInterval;
+
     /// <summary>How long a VM that could not be placed waits before it is tried again (and a fence agent that failed).</summary>
     public TimeSpan RetryUnplaced { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -113,6 +133,12 @@ public sealed record HaTimings
         {
             problems.Add($"HeartbeatStaleAfter ({HeartbeatStaleAfter.TotalSeconds} s) must exceed HeartbeatInterval + WatchdogTimeout ({daemonGone.TotalSeconds} s): "
                 + "a fence daemon that dies right after a heartbeat must have had its host reset before the master counts that heartbeat stopped");
+        }
+
+        if (ProbeInterval <= TimeSpan.Zero || ProbeInterval > HeartbeatInterval || 4 * ProbeInterval > WatchdogTimeout)
+        {
+            problems.Add($"ProbeInterval ({ProbeInterval.TotalSeconds} s) must be positive, at most HeartbeatInterval ({HeartbeatInterval.TotalSeconds} s) "
+                + $"and at most a quarter of WatchdogTimeout ({(WatchdogTimeout / 4).TotalSeconds} s): a master's silence is measured in probes");
         }
 
         if (IsolationPowerOffAfter is { } after && after < TimeSpan.Zero)

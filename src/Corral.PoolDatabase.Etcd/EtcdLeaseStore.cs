@@ -141,6 +141,28 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
         return response.Succeeded;
     }
 
+    public async Task<bool> RevokeHolderAsync(string key, string expectedValue, CancellationToken cancellationToken)
+    {
+        var response = await client.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (response.Kvs.Count == 0 || response.Kvs[0].Value.ToStringUtf8() != expectedValue || response.Kvs[0].Lease == 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            await client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = response.Kvs[0].Lease }, deadline: Deadline, cancellationToken: cancellationToken)
+                .ConfigureAwait(false);
+            return true;
+        }
+        catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
+        {
+            // The lease expired (or was revoked) between the read and the revoke: its keys are gone all the same.
+            return false;
+        }
+    }
+
     private int _disposedFlag;
 
     public void Dispose()

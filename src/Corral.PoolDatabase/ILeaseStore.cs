@@ -39,6 +39,14 @@ public interface ILeaseStore
 
     /// <summary>Deletes <paramref name="key"/> only if it still holds <paramref name="expectedValue"/>.</summary>
     Task<bool> DeleteIfValueAsync(string key, string expectedValue, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Revokes the lease <paramref name="key"/> is bound to, if the key still holds <paramref name="expectedValue"/>:
+    /// every key on that lease vanishes at once, as when its holder's keepalives stop. Only for a holder known dead (a
+    /// host its fence agent powered off): a live holder would lose its liveness, master key and VM claims under it.
+    /// False when the key is gone, holds another value, has no lease, or the lease ended meanwhile.
+    /// </summary>
+    Task<bool> RevokeHolderAsync(string key, string expectedValue, CancellationToken cancellationToken);
 }
 
 /// <summary>A raw key written (value set) or deleted (value null).</summary>

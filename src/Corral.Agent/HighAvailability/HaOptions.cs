@@ -41,6 +41,9 @@ public sealed class HaOptions
     /// <inheritdoc cref="HaTimings.IsolationPowerOffAfter"/>
     public TimeSpan? IsolationPowerOffAfter { get; set; }
 
+    /// <inheritdoc cref="HaTimings.ProbeInterval"/>
+    public TimeSpan ProbeInterval { get; set; } = Defaults.ProbeInterval;
+
     /// <summary>
     /// The socket of this host's fence daemon (corral-fenced), which writes the storage heartbeat, self-fences and
     /// pets the watchdog independently of the agent, so that an agent that crashes or restarts disturbs nothing.
@@ -65,5 +68,6 @@ public sealed class HaOptions
         WatchdogTimeout = WatchdogTimeout,
         FenceMargin = FenceMargin,
         IsolationPowerOffAfter = IsolationPowerOffAfter,
+        ProbeInterval = ProbeInterval,
     };
 }

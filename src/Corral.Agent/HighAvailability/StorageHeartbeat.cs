@@ -107,6 +107,7 @@ public sealed class StorageHeartbeat(
         // The configuration is read on its own loop: a pool database out of reach (an isolated host's) must never
         // delay a heartbeat write, or the host would count its own heartbeat as no longer landing.
         var configuration = RefreshConfigurationAsync(stoppingToken);
+        var watching = WatchAsync(stoppingToken);
         using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
         do
         {
@@ -115,6 +116,24 @@ public sealed class StorageHeartbeat(
         while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
 
         await configuration.ContinueWith(_ => { }, TaskScheduler.Default);
+        await watching.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Everyone's heartbeats are read every <see cref="HaTimings.ProbeInterval"/>, more often than they are written, so
+    /// that how long one has stood still is known to within a probe, not a whole interval.
+    /// </summary>
+    private async Task WatchAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.Timings.ProbeInterval, clock);
+        do
+        {
+            if (_enabled && _directory is { } watchedDirectory)
+            {
+                await Task.Run(() => Watch(watchedDirectory), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
     }
 
     private void Beat()
@@ -130,11 +149,6 @@ public sealed class StorageHeartbeat(
             && SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe, _fenced, lands) && _directory is { } directory)
         {
             Write(directory);
-        }
-
-        if (_enabled && _directory is { } watchedDirectory)
-        {
-            Watch(watchedDirectory);
         }
     }
 

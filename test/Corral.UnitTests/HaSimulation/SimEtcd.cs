@@ -243,4 +243,17 @@ public sealed class SimEtcd(Simulation sim)
     }
 
     public bool TryClaim(SimHost caller, string key, string value, long lease) => Txn(caller, [(key, 0)], [(key, value, lease)]);
+
+    /// <summary>The lease <paramref name="key"/> is bound to revoked, if the key still holds <paramref name="value"/> (etcd's LeaseRevoke).</summary>
+    public bool RevokeHolder(SimHost caller, string key, string value)
+    {
+        Reach(caller);
+        if (!_keys.TryGetValue(key, out var kv) || kv.Value != value || kv.Lease == 0 || !_leases.ContainsKey(kv.Lease))
+        {
+            return false;
+        }
+
+        Revoke(kv.Lease, $"revoked by {caller.Name}");
+        return true;
+    }
 }

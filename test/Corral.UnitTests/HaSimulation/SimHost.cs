@@ -51,6 +51,8 @@ public sealed class SimHost
     private DateTime? _unsafeSince;
     private RecoveryEngine? _engine;
     private SimRecoveryWorld? _world;
+    private MasterFence? _masterFence;
+    private SimMasterFenceWorld? _masterFenceWorld;
     private bool _roundFailing;
     private bool _adopted;
     private readonly SortedSet<string> _fenced = new(StringComparer.Ordinal);
@@ -234,6 +236,7 @@ public sealed class SimHost
         LeaseLost = false;
         BelievedMaster = null;
         _engine = null;
+        _masterFence = null;
         _fenced.Clear();
     }
 
@@ -249,10 +252,14 @@ public sealed class SimHost
         Watch = new HeartbeatWatch();
         _world = new SimRecoveryWorld(_sim, this);
         _engine = new RecoveryEngine(_sim.Scenario.Timings, Clock, new SimLogger(_sim, Name));
+        _masterFenceWorld = new SimMasterFenceWorld(_sim, this);
+        _masterFence = new MasterFence(_sim.Scenario.Timings, Clock, new SimLogger(_sim, Name));
         Loop(TimeSpan.FromMilliseconds(500), Register, TimeSpan.Zero);
         var timings = _sim.Scenario.Timings;
         Loop(timings.SelfFenceCheck, SelfFenceRound, _sim.Jitter(timings.SelfFenceCheck));
         Loop(timings.HeartbeatInterval, HeartbeatRound, _sim.Jitter(timings.HeartbeatInterval));
+        Loop(timings.ProbeInterval, WatchRound, _sim.Jitter(timings.ProbeInterval));
+        Loop(timings.ProbeInterval, MasterFenceRound, _sim.Jitter(timings.ProbeInterval));
         Loop(CoordinatorTick, CampaignRound, _sim.Jitter(CoordinatorTick));
         Loop(CoordinatorTick, CoordinatorRound, _sim.Jitter(CoordinatorTick));
         Loop(TimeSpan.FromSeconds(1), SuperviseMember, _sim.Jitter(TimeSpan.FromSeconds(1)));
@@ -620,15 +627,44 @@ public sealed class SimHost
             _sim.Statefile[Name] = ++_counter;
             _lastBeatBegan = now;
         }
+    }
 
+    /// <summary>StorageHeartbeat's watch: everyone's heartbeats read every probe interval.</summary>
+    private void WatchRound()
+    {
         if (HaEnabledView && !StorageCut)
         {
+            var now = Clock.UtcNow - Simulation.Epoch;
             foreach (var (host, counter) in _sim.Statefile)
             {
-                Watch.Observe(host, counter, now - Simulation.Epoch);
+                Watch.Observe(host, counter, now);
             }
 
-            Watch.Scanned(now - Simulation.Epoch);
+            Watch.Scanned(now);
+        }
+    }
+
+    /// <summary>MasterFenceWatch: a host that is not the master probes it and fences it when it is silent on both channels.</summary>
+    private void MasterFenceRound()
+    {
+        if (_masterFence is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var round = _masterFence.RunOnceAsync(_masterFenceWorld!, CancellationToken.None);
+            if (!round.IsCompleted)
+            {
+                throw new InvalidOperationException("the simulated world completes every call synchronously; a round that did not is a simulation bug");
+            }
+
+            round.GetAwaiter().GetResult();
+        }
+        catch (SimUnavailableException)
+        {
+            // The pool database out of reach: the round is tried again at the next probe.
         }
     }
 
