@@ -168,8 +168,26 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
         // 10 MB/s: the 128 MB guest takes over ten seconds to move, so the plug is pulled well inside the migration.
         using var xe = StartXe(LabSession.On(_lab.Addresses[master - 1], "vm-migrate", $"uuid={vm}", $"host=lab-host{destination}", "live=true", "bandwidth=10000000"));
         var said = Task.WhenAll(xe.StandardOutput.ReadToEndAsync(), xe.StandardError.ReadToEndAsync());
-        await LabSession.Eventually(() => Task.FromResult(CopyWatcher.Copies(_lab, vm).Any(c => c.Host == destination)), TimeSpan.FromSeconds(30),
-            "the destination's incoming QEMU");
+        var asked = _lab.AgentLogMarks();
+        try
+        {
+            // A migration xe was refused ends xe at once: that is the failure to report, not a wait for a QEMU that never comes.
+            await LabSession.Eventually(() => Task.FromResult(xe.HasExited || CopyWatcher.Copies(_lab, vm).Any(c => c.Host == destination)),
+                TimeSpan.FromSeconds(60), "the destination's incoming QEMU");
+            if (xe.HasExited)
+            {
+                Assert.Fail($"xe vm-migrate ended ({xe.ExitCode}) before the destination's QEMU started: {string.Concat(await said).Trim()}");
+            }
+
+        }
+        catch (Exception)
+        {
+            output.WriteLine($"what the agents logged of the migration (source lab-host{source}, destination lab-host{destination}, master lab-host{master}):");
+            output.WriteLine(_lab.AgentLogsSince(asked, line => line.Contains("igrat", StringComparison.Ordinal) || line.Contains("warn", StringComparison.Ordinal)
+                || line.Contains("fail", StringComparison.Ordinal) || line.Contains("lockspace", StringComparison.Ordinal)));
+            throw;
+        }
+
         await Task.Delay(2000);
         Assert.False(xe.HasExited, "the migration ended before the fault");
         output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} pulling the plug on lab-host{master} (source lab-host{source}, destination lab-host{destination})");

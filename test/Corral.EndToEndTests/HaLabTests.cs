@@ -159,7 +159,7 @@ public sealed class HaLabTests : IAsyncLifetime
         var cutName = $"lab-host{cut}";
         var slot = cut.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await _lab.Xe([.. survivor, "host-set-power-on-mode", $"host={cutName}", "power-on-mode=lab", $"power-on-config:slot={slot}"]);
-        var logMarks = LogMarks();
+        var logMarks = _lab.AgentLogMarks();
         await _lab.LabAsync("kill-agent", slot);
         await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", $"name-label={cutName}", "params=host-metrics-live", "--minimal"])).Output == "false",
             TimeSpan.FromSeconds(30), $"{cutName}'s lease to expire after its agent died");
@@ -167,7 +167,7 @@ public sealed class HaLabTests : IAsyncLifetime
         Assert.Equal([cut], _lab.RunningCopies(tools));
         Assert.Equal([qemuBefore], LabSession.DiskHolders(image));
         Assert.True(await LabSession.Ping(toolsIp), "the VM answers while its host's agent is dead");
-        Assert.Contains($"HA: host {cutName} has no lease but its storage heartbeat moves", AgentLogsSince(logMarks), StringComparison.Ordinal);
+        Assert.Contains($"HA: host {cutName} has no lease but its storage heartbeat moves", _lab.AgentLogsSince(logMarks), StringComparison.Ordinal);
         await _lab.LabAsync("start-agent", slot);
         await LabSession.Eventually(async () => (await _lab.TryXe([.. survivor, "host-list", "params=host-metrics-live", "--minimal"])).Output == "true,true,true",
             TimeSpan.FromSeconds(90), $"{cutName} back once its agent started again");
@@ -178,7 +178,7 @@ public sealed class HaLabTests : IAsyncLifetime
         var fencedLog = await File.ReadAllTextAsync(Path.Combine(_lab.LabDirectory, $"fenced-host{cut}.log"));
         Assert.Contains("The agent has not reported", fencedLog, StringComparison.Ordinal);
         Assert.DoesNotContain("Self-fencing", fencedLog, StringComparison.Ordinal);
-        Assert.DoesNotContain($"HA: host {cutName} powered off by its fence agent", AgentLogsSince(logMarks), StringComparison.Ordinal);
+        Assert.DoesNotContain($"HA: host {cutName} powered off by its fence agent", _lab.AgentLogsSince(logMarks), StringComparison.Ordinal);
 
         // Its fence daemon SIGKILLed: nothing pets the host's watchdog, which resets the host 3 s later (every process of
         // it killed, as by a reset); the master confirms it off with its fence agent and HA restarts the VM elsewhere.
@@ -213,16 +213,4 @@ public sealed class HaLabTests : IAsyncLifetime
         await _lab.Xe([.. survivor, "vm-shutdown", $"uuid={tools}"]);
         await _lab.AssertWriteSequenceIntactAsync(image);
     }
-
-    /// <summary>How long each agent's log is now (the logs of restarted agents go on in the same files).</summary>
-    private Dictionary<string, long> LogMarks() =>
-        Directory.GetFiles(_lab.LabDirectory, "agent-host*.log").ToDictionary(f => f, f => new FileInfo(f).Length);
-
-    /// <summary>What the agents logged since <paramref name="marks"/>.</summary>
-    private string AgentLogsSince(Dictionary<string, long> marks) => string.Join('\n', Directory.GetFiles(_lab.LabDirectory, "agent-host*.log").Select(f =>
-    {
-        using var stream = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        stream.Seek(marks.GetValueOrDefault(f), SeekOrigin.Begin);
-        return new StreamReader(stream).ReadToEnd();
-    }));
 }

@@ -169,6 +169,19 @@ public sealed class LabSession : IAsyncDisposable
         }
     }
 
+    /// <summary>How long each agent's log is now (the logs of restarted agents go on in the same files).</summary>
+    public Dictionary<string, long> AgentLogMarks() =>
+        Directory.GetFiles(LabDirectory, "agent-host*.log").ToDictionary(f => f, f => new FileInfo(f).Length);
+
+    /// <summary>What the agents logged since <paramref name="marks"/>, each line prefixed with its log's name; only the lines <paramref name="keep"/> keeps.</summary>
+    public string AgentLogsSince(Dictionary<string, long> marks, Func<string, bool>? keep = null) => string.Join('\n', Directory.GetFiles(LabDirectory, "agent-host*.log").Order(StringComparer.Ordinal).Select(f =>
+    {
+        using var stream = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        stream.Seek(marks.GetValueOrDefault(f), SeekOrigin.Begin);
+        var lines = new StreamReader(stream).ReadToEnd().Split('\n').Where(l => l.Length > 0 && (keep is null || keep(l)));
+        return string.Join('\n', lines.Select(l => $"{Path.GetFileNameWithoutExtension(f)}: {l}"));
+    }));
+
     /// <summary>The lab hosts (1-3) on which a QEMU process for the VM runs, by the pidfiles in their runtime directories.</summary>
     public List<int> RunningCopies(string vm)
     {
