@@ -27,6 +27,9 @@ public static class ApiServiceCollectionExtensions
             .Validate(o => o.PasswordHashIterations >= 10_000, "ApiOptions.PasswordHashIterations must be at least 10,000 (OWASP asks 600,000, the default)")
             .Validate(o => o.LoginFailuresPerUser >= 1 && o.LoginFailuresPerSource >= 1 && o.LoginFailureForgivenAfter > TimeSpan.Zero,
                 "ApiOptions.LoginFailuresPerUser and LoginFailuresPerSource must be at least 1, LoginFailureForgivenAfter positive")
+            .Validate(o => o.ExternalSessionLifespan >= TimeSpan.FromMinutes(1) && o.ExternalSessionRevalidateEvery > TimeSpan.Zero
+                    && o.ExternalSessionRevalidateEvery <= o.ExternalSessionLifespan,
+                "ApiOptions.ExternalSessionLifespan must be at least a minute, ExternalSessionRevalidateEvery positive and no longer than it")
             .ValidateOnStart();
 
         services.AddOptions<MessageOptions>()
@@ -49,6 +52,8 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Audit.AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<Audit.AuditLog>());
         services.AddSingleton<SessionService>();
+        services.AddSingleton<DirectorySessionRevalidation>();
+        services.AddHostedService(sp => sp.GetRequiredService<DirectorySessionRevalidation>());
         services.AddSingleton<TaskService>();
         services.AddSingleton<EventHub>();
         services.AddHostedService(sp => sp.GetRequiredService<EventHub>());

@@ -13,7 +13,7 @@ namespace Corral.Auth.Ldap;
 /// its groups are the groups that list it as a member (<c>member</c>, <c>uniqueMember</c>, a posixGroup's
 /// <c>memberUid</c>), and the groups those are in, followed up.
 /// </summary>
-public sealed class LdapDirectory(ILogger<LdapDirectory> logger) : IExternalDirectory
+public sealed class LdapDirectory(TimeProvider time, ILogger<LdapDirectory> logger) : IExternalDirectory
 {
     public const string TypeName = "LDAP";
 
@@ -80,7 +80,8 @@ public sealed class LdapDirectory(ILogger<LdapDirectory> logger) : IExternalDire
             cancellationToken);
 
     public Task<IReadOnlyDictionary<string, string>?> InformationAsync(DirectorySettings settings, string identifier, CancellationToken cancellationToken) =>
-        RunAsync<IReadOnlyDictionary<string, string>?>(settings, (connection, ldap) => Read(connection, identifier) is { } entry ? Information(entry, ldap) : null,
+        RunAsync<IReadOnlyDictionary<string, string>?>(settings,
+            (connection, ldap) => Read(connection, identifier) is { } entry ? Information(entry, ldap, time.GetUtcNow()) : null,
             cancellationToken);
 
     public Task<IReadOnlyList<string>?> GroupsAsync(DirectorySettings settings, string identifier, CancellationToken cancellationToken) =>
@@ -96,7 +97,7 @@ public sealed class LdapDirectory(ILogger<LdapDirectory> logger) : IExternalDire
         }, cancellationToken);
 
     /// <summary>xapi's subject information fields, from the entry.</summary>
-    private static Dictionary<string, string> Information(SearchResultEntry entry, LdapSettings ldap)
+    private static Dictionary<string, string> Information(SearchResultEntry entry, LdapSettings ldap, DateTimeOffset now)
     {
         var group = IsGroup(entry);
         var name = (group ? First(entry, "cn") : First(entry, ldap.UserAttribute)) ?? entry.DistinguishedName;
@@ -109,10 +110,10 @@ public sealed class LdapDirectory(ILogger<LdapDirectory> logger) : IExternalDire
         };
         if (!group)
         {
-            information["subject-account-disabled"] = "false";
-            information["subject-account-locked"] = "false";
-            information["subject-account-expired"] = "false";
-            information["subject-password-expired"] = "false";
+            foreach (var (field, value) in AccountState.Fields(attribute => First(entry, attribute), now))
+            {
+                information[field] = value;
+            }
         }
 
         foreach (var (attribute, field) in new[] { ("uidNumber", "subject-uid"), ("gidNumber", "subject-gid"), ("gecos", "subject-gecos") })
@@ -163,7 +164,7 @@ public sealed class LdapDirectory(ILogger<LdapDirectory> logger) : IExternalDire
     {
         try
         {
-            return Search(connection, dn, SearchScope.Base, "(objectClass=*)").FirstOrDefault();
+            return Search(connection, dn, SearchScope.Base, "(objectClass=*)", [.. EntryAttributes, .. AccountState.Attributes]).FirstOrDefault();
         }
         catch (DirectoryOperationException ex) when ((int)ex.Response.ResultCode == NoSuchObject)
         {
@@ -171,9 +172,9 @@ public sealed class LdapDirectory(ILogger<LdapDirectory> logger) : IExternalDire
         }
     }
 
-    private static IEnumerable<SearchResultEntry> Search(LdapConnection connection, string baseDn, SearchScope scope, string filter)
+    private static IEnumerable<SearchResultEntry> Search(LdapConnection connection, string baseDn, SearchScope scope, string filter, string[]? attributes = null)
     {
-        var request = new SearchRequest(baseDn, filter, scope, EntryAttributes) { SizeLimit = MaxGroups, TimeLimit = Timeout };
+        var request = new SearchRequest(baseDn, filter, scope, attributes ?? EntryAttributes) { SizeLimit = MaxGroups, TimeLimit = Timeout };
         var response = (SearchResponse)connection.SendRequest(request, Timeout);
         return response.Entries.Cast<SearchResultEntry>().ToList();
     }

@@ -215,6 +215,46 @@ public sealed class DirectoryAuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sessions_end_once_the_directory_no_longer_vouches_for_their_user_and_suspended_accounts_cannot_log_in()
+    {
+        await EnableAsync();
+        await SubjectAsync("readers", "read-only");
+        await SubjectAsync("staff", "vm-operator");
+        await SubjectAsync("idle", "read-only");
+        var alice = (string)(await Call("session.login_with_password", "alice", "alice-pw"))!;
+        var bob = (string)(await Call("session.login_with_password", "bob", "bob-pw"))!;
+        var dave = (string)(await Call("session.login_with_password", "dave", "dave-pw"))!;
+        var validatedAt = (DateTime)(await Call("session.get_validation_time", dave, dave))!;
+
+        // Alice leaves the readers; bob's account expires (shadowExpire: day 1 of 1970); dave stays as he was.
+        await _slapd.ModifyAsync(SlapdRig.GroupDn("readers"), SlapdRig.Change(System.DirectoryServices.Protocols.DirectoryAttributeOperation.Replace, "member",
+            SlapdRig.UserDn("carol")));
+        await _slapd.ModifyAsync(SlapdRig.UserDn("bob"), SlapdRig.Change(System.DirectoryServices.Protocols.DirectoryAttributeOperation.Add, "objectClass", "shadowAccount"),
+            SlapdRig.Change(System.DirectoryServices.Protocols.DirectoryAttributeOperation.Add, "shadowExpire", "1"));
+
+        // The directory still binds bob, but his account is expired: no new session.
+        var refused = await Fails("session.login_with_password", "bob", "bob-pw");
+        Assert.Equal([ErrorCodes.SessionAuthorizationFailed, "bob"], refused.Take(2));
+        Assert.Contains("account expired", refused[2], StringComparison.Ordinal);
+
+        // Sessions not yet due for revalidation are left alone.
+        var revalidation = _fixture.Services.GetRequiredService<DirectorySessionRevalidation>();
+        Assert.Equal(0, await revalidation.RevalidateAsync(DateTime.UtcNow.AddMinutes(20), default));
+        await Call("VM.get_all", alice);
+        await Call("VM.get_all", bob);
+
+        // Due (past 30 minutes and its spread): alice and bob lose theirs, dave's is renewed.
+        var later = DateTime.UtcNow.AddMinutes(34);
+        Assert.Equal(2, await revalidation.RevalidateAsync(later, default));
+        Assert.Equal(ErrorCodes.SessionInvalid, (await Fails("VM.get_all", alice))[0]);
+        Assert.Equal(ErrorCodes.SessionInvalid, (await Fails("VM.get_all", bob))[0]);
+        await Call("VM.get_all", dave);
+        var renewedAt = (DateTime)(await Call("session.get_validation_time", dave, dave))!;
+        Assert.True(renewedAt > validatedAt.AddMinutes(30), $"validation time {renewedAt:O}, was {validatedAt:O}");
+        await Root("VM.get_all");
+    }
+
+    [Fact]
     public async Task Turning_external_authentication_off_ends_the_directory_users_sessions()
     {
         await EnableAsync();

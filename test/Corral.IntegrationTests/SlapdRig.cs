@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.DirectoryServices.Protocols;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -100,6 +101,31 @@ public sealed class SlapdRig : IAsyncDisposable
             await rig.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Changes an entry as the directory's administrator would (an LDAP modify, bound as its root DN).</summary>
+    public async Task ModifyAsync(string dn, params DirectoryAttributeModification[] changes)
+    {
+        await Task.Run(() =>
+        {
+            using var connection = new LdapConnection(new LdapDirectoryIdentifier("127.0.0.1", Port), new NetworkCredential($"cn=admin,{BaseDn}", "admin-pw"),
+                AuthType.Basic);
+            connection.SessionOptions.ProtocolVersion = 3;
+            connection.Bind();
+            connection.SendRequest(new ModifyRequest(dn, changes));
+        });
+    }
+
+    /// <summary>One change of a modify: <paramref name="values"/> added, replaced or deleted.</summary>
+    public static DirectoryAttributeModification Change(DirectoryAttributeOperation operation, string attribute, params string[] values)
+    {
+        var change = new DirectoryAttributeModification { Name = attribute, Operation = operation };
+        foreach (var value in values)
+        {
+            change.Add(value);
+        }
+
+        return change;
     }
 
     private static int FreePort()

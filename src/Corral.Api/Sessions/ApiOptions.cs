@@ -43,4 +43,14 @@ public sealed class ApiOptions
 
     /// <summary>How long until one failed password check is forgiven, per user and per source.</summary>
     public TimeSpan LoginFailureForgivenAfter { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a directory user's session goes before the directory is asked again whether the user may still have it
+    /// (account disabled, locked or expired, gone, or no longer in a subject): xapi's 30 minutes, each session up to a
+    /// tenth more so that the questions are spread (<see cref="DirectorySessionRevalidation"/>).
+    /// </summary>
+    public TimeSpan ExternalSessionLifespan { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>How often the master looks for directory users' sessions due for revalidation: xapi's <c>session_revalidation_interval</c>.</summary>
+    public TimeSpan ExternalSessionRevalidateEvery { get; set; } = TimeSpan.FromMinutes(5);
 }

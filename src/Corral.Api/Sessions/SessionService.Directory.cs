@@ -36,6 +36,26 @@ public sealed partial class SessionService
         }
 
         throttle.Succeeded(user, source);
+
+        // As xapi does, the account's state is asked as well: a directory may let a disabled, locked or expired account
+        // bind (OpenLDAP without its password policy does), and the session revalidation would end it minutes later.
+        string? suspended;
+        try
+        {
+            suspended = SubjectSuspension.Of(await directory.InformationAsync(settings, found.Identifier, cancellationToken).ConfigureAwait(false));
+        }
+        catch (DirectoryUnavailableException ex)
+        {
+            throw new XenApiException(ErrorCodes.SessionAuthorizationFailed, user, ex.Message);
+        }
+
+        if (suspended is not null)
+        {
+            var message = $"User {user} (subject_id {found.Identifier}, from {source}) suspended in external directory: {suspended}";
+            logger.LogInformation(DirectoryLoginRefused, "{Message}", message);
+            throw new XenApiException(ErrorCodes.SessionAuthorizationFailed, user, message);
+        }
+
         var identities = new HashSet<string>(found.Groups.Prepend(found.Identifier), StringComparer.OrdinalIgnoreCase);
         var subjects = (await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken).ConfigureAwait(false))
             .Where(s => identities.Contains(s.Get(XenApi.Subject.SubjectIdentifier)))
