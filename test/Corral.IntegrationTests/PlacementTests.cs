@@ -221,6 +221,35 @@ public sealed class PlacementTests : IAsyncLifetime
         return await _db.GetAsync(XenClasses.VM, vm.Ref, default);
     }
 
+    /// <summary>Hosts that have not joined the VMs' lease lockspace yet, as the agent's VM leases would say.</summary>
+    private sealed class Joining(params string[] hostRefs) : IStartReadiness
+    {
+        public HashSet<string> Hosts { get; } = new(hostRefs, StringComparer.Ordinal);
+
+        public Task<bool> ReadyOnAsync(XenObject vm, string hostRef, CancellationToken cancellationToken) => Task.FromResult(!Hosts.Contains(hostRef));
+    }
+
+    [Fact]
+    public async Task A_host_still_joining_the_lease_lockspace_is_passed_over_while_another_has_room()
+    {
+        await HostAsync("small", 4 * GiB);
+        var medium = await HostAsync("medium", 8 * GiB);
+        var rebooted = await HostAsync("just rebooted, empty", 16 * GiB);
+        var joining = new Joining(rebooted.Ref);
+        var placement = new Placement(_db, joining);
+
+        // The emptiest host would wait for its lockspace: the one with the most room that would not is chosen.
+        Assert.Equal(medium.Ref, (await placement.ChooseAsync(await VmAsync(GiB), default)).Ref);
+
+        // Only the joining host has room: it is chosen all the same (the start waits there rather than failing).
+        Assert.Equal(rebooted.Ref, (await placement.ChooseAsync(await VmAsync(10 * GiB), default)).Ref);
+
+        // An affinity is honoured even there; once joined, the host is as good as any.
+        Assert.Equal(rebooted.Ref, (await placement.ChooseAsync(await VmAsync(GiB, affinity: rebooted.Ref), default)).Ref);
+        joining.Hosts.Clear();
+        Assert.Equal(rebooted.Ref, (await placement.ChooseAsync(await VmAsync(GiB), default)).Ref);
+    }
+
     [Fact]
     public async Task A_vm_whose_disk_is_on_a_hosts_local_sr_goes_to_that_host_only()
     {

@@ -1,3 +1,4 @@
+using Corral.Api.Methods;
 using Corral.Hypervisor;
 using Corral.Leases.Sanlock;
 using Microsoft.Extensions.Configuration;
@@ -19,6 +20,7 @@ public static class VmLeaseServices
         services.AddSingleton<IValidateOptions<SanlockOptions>, SanlockOptionsValidation>();
         services.AddSingleton<SanlockClient>();
         services.AddSingleton<VmLeases>();
+        services.AddSingleton<IStartReadiness>(sp => sp.GetRequiredService<VmLeases>());
         services.AddHostedService<VmLeaseKeeper>();
         if (section.Get<SanlockOptions>() is { Enabled: true })
         {

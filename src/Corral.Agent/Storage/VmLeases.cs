@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Corral.Agent.Hosting;
+using Corral.Api.Methods;
 using Corral.Hypervisor;
 using Corral.Leases.Sanlock;
 using Corral.Model;
@@ -21,6 +22,7 @@ namespace Corral.Agent.Storage;
 /// </summary>
 public sealed class VmLeases(
     IPoolDatabase database, HostIdentity identity, HostLiveness liveness, SanlockClient sanlock, IOptions<SanlockOptions> options, ILogger<VmLeases> logger)
+    : IStartReadiness
 {
     /// <summary>The host's sanlock host id (1-2000), in <c>host.other_config</c>.</summary>
     public const string HostIdKey = "corral-sanlock-host-id";

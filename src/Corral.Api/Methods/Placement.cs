@@ -6,9 +6,10 @@ namespace Corral.Api.Methods;
 
 /// <summary>
 /// Where a VM can run: a live, enabled host that has every SR of the VM's disks plugged and enough free memory; the
-/// VM's affinity first.
+/// VM's affinity first, then a host where the start begins at once (<see cref="IStartReadiness"/>) before one where it
+/// would wait.
 /// </summary>
-public sealed class Placement(IPoolDatabase database)
+public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness = null)
 {
     /// <summary>Memory a host keeps for itself (the agent, QEMU's own overhead), as dom0 does on XenServer.</summary>
     public const long HostReserveBytes = 256L * 1024 * 1024;
@@ -159,7 +160,10 @@ public sealed class Placement(IPoolDatabase database)
             $"the VM runs under {here} on {source.Get(XenApi.Host.NameLabel)} and would run under {there} on {destination.Get(XenApi.Host.NameLabel)}");
     }
 
-    /// <summary>Picks the host for a VM: its affinity when that host can take it, else the one with the most room.</summary>
+    /// <summary>
+    /// Picks the host for a VM: its affinity when that host can take it, else the one with the most room where the start
+    /// begins at once, else the one with the most room.
+    /// </summary>
     public async Task<XenObject> ChooseAsync(XenObject vm, CancellationToken cancellationToken)
     {
         var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
@@ -205,6 +209,19 @@ public sealed class Placement(IPoolDatabase database)
         if (affinity is not null && free[affinity.Ref] >= needed)
         {
             return affinity;
+        }
+
+        // A host just back from a reboot has the most room and has yet to join the VMs' lease lockspace: a start there
+        // waits for that. Among the hosts with room, one where the start begins at once comes first.
+        if (readiness is not null)
+        {
+            foreach (var host in candidates.Where(h => free[h.Ref] >= needed).OrderByDescending(h => free[h.Ref]))
+            {
+                if (await readiness.ReadyOnAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false))
+                {
+                    return host;
+                }
+            }
         }
 
         var best = candidates.OrderByDescending(h => free[h.Ref]).First();
