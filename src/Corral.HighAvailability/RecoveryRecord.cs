@@ -81,6 +81,16 @@ public sealed record RecoveryRecord
         };
     }
 
+    /// <summary>
+    /// The record to write once a survivor's fence agent has powered the host off (<see cref="MasterFence"/>): a new
+    /// waiting record marked power-fenced, or the waiting one marked; null when the record is past waiting or marked
+    /// already (a master has the recovery in hand).
+    /// </summary>
+    public static RecoveryRecord? PowerFencedBySurvivor(RecoveryRecord? existing, string hostRef, DateTime nowUtc, long? heartbeat) =>
+        existing is null or { State: RecoveryStates.Detected, PowerFenced: false }
+            ? (existing ?? new RecoveryRecord { HostRef = hostRef, WaitingSinceUtc = nowUtc, Heartbeat = heartbeat }) with { PowerFenced = true }
+            : null;
+
     public string ToJson() => JsonSerializer.Serialize(this, Options);
 
     public static RecoveryRecord FromJson(string json) => JsonSerializer.Deserialize<RecoveryRecord>(json, Options) ?? throw new JsonException("empty recovery");

@@ -118,7 +118,7 @@ public sealed class PoolMasterFenceWorld(
         }
     }
 
-    public long? Heartbeat(HaHost host) => heartbeats.StatefileDirectory is { } directory ? HeartbeatFile.Read(directory, host.Uuid) : null;
+    public long? Heartbeat(HaHost host) => heartbeats.Counter(host.Uuid);
 
     public TimeSpan? HeartbeatStillFor(HaHost host) => heartbeats.StillFor(host.Uuid);
 
@@ -133,10 +133,8 @@ public sealed class PoolMasterFenceWorld(
         var key = PoolRecoveryWorld.KeyOf(host.Ref);
         var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken);
         var existing = json is null ? null : RecoveryRecord.FromJson(json);
-        if (existing is null or { State: RecoveryStates.Detected, PowerFenced: false })
+        if (RecoveryRecord.PowerFencedBySurvivor(existing, host.Ref, clock.GetUtcNow().UtcDateTime, heartbeat) is { } record)
         {
-            var record = (existing ?? new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = clock.GetUtcNow().UtcDateTime, Heartbeat = heartbeat })
-                with { PowerFenced = true };
             var tx = new PoolTransaction();
             tx.Require(key, revision);
             tx.PutKey(key, record.ToJson());

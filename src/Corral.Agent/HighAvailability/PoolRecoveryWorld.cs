@@ -79,7 +79,7 @@ public sealed class PoolRecoveryWorld(
     }
 
     // The heartbeat watcher has the statefile directory already; looking it up again each round would cost reads.
-    public long? Heartbeat(HaHost host) => heartbeats.StatefileDirectory is { } directory ? HeartbeatFile.Read(directory, host.Uuid) : null;
+    public long? Heartbeat(HaHost host) => heartbeats.Counter(host.Uuid);
 
     public TimeSpan? HeartbeatStillFor(HaHost host) => heartbeats.StillFor(host.Uuid);
 

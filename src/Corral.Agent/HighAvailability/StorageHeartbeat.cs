@@ -62,6 +62,9 @@ public sealed class StorageHeartbeat(
     public TimeSpan? StillFor(string hostUuid) =>
         _watched.StillFor(hostUuid, MonotonicClock.Now(clock), options.Value.Timings.HeartbeatStaleAfter);
 
+    /// <summary>The host's heartbeat counter as read now from the statefile; null when it has none or HA has no statefile here.</summary>
+    public long? Counter(string hostUuid) => _directory is { } directory ? HeartbeatFile.Read(directory, hostUuid) : null;
+
     /// <summary>How long ago this host's last successful heartbeat write began (monotonic); null when none has.</summary>
     public TimeSpan? SinceOwnBeatBegan => Interlocked.Read(ref _lastBeatBegan) is var began && began != 0 ? clock.GetElapsedTime(began) : null;
 

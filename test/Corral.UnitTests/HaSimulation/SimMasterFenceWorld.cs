@@ -25,10 +25,9 @@ public sealed class SimMasterFenceWorld(Simulation sim, SimHost me) : IMasterFen
         return Task.FromResult(target.Powered && !target.Frozen && sim.Connected(me.Name, target.Name));
     }
 
-    public long? Heartbeat(HaHost host) => me.StorageCut ? null : sim.Statefile.TryGetValue(host.Ref, out var counter) ? counter : null;
+    public long? Heartbeat(HaHost host) => me.World.Heartbeat(host);
 
-    public TimeSpan? HeartbeatStillFor(HaHost host) =>
-        me.Watch.StillFor(host.Uuid, me.Clock.UtcNow - Simulation.Epoch, sim.Scenario.Timings.HeartbeatStaleAfter);
+    public TimeSpan? HeartbeatStillFor(HaHost host) => me.World.HeartbeatStillFor(host);
 
     public Task<bool> StillMasterAsync(HaHost host, CancellationToken cancellationToken) => Task.FromResult(sim.Etcd.Get(me, SimKeys.Master) == host.Ref);
 
@@ -39,9 +38,8 @@ public sealed class SimMasterFenceWorld(Simulation sim, SimHost me) : IMasterFen
         var key = SimKeys.Recoveries + host.Ref;
         var (json, revision) = sim.Etcd.GetWithRevision(me, key);
         var existing = json is null ? null : RecoveryRecord.FromJson(json);
-        if (existing is null or { State: RecoveryStates.Detected, PowerFenced: false })
+        if (RecoveryRecord.PowerFencedBySurvivor(existing, host.Ref, me.Clock.UtcNow, heartbeat) is { } record)
         {
-            var record = (existing ?? new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = me.Clock.UtcNow, Heartbeat = heartbeat }) with { PowerFenced = true };
             sim.Etcd.Txn(me, [(key, revision)], [(key, record.ToJson(), 0)]);
         }
 
