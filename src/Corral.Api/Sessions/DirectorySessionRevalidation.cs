@@ -14,7 +14,8 @@ namespace Corral.Api.Sessions;
 /// last validated more than <see cref="ApiOptions.ExternalSessionLifespan"/> ago (each up to a tenth more, so that the
 /// questions are spread). The session ends when the user's account is disabled, locked or expired, is gone, or is no
 /// longer one of the pool's subjects or in a group that is; otherwise its validation time moves on, and its subject
-/// follows the user's current one. Every session ends once external authentication is off. A directory that cannot be
+/// follows the user's current one. Every session ends once external authentication is off (as
+/// <see cref="SessionService.EndDirectorySessionsAsync"/> ends them when it is turned off). A directory that cannot be
 /// asked ends nothing: the question comes again at the next pass. Each user is asked about once per pass.
 /// </summary>
 public sealed class DirectorySessionRevalidation(IPoolDatabase database, MasterState master, ExternalAuth auth, SessionService sessions,
@@ -50,37 +51,33 @@ public sealed class DirectorySessionRevalidation(IPoolDatabase database, MasterS
     /// <summary>One pass, as at <paramref name="nowUtc"/>. Returns how many sessions it ended.</summary>
     public async Task<int> RevalidateAsync(DateTime nowUtc, CancellationToken cancellationToken)
     {
-        var external = (await database.GetAllAsync(XenClasses.Session, cancellationToken))
-            .Where(s => !s.Get(XenApi.Session.IsLocalSuperuser) && !s.Get(XenApi.Session.ClientCertificate) && s.Get(XenApi.Session.AuthUserSid).Length > 0)
-            .ToList();
+        var external = await sessions.DirectorySessionsAsync(cancellationToken);
         if (external.Count == 0)
         {
             return 0;
         }
 
-        var current = await auth.CurrentAsync(cancellationToken);
+        if (await auth.CurrentAsync(cancellationToken) is not { } directory)
+        {
+            // Left over from a disable whose own ending of these sessions did not finish: the same ending, again.
+            return await sessions.EndDirectorySessionsAsync(cancellationToken);
+        }
+
         var subjects = await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken);
         var verdicts = new Dictionary<string, Verdict?>(StringComparer.OrdinalIgnoreCase);
         var ended = 0;
         foreach (var session in external)
         {
-            Verdict? verdict;
-            if (current is not { } directory)
-            {
-                verdict = new Verdict("external authentication is disabled", null);
-            }
-            else if (nowUtc - session.Get(XenApi.Session.ValidationTime) < Lifespan(session))
+            if (nowUtc - session.Get(XenApi.Session.ValidationTime) < Lifespan(session))
             {
                 continue;
             }
-            else
+
+            var sid = session.Get(XenApi.Session.AuthUserSid);
+            if (!verdicts.TryGetValue(sid, out var verdict))
             {
-                var sid = session.Get(XenApi.Session.AuthUserSid);
-                if (!verdicts.TryGetValue(sid, out verdict))
-                {
-                    verdict = await JudgeAsync(directory, sid, subjects, cancellationToken);
-                    verdicts[sid] = verdict;
-                }
+                verdict = await JudgeAsync(directory, sid, subjects, cancellationToken);
+                verdicts[sid] = verdict;
             }
 
             if (verdict is { Refusal: { } refusal })
@@ -124,10 +121,7 @@ public sealed class DirectorySessionRevalidation(IPoolDatabase database, MasterS
                 return new Verdict("not found in the directory", null);
             }
 
-            var identities = new HashSet<string>(groups.Prepend(sid), StringComparer.OrdinalIgnoreCase);
-            var subject = subjects.Where(s => identities.Contains(s.Get(XenApi.Subject.SubjectIdentifier)))
-                .OrderBy(s => s.Get(XenApi.Subject.SubjectIdentifier).Equals(sid, StringComparison.OrdinalIgnoreCase) ? 0 : 1)
-                .FirstOrDefault();
+            var subject = SessionService.SubjectsLettingIn(subjects, sid, groups).FirstOrDefault();
             return subject is null ? new Verdict("no longer one of the pool's subjects, nor in a group that is", null) : new Verdict(null, subject.Ref);
         }
         catch (DirectoryUnavailableException ex)

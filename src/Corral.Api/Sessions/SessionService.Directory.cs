@@ -56,11 +56,8 @@ public sealed partial class SessionService
             throw new XenApiException(ErrorCodes.SessionAuthorizationFailed, user, message);
         }
 
-        var identities = new HashSet<string>(found.Groups.Prepend(found.Identifier), StringComparer.OrdinalIgnoreCase);
-        var subjects = (await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken).ConfigureAwait(false))
-            .Where(s => identities.Contains(s.Get(XenApi.Subject.SubjectIdentifier)))
-            .OrderBy(s => s.Get(XenApi.Subject.SubjectIdentifier).Equals(found.Identifier, StringComparison.OrdinalIgnoreCase) ? 0 : 1)
-            .ToList();
+        var subjects = SubjectsLettingIn(await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken).ConfigureAwait(false), found.Identifier,
+            found.Groups);
         if (subjects.Count == 0)
         {
             var message = $"Subject {user} (identifier {found.Identifier}, from {source}) has no access rights in this pool";

@@ -76,8 +76,7 @@ public sealed partial class SessionService
         for (var round = 0; round < 10; round++)
         {
             // A session touched meanwhile stays on a round; it is read again and ended on the next.
-            var directorySessions = (await ExternalSessionsAsync(cancellationToken).ConfigureAwait(false))
-                .Where(s => s.Get(XenApi.Session.AuthUserSid).Length > 0).ToList();
+            var directorySessions = await DirectorySessionsAsync(cancellationToken).ConfigureAwait(false);
             if (directorySessions.Count == 0)
             {
                 break;

@@ -328,6 +328,24 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     private async Task<IEnumerable<XenObject>> ExternalSessionsAsync(CancellationToken cancellationToken) =>
         (await database.GetAllAsync(XenClasses.Session, cancellationToken)).Where(s => !s.Get(XenApi.Session.IsLocalSuperuser));
 
+    /// <summary>The sessions of users the external directory let in (xapi leaves client-certificate sessions out), as revalidation and disabling see them.</summary>
+    public async Task<List<XenObject>> DirectorySessionsAsync(CancellationToken cancellationToken) =>
+        (await ExternalSessionsAsync(cancellationToken).ConfigureAwait(false))
+            .Where(s => !s.Get(XenApi.Session.ClientCertificate) && s.Get(XenApi.Session.AuthUserSid).Length > 0)
+            .ToList();
+
+    /// <summary>
+    /// The pool's subjects that let a directory user in: its own, and those of the groups it is in (nested included),
+    /// the user's own first, as xapi intersects a login's group membership closure with the subjects.
+    /// </summary>
+    public static List<XenObject> SubjectsLettingIn(IEnumerable<XenObject> subjects, string identifier, IEnumerable<string> groups)
+    {
+        var identities = new HashSet<string>(groups.Prepend(identifier), StringComparer.OrdinalIgnoreCase);
+        return subjects.Where(s => identities.Contains(s.Get(XenApi.Subject.SubjectIdentifier)))
+            .OrderBy(s => s.Get(XenApi.Subject.SubjectIdentifier).Equals(identifier, StringComparison.OrdinalIgnoreCase) ? 0 : 1)
+            .ToList();
+    }
+
     /// <summary>The identifier of the subject a session logged in through, or "" when that subject is gone.</summary>
     private async Task<string> SubjectIdentifierAsync(XenObject session, CancellationToken cancellationToken) =>
         OpaqueRef.IsWellFormed(session.Get(XenApi.Session.Subject))
