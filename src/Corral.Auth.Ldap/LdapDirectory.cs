@@ -28,6 +28,9 @@ public sealed class LdapDirectory(TimeProvider time, ILogger<LdapDirectory> logg
 
     private static readonly string[] EntryAttributes = ["objectClass", "uid", "cn", "displayName", "uidNumber", "gidNumber", "gecos", "sAMAccountName"];
 
+    /// <summary>A read of one entry also asks for the account's state (AD computes its flag only on such a read).</summary>
+    private static readonly string[] EntryAndAccountAttributes = [.. EntryAttributes, .. AccountState.Attributes];
+
     public string AuthType => TypeName;
 
     public IReadOnlyList<string> Problems(DirectorySettings settings) => LdapSettings.Problems(settings);
@@ -164,7 +167,7 @@ public sealed class LdapDirectory(TimeProvider time, ILogger<LdapDirectory> logg
     {
         try
         {
-            return Search(connection, dn, SearchScope.Base, "(objectClass=*)", [.. EntryAttributes, .. AccountState.Attributes]).FirstOrDefault();
+            return Search(connection, dn, SearchScope.Base, "(objectClass=*)", EntryAndAccountAttributes).FirstOrDefault();
         }
         catch (DirectoryOperationException ex) when ((int)ex.Response.ResultCode == NoSuchObject)
         {

@@ -226,7 +226,8 @@ public sealed class PlacementTests : IAsyncLifetime
     {
         public HashSet<string> Hosts { get; } = new(hostRefs, StringComparer.Ordinal);
 
-        public Task<bool> ReadyOnAsync(XenObject vm, string hostRef, CancellationToken cancellationToken) => Task.FromResult(!Hosts.Contains(hostRef));
+        public Task<IReadOnlySet<string>> ReadyHostsAsync(XenObject vm, IReadOnlyList<string> hostRefs, CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlySet<string>>(hostRefs.Where(h => !Hosts.Contains(h)).ToHashSet(StringComparer.Ordinal));
     }
 
     [Fact]

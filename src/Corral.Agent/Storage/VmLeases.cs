@@ -202,9 +202,23 @@ public sealed class VmLeases(
     /// lease is on an SR whose lockspace the host has not said it joined.
     /// </summary>
     public async Task<bool> ReadyOnAsync(XenObject vm, string hostRef, CancellationToken cancellationToken) =>
-        !Enabled
-        || await LeaseSrOfAsync(vm, cancellationToken).ConfigureAwait(false) is not { } sr
-        || await database.Leases.GetValueAsync(JoinedKey(hostRef, sr.Uuid), cancellationToken).ConfigureAwait(false) is not null;
+        (await ReadyHostsAsync(vm, [hostRef], cancellationToken).ConfigureAwait(false)).Contains(hostRef);
+
+    /// <summary>Those of the hosts where a start would begin at once (<see cref="ReadyOnAsync"/>), the VM's lease SR looked up once for all.</summary>
+    public async Task<IReadOnlySet<string>> ReadyHostsAsync(XenObject vm, IReadOnlyList<string> hostRefs, CancellationToken cancellationToken)
+    {
+        var ready = new HashSet<string>(StringComparer.Ordinal);
+        var sr = Enabled ? await LeaseSrOfAsync(vm, cancellationToken).ConfigureAwait(false) : null;
+        foreach (var hostRef in hostRefs)
+        {
+            if (sr is null || await database.Leases.GetValueAsync(JoinedKey(hostRef, sr.Uuid), cancellationToken).ConfigureAwait(false) is not null)
+            {
+                ready.Add(hostRef);
+            }
+        }
+
+        return ready;
+    }
 
     /// <summary>
     /// Says which lockspaces this host has joined (<see cref="JoinedKey"/>), once per SR and liveness lease: a new lease

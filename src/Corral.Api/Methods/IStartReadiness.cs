@@ -9,5 +9,6 @@ namespace Corral.Api.Methods;
 /// </summary>
 public interface IStartReadiness
 {
-    Task<bool> ReadyOnAsync(XenObject vm, string hostRef, CancellationToken cancellationToken);
+    /// <summary>Those of <paramref name="hostRefs"/> where a start of the VM would begin at once.</summary>
+    Task<IReadOnlySet<string>> ReadyHostsAsync(XenObject vm, IReadOnlyList<string> hostRefs, CancellationToken cancellationToken);
 }

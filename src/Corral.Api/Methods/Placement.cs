@@ -215,12 +215,11 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
         // waits for that. Among the hosts with room, one where the start begins at once comes first.
         if (readiness is not null)
         {
-            foreach (var host in candidates.Where(h => free[h.Ref] >= needed).OrderByDescending(h => free[h.Ref]))
+            var roomy = candidates.Where(h => free[h.Ref] >= needed).OrderByDescending(h => free[h.Ref]).ToList();
+            var ready = await readiness.ReadyHostsAsync(vm, roomy.Select(h => h.Ref).ToList(), cancellationToken).ConfigureAwait(false);
+            if (roomy.FirstOrDefault(h => ready.Contains(h.Ref)) is { } host)
             {
-                if (await readiness.ReadyOnAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false))
-                {
-                    return host;
-                }
+                return host;
             }
         }
 
