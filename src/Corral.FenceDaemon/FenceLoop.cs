@@ -107,7 +107,7 @@ public sealed class FenceLoop(FenceState state, VmProcesses vms, Watchdog watchd
 
     private void LogAgent(FenceRound round, TimeSpan? silentFor, HaTimings timings)
     {
-        var silent = silentFor is { } s && s > 2 * timings.HeartbeatInterval;
+        var silent = silentFor is { } s && s > timings.OwnHeartbeatWindow;
         if (silent && !_agentSilentLogged && round.Armed)
         {
             _agentSilentLogged = true;

@@ -46,7 +46,7 @@ public sealed class FenceState(TimeProvider clock)
             var now = Now;
             _last = report;
             var safeUntil = TimeSpan.FromTicks(report.LeaseSafeUntilNanoseconds / 100);
-            _fence.Reported(now, new AgentReport(report.HaEnabled, report.StatefileDirectory is not null, safeUntil, report.Timings.ToTimings()));
+            _fence.Reported(now, new AgentReport(report.HaEnabled, report.StatefileDirectory is not null, safeUntil, report.Timings.ToTimings(), report.LeaseId));
             var since = _fence.SinceBeatBegan(now);
             return new FenceStatusMessage(since is { } s ? s.Ticks * 100 : null, _fence.Fenced, _round.Armed);
         }

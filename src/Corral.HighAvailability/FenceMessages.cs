@@ -12,7 +12,8 @@ public sealed record FenceReportMessage(
     [property: JsonPropertyName("host_uuid")] string HostUuid,
     [property: JsonPropertyName("statefile_directory")] string? StatefileDirectory,
     [property: JsonPropertyName("lease_safe_until_ns")] long LeaseSafeUntilNanoseconds,
-    [property: JsonPropertyName("timings")] FenceTimingsMessage Timings);
+    [property: JsonPropertyName("timings")] FenceTimingsMessage Timings,
+    [property: JsonPropertyName("lease_id")] long? LeaseId = null);
 
 /// <summary>The timing budget, in milliseconds.</summary>
 public sealed record FenceTimingsMessage(
@@ -23,11 +24,14 @@ public sealed record FenceTimingsMessage(
     [property: JsonPropertyName("kill_grace_ms")] long KillGrace,
     [property: JsonPropertyName("watchdog_timeout_ms")] long WatchdogTimeout,
     [property: JsonPropertyName("fence_margin_ms")] long FenceMargin,
-    [property: JsonPropertyName("isolation_power_off_after_ms")] long? IsolationPowerOffAfter)
+    [property: JsonPropertyName("isolation_power_off_after_ms")] long? IsolationPowerOffAfter,
+    [property: JsonPropertyName("report_grace_ms")] long? ReportGrace = null)
 {
     public static FenceTimingsMessage From(HaTimings t) => new(
         Ms(t.HeartbeatInterval), Ms(t.HeartbeatStaleAfter), Ms(t.OwnHeartbeatWindow), Ms(t.SelfFenceCheck), Ms(t.KillGrace),
-        Ms(t.WatchdogTimeout), Ms(t.FenceMargin), t.IsolationPowerOffAfter is { } after ? Ms(after) : null);
+        Ms(t.WatchdogTimeout), Ms(t.FenceMargin), t.IsolationPowerOffAfter is { } after ? Ms(after) : null, Ms(t.ReportGrace));
+
+    /// <summary>The budget as the daemon uses it; what an older agent does not send (the report grace) keeps its default.</summary>
 
     public HaTimings ToTimings() => new()
     {
@@ -39,7 +43,10 @@ public sealed record FenceTimingsMessage(
         WatchdogTimeout = TimeSpan.FromMilliseconds(WatchdogTimeout),
         FenceMargin = TimeSpan.FromMilliseconds(FenceMargin),
         IsolationPowerOffAfter = IsolationPowerOffAfter is { } after ? TimeSpan.FromMilliseconds(after) : null,
+        ReportGrace = ReportGrace is { } grace ? TimeSpan.FromMilliseconds(grace) : Defaults.ReportGrace,
     };
+
+    private static readonly HaTimings Defaults = new();
 
     private static long Ms(TimeSpan t) => (long)t.TotalMilliseconds;
 }

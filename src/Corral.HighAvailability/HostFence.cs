@@ -5,7 +5,8 @@ namespace Corral.HighAvailability;
 /// <param name="StatefileKnown">Whether the agent knows where this host's heartbeat goes.</param>
 /// <param name="LeaseSafeUntil">Until when the agent may count on its liveness lease, on this host's monotonic clock.</param>
 /// <param name="Timings">The pool's timing budget, as the agent was configured with it.</param>
-public sealed record AgentReport(bool HaEnabled, bool StatefileKnown, TimeSpan LeaseSafeUntil, HaTimings Timings);
+/// <param name="LeaseId">The liveness lease the safe time is of (null: not said, by an older agent).</param>
+public sealed record AgentReport(bool HaEnabled, bool StatefileKnown, TimeSpan LeaseSafeUntil, HaTimings Timings, long? LeaseId = null);
 
 /// <summary>One round of the host's fence: what to do now.</summary>
 /// <param name="MayBeat">Whether the storage heartbeat may be written (<see cref="SelfFencePolicy.MayBeat"/>).</param>
@@ -30,6 +31,7 @@ public sealed class HostFence
     private TimeSpan? _lastBeatBegan;
     private TimeSpan? _unsafeSince;
     private TimeSpan? _killSince;
+    private readonly FenceGrace _grace = new();
     private bool _fenced;
 
     /// <summary>The budget in force: the agent's last report's.</summary>
@@ -77,7 +79,7 @@ public sealed class HostFence
         _unsafeSince = leaseSafe ? null : _unsafeSince ?? now;
         var lands = SelfFencePolicy.HeartbeatLands(SinceBeatBegan(now), timings);
         var isolatedFor = _unsafeSince is { } since ? now - since : TimeSpan.Zero;
-        var fence = SelfFencePolicy.MustFence(report.HaEnabled, leaseSafe, lands, isolatedFor, timings);
+        var fence = _grace.Carry(SelfFencePolicy.MustFence(report.HaEnabled, leaseSafe, lands, isolatedFor, timings), report.LeaseId, now, timings);
         var kill = fence && runningVms > 0;
         _fenced |= fence;
         if (kill)
@@ -92,7 +94,7 @@ public sealed class HostFence
         // From the kill until the processes are gone, no pets: if they are not gone within the watchdog's timeout, the
         // machine is reset. Once they are, the pets resume and nothing happens.
         var killing = _killSince is not null && runningVms > 0;
-        var why = !fence ? null : lands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands";
+        var why = !fence ? null : leaseSafe ? "the fence fell due under an earlier lease, which expired" : lands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands";
         return new FenceRound(
             SelfFencePolicy.MayBeat(report.HaEnabled, report.StatefileKnown, leaseSafe, _fenced, lands),
             kill,

@@ -13,17 +13,17 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
 
     private DateTime Deadline => DateTime.UtcNow + options.RequestTimeout;
 
-    public async Task<ILease> AcquireAsync(TimeSpan ttl, CancellationToken cancellationToken)
+    public async Task<ILease> AcquireAsync(TimeSpan ttl, TimeSpan keepAliveEvery, CancellationToken cancellationToken)
     {
         var sent = MonotonicTime.Now;
         var grant = await client.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(ttl.TotalSeconds) },
             deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var lease = new EtcdLease(client, grant.ID, TimeSpan.FromSeconds(grant.TTL), sent, options, logger, _disposed.Token);
+        var lease = new EtcdLease(client, grant.ID, TimeSpan.FromSeconds(grant.TTL), keepAliveEvery, sent, options, logger, _disposed.Token);
         lease.Start();
         return lease;
     }
 
-    public async Task<ILease?> ResumeAsync(long leaseId, CancellationToken cancellationToken)
+    public async Task<ILease?> ResumeAsync(long leaseId, TimeSpan keepAliveEvery, CancellationToken cancellationToken)
     {
         var sent = MonotonicTime.Now;
         var answer = await client.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = leaseId },
@@ -34,7 +34,7 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
         }
 
         // What remains of the lease counts from the request's send time, as a keepalive's TTL does.
-        var lease = new EtcdLease(client, leaseId, TimeSpan.FromSeconds(answer.GrantedTTL), sent, options, logger, _disposed.Token,
+        var lease = new EtcdLease(client, leaseId, TimeSpan.FromSeconds(answer.GrantedTTL), keepAliveEvery, sent, options, logger, _disposed.Token,
             remaining: TimeSpan.FromSeconds(answer.TTL));
         lease.Start();
         return lease;
@@ -187,15 +187,17 @@ internal sealed class EtcdLease : ILease
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop;
     private readonly CancellationTokenSource _lost = new();
+    private readonly TimeSpan _keepAliveEvery;
     private long _safeUntilTicks;
     private Task _loop = Task.CompletedTask;
 
-    public EtcdLease(EtcdClient client, long id, TimeSpan ttl, TimeSpan grantSent, EtcdOptions options, ILogger logger, CancellationToken storeDisposed,
+    public EtcdLease(EtcdClient client, long id, TimeSpan ttl, TimeSpan keepAliveEvery, TimeSpan grantSent, EtcdOptions options, ILogger logger, CancellationToken storeDisposed,
         TimeSpan? remaining = null)
     {
         _client = client;
         Id = id;
         Ttl = ttl;
+        _keepAliveEvery = keepAliveEvery;
         _options = options;
         _logger = logger;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(storeDisposed);
@@ -216,7 +218,7 @@ internal sealed class EtcdLease : ILease
 
     private async Task KeepAliveLoopAsync(CancellationToken stop)
     {
-        var interval = LeaseTiming.KeepAliveInterval(Ttl);
+        var interval = _keepAliveEvery;
         while (!stop.IsCancellationRequested && !_lost.IsCancellationRequested)
         {
             try

@@ -6,14 +6,19 @@ namespace Corral.PoolDatabase;
 /// </summary>
 public interface ILeaseStore
 {
-    /// <summary>Grants a lease and keeps it alive in the background until the returned handle is disposed.</summary>
-    Task<ILease> AcquireAsync(TimeSpan ttl, CancellationToken cancellationToken);
+    /// <summary>Grants a lease and keeps it alive in the background until the returned handle is disposed, a keepalive every quarter TTL.</summary>
+    Task<ILease> AcquireAsync(TimeSpan ttl, CancellationToken cancellationToken) =>
+        AcquireAsync(ttl, LeaseTiming.KeepAliveInterval(ttl), cancellationToken);
+
+    /// <summary>Grants a lease and keeps it alive in the background, a keepalive every <paramref name="keepAliveEvery"/>.</summary>
+    Task<ILease> AcquireAsync(TimeSpan ttl, TimeSpan keepAliveEvery, CancellationToken cancellationToken);
 
     /// <summary>
     /// Takes over a lease this host already holds (granted by an earlier generation of the agent in the same process)
-    /// and keeps it alive from now on, so that the keys on it never vanish. Null when it has expired meanwhile.
+    /// and keeps it alive from now on, a keepalive every <paramref name="keepAliveEvery"/>, so that the keys on it never
+    /// vanish. Null when it has expired meanwhile.
     /// </summary>
-    Task<ILease?> ResumeAsync(long leaseId, CancellationToken cancellationToken);
+    Task<ILease?> ResumeAsync(long leaseId, TimeSpan keepAliveEvery, CancellationToken cancellationToken);
 
     /// <summary>Creates <paramref name="key"/> under the lease if it does not exist yet. False when someone holds it.</summary>
     Task<bool> TryClaimAsync(ILease lease, string key, string value, CancellationToken cancellationToken);

@@ -116,7 +116,7 @@ public sealed class MasterFenceTests
         _clock.Advance(TimeSpan.FromSeconds(5));
         Assert.False(await ProbeForAsync(TimeSpan.FromSeconds(2)));
         Assert.Equal(0, _world.Fences);
-        Assert.True(await ProbeForAsync(TimeSpan.FromSeconds(1)));
+        Assert.True(await ProbeForAsync(TimeSpan.FromSeconds(1.5)));
     }
 
     [Fact]

@@ -83,7 +83,7 @@ public sealed class FenceDaemonLink(
             var asked = clock.GetTimestamp();
             await writer.WriteLineAsync(JsonSerializer.Serialize(Report(timingsMessage)));
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            timeout.CancelAfter(timings.HeartbeatInterval);
+            timeout.CancelAfter(timings.OwnHeartbeatWindow);
             var line = await reader.ReadLineAsync(timeout.Token) ?? throw new IOException("the fence daemon closed the connection");
             if (JsonSerializer.Deserialize<FenceStatusMessage>(line) is { SinceBeatBeganNanoseconds: { } sinceNs })
             {
@@ -97,7 +97,8 @@ public sealed class FenceDaemonLink(
     {
         // The lease's safe time is on the host's monotonic clock already, which the daemon shares: no wall clock crosses
         // the socket.
-        var safeUntil = liveness.LeaseSafe() && liveness.Lease is { } lease ? lease.SafeUntil : TimeSpan.Zero;
-        return new FenceReportMessage(heartbeat.HaEnabled, identity.Uuid, heartbeat.StatefileDirectory, safeUntil.Ticks * 100, timings);
+        var lease = liveness.Lease;
+        var safeUntil = liveness.LeaseSafe() && lease is not null ? lease.SafeUntil : TimeSpan.Zero;
+        return new FenceReportMessage(heartbeat.HaEnabled, identity.Uuid, heartbeat.StatefileDirectory, safeUntil.Ticks * 100, timings, lease?.Id);
     }
 }

@@ -14,6 +14,15 @@ public sealed class HaOptions
     /// <inheritdoc cref="HaTimings.LeaseTtl"/>
     public TimeSpan LeaseTtl { get; set; } = Defaults.LeaseTtl;
 
+    /// <inheritdoc cref="HaTimings.KeepAliveInterval"/>
+    public TimeSpan KeepAliveInterval { get; set; } = Defaults.KeepAliveInterval;
+
+    /// <inheritdoc cref="HaTimings.StallToRideOut"/>
+    public TimeSpan StallToRideOut { get; set; } = Defaults.StallToRideOut;
+
+    /// <inheritdoc cref="HaTimings.ReportGrace"/>
+    public TimeSpan ReportGrace { get; set; } = Defaults.ReportGrace;
+
     /// <inheritdoc cref="HaTimings.LeaseSafetyMargin"/>
     public TimeSpan LeaseSafetyMargin { get; set; } = Defaults.LeaseSafetyMargin;
 
@@ -60,6 +69,9 @@ public sealed class HaOptions
     {
         LeaseTtl = LeaseTtl,
         LeaseSafetyMargin = LeaseSafetyMargin,
+        KeepAliveInterval = KeepAliveInterval,
+        StallToRideOut = StallToRideOut,
+        ReportGrace = ReportGrace,
         HeartbeatInterval = HeartbeatInterval,
         HeartbeatStaleAfter = HeartbeatStaleAfter,
         OwnHeartbeatWindow = OwnHeartbeatWindow,

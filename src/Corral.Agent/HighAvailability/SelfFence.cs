@@ -27,6 +27,7 @@ public sealed class SelfFence(
     ILogger<SelfFence> logger) : BackgroundService
 {
     private readonly HashSet<string> _fencedVmUuids = new(StringComparer.Ordinal);
+    private readonly FenceGrace _grace = new();
     private bool _isolationLogged;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -42,10 +43,12 @@ public sealed class SelfFence(
             unsafeSince = leaseSafe ? null : unsafeSince ?? clock.GetTimestamp();
             var isolatedFor = unsafeSince is { } since ? clock.GetElapsedTime(since) : TimeSpan.Zero;
             var lands = SelfFencePolicy.HeartbeatLands(heartbeat.SinceOwnBeatBegan, timings);
-            if (SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, lands, isolatedFor, timings, supervisor.AllProcesses.Count))
+            var due = SelfFencePolicy.MustKill(heartbeat.HaEnabled, leaseSafe, lands, isolatedFor, timings, supervisor.AllProcesses.Count);
+            if (_grace.Carry(due, lease?.Id, MonotonicTime.Now, timings))
             {
                 heartbeat.Fenced();
-                await FenceAsync(lease, lands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands")
+                await FenceAsync(lease, leaseSafe ? "the fence fell due under an earlier liveness lease, which expired"
+                        : lands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands")
                     .ConfigureAwait(false);
             }
             else if (!leaseSafe && heartbeat.HaEnabled && supervisor.AllProcesses.Count > 0 && !_isolationLogged)

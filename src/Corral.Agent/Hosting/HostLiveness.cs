@@ -72,7 +72,7 @@ public sealed class HostLiveness(
             {
                 lease = handedOver is { Lost.IsCancellationRequested: false }
                     ? handedOver
-                    : await database.Leases.AcquireAsync(ha.Value.LeaseTtl, stoppingToken).ConfigureAwait(false);
+                    : await database.Leases.AcquireAsync(ha.Value.LeaseTtl, ha.Value.KeepAliveInterval, stoppingToken).ConfigureAwait(false);
                 handedOver = null;
                 await database.Leases.PutAsync(lease, PoolKeys.LiveKey(identity.MetricsRef), identity.Ref, stoppingToken).ConfigureAwait(false);
                 // VMs already running here (re-adopted) keep their ownership claims on the new lease.
@@ -142,7 +142,7 @@ public sealed class HostLiveness(
 
         try
         {
-            if (await database.Leases.ResumeAsync(id, cancellationToken) is { } lease)
+            if (await database.Leases.ResumeAsync(id, ha.Value.KeepAliveInterval, cancellationToken) is { } lease)
             {
                 lifecycle.Handover.Adopt(lease);
                 logger.LogInformation("Resumed liveness lease {Lease:x} from the previous generation of the agent", id);

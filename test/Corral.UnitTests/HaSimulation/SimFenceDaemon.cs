@@ -64,7 +64,7 @@ public sealed class SimFenceDaemon(Simulation sim, SimHost host)
     }
 
     /// <summary>What FenceDaemonLink sends every SelfFenceCheck.</summary>
-    public void Report(bool haEnabled, DateTime? leaseSafeUntilUtc)
+    public void Report(bool haEnabled, DateTime? leaseSafeUntilUtc, long? leaseId)
     {
         if (!Running)
         {
@@ -72,7 +72,7 @@ public sealed class SimFenceDaemon(Simulation sim, SimHost host)
         }
 
         var safeUntil = leaseSafeUntilUtc is { } until ? until - Simulation.Epoch : TimeSpan.Zero;
-        _fence.Reported(Now, new AgentReport(haEnabled, true, safeUntil, sim.Scenario.Timings));
+        _fence.Reported(Now, new AgentReport(haEnabled, true, safeUntil, sim.Scenario.Timings, leaseId));
     }
 
     private void Round()

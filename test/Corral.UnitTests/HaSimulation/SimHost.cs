@@ -43,6 +43,7 @@ public sealed class SimHost
     private bool _agentUp;
     private long _keepAliveSequence;
     private long _pendingKeepAlive;
+    private FenceGrace _selfFenceGrace = new();
     private long _counter;
 
     // The storage heartbeat's and the self-fence's state, as StorageHeartbeat and SelfFence keep it.
@@ -249,6 +250,7 @@ public sealed class SimHost
         _lastBeatBegan = null;
         _beatFenced = false;
         _unsafeSince = null;
+        _selfFenceGrace = new FenceGrace();
         Watch = new HeartbeatWatch();
         _world = new SimRecoveryWorld(_sim, this);
         _engine = new RecoveryEngine(_sim.Scenario.Timings, Clock, new SimLogger(_sim, Name));
@@ -500,7 +502,7 @@ public sealed class SimHost
         CheckDeadline();
         if (!LeaseLost)
         {
-            Later(Clock.ToSimulation(LeaseTiming.KeepAliveInterval(Ttl)), SendKeepAlive);
+            Later(Clock.ToSimulation(_sim.Scenario.Timings.KeepAliveInterval), SendKeepAlive);
         }
     }
 
@@ -517,7 +519,8 @@ public sealed class SimHost
 
     private void SelfFenceRound()
     {
-        CheckDeadline();
+        // As the agent's SelfFence: a lease past its safe time is not safe, but only the keepalive loop declares it lost
+        // (EtcdLease: when a keepalive goes unacknowledged past it, or etcd answers that it expired).
         var safe = LeaseSafe;
         var now = Clock.UtcNow;
         _unsafeSince = safe ? null : _unsafeSince ?? now;
@@ -525,7 +528,7 @@ public sealed class SimHost
         if (Daemon is not null)
         {
             // FenceDaemonLink: report, and learn when the daemon's last write that landed began (a dead daemon says nothing).
-            Daemon.Report(HaEnabledView, safe ? SafeUntil : null);
+            Daemon.Report(HaEnabledView, safe ? SafeUntil : null, LeaseId);
             if (Daemon.Running && Daemon.SinceBeatBegan is { } since)
             {
                 _lastBeatBegan = now - since;
@@ -534,10 +537,13 @@ public sealed class SimHost
 
         var lands = SelfFencePolicy.HeartbeatLands(now - _lastBeatBegan, timings);
         var incoming = SelfFenceIgnoresIncoming ? [] : Incoming.Where(p => p.Value.Alive).Select(p => p.Key).ToList();
-        if (SelfFencePolicy.MustKill(HaEnabledView, safe, lands, now - (_unsafeSince ?? now), timings, Processes.Count + incoming.Count))
+        var due = SelfFencePolicy.MustKill(HaEnabledView, safe, lands, now - (_unsafeSince ?? now), timings, Processes.Count + incoming.Count);
+        if (_selfFenceGrace.Carry(due, LeaseId, now - Simulation.Epoch, timings))
         {
             _beatFenced = true;
-            FenceKill("self-fence", $"lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}) and {(lands ? "the isolation response" : "its storage heartbeat no longer lands")}");
+            FenceKill("self-fence", safe
+                ? "the fence fell due under an earlier lease, which expired"
+                : $"lease not safe (safe until {(SafeUntil - Simulation.Epoch).TotalSeconds:0.000}) and {(lands ? "the isolation response" : "its storage heartbeat no longer lands")}");
         }
 
         if (_fenced.Count > 0 && safe)

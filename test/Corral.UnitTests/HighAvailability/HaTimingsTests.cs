@@ -19,7 +19,7 @@ public sealed class HaTimingsTests
     {
         var result = new HaOptionsValidation().Validate(null, new HaOptions { HeartbeatStaleAfter = TimeSpan.FromSeconds(5) });
         Assert.True(result.Failed);
-        Assert.Contains("Corral:Ha: HeartbeatStaleAfter (5 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + the longer of KillGrace and WatchdogTimeout (5.1 s)",
+        Assert.Contains("Corral:Ha: HeartbeatStaleAfter (5 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + ReportGrace + the longer of KillGrace and WatchdogTimeout (6.6 s)",
             result.FailureMessage, StringComparison.Ordinal);
     }
 
@@ -27,9 +27,9 @@ public sealed class HaTimingsTests
     public void A_watchdog_that_would_reset_a_host_after_the_master_restarted_its_vms_or_that_is_petted_too_rarely_is_refused()
     {
         var late = new HaTimings { WatchdogTimeout = TimeSpan.FromSeconds(5) }.Problems();
-        Assert.Contains(late, p => p.StartsWith("HeartbeatStaleAfter (6 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + the longer of KillGrace and WatchdogTimeout (7.1 s)", StringComparison.Ordinal));
+        Assert.Contains(late, p => p.StartsWith("HeartbeatStaleAfter (7 s) must exceed OwnHeartbeatWindow + SelfFenceCheck + ReportGrace + the longer of KillGrace and WatchdogTimeout (7.6 s)", StringComparison.Ordinal));
         var daemonGone = new HaTimings { HeartbeatInterval = TimeSpan.FromSeconds(3), OwnHeartbeatWindow = TimeSpan.FromSeconds(6), HeartbeatStaleAfter = TimeSpan.FromSeconds(5.9) }.Problems();
-        Assert.Contains(daemonGone, p => p.StartsWith("HeartbeatStaleAfter (5.9 s) must exceed HeartbeatInterval + WatchdogTimeout (6 s)", StringComparison.Ordinal));
+        Assert.Contains(daemonGone, p => p.StartsWith("HeartbeatStaleAfter (5.9 s) must exceed HeartbeatInterval + WatchdogTimeout (7 s)", StringComparison.Ordinal));
         var fractional = new HaTimings { WatchdogTimeout = TimeSpan.FromSeconds(1.5) }.Problems();
         Assert.Contains(fractional, p => p.StartsWith("WatchdogTimeout (1.5 s) must be whole seconds", StringComparison.Ordinal));
     }
@@ -48,7 +48,23 @@ public sealed class HaTimingsTests
         var refused = new HaOptionsValidation().Validate(null, new HaOptions { LeaseTtl = TimeSpan.FromSeconds(3), LeaseSafetyMargin = TimeSpan.FromSeconds(1.5) });
         Assert.True(refused.Failed);
         Assert.Contains("Corral:Ha: LeaseSafetyMargin (1.5 s)", refused.FailureMessage, StringComparison.Ordinal);
-        Assert.Empty(new HaTimings { LeaseTtl = TimeSpan.FromSeconds(3), LeaseSafetyMargin = TimeSpan.FromSeconds(1) }.Problems());
+        Assert.Empty(new HaTimings { LeaseTtl = TimeSpan.FromSeconds(5), LeaseSafetyMargin = TimeSpan.FromSeconds(1) }.Problems());
+        Assert.Contains(new HaTimings { KeepAliveInterval = TimeSpan.FromSeconds(1.5) }.Problems(),
+            p => p.StartsWith("KeepAliveInterval (1.5 s) must be at least 0.05 s and at most a quarter of LeaseTtl (1 s)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_budget_that_would_fence_a_stall_HA_rides_out_is_refused_and_a_shorter_stall_buys_a_shorter_budget()
+    {
+        var watchdog = new HaTimings { WatchdogTimeout = TimeSpan.FromSeconds(3) }.Problems();
+        Assert.Contains(watchdog, p => p.StartsWith("WatchdogTimeout (3 s) must exceed StallToRideOut + SelfFenceCheck (3.1 s)", StringComparison.Ordinal));
+        var lease = new HaTimings { LeaseTtl = TimeSpan.FromSeconds(3) }.Problems();
+        Assert.Contains(lease, p => p.StartsWith("LeaseTtl - KeepAliveInterval - LeaseSafetyMargin (2.25 s) must be at least StallToRideOut (3 s)", StringComparison.Ordinal));
+
+        var shorter = new HaTimings { StallToRideOut = TimeSpan.FromSeconds(2), WatchdogTimeout = TimeSpan.FromSeconds(3), LeaseTtl = TimeSpan.FromSeconds(3) };
+        Assert.Empty(shorter.Problems());
+        Assert.Equal(TimeSpan.FromSeconds(2.5), shorter.MasterUnreachableFor);
+        Assert.Equal(TimeSpan.FromSeconds(2.75), shorter.MasterHeartbeatStillFor);
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public sealed class HostFenceTests
 
     private static TimeSpan S(double seconds) => TimeSpan.FromSeconds(seconds);
 
-    private static AgentReport Report(TimeSpan safeUntil, bool ha = true) => new(ha, StatefileKnown: true, safeUntil, Timings);
+    private static AgentReport Report(TimeSpan safeUntil, bool ha = true, long? lease = null) => new(ha, StatefileKnown: true, safeUntil, Timings, lease);
 
     [Fact]
     public void Before_the_agent_has_reported_nothing_is_armed_and_nothing_written()
@@ -46,13 +46,17 @@ public sealed class HostFenceTests
         fence.Reported(S(10), Report(safeUntil: S(14)));
         fence.BeatLanded(S(15));
         Assert.False(fence.Round(S(16.9), runningVms: 1).Kill);
-        var kill = fence.Round(S(17), runningVms: 1);
+
+        // Due at 17 (the last write that landed began 2 s ago); carried out after the report grace, no word having come.
+        Assert.False(fence.Round(S(17), runningVms: 1).Kill);
+        Assert.False(fence.Round(S(17.4), runningVms: 1).Kill);
+        var kill = fence.Round(S(17.5), runningVms: 1);
         Assert.True(kill.Kill);
         Assert.Equal("its storage heartbeat no longer lands", kill.Why);
         Assert.False(kill.MayBeat);
         Assert.False(kill.Pet);
-        Assert.False(fence.Round(S(17.1), runningVms: 1).Pet);
-        var gone = fence.Round(S(17.2), runningVms: 0);
+        Assert.False(fence.Round(S(17.6), runningVms: 1).Pet);
+        var gone = fence.Round(S(17.7), runningVms: 0);
         Assert.True(gone.Pet);
         Assert.False(gone.MayBeat);
         Assert.True(fence.Fenced);
@@ -76,10 +80,53 @@ public sealed class HostFenceTests
         }
 
         fence.BeatLanded(S(15));
-        var round = fence.Round(S(15.1), runningVms: 0);
+        Assert.True(fence.Round(S(15.1), runningVms: 0).MayBeat);
+        var round = fence.Round(S(15.6), runningVms: 0);
         Assert.False(round.Kill);
         Assert.False(round.MayBeat);
-        Assert.Equal("isolated for 10.0 s (the isolation response)", round.Why);
+        Assert.Equal("isolated for 10.5 s (the isolation response)", round.Why);
+    }
+
+    [Fact]
+    public void A_host_thawing_from_a_stall_keeps_its_vms_when_the_same_lease_is_acknowledged_within_the_grace()
+    {
+        var fence = new HostFence();
+        fence.Reported(S(10), Report(safeUntil: S(13.2), lease: 7));
+        fence.BeatLanded(S(9.9));
+
+        // Stalled from 10 to 13.3: the lease's safe time and the heartbeat's window both passed meanwhile.
+        var thawed = fence.Round(S(13.3), runningVms: 2);
+        Assert.False(thawed.Kill);
+        Assert.False(thawed.MayBeat);
+        Assert.True(thawed.Pet);
+
+        // The first keepalive after the thaw is acknowledged: the same lease, safe again. Nothing is killed.
+        fence.Reported(S(13.4), Report(safeUntil: S(16.9), lease: 7));
+        var back = fence.Round(S(13.5), runningVms: 2);
+        Assert.False(back.Kill);
+        Assert.True(back.MayBeat);
+        Assert.False(fence.Round(S(14), runningVms: 2).Kill);
+        Assert.False(fence.Fenced);
+    }
+
+    [Fact]
+    public void A_new_lease_does_not_call_off_a_fence_that_fell_due_under_the_old_one()
+    {
+        var fence = new HostFence();
+        fence.Reported(S(10), Report(safeUntil: S(13.2), lease: 7));
+        fence.BeatLanded(S(9.9));
+        Assert.False(fence.Round(S(20), runningVms: 1).Kill);
+
+        // The old lease expired during the stall; the agent got a new one. The old one may have let HA restart the VM.
+        fence.Reported(S(20.1), Report(safeUntil: S(23.6), lease: 8));
+        Assert.False(fence.Round(S(20.2), runningVms: 1).Kill);
+        var kill = fence.Round(S(20.5), runningVms: 1);
+        Assert.True(kill.Kill);
+        Assert.Equal("the fence fell due under an earlier lease, which expired", kill.Why);
+
+        // Carried out once: the new lease is then the host's, and it beats again.
+        Assert.True(fence.Round(S(20.7), runningVms: 0).MayBeat);
+        Assert.False(fence.Round(S(21), runningVms: 1).Kill);
     }
 
     [Fact]
