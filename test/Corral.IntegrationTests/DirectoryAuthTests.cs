@@ -181,6 +181,29 @@ public sealed class DirectoryAuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Http_basic_credentials_on_rrd_updates_are_checked_by_the_login_rules_directory_users_included()
+    {
+        var sessions = _fixture.Services.GetRequiredService<SessionService>();
+        Task<bool> Basic(string user, string password) => sessions.BasicCredentialsAllowAsync(user, password, "192.0.2.7", "rrd_updates (HTTP Basic)", default);
+
+        // Before external authentication: the directory's users are unknown here.
+        Assert.False(await Basic("alice", "alice-pw"));
+        await EnableAsync();
+        Assert.False(await Basic("alice", "alice-pw"));
+        await SubjectAsync("readers", "read-only");
+        await SubjectAsync("dave");
+
+        Assert.True(await Basic("alice", "alice-pw"));
+        Assert.False(await Basic("alice", "wrong"));
+        Assert.False(await Basic("carol", "carol-pw"));
+        Assert.False(await Basic("dave", "dave-pw"));
+        Assert.True(await Basic("root", "pw"));
+
+        // A check, not a login: no session is left behind.
+        Assert.DoesNotContain(await _db.GetAllAsync(XenClasses.Session, default), x => x.Get(XenApi.Session.AuthUserName) == "alice");
+    }
+
+    [Fact]
     public async Task Each_call_is_checked_against_the_sessions_permissions_before_any_work()
     {
         await EnableAsync();

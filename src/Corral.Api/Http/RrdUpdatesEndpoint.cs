@@ -13,7 +13,7 @@ namespace Corral.Api.Http;
 /// <summary>
 /// <c>GET /rrd_updates</c>: this host's performance data (its own with <c>host=true</c>, and its VMs') as xapi serves
 /// it, rrdtool's xport document in XML or JSON. Authenticated as xapi's HTTP handlers are: a <c>session_id</c> (query or
-/// cookie) of the pool, or HTTP Basic credentials of a pool user; anything else is 401. No <c>start</c>, or one that is
+/// cookie) of the pool, or HTTP Basic credentials that a login would take (a directory user's too); anything else is 401. No <c>start</c>, or one that is
 /// not a number, is 400.
 /// </summary>
 public static class RrdUpdatesEndpoint
@@ -68,8 +68,8 @@ public static class RrdUpdatesEndpoint
             }
         }
 
-        // As xapi's handlers: without a session, HTTP Basic credentials of a pool user, checked against the pool
-        // database's password hash (so on any host, master or not).
+        // As xapi's handlers: without a session, HTTP Basic credentials, checked by a login's rules (the pool
+        // database's password hash, on any host, master or not; with external authentication on, the directory).
         if (AuthenticationHeaderValue.TryParse(request.Headers.Authorization.ToString(), out var auth)
             && auth.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase) && auth.Parameter is { } parameter)
         {
@@ -91,7 +91,7 @@ public static class RrdUpdatesEndpoint
 
             try
             {
-                return await context.RequestServices.GetRequiredService<SessionService>().PasswordMatchesAsync(decoded[..colon], decoded[(colon + 1)..],
+                return await context.RequestServices.GetRequiredService<SessionService>().BasicCredentialsAllowAsync(decoded[..colon], decoded[(colon + 1)..],
                     context.Connection.RemoteIpAddress?.ToString() ?? "", "rrd_updates (HTTP Basic)", cancellationToken).ConfigureAwait(false);
             }
             catch (XenApiException)

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace Corral.Api.Methods;
 
-/// <summary>host and pool messages of the foundation: enable/disable, time, and pool-wide settings.</summary>
+/// <summary>host and pool messages of the foundation: enable/disable, time, free memory, and pool-wide settings.</summary>
 public sealed class HostMethods(IPoolDatabase database, FailoverPlanning planning, Placement placement, RemoteHosts remote, IOptions<ApiOptions> options)
     : IApiMethodProvider
 {
@@ -18,6 +18,15 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
         registry.Add("host.enable", (_, a, ct) => SetEnabledAsync((string)a[0]!, true, ct), ("host", FieldType.String));
         registry.Implement("host.get_servertime", (ctx, a, ct) => ServerTimeAsync(ctx, (string)a[0]!, local: false, ct));
         registry.Implement("host.get_server_localtime", (ctx, a, ct) => ServerTimeAsync(ctx, (string)a[0]!, local: true, ct));
+        registry.Implement("host.compute_free_memory", async (_, a, ct) =>
+        {
+            // As xapi: what a VM could still have on the host, after what it keeps for itself and what its VMs (those
+            // running there, and those on their way) take; never negative.
+            var host = await database.GetArgumentAsync(XenClasses.Host, (string)a[0]!, ct);
+            return Math.Max(0, (await placement.FreeMemoryByHostAsync(ct)).GetValueOrDefault(host.Ref));
+        });
+        registry.Implement("host.compute_memory_overhead", async (_, a, ct) =>
+            (await database.GetArgumentAsync(XenClasses.Host, (string)a[0]!, ct)).Get(XenApi.Host.MemoryOverhead) + Placement.HostReserveBytes);
         registry.Implement("pool.get_license_state", async (_, a, ct) =>
         {
             await database.GetArgumentAsync(XenClasses.Pool, (string)a[0]!, ct);

@@ -19,6 +19,21 @@ public sealed partial class SessionService
     private async Task<string> DirectoryLoginAsync(IExternalDirectory directory, DirectorySettings settings, string user, string password, string originator,
         string source, CancellationToken cancellationToken)
     {
+        var (found, subjects, permissions) = await AuthorizeDirectoryUserAsync(directory, settings, user, password, source, "session.login_with_password", cancellationToken)
+            .ConfigureAwait(false);
+        logger.LogInformation(DirectoryLogin, "{User} ({Identifier}) logged in from {Source} as {Roles}", user, found.Identifier, source,
+            string.Join(", ", permissions.Where(p => RoleTable.FindByNameLabel(p) is { IsPermission: false })));
+        return await CreateSessionAsync(user, false, subjects[0].Ref, found.Identifier, permissions, originator, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A directory user's password, account state and subjects, as a login checks them (<paramref name="path"/> names
+    /// where the password came, for the throttle's log): the user, the subjects letting it in and their permissions, or
+    /// the login's refusal (SESSION_AUTHENTICATION_FAILED, SESSION_AUTHORIZATION_FAILED, RBAC_PERMISSION_DENIED).
+    /// </summary>
+    private async Task<(DirectoryUser Found, IReadOnlyList<XenObject> Subjects, IReadOnlyList<string> Permissions)> AuthorizeDirectoryUserAsync(
+        IExternalDirectory directory, DirectorySettings settings, string user, string password, string source, string path, CancellationToken cancellationToken)
+    {
         DirectoryUser? found;
         try
         {
@@ -31,7 +46,7 @@ public sealed partial class SessionService
 
         if (found is null)
         {
-            throttle.Failed(user, source, "session.login_with_password");
+            throttle.Failed(user, source, path);
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
         }
 
@@ -73,8 +88,31 @@ public sealed partial class SessionService
             throw new XenApiException(ErrorCodes.RbacPermissionDenied, user, message);
         }
 
-        logger.LogInformation(DirectoryLogin, "{User} ({Identifier}) logged in from {Source} as {Roles}", user, found.Identifier, source,
-            string.Join(", ", permissions.Where(p => RoleTable.FindByNameLabel(p) is { IsPermission: false })));
-        return await CreateSessionAsync(user, false, subjects[0].Ref, found.Identifier, permissions, originator, cancellationToken).ConfigureAwait(false);
+        return (found, subjects, permissions);
+    }
+
+    /// <summary>
+    /// HTTP Basic credentials on an HTTP handler (<c>rrd_updates</c>), as xapi checks them: by a login's rules, so with
+    /// external authentication on a directory user is let in by the directory and the pool's subjects, root and the pool's
+    /// own users by their password; throttled as logins are (which refuses with SESSION_AUTHENTICATION_FAILED).
+    /// No session is made.
+    /// </summary>
+    public async Task<bool> BasicCredentialsAllowAsync(string user, string password, string source, string path, CancellationToken cancellationToken)
+    {
+        if (user == RootUser || await external.CurrentAsync(cancellationToken).ConfigureAwait(false) is not { } directory)
+        {
+            return await PasswordMatchesAsync(user, password, source, path, cancellationToken).ConfigureAwait(false);
+        }
+
+        throttle.ThrowIfThrottled(user, source);
+        try
+        {
+            await AuthorizeDirectoryUserAsync(directory.Directory, directory.Settings, user, password, source, path, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (XenApiException ex) when (ex.Code is ErrorCodes.SessionAuthenticationFailed or ErrorCodes.SessionAuthorizationFailed or ErrorCodes.RbacPermissionDenied)
+        {
+            return false;
+        }
     }
 }
