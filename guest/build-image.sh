@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Corral's test guest images from Debian packages, without loop devices or mounts:
-#   corral-linux-test.qcow2     cloud kernel, virtio disk/NIC, guest agent on virtio-serial ("optimized")
+#   corral-linux-test.qcow2     cloud kernel, virtio disk/NIC, Debian's QEMU guest agent on virtio-serial ("optimized")
 #   corral-linux-notools.qcow2  generic kernel, IDE disk and e1000 NIC only, no agent ("tools not installed")
 # Each is a BIOS-bootable disk: MBR, a FAT boot partition with syslinux, the kernel and a busybox initramfs,
 # and an ext4 data partition. Output in $CORRAL_GUEST_DIR (default guest/build). Skips work already done.
@@ -15,7 +15,7 @@ log() { printf '[guest] %s\n' "$*" >&2; }
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v depmod >/dev/null || need+=(kmod)
-for pair in syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
+for pair in qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
   pkg=${pair%%:*}; probe=${pair#*:}
   if [[ $probe == /* ]]; then [ -e "$probe" ] || need+=("$pkg"); else command -v "$probe" >/dev/null || need+=("$pkg"); fi
 done
@@ -66,6 +66,30 @@ module_order() { # module_order TREE RELEASE NAME...
   done
 }
 
+# Debian's QEMU guest agent (qemu-guest-agent), with the shared libraries it loads, as a distribution installs it: the
+# guest tools every KVM platform talks to. It shuts the guest down through /sbin/shutdown, which busybox lacks: a
+# small script maps it to the image's poweroff. Its guest-get-osinfo reads /etc/os-release.
+install_qemu_ga() { # install_qemu_ga ROOT
+  local root=$1 lib
+  mkdir -p "$root/sbin" "$root/lib64" "$root/lib/x86_64-linux-gnu" "$root/etc/qemu"
+  install -m 755 /usr/sbin/qemu-ga "$root/sbin/qemu-ga"
+  for lib in $(ldd /usr/sbin/qemu-ga | awk '/=> \//{print $3} /^[ \t]*\/lib64\//{print $1}'); do
+    case "$lib" in
+      /lib64/*) cp -L "$lib" "$root/lib64/" ;;
+      *) cp -L "$lib" "$root/lib/x86_64-linux-gnu/" ;;
+    esac
+  done
+  install -m 755 "$here/rootfs/shutdown" "$root/sbin/shutdown"
+  cat > "$root/etc/os-release" <<'OS'
+PRETTY_NAME="Corral Linux test 1.0"
+NAME="Corral Linux test"
+VERSION_ID="1.0"
+VERSION="1.0"
+ID=corral-linux-test
+ID_LIKE=debian
+OS
+}
+
 build_image() { # build_image NAME META AGENT(yes|no) MODULES...
   local name=$1 meta=$2 agent=$3; shift 3
   local target="$out/$name.qcow2" stamp="$out/$name.stamp"
@@ -84,7 +108,10 @@ build_image() { # build_image NAME META AGENT(yes|no) MODULES...
   install -m 755 "$here/rootfs/corral-poweroff" "$root/bin/corral-poweroff"
   install -m 755 "$here/rootfs/seqwriter" "$root/bin/seqwriter"
   install -m 755 "$here/rootfs/power-button" "$root/bin/power-button"
-  [ "$agent" = yes ] && install -m 755 "$here/rootfs/guest-agent" "$root/bin/guest-agent"
+  if [ "$agent" = yes ]; then
+    install -m 755 "$here/rootfs/guest-agent" "$root/bin/guest-agent"
+    install_qemu_ga "$root"
+  fi
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
   printf 'PS1="corral-guest:\\w# "\nexport PS1\n' > "$root/etc/profile"
   : > "$root/etc/modules.order"

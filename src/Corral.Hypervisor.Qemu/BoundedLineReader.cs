@@ -19,6 +19,33 @@ public sealed class BoundedLineReader(Stream stream, int maxLineBytes)
     /// <summary>Lines skipped for their length since this reader was made.</summary>
     public long SkippedLines { get; private set; }
 
+    /// <summary>
+    /// Discards everything up to and including the next <paramref name="delimiter"/> byte (a partial line too), for a
+    /// protocol that marks a point to resynchronise at (the guest agent's 0xFF). False at the end of the stream.
+    /// </summary>
+    public async Task<bool> SkipPastAsync(byte delimiter, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var at = Array.IndexOf(_buffer, delimiter, _start, _end - _start);
+            if (at >= 0)
+            {
+                _start = at + 1;
+                _skipping = false;
+                return true;
+            }
+
+            _start = _end = 0;
+            var read = await stream.ReadAsync(_buffer.AsMemory(), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return false;
+            }
+
+            _end = read;
+        }
+    }
+
     /// <summary>The next line (without its newline, a trailing CR dropped), or null at the end of the stream.</summary>
     public async Task<string?> ReadLineAsync(CancellationToken cancellationToken)
     {

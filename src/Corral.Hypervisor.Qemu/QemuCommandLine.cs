@@ -117,6 +117,8 @@ public static partial class QemuCommandLine
                 "-device", $"virtio-serial-pci,id=vser0,addr={PciLayout.Address(PciLayout.GuestAgentSlot)}",
                 "-chardev", $"socket,id=ga0,path={Escape(paths.GuestAgent)},server=on,wait=off",
                 "-device", $"virtserialport,chardev=ga0,name={GuestAgentPortName}",
+                "-chardev", $"socket,id=qga0,path={Escape(paths.Qga)},server=on,wait=off",
+                "-device", $"virtserialport,chardev=qga0,name={GuestAgent.QgaClient.PortName}",
             ]);
         }
 

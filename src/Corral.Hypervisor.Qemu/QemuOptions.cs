@@ -41,6 +41,9 @@ public sealed class QemuOptions
     /// <summary>How long a guest agent report stays fresh enough to trust the agent with a shutdown or reboot.</summary>
     public TimeSpan GuestAgentFreshness { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often the QEMU guest agent is asked about the guest (its OS, its addresses); under <see cref="GuestAgentFreshness"/>.</summary>
+    public TimeSpan GuestAgentPollInterval { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>How long KillAsync waits after QMP <c>quit</c> before SIGKILL.</summary>
     public TimeSpan QuitGracePeriod { get; set; } = TimeSpan.FromSeconds(3);
 
@@ -70,6 +73,11 @@ public sealed class QemuOptions
         if (GuestAgentMinReportInterval < TimeSpan.Zero || GuestAgentMinReportInterval >= GuestAgentFreshness)
         {
             problems.Add("Corral:Qemu:GuestAgentMinReportInterval must be under GuestAgentFreshness, or a live agent would look stale");
+        }
+
+        if (GuestAgentPollInterval < TimeSpan.FromMilliseconds(100) || GuestAgentPollInterval * 2 > GuestAgentFreshness)
+        {
+            problems.Add("Corral:Qemu:GuestAgentPollInterval must be at least 0.1 s and at most half of GuestAgentFreshness, or a live agent would look stale");
         }
 
         if (GuestAgentLinesPerSecond < 1)

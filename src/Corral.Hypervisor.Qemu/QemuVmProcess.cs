@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Corral.Hypervisor.Qemu.GuestAgent;
 using Microsoft.Extensions.Logging;
 
 namespace Corral.Hypervisor.Qemu;
@@ -16,6 +17,8 @@ public sealed class QemuVmProcess : IVmProcess
     private readonly VmRuntimePaths _paths;
     private readonly QmpClient _qmp;
     private readonly GuestAgentChannel? _agent;
+    private readonly QgaGuestTools? _qga;
+    private volatile GuestAgentReport? _qgaReport;
     private readonly QemuOptions _options;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -44,6 +47,8 @@ public sealed class QemuVmProcess : IVmProcess
             _agent = new GuestAgentChannel(paths.GuestAgent, spec.VmUuid, logger,
                 new GuestAgentChannel.ChannelLimits(options.GuestAgentMaxLineBytes, options.GuestAgentMinReportInterval, options.GuestAgentLinesPerSecond));
             _agent.ReportReceived += (_, _) => Raise(VmProcessEventKind.GuestReport);
+            _qga = new QgaGuestTools(paths.Qga, spec.VmUuid, () => Spec.Nics, options.GuestAgentPollInterval, logger);
+            _qga.ReportReceived += (_, report) => _ = OnQgaReportAsync(report);
         }
 
         _exitWatch = Task.Run(() => WatchExitAsync(_stop.Token));
@@ -62,10 +67,32 @@ public sealed class QemuVmProcess : IVmProcess
 
     public bool ExitIntended => _exitIntended;
 
-    public GuestAgentReport? LatestGuestReport => _agent?.LatestReport;
+    /// <summary>The QEMU guest agent's side of this VM (null for a VM without paravirtual devices).</summary>
+    internal QgaGuestTools? Qga => _qga;
+
+    /// <summary>What the QEMU guest agent last said, else Corral's own agent (the lab's older images).</summary>
+    public GuestAgentReport? LatestGuestReport => _qgaReport ?? _agent?.LatestReport;
 
     /// <summary>True when the guest agent is connected and reported recently enough to be trusted with a shutdown.</summary>
-    public bool GuestAgentResponsive => _agent?.IsResponsive(_options.GuestAgentFreshness) ?? false;
+    public bool GuestAgentResponsive => (_qga?.IsResponsive(_options.GuestAgentFreshness) ?? false) || (_agent?.IsResponsive(_options.GuestAgentFreshness) ?? false);
+
+    /// <summary>
+    /// A QEMU guest agent's report, with the paravirtual drivers the guest runs as the host sees them (the agent does
+    /// not say): kept as the latest and raised as a guest report.
+    /// </summary>
+    private async Task OnQgaReportAsync(GuestAgentReport report)
+    {
+        try
+        {
+            var drivers = await VirtioDrivers.InUseAsync(QmpAsync, _stop.Token).ConfigureAwait(false);
+            _qgaReport = report with { PvDrivers = drivers };
+            Raise(VmProcessEventKind.GuestReport);
+        }
+        catch (Exception ex) when (ex is QmpException or ObjectDisposedException or OperationCanceledException)
+        {
+            _logger.LogDebug("VM {Vm}: virtio driver status not read ({Reason})", VmUuid, ex.Message);
+        }
+    }
 
     /// <summary>The QMP connection, for callers that need a command the interface does not offer (e.g. migration).</summary>
     public QmpClient Qmp => _qmp;
@@ -115,6 +142,11 @@ public sealed class QemuVmProcess : IVmProcess
         if (_agent is not null)
         {
             await _agent.DisposeAsync().ConfigureAwait(false); // nothing left to reconnect to; its last report stays readable
+        }
+
+        if (_qga is not null)
+        {
+            await _qga.DisposeAsync().ConfigureAwait(false);
         }
 
         RemoveRuntimeFiles(keepConsoleLog: true);
@@ -495,7 +527,7 @@ public sealed class QemuVmProcess : IVmProcess
     public async Task RequestShutdownAsync(CancellationToken cancellationToken)
     {
         _exitIntended = true;
-        if (await TellAgentAsync("shutdown", cancellationToken).ConfigureAwait(false))
+        if (await AskQgaAsync("powerdown", cancellationToken).ConfigureAwait(false) || await TellAgentAsync("shutdown", cancellationToken).ConfigureAwait(false))
         {
             return;
         }
@@ -507,13 +539,26 @@ public sealed class QemuVmProcess : IVmProcess
     /// <summary>The guest agent's <c>reboot</c> when it is alive and acknowledges; otherwise a hard reset.</summary>
     public async Task RequestRebootAsync(CancellationToken cancellationToken)
     {
-        if (await TellAgentAsync("reboot", cancellationToken).ConfigureAwait(false))
+        if (await AskQgaAsync("reboot", cancellationToken).ConfigureAwait(false) || await TellAgentAsync("reboot", cancellationToken).ConfigureAwait(false))
         {
             return;
         }
 
         _logger.LogInformation("VM {Vm}: no guest agent to reboot cleanly; resetting (system_reset)", VmUuid);
         await QmpAsync("system_reset", null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The QEMU guest agent's <c>guest-shutdown</c> in <paramref name="mode"/>, when it is alive and has it enabled.</summary>
+    private async Task<bool> AskQgaAsync(string mode, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (_qga is null || !await _qga.ShutdownAsync(mode, _options.GuestAgentFreshness, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        _logger.LogInformation("VM {Vm}: QEMU guest agent asked to {Mode}", VmUuid, mode);
+        return true;
     }
 
     private async Task<bool> TellAgentAsync(string command, CancellationToken cancellationToken)
@@ -643,6 +688,11 @@ public sealed class QemuVmProcess : IVmProcess
         if (_agent is not null)
         {
             await _agent.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_qga is not null)
+        {
+            await _qga.DisposeAsync().ConfigureAwait(false);
         }
 
         await _qmp.DisposeAsync().ConfigureAwait(false);

@@ -22,6 +22,9 @@ public sealed record VmRuntimePaths(string Directory)
 
     public string GuestAgent => Path.Combine(Directory, "guest-agent.sock");
 
+    /// <summary>The host end of the QEMU guest agent's port (<c>org.qemu.guest_agent.0</c>).</summary>
+    public string Qga => Path.Combine(Directory, "qga.sock");
+
     public string Vnc => Path.Combine(Directory, "vnc.sock");
 
     public string PidFile => Path.Combine(Directory, "qemu.pid");
@@ -29,7 +32,7 @@ public sealed record VmRuntimePaths(string Directory)
     /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
     public string Spec => Path.Combine(Directory, "vm.json");
 
-    public IEnumerable<string> Sockets => [Qmp, Monitor, Console, GuestAgent, Vnc];
+    public IEnumerable<string> Sockets => [Qmp, Monitor, Console, GuestAgent, Qga, Vnc];
 
     /// <summary>The longest socket path must fit in sun_path, or QEMU cannot bind it.</summary>
     public void EnsureSocketPathsFit()

@@ -27,6 +27,8 @@ public class QemuCommandLineTests
         Assert.Contains("virtio-serial-pci,id=vser0,addr=0x3", devices);
         Assert.Contains("virtserialport,chardev=ga0,name=org.corral.guest_agent.0", devices);
         Assert.Contains($"socket,id=ga0,path={Paths.GuestAgent},server=on,wait=off", ValuesOf(args, "-chardev"));
+        Assert.Contains("virtserialport,chardev=qga0,name=org.qemu.guest_agent.0", devices);
+        Assert.Contains($"socket,id=qga0,path={Paths.Qga},server=on,wait=off", ValuesOf(args, "-chardev"));
         // CD drives stay on the IDE controller even for paravirtual guests; empty is allowed.
         Assert.Contains("ide-cd,drive=drive3,bus=ide.0,unit=0", devices);
         Assert.Contains("if=none,id=drive3,media=cdrom,readonly=on", ValuesOf(args, "-drive"));

@@ -286,8 +286,9 @@ public sealed class VmSupervisor(
     {
         try
         {
-            var fingerprint = string.Join(";", report.Networks.OrderBy(k => k.Key).Select(kv => kv.Key + "=" + kv.Value))
-                              + "|" + report.AgentVersion + "|" + (long)report.Uptime.TotalMinutes;
+            static string Flat(IReadOnlyDictionary<string, string> map) => string.Join(";", map.OrderBy(k => k.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
+            var fingerprint = Flat(report.Networks) + "|" + Flat(report.OsVersion) + "|" + Flat(report.PvDrivers) + "|" + report.AgentVersion + "|"
+                              + (long)report.Uptime.TotalMinutes;
             if (_lastGuestFingerprint.TryGetValue(vmRef, out var last) && last == fingerprint)
             {
                 return;
@@ -345,14 +346,20 @@ public sealed class VmSupervisor(
         metrics.Set(XenApi.VMGuestMetrics.PVDriversUpToDate, true);
         metrics.Set(XenApi.VMGuestMetrics.PVDriversDetected, report.PvDrivers.Count > 0);
         metrics.Set(XenApi.VMGuestMetrics.Networks, report.Networks);
-        metrics.Set(XenApi.VMGuestMetrics.Other, new Dictionary<string, string>
+        var other = new Dictionary<string, string>
         {
             ["feature-shutdown"] = "1",
             ["feature-reboot"] = "1",
             ["has-vendor-device"] = "0",
             ["platform-feature-multiprocessor-suspend"] = "0",
-            ["uptime"] = ((long)report.Uptime.TotalSeconds).ToString(CultureInfo.InvariantCulture),
-        });
+        };
+        if (report.Uptime > TimeSpan.Zero)
+        {
+            // Corral's own agent says; the QEMU guest agent has no such question.
+            other["uptime"] = ((long)report.Uptime.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+        }
+
+        metrics.Set(XenApi.VMGuestMetrics.Other, other);
         metrics.Set(XenApi.VMGuestMetrics.LastUpdated, report.ReceivedUtc);
         metrics.Set(XenApi.VMGuestMetrics.Live, true);
         // A guest with the virtio drivers takes disks and cards plugged while it runs (PCI hot-plug through ACPI).
