@@ -68,40 +68,18 @@ public sealed class QgaClient : IAsyncDisposable
     /// agent's error, <see cref="TimeoutException"/> when no answer came within <paramref name="timeout"/> (no agent
     /// running in the guest, or one too busy), <see cref="IOException"/> when the connection is gone.
     /// </summary>
-    public async Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(timeout);
-        await _one.WaitAsync(limit.Token).ConfigureAwait(false);
-        try
-        {
-            if (!_synced)
-            {
-                await SyncAsync(limit.Token).ConfigureAwait(false);
-            }
-
-            _synced = false;
-            await WriteAsync(command, arguments, delimit: false, limit.Token).ConfigureAwait(false);
-            var answer = await ReadAnswerAsync(limit.Token).ConfigureAwait(false);
-            _synced = true;
-            return Unwrap(answer);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new TimeoutException($"the guest agent did not answer {command} within {timeout.TotalSeconds:0.#} s");
-        }
-        finally
-        {
-            _one.Release();
-        }
-    }
+    public Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments, TimeSpan timeout, CancellationToken cancellationToken) =>
+        ExchangeAsync(command, arguments, expectAnswer: true, timeout, cancellationToken);
 
     /// <summary>
     /// Sends a command that answers nothing when it succeeds (<c>guest-shutdown</c>, <c>guest-suspend-*</c>): the agent
     /// acts on it, and its effect (the guest powering off) is the only answer. The stream is resynchronised before the
     /// next command, which discards an error the agent may have sent meanwhile.
     /// </summary>
-    public async Task SendAsync(string command, JsonObject? arguments, TimeSpan timeout, CancellationToken cancellationToken)
+    public Task SendAsync(string command, JsonObject? arguments, TimeSpan timeout, CancellationToken cancellationToken) =>
+        ExchangeAsync(command, arguments, expectAnswer: false, timeout, cancellationToken);
+
+    private async Task<JsonNode?> ExchangeAsync(string command, JsonObject? arguments, bool expectAnswer, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
@@ -113,12 +91,21 @@ public sealed class QgaClient : IAsyncDisposable
                 await SyncAsync(limit.Token).ConfigureAwait(false);
             }
 
+            // Out of step until the answer is read (or, for a command without one, until the next resynchronisation).
             _synced = false;
             await WriteAsync(command, arguments, delimit: false, limit.Token).ConfigureAwait(false);
+            if (!expectAnswer)
+            {
+                return null;
+            }
+
+            var answer = await ReadAnswerAsync(limit.Token).ConfigureAwait(false);
+            _synced = true;
+            return Unwrap(answer);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new TimeoutException($"the guest agent did not take {command} within {timeout.TotalSeconds:0.#} s");
+            throw new TimeoutException($"the guest agent did not {(expectAnswer ? "answer" : "take")} {command} within {timeout.TotalSeconds:0.#} s");
         }
         finally
         {
