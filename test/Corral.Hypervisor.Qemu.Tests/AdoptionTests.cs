@@ -43,9 +43,10 @@ public sealed class AdoptionTests(ITestOutputHelper output)
         Assert.Equal(4, Assert.Single(process.Spec.Disks).PciSlot);
         Assert.Equal(VmRunState.Running, await process.QueryStateAsync(CancellationToken.None));
 
-        // The guest agent channel is picked up again too.
+        // The guest agents' ports are picked up again too: the QEMU guest agent answers the adopting agent.
         await events.WaitForAsync(VmProcessEventKind.GuestReport, TimeSpan.FromSeconds(30));
-        Assert.Equal("1.0.0", process.LatestGuestReport!.AgentVersion);
+        await QemuRig.WaitUntilAsync(() => process.Qga!.IsResponsive(TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(30), "the QEMU guest agent answering after adoption");
+        Assert.Matches(@"^\d+\.\d+\.\d+$", process.LatestGuestReport!.AgentVersion);
 
         await process.PauseAsync(CancellationToken.None);
         Assert.Equal(VmRunState.Paused, await process.QueryStateAsync(CancellationToken.None));

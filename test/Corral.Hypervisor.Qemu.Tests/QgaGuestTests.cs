@@ -25,7 +25,7 @@ public sealed class QgaGuestTests(ITestOutputHelper output)
         await QemuRig.WaitForConsoleAsync(paths.ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
 
         // The process's own connection (QEMU takes one client on the port): its first report, then questions over it.
-        await QemuRig.WaitUntilAsync(() => process.LatestGuestReport is { Uptime.Ticks: 0 }, TimeSpan.FromSeconds(60), "a report from qemu-ga");
+        await QemuRig.WaitUntilAsync(() => process.LatestGuestReport is { AgentVersion: not "1.0.0" }, TimeSpan.FromSeconds(60), "a report from qemu-ga");
         var tools = process.Qga!;
         var info = await tools.AskAsync(QgaQueries.InfoAsync, default);
         Assert.Equal(info.Version, process.LatestGuestReport!.AgentVersion);
@@ -43,6 +43,11 @@ public sealed class QgaGuestTests(ITestOutputHelper output)
         Assert.Matches(@"^\d+\.\d+", os.KernelRelease);
         Assert.Equal("Corral Linux test 1.0", process.LatestGuestReport.OsVersion["name"]);
         Assert.Equal("1", process.LatestGuestReport.OsVersion["major"]);
+
+        // Its uptime, read from the guest's /proc/uptime: a few seconds after a boot that took a few seconds.
+        var uptime = process.LatestGuestReport.Uptime;
+        Assert.InRange(uptime, TimeSpan.FromSeconds(0.5), TimeSpan.FromMinutes(2));
+        Assert.InRange((await tools.AskAsync((c, ct) => QgaQueries.UptimeAsync(c, info, ct), default))!.Value, uptime, uptime + TimeSpan.FromMinutes(1));
 
         // The guest's virtio drivers, as QEMU sees them set up.
         Assert.Equal("1", process.LatestGuestReport.PvDrivers["virtio_blk"]);

@@ -355,7 +355,7 @@ public sealed class VmSupervisor(
         };
         if (report.Uptime > TimeSpan.Zero)
         {
-            // Corral's own agent says; the QEMU guest agent has no such question.
+            // From the guest's /proc/uptime; a guest that does not say (Windows) has none.
             other["uptime"] = ((long)report.Uptime.TotalSeconds).ToString(CultureInfo.InvariantCulture);
         }
 

@@ -6,8 +6,8 @@ namespace Corral.Hypervisor.Qemu.GuestAgent;
 
 /// <summary>
 /// A VM's guest tools as the QEMU guest agent provides them: every <see cref="PollInterval"/> while QEMU runs, the agent
-/// is asked what it is (<c>guest-info</c>), the guest's OS (<c>guest-get-osinfo</c>) and its addresses
-/// (<c>guest-network-get-interfaces</c>), and the answer becomes the VM's <see cref="GuestAgentReport"/>, its networks
+/// is asked what it is (<c>guest-info</c>), the guest's OS (<c>guest-get-osinfo</c>), its addresses
+/// (<c>guest-network-get-interfaces</c>) and its uptime (its <c>/proc/uptime</c>, read), and the answer becomes the VM's <see cref="GuestAgentReport"/>, its networks
 /// keyed by the VM's cards as XenServer's tools key them. A guest without the agent just never answers: each poll then
 /// costs one timed-out question, and the VM shows no tools. The connection to QEMU's end of the port is made again
 /// whenever it drops.
@@ -129,6 +129,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
         var info = await QgaQueries.InfoAsync(client, stop).ConfigureAwait(false);
         var os = info.Has("guest-get-osinfo") ? await QgaQueries.OsInfoAsync(client, stop).ConfigureAwait(false) : null;
         var interfaces = info.Has("guest-network-get-interfaces") ? await QgaQueries.InterfacesAsync(client, stop).ConfigureAwait(false) : [];
+        var uptime = await QgaQueries.UptimeAsync(client, info, stop).ConfigureAwait(false);
         if (_info is null)
         {
             _logger.LogInformation("QEMU guest agent {Version} answers in VM {Vm}", info.Version, _vmUuid);
@@ -136,7 +137,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
 
         _info = info;
         Interlocked.Exchange(ref _answeredAt, _time.GetTimestamp());
-        var report = new GuestAgentReport(info.Version, TimeSpan.Zero,
+        var report = new GuestAgentReport(info.Version, uptime ?? TimeSpan.Zero,
             os is null ? new Dictionary<string, string>() : QgaQueries.XenOsVersion(os),
             QgaQueries.XenNetworks(interfaces, _nics().ToDictionary(n => n.Mac.ToLowerInvariant(), n => n.Index, StringComparer.Ordinal)),
             new Dictionary<string, string>(),

@@ -83,6 +83,59 @@ public static class QgaQueries
     }
 
     /// <summary>
+    /// How long the guest has been up, from its <c>/proc/uptime</c> read through the agent's file commands (open, read,
+    /// close: nothing is written); null when the agent has them disabled or the guest has no such file (Windows).
+    /// </summary>
+    public static async Task<TimeSpan?> UptimeAsync(QgaClient agent, QgaAgentInfo info, CancellationToken cancellationToken)
+    {
+        if (!info.Has("guest-file-open") || !info.Has("guest-file-read") || !info.Has("guest-file-close"))
+        {
+            return null;
+        }
+
+        JsonNode? handle;
+        try
+        {
+            handle = await agent.ExecuteAsync("guest-file-open", new JsonObject { ["path"] = "/proc/uptime", ["mode"] = "r" }, Timeout, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (QgaException)
+        {
+            return null;
+        }
+
+        if (handle is not JsonValue h || !h.TryGetValue<long>(out var id))
+        {
+            return null;
+        }
+
+        try
+        {
+            var read = await agent.ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = id, ["count"] = 64 }, Timeout, cancellationToken)
+                .ConfigureAwait(false) as JsonObject;
+            var text = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(Text(read, "buf-b64")));
+            return double.TryParse(text.Split(' ', 2)[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds) && seconds >= 0
+                ? TimeSpan.FromSeconds(seconds)
+                : null;
+        }
+        catch (Exception ex) when (ex is FormatException or QgaException)
+        {
+            return null;
+        }
+        finally
+        {
+            try
+            {
+                await agent.ExecuteAsync("guest-file-close", new JsonObject { ["handle"] = id }, Timeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch (QgaException)
+            {
+                // The handle is gone already (the agent restarted): nothing left open.
+            }
+        }
+    }
+
+    /// <summary>
     /// The addresses as XenServer's guest tools report them in <c>VM_guest_metrics.networks</c>: for the card of device
     /// number N (the VIF's <c>device</c>), <c>N/ip</c> (its first IPv4 address), <c>N/ipv4/K</c> and <c>N/ipv6/K</c>.
     /// A guest interface is matched to a card by its MAC; interfaces of no card (loopback, bridges inside the guest) are left out.
