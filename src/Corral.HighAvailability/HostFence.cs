@@ -94,7 +94,7 @@ public sealed class HostFence
         // From the kill until the processes are gone, no pets: if they are not gone within the watchdog's timeout, the
         // machine is reset. Once they are, the pets resume and nothing happens.
         var killing = _killSince is not null && runningVms > 0;
-        var why = !fence ? null : leaseSafe ? "the fence fell due under an earlier lease, which expired" : lands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands";
+        var why = fence ? SelfFencePolicy.Reason(leaseSafe, lands, isolatedFor) : null;
         return new FenceRound(
             SelfFencePolicy.MayBeat(report.HaEnabled, report.StatefileKnown, leaseSafe, _fenced, lands),
             kill,

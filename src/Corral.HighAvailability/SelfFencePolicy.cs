@@ -38,6 +38,11 @@ public static class SelfFencePolicy
     public static bool MustFence(bool haEnabled, bool leaseSafe, bool heartbeatLands, TimeSpan isolatedFor, HaTimings timings) =>
         haEnabled && !leaseSafe && (!heartbeatLands || (timings.IsolationPowerOffAfter is { } after && isolatedFor >= after));
 
+    /// <summary>Why a fence was carried out, as the fence daemon and the agent log it.</summary>
+    public static string Reason(bool leaseSafe, bool heartbeatLands, TimeSpan isolatedFor) =>
+        leaseSafe ? "the fence fell due under an earlier lease, which expired"
+        : heartbeatLands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands";
+
     /// <summary>
     /// The storage heartbeat is written while the lease is safe, and while isolated as long as it has kept landing and
     /// the host has not fenced itself: it stops no later than the VMs do.

@@ -47,9 +47,7 @@ public sealed class SelfFence(
             if (_grace.Carry(due, lease?.Id, MonotonicTime.Now, timings))
             {
                 heartbeat.Fenced();
-                await FenceAsync(lease, leaseSafe ? "the fence fell due under an earlier liveness lease, which expired"
-                        : lands ? $"isolated for {isolatedFor.TotalSeconds:0.0} s (the isolation response)" : "its storage heartbeat no longer lands")
-                    .ConfigureAwait(false);
+                await FenceAsync(lease, SelfFencePolicy.Reason(leaseSafe, lands, isolatedFor)).ConfigureAwait(false);
             }
             else if (!leaseSafe && heartbeat.HaEnabled && supervisor.AllProcesses.Count > 0 && !_isolationLogged)
             {
