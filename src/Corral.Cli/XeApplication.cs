@@ -73,12 +73,12 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
 
             if (!spec.Flags.HasFlag(CommandFlags.NoSession))
             {
-                (client, session) = await LoginAsync(args, spec.Flags.HasFlag(CommandFlags.LocalLogin), cancellationToken).ConfigureAwait(false);
+                (client, session) = await LoginAsync(args, spec.Flags.HasFlag(CommandFlags.LocalLogin), cancellationToken);
             }
 
             session ??= new XenApiSession(new NoServer());
             cache = new PoolCache(session);
-            await spec.Run(new CommandContext(parameters, session, cache, printer, stdin, Registry), cancellationToken).ConfigureAwait(false);
+            await spec.Run(new CommandContext(parameters, session, cache, printer, stdin, Registry), cancellationToken);
             printer.Flush();
             if (session.IsLoggedIn)
             {
@@ -106,7 +106,7 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
             IReadOnlyList<string> parameters = ex.Parameters;
             try
             {
-                parameters = await ErrorText.ConvertReferencesAsync(ex, cache, session, cancellationToken).ConfigureAwait(false);
+                parameters = await ErrorText.ConvertReferencesAsync(ex, cache, session, cancellationToken);
             }
             catch (Exception e) when (e is XenApiTransportException or OperationCanceledException)
             {
@@ -132,7 +132,7 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
             {
                 try
                 {
-                    await session.LogoutAsync(CancellationToken.None).ConfigureAwait(false);
+                    await session.LogoutAsync(CancellationToken.None);
                 }
                 catch (Exception e) when (e is XenApiException or XenApiTransportException)
                 {
@@ -285,11 +285,11 @@ public sealed class XeApplication(TextWriter stdout, TextWriter stderr, TextRead
         {
             if (local)
             {
-                await session.LocalLoginAsync(user, password, cancellationToken).ConfigureAwait(false);
+                await session.LocalLoginAsync(user, password, cancellationToken);
             }
             else
             {
-                await session.LoginAsync(user, password, cancellationToken).ConfigureAwait(false);
+                await session.LoginAsync(user, password, cancellationToken);
             }
 
             return (client, session, target.Server);

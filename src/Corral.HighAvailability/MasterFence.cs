@@ -72,7 +72,7 @@ public sealed class MasterFence(HaTimings timings, TimeProvider clock, ILogger l
     public async Task<bool> RunOnceAsync(IMasterFenceWorld world, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(world);
-        if (!world.HaEnabled || !world.LeaseSafe || await world.MasterAsync(cancellationToken).ConfigureAwait(false) is not { } master)
+        if (!world.HaEnabled || !world.LeaseSafe || await world.MasterAsync(cancellationToken) is not { } master)
         {
             Forget(null);
             return false;
@@ -84,7 +84,7 @@ public sealed class MasterFence(HaTimings timings, TimeProvider clock, ILogger l
         }
 
         var began = Monotonic;
-        var answered = await world.ProbeAsync(master, cancellationToken).ConfigureAwait(false);
+        var answered = await world.ProbeAsync(master, cancellationToken);
         Probed(answered, began);
         if (answered || SilentFor < timings.MasterUnreachableFor)
         {
@@ -110,7 +110,7 @@ public sealed class MasterFence(HaTimings timings, TimeProvider clock, ILogger l
             return false;
         }
 
-        if (!await world.StillMasterAsync(master, cancellationToken).ConfigureAwait(false))
+        if (!await world.StillMasterAsync(master, cancellationToken))
         {
             // Another survivor fenced it, or its lease ended: the election moves on without this host's help.
             Forget(null);
@@ -120,13 +120,13 @@ public sealed class MasterFence(HaTimings timings, TimeProvider clock, ILogger l
         _lastAttempt = began;
         logger.LogWarning(HaEvents.MasterSilent, "HA: master {Host} silent for {Seconds:0.0} s and its storage heartbeat still for {Still:0.0} s: powering it off",
             master.Name, SilentFor.TotalSeconds, stillFor.Value.TotalSeconds);
-        if (!await world.PowerFenceAsync(master, cancellationToken).ConfigureAwait(false))
+        if (!await world.PowerFenceAsync(master, cancellationToken))
         {
             logger.LogWarning(HaEvents.MasterSilent, "HA: the fence agent of master {Host} failed; its lease decides", master.Name);
             return false;
         }
 
-        await world.DeclarePowerFencedAsync(master, world.Heartbeat(master), cancellationToken).ConfigureAwait(false);
+        await world.DeclarePowerFencedAsync(master, world.Heartbeat(master), cancellationToken);
         logger.LogWarning(HaEvents.MasterFenced, "HA: master {Host} powered off by its fence agent; its lease revoked, a new master takes over its recovery", master.Name);
         Forget(null);
         return true;

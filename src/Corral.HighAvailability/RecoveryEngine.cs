@@ -39,8 +39,8 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
     public async Task<bool> RunOnceAsync(IRecoveryWorld world, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(world);
-        var enabled = await world.HaEnabledAsync(cancellationToken).ConfigureAwait(false);
-        var records = await world.RecoveriesAsync(cancellationToken).ConfigureAwait(false);
+        var enabled = await world.HaEnabledAsync(cancellationToken);
+        var records = await world.RecoveriesAsync(cancellationToken);
         if (enabled is null || (enabled == false && records.Count == 0))
         {
             return false;
@@ -53,15 +53,15 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         }
 
         var progressed = false;
-        var vms = await world.VmsAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var host in await world.HostsAsync(cancellationToken).ConfigureAwait(false))
+        var vms = await world.VmsAsync(cancellationToken);
+        foreach (var host in await world.HostsAsync(cancellationToken))
         {
             if (!records.TryGetValue(host.Ref, out var record))
             {
                 if (enabled == true && !host.Live && vms.Any(v => v.ResidentOn == host.Ref && v.IsActive))
                 {
                     var detected = new RecoveryRecord { HostRef = host.Ref, WaitingSinceUtc = Now, Heartbeat = world.Heartbeat(host) };
-                    await world.SaveAsync(detected, cancellationToken).ConfigureAwait(false);
+                    await world.SaveAsync(detected, cancellationToken);
                     _waitingSeen[host.Ref] = Monotonic;
                     progressed = true;
                     logger.LogWarning(HaEvents.HostUnleased, "HA: host {Host} has lost its liveness lease with VMs on it; waiting for it to be fenced", host.Name);
@@ -73,11 +73,11 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             if (record.State == RecoveryStates.Detected)
             {
                 _waitingSeen.TryAdd(host.Ref, Monotonic);
-                progressed |= await WaitForFenceAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
+                progressed |= await WaitForFenceAsync(world, record, host, vms, cancellationToken);
             }
             else
             {
-                await RestartAsync(world, record, host, vms, cancellationToken).ConfigureAwait(false);
+                await RestartAsync(world, record, host, vms, cancellationToken);
             }
         }
 
@@ -86,7 +86,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         if (enabled == true && (_lastPlanRefresh is not { } refreshed || Monotonic - refreshed > timings.PlanRefresh))
         {
             _lastPlanRefresh = Monotonic;
-            await world.RefreshPlanAsync(cancellationToken).ConfigureAwait(false);
+            await world.RefreshPlanAsync(cancellationToken);
         }
 
         return progressed;
@@ -98,7 +98,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         {
             // Back before it was declared fenced: it kept (or re-registered) its lease; nothing to recover.
             logger.LogInformation(HaEvents.HostBack, "HA: host {Host} is live again; no recovery", host.Name);
-            await world.DeleteAsync(record, cancellationToken).ConfigureAwait(false);
+            await world.DeleteAsync(record, cancellationToken);
             return false;
         }
 
@@ -113,7 +113,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
                 logger.LogWarning(HaEvents.HostIsolated, "HA: host {Host} has no lease but its storage heartbeat moves ({Counter}): isolated, its VMs left running", host.Name, heartbeat);
             }
 
-            await world.SaveAsync(record with { Heartbeat = heartbeat, Isolated = true }, cancellationToken).ConfigureAwait(false);
+            await world.SaveAsync(record with { Heartbeat = heartbeat, Isolated = true }, cancellationToken);
             return false;
         }
 
@@ -125,10 +125,10 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             // lease expired), and covers what self-fencing cannot: a host frozen whole, whose VMs would run again for a
             // moment when it thaws. A master that cannot read the statefile has only the fence agent to go by.
             _lastAttempt[host.Ref] = Monotonic;
-            if (await world.PowerFenceAsync(host, cancellationToken).ConfigureAwait(false))
+            if (await world.PowerFenceAsync(host, cancellationToken))
             {
                 record = record with { PowerFenced = true };
-                await world.SaveAsync(record, cancellationToken).ConfigureAwait(false);
+                await world.SaveAsync(record, cancellationToken);
                 logger.LogWarning(HaEvents.PowerFenced, "HA: host {Host} powered off by its fence agent", host.Name);
             }
         }
@@ -142,7 +142,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             return false;
         }
 
-        if (!await world.MigrationsSettledAsync(host, cancellationToken).ConfigureAwait(false))
+        if (!await world.MigrationsSettledAsync(host, cancellationToken))
         {
             return false;
         }
@@ -151,7 +151,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         var onHost = vms.Where(v => v.ResidentOn == host.Ref && v.IsActive).ToList();
         var restarts = RestartItem.Ordered(onHost);
         await world.DeclareFencedAsync(record with { State = RecoveryStates.Restarting, Restarts = restarts, LastStartUtc = DateTime.MinValue }, onHost,
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken);
         logger.LogWarning(HaEvents.HostFenced, "HA: host {Host} is fenced ({How}); {Count} VM(s) halted, {Restarts} to restart", host.Name,
             record.PowerFenced ? "powered off by its fence agent" : $"no lease, and its storage heartbeat still for {stillFor?.TotalSeconds:0.0} s",
             onHost.Count, restarts.Count);
@@ -209,13 +209,13 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
 
         if (batch.Count > 0)
         {
-            var hosts = await PlaceAsync(world, batch.Select(b => b.Vm).ToList(), cancellationToken).ConfigureAwait(false);
+            var hosts = await PlaceAsync(world, batch.Select(b => b.Vm).ToList(), cancellationToken);
             var outcomes = await Task.WhenAll(batch.Select(async b =>
             {
                 _lastAttempt[b.Item.VmRef] = Monotonic;
                 try
                 {
-                    var hostRef = await world.StartAsync(b.Vm, hosts.GetValueOrDefault(b.Item.VmRef), cancellationToken).ConfigureAwait(false);
+                    var hostRef = await world.StartAsync(b.Vm, hosts.GetValueOrDefault(b.Item.VmRef), cancellationToken);
                     logger.LogWarning("HA: restarted VM {Vm} on {Host}", b.Vm.Name, hostRef);
                     return (b.Item, b.Vm, Error: (VmRestartException?)null);
                 }
@@ -223,7 +223,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
                 {
                     return (b.Item, b.Vm, Error: ex);
                 }
-            })).ConfigureAwait(false);
+            }));
             foreach (var (item, vm, error) in outcomes)
             {
                 if (error is null)
@@ -234,14 +234,14 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
                 else if (reported.Add(item.VmRef))
                 {
                     logger.LogWarning("HA: could not restart VM {Vm}: {Error}; retrying when capacity returns", vm.Name, error.Message);
-                    await world.ReportRestartFailedAsync(vm, error.ErrorDescription, cancellationToken).ConfigureAwait(false);
+                    await world.ReportRestartFailedAsync(vm, error.ErrorDescription, cancellationToken);
                 }
             }
         }
 
         if (record.Restarts.All(i => done.Contains(i.VmRef)))
         {
-            await world.DeleteAsync(record, cancellationToken).ConfigureAwait(false);
+            await world.DeleteAsync(record, cancellationToken);
             logger.LogInformation("HA: recovery of host {Host} complete", failed.Name);
             return;
         }
@@ -249,7 +249,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         var next = record with { Done = [.. done], Reported = [.. reported], LastStartUtc = lastStart };
         if (next.ToJson() != record.ToJson())
         {
-            await world.SaveAsync(next, cancellationToken).ConfigureAwait(false);
+            await world.SaveAsync(next, cancellationToken);
         }
     }
 
@@ -260,15 +260,15 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
     /// </summary>
     private static async Task<Dictionary<string, string>> PlaceAsync(IRecoveryWorld world, IReadOnlyList<HaVm> vms, CancellationToken cancellationToken)
     {
-        var free = (await world.FreeMemoryAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-        var hosts = (await world.HostsAsync(cancellationToken).ConfigureAwait(false)).Where(h => h.Enabled && h.Live).ToList();
+        var free = (await world.FreeMemoryAsync(cancellationToken)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var hosts = (await world.HostsAsync(cancellationToken)).Where(h => h.Enabled && h.Live).ToList();
         var chosen = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var vm in vms.OrderByDescending(v => v.Memory))
         {
             var fitting = new List<HaHost>();
             foreach (var host in hosts.OrderByDescending(h => free.GetValueOrDefault(h.Ref)).ThenBy(h => h.Name, StringComparer.Ordinal))
             {
-                if (free.GetValueOrDefault(host.Ref) >= vm.Memory && await world.ReachesStorageAsync(vm, host, cancellationToken).ConfigureAwait(false))
+                if (free.GetValueOrDefault(host.Ref) >= vm.Memory && await world.ReachesStorageAsync(vm, host, cancellationToken))
                 {
                     fitting.Add(host);
                 }
@@ -277,7 +277,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             HaHost? best = null;
             foreach (var host in fitting)
             {
-                if (await world.ReadyToStartAsync(vm, host, cancellationToken).ConfigureAwait(false))
+                if (await world.ReadyToStartAsync(vm, host, cancellationToken))
                 {
                     best = host;
                     break;

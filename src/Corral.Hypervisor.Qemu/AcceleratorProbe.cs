@@ -45,7 +45,7 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
         }
 
         var version = (await CommandRunner.RunCheckedAsync(options.QemuBinary, ["--version"], cancellationToken, TimeSpan.FromSeconds(30))
-            .ConfigureAwait(false)).Split('\n')[0].Trim();
+            ).Split('\n')[0].Trim();
         var imageInfo = new FileInfo(image);
         var key = string.Join('|', version, MachineInfo.KernelRelease(), image, imageInfo.Length.ToString(CultureInfo.InvariantCulture),
             imageInfo.LastWriteTimeUtc.ToString("O", CultureInfo.InvariantCulture));
@@ -56,12 +56,11 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
         }
 
         logger.LogInformation("Probing KVM with a real boot of {Image} (up to {Seconds} s)", image, options.ProbeTimeout.TotalSeconds);
-        var choice = await ProbeKvmAsync(image, cancellationToken).ConfigureAwait(false);
+        var choice = await ProbeKvmAsync(image, cancellationToken);
         logger.LogInformation("Accelerator: {Name} ({Reason})", choice.Name, choice.Reason);
         Directory.CreateDirectory(options.StateDirectory);
         var temporary = memoPath + ".tmp";
-        await File.WriteAllTextAsync(temporary, JsonSerializer.Serialize(new Memo(key, choice.Name, choice.Reason, DateTime.UtcNow)), cancellationToken)
-            .ConfigureAwait(false);
+        await File.WriteAllTextAsync(temporary, JsonSerializer.Serialize(new Memo(key, choice.Name, choice.Reason, DateTime.UtcNow)), cancellationToken);
         File.Move(temporary, memoPath, overwrite: true);
         return choice;
     }
@@ -108,7 +107,7 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
         {
             while (started.Elapsed < options.ProbeTimeout)
             {
-                if (File.Exists(serial) && (await File.ReadAllTextAsync(serial, cancellationToken).ConfigureAwait(false)).Contains(ReadyMarker, StringComparison.Ordinal))
+                if (File.Exists(serial) && (await File.ReadAllTextAsync(serial, cancellationToken)).Contains(ReadyMarker, StringComparison.Ordinal))
                 {
                     return new AcceleratorChoice("kvm", string.Create(CultureInfo.InvariantCulture,
                         $"KVM probe: {Path.GetFileName(image)} booted under KVM (-cpu host) in {started.Elapsed.TotalSeconds:F1} s"));
@@ -116,7 +115,7 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
 
                 if (probe.HasExited)
                 {
-                    var error = FirstLine(await stderr.ConfigureAwait(false));
+                    var error = FirstLine(await stderr);
                     return new AcceleratorChoice("tcg", $"KVM probe: QEMU exited with {probe.ExitCode} before the guest booted: {error}");
                 }
 
@@ -125,7 +124,7 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
                 {
                     try
                     {
-                        qmp = await QmpClient.ConnectAsync(qmpPath, cancellationToken, TimeSpan.FromSeconds(5), logger).ConfigureAwait(false);
+                        qmp = await QmpClient.ConnectAsync(qmpPath, cancellationToken, TimeSpan.FromSeconds(5), logger);
                     }
                     catch (Exception ex) when (ex is QmpException or System.Net.Sockets.SocketException or IOException)
                     {
@@ -135,17 +134,17 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
 
                 if (qmp is not null)
                 {
-                    var state = (await qmp.ExecuteAsync("query-status", null, cancellationToken).ConfigureAwait(false))?["status"]?.GetValue<string>();
+                    var state = (await qmp.ExecuteAsync("query-status", null, cancellationToken))?["status"]?.GetValue<string>();
                     if (state is "internal-error" or "guest-panicked" or "shutdown" or "io-error")
                     {
                         var seconds = started.Elapsed.TotalSeconds;
-                        var error = FirstLine(await ReadAvailableAsync(stderr, probe).ConfigureAwait(false));
+                        var error = FirstLine(await ReadAvailableAsync(stderr, probe));
                         return new AcceleratorChoice("tcg", string.Create(CultureInfo.InvariantCulture,
                             $"KVM probe: the guest stopped in state '{state}' after {seconds:F1} s ({error})"));
                     }
                 }
 
-                await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(200, cancellationToken);
             }
 
             return new AcceleratorChoice("tcg", string.Create(CultureInfo.InvariantCulture,
@@ -153,20 +152,20 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
         }
         catch (QmpDisconnectedException) when (!cancellationToken.IsCancellationRequested)
         {
-            await probe.WaitForExitAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
-            return new AcceleratorChoice("tcg", $"KVM probe: QEMU exited before the guest booted: {FirstLine(await stderr.ConfigureAwait(false))}");
+            await probe.WaitForExitAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+            return new AcceleratorChoice("tcg", $"KVM probe: QEMU exited before the guest booted: {FirstLine(await stderr)}");
         }
         finally
         {
             if (qmp is not null)
             {
-                await qmp.DisposeAsync().ConfigureAwait(false);
+                await qmp.DisposeAsync();
             }
 
             if (!probe.HasExited)
             {
                 probe.Kill(); // our own child, by its handle
-                await probe.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+                await probe.WaitForExitAsync(CancellationToken.None);
             }
 
             Directory.Delete(work, recursive: true);
@@ -181,7 +180,7 @@ internal sealed class AcceleratorProbe(QemuOptions options, ILogger logger)
             probe.Kill();
         }
 
-        return await stderr.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        return await stderr.WaitAsync(TimeSpan.FromSeconds(5));
     }
 
     private static string FirstLine(string text)

@@ -36,7 +36,7 @@ public sealed class BoundedLineReader(Stream stream, int maxLineBytes)
             }
 
             _start = _end = 0;
-            var read = await stream.ReadAsync(_buffer.AsMemory(), cancellationToken).ConfigureAwait(false);
+            var read = await stream.ReadAsync(_buffer.AsMemory(), cancellationToken);
             if (read == 0)
             {
                 return false;
@@ -84,7 +84,7 @@ public sealed class BoundedLineReader(Stream stream, int maxLineBytes)
                 _start = 0;
             }
 
-            var read = await stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);
+            var read = await stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
             if (read == 0)
             {
                 return null;

@@ -35,13 +35,13 @@ public static class ConsoleLogFile
     /// <summary>The log's last <paramref name="maxBytes"/>, reaching into the set-aside part when the current one is shorter.</summary>
     public static async Task<byte[]> ReadTailAsync(string path, int maxBytes, CancellationToken cancellationToken)
     {
-        var current = await TailAsync(path, maxBytes, cancellationToken).ConfigureAwait(false);
+        var current = await TailAsync(path, maxBytes, cancellationToken);
         if (current.Length >= maxBytes)
         {
             return current;
         }
 
-        var previous = await TailAsync(PreviousPath(path), maxBytes - current.Length, cancellationToken).ConfigureAwait(false);
+        var previous = await TailAsync(PreviousPath(path), maxBytes - current.Length, cancellationToken);
         return [.. previous, .. current];
     }
 
@@ -53,7 +53,7 @@ public static class ConsoleLogFile
             var start = Math.Max(0, log.Length - maxBytes);
             log.Position = start;
             var tail = new byte[log.Length - start];
-            await log.ReadExactlyAsync(tail, cancellationToken).ConfigureAwait(false);
+            await log.ReadExactlyAsync(tail, cancellationToken);
             return tail;
         }
         catch (FileNotFoundException)

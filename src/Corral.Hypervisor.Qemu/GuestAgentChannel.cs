@@ -78,17 +78,17 @@ public sealed class GuestAgentChannel : IAsyncDisposable
         _ackWaiters[command] = ack;
         try
         {
-            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync(cancellationToken);
             try
             {
-                await socket.SendAsync(Encoding.UTF8.GetBytes(command + "\n"), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                await socket.SendAsync(Encoding.UTF8.GetBytes(command + "\n"), SocketFlags.None, cancellationToken);
             }
             finally
             {
                 _writeLock.Release();
             }
 
-            await ack.Task.WaitAsync(ackTimeout, cancellationToken).ConfigureAwait(false);
+            await ack.Task.WaitAsync(ackTimeout, cancellationToken);
             return true;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or TimeoutException)
@@ -109,13 +109,13 @@ public sealed class GuestAgentChannel : IAsyncDisposable
             var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(_socketPath), stop).ConfigureAwait(false);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(_socketPath), stop);
                 _socket = socket;
                 _logger.LogDebug("Guest agent channel of VM {Vm} connected", _vmUuid);
                 using var stream = new NetworkStream(socket, ownsSocket: false);
                 var reader = new BoundedLineReader(stream, _limits.MaxLineBytes);
                 var skipped = 0L;
-                while (await reader.ReadLineAsync(stop).ConfigureAwait(false) is { } line)
+                while (await reader.ReadLineAsync(stop) is { } line)
                 {
                     if (reader.SkippedLines != skipped)
                     {
@@ -145,7 +145,7 @@ public sealed class GuestAgentChannel : IAsyncDisposable
 
             try
             {
-                await Task.Delay(TimeSpan.FromSeconds(1), stop).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromSeconds(1), stop);
             }
             catch (OperationCanceledException)
             {
@@ -256,9 +256,9 @@ public sealed class GuestAgentChannel : IAsyncDisposable
             return;
         }
 
-        await _stop.CancelAsync().ConfigureAwait(false);
+        await _stop.CancelAsync();
         _socket?.Dispose();
-        await _loop.ConfigureAwait(false);
+        await _loop;
         _stop.Dispose();
     }
 }

@@ -47,7 +47,7 @@ internal static class LeasedLauncher
         {
             if (exitCode.IsCompleted)
             {
-                throw new VmStartException($"the VM's process exited with {await exitCode.ConfigureAwait(false)} while starting{Said(paths, launcher)}");
+                throw new VmStartException($"the VM's process exited with {await exitCode} while starting{Said(paths, launcher)}");
             }
 
             if (File.Exists(paths.Qmp) && VmProcessTable.ReadPidFile(paths.PidFile) is { } pid)
@@ -60,7 +60,7 @@ internal static class LeasedLauncher
                 throw new VmStartException($"QEMU did not finish initializing within {timeout.TotalSeconds} s{Said(paths, launcher)}");
             }
 
-            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(Poll, cancellationToken);
         }
     }
 

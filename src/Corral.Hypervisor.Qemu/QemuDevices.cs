@@ -31,7 +31,7 @@ internal sealed class QemuDevices(
 
     public async Task<DiskSpec> AttachDiskAsync(DiskSpec disk, CancellationToken cancellationToken)
     {
-        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _lock.WaitAsync(cancellationToken);
         try
         {
             if (Spec.Disks.FirstOrDefault(d => d.Index == disk.Index) is { } present)
@@ -49,24 +49,24 @@ internal sealed class QemuDevices(
             var node = QemuCommandLine.DriveId(disk.Index);
             var id = QemuCommandLine.DiskDeviceId(disk.Index);
             var addedNode = false;
-            if (!await NodeExistsAsync(node, cancellationToken).ConfigureAwait(false))
+            if (!await NodeExistsAsync(node, cancellationToken))
             {
-                await RunAsync("blockdev-add", BlockdevOptions(disk, node), cancellationToken).ConfigureAwait(false);
+                await RunAsync("blockdev-add", BlockdevOptions(disk, node), cancellationToken);
                 addedNode = true;
             }
 
             try
             {
-                await AddDeviceAsync(id, disk.PciSlot, new JsonObject { ["driver"] = "virtio-blk-pci", ["drive"] = node }, cancellationToken).ConfigureAwait(false);
+                await AddDeviceAsync(id, disk.PciSlot, new JsonObject { ["driver"] = "virtio-blk-pci", ["drive"] = node }, cancellationToken);
             }
             catch (DeviceHotplugException) when (addedNode)
             {
-                await TryAsync("blockdev-del", new JsonObject { ["node-name"] = node }, CancellationToken.None).ConfigureAwait(false);
+                await TryAsync("blockdev-del", new JsonObject { ["node-name"] = node }, CancellationToken.None);
                 throw;
             }
 
-            var attached = disk with { PciSlot = await SlotOfAsync(id, cancellationToken).ConfigureAwait(false) };
-            await SaveAsync(Spec with { Disks = [.. Spec.Disks.Append(attached).OrderBy(d => d.Index)] }, cancellationToken).ConfigureAwait(false);
+            var attached = disk with { PciSlot = await SlotOfAsync(id, cancellationToken) };
+            await SaveAsync(Spec with { Disks = [.. Spec.Disks.Append(attached).OrderBy(d => d.Index)] }, cancellationToken);
             logger.LogInformation("VM {Vm}: disk {Index} ({Path}) plugged at PCI slot {Slot}", Spec.VmUuid, disk.Index, disk.Path, attached.PciSlot);
             return attached;
         }
@@ -78,7 +78,7 @@ internal sealed class QemuDevices(
 
     public async Task<NicSpec> AttachNicAsync(NicSpec nic, CancellationToken cancellationToken)
     {
-        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _lock.WaitAsync(cancellationToken);
         try
         {
             if (Spec.Nics.FirstOrDefault(n => n.Index == nic.Index) is { } present)
@@ -98,7 +98,7 @@ internal sealed class QemuDevices(
                     ["ifname"] = nic.TapName,
                     ["script"] = "no",
                     ["downscript"] = "no",
-                }, cancellationToken).ConfigureAwait(false);
+                }, cancellationToken);
             }
             catch (QmpException ex) when (ex.ErrorClass == "GenericError" && ex.Description.Contains("Duplicate", StringComparison.Ordinal))
             {
@@ -116,16 +116,16 @@ internal sealed class QemuDevices(
                     ["driver"] = QemuCommandLine.NicModel(Spec.Paravirtual),
                     ["netdev"] = netdev,
                     ["mac"] = nic.Mac.ToLowerInvariant(),
-                }, cancellationToken).ConfigureAwait(false);
+                }, cancellationToken);
             }
             catch (DeviceHotplugException)
             {
-                await TryAsync("netdev_del", new JsonObject { ["id"] = netdev }, CancellationToken.None).ConfigureAwait(false);
+                await TryAsync("netdev_del", new JsonObject { ["id"] = netdev }, CancellationToken.None);
                 throw;
             }
 
-            var attached = nic with { PciSlot = await SlotOfAsync(id, cancellationToken).ConfigureAwait(false) };
-            await SaveAsync(Spec with { Nics = [.. Spec.Nics.Append(attached).OrderBy(n => n.Index)] }, cancellationToken).ConfigureAwait(false);
+            var attached = nic with { PciSlot = await SlotOfAsync(id, cancellationToken) };
+            await SaveAsync(Spec with { Nics = [.. Spec.Nics.Append(attached).OrderBy(n => n.Index)] }, cancellationToken);
             logger.LogInformation("VM {Vm}: network card {Index} ({Mac} on {Tap}) plugged at PCI slot {Slot}", Spec.VmUuid, nic.Index, nic.Mac, nic.TapName, attached.PciSlot);
             return attached;
         }
@@ -138,7 +138,7 @@ internal sealed class QemuDevices(
     public async Task<bool> DetachAsync(VmDevice device, TimeSpan timeout, CancellationToken cancellationToken)
     {
         Task gone;
-        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _lock.WaitAsync(cancellationToken);
         try
         {
             var slot = SlotInSpec(device, out var present);
@@ -152,17 +152,17 @@ internal sealed class QemuDevices(
                 throw new DeviceHotplugException($"{Describe(device)} sits on the IDE controller, which cannot remove devices from a running guest");
             }
 
-            if (await PathOfAsync(device, slot.Value, cancellationToken).ConfigureAwait(false) is not { } path)
+            if (await PathOfAsync(device, slot.Value, cancellationToken) is not { } path)
             {
                 // QEMU has it no more (removed while nobody was listening): only the record is left to update.
-                await ForgetAsync(device, cancellationToken).ConfigureAwait(false);
+                await ForgetAsync(device, cancellationToken);
                 return true;
             }
 
             var pending = _removing.GetOrAdd(path, _ => (device, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)));
             gone = pending.Gone.Task;
             logger.LogInformation("VM {Vm}: asking the guest to release {Device} ({Path})", Spec.VmUuid, Describe(device), path);
-            await RunAsync("device_del", new JsonObject { ["id"] = path }, cancellationToken).ConfigureAwait(false);
+            await RunAsync("device_del", new JsonObject { ["id"] = path }, cancellationToken);
         }
         finally
         {
@@ -171,7 +171,7 @@ internal sealed class QemuDevices(
 
         try
         {
-            await gone.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            await gone.WaitAsync(timeout, cancellationToken);
             return true;
         }
         catch (TimeoutException)
@@ -196,10 +196,10 @@ internal sealed class QemuDevices(
         {
             try
             {
-                await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                await _lock.WaitAsync(CancellationToken.None);
                 try
                 {
-                    await ForgetAsync(device, CancellationToken.None).ConfigureAwait(false);
+                    await ForgetAsync(device, CancellationToken.None);
                 }
                 finally
                 {
@@ -252,14 +252,14 @@ internal sealed class QemuDevices(
         {
             // A disk plugged at run time has a block node of its own; one from the command line went with its device.
             var node = QemuCommandLine.DriveId(device.Index);
-            if (await NodeExistsAsync(node, cancellationToken).ConfigureAwait(false))
+            if (await NodeExistsAsync(node, cancellationToken))
             {
-                await TryAsync("blockdev-del", new JsonObject { ["node-name"] = node }, cancellationToken).ConfigureAwait(false);
+                await TryAsync("blockdev-del", new JsonObject { ["node-name"] = node }, cancellationToken);
             }
         }
         else
         {
-            await TryAsync("netdev_del", new JsonObject { ["id"] = QemuCommandLine.NetdevId(device.Index) }, cancellationToken).ConfigureAwait(false);
+            await TryAsync("netdev_del", new JsonObject { ["id"] = QemuCommandLine.NetdevId(device.Index) }, cancellationToken);
         }
 
         SlotInSpec(device, out var present);
@@ -267,7 +267,7 @@ internal sealed class QemuDevices(
         {
             await SaveAsync(device.Kind == VmDeviceKind.Disk
                 ? Spec with { Disks = [.. Spec.Disks.Where(d => d.Index != device.Index)] }
-                : Spec with { Nics = [.. Spec.Nics.Where(n => n.Index != device.Index)] }, cancellationToken).ConfigureAwait(false);
+                : Spec with { Nics = [.. Spec.Nics.Where(n => n.Index != device.Index)] }, cancellationToken);
             logger.LogInformation("VM {Vm}: {Device} removed", Spec.VmUuid, Describe(device));
         }
     }
@@ -293,12 +293,12 @@ internal sealed class QemuDevices(
     private async Task<string?> PathOfAsync(VmDevice device, int slot, CancellationToken cancellationToken)
     {
         var id = device.Kind == VmDeviceKind.Disk ? QemuCommandLine.DiskDeviceId(device.Index) : QemuCommandLine.NicDeviceId(device.Index);
-        if (await PeripheralExistsAsync(id, cancellationToken).ConfigureAwait(false))
+        if (await PeripheralExistsAsync(id, cancellationToken))
         {
             return Peripheral + id;
         }
 
-        var anonymous = await qmp.ExecuteAsync("qom-list", new JsonObject { ["path"] = "/machine/peripheral-anon" }, cancellationToken).ConfigureAwait(false);
+        var anonymous = await qmp.ExecuteAsync("qom-list", new JsonObject { ["path"] = "/machine/peripheral-anon" }, cancellationToken);
         foreach (var child in (anonymous as JsonArray ?? []).OfType<JsonObject>())
         {
             var path = "/machine/peripheral-anon/" + child["name"]?.GetValue<string>();
@@ -309,7 +309,7 @@ internal sealed class QemuDevices(
 
             try
             {
-                var devfn = await qmp.ExecuteAsync("qom-get", new JsonObject { ["path"] = path, ["property"] = "addr" }, cancellationToken).ConfigureAwait(false);
+                var devfn = await qmp.ExecuteAsync("qom-get", new JsonObject { ["path"] = path, ["property"] = "addr" }, cancellationToken);
                 if (devfn?.GetValue<int>() == slot << 3)
                 {
                     return path;
@@ -326,7 +326,7 @@ internal sealed class QemuDevices(
 
     private async Task AddDeviceAsync(string id, int? slot, JsonObject arguments, CancellationToken cancellationToken)
     {
-        if (await PeripheralExistsAsync(id, cancellationToken).ConfigureAwait(false))
+        if (await PeripheralExistsAsync(id, cancellationToken))
         {
             return; // added by an earlier attempt
         }
@@ -335,12 +335,12 @@ internal sealed class QemuDevices(
         arguments["id"] = id;
         arguments["bus"] = "pci.0";
         arguments["addr"] = PciLayout.Address(chosen);
-        await RunAsync("device_add", arguments, cancellationToken).ConfigureAwait(false);
+        await RunAsync("device_add", arguments, cancellationToken);
     }
 
     private async Task<int> SlotOfAsync(string id, CancellationToken cancellationToken)
     {
-        var buses = await qmp.ExecuteAsync("query-pci", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var buses = await qmp.ExecuteAsync("query-pci", null, cancellationToken) as JsonArray ?? [];
         foreach (var device in buses.OfType<JsonObject>().SelectMany(b => b["devices"] as JsonArray ?? []).OfType<JsonObject>())
         {
             if (device["qdev_id"]?.GetValue<string>() == id)
@@ -354,13 +354,13 @@ internal sealed class QemuDevices(
 
     private async Task<bool> PeripheralExistsAsync(string id, CancellationToken cancellationToken)
     {
-        var children = await qmp.ExecuteAsync("qom-list", new JsonObject { ["path"] = "/machine/peripheral" }, cancellationToken).ConfigureAwait(false);
+        var children = await qmp.ExecuteAsync("qom-list", new JsonObject { ["path"] = "/machine/peripheral" }, cancellationToken);
         return (children as JsonArray ?? []).OfType<JsonObject>().Any(c => c["name"]?.GetValue<string>() == id);
     }
 
     private async Task<bool> NodeExistsAsync(string node, CancellationToken cancellationToken)
     {
-        var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken).ConfigureAwait(false);
+        var nodes = await qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken);
         return (nodes as JsonArray ?? []).OfType<JsonObject>().Any(n => n["node-name"]?.GetValue<string>() == node);
     }
 
@@ -390,7 +390,7 @@ internal sealed class QemuDevices(
     {
         try
         {
-            await qmp.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
+            await qmp.ExecuteAsync(command, arguments, cancellationToken);
         }
         catch (QmpException ex) when (ex is not QmpDisconnectedException)
         {
@@ -403,7 +403,7 @@ internal sealed class QemuDevices(
     {
         try
         {
-            await qmp.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
+            await qmp.ExecuteAsync(command, arguments, cancellationToken);
         }
         catch (QmpException ex) when (ex is not QmpDisconnectedException)
         {
@@ -415,7 +415,7 @@ internal sealed class QemuDevices(
     private async Task SaveAsync(VmLaunchSpec next, CancellationToken cancellationToken)
     {
         var temporary = paths.Spec + ".tmp";
-        await File.WriteAllTextAsync(temporary, JsonSerializer.Serialize(next), cancellationToken).ConfigureAwait(false);
+        await File.WriteAllTextAsync(temporary, JsonSerializer.Serialize(next), cancellationToken);
         File.Move(temporary, paths.Spec, overwrite: true);
         Volatile.Write(ref _spec, next);
     }

@@ -47,7 +47,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             return known;
         }
 
-        var said = await CommandRunner.RunCheckedAsync(_options.QemuBinary, ["--version"], cancellationToken, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        var said = await CommandRunner.RunCheckedAsync(_options.QemuBinary, ["--version"], cancellationToken, TimeSpan.FromSeconds(30));
         var version = QemuCommandLine.ParseVersion(said)
                       ?? throw new VmStartException($"{_options.QemuBinary} --version gave no version: {said.Split('\n')[0].Trim()}");
         _logger.LogInformation("QEMU {Version} ({Binary})", version, _options.QemuBinary);
@@ -62,10 +62,10 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             return known;
         }
 
-        await _probeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _probeLock.WaitAsync(cancellationToken);
         try
         {
-            return _accelerator ??= await new AcceleratorProbe(_options, _logger).DecideAsync(cancellationToken).ConfigureAwait(false);
+            return _accelerator ??= await new AcceleratorProbe(_options, _logger).DecideAsync(cancellationToken);
         }
         finally
         {
@@ -79,7 +79,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         CommandResult result;
         try
         {
-            result = await CommandRunner.RunAsync(_options.QemuBinary, arguments, cancellationToken, _options.StartTimeout).ConfigureAwait(false);
+            result = await CommandRunner.RunAsync(_options.QemuBinary, arguments, cancellationToken, _options.StartTimeout);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -122,7 +122,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
 
         try
         {
-            return await StartLockedAsync(spec, paths, cancellationToken).ConfigureAwait(false);
+            return await StartLockedAsync(spec, paths, cancellationToken);
         }
         finally
         {
@@ -138,7 +138,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             throw new VmStartException($"a QEMU process ({existing}) already runs VM {spec.VmUuid}; adopt it instead of starting another");
         }
 
-        var accelerator = (await GetAcceleratorAsync(cancellationToken).ConfigureAwait(false)).Name;
+        var accelerator = (await GetAcceleratorAsync(cancellationToken)).Name;
         if (Directory.Exists(paths.Directory))
         {
             Directory.Delete(paths.Directory, recursive: true);
@@ -148,8 +148,8 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         var watch = Stopwatch.StartNew();
         try
         {
-            await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec), cancellationToken).ConfigureAwait(false);
-            var version = await GetQemuVersionAsync(cancellationToken).ConfigureAwait(false);
+            await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec), cancellationToken);
+            var version = await GetQemuVersionAsync(cancellationToken);
             if (QemuCommandLine.NeedsPageByPageDirtySync(accelerator, version) && Interlocked.Exchange(ref _dirtySyncNoted, 1) == 0)
             {
                 _logger.LogWarning(DirtySyncWorkaround,
@@ -162,21 +162,21 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                 CommandRunner.Describe(_options.QemuBinary, arguments));
 
             var pid = spec.Lease is { } lease
-                ? await LeasedLauncher.LaunchAsync(_leases!, LeasedCommandFor(lease, arguments), paths, _options.StartTimeout, cancellationToken).ConfigureAwait(false)
-                : await LaunchDaemonAsync(arguments, paths, cancellationToken).ConfigureAwait(false);
+                ? await LeasedLauncher.LaunchAsync(_leases!, LeasedCommandFor(lease, arguments), paths, _options.StartTimeout, cancellationToken)
+                : await LaunchDaemonAsync(arguments, paths, cancellationToken);
             if (!VmProcessTable.IsRunningVm(pid, spec.VmUuid))
             {
                 throw new VmStartException($"QEMU (pid {pid}) exited right after starting{LeasedLauncher.Said(paths, _leases)}");
             }
 
-            var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger).ConfigureAwait(false);
+            var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger);
             var process = Track(new QemuVmProcess(spec, pid, paths, qmp, _options, _logger, CacheModeFor, Release));
-            var state = await process.QueryStateAsync(cancellationToken).ConfigureAwait(false);
+            var state = await process.QueryStateAsync(cancellationToken);
             var expected = spec.IncomingMigration is null ? VmRunState.Running : VmRunState.Paused;
             if (state != expected)
             {
-                await process.KillAsync(CancellationToken.None).ConfigureAwait(false);
-                await process.DisposeAsync().ConfigureAwait(false);
+                await process.KillAsync(CancellationToken.None);
+                await process.DisposeAsync();
                 throw new VmStartException($"QEMU started but the VM is {state}, not {expected}");
             }
 
@@ -189,7 +189,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                     ["announce-initial"] = 0,
                     ["announce-step"] = 50,
                     ["announce-rounds"] = 5,
-                }, cancellationToken).ConfigureAwait(false);
+                }, cancellationToken);
             }
 
             _logger.LogInformation("VM {Name} ({Uuid}) started: QEMU pid {Pid}, {Milliseconds} ms", spec.Name, spec.VmUuid, pid, watch.ElapsedMilliseconds);
@@ -201,7 +201,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             var said = LeasedLauncher.Said(paths, _leases);
             if (_live.TryGetValue(spec.VmUuid, out var tracked))
             {
-                await tracked.DisposeAsync().ConfigureAwait(false);
+                await tracked.DisposeAsync();
             }
 
             if (VmProcessTable.ReadPidFile(paths.PidFile) is { } pid && VmProcessTable.KillVm(pid, spec.VmUuid))
@@ -209,7 +209,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                 _logger.LogWarning("Killed QEMU {Pid} of VM {Uuid} after a failed start", pid, spec.VmUuid);
                 for (var i = 0; i < 100 && VmProcessTable.IsRunningVm(pid, spec.VmUuid); i++)
                 {
-                    await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
+                    await Task.Delay(50, CancellationToken.None);
                 }
             }
 
@@ -256,7 +256,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
 
             try
             {
-                if (await AdoptOneAsync(new VmRuntimePaths(directory), uuid, cancellationToken).ConfigureAwait(false) is { } process)
+                if (await AdoptOneAsync(new VmRuntimePaths(directory), uuid, cancellationToken) is { } process)
                 {
                     adopted.Add(process);
                 }
@@ -285,7 +285,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             return null;
         }
 
-        var spec = JsonSerializer.Deserialize<VmLaunchSpec>(await File.ReadAllTextAsync(paths.Spec, cancellationToken).ConfigureAwait(false))
+        var spec = JsonSerializer.Deserialize<VmLaunchSpec>(await File.ReadAllTextAsync(paths.Spec, cancellationToken))
                    ?? throw new JsonException($"{paths.Spec} is empty");
         try
         {
@@ -302,7 +302,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             throw new JsonException($"{paths.Spec} describes VM {spec.VmUuid}, not {uuid}");
         }
 
-        var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger).ConfigureAwait(false);
+        var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger);
         var process = Track(new QemuVmProcess(spec, pid.Value, paths, qmp, _options, _logger, CacheModeFor, Release));
         _logger.LogInformation("Adopted VM {Name} ({Uuid}): QEMU pid {Pid}, QEMU {Version}", spec.Name, uuid, pid, qmp.QemuVersion);
         return process;
@@ -344,7 +344,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
 
         foreach (var process in _live.Values.ToList())
         {
-            await process.DisposeAsync().ConfigureAwait(false);
+            await process.DisposeAsync();
         }
 
         _probeLock.Dispose();

@@ -84,7 +84,7 @@ public sealed class QemuVmProcess : IVmProcess
     {
         try
         {
-            var drivers = await VirtioDrivers.InUseAsync(QmpAsync, _stop.Token).ConfigureAwait(false);
+            var drivers = await VirtioDrivers.InUseAsync(QmpAsync, _stop.Token);
             _qgaReport = report with { PvDrivers = drivers };
             Raise(VmProcessEventKind.GuestReport);
         }
@@ -125,7 +125,7 @@ public sealed class QemuVmProcess : IVmProcess
             for (var round = 1; VmProcessTable.IsRunningVm(ProcessId, VmUuid); round++)
             {
                 var tick = _qmp.Closed.IsCompleted ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromSeconds(1);
-                await Task.WhenAny(_qmp.Closed, Task.Delay(tick, stop)).ConfigureAwait(false);
+                await Task.WhenAny(_qmp.Closed, Task.Delay(tick, stop));
                 stop.ThrowIfCancellationRequested();
                 if (round % 5 == 0)
                 {
@@ -141,12 +141,12 @@ public sealed class QemuVmProcess : IVmProcess
         _logger.LogInformation("QEMU process {Pid} of VM {Vm} has exited", ProcessId, VmUuid);
         if (_agent is not null)
         {
-            await _agent.DisposeAsync().ConfigureAwait(false); // nothing left to reconnect to; its last report stays readable
+            await _agent.DisposeAsync(); // nothing left to reconnect to; its last report stays readable
         }
 
         if (_qga is not null)
         {
-            await _qga.DisposeAsync().ConfigureAwait(false);
+            await _qga.DisposeAsync();
         }
 
         RemoveRuntimeFiles(keepConsoleLog: true);
@@ -233,17 +233,17 @@ public sealed class QemuVmProcess : IVmProcess
     private async Task<JsonNode?> QmpAsync(string command, JsonObject? arguments, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        return await _qmp.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
+        return await _qmp.ExecuteAsync(command, arguments, cancellationToken);
     }
 
     public async Task<VmRunState> QueryStateAsync(CancellationToken cancellationToken)
     {
-        var status = await QmpAsync("query-status", null, cancellationToken).ConfigureAwait(false);
+        var status = await QmpAsync("query-status", null, cancellationToken);
         return MapRunState(status?["status"]?.GetValue<string>());
     }
 
     public async Task<IReadOnlyList<DiskIoCounters>> QueryDiskIoAsync(CancellationToken cancellationToken) =>
-        ParseBlockStats(await QmpAsync("query-blockstats", null, cancellationToken).ConfigureAwait(false));
+        ParseBlockStats(await QmpAsync("query-blockstats", null, cancellationToken));
 
     /// <summary>QMP <c>query-blockstats</c>' rd_bytes and wr_bytes of the drives Corral named (<c>drive&lt;index&gt;</c>).</summary>
     public static IReadOnlyList<DiskIoCounters> ParseBlockStats(JsonNode? reply)
@@ -308,7 +308,7 @@ public sealed class QemuVmProcess : IVmProcess
             new JsonObject { ["capability"] = "events", ["state"] = true },
             new JsonObject { ["capability"] = "pause-before-switchover", ["state"] = true },
         };
-        await QmpAsync("migrate-set-capabilities", new JsonObject { ["capabilities"] = capabilities }, cancellationToken).ConfigureAwait(false);
+        await QmpAsync("migrate-set-capabilities", new JsonObject { ["capabilities"] = capabilities }, cancellationToken);
         var parameters = new JsonObject
         {
             ["downtime-limit"] = (long)tuning.DowntimeLimit.TotalMilliseconds,
@@ -316,13 +316,13 @@ public sealed class QemuVmProcess : IVmProcess
             // is 10 GiB/s; QEMU refuses figures near the range of its size type.
             ["max-bandwidth"] = tuning.MaxBandwidthBytesPerSecond > 0 ? tuning.MaxBandwidthBytesPerSecond : 10L << 30,
         };
-        await QmpAsync("migrate-set-parameters", parameters, cancellationToken).ConfigureAwait(false);
-        await QmpAsync("migrate", new JsonObject { ["uri"] = destinationUri }, cancellationToken).ConfigureAwait(false);
+        await QmpAsync("migrate-set-parameters", parameters, cancellationToken);
+        await QmpAsync("migrate", new JsonObject { ["uri"] = destinationUri }, cancellationToken);
     }
 
     public async Task<MigrationProgress> QueryMigrationAsync(CancellationToken cancellationToken)
     {
-        var info = await QmpAsync("query-migrate", null, cancellationToken).ConfigureAwait(false) as JsonObject ?? [];
+        var info = await QmpAsync("query-migrate", null, cancellationToken) as JsonObject ?? [];
         var status = info["status"]?.GetValue<string>() switch
         {
             null => MigrationStatus.None,
@@ -351,7 +351,7 @@ public sealed class QemuVmProcess : IVmProcess
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
             return new NetworkStream(socket, ownsSocket: true);
         }
         catch
@@ -376,13 +376,12 @@ public sealed class QemuVmProcess : IVmProcess
             ["type"] = "inet",
             ["data"] = new JsonObject { ["host"] = host, ["port"] = port.ToString(CultureInfo.InvariantCulture) },
         };
-        await QmpAsync("nbd-server-start", new JsonObject { ["addr"] = address }, cancellationToken).ConfigureAwait(false);
+        await QmpAsync("nbd-server-start", new JsonObject { ["addr"] = address }, cancellationToken);
         foreach (var index in diskIndexes)
         {
             // Writable although the VM's disks stay inactive until the migration ends: QEMU allows an NBD export to
             // write to an incoming VM's disk for exactly this.
-            await QmpAsync("nbd-server-add", new JsonObject { ["device"] = QemuCommandLine.DriveId(index), ["writable"] = true }, cancellationToken)
-                .ConfigureAwait(false);
+            await QmpAsync("nbd-server-add", new JsonObject { ["device"] = QemuCommandLine.DriveId(index), ["writable"] = true }, cancellationToken);
         }
     }
 
@@ -390,7 +389,7 @@ public sealed class QemuVmProcess : IVmProcess
     {
         try
         {
-            await QmpAsync("nbd-server-stop", null, cancellationToken).ConfigureAwait(false);
+            await QmpAsync("nbd-server-stop", null, cancellationToken);
         }
         catch (QmpException ex) when (ex.ErrorClass == "GenericError")
         {
@@ -416,8 +415,8 @@ public sealed class QemuVmProcess : IVmProcess
 
     public async Task<IReadOnlyList<DiskMirrorState>> QueryDiskMirrorsAsync(CancellationToken cancellationToken)
     {
-        var blockJobs = await QmpAsync("query-block-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
-        var jobs = await QmpAsync("query-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var blockJobs = await QmpAsync("query-block-jobs", null, cancellationToken) as JsonArray ?? [];
+        var jobs = await QmpAsync("query-jobs", null, cancellationToken) as JsonArray ?? [];
         var mirrors = new List<DiskMirrorState>();
         foreach (var job in jobs.OfType<JsonObject>())
         {
@@ -444,12 +443,12 @@ public sealed class QemuVmProcess : IVmProcess
 
     public async Task CompleteDiskMirrorsAsync(CancellationToken cancellationToken)
     {
-        var mirrors = await QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+        var mirrors = await QueryDiskMirrorsAsync(cancellationToken);
         foreach (var mirror in mirrors.Where(m => m is { Ready: true, Failed: false }))
         {
             // On a mirror that has caught up, block-job-cancel is the clean ending: it flushes the last writes and
             // leaves the target a complete copy (block-job-complete would instead switch this VM onto the target).
-            await QmpAsync("block-job-cancel", new JsonObject { ["device"] = MirrorJobId(mirror.DiskIndex) }, cancellationToken).ConfigureAwait(false);
+            await QmpAsync("block-job-cancel", new JsonObject { ["device"] = MirrorJobId(mirror.DiskIndex) }, cancellationToken);
         }
 
         var failures = new List<string>();
@@ -458,7 +457,7 @@ public sealed class QemuVmProcess : IVmProcess
             var id = MirrorJobId(mirror.DiskIndex);
             while (true)
             {
-                var jobs = await QmpAsync("query-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+                var jobs = await QmpAsync("query-jobs", null, cancellationToken) as JsonArray ?? [];
                 var job = jobs.OfType<JsonObject>().FirstOrDefault(j => j["id"]?.GetValue<string>() == id);
                 if (job is null)
                 {
@@ -473,11 +472,11 @@ public sealed class QemuVmProcess : IVmProcess
                         failures.Add($"{id}: {job["error"]?.GetValue<string>() ?? "it had not caught up"}");
                     }
 
-                    await QmpAsync("job-dismiss", new JsonObject { ["id"] = id }, cancellationToken).ConfigureAwait(false);
+                    await QmpAsync("job-dismiss", new JsonObject { ["id"] = id }, cancellationToken);
                     break;
                 }
 
-                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(5, cancellationToken);
             }
         }
 
@@ -489,12 +488,12 @@ public sealed class QemuVmProcess : IVmProcess
 
     public async Task AbandonDiskMirrorsAsync(CancellationToken cancellationToken)
     {
-        foreach (var mirror in await QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false))
+        foreach (var mirror in await QueryDiskMirrorsAsync(cancellationToken))
         {
             var id = MirrorJobId(mirror.DiskIndex);
             try
             {
-                await QmpAsync("block-job-cancel", new JsonObject { ["device"] = id, ["force"] = true }, cancellationToken).ConfigureAwait(false);
+                await QmpAsync("block-job-cancel", new JsonObject { ["device"] = id, ["force"] = true }, cancellationToken);
             }
             catch (QmpException)
             {
@@ -503,7 +502,7 @@ public sealed class QemuVmProcess : IVmProcess
 
             for (var i = 0; i < 400; i++)
             {
-                var jobs = await QmpAsync("query-jobs", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+                var jobs = await QmpAsync("query-jobs", null, cancellationToken) as JsonArray ?? [];
                 var job = jobs.OfType<JsonObject>().FirstOrDefault(j => j["id"]?.GetValue<string>() == id);
                 if (job is null)
                 {
@@ -512,11 +511,11 @@ public sealed class QemuVmProcess : IVmProcess
 
                 if (job["status"]?.GetValue<string>() == "concluded")
                 {
-                    await QmpAsync("job-dismiss", new JsonObject { ["id"] = id }, cancellationToken).ConfigureAwait(false);
+                    await QmpAsync("job-dismiss", new JsonObject { ["id"] = id }, cancellationToken);
                     break;
                 }
 
-                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(5, cancellationToken);
             }
         }
     }
@@ -527,32 +526,32 @@ public sealed class QemuVmProcess : IVmProcess
     public async Task RequestShutdownAsync(CancellationToken cancellationToken)
     {
         _exitIntended = true;
-        if (await AskQgaAsync("powerdown", cancellationToken).ConfigureAwait(false) || await TellAgentAsync("shutdown", cancellationToken).ConfigureAwait(false))
+        if (await AskQgaAsync("powerdown", cancellationToken) || await TellAgentAsync("shutdown", cancellationToken))
         {
             return;
         }
 
         _logger.LogInformation("VM {Vm}: ACPI power button (system_powerdown)", VmUuid);
-        await QmpAsync("system_powerdown", null, cancellationToken).ConfigureAwait(false);
+        await QmpAsync("system_powerdown", null, cancellationToken);
     }
 
     /// <summary>The guest agent's <c>reboot</c> when it is alive and acknowledges; otherwise a hard reset.</summary>
     public async Task RequestRebootAsync(CancellationToken cancellationToken)
     {
-        if (await AskQgaAsync("reboot", cancellationToken).ConfigureAwait(false) || await TellAgentAsync("reboot", cancellationToken).ConfigureAwait(false))
+        if (await AskQgaAsync("reboot", cancellationToken) || await TellAgentAsync("reboot", cancellationToken))
         {
             return;
         }
 
         _logger.LogInformation("VM {Vm}: no guest agent to reboot cleanly; resetting (system_reset)", VmUuid);
-        await QmpAsync("system_reset", null, cancellationToken).ConfigureAwait(false);
+        await QmpAsync("system_reset", null, cancellationToken);
     }
 
     /// <summary>The QEMU guest agent's <c>guest-shutdown</c> in <paramref name="mode"/>, when it is alive and has it enabled.</summary>
     private async Task<bool> AskQgaAsync(string mode, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (_qga is null || !await _qga.ShutdownAsync(mode, _options.GuestAgentFreshness, cancellationToken).ConfigureAwait(false))
+        if (_qga is null || !await _qga.ShutdownAsync(mode, _options.GuestAgentFreshness, cancellationToken))
         {
             return false;
         }
@@ -569,7 +568,7 @@ public sealed class QemuVmProcess : IVmProcess
             return false;
         }
 
-        var taken = await _agent.SendCommandAsync(command, AckTimeout, cancellationToken).ConfigureAwait(false);
+        var taken = await _agent.SendCommandAsync(command, AckTimeout, cancellationToken);
         if (taken)
         {
             _logger.LogInformation("VM {Vm}: guest agent asked to {Command}", VmUuid, command);
@@ -589,7 +588,7 @@ public sealed class QemuVmProcess : IVmProcess
         {
             try
             {
-                await _qmp.ExecuteAsync("quit", null, cancellationToken).WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+                await _qmp.ExecuteAsync("quit", null, cancellationToken).WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
             }
             catch (Exception ex) when (ex is QmpException or TimeoutException)
             {
@@ -598,14 +597,14 @@ public sealed class QemuVmProcess : IVmProcess
 
             try
             {
-                await _exited.Task.WaitAsync(_options.QuitGracePeriod, cancellationToken).ConfigureAwait(false);
+                await _exited.Task.WaitAsync(_options.QuitGracePeriod, cancellationToken);
             }
             catch (TimeoutException)
             {
                 _logger.LogWarning("VM {Vm}: QEMU {Pid} still runs {Seconds} s after quit; sending SIGKILL", VmUuid, ProcessId,
                     _options.QuitGracePeriod.TotalSeconds);
                 VmProcessTable.KillVm(ProcessId, VmUuid);
-                await _exited.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+                await _exited.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
             }
         }
 
@@ -638,7 +637,7 @@ public sealed class QemuVmProcess : IVmProcess
         var id = QemuCommandLine.DriveId(diskIndex);
         if (isoPath is null)
         {
-            await QmpAsync("eject", new JsonObject { ["device"] = id, ["force"] = true }, cancellationToken).ConfigureAwait(false);
+            await QmpAsync("eject", new JsonObject { ["device"] = id, ["force"] = true }, cancellationToken);
             return;
         }
 
@@ -648,7 +647,7 @@ public sealed class QemuVmProcess : IVmProcess
             ["filename"] = isoPath,
             ["format"] = "raw",
             ["read-only-mode"] = "read-only",
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 
     public Task<DiskSpec> AttachDiskAsync(DiskSpec disk, CancellationToken cancellationToken)
@@ -683,21 +682,21 @@ public sealed class QemuVmProcess : IVmProcess
             return;
         }
 
-        await _stop.CancelAsync().ConfigureAwait(false);
+        await _stop.CancelAsync();
         _qmp.EventReceived -= OnQmpEvent;
         if (_agent is not null)
         {
-            await _agent.DisposeAsync().ConfigureAwait(false);
+            await _agent.DisposeAsync();
         }
 
         if (_qga is not null)
         {
-            await _qga.DisposeAsync().ConfigureAwait(false);
+            await _qga.DisposeAsync();
         }
 
-        await _qmp.DisposeAsync().ConfigureAwait(false);
+        await _qmp.DisposeAsync();
         _devices.Dispose();
-        await _exitWatch.ConfigureAwait(false);
+        await _exitWatch;
         _stop.Dispose();
         _onReleased?.Invoke(this);
     }

@@ -147,7 +147,7 @@ public sealed class QmpClient : IAsyncDisposable
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
         }
         catch
         {
@@ -160,18 +160,18 @@ public sealed class QmpClient : IAsyncDisposable
         {
             client._reader = Task.Run(client.ReadLoopAsync, CancellationToken.None);
             var timeout = greetingTimeout ?? TimeSpan.FromSeconds(10);
-            client.Greeting = await client._greeting.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-            await client.ExecuteAsync("qmp_capabilities", null, cancellationToken).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            client.Greeting = await client._greeting.Task.WaitAsync(timeout, cancellationToken);
+            await client.ExecuteAsync("qmp_capabilities", null, cancellationToken).WaitAsync(timeout, cancellationToken);
             return client;
         }
         catch (TimeoutException ex)
         {
-            await client.DisposeAsync().ConfigureAwait(false);
+            await client.DisposeAsync();
             throw new QmpDisconnectedException($"no QMP greeting on {socketPath} (is another client connected?)", ex);
         }
         catch
         {
-            await client.DisposeAsync().ConfigureAwait(false);
+            await client.DisposeAsync();
             throw;
         }
     }
@@ -198,10 +198,10 @@ public sealed class QmpClient : IAsyncDisposable
         var bytes = Encoding.UTF8.GetBytes(message.ToJsonString() + "\n");
         try
         {
-            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync(cancellationToken);
             try
             {
-                await _stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+                await _stream.WriteAsync(bytes, cancellationToken);
             }
             finally
             {
@@ -226,7 +226,7 @@ public sealed class QmpClient : IAsyncDisposable
                 abandoned.TrySetCanceled(cancellationToken);
             }
         });
-        return await reply.Task.ConfigureAwait(false);
+        return await reply.Task;
     }
 
     private async Task ReadLoopAsync()
@@ -234,7 +234,7 @@ public sealed class QmpClient : IAsyncDisposable
         try
         {
             using var reader = new StreamReader(_stream, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, leaveOpen: true);
-            while (await reader.ReadLineAsync(_stop.Token).ConfigureAwait(false) is { } line)
+            while (await reader.ReadLineAsync(_stop.Token) is { } line)
             {
                 if (string.IsNullOrWhiteSpace(line))
                 {
@@ -309,7 +309,7 @@ public sealed class QmpClient : IAsyncDisposable
             return;
         }
 
-        await _stop.CancelAsync().ConfigureAwait(false);
+        await _stop.CancelAsync();
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -319,8 +319,8 @@ public sealed class QmpClient : IAsyncDisposable
         }
 
         _socket.Dispose();
-        await _reader.ConfigureAwait(false);
-        await _stream.DisposeAsync().ConfigureAwait(false);
+        await _reader;
+        await _stream.DisposeAsync();
         _stop.Dispose();
     }
 }

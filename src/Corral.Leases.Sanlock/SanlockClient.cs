@@ -61,7 +61,7 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
 
     /// <summary>Changes how process <paramref name="pid"/> holds the lease (it must hold it), or, if it holds none, acquires it.</summary>
     public async Task<SanlockResult> HoldAsync(VmLease lease, int pid, bool shared, CancellationToken cancellationToken) =>
-        await HoldAsync(lease, pid, shared, await HeldModeAsync(lease, pid, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        await HoldAsync(lease, pid, shared, await HeldModeAsync(lease, pid, cancellationToken), cancellationToken);
 
     /// <summary>As <see cref="HoldAsync(VmLease, int, bool, CancellationToken)"/>, the process known to hold the lease as <paramref name="held"/>.</summary>
     public async Task<SanlockResult> HoldAsync(VmLease lease, int pid, bool shared, VmLeaseMode? held, CancellationToken cancellationToken)
@@ -69,16 +69,16 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
         var pidText = pid.ToString(CultureInfo.InvariantCulture);
         return held switch
         {
-            null => await RunAsync(["client", "acquire", "-r", ResourceString(lease, shared), "-p", pidText], cancellationToken).ConfigureAwait(false),
+            null => await RunAsync(["client", "acquire", "-r", ResourceString(lease, shared), "-p", pidText], cancellationToken),
             var mode when mode == (shared ? VmLeaseMode.Shared : VmLeaseMode.Exclusive) => new SanlockResult(0, "already held so"),
-            _ => await RunAsync(["client", "convert", "-r", ResourceString(lease, shared), "-p", pidText], cancellationToken).ConfigureAwait(false),
+            _ => await RunAsync(["client", "convert", "-r", ResourceString(lease, shared), "-p", pidText], cancellationToken),
         };
     }
 
     /// <summary>How process <paramref name="pid"/> holds the lease: exclusive, shared, or not at all (null).</summary>
     public async Task<VmLeaseMode?> HeldModeAsync(VmLease lease, int pid, CancellationToken cancellationToken)
     {
-        var result = await RunAsync(["client", "inquire", "-p", pid.ToString(CultureInfo.InvariantCulture)], cancellationToken).ConfigureAwait(false);
+        var result = await RunAsync(["client", "inquire", "-p", pid.ToString(CultureInfo.InvariantCulture)], cancellationToken);
         var prefix = $"{lease.Lockspace}:{lease.Resource}:";
         foreach (var line in result.Output.Split('\n'))
         {
@@ -95,7 +95,7 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
     /// <summary>Who holds the lease, read from the disk.</summary>
     public async Task<LeaseHolders> ReadHoldersAsync(VmLease lease, CancellationToken cancellationToken)
     {
-        var result = await RunAsync(["direct", "dump", $"{lease.Path}:0:1048576", "-f", "1"], cancellationToken).ConfigureAwait(false);
+        var result = await RunAsync(["direct", "dump", $"{lease.Path}:0:1048576", "-f", "1"], cancellationToken);
         return ParseHolders(result.Output, lease.Resource);
     }
 
@@ -141,7 +141,7 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
 
     private async Task<SanlockResult> RunAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken, TimeSpan? timeout = null)
     {
-        var result = await CommandRunner.RunAsync(_options.Binary, arguments, cancellationToken, timeout ?? TimeSpan.FromSeconds(30), Environment).ConfigureAwait(false);
+        var result = await CommandRunner.RunAsync(_options.Binary, arguments, cancellationToken, timeout ?? TimeSpan.FromSeconds(30), Environment);
         var output = (result.StandardOutput + result.StandardError).Trim();
         // "dump" prints no result line; its exit status says whether it read the disk.
         var code = LastDone(output)?.Code ?? (result.Succeeded ? 0 : -1);

@@ -11,7 +11,7 @@ public sealed class BridgeNetworking
         ValidateName(bridge);
         if (!Exists(bridge))
         {
-            var add = await CommandRunner.RunAsync("ip", ["link", "add", bridge, "type", "bridge"], cancellationToken).ConfigureAwait(false);
+            var add = await CommandRunner.RunAsync("ip", ["link", "add", bridge, "type", "bridge"], cancellationToken);
             // Another agent in the same namespace may have made it in between; only a real failure matters.
             if (!add.Succeeded && !Exists(bridge))
             {
@@ -19,7 +19,7 @@ public sealed class BridgeNetworking
             }
         }
 
-        await CommandRunner.RunCheckedAsync("ip", ["link", "set", bridge, "up"], cancellationToken).ConfigureAwait(false);
+        await CommandRunner.RunCheckedAsync("ip", ["link", "set", bridge, "up"], cancellationToken);
     }
 
     /// <summary>Creates a tap (or reuses the one a previous agent left for a running VM) and attaches it to the bridge.</summary>
@@ -28,11 +28,11 @@ public sealed class BridgeNetworking
         ValidateName(tap);
         if (!Exists(tap))
         {
-            await CommandRunner.RunCheckedAsync("ip", ["tuntap", "add", "dev", tap, "mode", "tap"], cancellationToken).ConfigureAwait(false);
+            await CommandRunner.RunCheckedAsync("ip", ["tuntap", "add", "dev", tap, "mode", "tap"], cancellationToken);
         }
 
         await CommandRunner.RunCheckedAsync("ip", ["link", "set", tap, "master", bridge, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture), "up"],
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken);
     }
 
     public async Task DeleteLinkAsync(string name, CancellationToken cancellationToken)
@@ -40,7 +40,7 @@ public sealed class BridgeNetworking
         ValidateName(name);
         if (Exists(name))
         {
-            await CommandRunner.RunAsync("ip", ["link", "del", name], cancellationToken).ConfigureAwait(false);
+            await CommandRunner.RunAsync("ip", ["link", "del", name], cancellationToken);
         }
     }
 

@@ -49,7 +49,7 @@ public static class CommandRunner
         limit.CancelAfter(timeout ?? TimeSpan.FromMinutes(5));
         try
         {
-            await process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
+            await process.WaitForExitAsync(limit.Token);
         }
         catch (OperationCanceledException)
         {
@@ -58,7 +58,7 @@ public static class CommandRunner
             throw;
         }
 
-        return new CommandResult(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+        return new CommandResult(process.ExitCode, await stdout, await stderr);
     }
 
     /// <summary>Runs the command and throws <see cref="CommandFailedException"/> unless it exits 0.</summary>
@@ -66,7 +66,7 @@ public static class CommandRunner
         TimeSpan? timeout = null)
     {
         var list = arguments.ToList();
-        var result = await RunAsync(program, list, cancellationToken, timeout).ConfigureAwait(false);
+        var result = await RunAsync(program, list, cancellationToken, timeout);
         if (!result.Succeeded)
         {
             throw new CommandFailedException(Describe(program, list), result);

@@ -17,7 +17,7 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
     {
         var sent = MonotonicTime.Now;
         var grant = await client.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(ttl.TotalSeconds) },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         var lease = new EtcdLease(client, grant.ID, TimeSpan.FromSeconds(grant.TTL), keepAliveEvery, sent, options, logger, _disposed.Token);
         lease.Start();
         return lease;
@@ -51,18 +51,18 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
             CreateRevision = 0,
         });
         request.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value), Lease = lease.Id } });
-        var response = await client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var response = await client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken);
         return response.Succeeded;
     }
 
     public async Task PutAsync(ILease lease, string key, string value, CancellationToken cancellationToken) =>
         await client.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value), Lease = lease.Id },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
 
     public async Task<long> PutDurableAsync(string key, string value, CancellationToken cancellationToken)
     {
         var response = await client.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value) },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         return response.Header.Revision;
     }
 
@@ -78,8 +78,8 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
                 RangeEnd = ByteString.CopyFromUtf8(EtcdPoolDatabase.PrefixEnd(prefix)),
                 StartRevision = afterRevision + 1,
             },
-        }, cancellationToken).ConfigureAwait(false);
-        while (await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
+        }, cancellationToken);
+        while (await call.ResponseStream.MoveNext(cancellationToken))
         {
             var response = call.ResponseStream.Current;
             if (response.CompactRevision > 0 || response.Canceled)
@@ -98,14 +98,14 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
     public async Task<string?> GetValueAsync(string key, CancellationToken cancellationToken)
     {
         var response = await client.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+            cancellationToken: cancellationToken);
         return response.Kvs.Count == 0 ? null : response.Kvs[0].Value.ToStringUtf8();
     }
 
     public async Task<(string? Value, long Revision)> GetWithRevisionAsync(string key, CancellationToken cancellationToken)
     {
         var response = await client.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+            cancellationToken: cancellationToken);
         return response.Kvs.Count == 0 ? (null, 0) : (response.Kvs[0].Value.ToStringUtf8(), response.Kvs[0].ModRevision);
     }
 
@@ -115,14 +115,14 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
         {
             Key = ByteString.CopyFromUtf8(prefix),
             RangeEnd = ByteString.CopyFromUtf8(EtcdPoolDatabase.PrefixEnd(prefix)),
-        }, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }, deadline: Deadline, cancellationToken: cancellationToken);
         return response.Kvs.ToDictionary(kv => kv.Key.ToStringUtf8(), kv => kv.Value.ToStringUtf8(), StringComparer.Ordinal);
     }
 
     public async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken)
     {
         var response = await client.DeleteAsync(new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+            cancellationToken: cancellationToken);
         return response.Deleted > 0;
     }
 
@@ -137,14 +137,14 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
             Value = ByteString.CopyFrom(Encoding.UTF8.GetBytes(expectedValue)),
         });
         request.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(key) } });
-        var response = await client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var response = await client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken);
         return response.Succeeded;
     }
 
     public async Task<bool> RevokeHolderAsync(string key, string expectedValue, CancellationToken cancellationToken)
     {
         var response = await client.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: Deadline,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+            cancellationToken: cancellationToken);
         if (response.Kvs.Count == 0 || response.Kvs[0].Value.ToStringUtf8() != expectedValue || response.Kvs[0].Lease == 0)
         {
             return false;
@@ -152,8 +152,7 @@ internal sealed class EtcdLeaseStore(EtcdClient client, EtcdOptions options, ILo
 
         try
         {
-            await client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = response.Kvs[0].Lease }, deadline: Deadline, cancellationToken: cancellationToken)
-                .ConfigureAwait(false);
+            await client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = response.Kvs[0].Lease }, deadline: Deadline, cancellationToken: cancellationToken);
             return true;
         }
         catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
@@ -227,10 +226,10 @@ internal sealed class EtcdLease : ILease
                 while (!stop.IsCancellationRequested)
                 {
                     var sent = MonotonicTime.Now;
-                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = Id }, stop).ConfigureAwait(false);
+                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = Id }, stop);
                     using var ackTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
                     ackTimeout.CancelAfter(AckTimeout);
-                    if (!await call.ResponseStream.MoveNext(ackTimeout.Token).ConfigureAwait(false))
+                    if (!await call.ResponseStream.MoveNext(ackTimeout.Token))
                     {
                         break;
                     }
@@ -245,7 +244,7 @@ internal sealed class EtcdLease : ILease
 
                     Interlocked.Exchange(ref _safeUntilTicks, LeaseTiming.SafeUntil(sent, TimeSpan.FromSeconds(ttl), _options.LeaseSafetyMargin).Ticks);
                     CheckDeadline();
-                    await Task.Delay(interval, stop).ConfigureAwait(false);
+                    await Task.Delay(interval, stop);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -260,7 +259,7 @@ internal sealed class EtcdLease : ILease
             CheckDeadline();
             try
             {
-                await Task.Delay(LeaseTiming.ReconnectDelay, stop).ConfigureAwait(false);
+                await Task.Delay(LeaseTiming.ReconnectDelay, stop);
             }
             catch (OperationCanceledException)
             {
@@ -280,10 +279,10 @@ internal sealed class EtcdLease : ILease
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
+        await _stop.CancelAsync();
         try
         {
-            await _loop.ConfigureAwait(false);
+            await _loop;
         }
         catch (OperationCanceledException)
         {
@@ -292,7 +291,7 @@ internal sealed class EtcdLease : ILease
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await _client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = Id }, cancellationToken: timeout.Token).ConfigureAwait(false);
+            await _client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = Id }, cancellationToken: timeout.Token);
         }
         catch (Exception ex)
         {

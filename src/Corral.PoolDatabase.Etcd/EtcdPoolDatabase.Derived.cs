@@ -77,7 +77,7 @@ public sealed partial class EtcdPoolDatabase
         {
             // A liveness lease appearing or expiring is a change of host_metrics.live.
             var metricsRef = key[PoolKeys.Live.Length..];
-            var metrics = await TryGetRawAsync(XenClasses.HostMetricsSchema, metricsRef, cancellationToken).ConfigureAwait(false);
+            var metrics = await TryGetRawAsync(XenClasses.HostMetricsSchema, metricsRef, cancellationToken);
             if (metrics is null)
             {
                 return null;
@@ -106,7 +106,7 @@ public sealed partial class EtcdPoolDatabase
     private async Task<XenObject?> TryGetRawAsync(ClassSchema schema, string reference, CancellationToken cancellationToken)
     {
         var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.Object(schema.Name, reference)) },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         return response.Kvs.Count == 0 ? null : ObjectCodec.Decode(schema, response.Kvs[0].Value.Span, response.Kvs[0].ModRevision);
     }
 
@@ -121,7 +121,7 @@ public sealed partial class EtcdPoolDatabase
         var className = objects[0].Class;
         if (className == XenClasses.HostMetrics)
         {
-            var live = await _leases.GetPrefixAsync(PoolKeys.Live, cancellationToken).ConfigureAwait(false);
+            var live = await _leases.GetPrefixAsync(PoolKeys.Live, cancellationToken);
             foreach (var obj in objects)
             {
                 obj.Fields[DerivedFields.Live] = live.ContainsKey(PoolKeys.LiveKey(obj.Ref));
@@ -131,7 +131,7 @@ public sealed partial class EtcdPoolDatabase
         await OverlayAllowedOperationsAsync(objects, cancellationToken);
         foreach (var link in ReverseLink.Of(className))
         {
-            var children = await GetRawAllAsync(XenClasses.Get(link.ChildClass), cancellationToken).ConfigureAwait(false);
+            var children = await GetRawAllAsync(XenClasses.Get(link.ChildClass), cancellationToken);
             var byParent = children.ToLookup(c => c.GetString(link.ChildField), c => (object?)c.Ref, StringComparer.Ordinal);
             foreach (var obj in objects)
             {

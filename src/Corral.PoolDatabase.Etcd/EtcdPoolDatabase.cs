@@ -45,7 +45,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
     /// </summary>
     public async Task<IReadOnlyList<string>?> RefreshEndpointsAsync(CancellationToken cancellationToken)
     {
-        var members = await CreateClusterAdmin(_logger).ListAsync(cancellationToken).ConfigureAwait(false);
+        var members = await CreateClusterAdmin(_logger).ListAsync(cancellationToken);
         var ordered = EtcdEndpoints.Order(Endpoints.Configured, members, _options.Member.Enabled ? _options.Member.ClientUrl : null);
         if (!Endpoints.Update(ordered))
         {
@@ -68,7 +68,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
     public async Task<long> GetRevisionAsync(CancellationToken cancellationToken)
     {
         var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.Root), CountOnly = true },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         return response.Header.Revision;
     }
 
@@ -76,7 +76,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
     {
         var schema = XenClasses.Get(className);
         var response = await _client.GetAsync(new RangeRequest { Key = Bytes(PoolKeys.Object(schema.Name, reference)) },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         if (response.Kvs.Count == 0)
         {
             return null;
@@ -84,39 +84,37 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
 
         var kv = response.Kvs[0];
         var obj = ObjectCodec.Decode(schema, kv.Value.Span, kv.ModRevision);
-        await OverlayAsync([obj], cancellationToken).ConfigureAwait(false);
+        await OverlayAsync([obj], cancellationToken);
         return obj;
     }
 
     public async Task<XenObject> GetAsync(string className, string reference, CancellationToken cancellationToken) =>
-        await TryGetAsync(className, reference, cancellationToken).ConfigureAwait(false)
+        await TryGetAsync(className, reference, cancellationToken)
         ?? throw XenApiException.HandleInvalid(XenClasses.Get(className).Name, reference);
 
     public async Task<IReadOnlyList<XenObject>> GetAllAsync(string className, CancellationToken cancellationToken)
     {
         var schema = XenClasses.Get(className);
-        var objects = await GetRawAllAsync(schema, cancellationToken).ConfigureAwait(false);
-        return await OverlayAsync(objects, cancellationToken).ConfigureAwait(false);
+        var objects = await GetRawAllAsync(schema, cancellationToken);
+        return await OverlayAsync(objects, cancellationToken);
     }
 
     public async Task<XenObject?> FindByUuidAsync(string className, string uuid, CancellationToken cancellationToken)
     {
         var schema = XenClasses.Get(className);
-        var target = await _client.GetValAsync(PoolKeys.Uuid(uuid), deadline: Deadline, cancellationToken: cancellationToken)
-            .ConfigureAwait(false);
+        var target = await _client.GetValAsync(PoolKeys.Uuid(uuid), deadline: Deadline, cancellationToken: cancellationToken);
         var slash = target?.IndexOf('/', StringComparison.Ordinal) ?? -1;
         if (slash <= 0 || target![..slash] != schema.Name)
         {
             return null;
         }
 
-        return await TryGetAsync(schema.Name, target[(slash + 1)..], cancellationToken).ConfigureAwait(false);
+        return await TryGetAsync(schema.Name, target[(slash + 1)..], cancellationToken);
     }
 
     public async Task<string?> FindClassOfAsync(string reference, CancellationToken cancellationToken)
     {
-        var value = await _client.GetValAsync(PoolKeys.RefClass(reference), deadline: Deadline, cancellationToken: cancellationToken)
-            .ConfigureAwait(false);
+        var value = await _client.GetValAsync(PoolKeys.RefClass(reference), deadline: Deadline, cancellationToken: cancellationToken);
         return string.IsNullOrEmpty(value) ? null : value;
     }
 
@@ -164,8 +162,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
                 : new RequestOp { RequestPut = new PutRequest { Key = ByteString.CopyFromUtf8(write.Key), Value = ByteString.CopyFromUtf8(write.Value), Lease = write.LeaseId } });
         }
 
-        var response = await _client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken)
-            .ConfigureAwait(false);
+        var response = await _client.TransactionAsync(request, deadline: Deadline, cancellationToken: cancellationToken);
         if (!response.Succeeded)
         {
             throw new ConcurrentUpdateException("an object changed since it was read");
@@ -182,7 +179,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
             var current = new List<XenObject>(objects.Count);
             foreach (var (className, reference) in objects)
             {
-                current.Add(await GetAsync(className, reference, cancellationToken).ConfigureAwait(false));
+                current.Add(await GetAsync(className, reference, cancellationToken));
             }
 
             var transaction = new PoolTransaction();
@@ -194,12 +191,12 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
 
             try
             {
-                return await CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+                return await CommitAsync(transaction, cancellationToken);
             }
             catch (ConcurrentUpdateException) when (attempt < 50)
             {
                 _logger.LogDebug("Write conflict on {Objects}, attempt {Attempt}; retrying", string.Join(",", objects.Select(o => o.Reference)), attempt);
-                await Task.Delay(Random.Shared.Next(1, 10 * attempt), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(Random.Shared.Next(1, 10 * attempt), cancellationToken);
             }
         }
     }
@@ -217,9 +214,9 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
                 StartRevision = afterRevision + 1,
                 PrevKv = true,
             },
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
 
-        while (await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
+        while (await call.ResponseStream.MoveNext(cancellationToken))
         {
             var response = call.ResponseStream.Current;
             if (response.CompactRevision > 0)
@@ -236,7 +233,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
             var batch = new List<PoolChange>(response.Events.Count);
             foreach (var ev in response.Events)
             {
-                var change = await TranslateAsync(ev, cancellationToken).ConfigureAwait(false);
+                var change = await TranslateAsync(ev, cancellationToken);
                 if (change is not null)
                 {
                     batch.Add(change);
@@ -270,20 +267,20 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
             }
 
             var obj = ObjectCodec.Decode(schema, source.Value.Span, source.ModRevision);
-            await OverlayAsync([obj], cancellationToken).ConfigureAwait(false);
+            await OverlayAsync([obj], cancellationToken);
 
             var kind = deleted ? ChangeKind.Del : ev.Kv.CreateRevision == ev.Kv.ModRevision ? ChangeKind.Add : ChangeKind.Mod;
             return new PoolChange(revision, kind, obj);
         }
 
-        return await TranslateDerivedAsync(ev, key, deleted, cancellationToken).ConfigureAwait(false);
+        return await TranslateDerivedAsync(ev, key, deleted, cancellationToken);
     }
 
     public async Task<long> CountAsync(string className, CancellationToken cancellationToken)
     {
         var prefix = PoolKeys.ClassPrefix(XenClasses.Get(className).Name);
         var response = await _client.GetAsync(new RangeRequest { Key = Bytes(prefix), RangeEnd = Bytes(PrefixEnd(prefix)), CountOnly = true },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         return response.Count;
     }
 
@@ -291,7 +288,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
     {
         var prefix = PoolKeys.ClassPrefix(schema.Name);
         var response = await _client.GetAsync(new RangeRequest { Key = Bytes(prefix), RangeEnd = Bytes(PrefixEnd(prefix)) },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         return response.Kvs.Select(kv => ObjectCodec.Decode(schema, kv.Value.Span, kv.ModRevision)).ToList();
     }
 

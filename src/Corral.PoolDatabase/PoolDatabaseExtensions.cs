@@ -10,7 +10,7 @@ public static class PoolDatabaseExtensions
     /// </summary>
     public static async Task<XenObject> GetArgumentAsync(this IPoolDatabase database, string className, string reference, CancellationToken cancellationToken) =>
         OpaqueRef.IsWellFormed(reference)
-            ? await database.GetAsync(className, reference, cancellationToken).ConfigureAwait(false)
+            ? await database.GetAsync(className, reference, cancellationToken)
             : throw XenApiException.HandleInvalid(className, reference);
 
     /// <summary>
@@ -21,7 +21,7 @@ public static class PoolDatabaseExtensions
     {
         try
         {
-            await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(transaction, cancellationToken);
             return true;
         }
         catch (ConcurrentUpdateException)
@@ -47,7 +47,7 @@ public static class PoolDatabaseExtensions
                 transaction.Delete(obj);
             }
 
-            if (await database.TryCommitAsync(transaction, cancellationToken).ConfigureAwait(false))
+            if (await database.TryCommitAsync(transaction, cancellationToken))
             {
                 deleted.AddRange(chunk);
             }

@@ -65,7 +65,7 @@ public sealed class FileSrDriver : ISrDriver
         SrMetadata? metadata;
         try
         {
-            metadata = await SrMetadataFile.ReadAsync(directory, cancellationToken).ConfigureAwait(false);
+            metadata = await SrMetadataFile.ReadAsync(directory, cancellationToken);
         }
         catch (InvalidDataException ex)
         {
@@ -85,7 +85,7 @@ public sealed class FileSrDriver : ISrDriver
     {
         if (Directory.Exists(directory))
         {
-            if ((await ScanAsync(directory, cancellationToken).ConfigureAwait(false)).Count > 0)
+            if ((await ScanAsync(directory, cancellationToken)).Count > 0)
             {
                 throw new XenApiException(ErrorCodes.SrNotEmpty);
             }
@@ -105,7 +105,7 @@ public sealed class FileSrDriver : ISrDriver
         var volumes = new List<VolumeInfo>();
         foreach (var file in Directory.EnumerateFiles(directory, "*.qcow2").Order(StringComparer.Ordinal))
         {
-            volumes.Add(await InfoAsync(file, cancellationToken).ConfigureAwait(false));
+            volumes.Add(await InfoAsync(file, cancellationToken));
         }
 
         return volumes;
@@ -114,9 +114,8 @@ public sealed class FileSrDriver : ISrDriver
     public async Task<VolumeInfo> CreateAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken)
     {
         var path = Path.Combine(directory, vdiUuid + ".qcow2");
-        await QemuImg(cancellationToken, "create", "-q", "-f", "qcow2", path, virtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture))
-            .ConfigureAwait(false);
-        return await InfoAsync(path, cancellationToken).ConfigureAwait(false);
+        await QemuImg(cancellationToken, "create", "-q", "-f", "qcow2", path, virtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return await InfoAsync(path, cancellationToken);
     }
 
     public async Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken)
@@ -124,23 +123,23 @@ public sealed class FileSrDriver : ISrDriver
         var target = Path.Combine(targetDirectory, newVdiUuid + ".qcow2");
         var temporary = target + ".partial";
         // Written under a temporary name so a crash mid-copy never leaves a half volume that a scan would adopt.
-        await QemuImg(cancellationToken, "convert", "-O", "qcow2", sourcePath, temporary).ConfigureAwait(false);
+        await QemuImg(cancellationToken, "convert", "-O", "qcow2", sourcePath, temporary);
         File.Move(temporary, target);
-        return await InfoAsync(target, cancellationToken).ConfigureAwait(false);
+        return await InfoAsync(target, cancellationToken);
     }
 
     public async Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken)
     {
         var path = Resolve(directory, location).Path;
-        var current = await InfoAsync(path, cancellationToken).ConfigureAwait(false);
+        var current = await InfoAsync(path, cancellationToken);
         if (newVirtualSize < current.VirtualSize)
         {
             // Shrinking would cut off the guest's data: refused as XenServer refuses it.
             throw new XenApiException(ErrorCodes.VdiTooSmall, location, current.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
-        await QemuImg(cancellationToken, "resize", "-q", path, newVirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture)).ConfigureAwait(false);
-        return await InfoAsync(path, cancellationToken).ConfigureAwait(false);
+        await QemuImg(cancellationToken, "resize", "-q", path, newVirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return await InfoAsync(path, cancellationToken);
     }
 
     public Task DestroyAsync(string directory, string location, CancellationToken cancellationToken)
@@ -161,7 +160,7 @@ public sealed class FileSrDriver : ISrDriver
 
     private static async Task<VolumeInfo> InfoAsync(string path, CancellationToken cancellationToken)
     {
-        var json = await CommandRunner.RunCheckedAsync("qemu-img", ["info", "--output=json", "-U", path], cancellationToken).ConfigureAwait(false);
+        var json = await CommandRunner.RunCheckedAsync("qemu-img", ["info", "--output=json", "-U", path], cancellationToken);
         using var doc = JsonDocument.Parse(json);
         var root = doc.RootElement;
         return new VolumeInfo(
@@ -175,7 +174,7 @@ public sealed class FileSrDriver : ISrDriver
     {
         try
         {
-            await CommandRunner.RunCheckedAsync("qemu-img", arguments, cancellationToken).ConfigureAwait(false);
+            await CommandRunner.RunCheckedAsync("qemu-img", arguments, cancellationToken);
         }
         catch (CommandFailedException ex)
         {

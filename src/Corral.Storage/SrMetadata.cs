@@ -56,7 +56,7 @@ public static class SrMetadataFile
 
         try
         {
-            var file = JsonSerializer.Deserialize<FileLayout>(await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false), Json);
+            var file = JsonSerializer.Deserialize<FileLayout>(await File.ReadAllTextAsync(path, cancellationToken), Json);
             return file is { Format: >= 1, Sr: not null } ? new SrMetadata(file.Sr, file.Vdis ?? []) : throw new InvalidDataException($"{path} holds no SR");
         }
         catch (JsonException ex)
@@ -74,8 +74,8 @@ public static class SrMetadataFile
         {
             await using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, useAsync: true))
             {
-                await JsonSerializer.SerializeAsync(stream, new FileLayout(CurrentFormat, metadata.Sr, metadata.Vdis), Json, cancellationToken).ConfigureAwait(false);
-                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                await JsonSerializer.SerializeAsync(stream, new FileLayout(CurrentFormat, metadata.Sr, metadata.Vdis), Json, cancellationToken);
+                await stream.FlushAsync(cancellationToken);
                 stream.Flush(flushToDisk: true);
             }
 

@@ -31,18 +31,18 @@ public sealed class FenceAgents(IPoolDatabase database, IOptions<HaOptions> opti
             {
                 case PowerFencing.Lab when options.Value.LabScript is { Length: > 0 } script && config.GetValueOrDefault("slot") is { Length: > 0 } slot:
                 {
-                    var result = await CommandRunner.RunAsync(script, ["pull-plug", slot], cancellationToken).ConfigureAwait(false);
+                    var result = await CommandRunner.RunAsync(script, ["pull-plug", slot], cancellationToken);
                     Log(name, "lab power switch", result);
                     return result.Succeeded;
                 }
 
                 case PowerFencing.Ipmi:
                 {
-                    var (bmc, password) = await BmcAsync(config, cancellationToken).ConfigureAwait(false);
+                    var (bmc, password) = await BmcAsync(config, cancellationToken);
                     var secret = new Dictionary<string, string> { ["IPMI_PASSWORD"] = password };
-                    var off = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "off"], cancellationToken, environment: secret).ConfigureAwait(false);
+                    var off = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "off"], cancellationToken, environment: secret);
                     Log(name, "IPMI power off", off);
-                    var status = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "status"], cancellationToken, environment: secret).ConfigureAwait(false);
+                    var status = await CommandRunner.RunAsync("ipmitool", [.. bmc, "chassis", "power", "status"], cancellationToken, environment: secret);
                     return status.Succeeded && status.StandardOutput.Contains("is off", StringComparison.OrdinalIgnoreCase);
                 }
 
@@ -104,7 +104,7 @@ public sealed class FenceAgents(IPoolDatabase database, IOptions<HaOptions> opti
     /// </summary>
     private async Task<(string[] Arguments, string Password)> BmcAsync(IReadOnlyDictionary<string, string> config, CancellationToken cancellationToken)
     {
-        var password = await PowerOnPassword.ReadAsync(database, config, cancellationToken).ConfigureAwait(false) ?? "";
+        var password = await PowerOnPassword.ReadAsync(database, config, cancellationToken) ?? "";
         return (["-I", "lanplus", "-H", config.GetValueOrDefault("power_on_ip", ""), "-U", config.GetValueOrDefault("power_on_user", ""), "-E"], password);
     }
 

@@ -31,7 +31,7 @@ public sealed class HaCoordinator(
             {
                 if (master.MasterRef == identity.Ref)
                 {
-                    progressed = await engine.RunOnceAsync(world, stoppingToken).ConfigureAwait(false);
+                    progressed = await engine.RunOnceAsync(world, stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -54,7 +54,7 @@ public sealed class HaCoordinator(
             }
 
             backToBack = 0;
-            await Task.Delay(Tick, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            await Task.Delay(Tick, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 }

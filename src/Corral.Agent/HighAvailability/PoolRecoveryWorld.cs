@@ -39,11 +39,11 @@ public sealed class PoolRecoveryWorld(
     public static string KeyOf(string hostRef) => PoolKeys.HaRecoveries + hostRef;
 
     public async Task<bool?> HaEnabledAsync(CancellationToken cancellationToken) =>
-        (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled);
+        (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled);
 
     public async Task<IReadOnlyDictionary<string, RecoveryRecord>> RecoveriesAsync(CancellationToken cancellationToken)
     {
-        var raw = await database.Leases.GetPrefixAsync(PoolKeys.HaRecoveries, cancellationToken).ConfigureAwait(false);
+        var raw = await database.Leases.GetPrefixAsync(PoolKeys.HaRecoveries, cancellationToken);
         _recordsSeen.Clear();
         var records = new Dictionary<string, RecoveryRecord>(StringComparer.Ordinal);
         foreach (var json in raw.Values)
@@ -58,12 +58,12 @@ public sealed class PoolRecoveryWorld(
 
     public async Task<IReadOnlyList<HaHost>> HostsAsync(CancellationToken cancellationToken)
     {
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         _hosts = hosts.ToDictionary(h => h.Ref, StringComparer.Ordinal);
         var result = new List<HaHost>();
         foreach (var host in hosts)
         {
-            result.Add(new HaHost(host.Ref, host.Uuid, host.Get(XenApi.Host.NameLabel), await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false),
+            result.Add(new HaHost(host.Ref, host.Uuid, host.Get(XenApi.Host.NameLabel), await placement.IsLiveAsync(host, cancellationToken),
                 host.Get(XenApi.Host.Enabled), FenceAgents.Configured(host)));
         }
 
@@ -72,7 +72,7 @@ public sealed class PoolRecoveryWorld(
 
     public async Task<IReadOnlyList<HaVm>> VmsAsync(CancellationToken cancellationToken)
     {
-        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken);
         _vms = vms.ToDictionary(v => v.Ref, StringComparer.Ordinal);
         return vms.Select(v => new HaVm(v.Ref, v.Get(XenApi.VM.NameLabel), v.GetString("power_state"), v.Get(XenApi.VM.ResidentOn),
             v.Get(XenApi.VM.HaRestartPriority), v.Get(XenApi.VM.Order), v.Get(XenApi.VM.StartDelay), Placement.MemoryNeeded(v))).ToList();
@@ -86,23 +86,23 @@ public sealed class PoolRecoveryWorld(
     public async Task SaveAsync(RecoveryRecord record, CancellationToken cancellationToken)
     {
         var key = KeyOf(record.HostRef);
-        var revision = await RevisionAsSeenAsync(record.HostRef, cancellationToken).ConfigureAwait(false);
+        var revision = await RevisionAsSeenAsync(record.HostRef, cancellationToken);
         var tx = new PoolTransaction();
         tx.Require(key, revision);
         var json = record.ToJson();
         tx.PutKey(key, json);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         _recordsSeen[record.HostRef] = json;
     }
 
     public async Task DeleteAsync(RecoveryRecord record, CancellationToken cancellationToken)
     {
         var key = KeyOf(record.HostRef);
-        var revision = await RevisionAsSeenAsync(record.HostRef, cancellationToken).ConfigureAwait(false);
+        var revision = await RevisionAsSeenAsync(record.HostRef, cancellationToken);
         var tx = new PoolTransaction();
         tx.Require(key, revision);
         tx.DeleteKey(key);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         _recordsSeen.Remove(record.HostRef);
     }
 
@@ -110,7 +110,7 @@ public sealed class PoolRecoveryWorld(
     /// <exception cref="ConcurrentUpdateException">Someone else changed it meanwhile.</exception>
     private async Task<long> RevisionAsSeenAsync(string hostRef, CancellationToken cancellationToken)
     {
-        var (current, revision) = await database.Leases.GetWithRevisionAsync(KeyOf(hostRef), cancellationToken).ConfigureAwait(false);
+        var (current, revision) = await database.Leases.GetWithRevisionAsync(KeyOf(hostRef), cancellationToken);
         if (current != _recordsSeen.GetValueOrDefault(hostRef))
         {
             throw new ConcurrentUpdateException($"HA's recovery of host {hostRef} changed meanwhile");
@@ -121,11 +121,11 @@ public sealed class PoolRecoveryWorld(
 
     public async Task<bool> MigrationsSettledAsync(HaHost host, CancellationToken cancellationToken)
     {
-        foreach (var (migration, _) in await MigrationsFromAsync(host.Ref, cancellationToken).ConfigureAwait(false))
+        foreach (var (migration, _) in await MigrationsFromAsync(host.Ref, cancellationToken))
         {
             if (migration.State is not (MigrationStates.Aborting or MigrationStates.Completed)
-                && await database.TryGetAsync(XenClasses.Host, migration.DestinationRef, cancellationToken).ConfigureAwait(false) is { } destination
-                && await placement.IsLiveAsync(destination, cancellationToken).ConfigureAwait(false))
+                && await database.TryGetAsync(XenClasses.Host, migration.DestinationRef, cancellationToken) is { } destination
+                && await placement.IsLiveAsync(destination, cancellationToken))
             {
                 if (_waitingForMigration.Add(migration.Id))
                 {
@@ -143,9 +143,9 @@ public sealed class PoolRecoveryWorld(
     private async Task<IReadOnlyList<(MigrationRecord Record, long Revision)>> MigrationsFromAsync(string hostRef, CancellationToken cancellationToken)
     {
         var found = new List<(MigrationRecord, long)>();
-        foreach (var key in (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken).ConfigureAwait(false)).Keys)
+        foreach (var key in (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken)).Keys)
         {
-            var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken).ConfigureAwait(false);
+            var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken);
             if (json is not null && MigrationRecord.FromJson(json) is { } migration && migration.SourceRef == hostRef)
             {
                 found.Add((migration, revision));
@@ -159,20 +159,20 @@ public sealed class PoolRecoveryWorld(
     {
         var key = KeyOf(next.HostRef);
         var tx = new PoolTransaction();
-        tx.Require(key, await RevisionAsSeenAsync(next.HostRef, cancellationToken).ConfigureAwait(false));
+        tx.Require(key, await RevisionAsSeenAsync(next.HostRef, cancellationToken));
         foreach (var vm in halted)
         {
             tx.Update(VmPowerStates.DeclaredHalted(_vms[vm.Ref]));
         }
 
-        foreach (var (migration, revision) in await MigrationsFromAsync(next.HostRef, cancellationToken).ConfigureAwait(false))
+        foreach (var (migration, revision) in await MigrationsFromAsync(next.HostRef, cancellationToken))
         {
-            await EndMigrationAsync(tx, migration, revision, _hosts[next.HostRef], halted, cancellationToken).ConfigureAwait(false);
+            await EndMigrationAsync(tx, migration, revision, _hosts[next.HostRef], halted, cancellationToken);
         }
 
         var json = next.ToJson();
         tx.PutKey(key, json);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         _recordsSeen[next.HostRef] = json;
     }
 
@@ -181,17 +181,17 @@ public sealed class PoolRecoveryWorld(
     public Task<IReadOnlyDictionary<string, long>> FreeMemoryAsync(CancellationToken cancellationToken) => placement.FreeMemoryByHostAsync(cancellationToken);
 
     public async Task<bool> ReachesStorageAsync(HaVm vm, HaHost host, CancellationToken cancellationToken) =>
-        await placement.MissingStorageAsync(_vms[vm.Ref], host.Ref, cancellationToken).ConfigureAwait(false) is null;
+        await placement.MissingStorageAsync(_vms[vm.Ref], host.Ref, cancellationToken) is null;
 
     public async Task<bool> ReadyToStartAsync(HaVm vm, HaHost host, CancellationToken cancellationToken) =>
-        await leases.ReadyOnAsync(_vms[vm.Ref], host.Ref, cancellationToken).ConfigureAwait(false);
+        await leases.ReadyOnAsync(_vms[vm.Ref], host.Ref, cancellationToken);
 
     public async Task<string> StartAsync(HaVm vm, string? hostRef, CancellationToken cancellationToken)
     {
         try
         {
             var context = new CallContext(OpaqueRef.Null, "ha", "VM.start");
-            return await starter.StartAsync(context, vm.Ref, hostRef, false, cancellationToken, haRestart: true).ConfigureAwait(false);
+            return await starter.StartAsync(context, vm.Ref, hostRef, false, cancellationToken, haRestart: true);
         }
         catch (XenApiException ex)
         {
@@ -204,7 +204,7 @@ public sealed class PoolRecoveryWorld(
         var tx = new PoolTransaction();
         PoolMessages.Create(tx, "HA_PROTECTED_VM_RESTART_FAILED", 2L, Cls.VM, _vms.TryGetValue(vm.Ref, out var known) ? known.Uuid : "",
             $"HA could not restart VM '{vm.Name}': {string.Join(", ", error)}. It will be retried when capacity returns.", clock.GetUtcNow().UtcDateTime);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
     }
 
     public Task RefreshPlanAsync(CancellationToken cancellationToken) => planning.RefreshPoolAsync(cancellationToken);
@@ -219,7 +219,7 @@ public sealed class PoolRecoveryWorld(
     {
         var moved = migration.State == MigrationStates.Completed;
         var movedVm = moved && _vms.TryGetValue(migration.VmRef, out var vm) && halted.All(v => v.Ref != vm.Ref) ? vm : null;
-        await MigrationEnding.AddAsync(database, tx, migration, revision, movedVm, clock.GetUtcNow().UtcDateTime, cancellationToken).ConfigureAwait(false);
+        await MigrationEnding.AddAsync(database, tx, migration, revision, movedVm, clock.GetUtcNow().UtcDateTime, cancellationToken);
         logger.LogWarning("HA: the migration of VM {Vm} from fenced host {Host} ends: {Outcome}", migration.VmRef, host.Get(XenApi.Host.NameLabel),
             moved ? "the VM had reached the destination" : "it stays halted for HA to restart");
     }

@@ -32,7 +32,7 @@ public sealed class SelfFence(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await liveness.Registered.WaitAsync(stoppingToken).ConfigureAwait(false);
+        await liveness.Registered.WaitAsync(stoppingToken);
         var timings = options.Value.Timings;
         long? unsafeSince = null;
         while (!stoppingToken.IsCancellationRequested)
@@ -47,7 +47,7 @@ public sealed class SelfFence(
             if (_grace.Carry(due, lease?.Id, MonotonicTime.Now, timings))
             {
                 heartbeat.Fenced();
-                await FenceAsync(lease, SelfFencePolicy.Reason(leaseSafe, lands, isolatedFor)).ConfigureAwait(false);
+                await FenceAsync(lease, SelfFencePolicy.Reason(leaseSafe, lands, isolatedFor));
             }
             else if (!leaseSafe && heartbeat.HaEnabled && supervisor.AllProcesses.Count > 0 && !_isolationLogged)
             {
@@ -64,10 +64,10 @@ public sealed class SelfFence(
 
             if (_fencedVmUuids.Count > 0 && leaseSafe)
             {
-                await RecordHaltedAsync(stoppingToken).ConfigureAwait(false);
+                await RecordHaltedAsync(stoppingToken);
             }
 
-            await Task.Delay(timings.SelfFenceCheck, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            await Task.Delay(timings.SelfFenceCheck, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 
@@ -93,7 +93,7 @@ public sealed class SelfFence(
         }
 
         // Until the processes are gone the supervisor still lists them; wait (briefly) rather than kill them twice.
-        await Task.WhenAny(Task.WhenAll(processes.Select(p => p.Exited)), Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+        await Task.WhenAny(Task.WhenAll(processes.Select(p => p.Exited)), Task.Delay(TimeSpan.FromSeconds(1)));
     }
 
     private async Task RecordHaltedAsync(CancellationToken cancellationToken)
@@ -102,11 +102,11 @@ public sealed class SelfFence(
         {
             try
             {
-                if (await database.FindByUuidAsync(XenClasses.VM, uuid, cancellationToken).ConfigureAwait(false) is { } vm)
+                if (await database.FindByUuidAsync(XenClasses.VM, uuid, cancellationToken) is { } vm)
                 {
                     // Killed by this host, not asked to stop: HA restarts it if it protects it (unless the master has
                     // already declared this host fenced and placed the VM elsewhere, which MarkHaltedAsync sees).
-                    await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken, haRestart: true).ConfigureAwait(false);
+                    await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken, haRestart: true);
                 }
 
                 _fencedVmUuids.Remove(uuid);

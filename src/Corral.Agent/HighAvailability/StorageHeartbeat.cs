@@ -94,9 +94,9 @@ public sealed class StorageHeartbeat(
     {
         foreach (var vdiRef in pool.Get(XenApi.Pool.HaStatefiles))
         {
-            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi
-                && await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false) is { } sr
-                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, hostRef, cancellationToken).ConfigureAwait(false) is { } srDirectory)
+            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken) is { } vdi
+                && await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken) is { } sr
+                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, hostRef, cancellationToken) is { } srDirectory)
             {
                 return Path.Combine(srDirectory, vdi.Get(XenApi.VDI.Location));
             }

@@ -28,7 +28,7 @@ public sealed class HostLiveness(
 {
     /// <summary>Whether the host is live in the pool now: its liveness key exists (its lease has not expired).</summary>
     public static async Task<bool> IsLiveAsync(IPoolDatabase database, XenObject host, CancellationToken cancellationToken) =>
-        await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null;
+        await database.Leases.GetValueAsync(PoolKeys.LiveKey(host.Get(XenApi.Host.Metrics)), cancellationToken) is not null;
 
     /// <summary>When this generation of the agent started: <c>other_config:agent_start_time</c>.</summary>
     private readonly DateTime _startedUtc = DateTime.UtcNow;
@@ -54,13 +54,13 @@ public sealed class HostLiveness(
         {
             try
             {
-                await RegisterAsync(stoppingToken).ConfigureAwait(false);
+                await RegisterAsync(stoppingToken);
                 break;
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning(ex, "Could not register with the pool database yet; retrying");
-                await Task.Delay(1000, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(1000, stoppingToken);
             }
         }
 
@@ -72,15 +72,15 @@ public sealed class HostLiveness(
             {
                 lease = handedOver is { Lost.IsCancellationRequested: false }
                     ? handedOver
-                    : await database.Leases.AcquireAsync(ha.Value.LeaseTtl, ha.Value.KeepAliveInterval, stoppingToken).ConfigureAwait(false);
+                    : await database.Leases.AcquireAsync(ha.Value.LeaseTtl, ha.Value.KeepAliveInterval, stoppingToken);
                 handedOver = null;
-                await database.Leases.PutAsync(lease, PoolKeys.LiveKey(identity.MetricsRef), identity.Ref, stoppingToken).ConfigureAwait(false);
+                await database.Leases.PutAsync(lease, PoolKeys.LiveKey(identity.MetricsRef), identity.Ref, stoppingToken);
                 // VMs already running here (re-adopted) keep their ownership claims on the new lease.
-                foreach (var vm in await database.GetAllAsync(XenClasses.VM, stoppingToken).ConfigureAwait(false))
+                foreach (var vm in await database.GetAllAsync(XenClasses.VM, stoppingToken))
                 {
                     if (vm.Get(XenApi.VM.ResidentOn) == identity.Ref)
                     {
-                        await database.Leases.PutAsync(lease, PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, stoppingToken).ConfigureAwait(false);
+                        await database.Leases.PutAsync(lease, PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, stoppingToken);
                     }
                 }
 
@@ -90,8 +90,8 @@ public sealed class HostLiveness(
                 logger.LogInformation("Host {Name} is live in the pool (lease {Lease:x})", options.Value.HostName, lease.Id);
                 while (!lease.Lost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
                 {
-                    await UpdateMetricsAsync(stoppingToken).ConfigureAwait(false);
-                    await Task.Delay(TimeSpan.FromSeconds(5), lease.Lost).ContinueWith(_ => { }, TaskScheduler.Default).WaitAsync(stoppingToken).ConfigureAwait(false);
+                    await UpdateMetricsAsync(stoppingToken);
+                    await Task.Delay(TimeSpan.FromSeconds(5), lease.Lost).ContinueWith(_ => { }, TaskScheduler.Default).WaitAsync(stoppingToken);
                 }
 
                 if (lease.Lost.IsCancellationRequested)
@@ -105,7 +105,7 @@ public sealed class HostLiveness(
             catch (Exception ex)
             {
                 logger.LogWarning(ex, "Liveness lease failed; retrying");
-                await Task.Delay(500, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                await Task.Delay(500, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
             finally
             {
@@ -128,8 +128,8 @@ public sealed class HostLiveness(
             logger.LogInformation("Back from a host shutdown or reboot: the host is enabled again");
         }
 
-        await sessions.RefreshLocalCredentialsAsync(cancellationToken).ConfigureAwait(false);
-        await PlugSharedSrsAsync(cancellationToken).ConfigureAwait(false);
+        await sessions.RefreshLocalCredentialsAsync(cancellationToken);
+        await PlugSharedSrsAsync(cancellationToken);
     }
 
     /// <summary>The lease the previous generation handed over on <c>host.restart_agent</c>, resumed; null when there is none.</summary>
@@ -180,8 +180,8 @@ public sealed class HostLiveness(
     /// </summary>
     private async Task PlugSharedSrsAsync(CancellationToken cancellationToken)
     {
-        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken).ConfigureAwait(false);
-        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false))
+        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken);
+        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken))
         {
             if (!sr.Get(XenApi.SR.Shared) || pbds.Any(p => p.Get(XenApi.PBD.SR) == sr.Ref && p.Get(XenApi.PBD.Host) == identity.Ref))
             {
@@ -202,7 +202,7 @@ public sealed class HostLiveness(
             pbd.Set(XenApi.PBD.SR, sr.Ref);
             pbd.Set(XenApi.PBD.DeviceConfig, model.Get(XenApi.PBD.DeviceConfig));
             pbd.Set(XenApi.PBD.CurrentlyAttached, attached);
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
             logger.LogInformation("Plugged shared SR {Sr} ({Attached})", sr.Get(XenApi.SR.NameLabel), attached ? "attached" : "directory missing here");
         }
     }
@@ -216,7 +216,7 @@ public sealed class HostLiveness(
     private async Task UpdateMetricsAsync(CancellationToken cancellationToken)
     {
         // What the VMs running here were given, as placement counts it against a host.
-        Volatile.Write(ref _vmBytes, (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        Volatile.Write(ref _vmBytes, (await database.GetAllAsync(XenClasses.VM, cancellationToken))
             .Where(v => v.Get(XenApi.VM.ResidentOn) == identity.Ref && v.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused)
             .Sum(Placement.MemoryNeeded));
         await database.UpdateAsync([(XenClasses.HostMetrics, identity.MetricsRef)], (objs, tx) =>
@@ -227,14 +227,14 @@ public sealed class HostLiveness(
             m.Set(XenApi.HostMetrics.MemoryFree, free);
             m.Set(XenApi.HostMetrics.LastUpdated, DateTime.UtcNow);
             tx.Update(m);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 
     private async Task ReportAcceleratorAsync(CancellationToken cancellationToken)
     {
         try
         {
-            var choice = await hypervisor.GetAcceleratorAsync(cancellationToken).ConfigureAwait(false);
+            var choice = await hypervisor.GetAcceleratorAsync(cancellationToken);
             logger.LogInformation("VMs on this host run under {Accelerator}: {Reason}", choice.Name, choice.Reason);
             await database.UpdateAsync([(XenClasses.Host, identity.Ref)], (objs, tx) =>
             {
@@ -244,7 +244,7 @@ public sealed class HostLiveness(
                 other["corral-accelerator-reason"] = choice.Reason;
                 h.Set(XenApi.Host.OtherConfig, other);
                 tx.Update(h);
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {

@@ -21,12 +21,12 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await liveness.Registered.WaitAsync(stoppingToken).ConfigureAwait(false);
+        await liveness.Registered.WaitAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await CampaignOnceAsync(stoppingToken).ConfigureAwait(false);
+                await CampaignOnceAsync(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -37,7 +37,7 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
                 logger.LogWarning(ex, "Master election round failed; retrying");
             }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(250), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(250), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 
@@ -52,39 +52,39 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
 
         // The store's revision is read before the holder, and the watch below starts after it: a change of holder
         // between the read and the watch (the holder dying) is then delivered, not missed for good.
-        var revision = await database.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
-        var holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken).ConfigureAwait(false);
+        var revision = await database.GetRevisionAsync(cancellationToken);
+        var holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken);
         if (holder is null)
         {
-            var designated = await database.Leases.GetValueAsync(DesignatedKey, cancellationToken).ConfigureAwait(false);
+            var designated = await database.Leases.GetValueAsync(DesignatedKey, cancellationToken);
             if (designated is not null && designated != identity.Ref)
             {
-                await Task.Delay(DesignatedHeadStart, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(DesignatedHeadStart, cancellationToken);
             }
 
-            if (await database.Leases.TryClaimAsync(lease, MasterKey, identity.Ref, cancellationToken).ConfigureAwait(false))
+            if (await database.Leases.TryClaimAsync(lease, MasterKey, identity.Ref, cancellationToken))
             {
                 logger.LogInformation("This host is now the pool master");
-                await database.Leases.DeleteIfValueAsync(DesignatedKey, identity.Ref, cancellationToken).ConfigureAwait(false);
-                await RecordMasterAsync(cancellationToken).ConfigureAwait(false);
+                await database.Leases.DeleteIfValueAsync(DesignatedKey, identity.Ref, cancellationToken);
+                await RecordMasterAsync(cancellationToken);
             }
 
-            revision = await database.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
-            holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken).ConfigureAwait(false);
+            revision = await database.GetRevisionAsync(cancellationToken);
+            holder = await database.Leases.GetValueAsync(MasterKey, cancellationToken);
         }
 
         state.Set(holder);
         if (holder == identity.Ref)
         {
             // Keep pool.master right even if an operator's transition rewrote it.
-            await RecordMasterAsync(cancellationToken).ConfigureAwait(false);
+            await RecordMasterAsync(cancellationToken);
         }
 
         // Wait for a change of the master key (its holder dying, or a handover) or for our lease to go.
         using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease.Lost);
         try
         {
-            await foreach (var change in database.Leases.WatchPrefixAsync(MasterKey, revision, wake.Token).ConfigureAwait(false))
+            await foreach (var change in database.Leases.WatchPrefixAsync(MasterKey, revision, wake.Token))
             {
                 if (change.Key == MasterKey)
                 {
@@ -100,7 +100,7 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
 
     private async Task RecordMasterAsync(CancellationToken cancellationToken)
     {
-        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken);
         var pool = pools.Count > 0 ? pools[0] : null;
         if (pool is null || pool.Get(XenApi.Pool.Master) == identity.Ref)
         {
@@ -112,6 +112,6 @@ public sealed class MasterElection(IPoolDatabase database, HostIdentity identity
             var p = objs[0].Clone();
             p.Set(XenApi.Pool.Master, identity.Ref);
             tx.Update(p);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 }

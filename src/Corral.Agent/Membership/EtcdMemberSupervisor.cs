@@ -27,7 +27,7 @@ public sealed class EtcdMemberSupervisor(MembershipTransitionRunner runner, Etcd
             {
                 try
                 {
-                    if (await runner.RestartMemberIfDeadAsync(stoppingToken).ConfigureAwait(false))
+                    if (await runner.RestartMemberIfDeadAsync(stoppingToken))
                     {
                         backoff = Check;
                     }
@@ -46,7 +46,7 @@ public sealed class EtcdMemberSupervisor(MembershipTransitionRunner runner, Etcd
                 nextRefresh = DateTime.UtcNow + RefreshEndpoints;
                 try
                 {
-                    await database.RefreshEndpointsAsync(stoppingToken).ConfigureAwait(false);
+                    await database.RefreshEndpointsAsync(stoppingToken);
                 }
                 catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
                 {
@@ -54,7 +54,7 @@ public sealed class EtcdMemberSupervisor(MembershipTransitionRunner runner, Etcd
                 }
             }
 
-            await Task.Delay(Check, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            await Task.Delay(Check, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 }

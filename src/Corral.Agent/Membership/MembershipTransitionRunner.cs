@@ -37,9 +37,9 @@ public sealed class MembershipTransitionRunner(
             logger.LogInformation("Membership change {Change}: resuming at stage {Stage}", transition.Change, transition.Stage);
             var next = transition.Change switch
             {
-                MembershipChange.Join => await JoinStepAsync(transition, cancellationToken).ConfigureAwait(false),
-                MembershipChange.Leave => await LeaveStepAsync(transition, cancellationToken).ConfigureAwait(false),
-                MembershipChange.ForceNewCluster => await ForceNewClusterStepAsync(transition, cancellationToken).ConfigureAwait(false),
+                MembershipChange.Join => await JoinStepAsync(transition, cancellationToken),
+                MembershipChange.Leave => await LeaveStepAsync(transition, cancellationToken),
+                MembershipChange.ForceNewCluster => await ForceNewClusterStepAsync(transition, cancellationToken),
                 _ => null,
             };
             if (next is null)
@@ -53,7 +53,7 @@ public sealed class MembershipTransitionRunner(
             }
         }
 
-        await EnsureMemberRunningAsync(cancellationToken).ConfigureAwait(false);
+        await EnsureMemberRunningAsync(cancellationToken);
     }
 
     private async Task EnsureMemberRunningAsync(CancellationToken cancellationToken)
@@ -61,7 +61,7 @@ public sealed class MembershipTransitionRunner(
         var membership = EtcdMembership.Load(memberOptions.MembershipFile);
         if (membership?.Role == EtcdRole.Client)
         {
-            await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+            await _member.StopAsync(cancellationToken);
             return;
         }
 
@@ -74,13 +74,13 @@ public sealed class MembershipTransitionRunner(
         if (membership is null && !_member.HasData)
         {
             // A host on its own: a pool of one, which other hosts may join.
-            await _member.StartAsync(EtcdStartMode.NewCluster, "", cancellationToken).ConfigureAwait(false);
+            await _member.StartAsync(EtcdStartMode.NewCluster, "", cancellationToken);
             new EtcdMembership(EtcdRole.Voter, localEndpoints, $"{memberOptions.Name}={memberOptions.PeerUrl}", 0).Save(memberOptions.MembershipFile);
-            await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
             return;
         }
 
-        await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken).ConfigureAwait(false);
+        await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken);
     }
 
     private async Task<MembershipTransition?> JoinStepAsync(MembershipTransition t, CancellationToken cancellationToken)
@@ -88,7 +88,7 @@ public sealed class MembershipTransitionRunner(
         switch (t.Stage)
         {
             case 0:
-                await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+                await _member.StopAsync(cancellationToken);
                 _member.SetDataAside();
                 File.Delete(memberOptions.MembershipFile);
                 return t with { Stage = 1 };
@@ -99,17 +99,17 @@ public sealed class MembershipTransitionRunner(
                     {
                         // Whatever is in the data directory now is a failed attempt at this join: start it clean.
                         _member.DeleteData();
-                        await _member.StartAsync(EtcdStartMode.JoinExisting, t.InitialCluster, cancellationToken).ConfigureAwait(false);
+                        await _member.StartAsync(EtcdStartMode.JoinExisting, t.InitialCluster, cancellationToken);
                     }
 
-                    await _member.WaitServingAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                    await _member.WaitServingAsync(TimeSpan.FromSeconds(60), cancellationToken);
                 }
 
                 return t with { Stage = 2 };
             case 2:
                 if (t.Role == EtcdRole.Voter)
                 {
-                    await PromoteThroughMasterAsync(t, cancellationToken).ConfigureAwait(false);
+                    await PromoteThroughMasterAsync(t, cancellationToken);
                 }
 
                 return t with { Stage = 3 };
@@ -143,15 +143,15 @@ public sealed class MembershipTransitionRunner(
             try
             {
                 using var client = await remote.ConnectAsync(t.MasterAddress, cancellationToken);
-                var session = (string)(await client.CallAsync("session.slave_login", ["", t.PoolSecret], cancellationToken).ConfigureAwait(false))!;
+                var session = (string)(await client.CallAsync("session.slave_login", ["", t.PoolSecret], cancellationToken))!;
                 await client.CallAsync("pool.corral_promote_member", [session, t.MemberId.ToString("x", System.Globalization.CultureInfo.InvariantCulture)],
-                    cancellationToken).ConfigureAwait(false);
+                    cancellationToken);
                 return;
             }
             catch (Exception ex) when (ex is XenApiTransportException or Corral.Model.XenApiException && DateTime.UtcNow < deadline)
             {
                 logger.LogWarning("Promotion through the master at {Master} failed ({Reason}); retrying", t.MasterAddress, ex.Message);
-                await Task.Delay(1000, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(1000, cancellationToken);
             }
         }
     }
@@ -168,10 +168,10 @@ public sealed class MembershipTransitionRunner(
                     {
                         using var client = new EtcdClient(string.Join(',', membership.Endpoints));
                         var admin = new EtcdClusterAdmin(client, logger);
-                        var me = (await admin.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(m => m.PeerUrls.Contains(memberOptions.PeerUrl));
+                        var me = (await admin.ListAsync(cancellationToken)).FirstOrDefault(m => m.PeerUrls.Contains(memberOptions.PeerUrl));
                         if (me is not null)
                         {
-                            await admin.RemoveAsync(me.Id, cancellationToken).ConfigureAwait(false);
+                            await admin.RemoveAsync(me.Id, cancellationToken);
                         }
                     }
                     catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
@@ -183,7 +183,7 @@ public sealed class MembershipTransitionRunner(
 
                 return t with { Stage = 1 };
             default:
-                await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+                await _member.StopAsync(cancellationToken);
                 _member.SetDataAside();
                 File.Delete(memberOptions.MembershipFile);
                 var credentials = Path.Combine(apiOptions.StateDirectory, "credentials.json");
@@ -197,22 +197,22 @@ public sealed class MembershipTransitionRunner(
         switch (t.Stage)
         {
             case 0:
-                await _member.StopAsync(cancellationToken).ConfigureAwait(false);
+                await _member.StopAsync(cancellationToken);
                 return t with { Stage = 1 };
             case 1:
                 if (_member.RunningPid() is null)
                 {
-                    await _member.StartAsync(EtcdStartMode.ForceNewCluster, "", cancellationToken).ConfigureAwait(false);
+                    await _member.StartAsync(EtcdStartMode.ForceNewCluster, "", cancellationToken);
                 }
 
-                await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
                 return t with { Stage = 2 };
             default:
                 // The old master's key would outlive it by a lease TTL: clear it so this host is master at once.
                 using (var client = new EtcdClient(string.Join(',', localEndpoints)))
                 {
-                    await client.DeleteAsync(PoolKeys.Root + "master", cancellationToken: cancellationToken).ConfigureAwait(false);
-                    await client.DeleteAsync(PoolKeys.Root + "master-designated", cancellationToken: cancellationToken).ConfigureAwait(false);
+                    await client.DeleteAsync(PoolKeys.Root + "master", cancellationToken: cancellationToken);
+                    await client.DeleteAsync(PoolKeys.Root + "master-designated", cancellationToken: cancellationToken);
                 }
 
                 new EtcdMembership(EtcdRole.Voter, localEndpoints, $"{memberOptions.Name}={memberOptions.PeerUrl}", 0).Save(memberOptions.MembershipFile);
@@ -233,8 +233,8 @@ public sealed class MembershipTransitionRunner(
         }
 
         logger.LogWarning("etcd member {Name} is not running; restarting it from {DataDirectory}", memberOptions.Name, memberOptions.DataDirectory);
-        await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken).ConfigureAwait(false);
-        await _member.WaitServingAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken);
+        await _member.WaitServingAsync(TimeSpan.FromSeconds(30), cancellationToken);
         logger.LogInformation("etcd member {Name} restarted (pid {Pid})", memberOptions.Name, _member.RunningPid());
         return true;
     }
@@ -247,7 +247,7 @@ public sealed class MembershipTransitionRunner(
     {
         try
         {
-            await _member.WaitHealthyAsync(TimeSpan.FromSeconds(3), cancellationToken).ConfigureAwait(false);
+            await _member.WaitHealthyAsync(TimeSpan.FromSeconds(3), cancellationToken);
             return true;
         }
         catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)

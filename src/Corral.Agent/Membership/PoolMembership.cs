@@ -78,18 +78,18 @@ public sealed class PoolMembership(
         }
 
         // etcd admits one learner at a time; joins are serialised here rather than failing on each other.
-        await AdmissionLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await AdmissionLock.WaitAsync(cancellationToken);
         try
         {
             var admin = database.CreateClusterAdmin(logger);
-            var members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
+            var members = await admin.ListAsync(cancellationToken);
             foreach (var stale in members.Where(m => m.PeerUrls.Contains(peerUrl) || (m.Name == memberName && m.Name.Length > 0)))
             {
                 // A retry, or a host coming back after an emergency transition dropped it: its old member goes first.
-                await admin.RemoveAsync(stale.Id, cancellationToken).ConfigureAwait(false);
+                await admin.RemoveAsync(stale.Id, cancellationToken);
             }
 
-            members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
+            members = await admin.ListAsync(cancellationToken);
             var target = VoterPolicy.TargetVoters(hostsAfterJoin);
             // A learner still catching up (the previous joiner) would make this host a mere client: give it time to
             // be promoted, by its own host or here, before deciding.
@@ -100,7 +100,7 @@ public sealed class PoolMembership(
                 {
                     try
                     {
-                        await admin.PromoteAsync(learner.Id, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+                        await admin.PromoteAsync(learner.Id, TimeSpan.FromSeconds(2), cancellationToken);
                     }
                     catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
                     {
@@ -108,8 +108,8 @@ public sealed class PoolMembership(
                     }
                 }
 
-                await Task.Delay(500, cancellationToken).ConfigureAwait(false);
-                members = await admin.ListAsync(cancellationToken).ConfigureAwait(false);
+                await Task.Delay(500, cancellationToken);
+                members = await admin.ListAsync(cancellationToken);
             }
 
             var role = VoterPolicy.RoleFor(members.Count(m => !m.IsLearner), members.Count(m => m.IsLearner), hostsAfterJoin);
@@ -117,12 +117,12 @@ public sealed class PoolMembership(
             var initialCluster = "";
             if (role != EtcdRole.Client)
             {
-                id = await admin.AddLearnerAsync(peerUrl, cancellationToken).ConfigureAwait(false);
+                id = await admin.AddLearnerAsync(peerUrl, cancellationToken);
                 initialCluster = EtcdClusterAdmin.InitialCluster(members, memberName, peerUrl);
             }
 
             var endpoints = members.Where(m => !m.IsLearner).SelectMany(m => m.ClientUrls).ToList();
-            var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
+            var secret = await sessions.GetPoolSecretAsync(cancellationToken);
             logger.LogInformation("Admitted {Name} ({PeerUrl}) as {Role}", memberName, peerUrl, role);
             return new MemberAdmission(role.ToString(), id, initialCluster, endpoints, secret);
         }
@@ -133,7 +133,7 @@ public sealed class PoolMembership(
     }
 
     public async Task PromoteAsync(ulong memberId, CancellationToken cancellationToken) =>
-        await database.CreateClusterAdmin(logger).PromoteAsync(memberId, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        await database.CreateClusterAdmin(logger).PromoteAsync(memberId, TimeSpan.FromSeconds(60), cancellationToken);
 
     public Task LeaveAsync(CancellationToken cancellationToken)
     {
@@ -150,7 +150,7 @@ public sealed class PoolMembership(
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "This host holds no voting copy of the pool database");
         }
 
-        if (await runner.ClusterHealthyAsync(cancellationToken).ConfigureAwait(false))
+        if (await runner.ClusterHealthyAsync(cancellationToken))
         {
             // With quorum, a forced one-member cluster would split the pool in two: a graceful handover is what is wanted.
             throw new XenApiException(ErrorCodes.OperationNotAllowed,
@@ -164,10 +164,10 @@ public sealed class PoolMembership(
     public async Task EmergencyResetMasterAsync(string masterAddress, CancellationToken cancellationToken)
     {
         RequireManagedMember();
-        var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
+        var secret = await sessions.GetPoolSecretAsync(cancellationToken);
         using var client = await remote.ConnectAsync(masterAddress, cancellationToken);
         var session = (string)(await CallAsync(client, "session.slave_login", ["", secret], cancellationToken))!;
-        var admission = await AdmitThroughAsync(client, session, cancellationToken).ConfigureAwait(false);
+        var admission = await AdmitThroughAsync(client, session, cancellationToken);
         logger.LogWarning("The master is now at {Master}: rejoining its pool database", masterAddress);
         Schedule(new MembershipTransition(MembershipChange.Join, 0, Enum.Parse<EtcdRole>(admission.Role), admission.MemberId, admission.InitialCluster,
             admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret));
@@ -189,7 +189,7 @@ public sealed class PoolMembership(
 
     private async Task<MemberAdmission> AdmitThroughAsync(JsonRpcXenApiClient client, string session, CancellationToken cancellationToken)
     {
-        var answer = await CallAsync(client, "pool.corral_admit_member", [session, Member.Name, Member.PeerUrl], cancellationToken).ConfigureAwait(false)
+        var answer = await CallAsync(client, "pool.corral_admit_member", [session, Member.Name, Member.PeerUrl], cancellationToken)
             as Dictionary<string, object?> ?? throw new XenApiException(ErrorCodes.JoiningHostServiceFailed);
         var role = Enum.Parse<EtcdRole>(XenValue.AsString(answer.GetValueOrDefault("role")));
         var id = ulong.Parse(XenValue.AsString(answer.GetValueOrDefault("member_id")), System.Globalization.NumberStyles.HexNumber,
@@ -228,7 +228,7 @@ public sealed class PoolMembership(
     {
         try
         {
-            return await client.CallAsync(method, arguments, cancellationToken).ConfigureAwait(false);
+            return await client.CallAsync(method, arguments, cancellationToken);
         }
         catch (XenApiTransportException ex)
         {

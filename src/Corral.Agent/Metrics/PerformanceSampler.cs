@@ -46,10 +46,10 @@ public sealed class PerformanceSampler(
             {
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();
                 var boundary = (now / stepMilliseconds + 1) * stepMilliseconds;
-                await Task.Delay(TimeSpan.FromMilliseconds(boundary - now), time, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(boundary - now), time, stoppingToken);
                 try
                 {
-                    history.Add(await SampleAsync(boundary / 1000, stoppingToken).ConfigureAwait(false));
+                    history.Add(await SampleAsync(boundary / 1000, stoppingToken));
                 }
                 catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
                 {
@@ -72,7 +72,7 @@ public sealed class PerformanceSampler(
         var processes = supervisor.All.OrderBy(p => p.VmUuid, StringComparer.Ordinal).ToList();
         try
         {
-            await RefreshDevicesAsync(processes, cancellationToken).ConfigureAwait(false);
+            await RefreshDevicesAsync(processes, cancellationToken);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -84,7 +84,7 @@ public sealed class PerformanceSampler(
         {
             if (_devices.GetValueOrDefault((process.VmUuid, process.ProcessId)) is { } devices)
             {
-                await SampleVmAsync(process, devices, values, cancellationToken).ConfigureAwait(false);
+                await SampleVmAsync(process, devices, values, cancellationToken);
             }
         }
 
@@ -153,7 +153,7 @@ public sealed class PerformanceSampler(
             timeout.CancelAfter(DiskQueryTimeout);
             try
             {
-                io = await process.QueryDiskIoAsync(timeout.Token).ConfigureAwait(false);
+                io = await process.QueryDiskIoAsync(timeout.Token);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
@@ -196,7 +196,7 @@ public sealed class PerformanceSampler(
         var devices = new Dictionary<(string Uuid, int Pid), VmDevices?>();
         foreach (var key in keys)
         {
-            devices[key] = await ReadDevicesAsync(key.VmUuid, cancellationToken).ConfigureAwait(false);
+            devices[key] = await ReadDevicesAsync(key.VmUuid, cancellationToken);
         }
 
         _devices = devices;
@@ -205,7 +205,7 @@ public sealed class PerformanceSampler(
 
     private async Task<VmDevices?> ReadDevicesAsync(string vmUuid, CancellationToken cancellationToken)
     {
-        var vm = await database.FindByUuidAsync(XenClasses.VM, vmUuid, cancellationToken).ConfigureAwait(false);
+        var vm = await database.FindByUuidAsync(XenClasses.VM, vmUuid, cancellationToken);
         if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref)
         {
             return null;
@@ -213,7 +213,7 @@ public sealed class PerformanceSampler(
 
         var memory = vm.Get(XenApi.VM.MemoryStaticMax);
         if (!OpaqueRef.IsNull(vm.Get(XenApi.VM.Metrics))
-            && await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken).ConfigureAwait(false) is { } metrics
+            && await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken) is { } metrics
             && metrics.Get(XenApi.VMMetrics.MemoryActual) > 0)
         {
             memory = metrics.Get(XenApi.VMMetrics.MemoryActual);
@@ -222,7 +222,7 @@ public sealed class PerformanceSampler(
         var disks = new List<(int Index, string Device)>();
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
-            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken) is { } vbd
                 && int.TryParse(vbd.Get(XenApi.VBD.Userdevice), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
                 && vbd.Get(XenApi.VBD.Device) is { Length: > 0 } device)
             {
@@ -233,7 +233,7 @@ public sealed class PerformanceSampler(
         var vifs = new List<string>();
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is { } vif)
             {
                 vifs.Add(vif.Get(XenApi.VIF.Device));
             }

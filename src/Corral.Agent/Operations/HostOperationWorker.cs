@@ -31,20 +31,20 @@ public sealed class HostOperationWorker(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // VMs still running from before a restart must be known before any operation touches them.
-        await supervisor.AdoptAsync(stoppingToken).ConfigureAwait(false);
-        await supervisor.RecordVanishedAsync(stoppingToken).ConfigureAwait(false);
+        await supervisor.AdoptAsync(stoppingToken);
+        await supervisor.RecordVanishedAsync(stoppingToken);
         var prefix = HostOperationQueue.HostPrefix(identity.Ref);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                var revision = await database.GetRevisionAsync(stoppingToken).ConfigureAwait(false);
-                foreach (var (key, value) in await database.Leases.GetPrefixAsync(prefix, stoppingToken).ConfigureAwait(false))
+                var revision = await database.GetRevisionAsync(stoppingToken);
+                foreach (var (key, value) in await database.Leases.GetPrefixAsync(prefix, stoppingToken))
                 {
                     Launch(key, value, stoppingToken);
                 }
 
-                await foreach (var change in database.Leases.WatchPrefixAsync(prefix, revision, stoppingToken).ConfigureAwait(false))
+                await foreach (var change in database.Leases.WatchPrefixAsync(prefix, revision, stoppingToken))
                 {
                     if (change.Value is not null)
                     {
@@ -59,11 +59,11 @@ public sealed class HostOperationWorker(
             catch (Exception ex)
             {
                 logger.LogWarning(ex, "Watching operations failed; retrying");
-                await Task.Delay(500, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(500, stoppingToken);
             }
         }
 
-        await Task.WhenAll(_running.Values).ConfigureAwait(false);
+        await Task.WhenAll(_running.Values);
     }
 
     private void Launch(string key, string json, CancellationToken stoppingToken)
@@ -89,7 +89,7 @@ public sealed class HostOperationWorker(
         {
             try
             {
-                await RunAsync(operation, stoppingToken).ConfigureAwait(false);
+                await RunAsync(operation, stoppingToken);
             }
             finally
             {
@@ -101,29 +101,29 @@ public sealed class HostOperationWorker(
     private async Task RunAsync(HostOperation operation, CancellationToken stoppingToken)
     {
         var gate = _targetLocks.GetOrAdd(operation.Target, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(stoppingToken).ConfigureAwait(false);
+        await gate.WaitAsync(stoppingToken);
         try
         {
             logger.LogInformation("Operation {Kind} on {Target} ({Id}) from step {Step}", operation.Kind, operation.Target, operation.Id, operation.Step);
             if (!_handlers.TryGetValue(operation.Kind, out var handler))
             {
-                await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
-                await tasks.FailAsync(operation.TaskRef, [ErrorCodes.NotImplemented, operation.Kind], stoppingToken).ConfigureAwait(false);
+                await ReleaseAsync(operation, stoppingToken);
+                await tasks.FailAsync(operation.TaskRef, [ErrorCodes.NotImplemented, operation.Kind], stoppingToken);
             }
             else
             {
                 var progress = new OperationProgress(SaveAsync, operation);
                 try
                 {
-                    var result = await handler.ExecuteAsync(operation, progress, stoppingToken).ConfigureAwait(false);
-                    await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
-                    await tasks.CompleteAsync(operation.TaskRef, result, stoppingToken).ConfigureAwait(false);
+                    var result = await handler.ExecuteAsync(operation, progress, stoppingToken);
+                    await ReleaseAsync(operation, stoppingToken);
+                    await tasks.CompleteAsync(operation.TaskRef, result, stoppingToken);
                 }
                 catch (XenApiException ex)
                 {
                     logger.LogInformation("Operation {Kind} on {Target} failed: {Error}", operation.Kind, operation.Target, ex.Message);
-                    await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
-                    await tasks.FailAsync(operation.TaskRef, ex.ErrorDescription, stoppingToken).ConfigureAwait(false);
+                    await ReleaseAsync(operation, stoppingToken);
+                    await tasks.FailAsync(operation.TaskRef, ex.ErrorDescription, stoppingToken);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
@@ -133,12 +133,12 @@ public sealed class HostOperationWorker(
                 catch (Exception ex)
                 {
                     logger.LogError(ex, "Operation {Kind} on {Target} failed", operation.Kind, operation.Target);
-                    await ReleaseAsync(operation, stoppingToken).ConfigureAwait(false);
-                    await tasks.FailAsync(operation.TaskRef, [ErrorCodes.InternalError, ex.Message], stoppingToken).ConfigureAwait(false);
+                    await ReleaseAsync(operation, stoppingToken);
+                    await tasks.FailAsync(operation.TaskRef, [ErrorCodes.InternalError, ex.Message], stoppingToken);
                 }
             }
 
-            await database.Leases.DeleteAsync(operation.Key, stoppingToken).ConfigureAwait(false);
+            await database.Leases.DeleteAsync(operation.Key, stoppingToken);
         }
         finally
         {
@@ -155,7 +155,7 @@ public sealed class HostOperationWorker(
 
     private async Task<HostOperation> SaveAsync(HostOperation operation, CancellationToken cancellationToken)
     {
-        await database.Leases.PutDurableAsync(operation.Key, operation.ToJson(), cancellationToken).ConfigureAwait(false);
+        await database.Leases.PutDurableAsync(operation.Key, operation.ToJson(), cancellationToken);
         return operation;
     }
 }

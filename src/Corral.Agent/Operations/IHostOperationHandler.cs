@@ -33,6 +33,6 @@ public sealed class OperationProgress(Func<HostOperation, CancellationToken, Tas
             next = next with { Arguments = merged };
         }
 
-        Current = await save(next, cancellationToken).ConfigureAwait(false);
+        Current = await save(next, cancellationToken);
     }
 }

@@ -16,17 +16,17 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     public async Task ScanAsync(XenObject sr, string directory, CancellationToken cancellationToken)
     {
         var driver = drivers.Get(sr.Get(XenApi.SR.Type));
-        var volumes = await driver.ScanAsync(directory, cancellationToken).ConfigureAwait(false);
-        var remembered = driver.KeepsMetadata ? await ReadMetadataAsync(directory, cancellationToken).ConfigureAwait(false) : null;
+        var volumes = await driver.ScanAsync(directory, cancellationToken);
+        var remembered = driver.KeepsMetadata ? await ReadMetadataAsync(directory, cancellationToken) : null;
         var known = new Dictionary<string, XenObject>(StringComparer.Ordinal);
         foreach (var vdiRef in sr.Get(XenApi.SR.VDIs))
         {
-            var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+            var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken);
             known[vdi.Get(XenApi.VDI.Location)] = vdi;
         }
 
         // A storage migration's copy in progress is not a VDI yet: the migration's commit makes it one (or it is deleted).
-        var inFlight = (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken).ConfigureAwait(false)).Values
+        var inFlight = (await database.Leases.GetPrefixAsync(MigrationRecord.Prefix, cancellationToken)).Values
             .SelectMany(json => MigrationRecord.FromJson(json).Disks)
             .Where(d => d.DestinationSrRef == sr.Ref)
             .Select(d => d.DestinationVdiUuid)
@@ -62,11 +62,11 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
 
         if (!tx.IsEmpty)
         {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
         }
 
-        await UpdateUsageAsync(sr, directory, cancellationToken).ConfigureAwait(false);
-        await WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
+        await UpdateUsageAsync(sr, directory, cancellationToken);
+        await WriteMetadataAsync(sr.Ref, directory, cancellationToken);
     }
 
     /// <summary>Adds a VDI record for a volume found by a scan: as the SR's metadata remembers it, else named after its file.</summary>
@@ -102,8 +102,8 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
 
     public async Task UpdateUsageAsync(XenObject sr, string directory, CancellationToken cancellationToken)
     {
-        var usage = await drivers.Get(sr.Get(XenApi.SR.Type)).GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
-        var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken).ConfigureAwait(false);
+        var usage = await drivers.Get(sr.Get(XenApi.SR.Type)).GetUsageAsync(directory, cancellationToken);
+        var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken);
         var allocation = vdis.Where(v => v.Get(XenApi.VDI.SR) == sr.Ref).Sum(v => v.Get(XenApi.VDI.VirtualSize));
         await database.UpdateAsync([(XenClasses.SR, sr.Ref)], (objs, tx) =>
         {
@@ -112,7 +112,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
             s.Set(XenApi.SR.PhysicalUtilisation, usage.PhysicalUtilisation);
             s.Set(XenApi.SR.VirtualAllocation, allocation);
             tx.Update(s);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -121,7 +121,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     /// </summary>
     public async Task WriteMetadataAsync(string srRef, string directory, CancellationToken cancellationToken)
     {
-        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken);
         if (!drivers.Get(sr.Get(XenApi.SR.Type)).KeepsMetadata)
         {
             return;
@@ -130,7 +130,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
         var vdis = new List<SrMetadataVdi>();
         foreach (var vdiRef in sr.Get(XenApi.SR.VDIs))
         {
-            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi && vdi.Get(XenApi.VDI.Location).Length > 0)
+            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken) is { } vdi && vdi.Get(XenApi.VDI.Location).Length > 0)
             {
                 vdis.Add(new SrMetadataVdi(vdi.Get(XenApi.VDI.Location), vdi.Uuid, vdi.Get(XenApi.VDI.NameLabel), vdi.Get(XenApi.VDI.NameDescription),
                     vdi.GetString("type"), vdi.Get(XenApi.VDI.Sharable), vdi.Get(XenApi.VDI.ReadOnly), vdi.Get(XenApi.VDI.OtherConfig)));
@@ -143,7 +143,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
             vdis.OrderBy(v => v.Location, StringComparer.Ordinal).ToList());
         try
         {
-            await SrMetadataFile.WriteAsync(directory, metadata, cancellationToken).ConfigureAwait(false);
+            await SrMetadataFile.WriteAsync(directory, metadata, cancellationToken);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -159,7 +159,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     public async Task RequireOwnMetadataAsync(XenObject sr, string directory, bool creating, CancellationToken cancellationToken)
     {
         if (!drivers.Get(sr.Get(XenApi.SR.Type)).KeepsMetadata
-            || await ReadMetadataAsync(directory, cancellationToken).ConfigureAwait(false) is not { } metadata
+            || await ReadMetadataAsync(directory, cancellationToken) is not { } metadata
             || metadata.Sr.Uuid == sr.Uuid)
         {
             return;
@@ -173,7 +173,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     {
         try
         {
-            return await SrMetadataFile.ReadAsync(directory, cancellationToken).ConfigureAwait(false);
+            return await SrMetadataFile.ReadAsync(directory, cancellationToken);
         }
         catch (InvalidDataException ex)
         {

@@ -25,20 +25,20 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         switch (operation.Kind)
         {
             case HostOperationKinds.PbdPlug:
-                await PlugAsync(operation.Argument("pbd"), cancellationToken).ConfigureAwait(false);
+                await PlugAsync(operation.Argument("pbd"), cancellationToken);
                 return null;
             case HostOperationKinds.PbdUnplug:
-                await UnplugAsync(operation.Argument("pbd"), cancellationToken).ConfigureAwait(false);
+                await UnplugAsync(operation.Argument("pbd"), cancellationToken);
                 return null;
             case HostOperationKinds.SrProbe:
                 {
                     var deviceConfig = JsonSerializer.Deserialize<Dictionary<string, string>>(operation.Argument("device_config", "{}")) ?? [];
-                    var found = await drivers.Get(operation.Argument("type")).ProbeSrsAsync(deviceConfig, cancellationToken).ConfigureAwait(false);
+                    var found = await drivers.Get(operation.Argument("type")).ProbeSrsAsync(deviceConfig, cancellationToken);
                     return JsonSerializer.Serialize(found);
                 }
 
             case HostOperationKinds.SrDestroy:
-                await DestroyAsync(operation.Target, cancellationToken).ConfigureAwait(false);
+                await DestroyAsync(operation.Target, cancellationToken);
                 return null;
             default:
                 throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
@@ -48,49 +48,48 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
     /// <summary>The PBD of this host, and its SR's directory here.</summary>
     private async Task<(XenObject Pbd, XenObject Sr, string Directory)> PbdAsync(string pbdRef, CancellationToken cancellationToken)
     {
-        var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+        var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken);
         if (pbd.Get(XenApi.PBD.Host) != identity.Ref)
         {
             throw new XenApiException(ErrorCodes.InternalError, $"PBD {pbdRef} is not this host's");
         }
 
-        var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
         var directory = pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
         return string.IsNullOrWhiteSpace(directory) ? throw SrBackend.LocationMissing() : (pbd, sr, directory);
     }
 
     private async Task PlugAsync(string pbdRef, CancellationToken cancellationToken)
     {
-        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken).ConfigureAwait(false);
+        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken);
         if (pbd.Get(XenApi.PBD.CurrentlyAttached))
         {
             return;
         }
 
         var driver = drivers.Get(sr.Get(XenApi.SR.Type));
-        if (await PbdMethods.PluggedElsewhereAsync(database, sr, pbd, cancellationToken).ConfigureAwait(false) is { } other)
+        if (await PbdMethods.PluggedElsewhereAsync(database, sr, pbd, cancellationToken) is { } other)
         {
             throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
         }
 
-        await driver.ProbeAsync(directory, create: false, cancellationToken).ConfigureAwait(false);
-        await catalog.RequireOwnMetadataAsync(sr, directory, creating: false, cancellationToken).ConfigureAwait(false);
-        await SetAttachedAsync(pbd.Ref, true, cancellationToken).ConfigureAwait(false);
+        await driver.ProbeAsync(directory, create: false, cancellationToken);
+        await catalog.RequireOwnMetadataAsync(sr, directory, creating: false, cancellationToken);
+        await SetAttachedAsync(pbd.Ref, true, cancellationToken);
         // The first look at the storage: an SR introduced again finds its VDIs here, under the uuids and names it kept.
-        await catalog.ScanAsync(await database.GetAsync(XenClasses.SR, sr.Ref, cancellationToken).ConfigureAwait(false), directory, cancellationToken)
-            .ConfigureAwait(false);
+        await catalog.ScanAsync(await database.GetAsync(XenClasses.SR, sr.Ref, cancellationToken), directory, cancellationToken);
         logger.LogInformation("SR {Sr} plugged on this host ({Directory})", sr.Get(XenApi.SR.NameLabel), directory);
     }
 
     private async Task UnplugAsync(string pbdRef, CancellationToken cancellationToken)
     {
-        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken).ConfigureAwait(false);
+        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken);
         if (!pbd.Get(XenApi.PBD.CurrentlyAttached))
         {
             return;
         }
 
-        var inUse = await PbdMethods.VdisInUseAsync(database, sr.Ref, identity.Ref, cancellationToken).ConfigureAwait(false);
+        var inUse = await PbdMethods.VdisInUseAsync(database, sr.Ref, identity.Ref, cancellationToken);
         if (inUse.Count > 0)
         {
             throw new XenApiException(ErrorCodes.VdiInUse, [.. inUse]);
@@ -99,20 +98,20 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         if (Directory.Exists(directory))
         {
             // What the pool database knows of the SR goes with it: names given since the last change are kept too.
-            await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
+            await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);
         }
 
-        await SetAttachedAsync(pbd.Ref, false, cancellationToken).ConfigureAwait(false);
+        await SetAttachedAsync(pbd.Ref, false, cancellationToken);
         logger.LogInformation("SR {Sr} unplugged from this host", sr.Get(XenApi.SR.NameLabel));
     }
 
     /// <summary>SR.destroy's part on the storage, on a host with a PBD for the SR (plugged or not): the driver removes the SR's own files.</summary>
     private async Task DestroyAsync(string srRef, CancellationToken cancellationToken)
     {
-        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false).ConfigureAwait(false)
+        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken);
+        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        await drivers.Get(sr.Get(XenApi.SR.Type)).DeleteAsync(directory, cancellationToken).ConfigureAwait(false);
+        await drivers.Get(sr.Get(XenApi.SR.Type)).DeleteAsync(directory, cancellationToken);
         logger.LogInformation("SR {Sr} destroyed on its storage ({Directory})", sr.Get(XenApi.SR.NameLabel), directory);
     }
 
@@ -125,5 +124,5 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
                 p.Set(XenApi.PBD.CurrentlyAttached, attached);
                 tx.Update(p);
             }
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
 }

@@ -26,7 +26,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     {
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken);
             if (pbd is not null && pbd.Get(XenApi.PBD.Host) == hostRef && (pbd.Get(XenApi.PBD.CurrentlyAttached) || !requireAttached))
             {
                 return pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
@@ -42,46 +42,45 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         {
             case HostOperationKinds.SrAttach:
                 {
-                    var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false);
-                    await AttachAsync(sr, operation.Argument("create") == "true", cancellationToken).ConfigureAwait(false);
-                    await ScanAsync(sr, cancellationToken).ConfigureAwait(false);
+                    var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken);
+                    await AttachAsync(sr, operation.Argument("create") == "true", cancellationToken);
+                    await ScanAsync(sr, cancellationToken);
                     return null;
                 }
 
             case HostOperationKinds.SrScan:
-                await ScanAsync(await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                await ScanAsync(await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken), cancellationToken);
                 return null;
             case HostOperationKinds.VdiCreate:
-                return await CreateVdiAsync(operation, cancellationToken).ConfigureAwait(false);
+                return await CreateVdiAsync(operation, cancellationToken);
             case HostOperationKinds.VdiDestroy:
                 {
-                    var (vdi, sr, driver, directory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
-                    await driver.DestroyAsync(directory, vdi.Get(XenApi.VDI.Location), cancellationToken).ConfigureAwait(false);
+                    var (vdi, sr, driver, directory) = await VolumeAsync(operation.Target, cancellationToken);
+                    await driver.DestroyAsync(directory, vdi.Get(XenApi.VDI.Location), cancellationToken);
                     var tx = new PoolTransaction();
                     tx.Delete(vdi);
-                    await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-                    await catalog.UpdateUsageAsync(sr, directory, cancellationToken).ConfigureAwait(false);
-                    await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
+                    await database.CommitAsync(tx, cancellationToken);
+                    await catalog.UpdateUsageAsync(sr, directory, cancellationToken);
+                    await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);
                     return null;
                 }
 
             case HostOperationKinds.VdiResize:
                 {
-                    var (vdi, _, driver, directory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
-                    var info = await driver.ResizeAsync(directory, vdi.Get(XenApi.VDI.Location), long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture), cancellationToken)
-                        .ConfigureAwait(false);
+                    var (vdi, _, driver, directory) = await VolumeAsync(operation.Target, cancellationToken);
+                    var info = await driver.ResizeAsync(directory, vdi.Get(XenApi.VDI.Location), long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture), cancellationToken);
                     await database.UpdateAsync([(XenClasses.VDI, vdi.Ref)], (objs, tx) =>
                     {
                         var v = objs[0].Clone();
                         v.Set(XenApi.VDI.VirtualSize, info.VirtualSize);
                         v.Set(XenApi.VDI.PhysicalUtilisation, info.PhysicalUtilisation);
                         tx.Update(v);
-                    }, cancellationToken).ConfigureAwait(false);
+                    }, cancellationToken);
                     return null;
                 }
 
             case HostOperationKinds.VdiCopy:
-                return await CopyVdiAsync(operation, progress, cancellationToken).ConfigureAwait(false);
+                return await CopyVdiAsync(operation, progress, cancellationToken);
             default:
                 throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
         }
@@ -89,9 +88,9 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
 
     private async Task<(XenObject Vdi, XenObject Sr, ISrDriver Driver, string Directory)> VolumeAsync(string vdiRef, CancellationToken cancellationToken)
     {
-        var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-        var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
-        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+        var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken);
+        var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken);
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         return (vdi, sr, drivers.Get(sr.Get(XenApi.SR.Type)), directory);
     }
@@ -102,13 +101,13 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     /// </summary>
     private async Task AttachAsync(XenObject sr, bool create, CancellationToken cancellationToken)
     {
-        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false).ConfigureAwait(false)
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        await drivers.Get(sr.Get(XenApi.SR.Type)).ProbeAsync(directory, create, cancellationToken).ConfigureAwait(false);
-        await catalog.RequireOwnMetadataAsync(sr, directory, create, cancellationToken).ConfigureAwait(false);
+        await drivers.Get(sr.Get(XenApi.SR.Type)).ProbeAsync(directory, create, cancellationToken);
+        await catalog.RequireOwnMetadataAsync(sr, directory, create, cancellationToken);
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken);
             if (pbd.Get(XenApi.PBD.Host) == identity.Ref && !pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 await database.UpdateAsync([(XenClasses.PBD, pbdRef)], (objs, tx) =>
@@ -116,26 +115,25 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
                     var p = objs[0].Clone();
                     p.Set(XenApi.PBD.CurrentlyAttached, true);
                     tx.Update(p);
-                }, cancellationToken).ConfigureAwait(false);
+                }, cancellationToken);
             }
         }
     }
 
     private async Task ScanAsync(XenObject sr, CancellationToken cancellationToken)
     {
-        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        await catalog.ScanAsync(await database.GetAsync(XenClasses.SR, sr.Ref, cancellationToken).ConfigureAwait(false), directory, cancellationToken)
-            .ConfigureAwait(false);
+        await catalog.ScanAsync(await database.GetAsync(XenClasses.SR, sr.Ref, cancellationToken), directory, cancellationToken);
     }
 
     private async Task<string> CreateVdiAsync(HostOperation operation, CancellationToken cancellationToken)
     {
-        var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken).ConfigureAwait(false);
-        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+        var sr = await database.GetAsync(XenClasses.SR, operation.Target, cancellationToken);
+        var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         var driver = drivers.Get(sr.Get(XenApi.SR.Type));
-        var usage = await driver.GetUsageAsync(directory, cancellationToken).ConfigureAwait(false);
+        var usage = await driver.GetUsageAsync(directory, cancellationToken);
         var size = long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture);
         // qcow2 grows on demand, but a disk larger than the whole SR can never be filled: refuse it as SR_FULL.
         if (size > usage.PhysicalSize)
@@ -144,7 +142,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         }
 
         var uuid = OpaqueRef.NewUuid();
-        var info = await driver.CreateAsync(directory, uuid, size, cancellationToken).ConfigureAwait(false);
+        var info = await driver.CreateAsync(directory, uuid, size, cancellationToken);
         var tx = new PoolTransaction();
         var vdi = tx.Create(XenClasses.VDISchema);
         vdi.Set(XenApi.VDI.Uuid, uuid);
@@ -158,17 +156,17 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         vdi.Set(XenApi.VDI.Sharable, operation.Argument("sharable") == "true");
         vdi.Set(XenApi.VDI.ReadOnly, operation.Argument("read_only") == "true");
         vdi.Set(XenApi.VDI.Managed, true);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        await catalog.UpdateUsageAsync(sr, directory, cancellationToken).ConfigureAwait(false);
-        await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
+        await catalog.UpdateUsageAsync(sr, directory, cancellationToken);
+        await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);
         return vdi.Ref;
     }
 
     private async Task<string> CopyVdiAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
-        var (source, _, sourceDriver, sourceDirectory) = await VolumeAsync(operation.Target, cancellationToken).ConfigureAwait(false);
-        var target = await database.GetAsync(XenClasses.SR, operation.Argument("sr"), cancellationToken).ConfigureAwait(false);
-        var targetDirectory = await LocalDirectoryAsync(database, target, identity.Ref, cancellationToken).ConfigureAwait(false)
+        var (source, _, sourceDriver, sourceDirectory) = await VolumeAsync(operation.Target, cancellationToken);
+        var target = await database.GetAsync(XenClasses.SR, operation.Argument("sr"), cancellationToken);
+        var targetDirectory = await LocalDirectoryAsync(database, target, identity.Ref, cancellationToken)
                               ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, target.Ref);
         var targetDriver = drivers.Get(target.Get(XenApi.SR.Type));
         // The new uuid is persisted before copying, so a resumed copy reuses it rather than leaving an orphan file.
@@ -176,11 +174,11 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         if (string.IsNullOrEmpty(uuid))
         {
             uuid = OpaqueRef.NewUuid();
-            await progress.StepAsync("copying", cancellationToken, new Dictionary<string, string> { ["new_uuid"] = uuid }).ConfigureAwait(false);
+            await progress.StepAsync("copying", cancellationToken, new Dictionary<string, string> { ["new_uuid"] = uuid });
         }
 
         var sourcePath = sourceDriver.Resolve(sourceDirectory, source.Get(XenApi.VDI.Location)).Path;
-        var info = await targetDriver.CopyAsync(sourcePath, targetDirectory, uuid, cancellationToken).ConfigureAwait(false);
+        var info = await targetDriver.CopyAsync(sourcePath, targetDirectory, uuid, cancellationToken);
         var tx = new PoolTransaction();
         var copy = tx.Create(XenClasses.VDISchema);
         copy.Set(XenApi.VDI.Uuid, uuid);
@@ -193,9 +191,9 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
         copy.Set(XenApi.VDI.Type, source.Get(XenApi.VDI.Type));
         copy.Set(XenApi.VDI.OtherConfig, source.Get(XenApi.VDI.OtherConfig));
         copy.Set(XenApi.VDI.Managed, true);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        await catalog.UpdateUsageAsync(target, targetDirectory, cancellationToken).ConfigureAwait(false);
-        await catalog.WriteMetadataAsync(target.Ref, targetDirectory, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
+        await catalog.UpdateUsageAsync(target, targetDirectory, cancellationToken);
+        await catalog.WriteMetadataAsync(target.Ref, targetDirectory, cancellationToken);
         return copy.Ref;
     }
 }

@@ -49,19 +49,19 @@ public sealed class VmLeases(
     /// <param name="incoming">A live migration's destination: registered now, the lease taken shared at the switchover.</param>
     public async Task<VmLease?> ForLaunchAsync(XenObject vm, bool incoming, CancellationToken cancellationToken)
     {
-        if (!Enabled || await LeaseSrAsync(vm, cancellationToken).ConfigureAwait(false) is not { } place)
+        if (!Enabled || await LeaseSrAsync(vm, cancellationToken) is not { } place)
         {
             return null;
         }
 
         var (sr, directory) = place;
         var leases = LeaseDirectory(directory, sr.Uuid);
-        await JoinAsync(sr.Uuid, leases, cancellationToken).ConfigureAwait(false);
+        await JoinAsync(sr.Uuid, leases, cancellationToken);
         var lease = new VmLease(sr.Uuid, vm.Uuid, Path.Combine(leases, vm.Uuid), incoming ? VmLeaseMode.Later : VmLeaseMode.Exclusive);
-        await EnsureFileAsync(lease.Path, tmp => sanlock.InitResourceAsync(lease with { Path = tmp }, cancellationToken), cancellationToken).ConfigureAwait(false);
+        await EnsureFileAsync(lease.Path, tmp => sanlock.InitResourceAsync(lease with { Path = tmp }, cancellationToken), cancellationToken);
         if (!incoming)
         {
-            await TakeOverFromFencedHostsAsync(vm, lease, cancellationToken).ConfigureAwait(false);
+            await TakeOverFromFencedHostsAsync(vm, lease, cancellationToken);
         }
 
         return lease;
@@ -80,15 +80,15 @@ public sealed class VmLeases(
 
         // All at once: each join takes seconds, and a host back from a reboot is not placed VMs of an SR until it joined.
         var joins = new List<Task>();
-        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false))
+        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken))
         {
-            if (await SharedFileDirectoryAsync(sr, cancellationToken).ConfigureAwait(false) is { } directory)
+            if (await SharedFileDirectoryAsync(sr, cancellationToken) is { } directory)
             {
                 joins.Add(JoinAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken));
             }
         }
 
-        await Task.WhenAll(joins).ConfigureAwait(false);
+        await Task.WhenAll(joins);
     }
 
     /// <summary>Makes <paramref name="process"/> hold its lease shared (a migration's two ends) or exclusive (a VM running in one place).</summary>
@@ -101,10 +101,10 @@ public sealed class VmLeases(
         }
 
         var gate = GateOf(process.VmUuid);
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await gate.WaitAsync(cancellationToken);
         try
         {
-            var result = await sanlock.HoldAsync(lease, process.ProcessId, shared, cancellationToken).ConfigureAwait(false);
+            var result = await sanlock.HoldAsync(lease, process.ProcessId, shared, cancellationToken);
             if (!result.Succeeded)
             {
                 throw new XenApiException(ErrorCodes.InternalError,
@@ -132,21 +132,21 @@ public sealed class VmLeases(
         }
 
         var gate = GateOf(process.VmUuid);
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await gate.WaitAsync(cancellationToken);
         try
         {
-            if (!await settled(cancellationToken).ConfigureAwait(false))
+            if (!await settled(cancellationToken))
             {
                 return;
             }
 
-            var held = await sanlock.HeldModeAsync(lease, process.ProcessId, cancellationToken).ConfigureAwait(false);
+            var held = await sanlock.HeldModeAsync(lease, process.ProcessId, cancellationToken);
             if (held == VmLeaseMode.Exclusive)
             {
                 return;
             }
 
-            if ((await sanlock.HoldAsync(lease, process.ProcessId, shared: false, held, cancellationToken).ConfigureAwait(false)).Succeeded)
+            if ((await sanlock.HoldAsync(lease, process.ProcessId, shared: false, held, cancellationToken)).Succeeded)
             {
                 logger.LogInformation(HeldExclusive, "VM {Vm} holds its lease exclusive again", process.VmUuid);
             }
@@ -161,8 +161,8 @@ public sealed class VmLeases(
 
     /// <summary>The shared file SR of the VM's first disk on one, as this host reaches it; null when no disk is on one or it is not plugged here.</summary>
     private async Task<(XenObject Sr, string Directory)?> LeaseSrAsync(XenObject vm, CancellationToken cancellationToken) =>
-        await LeaseSrOfAsync(vm, cancellationToken).ConfigureAwait(false) is { } sr
-        && await SharedFileDirectoryAsync(sr, cancellationToken).ConfigureAwait(false) is { } directory
+        await LeaseSrOfAsync(vm, cancellationToken) is { } sr
+        && await SharedFileDirectoryAsync(sr, cancellationToken) is { } directory
             ? (sr, directory)
             : null;
 
@@ -172,7 +172,7 @@ public sealed class VmLeases(
         var vbds = new List<XenObject>();
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
-            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken) is { } vbd
                 && vbd.Get(XenApi.VBD.Type) == VbdType.Disk && !vbd.Get(XenApi.VBD.Empty) && !OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI)))
             {
                 vbds.Add(vbd);
@@ -181,8 +181,8 @@ public sealed class VmLeases(
 
         foreach (var vbd in vbds.OrderBy(v => v.Get(XenApi.VBD.Userdevice), StringComparer.Ordinal))
         {
-            var vdi = await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
-            var sr = vdi is null ? null : await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
+            var vdi = await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken);
+            var sr = vdi is null ? null : await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken);
             if (sr is not null && HoldsLeases(sr))
             {
                 return sr;
@@ -202,16 +202,16 @@ public sealed class VmLeases(
     /// lease is on an SR whose lockspace the host has not said it joined.
     /// </summary>
     public async Task<bool> ReadyOnAsync(XenObject vm, string hostRef, CancellationToken cancellationToken) =>
-        (await ReadyHostsAsync(vm, [hostRef], cancellationToken).ConfigureAwait(false)).Contains(hostRef);
+        (await ReadyHostsAsync(vm, [hostRef], cancellationToken)).Contains(hostRef);
 
     /// <summary>Those of the hosts where a start would begin at once (<see cref="ReadyOnAsync"/>), the VM's lease SR looked up once for all.</summary>
     public async Task<IReadOnlySet<string>> ReadyHostsAsync(XenObject vm, IReadOnlyList<string> hostRefs, CancellationToken cancellationToken)
     {
         var ready = new HashSet<string>(StringComparer.Ordinal);
-        var sr = Enabled ? await LeaseSrOfAsync(vm, cancellationToken).ConfigureAwait(false) : null;
+        var sr = Enabled ? await LeaseSrOfAsync(vm, cancellationToken) : null;
         foreach (var hostRef in hostRefs)
         {
-            if (sr is null || await database.Leases.GetValueAsync(JoinedKey(hostRef, sr.Uuid), cancellationToken).ConfigureAwait(false) is not null)
+            if (sr is null || await database.Leases.GetValueAsync(JoinedKey(hostRef, sr.Uuid), cancellationToken) is not null)
             {
                 ready.Add(hostRef);
             }
@@ -235,7 +235,7 @@ public sealed class VmLeases(
         {
             if (join.IsValueCreated && join.Value.IsCompletedSuccessfully && _published.GetValueOrDefault(srUuid) != lease.Id)
             {
-                await database.Leases.PutAsync(lease, JoinedKey(identity.Ref, srUuid), "joined", cancellationToken).ConfigureAwait(false);
+                await database.Leases.PutAsync(lease, JoinedKey(identity.Ref, srUuid), "joined", cancellationToken);
                 _published[srUuid] = lease.Id;
             }
         }
@@ -244,7 +244,7 @@ public sealed class VmLeases(
     /// <summary>Where this host reaches the SR, if it is a shared file SR plugged here (the SRs that hold leases); else null.</summary>
     private async Task<string?> SharedFileDirectoryAsync(XenObject sr, CancellationToken cancellationToken) =>
         HoldsLeases(sr)
-            ? await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+            ? await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken)
             : null;
 
     /// <summary>Joins the SR's lockspace once (the first host to get there writes it); a failed join is tried again next time.</summary>
@@ -253,7 +253,7 @@ public sealed class VmLeases(
         var join = _joins.GetOrAdd(srUuid, uuid => new Lazy<Task>(() => JoinOnceAsync(uuid, directory)));
         try
         {
-            await join.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await join.Value.WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -263,7 +263,7 @@ public sealed class VmLeases(
 
         try
         {
-            await PublishJoinedAsync(cancellationToken).ConfigureAwait(false);
+            await PublishJoinedAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -275,16 +275,16 @@ public sealed class VmLeases(
     private async Task JoinOnceAsync(string srUuid, string directory)
     {
         // Not the caller's token: a join others wait for as well goes on when one of them gives up.
-        var hostId = await HostIdAsync(CancellationToken.None).ConfigureAwait(false);
+        var hostId = await HostIdAsync(CancellationToken.None);
         Directory.CreateDirectory(directory);
         var lockspace = Path.Combine(directory, "lockspace");
-        await EnsureFileAsync(lockspace, tmp => sanlock.InitLockspaceAsync(srUuid, tmp, CancellationToken.None), CancellationToken.None).ConfigureAwait(false);
-        if ((await sanlock.InquireLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None).ConfigureAwait(false)).Succeeded)
+        await EnsureFileAsync(lockspace, tmp => sanlock.InitLockspaceAsync(srUuid, tmp, CancellationToken.None), CancellationToken.None);
+        if ((await sanlock.InquireLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None)).Succeeded)
         {
             return;
         }
 
-        var result = await sanlock.AddLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None).ConfigureAwait(false);
+        var result = await sanlock.AddLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None);
         if (!result.Succeeded && result.Code != SanlockClient.AlreadyDone)
         {
             throw new InvalidOperationException($"sanlock add_lockspace: {result.Output}");
@@ -301,7 +301,7 @@ public sealed class VmLeases(
             return known;
         }
 
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         await database.UpdateAsync(hosts.Select(h => (XenClasses.Host, h.Ref)).ToList(), (objs, tx) =>
         {
             var me = objs.Single(o => o.Ref == identity.Ref);
@@ -317,8 +317,8 @@ public sealed class VmLeases(
             other[HostIdKey] = chosen.ToString(CultureInfo.InvariantCulture);
             updated.Set(XenApi.Host.OtherConfig, other);
             tx.Update(updated);
-        }, cancellationToken).ConfigureAwait(false);
-        var self = await database.GetAsync(XenClasses.Host, identity.Ref, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+        var self = await database.GetAsync(XenClasses.Host, identity.Ref, cancellationToken);
         _hostId = HostIdOf(self) ?? throw new InvalidOperationException("no sanlock host id was recorded for this host");
         return _hostId.Value;
     }
@@ -336,19 +336,19 @@ public sealed class VmLeases(
     /// </summary>
     private async Task TakeOverFromFencedHostsAsync(XenObject vm, VmLease lease, CancellationToken cancellationToken)
     {
-        var holders = (await sanlock.ReadHoldersAsync(lease, cancellationToken).ConfigureAwait(false)).All.ToList();
-        var me = await HostIdAsync(cancellationToken).ConfigureAwait(false);
+        var holders = (await sanlock.ReadHoldersAsync(lease, cancellationToken)).All.ToList();
+        var me = await HostIdAsync(cancellationToken);
         if (holders.Count == 0 || holders.Contains(me))
         {
             return;
         }
 
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         var gone = new List<string>();
         foreach (var holder in holders)
         {
             var host = hosts.FirstOrDefault(h => HostIdOf(h) == holder);
-            if (host is null || await HostLiveness.IsLiveAsync(database, host, cancellationToken).ConfigureAwait(false))
+            if (host is null || await HostLiveness.IsLiveAsync(database, host, cancellationToken))
             {
                 // Held by a host that runs (or may run) the VM: the start is refused by sanlock, with the reason.
                 return;
@@ -357,7 +357,7 @@ public sealed class VmLeases(
             gone.Add(host.Get(XenApi.Host.NameLabel));
         }
 
-        var result = await sanlock.InitResourceAsync(lease, cancellationToken).ConfigureAwait(false);
+        var result = await sanlock.InitResourceAsync(lease, cancellationToken);
         if (!result.Succeeded)
         {
             throw new XenApiException(ErrorCodes.SrBackendFailure, "LEASES", "", $"could not take VM {vm.Uuid}'s lease back: {result.Output}");
@@ -386,7 +386,7 @@ public sealed class VmLeases(
                 file.SetLength(LeaseFileBytes);
             }
 
-            var result = await initialize(aside).ConfigureAwait(false);
+            var result = await initialize(aside);
             if (!result.Succeeded)
             {
                 throw new InvalidOperationException($"sanlock could not write {path}: {result.Output}");

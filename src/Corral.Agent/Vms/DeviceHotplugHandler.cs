@@ -32,23 +32,23 @@ public sealed class DeviceHotplugHandler(
 
     public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
-        var process = await ProcessAsync(vm, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken);
+        var process = await ProcessAsync(vm, cancellationToken);
         try
         {
             switch (operation.Kind)
             {
                 case HostOperationKinds.VbdPlug:
-                    await PlugDiskAsync(vm, process, operation.Argument("vbd"), cancellationToken).ConfigureAwait(false);
+                    await PlugDiskAsync(vm, process, operation.Argument("vbd"), cancellationToken);
                     break;
                 case HostOperationKinds.VbdUnplug:
-                    await UnplugDiskAsync(process, operation.Argument("vbd"), cancellationToken).ConfigureAwait(false);
+                    await UnplugDiskAsync(process, operation.Argument("vbd"), cancellationToken);
                     break;
                 case HostOperationKinds.VifPlug:
-                    await PlugNicAsync(vm, process, operation.Argument("vif"), cancellationToken).ConfigureAwait(false);
+                    await PlugNicAsync(vm, process, operation.Argument("vif"), cancellationToken);
                     break;
                 case HostOperationKinds.VifUnplug:
-                    await UnplugNicAsync(vm, process, operation.Argument("vif"), cancellationToken).ConfigureAwait(false);
+                    await UnplugNicAsync(vm, process, operation.Argument("vif"), cancellationToken);
                     break;
                 default:
                     throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
@@ -73,7 +73,7 @@ public sealed class DeviceHotplugHandler(
             throw new XenApiException(ErrorCodes.InternalError, $"the VM {vm.Ref} is not resident on this host");
         }
 
-        if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken).ConfigureAwait(false) is not null)
+        if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken) is not null)
         {
             // Its devices must stay as the destination was told until the migration ends.
             throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
@@ -84,58 +84,58 @@ public sealed class DeviceHotplugHandler(
 
     private async Task PlugDiskAsync(XenObject vm, IVmProcess process, string vbdRef, CancellationToken cancellationToken)
     {
-        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-        var disk = await devices.DiskAsync(vm, vbd, null, cancellationToken).ConfigureAwait(false);
-        var attached = await process.AttachDiskAsync(disk, cancellationToken).ConfigureAwait(false);
-        var name = vbd.Get(XenApi.VBD.CurrentlyAttached) ? null : await devices.NameForPluggedDiskAsync(vm, vbdRef, cancellationToken).ConfigureAwait(false);
-        await devices.RecordOneAsync(XenClasses.VBD, vbdRef, true, attached.PciSlot, name, cancellationToken).ConfigureAwait(false);
+        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
+        var disk = await devices.DiskAsync(vm, vbd, null, cancellationToken);
+        var attached = await process.AttachDiskAsync(disk, cancellationToken);
+        var name = vbd.Get(XenApi.VBD.CurrentlyAttached) ? null : await devices.NameForPluggedDiskAsync(vm, vbdRef, cancellationToken);
+        await devices.RecordOneAsync(XenClasses.VBD, vbdRef, true, attached.PciSlot, name, cancellationToken);
         logger.LogInformation("VM {Vm}: VBD {Vbd} plugged as {Device}", vm.Get(XenApi.VM.NameLabel), vbd.Uuid, name);
     }
 
     private async Task UnplugDiskAsync(IVmProcess process, string vbdRef, CancellationToken cancellationToken)
     {
-        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
         var userdevice = vbd.Get(XenApi.VBD.Userdevice);
         var index = DeviceNumbers.DiskIndex(userdevice) ?? throw new XenApiException(ErrorCodes.InvalidDevice, userdevice);
-        if (!await process.DetachDiskAsync(index, options.Value.DeviceUnplugTimeout, cancellationToken).ConfigureAwait(false))
+        if (!await process.DetachDiskAsync(index, options.Value.DeviceUnplugTimeout, cancellationToken))
         {
             // The request stays with the guest: if it lets go later, the supervisor records it then.
             throw new XenApiException(ErrorCodes.DeviceDetachRejected, XenClasses.VBD, vbdRef, "");
         }
 
-        await devices.RecordOneAsync(XenClasses.VBD, vbdRef, false, null, null, cancellationToken).ConfigureAwait(false);
+        await devices.RecordOneAsync(XenClasses.VBD, vbdRef, false, null, null, cancellationToken);
     }
 
     private async Task PlugNicAsync(XenObject vm, IVmProcess process, string vifRef, CancellationToken cancellationToken)
     {
-        var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
-        var nic = await devices.NicAsync(vif, vm.Get(XenApi.VM.Domid), cancellationToken).ConfigureAwait(false);
+        var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken);
+        var nic = await devices.NicAsync(vif, vm.Get(XenApi.VM.Domid), cancellationToken);
         NicSpec attached;
         try
         {
-            attached = await process.AttachNicAsync(nic, cancellationToken).ConfigureAwait(false);
+            attached = await process.AttachNicAsync(nic, cancellationToken);
         }
         catch (DeviceHotplugException)
         {
-            await networking.DeleteLinkAsync(nic.TapName, CancellationToken.None).ConfigureAwait(false);
+            await networking.DeleteLinkAsync(nic.TapName, CancellationToken.None);
             throw;
         }
 
-        await devices.RecordOneAsync(XenClasses.VIF, vifRef, true, attached.PciSlot, null, cancellationToken).ConfigureAwait(false);
+        await devices.RecordOneAsync(XenClasses.VIF, vifRef, true, attached.PciSlot, null, cancellationToken);
         logger.LogInformation("VM {Vm}: VIF {Vif} plugged on {Tap}", vm.Get(XenApi.VM.NameLabel), vif.Uuid, nic.TapName);
     }
 
     private async Task UnplugNicAsync(XenObject vm, IVmProcess process, string vifRef, CancellationToken cancellationToken)
     {
-        var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
+        var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken);
         var device = vif.Get(XenApi.VIF.Device);
         var index = int.TryParse(device, NumberStyles.None, CultureInfo.InvariantCulture, out var i) ? i : throw new XenApiException(ErrorCodes.InvalidDevice, device);
-        if (!await process.DetachNicAsync(index, options.Value.DeviceUnplugTimeout, cancellationToken).ConfigureAwait(false))
+        if (!await process.DetachNicAsync(index, options.Value.DeviceUnplugTimeout, cancellationToken))
         {
             throw new XenApiException(ErrorCodes.DeviceDetachRejected, XenClasses.VIF, vifRef, "");
         }
 
-        await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.Get(XenApi.VM.Domid), device), cancellationToken).ConfigureAwait(false);
-        await devices.RecordOneAsync(XenClasses.VIF, vifRef, false, null, null, cancellationToken).ConfigureAwait(false);
+        await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.Get(XenApi.VM.Domid), device), cancellationToken);
+        await devices.RecordOneAsync(XenClasses.VIF, vifRef, false, null, null, cancellationToken);
     }
 }

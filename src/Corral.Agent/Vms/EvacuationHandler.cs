@@ -35,13 +35,13 @@ public sealed class EvacuationHandler(
     private async Task<string?> RestoreAsync(HostOperation operation, CancellationToken cancellationToken)
     {
         var hostRef = operation.HostRef;
-        var host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+        var host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken);
         var noted = EvacuatedVms.Of(host);
         var back = new List<XenObject>();
         foreach (var vmRef in noted)
         {
             // Only a VM still running elsewhere comes back; one halted, destroyed or already here is simply forgotten.
-            if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false) is { } vm
+            if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken) is { } vm
                 && vm.Get(XenApi.VM.PowerState) == VmPowerState.Running && vm.Get(XenApi.VM.ResidentOn) != hostRef)
             {
                 back.Add(vm);
@@ -53,10 +53,10 @@ public sealed class EvacuationHandler(
         using var slots = new SemaphoreSlim(Parallelism);
         await Task.WhenAll(back.Select(async vm =>
         {
-            await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await slots.WaitAsync(cancellationToken);
             try
             {
-                if (await MoveAsync(vm.Ref, hostRef, null, cancellationToken).ConfigureAwait(false) != hostRef)
+                if (await MoveAsync(vm.Ref, hostRef, null, cancellationToken) != hostRef)
                 {
                     lock (failed)
                     {
@@ -64,16 +64,16 @@ public sealed class EvacuationHandler(
                     }
                 }
 
-                await tasks.SetProgressAsync(operation.TaskRef, (double)Interlocked.Increment(ref done) / back.Count, cancellationToken).ConfigureAwait(false);
+                await tasks.SetProgressAsync(operation.TaskRef, (double)Interlocked.Increment(ref done) / back.Count, cancellationToken);
             }
             finally
             {
                 slots.Release();
             }
-        })).ConfigureAwait(false);
+        }));
 
         // What did not come back stays noted, so that trying again later picks it up.
-        await EvacuatedVms.ChangeAsync(database, hostRef, _ => failed, cancellationToken).ConfigureAwait(false);
+        await EvacuatedVms.ChangeAsync(database, hostRef, _ => failed, cancellationToken);
         if (failed.Count > 0)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, $"{failed.Count} of {back.Count} VM(s) could not be moved back (see the pool's logs); run it again later");
@@ -86,7 +86,7 @@ public sealed class EvacuationHandler(
     private async Task<string?> EvacuateAsync(HostOperation operation, CancellationToken cancellationToken)
     {
         var hostRef = operation.HostRef;
-        var initial = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;
+        var initial = (await planner.PlanAsync(hostRef, cancellationToken)).Destinations.Count;
         // The evacuation's progress follows its migrations' as they go, not only as each ends.
         var progress = new EvacuationProgress();
         using var following = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -94,14 +94,14 @@ public sealed class EvacuationHandler(
         try
         {
             var batch = int.TryParse(operation.Argument(BatchSizeArgument), out var n) && n > 0 ? n : Parallelism;
-            return await EvacuateRoundsAsync(hostRef, batch, progress, cancellationToken).ConfigureAwait(false);
+            return await EvacuateRoundsAsync(hostRef, batch, progress, cancellationToken);
         }
         finally
         {
-            await following.CancelAsync().ConfigureAwait(false);
+            await following.CancelAsync();
             try
             {
-                await follower.ConfigureAwait(false);
+                await follower;
             }
             catch (OperationCanceledException)
             {
@@ -131,17 +131,17 @@ public sealed class EvacuationHandler(
         var reported = -1.0;
         while (!cancellationToken.IsCancellationRequested && initial > 0)
         {
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
             var moving = 0.0;
             foreach (var sendTask in progress.InFlight.Values)
             {
-                moving += (await database.TryGetAsync(XenClasses.Task, sendTask, cancellationToken).ConfigureAwait(false))?.Get(XenApi.Task.Progress) ?? 0;
+                moving += (await database.TryGetAsync(XenClasses.Task, sendTask, cancellationToken))?.Get(XenApi.Task.Progress) ?? 0;
             }
 
             var fraction = Math.Min(0.99, (progress.Moved + moving) / initial);
             if (fraction > reported + 0.01)
             {
-                await tasks.SetProgressAsync(taskRef, fraction, cancellationToken).ConfigureAwait(false);
+                await tasks.SetProgressAsync(taskRef, fraction, cancellationToken);
                 reported = fraction;
             }
         }
@@ -151,7 +151,7 @@ public sealed class EvacuationHandler(
     {
         for (var round = 0; round < 3; round++)
         {
-            var plan = await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false);
+            var plan = await planner.PlanAsync(hostRef, cancellationToken);
             if (plan.Blockers.Count > 0)
             {
                 var (_, error) = plan.Blockers.First();
@@ -167,12 +167,12 @@ public sealed class EvacuationHandler(
             using var slots = new SemaphoreSlim(batch);
             var moves = plan.Destinations.Select(async kv =>
             {
-                await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await slots.WaitAsync(cancellationToken);
                 try
                 {
-                    if (await MoveAsync(kv.Key, kv.Value, progress, cancellationToken).ConfigureAwait(false) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
+                    if (await MoveAsync(kv.Key, kv.Value, progress, cancellationToken) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
                     {
-                        await EvacuatedVms.ChangeAsync(database, hostRef, list => [.. list, kv.Key], cancellationToken).ConfigureAwait(false);
+                        await EvacuatedVms.ChangeAsync(database, hostRef, list => [.. list, kv.Key], cancellationToken);
                         progress.MovedOne();
                     }
                 }
@@ -181,10 +181,10 @@ public sealed class EvacuationHandler(
                     slots.Release();
                 }
             }).ToList();
-            await Task.WhenAll(moves).ConfigureAwait(false);
+            await Task.WhenAll(moves);
         }
 
-        var remaining = (await planner.PlanAsync(hostRef, cancellationToken).ConfigureAwait(false)).Destinations.Count;
+        var remaining = (await planner.PlanAsync(hostRef, cancellationToken)).Destinations.Count;
         if (remaining > 0)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, $"{remaining} VM(s) could not be moved off the host");
@@ -199,22 +199,22 @@ public sealed class EvacuationHandler(
         string? sendTask = null;
         try
         {
-            if (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken).ConfigureAwait(false) is { } running)
+            if (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken) is { } running)
             {
                 // Started before a restart of this agent: wait for it to end.
-                while (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken).ConfigureAwait(false) is { } still && still.Record.Id == running.Record.Id)
+                while (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken) is { } still && still.Record.Id == running.Record.Id)
                 {
-                    await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+                    await Task.Delay(200, cancellationToken);
                 }
             }
             else
             {
-                sendTask = await starter.StartAsync(OpaqueRef.Null, vmRef, destination, new Dictionary<string, object?>(), null, cancellationToken).ConfigureAwait(false);
+                sendTask = await starter.StartAsync(OpaqueRef.Null, vmRef, destination, new Dictionary<string, object?>(), null, cancellationToken);
                 progress?.InFlight.TryAdd(vmRef, sendTask);
-                await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
+                await tasks.WaitAsync(sendTask, cancellationToken);
             }
 
-            return (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false))?.Get(XenApi.VM.ResidentOn);
+            return (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken))?.Get(XenApi.VM.ResidentOn);
         }
         catch (XenApiException ex)
         {
@@ -225,13 +225,13 @@ public sealed class EvacuationHandler(
         finally
         {
             progress?.InFlight.TryRemove(vmRef, out _);
-            if (sendTask is not null && await database.TryGetAsync(XenClasses.Task, sendTask, CancellationToken.None).ConfigureAwait(false) is { } task)
+            if (sendTask is not null && await database.TryGetAsync(XenClasses.Task, sendTask, CancellationToken.None) is { } task)
             {
                 var tx = new PoolTransaction();
                 tx.Delete(task);
                 try
                 {
-                    await database.CommitAsync(tx, CancellationToken.None).ConfigureAwait(false);
+                    await database.CommitAsync(tx, CancellationToken.None);
                 }
                 catch (ConcurrentUpdateException)
                 {

@@ -13,13 +13,13 @@ public sealed partial class MigrationHandler
 {
     private async Task<string?> SendAsync(HostOperation operation, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken);
         var run = new SendRun(TimeProvider.System);
         while (true)
         {
-            var found = await ReadAsync(operation, cancellationToken).ConfigureAwait(false);
+            var found = await ReadAsync(operation, cancellationToken);
             var (record, revision) = found is { } f ? (f.Record, f.Revision) : (null, 0L);
-            var caughtUp = run.AsksAboutMirrors(record) && await MirrorsCaughtUpAsync(vm, record!, revision, cancellationToken).ConfigureAwait(false);
+            var caughtUp = run.AsksAboutMirrors(record) && await MirrorsCaughtUpAsync(vm, record!, revision, cancellationToken);
             var copy = supervisor.Find(vm.Uuid);
             var step = run.Next(record, copy is not null, caughtUp);
             TimeSpan? pause = MigrationPace.After(step);
@@ -27,31 +27,31 @@ public sealed partial class MigrationHandler
             {
                 case SendStep.Conclude:
                     // Resumed after the record was removed, the pool database says where the VM ended.
-                    return await ConcludeAsync(vm, record, operation, cancellationToken).ConfigureAwait(false);
+                    return await ConcludeAsync(vm, record, operation, cancellationToken);
                 case SendStep.AbortNotReady:
-                    await AbortAsync(record!, revision, "the destination did not get ready", cancellationToken).ConfigureAwait(false);
+                    await AbortAsync(record!, revision, "the destination did not get ready", cancellationToken);
                     break;
                 case SendStep.StartMirrors:
-                    await StartMirrorsAsync(vm, record!, revision, run, cancellationToken).ConfigureAwait(false);
+                    await StartMirrorsAsync(vm, record!, revision, run, cancellationToken);
                     break;
                 case SendStep.StartMigration:
-                    await StartMigrationAsync(vm, record!, revision, run, cancellationToken).ConfigureAwait(false);
+                    await StartMigrationAsync(vm, record!, revision, run, cancellationToken);
                     break;
                 case SendStep.AbortMirrorsLost:
                     // Resumed after a restart while copying: simplest and safe is to start the migration over.
-                    await AbortAsync(record!, revision, "the source agent restarted while copying the disks", cancellationToken).ConfigureAwait(false);
+                    await AbortAsync(record!, revision, "the source agent restarted while copying the disks", cancellationToken);
                     break;
                 case SendStep.AbortSourceCopyGone:
-                    await AbortAsync(record!, revision, "the source's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+                    await AbortAsync(record!, revision, "the source's QEMU process is gone", cancellationToken);
                     break;
                 case SendStep.FollowQemu:
-                    pause = MigrationPace.After(await FollowQemuAsync(vm, copy!, record!, revision, run, cancellationToken).ConfigureAwait(false));
+                    pause = MigrationPace.After(await FollowQemuAsync(vm, copy!, record!, revision, run, cancellationToken));
                     break;
             }
 
             if (pause is { } wait)
             {
-                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(wait, cancellationToken);
             }
         }
     }
@@ -98,12 +98,12 @@ public sealed partial class MigrationHandler
     {
         try
         {
-            await leases.HoldAsync(Source(vm), shared: true, cancellationToken).ConfigureAwait(false);
+            await leases.HoldAsync(Source(vm), shared: true, cancellationToken);
             return true;
         }
         catch (XenApiException ex)
         {
-            await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
+            await AbortAsync(record, revision, ex.Message, cancellationToken);
             return false;
         }
     }
@@ -240,23 +240,23 @@ public sealed partial class MigrationHandler
         var source = supervisor.Find(vm.Uuid);
         if (source is null)
         {
-            await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+            await AbortAsync(record, revision, "the source's QEMU process is gone", cancellationToken);
             return false;
         }
 
-        var mirrors = await source.QueryDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+        var mirrors = await source.QueryDiskMirrorsAsync(cancellationToken);
         var failure = mirrors.FirstOrDefault(m => m.Failed) is { } failed ? $"copying disk {failed.DiskIndex} failed: {failed.Error}"
             : mirrors.Count < record.Disks.Count ? "a disk copy vanished"
-            : !await HostIsLiveAsync(record.DestinationRef, cancellationToken).ConfigureAwait(false) ? "the destination host is no longer live"
+            : !await HostIsLiveAsync(record.DestinationRef, cancellationToken) ? "the destination host is no longer live"
             : null;
         if (failure is not null)
         {
-            await AbortAsync(record, revision, failure, cancellationToken).ConfigureAwait(false);
+            await AbortAsync(record, revision, failure, cancellationToken);
             return false;
         }
 
         var total = mirrors.Sum(m => m.Length);
-        await tasks.SetProgressAsync(record.TaskRef, total <= 0 ? 0 : 0.5 * mirrors.Sum(m => m.Offset) / total, cancellationToken).ConfigureAwait(false);
+        await tasks.SetProgressAsync(record.TaskRef, total <= 0 ? 0 : 0.5 * mirrors.Sum(m => m.Offset) / total, cancellationToken);
         return mirrors.All(m => m.Ready);
     }
 
@@ -272,9 +272,9 @@ public sealed partial class MigrationHandler
     /// <summary>Cleans up after the decision and ends the caller's task: success if the VM left, its error if not.</summary>
     private async Task<string?> ConcludeAsync(XenObject vmBefore, MigrationRecord? record, HostOperation operation, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken);
         var moved = vm.Get(XenApi.VM.ResidentOn) != identity.Ref;
-        await SettleCopyAsync(vm, record, moved, cancellationToken).ConfigureAwait(false);
+        await SettleCopyAsync(vm, record, moved, cancellationToken);
 
         if (record is { Disks.Count: > 0 })
         {
@@ -282,13 +282,13 @@ public sealed partial class MigrationHandler
             {
                 // The VM's disks are the copies now (the commit moved the VBDs and forgot the old VDIs): the old
                 // volumes go, before the record that names them.
-                await DeleteOldVolumesAsync(record, cancellationToken).ConfigureAwait(false);
+                await DeleteOldVolumesAsync(record, cancellationToken);
             }
             else if (supervisor.Find(vm.Uuid) is { } kept)
             {
                 try
                 {
-                    await kept.AbandonDiskMirrorsAsync(cancellationToken).ConfigureAwait(false);
+                    await kept.AbandonDiskMirrorsAsync(cancellationToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -297,9 +297,8 @@ public sealed partial class MigrationHandler
             }
         }
 
-        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) => tx.Update(MigrationEnding.WithoutMigration(objs[0])), cancellationToken)
-            .ConfigureAwait(false);
-        await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken).ConfigureAwait(false);
+        await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) => tx.Update(MigrationEnding.WithoutMigration(objs[0])), cancellationToken);
+        await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken);
         var failure = moved ? null : new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
             record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");
         if (record is not null && record.TaskRef != operation.TaskRef)
@@ -309,11 +308,11 @@ public sealed partial class MigrationHandler
             // writes what the API host would have (VM.pool_migrate returns nothing); whichever comes second is a no-op.
             if (failure is null)
             {
-                await tasks.CompleteAsync(record.TaskRef, null, cancellationToken).ConfigureAwait(false);
+                await tasks.CompleteAsync(record.TaskRef, null, cancellationToken);
             }
             else
             {
-                await tasks.FailAsync(record.TaskRef, failure.ErrorDescription, cancellationToken).ConfigureAwait(false);
+                await tasks.FailAsync(record.TaskRef, failure.ErrorDescription, cancellationToken);
             }
         }
 
@@ -377,8 +376,8 @@ public sealed partial class MigrationHandler
         {
             try
             {
-                var (_, driver, directory) = await LocalSrAsync(disk.SourceSrRef, cancellationToken).ConfigureAwait(false);
-                await driver.DestroyAsync(directory, disk.SourceLocation, cancellationToken).ConfigureAwait(false);
+                var (_, driver, directory) = await LocalSrAsync(disk.SourceSrRef, cancellationToken);
+                await driver.DestroyAsync(directory, disk.SourceLocation, cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -400,7 +399,7 @@ public sealed partial class MigrationHandler
                 other["migration-ram-bytes"] = state.TotalBytes.ToString(CultureInfo.InvariantCulture);
                 t.Set(XenApi.Task.OtherConfig, other);
                 tx.Update(t);
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken);
         }
         catch (XenApiException)
         {

@@ -54,22 +54,22 @@ public sealed partial class MigrationHandler(
     {
         if (operation.Kind == HostOperationKinds.VmMigrateSend)
         {
-            return await ResumingAsync(() => SendAsync(operation, cancellationToken), operation, cancellationToken).ConfigureAwait(false);
+            return await ResumingAsync(() => SendAsync(operation, cancellationToken), operation, cancellationToken);
         }
 
         await ResumingAsync<string?>(async () =>
         {
-            await ReceiveAsync(operation, progress, cancellationToken).ConfigureAwait(false);
+            await ReceiveAsync(operation, progress, cancellationToken);
             return null;
-        }, operation, cancellationToken).ConfigureAwait(false);
+        }, operation, cancellationToken);
         // The destination's half ran under an internal task nobody waits for: it goes with the operation.
-        if (await database.TryGetAsync(XenClasses.Task, operation.TaskRef, cancellationToken).ConfigureAwait(false) is { } task)
+        if (await database.TryGetAsync(XenClasses.Task, operation.TaskRef, cancellationToken) is { } task)
         {
             var tx = new PoolTransaction();
             tx.Delete(task);
             try
             {
-                await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+                await database.CommitAsync(tx, cancellationToken);
             }
             catch (ConcurrentUpdateException)
             {
@@ -93,13 +93,13 @@ public sealed partial class MigrationHandler(
         {
             try
             {
-                return await half().ConfigureAwait(false);
+                return await half();
             }
             catch (Exception ex) when (ex is not OperationCanceledException && (database.IsUnavailable(ex) || ++failures < MaxResumes))
             {
                 logger.Log(database.IsUnavailable(ex) ? LogLevel.Debug : LogLevel.Warning, ex,
                     "{Kind} of {Vm} failed ({Failures} error(s) so far); resuming from the migration record", operation.Kind, operation.Target, failures);
-                await Task.Delay(TimeSpan.FromMilliseconds(200 * Math.Clamp(failures, 1, MaxResumes)), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * Math.Clamp(failures, 1, MaxResumes)), cancellationToken);
             }
         }
     }
@@ -107,14 +107,14 @@ public sealed partial class MigrationHandler(
     private const int MaxResumes = 5;
 
     private async Task<(MigrationRecord Record, long Revision)?> ReadAsync(HostOperation operation, CancellationToken cancellationToken) =>
-        await MigrationRecord.ReadAsync(database, operation.Target, cancellationToken).ConfigureAwait(false) is { } found
+        await MigrationRecord.ReadAsync(database, operation.Target, cancellationToken) is { } found
         && found.Record.Id == operation.Argument("migration") ? found : null;
 
     // ---- destination ----
 
     private async Task ReceiveAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken);
         long? lastSourceCheck = null;
         var received = false;
 
@@ -127,18 +127,18 @@ public sealed partial class MigrationHandler(
             }
 
             lastSourceCheck = Stopwatch.GetTimestamp();
-            return !await HostIsLiveAsync(sourceRef, cancellationToken).ConfigureAwait(false);
+            return !await HostIsLiveAsync(sourceRef, cancellationToken);
         }
 
         while (true)
         {
-            var current = await ReadAsync(operation, cancellationToken).ConfigureAwait(false);
+            var current = await ReadAsync(operation, cancellationToken);
             if (current is not { } found)
             {
                 // The source finished the migration (either way) and removed the record: the pool database says how.
                 if (!received)
                 {
-                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken);
                 }
 
                 return;
@@ -147,49 +147,49 @@ public sealed partial class MigrationHandler(
             var (record, revision) = found;
             var process = supervisor.FindIncoming(vm.Uuid);
             var copyAlive = process is not null && !process.Exited.IsCompleted;
-            var sourceGone = ReceiveSteps.AsksAboutSource(record.State, received, copyAlive) && await SourceGoneAsync(record.SourceRef).ConfigureAwait(false);
+            var sourceGone = ReceiveSteps.AsksAboutSource(record.State, received, copyAlive) && await SourceGoneAsync(record.SourceRef);
             var runsGuest = ReceiveSteps.AsksWhetherRunning(record.State, copyAlive)
-                            && await process!.QueryStateAsync(cancellationToken).ConfigureAwait(false) == VmRunState.Running;
+                            && await process!.QueryStateAsync(cancellationToken) == VmRunState.Running;
             switch (ReceiveSteps.Next(record.State, received, copyAlive, sourceGone, runsGuest))
             {
                 case ReceiveStep.Prepare:
-                    await PrepareIncomingAsync(vm, operation, progress, record, revision, cancellationToken).ConfigureAwait(false);
+                    await PrepareIncomingAsync(vm, operation, progress, record, revision, cancellationToken);
                     continue;
                 case ReceiveStep.Finish:
-                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken).ConfigureAwait(false);
+                    await FinishReceiveAsync(vm.Ref, vm.Uuid, cancellationToken);
                     received = true;
                     continue;
                 case ReceiveStep.EndForGoneSource:
                     // The source ends the migration (kills its paused copy, removes the record, ends the task). If it
                     // died between the decision and that, the record would stay for good, and with it the VM's
                     // migration lock: nobody else would end it (HA recovers a failed host only for the VMs on it).
-                    await EndForGoneSourceAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                    await EndForGoneSourceAsync(record, revision, cancellationToken);
                     continue;
                 case ReceiveStep.WaitForSource:
-                    await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
+                    await Task.Delay(Poll, cancellationToken);
                     continue;
                 case ReceiveStep.Discard:
-                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
-                    await DeleteNewVolumesAsync(record, cancellationToken).ConfigureAwait(false);
+                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken);
+                    await DeleteNewVolumesAsync(record, cancellationToken);
                     return;
                 case ReceiveStep.AbortCopyGone:
-                    await AbortAsync(record, revision, "the destination's QEMU process is gone", cancellationToken).ConfigureAwait(false);
+                    await AbortAsync(record, revision, "the destination's QEMU process is gone", cancellationToken);
                     continue;
                 case ReceiveStep.Commit:
                     // QEMU runs the VM only once all of it has arrived: it runs here, and only here.
-                    await TryCommitAsync(record, revision, cancellationToken).ConfigureAwait(false);
+                    await TryCommitAsync(record, revision, cancellationToken);
                     continue;
                 case ReceiveStep.DiscardSourceGone:
                     logger.LogWarning(MigrationEvents.SourceGoneDiscarded, "Migration of VM {Vm}: the source host is no longer live; discarding the incoming copy",
                         vm.Get(XenApi.VM.NameLabel));
-                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken).ConfigureAwait(false);
-                    await AbortAsync(record, revision, "the source host is no longer live", cancellationToken).ConfigureAwait(false);
+                    await DiscardIncomingAsync(vm.Uuid, record.DestinationDomid, vm, cancellationToken);
+                    await AbortAsync(record, revision, "the source host is no longer live", cancellationToken);
                     continue;
                 case ReceiveStep.Acknowledge:
-                    await AcknowledgeAsync(process!, record, revision, cancellationToken).ConfigureAwait(false);
+                    await AcknowledgeAsync(process!, record, revision, cancellationToken);
                     continue;
                 default:
-                    await Task.Delay(ReceiveSteps.NearSwitchover(record.State) ? FastPoll : Poll, cancellationToken).ConfigureAwait(false);
+                    await Task.Delay(ReceiveSteps.NearSwitchover(record.State) ? FastPoll : Poll, cancellationToken);
                     continue;
             }
         }
@@ -205,21 +205,20 @@ public sealed partial class MigrationHandler(
     {
         if (record.Disks.Count > 0)
         {
-            await process.StopDiskExportAsync(cancellationToken).ConfigureAwait(false);
+            await process.StopDiskExportAsync(cancellationToken);
         }
 
         try
         {
-            await leases.HoldAsync(process, shared: true, cancellationToken).ConfigureAwait(false);
+            await leases.HoldAsync(process, shared: true, cancellationToken);
         }
         catch (XenApiException ex)
         {
-            await AbortAsync(record, revision, ex.Message, cancellationToken).ConfigureAwait(false);
+            await AbortAsync(record, revision, ex.Message, cancellationToken);
             return;
         }
 
-        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.SwitchAcknowledged }, revision, cancellationToken)
-            .ConfigureAwait(false);
+        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.SwitchAcknowledged }, revision, cancellationToken);
     }
 
     private async Task PrepareIncomingAsync(XenObject vm, HostOperation operation, OperationProgress progress, MigrationRecord record, long revision,
@@ -230,7 +229,7 @@ public sealed partial class MigrationHandler(
         if (domid.Length == 0)
         {
             domid = HostIdentity.NextDomid(options.Value.StateDirectory).ToString(CultureInfo.InvariantCulture);
-            await progress.StepAsync("domid", cancellationToken, new Dictionary<string, string> { ["domid"] = domid }).ConfigureAwait(false);
+            await progress.StepAsync("domid", cancellationToken, new Dictionary<string, string> { ["domid"] = domid });
         }
 
         var uri = $"tcp:{options.Value.Address}:{FreePort()}";
@@ -241,29 +240,28 @@ public sealed partial class MigrationHandler(
             if (supervisor.TryTakeIncoming(vm.Uuid, out var earlier))
             {
                 // A previous attempt of this step got as far as QEMU: start over, it never got the VM.
-                await earlier.KillAsync(cancellationToken).ConfigureAwait(false);
-                await earlier.DisposeAsync().ConfigureAwait(false);
+                await earlier.KillAsync(cancellationToken);
+                await earlier.DisposeAsync();
             }
 
-            disks = await CreateNewVolumesAsync(record, cancellationToken).ConfigureAwait(false);
+            disks = await CreateNewVolumesAsync(record, cancellationToken);
             var overrides = new Dictionary<string, (string Path, string Format)>(StringComparer.Ordinal);
             foreach (var disk in disks)
             {
-                var (sr, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken).ConfigureAwait(false);
+                var (sr, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken);
                 overrides[disk.VbdRef] = driver.Resolve(directory, disk.DestinationLocation);
             }
 
             // The devices attached now, at the source's PCI slots (plugged ones too): QEMU moves the VM only onto the same bus.
-            var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: true, cancellationToken, overrides)
-                .ConfigureAwait(false);
+            var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: true, cancellationToken, overrides);
             // The copy here takes the VM's lease only at the switchover, shared with the source, before it may run the guest.
-            var vmLease = await leases.ForLaunchAsync(vm, incoming: true, cancellationToken).ConfigureAwait(false);
-            var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri, Lease = vmLease }, cancellationToken).ConfigureAwait(false);
+            var vmLease = await leases.ForLaunchAsync(vm, incoming: true, cancellationToken);
+            var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri, Lease = vmLease }, cancellationToken);
             supervisor.AddIncoming(process);
             if (disks.Count > 0)
             {
                 var nbdPort = FreePort();
-                await process.ExportDisksAsync(options.Value.Address, nbdPort, disks.Select(d => d.DiskIndex).ToList(), cancellationToken).ConfigureAwait(false);
+                await process.ExportDisksAsync(options.Value.Address, nbdPort, disks.Select(d => d.DiskIndex).ToList(), cancellationToken);
                 nbdAddress = $"{options.Value.Address}:{nbdPort.ToString(CultureInfo.InvariantCulture)}";
             }
 
@@ -272,9 +270,9 @@ public sealed partial class MigrationHandler(
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            await DiscardIncomingAsync(vm.Uuid, long.Parse(domid, CultureInfo.InvariantCulture), vm, cancellationToken).ConfigureAwait(false);
-            await DeleteNewVolumesAsync(record with { Disks = disks }, cancellationToken).ConfigureAwait(false);
-            await AbortAsync(record, revision, "the destination could not prepare: " + ex.Message, cancellationToken).ConfigureAwait(false);
+            await DiscardIncomingAsync(vm.Uuid, long.Parse(domid, CultureInfo.InvariantCulture), vm, cancellationToken);
+            await DeleteNewVolumesAsync(record with { Disks = disks }, cancellationToken);
+            await AbortAsync(record, revision, "the destination could not prepare: " + ex.Message, cancellationToken);
             return;
         }
 
@@ -287,17 +285,17 @@ public sealed partial class MigrationHandler(
             Disks = disks,
             NbdAddress = nbdAddress,
         };
-        await MigrationRecord.TryAdvanceAsync(database, ready, revision, cancellationToken).ConfigureAwait(false);
+        await MigrationRecord.TryAdvanceAsync(database, ready, revision, cancellationToken);
     }
 
     private async Task FinishReceiveAsync(string vmRef, string vmUuid, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken);
         var incoming = supervisor.FindIncoming(vmUuid);
         var process = incoming ?? supervisor.Find(vmUuid);
         if (vm.Get(XenApi.VM.ResidentOn) != identity.Ref || process is null)
         {
-            await DiscardIncomingAsync(vmUuid, vm.Get(XenApi.VM.Domid), vm, cancellationToken).ConfigureAwait(false);
+            await DiscardIncomingAsync(vmUuid, vm.Get(XenApi.VM.Domid), vm, cancellationToken);
             return;
         }
 
@@ -307,10 +305,10 @@ public sealed partial class MigrationHandler(
             // on around the switchover) or QEMU died. Nobody asked the VM to stop, so HA restarts it if it protects it.
             // Recorded before the copy is forgotten, so that a resumed attempt still finds it if this write fails.
             logger.LogWarning(MigrationEvents.ArrivedWithoutProcess, "VM {Vm} reached this host but its QEMU process is gone", vm.Get(XenApi.VM.NameLabel));
-            await supervisor.MarkHaltedAsync(vmRef, cancellationToken, haRestart: true).ConfigureAwait(false);
+            await supervisor.MarkHaltedAsync(vmRef, cancellationToken, haRestart: true);
             if (supervisor.TryTakeIncoming(vmUuid, out var taken))
             {
-                await taken.DisposeAsync().ConfigureAwait(false);
+                await taken.DisposeAsync();
             }
 
             return;
@@ -322,7 +320,7 @@ public sealed partial class MigrationHandler(
             supervisor.Track(vmRef, process);
         }
 
-        await devices.RecordAsync(vm, process.Spec, cancellationToken).ConfigureAwait(false);
+        await devices.RecordAsync(vm, process.Spec, cancellationToken);
         await EnsureGuestRunsAsync(vm, process, cancellationToken);
         logger.LogInformation("VM {Vm} now runs here (QEMU pid {Pid})", vm.Get(XenApi.VM.NameLabel), process.ProcessId);
     }
@@ -367,12 +365,12 @@ public sealed partial class MigrationHandler(
     /// <summary>The VM runs here and its source host is gone: the migration ends as the source would have ended it.</summary>
     private async Task EndForGoneSourceAsync(MigrationRecord record, long revision, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, record.VmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, record.VmRef, cancellationToken);
         var tx = new PoolTransaction();
-        await MigrationEnding.AddAsync(database, tx, record, revision, vm, DateTime.UtcNow, cancellationToken).ConfigureAwait(false);
+        await MigrationEnding.AddAsync(database, tx, record, revision, vm, DateTime.UtcNow, cancellationToken);
         try
         {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
             logger.LogWarning(MigrationEvents.SourceGoneEnded, "Migration of VM {Vm}: the source host is no longer live; the destination ended the migration", vm.Get(XenApi.VM.NameLabel));
         }
         catch (ConcurrentUpdateException)
@@ -385,9 +383,9 @@ public sealed partial class MigrationHandler(
     {
         if (supervisor.TryTakeIncoming(vmUuid, out var process))
         {
-            await process.KillAsync(cancellationToken).ConfigureAwait(false);
-            await process.DisposeAsync().ConfigureAwait(false);
-            await DeleteTapsAsync(vm, domid, cancellationToken).ConfigureAwait(false);
+            await process.KillAsync(cancellationToken);
+            await process.DisposeAsync();
+            await DeleteTapsAsync(vm, domid, cancellationToken);
             logger.LogInformation("Discarded the incoming copy of VM {Vm}", vm.Get(XenApi.VM.NameLabel));
         }
     }
@@ -400,14 +398,14 @@ public sealed partial class MigrationHandler(
         {
             foreach (var disk in record.Disks)
             {
-                var (_, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken).ConfigureAwait(false);
-                var volume = await driver.CreateAsync(directory, disk.DestinationVdiUuid, disk.VirtualSize, cancellationToken).ConfigureAwait(false);
+                var (_, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken);
+                var volume = await driver.CreateAsync(directory, disk.DestinationVdiUuid, disk.VirtualSize, cancellationToken);
                 created.Add(disk with { DestinationLocation = volume.Location });
             }
         }
         catch (Exception) when (created.Count > 0)
         {
-            await DeleteNewVolumesAsync(record with { Disks = created }, CancellationToken.None).ConfigureAwait(false);
+            await DeleteNewVolumesAsync(record with { Disks = created }, CancellationToken.None);
             throw;
         }
 
@@ -421,8 +419,8 @@ public sealed partial class MigrationHandler(
         {
             try
             {
-                var (_, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken).ConfigureAwait(false);
-                await driver.DestroyAsync(directory, disk.DestinationLocation, cancellationToken).ConfigureAwait(false);
+                var (_, driver, directory) = await LocalSrAsync(disk.DestinationSrRef, cancellationToken);
+                await driver.DestroyAsync(directory, disk.DestinationLocation, cancellationToken);
                 logger.LogInformation("Deleted the unfinished copy {Location} of VDI {Vdi}", disk.DestinationLocation, disk.SourceVdiRef);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -435,8 +433,8 @@ public sealed partial class MigrationHandler(
     /// <summary>An SR plugged on this host: its driver and directory here.</summary>
     private async Task<(XenObject Sr, ISrDriver Driver, string Directory)> LocalSrAsync(string srRef, CancellationToken cancellationToken)
     {
-        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken);
+        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken)
                         ?? throw new XenApiException(ErrorCodes.VmRequiresSr, OpaqueRef.Null, sr.Ref);
         return (sr, drivers.Get(sr.Get(XenApi.SR.Type)), directory);
     }
@@ -456,7 +454,7 @@ public sealed partial class MigrationHandler(
     /// </summary>
     private async Task TryCommitAsync(MigrationRecord record, long revision, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, record.VmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, record.VmRef, cancellationToken);
         var tx = new PoolTransaction();
         tx.Require(record.Key, revision);
         tx.PutKey(record.Key, (record with { State = MigrationStates.Completed }).ToJson());
@@ -464,7 +462,7 @@ public sealed partial class MigrationHandler(
         v.Set(XenApi.VM.ResidentOn, record.DestinationRef);
         v.Set(XenApi.VM.Domid, record.DestinationDomid);
         tx.Update(v);
-        if (await SwitchDisksAsync(record, cancellationToken).ConfigureAwait(false) is not { } diskWrites)
+        if (await SwitchDisksAsync(record, cancellationToken) is not { } diskWrites)
         {
             // The old VDIs are gone: the other side committed first (the next read of the record says so).
             return;
@@ -475,7 +473,7 @@ public sealed partial class MigrationHandler(
         claimed.PutKey(PoolKeys.VmOwnerKey(record.VmRef), record.DestinationRef, record.DestinationLease);
         try
         {
-            await database.CommitAsync(claimed, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(claimed, cancellationToken);
             logger.LogInformation(MigrationEvents.Committed, "Migration of VM {Vm} committed: it runs on {Host}", vm.Get(XenApi.VM.NameLabel), record.DestinationRef);
         }
         catch (ConcurrentUpdateException)
@@ -494,7 +492,7 @@ public sealed partial class MigrationHandler(
             diskWrites(unclaimed);
             try
             {
-                await database.CommitAsync(unclaimed, cancellationToken).ConfigureAwait(false);
+                await database.CommitAsync(unclaimed, cancellationToken);
             }
             catch (ConcurrentUpdateException)
             {
@@ -511,8 +509,8 @@ public sealed partial class MigrationHandler(
         var writes = new List<Action<PoolTransaction>>();
         foreach (var disk in record.Disks)
         {
-            if (await database.TryGetAsync(XenClasses.VDI, disk.SourceVdiRef, cancellationToken).ConfigureAwait(false) is not { } old
-                || await database.TryGetAsync(XenClasses.VBD, disk.VbdRef, cancellationToken).ConfigureAwait(false) is not { } vbd
+            if (await database.TryGetAsync(XenClasses.VDI, disk.SourceVdiRef, cancellationToken) is not { } old
+                || await database.TryGetAsync(XenClasses.VBD, disk.VbdRef, cancellationToken) is not { } vbd
                 || vbd.Get(XenApi.VBD.VDI) != disk.SourceVdiRef)
             {
                 return null;
@@ -544,13 +542,13 @@ public sealed partial class MigrationHandler(
     private async Task AbortAsync(MigrationRecord record, long revision, string error, CancellationToken cancellationToken)
     {
         logger.LogWarning(MigrationEvents.Aborted, "Migration of VM {Vm} aborted: {Error}", record.VmRef, error);
-        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Aborting, Error = error }, revision, cancellationToken).ConfigureAwait(false);
+        await MigrationRecord.TryAdvanceAsync(database, record with { State = MigrationStates.Aborting, Error = error }, revision, cancellationToken);
     }
 
     private async Task<bool> HostIsLiveAsync(string hostRef, CancellationToken cancellationToken)
     {
-        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        return host is not null && await HostLiveness.IsLiveAsync(database, host, cancellationToken).ConfigureAwait(false);
+        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken);
+        return host is not null && await HostLiveness.IsLiveAsync(database, host, cancellationToken);
     }
 
     private async Task DeleteTapsAsync(XenObject vm, long domid, CancellationToken cancellationToken)
@@ -562,9 +560,9 @@ public sealed partial class MigrationHandler(
 
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is { } vif)
             {
-                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.Get(XenApi.VIF.Device)), cancellationToken).ConfigureAwait(false);
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.Get(XenApi.VIF.Device)), cancellationToken);
             }
         }
     }

@@ -35,7 +35,7 @@ public sealed class VmConsoleRecords(
         {
             try
             {
-                await ReconcileAsync(stoppingToken).ConfigureAwait(false);
+                await ReconcileAsync(stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
@@ -43,14 +43,14 @@ public sealed class VmConsoleRecords(
                 logger.LogDebug(ex, "Console records not reconciled this round");
             }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
     /// <summary>One round: the console records this host should have, written in one transaction if any differ.</summary>
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
-        var consoles = await database.GetAllAsync(XenClasses.Console, cancellationToken).ConfigureAwait(false);
-        var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false)).ToDictionary(v => v.Ref, StringComparer.Ordinal);
+        var consoles = await database.GetAllAsync(XenClasses.Console, cancellationToken);
+        var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken)).ToDictionary(v => v.Ref, StringComparer.Ordinal);
         var tx = new PoolTransaction();
         foreach (var vm in vms.Values.Where(v => v.Get(XenApi.VM.ResidentOn) == identity.Ref && supervisor.Find(v.Uuid) is not null))
         {
@@ -92,7 +92,7 @@ public sealed class VmConsoleRecords(
 
         if (!tx.IsEmpty)
         {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
         }
     }
 

@@ -37,17 +37,17 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         var disks = new List<DiskSpec>();
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
-            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
             if (!attachedOnly || vbd.Get(XenApi.VBD.CurrentlyAttached))
             {
-                disks.Add(await DiskAsync(vm, vbd, attachedOnly ? RecordedSlot(vbd) : null, cancellationToken, diskOverrides?.GetValueOrDefault(vbdRef)).ConfigureAwait(false));
+                disks.Add(await DiskAsync(vm, vbd, attachedOnly ? RecordedSlot(vbd) : null, cancellationToken, diskOverrides?.GetValueOrDefault(vbdRef)));
             }
         }
 
         var nics = new List<NicSpec>();
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
+            var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken);
             if (!attachedOnly || vif.Get(XenApi.VIF.CurrentlyAttached))
             {
                 nics.Add(await NicAsync(vif, domid, cancellationToken) with { PciSlot = attachedOnly ? RecordedSlot(vif) : null });
@@ -77,7 +77,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         }
         else if (!vbd.Get(XenApi.VBD.Empty) && !OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI)))
         {
-            (path, format) = await ResolveVdiAsync(vm.Ref, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
+            (path, format) = await ResolveVdiAsync(vm.Ref, vbd.Get(XenApi.VBD.VDI), cancellationToken);
         }
 
         return new DiskSpec(index, path, format, vbd.Get(XenApi.VBD.Mode) == VbdMode.RO || isCd, isCd, vbd.Get(XenApi.VBD.Bootable) || index == 0, pciSlot);
@@ -86,7 +86,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
     /// <summary>A VIF as a network card, its tap (vif&lt;domid&gt;.&lt;device&gt;) made and on the network's bridge.</summary>
     public async Task<NicSpec> NicAsync(XenObject vif, long domid, CancellationToken cancellationToken)
     {
-        var network = await database.GetAsync(XenClasses.Network, vif.Get(XenApi.VIF.Network), cancellationToken).ConfigureAwait(false);
+        var network = await database.GetAsync(XenClasses.Network, vif.Get(XenApi.VIF.Network), cancellationToken);
         var bridge = network.Get(XenApi.Network.Bridge);
         var device = vif.Get(XenApi.VIF.Device);
         if (!int.TryParse(device, NumberStyles.None, CultureInfo.InvariantCulture, out var index))
@@ -95,17 +95,17 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         }
 
         var tap = BridgeNetworking.TapName(domid, device);
-        await networking.EnsureBridgeAsync(bridge, cancellationToken).ConfigureAwait(false);
-        await networking.EnsureTapAsync(tap, bridge, (int)network.Get(XenApi.Network.MTU), cancellationToken).ConfigureAwait(false);
+        await networking.EnsureBridgeAsync(bridge, cancellationToken);
+        await networking.EnsureTapAsync(tap, bridge, (int)network.Get(XenApi.Network.MTU), cancellationToken);
         return new NicSpec(index, tap, vif.Get(XenApi.VIF.MAC));
     }
 
     /// <summary>A VDI's image as this host opens it (the SR plugged here), or VM_REQUIRES_SR.</summary>
     public async Task<(string Path, string Format)> ResolveVdiAsync(string vmRef, string vdiRef, CancellationToken cancellationToken)
     {
-        var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
-        var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
-        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken).ConfigureAwait(false)
+        var vdi = await database.GetAsync(XenClasses.VDI, vdiRef, cancellationToken);
+        var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken);
+        var directory = await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken)
                         ?? throw new XenApiException(ErrorCodes.VmRequiresSr, vmRef, sr.Ref);
         return drivers.Get(sr.Get(XenApi.SR.Type)).Resolve(directory, vdi.Get(XenApi.VDI.Location));
     }
@@ -132,7 +132,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         var taken = new HashSet<string>(StringComparer.Ordinal);
         foreach (var other in vm.Get(XenApi.VM.VBDs).Where(r => r != vbdRef))
         {
-            if (await database.TryGetAsync(XenClasses.VBD, other, cancellationToken).ConfigureAwait(false) is { } vbd && vbd.Get(XenApi.VBD.CurrentlyAttached))
+            if (await database.TryGetAsync(XenClasses.VBD, other, cancellationToken) is { } vbd && vbd.Get(XenApi.VBD.CurrentlyAttached))
             {
                 taken.Add(vbd.Get(XenApi.VBD.Device));
             }
@@ -152,7 +152,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
             // A device destroyed meanwhile has nothing left to record.
-            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is null)
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken) is null)
             {
                 continue;
             }
@@ -166,12 +166,12 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
                 {
                     tx.Update(updated);
                 }
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken);
         }
 
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is null)
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is null)
             {
                 continue;
             }
@@ -184,7 +184,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
                 {
                     tx.Update(updated);
                 }
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken);
         }
     }
 
@@ -196,7 +196,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
             {
                 tx.Update(updated);
             }
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
 
     /// <summary>A VBD or VIF changed to say attached (or not) at that slot, or null when it says so already.</summary>
     private static XenObject? Changed(XenObject device, bool attached, int? pciSlot, string? deviceName)

@@ -35,36 +35,36 @@ public sealed class VmOperationHandler(
 
     public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
-        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken);
         switch (operation.Kind)
         {
             case HostOperationKinds.VmStart:
-                await StartAsync(vm, operation, progress, cancellationToken).ConfigureAwait(false);
+                await StartAsync(vm, operation, progress, cancellationToken);
                 break;
             case HostOperationKinds.VmCleanShutdown:
-                await ShutdownAsync(vm, operation.Argument("fallback_hard") == "true", cancellationToken).ConfigureAwait(false);
+                await ShutdownAsync(vm, operation.Argument("fallback_hard") == "true", cancellationToken);
                 break;
             case HostOperationKinds.VmHardShutdown:
-                await HardShutdownAsync(vm, cancellationToken).ConfigureAwait(false);
+                await HardShutdownAsync(vm, cancellationToken);
                 break;
             case HostOperationKinds.VmCleanReboot:
-                await Process(vm).RequestRebootAsync(cancellationToken).ConfigureAwait(false);
-                await RecordRestartAsync(vm, cancellationToken).ConfigureAwait(false);
+                await Process(vm).RequestRebootAsync(cancellationToken);
+                await RecordRestartAsync(vm, cancellationToken);
                 break;
             case HostOperationKinds.VmHardReboot:
-                await Process(vm).ResetAsync(cancellationToken).ConfigureAwait(false);
-                await RecordRestartAsync(vm, cancellationToken).ConfigureAwait(false);
+                await Process(vm).ResetAsync(cancellationToken);
+                await RecordRestartAsync(vm, cancellationToken);
                 break;
             case HostOperationKinds.VmPause:
-                await Process(vm).PauseAsync(cancellationToken).ConfigureAwait(false);
-                await SetPowerStateAsync(vm.Ref, VmPowerState.Paused, cancellationToken).ConfigureAwait(false);
+                await Process(vm).PauseAsync(cancellationToken);
+                await SetPowerStateAsync(vm.Ref, VmPowerState.Paused, cancellationToken);
                 break;
             case HostOperationKinds.VmUnpause:
-                await Process(vm).ResumeAsync(cancellationToken).ConfigureAwait(false);
-                await SetPowerStateAsync(vm.Ref, VmPowerState.Running, cancellationToken).ConfigureAwait(false);
+                await Process(vm).ResumeAsync(cancellationToken);
+                await SetPowerStateAsync(vm.Ref, VmPowerState.Running, cancellationToken);
                 break;
             case HostOperationKinds.VmChangeMedium:
-                await ChangeMediumAsync(vm, operation.Argument("vbd"), operation.Argument("vdi"), cancellationToken).ConfigureAwait(false);
+                await ChangeMediumAsync(vm, operation.Argument("vbd"), operation.Argument("vdi"), cancellationToken);
                 break;
             default:
                 throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
@@ -84,7 +84,7 @@ public sealed class VmOperationHandler(
             if (supervisor.Find(vm.Uuid) is { } running)
             {
                 // Resumed after a crash between launching QEMU and recording it: the process is the one we launched.
-                await RecordRunningAsync(vm, running, operation.Argument("domid"), reservation, cancellationToken).ConfigureAwait(false);
+                await RecordRunningAsync(vm, running, operation.Argument("domid"), reservation, cancellationToken);
                 return;
             }
 
@@ -92,8 +92,8 @@ public sealed class VmOperationHandler(
 
             // The ownership claim rides on this host's lease: while it exists no other host may run this VM.
             var lease = liveness.Lease ?? throw new XenApiException(ErrorCodes.HostOffline, identity.Ref);
-            if (!await database.Leases.TryClaimAsync(lease, PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, cancellationToken).ConfigureAwait(false)
-                && await database.Leases.GetValueAsync(PoolKeys.VmOwnerKey(vm.Ref), cancellationToken).ConfigureAwait(false) != identity.Ref)
+            if (!await database.Leases.TryClaimAsync(lease, PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, cancellationToken)
+                && await database.Leases.GetValueAsync(PoolKeys.VmOwnerKey(vm.Ref), cancellationToken) != identity.Ref)
             {
                 throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
             }
@@ -102,34 +102,34 @@ public sealed class VmOperationHandler(
             if (string.IsNullOrEmpty(domid))
             {
                 domid = HostIdentity.NextDomid(options.Value.StateDirectory).ToString(CultureInfo.InvariantCulture);
-                await progress.StepAsync("claimed", cancellationToken, new Dictionary<string, string> { ["domid"] = domid }).ConfigureAwait(false);
+                await progress.StepAsync("claimed", cancellationToken, new Dictionary<string, string> { ["domid"] = domid });
             }
 
-            var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: false, cancellationToken).ConfigureAwait(false);
-            await progress.StepAsync("launching", cancellationToken).ConfigureAwait(false);
+            var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: false, cancellationToken);
+            await progress.StepAsync("launching", cancellationToken);
             IVmProcess process;
             try
             {
-                spec = spec with { Lease = await leases.ForLaunchAsync(vm, incoming: false, cancellationToken).ConfigureAwait(false) };
-                process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
+                spec = spec with { Lease = await leases.ForLaunchAsync(vm, incoming: false, cancellationToken) };
+                process = await hypervisor.StartAsync(spec, cancellationToken);
             }
             catch (Exception ex) when (ex is VmStartException or XenApiException)
             {
-                await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, CancellationToken.None).ConfigureAwait(false);
+                await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, CancellationToken.None);
                 throw ex as XenApiException ?? new XenApiException(ErrorCodes.VmStartFailed, vm.Ref, ex.Message);
             }
 
             if (operation.Argument("paused") == "true")
             {
-                await process.PauseAsync(cancellationToken).ConfigureAwait(false);
+                await process.PauseAsync(cancellationToken);
             }
 
-            await RecordRunningAsync(vm, process, domid, reservation, cancellationToken).ConfigureAwait(false);
+            await RecordRunningAsync(vm, process, domid, reservation, cancellationToken);
             supervisor.Track(vm.Ref, process);
         }
         finally
         {
-            await ClearReservationAsync(vm.Ref, reservation).ConfigureAwait(false);
+            await ClearReservationAsync(vm.Ref, reservation);
         }
     }
 
@@ -149,12 +149,12 @@ public sealed class VmOperationHandler(
 
                 tx.Update(v);
             }
-        }, CancellationToken.None).ConfigureAwait(false);
+        }, CancellationToken.None);
     }
 
     private async Task RecordRunningAsync(XenObject vm, IVmProcess process, string domid, string reservation, CancellationToken cancellationToken)
     {
-        var state = await process.QueryStateAsync(cancellationToken).ConfigureAwait(false);
+        var state = await process.QueryStateAsync(cancellationToken);
         await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
         {
             var v = objs[0].Clone();
@@ -166,15 +166,15 @@ public sealed class VmOperationHandler(
             ops.Remove(reservation);
             v.Set(XenApi.VM.CurrentOperations, ops);
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
-        await RecordRestartAsync(vm, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+        await RecordRestartAsync(vm, cancellationToken);
         // Every device attached, at the slot QEMU has it, each disk under the name the guest gives it.
-        await devices.RecordAsync(vm, process.Spec, cancellationToken, VmDevices.NamesAtStart(process.Spec)).ConfigureAwait(false);
+        await devices.RecordAsync(vm, process.Spec, cancellationToken, VmDevices.NamesAtStart(process.Spec));
     }
 
     private async Task RecordRestartAsync(XenObject vm, CancellationToken cancellationToken)
     {
-        if (await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken).ConfigureAwait(false) is null)
+        if (await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken) is null)
         {
             return;
         }
@@ -188,16 +188,16 @@ public sealed class VmOperationHandler(
             m.Set(XenApi.VMMetrics.LastUpdated, DateTime.UtcNow);
             m.Set(XenApi.VMMetrics.State, []);
             tx.Update(m);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 
     private async Task ShutdownAsync(XenObject vm, bool fallbackHard, CancellationToken cancellationToken)
     {
         var process = Process(vm);
-        await process.RequestShutdownAsync(cancellationToken).ConfigureAwait(false);
+        await process.RequestShutdownAsync(cancellationToken);
         try
         {
-            await process.Exited.WaitAsync(options.Value.CleanShutdownTimeout, cancellationToken).ConfigureAwait(false);
+            await process.Exited.WaitAsync(options.Value.CleanShutdownTimeout, cancellationToken);
         }
         catch (TimeoutException)
         {
@@ -208,7 +208,7 @@ public sealed class VmOperationHandler(
             }
 
             logger.LogInformation("VM {Vm} did not shut down cleanly in time; forcing it off", vm.Ref);
-            await process.KillAsync(cancellationToken).ConfigureAwait(false);
+            await process.KillAsync(cancellationToken);
         }
 
         await RecordEndedAsync(vm, process, cancellationToken);
@@ -218,13 +218,13 @@ public sealed class VmOperationHandler(
     {
         if (supervisor.Find(vm.Uuid) is { } process)
         {
-            await process.KillAsync(cancellationToken).ConfigureAwait(false);
+            await process.KillAsync(cancellationToken);
             await RecordEndedAsync(vm, process, cancellationToken);
             return;
         }
 
         // No process here, though the pool database says the VM runs here: the record is put right.
-        await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken).ConfigureAwait(false);
+        await supervisor.MarkHaltedAsync(vm.Ref, cancellationToken);
     }
 
     /// <summary>
@@ -251,25 +251,25 @@ public sealed class VmOperationHandler(
             var v = objs[0].Clone();
             v.Set(XenApi.VM.PowerState, state);
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
 
     private async Task ChangeMediumAsync(XenObject vm, string vbdRef, string vdiRef, CancellationToken cancellationToken)
     {
-        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+        var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
         var index = DeviceNumbers.DiskIndex(vbd.Get(XenApi.VBD.Userdevice)) ?? throw new XenApiException(ErrorCodes.InvalidDevice, vbd.Get(XenApi.VBD.Userdevice));
         string? path = null;
         if (!OpaqueRef.IsNull(vdiRef))
         {
-            path = (await devices.ResolveVdiAsync(vm.Ref, vdiRef, cancellationToken).ConfigureAwait(false)).Path;
+            path = (await devices.ResolveVdiAsync(vm.Ref, vdiRef, cancellationToken)).Path;
         }
 
-        await Process(vm).ChangeMediumAsync(index, path, cancellationToken).ConfigureAwait(false);
+        await Process(vm).ChangeMediumAsync(index, path, cancellationToken);
         await database.UpdateAsync([(XenClasses.VBD, vbdRef)], (objs, tx) =>
         {
             var v = objs[0].Clone();
             v.Set(XenApi.VBD.VDI, path is null ? OpaqueRef.Null : vdiRef);
             v.Set(XenApi.VBD.Empty, path is null);
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 }

@@ -51,16 +51,16 @@ public sealed class VmSupervisor(
 
     public async Task AdoptAsync(CancellationToken cancellationToken)
     {
-        foreach (var process in await hypervisor.AdoptRunningAsync(cancellationToken).ConfigureAwait(false))
+        foreach (var process in await hypervisor.AdoptRunningAsync(cancellationToken))
         {
-            var vm = await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken).ConfigureAwait(false);
+            var vm = await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken);
             if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref)
             {
                 // The pool says this VM is not ours (destroyed, or declared halted and maybe started elsewhere):
                 // a stale copy must not keep writing to its disks.
                 logger.LogWarning("Stopping stale VM process {Pid} for {Vm}: the pool database does not place it here", process.ProcessId, process.VmUuid);
-                await process.KillAsync(cancellationToken).ConfigureAwait(false);
-                await process.DisposeAsync().ConfigureAwait(false);
+                await process.KillAsync(cancellationToken);
+                await process.DisposeAsync();
                 continue;
             }
 
@@ -81,25 +81,25 @@ public sealed class VmSupervisor(
         {
             try
             {
-                await RecordVanishedOnceAsync(cancellationToken).ConfigureAwait(false);
+                await RecordVanishedOnceAsync(cancellationToken);
                 return;
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
                 logger.LogDebug(ex, "Cannot compare the pool database's VMs with this host's processes yet; retrying");
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
             }
         }
     }
 
     private async Task RecordVanishedOnceAsync(CancellationToken cancellationToken)
     {
-        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken))
         {
             if (vm.Get(XenApi.VM.ResidentOn) == identity.Ref && vm.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused && Find(vm.Uuid) is null)
             {
                 logger.LogWarning("VM {Name} was running here but its process is gone; recording it halted", vm.Get(XenApi.VM.NameLabel));
-                await MarkHaltedAsync(vm.Ref, cancellationToken, haRestart: true).ConfigureAwait(false);
+                await MarkHaltedAsync(vm.Ref, cancellationToken, haRestart: true);
             }
         }
     }
@@ -147,7 +147,7 @@ public sealed class VmSupervisor(
         logger.LogInformation("VM process {Pid} of {Vm} has ended{How}", process.ProcessId, process.VmUuid, process.ExitIntended ? "" : " unexpectedly");
         try
         {
-            await MarkHaltedAsync(vmRef, CancellationToken.None, haRestart: !process.ExitIntended).ConfigureAwait(false);
+            await MarkHaltedAsync(vmRef, CancellationToken.None, haRestart: !process.ExitIntended);
         }
         catch (Exception ex)
         {
@@ -158,7 +158,7 @@ public sealed class VmSupervisor(
         }
         finally
         {
-            await process.DisposeAsync().ConfigureAwait(false);
+            await process.DisposeAsync();
         }
     }
 
@@ -173,7 +173,7 @@ public sealed class VmSupervisor(
         XenObject vm;
         for (var attempt = 1; ; attempt++)
         {
-            var current = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+            var current = await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken);
             if (current is null || current.Get(XenApi.VM.ResidentOn) != identity.Ref || Find(current.Uuid) is not null)
             {
                 // Not ours any more, or a newer copy already runs here (HA restarted it on this very host before this
@@ -191,10 +191,10 @@ public sealed class VmSupervisor(
             var tx = new PoolTransaction();
             tx.Update(halted);
             if (haRestart && current.Get(XenApi.VM.HaRestartPriority) is RestartPriority.Restart or RestartPriority.BestEffort
-                && (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled) == true)
+                && (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled) == true)
             {
                 var key = PoolKeys.HaRecoveries + identity.Ref;
-                var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken).ConfigureAwait(false);
+                var (json, revision) = await database.Leases.GetWithRevisionAsync(key, cancellationToken);
                 var record = RecoveryRecord.WithRestartsRequested(json is null ? null : RecoveryRecord.FromJson(json), identity.Ref,
                     [new HaVm(vmRef, current.Get(XenApi.VM.NameLabel), "Halted", OpaqueRef.Null, current.Get(XenApi.VM.HaRestartPriority),
                         current.Get(XenApi.VM.Order), current.Get(XenApi.VM.StartDelay), 0)]);
@@ -205,7 +205,7 @@ public sealed class VmSupervisor(
 
             try
             {
-                await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+                await database.CommitAsync(tx, cancellationToken);
                 break;
             }
             catch (ConcurrentUpdateException) when (attempt < 10)
@@ -215,25 +215,25 @@ public sealed class VmSupervisor(
         }
 
         var domid = vm.Get(XenApi.VM.Domid);
-        await devices.RecordAsync(vm, null, cancellationToken).ConfigureAwait(false);
-        if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken).ConfigureAwait(false) is { } gm)
+        await devices.RecordAsync(vm, null, cancellationToken);
+        if (await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken) is { } gm)
         {
             var g = gm.Clone();
             g.Set(XenApi.VMGuestMetrics.Live, false);
             var tx = new PoolTransaction();
             tx.Update(g);
-            await TryCommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await TryCommitAsync(tx, cancellationToken);
         }
 
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif && domid >= 0)
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is { } vif && domid >= 0)
             {
-                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.Get(XenApi.VIF.Device)), cancellationToken).ConfigureAwait(false);
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(domid, vif.Get(XenApi.VIF.Device)), cancellationToken);
             }
         }
 
-        await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vmRef), identity.Ref, cancellationToken).ConfigureAwait(false);
+        await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vmRef), identity.Ref, cancellationToken);
     }
 
     /// <summary>
@@ -245,17 +245,16 @@ public sealed class VmSupervisor(
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, timeout.Token).ConfigureAwait(false);
+            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, timeout.Token);
             if (vm is null || Find(vm.Uuid) != process)
             {
                 return;
             }
 
-            await devices.RecordAsync(vm, process.Spec, timeout.Token).ConfigureAwait(false);
+            await devices.RecordAsync(vm, process.Spec, timeout.Token);
             if (device.Kind == VmDeviceKind.Nic)
             {
-                await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.Get(XenApi.VM.Domid), device.Index.ToString(CultureInfo.InvariantCulture)), timeout.Token)
-                    .ConfigureAwait(false);
+                await networking.DeleteLinkAsync(BridgeNetworking.TapName(vm.Get(XenApi.VM.Domid), device.Index.ToString(CultureInfo.InvariantCulture)), timeout.Token);
             }
 
             logger.LogInformation("VM {Vm}: the guest released {Kind} {Index}", vm.Get(XenApi.VM.NameLabel), device.Kind, device.Index);
@@ -270,7 +269,7 @@ public sealed class VmSupervisor(
     {
         try
         {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
         }
         catch (ConcurrentUpdateException ex)
         {
@@ -296,13 +295,13 @@ public sealed class VmSupervisor(
 
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             var ct = timeout.Token;
-            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, ct).ConfigureAwait(false);
+            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, ct);
             if (vm is null)
             {
                 return;
             }
 
-            var existing = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), ct).ConfigureAwait(false);
+            var existing = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), ct);
             if (existing is null)
             {
                 var tx = new PoolTransaction();
@@ -311,7 +310,7 @@ public sealed class VmSupervisor(
                 var v = vm.Clone();
                 v.Set(XenApi.VM.GuestMetrics, created.Ref);
                 tx.Update(v);
-                await database.CommitAsync(tx, ct).ConfigureAwait(false);
+                await database.CommitAsync(tx, ct);
             }
             else
             {
@@ -320,7 +319,7 @@ public sealed class VmSupervisor(
                     var g = objs[0].Clone();
                     ApplyGuestReport(g, report);
                     tx.Update(g);
-                }, ct).ConfigureAwait(false);
+                }, ct);
             }
 
             _lastGuestFingerprint[vmRef] = fingerprint;

@@ -28,7 +28,7 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
     public async Task<(IExternalDirectory Directory, DirectorySettings Settings)?> CurrentAsync(CancellationToken cancellationToken)
     {
         var host = OpaqueRef.IsWellFormed(options.Value.HostRef)
-            ? await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken).ConfigureAwait(false)
+            ? await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken)
             : null;
         var type = host?.Get(XenApi.Host.ExternalAuthType) ?? "";
         if (host is null || type.Length == 0)
@@ -37,13 +37,13 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
         }
 
         var directory = Find(type) ?? throw new XenApiException(ErrorCodes.AuthUnknownType, type);
-        var password = await database.Leases.GetValueAsync(BindPasswordKey, cancellationToken).ConfigureAwait(false);
+        var password = await database.Leases.GetValueAsync(BindPasswordKey, cancellationToken);
         return (directory, new DirectorySettings(type, host.Get(XenApi.Host.ExternalAuthServiceName), host.Get(XenApi.Host.ExternalAuthConfiguration), password));
     }
 
     /// <summary>The directory, or AUTH_IS_DISABLED when external authentication is off.</summary>
     public async Task<(IExternalDirectory Directory, DirectorySettings Settings)> RequireAsync(CancellationToken cancellationToken) =>
-        await CurrentAsync(cancellationToken).ConfigureAwait(false) ?? throw new XenApiException(ErrorCodes.AuthIsDisabled);
+        await CurrentAsync(cancellationToken) ?? throw new XenApiException(ErrorCodes.AuthIsDisabled);
 
     /// <summary>
     /// Asks the directory <paramref name="current"/> names; one that cannot be asked is AUTH_SERVICE_ERROR, as xapi
@@ -54,7 +54,7 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
     {
         try
         {
-            return await question(current.Directory, current.Settings).ConfigureAwait(false);
+            return await question(current.Directory, current.Settings);
         }
         catch (DirectoryUnavailableException ex)
         {
@@ -70,7 +70,7 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
     /// </summary>
     public async Task EnableAsync(IReadOnlyDictionary<string, string> config, string serviceName, string authType, CancellationToken cancellationToken)
     {
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         if (hosts.FirstOrDefault(h => h.Get(XenApi.Host.ExternalAuthType).Length > 0) is { } enabled)
         {
             throw new XenApiException(ErrorCodes.PoolAuthAlreadyEnabled, enabled.Ref);
@@ -87,7 +87,7 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
 
         try
         {
-            await directory.CheckAsync(settings, cancellationToken).ConfigureAwait(false);
+            await directory.CheckAsync(settings, cancellationToken);
         }
         catch (DirectoryUnavailableException ex)
         {
@@ -113,7 +113,7 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
             tx.Update(updated);
         }
 
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         logger.LogInformation(Enabled, "External authentication on: {Type} directory {Service}", directory.AuthType, serviceName);
     }
 
@@ -123,7 +123,7 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
     /// </summary>
     public async Task DisableAsync(CancellationToken cancellationToken)
     {
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         var tx = new PoolTransaction();
         tx.DeleteKey(BindPasswordKey);
         foreach (var host in hosts.Where(h => h.Get(XenApi.Host.ExternalAuthType).Length > 0))
@@ -135,7 +135,7 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
             tx.Update(updated);
         }
 
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         logger.LogInformation(Disabled, "External authentication off");
     }
 }

@@ -26,8 +26,8 @@ public sealed class DeviceOperations(IPoolDatabase database, Placement placement
     {
         RequireNotMigrating(vm);
         var hostRef = vm.Get(XenApi.VM.ResidentOn);
-        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        if (host is null || !await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken);
+        if (host is null || !await placement.IsLiveAsync(host, cancellationToken))
         {
             throw new XenApiException(ErrorCodes.HostOffline, hostRef);
         }
@@ -38,6 +38,6 @@ public sealed class DeviceOperations(IPoolDatabase database, Placement placement
             arguments["force"] = "true";
         }
 
-        await operations.RunAsync(kind, hostRef, vm.Ref, arguments, context, cancellationToken).ConfigureAwait(false);
+        await operations.RunAsync(kind, hostRef, vm.Ref, arguments, context, cancellationToken);
     }
 }

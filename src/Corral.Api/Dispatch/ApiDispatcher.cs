@@ -46,7 +46,7 @@ public sealed class ApiDispatcher
     {
         try
         {
-            return await InvokeCoreAsync(methodName, arguments, remoteAddress, cancellationToken).ConfigureAwait(false);
+            return await InvokeCoreAsync(methodName, arguments, remoteAddress, cancellationToken);
         }
         catch (XenApiException)
         {
@@ -86,7 +86,7 @@ public sealed class ApiDispatcher
         if (method.RequiresSession)
         {
             sessionRef = arguments[0] as string ?? throw new XenApiException(ErrorCodes.SessionInvalid, arguments[0]?.ToString() ?? "");
-            access = await _sessions.ValidateAsync(sessionRef, cancellationToken).ConfigureAwait(false);
+            access = await _sessions.ValidateAsync(sessionRef, cancellationToken);
         }
 
         if (method.Schema?.Lifecycle == Lifecycle.Removed)
@@ -97,7 +97,7 @@ public sealed class ApiDispatcher
         var handler = method.Handler ?? throw new XenApiException(ErrorCodes.NotImplemented, method.Name);
         var raw = arguments.Skip(offset).ToList();
         var audit = AuditLine.Audits(method.Name) && (method.RequiresSession || IsLogin(method.Name))
-            ? new AuditedCall(sessionRef, access, method, raw, await _audit.DescribeAsync(method, raw, cancellationToken).ConfigureAwait(false))
+            ? new AuditedCall(sessionRef, access, method, raw, await _audit.DescribeAsync(method, raw, cancellationToken))
             : null;
         if (access is { Unrestricted: false })
         {
@@ -107,7 +107,7 @@ public sealed class ApiDispatcher
             }
             catch (XenApiException ex) when (audit is not null)
             {
-                await RecordAsync(audit, allowed: false, ex, null, cancellationToken).ConfigureAwait(false);
+                await RecordAsync(audit, allowed: false, ex, null, cancellationToken);
                 throw;
             }
         }
@@ -116,10 +116,10 @@ public sealed class ApiDispatcher
         var context = new CallContext(sessionRef, remoteAddress, methodName);
         if (!isAsync)
         {
-            return await RunAsync(audit, ct => handler(context, typed, ct), cancellationToken).ConfigureAwait(false);
+            return await RunAsync(audit, ct => handler(context, typed, ct), cancellationToken);
         }
 
-        var taskRef = await _tasks.CreateAsync(methodName, "", cancellationToken).ConfigureAwait(false);
+        var taskRef = await _tasks.CreateAsync(methodName, "", cancellationToken);
         _ = Task.Run(() => _tasks.RunAsync(taskRef, ct => RunAsync(audit, c => handler(context with { TaskRef = taskRef }, typed, c), ct)), CancellationToken.None);
         return taskRef;
     }
@@ -134,21 +134,21 @@ public sealed class ApiDispatcher
     {
         if (audit is null)
         {
-            return await run(cancellationToken).ConfigureAwait(false);
+            return await run(cancellationToken);
         }
 
         object? result;
         try
         {
-            result = await run(cancellationToken).ConfigureAwait(false);
+            result = await run(cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            await RecordAsync(audit, allowed: true, ex, null, cancellationToken).ConfigureAwait(false);
+            await RecordAsync(audit, allowed: true, ex, null, cancellationToken);
             throw;
         }
 
-        await RecordAsync(audit, allowed: true, null, result, cancellationToken).ConfigureAwait(false);
+        await RecordAsync(audit, allowed: true, null, result, cancellationToken);
         return result;
     }
 
@@ -159,7 +159,7 @@ public sealed class ApiDispatcher
             var (session, who) = (audit.SessionRef, audit.Access);
             if (IsLogin(audit.Method.Name) && result is string made)
             {
-                (session, who) = (made, await _sessions.ValidateAsync(made, cancellationToken).ConfigureAwait(false));
+                (session, who) = (made, await _sessions.ValidateAsync(made, cancellationToken));
             }
 
             var outcome = error switch
@@ -169,7 +169,7 @@ public sealed class ApiDispatcher
                 _ => "ERROR:" + ErrorCodes.InternalError,
             };
             var user = audit.Raw.Count > 0 && IsLogin(audit.Method.Name) ? audit.Raw[0] as string ?? "" : "";
-            await _audit.RecordAsync(session, who, user, allowed, outcome, audit.Method.Name, audit.Arguments, cancellationToken).ConfigureAwait(false);
+            await _audit.RecordAsync(session, who, user, allowed, outcome, audit.Method.Name, audit.Arguments, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

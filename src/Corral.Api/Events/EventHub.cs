@@ -40,7 +40,7 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
             {
                 if (_revision == 0)
                 {
-                    var start = await database.GetRevisionAsync(stoppingToken).ConfigureAwait(false);
+                    var start = await database.GetRevisionAsync(stoppingToken);
                     lock (_gate)
                     {
                         _revision = _windowStart = start;
@@ -49,7 +49,7 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
                     _ready.TrySetResult();
                 }
 
-                await foreach (var batch in database.WatchAsync(_revision, stoppingToken).ConfigureAwait(false))
+                await foreach (var batch in database.WatchAsync(_revision, stoppingToken))
                 {
                     Publish(batch);
                 }
@@ -71,7 +71,7 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
             catch (Exception ex)
             {
                 logger.LogWarning(ex, "Pool database watch failed; reconnecting");
-                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken);
             }
         }
     }
@@ -132,9 +132,9 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
     /// <summary>Waits until the object satisfies <paramref name="done"/> and returns it as it then was.</summary>
     public async Task<XenObject> WaitForAsync(string className, string reference, Func<XenObject, bool> done, CancellationToken cancellationToken)
     {
-        await WaitReadyAsync(cancellationToken).ConfigureAwait(false);
+        await WaitReadyAsync(cancellationToken);
         var position = Revision;
-        var current = await database.GetAsync(className, reference, cancellationToken).ConfigureAwait(false);
+        var current = await database.GetAsync(className, reference, cancellationToken);
         if (done(current))
         {
             return current;
@@ -161,7 +161,7 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
             }
 
             position = revision;
-            await more.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await more.WaitAsync(cancellationToken);
         }
     }
 

@@ -29,14 +29,14 @@ public sealed class EventMethods(EventHub hub, IPoolDatabase database) : IApiMet
         registry.Implement("event.from", FromAsync);
         registry.Implement("event.get_current_id", async (_, _, ct) =>
         {
-            await hub.WaitReadyAsync(ct).ConfigureAwait(false);
+            await hub.WaitReadyAsync(ct);
             return EventHub.FormatToken(hub.Revision);
         });
         registry.Implement("event.inject", async (_, a, ct) =>
         {
             // Re-writes the object unchanged so every subscriber sees a "mod" for it, as xapi's inject does.
             var schema = XenClasses.Find((string)a[0]!) ?? throw XenApiException.HandleInvalid((string)a[0]!, (string)a[1]!);
-            var revision = await database.UpdateAsync([(schema.Name, (string)a[1]!)], (objs, tx) => tx.Update(objs[0]), ct).ConfigureAwait(false);
+            var revision = await database.UpdateAsync([(schema.Name, (string)a[1]!)], (objs, tx) => tx.Update(objs[0]), ct);
             return EventHub.FormatToken(revision);
         });
         registry.Implement("event.register", RegisterAsync);
@@ -62,7 +62,7 @@ public sealed class EventMethods(EventHub hub, IPoolDatabase database) : IApiMet
         var subscription = new EventSubscription(Strings(arguments[0]));
         var token = (string)arguments[1]!;
         var timeout = TimeSpan.FromSeconds(Math.Clamp((double)arguments[2]!, 0, 600));
-        await hub.WaitReadyAsync(cancellationToken).ConfigureAwait(false);
+        await hub.WaitReadyAsync(cancellationToken);
 
         List<object?> events;
         long revision;
@@ -73,7 +73,7 @@ public sealed class EventMethods(EventHub hub, IPoolDatabase database) : IApiMet
             events = [];
             foreach (var schema in subscription.Classes)
             {
-                foreach (var obj in await database.GetAllAsync(schema.Name, cancellationToken).ConfigureAwait(false))
+                foreach (var obj in await database.GetAllAsync(schema.Name, cancellationToken))
                 {
                     if (subscription.Matches(obj))
                     {
@@ -89,11 +89,11 @@ public sealed class EventMethods(EventHub hub, IPoolDatabase database) : IApiMet
                 throw new XenApiException(ErrorCodes.EventFromTokenParseFailure, token);
             }
 
-            (events, revision) = await WaitForEventsAsync(subscription, after, timeout, cancellationToken).ConfigureAwait(false);
+            (events, revision) = await WaitForEventsAsync(subscription, after, timeout, cancellationToken);
         }
 
         var classes = subscription.Classes.ToList();
-        var counts = await Task.WhenAll(classes.Select(c => database.CountAsync(c.Name, cancellationToken))).ConfigureAwait(false);
+        var counts = await Task.WhenAll(classes.Select(c => database.CountAsync(c.Name, cancellationToken)));
         return new Dictionary<string, object?>
         {
             ["events"] = events,
@@ -120,7 +120,7 @@ public sealed class EventMethods(EventHub hub, IPoolDatabase database) : IApiMet
             after = current;
             try
             {
-                await more.WaitAsync(deadline.Token).ConfigureAwait(false);
+                await more.WaitAsync(deadline.Token);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -143,7 +143,7 @@ public sealed class EventMethods(EventHub hub, IPoolDatabase database) : IApiMet
 
     private async Task<object?> RegisterAsync(CallContext context, object?[] arguments, CancellationToken cancellationToken)
     {
-        await hub.WaitReadyAsync(cancellationToken).ConfigureAwait(false);
+        await hub.WaitReadyAsync(cancellationToken);
         foreach (var idle in _registrations.Where(r => DateTime.UtcNow - r.Value.LastUsed > RegistrationIdle).ToList())
         {
             _registrations.TryRemove(idle);
@@ -190,7 +190,7 @@ public sealed class EventMethods(EventHub hub, IPoolDatabase database) : IApiMet
                 return events;
             }
 
-            await more.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await more.WaitAsync(cancellationToken);
         }
     }
 

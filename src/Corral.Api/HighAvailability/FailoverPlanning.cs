@@ -22,19 +22,19 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
     /// </summary>
     public async Task<FailoverSnapshot> SnapshotAsync(CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? priorities = null)
     {
-        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).Single();
         var hosts = new List<PlanHost>();
-        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false))
+        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken))
         {
-            if (await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            if (await placement.IsLiveAsync(host, cancellationToken))
             {
-                hosts.Add(new PlanHost(host.Ref, host.Get(XenApi.Host.Enabled) ? await placement.CapacityAsync(host, cancellationToken).ConfigureAwait(false) : 0));
+                hosts.Add(new PlanHost(host.Ref, host.Get(XenApi.Host.Enabled) ? await placement.CapacityAsync(host, cancellationToken) : 0));
             }
         }
 
         var live = hosts.Select(h => h.Ref).ToHashSet(StringComparer.Ordinal);
         var vms = new List<PlanVm>();
-        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken))
         {
             if (vm.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused && live.Contains(vm.Get(XenApi.VM.ResidentOn)))
             {
@@ -48,7 +48,7 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
 
     public async Task<int> MaxFailuresToTolerateAsync(CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? priorities = null)
     {
-        var snapshot = await SnapshotAsync(cancellationToken, priorities).ConfigureAwait(false);
+        var snapshot = await SnapshotAsync(cancellationToken, priorities);
         return FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms);
     }
 
@@ -58,7 +58,7 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
     /// </summary>
     public async Task CheckAdmissionAsync(Func<IReadOnlyList<PlanVm>, IReadOnlyList<PlanVm>> change, CancellationToken cancellationToken, long? failuresToTolerate = null)
     {
-        var snapshot = await SnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var snapshot = await SnapshotAsync(cancellationToken);
         if (!snapshot.Pool.Get(XenApi.Pool.HaEnabled) || snapshot.Pool.Get(XenApi.Pool.HaAllowOvercommit))
         {
             return;
@@ -105,7 +105,7 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
     /// <summary>Recomputes <c>pool.ha_plan_exists_for</c> and <c>ha_overcommitted</c> (XenServer keeps them current).</summary>
     public async Task RefreshPoolAsync(CancellationToken cancellationToken)
     {
-        var snapshot = await SnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var snapshot = await SnapshotAsync(cancellationToken);
         var planFor = snapshot.Pool.Get(XenApi.Pool.HaEnabled) ? FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms) : 0;
         await database.UpdateAsync([(XenClasses.Pool, snapshot.Pool.Ref)], (objs, tx) =>
         {
@@ -117,6 +117,6 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
                 p.Set(XenApi.Pool.HaOvercommitted, overcommitted);
                 tx.Update(p);
             }
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 }

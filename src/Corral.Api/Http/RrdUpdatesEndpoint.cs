@@ -27,11 +27,11 @@ public static class RrdUpdatesEndpoint
     {
         var ct = context.RequestAborted;
         var request = context.Request;
-        if (!await AuthenticatedAsync(context, ct).ConfigureAwait(false))
+        if (!await AuthenticatedAsync(context, ct))
         {
             context.Response.StatusCode = StatusCodes.Status401Unauthorized;
             context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{Realm}\"";
-            await context.Response.WriteAsync("Unauthorised: a valid session_id is required\n", ct).ConfigureAwait(false);
+            await context.Response.WriteAsync("Unauthorised: a valid session_id is required\n", ct);
             return;
         }
 
@@ -40,7 +40,7 @@ public static class RrdUpdatesEndpoint
         if (query is null)
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            await context.Response.WriteAsync($"get_rrd_updates: {error}\n", ct).ConfigureAwait(false);
+            await context.Response.WriteAsync($"get_rrd_updates: {error}\n", ct);
             return;
         }
 
@@ -48,7 +48,7 @@ public static class RrdUpdatesEndpoint
         var now = context.RequestServices.GetService<TimeProvider>()?.GetUtcNow().ToUnixTimeSeconds() ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var table = XportTable.Build(history.Snapshot(), query, now);
         context.Response.ContentType = query.Json ? "application/json" : "text/xml";
-        await context.Response.WriteAsync(query.Json ? table.ToJson() : table.ToXml(), ct).ConfigureAwait(false);
+        await context.Response.WriteAsync(query.Json ? table.ToJson() : table.ToXml(), ct);
     }
 
     private static async Task<bool> AuthenticatedAsync(HttpContext context, CancellationToken cancellationToken)
@@ -59,7 +59,7 @@ public static class RrdUpdatesEndpoint
         {
             try
             {
-                await context.RequestServices.GetRequiredService<SessionService>().ValidateAsync(session, cancellationToken).ConfigureAwait(false);
+                await context.RequestServices.GetRequiredService<SessionService>().ValidateAsync(session, cancellationToken);
                 return true;
             }
             catch (XenApiException)
@@ -92,7 +92,7 @@ public static class RrdUpdatesEndpoint
             try
             {
                 return await context.RequestServices.GetRequiredService<SessionService>().BasicCredentialsAllowAsync(decoded[..colon], decoded[(colon + 1)..],
-                    context.Connection.RemoteIpAddress?.ToString() ?? "", "rrd_updates (HTTP Basic)", cancellationToken).ConfigureAwait(false);
+                    context.Connection.RemoteIpAddress?.ToString() ?? "", "rrd_updates (HTTP Basic)", cancellationToken);
             }
             catch (XenApiException)
             {

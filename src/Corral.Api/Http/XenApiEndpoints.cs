@@ -106,7 +106,7 @@ public static class XenApiEndpoints
             var request = XmlRpcCodec.ParseRequest(body, options.MaxRpcNesting);
             try
             {
-                var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct).ConfigureAwait(false);
+                var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct);
                 response = request.MethodName == SystemMethods.ListMethods ? XmlRpcCodec.WriteRaw(result) : XmlRpcCodec.WriteSuccess(result);
             }
             catch (XenApiException ex)
@@ -120,7 +120,7 @@ public static class XenApiEndpoints
         }
 
         context.Response.ContentType = "text/xml";
-        await context.Response.WriteAsync(response, ct).ConfigureAwait(false);
+        await context.Response.WriteAsync(response, ct);
     }
 
     private static async Task HandleJsonRpcAsync(HttpContext context)
@@ -145,7 +145,7 @@ public static class XenApiEndpoints
         try
         {
             request = JsonRpcCodec.ParseRequest(body, options.MaxRpcNesting);
-            var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct).ConfigureAwait(false);
+            var result = await dispatcher.InvokeAsync(request.MethodName, request.Parameters, Remote(context), ct);
             response = JsonRpcCodec.WriteSuccess(request, result);
         }
         catch (XenApiException ex)
@@ -154,6 +154,6 @@ public static class XenApiEndpoints
         }
 
         context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(response, ct).ConfigureAwait(false);
+        await context.Response.WriteAsync(response, ct);
     }
 }

@@ -21,8 +21,8 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
     {
         registry.Add("host.get_vms_which_prevent_evacuation", async (_, a, ct) =>
         {
-            var host = await GetHostAsync((string)a[0]!, ct).ConfigureAwait(false);
-            var plan = await planner.PlanAsync(host.Ref, ct).ConfigureAwait(false);
+            var host = await GetHostAsync((string)a[0]!, ct);
+            var plan = await planner.PlanAsync(host.Ref, ct);
             return plan.Blockers.ToDictionary(kv => kv.Key, kv => (object?)kv.Value.Cast<object?>().ToList());
         }, ("self", FieldType.String));
 
@@ -42,8 +42,8 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
 
         registry.Add("host.evacuate", async (ctx, a, ct) =>
         {
-            var host = await GetHostAsync((string)a[0]!, ct).ConfigureAwait(false);
-            if (!await placement.IsLiveAsync(host, ct).ConfigureAwait(false))
+            var host = await GetHostAsync((string)a[0]!, ct);
+            if (!await placement.IsLiveAsync(host, ct))
             {
                 throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
             }
@@ -62,7 +62,7 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
             }
 
             // Nothing moves unless everything can: the first VM that cannot go says why, as xapi's evacuate does.
-            var plan = await planner.PlanAsync(host.Ref, ct).ConfigureAwait(false);
+            var plan = await planner.PlanAsync(host.Ref, ct);
             if (plan.Blockers.Count > 0)
             {
                 throw new XenApiException(plan.Blockers.First().Value[0], [.. plan.Blockers.First().Value.Skip(1)]);
@@ -73,14 +73,14 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
             await using var mark = await marks.MarkHostAsync(ctx, host.Ref, HostAllowedOperations.Evacuate, ct);
 
             // A new maintenance period: the list of VMs to bring back afterwards starts empty.
-            await EvacuatedVms.ChangeAsync(database, host.Ref, _ => [], ct).ConfigureAwait(false);
+            await EvacuatedVms.ChangeAsync(database, host.Ref, _ => [], ct);
             var arguments = new Dictionary<string, string>();
             if (batch > 0)
             {
                 arguments[BatchSizeArgument] = batch.ToString(CultureInfo.InvariantCulture);
             }
 
-            await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, arguments, ctx, ct, mark).ConfigureAwait(false);
+            await operations.RunAsync(HostOperationKinds.HostEvacuate, host.Ref, host.Ref, arguments, ctx, ct, mark);
             return null;
         }, ("host", FieldType.String), ("network", FieldType.String), ("evacuate_batch_size", FieldType.Int));
 
@@ -88,8 +88,8 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
         // running elsewhere) come back to the host, each by a live migration, as a persisted operation of the host.
         registry.Add("host.restore_evacuated_vms", async (ctx, a, ct) =>
         {
-            var host = await GetHostAsync((string)a[0]!, ct).ConfigureAwait(false);
-            if (!await placement.IsLiveAsync(host, ct).ConfigureAwait(false))
+            var host = await GetHostAsync((string)a[0]!, ct);
+            if (!await placement.IsLiveAsync(host, ct))
             {
                 throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
             }
@@ -99,7 +99,7 @@ public sealed class EvacuationMethods(IPoolDatabase database, EvacuationPlanner 
                 throw new XenApiException(ErrorCodes.HostDisabled, host.Ref);
             }
 
-            await operations.RunAsync(HostOperationKinds.HostRestoreEvacuatedVms, host.Ref, host.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
+            await operations.RunAsync(HostOperationKinds.HostRestoreEvacuatedVms, host.Ref, host.Ref, new Dictionary<string, string>(), ctx, ct);
             return null;
         }, ("host", FieldType.String));
     }

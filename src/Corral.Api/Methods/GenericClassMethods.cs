@@ -43,16 +43,16 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
         switch (message)
         {
             case "get_all":
-                return async (_, _, ct) => (await database.GetAllAsync(c, ct).ConfigureAwait(false)).Select(o => (object?)o.Ref).ToList();
+                return async (_, _, ct) => (await database.GetAllAsync(c, ct)).Select(o => (object?)o.Ref).ToList();
             case "get_all_records":
-                return async (_, _, ct) => (await database.GetAllAsync(c, ct).ConfigureAwait(false)).ToDictionary(o => o.Ref, o => (object?)o.ToRecord());
+                return async (_, _, ct) => (await database.GetAllAsync(c, ct)).ToDictionary(o => o.Ref, o => (object?)o.ToRecord());
             case "get_record":
-                return async (_, a, ct) => (await GetAsync(c, a[0], ct).ConfigureAwait(false)).ToRecord();
+                return async (_, a, ct) => (await GetAsync(c, a[0], ct)).ToRecord();
             case "get_by_uuid":
                 return async (_, a, ct) =>
                 {
                     var uuid = (string)a[0]!;
-                    var obj = await database.FindByUuidAsync(c, uuid, ct).ConfigureAwait(false) ?? throw XenApiException.UuidInvalid(c, uuid);
+                    var obj = await database.FindByUuidAsync(c, uuid, ct) ?? throw XenApiException.UuidInvalid(c, uuid);
                     return obj.Ref;
                 };
             case "create" when DataOnly.Contains(c):
@@ -60,20 +60,20 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
                 {
                     var tx = new PoolTransaction();
                     var created = tx.Create(schema, ConstructorRecord.Fields(schema, (Dictionary<string, object?>)a[0]!));
-                    await database.CommitAsync(tx, ct).ConfigureAwait(false);
+                    await database.CommitAsync(tx, ct);
                     return created.Ref;
                 };
             case "destroy" when DataOnly.Contains(c):
                 return async (_, a, ct) =>
                 {
-                    var obj = await GetAsync(c, a[0], ct).ConfigureAwait(false);
+                    var obj = await GetAsync(c, a[0], ct);
                     var tx = new PoolTransaction();
                     tx.Delete(obj);
-                    await database.CommitAsync(tx, ct).ConfigureAwait(false);
+                    await database.CommitAsync(tx, ct);
                     return null;
                 };
             case "get_by_name_label":
-                return async (_, a, ct) => (await database.GetAllAsync(c, ct).ConfigureAwait(false))
+                return async (_, a, ct) => (await database.GetAllAsync(c, ct))
                     .Where(o => o.GetString("name_label") == (string)a[0]!).Select(o => (object?)o.Ref).ToList();
         }
 
@@ -89,11 +89,11 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
         message.StartsWith(prefix, StringComparison.Ordinal) && schema.Find(message[prefix.Length..]) is { } field ? make(field) : null;
 
     private ApiHandler Getter(string c, FieldSchema f) =>
-        async (_, a, ct) => (await GetAsync(c, a[0], ct).ConfigureAwait(false))[f.Name];
+        async (_, a, ct) => (await GetAsync(c, a[0], ct))[f.Name];
 
     private ApiHandler Setter(string c, FieldSchema f) => async (_, a, ct) =>
     {
-        await UpdateAsync(c, a[0], o => o[f.Name] = a[1], ct).ConfigureAwait(false);
+        await UpdateAsync(c, a[0], o => o[f.Name] = a[1], ct);
         return null;
     };
 
@@ -110,7 +110,7 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
 
             d[key] = a[2];
             o[f.Name] = d;
-        }, ct).ConfigureAwait(false);
+        }, ct);
         return null;
     };
 
@@ -122,7 +122,7 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
             var d = (Dictionary<string, object?>)o[f.Name]!;
             d.Remove((string)a[1]!);
             o[f.Name] = d;
-        }, ct).ConfigureAwait(false);
+        }, ct);
         return null;
     };
 
@@ -137,7 +137,7 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
             }
 
             o[f.Name] = s;
-        }, ct).ConfigureAwait(false);
+        }, ct);
         return null;
     };
 
@@ -148,7 +148,7 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
             var s = (List<object?>)o[f.Name]!;
             s.Remove(a[1]);
             o[f.Name] = s;
-        }, ct).ConfigureAwait(false);
+        }, ct);
         return null;
     };
 
@@ -160,17 +160,17 @@ public sealed class GenericClassMethods(IPoolDatabase database) : IApiMethodProv
             throw XenApiException.HandleInvalid(className, r);
         }
 
-        return await database.GetAsync(className, r, cancellationToken).ConfigureAwait(false);
+        return await database.GetAsync(className, r, cancellationToken);
     }
 
     private async Task UpdateAsync(string className, object? reference, Action<XenObject> change, CancellationToken cancellationToken)
     {
-        await GetAsync(className, reference, cancellationToken).ConfigureAwait(false);
+        await GetAsync(className, reference, cancellationToken);
         await database.UpdateAsync([(className, (string)reference!)], (objs, tx) =>
         {
             var o = objs[0].Clone();
             change(o);
             tx.Update(o);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
     }
 }

@@ -32,11 +32,11 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         registry.Add("pool.set_ha_host_failures_to_tolerate", (_, a, ct) => SetFailuresToTolerateAsync((string)a[0]!, (long)a[1]!, ct),
             ("self", FieldType.String), ("value", FieldType.Int));
         registry.Add("pool.ha_compute_max_host_failures_to_tolerate", async (_, _, ct) =>
-            (object?)(long)await planning.MaxFailuresToTolerateAsync(ct).ConfigureAwait(false));
+            (object?)(long)await planning.MaxFailuresToTolerateAsync(ct));
         registry.Add("pool.ha_compute_hypothetical_max_host_failures_to_tolerate", async (_, a, ct) =>
         {
-            var configuration = await PrioritiesAsync((Dictionary<string, object?>)a[0]!, ct).ConfigureAwait(false);
-            return (object?)(long)await planning.MaxFailuresToTolerateAsync(ct, configuration).ConfigureAwait(false);
+            var configuration = await PrioritiesAsync((Dictionary<string, object?>)a[0]!, ct);
+            return (object?)(long)await planning.MaxFailuresToTolerateAsync(ct, configuration);
         }, ("configuration", FieldType.Map(FieldType.Ref(XenClasses.VM), FieldType.String)));
         registry.Add("pool.ha_failover_plan_exists", async (_, a, ct) =>
         {
@@ -46,7 +46,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
                 throw new XenApiException(ErrorCodes.InvalidValue, "n", n.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
 
-            var snapshot = await planning.SnapshotAsync(ct).ConfigureAwait(false);
+            var snapshot = await planning.SnapshotAsync(ct);
             return (object?)FailoverPlanner.PlanExists(snapshot.Hosts, snapshot.Vms, (int)n);
         }, ("n", FieldType.Int));
         registry.Add("host.set_power_on_mode", (_, a, ct) => SetPowerOnModeAsync((string)a[0]!, (string)a[1]!, (Dictionary<string, object?>)a[2]!, ct),
@@ -59,13 +59,13 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
 
     private async Task<object?> EnableAsync(List<object?> heartbeatSrs, Dictionary<string, object?> configuration, CancellationToken cancellationToken)
     {
-        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).Single();
         if (pool.Get(XenApi.Pool.HaEnabled))
         {
             throw new XenApiException(ErrorCodes.HaIsEnabled);
         }
 
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         if (hosts.Count < 2)
         {
             throw new XenApiException(ErrorCodes.HaTooFewHosts);
@@ -78,8 +78,8 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
 
         // The first SR holds the statefile.
         var srRef = (string)heartbeatSrs[0]!;
-        var sr = await database.GetArgumentAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-        await AssertCanHostStatefileAsync(sr, hosts, cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetArgumentAsync(XenClasses.SR, srRef, cancellationToken);
+        await AssertCanHostStatefileAsync(sr, hosts, cancellationToken);
 
         var tx = new PoolTransaction();
         var uuid = OpaqueRef.NewUuid();
@@ -97,8 +97,8 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         p.Set(XenApi.Pool.HaStatefiles, [statefile.Ref]);
         p.Set(XenApi.Pool.HaConfiguration, XenApi.Pool.HaConfiguration.Read(configuration));
         tx.Update(p);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
-        await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
+        await planning.RefreshPoolAsync(cancellationToken);
         return null;
     }
 
@@ -123,7 +123,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
 
         foreach (var host in hosts)
         {
-            if (!await placement.IsPluggedAsync(sr, host.Ref, cancellationToken).ConfigureAwait(false))
+            if (!await placement.IsPluggedAsync(sr, host.Ref, cancellationToken))
             {
                 throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
             }
@@ -132,7 +132,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
 
     private async Task<object?> DisableAsync(CancellationToken cancellationToken)
     {
-        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).Single();
         if (!pool.Get(XenApi.Pool.HaEnabled))
         {
             throw new XenApiException(ErrorCodes.HaNotEnabled);
@@ -141,7 +141,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         var tx = new PoolTransaction();
         foreach (var vdiRef in pool.Get(XenApi.Pool.HaStatefiles))
         {
-            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) is { } vdi)
+            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken) is { } vdi)
             {
                 tx.Delete(vdi);
             }
@@ -153,33 +153,33 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         p.Set(XenApi.Pool.HaPlanExistsFor, 0L);
         p.Set(XenApi.Pool.HaOvercommitted, false);
         tx.Update(p);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return null;
     }
 
     private async Task<object?> SetFailuresToTolerateAsync(string poolRef, long value, CancellationToken cancellationToken)
     {
-        var pool = await database.GetArgumentAsync(XenClasses.Pool, poolRef, cancellationToken).ConfigureAwait(false);
+        var pool = await database.GetArgumentAsync(XenClasses.Pool, poolRef, cancellationToken);
 
         if (value < 0)
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "ha_host_failures_to_tolerate", value.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
-        await planning.CheckAdmissionAsync(vms => vms, cancellationToken, value).ConfigureAwait(false);
+        await planning.CheckAdmissionAsync(vms => vms, cancellationToken, value);
         await database.UpdateAsync([(XenClasses.Pool, pool.Ref)], (objs, tx) =>
         {
             var p = objs[0].Clone();
             p.Set(XenApi.Pool.HaHostFailuresToTolerate, value);
             tx.Update(p);
-        }, cancellationToken).ConfigureAwait(false);
-        await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+        await planning.RefreshPoolAsync(cancellationToken);
         return null;
     }
 
     private async Task<object?> SetRestartPriorityAsync(string vmRef, string value, CancellationToken cancellationToken)
     {
-        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await GetVmAsync(vmRef, cancellationToken);
         if (!RestartPriority.IsValid(value))
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "ha_restart_priority", value);
@@ -188,7 +188,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         if (value == RestartPriority.Restart && vm.Get(XenApi.VM.HaRestartPriority) != RestartPriority.Restart)
         {
             // A running VM becoming protected must fit the plan.
-            await planning.CheckAdmissionAsync(vms => [.. vms.Select(v => v.Ref == vm.Ref ? v with { Protected = true } : v)], cancellationToken).ConfigureAwait(false);
+            await planning.CheckAdmissionAsync(vms => [.. vms.Select(v => v.Ref == vm.Ref ? v with { Protected = true } : v)], cancellationToken);
         }
 
         await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
@@ -198,15 +198,15 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             // XenServer keeps the older flag in step: protected VMs are the ones HA keeps running.
             v.Set(XenApi.VM.HaAlwaysRun, value == RestartPriority.Restart);
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
-        await planning.RefreshPoolAsync(cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+        await planning.RefreshPoolAsync(cancellationToken);
         return null;
     }
 
     /// <summary>The host's power management, which HA's fence agents use: <c>IPMI</c> (through ipmitool) or the lab's switch.</summary>
     private async Task<object?> SetPowerOnModeAsync(string hostRef, string mode, Dictionary<string, object?> config, CancellationToken cancellationToken)
     {
-        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
         if (!PowerFencing.Modes.Contains(mode))
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "power_on_mode", $"{mode} (Corral supports \"\", IPMI and lab)");
@@ -221,14 +221,14 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         }
 
         var stored = XenApi.Host.PowerOnConfig.Read(config).ToDictionary(StringComparer.Ordinal);
-        var password = await Pool.PowerOnPassword.ReadAsync(database, stored, cancellationToken).ConfigureAwait(false);
+        var password = await Pool.PowerOnPassword.ReadAsync(database, stored, cancellationToken);
         if (password is null && PowerFencing.NeedsPassword(mode))
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "power_on_config", $"{mode} needs {PowerFencing.PasswordSecretKey} (or {PowerFencing.PasswordKey})");
         }
 
         var oldSecret = host.Get(XenApi.Host.PowerOnConfig).GetValueOrDefault(PowerFencing.PasswordSecretKey) is { Length: > 0 } old
-            ? await database.FindByUuidAsync(XenApi.Secret.ClassName, old, cancellationToken).ConfigureAwait(false)
+            ? await database.FindByUuidAsync(XenApi.Secret.ClassName, old, cancellationToken)
             : null;
         await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
         {
@@ -252,13 +252,13 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             h.Set(XenApi.Host.PowerOnMode, mode);
             h.Set(XenApi.Host.PowerOnConfig, stored);
             tx.Update(h);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
         return null;
     }
 
     private async Task<object?> SetVmIntAsync(string vmRef, string field, long value, CancellationToken cancellationToken)
     {
-        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await GetVmAsync(vmRef, cancellationToken);
         if (value < 0)
         {
             throw new XenApiException(ErrorCodes.InvalidValue, field, value.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -269,7 +269,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             var v = objs[0].Clone();
             v[field] = value;
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
         return null;
     }
 
@@ -278,7 +278,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         var priorities = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (vmRef, value) in configuration)
         {
-            var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+            var vm = await GetVmAsync(vmRef, cancellationToken);
             var priority = value as string ?? "";
             if (!RestartPriority.IsValid(priority))
             {

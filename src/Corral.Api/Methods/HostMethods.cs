@@ -34,7 +34,7 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
             return new Dictionary<string, object?> { ["edition"] = HostLicense.Edition, ["expiry"] = "never" };
         });
         registry.Add("pool.get_master", async (_, a, ct) =>
-            (await database.GetAsync(XenClasses.Pool, (string)a[0]!, ct).ConfigureAwait(false)).Get(XenApi.Pool.Master), ("self", FieldType.String));
+            (await database.GetAsync(XenClasses.Pool, (string)a[0]!, ct)).Get(XenApi.Pool.Master), ("self", FieldType.String));
     }
 
     private async Task<object?> SetEnabledAsync(string hostRef, bool enabled, CancellationToken cancellationToken)
@@ -55,7 +55,7 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
             var h = objs[0].Clone();
             h.Set(XenApi.Host.Enabled, enabled);
             tx.Update(h);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
         return null;
     }
 

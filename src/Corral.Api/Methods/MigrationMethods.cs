@@ -30,8 +30,8 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
 
     private async Task<object?> PoolMigrateAsync(CallContext context, string vmRef, string hostRef, Dictionary<string, object?> options, CancellationToken cancellationToken)
     {
-        var sendTask = await starter.StartAsync(context.SessionRef, vmRef, hostRef, options, context.TaskRef, cancellationToken).ConfigureAwait(false);
-        await WaitAndDeleteAsync(sendTask, cancellationToken).ConfigureAwait(false);
+        var sendTask = await starter.StartAsync(context.SessionRef, vmRef, hostRef, options, context.TaskRef, cancellationToken);
+        await WaitAndDeleteAsync(sendTask, cancellationToken);
         return null;
     }
 
@@ -41,9 +41,9 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
     /// </summary>
     private async Task<object?> MigrateReceiveAsync(CallContext context, string hostRef, string networkRef, CancellationToken cancellationToken)
     {
-        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
         if (!OpaqueRef.IsNull(networkRef) && (!OpaqueRef.IsWellFormed(networkRef)
-                || await database.TryGetAsync(XenClasses.Network, networkRef, cancellationToken).ConfigureAwait(false) is null))
+                || await database.TryGetAsync(XenClasses.Network, networkRef, cancellationToken) is null))
         {
             throw XenApiException.HandleInvalid(XenClasses.Network, networkRef);
         }
@@ -53,8 +53,8 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
             throw new XenApiException(ErrorCodes.HostDisabled, host.Ref);
         }
 
-        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
-        var master = await database.TryGetAsync(XenClasses.Host, pool.Get(XenApi.Pool.Master), cancellationToken).ConfigureAwait(false);
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).Single();
+        var master = await database.TryGetAsync(XenClasses.Host, pool.Get(XenApi.Pool.Master), cancellationToken);
         return new Dictionary<string, object?>
         {
             ["host"] = host.Ref,
@@ -71,16 +71,16 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
         var vdiMap = ToStrings((Dictionary<string, object?>)a[3]!);
         var vifMap = ToStrings((Dictionary<string, object?>)a[4]!);
         var options = (Dictionary<string, object?>)a[5]!;
-        var hostRef = await DestinationHostAsync(dest, cancellationToken).ConfigureAwait(false);
-        await CheckVifMapAsync(vmRef, vifMap, cancellationToken).ConfigureAwait(false);
+        var hostRef = await DestinationHostAsync(dest, cancellationToken);
+        await CheckVifMapAsync(vmRef, vifMap, cancellationToken);
         if (assertOnly)
         {
-            await starter.CheckAsync(vmRef, hostRef, vdiMap, cancellationToken, MigrationStarter.Forced(options)).ConfigureAwait(false);
+            await starter.CheckAsync(vmRef, hostRef, vdiMap, cancellationToken, MigrationStarter.Forced(options));
             return null;
         }
 
-        var sendTask = await starter.StartAsync(context.SessionRef, vmRef, hostRef, options, context.TaskRef, cancellationToken, vdiMap).ConfigureAwait(false);
-        await WaitAndDeleteAsync(sendTask, cancellationToken).ConfigureAwait(false);
+        var sendTask = await starter.StartAsync(context.SessionRef, vmRef, hostRef, options, context.TaskRef, cancellationToken, vdiMap);
+        await WaitAndDeleteAsync(sendTask, cancellationToken);
         return vmRef;
     }
 
@@ -88,9 +88,9 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
     private async Task<string> DestinationHostAsync(IReadOnlyDictionary<string, string> dest, CancellationToken cancellationToken)
     {
         var hostRef = dest.GetValueOrDefault("host") ?? throw new XenApiException(ErrorCodes.InvalidValue, "dest", "no host: pass the map Host.migrate_receive returned");
-        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).Single();
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).Single();
         if (dest.GetValueOrDefault("pool") is { } poolRef && poolRef != pool.Ref
-            || !OpaqueRef.IsWellFormed(hostRef) || await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false) is null)
+            || !OpaqueRef.IsWellFormed(hostRef) || await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken) is null)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed,
                 "the destination is not a host of this pool: Corral migrates between the hosts of one pool (join the host to the pool first)");
@@ -104,7 +104,7 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
     {
         foreach (var (vifRef, networkRef) in vifMap)
         {
-            var vif = OpaqueRef.IsWellFormed(vifRef) ? await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) : null;
+            var vif = OpaqueRef.IsWellFormed(vifRef) ? await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) : null;
             if (vif is null || vif.Get(XenApi.VIF.VM) != vmRef)
             {
                 throw XenApiException.HandleInvalid(XenClasses.VIF, vifRef);
@@ -124,23 +124,23 @@ public sealed class MigrationMethods(IPoolDatabase database, MigrationStarter st
     {
         try
         {
-            await tasks.WaitAsync(sendTask, cancellationToken).ConfigureAwait(false);
+            await tasks.WaitAsync(sendTask, cancellationToken);
         }
         finally
         {
-            await DeleteTaskAsync(sendTask).ConfigureAwait(false);
+            await DeleteTaskAsync(sendTask);
         }
     }
 
     private async Task DeleteTaskAsync(string taskRef)
     {
-        if (await database.TryGetAsync(XenClasses.Task, taskRef, CancellationToken.None).ConfigureAwait(false) is { } task)
+        if (await database.TryGetAsync(XenClasses.Task, taskRef, CancellationToken.None) is { } task)
         {
             var tx = new PoolTransaction();
             tx.Delete(task);
             try
             {
-                await database.CommitAsync(tx, CancellationToken.None).ConfigureAwait(false);
+                await database.CommitAsync(tx, CancellationToken.None);
             }
             catch (ConcurrentUpdateException)
             {

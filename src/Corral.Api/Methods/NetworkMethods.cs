@@ -15,7 +15,7 @@ public sealed class NetworkMethods(IPoolDatabase database) : IApiMethodProvider
         registry.Add("network.create", async (_, a, ct) =>
         {
             var record = (Dictionary<string, object?>)a[0]!;
-            var existing = await database.GetAllAsync(XenClasses.Network, ct).ConfigureAwait(false);
+            var existing = await database.GetAllAsync(XenClasses.Network, ct);
             var bridge = record.GetValueOrDefault("bridge")?.ToString();
             if (string.IsNullOrEmpty(bridge))
             {
@@ -31,12 +31,12 @@ public sealed class NetworkMethods(IPoolDatabase database) : IApiMethodProvider
             network.Set(XenApi.Network.MTU, ConstructorRecord.Value(record, network.Schema, XenApi.Network.MTU, 1500L));
             network.Set(XenApi.Network.OtherConfig, ConstructorRecord.Value(record, network.Schema, XenApi.Network.OtherConfig, new Dictionary<string, string>()));
             network.Set(XenApi.Network.Bridge, bridge);
-            await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            await database.CommitAsync(tx, ct);
             return network.Ref;
         }, ("args", Record));
         registry.Add("network.destroy", async (_, a, ct) =>
         {
-            var network = await database.GetAsync(XenClasses.Network, (string)a[0]!, ct).ConfigureAwait(false);
+            var network = await database.GetAsync(XenClasses.Network, (string)a[0]!, ct);
             if (network.Get(XenApi.Network.VIFs).Count > 0)
             {
                 throw new XenApiException("NETWORK_CONTAINS_VIF", [.. network.Get(XenApi.Network.VIFs)]);
@@ -44,7 +44,7 @@ public sealed class NetworkMethods(IPoolDatabase database) : IApiMethodProvider
 
             var tx = new PoolTransaction();
             tx.Delete(network);
-            await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            await database.CommitAsync(tx, ct);
             return null;
         }, ("self", FieldType.String));
     }

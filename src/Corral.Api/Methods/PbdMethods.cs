@@ -23,8 +23,8 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
     private async Task<object?> CreateAsync(Dictionary<string, object?> record, CancellationToken cancellationToken)
     {
-        var host = await database.GetArgumentAsync(XenClasses.Host, record.GetValueOrDefault("host")?.ToString() ?? "", cancellationToken).ConfigureAwait(false);
-        var sr = await database.GetArgumentAsync(XenClasses.SR, record.GetValueOrDefault("SR")?.ToString() ?? "", cancellationToken).ConfigureAwait(false);
+        var host = await database.GetArgumentAsync(XenClasses.Host, record.GetValueOrDefault("host")?.ToString() ?? "", cancellationToken);
+        var sr = await database.GetArgumentAsync(XenClasses.SR, record.GetValueOrDefault("SR")?.ToString() ?? "", cancellationToken);
         var deviceConfig = StringMap(record.GetValueOrDefault("device_config"));
         if (deviceConfig.TryGetValue("SRmaster", out var master))
         {
@@ -33,7 +33,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } existing && existing.Get(XenApi.PBD.Host) == host.Ref)
+            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } existing && existing.Get(XenApi.PBD.Host) == host.Ref)
             {
                 throw new XenApiException(ErrorCodes.PbdExists, sr.Ref, host.Ref, existing.Ref);
             }
@@ -46,13 +46,13 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
         pbd.Set(XenApi.PBD.DeviceConfig, deviceConfig);
         pbd.Set(XenApi.PBD.OtherConfig, StringMap(record.GetValueOrDefault("other_config")));
         pbd.Set(XenApi.PBD.CurrentlyAttached, false);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return pbd.Ref;
     }
 
     private async Task<object?> DestroyAsync(string pbdRef, CancellationToken cancellationToken)
     {
-        var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+        var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken);
         if (pbd.Get(XenApi.PBD.CurrentlyAttached))
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "PBD is currently attached");
@@ -60,22 +60,22 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
         var tx = new PoolTransaction();
         tx.Delete(pbd);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return null;
     }
 
     private async Task<object?> PlugAsync(CallContext context, string pbdRef, CancellationToken cancellationToken)
     {
-        var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
-        var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken).ConfigureAwait(false);
+        var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken);
+        var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
         drivers.Get(sr.Get(XenApi.SR.Type)); // SR_UNKNOWN_DRIVER for a type no driver here knows
-        if (!pbd.Get(XenApi.PBD.CurrentlyAttached) && await PluggedElsewhereAsync(database, sr, pbd, cancellationToken).ConfigureAwait(false) is { } other)
+        if (!pbd.Get(XenApi.PBD.CurrentlyAttached) && await PluggedElsewhereAsync(database, sr, pbd, cancellationToken) is { } other)
         {
             // A local SR is one host's: plugged on a second, two hosts would write its volumes.
             throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
         }
 
-        await OnHostAsync(context, HostOperationKinds.PbdPlug, pbd, sr, cancellationToken).ConfigureAwait(false);
+        await OnHostAsync(context, HostOperationKinds.PbdPlug, pbd, sr, cancellationToken);
         return null;
     }
 
@@ -89,7 +89,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
         foreach (var otherRef in sr.Get(XenApi.SR.PBDs).Where(r => r != pbd.Ref))
         {
-            if (await database.TryGetAsync(XenClasses.PBD, otherRef, cancellationToken).ConfigureAwait(false) is { } other && other.Get(XenApi.PBD.CurrentlyAttached))
+            if (await database.TryGetAsync(XenClasses.PBD, otherRef, cancellationToken) is { } other && other.Get(XenApi.PBD.CurrentlyAttached))
             {
                 return other.Get(XenApi.PBD.Host);
             }
@@ -104,28 +104,28 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
     /// </summary>
     private async Task<object?> UnplugAsync(CallContext context, string pbdRef, CancellationToken cancellationToken)
     {
-        var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+        var pbd = await database.GetArgumentAsync(XenClasses.PBD, pbdRef, cancellationToken);
         if (!pbd.Get(XenApi.PBD.CurrentlyAttached))
         {
             return null;
         }
 
-        var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken).ConfigureAwait(false);
-        var host = await database.GetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken).ConfigureAwait(false);
-        await RequireNotNeededByHaAsync(sr, host, cancellationToken).ConfigureAwait(false);
-        var inUse = await VdisInUseAsync(database, sr.Ref, host.Ref, cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
+        var host = await database.GetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken);
+        await RequireNotNeededByHaAsync(sr, host, cancellationToken);
+        var inUse = await VdisInUseAsync(database, sr.Ref, host.Ref, cancellationToken);
         if (inUse.Count > 0)
         {
             throw new XenApiException(ErrorCodes.VdiInUse, [.. inUse]);
         }
 
-        await OnHostAsync(context, HostOperationKinds.PbdUnplug, pbd, sr, cancellationToken).ConfigureAwait(false);
+        await OnHostAsync(context, HostOperationKinds.PbdUnplug, pbd, sr, cancellationToken);
         return null;
     }
 
     private async Task RequireNotNeededByHaAsync(XenObject sr, XenObject host, CancellationToken cancellationToken)
     {
-        if ((await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false)).SingleOrDefault() is not { } pool || !pool.Get(XenApi.Pool.HaEnabled))
+        if ((await database.GetAllAsync(XenClasses.Pool, cancellationToken)).SingleOrDefault() is not { } pool || !pool.Get(XenApi.Pool.HaEnabled))
         {
             return;
         }
@@ -133,7 +133,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
         var vdis = sr.Get(XenApi.SR.VDIs).ToHashSet(StringComparer.Ordinal);
         if (host.Get(XenApi.Host.Enabled) && !pool.Get(XenApi.Pool.HaAllowOvercommit))
         {
-            foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+            foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken))
             {
                 if (vm.Get(XenApi.VM.HaRestartPriority) != RestartPriority.Restart)
                 {
@@ -142,7 +142,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
                 foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
                 {
-                    if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd && vdis.Contains(vbd.Get(XenApi.VBD.VDI)))
+                    if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken) is { } vbd && vdis.Contains(vbd.Get(XenApi.VBD.VDI)))
                     {
                         throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
                     }
@@ -160,20 +160,20 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
     private async Task OnHostAsync(CallContext context, string kind, XenObject pbd, XenObject sr, CancellationToken cancellationToken)
     {
         var hostRef = pbd.Get(XenApi.PBD.Host);
-        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        if (host is null || !await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken);
+        if (host is null || !await placement.IsLiveAsync(host, cancellationToken))
         {
             throw new XenApiException(ErrorCodes.HostOffline, hostRef);
         }
 
-        await operations.RunAsync(kind, hostRef, sr.Ref, new Dictionary<string, string> { ["pbd"] = pbd.Ref }, context, cancellationToken).ConfigureAwait(false);
+        await operations.RunAsync(kind, hostRef, sr.Ref, new Dictionary<string, string> { ["pbd"] = pbd.Ref }, context, cancellationToken);
     }
 
     /// <summary>The SR's VDIs that VMs running on <paramref name="hostRef"/> have attached (xapi's PBD.unplug refuses then).</summary>
     public static async Task<IReadOnlyList<string>> VdisInUseAsync(IPoolDatabase database, string srRef, string hostRef, CancellationToken cancellationToken)
     {
         var inUse = new List<string>();
-        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        foreach (var vm in await database.GetAllAsync(XenClasses.VM, cancellationToken))
         {
             if (vm.Get(XenApi.VM.ResidentOn) != hostRef)
             {
@@ -182,9 +182,9 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
             foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
             {
-                if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd
+                if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken) is { } vbd
                     && vbd.Get(XenApi.VBD.CurrentlyAttached) && !vbd.Get(XenApi.VBD.Empty)
-                    && await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false) is { } vdi
+                    && await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken) is { } vdi
                     && vdi.Get(XenApi.VDI.SR) == srRef && vdi.Get(XenApi.VDI.Type) != VdiType.Metadata && !inUse.Contains(vdi.Ref))
                 {
                     inUse.Add(vdi.Ref);

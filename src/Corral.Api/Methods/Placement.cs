@@ -18,9 +18,9 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
 
     public async Task<IReadOnlyDictionary<string, long>> FreeMemoryByHostAsync(CancellationToken cancellationToken)
     {
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
-        var metrics = (await database.GetAllAsync(XenClasses.HostMetrics, cancellationToken).ConfigureAwait(false)).ToDictionary(m => m.Ref);
-        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
+        var metrics = (await database.GetAllAsync(XenClasses.HostMetrics, cancellationToken)).ToDictionary(m => m.Ref);
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken);
         var free = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var host in hosts)
         {
@@ -56,13 +56,13 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     /// <summary>What the host offers to VMs in all: its memory less what it keeps for itself.</summary>
     public async Task<long> CapacityAsync(XenObject host, CancellationToken cancellationToken)
     {
-        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken).ConfigureAwait(false);
+        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken);
         return (metrics?.Get(XenApi.HostMetrics.MemoryTotal) ?? 0) - HostReserveBytes - host.Get(XenApi.Host.MemoryOverhead);
     }
 
     public async Task<bool> IsLiveAsync(XenObject host, CancellationToken cancellationToken)
     {
-        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken).ConfigureAwait(false);
+        var metrics = await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken);
         return metrics?.Get(XenApi.HostMetrics.Live) ?? false;
     }
 
@@ -71,7 +71,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     {
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd
+            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } pbd
                 && pbd.Get(XenApi.PBD.Host) == hostRef && pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 return true;
@@ -86,15 +86,15 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     {
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
-            var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken);
             if (vbd is null || vbd.Get(XenApi.VBD.Empty) || OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI))
-                || await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false) is not { } vdi
-                || await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false) is not { } sr)
+                || await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken) is not { } vdi
+                || await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken) is not { } sr)
             {
                 continue;
             }
 
-            if (!await IsPluggedAsync(sr, hostRef, cancellationToken).ConfigureAwait(false))
+            if (!await IsPluggedAsync(sr, hostRef, cancellationToken))
             {
                 return sr.Ref;
             }
@@ -106,7 +106,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     /// <summary>VM_REQUIRES_SR unless every disk's SR is plugged on the host.</summary>
     public async Task CheckStorageReachableAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
     {
-        if (await MissingStorageAsync(vm, hostRef, cancellationToken).ConfigureAwait(false) is { } sr)
+        if (await MissingStorageAsync(vm, hostRef, cancellationToken) is { } sr)
         {
             throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, sr);
         }
@@ -115,7 +115,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     /// <summary>Checks <paramref name="host"/> can take the VM now (its storage too, unless the caller checks that itself).</summary>
     public async Task CheckHostAsync(XenObject vm, XenObject host, CancellationToken cancellationToken, bool checkStorage = true)
     {
-        if (!await IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+        if (!await IsLiveAsync(host, cancellationToken))
         {
             throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
         }
@@ -127,10 +127,10 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
 
         if (checkStorage)
         {
-            await CheckStorageReachableAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false);
+            await CheckStorageReachableAsync(vm, host.Ref, cancellationToken);
         }
 
-        var free = (await FreeMemoryByHostAsync(cancellationToken).ConfigureAwait(false)).GetValueOrDefault(host.Ref);
+        var free = (await FreeMemoryByHostAsync(cancellationToken)).GetValueOrDefault(host.Ref);
         if (free < MemoryNeeded(vm))
         {
             throw new XenApiException(ErrorCodes.HostNotEnoughFreeMemory,
@@ -166,13 +166,13 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     /// </summary>
     public async Task<XenObject> ChooseAsync(XenObject vm, CancellationToken cancellationToken)
     {
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
-        var free = await FreeMemoryByHostAsync(cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
+        var free = await FreeMemoryByHostAsync(cancellationToken);
         var needed = MemoryNeeded(vm);
         var candidates = new List<XenObject>();
         foreach (var host in hosts)
         {
-            if (host.Get(XenApi.Host.Enabled) && await IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            if (host.Get(XenApi.Host.Enabled) && await IsLiveAsync(host, cancellationToken))
             {
                 candidates.Add(host);
             }
@@ -188,7 +188,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
         var reaching = new List<XenObject>();
         foreach (var host in candidates)
         {
-            if (await MissingStorageAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false) is { } sr)
+            if (await MissingStorageAsync(vm, host.Ref, cancellationToken) is { } sr)
             {
                 missing ??= sr;
             }
@@ -216,7 +216,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
         if (readiness is not null)
         {
             var roomy = candidates.Where(h => free[h.Ref] >= needed).OrderByDescending(h => free[h.Ref]).ToList();
-            var ready = await readiness.ReadyHostsAsync(vm, roomy.Select(h => h.Ref).ToList(), cancellationToken).ConfigureAwait(false);
+            var ready = await readiness.ReadyHostsAsync(vm, roomy.Select(h => h.Ref).ToList(), cancellationToken);
             if (roomy.FirstOrDefault(h => ready.Contains(h.Ref)) is { } host)
             {
                 return host;

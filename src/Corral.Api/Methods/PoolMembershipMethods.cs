@@ -32,19 +32,19 @@ public sealed class PoolMembershipMethods(
         registry.Implement("session.slave_local_login_with_password", (ctx, a, _) => Task.FromResult<object?>(sessions.LocalLogin((string)a[0]!, (string)a[1]!, ctx.RemoteAddress)));
         // Not in the published datamodel: xapi keeps slave_login internal to the pool, as Corral does.
         registry.AddExtension(new ApiMethod("session.slave_login", [new("host", FieldType.String), new("psecret", FieldType.String)],
-            async (ctx, a, ct) => await sessions.SlaveLoginAsync((string)a[1]!, ctx.RemoteAddress, ct).ConfigureAwait(false), RequiresSession: false));
+            async (ctx, a, ct) => await sessions.SlaveLoginAsync((string)a[1]!, ctx.RemoteAddress, ct), RequiresSession: false));
 
         registry.Add("pool.join", async (_, a, ct) =>
         {
-            await CheckCanJoinAsync(ct).ConfigureAwait(false);
-            await membership.JoinAsync((string)a[0]!, (string)a[1]!, (string)a[2]!, ct).ConfigureAwait(false);
+            await CheckCanJoinAsync(ct);
+            await membership.JoinAsync((string)a[0]!, (string)a[1]!, (string)a[2]!, ct);
             return null;
         }, ("master_address", FieldType.String), ("master_username", FieldType.String), ("master_password", FieldType.String));
 
         registry.Add("pool.corral_admit_member", async (_, a, ct) =>
         {
-            var hosts = await database.GetAllAsync(XenClasses.Host, ct).ConfigureAwait(false);
-            var admission = await membership.AdmitAsync((string)a[0]!, (string)a[1]!, hosts.Count + 1, ct).ConfigureAwait(false);
+            var hosts = await database.GetAllAsync(XenClasses.Host, ct);
+            var admission = await membership.AdmitAsync((string)a[0]!, (string)a[1]!, hosts.Count + 1, ct);
             return new Dictionary<string, object?>
             {
                 ["role"] = admission.Role,
@@ -62,40 +62,40 @@ public sealed class PoolMembershipMethods(
                 throw new XenApiException(ErrorCodes.InvalidValue, "member_id", (string)a[0]!);
             }
 
-            await membership.PromoteAsync(id, ct).ConfigureAwait(false);
+            await membership.PromoteAsync(id, ct);
             return null;
         }, ("member_id", FieldType.String));
 
         registry.Add("pool.eject", async (ctx, a, ct) =>
         {
-            await EjectAsync(ctx.SessionRef, (string)a[0]!, ct).ConfigureAwait(false);
+            await EjectAsync(ctx.SessionRef, (string)a[0]!, ct);
             return null;
         }, ("host", FieldType.String));
 
         registry.Add("pool.emergency_transition_to_master", async (_, _, ct) =>
         {
-            await membership.EmergencyTransitionToMasterAsync(ct).ConfigureAwait(false);
+            await membership.EmergencyTransitionToMasterAsync(ct);
             return null;
         });
 
         registry.Add("pool.emergency_reset_master", async (_, a, ct) =>
         {
-            await membership.EmergencyResetMasterAsync((string)a[0]!, ct).ConfigureAwait(false);
+            await membership.EmergencyResetMasterAsync((string)a[0]!, ct);
             return null;
         }, ("master_address", FieldType.String));
 
-        registry.Add("pool.recover_slaves", async (_, _, ct) => await RecoverSlavesAsync(ct).ConfigureAwait(false));
+        registry.Add("pool.recover_slaves", async (_, _, ct) => await RecoverSlavesAsync(ct));
     }
 
     private async Task CheckCanJoinAsync(CancellationToken cancellationToken)
     {
-        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         if (hosts.Any(h => h.Ref != ThisHost))
         {
             throw new XenApiException(ErrorCodes.JoiningHostCannotBeMasterOfOtherHosts);
         }
 
-        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken);
         if (vms.Any(v => !v.Get(XenApi.VM.IsATemplate) && !v.Get(XenApi.VM.IsControlDomain) && v.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused))
         {
             throw new XenApiException(ErrorCodes.JoiningHostCannotHaveRunningVms);
@@ -104,8 +104,8 @@ public sealed class PoolMembershipMethods(
 
     private async Task EjectAsync(string sessionRef, string hostRef, CancellationToken cancellationToken)
     {
-        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-        var pool = await GetPoolAsync(cancellationToken).ConfigureAwait(false);
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
+        var pool = await GetPoolAsync(cancellationToken);
         if (pool?.Get(XenApi.Pool.HaEnabled) == true)
         {
             throw new XenApiException(ErrorCodes.HaIsEnabled);
@@ -116,7 +116,7 @@ public sealed class PoolMembershipMethods(
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "Cannot eject the pool master; designate a new master first");
         }
 
-        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false);
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken);
         if (vms.Any(v => v.Get(XenApi.VM.ResidentOn) == hostRef && v.Get(XenApi.VM.PowerState) != VmPowerState.Halted && !v.Get(XenApi.VM.IsControlDomain)))
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "VM resident on host");
@@ -125,27 +125,27 @@ public sealed class PoolMembershipMethods(
         if (hostRef != ThisHost)
         {
             // As xapi forwards it: the ejected host does the work, with the caller's session (valid pool-wide).
-            if (!await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            if (!await placement.IsLiveAsync(host, cancellationToken))
             {
                 throw new XenApiException(ErrorCodes.HostOffline, hostRef);
             }
 
             using var client = await remote.ConnectAsync(host.Get(XenApi.Host.Address), cancellationToken);
-            await CallRemoteAsync(client, "pool.eject", [sessionRef, hostRef], cancellationToken).ConfigureAwait(false);
+            await CallRemoteAsync(client, "pool.eject", [sessionRef, hostRef], cancellationToken);
             return;
         }
 
-        await ForgetThisHostAsync(host, vms, cancellationToken).ConfigureAwait(false);
-        await membership.LeaveAsync(cancellationToken).ConfigureAwait(false);
+        await ForgetThisHostAsync(host, vms, cancellationToken);
+        await membership.LeaveAsync(cancellationToken);
     }
 
     /// <summary>Removes this host from the pool database: its record, metrics, PBDs, and SRs only it could reach.</summary>
     private async Task ForgetThisHostAsync(XenObject host, IReadOnlyList<XenObject> vms, CancellationToken cancellationToken)
     {
-        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken).ConfigureAwait(false);
-        var srs = await database.GetAllAsync(XenClasses.SR, cancellationToken).ConfigureAwait(false);
-        var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken).ConfigureAwait(false);
-        var vbds = await database.GetAllAsync(XenClasses.VBD, cancellationToken).ConfigureAwait(false);
+        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken);
+        var srs = await database.GetAllAsync(XenClasses.SR, cancellationToken);
+        var vdis = await database.GetAllAsync(XenClasses.VDI, cancellationToken);
+        var vbds = await database.GetAllAsync(XenClasses.VBD, cancellationToken);
         var deletions = new List<XenObject>();
         foreach (var pbd in pbds.Where(p => p.Get(XenApi.PBD.Host) == host.Ref))
         {
@@ -170,7 +170,7 @@ public sealed class PoolMembershipMethods(
             .Where(c => c.Get(XenApi.Certificate.Host) == host.Ref).ToList();
         deletions.AddRange(certificates);
         deletions.Add(host);
-        if (await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken).ConfigureAwait(false) is { } metrics)
+        if (await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken) is { } metrics)
         {
             deletions.Add(metrics);
         }
@@ -188,7 +188,7 @@ public sealed class PoolMembershipMethods(
                 }
             }
 
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
         }
 
         foreach (var vm in vms.Where(v => v.Get(XenApi.VM.Affinity) == host.Ref))
@@ -198,7 +198,7 @@ public sealed class PoolMembershipMethods(
                 var v = objs[0].Clone();
                 v.Set(XenApi.VM.Affinity, OpaqueRef.Null);
                 tx.Update(v);
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken);
         }
 
         // The pool's CPU count and feature flags follow from the hosts that remain.
@@ -212,15 +212,15 @@ public sealed class PoolMembershipMethods(
     /// </summary>
     private async Task<object?> RecoverSlavesAsync(CancellationToken cancellationToken)
     {
-        var pool = await GetPoolAsync(cancellationToken).ConfigureAwait(false);
+        var pool = await GetPoolAsync(cancellationToken);
         if (pool is null || pool.Get(XenApi.Pool.Master) != ThisHost)
         {
             throw new XenApiException(ErrorCodes.HostIsSlave, "");
         }
 
-        var me = await database.GetAsync(XenClasses.Host, ThisHost, cancellationToken).ConfigureAwait(false);
-        var secret = await sessions.GetPoolSecretAsync(cancellationToken).ConfigureAwait(false);
-        var hosts = (await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false)).Where(h => h.Ref != ThisHost).ToList();
+        var me = await database.GetAsync(XenClasses.Host, ThisHost, cancellationToken);
+        var secret = await sessions.GetPoolSecretAsync(cancellationToken);
+        var hosts = (await database.GetAllAsync(XenClasses.Host, cancellationToken)).Where(h => h.Ref != ThisHost).ToList();
         // One host at a time: each joins the cluster as a learner first, and etcd takes one learner at a time.
         var recovered = new List<object?>();
         foreach (var h in hosts)
@@ -230,8 +230,8 @@ public sealed class PoolMembershipMethods(
                 using var client = await remote.ConnectAsync(h.Get(XenApi.Host.Address), cancellationToken);
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 limit.CancelAfter(TimeSpan.FromSeconds(60));
-                var session = (string)(await CallRemoteAsync(client, "session.slave_login", [h.Ref, secret], limit.Token).ConfigureAwait(false))!;
-                await CallRemoteAsync(client, "pool.emergency_reset_master", [session, me.Get(XenApi.Host.Address)], limit.Token).ConfigureAwait(false);
+                var session = (string)(await CallRemoteAsync(client, "session.slave_login", [h.Ref, secret], limit.Token))!;
+                await CallRemoteAsync(client, "pool.emergency_reset_master", [session, me.Get(XenApi.Host.Address)], limit.Token);
                 logger.LogInformation("Host {Host} follows this master again", h.Get(XenApi.Host.NameLabel));
                 recovered.Add(h.Ref);
             }
@@ -246,7 +246,7 @@ public sealed class PoolMembershipMethods(
 
     private async Task<XenObject?> GetPoolAsync(CancellationToken cancellationToken)
     {
-        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken);
         return pools.Count > 0 ? pools[0] : null;
     }
 
@@ -254,7 +254,7 @@ public sealed class PoolMembershipMethods(
     {
         try
         {
-            return await client.CallAsync(method, arguments, cancellationToken).ConfigureAwait(false);
+            return await client.CallAsync(method, arguments, cancellationToken);
         }
         catch (XenApiTransportException ex)
         {

@@ -17,10 +17,10 @@ public sealed class SessionMethods(SessionService sessions) : IApiMethodProvider
     {
         // uname, pwd, then version and originator, which most clients leave off (the datamodel gives them defaults).
         registry.Implement("session.login_with_password",
-            async (ctx, a, ct) => await sessions.LoginAsync((string)a[0]!, (string)a[1]!, (string)a[3]!, ctx.RemoteAddress, ct).ConfigureAwait(false));
+            async (ctx, a, ct) => await sessions.LoginAsync((string)a[0]!, (string)a[1]!, (string)a[3]!, ctx.RemoteAddress, ct));
         registry.Add("session.logout", async (ctx, _, ct) =>
         {
-            await sessions.LogoutAsync(ctx.SessionRef, ct).ConfigureAwait(false);
+            await sessions.LogoutAsync(ctx.SessionRef, ct);
             return null;
         });
         registry.Implement("session.local_logout", (ctx, _, _) =>
@@ -37,15 +37,15 @@ public sealed class SessionMethods(SessionService sessions) : IApiMethodProvider
         });
         registry.Add("session.change_password", async (ctx, a, ct) =>
         {
-            var user = await sessions.GetUserAsync(ctx.SessionRef, ct).ConfigureAwait(false);
-            if (!await sessions.PasswordMatchesAsync(user, (string)a[0]!, ctx.RemoteAddress, "session.change_password", ct).ConfigureAwait(false))
+            var user = await sessions.GetUserAsync(ctx.SessionRef, ct);
+            if (!await sessions.PasswordMatchesAsync(user, (string)a[0]!, ctx.RemoteAddress, "session.change_password", ct))
             {
                 throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
             }
 
-            await sessions.SetPasswordAsync(user, (string)a[1]!, ct).ConfigureAwait(false);
+            await sessions.SetPasswordAsync(user, (string)a[1]!, ct);
             // Whoever else held a session of this user (with the old password, maybe a stolen one) holds it no longer.
-            await sessions.EndOtherSessionsOfAsync(user, ctx.SessionRef, ct).ConfigureAwait(false);
+            await sessions.EndOtherSessionsOfAsync(user, ctx.SessionRef, ct);
             return null;
         }, ("old_pwd", FieldType.String), ("new_pwd", FieldType.String));
     }

@@ -17,18 +17,18 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
     public void Register(ApiRegistry registry)
     {
         registry.Implement("SR.probe", async (ctx, a, ct) =>
-            SrProbeXml.Format(await ProbeAsync(ctx, (string)a[0]!, PbdMethods.StringMap(a[1]), (string)a[2]!, ct).ConfigureAwait(false)));
+            SrProbeXml.Format(await ProbeAsync(ctx, (string)a[0]!, PbdMethods.StringMap(a[1]), (string)a[2]!, ct)));
         registry.Implement("SR.probe_ext", async (ctx, a, ct) =>
         {
             var deviceConfig = PbdMethods.StringMap(a[1]);
-            return ProbeResults(deviceConfig, await ProbeAsync(ctx, (string)a[0]!, deviceConfig, (string)a[2]!, ct).ConfigureAwait(false));
+            return ProbeResults(deviceConfig, await ProbeAsync(ctx, (string)a[0]!, deviceConfig, (string)a[2]!, ct));
         });
         registry.Implement("SR.introduce", (_, a, ct) => IntroduceAsync(a, ct));
         registry.Implement("SR.forget", async (_, a, ct) =>
         {
-            var sr = await database.GetArgumentAsync(XenClasses.SR, (string)a[0]!, ct).ConfigureAwait(false);
-            await RequireAllUnpluggedAsync(sr, ct).ConfigureAwait(false);
-            await DeleteRecordsAsync(database, sr, ct).ConfigureAwait(false);
+            var sr = await database.GetArgumentAsync(XenClasses.SR, (string)a[0]!, ct);
+            await RequireAllUnpluggedAsync(sr, ct);
+            await DeleteRecordsAsync(database, sr, ct);
             return null;
         });
         registry.Implement("SR.destroy", (ctx, a, ct) => DestroyAsync(ctx, (string)a[0]!, ct));
@@ -38,9 +38,9 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
     private async Task<IReadOnlyList<ProbedSr>> ProbeAsync(CallContext context, string hostRef, Dictionary<string, string> deviceConfig, string type,
         CancellationToken cancellationToken)
     {
-        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
         drivers.Get(type);
-        if (!await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+        if (!await placement.IsLiveAsync(host, cancellationToken))
         {
             throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
         }
@@ -50,7 +50,7 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
         {
             ["type"] = type.ToLowerInvariant(),
             ["device_config"] = JsonSerializer.Serialize(deviceConfig),
-        }, context, cancellationToken).ConfigureAwait(false);
+        }, context, cancellationToken);
         return JsonSerializer.Deserialize<List<ProbedSr>>(result) ?? [];
     }
 
@@ -97,7 +97,7 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
             throw new XenApiException(ErrorCodes.InvalidValue, "uuid", uuid);
         }
 
-        if (await database.FindByUuidAsync(XenClasses.SR, uuid, cancellationToken).ConfigureAwait(false) is not null)
+        if (await database.FindByUuidAsync(XenClasses.SR, uuid, cancellationToken) is not null)
         {
             throw new XenApiException(ErrorCodes.SrUuidExists, uuid);
         }
@@ -116,7 +116,7 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
         sr.Set(XenApi.SR.VirtualAllocation, 0L);
         try
         {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
         }
         catch (ConcurrentUpdateException)
         {
@@ -132,8 +132,8 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
     /// </summary>
     private async Task<object?> DestroyAsync(CallContext context, string srRef, CancellationToken cancellationToken)
     {
-        var sr = await database.GetArgumentAsync(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false);
-        await RequireAllUnpluggedAsync(sr, cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetArgumentAsync(XenClasses.SR, srRef, cancellationToken);
+        await RequireAllUnpluggedAsync(sr, cancellationToken);
         if (sr.Get(XenApi.SR.OtherConfig).GetValueOrDefault("indestructible") == "true")
         {
             throw new XenApiException(ErrorCodes.SrIndestructible, sr.Ref);
@@ -147,20 +147,20 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
         string? offline = null;
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is not { } pbd)
+            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is not { } pbd)
             {
                 continue;
             }
 
-            var host = await database.TryGetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken).ConfigureAwait(false);
-            if (host is null || !await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            var host = await database.TryGetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken);
+            if (host is null || !await placement.IsLiveAsync(host, cancellationToken))
             {
                 offline ??= pbd.Get(XenApi.PBD.Host);
                 continue;
             }
 
-            await operations.RunAsync(HostOperationKinds.SrDestroy, host.Ref, sr.Ref, new Dictionary<string, string>(), context, cancellationToken).ConfigureAwait(false);
-            await DeleteRecordsAsync(database, sr, cancellationToken).ConfigureAwait(false);
+            await operations.RunAsync(HostOperationKinds.SrDestroy, host.Ref, sr.Ref, new Dictionary<string, string>(), context, cancellationToken);
+            await DeleteRecordsAsync(database, sr, cancellationToken);
             return null;
         }
 
@@ -171,7 +171,7 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
     {
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false) is { } pbd && pbd.Get(XenApi.PBD.CurrentlyAttached))
+            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } pbd && pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 throw new XenApiException(ErrorCodes.SrHasPbd, sr.Ref);
             }
@@ -187,13 +187,13 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
         {
             foreach (var reference in sr.GetSet(field))
             {
-                if (await database.TryGetAsync(className, reference, cancellationToken).ConfigureAwait(false) is { } record)
+                if (await database.TryGetAsync(className, reference, cancellationToken) is { } record)
                 {
                     tx.Delete(record);
                 }
             }
         }
 
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
     }
 }

@@ -22,9 +22,9 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             ("content_type", FieldType.String), ("shared", FieldType.Bool), ("sm_config", StringMap));
         registry.Add("SR.scan", async (ctx, a, ct) =>
         {
-            var sr = await Get(XenClasses.SR, a[0], ct).ConfigureAwait(false);
-            var host = await AttachedHostAsync(sr, ct).ConfigureAwait(false);
-            await operations.RunAsync(HostOperationKinds.SrScan, host, sr.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
+            var sr = await Get(XenClasses.SR, a[0], ct);
+            var host = await AttachedHostAsync(sr, ct);
+            await operations.RunAsync(HostOperationKinds.SrScan, host, sr.Ref, new Dictionary<string, string>(), ctx, ct);
             return null;
         }, ("sr", Ref));
         registry.Add("SR.get_supported_types", (_, _, _) => Task.FromResult<object?>(drivers.Types.Select(t => (object?)t).ToList()));
@@ -32,41 +32,41 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         registry.Add("VDI.create", CreateVdiAsync, ("args", Record));
         registry.Add("VDI.destroy", async (ctx, a, ct) =>
         {
-            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
+            var vdi = await Get(XenClasses.VDI, a[0], ct);
             if (vdi.Get(XenApi.VDI.VBDs).Count > 0)
             {
                 throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "destroy");
             }
 
-            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.Get(XenApi.VDI.SR), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
-            await operations.RunAsync(HostOperationKinds.VdiDestroy, host, vdi.Ref, new Dictionary<string, string>(), ctx, ct).ConfigureAwait(false);
+            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.Get(XenApi.VDI.SR), ct), ct);
+            await operations.RunAsync(HostOperationKinds.VdiDestroy, host, vdi.Ref, new Dictionary<string, string>(), ctx, ct);
             return null;
         }, ("self", Ref));
         registry.Add("VDI.resize", async (ctx, a, ct) =>
         {
-            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
-            await RequireNotInRunningVmAsync(vdi, ct).ConfigureAwait(false);
-            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.Get(XenApi.VDI.SR), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            var vdi = await Get(XenClasses.VDI, a[0], ct);
+            await RequireNotInRunningVmAsync(vdi, ct);
+            var host = await AttachedHostAsync(await Get(XenClasses.SR, vdi.Get(XenApi.VDI.SR), ct), ct);
             await operations.RunAsync(HostOperationKinds.VdiResize, host, vdi.Ref,
-                new Dictionary<string, string> { ["size"] = ((long)a[1]!).ToString(CultureInfo.InvariantCulture) }, ctx, ct).ConfigureAwait(false);
+                new Dictionary<string, string> { ["size"] = ((long)a[1]!).ToString(CultureInfo.InvariantCulture) }, ctx, ct);
             return null;
         }, ("vdi", Ref), ("size", FieldType.Int));
         registry.Add("VDI.clone", async (ctx, a, ct) =>
         {
-            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
-            return await CopyVdiAsync(database, operations, ctx, vdi, vdi.Get(XenApi.VDI.SR), ct).ConfigureAwait(false);
+            var vdi = await Get(XenClasses.VDI, a[0], ct);
+            return await CopyVdiAsync(database, operations, ctx, vdi, vdi.Get(XenApi.VDI.SR), ct);
         }, ("vdi", Ref), ("driver_params", StringMap));
         registry.Add("VDI.copy", async (ctx, a, ct) =>
         {
-            var vdi = await Get(XenClasses.VDI, a[0], ct).ConfigureAwait(false);
+            var vdi = await Get(XenClasses.VDI, a[0], ct);
             // base_vdi only narrows what xapi copies into an existing into_vdi; a copy into a new VDI is whole anyway.
             if (!OpaqueRef.IsNull((string)a[3]!))
             {
                 throw new XenApiException(ErrorCodes.ValueNotSupported, "into_vdi", (string)a[3]!, "Corral copies into a new VDI only");
             }
 
-            var sr = await Get(XenClasses.SR, a[1], ct).ConfigureAwait(false);
-            return await CopyVdiAsync(database, operations, ctx, vdi, sr.Ref, ct).ConfigureAwait(false);
+            var sr = await Get(XenClasses.SR, a[1], ct);
+            return await CopyVdiAsync(database, operations, ctx, vdi, sr.Ref, ct);
         }, ("vdi", Ref), ("sr", Ref), ("base_vdi", Ref), ("into_vdi", Ref));
 
         // Names are the pool database's; the SR's metadata takes them at its next write (a scan, a VDI change, an unplug).
@@ -74,13 +74,13 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         {
             registry.Implement($"{className}.set_{field}", async (_, a, ct) =>
             {
-                await Get(className, a[0], ct).ConfigureAwait(false);
+                await Get(className, a[0], ct);
                 await database.UpdateAsync([(className, (string)a[0]!)], (objs, tx) =>
                 {
                     var o = objs[0].Clone();
                     o[field] = a[1];
                     tx.Update(o);
-                }, ct).ConfigureAwait(false);
+                }, ct);
                 return null;
             });
         }
@@ -104,7 +104,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             throw XenApiException.HandleInvalid(className, r);
         }
 
-        return await database.GetAsync(className, r, cancellationToken).ConfigureAwait(false);
+        return await database.GetAsync(className, r, cancellationToken);
     }
 
     /// <summary>A live host with the SR plugged, preferring the one this call arrived on is not needed: any will do.</summary>
@@ -112,14 +112,14 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
     {
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken);
             if (pbd is null || !pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 continue;
             }
 
-            var host = await database.TryGetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken).ConfigureAwait(false);
-            if (host is not null && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            var host = await database.TryGetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken);
+            if (host is not null && await placement.IsLiveAsync(host, cancellationToken))
             {
                 return host.Ref;
             }
@@ -130,7 +130,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
 
     private async Task<object?> CreateSrAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
     {
-        var host = await Get(XenClasses.Host, a[0], cancellationToken).ConfigureAwait(false);
+        var host = await Get(XenClasses.Host, a[0], cancellationToken);
         var deviceConfig = ((Dictionary<string, object?>)a[1]!).ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "");
         var type = (string)a[5]!;
         var driver = drivers.Get(type);
@@ -151,7 +151,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         sr.Set(XenApi.SR.SmConfig, XenApi.SR.SmConfig.Read(a[8]));
         sr.Set(XenApi.SR.PhysicalSize, (long)a[2]!);
         // A shared SR is plugged on every host, as a pool-wide NFS SR is; a local one only on its host.
-        var hosts = shared ? await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false) : [host];
+        var hosts = shared ? await database.GetAllAsync(XenClasses.Host, cancellationToken) : [host];
         foreach (var h in hosts)
         {
             var pbd = tx.Create(XenClasses.PBDSchema);
@@ -161,22 +161,22 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             pbd.Set(XenApi.PBD.CurrentlyAttached, false);
         }
 
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         try
         {
             // Every host plugs its PBD; the SR is usable once the creating host has it.
             foreach (var h in hosts)
             {
-                if (h.Ref == host.Ref || await placement.IsLiveAsync(h, cancellationToken).ConfigureAwait(false))
+                if (h.Ref == host.Ref || await placement.IsLiveAsync(h, cancellationToken))
                 {
                     await operations.RunAsync(HostOperationKinds.SrAttach, h.Ref, sr.Ref,
-                        new Dictionary<string, string> { ["create"] = "true" }, context, cancellationToken).ConfigureAwait(false);
+                        new Dictionary<string, string> { ["create"] = "true" }, context, cancellationToken);
                 }
             }
         }
         catch (XenApiException)
         {
-            await ForgetSrAsync(sr.Ref, cancellationToken).ConfigureAwait(false);
+            await ForgetSrAsync(sr.Ref, cancellationToken);
             throw;
         }
 
@@ -185,15 +185,14 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
 
     private async Task<object?> ForgetSrAsync(object? srRef, CancellationToken cancellationToken)
     {
-        await SrRecordMethods.DeleteRecordsAsync(database, await Get(XenClasses.SR, srRef, cancellationToken).ConfigureAwait(false), cancellationToken)
-            .ConfigureAwait(false);
+        await SrRecordMethods.DeleteRecordsAsync(database, await Get(XenClasses.SR, srRef, cancellationToken), cancellationToken);
         return null;
     }
 
     private async Task<object?> CreateVdiAsync(CallContext context, object?[] a, CancellationToken cancellationToken)
     {
         var record = (Dictionary<string, object?>)a[0]!;
-        var sr = await Get(XenClasses.SR, record.GetValueOrDefault("SR"), cancellationToken).ConfigureAwait(false);
+        var sr = await Get(XenClasses.SR, record.GetValueOrDefault("SR"), cancellationToken);
         if (!drivers.Get(sr.Get(XenApi.SR.Type)).SupportsVdiCreate)
         {
             throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
@@ -214,7 +213,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             throw new XenApiException(ErrorCodes.InvalidValue, "virtual_size", size.ToString(CultureInfo.InvariantCulture));
         }
 
-        var host = await AttachedHostAsync(sr, cancellationToken).ConfigureAwait(false);
+        var host = await AttachedHostAsync(sr, cancellationToken);
         var arguments = new Dictionary<string, string>
         {
             ["size"] = size.ToString(CultureInfo.InvariantCulture),
@@ -224,20 +223,20 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             ["sharable"] = (record.GetValueOrDefault("sharable")?.ToString() ?? "false").ToLowerInvariant(),
             ["read_only"] = (record.GetValueOrDefault("read_only")?.ToString() ?? "false").ToLowerInvariant(),
         };
-        return await operations.RunAsync(HostOperationKinds.VdiCreate, host, sr.Ref, arguments, context, cancellationToken).ConfigureAwait(false);
+        return await operations.RunAsync(HostOperationKinds.VdiCreate, host, sr.Ref, arguments, context, cancellationToken);
     }
 
     /// <summary>A full copy of a volume into an SR, made by a host that has the target SR attached.</summary>
     internal static async Task<string> CopyVdiAsync(IPoolDatabase database, HostOperationQueue operations, CallContext context, XenObject vdi, string targetSr,
         CancellationToken cancellationToken)
     {
-        var sr = await database.GetAsync(XenClasses.SR, targetSr, cancellationToken).ConfigureAwait(false);
+        var sr = await database.GetAsync(XenClasses.SR, targetSr, cancellationToken);
         string? host = null;
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken).ConfigureAwait(false);
+            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken);
             if (pbd is not null && pbd.Get(XenApi.PBD.CurrentlyAttached) && await database.Leases.GetValueAsync(PoolKeys.LiveKey(
-                    (await database.GetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken).ConfigureAwait(false)).Get(XenApi.Host.Metrics)), cancellationToken).ConfigureAwait(false) is not null)
+                    (await database.GetAsync(XenClasses.Host, pbd.Get(XenApi.PBD.Host), cancellationToken)).Get(XenApi.Host.Metrics)), cancellationToken) is not null)
             {
                 host = pbd.Get(XenApi.PBD.Host);
                 break;
@@ -249,15 +248,14 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         }
 
-        return await operations.RunAsync(HostOperationKinds.VdiCopy, host, vdi.Ref, new Dictionary<string, string> { ["sr"] = targetSr }, context, cancellationToken)
-            .ConfigureAwait(false);
+        return await operations.RunAsync(HostOperationKinds.VdiCopy, host, vdi.Ref, new Dictionary<string, string> { ["sr"] = targetSr }, context, cancellationToken);
     }
 
     private async Task RequireNotInRunningVmAsync(XenObject vdi, CancellationToken cancellationToken)
     {
         foreach (var vbdRef in vdi.Get(XenApi.VDI.VBDs))
         {
-            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
             if (vbd.Get(XenApi.VBD.CurrentlyAttached))
             {
                 throw new XenApiException(ErrorCodes.VdiInUse, vdi.Ref, "resize");

@@ -19,15 +19,15 @@ public sealed class TaskMethods(IPoolDatabase database) : IApiMethodProvider
                     t.Set(XenApi.Task.Status, TaskStatusType.Cancelling);
                     tx.Update(t);
                 }
-            }, ct).ConfigureAwait(false);
+            }, ct);
             return null;
         }, ("task", FieldType.String));
         registry.Add("task.destroy", async (_, a, ct) =>
         {
-            var task = await database.GetAsync(XenClasses.Task, (string)a[0]!, ct).ConfigureAwait(false);
+            var task = await database.GetAsync(XenClasses.Task, (string)a[0]!, ct);
             var tx = new PoolTransaction();
             tx.Delete(task);
-            await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            await database.CommitAsync(tx, ct);
             return null;
         }, ("self", FieldType.String));
         registry.Add("task.create", async (ctx, a, ct) =>
@@ -38,7 +38,7 @@ public sealed class TaskMethods(IPoolDatabase database) : IApiMethodProvider
             task.Set(XenApi.Task.NameDescription, (string)a[1]!);
             task.Set(XenApi.Task.Created, DateTime.UtcNow);
             task.Set(XenApi.Task.Status, TaskStatusType.Pending);
-            await database.CommitAsync(tx, ct).ConfigureAwait(false);
+            await database.CommitAsync(tx, ct);
             return task.Ref;
         }, ("label", FieldType.String), ("description", FieldType.String));
     }

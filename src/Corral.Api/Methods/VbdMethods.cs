@@ -30,20 +30,20 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         registry.Implement("VBD.unplug_force", (ctx, a, ct) => HotplugAsync(ctx, (string)a[0]!, HotplugRules.UnplugForce, ct));
         registry.Implement("VBD.set_mode", async (_, a, ct) =>
         {
-            var vbd = await database.GetArgumentAsync(XenClasses.VBD, (string)a[0]!, ct).ConfigureAwait(false);
-            VmPowerStates.Require(await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), ct).ConfigureAwait(false), VmPowerState.Halted);
+            var vbd = await database.GetArgumentAsync(XenClasses.VBD, (string)a[0]!, ct);
+            VmPowerStates.Require(await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), ct), VmPowerState.Halted);
             await database.UpdateAsync([(XenClasses.VBD, vbd.Ref)], (objs, tx) =>
             {
                 var v = objs[0].Clone();
                 v.Set(XenApi.VBD.Mode, XenApi.VBD.Mode.Read(a[1]));
                 tx.Update(v);
-            }, ct).ConfigureAwait(false);
+            }, ct);
             return null;
         });
         registry.Implement("VM.get_allowed_VBD_devices", async (_, a, ct) =>
         {
-            var vm = await database.GetArgumentAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false);
-            return DeviceNumbers.AllowedVbdDevices(await UsedAsync(vm, ct).ConfigureAwait(false)).Select(d => (object?)d).ToList();
+            var vm = await database.GetArgumentAsync(XenClasses.VM, (string)a[0]!, ct);
+            return DeviceNumbers.AllowedVbdDevices(await UsedAsync(vm, ct)).Select(d => (object?)d).ToList();
         });
     }
 
@@ -52,7 +52,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         var used = new List<(string, string)>();
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
-            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd)
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken) is { } vbd)
             {
                 used.Add((vbd.Get(XenApi.VBD.Device), vbd.Get(XenApi.VBD.Userdevice)));
             }
@@ -63,18 +63,18 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
 
     private async Task<object?> HotplugAsync(CallContext context, string vbdRef, string operation, CancellationToken cancellationToken)
     {
-        var vbd = await database.GetArgumentAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
-        var vm = await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), cancellationToken).ConfigureAwait(false);
-        var metrics = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken).ConfigureAwait(false);
+        var vbd = await database.GetArgumentAsync(XenClasses.VBD, vbdRef, cancellationToken);
+        var vm = await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), cancellationToken);
+        var metrics = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken);
         XenObject? vdi = null;
         var others = new List<(XenObject, XenObject)>();
-        if (!vbd.Get(XenApi.VBD.Empty) && await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false) is { } found)
+        if (!vbd.Get(XenApi.VBD.Empty) && await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken) is { } found)
         {
             vdi = found;
             foreach (var otherRef in vdi.Get(XenApi.VDI.VBDs).Where(r => r != vbd.Ref))
             {
-                if (await database.TryGetAsync(XenClasses.VBD, otherRef, cancellationToken).ConfigureAwait(false) is { } other
-                    && await database.TryGetAsync(XenClasses.VM, other.Get(XenApi.VBD.VM), cancellationToken).ConfigureAwait(false) is { } otherVm)
+                if (await database.TryGetAsync(XenClasses.VBD, otherRef, cancellationToken) is { } other
+                    && await database.TryGetAsync(XenClasses.VM, other.Get(XenApi.VBD.VM), cancellationToken) is { } otherVm)
                 {
                     others.Add((other, otherVm));
                 }
@@ -87,7 +87,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         }
 
         var kind = operation == HotplugRules.Plug ? HostOperationKinds.VbdPlug : HostOperationKinds.VbdUnplug;
-        await devices.RunAsync(context, kind, vm, "vbd", vbd.Ref, operation == HotplugRules.UnplugForce, cancellationToken).ConfigureAwait(false);
+        await devices.RunAsync(context, kind, vm, "vbd", vbd.Ref, operation == HotplugRules.UnplugForce, cancellationToken);
         return null;
     }
 
@@ -98,12 +98,12 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
     /// </summary>
     private async Task<object?> CreateAsync(Dictionary<string, object?> record, CancellationToken cancellationToken)
     {
-        var (vm, type, mode, empty, vdiRef) = await CheckCreateAsync(record, cancellationToken).ConfigureAwait(false);
+        var (vm, type, mode, empty, vdiRef) = await CheckCreateAsync(record, cancellationToken);
         DeviceOperations.RequireNotMigrating(vm);
-        await CreateLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await CreateLock.WaitAsync(cancellationToken);
         try
         {
-            var userdevice = await UserdeviceAsync(vm, record.GetValueOrDefault("userdevice")?.ToString() ?? "autodetect", type, cancellationToken).ConfigureAwait(false);
+            var userdevice = await UserdeviceAsync(vm, record.GetValueOrDefault("userdevice")?.ToString() ?? "autodetect", type, cancellationToken);
             var tx = new PoolTransaction();
             var vbd = tx.Create(XenClasses.VBDSchema);
             vbd.Set(XenApi.VBD.VM, vm.Ref);
@@ -117,7 +117,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
             vbd.Set(XenApi.VBD.OtherConfig, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.OtherConfig, new Dictionary<string, string>()));
             vbd.Set(XenApi.VBD.QosAlgorithmType, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.QosAlgorithmType, ""));
             vbd.Set(XenApi.VBD.QosAlgorithmParams, ConstructorRecord.Value(record, vbd.Schema, XenApi.VBD.QosAlgorithmParams, new Dictionary<string, string>()));
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
             return vbd.Ref;
         }
         finally
@@ -130,7 +130,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
     private async Task<(XenObject Vm, string Type, string Mode, bool Empty, string VdiRef)> CheckCreateAsync(Dictionary<string, object?> record,
         CancellationToken cancellationToken)
     {
-        var vm = await database.GetArgumentAsync(XenClasses.VM, record.GetValueOrDefault("VM")?.ToString() ?? "", cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetArgumentAsync(XenClasses.VM, record.GetValueOrDefault("VM")?.ToString() ?? "", cancellationToken);
         var type = (string)XenEnumTypes.VbdType.Coerce(record.GetValueOrDefault("type") ?? "Disk")!;
         var mode = (string)XenEnumTypes.VbdMode.Coerce(record.GetValueOrDefault("mode") ?? (type == "CD" ? "RO" : "RW"))!;
         var empty = record.GetValueOrDefault("empty") is { } e && (bool)FieldType.Bool.Coerce(e)!;
@@ -142,7 +142,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
         }
         else if (!empty)
         {
-            vdi = await database.GetArgumentAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+            vdi = await database.GetArgumentAsync(XenClasses.VDI, vdiRef, cancellationToken);
             if (!AttachableTypes.Contains(vdi.Get(XenApi.VDI.Type)))
             {
                 throw new XenApiException(ErrorCodes.VdiIncompatibleType, vdi.Ref, vdi.GetString("type"));
@@ -170,7 +170,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
     /// <summary>The userdevice a new VBD gets: the first allowed device for <c>autodetect</c>, else the one asked for if it is free.</summary>
     private async Task<string> UserdeviceAsync(XenObject vm, string asked, string type, CancellationToken cancellationToken)
     {
-        var used = await UsedAsync(vm, cancellationToken).ConfigureAwait(false);
+        var used = await UsedAsync(vm, cancellationToken);
         if (asked is "autodetect" or "")
         {
             var allowed = DeviceNumbers.AllowedVbdDevices(used);
@@ -193,22 +193,22 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
 
     private async Task<object?> DestroyAsync(string vbdRef, CancellationToken cancellationToken)
     {
-        var vbd = await database.GetArgumentAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+        var vbd = await database.GetArgumentAsync(XenClasses.VBD, vbdRef, cancellationToken);
         if (vbd.Get(XenApi.VBD.CurrentlyAttached))
         {
-            var vm = await database.TryGetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), cancellationToken).ConfigureAwait(false);
+            var vm = await database.TryGetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), cancellationToken);
             throw new XenApiException(ErrorCodes.OperationNotAllowed, $"VBD '{vbd.Uuid}' still attached to '{vm?.Uuid}'");
         }
 
         var tx = new PoolTransaction();
         tx.Delete(vbd);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return null;
     }
 
     private async Task<object?> ChangeMediumAsync(CallContext context, string vbdRef, string? vdiRef, CancellationToken cancellationToken)
     {
-        var vbd = await database.GetArgumentAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+        var vbd = await database.GetArgumentAsync(XenClasses.VBD, vbdRef, cancellationToken);
         if (vbd.Get(XenApi.VBD.Type) != VbdType.CD)
         {
             throw new XenApiException(ErrorCodes.VbdNotRemovableMedia, vbd.Ref);
@@ -221,18 +221,18 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
                 throw new XenApiException(ErrorCodes.VbdNotEmpty, vbd.Ref);
             }
 
-            await database.GetArgumentAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false);
+            await database.GetArgumentAsync(XenClasses.VDI, vdiRef, cancellationToken);
         }
         else if (vbd.Get(XenApi.VBD.Empty))
         {
             throw new XenApiException(ErrorCodes.VbdIsEmpty, vbd.Ref);
         }
 
-        var vm = await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetAsync(XenClasses.VM, vbd.Get(XenApi.VBD.VM), cancellationToken);
         if (vm.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused)
         {
             await operations.RunAsync(HostOperationKinds.VmChangeMedium, vm.Get(XenApi.VM.ResidentOn), vm.Ref,
-                new Dictionary<string, string> { ["vbd"] = vbd.Ref, ["vdi"] = vdiRef ?? OpaqueRef.Null }, context, cancellationToken).ConfigureAwait(false);
+                new Dictionary<string, string> { ["vbd"] = vbd.Ref, ["vdi"] = vdiRef ?? OpaqueRef.Null }, context, cancellationToken);
             return null;
         }
 
@@ -242,7 +242,7 @@ public sealed class VbdMethods(IPoolDatabase database, HostOperationQueue operat
             v.Set(XenApi.VBD.VDI, vdiRef ?? OpaqueRef.Null);
             v.Set(XenApi.VBD.Empty, vdiRef is null);
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
         return null;
     }
 }

@@ -25,8 +25,8 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
         registry.Implement("VIF.unplug_force", (ctx, a, ct) => HotplugAsync(ctx, (string)a[0]!, HotplugRules.UnplugForce, ct));
         registry.Implement("VM.get_allowed_VIF_devices", async (_, a, ct) =>
         {
-            var vm = await database.GetArgumentAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false);
-            return DeviceNumbers.AllowedVifDevices(await DevicesOfAsync(vm, ct).ConfigureAwait(false)).Select(d => (object?)d).ToList();
+            var vm = await database.GetArgumentAsync(XenClasses.VM, (string)a[0]!, ct);
+            return DeviceNumbers.AllowedVifDevices(await DevicesOfAsync(vm, ct)).Select(d => (object?)d).ToList();
         });
     }
 
@@ -35,7 +35,7 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
         var devices = new List<string>();
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is { } vif)
             {
                 devices.Add(vif.Get(XenApi.VIF.Device));
             }
@@ -46,16 +46,16 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
 
     private async Task<object?> HotplugAsync(CallContext context, string vifRef, string operation, CancellationToken cancellationToken)
     {
-        var vif = await database.GetArgumentAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
-        var vm = await database.GetAsync(XenClasses.VM, vif.Get(XenApi.VIF.VM), cancellationToken).ConfigureAwait(false);
-        var metrics = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken).ConfigureAwait(false);
+        var vif = await database.GetArgumentAsync(XenClasses.VIF, vifRef, cancellationToken);
+        var vm = await database.GetAsync(XenClasses.VM, vif.Get(XenApi.VIF.VM), cancellationToken);
+        var metrics = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), cancellationToken);
         if (HotplugRules.CheckVif(operation, vif, vm, metrics) is { } refused)
         {
             throw refused;
         }
 
         var kind = operation == HotplugRules.Plug ? HostOperationKinds.VifPlug : HostOperationKinds.VifUnplug;
-        await devices.RunAsync(context, kind, vm, "vif", vif.Ref, operation == HotplugRules.UnplugForce, cancellationToken).ConfigureAwait(false);
+        await devices.RunAsync(context, kind, vm, "vif", vif.Ref, operation == HotplugRules.UnplugForce, cancellationToken);
         return null;
     }
 
@@ -65,9 +65,8 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
     /// </summary>
     private async Task<object?> CreateAsync(Dictionary<string, object?> record, CancellationToken cancellationToken)
     {
-        var vm = await database.GetArgumentAsync(XenClasses.VM, record.GetValueOrDefault("VM")?.ToString() ?? "", cancellationToken).ConfigureAwait(false);
-        var network = await database.GetArgumentAsync(XenClasses.Network, record.GetValueOrDefault("network")?.ToString() ?? "", cancellationToken)
-            .ConfigureAwait(false);
+        var vm = await database.GetArgumentAsync(XenClasses.VM, record.GetValueOrDefault("VM")?.ToString() ?? "", cancellationToken);
+        var network = await database.GetArgumentAsync(XenClasses.Network, record.GetValueOrDefault("network")?.ToString() ?? "", cancellationToken);
         var device = record.GetValueOrDefault("device")?.ToString() ?? "";
         if (!uint.TryParse(device, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
@@ -82,10 +81,10 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
             throw new XenApiException(ErrorCodes.MacInvalid, mac);
         }
 
-        await CreateLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await CreateLock.WaitAsync(cancellationToken);
         try
         {
-            foreach (var other in await DevicesOfAsync(vm, cancellationToken).ConfigureAwait(false))
+            foreach (var other in await DevicesOfAsync(vm, cancellationToken))
             {
                 if (uint.TryParse(other, NumberStyles.None, CultureInfo.InvariantCulture, out var taken) && taken == number)
                 {
@@ -104,7 +103,7 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
             vif.Set(XenApi.VIF.OtherConfig, ConstructorRecord.Value(record, vif.Schema, XenApi.VIF.OtherConfig, new Dictionary<string, string>()));
             vif.Set(XenApi.VIF.QosAlgorithmType, ConstructorRecord.Value(record, vif.Schema, XenApi.VIF.QosAlgorithmType, ""));
             vif.Set(XenApi.VIF.QosAlgorithmParams, ConstructorRecord.Value(record, vif.Schema, XenApi.VIF.QosAlgorithmParams, new Dictionary<string, string>()));
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
             return vif.Ref;
         }
         finally
@@ -115,8 +114,8 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
 
     private async Task<object?> DestroyAsync(string vifRef, CancellationToken cancellationToken)
     {
-        var vif = await database.GetArgumentAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
-        var vm = await database.TryGetAsync(XenClasses.VM, vif.Get(XenApi.VIF.VM), cancellationToken).ConfigureAwait(false);
+        var vif = await database.GetArgumentAsync(XenClasses.VIF, vifRef, cancellationToken);
+        var vm = await database.TryGetAsync(XenClasses.VM, vif.Get(XenApi.VIF.VM), cancellationToken);
         if (vif.Get(XenApi.VIF.CurrentlyAttached) && vm?.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused)
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "VIF currently attached to a running VM");
@@ -124,7 +123,7 @@ public sealed class VifMethods(IPoolDatabase database, DeviceOperations devices)
 
         var tx = new PoolTransaction();
         tx.Delete(vif);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return null;
     }
 }

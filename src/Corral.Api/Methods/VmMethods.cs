@@ -49,14 +49,14 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         registry.Add("VM.set_VCPUs_max", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, "VCPUs_max", a[1], ct), ("self", Ref), ("value", FieldType.Int));
         registry.Add("VM.set_VCPUs_at_startup", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, "VCPUs_at_startup", a[1], ct), ("self", Ref), ("value", FieldType.Int));
         registry.Add("VM.set_is_a_template", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, "is_a_template", a[1], ct), ("self", Ref), ("value", FieldType.Bool));
-        registry.Add("VM.get_boot_record", async (_, a, ct) => (await database.GetAsync(XenClasses.VM, (string)a[0]!, ct).ConfigureAwait(false)).ToRecord(), ("self", Ref));
+        registry.Add("VM.get_boot_record", async (_, a, ct) => (await database.GetAsync(XenClasses.VM, (string)a[0]!, ct)).ToRecord(), ("self", Ref));
     }
 
     private Task<XenObject> GetVmAsync(string vmRef, CancellationToken cancellationToken) => database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken);
 
     private async Task<object?> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken)
     {
-        await starter.StartAsync(context, vmRef, hostRef, paused, cancellationToken).ConfigureAwait(false);
+        await starter.StartAsync(context, vmRef, hostRef, paused, cancellationToken);
         return null;
     }
 
@@ -68,11 +68,11 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         bool fallbackHard = false, bool strict = true)
     {
         await using var mark = await marks.MarkVmAsync(context, vmRef, op, cancellationToken, strict);
-        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await GetVmAsync(vmRef, cancellationToken);
         var hostRef = vm.Get(XenApi.VM.ResidentOn);
-        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false)
+        var host = await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken)
                    ?? throw new XenApiException(ErrorCodes.HostOffline, hostRef);
-        if (!await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+        if (!await placement.IsLiveAsync(host, cancellationToken))
         {
             throw new XenApiException(ErrorCodes.HostOffline, hostRef);
         }
@@ -83,13 +83,13 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             arguments["fallback_hard"] = "true";
         }
 
-        await operations.RunAsync(kind, hostRef, vmRef, arguments, context, cancellationToken, mark).ConfigureAwait(false);
+        await operations.RunAsync(kind, hostRef, vmRef, arguments, context, cancellationToken, mark);
         return null;
     }
 
     private async Task<object?> DestroyAsync(string vmRef, CancellationToken cancellationToken)
     {
-        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await GetVmAsync(vmRef, cancellationToken);
         // The transaction below is guarded by the revision read here, so the VM checked is the VM deleted.
         await marks.AssertVmAsync(vm, VmOperations.Destroy, cancellationToken);
 
@@ -98,7 +98,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         tx.Delete(vm);
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
-            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false) is { } vbd)
+            if (await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken) is { } vbd)
             {
                 tx.Delete(vbd);
             }
@@ -106,7 +106,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false) is { } vif)
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is { } vif)
             {
                 tx.Delete(vif);
             }
@@ -114,13 +114,13 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
         foreach (var (cls, field) in new[] { (XenClasses.VMMetrics, "metrics"), (XenClasses.VMGuestMetrics, "guest_metrics") })
         {
-            if (await database.TryGetAsync(cls, vm.GetString(field), cancellationToken).ConfigureAwait(false) is { } m)
+            if (await database.TryGetAsync(cls, vm.GetString(field), cancellationToken) is { } m)
             {
                 tx.Delete(m);
             }
         }
 
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return null;
     }
 
@@ -134,7 +134,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         vm.Set(XenApi.VM.Metrics, metrics.Ref);
         vm.Set(XenApi.VM.PowerState, VmPowerState.Halted);
         ValidateMemory(vm);
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return vm.Ref;
     }
 
@@ -145,7 +145,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
     private async Task<object?> CopyAsync(CallContext context, string vmRef, string newName, string? srRef, CancellationToken cancellationToken)
     {
         await using var mark = await marks.MarkVmAsync(context, vmRef, srRef is null ? VmOperations.Clone : VmOperations.Copy, cancellationToken);
-        var source = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var source = await GetVmAsync(vmRef, cancellationToken);
         if (srRef is not null && !OpaqueRef.IsWellFormed(srRef))
         {
             throw XenApiException.HandleInvalid(XenClasses.SR, srRef);
@@ -154,12 +154,12 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         var newDisks = new List<(XenObject Vbd, string? NewVdi)>();
         foreach (var vbdRef in source.Get(XenApi.VM.VBDs))
         {
-            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
             string? newVdi = null;
             if (vbd.Get(XenApi.VBD.Type) == VbdType.Disk && !vbd.Get(XenApi.VBD.Empty))
             {
-                var vdi = await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
-                newVdi = await StorageMethods.CopyVdiAsync(database, operations, context, vdi, srRef ?? vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
+                var vdi = await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken);
+                newVdi = await StorageMethods.CopyVdiAsync(database, operations, context, vdi, srRef ?? vdi.Get(XenApi.VDI.SR), cancellationToken);
             }
 
             newDisks.Add((vbd, newVdi));
@@ -194,7 +194,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
         foreach (var vifRef in source.Get(XenApi.VM.VIFs))
         {
-            var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken).ConfigureAwait(false);
+            var vif = await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken);
             var copy = vif.ToRecord();
             copy.Remove("uuid");
             var created = tx.Create(XenClasses.VIFSchema, copy);
@@ -208,7 +208,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             }
         }
 
-        await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(tx, cancellationToken);
         return clone.Ref;
     }
 
@@ -249,7 +249,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             v.Set(XenApi.VM.MemoryTarget, dynamicMax);
             ValidateMemory(v);
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
         return null;
     }
 
@@ -265,7 +265,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
     private async Task<object?> SetHaltedFieldAsync(string vmRef, string field, object? value, CancellationToken cancellationToken)
     {
-        var vm = await GetVmAsync(vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await GetVmAsync(vmRef, cancellationToken);
         var check = OperationOf(field) is { } op ? await marks.VmRulesAsync(vm, op, cancellationToken) : null;
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
@@ -315,7 +315,7 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             }
 
             tx.Update(v);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
         return null;
     }
 }

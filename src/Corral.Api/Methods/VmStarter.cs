@@ -16,25 +16,25 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
 {
     public async Task<string> StartAsync(CallContext context, string vmRef, string? hostRef, bool paused, CancellationToken cancellationToken, bool haRestart = false)
     {
-        var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken);
         var op = hostRef is null ? VmOperations.Start : VmOperations.StartOn;
         await marks.AssertVmAsync(vm, op, cancellationToken);
         XenObject host;
         if (hostRef is null)
         {
-            host = await placement.ChooseAsync(vm, cancellationToken).ConfigureAwait(false);
+            host = await placement.ChooseAsync(vm, cancellationToken);
         }
         else
         {
-            host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
-            await placement.CheckHostAsync(vm, host, cancellationToken).ConfigureAwait(false);
+            host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
+            await placement.CheckHostAsync(vm, host, cancellationToken);
         }
 
         if (!haRestart && vm.Get(XenApi.VM.HaRestartPriority) == RestartPriority.Restart)
         {
             // With HA on, a protected VM that starts must still leave a restart plan for the failures to tolerate.
             await planning.CheckAdmissionAsync(vms => [.. vms, new PlanVm(vm.Ref, host.Ref, Placement.MemoryNeeded(vm), true)],
-                cancellationToken).ConfigureAwait(false);
+                cancellationToken);
         }
 
         // Reserving the host and recording the start in one guarded write keeps two starts from racing: the second

@@ -19,25 +19,25 @@ public sealed class EvacuationPlanner(IPoolDatabase database, Placement placemen
     public async Task<EvacuationPlan> PlanAsync(string hostRef, CancellationToken cancellationToken)
     {
         var hosts = new List<XenObject>();
-        var all = await database.GetAllAsync(XenClasses.Host, cancellationToken).ConfigureAwait(false);
+        var all = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         var evacuated = all.FirstOrDefault(h => h.Ref == hostRef);
         foreach (var host in all)
         {
-            if (host.Ref != hostRef && host.Get(XenApi.Host.Enabled) && await placement.IsLiveAsync(host, cancellationToken).ConfigureAwait(false))
+            if (host.Ref != hostRef && host.Get(XenApi.Host.Enabled) && await placement.IsLiveAsync(host, cancellationToken))
             {
                 hosts.Add(host);
             }
         }
 
-        var free = (await placement.FreeMemoryByHostAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value);
-        var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken).ConfigureAwait(false))
+        var free = (await placement.FreeMemoryByHostAsync(cancellationToken)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var vms = (await database.GetAllAsync(XenClasses.VM, cancellationToken))
             .Where(v => v.Get(XenApi.VM.ResidentOn) == hostRef && v.Get(XenApi.VM.PowerState) is VmPowerState.Running or VmPowerState.Paused && !v.Get(XenApi.VM.IsControlDomain))
             .OrderByDescending(Placement.MemoryNeeded).ToList();
         var destinations = new Dictionary<string, string>(StringComparer.Ordinal);
         var blockers = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         foreach (var vm in vms)
         {
-            if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken).ConfigureAwait(false) is { } running)
+            if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken) is { } running)
             {
                 destinations[vm.Ref] = running.Record.DestinationRef; // already on its way
                 continue;
@@ -60,7 +60,7 @@ public sealed class EvacuationPlanner(IPoolDatabase database, Placement placemen
                         Placement.CheckLiveMigrationCompatible(vm, evacuated, host);
                     }
 
-                    await placement.CheckStorageReachableAsync(vm, host.Ref, cancellationToken).ConfigureAwait(false);
+                    await placement.CheckStorageReachableAsync(vm, host.Ref, cancellationToken);
                     reachable.Add(host);
                 }
                 catch (XenApiException ex)

@@ -44,7 +44,7 @@ public static class MigrationEnding
 
         var tasks = new HashSet<string>(StringComparer.Ordinal) { migration.TaskRef };
         foreach (var (key, json) in await database.Leases.GetPrefixAsync(HostOperationQueue.HostPrefix(migration.SourceRef), cancellationToken)
-                     .ConfigureAwait(false))
+                     )
         {
             var operation = HostOperation.FromJson(json);
             if (operation.Kind == HostOperationKinds.VmMigrateSend && operation.Argument("migration") == migration.Id)
@@ -56,7 +56,7 @@ public static class MigrationEnding
 
         foreach (var taskRef in tasks)
         {
-            if (await database.TryGetAsync(XenClasses.Task, taskRef, cancellationToken).ConfigureAwait(false) is { } task
+            if (await database.TryGetAsync(XenClasses.Task, taskRef, cancellationToken) is { } task
                 && task.Get(XenApi.Task.Status) is TaskStatusType.Pending or TaskStatusType.Cancelling)
             {
                 var t = task.Clone();

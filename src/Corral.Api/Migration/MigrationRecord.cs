@@ -104,7 +104,7 @@ public sealed record MigrationRecord
     /// <summary>The record and its revision (for a guarded write), or null when there is no migration of the VM.</summary>
     public static async Task<(MigrationRecord Record, long Revision)?> ReadAsync(IPoolDatabase database, string vmRef, CancellationToken cancellationToken)
     {
-        var (value, revision) = await database.Leases.GetWithRevisionAsync(KeyOf(vmRef), cancellationToken).ConfigureAwait(false);
+        var (value, revision) = await database.Leases.GetWithRevisionAsync(KeyOf(vmRef), cancellationToken);
         return value is null ? null : (FromJson(value), revision);
     }
 
@@ -116,7 +116,7 @@ public sealed record MigrationRecord
         tx.PutKey(next.Key, next.ToJson());
         try
         {
-            await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+            await database.CommitAsync(tx, cancellationToken);
             return true;
         }
         catch (ConcurrentUpdateException)

@@ -26,11 +26,11 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
     public async Task<string> StartAsync(string sessionRef, string vmRef, string hostRef, IReadOnlyDictionary<string, object?> options,
         string? progressTaskRef, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? vdiMap = null)
     {
-        var (vm, _, disks) = await CheckAsync(vmRef, hostRef, vdiMap, cancellationToken, Forced(options)).ConfigureAwait(false);
+        var (vm, _, disks) = await CheckAsync(vmRef, hostRef, vdiMap, cancellationToken, Forced(options));
 
         // The source's half runs under a task of its own, ended by the agent; the caller's task (an Async.* call's)
         // carries the progress and ends when this handler returns, as every Async.* call's does.
-        var sendTask = await tasks.CreateAsync("VM.pool_migrate (source)", vmRef, cancellationToken).ConfigureAwait(false);
+        var sendTask = await tasks.CreateAsync("VM.pool_migrate (source)", vmRef, cancellationToken);
         var taskRef = progressTaskRef ?? sendTask;
         var record = new MigrationRecord
         {
@@ -65,12 +65,12 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             busy.Set(XenApi.VM.CurrentOperations, ops);
             busy.Set(XenApi.VM.ScheduledToBeResidentOn, hostRef);
             tx.Update(busy);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
 
         var arguments = new Dictionary<string, string> { ["migration"] = record.Id };
-        var receiveTask = await tasks.CreateAsync("VM.pool_migrate (destination)", vmRef, cancellationToken).ConfigureAwait(false);
-        await operations.SubmitAsync(HostOperationKinds.VmMigrateReceive, hostRef, vmRef, arguments, sessionRef, receiveTask, cancellationToken).ConfigureAwait(false);
-        await operations.SubmitAsync(HostOperationKinds.VmMigrateSend, record.SourceRef, vmRef, arguments, sessionRef, sendTask, cancellationToken).ConfigureAwait(false);
+        var receiveTask = await tasks.CreateAsync("VM.pool_migrate (destination)", vmRef, cancellationToken);
+        await operations.SubmitAsync(HostOperationKinds.VmMigrateReceive, hostRef, vmRef, arguments, sessionRef, receiveTask, cancellationToken);
+        await operations.SubmitAsync(HostOperationKinds.VmMigrateSend, record.SourceRef, vmRef, arguments, sessionRef, sendTask, cancellationToken);
         return sendTask;
     }
 
@@ -83,8 +83,8 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
     public async Task<(XenObject Vm, XenObject Destination, IReadOnlyList<DiskMove> Disks)> CheckAsync(string vmRef, string hostRef,
         IReadOnlyDictionary<string, string>? vdiMap, CancellationToken cancellationToken, bool force = false)
     {
-        var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken).ConfigureAwait(false);
-        var destination = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken).ConfigureAwait(false);
+        var vm = await database.GetArgumentAsync(XenClasses.VM, vmRef, cancellationToken);
+        var destination = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
         // The VM's rules: its power state, a template or control domain, another operation in progress...
         await marks.AssertVmAsync(vm, OperationOf(vdiMap), cancellationToken, strict: !force);
 
@@ -94,13 +94,13 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "The VM already runs on that host");
         }
 
-        var source = await database.TryGetAsync(XenClasses.Host, sourceRef, cancellationToken).ConfigureAwait(false);
-        if (source is null || !await placement.IsLiveAsync(source, cancellationToken).ConfigureAwait(false))
+        var source = await database.TryGetAsync(XenClasses.Host, sourceRef, cancellationToken);
+        if (source is null || !await placement.IsLiveAsync(source, cancellationToken))
         {
             throw new XenApiException(ErrorCodes.HostOffline, sourceRef);
         }
 
-        if (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken).ConfigureAwait(false) is { } running)
+        if (await MigrationRecord.ReadAsync(database, vmRef, cancellationToken) is { } running)
         {
             throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vmRef,
                 running.Record.Disks.Count > 0 ? "migrate_send" : "pool_migrate", running.Record.TaskRef);
@@ -108,8 +108,8 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
 
         Placement.CheckLiveMigrationCompatible(vm, source, destination);
         // Storage is checked disk by disk below: a mapped disk need not be reachable from the destination yet.
-        await placement.CheckHostAsync(vm, destination, cancellationToken, checkStorage: false).ConfigureAwait(false);
-        var disks = await PlanDisksAsync(vm, hostRef, vdiMap ?? new Dictionary<string, string>(), cancellationToken).ConfigureAwait(false);
+        await placement.CheckHostAsync(vm, destination, cancellationToken, checkStorage: false);
+        var disks = await PlanDisksAsync(vm, hostRef, vdiMap ?? new Dictionary<string, string>(), cancellationToken);
         return (vm, destination, disks);
     }
 
@@ -124,18 +124,18 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
         var mapped = new HashSet<string>(StringComparer.Ordinal);
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
         {
-            var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken).ConfigureAwait(false);
+            var vbd = await database.TryGetAsync(XenClasses.VBD, vbdRef, cancellationToken);
             if (vbd is null || vbd.Get(XenApi.VBD.Empty) || OpaqueRef.IsNull(vbd.Get(XenApi.VBD.VDI)))
             {
                 continue;
             }
 
-            var vdi = await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken).ConfigureAwait(false);
-            var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken).ConfigureAwait(false);
+            var vdi = await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken);
+            var sr = await database.GetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken);
             if (vdiMap.TryGetValue(vdi.Ref, out var targetRef) && targetRef != sr.Ref)
             {
                 mapped.Add(vdi.Ref);
-                var target = await database.GetArgumentAsync(XenClasses.SR, targetRef, cancellationToken).ConfigureAwait(false);
+                var target = await database.GetArgumentAsync(XenClasses.SR, targetRef, cancellationToken);
                 if (vbd.Get(XenApi.VBD.Type) == VbdType.CD)
                 {
                     throw new XenApiException(ErrorCodes.OperationNotAllowed, $"the CD in drive {vbd.Get(XenApi.VBD.Userdevice)} cannot be copied to another SR; eject it first");
@@ -158,7 +158,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
                     throw new XenApiException(ErrorCodes.SrOperationNotSupported, target.Ref);
                 }
 
-                if (!await placement.IsPluggedAsync(target, hostRef, cancellationToken).ConfigureAwait(false))
+                if (!await placement.IsPluggedAsync(target, hostRef, cancellationToken))
                 {
                     throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, target.Ref);
                 }
@@ -178,7 +178,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
                 continue;
             }
 
-            if (!await placement.IsPluggedAsync(sr, hostRef, cancellationToken).ConfigureAwait(false))
+            if (!await placement.IsPluggedAsync(sr, hostRef, cancellationToken))
             {
                 throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, sr.Ref);
             }
@@ -187,7 +187,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
         foreach (var vdiRef in vdiMap.Keys.Where(k => !mapped.Contains(k)))
         {
             // A VDI that is not one of this VM's disks is a mistake worth saying so; one mapped to its own SR is fine.
-            var vdi = OpaqueRef.IsWellFormed(vdiRef) ? await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken).ConfigureAwait(false) : null;
+            var vdi = OpaqueRef.IsWellFormed(vdiRef) ? await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken) : null;
             if (vdi is null)
             {
                 throw XenApiException.HandleInvalid(XenClasses.VDI, vdiRef);

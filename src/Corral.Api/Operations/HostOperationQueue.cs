@@ -19,7 +19,7 @@ public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks
     public async Task<string> SubmitAsync(string kind, string hostRef, string target, IDictionary<string, string> arguments,
         string sessionRef, string? taskRef, CancellationToken cancellationToken)
     {
-        taskRef ??= await tasks.CreateAsync(kind, target, cancellationToken).ConfigureAwait(false);
+        taskRef ??= await tasks.CreateAsync(kind, target, cancellationToken);
         var operation = new HostOperation
         {
             Id = Guid.NewGuid().ToString("N"),
@@ -29,7 +29,7 @@ public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks
             Target = target,
             Arguments = new Dictionary<string, string>(arguments),
         };
-        await database.Leases.PutDurableAsync(operation.Key, operation.ToJson(), cancellationToken).ConfigureAwait(false);
+        await database.Leases.PutDurableAsync(operation.Key, operation.ToJson(), cancellationToken);
         return taskRef;
     }
 
@@ -41,9 +41,9 @@ public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks
     public async Task<string> RunAsync(string kind, string hostRef, string target, IDictionary<string, string> arguments,
         Dispatch.CallContext context, CancellationToken cancellationToken, OperationMark? mark = null)
     {
-        var taskRef = await SubmitAsync(kind, hostRef, target, arguments, context.SessionRef, mark?.TaskRef, cancellationToken).ConfigureAwait(false);
+        var taskRef = await SubmitAsync(kind, hostRef, target, arguments, context.SessionRef, mark?.TaskRef, cancellationToken);
         mark?.HandOver();
-        var task = await tasks.WaitAsync(taskRef, cancellationToken).ConfigureAwait(false);
+        var task = await tasks.WaitAsync(taskRef, cancellationToken);
         if (context.TaskRef is null)
         {
             // A sync caller never sees this task: remove it, as xapi does with its internal subtasks.
@@ -51,7 +51,7 @@ public sealed class HostOperationQueue(IPoolDatabase database, TaskService tasks
             tx.Delete(task);
             try
             {
-                await database.CommitAsync(tx, cancellationToken).ConfigureAwait(false);
+                await database.CommitAsync(tx, cancellationToken);
             }
             catch (ConcurrentUpdateException)
             {

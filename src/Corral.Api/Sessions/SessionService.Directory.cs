@@ -19,11 +19,10 @@ public sealed partial class SessionService
     private async Task<string> DirectoryLoginAsync(IExternalDirectory directory, DirectorySettings settings, string user, string password, string originator,
         string source, CancellationToken cancellationToken)
     {
-        var (found, subjects, permissions) = await AuthorizeDirectoryUserAsync(directory, settings, user, password, source, "session.login_with_password", cancellationToken)
-            .ConfigureAwait(false);
+        var (found, subjects, permissions) = await AuthorizeDirectoryUserAsync(directory, settings, user, password, source, "session.login_with_password", cancellationToken);
         logger.LogInformation(DirectoryLogin, "{User} ({Identifier}) logged in from {Source} as {Roles}", user, found.Identifier, source,
             string.Join(", ", permissions.Where(p => RoleTable.FindByNameLabel(p) is { IsPermission: false })));
-        return await CreateSessionAsync(user, false, subjects[0].Ref, found.Identifier, permissions, originator, cancellationToken).ConfigureAwait(false);
+        return await CreateSessionAsync(user, false, subjects[0].Ref, found.Identifier, permissions, originator, cancellationToken);
     }
 
     /// <summary>
@@ -37,7 +36,7 @@ public sealed partial class SessionService
         DirectoryUser? found;
         try
         {
-            found = await directory.AuthenticateAsync(settings, user, password, cancellationToken).ConfigureAwait(false);
+            found = await directory.AuthenticateAsync(settings, user, password, cancellationToken);
         }
         catch (DirectoryUnavailableException ex)
         {
@@ -57,7 +56,7 @@ public sealed partial class SessionService
         string? suspended;
         try
         {
-            suspended = SubjectSuspension.Of(await directory.InformationAsync(settings, found.Identifier, cancellationToken).ConfigureAwait(false));
+            suspended = SubjectSuspension.Of(await directory.InformationAsync(settings, found.Identifier, cancellationToken));
         }
         catch (DirectoryUnavailableException ex)
         {
@@ -71,7 +70,7 @@ public sealed partial class SessionService
             throw new XenApiException(ErrorCodes.SessionAuthorizationFailed, user, message);
         }
 
-        var subjects = SubjectsLettingIn(await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken).ConfigureAwait(false), found.Identifier,
+        var subjects = SubjectsLettingIn(await database.GetAllAsync(XenApi.Subject.ClassName, cancellationToken), found.Identifier,
             found.Groups);
         if (subjects.Count == 0)
         {
@@ -99,15 +98,15 @@ public sealed partial class SessionService
     /// </summary>
     public async Task<bool> BasicCredentialsAllowAsync(string user, string password, string source, string path, CancellationToken cancellationToken)
     {
-        if (user == RootUser || await external.CurrentAsync(cancellationToken).ConfigureAwait(false) is not { } directory)
+        if (user == RootUser || await external.CurrentAsync(cancellationToken) is not { } directory)
         {
-            return await PasswordMatchesAsync(user, password, source, path, cancellationToken).ConfigureAwait(false);
+            return await PasswordMatchesAsync(user, password, source, path, cancellationToken);
         }
 
         throttle.ThrowIfThrottled(user, source);
         try
         {
-            await AuthorizeDirectoryUserAsync(directory.Directory, directory.Settings, user, password, source, path, cancellationToken).ConfigureAwait(false);
+            await AuthorizeDirectoryUserAsync(directory.Directory, directory.Settings, user, password, source, path, cancellationToken);
             return true;
         }
         catch (XenApiException ex) when (ex.Code is ErrorCodes.SessionAuthenticationFailed or ErrorCodes.SessionAuthorizationFailed or ErrorCodes.RbacPermissionDenied)

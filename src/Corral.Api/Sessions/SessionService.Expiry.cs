@@ -31,12 +31,12 @@ public sealed partial class SessionService
     /// </summary>
     public async Task<int> CollectPoolSessionsAsync(DateTime nowUtc, SessionLimits limits, CancellationToken cancellationToken)
     {
-        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
+        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken);
         var facts = all.Select(s => new SessionFacts(s.Ref, s.Uuid, s.Get(XenApi.Session.LastActive), s.Get(XenApi.Session.Pool),
             s.Get(XenApi.Session.AuthUserName), s.Get(XenApi.Session.Originator)));
         var expired = SessionRetention.Select(facts, nowUtc, limits);
         var byRef = all.ToDictionary(s => s.Ref, StringComparer.Ordinal);
-        var ended = await DeleteAsync(expired.Select(e => byRef[e.Ref]), cancellationToken).ConfigureAwait(false);
+        var ended = await DeleteAsync(expired.Select(e => byRef[e.Ref]), cancellationToken);
         foreach (var group in expired.GroupBy(e => e.Group, StringComparer.Ordinal))
         {
             // Uuids only: a session's reference is its secret and is never logged.
@@ -54,8 +54,8 @@ public sealed partial class SessionService
     public async Task<int> EndOtherSessionsOfAsync(string user, string keep, CancellationToken cancellationToken)
     {
         var local = _localSessions.EndPasswordSessionsOf(user, keep);
-        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken).ConfigureAwait(false);
-        var ended = await DeleteAsync(all.Where(s => s.Ref != keep && s.Get(XenApi.Session.AuthUserName) == user), cancellationToken).ConfigureAwait(false);
+        var all = await database.GetAllAsync(XenClasses.Session, cancellationToken);
+        var ended = await DeleteAsync(all.Where(s => s.Ref != keep && s.Get(XenApi.Session.AuthUserName) == user), cancellationToken);
         foreach (var reference in local)
         {
             _valid.TryRemove(reference, out _);
@@ -76,13 +76,13 @@ public sealed partial class SessionService
         for (var round = 0; round < 10; round++)
         {
             // A session touched meanwhile stays on a round; it is read again and ended on the next.
-            var directorySessions = await DirectorySessionsAsync(cancellationToken).ConfigureAwait(false);
+            var directorySessions = await DirectorySessionsAsync(cancellationToken);
             if (directorySessions.Count == 0)
             {
                 break;
             }
 
-            ended += await DeleteAsync(directorySessions, cancellationToken).ConfigureAwait(false);
+            ended += await DeleteAsync(directorySessions, cancellationToken);
         }
 
         logger.LogInformation(DirectorySessionsEnded, "External authentication off: ended {Count} sessions of the directory's users", ended);
@@ -92,7 +92,7 @@ public sealed partial class SessionService
     /// <summary>Deletes sessions (one touched meanwhile stays) and forgets them here. Returns how many went.</summary>
     private async Task<int> DeleteAsync(IEnumerable<XenObject> sessions, CancellationToken cancellationToken)
     {
-        var deleted = await database.TryDeleteAllAsync(sessions, cancellationToken).ConfigureAwait(false);
+        var deleted = await database.TryDeleteAllAsync(sessions, cancellationToken);
         foreach (var session in deleted)
         {
             _valid.TryRemove(session.Ref, out _);

@@ -33,7 +33,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     public async Task SetPasswordAsync(string user, string password, CancellationToken cancellationToken)
     {
         var hash = PasswordHasher.Hash(password, options.Value.PasswordHashIterations);
-        await database.Leases.PutDurableAsync(PasswordKey(user), hash, cancellationToken).ConfigureAwait(false);
+        await database.Leases.PutDurableAsync(PasswordKey(user), hash, cancellationToken);
         verified.Forget(user);
         if (user == RootUser)
         {
@@ -47,20 +47,20 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     /// </summary>
     public async Task RefreshLocalCredentialsAsync(CancellationToken cancellationToken)
     {
-        var secret = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false);
+        var secret = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken);
         if (secret is null)
         {
             secret = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-            await database.Leases.PutDurableAsync(PoolSecretKey, secret, cancellationToken).ConfigureAwait(false);
-            secret = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false);
+            await database.Leases.PutDurableAsync(PoolSecretKey, secret, cancellationToken);
+            secret = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken);
         }
 
-        local.Remember(await database.Leases.GetValueAsync(PasswordKey(RootUser), cancellationToken).ConfigureAwait(false), secret);
+        local.Remember(await database.Leases.GetValueAsync(PasswordKey(RootUser), cancellationToken), secret);
     }
 
     /// <summary>The pool secret as this host knows it (its local copy; the database when there is none).</summary>
     public async Task<string> GetPoolSecretAsync(CancellationToken cancellationToken) =>
-        local.PoolSecret ?? await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false)
+        local.PoolSecret ?? await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken)
         ?? throw new XenApiException(ErrorCodes.InternalError, "the pool has no secret yet");
 
     /// <summary>
@@ -90,7 +90,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         {
             try
             {
-                known = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken).ConfigureAwait(false);
+                known = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -111,7 +111,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     public bool IsLocalSession(string sessionRef) => _localSessions.Contains(sessionRef);
 
     public async Task<bool> HasPasswordAsync(string user, CancellationToken cancellationToken) =>
-        await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false) is not null;
+        await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken) is not null;
 
     /// <summary>
     /// Whether <paramref name="password"/> is the pool user's (checked against the pool database, on any host), for a
@@ -121,7 +121,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     public async Task<bool> PasswordMatchesAsync(string user, string password, string source, string path, CancellationToken cancellationToken)
     {
         throttle.ThrowIfThrottled(user, source);
-        if (await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is null)
+        if (await VerifiedPasswordHashAsync(user, password, cancellationToken) is null)
         {
             throttle.Failed(user, source, path);
             return false;
@@ -138,7 +138,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     /// </summary>
     private async Task<string?> VerifiedPasswordHashAsync(string user, string password, CancellationToken cancellationToken)
     {
-        var stored = await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken).ConfigureAwait(false);
+        var stored = await database.Leases.GetValueAsync(PasswordKey(user), cancellationToken);
         if (stored is null)
         {
             return null;
@@ -149,7 +149,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
             return stored;
         }
 
-        await Hashing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Hashing.WaitAsync(cancellationToken);
         try
         {
             // Another login of the same password may have verified it while this one waited.
@@ -170,7 +170,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
 
         if (PasswordHasher.NeedsRehash(stored, options.Value.PasswordHashIterations))
         {
-            stored = await UpgradeHashAsync(user, password, stored, cancellationToken).ConfigureAwait(false);
+            stored = await UpgradeHashAsync(user, password, stored, cancellationToken);
         }
 
         verified.Remember(user, password, stored);
@@ -183,7 +183,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         var stronger = PasswordHasher.Hash(password, options.Value.PasswordHashIterations);
         try
         {
-            await database.Leases.PutDurableAsync(PasswordKey(user), stronger, cancellationToken).ConfigureAwait(false);
+            await database.Leases.PutDurableAsync(PasswordKey(user), stronger, cancellationToken);
             logger.LogInformation(PasswordHashUpgraded, "{User}'s password hash made at {Iterations} iterations, replacing a weaker one", user,
                 options.Value.PasswordHashIterations);
             return stronger;
@@ -202,24 +202,24 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         var masterRef = master.MasterRef;
         if (masterRef is null)
         {
-            var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken).ConfigureAwait(false);
+            var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken);
             masterRef = pools.Count > 0 ? pools[0].Get(XenApi.Pool.Master) : null;
         }
 
         if (masterRef is not null && masterRef != OpaqueRef.Null && masterRef != options.Value.HostRef)
         {
             // As on XenServer: a slave sends clients to the master, which they then log in to.
-            var masterHost = await database.TryGetAsync(XenClasses.Host, masterRef, cancellationToken).ConfigureAwait(false);
+            var masterHost = await database.TryGetAsync(XenClasses.Host, masterRef, cancellationToken);
             throw new XenApiException(ErrorCodes.HostIsSlave, masterHost?.Get(XenApi.Host.Address) ?? "");
         }
 
         throttle.ThrowIfThrottled(user, source);
-        if (user != RootUser && await external.CurrentAsync(cancellationToken).ConfigureAwait(false) is { } directory)
+        if (user != RootUser && await external.CurrentAsync(cancellationToken) is { } directory)
         {
-            return await DirectoryLoginAsync(directory.Directory, directory.Settings, user, password, originator, source, cancellationToken).ConfigureAwait(false);
+            return await DirectoryLoginAsync(directory.Directory, directory.Settings, user, password, originator, source, cancellationToken);
         }
 
-        if (await VerifiedPasswordHashAsync(user, password, cancellationToken).ConfigureAwait(false) is not { } stored)
+        if (await VerifiedPasswordHashAsync(user, password, cancellationToken) is not { } stored)
         {
             throttle.Failed(user, source, "session.login_with_password");
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, user, "Authentication failure");
@@ -233,7 +233,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         }
 
         // As xapi records a local superuser's login: no subject, no SID, and no permission list (root may do anything).
-        return await CreateSessionAsync(user, user == RootUser, OpaqueRef.Null, "", [], originator, cancellationToken).ConfigureAwait(false);
+        return await CreateSessionAsync(user, user == RootUser, OpaqueRef.Null, "", [], originator, cancellationToken);
     }
 
     private async Task<string> CreateSessionAsync(string user, bool superuser, string subjectRef, string sid, IReadOnlyList<string> permissions, string originator,
@@ -255,7 +255,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         session.Set(XenApi.Session.Parent, OpaqueRef.Null);
         session.Set(XenApi.Session.Originator, originator);
         session.Set(XenApi.Session.ClientCertificate, false);
-        await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(transaction, cancellationToken);
         _valid[session.Ref] = (now, now, SessionAccess.Of(session));
         return session.Ref;
     }
@@ -268,14 +268,14 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
             return;
         }
 
-        var session = await database.TryGetAsync(XenClasses.Session, sessionRef, cancellationToken).ConfigureAwait(false);
+        var session = await database.TryGetAsync(XenClasses.Session, sessionRef, cancellationToken);
         if (session is not null)
         {
             var transaction = new PoolTransaction();
             transaction.Delete(session);
             try
             {
-                await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+                await database.CommitAsync(transaction, cancellationToken);
             }
             catch (ConcurrentUpdateException)
             {
@@ -330,7 +330,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
 
     /// <summary>The sessions of users the external directory let in (xapi leaves client-certificate sessions out), as revalidation and disabling see them.</summary>
     public async Task<List<XenObject>> DirectorySessionsAsync(CancellationToken cancellationToken) =>
-        (await ExternalSessionsAsync(cancellationToken).ConfigureAwait(false))
+        (await ExternalSessionsAsync(cancellationToken))
             .Where(s => !s.Get(XenApi.Session.ClientCertificate) && s.Get(XenApi.Session.AuthUserSid).Length > 0)
             .ToList();
 
@@ -376,7 +376,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
         XenObject? session = null;
         if (OpaqueRef.IsWellFormed(sessionRef))
         {
-            session = await database.TryGetAsync(XenClasses.Session, sessionRef, cancellationToken).ConfigureAwait(false);
+            session = await database.TryGetAsync(XenClasses.Session, sessionRef, cancellationToken);
         }
 
         if (session is null || now - session.Get(XenApi.Session.LastActive) > options.Value.SessionIdleTimeout)
@@ -395,7 +395,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
                     var s = objs[0].Clone();
                     s.Set(XenApi.Session.LastActive, now);
                     tx.Update(s);
-                }, cancellationToken).ConfigureAwait(false);
+                }, cancellationToken);
                 touched = now;
             }
             catch (XenApiException)
@@ -416,7 +416,7 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
             return user;
         }
 
-        var session = await database.GetAsync(XenClasses.Session, sessionRef, cancellationToken).ConfigureAwait(false);
+        var session = await database.GetAsync(XenClasses.Session, sessionRef, cancellationToken);
         return session.Get(XenApi.Session.AuthUserName);
     }
 }

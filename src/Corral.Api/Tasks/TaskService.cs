@@ -22,7 +22,7 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
         task.Set(XenApi.Task.ResidentOn, options.Value.HostRef);
         // The caller's session is written nowhere on the task: a session reference is a bearer secret, and every session
         // reads every task (xapi keeps it in a field no client sees).
-        await database.CommitAsync(transaction, cancellationToken).ConfigureAwait(false);
+        await database.CommitAsync(transaction, cancellationToken);
         return task.Ref;
     }
 
@@ -32,17 +32,17 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
         using var timeout = new CancellationTokenSource(options.Value.OperationTimeout);
         try
         {
-            var result = await work(timeout.Token).ConfigureAwait(false);
-            await CompleteAsync(taskRef, result, CancellationToken.None).ConfigureAwait(false);
+            var result = await work(timeout.Token);
+            await CompleteAsync(taskRef, result, CancellationToken.None);
         }
         catch (XenApiException ex)
         {
-            await FailAsync(taskRef, ex.ErrorDescription, CancellationToken.None).ConfigureAwait(false);
+            await FailAsync(taskRef, ex.ErrorDescription, CancellationToken.None);
         }
         catch (Exception ex)
         {
             logger.LogError(ex, "Task {Task} failed", taskRef);
-            await FailAsync(taskRef, [ErrorCodes.InternalError, ex.Message], CancellationToken.None).ConfigureAwait(false);
+            await FailAsync(taskRef, [ErrorCodes.InternalError, ex.Message], CancellationToken.None);
         }
     }
 
@@ -73,7 +73,7 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
                     t.Set(XenApi.Task.Progress, Math.Clamp(progress, 0, 1));
                     tx.Update(t);
                 }
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken);
         }
         catch (XenApiException)
         {
@@ -94,7 +94,7 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
                     t.Set(XenApi.Task.Finished, DateTime.UtcNow);
                     tx.Update(t);
                 }
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken);
         }
         catch (XenApiException ex) when (ex.Code == ErrorCodes.HandleInvalid)
         {
@@ -108,7 +108,7 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.Value.OperationTimeout);
         var task = await events.WaitForAsync(XenClasses.Task, taskRef,
-            t => t.Get(XenApi.Task.Status) is not (TaskStatusType.Pending or TaskStatusType.Cancelling), timeout.Token).ConfigureAwait(false);
+            t => t.Get(XenApi.Task.Status) is not (TaskStatusType.Pending or TaskStatusType.Cancelling), timeout.Token);
         if (task.Get(XenApi.Task.Status) != TaskStatusType.Success)
         {
             var info = task.Get(XenApi.Task.ErrorInfo);

@@ -15,14 +15,14 @@ public sealed class XenApiSession(IXenApiClient client)
     /// <summary><c>session.login_with_password(uname, pwd, version, originator)</c>.</summary>
     public async Task LoginAsync(string user, string password, CancellationToken cancellationToken)
     {
-        var result = await client.CallAsync("session.login_with_password", [user, password, "1.0", "xe"], cancellationToken).ConfigureAwait(false);
+        var result = await client.CallAsync("session.login_with_password", [user, password, "1.0", "xe"], cancellationToken);
         Reference = result as string ?? throw new XenApiException(ErrorCodes.InternalError, "session.login_with_password returned no session");
     }
 
     /// <summary><c>session.slave_local_login_with_password(uname, pwd)</c>: a session good on that host only.</summary>
     public async Task LocalLoginAsync(string user, string password, CancellationToken cancellationToken)
     {
-        var result = await client.CallAsync("session.slave_local_login_with_password", [user, password], cancellationToken).ConfigureAwait(false);
+        var result = await client.CallAsync("session.slave_local_login_with_password", [user, password], cancellationToken);
         Reference = result as string ?? throw new XenApiException(ErrorCodes.InternalError, "session.slave_local_login_with_password returned no session");
     }
 
@@ -36,7 +36,7 @@ public sealed class XenApiSession(IXenApiClient client)
 
         var session = Reference;
         Reference = "";
-        await client.CallAsync("session.logout", [session], cancellationToken).ConfigureAwait(false);
+        await client.CallAsync("session.logout", [session], cancellationToken);
     }
 
     /// <summary>Calls <paramref name="method"/> with the session, then <paramref name="args"/>.</summary>
@@ -45,5 +45,5 @@ public sealed class XenApiSession(IXenApiClient client)
 
     /// <summary>A call whose result is a reference or a string.</summary>
     public async Task<string> CallForStringAsync(string method, CancellationToken cancellationToken, params object?[] args) =>
-        XenValue.AsString(await CallAsync(method, cancellationToken, args).ConfigureAwait(false));
+        XenValue.AsString(await CallAsync(method, cancellationToken, args));
 }

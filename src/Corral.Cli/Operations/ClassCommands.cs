@@ -61,29 +61,29 @@ public static class ClassCommands
     /// <summary>Every record of the class, with the class's own filters and the command line's applied.</summary>
     public static async Task<IReadOnlyList<XenRecord>> SelectAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var all = (await c.Cache.AllAsync(cls.ApiClass, ct).ConfigureAwait(false)).Where(cls.Listed).ToList();
+        var all = (await c.Cache.AllAsync(cls.ApiClass, ct)).Where(cls.Listed).ToList();
         var filters = cls.DefaultFilters.Concat(c.Params.All.Where(p =>
             p.Key != "params" && !XeParams.StandardParams.Contains(p.Key) && !p.Key.StartsWith("database:", StringComparison.Ordinal)));
-        return await c.Records.FilterAsync(cls, all, filters, ct).ConfigureAwait(false);
+        return await c.Records.FilterAsync(cls, all, filters, ct);
     }
 
     private static async Task ListAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var selected = await SelectAsync(c, cls, ct).ConfigureAwait(false);
+        var selected = await SelectAsync(c, cls, ct);
         // xe's --all prints every record of the class, whatever the filters.
-        var records = c.Params.Bool("all") ? (await c.Cache.AllAsync(cls.ApiClass, ct).ConfigureAwait(false)).Where(cls.Listed).ToList() : selected;
+        var records = c.Params.Bool("all") ? (await c.Cache.AllAsync(cls.ApiClass, ct)).Where(cls.Listed).ToList() : selected;
         var fields = RecordEngine.Select(cls, c.Params.Get("params"), cls.DefaultListParams);
-        await PrintAsync(c, records, fields, inList: true, ct).ConfigureAwait(false);
+        await PrintAsync(c, records, fields, inList: true, ct);
     }
 
     /// <summary>Prints records as a table of the given fields.</summary>
     public static async Task PrintAsync(CommandContext c, IReadOnlyList<XenRecord> records, IReadOnlyList<XeField> fields, bool inList, CancellationToken ct)
     {
-        await c.Records.PrepareAsync(records, fields, ct).ConfigureAwait(false);
+        await c.Records.PrepareAsync(records, fields, ct);
         var rows = new List<IReadOnlyList<KeyValuePair<string, string>>>();
         foreach (var record in records)
         {
-            rows.Add(await c.Records.RowAsync(record, fields, inList, ct).ConfigureAwait(false));
+            rows.Add(await c.Records.RowAsync(record, fields, inList, ct));
         }
 
         c.Printer.Table(rows);
@@ -92,23 +92,23 @@ public static class ClassCommands
     /// <summary>xe's record by uuid: <c>&lt;class&gt;.get_by_uuid</c> then <c>&lt;class&gt;.get_record</c>.</summary>
     public static async Task<XenRecord> GetByUuidAsync(CommandContext c, string apiClass, string uuid, CancellationToken ct)
     {
-        var reference = await c.CallForStringAsync($"{apiClass}.get_by_uuid", ct, uuid).ConfigureAwait(false);
-        var fields = XenValue.AsRecord(await c.CallAsync($"{apiClass}.get_record", ct, reference).ConfigureAwait(false));
+        var reference = await c.CallForStringAsync($"{apiClass}.get_by_uuid", ct, uuid);
+        var fields = XenValue.AsRecord(await c.CallAsync($"{apiClass}.get_record", ct, reference));
         return new XenRecord(apiClass, reference, fields);
     }
 
     private static async Task ParamListAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct).ConfigureAwait(false);
-        await PrintAsync(c, [record], cls.Fields, inList: false, ct).ConfigureAwait(false);
+        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct);
+        await PrintAsync(c, [record], cls.Fields, inList: false, ct);
     }
 
     private static async Task ParamGetAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct).ConfigureAwait(false);
+        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct);
         var name = c.Params.Required("param-name");
         var field = cls.Find(name) ?? throw new XeMissingParameter(name);
-        await c.Records.PrepareAsync([record], [field], ct).ConfigureAwait(false);
+        await c.Records.PrepareAsync([record], [field], ct);
         var context = c.Records.Context(record);
         if (c.Params.Get("param-key") is { } key && field.GetMap is { } getMap)
         {
@@ -124,7 +124,7 @@ public static class ClassCommands
             throw new XeFailure($"Key {key} not found in map");
         }
 
-        var value = await field.ValueAsync(context, ct).ConfigureAwait(false) ?? throw new XeMissingParameter(name);
+        var value = await field.ValueAsync(context, ct) ?? throw new XeMissingParameter(name);
         c.Printer.Line(value);
     }
 
@@ -162,7 +162,7 @@ public static class ClassCommands
     /// </summary>
     private static async Task ParamSetAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct).ConfigureAwait(false);
+        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct);
         var keysOf = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var wholeMaps = new List<(XeField Field, List<KeyValuePair<string, string>> Pairs)>();
         foreach (var (key, value) in c.Params.All)
@@ -240,7 +240,7 @@ public static class ClassCommands
 
     private static async Task ParamAddAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct).ConfigureAwait(false);
+        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct);
         var name = c.Params.Required("param-name");
         var field = cls.Find(name) ?? throw new XeMissingParameter(name);
         if (field.SetWrite is { } set)
@@ -269,7 +269,7 @@ public static class ClassCommands
 
     private static async Task ParamRemoveAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct).ConfigureAwait(false);
+        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct);
         var name = c.Params.Required("param-name");
         var key = c.Params.Required("param-key");
         var field = cls.Find(name) ?? throw new XeMissingParameter(name);
@@ -300,7 +300,7 @@ public static class ClassCommands
 
     private static async Task ParamClearAsync(CommandContext c, XeClass cls, CancellationToken ct)
     {
-        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct).ConfigureAwait(false);
+        var record = await GetByUuidAsync(c, cls.ApiClass, c.Params.Required("uuid"), ct);
         var name = c.Params.Required("param-name");
         var field = cls.Find(name) ?? throw new XeMissingParameter(name);
         var context = c.Records.Context(record);
@@ -313,7 +313,7 @@ public static class ClassCommands
         }
         else if (field.MapClear is { } clear)
         {
-            await c.CallAsync(clear.Method, ct, record.Ref, new Dictionary<string, string>()).ConfigureAwait(false);
+            await c.CallAsync(clear.Method, ct, record.Ref, new Dictionary<string, string>());
         }
         else if (field.MapReplace is { } replace)
         {
@@ -331,14 +331,14 @@ public static class ClassCommands
             object? wire;
             try
             {
-                wire = await setter.ToWire(c.Session, "", ct).ConfigureAwait(false);
+                wire = await setter.ToWire(c.Session, "", ct);
             }
             catch (CliException)
             {
                 throw new XeFailure("Cannot clear this parameter");
             }
 
-            await c.CallAsync(setter.Method, ct, record.Ref, wire).ConfigureAwait(false);
+            await c.CallAsync(setter.Method, ct, record.Ref, wire);
         }
         else
         {

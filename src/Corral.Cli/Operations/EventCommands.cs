@@ -36,7 +36,7 @@ public static class EventCommands
                     throw new XeFailure($"key missing: {cond.Key}");
                 }
 
-                var value = await c.Records.ValueAsync(record, field, ct).ConfigureAwait(false);
+                var value = await c.Records.ValueAsync(record, field, ct);
                 if ((value == cond.Value) != cond.Equal)
                 {
                     return false;
@@ -54,11 +54,11 @@ public static class EventCommands
                 c.Cache.Forget(loaded);
             }
 
-            var records = await c.Cache.AllAsync(cls.ApiClass, ct).ConfigureAwait(false);
-            await c.Records.PrepareAsync(records, fields.Where(f => f.Field is not null).Select(f => f.Field!), ct).ConfigureAwait(false);
+            var records = await c.Cache.AllAsync(cls.ApiClass, ct);
+            await c.Records.PrepareAsync(records, fields.Where(f => f.Field is not null).Select(f => f.Field!), ct);
             foreach (var record in records)
             {
-                if (await MatchesAsync(record).ConfigureAwait(false))
+                if (await MatchesAsync(record))
                 {
                     return true;
                 }
@@ -67,7 +67,7 @@ public static class EventCommands
             return false;
         }
 
-        if (await PollAsync().ConfigureAwait(false))
+        if (await PollAsync())
         {
             return;
         }
@@ -77,7 +77,7 @@ public static class EventCommands
         var token = "";
         while (true)
         {
-            var from = XenValue.AsRecord(await c.CallAsync("event.from", ct, classes, token, 30.0).ConfigureAwait(false));
+            var from = XenValue.AsRecord(await c.CallAsync("event.from", ct, classes, token, 30.0));
             token = XenValue.AsString(from.GetValueOrDefault("token"));
             var events = XenValue.AsList(from.GetValueOrDefault("events")).Select(XenValue.AsRecord).ToList();
             if (events.Count == 0)
@@ -89,13 +89,13 @@ public static class EventCommands
             {
                 if (XenValue.AsString(e.GetValueOrDefault("class")).Equals(cls.ApiClass, StringComparison.OrdinalIgnoreCase)
                     && e.GetValueOrDefault("snapshot") is IReadOnlyDictionary<string, object?> snapshot
-                    && await MatchesAsync(new XenRecord(cls.ApiClass, XenValue.AsString(e.GetValueOrDefault("ref")), snapshot)).ConfigureAwait(false))
+                    && await MatchesAsync(new XenRecord(cls.ApiClass, XenValue.AsString(e.GetValueOrDefault("ref")), snapshot)))
                 {
                     return;
                 }
             }
 
-            if (await PollAsync().ConfigureAwait(false))
+            if (await PollAsync())
             {
                 return;
             }

@@ -18,11 +18,11 @@ public static class HostPoolCommands
             Selection.ForHostsAsync(c, ["restore-vms"], async host =>
             {
                 // As xe does: drop the console's maintenance-mode mark, so that it does not disable the host again.
-                await c.CallAsync("host.remove_from_other_config", ct, host.Ref, "MAINTENANCE_MODE").ConfigureAwait(false);
-                await c.CallAsync("host.enable", ct, host.Ref).ConfigureAwait(false);
+                await c.CallAsync("host.remove_from_other_config", ct, host.Ref, "MAINTENANCE_MODE");
+                await c.CallAsync("host.enable", ct, host.Ref);
                 if (c.Params.Bool("restore-vms"))
                 {
-                    await TaskWaiter.CallAsync(c, "host.restore_evacuated_vms", ct, host.Ref).ConfigureAwait(false);
+                    await TaskWaiter.CallAsync(c, "host.restore_evacuated_vms", ct, host.Ref);
                 }
             }, ct)));
         r.Add(new("host-disable", [], ["auto-enable"],
@@ -46,11 +46,11 @@ public static class HostPoolCommands
             "Return a list of VMs which prevent the evacuation of a specific host and display reasons for each one.", CommandFlags.None,
             async (c, ct) =>
             {
-                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
-                var blockers = await c.CallAsync("host.get_vms_which_prevent_evacuation", ct, host).ConfigureAwait(false) as Dictionary<string, object?> ?? [];
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("uuid"));
+                var blockers = await c.CallAsync("host.get_vms_which_prevent_evacuation", ct, host) as Dictionary<string, object?> ?? [];
                 foreach (var (vm, reason) in blockers)
                 {
-                    var uuid = await c.CallForStringAsync("VM.get_uuid", ct, vm).ConfigureAwait(false);
+                    var uuid = await c.CallForStringAsync("VM.get_uuid", ct, vm);
                     var words = (reason as List<object?> ?? []).Select(XenValue.AsString).ToList();
                     c.Printer.Line($"{uuid} {string.Join(' ', words)}");
                 }
@@ -60,11 +60,11 @@ public static class HostPoolCommands
             var srs = new List<object?>();
             foreach (var uuid in (c.Params.Get("heartbeat-sr-uuids") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
-                srs.Add(await c.CallForStringAsync("SR.get_by_uuid", ct, uuid).ConfigureAwait(false));
+                srs.Add(await c.CallForStringAsync("SR.get_by_uuid", ct, uuid));
             }
 
             var configuration = c.Params.Map("ha-config").ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
-            await TaskWaiter.CallAsync(c, "pool.enable_ha", ct, srs, configuration).ConfigureAwait(false);
+            await TaskWaiter.CallAsync(c, "pool.enable_ha", ct, srs, configuration);
         }));
         r.Add(new("host-set-power-on-mode", ["power-on-mode"], ["power-on-config:"],
             "Sets the power-on mode for the XE host. Corral's HA fences with it: IPMI (power-on-config:power_on_ip=, power_on_user=, and power_on_password_secret=<secret uuid> or power_on_password=, kept as a secret) or lab (power-on-config:slot=N).",
@@ -74,7 +74,7 @@ public static class HostPoolCommands
         r.Add(new("pool-ha-disable", [], [], "Disable HA on this Pool.", CommandFlags.None, (c, ct) => TaskWaiter.CallAsync(c, "pool.disable_ha", ct)));
         r.Add(new("pool-ha-compute-max-host-failures-to-tolerate", [], [],
             "Compute the maximum number of host failures to tolerate under the current Pool configuration", CommandFlags.None, async (c, ct) =>
-                c.Printer.Line(XenValue.AsString(await c.CallAsync("pool.ha_compute_max_host_failures_to_tolerate", ct).ConfigureAwait(false)))));
+                c.Printer.Line(XenValue.AsString(await c.CallAsync("pool.ha_compute_max_host_failures_to_tolerate", ct)))));
         r.Add(new("pool-ha-compute-hypothetical-max-host-failures-to-tolerate", [], ["vm-uuid", "restart-priority"],
             "Compute the maximum number of host failures to tolerate with the supplied, proposed protected VMs.", CommandFlags.None, async (c, ct) =>
             {
@@ -89,16 +89,16 @@ public static class HostPoolCommands
                 var configuration = new Dictionary<string, object?>(StringComparer.Ordinal);
                 for (var i = 0; i < uuids.Count; i++)
                 {
-                    configuration[await c.CallForStringAsync("VM.get_by_uuid", ct, uuids[i]).ConfigureAwait(false)] = priorities[i];
+                    configuration[await c.CallForStringAsync("VM.get_by_uuid", ct, uuids[i])] = priorities[i];
                 }
 
-                c.Printer.Line(XenValue.AsString(await c.CallAsync("pool.ha_compute_hypothetical_max_host_failures_to_tolerate", ct, configuration).ConfigureAwait(false)));
+                c.Printer.Line(XenValue.AsString(await c.CallAsync("pool.ha_compute_hypothetical_max_host_failures_to_tolerate", ct, configuration)));
             }));
         r.Add(new("pool-designate-new-master", ["host-uuid"], [], "Request an orderly handover of the role of master to another host.",
             CommandFlags.None, async (c, ct) =>
             {
-                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid")).ConfigureAwait(false);
-                await c.CallAsync("pool.designate_new_master", ct, host).ConfigureAwait(false);
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid"));
+                await c.CallAsync("pool.designate_new_master", ct, host);
             }));
         r.Add(new("pool-join", ["master-address", "master-username", "master-password"], ["force"],
             "Instruct host to join an existing pool.", CommandFlags.None, (c, ct) =>
@@ -107,8 +107,8 @@ public static class HostPoolCommands
         r.Add(new("pool-eject", ["host-uuid"], ["force"],
             "Instruct host to leave an existing pool.", CommandFlags.None, async (c, ct) =>
             {
-                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid")).ConfigureAwait(false);
-                await c.CallAsync("pool.eject", ct, host).ConfigureAwait(false);
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid"));
+                await c.CallAsync("pool.eject", ct, host);
             }));
         r.Add(new("pool-emergency-transition-to-master", [], ["force"],
             "Instruct a slave member of the pool that the master is dead and that the slave should become the new master.",
@@ -117,10 +117,10 @@ public static class HostPoolCommands
             "Instruct the pool master to try and reset the master address of all slaves currently running in emergency mode.",
             CommandFlags.None, async (c, ct) =>
             {
-                var recovered = await c.CallAsync("pool.recover_slaves", ct).ConfigureAwait(false) as List<object?> ?? [];
+                var recovered = await c.CallAsync("pool.recover_slaves", ct) as List<object?> ?? [];
                 foreach (var host in recovered)
                 {
-                    var uuid = await c.CallForStringAsync("host.get_uuid", ct, host).ConfigureAwait(false);
+                    var uuid = await c.CallForStringAsync("host.get_uuid", ct, host);
                     c.Printer.Line(uuid);
                 }
             }));

@@ -34,8 +34,8 @@ public static class NetworkCommands
             ["bridge"] = c.Params.Get("bridge") ?? "",
             ["managed"] = c.Params.Bool("managed", true),
             ["tags"] = new List<object?>(),
-        }).ConfigureAwait(false);
-        c.Printer.Line(await c.CallForStringAsync("network.get_uuid", ct, network).ConfigureAwait(false));
+        });
+        c.Printer.Line(await c.CallForStringAsync("network.get_uuid", ct, network));
     }
 
     /// <summary>xe's vif-create: mac= as given ("" lets the server choose, "random" makes a local unicast one).</summary>
@@ -47,9 +47,9 @@ public static class NetworkCommands
             mac = RandomLocalMac();
         }
 
-        var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("vm-uuid")).ConfigureAwait(false);
-        var network = await c.CallForStringAsync("network.get_by_uuid", ct, c.Params.Required("network-uuid")).ConfigureAwait(false);
-        var mtu = XenValue.AsLong(await c.CallAsync("network.get_MTU", ct, network).ConfigureAwait(false));
+        var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("vm-uuid"));
+        var network = await c.CallForStringAsync("network.get_by_uuid", ct, c.Params.Required("network-uuid"));
+        var mtu = XenValue.AsLong(await c.CallAsync("network.get_MTU", ct, network));
         var vif = await c.CallForStringAsync("VIF.create", ct, new Dictionary<string, object?>
         {
             ["device"] = c.Params.Required("device"),
@@ -65,8 +65,8 @@ public static class NetworkCommands
             ["ipv4_allowed"] = new List<object?>(),
             ["ipv6_allowed"] = new List<object?>(),
             ["trunks"] = new List<object?>(),
-        }).ConfigureAwait(false);
-        c.Printer.Line(await c.CallForStringAsync("VIF.get_uuid", ct, vif).ConfigureAwait(false));
+        });
+        c.Printer.Line(await c.CallForStringAsync("VIF.get_uuid", ct, vif));
     }
 
     /// <summary>A random locally administered unicast MAC, as xe's <c>random_mac_local</c>.</summary>

@@ -27,7 +27,7 @@ public static class Selection
         }
 
         var parameters = c.Params.All.ToList();
-        IReadOnlyList<XenRecord> records = await c.Cache.AllAsync("VM", ct).ConfigureAwait(false);
+        IReadOnlyList<XenRecord> records = await c.Cache.AllAsync("VM", ct);
         var vm = parameters.FindIndex(p => p.Key == "vm");
         if (vm >= 0)
         {
@@ -37,13 +37,13 @@ public static class Selection
         }
 
         filters.AddRange(new XeParams(parameters).Filters(ignored));
-        return await c.Records.FilterAsync(XeClasses.Get("vm"), records, filters, ct).ConfigureAwait(false);
+        return await c.Records.FilterAsync(XeClasses.Get("vm"), records, filters, ct);
     }
 
     public static async Task<IReadOnlyList<XenRecord>> SelectHostsAsync(CommandContext c, IEnumerable<string> ignored, CancellationToken ct)
     {
         var parameters = c.Params.All.ToList();
-        IReadOnlyList<XenRecord> records = await c.Cache.AllAsync("host", ct).ConfigureAwait(false);
+        IReadOnlyList<XenRecord> records = await c.Cache.AllAsync("host", ct);
         var host = parameters.FindIndex(p => p.Key == "host");
         if (host >= 0)
         {
@@ -52,19 +52,19 @@ public static class Selection
             records = records.Where(r => r.Uuid == wanted || r.Str("hostname") == wanted || r.Str("name_label") == wanted).ToList();
         }
 
-        return await c.Records.FilterAsync(XeClasses.Get("host"), records, new XeParams(parameters).Filters(ignored), ct).ConfigureAwait(false);
+        return await c.Records.FilterAsync(XeClasses.Get("host"), records, new XeParams(parameters).Filters(ignored), ct);
     }
 
     /// <summary>xe's <c>do_vm_op</c>: one VM, or several with --multiple (every one tried, failures reported together).</summary>
     public static async Task<IReadOnlyList<T>> ForVmsAsync<T>(CommandContext c, IEnumerable<string> ignored, Func<XenRecord, Task<T>> op, CancellationToken ct,
         bool multiple = true, bool includeControlDomains = false, bool includeTemplates = false)
     {
-        var vms = await SelectVmsAsync(c, ignored, ct, includeControlDomains, includeTemplates).ConfigureAwait(false);
+        var vms = await SelectVmsAsync(c, ignored, ct, includeControlDomains, includeTemplates);
         return vms.Count switch
         {
             0 => throw new XeFailure("No matching VMs found"),
-            1 => [await op(vms[0]).ConfigureAwait(false)],
-            _ when multiple && c.Params.Bool("multiple") => await ForEachAsync(c, vms, op, ct).ConfigureAwait(false),
+            1 => [await op(vms[0])],
+            _ when multiple && c.Params.Bool("multiple") => await ForEachAsync(c, vms, op, ct),
             _ => throw new XeFailure(multiple
                 ? "Multiple matches VMs found. --multiple required to complete the operation"
                 : "Multiple matches VMs found. Operation can only be performed on one VM at a time"),
@@ -75,20 +75,20 @@ public static class Selection
         bool multiple = true, bool includeControlDomains = false, bool includeTemplates = false) =>
         ForVmsAsync(c, ignored, async vm =>
         {
-            await op(vm).ConfigureAwait(false);
+            await op(vm);
             return true;
         }, ct, multiple, includeControlDomains, includeTemplates);
 
     /// <summary>xe's <c>do_host_op</c>; with <paramref name="multiple"/> false, one host only, whatever --multiple says.</summary>
     public static async Task ForHostsAsync(CommandContext c, IEnumerable<string> ignored, Func<XenRecord, Task> op, CancellationToken ct, bool multiple = true)
     {
-        var hosts = await SelectHostsAsync(c, ignored, ct).ConfigureAwait(false);
+        var hosts = await SelectHostsAsync(c, ignored, ct);
         switch (hosts.Count)
         {
             case 0:
                 throw new XeFailure("No matching hosts found");
             case 1:
-                await op(hosts[0]).ConfigureAwait(false);
+                await op(hosts[0]);
                 break;
             default:
                 if (!multiple || !c.Params.Bool("multiple"))
@@ -100,9 +100,9 @@ public static class Selection
 
                 await ForEachAsync(c, hosts, async h =>
                 {
-                    await op(h).ConfigureAwait(false);
+                    await op(h);
                     return true;
-                }, ct).ConfigureAwait(false);
+                }, ct);
                 break;
         }
     }
@@ -116,11 +116,11 @@ public static class Selection
         {
             try
             {
-                results.Add(await op(o).ConfigureAwait(false));
+                results.Add(await op(o));
             }
             catch (XenApiException ex)
             {
-                var parameters = await ErrorText.ConvertReferencesAsync(ex, c.Cache, c.Session, ct).ConfigureAwait(false);
+                var parameters = await ErrorText.ConvertReferencesAsync(ex, c.Cache, c.Session, ct);
                 var message = XenApiErrorDocs.Find(ex.Code) is { } doc
                     ? string.Join("\n", [doc.Description, .. ErrorText.DescribeParameters(doc.Parameters, parameters)])
                     : ErrorText.Short(ex.Code, parameters);
@@ -144,7 +144,7 @@ public static class Selection
     /// <summary>xe's <c>get_host_by_name_or_id</c>: the first host whose name-label or uuid is the given text.</summary>
     public static async Task<XenRecord> HostByNameOrIdAsync(CommandContext c, string nameOrId, CancellationToken ct)
     {
-        var hosts = await c.Cache.AllAsync("host", ct).ConfigureAwait(false);
+        var hosts = await c.Cache.AllAsync("host", ct);
         return hosts.FirstOrDefault(h => h.Str("name_label") == nameOrId || h.Uuid == nameOrId)
                ?? throw new XeFailure($"Host {nameOrId} not found");
     }

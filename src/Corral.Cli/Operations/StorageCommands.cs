@@ -30,9 +30,9 @@ public static class StorageCommands
         r.Add(new("vbd-destroy", ["uuid"], [], "Destroy a VBD.", CommandFlags.None, (c, ct) => OnUuidAsync(c, "VBD", "VBD.destroy", ct)));
         r.Add(new("vbd-insert", ["uuid", "vdi-uuid"], [], "Insert new media into the drive represented by a VBD.", CommandFlags.None, async (c, ct) =>
         {
-            var vbd = await c.CallForStringAsync("VBD.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
-            var vdi = await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("vdi-uuid")).ConfigureAwait(false);
-            await c.CallAsync("VBD.insert", ct, vbd, vdi).ConfigureAwait(false);
+            var vbd = await c.CallForStringAsync("VBD.get_by_uuid", ct, c.Params.Required("uuid"));
+            var vdi = await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("vdi-uuid"));
+            await c.CallAsync("VBD.insert", ct, vbd, vdi);
         }));
         r.Add(new("vbd-eject", ["uuid"], [], "Remove the media from the drive represented by a VBD.", CommandFlags.None,
             (c, ct) => OnUuidAsync(c, "VBD", "VBD.eject", ct)));
@@ -41,8 +41,8 @@ public static class StorageCommands
     /// <summary>The object of a uuid= parameter (<c>&lt;class&gt;.get_by_uuid</c>), then one call on it.</summary>
     public static async Task OnUuidAsync(CommandContext c, string apiClass, string method, CancellationToken ct)
     {
-        var reference = await c.CallForStringAsync($"{apiClass}.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
-        await c.CallAsync(method, ct, reference).ConfigureAwait(false);
+        var reference = await c.CallForStringAsync($"{apiClass}.get_by_uuid", ct, c.Params.Required("uuid"));
+        await c.CallAsync(method, ct, reference);
     }
 
     /// <summary>
@@ -55,7 +55,7 @@ public static class StorageCommands
         var name = c.Params.Required("name-label");
         var description = c.Params.Get("name-description") ?? "";
         var shared = c.Params.Bool("shared");
-        var host = await HostOrMasterAsync(c, shared, ct).ConfigureAwait(false);
+        var host = await HostOrMasterAsync(c, shared, ct);
 
         var physicalSize = c.Params.Get("physical-size") is { } ps ? XeValues.TryParseBytes(ps) ?? 0 : 0;
         var deviceConfig = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -70,7 +70,7 @@ public static class StorageCommands
                     throw new XeFailure("File not found");
                 }
 
-                deviceConfig[key[..^"-filename".Length]] = await File.ReadAllTextAsync(value, ct).ConfigureAwait(false);
+                deviceConfig[key[..^"-filename".Length]] = await File.ReadAllTextAsync(value, ct);
             }
             else
             {
@@ -80,8 +80,8 @@ public static class StorageCommands
 
         var smConfig = c.Params.Map("sm-config").ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         var sr = await c.CallForStringAsync("SR.create", ct, host, deviceConfig, physicalSize, name, description, c.Params.Required("type"),
-            c.Params.Get("content-type") ?? "", shared, smConfig).ConfigureAwait(false);
-        c.Printer.Print(await c.CallForStringAsync("SR.get_uuid", ct, sr).ConfigureAwait(false));
+            c.Params.Get("content-type") ?? "", shared, smConfig);
+        c.Printer.Print(await c.CallForStringAsync("SR.get_uuid", ct, sr));
     }
 
     /// <summary>
@@ -112,7 +112,7 @@ public static class StorageCommands
 
     private static async Task VdiCreateAsync(CommandContext c, CancellationToken ct)
     {
-        var sr = await c.CallForStringAsync("SR.get_by_uuid", ct, c.Params.Required("sr-uuid")).ConfigureAwait(false);
+        var sr = await c.CallForStringAsync("SR.get_by_uuid", ct, c.Params.Required("sr-uuid"));
         var name = c.Params.Required("name-label");
         var size = XeValues.ParseBytes("virtual-size", c.Params.Required("virtual-size"));
         var type = c.Params.Get("type") ?? "user";
@@ -134,40 +134,40 @@ public static class StorageCommands
             ["other_config"] = new Dictionary<string, string>(),
             ["sm_config"] = c.Params.Map("sm-config").ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
             ["tags"] = c.Params.Map("tags").Select(kv => (object?)kv.Key).ToList(),
-        }).ConfigureAwait(false);
-        c.Printer.Line(await c.CallForStringAsync("VDI.get_uuid", ct, vdi).ConfigureAwait(false));
+        });
+        c.Printer.Line(await c.CallForStringAsync("VDI.get_uuid", ct, vdi));
     }
 
     private static async Task VdiResizeAsync(CommandContext c, CancellationToken ct)
     {
-        var vdi = await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
+        var vdi = await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("uuid"));
         var size = XeValues.ParseBytes("disk-size", c.Params.Required("disk-size"));
-        await c.CallAsync(c.Params.Get("online") == "true" ? "VDI.resize_online" : "VDI.resize", ct, vdi, size).ConfigureAwait(false);
+        await c.CallAsync(c.Params.Get("online") == "true" ? "VDI.resize_online" : "VDI.resize", ct, vdi, size);
     }
 
     private static async Task VdiCloneAsync(CommandContext c, CancellationToken ct)
     {
-        var vdi = await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
+        var vdi = await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("uuid"));
         var driverParams = c.Params.Map("driver-params").ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-        var clone = await c.CallForStringAsync("VDI.clone", ct, vdi, driverParams).ConfigureAwait(false);
+        var clone = await c.CallForStringAsync("VDI.clone", ct, vdi, driverParams);
         if (c.Params.Get("new-name-label") is { } label)
         {
-            await c.CallAsync("VDI.set_name_label", ct, clone, label).ConfigureAwait(false);
+            await c.CallAsync("VDI.set_name_label", ct, clone, label);
         }
 
         if (c.Params.Get("new-name-description") is { } description)
         {
-            await c.CallAsync("VDI.set_name_description", ct, clone, description).ConfigureAwait(false);
+            await c.CallAsync("VDI.set_name_description", ct, clone, description);
         }
 
-        c.Printer.Line(await c.CallForStringAsync("VDI.get_uuid", ct, clone).ConfigureAwait(false));
+        c.Printer.Line(await c.CallForStringAsync("VDI.get_uuid", ct, clone));
     }
 
     private static async Task VbdCreateAsync(CommandContext c, CancellationToken ct)
     {
-        var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("vm-uuid")).ConfigureAwait(false);
+        var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("vm-uuid"));
         var empty = !c.Params.Has("vdi-uuid");
-        var vdi = empty ? OpaqueRef.Null : await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("vdi-uuid")).ConfigureAwait(false);
+        var vdi = empty ? OpaqueRef.Null : await c.CallForStringAsync("VDI.get_by_uuid", ct, c.Params.Required("vdi-uuid"));
         var bootable = c.Params.Bool("bootable");
         var mode = c.Params.Get("mode") is { } m
             ? m.ToLowerInvariant() switch
@@ -207,7 +207,7 @@ public static class StorageCommands
             ["other_config"] = new Dictionary<string, string>(),
             ["device"] = "",
             ["currently_attached"] = false,
-        }).ConfigureAwait(false);
-        c.Printer.Line(await c.CallForStringAsync("VBD.get_uuid", ct, vbd).ConfigureAwait(false));
+        });
+        c.Printer.Line(await c.CallForStringAsync("VBD.get_uuid", ct, vbd));
     }
 }

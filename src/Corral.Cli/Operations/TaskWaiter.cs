@@ -18,19 +18,19 @@ public static class TaskWaiter
     {
         try
         {
-            await TrackAsync(session, task, progress, ct).ConfigureAwait(false);
+            await TrackAsync(session, task, progress, ct);
             if (progress is not null)
             {
                 progress.Stderr("\n");
             }
 
-            return await ResultAsync(session, task, ct).ConfigureAwait(false);
+            return await ResultAsync(session, task, ct);
         }
         finally
         {
             try
             {
-                await session.CallAsync("task.destroy", CancellationToken.None, task).ConfigureAwait(false);
+                await session.CallAsync("task.destroy", CancellationToken.None, task);
             }
             catch (XenApiException)
             {
@@ -44,14 +44,14 @@ public static class TaskWaiter
         var token = "";
         while (true)
         {
-            var record = XenValue.AsRecord(await session.CallAsync("task.get_record", ct, task).ConfigureAwait(false));
+            var record = XenValue.AsRecord(await session.CallAsync("task.get_record", ct, task));
             Report(progress, record);
             if (XenValue.AsString(record.GetValueOrDefault("status")) != "pending")
             {
                 return;
             }
 
-            var from = XenValue.AsRecord(await session.CallAsync("event.from", ct, new List<object?> { $"task/{task}" }, token, 30.0).ConfigureAwait(false));
+            var from = XenValue.AsRecord(await session.CallAsync("event.from", ct, new List<object?> { $"task/{task}" }, token, 30.0));
             token = XenValue.AsString(from.GetValueOrDefault("token"));
             foreach (var e in XenValue.AsList(from.GetValueOrDefault("events")).Select(XenValue.AsRecord))
             {
@@ -87,7 +87,7 @@ public static class TaskWaiter
     /// <summary>xe's <c>result_from_task</c>.</summary>
     private static async Task<string> ResultAsync(XenApiSession session, string task, CancellationToken ct)
     {
-        var record = XenValue.AsRecord(await session.CallAsync("task.get_record", ct, task).ConfigureAwait(false));
+        var record = XenValue.AsRecord(await session.CallAsync("task.get_record", ct, task));
         switch (XenValue.AsString(record.GetValueOrDefault("status")))
         {
             case "success":
@@ -108,7 +108,7 @@ public static class TaskWaiter
     /// <summary>Calls <c>Async.&lt;method&gt;</c> and waits for its task, as xe does for long VM operations.</summary>
     public static async Task<string> CallAsync(CommandContext c, string method, CancellationToken ct, params object?[] args)
     {
-        var task = await c.CallForStringAsync("Async." + method, ct, args).ConfigureAwait(false);
-        return await WaitAsync(c.Session, task, c.Params.Has("progress") ? c.Printer : null, ct).ConfigureAwait(false);
+        var task = await c.CallForStringAsync("Async." + method, ct, args);
+        return await WaitAsync(c.Session, task, c.Params.Has("progress") ? c.Printer : null, ct);
     }
 }

@@ -71,12 +71,12 @@ public static class VmCommands
         {
             if (c.Params.Get("on") is { } on)
             {
-                var host = await Selection.HostByNameOrIdAsync(c, on, ct).ConfigureAwait(false);
-                await TaskWaiter.CallAsync(c, "VM.start_on", ct, vm.Ref, host.Ref, paused, force).ConfigureAwait(false);
+                var host = await Selection.HostByNameOrIdAsync(c, on, ct);
+                await TaskWaiter.CallAsync(c, "VM.start_on", ct, vm.Ref, host.Ref, paused, force);
             }
             else
             {
-                await TaskWaiter.CallAsync(c, "VM.start", ct, vm.Ref, paused, force).ConfigureAwait(false);
+                await TaskWaiter.CallAsync(c, "VM.start", ct, vm.Ref, paused, force);
             }
         }, ct, includeControlDomains: true);
     }
@@ -98,7 +98,7 @@ public static class VmCommands
         }
 
         var target = c.Params.Get("host") ?? c.Params.Get("host-uuid") ?? throw new XeUsageError("", "No destination host specified");
-        var host = await Selection.HostByNameOrIdAsync(c, target, ct).ConfigureAwait(false);
+        var host = await Selection.HostByNameOrIdAsync(c, target, ct);
         var options = new Dictionary<string, object?>();
         foreach (var (param, option) in new[] { ("downtime-ms", "downtime_ms"), ("bandwidth", "bandwidth") })
         {
@@ -114,13 +114,13 @@ public static class VmCommands
         if (remoteMaster is null && vdiParams.Count == 0 && vifParams.Count == 0)
         {
             options["live"] = "true";
-            await Selection.ForVmsAsync(c, MigrateParams, vm => TaskWaiter.CallAsync(c, "VM.pool_migrate", ct, vm.Ref, host.Ref, options), ct).ConfigureAwait(false);
+            await Selection.ForVmsAsync(c, MigrateParams, vm => TaskWaiter.CallAsync(c, "VM.pool_migrate", ct, vm.Ref, host.Ref, options), ct);
             return;
         }
 
         if (remoteMaster is not null)
         {
-            var hosts = await c.Cache.AllAsync("host", ct).ConfigureAwait(false);
+            var hosts = await c.Cache.AllAsync("host", ct);
             if (!hosts.Any(h => h.Str("address") == remoteMaster || h.Str("hostname") == remoteMaster || h.Str("name_label") == remoteMaster))
             {
                 throw new XeFailure($"{remoteMaster} is not a host of this pool: Corral migrates between the hosts of one pool (join the host to the pool first)");
@@ -130,23 +130,23 @@ public static class VmCommands
         var vdiMap = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (vdiUuid, srUuid) in vdiParams)
         {
-            vdiMap[await c.CallForStringAsync("VDI.get_by_uuid", ct, vdiUuid).ConfigureAwait(false)] =
-                await c.CallForStringAsync("SR.get_by_uuid", ct, srUuid).ConfigureAwait(false);
+            vdiMap[await c.CallForStringAsync("VDI.get_by_uuid", ct, vdiUuid)] =
+                await c.CallForStringAsync("SR.get_by_uuid", ct, srUuid);
         }
 
         var vifMap = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (vifUuid, networkUuid) in vifParams)
         {
-            vifMap[await c.CallForStringAsync("VIF.get_by_uuid", ct, vifUuid).ConfigureAwait(false)] =
-                await c.CallForStringAsync("network.get_by_uuid", ct, networkUuid).ConfigureAwait(false);
+            vifMap[await c.CallForStringAsync("VIF.get_by_uuid", ct, vifUuid)] =
+                await c.CallForStringAsync("network.get_by_uuid", ct, networkUuid);
         }
 
         var network = c.Params.Get("remote-network") is { } networkParam
-            ? await c.CallForStringAsync("network.get_by_uuid", ct, networkParam).ConfigureAwait(false)
+            ? await c.CallForStringAsync("network.get_by_uuid", ct, networkParam)
             : OpaqueRef.Null;
-        var dest = await c.CallAsync("host.migrate_receive", ct, host.Ref, network, new Dictionary<string, object?>()).ConfigureAwait(false);
+        var dest = await c.CallAsync("host.migrate_receive", ct, host.Ref, network, new Dictionary<string, object?>());
         await Selection.ForVmsAsync(c, MigrateParams,
-            vm => TaskWaiter.CallAsync(c, "VM.migrate_send", ct, vm.Ref, dest, true, vdiMap, vifMap, options), ct, multiple: false).ConfigureAwait(false);
+            vm => TaskWaiter.CallAsync(c, "VM.migrate_send", ct, vm.Ref, dest, true, vdiMap, vifMap, options), ct, multiple: false);
     }
 
     private static Task ShutdownAsync(CommandContext c, CancellationToken ct)
@@ -157,43 +157,43 @@ public static class VmCommands
 
     private static async Task DestroyAsync(CommandContext c, CancellationToken ct)
     {
-        var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("uuid")).ConfigureAwait(false);
-        if (XenValue.AsBool(await c.CallAsync("VM.get_is_control_domain", ct, vm).ConfigureAwait(false)))
+        var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("uuid"));
+        if (XenValue.AsBool(await c.CallAsync("VM.get_is_control_domain", ct, vm)))
         {
             throw new XenApiException(ErrorCodes.OperationNotAllowed, "You cannot destroy a control domain via the CLI");
         }
 
-        await c.CallAsync("VM.destroy", ct, vm).ConfigureAwait(false);
+        await c.CallAsync("VM.destroy", ct, vm);
     }
 
     private static async Task CloneAsync(CommandContext c, CancellationToken ct)
     {
         var name = c.Params.Required("new-name-label");
         var vms = await Selection.ForVmsAsync(c, ["new-name-label", "new-name-description", "ignore-vdi-uuids"],
-            vm => c.CallForStringAsync("VM.clone", ct, vm.Ref, name), ct, includeTemplates: true).ConfigureAwait(false);
-        await FinishCopiesAsync(c, vms, ct).ConfigureAwait(false);
+            vm => c.CallForStringAsync("VM.clone", ct, vm.Ref, name), ct, includeTemplates: true);
+        await FinishCopiesAsync(c, vms, ct);
     }
 
     private static async Task CopyAsync(CommandContext c, CancellationToken ct)
     {
         var name = c.Params.Required("new-name-label");
-        var sr = c.Params.Get("sr-uuid") is { } uuid ? await c.CallForStringAsync("SR.get_by_uuid", ct, uuid).ConfigureAwait(false) : OpaqueRef.Null;
+        var sr = c.Params.Get("sr-uuid") is { } uuid ? await c.CallForStringAsync("SR.get_by_uuid", ct, uuid) : OpaqueRef.Null;
         var vms = await Selection.ForVmsAsync(c, ["new-name-label", "sr-uuid", "new-name-description"],
-            vm => c.CallForStringAsync("VM.copy", ct, vm.Ref, name, sr), ct, multiple: false, includeTemplates: true).ConfigureAwait(false);
-        await FinishCopiesAsync(c, vms, ct).ConfigureAwait(false);
+            vm => c.CallForStringAsync("VM.copy", ct, vm.Ref, name, sr), ct, multiple: false, includeTemplates: true);
+        await FinishCopiesAsync(c, vms, ct);
     }
 
     private static async Task FinishCopiesAsync(CommandContext c, IReadOnlyList<string> vms, CancellationToken ct)
     {
         if (c.Params.Get("new-name-description") is { } description && vms.Count > 0)
         {
-            await c.CallAsync("VM.set_name_description", ct, vms[0], description).ConfigureAwait(false);
+            await c.CallAsync("VM.set_name_description", ct, vms[0], description);
         }
 
         var uuids = new List<string>();
         foreach (var vm in vms)
         {
-            uuids.Add(await c.CallForStringAsync("VM.get_uuid", ct, vm).ConfigureAwait(false));
+            uuids.Add(await c.CallForStringAsync("VM.get_uuid", ct, vm));
         }
 
         c.Printer.List(uuids);
@@ -206,46 +206,46 @@ public static class VmCommands
     /// </summary>
     private static async Task InstallAsync(CommandContext c, CancellationToken ct)
     {
-        var template = await FindTemplateAsync(c, ct).ConfigureAwait(false);
-        if (!XenValue.AsBool(await c.CallAsync("VM.get_is_a_template", ct, template).ConfigureAwait(false)))
+        var template = await FindTemplateAsync(c, ct);
+        if (!XenValue.AsBool(await c.CallAsync("VM.get_is_a_template", ct, template)))
         {
             throw new XeFailure("Can only install from templates");
         }
 
         var name = c.Params.Required("new-name-label");
-        var sr = await InstallSrAsync(c, template, ct).ConfigureAwait(false);
+        var sr = await InstallSrAsync(c, template, ct);
         var suspendSr = sr is not null && !OpaqueRef.IsNull(sr)
             ? sr
-            : await c.CallForStringAsync("VM.get_suspend_SR", ct, template).ConfigureAwait(false);
-        var srUuid = await ProvisioningSrUuidAsync(c, template, sr, ct).ConfigureAwait(false);
+            : await c.CallForStringAsync("VM.get_suspend_SR", ct, template);
+        var srUuid = await ProvisioningSrUuidAsync(c, template, sr, ct);
         var vm = sr is not null && !OpaqueRef.IsNull(sr)
-            ? await c.CallForStringAsync("VM.copy", ct, template, name, sr).ConfigureAwait(false)
-            : await c.CallForStringAsync("VM.clone", ct, template, name).ConfigureAwait(false);
+            ? await c.CallForStringAsync("VM.copy", ct, template, name, sr)
+            : await c.CallForStringAsync("VM.clone", ct, template, name);
         try
         {
-            await c.CallAsync("VM.set_name_description", ct, vm, "Installed via xe CLI").ConfigureAwait(false);
-            await c.CallAsync("VM.set_suspend_SR", ct, vm, suspendSr).ConfigureAwait(false);
-            await RewriteProvisioningAsync(c, vm, srUuid, ct).ConfigureAwait(false);
-            await c.CallAsync("VM.provision", ct, vm).ConfigureAwait(false);
+            await c.CallAsync("VM.set_name_description", ct, vm, "Installed via xe CLI");
+            await c.CallAsync("VM.set_suspend_SR", ct, vm, suspendSr);
+            await RewriteProvisioningAsync(c, vm, srUuid, ct);
+            await c.CallAsync("VM.provision", ct, vm);
             // xapi's VM.provision itself turns the copy into a VM; make sure of it where a server leaves that to us.
-            if (XenValue.AsBool(await c.CallAsync("VM.get_is_a_template", ct, vm).ConfigureAwait(false)))
+            if (XenValue.AsBool(await c.CallAsync("VM.get_is_a_template", ct, vm)))
             {
-                await c.CallAsync("VM.set_is_a_template", ct, vm, false).ConfigureAwait(false);
+                await c.CallAsync("VM.set_is_a_template", ct, vm, false);
             }
 
             if (c.Params.Get("copy-bios-strings-from") is { } hostUuid)
             {
-                var host = await c.CallForStringAsync("host.get_by_uuid", ct, hostUuid).ConfigureAwait(false);
-                await c.CallAsync("VM.copy_bios_strings", ct, vm, host).ConfigureAwait(false);
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, hostUuid);
+                await c.CallAsync("VM.copy_bios_strings", ct, vm, host);
             }
 
-            c.Printer.Line(await c.CallForStringAsync("VM.get_uuid", ct, vm).ConfigureAwait(false));
+            c.Printer.Line(await c.CallForStringAsync("VM.get_uuid", ct, vm));
         }
         catch (Exception ex) when (ex is XenApiException or CliException)
         {
             try
             {
-                await c.CallAsync("VM.destroy", CancellationToken.None, vm).ConfigureAwait(false);
+                await c.CallAsync("VM.destroy", CancellationToken.None, vm);
             }
             catch (XenApiException)
             {
@@ -262,7 +262,7 @@ public static class VmCommands
         {
             try
             {
-                return await c.CallForStringAsync("VM.get_by_uuid", ct, templateUuid).ConfigureAwait(false);
+                return await c.CallForStringAsync("VM.get_by_uuid", ct, templateUuid);
             }
             catch (XenApiException)
             {
@@ -272,18 +272,18 @@ public static class VmCommands
 
         if ((c.Params.Get("template-name-label") ?? c.Params.Get("template-name")) is { } templateName)
         {
-            return await TemplateByNameAsync(c, templateName, ct).ConfigureAwait(false);
+            return await TemplateByNameAsync(c, templateName, ct);
         }
 
         if (c.Params.Get("template") is { } template)
         {
             try
             {
-                return await c.CallForStringAsync("VM.get_by_uuid", ct, template).ConfigureAwait(false);
+                return await c.CallForStringAsync("VM.get_by_uuid", ct, template);
             }
             catch (XenApiException ex) when (ex.Code is ErrorCodes.UuidInvalid or ErrorCodes.HandleInvalid)
             {
-                return await TemplateByNameAsync(c, template, ct).ConfigureAwait(false);
+                return await TemplateByNameAsync(c, template, ct);
             }
         }
 
@@ -292,9 +292,9 @@ public static class VmCommands
 
     private static async Task<string> TemplateByNameAsync(CommandContext c, string name, CancellationToken ct)
     {
-        var all = await c.Cache.AllAsync("VM", ct).ConfigureAwait(false);
+        var all = await c.Cache.AllAsync("VM", ct);
         var templates = await c.Records.FilterAsync(XeClasses.Get("vm"), all,
-            [new("name-label", name), new("is-a-template", "true"), new("is-control-domain", "false")], ct).ConfigureAwait(false);
+            [new("name-label", name), new("is-a-template", "true"), new("is-control-domain", "false")], ct);
         return templates.Count switch
         {
             0 => throw new XeFailure("No templates matched"),
@@ -307,7 +307,7 @@ public static class VmCommands
     private static async Task<string?> InstallSrAsync(CommandContext c, string template, CancellationToken ct)
     {
         string? sr = null;
-        if (XenValue.AsBool(await c.CallAsync("VM.get_is_a_snapshot", ct, template).ConfigureAwait(false)))
+        if (XenValue.AsBool(await c.CallAsync("VM.get_is_a_snapshot", ct, template)))
         {
             if (c.Params.Has("sr-name-label") || c.Params.Has("sr-uuid"))
             {
@@ -318,12 +318,12 @@ public static class VmCommands
         }
         else if (c.Params.Get("sr-uuid") is { } uuid)
         {
-            sr = await c.CallForStringAsync("SR.get_by_uuid", ct, uuid).ConfigureAwait(false);
+            sr = await c.CallForStringAsync("SR.get_by_uuid", ct, uuid);
         }
 
         if (c.Params.Get("sr-name-label") is { } label)
         {
-            var named = XenValue.AsStrings(await c.CallAsync("SR.get_by_name_label", ct, label).ConfigureAwait(false));
+            var named = XenValue.AsStrings(await c.CallAsync("SR.get_by_name_label", ct, label));
             if (named.Count == 0)
             {
                 throw new XeFailure("No SR with that name-label found");
@@ -345,15 +345,15 @@ public static class VmCommands
     {
         if (sr is not null && !OpaqueRef.IsNull(sr))
         {
-            return await c.CallForStringAsync("SR.get_uuid", ct, sr).ConfigureAwait(false);
+            return await c.CallForStringAsync("SR.get_uuid", ct, sr);
         }
 
-        if (await DefaultSrUuidAsync(c, ct).ConfigureAwait(false) is { } uuid)
+        if (await DefaultSrUuidAsync(c, ct) is { } uuid)
         {
             return uuid;
         }
 
-        var otherConfig = XenValue.AsMap(await c.CallAsync("VM.get_other_config", ct, template).ConfigureAwait(false));
+        var otherConfig = XenValue.AsMap(await c.CallAsync("VM.get_other_config", ct, template));
         return otherConfig.Any(kv => kv.Key == "disks")
             ? throw new XeFailure("Failed to find a valid default SR for the Pool. Please provide an sr-name-label or sr-uuid parameter.")
             : "";
@@ -362,16 +362,16 @@ public static class VmCommands
     /// <summary>xe's <c>get_default_sr_uuid</c>: the uuid of the pool's default SR, or null.</summary>
     public static async Task<string?> DefaultSrUuidAsync(CommandContext c, CancellationToken ct)
     {
-        var pools = XenValue.AsStrings(await c.CallAsync("pool.get_all", ct).ConfigureAwait(false));
+        var pools = XenValue.AsStrings(await c.CallAsync("pool.get_all", ct));
         if (pools.Count == 0)
         {
             return null;
         }
 
-        var sr = await c.CallForStringAsync("pool.get_default_SR", ct, pools[0]).ConfigureAwait(false);
+        var sr = await c.CallForStringAsync("pool.get_default_SR", ct, pools[0]);
         try
         {
-            return await c.CallForStringAsync("SR.get_uuid", ct, sr).ConfigureAwait(false);
+            return await c.CallForStringAsync("SR.get_uuid", ct, sr);
         }
         catch (XenApiException)
         {
@@ -382,7 +382,7 @@ public static class VmCommands
     /// <summary>xe's <c>rewrite_provisioning_xml</c>: the template's other-config:disks, each disk's sr set to the SR.</summary>
     private static async Task RewriteProvisioningAsync(CommandContext c, string vm, string srUuid, CancellationToken ct)
     {
-        var otherConfig = XenValue.AsMap(await c.CallAsync("VM.get_other_config", ct, vm).ConfigureAwait(false));
+        var otherConfig = XenValue.AsMap(await c.CallAsync("VM.get_other_config", ct, vm));
         var disks = otherConfig.FirstOrDefault(kv => kv.Key == "disks");
         if (disks.Key is null)
         {
@@ -390,8 +390,8 @@ public static class VmCommands
         }
 
         var rewritten = RewriteDisksXml(disks.Value, srUuid);
-        await c.CallAsync("VM.remove_from_other_config", ct, vm, "disks").ConfigureAwait(false);
-        await c.CallAsync("VM.add_to_other_config", ct, vm, "disks", rewritten).ConfigureAwait(false);
+        await c.CallAsync("VM.remove_from_other_config", ct, vm, "disks");
+        await c.CallAsync("VM.add_to_other_config", ct, vm, "disks", rewritten);
     }
 
     /// <summary>The provisioning XML (<c>&lt;provision&gt;&lt;disk sr="..."/&gt;...</c>) with every disk on the given SR.</summary>
@@ -418,25 +418,25 @@ public static class VmCommands
     /// </summary>
     private static async Task UninstallAsync(CommandContext c, CancellationToken ct)
     {
-        var vms = (await Selection.ForVmsAsync(c, [], vm => Task.FromResult(vm.Ref), ct).ConfigureAwait(false)).ToList();
+        var vms = (await Selection.ForVmsAsync(c, [], vm => Task.FromResult(vm.Ref), ct)).ToList();
         foreach (var vm in vms.ToList())
         {
-            vms.AddRange(XenValue.AsStrings(await c.CallAsync("VM.get_snapshots", ct, vm).ConfigureAwait(false)));
+            vms.AddRange(XenValue.AsStrings(await c.CallAsync("VM.get_snapshots", ct, vm)));
         }
 
         var lines = new List<string>();
         var plans = new List<(string Vm, List<string> Vdis, string? SuspendVdi)>();
         foreach (var vm in vms)
         {
-            var vbds = XenValue.AsStrings(await c.CallAsync("VM.get_VBDs", ct, vm).ConfigureAwait(false));
+            var vbds = XenValue.AsStrings(await c.CallAsync("VM.get_VBDs", ct, vm));
             var vdis = new List<string>();
             foreach (var vbd in vbds)
             {
                 try
                 {
-                    var otherConfig = XenValue.AsMap(await c.CallAsync("VBD.get_other_config", ct, vbd).ConfigureAwait(false));
-                    var vdi = await c.CallForStringAsync("VBD.get_VDI", ct, vbd).ConfigureAwait(false);
-                    await c.CallAsync("VDI.get_uuid", ct, vdi).ConfigureAwait(false);
+                    var otherConfig = XenValue.AsMap(await c.CallAsync("VBD.get_other_config", ct, vbd));
+                    var vdi = await c.CallForStringAsync("VBD.get_VDI", ct, vbd);
+                    await c.CallAsync("VDI.get_uuid", ct, vdi);
                     if (otherConfig.Any(kv => kv.Key == "owner"))
                     {
                         vdis.Add(vdi);
@@ -451,8 +451,8 @@ public static class VmCommands
             string? suspend = null;
             try
             {
-                var s = await c.CallForStringAsync("VM.get_suspend_VDI", ct, vm).ConfigureAwait(false);
-                await c.CallAsync("VDI.get_uuid", ct, s).ConfigureAwait(false);
+                var s = await c.CallForStringAsync("VM.get_suspend_VDI", ct, vm);
+                await c.CallAsync("VDI.get_uuid", ct, s);
                 suspend = s;
             }
             catch (XenApiException)
@@ -460,11 +460,11 @@ public static class VmCommands
                 suspend = null;
             }
 
-            var record = XenValue.AsRecord(await c.CallAsync("VM.get_record", ct, vm).ConfigureAwait(false));
+            var record = XenValue.AsRecord(await c.CallAsync("VM.get_record", ct, vm));
             lines.Add($"VM : {XenValue.AsString(record.GetValueOrDefault("uuid"))} ({XenValue.AsString(record.GetValueOrDefault("name_label"))})");
             foreach (var vdi in suspend is null ? vdis : [.. vdis, suspend])
             {
-                var r = XenValue.AsRecord(await c.CallAsync("VDI.get_record", ct, vdi).ConfigureAwait(false));
+                var r = XenValue.AsRecord(await c.CallAsync("VDI.get_record", ct, vdi));
                 var shared = XenValue.AsList(r.GetValueOrDefault("VBDs")).Count > 1 ? " ** WARNING: disk is shared by other VMs" : "";
                 lines.Add($"VDI: {XenValue.AsString(r.GetValueOrDefault("uuid"))} ({XenValue.AsString(r.GetValueOrDefault("name_label"))}) {shared}");
             }
@@ -478,29 +478,29 @@ public static class VmCommands
             c.Printer.Print(line);
         }
 
-        if (!c.Params.Bool("force") && !await UserSaysYesAsync(c, ct).ConfigureAwait(false))
+        if (!c.Params.Bool("force") && !await UserSaysYesAsync(c, ct))
         {
             return;
         }
 
         foreach (var (vm, vdis, suspend) in plans)
         {
-            if (await c.CallForStringAsync("VM.get_power_state", ct, vm).ConfigureAwait(false) != "Halted")
+            if (await c.CallForStringAsync("VM.get_power_state", ct, vm) != "Halted")
             {
-                await c.CallAsync("VM.hard_shutdown", ct, vm).ConfigureAwait(false);
+                await c.CallAsync("VM.hard_shutdown", ct, vm);
             }
 
-            await c.CallAsync("VM.destroy", ct, vm).ConfigureAwait(false);
+            await c.CallAsync("VM.destroy", ct, vm);
             foreach (var vdi in vdis)
             {
-                await c.CallAsync("VDI.destroy", ct, vdi).ConfigureAwait(false);
+                await c.CallAsync("VDI.destroy", ct, vdi);
             }
 
             if (suspend is not null)
             {
                 try
                 {
-                    await c.CallAsync("VDI.destroy", ct, suspend).ConfigureAwait(false);
+                    await c.CallAsync("VDI.destroy", ct, suspend);
                 }
                 catch (XenApiException)
                 {
@@ -516,7 +516,7 @@ public static class VmCommands
     public static async Task<bool> UserSaysYesAsync(CommandContext c, CancellationToken ct)
     {
         c.Printer.Print("Type 'yes' to continue");
-        var response = await c.Input.ReadLineAsync(ct).ConfigureAwait(false) ?? "";
+        var response = await c.Input.ReadLineAsync(ct) ?? "";
         if (response.Trim().Equals("yes", StringComparison.OrdinalIgnoreCase))
         {
             return true;

@@ -52,10 +52,10 @@ public static class VmDeviceCommands
             ["other_config"] = otherConfig,
             ["device"] = "",
             ["currently_attached"] = false,
-        }).ConfigureAwait(false);
+        });
         try
         {
-            await c.CallAsync("VBD.plug", ct, vbd).ConfigureAwait(false);
+            await c.CallAsync("VBD.plug", ct, vbd);
         }
         catch (XenApiException)
         {
@@ -72,9 +72,9 @@ public static class VmDeviceCommands
         var size = XeValues.ParseBytes("disk-size", c.Params.Required("disk-size"));
         var device = c.Params.Required("device");
         var srUuid = c.Params.Get("sr-uuid")
-                     ?? await VmCommands.DefaultSrUuidAsync(c, ct).ConfigureAwait(false)
+                     ?? await VmCommands.DefaultSrUuidAsync(c, ct)
                      ?? throw new XeFailure("No default Pool SR set; you must specify an SR on the commandline");
-        var sr = await c.CallForStringAsync("SR.get_by_uuid", ct, srUuid).ConfigureAwait(false);
+        var sr = await c.CallForStringAsync("SR.get_by_uuid", ct, srUuid);
         await Selection.ForVmsAsync(c, ["sr-uuid", "device", "disk-size"], async vm =>
         {
             var vdi = await c.CallForStringAsync("VDI.create", ct, new Dictionary<string, object?>
@@ -90,17 +90,17 @@ public static class VmDeviceCommands
                 ["xenstore_data"] = new Dictionary<string, string>(),
                 ["sm_config"] = new Dictionary<string, string> { ["vmhint"] = vm.Uuid },
                 ["tags"] = new List<object?>(),
-            }).ConfigureAwait(false);
+            });
             try
             {
-                await CreateVbdAndPlugAsync(c, vm.Ref, vdi, device, "RW", "Disk", new Dictionary<string, string> { ["owner"] = "" }, ct).ConfigureAwait(false);
+                await CreateVbdAndPlugAsync(c, vm.Ref, vdi, device, "RW", "Disk", new Dictionary<string, string> { ["owner"] = "" }, ct);
             }
             catch (XenApiException)
             {
-                await c.CallAsync("VDI.destroy", ct, vdi).ConfigureAwait(false);
+                await c.CallAsync("VDI.destroy", ct, vdi);
                 throw;
             }
-        }, ct).ConfigureAwait(false);
+        }, ct);
     }
 
     private static Task DiskRemoveAsync(CommandContext c, CancellationToken ct)
@@ -110,11 +110,11 @@ public static class VmDeviceCommands
         {
             foreach (var vbd in vm.Strings("VBDs"))
             {
-                if (await c.CallForStringAsync("VBD.get_userdevice", ct, vbd).ConfigureAwait(false) == device)
+                if (await c.CallForStringAsync("VBD.get_userdevice", ct, vbd) == device)
                 {
-                    var vdi = await c.CallForStringAsync("VBD.get_VDI", ct, vbd).ConfigureAwait(false);
-                    await c.CallAsync("VBD.destroy", ct, vbd).ConfigureAwait(false);
-                    await c.CallAsync("VDI.destroy", ct, vdi).ConfigureAwait(false);
+                    var vdi = await c.CallForStringAsync("VBD.get_VDI", ct, vbd);
+                    await c.CallAsync("VBD.destroy", ct, vbd);
+                    await c.CallAsync("VDI.destroy", ct, vdi);
                     return;
                 }
             }
@@ -131,26 +131,26 @@ public static class VmDeviceCommands
     {
         var vbdClass = XeClasses.Get("vbd");
         var vdiClass = XeClasses.Get("vdi");
-        await c.Cache.AllAsync("VBD", ct).ConfigureAwait(false);
+        await c.Cache.AllAsync("VBD", ct);
         var wantedType = cds ? "CD" : "Disk";
         var vbds = vm.Strings("VBDs").Select(r => c.Cache.Find("VBD", r)).OfType<XenRecord>().Where(v => v.Str("type") == wantedType).ToList();
         var vbdFields = RecordEngine.Select(vbdClass, c.Params.Get("vbd-params"),
             cds ? ["uuid", "vm-name-label", "userdevice", "empty"] : ["uuid", "vm-name-label", "userdevice"]);
         var vdiFields = RecordEngine.Select(vdiClass, c.Params.Get("vdi-params"), ["uuid", "name-label", "virtual-size", "sr-name-label"]);
-        await c.Cache.AllAsync("VDI", ct).ConfigureAwait(false);
-        await c.Records.PrepareAsync(vbds, vbdFields, ct).ConfigureAwait(false);
+        await c.Cache.AllAsync("VDI", ct);
+        await c.Records.PrepareAsync(vbds, vbdFields, ct);
         var vdis = vbds.Where(v => !v.Bool("empty")).Select(v => c.Cache.Find("VDI", v.Str("VDI"))).OfType<XenRecord>().ToList();
-        await c.Records.PrepareAsync(vdis, vdiFields, ct).ConfigureAwait(false);
+        await c.Records.PrepareAsync(vdis, vdiFields, ct);
         var n = 0;
         foreach (var vbd in vbds)
         {
             var label = (cds ? "CD " : "Disk ") + n;
             c.Printer.Message(label + " VBD:");
-            c.Printer.Table([await c.Records.RowAsync(vbd, vbdFields, inList: false, ct).ConfigureAwait(false)]);
+            c.Printer.Table([await c.Records.RowAsync(vbd, vbdFields, inList: false, ct)]);
             if (!vbd.Bool("empty") && c.Cache.Find("VDI", vbd.Str("VDI")) is { } vdi)
             {
                 c.Printer.Message(label + " VDI:");
-                c.Printer.Table([await c.Records.RowAsync(vdi, vdiFields, inList: false, ct).ConfigureAwait(false)]);
+                c.Printer.Table([await c.Records.RowAsync(vdi, vdiFields, inList: false, ct)]);
             }
 
             n++;
@@ -160,8 +160,8 @@ public static class VmDeviceCommands
     /// <summary>The VDIs of ISO SRs named as given (xe's CD lookup).</summary>
     private static async Task<IReadOnlyList<XenRecord>> IsoVdisAsync(CommandContext c, string name, CancellationToken ct)
     {
-        var vdis = await c.Cache.AllAsync("VDI", ct).ConfigureAwait(false);
-        await c.Cache.AllAsync("SR", ct).ConfigureAwait(false);
+        var vdis = await c.Cache.AllAsync("VDI", ct);
+        await c.Cache.AllAsync("SR", ct);
         return vdis.Where(v => v.Str("name_label") == name && c.Cache.Find("SR", v.Str("SR"))?.Str("content_type") == "iso").ToList();
     }
 
@@ -169,20 +169,20 @@ public static class VmDeviceCommands
     {
         var name = c.Params.Required("cd-name");
         var device = c.Params.Required("device");
-        var vdis = await IsoVdisAsync(c, name, ct).ConfigureAwait(false);
+        var vdis = await IsoVdisAsync(c, name, ct);
         if (vdis.Count == 0)
         {
             throw new XeFailure($"CD {name} not found!");
         }
 
         await Selection.ForVmsAsync(c, ["cd-name", "device", "cd-location"],
-            vm => CreateVbdAndPlugAsync(c, vm.Ref, vdis[0].Ref, device, "RO", "CD", new Dictionary<string, string>(), ct), ct).ConfigureAwait(false);
+            vm => CreateVbdAndPlugAsync(c, vm.Ref, vdis[0].Ref, device, "RO", "CD", new Dictionary<string, string>(), ct), ct);
     }
 
     private static async Task CdRemoveAsync(CommandContext c, CancellationToken ct)
     {
         var name = c.Params.Required("cd-name");
-        await c.Cache.LoadAsync(["VBD", "VDI", "SR"], ct).ConfigureAwait(false);
+        await c.Cache.LoadAsync(["VBD", "VDI", "SR"], ct);
         await Selection.ForVmsAsync(c, ["cd-name"], async vm =>
         {
             foreach (var vbd in vm.Strings("VBDs"))
@@ -193,25 +193,25 @@ public static class VmDeviceCommands
                     : c.Cache.Find("SR", vdi.Str("SR"))?.Str("content_type") == "iso" && vdi.Str("name_label") == name;
                 if (matches)
                 {
-                    await c.CallAsync("VBD.destroy", ct, vbd).ConfigureAwait(false);
+                    await c.CallAsync("VBD.destroy", ct, vbd);
                     return;
                 }
             }
 
             throw new XeFailure("Disk not found");
-        }, ct).ConfigureAwait(false);
+        }, ct);
     }
 
     private static async Task<List<XenRecord>> CdDrivesAsync(CommandContext c, XenRecord vm, CancellationToken ct)
     {
-        await c.Cache.AllAsync("VBD", ct).ConfigureAwait(false);
+        await c.Cache.AllAsync("VBD", ct);
         return vm.Strings("VBDs").Select(r => c.Cache.Find("VBD", r)).OfType<XenRecord>().Where(v => v.Str("type") == "CD").ToList();
     }
 
     private static Task CdEjectAsync(CommandContext c, CancellationToken ct) =>
         Selection.ForVmsAsync(c, [], async vm =>
         {
-            var cds = await CdDrivesAsync(c, vm, ct).ConfigureAwait(false);
+            var cds = await CdDrivesAsync(c, vm, ct);
             switch (cds.Count)
             {
                 case 0:
@@ -220,13 +220,13 @@ public static class VmDeviceCommands
                     throw new XeFailure("Two or more CDs found. Please use vbd-eject");
             }
 
-            await c.CallAsync("VBD.eject", ct, cds[0].Ref).ConfigureAwait(false);
+            await c.CallAsync("VBD.eject", ct, cds[0].Ref);
         }, ct);
 
     private static async Task CdInsertAsync(CommandContext c, CancellationToken ct)
     {
         var name = c.Params.Required("cd-name");
-        var vdis = await IsoVdisAsync(c, name, ct).ConfigureAwait(false);
+        var vdis = await IsoVdisAsync(c, name, ct);
         switch (vdis.Count)
         {
             case 0:
@@ -237,7 +237,7 @@ public static class VmDeviceCommands
 
         await Selection.ForVmsAsync(c, ["cd-name"], async vm =>
         {
-            var empty = (await CdDrivesAsync(c, vm, ct).ConfigureAwait(false)).Where(v => v.Bool("empty")).ToList();
+            var empty = (await CdDrivesAsync(c, vm, ct)).Where(v => v.Bool("empty")).ToList();
             switch (empty.Count)
             {
                 case 0:
@@ -246,8 +246,8 @@ public static class VmDeviceCommands
                     throw new XeFailure("Two or more empty CD devices found. Please use vbd-insert");
             }
 
-            await c.CallAsync("VBD.insert", ct, empty[0].Ref, vdis[0].Ref).ConfigureAwait(false);
-        }, ct).ConfigureAwait(false);
+            await c.CallAsync("VBD.insert", ct, empty[0].Ref, vdis[0].Ref);
+        }, ct);
     }
 
     /// <summary>xe's vm-vif-list: the VIFs of every selected VM (--multiple implied); params= chooses the fields.</summary>
@@ -258,9 +258,9 @@ public static class VmDeviceCommands
         var fields = RecordEngine.Select(vifClass, c.Params.Get("params"), ["uuid", "device", "MAC", "network-uuid", "network-name-label", "vm-name-label"]);
         await Selection.ForVmsAsync(withMultiple, ["params"], async vm =>
         {
-            await c.Cache.AllAsync("VIF", ct).ConfigureAwait(false);
+            await c.Cache.AllAsync("VIF", ct);
             var vifs = vm.Strings("VIFs").Select(r => c.Cache.Find("VIF", r)).OfType<XenRecord>().ToList();
-            await ClassCommands.PrintAsync(c, vifs, fields, inList: false, ct).ConfigureAwait(false);
-        }, ct).ConfigureAwait(false);
+            await ClassCommands.PrintAsync(c, vifs, fields, inList: false, ct);
+        }, ct);
     }
 }

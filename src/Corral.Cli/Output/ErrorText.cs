@@ -53,7 +53,7 @@ public static class ErrorText
         for (var i = 0; i < error.Parameters.Count; i++)
         {
             var value = error.Parameters[i];
-            result.Add(await ConvertReferenceAsync(value, i < names.Count ? names[i] : null, cache, session, cancellationToken).ConfigureAwait(false));
+            result.Add(await ConvertReferenceAsync(value, i < names.Count ? names[i] : null, cache, session, cancellationToken));
         }
 
         return result;
@@ -76,7 +76,7 @@ public static class ErrorText
             {
                 try
                 {
-                    var fields = XenValue.AsRecord(await session.CallAsync($"{cls}.get_record", cancellationToken, value).ConfigureAwait(false));
+                    var fields = XenValue.AsRecord(await session.CallAsync($"{cls}.get_record", cancellationToken, value));
                     record = new XenRecord(cls, value, fields);
                     break;
                 }

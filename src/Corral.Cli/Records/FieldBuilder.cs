@@ -313,7 +313,7 @@ public sealed class FieldBuilder(string apiClass)
             return null;
         }
 
-        return format(await c.Session.CallAsync(method, ct, c.Record.Ref).ConfigureAwait(false));
+        return format(await c.Session.CallAsync(method, ct, c.Record.Ref));
     }
 
     public static string Uuids(PoolCache cache, string targetClass, object? refs) =>

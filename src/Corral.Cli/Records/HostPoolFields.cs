@@ -42,7 +42,7 @@ public static class HostPoolFields
             b.Related("memory-total", "metrics", Metrics, "memory_total", m => XeFormat.Int(m.Long("memory_total"))),
             b.Related("memory-free", "metrics", Metrics, "memory_free", m => XeFormat.Int(m.Long("memory_free"))),
             b.Call("memory-free-computed", async (c, ct) => c.Session is null ? null
-                : XeFormat.Int(XenValue.AsLong(await c.Session.CallAsync("host.compute_free_memory", ct, c.Record.Ref).ConfigureAwait(false)))).AsExpensive(),
+                : XeFormat.Int(XenValue.AsLong(await c.Session.CallAsync("host.compute_free_memory", ct, c.Record.Ref)))).AsExpensive(),
             b.Related("host-metrics-live", "metrics", Metrics, "live", m => XeFormat.Bool(m.Bool("live"))),
             b.Strings("patches", "patches", ", ").AsDeprecated(),
             b.Strings("updates", "updates", ", "),
@@ -102,7 +102,7 @@ public static class HostPoolFields
             b.RefUuid("crash-dump-SR", "crash_dump_SR", "SR").Rw(b.SetRef("crash_dump_SR", "SR")),
             b.RefUuid("suspend-image-SR", "suspend_image_SR", "SR").Rw(b.SetRef("suspend_image_SR", "SR")),
             b.Call("supported-sr-types", async (c, ct) => c.Session is null ? null
-                : XeFormat.Set(XenValue.AsStrings(await c.Session.CallAsync("SR.get_supported_types", ct).ConfigureAwait(false)))).AsExpensive(),
+                : XeFormat.Set(XenValue.AsStrings(await c.Session.CallAsync("SR.get_supported_types", ct)))).AsExpensive(),
             b.Map("other-config", "other_config").Rw(b.MapRw("other_config")),
             b.Strings("allowed-operations", "allowed_operations"),
             b.MapValues("current-operations", "current_operations", s => s),
@@ -127,7 +127,7 @@ public static class HostPoolFields
             b.Map("restrictions", "restrictions", readable: false),
             b.Strings("tags", "tags", ", ").Rw(b.SetRw("tags")),
             b.Call("license-state", async (c, ct) => c.Session is null ? null
-                : XeFormat.Map(XenValue.AsMap(await c.Session.CallAsync("pool.get_license_state", ct, c.Record.Ref).ConfigureAwait(false)))),
+                : XeFormat.Map(XenValue.AsMap(await c.Session.CallAsync("pool.get_license_state", ct, c.Record.Ref)))),
             b.Str("ha-cluster-stack", "ha_cluster_stack"),
             b.Map("guest-agent-config", "guest_agent_config").Rw(b.MapRw("guest_agent_config")),
             b.Map("cpu_info", "cpu_info"),

@@ -37,7 +37,7 @@ public sealed class PoolCache
     {
         if (!_classes.TryGetValue(className, out var records))
         {
-            var loaded = _loader is null ? [] : await _loader(className, cancellationToken).ConfigureAwait(false);
+            var loaded = _loader is null ? [] : await _loader(className, cancellationToken);
             records = new ClassRecords(loaded);
             _classes[className] = records;
         }
@@ -49,7 +49,7 @@ public sealed class PoolCache
     {
         foreach (var c in classNames.Distinct(StringComparer.Ordinal))
         {
-            await AllAsync(c, cancellationToken).ConfigureAwait(false);
+            await AllAsync(c, cancellationToken);
         }
     }
 
@@ -85,7 +85,7 @@ public sealed class PoolCache
         object? all;
         try
         {
-            all = await session.CallAsync($"{className}.get_all_records", cancellationToken).ConfigureAwait(false);
+            all = await session.CallAsync($"{className}.get_all_records", cancellationToken);
         }
         catch (XenApiException ex) when (XeField.IsUnoffered(ex))
         {

@@ -37,7 +37,7 @@ public sealed class RecordEngine(PoolCache cache, XenApiSession? session)
             }
         }
 
-        await cache.LoadAsync(wanted, cancellationToken).ConfigureAwait(false);
+        await cache.LoadAsync(wanted, cancellationToken);
     }
 
     private static bool PointsSomewhere(object? value) => value switch
@@ -64,11 +64,11 @@ public sealed class RecordEngine(PoolCache cache, XenApiSession? session)
             }
 
             var (field, kind) = Resolve(cls, key);
-            await PrepareAsync(current, [field], cancellationToken).ConfigureAwait(false);
+            await PrepareAsync(current, [field], cancellationToken);
             var next = new List<XenRecord>();
             foreach (var record in current)
             {
-                if (await MatchesAsync(record, field, kind, key, value, cancellationToken).ConfigureAwait(false))
+                if (await MatchesAsync(record, field, kind, key, value, cancellationToken))
                 {
                     next.Add(record);
                 }
@@ -121,7 +121,7 @@ public sealed class RecordEngine(PoolCache cache, XenApiSession? session)
         switch (kind)
         {
             case FilterKind.Normal:
-                var actual = await field.ValueAsync(context, cancellationToken).ConfigureAwait(false);
+                var actual = await field.ValueAsync(context, cancellationToken);
                 return actual is not null && (field.CaseInsensitive
                     ? string.Equals(actual, value, StringComparison.OrdinalIgnoreCase)
                     : actual == value);
@@ -145,7 +145,7 @@ public sealed class RecordEngine(PoolCache cache, XenApiSession? session)
 
                 var members = field.Fetch is null
                     ? field.GetSet!(context)
-                    : ((await field.ValueAsync(context, cancellationToken).ConfigureAwait(false)) ?? "").Split("; ");
+                    : ((await field.ValueAsync(context, cancellationToken)) ?? "").Split("; ");
                 var setComparison = field.CaseInsensitive ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
                 return members.Any(m => string.Equals(m, value, setComparison));
         }
@@ -166,7 +166,7 @@ public sealed class RecordEngine(PoolCache cache, XenApiSession? session)
                 continue;
             }
 
-            var value = inList && field.Expensive ? ExpensivePlaceholder : await field.ValueAsync(context, cancellationToken).ConfigureAwait(false);
+            var value = inList && field.Expensive ? ExpensivePlaceholder : await field.ValueAsync(context, cancellationToken);
             if (value is not null)
             {
                 row.Add(new(field.Label, value));

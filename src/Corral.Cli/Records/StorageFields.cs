@@ -120,7 +120,7 @@ public static class StorageFields
 
                 try
                 {
-                    await c.Session.CallAsync("VBD.assert_attachable", ct, c.Record.Ref).ConfigureAwait(false);
+                    await c.Session.CallAsync("VBD.assert_attachable", ct, c.Record.Ref);
                     return "true";
                 }
                 catch (Corral.Model.XenApiException ex) when (!XeField.IsUnoffered(ex))

@@ -159,7 +159,7 @@ public static class VmFields
 
         try
         {
-            var value = await c.Session.CallAsync("VM.query_data_source", ct, c.Record.Ref, "memory_target").ConfigureAwait(false);
+            var value = await c.Session.CallAsync("VM.query_data_source", ct, c.Record.Ref, "memory_target");
             return XeFormat.Int((long)XenValue.AsDouble(value));
         }
         catch (XenApiException ex) when (ex.Code == ErrorCodes.VmBadPowerState)
@@ -182,7 +182,7 @@ public static class VmFields
 
         try
         {
-            return XeFormat.Set(XenValue.AsStrings(await c.Session.CallAsync(method, ct, c.Record.Ref).ConfigureAwait(false)));
+            return XeFormat.Set(XenValue.AsStrings(await c.Session.CallAsync(method, ct, c.Record.Ref)));
         }
         catch (XenApiException ex) when (!XeField.IsUnoffered(ex))
         {
@@ -197,8 +197,8 @@ public static class VmFields
             return null;
         }
 
-        var hosts = await c.Session.CallAsync("VM.get_possible_hosts", ct, c.Record.Ref).ConfigureAwait(false);
-        await c.Cache.AllAsync("host", ct).ConfigureAwait(false);
+        var hosts = await c.Session.CallAsync("VM.get_possible_hosts", ct, c.Record.Ref);
+        await c.Cache.AllAsync("host", ct);
         return FieldBuilder.Uuids(c.Cache, "host", hosts);
     }
 
@@ -216,7 +216,7 @@ public static class VmFields
         {
             for (var n = 0; n < count; n++)
             {
-                var value = await c.Session.CallAsync("VM.query_data_source", ct, c.Record.Ref, $"cpu{n}").ConfigureAwait(false);
+                var value = await c.Session.CallAsync("VM.query_data_source", ct, c.Record.Ref, $"cpu{n}");
                 parts.Add($"{n}: {XeFormat.Float(XenValue.AsDouble(value))}");
             }
         }
@@ -237,7 +237,7 @@ public static class VmFields
 
         try
         {
-            return XeFormat.Bool(XenValue.AsBool(await c.Session.CallAsync("VM.get_cooperative", ct, c.Record.Ref).ConfigureAwait(false)));
+            return XeFormat.Bool(XenValue.AsBool(await c.Session.CallAsync("VM.get_cooperative", ct, c.Record.Ref)));
         }
         catch (XenApiException ex) when (!XeField.IsUnoffered(ex))
         {

@@ -123,7 +123,7 @@ public sealed record XeField
 
         try
         {
-            return await Fetch(context, cancellationToken).ConfigureAwait(false);
+            return await Fetch(context, cancellationToken);
         }
         catch (XenApiException ex) when (IsUnoffered(ex))
         {

@@ -53,7 +53,7 @@ public sealed class QgaClient : IAsyncDisposable
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
             return new QgaClient(socket);
         }
         catch
@@ -83,23 +83,23 @@ public sealed class QgaClient : IAsyncDisposable
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
-        await _one.WaitAsync(limit.Token).ConfigureAwait(false);
+        await _one.WaitAsync(limit.Token);
         try
         {
             if (!_synced)
             {
-                await SyncAsync(limit.Token).ConfigureAwait(false);
+                await SyncAsync(limit.Token);
             }
 
             // Out of step until the answer is read (or, for a command without one, until the next resynchronisation).
             _synced = false;
-            await WriteAsync(command, arguments, delimit: false, limit.Token).ConfigureAwait(false);
+            await WriteAsync(command, arguments, delimit: false, limit.Token);
             if (!expectAnswer)
             {
                 return null;
             }
 
-            var answer = await ReadAnswerAsync(limit.Token).ConfigureAwait(false);
+            var answer = await ReadAnswerAsync(limit.Token);
             _synced = true;
             return Unwrap(answer);
         }
@@ -116,16 +116,16 @@ public sealed class QgaClient : IAsyncDisposable
     private async Task SyncAsync(CancellationToken cancellationToken)
     {
         var id = RandomNumberGenerator.GetInt32(1, int.MaxValue);
-        await WriteAsync("guest-sync-delimited", new JsonObject { ["id"] = id }, delimit: true, cancellationToken).ConfigureAwait(false);
+        await WriteAsync("guest-sync-delimited", new JsonObject { ["id"] = id }, delimit: true, cancellationToken);
         while (true)
         {
             // Whatever came before the agent's 0xFF is an answer to a command we gave up on, or noise.
-            if (!await _reader.SkipPastAsync(Delimiter, cancellationToken).ConfigureAwait(false))
+            if (!await _reader.SkipPastAsync(Delimiter, cancellationToken))
             {
                 throw new IOException("the guest agent's channel closed");
             }
 
-            var answer = await ReadAnswerAsync(cancellationToken).ConfigureAwait(false);
+            var answer = await ReadAnswerAsync(cancellationToken);
             if (answer["return"] is JsonValue value && value.TryGetValue<long>(out var echoed) && echoed == id)
             {
                 _synced = true;
@@ -144,7 +144,7 @@ public sealed class QgaClient : IAsyncDisposable
 
         var text = Encoding.UTF8.GetBytes(request.ToJsonString() + "\n");
         var bytes = delimit ? [Delimiter, .. text] : text;
-        await _stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+        await _stream.WriteAsync(bytes, cancellationToken);
     }
 
     /// <summary>The next JSON object the agent sends; lines that are not one (a partial answer cut by a resync) are skipped.</summary>
@@ -152,7 +152,7 @@ public sealed class QgaClient : IAsyncDisposable
     {
         while (true)
         {
-            var line = await _reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) ?? throw new IOException("the guest agent's channel closed");
+            var line = await _reader.ReadLineAsync(cancellationToken) ?? throw new IOException("the guest agent's channel closed");
             if (line.Length == 0)
             {
                 continue;
@@ -183,7 +183,7 @@ public sealed class QgaClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stream.DisposeAsync().ConfigureAwait(false);
+        await _stream.DisposeAsync();
         _socket.Dispose();
         _one.Dispose();
     }

@@ -66,7 +66,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
 
         try
         {
-            await client.SendAsync("guest-shutdown", new JsonObject { ["mode"] = mode }, QgaQueries.Timeout, cancellationToken).ConfigureAwait(false);
+            await client.SendAsync("guest-shutdown", new JsonObject { ["mode"] = mode }, QgaQueries.Timeout, cancellationToken);
             return true;
         }
         catch (Exception ex) when (ex is TimeoutException or IOException or SocketException or ObjectDisposedException)
@@ -81,7 +81,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
     /// Throws <see cref="TimeoutException"/> when it does not answer, <see cref="IOException"/> when not connected.
     /// </summary>
     public async Task<T> AskAsync<T>(Func<QgaClient, CancellationToken, Task<T>> question, CancellationToken cancellationToken) =>
-        await question(_client ?? throw new IOException("not connected to the guest agent's port"), cancellationToken).ConfigureAwait(false);
+        await question(_client ?? throw new IOException("not connected to the guest agent's port"), cancellationToken);
 
     private async Task RunAsync(CancellationToken stop)
     {
@@ -97,8 +97,8 @@ public sealed class QgaGuestTools : IAsyncDisposable
 
             try
             {
-                _client ??= await QgaClient.ConnectAsync(_socketPath, stop).ConfigureAwait(false);
-                await PollAsync(_client, stop).ConfigureAwait(false);
+                _client ??= await QgaClient.ConnectAsync(_socketPath, stop);
+                await PollAsync(_client, stop);
                 silent = 0;
             }
             catch (TimeoutException)
@@ -114,7 +114,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
             }
             catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
             {
-                await DropAsync().ConfigureAwait(false);
+                await DropAsync();
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -126,10 +126,10 @@ public sealed class QgaGuestTools : IAsyncDisposable
 
     private async Task PollAsync(QgaClient client, CancellationToken stop)
     {
-        var info = await QgaQueries.InfoAsync(client, stop).ConfigureAwait(false);
-        var os = info.Has("guest-get-osinfo") ? await QgaQueries.OsInfoAsync(client, stop).ConfigureAwait(false) : null;
-        var interfaces = info.Has("guest-network-get-interfaces") ? await QgaQueries.InterfacesAsync(client, stop).ConfigureAwait(false) : [];
-        var uptime = await QgaQueries.UptimeAsync(client, info, stop).ConfigureAwait(false);
+        var info = await QgaQueries.InfoAsync(client, stop);
+        var os = info.Has("guest-get-osinfo") ? await QgaQueries.OsInfoAsync(client, stop) : null;
+        var interfaces = info.Has("guest-network-get-interfaces") ? await QgaQueries.InterfacesAsync(client, stop) : [];
+        var uptime = await QgaQueries.UptimeAsync(client, info, stop);
         if (_info is null)
         {
             _logger.LogInformation("QEMU guest agent {Version} answers in VM {Vm}", info.Version, _vmUuid);
@@ -158,7 +158,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
         if (_client is { } client)
         {
             _client = null;
-            await client.DisposeAsync().ConfigureAwait(false);
+            await client.DisposeAsync();
         }
     }
 
@@ -170,16 +170,16 @@ public sealed class QgaGuestTools : IAsyncDisposable
             return;
         }
 
-        await _stop.CancelAsync().ConfigureAwait(false);
+        await _stop.CancelAsync();
         try
         {
-            await _loop.ConfigureAwait(false);
+            await _loop;
         }
         catch (OperationCanceledException)
         {
         }
 
-        await DropAsync().ConfigureAwait(false);
+        await DropAsync();
         _stop.Dispose();
     }
 }

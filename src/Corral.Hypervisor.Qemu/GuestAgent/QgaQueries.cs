@@ -32,7 +32,7 @@ public static class QgaQueries
 
     public static async Task<QgaAgentInfo> InfoAsync(QgaClient agent, CancellationToken cancellationToken)
     {
-        var info = await agent.ExecuteAsync("guest-info", null, Timeout, cancellationToken).ConfigureAwait(false) as JsonObject;
+        var info = await agent.ExecuteAsync("guest-info", null, Timeout, cancellationToken) as JsonObject;
         var commands = new Dictionary<string, bool>(StringComparer.Ordinal);
         foreach (var command in (info?["supported_commands"] as JsonArray ?? []).OfType<JsonObject>())
         {
@@ -47,14 +47,14 @@ public static class QgaQueries
 
     public static async Task<QgaOsInfo> OsInfoAsync(QgaClient agent, CancellationToken cancellationToken)
     {
-        var os = await agent.ExecuteAsync("guest-get-osinfo", null, Timeout, cancellationToken).ConfigureAwait(false) as JsonObject;
+        var os = await agent.ExecuteAsync("guest-get-osinfo", null, Timeout, cancellationToken) as JsonObject;
         return new QgaOsInfo(Text(os, "kernel-release"), Text(os, "kernel-version"), Text(os, "machine"), Text(os, "id"), Text(os, "name"),
             Text(os, "pretty-name"), Text(os, "version"), Text(os, "version-id"));
     }
 
     public static async Task<IReadOnlyList<QgaInterface>> InterfacesAsync(QgaClient agent, CancellationToken cancellationToken)
     {
-        var answer = await agent.ExecuteAsync("guest-network-get-interfaces", null, Timeout, cancellationToken).ConfigureAwait(false) as JsonArray;
+        var answer = await agent.ExecuteAsync("guest-network-get-interfaces", null, Timeout, cancellationToken) as JsonArray;
         return (answer ?? []).OfType<JsonObject>().Select(i => new QgaInterface(
             Text(i, "name"),
             Text(i, "hardware-address") is { Length: > 0 } mac ? mac.ToLowerInvariant() : null,
@@ -66,7 +66,7 @@ public static class QgaQueries
 
     public static async Task<IReadOnlyList<QgaFileSystem>> FileSystemsAsync(QgaClient agent, CancellationToken cancellationToken)
     {
-        var answer = await agent.ExecuteAsync("guest-get-fsinfo", null, Timeout, cancellationToken).ConfigureAwait(false) as JsonArray;
+        var answer = await agent.ExecuteAsync("guest-get-fsinfo", null, Timeout, cancellationToken) as JsonArray;
         return (answer ?? []).OfType<JsonObject>().Select(f =>
         {
             var disk = (f["disk"] as JsonArray ?? []).OfType<JsonObject>().FirstOrDefault();
@@ -77,7 +77,7 @@ public static class QgaQueries
 
     public static async Task<IReadOnlyList<QgaUser>> UsersAsync(QgaClient agent, CancellationToken cancellationToken)
     {
-        var answer = await agent.ExecuteAsync("guest-get-users", null, Timeout, cancellationToken).ConfigureAwait(false) as JsonArray;
+        var answer = await agent.ExecuteAsync("guest-get-users", null, Timeout, cancellationToken) as JsonArray;
         return (answer ?? []).OfType<JsonObject>().Select(u => new QgaUser(Text(u, "user"), Text(u, "domain") is { Length: > 0 } d ? d : null,
             DateTime.UnixEpoch.AddSeconds(u["login-time"] is JsonValue t && t.TryGetValue<double>(out var s) && double.IsFinite(s) && s >= 0 ? s : 0))).ToList();
     }
@@ -96,8 +96,7 @@ public static class QgaQueries
         JsonNode? handle;
         try
         {
-            handle = await agent.ExecuteAsync("guest-file-open", new JsonObject { ["path"] = "/proc/uptime", ["mode"] = "r" }, Timeout, cancellationToken)
-                .ConfigureAwait(false);
+            handle = await agent.ExecuteAsync("guest-file-open", new JsonObject { ["path"] = "/proc/uptime", ["mode"] = "r" }, Timeout, cancellationToken);
         }
         catch (QgaException)
         {
@@ -112,7 +111,7 @@ public static class QgaQueries
         try
         {
             var read = await agent.ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = id, ["count"] = 64 }, Timeout, cancellationToken)
-                .ConfigureAwait(false) as JsonObject;
+                 as JsonObject;
             var text = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(Text(read, "buf-b64")));
             return double.TryParse(text.Split(' ', 2)[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds) && seconds >= 0
                 ? TimeSpan.FromSeconds(seconds)
@@ -126,7 +125,7 @@ public static class QgaQueries
         {
             try
             {
-                await agent.ExecuteAsync("guest-file-close", new JsonObject { ["handle"] = id }, Timeout, cancellationToken).ConfigureAwait(false);
+                await agent.ExecuteAsync("guest-file-close", new JsonObject { ["handle"] = id }, Timeout, cancellationToken);
             }
             catch (QgaException)
             {

@@ -26,7 +26,7 @@ public static class VirtioDrivers
         CancellationToken cancellationToken)
     {
         var drivers = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        var devices = await qmp("x-query-virtio", null, cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var devices = await qmp("x-query-virtio", null, cancellationToken) as JsonArray ?? [];
         foreach (var device in devices.OfType<JsonObject>())
         {
             if (device["path"] is not JsonValue path || device["name"] is not JsonValue name || !path.TryGetValue<string>(out var p)
@@ -35,7 +35,7 @@ public static class VirtioDrivers
                 continue;
             }
 
-            var status = await qmp("x-query-virtio-status", new JsonObject { ["path"] = p }, cancellationToken).ConfigureAwait(false) as JsonObject;
+            var status = await qmp("x-query-virtio-status", new JsonObject { ["path"] = p }, cancellationToken) as JsonObject;
             if (DriverReady(status))
             {
                 drivers[ModuleByDevice.GetValueOrDefault(n, n.Replace('-', '_'))] = "1";

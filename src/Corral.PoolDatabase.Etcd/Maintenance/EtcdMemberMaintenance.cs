@@ -19,7 +19,7 @@ public sealed class EtcdMemberMaintenance(string endpoint) : IDisposable
 
     public async Task<MemberStatus> StatusAsync(CancellationToken cancellationToken)
     {
-        var status = await _client.StatusAsync(new StatusRequest(), deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var status = await _client.StatusAsync(new StatusRequest(), deadline: Deadline, cancellationToken: cancellationToken);
         return new MemberStatus(status.Header.MemberId, status.Header.Revision, status.DbSize, status.DbSizeInUse);
     }
 
@@ -27,7 +27,7 @@ public sealed class EtcdMemberMaintenance(string endpoint) : IDisposable
     public async Task<IReadOnlyList<ulong>> NoSpaceAlarmsAsync(CancellationToken cancellationToken)
     {
         var response = await _client.AlarmAsync(new AlarmRequest { Action = AlarmRequest.Types.AlarmAction.Get, Alarm = AlarmType.None },
-            deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            deadline: Deadline, cancellationToken: cancellationToken);
         return response.Alarms.Where(a => a.Alarm == AlarmType.Nospace).Select(a => a.MemberID).ToList();
     }
 
@@ -39,8 +39,7 @@ public sealed class EtcdMemberMaintenance(string endpoint) : IDisposable
     {
         try
         {
-            await _client.CompactAsync(new CompactionRequest { Revision = revision, Physical = true }, deadline: Deadline, cancellationToken: cancellationToken)
-                .ConfigureAwait(false);
+            await _client.CompactAsync(new CompactionRequest { Revision = revision, Physical = true }, deadline: Deadline, cancellationToken: cancellationToken);
             return true;
         }
         catch (RpcException ex) when (ex.Status.Detail.Contains("has been compacted", StringComparison.Ordinal))
@@ -56,7 +55,7 @@ public sealed class EtcdMemberMaintenance(string endpoint) : IDisposable
     /// <summary>The client endpoints of the cluster's members, by member id.</summary>
     public async Task<IReadOnlyDictionary<ulong, string>> MemberEndpointsAsync(CancellationToken cancellationToken)
     {
-        var response = await _client.MemberListAsync(new MemberListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var response = await _client.MemberListAsync(new MemberListRequest(), deadline: Deadline, cancellationToken: cancellationToken);
         return response.Members.Where(m => m.ClientURLs.Count > 0).ToDictionary(m => m.ID, m => m.ClientURLs[0]);
     }
 

@@ -15,7 +15,7 @@ public sealed class EtcdClusterAdmin(EtcdClient client, ILogger logger)
 
     public async Task<IReadOnlyList<EtcdMemberInfo>> ListAsync(CancellationToken cancellationToken)
     {
-        var response = await client.MemberListAsync(new MemberListRequest(), deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var response = await client.MemberListAsync(new MemberListRequest(), deadline: Deadline, cancellationToken: cancellationToken);
         return response.Members.Select(m => new EtcdMemberInfo(m.ID, m.Name, m.PeerURLs.ToList(), m.ClientURLs.ToList(), m.IsLearner)).ToList();
     }
 
@@ -32,13 +32,13 @@ public sealed class EtcdClusterAdmin(EtcdClient client, ILogger logger)
         {
             try
             {
-                var response = await client.MemberAddAsync(request, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var response = await client.MemberAddAsync(request, deadline: Deadline, cancellationToken: cancellationToken);
                 logger.LogInformation("Added etcd learner {Id:x} at {Url}", response.Member.ID, peerUrl);
                 return response.Member.ID;
             }
             catch (RpcException ex) when (ex.Status.Detail.Contains("unhealthy cluster", StringComparison.OrdinalIgnoreCase) && DateTime.UtcNow < deadline)
             {
-                await Task.Delay(500, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(500, cancellationToken);
             }
         }
     }
@@ -54,13 +54,13 @@ public sealed class EtcdClusterAdmin(EtcdClient client, ILogger logger)
         {
             try
             {
-                await client.MemberPromoteAsync(new MemberPromoteRequest { ID = memberId }, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await client.MemberPromoteAsync(new MemberPromoteRequest { ID = memberId }, deadline: Deadline, cancellationToken: cancellationToken);
                 logger.LogInformation("Promoted etcd member {Id:x} to voter", memberId);
                 return;
             }
             catch (RpcException ex) when (ex.Status.Detail.Contains("not in sync", StringComparison.OrdinalIgnoreCase) && DateTime.UtcNow < deadline)
             {
-                await Task.Delay(300, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(300, cancellationToken);
             }
             catch (RpcException ex) when (ex.Status.Detail.Contains("only promote a learner", StringComparison.OrdinalIgnoreCase))
             {
@@ -73,7 +73,7 @@ public sealed class EtcdClusterAdmin(EtcdClient client, ILogger logger)
     {
         try
         {
-            await client.MemberRemoveAsync(new MemberRemoveRequest { ID = memberId }, deadline: Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await client.MemberRemoveAsync(new MemberRemoveRequest { ID = memberId }, deadline: Deadline, cancellationToken: cancellationToken);
             logger.LogInformation("Removed etcd member {Id:x}", memberId);
         }
         catch (RpcException ex) when (ex.Status.Detail.Contains("member not found", StringComparison.OrdinalIgnoreCase))

@@ -119,17 +119,17 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
 
         info.Environment["CORRAL_ETCD_LOG"] = options.LogFile;
         using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start etcd");
-        await File.WriteAllTextAsync(options.PidFile, process.Id.ToString(CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+        await File.WriteAllTextAsync(options.PidFile, process.Id.ToString(CultureInfo.InvariantCulture), cancellationToken);
         logger.LogInformation("Started etcd member {Name} ({Mode}), pid {Pid}", options.Name, mode, process.Id);
     }
 
     /// <summary>Waits until the member serves HTTP (a learner cannot answer reads, so this is as far as it can go).</summary>
     public async Task WaitServingAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        await WaitAsync("/version", _ => true, timeout, cancellationToken).ConfigureAwait(false);
+        await WaitAsync("/version", _ => true, timeout, cancellationToken);
 
     /// <summary>Waits until the member reports the cluster healthy (it has a leader and quorum).</summary>
     public async Task WaitHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        await WaitAsync("/health", body => body.Contains("\"true\"", StringComparison.Ordinal), timeout, cancellationToken).ConfigureAwait(false);
+        await WaitAsync("/health", body => body.Contains("\"true\"", StringComparison.Ordinal), timeout, cancellationToken);
 
     private async Task WaitAsync(string path, Func<string, bool> good, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -139,7 +139,7 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
         {
             try
             {
-                var body = await Http.GetStringAsync(url, cancellationToken).ConfigureAwait(false);
+                var body = await Http.GetStringAsync(url, cancellationToken);
                 if (good(body))
                 {
                     return;
@@ -159,7 +159,7 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
                 throw new TimeoutException($"etcd member {options.Name} did not answer {path} within {timeout.TotalSeconds:0} s (see {options.LogFile})");
             }
 
-            await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(200, cancellationToken);
         }
     }
 
@@ -186,15 +186,15 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
         }
 
         var id = pid.ToString(CultureInfo.InvariantCulture);
-        await CommandRunner.RunAsync("kill", ["-TERM", id], cancellationToken).ConfigureAwait(false);
+        await CommandRunner.RunAsync("kill", ["-TERM", id], cancellationToken);
         for (var i = 0; i < 100 && RunningPid() is not null; i++)
         {
-            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(100, cancellationToken);
         }
 
         if (RunningPid() is not null)
         {
-            await CommandRunner.RunAsync("kill", ["-KILL", id], cancellationToken).ConfigureAwait(false);
+            await CommandRunner.RunAsync("kill", ["-KILL", id], cancellationToken);
         }
 
         logger.LogInformation("Stopped etcd member {Name} (pid {Pid})", options.Name, pid);

@@ -33,50 +33,50 @@ internal static class ConsoleEndpoint
         var origins = services.GetRequiredService<PoolHostOrigins>();
         if (context.Request.Headers.Origin is [{ } origin] && !origins.IsAllowed(origin))
         {
-            await RefuseAsync(context, StatusCodes.Status403Forbidden, "the page is not served by a host of this pool").ConfigureAwait(false);
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, "the page is not served by a host of this pool");
             return;
         }
 
         SessionAccess access;
         try
         {
-            access = await services.GetRequiredService<SessionService>().ValidateAsync(context.Request.Query["session_id"].ToString(), ct).ConfigureAwait(false);
+            access = await services.GetRequiredService<SessionService>().ValidateAsync(context.Request.Query["session_id"].ToString(), ct);
         }
         catch (XenApiException ex)
         {
-            await RefuseAsync(context, StatusCodes.Status401Unauthorized, string.Join(' ', ex.ErrorDescription)).ConfigureAwait(false);
+            await RefuseAsync(context, StatusCodes.Status401Unauthorized, string.Join(' ', ex.ErrorDescription));
             return;
         }
 
         // xapi's permission for a console over a websocket: vm-operator and up; a read-only user sees no screen.
         if (!access.Allows(ConsolePermission))
         {
-            await RefuseAsync(context, StatusCodes.Status403Forbidden, $"{ErrorCodes.RbacPermissionDenied} {ConsolePermission}").ConfigureAwait(false);
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, $"{ErrorCodes.RbacPermissionDenied} {ConsolePermission}");
             return;
         }
 
         var database = services.GetRequiredService<IPoolDatabase>();
         var uuid = context.Request.Query["uuid"].ToString();
-        var console = uuid.Length == 0 ? null : await database.FindByUuidAsync(XenClasses.Console, uuid, ct).ConfigureAwait(false);
+        var console = uuid.Length == 0 ? null : await database.FindByUuidAsync(XenClasses.Console, uuid, ct);
         if (console is null)
         {
-            await RefuseAsync(context, StatusCodes.Status404NotFound, $"{ErrorCodes.UuidInvalid} console {uuid}").ConfigureAwait(false);
+            await RefuseAsync(context, StatusCodes.Status404NotFound, $"{ErrorCodes.UuidInvalid} console {uuid}");
             return;
         }
 
-        var vm = await database.TryGetAsync(XenClasses.VM, console.Get(XenApi.Console.VM), ct).ConfigureAwait(false);
+        var vm = await database.TryGetAsync(XenClasses.VM, console.Get(XenApi.Console.VM), ct);
         var process = vm is null ? null : services.GetRequiredService<IRunningVms>().Find(vm.Uuid);
         if (vm is null || process is null)
         {
             // It stopped, or moved: its console records name its new host.
-            await RefuseAsync(context, StatusCodes.Status404NotFound, "the VM does not run on this host").ConfigureAwait(false);
+            await RefuseAsync(context, StatusCodes.Status404NotFound, "the VM does not run on this host");
             return;
         }
 
         var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ConsoleEndpoint));
         // noVNC asks for the "binary" subprotocol; a browser drops a connection whose answer names none it asked for.
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p == "binary");
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(subProtocol).ConfigureAwait(false);
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(subProtocol);
         var protocol = console.Get(XenApi.Console.Protocol);
         logger.LogInformation("{Protocol} console of VM {Vm} opened from {Remote}", protocol, vm.Get(XenApi.VM.NameLabel),
             context.Connection.RemoteIpAddress);
@@ -84,44 +84,44 @@ internal static class ConsoleEndpoint
         {
             if (protocol == ConsoleProtocol.Rfb)
             {
-                await using var screen = await process.OpenConsoleAsync(VmConsoleKind.Graphical, ct).ConfigureAwait(false);
-                await WebSocketPump.RunAsync(socket, screen, "the VM's screen closed", ct).ConfigureAwait(false);
+                await using var screen = await process.OpenConsoleAsync(VmConsoleKind.Graphical, ct);
+                await WebSocketPump.RunAsync(socket, screen, "the VM's screen closed", ct);
             }
             else
             {
-                await ServeSerialAsync(socket, process, services.GetRequiredService<SerialConsoleHub>(), ct).ConfigureAwait(false);
+                await ServeSerialAsync(socket, process, services.GetRequiredService<SerialConsoleHub>(), ct);
             }
         }
         catch (Exception ex) when (ex is IOException or WebSocketException or System.Net.Sockets.SocketException or OperationCanceledException)
         {
             logger.LogDebug(ex, "Console of VM {Vm} ended", vm.Get(XenApi.VM.NameLabel));
-            await WebSocketPump.CloseAsync(socket, "the console ended").ConfigureAwait(false);
+            await WebSocketPump.CloseAsync(socket, "the console ended");
         }
     }
 
     private static async Task ServeSerialAsync(WebSocket socket, IVmProcess process, SerialConsoleHub hub, CancellationToken cancellationToken)
     {
-        await using var viewer = await hub.WatchAsync(process, cancellationToken).ConfigureAwait(false);
+        await using var viewer = await hub.WatchAsync(process, cancellationToken);
         // What the guest wrote last (its prompt, say), before what it writes from now on.
-        var tail = await process.ReadSerialConsoleTailAsync(SerialTailBytes, cancellationToken).ConfigureAwait(false);
+        var tail = await process.ReadSerialConsoleTailAsync(SerialTailBytes, cancellationToken);
         if (tail.Length > 0)
         {
-            await socket.SendAsync(tail, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+            await socket.SendAsync(tail, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
         }
 
         await WebSocketPump.RunAsync(socket, async ct =>
         {
-            await foreach (var chunk in viewer.Received.ReadAllAsync(ct).ConfigureAwait(false))
+            await foreach (var chunk in viewer.Received.ReadAllAsync(ct))
             {
-                await socket.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: true, ct).ConfigureAwait(false);
+                await socket.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: true, ct);
             }
-        }, viewer.TypeAsync, "the VM stopped running here", cancellationToken).ConfigureAwait(false);
+        }, viewer.TypeAsync, "the VM stopped running here", cancellationToken);
     }
 
     private static async Task RefuseAsync(HttpContext context, int status, string reason)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = "text/plain";
-        await context.Response.WriteAsync(reason + "\n", context.RequestAborted).ConfigureAwait(false);
+        await context.Response.WriteAsync(reason + "\n", context.RequestAborted);
     }
 }

@@ -17,12 +17,12 @@ public sealed class SerialConsoleHub(ILogger<SerialConsoleHub> logger) : IAsyncD
     /// <summary>Starts watching the serial line of a VM running here; dispose the viewer to stop.</summary>
     public async Task<SerialConsoleViewer> WatchAsync(IVmProcess process, CancellationToken cancellationToken)
     {
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _gate.WaitAsync(cancellationToken);
         try
         {
             if (!_lines.TryGetValue(process.VmUuid, out var line) || line.Ended || line.Closing || line.Process != process)
             {
-                var stream = await process.OpenConsoleAsync(VmConsoleKind.Serial, cancellationToken).ConfigureAwait(false);
+                var stream = await process.OpenConsoleAsync(VmConsoleKind.Serial, cancellationToken);
                 line = new SerialLine(process, stream, this, logger);
                 _lines[process.VmUuid] = line;
                 line.Start();
@@ -38,7 +38,7 @@ public sealed class SerialConsoleHub(ILogger<SerialConsoleHub> logger) : IAsyncD
 
     internal async Task ForgetAsync(SerialLine line)
     {
-        await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        await _gate.WaitAsync(CancellationToken.None);
         try
         {
             if (_lines.TryGetValue(line.Process.VmUuid, out var current) && current == line)
@@ -55,7 +55,7 @@ public sealed class SerialConsoleHub(ILogger<SerialConsoleHub> logger) : IAsyncD
     public async ValueTask DisposeAsync()
     {
         List<SerialLine> lines;
-        await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        await _gate.WaitAsync(CancellationToken.None);
         try
         {
             lines = [.. _lines.Values];
@@ -68,7 +68,7 @@ public sealed class SerialConsoleHub(ILogger<SerialConsoleHub> logger) : IAsyncD
 
         foreach (var line in lines)
         {
-            await line.DisposeAsync().ConfigureAwait(false);
+            await line.DisposeAsync();
         }
 
         _gate.Dispose();
@@ -121,11 +121,11 @@ internal sealed class SerialLine(IVmProcess process, Stream stream, SerialConsol
 
     public async Task WriteAsync(ReadOnlyMemory<byte> input, CancellationToken cancellationToken)
     {
-        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _writeGate.WaitAsync(cancellationToken);
         try
         {
-            await stream.WriteAsync(input, cancellationToken).ConfigureAwait(false);
-            await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await stream.WriteAsync(input, cancellationToken);
+            await stream.FlushAsync(cancellationToken);
         }
         finally
         {
@@ -145,17 +145,17 @@ internal sealed class SerialLine(IVmProcess process, Stream stream, SerialConsol
         if (last)
         {
             // Nobody watches: let QEMU's socket go, for the next viewer (or another tool) to take.
-            await CloseAsync().ConfigureAwait(false);
+            await CloseAsync();
         }
     }
 
     public async Task CloseAsync()
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        await stream.DisposeAsync().ConfigureAwait(false);
+        await _stop.CancelAsync();
+        await stream.DisposeAsync();
         try
         {
-            await _reading.ConfigureAwait(false);
+            await _reading;
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException)
         {
@@ -165,7 +165,7 @@ internal sealed class SerialLine(IVmProcess process, Stream stream, SerialConsol
 
     public async ValueTask DisposeAsync()
     {
-        await CloseAsync().ConfigureAwait(false);
+        await CloseAsync();
         _stop.Dispose();
         _writeGate.Dispose();
     }
@@ -177,7 +177,7 @@ internal sealed class SerialLine(IVmProcess process, Stream stream, SerialConsol
         {
             while (true)
             {
-                var read = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                var read = await stream.ReadAsync(buffer, cancellationToken);
                 if (read == 0)
                 {
                     break;
@@ -212,7 +212,7 @@ internal sealed class SerialLine(IVmProcess process, Stream stream, SerialConsol
                 }
             }
 
-            await hub.ForgetAsync(this).ConfigureAwait(false);
+            await hub.ForgetAsync(this);
         }
     }
 }
@@ -241,7 +241,7 @@ public sealed class SerialConsoleViewer : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             Output.Writer.TryComplete();
-            await _line.RemoveViewerAsync(this).ConfigureAwait(false);
+            await _line.RemoveViewerAsync(this);
         }
     }
 }

@@ -9,7 +9,7 @@ internal static class WebSocketPump
 
     /// <summary>Runs until the browser leaves, the stream ends or <paramref name="cancellationToken"/> fires; then closes the websocket.</summary>
     public static Task RunAsync(WebSocket socket, Stream stream, string endReason, CancellationToken cancellationToken) =>
-        RunAsync(socket, ct => CopyToBrowserAsync(stream, socket, ct), async (data, ct) => await stream.WriteAsync(data, ct).ConfigureAwait(false),
+        RunAsync(socket, ct => CopyToBrowserAsync(stream, socket, ct), async (data, ct) => await stream.WriteAsync(data, ct),
             endReason, cancellationToken);
 
     /// <summary>
@@ -22,10 +22,10 @@ internal static class WebSocketPump
         using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var sending = toBrowser(both.Token);
         var receiving = CopyFromBrowserAsync(socket, fromBrowser, both.Token);
-        await Task.WhenAny(sending, receiving).ConfigureAwait(false);
-        await both.CancelAsync().ConfigureAwait(false);
-        await CloseAsync(socket, endReason).ConfigureAwait(false);
-        await Task.WhenAll(Quietly(sending), Quietly(receiving)).ConfigureAwait(false);
+        await Task.WhenAny(sending, receiving);
+        await both.CancelAsync();
+        await CloseAsync(socket, endReason);
+        await Task.WhenAll(Quietly(sending), Quietly(receiving));
     }
 
     private static async Task CopyFromBrowserAsync(WebSocket socket, Func<ReadOnlyMemory<byte>, CancellationToken, Task> write, CancellationToken cancellationToken)
@@ -33,7 +33,7 @@ internal static class WebSocketPump
         var buffer = new byte[BufferSize];
         while (socket.State == WebSocketState.Open)
         {
-            var received = await socket.ReceiveAsync(buffer.AsMemory(), cancellationToken).ConfigureAwait(false);
+            var received = await socket.ReceiveAsync(buffer.AsMemory(), cancellationToken);
             if (received.MessageType == WebSocketMessageType.Close)
             {
                 return;
@@ -41,7 +41,7 @@ internal static class WebSocketPump
 
             if (received.Count > 0)
             {
-                await write(buffer.AsMemory(0, received.Count), cancellationToken).ConfigureAwait(false);
+                await write(buffer.AsMemory(0, received.Count), cancellationToken);
             }
         }
     }
@@ -51,13 +51,13 @@ internal static class WebSocketPump
         var buffer = new byte[BufferSize];
         while (true)
         {
-            var read = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            var read = await stream.ReadAsync(buffer, cancellationToken);
             if (read == 0)
             {
                 return;
             }
 
-            await socket.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+            await socket.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
         }
     }
 
@@ -68,7 +68,7 @@ internal static class WebSocketPump
             using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             try
             {
-                await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, reason, patience.Token).ConfigureAwait(false);
+                await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, reason, patience.Token);
             }
             catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
             {
@@ -81,7 +81,7 @@ internal static class WebSocketPump
     {
         try
         {
-            await task.ConfigureAwait(false);
+            await task;
         }
         catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
         {

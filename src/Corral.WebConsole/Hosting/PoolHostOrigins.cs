@@ -35,7 +35,7 @@ public sealed class PoolHostOrigins(IPoolDatabase database, IOptions<WebConsoleO
             try
             {
                 var addresses = OwnAddresses(options.Value);
-                foreach (var host in await database.GetAllAsync(XenClasses.Host, stoppingToken).ConfigureAwait(false))
+                foreach (var host in await database.GetAllAsync(XenClasses.Host, stoppingToken))
                 {
                     if (host.Get(XenApi.Host.Address) is { Length: > 0 } address)
                     {
@@ -51,7 +51,7 @@ public sealed class PoolHostOrigins(IPoolDatabase database, IOptions<WebConsoleO
                 logger.LogDebug(ex, "Could not read the pool's hosts for the console's allowed origins");
             }
 
-            await Task.Delay(Refresh, stoppingToken).ConfigureAwait(false);
+            await Task.Delay(Refresh, stoppingToken);
         }
     }
 

@@ -42,7 +42,7 @@ public static class WebConsoleExtensions
             context.Response.Headers.ContentSecurityPolicy =
                 "default-src 'self'; connect-src 'self' http: https: ws: wss:; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
             context.Response.Headers.CacheControl = "no-cache";
-            await next(context).ConfigureAwait(false);
+            await next(context);
         }));
         // "/console" itself (exactly: routing would also give it "/console/", and static files step aside for a routed
         // endpoint) is the websocket endpoint of XenServer's console locations.
@@ -50,11 +50,11 @@ public static class WebConsoleExtensions
         {
             if (context.Request.Path.Value == ConsoleLocation.Path)
             {
-                await ConsoleEndpoint.HandleAsync(context).ConfigureAwait(false);
+                await ConsoleEndpoint.HandleAsync(context);
                 return;
             }
 
-            await next(context).ConfigureAwait(false);
+            await next(context);
         });
         // The app, under "/console/".
         app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files, RequestPath = request, RedirectToAppendTrailingSlash = false });
