@@ -50,6 +50,8 @@ public static class ApiServiceCollectionExtensions
         services.AddOptions<Audit.AuditOptions>().ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<Audit.AuditOptions>, ProblemsValidation<Audit.AuditOptions>>();
         services.AddSingleton<Audit.AuditLog>();
+        services.AddSingleton<Audit.AuditForwarder>();
+        services.AddHostedService(sp => sp.GetRequiredService<Audit.AuditForwarder>());
         services.AddHostedService(sp => sp.GetRequiredService<Audit.AuditLog>());
         services.AddSingleton<SessionService>();
         services.AddSingleton<DirectorySessionRevalidation>();
@@ -92,6 +94,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();
         services.AddSingleton<IApiMethodProvider, HaMethods>();
         services.AddSingleton<IApiMethodProvider, SystemMethods>();
+        services.AddSingleton<IApiMethodProvider, AuditMethods>();
         services.AddSingleton<IApiMethodProvider, AllowedOperations.AllowedOperationsMethods>();
         services.AddSingleton<IApiMethodProvider, RoleMethods>();
         services.AddSingleton<IApiMethodProvider, SubjectMethods>();

@@ -13,13 +13,14 @@ namespace Corral.IntegrationTests;
 /// </summary>
 public sealed class AuditLogTests : IAsyncLifetime
 {
+    private const string HostRef = "OpaqueRef:audited-host";
     private readonly string _state = Path.Combine(Path.GetTempPath(), "corral-audit-test-" + Guid.NewGuid().ToString("N")[..8]);
     private ApiFixture _fixture = null!;
 
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(_state);
-        _fixture = await ApiFixture.StartAsync(services => services.Configure<ApiOptions>(o => o.StateDirectory = _state));
+        _fixture = await ApiFixture.StartAsync(services => services.Configure<ApiOptions>(o => (o.StateDirectory, o.HostRef) = (_state, HostRef)));
     }
 
     public async Task DisposeAsync()
@@ -90,5 +91,39 @@ public sealed class AuditLogTests : IAsyncLifetime
         using var none = new MemoryStream();
         await audit.WriteSinceAsync(DateTime.UtcNow.AddMinutes(1).ToString("yyyy-MM-ddTHH:mm:ss", System.Globalization.CultureInfo.InvariantCulture), none, default);
         Assert.Equal(0, none.Length);
+    }
+
+    [Fact]
+    public async Task The_master_appends_a_slaves_line_as_it_came_and_only_a_whole_audit_line()
+    {
+        var root = await _fixture.LoginAsync();
+        var line = AuditLine.Format(DateTime.UtcNow, "lab-host2", "trackid=abc", "S-1-5-21-7", "rory", allowed: true, "OK", http: true,
+            "http/connect_console_ws", [new AuditArgument("VM", "web", "1f0c", "OpaqueRef:1")]);
+
+        // Not the master (yet): the line belongs on the master.
+        var slave = await Assert.ThrowsAsync<XenApiException>(() => Call(AuditForwarder.AppendMethod, root, line));
+        Assert.Equal(ErrorCodes.HostIsSlave, slave.Code);
+
+        _fixture.Services.GetRequiredService<Corral.Api.Pool.MasterState>().Set(HostRef);
+        await Call(AuditForwarder.AppendMethod, root, line);
+        foreach (var bad in new[] { "", "[20261205T04:30:12.345Z|audit|forged", line + "\n" + line, new string('x', AuditLog.MaxForwardedLine + 1) })
+        {
+            var refused = await Assert.ThrowsAsync<XenApiException>(() => Call(AuditForwarder.AppendMethod, root, bad));
+            Assert.Equal(ErrorCodes.InvalidValue, refused.Code);
+        }
+
+        // A read-only session may not append (pool-admin only, as in xapi).
+        var tx = new PoolTransaction();
+        var reader = tx.Create(XenClasses.SessionSchema);
+        reader.Set(XenApi.Session.LastActive, DateTime.UtcNow);
+        reader.Set(XenApi.Session.RbacPermissions, RoleTable.SessionPermissions([RoleTable.FindByNameLabel("read-only")!.Ref]));
+        await _fixture.Database.CommitAsync(tx, default);
+        var denied = await Assert.ThrowsAsync<XenApiException>(() => Call(AuditForwarder.AppendMethod, reader.Ref, line));
+        Assert.Equal(ErrorCodes.RbacPermissionDenied, denied.Code);
+
+        // The slave's line as it came (its host, its time); the append itself is not another record.
+        var lines = await LinesAsync(l => l.Any(x => x == line));
+        Assert.Contains(line, lines);
+        Assert.DoesNotContain(lines, l => l.Contains("'pool.audit_log_append'", StringComparison.Ordinal) && !l.Contains("DENIED", StringComparison.Ordinal));
     }
 }

@@ -35,7 +35,26 @@ public sealed class AuditLineTests
     [InlineData("pool.get_all_records", false)]
     [InlineData("event.from", false)]
     [InlineData("session.logout", false)]
+    [InlineData("http/get_audit_log", true)]
+    [InlineData("http/connect_console_ws", true)]
+    [InlineData("http/get_rrd_updates", false)]
+    [InlineData("pool.audit_log_append", false)]
     public void Calls_that_change_something_are_recorded(string message, bool audited) => Assert.Equal(audited, AuditLine.Audits(message));
+
+    [Fact]
+    public void Only_whole_audit_lines_are_well_formed()
+    {
+        var http = AuditLine.Format(When, "lab-host2", "trackid=abc", "S-1-5-21-1", "rory", allowed: true, "OK", http: true, "http/get_audit_log",
+            [new AuditArgument("since", "2026-12-05", "", "")]);
+        Assert.Contains("'OK' 'HTTP' 'http/get_audit_log' (('since' '2026-12-05' '' ''))", http, StringComparison.Ordinal);
+        Assert.True(AuditLine.IsWellFormed(http));
+        Assert.True(AuditLine.IsWellFormed(AuditLine.Format(When, "h", "", "", "", allowed: false, "", http: false, "VM.start", [])));
+        Assert.False(AuditLine.IsWellFormed(""));
+        Assert.False(AuditLine.IsWellFormed("anything a caller likes"));
+        Assert.False(AuditLine.IsWellFormed(http + "\n" + http));
+        Assert.False(AuditLine.IsWellFormed(http.Replace("|audit]", "|other]", StringComparison.Ordinal)));
+        Assert.False(AuditLine.IsWellFormed(http.Replace("[20261205T04:30:12.345Z", "[yesterday", StringComparison.Ordinal)));
+    }
 
     [Fact]
     public void Passwords_are_never_among_the_values_kept()

@@ -10,7 +10,12 @@ and a running VM (the lab's "Corral test VM"); it leaves the pool as it found it
     /usr/bin/python3 test/conformance/roles.py http://10.78.0.11 --client xenapi
 """
 
-from clients import Failure, make_client
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+from clients import Failure, make_client, ssl_context
 from events import ref_shaped
 from report import CheckFailed, Report, parse_args, run_script
 
@@ -61,6 +66,7 @@ class Roles:
         self.read_only(report)
         self.vm_operator(report)
         self.wrong_password(report)
+        self.audit_log(report)
 
     def read_only(self, report):
         with report.step(f"{self.args.reader} logs in (2 arguments): a session without superuser rights") as s:
@@ -118,6 +124,43 @@ class Roles:
                 s.require(failure.code == "SESSION_AUTHENTICATION_FAILED", f"failed with {failure.description}")
                 return
             raise CheckFailed("logged in with a wrong password")
+
+    def audit_log(self, report):
+        """xe audit-log-get's request: GET /audit_log. Read on a slave, it is an HTTP action that the slave records and
+        sends to the master's audit log, as xapi's slaves do (pool.audit_log_append); the API calls are there too."""
+        since = (datetime.now(timezone.utc) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")
+        master = self.root.call("pool.get_master", self.root.call("pool.get_all")[0])
+        slave = next(h for h in self.root.call("host.get_all") if h != master)
+        slave_name = self.root.call("host.get_name_label", slave)
+        reader = make_client(self.args.client, self.args)
+        with report.step(f"{self.args.reader} (read-only) reads the audit log on a slave over HTTP") as s:
+            session = reader.login(self.args.reader, self.args.directory_password)
+            scheme = urllib.parse.urlsplit(self.args.base_url).scheme
+            text = self.http_get(f"{scheme}://{self.root.call('host.get_address', slave)}/audit_log", session, since)
+            s.require(session not in text and self.root.session not in text, "a session reference is written in the audit log")
+            s.detail = f"{len(text.splitlines())} lines on {slave_name}"
+        reader.logout()
+        with report.step("the master's audit log has the slave's HTTP action, and the denied calls, never a session") as s:
+            header = f"|audit|{slave_name}|http/get_audit_log|audit]"
+            text = ""
+            for _ in range(60):
+                text = self.http_get(self.args.base_url.rstrip("/") + "/audit_log", self.root.session, since)
+                if any(header in line and f"'{self.args.reader}' 'ALLOWED' 'OK' 'HTTP' 'http/get_audit_log'" in line for line in text.splitlines()):
+                    break
+                time.sleep(0.5)
+            else:
+                raise CheckFailed(f"no line with {header!r} and {self.args.reader}'s read in the master's audit log")
+            s.require(any(f"'{self.args.reader}' 'DENIED' 'ERROR:RBAC_PERMISSION_DENIED' 'API' 'VM.clean_shutdown'" in line
+                          for line in text.splitlines()), "the read-only user's denied VM.clean_shutdown is not in it")
+            s.require(self.root.session not in text, "the reading session's reference is written in it")
+
+    def http_get(self, url, session, since):
+        query = urllib.parse.urlencode({"session_id": session, "since": since})
+        context = ssl_context(self.args) if url.startswith("https:") else None
+        with urllib.request.urlopen(f"{url}?{query}", timeout=30, context=context) as response:
+            if response.status != 200:
+                raise CheckFailed(f"GET {url}: HTTP {response.status}")
+            return response.read().decode("utf-8")
 
     def cleanup(self):
         for client in (self.reader, self.operator):

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Corral.Api.Audit;
 
@@ -14,11 +15,13 @@ public sealed record AuditArgument(string Name, string Value, string Uuid, strin
 /// its arguments: every object it names (with the object's name and uuid) and the few other values xapi's list keeps
 /// (never a password or a secret). Calls that only read (<c>.get</c>) and the event and logout calls are not recorded.
 /// </summary>
-public static class AuditLine
+public static partial class AuditLine
 {
     private static readonly HashSet<string> NotAudited = new(StringComparer.Ordinal)
     {
         "session.logout", "session.local_logout", "event.next", "event.from", "host.tickle_heartbeat",
+        // xapi leaves out these HTTP actions as spam, and the slaves' forwarded lines are records already.
+        "http/get_rrd_updates", "http/rrd_updates", "http/post_remote_db_access", "pool.audit_log_append",
     };
 
     /// <summary>The values other than objects that xapi's audit keeps, by call (its action_params_whitelist).</summary>
@@ -64,6 +67,16 @@ public static class AuditLine
         line.AppendJoin(' ', arguments.Select(a => $"({Quote(a.Name)} {Quote(a.Value)} {Quote(a.Uuid)} {Quote(a.Reference)})"));
         return line.Append("))").ToString();
     }
+
+    /// <summary>
+    /// Whether <paramref name="line"/> is one audit line as <see cref="Format"/> writes them: the header with its
+    /// timestamp and <c>|audit|</c>, an s-expression after it, no line break.
+    /// </summary>
+    public static bool IsWellFormed(string line) =>
+        WellFormed().IsMatch(line) && !line.Contains('\n', StringComparison.Ordinal) && !line.Contains('\r', StringComparison.Ordinal);
+
+    [GeneratedRegex(@"^\[\d{8}T\d\d:\d\d:\d\d\.\d{3}Z\|audit\|[^|\n]*\|[^|\n]*\|audit\] \('.*\)\)$", RegexOptions.CultureInvariant)]
+    private static partial Regex WellFormed();
 
     /// <summary>
     /// The lines' timestamp a <c>since</c> asks for, as xapi reads it (ISO 8601 or the log's own form, dashes and the

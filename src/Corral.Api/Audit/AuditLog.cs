@@ -43,10 +43,13 @@ public sealed class AuditOptions : IOptionsWithProblems
 /// (category <c>Corral.Api.Audit.AuditLog</c>, for the journal and whatever collects it). <c>GET /audit_log</c> and
 /// <c>xe audit-log-get</c> read it back.
 /// </summary>
-public sealed class AuditLog(IPoolDatabase database, IOptions<ApiOptions> api, IOptions<AuditOptions> options, TimeProvider clock, ILogger<AuditLog> logger)
-    : BackgroundService
+public sealed class AuditLog(IPoolDatabase database, IOptions<ApiOptions> api, IOptions<AuditOptions> options, TimeProvider clock, AuditForwarder forwarder,
+    ILogger<AuditLog> logger) : BackgroundService
 {
     public const string FileName = "audit.log";
+
+    /// <summary>The longest line <see cref="AppendForwarded"/> takes from another host.</summary>
+    public const int MaxForwardedLine = 64 * 1024;
 
     private static readonly EventId Audited = new(1320, "Audit");
     private static readonly EventId Dropped = new(1321, "AuditLinesDropped");
@@ -65,6 +68,49 @@ public sealed class AuditLog(IPoolDatabase database, IOptions<ApiOptions> api, I
     {
         var line = AuditLine.Format(clock.GetUtcNow().UtcDateTime, await HostNameAsync(cancellationToken), AuditLine.TrackId(sessionRef),
             who?.SubjectIdentifier ?? "", who?.UserName ?? userName, allowed, outcome, http: false, action, arguments);
+        Write(line);
+    }
+
+    /// <summary>
+    /// Records an HTTP action (xapi's <c>http/...</c> permissions: a console opened, the audit log read) served by this
+    /// host; a slave also sends the line to the master's log (<see cref="AuditForwarder"/>), as xapi's slaves do.
+    /// </summary>
+    public async Task RecordHttpAsync(string sessionRef, SessionAccess who, bool allowed, string outcome, string action,
+        IReadOnlyList<AuditArgument> arguments, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(who);
+        try
+        {
+            var line = AuditLine.Format(clock.GetUtcNow().UtcDateTime, await HostNameAsync(cancellationToken), AuditLine.TrackId(sessionRef),
+                who.SubjectIdentifier, who.UserName, allowed, outcome, http: true, action, arguments);
+            Write(line);
+            forwarder.Forward(line);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The action's own outcome stands; the agent's log says the audit could not record it.
+            logger.LogWarning(ex, "Could not record {Action} in the audit log", action);
+        }
+    }
+
+    /// <summary>
+    /// <c>pool.audit_log_append</c> on the master: a slave's line, written as it came (its own host and time), once it
+    /// is one well-formed audit line.
+    /// </summary>
+    /// <exception cref="XenApiException">The line is not an audit line (<c>INVALID_VALUE</c>).</exception>
+    public void AppendForwarded(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        if (line.Length > MaxForwardedLine || !AuditLine.IsWellFormed(line))
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "line", line.Length > 80 ? line[..80] + "..." : line);
+        }
+
+        Write(line);
+    }
+
+    private void Write(string line)
+    {
         logger.LogInformation(Audited, "{Line}", line);
         if (!_lines.Writer.TryWrite(line))
         {

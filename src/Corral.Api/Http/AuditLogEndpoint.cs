@@ -11,7 +11,8 @@ namespace Corral.Api.Http;
 /// <summary>
 /// <c>GET /audit_log?session_id=&lt;session&gt;[&amp;since=&lt;time&gt;]</c>, as xapi serves it: this host's audit log
 /// (<see cref="AuditLog"/>), oldest first, from <c>since</c> on (ISO 8601 or the log's own timestamps), as plain
-/// text. A valid session is needed, and xapi's permission <c>http/get_audit_log</c> (read-only and up).
+/// text. A valid session is needed, and xapi's permission <c>http/get_audit_log</c> (read-only and up). Each read is
+/// itself audited, as an HTTP action.
 /// </summary>
 public static class AuditLogEndpoint
 {
@@ -37,14 +38,17 @@ public static class AuditLogEndpoint
             return;
         }
 
+        var audit = context.RequestServices.GetRequiredService<AuditLog>();
+        var since = request.Query.TryGetValue("since", out var s) ? s.ToString() : "";
+        IReadOnlyList<AuditArgument> arguments = since.Length is > 0 and <= 255 ? [new AuditArgument("since", since, "", "")] : [];
         if (!access.Allows(Permission))
         {
+            await audit.RecordHttpAsync(session, access, allowed: false, "ERROR:" + ErrorCodes.RbacPermissionDenied, Permission, arguments, ct);
             context.Response.StatusCode = StatusCodes.Status403Forbidden;
             await context.Response.WriteAsync($"{ErrorCodes.RbacPermissionDenied} {Permission}\n", ct);
             return;
         }
 
-        var since = request.Query.TryGetValue("since", out var s) ? s.ToString() : "";
         if (since.Length > 255)
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
@@ -52,7 +56,9 @@ public static class AuditLogEndpoint
             return;
         }
 
+        // Recorded before it is read, as xapi records it (an HTTP action; a slave's line goes to the master's log too).
+        await audit.RecordHttpAsync(session, access, allowed: true, "OK", Permission, arguments, ct);
         context.Response.ContentType = "text/plain; charset=utf-8";
-        await context.RequestServices.GetRequiredService<AuditLog>().WriteSinceAsync(since, context.Response.Body, ct);
+        await audit.WriteSinceAsync(since, context.Response.Body, ct);
     }
 }

@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using Corral.Api.Audit;
 using Corral.Api.Sessions;
 using Corral.Hypervisor;
 using Corral.Model;
@@ -49,25 +50,33 @@ internal static class ConsoleEndpoint
         }
 
         // xapi's permission for a console over a websocket: vm-operator and up; a read-only user sees no screen.
+        var audit = services.GetRequiredService<AuditLog>();
+        var session = context.Request.Query["session_id"].ToString();
+        var uuid = context.Request.Query["uuid"].ToString();
         if (!access.Allows(ConsolePermission))
         {
+            await audit.RecordHttpAsync(session, access, allowed: false, "ERROR:" + ErrorCodes.RbacPermissionDenied, ConsolePermission,
+                [new AuditArgument("uuid", "", uuid.Length <= 64 ? uuid : "", "")], ct);
             await RefuseAsync(context, StatusCodes.Status403Forbidden, $"{ErrorCodes.RbacPermissionDenied} {ConsolePermission}");
             return;
         }
 
         var database = services.GetRequiredService<IPoolDatabase>();
-        var uuid = context.Request.Query["uuid"].ToString();
         var console = uuid.Length == 0 ? null : await database.FindByUuidAsync(XenClasses.Console, uuid, ct);
         if (console is null)
         {
+            await audit.RecordHttpAsync(session, access, allowed: true, "ERROR:" + ErrorCodes.UuidInvalid, ConsolePermission,
+                [new AuditArgument("uuid", "", uuid.Length <= 64 ? uuid : "", "")], ct);
             await RefuseAsync(context, StatusCodes.Status404NotFound, $"{ErrorCodes.UuidInvalid} console {uuid}");
             return;
         }
 
         var vm = await database.TryGetAsync(XenClasses.VM, console.Get(XenApi.Console.VM), ct);
         var process = vm is null ? null : services.GetRequiredService<IRunningVms>().Find(vm.Uuid);
+        IReadOnlyList<AuditArgument> arguments = [new("console", "", console.Uuid, console.Ref), new("VM", vm?.Get(XenApi.VM.NameLabel) ?? "", vm?.Uuid ?? "", vm?.Ref ?? "")];
         if (vm is null || process is null)
         {
+            await audit.RecordHttpAsync(session, access, allowed: true, "ERROR:VM_NOT_RESIDENT_HERE", ConsolePermission, arguments, ct);
             // It stopped, or moved: its console records name its new host.
             await RefuseAsync(context, StatusCodes.Status404NotFound, "the VM does not run on this host");
             return;
@@ -78,6 +87,7 @@ internal static class ConsoleEndpoint
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p == "binary");
         using var socket = await context.WebSockets.AcceptWebSocketAsync(subProtocol);
         var protocol = console.Get(XenApi.Console.Protocol);
+        await audit.RecordHttpAsync(session, access, allowed: true, "OK", ConsolePermission, arguments, ct);
         logger.LogInformation("{Protocol} console of VM {Vm} opened from {Remote}", protocol, vm.Get(XenApi.VM.NameLabel),
             context.Connection.RemoteIpAddress);
         try
