@@ -134,6 +134,8 @@ do
     builder.Services.Configure<Corral.Api.Audit.AuditOptions>(builder.Configuration.GetSection("Corral:Api:Audit"));
     builder.Services.AddXenApiHttps(https, certificate);
     builder.Services.AddLdapDirectory();
+    builder.Services.Configure<Corral.Auth.Ldap.DirectoryTlsOptions>(builder.Configuration.GetSection("Corral:Auth:Tls"));
+    builder.Services.Configure<Corral.Auth.Ldap.ActiveDirectoryOptions>(builder.Configuration.GetSection("Corral:Auth:ActiveDirectory"));
     if (runner is not null)
     {
         builder.Services.AddSingleton(runner);

@@ -1,8 +1,10 @@
 using System.DirectoryServices.Protocols;
+using static Corral.Auth.Ldap.LdapOperations;
 using System.Globalization;
 using System.Net;
 using Corral.Api.Auth;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Corral.Auth.Ldap;
 
@@ -13,23 +15,11 @@ namespace Corral.Auth.Ldap;
 /// its groups are the groups that list it as a member (<c>member</c>, <c>uniqueMember</c>, a posixGroup's
 /// <c>memberUid</c>), and the groups those are in, followed up.
 /// </summary>
-public sealed class LdapDirectory(TimeProvider time, ILogger<LdapDirectory> logger) : IExternalDirectory
+public sealed class LdapDirectory(TimeProvider time, IOptions<DirectoryTlsOptions> tls, ILogger<LdapDirectory> logger) : IExternalDirectory
 {
     public const string TypeName = "LDAP";
 
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
-    private static readonly EventId Unavailable = new(1313, "DirectoryUnavailable");
-
-    /// <summary>How many groups a subject's closure may hold before it is cut short.</summary>
-    private const int MaxGroups = 256;
-
-    private const int InvalidCredentials = 49;
-    private const int NoSuchObject = 32;
-
-    private static readonly string[] EntryAttributes = ["objectClass", "uid", "cn", "displayName", "uidNumber", "gidNumber", "gecos", "sAMAccountName"];
-
-    /// <summary>A read of one entry also asks for the account's state (AD computes its flag only on such a read).</summary>
-    private static readonly string[] EntryAndAccountAttributes = [.. EntryAttributes, .. AccountState.Attributes];
+    private const int MaxGroups = LdapOperations.MaxEntries;
 
     public string AuthType => TypeName;
 
@@ -130,13 +120,13 @@ public sealed class LdapDirectory(TimeProvider time, ILogger<LdapDirectory> logg
         return information;
     }
 
-    private static bool IsGroup(SearchResultEntry entry) =>
+    internal static bool IsGroup(SearchResultEntry entry) =>
         entry.Attributes["objectClass"] is { } classes
         && classes.GetValues(typeof(string)).Cast<string>().Any(c => c.Equals("groupOfNames", StringComparison.OrdinalIgnoreCase)
             || c.Equals("groupOfUniqueNames", StringComparison.OrdinalIgnoreCase) || c.Equals("posixGroup", StringComparison.OrdinalIgnoreCase)
             || c.Equals("group", StringComparison.OrdinalIgnoreCase));
 
-    private static string? First(SearchResultEntry entry, string attribute) =>
+    internal static string? First(SearchResultEntry entry, string attribute) =>
         entry.Attributes[attribute] is { Count: > 0 } values ? values.GetValues(typeof(string)).Cast<string>().FirstOrDefault() : null;
 
     /// <summary>The groups the entry is in, and the groups those are in, followed up (each once).</summary>
@@ -160,72 +150,6 @@ public sealed class LdapDirectory(TimeProvider time, ILogger<LdapDirectory> logg
         return found;
     }
 
-    private static SearchResultEntry? FindOne(LdapConnection connection, string baseDn, string filter) =>
-        Search(connection, baseDn, SearchScope.Subtree, filter).FirstOrDefault();
-
-    private static SearchResultEntry? Read(LdapConnection connection, string dn)
-    {
-        try
-        {
-            return Search(connection, dn, SearchScope.Base, "(objectClass=*)", EntryAndAccountAttributes).FirstOrDefault();
-        }
-        catch (DirectoryOperationException ex) when ((int)ex.Response.ResultCode == NoSuchObject)
-        {
-            return null;
-        }
-    }
-
-    private static IEnumerable<SearchResultEntry> Search(LdapConnection connection, string baseDn, SearchScope scope, string filter, string[]? attributes = null)
-    {
-        var request = new SearchRequest(baseDn, filter, scope, attributes ?? EntryAttributes) { SizeLimit = MaxGroups, TimeLimit = Timeout };
-        var response = (SearchResponse)connection.SendRequest(request, Timeout);
-        return response.Entries.Cast<SearchResultEntry>().ToList();
-    }
-
-    private static LdapConnection Connect(LdapSettings ldap, NetworkCredential? credential)
-    {
-        var connection = new LdapConnection(new LdapDirectoryIdentifier(ldap.Host, ldap.Port), credential,
-            credential is null ? System.DirectoryServices.Protocols.AuthType.Anonymous : System.DirectoryServices.Protocols.AuthType.Basic)
-        {
-            Timeout = Timeout,
-        };
-        connection.SessionOptions.ProtocolVersion = 3;
-        connection.SessionOptions.ReferralChasing = ReferralChasingOptions.None;
-        if (ldap.Tls)
-        {
-            connection.SessionOptions.SecureSocketLayer = true;
-        }
-
-        return connection;
-    }
-
-    /// <summary>Runs <paramref name="work"/> on a connection bound as the configured account (or anonymously).</summary>
-    private async Task<T> RunAsync<T>(DirectorySettings settings, Func<LdapConnection, LdapSettings, T> work, CancellationToken cancellationToken)
-    {
-        var ldap = LdapSettings.From(settings);
-        try
-        {
-            return await Task.Run(() =>
-            {
-                using var connection = Connect(ldap, ldap.BindDn is null ? null : new NetworkCredential(ldap.BindDn, ldap.BindPassword ?? ""));
-                try
-                {
-                    connection.Bind();
-                }
-                catch (LdapException ex) when (ex.ErrorCode == InvalidCredentials)
-                {
-                    throw new DirectoryUnavailableException($"the directory refused the account {ldap.BindDn} (config:{LdapSettings.UserKey}, config:{LdapSettings.PassKey})",
-                        wrongCredentials: true, ex);
-                }
-
-                return work(connection, ldap);
-            }, cancellationToken).WaitAsync(Timeout * 3, cancellationToken);
-        }
-        catch (Exception ex) when (ex is LdapException or DirectoryOperationException or TimeoutException)
-        {
-            var message = string.Format(CultureInfo.InvariantCulture, "the directory at {0}:{1} could not be asked: {2}", ldap.Host, ldap.Port, ex.Message);
-            logger.LogWarning(Unavailable, "{Message}", message);
-            throw new DirectoryUnavailableException(message, inner: ex);
-        }
-    }
+    private Task<T> RunAsync<T>(DirectorySettings settings, Func<LdapConnection, LdapSettings, T> work, CancellationToken cancellationToken) =>
+        LdapOperations.RunAsync(LdapSettings.From(settings, tls.Value.Effective), work, logger, cancellationToken);
 }

@@ -6,10 +6,17 @@ namespace Corral.Auth.Ldap;
 
 public static class LdapServiceCollectionExtensions
 {
-    /// <summary>An LDAP directory as an external authentication type (<c>auth_type=LDAP</c>).</summary>
+    /// <summary>
+    /// The external authentication types over LDAP: an LDAP directory (<c>auth_type=LDAP</c>) and Active Directory
+    /// (<c>auth_type=AD</c>).
+    /// </summary>
     public static IServiceCollection AddLdapDirectory(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<DirectoryTlsOptions>();
+        services.AddOptions<ActiveDirectoryOptions>();
+        services.TryAddSingleton<DomainControllerLocator>();
+        services.AddSingleton<IExternalDirectory, ActiveDirectory>();
         return services.AddSingleton<IExternalDirectory, LdapDirectory>();
     }
 }

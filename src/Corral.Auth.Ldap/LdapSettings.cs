@@ -12,6 +12,15 @@ namespace Corral.Auth.Ldap;
 /// </summary>
 internal sealed record LdapSettings(string Host, int Port, bool Tls, string BaseDn, string? BindDn, string? BindPassword, string UserAttribute)
 {
+    /// <summary>The name the server's certificate must carry, when <see cref="Host"/> is its address (a domain controller found by DNS).</summary>
+    public string? ServerName { get; init; }
+
+    /// <summary>
+    /// A directory of the certificates (CAs, or the server's own) that alone are trusted for LDAPS, in place of the
+    /// machine's store (<see cref="DirectoryTlsOptions.TrustedCertificatesDirectory"/>); null: the machine's store.
+    /// </summary>
+    public string? TrustDirectory { get; init; }
+
     public const string BaseDnKey = "base-dn";
     public const string UserKey = "user";
     public const string PassKey = "pass";
@@ -38,7 +47,7 @@ internal sealed record LdapSettings(string Host, int Port, bool Tls, string Base
         return problems;
     }
 
-    public static LdapSettings From(DirectorySettings settings)
+    public static LdapSettings From(DirectorySettings settings, string? trustDirectory = null)
     {
         if (Problems(settings) is { Count: > 0 } problems)
         {
@@ -49,7 +58,10 @@ internal sealed record LdapSettings(string Host, int Port, bool Tls, string Base
         var tls = uri.Scheme == "ldaps";
         var bindDn = settings.Configuration.GetValueOrDefault(UserKey) is { Length: > 0 } user ? user : null;
         return new LdapSettings(uri.Host, uri.IsDefaultPort || uri.Port < 0 ? (tls ? 636 : 389) : uri.Port, tls, settings.Configuration[BaseDnKey],
-            bindDn, bindDn is null ? null : settings.BindPassword, settings.Configuration.GetValueOrDefault(UserAttributeKey) ?? "uid");
+            bindDn, bindDn is null ? null : settings.BindPassword, settings.Configuration.GetValueOrDefault(UserAttributeKey) ?? "uid")
+        {
+            TrustDirectory = trustDirectory,
+        };
     }
 
     private static bool IsAttributeName(string name) =>

@@ -78,6 +78,12 @@ public static class ErrorCodes
     public const string PoolAuthEnableFailed = "POOL_AUTH_ENABLE_FAILED"; // host, message
     public const string PoolAuthEnableFailedWrongCredentials = "POOL_AUTH_ENABLE_FAILED_WRONG_CREDENTIALS"; // host, message
     public const string PoolAuthEnableFailedUnavailable = "POOL_AUTH_ENABLE_FAILED_UNAVAILABLE"; // host, message
+    public const string PoolAuthEnableFailedPermissionDenied = "POOL_AUTH_ENABLE_FAILED_PERMISSION_DENIED"; // host, message
+    public const string PoolAuthEnableFailedDomainLookupFailed = "POOL_AUTH_ENABLE_FAILED_DOMAIN_LOOKUP_FAILED"; // host, message
+    public const string PoolAuthEnableFailedInvalidOu = "POOL_AUTH_ENABLE_FAILED_INVALID_OU"; // host, message
+    public const string PoolAuthDisableFailed = "POOL_AUTH_DISABLE_FAILED"; // host, message
+    public const string PoolAuthDisableFailedWrongCredentials = "POOL_AUTH_DISABLE_FAILED_WRONG_CREDENTIALS"; // host, message
+    public const string PoolAuthDisableFailedPermissionDenied = "POOL_AUTH_DISABLE_FAILED_PERMISSION_DENIED"; // host, message
     public const string LicenceRestriction = "LICENCE_RESTRICTION"; // feature (xapi spells it so)
 
     // Pool membership

@@ -86,7 +86,7 @@ public sealed class DirectoryAuthTests : IAsyncLifetime
     [Fact]
     public async Task Enabling_checks_the_directory_first_and_keeps_its_password_out_of_the_hosts_records()
     {
-        Assert.Equal([ErrorCodes.AuthUnknownType, "AD"], await Fails("pool.enable_external_auth", _root, _pool, Config(), "corp.example.com", "AD"));
+        Assert.Equal([ErrorCodes.AuthUnknownType, "PAM"], await Fails("pool.enable_external_auth", _root, _pool, Config(), "corp.example.com", "PAM"));
         var missing = await Fails("pool.enable_external_auth", _root, _pool, new Dictionary<string, object?>(), _slapd.Uri, "LDAP");
         Assert.Equal([ErrorCodes.PoolAuthEnableFailed, _hostRef], missing.Take(2));
         Assert.Contains("base-dn", missing[2], StringComparison.Ordinal);

@@ -85,15 +85,19 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
             throw new XenApiException(ErrorCodes.PoolAuthEnableFailed, me, string.Join("; ", problems));
         }
 
+        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken);
         try
         {
-            await directory.CheckAsync(settings, cancellationToken);
+            // An LDAP directory is checked; Active Directory is joined (its computer account's password kept in place of the administrator's).
+            settings = await directory.JoinAsync(settings, new DirectoryJoin(pools.Count > 0 ? pools[0].Uuid : me), cancellationToken);
         }
         catch (DirectoryUnavailableException ex)
         {
-            throw new XenApiException(ex.WrongCredentials ? ErrorCodes.PoolAuthEnableFailedWrongCredentials : ErrorCodes.PoolAuthEnableFailedUnavailable, me, ex.Message);
+            throw new XenApiException(ex.ErrorCode ?? (ex.WrongCredentials ? ErrorCodes.PoolAuthEnableFailedWrongCredentials : ErrorCodes.PoolAuthEnableFailedUnavailable),
+                me, ex.Message);
         }
 
+        kept = settings.Configuration.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         var tx = new PoolTransaction();
         if (settings.BindPassword is { } password)
         {
@@ -118,11 +122,25 @@ public sealed class ExternalAuth(IPoolDatabase database, IEnumerable<IExternalDi
     }
 
     /// <summary>
-    /// <c>pool.disable_external_auth</c>: every host's record cleared and the directory account's password forgotten
+    /// <c>pool.disable_external_auth</c>: the directory left (<see cref="IExternalDirectory.LeaveAsync"/>), every host's record cleared and the directory account's password forgotten
     /// (the caller then ends the directory users' sessions). The subjects stay, as in xapi.
     /// </summary>
-    public async Task DisableAsync(CancellationToken cancellationToken)
+    public async Task DisableAsync(IReadOnlyDictionary<string, string> config, CancellationToken cancellationToken)
     {
+        if (await CurrentAsync(cancellationToken) is { } current)
+        {
+            try
+            {
+                // Active Directory: the pool's computer account removed when config names an account that may.
+                await current.Directory.LeaveAsync(current.Settings, config, cancellationToken);
+            }
+            catch (DirectoryUnavailableException ex)
+            {
+                throw new XenApiException(ex.ErrorCode ?? (ex.WrongCredentials ? ErrorCodes.PoolAuthDisableFailedWrongCredentials : ErrorCodes.PoolAuthDisableFailed),
+                    options.Value.HostRef, ex.Message);
+            }
+        }
+
         var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         var tx = new PoolTransaction();
         tx.DeleteKey(BindPasswordKey);

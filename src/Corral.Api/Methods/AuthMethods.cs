@@ -27,7 +27,8 @@ public sealed class AuthMethods(IPoolDatabase database, ExternalAuth external, S
         registry.Implement("pool.disable_external_auth", async (_, a, ct) =>
         {
             await database.GetArgumentAsync(XenClasses.Pool, (string)a[0]!, ct);
-            await external.DisableAsync(ct);
+            var config = ((Dictionary<string, object?>)a[1]!).ToDictionary(kv => kv.Key, kv => kv.Value as string ?? "", StringComparer.Ordinal);
+            await external.DisableAsync(config, ct);
             await sessions.EndDirectorySessionsAsync(ct);
             return null;
         });
