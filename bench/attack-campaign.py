@@ -354,6 +354,74 @@ def guest_serial_flood(source):
     return 1, {f"the guest wrote {largest // 1024} KiB in 30 s (its emulated UART's pace); the log and its set-aside part never passed {largest // 1024} KiB": 1}
 
 
+DIRECTORY_PASSWORD = os.environ.get("CORRAL_LAB_DIRECTORY_PASSWORD", "corral")
+DUMMY = {"string": "x", "int": 0, "float": 0.0, "bool": False, "datetime": "19700101T00:00:00Z"}
+
+
+def dummy(kind):
+    """A value of the parameter's type, naming nothing that exists (refs: OpaqueRef:NULL)."""
+    if kind.endswith(" ref"):
+        return "OpaqueRef:NULL"
+    if kind.endswith(" set"):
+        return []
+    if kind.endswith(" map") or kind.endswith(" record") or kind.startswith("("):
+        return {}
+    if kind.startswith("enum "):
+        return "x"
+    return DUMMY.get(kind, "x")
+
+
+def forbidden_messages(role):
+    """Every message of xapi's datamodel that takes a session and that the role may not call, with dummy arguments."""
+    with open(os.path.join(ROOT, "datamodel", "xapi-datamodel.json")) as f:
+        model = json.load(f)
+    for cls in model["classes"]:
+        for message in cls["messages"]:
+            if message["session"] and role not in message["roles"] and message["state"] != "removed":
+                yield f"{cls['name']}.{message['name']}", [dummy(p["type"]) for p in message["parameters"]]
+
+
+def role_escalation(source, user, role):
+    """A directory user of the role calls every message its role lacks: each must be refused before any work."""
+    outcomes = {}
+    conn = connect(source)
+    _, session, error = jsonrpc(conn, "session.login_with_password", user, DIRECTORY_PASSWORD, "1.0", "attacker")
+    if not session:
+        return 0, {f"login failed: {error}": 1}
+    count = 0
+    for name, args in forbidden_messages(role):
+        count += 1
+        _, result, error = jsonrpc(conn, name, session, *args)
+        key = error[0] if error else "ALLOWED"
+        if key == "RBAC_PERMISSION_DENIED" and len(error) == 3:
+            key = "RBAC_PERMISSION_DENIED"
+        elif key != "RBAC_PERMISSION_DENIED":
+            key = f"{key} ({name})"
+        outcomes[key] = outcomes.get(key, 0) + 1
+    jsonrpc(conn, "session.logout", session)
+    return count, outcomes
+
+
+def session_snooping(source):
+    """A read-only user looks for other sessions' references (bearer secrets) in every place xapi could show them."""
+    conn = connect(source)
+    _, session, error = jsonrpc(conn, "session.login_with_password", "rory", DIRECTORY_PASSWORD, "1.0", "attacker")
+    if not session:
+        return 0, {f"login failed: {error}": 1}
+    _, root, _ = jsonrpc(conn, "session.login_with_password", "root", PASSWORD, "1.0", "bystander")
+    outcomes = {}
+    probes = [("session.get_all", []), ("session.get_all_records", []), ("task.get_all_records", []),
+              ("event.from", [["session", "task"], "", 1.0]), ("session.get_record", [root]), ("session.get_uuid", [root])]
+    for name, args in probes:
+        _, result, error = jsonrpc(conn, name, session, *args)
+        text = json.dumps(result) if result is not None else ""
+        key = "root's session shown" if root in text else (error[0] if error else "answered, no other session in it")
+        outcomes[key] = outcomes.get(key, 0) + 1
+    jsonrpc(conn, "session.logout", root)
+    jsonrpc(conn, "session.logout", session)
+    return len(probes), outcomes
+
+
 ATTACKS = {
     # Password guessing last: it fills root's throttle bucket, which would refuse the login flood unchecked.
     "login-flood": (login_flood, "64 connections of right-password logins, 20 s", "queued to 200/s and 32 at once, then 503; hashing on half the cores"),
@@ -365,6 +433,12 @@ ATTACKS = {
     "deep-json": (deep_json, "JSON-RPC nested 20,000 deep", "a JSON-RPC parse error"),
     "session-guessing": (session_guessing, "random session references", "SESSION_INVALID"),
     "guest-serial-flood": (guest_serial_flood, "a guest printing to its serial port for 30 s", "the log set aside past 1 MiB: at most 2 MiB and 5 s of output"),
+    "role-escalation-read-only": (lambda source: role_escalation(source, "rory", "read-only"),
+                                  "a read-only directory user calls every message its role lacks", "RBAC_PERMISSION_DENIED, before any work"),
+    "role-escalation-vm-operator": (lambda source: role_escalation(source, "olivia", "vm-operator"),
+                                    "a vm-operator calls every message its role lacks", "RBAC_PERMISSION_DENIED, before any work"),
+    "session-snooping": (session_snooping, "a read-only user looks for root's session (lists, records, events)",
+                         "never shown: RBAC_PERMISSION_DENIED or left out"),
     "password-guessing": (password_guessing, "wrong root passwords from one address", "SESSION_AUTHENTICATION_FAILED, throttled after 5"),
     "wrong-login-flood": (wrong_login_flood, "64 connections of wrong-password logins, 20 s", "hashed until 20 failures, then refused unchecked"),
 }

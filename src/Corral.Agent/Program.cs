@@ -134,7 +134,15 @@ do
     builder.Services.Configure<Corral.Api.Audit.AuditOptions>(builder.Configuration.GetSection("Corral:Api:Audit"));
     builder.Services.AddXenApiHttps(https, certificate);
     builder.Services.AddLdapDirectory();
-    builder.Services.Configure<Corral.Auth.Ldap.DirectoryTlsOptions>(builder.Configuration.GetSection("Corral:Auth:Tls"));
+    builder.Services.AddOptions<Corral.Auth.Ldap.DirectoryTlsOptions>().Bind(builder.Configuration.GetSection("Corral:Auth:Tls"))
+        .PostConfigure<IOptions<ApiOptions>>((tls, api) =>
+        {
+            // By default, the pool's trusted CA certificates (pool.install_ca_certificate), as xapi's AD plugin trusts them.
+            if (tls.TrustedCertificatesDirectory.Length == 0 && api.Value.StateDirectory.Length > 0)
+            {
+                tls.TrustedCertificatesDirectory = Path.Combine(api.Value.StateDirectory, Corral.Api.Https.TrustedCaDirectory.DirectoryName);
+            }
+        });
     builder.Services.Configure<Corral.Auth.Ldap.ActiveDirectoryOptions>(builder.Configuration.GetSection("Corral:Auth:ActiveDirectory"));
     if (runner is not null)
     {
@@ -151,6 +159,7 @@ do
     builder.Services.AddSingleton<BridgeNetworking>();
     builder.Services.AddSingleton<VmDevices>();
     builder.Services.AddSingleton<VmSupervisor>();
+    builder.Services.AddHostedService<VmNvram>();
     builder.Services.AddSingleton<HostRegistration>();
     builder.Services.AddSingleton<HostLiveness>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());

@@ -95,6 +95,10 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, HaMethods>();
         services.AddSingleton<IApiMethodProvider, SystemMethods>();
         services.AddSingleton<IApiMethodProvider, AuditMethods>();
+        services.AddSingleton<IApiMethodProvider, CaCertificateMethods>();
+        services.AddSingleton<VmProvisioning>();
+        services.AddSingleton<Https.TrustedCaDirectory>();
+        services.AddHostedService(sp => sp.GetRequiredService<Https.TrustedCaDirectory>());
         services.AddSingleton<IApiMethodProvider, AllowedOperations.AllowedOperationsMethods>();
         services.AddSingleton<IApiMethodProvider, RoleMethods>();
         services.AddSingleton<IApiMethodProvider, SubjectMethods>();

@@ -62,6 +62,7 @@ public static class ErrorCodes
     public const string TaskCancelled = "TASK_CANCELLED"; // task
     public const string OperationCancelled = "OPERATION_CANCELLED";
     public const string PermissionDenied = "PERMISSION_DENIED"; // message
+    public const string ProvisionOnlyAllowedOnTemplate = "PROVISION_ONLY_ALLOWED_ON_TEMPLATE";
     public const string NotImplemented = "NOT_IMPLEMENTED"; // function
 
     // Subjects, roles and external authentication
@@ -78,6 +79,10 @@ public static class ErrorCodes
     public const string PoolAuthEnableFailed = "POOL_AUTH_ENABLE_FAILED"; // host, message
     public const string PoolAuthEnableFailedWrongCredentials = "POOL_AUTH_ENABLE_FAILED_WRONG_CREDENTIALS"; // host, message
     public const string PoolAuthEnableFailedUnavailable = "POOL_AUTH_ENABLE_FAILED_UNAVAILABLE"; // host, message
+    public const string CertificateNameInvalid = "CERTIFICATE_NAME_INVALID"; // name
+    public const string CertificateAlreadyExists = "CERTIFICATE_ALREADY_EXISTS"; // name
+    public const string CertificateDoesNotExist = "CERTIFICATE_DOES_NOT_EXIST"; // name
+    public const string CertificateCorrupt = "CERTIFICATE_CORRUPT"; // name
     public const string PoolAuthEnableFailedPermissionDenied = "POOL_AUTH_ENABLE_FAILED_PERMISSION_DENIED"; // host, message
     public const string PoolAuthEnableFailedDomainLookupFailed = "POOL_AUTH_ENABLE_FAILED_DOMAIN_LOOKUP_FAILED"; // host, message
     public const string PoolAuthEnableFailedInvalidOu = "POOL_AUTH_ENABLE_FAILED_INVALID_OU"; // host, message

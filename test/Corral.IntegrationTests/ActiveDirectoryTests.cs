@@ -1,12 +1,12 @@
 using Corral.Api;
 using Corral.Api.Auth;
+using Corral.Api.Https;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Auth.Ldap;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using Xunit;
 
 namespace Corral.IntegrationTests;
@@ -20,7 +20,7 @@ namespace Corral.IntegrationTests;
 public sealed class ActiveDirectoryTests : IAsyncLifetime
 {
     private readonly string _hostRef = OpaqueRef.New();
-    private readonly DirectoryTlsOptions _tls = new();
+    private readonly string _state = Path.Combine(Path.GetTempPath(), "corral-ad-test-" + Guid.NewGuid().ToString("N")[..8]);
     private SambaDcRig _dc = null!;
     private ApiFixture _fixture = null!;
     private IPoolDatabase _db = null!;
@@ -30,12 +30,12 @@ public sealed class ActiveDirectoryTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _dc = await SambaDcRig.StartAsync();
-        _tls.TrustedCertificatesDirectory = _dc.CaDirectory;
         _fixture = await ApiFixture.StartAsync(services =>
             {
-                services.Configure<ApiOptions>(o => o.HostRef = _hostRef);
+                services.Configure<ApiOptions>(o => (o.HostRef, o.StateDirectory) = (_hostRef, _state));
                 services.AddLdapDirectory();
-                services.AddSingleton<IOptions<DirectoryTlsOptions>>(Options.Create(_tls));
+                // As the agent sets it: the pool's trusted CA certificates (pool.install_ca_certificate), as this host keeps them.
+                services.Configure<DirectoryTlsOptions>(o => o.TrustedCertificatesDirectory = Path.Combine(_state, TrustedCaDirectory.DirectoryName));
             },
             provider => provider.GetRequiredService<MasterState>().Set(_hostRef));
         _db = _fixture.Database;
@@ -50,6 +50,10 @@ public sealed class ActiveDirectoryTests : IAsyncLifetime
     {
         await _fixture.DisposeAsync();
         await _dc.DisposeAsync();
+        if (Directory.Exists(_state))
+        {
+            Directory.Delete(_state, recursive: true);
+        }
     }
 
     private Task<object?> Call(string method, params object?[] args) => _fixture.Call(method, args);
@@ -73,19 +77,52 @@ public sealed class ActiveDirectoryTests : IAsyncLifetime
     private Task<IReadOnlyList<string>> EnableFails(Dictionary<string, object?> config) =>
         Fails("pool.enable_external_auth", _root, _pool, config, SambaDcRig.Domain, ActiveDirectory.TypeName);
 
+    /// <summary>Installs a CA certificate as <c>xe pool-install-ca-certificate</c> does, then brings this host's copy up to date.</summary>
+    private async Task TrustAsync(string name, string directory)
+    {
+        await Root("pool.install_ca_certificate", name, await File.ReadAllTextAsync(Path.Combine(directory, "ca.pem")));
+        await _fixture.Services.GetRequiredService<TrustedCaDirectory>().SyncAsync(default);
+    }
+
+    [Fact]
+    public async Task Trusted_ca_certificates_are_installed_listed_and_uninstalled_as_xapi_does()
+    {
+        var pem = await File.ReadAllTextAsync(Path.Combine(_dc.CaDirectory, "ca.pem"));
+        Assert.Equal([ErrorCodes.CertificateNameInvalid, "ca.crt"], await Fails("pool.install_ca_certificate", _root, "ca.crt", pem));
+        Assert.Equal([ErrorCodes.CertificateNameInvalid, "../ca.pem"], await Fails("pool.install_ca_certificate", _root, "../ca.pem", pem));
+        Assert.Equal([ErrorCodes.CertificateCorrupt, "junk.pem"], await Fails("pool.install_ca_certificate", _root, "junk.pem", "not a certificate"));
+        await TrustAsync("corral-lab-ca.pem", _dc.CaDirectory);
+        Assert.Equal([ErrorCodes.CertificateAlreadyExists, "corral-lab-ca.pem"], await Fails("pool.install_ca_certificate", _root, "corral-lab-ca.pem", pem));
+        Assert.Equal(["corral-lab-ca.pem"], ((List<object?>)(await Root("pool.certificate_list"))!).Cast<string>());
+        var record = ((Dictionary<string, object?>)(await Root("Certificate.get_all_records"))!).Values.Cast<Dictionary<string, object?>>()
+            .Single(c => (string?)c["type"] == "ca");
+        Assert.Equal("corral-lab-ca.pem", record["name"]);
+        Assert.Equal(OpaqueRef.Null, record["host"]);
+        var file = Path.Combine(_state, TrustedCaDirectory.DirectoryName, "corral-lab-ca.pem");
+        Assert.Equal(pem.Trim(), (await File.ReadAllTextAsync(file)).Trim());
+
+        await Root("pool.uninstall_ca_certificate", "corral-lab-ca.pem");
+        Assert.Equal([ErrorCodes.CertificateDoesNotExist, "corral-lab-ca.pem"], await Fails("pool.uninstall_ca_certificate", _root, "corral-lab-ca.pem"));
+        await _fixture.Services.GetRequiredService<TrustedCaDirectory>().SyncAsync(default);
+        Assert.False(File.Exists(file));
+        Assert.Empty((List<object?>)(await Root("pool.certificate_list"))!);
+    }
+
     [Fact]
     public async Task The_pool_joins_the_domain_and_its_users_log_in_through_their_groups()
     {
-        // Refused as xapi refuses: a SAM-form account, a wrong password, an OU the domain lacks, a controller whose
-        // certificate no trusted CA issued.
+        // Refused as xapi refuses: a SAM-form account; a controller whose certificate neither the machine's store nor
+        // the pool's trusted CA certificate vouches for; a wrong password; an OU the domain lacks.
         var sam = await EnableFails(Join(user: @"CORRAL\Administrator"));
         Assert.Equal([ErrorCodes.PoolAuthEnableFailed, _hostRef], sam.Take(2));
         Assert.Contains("UPN format", sam[2], StringComparison.Ordinal);
+        Assert.Equal([ErrorCodes.PoolAuthEnableFailedUnavailable, _hostRef], (await EnableFails(Join())).Take(2));
+        await TrustAsync("other-ca.pem", _dc.OtherCaDirectory);
+        Assert.Equal([ErrorCodes.PoolAuthEnableFailedUnavailable, _hostRef], (await EnableFails(Join())).Take(2));
+        await Root("pool.uninstall_ca_certificate", "other-ca.pem");
+        await TrustAsync("corral-lab-ca.pem", _dc.CaDirectory);
         Assert.Equal([ErrorCodes.PoolAuthEnableFailedWrongCredentials, _hostRef], (await EnableFails(Join(pass: "wrong"))).Take(2));
         Assert.Equal([ErrorCodes.PoolAuthEnableFailedInvalidOu, _hostRef], (await EnableFails(Join(ou: "OU=Nowhere"))).Take(2));
-        _tls.TrustedCertificatesDirectory = _dc.OtherCaDirectory;
-        Assert.Equal([ErrorCodes.PoolAuthEnableFailedUnavailable, _hostRef], (await EnableFails(Join())).Take(2));
-        _tls.TrustedCertificatesDirectory = _dc.CaDirectory;
         Assert.Equal("", await Root("host.get_external_auth_type", _hostRef));
 
         // Joined: the pool's computer account, its password the pool's secret; the administrator's kept nowhere.

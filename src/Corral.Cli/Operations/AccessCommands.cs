@@ -43,6 +43,29 @@ public static class AccessCommands
             "Enables external authentication in all the hosts in a pool. Note that some values of auth-type will require particular config: values.",
             CommandFlags.None, async (c, ct) => await c.CallAsync("pool.enable_external_auth", ct, await PoolAsync(c, ct), c.Params.MapOf("config"),
                 c.Params.Required("service-name"), c.Params.Required("auth-type"))));
+        foreach (var (command, deprecated) in new[] { ("pool-install-ca-certificate", false), ("pool-certificate-install", true) })
+        {
+            r.Add(new(command, ["filename"], [], deprecated ? "Install a TLS CA certificate, pool-wide. Deprecated: use pool-install-ca-certificate" : "Install a TLS CA certificate, pool-wide.",
+                CommandFlags.None, async (c, ct) =>
+                {
+                    var path = c.Params.Required("filename");
+                    await c.CallAsync("pool.install_ca_certificate", ct, Path.GetFileName(path), await File.ReadAllTextAsync(path, ct));
+                }));
+        }
+
+        foreach (var (command, deprecated) in new[] { ("pool-uninstall-ca-certificate", false), ("pool-certificate-uninstall", true) })
+        {
+            r.Add(new(command, ["name"], ["force"], deprecated ? "Uninstall a pool-wide TLS CA certificate. Deprecated: use pool-uninstall-ca-certificate" : "Uninstall a pool-wide TLS CA certificate.",
+                CommandFlags.None, async (c, ct) => await c.CallAsync("pool.uninstall_ca_certificate", ct, c.Params.Required("name"))));
+        }
+
+        r.Add(new("pool-certificate-list", [], [], "List the names of all installed TLS CA certificates.", CommandFlags.None, async (c, ct) =>
+        {
+            foreach (var name in XenValue.AsStrings(await c.CallAsync("pool.certificate_list", ct)))
+            {
+                c.Printer.Line(name);
+            }
+        }));
         r.Add(new("audit-log-get", ["filename"], ["since"], "Write the audit log of the pool to <filename>", CommandFlags.None, AuditLogGetAsync));
         r.Add(new("pool-disable-external-auth", [], ["uuid", "config:"], "Disables external authentication in all the hosts in a pool", CommandFlags.None,
             async (c, ct) => await c.CallAsync("pool.disable_external_auth", ct, await PoolAsync(c, ct), c.Params.MapOf("config"))));
