@@ -2,7 +2,7 @@
 # Builds Corral's test guest images from Debian packages, without loop devices or mounts:
 #   corral-linux-test.qcow2     cloud kernel, virtio disk/NIC, Debian's QEMU guest agent on virtio-serial ("optimized")
 #   corral-linux-notools.qcow2  generic kernel, IDE disk and e1000 NIC only, no agent ("tools not installed")
-# Each is a BIOS-bootable disk: MBR, a FAT boot partition with syslinux, the kernel and a busybox initramfs,
+# Each boots under BIOS and UEFI firmware alike: MBR, a FAT boot partition with syslinux (its BIOS and EFI loaders), the kernel and a busybox initramfs,
 # and an ext4 data partition. Output in $CORRAL_GUEST_DIR (default guest/build). Skips work already done.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +15,7 @@ log() { printf '[guest] %s\n' "$*" >&2; }
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v depmod >/dev/null || need+=(kmod)
-for pair in qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
+for pair in qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin syslinux-efi:/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
   pkg=${pair%%:*}; probe=${pair#*:}
   if [[ $probe == /* ]]; then [ -e "$probe" ] || need+=("$pkg"); else command -v "$probe" >/dev/null || need+=("$pkg"); fi
 done
@@ -142,6 +142,11 @@ CFG
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$tree/boot/vmlinuz-$release" ::vmlinuz
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/$name.initrd" ::initrd
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/syslinux.cfg" ::syslinux.cfg
+  # UEFI firmware boots the same partition: syslinux's EFI loader where firmware looks for a removable disk's.
+  MTOOLS_SKIP_CHECK=1 mmd -i "$fat" ::EFI ::EFI/BOOT
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi ::EFI/BOOT/BOOTX64.EFI
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" /usr/lib/syslinux/modules/efi64/ldlinux.e64 ::EFI/BOOT/ldlinux.e64
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/syslinux.cfg" ::EFI/BOOT/syslinux.cfg
   syslinux --offset $((2048 * 512)) --install "$raw"
   local data="$work/$name-data"; rm -rf "$data"; mkdir -p "$data"; echo 0 > "$data/boot-count"
   local data_img="$work/$name-data.img"; rm -f "$data_img"

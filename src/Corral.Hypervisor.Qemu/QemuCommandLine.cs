@@ -70,7 +70,7 @@ public static partial class QemuCommandLine
     }
 
     public static IReadOnlyList<string> Build(VmLaunchSpec spec, VmRuntimePaths paths, string accelerator,
-        Func<DiskSpec, DiskCacheMode>? cacheMode = null, IEnumerable<string>? extraArgs = null, Version? qemuVersion = null)
+        Func<DiskSpec, DiskCacheMode>? cacheMode = null, IEnumerable<string>? extraArgs = null, Version? qemuVersion = null, string? uefiCode = null)
     {
         Validate(spec);
         spec = PciLayout.Assign(spec);
@@ -102,6 +102,13 @@ public static partial class QemuCommandLine
             "-serial", "chardev:ser0",
             "-pidfile", paths.PidFile,
         };
+
+        if (spec.Uefi is not null)
+        {
+            // OVMF in place of SeaBIOS: its code read-only, the VM's own variable store beside it.
+            var code = uefiCode ?? throw new ArgumentException("a UEFI VM needs the firmware's code", nameof(uefiCode));
+            a.AddRange(["-drive", $"if=pflash,format=raw,unit=0,readonly=on,file={Escape(code)}", "-drive", $"if=pflash,format=raw,unit=1,file={Escape(paths.Nvram)}"]);
+        }
 
         if (spec.Lease is null)
         {
@@ -149,7 +156,7 @@ public static partial class QemuCommandLine
             }
 
             a.AddRange(["-drive", drive]);
-            var boot = disk.Bootable ? $",bootindex={disk.Index.ToString(CultureInfo.InvariantCulture)}" : "";
+            var boot = disk.Bootable ? $",bootindex={(disk.BootIndex ?? disk.Index).ToString(CultureInfo.InvariantCulture)}" : "";
             if (disk.IsCdrom || !spec.Paravirtual)
             {
                 var kind = disk.IsCdrom ? "ide-cd" : "ide-hd";

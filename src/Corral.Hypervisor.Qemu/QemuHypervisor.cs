@@ -101,6 +101,28 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         return launcher.Wrap(lease, LeasedLauncher.ResolveProgram(_options.QemuBinary), arguments);
     }
 
+    /// <summary>A UEFI VM's variable store in its runtime directory: the one it last left, or the firmware's empty one.</summary>
+    private async Task WriteNvramAsync(VmLaunchSpec spec, VmRuntimePaths paths, CancellationToken cancellationToken)
+    {
+        if (spec.Uefi is not { } uefi)
+        {
+            return;
+        }
+
+        if (!File.Exists(_options.OvmfCode) || !File.Exists(_options.OvmfVars))
+        {
+            throw new VmStartException($"the VM boots UEFI, and this host has no UEFI firmware ({_options.OvmfCode}, {_options.OvmfVars}: Debian's ovmf package)");
+        }
+
+        var empty = await File.ReadAllBytesAsync(_options.OvmfVars, cancellationToken);
+        if (uefi.Variables is { } variables && variables.Length != empty.Length)
+        {
+            throw new VmStartException($"the VM's UEFI variable store is {variables.Length} bytes; this host's firmware takes {empty.Length}");
+        }
+
+        await File.WriteAllBytesAsync(paths.Nvram, uefi.Variables ?? empty, cancellationToken);
+    }
+
     public async Task<IVmProcess> StartAsync(VmLaunchSpec spec, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
@@ -157,7 +179,8 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                     "guests get 8 KiB less than whole MiB, which QEMU syncs page by page", version);
             }
 
-            var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, _options.ExtraArgs, version);
+            await WriteNvramAsync(spec, paths, cancellationToken);
+            var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, _options.ExtraArgs, version, _options.OvmfCode);
             _logger.LogInformation("Starting VM {Name} ({Uuid}) under {Accelerator}: {CommandLine}", spec.Name, spec.VmUuid, accelerator,
                 CommandRunner.Describe(_options.QemuBinary, arguments));
 

@@ -5,6 +5,12 @@ public sealed class QemuOptions
 {
     public string QemuBinary { get; set; } = "qemu-system-x86_64";
 
+    /// <summary>The UEFI firmware UEFI VMs boot (Debian's ovmf), read-only.</summary>
+    public string OvmfCode { get; set; } = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+
+    /// <summary>The empty UEFI variable store a UEFI VM's first boot starts from (Debian's ovmf).</summary>
+    public string OvmfVars { get; set; } = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
     /// <summary>
     /// One directory per running VM (sockets, pidfile, console log, vm.json); on tmpfs it vanishes at reboot, as running VMs
     /// do. Unix socket paths are limited to 107 bytes, so this path must stay under about 50 characters.

@@ -22,6 +22,7 @@ public sealed class QemuVmProcess : IVmProcess
     private readonly QemuOptions _options;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private byte[]? _finalNvram;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _exitWatch;
     private readonly Action<QemuVmProcess>? _onReleased;
@@ -149,9 +150,32 @@ public sealed class QemuVmProcess : IVmProcess
             await _qga.DisposeAsync();
         }
 
+        _finalNvram = ReadNvramFile();
         RemoveRuntimeFiles(keepConsoleLog: true);
         _exited.TrySetResult();
         Raise(VmProcessEventKind.Exited);
+    }
+
+    public Task<byte[]?> ReadNvramAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(_exited.Task.IsCompleted ? _finalNvram : ReadNvramFile());
+
+    /// <summary>The variable store QEMU writes through to; null for a BIOS VM or when it cannot be read.</summary>
+    private byte[]? ReadNvramFile()
+    {
+        if (Spec.Uefi is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return File.ReadAllBytes(_paths.Nvram);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("VM {Vm}: could not read its UEFI variable store: {Reason}", VmUuid, ex.Message);
+            return null;
+        }
     }
 
     private void KeepConsoleLogBounded()
@@ -188,7 +212,7 @@ public sealed class QemuVmProcess : IVmProcess
                 return;
             }
 
-            foreach (var file in _paths.Sockets.Append(_paths.PidFile).Append(_paths.Spec))
+            foreach (var file in _paths.Sockets.Append(_paths.PidFile).Append(_paths.Spec).Append(_paths.Nvram))
             {
                 File.Delete(file);
             }

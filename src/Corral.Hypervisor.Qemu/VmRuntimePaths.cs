@@ -29,6 +29,9 @@ public sealed record VmRuntimePaths(string Directory)
 
     public string PidFile => Path.Combine(Directory, "qemu.pid");
 
+    /// <summary>A UEFI VM's variable store, QEMU's second flash device (written through as the guest changes it).</summary>
+    public string Nvram => Path.Combine(Directory, "nvram.fd");
+
     /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
     public string Spec => Path.Combine(Directory, "vm.json");
 

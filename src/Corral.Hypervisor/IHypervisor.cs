@@ -108,6 +108,12 @@ public interface IVmProcess : IAsyncDisposable
     /// <summary>The end of what the VM wrote to its serial console (at most <paramref name="maxBytes"/>), so a viewer sees the last prompt.</summary>
     Task<byte[]> ReadSerialConsoleTailAsync(int maxBytes, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A UEFI VM's variable store as it is now (once the process has ended: as it left it); null for a BIOS VM, or when
+    /// it cannot be read.
+    /// </summary>
+    Task<byte[]?> ReadNvramAsync(CancellationToken cancellationToken) => Task.FromResult<byte[]?>(null);
+
     /// <summary>Inserts (path) or ejects (null) the medium of a CD drive.</summary>
     Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken);
 

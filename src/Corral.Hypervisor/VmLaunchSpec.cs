@@ -6,6 +6,7 @@ namespace Corral.Hypervisor;
 /// <param name="Paravirtual">True: virtio disk, NIC and the guest-agent channel. False: emulated IDE disk and e1000 NIC only.</param>
 /// <param name="FirmwareConfig">Key/value pairs the guest reads through QEMU's fw_cfg (<c>opt/corral/&lt;key&gt;</c>): Corral's vm-data.</param>
 /// <param name="IncomingMigration">When set, QEMU starts paused waiting for a migration stream at this URI.</param>
+/// <param name="Uefi">UEFI firmware and its variable store; null: the BIOS.</param>
 /// <param name="Lease">
 /// The VM's lease on shared storage, held by the VM's process for as long as it runs (see <see cref="IVmLeaseLauncher"/>);
 /// null: the VM has none (no disk on a shared SR, or leases are off on this host).
@@ -20,7 +21,15 @@ public sealed record VmLaunchSpec(
     IReadOnlyList<NicSpec> Nics,
     IReadOnlyDictionary<string, string> FirmwareConfig,
     string? IncomingMigration = null,
-    VmLease? Lease = null);
+    VmLease? Lease = null,
+    UefiSpec? Uefi = null);
+
+/// <summary>
+/// A VM that boots UEFI firmware (OVMF) rather than the BIOS, with its UEFI variables: the variable store the VM last
+/// left (XenServer keeps it in <c>VM.NVRAM</c>), or null for a first boot from the firmware's empty store. The store
+/// is not written to the runtime directory's vm.json.
+/// </summary>
+public sealed record UefiSpec([property: System.Text.Json.Serialization.JsonIgnore] byte[]? Variables);
 
 /// <summary>One block device. <paramref name="Path"/> is null for an empty CD drive.</summary>
 /// <param name="Index">The VBD's userdevice: 0 is the first disk; the boot order follows it.</param>
@@ -28,7 +37,8 @@ public sealed record VmLaunchSpec(
 /// Where the device sits on the guest's PCI bus (a disk on the IDE controller has none). Null: the hypervisor chooses.
 /// A migration's destination must put every device where the source has it, so a VM that moves keeps its slots.
 /// </param>
-public sealed record DiskSpec(int Index, string? Path, string Format, bool ReadOnly, bool IsCdrom, bool Bootable, int? PciSlot = null);
+/// <param name="BootIndex">The device's place in the firmware's boot order when <paramref name="Bootable"/>; null: its index.</param>
+public sealed record DiskSpec(int Index, string? Path, string Format, bool ReadOnly, bool IsCdrom, bool Bootable, int? PciSlot = null, int? BootIndex = null);
 
 /// <summary>One network card, attached to a tap the networking layer has already made.</summary>
 /// <param name="PciSlot">Where the card sits on the guest's PCI bus; null: the hypervisor chooses.</param>

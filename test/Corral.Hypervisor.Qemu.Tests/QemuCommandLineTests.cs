@@ -18,6 +18,20 @@ public class QemuCommandLineTests
         args.Select((a, i) => (a, i)).Where(x => x.a == option && x.i + 1 < args.Count).Select(x => args[x.i + 1]).ToList();
 
     [Fact]
+    public void Uefi_guests_boot_ovmf_with_their_own_variable_store_and_the_boot_order_given()
+    {
+        var spec = Spec(true, disks: [new DiskSpec(0, "/sr/a.qcow2", "qcow2", false, false, true, BootIndex: 256), new DiskSpec(3, "/iso/x.iso", "raw", true, true, true, BootIndex: 3)])
+            with { Uefi = new UefiSpec(null) };
+        var args = QemuCommandLine.Build(spec, Paths, "tcg", uefiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd");
+        Assert.Equal(["if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd", $"if=pflash,format=raw,unit=1,file={Paths.Nvram}"],
+            ValuesOf(args, "-drive").Where(d => d.StartsWith("if=pflash", StringComparison.Ordinal)));
+        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=256", ValuesOf(args, "-device"));
+        Assert.Contains(ValuesOf(args, "-device"), d => d.StartsWith("ide-cd,drive=drive3", StringComparison.Ordinal) && d.EndsWith(",bootindex=3", StringComparison.Ordinal));
+        Assert.DoesNotContain(ValuesOf(QemuCommandLine.Build(Spec(true), Paths, "tcg"), "-drive"), d => d.Contains("pflash", StringComparison.Ordinal));
+        Assert.Throws<ArgumentException>(() => QemuCommandLine.Build(spec, Paths, "tcg"));
+    }
+
+    [Fact]
     public void Paravirtual_guests_get_virtio_disks_and_nics_and_the_guest_agent_channel()
     {
         var args = QemuCommandLine.Build(Spec(true), Paths, "tcg");

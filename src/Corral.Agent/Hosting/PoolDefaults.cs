@@ -49,6 +49,7 @@ public sealed class PoolDefaults(
             }
 
             await EnsureNetworkAsync(stoppingToken);
+            await EnsureInstallTemplatesAsync(stoppingToken);
             await EnsureTemplatesAsync(stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -74,6 +75,24 @@ public sealed class PoolDefaults(
         network.Set(XenApi.Network.Bridge, options.Value.VmBridge);
         network.Set(XenApi.Network.MTU, 1500L);
         await database.CommitAsync(tx, cancellationToken);
+    }
+
+    /// <summary>XenServer's templates for installing from media (<see cref="InstallTemplates"/>), each made once, by its uuid.</summary>
+    private async Task EnsureInstallTemplatesAsync(CancellationToken cancellationToken)
+    {
+        var vms = await database.GetAllAsync(XenClasses.VM, cancellationToken);
+        var tx = new PoolTransaction();
+        foreach (var template in InstallTemplates.All.Where(t => !vms.Any(v => v.Uuid == t.Uuid)))
+        {
+            var metrics = tx.Create(XenClasses.VMMetricsSchema);
+            InstallTemplates.Fill(tx.Create(XenClasses.VMSchema), template, metrics.Ref);
+        }
+
+        if (!tx.IsEmpty)
+        {
+            await database.CommitAsync(tx, cancellationToken);
+            logger.LogInformation("Installed XenServer's templates for installing from media");
+        }
     }
 
     private async Task EnsureTemplatesAsync(CancellationToken cancellationToken)

@@ -59,7 +59,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
             .Where(kv => kv.Key.StartsWith("vm-data/", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
         return new VmLaunchSpec(vm.Uuid, vm.Get(XenApi.VM.NameLabel), vm.Get(XenApi.VM.MemoryStaticMax), (int)Math.Max(1, vm.Get(XenApi.VM.VCPUsAtStartup)),
-            IsParavirtual(vm), disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware);
+            IsParavirtual(vm), disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware, Uefi: VmNvram.SpecOf(vm));
     }
 
     /// <summary>A VBD as a disk: its index (the userdevice's disk number) and its VDI's image as this host reaches it.</summary>
@@ -80,7 +80,8 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
             (path, format) = await ResolveVdiAsync(vm.Ref, vbd.Get(XenApi.VBD.VDI), cancellationToken);
         }
 
-        return new DiskSpec(index, path, format, vbd.Get(XenApi.VBD.Mode) == VbdMode.RO || isCd, isCd, vbd.Get(XenApi.VBD.Bootable) || index == 0, pciSlot);
+        var (bootable, bootIndex) = BootOrder.Of(vm, isCd, index, vbd.Get(XenApi.VBD.Bootable));
+        return new DiskSpec(index, path, format, vbd.Get(XenApi.VBD.Mode) == VbdMode.RO || isCd, isCd, bootable, pciSlot, bootIndex);
     }
 
     /// <summary>A VIF as a network card, its tap (vif&lt;domid&gt;.&lt;device&gt;) made and on the network's bridge.</summary>

@@ -147,7 +147,7 @@ public sealed class VmSupervisor(
         logger.LogInformation("VM process {Pid} of {Vm} has ended{How}", process.ProcessId, process.VmUuid, process.ExitIntended ? "" : " unexpectedly");
         try
         {
-            await MarkHaltedAsync(vmRef, CancellationToken.None, haRestart: !process.ExitIntended);
+            await MarkHaltedAsync(vmRef, CancellationToken.None, haRestart: !process.ExitIntended, nvram: await process.ReadNvramAsync(CancellationToken.None));
         }
         catch (Exception ex)
         {
@@ -168,7 +168,8 @@ public sealed class VmSupervisor(
     /// stop), a VM HA protects is handed to HA in the same transaction: it joins this host's recovery record, and the
     /// master restarts it (<see cref="RecoveryRecord.WithRestartsRequested"/>).
     /// </summary>
-    public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken, bool haRestart = false)
+    /// <param name="nvram">A UEFI VM's variable store as the process left it, kept with the VM.</param>
+    public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken, bool haRestart = false, byte[]? nvram = null)
     {
         XenObject vm;
         for (var attempt = 1; ; attempt++)
@@ -188,6 +189,10 @@ public sealed class VmSupervisor(
             halted.Set(XenApi.VM.Domid, -1L);
             // A migration it was in has ended with it: no room stays reserved for it on the destination.
             halted.Set(XenApi.VM.ScheduledToBeResidentOn, OpaqueRef.Null);
+            if (nvram is not null)
+            {
+                halted.Set(XenApi.VM.NVRAM, VmNvram.With(current.Get(XenApi.VM.NVRAM), nvram));
+            }
             var tx = new PoolTransaction();
             tx.Update(halted);
             if (haRestart && current.Get(XenApi.VM.HaRestartPriority) is RestartPriority.Restart or RestartPriority.BestEffort

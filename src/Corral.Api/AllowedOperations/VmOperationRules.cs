@@ -156,7 +156,7 @@ public static class VmOperationRules
 
         if (op == Provision && !vm.IsATemplate)
         {
-            return OperationError.Of("PROVISION_ONLY_ALLOWED_ON_TEMPLATE");
+            return OperationError.Of(ErrorCodes.ProvisionOnlyAllowedOnTemplate);
         }
 
         return op == Revert && !vm.IsASnapshot ? OperationError.Of("REVERT_ONLY_ALLOWED_ON_SNAPSHOT") : null;

@@ -223,7 +223,49 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             ["sharable"] = (record.GetValueOrDefault("sharable")?.ToString() ?? "false").ToLowerInvariant(),
             ["read_only"] = (record.GetValueOrDefault("read_only")?.ToString() ?? "false").ToLowerInvariant(),
         };
-        return await operations.RunAsync(HostOperationKinds.VdiCreate, host, sr.Ref, arguments, context, cancellationToken);
+        var vdiRef = (string)(await operations.RunAsync(HostOperationKinds.VdiCreate, host, sr.Ref, arguments, context, cancellationToken))!;
+        await KeepCreateMapsAsync(vdiRef, record, cancellationToken);
+        return vdiRef;
+    }
+
+    /// <summary>The record's other_config, xenstore_data, sm_config (over the SR driver's) and tags, as xapi's VDI.create keeps them.</summary>
+    private async Task KeepCreateMapsAsync(string vdiRef, Dictionary<string, object?> record, CancellationToken cancellationToken)
+    {
+        static Dictionary<string, string>? MapOf(object? value) =>
+            value is Dictionary<string, object?> { Count: > 0 } map ? map.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "", StringComparer.Ordinal) : null;
+        var (other, xenstore, sm) = (MapOf(record.GetValueOrDefault("other_config")), MapOf(record.GetValueOrDefault("xenstore_data")), MapOf(record.GetValueOrDefault("sm_config")));
+        var tags = record.GetValueOrDefault("tags") is List<object?> { Count: > 0 } list ? list.Select(t => t?.ToString() ?? "").ToList() : null;
+        if (other is null && xenstore is null && sm is null && tags is null)
+        {
+            return;
+        }
+
+        await database.UpdateAsync([(XenClasses.VDI, vdiRef)], (objs, tx) =>
+        {
+            var vdi = objs[0].Clone();
+            if (other is not null)
+            {
+                vdi.Set(XenApi.VDI.OtherConfig, other);
+            }
+
+            if (xenstore is not null)
+            {
+                vdi.Set(XenApi.VDI.XenstoreData, xenstore);
+            }
+
+            if (sm is not null)
+            {
+                vdi.Set(XenApi.VDI.SmConfig, new Dictionary<string, string>(vdi.Get(XenApi.VDI.SmConfig).Concat(sm).GroupBy(kv => kv.Key).Select(g => g.Last())
+                    .ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal));
+            }
+
+            if (tags is not null)
+            {
+                vdi.Set(XenApi.VDI.Tags, tags);
+            }
+
+            tx.Update(vdi);
+        }, cancellationToken);
     }
 
     /// <summary>A full copy of a volume into an SR, made by a host that has the target SR attached.</summary>

@@ -8,7 +8,8 @@ using Corral.PoolDatabase;
 namespace Corral.Api.Methods;
 
 /// <summary>The VM class's own messages: lifecycle, cloning, memory and vCPU settings.</summary>
-public sealed class VmMethods(IPoolDatabase database, Placement placement, HostOperationQueue operations, VmStarter starter, OperationMarks marks)
+public sealed class VmMethods(IPoolDatabase database, Placement placement, HostOperationQueue operations, VmStarter starter, OperationMarks marks,
+    VmProvisioning provisioning)
     : IApiMethodProvider
 {
     private static readonly FieldType Ref = FieldType.String;
@@ -32,10 +33,11 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         registry.Implement("VM.create", (_, a, ct) => CreateAsync((Dictionary<string, object?>)a[0]!, ct));
         registry.Add("VM.clone", (ctx, a, ct) => CopyAsync(ctx, (string)a[0]!, (string)a[1]!, null, ct), ("vm", Ref), ("new_name", FieldType.String));
         registry.Add("VM.copy", (ctx, a, ct) => CopyAsync(ctx, (string)a[0]!, (string)a[1]!, (string)a[2]!, ct), ("vm", Ref), ("new_name", FieldType.String), ("sr", Ref));
-        registry.Add("VM.provision", async (_, a, ct) =>
+        registry.Add("VM.provision", async (ctx, a, ct) =>
         {
-            // Corral templates carry ready disks, so there is nothing left to provision; the call still checks its VM.
-            await marks.AssertVmAsync(await GetVmAsync((string)a[0]!, ct), VmOperations.Provision, ct);
+            var vm = await GetVmAsync((string)a[0]!, ct);
+            await marks.AssertVmAsync(vm, VmOperations.Provision, ct);
+            await provisioning.ProvisionAsync(registry, ctx, vm, ct);
             return null;
         }, ("vm", Ref));
         registry.Add("VM.set_memory_limits", (_, a, ct) => SetMemoryAsync((string)a[0]!, (long)a[1]!, (long)a[2]!, (long)a[3]!, (long)a[4]!, ct),

@@ -1,0 +1,111 @@
+using System.Security.Cryptography;
+using Corral.Agent.Hosting;
+using Corral.Hypervisor;
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Agent.Vms;
+
+/// <summary>
+/// A UEFI VM's firmware and variable store, as XenServer keeps them: <c>HVM_boot_params:firmware=uefi</c> boots OVMF,
+/// and the store lives with the VM in the pool database (<c>VM.NVRAM</c>, key <c>EFI-variables</c>, base64), so that a
+/// VM on shared storage keeps its boot entries and settings whichever host it starts on next. The store is saved when
+/// the VM stops, and while it runs every 30 seconds if the guest changed it (a host that dies loses at most that).
+/// Secure Boot (<c>platform:secureboot=true</c>) is not offered yet: such a VM is refused at start; <c>auto</c> means
+/// off, as xapi's does while the pool has no Secure Boot certificates.
+/// </summary>
+public sealed class VmNvram(VmSupervisor supervisor, IPoolDatabase database, HostIdentity identity, ILogger<VmNvram> logger) : BackgroundService
+{
+    public const string VariablesKey = "EFI-variables";
+    public static readonly TimeSpan SaveEvery = TimeSpan.FromSeconds(30);
+    private static readonly EventId Saved = new(1540, "VmNvramSaved");
+    private readonly Dictionary<string, string> _lastSaved = new(StringComparer.Ordinal);
+
+    /// <summary>The VM's UEFI firmware and store; null for a BIOS VM.</summary>
+    /// <exception cref="XenApiException">The VM asks for Secure Boot, or its store is not base64.</exception>
+    public static UefiSpec? SpecOf(XenObject vm)
+    {
+        ArgumentNullException.ThrowIfNull(vm);
+        if (vm.Get(XenApi.VM.HVMBootParams).GetValueOrDefault("firmware") != "uefi")
+        {
+            return null;
+        }
+
+        if (vm.Get(XenApi.VM.Platform).GetValueOrDefault("secureboot") == "true")
+        {
+            throw new XenApiException(ErrorCodes.ValueNotSupported, "platform:secureboot", "true",
+                "Corral boots UEFI without Secure Boot so far: set platform:secureboot=auto or false");
+        }
+
+        if (vm.Get(XenApi.VM.NVRAM).GetValueOrDefault(VariablesKey) is not { Length: > 0 } stored)
+        {
+            return new UefiSpec(null);
+        }
+
+        try
+        {
+            return new UefiSpec(Convert.FromBase64String(stored));
+        }
+        catch (FormatException)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, $"NVRAM:{VariablesKey}", "not base64");
+        }
+    }
+
+    /// <summary>The VM's NVRAM map with its variable store replaced.</summary>
+    public static Dictionary<string, string> With(IReadOnlyDictionary<string, string> nvram, byte[] variables) =>
+        new(nvram, StringComparer.Ordinal) { [VariablesKey] = Convert.ToBase64String(variables) };
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(SaveEvery);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            foreach (var process in supervisor.All.Where(p => p.Spec.Uefi is not null && !p.Exited.IsCompleted))
+            {
+                try
+                {
+                    await SaveAsync(process, stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException && (database.IsUnavailable(ex) || ex is ConcurrentUpdateException or IOException))
+                {
+                    logger.LogWarning("Could not save the UEFI variables of VM {Vm}: {Reason}", process.VmUuid, ex.Message);
+                }
+            }
+        }
+    }
+
+    private async Task SaveAsync(IVmProcess process, CancellationToken cancellationToken)
+    {
+        if (await process.ReadNvramAsync(cancellationToken) is not { } variables)
+        {
+            return;
+        }
+
+        var digest = Convert.ToHexString(SHA256.HashData(variables));
+        if (_lastSaved.GetValueOrDefault(process.VmUuid) == digest)
+        {
+            return;
+        }
+
+        var vm = await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken);
+        if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref)
+        {
+            return;
+        }
+
+        var encoded = Convert.ToBase64String(variables);
+        if (vm.Get(XenApi.VM.NVRAM).GetValueOrDefault(VariablesKey) != encoded)
+        {
+            await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
+            {
+                var changed = objs[0].Clone();
+                changed.Set(XenApi.VM.NVRAM, With(changed.Get(XenApi.VM.NVRAM), variables));
+                tx.Update(changed);
+            }, cancellationToken);
+            logger.LogInformation(Saved, "Saved the UEFI variables of VM {Vm}", vm.Get(XenApi.VM.NameLabel));
+        }
+
+        _lastSaved[process.VmUuid] = digest;
+    }
+}
