@@ -393,9 +393,7 @@ def role_escalation(source, user, role):
         count += 1
         _, result, error = jsonrpc(conn, name, session, *args)
         key = error[0] if error else "ALLOWED"
-        if key == "RBAC_PERMISSION_DENIED" and len(error) == 3:
-            key = "RBAC_PERMISSION_DENIED"
-        elif key != "RBAC_PERMISSION_DENIED":
+        if key != "RBAC_PERMISSION_DENIED":
             key = f"{key} ({name})"
         outcomes[key] = outcomes.get(key, 0) + 1
     jsonrpc(conn, "session.logout", session)

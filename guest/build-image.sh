@@ -15,7 +15,7 @@ log() { printf '[guest] %s\n' "$*" >&2; }
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v depmod >/dev/null || need+=(kmod)
-for pair in qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin syslinux-efi:/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
+for pair in xorriso:xorriso isolinux:/usr/lib/ISOLINUX/isolinux.bin systemd-boot-efi:/usr/lib/systemd/boot/efi/systemd-bootx64.efi qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin syslinux-efi:/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
   pkg=${pair%%:*}; probe=${pair#*:}
   if [[ $probe == /* ]]; then [ -e "$probe" ] || need+=("$pkg"); else command -v "$probe" >/dev/null || need+=("$pkg"); fi
 done
@@ -90,16 +90,9 @@ ID_LIKE=debian
 OS
 }
 
-build_image() { # build_image NAME META AGENT(yes|no) MODULES...
-  local name=$1 meta=$2 agent=$3; shift 3
-  local target="$out/$name.qcow2" stamp="$out/$name.stamp"
-  local inputs; inputs=$(cat "$here/build-image.sh" "$here"/rootfs/* | sha256sum | cut -c1-16)
-  local tree; tree=$(fetch_kernel "$meta")
-  local release; release=$(ls "$tree/lib/modules")
-  if [ -f "$target" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs-$release" ]; then
-    log "$name is up to date ($release)"; return
-  fi
-  log "building $name ($release)"
+# The system's initramfs: busybox, the test guest's init and helpers, optionally the guest agents, the modules given.
+make_system_initrd() { # make_system_initrd NAME TREE RELEASE AGENT(yes|no) MODULES... -> $work/NAME.initrd
+  local name=$1 tree=$2 release=$3 agent=$4; shift 4
   local root="$work/$name-root"
   rm -rf "$root"; mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,data,lib/modules,var/run,root}
   for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"; done
@@ -114,6 +107,13 @@ build_image() { # build_image NAME META AGENT(yes|no) MODULES...
   fi
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
   printf 'PS1="corral-guest:\\w# "\nexport PS1\n' > "$root/etc/profile"
+  add_modules "$root" "$tree" "$release" "$@"
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$work/$name.initrd"
+}
+
+add_modules() { # add_modules ROOT TREE RELEASE MODULES...: the modules and their dependencies, in load order (etc/modules.order)
+  local root=$1 tree=$2 release=$3; shift 3
+  mkdir -p "$root/lib/modules" "$root/etc"
   : > "$root/etc/modules.order"
   local module modules
   modules=$(module_order "$tree" "$release" "$@") || exit 1
@@ -121,16 +121,10 @@ build_image() { # build_image NAME META AGENT(yes|no) MODULES...
     cp "$tree/lib/modules/$release/$module" "$root/lib/modules/$(basename "$module")"
     basename "$module" >> "$root/etc/modules.order"
   done
-  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$work/$name.initrd"
+}
 
-  # Disk: 1 MiB gap, 48 MiB FAT16 boot partition (active), the rest ext4 data.
-  local raw="$work/$name.raw"
-  rm -f "$raw"; truncate -s 112M "$raw"
-  printf 'label: dos\nstart=2048, size=98304, type=6, bootable\nstart=100352, type=83\n' | sfdisk -q "$raw"
-  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
-  mkfs.vfat -F 16 -n CORRALBOOT --offset 2048 "$raw" $((98304 / 2)) >/dev/null
-  local fat="$raw@@$((2048 * 512))"
-  cat > "$work/syslinux.cfg" <<CFG
+system_syslinux_cfg() {
+  cat <<CFG
 DEFAULT corral
 PROMPT 0
 TIMEOUT 0
@@ -139,6 +133,28 @@ LABEL corral
   INITRD /initrd
   APPEND console=tty0 console=ttyS0,115200 quiet loglevel=3 rdinit=/init
 CFG
+}
+
+build_image() { # build_image NAME META AGENT(yes|no) MODULES...
+  local name=$1 meta=$2 agent=$3; shift 3
+  local target="$out/$name.qcow2" stamp="$out/$name.stamp"
+  local inputs; inputs=$(cat "$here/build-image.sh" "$here"/rootfs/* | sha256sum | cut -c1-16)
+  local tree; tree=$(fetch_kernel "$meta")
+  local release; release=$(ls "$tree/lib/modules")
+  if [ -f "$target" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs-$release" ]; then
+    log "$name is up to date ($release)"; return
+  fi
+  log "building $name ($release)"
+  make_system_initrd "$name" "$tree" "$release" "$agent" "$@"
+
+  # Disk: 1 MiB gap, 48 MiB FAT16 boot partition (active), the rest ext4 data.
+  local raw="$work/$name.raw"
+  rm -f "$raw"; truncate -s 112M "$raw"
+  printf 'label: dos\nstart=2048, size=98304, type=6, bootable\nstart=100352, type=83\n' | sfdisk -q "$raw"
+  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
+  mkfs.vfat -F 16 -n CORRALBOOT --offset 2048 "$raw" $((98304 / 2)) >/dev/null
+  local fat="$raw@@$((2048 * 512))"
+  system_syslinux_cfg > "$work/syslinux.cfg"
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$tree/boot/vmlinuz-$release" ::vmlinuz
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/$name.initrd" ::initrd
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/syslinux.cfg" ::syslinux.cfg
@@ -159,8 +175,84 @@ CFG
   log "built $target"
 }
 
+copy_with_libs() { # copy_with_libs ROOT BINARY: the binary at the same path under ROOT, with the shared libraries it loads
+  local root=$1 bin=$2 lib
+  install -D -m 755 "$bin" "$root$bin"
+  for lib in $(ldd "$bin" | awk '/=> \//{print $3} /^[ \t]*\/lib64\//{print $1}'); do
+    case "$lib" in
+      /lib64/*) install -D -m 755 "$(readlink -f "$lib")" "$root$lib" ;;
+      *) install -D -m 644 "$(readlink -f "$lib")" "$root/lib/x86_64-linux-gnu/$(basename "$lib")" ;;
+    esac
+  done
+}
+
+# The installer ISO: boots (BIOS through isolinux, UEFI through syslinux's EFI loader) into an initramfs that partitions
+# the VM's disk and installs a small system (the generic kernel with virtio and IDE drivers, Debian's QEMU guest agent)
+# that then boots from that disk under either firmware. Built from Debian packages like the images.
+build_installer_iso() {
+  local target="$out/corral-installer.iso" stamp="$out/corral-installer.stamp"
+  local inputs; inputs=$(cat "$here/build-image.sh" "$here"/rootfs/* "$here"/installer/* | sha256sum | cut -c1-16)
+  local tree; tree=$(fetch_kernel linux-image-amd64)
+  local release; release=$(ls "$tree/lib/modules")
+  if [ -f "$target" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs-$release" ]; then
+    log "corral-installer.iso is up to date ($release)"; return
+  fi
+  log "building corral-installer.iso ($release)"
+  local drivers=(virtio_pci virtio_blk virtio_net virtio_console ata_piix sd_mod e1000 crc32c_generic ext4 qemu_fw_cfg button evdev)
+  make_system_initrd corral-linux-installed "$tree" "$release" yes "${drivers[@]}"
+
+  local root="$work/installer-root"
+  rm -rf "$root"; mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,payload}
+  for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"; done
+  cp /bin/busybox "$root/bin/busybox"
+  install -m 755 "$here/installer/init" "$root/init"
+  for tool in /sbin/sfdisk /sbin/mkfs.fat /sbin/mke2fs /usr/bin/syslinux /usr/bin/mtools; do copy_with_libs "$root" "$tool"; done
+  for tool in sfdisk mkfs.fat mke2fs; do ln -sf "/sbin/$tool" "$root/bin/$tool"; done
+  ln -sf /usr/bin/syslinux "$root/bin/syslinux"
+  for tool in mcopy mmd mattrib; do ln -sf /usr/bin/mtools "$root/bin/$tool"; done
+  # mtools converts names through the FAT code page (850) with glibc's iconv, which loads its converter at run time.
+  local gconv=/usr/lib/x86_64-linux-gnu/gconv
+  install -D -m 644 "$gconv/IBM850.so" "$root$gconv/IBM850.so"
+  install -D -m 644 "$gconv/gconv-modules" "$root$gconv/gconv-modules"
+  cp -r "$gconv/gconv-modules.d" "$root$gconv/"
+  add_modules "$root" "$tree" "$release" "${drivers[@]}"
+  cp "$tree/boot/vmlinuz-$release" "$root/payload/vmlinuz"
+  cp "$work/corral-linux-installed.initrd" "$root/payload/initrd"
+  cp /usr/lib/syslinux/mbr/mbr.bin /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi /usr/lib/syslinux/modules/efi64/ldlinux.e64 "$root/payload/"
+  system_syslinux_cfg > "$root/payload/syslinux.cfg"
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$work/installer.img"
+
+  local iso="$work/iso"
+  rm -rf "$iso"; mkdir -p "$iso/isolinux" "$iso/boot"
+  cp "$tree/boot/vmlinuz-$release" "$iso/boot/vmlinuz"
+  cp "$work/installer.img" "$iso/boot/installer.img"
+  cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso/isolinux/"
+  local append="console=tty0 console=ttyS0,115200 quiet loglevel=3 rdinit=/init"
+  printf 'DEFAULT install\nPROMPT 0\nTIMEOUT 0\nLABEL install\n  KERNEL /boot/vmlinuz\n  INITRD /boot/installer.img\n  APPEND %s\n' "$append" > "$iso/isolinux/isolinux.cfg"
+  # UEFI: El Torito's EFI image, a FAT file system with systemd-boot (syslinux's EFI loader faults when firmware
+  # starts it from a CD), its entry, the kernel and the installer.
+  local efi="$iso/boot/efiboot.img" size
+  size=$(( ($(stat -c %s "$iso/boot/vmlinuz") + $(stat -c %s "$iso/boot/installer.img")) / 1024 + 2048 ))
+  rm -f "$efi"; mkfs.vfat -C -n CORRALEFI "$efi" "$size" >/dev/null
+  printf 'default corral.conf\ntimeout 0\n' > "$work/efi-loader.conf"
+  printf 'title Corral installer\nlinux /vmlinuz\ninitrd /installer.img\noptions %s\n' "$append" > "$work/efi-entry.conf"
+  MTOOLS_SKIP_CHECK=1 mmd -i "$efi" ::EFI ::EFI/BOOT ::loader ::loader/entries
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::EFI/BOOT/BOOTX64.EFI
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$work/efi-loader.conf" ::loader/loader.conf
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$work/efi-entry.conf" ::loader/entries/corral.conf
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$iso/boot/vmlinuz" ::vmlinuz
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$iso/boot/installer.img" ::installer.img
+  xorriso -as mkisofs -quiet -o "$target.partial" -V CORRAL_INSTALL -J -R \
+    -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
+    -eltorito-alt-boot -e boot/efiboot.img -no-emul-boot "$iso"
+  mv "$target.partial" "$target"
+  echo "$inputs-$release" > "$stamp"
+  log "built $target"
+}
+
 build_image corral-linux-test linux-image-cloud-amd64 yes \
   virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg button evdev
 # ext4 (and jbd2) ask the crypto API for crc32c at mount time; with no modprobe in the guest it must already be loaded.
 build_image corral-linux-notools linux-image-amd64 no \
   ata_piix sd_mod e1000 crc32c_generic ext4 qemu_fw_cfg button evdev
+build_installer_iso

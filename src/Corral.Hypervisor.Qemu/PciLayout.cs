@@ -35,11 +35,7 @@ public static class PciLayout
     public static VmLaunchSpec Assign(VmLaunchSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var used = new HashSet<int>();
-        if (spec.Paravirtual)
-        {
-            used.Add(GuestAgentSlot);
-        }
+        var used = new HashSet<int> { GuestAgentSlot };
 
         void Claim(int slot, string what)
         {
@@ -81,10 +77,7 @@ public static class PciLayout
         var used = spec.Disks.Where(d => d.PciSlot is not null).Select(d => d.PciSlot!.Value)
             .Concat(spec.Nics.Where(n => n.PciSlot is not null).Select(n => n.PciSlot!.Value))
             .ToHashSet();
-        if (spec.Paravirtual)
-        {
-            used.Add(GuestAgentSlot);
-        }
+        used.Add(GuestAgentSlot);
 
         return NextFree(used);
     }

@@ -117,15 +117,20 @@ public static partial class QemuCommandLine
             a.Add("-daemonize");
         }
 
+        // Every VM gets the QEMU guest agent's port, whatever its disks and cards are: a guest that has the agent (and
+        // the virtio-serial driver, which Linux has built in) reports through it; one without sees a device it ignores.
+        a.AddRange(
+        [
+            "-device", $"virtio-serial-pci,id=vser0,addr={PciLayout.Address(PciLayout.GuestAgentSlot)}",
+            "-chardev", $"socket,id=qga0,path={Escape(paths.Qga)},server=on,wait=off",
+            "-device", $"virtserialport,chardev=qga0,name={GuestAgent.QgaClient.PortName}",
+        ]);
         if (spec.Paravirtual)
         {
             a.AddRange(
             [
-                "-device", $"virtio-serial-pci,id=vser0,addr={PciLayout.Address(PciLayout.GuestAgentSlot)}",
                 "-chardev", $"socket,id=ga0,path={Escape(paths.GuestAgent)},server=on,wait=off",
                 "-device", $"virtserialport,chardev=ga0,name={GuestAgentPortName}",
-                "-chardev", $"socket,id=qga0,path={Escape(paths.Qga)},server=on,wait=off",
-                "-device", $"virtserialport,chardev=qga0,name={GuestAgent.QgaClient.PortName}",
             ]);
         }
 

@@ -48,9 +48,11 @@ public sealed class QemuVmProcess : IVmProcess
             _agent = new GuestAgentChannel(paths.GuestAgent, spec.VmUuid, logger,
                 new GuestAgentChannel.ChannelLimits(options.GuestAgentMaxLineBytes, options.GuestAgentMinReportInterval, options.GuestAgentLinesPerSecond));
             _agent.ReportReceived += (_, _) => Raise(VmProcessEventKind.GuestReport);
-            _qga = new QgaGuestTools(paths.Qga, spec.VmUuid, () => Spec.Nics, options.GuestAgentPollInterval, logger);
-            _qga.ReportReceived += (_, report) => _ = OnQgaReportAsync(report);
         }
+
+        // Every VM has the QEMU guest agent's port (QemuCommandLine); a guest without the agent stays silent on it.
+        _qga = new QgaGuestTools(paths.Qga, spec.VmUuid, () => Spec.Nics, options.GuestAgentPollInterval, logger);
+        _qga.ReportReceived += (_, report) => _ = OnQgaReportAsync(report);
 
         _exitWatch = Task.Run(() => WatchExitAsync(_stop.Token));
     }

@@ -50,15 +50,18 @@ public class QemuCommandLineTests
     }
 
     [Fact]
-    public void Emulated_guests_get_ide_disks_and_e1000_and_nothing_virtio()
+    public void Emulated_guests_get_ide_disks_and_e1000_and_only_the_qemu_guest_agents_port()
     {
         var args = QemuCommandLine.Build(Spec(false), Paths, "tcg");
         var devices = ValuesOf(args, "-device");
         Assert.Contains("ide-hd,drive=drive0,bus=ide.0,unit=0,bootindex=0", devices);
         Assert.Contains("ide-cd,drive=drive3,bus=ide.0,unit=1", devices);
-        Assert.Contains("e1000,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x3", devices);
-        Assert.DoesNotContain(args, a => a.Contains("virtio", StringComparison.Ordinal));
-        Assert.DoesNotContain(args, a => a.Contains("guest-agent", StringComparison.Ordinal));
+        Assert.Contains("e1000,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x4", devices);
+        Assert.DoesNotContain(devices, d => d.StartsWith("virtio-blk", StringComparison.Ordinal) || d.StartsWith("virtio-net", StringComparison.Ordinal));
+        // The QEMU guest agent's port is every VM's: a guest that has the agent reports, whatever its disks and cards.
+        Assert.Contains("virtio-serial-pci,id=vser0,addr=0x3", devices);
+        Assert.Contains("virtserialport,chardev=qga0,name=org.qemu.guest_agent.0", devices);
+        Assert.DoesNotContain(devices, d => d.Contains("org.corral.guest_agent.0", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -169,7 +172,7 @@ public class QemuCommandLineTests
         Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x7", devices);
 
         // Without the agent channel an emulated VM's first card takes slot 3.
-        Assert.Equal(3, Assert.Single(PciLayout.Assign(Spec(false)).Nics).PciSlot);
+        Assert.Equal(4, Assert.Single(PciLayout.Assign(Spec(false)).Nics).PciSlot); // slot 3 is the guest agent's port, every VM's
     }
 
     [Fact]
@@ -183,9 +186,9 @@ public class QemuCommandLineTests
         Assert.Contains("already taken", Error(Spec(true,
             disks: [new DiskSpec(0, "/a", "raw", false, false, true, PciSlot: 8)],
             nics: [new NicSpec(0, "t0", "02:00:00:00:00:01", PciSlot: 8)])), StringComparison.Ordinal);
-        var many = Enumerable.Range(0, 30).Select(i => new NicSpec(i, $"t{i}", "02:00:00:00:00:01")).ToList();
+        var many = Enumerable.Range(0, 29).Select(i => new NicSpec(i, $"t{i}", "02:00:00:00:00:01")).ToList();
         Assert.Contains("no PCI slot left", Error(Spec(false, nics: many)), StringComparison.Ordinal);
-        Assert.Null(PciLayout.NextFree(PciLayout.Assign(Spec(false, nics: many[..29]))));
+        Assert.Null(PciLayout.NextFree(PciLayout.Assign(Spec(false, nics: many[..28]))));
     }
 
     private sealed class LayoutComparer : IEqualityComparer<VmLaunchSpec>

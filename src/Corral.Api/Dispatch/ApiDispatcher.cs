@@ -94,7 +94,6 @@ public sealed class ApiDispatcher
             throw new XenApiException(ErrorCodes.MessageRemoved);
         }
 
-        var handler = method.Handler ?? throw new XenApiException(ErrorCodes.NotImplemented, method.Name);
         var raw = arguments.Skip(offset).ToList();
         var audit = AuditLine.Audits(method.Name) && (method.RequiresSession || IsLogin(method.Name))
             ? new AuditedCall(sessionRef, access, method, raw, await _audit.DescribeAsync(method, raw, cancellationToken))
@@ -112,6 +111,9 @@ public sealed class ApiDispatcher
             }
         }
 
+        // After the permission check, as xapi's RBAC comes before any implementation: a caller learns nothing of a
+        // message its role lacks, not even that Corral does not implement it.
+        var handler = method.Handler ?? throw new XenApiException(ErrorCodes.NotImplemented, method.Name);
         var typed = Arguments(method, arguments, offset);
         var context = new CallContext(sessionRef, remoteAddress, methodName);
         if (!isAsync)
