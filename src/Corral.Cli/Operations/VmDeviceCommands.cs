@@ -24,6 +24,7 @@ public static class VmDeviceCommands
         r.Add(new("vm-cd-list", [], ["vbd-params", "vdi-params"], "List the CDs currently attached to the VM(s).", VmStandard,
             (c, ct) => Selection.ForVmsAsync(c, ["vbd-params", "vdi-params"], vm => DiskListAsync(c, vm, cds: true, ct), ct)));
         r.Add(new("vm-cd-remove", ["cd-name"], [], "Remove the selected CDs from the VM(s).", VmStandard, CdRemoveAsync));
+        r.Add(new("cd-list", [], ["params"], "List the CDs available to be attached to VMs.", CommandFlags.Standard, CdListAsync));
         r.Add(new("vm-cd-eject", [], [],
             "Eject a CD from the virtual CD drive. This command will only work if there is one and only one CD attached to the VM. When there are two or more CDs, please use the command 'vbd-eject' and specify the uuid of the VBD.",
             VmStandard, CdEjectAsync));
@@ -155,6 +156,23 @@ public static class VmDeviceCommands
 
             n++;
         }
+    }
+
+    /// <summary>xe's cd-list: every VDI of the SRs whose content type is iso, as a table of name-label and uuid (params= others).</summary>
+    private static async Task CdListAsync(CommandContext c, CancellationToken ct)
+    {
+        var vdis = await c.Cache.AllAsync("VDI", ct);
+        await c.Cache.AllAsync("SR", ct);
+        var cds = vdis.Where(v => c.Cache.Find("SR", v.Str("SR"))?.Str("content_type") == "iso").ToList();
+        var fields = RecordEngine.Select(XeClasses.Get("vdi"), c.Params.Get("params"), ["name-label", "uuid"]);
+        await c.Records.PrepareAsync(cds, fields, ct);
+        var rows = new List<IReadOnlyList<KeyValuePair<string, string>>>();
+        foreach (var cd in cds)
+        {
+            rows.Add(await c.Records.RowAsync(cd, fields, inList: true, ct));
+        }
+
+        c.Printer.Table(rows);
     }
 
     /// <summary>The VDIs of ISO SRs named as given (xe's CD lookup).</summary>

@@ -1,0 +1,76 @@
+using Xunit;
+
+namespace Corral.EndToEndTests;
+
+/// <summary>
+/// Installing guests from an ISO as a new user would, with xe, on a lab of its own: the project's installer ISO (built
+/// from Debian packages by guest/build-image.sh) dropped into the ISO library and found by a scan; a VM made from
+/// "Other install media" on the shared SR (no home server) with a disk, the CD and a network card; started, it
+/// installs onto its disk, reboots into the installed system, reports its tools and address, the CD is ejected and it
+/// shuts down cleanly. Then the same from the Debian 12 template, whose disk vm-install provisions and which boots
+/// UEFI: its variable store is kept with the VM.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class InstallFromMediaLabTests : IAsyncLifetime
+{
+    private const string Iso = "corral-installer.iso";
+    private readonly LabSession _lab = new("install", 8);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
+
+    [Fact]
+    public async Task An_installer_iso_installs_a_guest_that_boots_from_its_own_disk_with_its_tools()
+    {
+        await _lab.UpAsync();
+        var shared = await _lab.Xe("sr-list", "name-label=Shared storage", "--minimal");
+        var library = await _lab.Xe("sr-list", "name-label=ISO library", "--minimal");
+        var network = (await _lab.Xe("network-list", "--minimal")).Split(',')[0];
+        var testVm = await _lab.Xe("vm-list", "name-label=Corral test VM", "--minimal");
+        var subnet = (await _lab.Xe("vm-param-get", $"uuid={testVm}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
+        subnet = subnet[..subnet.LastIndexOf('.')];
+
+        // The administrator drops the ISO into the library's directory and scans it.
+        File.Copy(Path.Combine(LabSession.Repo, "guest", "build", Iso), Path.Combine(_lab.LabDirectory, "iso", Iso), overwrite: true);
+        await _lab.Xe("sr-scan", $"uuid={library}");
+        Assert.Contains(Iso, await _lab.Xe("cd-list"), StringComparison.Ordinal);
+
+        var bios = await _lab.Xe("vm-install", "template=Other install media", "new-name-label=installed-bios", $"sr-uuid={shared}");
+        await _lab.Xe("vm-disk-add", $"uuid={bios}", "disk-size=1GiB", "device=0", $"sr-uuid={shared}");
+        await InstallAndCheckAsync(bios, network, $"{subnet}.41");
+
+        // Debian 12: vm-install provisions its 10 GiB disk on the SR; it boots UEFI, and its variables stay with it.
+        var uefi = await _lab.Xe("vm-install", "template=Debian Bookworm 12", "new-name-label=installed-uefi", $"sr-uuid={shared}");
+        var disk = await _lab.Xe("vbd-param-get", $"uuid={await _lab.Xe("vbd-list", $"vm-uuid={uefi}", "userdevice=0", "--minimal")}", "param-name=vdi-uuid");
+        Assert.Equal("10737418240", await _lab.Xe("vdi-param-get", $"uuid={disk}", "param-name=virtual-size"));
+        Assert.Contains("firmware: uefi", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=HVM-boot-params"), StringComparison.Ordinal);
+        await InstallAndCheckAsync(uefi, network, $"{subnet}.42");
+        Assert.StartsWith("EFI-variables: ", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=NVRAM"), StringComparison.Ordinal);
+    }
+
+    /// <summary>CD in, a card on the network, start; the installer's work ends in the installed system reporting its tools.</summary>
+    private async Task InstallAndCheckAsync(string vm, string network, string ip)
+    {
+        await _lab.Xe("vm-cd-add", $"uuid={vm}", $"cd-name={Iso}", "device=3");
+        await _lab.Xe("vif-create", $"vm-uuid={vm}", $"network-uuid={network}", "device=0", "mac=random");
+        await _lab.Xe("vm-param-set", $"uuid={vm}", $"xenstore-data:vm-data/ip={ip}/24");
+        await _lab.Xe("vm-start", $"uuid={vm}");
+
+        // The installed system runs Debian's QEMU guest agent: tools, address and OS come from it, from its own disk.
+        await LabSession.Eventually(async () => (await _lab.TryXe("vm-param-get", $"uuid={vm}", "param-name=networks")).Output.Contains(ip, StringComparison.Ordinal),
+            TimeSpan.FromMinutes(4), $"VM {vm} to install, reboot from its disk and report {ip}");
+        Assert.Contains("major: 7", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=PV-drivers-version"), StringComparison.Ordinal);
+        Assert.Contains("Corral Linux test", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=os-version"), StringComparison.Ordinal);
+        await LabSession.Eventually(() => LabSession.Ping(ip), TimeSpan.FromSeconds(30), $"{ip} to answer ping");
+        var console = await File.ReadAllTextAsync(Directory.GetFiles(_lab.RunDirectory, "console.log", SearchOption.AllDirectories)
+            .Single(f => f.Contains(vm, StringComparison.Ordinal)));
+        Assert.Contains("corral-installer: CORRAL-INSTALL-DONE", console, StringComparison.Ordinal);
+
+        // The administrator ejects the CD, and the VM shuts down cleanly through its tools.
+        await _lab.Xe("vm-cd-eject", $"uuid={vm}");
+        Assert.Equal("true", await _lab.Xe("vbd-list", $"vm-uuid={vm}", "type=CD", "params=empty", "--minimal"));
+        await _lab.Xe("vm-shutdown", $"uuid={vm}");
+        Assert.Equal("halted", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=power-state"));
+    }
+}
