@@ -52,7 +52,7 @@ public sealed class SlapdRig : IAsyncDisposable
                 maxsize 16777216
                 suffix "{BaseDn}"
                 rootdn "cn=admin,{BaseDn}"
-                rootpw {await RunAsync("slappasswd", "-s", "admin-pw")}
+                rootpw {await Command.RunAsync("slappasswd", "-s", "admin-pw")}
                 directory {directory}/data
                 access to attrs=userPassword by self write by anonymous auth by * none
                 access to * by * read
@@ -67,7 +67,7 @@ public sealed class SlapdRig : IAsyncDisposable
                 number++;
                 ldif.Append($"dn: {UserDn(uid)}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: {uid}\ncn: {uid} Tester\nsn: Tester\n");
                 ldif.Append($"displayName: {uid} Tester\nuidNumber: {number}\ngidNumber: {number}\nhomeDirectory: /home/{uid}\n");
-                ldif.Append($"userPassword: {await RunAsync("slappasswd", "-s", password)}\n\n");
+                ldif.Append($"userPassword: {await Command.RunAsync("slappasswd", "-s", password)}\n\n");
             }
 
             foreach (var (cn, members) in groups)
@@ -78,12 +78,12 @@ public sealed class SlapdRig : IAsyncDisposable
 
             var ldifPath = Path.Combine(directory, "data.ldif");
             await File.WriteAllTextAsync(ldifPath, ldif.ToString());
-            await RunAsync("slapadd", "-f", Path.Combine(directory, "slapd.conf"), "-l", ldifPath);
+            await Command.RunAsync("slapadd", "-f", Path.Combine(directory, "slapd.conf"), "-l", ldifPath);
             for (var attempt = 1; ; attempt++)
             {
                 try
                 {
-                    await RunAsync("slapd", "-f", Path.Combine(directory, "slapd.conf"), "-h", rig.Uri + "/");
+                    await Command.RunAsync("slapd", "-f", Path.Combine(directory, "slapd.conf"), "-h", rig.Uri + "/");
                     break;
                 }
                 catch (InvalidOperationException) when (attempt < 3)
@@ -152,26 +152,6 @@ public sealed class SlapdRig : IAsyncDisposable
         }
 
         throw new InvalidOperationException($"slapd did not listen on {Uri}");
-    }
-
-    private static async Task<string> RunAsync(string program, params string[] arguments)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{program} failed ({process.ExitCode}): {await error}");
-        }
-
-        return (await output).Trim();
     }
 
     public async ValueTask DisposeAsync()
