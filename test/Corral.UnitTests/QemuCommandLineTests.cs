@@ -26,12 +26,17 @@ public class QemuCommandLineTests
     }
 
     [Fact]
-    public void Emulated_guests_get_ide_and_e1000_and_no_virtio()
+    public void Emulated_guests_get_ide_and_e1000_and_no_virtio_but_the_guest_agents_port()
     {
         var args = string.Join(' ', QemuCommandLine.Build(Spec(false), new VmRuntimePaths("/run/vm"), "tcg"));
         Assert.Contains("ide-hd,drive=drive0,bus=ide.0,unit=0", args, StringComparison.Ordinal);
         Assert.Contains("e1000,netdev=net0", args, StringComparison.Ordinal);
-        Assert.DoesNotContain("virtio", args, StringComparison.Ordinal);
+        Assert.DoesNotContain("virtio-blk", args, StringComparison.Ordinal);
+        Assert.DoesNotContain("virtio-net", args, StringComparison.Ordinal);
+        // The QEMU guest agent's port is every VM's (docs/guests.md): one virtio-serial device, its one port.
+        Assert.Contains("virtio-serial-pci,id=vser0", args, StringComparison.Ordinal);
+        Assert.Contains("virtserialport,chardev=qga0,name=org.qemu.guest_agent.0", args, StringComparison.Ordinal);
+        Assert.DoesNotContain("org.corral.guest_agent.0", args, StringComparison.Ordinal);
     }
 
     [Fact]
