@@ -1,5 +1,6 @@
 using System.Globalization;
 using Corral.Agent.Vms;
+using Corral.Api.Methods;
 using Corral.Model;
 
 namespace Corral.Agent.Hosting;
@@ -175,15 +176,10 @@ public static class InstallTemplates
         };
         if (template.DiskSize is { } size)
         {
-            config[Methods.DisksKey] = DisksXml(size, template.DiskBootable);
+            config[VmProvisioning.DisksKey] = DisksXml(size, template.DiskBootable);
         }
 
         vm.Set(XenApi.VM.OtherConfig, config);
         vm.Set(XenApi.VM.Metrics, metricsRef);
-    }
-
-    private static class Methods
-    {
-        public const string DisksKey = Corral.Api.Methods.VmProvisioning.DisksKey;
     }
 }

@@ -61,6 +61,13 @@ public sealed class VmNvram(VmSupervisor supervisor, IPoolDatabase database, Hos
         using var timer = new PeriodicTimer(SaveEvery);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
+            // VMs that no longer run here: their next start here saves afresh.
+            var running = supervisor.All.Select(p => p.VmUuid).ToHashSet(StringComparer.Ordinal);
+            foreach (var gone in _lastSaved.Keys.Where(uuid => !running.Contains(uuid)).ToList())
+            {
+                _lastSaved.Remove(gone);
+            }
+
             foreach (var process in supervisor.All.Where(p => p.Spec.Uefi is not null && !p.Exited.IsCompleted))
             {
                 try

@@ -26,7 +26,6 @@ public sealed class AllowedOperationsService(
     IPoolDatabase database,
     EventHub events,
     MasterState master,
-    IOptions<ApiOptions> options,
     ApiDispatcher dispatcher,
     SrDrivers drivers,
     ILogger<AllowedOperationsService> logger) : BackgroundService
@@ -36,7 +35,7 @@ public sealed class AllowedOperationsService(
     private static readonly string[] MarkedClasses =
         [XenClasses.VM, XenClasses.VBD, XenClasses.VIF, XenClasses.VDI, XenClasses.SR, XenClasses.Host, XenClasses.Pool];
 
-    private bool IsMaster => master.MasterRef is { } m && m == options.Value.HostRef;
+    private bool IsMaster => master.IsThisHost;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

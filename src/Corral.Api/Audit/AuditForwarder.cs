@@ -35,7 +35,7 @@ public sealed class AuditForwarder(MasterState master, IPoolDatabase database, I
     private long _dropped;
 
     /// <summary>Whether this host is the master (its log is the pool's): nothing is forwarded then.</summary>
-    public bool IsMaster => master.MasterRef is { } m && m == api.Value.HostRef;
+    public bool IsMaster => master.IsThisHost;
 
     /// <summary>Queues a line of this host's audit log for the master's, unless this host is the master.</summary>
     public void Forward(string line)

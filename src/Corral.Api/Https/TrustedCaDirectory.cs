@@ -70,7 +70,7 @@ public sealed class TrustedCaDirectory(IPoolDatabase database, IOptions<ApiOptio
     {
 
         var wanted = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var record in (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken)).Where(c => c.Get(XenApi.Certificate.Type) == CertificateType.Ca))
+        foreach (var record in await Methods.CaCertificateMethods.CaRecordsAsync(database, cancellationToken))
         {
             var name = record.Get(XenApi.Certificate.Name);
             if (Methods.CaCertificateMethods.IsSafeName(name) && await database.Leases.GetValueAsync(PoolKeys.CertificatePem(record.Ref), cancellationToken) is { } pem)

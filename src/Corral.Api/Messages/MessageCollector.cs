@@ -23,7 +23,7 @@ public sealed class MessageOptions
 /// <see cref="MessageOptions.CollectEvery"/>, the oldest messages beyond <see cref="MessageOptions.Limit"/> are
 /// destroyed (clients see their <c>del</c> events). Counting is cheap; the messages are read only when over the limit.
 /// </summary>
-public sealed class MessageCollector(IPoolDatabase database, MasterState master, IOptions<ApiOptions> api, IOptions<MessageOptions> options,
+public sealed class MessageCollector(IPoolDatabase database, MasterState master, IOptions<MessageOptions> options,
     ILogger<MessageCollector> logger) : BackgroundService
 {
     private static readonly EventId OverLimit = new(1402, "MessagesOverLimit");
@@ -56,7 +56,7 @@ public sealed class MessageCollector(IPoolDatabase database, MasterState master,
         using var timer = new PeriodicTimer(options.Value.CollectEvery);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            if (master.MasterRef is not { } masterRef || masterRef != api.Value.HostRef)
+            if (!master.IsThisHost)
             {
                 continue;
             }

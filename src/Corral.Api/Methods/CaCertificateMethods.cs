@@ -83,7 +83,10 @@ public sealed class CaCertificateMethods(IPoolDatabase database) : IApiMethodPro
         await database.CommitAsync(tx, cancellationToken);
     }
 
-    private async Task<IReadOnlyList<XenObject>> CaRecordsAsync(CancellationToken cancellationToken) =>
+    private Task<IReadOnlyList<XenObject>> CaRecordsAsync(CancellationToken cancellationToken) => CaRecordsAsync(database, cancellationToken);
+
+    /// <summary>The pool's trusted CA certificates' records (type <c>ca</c>).</summary>
+    public static async Task<IReadOnlyList<XenObject>> CaRecordsAsync(IPoolDatabase database, CancellationToken cancellationToken) =>
         (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken)).Where(c => c.Get(XenApi.Certificate.Type) == CertificateType.Ca).ToList();
 
     /// <summary>One PEM certificate (a CA's, or a server's own to pin it), as xapi reads it; CERTIFICATE_CORRUPT otherwise.</summary>

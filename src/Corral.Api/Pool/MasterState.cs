@@ -13,5 +13,8 @@ public sealed class MasterState(IOptions<ApiOptions> options)
     /// <summary>True unless an election has named another host: a lone or starting host serves everything.</summary>
     public bool ThisHostMayServe => _masterRef is null || _masterRef == options.Value.HostRef;
 
+    /// <summary>True once an election has named this host the master (false while unknown).</summary>
+    public bool IsThisHost => _masterRef is { } m && m == options.Value.HostRef;
+
     public void Set(string? masterRef) => _masterRef = masterRef;
 }

@@ -86,7 +86,7 @@ public sealed class PoolCollector(IPoolDatabase database, MasterState master, Se
     {
         var now = time.GetUtcNow().UtcDateTime;
         sessions.CollectLocalSessions(now, Limits);
-        if (master.MasterRef is not { } masterRef || masterRef != api.Value.HostRef)
+        if (!master.IsThisHost)
         {
             return;
         }
