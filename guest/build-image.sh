@@ -102,7 +102,6 @@ make_system_initrd() { # make_system_initrd NAME TREE RELEASE AGENT(yes|no) MODU
   install -m 755 "$here/rootfs/seqwriter" "$root/bin/seqwriter"
   install -m 755 "$here/rootfs/power-button" "$root/bin/power-button"
   if [ "$agent" = yes ]; then
-    install -m 755 "$here/rootfs/guest-agent" "$root/bin/guest-agent"
     install_qemu_ga "$root"
   fi
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"

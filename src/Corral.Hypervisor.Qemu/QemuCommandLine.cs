@@ -16,8 +16,6 @@ public enum DiskCacheMode
 /// <summary>Builds QEMU's arguments for a VM. Pure, so it is tested without starting QEMU.</summary>
 public static partial class QemuCommandLine
 {
-    public const string GuestAgentPortName = "org.corral.guest_agent.0";
-
     /// <summary>QEMU's fw_cfg file names hold at most 55 characters (56 with the terminating NUL).</summary>
     public const int MaxFirmwareConfigName = 55;
 
@@ -125,14 +123,6 @@ public static partial class QemuCommandLine
             "-chardev", $"socket,id=qga0,path={Escape(paths.Qga)},server=on,wait=off",
             "-device", $"virtserialport,chardev=qga0,name={GuestAgent.QgaClient.PortName}",
         ]);
-        if (spec.Paravirtual)
-        {
-            a.AddRange(
-            [
-                "-chardev", $"socket,id=ga0,path={Escape(paths.GuestAgent)},server=on,wait=off",
-                "-device", $"virtserialport,chardev=ga0,name={GuestAgentPortName}",
-            ]);
-        }
 
         // Index order, as the agent names the guest's devices: virtio disks vda, vdb...; IDE slots hda (ide.0 master), hdb...
         var ideSlot = 0;

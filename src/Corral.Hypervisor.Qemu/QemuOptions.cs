@@ -53,15 +53,6 @@ public sealed class QemuOptions
     /// <summary>How long KillAsync waits after QMP <c>quit</c> before SIGKILL.</summary>
     public TimeSpan QuitGracePeriod { get; set; } = TimeSpan.FromSeconds(3);
 
-    /// <summary>The longest line the host takes from a guest's agent channel; a longer one is skipped whole.</summary>
-    public int GuestAgentMaxLineBytes { get; set; } = 64 * 1024;
-
-    /// <summary>At most one guest report per this interval reaches the pool database; the rest only update the latest.</summary>
-    public TimeSpan GuestAgentMinReportInterval { get; set; } = TimeSpan.FromSeconds(1);
-
-    /// <summary>Lines per second a guest's agent channel may send before the rest are dropped unread (bursts of 4 times that).</summary>
-    public int GuestAgentLinesPerSecond { get; set; } = 20;
-
     /// <summary>
     /// The serial console log's size at which it is set aside (as <c>console.log.1</c>, replacing the previous one) and
     /// started afresh: the runtime directory is RAM-backed, and a guest writes to its serial port as fast as it likes.
@@ -71,24 +62,9 @@ public sealed class QemuOptions
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
-        if (GuestAgentMaxLineBytes is < 1024 or > 16 * 1024 * 1024)
-        {
-            problems.Add("Corral:Qemu:GuestAgentMaxLineBytes must be between 1 KiB (a report with a few addresses) and 16 MiB");
-        }
-
-        if (GuestAgentMinReportInterval < TimeSpan.Zero || GuestAgentMinReportInterval >= GuestAgentFreshness)
-        {
-            problems.Add("Corral:Qemu:GuestAgentMinReportInterval must be under GuestAgentFreshness, or a live agent would look stale");
-        }
-
         if (GuestAgentPollInterval < TimeSpan.FromMilliseconds(100) || GuestAgentPollInterval * 2 > GuestAgentFreshness)
         {
             problems.Add("Corral:Qemu:GuestAgentPollInterval must be at least 0.1 s and at most half of GuestAgentFreshness, or a live agent would look stale");
-        }
-
-        if (GuestAgentLinesPerSecond < 1)
-        {
-            problems.Add("Corral:Qemu:GuestAgentLinesPerSecond must be at least 1");
         }
 
         if (ConsoleLogMaxBytes < 64 * 1024)

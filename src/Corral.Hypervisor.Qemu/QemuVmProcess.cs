@@ -7,17 +7,14 @@ using Microsoft.Extensions.Logging;
 namespace Corral.Hypervisor.Qemu;
 
 /// <summary>
-/// One QEMU process, started by us or adopted, driven over QMP, with its guest agent channel. QEMU is a daemon, not our
+/// One QEMU process, started by us or adopted, driven over QMP, with the QEMU guest agent's port. QEMU is a daemon, not our
 /// child: disposing this object lets go of it (the VM keeps running); only <see cref="KillAsync"/> stops it.
 /// </summary>
 public sealed class QemuVmProcess : IVmProcess
 {
-    private static readonly TimeSpan AckTimeout = TimeSpan.FromSeconds(3);
-
     private readonly VmRuntimePaths _paths;
     private readonly QmpClient _qmp;
-    private readonly GuestAgentChannel? _agent;
-    private readonly QgaGuestTools? _qga;
+    private readonly QgaGuestTools _qga;
     private volatile GuestAgentReport? _qgaReport;
     private readonly QemuOptions _options;
     private readonly ILogger _logger;
@@ -43,16 +40,10 @@ public sealed class QemuVmProcess : IVmProcess
         _logger = logger;
         _onReleased = onReleased;
         _qmp.EventReceived += OnQmpEvent;
-        if (spec.Paravirtual)
-        {
-            _agent = new GuestAgentChannel(paths.GuestAgent, spec.VmUuid, logger,
-                new GuestAgentChannel.ChannelLimits(options.GuestAgentMaxLineBytes, options.GuestAgentMinReportInterval, options.GuestAgentLinesPerSecond));
-            _agent.ReportReceived += (_, _) => Raise(VmProcessEventKind.GuestReport);
-        }
-
         // Every VM has the QEMU guest agent's port (QemuCommandLine); a guest without the agent stays silent on it.
-        _qga = new QgaGuestTools(paths.Qga, spec.VmUuid, () => Spec.Nics, options.GuestAgentPollInterval, logger);
+        _qga = new QgaGuestTools(paths.Qga, spec.VmUuid, () => Spec.Nics, options.GuestAgentPollInterval, options.GuestAgentFreshness, logger);
         _qga.ReportReceived += (_, report) => _ = OnQgaReportAsync(report);
+        _qga.Silenced += (_, _) => Raise(VmProcessEventKind.GuestAgentSilent);
 
         _exitWatch = Task.Run(() => WatchExitAsync(_stop.Token));
     }
@@ -70,14 +61,14 @@ public sealed class QemuVmProcess : IVmProcess
 
     public bool ExitIntended => _exitIntended;
 
-    /// <summary>The QEMU guest agent's side of this VM (null for a VM without paravirtual devices).</summary>
-    internal QgaGuestTools? Qga => _qga;
+    /// <summary>The QEMU guest agent's side of this VM (every VM has its port; a guest without the agent never answers).</summary>
+    internal QgaGuestTools Qga => _qga;
 
-    /// <summary>What the QEMU guest agent last said, else Corral's own agent (the lab's older images).</summary>
-    public GuestAgentReport? LatestGuestReport => _qgaReport ?? _agent?.LatestReport;
+    /// <summary>What the QEMU guest agent last said (null while it never answered: the guest has no tools).</summary>
+    public GuestAgentReport? LatestGuestReport => _qgaReport;
 
     /// <summary>True when the guest agent is connected and reported recently enough to be trusted with a shutdown.</summary>
-    public bool GuestAgentResponsive => (_qga?.IsResponsive(_options.GuestAgentFreshness) ?? false) || (_agent?.IsResponsive(_options.GuestAgentFreshness) ?? false);
+    public bool GuestAgentResponsive => _qga.IsResponsive(_options.GuestAgentFreshness);
 
     /// <summary>
     /// A QEMU guest agent's report, with the paravirtual drivers the guest runs as the host sees them (the agent does
@@ -104,9 +95,6 @@ public sealed class QemuVmProcess : IVmProcess
 
     /// <summary>True while /proc/pid is a QEMU running this VM (a reused pid is not).</summary>
     public static bool IsAlive(int pid, string vmUuid) => VmProcessTable.IsRunningVm(pid, vmUuid);
-
-    /// <summary>Reads one guest agent report line; null for anything else (acks, noise).</summary>
-    public static GuestAgentReport? TryParseReport(string line, DateTime receivedUtc) => GuestAgentChannel.TryParseReport(line, receivedUtc);
 
     private void Raise(VmProcessEventKind kind, string detail = "", VmDevice? device = null)
     {
@@ -142,15 +130,7 @@ public sealed class QemuVmProcess : IVmProcess
         }
 
         _logger.LogInformation("QEMU process {Pid} of VM {Vm} has exited", ProcessId, VmUuid);
-        if (_agent is not null)
-        {
-            await _agent.DisposeAsync(); // nothing left to reconnect to; its last report stays readable
-        }
-
-        if (_qga is not null)
-        {
-            await _qga.DisposeAsync();
-        }
+        await _qga.DisposeAsync();
 
         _finalNvram = ReadNvramFile();
         RemoveRuntimeFiles(keepConsoleLog: true);
@@ -552,7 +532,7 @@ public sealed class QemuVmProcess : IVmProcess
     public async Task RequestShutdownAsync(CancellationToken cancellationToken)
     {
         _exitIntended = true;
-        if (await AskQgaAsync("powerdown", cancellationToken) || await TellAgentAsync("shutdown", cancellationToken))
+        if (await AskQgaAsync("powerdown", cancellationToken))
         {
             return;
         }
@@ -564,7 +544,7 @@ public sealed class QemuVmProcess : IVmProcess
     /// <summary>The guest agent's <c>reboot</c> when it is alive and acknowledges; otherwise a hard reset.</summary>
     public async Task RequestRebootAsync(CancellationToken cancellationToken)
     {
-        if (await AskQgaAsync("reboot", cancellationToken) || await TellAgentAsync("reboot", cancellationToken))
+        if (await AskQgaAsync("reboot", cancellationToken))
         {
             return;
         }
@@ -577,30 +557,13 @@ public sealed class QemuVmProcess : IVmProcess
     private async Task<bool> AskQgaAsync(string mode, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (_qga is null || !await _qga.ShutdownAsync(mode, _options.GuestAgentFreshness, cancellationToken))
+        if (!await _qga.ShutdownAsync(mode, _options.GuestAgentFreshness, cancellationToken))
         {
             return false;
         }
 
         _logger.LogInformation("VM {Vm}: QEMU guest agent asked to {Mode}", VmUuid, mode);
         return true;
-    }
-
-    private async Task<bool> TellAgentAsync(string command, CancellationToken cancellationToken)
-    {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (_agent is null || !_agent.IsResponsive(_options.GuestAgentFreshness))
-        {
-            return false;
-        }
-
-        var taken = await _agent.SendCommandAsync(command, AckTimeout, cancellationToken);
-        if (taken)
-        {
-            _logger.LogInformation("VM {Vm}: guest agent asked to {Command}", VmUuid, command);
-        }
-
-        return taken;
     }
 
     public Task ResetAsync(CancellationToken cancellationToken) => QmpAsync("system_reset", null, cancellationToken);
@@ -710,15 +673,7 @@ public sealed class QemuVmProcess : IVmProcess
 
         await _stop.CancelAsync();
         _qmp.EventReceived -= OnQmpEvent;
-        if (_agent is not null)
-        {
-            await _agent.DisposeAsync();
-        }
-
-        if (_qga is not null)
-        {
-            await _qga.DisposeAsync();
-        }
+        await _qga.DisposeAsync();
 
         await _qmp.DisposeAsync();
         _devices.Dispose();

@@ -20,7 +20,6 @@ public sealed record VmRuntimePaths(string Directory)
     /// <summary>Everything the guest wrote on its serial console, appended across boots of this process.</summary>
     public string ConsoleLog => Path.Combine(Directory, "console.log");
 
-    public string GuestAgent => Path.Combine(Directory, "guest-agent.sock");
 
     /// <summary>The host end of the QEMU guest agent's port (<c>org.qemu.guest_agent.0</c>).</summary>
     public string Qga => Path.Combine(Directory, "qga.sock");
@@ -35,7 +34,7 @@ public sealed record VmRuntimePaths(string Directory)
     /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
     public string Spec => Path.Combine(Directory, "vm.json");
 
-    public IEnumerable<string> Sockets => [Qmp, Monitor, Console, GuestAgent, Qga, Vnc];
+    public IEnumerable<string> Sockets => [Qmp, Monitor, Console, Qga, Vnc];
 
     /// <summary>The longest socket path must fit in sun_path, or QEMU cannot bind it.</summary>
     public void EnsureSocketPathsFit()

@@ -222,6 +222,12 @@ public enum VmProcessEventKind
 
     /// <summary>The guest released a device that was asked to go (<see cref="VmProcessEventArgs.Device"/>), maybe late.</summary>
     DeviceRemoved,
+
+    /// <summary>
+    /// The guest agent, which had answered, has stopped answering for longer than its freshness (stopped or hung in the
+    /// guest, or the guest paused): its tools no longer count as live until it reports again.
+    /// </summary>
+    GuestAgentSilent,
 }
 
 public sealed class VmProcessEventArgs(VmProcessEventKind kind, string detail = "", VmDevice? device = null) : EventArgs

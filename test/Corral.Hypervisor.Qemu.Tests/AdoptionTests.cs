@@ -45,7 +45,7 @@ public sealed class AdoptionTests(ITestOutputHelper output)
 
         // The guest agents' ports are picked up again too: the QEMU guest agent answers the adopting agent.
         await events.WaitForAsync(VmProcessEventKind.GuestReport, TimeSpan.FromSeconds(30));
-        await QemuRig.WaitUntilAsync(() => process.Qga!.IsResponsive(TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(30), "the QEMU guest agent answering after adoption");
+        await QemuRig.WaitUntilAsync(() => process.Qga.IsResponsive(TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(30), "the QEMU guest agent answering after adoption");
         Assert.Matches(@"^\d+\.\d+\.\d+$", process.LatestGuestReport!.AgentVersion);
 
         await process.PauseAsync(CancellationToken.None);

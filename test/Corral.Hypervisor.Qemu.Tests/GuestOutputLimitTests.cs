@@ -68,9 +68,6 @@ public sealed class GuestOutputLimitTests : IDisposable
     {
         Assert.Empty(new QemuOptions().Problems());
         Assert.Contains(new QemuOptions { ConsoleLogMaxBytes = 1000 }.Problems(), p => p.StartsWith("Corral:Qemu:ConsoleLogMaxBytes", StringComparison.Ordinal));
-        Assert.Contains(new QemuOptions { GuestAgentMaxLineBytes = 10 }.Problems(), p => p.StartsWith("Corral:Qemu:GuestAgentMaxLineBytes", StringComparison.Ordinal));
-        Assert.Contains(new QemuOptions { GuestAgentMinReportInterval = TimeSpan.FromSeconds(10) }.Problems(),
-            p => p.StartsWith("Corral:Qemu:GuestAgentMinReportInterval", StringComparison.Ordinal));
-        Assert.Contains(new QemuOptions { GuestAgentLinesPerSecond = 0 }.Problems(), p => p.StartsWith("Corral:Qemu:GuestAgentLinesPerSecond", StringComparison.Ordinal));
+        Assert.Contains(new QemuOptions { GuestAgentPollInterval = TimeSpan.FromSeconds(6) }.Problems(), p => p.StartsWith("Corral:Qemu:GuestAgentPollInterval", StringComparison.Ordinal));
     }
 }

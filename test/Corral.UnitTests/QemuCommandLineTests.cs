@@ -13,12 +13,13 @@ public class QemuCommandLineTests
         new Dictionary<string, string> { ["vm-data/ip"] = "10.0.0.5/24" });
 
     [Fact]
-    public void Paravirtual_guests_get_virtio_devices_and_the_agent_channel()
+    public void Paravirtual_guests_get_virtio_devices_and_the_qemu_guest_agent_port()
     {
         var args = string.Join(' ', QemuCommandLine.Build(Spec(true), new VmRuntimePaths("/run/vm"), "tcg"));
         Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=0", args, StringComparison.Ordinal);
         Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x5", args, StringComparison.Ordinal);
-        Assert.Contains("name=org.corral.guest_agent.0", args, StringComparison.Ordinal);
+        Assert.Contains("name=org.qemu.guest_agent.0", args, StringComparison.Ordinal);
+        Assert.DoesNotContain("org.corral.guest_agent.0", args, StringComparison.Ordinal);
         Assert.Contains("ide-cd,drive=drive3", args, StringComparison.Ordinal);
         Assert.Contains("-daemonize", args, StringComparison.Ordinal);
         Assert.Contains("name=opt/corral/vm-data/ip,string=10.0.0.5/24", args, StringComparison.Ordinal);
@@ -37,16 +38,5 @@ public class QemuCommandLineTests
         Assert.Contains("virtio-serial-pci,id=vser0", args, StringComparison.Ordinal);
         Assert.Contains("virtserialport,chardev=qga0,name=org.qemu.guest_agent.0", args, StringComparison.Ordinal);
         Assert.DoesNotContain("org.corral.guest_agent.0", args, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void Guest_agent_reports_parse_and_noise_is_ignored()
-    {
-        var report = QemuVmProcess.TryParseReport("""{"agent":"corral-guest-agent","version":"1.0.0","uptime":12.5,"networks":{"0/ip":"10.0.0.5"},"pv_drivers":{"virtio_net":"1"}}""", DateTime.UtcNow);
-        Assert.NotNull(report);
-        Assert.Equal("10.0.0.5", report.Networks["0/ip"]);
-        Assert.Equal(12.5, report.Uptime.TotalSeconds);
-        Assert.Null(QemuVmProcess.TryParseReport("""{"ack":"shutdown"}""", DateTime.UtcNow));
-        Assert.Null(QemuVmProcess.TryParseReport("garbage", DateTime.UtcNow));
     }
 }

@@ -24,6 +24,8 @@ public sealed class VmSupervisor(
     VmDevices devices,
     ILogger<VmSupervisor> logger) : IRunningVms
 {
+    private static readonly EventId GuestToolsSilent = new(2201, nameof(GuestToolsSilent));
+
     private readonly ConcurrentDictionary<string, IVmProcess> _byVmUuid = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _lastGuestFingerprint = new(StringComparer.Ordinal);
 
@@ -116,6 +118,10 @@ public sealed class VmSupervisor(
             else if (e is { Kind: VmProcessEventKind.DeviceRemoved, Device: { } device })
             {
                 _ = RecordRemovedAsync(vmRef, process, device);
+            }
+            else if (e.Kind == VmProcessEventKind.GuestAgentSilent && Find(process.VmUuid) == process)
+            {
+                _ = MarkGuestToolsSilentAsync(vmRef);
             }
         };
         _endRecords.AddOrUpdate(process, process.Exited.ContinueWith(_ => OnExitedAsync(vmRef, process), TaskScheduler.Default).Unwrap());
@@ -332,6 +338,37 @@ public sealed class VmSupervisor(
         catch (Exception ex)
         {
             logger.LogDebug(ex, "Guest metrics update for {Vm} failed; the next report retries", vmRef);
+        }
+    }
+
+    /// <summary>
+    /// The guest agent of a VM that still runs here stopped answering: its guest metrics stay (the last addresses and OS
+    /// are still the best known) but are no longer live, so clients show the tools as not responding and the operations
+    /// that need them (clean shutdown, reboot) leave allowed_operations. The next report makes them live again.
+    /// </summary>
+    private async Task MarkGuestToolsSilentAsync(string vmRef)
+    {
+        _lastGuestFingerprint.TryRemove(vmRef, out _);
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, timeout.Token);
+            if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref
+                || await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), timeout.Token) is not { } gm)
+            {
+                return;
+            }
+
+            var g = gm.Clone();
+            g.Set(XenApi.VMGuestMetrics.Live, false);
+            var tx = new PoolTransaction();
+            tx.Update(g);
+            await TryCommitAsync(tx, timeout.Token);
+            logger.LogInformation(GuestToolsSilent, "VM {Vm}: the guest agent stopped answering; its tools are no longer live", vm.Get(XenApi.VM.NameLabel));
+        }
+        catch (Exception ex)
+        {
+            logger.LogDebug(ex, "Guest metrics of {Vm} not marked silent; the next report rewrites them", vmRef);
         }
     }
 

@@ -24,12 +24,17 @@ public sealed class QgaGuestTools : IAsyncDisposable
     private volatile QgaClient? _client;
     private volatile QgaAgentInfo? _info;
     private volatile GuestAgentReport? _latest;
+    private readonly TimeSpan _freshness;
     private long _answeredAt = long.MinValue;
+    private bool _silenced;
     private int _disposed;
 
     /// <param name="nics">The VM's cards now (those plugged since it started included), whose MACs key the addresses.</param>
-    public QgaGuestTools(string socketPath, string vmUuid, Func<IEnumerable<NicSpec>> nics, TimeSpan pollInterval, ILogger logger, TimeProvider? time = null)
+    /// <param name="freshness">How long an agent that answered may stay silent before <see cref="Silenced"/>.</param>
+    public QgaGuestTools(string socketPath, string vmUuid, Func<IEnumerable<NicSpec>> nics, TimeSpan pollInterval, TimeSpan freshness, ILogger logger,
+        TimeProvider? time = null)
     {
+        _freshness = freshness;
         _socketPath = socketPath;
         _vmUuid = vmUuid;
         _nics = nics;
@@ -43,6 +48,9 @@ public sealed class QgaGuestTools : IAsyncDisposable
 
     /// <summary>Raised after each poll the agent answered.</summary>
     public event EventHandler<GuestAgentReport>? ReportReceived;
+
+    /// <summary>Raised once when an agent that answered has not answered for the freshness given; again only after it answered since.</summary>
+    public event EventHandler? Silenced;
 
     public GuestAgentReport? LatestReport => _latest;
 
@@ -120,8 +128,30 @@ public sealed class QgaGuestTools : IAsyncDisposable
             {
                 break;
             }
+
+            NoticeSilence();
         }
         while (await timer.WaitForNextTickAsync(stop).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
+    }
+
+    /// <summary>An agent that answered and is now past its freshness is reported silent, once.</summary>
+    private void NoticeSilence()
+    {
+        if (_silenced || Interlocked.Read(ref _answeredAt) == long.MinValue || _time.GetElapsedTime(Interlocked.Read(ref _answeredAt)) < _freshness)
+        {
+            return;
+        }
+
+        _silenced = true;
+        _logger.LogInformation("QEMU guest agent of VM {Vm} has not answered for {Seconds} s", _vmUuid, (int)_freshness.TotalSeconds);
+        try
+        {
+            Silenced?.Invoke(this, EventArgs.Empty);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "A guest agent silence handler failed for VM {Vm}", _vmUuid);
+        }
     }
 
     private async Task PollAsync(QgaClient client, CancellationToken stop)
@@ -137,6 +167,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
 
         _info = info;
         Interlocked.Exchange(ref _answeredAt, _time.GetTimestamp());
+        _silenced = false;
         var report = new GuestAgentReport(info.Version, uptime ?? TimeSpan.Zero,
             os is null ? new Dictionary<string, string>() : QgaQueries.XenOsVersion(os),
             QgaQueries.XenNetworks(interfaces, _nics().ToDictionary(n => n.Mac.ToLowerInvariant(), n => n.Index, StringComparer.Ordinal)),

@@ -149,7 +149,10 @@ export function guestAddresses(cache, vm) {
   return byDevice;
 }
 
-/** "Optimized (version 1.0.0)" when a guest agent reports, else "Tools not installed" (XenCenter's words). */
+/**
+ * "Optimized (version 7.2.19)" while the guest agent answers, "Tools not responding" once it stopped (its metrics are
+ * no longer live), else "Tools not installed" (XenCenter's words).
+ */
 export function virtualizationState(cache, vm) {
   const metrics = cache.get("VM_guest_metrics", vm.guest_metrics);
   const version = metrics?.PV_drivers_version ?? {};
@@ -157,6 +160,9 @@ export function virtualizationState(cache, vm) {
     return vm.power_state === "Running" ? "Tools not installed" : "Unknown (the VM is not running)";
   }
   const text = [version.major, version.minor, version.micro].filter((part) => part !== undefined).join(".");
+  if (vm.power_state === "Running" && metrics.live === false) {
+    return `Tools not responding (version ${text})`;
+  }
   return `Optimized (version ${text})`;
 }
 
