@@ -2,8 +2,9 @@
 # Builds Corral's test guest images from Debian packages, without loop devices or mounts:
 #   corral-linux-test.qcow2     cloud kernel, virtio disk/NIC, Debian's QEMU guest agent on virtio-serial ("optimized")
 #   corral-linux-notools.qcow2  generic kernel, IDE disk and e1000 NIC only, no agent ("tools not installed")
-# Each boots under BIOS and UEFI firmware alike: MBR, a FAT boot partition with syslinux (its BIOS and EFI loaders), the kernel and a busybox initramfs,
-# and an ext4 data partition. Output in $CORRAL_GUEST_DIR (default guest/build). Skips work already done.
+# Each boots under BIOS and UEFI firmware alike, with Secure Boot on or off: MBR, a FAT boot partition with syslinux for
+# BIOS and, for UEFI, Debian's signed shim and GRUB (shim-signed, grub-efi-amd64-signed) before Debian's signed kernel,
+# a busybox initramfs, and an ext4 data partition. Output in $CORRAL_GUEST_DIR (default guest/build). Skips work already done.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${CORRAL_GUEST_DIR:-$here/build}
@@ -15,7 +16,7 @@ log() { printf '[guest] %s\n' "$*" >&2; }
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v depmod >/dev/null || need+=(kmod)
-for pair in xorriso:xorriso isolinux:/usr/lib/ISOLINUX/isolinux.bin systemd-boot-efi:/usr/lib/systemd/boot/efi/systemd-bootx64.efi qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin syslinux-efi:/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
+for pair in xorriso:xorriso isolinux:/usr/lib/ISOLINUX/isolinux.bin qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
   pkg=${pair%%:*}; probe=${pair#*:}
   if [[ $probe == /* ]]; then [ -e "$probe" ] || need+=("$pkg"); else command -v "$probe" >/dev/null || need+=("$pkg"); fi
 done
@@ -44,6 +45,28 @@ fetch_kernel() { # fetch_kernel META -> prints the extracted tree
     touch "$tree/.extracted"
   fi
   echo "$tree"
+}
+
+# Debian's signed UEFI boot chain, as a Debian system boots with Secure Boot on: shim (signed by Microsoft's UEFI CA,
+# which firmware with Microsoft's keys enrolled trusts), then GRUB and the kernel (signed by Debian, which shim trusts).
+fetch_secure_boot() { # prints the extracted tree, with usr/lib/shim/shimx64.efi.signed and usr/lib/grub/x86_64-efi-signed/
+  local tree="$work/secure-boot" pkg
+  if [ ! -f "$tree/.extracted" ]; then
+    rm -rf "$tree"; mkdir -p "$tree"
+    for pkg in shim-signed grub-efi-amd64-signed; do
+      log "fetching $pkg"
+      (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null) || { apt-get update -qq; (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null); }
+      dpkg-deb -x "$work/${pkg}"_*.deb "$tree"
+      rm -f "$work/${pkg}"_*.deb
+    done
+    touch "$tree/.extracted"
+  fi
+  echo "$tree"
+}
+
+# GRUB's menu for the images' system: the kernel and initramfs at the root of the boot partition.
+system_grub_cfg() {
+  printf 'set timeout=0\nset default=0\nmenuentry corral {\n  linux /vmlinuz console=tty0 console=ttyS0,115200 quiet loglevel=3 rdinit=/init\n  initrd /initrd\n}\n'
 }
 
 # Orders modules so each comes after what it depends on (virtio_ring before virtio, ...), from modules.dep.
@@ -157,11 +180,16 @@ build_image() { # build_image NAME META AGENT(yes|no) MODULES...
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$tree/boot/vmlinuz-$release" ::vmlinuz
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/$name.initrd" ::initrd
   MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/syslinux.cfg" ::syslinux.cfg
-  # UEFI firmware boots the same partition: syslinux's EFI loader where firmware looks for a removable disk's.
-  MTOOLS_SKIP_CHECK=1 mmd -i "$fat" ::EFI ::EFI/BOOT
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi ::EFI/BOOT/BOOTX64.EFI
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" /usr/lib/syslinux/modules/efi64/ldlinux.e64 ::EFI/BOOT/ldlinux.e64
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/syslinux.cfg" ::EFI/BOOT/syslinux.cfg
+  # UEFI firmware boots the same partition: shim where firmware looks for a removable disk's loader, GRUB beside it
+  # (shim starts grubx64.efi from its own directory), GRUB's menu where the signed GRUB looks (its prefix, /EFI/debian,
+  # then its own directory).
+  local sb; sb=$(fetch_secure_boot)
+  system_grub_cfg > "$work/grub.cfg"
+  MTOOLS_SKIP_CHECK=1 mmd -i "$fat" ::EFI ::EFI/BOOT ::EFI/debian
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$sb/usr/lib/shim/shimx64.efi.signed" ::EFI/BOOT/BOOTX64.EFI
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$sb/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" ::EFI/BOOT/grubx64.efi
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/grub.cfg" ::EFI/BOOT/grub.cfg
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$fat" "$work/grub.cfg" ::EFI/debian/grub.cfg
   syslinux --offset $((2048 * 512)) --install "$raw"
   local data="$work/$name-data"; rm -rf "$data"; mkdir -p "$data"; echo 0 > "$data/boot-count"
   local data_img="$work/$name-data.img"; rm -f "$data_img"
@@ -185,7 +213,7 @@ copy_with_libs() { # copy_with_libs ROOT BINARY: the binary at the same path und
   done
 }
 
-# The installer ISO: boots (BIOS through isolinux, UEFI through syslinux's EFI loader) into an initramfs that partitions
+# The installer ISO: boots (BIOS through isolinux, UEFI through shim and GRUB, Secure Boot on or off) into an initramfs that partitions
 # the VM's disk and installs a small system (the generic kernel with virtio and IDE drivers, Debian's QEMU guest agent)
 # that then boots from that disk under either firmware. Built from Debian packages like the images.
 build_installer_iso() {
@@ -217,8 +245,12 @@ build_installer_iso() {
   add_modules "$root" "$tree" "$release" "${drivers[@]}"
   cp "$tree/boot/vmlinuz-$release" "$root/payload/vmlinuz"
   cp "$work/corral-linux-installed.initrd" "$root/payload/initrd"
-  cp /usr/lib/syslinux/mbr/mbr.bin /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi /usr/lib/syslinux/modules/efi64/ldlinux.e64 "$root/payload/"
+  local sb; sb=$(fetch_secure_boot)
+  cp /usr/lib/syslinux/mbr/mbr.bin "$root/payload/"
+  cp "$sb/usr/lib/shim/shimx64.efi.signed" "$root/payload/shimx64.efi"
+  cp "$sb/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" "$root/payload/grubx64.efi"
   system_syslinux_cfg > "$root/payload/syslinux.cfg"
+  system_grub_cfg > "$root/payload/grub.cfg"
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$work/installer.img"
 
   local iso="$work/iso"
@@ -228,19 +260,17 @@ build_installer_iso() {
   cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso/isolinux/"
   local append="console=tty0 console=ttyS0,115200 quiet loglevel=3 rdinit=/init"
   printf 'DEFAULT install\nPROMPT 0\nTIMEOUT 0\nLABEL install\n  KERNEL /boot/vmlinuz\n  INITRD /boot/installer.img\n  APPEND %s\n' "$append" > "$iso/isolinux/isolinux.cfg"
-  # UEFI: El Torito's EFI image, a FAT file system with systemd-boot (syslinux's EFI loader faults when firmware
-  # starts it from a CD), its entry, the kernel and the installer.
-  local efi="$iso/boot/efiboot.img" size
-  size=$(( ($(stat -c %s "$iso/boot/vmlinuz") + $(stat -c %s "$iso/boot/installer.img")) / 1024 + 2048 ))
-  rm -f "$efi"; mkfs.vfat -C -n CORRALEFI "$efi" "$size" >/dev/null
-  printf 'default corral.conf\ntimeout 0\n' > "$work/efi-loader.conf"
-  printf 'title Corral installer\nlinux /vmlinuz\ninitrd /installer.img\noptions %s\n' "$append" > "$work/efi-entry.conf"
-  MTOOLS_SKIP_CHECK=1 mmd -i "$efi" ::EFI ::EFI/BOOT ::loader ::loader/entries
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::EFI/BOOT/BOOTX64.EFI
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$work/efi-loader.conf" ::loader/loader.conf
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$work/efi-entry.conf" ::loader/entries/corral.conf
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$iso/boot/vmlinuz" ::vmlinuz
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$iso/boot/installer.img" ::installer.img
+  # UEFI, Secure Boot on or off, as Debian's own install media boot: El Torito's EFI image holds shim and Debian's
+  # signed GRUB for CDs (gcdx64.efi), which finds the disc by its /.disk/info and reads /boot/grub/grub.cfg from it;
+  # the kernel it starts is Debian's signed one.
+  mkdir -p "$iso/.disk" "$iso/boot/grub"
+  echo "Corral installer 1.0" > "$iso/.disk/info"
+  printf 'set timeout=0\nset default=0\nmenuentry "Corral installer" {\n  linux /boot/vmlinuz %s\n  initrd /boot/installer.img\n}\n' "$append" > "$iso/boot/grub/grub.cfg"
+  local efi="$iso/boot/efiboot.img"
+  rm -f "$efi"; mkfs.vfat -C -n CORRALEFI "$efi" 8192 >/dev/null
+  MTOOLS_SKIP_CHECK=1 mmd -i "$efi" ::EFI ::EFI/BOOT
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$sb/usr/lib/shim/shimx64.efi.signed" ::EFI/BOOT/BOOTX64.EFI
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$sb/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed" ::EFI/BOOT/grubx64.efi
   xorriso -as mkisofs -quiet -o "$target.partial" -V CORRAL_INSTALL -J -R \
     -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
     -eltorito-alt-boot -e boot/efiboot.img -no-emul-boot "$iso"

@@ -101,7 +101,10 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         return launcher.Wrap(lease, LeasedLauncher.ResolveProgram(_options.QemuBinary), arguments);
     }
 
-    /// <summary>A UEFI VM's variable store in its runtime directory: the one it last left, or the firmware's empty one.</summary>
+    /// <summary>
+    /// A UEFI VM's variable store in its runtime directory: the one it last left, or the firmware's empty one (with the
+    /// Secure Boot keys enrolled, for a Secure Boot VM).
+    /// </summary>
     private async Task WriteNvramAsync(VmLaunchSpec spec, VmRuntimePaths paths, CancellationToken cancellationToken)
     {
         if (spec.Uefi is not { } uefi)
@@ -109,12 +112,13 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             return;
         }
 
-        if (!File.Exists(_options.OvmfCode) || !File.Exists(_options.OvmfVars))
+        var template = uefi.SecureBoot ? _options.OvmfSecureBootVars : _options.OvmfVars;
+        if (!File.Exists(_options.OvmfCode) || !File.Exists(template))
         {
-            throw new VmStartException($"the VM boots UEFI, and this host has no UEFI firmware ({_options.OvmfCode}, {_options.OvmfVars}: Debian's ovmf package)");
+            throw new VmStartException($"the VM boots UEFI, and this host has no UEFI firmware ({_options.OvmfCode}, {template}: Debian's ovmf package)");
         }
 
-        var empty = await File.ReadAllBytesAsync(_options.OvmfVars, cancellationToken);
+        var empty = await File.ReadAllBytesAsync(template, cancellationToken);
         if (uefi.Variables is { } variables && variables.Length != empty.Length)
         {
             throw new VmStartException($"the VM's UEFI variable store is {variables.Length} bytes; this host's firmware takes {empty.Length}");

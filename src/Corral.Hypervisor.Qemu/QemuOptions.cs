@@ -12,6 +12,12 @@ public sealed class QemuOptions
     public string OvmfVars { get; set; } = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
     /// <summary>
+    /// The variable store a Secure Boot VM's first boot starts from: Debian's ovmf store with Microsoft's keys enrolled
+    /// and Secure Boot on; the same size as <see cref="OvmfVars"/>, for the same firmware.
+    /// </summary>
+    public string OvmfSecureBootVars { get; set; } = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+
+    /// <summary>
     /// One directory per running VM (sockets, pidfile, console log, vm.json); on tmpfs it vanishes at reboot, as running VMs
     /// do. Unix socket paths are limited to 107 bytes, so this path must stay under about 50 characters.
     /// </summary>

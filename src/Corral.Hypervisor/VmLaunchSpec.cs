@@ -29,7 +29,11 @@ public sealed record VmLaunchSpec(
 /// left (XenServer keeps it in <c>VM.NVRAM</c>), or null for a first boot from the firmware's empty store. The store
 /// is not written to the runtime directory's vm.json.
 /// </summary>
-public sealed record UefiSpec([property: System.Text.Json.Serialization.JsonIgnore] byte[]? Variables);
+/// <param name="SecureBoot">
+/// A first boot starts from the store with the Secure Boot keys enrolled and Secure Boot on (Microsoft's, which sign
+/// shim and Windows' loader), not the empty one. A store the VM already has is its own and kept as it is.
+/// </param>
+public sealed record UefiSpec([property: System.Text.Json.Serialization.JsonIgnore] byte[]? Variables, bool SecureBoot = false);
 
 /// <summary>One block device. <paramref name="Path"/> is null for an empty CD drive.</summary>
 /// <param name="Index">The VBD's userdevice: 0 is the first disk; the boot order follows it.</param>

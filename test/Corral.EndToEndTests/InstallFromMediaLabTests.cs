@@ -8,7 +8,8 @@ namespace Corral.EndToEndTests;
 /// "Other install media" on the shared SR (no home server) with a disk, the CD and a network card; started, it
 /// installs onto its disk, reboots into the installed system, reports its tools and address, the CD is ejected and it
 /// shuts down cleanly. Then the same from the Debian 12 template, whose disk vm-install provisions and which boots
-/// UEFI: its variable store is kept with the VM.
+/// UEFI with Secure Boot on (the template's secureboot=auto, made true at start as xapi does): Debian's signed shim, GRUB
+/// and kernel on the ISO and on the installed disk; its variable store is kept with the VM.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class InstallFromMediaLabTests : IAsyncLifetime
@@ -45,12 +46,18 @@ public sealed class InstallFromMediaLabTests : IAsyncLifetime
         var disk = await _lab.Xe("vbd-param-get", $"uuid={await _lab.Xe("vbd-list", $"vm-uuid={uefi}", "userdevice=0", "--minimal")}", "param-name=vdi-uuid");
         Assert.Equal("10737418240", await _lab.Xe("vdi-param-get", $"uuid={disk}", "param-name=virtual-size"));
         Assert.Contains("firmware: uefi", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=HVM-boot-params"), StringComparison.Ordinal);
-        await InstallAndCheckAsync(uefi, network, $"{subnet}.42");
+        Assert.Equal("auto", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=platform", "param-key=secureboot"));
+        var console = await InstallAndCheckAsync(uefi, network, $"{subnet}.42");
+        Assert.Equal("true", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=platform", "param-key=secureboot"));
+        Assert.Contains("Welcome to GRUB!", console, StringComparison.Ordinal); // the firmware let shim run, and shim Debian's GRUB
         Assert.StartsWith("EFI-variables: ", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=NVRAM"), StringComparison.Ordinal);
     }
 
-    /// <summary>CD in, a card on the network, start; the installer's work ends in the installed system reporting its tools.</summary>
-    private async Task InstallAndCheckAsync(string vm, string network, string ip)
+    /// <summary>
+    /// CD in, a card on the network, start; the installer's work ends in the installed system reporting its tools.
+    /// Returns the VM's serial console log, read before it shut down.
+    /// </summary>
+    private async Task<string> InstallAndCheckAsync(string vm, string network, string ip)
     {
         await _lab.Xe("vm-cd-add", $"uuid={vm}", $"cd-name={Iso}", "device=3");
         await _lab.Xe("vif-create", $"vm-uuid={vm}", $"network-uuid={network}", "device=0", "mac=random");
@@ -72,5 +79,6 @@ public sealed class InstallFromMediaLabTests : IAsyncLifetime
         Assert.Equal("true", await _lab.Xe("vbd-list", $"vm-uuid={vm}", "type=CD", "params=empty", "--minimal"));
         await _lab.Xe("vm-shutdown", $"uuid={vm}");
         Assert.Equal("halted", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=power-state"));
+        return console;
     }
 }

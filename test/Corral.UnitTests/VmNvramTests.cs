@@ -29,9 +29,28 @@ public sealed class VmNvramTests
     }
 
     [Fact]
-    public void Secure_boot_and_a_garbled_store_are_refused_by_name()
+    public void Secure_boot_is_what_the_platform_says_once_vm_start_resolved_auto()
     {
-        Assert.Equal([ErrorCodes.ValueNotSupported, "platform:secureboot", "true"], Assert.Throws<XenApiException>(() => VmNvram.SpecOf(Vm("uefi", "true"))).ErrorDescription.Take(3));
+        Assert.True(VmNvram.SpecOf(Vm("uefi", "true"))!.SecureBoot);
+        Assert.True(VmNvram.SpecOf(Vm("uefi", "true", Convert.ToBase64String([1, 2, 3])))!.SecureBoot);
+        Assert.False(VmNvram.SpecOf(Vm("uefi", "false"))!.SecureBoot);
+        Assert.False(VmNvram.SpecOf(Vm("uefi"))!.SecureBoot);
+
+        // VM.start records auto as true, as xapi does when the pool has certificates (Corral's always has).
+        var vm = Vm("uefi", "auto");
+        Corral.Api.Methods.VmStarter.ResolveSecureBoot(vm);
+        Assert.Equal("true", vm.Get(XenApi.VM.Platform)["secureboot"]);
+        var off = Vm("uefi", "false");
+        Corral.Api.Methods.VmStarter.ResolveSecureBoot(off);
+        Assert.Equal("false", off.Get(XenApi.VM.Platform)["secureboot"]);
+        var unset = Vm("uefi");
+        Corral.Api.Methods.VmStarter.ResolveSecureBoot(unset);
+        Assert.False(unset.Get(XenApi.VM.Platform).ContainsKey("secureboot"));
+    }
+
+    [Fact]
+    public void A_garbled_store_is_refused_by_name()
+    {
         Assert.Equal(ErrorCodes.InvalidValue, Assert.Throws<XenApiException>(() => VmNvram.SpecOf(Vm("uefi", null, "%%%"))).Code);
     }
 }

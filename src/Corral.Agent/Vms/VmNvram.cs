@@ -11,18 +11,22 @@ namespace Corral.Agent.Vms;
 /// and the store lives with the VM in the pool database (<c>VM.NVRAM</c>, key <c>EFI-variables</c>, base64), so that a
 /// VM on shared storage keeps its boot entries and settings whichever host it starts on next. The store is saved when
 /// the VM stops, and while it runs every 30 seconds if the guest changed it (a host that dies loses at most that).
-/// Secure Boot (<c>platform:secureboot=true</c>) is not offered yet: such a VM is refused at start; <c>auto</c> means
-/// off, as xapi's does while the pool has no Secure Boot certificates.
+/// Secure Boot (<c>platform:secureboot=true</c>; VM.start makes <c>auto</c> true, as xapi's does when the pool has
+/// certificates, and Corral's are always there: Microsoft's, enrolled in Debian's OVMF store) starts a first boot from
+/// the store with the keys enrolled and Secure Boot on. A store the VM already has is kept as it is: to turn Secure
+/// Boot on or off for a VM that booted before, remove its <c>NVRAM:EFI-variables</c> (the firmware makes its boot
+/// entries again).
 /// </summary>
 public sealed class VmNvram(VmSupervisor supervisor, IPoolDatabase database, HostIdentity identity, ILogger<VmNvram> logger) : BackgroundService
 {
     public const string VariablesKey = "EFI-variables";
+    public const string SecureBootKey = "secureboot";
     public static readonly TimeSpan SaveEvery = TimeSpan.FromSeconds(30);
     private static readonly EventId Saved = new(1540, "VmNvramSaved");
     private readonly Dictionary<string, string> _lastSaved = new(StringComparer.Ordinal);
 
     /// <summary>The VM's UEFI firmware and store; null for a BIOS VM.</summary>
-    /// <exception cref="XenApiException">The VM asks for Secure Boot, or its store is not base64.</exception>
+    /// <exception cref="XenApiException">The VM's store is not base64.</exception>
     public static UefiSpec? SpecOf(XenObject vm)
     {
         ArgumentNullException.ThrowIfNull(vm);
@@ -31,20 +35,15 @@ public sealed class VmNvram(VmSupervisor supervisor, IPoolDatabase database, Hos
             return null;
         }
 
-        if (vm.Get(XenApi.VM.Platform).GetValueOrDefault("secureboot") == "true")
-        {
-            throw new XenApiException(ErrorCodes.ValueNotSupported, "platform:secureboot", "true",
-                "Corral boots UEFI without Secure Boot so far: set platform:secureboot=auto or false");
-        }
-
+        var secureBoot = vm.Get(XenApi.VM.Platform).GetValueOrDefault(SecureBootKey) == "true";
         if (vm.Get(XenApi.VM.NVRAM).GetValueOrDefault(VariablesKey) is not { Length: > 0 } stored)
         {
-            return new UefiSpec(null);
+            return new UefiSpec(null, secureBoot);
         }
 
         try
         {
-            return new UefiSpec(Convert.FromBase64String(stored));
+            return new UefiSpec(Convert.FromBase64String(stored), secureBoot);
         }
         catch (FormatException)
         {

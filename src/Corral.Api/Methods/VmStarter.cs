@@ -41,9 +41,27 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
         // finds the first's entry in current_operations. The agent removes it (its task is the reservation) when the
         // VM runs or the start fails.
         await using var mark = await marks.MarkVmAsync(context, vmRef, op, cancellationToken,
-            alsoChange: v => v.Set(XenApi.VM.ScheduledToBeResidentOn, host.Ref));
+            alsoChange: v =>
+            {
+                v.Set(XenApi.VM.ScheduledToBeResidentOn, host.Ref);
+                ResolveSecureBoot(v);
+            });
         await operations.RunAsync(HostOperationKinds.VmStart, host.Ref, vmRef,
             new Dictionary<string, string> { ["paused"] = paused ? "true" : "false", ["reservation"] = mark.TaskRef }, context, cancellationToken, mark);
         return host.Ref;
+    }
+
+    /// <summary>
+    /// xapi's VM.start: <c>platform:secureboot=auto</c> becomes <c>true</c> when the pool has Secure Boot certificates,
+    /// and is recorded so. Corral's hosts always have them (Microsoft's keys, enrolled in Debian's OVMF variable store,
+    /// which the ovmf package every host has ships).
+    /// </summary>
+    public static void ResolveSecureBoot(XenObject vm)
+    {
+        var platform = vm.Get(XenApi.VM.Platform);
+        if (platform.GetValueOrDefault("secureboot") == "auto")
+        {
+            vm.Set(XenApi.VM.Platform, new Dictionary<string, string>(platform, StringComparer.Ordinal) { ["secureboot"] = "true" });
+        }
     }
 }
