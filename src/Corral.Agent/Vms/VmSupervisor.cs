@@ -24,7 +24,7 @@ public sealed class VmSupervisor(
     VmDevices devices,
     ILogger<VmSupervisor> logger) : IRunningVms
 {
-    private static readonly EventId GuestToolsSilent = new(2201, nameof(GuestToolsSilent));
+    private static readonly EventId GuestToolsSilent = new(2250, nameof(GuestToolsSilent));
 
     private readonly ConcurrentDictionary<string, IVmProcess> _byVmUuid = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _lastGuestFingerprint = new(StringComparer.Ordinal);
