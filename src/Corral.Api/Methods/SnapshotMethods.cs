@@ -21,8 +21,8 @@ public sealed class SnapshotMethods(IPoolDatabase database, Placement placement,
     {
         registry.Add("VM.snapshot", (ctx, a, ct) => SnapshotAsync(ctx, (string)a[0]!, (string)a[1]!, ((List<object?>)a[2]!).Select(v => (string)v!).ToHashSet(), false, ct),
             ("vm", Ref), ("new_name", FieldType.String), ("ignore_vdis", FieldType.RefSet(XenClasses.VDI)));
-        registry.Add("VM.snapshot_with_quiesce", (ctx, a, ct) => SnapshotAsync(ctx, (string)a[0]!, (string)a[1]!, [], true, ct),
-            ("vm", Ref), ("new_name", FieldType.String));
+        // Removed from xapi with its VSS support; Corral quiesces through the QEMU guest agent instead.
+        registry.Revive("VM.snapshot_with_quiesce", (ctx, a, ct) => SnapshotAsync(ctx, (string)a[0]!, (string)a[1]!, [], true, ct));
         registry.Add("VDI.snapshot", (ctx, a, ct) => SnapshotVdiAsync(ctx, (string)a[0]!, ct), ("vdi", Ref), ("driver_params", FieldType.StringMap));
         registry.Add("VM.revert", (ctx, a, ct) => RevertAsync(ctx, (string)a[0]!, ct), ("snapshot", Ref));
     }
