@@ -135,6 +135,12 @@ public sealed class FileSrDriver : ISrDriver
         return (path, "qcow2");
     }
 
+    public Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        QemuImg(cancellationToken, "convert", "-O", "qcow2", sourcePath, PartialPath(directory, vdiUuid));
+
+    public async Task<VolumeInfo> PartialInfoAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        (await InfoAsync(PartialPath(directory, vdiUuid), cancellationToken)) with { Location = vdiUuid + ".qcow2" };
+
     public async Task<VolumeInfo> CompletePartialAsync(string directory, string vdiUuid, CancellationToken cancellationToken)
     {
         var target = Path.Combine(directory, vdiUuid + ".qcow2");

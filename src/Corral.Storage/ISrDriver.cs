@@ -59,7 +59,15 @@ public interface ISrDriver
     Task<(string Path, string Format)> CreatePartialAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken) =>
         throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
 
-    /// <summary>Gives a complete partial volume its real name: from now on it is the VDI's.</summary>
+    /// <summary>A full copy of a volume into a partial one (as <see cref="CreatePartialAsync"/> names it).</summary>
+    Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    /// <summary>A partial volume's sizes, reported under the name it will have once complete.</summary>
+    Task<VolumeInfo> PartialInfoAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    /// <summary>Gives a complete partial volume its real name: from now on it is the VDI's. Repeating it is harmless.</summary>
     Task<VolumeInfo> CompletePartialAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
         throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
 

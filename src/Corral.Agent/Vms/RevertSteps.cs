@@ -32,7 +32,8 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
 
         if (operation.Step == Committing && disks.Count > 0 && await database.FindByUuidAsync(XenClasses.VDI, disks[0].NewUuid, cancellationToken) is not null)
         {
-            // The transaction was made before the agent stopped: only the replaced volumes are left to remove.
+            // The transaction was made before the agent stopped: the copies' names and the replaced volumes are left.
+            await volumes.CompleteAsync(disks, cancellationToken);
             await RemoveOldVolumesAsync(progress.Current, disks, cancellationToken);
             return null;
         }
@@ -70,6 +71,7 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
         }
 
         logger.LogInformation("VM {Vm} reverted to snapshot {Snapshot}", vm.Get(XenApi.VM.NameLabel), snapshot.Get(XenApi.VM.NameLabel));
+        await volumes.CompleteAsync(disks, cancellationToken);
         await RemoveOldVolumesAsync(progress.Current, disks, cancellationToken);
         return null;
     }

@@ -64,13 +64,7 @@ public sealed class SnapshotHandler(
     private async Task<string> SnapshotVmAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
         var snapshotUuid = operation.Argument("snapshot_uuid");
-        if (await FindByUuidAsync(XenClasses.VM, snapshotUuid, cancellationToken) is { } done)
-        {
-            return done.Ref; // Recorded before the agent stopped: the snapshot is complete.
-        }
-
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken);
-        var process = await LiveProcessAsync(vm, cancellationToken);
         var quiesce = operation.Argument("quiesce") == "true";
         var disks = new List<DiskCopy>();
         var vbds = new Dictionary<string, XenObject>(StringComparer.Ordinal);
@@ -78,9 +72,17 @@ public sealed class SnapshotHandler(
         {
             var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
             vbds[vbd.Get(XenApi.VBD.VDI)] = vbd;
-            disks.Add(new DiskCopy(await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken), uuid,
-                process is null ? null : SnapshotVolumes.DiskIndexOf(vbd)));
+            disks.Add(new DiskCopy(await database.GetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken), uuid, SnapshotVolumes.DiskIndexOf(vbd)));
         }
+
+        if (await FindByUuidAsync(XenClasses.VM, snapshotUuid, cancellationToken) is { } done)
+        {
+            // Recorded before the agent stopped: only the volumes' names may be left to give.
+            await volumes.CompleteAsync(disks, cancellationToken);
+            return done.Ref;
+        }
+
+        var process = await LiveProcessAsync(vm, cancellationToken);
 
         var copied = await CopyAsync(operation, progress, vm, disks, process, quiesce, cancellationToken);
         string snapshotRef;
@@ -94,6 +96,7 @@ public sealed class SnapshotHandler(
             throw;
         }
 
+        await volumes.CompleteAsync(disks, cancellationToken);
         await volumes.RecordSrsAsync(disks.Select(d => d.Vdi.Get(XenApi.VDI.SR)), cancellationToken);
         logger.LogInformation("VM {Vm}: snapshot {Snapshot} taken ({Disks} disks, {Mode})", vm.Get(XenApi.VM.NameLabel), snapshotUuid, disks.Count,
             process is null ? "halted" : quiesce ? "running, quiesced" : "running");
@@ -180,12 +183,13 @@ public sealed class SnapshotHandler(
     private async Task<string> SnapshotVdiAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
         var uuid = operation.Argument("new_uuid");
+        var vdi = await database.GetAsync(XenClasses.VDI, operation.Target, cancellationToken);
         if (await FindByUuidAsync(XenClasses.VDI, uuid, cancellationToken) is { } done)
         {
+            await volumes.CompleteAsync([new DiskCopy(vdi, uuid, null)], cancellationToken);
             return done.Ref;
         }
 
-        var vdi = await database.GetAsync(XenClasses.VDI, operation.Target, cancellationToken);
         IVmProcess? process = null;
         int? index = null;
         if (operation.Argument("vbd") is { Length: > 0 } vbdRef)
@@ -216,6 +220,7 @@ public sealed class SnapshotHandler(
             throw;
         }
 
+        await volumes.CompleteAsync([disk], cancellationToken);
         await volumes.RecordSrsAsync([vdi.Get(XenApi.VDI.SR)], cancellationToken);
         return snapshot.Ref;
     }

@@ -36,8 +36,9 @@ public sealed class SnapshotVolumes(IPoolDatabase database, HostIdentity identit
     }
 
     /// <summary>
-    /// Copies the disks: through <paramref name="process"/> (the VM running here) when given, all at one instant, else
-    /// each volume file by the SR driver. On failure nothing is left: every new volume is removed.
+    /// Copies the disks into partial volumes (which an SR scan never adopts): through <paramref name="process"/> (the VM
+    /// running here) when given, all at one instant, else each volume file by the SR driver. The volumes become the
+    /// VDIs' (<see cref="CompleteAsync"/>) once their records are written. On failure nothing is left.
     /// </summary>
     public async Task<IReadOnlyList<CopiedDisk>> CopyAsync(IReadOnlyList<DiskCopy> disks, IVmProcess? process, bool quiesce, CancellationToken cancellationToken)
     {
@@ -59,7 +60,8 @@ public sealed class SnapshotVolumes(IPoolDatabase database, HostIdentity identit
         {
             var (_, driver, directory) = await SrAsync(disk.Vdi.Get(XenApi.VDI.SR), cancellationToken);
             var source = driver.Resolve(directory, disk.Vdi.Get(XenApi.VDI.Location)).Path;
-            copied.Add(new CopiedDisk(disk, await driver.CopyAsync(source, directory, disk.NewUuid, cancellationToken)));
+            await driver.CopyToPartialAsync(source, directory, disk.NewUuid, cancellationToken);
+            copied.Add(new CopiedDisk(disk, await driver.PartialInfoAsync(directory, disk.NewUuid, cancellationToken)));
         }
 
         return copied;
@@ -88,10 +90,20 @@ public sealed class SnapshotVolumes(IPoolDatabase database, HostIdentity identit
         foreach (var disk in disks)
         {
             var (_, driver, directory) = await SrAsync(disk.Vdi.Get(XenApi.VDI.SR), cancellationToken);
-            copied.Add(new CopiedDisk(disk, await driver.CompletePartialAsync(directory, disk.NewUuid, cancellationToken)));
+            copied.Add(new CopiedDisk(disk, await driver.PartialInfoAsync(directory, disk.NewUuid, cancellationToken)));
         }
 
         return copied;
+    }
+
+    /// <summary>The copies, their records written, take their real names. Safe to repeat (a resumed operation does).</summary>
+    public async Task CompleteAsync(IReadOnlyList<DiskCopy> disks, CancellationToken cancellationToken)
+    {
+        foreach (var disk in disks)
+        {
+            var (_, driver, directory) = await SrAsync(disk.Vdi.Get(XenApi.VDI.SR), cancellationToken);
+            await driver.CompletePartialAsync(directory, disk.NewUuid, cancellationToken);
+        }
     }
 
     /// <summary>
