@@ -56,7 +56,7 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
             });
             try
             {
-                await CommitAsync(vm.Ref, snapshot.Ref, plan, copied, snapshotVbds, cancellationToken);
+                await CommitAsync(vm.Ref, snapshot.Ref, disks, copied, snapshotVbds, cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -66,11 +66,11 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            logger.LogWarning(ex, "Reverting VM {Vm} to snapshot {Snapshot} failed", vm.Uuid, snapshot.Uuid);
+            logger.LogWarning(SnapshotEvents.RevertFailed, ex, "Reverting VM {Vm} to snapshot {Snapshot} failed", vm.Uuid, snapshot.Uuid);
             throw new XenApiException("VM_REVERT_FAILED", snapshot.Ref, vm.Ref);
         }
 
-        logger.LogInformation("VM {Vm} reverted to snapshot {Snapshot}", vm.Get(XenApi.VM.NameLabel), snapshot.Get(XenApi.VM.NameLabel));
+        logger.LogInformation(SnapshotEvents.Reverted, "VM {Vm} reverted to snapshot {Snapshot}", vm.Get(XenApi.VM.NameLabel), snapshot.Get(XenApi.VM.NameLabel));
         await volumes.CompleteAsync(disks, cancellationToken);
         await RemoveOldVolumesAsync(progress.Current, disks, cancellationToken);
         return null;
@@ -114,49 +114,72 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
             (await database.GetAllAsync(XenClasses.VDI, cancellationToken)).Where(v => destroyedRefs.Contains(v.Get(XenApi.VDI.SnapshotOf))).ToList());
     }
 
-    private async Task CommitAsync(string vmRef, string snapshotRef, Plan plan, IReadOnlyList<CopiedDisk> copied, Dictionary<string, XenObject> snapshotVbds,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// The revert's one transaction, every record it deletes or changes read just before and guarded at that revision:
+    /// a record changed meanwhile (the VM's devices recorded detached by its stop) makes it read and try again.
+    /// </summary>
+    private async Task CommitAsync(string vmRef, string snapshotRef, IReadOnlyList<DiskCopy> disks, IReadOnlyList<CopiedDisk> copied,
+        Dictionary<string, XenObject> snapshotVbds, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var current = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken);
+            var snapshot = await database.GetAsync(XenClasses.VM, snapshotRef, cancellationToken);
+            var plan = await PlanAsync(current, snapshot, disks, cancellationToken);
+            var tx = new PoolTransaction();
+            Write(tx, current, snapshot, plan, copied, snapshotVbds);
+            try
+            {
+                await database.CommitAsync(tx, cancellationToken);
+                return;
+            }
+            catch (ConcurrentUpdateException) when (attempt < 10)
+            {
+                await Task.Delay(50 * attempt, cancellationToken);
+            }
+        }
+    }
+
+    private static void Write(PoolTransaction tx, XenObject current, XenObject snapshot, Plan plan, IReadOnlyList<CopiedDisk> copied,
+        Dictionary<string, XenObject> snapshotVbds)
     {
         var now = DateTime.UtcNow;
-        await database.UpdateAsync([(XenClasses.VM, vmRef), (XenClasses.VM, snapshotRef)], (objs, tx) =>
+        var vm = current.Clone();
+        SnapshotRecords.RevertFields(vm, snapshot);
+        tx.Update(vm);
+        foreach (var old in plan.VmVbds.Concat(plan.Destroyed).Concat(plan.VmVifs).Concat(plan.VmVtpms))
         {
-            var vm = objs[0].Clone();
-            SnapshotRecords.RevertFields(vm, objs[1]);
-            tx.Update(vm);
-            foreach (var old in plan.VmVbds.Concat(plan.Destroyed).Concat(plan.VmVifs).Concat(plan.VmVtpms))
-            {
-                tx.Delete(old);
-            }
+            tx.Delete(old);
+        }
 
-            var newByOld = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var copy in copied)
-            {
-                var vdi = SnapshotRecords.CreateVdi(tx, copy.Disk.Vdi, copy.Disk.NewUuid, copy.Volume.Location, copy.Volume.VirtualSize,
-                    copy.Volume.PhysicalUtilisation, isSnapshot: false, now);
-                SnapshotRecords.CopyVbd(tx, snapshotVbds[copy.Disk.Vdi.Ref], vm.Ref, vdi.Ref, owned: false);
-                newByOld[copy.Disk.Vdi.Get(XenApi.VDI.SnapshotOf)] = vdi.Ref;
-            }
+        var newByOld = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var copy in copied)
+        {
+            var vdi = SnapshotRecords.CreateVdi(tx, copy.Disk.Vdi, copy.Disk.NewUuid, copy.Volume.Location, copy.Volume.VirtualSize,
+                copy.Volume.PhysicalUtilisation, isSnapshot: false, now);
+            SnapshotRecords.CopyVbd(tx, snapshotVbds[copy.Disk.Vdi.Ref], vm.Ref, vdi.Ref, owned: false);
+            newByOld[copy.Disk.Vdi.Get(XenApi.VDI.SnapshotOf)] = vdi.Ref;
+        }
 
-            foreach (var vbd in plan.SnapshotOthers)
-            {
-                SnapshotRecords.CopyVbd(tx, vbd, vm.Ref, vbd.Get(XenApi.VBD.VDI), owned: false);
-            }
+        foreach (var vbd in plan.SnapshotOthers)
+        {
+            SnapshotRecords.CopyVbd(tx, vbd, vm.Ref, vbd.Get(XenApi.VBD.VDI), owned: false);
+        }
 
-            foreach (var vif in plan.SnapshotVifs)
-            {
-                SnapshotRecords.CopyVif(tx, vif, vm.Ref);
-            }
+        foreach (var vif in plan.SnapshotVifs)
+        {
+            SnapshotRecords.CopyVif(tx, vif, vm.Ref);
+        }
 
-            SnapshotRecords.CopyVtpms(tx, plan.SnapshotVtpms, vm.Ref);
+        SnapshotRecords.CopyVtpms(tx, plan.SnapshotVtpms, vm.Ref);
 
-            // Every snapshot of a replaced disk (this one's included) is now a snapshot of its replacement, as in xapi.
-            foreach (var other in plan.SnapshotsOfDestroyed)
-            {
-                var moved = other.Clone();
-                moved.Set(XenApi.VDI.SnapshotOf, newByOld.GetValueOrDefault(other.Get(XenApi.VDI.SnapshotOf), OpaqueRef.Null));
-                tx.Update(moved);
-            }
-        }, cancellationToken);
+        // Every snapshot of a replaced disk (this one's included) is now a snapshot of its replacement, as in xapi.
+        foreach (var other in plan.SnapshotsOfDestroyed)
+        {
+            var moved = other.Clone();
+            moved.Set(XenApi.VDI.SnapshotOf, newByOld.GetValueOrDefault(other.Get(XenApi.VDI.SnapshotOf), OpaqueRef.Null));
+            tx.Update(moved);
+        }
     }
 
     private async Task RemoveOldVolumesAsync(Api.Operations.HostOperation operation, IReadOnlyList<DiskCopy> disks, CancellationToken cancellationToken)

@@ -98,7 +98,7 @@ public sealed class SnapshotHandler(
 
         await volumes.CompleteAsync(disks, cancellationToken);
         await volumes.RecordSrsAsync(disks.Select(d => d.Vdi.Get(XenApi.VDI.SR)), cancellationToken);
-        logger.LogInformation("VM {Vm}: snapshot {Snapshot} taken ({Disks} disks, {Mode})", vm.Get(XenApi.VM.NameLabel), snapshotUuid, disks.Count,
+        logger.LogInformation(SnapshotEvents.Taken, "VM {Vm}: snapshot {Snapshot} taken ({Disks} disks, {Mode})", vm.Get(XenApi.VM.NameLabel), snapshotUuid, disks.Count,
             process is null ? "halted" : quiesce ? "running, quiesced" : "running");
         return snapshotRef;
     }
@@ -109,7 +109,7 @@ public sealed class SnapshotHandler(
     {
         if (operation.Step != "submitted")
         {
-            logger.LogInformation("Snapshot of {Target} resumed at {Step}: removing what the interrupted copy left", operation.Target, operation.Step);
+            logger.LogInformation(SnapshotEvents.ResumedDiscarding, "Snapshot of {Target} resumed at {Step}: removing what the interrupted copy left", operation.Target, operation.Step);
             await volumes.DiscardAsync(disks, process, cancellationToken);
         }
 
@@ -120,7 +120,7 @@ public sealed class SnapshotHandler(
         }
         catch (GuestQuiesceException ex)
         {
-            logger.LogWarning("VM {Vm}: quiesce failed: {Reason}", vm.Get(XenApi.VM.NameLabel), ex.Message);
+            logger.LogWarning(SnapshotEvents.QuiesceFailed, "VM {Vm}: quiesce failed: {Reason}", vm.Get(XenApi.VM.NameLabel), ex.Message);
             throw new XenApiException(ex.Unsupported ? "VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED" : "VM_SNAPSHOT_WITH_QUIESCE_FAILED", vm.Ref);
         }
     }
@@ -183,7 +183,7 @@ public sealed class SnapshotHandler(
     private async Task<string> SnapshotVdiAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
         var uuid = operation.Argument("new_uuid");
-        var vdi = await database.GetAsync(XenClasses.VDI, operation.Target, cancellationToken);
+        var vdi = await database.GetAsync(XenClasses.VDI, operation.Argument("vdi", operation.Target), cancellationToken);
         if (await FindByUuidAsync(XenClasses.VDI, uuid, cancellationToken) is { } done)
         {
             await volumes.CompleteAsync([new DiskCopy(vdi, uuid, null)], cancellationToken);

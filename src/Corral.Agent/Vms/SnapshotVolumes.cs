@@ -112,6 +112,7 @@ public sealed class SnapshotVolumes(IPoolDatabase database, HostIdentity identit
     /// </summary>
     public async Task DiscardAsync(IReadOnlyList<DiskCopy> disks, IVmProcess? process, CancellationToken cancellationToken)
     {
+        logger.LogInformation(SnapshotEvents.Discarded, "Removing the copies {Volumes}", string.Join(", ", disks.Select(d => d.NewUuid)));
         if (process is not null)
         {
             try
@@ -156,7 +157,7 @@ public sealed class SnapshotVolumes(IPoolDatabase database, HostIdentity identit
         var directory = sr is null ? null : await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken);
         if (sr is null || directory is null)
         {
-            logger.LogWarning("The volume {Location} of SR {Sr} is not reachable from this host: left in place", location, srRef);
+            logger.LogWarning(SnapshotEvents.VolumeUnreachable, "The volume {Location} of SR {Sr} is not reachable from this host: left in place", location, srRef);
             return;
         }
 

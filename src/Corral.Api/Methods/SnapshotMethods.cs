@@ -64,8 +64,9 @@ public sealed class SnapshotMethods(IPoolDatabase database, Placement placement,
     {
         var vdi = await database.GetArgumentAsync(XenClasses.VDI, vdiRef, cancellationToken);
         await RequireSnapshotFeatureAsync(vdi, cancellationToken);
-        var arguments = new Dictionary<string, string> { ["new_uuid"] = OpaqueRef.NewUuid() };
+        var arguments = new Dictionary<string, string> { ["new_uuid"] = OpaqueRef.NewUuid(), ["vdi"] = vdiRef };
         string? host = null;
+        var target = vdiRef;
         foreach (var vbdRef in vdi.Get(XenApi.VDI.VBDs))
         {
             var vbd = await database.GetAsync(XenClasses.VBD, vbdRef, cancellationToken);
@@ -75,11 +76,13 @@ public sealed class SnapshotMethods(IPoolDatabase database, Placement placement,
                 // In use by a running guest: its QEMU makes the copy, consistent with what the guest has written.
                 arguments["vbd"] = vbdRef;
                 host = await ResidentHostAsync(vm, cancellationToken);
+                // Aimed at the VM, so that the host runs it after (never during) the VM's other work, snapshots included.
+                target = vm.Ref;
             }
         }
 
         host ??= await HostWithSrsAsync([vdi.Get(XenApi.VDI.SR)], cancellationToken);
-        return await operations.RunAsync(HostOperationKinds.VdiSnapshot, host, vdiRef, arguments, context, cancellationToken);
+        return await operations.RunAsync(HostOperationKinds.VdiSnapshot, host, target, arguments, context, cancellationToken);
     }
 
     /// <summary>
