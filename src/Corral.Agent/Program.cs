@@ -172,6 +172,9 @@ do
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, HostPowerHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
+    builder.Services.AddSingleton<SnapshotVolumes>();
+    builder.Services.AddSingleton<RevertSteps>();
+    builder.Services.AddSingleton<IHostOperationHandler, SnapshotHandler>();
     builder.Services.AddSingleton<SrCatalog>();
     builder.Services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();

@@ -84,6 +84,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, VmMethods>();
         services.AddSingleton<IApiMethodProvider, HostMethods>();
         services.AddSingleton<IApiMethodProvider, StorageMethods>();
+        services.AddSingleton<IApiMethodProvider, SnapshotMethods>();
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
         services.AddSingleton<IApiMethodProvider, PbdMethods>();
         services.AddSingleton<IApiMethodProvider, SrRecordMethods>();

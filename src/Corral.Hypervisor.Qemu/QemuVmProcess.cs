@@ -528,6 +528,12 @@ public sealed class QemuVmProcess : IVmProcess
 
     public Task ResumeAsync(CancellationToken cancellationToken) => QmpAsync("cont", null, cancellationToken);
 
+    public Task BackupDisksAsync(IReadOnlyList<DiskBackupTarget> targets, bool quiesce, CancellationToken cancellationToken) =>
+        new QemuDiskBackup(_qmp, _qga, _options.GuestAgentFreshness, _logger).BackupAsync(targets, quiesce, cancellationToken);
+
+    public Task AbandonDiskBackupsAsync(CancellationToken cancellationToken) =>
+        new QemuDiskBackup(_qmp, _qga, _options.GuestAgentFreshness, _logger).AbandonAsync(cancellationToken);
+
     /// <summary>The guest agent's <c>shutdown</c> when it is alive and acknowledges; otherwise the ACPI power button.</summary>
     public async Task RequestShutdownAsync(CancellationToken cancellationToken)
     {

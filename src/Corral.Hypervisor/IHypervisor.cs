@@ -31,13 +31,15 @@ public enum VmRunState
 }
 
 /// <summary>What the guest agent reported last.</summary>
+/// <param name="CanFreeze">The agent can freeze and thaw the guest's filesystems (quiesced snapshots).</param>
 public sealed record GuestAgentReport(
     string AgentVersion,
     TimeSpan Uptime,
     IReadOnlyDictionary<string, string> OsVersion,
     IReadOnlyDictionary<string, string> Networks,
     IReadOnlyDictionary<string, string> PvDrivers,
-    DateTime ReceivedUtc);
+    DateTime ReceivedUtc,
+    bool CanFreeze = false);
 
 /// <summary>The consoles a VM process offers.</summary>
 public enum VmConsoleKind
@@ -188,6 +190,32 @@ public interface IVmProcess : IAsyncDisposable
 
     /// <summary>Source side: stops every mirror at once; the destination's copy is left incomplete.</summary>
     Task AbandonDiskMirrorsAsync(CancellationToken cancellationToken);
+
+    // ---- snapshots: the disks of the running VM copied as they are at one instant ----
+
+    /// <summary>
+    /// Copies the disks named into the (empty, same-sized) images given, all as they were at the same instant, while the
+    /// guest runs; returns once every copy is complete. With <paramref name="quiesce"/> the guest's filesystems are frozen
+    /// by its agent around that instant (and always thawed).
+    /// </summary>
+    /// <exception cref="GuestQuiesceException">Quiesce asked and the guest agent could not freeze.</exception>
+    /// <exception cref="DiskBackupException">A copy failed (every copy is then abandoned).</exception>
+    Task BackupDisksAsync(IReadOnlyList<DiskBackupTarget> targets, bool quiesce, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("this VM process cannot copy its disks");
+
+    /// <summary>Ends what an interrupted <see cref="BackupDisksAsync"/> left in the process: its jobs, open images, a frozen guest.</summary>
+    Task AbandonDiskBackupsAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Where one disk (by index) of a running VM is copied: an image QEMU opens in that format.</summary>
+public sealed record DiskBackupTarget(int DiskIndex, string Path, string Format);
+
+public sealed class DiskBackupException(string message) : Exception(message);
+
+/// <summary>The guest's filesystems could not be frozen: no agent answering (<see cref="Unsupported"/>), or the freeze failed.</summary>
+public sealed class GuestQuiesceException(bool unsupported, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public bool Unsupported { get; } = unsupported;
 }
 
 /// <summary>One disk mirror (QEMU block job) on the source.</summary>

@@ -78,6 +78,9 @@ public sealed record ReverseLink(string ClassName, string Field, string ChildCla
         new(XenClasses.Host, "host_CPUs", XenApi.HostCpu.ClassName, "host"),
         new(XenClasses.Host, "certificates", XenApi.Certificate.ClassName, "host"),
         new(XenClasses.VM, "VTPMs", XenApi.VTPM.ClassName, "VM"),
+        new(XenClasses.VM, "snapshots", XenClasses.VM, "snapshot_of"),
+        new(XenClasses.VM, "children", XenClasses.VM, "parent"),
+        new(XenClasses.VDI, "snapshots", XenClasses.VDI, "snapshot_of"),
     ];
 
     public static IReadOnlyList<ReverseLink> Of(string className) => All.Where(l => l.ClassName == className).ToList();

@@ -18,8 +18,8 @@ public sealed class FileSrDriver : ISrDriver
 
     public bool SupportsVdiCreate => true;
 
-    /// <summary>Create, delete, resize (offline) and clone (a full copy) volumes.</summary>
-    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE", "VDI_CLONE" };
+    /// <summary>Create, delete, resize (offline), clone and snapshot (each a full copy) volumes.</summary>
+    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE", "VDI_CLONE", "VDI_SNAPSHOT" };
 
     public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
     {
@@ -127,6 +127,40 @@ public sealed class FileSrDriver : ISrDriver
         File.Move(temporary, target);
         return await InfoAsync(target, cancellationToken);
     }
+
+    public async Task<(string Path, string Format)> CreatePartialAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken)
+    {
+        var path = PartialPath(directory, vdiUuid);
+        await QemuImg(cancellationToken, "create", "-q", "-f", "qcow2", path, virtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return (path, "qcow2");
+    }
+
+    public Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        QemuImg(cancellationToken, "convert", "-O", "qcow2", sourcePath, PartialPath(directory, vdiUuid));
+
+    public async Task<VolumeInfo> PartialInfoAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        (await InfoAsync(PartialPath(directory, vdiUuid), cancellationToken)) with { Location = vdiUuid + ".qcow2" };
+
+    public async Task<VolumeInfo> CompletePartialAsync(string directory, string vdiUuid, CancellationToken cancellationToken)
+    {
+        var target = Path.Combine(directory, vdiUuid + ".qcow2");
+        // Repeated after a crash that came after the rename: the volume is already complete.
+        if (File.Exists(PartialPath(directory, vdiUuid)))
+        {
+            File.Move(PartialPath(directory, vdiUuid), target, overwrite: true);
+        }
+
+        return await InfoAsync(target, cancellationToken);
+    }
+
+    public Task DiscardAsync(string directory, string vdiUuid, CancellationToken cancellationToken)
+    {
+        File.Delete(PartialPath(directory, vdiUuid));
+        File.Delete(Path.Combine(directory, vdiUuid + ".qcow2"));
+        return Task.CompletedTask;
+    }
+
+    private static string PartialPath(string directory, string vdiUuid) => Path.Combine(directory, vdiUuid + ".qcow2.partial");
 
     public async Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken)
     {

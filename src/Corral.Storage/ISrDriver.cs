@@ -1,3 +1,5 @@
+using Corral.Model;
+
 namespace Corral.Storage;
 
 /// <summary>A volume as the driver sees it on disk.</summary>
@@ -49,6 +51,28 @@ public interface ISrDriver
 
     /// <summary>Makes an independent full copy of a volume (possibly into another SR's directory).</summary>
     Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Snapshots of running disks: an empty volume of <paramref name="virtualSize"/> under a temporary name (which a scan
+    /// never adopts) for QEMU to copy into; returns the path and format QEMU opens it with.
+    /// </summary>
+    Task<(string Path, string Format)> CreatePartialAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    /// <summary>A full copy of a volume into a partial one (as <see cref="CreatePartialAsync"/> names it).</summary>
+    Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    /// <summary>A partial volume's sizes, reported under the name it will have once complete.</summary>
+    Task<VolumeInfo> PartialInfoAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    /// <summary>Gives a complete partial volume its real name: from now on it is the VDI's. Repeating it is harmless.</summary>
+    Task<VolumeInfo> CompletePartialAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        throw new XenApiException(ErrorCodes.SrOperationNotSupported, directory);
+
+    /// <summary>Removes what an abandoned copy or snapshot into <paramref name="vdiUuid"/> left (partial or complete); nothing there is fine.</summary>
+    Task DiscardAsync(string directory, string vdiUuid, CancellationToken cancellationToken) => Task.CompletedTask;
 
     Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken);
 

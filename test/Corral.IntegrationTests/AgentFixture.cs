@@ -66,6 +66,9 @@ public sealed class AgentFixture : IAsyncLifetime
         services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
         services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
         services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
+        services.AddSingleton<SnapshotVolumes>();
+        services.AddSingleton<RevertSteps>();
+        services.AddSingleton<IHostOperationHandler, SnapshotHandler>();
         services.AddHostedService<HostOperationWorker>();
         _services = services.BuildServiceProvider();
         Database = _services.GetRequiredService<IPoolDatabase>();
@@ -94,6 +97,8 @@ public sealed class AgentFixture : IAsyncLifetime
         _leases.Add(lease);
         await Database.Leases.PutAsync(lease, PoolKeys.LiveKey(Host.MetricsRef), Host.Ref, default);
     }
+
+    public IServiceProvider Services => _services;
 
     /// <summary>A host of the pool without an agent (not live).</summary>
     public string OtherHost { get; private set; } = "";

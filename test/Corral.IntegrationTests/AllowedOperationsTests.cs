@@ -72,8 +72,8 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
         }, default);
 
     // What Corral implements today: no snapshot, suspend, export, VTPM, live memory or vCPU changes.
-    private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy"];
-    private static readonly string[] RunningWithoutAgent = ["pause", "clean_shutdown", "hard_shutdown", "hard_reboot", "pool_migrate", "migrate_send"];
+    private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy", "snapshot"];
+    private static readonly string[] RunningWithoutAgent = ["pause", "clean_shutdown", "hard_shutdown", "hard_reboot", "pool_migrate", "migrate_send", "snapshot"];
 
     [Fact]
     public async Task A_vms_allowed_operations_follow_its_power_state_its_agent_and_its_current_operations()

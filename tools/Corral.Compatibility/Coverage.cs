@@ -49,8 +49,11 @@ public sealed record ClassCoverage(ClassSchema Class, IReadOnlyList<MessageCover
     /// <summary>Every lookup xapi has for the class answers (get_all_records, get_record, get_by_uuid...).</summary>
     public bool Readable => HasLookups && Live.Where(m => m.Kind == MessageKind.Lookup).All(m => m.Implemented);
 
+    /// <summary>Each message as the dispatcher binds it: one xapi removed that Corral serves again counts as a live one.</summary>
     public static ClassCoverage Of(ClassSchema schema, ApiRegistry registry) =>
-        new(schema, schema.Messages.Select(m => Classify(schema, m, registry.Find(m.WireName)?.IsImplemented == true)).ToList());
+        new(schema, schema.Messages.Select(m => registry.Find(m.WireName) is { } bound
+            ? Classify(schema, bound.Schema ?? m, bound.IsImplemented)
+            : Classify(schema, m, false)).ToList());
 
     public IEnumerable<MessageCoverage> ForField(string field, MessageKind kind) => Live.Where(m => m.Field == field && m.Kind == kind);
 

@@ -298,7 +298,7 @@ public sealed class VmSupervisor(
         {
             static string Flat(IReadOnlyDictionary<string, string> map) => string.Join(";", map.OrderBy(k => k.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
             var fingerprint = Flat(report.Networks) + "|" + Flat(report.OsVersion) + "|" + Flat(report.PvDrivers) + "|" + report.AgentVersion + "|"
-                              + (long)report.Uptime.TotalMinutes;
+                              + (long)report.Uptime.TotalMinutes + "|" + report.CanFreeze;
             if (_lastGuestFingerprint.TryGetValue(vmRef, out var last) && last == fingerprint)
             {
                 return;
@@ -394,6 +394,12 @@ public sealed class VmSupervisor(
             ["has-vendor-device"] = "0",
             ["platform-feature-multiprocessor-suspend"] = "0",
         };
+        if (report.CanFreeze)
+        {
+            // xapi's flag for a guest that takes quiesced snapshots (VM.snapshot_with_quiesce).
+            other["feature-quiesce"] = "1";
+        }
+
         if (report.Uptime > TimeSpan.Zero)
         {
             // From the guest's /proc/uptime; a guest that does not say (Windows) has none.

@@ -220,7 +220,9 @@ public static class VmOperationRules
 
     private static OperationError? Devices(VmFacts vm, VmOperations op)
     {
-        if (op == SnapshotWithQuiesce)
+        // xapi refuses it always (its VSS support is gone); Corral quiesces through the QEMU guest agent when the
+        // guest's agent is live and says it can freeze, as xapi once checked feature-quiesce.
+        if (op == SnapshotWithQuiesce && !(vm.GuestAgentLive && vm.HasFeature("feature-quiesce")))
         {
             return OperationError.Of("VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED", vm.Ref);
         }

@@ -36,6 +36,21 @@ public sealed class ApiRegistry
         _methods[name] = method with { Handler = handler };
     }
 
+    /// <summary>
+    /// Binds the handler of a message xapi has removed (which would answer MESSAGE_REMOVED): Corral serves it again,
+    /// as a published message of the datamodel.
+    /// </summary>
+    public void Revive(string name, ApiHandler handler)
+    {
+        var method = _methods.GetValueOrDefault(name);
+        if (method?.Schema is not { Lifecycle: Lifecycle.Removed } schema)
+        {
+            throw new InvalidOperationException($"{name} is not a removed message of xapi's datamodel");
+        }
+
+        _methods[name] = method with { Schema = schema with { Lifecycle = Lifecycle.Published }, Handler = handler };
+    }
+
     /// <summary>Adds a message of Corral's own (not in xapi's datamodel), with its parameters.</summary>
     public void AddExtension(ApiMethod method)
     {

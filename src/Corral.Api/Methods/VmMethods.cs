@@ -122,6 +122,17 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             }
         }
 
+        // Its children (the snapshots taken after it, or the VM it was taken of) take its parent, as in xapi.
+        foreach (var childRef in vm.Get(XenApi.VM.Children))
+        {
+            if (await database.TryGetAsync(XenClasses.VM, childRef, cancellationToken) is { } child)
+            {
+                var rebased = child.Clone();
+                rebased.Set(XenApi.VM.Parent, vm.Get(XenApi.VM.Parent));
+                tx.Update(rebased);
+            }
+        }
+
         await database.CommitAsync(tx, cancellationToken);
         return null;
     }
@@ -169,7 +180,9 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
 
         var tx = new PoolTransaction();
         var fields = source.ToRecord();
-        foreach (var reset in new[] { "uuid", "VBDs", "VIFs", "resident_on", "scheduled_to_be_resident_on", "current_operations", "allowed_operations", "guest_metrics", "metrics", "domid", "is_default_template" })
+        // A copy of a snapshot is a new template of its own, outside the snapshot tree (xapi's clone of a snapshot).
+        foreach (var reset in new[] { "uuid", "VBDs", "VIFs", "resident_on", "scheduled_to_be_resident_on", "current_operations", "allowed_operations", "guest_metrics", "metrics", "domid", "is_default_template",
+                     "snapshots", "children", "parent", "is_a_snapshot", "snapshot_of", "snapshot_time", "snapshot_info", "snapshot_metadata", "transportable_snapshot_id", "consoles", "VTPMs" })
         {
             fields.Remove(reset);
         }

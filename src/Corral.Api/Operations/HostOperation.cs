@@ -76,4 +76,7 @@ public static class HostOperationKinds
     public const string VdiDestroy = "vdi.destroy";
     public const string VdiResize = "vdi.resize";
     public const string VdiCopy = "vdi.copy";
+    public const string VmSnapshot = "vm.snapshot";
+    public const string VdiSnapshot = "vdi.snapshot";
+    public const string VmRevert = "vm.revert";
 }

@@ -22,6 +22,7 @@ public sealed class CommandRegistry
         VmCommands.Register(registry);
         VmDeviceCommands.Register(registry);
         StorageCommands.Register(registry);
+        SnapshotCommands.Register(registry);
         PlugCommands.Register(registry, detachPollInterval ?? PlugCommands.DetachPollInterval);
         SrProbeExtCommand.Register(registry);
         NetworkCommands.Register(registry);

@@ -424,6 +424,12 @@ public static class VmCommands
             vms.AddRange(XenValue.AsStrings(await c.CallAsync("VM.get_snapshots", ct, vm)));
         }
 
+        await UninstallAsync(c, vms, ct);
+    }
+
+    /// <summary>xe's <c>vm_uninstall_common</c>: the VMs (or snapshots) and the disks they own, after confirmation.</summary>
+    public static async Task UninstallAsync(CommandContext c, IReadOnlyList<string> vms, CancellationToken ct)
+    {
         var lines = new List<string>();
         var plans = new List<(string Vm, List<string> Vdis, string? SuspendVdi)>();
         foreach (var vm in vms)

@@ -172,7 +172,8 @@ public sealed class QgaGuestTools : IAsyncDisposable
             os is null ? new Dictionary<string, string>() : QgaQueries.XenOsVersion(os),
             QgaQueries.XenNetworks(interfaces, _nics().ToDictionary(n => n.Mac.ToLowerInvariant(), n => n.Index, StringComparer.Ordinal)),
             new Dictionary<string, string>(),
-            _time.GetUtcNow().UtcDateTime);
+            _time.GetUtcNow().UtcDateTime,
+            info.Has("guest-fsfreeze-freeze") && info.Has("guest-fsfreeze-thaw"));
         _latest = report;
         try
         {

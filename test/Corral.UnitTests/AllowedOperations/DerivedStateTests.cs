@@ -21,7 +21,7 @@ public sealed class DerivedStateTests
     [Fact]
     public void Derived_fields_are_reverse_links_live_and_allowed_operations()
     {
-        Assert.Equal(["VBDs", "VIFs", "VTPMs", "allowed_operations", "consoles"], DerivedFields.Of(XenClasses.VMSchema).Order(StringComparer.Ordinal));
+        Assert.Equal(["VBDs", "VIFs", "VTPMs", "allowed_operations", "children", "consoles", "snapshots"], DerivedFields.Of(XenClasses.VMSchema).Order(StringComparer.Ordinal));
         Assert.Equal(["live"], DerivedFields.Of(XenClasses.HostMetricsSchema));
         Assert.Contains("allowed_operations", DerivedFields.Of(XenClasses.NetworkSchema));
         Assert.Empty(DerivedFields.Of(XenClasses.VMMetricsSchema));

@@ -228,6 +228,10 @@ public sealed class VmOperationRulesTests
     {
         var vm = WithAgent(Running);
         Assert.Equal("VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED", Refused(vm, SnapshotWithQuiesce).Code);
+        // Corral quiesces through the QEMU guest agent: a live agent that can freeze (feature-quiesce) allows it.
+        Assert.Null(VmOperationRules.Check(vm with { GuestOther = new Dictionary<string, string> { ["feature-quiesce"] = "1" } }, SnapshotWithQuiesce));
+        Assert.Equal("VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED",
+            Refused(vm with { GuestAgentLive = false, GuestOther = new Dictionary<string, string> { ["feature-quiesce"] = "1" } }, SnapshotWithQuiesce).Code);
         Assert.Equal("VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION", Refused(vm with { Vdis = [(true, false)] }, Snapshot).Code);
         Assert.Null(VmOperationRules.Check(vm with { Vdis = [(true, false)] }, PoolMigrate));
         Assert.Equal("VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION", Refused(vm with { Vdis = [(true, true)] }, PoolMigrate).Code);
