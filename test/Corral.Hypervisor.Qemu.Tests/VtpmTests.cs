@@ -68,6 +68,28 @@ public sealed class VtpmTests(ITestOutputHelper output)
     }
 
     [GuestImageFact]
+    public async Task Uefi_and_bios_firmware_measure_the_boot_into_the_vtpm()
+    {
+        // Windows 11 wants UEFI with a TPM 2.0: OVMF finds the TPM and measures itself into PCR 0 before the guest runs.
+        await using var rig = new QemuRig(output);
+        var hypervisor = rig.NewHypervisor();
+        var uefi = await rig.GuestSpecAsync(paravirtual: true) with { Uefi = new UefiSpec(null), Tpm = new TpmSpec(null) };
+        await using var process = (QemuVmProcess)await hypervisor.StartAsync(uefi, CancellationToken.None);
+        await QemuRig.WaitForConsoleAsync(QemuRig.PathsOf(rig, uefi.VmUuid).ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
+        await Tpm.WaitForVersion2Async(process);
+        Assert.NotEqual(new string('0', 64), (await Tpm.ExecAsync(process, "cat /sys/class/tpm/tpm0/pcr-sha256/0")).Trim());
+        await process.KillAsync(CancellationToken.None);
+
+        // So does SeaBIOS, for a BIOS VM (which xapi's hvmloader could not give a vTPM; QEMU's firmware can).
+        var bios = await rig.GuestSpecAsync(paravirtual: true) with { Tpm = new TpmSpec(null) };
+        await using var second = (QemuVmProcess)await hypervisor.StartAsync(bios, CancellationToken.None);
+        await QemuRig.WaitForConsoleAsync(QemuRig.PathsOf(rig, bios.VmUuid).ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
+        await Tpm.WaitForVersion2Async(second);
+        Assert.NotEqual(new string('0', 64), (await Tpm.ExecAsync(second, "cat /sys/class/tpm/tpm0/pcr-sha256/0")).Trim());
+        await second.KillAsync(CancellationToken.None);
+    }
+
+    [GuestImageFact]
     public async Task The_tpm_state_moves_with_a_live_migration()
     {
         await using var rig = new QemuRig(output);
@@ -184,7 +206,7 @@ public sealed class VtpmTests(ITestOutputHelper output)
         /// Runs a shell command in the guest through the QEMU guest agent (<c>guest-exec</c>, over the VM process's own
         /// connection), once: a TPM command is not idempotent (a second NV_DefineSpace fails). Returns its output.
         /// </summary>
-        private static async Task<string> ExecAsync(QemuVmProcess process, string command)
+        public static async Task<string> ExecAsync(QemuVmProcess process, string command)
         {
             var qga = process.Qga ?? throw new InvalidOperationException("the VM has no guest agent port");
             var watch = System.Diagnostics.Stopwatch.StartNew();
