@@ -134,6 +134,36 @@ public sealed class VtpmTests(ITestOutputHelper output)
     }
 
     [GuestImageFact]
+    public async Task The_vtpm_outlives_a_restarted_agent_with_its_vm_and_goes_with_it()
+    {
+        await using var rig = new QemuRig(output);
+        var spec = await rig.GuestSpecAsync(paravirtual: true) with { Tpm = new TpmSpec(null) };
+        var first = rig.NewHypervisor();
+        var original = (QemuVmProcess)await first.StartAsync(spec, CancellationToken.None);
+        await QemuRig.WaitForConsoleAsync(QemuRig.PathsOf(rig, spec.VmUuid).ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
+        var secret = RandomNumberGenerator.GetBytes(8);
+        await Tpm.WaitForVersion2Async(original);
+        await Tpm.DefineAndWriteAsync(original, secret);
+        var swtpm = Assert.Single(Swtpms(rig));
+
+        // The agent dies; the VM and its swtpm run on, and the next agent adopts the VM with its vTPM.
+        await first.DisposeAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal([swtpm], Swtpms(rig));
+        var process = Assert.IsType<QemuVmProcess>(Assert.Single(await rig.NewHypervisor().AdoptRunningAsync(CancellationToken.None)));
+        Assert.NotNull(process.Spec.Tpm);
+        Assert.Null(process.Spec.Tpm.State); // vm.json never holds the state
+        Assert.NotNull(await process.ReadTpmStateAsync(CancellationToken.None));
+        Assert.Equal(secret, await Tpm.ReadNvAsync(process));
+
+        await process.KillAsync(CancellationToken.None);
+        await process.Exited.WaitAsync(VmLifecycleTests.ShutdownTimeout);
+        Assert.NotNull(await process.ReadTpmStateAsync(CancellationToken.None));
+        await process.DisposeAsync();
+        Assert.Empty(Swtpms(rig));
+    }
+
+    [GuestImageFact]
     public async Task A_vm_whose_swtpm_cannot_start_does_not_start()
     {
         await using var rig = new QemuRig(output);
