@@ -244,7 +244,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             if (spec.Tpm is not null)
             {
                 // QEMU never ran, or has gone: its swtpm goes too.
-                await Swtpm.StopAsync(paths, _logger, TimeSpan.Zero);
+                await Swtpm.StopAsync(paths, Swtpm.RunningPid(paths), _logger, TimeSpan.Zero);
             }
 
             TryDelete(paths.Directory);

@@ -24,6 +24,7 @@ public sealed class QemuVmProcess : IVmProcess
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[]? _finalNvram;
     private byte[]? _finalTpmState;
+    private readonly int? _swtpmPid;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _exitWatch;
     private readonly Action<QemuVmProcess>? _onReleased;
@@ -55,6 +56,8 @@ public sealed class QemuVmProcess : IVmProcess
         _qga = new QgaGuestTools(paths.Qga, spec.VmUuid, () => Spec.Nics, options.GuestAgentPollInterval, logger);
         _qga.ReportReceived += (_, report) => _ = OnQgaReportAsync(report);
 
+        // The VM's swtpm, started with it (or found running beside it on adoption): the one to stop with it.
+        _swtpmPid = spec.Tpm is null ? null : Swtpm.RunningPid(paths);
         _exitWatch = Task.Run(() => WatchExitAsync(_stop.Token));
     }
 
@@ -157,7 +160,7 @@ public sealed class QemuVmProcess : IVmProcess
         if (Spec.Tpm is not null)
         {
             // swtpm ends once QEMU's connection has gone; its state is read when it has.
-            await Swtpm.StopAsync(_paths, _logger, TimeSpan.FromSeconds(5));
+            await Swtpm.StopAsync(_paths, _swtpmPid, _logger, TimeSpan.FromSeconds(5));
             _finalTpmState = ReadTpmStateFile();
         }
 
@@ -249,7 +252,7 @@ public sealed class QemuVmProcess : IVmProcess
                 File.Delete(file);
             }
 
-            if (Directory.Exists(_paths.TpmState))
+            if (Directory.Exists(_paths.TpmState) && Swtpm.RunningPid(_paths) is null)
             {
                 Directory.Delete(_paths.TpmState, recursive: true);
             }

@@ -98,24 +98,25 @@ internal static class Swtpm
     }
 
     /// <summary>
-    /// Waits for the VM's swtpm to end (it does once QEMU has gone), then stops it if it has not: QEMU never connected,
-    /// or it hangs. SIGTERM first, so that it writes what it holds; SIGKILL after a grace period.
+    /// Waits for the VM's swtpm <paramref name="pid"/> to end (it does once QEMU has gone), then stops it if it has not:
+    /// QEMU never connected, or it hangs. SIGTERM first, so that it writes what it holds; SIGKILL after a grace period.
+    /// Only that process: a newer start of the same VM here has a swtpm of its own, which is left alone.
     /// </summary>
-    public static async Task StopAsync(VmRuntimePaths paths, ILogger logger, TimeSpan wait)
+    public static async Task StopAsync(VmRuntimePaths paths, int? pid, ILogger logger, TimeSpan wait)
     {
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var signalled = false;
-        while (RunningPid(paths) is { } pid)
+        while (pid is not null && RunningPid(paths) == pid)
         {
             if (!signalled && watch.Elapsed >= wait)
             {
                 logger.LogWarning("VM {Vm}: its vTPM (swtpm pid {Pid}) outlived QEMU; stopping it", paths.Directory, pid);
-                Signal(pid, NativeMethods.SigTerm);
+                Signal(pid.Value, NativeMethods.SigTerm);
                 signalled = true;
             }
             else if (watch.Elapsed >= wait + StopGrace)
             {
-                Signal(pid, NativeMethods.SigKill);
+                Signal(pid.Value, NativeMethods.SigKill);
                 await Task.Delay(100);
                 return;
             }
