@@ -160,6 +160,7 @@ do
     builder.Services.AddSingleton<VmDevices>();
     builder.Services.AddSingleton<VmSupervisor>();
     builder.Services.AddHostedService<VmNvram>();
+    builder.Services.AddHostedService<VmVtpm>();
     builder.Services.AddSingleton<HostRegistration>();
     builder.Services.AddSingleton<HostLiveness>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());

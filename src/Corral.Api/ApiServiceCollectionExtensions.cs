@@ -90,6 +90,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, SrRecordMethods>();
         services.AddSingleton<IApiMethodProvider, VbdMethods>();
         services.AddSingleton<IApiMethodProvider, VifMethods>();
+        services.AddSingleton<IApiMethodProvider, VtpmMethods>();
         services.AddSingleton<IApiMethodProvider, PoolMethods>();
         services.AddSingleton<IApiMethodProvider, MigrationMethods>();
         services.AddSingleton<IApiMethodProvider, EvacuationMethods>();

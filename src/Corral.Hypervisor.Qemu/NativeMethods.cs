@@ -9,6 +9,7 @@ internal static partial class NativeMethods
     public const int ODirect = 0x4000; // x86_64 and aarch64 differ; Corral's hosts are x86_64 (asserted at use)
     public const int OCloExec = 0x80000;
     public const int SigKill = 9;
+    public const int SigTerm = 15;
     public const int Esrch = 3;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

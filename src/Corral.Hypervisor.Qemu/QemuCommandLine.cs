@@ -108,6 +108,18 @@ public static partial class QemuCommandLine
             a.AddRange(["-drive", $"if=pflash,format=raw,unit=0,readonly=on,file={Escape(code)}", "-drive", $"if=pflash,format=raw,unit=1,file={Escape(paths.Nvram)}"]);
         }
 
+        if (spec.Tpm is not null)
+        {
+            // The VM's swtpm (started before QEMU, see Swtpm) behind a CRB interface: TPM 2.0's own, which Windows 11,
+            // Linux's tpm_crb, OVMF and SeaBIOS all drive; QEMU carries its state in a live migration's stream.
+            a.AddRange(
+            [
+                "-chardev", $"socket,id=chrtpm,path={Escape(paths.TpmSocket)}",
+                "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+                "-device", "tpm-crb,tpmdev=tpm0",
+            ]);
+        }
+
         if (spec.Lease is null)
         {
             // A VM with a lease is not a daemon of its own: the process that took the lease becomes QEMU, in a session of

@@ -184,6 +184,11 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             }
 
             await WriteNvramAsync(spec, paths, cancellationToken);
+            if (spec.Tpm is { } tpm)
+            {
+                await Swtpm.StartAsync(tpm, paths, _options, _logger, cancellationToken);
+            }
+
             var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, _options.ExtraArgs, version, _options.OvmfCode);
             _logger.LogInformation("Starting VM {Name} ({Uuid}) under {Accelerator}: {CommandLine}", spec.Name, spec.VmUuid, accelerator,
                 CommandRunner.Describe(_options.QemuBinary, arguments));
@@ -238,6 +243,12 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                 {
                     await Task.Delay(50, CancellationToken.None);
                 }
+            }
+
+            if (spec.Tpm is not null)
+            {
+                // QEMU never ran, or has gone: its swtpm goes too.
+                await Swtpm.StopAsync(paths, Swtpm.RunningPid(paths), _logger, TimeSpan.Zero);
             }
 
             TryDelete(paths.Directory);

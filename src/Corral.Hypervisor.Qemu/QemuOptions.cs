@@ -5,6 +5,9 @@ public sealed class QemuOptions
 {
     public string QemuBinary { get; set; } = "qemu-system-x86_64";
 
+    /// <summary>The TPM emulator a VM's vTPM runs in (Debian's swtpm).</summary>
+    public string SwtpmBinary { get; set; } = "swtpm";
+
     /// <summary>The UEFI firmware UEFI VMs boot (Debian's ovmf), read-only.</summary>
     public string OvmfCode { get; set; } = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 

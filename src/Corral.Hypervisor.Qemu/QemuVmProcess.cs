@@ -20,6 +20,8 @@ public sealed class QemuVmProcess : IVmProcess
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[]? _finalNvram;
+    private byte[]? _finalTpmState;
+    private readonly int? _swtpmPid;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _exitWatch;
     private readonly Action<QemuVmProcess>? _onReleased;
@@ -45,6 +47,8 @@ public sealed class QemuVmProcess : IVmProcess
         _qga.ReportReceived += (_, report) => _ = OnQgaReportAsync(report);
         _qga.Silenced += (_, _) => Raise(VmProcessEventKind.GuestAgentSilent);
 
+        // The VM's swtpm, started with it (or found running beside it on adoption): the one to stop with it.
+        _swtpmPid = spec.Tpm is null ? null : Swtpm.RunningPid(paths);
         _exitWatch = Task.Run(() => WatchExitAsync(_stop.Token));
     }
 
@@ -133,6 +137,13 @@ public sealed class QemuVmProcess : IVmProcess
         await _qga.DisposeAsync();
 
         _finalNvram = ReadNvramFile();
+        if (Spec.Tpm is not null)
+        {
+            // swtpm ends once QEMU's connection has gone; its state is read when it has.
+            await Swtpm.StopAsync(_paths, _swtpmPid, _logger, TimeSpan.FromSeconds(5));
+            _finalTpmState = ReadTpmStateFile();
+        }
+
         RemoveRuntimeFiles(keepConsoleLog: true);
         _exited.TrySetResult();
         Raise(VmProcessEventKind.Exited);
@@ -140,6 +151,28 @@ public sealed class QemuVmProcess : IVmProcess
 
     public Task<byte[]?> ReadNvramAsync(CancellationToken cancellationToken) =>
         Task.FromResult(_exited.Task.IsCompleted ? _finalNvram : ReadNvramFile());
+
+    public Task<byte[]?> ReadTpmStateAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(_exited.Task.IsCompleted ? _finalTpmState : ReadTpmStateFile());
+
+    /// <summary>The vTPM's persistent state as swtpm wrote it; null for a VM without one, or when it cannot be read.</summary>
+    private byte[]? ReadTpmStateFile()
+    {
+        if (Spec.Tpm is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Swtpm.ReadState(_paths);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("VM {Vm}: could not read its vTPM's state: {Reason}", VmUuid, ex.Message);
+            return null;
+        }
+    }
 
     /// <summary>The variable store QEMU writes through to; null for a BIOS VM or when it cannot be read.</summary>
     private byte[]? ReadNvramFile()
@@ -194,9 +227,14 @@ public sealed class QemuVmProcess : IVmProcess
                 return;
             }
 
-            foreach (var file in _paths.Sockets.Append(_paths.PidFile).Append(_paths.Spec).Append(_paths.Nvram))
+            foreach (var file in _paths.Sockets.Append(_paths.PidFile).Append(_paths.Spec).Append(_paths.Nvram).Append(_paths.TpmPidFile))
             {
                 File.Delete(file);
+            }
+
+            if (Directory.Exists(_paths.TpmState) && Swtpm.RunningPid(_paths) is null)
+            {
+                Directory.Delete(_paths.TpmState, recursive: true);
             }
         }
         catch (DirectoryNotFoundException)

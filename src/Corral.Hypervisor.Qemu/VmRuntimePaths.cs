@@ -31,10 +31,19 @@ public sealed record VmRuntimePaths(string Directory)
     /// <summary>A UEFI VM's variable store, QEMU's second flash device (written through as the guest changes it).</summary>
     public string Nvram => Path.Combine(Directory, "nvram.fd");
 
+    /// <summary>A VM's vTPM: swtpm's state directory, control socket (QEMU's chardev), pidfile and log.</summary>
+    public string TpmState => Path.Combine(Directory, "tpm");
+
+    public string TpmSocket => Path.Combine(Directory, "tpm.sock");
+
+    public string TpmPidFile => Path.Combine(Directory, "swtpm.pid");
+
+    public string TpmLog => Path.Combine(Directory, "swtpm.log");
+
     /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
     public string Spec => Path.Combine(Directory, "vm.json");
 
-    public IEnumerable<string> Sockets => [Qmp, Monitor, Console, Qga, Vnc];
+    public IEnumerable<string> Sockets => [Qmp, Monitor, Console, Qga, Vnc, TpmSocket];
 
     /// <summary>The longest socket path must fit in sun_path, or QEMU cannot bind it.</summary>
     public void EnsureSocketPathsFit()

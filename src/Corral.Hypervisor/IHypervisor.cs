@@ -116,6 +116,12 @@ public interface IVmProcess : IAsyncDisposable
     /// </summary>
     Task<byte[]?> ReadNvramAsync(CancellationToken cancellationToken) => Task.FromResult<byte[]?>(null);
 
+    /// <summary>
+    /// The vTPM's persistent state as it is now (once the process has ended: as it left it); null for a VM without a
+    /// vTPM, or when it cannot be read.
+    /// </summary>
+    Task<byte[]?> ReadTpmStateAsync(CancellationToken cancellationToken) => Task.FromResult<byte[]?>(null);
+
     /// <summary>Inserts (path) or ejects (null) the medium of a CD drive.</summary>
     Task ChangeMediumAsync(int diskIndex, string? isoPath, CancellationToken cancellationToken);
 

@@ -7,6 +7,7 @@ namespace Corral.Hypervisor;
 /// <param name="FirmwareConfig">Key/value pairs the guest reads through QEMU's fw_cfg (<c>opt/corral/&lt;key&gt;</c>): Corral's vm-data.</param>
 /// <param name="IncomingMigration">When set, QEMU starts paused waiting for a migration stream at this URI.</param>
 /// <param name="Uefi">UEFI firmware and its variable store; null: the BIOS.</param>
+/// <param name="Tpm">The VM's virtual TPM 2.0 and its saved state; null: the VM has none.</param>
 /// <param name="Lease">
 /// The VM's lease on shared storage, held by the VM's process for as long as it runs (see <see cref="IVmLeaseLauncher"/>);
 /// null: the VM has none (no disk on a shared SR, or leases are off on this host).
@@ -22,7 +23,8 @@ public sealed record VmLaunchSpec(
     IReadOnlyDictionary<string, string> FirmwareConfig,
     string? IncomingMigration = null,
     VmLease? Lease = null,
-    UefiSpec? Uefi = null);
+    UefiSpec? Uefi = null,
+    TpmSpec? Tpm = null);
 
 /// <summary>
 /// A VM that boots UEFI firmware (OVMF) rather than the BIOS, with its UEFI variables: the variable store the VM last
@@ -34,6 +36,12 @@ public sealed record VmLaunchSpec(
 /// shim and Windows' loader), not the empty one. A store the VM already has is its own and kept as it is.
 /// </param>
 public sealed record UefiSpec([property: System.Text.Json.Serialization.JsonIgnore] byte[]? Variables, bool SecureBoot = false);
+
+/// <summary>
+/// A virtual TPM 2.0 (XenServer's VTPM): its persistent state as the VM last left it (the VTPM's contents), or null for
+/// a new TPM. Not written to the runtime directory's vm.json.
+/// </summary>
+public sealed record TpmSpec([property: System.Text.Json.Serialization.JsonIgnore] byte[]? State);
 
 /// <summary>One block device. <paramref name="Path"/> is null for an empty CD drive.</summary>
 /// <param name="Index">The VBD's userdevice: 0 is the first disk; the boot order follows it.</param>

@@ -24,6 +24,8 @@ public static class ErrorCodes
     public const string EventSubscriptionParseFailure = "EVENT_SUBSCRIPTION_PARSE_FAILURE"; // class
 
     public const string VmBadPowerState = "VM_BAD_POWER_STATE"; // vm, expected, actual
+    public const string VtpmMaxAmountReached = "VTPM_MAX_AMOUNT_REACHED"; // amount
+    public const string FeatureRestricted = "FEATURE_RESTRICTED"; // feature
     public const string VmIsTemplate = "VM_IS_TEMPLATE"; // vm
     public const string VmMissingPvDrivers = "VM_MISSING_PV_DRIVERS"; // vm
     public const string VmHasNoSuspendVdi = "VM_HAS_NO_SUSPEND_VDI";

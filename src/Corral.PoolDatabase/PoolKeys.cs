@@ -29,6 +29,14 @@ public static class PoolKeys
     /// <summary>The PEM of each host's server certificate, by its <c>Certificate</c> record (public data).</summary>
     public const string CertificatePems = Root + "certificate-pem/";
 
+    /// <summary>
+    /// Each VTPM's contents: the <c>secret</c> object holding them, by VTPM reference (xapi's internal field
+    /// <c>VTPM.contents</c>, which the published datamodel leaves out).
+    /// </summary>
+    public const string VtpmContents = Root + "vtpm-contents/";
+
+    public static string VtpmContentsKey(string vtpmRef) => VtpmContents + vtpmRef;
+
     public static string Object(string className, string reference) => $"{Objects}{className}/{reference}";
 
     public static string ClassPrefix(string className) => $"{Objects}{className}/";

@@ -125,6 +125,24 @@ public class ExplicitCommandTests
     }
 
     [Fact]
+    public async Task Vtpm_create_prints_the_new_vtpms_uuid_and_vtpm_destroy_must_be_forced()
+    {
+        var pool = Pool().Answer("VTPM.create", "OpaqueRef:tpm").Answer("VTPM.get_uuid", "tpm-new");
+        var (code, output, _) = await pool.RunAsync("vtpm-create", "vm-uuid=v-2", "is-unique=true");
+        Assert.Equal((0, "tpm-new\n"), (code, output));
+        Assert.Equal(["VM.get_by_uuid(v-2)", "VTPM.create(OpaqueRef:vm2, true)", "VTPM.get_uuid(OpaqueRef:tpm)"], pool.CallLog);
+
+        pool = Pool();
+        pool.Add("VTPM", "OpaqueRef:tpm", new() { ["uuid"] = "tpm-1", ["VM"] = "OpaqueRef:vm2" });
+        pool.Answer("VTPM.destroy");
+        var (refused, _, error) = await pool.RunAsync("vtpm-destroy", "uuid=tpm-1");
+        Assert.Equal((1, "Error: " + Corral.Cli.Operations.VmCommands.NoForceMessage + "\n"), (refused, error));
+        Assert.Empty(pool.CallLog);
+        Assert.Equal(0, (await pool.RunAsync("vtpm-destroy", "uuid=tpm-1", "--force")).Code);
+        Assert.Equal(["VTPM.get_by_uuid(tpm-1)", "VTPM.destroy(OpaqueRef:tpm)"], pool.CallLog);
+    }
+
+    [Fact]
     public async Task Host_get_server_certificate_prints_it_for_one_host_only()
     {
         const string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";

@@ -71,9 +71,20 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
             tx.Update(o);
         }, default);
 
-    // What Corral implements today: no snapshot, suspend, export, VTPM, live memory or vCPU changes.
-    private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy", "snapshot"];
+    // What Corral implements today: no suspend, export, live memory or vCPU changes.
+    private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy", "snapshot", "create_vtpm"];
     private static readonly string[] RunningWithoutAgent = ["pause", "clean_shutdown", "hard_shutdown", "hard_reboot", "pool_migrate", "migrate_send", "snapshot"];
+
+    [Fact]
+    public async Task A_vtpm_may_be_destroyed_while_its_vm_is_halted_and_a_vm_with_one_may_not_get_another()
+    {
+        var vm = await CreateVmAsync();
+        var vtpm = (string)(await Call("VTPM.create", _session, vm, false))!;
+        await AllowedBecomesAsync(XenApi.VTPM.ClassName, vtpm, "destroy");
+        await AllowedBecomesAsync(XenClasses.VM, vm, [.. Halted.Where(op => op != "create_vtpm")]);
+        await ChangeAsync(XenClasses.VM, vm, v => v.Set(XenApi.VM.PowerState, VmPowerState.Running));
+        await AllowedBecomesAsync(XenApi.VTPM.ClassName, vtpm);
+    }
 
     [Fact]
     public async Task A_vms_allowed_operations_follow_its_power_state_its_agent_and_its_current_operations()

@@ -124,6 +124,40 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         Assert.Equal(_host.Ref, await _database.Leases.GetValueAsync(PoolKeys.VmOwnerKey(vmRef), default));
     }
 
+    [Fact]
+    public async Task A_vms_end_writes_its_tpm_state_to_its_vtpm_only_while_the_vm_is_this_hosts()
+    {
+        var (vmRef, _) = await RunningVmAsync();
+        var tx = new PoolTransaction();
+        var vtpm = Corral.Api.Methods.VtpmRecords.Create(tx, vmRef, isUnique: false);
+        await _database.CommitAsync(tx, default);
+        var vm = await _database.GetAsync(XenClasses.VM, vmRef, default);
+        Assert.Equal(new TpmSpec(null).State, (await VmVtpm.SpecOfAsync(_database, vm, default))!.State);
+
+        var supervisor = _services.GetRequiredService<VmSupervisor>();
+        await supervisor.MarkHaltedAsync(vmRef, default, tpmState: [1, 2, 3]);
+        Assert.Equal("AQID", await Corral.Api.Methods.VtpmRecords.ContentsAsync(_database, vtpm.Ref, default));
+        Assert.Equal([1, 2, 3], (await VmVtpm.SpecOfAsync(_database, await _database.GetAsync(XenClasses.VM, vmRef, default), default))!.State);
+
+        // Halted now, no longer this host's: a late end of an old copy writes nothing.
+        await supervisor.MarkHaltedAsync(vmRef, default, tpmState: [9, 9]);
+        Assert.Equal("AQID", await Corral.Api.Methods.VtpmRecords.ContentsAsync(_database, vtpm.Ref, default));
+
+        // A VM that asks for a vTPM in its platform flags gets one at start, once.
+        var (other, _) = await RunningVmAsync();
+        await _database.UpdateAsync([(XenClasses.VM, other)], (objs, t) =>
+        {
+            var v = objs[0].Clone();
+            v.Set(XenApi.VM.Platform, new Dictionary<string, string> { ["vtpm"] = "true" });
+            t.Update(v);
+        }, default);
+        var logger = _services.GetRequiredService<ILogger<VmVtpm>>();
+        var asked = await VmVtpm.EnsureForPlatformAsync(_database, await _database.GetAsync(XenClasses.VM, other, default), logger, default);
+        var made = Assert.Single(asked.Get(XenApi.VM.VTPMs));
+        Assert.Equal([made], (await VmVtpm.EnsureForPlatformAsync(_database, asked, logger, default)).Get(XenApi.VM.VTPMs));
+        Assert.Null((await VmVtpm.SpecOfAsync(_database, asked, default))!.State); // a new TPM
+    }
+
     /// <summary>A VM the pool database says runs here, with its ownership claim on this host's lease.</summary>
     private async Task<(string Ref, string Uuid)> RunningVmAsync()
     {

@@ -27,6 +27,20 @@ public class QemuCommandLineTests
     }
 
     [Fact]
+    public void A_vm_with_a_vtpm_gets_swtpms_socket_behind_a_crb_interface_and_one_without_gets_none()
+    {
+        var paths = new VmRuntimePaths("/run/vm");
+        var args = QemuCommandLine.Build(Spec(false) with { Tpm = new TpmSpec([1, 2, 3]) }, paths, "tcg");
+        var at = args.ToList().IndexOf("-tpmdev");
+        Assert.True(at > 0, string.Join(' ', args));
+        Assert.Equal(["-chardev", "socket,id=chrtpm,path=/run/vm/tpm.sock", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0"],
+            args.Skip(at - 2).Take(6));
+        Assert.DoesNotContain(QemuCommandLine.Build(Spec(false), paths, "tcg"), a => a.Contains("tpm", StringComparison.Ordinal));
+        // The state is the guest's secrets: never written to the runtime directory's vm.json.
+        Assert.DoesNotContain("AQID", System.Text.Json.JsonSerializer.Serialize(Spec(false) with { Tpm = new TpmSpec([1, 2, 3]) }), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Emulated_guests_get_ide_and_e1000_and_no_virtio_but_the_guest_agents_port()
     {
         var args = string.Join(' ', QemuCommandLine.Build(Spec(false), new VmRuntimePaths("/run/vm"), "tcg"));

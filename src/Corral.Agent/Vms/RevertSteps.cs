@@ -81,10 +81,10 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
         IReadOnlyList<XenObject> VmVbds,
         IReadOnlyList<XenObject> Destroyed,
         IReadOnlyList<XenObject> VmVifs,
-        IReadOnlyList<XenObject> VmVtpms,
+        IReadOnlyList<VtpmRecords.Stored> VmVtpms,
         IReadOnlyList<XenObject> SnapshotOthers,
         IReadOnlyList<XenObject> SnapshotVifs,
-        IReadOnlyList<XenObject> SnapshotVtpms,
+        IReadOnlyList<VtpmRecords.Stored> SnapshotVtpms,
         IReadOnlyList<XenObject> SnapshotsOfDestroyed);
 
     private async Task<Plan> PlanAsync(XenObject vm, XenObject snapshot, IReadOnlyList<DiskCopy> disks, CancellationToken cancellationToken)
@@ -107,10 +107,10 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
             vmVbds,
             destroyed,
             await ReadAllAsync(XenClasses.VIF, vm.Get(XenApi.VM.VIFs), cancellationToken),
-            await SnapshotRecords.ReadVtpmsAsync(database, vm, cancellationToken),
+            await VtpmRecords.ReadAsync(database, vm, cancellationToken),
             snapshotVbds.Where(v => !copiedVdis.Contains(v.Get(XenApi.VBD.VDI)) && (v.Get(XenApi.VBD.Type) != VbdType.Disk || v.Get(XenApi.VBD.Empty))).ToList(),
             await ReadAllAsync(XenClasses.VIF, snapshot.Get(XenApi.VM.VIFs), cancellationToken),
-            await SnapshotRecords.ReadVtpmsAsync(database, snapshot, cancellationToken),
+            await VtpmRecords.ReadAsync(database, snapshot, cancellationToken),
             (await database.GetAllAsync(XenClasses.VDI, cancellationToken)).Where(v => destroyedRefs.Contains(v.Get(XenApi.VDI.SnapshotOf))).ToList());
     }
 
@@ -147,9 +147,15 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
         var vm = current.Clone();
         SnapshotRecords.RevertFields(vm, snapshot);
         tx.Update(vm);
-        foreach (var old in plan.VmVbds.Concat(plan.Destroyed).Concat(plan.VmVifs).Concat(plan.VmVtpms))
+        foreach (var old in plan.VmVbds.Concat(plan.Destroyed).Concat(plan.VmVifs))
         {
             tx.Delete(old);
+        }
+
+        // The VM's TPMs go, and the snapshot's are copied in (their state as the snapshot holds it), as xapi's revert.
+        foreach (var old in plan.VmVtpms)
+        {
+            VtpmRecords.Delete(tx, old);
         }
 
         var newByOld = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -171,7 +177,10 @@ public sealed class RevertSteps(IPoolDatabase database, SnapshotVolumes volumes,
             SnapshotRecords.CopyVif(tx, vif, vm.Ref);
         }
 
-        SnapshotRecords.CopyVtpms(tx, plan.SnapshotVtpms, vm.Ref);
+        foreach (var vtpm in plan.SnapshotVtpms)
+        {
+            VtpmRecords.CopyInto(tx, vtpm, vm.Ref);
+        }
 
         // Every snapshot of a replaced disk (this one's included) is now a snapshot of its replacement, as in xapi.
         foreach (var other in plan.SnapshotsOfDestroyed)

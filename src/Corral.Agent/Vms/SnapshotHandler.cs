@@ -148,7 +148,7 @@ public sealed class SnapshotHandler(
             vifs.Add(await database.GetAsync(XenClasses.VIF, vifRef, cancellationToken));
         }
 
-        var vtpms = await SnapshotRecords.ReadVtpmsAsync(database, vm, cancellationToken);
+        var vtpms = await VtpmRecords.ReadAsync(database, vm, cancellationToken);
         string? snapshotRef = null;
         await database.UpdateAsync([(XenClasses.VM, vmRef)], (objs, tx) =>
         {
@@ -172,7 +172,11 @@ public sealed class SnapshotHandler(
                 SnapshotRecords.CopyVif(tx, vif, snapshot.Ref);
             }
 
-            SnapshotRecords.CopyVtpms(tx, vtpms, snapshot.Ref);
+            foreach (var vtpm in vtpms)
+            {
+                VtpmRecords.CopyInto(tx, vtpm, snapshot.Ref);
+            }
+
             var parent = current.Clone();
             parent.Set(XenApi.VM.Parent, snapshot.Ref);
             tx.Update(parent);

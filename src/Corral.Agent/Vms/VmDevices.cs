@@ -59,7 +59,8 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
             .Where(kv => kv.Key.StartsWith("vm-data/", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
         return new VmLaunchSpec(vm.Uuid, vm.Get(XenApi.VM.NameLabel), vm.Get(XenApi.VM.MemoryStaticMax), (int)Math.Max(1, vm.Get(XenApi.VM.VCPUsAtStartup)),
-            IsParavirtual(vm), disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware, Uefi: VmNvram.SpecOf(vm));
+            IsParavirtual(vm), disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware, Uefi: VmNvram.SpecOf(vm),
+            Tpm: await VmVtpm.SpecOfAsync(database, vm, cancellationToken));
     }
 
     /// <summary>A VBD as a disk: its index (the userdevice's disk number) and its VDI's image as this host reaches it.</summary>

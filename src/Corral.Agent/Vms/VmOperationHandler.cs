@@ -105,6 +105,7 @@ public sealed class VmOperationHandler(
                 await progress.StepAsync("claimed", cancellationToken, new Dictionary<string, string> { ["domid"] = domid });
             }
 
+            vm = await VmVtpm.EnsureForPlatformAsync(database, vm, logger, cancellationToken);
             var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: false, cancellationToken);
             await progress.StepAsync("launching", cancellationToken);
             IVmProcess process;

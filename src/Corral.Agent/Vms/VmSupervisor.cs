@@ -153,7 +153,8 @@ public sealed class VmSupervisor(
         logger.LogInformation("VM process {Pid} of {Vm} has ended{How}", process.ProcessId, process.VmUuid, process.ExitIntended ? "" : " unexpectedly");
         try
         {
-            await MarkHaltedAsync(vmRef, CancellationToken.None, haRestart: !process.ExitIntended, nvram: await process.ReadNvramAsync(CancellationToken.None));
+            await MarkHaltedAsync(vmRef, CancellationToken.None, haRestart: !process.ExitIntended, nvram: await process.ReadNvramAsync(CancellationToken.None),
+                tpmState: await process.ReadTpmStateAsync(CancellationToken.None));
         }
         catch (Exception ex)
         {
@@ -175,7 +176,8 @@ public sealed class VmSupervisor(
     /// master restarts it (<see cref="RecoveryRecord.WithRestartsRequested"/>).
     /// </summary>
     /// <param name="nvram">A UEFI VM's variable store as the process left it, kept with the VM.</param>
-    public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken, bool haRestart = false, byte[]? nvram = null)
+    /// <param name="tpmState">The vTPM's state as the process left it, kept in the VM's VTPM.</param>
+    public async Task MarkHaltedAsync(string vmRef, CancellationToken cancellationToken, bool haRestart = false, byte[]? nvram = null, byte[]? tpmState = null)
     {
         XenObject vm;
         for (var attempt = 1; ; attempt++)
@@ -201,6 +203,11 @@ public sealed class VmSupervisor(
             }
             var tx = new PoolTransaction();
             tx.Update(halted);
+            if (tpmState is not null)
+            {
+                await VmVtpm.AddFinalStateAsync(database, tx, current, tpmState, cancellationToken);
+            }
+
             if (haRestart && current.Get(XenApi.VM.HaRestartPriority) is RestartPriority.Restart or RestartPriority.BestEffort
                 && (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled) == true)
             {

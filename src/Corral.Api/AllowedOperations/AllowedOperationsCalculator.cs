@@ -13,6 +13,7 @@ public sealed class AllowedOperationsCalculator(ImplementedOperations implemente
     public static readonly IReadOnlySet<string> Classes = new HashSet<string>(StringComparer.Ordinal)
     {
         XenClasses.VM, XenClasses.VBD, XenClasses.VIF, XenClasses.VDI, XenClasses.SR, XenClasses.Host, XenClasses.Pool, XenClasses.Task,
+        XenApi.VTPM.ClassName,
     };
 
     /// <summary>The wire values of <paramref name="obj"/>'s allowed operations, or null for a class not covered.</summary>
@@ -26,6 +27,7 @@ public sealed class AllowedOperationsCalculator(ImplementedOperations implemente
         XenClasses.Host => Wire(HostOperationRules.Allowed(facts.Host(obj), implemented), XenEnumTypes.HostAllowedOperations),
         XenClasses.Pool => Wire(PoolOperationRules.Allowed(facts.PoolOf(obj), implemented), XenEnumTypes.PoolAllowedOperations),
         XenClasses.Task => Wire(TaskOperationRules.Allowed(OperationFacts.Task(obj), implemented), XenEnumTypes.TaskAllowedOperations),
+        _ when obj.Class == XenApi.VTPM.ClassName => Wire(facts.VtpmAllowed(obj), XenEnumTypes.VtpmOperations),
         _ => null,
     };
 
@@ -40,7 +42,8 @@ public sealed class AllowedOperationsCalculator(ImplementedOperations implemente
     {
         IEnumerable<(string, string)> Refs(IEnumerable<XenObject> objects) => objects.Select(o => (o.Class, o.Ref));
         IEnumerable<(string, string)> VmAndDevices(string vm) =>
-            [(XenClasses.VM, vm), .. Refs(index.Referring(XenClasses.VBD, "VM", vm)), .. Refs(index.Referring(XenClasses.VIF, "VM", vm))];
+            [(XenClasses.VM, vm), .. Refs(index.Referring(XenClasses.VBD, "VM", vm)), .. Refs(index.Referring(XenClasses.VIF, "VM", vm)),
+             .. Refs(index.Referring(XenApi.VTPM.ClassName, "VM", vm))];
         IEnumerable<(string, string)> VdiAndUsers(string vdi) =>
         [
             (XenClasses.VDI, vdi), .. Refs(index.Referring(XenClasses.VBD, "VDI", vdi)),
@@ -63,7 +66,7 @@ public sealed class AllowedOperationsCalculator(ImplementedOperations implemente
             XenClasses.Pool => [(XenClasses.Pool, obj.Ref), .. Refs(index.All(XenClasses.VM)), .. Refs(index.All(XenClasses.VDI)), .. Refs(index.All(XenClasses.SR))],
             XenClasses.PIF => Refs(index.Referring(XenClasses.VIF, "network", obj.Get(XenApi.PIF.Network))),
             XenClasses.Task => [(XenClasses.Task, obj.Ref)],
-            _ when obj.Class == XenApi.VTPM.ClassName => [(XenClasses.VM, obj.Get(XenApi.VTPM.VM))],
+            _ when obj.Class == XenApi.VTPM.ClassName => [(XenApi.VTPM.ClassName, obj.Ref), (XenClasses.VM, obj.Get(XenApi.VTPM.VM))],
             _ when obj.Class == XenApi.Cluster.ClassName => index.Pool is { } pool ? [(XenClasses.Pool, pool.Ref)] : [],
             _ => [],
         };

@@ -184,6 +184,10 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
     };
 
     /// <summary>Nothing Corral runs under a task stops on task.cancel yet (task.cancel records the request only).</summary>
+    /// <summary>xapi's rule for a VTPM: destroy while its VM is halted (VTPM.destroy itself also takes a suspended one).</summary>
+    public IReadOnlyList<VtpmOperations> VtpmAllowed(XenObject vtpm) =>
+        index.Find(XenClasses.VM, vtpm.Get(XenApi.VTPM.VM))?.Get(XenApi.VM.PowerState) == VmPowerState.Halted ? [VtpmOperations.Destroy] : [];
+
     public static TaskFacts Task(XenObject task) => new(task.Ref, task.Get(XenApi.Task.Status), Cancellable: false);
 
     private bool IsDomainZero(XenObject vm) =>

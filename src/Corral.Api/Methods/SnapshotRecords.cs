@@ -130,40 +130,6 @@ public static class SnapshotRecords
         return copy;
     }
 
-    /// <summary>The VM's VTPM records, read by class name so that whatever the VTPM class carries is copied.</summary>
-    public static async Task<IReadOnlyList<XenObject>> ReadVtpmsAsync(IPoolDatabase database, XenObject vm, CancellationToken cancellationToken)
-    {
-        var vtpms = new List<XenObject>();
-        if (XenClasses.Find(XenApi.VTPM.ClassName) is null)
-        {
-            return vtpms;
-        }
-
-        foreach (var vtpmRef in vm.GetSet("VTPMs"))
-        {
-            if (await database.TryGetAsync(XenApi.VTPM.ClassName, vtpmRef, cancellationToken) is { } vtpm)
-            {
-                vtpms.Add(vtpm);
-            }
-        }
-
-        return vtpms;
-    }
-
-    /// <summary>Copies of VTPM records for <paramref name="targetVmRef"/>: every field but uuid and VM.</summary>
-    public static void CopyVtpms(PoolTransaction tx, IEnumerable<XenObject> vtpms, string targetVmRef)
-    {
-        foreach (var vtpm in vtpms)
-        {
-            var fields = vtpm.ToRecord();
-            fields.Remove("uuid");
-            fields["VM"] = targetVmRef;
-            tx.Create(vtpm.Schema, fields.Where(kv => vtpm.Schema.Find(kv.Key) is { } f && !IsDerived(vtpm.Class, f.Name) || kv.Key == "VM").ToDictionary());
-        }
-    }
-
-    private static bool IsDerived(string className, string field) => ReverseLink.All.Any(l => l.ClassName == className && l.Field == field);
-
     /// <summary>
     /// The VM's fields as the snapshot recorded them (its <c>snapshot_metadata</c>; the snapshot's own record for one
     /// without), except what a revert leaves: devices (replaced as records), runtime state, the snapshot tree.

@@ -114,6 +114,15 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             }
         }
 
+        // Its vTPMs and their contents too, as xapi's VM.destroy.
+        foreach (var vtpmRef in vm.Get(XenApi.VM.VTPMs))
+        {
+            if (await database.TryGetAsync(XenApi.VTPM.ClassName, vtpmRef, cancellationToken) is { } vtpm)
+            {
+                await VtpmRecords.DeleteAsync(database, tx, vtpm, cancellationToken);
+            }
+        }
+
         foreach (var (cls, field) in new[] { (XenClasses.VMMetrics, "metrics"), (XenClasses.VMGuestMetrics, "guest_metrics") })
         {
             if (await database.TryGetAsync(cls, vm.GetString(field), cancellationToken) is { } m)
@@ -223,6 +232,8 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
             }
         }
 
+        // The VM's vTPMs too, as xapi's clone copies them (a unique one's contents excepted).
+        await VtpmRecords.CopyIntoAsync(database, tx, source, clone.Ref, cancellationToken);
         await database.CommitAsync(tx, cancellationToken);
         return clone.Ref;
     }

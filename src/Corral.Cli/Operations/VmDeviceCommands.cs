@@ -5,7 +5,7 @@ using Corral.Model;
 
 namespace Corral.Cli.Operations;
 
-/// <summary>A VM's disks, CDs and VIFs: vm-disk-add/-remove/-list, vm-cd-add/-remove/-list/-insert/-eject, vm-vif-list.</summary>
+/// <summary>A VM's disks, CDs, VIFs and vTPM: vm-disk-add/-remove/-list, vm-cd-add/-remove/-list/-insert/-eject, vm-vif-list, vtpm-create/-destroy.</summary>
 public static class VmDeviceCommands
 {
     private const CommandFlags VmStandard = CommandFlags.Standard | CommandFlags.VmSelectors;
@@ -32,6 +32,24 @@ public static class VmDeviceCommands
             "Insert a CD into the virtual CD drive. This command will only work if there is one and only one empty CD device attached to the VM. When there are two or more empty CD devices, please use the command 'vbd-insert' and specify the uuids of the VBD and of the VDI to insert.",
             VmStandard, CdInsertAsync));
         r.Add(new("vm-vif-list", [], [], "List the VIFs present on selected VM.", VmStandard, VifListAsync));
+        r.Add(new("vtpm-create", ["vm-uuid"], ["is-unique"], "Create a VTPM associated with a VM.", CommandFlags.None, async (c, ct) =>
+        {
+            var vm = await c.CallForStringAsync("VM.get_by_uuid", ct, c.Params.Required("vm-uuid"));
+            // xe reads the flag under either spelling.
+            var unique = c.Params.Bool("is_unique") || c.Params.Bool("is-unique");
+            var vtpm = await c.CallForStringAsync("VTPM.create", ct, vm, unique);
+            c.Printer.Line(await c.CallForStringAsync("VTPM.get_uuid", ct, vtpm));
+        }));
+        r.Add(new("vtpm-destroy", ["uuid"], ["force"], "Destroy a VTPM", CommandFlags.None, async (c, ct) =>
+        {
+            var uuid = c.Params.Required("uuid");
+            if (!c.Params.Bool("force"))
+            {
+                throw new XeFailure(VmCommands.NoForceMessage);
+            }
+
+            await c.CallAsync("VTPM.destroy", ct, await c.CallForStringAsync("VTPM.get_by_uuid", ct, uuid));
+        }));
     }
 
     /// <summary>xe's <c>create_vbd_and_plug</c>: the VBD record, then a hot-plug attempt whose failure is not an error.</summary>
