@@ -172,6 +172,7 @@ do
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, HostPowerHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, LiveResizeHandler>();
     builder.Services.AddSingleton<SrCatalog>();
     builder.Services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();

@@ -11,6 +11,14 @@ namespace Corral.Hypervisor;
 /// The VM's lease on shared storage, held by the VM's process for as long as it runs (see <see cref="IVmLeaseLauncher"/>);
 /// null: the VM has none (no disk on a shared SR, or leases are off on this host).
 /// </param>
+/// <param name="MaxVcpus">
+/// The most vCPUs the VM may have while it runs (XenServer's <c>VCPUs_max</c>): room for CPUs plugged into the running
+/// guest. <paramref name="Vcpus"/> is how many it has now, which a live migration's destination starts with. Null: no room.
+/// </param>
+/// <param name="Balloon">
+/// The VM has a memory balloon (a virtio-balloon device), through which its memory is set while it runs. False for a VM
+/// started before Corral gave every VM one (read back from its vm.json), whose destination must not get one either.
+/// </param>
 public sealed record VmLaunchSpec(
     string VmUuid,
     string Name,
@@ -22,7 +30,9 @@ public sealed record VmLaunchSpec(
     IReadOnlyDictionary<string, string> FirmwareConfig,
     string? IncomingMigration = null,
     VmLease? Lease = null,
-    UefiSpec? Uefi = null);
+    UefiSpec? Uefi = null,
+    int? MaxVcpus = null,
+    bool Balloon = false);
 
 /// <summary>
 /// A VM that boots UEFI firmware (OVMF) rather than the BIOS, with its UEFI variables: the variable store the VM last

@@ -19,7 +19,7 @@ public sealed class FileSrDriver : ISrDriver
     public bool SupportsVdiCreate => true;
 
     /// <summary>Create, delete, resize (offline) and clone (a full copy) volumes.</summary>
-    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE", "VDI_CLONE" };
+    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE", "VDI_RESIZE_ONLINE", "VDI_CLONE" };
 
     public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
     {

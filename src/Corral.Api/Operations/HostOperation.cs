@@ -76,4 +76,9 @@ public static class HostOperationKinds
     public const string VdiDestroy = "vdi.destroy";
     public const string VdiResize = "vdi.resize";
     public const string VdiCopy = "vdi.copy";
+
+    // Live resize, on the host running the VM: its vCPUs, its balloon's target, a disk's size.
+    public const string VmSetVcpusLive = "vm.set_vcpus_live";
+    public const string VmSetMemoryLive = "vm.set_memory_live";
+    public const string VdiResizeOnline = "vdi.resize_online";
 }
