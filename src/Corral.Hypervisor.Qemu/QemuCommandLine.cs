@@ -69,6 +69,12 @@ public static partial class QemuCommandLine
             : megabytes.ToString(CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// The request queues of each virtio disk, given explicitly (QEMU's default is one per vCPU at start): the same on a
+    /// migration's destination, whatever vCPUs it starts with.
+    /// </summary>
+    public static int DiskQueues(VmLaunchSpec spec) => spec.DiskQueues ?? spec.Vcpus;
+
     /// <summary>The qdev id of the memory balloon.</summary>
     public const string BalloonDeviceId = "balloon0";
 
@@ -193,7 +199,7 @@ public static partial class QemuCommandLine
             }
             else
             {
-                a.AddRange(["-device", $"virtio-blk-pci,drive={id},id={DiskDeviceId(disk.Index)},addr={PciLayout.Address(disk.PciSlot!.Value)}{boot}"]);
+                a.AddRange(["-device", $"virtio-blk-pci,drive={id},id={DiskDeviceId(disk.Index)},addr={PciLayout.Address(disk.PciSlot!.Value)},num-queues={DiskQueues(spec).ToString(CultureInfo.InvariantCulture)}{boot}"]);
             }
         }
 

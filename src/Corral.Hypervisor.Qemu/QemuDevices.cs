@@ -57,7 +57,7 @@ internal sealed class QemuDevices(
 
             try
             {
-                await AddDeviceAsync(id, disk.PciSlot, new JsonObject { ["driver"] = "virtio-blk-pci", ["drive"] = node }, cancellationToken);
+                await AddDeviceAsync(id, disk.PciSlot, new JsonObject { ["driver"] = "virtio-blk-pci", ["drive"] = node, ["num-queues"] = QemuCommandLine.DiskQueues(Spec) }, cancellationToken);
             }
             catch (DeviceHotplugException) when (addedNode)
             {

@@ -11,8 +11,9 @@ namespace Corral.Hypervisor.Qemu;
 /// Live resize of one running QEMU: vCPUs plugged in and out (<c>query-hotpluggable-cpus</c>, <c>device_add</c> of the
 /// CPU model into an empty socket, <c>device_del</c> answered by the guest's ACPI eject), the memory balloon's target
 /// (<c>balloon</c>, <c>query-balloon</c>) and a disk's size (<c>block_resize</c>). vCPUs are added at the lowest empty
-/// sockets and removed from the highest, one at a time, so the guest's CPUs are always sockets 0..n-1: exactly what a
-/// migration's destination started with <c>-smp n,maxcpus=max</c> has.
+/// slots (socket, core, thread) and removed from the highest, one at a time, so the guest's CPUs are always the first n:
+/// exactly what a migration's destination started with <c>-smp n,maxcpus=max</c> has (its disks pinned to the source's
+/// queue count, <see cref="QemuCommandLine.DiskQueues"/>, which QEMU would otherwise derive from n).
 /// </summary>
 internal sealed class QemuResize(QemuDevices devices, QmpClient qmp, QgaGuestTools? qga, ILogger logger)
 {
@@ -32,6 +33,11 @@ internal sealed class QemuResize(QemuDevices devices, QmpClient qmp, QgaGuestToo
 
             var slots = await CpuSlotsAsync(token);
             var present = slots.Count(s => s.QomPath is not null);
+            if (count < present && !await CanUnplugVcpusAsync(token))
+            {
+                throw new DeviceHotplugException(
+                    $"the VM has {present} vCPUs and runs under TCG, where QEMU cannot migrate a VM once a vCPU has been unplugged (the migration hangs in setup or QEMU crashes); it starts with fewer at its next boot");
+            }
             foreach (var slot in slots.Where(s => s.QomPath is null).Take(Math.Max(0, count - present)))
             {
                 var arguments = (JsonObject)slot.Props.DeepClone();
@@ -53,8 +59,16 @@ internal sealed class QemuResize(QemuDevices devices, QmpClient qmp, QgaGuestToo
             }
 
             logger.LogInformation("VM {Vm}: {Before} vCPUs -> {After}", spec.VmUuid, present, now);
-            return (spec with { Vcpus = now }, now);
+            // The disks keep the queues they were given for the vCPUs the process started with.
+            return (spec with { Vcpus = now, DiskQueues = QemuCommandLine.DiskQueues(spec) }, now);
         }, cancellationToken);
+
+    /// <summary>
+    /// Whether vCPUs may be taken out: under KVM. Under TCG (QEMU 7.2, Debian 12's), a VM that has had a vCPU unplugged
+    /// cannot be live migrated any more: the migration stays in setup, or the source QEMU dies; a VM must stay movable.
+    /// </summary>
+    public async Task<bool> CanUnplugVcpusAsync(CancellationToken cancellationToken) =>
+        (await qmp.ExecuteAsync("query-kvm", null, cancellationToken))?["enabled"]?.GetValue<bool>() == true;
 
     /// <summary>The machine's CPU sockets in order (socket, die, core, thread), QEMU listing them the other way round.</summary>
     private async Task<List<CpuSlot>> CpuSlotsAsync(CancellationToken cancellationToken)

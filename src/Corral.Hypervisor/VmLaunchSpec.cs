@@ -19,6 +19,11 @@ namespace Corral.Hypervisor;
 /// The VM has a memory balloon (a virtio-balloon device), through which its memory is set while it runs. False for a VM
 /// started before Corral gave every VM one (read back from its vm.json), whose destination must not get one either.
 /// </param>
+/// <param name="DiskQueues">
+/// The request queues of each virtio disk. QEMU gives a disk one per vCPU the process starts with; once vCPUs have been
+/// plugged in or out, the count the process started with is kept here, so that a migration's destination (started with
+/// the vCPUs the guest has then) builds its disks alike. Null: <paramref name="Vcpus"/>.
+/// </param>
 public sealed record VmLaunchSpec(
     string VmUuid,
     string Name,
@@ -32,7 +37,8 @@ public sealed record VmLaunchSpec(
     VmLease? Lease = null,
     UefiSpec? Uefi = null,
     int? MaxVcpus = null,
-    bool Balloon = false);
+    bool Balloon = false,
+    int? DiskQueues = null);
 
 /// <summary>
 /// A VM that boots UEFI firmware (OVMF) rather than the BIOS, with its UEFI variables: the variable store the VM last
