@@ -60,7 +60,8 @@ public sealed class LiveResizeMethods(IPoolDatabase database, Placement placemen
             v.Set(XenApi.VM.MemoryTarget, min);
         });
         var vm = await GetVmAsync(vmRef, cancellationToken);
-        if (vm.Get(XenApi.VM.PowerState) == VmPowerState.Running)
+        // A control domain's record is only recorded (it is no QEMU of Corral's).
+        if (vm.Get(XenApi.VM.PowerState) == VmPowerState.Running && !vm.Get(XenApi.VM.IsControlDomain))
         {
             await OnResidentHostAsync(context, vm, HostOperationKinds.VmSetMemoryLive, vmRef,
                 Argument("target", LiveResizeRules.BalloonTarget(min, max)), mark, cancellationToken);
