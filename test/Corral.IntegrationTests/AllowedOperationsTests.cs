@@ -73,7 +73,11 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
 
     // What Corral implements today: no snapshot, suspend, export, VTPM, live memory or vCPU changes.
     private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy"];
-    private static readonly string[] RunningWithoutAgent = ["pause", "clean_shutdown", "hard_shutdown", "hard_reboot", "pool_migrate", "migrate_send"];
+    private static readonly string[] RunningWithoutAgent = ["pause", "clean_shutdown", "hard_shutdown", "hard_reboot", "pool_migrate", "migrate_send", "changing_dynamic_range"];
+
+    // A guest with drivers takes vCPUs live (xapi: VM_LACKS_FEATURE without); one whose agent reports, a clean reboot.
+    private static readonly string[] RunningWithDrivers = [.. RunningWithoutAgent, "changing_VCPUs_live"];
+    private static readonly string[] RunningWithAgent = [.. RunningWithDrivers, "clean_reboot"];
 
     [Fact]
     public async Task A_vms_allowed_operations_follow_its_power_state_its_agent_and_its_current_operations()
@@ -99,7 +103,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
             g["live"] = true;
             g["PV_drivers_version"] = new Dictionary<string, object?> { ["major"] = "1", ["minor"] = "0" };
         });
-        await AllowedBecomesAsync(XenClasses.VM, vm, [.. RunningWithoutAgent, "clean_reboot"]);
+        await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithAgent);
 
         // A clean shutdown in progress: only the forced operations may start beside it.
         var task = (string)(await Call("task.create", _session, "VM.clean_shutdown", ""))!;
@@ -108,7 +112,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
 
         // Its task ends without the entry removed (the process that ran it died): the master removes it.
         await ChangeAsync(XenClasses.Task, task, t => t["status"] = "success");
-        var settled = await AllowedBecomesAsync(XenClasses.VM, vm, [.. RunningWithoutAgent, "clean_reboot"]);
+        var settled = await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithAgent);
         Assert.Empty(settled.GetStringMap("current_operations"));
 
         // The service's own writes start no further round: neither the record nor its list is written again.
@@ -135,7 +139,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
             v["resident_on"] = _hostRef;
             v["guest_metrics"] = guest.Ref;
         });
-        await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithoutAgent);
+        await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithDrivers);
         return (vm, guest.Ref);
     }
 
@@ -150,7 +154,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
             var read = await _db.GetAsync(XenClasses.VM, vm, default);
             var agent = i % 2 == 0;
             await ChangeAsync(XenClasses.VMGuestMetrics, guest, g => g["live"] = agent);
-            await AllowedBecomesAsync(XenClasses.VM, vm, agent ? [.. RunningWithoutAgent, "clean_reboot"] : RunningWithoutAgent);
+            await AllowedBecomesAsync(XenClasses.VM, vm, agent ? RunningWithAgent : RunningWithDrivers);
             var changed = read.Clone();
             changed["other_config"] = new Dictionary<string, object?> { ["step"] = i.ToString(System.Globalization.CultureInfo.InvariantCulture) };
             var tx = new PoolTransaction();
@@ -181,7 +185,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
         await stop.CancelAsync();
         await flapping;
         await ChangeAsync(XenClasses.VMGuestMetrics, guest, g => g["live"] = true);
-        await AllowedBecomesAsync(XenClasses.VM, vm, [.. RunningWithoutAgent, "clean_reboot"]);
+        await AllowedBecomesAsync(XenClasses.VM, vm, RunningWithAgent);
     }
 
     [Fact]
@@ -189,10 +193,10 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
     {
         var (vm, guest) = await RunningVmWithGuestAsync();
         var record = (Dictionary<string, object?>)(await Call("VM.get_record", _session, vm))!;
-        Assert.Equal(RunningWithoutAgent.Order(StringComparer.Ordinal), ((List<object?>)record["allowed_operations"]!).Cast<string>().Order(StringComparer.Ordinal));
+        Assert.Equal(RunningWithDrivers.Order(StringComparer.Ordinal), ((List<object?>)record["allowed_operations"]!).Cast<string>().Order(StringComparer.Ordinal));
         var all = (Dictionary<string, object?>)(await Call("event.from", _session, new List<object?> { "vm" }, "", 0.0))!;
         var added = ((List<object?>)all["events"]!).Cast<Dictionary<string, object?>>().Single(e => (string)e["ref"]! == vm);
-        Assert.Equal(RunningWithoutAgent.Order(StringComparer.Ordinal),
+        Assert.Equal(RunningWithDrivers.Order(StringComparer.Ordinal),
             ((List<object?>)((Dictionary<string, object?>)added["snapshot"]!)["allowed_operations"]!).Cast<string>().Order(StringComparer.Ordinal));
 
         // Only the list changes (the guest's agent reports): a "mod" of the VM with the new list.
@@ -212,7 +216,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
             }
         }
 
-        Assert.Equal(RunningWithoutAgent.Append("clean_reboot").Order(StringComparer.Ordinal), seen!.Order(StringComparer.Ordinal));
+        Assert.Equal(RunningWithAgent.Order(StringComparer.Ordinal), seen!.Order(StringComparer.Ordinal));
         Assert.Equal(revision, (await _db.GetAsync(XenClasses.VM, vm, default)).ModRevision);
     }
 
