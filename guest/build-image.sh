@@ -225,7 +225,7 @@ build_installer_iso() {
     log "corral-installer.iso is up to date ($release)"; return
   fi
   log "building corral-installer.iso ($release)"
-  local drivers=(virtio_pci virtio_blk virtio_net virtio_console ata_piix sd_mod e1000 crc32c_generic ext4 qemu_fw_cfg button evdev)
+  local drivers=(virtio_pci virtio_blk virtio_net virtio_console virtio_balloon ata_piix sd_mod e1000 crc32c_generic ext4 qemu_fw_cfg button evdev)
   make_system_initrd corral-linux-installed "$tree" "$release" yes "${drivers[@]}"
 
   local root="$work/installer-root"
@@ -279,8 +279,9 @@ build_installer_iso() {
   log "built $target"
 }
 
+# virtio_balloon: every VM has a balloon device, through which Corral sets its memory while it runs.
 build_image corral-linux-test linux-image-cloud-amd64 yes \
-  virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg button evdev
+  virtio_pci virtio_blk virtio_net virtio_console virtio_balloon qemu_fw_cfg button evdev
 # ext4 (and jbd2) ask the crypto API for crc32c at mount time; with no modprobe in the guest it must already be loaded.
 build_image corral-linux-notools linux-image-amd64 no \
   ata_piix sd_mod e1000 crc32c_generic ext4 qemu_fw_cfg button evdev

@@ -176,6 +176,7 @@ do
     builder.Services.AddSingleton<SnapshotVolumes>();
     builder.Services.AddSingleton<RevertSteps>();
     builder.Services.AddSingleton<IHostOperationHandler, SnapshotHandler>();
+    builder.Services.AddSingleton<IHostOperationHandler, LiveResizeHandler>();
     builder.Services.AddSingleton<SrCatalog>();
     builder.Services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();

@@ -82,6 +82,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, TaskMethods>();
         services.AddSingleton<IApiMethodProvider, EventMethods>();
         services.AddSingleton<IApiMethodProvider, VmMethods>();
+        services.AddSingleton<IApiMethodProvider, LiveResize.LiveResizeMethods>();
         services.AddSingleton<IApiMethodProvider, HostMethods>();
         services.AddSingleton<IApiMethodProvider, StorageMethods>();
         services.AddSingleton<IApiMethodProvider, SnapshotMethods>();

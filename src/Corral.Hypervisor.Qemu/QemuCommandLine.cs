@@ -67,6 +67,27 @@ public static partial class QemuCommandLine
             : megabytes.ToString(CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// The request queues of each virtio disk, given explicitly (QEMU's default is one per vCPU at start): the same on a
+    /// migration's destination, whatever vCPUs it starts with.
+    /// </summary>
+    public static int DiskQueues(VmLaunchSpec spec) => spec.DiskQueues ?? spec.Vcpus;
+
+    /// <summary>The qdev id of the memory balloon.</summary>
+    public const string BalloonDeviceId = "balloon0";
+
+    /// <summary>
+    /// QEMU's <c>-smp</c>: the vCPUs the guest has now and, with room for more, the most it may have (QEMU then lays out
+    /// one socket per possible vCPU, and the sockets past the first <see cref="VmLaunchSpec.Vcpus"/> are empty until
+    /// a CPU is plugged in). A destination started with the source's current count gets the same sockets filled.
+    /// </summary>
+    public static string SmpArgument(VmLaunchSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var vcpus = spec.Vcpus.ToString(CultureInfo.InvariantCulture);
+        return spec.MaxVcpus is { } max ? $"{vcpus},maxcpus={max.ToString(CultureInfo.InvariantCulture)}" : vcpus;
+    }
+
     public static IReadOnlyList<string> Build(VmLaunchSpec spec, VmRuntimePaths paths, string accelerator,
         Func<DiskSpec, DiskCacheMode>? cacheMode = null, IEnumerable<string>? extraArgs = null, Version? qemuVersion = null, string? uefiCode = null)
     {
@@ -89,7 +110,7 @@ public static partial class QemuCommandLine
             "-accel", accelerator,
             "-cpu", accelerator == "kvm" ? "host" : "max",
             "-m", MemoryArgument(spec.MemoryBytes, qemuVersion is not null && NeedsPageByPageDirtySync(accelerator, qemuVersion)),
-            "-smp", spec.Vcpus.ToString(CultureInfo.InvariantCulture),
+            "-smp", SmpArgument(spec),
             "-nodefaults",
             "-display", "none",
             "-vga", "std",
@@ -129,12 +150,19 @@ public static partial class QemuCommandLine
 
         // Every VM gets the QEMU guest agent's port, whatever its disks and cards are: a guest that has the agent (and
         // the virtio-serial driver, which Linux has built in) reports through it; one without sees a device it ignores.
+        // The balloon shares the agent channel's slot, as its second function, so that it takes no slot a hot-plugged
+        // device would (and a VM without one keeps its bus as it was).
+        var multifunction = spec.Balloon ? ",multifunction=on" : "";
         a.AddRange(
         [
-            "-device", $"virtio-serial-pci,id=vser0,addr={PciLayout.Address(PciLayout.GuestAgentSlot)}",
+            "-device", $"virtio-serial-pci,id=vser0,addr={PciLayout.Address(PciLayout.GuestAgentSlot)}{multifunction}",
             "-chardev", $"socket,id=qga0,path={Escape(paths.Qga)},server=on,wait=off",
             "-device", $"virtserialport,chardev=qga0,name={GuestAgent.QgaClient.PortName}",
         ]);
+        if (spec.Balloon)
+        {
+            a.AddRange(["-device", $"virtio-balloon-pci,id={BalloonDeviceId},addr={PciLayout.Address(PciLayout.GuestAgentSlot)}.1"]);
+        }
 
         // Index order, as the agent names the guest's devices: virtio disks vda, vdb...; IDE slots hda (ide.0 master), hdb...
         var ideSlot = 0;
@@ -172,7 +200,7 @@ public static partial class QemuCommandLine
             }
             else
             {
-                a.AddRange(["-device", $"virtio-blk-pci,drive={id},id={DiskDeviceId(disk.Index)},addr={PciLayout.Address(disk.PciSlot!.Value)}{boot}"]);
+                a.AddRange(["-device", $"virtio-blk-pci,drive={id},id={DiskDeviceId(disk.Index)},addr={PciLayout.Address(disk.PciSlot!.Value)},num-queues={DiskQueues(spec).ToString(CultureInfo.InvariantCulture)}{boot}"]);
             }
         }
 
@@ -229,6 +257,11 @@ public static partial class QemuCommandLine
         if (spec.Vcpus is < 1 or > 255)
         {
             Fail($"{spec.Vcpus} vCPUs: the pc machine takes 1 to 255");
+        }
+
+        if (spec.MaxVcpus is { } maxVcpus && (maxVcpus < spec.Vcpus || maxVcpus > 255))
+        {
+            Fail($"at most {maxVcpus} vCPUs: that is below the {spec.Vcpus} the VM starts with, or above the 255 the pc machine takes");
         }
 
         var ide = 0;

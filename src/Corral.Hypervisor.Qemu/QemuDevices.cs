@@ -57,7 +57,7 @@ internal sealed class QemuDevices(
 
             try
             {
-                await AddDeviceAsync(id, disk.PciSlot, new JsonObject { ["driver"] = "virtio-blk-pci", ["drive"] = node }, cancellationToken);
+                await AddDeviceAsync(id, disk.PciSlot, new JsonObject { ["driver"] = "virtio-blk-pci", ["drive"] = node, ["num-queues"] = QemuCommandLine.DiskQueues(Spec) }, cancellationToken);
             }
             catch (DeviceHotplugException) when (addedNode)
             {
@@ -418,6 +418,29 @@ internal sealed class QemuDevices(
         await File.WriteAllTextAsync(temporary, JsonSerializer.Serialize(next), cancellationToken);
         File.Move(temporary, paths.Spec, overwrite: true);
         Volatile.Write(ref _spec, next);
+    }
+
+    /// <summary>
+    /// Runs a change to the VM's hardware other than its PCI devices (its vCPUs) under the same lock, and records the
+    /// spec it leaves in vm.json (for the agent that adopts the process, and a migration's destination).
+    /// </summary>
+    public async Task<T> ChangeAsync<T>(Func<VmLaunchSpec, CancellationToken, Task<(VmLaunchSpec Next, T Result)>> change, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            var (next, result) = await change(Spec, cancellationToken);
+            if (next != Spec)
+            {
+                await SaveAsync(next, cancellationToken);
+            }
+
+            return result;
+        }
+        finally
+        {
+            _lock.Release();
+        }
     }
 
     public void Dispose() => _lock.Dispose();

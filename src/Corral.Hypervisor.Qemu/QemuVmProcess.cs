@@ -26,6 +26,7 @@ public sealed class QemuVmProcess : IVmProcess
     private readonly Task _exitWatch;
     private readonly Action<QemuVmProcess>? _onReleased;
     private readonly QemuDevices _devices;
+    private readonly QemuResize _resize;
     private int _disposed;
     private volatile bool _exitIntended;
 
@@ -46,6 +47,7 @@ public sealed class QemuVmProcess : IVmProcess
         _qga = new QgaGuestTools(paths.Qga, spec.VmUuid, () => Spec.Nics, options.GuestAgentPollInterval, options.GuestAgentFreshness, logger);
         _qga.ReportReceived += (_, report) => _ = OnQgaReportAsync(report);
         _qga.Silenced += (_, _) => Raise(VmProcessEventKind.GuestAgentSilent);
+        _resize = new QemuResize(_devices, qmp, _qga, logger);
 
         // The VM's swtpm, started with it (or found running beside it on adoption): the one to stop with it.
         _swtpmPid = spec.Tpm is null ? null : Swtpm.RunningPid(paths);
@@ -705,6 +707,30 @@ public sealed class QemuVmProcess : IVmProcess
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         return _devices.DetachAsync(new VmDevice(VmDeviceKind.Nic, nicIndex), timeout, cancellationToken);
+    }
+
+    public Task<int> SetVcpusAsync(int count, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _resize.SetVcpusAsync(count, timeout, cancellationToken);
+    }
+
+    public Task SetMemoryTargetAsync(long bytes, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _resize.SetMemoryTargetAsync(bytes, cancellationToken);
+    }
+
+    public Task<long?> QueryMemoryActualAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _resize.QueryMemoryActualAsync(cancellationToken);
+    }
+
+    public Task<long> ResizeDiskAsync(int diskIndex, long bytes, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return _resize.ResizeDiskAsync(diskIndex, bytes, cancellationToken);
     }
 
     /// <summary>Lets go of the process: QMP and guest agent connections close, QEMU keeps running.</summary>

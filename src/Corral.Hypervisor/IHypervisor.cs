@@ -154,6 +154,30 @@ public interface IVmProcess : IAsyncDisposable
     /// <summary>Removes a network card as <see cref="DetachDiskAsync"/> removes a disk.</summary>
     Task<bool> DetachNicAsync(int nicIndex, TimeSpan timeout, CancellationToken cancellationToken);
 
+    // ---- live resize: vCPUs, memory and disk sizes changed while the guest runs ----
+
+    /// <summary>
+    /// Plugs vCPUs into (or asks the guest to give back) the running guest until it has <paramref name="count"/>, at most
+    /// <see cref="VmLaunchSpec.MaxVcpus"/>; waits up to <paramref name="timeout"/> for the guest to take each change.
+    /// Returns the vCPUs the VM has now (its <see cref="Spec"/> says the same).
+    /// </summary>
+    /// <exception cref="DeviceHotplugException">The count is out of range, QEMU refused, or the guest kept a vCPU.</exception>
+    Task<int> SetVcpusAsync(int count, TimeSpan timeout, CancellationToken cancellationToken) =>
+        throw new DeviceHotplugException("this VM's process cannot change its vCPUs while it runs");
+
+    /// <summary>Sets the memory balloon's target: the guest's memory goes to <paramref name="bytes"/> as its driver inflates or deflates.</summary>
+    /// <exception cref="DeviceHotplugException">The VM has no balloon, or QEMU refused.</exception>
+    Task SetMemoryTargetAsync(long bytes, CancellationToken cancellationToken) =>
+        throw new DeviceHotplugException("this VM's process has no memory balloon");
+
+    /// <summary>The memory the guest has now, as its balloon reports it; null for a VM without a balloon.</summary>
+    Task<long?> QueryMemoryActualAsync(CancellationToken cancellationToken) => Task.FromResult<long?>(null);
+
+    /// <summary>Grows a disk of the running guest (rounded up to whole sectors) and returns its size now; never shrinks it.</summary>
+    /// <exception cref="DeviceHotplugException">No such disk, a smaller size, or QEMU refused.</exception>
+    Task<long> ResizeDiskAsync(int diskIndex, long bytes, CancellationToken cancellationToken) =>
+        throw new DeviceHotplugException("this VM's process cannot resize its disks while it runs");
+
     /// <summary>Starts sending this VM to a QEMU waiting at <paramref name="destinationUri"/> (<c>tcp:host:port</c>).</summary>
     Task StartMigrationAsync(string destinationUri, MigrationTuning tuning, CancellationToken cancellationToken);
 

@@ -12,6 +12,19 @@ namespace Corral.Hypervisor;
 /// The VM's lease on shared storage, held by the VM's process for as long as it runs (see <see cref="IVmLeaseLauncher"/>);
 /// null: the VM has none (no disk on a shared SR, or leases are off on this host).
 /// </param>
+/// <param name="MaxVcpus">
+/// The most vCPUs the VM may have while it runs (XenServer's <c>VCPUs_max</c>): room for CPUs plugged into the running
+/// guest. <paramref name="Vcpus"/> is how many it has now, which a live migration's destination starts with. Null: no room.
+/// </param>
+/// <param name="Balloon">
+/// The VM has a memory balloon (a virtio-balloon device), through which its memory is set while it runs. False for a VM
+/// started before Corral gave every VM one (read back from its vm.json), whose destination must not get one either.
+/// </param>
+/// <param name="DiskQueues">
+/// The request queues of each virtio disk. QEMU gives a disk one per vCPU the process starts with; once vCPUs have been
+/// plugged in or out, the count the process started with is kept here, so that a migration's destination (started with
+/// the vCPUs the guest has then) builds its disks alike. Null: <paramref name="Vcpus"/>.
+/// </param>
 public sealed record VmLaunchSpec(
     string VmUuid,
     string Name,
@@ -24,7 +37,10 @@ public sealed record VmLaunchSpec(
     string? IncomingMigration = null,
     VmLease? Lease = null,
     UefiSpec? Uefi = null,
-    TpmSpec? Tpm = null);
+    TpmSpec? Tpm = null,
+    int? MaxVcpus = null,
+    bool Balloon = false,
+    int? DiskQueues = null);
 
 /// <summary>
 /// A VM that boots UEFI firmware (OVMF) rather than the BIOS, with its UEFI variables: the variable store the VM last

@@ -57,6 +57,8 @@ public static class ErrorCodes
     public const string VdiInUse = "VDI_IN_USE"; // vdi, operation
     public const string VdiIsNotIso = "VDI_IS_NOT_ISO"; // vdi, type
     public const string VdiTooSmall = "VDI_TOO_SMALL"; // vdi, minimum size
+    public const string VdiNotAvailable = "VDI_NOT_AVAILABLE"; // vdi
+    public const string MemoryConstraintViolationOrder = "MEMORY_CONSTRAINT_VIOLATION_ORDER";
     public const string VbdNotEmpty = "VBD_NOT_EMPTY"; // vbd
     public const string VbdIsEmpty = "VBD_IS_EMPTY"; // vbd
     public const string VbdNotRemovableMedia = "VBD_NOT_REMOVABLE_MEDIA"; // vbd

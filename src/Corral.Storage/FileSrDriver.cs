@@ -18,8 +18,8 @@ public sealed class FileSrDriver : ISrDriver
 
     public bool SupportsVdiCreate => true;
 
-    /// <summary>Create, delete, resize (offline), clone and snapshot (each a full copy) volumes.</summary>
-    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE", "VDI_CLONE", "VDI_SNAPSHOT" };
+    /// <summary>Create, delete, resize (offline and online), clone and snapshot (each a full copy) volumes.</summary>
+    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE", "VDI_RESIZE_ONLINE", "VDI_CLONE", "VDI_SNAPSHOT" };
 
     public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
     {

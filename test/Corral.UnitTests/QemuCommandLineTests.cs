@@ -16,7 +16,7 @@ public class QemuCommandLineTests
     public void Paravirtual_guests_get_virtio_devices_and_the_qemu_guest_agent_port()
     {
         var args = string.Join(' ', QemuCommandLine.Build(Spec(true), new VmRuntimePaths("/run/vm"), "tcg"));
-        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=0", args, StringComparison.Ordinal);
+        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,num-queues=2,bootindex=0", args, StringComparison.Ordinal);
         Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x5", args, StringComparison.Ordinal);
         Assert.Contains("name=org.qemu.guest_agent.0", args, StringComparison.Ordinal);
         Assert.DoesNotContain("org.corral.guest_agent.0", args, StringComparison.Ordinal);

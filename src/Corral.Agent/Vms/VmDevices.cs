@@ -58,9 +58,17 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         var firmware = vm.Get(XenApi.VM.XenstoreData)
             .Where(kv => kv.Key.StartsWith("vm-data/", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
-        return new VmLaunchSpec(vm.Uuid, vm.Get(XenApi.VM.NameLabel), vm.Get(XenApi.VM.MemoryStaticMax), (int)Math.Max(1, vm.Get(XenApi.VM.VCPUsAtStartup)),
+        var spec = new VmLaunchSpec(vm.Uuid, vm.Get(XenApi.VM.NameLabel), vm.Get(XenApi.VM.MemoryStaticMax), (int)Math.Max(1, vm.Get(XenApi.VM.VCPUsAtStartup)),
             IsParavirtual(vm), disks.OrderBy(d => d.Index).ToList(), nics.OrderBy(n => n.Index).ToList(), firmware, Uefi: VmNvram.SpecOf(vm),
             Tpm: await VmVtpm.SpecOfAsync(database, vm, cancellationToken));
+        if (!attachedOnly)
+        {
+            return VmHardware.ForStart(spec, vm);
+        }
+
+        // VCPUs_at_startup is the vCPUs the guest has now (a live change updates it); the rest as the source started.
+        var metrics = await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken);
+        return VmHardware.AsRecorded(spec, metrics?.Get(XenApi.VMMetrics.OtherConfig).GetValueOrDefault(VmHardware.MetricsKey));
     }
 
     /// <summary>A VBD as a disk: its index (the userdevice's disk number) and its VDI's image as this host reaches it.</summary>

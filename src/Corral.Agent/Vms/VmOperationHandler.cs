@@ -49,11 +49,11 @@ public sealed class VmOperationHandler(
                 break;
             case HostOperationKinds.VmCleanReboot:
                 await Process(vm).RequestRebootAsync(cancellationToken);
-                await RecordRestartAsync(vm, cancellationToken);
+                await RecordRestartAsync(vm, Process(vm).Spec, cancellationToken);
                 break;
             case HostOperationKinds.VmHardReboot:
                 await Process(vm).ResetAsync(cancellationToken);
-                await RecordRestartAsync(vm, cancellationToken);
+                await RecordRestartAsync(vm, Process(vm).Spec, cancellationToken);
                 break;
             case HostOperationKinds.VmPause:
                 await Process(vm).PauseAsync(cancellationToken);
@@ -120,6 +120,12 @@ public sealed class VmOperationHandler(
                 throw ex as XenApiException ?? new XenApiException(ErrorCodes.VmStartFailed, vm.Ref, ex.Message);
             }
 
+            // QEMU gives the guest static_max; the balloon takes it down to dynamic_max (as squeezed would, with memory to spare).
+            if (process.Spec.Balloon && vm.Get(XenApi.VM.MemoryDynamicMax) is var target && target > 0 && target < vm.Get(XenApi.VM.MemoryStaticMax))
+            {
+                await process.SetMemoryTargetAsync(target, cancellationToken);
+            }
+
             if (operation.Argument("paused") == "true")
             {
                 await process.PauseAsync(cancellationToken);
@@ -168,12 +174,12 @@ public sealed class VmOperationHandler(
             v.Set(XenApi.VM.CurrentOperations, ops);
             tx.Update(v);
         }, cancellationToken);
-        await RecordRestartAsync(vm, cancellationToken);
+        await RecordRestartAsync(vm, process.Spec, cancellationToken);
         // Every device attached, at the slot QEMU has it, each disk under the name the guest gives it.
         await devices.RecordAsync(vm, process.Spec, cancellationToken, VmDevices.NamesAtStart(process.Spec));
     }
 
-    private async Task RecordRestartAsync(XenObject vm, CancellationToken cancellationToken)
+    private async Task RecordRestartAsync(XenObject vm, VmLaunchSpec spec, CancellationToken cancellationToken)
     {
         if (await database.TryGetAsync(XenClasses.VMMetrics, vm.Get(XenApi.VM.Metrics), cancellationToken) is null)
         {
@@ -188,6 +194,7 @@ public sealed class VmOperationHandler(
             m.Set(XenApi.VMMetrics.VCPUsNumber, vm.Get(XenApi.VM.VCPUsAtStartup));
             m.Set(XenApi.VMMetrics.LastUpdated, DateTime.UtcNow);
             m.Set(XenApi.VMMetrics.State, []);
+            m.Set(XenApi.VMMetrics.OtherConfig, new Dictionary<string, string>(m.Get(XenApi.VMMetrics.OtherConfig)) { [VmHardware.MetricsKey] = VmHardware.Describe(spec) });
             tx.Update(m);
         }, cancellationToken);
     }

@@ -65,8 +65,8 @@ public static class VmOperationRules
     /// </summary>
     public static IReadOnlyList<VmPowerState> PowerStatesFor(VmFacts vm, VmOperations op) => op switch
     {
-        // Corral changes memory settings of halted VMs only (it does not balloon a running guest).
-        ChangingDynamicRange or ChangingStaticRange => [Halted],
+        // A running VM's static range is its QEMU's RAM size, which stays; its dynamic range is its balloon's (xapi's states).
+        ChangingStaticRange => [Halted],
         // Corral's VM.shutdown asks the guest to power off and forces it only if it does not: a guest must run to be asked.
         VmOperations.Shutdown => [Running],
         // QEMU migrates a paused machine as well as a running one; Corral's migrate_send is a live migration inside

@@ -43,7 +43,8 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
         registry.Add("VM.set_memory_limits", (_, a, ct) => SetMemoryAsync((string)a[0]!, (long)a[1]!, (long)a[2]!, (long)a[3]!, (long)a[4]!, ct),
             ("self", Ref), ("static_min", FieldType.Int), ("static_max", FieldType.Int), ("dynamic_min", FieldType.Int), ("dynamic_max", FieldType.Int));
         registry.Add("VM.set_memory", (_, a, ct) => SetMemoryAsync((string)a[0]!, null, (long)a[1]!, (long)a[1]!, (long)a[1]!, ct), ("self", Ref), ("value", FieldType.Int));
-        foreach (var field in new[] { "memory_static_max", "memory_static_min", "memory_dynamic_max", "memory_dynamic_min" })
+        // memory_dynamic_max and _min are set through the dynamic range (LiveResize.LiveResizeMethods), running or not.
+        foreach (var field in new[] { "memory_static_max", "memory_static_min" })
         {
             registry.Add($"VM.set_{field}", (_, a, ct) => SetHaltedFieldAsync((string)a[0]!, field, a[1], ct), ("self", Ref), ("value", FieldType.Int));
         }
@@ -283,7 +284,6 @@ public sealed class VmMethods(IPoolDatabase database, Placement placement, HostO
     private static VmOperations? OperationOf(string field) => field switch
     {
         "memory_static_max" or "memory_static_min" => VmOperations.ChangingStaticRange,
-        "memory_dynamic_max" or "memory_dynamic_min" => VmOperations.ChangingDynamicRange,
         "VCPUs_max" => VmOperations.ChangingVCPUs,
         "is_a_template" => VmOperations.MakeIntoTemplate,
         _ => null,

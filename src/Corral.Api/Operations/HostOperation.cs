@@ -79,4 +79,9 @@ public static class HostOperationKinds
     public const string VmSnapshot = "vm.snapshot";
     public const string VdiSnapshot = "vdi.snapshot";
     public const string VmRevert = "vm.revert";
+
+    // Live resize, on the host running the VM: its vCPUs, its balloon's target, a disk's size.
+    public const string VmSetVcpusLive = "vm.set_vcpus_live";
+    public const string VmSetMemoryLive = "vm.set_memory_live";
+    public const string VdiResizeOnline = "vdi.resize_online";
 }

@@ -21,6 +21,7 @@ public sealed class CommandRegistry
         ClassCommands.Register(registry);
         VmCommands.Register(registry);
         VmDeviceCommands.Register(registry);
+        VmResizeCommands.Register(registry);
         StorageCommands.Register(registry);
         SnapshotCommands.Register(registry);
         PlugCommands.Register(registry, detachPollInterval ?? PlugCommands.DetachPollInterval);

@@ -36,9 +36,9 @@ public sealed class VmOperationRulesTests
     [Fact]
     public void A_running_vm_with_its_agent_lists_what_the_guest_supports()
     {
-        // xapi also lists changing_dynamic_range (ballooning), which Corral does not do to a running VM.
+        // changing_dynamic_range: the balloon; changing_VCPUs_live: vCPU hot-plug.
         AssertAllowed([Pause, CleanShutdown, CleanReboot, HardShutdown, HardReboot, Suspend, Checkpoint, Snapshot, PoolMigrate, MigrateSend,
-            ChangingVCPUsLive, MetadataExport], WithAgent(Running));
+            ChangingDynamicRange, ChangingVCPUsLive, MetadataExport], WithAgent(Running));
     }
 
     [Fact]
@@ -46,7 +46,7 @@ public sealed class VmOperationRulesTests
     {
         // xapi: pause hard_shutdown hard_reboot snapshot changing_dynamic_range metadata_export. Corral presses the ACPI
         // button for a clean shutdown and QEMU migrates any guest; a clean reboot needs the agent, suspend the guest.
-        AssertAllowed([Pause, CleanShutdown, HardShutdown, HardReboot, Snapshot, PoolMigrate, MigrateSend, MetadataExport],
+        AssertAllowed([Pause, CleanShutdown, HardShutdown, HardReboot, Snapshot, PoolMigrate, MigrateSend, ChangingDynamicRange, MetadataExport],
             Vm(Running) with { CurrentDomainType = DomainType.Hvm });
         Assert.Equal(["VM_LACKS_FEATURE", Ref], Refused(Vm(Running), CleanReboot).ToException().ErrorDescription);
         Assert.Equal("VM_LACKS_FEATURE", Refused(Vm(Running), Suspend).Code);
@@ -100,7 +100,9 @@ public sealed class VmOperationRulesTests
     [InlineData(HardReboot, "paused, running")]
     [InlineData(HardShutdown, "paused, suspended, running")]
     [InlineData(Checkpoint, "paused, suspended, running")]
-    [InlineData(ChangingDynamicRange, "halted")]
+    [InlineData(ChangingStaticRange, "halted")]
+    [InlineData(ChangingVCPUsLive, "running")]
+    [InlineData(ChangingMemoryLive, "running")]
     [InlineData(PoolMigrate, "running, paused")]
     [InlineData(MigrateSend, "running, paused")]
     [InlineData(VmOperations.Shutdown, "running")]
@@ -118,7 +120,7 @@ public sealed class VmOperationRulesTests
     [Fact]
     public void The_power_state_table_is_xapis_where_corral_does_not_depart()
     {
-        var corral = new HashSet<VmOperations> { ChangingDynamicRange, ChangingStaticRange, VmOperations.Shutdown, PoolMigrate, MigrateSend };
+        var corral = new HashSet<VmOperations> { ChangingStaticRange, VmOperations.Shutdown, PoolMigrate, MigrateSend };
         var xapi = new Dictionary<VmOperations, VmPowerState[]>
         {
             [Start] = [Halted], [StartOn] = [Halted], [Provision] = [Halted], [MakeIntoTemplate] = [Halted], [ChangingShadowMemory] = [Halted],
@@ -203,7 +205,7 @@ public sealed class VmOperationRulesTests
     public void Control_domains()
     {
         var dom0 = Vm(Running) with { IsControlDomain = true, IsDomainZero = true };
-        AssertAllowed([MetadataExport], dom0);
+        AssertAllowed([ChangingDynamicRange, MetadataExport], dom0);
         Assert.Equal([ErrorCodes.OperationNotAllowed, "This operation is not allowed on dom0"], Refused(dom0 with { PowerState = Halted }, Destroy).ToException().ErrorDescription);
         var driverDomain = Vm() with { IsControlDomain = true };
         Assert.Null(VmOperationRules.Check(driverDomain, Destroy));
