@@ -159,6 +159,41 @@ public sealed class SnapshotApiTests(AgentFixture pool) : IClassFixture<AgentFix
     }
 
     [Fact]
+    public async Task A_snapshot_keeps_the_vms_tpm_state_of_its_time_and_a_revert_brings_it_back()
+    {
+        var (sr, _) = await SrAsync();
+        var (vm, _) = await VmAsync(sr);
+        var vtpm = (string)(await pool.S("VTPM.create", vm, false))!;
+        await pool.S("VTPM.set_contents", vtpm, "dGhlbg==");
+        var snapshot = (string)(await pool.S("VM.snapshot", vm, "with-tpm", new List<object?>()))!;
+
+        // The snapshot's TPM is a copy with a secret of its own: what the VM's TPM becomes later does not reach it.
+        var kept = (await Refs("VM.get_VTPMs", snapshot)).Single();
+        Assert.NotEqual(vtpm, kept);
+        Assert.Equal("dGhlbg==", await pool.S("VTPM.get_contents", kept));
+        await pool.S("VTPM.set_contents", vtpm, "bm93");
+        Assert.Equal("dGhlbg==", await pool.S("VTPM.get_contents", kept));
+
+        // The revert: the VM's TPM goes, a copy of the snapshot's comes, with the state of the snapshot's time.
+        await pool.S("VM.revert", snapshot);
+        var restored = (await Refs("VM.get_VTPMs", vm)).Single();
+        Assert.NotEqual(vtpm, restored);
+        Assert.Equal("HANDLE_INVALID", (await pool.Fails("VTPM.get_record", vtpm)).Code);
+        Assert.Equal("dGhlbg==", await pool.S("VTPM.get_contents", restored));
+        await pool.S("VTPM.set_contents", restored, "YWdhaW4=");
+        Assert.Equal("dGhlbg==", await pool.S("VTPM.get_contents", kept));
+        Assert.Equal(snapshot, (string)(await pool.S("VTPM.get_VM", kept))!);
+        Assert.Equal(vm, (string)(await pool.S("VTPM.get_VM", restored))!);
+
+        // A unique TPM is never copied, as xapi's Xapi_vtpm.copy: a snapshot of it gets a new, empty one.
+        var (other, _) = await VmAsync(sr);
+        var unique = (string)(await pool.S("VTPM.create", other, true))!;
+        await pool.S("VTPM.set_contents", unique, "dW5pcXVl");
+        var uniqueSnapshot = (string)(await pool.S("VM.snapshot", other, "unique", new List<object?>()))!;
+        Assert.Equal("", await pool.S("VTPM.get_contents", (await Refs("VM.get_VTPMs", uniqueSnapshot)).Single()));
+    }
+
+    [Fact]
     public async Task Snapshots_of_single_disks_and_the_errors_xapi_gives()
     {
         var (sr, _) = await SrAsync();

@@ -64,22 +64,10 @@ public sealed class DeviceHotplugHandler(
     }
 
     /// <summary>The VM's process here; the VM must run on this host, and not be moving away.</summary>
-    private async Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
+    private Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
     {
         VmPowerStates.Require(vm, VmPowerState.Running);
-
-        if (vm.Get(XenApi.VM.ResidentOn) != identity.Ref || supervisor.Find(vm.Uuid) is not { } process)
-        {
-            throw new XenApiException(ErrorCodes.InternalError, $"the VM {vm.Ref} is not resident on this host");
-        }
-
-        if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken) is not null)
-        {
-            // Its devices must stay as the destination was told until the migration ends.
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
-        }
-
-        return process;
+        return LiveVmChange.ProcessAsync(vm, identity, supervisor, database, cancellationToken);
     }
 
     private async Task PlugDiskAsync(XenObject vm, IVmProcess process, string vbdRef, CancellationToken cancellationToken)

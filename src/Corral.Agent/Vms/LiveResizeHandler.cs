@@ -71,20 +71,10 @@ public sealed class LiveResizeHandler(
             ? n : throw new XenApiException(ErrorCodes.InvalidValue, name, operation.Argument(name));
 
     /// <summary>The VM's process here; the VM must run on this host, and not be moving away (its destination was told its hardware).</summary>
-    private async Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
+    private Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
     {
         VmPowerStates.Require(vm, VmPowerState.Running);
-        if (vm.Get(XenApi.VM.ResidentOn) != identity.Ref || supervisor.Find(vm.Uuid) is not { } process)
-        {
-            throw new XenApiException(ErrorCodes.InternalError, $"the VM {vm.Ref} is not resident on this host");
-        }
-
-        if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken) is not null)
-        {
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
-        }
-
-        return process;
+        return LiveVmChange.ProcessAsync(vm, identity, supervisor, database, cancellationToken);
     }
 
     private async Task SetVcpusAsync(XenObject vm, IVmProcess process, long nvcpu, CancellationToken cancellationToken)

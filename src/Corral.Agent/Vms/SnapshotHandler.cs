@@ -41,25 +41,8 @@ public sealed class SnapshotHandler(
     };
 
     /// <summary>The VM's process when it runs here; null when halted. A VM running elsewhere is refused.</summary>
-    private async Task<IVmProcess?> LiveProcessAsync(XenObject vm, CancellationToken cancellationToken)
-    {
-        if (vm.Get(XenApi.VM.PowerState) is VmPowerState.Halted)
-        {
-            return null;
-        }
-
-        if (vm.Get(XenApi.VM.ResidentOn) != identity.Ref || supervisor.Find(vm.Uuid) is not { } process)
-        {
-            throw new XenApiException(ErrorCodes.InternalError, $"the VM {vm.Ref} is not resident on this host");
-        }
-
-        if (await MigrationRecord.ReadAsync(database, vm.Ref, cancellationToken) is not null)
-        {
-            throw new XenApiException(ErrorCodes.OtherOperationInProgress, XenClasses.VM, vm.Ref);
-        }
-
-        return process;
-    }
+    private async Task<IVmProcess?> LiveProcessAsync(XenObject vm, CancellationToken cancellationToken) =>
+        vm.Get(XenApi.VM.PowerState) is VmPowerState.Halted ? null : await LiveVmChange.ProcessAsync(vm, identity, supervisor, database, cancellationToken);
 
     private async Task<string> SnapshotVmAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {

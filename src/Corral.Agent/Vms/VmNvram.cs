@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Corral.Agent.Hosting;
 using Corral.Hypervisor;
 using Corral.Model;
@@ -17,13 +16,12 @@ namespace Corral.Agent.Vms;
 /// Boot on or off for a VM that booted before, remove its <c>NVRAM:EFI-variables</c> (the firmware makes its boot
 /// entries again).
 /// </summary>
-public sealed class VmNvram(VmSupervisor supervisor, IPoolDatabase database, HostIdentity identity, ILogger<VmNvram> logger) : BackgroundService
+public sealed class VmNvram(VmSupervisor supervisor, IPoolDatabase database, HostIdentity identity, ILogger<VmNvram> logger)
+    : RunningVmStateSaver(supervisor, database, identity, logger)
 {
     public const string VariablesKey = "EFI-variables";
     public const string SecureBootKey = "secureboot";
-    public static readonly TimeSpan SaveEvery = TimeSpan.FromSeconds(30);
     private static readonly EventId Saved = new(1540, "VmNvramSaved");
-    private readonly Dictionary<string, string> _lastSaved = new(StringComparer.Ordinal);
 
     /// <summary>The VM's UEFI firmware and store; null for a BIOS VM.</summary>
     /// <exception cref="XenApiException">The VM's store is not base64.</exception>
@@ -55,63 +53,27 @@ public sealed class VmNvram(VmSupervisor supervisor, IPoolDatabase database, Hos
     public static Dictionary<string, string> With(IReadOnlyDictionary<string, string> nvram, byte[] variables) =>
         new(nvram, StringComparer.Ordinal) { [VariablesKey] = Convert.ToBase64String(variables) };
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override string What => "UEFI variables";
+
+    protected override EventId SavedEvent => Saved;
+
+    protected override bool Has(IVmProcess process) => process.Spec.Uefi is not null;
+
+    protected override Task<byte[]?> ReadAsync(IVmProcess process, CancellationToken cancellationToken) => process.ReadNvramAsync(cancellationToken);
+
+    protected override async Task<bool> WriteAsync(XenObject vm, byte[] state, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(SaveEvery);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        if (vm.Get(XenApi.VM.NVRAM).GetValueOrDefault(VariablesKey) == Convert.ToBase64String(state))
         {
-            // VMs that no longer run here: their next start here saves afresh.
-            var running = supervisor.All.Select(p => p.VmUuid).ToHashSet(StringComparer.Ordinal);
-            foreach (var gone in _lastSaved.Keys.Where(uuid => !running.Contains(uuid)).ToList())
-            {
-                _lastSaved.Remove(gone);
-            }
-
-            foreach (var process in supervisor.All.Where(p => p.Spec.Uefi is not null && !p.Exited.IsCompleted))
-            {
-                try
-                {
-                    await SaveAsync(process, stoppingToken);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException && (database.IsUnavailable(ex) || ex is ConcurrentUpdateException or IOException))
-                {
-                    logger.LogWarning("Could not save the UEFI variables of VM {Vm}: {Reason}", process.VmUuid, ex.Message);
-                }
-            }
-        }
-    }
-
-    private async Task SaveAsync(IVmProcess process, CancellationToken cancellationToken)
-    {
-        if (await process.ReadNvramAsync(cancellationToken) is not { } variables)
-        {
-            return;
+            return false;
         }
 
-        var digest = Convert.ToHexString(SHA256.HashData(variables));
-        if (_lastSaved.GetValueOrDefault(process.VmUuid) == digest)
+        await Database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
         {
-            return;
-        }
-
-        var vm = await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken);
-        if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref)
-        {
-            return;
-        }
-
-        var encoded = Convert.ToBase64String(variables);
-        if (vm.Get(XenApi.VM.NVRAM).GetValueOrDefault(VariablesKey) != encoded)
-        {
-            await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) =>
-            {
-                var changed = objs[0].Clone();
-                changed.Set(XenApi.VM.NVRAM, With(changed.Get(XenApi.VM.NVRAM), variables));
-                tx.Update(changed);
-            }, cancellationToken);
-            logger.LogInformation(Saved, "Saved the UEFI variables of VM {Vm}", vm.Get(XenApi.VM.NameLabel));
-        }
-
-        _lastSaved[process.VmUuid] = digest;
+            var changed = objs[0].Clone();
+            changed.Set(XenApi.VM.NVRAM, With(changed.Get(XenApi.VM.NVRAM), state));
+            tx.Update(changed);
+        }, cancellationToken);
+        return true;
     }
 }

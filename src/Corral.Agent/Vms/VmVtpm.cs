@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Corral.Agent.Hosting;
 using Corral.Api.Methods;
 using Corral.Hypervisor;
@@ -14,12 +13,11 @@ namespace Corral.Agent.Vms;
 /// 30 seconds if the guest changed it (as <see cref="VmNvram"/> does the UEFI variables). A live migration carries the
 /// state in QEMU's stream. As xapi, a VM whose <c>platform:vtpm</c> is <c>true</c> and has no VTPM gets one at start.
 /// </summary>
-public sealed class VmVtpm(VmSupervisor supervisor, IPoolDatabase database, HostIdentity identity, ILogger<VmVtpm> logger) : BackgroundService
+public sealed class VmVtpm(VmSupervisor supervisor, IPoolDatabase database, HostIdentity identity, ILogger<VmVtpm> logger)
+    : RunningVmStateSaver(supervisor, database, identity, logger)
 {
-    public static readonly TimeSpan SaveEvery = TimeSpan.FromSeconds(30);
     private static readonly EventId Saved = new(1545, "VmVtpmSaved");
     private static readonly EventId Created = new(1546, "VmVtpmCreated");
-    private readonly Dictionary<string, string> _lastSaved = new(StringComparer.Ordinal);
 
     /// <summary>
     /// xapi's start: a VM that asks for a vTPM in its platform flags and has none gets a new one (not unique), once.
@@ -90,57 +88,28 @@ public sealed class VmVtpm(VmSupervisor supervisor, IPoolDatabase database, Host
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override string What => "vTPM state";
+
+    protected override EventId SavedEvent => Saved;
+
+    protected override bool Has(IVmProcess process) => process.Spec.Tpm is not null;
+
+    protected override Task<byte[]?> ReadAsync(IVmProcess process, CancellationToken cancellationToken) => process.ReadTpmStateAsync(cancellationToken);
+
+    protected override async Task<bool> WriteAsync(XenObject vm, byte[] state, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(SaveEvery);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        if (vm.Get(XenApi.VM.VTPMs) is not [var vtpmRef, ..])
         {
-            var running = supervisor.All.Select(p => p.VmUuid).ToHashSet(StringComparer.Ordinal);
-            foreach (var gone in _lastSaved.Keys.Where(uuid => !running.Contains(uuid)).ToList())
-            {
-                _lastSaved.Remove(gone);
-            }
-
-            foreach (var process in supervisor.All.Where(p => p.Spec.Tpm is not null && !p.Exited.IsCompleted))
-            {
-                try
-                {
-                    await SaveAsync(process, stoppingToken);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException && (database.IsUnavailable(ex) || ex is ConcurrentUpdateException or IOException))
-                {
-                    logger.LogWarning("Could not save the vTPM state of VM {Vm}: {Reason}", process.VmUuid, ex.Message);
-                }
-            }
-        }
-    }
-
-    private async Task SaveAsync(IVmProcess process, CancellationToken cancellationToken)
-    {
-        if (await process.ReadTpmStateAsync(cancellationToken) is not { } state)
-        {
-            return;
-        }
-
-        var digest = Convert.ToHexString(SHA256.HashData(state));
-        if (_lastSaved.GetValueOrDefault(process.VmUuid) == digest)
-        {
-            return;
-        }
-
-        var vm = await database.FindByUuidAsync(XenClasses.VM, process.VmUuid, cancellationToken);
-        if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref || vm.Get(XenApi.VM.VTPMs) is not [var vtpmRef, ..])
-        {
-            return;
+            return false;
         }
 
         var encoded = Convert.ToBase64String(state);
-        if (await VtpmRecords.ContentsAsync(database, vtpmRef, cancellationToken) != encoded)
+        if (await VtpmRecords.ContentsAsync(Database, vtpmRef, cancellationToken) == encoded)
         {
-            await VtpmRecords.SetContentsAsync(database, vtpmRef, encoded, cancellationToken);
-            logger.LogInformation(Saved, "Saved the vTPM state of VM {Vm}", vm.Get(XenApi.VM.NameLabel));
+            return false;
         }
 
-        _lastSaved[process.VmUuid] = digest;
+        await VtpmRecords.SetContentsAsync(Database, vtpmRef, encoded, cancellationToken);
+        return true;
     }
 }
