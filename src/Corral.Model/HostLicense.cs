@@ -53,7 +53,7 @@ public static class HostLicense
         ("restrict_ad", false),
         ("restrict_nested_virt", false),
         ("restrict_live_patching", false),
-        ("restrict_set_vcpus_number_live", false),
+        ("restrict_set_vcpus_number_live", true), // vCPU hot-plug (VM.set_VCPUs_number_live)
         ("restrict_pvs_proxy", false),
         ("restrict_igmp_snooping", false),
         ("restrict_rpu", false),
@@ -68,7 +68,7 @@ public static class HostLicense
         ("restrict_certificate_verification", false), // TLS between hosts is not verified yet
         ("restrict_updates", false),
         ("restrict_internal_repo_access", false),
-        ("restrict_vtpm", false),
+        ("restrict_vtpm", true), // swtpm per VM (VTPM)
         ("restrict_vm_groups", false),
         ("restrict_vm_start", true),
         ("restrict_vm_appliance_start", false),

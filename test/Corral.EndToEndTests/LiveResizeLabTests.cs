@@ -71,7 +71,7 @@ public sealed class LiveResizeLabTests : IAsyncLifetime
         await EventuallyInGuestAsync(vm, "cat /sys/block/vda/size", ((size + (64L << 20)) / 512).ToString(CultureInfo.InvariantCulture));
         (code, output) = await _lab.TryXe("vdi-resize", $"uuid={vdi}", $"disk-size={size}", "online=true");
         Assert.NotEqual(0, code);
-        Assert.Contains("VDI_TOO_SMALL", output, StringComparison.Ordinal);
+        Assert.Contains("The VDI is too small", output, StringComparison.Ordinal); // xe's words for VDI_TOO_SMALL
 
         // It moves with its three vCPUs (the destination starts with them), and takes a fourth over there.
         await _lab.Xe("vm-migrate", $"uuid={vm}", "host=lab-host2", "live=true");

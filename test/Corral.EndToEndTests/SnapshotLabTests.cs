@@ -32,7 +32,8 @@ public sealed class SnapshotLabTests : IAsyncLifetime
         Assert.Equal("true", await _lab.Xe("snapshot-param-get", $"uuid={snapshot}", "param-name=is-a-snapshot"));
         Assert.Equal(vm, await _lab.Xe("snapshot-param-get", $"uuid={snapshot}", "param-name=snapshot-of"));
         Assert.Equal("taken live", await _lab.Xe("snapshot-param-get", $"uuid={snapshot}", "param-name=name-description"));
-        Assert.Equal("crash_consistent", await _lab.Xe("snapshot-param-get", $"uuid={snapshot}", "param-name=snapshot-info", "param-key=disk-snapshot-type"));
+        // snapshot-info is no map parameter in xe (xapi's records.ml gives it no get_map): param-key is ignored, the whole map printed.
+        Assert.Contains("disk-snapshot-type: crash_consistent", await _lab.Xe("snapshot-param-get", $"uuid={snapshot}", "param-name=snapshot-info"), StringComparison.Ordinal);
         Assert.Equal("", await _lab.Xe("vm-list", "name-label=before", "--minimal"));
         Assert.Contains(snapshot, await _lab.Xe("snapshot-list", "--minimal"), StringComparison.Ordinal);
         Assert.Equal("running", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=power-state"));
@@ -45,7 +46,7 @@ public sealed class SnapshotLabTests : IAsyncLifetime
         await LabSession.Eventually(async () => (await _lab.TryXe("vm-param-get", $"uuid={vm}", "param-name=other")).Output.Contains("feature-quiesce: 1", StringComparison.Ordinal),
             TimeSpan.FromMinutes(1), "the guest agent to say it can freeze");
         var quiesced = await _lab.Xe("vm-snapshot-with-quiesce", $"uuid={vm}", "new-name-label=quiesced");
-        Assert.Equal("quiesced", await _lab.Xe("snapshot-param-get", $"uuid={quiesced}", "param-name=snapshot-info", "param-key=disk-snapshot-type"));
+        Assert.Contains("disk-snapshot-type: quiesced", await _lab.Xe("snapshot-param-get", $"uuid={quiesced}", "param-name=snapshot-info"), StringComparison.Ordinal);
         await LabSession.Eventually(() => LabSession.Ping(ip), TimeSpan.FromSeconds(30), "the thawed guest to answer ping");
 
         // Revert: the VM is stopped, ends halted on a new copy of the snapshot's disk, and boots from it.

@@ -25,7 +25,7 @@ public class QemuCommandLineTests
         var args = QemuCommandLine.Build(spec, Paths, "tcg", uefiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd");
         Assert.Equal(["if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd", $"if=pflash,format=raw,unit=1,file={Paths.Nvram}"],
             ValuesOf(args, "-drive").Where(d => d.StartsWith("if=pflash", StringComparison.Ordinal)));
-        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=256", ValuesOf(args, "-device"));
+        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,num-queues=2,bootindex=256", ValuesOf(args, "-device"));
         Assert.Contains(ValuesOf(args, "-device"), d => d.StartsWith("ide-cd,drive=drive3", StringComparison.Ordinal) && d.EndsWith(",bootindex=3", StringComparison.Ordinal));
         Assert.DoesNotContain(ValuesOf(QemuCommandLine.Build(Spec(true), Paths, "tcg"), "-drive"), d => d.Contains("pflash", StringComparison.Ordinal));
         Assert.Throws<ArgumentException>(() => QemuCommandLine.Build(spec, Paths, "tcg"));
@@ -36,7 +36,7 @@ public class QemuCommandLineTests
     {
         var args = QemuCommandLine.Build(Spec(true), Paths, "tcg");
         var devices = ValuesOf(args, "-device");
-        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=0", devices);
+        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,num-queues=2,bootindex=0", devices);
         Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x5", devices);
         Assert.Contains("virtio-serial-pci,id=vser0,addr=0x3", devices);
         Assert.DoesNotContain(devices, d => d.Contains("org.corral.guest_agent.0", StringComparison.Ordinal));
@@ -141,8 +141,8 @@ public class QemuCommandLineTests
         Assert.Equal("if=none,id=drive0,file=/sr/root.qcow2,format=qcow2,cache=none,discard=unmap", drives[0]);
         Assert.Equal("if=none,id=drive1,file=/sr/data.qcow2,format=qcow2,cache=writeback,discard=unmap,readonly=on", drives[1]);
         var devices = ValuesOf(args, "-device");
-        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,bootindex=0", devices);
-        Assert.Contains("virtio-blk-pci,drive=drive1,id=vbd1,addr=0x5", devices);
+        Assert.Contains("virtio-blk-pci,drive=drive0,id=vbd0,addr=0x4,num-queues=2,bootindex=0", devices);
+        Assert.Contains("virtio-blk-pci,drive=drive1,id=vbd1,addr=0x5,num-queues=2", devices);
         Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x6", devices);
     }
 
@@ -167,7 +167,7 @@ public class QemuCommandLineTests
         Assert.Equal(new (int, int?)[] { (0, 5), (1, 4) }, moved.Disks.Select(d => (d.Index, d.PciSlot)));
         Assert.Equal(6, PciLayout.NextFree(moved));
         var devices = ValuesOf(QemuCommandLine.Build(moved, Paths, "tcg"), "-device");
-        Assert.Contains("virtio-blk-pci,drive=drive1,id=vbd1,addr=0x4", devices);
+        Assert.Contains("virtio-blk-pci,drive=drive1,id=vbd1,addr=0x4,num-queues=2", devices);
         Assert.Contains("virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=vif0,addr=0x7", devices);
 
         // Without the agent channel an emulated VM's first card takes slot 3.

@@ -265,7 +265,8 @@ public sealed class HostRegistrationTests : IAsyncLifetime
         var restrictions = pool.GetStringMap("restrictions");
         Assert.Equal(HostLicense.LicenseParams().Count, restrictions.Count);
         Assert.Equal("false", restrictions["restrict_xen_motion"]);
-        Assert.Equal("true", restrictions["restrict_vtpm"]);
+        Assert.Equal("false", restrictions["restrict_vtpm"]);
+        Assert.Equal("true", restrictions["restrict_zstd_export"]);
         Assert.False(pool.GetBool("tls_verification_enabled"));
         Assert.Empty(pool.GetSet("repositories"));
 

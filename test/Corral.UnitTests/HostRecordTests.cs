@@ -230,9 +230,10 @@ public sealed class HostRecordTests
         Assert.Equal("false", flags["restrict_storage_xen_motion"]);
         Assert.Equal("true", flags["enable_xha"]);
         Assert.Equal("false", flags["restrict_vm_start"]);
-        // What it does not: certificate verification (so XenCenter does not offer to turn it on), vTPM, zstd export.
+        Assert.Equal("false", flags["restrict_vtpm"]);
+        Assert.Equal("false", flags["restrict_set_vcpus_number_live"]);
+        // What it does not: certificate verification (so XenCenter does not offer to turn it on), zstd export.
         Assert.Equal("true", flags["restrict_certificate_verification"]);
-        Assert.Equal("true", flags["restrict_vtpm"]);
         Assert.Equal("true", flags["restrict_zstd_export"]);
         // Every key xapi's features.ml knows and every one XenCenter reads.
         foreach (var key in new[] { "restrict_vlan", "restrict_dmc", "restrict_vmss", "restrict_gpu", "restrict_historical_performance", "restrict_rpu",
