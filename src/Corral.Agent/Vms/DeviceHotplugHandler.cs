@@ -33,41 +33,15 @@ public sealed class DeviceHotplugHandler(
     public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
         var vm = await database.GetAsync(XenClasses.VM, operation.Target, cancellationToken);
-        var process = await ProcessAsync(vm, cancellationToken);
-        try
+        await LiveVmChange.MakeAsync(vm, operation.Kind, identity, supervisor, database, logger, process => operation.Kind switch
         {
-            switch (operation.Kind)
-            {
-                case HostOperationKinds.VbdPlug:
-                    await PlugDiskAsync(vm, process, operation.Argument("vbd"), cancellationToken);
-                    break;
-                case HostOperationKinds.VbdUnplug:
-                    await UnplugDiskAsync(process, operation.Argument("vbd"), cancellationToken);
-                    break;
-                case HostOperationKinds.VifPlug:
-                    await PlugNicAsync(vm, process, operation.Argument("vif"), cancellationToken);
-                    break;
-                case HostOperationKinds.VifUnplug:
-                    await UnplugNicAsync(vm, process, operation.Argument("vif"), cancellationToken);
-                    break;
-                default:
-                    throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
-            }
-        }
-        catch (DeviceHotplugException ex)
-        {
-            logger.LogWarning("{Kind} on VM {Vm} refused: {Reason}", operation.Kind, vm.Get(XenApi.VM.NameLabel), ex.Message);
-            throw new XenApiException(ErrorCodes.OperationNotAllowed, ex.Message);
-        }
-
+            HostOperationKinds.VbdPlug => PlugDiskAsync(vm, process, operation.Argument("vbd"), cancellationToken),
+            HostOperationKinds.VbdUnplug => UnplugDiskAsync(process, operation.Argument("vbd"), cancellationToken),
+            HostOperationKinds.VifPlug => PlugNicAsync(vm, process, operation.Argument("vif"), cancellationToken),
+            HostOperationKinds.VifUnplug => UnplugNicAsync(vm, process, operation.Argument("vif"), cancellationToken),
+            _ => throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind),
+        }, cancellationToken);
         return null;
-    }
-
-    /// <summary>The VM's process here; the VM must run on this host, and not be moving away.</summary>
-    private Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
-    {
-        VmPowerStates.Require(vm, VmPowerState.Running);
-        return LiveVmChange.ProcessAsync(vm, identity, supervisor, database, cancellationToken);
     }
 
     private async Task PlugDiskAsync(XenObject vm, IVmProcess process, string vbdRef, CancellationToken cancellationToken)

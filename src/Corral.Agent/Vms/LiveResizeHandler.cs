@@ -39,43 +39,19 @@ public sealed class LiveResizeHandler(
     {
         var vmRef = operation.Kind == HostOperationKinds.VdiResizeOnline ? operation.Argument("vm") : operation.Target;
         var vm = await database.GetAsync(XenClasses.VM, vmRef, cancellationToken);
-        var process = await ProcessAsync(vm, cancellationToken);
-        try
+        await LiveVmChange.MakeAsync(vm, operation.Kind, identity, supervisor, database, logger, process => operation.Kind switch
         {
-            switch (operation.Kind)
-            {
-                case HostOperationKinds.VmSetVcpusLive:
-                    await SetVcpusAsync(vm, process, Number(operation, "nvcpu"), cancellationToken);
-                    break;
-                case HostOperationKinds.VmSetMemoryLive:
-                    await SetMemoryAsync(vm, process, Number(operation, "target"), cancellationToken);
-                    break;
-                case HostOperationKinds.VdiResizeOnline:
-                    await ResizeDiskAsync(vm, process, operation.Target, Number(operation, "size"), cancellationToken);
-                    break;
-                default:
-                    throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind);
-            }
-        }
-        catch (DeviceHotplugException ex)
-        {
-            logger.LogWarning("{Kind} on VM {Vm} refused: {Reason}", operation.Kind, vm.Get(XenApi.VM.NameLabel), ex.Message);
-            throw new XenApiException(ErrorCodes.OperationNotAllowed, ex.Message);
-        }
-
+            HostOperationKinds.VmSetVcpusLive => SetVcpusAsync(vm, process, Number(operation, "nvcpu"), cancellationToken),
+            HostOperationKinds.VmSetMemoryLive => SetMemoryAsync(vm, process, Number(operation, "target"), cancellationToken),
+            HostOperationKinds.VdiResizeOnline => ResizeDiskAsync(vm, process, operation.Target, Number(operation, "size"), cancellationToken),
+            _ => throw new XenApiException(ErrorCodes.NotImplemented, operation.Kind),
+        }, cancellationToken);
         return null;
     }
 
     private static long Number(HostOperation operation, string name) =>
         long.TryParse(operation.Argument(name), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n)
             ? n : throw new XenApiException(ErrorCodes.InvalidValue, name, operation.Argument(name));
-
-    /// <summary>The VM's process here; the VM must run on this host, and not be moving away (its destination was told its hardware).</summary>
-    private Task<IVmProcess> ProcessAsync(XenObject vm, CancellationToken cancellationToken)
-    {
-        VmPowerStates.Require(vm, VmPowerState.Running);
-        return LiveVmChange.ProcessAsync(vm, identity, supervisor, database, cancellationToken);
-    }
 
     private async Task SetVcpusAsync(XenObject vm, IVmProcess process, long nvcpu, CancellationToken cancellationToken)
     {

@@ -1,4 +1,5 @@
 using Corral.Agent.Hosting;
+using Corral.Api.Methods;
 using Corral.Api.Migration;
 using Corral.Hypervisor;
 using Corral.Model;
@@ -27,5 +28,25 @@ internal static class LiveVmChange
         }
 
         return process;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="change"/> to the running VM's process here (<see cref="ProcessAsync"/>); a change QEMU or
+    /// the guest refuses (<see cref="DeviceHotplugException"/>) is logged and answered OPERATION_NOT_ALLOWED.
+    /// </summary>
+    public static async Task MakeAsync(XenObject vm, string kind, HostIdentity identity, VmSupervisor supervisor, IPoolDatabase database, ILogger logger,
+        Func<IVmProcess, Task> change, CancellationToken cancellationToken)
+    {
+        VmPowerStates.Require(vm, VmPowerState.Running);
+        var process = await ProcessAsync(vm, identity, supervisor, database, cancellationToken);
+        try
+        {
+            await change(process);
+        }
+        catch (DeviceHotplugException ex)
+        {
+            logger.LogWarning("{Kind} on VM {Vm} refused: {Reason}", kind, vm.Get(XenApi.VM.NameLabel), ex.Message);
+            throw new XenApiException(ErrorCodes.OperationNotAllowed, ex.Message);
+        }
     }
 }
