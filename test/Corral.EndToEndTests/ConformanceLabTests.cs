@@ -6,27 +6,22 @@ using Xunit.Abstractions;
 namespace Corral.EndToEndTests;
 
 /// <summary>
-/// The conformance suite (test/conformance) against a lab of its own: clients we did not write (Python's
+/// The conformance suite (test/conformance) against the shared lab: clients we did not write (Python's
 /// xmlrpc.client, Debian's XenAPI SDK, JSON-RPC as XenCenter and Xen Orchestra send it) run XenCenter's and Xen
 /// Orchestra's connect sequences and the operations (lifecycle, live migration, maintenance mode, HA) against the pool,
 /// checking every answer as those clients do. One lab serves every script; run_suite.py orders them so that the pool
 /// ends as it began. Over HTTPS too when the build serves it. Each script's output is reported; the results
 /// (.build/conformance/last-run.json) feed tools/generate-compatibility.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class ConformanceLabTests(ITestOutputHelper output) : IAsyncLifetime
+[Collection(SharedLabCollection.Name)]
+public sealed class ConformanceLabTests(ITestOutputHelper output, SharedLab shared)
 {
     private const string Python = "/usr/bin/python3"; // Debian's, which sees python3-os-xenapi
-    private readonly LabSession _lab = new("conformance", 7);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private readonly LabSession _lab = shared.Lab;
 
     [Fact]
     public async Task Real_xenapi_clients_connect_and_operate_the_pool_as_xencenter_and_xen_orchestra_do()
     {
-        await _lab.UpAsync();
         var master = _lab.Addresses[0];
         List<string> urls = [$"http://{master}"];
         if (await ServesAsync(master, 443))

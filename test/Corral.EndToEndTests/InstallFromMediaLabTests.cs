@@ -3,7 +3,7 @@ using Xunit;
 namespace Corral.EndToEndTests;
 
 /// <summary>
-/// Installing guests from an ISO as a new user would, with xe, on a lab of its own: the project's installer ISO (built
+/// Installing guests from an ISO as a new user would, with xe, on the shared lab: the project's installer ISO (built
 /// from Debian packages by guest/build-image.sh) dropped into the ISO library and found by a scan; a VM made from
 /// "Other install media" on the shared SR (no home server) with a disk, the CD and a network card; started, it
 /// installs onto its disk, reboots into the installed system, reports its tools and address, the CD is ejected and it
@@ -11,38 +11,50 @@ namespace Corral.EndToEndTests;
 /// UEFI with Secure Boot on (the template's secureboot=auto, made true at start as xapi does): Debian's signed shim, GRUB
 /// and kernel on the ISO and on the installed disk; its variable store is kept with the VM.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class InstallFromMediaLabTests : IAsyncLifetime
+[Collection(SharedLabCollection.Name)]
+public sealed class InstallFromMediaLabTests(SharedLab shared)
 {
     private const string Iso = "corral-installer.iso";
-    private readonly LabSession _lab = new("install", 8);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private readonly SharedLab _shared = shared;
+    private readonly LabSession _lab = shared.Lab;
+    private readonly List<string> _installed = [];
 
     [Fact]
     public async Task An_installer_iso_installs_a_guest_that_boots_from_its_own_disk_with_its_tools()
     {
-        await _lab.UpAsync();
-        var shared = await _lab.Xe("sr-list", "name-label=Shared storage", "--minimal");
+        try
+        {
+            await InstallBothAsync();
+        }
+        finally
+        {
+            foreach (var vm in _installed)
+            {
+                await _shared.RemoveAsync(vm);
+            }
+        }
+    }
+
+    private async Task InstallBothAsync()
+    {
+        var sharedSr = await _lab.Xe("sr-list", "name-label=Shared storage", "--minimal");
         var library = await _lab.Xe("sr-list", "name-label=ISO library", "--minimal");
         var network = (await _lab.Xe("network-list", "--minimal")).Split(',')[0];
-        var testVm = await _lab.Xe("vm-list", "name-label=Corral test VM", "--minimal");
-        var subnet = (await _lab.Xe("vm-param-get", $"uuid={testVm}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
-        subnet = subnet[..subnet.LastIndexOf('.')];
+        var subnet = await _shared.VmSubnetAsync();
 
         // The administrator drops the ISO into the library's directory and scans it.
         File.Copy(Path.Combine(LabSession.Repo, "guest", "build", Iso), Path.Combine(_lab.LabDirectory, "iso", Iso), overwrite: true);
         await _lab.Xe("sr-scan", $"uuid={library}");
         Assert.Contains(Iso, await _lab.Xe("cd-list"), StringComparison.Ordinal);
 
-        var bios = await _lab.Xe("vm-install", "template=Other install media", "new-name-label=installed-bios", $"sr-uuid={shared}");
-        await _lab.Xe("vm-disk-add", $"uuid={bios}", "disk-size=1GiB", "device=0", $"sr-uuid={shared}");
+        var bios = await _lab.Xe("vm-install", "template=Other install media", "new-name-label=installed-bios", $"sr-uuid={sharedSr}");
+        _installed.Add(bios);
+        await _lab.Xe("vm-disk-add", $"uuid={bios}", "disk-size=1GiB", "device=0", $"sr-uuid={sharedSr}");
         await InstallAndCheckAsync(bios, network, $"{subnet}.41");
 
         // Debian 12: vm-install provisions its 10 GiB disk on the SR; it boots UEFI, and its variables stay with it.
-        var uefi = await _lab.Xe("vm-install", "template=Debian Bookworm 12", "new-name-label=installed-uefi", $"sr-uuid={shared}");
+        var uefi = await _lab.Xe("vm-install", "template=Debian Bookworm 12", "new-name-label=installed-uefi", $"sr-uuid={sharedSr}");
+        _installed.Add(uefi);
         var disk = await _lab.Xe("vbd-param-get", $"uuid={await _lab.Xe("vbd-list", $"vm-uuid={uefi}", "userdevice=0", "--minimal")}", "param-name=vdi-uuid");
         Assert.Equal("10737418240", await _lab.Xe("vdi-param-get", $"uuid={disk}", "param-name=virtual-size"));
         Assert.Contains("firmware: uefi", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=HVM-boot-params"), StringComparison.Ordinal);

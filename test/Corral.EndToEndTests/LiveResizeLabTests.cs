@@ -13,25 +13,29 @@ namespace Corral.EndToEndTests;
 /// (vm-memory-dynamic-range-set, vm-memory-target-set) taking memory from the guest and giving it back; the guest's disk
 /// grown under it (vdi-resize online=true); each refused out of range with xapi's error.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class LiveResizeLabTests : IAsyncLifetime
+[Collection(SharedLabCollection.Name)]
+public sealed class LiveResizeLabTests(SharedLab shared)
 {
-    private const string Tools = "Corral test VM";
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
-    private readonly LabSession _lab = new("resize", 9);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private readonly SharedLab _shared = shared;
+    private readonly LabSession _lab = shared.Lab;
 
     [Fact]
     public async Task A_running_guest_gets_vcpus_memory_and_disk_and_keeps_them_when_it_moves()
     {
-        await _lab.UpAsync();
-        var vm = await _lab.Xe("vm-list", $"name-label={Tools}", "--minimal");
-        await _lab.Xe("vm-shutdown", $"uuid={vm}");
-        await _lab.Xe("vm-param-set", $"uuid={vm}", "VCPUs-max=4", "VCPUs-at-startup=1");
-        await _lab.Xe("vm-start", $"uuid={vm}", "on=lab-host1");
+        var (vm, _) = await _shared.NewTestVmAsync("resize test VM", 23, on: 1, tools: true, "VCPUs-max=4", "VCPUs-at-startup=1");
+        try
+        {
+            await ResizeAsync(vm);
+        }
+        finally
+        {
+            await _shared.RemoveAsync(vm);
+        }
+    }
+
+    private async Task ResizeAsync(string vm)
+    {
         await LabSession.Eventually(async () => await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=PV-drivers-detected") == "true", Patience, "the guest agent");
         var allowed = await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=allowed-operations");
         Assert.Contains("changing_VCPUs_live", allowed, StringComparison.Ordinal);

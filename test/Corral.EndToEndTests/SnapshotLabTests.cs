@@ -3,27 +3,33 @@ using Xunit;
 namespace Corral.EndToEndTests;
 
 /// <summary>
-/// Snapshots as an administrator takes them with xe, on a lab of its own: the running test VM snapshotted (crash
+/// Snapshots as an administrator takes them with xe, on the shared lab: a running test VM snapshotted (crash
 /// consistent, then quiesced through its qemu-ga) while it goes on answering ping; the snapshots listed by
 /// snapshot-list and not by vm-list; the VM reverted (it ends halted, on a fresh copy of the snapshot's disk) and
 /// started again from it; the snapshots uninstalled with their disks.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class SnapshotLabTests : IAsyncLifetime
+[Collection(SharedLabCollection.Name)]
+public sealed class SnapshotLabTests(SharedLab shared)
 {
-    private readonly LabSession _lab = new("snapshot", 9);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private readonly SharedLab _shared = shared;
+    private readonly LabSession _lab = shared.Lab;
 
     [Fact]
     public async Task A_running_vm_is_snapshotted_quiesced_reverted_and_its_snapshots_uninstalled_with_xe()
     {
-        await _lab.UpAsync();
-        var vm = await _lab.Xe("vm-list", "name-label=Corral test VM", "--minimal");
-        var ip = (await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
-        await LabSession.Eventually(() => LabSession.Ping(ip), TimeSpan.FromMinutes(2), $"{ip} to answer ping");
+        var (vm, ip) = await _shared.NewTestVmAsync("snapshot test VM", 21);
+        try
+        {
+            await SnapshotRevertAndUninstallAsync(vm, ip);
+        }
+        finally
+        {
+            await _shared.RemoveAsync(vm);
+        }
+    }
+
+    private async Task SnapshotRevertAndUninstallAsync(string vm, string ip)
+    {
         var disk = await SystemDiskAsync(vm);
 
         // A crash-consistent snapshot of the running VM: a halted template, hidden from vm-list.

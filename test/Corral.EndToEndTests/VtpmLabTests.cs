@@ -4,29 +4,33 @@ using Xunit;
 namespace Corral.EndToEndTests;
 
 /// <summary>
-/// A vTPM through the lab, with xe as a user drives it: <c>xe vtpm-create</c> on the halted test VM (a second refused),
+/// A vTPM through the lab, with xe as a user drives it: <c>xe vtpm-create</c> on a halted test VM of its own (a second refused),
 /// its swtpm running on the VM's host while the VM runs there and nowhere else, the TPM's state saved to the VTPM
 /// (xe's <c>secret</c> field: the contents' size), kept across a live migration without losing a ping and across a
 /// shutdown, and <c>xe vtpm-destroy</c> refused without <c>--force</c>.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class VtpmLabTests : IAsyncLifetime
+[Collection(SharedLabCollection.Name)]
+public sealed class VtpmLabTests(SharedLab shared)
 {
-    private const string Tools = "Corral test VM";
-    private readonly LabSession _lab = new("vtpm", 9);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private readonly SharedLab _shared = shared;
+    private readonly LabSession _lab = shared.Lab;
 
     [Fact]
     public async Task A_vm_gets_a_vtpm_whose_swtpm_runs_where_the_vm_runs_and_whose_state_is_kept()
     {
-        await _lab.UpAsync();
-        var vm = await _lab.Xe("vm-list", $"name-label={Tools}", "--minimal");
-        var ip = (await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
-        await _lab.Xe("vm-shutdown", $"uuid={vm}");
+        var (vm, ip) = await _shared.InstallTestVmAsync("vTPM test VM", 22);
+        try
+        {
+            await CreateMigrateAndDestroyAsync(vm, ip);
+        }
+        finally
+        {
+            await _shared.RemoveAsync(vm);
+        }
+    }
 
+    private async Task CreateMigrateAndDestroyAsync(string vm, string ip)
+    {
         var vtpm = await _lab.Xe("vtpm-create", $"vm-uuid={vm}");
         Assert.Equal(vtpm, await _lab.Xe("vtpm-list", $"vm-uuid={vm}", "--minimal"));
         var (second, why) = await _lab.TryXe("vtpm-create", $"vm-uuid={vm}");
