@@ -27,6 +27,8 @@ ALL=(partition-8 partition-30 partition-90 storage-stall-10 storage-stall-30 age
 faults=("$@"); [ ${#faults[@]} -gt 0 ] || faults=("${ALL[@]}")
 lab_dir=${CORRAL_LAB_DIR:-/var/lib/corral-lab}
 run_dir=${CORRAL_LAB_RUN:-/run/corral-lab}
+# The lab's etcd serves TLS to certificates of the pool's CA only: etcdctl presents lab-host1's.
+export ETCDCTL_CACERT="$lab_dir"/host1/state/etcd-tls/pool-ca.pem ETCDCTL_CERT="$lab_dir"/host1/state/etcd-tls/host.pem ETCDCTL_KEY="$lab_dir"/host1/state/etcd-tls/host.key
 work=$(mktemp -d)
 vm=$(xe vm-list name-label="Corral test VM" --minimal)
 [ -n "$vm" ] || { echo "no lab: run ./lab up first" >&2; exit 1; }
@@ -64,7 +66,7 @@ power_on_off_hosts() {
 }
 etcd_leader_slot() {
   local i endpoints=""
-  for i in 1 2 3; do endpoints+="http://10.78.0.$((10 + i)):2379,"; done
+  for i in 1 2 3; do endpoints+="https://10.78.0.$((10 + i)):2379,"; done
   ETCDCTL_API=3 etcdctl --endpoints="${endpoints%,}" --dial-timeout=1s --command-timeout=2s endpoint status 2>/dev/null |
     awk -F', ' '$5 == "true" { print $1 }' | sed 's/.*\.1\([0-9]\):2379/\1/'
 }

@@ -59,7 +59,9 @@ trap 'exit 130' INT TERM
 ./lab up > "$home/up.log" 2>&1 || { cat "$home/up.log"; exit 1; }
 restore_xe
 mapfile -t addr < <(grep 'Hosts:' "$home/up.log" | grep -oE '[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+')
-endpoints=$(printf 'http://%s:2379,' "${addr[@]}"); endpoints=${endpoints%,}
+endpoints=$(printf 'https://%s:2379,' "${addr[@]}"); endpoints=${endpoints%,}
+# The lab's etcd serves TLS to certificates of the pool's CA only: etcdctl presents lab-host1's.
+export ETCDCTL_CACERT="$CORRAL_LAB_DIR"/host1/state/etcd-tls/pool-ca.pem ETCDCTL_CERT="$CORRAL_LAB_DIR"/host1/state/etcd-tls/host.pem ETCDCTL_KEY="$CORRAL_LAB_DIR"/host1/state/etcd-tls/host.key
 
 rpc() { # rpc ADDRESS METHOD JSON-PARAMS: prints the raw JSON answer ('' if none within 1 s)
   curl -s -m 1 -H 'Content-Type: application/json' -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\",\"params\":$3}" "http://$1/jsonrpc" || true

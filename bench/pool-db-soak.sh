@@ -16,6 +16,8 @@ vms=$(xe vm-list is-control-domain=false is-a-template=false --minimal | tr ',' 
 [ -n "$vms" ] || { echo "no lab: run ./lab up first" >&2; exit 1; }
 mapfile -t addresses < <(xe host-list params=address --minimal | tr ',' '\n' | sort)
 hosts=$(xe host-list params=name-label --minimal | tr ',' ' ')
+# The lab's etcd serves TLS to certificates of the pool's CA only: etcdctl presents lab-host1's.
+export ETCDCTL_CACERT="${CORRAL_LAB_DIR:-/var/lib/corral-lab}"/host1/state/etcd-tls/pool-ca.pem ETCDCTL_CERT="${CORRAL_LAB_DIR:-/var/lib/corral-lab}"/host1/state/etcd-tls/host.pem ETCDCTL_KEY="${CORRAL_LAB_DIR:-/var/lib/corral-lab}"/host1/state/etcd-tls/host.key
 for vm in $vms; do xe vm-shutdown --force uuid="$vm" >/dev/null 2>&1 || true; done
 
 echo "seconds,member,db_size,db_size_in_use,revision,vm_cycles" > "$csv"
@@ -34,7 +36,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
       if [ "$now" -ge "$next_sample" ]; then
         next_sample=$((next_sample + sample))
         for address in "${addresses[@]}"; do
-          etcdctl --endpoints="http://$address:2379" endpoint status -w json 2>/dev/null \
+          etcdctl --endpoints="https://$address:2379" endpoint status -w json 2>/dev/null \
             | python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["Status"]; print(s["dbSize"], s["dbSizeInUse"], s["header"]["revision"])' \
             | while read -r size used revision; do echo "$((now - start)),$address,$size,$used,$revision,$cycles" >> "$csv"; done
         done

@@ -57,6 +57,9 @@ do
     var agent = agentSection.Get<AgentOptions>() ?? new AgentOptions();
     var identity = HostIdentity.LoadOrCreate(agent.StateDirectory);
     var etcd = builder.Configuration.GetSection("Corral:Etcd").Get<EtcdOptions>() ?? new EtcdOptions();
+    // The pool's CA and this host's etcd certificate live with the host's other secrets.
+    var etcdCertificates = etcd.CertificateDirectory.Length > 0 ? etcd.CertificateDirectory
+        : Path.Combine(agent.StateDirectory, Corral.PoolDatabase.Etcd.Tls.EtcdTlsFiles.DirectoryName);
     var apiOptions = new ApiOptions { HostRef = identity.Ref, StateDirectory = agent.StateDirectory };
     builder.Configuration.GetSection("Corral:Api").Bind(apiOptions);
 
@@ -64,9 +67,9 @@ do
     var https = builder.Configuration.GetSection(HttpsOptions.Section).Get<HttpsOptions>() ?? new HttpsOptions();
     https.CertificatePath = https.CertificatePathIn(agent.StateDirectory);
     https.Validate();
-    if (etcd.Member.Problems() is { Count: > 0 } memberProblems)
+    if (etcd.Problems() is { Count: > 0 } etcdProblems)
     {
-        throw new OptionsValidationException("Corral:Etcd:Member", typeof(EtcdMemberOptions), memberProblems);
+        throw new OptionsValidationException("Corral:Etcd", typeof(EtcdOptions), etcdProblems);
     }
     var certificate = HostCertificateFile.LoadOrCreate(https.CertificatePath, HostCertificateSubjects.For(agent.HostName, agent.Address),
         https.CertificateValidityDays, TimeProvider.System, loggerFactory.CreateLogger("Corral.Api.Https"));
@@ -76,7 +79,8 @@ do
     var endpoints = etcd.Endpoints;
     if (etcd.Member.Enabled)
     {
-        runner = new MembershipTransitionRunner(etcd.Member, etcd.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries), apiOptions, startupLogger);
+        runner = new MembershipTransitionRunner(etcd.Member, etcd.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries), apiOptions,
+            new Corral.PoolDatabase.Etcd.Tls.EtcdTlsFiles(etcdCertificates), startupLogger);
         // A membership change that fails half-way (a peer not answering yet) is retried from its persisted stage.
         var ready = false;
         while (!ready && !stopping.IsCancellationRequested)
@@ -113,6 +117,7 @@ do
     {
         builder.Configuration.GetSection("Corral:Etcd").Bind(o);
         o.Endpoints = endpoints;
+        o.CertificateDirectory = etcd.Member.Enabled ? etcdCertificates : etcd.CertificateDirectory;
     });
     builder.Services.AddQemuHypervisor(o =>
     {

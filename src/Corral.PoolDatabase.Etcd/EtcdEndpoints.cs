@@ -1,4 +1,5 @@
 using Corral.PoolDatabase.Etcd.Membership;
+using Corral.PoolDatabase.Etcd.Tls;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Balancer;
@@ -109,10 +110,12 @@ public sealed class EtcdEndpoints
     /// <summary>
     /// A channel over these endpoints: pick_first in their order, following <see cref="Changed"/>; dotnet-etcd's retry
     /// of unavailable calls; a short connect timeout, so a member whose host is gone (its address unanswered) holds up
-    /// the move to the next one by a second at most.
+    /// the move to the next one by a second at most. With https endpoints and <paramref name="tls"/>, the host's
+    /// certificate is presented and the members' checked against the pool's CA.
     /// </summary>
-    public GrpcChannel CreateChannel(Action<GrpcChannelOptions>? configure = null)
+    public GrpcChannel CreateChannel(Action<GrpcChannelOptions>? configure = null, EtcdTlsFiles? tls = null)
     {
+        var secure = Configured[0].StartsWith("https://", StringComparison.OrdinalIgnoreCase);
         var services = new ServiceCollection();
         services.AddSingleton<ResolverFactory>(new EndpointResolverFactory(this));
         var options = new GrpcChannelOptions
@@ -145,10 +148,11 @@ public sealed class EtcdEndpoints
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
                 EnableMultipleHttp2Connections = true,
+                SslOptions = secure && tls is not null ? tls.ClientOptions() : new System.Net.Security.SslClientAuthenticationOptions(),
             },
             DisposeHttpClient = true,
             ThrowOperationCanceledOnCancellation = true,
-            Credentials = Configured[0].StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
+            Credentials = secure ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
             ServiceProvider = services.BuildServiceProvider(),
         };
         configure?.Invoke(options);

@@ -29,7 +29,8 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
         _options = options.Value;
         _logger = logger;
         Endpoints = new EtcdEndpoints(_options.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries));
-        _channel = Endpoints.CreateChannel(o => o.MaxReceiveMessageSize = 256 * 1024 * 1024);
+        _channel = Endpoints.CreateChannel(o => o.MaxReceiveMessageSize = 256 * 1024 * 1024,
+            _options.CertificateDirectory.Length > 0 ? new Tls.EtcdTlsFiles(_options.CertificateDirectory) : null);
         _client = new EtcdClient(_channel.CreateCallInvoker());
         _leases = new EtcdLeaseStore(_client, _options, loggerFactory.CreateLogger<EtcdLeaseStore>());
     }

@@ -329,8 +329,8 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
         for (var host = 1; host <= 3; host++)
         {
             // etcdctl's simple output: endpoint, member id, version, db size, is leader, is learner, ...
-            var (code, status) = await _lab.RunAsync("etcdctl", $"--endpoints=http://{_lab.Addresses[host - 1]}:2379", "--command-timeout=2s", "endpoint", "status");
-            var (healthCode, _) = await _lab.RunAsync("etcdctl", $"--endpoints=http://{_lab.Addresses[host - 1]}:2379", "--command-timeout=2s", "endpoint", "health");
+            var (code, status) = await _lab.Etcdctl(host, "--command-timeout=2s", "endpoint", "status");
+            var (healthCode, _) = await _lab.Etcdctl(host, "--command-timeout=2s", "endpoint", "health");
             if (code == 0 && healthCode == 0)
             {
                 healthy++;

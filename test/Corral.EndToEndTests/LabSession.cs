@@ -149,6 +149,17 @@ public sealed class LabSession : IAsyncDisposable
 
     public Task<(int Code, string Output)> TryXe(params string[] args) => RunAsync(Path.Combine(Repo, ".build/xe/xe"), args);
 
+    /// <summary>
+    /// etcdctl against lab-host<paramref name="host"/>'s member at its management address, with that host's certificate
+    /// of its pool's CA: the members serve TLS only, to clients with such a certificate.
+    /// </summary>
+    public Task<(int Code, string Output)> Etcdctl(int host, params string[] args)
+    {
+        var tls = Path.Combine(LabDirectory, $"host{host}", "state", "etcd-tls");
+        return RunAsync("etcdctl", [$"--endpoints=https://{Addresses[host - 1]}:2379", $"--cacert={tls}/pool-ca.pem", $"--cert={tls}/host.pem",
+            $"--key={tls}/host.key", .. args]);
+    }
+
     /// <summary>xe against one host (<c>-s address</c>) rather than the one in ~/.xe.</summary>
     public static string[] On(string address, params string[] args) => ["-s", address, .. args];
 

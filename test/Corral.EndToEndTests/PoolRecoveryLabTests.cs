@@ -122,7 +122,7 @@ public sealed class PoolRecoveryLabTests : IAsyncLifetime
     /// <summary>Started, voting etcd members, as <c>etcdctl member list</c> shows them.</summary>
     private async Task<int> VotersAsync(string address)
     {
-        var (code, output) = await _lab.RunAsync("etcdctl", "--endpoints", $"http://{address}:2379", "member", "list");
+        var (code, output) = await _lab.Etcdctl(_lab.Addresses.ToList().IndexOf(address) + 1, "member", "list");
         return code != 0 ? -1 : output.Split('\n').Count(l => l.Contains(", started,", StringComparison.Ordinal) && l.TrimEnd().EndsWith("false", StringComparison.Ordinal));
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Corral.PoolDatabase.Etcd;
+using Corral.PoolDatabase.Etcd.Tls;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Xunit;
@@ -11,16 +12,35 @@ namespace Corral.IntegrationTests;
 /// <summary>
 /// A three-member etcd cluster on loopback, and a pool database configured with one member only, as an agent is with
 /// its own: when that member dies, the connection moves to the others (learned from the member list) and the lease
-/// held through it survives.
+/// held through it survives. On TLS as the agent runs its members: each with a certificate of one pool CA, client
+/// certificates required on both ports; the connection presents its own and checks each member's as it moves.
 /// </summary>
 public sealed class EtcdFailoverTests : IAsyncLifetime
 {
     private readonly List<(Process Process, string Data, string ClientUrl)> _members = [];
+    private readonly string _certificates = Directory.CreateTempSubdirectory("corral-etcd-failover-tls-").FullName;
+    private readonly List<EtcdTlsFiles> _tls = [];
 
     public async Task InitializeAsync()
     {
         var ports = Enumerable.Range(0, 3).Select(_ => (Client: FreePort(), Peer: FreePort())).ToList();
-        var cluster = string.Join(',', ports.Select((p, i) => $"m{i}=http://127.0.0.1:{p.Peer}"));
+        var cluster = string.Join(',', ports.Select((p, i) => $"m{i}=https://127.0.0.1:{p.Peer}"));
+        // One pool CA; each member's certificate signed by it for its own key, as a join gets it.
+        var first = new EtcdTlsFiles(Path.Combine(_certificates, "m0"));
+        first.CreatePool("m0", ["127.0.0.1"], TimeProvider.System);
+        _tls.Add(first);
+        using (var ca = first.LoadAuthority())
+        {
+            for (var i = 1; i < 3; i++)
+            {
+                var (key, request) = PoolCertificateAuthority.CreateSigningRequest($"m{i}");
+                using var certificate = ca.Issue(request, $"m{i}", ["127.0.0.1"], TimeProvider.System);
+                var files = new EtcdTlsFiles(Path.Combine(_certificates, $"m{i}"));
+                files.Write(new PoolTlsMaterial(ca.CertificatePem, ca.KeyPem, certificate.ExportCertificatePem(), key));
+                _tls.Add(files);
+            }
+        }
+
         for (var i = 0; i < 3; i++)
         {
             var data = Directory.CreateTempSubdirectory("corral-etcd-failover-").FullName;
@@ -28,10 +48,10 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
             foreach (var a in new[]
                      {
                          "--name", $"m{i}", "--data-dir", data, "--pre-vote",
-                         "--listen-client-urls", $"http://127.0.0.1:{ports[i].Client}", "--advertise-client-urls", $"http://127.0.0.1:{ports[i].Client}",
-                         "--listen-peer-urls", $"http://127.0.0.1:{ports[i].Peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[i].Peer}",
+                         "--listen-client-urls", $"https://127.0.0.1:{ports[i].Client}", "--advertise-client-urls", $"https://127.0.0.1:{ports[i].Client}",
+                         "--listen-peer-urls", $"https://127.0.0.1:{ports[i].Peer}", "--initial-advertise-peer-urls", $"https://127.0.0.1:{ports[i].Peer}",
                          "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "corral-failover-test",
-                     })
+                     }.Concat(_tls[i].MemberArguments()))
             {
                 info.ArgumentList.Add(a);
             }
@@ -41,7 +61,7 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
             process.ErrorDataReceived += (_, _) => { };
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
-            _members.Add((process, data, $"http://127.0.0.1:{ports[i].Client}"));
+            _members.Add((process, data, $"https://127.0.0.1:{ports[i].Client}"));
         }
 
         using var db = Database(string.Join(',', _members.Select(m => m.ClientUrl)));
@@ -96,8 +116,9 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
         await lease.DisposeAsync();
     }
 
-    private static EtcdPoolDatabase Database(string endpoints) =>
-        new(Options.Create(new EtcdOptions { Endpoints = endpoints, RequestTimeout = TimeSpan.FromSeconds(3) }), NullLogger<EtcdPoolDatabase>.Instance, NullLoggerFactory.Instance);
+    private EtcdPoolDatabase Database(string endpoints) =>
+        new(Options.Create(new EtcdOptions { Endpoints = endpoints, RequestTimeout = TimeSpan.FromSeconds(3), CertificateDirectory = _tls[0].Directory }),
+            NullLogger<EtcdPoolDatabase>.Instance, NullLoggerFactory.Instance);
 
     private static int FreePort()
     {
@@ -119,5 +140,7 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
             process.Dispose();
             Directory.Delete(data, recursive: true);
         }
+
+        Directory.Delete(_certificates, recursive: true);
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Corral.PoolDatabase.Etcd.Membership;
+using Corral.PoolDatabase.Etcd.Tls;
 using Microsoft.Extensions.Logging.Abstractions;
 using Xunit;
 
@@ -23,6 +24,7 @@ public sealed class EtcdMemberTests
         var directory = Directory.CreateTempSubdirectory("corral-member-");
         EtcdMemberOptions options = null!;
         LocalEtcdMember member = null!;
+        EtcdTlsFiles tls = null!;
         try
         {
             // A port picked free can be taken by a test running alongside before etcd binds it: then new ports.
@@ -33,13 +35,15 @@ public sealed class EtcdMemberTests
                     Enabled = true,
                     Name = "member-test",
                     DataDirectory = Path.Combine(directory.FullName, $"etcd{attempt}"),
-                    PeerUrl = $"http://127.0.0.1:{FreePort()}",
-                    ClientUrl = $"http://127.0.0.1:{FreePort()}",
+                    PeerUrl = $"https://127.0.0.1:{FreePort()}",
+                    ClientUrl = $"https://127.0.0.1:{FreePort()}",
                     HistoryRetention = TimeSpan.FromMinutes(7),
                     QuotaBytes = 96L * 1024 * 1024,
                 };
                 Assert.Empty(options.Problems());
-                member = new LocalEtcdMember(options, NullLogger.Instance);
+                tls = new EtcdTlsFiles(Path.Combine(directory.FullName, $"tls{attempt}"));
+                tls.CreatePool(options.Name, ["127.0.0.1"], TimeProvider.System);
+                member = new LocalEtcdMember(options, NullLogger.Instance, tls);
                 await member.StartAsync(EtcdStartMode.NewCluster, "", CancellationToken.None);
                 try
                 {
@@ -52,7 +56,7 @@ public sealed class EtcdMemberTests
             }
 
             // etcd reports its quota itself; the compaction settings are on the command line it runs with.
-            using var http = new HttpClient();
+            using var http = new HttpClient(tls.CreateHttpHandler());
             var metrics = await http.GetStringAsync(new Uri(new Uri(options.ClientUrl), "/metrics"));
             Assert.Contains("etcd_server_quota_backend_bytes " + (96.0 * 1024 * 1024).ToString("0.########e+00", CultureInfo.InvariantCulture), metrics,
                 StringComparison.Ordinal);

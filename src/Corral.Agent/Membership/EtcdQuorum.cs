@@ -5,6 +5,7 @@ using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.PoolDatabase.Etcd;
 using Corral.PoolDatabase.Etcd.Membership;
+using Corral.PoolDatabase.Etcd.Tls;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Membership;
@@ -21,8 +22,6 @@ public sealed class EtcdQuorum(
     IOptions<EtcdOptions> options,
     ILogger<EtcdQuorum> logger)
 {
-    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
-
     /// <summary>
     /// Why stopping this host's member would lose the quorum, or null when it would not: this host runs no voting
     /// member, no other host is live (a pool of one going down takes nobody's database away), or enough other voters
@@ -71,14 +70,23 @@ public sealed class EtcdQuorum(
             $"Stopping this host's etcd member would leave the pool database without a quorum: {otherVotersUp} of its {voters} voting members would remain, {majority} are needed. Bring the other hosts back first (or eject this one).");
     }
 
-    /// <summary>A member is up if any of its client URLs answers etcd's health check at all.</summary>
+    /// <summary>
+    /// A member is up if any of its client URLs answers etcd's health check at all; over TLS this host presents its
+    /// certificate (the member refuses the handshake otherwise, which would count it down).
+    /// </summary>
     private async Task<bool> AnswersAsync(IReadOnlyList<string> clientUrls, CancellationToken cancellationToken)
     {
+        var certificates = options.Value.CertificateDirectory;
+        using var http = new HttpClient(clientUrls.Any(u => u.StartsWith("https://", StringComparison.OrdinalIgnoreCase)) && certificates.Length > 0
+            ? new EtcdTlsFiles(certificates).CreateHttpHandler() : new SocketsHttpHandler())
+        {
+            Timeout = TimeSpan.FromSeconds(2),
+        };
         foreach (var url in clientUrls)
         {
             try
             {
-                using var response = await Http.GetAsync(url.TrimEnd('/') + "/health", cancellationToken);
+                using var response = await http.GetAsync(url.TrimEnd('/') + "/health", cancellationToken);
                 return true;
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)

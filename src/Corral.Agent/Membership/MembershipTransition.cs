@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Corral.Api.Pool;
 using Corral.PoolDatabase.Etcd.Membership;
+using Corral.PoolDatabase.Etcd.Tls;
 
 namespace Corral.Agent.Membership;
 
@@ -22,7 +23,9 @@ public enum MembershipChange
 /// A change to this host's etcd membership, persisted before any step runs and advanced stage by stage, so an agent
 /// that dies half-way resumes it on its next start. It lives on the host's disk, not in etcd, because it is the
 /// host's link to etcd that is changing. A join carries the pool's host certificates, read from its master, which
-/// this host checks the master against until its own pool database has them.
+/// this host checks the master against until its own pool database has them, and the pool's CA with this host's
+/// certificate signed by it, installed when the member stops (the old ones serve it until then). The file is the
+/// owner's alone (0600): it holds the pool secret and the CA's key.
 /// </summary>
 public sealed record MembershipTransition(
     MembershipChange Change,
@@ -33,7 +36,8 @@ public sealed record MembershipTransition(
     IReadOnlyList<string>? Endpoints = null,
     string MasterAddress = "",
     string PoolSecret = "",
-    IReadOnlyList<PoolHostCertificate>? PoolCertificates = null)
+    IReadOnlyList<PoolHostCertificate>? PoolCertificates = null,
+    PoolTlsMaterial? Tls = null)
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -43,7 +47,18 @@ public sealed record MembershipTransition(
     public void Save(string path)
     {
         var temporary = path + ".tmp";
-        File.WriteAllText(temporary, JsonSerializer.Serialize(this, Json));
+        File.Delete(temporary);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using (var stream = new FileStream(temporary, options))
+        {
+            JsonSerializer.Serialize(stream, this, Json);
+        }
+
         File.Move(temporary, path, overwrite: true);
     }
 }

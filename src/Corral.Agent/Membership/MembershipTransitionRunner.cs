@@ -3,7 +3,8 @@ using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.PoolDatabase;
 using Corral.PoolDatabase.Etcd.Membership;
-using dotnet_etcd;
+using Corral.PoolDatabase.Etcd;
+using Corral.PoolDatabase.Etcd.Tls;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -17,9 +18,17 @@ public sealed class MembershipTransitionRunner(
     EtcdMemberOptions memberOptions,
     IReadOnlyList<string> localEndpoints,
     ApiOptions apiOptions,
+    EtcdTlsFiles tls,
     ILogger logger)
 {
-    private readonly LocalEtcdMember _member = new(memberOptions, logger);
+    private static readonly EventId PoolCaCreated = new(1560, "PoolCaCreated");
+    private static readonly EventId PoolCaInstalled = new(1561, "PoolCaInstalled");
+    private static readonly EventId PoolCaForgotten = new(1562, "PoolCaForgotten");
+
+    private readonly LocalEtcdMember _member = new(memberOptions, logger, tls);
+
+    /// <summary>This host's pool CA and etcd certificate.</summary>
+    public EtcdTlsFiles Tls => tls;
 
     /// <summary>This host's etcd member's settings.</summary>
     public EtcdMemberOptions MemberOptions => memberOptions;
@@ -73,14 +82,28 @@ public sealed class MembershipTransitionRunner(
 
         if (membership is null && !_member.HasData)
         {
-            // A host on its own: a pool of one, which other hosts may join.
+            // A host on its own: a pool of one, which other hosts may join, with a CA of its own.
+            CreatePoolCa("a new pool");
             await _member.StartAsync(EtcdStartMode.NewCluster, "", cancellationToken);
             new EtcdMembership(EtcdRole.Voter, localEndpoints, $"{memberOptions.Name}={memberOptions.PeerUrl}", 0).Save(memberOptions.MembershipFile);
             await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
             return;
         }
 
+        if (!tls.Exists)
+        {
+            // Only a pool of one can take a new CA: other members would not know it (see docs/security.md).
+            CreatePoolCa("this host had no certificate of its pool's CA");
+        }
+
         await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken);
+    }
+
+    private void CreatePoolCa(string why)
+    {
+        tls.CreatePool(memberOptions.Name, PoolCertificateAuthority.NamesFor(memberOptions.Name, memberOptions.PeerUrl, memberOptions.ClientUrl),
+            TimeProvider.System);
+        logger.LogInformation(PoolCaCreated, "Made a new pool CA and this host's etcd certificate in {Directory} ({Why})", tls.Directory, why);
     }
 
     private async Task<MembershipTransition?> JoinStepAsync(MembershipTransition t, CancellationToken cancellationToken)
@@ -91,6 +114,13 @@ public sealed class MembershipTransitionRunner(
                 await _member.StopAsync(cancellationToken);
                 _member.SetDataAside();
                 File.Delete(memberOptions.MembershipFile);
+                if (t.Tls is { } material)
+                {
+                    // The member is stopped: from here on it serves the new pool's certificate, and trusts its CA alone.
+                    tls.Write(material);
+                    logger.LogInformation(PoolCaInstalled, "Installed the pool's CA and this host's etcd certificate from the master in {Directory}", tls.Directory);
+                }
+
                 return t with { Stage = 1 };
             case 1:
                 if (t.Role != EtcdRole.Client)
@@ -166,8 +196,8 @@ public sealed class MembershipTransitionRunner(
                 {
                     try
                     {
-                        using var client = new EtcdClient(string.Join(',', membership.Endpoints));
-                        var admin = new EtcdClusterAdmin(client, logger);
+                        using var connection = new EtcdConnection(membership.Endpoints, tls);
+                        var admin = new EtcdClusterAdmin(connection.Client, logger);
                         var me = (await admin.ListAsync(cancellationToken)).FirstOrDefault(m => m.PeerUrls.Contains(memberOptions.PeerUrl));
                         if (me is not null)
                         {
@@ -188,6 +218,9 @@ public sealed class MembershipTransitionRunner(
                 File.Delete(memberOptions.MembershipFile);
                 var credentials = Path.Combine(apiOptions.StateDirectory, "credentials.json");
                 File.Delete(credentials);
+                // The pool's CA goes with the pool: the host starts a pool of its own, with a CA of its own.
+                tls.Delete();
+                logger.LogInformation(PoolCaForgotten, "Forgot the pool's CA and this host's etcd certificate (left the pool)");
                 return null;
         }
     }
@@ -209,10 +242,10 @@ public sealed class MembershipTransitionRunner(
                 return t with { Stage = 2 };
             default:
                 // The old master's key would outlive it by a lease TTL: clear it so this host is master at once.
-                using (var client = new EtcdClient(string.Join(',', localEndpoints)))
+                using (var connection = new EtcdConnection(localEndpoints, tls))
                 {
-                    await client.DeleteAsync(PoolKeys.Root + "master", cancellationToken: cancellationToken);
-                    await client.DeleteAsync(PoolKeys.Root + "master-designated", cancellationToken: cancellationToken);
+                    await connection.Client.DeleteAsync(PoolKeys.Root + "master", cancellationToken: cancellationToken);
+                    await connection.Client.DeleteAsync(PoolKeys.Root + "master-designated", cancellationToken: cancellationToken);
                 }
 
                 new EtcdMembership(EtcdRole.Voter, localEndpoints, $"{memberOptions.Name}={memberOptions.PeerUrl}", 0).Save(memberOptions.MembershipFile);

@@ -2,6 +2,7 @@ using Corral.Api.Messages;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.PoolDatabase.Etcd.Maintenance;
+using Corral.PoolDatabase.Etcd.Tls;
 
 namespace Corral.Agent.Membership;
 
@@ -14,7 +15,7 @@ namespace Corral.Agent.Membership;
 /// no longer does. Each host looks after its own member, so a defragmentation blocks one member at a time per host.
 /// </summary>
 public sealed class PoolDatabaseCare(string memberEndpoint, long quotaBytes, string hostUuid, IPoolDatabase database, PoolDatabaseCareOptions options,
-    TimeProvider time, ILogger logger)
+    TimeProvider time, ILogger logger, EtcdTlsFiles? tls = null)
 {
     public const string NearlyFull = "POOL_DATABASE_NEARLY_FULL";
     public const string Full = "POOL_DATABASE_FULL";
@@ -29,7 +30,7 @@ public sealed class PoolDatabaseCare(string memberEndpoint, long quotaBytes, str
     /// <summary>One look at the member: defragments, recovers and raises or clears its message as needed.</summary>
     public async Task RunOnceAsync(CancellationToken cancellationToken)
     {
-        using var member = new EtcdMemberMaintenance(memberEndpoint);
+        using var member = new EtcdMemberMaintenance(memberEndpoint, tls);
         var status = await member.StatusAsync(cancellationToken);
         var alarms = await member.NoSpaceAlarmsAsync(cancellationToken);
         var space = new MemberSpace(status.FileBytes, status.InUseBytes, quotaBytes, alarms.Contains(status.MemberId));
@@ -87,7 +88,7 @@ public sealed class PoolDatabaseCare(string memberEndpoint, long quotaBytes, str
             {
                 try
                 {
-                    using var other = new EtcdMemberMaintenance(endpoints.GetValueOrDefault(id) ?? throw new InvalidOperationException($"member {id:x} is not listed"));
+                    using var other = new EtcdMemberMaintenance(endpoints.GetValueOrDefault(id) ?? throw new InvalidOperationException($"member {id:x} is not listed"), tls);
                     file = (await other.StatusAsync(cancellationToken)).FileBytes;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)

@@ -12,7 +12,7 @@ public sealed class PoolDatabaseCaretaker(MembershipTransitionRunner runner, IPo
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var member = runner.MemberOptions;
-        var care = new PoolDatabaseCare(member.ClientUrl, member.QuotaBytes, identity.Uuid, database, options.Value, time, logger);
+        var care = new PoolDatabaseCare(member.ClientUrl, member.QuotaBytes, identity.Uuid, database, options.Value, time, logger, runner.Tls);
         using var timer = new PeriodicTimer(options.Value.CheckEvery, time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {

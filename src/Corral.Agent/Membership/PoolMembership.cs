@@ -6,6 +6,7 @@ using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.PoolDatabase.Etcd;
 using Corral.PoolDatabase.Etcd.Membership;
+using Corral.PoolDatabase.Etcd.Tls;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Membership;
@@ -26,6 +27,9 @@ public sealed class PoolMembership(
 {
     private static readonly SemaphoreSlim AdmissionLock = new(1, 1);
 
+    private static readonly EventId CertificateIssued = new(1563, "PoolCertificateIssued");
+    private static readonly EventId CertificateRefused = new(1564, "PoolCertificateRefused");
+
     private EtcdMemberOptions Member => etcdOptions.Value.Member;
 
     public async Task JoinAsync(string masterAddress, string user, string password, CancellationToken cancellationToken)
@@ -42,9 +46,9 @@ public sealed class PoolMembership(
             }
 
             var poolCertificates = await MasterCertificatesAsync(client, session, theirPools, presented, cancellationToken);
-            var admission = await AdmitThroughAsync(client, session, cancellationToken);
+            var (admission, tls) = await AdmitThroughAsync(client, session, cancellationToken);
             Schedule(new MembershipTransition(MembershipChange.Join, 0, Enum.Parse<EtcdRole>(admission.Role), admission.MemberId, admission.InitialCluster,
-                admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret, poolCertificates));
+                admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret, poolCertificates, tls));
         }
     }
 
@@ -70,12 +74,17 @@ public sealed class PoolMembership(
         return certificates;
     }
 
-    public async Task<MemberAdmission> AdmitAsync(string memberName, string peerUrl, int hostsAfterJoin, CancellationToken cancellationToken)
+    public async Task<MemberAdmission> AdmitAsync(string memberName, string peerUrl, string signingRequest, int hostsAfterJoin,
+        CancellationToken cancellationToken)
     {
         if (!Uri.TryCreate(peerUrl, UriKind.Absolute, out _) || memberName.Length == 0)
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "peer_url", peerUrl);
         }
+
+        // Signed before the cluster changes: a request refused leaves no learner behind.
+        using var ca = Tls.LoadAuthority();
+        var certificate = IssueCertificate(ca, memberName, peerUrl, signingRequest);
 
         // etcd admits one learner at a time; joins are serialised here rather than failing on each other.
         await AdmissionLock.WaitAsync(cancellationToken);
@@ -124,13 +133,32 @@ public sealed class PoolMembership(
             var endpoints = members.Where(m => !m.IsLearner).SelectMany(m => m.ClientUrls).ToList();
             var secret = await sessions.GetPoolSecretAsync(cancellationToken);
             logger.LogInformation("Admitted {Name} ({PeerUrl}) as {Role}", memberName, peerUrl, role);
-            return new MemberAdmission(role.ToString(), id, initialCluster, endpoints, secret);
+            return new MemberAdmission(role.ToString(), id, initialCluster, endpoints, secret, certificate, ca.CertificatePem, ca.KeyPem);
         }
         finally
         {
             AdmissionLock.Release();
         }
     }
+
+    /// <summary>The joining host's certificate for its etcd member, signed by the pool's CA, which this host holds.</summary>
+    private string IssueCertificate(PoolCertificateAuthority ca, string memberName, string peerUrl, string signingRequest)
+    {
+        try
+        {
+            using var certificate = ca.Issue(signingRequest, memberName, PoolCertificateAuthority.NamesFor(memberName, peerUrl), TimeProvider.System);
+            logger.LogInformation(CertificateIssued, "Signed the etcd certificate of {Name} ({PeerUrl}), serial {Serial}, valid until {NotAfter:u}",
+                memberName, peerUrl, certificate.SerialNumber, certificate.NotAfter.ToUniversalTime());
+            return certificate.ExportCertificatePem();
+        }
+        catch (PoolCertificateException ex)
+        {
+            logger.LogWarning(CertificateRefused, "Refused to sign the etcd certificate of {Name}: {Reason}", memberName, ex.Message);
+            throw new XenApiException(ErrorCodes.InvalidValue, "certificate_signing_request", ex.Message);
+        }
+    }
+
+    private EtcdTlsFiles Tls => runner.Tls;
 
     public async Task PromoteAsync(ulong memberId, CancellationToken cancellationToken) =>
         await database.CreateClusterAdmin(logger).PromoteAsync(memberId, TimeSpan.FromSeconds(60), cancellationToken);
@@ -167,10 +195,10 @@ public sealed class PoolMembership(
         var secret = await sessions.GetPoolSecretAsync(cancellationToken);
         using var client = await remote.ConnectAsync(masterAddress, cancellationToken);
         var session = (string)(await CallAsync(client, "session.slave_login", ["", secret], cancellationToken))!;
-        var admission = await AdmitThroughAsync(client, session, cancellationToken);
+        var (admission, tls) = await AdmitThroughAsync(client, session, cancellationToken);
         logger.LogWarning("The master is now at {Master}: rejoining its pool database", masterAddress);
         Schedule(new MembershipTransition(MembershipChange.Join, 0, Enum.Parse<EtcdRole>(admission.Role), admission.MemberId, admission.InitialCluster,
-            admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret));
+            admission.Endpoints, client.Endpoint.Authority, admission.PoolSecret, Tls: tls));
     }
 
     private void Schedule(MembershipTransition transition)
@@ -187,16 +215,44 @@ public sealed class PoolMembership(
         }
     }
 
-    private async Task<MemberAdmission> AdmitThroughAsync(JsonRpcXenApiClient client, string session, CancellationToken cancellationToken)
+    /// <summary>
+    /// Asks the master for a place in its pool database, over the HTTPS connection this host has checked: with a
+    /// signing request for a key made here (the key never leaves this host), answered by its certificate and the pool's CA.
+    /// </summary>
+    private async Task<(MemberAdmission Admission, PoolTlsMaterial Tls)> AdmitThroughAsync(JsonRpcXenApiClient client, string session,
+        CancellationToken cancellationToken)
     {
-        var answer = await CallAsync(client, "pool.corral_admit_member", [session, Member.Name, Member.PeerUrl], cancellationToken)
+        var (keyPem, requestPem) = PoolCertificateAuthority.CreateSigningRequest(Member.Name);
+        var answer = await CallAsync(client, "pool.corral_admit_member", [session, Member.Name, Member.PeerUrl, requestPem], cancellationToken)
             as Dictionary<string, object?> ?? throw new XenApiException(ErrorCodes.JoiningHostServiceFailed);
         var role = Enum.Parse<EtcdRole>(XenValue.AsString(answer.GetValueOrDefault("role")));
         var id = ulong.Parse(XenValue.AsString(answer.GetValueOrDefault("member_id")), System.Globalization.NumberStyles.HexNumber,
             System.Globalization.CultureInfo.InvariantCulture);
         var endpoints = (answer.GetValueOrDefault("endpoints") as List<object?> ?? []).Select(XenValue.AsString).ToList();
-        return new MemberAdmission(role.ToString(), id, XenValue.AsString(answer.GetValueOrDefault("initial_cluster")), endpoints,
-            XenValue.AsString(answer.GetValueOrDefault("pool_secret")));
+        var admission = new MemberAdmission(role.ToString(), id, XenValue.AsString(answer.GetValueOrDefault("initial_cluster")), endpoints,
+            XenValue.AsString(answer.GetValueOrDefault("pool_secret")), XenValue.AsString(answer.GetValueOrDefault("certificate")),
+            XenValue.AsString(answer.GetValueOrDefault("ca_certificate")), XenValue.AsString(answer.GetValueOrDefault("ca_key")));
+        return (admission, CheckIssued(admission, keyPem));
+    }
+
+    /// <summary>What the master sent must be usable before this host stops its member for it: a CA with its key, and a certificate of that CA for this host's key.</summary>
+    private static PoolTlsMaterial CheckIssued(MemberAdmission admission, string keyPem)
+    {
+        try
+        {
+            using var ca = PoolCertificateAuthority.FromPem(admission.CaCertificate, admission.CaKey);
+            using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(admission.Certificate, keyPem);
+            if (!PoolCertificateAuthority.Verifies(ca.Certificate, certificate))
+            {
+                throw new PoolCertificateException("the certificate is not the pool CA's");
+            }
+        }
+        catch (Exception ex) when (ex is PoolCertificateException or System.Security.Cryptography.CryptographicException)
+        {
+            throw new XenApiException(ErrorCodes.JoiningHostServiceFailed, $"the master's answer holds no usable etcd certificate: {ex.Message}");
+        }
+
+        return new PoolTlsMaterial(admission.CaCertificate, admission.CaKey, admission.Certificate, keyPem);
     }
 
     /// <summary>

@@ -44,7 +44,7 @@ public sealed class PoolMembershipMethods(
         registry.Add("pool.corral_admit_member", async (_, a, ct) =>
         {
             var hosts = await database.GetAllAsync(XenClasses.Host, ct);
-            var admission = await membership.AdmitAsync((string)a[0]!, (string)a[1]!, hosts.Count + 1, ct);
+            var admission = await membership.AdmitAsync((string)a[0]!, (string)a[1]!, (string)a[2]!, hosts.Count + 1, ct);
             return new Dictionary<string, object?>
             {
                 ["role"] = admission.Role,
@@ -52,8 +52,11 @@ public sealed class PoolMembershipMethods(
                 ["initial_cluster"] = admission.InitialCluster,
                 ["endpoints"] = admission.Endpoints.Cast<object?>().ToList(),
                 ["pool_secret"] = admission.PoolSecret,
+                ["certificate"] = admission.Certificate,
+                ["ca_certificate"] = admission.CaCertificate,
+                ["ca_key"] = admission.CaKey,
             };
-        }, ("member_name", FieldType.String), ("peer_url", FieldType.String));
+        }, ("member_name", FieldType.String), ("peer_url", FieldType.String), ("certificate_signing_request", FieldType.String));
 
         registry.Add("pool.corral_promote_member", async (_, a, ct) =>
         {

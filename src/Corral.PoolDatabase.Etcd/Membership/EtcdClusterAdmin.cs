@@ -69,15 +69,29 @@ public sealed class EtcdClusterAdmin(EtcdClient client, ILogger logger)
         }
     }
 
+    /// <summary>
+    /// Removes a member. etcd refuses while the members that would remain have not all been connected for a few
+    /// seconds ("unhealthy cluster", as right after a join): that is waited out, as for an addition.
+    /// </summary>
     public async Task RemoveAsync(ulong memberId, CancellationToken cancellationToken)
     {
-        try
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
         {
-            await client.MemberRemoveAsync(new MemberRemoveRequest { ID = memberId }, deadline: Deadline, cancellationToken: cancellationToken);
-            logger.LogInformation("Removed etcd member {Id:x}", memberId);
-        }
-        catch (RpcException ex) when (ex.Status.Detail.Contains("member not found", StringComparison.OrdinalIgnoreCase))
-        {
+            try
+            {
+                await client.MemberRemoveAsync(new MemberRemoveRequest { ID = memberId }, deadline: Deadline, cancellationToken: cancellationToken);
+                logger.LogInformation("Removed etcd member {Id:x}", memberId);
+                return;
+            }
+            catch (RpcException ex) when (ex.Status.Detail.Contains("member not found", StringComparison.OrdinalIgnoreCase))
+            {
+                return;
+            }
+            catch (RpcException ex) when (ex.Status.Detail.Contains("unhealthy cluster", StringComparison.OrdinalIgnoreCase) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500, cancellationToken);
+            }
         }
     }
 

@@ -15,11 +15,11 @@ public sealed class EtcdMemberOptions
 
     public string DataDirectory { get; set; } = "/var/lib/corral/etcd";
 
-    /// <summary>The URL other members reach this one at (<c>http://address:2380</c>).</summary>
-    public string PeerUrl { get; set; } = "http://127.0.0.1:2380";
+    /// <summary>The URL other members reach this one at (<c>https://address:2380</c>): TLS, peers authenticated by the pool's CA.</summary>
+    public string PeerUrl { get; set; } = "https://127.0.0.1:2380";
 
-    /// <summary>The client URL other hosts reach this member at (<c>http://address:2379</c>).</summary>
-    public string ClientUrl { get; set; } = "http://127.0.0.1:2379";
+    /// <summary>The client URL other hosts reach this member at (<c>https://address:2379</c>): TLS, clients authenticated by the pool's CA.</summary>
+    public string ClientUrl { get; set; } = "https://127.0.0.1:2379";
 
     /// <summary>Where the member listens for clients: its client URL and, for this host's agent, loopback.</summary>
     public string ListenClientUrls { get; set; } = "";
@@ -68,6 +68,16 @@ public sealed class EtcdMemberOptions
                 + $"Corral:Etcd:Member:ElectionTimeout ({ElectionTimeout.TotalMilliseconds} ms) at least five heartbeats and at most 50 s (etcd's own limits)");
         }
 
+        // The pool database holds the pool secret, password hashes and session references: never on the wire in the clear,
+        // never open to a client that has no certificate of the pool's CA.
+        foreach (var (setting, url) in new[] { ("PeerUrl", PeerUrl), ("ClientUrl", ClientUrl) })
+        {
+            if (Enabled && !url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+            {
+                problems.Add($"Corral:Etcd:Member:{setting} ({url}) must be an https URL: the agent runs its etcd member on TLS only");
+            }
+        }
+
         if (QuotaBytes < 64L * 1024 * 1024)
         {
             problems.Add($"Corral:Etcd:Member:QuotaBytes ({QuotaBytes}) must be at least 64 MiB");
@@ -84,5 +94,5 @@ public sealed class EtcdMemberOptions
 
     public string EffectiveListenClientUrls =>
         ListenClientUrls.Length > 0 ? ListenClientUrls
-        : ClientUrl.Contains("127.0.0.1", StringComparison.Ordinal) ? ClientUrl : ClientUrl + ",http://127.0.0.1:2379";
+        : ClientUrl.Contains("127.0.0.1", StringComparison.Ordinal) ? ClientUrl : $"{ClientUrl},{new Uri(ClientUrl).Scheme}://127.0.0.1:2379";
 }

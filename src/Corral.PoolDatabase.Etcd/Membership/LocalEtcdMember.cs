@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Corral.Platform;
+using Corral.PoolDatabase.Etcd.Tls;
 using Microsoft.Extensions.Logging;
 
 namespace Corral.PoolDatabase.Etcd.Membership;
@@ -23,13 +24,16 @@ public enum EtcdStartMode
 
 /// <summary>
 /// Runs this host's etcd member as a process of its own: it outlives the agent (as QEMU does), is found again
-/// through its pidfile, and writes its log next to its data directory.
+/// through its pidfile, and writes its log next to its data directory. With https URLs the member serves TLS on both
+/// ports with this host's certificate (<paramref name="tls"/>) and takes only clients and peers whose certificate the
+/// pool's CA signed.
 /// </summary>
-public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
+public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger, EtcdTlsFiles? tls = null)
 {
-    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
-
     public EtcdMemberOptions Options => options;
+
+    private bool UsesTls => options.ClientUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
+        || options.PeerUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 
     public bool HasData => Directory.Exists(Path.Combine(options.DataDirectory, "member"));
 
@@ -89,6 +93,7 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
             "--heartbeat-interval", ((long)options.HeartbeatInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
             "--election-timeout", ((long)options.ElectionTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
         };
+        arguments.AddRange(TlsArguments());
         switch (mode)
         {
             case EtcdStartMode.NewCluster:
@@ -123,6 +128,32 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
         logger.LogInformation("Started etcd member {Name} ({Mode}), pid {Pid}", options.Name, mode, process.Id);
     }
 
+    /// <summary>
+    /// etcd's TLS flags: this host's certificate on the client and peer ports, and only certificates of the pool's CA
+    /// accepted on either (a client without one is refused in the TLS handshake, before any request).
+    /// </summary>
+    private IEnumerable<string> TlsArguments()
+    {
+        if (!UsesTls)
+        {
+            return [];
+        }
+
+        if (tls is null || !tls.Exists)
+        {
+            throw new InvalidOperationException($"etcd member {options.Name} serves TLS but this host has no certificate of its pool's CA"
+                + (tls is null ? "" : $" in {tls.Directory}"));
+        }
+
+        return tls.MemberArguments();
+    }
+
+    /// <summary>A client for the member's HTTP endpoints, with the certificate files as they are now (a join replaces them).</summary>
+    private HttpClient CreateHttp() => new(UsesTls && tls is not null ? tls.CreateHttpHandler() : new SocketsHttpHandler())
+    {
+        Timeout = TimeSpan.FromSeconds(2),
+    };
+
     /// <summary>Waits until the member serves HTTP (a learner cannot answer reads, so this is as far as it can go).</summary>
     public async Task WaitServingAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
         await WaitAsync("/version", _ => true, timeout, cancellationToken);
@@ -135,11 +166,12 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger)
     {
         var deadline = DateTime.UtcNow + timeout;
         var url = new Uri(new Uri(options.ClientUrl), path);
+        using var http = CreateHttp();
         while (true)
         {
             try
             {
-                var body = await Http.GetStringAsync(url, cancellationToken);
+                var body = await http.GetStringAsync(url, cancellationToken);
                 if (good(body))
                 {
                     return;
