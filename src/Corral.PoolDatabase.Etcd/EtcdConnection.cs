@@ -1,5 +1,6 @@
 using Corral.PoolDatabase.Etcd.Tls;
 using dotnet_etcd;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 
 namespace Corral.PoolDatabase.Etcd;
@@ -15,7 +16,7 @@ public sealed class EtcdConnection : IDisposable
     public EtcdConnection(IReadOnlyList<string> endpoints, EtcdTlsFiles? tls)
     {
         _channel = new EtcdEndpoints(endpoints).CreateChannel(tls: tls);
-        Client = new EtcdClient(_channel.CreateCallInvoker());
+        Client = new EtcdClient(_channel.CreateCallInvoker().Intercept(new DeadlineAsUnavailable()));
     }
 
     public EtcdClient Client { get; }

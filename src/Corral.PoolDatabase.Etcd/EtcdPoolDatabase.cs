@@ -5,6 +5,7 @@ using dotnet_etcd;
 using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -31,7 +32,7 @@ public sealed partial class EtcdPoolDatabase : IPoolDatabase, IDisposable
         Endpoints = new EtcdEndpoints(_options.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries));
         _channel = Endpoints.CreateChannel(o => o.MaxReceiveMessageSize = 256 * 1024 * 1024,
             _options.CertificateDirectory.Length > 0 ? new Tls.EtcdTlsFiles(_options.CertificateDirectory) : null);
-        _client = new EtcdClient(_channel.CreateCallInvoker());
+        _client = new EtcdClient(_channel.CreateCallInvoker().Intercept(new DeadlineAsUnavailable()));
         _leases = new EtcdLeaseStore(_client, _options, loggerFactory.CreateLogger<EtcdLeaseStore>());
     }
 
