@@ -20,7 +20,9 @@ public sealed partial class XvaApiTests
         path, raw_out = sys.argv[1], sys.argv[2]
         with tarfile.open(path, "r:*") as tar:
             members = tar.getmembers()
-            (header,), _ = xmlrpc.client.loads(tar.extractfile(members[0]).read())
+            # ova.xml is a bare <value> (as xapi writes it): xmlrpc.client reads values inside a response's params.
+            ova = tar.extractfile(members[0]).read().decode()
+            (header,), _ = xmlrpc.client.loads("<methodResponse><params><param>" + ova + "</param></params></methodResponse>")
             objects = {o["id"]: o for o in header["objects"]}
             vm = next(o["snapshot"] for o in header["objects"] if o["class"] == "VM")
             vbd = next(objects[v]["snapshot"] for v in vm["VBDs"] if objects[v]["snapshot"]["type"] == "Disk")
@@ -136,6 +138,11 @@ public sealed partial class XvaApiTests
         reader.Set(XenApi.Session.RbacPermissions, RoleTable.SessionPermissions([RoleTable.FindByNameLabel("read-only")!.Ref]));
         await pool.Database.CommitAsync(tx, default);
         Assert.Equal(HttpStatusCode.Forbidden, (await ExportAsync($"session_id={reader.Ref}&uuid={uuid}")).Status);
+
+        // curl -u root:pw, as an administrator fetches it.
+        var curled = Path.Combine(pool.Root, "curl.xva");
+        Assert.Equal("200", await Run("curl", "-sS", "-u", "root:pw", "-o", curled, "-w", "%{http_code}", new Uri(_http.BaseAddress!, $"/export?uuid={uuid}").ToString()));
+        Assert.Equal("basic", (await ReadWithPythonAsync(curled, Path.Combine(pool.Root, "curl.raw"))).GetProperty("name").GetString());
 
         // Python reads the gzip archive too.
         var found = await ReadWithPythonAsync(gz, Path.Combine(pool.Root, "gz.raw"));

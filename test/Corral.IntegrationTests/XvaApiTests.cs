@@ -42,6 +42,7 @@ public sealed partial class XvaApiTests(AgentFixture pool) : IClassFixture<Agent
             context.RequestServices = pool.Services;
             return next(context);
         });
+        _app.MapXenApi();
         _app.MapXva();
         await _app.StartAsync();
         var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -31,7 +31,9 @@ public static class XvaFormat
 
     public static string XxHash(ReadOnlySpan<byte> data) => XxHash64.HashToUInt64(data).ToString("X16", CultureInfo.InvariantCulture);
 
+#pragma warning disable CA5350 // Not for security: the integrity check older xapi exports carry, which an import must read.
     public static string Sha1(ReadOnlySpan<byte> data) => Convert.ToHexStringLower(SHA1.HashData(data));
+#pragma warning restore CA5350
 
     /// <summary>The checksum a member of <paramref name="extension"/> holds for <paramref name="data"/>; null for an unknown kind.</summary>
     public static string? Checksum(string extension, ReadOnlySpan<byte> data) => extension switch

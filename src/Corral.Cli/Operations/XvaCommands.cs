@@ -45,11 +45,11 @@ public static partial class XvaCommands
                     : await c.CallForStringAsync("task.create", ct, "Export of VM", vm.Uuid);
                 var query = $"/export?session_id={Uri.EscapeDataString(c.Session.Reference)}&task_id={Uri.EscapeDataString(task)}&ref={Uri.EscapeDataString(vm.Ref)}"
                             + $"&use_compression={compression}&preserve_power_state={(c.Params.Bool("preserve-power-state") ? "true" : "false")}";
-                await TransferAsync(c, task, ct, async () =>
+                await TransferAsync(c, task, async () =>
                 {
                     await using var file = new FileStream(filename, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true);
                     await c.Session.Client.GetAsync(query, file, ct);
-                }, () => File.Delete(filename));
+                }, () => File.Delete(filename), ct);
                 c.Printer.Line("Export succeeded");
             }, ct, multiple: false, includeTemplates: named);
     }
@@ -71,11 +71,11 @@ public static partial class XvaCommands
         var task = await c.CallForStringAsync("task.create", ct, "VM import", "");
         var query = $"/import?session_id={Uri.EscapeDataString(c.Session.Reference)}&task_id={Uri.EscapeDataString(task)}&sr_id={Uri.EscapeDataString(sr)}"
                     + $"&restore={(c.Params.Bool("preserve") ? "true" : "false")}&force={(c.Params.Bool("force") ? "true" : "false")}";
-        var result = await TransferAsync(c, task, ct, async () =>
+        var result = await TransferAsync(c, task, async () =>
         {
             await using var file = new FileStream(filename, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true);
             await c.Session.Client.PutAsync(query, file, ct);
-        }, null);
+        }, null, ct);
         var uuids = new List<string>();
         foreach (var vm in VmRefs().Matches(result).Select(m => m.Value))
         {
@@ -89,7 +89,7 @@ public static partial class XvaCommands
     /// The transfer, then the task's outcome, which says more than the connection (a refusal before the archive, or a
     /// failure in its middle); a transfer that failed while the task says nothing is the transfer's error.
     /// </summary>
-    private static async Task<string> TransferAsync(CommandContext c, string task, CancellationToken ct, Func<Task> transfer, Action? onFailure)
+    private static async Task<string> TransferAsync(CommandContext c, string task, Func<Task> transfer, Action? onFailure, CancellationToken ct)
     {
         XenApiTransportException? failed = null;
         try
