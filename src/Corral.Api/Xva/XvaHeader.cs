@@ -13,10 +13,24 @@ public sealed record XvaObject(string Class, string Id, Dictionary<string, objec
 public sealed record XvaVersion(string Hostname, string Date, string ProductVersion, string ProductBrand, string BuildNumber,
     long XapiMajor, long XapiMinor, long ExportVsn)
 {
-    /// <summary>This Corral's version as an export states it.</summary>
+    /// <summary>This Corral's version as an export states it: the xapi version its hosts report (software_version:xapi).</summary>
     public static XvaVersion Current(string hostname) => new(hostname, DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
-        XenServerVersion.ProductVersion, XenServerVersion.ProductBrand, "corral", XenServerVersion.ApiVersionMajor, XenServerVersion.ApiVersionMinor,
-        XvaFormat.ExportVersion);
+        XenServerVersion.ProductVersion, XenServerVersion.ProductBrand, "corral", XapiPart(0), XapiPart(1), XvaFormat.ExportVersion);
+
+    /// <summary>
+    /// xapi's <c>assert_compatible</c>: an archive written by a newer xapi (major, then minor) is refused,
+    /// IMPORT_INCOMPATIBLE_VERSION.
+    /// </summary>
+    public void AssertImportable()
+    {
+        long major = XapiPart(0), minor = XapiPart(1);
+        if (major < XapiMajor || (major == XapiMajor && minor < XapiMinor))
+        {
+            throw new XenApiException(ErrorCodes.ImportIncompatibleVersion);
+        }
+    }
+
+    private static long XapiPart(int index) => long.Parse(XenServerVersion.XapiVersion.Split('.')[index], CultureInfo.InvariantCulture);
 }
 
 /// <summary>

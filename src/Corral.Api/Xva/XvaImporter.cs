@@ -26,6 +26,7 @@ public sealed class XvaImporter(IPoolDatabase database, SrDrivers drivers, IOpti
         var directory = await SrDirectories.OnHostAsync(database, sr.Ref, options.Value.HostRef, cancellationToken)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         var driver = drivers.Get(sr.Get(XenApi.SR.Type));
+        reader.Header.Version.AssertImportable();
         var plan = XvaImportPlan.Of(reader.Header);
         await CheckRestoreAsync(plan, import, cancellationToken);
         var volumes = new List<(string Id, string Uuid)>();

@@ -174,6 +174,17 @@ public sealed class XvaFormatTests
     }
 
     [Fact]
+    public void An_archive_of_a_newer_xapi_is_refused_as_xapi_refuses_it()
+    {
+        var ours = XvaVersion.Current("h");
+        Assert.Equal(XenServerVersion.XapiVersion, $"{ours.XapiMajor}.{ours.XapiMinor}");
+        ours.AssertImportable();
+        (ours with { XapiMajor = 1, XapiMinor = 9 }).AssertImportable(); // XenServer 7.1's
+        Assert.Equal(ErrorCodes.ImportIncompatibleVersion, Assert.Throws<XenApiException>(() => (ours with { XapiMinor = ours.XapiMinor + 1 }).AssertImportable()).Code);
+        Assert.Equal(ErrorCodes.ImportIncompatibleVersion, Assert.Throws<XenApiException>(() => (ours with { XapiMajor = ours.XapiMajor + 1, XapiMinor = 0 }).AssertImportable()).Code);
+    }
+
+    [Fact]
     public void Malformed_ova_xml_is_an_import_error()
     {
         Assert.Equal(ErrorCodes.ImportErrorGeneric, Assert.Throws<XenApiException>(() => XvaHeader.Parse("<value><string>x</string></value>")).Code);
