@@ -7,8 +7,9 @@ namespace Corral.Api.AllowedOperations;
 /// Corral's rule on top of xapi's: an operation is listed in <c>allowed_operations</c> only if Corral really does it,
 /// that is if one of the messages that carry it out (xapi's, as its message forwarding marks them) has a handler in the
 /// dispatcher. A message without one answers NOT_IMPLEMENTED, so its operation never shows, and appears by itself the
-/// day the message is implemented. Operations no message carries (xapi's HTTP export and import, internal steps such
-/// as <c>reverting</c>) are never listed.
+/// day the message is implemented. An operation an HTTP handler carries counts when Corral serves the handler
+/// (<see cref="ServedHttpHandlers"/>: <c>export</c>); others no message carries (internal steps such as
+/// <c>reverting</c>) are never listed.
 /// </summary>
 public sealed class ImplementedOperations
 {
