@@ -226,6 +226,7 @@ do
         app.MapXenApi();
         app.MapRrdUpdates();
         app.MapAuditLog();
+        app.MapXva();
         await app.RunAsync();
         ended = lifecycle.TakeStop();
     }

@@ -17,6 +17,13 @@ public interface IXenApiClient
     /// </summary>
     Task GetAsync(string pathAndQuery, Stream destination, CancellationToken cancellationToken) =>
         throw new XenApiTransportException($"this client cannot fetch {pathAndQuery.Split('?')[0]}");
+
+    /// <summary>
+    /// A PUT of <paramref name="source"/> to one of the server's HTTP handlers (<c>/import?session_id=...</c>), streamed,
+    /// over the same connection settings as the calls. Clients without HTTP refuse.
+    /// </summary>
+    Task PutAsync(string pathAndQuery, Stream source, CancellationToken cancellationToken) =>
+        throw new XenApiTransportException($"this client cannot send to {pathAndQuery.Split('?')[0]}");
 }
 
 /// <summary>The server could not be reached or did not answer as a XenAPI server. The message is xe's wording.</summary>

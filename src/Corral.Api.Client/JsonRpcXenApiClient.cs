@@ -67,6 +67,35 @@ public sealed class JsonRpcXenApiClient : IXenApiClient, IDisposable
         }
     }
 
+    public async Task PutAsync(string pathAndQuery, Stream source, CancellationToken cancellationToken)
+    {
+        var uri = new Uri(Endpoint, pathAndQuery);
+        try
+        {
+            using var content = new StreamContent(source, 1 << 20);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            if (source.CanSeek)
+            {
+                content.Headers.ContentLength = source.Length - source.Position;
+            }
+
+            using var response = await _http.PutAsync(uri, content, cancellationToken).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+                throw new XenApiTransportException($"{uri.AbsolutePath}: HTTP {(int)response.StatusCode} {text.Trim()}");
+            }
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new XenApiTransportException(DescribeTransportFailure(ex, Endpoint), ex) { Server = Endpoint.Host.Trim('[', ']') };
+        }
+        catch (IOException ex)
+        {
+            throw new XenApiTransportException("Lost connection to the server.", ex);
+        }
+    }
+
     public async Task<object?> CallAsync(string method, IReadOnlyList<object?> parameters, CancellationToken cancellationToken)
     {
         var body = EncodeRequest(method, parameters, Interlocked.Increment(ref _id));

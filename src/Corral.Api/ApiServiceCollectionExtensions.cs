@@ -100,6 +100,8 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, AuditMethods>();
         services.AddSingleton<IApiMethodProvider, CaCertificateMethods>();
         services.AddSingleton<VmProvisioning>();
+        services.AddSingleton<Xva.XvaExporter>();
+        services.AddSingleton<Xva.XvaImporter>();
         services.AddSingleton<Https.TrustedCaDirectory>();
         services.AddHostedService(sp => sp.GetRequiredService<Https.TrustedCaDirectory>());
         services.AddSingleton<IApiMethodProvider, AllowedOperations.AllowedOperationsMethods>();

@@ -125,4 +125,14 @@ public static class ErrorCodes
     public const string SrNotSharable = "SR_NOT_SHARABLE"; // sr, host
     public const string PbdExists = "PBD_EXISTS"; // sr, host, pbd
     public const string SrIndestructible = "SR_INDESTRUCTIBLE"; // sr
+
+    // VM export and import (XVA)
+    public const string ImportError = "IMPORT_ERROR"; // message
+    public const string ImportErrorGeneric = "IMPORT_ERROR_GENERIC"; // message
+    public const string ImportErrorPrematureEof = "IMPORT_ERROR_PREMATURE_EOF";
+    public const string ImportErrorSomeChecksumsFailed = "IMPORT_ERROR_SOME_CHECKSUMS_FAILED";
+    public const string ImportErrorUnexpectedFile = "IMPORT_ERROR_UNEXPECTED_FILE"; // expected, actual
+    public const string ImportErrorFailedToFindObject = "IMPORT_ERROR_FAILED_TO_FIND_OBJECT"; // id
+    public const string ImportIncompatibleVersion = "IMPORT_INCOMPATIBLE_VERSION";
+    public const string DefaultSrNotFound = "DEFAULT_SR_NOT_FOUND"; // sr
 }

@@ -61,6 +61,29 @@ public sealed class CannedPool : IXenApiClient
         _ => Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture) ?? "",
     };
 
+    /// <summary>The HTTP transfers made (<c>GET /export...</c>, <c>PUT /import...</c>), in order.</summary>
+    public List<string> Transfers { get; } = [];
+
+    /// <summary>What a GET answers with.</summary>
+    public byte[] Download { get; set; } = [];
+
+    /// <summary>What the last PUT sent.</summary>
+    public byte[] Uploaded { get; private set; } = [];
+
+    public async Task GetAsync(string pathAndQuery, Stream destination, CancellationToken cancellationToken)
+    {
+        Transfers.Add("GET " + pathAndQuery);
+        await destination.WriteAsync(Download, cancellationToken);
+    }
+
+    public async Task PutAsync(string pathAndQuery, Stream source, CancellationToken cancellationToken)
+    {
+        Transfers.Add("PUT " + pathAndQuery);
+        using var copy = new MemoryStream();
+        await source.CopyToAsync(copy, cancellationToken);
+        Uploaded = copy.ToArray();
+    }
+
     public Task<object?> CallAsync(string method, IReadOnlyList<object?> parameters, CancellationToken cancellationToken)
     {
         Calls.Add((method, parameters));

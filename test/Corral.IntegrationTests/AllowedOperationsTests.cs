@@ -71,8 +71,8 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
             tx.Update(o);
         }, default);
 
-    // What Corral implements today: no suspend, export or memory checkpoints.
-    private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy", "snapshot", "create_vtpm"];
+    // What Corral implements today: no suspend or memory checkpoints (export is the HTTP handler /export).
+    private static readonly string[] Halted = ["start", "start_on", "clone", "copy", "changing_dynamic_range", "changing_static_range", "make_into_template", "destroy", "snapshot", "create_vtpm", "export"];
     private static readonly string[] RunningWithoutAgent = ["pause", "clean_shutdown", "hard_shutdown", "hard_reboot", "pool_migrate", "migrate_send", "snapshot", "changing_dynamic_range"];
 
     // A guest with drivers takes vCPUs live (xapi: VM_LACKS_FEATURE without); one whose agent reports, a clean reboot.
@@ -286,9 +286,9 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
             Assert.Equal("pending", (await _db.GetAsync(XenClasses.Task, mark.TaskRef, default)).GetString("status"));
             var refused = await Assert.ThrowsAsync<XenApiException>(() => Call("VM.destroy", _session, vm));
             Assert.Equal([ErrorCodes.OtherOperationInProgress, "VM", vm, "clone", mark.TaskRef], refused.ErrorDescription);
-            // A copy may run beside a clone, as in xapi.
+            // A copy (or an export) may run beside a clone, as in xapi.
             await marks.AssertVmAsync(marked, VmOperations.Copy, default);
-            await AllowedBecomesAsync(XenClasses.VM, vm, "clone", "copy");
+            await AllowedBecomesAsync(XenClasses.VM, vm, "clone", "copy", "export");
         }
 
         Assert.Empty((await _db.GetAsync(XenClasses.VM, vm, default)).GetStringMap("current_operations"));
@@ -302,7 +302,7 @@ public sealed class AllowedOperationsTests : IAsyncLifetime
         Assert.Equal(["VM_IS_TEMPLATE", vm, "start"], start.ErrorDescription);
         // Computed by the call itself, whatever the service has done yet.
         await Call("VM.update_allowed_operations", _session, vm);
-        string[] template = ["changing_dynamic_range", "changing_static_range", "clone", "copy", "destroy", "provision"];
+        string[] template = ["changing_dynamic_range", "changing_static_range", "clone", "copy", "destroy", "export", "provision"];
         Assert.Equal(template, (await _db.GetAsync(XenClasses.VM, vm, default)).GetSet("allowed_operations").Order(StringComparer.Ordinal));
     }
 }

@@ -7,8 +7,9 @@ namespace Corral.Api.AllowedOperations;
 /// Corral's rule on top of xapi's: an operation is listed in <c>allowed_operations</c> only if Corral really does it,
 /// that is if one of the messages that carry it out (xapi's, as its message forwarding marks them) has a handler in the
 /// dispatcher. A message without one answers NOT_IMPLEMENTED, so its operation never shows, and appears by itself the
-/// day the message is implemented. Operations no message carries (xapi's HTTP export and import, internal steps such
-/// as <c>reverting</c>) are never listed.
+/// day the message is implemented. An operation an HTTP handler carries counts when Corral serves the handler
+/// (<see cref="ServedHttpHandlers"/>: <c>export</c>); others no message carries (internal steps such as
+/// <c>reverting</c>) are never listed.
 /// </summary>
 public sealed class ImplementedOperations
 {
@@ -27,7 +28,10 @@ public sealed class ImplementedOperations
     }
 
     /// <summary>The dispatcher's messages decide.</summary>
-    public static ImplementedOperations From(ApiRegistry registry) => new(name => registry.Find(name)?.IsImplemented == true);
+    public static ImplementedOperations From(ApiRegistry registry) => new(name => ServedHttpHandlers.Contains(name) || registry.Find(name)?.IsImplemented == true);
+
+    /// <summary>xapi's HTTP handlers Corral serves, by their RBAC names (the operations they carry show as allowed).</summary>
+    public static readonly IReadOnlySet<string> ServedHttpHandlers = new HashSet<string>(StringComparer.Ordinal) { "http/get_export" };
 
     /// <summary>Every operation counts as done, those no message carries included: xapi's own lists.</summary>
     public static ImplementedOperations Everything { get; } = new(_ => true, everything: true);
@@ -97,8 +101,10 @@ public sealed class ImplementedOperations
         [VmOperations.MakeIntoTemplate] = ["VM.set_is_a_template"],
         [VmOperations.Destroy] = ["VM.destroy"],
         [VmOperations.CreateVtpm] = ["VTPM.create"],
-        // export, metadata_export and import are xapi's HTTP handlers (/export, /export_metadata, /import), which
-        // Corral does not serve; create_template, reverting and csvm are internal steps of other calls.
+        // export is xapi's HTTP handler /export (Http.XvaEndpoints); metadata_export and import (/export_metadata, and
+        // the mark /import puts on the VMs it is creating) are not done; create_template, reverting and csvm are
+        // internal steps of other calls.
+        [VmOperations.Export] = ["http/get_export"],
     };
 
     /// <summary>

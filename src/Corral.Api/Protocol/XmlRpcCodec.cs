@@ -78,6 +78,40 @@ public static class XmlRpcCodec
         }
     }
 
+    /// <summary>
+    /// One bare <c>&lt;value&gt;</c> document (an XVA's <c>ova.xml</c>), nested at most <paramref name="maxNesting"/>
+    /// deep, read as a call's parameters are.
+    /// </summary>
+    public static object? ParseValue(string xml, int maxNesting)
+    {
+        try
+        {
+            using (var scan = XmlReader.Create(new StringReader(xml), ReaderSettings))
+            {
+                while (scan.Read())
+                {
+                    if (scan.Depth > maxNesting)
+                    {
+                        throw new XenApiException(ErrorCodes.XmlRpcUnmarshalFailure, $"elements nested deeper than {maxNesting}", "value");
+                    }
+                }
+            }
+
+            var document = new XmlDocument { XmlResolver = null };
+            using (var reader = XmlReader.Create(new StringReader(xml), ReaderSettings))
+            {
+                document.Load(reader);
+            }
+
+            var value = document.DocumentElement;
+            return value?.Name == "value" ? ReadValue(value) : throw Unmarshal("value", value?.Name ?? "nothing");
+        }
+        catch (XmlException ex)
+        {
+            throw new XenApiException(ErrorCodes.XmlRpcUnmarshalFailure, ex.Message, "value");
+        }
+    }
+
     private static XenApiException Unmarshal(string expected, string got) => new(ErrorCodes.XmlRpcUnmarshalFailure, got, expected);
 
     private static object? ReadValue(XmlElement value)

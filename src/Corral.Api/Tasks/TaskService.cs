@@ -123,6 +123,8 @@ public sealed class TaskService(IPoolDatabase database, EventHub events, IOption
     {
         null => "",
         string s => $"<value>{SecurityElement.Escape(s)}</value>",
+        // A set of references (VM import's new VMs), as xapi's rpc_of_ref_set writes it.
+        IEnumerable<string> refs => "<value><array><data>" + string.Concat(refs.Select(r => $"<value>{SecurityElement.Escape(r)}</value>")) + "</data></array></value>",
         _ => $"<value>{SecurityElement.Escape(Convert.ToString(result, System.Globalization.CultureInfo.InvariantCulture))}</value>",
     };
 

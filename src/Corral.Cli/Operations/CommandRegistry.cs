@@ -24,6 +24,7 @@ public sealed class CommandRegistry
         VmResizeCommands.Register(registry);
         StorageCommands.Register(registry);
         SnapshotCommands.Register(registry);
+        XvaCommands.Register(registry);
         PlugCommands.Register(registry, detachPollInterval ?? PlugCommands.DetachPollInterval);
         SrProbeExtCommand.Register(registry);
         NetworkCommands.Register(registry);

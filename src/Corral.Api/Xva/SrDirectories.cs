@@ -1,0 +1,55 @@
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Xva;
+
+/// <summary>Where SRs' volumes are on which hosts: an SR is reachable on a host whose PBD for it is attached.</summary>
+public static class SrDirectories
+{
+    /// <summary>The SR's directory on <paramref name="hostRef"/> (its attached PBD's <c>device_config:location</c>), or null.</summary>
+    public static async Task<string?> OnHostAsync(IPoolDatabase database, string srRef, string hostRef, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken);
+        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
+        {
+            if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } pbd
+                && pbd.Get(XenApi.PBD.Host) == hostRef && pbd.Get(XenApi.PBD.CurrentlyAttached))
+            {
+                return pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// A live host other than <paramref name="exceptHostRef"/> on which every SR of <paramref name="srRefs"/> is
+    /// attached, for a redirect (xapi's export and import send the client to such a host); null if there is none.
+    /// </summary>
+    public static async Task<XenObject?> HostSeeingAllAsync(IPoolDatabase database, IReadOnlyCollection<string> srRefs, string exceptHostRef,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken))
+        {
+            if (host.Ref == exceptHostRef || !host.Get(XenApi.Host.Enabled))
+            {
+                continue;
+            }
+
+            var seesAll = true;
+            foreach (var sr in srRefs)
+            {
+                seesAll &= await OnHostAsync(database, sr, host.Ref, cancellationToken) is not null;
+            }
+
+            if (seesAll)
+            {
+                return host;
+            }
+        }
+
+        return null;
+    }
+}
