@@ -19,6 +19,15 @@ public sealed class DeadlineAsUnavailableTests
     }
 
     [Fact]
+    public async Task Etcds_own_context_deadline_answer_fails_as_deadline_exceeded()
+    {
+        var timedOut = new RpcException(new Status(StatusCode.Unknown, "context deadline exceeded"));
+        var failure = await Assert.ThrowsAsync<RpcException>(() => Call(Task.FromException<string>(timedOut), CancellationToken.None).ResponseAsync);
+        Assert.Equal(StatusCode.DeadlineExceeded, failure.StatusCode);
+        Assert.Contains("context deadline exceeded", failure.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_call_the_caller_cancelled_stays_cancelled()
     {
         using var caller = new CancellationTokenSource();

@@ -32,7 +32,9 @@ public sealed class TrustedCaDirectory(IPoolDatabase database, IOptions<ApiOptio
             {
                 await SyncAsync(stoppingToken);
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException || database.IsUnavailable(ex))
+            // Any failure but the host's own stop is retried at the next tick: a refresher of a local directory must not
+            // stop the agent (an unexpected answer of etcd's once did, after a partition healed).
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning(ex, "Could not bring the trusted CA certificates in {Path} up to date; retrying", Path);
             }
