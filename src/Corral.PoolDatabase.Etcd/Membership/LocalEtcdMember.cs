@@ -30,6 +30,9 @@ public enum EtcdStartMode
 /// </summary>
 public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger, EtcdTlsFiles? tls = null)
 {
+    /// <summary>etcd's <c>--max-request-bytes</c> for the pool database's members.</summary>
+    public const int MaxRequestBytes = 10 * 1024 * 1024;
+
     public EtcdMemberOptions Options => options;
 
     private bool UsesTls => options.ClientUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
@@ -90,6 +93,9 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger, E
             "--auto-compaction-mode", "periodic",
             "--auto-compaction-retention", $"{(long)options.HistoryRetention.TotalMinutes}m",
             "--quota-backend-bytes", options.QuotaBytes.ToString(CultureInfo.InvariantCulture),
+            // A UEFI VM's record carries its variable store (OVMF's 540 KiB, 720 KiB as base64), and a snapshot writes the
+            // VM and its snapshot in one transaction: past etcd's default 1.5 MiB. 10 MiB is the most etcd advises.
+            "--max-request-bytes", MaxRequestBytes.ToString(CultureInfo.InvariantCulture),
             "--heartbeat-interval", ((long)options.HeartbeatInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
             "--election-timeout", ((long)options.ElectionTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
         };
