@@ -81,7 +81,8 @@ internal sealed class HttpCaller : IAsyncDisposable
         return caller;
     }
 
-    private static (string User, string Password)? BasicCredentials(HttpRequest request)
+    /// <summary>The user and password of an HTTP Basic <c>Authorization</c> header, or null if there is none or it cannot be read.</summary>
+    internal static (string User, string Password)? BasicCredentials(HttpRequest request)
     {
         if (!AuthenticationHeaderValue.TryParse(request.Headers.Authorization.ToString(), out var auth)
             || !auth.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase) || auth.Parameter is not { } parameter)

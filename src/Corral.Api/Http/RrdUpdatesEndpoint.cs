@@ -1,5 +1,3 @@
-using System.Net.Http.Headers;
-using System.Text;
 using Corral.Api.Metrics;
 using Corral.Api.Sessions;
 using Corral.Model;
@@ -70,28 +68,11 @@ public static class RrdUpdatesEndpoint
 
         // As xapi's handlers: without a session, HTTP Basic credentials, checked by a login's rules (the pool
         // database's password hash, on any host, master or not; with external authentication on, the directory).
-        if (AuthenticationHeaderValue.TryParse(request.Headers.Authorization.ToString(), out var auth)
-            && auth.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase) && auth.Parameter is { } parameter)
+        if (HttpCaller.BasicCredentials(request) is { } credentials)
         {
-            string decoded;
             try
             {
-                decoded = Encoding.UTF8.GetString(Convert.FromBase64String(parameter));
-            }
-            catch (FormatException)
-            {
-                return false;
-            }
-
-            var colon = decoded.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0)
-            {
-                return false;
-            }
-
-            try
-            {
-                return await context.RequestServices.GetRequiredService<SessionService>().BasicCredentialsAllowAsync(decoded[..colon], decoded[(colon + 1)..],
+                return await context.RequestServices.GetRequiredService<SessionService>().BasicCredentialsAllowAsync(credentials.User, credentials.Password,
                     context.Connection.RemoteIpAddress?.ToString() ?? "", "rrd_updates (HTTP Basic)", cancellationToken);
             }
             catch (XenApiException)
