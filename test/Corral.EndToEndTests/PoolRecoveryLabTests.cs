@@ -88,12 +88,13 @@ public sealed class PoolRecoveryLabTests : IAsyncLifetime
                 TimeSpan.FromSeconds(60), $"the API of {address} after power-on");
         }
 
+        // One call takes each host in turn, until it is live in the new master's pool database.
         var recovered = new HashSet<string>();
         await LabSession.Eventually(async () =>
         {
             recovered.UnionWith((await _lab.Xe(LabSession.On(a3, "pool-recover-slaves"))).Split('\n', StringSplitOptions.RemoveEmptyEntries));
             return recovered.Count == 2;
-        }, TimeSpan.FromSeconds(60), "pool-recover-slaves to reach both hosts");
+        }, TimeSpan.FromSeconds(240), "pool-recover-slaves to reach both hosts");
         await LabSession.Eventually(async () => await _lab.Xe(LabSession.On(a3, "host-list", "params=host-metrics-live", "--minimal")) == "true,true,true",
             TimeSpan.FromSeconds(120), "all three hosts live again");
         await LabSession.Eventually(async () => await VotersAsync(a3) == 3, TimeSpan.FromSeconds(60), "three voting etcd members");

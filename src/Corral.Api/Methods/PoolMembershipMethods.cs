@@ -211,7 +211,10 @@ public sealed class PoolMembershipMethods(
 
     /// <summary>
     /// <c>pool.recover_slaves</c>: on the new master after an emergency transition, tells every other host to follow
-    /// it (<c>pool.emergency_reset_master</c>); returns the hosts that answered.
+    /// it (<c>pool.emergency_reset_master</c>); returns the hosts that follow it. A host already live in this master's
+    /// pool database follows it already and is not reset again (that would take its member out of the cluster and
+    /// back in). One host at a time, each until it is live here: each joins the cluster as a learner first, and etcd
+    /// takes one learner at a time.
     /// </summary>
     private async Task<object?> RecoverSlavesAsync(CancellationToken cancellationToken)
     {
@@ -224,27 +227,58 @@ public sealed class PoolMembershipMethods(
         var me = await database.GetAsync(XenClasses.Host, ThisHost, cancellationToken);
         var secret = await sessions.GetPoolSecretAsync(cancellationToken);
         var hosts = (await database.GetAllAsync(XenClasses.Host, cancellationToken)).Where(h => h.Ref != ThisHost).ToList();
-        // One host at a time: each joins the cluster as a learner first, and etcd takes one learner at a time.
         var recovered = new List<object?>();
         foreach (var h in hosts)
         {
-            try
+            if (await placement.IsLiveAsync(h, cancellationToken))
             {
-                using var client = await remote.ConnectAsync(h.Get(XenApi.Host.Address), cancellationToken);
-                using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                limit.CancelAfter(TimeSpan.FromSeconds(60));
-                var session = (string)(await CallRemoteAsync(client, "session.slave_login", [h.Ref, secret], limit.Token))!;
-                await CallRemoteAsync(client, "pool.emergency_reset_master", [session, me.Get(XenApi.Host.Address)], limit.Token);
-                logger.LogInformation("Host {Host} follows this master again", h.Get(XenApi.Host.NameLabel));
                 recovered.Add(h.Ref);
+                continue;
             }
-            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+
+            if (await ResetMasterOfAsync(h, secret, me.Get(XenApi.Host.Address), cancellationToken))
             {
-                logger.LogWarning("Could not recover host {Host}: {Reason}", h.Get(XenApi.Host.NameLabel), ex.Message);
+                recovered.Add(h.Ref);
+                await WaitUntilLiveAsync(h, cancellationToken);
             }
         }
 
         return recovered;
+    }
+
+    private async Task<bool> ResetMasterOfAsync(XenObject host, string secret, string masterAddress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var client = await remote.ConnectAsync(host.Get(XenApi.Host.Address), cancellationToken);
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            limit.CancelAfter(TimeSpan.FromSeconds(60));
+            var session = (string)(await CallRemoteAsync(client, "session.slave_login", [host.Ref, secret], limit.Token))!;
+            await CallRemoteAsync(client, "pool.emergency_reset_master", [session, masterAddress], limit.Token);
+            logger.LogInformation("Host {Host} follows this master again", host.Get(XenApi.Host.NameLabel));
+            return true;
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("Could not recover host {Host}: {Reason}", host.Get(XenApi.Host.NameLabel), ex.Message);
+            return false;
+        }
+    }
+
+    /// <summary>Until the host's agent, restarted into this master's cluster, holds its liveness lease here (90 s at most).</summary>
+    private async Task WaitUntilLiveAsync(XenObject host, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        while (DateTime.UtcNow < deadline && await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            if (await placement.IsLiveAsync(host, cancellationToken))
+            {
+                return;
+            }
+        }
+
+        logger.LogWarning("Host {Host} answered but is not live in this pool yet; recovering the next host", host.Get(XenApi.Host.NameLabel));
     }
 
     private async Task<XenObject?> GetPoolAsync(CancellationToken cancellationToken)
