@@ -161,8 +161,10 @@ public sealed class QgaGuestTools : IAsyncDisposable
         var os = info.Has("guest-get-osinfo") ? await QgaQueries.OsInfoAsync(client, stop) : null;
         var interfaces = info.Has("guest-network-get-interfaces") ? await QgaQueries.InterfacesAsync(client, stop) : [];
         var uptime = await QgaQueries.UptimeAsync(client, info, stop);
-        var volumes = info.Has("guest-get-fsinfo") ? await OptionalAsync(() => QgaQueries.FileSystemsAsync(client, stop), QgaQueries.Volumes) : null;
-        var users = info.Has("guest-get-users") ? await OptionalAsync(() => QgaQueries.UsersAsync(client, stop), QgaQueries.Users) : null;
+        var volumes = info.Has("guest-get-fsinfo")
+            ? await OptionalAsync(() => QgaQueries.FileSystemsAsync(client, stop), QgaQueries.Volumes, _latest?.Volumes)
+            : null;
+        var users = info.Has("guest-get-users") ? await OptionalAsync(() => QgaQueries.UsersAsync(client, stop), QgaQueries.Users, _latest?.Users) : null;
         if (_info is null)
         {
             _logger.LogInformation("QEMU guest agent {Version} answers in VM {Vm}", info.Version, _vmUuid);
@@ -192,9 +194,10 @@ public sealed class QgaGuestTools : IAsyncDisposable
 
     /// <summary>
     /// A question whose refusal must not cost the rest of the report: a Windows agent fails <c>guest-get-fsinfo</c> on
-    /// some volumes, and an agent may have a command listed but not working. Null then, as when it lacks the command.
+    /// some volumes, and an agent may have a command listed but not working. The last answer stands then (null if none),
+    /// so that the guest metrics do not flap.
     /// </summary>
-    private async Task<TOut?> OptionalAsync<TIn, TOut>(Func<Task<TIn>> question, Func<TIn, TOut> convert) where TOut : class
+    private async Task<TOut?> OptionalAsync<TIn, TOut>(Func<Task<TIn>> question, Func<TIn, TOut> convert, TOut? last) where TOut : class
     {
         try
         {
@@ -203,7 +206,7 @@ public sealed class QgaGuestTools : IAsyncDisposable
         catch (QgaException ex)
         {
             _logger.LogDebug("QEMU guest agent of VM {Vm} refused an optional question: {Reason}", _vmUuid, ex.Message);
-            return null;
+            return last;
         }
     }
 
