@@ -163,6 +163,7 @@ do
     builder.Services.AddSingleton(SrDrivers.Default);
     builder.Services.AddSingleton<BridgeNetworking>();
     builder.Services.AddSingleton<VmDevices>();
+    builder.Services.AddSingleton<GuestMetricsWriter>();
     builder.Services.AddSingleton<VmSupervisor>();
     builder.Services.AddHostedService<VmNvram>();
     builder.Services.AddHostedService<VmVtpm>();

@@ -32,6 +32,8 @@ public enum VmRunState
 
 /// <summary>What the guest agent reported last.</summary>
 /// <param name="CanFreeze">The agent can freeze and thaw the guest's filesystems (quiesced snapshots).</param>
+/// <param name="Volumes">The guest's mounted file systems; null when the agent does not say.</param>
+/// <param name="Users">The users logged in to the guest; null when the agent does not say.</param>
 public sealed record GuestAgentReport(
     string AgentVersion,
     TimeSpan Uptime,
@@ -39,7 +41,20 @@ public sealed record GuestAgentReport(
     IReadOnlyDictionary<string, string> Networks,
     IReadOnlyDictionary<string, string> PvDrivers,
     DateTime ReceivedUtc,
-    bool CanFreeze = false);
+    bool CanFreeze = false,
+    IReadOnlyList<GuestVolume>? Volumes = null,
+    IReadOnlyList<GuestUser>? Users = null);
+
+/// <summary>One file system mounted in the guest, as its agent reports it.</summary>
+/// <param name="MountPoint">Where it is mounted (<c>/</c>, <c>C:\</c>).</param>
+/// <param name="FileSystem">Its type (<c>ext4</c>, <c>NTFS</c>).</param>
+/// <param name="Device">The guest's name for the device it is on (<c>vda2</c>); empty when not said.</param>
+/// <param name="SizeBytes">Its size; null when the agent does not know it.</param>
+/// <param name="FreeBytes">The space left on it; null when the agent does not know it.</param>
+public sealed record GuestVolume(string MountPoint, string FileSystem, string Device, long? SizeBytes, long? FreeBytes);
+
+/// <summary>A user logged in to the guest (a Windows domain user as <c>DOMAIN\name</c>), since <paramref name="LoginTimeUtc"/>.</summary>
+public sealed record GuestUser(string Name, DateTime LoginTimeUtc);
 
 /// <summary>The consoles a VM process offers.</summary>
 public enum VmConsoleKind

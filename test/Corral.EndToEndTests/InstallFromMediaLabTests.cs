@@ -1,3 +1,4 @@
+using Corral.EndToEndTests.Screens;
 using Xunit;
 
 namespace Corral.EndToEndTests;
@@ -6,8 +7,9 @@ namespace Corral.EndToEndTests;
 /// Installing guests from an ISO as a new user would, with xe, on the shared lab: the project's installer ISO (built
 /// from Debian packages by guest/build-image.sh) dropped into the ISO library and found by a scan; a VM made from
 /// "Other install media" on the shared SR (no home server) with a disk, the CD and a network card; started, it
-/// installs onto its disk, reboots into the installed system, reports its tools and address, the CD is ejected and it
-/// shuts down cleanly. Then the same from the Debian 12 template, whose disk vm-install provisions and which boots
+/// installs onto its disk (its screen watched through the web console as noVNC shows it, and matched with QEMU's own
+/// picture of it), reboots into the installed system, reports its tools and address, the CD is ejected and it shuts
+/// down cleanly. Then the same from the Debian 12 template, whose disk vm-install provisions and which boots
 /// UEFI with Secure Boot on (the template's secureboot=auto, made true at start as xapi does): Debian's signed shim, GRUB
 /// and kernel on the ISO and on the installed disk; its variable store is kept with the VM.
 /// </summary>
@@ -50,7 +52,7 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
         var bios = await _lab.Xe("vm-install", "template=Other install media", "new-name-label=installed-bios", $"sr-uuid={sharedSr}");
         _installed.Add(bios);
         await _lab.Xe("vm-disk-add", $"uuid={bios}", "disk-size=1GiB", "device=0", $"sr-uuid={sharedSr}");
-        await InstallAndCheckAsync(bios, network, $"{subnet}.41");
+        await InstallAndCheckAsync(bios, network, $"{subnet}.41", watchScreen: true);
 
         // Debian 12: vm-install provisions its 10 GiB disk on the SR; it boots UEFI, and its variables stay with it.
         var uefi = await _lab.Xe("vm-install", "template=Debian Bookworm 12", "new-name-label=installed-uefi", $"sr-uuid={sharedSr}");
@@ -66,21 +68,52 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
     }
 
     /// <summary>
+    /// The installer's screen through the web console's websocket, as a browser on lab-host1's page sees it: while the
+    /// serial console says the installer runs, the viewer's frame is QEMU's own picture of the VM's screen (taken on the
+    /// VM's host through its spare QMP monitor), the VGA text console.
+    /// </summary>
+    private async Task WatchTheInstallerInTheWebConsoleAsync(string vm)
+    {
+        const string started = "corral-installer: Corral installer 1.0";
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await using var viewer = await WebConsoleScreen.OpenAsync(_lab.Addresses[0], "corral", vm, timeout.Token);
+        string? File(string name) => Directory.GetFiles(_lab.RunDirectory, name, SearchOption.AllDirectories).SingleOrDefault(f => f.Contains(vm, StringComparison.Ordinal));
+        async Task<string> LogAsync() => File("console.log") is { } log ? await System.IO.File.ReadAllTextAsync(log, timeout.Token) : "";
+        await LabSession.Eventually(async () => (await LogAsync()).Contains(started, StringComparison.Ordinal), TimeSpan.FromMinutes(3),
+            $"VM {vm}'s installer to start");
+        var match = await ScreenWatch.MatchAsync(viewer, File("monitor.sock")!, async () =>
+        {
+            var log = await LogAsync();
+            return log.Contains(started, StringComparison.Ordinal) && !log.Contains("CORRAL-INSTALL-DONE", StringComparison.Ordinal);
+        }, TimeSpan.FromMinutes(2), timeout.Token);
+        Assert.Equal((720, 400), (match.Viewer.Width, match.Viewer.Height));
+    }
+
+    /// <summary>
     /// CD in, a card on the network, start; the installer's work ends in the installed system reporting its tools.
     /// Returns the VM's serial console log, read before it shut down.
     /// </summary>
-    private async Task<string> InstallAndCheckAsync(string vm, string network, string ip)
+    private async Task<string> InstallAndCheckAsync(string vm, string network, string ip, bool watchScreen = false)
     {
         await _lab.Xe("vm-cd-add", $"uuid={vm}", $"cd-name={Iso}", "device=3");
         await _lab.Xe("vif-create", $"vm-uuid={vm}", $"network-uuid={network}", "device=0", "mac=random");
         await _lab.Xe("vm-param-set", $"uuid={vm}", $"xenstore-data:vm-data/ip={ip}/24");
         await _lab.Xe("vm-start", $"uuid={vm}");
+        if (watchScreen)
+        {
+            await WatchTheInstallerInTheWebConsoleAsync(vm);
+        }
 
         // The installed system runs Debian's QEMU guest agent: tools, address and OS come from it, from its own disk.
         await LabSession.Eventually(async () => (await _lab.TryXe("vm-param-get", $"uuid={vm}", "param-name=networks")).Output.Contains(ip, StringComparison.Ordinal),
             TimeSpan.FromMinutes(4), $"VM {vm} to install, reboot from its disk and report {ip}");
         Assert.Contains("major: 7", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=PV-drivers-version"), StringComparison.Ordinal);
         Assert.Contains("Corral Linux test", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=os-version"), StringComparison.Ordinal);
+        // Its file systems and logged-in users (nobody: its console's shell is no login) in other, under xapi-style keys.
+        var other = await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=other");
+        Assert.Matches(@"data-volume-\d+-mount-point: /data(;|$)", other);
+        Assert.Contains("data-users: 0", other, StringComparison.Ordinal);
+        Assert.Equal("", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=disks"));
         await LabSession.Eventually(() => LabSession.Ping(ip), TimeSpan.FromSeconds(30), $"{ip} to answer ping");
         var console = await File.ReadAllTextAsync(Directory.GetFiles(_lab.RunDirectory, "console.log", SearchOption.AllDirectories)
             .Single(f => f.Contains(vm, StringComparison.Ordinal)));

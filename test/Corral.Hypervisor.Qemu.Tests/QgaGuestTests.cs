@@ -14,7 +14,7 @@ namespace Corral.Hypervisor.Qemu.Tests;
 public sealed class QgaGuestTests(ITestOutputHelper output)
 {
     [GuestImageFact]
-    public async Task A_guest_with_qemu_ga_reports_itself_its_addresses_and_file_systems_reboots_and_shuts_down_on_request()
+    public async Task A_guest_with_qemu_ga_reports_itself_its_addresses_file_systems_and_users_reboots_and_shuts_down_on_request()
     {
         await using var rig = new QemuRig(output);
         var hypervisor = rig.NewHypervisor();
@@ -61,6 +61,22 @@ public sealed class QgaGuestTests(ITestOutputHelper output)
         var data = Assert.Single(await tools.AskAsync(QgaQueries.FileSystemsAsync, default), f => f.MountPoint == "/data");
         Assert.Equal("ext4", data.Type);
         Assert.True(data.TotalBytes > 0);
+
+        // The report carries them as the guest metrics show them: the guest's device name, size and free space.
+        var volume = Assert.Single(process.LatestGuestReport.Volumes!, v => v.MountPoint == "/data");
+        Assert.Equal(new GuestVolume("/data", "ext4", "vda2", data.TotalBytes, data.TotalBytes - data.UsedBytes), volume);
+        Assert.InRange(volume.FreeBytes!.Value, 1, volume.SizeBytes!.Value);
+
+        // Nobody logged in (the console's shell is no login): none. Then a login record as login(1) writes it, in
+        // glibc's utmp layout (USER_PROCESS, pid 1, pts/9, user corral-tester, logged in at 0x65000000 s), and the
+        // next report names the user and the login's time.
+        Assert.Empty(process.LatestGuestReport.Users!);
+        // (Short: the shell's line editing slows down with every wrapped line typed.)
+        var utmp = @"{ printf '\7\0\0\0\1\0\0\0pts/9';head -c27 /dev/zero;printf ts/9corral-tester;head -c283 /dev/zero;printf '\0\0\0e';"
+            + "head -c40 /dev/zero;}>/var/run/utmp;wc -c</var/run/utmp";
+        Assert.Equal(["384"], await GuestShell.RunAsync(process, paths.ConsoleLog, utmp, TimeSpan.FromSeconds(30)));
+        await QemuRig.WaitUntilAsync(() => process.LatestGuestReport.Users is [_, ..], TimeSpan.FromSeconds(30), "the logged-in user in a report");
+        Assert.Equal(new GuestUser("corral-tester", new DateTime(2023, 9, 12, 6, 6, 56, DateTimeKind.Utc)), Assert.Single(process.LatestGuestReport.Users!));
 
         // The agent stops in the guest (a crashed or removed tools service): once past its freshness (10 s) the process
         // says so, once; started again, it reports again.

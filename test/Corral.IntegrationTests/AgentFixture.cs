@@ -61,6 +61,7 @@ public sealed class AgentFixture : IAsyncLifetime
         });
         services.AddSingleton<BridgeNetworking>();
         services.AddSingleton<VmDevices>();
+        services.AddSingleton<GuestMetricsWriter>();
         services.AddSingleton<VmSupervisor>();
         services.AddSingleton<SrCatalog>();
         services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();

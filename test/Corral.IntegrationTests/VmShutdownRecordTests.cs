@@ -60,6 +60,7 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         services.AddSingleton<AgentLifecycle>();
         services.AddSingleton<BridgeNetworking>();
         services.AddSingleton<VmDevices>();
+        services.AddSingleton<GuestMetricsWriter>();
         services.AddSingleton<VmSupervisor>();
         services.AddSingleton<HostRegistration>();
         services.AddSingleton<HostLiveness>();

@@ -22,12 +22,10 @@ public sealed class VmSupervisor(
     HostIdentity identity,
     BridgeNetworking networking,
     VmDevices devices,
+    GuestMetricsWriter guestMetrics,
     ILogger<VmSupervisor> logger) : IRunningVms
 {
-    private static readonly EventId GuestToolsSilent = new(2250, nameof(GuestToolsSilent));
-
     private readonly ConcurrentDictionary<string, IVmProcess> _byVmUuid = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, string> _lastGuestFingerprint = new(StringComparer.Ordinal);
 
     // A live migration's destination copies, until the migration completes and Track takes them over. They are kept
     // here, not by the migration, so that the self-fence sees them: after the switchover such a copy runs the guest.
@@ -113,7 +111,7 @@ public sealed class VmSupervisor(
         {
             if (e.Kind == VmProcessEventKind.GuestReport && process.LatestGuestReport is { } report)
             {
-                _ = UpdateGuestMetricsAsync(vmRef, report);
+                _ = guestMetrics.UpdateAsync(vmRef, report);
             }
             else if (e is { Kind: VmProcessEventKind.DeviceRemoved, Device: { } device })
             {
@@ -121,7 +119,7 @@ public sealed class VmSupervisor(
             }
             else if (e.Kind == VmProcessEventKind.GuestAgentSilent && Find(process.VmUuid) == process)
             {
-                _ = MarkGuestToolsSilentAsync(vmRef);
+                _ = guestMetrics.MarkSilentAsync(vmRef);
             }
         };
         _endRecords.AddOrUpdate(process, process.Exited.ContinueWith(_ => OnExitedAsync(vmRef, process), TaskScheduler.Default).Unwrap());
@@ -147,8 +145,7 @@ public sealed class VmSupervisor(
             return;
         }
 
-        // Gone from here (stopped, or moved away): if it comes back, its first report is written at once.
-        _lastGuestFingerprint.TryRemove(vmRef, out _);
+        guestMetrics.Forget(vmRef);
 
         logger.LogInformation("VM process {Pid} of {Vm} has ended{How}", process.ProcessId, process.VmUuid, process.ExitIntended ? "" : " unexpectedly");
         try
@@ -293,131 +290,5 @@ public sealed class VmSupervisor(
         {
             logger.LogDebug(ex, "Attachment update raced with another writer");
         }
-    }
-
-    /// <summary>
-    /// Writes what the guest agent reports into VM_guest_metrics, as XenServer's tools do through xenstore: only when
-    /// something other than the uptime changed, or once a minute, so a chatty guest does not flood the pool database.
-    /// </summary>
-    private async Task UpdateGuestMetricsAsync(string vmRef, GuestAgentReport report)
-    {
-        try
-        {
-            static string Flat(IReadOnlyDictionary<string, string> map) => string.Join(";", map.OrderBy(k => k.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
-            var fingerprint = Flat(report.Networks) + "|" + Flat(report.OsVersion) + "|" + Flat(report.PvDrivers) + "|" + report.AgentVersion + "|"
-                              + (long)report.Uptime.TotalMinutes + "|" + report.CanFreeze;
-            if (_lastGuestFingerprint.TryGetValue(vmRef, out var last) && last == fingerprint)
-            {
-                return;
-            }
-
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            var ct = timeout.Token;
-            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, ct);
-            if (vm is null)
-            {
-                return;
-            }
-
-            var existing = await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), ct);
-            if (existing is null)
-            {
-                var tx = new PoolTransaction();
-                var created = tx.Create(XenClasses.VMGuestMetricsSchema);
-                ApplyGuestReport(created, report);
-                var v = vm.Clone();
-                v.Set(XenApi.VM.GuestMetrics, created.Ref);
-                tx.Update(v);
-                await database.CommitAsync(tx, ct);
-            }
-            else
-            {
-                await database.UpdateAsync([(XenClasses.VMGuestMetrics, existing.Ref)], (objs, tx) =>
-                {
-                    var g = objs[0].Clone();
-                    ApplyGuestReport(g, report);
-                    tx.Update(g);
-                }, ct);
-            }
-
-            _lastGuestFingerprint[vmRef] = fingerprint;
-        }
-        catch (Exception ex)
-        {
-            logger.LogDebug(ex, "Guest metrics update for {Vm} failed; the next report retries", vmRef);
-        }
-    }
-
-    /// <summary>
-    /// The guest agent of a VM that still runs here stopped answering: its guest metrics stay (the last addresses and OS
-    /// are still the best known) but are no longer live, so clients show the tools as not responding and the operations
-    /// that need them (clean shutdown, reboot) leave allowed_operations. The next report makes them live again.
-    /// </summary>
-    private async Task MarkGuestToolsSilentAsync(string vmRef)
-    {
-        _lastGuestFingerprint.TryRemove(vmRef, out _);
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            var vm = await database.TryGetAsync(XenClasses.VM, vmRef, timeout.Token);
-            if (vm is null || vm.Get(XenApi.VM.ResidentOn) != identity.Ref
-                || await database.TryGetAsync(XenClasses.VMGuestMetrics, vm.Get(XenApi.VM.GuestMetrics), timeout.Token) is not { } gm)
-            {
-                return;
-            }
-
-            var g = gm.Clone();
-            g.Set(XenApi.VMGuestMetrics.Live, false);
-            var tx = new PoolTransaction();
-            tx.Update(g);
-            await TryCommitAsync(tx, timeout.Token);
-            logger.LogInformation(GuestToolsSilent, "VM {Vm}: the guest agent stopped answering; its tools are no longer live", vm.Get(XenApi.VM.NameLabel));
-        }
-        catch (Exception ex)
-        {
-            logger.LogDebug(ex, "Guest metrics of {Vm} not marked silent; the next report rewrites them", vmRef);
-        }
-    }
-
-    /// <summary>Sets a VM_guest_metrics record from the guest agent's report.</summary>
-    private static void ApplyGuestReport(XenObject metrics, GuestAgentReport report)
-    {
-        var version = report.AgentVersion.Split('.');
-        metrics.Set(XenApi.VMGuestMetrics.OsVersion, report.OsVersion);
-        metrics.Set(XenApi.VMGuestMetrics.PVDriversVersion, new Dictionary<string, string>
-        {
-            ["major"] = version.ElementAtOrDefault(0) ?? "0",
-            ["minor"] = version.ElementAtOrDefault(1) ?? "0",
-            ["micro"] = version.ElementAtOrDefault(2) ?? "0",
-            ["build"] = "0",
-        });
-        metrics.Set(XenApi.VMGuestMetrics.PVDriversUpToDate, true);
-        metrics.Set(XenApi.VMGuestMetrics.PVDriversDetected, report.PvDrivers.Count > 0);
-        metrics.Set(XenApi.VMGuestMetrics.Networks, report.Networks);
-        var other = new Dictionary<string, string>
-        {
-            ["feature-shutdown"] = "1",
-            ["feature-reboot"] = "1",
-            ["has-vendor-device"] = "0",
-            ["platform-feature-multiprocessor-suspend"] = "0",
-        };
-        if (report.CanFreeze)
-        {
-            // xapi's flag for a guest that takes quiesced snapshots (VM.snapshot_with_quiesce).
-            other["feature-quiesce"] = "1";
-        }
-
-        if (report.Uptime > TimeSpan.Zero)
-        {
-            // From the guest's /proc/uptime; a guest that does not say (Windows) has none.
-            other["uptime"] = ((long)report.Uptime.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-        }
-
-        metrics.Set(XenApi.VMGuestMetrics.Other, other);
-        metrics.Set(XenApi.VMGuestMetrics.LastUpdated, report.ReceivedUtc);
-        metrics.Set(XenApi.VMGuestMetrics.Live, true);
-        // A guest with the virtio drivers takes disks and cards plugged while it runs (PCI hot-plug through ACPI).
-        metrics.Set(XenApi.VMGuestMetrics.CanUseHotplugVbd, report.PvDrivers.ContainsKey("virtio_blk") ? TristateType.Yes : TristateType.Unspecified);
-        metrics.Set(XenApi.VMGuestMetrics.CanUseHotplugVif, report.PvDrivers.ContainsKey("virtio_net") ? TristateType.Yes : TristateType.Unspecified);
     }
 }

@@ -7,7 +7,8 @@ namespace Corral.Hypervisor.Qemu.GuestAgent;
 /// <summary>
 /// A VM's guest tools as the QEMU guest agent provides them: every <see cref="PollInterval"/> while QEMU runs, the agent
 /// is asked what it is (<c>guest-info</c>), the guest's OS (<c>guest-get-osinfo</c>), its addresses
-/// (<c>guest-network-get-interfaces</c>) and its uptime (its <c>/proc/uptime</c>, read), and the answer becomes the VM's <see cref="GuestAgentReport"/>, its networks
+/// (<c>guest-network-get-interfaces</c>), its uptime (its <c>/proc/uptime</c>, read), its file systems
+/// (<c>guest-get-fsinfo</c>) and logged-in users (<c>guest-get-users</c>), and the answer becomes the VM's <see cref="GuestAgentReport"/>, its networks
 /// keyed by the VM's cards as XenServer's tools key them. A guest without the agent just never answers: each poll then
 /// costs one timed-out question, and the VM shows no tools. The connection to QEMU's end of the port is made again
 /// whenever it drops.
@@ -160,6 +161,10 @@ public sealed class QgaGuestTools : IAsyncDisposable
         var os = info.Has("guest-get-osinfo") ? await QgaQueries.OsInfoAsync(client, stop) : null;
         var interfaces = info.Has("guest-network-get-interfaces") ? await QgaQueries.InterfacesAsync(client, stop) : [];
         var uptime = await QgaQueries.UptimeAsync(client, info, stop);
+        var volumes = info.Has("guest-get-fsinfo")
+            ? await OptionalAsync(() => QgaQueries.FileSystemsAsync(client, stop), QgaQueries.Volumes, _latest?.Volumes)
+            : null;
+        var users = info.Has("guest-get-users") ? await OptionalAsync(() => QgaQueries.UsersAsync(client, stop), QgaQueries.Users, _latest?.Users) : null;
         if (_info is null)
         {
             _logger.LogInformation("QEMU guest agent {Version} answers in VM {Vm}", info.Version, _vmUuid);
@@ -173,7 +178,9 @@ public sealed class QgaGuestTools : IAsyncDisposable
             QgaQueries.XenNetworks(interfaces, _nics().ToDictionary(n => n.Mac.ToLowerInvariant(), n => n.Index, StringComparer.Ordinal)),
             new Dictionary<string, string>(),
             _time.GetUtcNow().UtcDateTime,
-            info.Has("guest-fsfreeze-freeze") && info.Has("guest-fsfreeze-thaw"));
+            info.Has("guest-fsfreeze-freeze") && info.Has("guest-fsfreeze-thaw"),
+            volumes,
+            users);
         _latest = report;
         try
         {
@@ -182,6 +189,24 @@ public sealed class QgaGuestTools : IAsyncDisposable
         catch (Exception ex)
         {
             _logger.LogError(ex, "A guest report handler failed for VM {Vm}", _vmUuid);
+        }
+    }
+
+    /// <summary>
+    /// A question whose refusal must not cost the rest of the report: a Windows agent fails <c>guest-get-fsinfo</c> on
+    /// some volumes, and an agent may have a command listed but not working. The last answer stands then (null if none),
+    /// so that the guest metrics do not flap.
+    /// </summary>
+    private async Task<TOut?> OptionalAsync<TIn, TOut>(Func<Task<TIn>> question, Func<TIn, TOut> convert, TOut? last) where TOut : class
+    {
+        try
+        {
+            return convert(await question());
+        }
+        catch (QgaException ex)
+        {
+            _logger.LogDebug("QEMU guest agent of VM {Vm} refused an optional question: {Reason}", _vmUuid, ex.Message);
+            return last;
         }
     }
 

@@ -171,6 +171,17 @@ public static class QgaQueries
         return networks;
     }
 
+    /// <summary>The file systems as the VM's report carries them: the guest's device name, free space from its used space.</summary>
+    public static IReadOnlyList<GuestVolume> Volumes(IReadOnlyList<QgaFileSystem> fileSystems) =>
+        fileSystems.Where(f => f.MountPoint.Length > 0)
+            .Select(f => new GuestVolume(f.MountPoint, f.Type, f.Name, f.TotalBytes,
+                f is { TotalBytes: { } total, UsedBytes: { } used } ? Math.Max(0, total - used) : null))
+            .ToList();
+
+    /// <summary>The logged-in users as the VM's report carries them: a Windows domain user as <c>DOMAIN\name</c>.</summary>
+    public static IReadOnlyList<GuestUser> Users(IReadOnlyList<QgaUser> users) =>
+        users.Where(u => u.Name.Length > 0).Select(u => new GuestUser(u.Domain is { } domain ? $"{domain}\\{u.Name}" : u.Name, u.LoginTimeUtc)).ToList();
+
     /// <summary>The OS as XenServer's tools put it in <c>VM_guest_metrics.os_version</c>: name, uname, distro, major, minor.</summary>
     public static IReadOnlyDictionary<string, string> XenOsVersion(QgaOsInfo os)
     {
