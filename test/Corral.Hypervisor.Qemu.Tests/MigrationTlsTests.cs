@@ -191,6 +191,34 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
     }
 
     [QemuFact]
+    public async Task A_mirror_goes_only_to_an_export_whose_certificate_names_the_address_dialled()
+    {
+        await using var rig = new QemuRig(output);
+        var sourceHost = Host("host-a");
+        var sourceDisk = Path.Combine(rig.Root, "source.qcow2");
+        var targetDisk = Path.Combine(rig.Root, "target.qcow2");
+        await CommandRunner.RunCheckedAsync("qemu-img", ["create", "-q", "-f", "qcow2", sourceDisk, "64M"], CancellationToken.None);
+        await CommandRunner.RunCheckedAsync("qemu-img", ["create", "-q", "-f", "qcow2", targetDisk, "64M"], CancellationToken.None);
+        var spec = rig.Spec(true, [new DiskSpec(0, sourceDisk, "qcow2", false, false, true)]);
+        var sender = (QemuVmProcess)await rig.NewHypervisor(With(sourceHost)).StartAsync(spec, CancellationToken.None);
+        var receiver = (QemuVmProcess)await rig.NewHypervisor(With(Host("host-b"), Path.Combine(rig.Root, "vms-dest"))).StartAsync(spec with
+        {
+            Disks = [spec.Disks[0] with { Path = targetDisk }],
+            IncomingMigration = $"tcp:127.0.0.2:{QemuRig.FreePort()}",
+            IncomingPeerIdentity = QemuTlsIdentity.OfFile(sourceHost.CertificateFile),
+        }, CancellationToken.None);
+        var nbdPort = QemuRig.FreePort();
+        await receiver.ExportDisksAsync("127.0.0.2", nbdPort, [0], CancellationToken.None);
+
+        // The pool's certificate and the source's identity: only the name is wrong (it names 127.0.0.1, not 127.0.0.2).
+        var refused = await Assert.ThrowsAsync<QmpException>(() => sender.StartDiskMirrorAsync(0, "127.0.0.2", nbdPort, CancellationToken.None));
+        output.WriteLine("refused: " + refused.Message);
+        Assert.Contains("hostname 127.0.0.2", refused.Message, StringComparison.Ordinal);
+        Assert.Empty(await sender.QueryDiskMirrorsAsync(CancellationToken.None));
+        Assert.Equal(VmRunState.Running, await sender.QueryStateAsync(CancellationToken.None));
+    }
+
+    [QemuFact]
     public async Task Subjects_are_spelt_as_gnutls_spells_them()
     {
         using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Host("a,b+c <d>;\\\"e\" #f ").CertificateFile));

@@ -26,7 +26,7 @@ public sealed class MigrationTlsIdentity(IPoolDatabase database, HostIdentity id
         }
         catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException)
         {
-            // Migrations to this host still work (it has no certificate to serve with either); from it, they are refused.
+            // Without a usable certificate this host cannot be a migration's TLS client: destinations refuse it (event 2112).
             logger.LogWarning(Unreadable, ex, "This host's certificate {File} cannot be read: no migration identity published", qemu.Value.TlsCertificateFile);
         }
 
