@@ -114,7 +114,7 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
         // that then has a stream that ends, and gives up).
         var control = await rig.NewHypervisor(With(Host("host-b"), Path.Combine(rig.Root, "vms-c"))).StartAsync(
             sender.Spec with { IncomingMigration = $"tcp:127.0.0.1:{port}", IncomingPeerIdentity = identity }, CancellationToken.None);
-        Assert.Equal(Probe.Open, await ProbeAsync(port, sourceHost));
+        Assert.Equal(Probe.Open, await ProbeAsync(port, sourceHost, patience: 5));
         await control.KillAsync(CancellationToken.None);
         await control.DisposeAsync();
 
@@ -282,14 +282,16 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
     /// Connects to a destination's migration port as another client would (TLS with <paramref name="client"/>'s
     /// certificate, or plain TCP), sends the start of a migration stream and waits for QEMU to hang up.
     /// </summary>
-    private async Task<Probe> ProbeAsync(int port, EtcdTlsFiles? client)
+    /// <param name="patience">How long a stream left open counts as taken: a refusal comes as soon as QEMU hangs up,
+    /// so only a probe expected to be taken waits it out (a machine under load may take a while to hang up).</param>
+    private async Task<Probe> ProbeAsync(int port, EtcdTlsFiles? client, int patience = 20)
     {
         var poolCa = X509Certificate2.CreateFromPem(_ca.CertificatePem);
         var serverTrusted = false;
         using var tcp = new TcpClient();
         await tcp.ConnectAsync(IPAddress.Loopback, port);
         Stream stream = tcp.GetStream();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(patience));
         try
         {
             if (client is not null)
