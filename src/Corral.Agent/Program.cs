@@ -123,6 +123,11 @@ do
     {
         builder.Configuration.GetSection("Corral:Qemu").Bind(o);
         o.StateDirectory = string.IsNullOrEmpty(o.StateDirectory) ? Path.Combine(agent.StateDirectory, "qemu") : o.StateDirectory;
+        // Migration streams and NBD exports take TLS with the host's certificate of the pool's CA, its etcd one.
+        var poolTls = new Corral.PoolDatabase.Etcd.Tls.EtcdTlsFiles(etcdCertificates);
+        o.TlsCaCertificateFile = o.TlsCaCertificateFile.Length > 0 ? o.TlsCaCertificateFile : poolTls.CaCertificateFile;
+        o.TlsCertificateFile = o.TlsCertificateFile.Length > 0 ? o.TlsCertificateFile : poolTls.CertificateFile;
+        o.TlsKeyFile = o.TlsKeyFile.Length > 0 ? o.TlsKeyFile : poolTls.KeyFile;
     });
     // VM leases on shared storage, through the host's sanlock daemon (Corral:Sanlock).
     builder.Services.AddVmLeases(builder.Configuration.GetSection(SanlockOptions.Section));
@@ -168,6 +173,7 @@ do
     builder.Services.AddHostedService<VmNvram>();
     builder.Services.AddHostedService<VmVtpm>();
     builder.Services.AddSingleton<HostRegistration>();
+    builder.Services.AddSingleton<MigrationTlsIdentity>();
     builder.Services.AddSingleton<HostLiveness>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());
     builder.Services.AddSingleton<VmOperationHandler>();

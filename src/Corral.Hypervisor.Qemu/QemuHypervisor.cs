@@ -165,6 +165,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         }
 
         var accelerator = (await GetAcceleratorAsync(cancellationToken)).Name;
+        spec = QemuTlsCredentials.ForIncoming(spec, _options, _logger);
         if (Directory.Exists(paths.Directory))
         {
             Directory.Delete(paths.Directory, recursive: true);
@@ -189,7 +190,8 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                 await Swtpm.StartAsync(tpm, paths, _options, _logger, cancellationToken);
             }
 
-            var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, _options.ExtraArgs, version, _options.OvmfCode);
+            var tls = QemuTlsCredentials.IncomingArguments(spec, paths, _options);
+            var arguments = QemuCommandLine.Build(spec, paths, accelerator, CacheModeFor, [.. tls, .. _options.ExtraArgs], version, _options.OvmfCode);
             _logger.LogInformation("Starting VM {Name} ({Uuid}) under {Accelerator}: {CommandLine}", spec.Name, spec.VmUuid, accelerator,
                 CommandRunner.Describe(_options.QemuBinary, arguments));
 

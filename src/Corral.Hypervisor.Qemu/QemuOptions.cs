@@ -68,6 +68,17 @@ public sealed class QemuOptions
     /// </summary>
     public long ConsoleLogMaxBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>
+    /// The pool CA's certificate, and this host's certificate of that CA with its key (PEM files; the agent points them
+    /// at its <c>etcd-tls</c> files). QEMU's migration streams and NBD exports use them for TLS (<see cref="QemuTlsCredentials"/>);
+    /// while any of them is missing, those streams are plain TCP.
+    /// </summary>
+    public string TlsCaCertificateFile { get; set; } = "";
+
+    public string TlsCertificateFile { get; set; } = "";
+
+    public string TlsKeyFile { get; set; } = "";
+
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();

@@ -234,6 +234,11 @@ public sealed class QemuVmProcess : IVmProcess
                 File.Delete(file);
             }
 
+            if (Directory.Exists(_paths.Tls))
+            {
+                Directory.Delete(_paths.Tls, recursive: true);
+            }
+
             if (Directory.Exists(_paths.TpmState) && Swtpm.RunningPid(_paths) is null)
             {
                 Directory.Delete(_paths.TpmState, recursive: true);
@@ -361,6 +366,9 @@ public sealed class QemuVmProcess : IVmProcess
             // Bytes per second. QEMU's default (128 MiB/s) would throttle a migration over a fast link, so "unlimited"
             // is 10 GiB/s; QEMU refuses figures near the range of its size type.
             ["max-bandwidth"] = tuning.MaxBandwidthBytesPerSecond > 0 ? tuning.MaxBandwidthBytesPerSecond : 10L << 30,
+            // TLS with the pool's certificates when this host has them ("" is plain TCP), the destination checked for
+            // the address in the URI.
+            ["tls-creds"] = await QemuTlsCredentials.ClientAsync(_qmp, _paths, _options, _logger, VmUuid, cancellationToken) ?? "",
         };
         await QmpAsync("migrate-set-parameters", parameters, cancellationToken);
         await QmpAsync("migrate", new JsonObject { ["uri"] = destinationUri }, cancellationToken);
@@ -422,7 +430,9 @@ public sealed class QemuVmProcess : IVmProcess
             ["type"] = "inet",
             ["data"] = new JsonObject { ["host"] = host, ["port"] = port.ToString(CultureInfo.InvariantCulture) },
         };
-        await QmpAsync("nbd-server-start", new JsonObject { ["addr"] = address }, cancellationToken);
+        var server = new JsonObject { ["addr"] = address };
+        QemuTlsCredentials.AddToNbdServer(server, Spec);
+        await QmpAsync("nbd-server-start", server, cancellationToken);
         foreach (var index in diskIndexes)
         {
             // Writable although the VM's disks stay inactive until the migration ends: QEMU allows an NBD export to
@@ -445,12 +455,13 @@ public sealed class QemuVmProcess : IVmProcess
 
     private static string MirrorJobId(int diskIndex) => "mirror-" + QemuCommandLine.DriveId(diskIndex);
 
-    public Task StartDiskMirrorAsync(int diskIndex, string nbdHost, int nbdPort, CancellationToken cancellationToken) =>
-        QmpAsync("drive-mirror", new JsonObject
+    public async Task StartDiskMirrorAsync(int diskIndex, string nbdHost, int nbdPort, CancellationToken cancellationToken) =>
+        await QmpAsync("drive-mirror", new JsonObject
         {
             ["job-id"] = MirrorJobId(diskIndex),
             ["device"] = QemuCommandLine.DriveId(diskIndex),
-            ["target"] = $"nbd:{nbdHost}:{nbdPort.ToString(CultureInfo.InvariantCulture)}:exportname={QemuCommandLine.DriveId(diskIndex)}",
+            ["target"] = QemuTlsCredentials.NbdTarget(nbdHost, nbdPort, QemuCommandLine.DriveId(diskIndex),
+                await QemuTlsCredentials.ClientAsync(_qmp, _paths, _options, _logger, VmUuid, cancellationToken)),
             // The export is the destination's image as its guest would see it: raw over NBD, whatever the file's format.
             ["format"] = "raw",
             ["mode"] = "existing",

@@ -40,6 +40,9 @@ public sealed record VmRuntimePaths(string Directory)
 
     public string TpmLog => Path.Combine(Directory, "swtpm.log");
 
+    /// <summary>QEMU's x509 credentials for the VM's migration and NBD streams (<see cref="QemuTlsCredentials"/>), mode 0700.</summary>
+    public string Tls => Path.Combine(Directory, "tls");
+
     /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
     public string Spec => Path.Combine(Directory, "vm.json");
 

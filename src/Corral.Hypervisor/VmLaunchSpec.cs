@@ -12,6 +12,11 @@ namespace Corral.Hypervisor;
 /// The VM's lease on shared storage, held by the VM's process for as long as it runs (see <see cref="IVmLeaseLauncher"/>);
 /// null: the VM has none (no disk on a shared SR, or leases are off on this host).
 /// </param>
+/// <param name="IncomingPeerIdentity">
+/// With <paramref name="IncomingMigration"/>: the TLS identity (the certificate's distinguished name, RFC 4514) of the
+/// only host whose migration stream and NBD client the VM accepts, the migration's source. Used when this host has its
+/// pool's TLS material; the hypervisor clears it when it does not (the streams are then plain TCP).
+/// </param>
 /// <param name="MaxVcpus">
 /// The most vCPUs the VM may have while it runs (XenServer's <c>VCPUs_max</c>): room for CPUs plugged into the running
 /// guest. <paramref name="Vcpus"/> is how many it has now, which a live migration's destination starts with. Null: no room.
@@ -40,7 +45,8 @@ public sealed record VmLaunchSpec(
     TpmSpec? Tpm = null,
     int? MaxVcpus = null,
     bool Balloon = false,
-    int? DiskQueues = null);
+    int? DiskQueues = null,
+    string? IncomingPeerIdentity = null);
 
 /// <summary>
 /// A VM that boots UEFI firmware (OVMF) rather than the BIOS, with its UEFI variables: the variable store the VM last

@@ -210,6 +210,23 @@ public sealed class LabSession : IAsyncDisposable
         return hosts;
     }
 
+    /// <summary>The command line of the VM's QEMU on lab host <paramref name="host"/>; empty when none runs it there.</summary>
+    public string[] QemuArguments(int host, string vm)
+    {
+        var pidFile = Path.Combine(LabDirectory, "..", "run", $"host{host}", "vms", vm, "qemu.pid");
+        try
+        {
+            return File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture, out var pid)
+                   && File.ReadAllText($"/proc/{pid}/cmdline").Split('\0') is var args && args.Contains(vm)
+                ? args
+                : [];
+        }
+        catch (IOException)
+        {
+            return []; // the process went between two reads
+        }
+    }
+
     /// <summary>
     /// The processes that have the disk image open, by /proc/*/fd: the disk's side of "never two copies", which does not
     /// depend on pidfiles.

@@ -78,6 +78,9 @@ public sealed class LocalSrMigrationLabTests(SharedLab shared)
         Assert.Equal(await HostAsync("lab-host3"), await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=resident-on"));
         Assert.Equal(startTime, await StartTimeAsync(vm));
         Assert.Equal([3], _lab.RunningCopies(vm));
+        // The memory stream and the NBD export took TLS: the destination's QEMU took lab-host2's certificate alone.
+        Assert.Contains("authz-simple,id=corral-tls-peer,identity=CN=lab-host2", _lab.QemuArguments(3, vm));
+        Assert.Contains("migration.tls-authz=corral-tls-peer", _lab.QemuArguments(3, vm));
         var newVdi = await _lab.Xe("vbd-list", $"vm-uuid={vm}", "type=Disk", "params=vdi-uuid", "--minimal");
         Assert.NotEqual(vdi, newVdi);
         Assert.Equal(local3, await _lab.Xe("vdi-param-get", $"uuid={newVdi}", "param-name=sr-uuid"));

@@ -55,6 +55,14 @@ public sealed class MigrationLabTests : IAsyncLifetime
         Assert.Equal(await HostAsync("lab-host2"), await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=resident-on"));
         Assert.Equal(await HostAsync("lab-host3"), await _lab.Xe("vm-param-get", $"uuid={noTools}", "param-name=resident-on"));
         Assert.Equal(startTimes, (await StartTimeAsync(tools), await StartTimeAsync(noTools)));
+        // Both memory streams took TLS with the pool's certificates: each destination's QEMU was started to take the
+        // source host's certificate alone (its subject as the pool CA issued it: CN=<member name>).
+        foreach (var (vm, host) in new[] { (tools, 2), (noTools, 3) })
+        {
+            var args = _lab.QemuArguments(host, vm);
+            Assert.Contains("migration.tls-creds=corral-tls-server", args);
+            Assert.Contains("authz-simple,id=corral-tls-peer,identity=CN=lab-host1", args);
+        }
 
         // The virtualization state, as xe shows it for XenServer's VMs: the guest agent's report moved with its VM;
         // the VM without tools has no guest metrics at all ("tools not installed"), and neither needed them to move.

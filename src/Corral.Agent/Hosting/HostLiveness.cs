@@ -22,6 +22,7 @@ public sealed class HostLiveness(
     HostRegistration registration,
     AgentLifecycle lifecycle,
     IHypervisor hypervisor,
+    Vms.MigrationTlsIdentity migrationIdentity,
     IOptions<AgentOptions> options,
     IOptions<HaOptions> ha,
     ILogger<HostLiveness> logger) : BackgroundService
@@ -129,6 +130,7 @@ public sealed class HostLiveness(
         }
 
         await sessions.RefreshLocalCredentialsAsync(cancellationToken);
+        await migrationIdentity.PublishAsync(cancellationToken);
         await PlugSharedSrsAsync(cancellationToken);
     }
 

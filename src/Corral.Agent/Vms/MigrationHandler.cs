@@ -256,7 +256,9 @@ public sealed partial class MigrationHandler(
             var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: true, cancellationToken, overrides);
             // The copy here takes the VM's lease only at the switchover, shared with the source, before it may run the guest.
             var vmLease = await leases.ForLaunchAsync(vm, incoming: true, cancellationToken);
-            var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri, Lease = vmLease }, cancellationToken);
+            // Over TLS (when the pool has its material) the copy accepts the stream and the NBD clients of the source host only.
+            var process = await hypervisor.StartAsync(spec with { IncomingMigration = uri, Lease = vmLease, IncomingPeerIdentity = record.SourceTlsIdentity },
+                cancellationToken);
             supervisor.AddIncoming(process);
             if (disks.Count > 0)
             {

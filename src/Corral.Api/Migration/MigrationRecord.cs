@@ -87,6 +87,13 @@ public sealed record MigrationRecord
     /// <summary>The disks that move to another SR (storage migration); empty over shared storage.</summary>
     public IReadOnlyList<DiskMove> Disks { get; init; } = [];
 
+    /// <summary>
+    /// The source host's TLS identity (<see cref="MigrationPeerIdentity"/>), taken when the migration starts: the only
+    /// client the destination's QEMU accepts on its migration port and NBD export. Empty: the source has no TLS
+    /// material, and a destination that has some refuses the migration.
+    /// </summary>
+    public string SourceTlsIdentity { get; init; } = "";
+
     /// <summary>Where the destination's QEMU serves the moving disks over NBD (<c>host:port</c>), once ready.</summary>
     public string NbdAddress { get; init; } = "";
 

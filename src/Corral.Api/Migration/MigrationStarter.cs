@@ -43,6 +43,7 @@ public sealed class MigrationStarter(IPoolDatabase database, Placement placement
             MaxBandwidthBytesPerSecond = Option(options, "bandwidth", 0),
             AutoConverge = !string.Equals(options.GetValueOrDefault("auto_converge") as string, "false", StringComparison.OrdinalIgnoreCase),
             Disks = disks,
+            SourceTlsIdentity = await MigrationPeerIdentity.ReadAsync(database, vm.Get(XenApi.VM.ResidentOn), cancellationToken),
         };
 
         // One transaction takes the migration lock (the record must not exist) and records the migration in the VM's
