@@ -390,6 +390,14 @@ public sealed class QemuVmProcess : IVmProcess
             _ => MigrationStatus.Other,
         };
         var ram = info["ram"] as JsonObject;
+        if (status == MigrationStatus.Completed && ram is null)
+        {
+            // QEMU reports the incoming migration when no outgoing one has begun: a VM that came in by migration says
+            // "completed" with no figures. This process has sent nothing (an agent restarted between recording its
+            // migration and asking QEMU to migrate had taken that for a migration sent, and committed it).
+            status = MigrationStatus.None;
+        }
+
         return new MigrationProgress(status,
             ram?["total"]?.GetValue<long>() ?? 0,
             ram?["transferred"]?.GetValue<long>() ?? 0,

@@ -29,6 +29,9 @@ public sealed class SwitchoverTests(ITestOutputHelper output)
         await Task.Delay(500);
         Assert.Equal(MigrationStatus.Completed, (await sender.QueryMigrationAsync(CancellationToken.None)).Status);
         Assert.Equal(VmRunState.Migrating, await sender.QueryStateAsync(CancellationToken.None)); // postmigrate: stopped for good
+
+        // The receiver has sent nothing: QEMU's "completed" there is its incoming migration's, which is not one it sent.
+        Assert.Equal(MigrationStatus.None, (await receiver.QueryMigrationAsync(CancellationToken.None)).Status);
     }
 
     [GuestImageFact]
