@@ -63,6 +63,7 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         services.AddSingleton<GuestMetricsWriter>();
         services.AddSingleton<VmSupervisor>();
         services.AddSingleton<HostRegistration>();
+        services.AddSingleton<MigrationTlsIdentity>();
         services.AddSingleton<HostLiveness>();
         services.AddVmLeases(new ConfigurationBuilder().Build());
         services.AddSingleton<VmOperationHandler>();
