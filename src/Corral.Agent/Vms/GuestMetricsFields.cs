@@ -122,7 +122,7 @@ public static class GuestMetricsFields
         {
             var key = "data-user-" + Number(i);
             other[key] = ordered[i].Name;
-            other[key + "-login-time"] = ordered[i].LoginTimeUtc.ToString("yyyyMMdd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            other[key + "-login-time"] = XenDateTime.Format(ordered[i].LoginTimeUtc);
         }
     }
 
