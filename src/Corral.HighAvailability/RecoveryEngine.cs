@@ -30,6 +30,19 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
 
     private DateTime Now => clock.GetUtcNow().UtcDateTime;
 
+    /// <summary>
+    /// Whether the last round found nothing HA could have to do: HA off and no recovery under way. Only HA being
+    /// enabled (a change of the pool record) can give the next round work, so the caller may wait for that.
+    /// </summary>
+    public bool Idle { get; private set; }
+
+    /// <summary>
+    /// Whether the last round found no recovery under way and began none. Until the pool, a host, a host's liveness
+    /// or a VM changes, the next round would find the same (only the plan's refresh is due by time), so the caller may
+    /// wait for such a change rather than tick; a round with a recovery under way has waits that only time ends.
+    /// </summary>
+    public bool Quiet { get; private set; }
+
     private TimeSpan Monotonic => MonotonicClock.Now(clock);
 
     /// <summary>
@@ -41,7 +54,9 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
         ArgumentNullException.ThrowIfNull(world);
         var enabled = await world.HaEnabledAsync(cancellationToken);
         var records = await world.RecoveriesAsync(cancellationToken);
-        if (enabled is null || (enabled == false && records.Count == 0))
+        Idle = enabled is null || (enabled == false && records.Count == 0);
+        Quiet = Idle;
+        if (Idle)
         {
             return false;
         }
@@ -89,6 +104,7 @@ public sealed class RecoveryEngine(HaTimings timings, TimeProvider clock, ILogge
             await world.RefreshPlanAsync(cancellationToken);
         }
 
+        Quiet = records.Count == 0 && !progressed;
         return progressed;
     }
 

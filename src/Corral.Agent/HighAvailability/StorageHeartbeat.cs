@@ -1,5 +1,6 @@
 using Corral.Agent.Hosting;
 using Corral.Agent.Storage;
+using Corral.Api.Events;
 using Corral.HighAvailability;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -21,10 +22,17 @@ public sealed class StorageHeartbeat(
     IPoolDatabase database,
     HostIdentity identity,
     HostLiveness liveness,
+    EventHub events,
     TimeProvider clock,
     IOptions<HaOptions> options,
     ILogger<StorageHeartbeat> logger) : BackgroundService
 {
+    // What the HA configuration is read from, and how long a read stands without a change seen to any of it.
+    private static readonly IReadOnlySet<string> ConfigurationClasses =
+        new HashSet<string>(StringComparer.Ordinal) { XenClasses.Pool, XenClasses.VDI, XenClasses.SR, XenClasses.PBD };
+
+    private static readonly TimeSpan ConfigurationRecheck = TimeSpan.FromSeconds(5);
+
     private volatile bool _enabled;
     private volatile bool _configurationRead;
     private volatile string? _directory;
@@ -157,9 +165,11 @@ public sealed class StorageHeartbeat(
 
     private async Task RefreshConfigurationAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, clock);
-        do
+        while (!stoppingToken.IsCancellationRequested)
         {
+            // The position is taken before the read: a change made while reading wakes the next wait at once.
+            var seen = events.Revision;
+            var read = false;
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -170,6 +180,7 @@ public sealed class StorageHeartbeat(
                     _enabled = pool.Get(XenApi.Pool.HaEnabled);
                     _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token) : null;
                     _configurationRead = true;
+                    read = true;
                 }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
@@ -177,8 +188,14 @@ public sealed class StorageHeartbeat(
                 // The pool database is out of reach: the last view stands, and the heartbeat goes on as the policy allows.
                 logger.LogDebug(ex, "Could not read the HA configuration");
             }
+
+            // Read again when the configuration may have changed (the pool, or the statefile's VDI, SR or PBDs), not on
+            // a short timer; after a failed read, soon.
+            var next = read
+                ? events.WaitForChangeAsync(seen, ConfigurationClasses, ConfigurationRecheck, clock, stoppingToken)
+                : Task.Delay(options.Value.HeartbeatInterval, clock, stoppingToken);
+            await next.ContinueWith(_ => { }, TaskScheduler.Default);
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
     }
 
     private void Watch(string directory)

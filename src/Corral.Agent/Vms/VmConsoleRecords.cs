@@ -1,4 +1,5 @@
 using Corral.Agent.Hosting;
+using Corral.Api.Events;
 using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Model;
@@ -23,16 +24,24 @@ public sealed class VmConsoleRecords(
     IOptions<AgentOptions> agentOptions,
     IOptions<ApiOptions> apiOptions,
     IServer server,
+    EventHub events,
+    TimeProvider clock,
     ILogger<VmConsoleRecords> logger) : BackgroundService
 {
-    private static readonly TimeSpan Period = TimeSpan.FromSeconds(2);
+    // Rounds run when a VM or console record changes, or the VMs running here do; the recheck is a backstop.
+    private static readonly TimeSpan Recheck = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Retry = TimeSpan.FromSeconds(2);
+    private static readonly IReadOnlySet<string> Watched = new HashSet<string>(StringComparer.Ordinal) { XenClasses.VM, XenClasses.Console };
     private static readonly ConsoleProtocol[] Protocols = [ConsoleProtocol.Vt100, ConsoleProtocol.Rfb];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Period);
-        do
+        while (!stoppingToken.IsCancellationRequested)
         {
+            // Taken before the round: a change during it wakes the next wait at once.
+            var seen = events.Revision;
+            var local = supervisor.NextChange;
+            var wait = Recheck;
             try
             {
                 await ReconcileAsync(stoppingToken);
@@ -41,9 +50,15 @@ public sealed class VmConsoleRecords(
             {
                 // The pool database out of reach, or a VM changed under us: the next round sees the new state.
                 logger.LogDebug(ex, "Console records not reconciled this round");
+                wait = Retry;
             }
+
+            using var woken = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            var changed = events.WaitForChangeAsync(seen, Watched, wait, clock, woken.Token);
+            await Task.WhenAny(changed, local);
+            await woken.CancelAsync();
+            await changed.ContinueWith(_ => { }, TaskScheduler.Default);
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
     /// <summary>One round: the console records this host should have, written in one transaction if any differ.</summary>

@@ -35,7 +35,15 @@ public sealed class VmSupervisor(
     // recorded, which the operations that stop a VM wait for.
     private readonly ConditionalWeakTable<IVmProcess, Task> _endRecords = [];
 
+    private TaskCompletionSource _tracked = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public IVmProcess? Find(string vmUuid) => _byVmUuid.GetValueOrDefault(vmUuid);
+
+    /// <summary>Completes when the set of VMs running here next changes (one tracked, or its process gone).</summary>
+    public Task NextChange => Volatile.Read(ref _tracked).Task;
+
+    private void SignalChange() =>
+        Interlocked.Exchange(ref _tracked, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     /// <summary>The VMs that run here.</summary>
     public IReadOnlyCollection<IVmProcess> All => _byVmUuid.Values.ToList();
@@ -107,6 +115,7 @@ public sealed class VmSupervisor(
     public void Track(string vmRef, IVmProcess process)
     {
         _byVmUuid[process.VmUuid] = process;
+        SignalChange();
         process.EventReceived += (_, e) =>
         {
             if (e.Kind == VmProcessEventKind.GuestReport && process.LatestGuestReport is { } report)
@@ -144,6 +153,8 @@ public sealed class VmSupervisor(
         {
             return;
         }
+
+        SignalChange();
 
         guestMetrics.Forget(vmRef);
 

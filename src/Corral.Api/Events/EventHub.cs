@@ -165,6 +165,54 @@ public sealed class EventHub(IPoolDatabase database, ILogger<EventHub> logger) :
         }
     }
 
+    /// <summary>
+    /// For loops that keep something in step with the pool database: returns once a change after
+    /// <paramref name="afterRevision"/> that is <paramref name="relevant"/> (a revision read before the caller's last look)
+    /// is known here, or after <paramref name="atMost"/> (a backstop: the caller looks again anyway), or at once when
+    /// those changes are no longer in the window. A loop that waits here instead of on a short timer reads the pool
+    /// database when something it reads changed, not several times a second.
+    /// </summary>
+    public async Task WaitForChangeAsync(long afterRevision, Func<PoolChange, bool> relevant, TimeSpan atMost, TimeProvider clock,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(relevant);
+        ArgumentNullException.ThrowIfNull(clock);
+        using var deadline = new CancellationTokenSource(atMost, clock);
+        using var backstop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        try
+        {
+            // Until the watch runs, nothing here says what changed: the backstop alone paces the caller.
+            await _ready.Task.WaitAsync(backstop.Token);
+            var position = afterRevision;
+            while (true)
+            {
+                var (changes, revision, more) = ChangesAfter(position);
+                if (changes.Any(relevant))
+                {
+                    return;
+                }
+
+                position = revision;
+                await more.WaitAsync(backstop.Token);
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The backstop: the caller looks again.
+        }
+        catch (XenApiException ex) when (ex.Code == ErrorCodes.EventsLost)
+        {
+            // What changed is no longer known here: the caller looks again.
+        }
+    }
+
+    /// <summary>As the other overload, for any change of an object of one of <paramref name="classes"/>.</summary>
+    public Task WaitForChangeAsync(long afterRevision, IReadOnlySet<string> classes, TimeSpan atMost, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(classes);
+        return WaitForChangeAsync(afterRevision, c => classes.Contains(c.Object.Class), atMost, clock, cancellationToken);
+    }
+
     public static string FormatToken(long revision) => revision.ToString("D20", CultureInfo.InvariantCulture);
 
     public static bool TryParseToken(string token, out long revision) =>
