@@ -55,7 +55,12 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
-        var directory = pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
+        if (drivers.Find(sr.Get(XenApi.SR.Type)) is { } driver)
+        {
+            driver.CheckDeviceConfig(pbd.Get(XenApi.PBD.DeviceConfig));
+        }
+
+        var directory = SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
         return string.IsNullOrWhiteSpace(directory) ? throw SrBackend.LocationMissing() : (pbd, sr, directory);
     }
 
@@ -95,7 +100,8 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             throw new XenApiException(ErrorCodes.VdiInUse, [.. inUse]);
         }
 
-        if (Directory.Exists(directory))
+        // A local directory gone (its mount lost) has nowhere to write; an NFS SR's driver reports its own failure.
+        if (NfsUrl.IsNfs(directory) || Directory.Exists(directory))
         {
             // What the pool database knows of the SR goes with it: names given since the last change are kept too.
             await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);

@@ -1,12 +1,13 @@
 using Corral.Model;
 using Corral.PoolDatabase;
+using Corral.Storage;
 
 namespace Corral.Api.Xva;
 
 /// <summary>Where SRs' volumes are on which hosts: an SR is reachable on a host whose PBD for it is attached.</summary>
 public static class SrDirectories
 {
-    /// <summary>The SR's directory on <paramref name="hostRef"/> (its attached PBD's <c>device_config:location</c>), or null.</summary>
+    /// <summary>The SR's directory on <paramref name="hostRef"/> (<see cref="SrLocation.Of"/> its attached PBD's device_config), or null.</summary>
     public static async Task<string?> OnHostAsync(IPoolDatabase database, string srRef, string hostRef, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(database);
@@ -16,7 +17,7 @@ public static class SrDirectories
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } pbd
                 && pbd.Get(XenApi.PBD.Host) == hostRef && pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
-                return pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
+                return SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
             }
         }
 
