@@ -25,6 +25,13 @@ public static class SrDirectories
     }
 
     /// <summary>
+    /// Where an import or export keeps its raw scratch copy of a volume: next to the SR's volumes when they are a local
+    /// directory (a name a scan never adopts), this machine's temporary directory for an NFS SR reached in userspace
+    /// (qemu-img reads and writes its volumes over nfs://, but a FileStream needs a local file).
+    /// </summary>
+    public static string ScratchFor(string location) => NfsUrl.IsNfs(location) ? Path.GetTempPath() : location;
+
+    /// <summary>
     /// A live host other than <paramref name="exceptHostRef"/> on which every SR of <paramref name="srRefs"/> is
     /// attached, for a redirect (xapi's export and import send the client to such a host); null if there is none.
     /// </summary>
