@@ -35,8 +35,22 @@ public sealed class NfsDiskTests(ITestOutputHelper output)
         var descriptors = new DirectoryInfo($"/proc/{process.ProcessId}/fd").EnumerateFileSystemInfos().Select(fd => fd.LinkTarget).ToList();
         Assert.DoesNotContain(onServer, descriptors);
         Assert.True(await ConnectedToNfsAsync(descriptors), "QEMU holds a TCP connection to the NFS server's port");
+
+        // A snapshot of the running disk, as SnapshotVolumes takes one: QEMU copies it into a new volume on the export.
+        var copyUrl = $"nfs://{NfsRig.Server}{nfs.Export}/{srDirectory}/copy.qcow2.partial";
+        var size = await VirtualSizeAsync(url);
+        await CommandRunner.RunCheckedAsync("qemu-img", ["create", "-q", "-f", "qcow2", copyUrl, size.ToString(System.Globalization.CultureInfo.InvariantCulture)], CancellationToken.None);
+        await process.BackupDisksAsync([new DiskBackupTarget(0, copyUrl, "qcow2")], quiesce: false, CancellationToken.None);
+        Assert.Equal(size, await VirtualSizeAsync(copyUrl));
+        Assert.True(new FileInfo(Path.Combine(nfs.ExportDirectory, srDirectory, "copy.qcow2.partial")).Length > 8L << 20, "the guest's data was copied");
         await process.KillAsync(CancellationToken.None);
         await process.DisposeAsync();
+    }
+
+    private static async Task<long> VirtualSizeAsync(string image)
+    {
+        var json = await CommandRunner.RunCheckedAsync("qemu-img", ["info", "--output=json", "-U", image], CancellationToken.None);
+        return System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("virtual-size").GetInt64();
     }
 
     /// <summary>Whether one of the process's sockets (fd links "socket:[inode]") is a TCP connection to port 2049.</summary>
