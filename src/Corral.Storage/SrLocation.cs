@@ -8,7 +8,7 @@ namespace Corral.Storage;
 /// </summary>
 public static class SrLocation
 {
-    /// <summary>The SR's location on a host whose PBD has <paramref name="deviceConfig"/>, or null when it names none.</summary>
+    /// <summary>The SR's location on a host whose PBD has <paramref name="deviceConfig"/>, or null when it names none (or an unusable one).</summary>
     public static string? Of(IReadOnlyDictionary<string, string> deviceConfig, string srUuid)
     {
         ArgumentNullException.ThrowIfNull(deviceConfig);
@@ -20,7 +20,14 @@ public static class SrLocation
         if (deviceConfig.TryGetValue("server", out var server) && server.Length > 0
             && deviceConfig.TryGetValue("serverpath", out var serverPath) && serverPath.Length > 0)
         {
-            return new NfsUrl(server, NfsUrl.NormalizedExport(serverPath), srUuid, NfsUrl.ParseVersion(deviceConfig.GetValueOrDefault("nfsversion"))).ToString();
+            try
+            {
+                return new NfsUrl(server, NfsUrl.NormalizedExport(serverPath), srUuid, NfsUrl.ParseVersion(deviceConfig.GetValueOrDefault("nfsversion"))).ToString();
+            }
+            catch (FormatException)
+            {
+                return null; // an nfsversion the driver's own check refuses (SR_BACKEND_FAILURE_72)
+            }
         }
 
         return null;

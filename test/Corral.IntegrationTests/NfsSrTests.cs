@@ -158,6 +158,24 @@ public sealed class NfsSrTests(AgentFixture pool) : IClassFixture<AgentFixture>,
         // The server answers but exports no such path: SM's NFSMount.
         Assert.Equal("SR_BACKEND_FAILURE_73", await CreateFails(Map(("server", NfsRig.Server), ("serverpath", "/no/such/export"))));
         Assert.Empty(Directory.GetDirectories(_nfs.ExportDirectory));
+
+        // The same checks when an introduced SR's PBD is plugged.
+        var introduced = (string)(await pool.S("SR.introduce", "", "introduced badly", "", "nfs", "user", true, Map()))!;
+        foreach (var (config, code) in new[]
+                 {
+                     (Map(("server", NfsRig.Server)), "SR_BACKEND_FAILURE_101"),
+                     (Config("2"), "SR_BACKEND_FAILURE_72"),
+                 })
+        {
+            var pbd = (string)(await pool.S("PBD.create", new Dictionary<string, object?>
+            {
+                ["host"] = pool.Host.Ref, ["SR"] = introduced, ["device_config"] = config, ["other_config"] = Map(),
+            }))!;
+            Assert.Equal(code, (await pool.Fails("PBD.plug", pbd)).Code);
+            await pool.S("PBD.destroy", pbd);
+        }
+
+        await pool.S("SR.forget", introduced);
         foreach (var sr in (List<object?>)(await pool.S("SR.get_all"))!)
         {
             Assert.NotEqual("bad", await pool.S("SR.get_name_label", sr)); // a refused create leaves no record

@@ -6,6 +6,7 @@ using Corral.Api.Operations;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.Storage;
+using Corral.Storage.Nfs;
 
 namespace Corral.Agent.Storage;
 
@@ -55,9 +56,10 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
-        if (drivers.Find(sr.Get(XenApi.SR.Type)) is { } driver)
+        if (sr.Get(XenApi.SR.Type) == NfsSrDriver.TypeName)
         {
-            driver.CheckDeviceConfig(pbd.Get(XenApi.PBD.DeviceConfig));
+            // SM's own errors for what an NFS PBD lacks (a file SR's missing location stays the error below).
+            drivers.Get(NfsSrDriver.TypeName).CheckDeviceConfig(pbd.Get(XenApi.PBD.DeviceConfig));
         }
 
         var directory = SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
