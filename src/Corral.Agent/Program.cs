@@ -20,6 +20,7 @@ using Corral.Networking;
 using Corral.PoolDatabase.Etcd;
 using Corral.PoolDatabase.Etcd.Membership;
 using Corral.Storage;
+using Corral.Storage.Nfs;
 using Corral.WebConsole.Consoles;
 using Corral.WebConsole.Hosting;
 using Microsoft.Extensions.Options;
@@ -165,7 +166,8 @@ do
         builder.Services.AddHostedService<PoolDatabaseCaretaker>();
     }
 
-    builder.Services.AddSingleton(SrDrivers.Default);
+    // NFS SRs are reached through libnfs and QEMU's nfs block driver (docs/storage.md).
+    builder.Services.AddSingleton(new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new NfsSrDriver()]));
     builder.Services.AddSingleton<BridgeNetworking>();
     builder.Services.AddSingleton<VmDevices>();
     builder.Services.AddSingleton<GuestMetricsWriter>();

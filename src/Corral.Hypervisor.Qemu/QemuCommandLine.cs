@@ -278,9 +278,11 @@ public static partial class QemuCommandLine
                 Fail($"disk {disk.Index} has no image (only a CD drive may be empty)");
             }
 
-            if (disk.Path is not null && (!Path.IsPathFullyQualified(disk.Path) || disk.Path.Contains('\0', StringComparison.Ordinal)))
+            // An nfs:// URL is a disk on an NFS SR, which QEMU opens with its userspace nfs driver.
+            if (disk.Path is not null && ((!Path.IsPathFullyQualified(disk.Path) && !disk.Path.StartsWith("nfs://", StringComparison.Ordinal))
+                                          || disk.Path.Contains('\0', StringComparison.Ordinal)))
             {
-                Fail($"disk {disk.Index}: '{disk.Path}' is not an absolute path");
+                Fail($"disk {disk.Index}: '{disk.Path}' is not an absolute path or nfs:// URL");
             }
 
             if (disk.Path is not null && !FormatPattern().IsMatch(disk.Format))

@@ -367,6 +367,10 @@ internal sealed class QemuDevices(
     private JsonObject BlockdevOptions(DiskSpec disk, string node)
     {
         var cache = new JsonObject { ["direct"] = cacheMode(disk) == DiskCacheMode.None, ["no-flush"] = false };
+        var file = QemuBlockProtocol.For(disk.Path!);
+        file["read-only"] = disk.ReadOnly;
+        file["discard"] = "unmap";
+        file["cache"] = cache;
         return new JsonObject
         {
             ["driver"] = disk.Format,
@@ -374,14 +378,7 @@ internal sealed class QemuDevices(
             ["read-only"] = disk.ReadOnly,
             ["discard"] = "unmap",
             ["cache"] = cache.DeepClone(),
-            ["file"] = new JsonObject
-            {
-                ["driver"] = "file",
-                ["filename"] = disk.Path,
-                ["read-only"] = disk.ReadOnly,
-                ["discard"] = "unmap",
-                ["cache"] = cache,
-            },
+            ["file"] = file,
         };
     }
 

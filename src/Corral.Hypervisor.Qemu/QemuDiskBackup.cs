@@ -30,7 +30,7 @@ internal sealed class QemuDiskBackup(QmpClient qmp, QgaGuestTools? qga, TimeSpan
                 {
                     ["driver"] = target.Format,
                     ["node-name"] = NodeName(target.DiskIndex),
-                    ["file"] = new JsonObject { ["driver"] = "file", ["filename"] = target.Path },
+                    ["file"] = QemuBlockProtocol.For(target.Path),
                 }, cancellationToken);
             }
 

@@ -9,7 +9,11 @@ public sealed record VolumeInfo(string Location, long VirtualSize, long Physical
 /// <summary>Space on the SR's filesystem.</summary>
 public sealed record SrUsage(long PhysicalSize, long PhysicalUtilisation);
 
-/// <summary>One SR type (<c>SR.type</c>). Drivers hold no state: everything they need is the SR's directory.</summary>
+/// <summary>
+/// One SR type (<c>SR.type</c>). Drivers hold no state: everything they need is the SR's location (the string
+/// <see cref="SrLocation.Of"/> makes of a PBD's device_config: a directory for file and ISO SRs, an nfs:// URL for NFS
+/// ones), which the methods below name <c>directory</c>.
+/// </summary>
 public interface ISrDriver
 {
     /// <summary>The SR type name as XenAPI clients pass it to SR.create (<c>file</c>, <c>iso</c>).</summary>
@@ -26,6 +30,26 @@ public interface ISrDriver
     /// <c>VDI_RESIZE</c>, <c>VDI_CLONE</c>...): the SR's and its VDIs' allowed operations are read from it.
     /// </summary>
     IReadOnlySet<string> Features { get; }
+
+    /// <summary>
+    /// SR.create's check of the device_config it was given, before any record is made: file and ISO SRs need a
+    /// <c>location</c>.
+    /// </summary>
+    void CheckDeviceConfig(IReadOnlyDictionary<string, string> deviceConfig)
+    {
+        if (!deviceConfig.TryGetValue("location", out var location) || string.IsNullOrWhiteSpace(location))
+        {
+            throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_LOCATION", "", "device-config:location is required (the SR's directory)");
+        }
+    }
+
+    /// <summary>The SR's metadata (<see cref="SrMetadataFile"/>) kept at its location, or null when there is none.</summary>
+    /// <exception cref="InvalidDataException">It is there but unreadable.</exception>
+    Task<SrMetadata?> ReadMetadataAsync(string directory, CancellationToken cancellationToken) => SrMetadataFile.ReadAsync(directory, cancellationToken);
+
+    /// <summary>Replaces the SR's metadata at its location, so that a crash leaves the old or the new.</summary>
+    Task WriteMetadataAsync(string directory, SrMetadata metadata, CancellationToken cancellationToken) =>
+        SrMetadataFile.WriteAsync(directory, metadata, cancellationToken);
 
     /// <summary>Checks the directory is usable (creating it if asked) before the SR is recorded.</summary>
     Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken);

@@ -54,15 +54,29 @@ public static class SrMetadataFile
             return null;
         }
 
+        return Parse(await File.ReadAllTextAsync(path, cancellationToken), path);
+    }
+
+    /// <summary>Metadata from the text of a metadata file (read from <paramref name="where"/>, for the error).</summary>
+    /// <exception cref="InvalidDataException">The text is not an SR's metadata.</exception>
+    public static SrMetadata Parse(string text, string where)
+    {
         try
         {
-            var file = JsonSerializer.Deserialize<FileLayout>(await File.ReadAllTextAsync(path, cancellationToken), Json);
-            return file is { Format: >= 1, Sr: not null } ? new SrMetadata(file.Sr, file.Vdis ?? []) : throw new InvalidDataException($"{path} holds no SR");
+            var file = JsonSerializer.Deserialize<FileLayout>(text, Json);
+            return file is { Format: >= 1, Sr: not null } ? new SrMetadata(file.Sr, file.Vdis ?? []) : throw new InvalidDataException($"{where} holds no SR");
         }
         catch (JsonException ex)
         {
-            throw new InvalidDataException($"{path} is not an SR's metadata: {ex.Message}", ex);
+            throw new InvalidDataException($"{where} is not an SR's metadata: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>The text of a metadata file holding <paramref name="metadata"/>.</summary>
+    public static byte[] Serialize(SrMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        return JsonSerializer.SerializeToUtf8Bytes(new FileLayout(CurrentFormat, metadata.Sr, metadata.Vdis), Json);
     }
 
     /// <summary>Writes the metadata: a new file flushed to disk, then renamed over the old, so a crash leaves one or the other.</summary>

@@ -51,7 +51,7 @@ public sealed class AgentFixture : IAsyncLifetime
             o.HostRef = Host.Ref;
             o.StateDirectory = state;
         });
-        services.AddSingleton(SrDrivers.Default);
+        services.AddSingleton(new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new Corral.Storage.Nfs.NfsSrDriver()]));
         services.AddSingleton(Host);
         services.Configure<AgentOptions>(o => o.StateDirectory = state);
         services.AddQemuHypervisor(o =>

@@ -17,7 +17,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     {
         var driver = drivers.Get(sr.Get(XenApi.SR.Type));
         var volumes = await driver.ScanAsync(directory, cancellationToken);
-        var remembered = driver.KeepsMetadata ? await ReadMetadataAsync(directory, cancellationToken) : null;
+        var remembered = driver.KeepsMetadata ? await ReadMetadataAsync(driver, directory, cancellationToken) : null;
         var known = new Dictionary<string, XenObject>(StringComparer.Ordinal);
         foreach (var vdiRef in sr.Get(XenApi.SR.VDIs))
         {
@@ -122,7 +122,8 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     public async Task WriteMetadataAsync(string srRef, string directory, CancellationToken cancellationToken)
     {
         var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken);
-        if (!drivers.Get(sr.Get(XenApi.SR.Type)).KeepsMetadata)
+        var driver = drivers.Get(sr.Get(XenApi.SR.Type));
+        if (!driver.KeepsMetadata)
         {
             return;
         }
@@ -143,7 +144,7 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
             vdis.OrderBy(v => v.Location, StringComparer.Ordinal).ToList());
         try
         {
-            await SrMetadataFile.WriteAsync(directory, metadata, cancellationToken);
+            await driver.WriteMetadataAsync(directory, metadata, cancellationToken);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -158,8 +159,9 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
     /// </summary>
     public async Task RequireOwnMetadataAsync(XenObject sr, string directory, bool creating, CancellationToken cancellationToken)
     {
-        if (!drivers.Get(sr.Get(XenApi.SR.Type)).KeepsMetadata
-            || await ReadMetadataAsync(directory, cancellationToken) is not { } metadata
+        var driver = drivers.Get(sr.Get(XenApi.SR.Type));
+        if (!driver.KeepsMetadata
+            || await ReadMetadataAsync(driver, directory, cancellationToken) is not { } metadata
             || metadata.Sr.Uuid == sr.Uuid)
         {
             return;
@@ -169,11 +171,11 @@ public sealed class SrCatalog(IPoolDatabase database, SrDrivers drivers, ILogger
         throw creating ? SrBackend.AlreadyExists(detail) : SrBackend.Unavailable(detail);
     }
 
-    private async Task<SrMetadata?> ReadMetadataAsync(string directory, CancellationToken cancellationToken)
+    private async Task<SrMetadata?> ReadMetadataAsync(ISrDriver driver, string directory, CancellationToken cancellationToken)
     {
         try
         {
-            return await SrMetadataFile.ReadAsync(directory, cancellationToken);
+            return await driver.ReadMetadataAsync(directory, cancellationToken);
         }
         catch (InvalidDataException ex)
         {

@@ -6,6 +6,7 @@ using Corral.Api.Operations;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.Storage;
+using Corral.Storage.Nfs;
 
 namespace Corral.Agent.Storage;
 
@@ -55,7 +56,13 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
-        var directory = pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
+        if (sr.Get(XenApi.SR.Type) == NfsSrDriver.TypeName)
+        {
+            // SM's own errors for what an NFS PBD lacks (a file SR's missing location stays the error below).
+            drivers.Get(NfsSrDriver.TypeName).CheckDeviceConfig(pbd.Get(XenApi.PBD.DeviceConfig));
+        }
+
+        var directory = SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
         return string.IsNullOrWhiteSpace(directory) ? throw SrBackend.LocationMissing() : (pbd, sr, directory);
     }
 
@@ -95,7 +102,8 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             throw new XenApiException(ErrorCodes.VdiInUse, [.. inUse]);
         }
 
-        if (Directory.Exists(directory))
+        // A local directory gone (its mount lost) has nowhere to write; an NFS SR's driver reports its own failure.
+        if (NfsUrl.IsNfs(directory) || Directory.Exists(directory))
         {
             // What the pool database knows of the SR goes with it: names given since the last change are kept too.
             await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);

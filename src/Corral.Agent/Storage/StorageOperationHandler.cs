@@ -18,7 +18,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     ];
 
     /// <summary>
-    /// The SR's directory as this host sees it (its PBD's device_config:location), or null when the SR is not plugged
+    /// The SR's location as this host sees it (<see cref="SrLocation.Of"/> its PBD's device_config), or null when the SR is not plugged
     /// here (<paramref name="requireAttached"/> false: when this host merely has a PBD for it).
     /// </summary>
     public static async Task<string?> LocalDirectoryAsync(IPoolDatabase database, XenObject sr, string hostRef, CancellationToken cancellationToken,
@@ -29,7 +29,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken);
             if (pbd is not null && pbd.Get(XenApi.PBD.Host) == hostRef && (pbd.Get(XenApi.PBD.CurrentlyAttached) || !requireAttached))
             {
-                return pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
+                return SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
             }
         }
 

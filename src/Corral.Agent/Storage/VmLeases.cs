@@ -7,6 +7,7 @@ using Corral.Leases.Sanlock;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.Storage;
+using Corral.Storage.Nfs;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -37,6 +38,7 @@ public sealed class VmLeases(
     private static readonly EventId TakenOver = new(2401, "VmLeaseTakenOver");
     private static readonly EventId Joined = new(2402, "LockspaceJoined");
     private static readonly EventId HeldExclusive = new(2403, "VmLeaseExclusive");
+    private static readonly EventId NoLeaseOnNfs = new(2404, "VmLeaseNotOnNfs");
 
     private readonly ConcurrentDictionary<string, Lazy<Task>> _joins = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _published = new(StringComparer.Ordinal);
@@ -51,6 +53,12 @@ public sealed class VmLeases(
     {
         if (!Enabled || await LeaseSrAsync(vm, cancellationToken) is not { } place)
         {
+            if (Enabled && await LeaseSrOfAsync(vm, cancellationToken, NfsSrDriver.TypeName) is { } nfs)
+            {
+                // sanlock needs a file the kernel sees; an NFS SR reached through libnfs has none (docs/storage.md).
+                logger.LogWarning(NoLeaseOnNfs, "VM {Vm} starts without a lease: its disks are on NFS SR {Sr}, reached in userspace", vm.Uuid, nfs.Uuid);
+            }
+
             return null;
         }
 
@@ -167,7 +175,7 @@ public sealed class VmLeases(
             : null;
 
     /// <summary>The SR that holds the VM's lease, the same seen from every host: that of its first disk on a shared file SR.</summary>
-    private async Task<XenObject?> LeaseSrOfAsync(XenObject vm, CancellationToken cancellationToken)
+    private async Task<XenObject?> LeaseSrOfAsync(XenObject vm, CancellationToken cancellationToken, string type = FileSrDriver.TypeName)
     {
         var vbds = new List<XenObject>();
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
@@ -183,7 +191,7 @@ public sealed class VmLeases(
         {
             var vdi = await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken);
             var sr = vdi is null ? null : await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken);
-            if (sr is not null && HoldsLeases(sr))
+            if (sr is not null && HoldsLeases(sr, type))
             {
                 return sr;
             }
@@ -192,7 +200,7 @@ public sealed class VmLeases(
         return null;
     }
 
-    private static bool HoldsLeases(XenObject sr) => sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName;
+    private static bool HoldsLeases(XenObject sr, string type = FileSrDriver.TypeName) => sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == type;
 
     /// <summary>Where a host says it has joined an SR's lockspace: a key on its liveness lease, gone with the host or that lease.</summary>
     public static string JoinedKey(string hostRef, string srUuid) => $"{PoolKeys.Root}vm-leases/joined/{hostRef}/{srUuid}";

@@ -116,6 +116,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
         }
 
+        // The heartbeats are files of a directory every host sees: an NFS SR reached through libnfs has none (docs/storage.md).
         if (sr.Get(XenApi.SR.Type) != "file")
         {
             throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);

@@ -134,10 +134,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         var deviceConfig = ((Dictionary<string, object?>)a[1]!).ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "");
         var type = (string)a[5]!;
         var driver = drivers.Get(type);
-        if (!deviceConfig.TryGetValue("location", out var location) || string.IsNullOrWhiteSpace(location))
-        {
-            throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_LOCATION", "", "device-config:location is required (the SR's directory)");
-        }
+        driver.CheckDeviceConfig(deviceConfig);
 
         var shared = (bool)a[7]!;
         var contentType = string.IsNullOrEmpty((string)a[6]!) ? driver.DefaultContentType : (string)a[6]!;

@@ -1,12 +1,13 @@
 using Corral.Model;
 using Corral.PoolDatabase;
+using Corral.Storage;
 
 namespace Corral.Api.Xva;
 
 /// <summary>Where SRs' volumes are on which hosts: an SR is reachable on a host whose PBD for it is attached.</summary>
 public static class SrDirectories
 {
-    /// <summary>The SR's directory on <paramref name="hostRef"/> (its attached PBD's <c>device_config:location</c>), or null.</summary>
+    /// <summary>The SR's directory on <paramref name="hostRef"/> (<see cref="SrLocation.Of"/> its attached PBD's device_config), or null.</summary>
     public static async Task<string?> OnHostAsync(IPoolDatabase database, string srRef, string hostRef, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(database);
@@ -16,12 +17,19 @@ public static class SrDirectories
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } pbd
                 && pbd.Get(XenApi.PBD.Host) == hostRef && pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
-                return pbd.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
+                return SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
             }
         }
 
         return null;
     }
+
+    /// <summary>
+    /// Where an import or export keeps its raw scratch copy of a volume: next to the SR's volumes when they are a local
+    /// directory (a name a scan never adopts), this machine's temporary directory for an NFS SR reached in userspace
+    /// (qemu-img reads and writes its volumes over nfs://, but a FileStream needs a local file).
+    /// </summary>
+    public static string ScratchFor(string location) => NfsUrl.IsNfs(location) ? Path.GetTempPath() : location;
 
     /// <summary>
     /// A live host other than <paramref name="exceptHostRef"/> on which every SR of <paramref name="srRefs"/> is

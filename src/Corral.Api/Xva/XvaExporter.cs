@@ -117,7 +117,7 @@ public sealed class XvaExporter(IPoolDatabase database, SrDrivers drivers, IOpti
         var directory = await SrDirectories.OnHostAsync(database, sr.Ref, options.Value.HostRef, cancellationToken)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
         var (path, format) = drivers.Get(sr.Get(XenApi.SR.Type)).Resolve(directory, vdi.Get(XenApi.VDI.Location));
-        var raw = Path.Combine(directory, $".xva-export-{Guid.NewGuid():N}.raw");
+        var raw = Path.Combine(SrDirectories.ScratchFor(directory), $".xva-export-{Guid.NewGuid():N}.raw");
         try
         {
             await QemuImgAsync(cancellationToken, "convert", "-U", "-f", format, "-O", "raw", path, raw);

@@ -75,7 +75,7 @@ public sealed class XvaImporter(IPoolDatabase database, SrDrivers drivers, IOpti
     private static async Task ReceiveDiskAsync(XvaReader reader, XvaImportDisk disk, ISrDriver driver, string directory, string uuid, bool force,
         Action<long> progress, CancellationToken cancellationToken)
     {
-        var raw = Path.Combine(directory, $".xva-import-{uuid}.raw");
+        var raw = Path.Combine(SrDirectories.ScratchFor(directory), $".xva-import-{uuid}.raw");
         try
         {
             await using (var image = new FileStream(raw, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, useAsync: true))
