@@ -136,12 +136,13 @@ public sealed class PoolCertificateAuthority : IDisposable
     {
         var builder = new CertificateRevocationListBuilder();
         var now = time.GetUtcNow();
-        foreach (var serial in revoked.Select(NormalizeSerial).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        var serials = revoked.Select(NormalizeSerial).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        foreach (var serial in serials)
         {
             builder.AddEntry(Convert.FromHexString(serial), now, X509RevocationReason.Superseded);
         }
 
-        var der = builder.Build(_certificate, new BigInteger(revoked.Count), new DateTimeOffset(_certificate.NotAfter.ToUniversalTime()),
+        var der = builder.Build(_certificate, new BigInteger(serials.Count), new DateTimeOffset(_certificate.NotAfter.ToUniversalTime()),
             HashAlgorithmName.SHA256, thisUpdate: now);
         return PemEncoding.WriteString("X509 CRL", der) + "\n";
     }
