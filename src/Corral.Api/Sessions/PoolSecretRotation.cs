@@ -70,6 +70,8 @@ public sealed class PoolSecretRotation(IPoolDatabase database, LocalCredentials 
         logger.LogWarning(Rotated, "The pool secret was replaced; the previous one is accepted until every host has taken the new one");
         await SyncAsync(cancellationToken);
         await WaitFinishedAsync(cancellationToken);
+        // This host's copy without the previous secret at once; the others drop it at their next sync.
+        await SyncAsync(cancellationToken);
     }
 
     /// <summary>
