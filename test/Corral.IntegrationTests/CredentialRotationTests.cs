@@ -172,7 +172,7 @@ public sealed class CredentialRotationTests : IAsyncLifetime
         Assert.True(code == 0, output);
         Assert.Equal("ok", await _db.Leases.GetValueAsync("/corral/after-refresh", default));
 
-        // xapi's errors: a host that is not live; HA on.
+        // Refused: a host that is not live, a reference that is no host's.
         Assert.Equal(ErrorCodes.HostOffline, (await Fails("host.refresh_server_certificate", _otherHost)).Code);
         Assert.Equal(ErrorCodes.HandleInvalid, (await Fails("host.refresh_server_certificate", "OpaqueRef:nonexistent")).Code);
 

@@ -50,14 +50,6 @@ public sealed class CertificateRotationMethods(
     private async Task RefreshAsync(CallContext context, string hostRef, CancellationToken cancellationToken)
     {
         var host = await LiveHostAsync(hostRef, cancellationToken);
-        var pools = await database.GetAllAsync(XenClasses.Pool, cancellationToken);
-        var pool = pools.Count > 0 ? pools[0] : null;
-        if (pool?.Get(XenApi.Pool.HaEnabled) == true)
-        {
-            // xapi refuses to replace a host's certificate under HA (install_server_certificate): HA's traffic must not break.
-            throw new XenApiException(ErrorCodes.HaIsEnabled);
-        }
-
         logger.LogInformation(Refreshing, "host.refresh_server_certificate of {Host}", host.Get(XenApi.Host.NameLabel));
         await operations.RunAsync(HostOperationKinds.HostRefreshServerCertificate, host.Ref, host.Ref, new Dictionary<string, string>(), context, cancellationToken);
         await SyncAllAsync(context, except: host.Ref, cancellationToken);
