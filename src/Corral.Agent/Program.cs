@@ -186,6 +186,11 @@ do
     builder.Services.AddSingleton<EtcdQuorum>();
     builder.Services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
     builder.Services.AddSingleton<IHostOperationHandler, HostPowerHandler>();
+    // The pool's credentials (secret, this host's etcd certificate and its record, the revocation list) kept current.
+    var poolTlsHost = etcd.Member.Enabled ? new PoolTlsHost(new Corral.PoolDatabase.Etcd.Tls.EtcdTlsFiles(etcdCertificates), etcd.Member) : null;
+    builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<PoolTlsSync>(sp, poolTlsHost is null ? [] : [poolTlsHost]));
+    builder.Services.AddHostedService(sp => sp.GetRequiredService<PoolTlsSync>());
+    builder.Services.AddSingleton<IHostOperationHandler>(sp => ActivatorUtilities.CreateInstance<CertificateRefreshHandler>(sp, poolTlsHost is null ? [] : [poolTlsHost]));
     builder.Services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
     builder.Services.AddSingleton<SnapshotVolumes>();
     builder.Services.AddSingleton<RevertSteps>();

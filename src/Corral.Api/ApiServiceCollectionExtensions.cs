@@ -110,6 +110,8 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, AuthMethods>();
         services.AddSingleton<IApiMethodProvider, MessageMethods>();
         services.AddSingleton<IApiMethodProvider, CertificateMethods>();
+        services.AddSingleton<PoolSecretRotation>();
+        services.AddSingleton<IApiMethodProvider, CertificateRotationMethods>();
         services.AddSingleton<ApiDispatcher>();
         return services;
     }

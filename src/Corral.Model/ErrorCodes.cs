@@ -101,6 +101,7 @@ public static class ErrorCodes
     public const string JoiningHostConnectionFailed = "JOINING_HOST_CONNECTION_FAILED";
     public const string JoiningHostServiceFailed = "JOINING_HOST_SERVICE_FAILED";
     public const string HaIsEnabled = "HA_IS_ENABLED";
+    public const string CannotContactHost = "CANNOT_CONTACT_HOST"; // host
     public const string HaNotEnabled = "HA_NOT_ENABLED";
     public const string HaTooFewHosts = "HA_TOO_FEW_HOSTS";
     public const string HaOperationWouldBreakFailoverPlan = "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN";

@@ -88,6 +88,7 @@ public sealed class PoolTlsTests : IAsyncLifetime
         var peerVersion = new Uri(new Uri(host.Options.PeerUrl), "/version");
         var noCertificate = host.Tls.ClientOptions();
         noCertificate.ClientCertificates = null;
+        noCertificate.LocalCertificateSelectionCallback = null;
         using (var bare = new HttpClient(new SocketsHttpHandler { SslOptions = noCertificate }))
         {
             await Assert.ThrowsAsync<HttpRequestException>(() => bare.GetStringAsync(peerVersion));

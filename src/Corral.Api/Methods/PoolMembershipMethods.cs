@@ -168,10 +168,12 @@ public sealed class PoolMembershipMethods(
 
         // Its CPUs go with it, as xapi's host.destroy removes its host_cpu records.
         deletions.AddRange((await database.GetAllAsync(XenApi.HostCpu.ClassName, cancellationToken)).Where(c => c.Get(XenApi.HostCpu.Host) == host.Ref));
-        // Its certificates go with it: the pool's hosts stop trusting them.
+        // Its certificates go with it: the pool's hosts stop trusting them, and its etcd certificate is revoked (a copy
+        // kept by someone who had root on it is refused by every member).
         var certificates = (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken))
             .Where(c => c.Get(XenApi.Certificate.Host) == host.Ref).ToList();
         deletions.AddRange(certificates);
+        await Https.PoolCertificateRevocations.RevokeHostAsync(database, certificates, cancellationToken);
         deletions.Add(host);
         if (await database.TryGetAsync(XenClasses.HostMetrics, host.Get(XenApi.Host.Metrics), cancellationToken) is { } metrics)
         {

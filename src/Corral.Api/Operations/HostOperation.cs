@@ -66,6 +66,10 @@ public static class HostOperationKinds
     public const string HostShutdown = "host.shutdown";
     public const string HostReboot = "host.reboot";
     public const string HostRestartAgent = "host.restart_agent";
+
+    // The pool's TLS on the host concerned: a new etcd certificate, or the files rewritten from the pool database.
+    public const string HostRefreshServerCertificate = "host.refresh_server_certificate";
+    public const string HostCertificateSync = "host.certificate_sync";
     public const string SrAttach = "sr.attach";
     public const string SrScan = "sr.scan";
     public const string SrProbe = "sr.probe";

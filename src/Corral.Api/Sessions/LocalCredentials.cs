@@ -17,11 +17,21 @@ public sealed class LocalCredentials(IOptions<ApiOptions> options)
 
     public string? PoolSecret => _current.PoolSecret;
 
-    public void Remember(string? rootPasswordHash, string? poolSecret)
+    /// <summary>The pool secret before the current one, while a rotation (<c>pool.rotate_secret</c>) is under way.</summary>
+    public string? PreviousPoolSecret => _current.PreviousPoolSecret;
+
+    public void Remember(string? rootPasswordHash, string? poolSecret) =>
+        Save(_ => new Snapshot(rootPasswordHash ?? _current.RootPasswordHash, poolSecret ?? _current.PoolSecret, _current.PreviousPoolSecret));
+
+    /// <summary>The pool's secrets as its database holds them: the current one, and the previous one during a rotation.</summary>
+    public void RememberPoolSecrets(string current, string? previous) =>
+        Save(old => old with { PoolSecret = current, PreviousPoolSecret = previous });
+
+    private void Save(Func<Snapshot, Snapshot> change)
     {
         lock (_lock)
         {
-            var next = new Snapshot(rootPasswordHash ?? _current.RootPasswordHash, poolSecret ?? _current.PoolSecret);
+            var next = change(_current);
             if (next == _current)
             {
                 return;
@@ -45,8 +55,8 @@ public sealed class LocalCredentials(IOptions<ApiOptions> options)
         string.IsNullOrEmpty(options.StateDirectory) ? null : System.IO.Path.Combine(options.StateDirectory, "credentials.json");
 
     private static Snapshot Load(ApiOptions options) =>
-        Path(options) is { } path && File.Exists(path) ? JsonSerializer.Deserialize<Snapshot>(File.ReadAllText(path)) ?? new Snapshot(null, null)
-        : new Snapshot(null, null);
+        Path(options) is { } path && File.Exists(path) ? JsonSerializer.Deserialize<Snapshot>(File.ReadAllText(path)) ?? new Snapshot(null, null, null)
+        : new Snapshot(null, null, null);
 
-    private sealed record Snapshot(string? RootPasswordHash, string? PoolSecret);
+    private sealed record Snapshot(string? RootPasswordHash, string? PoolSecret, string? PreviousPoolSecret);
 }

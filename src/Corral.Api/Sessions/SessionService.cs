@@ -55,7 +55,8 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
             secret = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken);
         }
 
-        local.Remember(await database.Leases.GetValueAsync(PasswordKey(RootUser), cancellationToken), secret);
+        local.Remember(await database.Leases.GetValueAsync(PasswordKey(RootUser), cancellationToken), null);
+        local.RememberPoolSecrets(secret!, await database.Leases.GetValueAsync(PoolSecretRotation.PreviousKey, cancellationToken));
     }
 
     /// <summary>The pool secret as this host knows it (its local copy; the database when there is none).</summary>
@@ -85,21 +86,23 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
     public async Task<string> SlaveLoginAsync(string secret, string source, CancellationToken cancellationToken)
     {
         throttle.ThrowIfThrottled(null, source);
-        var known = local.PoolSecret;
-        if (known is null)
+        // During a rotation (pool.rotate_secret) the previous secret is accepted too: a host that has not read the new
+        // one yet still gets in. The database is asked when this host's copy does not match (its copy may be older).
+        var matched = Matches(secret, local.PoolSecret, local.PreviousPoolSecret);
+        if (!matched)
         {
             try
             {
-                known = await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken);
+                matched = Matches(secret, await database.Leases.GetValueAsync(PoolSecretKey, cancellationToken),
+                    await database.Leases.GetValueAsync(PoolSecretRotation.PreviousKey, cancellationToken));
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                logger.LogWarning(ex, "No local pool secret and the pool database is out of reach");
+                logger.LogWarning(ex, "The pool secret does not match this host's copy and the pool database is out of reach");
             }
         }
 
-        if (known is null || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
-                System.Text.Encoding.UTF8.GetBytes(known), System.Text.Encoding.UTF8.GetBytes(secret)))
+        if (!matched)
         {
             throttle.Failed(null, source, "session.slave_login");
             throw new XenApiException(ErrorCodes.SessionAuthenticationFailed, "", "Authentication failure");
@@ -107,6 +110,10 @@ public sealed partial class SessionService(IPoolDatabase database, IOptions<ApiO
 
         return _localSessions.Add(RootUser, pool: true, DateTime.UtcNow);
     }
+
+    private static bool Matches(string presented, params string?[] known) =>
+        known.Any(k => k is not null && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+            System.Text.Encoding.UTF8.GetBytes(k), System.Text.Encoding.UTF8.GetBytes(presented)));
 
     public bool IsLocalSession(string sessionRef) => _localSessions.Contains(sessionRef);
 

@@ -4,6 +4,7 @@ namespace Corral.Cli.Operations;
 
 /// <summary>
 /// Hosts, the pool and tasks: host-enable, host-disable, host-shutdown, host-reboot, host-get-server-certificate,
+/// the pool's internal credentials (host-refresh-server-certificate, pool-certificate-sync, pool-secret-rotate),
 /// pool membership (pool-join, pool-eject), the master's changes (pool-designate-new-master,
 /// pool-emergency-transition-to-master, pool-recover-slaves), high availability (pool-ha-enable, pool-ha-disable,
 /// pool-ha-compute-*), task-cancel.
@@ -36,6 +37,11 @@ public static class HostPoolCommands
         r.Add(new("host-get-server-certificate", [], [], "Get the server TLS certificate of a host", CommandFlags.HostSelectors, (c, ct) =>
             Selection.ForHostsAsync(c, [], async host =>
                 c.Printer.Message(await c.CallForStringAsync("host.get_server_certificate", ct, host.Ref)), ct, multiple: false)));
+        r.Add(new("host-refresh-server-certificate", ["host"], [], "Refresh internal server certificate of host", CommandFlags.HostSelectors, (c, ct) =>
+            Selection.ForHostsAsync(c, [], host => c.CallAsync("host.refresh_server_certificate", ct, host.Ref), ct, multiple: false)));
+        r.Add(new("pool-certificate-sync", [], [], "Copy the TLS CA certificates and CRLs of the master to all slaves.", CommandFlags.None, (c, ct) =>
+            c.CallAsync("pool.certificate_sync", ct)));
+        r.Add(new("pool-secret-rotate", [], [], "Change the pool secret", CommandFlags.None, (c, ct) => c.CallAsync("pool.rotate_secret", ct)));
         r.Add(new("host-evacuate", [], [], "Migrate all VMs off a host.", CommandFlags.HostSelectors, (c, ct) =>
             Selection.ForHostsAsync(c, [], host => TaskWaiter.CallAsync(c, "host.evacuate", ct, host.Ref), ct)));
         // Corral has no power switch of its own machines: a host shuts down as its agent and etcd member stopping (its

@@ -151,6 +151,7 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger, E
                 + (tls is null ? "" : $" in {tls.Directory}"));
         }
 
+        tls.EnsureMemberFiles(TimeProvider.System);
         return tls.MemberArguments();
     }
 

@@ -1,4 +1,6 @@
+using System.Formats.Asn1;
 using System.Net;
+using System.Numerics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -15,7 +17,7 @@ public sealed class PoolCertificateException(string message, Exception? inner = 
 /// </summary>
 public sealed class PoolCertificateAuthority : IDisposable
 {
-    /// <summary>Certificates are not rotated yet: the CA and the hosts' certificates outlive any host's service life.</summary>
+    /// <summary>The CA is not rotated: it outlives any host's service life; hosts' certificates are replaced by <c>host.refresh_server_certificate</c>.</summary>
     public static readonly TimeSpan CaValidity = TimeSpan.FromDays(20 * 365);
 
     public static readonly TimeSpan HostValidity = TimeSpan.FromDays(10 * 365);
@@ -124,6 +126,77 @@ public sealed class PoolCertificateAuthority : IDisposable
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7F; // a positive serial number, as RFC 5280 asks
         return request.Create(_certificate, notBefore, notAfter, serial);
+    }
+
+    /// <summary>
+    /// The pool's revocation list (PEM) naming <paramref name="revoked"/> (serial numbers, hex), signed by this CA and
+    /// valid as long as the CA. Its number counts the entries: the list only grows while the CA lives.
+    /// </summary>
+    public string CreateRevocationList(IReadOnlyCollection<string> revoked, TimeProvider time)
+    {
+        var builder = new CertificateRevocationListBuilder();
+        var now = time.GetUtcNow();
+        var serials = revoked.Select(NormalizeSerial).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        foreach (var serial in serials)
+        {
+            builder.AddEntry(Convert.FromHexString(serial), now, X509RevocationReason.Superseded);
+        }
+
+        var der = builder.Build(_certificate, new BigInteger(serials.Count), new DateTimeOffset(_certificate.NotAfter.ToUniversalTime()),
+            HashAlgorithmName.SHA256, thisUpdate: now);
+        return PemEncoding.WriteString("X509 CRL", der) + "\n";
+    }
+
+    /// <summary>The serial numbers (hex, <see cref="NormalizeSerial"/>) a revocation list in PEM names.</summary>
+    public static IReadOnlySet<string> RevokedSerials(string crlPem)
+    {
+        var serials = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            var fields = PemEncoding.Find(crlPem);
+            var der = Convert.FromBase64String(crlPem[fields.Base64Data]);
+            var tbs = new AsnReader(der, AsnEncodingRules.DER).ReadSequence().ReadSequence();
+            if (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Integer))
+            {
+                tbs.ReadInteger(); // version
+            }
+
+            tbs.ReadEncodedValue(); // signature algorithm
+            tbs.ReadEncodedValue(); // issuer
+            tbs.ReadEncodedValue(); // this update
+            if (tbs.HasData && (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) || tbs.PeekTag().HasSameClassAndValue(Asn1Tag.GeneralizedTime)))
+            {
+                tbs.ReadEncodedValue(); // next update
+            }
+
+            if (tbs.HasData && tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Sequence))
+            {
+                var entries = tbs.ReadSequence();
+                while (entries.HasData)
+                {
+                    var entry = entries.ReadSequence();
+                    serials.Add(NormalizeSerial(Convert.ToHexString(entry.ReadIntegerBytes().Span)));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is AsnContentException or FormatException or ArgumentException)
+        {
+            throw new PoolCertificateException($"the revocation list cannot be read: {ex.Message}", ex);
+        }
+
+        return serials;
+    }
+
+    /// <summary>A serial number as compared here: upper-case hex without leading zero bytes (as an integer, which etcd compares).</summary>
+    public static string NormalizeSerial(string hex)
+    {
+        var upper = hex.Trim().Replace(":", "", StringComparison.Ordinal).ToUpperInvariant();
+        while (upper.Length > 2 && upper.StartsWith("00", StringComparison.Ordinal))
+        {
+            upper = upper[2..];
+        }
+
+        return upper;
     }
 
     /// <summary>The host names and addresses of URLs (a member's peer and client URLs), with <paramref name="hostName"/>.</summary>
