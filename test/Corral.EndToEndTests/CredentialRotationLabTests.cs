@@ -8,28 +8,29 @@ namespace Corral.EndToEndTests;
 /// refreshed while a VM runs, its old certificate is refused by every member and the new one served, the pool keeps
 /// its hosts live, and the VM then live-migrates to lab-host2 over TLS with the new certificate; after
 /// <c>xe pool-secret-rotate</c> and <c>xe pool-certificate-sync</c> the hosts still call one another (a migration back).
+/// On the shared lab: rotated credentials leave the pool working, and the tests after this one run with them.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class CredentialRotationLabTests : IAsyncLifetime
+[Collection(SharedLabCollection.Name)]
+public sealed class CredentialRotationLabTests(SharedLab shared)
 {
-    private const string NoTools = "Corral test VM (no tools)";
-    private readonly LabSession _lab = new("credentials", 7);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private readonly LabSession _lab = shared.Lab;
 
     [Fact]
     public async Task A_refreshed_host_certificate_and_a_rotated_pool_secret_keep_the_pool_working_and_the_old_certificate_out()
     {
-        await _lab.UpAsync();
-        var vm = await _lab.Xe("vm-list", $"name-label={NoTools}", "--minimal");
-        if (await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=power-state") == "running")
+        var (vm, _) = await shared.NewTestVmAsync("rotation test VM", 25, on: 1, tools: false);
+        try
         {
-            await _lab.Xe("vm-shutdown", $"uuid={vm}", "--force");
+            await RotateAsync(vm);
         }
+        finally
+        {
+            await shared.RemoveAsync(vm);
+        }
+    }
 
-        await _lab.Xe("vm-start", $"uuid={vm}", "on=lab-host1");
+    private async Task RotateAsync(string vm)
+    {
         var tls = Path.Combine(_lab.LabDirectory, "host2", "state", "etcd-tls");
         var oldCopy = Directory.CreateTempSubdirectory("corral-old-cert-").FullName;
         try
