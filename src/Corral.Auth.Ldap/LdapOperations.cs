@@ -89,7 +89,8 @@ internal static class LdapOperations
     /// directory could not take (<see cref="IsTransient"/>: server down, connect error, client timeout, busy) is tried
     /// again on a new connection, up to <see cref="MaxAttempts"/> times; an answer (a wrong password included) never is.
     /// </summary>
-    public static async Task<T> RunAsync<T>(LdapSettings ldap, Func<LdapConnection, LdapSettings, T> work, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<T> RunAsync<T>(LdapSettings ldap, Func<LdapConnection, LdapSettings, T> work, ILogger logger, CancellationToken cancellationToken,
+        int maxAttempts = MaxAttempts)
     {
         var gate = Gates.GetOrAdd($"{ldap.Host}:{ldap.Port}", _ => new SemaphoreSlim(MaxConnectionsPerDirectory));
         for (var attempt = 1; ; attempt++)
@@ -106,10 +107,10 @@ internal static class LdapOperations
                     gate.Release();
                 }
             }
-            catch (Exception ex) when (IsTransient(ex) && attempt < MaxAttempts)
+            catch (Exception ex) when (IsTransient(ex) && attempt < maxAttempts)
             {
                 logger.LogInformation(Retried, "the directory at {Host}:{Port} could not be asked ({Error}): trying again ({Attempt} of {MaxAttempts})",
-                    ldap.Host, ldap.Port, ex.Message, attempt + 1, MaxAttempts);
+                    ldap.Host, ldap.Port, ex.Message, attempt + 1, maxAttempts);
                 await Task.Delay(RetryBackoff * (1 << (attempt - 1)), cancellationToken); // 0.5, 1, 2 s: a restart or a stall rides through
             }
             catch (Exception ex) when (ex is LdapException or DirectoryOperationException or TimeoutException)
