@@ -303,7 +303,8 @@ public sealed class ActiveDirectory(TimeProvider time, DomainControllerLocator l
             var ldap = new LdapSettings(dc.Address, dc.Port, Tls: true, ad.BaseDn, account, password, "sAMAccountName") { ServerName = dc.Name, TrustDirectory = tls.Value.Effective };
             try
             {
-                return await RunAsync(ldap, work, logger, cancellationToken);
+                // Another controller is the better retry; the last one is tried again as a lone directory is.
+                return await RunAsync(ldap, work, logger, cancellationToken, ReferenceEquals(dc, controllers[^1]) ? MaxAttempts : 1);
             }
             catch (DirectoryUnavailableException ex) when (!ex.WrongCredentials && ex.ErrorCode is null && ex.InnerException is LdapException)
             {

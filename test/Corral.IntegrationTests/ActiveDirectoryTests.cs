@@ -30,6 +30,19 @@ public sealed class ActiveDirectoryTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _dc = await SambaDcRig.StartAsync();
+        try
+        {
+            await StartFixtureAsync();
+        }
+        catch
+        {
+            await _dc.DisposeAsync(); // the controller must not outlive a start that failed (disposing it twice is harmless)
+            throw;
+        }
+    }
+
+    private async Task StartFixtureAsync()
+    {
         _fixture = await ApiFixture.StartAsync(services =>
             {
                 services.Configure<ApiOptions>(o => (o.HostRef, o.StateDirectory) = (_hostRef, _state));
@@ -48,11 +61,30 @@ public sealed class ActiveDirectoryTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await _fixture.DisposeAsync();
-        await _dc.DisposeAsync();
-        if (Directory.Exists(_state))
+        // Each part goes whatever became of the others (a failed test may leave the fixture unable to stop cleanly).
+        try
         {
-            Directory.Delete(_state, recursive: true);
+            if (_fixture is not null)
+            {
+                await _fixture.DisposeAsync();
+            }
+        }
+        finally
+        {
+            try
+            {
+                if (_dc is not null)
+                {
+                    await _dc.DisposeAsync();
+                }
+            }
+            finally
+            {
+                if (Directory.Exists(_state))
+                {
+                    Directory.Delete(_state, recursive: true);
+                }
+            }
         }
     }
 

@@ -11,7 +11,8 @@ namespace Corral.IntegrationTests;
 /// A real Active Directory domain controller (Debian's Samba AD DC) for the domain <c>corral.lab</c> (NetBIOS CORRAL),
 /// provisioned into a directory of its own and run in a network namespace of its own, reached from here over a veth
 /// pair (10.79.N.1, N free). LDAPS with a certificate from a CA made for the test (<see cref="CaDirectory"/> holds that
-/// CA alone). Users and groups are made with samba-tool. Stopped by its pid; the namespace deleted.
+/// CA alone). Users and groups are made with samba-tool. Stopped by its pid; the namespace deleted: on dispose whatever
+/// the test's outcome (each step even if another fails), and, should the test host die first, when it exits.
 /// </summary>
 public sealed class SambaDcRig : IAsyncDisposable
 {
@@ -22,6 +23,7 @@ public sealed class SambaDcRig : IAsyncDisposable
     private readonly string _directory;
     private readonly string _namespace;
     private int _pid;
+    private int _disposed;
 
     private SambaDcRig(string directory, string ns, int subnet)
     {
@@ -49,6 +51,7 @@ public sealed class SambaDcRig : IAsyncDisposable
         var subnet = FreeSubnet();
         var id = Guid.NewGuid().ToString("N")[..8];
         var rig = new SambaDcRig(Path.Combine(Path.GetTempPath(), "corral-samba-test-" + id), "corral-dc-" + id, subnet);
+        AppDomain.CurrentDomain.ProcessExit += rig.OnProcessExit;
         try
         {
             await rig.ProvisionAsync();
@@ -188,34 +191,57 @@ public sealed class SambaDcRig : IAsyncDisposable
         throw new InvalidOperationException("no free 10.79.N.0/24");
     }
 
+    private void OnProcessExit(object? sender, EventArgs e) => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
     public async ValueTask DisposeAsync()
     {
-        if (_pid > 0)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
+            return;
+        }
+
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        try
+        {
+            await StopAsync();
+        }
+        finally
+        {
+            // The namespace and the files go even if the controller could not be stopped (it dies with its namespace's links).
             try
             {
-                using var process = Process.GetProcessById(_pid);
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
+                await Command.RunAsync("ip", "netns", "delete", _namespace); // the veth pair goes with it
             }
-            catch (ArgumentException)
+            catch (InvalidOperationException) when (!File.Exists(Path.Combine("/run/netns", _namespace)))
             {
-                // Already gone.
+                // Never made.
             }
+            finally
+            {
+                if (Directory.Exists(_directory))
+                {
+                    Directory.Delete(_directory, recursive: true);
+                }
+            }
+        }
+    }
+
+    private async Task StopAsync()
+    {
+        if (_pid <= 0)
+        {
+            return;
         }
 
         try
         {
-            await Command.RunAsync("ip", "netns", "delete", _namespace); // the veth pair goes with it
+            using var process = Process.GetProcessById(_pid);
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         }
-        catch (InvalidOperationException)
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
         {
-            // Never made.
-        }
-
-        if (Directory.Exists(_directory))
-        {
-            Directory.Delete(_directory, recursive: true);
+            // Already gone (or went while being stopped).
         }
     }
 }

@@ -103,6 +103,15 @@ public sealed class SlapdRig : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops slapd (by its pid), leaves the directory down for <paramref name="down"/>, and starts it again on the same port.</summary>
+    public async Task RestartAsync(TimeSpan down)
+    {
+        await StopAsync();
+        await Task.Delay(down);
+        await Command.RunAsync("slapd", "-f", Path.Combine(_directory, "slapd.conf"), "-h", Uri + "/");
+        await WaitListeningAsync();
+    }
+
     /// <summary>Changes an entry as the directory's administrator would (an LDAP modify, bound as its root DN).</summary>
     public async Task ModifyAsync(string dn, params DirectoryAttributeModification[] changes)
     {
@@ -156,6 +165,12 @@ public sealed class SlapdRig : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await StopAsync();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task StopAsync()
+    {
         var pidFile = Path.Combine(_directory, "slapd.pid");
         if (File.Exists(pidFile) && int.TryParse((await File.ReadAllTextAsync(pidFile)).Trim(), out var pid))
         {
@@ -170,7 +185,5 @@ public sealed class SlapdRig : IAsyncDisposable
                 // Already gone.
             }
         }
-
-        Directory.Delete(_directory, recursive: true);
     }
 }
