@@ -43,26 +43,8 @@ public sealed class AgentFixture : IAsyncLifetime
         _etcd = await EtcdFixture.StartAsync();
         var state = Path.Combine(Root, "state");
         Host = HostIdentity.LoadOrCreate(state);
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
-        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
-        services.AddXenApi(o =>
-        {
-            o.HostRef = Host.Ref;
-            o.StateDirectory = state;
-        });
-        services.AddSingleton(new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new Corral.Storage.Nfs.NfsSrDriver()]));
-        services.AddSingleton(Host);
-        services.Configure<AgentOptions>(o => o.StateDirectory = state);
-        services.AddQemuHypervisor(o =>
-        {
-            o.RuntimeDirectory = Path.Combine(Root, "vms");
-            o.StateDirectory = Path.Combine(state, "qemu");
-        });
-        services.AddSingleton<BridgeNetworking>();
-        services.AddSingleton<VmDevices>();
-        services.AddSingleton<GuestMetricsWriter>();
-        services.AddSingleton<VmSupervisor>();
+        var services = TestAgentServices.Create(Root, state, Host, o => o.Endpoints = _etcd.Endpoint,
+            new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new Corral.Storage.Nfs.NfsSrDriver()]));
         services.AddSingleton<SrCatalog>();
         services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
         services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();

@@ -48,30 +48,11 @@ public sealed class CredentialRotationTests : IAsyncLifetime
         _member = await TlsMember.StartNewPoolAsync(_root, "cred-host1");
         var state = Path.Combine(_root, "agent-state");
         _host = HostIdentity.LoadOrCreate(state);
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
-        services.AddEtcdPoolDatabase(o =>
+        var services = TestAgentServices.Create(_root, state, _host, o =>
         {
             o.Endpoints = _member.Options.ClientUrl;
             o.CertificateDirectory = _member.Tls.Directory;
         });
-        services.AddXenApi(o =>
-        {
-            o.HostRef = _host.Ref;
-            o.StateDirectory = state;
-        });
-        services.AddSingleton(SrDrivers.Default);
-        services.AddSingleton(_host);
-        services.Configure<AgentOptions>(o => o.StateDirectory = state);
-        services.AddQemuHypervisor(o =>
-        {
-            o.RuntimeDirectory = Path.Combine(_root, "vms");
-            o.StateDirectory = Path.Combine(state, "qemu");
-        });
-        services.AddSingleton<BridgeNetworking>();
-        services.AddSingleton<VmDevices>();
-        services.AddSingleton<GuestMetricsWriter>();
-        services.AddSingleton<VmSupervisor>();
         services.AddSingleton(TimeProvider.System);
         // As the agent registers them on a host that runs an etcd member.
         var tls = new PoolTlsHost(_member.Tls, _member.Options);

@@ -41,27 +41,8 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         _etcd = await EtcdFixture.StartAsync();
         var state = Path.Combine(_root, "state");
         _host = HostIdentity.LoadOrCreate(state);
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
-        services.AddEtcdPoolDatabase(o => o.Endpoints = _etcd.Endpoint);
-        services.AddXenApi(o =>
-        {
-            o.HostRef = _host.Ref;
-            o.StateDirectory = state;
-        });
-        services.AddSingleton(SrDrivers.Default);
-        services.AddSingleton(_host);
-        services.Configure<AgentOptions>(o => o.StateDirectory = state);
-        services.AddQemuHypervisor(o =>
-        {
-            o.RuntimeDirectory = Path.Combine(_root, "vms");
-            o.StateDirectory = Path.Combine(state, "qemu");
-        });
+        var services = TestAgentServices.Create(_root, state, _host, o => o.Endpoints = _etcd.Endpoint);
         services.AddSingleton<AgentLifecycle>();
-        services.AddSingleton<BridgeNetworking>();
-        services.AddSingleton<VmDevices>();
-        services.AddSingleton<GuestMetricsWriter>();
-        services.AddSingleton<VmSupervisor>();
         services.AddSingleton<HostRegistration>();
         services.AddSingleton<MigrationTlsIdentity>();
         services.AddSingleton<HostLiveness>();
