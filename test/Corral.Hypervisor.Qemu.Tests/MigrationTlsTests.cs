@@ -34,15 +34,21 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
         Directory.Delete(_certificates, recursive: true);
     }
 
-    /// <summary>A host's pool TLS files as the agent keeps them (<see cref="EtcdTlsFiles"/>), its certificate issued by <paramref name="ca"/>.</summary>
-    private EtcdTlsFiles Host(string name, PoolCertificateAuthority? ca = null, string? trusted = null)
+    /// <summary>
+    /// A host's pool TLS files as the agent keeps them (<see cref="EtcdTlsFiles"/>), its certificate issued by
+    /// <paramref name="ca"/>; the pool CA it holds (certificate and key, as every pool host does) is <paramref name="trusts"/>,
+    /// by default the issuer, and its CA file also names <paramref name="alsoTrusted"/>.
+    /// </summary>
+    private EtcdTlsFiles Host(string name, PoolCertificateAuthority? ca = null, PoolCertificateAuthority? trusts = null, string? alsoTrusted = null)
     {
         var issuer = ca ?? _ca;
+        var pool = trusts ?? issuer;
+        var trusted = alsoTrusted is null ? null : pool.CertificatePem + "\n" + alsoTrusted;
         var (key, request) = PoolCertificateAuthority.CreateSigningRequest(name);
         var names = Uri.CheckHostName(name) == UriHostNameType.Dns ? [name] : Array.Empty<string>();
         using var certificate = issuer.Issue(request, name, names, TimeProvider.System);
         var files = new EtcdTlsFiles(Path.Combine(_certificates, Guid.NewGuid().ToString("N")[..8]));
-        files.Write(new PoolTlsMaterial(trusted ?? issuer.CertificatePem, issuer.KeyPem, certificate.ExportCertificatePem(), key));
+        files.Write(new PoolTlsMaterial(trusted ?? pool.CertificatePem, pool.KeyPem, certificate.ExportCertificatePem(), key));
         return files;
     }
 
@@ -77,7 +83,7 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
 
         // Before the source connects: a host of the same pool, the source's name under another CA, and a plain client.
         Assert.Equal(Probe.Refused, await ProbeAsync(port, Host("host-c")));
-        Assert.Equal(Probe.Refused, await ProbeAsync(port, Host("host-a", _otherCa, trusted: _ca.CertificatePem)));
+        Assert.Equal(Probe.Refused, await ProbeAsync(port, Host("host-a", _otherCa, trusts: _ca)));
         Assert.Equal(Probe.Refused, await ProbeAsync(port, null));
         Assert.Equal(VmRunState.Paused, await receiver.QueryStateAsync(CancellationToken.None));
 
@@ -122,7 +128,7 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
         // its certificate against its CA file), so that it would take the source: only the source can refuse. QEMU
         // checks the peer once the handshake is done, so the destination sees a stream that ends at once, and gives up.
         port = QemuRig.FreePort();
-        var impostor = rig.NewHypervisor(With(Host("host-b", _otherCa, trusted: _otherCa.CertificatePem + "\n" + _ca.CertificatePem), Path.Combine(rig.Root, "vms-x")));
+        var impostor = rig.NewHypervisor(With(Host("host-b", _otherCa, trusts: _otherCa, alsoTrusted: _ca.CertificatePem), Path.Combine(rig.Root, "vms-x")));
         var outsider = await impostor.StartAsync(sender.Spec with { IncomingMigration = $"tcp:127.0.0.1:{port}", IncomingPeerIdentity = identity },
             CancellationToken.None);
         var failed = await MigrateAndFailAsync(sender, $"tcp:127.0.0.1:{port}");
@@ -168,7 +174,7 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
         var stranger = await NbdInfoAsync(rig, Host("host-c"), nbdPort);
         Assert.NotEqual(0, stranger.ExitCode);
         // The source's very name, from another CA (trusting the pool's CA itself, so that only the export can refuse).
-        var foreign = await NbdInfoAsync(rig, Host("odd,host+1 <#>;\\\"", _otherCa, trusted: _ca.CertificatePem), nbdPort);
+        var foreign = await NbdInfoAsync(rig, Host("odd,host+1 <#>;\\\"", _otherCa, trusts: _ca), nbdPort);
         Assert.NotEqual(0, foreign.ExitCode);
         var served = await NbdInfoAsync(rig, sourceHost, nbdPort);
         Assert.True(served.ExitCode == 0, served.StandardError);

@@ -15,4 +15,5 @@ public static class MigrationEvents
     public static readonly EventId ArrivedWithoutProcess = new(2012, nameof(ArrivedWithoutProcess));
     public static readonly EventId ResumedOnArrival = new(2013, nameof(ResumedOnArrival));
     public static readonly EventId CancelledAtConclusion = new(2020, nameof(CancelledAtConclusion));
+    public static readonly EventId Superseded = new(2021, nameof(Superseded));
 }

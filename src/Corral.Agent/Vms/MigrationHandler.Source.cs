@@ -272,6 +272,16 @@ public sealed partial class MigrationHandler
     /// <summary>Cleans up after the decision and ends the caller's task: success if the VM left, its error if not.</summary>
     private async Task<string?> ConcludeAsync(XenObject vmBefore, MigrationRecord? record, HostOperation operation, CancellationToken cancellationToken)
     {
+        if (record is null && await MigrationRecord.ReadAsync(database, vmBefore.Ref, cancellationToken) is { } newer)
+        {
+            // This half resumed late (its agent restarted) after its migration had ended, and another migration of the
+            // VM has begun since: the copy here, the VM's migration entries and the record are that migration's, and
+            // none of them this one's to settle or remove.
+            logger.LogWarning(MigrationEvents.Superseded, "A late migration of VM {Vm} ends without touching migration {Migration}, which began since",
+                vmBefore.Get(XenApi.VM.NameLabel), newer.Record.Id);
+            throw new XenApiException(ErrorCodes.VmMigrateFailed, vmBefore.Ref, identity.Ref, OpaqueRef.Null, "the migration was abandoned");
+        }
+
         var vm = await database.GetAsync(XenClasses.VM, vmBefore.Ref, cancellationToken);
         var moved = vm.Get(XenApi.VM.ResidentOn) != identity.Ref;
         await SettleCopyAsync(vm, record, moved, cancellationToken);
@@ -298,7 +308,11 @@ public sealed partial class MigrationHandler
         }
 
         await database.UpdateAsync([(XenClasses.VM, vm.Ref)], (objs, tx) => tx.Update(MigrationEnding.WithoutMigration(objs[0])), cancellationToken);
-        await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken);
+        if (record is not null)
+        {
+            // Its own record only: with none read, there is nothing of this migration's to remove.
+            await database.Leases.DeleteAsync(MigrationRecord.KeyOf(vm.Ref), cancellationToken);
+        }
         var failure = moved ? null : new XenApiException(ErrorCodes.VmMigrateFailed, vm.Ref, identity.Ref, record?.DestinationRef ?? OpaqueRef.Null,
             record?.Error is { Length: > 0 } error ? error : "the migration was abandoned");
         if (record is not null && record.TaskRef != operation.TaskRef)
