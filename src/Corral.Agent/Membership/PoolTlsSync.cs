@@ -86,10 +86,8 @@ public sealed class PoolTlsSync(
 
         using var certificate = files.LoadCertificate();
         var fingerprint = Corral.Api.Client.Tls.CertificateFingerprint.Sha256(certificate);
-        var mine = (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken))
-            .Where(c => c.Get(XenApi.Certificate.Host) == identity.Ref && c.Get(XenApi.Certificate.Type) == CertificateType.HostInternal).ToList();
-        var current = mine.FirstOrDefault(c => Corral.Api.Client.Tls.CertificateFingerprint.Same(c.Get(XenApi.Certificate.Fingerprint), fingerprint));
-        var stale = mine.Where(c => c != current).ToList();
+        var (current, stale) = HostCertificateRecord.Find(await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken), identity.Ref,
+            CertificateType.HostInternal, fingerprint);
         if (current is not null && stale.Count == 0)
         {
             return;
@@ -98,14 +96,7 @@ public sealed class PoolTlsSync(
         var tx = new PoolTransaction();
         if (current is null)
         {
-            var record = tx.Create(XenApi.Certificate.Schema);
-            record.Set(XenApi.Certificate.Name, "");
-            record.Set(XenApi.Certificate.Type, CertificateType.HostInternal);
-            record.Set(XenApi.Certificate.Host, identity.Ref);
-            record.Set(XenApi.Certificate.NotBefore, certificate.NotBefore.ToUniversalTime());
-            record.Set(XenApi.Certificate.NotAfter, certificate.NotAfter.ToUniversalTime());
-            record.Set(XenApi.Certificate.Fingerprint, fingerprint);
-            tx.PutKey(PoolKeys.CertificatePem(record.Ref), certificate.ExportCertificatePem());
+            HostCertificateRecord.Add(tx, identity.Ref, CertificateType.HostInternal, certificate, fingerprint, certificate.ExportCertificatePem());
         }
 
         foreach (var old in stale)

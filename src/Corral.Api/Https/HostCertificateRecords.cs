@@ -81,10 +81,8 @@ public sealed class HostCertificateRecords(
     public async Task RecordAsync(CancellationToken cancellationToken)
     {
         var hostRef = options.Value.HostRef;
-        var mine = (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken))
-            .Where(c => c.Get(XenApi.Certificate.Host) == hostRef && c.Get(XenApi.Certificate.Type) == CertificateType.Host).ToList();
-        var current = mine.FirstOrDefault(c => Client.Tls.CertificateFingerprint.Same(c.Get(XenApi.Certificate.Fingerprint), certificate.Fingerprint));
-        var stale = mine.Where(c => c != current).ToList();
+        var (current, stale) = HostCertificateRecord.Find(await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken), hostRef,
+            CertificateType.Host, certificate.Fingerprint);
         var pemMissing = current is not null && await database.Leases.GetValueAsync(PoolKeys.CertificatePem(current.Ref), cancellationToken) is null;
         if (current is not null && stale.Count == 0 && !pemMissing)
         {
@@ -94,15 +92,7 @@ public sealed class HostCertificateRecords(
         var tx = new PoolTransaction();
         if (current is null)
         {
-            // As xapi records a host certificate: no name, type host, its host, validity and SHA-256 fingerprint.
-            var record = tx.Create(XenApi.Certificate.Schema);
-            record.Set(XenApi.Certificate.Name, "");
-            record.Set(XenApi.Certificate.Type, CertificateType.Host);
-            record.Set(XenApi.Certificate.Host, hostRef);
-            record.Set(XenApi.Certificate.NotBefore, certificate.Certificate.NotBefore.ToUniversalTime());
-            record.Set(XenApi.Certificate.NotAfter, certificate.Certificate.NotAfter.ToUniversalTime());
-            record.Set(XenApi.Certificate.Fingerprint, certificate.Fingerprint);
-            tx.PutKey(PoolKeys.CertificatePem(record.Ref), certificate.Pem);
+            HostCertificateRecord.Add(tx, hostRef, CertificateType.Host, certificate.Certificate, certificate.Fingerprint, certificate.Pem);
         }
         else if (pemMissing)
         {
