@@ -1,4 +1,5 @@
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Corral.EndToEndTests;
 
@@ -9,9 +10,10 @@ namespace Corral.EndToEndTests;
 /// return a working 3-host pool with nothing lost from the pool database.
 /// </summary>
 [Collection(LabCollection.Name)]
-public sealed class PoolRecoveryLabTests : IAsyncLifetime
+public sealed class PoolRecoveryLabTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly LabSession _lab = new("recovery", 2);
+    private readonly List<string> _recoveries = [];
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -79,6 +81,28 @@ public sealed class PoolRecoveryLabTests : IAsyncLifetime
         Assert.Equal(before, await DatabaseSummaryAsync(a3));
 
         // The others come back and follow the new master.
+        var marks = _lab.AgentLogMarks();
+        try
+        {
+            await FollowTheNewMasterAsync(a1, a3, host3, before);
+        }
+        catch (Exception)
+        {
+            // What the agents said of the recovery: CI shows only this test's output, and the logs stay on its machine.
+            var said = _lab.AgentLogsSince(marks, line => line.Contains("Membership", StringComparison.Ordinal)
+                || line.Contains(" fail:", StringComparison.Ordinal) || (line.Contains(" warn:", StringComparison.Ordinal)
+                && !line.Contains("Grpc.Core.RpcException", StringComparison.Ordinal))).Split('\n');
+            foreach (var line in said.TakeLast(30).Concat(_recoveries.TakeLast(6)))
+            {
+                output.WriteLine(line.Length > 220 ? line[..220] : line);
+            }
+
+            throw;
+        }
+    }
+
+    private async Task FollowTheNewMasterAsync(string a1, string a3, string host3, string before)
+    {
         await _lab.LabAsync("power-on", "1");
         await _lab.LabAsync("power-on", "2");
         foreach (var address in _lab.Addresses.Take(2))
@@ -92,7 +116,9 @@ public sealed class PoolRecoveryLabTests : IAsyncLifetime
         var recovered = new HashSet<string>();
         await LabSession.Eventually(async () =>
         {
-            recovered.UnionWith((await _lab.Xe(LabSession.On(a3, "pool-recover-slaves"))).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            var said = await _lab.Xe(LabSession.On(a3, "pool-recover-slaves"));
+            _recoveries.Add($"{DateTime.Now:HH:mm:ss.fff} xe pool-recover-slaves: {said.ReplaceLineEndings(" ")}");
+            recovered.UnionWith(said.Split('\n', StringSplitOptions.RemoveEmptyEntries));
             return recovered.Count == 2;
         }, TimeSpan.FromSeconds(240), "pool-recover-slaves to reach both hosts");
         await LabSession.Eventually(async () => await _lab.Xe(LabSession.On(a3, "host-list", "params=host-metrics-live", "--minimal")) == "true,true,true",
