@@ -129,6 +129,7 @@ do
         o.TlsCaCertificateFile = o.TlsCaCertificateFile.Length > 0 ? o.TlsCaCertificateFile : poolTls.CaCertificateFile;
         o.TlsCertificateFile = o.TlsCertificateFile.Length > 0 ? o.TlsCertificateFile : poolTls.CertificateFile;
         o.TlsKeyFile = o.TlsKeyFile.Length > 0 ? o.TlsKeyFile : poolTls.KeyFile;
+        o.TlsRevocationListFile = o.TlsRevocationListFile.Length > 0 ? o.TlsRevocationListFile : poolTls.RevocationListFile;
     });
     // VM leases on shared storage, through the host's sanlock daemon (Corral:Sanlock).
     builder.Services.AddVmLeases(builder.Configuration.GetSection(SanlockOptions.Section));

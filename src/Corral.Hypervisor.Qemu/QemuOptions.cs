@@ -79,6 +79,13 @@ public sealed class QemuOptions
 
     public string TlsKeyFile { get; set; } = "";
 
+    /// <summary>
+    /// The pool's certificate revocation list (PEM, signed by the pool's CA; the agent points it at its <c>etcd-tls</c>
+    /// one). Each QEMU's credentials take a copy (<c>ca-crl.pem</c>), so that a revoked certificate is refused at the
+    /// handshake, as etcd refuses it. Optional: without it, any certificate of the pool's CA is taken.
+    /// </summary>
+    public string TlsRevocationListFile { get; set; } = "";
+
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();

@@ -158,7 +158,11 @@ public static class QemuTlsCredentials
         return "json:" + target.ToJsonString();
     }
 
-    /// <summary>The pool CA's certificate and this host's certificate and key, as QEMU's endpoint reads them.</summary>
+    /// <summary>
+    /// The pool CA's certificate and this host's certificate and key, as QEMU's endpoint reads them, and the pool's
+    /// revocation list when the host has one (QEMU loads <c>ca-crl.pem</c> with the credentials, when they are made: a
+    /// VM's incoming side at its start, its outgoing side at its first migration or mirror).
+    /// </summary>
     private static void Write(VmRuntimePaths paths, QemuOptions options, string endpoint)
     {
         if (OperatingSystem.IsWindows())
@@ -171,6 +175,15 @@ public static class QemuTlsCredentials
         Copy(options.TlsCaCertificateFile, Path.Combine(paths.Tls, "ca-cert.pem"));
         Copy(options.TlsCertificateFile, Path.Combine(paths.Tls, $"{endpoint}-cert.pem"));
         Copy(options.TlsKeyFile, Path.Combine(paths.Tls, $"{endpoint}-key.pem"));
+        var revocations = Path.Combine(paths.Tls, "ca-crl.pem");
+        if (options.TlsRevocationListFile.Length > 0 && File.Exists(options.TlsRevocationListFile))
+        {
+            Copy(options.TlsRevocationListFile, revocations);
+        }
+        else
+        {
+            File.Delete(revocations);
+        }
     }
 
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]

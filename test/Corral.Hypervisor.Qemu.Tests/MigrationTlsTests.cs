@@ -57,6 +57,7 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
         o.TlsCaCertificateFile = files.CaCertificateFile;
         o.TlsCertificateFile = files.CertificateFile;
         o.TlsKeyFile = files.KeyFile;
+        o.TlsRevocationListFile = files.RevocationListFile;
         if (runtimeDirectory is not null)
         {
             o.RuntimeDirectory = runtimeDirectory;
@@ -105,6 +106,32 @@ public sealed class MigrationTlsTests(ITestOutputHelper output) : IDisposable
         await receiver.DisposeAsync();
         await sender.DisposeAsync();
         await QemuRig.WaitUntilAsync(() => !Directory.Exists(tls), TimeSpan.FromSeconds(10), "the destination's TLS directory to go");
+    }
+
+    /// <summary>
+    /// A certificate the pool has revoked (a host's replaced one, or an ejected host's) is refused at the handshake,
+    /// although it names the identity the destination accepts: QEMU reads the pool's revocation list with its
+    /// credentials. The host's current certificate is taken.
+    /// </summary>
+    [QemuFact]
+    public async Task The_destination_refuses_a_revoked_certificate_of_the_source_host()
+    {
+        await using var rig = new QemuRig(output);
+        var replaced = Host("host-a");
+        var current = Host("host-a");
+        using var replacedCertificate = X509Certificate2.CreateFromPem(File.ReadAllText(replaced.CertificateFile));
+        var destinationHost = Host("host-b");
+        Assert.True(destinationHost.WriteRevocationList([replacedCertificate.SerialNumber], TimeProvider.System));
+        var identity = QemuTlsIdentity.OfFile(current.CertificateFile);
+        Assert.Equal(identity, QemuTlsIdentity.OfFile(replaced.CertificateFile));
+
+        var port = QemuRig.FreePort();
+        var destination = await rig.NewHypervisor(With(destinationHost, Path.Combine(rig.Root, "vms-dest"))).StartAsync(
+            rig.Spec(true, []) with { IncomingMigration = $"tcp:127.0.0.1:{port}", IncomingPeerIdentity = identity }, CancellationToken.None);
+        Assert.True(File.Exists(Path.Combine(((QemuVmProcess)destination).Paths.Tls, "ca-crl.pem")));
+
+        Assert.Equal(Probe.Refused, await ProbeAsync(port, replaced));
+        Assert.Equal(Probe.Open, await ProbeAsync(port, current, patience: 5));
     }
 
     [QemuFact]

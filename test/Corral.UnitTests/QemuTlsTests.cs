@@ -101,7 +101,11 @@ public sealed class QemuTlsTests : IDisposable
     {
         var files = new EtcdTlsFiles(Path.Combine(_dir, "etcd-tls"));
         files.CreatePool("host-b", ["host-b"], TimeProvider.System);
-        return new QemuOptions { TlsCaCertificateFile = files.CaCertificateFile, TlsCertificateFile = files.CertificateFile, TlsKeyFile = files.KeyFile };
+        return new QemuOptions
+        {
+            TlsCaCertificateFile = files.CaCertificateFile, TlsCertificateFile = files.CertificateFile, TlsKeyFile = files.KeyFile,
+            TlsRevocationListFile = files.RevocationListFile,
+        };
     }
 
     private static VmLaunchSpec Incoming(string? peer) =>
@@ -127,7 +131,9 @@ public sealed class QemuTlsTests : IDisposable
             "-global", "migration.tls-authz=corral-tls-peer",
         ], args);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(paths.Tls));
-        Assert.Equal(["ca-cert.pem", "server-cert.pem", "server-key.pem"], Directory.GetFiles(paths.Tls).Select(f => Path.GetFileName(f)).Order().ToArray());
+        Assert.Equal(["ca-cert.pem", "ca-crl.pem", "server-cert.pem", "server-key.pem"],
+            Directory.GetFiles(paths.Tls).Select(f => Path.GetFileName(f)).Order().ToArray());
+        Assert.Equal(File.ReadAllText(options.TlsRevocationListFile), File.ReadAllText(Path.Combine(paths.Tls, "ca-crl.pem")));
         Assert.All(Directory.GetFiles(paths.Tls), f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
         Assert.Equal(File.ReadAllText(options.TlsKeyFile), File.ReadAllText(Path.Combine(paths.Tls, "server-key.pem")));
 
@@ -135,6 +141,23 @@ public sealed class QemuTlsTests : IDisposable
         QemuTlsCredentials.AddToNbdServer(server, spec);
         Assert.Equal("corral-tls-server", server["tls-creds"]!.GetValue<string>());
         Assert.Equal("corral-tls-peer", server["tls-authz"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void A_host_without_a_revocation_list_gives_qemu_none_and_a_stale_copy_goes()
+    {
+        var options = WithMaterial();
+        var spec = QemuTlsCredentials.ForIncoming(Incoming("CN=h1"), options, NullLogger.Instance);
+        var paths = new VmRuntimePaths(Path.Combine(_dir, "vm"));
+        Directory.CreateDirectory(paths.Directory);
+        QemuTlsCredentials.IncomingArguments(spec, paths, options);
+        Assert.True(File.Exists(Path.Combine(paths.Tls, "ca-crl.pem")));
+
+        File.Delete(options.TlsRevocationListFile);
+        QemuTlsCredentials.IncomingArguments(spec, paths, options);
+
+        Assert.False(File.Exists(Path.Combine(paths.Tls, "ca-crl.pem")));
+        Assert.True(File.Exists(Path.Combine(paths.Tls, "server-cert.pem")));
     }
 
     [Theory]

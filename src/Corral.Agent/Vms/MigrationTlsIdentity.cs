@@ -16,6 +16,7 @@ public sealed class MigrationTlsIdentity(IPoolDatabase database, HostIdentity id
 {
     public static readonly EventId Published = new(2030, "MigrationTlsIdentityPublished");
     public static readonly EventId Unreadable = new(2031, "MigrationTlsIdentityUnreadable");
+    public static readonly EventId NonePublished = new(2032, "MigrationTlsIdentityNone");
 
     public async Task PublishAsync(CancellationToken cancellationToken)
     {
@@ -33,7 +34,7 @@ public sealed class MigrationTlsIdentity(IPoolDatabase database, HostIdentity id
         await MigrationPeerIdentity.PublishAsync(database, identity.Ref, subject, cancellationToken);
         if (subject is null)
         {
-            logger.LogInformation(Published, "No TLS material: migrations from this host run over plain TCP");
+            logger.LogInformation(NonePublished, "No TLS material: migrations from this host run over plain TCP");
         }
         else
         {
