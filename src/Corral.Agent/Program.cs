@@ -177,6 +177,7 @@ do
     builder.Services.AddHostedService<VmVtpm>();
     builder.Services.AddSingleton<HostRegistration>();
     builder.Services.AddSingleton<MigrationTlsIdentity>();
+    builder.Services.AddSingleton<SharedSrPlugs>();
     builder.Services.AddSingleton<HostLiveness>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<HostLiveness>());
     builder.Services.AddSingleton<VmOperationHandler>();

@@ -1,7 +1,10 @@
 using System.Globalization;
 using System.Xml.Linq;
 using Corral.Model;
+using Corral.PoolDatabase;
 using Corral.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 using Xunit;
 
 namespace Corral.IntegrationTests;
@@ -104,6 +107,63 @@ public sealed class NfsSrTests(AgentFixture pool) : IClassFixture<AgentFixture>,
     {
         await pool.S("PBD.unplug", pbd);
         return await pool.Fails("SR.destroy", sr);
+    }
+
+    /// <summary>
+    /// A host joining the pool (here a host record made for it, whose agent starts) gets a PBD of the pool's shared NFS
+    /// SRs, attached when the export takes its write from that host, and unattached, with the reason logged, when not.
+    /// </summary>
+    [Fact]
+    public async Task A_joining_host_plugs_the_pools_nfs_srs_it_reaches()
+    {
+        var sr = (string)(await pool.S("SR.create", pool.Host.Ref, Config(), 0L, "NFS joined", "", "nfs", "user", true, Map()))!;
+        // An SR of the pool whose export this host cannot mount (recorded as SR.introduce and PBD.create leave it).
+        var unreachable = new PoolTransaction();
+        var gone = unreachable.Create(XenClasses.SRSchema, new Dictionary<string, object?>
+        {
+            ["uuid"] = Guid.NewGuid().ToString(), ["name_label"] = "NFS gone", ["type"] = "nfs", ["shared"] = true,
+        });
+        var gonePbd = unreachable.Create(XenClasses.PBDSchema, new Dictionary<string, object?>
+        {
+            ["host"] = pool.Host.Ref, ["SR"] = gone.Ref,
+            ["device_config"] = new Dictionary<string, object?> { ["server"] = NfsRig.Server, ["serverpath"] = "/no/such/export" },
+        });
+        await pool.Database.CommitAsync(unreachable, default);
+
+        var joining = await NewHostAsync("joining");
+        var plugs = new Corral.Agent.Storage.SharedSrPlugs(pool.Database, joining, pool.Services.GetRequiredService<SrDrivers>(),
+            NullLogger<Corral.Agent.Storage.SharedSrPlugs>.Instance);
+        await plugs.PlugAllAsync(default);
+        await plugs.PlugAllAsync(default); // once per SR and host
+
+        var pbds = (await pool.Database.GetAllAsync(XenClasses.PBD, default)).Where(p => p.Get(XenApi.PBD.Host) == joining.Ref).ToList();
+        var joined = Assert.Single(pbds, p => p.Get(XenApi.PBD.SR) == sr);
+        Assert.True(joined.Get(XenApi.PBD.CurrentlyAttached));
+        Assert.Equal(Config(), joined.Get(XenApi.PBD.DeviceConfig).ToDictionary(kv => kv.Key, kv => (object?)kv.Value));
+        Assert.False(Assert.Single(pbds, p => p.Get(XenApi.PBD.SR) == gone.Ref).Get(XenApi.PBD.CurrentlyAttached));
+
+        // The joining host has no agent here to unplug its PBDs: it leaves as host.destroy takes a host's records.
+        var leave = new PoolTransaction();
+        pbds.ForEach(leave.Delete);
+        leave.Delete(await pool.Database.GetAsync(XenClasses.Host, joining.Ref, default));
+        leave.Delete(await pool.Database.GetAsync(XenClasses.HostMetrics, joining.MetricsRef, default));
+        leave.Delete(await pool.Database.GetAsync(XenClasses.PBD, gonePbd.Ref, default));
+        leave.Delete(await pool.Database.GetAsync(XenClasses.SR, gone.Ref, default));
+        await pool.Database.CommitAsync(leave, default);
+        await pool.S("PBD.unplug", await MyPbdAsync(sr));
+        await pool.S("SR.destroy", sr);
+    }
+
+    private async Task<Corral.Agent.Hosting.HostIdentity> NewHostAsync(string name)
+    {
+        var tx = new PoolTransaction();
+        var metrics = tx.Create(XenClasses.HostMetricsSchema);
+        var host = tx.Create(XenClasses.HostSchema, new Dictionary<string, object?>
+        {
+            ["uuid"] = Guid.NewGuid().ToString(), ["name_label"] = name, ["metrics"] = metrics.Ref, ["enabled"] = true,
+        });
+        await pool.Database.CommitAsync(tx, default);
+        return new Corral.Agent.Hosting.HostIdentity(host.Uuid, host.Ref, metrics.Ref);
     }
 
     [Fact]

@@ -45,6 +45,7 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         services.AddSingleton<AgentLifecycle>();
         services.AddSingleton<HostRegistration>();
         services.AddSingleton<MigrationTlsIdentity>();
+        services.AddSingleton<SharedSrPlugs>();
         services.AddSingleton<HostLiveness>();
         services.AddVmLeases(new ConfigurationBuilder().Build());
         services.AddSingleton<VmOperationHandler>();

@@ -23,6 +23,7 @@ public sealed class HostLiveness(
     AgentLifecycle lifecycle,
     IHypervisor hypervisor,
     Vms.MigrationTlsIdentity migrationIdentity,
+    Storage.SharedSrPlugs sharedSrs,
     IOptions<AgentOptions> options,
     IOptions<HaOptions> ha,
     ILogger<HostLiveness> logger) : BackgroundService
@@ -131,7 +132,7 @@ public sealed class HostLiveness(
 
         await sessions.RefreshLocalCredentialsAsync(cancellationToken);
         await migrationIdentity.PublishAsync(cancellationToken);
-        await PlugSharedSrsAsync(cancellationToken);
+        await sharedSrs.PlugAllAsync(cancellationToken);
     }
 
     /// <summary>The lease the previous generation handed over on <c>host.restart_agent</c>, resumed; null when there is none.</summary>
@@ -174,39 +175,6 @@ public sealed class HostLiveness(
         }
 
         await lease.DisposeAsync();
-    }
-
-    /// <summary>
-    /// A host in a pool sees every shared SR, as a XenServer pool member plugs the pool's NFS SRs when it joins: a
-    /// PBD with the same device_config as the other hosts', attached once the directory proves usable here.
-    /// </summary>
-    private async Task PlugSharedSrsAsync(CancellationToken cancellationToken)
-    {
-        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken);
-        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken))
-        {
-            if (!sr.Get(XenApi.SR.Shared) || pbds.Any(p => p.Get(XenApi.PBD.SR) == sr.Ref && p.Get(XenApi.PBD.Host) == identity.Ref))
-            {
-                continue;
-            }
-
-            var model = pbds.FirstOrDefault(p => p.Get(XenApi.PBD.SR) == sr.Ref);
-            if (model is null)
-            {
-                continue;
-            }
-
-            var location = model.Get(XenApi.PBD.DeviceConfig).GetValueOrDefault("location");
-            var attached = location is not null && Directory.Exists(location);
-            var tx = new PoolTransaction();
-            var pbd = tx.Create(XenClasses.PBDSchema);
-            pbd.Set(XenApi.PBD.Host, identity.Ref);
-            pbd.Set(XenApi.PBD.SR, sr.Ref);
-            pbd.Set(XenApi.PBD.DeviceConfig, model.Get(XenApi.PBD.DeviceConfig));
-            pbd.Set(XenApi.PBD.CurrentlyAttached, attached);
-            await database.CommitAsync(tx, cancellationToken);
-            logger.LogInformation("Plugged shared SR {Sr} ({Attached})", sr.Get(XenApi.SR.NameLabel), attached ? "attached" : "directory missing here");
-        }
     }
 
     /// <summary>

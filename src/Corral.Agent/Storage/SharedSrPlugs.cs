@@ -1,0 +1,83 @@
+using Corral.Agent.Hosting;
+using Corral.Model;
+using Corral.PoolDatabase;
+using Corral.Storage;
+using Corral.Storage.Nfs;
+
+namespace Corral.Agent.Storage;
+
+/// <summary>
+/// A host in a pool sees every shared SR, as a XenServer pool member plugs the pool's NFS SRs when it joins: at each
+/// agent start, a shared SR without a PBD of this host gets one with the same device_config as the other hosts',
+/// attached once the SR's storage proves usable from here (a directory SR's directory exists; an NFS SR's directory on
+/// the export mounts and takes a write, through its driver). One that does not stays unattached, for
+/// <c>PBD.plug</c> once the storage is reachable, and says why.
+/// </summary>
+public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, ILogger<SharedSrPlugs> logger)
+{
+    public static readonly EventId Plugged = new(2410, "SharedSrPlugged");
+    public static readonly EventId NotReachable = new(2411, "SharedSrNotReachable");
+
+    public async Task PlugAllAsync(CancellationToken cancellationToken)
+    {
+        var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken);
+        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken))
+        {
+            if (!sr.Get(XenApi.SR.Shared) || pbds.Any(p => p.Get(XenApi.PBD.SR) == sr.Ref && p.Get(XenApi.PBD.Host) == identity.Ref))
+            {
+                continue;
+            }
+
+            if (pbds.FirstOrDefault(p => p.Get(XenApi.PBD.SR) == sr.Ref) is { } model)
+            {
+                await PlugAsync(sr, model.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+            }
+        }
+    }
+
+    private async Task PlugAsync(XenObject sr, IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken)
+    {
+        var why = await UnusableAsync(sr, deviceConfig, cancellationToken);
+        var tx = new PoolTransaction();
+        var pbd = tx.Create(XenClasses.PBDSchema);
+        pbd.Set(XenApi.PBD.Host, identity.Ref);
+        pbd.Set(XenApi.PBD.SR, sr.Ref);
+        pbd.Set(XenApi.PBD.DeviceConfig, deviceConfig);
+        pbd.Set(XenApi.PBD.CurrentlyAttached, why is null);
+        await database.CommitAsync(tx, cancellationToken);
+        if (why is null)
+        {
+            logger.LogInformation(Plugged, "Plugged shared SR {Sr} (attached)", sr.Get(XenApi.SR.NameLabel));
+        }
+        else
+        {
+            logger.LogWarning(NotReachable, "Shared SR {Sr} has a PBD on this host, unattached: {Reason} (PBD.plug once it is reachable)",
+                sr.Get(XenApi.SR.NameLabel), why);
+        }
+    }
+
+    /// <summary>Why the SR cannot be used from this host now; null when it can.</summary>
+    private async Task<string?> UnusableAsync(XenObject sr, IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken)
+    {
+        var location = SrLocation.Of(deviceConfig, sr.Uuid);
+        if (location is null)
+        {
+            return "its device_config names no location";
+        }
+
+        if (sr.Get(XenApi.SR.Type) != NfsSrDriver.TypeName)
+        {
+            return Directory.Exists(location) ? null : $"the directory {location} is missing here";
+        }
+
+        try
+        {
+            await drivers.Get(NfsSrDriver.TypeName).ProbeAsync(location, create: false, cancellationToken);
+            return null;
+        }
+        catch (XenApiException ex)
+        {
+            return $"{ex.Code} {string.Join(' ', ex.ErrorDescription.Skip(1))}";
+        }
+    }
+}
