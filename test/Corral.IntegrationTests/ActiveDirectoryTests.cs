@@ -43,6 +43,9 @@ public sealed class ActiveDirectoryTests : IAsyncLifetime
 
     private async Task StartFixtureAsync()
     {
+        // The host's state directory exists before its services start, as the agent's does (the first login writes
+        // the local credentials there; made by a background service's first sync instead, it raced the login).
+        Directory.CreateDirectory(_state);
         _fixture = await ApiFixture.StartAsync(services =>
             {
                 services.Configure<ApiOptions>(o => (o.HostRef, o.StateDirectory) = (_hostRef, _state));
