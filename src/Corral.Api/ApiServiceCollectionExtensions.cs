@@ -65,6 +65,7 @@ public static class ApiServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<PoolCollector>());
         services.AddSingleton<HostOperationQueue>();
         services.AddSingleton<Placement>();
+        services.AddSingleton<CertificateDistribution>();
         services.AddSingleton<HighAvailability.FailoverPlanning>();
         services.AddSingleton<VmStarter>();
         services.AddSingleton<AllowedOperations.OperationMarks>();

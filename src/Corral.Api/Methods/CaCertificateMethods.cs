@@ -12,9 +12,10 @@ namespace Corral.Api.Methods;
 /// a <c>Certificate</c> record of type <c>ca</c> (its name, validity and SHA-256 fingerprint) and its PEM, which every
 /// host writes to its trusted directory (<see cref="Https.TrustedCaDirectory"/>). TLS to the pool's external directory
 /// (LDAPS, Active Directory) trusts these, as xapi's AD plugin does. Names are xapi's: letters, digits, '.', '_', '-',
-/// ending in <c>.pem</c>, not starting with '.'.
+/// ending in <c>.pem</c>, not starting with '.'. As in xapi, an install or uninstall returns once every live host has its
+/// copy up to date (<see cref="CertificateDistribution"/>), so the next call (enabling the directory) trusts it.
 /// </summary>
-public sealed class CaCertificateMethods(IPoolDatabase database) : IApiMethodProvider
+public sealed class CaCertificateMethods(IPoolDatabase database, CertificateDistribution distribution) : IApiMethodProvider
 {
     /// <summary>A certificate PEM past this size is refused as corrupt.</summary>
     public const int MaxPemLength = 64 * 1024;
@@ -24,18 +25,20 @@ public sealed class CaCertificateMethods(IPoolDatabase database) : IApiMethodPro
         ArgumentNullException.ThrowIfNull(registry);
         foreach (var name in new[] { "pool.install_ca_certificate", "pool.certificate_install" })
         {
-            registry.Implement(name, async (_, a, ct) =>
+            registry.Implement(name, async (ctx, a, ct) =>
             {
                 await InstallAsync((string)a[0]!, (string)a[1]!, ct);
+                await distribution.SyncLiveHostsAsync(ctx, except: null, ct);
                 return null;
             });
         }
 
         foreach (var name in new[] { "pool.uninstall_ca_certificate", "pool.certificate_uninstall" })
         {
-            registry.Implement(name, async (_, a, ct) =>
+            registry.Implement(name, async (ctx, a, ct) =>
             {
                 await UninstallAsync((string)a[0]!, ct);
+                await distribution.SyncLiveHostsAsync(ctx, except: null, ct);
                 return null;
             });
         }

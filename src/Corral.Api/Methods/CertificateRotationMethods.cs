@@ -18,6 +18,7 @@ public sealed class CertificateRotationMethods(
     IPoolDatabase database,
     Placement placement,
     HostOperationQueue operations,
+    CertificateDistribution distribution,
     PoolSecretRotation rotation,
     ILogger<CertificateRotationMethods> logger) : IApiMethodProvider
 {
@@ -33,7 +34,7 @@ public sealed class CertificateRotationMethods(
         });
         registry.Implement("pool.certificate_sync", async (ctx, _, ct) =>
         {
-            await SyncAllAsync(ctx, except: null, ct);
+            await distribution.SyncLiveHostsAsync(ctx, except: null, ct);
             return null;
         });
         registry.Implement("pool.rotate_secret", async (_, _, ct) =>
@@ -52,19 +53,7 @@ public sealed class CertificateRotationMethods(
         var host = await LiveHostAsync(hostRef, cancellationToken);
         logger.LogInformation(Refreshing, "host.refresh_server_certificate of {Host}", host.Get(XenApi.Host.NameLabel));
         await operations.RunAsync(HostOperationKinds.HostRefreshServerCertificate, host.Ref, host.Ref, new Dictionary<string, string>(), context, cancellationToken);
-        await SyncAllAsync(context, except: host.Ref, cancellationToken);
-    }
-
-    /// <summary>Every live host but <paramref name="except"/> rewrites its TLS files from the pool database; hosts that are down do it when they start.</summary>
-    private async Task SyncAllAsync(CallContext context, string? except, CancellationToken cancellationToken)
-    {
-        foreach (var host in await database.GetAllAsync(XenClasses.Host, cancellationToken))
-        {
-            if (host.Ref != except && await placement.IsLiveAsync(host, cancellationToken))
-            {
-                await operations.RunAsync(HostOperationKinds.HostCertificateSync, host.Ref, host.Ref, new Dictionary<string, string>(), context, cancellationToken);
-            }
-        }
+        await distribution.SyncLiveHostsAsync(context, except: host.Ref, cancellationToken);
     }
 
     private async Task<XenObject> LiveHostAsync(string hostRef, CancellationToken cancellationToken)
