@@ -5,9 +5,10 @@ using Corral.Model;
 namespace Corral.EndToEndTests;
 
 /// <summary>A plain XenAPI JSON-RPC client, as any third-party client would talk to Corral.</summary>
-public sealed class JsonRpcClient(Uri endpoint) : IDisposable
+/// <param name="handler">How it reaches the host (for HTTPS, which certificate it trusts); the default one when null.</param>
+public sealed class JsonRpcClient(Uri endpoint, HttpMessageHandler? handler = null) : IDisposable
 {
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromMinutes(5) };
+    private readonly HttpClient _http = new(handler ?? new HttpClientHandler()) { Timeout = TimeSpan.FromMinutes(5) };
     private int _id;
 
     public string Session { get; private set; } = "";

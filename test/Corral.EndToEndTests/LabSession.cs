@@ -23,7 +23,10 @@ public sealed class LabSession : IAsyncDisposable
     private readonly string _name;
     private static bool s_built;
 
-    public LabSession(string name, int slot)
+    /// <param name="name">Names the copies of the lab's logs the session leaves in the temporary directory.</param>
+    /// <param name="slot">Makes the lab's namespaces, links and addresses its own among the labs of a test run.</param>
+    /// <param name="settings">More of the lab's environment (<c>CORRAL_LAB_*</c>) for <c>./lab up</c> and what follows.</param>
+    public LabSession(string name, int slot, IReadOnlyDictionary<string, string>? settings = null)
     {
         _name = name;
         var id = ((Environment.ProcessId % 100 * 10) + slot).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -37,7 +40,14 @@ public sealed class LabSession : IAsyncDisposable
             ["CORRAL_LAB_BRIDGE"] = $"ctv{id}",
             ["CORRAL_LAB_MGMT_BRIDGE"] = $"ctm{id}",
         };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            _env[key] = value;
+        }
     }
+
+    /// <summary>The password of the lab's root (and of its directory's people).</summary>
+    public string Password => _env.GetValueOrDefault("CORRAL_LAB_PASSWORD", "corral");
 
     public static string Repo => Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../.."));
 

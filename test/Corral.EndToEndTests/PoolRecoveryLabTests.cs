@@ -12,8 +12,10 @@ namespace Corral.EndToEndTests;
 [Collection(LabCollection.Name)]
 public sealed class PoolRecoveryLabTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private readonly LabSession _lab = new("recovery", 2);
+    // A password found nowhere else, so that the capture of the join and the recovery can be searched for it.
+    private readonly LabSession _lab = new("recovery", 2, new Dictionary<string, string> { ["CORRAL_LAB_PASSWORD"] = $"Wire-{Guid.NewGuid():N}" });
     private readonly List<string> _recoveries = [];
+    private readonly string _needleInClear = $"wire-clear-{Guid.NewGuid():N}";
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -40,10 +42,43 @@ public sealed class PoolRecoveryLabTests(ITestOutputHelper output) : IAsyncLifet
         }, TimeSpan.FromSeconds(90), "lab-host3 to be a pool of its own");
         Assert.Equal(host3, await _lab.Xe(LabSession.On(a3, "host-list", "--minimal")));
 
+        // From the join back to the recovery, the management network is captured (WireLabTests has why).
+        var capture = await WireCapture.StartAsync(_lab, "recovery");
+        try
+        {
+            await JoinBackAndRecoverAsync(a1, a3, host3);
+        }
+        finally
+        {
+            await capture.StopAsync();
+        }
+
+        var needles = new Dictionary<string, string> { ["root's password"] = _lab.Password, ["the needle sent in clear"] = _needleInClear };
+        for (var host = 1; host <= 3; host++)
+        {
+            foreach (var (name, secret) in WireCapture.HostSecrets(_lab, host))
+            {
+                needles[name] = secret;
+            }
+        }
+
+        var reading = await WireCapture.ReadAsync(capture.File, needles);
+        output.WriteLine(reading.Summary());
+        Assert.True(reading.Saw("the needle sent in clear"), "the capture did not see what was sent in clear: " + reading.Summary());
+        var leaks = reading.FoundBesides("the needle sent in clear");
+        Assert.True(leaks.Count == 0, "in clear on the management network:\n" + string.Join('\n', leaks));
+        File.Delete(capture.File);
+    }
+
+    private async Task JoinBackAndRecoverAsync(string a1, string a3, string host3)
+    {
         var (badJoin, badWhy) = await _lab.TryXe(LabSession.On(a3, "pool-join", $"master-address={a1}", "master-username=root", "master-password=wrong"));
         Assert.NotEqual(0, badJoin);
         Assert.Contains("Authentication", badWhy, StringComparison.OrdinalIgnoreCase);
-        await _lab.Xe(LabSession.On(a3, "pool-join", $"master-address={a1}", "master-username=root", "master-password=corral"));
+        await _lab.Xe(LabSession.On(a3, "pool-join", $"master-address={a1}", "master-username=root", $"master-password={_lab.Password}"));
+        await WireCapture.SendInClearAsync(a1, _needleInClear);
+        // One of the directory's people logs in: the pool checks her password with the lab's directory (same password).
+        Assert.Contains("Corral test VM", await _lab.Xe(LabSession.On(a1, "-u", "rory", "-pw", _lab.Password, "vm-list", "params=name-label")), StringComparison.Ordinal);
         await LabSession.Eventually(async () => await _lab.Xe("host-list", "params=host-metrics-live", "--minimal") == "true,true,true",
             TimeSpan.FromSeconds(90), "lab-host3 to join back");
         Assert.Equal(3, await VotersAsync(a1));

@@ -15,7 +15,12 @@ public sealed class SharedLabCollection : ICollectionFixture<SharedLab>
 
 public sealed class SharedLab : IAsyncLifetime
 {
-    public LabSession Lab { get; } = new("shared", 9);
+    public SharedLab() => Lab = new("shared", 9, new Dictionary<string, string> { ["CORRAL_LAB_CAPTURE"] = UpCapture });
+
+    public LabSession Lab { get; }
+
+    /// <summary>A capture of the management network while the lab came up, its pool-joins included (<see cref="WireLabTests"/>).</summary>
+    public string UpCapture { get; } = WireCapture.PathFor("shared-up");
 
     public Task InitializeAsync() => Lab.UpAsync();
 
