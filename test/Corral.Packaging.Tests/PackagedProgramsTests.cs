@@ -7,7 +7,8 @@ namespace Corral.Packaging.Tests;
 [Collection(PackageCollection.Name)]
 public sealed class PackagedProgramsTests(DebianPackage package)
 {
-    // The settings a configured host has, the state in the test's own directories.
+    // The settings a configured host has, the state in the test's own directories. 192.0.2.11 (TEST-NET-1) is no
+    // address of this machine: an agent that got past its checks by mistake could bind neither its API nor its etcd member.
     private Dictionary<string, string> ConfiguredAgent(string state) => new(DebianPackage.ReadEnvironmentFile(Path.Combine(package.Root, "etc", "corral", "agent.conf")))
     {
         ["Corral__Agent__Address"] = "192.0.2.11",
