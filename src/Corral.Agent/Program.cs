@@ -54,10 +54,21 @@ do
         o.TimestampFormat = "HH:mm:ss.fff ";
     });
 
+    // Checked before anything is written: a bad setting ends the agent with a message naming it (exit status 78).
+    StartupSettings settings;
+    try
+    {
+        settings = StartupSettings.Read(builder.Configuration);
+    }
+    catch (OptionsValidationException refused)
+    {
+        return StartupSettings.Refuse(loggerFactory.CreateLogger<StartupSettings>(), refused);
+    }
+
     var agentSection = builder.Configuration.GetSection("Corral:Agent");
-    var agent = agentSection.Get<AgentOptions>() ?? new AgentOptions();
+    var agent = settings.Agent;
     var identity = HostIdentity.LoadOrCreate(agent.StateDirectory);
-    var etcd = builder.Configuration.GetSection("Corral:Etcd").Get<EtcdOptions>() ?? new EtcdOptions();
+    var etcd = settings.Etcd;
     // The pool's CA and this host's etcd certificate live with the host's other secrets.
     var etcdCertificates = etcd.CertificateDirectory.Length > 0 ? etcd.CertificateDirectory
         : Path.Combine(agent.StateDirectory, Corral.PoolDatabase.Etcd.Tls.EtcdTlsFiles.DirectoryName);
@@ -65,13 +76,8 @@ do
     builder.Configuration.GetSection("Corral:Api").Bind(apiOptions);
 
     // HTTPS with the host's own certificate, made at its first start (and again when its name or address changed).
-    var https = builder.Configuration.GetSection(HttpsOptions.Section).Get<HttpsOptions>() ?? new HttpsOptions();
+    var https = settings.Https;
     https.CertificatePath = https.CertificatePathIn(agent.StateDirectory);
-    https.Validate();
-    if (etcd.Problems() is { Count: > 0 } etcdProblems)
-    {
-        throw new OptionsValidationException("Corral:Etcd", typeof(EtcdOptions), etcdProblems);
-    }
     var certificate = HostCertificateFile.LoadOrCreate(https.CertificatePath, HostCertificateSubjects.For(agent.HostName, agent.Address),
         https.CertificateValidityDays, TimeProvider.System, loggerFactory.CreateLogger("Corral.Api.Https"));
     builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenXenApi(https, certificate));
@@ -243,7 +249,16 @@ do
         app.MapRrdUpdates();
         app.MapAuditLog();
         app.MapXva();
-        await app.RunAsync();
+        try
+        {
+            await app.RunAsync();
+        }
+        catch (OptionsValidationException refused)
+        {
+            // The settings validated at start (ValidateOnStart: HA's timing budget, sanlock's, the pool database's care).
+            return StartupSettings.Refuse(loggerFactory.CreateLogger<StartupSettings>(), refused);
+        }
+
         ended = lifecycle.TakeStop();
     }
 
@@ -254,3 +269,5 @@ do
     }
 }
 while (AgentLifecycle.StartsAgain(ended) && !stopping.IsCancellationRequested);
+
+return 0;

@@ -23,4 +23,19 @@ builder.Services.AddSingleton<Watchdog>();
 builder.Services.AddHostedService<AgentChannel>();
 builder.Services.AddHostedService<HeartbeatWriter>();
 builder.Services.AddHostedService<FenceLoop>();
-await builder.Build().RunAsync();
+try
+{
+    await builder.Build().RunAsync();
+}
+catch (OptionsValidationException refused)
+{
+    // A bad setting, named; exit status 78 (EX_CONFIG), which the package's unit does not retry.
+    foreach (var failure in refused.Failures)
+    {
+        await Console.Error.WriteLineAsync($"corral-fenced: refusing to start: {failure}");
+    }
+
+    return 78;
+}
+
+return 0;

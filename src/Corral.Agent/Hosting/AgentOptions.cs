@@ -1,3 +1,5 @@
+using System.Net;
+
 namespace Corral.Agent.Hosting;
 
 /// <summary>The agent's own settings (section <c>Corral:Agent</c>).</summary>
@@ -32,4 +34,40 @@ public sealed class AgentOptions
 
     /// <summary>How long VBD.unplug and VIF.unplug wait for the guest to release the device before DEVICE_DETACH_REJECTED.</summary>
     public TimeSpan DeviceUnplugTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>What is wrong with these settings, each naming its setting; empty when they are usable.</summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var problems = new List<string>();
+        if (string.IsNullOrWhiteSpace(HostName))
+        {
+            problems.Add("Corral:Agent:HostName must not be empty");
+        }
+
+        // host.address, as xapi's: the management IP address, which other hosts and the certificate use.
+        if (!IPAddress.TryParse(Address, out _))
+        {
+            problems.Add($"Corral:Agent:Address must be this host's management IP address, not '{Address}'");
+        }
+
+        if (!Path.IsPathFullyQualified(StateDirectory))
+        {
+            problems.Add($"Corral:Agent:StateDirectory must be an absolute path, not '{StateDirectory}'");
+        }
+
+        if (MemoryTotalBytes < 0)
+        {
+            problems.Add($"Corral:Agent:MemoryTotalBytes must be 0 (the machine's memory) or a number of bytes, not {MemoryTotalBytes}");
+        }
+
+        foreach (var (setting, value) in new[] { ("CleanShutdownTimeout", CleanShutdownTimeout), ("DeviceUnplugTimeout", DeviceUnplugTimeout) })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                problems.Add($"Corral:Agent:{setting} must be positive, not {value}");
+            }
+        }
+
+        return problems;
+    }
 }
