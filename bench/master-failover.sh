@@ -20,7 +20,7 @@ password=corral
 # `./lab up` publishes the agent into this tree's .build: never under the feet of a lab already running from it.
 for exe in /proc/[0-9]*/exe; do
   case "$(readlink "$exe" 2>/dev/null)" in
-    "$repo/.build/agent/corral-agent"*) echo "master-failover: a lab runs from $repo/.build (pid ${exe//[!0-9]/}); run the benchmark from another clone, or ./lab down first" >&2; exit 3 ;;
+    "$repo/.build/"*corral-agent*) echo "master-failover: a lab runs from $repo/.build (pid ${exe//[!0-9]/}); run the benchmark from another clone, or ./lab down first" >&2; exit 3 ;;
   esac
 done
 

@@ -24,7 +24,11 @@ public sealed class SharedLab : IAsyncLifetime
 
     public Task InitializeAsync() => Lab.UpAsync();
 
-    public async Task DisposeAsync() => await Lab.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await Lab.DisposeAsync();
+        File.Delete(UpCapture); // 16 MB; a failing WireLabTests names each stream where it found what it must not
+    }
 
     /// <summary>
     /// A VM of the caller's own, installed from one of the lab's test templates on the shared SR (with its tools, or

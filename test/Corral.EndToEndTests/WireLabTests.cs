@@ -38,7 +38,6 @@ public sealed class WireLabTests(SharedLab shared, ITestOutputHelper output)
         Assert.True(reading.BytesBetween(_lab.Addresses[0], _lab.Addresses[1]) > 100_000, reading.Summary());
         Assert.True(reading.BytesBetween(_lab.Addresses[0], _lab.Addresses[2]) > 100_000, reading.Summary());
         Assert.Empty(reading.Found);
-        File.Delete(shared.UpCapture);
     }
 
     [Fact]
@@ -59,6 +58,27 @@ public sealed class WireLabTests(SharedLab shared, ITestOutputHelper output)
                 "tcp 127.0.0.1:2379 etcd", // the agent's own connection to its member, on loopback (TLS all the same)
             ];
             Assert.Equal(documented.Order(StringComparer.Ordinal), listeners);
+        }
+    }
+
+    [Fact]
+    public void The_hosts_run_the_installed_package_with_its_configuration_files()
+    {
+        // ./lab build makes the Debian package and unpacks it into .build/root; each host runs its units' programs.
+        var root = Path.Combine(LabSession.Repo, ".build", "root");
+        var package = File.ReadAllText(Path.Combine(root, "etc", "corral", "agent.conf"));
+        for (var host = 1; host <= 3; host++)
+        {
+            foreach (var (daemon, program) in new[] { ("agent", "agent/corral-agent"), ("fenced", "fenced/corral-fenced") })
+            {
+                var pid = File.ReadAllText(Path.Combine(_lab.RunDirectory, $"{daemon}-host{host}.pid")).Trim();
+                Assert.Equal(Path.Combine(root, "usr", "lib", "corral", program), new FileInfo($"/proc/{pid}/exe").LinkTarget);
+            }
+
+            // Its agent.conf is the package's, with the host's own values after it.
+            var config = File.ReadAllText(Path.Combine(_lab.LabDirectory, $"host{host}", "agent.conf"));
+            Assert.StartsWith(package, config, StringComparison.Ordinal);
+            Assert.Contains($"Corral__Agent__Address={_lab.Addresses[host - 1]}\n", config, StringComparison.Ordinal);
         }
     }
 
