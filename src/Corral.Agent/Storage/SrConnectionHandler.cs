@@ -102,8 +102,8 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             throw new XenApiException(ErrorCodes.VdiInUse, [.. inUse]);
         }
 
-        // A local directory gone (its mount lost) has nowhere to write; an NFS SR's driver reports its own failure.
-        if (NfsUrl.IsNfs(directory) || Directory.Exists(directory))
+        // A local directory gone (its mount lost) has nowhere to write; an NFS or iSCSI SR's driver reports its own failure.
+        if (NfsUrl.IsNfs(directory) || IscsiLocation.IsIscsi(directory) || Directory.Exists(directory))
         {
             // What the pool database knows of the SR goes with it: names given since the last change are kept too.
             await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);
