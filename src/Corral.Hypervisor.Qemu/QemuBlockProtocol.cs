@@ -71,7 +71,7 @@ internal static class QemuBlockProtocol
 
     private static (string Url, long Offset, long Size) Extent(string path)
     {
-        var hash = path.IndexOf('#', StringComparison.Ordinal);
+        var hash = path.LastIndexOf('#');
         var range = hash < 0 ? [] : path[(hash + 1)..].Split('+');
         if (range.Length != 2
             || !long.TryParse(range[0], NumberStyles.None, CultureInfo.InvariantCulture, out var offset)

@@ -198,8 +198,13 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver
         var port = IscsiLocation.ParsePort(deviceConfig.GetValueOrDefault("port"))
                    ?? throw SrBackend.Failure(1, "Invalid argument", $"port {deviceConfig.GetValueOrDefault("port")}");
         var user = deviceConfig.GetValueOrDefault("chapuser");
-        return new IscsiLocation(address, port, "", "", "", string.IsNullOrEmpty(user) ? null : user,
-            string.IsNullOrEmpty(user) ? null : deviceConfig.GetValueOrDefault("chappassword") ?? "");
+        var password = string.IsNullOrEmpty(user) ? null : deviceConfig.GetValueOrDefault("chappassword") ?? "";
+        if (!IscsiLocation.UrlSafe(user, password))
+        {
+            throw SrBackend.Failure(1, "Invalid argument", "libiscsi cannot pass a CHAP user holding '%', '@' or '/', or a password holding '@' or '/'");
+        }
+
+        return new IscsiLocation(address, port, "", "", "", string.IsNullOrEmpty(user) ? null : user, password);
     }
 
     /// <summary>SM's ConfigTargetIQNMissing (96); a probe puts the target's IQNs in the error's last parameter.</summary>

@@ -48,9 +48,9 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
 
         var rest = location[Scheme.Length..];
         string? user = null, password = null;
-        if (rest.LastIndexOf('@') is var at and > 0)
+        if (rest.IndexOf('@', StringComparison.Ordinal) is var at and > 0)
         {
-            var credentials = rest[..at].Split('%', 2);
+            var credentials = rest[..at].Split(':', 2);
             user = Uri.UnescapeDataString(credentials[0]);
             password = credentials.Length == 2 ? Uri.UnescapeDataString(credentials[1]) : "";
             rest = rest[(at + 1)..];
@@ -68,9 +68,16 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
 
     public string Portal => $"{Address}:{Port.ToString(CultureInfo.InvariantCulture)}";
 
-    /// <summary>libiscsi's URL of a LUN (or of the portal alone, with no LUN), carrying the CHAP credentials.</summary>
+    /// <summary>
+    /// Whether libiscsi's URLs can carry these CHAP credentials: libiscsi takes the user up to the first '%' and the
+    /// password up to the '@', unescaped, so a user may hold neither '%' nor '@' and a password neither '@' nor '/'.
+    /// </summary>
+    public static bool UrlSafe(string? user, string? password) =>
+        (user is null || user.IndexOfAny(['%', '@', '/']) < 0) && (password is null || password.IndexOfAny(['@', '/']) < 0);
+
+    /// <summary>libiscsi's URL of a LUN (or of the portal alone, with no LUN), carrying the CHAP credentials as libiscsi reads them (<see cref="UrlSafe"/>).</summary>
     public string LibIscsiUrl(int? lun) =>
-        $"{Scheme}{Credentials}{Portal}" + (lun is { } n ? $"/{TargetIqn}/{n.ToString(CultureInfo.InvariantCulture)}" : "");
+        $"{Scheme}{(ChapUser is null ? "" : $"{ChapUser}%{ChapPassword}@")}{Portal}" + (lun is { } n ? $"/{TargetIqn}/{n.ToString(CultureInfo.InvariantCulture)}" : "");
 
     /// <summary>
     /// What QEMU opens for a VDI: the LUN's URL and the extent, as <c>iscsi://.../iqn/lun#offset+size</c>; QEMU's raw
@@ -79,7 +86,8 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
     public string ExtentPath(int lun, long offset, long size) =>
         LibIscsiUrl(lun) + "#" + offset.ToString(CultureInfo.InvariantCulture) + "+" + size.ToString(CultureInfo.InvariantCulture);
 
-    private string Credentials => ChapUser is null ? "" : $"{Uri.EscapeDataString(ChapUser)}%{Uri.EscapeDataString(ChapPassword ?? "")}@";
+    /// <summary>In the location string (Corral's own), the credentials are escaped and joined by ':'.</summary>
+    private string Credentials => ChapUser is null ? "" : $"{Uri.EscapeDataString(ChapUser)}:{Uri.EscapeDataString(ChapPassword ?? "")}@";
 
     public override string ToString() =>
         $"{Scheme}{Credentials}{Portal}/{Uri.EscapeDataString(TargetIqn)}/{Uri.EscapeDataString(ScsiId)}/{SrUuid}";

@@ -185,6 +185,7 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         Assert.Equal("SR_BACKEND_FAILURE_68", wrong.Code);
         Assert.Contains("CHAP", wrong.ErrorDescription[2], StringComparison.Ordinal);
         Assert.Equal("SR_BACKEND_FAILURE_68", await CreateFails(Config()));
+        Assert.Equal("SR_BACKEND_FAILURE_1", await CreateFails(Config(("chapuser", "cor@ral"), ("chappassword", "s3cret-pass")))); // libiscsi could not pass it
         Assert.Equal("SR_BACKEND_FAILURE_107", await CreateFails(Config(("SCSIid", "1NO_SUCH_LUN"), ("chapuser", "corral"), ("chappassword", "s3cret-pass"))));
 
         var sr = await CreateSrAsync(Config(("chapuser", "corral"), ("chappassword", "s3cret-pass")), "chap");
