@@ -17,9 +17,15 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
     private const long Offset = 8L << 20;
 
     [GuestImageFact]
-    public async Task A_guest_boots_from_an_extent_of_an_iscsi_lun_qemu_opens_through_its_iscsi_driver()
+    public Task A_guest_boots_from_an_extent_of_an_iscsi_lun_qemu_opens_through_its_iscsi_driver() => BootAsync(chap: null);
+
+    /// <summary>Behind CHAP: QEMU logs in with the credentials of the disk's iSCSI URL (as the SR's PBD gives them).</summary>
+    [GuestImageFact]
+    public Task A_guest_boots_from_an_extent_of_a_lun_behind_chap() => BootAsync(("corral", "s3cret-pass"));
+
+    private async Task BootAsync((string User, string Password)? chap)
     {
-        await using var tgt = await TgtRig.StartAsync();
+        await using var tgt = await TgtRig.StartAsync(chap: chap);
         await using var rig = new QemuRig(output);
         var image = Path.Combine(await GuestImages.EnsureAsync(), GuestImages.TestImageName);
         var size = await VirtualSizeAsync(image);
@@ -34,9 +40,17 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
 
         var target = $"driver=raw,offset={N(Offset)},size={N(size)},file.driver=iscsi,file.transport=tcp,file.portal={TgtRig.Address}:{TgtRig.Port}," +
                      $"file.target={TgtRig.Iqn},file.lun=1";
-        await CommandRunner.RunCheckedAsync("qemu-img", ["convert", "-n", image, "--target-image-opts", target], CancellationToken.None);
+        string[] secret = [];
+        if (chap is { } c)
+        {
+            target += $",file.user={c.User},file.password-secret=chap0";
+            secret = ["--object", $"secret,id=chap0,data={c.Password}"];
+        }
 
-        var path = $"iscsi://{TgtRig.Address}:{TgtRig.Port}/{TgtRig.Iqn}/1#{N(Offset)}+{N(size)}";
+        await CommandRunner.RunCheckedAsync("qemu-img", ["convert", .. secret, "-n", image, "--target-image-opts", target], CancellationToken.None);
+
+        var credentials = chap is { } k ? $"{k.User}%{k.Password}@" : "";
+        var path = $"iscsi://{credentials}{TgtRig.Address}:{TgtRig.Port}/{TgtRig.Iqn}/1#{N(Offset)}+{N(size)}";
         var spec = rig.Spec(paravirtual: true, [new DiskSpec(0, path, "raw", false, false, true)]);
         var process = (QemuVmProcess)await rig.NewHypervisor().StartAsync(spec, CancellationToken.None);
         var paths = QemuRig.PathsOf(rig, spec.VmUuid);
