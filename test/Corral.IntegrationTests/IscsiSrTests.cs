@@ -153,6 +153,13 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         Assert.Equal("SR_BACKEND_FAILURE_42", (await pool.Fails("SR.create", pool.Host.Ref, Config(), 0L, "over", "", "lvmoiscsi", "user", true, Map())).Code);
 
         var introduced = (string)(await pool.S("SR.introduce", srUuid, "kept", "introduced", "lvmoiscsi", "user", true, Map()))!;
+        // A PBD lacking what SM needs is refused at the plug with SM's error.
+        var incomplete = (string)(await pool.S("PBD.create", new Dictionary<string, object?>
+        {
+            ["host"] = pool.Host.Ref, ["SR"] = introduced, ["device_config"] = Map(("target", TgtRig.Address), ("targetIQN", TgtRig.Iqn)), ["other_config"] = Map(),
+        }))!;
+        Assert.Equal("SR_BACKEND_FAILURE_107", (await pool.Fails("PBD.plug", incomplete)).Code);
+        await pool.S("PBD.destroy", incomplete);
         var pbd = (string)(await pool.S("PBD.create", new Dictionary<string, object?>
         {
             ["host"] = pool.Host.Ref, ["SR"] = introduced, ["device_config"] = Config(), ["other_config"] = Map(),
