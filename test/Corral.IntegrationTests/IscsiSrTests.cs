@@ -119,6 +119,27 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         Assert.Null(MetadataOnLun(tgt));
     }
 
+    /// <summary>Hosts allocating at once (here eight allocations racing on the real etcd) never get overlapping extents.</summary>
+    [Fact]
+    public async Task Extents_allocated_at_once_never_overlap()
+    {
+        await using var tgt = await TgtRig.StartAsync();
+        var sr = await CreateSrAsync(Config(), "race");
+        var srUuid = (string)(await pool.S("SR.get_uuid", sr))!;
+        var extents = new IscsiExtents(() => pool.Database);
+        var allocated = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() =>
+            extents.AllocateAsync(srUuid, Guid.NewGuid().ToString(), 3L << 20, 256L << 20, default))));
+        var ordered = allocated.OrderBy(e => e.Offset).ToList();
+        for (var i = 1; i < ordered.Count; i++)
+        {
+            Assert.True(ordered[i].Offset >= ordered[i - 1].Offset + ordered[i - 1].Size, $"{ordered[i - 1]} overlaps {ordered[i]}");
+        }
+
+        Assert.Equal(8, (await extents.ReadAsync(srUuid, default)).Count);
+        await pool.S("PBD.unplug", await MyPbdAsync(sr));
+        await pool.S("SR.forget", sr);
+    }
+
     [Fact]
     public async Task An_iscsi_target_is_probed_at_sms_three_levels_and_a_forgotten_sr_is_introduced_with_its_vdis()
     {
