@@ -173,8 +173,10 @@ do
         builder.Services.AddHostedService<PoolDatabaseCaretaker>();
     }
 
-    // NFS SRs are reached through libnfs and QEMU's nfs block driver (docs/storage.md).
-    builder.Services.AddSingleton(new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new NfsSrDriver()]));
+    // NFS SRs are reached through libnfs and QEMU's nfs block driver, iSCSI ones through libiscsi's tools and QEMU's
+    // iscsi driver, their extents allocated in the pool database (docs/storage.md).
+    builder.Services.AddSingleton(sp => new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new NfsSrDriver(),
+        new Corral.Storage.Iscsi.IscsiSrDriver(sp.GetRequiredService<Corral.PoolDatabase.IPoolDatabase>)]));
     builder.Services.AddSingleton<BridgeNetworking>();
     builder.Services.AddSingleton<VmDevices>();
     builder.Services.AddSingleton<GuestMetricsWriter>();

@@ -177,7 +177,8 @@ public static partial class QemuCommandLine
 
             if (disk.Path is not null)
             {
-                drive += $",file={Escape(disk.Path)},format={disk.Format}";
+                var (file, extent) = QemuBlockProtocol.Split(disk.Path);
+                drive += $",file={Escape(file)},format={disk.Format}{extent}";
                 if (!disk.IsCdrom)
                 {
                     drive += cacheMode(disk) == DiskCacheMode.None ? ",cache=none" : ",cache=writeback";
@@ -278,11 +279,12 @@ public static partial class QemuCommandLine
                 Fail($"disk {disk.Index} has no image (only a CD drive may be empty)");
             }
 
-            // An nfs:// URL is a disk on an NFS SR, which QEMU opens with its userspace nfs driver.
-            if (disk.Path is not null && ((!Path.IsPathFullyQualified(disk.Path) && !disk.Path.StartsWith("nfs://", StringComparison.Ordinal))
+            // An nfs:// URL is a disk on an NFS SR, which QEMU opens with its userspace nfs driver; an iscsi:// one an extent of an iSCSI SR's LUN.
+            if (disk.Path is not null && ((!Path.IsPathFullyQualified(disk.Path) && !disk.Path.StartsWith("nfs://", StringComparison.Ordinal)
+                                           && !disk.Path.StartsWith("iscsi://", StringComparison.Ordinal))
                                           || disk.Path.Contains('\0', StringComparison.Ordinal)))
             {
-                Fail($"disk {disk.Index}: '{disk.Path}' is not an absolute path or nfs:// URL");
+                Fail($"disk {disk.Index}: '{disk.Path}' is not an absolute path or nfs:// or iscsi:// URL");
             }
 
             if (disk.Path is not null && !FormatPattern().IsMatch(disk.Format))

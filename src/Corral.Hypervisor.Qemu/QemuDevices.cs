@@ -371,7 +371,7 @@ internal sealed class QemuDevices(
         file["read-only"] = disk.ReadOnly;
         file["discard"] = "unmap";
         file["cache"] = cache;
-        return new JsonObject
+        var format = new JsonObject
         {
             ["driver"] = disk.Format,
             ["node-name"] = node,
@@ -380,6 +380,8 @@ internal sealed class QemuDevices(
             ["cache"] = cache.DeepClone(),
             ["file"] = file,
         };
+        QemuBlockProtocol.AddExtent(format, disk.Path!);
+        return format;
     }
 
     /// <summary>A QMP command whose refusal is a hot-plug failure the caller reports.</summary>

@@ -30,7 +30,8 @@ public static class SrLocation
             }
         }
 
-        return null;
+        // An iSCSI SR (lvmoiscsi): the LUN its SCSIid names on the target.
+        return IscsiLocation.FromDeviceConfig(deviceConfig, srUuid)?.ToString();
     }
 }
 

@@ -44,7 +44,7 @@ public sealed class AgentFixture : IAsyncLifetime
         var state = Path.Combine(Root, "state");
         Host = HostIdentity.LoadOrCreate(state);
         var services = TestAgentServices.Create(Root, state, Host, o => o.Endpoints = _etcd.Endpoint,
-            new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new Corral.Storage.Nfs.NfsSrDriver()]));
+            new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new Corral.Storage.Nfs.NfsSrDriver(), new Corral.Storage.Iscsi.IscsiSrDriver(() => Database)]));
         services.AddSingleton<SrCatalog>();
         services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
         services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();

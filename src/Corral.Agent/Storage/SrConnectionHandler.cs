@@ -56,10 +56,10 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
-        if (sr.Get(XenApi.SR.Type) == NfsSrDriver.TypeName)
+        if (sr.Get(XenApi.SR.Type) is NfsSrDriver.TypeName or Corral.Storage.Iscsi.IscsiSrDriver.TypeName)
         {
-            // SM's own errors for what an NFS PBD lacks (a file SR's missing location stays the error below).
-            drivers.Get(NfsSrDriver.TypeName).CheckDeviceConfig(pbd.Get(XenApi.PBD.DeviceConfig));
+            // SM's own errors for what an NFS or iSCSI PBD lacks (a file SR's missing location stays the error below).
+            drivers.Get(sr.Get(XenApi.SR.Type)).CheckDeviceConfig(pbd.Get(XenApi.PBD.DeviceConfig));
         }
 
         var directory = SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
@@ -102,8 +102,8 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             throw new XenApiException(ErrorCodes.VdiInUse, [.. inUse]);
         }
 
-        // A local directory gone (its mount lost) has nowhere to write; an NFS SR's driver reports its own failure.
-        if (NfsUrl.IsNfs(directory) || Directory.Exists(directory))
+        // A local directory gone (its mount lost) has nowhere to write; an NFS or iSCSI SR's driver reports its own failure.
+        if (NfsUrl.IsNfs(directory) || IscsiLocation.IsIscsi(directory) || Directory.Exists(directory))
         {
             // What the pool database knows of the SR goes with it: names given since the last change are kept too.
             await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);

@@ -74,8 +74,10 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
                         var v = objs[0].Clone();
                         v.Set(XenApi.VDI.VirtualSize, info.VirtualSize);
                         v.Set(XenApi.VDI.PhysicalUtilisation, info.PhysicalUtilisation);
+                        v.Set(XenApi.VDI.Location, info.Location); // an iSCSI extent's location names its size
                         tx.Update(v);
                     }, cancellationToken);
+                    await catalog.WriteMetadataAsync(vdi.Get(XenApi.VDI.SR), directory, cancellationToken);
                     return null;
                 }
 

@@ -1,0 +1,99 @@
+using System.Globalization;
+using Corral.Platform;
+
+namespace Corral.Storage.Iscsi;
+
+/// <summary>
+/// Reads and writes byte ranges of a LUN with qemu-img's iscsi driver under a raw node limited to the range (offset,
+/// size), so a write can never spill past it. A CHAP password goes to qemu-img in a secret file readable by root only,
+/// never on its command line.
+/// </summary>
+public static class IscsiLunIo
+{
+    /// <summary>The bytes [offset, offset+length) of the LUN.</summary>
+    public static async Task<byte[]> ReadAsync(IscsiLocation target, int lun, long offset, long length, CancellationToken cancellationToken)
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"corral-iscsi-{Guid.NewGuid():N}.bin");
+        try
+        {
+            await QemuImgAsync(target, lun, offset, length, (opts, secret) => ["convert", .. secret, "--image-opts", opts, "-O", "raw", output], cancellationToken);
+            return await File.ReadAllBytesAsync(output, cancellationToken);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/>; the range is exactly its length.</summary>
+    public static async Task WriteAsync(IscsiLocation target, int lun, long offset, byte[] data, CancellationToken cancellationToken)
+    {
+        var input = Path.Combine(Path.GetTempPath(), $"corral-iscsi-{Guid.NewGuid():N}.bin");
+        try
+        {
+            await File.WriteAllBytesAsync(input, data, cancellationToken);
+            await QemuImgAsync(target, lun, offset, data.Length,
+                (opts, secret) => ["convert", .. secret, "-n", "-f", "raw", input, "--target-image-opts", opts], cancellationToken);
+        }
+        finally
+        {
+            File.Delete(input);
+        }
+    }
+
+    /// <summary>Copies an image (any format qemu-img reads) into an extent, as raw.</summary>
+    public static Task CopyIntoAsync(string source, IscsiLocation target, int lun, long offset, long length, CancellationToken cancellationToken) =>
+        QemuImgAsync(target, lun, offset, length, (opts, secret) => ["convert", .. secret, "-n", source, "--target-image-opts", opts], cancellationToken);
+
+    /// <summary>qemu-img's --image-opts for a raw range of the LUN (commas in values doubled, as QemuOpts wants).</summary>
+    public static string ImageOptions(IscsiLocation target, int lun, long offset, long length, string? secretId)
+    {
+        var opts = $"driver=raw,offset={N(offset)},size={N(length)},file.driver=iscsi,file.transport=tcp,file.portal={Q(target.Portal)}," +
+                   $"file.target={Q(target.TargetIqn)},file.lun={N(lun)}";
+        return target.ChapUser is null ? opts : opts + $",file.user={Q(target.ChapUser)},file.password-secret={secretId}";
+    }
+
+    private static async Task QemuImgAsync(IscsiLocation target, int lun, long offset, long length,
+        Func<string, string[], string[]> arguments, CancellationToken cancellationToken)
+    {
+        string? secretFile = null;
+        try
+        {
+            string[] secret = [];
+            if (target.ChapUser is not null)
+            {
+                secretFile = Path.Combine(Path.GetTempPath(), $"corral-iscsi-{Guid.NewGuid():N}.secret");
+                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+                if (!OperatingSystem.IsWindows())
+                {
+                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                }
+
+                await using (var stream = new FileStream(secretFile, options))
+                await using (var writer = new StreamWriter(stream))
+                {
+                    await writer.WriteAsync(target.ChapPassword ?? "");
+                }
+
+                secret = ["--object", $"secret,id=chap0,file={Q(secretFile)}"];
+            }
+
+            var result = await CommandRunner.RunAsync("qemu-img", arguments(ImageOptions(target, lun, offset, length, "chap0"), secret), cancellationToken);
+            if (!result.Succeeded)
+            {
+                throw SrBackend.Failure(46, "The VDI is not available", result.StandardError.Trim());
+            }
+        }
+        finally
+        {
+            if (secretFile is not null)
+            {
+                File.Delete(secretFile);
+            }
+        }
+    }
+
+    private static string N(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string Q(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+}

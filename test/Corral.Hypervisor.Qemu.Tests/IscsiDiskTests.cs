@@ -1,0 +1,110 @@
+using System.Globalization;
+using Corral.Hypervisor.Qemu.Tests.Infrastructure;
+using Corral.IntegrationTests;
+using Corral.Platform;
+using Xunit.Abstractions;
+
+namespace Corral.Hypervisor.Qemu.Tests;
+
+/// <summary>
+/// A guest booted from an extent of an iSCSI LUN that no kernel initiator has logged in to: the lab's test image
+/// written raw into the extent with qemu-img's iscsi driver on a real userspace target (tgt on loopback), then opened
+/// by QEMU's own iscsi driver (libiscsi) under a raw node bounded to the extent, as an iSCSI SR's VDIs are.
+/// </summary>
+[Collection(QemuVmCollection.Name)]
+public sealed class IscsiDiskTests(ITestOutputHelper output)
+{
+    private const long Offset = 8L << 20;
+
+    [GuestImageFact]
+    public Task A_guest_boots_from_an_extent_of_an_iscsi_lun_qemu_opens_through_its_iscsi_driver() => BootAsync(chap: null);
+
+    /// <summary>Behind CHAP: QEMU logs in with the credentials of the disk's iSCSI URL (as the SR's PBD gives them).</summary>
+    [GuestImageFact]
+    public Task A_guest_boots_from_an_extent_of_a_lun_behind_chap() => BootAsync(("corral", "s3cret-pass"));
+
+    private async Task BootAsync((string User, string Password)? chap)
+    {
+        await using var tgt = await TgtRig.StartAsync(chap: chap);
+        await using var rig = new QemuRig(output);
+        var image = Path.Combine(await GuestImages.EnsureAsync(), GuestImages.TestImageName);
+        var size = await VirtualSizeAsync(image);
+        // Bytes either side of the extent that must come through untouched.
+        await using (var lun = new FileStream(tgt.BackingFile, FileMode.Open, FileAccess.Write))
+        {
+            lun.Position = Offset - 4096;
+            lun.Write(Marker);
+            lun.Position = Offset + size;
+            lun.Write(Marker);
+        }
+
+        var target = $"driver=raw,offset={N(Offset)},size={N(size)},file.driver=iscsi,file.transport=tcp,file.portal={TgtRig.Address}:{TgtRig.Port}," +
+                     $"file.target={TgtRig.Iqn},file.lun=1";
+        string[] secret = [];
+        if (chap is { } c)
+        {
+            target += $",file.user={c.User},file.password-secret=chap0";
+            secret = ["--object", $"secret,id=chap0,data={c.Password}"];
+        }
+
+        await CommandRunner.RunCheckedAsync("qemu-img", ["convert", .. secret, "-n", image, "--target-image-opts", target], CancellationToken.None);
+
+        var credentials = chap is { } k ? $"{k.User}%{k.Password}@" : "";
+        var path = $"iscsi://{credentials}{TgtRig.Address}:{TgtRig.Port}/{TgtRig.Iqn}/1#{N(Offset)}+{N(size)}";
+        var spec = rig.Spec(paravirtual: true, [new DiskSpec(0, path, "raw", false, false, true)]);
+        var process = (QemuVmProcess)await rig.NewHypervisor().StartAsync(spec, CancellationToken.None);
+        var paths = QemuRig.PathsOf(rig, spec.VmUuid);
+        await QemuRig.WaitForConsoleAsync(paths.ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
+
+        // QEMU reads the disk over iSCSI (a connection to the target), never as a file of this machine's.
+        var descriptors = new DirectoryInfo($"/proc/{process.ProcessId}/fd").EnumerateFileSystemInfos().Select(fd => fd.LinkTarget).ToList();
+        Assert.DoesNotContain(tgt.BackingFile, descriptors);
+        Assert.True(await ConnectedToPortAsync(descriptors, TgtRig.Port), "QEMU holds a TCP connection to the iSCSI target's port");
+        await process.KillAsync(CancellationToken.None);
+        await process.DisposeAsync();
+
+        await using var check = new FileStream(tgt.BackingFile, FileMode.Open, FileAccess.Read);
+        Assert.Equal(Marker, ReadAt(check, Offset - 4096));
+        Assert.Equal(Marker, ReadAt(check, Offset + size));
+    }
+
+    private static readonly byte[] Marker = "corral-extent-edge"u8.ToArray();
+
+    private static byte[] ReadAt(FileStream stream, long position)
+    {
+        var bytes = new byte[Marker.Length];
+        stream.Position = position;
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    private static string N(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static async Task<long> VirtualSizeAsync(string image)
+    {
+        var json = await CommandRunner.RunCheckedAsync("qemu-img", ["info", "--output=json", "-U", image], CancellationToken.None);
+        return System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("virtual-size").GetInt64();
+    }
+
+    /// <summary>Whether one of the process's sockets (fd links "socket:[inode]") is a TCP connection to <paramref name="port"/>.</summary>
+    private static async Task<bool> ConnectedToPortAsync(IEnumerable<string?> descriptors, int port)
+    {
+        var sockets = descriptors.Where(d => d is not null && d.StartsWith("socket:[", StringComparison.Ordinal))
+            .Select(d => d![8..^1])
+            .ToHashSet(StringComparer.Ordinal);
+        var suffix = ":" + port.ToString("X4", CultureInfo.InvariantCulture);
+        foreach (var table in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        {
+            foreach (var line in (await File.ReadAllLinesAsync(table)).Skip(1))
+            {
+                var columns = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (columns.Length > 9 && columns[2].EndsWith(suffix, StringComparison.Ordinal) && sockets.Contains(columns[9]))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+}

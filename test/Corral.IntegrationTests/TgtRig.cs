@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>
+/// A real userspace iSCSI target on loopback: Debian's tgt (tgtd) serving one target whose LUN 1 is a sparse file,
+/// optionally behind CHAP. iSCSI's port (3260) is machine-wide, so one rig runs at a time: a lock file serialises
+/// rigs across test processes, and tgtd's control socket gets a port number of its own (-C) so the rig never talks to
+/// another tgtd. tgtd is stopped by its pid whatever the test's outcome.
+/// </summary>
+public sealed class TgtRig : IAsyncDisposable
+{
+    public const string Address = "127.0.0.1";
+    public const int Port = 3260;
+    public const string Iqn = "iqn.2026-12.org.corral:sr";
+
+    /// <summary>tgt's LUN 1 of target 1 as udev's scsi_id names it (T10 vendor id "IET     00010001"), as XenServer shows it.</summary>
+    public const string ScsiId = "1IET_00010001";
+
+    private const string ControlPort = "9326";
+    private static readonly string LockPath = Path.Combine(Path.GetTempPath(), "corral-tgt-rig.lock");
+
+    private readonly string _root;
+    private readonly FileStream _lock;
+    private Process? _tgtd;
+
+    private TgtRig(string root, FileStream machineLock)
+    {
+        _root = root;
+        _lock = machineLock;
+    }
+
+    /// <summary>The LUN's backing file, as this machine sees it (to look at what the target holds).</summary>
+    public string BackingFile => Path.Combine(_root, "lun1.img");
+
+    public static async Task<TgtRig> StartAsync(long lunSize = 256L << 20, (string User, string Password)? chap = null)
+    {
+        var machineLock = await LockMachineAsync();
+        var rig = new TgtRig(Directory.CreateTempSubdirectory("corral-tgt-rig-").FullName, machineLock);
+        try
+        {
+            await rig.StartTargetAsync(lunSize, chap);
+            return rig;
+        }
+        catch
+        {
+            await rig.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task StartTargetAsync(long lunSize, (string User, string Password)? chap)
+    {
+        if (Listening())
+        {
+            throw new InvalidOperationException($"something already listens on {Address}:{Port}; the iSCSI rig needs that port");
+        }
+
+        await using (var file = new FileStream(BackingFile, FileMode.CreateNew))
+        {
+            file.SetLength(lunSize);
+        }
+
+        var info = new ProcessStartInfo("tgtd", ["-f", "-C", ControlPort, "--iscsi", $"portal={Address}:{Port}"])
+        {
+            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        _tgtd = Process.Start(info)!;
+        _ = _tgtd.StandardOutput.ReadToEndAsync();
+        _ = _tgtd.StandardError.ReadToEndAsync();
+        for (var attempt = 0; !Listening(); attempt++)
+        {
+            if (_tgtd.HasExited || attempt > 100)
+            {
+                throw new InvalidOperationException("tgtd did not listen on port 3260");
+            }
+
+            await Task.Delay(100);
+        }
+
+        await AdminAsync("--op", "new", "--mode", "target", "--tid", "1", "-T", Iqn);
+        await AdminAsync("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", BackingFile);
+        await AdminAsync("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL");
+        if (chap is { } c)
+        {
+            await AdminAsync("--op", "new", "--mode", "account", "--user", c.User, "--password", c.Password);
+            await AdminAsync("--op", "bind", "--mode", "account", "--tid", "1", "--user", c.User);
+        }
+    }
+
+    private static async Task AdminAsync(params string[] arguments) =>
+        await Command.RunAsync("tgtadm", ["-C", ControlPort, "--lld", "iscsi", .. arguments]);
+
+    private static async Task<FileStream> LockMachineAsync()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500);
+            }
+        }
+    }
+
+    private static bool Listening()
+    {
+        try
+        {
+            using var client = new TcpClient();
+            client.Connect(IPAddress.Loopback, Port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Stops tgtd by its pid (TERM, then KILL: tgtd ignores TERM while it has targets); the LUN's file goes.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (_tgtd is { } tgtd)
+            {
+                using (tgtd)
+                {
+                    if (!tgtd.HasExited)
+                    {
+                        using (Process.Start("kill", ["-TERM", tgtd.Id.ToString(CultureInfo.InvariantCulture)]))
+                        {
+                        }
+
+                        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                        try
+                        {
+                            await tgtd.WaitForExitAsync(patience.Token);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            tgtd.Kill();
+                            await tgtd.WaitForExitAsync();
+                        }
+                    }
+                }
+            }
+
+            Directory.Delete(_root, recursive: true);
+        }
+        finally
+        {
+            await _lock.DisposeAsync();
+        }
+    }
+}

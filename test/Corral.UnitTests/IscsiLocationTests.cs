@@ -1,0 +1,84 @@
+using System.Text.Json.Nodes;
+using System.Xml.Linq;
+using Corral.Hypervisor.Qemu;
+using Corral.Storage;
+using Corral.Storage.Iscsi;
+using Xunit;
+
+namespace Corral.UnitTests;
+
+/// <summary>An iSCSI SR's location string, its VDIs' extents, SM's probe lists and what QEMU is given for a VDI.</summary>
+public class IscsiLocationTests
+{
+    private const string Sr = "0b7d1c4e-5a8f-4c2e-9d3b-6f1a2b3c4d5e";
+    private const string Iqn = "iqn.2026-12.org.corral:sr";
+
+    private static Dictionary<string, string> Config(params (string Key, string Value)[] extra) =>
+        new[] { ("target", "10.0.0.5"), ("targetIQN", Iqn), ("SCSIid", "1IET_00010001") }.Concat(extra).ToDictionary(p => p.Item1, p => p.Item2);
+
+    [Fact]
+    public void A_pbd_of_an_iscsi_sr_locates_it_by_portal_iqn_and_scsiid_with_its_chap_credentials()
+    {
+        var plain = SrLocation.Of(Config(), Sr)!;
+        Assert.Equal(new IscsiLocation("10.0.0.5", 3260, Iqn, "1IET_00010001", Sr), IscsiLocation.Parse(plain));
+
+        var chap = IscsiLocation.Parse(SrLocation.Of(Config(("port", "3261"), ("chapuser", "corral.us"), ("chappassword", "p%ss:w,rd#1")), Sr)!);
+        Assert.Equal(("10.0.0.5", 3261, "corral.us", "p%ss:w,rd#1"), (chap.Address, chap.Port, chap.ChapUser, chap.ChapPassword));
+        // libiscsi's form: user%password@, unescaped; the extent after the last '#'.
+        Assert.Equal($"iscsi://corral.us%p%ss:w,rd#1@10.0.0.5:3261/{Iqn}/2#4194304+1048576", chap.ExtentPath(2, 4 << 20, 1 << 20));
+        Assert.Equal(($"iscsi://corral.us%p%ss:w,rd#1@10.0.0.5:3261/{Iqn}/2", ",offset=4194304,size=1048576"),
+            QemuBlockProtocol.Split(chap.ExtentPath(2, 4 << 20, 1 << 20)));
+        Assert.False(IscsiLocation.UrlSafe("us@r", "x"));
+        Assert.False(IscsiLocation.UrlSafe("user", "a/b"));
+
+        Assert.Null(SrLocation.Of(Config(("port", "iscsi")), Sr));
+        Assert.Null(SrLocation.Of(new Dictionary<string, string> { ["target"] = "10.0.0.5", ["targetIQN"] = Iqn }, Sr));
+        Assert.Throws<FormatException>(() => IscsiLocation.Parse("iscsi://10.0.0.5:3260/" + Iqn));
+    }
+
+    [Fact]
+    public void A_vdis_location_names_its_extent_after_the_metadata_area()
+    {
+        var location = IscsiLunLayout.Location(Sr, 8 << 20, 16 << 20);
+        Assert.Equal($"{Sr}.8388608+16777216", location);
+        Assert.Equal((Sr, 8L << 20, 16L << 20), IscsiLunLayout.ParseLocation(location));
+        Assert.Null(IscsiLunLayout.ParseLocation($"{Sr}.0+16777216")); // inside the metadata area
+        Assert.Null(IscsiLunLayout.ParseLocation($"{Sr}.qcow2"));
+    }
+
+    [Fact]
+    public void Sms_probe_lists_name_the_targets_iqns_and_luns()
+    {
+        var portal = new IscsiLocation("10.0.0.5", 3260, "", "", "");
+        var tgt = Assert.Single(XDocument.Parse(IscsiTarget.TargetsXml(portal, [Iqn])).Root!.Elements("TGT"));
+        Assert.Equal(("0", "10.0.0.5", Iqn), (tgt.Element("Index")!.Value, tgt.Element("IPAddress")!.Value, tgt.Element("TargetIQN")!.Value));
+
+        var lun = Assert.Single(XDocument.Parse(IscsiTarget.LunsXml([new IscsiLun(1, "1IET_00010001", "IET", "beaf11", 1L << 30)])).Root!.Elements("LUN"));
+        Assert.Equal(("IET", "beaf11", "1", "1073741824", "1IET_00010001"),
+            (lun.Element("vendor")!.Value, lun.Element("serial")!.Value, lun.Element("LUNid")!.Value, lun.Element("size")!.Value, lun.Element("SCSIid")!.Value));
+    }
+
+    [Fact]
+    public void The_scsiid_is_the_t10_vendor_designator_as_udev_reports_it()
+    {
+        const string page = "Designator Type:(3) NAA\nDesignator:[`]\nDEVICE DESIGNATOR #2\nCode Set:(2) ASCII\nPIV:0\nAssociation:(0) LOGICAL_UNIT\n" +
+                            "Designator Type:(1) T10_VENDORT_ID\nDesignator:[IET     00010001]\n";
+        Assert.Equal("1IET_00010001", IscsiTarget.ScsiIdOf(page));
+        Assert.Equal("", IscsiTarget.ScsiIdOf("Designator Type:(3) NAA\nDesignator:[`]\n"));
+    }
+
+    [Fact]
+    public void Qemu_opens_an_iscsi_vdi_with_its_iscsi_driver_under_a_raw_node_bounded_to_the_extent()
+    {
+        var path = $"iscsi://10.0.0.5:3260/{Iqn}/1#4194304+16777216";
+        Assert.Equal(($"iscsi://10.0.0.5:3260/{Iqn}/1", ",offset=4194304,size=16777216"), QemuBlockProtocol.Split(path));
+        Assert.Equal(("/srv/a.qcow2", ""), QemuBlockProtocol.Split("/srv/a.qcow2"));
+
+        var file = QemuBlockProtocol.For(path);
+        Assert.Equal("""{"driver":"iscsi","transport":"tcp","portal":"10.0.0.5:3260","target":"iqn.2026-12.org.corral:sr","lun":1}""", file.ToJsonString());
+        var format = new JsonObject { ["driver"] = "raw" };
+        QemuBlockProtocol.AddExtent(format, path);
+        Assert.Equal((4194304L, 16777216L), (format["offset"]!.GetValue<long>(), format["size"]!.GetValue<long>()));
+        Assert.Throws<ArgumentException>(() => QemuBlockProtocol.Split($"iscsi://10.0.0.5:3260/{Iqn}/1"));
+    }
+}
