@@ -40,7 +40,7 @@ internal static class NfsExport
     public static async Task<NfsSession> MountAsync(NfsUrl url, CancellationToken cancellationToken)
     {
         await RequireServiceAsync(url.Server, cancellationToken);
-        return await Task.Run(() =>
+        return await NfsThread.Run(() =>
         {
             try
             {
@@ -63,7 +63,7 @@ internal static class NfsExport
         using var session = await MountAsync(url, cancellationToken);
         try
         {
-            return await Task.Run(() => work(session), cancellationToken);
+            return await NfsThread.Run(() => work(session), cancellationToken);
         }
         catch (NfsException ex) when (!asIoError)
         {

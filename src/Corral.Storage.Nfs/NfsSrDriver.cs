@@ -91,7 +91,7 @@ public sealed class NfsSrDriver : ISrDriver
         await NfsExport.RequireServiceAsync(server, cancellationToken);
         if (string.IsNullOrWhiteSpace(deviceConfig.GetValueOrDefault("serverpath")))
         {
-            var exports = await Task.Run(() => ListExports(server), cancellationToken);
+            var exports = await NfsThread.Run(() => ListExports(server), cancellationToken);
             throw ServerPathMissing(NfsExport.ExportsXml(server, exports));
         }
 
