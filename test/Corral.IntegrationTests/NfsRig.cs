@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Corral.IntegrationTests;
 
@@ -38,7 +36,7 @@ public sealed class NfsRig : IAsyncDisposable
 
     public static async Task<NfsRig> StartAsync()
     {
-        var machineLock = await LockMachineAsync();
+        var machineLock = await RigProcesses.LockMachineAsync(LockPath);
         var root = Directory.CreateTempSubdirectory("corral-nfs-rig-").FullName;
         var rig = new NfsRig(root, machineLock);
         try
@@ -57,15 +55,15 @@ public sealed class NfsRig : IAsyncDisposable
     {
         Directory.CreateDirectory(ExportDirectory);
         Directory.CreateDirectory(Path.Combine(_root, "recovery"));
-        if (Listening(NfsPort) || Listening(MountPort))
+        if (RigProcesses.Listening(NfsPort) || RigProcesses.Listening(MountPort))
         {
             throw new InvalidOperationException($"something already listens on {Server}:{NfsPort} or :{MountPort}; the NFS rig needs those ports");
         }
 
-        if (!Listening(PortmapPort))
+        if (!RigProcesses.Listening(PortmapPort))
         {
-            _rpcbind = Start("rpcbind", "-f", "-w");
-            await WaitAsync(() => Listening(PortmapPort), "rpcbind to listen on port 111");
+            _rpcbind = RigProcesses.Start("rpcbind", "-f", "-w");
+            await WaitAsync(() => RigProcesses.Listening(PortmapPort), "rpcbind to listen on port 111");
         }
 
         var config = Path.Combine(_root, "ganesha.conf");
@@ -93,40 +91,8 @@ public sealed class NfsRig : IAsyncDisposable
             LOG { Default_Log_Level = WARN; }
 
             """);
-        _ganesha = Start("ganesha.nfsd", "-F", "-f", config, "-L", Path.Combine(_root, "ganesha.log"), "-p", Path.Combine(_root, "ganesha.pid"));
-        await WaitAsync(() => Listening(NfsPort) && Registered(), "nfs-ganesha to serve NFS and register its mount service");
-    }
-
-    /// <summary>The lock that keeps a second rig (another test process's) off NFS's fixed ports until this one is stopped.</summary>
-    private static async Task<FileStream> LockMachineAsync()
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
-        while (true)
-        {
-            try
-            {
-                return new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(500);
-            }
-        }
-    }
-
-    private static Process Start(string program, params string[] arguments)
-    {
-        var info = new ProcessStartInfo(program) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        var process = Process.Start(info)!;
-        // Drained so a chatty daemon never blocks on a full pipe.
-        _ = process.StandardOutput.ReadToEndAsync();
-        _ = process.StandardError.ReadToEndAsync();
-        return process;
+        _ganesha = RigProcesses.Start("ganesha.nfsd", "-F", "-f", config, "-L", Path.Combine(_root, "ganesha.log"), "-p", Path.Combine(_root, "ganesha.pid"));
+        await WaitAsync(() => RigProcesses.Listening(NfsPort) && Registered(), "nfs-ganesha to serve NFS and register its mount service");
     }
 
     private async Task WaitAsync(Func<bool> ready, string what)
@@ -150,20 +116,6 @@ public sealed class NfsRig : IAsyncDisposable
         throw new InvalidOperationException($"timed out waiting for {what}: {(File.Exists(log) ? await File.ReadAllTextAsync(log) : "")}");
     }
 
-    private static bool Listening(int port)
-    {
-        try
-        {
-            using var client = new TcpClient();
-            client.Connect(IPAddress.Loopback, port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
     /// <summary>Whether the portmapper knows ganesha's mount service (v3 clients, QEMU's among them, find it there).</summary>
     private static bool Registered()
     {
@@ -178,8 +130,8 @@ public sealed class NfsRig : IAsyncDisposable
     /// <summary>Stops ganesha (TERM, then KILL), then the rpcbind started here, by their pids; the export goes.</summary>
     public async ValueTask DisposeAsync()
     {
-        await StopAsync(_ganesha);
-        await StopAsync(_rpcbind);
+        await RigProcesses.StopAsync(_ganesha, TimeSpan.FromSeconds(10));
+        await RigProcesses.StopAsync(_rpcbind, TimeSpan.FromSeconds(10));
         try
         {
             Directory.Delete(_root, recursive: true);
@@ -187,35 +139,6 @@ public sealed class NfsRig : IAsyncDisposable
         finally
         {
             await _lock.DisposeAsync();
-        }
-    }
-
-    private static async Task StopAsync(Process? process)
-    {
-        if (process is null)
-        {
-            return;
-        }
-
-        using (process)
-        {
-            if (!process.HasExited)
-            {
-                using (Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-                {
-                }
-
-                using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                try
-                {
-                    await process.WaitForExitAsync(patience.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    process.Kill();
-                    await process.WaitForExitAsync();
-                }
-            }
         }
     }
 }

@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Corral.IntegrationTests;
 
@@ -38,7 +35,7 @@ public sealed class TgtRig : IAsyncDisposable
 
     public static async Task<TgtRig> StartAsync(long lunSize = 256L << 20, (string User, string Password)? chap = null)
     {
-        var machineLock = await LockMachineAsync();
+        var machineLock = await RigProcesses.LockMachineAsync(LockPath);
         var rig = new TgtRig(Directory.CreateTempSubdirectory("corral-tgt-rig-").FullName, machineLock);
         try
         {
@@ -54,7 +51,7 @@ public sealed class TgtRig : IAsyncDisposable
 
     private async Task StartTargetAsync(long lunSize, (string User, string Password)? chap)
     {
-        if (Listening())
+        if (RigProcesses.Listening(Port))
         {
             throw new InvalidOperationException($"something already listens on {Address}:{Port}; the iSCSI rig needs that port");
         }
@@ -64,14 +61,8 @@ public sealed class TgtRig : IAsyncDisposable
             file.SetLength(lunSize);
         }
 
-        var info = new ProcessStartInfo("tgtd", ["-f", "-C", ControlPort, "--iscsi", $"portal={Address}:{Port}"])
-        {
-            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        _tgtd = Process.Start(info)!;
-        _ = _tgtd.StandardOutput.ReadToEndAsync();
-        _ = _tgtd.StandardError.ReadToEndAsync();
-        for (var attempt = 0; !Listening(); attempt++)
+        _tgtd = RigProcesses.Start("tgtd", "-f", "-C", ControlPort, "--iscsi", $"portal={Address}:{Port}");
+        for (var attempt = 0; !RigProcesses.Listening(Port); attempt++)
         {
             if (_tgtd.HasExited || attempt > 100)
             {
@@ -94,65 +85,12 @@ public sealed class TgtRig : IAsyncDisposable
     private static async Task AdminAsync(params string[] arguments) =>
         await Command.RunAsync("tgtadm", ["-C", ControlPort, "--lld", "iscsi", .. arguments]);
 
-    private static async Task<FileStream> LockMachineAsync()
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
-        while (true)
-        {
-            try
-            {
-                return new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(500);
-            }
-        }
-    }
-
-    private static bool Listening()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            client.Connect(IPAddress.Loopback, Port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
     /// <summary>Stops tgtd by its pid (TERM, then KILL: tgtd ignores TERM while it has targets); the LUN's file goes.</summary>
     public async ValueTask DisposeAsync()
     {
         try
         {
-            if (_tgtd is { } tgtd)
-            {
-                using (tgtd)
-                {
-                    if (!tgtd.HasExited)
-                    {
-                        using (Process.Start("kill", ["-TERM", tgtd.Id.ToString(CultureInfo.InvariantCulture)]))
-                        {
-                        }
-
-                        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                        try
-                        {
-                            await tgtd.WaitForExitAsync(patience.Token);
-                        }
-                        catch (OperationCanceledException)
-                        {
-                            tgtd.Kill();
-                            await tgtd.WaitForExitAsync();
-                        }
-                    }
-                }
-            }
-
+            await RigProcesses.StopAsync(_tgtd, TimeSpan.FromSeconds(2));
             Directory.Delete(_root, recursive: true);
         }
         finally
