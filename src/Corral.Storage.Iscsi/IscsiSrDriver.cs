@@ -1,5 +1,6 @@
 using System.Globalization;
 using Corral.Model;
+using Corral.Platform;
 using Corral.PoolDatabase;
 
 namespace Corral.Storage.Iscsi;
@@ -129,8 +130,41 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver
         return Volume(vdiUuid, offset, size);
     }
 
-    public Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken) =>
-        throw new XenApiException(ErrorCodes.SrOperationNotSupported, targetDirectory);
+    /// <summary>
+    /// A full copy of a volume that qemu-img reads by its path (a file or NFS SR's image, in any format) into a new extent,
+    /// raw: how vm-install puts a template's disk here. The extent is the one already allocated to the new uuid when a
+    /// copy resumes; a copy that fails frees it. A copy from another extent of a LUN is SR_OPERATION_NOT_SUPPORTED.
+    /// </summary>
+    public async Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken)
+    {
+        var target = Parse(targetDirectory);
+        if (sourcePath.StartsWith("iscsi://", StringComparison.Ordinal))
+        {
+            throw new XenApiException(ErrorCodes.SrOperationNotSupported, targetDirectory);
+        }
+
+        var virtualSize = await VirtualSizeAsync(sourcePath, cancellationToken);
+        var lun = await IscsiTarget.FindAsync(target, cancellationToken);
+        var (offset, size) = await _extents.AllocateAsync(target.SrUuid, newVdiUuid, virtualSize, lun.Size, cancellationToken);
+        try
+        {
+            await IscsiLunIo.CopyIntoAsync(sourcePath, target, lun.Number, offset, size, cancellationToken);
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            await _extents.FreeAsync(target.SrUuid, newVdiUuid, CancellationToken.None);
+            throw;
+        }
+
+        return Volume(newVdiUuid, offset, size);
+    }
+
+    private static async Task<long> VirtualSizeAsync(string path, CancellationToken cancellationToken)
+    {
+        var json = await CommandRunner.RunCheckedAsync("qemu-img", ["info", "--output=json", "-U", path], cancellationToken);
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        return document.RootElement.GetProperty("virtual-size").GetInt64();
+    }
 
     /// <summary>Grows the extent in place when the bytes after it are free (SR_BACKEND_FAILURE_44 when not); shrinking is VDI_TOO_SMALL. The location changes with the size.</summary>
     public async Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken)

@@ -331,7 +331,7 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
         await Task.Delay(2000);
         await _lab.Xe([.. on, "vm-shutdown", $"uuid={vm}"]);
         var vdi = await _lab.Xe([.. on, "vbd-list", $"vm-uuid={vm}", "type=Disk", "params=vdi-uuid", "--minimal"]);
-        await _lab.AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
+        await _lab.AssertWriteSequenceIntactAsync(_lab.VdiFile(vdi));
     }
 
     /// <summary>The host whose etcd member leads, and how many of the three members answer healthy.</summary>

@@ -39,6 +39,8 @@ public sealed class LabSession : IAsyncDisposable
             ["CORRAL_LAB_VETH_PREFIX"] = $"t{id}",
             ["CORRAL_LAB_BRIDGE"] = $"ctv{id}",
             ["CORRAL_LAB_MGMT_BRIDGE"] = $"ctm{id}",
+            ["CORRAL_LAB_STORAGE_BRIDGE"] = $"cts{id}",
+            ["CORRAL_LAB_STORAGE_NS"] = $"corral-t{id}-storage",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
@@ -55,6 +57,25 @@ public sealed class LabSession : IAsyncDisposable
     public IReadOnlyList<string> Addresses { get; private set; } = [];
 
     public string LabDirectory => Path.Combine(_home, "lab");
+
+    /// <summary>The network namespace of the lab's storage server (when its shared SR is on NFS or iSCSI).</summary>
+    public string StorageNamespace => _env["CORRAL_LAB_STORAGE_NS"];
+
+    /// <summary>The storage server's address on the lab's storage network.</summary>
+    public string StorageAddress => File.ReadAllText(Path.Combine(RunDirectory, "storage-subnet")).Trim() + ".2";
+
+    /// <summary>
+    /// The file holding a VDI of the shared SR, as the storage sees it: in the directory of a <c>file</c> SR, or in the
+    /// SR's directory on the storage server's NFS export.
+    /// </summary>
+    public string VdiFile(string vdi)
+    {
+        var name = vdi + ".qcow2";
+        var candidates = new[] { Path.Combine(LabDirectory, "shared"), Path.Combine(LabDirectory, "storage", "nfs") }
+            .Where(Directory.Exists).SelectMany(d => Directory.EnumerateFiles(d, name, SearchOption.AllDirectories)).ToList();
+        Assert.True(candidates.Count == 1, $"{name}: {candidates.Count} files on the lab's shared storage");
+        return candidates[0];
+    }
 
     /// <summary>Where the hosts' runtime directories are (hostN/vms/&lt;vm uuid&gt;/: pidfile, monitor, console log).</summary>
     public string RunDirectory => Path.Combine(_home, "run");
@@ -119,9 +140,11 @@ public sealed class LabSession : IAsyncDisposable
             // The lab must leave nothing behind: no namespace and no link of its own.
             var (_, namespaces) = await RunAsync("ip", "netns", "list");
             Assert.DoesNotContain(_env["CORRAL_LAB_NS_PREFIX"], namespaces, StringComparison.Ordinal);
+            Assert.DoesNotContain(_env["CORRAL_LAB_STORAGE_NS"], namespaces, StringComparison.Ordinal);
             var (_, links) = await RunAsync("ip", "-o", "link", "show");
             Assert.DoesNotContain(_env["CORRAL_LAB_MGMT_BRIDGE"] + ":", links, StringComparison.Ordinal);
             Assert.DoesNotContain(_env["CORRAL_LAB_BRIDGE"] + ":", links, StringComparison.Ordinal);
+            Assert.DoesNotContain(_env["CORRAL_LAB_STORAGE_BRIDGE"] + ":", links, StringComparison.Ordinal);
         }
         finally
         {

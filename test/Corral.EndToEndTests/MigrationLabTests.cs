@@ -5,37 +5,49 @@ using Xunit;
 namespace Corral.EndToEndTests;
 
 /// <summary>
-/// The seed's graceful test and its failure cases, through the lab: with <c>ping -i 0.1</c> running against both VMs
-/// they live-migrate off their host (no ping lost, no reboot, the guest's disk write sequence without a gap); a second
-/// migration of a VM already migrating is refused; killing the destination's agent mid-migration leaves the VM on the
-/// source, and killing the source's agent mid-migration leaves it running on exactly one host; maintenance mode (disable
-/// and evacuate) empties a host without losing a ping, and says which VMs cannot leave and why.
+/// The seed's graceful test and its failure cases, in the shared lab (whose shared SR is on its storage server's NFS
+/// export): with <c>ping -i 0.1</c> running against two VMs of its own they live-migrate off their host (no ping lost, no
+/// reboot, the guest's disk write sequence without a gap); a second migration of a VM already migrating is refused;
+/// killing the destination's agent mid-migration leaves the VM on the source, and killing the source's agent
+/// mid-migration leaves it running on exactly one host; maintenance mode (disable and evacuate) empties a host without
+/// losing a ping, and says which VMs cannot leave and why.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class MigrationLabTests : IAsyncLifetime
+[Collection(SharedLabCollection.Name)]
+public sealed class MigrationLabTests(SharedLab shared)
 {
-    private const string Tools = "Corral test VM";
-    private const string NoTools = "Corral test VM (no tools)";
-    private readonly LabSession _lab = new("migration", 3);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private readonly LabSession _lab = shared.Lab;
 
     [Fact]
     public async Task Vms_move_live_without_losing_a_ping_and_a_failed_migration_leaves_one_copy()
     {
-        await _lab.UpAsync();
-        var tools = await _lab.Xe("vm-list", $"name-label={Tools}", "--minimal");
-        var noTools = await _lab.Xe("vm-list", $"name-label={NoTools}", "--minimal");
-        var toolsIp = await IpOfAsync(tools);
-        var noToolsIp = await IpOfAsync(noTools);
+        // The guest with tools writes a numbered line to its disk every 100 ms from boot on.
+        var (tools, toolsIp) = await shared.NewTestVmAsync("migration test VM", 26, on: 1, tools: true, "xenstore-data:vm-data/seqwrite=1");
+        var (noTools, noToolsIp) = await shared.NewTestVmAsync("migration test VM (no tools)", 27, on: 1, tools: false);
+        try
+        {
+            await MigrateAndFailAsync(tools, toolsIp, noTools, noToolsIp);
+            await MaintenanceModeAsync(tools, toolsIp, noTools, noToolsIp);
 
-        // The guest writes a numbered line to its disk every 100 ms from boot on.
-        await _lab.Xe("vm-shutdown", $"uuid={tools}");
-        await _lab.Xe("vm-param-set", $"uuid={tools}", "xenstore-data:vm-data/seqwrite=1");
-        await _lab.Xe("vm-start", $"uuid={tools}", "on=lab-host1");
-        await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(60), "the test VM after its restart");
+            // The disk: the guest's write sequence has no gap and no repeat, and the image is consistent.
+            await _lab.Xe("vm-shutdown", $"uuid={tools}");
+            var vdi = await _lab.Xe("vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal");
+            await _lab.AssertWriteSequenceIntactAsync(_lab.VdiFile(vdi));
+        }
+        finally
+        {
+            // The shared lab as it was, whatever failed: every host enabled, these VMs gone.
+            foreach (var host in (await _lab.TryXe("host-list", "params=uuid", "--minimal")).Output.Split(','))
+            {
+                await _lab.TryXe("host-enable", $"uuid={host}");
+            }
+
+            await shared.RemoveAsync(tools);
+            await shared.RemoveAsync(noTools);
+        }
+    }
+
+    private async Task MigrateAndFailAsync(string tools, string toolsIp, string noTools, string noToolsIp)
+    {
         await LabSession.Eventually(async () => long.TryParse(await UptimeAsync(tools), out _), TimeSpan.FromSeconds(30), "a guest agent report");
         var startTimes = (await StartTimeAsync(tools), await StartTimeAsync(noTools));
         var uptimeBefore = long.Parse(await UptimeAsync(tools), CultureInfo.InvariantCulture);
@@ -121,7 +133,10 @@ public sealed class MigrationLabTests : IAsyncLifetime
                 && await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=power-state") == "running";
         }, TimeSpan.FromSeconds(90), "exactly one running copy, where the pool database places it");
         await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(30), "the VM to answer ping after both faults");
+    }
 
+    private async Task MaintenanceModeAsync(string tools, string toolsIp, string noTools, string noToolsIp)
+    {
         // Maintenance mode: both VMs on lab-host1, pinged; the host is disabled and evacuated, and nothing is lost.
         foreach (var vm in new[] { tools, noTools })
         {
@@ -186,15 +201,7 @@ public sealed class MigrationLabTests : IAsyncLifetime
         {
             await _lab.Xe("host-enable", $"uuid={host}");
         }
-
-        // The disk: the guest's write sequence has no gap and no repeat, and the image is consistent.
-        await _lab.Xe("vm-shutdown", $"uuid={tools}");
-        var vdi = await _lab.Xe("vbd-list", $"vm-uuid={tools}", "type=Disk", "params=vdi-uuid", "--minimal");
-        await _lab.AssertWriteSequenceIntactAsync(Path.Combine(_lab.LabDirectory, "shared", vdi + ".qcow2"));
     }
-
-    private async Task<string> IpOfAsync(string vm) =>
-        (await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
 
     private Task<string> HostAsync(string name) => _lab.Xe("host-list", $"name-label={name}", "--minimal");
 

@@ -15,7 +15,11 @@ public sealed class SharedLabCollection : ICollectionFixture<SharedLab>
 
 public sealed class SharedLab : IAsyncLifetime
 {
-    public SharedLab() => Lab = new("shared", 9, new Dictionary<string, string> { ["CORRAL_LAB_CAPTURE"] = UpCapture });
+    /// <summary>
+    /// The shared lab keeps its VMs on NFS, as XenServer shops do: the pool's shared SR is <c>type=nfs</c> on the lab's
+    /// storage server (nfs-ganesha in a namespace of its own, on a storage network apart from the management network).
+    /// </summary>
+    public SharedLab() => Lab = new("shared", 9, new Dictionary<string, string> { ["CORRAL_LAB_CAPTURE"] = UpCapture, ["CORRAL_LAB_SR"] = "nfs" });
 
     public LabSession Lab { get; }
 
