@@ -18,7 +18,7 @@ from report import Report, parse_args, run_script
 
 def extra_arguments(parser):
     parser.add_argument("--vm", default="Corral test VM", help="the running VM to shut down, start and migrate")
-    parser.add_argument("--sr", default="Shared storage", help="the shared SR for HA's statefile")
+    parser.add_argument("--sr", default="Shared storage", help="the shared SR the VMs' disks are on")
     parser.add_argument("--ping", action="store_true",
                         help="also ping the VM's guest (at its xenstore_data vm-data/ip, as the lab sets it) after it "
                              "starts and after it moves: a live migration must not kill the guest")
@@ -141,10 +141,33 @@ class Operations:
                 while len(arguments) > 1 and arguments[-1] == NULL_REF:
                     arguments = arguments[:-1]
 
+    def heartbeat_sr(self, report):
+        """The SR for HA's statefile as XenCenter's HA wizard offers them: the shared SRs SR.assert_can_host_ha_statefile
+        accepts (an SR reached only in userspace, such as the shared lab's NFS SR, is refused; the pool's template
+        library, a shared directory, is accepted)."""
+        with report.step("SR.assert_can_host_ha_statefile over the shared SRs (XenCenter's HA wizard)") as s:
+            accepted, refused = [], []
+            for ref, record in self.client.call("SR.get_all_records").items():
+                if not record["shared"] or record["content_type"] == "iso":
+                    continue
+                try:
+                    self.client.call("SR.assert_can_host_ha_statefile", ref)
+                    accepted.append((ref, record["name_label"]))
+                except Failure as failure:
+                    refused.append(f"{record['name_label']} ({record['type']}): {failure.code}")
+            s.require(accepted, f"no shared SR can hold HA's statefile; refused: {'; '.join(refused)}")
+            s.detail = f"offered {', '.join(name for _, name in accepted)}" + (f"; refused {'; '.join(refused)}" if refused else "")
+            # The VMs' SR when it can hold it (as the lab's HA runs), else the first offered by name.
+            return next((a for a in accepted if a[0] == self.sr), min(accepted, key=lambda a: a[1]))
+
     def high_availability(self, report):
         self.pool = next(iter(self.client.call("pool.get_all")))
-        with report.step(f"pool.enable_ha([{self.args.sr}], {{}})") as s:
-            self.client.call("pool.enable_ha", [self.sr], {})
+        chosen = self.heartbeat_sr(report)
+        if chosen is None:
+            return
+        heartbeat, name = chosen
+        with report.step(f"pool.enable_ha([{name}], {{}})") as s:
+            self.client.call("pool.enable_ha", [heartbeat], {})
             record = self.client.call("pool.get_record", self.pool)
             s.require(record["ha_enabled"] is True, "pool.ha_enabled is not true")
             s.require(record["ha_statefiles"] and all(ref_shaped(v) for v in record["ha_statefiles"]),
