@@ -2,8 +2,12 @@ using Corral.Model;
 
 namespace Corral.Storage;
 
-/// <summary>An ISO library: a directory of .iso images, attached read-only as CD media. Images are added by copying files in.</summary>
-public sealed class IsoSrDriver : ISrDriver
+/// <summary>
+/// An ISO library: a directory of .iso images, attached read-only as CD media. Images are added by copying files in.
+/// The directory is local, or a network share (<c>//server/share</c>) that <paramref name="shares"/> mounts at the
+/// PBD's plug and reads here as a directory.
+/// </summary>
+public sealed class IsoSrDriver(IShareMounts? shares = null) : ISrDriver
 {
     public const string TypeName = "iso";
 
@@ -18,6 +22,7 @@ public sealed class IsoSrDriver : ISrDriver
 
     public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
     {
+        directory = Local(directory);
         if (!Path.IsPathFullyQualified(directory) || !Directory.Exists(directory))
         {
             throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_LOCATION", "", $"no such directory: {directory}");
@@ -27,7 +32,7 @@ public sealed class IsoSrDriver : ISrDriver
     }
 
     public Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken) =>
-        Task.FromResult(FileSrDriver.Usage(directory));
+        Task.FromResult(FileSrDriver.Usage(Local(directory)));
 
     public bool KeepsMetadata => false;
 
@@ -40,7 +45,7 @@ public sealed class IsoSrDriver : ISrDriver
 
     public Task<IReadOnlyList<VolumeInfo>> ScanAsync(string directory, CancellationToken cancellationToken)
     {
-        IReadOnlyList<VolumeInfo> volumes = Directory.EnumerateFiles(directory)
+        IReadOnlyList<VolumeInfo> volumes = Directory.EnumerateFiles(Local(directory))
             .Where(f => f.EndsWith(".iso", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".img", StringComparison.OrdinalIgnoreCase))
             .Order(StringComparer.Ordinal)
             .Select(f => new FileInfo(f))
@@ -68,6 +73,9 @@ public sealed class IsoSrDriver : ISrDriver
             throw new XenApiException(ErrorCodes.InvalidValue, "location", location);
         }
 
-        return (Path.Combine(directory, location), "raw");
+        return (Path.Combine(Local(directory), location), "raw");
     }
+
+    /// <summary>The library's directory here: a share's mount, or the location itself.</summary>
+    private string Local(string location) => shares is not null && shares.Handles(location) ? shares.LocalDirectory(location) : location;
 }

@@ -44,8 +44,8 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
         var network = (await _lab.Xe("network-list", "--minimal")).Split(',')[0];
         var subnet = await _shared.VmSubnetAsync();
 
-        // The administrator drops the ISO into the library's directory and scans it.
-        File.Copy(Path.Combine(LabSession.Repo, "guest", "build", Iso), Path.Combine(_lab.LabDirectory, "iso", Iso), overwrite: true);
+        // The administrator drops the ISO into the library (the shared lab's: an SMB share of its storage server) and scans it.
+        File.Copy(Path.Combine(LabSession.Repo, "guest", "build", Iso), Path.Combine(_lab.IsoLibraryDirectory, Iso), overwrite: true);
         await _lab.Xe("sr-scan", $"uuid={library}");
         Assert.Contains(Iso, await _lab.Xe("cd-list"), StringComparison.Ordinal);
 

@@ -61,6 +61,13 @@ public sealed class LabSession : IAsyncDisposable
     /// <summary>The network namespace of the lab's storage server (when its shared SR is on NFS or iSCSI).</summary>
     public string StorageNamespace => _env["CORRAL_LAB_STORAGE_NS"];
 
+    /// <summary>
+    /// Where an administrator drops ISOs for the pool's ISO library: the storage server's SMB share (its directory on
+    /// the server) when the lab has one, else the library's directory every host sees.
+    /// </summary>
+    public string IsoLibraryDirectory =>
+        Directory.Exists(Path.Combine(LabDirectory, "storage", "isos")) ? Path.Combine(LabDirectory, "storage", "isos") : Path.Combine(LabDirectory, "iso");
+
     /// <summary>The storage server's address on the lab's storage network.</summary>
     public string StorageAddress => File.ReadAllText(Path.Combine(RunDirectory, "storage-subnet")).Trim() + ".2";
 

@@ -6,7 +6,8 @@ namespace Corral.EndToEndTests;
 /// The lab's storage server as an administrator with a NAS and a SAN meets it, through <c>xe</c>: <c>sr-probe</c>
 /// finds its NFS export (and the pool's shared SR on it) and its iSCSI target and LUN, and an SR of each kind, with a
 /// VDI on it, is forgotten and comes back (<c>sr-introduce</c>, <c>pbd-create</c> and <c>pbd-plug</c> on every host)
-/// with its VDI under the same uuid, name and size: what a pool rebuilt from scratch does to find its disks again.
+/// with its VDI under the same uuid, name and size: what a pool rebuilt from scratch does to find its disks again. The
+/// pool's ISO library is on the server's SMB share, mounted on every host.
 /// </summary>
 [Collection(SharedLabCollection.Name)]
 public sealed class StorageLabTests(SharedLab shared)
@@ -40,6 +41,12 @@ public sealed class StorageLabTests(SharedLab shared)
         Assert.NotEqual(0, lunsCode);
         Assert.Contains("SR_BACKEND_FAILURE_107", luns, StringComparison.Ordinal);
         Assert.Contains($"<SCSIid>{ScsiId}</SCSIid>", luns, StringComparison.Ordinal);
+
+        // The ISO library is on the server's SMB share, mounted by every host.
+        var library = await _lab.Xe("sr-list", "name-label=ISO library", "--minimal");
+        var libraryPbd = (await _lab.Xe("pbd-list", $"sr-uuid={library}", "params=uuid", "--minimal")).Split(',')[0];
+        Assert.Equal($"//{server}/isos", await _lab.Xe("pbd-param-get", $"uuid={libraryPbd}", "param-name=device-config", "param-key=location"));
+        Assert.Equal("true,true,true", await _lab.Xe("pbd-list", $"sr-uuid={library}", "params=currently-attached", "--minimal"));
 
         await ForgetAndIntroduceAsync("nfs", $"server={server}", $"serverpath={Export}");
         await ForgetAndIntroduceAsync("lvmoiscsi", $"target={server}", $"targetIQN={Iqn}", $"SCSIid={ScsiId}");

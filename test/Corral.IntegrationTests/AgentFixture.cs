@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
 using Corral.Agent.Storage;
@@ -43,8 +44,10 @@ public sealed class AgentFixture : IAsyncLifetime
         _etcd = await EtcdFixture.StartAsync();
         var state = Path.Combine(Root, "state");
         Host = HostIdentity.LoadOrCreate(state);
+        var shares = new Corral.Storage.Smb.SmbNetFsMounts(Path.Combine(state, "sr-mount"), NullLogger<Corral.Storage.Smb.SmbNetFsMounts>.Instance);
         var services = TestAgentServices.Create(Root, state, Host, o => o.Endpoints = _etcd.Endpoint,
-            new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new Corral.Storage.Nfs.NfsSrDriver(), new Corral.Storage.Iscsi.IscsiSrDriver(() => Database)]));
+            new SrDrivers([new FileSrDriver(), new IsoSrDriver(shares), new Corral.Storage.Nfs.NfsSrDriver(), new Corral.Storage.Iscsi.IscsiSrDriver(() => Database)]));
+        services.AddSingleton<IShareMounts>(shares); // the one the ISO driver reads through
         services.AddSingleton<SrCatalog>();
         services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
         services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();

@@ -132,7 +132,7 @@ public sealed class NfsSrTests(AgentFixture pool) : IClassFixture<AgentFixture>,
 
         var joining = await NewHostAsync("joining");
         var plugs = new Corral.Agent.Storage.SharedSrPlugs(pool.Database, joining, pool.Services.GetRequiredService<SrDrivers>(),
-            NullLogger<Corral.Agent.Storage.SharedSrPlugs>.Instance);
+            pool.Services.GetRequiredService<IShareMounts>(), NullLogger<Corral.Agent.Storage.SharedSrPlugs>.Instance);
         await plugs.PlugAllAsync(default);
         await plugs.PlugAllAsync(default); // once per SR and host
 

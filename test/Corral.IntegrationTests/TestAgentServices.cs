@@ -28,6 +28,8 @@ internal static class TestAgentServices
             o.StateDirectory = state;
         });
         services.AddSingleton(drivers ?? SrDrivers.Default);
+        services.AddSingleton<IShareMounts>(sp => new Corral.Storage.Smb.SmbNetFsMounts(Path.Combine(state, "sr-mount"),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Corral.Storage.Smb.SmbNetFsMounts>.Instance));
         services.AddSingleton(host);
         services.Configure<AgentOptions>(o => o.StateDirectory = state);
         services.AddQemuHypervisor(o =>

@@ -10,10 +10,11 @@ namespace Corral.Agent.Storage;
 /// A host in a pool sees every shared SR, as a XenServer pool member plugs the pool's NFS SRs when it joins: at each
 /// agent start, a shared SR without a PBD of this host gets one with the same device_config as the other hosts',
 /// attached once the SR's storage proves usable from here (a directory SR's directory exists; an NFS SR's directory on
-/// the export mounts and takes a write, through its driver). One that does not stays unattached, for
-/// <c>PBD.plug</c> once the storage is reachable, and says why.
+/// the export mounts and takes a write, and an iSCSI SR's LUN is found and read, through their drivers; an ISO
+/// library's share mounts). One that does not stays unattached, for <c>PBD.plug</c> once the storage is reachable, and
+/// says why. The shares of this host's attached PBDs are mounted again (after a reboot, the mounts are gone).
 /// </summary>
-public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, ILogger<SharedSrPlugs> logger)
+public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, IShareMounts shares, ILogger<SharedSrPlugs> logger)
 {
     public static readonly EventId Plugged = new(2410, "SharedSrPlugged");
     public static readonly EventId NotReachable = new(2411, "SharedSrNotReachable");
@@ -21,7 +22,9 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
     public async Task PlugAllAsync(CancellationToken cancellationToken)
     {
         var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken);
-        foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken))
+        var srs = await database.GetAllAsync(XenClasses.SR, cancellationToken);
+        await MountSharesAsync(srs, pbds, cancellationToken);
+        foreach (var sr in srs)
         {
             if (!sr.Get(XenApi.SR.Shared) || pbds.Any(p => p.Get(XenApi.PBD.SR) == sr.Ref && p.Get(XenApi.PBD.Host) == identity.Ref))
             {
@@ -56,6 +59,26 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
         }
     }
 
+    /// <summary>The shares of this host's attached PBDs mounted again; one that will not mount is said, its PBD left as it is.</summary>
+    private async Task MountSharesAsync(IReadOnlyList<XenObject> srs, IReadOnlyList<XenObject> pbds, CancellationToken cancellationToken)
+    {
+        foreach (var pbd in pbds.Where(p => p.Get(XenApi.PBD.Host) == identity.Ref && p.Get(XenApi.PBD.CurrentlyAttached)))
+        {
+            var sr = srs.FirstOrDefault(s => s.Ref == pbd.Get(XenApi.PBD.SR));
+            if (sr is not null && SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid) is { } location && shares.Handles(location))
+            {
+                try
+                {
+                    await shares.MountAsync(location, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+                }
+                catch (XenApiException ex)
+                {
+                    logger.LogWarning(NotReachable, "The share of SR {Sr} does not mount here: {Reason}", sr.Get(XenApi.SR.NameLabel), ex.Message);
+                }
+            }
+        }
+    }
+
     /// <summary>Why the SR cannot be used from this host now; null when it can.</summary>
     private async Task<string?> UnusableAsync(XenObject sr, IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken)
     {
@@ -65,14 +88,20 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
             return "its device_config names no location";
         }
 
-        if (sr.Get(XenApi.SR.Type) != NfsSrDriver.TypeName)
+        var type = sr.Get(XenApi.SR.Type);
+        if (type is not (NfsSrDriver.TypeName or Corral.Storage.Iscsi.IscsiSrDriver.TypeName) && !shares.Handles(location))
         {
             return Directory.Exists(location) ? null : $"the directory {location} is missing here";
         }
 
         try
         {
-            await drivers.Get(NfsSrDriver.TypeName).ProbeAsync(location, create: false, cancellationToken);
+            if (shares.Handles(location))
+            {
+                await shares.MountAsync(location, deviceConfig, cancellationToken);
+            }
+
+            await drivers.Get(type).ProbeAsync(location, create: false, cancellationToken);
             return null;
         }
         catch (XenApiException ex)

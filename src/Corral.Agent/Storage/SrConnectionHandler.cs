@@ -16,7 +16,7 @@ namespace Corral.Agent.Storage;
 /// of its VDIs), SR.probe (which SRs a location holds) and SR.destroy's part on the storage.
 /// </summary>
 public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, SrCatalog catalog,
-    ILogger<SrConnectionHandler> logger) : IHostOperationHandler
+    IShareMounts shares, ILogger<SrConnectionHandler> logger) : IHostOperationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } =
         [HostOperationKinds.PbdPlug, HostOperationKinds.PbdUnplug, HostOperationKinds.SrProbe, HostOperationKinds.SrDestroy];
@@ -80,6 +80,11 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
         }
 
+        if (shares.Handles(directory))
+        {
+            await shares.MountAsync(directory, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+        }
+
         await driver.ProbeAsync(directory, create: false, cancellationToken);
         await catalog.RequireOwnMetadataAsync(sr, directory, creating: false, cancellationToken);
         await SetAttachedAsync(pbd.Ref, true, cancellationToken);
@@ -110,6 +115,11 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         await SetAttachedAsync(pbd.Ref, false, cancellationToken);
+        if (shares.Handles(directory))
+        {
+            await shares.UnmountAsync(directory, cancellationToken);
+        }
+
         logger.LogInformation("SR {Sr} unplugged from this host", sr.Get(XenApi.SR.NameLabel));
     }
 

@@ -9,7 +9,8 @@ using Corral.Storage;
 namespace Corral.Agent.Storage;
 
 /// <summary>Volume work on SRs this host has plugged: attach, scan, create, copy, resize, destroy.</summary>
-public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, SrCatalog catalog) : IHostOperationHandler
+public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, SrCatalog catalog, IShareMounts shares)
+    : IHostOperationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } =
     [
@@ -105,12 +106,26 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     {
         var directory = await LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken, requireAttached: false)
                         ?? throw new XenApiException(ErrorCodes.SrHasNoPbds, sr.Ref);
-        await drivers.Get(sr.Get(XenApi.SR.Type)).ProbeAsync(directory, create, cancellationToken);
-        await catalog.RequireOwnMetadataAsync(sr, directory, create, cancellationToken);
+        var mine = new List<XenObject>();
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
-            var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken);
-            if (pbd.Get(XenApi.PBD.Host) == identity.Ref && !pbd.Get(XenApi.PBD.CurrentlyAttached))
+            if (await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken) is var pbd && pbd.Get(XenApi.PBD.Host) == identity.Ref)
+            {
+                mine.Add(pbd);
+            }
+        }
+
+        if (shares.Handles(directory) && mine.Count > 0)
+        {
+            await shares.MountAsync(directory, mine[0].Get(XenApi.PBD.DeviceConfig), cancellationToken);
+        }
+
+        await drivers.Get(sr.Get(XenApi.SR.Type)).ProbeAsync(directory, create, cancellationToken);
+        await catalog.RequireOwnMetadataAsync(sr, directory, create, cancellationToken);
+        foreach (var pbd in mine)
+        {
+            var pbdRef = pbd.Ref;
+            if (!pbd.Get(XenApi.PBD.CurrentlyAttached))
             {
                 await database.UpdateAsync([(XenClasses.PBD, pbdRef)], (objs, tx) =>
                 {
