@@ -34,22 +34,8 @@ public sealed class NfsRig : IAsyncDisposable
     /// <summary>The export's path as clients name it (its NFSv4 pseudo path is the same).</summary>
     public string Export => ExportDirectory;
 
-    public static async Task<NfsRig> StartAsync()
-    {
-        var machineLock = await RigProcesses.LockMachineAsync(LockPath);
-        var root = Directory.CreateTempSubdirectory("corral-nfs-rig-").FullName;
-        var rig = new NfsRig(root, machineLock);
-        try
-        {
-            await rig.StartServersAsync();
-            return rig;
-        }
-        catch
-        {
-            await rig.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<NfsRig> StartAsync() =>
+        RigProcesses.StartRigAsync(LockPath, "corral-nfs-rig-", (root, machineLock) => new NfsRig(root, machineLock), rig => rig.StartServersAsync());
 
     private async Task StartServersAsync()
     {

@@ -6,9 +6,10 @@ using System.Net.Sockets;
 namespace Corral.IntegrationTests;
 
 /// <summary>
-/// What the rigs that run real servers on loopback (<see cref="NfsRig"/>, <see cref="TgtRig"/>) share: a machine-wide
-/// lock for servers whose ports are fixed, a port probe, a daemon started with its output drained, and a daemon stopped
-/// by its pid (TERM, then KILL after a grace period).
+/// What the rigs that run real servers on loopback (<see cref="NfsRig"/>, <see cref="TgtRig"/>, <see cref="SmbRig"/>)
+/// share: a machine-wide lock for servers whose ports are fixed, the rig made in a temporary directory of its own under
+/// it, a port probe, a daemon started with its output drained, and a daemon stopped by its pid (TERM, then KILL after a
+/// grace period).
 /// </summary>
 internal static class RigProcesses
 {
@@ -26,6 +27,27 @@ internal static class RigProcesses
             {
                 await Task.Delay(500);
             }
+        }
+    }
+
+    /// <summary>
+    /// A rig made by <paramref name="make"/> (from its temporary directory and the machine lock at
+    /// <paramref name="lockPath"/>) and started by <paramref name="start"/>; disposed, the lock with it, when its start fails.
+    /// </summary>
+    public static async Task<T> StartRigAsync<T>(string lockPath, string prefix, Func<string, FileStream, T> make, Func<T, Task> start)
+        where T : IAsyncDisposable
+    {
+        var machineLock = await LockMachineAsync(lockPath);
+        var rig = make(Directory.CreateTempSubdirectory(prefix).FullName, machineLock);
+        try
+        {
+            await start(rig);
+            return rig;
+        }
+        catch
+        {
+            await rig.DisposeAsync();
+            throw;
         }
     }
 

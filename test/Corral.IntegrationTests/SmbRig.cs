@@ -34,21 +34,8 @@ public sealed class SmbRig : IAsyncDisposable
     /// <summary>The share as an ISO SR's location names it.</summary>
     public static string Location => $"//{Server}/{Share}";
 
-    public static async Task<SmbRig> StartAsync()
-    {
-        var machineLock = await RigProcesses.LockMachineAsync(LockPath);
-        var rig = new SmbRig(Directory.CreateTempSubdirectory("corral-smb-rig-").FullName, machineLock);
-        try
-        {
-            await rig.StartServerAsync();
-            return rig;
-        }
-        catch
-        {
-            await rig.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<SmbRig> StartAsync() =>
+        RigProcesses.StartRigAsync(LockPath, "corral-smb-rig-", (root, machineLock) => new SmbRig(root, machineLock), rig => rig.StartServerAsync());
 
     private async Task StartServerAsync()
     {

@@ -33,21 +33,8 @@ public sealed class TgtRig : IAsyncDisposable
     /// <summary>The LUN's backing file, as this machine sees it (to look at what the target holds).</summary>
     public string BackingFile => Path.Combine(_root, "lun1.img");
 
-    public static async Task<TgtRig> StartAsync(long lunSize = 256L << 20, (string User, string Password)? chap = null)
-    {
-        var machineLock = await RigProcesses.LockMachineAsync(LockPath);
-        var rig = new TgtRig(Directory.CreateTempSubdirectory("corral-tgt-rig-").FullName, machineLock);
-        try
-        {
-            await rig.StartTargetAsync(lunSize, chap);
-            return rig;
-        }
-        catch
-        {
-            await rig.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<TgtRig> StartAsync(long lunSize = 256L << 20, (string User, string Password)? chap = null) =>
+        RigProcesses.StartRigAsync(LockPath, "corral-tgt-rig-", (root, machineLock) => new TgtRig(root, machineLock), rig => rig.StartTargetAsync(lunSize, chap));
 
     private async Task StartTargetAsync(long lunSize, (string User, string Password)? chap)
     {
