@@ -122,14 +122,15 @@ public sealed class SmbNetFsMounts(string root, ILogger<SmbNetFsMounts> logger) 
 
     private async Task WaitReadableAsync(SmbShare share, Process process, string directory, CancellationToken cancellationToken)
     {
+        var mountPoint = MountPoint(share);
         var watch = Stopwatch.StartNew();
         Stopwatch? unreadable = null; // since the mount came up with the share not readable through it
-        while (!(IsMounted(MountPoint(share)) && Readable(directory)))
+        while (IsMounted(mountPoint) is var up && !(up && Readable(directory)))
         {
-            unreadable ??= IsMounted(MountPoint(share)) ? Stopwatch.StartNew() : null;
+            unreadable ??= up ? Stopwatch.StartNew() : null;
             if (process.HasExited || watch.Elapsed > Patience || unreadable?.Elapsed > RefusalPatience)
             {
-                var mounted = !process.HasExited && IsMounted(MountPoint(share));
+                var mounted = !process.HasExited && IsMounted(mountPoint);
                 await UnmountCoreAsync(share, all: false, cancellationToken);
                 // Mounted but the share not readable: SM's ISOSharenameFailure (a share that is not there, or refused credentials).
                 throw mounted

@@ -22,3 +22,14 @@ public interface IShareMounts
     /// <summary>Unmounts the share (nothing when it is not mounted) and forgets its credentials.</summary>
     Task UnmountAsync(string location, CancellationToken cancellationToken);
 }
+
+/// <summary>The plug's and unplug's step for any SR location: a share's mount or unmount, nothing for other locations.</summary>
+public static class ShareMountsExtensions
+{
+    public static Task MountIfShareAsync(this IShareMounts shares, string location, IReadOnlyDictionary<string, string> deviceConfig,
+        CancellationToken cancellationToken) =>
+        shares.Handles(location) ? shares.MountAsync(location, deviceConfig, cancellationToken) : Task.CompletedTask;
+
+    public static Task UnmountIfShareAsync(this IShareMounts shares, string location, CancellationToken cancellationToken) =>
+        shares.Handles(location) ? shares.UnmountAsync(location, cancellationToken) : Task.CompletedTask;
+}

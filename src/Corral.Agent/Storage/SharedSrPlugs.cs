@@ -96,11 +96,7 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
 
         try
         {
-            if (shares.Handles(location))
-            {
-                await shares.MountAsync(location, deviceConfig, cancellationToken);
-            }
-
+            await shares.MountIfShareAsync(location, deviceConfig, cancellationToken);
             await drivers.Get(type).ProbeAsync(location, create: false, cancellationToken);
             return null;
         }

@@ -80,11 +80,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
         }
 
-        if (shares.Handles(directory))
-        {
-            await shares.MountAsync(directory, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
-        }
-
+        await shares.MountIfShareAsync(directory, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
         await driver.ProbeAsync(directory, create: false, cancellationToken);
         await catalog.RequireOwnMetadataAsync(sr, directory, creating: false, cancellationToken);
         await SetAttachedAsync(pbd.Ref, true, cancellationToken);
@@ -115,11 +111,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         await SetAttachedAsync(pbd.Ref, false, cancellationToken);
-        if (shares.Handles(directory))
-        {
-            await shares.UnmountAsync(directory, cancellationToken);
-        }
-
+        await shares.UnmountIfShareAsync(directory, cancellationToken);
         logger.LogInformation("SR {Sr} unplugged from this host", sr.Get(XenApi.SR.NameLabel));
     }
 

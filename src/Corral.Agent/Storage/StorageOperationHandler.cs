@@ -115,25 +115,21 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             }
         }
 
-        if (shares.Handles(directory) && mine.Count > 0)
+        if (mine.Count > 0)
         {
-            await shares.MountAsync(directory, mine[0].Get(XenApi.PBD.DeviceConfig), cancellationToken);
+            await shares.MountIfShareAsync(directory, mine[0].Get(XenApi.PBD.DeviceConfig), cancellationToken);
         }
 
         await drivers.Get(sr.Get(XenApi.SR.Type)).ProbeAsync(directory, create, cancellationToken);
         await catalog.RequireOwnMetadataAsync(sr, directory, create, cancellationToken);
-        foreach (var pbd in mine)
+        foreach (var pbd in mine.Where(m => !m.Get(XenApi.PBD.CurrentlyAttached)))
         {
-            var pbdRef = pbd.Ref;
-            if (!pbd.Get(XenApi.PBD.CurrentlyAttached))
+            await database.UpdateAsync([(XenClasses.PBD, pbd.Ref)], (objs, tx) =>
             {
-                await database.UpdateAsync([(XenClasses.PBD, pbdRef)], (objs, tx) =>
-                {
-                    var p = objs[0].Clone();
-                    p.Set(XenApi.PBD.CurrentlyAttached, true);
-                    tx.Update(p);
-                }, cancellationToken);
-            }
+                var p = objs[0].Clone();
+                p.Set(XenApi.PBD.CurrentlyAttached, true);
+                tx.Update(p);
+            }, cancellationToken);
         }
     }
 
