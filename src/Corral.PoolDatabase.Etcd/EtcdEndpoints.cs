@@ -19,6 +19,7 @@ public sealed class EtcdEndpoints
 {
     private readonly Lock _lock = new();
     private IReadOnlyList<Uri> _current;
+    private IReadOnlyList<Uri>? _only;
 
     public EtcdEndpoints(IReadOnlyList<string> configured)
     {
@@ -39,9 +40,31 @@ public sealed class EtcdEndpoints
         {
             lock (_lock)
             {
-                return _current;
+                return _only ?? _current;
             }
         }
+    }
+
+    /// <summary>
+    /// Moves the channel back to the most preferred endpoint (this host's own member, serving again after a restart):
+    /// pick_first stays on the member it moved to while the local one was down, and would go on depending on that
+    /// other host (its death would then cost this host its lease). The channel is handed the preferred endpoint alone,
+    /// which makes it leave the other, then the whole list again, in which the preferred one comes first.
+    /// </summary>
+    public void ReturnToPreferred()
+    {
+        lock (_lock)
+        {
+            _only = [_current[0]];
+        }
+
+        Changed?.Invoke();
+        lock (_lock)
+        {
+            _only = null;
+        }
+
+        Changed?.Invoke();
     }
 
     /// <summary>Raised (outside any lock) when <see cref="Current"/> changes.</summary>

@@ -20,6 +20,17 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
     private readonly List<(Process Process, string Data, string ClientUrl)> _members = [];
     private readonly string _certificates = Directory.CreateTempSubdirectory("corral-etcd-failover-tls-").FullName;
     private readonly List<EtcdTlsFiles> _tls = [];
+    private readonly List<ProcessStartInfo> _starts = [];
+
+    private static Process Start(ProcessStartInfo info)
+    {
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
 
     public async Task InitializeAsync()
     {
@@ -56,12 +67,8 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
                 info.ArgumentList.Add(a);
             }
 
-            var process = Process.Start(info)!;
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            _members.Add((process, data, $"https://127.0.0.1:{ports[i].Client}"));
+            _starts.Add(info);
+            _members.Add((Start(info), data, $"https://127.0.0.1:{ports[i].Client}"));
         }
 
         using var db = Database(string.Join(',', _members.Select(m => m.ClientUrl)));
@@ -114,6 +121,76 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
         Assert.Equal("here", await db.Leases.GetValueAsync("/live/test", CancellationToken.None));
         await db.Leases.PutDurableAsync("/after", "written", CancellationToken.None);
         await lease.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_connection_that_left_its_own_dead_member_returns_to_it_and_no_longer_depends_on_another_host()
+    {
+        using var db = Database(_members[0].ClientUrl);
+        Assert.NotNull(await db.RefreshEndpointsAsync(CancellationToken.None));
+        var lease = await db.Leases.AcquireAsync(TimeSpan.FromSeconds(4), CancellationToken.None);
+        await db.Leases.PutAsync(lease, "/live/back", "here", CancellationToken.None);
+
+        // Its own member dies: the connection moves to another one. The member is started again (as the agent's
+        // supervisor does) and serves; the connection is told to return to it.
+        _members[0].Process.Kill();
+        await _members[0].Process.WaitForExitAsync();
+        await WritesAsync(db, "/moved");
+        _members[0] = (Start(_starts[0]), _members[0].Data, _members[0].ClientUrl);
+        using (var own = Database(_members[0].ClientUrl))
+        {
+            await WritesAsync(own, "/own-back");
+        }
+
+        db.Endpoints.ReturnToPreferred();
+        await WritesAsync(db, "/returned");
+
+        // Each other member in turn goes silent, as a host whose plug is pulled (SIGSTOP: its connections stay open and
+        // answer nothing, which a client notices only after its keepalive pings time out, past the lease's safe time).
+        // The lease, kept through this host's own member again, stays safe throughout.
+        foreach (var other in new[] { 1, 2 })
+        {
+            await Signal("-STOP", _members[other].Process.Id);
+            var unsafeSamples = 0;
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < TimeSpan.FromSeconds(6))
+            {
+                unsafeSamples += lease.SafeUntil > Corral.PoolDatabase.MonotonicTime.Now ? 0 : 1;
+                await Task.Delay(50);
+            }
+
+            await Signal("-CONT", _members[other].Process.Id);
+            Assert.True(unsafeSamples == 0, $"the lease was not safe for {unsafeSamples * 50} ms while m{other} was silent");
+            await Task.Delay(2000);
+        }
+
+        Assert.False(lease.Lost.IsCancellationRequested);
+        Assert.Equal("here", await db.Leases.GetValueAsync("/live/back", CancellationToken.None));
+        await lease.DisposeAsync();
+    }
+
+    /// <summary>Writes through the connection, again while the cluster is electing a leader (up to 30 s).</summary>
+    private static async Task WritesAsync(EtcdPoolDatabase db, string key)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                await db.Leases.PutDurableAsync(key, "1", CancellationToken.None);
+                return;
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    private static async Task Signal(string signal, int pid)
+    {
+        using var kill = Process.Start("kill", [signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        await kill.WaitForExitAsync();
     }
 
     private EtcdPoolDatabase Database(string endpoints) =>

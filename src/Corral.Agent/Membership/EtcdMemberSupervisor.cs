@@ -7,7 +7,7 @@ namespace Corral.Agent.Membership;
 /// is restarted from its data directory if it dies (etcd recovers a member from its write-ahead log and snapshot, under
 /// the same member id, as after a reboot; with <c>--pre-vote</c> it rejoins without disturbing the leader). And the
 /// connection's endpoints follow the cluster's member list, so that while the local member is down the agent talks to
-/// the others instead of losing its lease.
+/// the others instead of losing its lease, and comes back to its own member once it serves again.
 /// </summary>
 public sealed class EtcdMemberSupervisor(MembershipTransitionRunner runner, EtcdPoolDatabase database, ILogger<EtcdMemberSupervisor> logger)
     : BackgroundService
@@ -30,6 +30,8 @@ public sealed class EtcdMemberSupervisor(MembershipTransitionRunner runner, Etcd
                     if (await runner.RestartMemberIfDeadAsync(stoppingToken))
                     {
                         backoff = Check;
+                        // Back on this host's own member: the agent no longer depends on the host it moved to meanwhile.
+                        database.Endpoints.ReturnToPreferred();
                     }
                 }
                 catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
