@@ -4,9 +4,9 @@
 # tgt (iSCSI) serving one LUN, and Samba sharing the ISO library as //server/isos (as the seed's pool has its ISOs on a
 # CIFS share). Each host reaches it through its own "storage0" interface.
 # CORRAL_LAB_SR chooses the pool's shared SR: nfs (type=nfs on the export), iscsi (type=lvmoiscsi on the LUN) or file
-# (the default: a directory every lab host sees, and no storage server). HA's heartbeat and the VMs' sanlock leases
-# need files the host's kernel sees, which the userspace transports do not give yet (docs/storage.md): HA runs on
-# file only.
+# (the default: a directory every lab host sees, and no storage server). HA runs on all three (on nfs and iscsi its
+# statefile is a volume each host's qemu-storage-daemon exports to it as a file); the VMs' sanlock leases need files
+# the host's kernel sees, which the userspace transports do not give yet (docs/storage.md).
 
 LAB_SR=${CORRAL_LAB_SR:-file}
 STORAGE_NS=${CORRAL_LAB_STORAGE_NS:-${NS_PREFIX%h}storage}
@@ -151,11 +151,11 @@ share_pidfiles() { # share_pidfiles N: the files listing the smbnetfs processes 
   return 0
 }
 
-unmount_shares() { # unmount_shares N: host N's smbnetfs processes killed (their mounts, in the namespaces of the host's
-  # agents, go with them) and the mount points released where this shell sees them
+unmount_shares() { # unmount_shares N: host N's smbnetfs processes killed (their mounts, in the host's mount namespace,
+  # go with them) and the mount points released where this shell sees them (nowhere, unless the host's agent ran here)
   local f pid; for f in $(share_pidfiles "$1"); do
-    for pid in $(cat "$f"); do kill -9 "$pid" 2>/dev/null; done
-    umount -l "$(dirname "$f")/mnt" 2>/dev/null; rm -f "$f"
+    for pid in $(cat "$f"); do kill -9 "$pid" 2>/dev/null || true; done
+    umount -l "$(dirname "$f")/mnt" 2>/dev/null || true; rm -f "$f"
   done
   return 0
 }

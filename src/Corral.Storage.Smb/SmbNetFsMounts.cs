@@ -12,9 +12,9 @@ namespace Corral.Storage.Smb;
 /// <c>&lt;server&gt;/&lt;share&gt;</c>. Its credentials are in a file of its own under the same directory (0600), removed at
 /// unmount; its pid is kept there, so that whoever stops the host (the lab's <c>down</c>) finds it. The process is not
 /// the agent's child in any way that ties their lives: an agent restart leaves the mount, and the next plug finds it.
-/// Where the agent runs in a mount namespace of its own (each start of a lab host's agent gets one from
-/// <c>ip netns exec</c>), a restarted agent does not see its predecessor's mount: it mounts the share again in its own,
-/// and leaves the earlier smbnetfs serving the VMs that were started with it.
+/// Where an agent runs in a mount namespace of its own (a container, or a unit with private mounts), a restarted agent
+/// does not see its predecessor's mount: it mounts the share again in its own, and leaves the earlier smbnetfs serving
+/// the VMs that were started with it.
 /// </summary>
 public sealed class SmbNetFsMounts(string root, ILogger<SmbNetFsMounts> logger) : IShareMounts, IDisposable
 {
