@@ -13,25 +13,21 @@ namespace Corral.EndToEndTests;
 /// member of the VMs' host and as the cluster's leader. Then, on the same lab: the master's plug is pulled in the middle
 /// of a live migration, with the master as the migration's source and as a third host.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
+[Collection(HaLabCollection.Name)]
+public sealed class HaFaultLabTests(HaLab ha, ITestOutputHelper output)
 {
-    private const string Tools = "Corral test VM";
-    private const string NoTools = "Corral test VM (no tools)";
-    private readonly LabSession _lab = new("hafault", 5);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private const string Tools = HaLab.Tools;
+    private const string NoTools = HaLab.NoTools;
+    private readonly LabSession _lab = ha.Lab;
 
     /// <summary>
-    /// Both faults on one lab, one after the other (a lab takes over a minute to bring up on the 2-core machine): the
-    /// etcd members' deaths first, which leave the pool as it was, then the master's plug.
+    /// Both faults one after the other, on the lab the HA tests share (<see cref="HaLab"/>): the etcd members' deaths
+    /// first, which leave the pool as it was, then the master's plug.
     /// </summary>
     [Fact]
     public async Task Losing_an_etcd_member_fences_nothing_and_pulling_the_masters_plug_mid_migration_leaves_one_copy()
     {
-        await _lab.UpAsync();
+        await ha.ResetAsync();
         var tools = await _lab.Xe("vm-list", $"name-label={Tools}", "--minimal");
         var noTools = await _lab.Xe("vm-list", $"name-label={NoTools}", "--minimal");
         await ProtectAsync(tools, noTools);
@@ -248,7 +244,7 @@ public sealed class HaFaultLabTests(ITestOutputHelper output) : IAsyncLifetime
             // For the reader of a failure: what the guest said last, and the host's VM network.
             var console = Directory.GetFiles(Path.Combine(_lab.LabDirectory, "..", "run", $"host{host}", "vms", vm), "*.log");
             output.WriteLine($"the VM runs on lab-host{host}; its console ends: " + string.Join('\n', console.SelectMany(File.ReadAllLines).TakeLast(30)));
-            var ns = $"corral-t{(Environment.ProcessId % 100 * 10) + 5}-h{host}";
+            var ns = _lab.Namespace(host);
             // With packet counters, twice a second apart: a packet storm on the VM network shows as racing counters.
             output.WriteLine((await _lab.RunAsync("ip", "-n", ns, "-s", "-d", "link")).Output);
             await Task.Delay(1000);

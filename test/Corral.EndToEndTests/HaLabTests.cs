@@ -14,21 +14,17 @@ namespace Corral.EndToEndTests;
 /// fence daemon killed, its watchdog resets it and HA restarts the VM elsewhere, one copy at a time throughout. Also
 /// the configuration's refusals.
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class HaLabTests : IAsyncLifetime
+[Collection(HaLabCollection.Name)]
+public sealed class HaLabTests(HaLab ha)
 {
-    private const string Tools = "Corral test VM";
-    private const string NoTools = "Corral test VM (no tools)";
-    private readonly LabSession _lab = new("ha", 4);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync() => await _lab.DisposeAsync();
+    private const string Tools = HaLab.Tools;
+    private const string NoTools = HaLab.NoTools;
+    private readonly LabSession _lab = ha.Lab;
 
     [Fact]
     public async Task Protected_vms_come_back_on_survivors_by_themselves_when_the_master_loses_power()
     {
-        await _lab.UpAsync();
+        await ha.ResetAsync();
         var tools = await _lab.Xe("vm-list", $"name-label={Tools}", "--minimal");
         var noTools = await _lab.Xe("vm-list", $"name-label={NoTools}", "--minimal");
         var toolsIp = (await _lab.Xe("vm-param-get", $"uuid={tools}", "param-name=xenstore-data", "param-key=vm-data/ip")).Split('/')[0];
@@ -62,7 +58,6 @@ public sealed class HaLabTests : IAsyncLifetime
             TimeSpan.FromSeconds(15), "the plan to be computed");
 
         // The guest writes its sequence to disk from boot on, so a crash's damage would show.
-        await _lab.Xe("vm-shutdown", $"uuid={tools}");
         await _lab.Xe("vm-param-set", $"uuid={tools}", "xenstore-data:vm-data/seqwrite=1");
         await _lab.Xe("vm-start", $"uuid={tools}", "on=lab-host1");
         await LabSession.Eventually(() => LabSession.Ping(toolsIp), TimeSpan.FromSeconds(60), "the test VM after its restart");
