@@ -15,14 +15,16 @@ public sealed class FenceState(TimeProvider clock)
 
     public TimeSpan Now => MonotonicClock.Now(clock);
 
-    /// <summary>Where this host's heartbeat file is, and whether the last round allows writing it.</summary>
-    public (string Directory, string HostUuid)? BeatTarget
+    /// <summary>Where this host's heartbeat goes (a file SR's directory, or a volume's slot), while the last round allows writing it.</summary>
+    public BeatTarget? BeatTarget
     {
         get
         {
             lock (_lock)
             {
-                return _round.MayBeat && _last is { StatefileDirectory: { } directory } last ? (directory, last.HostUuid) : null;
+                return _round.MayBeat && _last is { } last && (last.StatefileDirectory is not null || last.StatefileVolume is not null)
+                    ? new BeatTarget(last.StatefileDirectory, last.StatefileVolume, last.HostUuid)
+                    : null;
             }
         }
     }
@@ -46,7 +48,7 @@ public sealed class FenceState(TimeProvider clock)
             var now = Now;
             _last = report;
             var safeUntil = TimeSpan.FromTicks(report.LeaseSafeUntilNanoseconds / 100);
-            _fence.Reported(now, new AgentReport(report.HaEnabled, report.StatefileDirectory is not null, safeUntil, report.Timings.ToTimings(), report.LeaseId));
+            _fence.Reported(now, new AgentReport(report.HaEnabled, report.StatefileDirectory is not null || report.StatefileVolume is not null, safeUntil, report.Timings.ToTimings(), report.LeaseId));
             var since = _fence.SinceBeatBegan(now);
             return new FenceStatusMessage(since is { } s ? s.Ticks * 100 : null, _fence.Fenced, _round.Armed);
         }
@@ -70,3 +72,6 @@ public sealed class FenceState(TimeProvider clock)
         }
     }
 }
+
+/// <summary>This host's heartbeat: in a file SR's statefile directory, or in its slot of a statefile volume.</summary>
+public sealed record BeatTarget(string? Directory, StatefileVolume? Volume, string HostUuid);

@@ -1,4 +1,5 @@
 using Corral.FenceDaemon;
+using Corral.Statefile;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -18,6 +19,7 @@ builder.Services.AddOptions<FenceOptions>().Bind(builder.Configuration.GetSectio
 builder.Services.AddSingleton<IValidateOptions<FenceOptions>, FenceOptionsValidation>();
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<FenceState>();
+builder.Services.AddSingleton<StatefileExports>();
 builder.Services.AddSingleton<VmProcesses>();
 builder.Services.AddSingleton<Watchdog>();
 builder.Services.AddHostedService<AgentChannel>();

@@ -13,7 +13,29 @@ public sealed record FenceReportMessage(
     [property: JsonPropertyName("statefile_directory")] string? StatefileDirectory,
     [property: JsonPropertyName("lease_safe_until_ns")] long LeaseSafeUntilNanoseconds,
     [property: JsonPropertyName("timings")] FenceTimingsMessage Timings,
-    [property: JsonPropertyName("lease_id")] long? LeaseId = null);
+    [property: JsonPropertyName("lease_id")] long? LeaseId = null,
+    [property: JsonPropertyName("statefile_volume")] StatefileVolume? StatefileVolume = null);
+
+/// <summary>
+/// HA's statefile on an SR the host reaches only in userspace (NFS through libnfs, iSCSI through libiscsi): a volume of
+/// one 4 KiB slot per host (<c>Slots</c>, the hosts' uuids in slot order), which qemu-storage-daemon exports on this
+/// host as the file <c>Path</c> (FUSE), opened by the fence daemon and the agent as a file SR's heartbeats are.
+/// </summary>
+/// <param name="Blockdev">qemu-storage-daemon's <c>--blockdev</c> options for the volume (a raw node over QEMU's nfs or
+/// iscsi driver, without its node name); a CHAP password is named <c>statefile-secret</c>.</param>
+/// <param name="Password">The CHAP password the options name, written to a root-only file beside the export, never on
+/// a command line.</param>
+public sealed record StatefileVolume(
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("slots")] IReadOnlyList<string> Slots,
+    [property: JsonPropertyName("blockdev")] string Blockdev,
+    [property: JsonPropertyName("password")] string? Password = null)
+{
+    public bool Equals(StatefileVolume? other) =>
+        other is not null && Path == other.Path && Blockdev == other.Blockdev && Password == other.Password && Slots.SequenceEqual(other.Slots);
+
+    public override int GetHashCode() => HashCode.Combine(Path, Blockdev, Slots.Count);
+}
 
 /// <summary>The timing budget, in milliseconds.</summary>
 public sealed record FenceTimingsMessage(

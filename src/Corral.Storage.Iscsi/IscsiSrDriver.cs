@@ -12,7 +12,7 @@ namespace Corral.Storage.Iscsi;
 /// (<see cref="IscsiExtents"/>); QEMU opens a VDI with its iscsi driver under a raw node bounded to the extent. No
 /// clone or snapshot yet (SR_OPERATION_NOT_SUPPORTED). See docs/storage.md.
 /// </summary>
-public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver
+public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, IStatefileVolumes
 {
     public const string TypeName = "lvmoiscsi";
 
@@ -95,7 +95,7 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver
         var target = Parse(directory);
         var lun = IscsiTarget.LunNumber(target);
         var metadata = await IscsiLunLayout.ReadAsync(target, lun, cancellationToken);
-        if (metadata is { Metadata.Vdis.Count: > 0 } || (await _extents.ReadAsync(target.SrUuid, cancellationToken)).Count > 0)
+        if (metadata is { Metadata.Vdis.Count: > 0 } || (await _extents.ReadAsync(target.SrUuid, cancellationToken)).Keys.Any(k => k != IscsiStatefileVolume.Key))
         {
             throw new XenApiException(ErrorCodes.SrNotEmpty);
         }
@@ -119,8 +119,12 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver
         var extents = (metadata?.Vdis ?? []).Select(v => IscsiLunLayout.ParseLocation(v.Location)).OfType<(string Uuid, long Offset, long Size)>().ToList();
         await _extents.AdoptAsync(target.SrUuid, extents, cancellationToken);
         var map = await _extents.ReadAsync(target.SrUuid, cancellationToken);
-        return map.Select(kv => Volume(kv.Key, kv.Value.Offset, kv.Value.Size)).OrderBy(v => v.Location, StringComparer.Ordinal).ToList();
+        return map.Where(kv => kv.Key != IscsiStatefileVolume.Key).Select(kv => Volume(kv.Key, kv.Value.Offset, kv.Value.Size))
+            .OrderBy(v => v.Location, StringComparer.Ordinal).ToList();
     }
+
+    public Task<(string Blockdev, string? Password)> StatefileVolumeAsync(string location, string srUuid, long size, CancellationToken cancellationToken) =>
+        IscsiStatefileVolume.EnsureAsync(_extents, Parse(location), size, cancellationToken);
 
     public async Task<VolumeInfo> CreateAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken)
     {

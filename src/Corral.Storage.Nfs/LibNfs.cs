@@ -46,6 +46,9 @@ internal static partial class LibNfs
     [LibraryImport(Library, EntryPoint = "nfs_rename", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Rename(IntPtr nfs, string oldPath, string newPath);
 
+    [LibraryImport(Library, EntryPoint = "nfs_link", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Link(IntPtr nfs, string oldPath, string newPath);
+
     [LibraryImport(Library, EntryPoint = "nfs_stat64", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Stat64(IntPtr nfs, string path, out Stat64Buffer stat);
 

@@ -97,6 +97,9 @@ public sealed class NfsSession : IDisposable
 
     public void Rename(string from, string to) => Check("rename", from, LibNfs.Rename(Context, from, to));
 
+    /// <summary>A hard link: fails (EEXIST, 17) when <paramref name="to"/> exists, so that of racing creators one wins.</summary>
+    public void Link(string from, string to) => Check("link", to, LibNfs.Link(Context, from, to));
+
     /// <summary>The size of the file at <paramref name="path"/> and whether it is a directory, or null when nothing is there.</summary>
     public (long Size, bool IsDirectory)? Stat(string path)
     {

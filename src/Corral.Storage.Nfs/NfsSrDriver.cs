@@ -10,7 +10,7 @@ namespace Corral.Storage.Nfs;
 /// by qemu-img over nfs:// URLs, its own files (metadata, the probe's test file) handled through libnfs, and QEMU opens
 /// the disks with its nfs block driver. Nothing is mounted in the kernel (see docs/storage.md).
 /// </summary>
-public sealed class NfsSrDriver : ISrDriver
+public sealed class NfsSrDriver : ISrDriver, IStatefileVolumes
 {
     public const string TypeName = "nfs";
 
@@ -233,6 +233,9 @@ public sealed class NfsSrDriver : ISrDriver
         CheckVolumeName(location);
         return NfsExport.WithAsync(url, session => DeleteIfPresent(session, $"{url.DirectoryOnExport}/{location}"), cancellationToken);
     }
+
+    public Task<(string Blockdev, string? Password)> StatefileVolumeAsync(string location, string srUuid, long size, CancellationToken cancellationToken) =>
+        NfsStatefileVolume.EnsureAsync(Parse(location), size, cancellationToken);
 
     /// <summary>The volume's nfs:// URL, which QEMU opens with its nfs block driver.</summary>
     public (string Path, string Format) Resolve(string directory, string location)

@@ -5,7 +5,8 @@ namespace Corral.EndToEndTests;
 /// <summary>
 /// The lab tests that leave the pool as they found it share one lab, brought up once for all of them: each such test
 /// works on VMs of its own (<see cref="SharedLab.NewTestVmAsync"/>) and removes them, so that none depends on what
-/// another did. Tests that break the pool (pulled plugs, lost quorum, killed agents) keep a lab of their own.
+/// another did. Tests that break the pool (a master's plug pulled, lost quorum) keep a lab of their own; one that pulls
+/// another host's plug or kills an agent brings the host back before it ends (<see cref="NfsHaLabTests"/>).
 /// </summary>
 [CollectionDefinition(Name)]
 public sealed class SharedLabCollection : ICollectionFixture<SharedLab>

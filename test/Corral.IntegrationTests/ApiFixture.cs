@@ -47,7 +47,9 @@ public sealed class ApiFixture : IAsyncDisposable
             services.AddLogging(l => l.AddConsole().SetMinimumLevel(LogLevel.Warning));
             services.AddEtcdPoolDatabase(o => o.Endpoints = etcd.Endpoint);
             services.AddXenApi();
-            services.AddSingleton(SrDrivers.Default);
+            // Every SR type the agent knows (an API decision may depend on the type's driver, as pool.enable_ha's does).
+            services.AddSingleton(sp => new SrDrivers([new FileSrDriver(), new IsoSrDriver(), new Corral.Storage.Nfs.NfsSrDriver(),
+                new Corral.Storage.Iscsi.IscsiSrDriver(sp.GetRequiredService<Corral.PoolDatabase.IPoolDatabase>)]));
             configure?.Invoke(services);
             var provider = services.BuildServiceProvider();
             beforeStart?.Invoke(provider);

@@ -106,12 +106,23 @@ public sealed class HaApiTests : IAsyncLifetime
         Assert.Equal([ErrorCodes.HandleInvalid, "SR", "OpaqueRef:nope"], (await Fails("SR.assert_can_host_ha_statefile", "OpaqueRef:nope")).ErrorDescription);
 
         var tx = new PoolTransaction();
-        var nfs = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "other", ["type"] = "nfs", ["shared"] = true });
+        var iso = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "isos", ["type"] = "iso", ["shared"] = true });
+        // An NFS or iSCSI SR holds the statefile as a volume (docs/ha.md).
+        var nfs = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "nas", ["type"] = "nfs", ["shared"] = true });
+        var san = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "san", ["type"] = "lvmoiscsi", ["shared"] = true });
+        foreach (var host in hosts)
+        {
+            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?> { ["host"] = host, ["SR"] = nfs.Ref, ["currently_attached"] = true });
+            tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?> { ["host"] = host, ["SR"] = san.Ref, ["currently_attached"] = true });
+        }
+
         var half = tx.Create(XenClasses.SRSchema, new Dictionary<string, object?> { ["name_label"] = "half", ["type"] = "file", ["shared"] = true });
         tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?> { ["host"] = hosts[0], ["SR"] = half.Ref, ["currently_attached"] = true });
         tx.Create(XenClasses.PBDSchema, new Dictionary<string, object?> { ["host"] = hosts[1], ["SR"] = half.Ref, ["currently_attached"] = false });
         await _db.CommitAsync(tx, default);
-        Assert.Equal([ErrorCodes.SrOperationNotSupported, nfs.Ref], (await Fails("SR.assert_can_host_ha_statefile", nfs.Ref)).ErrorDescription);
+        Assert.Equal([ErrorCodes.SrOperationNotSupported, iso.Ref], (await Fails("SR.assert_can_host_ha_statefile", iso.Ref)).ErrorDescription);
+        Assert.Null(await S("SR.assert_can_host_ha_statefile", nfs.Ref));
+        Assert.Null(await S("SR.assert_can_host_ha_statefile", san.Ref));
         // A host whose PBD is not plugged could never be heard through the statefile; pool.enable_ha checks the same.
         Assert.Equal([ErrorCodes.SrHasNoPbds, half.Ref], (await Fails("SR.assert_can_host_ha_statefile", half.Ref)).ErrorDescription);
         Assert.Equal([ErrorCodes.SrHasNoPbds, half.Ref], (await Fails("pool.enable_ha", new List<object?> { half.Ref }, new Dictionary<string, object?>())).ErrorDescription);
@@ -133,6 +144,15 @@ public sealed class HaApiTests : IAsyncLifetime
         Assert.True((bool)(await S("pool.get_ha_enabled", pool))!);
         var statefile = (string)((List<object?>)(await S("pool.get_ha_statefiles", pool))!).Single()!;
         Assert.Equal("ha_statefile", await S("VDI.get_type", statefile));
+        // Each host's heartbeat slot, should the SR keep the statefile as a volume: the hosts' uuids in one fixed order.
+        var uuids = new List<string>();
+        foreach (var host in hosts)
+        {
+            uuids.Add((string)(await S("host.get_uuid", host))!);
+        }
+
+        Assert.Equal(string.Join(',', uuids.Order(StringComparer.Ordinal)),
+            ((Dictionary<string, object?>)(await S("VDI.get_sm_config", statefile))!)["heartbeat-slots"]);
         Assert.Equal(shared, await S("VDI.get_SR", statefile));
         Assert.Equal(ErrorCodes.HaIsEnabled, (await Fails("pool.enable_ha", new List<object?> { shared }, new Dictionary<string, object?>())).Code);
 

@@ -99,6 +99,7 @@ public sealed class FenceDaemonLink(
         // the socket.
         var lease = liveness.Lease;
         var safeUntil = liveness.LeaseSafe() && lease is not null ? lease.SafeUntil : TimeSpan.Zero;
-        return new FenceReportMessage(heartbeat.HaEnabled, identity.Uuid, heartbeat.StatefileDirectory, safeUntil.Ticks * 100, timings, lease?.Id);
+        return new FenceReportMessage(heartbeat.HaEnabled, identity.Uuid, heartbeat.StatefileDirectory, safeUntil.Ticks * 100, timings, lease?.Id,
+            heartbeat.StatefileVolume);
     }
 }

@@ -61,6 +61,12 @@ public sealed class HaOptions
     /// </summary>
     public string? FenceSocket { get; set; }
 
+    /// <summary>
+    /// Where a statefile volume (HA's heartbeat on an NFS or iSCSI SR) is exported on this host as a file, by
+    /// qemu-storage-daemon over FUSE, for this agent and the fence daemon (which must share this host's mounts).
+    /// </summary>
+    public string StatefileMountDirectory { get; set; } = "/run/corral/ha";
+
     /// <summary>The lab's script (<c>./lab</c>), for hosts whose power-on mode is the lab's power switch.</summary>
     public string? LabScript { get; set; }
 

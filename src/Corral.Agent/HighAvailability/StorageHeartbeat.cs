@@ -4,13 +4,15 @@ using Corral.Api.Events;
 using Corral.HighAvailability;
 using Corral.Model;
 using Corral.PoolDatabase;
+using Corral.Statefile;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.HighAvailability;
 
 /// <summary>
 /// HA's second liveness channel: while HA is on, this host writes a counter to its own file in the statefile directory
-/// on the heartbeat SR, synced, every <see cref="HaOptions.HeartbeatInterval"/>: while its lease is safe, and while it
+/// on the heartbeat SR (or its own slot of the statefile volume, on an NFS or iSCSI SR: <see cref="StatefileLocator"/>),
+/// synced, every <see cref="HaOptions.HeartbeatInterval"/>: while its lease is safe, and while it
 /// is isolated (lease gone, storage reachable) until it fences itself (<see cref="SelfFencePolicy.MayBeat"/>). With a
 /// fence daemon (<see cref="HaOptions.FenceSocket"/>, the lab's and a package's way) the daemon writes it instead, so
 /// that it outlives the agent, and this keeps what the daemon says of its writes. The
@@ -20,6 +22,7 @@ namespace Corral.Agent.HighAvailability;
 /// </summary>
 public sealed class StorageHeartbeat(
     IPoolDatabase database,
+    StatefileLocator locator,
     HostIdentity identity,
     HostLiveness liveness,
     EventHub events,
@@ -35,7 +38,7 @@ public sealed class StorageHeartbeat(
 
     private volatile bool _enabled;
     private volatile bool _configurationRead;
-    private volatile string? _directory;
+    private volatile StatefileTarget? _target;
     private long _counter;
     private long _lastWrittenTicks;
 
@@ -57,10 +60,13 @@ public sealed class StorageHeartbeat(
     /// (xapi refuses a clean shutdown or reboot of a host that has lost its statefile: HA_LOST_STATEFILE.)
     /// </summary>
     public bool ReachesStatefile(DateTime nowUtc) =>
-        _directory is not null && nowUtc - new DateTime(Interlocked.Read(ref _lastWrittenTicks), DateTimeKind.Utc) <= options.Value.HeartbeatInterval * 3;
+        _target is not null && nowUtc - new DateTime(Interlocked.Read(ref _lastWrittenTicks), DateTimeKind.Utc) <= options.Value.HeartbeatInterval * 3;
 
-    /// <summary>The statefile directory on this host, while HA is on.</summary>
-    public string? StatefileDirectory => _directory;
+    /// <summary>The statefile directory on this host, while HA is on and keeps it in a file SR.</summary>
+    public string? StatefileDirectory => _target?.Directory;
+
+    /// <summary>The statefile volume as exported on this host, while HA is on and keeps it in an NFS or iSCSI SR.</summary>
+    public StatefileVolume? StatefileVolume => _target?.Volume;
 
     /// <summary>
     /// How long the host's heartbeat has stood still as this host has watched it, up to this host's last successful
@@ -71,7 +77,7 @@ public sealed class StorageHeartbeat(
         _watched.StillFor(hostUuid, MonotonicClock.Now(clock), options.Value.Timings.HeartbeatStaleAfter);
 
     /// <summary>The host's heartbeat counter as read now from the statefile; null when it has none or HA has no statefile here.</summary>
-    public long? Counter(string hostUuid) => _directory is { } directory ? HeartbeatFile.Read(directory, hostUuid) : null;
+    public long? Counter(string hostUuid) => _target?.Store.Read(hostUuid);
 
     /// <summary>How long ago this host's last successful heartbeat write began (monotonic); null when none has.</summary>
     public TimeSpan? SinceOwnBeatBegan => Interlocked.Read(ref _lastBeatBegan) is var began && began != 0 ? clock.GetElapsedTime(began) : null;
@@ -95,22 +101,6 @@ public sealed class StorageHeartbeat(
     {
         Interlocked.Exchange(ref _lastWrittenTicks, clock.GetUtcNow().UtcDateTime.Ticks);
         Interlocked.Exchange(ref _lastBeatBegan, began);
-    }
-
-    /// <summary>The statefile directory as this host sees it, or null when HA is off or it is not plugged here.</summary>
-    private static async Task<string?> DirectoryAsync(IPoolDatabase database, XenObject pool, string hostRef, CancellationToken cancellationToken)
-    {
-        foreach (var vdiRef in pool.Get(XenApi.Pool.HaStatefiles))
-        {
-            if (await database.TryGetAsync(XenClasses.VDI, vdiRef, cancellationToken) is { } vdi
-                && await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken) is { } sr
-                && await StorageOperationHandler.LocalDirectoryAsync(database, sr, hostRef, cancellationToken) is { } srDirectory)
-            {
-                return Path.Combine(srDirectory, vdi.Get(XenApi.VDI.Location));
-            }
-        }
-
-        return null;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -139,9 +129,9 @@ public sealed class StorageHeartbeat(
         using var timer = new PeriodicTimer(options.Value.Timings.ProbeInterval, clock);
         do
         {
-            if (_enabled && _directory is { } watchedDirectory)
+            if (_enabled && _target is { } watched)
             {
-                await Task.Run(() => Watch(watchedDirectory), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+                await Task.Run(() => Watch(watched.Store), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken).AsTask().ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default));
@@ -157,9 +147,9 @@ public sealed class StorageHeartbeat(
 
         var lands = SelfFencePolicy.HeartbeatLands(SinceOwnBeatBegan, options.Value.Timings);
         if (options.Value.FenceSocket is null
-            && SelfFencePolicy.MayBeat(_enabled, _directory is not null, leaseSafe, _fenced, lands) && _directory is { } directory)
+            && SelfFencePolicy.MayBeat(_enabled, _target is not null, leaseSafe, _fenced, lands) && _target is { } target)
         {
-            Write(directory);
+            Write(target.Store);
         }
     }
 
@@ -170,6 +160,7 @@ public sealed class StorageHeartbeat(
             // The position is taken before the read: a change made while reading wakes the next wait at once.
             var seen = events.Revision;
             var read = false;
+            StatefileSpec? spec = null;
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -178,8 +169,7 @@ public sealed class StorageHeartbeat(
                 if (pool is not null)
                 {
                     _enabled = pool.Get(XenApi.Pool.HaEnabled);
-                    _directory = _enabled ? await DirectoryAsync(database, pool, identity.Ref, timeout.Token) : null;
-                    _configurationRead = true;
+                    spec = _enabled ? await locator.ReadAsync(pool, identity.Ref, timeout.Token) : null;
                     read = true;
                 }
             }
@@ -187,6 +177,12 @@ public sealed class StorageHeartbeat(
             {
                 // The pool database is out of reach: the last view stands, and the heartbeat goes on as the policy allows.
                 logger.LogDebug(ex, "Could not read the HA configuration");
+            }
+
+            if (read)
+            {
+                await UseStatefileAsync(spec, stoppingToken);
+                _configurationRead = true;
             }
 
             // Read again when the configuration may have changed (the pool, or the statefile's VDI, SR or PBDs), not on
@@ -198,25 +194,43 @@ public sealed class StorageHeartbeat(
         }
     }
 
-    private void Watch(string directory)
+    /// <summary>
+    /// Makes the statefile the configuration names reachable here (outside the configuration read's short patience: a
+    /// volume may have to be made and exported), and lets go of one no longer named. A volume's export is checked each
+    /// time, and made again if its daemon died.
+    /// </summary>
+    private async Task UseStatefileAsync(StatefileSpec? spec, CancellationToken stoppingToken)
+    {
+        var current = _target;
+        StatefileTarget? next = null;
+        try
+        {
+            next = spec is null ? null : await locator.PrepareAsync(spec, current, stoppingToken);
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The same statefile is kept (its export may answer again, or the fence daemon make it again): dropping it
+            // would stop this host's heartbeat for a failure of this check alone.
+            logger.LogWarning(ex, "HA's statefile on SR {Sr} cannot be reached from this host", spec!.SrUuid);
+            next = current?.Spec == spec ? current : null;
+        }
+
+        _target = next;
+        if (current is not null && current.Volume?.Path != next?.Volume?.Path)
+        {
+            await locator.ReleaseAsync(current, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private void Watch(IHeartbeatStore store)
     {
         var now = MonotonicClock.Now(clock);
         try
         {
-            var complete = true;
-            // One file per host, named by its uuid: anything else there (a write under way, "<uuid>.new") is not read,
-            // and could block the read (a FIFO opens only once someone writes to it).
-            foreach (var file in System.IO.Directory.EnumerateFiles(directory).Where(f => Guid.TryParse(Path.GetFileName(f), out _)))
+            var (counters, complete) = store.ReadAll();
+            foreach (var (uuid, counter) in counters)
             {
-                var uuid = Path.GetFileName(file);
-                if (HeartbeatFile.Read(directory, uuid) is { } counter)
-                {
-                    _watched.Observe(uuid, counter, now);
-                }
-                else
-                {
-                    complete = false;
-                }
+                _watched.Observe(uuid, counter, now);
             }
 
             // Only a read of every heartbeat is evidence that the ones that did not move stood still.
@@ -227,21 +241,21 @@ public sealed class StorageHeartbeat(
         }
         catch (IOException ex)
         {
-            logger.LogDebug(ex, "Could not read the heartbeats in {Directory}", directory);
+            logger.LogDebug(ex, "Could not read the heartbeats in {Where}", store.Where);
         }
     }
 
-    private void Write(string directory)
+    private void Write(IHeartbeatStore store)
     {
         try
         {
             var began = clock.GetTimestamp();
-            HeartbeatFile.Write(directory, identity.Uuid, ++_counter, clock.GetUtcNow().UtcDateTime);
+            store.Write(identity.Uuid, ++_counter, clock.GetUtcNow().UtcDateTime);
             BeatLanded(began);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            logger.LogWarning(ex, "Could not write the storage heartbeat in {Directory}", directory);
+            logger.LogWarning(ex, "Could not write the storage heartbeat in {Where}", store.Where);
         }
     }
 }

@@ -3,6 +3,7 @@ using Corral.Api.HighAvailability;
 using Corral.HighAvailability;
 using Corral.Model;
 using Corral.PoolDatabase;
+using Corral.Storage;
 
 namespace Corral.Api.Methods;
 
@@ -14,7 +15,7 @@ namespace Corral.Api.Methods;
 /// Enabling HA makes a statefile VDI on the heartbeat SR: the directory in which every host's agent keeps its storage
 /// heartbeat, the second liveness channel next to its etcd lease.
 /// </summary>
-public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning, Placement placement) : IApiMethodProvider
+public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning, Placement placement, SrDrivers drivers) : IApiMethodProvider
 {
     public const string StatefileName = "Statefile for HA";
 
@@ -89,9 +90,14 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         statefile.Set(XenApi.VDI.NameDescription, "Used for storage heartbeating");
         statefile.Set(XenApi.VDI.SR, sr.Ref);
         statefile.Set(XenApi.VDI.Type, VdiType.HaStatefile);
-        // A directory in the SR with one heartbeat file per host.
+        // On a file SR, a directory in the SR with one heartbeat file per host; on an NFS or iSCSI SR, the SR's statefile
+        // volume, one 4 KiB slot per host in this order (docs/ha.md).
         statefile.Set(XenApi.VDI.Location, "ha-statefile-" + uuid);
         statefile.Set(XenApi.VDI.VirtualSize, 4L * 1024 * 1024);
+        statefile.Set(XenApi.VDI.SmConfig, new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [StatefileSlotsKey] = string.Join(',', hosts.Select(h => h.Uuid).Order(StringComparer.Ordinal)),
+        });
         var p = pool.Clone();
         p.Set(XenApi.Pool.HaEnabled, true);
         p.Set(XenApi.Pool.HaStatefiles, [statefile.Ref]);
@@ -102,12 +108,15 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
         return null;
     }
 
+    /// <summary>The statefile VDI's sm_config key listing the hosts' uuids in heartbeat slot order.</summary>
+    public const string StatefileSlotsKey = "heartbeat-slots";
+
     /// <summary>
-    /// Whether an SR can hold HA's statefile, the directory where every host keeps its storage heartbeat: it must be
-    /// shared (HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED), of a type Corral's heartbeat writes to (file, else
-    /// SR_OPERATION_NOT_SUPPORTED), and plugged on every host of the pool, as xapi requires (SR_HAS_NO_PBDS), or a
-    /// host's heartbeat could never be seen. xapi also wants room for a 4 MiB statefile and a redo-log VDI; Corral's
-    /// heartbeat files take a few bytes per host and it keeps no redo log, so there is no size to check.
+    /// Whether an SR can hold HA's statefile, where every host keeps its storage heartbeat: it must be shared
+    /// (HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED), of a type Corral's heartbeat writes to (a file SR's directory, or an NFS
+    /// or iSCSI SR's statefile volume; else SR_OPERATION_NOT_SUPPORTED), and plugged on every host of the pool, as xapi
+    /// requires (SR_HAS_NO_PBDS), or a host's heartbeat could never be seen. xapi also wants room for a 4 MiB statefile
+    /// and a redo-log VDI; Corral keeps no redo log, and a volume SR's 4 MiB are allocated as the hosts first reach it.
     /// </summary>
     private async Task AssertCanHostStatefileAsync(XenObject sr, IReadOnlyList<XenObject> hosts, CancellationToken cancellationToken)
     {
@@ -116,8 +125,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
         }
 
-        // The heartbeats are files of a directory every host sees: an NFS SR reached through libnfs has none (docs/storage.md).
-        if (sr.Get(XenApi.SR.Type) != "file")
+        if (sr.Get(XenApi.SR.Type) != "file" && drivers.Find(sr.Get(XenApi.SR.Type)) is not IStatefileVolumes)
         {
             throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
         }

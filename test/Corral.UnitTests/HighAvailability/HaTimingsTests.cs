@@ -15,6 +15,14 @@ public sealed class HaTimingsTests
     }
 
     [Fact]
+    public void A_relative_statefile_mount_directory_is_refused()
+    {
+        var result = new HaOptionsValidation().Validate(null, new HaOptions { StatefileMountDirectory = "run/ha" });
+        Assert.True(result.Failed);
+        Assert.Contains("Corral:Ha: StatefileMountDirectory must be an absolute path, not \"run/ha\"", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_master_that_would_count_a_heartbeat_stopped_before_the_host_killed_its_vms_is_refused()
     {
         var result = new HaOptionsValidation().Validate(null, new HaOptions { HeartbeatStaleAfter = TimeSpan.FromSeconds(5) });

@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Corral.HighAvailability;
+using Microsoft.Extensions.Logging;
+
+namespace Corral.Statefile;
+
+/// <summary>
+/// A statefile volume of an NFS or iSCSI SR shown on this host as a file: Debian's qemu-storage-daemon opens the volume
+/// with QEMU's userspace nfs or iscsi driver and exports it over FUSE at the volume's path, where the fence daemon and
+/// the agent read and write it as a file SR's heartbeats (O_DIRECT). The daemon runs detached (<c>--daemonize</c>), so
+/// that it outlives whichever of the two started it; its pid is kept at <c>&lt;path&gt;.pid</c>, and the options it
+/// exports at <c>&lt;path&gt;.blockdev</c>. Whoever comes first exports (under a lock file); an export whose daemon died
+/// (a stale FUSE mount) is detached and made again.
+/// </summary>
+public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
+{
+    public static readonly EventId Exported = new(2430, "StatefileExported");
+    public static readonly EventId Stale = new(2431, "StatefileExportStale");
+    public static readonly EventId Stopped = new(2432, "StatefileExportStopped");
+
+    private const string NodeName = "statefile";
+    private static readonly TimeSpan StopPatience = TimeSpan.FromSeconds(5);
+
+    /// <summary>Makes sure <paramref name="volume"/> is exported at its path, starting qemu-storage-daemon if it is not.</summary>
+    /// <exception cref="IOException">qemu-storage-daemon would not export it (its message is in the exception).</exception>
+    public async Task EnsureAsync(StatefileVolume volume, CancellationToken cancellationToken)
+    {
+        var path = volume.Path;
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var held = await LockAsync(path, cancellationToken);
+        if (IsMounted(path))
+        {
+            if (Answers(path) && ReadOrNull(path + ".blockdev") == volume.Blockdev)
+            {
+                return;
+            }
+
+            logger.LogWarning(Stale, "The statefile export at {Path} is stale or of another volume: it is stopped and made again", path);
+            await StopLockedAsync(path, cancellationToken);
+        }
+
+        await StartAsync(volume, cancellationToken);
+    }
+
+    /// <summary>Stops the export at <paramref name="path"/>, if there is one (HA disabled, or its statefile moved).</summary>
+    public async Task StopAsync(string path, CancellationToken cancellationToken)
+    {
+        using var held = await LockAsync(path, cancellationToken);
+        await StopLockedAsync(path, cancellationToken);
+    }
+
+    private async Task StartAsync(StatefileVolume volume, CancellationToken cancellationToken)
+    {
+        var path = volume.Path;
+        if (!File.Exists(path))
+        {
+            File.WriteAllBytes(path, []); // FUSE mounts a file export over a regular file
+        }
+
+        var secret = path + ".secret";
+        var arguments = new List<string>();
+        try
+        {
+            if (volume.Password is { } password)
+            {
+                WritePrivate(secret, password);
+                arguments.AddRange(["--object", $"secret,id={NodeName}-secret,file={secret}"]);
+            }
+
+            arguments.AddRange([
+                "--blockdev", $"node-name={NodeName},{volume.Blockdev}",
+                "--export", $"type=fuse,id={NodeName},node-name={NodeName},mountpoint={path},writable=on",
+                "--pidfile", path + ".pid",
+                "--daemonize",
+            ]);
+            var (code, output) = await RunAsync("qemu-storage-daemon", arguments, cancellationToken);
+            if (code != 0 || !IsMounted(path))
+            {
+                throw new IOException($"qemu-storage-daemon did not export the statefile at {path} ({code}): {output.Trim()}");
+            }
+        }
+        finally
+        {
+            File.Delete(secret); // read once, as the daemon started
+        }
+
+        await File.WriteAllTextAsync(path + ".blockdev", volume.Blockdev, cancellationToken);
+        logger.LogInformation(Exported, "The statefile is exported at {Path} by qemu-storage-daemon {Pid}", path, ReadOrNull(path + ".pid"));
+    }
+
+    private async Task StopLockedAsync(string path, CancellationToken cancellationToken)
+    {
+        if (int.TryParse(ReadOrNull(path + ".pid"), out var pid) && Signal(pid, SigTerm))
+        {
+            // Asked to stop, the daemon unmounts its export and exits.
+            var deadline = Stopwatch.StartNew();
+            while (Signal(pid, 0) && deadline.Elapsed < StopPatience)
+            {
+                await Task.Delay(50, cancellationToken);
+            }
+
+            Signal(pid, SigKill);
+        }
+
+        if (IsMounted(path))
+        {
+            _ = Umount2(path, MntDetach); // what a killed daemon leaves: a mount nobody answers
+        }
+
+        File.Delete(path + ".pid");
+        File.Delete(path + ".blockdev");
+        if (!IsMounted(path))
+        {
+            File.Delete(path); // the empty file the export was mounted over
+        }
+
+        logger.LogInformation(Stopped, "The statefile export at {Path} is stopped", path);
+    }
+
+    /// <summary>Whether the export answers: a dead daemon's mount fails every call (ENOTCONN).</summary>
+    private static bool Answers(string path)
+    {
+        try
+        {
+            return new FileInfo(path).Length >= HeartbeatSlots.VolumeSize;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether a FUSE file system is mounted at <paramref name="path"/> in this process's mount namespace.</summary>
+    internal static bool IsMounted(string path)
+    {
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            // "id parent major:minor root mountpoint options [optional...] - fstype source super-options"
+            var fields = line.Split(' ');
+            var dash = Array.IndexOf(fields, "-");
+            if (fields.Length > 4 && dash > 4 && dash + 1 < fields.Length && Unescape(fields[4]) == path && fields[dash + 1].StartsWith("fuse", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static string Unescape(string field) => field.Replace("\\040", " ", StringComparison.Ordinal).Replace("\\011", "\t", StringComparison.Ordinal)
+        .Replace("\\012", "\n", StringComparison.Ordinal).Replace("\\134", "\\", StringComparison.Ordinal);
+
+    private static async Task<IDisposable> LockAsync(string path, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                // FileShare.None takes an exclusive flock: the agent and the fence daemon never export at once.
+                return new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException)
+            {
+                await Task.Delay(50, cancellationToken);
+            }
+        }
+    }
+
+    private static void WritePrivate(string file, string text)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var stream = new FileStream(file, options);
+        using var writer = new StreamWriter(stream);
+        writer.Write(text);
+    }
+
+    private static string? ReadOrNull(string file)
+    {
+        try
+        {
+            return File.ReadAllText(file).Trim();
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(info) ?? throw new IOException($"{program} did not start");
+        var output = Task.WhenAll(process.StandardOutput.ReadToEndAsync(cancellationToken), process.StandardError.ReadToEndAsync(cancellationToken));
+        await process.WaitForExitAsync(cancellationToken);
+        return (process.ExitCode, string.Concat(await output));
+    }
+
+    private const int SigKill = 9, SigTerm = 15, MntDetach = 2;
+
+    private static bool Signal(int pid, int signal) => Kill(pid, signal) == 0;
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+
+    [LibraryImport("libc", EntryPoint = "umount2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Umount2(string target, int flags);
+}
