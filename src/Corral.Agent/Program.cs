@@ -46,7 +46,10 @@ var performance = new PerformanceHistory();
 var ended = AgentStop.Exit;
 do
 {
-    var builder = WebApplication.CreateBuilder(args);
+    // The content root is the program's own directory, not the working directory: under systemd (and nsenter) that is
+    // "/", and the host's configuration reload would then watch the whole file system, /proc included, recursively
+    // (inotify), which kept a core busy.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
     AgentLogging.AddDefaults(builder.Configuration);
     builder.Logging.AddSimpleConsole(o =>
     {

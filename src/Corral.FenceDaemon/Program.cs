@@ -8,7 +8,9 @@ using Microsoft.Extensions.Options;
 // corral-fenced: the host's fence, a process apart from the agent (as Proxmox's watchdog-mux and sanlock's wdmd are),
 // started before it and stopped after it. It outlives an agent crash, restart or upgrade, and dies with the host. See
 // docs/ha.md, "The fence daemon and the watchdog".
-var builder = Host.CreateApplicationBuilder(args);
+// The content root is the program's own directory, not the working directory: under systemd that is "/", and the
+// host's configuration reload would then watch the whole file system, /proc included, recursively (inotify).
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Logging.ClearProviders();
 builder.Logging.AddSimpleConsole(o =>
 {
