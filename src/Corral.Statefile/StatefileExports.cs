@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Corral.HighAvailability;
+using Corral.Platform;
 using Microsoft.Extensions.Logging;
 
 namespace Corral.Statefile;
@@ -132,24 +133,7 @@ public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
     }
 
     /// <summary>Whether a FUSE file system is mounted at <paramref name="path"/> in this process's mount namespace.</summary>
-    internal static bool IsMounted(string path)
-    {
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            // "id parent major:minor root mountpoint options [optional...] - fstype source super-options"
-            var fields = line.Split(' ');
-            var dash = Array.IndexOf(fields, "-");
-            if (fields.Length > 4 && dash > 4 && dash + 1 < fields.Length && Unescape(fields[4]) == path && fields[dash + 1].StartsWith("fuse", StringComparison.Ordinal))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private static string Unescape(string field) => field.Replace("\\040", " ", StringComparison.Ordinal).Replace("\\011", "\t", StringComparison.Ordinal)
-        .Replace("\\012", "\n", StringComparison.Ordinal).Replace("\\134", "\\", StringComparison.Ordinal);
+    internal static bool IsMounted(string path) => MountTable.FileSystemAt(path)?.StartsWith("fuse", StringComparison.Ordinal) == true;
 
     private static async Task<IDisposable> LockAsync(string path, CancellationToken cancellationToken)
     {

@@ -234,9 +234,8 @@ public sealed class SmbNetFsMounts(string root, ILogger<SmbNetFsMounts> logger) 
         }
     }
 
-    /// <summary>Whether a file system is mounted at <paramref name="path"/> (by /proc/self/mountinfo's mount point field).</summary>
-    private static bool IsMounted(string path) =>
-        File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).Any(f => f.Length > 4 && f[4] == path);
+    /// <summary>Whether a file system is mounted at <paramref name="path"/>.</summary>
+    private static bool IsMounted(string path) => Corral.Platform.MountTable.FileSystemAt(path) is not null;
 
     private Corral.Model.XenApiException MountFailure(SmbShare share, string detail)
     {

@@ -44,15 +44,25 @@ public sealed class StatefileLocator(IPoolDatabase database, SrDrivers drivers, 
     /// <exception cref="IOException">The volume could not be exported.</exception>
     public async Task<StatefileTarget> PrepareAsync(StatefileSpec spec, StatefileTarget? current, CancellationToken cancellationToken)
     {
+        var target = current?.Spec == spec ? current : await TargetAsync(spec, cancellationToken);
+        if (target.Volume is { } volume)
+        {
+            await exports.EnsureAsync(volume, cancellationToken);
+        }
+
+        return target;
+    }
+
+    private async Task<StatefileTarget> TargetAsync(StatefileSpec spec, CancellationToken cancellationToken)
+    {
         if (drivers.Find(spec.SrType) is not IStatefileVolumes volumes)
         {
             var directory = Path.Combine(spec.Location, spec.VdiLocation);
-            return current?.Spec == spec ? current : new StatefileTarget(spec, directory, null, new HeartbeatDirectory(directory));
+            return new StatefileTarget(spec, directory, null, new HeartbeatDirectory(directory));
         }
 
-        var volume = current?.Spec == spec ? current.Volume! : await VolumeAsync(volumes, spec, cancellationToken);
-        await exports.EnsureAsync(volume, cancellationToken);
-        return current?.Spec == spec ? current : new StatefileTarget(spec, null, volume, new HeartbeatSlots(volume.Path, volume.Slots));
+        var volume = await VolumeAsync(volumes, spec, cancellationToken);
+        return new StatefileTarget(spec, null, volume, new HeartbeatSlots(volume.Path, volume.Slots));
     }
 
     /// <summary>Stops exporting a statefile this host no longer uses.</summary>
