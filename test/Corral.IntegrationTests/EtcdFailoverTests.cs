@@ -147,7 +147,10 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
 
         // Each other member in turn goes silent, as a host whose plug is pulled (SIGSTOP: its connections stay open and
         // answer nothing, which a client notices only after its keepalive pings time out, past the lease's safe time).
-        // The lease, kept through this host's own member again, stays safe throughout.
+        // The lease, kept through this host's own member again, stays safe throughout. m0 leads first: a silent leader
+        // would hold every keepalive for an election, wherever the connection is (a loaded machine made that 3 s once),
+        // and this test is about the connection, not elections.
+        await MoveLeaderToAsync(0);
         foreach (var other in new[] { 1, 2 })
         {
             await Signal("-STOP", _members[other].Process.Id);
@@ -185,6 +188,40 @@ public sealed class EtcdFailoverTests : IAsyncLifetime
                 await Task.Delay(200);
             }
         }
+    }
+
+    /// <summary>Makes member <paramref name="index"/> the leader with etcdctl (move-leader, sent to the current leader).</summary>
+    private async Task MoveLeaderToAsync(int index)
+    {
+        var status = await EtcdctlAsync(string.Join(',', _members.Select(m => m.ClientUrl)), "endpoint", "status", "-w", "json");
+        using var json = System.Text.Json.JsonDocument.Parse(status);
+        var members = json.RootElement.EnumerateArray().Select(e => (
+            Url: e.GetProperty("Endpoint").GetString()!,
+            Id: e.GetProperty("Status").GetProperty("header").GetProperty("member_id").GetUInt64(),
+            Leader: e.GetProperty("Status").GetProperty("leader").GetUInt64())).ToList();
+        var target = members.Single(m => m.Url == _members[index].ClientUrl);
+        if (target.Leader != target.Id)
+        {
+            var leader = members.Single(m => m.Id == target.Leader);
+            await EtcdctlAsync(leader.Url, "move-leader", target.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
+    private async Task<string> EtcdctlAsync(string endpoints, params string[] arguments)
+    {
+        var info = new ProcessStartInfo("etcdctl") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--endpoints", endpoints, "--cacert", _tls[0].CaCertificateFile, "--cert", _tls[0].CertificateFile, "--key", _tls[0].KeyFile }
+                     .Concat(arguments))
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var etcdctl = Process.Start(info)!;
+        var output = etcdctl.StandardOutput.ReadToEndAsync();
+        var error = etcdctl.StandardError.ReadToEndAsync();
+        await etcdctl.WaitForExitAsync();
+        Assert.True(etcdctl.ExitCode == 0, $"etcdctl {string.Join(' ', arguments)}: {await error}");
+        return await output;
     }
 
     private static async Task Signal(string signal, int pid)
