@@ -13,15 +13,15 @@ namespace Corral.EndToEndTests;
 /// member of the VMs' host and as the cluster's leader. Then, on the same lab: the master's plug is pulled in the middle
 /// of a live migration, with the master as the migration's source and as a third host.
 /// </summary>
-[Collection(HaLabCollection.Name)]
-public sealed class HaFaultLabTests(HaLab ha, ITestOutputHelper output)
+[Collection(FaultLabCollection.Name)]
+public sealed class HaFaultLabTests(FaultLab ha, ITestOutputHelper output)
 {
-    private const string Tools = HaLab.Tools;
-    private const string NoTools = HaLab.NoTools;
+    private const string Tools = FaultLab.Tools;
+    private const string NoTools = FaultLab.NoTools;
     private readonly LabSession _lab = ha.Lab;
 
     /// <summary>
-    /// Both faults one after the other, on the lab the HA tests share (<see cref="HaLab"/>): the etcd members' deaths
+    /// Both faults one after the other, on the lab the HA tests share (<see cref="FaultLab"/>): the etcd members' deaths
     /// first, which leave the pool as it was, then the master's plug.
     /// </summary>
     [Fact]

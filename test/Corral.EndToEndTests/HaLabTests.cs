@@ -14,11 +14,11 @@ namespace Corral.EndToEndTests;
 /// fence daemon killed, its watchdog resets it and HA restarts the VM elsewhere, one copy at a time throughout. Also
 /// the configuration's refusals.
 /// </summary>
-[Collection(HaLabCollection.Name)]
-public sealed class HaLabTests(HaLab ha)
+[Collection(FaultLabCollection.Name)]
+public sealed class HaLabTests(FaultLab ha)
 {
-    private const string Tools = HaLab.Tools;
-    private const string NoTools = HaLab.NoTools;
+    private const string Tools = FaultLab.Tools;
+    private const string NoTools = FaultLab.NoTools;
     private readonly LabSession _lab = ha.Lab;
 
     [Fact]

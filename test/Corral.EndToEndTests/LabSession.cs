@@ -4,13 +4,6 @@ using Xunit;
 
 namespace Corral.EndToEndTests;
 
-/// <summary>Lab tests run one at a time: each brings up a whole 3-host lab.</summary>
-[CollectionDefinition(Name)]
-public sealed class LabCollection
-{
-    public const string Name = "lab";
-}
-
 /// <summary>
 /// A private lab for one test class, driven through <c>./lab</c> and <c>xe</c> exactly as a user would, with names of
 /// its own (namespaces, bridges, directories, HOME for ~/.xe) so that it never touches a lab someone else runs. Torn

@@ -11,13 +11,13 @@ namespace Corral.EndToEndTests;
 /// console; at desktop and phone sizes, by keyboard, with nothing in the browser's error log.
 /// Set CORRAL_SCREENSHOT_DIR to keep screenshots (docs/images holds the ones the README shows).
 /// </summary>
-[Collection(LabCollection.Name)]
-public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLifetime
+[Collection(FaultLabCollection.Name)]
+public sealed class WebConsoleBrowserTests(FaultLab fault, ITestOutputHelper output) : IAsyncLifetime
 {
     private const string Tools = "Corral test VM";
     private const string NoTools = "Corral test VM (no tools)";
     private static readonly float Patience = (float)TimeSpan.FromSeconds(30).TotalMilliseconds;
-    private readonly LabSession _lab = new("console", 6);
+    private readonly LabSession _lab = fault.Lab;
     private readonly List<string> _browserErrors = [];
 
     // Pages whose errors no longer count: a page that watched its host lose power rightly logs failed requests.
@@ -41,7 +41,6 @@ public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLif
     {
         await _browser.DisposeAsync();
         _playwright.Dispose();
-        await _lab.DisposeAsync();
     }
 
     private string ConsoleUrl => $"http://{_lab.Addresses[_servedBy]}/console/";
@@ -85,10 +84,10 @@ public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLif
         return page;
     }
 
-    private static async Task LogInAsync(IPage page, string user = "root")
+    private async Task LogInAsync(IPage page, string user = "root")
     {
         await page.GetByLabel("User name").FillAsync(user);
-        await page.GetByLabel("Password").FillAsync("corral");
+        await page.GetByLabel("Password").FillAsync(_lab.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Tree)).ToBeVisibleAsync(new() { Timeout = Patience });
     }
@@ -113,7 +112,7 @@ public sealed class WebConsoleBrowserTests(ITestOutputHelper output) : IAsyncLif
     [Fact]
     public async Task An_administrator_runs_the_seed_pool_from_the_browser()
     {
-        await _lab.UpAsync();
+        await fault.ResetAsync(bothVmsRunning: true);
         var page = await OpenAsync(1280, 800);
         await LogInAsync(page);
 
