@@ -210,7 +210,8 @@ done
 [ "$ha_before" = true ] || xe pool-ha-disable >/dev/null
 xe vm-shutdown uuid="$vm" >/dev/null
 disk=$(xe vbd-list vm-uuid="$vm" type=Disk params=vdi-uuid --minimal | cut -d, -f1)
-image=$(find "$lab_dir/shared" -maxdepth 1 -name "$(xe vdi-param-get uuid="$disk" param-name=location)*" | head -n 1)
+# The image where the shared SR keeps it: the lab's directory (CORRAL_LAB_SR=file) or the storage server's export (nfs).
+image=$(find "$lab_dir/shared" "$lab_dir/storage/nfs" -name "$(xe vdi-param-get uuid="$disk" param-name=location)*" 2>/dev/null | head -n 1)
 if qemu-img check -q "$image"; then disk_state="clean"; else disk_state="NOT CLEAN"; fi
 xe vm-start uuid="$vm" >/dev/null
 echo "disk after the campaign: $disk_state ($image)"

@@ -3,12 +3,12 @@
 # running Debian's userspace servers as a NAS or SAN would: nfs-ganesha (NFSv3 and v4, with rpcbind) exporting /srv/vms,
 # tgt (iSCSI) serving one LUN, and Samba sharing the ISO library as //server/isos (as the seed's pool has its ISOs on a
 # CIFS share). Each host reaches it through its own "storage0" interface.
-# CORRAL_LAB_SR chooses the pool's shared SR: nfs (type=nfs on the export), iscsi (type=lvmoiscsi on the LUN) or file
-# (the default: a directory every lab host sees, and no storage server). HA runs on all three (on nfs and iscsi its
-# statefile is a volume each host's qemu-storage-daemon exports to it as a file); the VMs' sanlock leases need files
-# the host's kernel sees, which the userspace transports do not give yet (docs/storage.md).
+# CORRAL_LAB_SR chooses the pool's shared SR: nfs (the default: type=nfs on the export), iscsi (type=lvmoiscsi on the
+# LUN) or file (a directory every lab host sees, and no storage server). HA and the VMs' sanlock leases run on all
+# three (on nfs and iscsi the statefile and the leases are volumes of the SR, which each host's qemu-storage-daemon
+# exports to it as files: docs/ha.md, docs/storage.md).
 
-LAB_SR=${CORRAL_LAB_SR:-file}
+LAB_SR=${CORRAL_LAB_SR:-nfs}
 STORAGE_NS=${CORRAL_LAB_STORAGE_NS:-${NS_PREFIX%h}storage}
 STORAGE_BRIDGE=${CORRAL_LAB_STORAGE_BRIDGE:-corralstor0}
 STORAGE_EXPORT=/srv/vms                            # the NFS export, as the storage server names it

@@ -227,7 +227,6 @@ do
     builder.Services.AddSingleton<FenceAgents>();
     builder.Services.AddSingleton<IHostPowerControl>(sp => sp.GetRequiredService<FenceAgents>());
     builder.Services.AddSingleton<IApiMethodProvider, HostPowerMethods>();
-    builder.Services.AddSingleton<Corral.Statefile.StatefileExports>();
     builder.Services.AddSingleton<StatefileLocator>();
     builder.Services.AddSingleton<StorageHeartbeat>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<StorageHeartbeat>());

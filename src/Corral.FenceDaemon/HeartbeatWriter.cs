@@ -9,10 +9,10 @@ namespace Corral.FenceDaemon;
 /// Writes this host's storage heartbeat every <see cref="HaTimings.HeartbeatInterval"/> while the fence allows it
 /// (<see cref="FenceRound.MayBeat"/>), on a loop of its own: a write stalled on the storage never holds up the fence
 /// loop, which then sees the heartbeat no longer landing. Each write counts from when it began. A statefile volume (an
-/// NFS or iSCSI SR's) is exported on this host first (<see cref="StatefileExports"/>), and again after a write fails,
+/// NFS or iSCSI SR's) is exported on this host first (<see cref="VolumeExports"/>), and again after a write fails,
 /// should its qemu-storage-daemon have died.
 /// </summary>
-public sealed class HeartbeatWriter(FenceState state, StatefileExports exports, TimeProvider clock, ILogger<HeartbeatWriter> logger) : BackgroundService
+public sealed class HeartbeatWriter(FenceState state, VolumeExports exports, TimeProvider clock, ILogger<HeartbeatWriter> logger) : BackgroundService
 {
     private BeatTarget? _target;
     private IHeartbeatStore? _store;

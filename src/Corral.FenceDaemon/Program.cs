@@ -21,7 +21,7 @@ builder.Services.AddOptions<FenceOptions>().Bind(builder.Configuration.GetSectio
 builder.Services.AddSingleton<IValidateOptions<FenceOptions>, FenceOptionsValidation>();
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<FenceState>();
-builder.Services.AddSingleton<StatefileExports>();
+builder.Services.AddSingleton<VolumeExports>();
 builder.Services.AddSingleton<VmProcesses>();
 builder.Services.AddSingleton<Watchdog>();
 builder.Services.AddHostedService<AgentChannel>();

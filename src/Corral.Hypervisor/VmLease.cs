@@ -8,9 +8,11 @@ namespace Corral.Hypervisor;
 /// </summary>
 /// <param name="Lockspace">The lockspace, one per shared SR (named after the SR's uuid): the hosts' delta leases.</param>
 /// <param name="Resource">The lease's name within it: the VM's uuid.</param>
-/// <param name="Path">The file on the SR that holds the lease.</param>
+/// <param name="Path">The file that holds the lease: one of its own on a file SR, or the SR's lease volume as this host
+/// sees it (an NFS or iSCSI SR's, exported here).</param>
 /// <param name="Mode">How the process takes the lease as it starts.</param>
-public sealed record VmLease(string Lockspace, string Resource, string Path, VmLeaseMode Mode = VmLeaseMode.Exclusive);
+/// <param name="Offset">Where in <paramref name="Path"/> the lease's 1 MiB is.</param>
+public sealed record VmLease(string Lockspace, string Resource, string Path, VmLeaseMode Mode = VmLeaseMode.Exclusive, long Offset = 0);
 
 /// <summary>How a VM's process holds its <see cref="VmLease"/>.</summary>
 public enum VmLeaseMode

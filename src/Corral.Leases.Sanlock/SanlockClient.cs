@@ -41,13 +41,17 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
 
     public static string LockspaceString(string name, int hostId, string path) => $"{name}:{hostId.ToString(CultureInfo.InvariantCulture)}:{path}:0";
 
-    public static string ResourceString(VmLease lease, bool shared = false) => $"{lease.Lockspace}:{lease.Resource}:{lease.Path}:0{(shared ? ":SH" : "")}";
+    public static string ResourceString(VmLease lease, bool shared = false) =>
+        $"{lease.Lockspace}:{lease.Resource}:{lease.Path}:{lease.Offset.ToString(CultureInfo.InvariantCulture)}{(shared ? ":SH" : "")}";
+
+    /// <summary>The size of a lockspace (room for 2000 hosts' delta leases) and of a lease, with 512-byte sectors.</summary>
+    public const long AreaSize = 1 << 20;
 
     /// <summary>Writes an empty lockspace (room for 2000 hosts' delta leases, 1 MiB) into <paramref name="path"/>.</summary>
     public Task<SanlockResult> InitLockspaceAsync(string name, string path, CancellationToken cancellationToken) =>
         RunAsync(["direct", "init", "-s", LockspaceString(name, 0, path), "-o", _options.IoTimeoutSeconds.ToString(CultureInfo.InvariantCulture)], cancellationToken);
 
-    /// <summary>Writes a free lease into <paramref name="lease"/>'s file (1 MiB); over a held one it takes the lease from its holders.</summary>
+    /// <summary>Writes a free lease into <paramref name="lease"/>'s 1 MiB; over a held one it takes the lease from its holders.</summary>
     public Task<SanlockResult> InitResourceAsync(VmLease lease, CancellationToken cancellationToken) =>
         RunAsync(["direct", "init", "-r", ResourceString(lease)], cancellationToken);
 
@@ -95,9 +99,35 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
     /// <summary>Who holds the lease, read from the disk.</summary>
     public async Task<LeaseHolders> ReadHoldersAsync(VmLease lease, CancellationToken cancellationToken)
     {
-        var result = await RunAsync(["direct", "dump", $"{lease.Path}:0:1048576", "-f", "1"], cancellationToken);
+        var result = await RunAsync(["direct", "dump", Area(lease.Path, lease.Offset), "-f", "1"], cancellationToken);
         return ParseHolders(result.Output, lease.Resource);
     }
+
+    /// <summary>sanlock's answer to reading a leader where none was ever written (zeros, or other data): SANLK_LEADER_MAGIC.</summary>
+    public const int NoLeader = -223;
+
+    /// <summary>
+    /// Reads the leader at <paramref name="lease"/>'s area: 0 when it is that very lease (its lockspace's and its own
+    /// name, free or held), <see cref="NoLeader"/> when no lease was ever written there, another code otherwise (an I/O
+    /// error, another lease: then <c>Resource</c> names the one there).
+    /// </summary>
+    public async Task<(int Code, string? Resource)> ReadResourceLeaderAsync(VmLease lease, CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(["direct", "read_leader", "-Z", "512", "-A", "1M", "-r", ResourceString(lease)], cancellationToken);
+        return (result.Code, LeaderField(result.Output, "resource_name"));
+    }
+
+    /// <summary>
+    /// Reads the leader of lockspace <paramref name="name"/> at offset 0 of <paramref name="path"/>: 0 when it is there,
+    /// <see cref="NoLeader"/> when no lockspace was ever written there, another code otherwise (an I/O error, another's).
+    /// </summary>
+    public async Task<int> ReadLockspaceLeaderAsync(string name, string path, CancellationToken cancellationToken) =>
+        (await RunAsync(["direct", "read_leader", "-Z", "512", "-A", "1M", "-s", LockspaceString(name, 1, path)], cancellationToken)).Code;
+
+    internal static string? LeaderField(string output, string field) =>
+        output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(field + " ", StringComparison.Ordinal))?[(field.Length + 1)..].Trim() is { Length: > 0 } value
+            ? value
+            : null;
 
     /// <summary>Parses <c>sanlock direct dump -f 1</c>: the leader line (timestamp not 0: held by "own") and its SH lines.</summary>
     internal static LeaseHolders ParseHolders(string dump, string resource)
@@ -123,6 +153,9 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
 
         return new LeaseHolders(owner, shared);
     }
+
+    private static string Area(string path, long offset) =>
+        $"{path}:{offset.ToString(CultureInfo.InvariantCulture)}:{AreaSize.ToString(CultureInfo.InvariantCulture)}";
 
     [GeneratedRegex(@"^[0-9a-f]{8}\s+\S+\s+(?<resource>\S+)\s+(?<timestamp>\d{10})\s+(?<own>\d{4})\s+\d{4}\s+\S+$")]
     private static partial Regex LeaderLine();

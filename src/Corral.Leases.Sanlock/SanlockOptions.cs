@@ -26,6 +26,12 @@ public sealed class SanlockOptions
     /// </summary>
     public int IoTimeoutSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// Where the lease volume of an NFS or iSCSI SR is exported as a file for sanlock (qemu-storage-daemon, FUSE):
+    /// <c>&lt;sr uuid&gt;.leases</c> in it. An absolute path, this host's own (each lab host has one).
+    /// </summary>
+    public string VolumeDirectory { get; set; } = "/run/corral/leases";
+
     /// <summary>How long joining an SR's lockspace may take (sanlock waits for the delta lease: about 2-3 × the I/O timeout).</summary>
     public TimeSpan JoinTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
@@ -35,6 +41,11 @@ public sealed class SanlockOptions
         if (string.IsNullOrWhiteSpace(Binary))
         {
             problems.Add($"{Section}:Binary is empty");
+        }
+
+        if (!Path.IsPathFullyQualified(VolumeDirectory))
+        {
+            problems.Add($"{Section}:VolumeDirectory ({VolumeDirectory}) must be an absolute path");
         }
 
         if (IoTimeoutSeconds is < 1 or > 60)

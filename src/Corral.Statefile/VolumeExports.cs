@@ -7,37 +7,40 @@ using Microsoft.Extensions.Logging;
 namespace Corral.Statefile;
 
 /// <summary>
-/// A statefile volume of an NFS or iSCSI SR shown on this host as a file: Debian's qemu-storage-daemon opens the volume
-/// with QEMU's userspace nfs or iscsi driver and exports it over FUSE at the volume's path, where the fence daemon and
-/// the agent read and write it as a file SR's heartbeats (O_DIRECT). The daemon runs detached (<c>--daemonize</c>), so
-/// that it outlives whichever of the two started it; its pid is kept at <c>&lt;path&gt;.pid</c>, and the options it
-/// exports at <c>&lt;path&gt;.blockdev</c>. Whoever comes first exports (under a lock file); an export whose daemon died
-/// (a stale FUSE mount) is detached and made again.
+/// A volume of an NFS or iSCSI SR that the pool keeps for itself (HA's statefile, the VMs' sanlock leases) shown on
+/// this host as a file: Debian's qemu-storage-daemon opens the volume with QEMU's userspace nfs or iscsi driver and
+/// exports it over FUSE at the export's path, where the fence daemon, the agent and sanlock read and write it as a file
+/// (O_DIRECT). The daemon runs detached (<c>--daemonize</c>), so that it outlives whichever process started it; its
+/// pid is kept at <c>&lt;path&gt;.pid</c>, and the options it exports at <c>&lt;path&gt;.blockdev</c>. Whoever comes
+/// first exports (under a lock file); an export whose daemon died (a stale FUSE mount) is detached and made again.
 /// </summary>
-public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
+public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
 {
-    public static readonly EventId Exported = new(2430, "StatefileExported");
-    public static readonly EventId Stale = new(2431, "StatefileExportStale");
-    public static readonly EventId Stopped = new(2432, "StatefileExportStopped");
+    public static readonly EventId Exported = new(2430, "VolumeExported");
+    public static readonly EventId Stale = new(2431, "VolumeExportStale");
+    public static readonly EventId Stopped = new(2432, "VolumeExportStopped");
 
-    private const string NodeName = "statefile";
     private static readonly TimeSpan StopPatience = TimeSpan.FromSeconds(5);
+
+    /// <summary>The statefile's export (its node <c>statefile</c>, its CHAP secret <c>statefile-secret</c>).</summary>
+    public Task EnsureAsync(StatefileVolume volume, CancellationToken cancellationToken) =>
+        EnsureAsync(new VolumeExport(volume.Path, "statefile", volume.Blockdev, volume.Password, HeartbeatSlots.VolumeSize), cancellationToken);
 
     /// <summary>Makes sure <paramref name="volume"/> is exported at its path, starting qemu-storage-daemon if it is not.</summary>
     /// <exception cref="IOException">qemu-storage-daemon would not export it (its message is in the exception).</exception>
-    public async Task EnsureAsync(StatefileVolume volume, CancellationToken cancellationToken)
+    public async Task EnsureAsync(VolumeExport volume, CancellationToken cancellationToken)
     {
         var path = volume.Path;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         using var held = await LockAsync(path, cancellationToken);
         if (IsMounted(path))
         {
-            if (Answers(path) && ReadOrNull(path + ".blockdev") == volume.Blockdev)
+            if (Answers(path, volume.Size) && ReadOrNull(path + ".blockdev") == volume.Blockdev)
             {
                 return;
             }
 
-            logger.LogWarning(Stale, "The statefile export at {Path} is stale or of another volume: it is stopped and made again", path);
+            logger.LogWarning(Stale, "The export at {Path} is stale or of another volume: it is stopped and made again", path);
             await StopLockedAsync(path, cancellationToken);
         }
 
@@ -51,7 +54,7 @@ public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
         await StopLockedAsync(path, cancellationToken);
     }
 
-    private async Task StartAsync(StatefileVolume volume, CancellationToken cancellationToken)
+    private async Task StartAsync(VolumeExport volume, CancellationToken cancellationToken)
     {
         var path = volume.Path;
         if (!File.Exists(path))
@@ -66,19 +69,19 @@ public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
             if (volume.Password is { } password)
             {
                 WritePrivate(secret, password);
-                arguments.AddRange(["--object", $"secret,id={NodeName}-secret,file={secret}"]);
+                arguments.AddRange(["--object", $"secret,id={volume.Node}-secret,file={secret}"]);
             }
 
             arguments.AddRange([
-                "--blockdev", $"node-name={NodeName},{volume.Blockdev}",
-                "--export", $"type=fuse,id={NodeName},node-name={NodeName},mountpoint={path},writable=on",
+                "--blockdev", $"node-name={volume.Node},{volume.Blockdev}",
+                "--export", $"type=fuse,id={volume.Node},node-name={volume.Node},mountpoint={path},writable=on",
                 "--pidfile", path + ".pid",
                 "--daemonize",
             ]);
             var (code, output) = await RunAsync("qemu-storage-daemon", arguments, cancellationToken);
             if (code != 0 || !IsMounted(path))
             {
-                throw new IOException($"qemu-storage-daemon did not export the statefile at {path} ({code}): {output.Trim()}");
+                throw new IOException($"qemu-storage-daemon did not export {volume.Node} at {path} ({code}): {output.Trim()}");
             }
         }
         finally
@@ -87,7 +90,7 @@ public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
         }
 
         await File.WriteAllTextAsync(path + ".blockdev", volume.Blockdev, cancellationToken);
-        logger.LogInformation(Exported, "The statefile is exported at {Path} by qemu-storage-daemon {Pid}", path, ReadOrNull(path + ".pid"));
+        logger.LogInformation(Exported, "The {Node} volume is exported at {Path} by qemu-storage-daemon {Pid}", volume.Node, path, ReadOrNull(path + ".pid"));
     }
 
     private async Task StopLockedAsync(string path, CancellationToken cancellationToken)
@@ -116,15 +119,15 @@ public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
             File.Delete(path); // the empty file the export was mounted over
         }
 
-        logger.LogInformation(Stopped, "The statefile export at {Path} is stopped", path);
+        logger.LogInformation(Stopped, "The export at {Path} is stopped", path);
     }
 
     /// <summary>Whether the export answers: a dead daemon's mount fails every call (ENOTCONN).</summary>
-    private static bool Answers(string path)
+    private static bool Answers(string path, long size)
     {
         try
         {
-            return new FileInfo(path).Length >= HeartbeatSlots.VolumeSize;
+            return new FileInfo(path).Length >= size;
         }
         catch (IOException)
         {
@@ -200,3 +203,11 @@ public sealed partial class StatefileExports(ILogger<StatefileExports> logger)
     [LibraryImport("libc", EntryPoint = "umount2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Umount2(string target, int flags);
 }
+
+/// <summary>A volume exported on this host as the file <paramref name="Path"/>.</summary>
+/// <param name="Node">The block node's name in qemu-storage-daemon (the export's id too); a CHAP password in
+/// <paramref name="Blockdev"/> is named <c>&lt;node&gt;-secret</c>.</param>
+/// <param name="Blockdev">qemu-storage-daemon's <c>--blockdev</c> options without the node's name.</param>
+/// <param name="Password">The CHAP password, written to a root-only file read once as the daemon starts.</param>
+/// <param name="Size">The volume's size: a smaller file at the path is an export that no longer answers.</param>
+public sealed record VolumeExport(string Path, string Node, string Blockdev, string? Password, long Size);

@@ -12,7 +12,7 @@ namespace Corral.Storage.Iscsi;
 /// (<see cref="IscsiExtents"/>); QEMU opens a VDI with its iscsi driver under a raw node bounded to the extent. No
 /// clone or snapshot yet (SR_OPERATION_NOT_SUPPORTED). See docs/storage.md.
 /// </summary>
-public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, IStatefileVolumes
+public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISharedVolumes
 {
     public const string TypeName = "lvmoiscsi";
 
@@ -95,7 +95,7 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISt
         var target = Parse(directory);
         var lun = IscsiTarget.LunNumber(target);
         var metadata = await IscsiLunLayout.ReadAsync(target, lun, cancellationToken);
-        if (metadata is { Metadata.Vdis.Count: > 0 } || (await _extents.ReadAsync(target.SrUuid, cancellationToken)).Keys.Any(k => k != IscsiStatefileVolume.Key))
+        if (metadata is { Metadata.Vdis.Count: > 0 } || (await _extents.ReadAsync(target.SrUuid, cancellationToken)).Keys.Any(k => !SharedVolume.Names.Contains(k)))
         {
             throw new XenApiException(ErrorCodes.SrNotEmpty);
         }
@@ -119,12 +119,12 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISt
         var extents = (metadata?.Vdis ?? []).Select(v => IscsiLunLayout.ParseLocation(v.Location)).OfType<(string Uuid, long Offset, long Size)>().ToList();
         await _extents.AdoptAsync(target.SrUuid, extents, cancellationToken);
         var map = await _extents.ReadAsync(target.SrUuid, cancellationToken);
-        return map.Where(kv => kv.Key != IscsiStatefileVolume.Key).Select(kv => Volume(kv.Key, kv.Value.Offset, kv.Value.Size))
+        return map.Where(kv => !SharedVolume.Names.Contains(kv.Key)).Select(kv => Volume(kv.Key, kv.Value.Offset, kv.Value.Size))
             .OrderBy(v => v.Location, StringComparer.Ordinal).ToList();
     }
 
-    public Task<(string Blockdev, string? Password)> StatefileVolumeAsync(string location, string srUuid, long size, CancellationToken cancellationToken) =>
-        IscsiStatefileVolume.EnsureAsync(_extents, Parse(location), size, cancellationToken);
+    public Task<(string Blockdev, string? Password)> VolumeAsync(string location, string srUuid, SharedVolume volume, string node, CancellationToken cancellationToken) =>
+        IscsiSharedVolume.EnsureAsync(_extents, Parse(location), volume, node, cancellationToken);
 
     public async Task<VolumeInfo> CreateAsync(string directory, string vdiUuid, long virtualSize, CancellationToken cancellationToken)
     {

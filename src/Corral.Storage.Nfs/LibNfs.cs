@@ -81,6 +81,9 @@ internal static partial class LibNfs
     [LibraryImport(Library, EntryPoint = "nfs_fsync")]
     public static partial int Fsync(IntPtr nfs, IntPtr fh);
 
+    [LibraryImport(Library, EntryPoint = "nfs_ftruncate")]
+    public static partial int FTruncate(IntPtr nfs, IntPtr fh, ulong length);
+
     [LibraryImport(Library, EntryPoint = "nfs_close")]
     public static partial int Close(IntPtr nfs, IntPtr fh);
 

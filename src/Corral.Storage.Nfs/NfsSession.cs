@@ -204,6 +204,23 @@ public sealed class NfsSession : IDisposable
         }
     }
 
+    /// <summary>Creates <paramref name="path"/> (it must not exist) <paramref name="size"/> bytes long, unwritten (it reads as zeros), synced.</summary>
+    public void CreateSized(string path, long size)
+    {
+        const int mode = 0x1A4; // 0644
+        const int writeOnlyCreateExclusive = 0x1 | 0x40 | 0x80; // O_WRONLY | O_CREAT | O_EXCL
+        Check("create", path, LibNfs.Open2(Context, path, writeOnlyCreateExclusive, mode, out var fh));
+        try
+        {
+            Check("ftruncate", path, LibNfs.FTruncate(Context, fh, (ulong)size));
+            Check("fsync", path, LibNfs.Fsync(Context, fh));
+        }
+        finally
+        {
+            _ = LibNfs.Close(Context, fh);
+        }
+    }
+
     private IntPtr Context => _nfs != IntPtr.Zero ? _nfs : throw new ObjectDisposedException(nameof(NfsSession));
 
     private void Check(string operation, string path, int rc)

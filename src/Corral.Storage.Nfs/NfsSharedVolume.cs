@@ -3,33 +3,35 @@ using Corral.Model;
 namespace Corral.Storage.Nfs;
 
 /// <summary>
-/// HA's statefile on an NFS SR: a raw file of its own in the SR's directory, <c>.corral-ha-statefile.raw</c> (a dot
-/// name, so that SR.scan never takes it for a VDI; SR.destroy removes it with the SR's other files). It is written whole
-/// (zeros) under a name of the creator's own and hard-linked into place: of hosts racing to make it, one link wins and
-/// the others find it made, so no host's heartbeat slot is ever truncated under it.
+/// A volume the pool keeps on an NFS SR (HA's statefile, the VMs' leases): a raw file of its own in the SR's directory,
+/// <c>.corral-&lt;name&gt;.raw</c> (a dot name, so that SR.scan never takes it for a VDI; SR.destroy removes it with the
+/// SR's other files). It is made at its full size (sparse: it reads as zeros) under a name of the creator's own and
+/// hard-linked into place: of hosts racing to make it, one link wins and the others find it made, so nothing written
+/// in it is ever truncated under a host.
 /// </summary>
-internal static class NfsStatefileVolume
+internal static class NfsSharedVolume
 {
-    public const string Name = ".corral-ha-statefile.raw";
+    public static string FileName(SharedVolume volume) => $".corral-{volume.Name}.raw";
 
-    public static async Task<(string Blockdev, string? Password)> EnsureAsync(NfsUrl url, long size, CancellationToken cancellationToken)
+    public static async Task<(string Blockdev, string? Password)> EnsureAsync(NfsUrl url, SharedVolume volume, CancellationToken cancellationToken)
     {
-        var path = $"{url.DirectoryOnExport}/{Name}";
+        var name = FileName(volume);
+        var path = $"{url.DirectoryOnExport}/{name}";
         await NfsExport.WithAsync(url, session =>
         {
             if (session.Stat(path) is { } made)
             {
-                if (made.Size < size)
+                if (made.Size < volume.Size)
                 {
-                    throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_STATEFILE", "",
-                        $"{Name} on the SR is {made.Size} bytes, not {size}: it was not made by Corral");
+                    throw new XenApiException(ErrorCodes.SrBackendFailure, "SR_BACKEND_FAILURE_VOLUME", "",
+                        $"{name} on the SR is {made.Size} bytes, not {volume.Size}: it was not made by Corral");
                 }
 
                 return;
             }
 
-            var temporary = $"{url.DirectoryOnExport}/.corral-ha-statefile.{Guid.NewGuid():N}.tmp";
-            session.WriteNew(temporary, new byte[size]);
+            var temporary = $"{url.DirectoryOnExport}/.corral-{volume.Name}.{Guid.NewGuid():N}.tmp";
+            session.CreateSized(temporary, volume.Size);
             try
             {
                 session.Link(temporary, path);
@@ -45,7 +47,7 @@ internal static class NfsStatefileVolume
         }, cancellationToken);
 
         // QEMU's nfs driver mounts the file's directory (NFSv3) and opens it; its path is the export's, then the SR's.
-        var file = $"{url.Export}/{url.SrDirectory}/{Name}";
+        var file = $"{url.Export}/{url.SrDirectory}/{name}";
         return ($"driver=raw,file.driver=nfs,file.server.type=inet,file.server.host={Opt(url.Server)},file.path={Opt(file)}", null);
     }
 

@@ -10,7 +10,7 @@ namespace Corral.Storage.Nfs;
 /// by qemu-img over nfs:// URLs, its own files (metadata, the probe's test file) handled through libnfs, and QEMU opens
 /// the disks with its nfs block driver. Nothing is mounted in the kernel (see docs/storage.md).
 /// </summary>
-public sealed class NfsSrDriver : ISrDriver, IStatefileVolumes
+public sealed class NfsSrDriver : ISrDriver, ISharedVolumes
 {
     public const string TypeName = "nfs";
 
@@ -234,8 +234,8 @@ public sealed class NfsSrDriver : ISrDriver, IStatefileVolumes
         return NfsExport.WithAsync(url, session => DeleteIfPresent(session, $"{url.DirectoryOnExport}/{location}"), cancellationToken);
     }
 
-    public Task<(string Blockdev, string? Password)> StatefileVolumeAsync(string location, string srUuid, long size, CancellationToken cancellationToken) =>
-        NfsStatefileVolume.EnsureAsync(Parse(location), size, cancellationToken);
+    public Task<(string Blockdev, string? Password)> VolumeAsync(string location, string srUuid, SharedVolume volume, string node, CancellationToken cancellationToken) =>
+        NfsSharedVolume.EnsureAsync(Parse(location), volume, cancellationToken);
 
     /// <summary>The volume's nfs:// URL, which QEMU opens with its nfs block driver.</summary>
     public (string Path, string Format) Resolve(string directory, string location)

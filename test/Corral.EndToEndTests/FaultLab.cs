@@ -22,7 +22,13 @@ public sealed class FaultLab : IAsyncLifetime
     public const string NoTools = "Corral test VM (no tools)";
 
     // A password found nowhere else, so that captures of the joins and recoveries can be searched for it (WireCapture).
-    public LabSession Lab { get; } = new("fault", 4, new Dictionary<string, string> { ["CORRAL_LAB_PASSWORD"] = $"Wire-{Guid.NewGuid():N}" });
+    // The shared SR a directory every host sees (CORRAL_LAB_SR=file): these tests read the VMs' disks and their holders
+    // as files (qemu-img check after a pulled plug, the processes holding an image); HA on NFS is NfsHaLabTests'.
+    public LabSession Lab { get; } = new("fault", 4, new Dictionary<string, string>
+    {
+        ["CORRAL_LAB_PASSWORD"] = $"Wire-{Guid.NewGuid():N}",
+        ["CORRAL_LAB_SR"] = "file",
+    });
 
     public Task InitializeAsync() => Lab.UpAsync();
 

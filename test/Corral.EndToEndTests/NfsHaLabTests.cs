@@ -34,6 +34,13 @@ public sealed class NfsHaLabTests(SharedLab shared)
                 await _lab.Xe("vm-migrate", $"uuid={other}", "host=lab-host2", "live=true");
             }
 
+            // The VM holds its lease in the SR's lease volume, through its host's export and sanlock daemon, in the slot
+            // the SR's sm_config gives it.
+            var srUuid = nfs;
+            Assert.Contains(vm, await _lab.Xe("sr-param-get", $"uuid={nfs}", "param-name=sm-config", "param-key=corral-vm-lease-slots"), StringComparison.Ordinal);
+            await HoldsLeaseAsync(3, srUuid, vm);
+            Assert.Single(Directory.GetFiles(Path.Combine(_lab.LabDirectory, "storage", "nfs"), ".corral-vm-leases.raw", SearchOption.AllDirectories));
+
             await _lab.Xe("pool-ha-enable", $"heartbeat-sr-uuids={nfs}");
             await _lab.Xe("vm-param-set", $"uuid={vm}", "ha-restart-priority=restart");
             var hosts = new Dictionary<int, string>();
@@ -80,6 +87,8 @@ public sealed class NfsHaLabTests(SharedLab shared)
                 TimeSpan.FromSeconds(90), "the protected VM to answer from a survivor");
             Assert.Equal("false", await _lab.Xe("host-list", "name-label=lab-host3", "params=host-metrics-live", "--minimal"));
             Assert.Equal("running", await _lab.Xe("vm-param-get", $"uuid={vm}", "param-name=power-state"));
+            // Its lease, held by the dead host, taken over on the survivor (the pool's proof that the host is gone).
+            await HoldsLeaseAsync(Assert.Single(_lab.RunningCopies(vm)), srUuid, vm);
         }
         finally
         {
@@ -102,6 +111,17 @@ public sealed class NfsHaLabTests(SharedLab shared)
                 !Directory.Exists(Path.Combine(_lab.RunDirectory, $"host{h}", "ha"))
                 || Directory.GetFiles(Path.Combine(_lab.RunDirectory, $"host{h}", "ha"), "*.pid").Length == 0)),
             TimeSpan.FromSeconds(30), "every host's statefile export to stop");
+    }
+
+    /// <summary>The host's sanlock daemon holds the VM's lease in the SR's lease volume as exported on that host, for the VM's QEMU.</summary>
+    private async Task HoldsLeaseAsync(int host, string srUuid, string vm)
+    {
+        var volume = Path.Combine(_lab.RunDirectory, $"host{host}", "leases", srUuid + ".leases");
+        var qemu = File.ReadAllText(Path.Combine(_lab.RunDirectory, $"host{host}", "vms", vm, "qemu.pid")).Trim();
+        var (code, status) = await _lab.RunAsync("env", $"SANLOCK_RUN_DIR={Path.Combine(_lab.RunDirectory, $"host{host}", "sanlock")}", "sanlock", "client", "status");
+        Assert.True(code == 0, status);
+        Assert.Contains($"s {srUuid}:", status, StringComparison.Ordinal);
+        Assert.Matches($@"(?m)^r {srUuid}:{vm}:{System.Text.RegularExpressions.Regex.Escape(volume)}:[1-9][0-9]*:[0-9]+ p {qemu}$", status);
     }
 
     private async Task<string> HostAsync(int host) => await _lab.Xe("host-list", $"name-label=lab-host{host}", "--minimal");

@@ -77,8 +77,8 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
     /// <summary>Four hosts asking at once for the SR's statefile volume get one and the same.</summary>
     private async Task<(string Blockdev, string? Password)> MadeOnceAsync(string type, string location, string srUuid)
     {
-        var driver = (IStatefileVolumes)pool.Services.GetRequiredService<SrDrivers>().Get(type);
-        var made = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => driver.StatefileVolumeAsync(location, srUuid, HeartbeatSlots.VolumeSize, default)));
+        var driver = (ISharedVolumes)pool.Services.GetRequiredService<SrDrivers>().Get(type);
+        var made = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => driver.VolumeAsync(location, srUuid, SharedVolume.Statefile, "statefile", default)));
         Assert.Single(made.Distinct());
         return made[0];
     }
@@ -90,7 +90,7 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
     private static async Task ExportedOnTwoHostsAsync((string Blockdev, string? Password) made, Func<long, string> onStorage)
     {
         var root = Directory.CreateTempSubdirectory("corral-statefile-it-").FullName;
-        var exports = new StatefileExports(NullLogger<StatefileExports>.Instance);
+        var exports = new VolumeExports(NullLogger<VolumeExports>.Instance);
         var a = new StatefileVolume(Path.Combine(root, "a.statefile"), [HostA, HostB], made.Blockdev, made.Password);
         var b = a with { Path = Path.Combine(root, "b.statefile") };
         try
@@ -129,8 +129,8 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
         {
             await exports.StopAsync(a.Path, default);
             await exports.StopAsync(b.Path, default);
-            Assert.False(StatefileExports.IsMounted(a.Path));
-            Assert.False(StatefileExports.IsMounted(b.Path));
+            Assert.False(VolumeExports.IsMounted(a.Path));
+            Assert.False(VolumeExports.IsMounted(b.Path));
             Assert.False(File.Exists(a.Path + ".pid"));
             Directory.Delete(root, recursive: true);
         }

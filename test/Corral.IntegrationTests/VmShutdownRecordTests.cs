@@ -49,6 +49,7 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         services.AddSingleton<HostLiveness>();
         services.AddVmLeases(new ConfigurationBuilder().Build());
         services.AddSingleton<VmOperationHandler>();
+        services.Configure<AgentOptions>(o => o.CleanShutdownTimeout = TimeSpan.FromSeconds(8));
         _services = services.BuildServiceProvider();
         _database = _services.GetRequiredService<IPoolDatabase>();
         _lease = await _database.Leases.AcquireAsync(TimeSpan.FromSeconds(30), default);
@@ -87,6 +88,22 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
         Assert.Equal(OpaqueRef.Null, vm.Get(XenApi.VM.ResidentOn));
         Assert.Null(await _database.Leases.GetValueAsync(PoolKeys.VmOwnerKey(vmRef), default));
         Assert.True(process.Disposed, "the supervisor let go of the ended process");
+    }
+
+    [Fact]
+    public async Task A_guest_that_missed_the_first_request_to_shut_down_is_asked_again_and_goes_cleanly()
+    {
+        // As a guest still booting when asked: the ACPI button it got before its handler ran is lost.
+        var (vmRef, uuid) = await RunningVmAsync();
+        var process = new LateHeardProcess(uuid, heedsRequest: 2);
+        _services.GetRequiredService<VmSupervisor>().Track(vmRef, process);
+
+        var operation = new HostOperation { Id = "op2", Kind = HostOperationKinds.VmCleanShutdown, HostRef = _host.Ref, TaskRef = OpaqueRef.Null, Target = vmRef };
+        await _services.GetRequiredService<VmOperationHandler>().ExecuteAsync(operation, new OperationProgress((next, _) => Task.FromResult(next), operation), default);
+
+        Assert.Equal(2, process.ShutdownRequests);
+        Assert.False(process.Killed, "asked again, the guest shut down by itself");
+        Assert.Equal(VmPowerState.Halted, (await _database.GetAsync(XenClasses.VM, vmRef, default)).Get(XenApi.VM.PowerState));
     }
 
     [Fact]
@@ -161,10 +178,10 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// A VM process that stops when asked (clean shutdown or kill), whose exit the first to look at it, the supervisor
-    /// that tracks it, hears of 300 ms after the others.
+    /// A VM process that stops when asked (its <paramref name="heedsRequest"/>th request to shut down, or a kill), whose
+    /// exit the first to look at it, the supervisor that tracks it, hears of 300 ms after the others.
     /// </summary>
-    private sealed class LateHeardProcess(string vmUuid) : IVmProcess
+    private sealed class LateHeardProcess(string vmUuid, int heedsRequest = 1) : IVmProcess
     {
         private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private Task? _heardLate;
@@ -201,9 +218,17 @@ public sealed class VmShutdownRecordTests : IAsyncLifetime
             remove { }
         }
 
-        public Task RequestShutdownAsync(CancellationToken cancellationToken) => Stop();
+        public int ShutdownRequests { get; private set; }
 
-        public Task KillAsync(CancellationToken cancellationToken) => Stop();
+        public bool Killed { get; private set; }
+
+        public Task RequestShutdownAsync(CancellationToken cancellationToken) => ++ShutdownRequests >= heedsRequest ? Stop() : Task.CompletedTask;
+
+        public Task KillAsync(CancellationToken cancellationToken)
+        {
+            Killed = true;
+            return Stop();
+        }
 
         private Task Stop()
         {

@@ -66,6 +66,24 @@ public sealed class SanlockParsingTests
     }
 
     [Fact]
+    public void A_lease_in_an_srs_lease_volume_is_named_at_its_offset()
+    {
+        var lease = new VmLease("sr", "vm", "/run/corral/leases/sr.leases", Offset: 3 << 20);
+        Assert.Equal("sr:vm:/run/corral/leases/sr.leases:3145728", SanlockClient.ResourceString(lease));
+        Assert.Equal("sr:vm:/run/corral/leases/sr.leases:3145728:SH", SanlockClient.ResourceString(lease, shared: true));
+        Assert.Equal("sr:2:/run/corral/leases/sr.leases:0", SanlockClient.LockspaceString("sr", 2, lease.Path));
+    }
+
+    [Fact]
+    public void A_leaders_fields_are_read_from_read_leader()
+    {
+        const string leader = "read_leader done -227\nmagic 0x6152010\nspace_name sr\nresource_name 1d6c2b8e-vm\ntimestamp 0\n";
+        Assert.Equal("1d6c2b8e-vm", SanlockClient.LeaderField(leader, "resource_name"));
+        Assert.Equal("sr", SanlockClient.LeaderField(leader, "space_name"));
+        Assert.Null(SanlockClient.LeaderField("read_leader done -223\nresource_name \n", "resource_name"));
+    }
+
+    [Fact]
     public void Settings_sanlock_would_refuse_are_refused_at_start_when_leases_are_on()
     {
         var validation = new SanlockOptionsValidation();
@@ -76,6 +94,8 @@ public sealed class SanlockParsingTests
         Assert.Contains("Corral:Sanlock:IoTimeoutSeconds", refused.FailureMessage, StringComparison.Ordinal);
         Assert.Contains("Corral:Sanlock:Binary", refused.FailureMessage, StringComparison.Ordinal);
         Assert.Contains("Corral:Sanlock:JoinTimeout", validation.Validate(null, new SanlockOptions { Enabled = true, JoinTimeout = TimeSpan.FromSeconds(5) }).FailureMessage,
+            StringComparison.Ordinal);
+        Assert.Contains("Corral:Sanlock:VolumeDirectory", validation.Validate(null, new SanlockOptions { Enabled = true, VolumeDirectory = "run/leases" }).FailureMessage,
             StringComparison.Ordinal);
     }
 }

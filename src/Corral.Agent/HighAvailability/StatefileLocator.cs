@@ -13,15 +13,15 @@ namespace Corral.Agent.HighAvailability;
 /// <param name="Slots">The hosts' uuids in slot order, comma-separated (the VDI's <c>sm_config:heartbeat-slots</c>).</param>
 public sealed record StatefileSpec(string VdiUuid, string VdiLocation, string SrUuid, string SrType, string Location, string Slots);
 
-/// <summary>The statefile as this host reaches it: a file SR's directory, or a volume exported here (<see cref="StatefileExports"/>).</summary>
+/// <summary>The statefile as this host reaches it: a file SR's directory, or a volume exported here (<see cref="VolumeExports"/>).</summary>
 public sealed record StatefileTarget(StatefileSpec Spec, string? Directory, StatefileVolume? Volume, IHeartbeatStore Store);
 
 /// <summary>
 /// Finds HA's statefile for this host and makes it reachable: on a file SR, the statefile VDI's directory in the SR; on
-/// an SR reached in userspace (NFS, iSCSI: the drivers that are <see cref="IStatefileVolumes"/>), the SR's statefile
+/// an SR reached in userspace (NFS, iSCSI: the drivers that are <see cref="ISharedVolumes"/>), the SR's statefile
 /// volume, made if missing and exported under <see cref="HaOptions.StatefileMountDirectory"/>.
 /// </summary>
-public sealed class StatefileLocator(IPoolDatabase database, SrDrivers drivers, StatefileExports exports, IOptions<HaOptions> options)
+public sealed class StatefileLocator(IPoolDatabase database, SrDrivers drivers, VolumeExports exports, IOptions<HaOptions> options)
 {
     /// <summary>The statefile HA names, or null when it has none plugged on this host.</summary>
     public async Task<StatefileSpec?> ReadAsync(XenObject pool, string hostRef, CancellationToken cancellationToken)
@@ -55,7 +55,7 @@ public sealed class StatefileLocator(IPoolDatabase database, SrDrivers drivers, 
 
     private async Task<StatefileTarget> TargetAsync(StatefileSpec spec, CancellationToken cancellationToken)
     {
-        if (drivers.Find(spec.SrType) is not IStatefileVolumes volumes)
+        if (drivers.Find(spec.SrType) is not ISharedVolumes volumes)
         {
             var directory = Path.Combine(spec.Location, spec.VdiLocation);
             return new StatefileTarget(spec, directory, null, new HeartbeatDirectory(directory));
@@ -69,9 +69,9 @@ public sealed class StatefileLocator(IPoolDatabase database, SrDrivers drivers, 
     public Task ReleaseAsync(StatefileTarget target, CancellationToken cancellationToken) =>
         target.Volume is { } volume ? exports.StopAsync(volume.Path, cancellationToken) : Task.CompletedTask;
 
-    private async Task<StatefileVolume> VolumeAsync(IStatefileVolumes volumes, StatefileSpec spec, CancellationToken cancellationToken)
+    private async Task<StatefileVolume> VolumeAsync(ISharedVolumes volumes, StatefileSpec spec, CancellationToken cancellationToken)
     {
-        var (blockdev, password) = await volumes.StatefileVolumeAsync(spec.Location, spec.SrUuid, HeartbeatSlots.VolumeSize, cancellationToken);
+        var (blockdev, password) = await volumes.VolumeAsync(spec.Location, spec.SrUuid, SharedVolume.Statefile, "statefile", cancellationToken);
         var path = Path.Combine(options.Value.StatefileMountDirectory, spec.VdiUuid + ".statefile");
         return new StatefileVolume(path, spec.Slots.Split(',', StringSplitOptions.RemoveEmptyEntries), blockdev, password);
     }

@@ -3,6 +3,7 @@ using Corral.Hypervisor;
 using Corral.Leases.Sanlock;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Storage;
@@ -19,6 +20,8 @@ public static class VmLeaseServices
         services.AddOptions<SanlockOptions>().Bind(section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SanlockOptions>, SanlockOptionsValidation>();
         services.AddSingleton<SanlockClient>();
+        services.TryAddSingleton<Corral.Statefile.VolumeExports>();
+        services.AddSingleton<LeaseVolumes>();
         services.AddSingleton<VmLeases>();
         services.AddSingleton<IStartReadiness>(sp => sp.GetRequiredService<VmLeases>());
         services.AddHostedService<VmLeaseKeeper>();

@@ -7,7 +7,6 @@ using Corral.Leases.Sanlock;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.Storage;
-using Corral.Storage.Nfs;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -16,13 +15,15 @@ namespace Corral.Agent.Storage;
 /// <summary>
 /// The leases of this host's VMs on shared storage (sanlock): each shared file SR holds a lockspace named after the SR
 /// (<c>.corral-leases/&lt;sr uuid&gt;/lockspace</c>, the hosts' delta leases) and one lease per VM
-/// (<c>.corral-leases/&lt;sr uuid&gt;/&lt;vm uuid&gt;</c>), in the SR of the VM's first disk. The SR's uuid in the path
+/// (<c>.corral-leases/&lt;sr uuid&gt;/&lt;vm uuid&gt;</c>), in the SR of the VM's first disk; an NFS or iSCSI SR holds
+/// both in its lease volume (<see cref="LeaseVolumes"/>). The SR's uuid in the path
 /// keeps apart the SR records of pools that once used the same directory (hosts of a lab before they joined one pool). Each host has a sanlock host id, unique in the pool, kept in its
 /// <c>other_config</c>. A VM's QEMU runs holding the lease (<see cref="SanlockLeaseLauncher"/>), so a second copy
 /// cannot start on any host while the first runs, whatever the pool database says.
 /// </summary>
 public sealed class VmLeases(
-    IPoolDatabase database, HostIdentity identity, HostLiveness liveness, SanlockClient sanlock, IOptions<SanlockOptions> options, ILogger<VmLeases> logger)
+    IPoolDatabase database, HostIdentity identity, HostLiveness liveness, SanlockClient sanlock, LeaseVolumes volumes, IOptions<SanlockOptions> options,
+    ILogger<VmLeases> logger)
     : IStartReadiness
 {
     /// <summary>The host's sanlock host id (1-2000), in <c>host.other_config</c>.</summary>
@@ -38,7 +39,6 @@ public sealed class VmLeases(
     private static readonly EventId TakenOver = new(2401, "VmLeaseTakenOver");
     private static readonly EventId Joined = new(2402, "LockspaceJoined");
     private static readonly EventId HeldExclusive = new(2403, "VmLeaseExclusive");
-    private static readonly EventId NoLeaseOnNfs = new(2404, "VmLeaseNotOnNfs");
 
     private readonly ConcurrentDictionary<string, Lazy<Task>> _joins = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _published = new(StringComparer.Ordinal);
@@ -51,22 +51,37 @@ public sealed class VmLeases(
     /// <param name="incoming">A live migration's destination: registered now, the lease taken shared at the switchover.</param>
     public async Task<VmLease?> ForLaunchAsync(XenObject vm, bool incoming, CancellationToken cancellationToken)
     {
-        if (!Enabled || await LeaseSrAsync(vm, cancellationToken) is not { } place)
+        if (!Enabled || await LeaseSrOfAsync(vm, cancellationToken) is not { } sr)
         {
-            if (Enabled && await LeaseSrOfAsync(vm, cancellationToken, NfsSrDriver.TypeName) is { } nfs)
-            {
-                // sanlock needs a file the kernel sees; an NFS SR reached through libnfs has none (docs/storage.md).
-                logger.LogWarning(NoLeaseOnNfs, "VM {Vm} starts without a lease: its disks are on NFS SR {Sr}, reached in userspace", vm.Uuid, nfs.Uuid);
-            }
-
             return null;
         }
 
-        var (sr, directory) = place;
-        var leases = LeaseDirectory(directory, sr.Uuid);
-        await JoinAsync(sr.Uuid, leases, cancellationToken);
-        var lease = new VmLease(sr.Uuid, vm.Uuid, Path.Combine(leases, vm.Uuid), incoming ? VmLeaseMode.Later : VmLeaseMode.Exclusive);
-        await EnsureFileAsync(lease.Path, tmp => sanlock.InitResourceAsync(lease with { Path = tmp }, cancellationToken), cancellationToken);
+        var mode = incoming ? VmLeaseMode.Later : VmLeaseMode.Exclusive;
+        VmLease lease;
+        if (volumes.Keeps(sr))
+        {
+            // An NFS or iSCSI SR: the lease is a slot of the SR's lease volume, exported here.
+            if (await volumes.ExportAsync(sr, cancellationToken) is not { } path)
+            {
+                return null;
+            }
+
+            await JoinAsync(sr.Uuid, path, null, cancellationToken);
+            lease = await volumes.LeaseAsync(sr, vm.Uuid, path, mode, incoming, cancellationToken);
+        }
+        else
+        {
+            if (await SharedFileDirectoryAsync(sr, cancellationToken) is not { } directory)
+            {
+                return null;
+            }
+
+            var leases = LeaseDirectory(directory, sr.Uuid);
+            await JoinAsync(sr.Uuid, Path.Combine(leases, "lockspace"), leases, cancellationToken);
+            lease = new VmLease(sr.Uuid, vm.Uuid, Path.Combine(leases, vm.Uuid), mode);
+            await EnsureFileAsync(lease.Path, tmp => sanlock.InitResourceAsync(lease with { Path = tmp }, cancellationToken), cancellationToken);
+        }
+
         if (!incoming)
         {
             await TakeOverFromFencedHostsAsync(vm, lease, cancellationToken);
@@ -92,7 +107,13 @@ public sealed class VmLeases(
         {
             if (await SharedFileDirectoryAsync(sr, cancellationToken) is { } directory)
             {
-                joins.Add(JoinAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken));
+                var leases = LeaseDirectory(directory, sr.Uuid);
+                joins.Add(JoinAsync(sr.Uuid, Path.Combine(leases, "lockspace"), leases, cancellationToken));
+            }
+            else if (volumes.Keeps(sr))
+            {
+                // Exported again here if its export died; the lockspace joined once.
+                joins.Add(JoinVolumeAsync(sr, cancellationToken));
             }
         }
 
@@ -165,17 +186,21 @@ public sealed class VmLeases(
         }
     }
 
+    private async Task JoinVolumeAsync(XenObject sr, CancellationToken cancellationToken)
+    {
+        if (await volumes.ExportAsync(sr, cancellationToken) is { } path)
+        {
+            await JoinAsync(sr.Uuid, path, null, cancellationToken);
+        }
+    }
+
     private SemaphoreSlim GateOf(string vmUuid) => _gates.GetOrAdd(vmUuid, _ => new SemaphoreSlim(1, 1));
 
-    /// <summary>The shared file SR of the VM's first disk on one, as this host reaches it; null when no disk is on one or it is not plugged here.</summary>
-    private async Task<(XenObject Sr, string Directory)?> LeaseSrAsync(XenObject vm, CancellationToken cancellationToken) =>
-        await LeaseSrOfAsync(vm, cancellationToken) is { } sr
-        && await SharedFileDirectoryAsync(sr, cancellationToken) is { } directory
-            ? (sr, directory)
-            : null;
-
-    /// <summary>The SR that holds the VM's lease, the same seen from every host: that of its first disk on a shared file SR.</summary>
-    private async Task<XenObject?> LeaseSrOfAsync(XenObject vm, CancellationToken cancellationToken, string type = FileSrDriver.TypeName)
+    /// <summary>
+    /// The SR that holds the VM's lease, the same seen from every host: that of its first disk on a shared SR that holds
+    /// leases (a file SR's directory, or an NFS or iSCSI SR's lease volume).
+    /// </summary>
+    private async Task<XenObject?> LeaseSrOfAsync(XenObject vm, CancellationToken cancellationToken)
     {
         var vbds = new List<XenObject>();
         foreach (var vbdRef in vm.Get(XenApi.VM.VBDs))
@@ -191,7 +216,7 @@ public sealed class VmLeases(
         {
             var vdi = await database.TryGetAsync(XenClasses.VDI, vbd.Get(XenApi.VBD.VDI), cancellationToken);
             var sr = vdi is null ? null : await database.TryGetAsync(XenClasses.SR, vdi.Get(XenApi.VDI.SR), cancellationToken);
-            if (sr is not null && HoldsLeases(sr, type))
+            if (sr is not null && HoldsLeases(sr))
             {
                 return sr;
             }
@@ -200,7 +225,9 @@ public sealed class VmLeases(
         return null;
     }
 
-    private static bool HoldsLeases(XenObject sr, string type = FileSrDriver.TypeName) => sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == type;
+    private bool HoldsLeases(XenObject sr) => IsSharedFileSr(sr) || volumes.Keeps(sr);
+
+    private static bool IsSharedFileSr(XenObject sr) => sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName;
 
     /// <summary>Where a host says it has joined an SR's lockspace: a key on its liveness lease, gone with the host or that lease.</summary>
     public static string JoinedKey(string hostRef, string srUuid) => $"{PoolKeys.Root}vm-leases/joined/{hostRef}/{srUuid}";
@@ -251,14 +278,18 @@ public sealed class VmLeases(
 
     /// <summary>Where this host reaches the SR, if it is a shared file SR plugged here (the SRs that hold leases); else null.</summary>
     private async Task<string?> SharedFileDirectoryAsync(XenObject sr, CancellationToken cancellationToken) =>
-        HoldsLeases(sr)
+        IsSharedFileSr(sr)
             ? await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken)
             : null;
 
-    /// <summary>Joins the SR's lockspace once (the first host to get there writes it); a failed join is tried again next time.</summary>
-    private async Task JoinAsync(string srUuid, string directory, CancellationToken cancellationToken)
+    /// <summary>
+    /// Joins the SR's lockspace at <paramref name="lockspace"/> once; a failed join is tried again next time. On a file SR
+    /// (<paramref name="fileDirectory"/>: its lease directory) the first host to get there writes the lockspace's file; a
+    /// lease volume's lockspace is written as it is exported (<see cref="LeaseVolumes.ExportAsync"/>).
+    /// </summary>
+    private async Task JoinAsync(string srUuid, string lockspace, string? fileDirectory, CancellationToken cancellationToken)
     {
-        var join = _joins.GetOrAdd(srUuid, uuid => new Lazy<Task>(() => JoinOnceAsync(uuid, directory)));
+        var join = _joins.GetOrAdd(srUuid, uuid => new Lazy<Task>(() => JoinOnceAsync(uuid, lockspace, fileDirectory)));
         try
         {
             await join.Value.WaitAsync(cancellationToken);
@@ -280,13 +311,16 @@ public sealed class VmLeases(
         }
     }
 
-    private async Task JoinOnceAsync(string srUuid, string directory)
+    private async Task JoinOnceAsync(string srUuid, string lockspace, string? fileDirectory)
     {
         // Not the caller's token: a join others wait for as well goes on when one of them gives up.
         var hostId = await HostIdAsync(CancellationToken.None);
-        Directory.CreateDirectory(directory);
-        var lockspace = Path.Combine(directory, "lockspace");
-        await EnsureFileAsync(lockspace, tmp => sanlock.InitLockspaceAsync(srUuid, tmp, CancellationToken.None), CancellationToken.None);
+        if (fileDirectory is not null)
+        {
+            Directory.CreateDirectory(fileDirectory);
+            await EnsureFileAsync(lockspace, tmp => sanlock.InitLockspaceAsync(srUuid, tmp, CancellationToken.None), CancellationToken.None);
+        }
+
         if ((await sanlock.InquireLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None)).Succeeded)
         {
             return;

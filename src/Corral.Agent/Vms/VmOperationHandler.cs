@@ -202,12 +202,7 @@ public sealed class VmOperationHandler(
     private async Task ShutdownAsync(XenObject vm, bool fallbackHard, CancellationToken cancellationToken)
     {
         var process = Process(vm);
-        await process.RequestShutdownAsync(cancellationToken);
-        try
-        {
-            await process.Exited.WaitAsync(options.Value.CleanShutdownTimeout, cancellationToken);
-        }
-        catch (TimeoutException)
+        if (!await CleanExitAsync(process, options.Value.CleanShutdownTimeout, cancellationToken))
         {
             if (!fallbackHard)
             {
@@ -220,6 +215,44 @@ public sealed class VmOperationHandler(
         }
 
         await RecordEndedAsync(vm, process, cancellationToken);
+    }
+
+    /// <summary>How often a clean shutdown is asked again while the guest has not gone: every 15 s, or 8 times within a shorter timeout.</summary>
+    public static TimeSpan ShutdownAskedAgainEvery(TimeSpan timeout) => timeout / 8 < TimeSpan.FromSeconds(15) ? timeout / 8 : TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Asks the guest to shut down, and again every <see cref="ShutdownAskedAgainEvery"/> until it has gone or
+    /// <paramref name="timeout"/> has passed, as an administrator presses the power button again: a guest still booting
+    /// ignores the ACPI button it got before its handler ran, and its guest agent, answering by the next time, is
+    /// asked instead. False when it had not gone in time.
+    /// </summary>
+    private static async Task<bool> CleanExitAsync(IVmProcess process, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var every = ShutdownAskedAgainEvery(timeout);
+        while (clock.Elapsed < timeout)
+        {
+            try
+            {
+                await process.RequestShutdownAsync(cancellationToken);
+            }
+            catch (Exception) when (process.Exited.IsCompleted)
+            {
+                return true; // it went as it was asked again
+            }
+
+            var wait = timeout - clock.Elapsed;
+            try
+            {
+                await process.Exited.WaitAsync(wait < every ? wait : every, cancellationToken);
+                return true;
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
+        return process.Exited.IsCompleted;
     }
 
     private async Task HardShutdownAsync(XenObject vm, CancellationToken cancellationToken)

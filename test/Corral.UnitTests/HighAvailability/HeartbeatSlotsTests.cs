@@ -20,6 +20,13 @@ public sealed class HeartbeatSlotsTests : IDisposable
     public void Dispose() => File.Delete(_file);
 
     [Fact]
+    public void The_volume_an_sr_keeps_for_the_statefile_holds_every_slot()
+    {
+        Assert.Equal(HeartbeatSlots.VolumeSize, Corral.Storage.SharedVolume.Statefile.Size);
+        Assert.Equal(255, Corral.Agent.Storage.LeaseVolumes.Capacity);
+    }
+
+    [Fact]
     public void Each_host_writes_its_own_slot_and_reads_see_every_hosts_counter()
     {
         var slots = new HeartbeatSlots(_file, [A, B, C]);
