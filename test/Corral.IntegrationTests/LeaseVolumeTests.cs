@@ -20,23 +20,16 @@ namespace Corral.IntegrationTests;
 /// </summary>
 public sealed class LeaseVolumeTests(AgentFixture pool) : IClassFixture<AgentFixture>
 {
-    private static Dictionary<string, object?> Map(params (string Key, string Value)[] pairs) => pairs.ToDictionary(p => p.Key, p => (object?)p.Value);
-
     [Fact]
     public async Task An_nfs_srs_vm_leases_are_one_file_on_the_export_that_two_hosts_lock_through_their_own_exports()
     {
         await using var nfs = await NfsRig.StartAsync();
-        var sr = (string)(await pool.S("SR.create", pool.Host.Ref, Map(("server", NfsRig.Server), ("serverpath", nfs.Export)), 0L, "NFS leases", "", "nfs", "", true, Map()))!;
-        var (srUuid, location) = await LocationAsync(sr);
-        var volume = await MadeOnceAsync("nfs", location, srUuid);
+        var (sr, srUuid, location) = await pool.CreateNfsSrAsync(nfs, "NFS leases");
+        var volume = await pool.SharedVolumeMadeOnceAsync("nfs", location, srUuid, SharedVolume.VmLeases, "leases");
         var onServer = Path.Combine(nfs.ExportDirectory, srUuid, ".corral-vm-leases.raw");
         Assert.Equal(SharedVolume.VmLeases.Size, new FileInfo(onServer).Length);
         await LockedFromTwoHostsAsync(srUuid, volume);
-
-        await pool.S("SR.scan", sr);
-        Assert.Empty((List<object?>)(await pool.S("SR.get_VDIs", sr))!);
-        await pool.S("PBD.unplug", await MyPbdAsync(sr));
-        await pool.S("SR.destroy", sr);
+        await pool.DestroyEmptyAsync(sr);
         Assert.False(File.Exists(onServer));
     }
 
@@ -45,28 +38,15 @@ public sealed class LeaseVolumeTests(AgentFixture pool) : IClassFixture<AgentFix
     {
         // A LUN with room for the 256 MiB lease volume (sparse: only what is written takes space).
         await using var tgt = await TgtRig.StartAsync(lunSize: 1L << 30);
-        var config = Map(("target", TgtRig.Address), ("port", "3260"), ("targetIQN", TgtRig.Iqn), ("SCSIid", TgtRig.ScsiId));
-        var sr = (string)(await pool.S("SR.create", pool.Host.Ref, config, 0L, "iSCSI leases", "", "lvmoiscsi", "user", true, Map()))!;
-        var (srUuid, location) = await LocationAsync(sr);
-        var volume = await MadeOnceAsync("lvmoiscsi", location, srUuid);
+        var (sr, srUuid, location) = await pool.CreateIscsiSrAsync("iSCSI leases");
+        var volume = await pool.SharedVolumeMadeOnceAsync("lvmoiscsi", location, srUuid, SharedVolume.VmLeases, "leases");
         var extents = ((Dictionary<string, object?>)(await pool.S("SR.get_sm_config", sr))!)["corral-extents"] as string;
         var extent = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(extents!)!["vm-leases"].Split('+');
         Assert.Equal(SharedVolume.VmLeases.Size, long.Parse(extent[1], CultureInfo.InvariantCulture));
         await LockedFromTwoHostsAsync(srUuid, volume);
 
         // Not a VDI: a scan leaves it out, and the SR counts as empty.
-        await pool.S("SR.scan", sr);
-        Assert.Empty((List<object?>)(await pool.S("SR.get_VDIs", sr))!);
-        await pool.S("PBD.unplug", await MyPbdAsync(sr));
-        await pool.S("SR.destroy", sr);
-    }
-
-    private async Task<(string Blockdev, string? Password)> MadeOnceAsync(string type, string location, string srUuid)
-    {
-        var driver = (ISharedVolumes)pool.Services.GetRequiredService<SrDrivers>().Get(type);
-        var made = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => driver.VolumeAsync(location, srUuid, SharedVolume.VmLeases, "leases", default)));
-        Assert.Single(made.Distinct());
-        return made[0];
+        await pool.DestroyEmptyAsync(sr);
     }
 
     /// <summary>Two hosts, each with its own export of the volume and its own sanlock daemon, lock a VM's lease in it.</summary>
@@ -134,31 +114,11 @@ public sealed class LeaseVolumeTests(AgentFixture pool) : IClassFixture<AgentFix
         }
     }
 
-    /// <summary>A host's sanlock daemon (Debian's), with a run directory of its own, its client with a 1 s I/O timeout.</summary>
     private static SanlockClient Daemon(string root, int host, List<Process> daemons)
     {
-        var run = Path.Combine(root, $"run{host.ToString(CultureInfo.InvariantCulture)}");
-        Directory.CreateDirectory(run);
-        var info = new ProcessStartInfo("sanlock") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var argument in new[] { "daemon", "-D", "-w", "0", "-U", "root", "-G", "root", "-e", $"lease-it-host{host.ToString(CultureInfo.InvariantCulture)}" })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        info.Environment["SANLOCK_RUN_DIR"] = run;
-        info.Environment["SANLOCK_PRIVILEGED"] = "0";
-        var daemon = Process.Start(info) ?? throw new InvalidOperationException("could not start sanlock");
-        daemon.OutputDataReceived += (_, _) => { };
-        daemon.ErrorDataReceived += (_, _) => { };
-        daemon.BeginOutputReadLine();
-        daemon.BeginErrorReadLine();
+        var (daemon, client) = SanlockDaemon.Start(Path.Combine(root, $"run{host.ToString(CultureInfo.InvariantCulture)}"), $"lease-it-host{host}");
         daemons.Add(daemon);
-        for (var i = 0; i < 100 && !File.Exists(Path.Combine(run, "sanlock.sock")); i++)
-        {
-            Thread.Sleep(50);
-        }
-
-        return new SanlockClient(Options.Create(new SanlockOptions { Enabled = true, RunDirectory = run, IoTimeoutSeconds = 1, JoinTimeout = TimeSpan.FromSeconds(30) }));
+        return client;
     }
 
     /// <summary>A process that holds <paramref name="lease"/> as a VM's QEMU would (<c>sanlock client command</c>), what it printed in <c>&lt;name&gt;.out</c>.</summary>
@@ -183,27 +143,6 @@ public sealed class LeaseVolumeTests(AgentFixture pool) : IClassFixture<AgentFix
     }
 
     private static void Check(SanlockResult result, string what) => Assert.True(result.Succeeded, $"sanlock could not {what}: {result.Output}");
-
-    private async Task<(string SrUuid, string Location)> LocationAsync(string sr)
-    {
-        var srUuid = (string)(await pool.S("SR.get_uuid", sr))!;
-        var config = ((Dictionary<string, object?>)(await pool.S("PBD.get_device_config", await MyPbdAsync(sr)))!)
-            .ToDictionary(kv => kv.Key, kv => (string)kv.Value!);
-        return (srUuid, SrLocation.Of(config, srUuid)!);
-    }
-
-    private async Task<string> MyPbdAsync(string sr)
-    {
-        foreach (var pbd in ((List<object?>)(await pool.S("SR.get_PBDs", sr))!).Cast<string>())
-        {
-            if ((string)(await pool.S("PBD.get_host", pbd))! == pool.Host.Ref)
-            {
-                return pbd;
-            }
-        }
-
-        throw new InvalidOperationException("no PBD on this host");
-    }
 
     private static async Task WaitAsync(Func<Task<bool>> done, string what)
     {

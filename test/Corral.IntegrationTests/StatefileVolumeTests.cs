@@ -22,15 +22,12 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
     private const string HostA = "4f0c6f53-1d0e-4a39-9d43-6f0e5f3c0a11";
     private const string HostB = "8b2d1f7e-5c3a-4e8b-a0f9-2d7c6e1b4f22";
 
-    private static Dictionary<string, object?> Map(params (string Key, string Value)[] pairs) => pairs.ToDictionary(p => p.Key, p => (object?)p.Value);
-
     [Fact]
     public async Task An_nfs_srs_statefile_is_one_file_on_the_export_each_hosts_slot_read_by_the_other_through_its_export()
     {
         await using var nfs = await NfsRig.StartAsync();
-        var sr = (string)(await pool.S("SR.create", pool.Host.Ref, Map(("server", NfsRig.Server), ("serverpath", nfs.Export)), 0L, "NFS HA", "", "nfs", "", true, Map()))!;
-        var (srUuid, location) = await LocationAsync(sr);
-        var volume = await MadeOnceAsync("nfs", location, srUuid);
+        var (sr, srUuid, location) = await pool.CreateNfsSrAsync(nfs, "NFS HA");
+        var volume = await pool.SharedVolumeMadeOnceAsync("nfs", location, srUuid, SharedVolume.Statefile, "statefile");
 
         var onServer = Path.Combine(nfs.ExportDirectory, srUuid, ".corral-ha-statefile.raw");
         Assert.Equal(HeartbeatSlots.VolumeSize, new FileInfo(onServer).Length);
@@ -38,10 +35,7 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
         await ExportedOnTwoHostsAsync(volume, offset => Bytes(onServer, offset));
 
         // Not a VDI: a scan leaves it out; the SR's destruction removes it.
-        await pool.S("SR.scan", sr);
-        Assert.Empty((List<object?>)(await pool.S("SR.get_VDIs", sr))!);
-        await pool.S("PBD.unplug", await MyPbdAsync(sr));
-        await pool.S("SR.destroy", sr);
+        await pool.DestroyEmptyAsync(sr);
         Assert.False(File.Exists(onServer));
     }
 
@@ -49,10 +43,8 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
     public async Task An_iscsi_srs_statefile_is_one_extent_of_the_lun_apart_from_the_vdis_and_freed_with_the_sr()
     {
         await using var tgt = await TgtRig.StartAsync();
-        var config = Map(("target", TgtRig.Address), ("port", "3260"), ("targetIQN", TgtRig.Iqn), ("SCSIid", TgtRig.ScsiId));
-        var sr = (string)(await pool.S("SR.create", pool.Host.Ref, config, 0L, "iSCSI HA", "", "lvmoiscsi", "user", true, Map()))!;
-        var (srUuid, location) = await LocationAsync(sr);
-        var volume = await MadeOnceAsync("lvmoiscsi", location, srUuid);
+        var (sr, srUuid, location) = await pool.CreateIscsiSrAsync("iSCSI HA");
+        var volume = await pool.SharedVolumeMadeOnceAsync("lvmoiscsi", location, srUuid, SharedVolume.Statefile, "statefile");
 
         var extents = ((Dictionary<string, object?>)(await pool.S("SR.get_sm_config", sr))!)["corral-extents"] as string;
         var extent = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(extents!)!["ha-statefile"].Split('+');
@@ -70,17 +62,8 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
         await pool.S("SR.scan", sr);
         Assert.Equal([vdi], (List<object?>)(await pool.S("SR.get_VDIs", sr))!);
         await pool.S("VDI.destroy", vdi);
-        await pool.S("PBD.unplug", await MyPbdAsync(sr));
+        await pool.S("PBD.unplug", await pool.MyPbdAsync(sr));
         await pool.S("SR.destroy", sr);
-    }
-
-    /// <summary>Four hosts asking at once for the SR's statefile volume get one and the same.</summary>
-    private async Task<(string Blockdev, string? Password)> MadeOnceAsync(string type, string location, string srUuid)
-    {
-        var driver = (ISharedVolumes)pool.Services.GetRequiredService<SrDrivers>().Get(type);
-        var made = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => driver.VolumeAsync(location, srUuid, SharedVolume.Statefile, "statefile", default)));
-        Assert.Single(made.Distinct());
-        return made[0];
     }
 
     /// <summary>
@@ -134,27 +117,6 @@ public sealed class StatefileVolumeTests(AgentFixture pool) : IClassFixture<Agen
             Assert.False(File.Exists(a.Path + ".pid"));
             Directory.Delete(root, recursive: true);
         }
-    }
-
-    private async Task<(string SrUuid, string Location)> LocationAsync(string sr)
-    {
-        var srUuid = (string)(await pool.S("SR.get_uuid", sr))!;
-        var config = ((Dictionary<string, object?>)(await pool.S("PBD.get_device_config", await MyPbdAsync(sr)))!)
-            .ToDictionary(kv => kv.Key, kv => (string)kv.Value!);
-        return (srUuid, SrLocation.Of(config, srUuid)!);
-    }
-
-    private async Task<string> MyPbdAsync(string sr)
-    {
-        foreach (var pbd in ((List<object?>)(await pool.S("SR.get_PBDs", sr))!).Cast<string>())
-        {
-            if ((string)(await pool.S("PBD.get_host", pbd))! == pool.Host.Ref)
-            {
-                return pbd;
-            }
-        }
-
-        throw new InvalidOperationException("no PBD on this host");
     }
 
     private static string Bytes(string file, long offset)

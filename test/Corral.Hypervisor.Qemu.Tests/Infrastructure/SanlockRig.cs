@@ -62,31 +62,9 @@ public sealed class SanlockRig : IAsyncDisposable
 
     private SanlockClient StartDaemon(int host)
     {
-        var run = Path.Combine(Root, $"run{host.ToString(CultureInfo.InvariantCulture)}");
-        Directory.CreateDirectory(run);
-        var info = new ProcessStartInfo("sanlock") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var argument in new[] { "daemon", "-D", "-w", "0", "-U", "root", "-G", "root", "-e", $"test-host{host}" })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        info.Environment["SANLOCK_RUN_DIR"] = run;
-        // No mlockall or real-time priority: a test machine may not raise its memlock limit.
-        info.Environment["SANLOCK_PRIVILEGED"] = "0";
-        var daemon = Process.Start(info) ?? throw new InvalidOperationException("could not start sanlock (Debian's sanlock package)");
-        daemon.OutputDataReceived += (_, _) => { };
-        daemon.ErrorDataReceived += (_, _) => { };
-        daemon.BeginOutputReadLine();
-        daemon.BeginErrorReadLine();
+        var (daemon, client) = Corral.IntegrationTests.SanlockDaemon.Start(Path.Combine(Root, $"run{host.ToString(CultureInfo.InvariantCulture)}"), $"test-host{host}");
         _daemons.Add(daemon);
-        var socket = Path.Combine(run, "sanlock.sock");
-        for (var i = 0; i < 100 && !File.Exists(socket); i++)
-        {
-            Thread.Sleep(50);
-        }
-
-        Assert.True(File.Exists(socket), $"sanlock daemon {host} did not open {socket}");
-        return new SanlockClient(Options.Create(new SanlockOptions { Enabled = true, RunDirectory = run, IoTimeoutSeconds = 1, JoinTimeout = TimeSpan.FromSeconds(30) }));
+        return client;
     }
 
     private static void Check(SanlockResult result, string what) => Assert.True(result.Succeeded, $"sanlock could not {what}: {result.Output}");
