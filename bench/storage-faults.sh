@@ -68,7 +68,9 @@ sleep 3
 
 # ---- one fault ----
 run_fault() { # prints "FAULT GAP-MS SAME-QEMU LIVE-THROUGHOUT FENCED NOTE"
-  local fault=$1 before start end live=yes fenced=no same note=""
+  local fault=$1 before start end live=yes fenced=no same note="" now
+  # Where the VM runs as the fault begins (a fault before may have had it restarted elsewhere).
+  host=$(slot_of "$(xe vm-param-get uuid="$vm" param-name=resident-on)")
   before=$(qemu_pid "$host"); log_marks > "$work/marks"
   ping -D -i 0.2 -W 1 "$ip" > "$work/ping.log" 2>&1 & pinger=$!
   sleep 2; start=$(ms)
@@ -116,6 +118,9 @@ run_fault() { # prints "FAULT GAP-MS SAME-QEMU LIVE-THROUGHOUT FENCED NOTE"
   sleep 3
   kill "$pinger"; wait "$pinger" 2>/dev/null || true; pinger=""
   same=$([ "$(qemu_pid "$host")" = "$before" ] && [ -n "$before" ] && echo yes || echo no)
+  if [ "$fault" != server-gone ] && now=$(slot_of "$(xe vm-param-get uuid="$vm" param-name=resident-on)") && [ "$now" != "$host" ]; then
+    note="${note:+$note, }restarted on lab-host$now (was on lab-host$host)"
+  fi
   logs_since "$work/marks" | grep -qE "Self-fencing|power-fenced|powered off by its fence agent" && fenced=yes
   echo "$fault $(longest_gap "$work/ping.log" "$start" "$(( end + 3000 ))") $same $live $fenced ${note:-none}"
 }
