@@ -172,9 +172,23 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
             ? (matches[^1].Groups["action"].Value, int.Parse(matches[^1].Groups["code"].Value, CultureInfo.InvariantCulture))
             : null;
 
+    /// <summary>ETIMEDOUT: what a sanlock command that did not answer in time (its storage not answering) comes back as.</summary>
+    public const int TimedOut = -110;
+
     private async Task<SanlockResult> RunAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken, TimeSpan? timeout = null)
     {
-        var result = await CommandRunner.RunAsync(_options.Binary, arguments, cancellationToken, timeout ?? TimeSpan.FromSeconds(30), Environment);
+        var limit = timeout ?? TimeSpan.FromSeconds(30);
+        CommandResult result;
+        try
+        {
+            result = await CommandRunner.RunAsync(_options.Binary, arguments, cancellationToken, limit, Environment);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // A read of storage that stopped answering: a result like any other failure, not the caller's cancellation.
+            return new SanlockResult(TimedOut, $"sanlock {string.Join(' ', arguments.Take(2))} did not answer within {limit.TotalSeconds} s");
+        }
+
         var output = (result.StandardOutput + result.StandardError).Trim();
         // "dump" prints no result line; its exit status says whether it read the disk.
         var code = LastDone(output)?.Code ?? (result.Succeeded ? 0 : -1);

@@ -75,6 +75,34 @@ public sealed class SanlockParsingTests
     }
 
     [Fact]
+    public async Task A_sanlock_command_that_does_not_answer_in_time_fails_as_timed_out_and_cancels_nothing_of_the_callers()
+    {
+        // As sanlock reading a volume whose storage stopped answering: it never returns.
+        var script = Path.Combine(Path.GetTempPath(), $"corral-sanlock-hangs-{Guid.NewGuid():N}");
+        File.WriteAllText(script, "#!/bin/sh\nexec sleep 30\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        }
+
+        try
+        {
+            var client = new SanlockClient(Options.Create(new SanlockOptions { Binary = script, JoinTimeout = TimeSpan.FromMilliseconds(500) }));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var result = await client.AddLockspaceAsync("sr", 1, "/run/corral/leases/sr.leases", CancellationToken.None);
+            Assert.Equal(SanlockClient.TimedOut, result.Code);
+            Assert.Contains("did not answer within 0.5 s", result.Output, StringComparison.Ordinal);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+            using var cancelled = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.AddLockspaceAsync("sr", 1, "/x", cancelled.Token));
+        }
+        finally
+        {
+            File.Delete(script);
+        }
+    }
+
+    [Fact]
     public void A_leaders_fields_are_read_from_read_leader()
     {
         const string leader = "read_leader done -227\nmagic 0x6152010\nspace_name sr\nresource_name 1d6c2b8e-vm\ntimestamp 0\n";

@@ -61,13 +61,20 @@ public sealed class VmLeases(
         if (volumes.Keeps(sr))
         {
             // An NFS or iSCSI SR: the lease is a slot of the SR's lease volume, exported here.
-            if (await volumes.ExportAsync(sr, cancellationToken) is not { } path)
+            try
             {
-                return null;
-            }
+                if (await volumes.ExportAsync(sr, cancellationToken) is not { } path)
+                {
+                    return null;
+                }
 
-            await JoinAsync(sr.Uuid, path, null, cancellationToken);
-            lease = await volumes.LeaseAsync(sr, vm.Uuid, path, mode, incoming, cancellationToken);
+                await JoinAsync(sr.Uuid, path, null, cancellationToken);
+                lease = await volumes.LeaseAsync(sr, vm.Uuid, path, mode, incoming, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not XenApiException && !cancellationToken.IsCancellationRequested)
+            {
+                throw new XenApiException(ErrorCodes.SrBackendFailure, "LEASES", "", $"the lease volume of SR {sr.Uuid} on this host: {ex.Message}");
+            }
         }
         else
         {
