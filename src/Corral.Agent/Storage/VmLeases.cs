@@ -63,12 +63,11 @@ public sealed class VmLeases(
             // An NFS or iSCSI SR: the lease is a slot of the SR's lease volume, exported here.
             try
             {
-                if (await volumes.ExportAsync(sr, cancellationToken) is not { } path)
+                if (await JoinVolumeAsync(sr, cancellationToken) is not { } path)
                 {
                     return null;
                 }
 
-                await JoinAsync(sr.Uuid, path, null, cancellationToken);
                 lease = await volumes.LeaseAsync(sr, vm.Uuid, path, mode, incoming, cancellationToken);
             }
             catch (Exception ex) when (ex is not XenApiException && !cancellationToken.IsCancellationRequested)
@@ -193,12 +192,16 @@ public sealed class VmLeases(
         }
     }
 
-    private async Task JoinVolumeAsync(XenObject sr, CancellationToken cancellationToken)
+    /// <summary>The SR's lease volume exported here and its lockspace joined: the volume's path; null when the SR is not plugged here.</summary>
+    private async Task<string?> JoinVolumeAsync(XenObject sr, CancellationToken cancellationToken)
     {
-        if (await volumes.ExportAsync(sr, cancellationToken) is { } path)
+        if (await volumes.ExportAsync(sr, cancellationToken) is not { } path)
         {
-            await JoinAsync(sr.Uuid, path, null, cancellationToken);
+            return null;
         }
+
+        await JoinAsync(sr.Uuid, path, null, cancellationToken);
+        return path;
     }
 
     private SemaphoreSlim GateOf(string vmUuid) => _gates.GetOrAdd(vmUuid, _ => new SemaphoreSlim(1, 1));
