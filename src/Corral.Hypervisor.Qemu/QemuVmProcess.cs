@@ -114,6 +114,9 @@ public sealed class QemuVmProcess : IVmProcess
         }
     }
 
+    /// <summary>How long an exit waits for QMP's reader to deliver the events QEMU wrote before it died.</summary>
+    private static readonly TimeSpan QmpDrainTimeout = TimeSpan.FromSeconds(5);
+
     private async Task WatchExitAsync(CancellationToken stop)
     {
         try
@@ -135,6 +138,9 @@ public sealed class QemuVmProcess : IVmProcess
             return; // released, not exited
         }
 
+        // The process is gone, so its end of QMP is closed; the reader may still be handing over its last events (a
+        // guest's SHUTDOWN: whether the exit was meant). Closed completes only after it has (seen in CI: 8 ms late).
+        await Task.WhenAny(_qmp.Closed, Task.Delay(QmpDrainTimeout, CancellationToken.None));
         _logger.LogInformation("QEMU process {Pid} of VM {Vm} has exited", ProcessId, VmUuid);
         await _qga.DisposeAsync();
 
