@@ -25,6 +25,9 @@ public sealed class EvacuationHandler(
     /// <summary>Migrations run at once: more would only share the same links and CPU.</summary>
     public const int Parallelism = 2;
 
+    /// <summary>How many times leaving maintenance mode tries to bring back a VM whose migration failed.</summary>
+    private const int RestoreRounds = 3;
+
     private const string BatchSizeArgument = Corral.Api.Methods.EvacuationMethods.BatchSizeArgument;
 
     public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.HostEvacuate, HostOperationKinds.HostRestoreEvacuatedVms];
@@ -37,50 +40,70 @@ public sealed class EvacuationHandler(
         var hostRef = operation.HostRef;
         var host = await database.GetAsync(XenClasses.Host, hostRef, cancellationToken);
         var noted = EvacuatedVms.Of(host);
-        var back = new List<XenObject>();
-        foreach (var vmRef in noted)
+        var back = await RunningElsewhereAsync(noted, hostRef, cancellationToken);
+
+        // In rounds, as an evacuation: a migration that failed on a passing cause (a busy host) is tried again.
+        var failed = new Dictionary<string, string>(StringComparer.Ordinal);
+        var done = 0;
+        var pending = back;
+        for (var round = 0; round < RestoreRounds && pending.Count > 0; round++)
         {
-            // Only a VM still running elsewhere comes back; one halted, destroyed or already here is simply forgotten.
-            if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken) is { } vm
-                && vm.Get(XenApi.VM.PowerState) == VmPowerState.Running && vm.Get(XenApi.VM.ResidentOn) != hostRef)
+            pending = round == 0 ? pending : await RunningElsewhereAsync(pending, hostRef, cancellationToken);
+            failed.Clear();
+            using var slots = new SemaphoreSlim(Parallelism);
+            await Task.WhenAll(pending.Select(async vmRef =>
             {
-                back.Add(vm);
-            }
+                await slots.WaitAsync(cancellationToken);
+                try
+                {
+                    var (now, error) = await MoveAsync(vmRef, hostRef, null, cancellationToken);
+                    if (now != hostRef)
+                    {
+                        lock (failed)
+                        {
+                            failed[vmRef] = error ?? $"it runs on {now}";
+                        }
+
+                        return;
+                    }
+
+                    await tasks.SetProgressAsync(operation.TaskRef, (double)Interlocked.Increment(ref done) / back.Count, cancellationToken);
+                }
+                finally
+                {
+                    slots.Release();
+                }
+            }));
+            pending = [.. failed.Keys];
         }
 
-        var failed = new List<string>();
-        var done = 0;
-        using var slots = new SemaphoreSlim(Parallelism);
-        await Task.WhenAll(back.Select(async vm =>
-        {
-            await slots.WaitAsync(cancellationToken);
-            try
-            {
-                if (await MoveAsync(vm.Ref, hostRef, null, cancellationToken) != hostRef)
-                {
-                    lock (failed)
-                    {
-                        failed.Add(vm.Ref);
-                    }
-                }
-
-                await tasks.SetProgressAsync(operation.TaskRef, (double)Interlocked.Increment(ref done) / back.Count, cancellationToken);
-            }
-            finally
-            {
-                slots.Release();
-            }
-        }));
-
         // What did not come back stays noted, so that trying again later picks it up.
-        await EvacuatedVms.ChangeAsync(database, hostRef, _ => failed, cancellationToken);
+        await EvacuatedVms.ChangeAsync(database, hostRef, _ => [.. failed.Keys], cancellationToken);
         if (failed.Count > 0)
         {
-            throw new XenApiException(ErrorCodes.OperationNotAllowed, $"{failed.Count} of {back.Count} VM(s) could not be moved back (see the pool's logs); run it again later");
+            var (vmRef, why) = failed.First();
+            throw new XenApiException(ErrorCodes.OperationNotAllowed,
+                $"{failed.Count} of {back.Count} VM(s) could not be moved back ({vmRef}: {why}); run it again later");
         }
 
         logger.LogInformation("Restored {Count} evacuated VM(s) to this host", back.Count);
         return null;
+    }
+
+    /// <summary>Of the VMs, those still running elsewhere: one halted, destroyed or already here is simply forgotten.</summary>
+    private async Task<List<string>> RunningElsewhereAsync(IEnumerable<string> vmRefs, string hostRef, CancellationToken cancellationToken)
+    {
+        var result = new List<string>();
+        foreach (var vmRef in vmRefs)
+        {
+            if (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken) is { } vm
+                && vm.Get(XenApi.VM.PowerState) == VmPowerState.Running && vm.Get(XenApi.VM.ResidentOn) != hostRef)
+            {
+                result.Add(vmRef);
+            }
+        }
+
+        return result;
     }
 
     private async Task<string?> EvacuateAsync(HostOperation operation, CancellationToken cancellationToken)
@@ -170,7 +193,7 @@ public sealed class EvacuationHandler(
                 await slots.WaitAsync(cancellationToken);
                 try
                 {
-                    if (await MoveAsync(kv.Key, kv.Value, progress, cancellationToken) is { } now && now != hostRef && !OpaqueRef.IsNull(now))
+                    if ((await MoveAsync(kv.Key, kv.Value, progress, cancellationToken)).ResidentOn is { } now && now != hostRef && !OpaqueRef.IsNull(now))
                     {
                         await EvacuatedVms.ChangeAsync(database, hostRef, list => [.. list, kv.Key], cancellationToken);
                         progress.MovedOne();
@@ -193,8 +216,11 @@ public sealed class EvacuationHandler(
         return null;
     }
 
-    /// <summary>Live-migrates the VM (or follows its migration already under way); returns where it runs afterwards.</summary>
-    private async Task<string?> MoveAsync(string vmRef, string destination, EvacuationProgress? progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Live-migrates the VM (or follows its migration already under way); returns where it runs afterwards, and why
+    /// the migration failed if it did.
+    /// </summary>
+    private async Task<(string? ResidentOn, string? Error)> MoveAsync(string vmRef, string destination, EvacuationProgress? progress, CancellationToken cancellationToken)
     {
         string? sendTask = null;
         try
@@ -214,13 +240,13 @@ public sealed class EvacuationHandler(
                 await tasks.WaitAsync(sendTask, cancellationToken);
             }
 
-            return (await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken))?.Get(XenApi.VM.ResidentOn);
+            return ((await database.TryGetAsync(XenClasses.VM, vmRef, cancellationToken))?.Get(XenApi.VM.ResidentOn), null);
         }
         catch (XenApiException ex)
         {
             // This VM stays for now; the next round plans it again, and the last says why it could not go.
             logger.LogWarning("VM {Vm} did not move to {Host}: {Error}", vmRef, destination, ex.Message);
-            return null;
+            return (null, ex.Message);
         }
         finally
         {
