@@ -12,13 +12,34 @@ namespace Corral.Statefile;
 /// exports it over FUSE at the export's path, where the fence daemon, the agent and sanlock read and write it as a file
 /// (O_DIRECT). The daemon runs detached (<c>--daemonize</c>), so that it outlives whichever process started it; its
 /// pid is kept at <c>&lt;path&gt;.pid</c>, and the options it exports at <c>&lt;path&gt;.blockdev</c>. Whoever comes
-/// first exports (under a lock file); an export whose daemon died (a stale FUSE mount) is detached and made again.
+/// first exports (under a lock file); an export whose daemon died (a stale FUSE mount) is detached and made again, and
+/// so is one whose daemon is stuck: its reads hung for <see cref="ExportTimings.StuckPatience"/> while the volume answers
+/// a fresh connection (<see cref="ExportHealth"/>). Through an outage of the storage itself the export is left as it is.
 /// </summary>
-public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
+public sealed partial class VolumeExports
 {
     public static readonly EventId Exported = new(2430, "VolumeExported");
     public static readonly EventId Stale = new(2431, "VolumeExportStale");
     public static readonly EventId Stopped = new(2432, "VolumeExportStopped");
+    public static readonly EventId Stuck = new(2433, "VolumeExportStuck");
+    public static readonly EventId DaemonStopped = new(2434, "VolumeExportDaemonStopped");
+
+    private readonly ILogger<VolumeExports> logger;
+    private readonly ExportHealth _health;
+    private readonly ExportTimings _timings;
+
+    public VolumeExports(ILogger<VolumeExports> logger)
+        : this(logger, ExportTimings.Default)
+    {
+    }
+
+    /// <summary>With other timings than the default (the tests' short ones).</summary>
+    internal VolumeExports(ILogger<VolumeExports> logger, ExportTimings timings)
+    {
+        this.logger = logger;
+        _timings = timings.Validated();
+        _health = new ExportHealth(_timings);
+    }
 
     private static readonly TimeSpan StopPatience = TimeSpan.FromSeconds(5);
 
@@ -35,12 +56,27 @@ public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
         using var held = await LockAsync(path, cancellationToken);
         if (IsMounted(path))
         {
-            if (Answers(path, volume.Size) && ReadOrNull(path + ".blockdev") == volume.Blockdev)
+            var state = ReadOrNull(path + ".blockdev") == volume.Blockdev
+                ? await _health.CheckAsync(volume, DaemonPid(path), cancellationToken)
+                : ExportState.Dead;
+            switch (state)
             {
-                return;
+                case ExportState.Answers or ExportState.Slow:
+                    return;
+                case ExportState.Stopped:
+                    logger.LogWarning(DaemonStopped, "The export at {Path} does not answer: its qemu-storage-daemon is stopped (SIGSTOP), and left so", path);
+                    return;
+                case ExportState.StorageSilent:
+                    throw new IOException($"the {volume.Node} volume's storage has not answered for {_timings.StuckPatience.TotalSeconds:F0} s (a fresh connection to it gets no answer either)");
+                case ExportState.Stuck:
+                    logger.LogWarning(Stuck, "The export at {Path} has not answered reads for {Seconds:F0} s while its storage answers a fresh connection: its qemu-storage-daemon is stuck, and is stopped and made again",
+                        path, _timings.StuckPatience.TotalSeconds);
+                    break;
+                default:
+                    logger.LogWarning(Stale, "The export at {Path} is stale or of another volume: it is stopped and made again", path);
+                    break;
             }
 
-            logger.LogWarning(Stale, "The export at {Path} is stale or of another volume: it is stopped and made again", path);
             await StopLockedAsync(path, cancellationToken);
         }
 
@@ -78,7 +114,7 @@ public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
                 "--pidfile", path + ".pid",
                 "--daemonize",
             ]);
-            var (code, output) = await RunAsync("qemu-storage-daemon", arguments, cancellationToken);
+            var (code, output) = await ChildProcess.RunAsync("qemu-storage-daemon", arguments, cancellationToken);
             if (code != 0 || !IsMounted(path))
             {
                 throw new IOException($"qemu-storage-daemon did not export {volume.Node} at {path} ({code}): {output.Trim()}");
@@ -95,7 +131,7 @@ public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
 
     private async Task StopLockedAsync(string path, CancellationToken cancellationToken)
     {
-        if (int.TryParse(ReadOrNull(path + ".pid"), out var pid) && Signal(pid, SigTerm))
+        if (DaemonPid(path) is { } pid && Signal(pid, SigTerm))
         {
             // Asked to stop, the daemon unmounts its export and exits.
             var deadline = Stopwatch.StartNew();
@@ -112,6 +148,7 @@ public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
             _ = Umount2(path, MntDetach); // what a killed daemon leaves: a mount nobody answers
         }
 
+        _health.Forget(path);
         File.Delete(path + ".pid");
         File.Delete(path + ".blockdev");
         if (!IsMounted(path))
@@ -122,18 +159,7 @@ public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
         logger.LogInformation(Stopped, "The export at {Path} is stopped", path);
     }
 
-    /// <summary>Whether the export answers: a dead daemon's mount fails every call (ENOTCONN).</summary>
-    private static bool Answers(string path, long size)
-    {
-        try
-        {
-            return new FileInfo(path).Length >= size;
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
+    private static int? DaemonPid(string path) => int.TryParse(ReadOrNull(path + ".pid"), out var pid) ? pid : null;
 
     /// <summary>Whether a FUSE file system is mounted at <paramref name="path"/> in this process's mount namespace.</summary>
     internal static bool IsMounted(string path) => MountTable.FileSystemAt(path)?.StartsWith("fuse", StringComparison.Ordinal) == true;
@@ -177,20 +203,6 @@ public sealed partial class VolumeExports(ILogger<VolumeExports> logger)
         {
             return null;
         }
-    }
-
-    private static async Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(info) ?? throw new IOException($"{program} did not start");
-        var output = Task.WhenAll(process.StandardOutput.ReadToEndAsync(cancellationToken), process.StandardError.ReadToEndAsync(cancellationToken));
-        await process.WaitForExitAsync(cancellationToken);
-        return (process.ExitCode, string.Concat(await output));
     }
 
     private const int SigKill = 9, SigTerm = 15, MntDetach = 2;

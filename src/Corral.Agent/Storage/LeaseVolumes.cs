@@ -38,8 +38,9 @@ public sealed class LeaseVolumes(
     public bool Keeps(XenObject sr) => sr.Get(XenApi.SR.Shared) && drivers.Find(sr.Get(XenApi.SR.Type)) is ISharedVolumes;
 
     /// <summary>
-    /// The SR's lease volume exported here (made on the SR if missing; exported again if its export died): its path,
-    /// with the lockspace written. Null when the SR is not plugged here.
+    /// The SR's lease volume exported here (made on the SR if missing; exported again if its export died or is stuck):
+    /// its path. Null when the SR is not plugged here. The lockspace in it is written before a first join
+    /// (<see cref="EnsureLockspaceAsync"/>).
     /// </summary>
     public async Task<string?> ExportAsync(XenObject sr, CancellationToken cancellationToken)
     {
@@ -52,7 +53,6 @@ public sealed class LeaseVolumes(
         var (blockdev, password) = await volumes.VolumeAsync(location, sr.Uuid, SharedVolume.VmLeases, "leases", cancellationToken);
         var path = Path.Combine(options.Value.VolumeDirectory, sr.Uuid + ".leases");
         await exports.EnsureAsync(new VolumeExport(path, "leases", blockdev, password, SharedVolume.VmLeases.Size), cancellationToken);
-        await EnsureLockspaceAsync(sr.Uuid, path, cancellationToken);
         return path;
     }
 
@@ -61,7 +61,7 @@ public sealed class LeaseVolumes(
     /// lockspace in use it would erase the hosts' delta leases. Hosts joining first at once take turns through a key on
     /// their liveness leases, so one writes it and the others find it.
     /// </summary>
-    private async Task EnsureLockspaceAsync(string srUuid, string path, CancellationToken cancellationToken)
+    public async Task EnsureLockspaceAsync(string srUuid, string path, CancellationToken cancellationToken)
     {
         var key = $"{PoolKeys.Root}vm-leases/writing/{srUuid}";
         while (true)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using System.Globalization;
 using Corral.Agent.Hosting;
@@ -39,9 +40,14 @@ public sealed class VmLeases(
     private static readonly EventId TakenOver = new(2401, "VmLeaseTakenOver");
     private static readonly EventId Joined = new(2402, "LockspaceJoined");
     private static readonly EventId HeldExclusive = new(2403, "VmLeaseExclusive");
+    private static readonly EventId Rejoining = new(2407, "LockspaceRejoining");
+
+    /// <summary>How often a join is checked against sanlock.</summary>
+    public static readonly TimeSpan RecheckPeriod = TimeSpan.FromSeconds(20);
 
     private readonly ConcurrentDictionary<string, Lazy<Task>> _joins = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _published = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _checked = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private int? _hostId;
 
@@ -83,7 +89,7 @@ public sealed class VmLeases(
             }
 
             var leases = LeaseDirectory(directory, sr.Uuid);
-            await JoinAsync(sr.Uuid, Path.Combine(leases, "lockspace"), leases, cancellationToken);
+            await JoinFileAsync(sr.Uuid, leases, cancellationToken);
             lease = new VmLease(sr.Uuid, vm.Uuid, Path.Combine(leases, vm.Uuid), mode);
             await EnsureFileAsync(lease.Path, tmp => sanlock.InitResourceAsync(lease with { Path = tmp }, cancellationToken), cancellationToken);
         }
@@ -113,8 +119,7 @@ public sealed class VmLeases(
         {
             if (await SharedFileDirectoryAsync(sr, cancellationToken) is { } directory)
             {
-                var leases = LeaseDirectory(directory, sr.Uuid);
-                joins.Add(JoinAsync(sr.Uuid, Path.Combine(leases, "lockspace"), leases, cancellationToken));
+                joins.Add(JoinFileAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken));
             }
             else if (volumes.Keeps(sr))
             {
@@ -200,8 +205,19 @@ public sealed class VmLeases(
             return null;
         }
 
-        await JoinAsync(sr.Uuid, path, null, cancellationToken);
+        await JoinAsync(sr.Uuid, path, () => volumes.EnsureLockspaceAsync(sr.Uuid, path, CancellationToken.None), cancellationToken);
         return path;
+    }
+
+    /// <summary>A shared file SR's lockspace joined (its file written by the first host to get there).</summary>
+    private Task JoinFileAsync(string srUuid, string leases, CancellationToken cancellationToken)
+    {
+        var lockspace = Path.Combine(leases, "lockspace");
+        return JoinAsync(srUuid, lockspace, async () =>
+        {
+            Directory.CreateDirectory(leases);
+            await EnsureFileAsync(lockspace, tmp => sanlock.InitLockspaceAsync(srUuid, tmp, CancellationToken.None), CancellationToken.None);
+        }, cancellationToken);
     }
 
     private SemaphoreSlim GateOf(string vmUuid) => _gates.GetOrAdd(vmUuid, _ => new SemaphoreSlim(1, 1));
@@ -293,13 +309,19 @@ public sealed class VmLeases(
             : null;
 
     /// <summary>
-    /// Joins the SR's lockspace at <paramref name="lockspace"/> once; a failed join is tried again next time. On a file SR
-    /// (<paramref name="fileDirectory"/>: its lease directory) the first host to get there writes the lockspace's file; a
-    /// lease volume's lockspace is written as it is exported (<see cref="LeaseVolumes.ExportAsync"/>).
+    /// Joins the SR's lockspace at <paramref name="lockspace"/> once, after <paramref name="prepare"/> (which makes sure
+    /// the lockspace is written: the first host to get there writes it); a failed join is tried again next time. A join
+    /// is checked against sanlock now and then (<see cref="RecheckPeriod"/>): a lockspace sanlock let go of (its storage
+    /// failed for longer than sanlock's window, or its export was made again) is joined again.
     /// </summary>
-    private async Task JoinAsync(string srUuid, string lockspace, string? fileDirectory, CancellationToken cancellationToken)
+    private async Task JoinAsync(string srUuid, string lockspace, Func<Task> prepare, CancellationToken cancellationToken)
     {
-        var join = _joins.GetOrAdd(srUuid, uuid => new Lazy<Task>(() => JoinOnceAsync(uuid, lockspace, fileDirectory)));
+        if (_joins.TryGetValue(srUuid, out var known) && known.IsValueCreated && known.Value.IsCompletedSuccessfully)
+        {
+            await RecheckAsync(srUuid, lockspace, known, cancellationToken);
+        }
+
+        var join = _joins.GetOrAdd(srUuid, uuid => new Lazy<Task>(() => JoinOnceAsync(uuid, lockspace, prepare)));
         try
         {
             await join.Value.WaitAsync(cancellationToken);
@@ -321,16 +343,28 @@ public sealed class VmLeases(
         }
     }
 
-    private async Task JoinOnceAsync(string srUuid, string lockspace, string? fileDirectory)
+    /// <summary>Forgets a join sanlock no longer has, so that it is made again (at most once per <see cref="RecheckPeriod"/>).</summary>
+    private async Task RecheckAsync(string srUuid, string lockspace, Lazy<Task> join, CancellationToken cancellationToken)
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (_checked.TryGetValue(srUuid, out var last) && Stopwatch.GetElapsedTime(last, now) < RecheckPeriod)
+        {
+            return;
+        }
+
+        _checked[srUuid] = now;
+        var inquired = await sanlock.InquireLockspaceAsync(srUuid, await HostIdAsync(cancellationToken), lockspace, cancellationToken);
+        if (!inquired.Succeeded && inquired.Code != SanlockClient.TimedOut && _joins.TryRemove(new KeyValuePair<string, Lazy<Task>>(srUuid, join)))
+        {
+            logger.LogWarning(Rejoining, "sanlock no longer has this host in the VM leases of SR {Sr} ({Output}): joining again", srUuid, inquired.Output.Trim());
+        }
+    }
+
+    private async Task JoinOnceAsync(string srUuid, string lockspace, Func<Task> prepare)
     {
         // Not the caller's token: a join others wait for as well goes on when one of them gives up.
         var hostId = await HostIdAsync(CancellationToken.None);
-        if (fileDirectory is not null)
-        {
-            Directory.CreateDirectory(fileDirectory);
-            await EnsureFileAsync(lockspace, tmp => sanlock.InitLockspaceAsync(srUuid, tmp, CancellationToken.None), CancellationToken.None);
-        }
-
+        await prepare();
         if ((await sanlock.InquireLockspaceAsync(srUuid, hostId, lockspace, CancellationToken.None)).Succeeded)
         {
             return;
