@@ -16,7 +16,7 @@ log() { printf '[guest] %s\n' "$*" >&2; }
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v depmod >/dev/null || need+=(kmod)
-for pair in xorriso:xorriso isolinux:/usr/lib/ISOLINUX/isolinux.bin qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio; do
+for pair in xorriso:xorriso isolinux:/usr/lib/ISOLINUX/isolinux.bin qemu-guest-agent:/usr/sbin/qemu-ga syslinux:syslinux syslinux-common:/usr/lib/syslinux/mbr/mbr.bin mtools:mcopy dosfstools:mkfs.vfat e2fsprogs:mke2fs fdisk:sfdisk qemu-utils:qemu-img cpio:cpio ioping:ioping; do
   pkg=${pair%%:*}; probe=${pair#*:}
   if [[ $probe == /* ]]; then [ -e "$probe" ] || need+=("$pkg"); else command -v "$probe" >/dev/null || need+=("$pkg"); fi
 done
@@ -124,6 +124,8 @@ make_system_initrd() { # make_system_initrd NAME TREE RELEASE AGENT(yes|no) MODU
   install -m 755 "$here/rootfs/corral-poweroff" "$root/bin/corral-poweroff"
   install -m 755 "$here/rootfs/seqwriter" "$root/bin/seqwriter"
   install -m 755 "$here/rootfs/power-button" "$root/bin/power-button"
+  # Debian's ioping (libc alone): a disk's sequential and random I/O measured from inside the guest (bench/sr-io.sh).
+  copy_with_libs "$root" "$(command -v ioping)"
   if [ "$agent" = yes ]; then
     install_qemu_ga "$root"
   fi
