@@ -181,7 +181,7 @@ do
     // ISO libraries on SMB shares are mounted in userspace (smbnetfs), under the state directory (docs/storage.md).
     builder.Services.AddSingleton<IShareMounts>(sp => new Corral.Storage.Smb.SmbNetFsMounts(Path.Combine(agent.StateDirectory, "sr-mount"),
         sp.GetRequiredService<ILogger<Corral.Storage.Smb.SmbNetFsMounts>>()));
-    builder.Services.AddSingleton(sp => new SrDrivers([new FileSrDriver(), new IsoSrDriver(sp.GetRequiredService<IShareMounts>()), new NfsSrDriver(),
+    builder.Services.AddSingleton(sp => new SrDrivers([new FileSrDriver(), new IsoSrDriver(sp.GetRequiredService<IShareMounts>(), new NfsIsoLibraries()), new NfsSrDriver(),
         new Corral.Storage.Iscsi.IscsiSrDriver(sp.GetRequiredService<Corral.PoolDatabase.IPoolDatabase>)]));
     builder.Services.AddSingleton<BridgeNetworking>();
     builder.Services.AddSingleton<VmDevices>();

@@ -59,6 +59,8 @@ internal sealed class ExportHealth(ExportTimings timings)
 
         if (daemonPid is { } pid && IsStopped(pid))
         {
+            // The patience counts from when it last ran: once it goes on, its reads get the whole patience to answer.
+            _probes.TryUpdate(volume.Path, probe with { Started = Stopwatch.GetTimestamp() }, probe);
             return ExportState.Stopped;
         }
 

@@ -4,10 +4,11 @@ namespace Corral.Storage;
 
 /// <summary>
 /// An ISO library: a directory of .iso images, attached read-only as CD media. Images are added by copying files in.
-/// The directory is local, or a network share (<c>//server/share</c>) that <paramref name="shares"/> mounts at the
-/// PBD's plug and reads here as a directory.
+/// The directory is local, or a network share: one that <paramref name="shares"/> mounts at the PBD's plug and reads
+/// here as a directory (SMB, <c>//server/share</c>), or one <paramref name="remote"/> reads without a mount (NFS,
+/// <c>server:/path</c>), whose images QEMU opens with its own driver.
 /// </summary>
-public sealed class IsoSrDriver(IShareMounts? shares = null) : ISrDriver
+public sealed class IsoSrDriver(IShareMounts? shares = null, IRemoteIsoLibraries? remote = null) : ISrDriver
 {
     public const string TypeName = "iso";
 
@@ -22,6 +23,11 @@ public sealed class IsoSrDriver(IShareMounts? shares = null) : ISrDriver
 
     public Task ProbeAsync(string directory, bool create, CancellationToken cancellationToken)
     {
+        if (Remote(directory) is { } library)
+        {
+            return library.ProbeAsync(directory, cancellationToken);
+        }
+
         directory = Local(directory);
         if (!Path.IsPathFullyQualified(directory) || !Directory.Exists(directory))
         {
@@ -32,7 +38,7 @@ public sealed class IsoSrDriver(IShareMounts? shares = null) : ISrDriver
     }
 
     public Task<SrUsage> GetUsageAsync(string directory, CancellationToken cancellationToken) =>
-        Task.FromResult(FileSrDriver.Usage(Local(directory)));
+        Remote(directory) is { } library ? library.GetUsageAsync(directory, cancellationToken) : Task.FromResult(FileSrDriver.Usage(Local(directory)));
 
     public bool KeepsMetadata => false;
 
@@ -45,6 +51,11 @@ public sealed class IsoSrDriver(IShareMounts? shares = null) : ISrDriver
 
     public Task<IReadOnlyList<VolumeInfo>> ScanAsync(string directory, CancellationToken cancellationToken)
     {
+        if (Remote(directory) is { } library)
+        {
+            return library.ScanAsync(directory, cancellationToken);
+        }
+
         IReadOnlyList<VolumeInfo> volumes = Directory.EnumerateFiles(Local(directory))
             .Where(f => f.EndsWith(".iso", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".img", StringComparison.OrdinalIgnoreCase))
             .Order(StringComparer.Ordinal)
@@ -68,6 +79,11 @@ public sealed class IsoSrDriver(IShareMounts? shares = null) : ISrDriver
 
     public (string Path, string Format) Resolve(string directory, string location)
     {
+        if (Remote(directory) is { } library)
+        {
+            return library.Resolve(directory, location);
+        }
+
         if (location.Contains('/', StringComparison.Ordinal) || location.StartsWith('.'))
         {
             throw new XenApiException(ErrorCodes.InvalidValue, "location", location);
@@ -75,6 +91,8 @@ public sealed class IsoSrDriver(IShareMounts? shares = null) : ISrDriver
 
         return (Path.Combine(Local(directory), location), "raw");
     }
+
+    private IRemoteIsoLibraries? Remote(string location) => remote is not null && remote.Handles(location) ? remote : null;
 
     /// <summary>The library's directory here: a share's mount, or the location itself.</summary>
     private string Local(string location) => shares is not null && shares.Handles(location) ? shares.LocalDirectory(location) : location;

@@ -11,15 +11,18 @@ namespace Corral.EndToEndTests;
 /// picture of it), reboots into the installed system, reports its tools and address, the CD is ejected and it shuts
 /// down cleanly. Then the same from the Debian 12 template, whose disk vm-install provisions and which boots
 /// UEFI with Secure Boot on (the template's secureboot=auto, made true at start as xapi does): Debian's signed shim, GRUB
-/// and kernel on the ISO and on the installed disk; its variable store is kept with the VM.
+/// and kernel on the ISO and on the installed disk; its variable store is kept with the VM. That one installs from an
+/// ISO library on the storage server's NFS export (<c>location=server:/path</c>), which the test adds with sr-create.
 /// </summary>
 [Collection(SharedLabCollection.Name)]
 public sealed class InstallFromMediaLabTests(SharedLab shared)
 {
     private const string Iso = "corral-installer.iso";
+    private const string NfsIso = "corral-installer-nfs.iso";
     private readonly SharedLab _shared = shared;
     private readonly LabSession _lab = shared.Lab;
     private readonly List<string> _installed = [];
+    private string? _nfsLibrary;
 
     [Fact]
     public async Task An_installer_iso_installs_a_guest_that_boots_from_its_own_disk_with_its_tools()
@@ -33,6 +36,16 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
             foreach (var vm in _installed)
             {
                 await _shared.RemoveAsync(vm);
+            }
+
+            if (_nfsLibrary is not null)
+            {
+                foreach (var pbd in (await _lab.Xe("pbd-list", $"sr-uuid={_nfsLibrary}", "--minimal")).Split(',', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    await _lab.Xe("pbd-unplug", $"uuid={pbd}");
+                }
+
+                await _lab.Xe("sr-forget", $"uuid={_nfsLibrary}");
             }
         }
     }
@@ -52,7 +65,17 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
         var bios = await _lab.Xe("vm-install", "template=Other install media", "new-name-label=installed-bios", $"sr-uuid={sharedSr}");
         _installed.Add(bios);
         await _lab.Xe("vm-disk-add", $"uuid={bios}", "disk-size=1GiB", "device=0", $"sr-uuid={sharedSr}");
-        await InstallAndCheckAsync(bios, network, $"{subnet}.41", watchScreen: true);
+        await InstallAndCheckAsync(bios, network, $"{subnet}.41", Iso, watchScreen: true);
+
+        // An ISO library on an NFS share (server:/path, as XenServer's), added with sr-create: nothing is mounted on the
+        // hosts; its images are read over NFS by QEMU itself. The UEFI guest installs from it.
+        var nfsIsos = Directory.CreateDirectory(Path.Combine(_lab.LabDirectory, "storage", "nfs", "isos")).FullName;
+        File.Copy(Path.Combine(LabSession.Repo, "guest", "build", Iso), Path.Combine(nfsIsos, NfsIso), overwrite: true);
+        var host1 = await _lab.Xe("host-list", "name-label=lab-host1", "--minimal");
+        _nfsLibrary = await _lab.Xe("sr-create", $"host-uuid={host1}", "name-label=ISO library on NFS", "type=iso", "content-type=iso", "shared=true",
+            $"device-config:location={_lab.StorageAddress}:/srv/vms/isos");
+        Assert.Contains(NfsIso, await _lab.Xe("cd-list"), StringComparison.Ordinal);
+        Assert.Equal("true,true,true", await _lab.Xe("pbd-list", $"sr-uuid={_nfsLibrary}", "params=currently-attached", "--minimal"));
 
         // Debian 12: vm-install provisions its 10 GiB disk on the SR; it boots UEFI, and its variables stay with it.
         var uefi = await _lab.Xe("vm-install", "template=Debian Bookworm 12", "new-name-label=installed-uefi", $"sr-uuid={sharedSr}");
@@ -61,7 +84,7 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
         Assert.Equal("10737418240", await _lab.Xe("vdi-param-get", $"uuid={disk}", "param-name=virtual-size"));
         Assert.Contains("firmware: uefi", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=HVM-boot-params"), StringComparison.Ordinal);
         Assert.Equal("auto", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=platform", "param-key=secureboot"));
-        var console = await InstallAndCheckAsync(uefi, network, $"{subnet}.42");
+        var console = await InstallAndCheckAsync(uefi, network, $"{subnet}.42", NfsIso);
         Assert.Equal("true", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=platform", "param-key=secureboot"));
         Assert.Contains("Welcome to GRUB!", console, StringComparison.Ordinal); // the firmware let shim run, and shim Debian's GRUB
         Assert.StartsWith("EFI-variables: ", await _lab.Xe("vm-param-get", $"uuid={uefi}", "param-name=NVRAM"), StringComparison.Ordinal);
@@ -93,9 +116,9 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
     /// CD in, a card on the network, start; the installer's work ends in the installed system reporting its tools.
     /// Returns the VM's serial console log, read before it shut down.
     /// </summary>
-    private async Task<string> InstallAndCheckAsync(string vm, string network, string ip, bool watchScreen = false)
+    private async Task<string> InstallAndCheckAsync(string vm, string network, string ip, string iso, bool watchScreen = false)
     {
-        await _lab.Xe("vm-cd-add", $"uuid={vm}", $"cd-name={Iso}", "device=3");
+        await _lab.Xe("vm-cd-add", $"uuid={vm}", $"cd-name={iso}", "device=3");
         await _lab.Xe("vif-create", $"vm-uuid={vm}", $"network-uuid={network}", "device=0", "mac=random");
         await _lab.Xe("vm-param-set", $"uuid={vm}", $"xenstore-data:vm-data/ip={ip}/24");
         await _lab.Xe("vm-start", $"uuid={vm}");

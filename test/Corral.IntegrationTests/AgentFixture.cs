@@ -46,7 +46,7 @@ public sealed class AgentFixture : IAsyncLifetime
         Host = HostIdentity.LoadOrCreate(state);
         var shares = new Corral.Storage.Smb.SmbNetFsMounts(Path.Combine(state, "sr-mount"), NullLogger<Corral.Storage.Smb.SmbNetFsMounts>.Instance);
         var services = TestAgentServices.Create(Root, state, Host, o => o.Endpoints = _etcd.Endpoint,
-            new SrDrivers([new FileSrDriver(), new IsoSrDriver(shares), new Corral.Storage.Nfs.NfsSrDriver(), new Corral.Storage.Iscsi.IscsiSrDriver(() => Database)]));
+            new SrDrivers([new FileSrDriver(), new IsoSrDriver(shares, new Corral.Storage.Nfs.NfsIsoLibraries()), new Corral.Storage.Nfs.NfsSrDriver(), new Corral.Storage.Iscsi.IscsiSrDriver(() => Database)]));
         services.AddSingleton<IShareMounts>(shares); // the one the ISO driver reads through
         services.AddSingleton<SrCatalog>();
         services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();

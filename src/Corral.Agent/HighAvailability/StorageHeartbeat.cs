@@ -211,7 +211,15 @@ public sealed class StorageHeartbeat(
         {
             // The same statefile is kept (its export may answer again, or the fence daemon make it again): dropping it
             // would stop this host's heartbeat for a failure of this check alone.
-            logger.LogWarning(ex, "HA's statefile on SR {Sr} cannot be reached from this host", spec!.SrUuid);
+            if (ex is IOException)
+            {
+                logger.LogWarning("HA's statefile on SR {Sr} cannot be reached from this host: {Reason}", spec!.SrUuid, ex.Message);
+            }
+            else
+            {
+                logger.LogWarning(ex, "HA's statefile on SR {Sr} cannot be reached from this host", spec!.SrUuid);
+            }
+
             next = current?.Spec == spec ? current : null;
         }
 

@@ -89,7 +89,9 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
         }
 
         var type = sr.Get(XenApi.SR.Type);
-        if (type is not (NfsSrDriver.TypeName or Corral.Storage.Iscsi.IscsiSrDriver.TypeName) && !shares.Handles(location))
+        // A directory every host sees (a file SR, a local ISO library); anything else (an NFS or iSCSI SR, an ISO library
+        // on a share) is asked of its driver.
+        if (type is not (NfsSrDriver.TypeName or Corral.Storage.Iscsi.IscsiSrDriver.TypeName) && Path.IsPathFullyQualified(location) && !shares.Handles(location))
         {
             return Directory.Exists(location) ? null : $"the directory {location} is missing here";
         }
