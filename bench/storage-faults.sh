@@ -12,7 +12,8 @@
 #                                      nfs-ganesha and tgtd killed for good: what the pool's commands answer
 #
 # For each: the VM's longest ping gap, whether its QEMU process is the one it had (a restart would be a needless
-# one), and whether any host stopped being live or was fenced (the agents' and fence daemons' logs). At the end the VM is shut down and its disk's write sequence read back from the
+# one; a VM restarted elsewhere is then migrated back to the host that lost its storage, which must take VMs again
+# once its storage answers), and whether any host stopped being live or was fenced (the agents' and fence daemons' logs). At the end the VM is shut down and its disk's write sequence read back from the
 # server's export (no gap, no repeat) and checked with qemu-img. Prints a Markdown table; DOCS=1 writes it into
 # docs/storage.md between its campaign markers.
 # Usage (as root, with the lab's environment): bench/storage-faults.sh [fault...]
@@ -66,6 +67,9 @@ xe vm-start uuid="$vm" on="lab-host$host" >/dev/null
 wait_for 90 "the VM to answer ping" answers
 sleep 3
 
+# watch_live SECONDS: for that long (by the clock: each check takes time), notes whether every host stayed live.
+watch_live() { local until=$(( $(ms) + $1 * 1000 )); while [ "$(ms)" -lt "$until" ]; do all_live || live=no; sleep 1; done; }
+
 # ---- one fault ----
 run_fault() { # prints "FAULT GAP-MS SAME-QEMU LIVE-THROUGHOUT FENCED NOTE"
   local fault=$1 before start end live=yes fenced=no same note="" now
@@ -77,11 +81,11 @@ run_fault() { # prints "FAULT GAP-MS SAME-QEMU LIVE-THROUGHOUT FENCED NOTE"
   case "$fault" in
     server-stall-*)
       server_signal STOP
-      for _ in $(seq "${fault#server-stall-}"); do all_live || live=no; sleep 1; done
+      watch_live "${fault#server-stall-}"
       server_signal CONT ;;
     host-path-*)
       ip -n "$prefix$host" link set storage0 down
-      for _ in $(seq "${fault#host-path-}"); do all_live || live=no; sleep 1; done
+      watch_live "${fault#host-path-}"
       ip -n "$prefix$host" link set storage0 up ;;
     vdi-races)
       local i made files jobs=()
@@ -120,6 +124,17 @@ run_fault() { # prints "FAULT GAP-MS SAME-QEMU LIVE-THROUGHOUT FENCED NOTE"
   same=$([ "$(qemu_pid "$host")" = "$before" ] && [ -n "$before" ] && echo yes || echo no)
   if [ "$fault" != server-gone ] && now=$(slot_of "$(xe vm-param-get uuid="$vm" param-name=resident-on)") && [ "$now" != "$host" ]; then
     note="${note:+$note, }restarted on lab-host$now (was on lab-host$host)"
+    # The cut host takes VMs again once its exports answer and it has joined the leases again: the VM goes back live.
+    local back_from; back_from=$(ms)
+    until xe vm-migrate uuid="$vm" host="lab-host$host" live=true >"$work/back.log" 2>&1; do
+      [ $(( $(ms) - back_from )) -lt 300000 ] || break
+      sleep 10
+    done
+    if [ "$(slot_of "$(xe vm-param-get uuid="$vm" param-name=resident-on)")" = "$host" ]; then
+      note="$note, migrated back to lab-host$host $(( ($(ms) - back_from) / 1000 )) s after the VM answered"
+    else
+      note="$note, NOT BACK on lab-host$host in 300 s: $(tail -1 "$work/back.log")"
+    fi
   fi
   logs_since "$work/marks" | grep -qE "Self-fencing|power-fenced|powered off by its fence agent" && fenced=yes
   echo "$fault $(longest_gap "$work/ping.log" "$start" "$(( end + 3000 ))") $same $live $fenced ${note:-none}"
