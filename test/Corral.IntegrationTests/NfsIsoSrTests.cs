@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;
+using static Corral.IntegrationTests.AgentFixtureSrs;
 
 namespace Corral.IntegrationTests;
 
@@ -12,8 +13,6 @@ namespace Corral.IntegrationTests;
 /// </summary>
 public sealed class NfsIsoSrTests(AgentFixture pool) : IClassFixture<AgentFixture>
 {
-    private static Dictionary<string, object?> Map(params (string Key, string Value)[] pairs) => pairs.ToDictionary(p => p.Key, p => (object?)p.Value);
-
     [Fact]
     public async Task An_iso_library_on_an_nfs_share_lists_its_images_as_vdis_that_qemu_reads_from_the_server()
     {
