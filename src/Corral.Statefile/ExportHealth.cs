@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using Corral.Platform;
 
 namespace Corral.Statefile;
 
@@ -129,10 +130,8 @@ internal sealed class ExportHealth(ExportTimings timings)
             }
 
             arguments.AddRange(["-c", $"read 0 {DirectFile.BlockSize.ToString(CultureInfo.InvariantCulture)}", volume.Blockdev]);
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(timings.FreshReadDeadline);
-            var (code, output) = await ChildProcess.RunAsync("qemu-io", arguments, deadline.Token);
-            return code == 0 && output.Contains($"read {DirectFile.BlockSize}/{DirectFile.BlockSize} bytes", StringComparison.Ordinal);
+            var read = await CommandRunner.RunAsync("qemu-io", arguments, cancellationToken, timings.FreshReadDeadline);
+            return read.Succeeded && (read.StandardOutput + read.StandardError).Contains($"read {DirectFile.BlockSize}/{DirectFile.BlockSize} bytes", StringComparison.Ordinal);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

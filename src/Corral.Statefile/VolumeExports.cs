@@ -114,10 +114,11 @@ public sealed partial class VolumeExports
                 "--pidfile", path + ".pid",
                 "--daemonize",
             ]);
-            var (code, output) = await ChildProcess.RunAsync("qemu-storage-daemon", arguments, cancellationToken);
-            if (code != 0 || !IsMounted(path))
+            // No time limit of its own, as before: the daemon answers once its export is up or has failed.
+            var started = await CommandRunner.RunAsync("qemu-storage-daemon", arguments, cancellationToken, Timeout.InfiniteTimeSpan);
+            if (!started.Succeeded || !IsMounted(path))
             {
-                throw new IOException($"qemu-storage-daemon did not export {volume.Node} at {path} ({code}): {output.Trim()}");
+                throw new IOException($"qemu-storage-daemon did not export {volume.Node} at {path} ({started.ExitCode}): {(started.StandardOutput + started.StandardError).Trim()}");
             }
         }
         finally

@@ -57,19 +57,14 @@ public sealed class NfsIsoLibraries : IRemoteIsoLibraries
             return new SrUsage(total, total - available);
         }, cancellationToken);
 
+    /// <summary>The image's URL; <paramref name="name"/> is checked by the ISO driver (a file name, not a path).</summary>
     public (string Path, string Format) Resolve(string location, string name)
     {
-        if (name.Contains('/', StringComparison.Ordinal) || name.StartsWith('.') || name.Length == 0)
-        {
-            throw new XenApiException(ErrorCodes.InvalidValue, "location", name);
-        }
-
         var (server, path) = TryParse(location) ?? throw new XenApiException(ErrorCodes.InvalidValue, "location", location);
         return ($"{NfsUrl.Scheme}{server}{path.TrimEnd('/')}/{name}", "raw");
     }
 
-    private static bool IsImage(string name) =>
-        !name.StartsWith('.') && (name.EndsWith(".iso", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".img", StringComparison.OrdinalIgnoreCase));
+    private static bool IsImage(string name) => !name.StartsWith('.') && IsoSrDriver.IsImage(name);
 
     /// <summary>Runs <paramref name="work"/> on the share's path, mounted through libnfs; SM's ISO errors when it cannot be.</summary>
     private static async Task<T> WithAsync<T>(string location, Func<NfsSession, T> work, CancellationToken cancellationToken)

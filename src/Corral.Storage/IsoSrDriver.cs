@@ -57,7 +57,7 @@ public sealed class IsoSrDriver(IShareMounts? shares = null, IRemoteIsoLibraries
         }
 
         IReadOnlyList<VolumeInfo> volumes = Directory.EnumerateFiles(Local(directory))
-            .Where(f => f.EndsWith(".iso", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".img", StringComparison.OrdinalIgnoreCase))
+            .Where(IsImage)
             .Order(StringComparer.Ordinal)
             .Select(f => new FileInfo(f))
             .Select(f => new VolumeInfo(f.Name, f.Length, f.Length, "raw"))
@@ -79,18 +79,22 @@ public sealed class IsoSrDriver(IShareMounts? shares = null, IRemoteIsoLibraries
 
     public (string Path, string Format) Resolve(string directory, string location)
     {
+        if (location.Length == 0 || location.Contains('/', StringComparison.Ordinal) || location.StartsWith('.'))
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "location", location);
+        }
+
         if (Remote(directory) is { } library)
         {
             return library.Resolve(directory, location);
         }
 
-        if (location.Contains('/', StringComparison.Ordinal) || location.StartsWith('.'))
-        {
-            throw new XenApiException(ErrorCodes.InvalidValue, "location", location);
-        }
-
         return (Path.Combine(Local(directory), location), "raw");
     }
+
+    /// <summary>Whether a file of the library is an image it lists (<c>*.iso</c>, <c>*.img</c>).</summary>
+    public static bool IsImage(string name) =>
+        name.EndsWith(".iso", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".img", StringComparison.OrdinalIgnoreCase);
 
     private IRemoteIsoLibraries? Remote(string location) => remote is not null && remote.Handles(location) ? remote : null;
 
