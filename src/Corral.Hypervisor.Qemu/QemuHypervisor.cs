@@ -171,11 +171,12 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             Directory.Delete(paths.Directory, recursive: true);
         }
 
-        Directory.CreateDirectory(paths.Directory);
+        QemuSecrets.CreateDirectory(paths);
         var watch = Stopwatch.StartNew();
         try
         {
             await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec), cancellationToken);
+            await QemuSecrets.WriteAsync(spec, paths, cancellationToken);
             var version = await GetQemuVersionAsync(cancellationToken);
             if (QemuCommandLine.NeedsPageByPageDirtySync(accelerator, version) && Interlocked.Exchange(ref _dirtySyncNoted, 1) == 0)
             {
@@ -203,7 +204,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
                 throw new VmStartException($"QEMU (pid {pid}) exited right after starting{LeasedLauncher.Said(paths, _leases)}");
             }
 
-            var qmp = await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger);
+            var qmp = await ConnectMonitorAsync(paths, pid, spec.VmUuid, cancellationToken);
             var process = Track(new QemuVmProcess(spec, pid, paths, qmp, _options, _logger, CacheModeFor, Release));
             var state = await process.QueryStateAsync(cancellationToken);
             var expected = spec.IncomingMigration is null ? VmRunState.Running : VmRunState.Paused;
@@ -260,6 +261,27 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
             }
 
             throw new VmStartException($"QEMU started but its monitor did not answer: {ex.Message}{said}", ex);
+        }
+    }
+
+    /// <summary>
+    /// The new QEMU's monitor. QEMU makes its socket (bind) a moment before it listens on it, so a connection refused
+    /// in between, more likely on a busy host, is tried again while the QEMU runs, for up to <see cref="MonitorTimeout"/>.
+    /// </summary>
+    private async Task<QmpClient> ConnectMonitorAsync(VmRuntimePaths paths, int pid, string vmUuid, CancellationToken cancellationToken)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await QmpClient.ConnectAsync(paths.Qmp, cancellationToken, MonitorTimeout, _logger);
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused
+                                                                 && waited.Elapsed < MonitorTimeout && VmProcessTable.IsRunningVm(pid, vmUuid))
+            {
+                await Task.Delay(20, cancellationToken);
+            }
         }
     }
 

@@ -53,8 +53,10 @@ public static class CommandRunner
         }
         catch (OperationCanceledException)
         {
-            // The child is ours (started here, not a daemon), so killing it by this handle is exact.
-            process.Kill(entireProcessTree: true);
+            // The child is ours (started here, not a daemon), so killing it by this handle is exact. Only it: finding
+            // its descendants reads every process's /proc/<pid>/stat, which blocks for good on a process stuck in
+            // I/O on storage that stopped answering (a FUSE export of a lost path), as a timed-out command often is.
+            process.Kill();
             throw;
         }
 
