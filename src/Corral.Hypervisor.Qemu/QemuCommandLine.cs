@@ -27,6 +27,9 @@ public static partial class QemuCommandLine
     /// <summary>The QEMU drive id (the BlockBackend name QMP commands take) for a VBD's userdevice.</summary>
     public static string DriveId(int diskIndex) => $"drive{diskIndex.ToString(CultureInfo.InvariantCulture)}";
 
+    /// <summary>The QEMU secret object holding the CHAP password of disk <paramref name="diskIndex"/>'s iSCSI LUN.</summary>
+    public static string ChapSecretId(int diskIndex) => DriveId(diskIndex) + "-chap";
+
     /// <summary>The qdev id of a disk's device (what <c>device_del</c> names): <c>vbd&lt;index&gt;</c>.</summary>
     public static string DiskDeviceId(int diskIndex) => $"vbd{diskIndex.ToString(CultureInfo.InvariantCulture)}";
 
@@ -177,8 +180,13 @@ public static partial class QemuCommandLine
 
             if (disk.Path is not null)
             {
-                var (file, extent) = QemuBlockProtocol.Split(disk.Path);
-                drive += $",file={Escape(file)},format={disk.Format}{extent}";
+                if (QemuBlockProtocol.Credentials(disk.Path) is not null)
+                {
+                    // A CHAP LUN's password, from a root-only file the launcher wrote (QemuSecrets).
+                    a.AddRange(["-object", $"secret,id={ChapSecretId(disk.Index)},file={Escape(paths.ChapSecret(disk.Index))}"]);
+                }
+
+                drive += QemuBlockProtocol.DriveOptions(disk.Path, disk.Format, ChapSecretId(disk.Index));
                 if (!disk.IsCdrom)
                 {
                     drive += cacheMode(disk) == DiskCacheMode.None ? ",cache=none" : ",cache=writeback";

@@ -36,7 +36,9 @@ internal sealed class QemuDevices(
         {
             if (Spec.Disks.FirstOrDefault(d => d.Index == disk.Index) is { } present)
             {
-                return present.Path == disk.Path ? present : throw new DeviceHotplugException($"disk {disk.Index} is attached already, to {present.Path}");
+                return present.Path == disk.Path
+                    ? present
+                    : throw new DeviceHotplugException($"disk {disk.Index} is attached already, to {QemuBlockProtocol.Redacted(present.Path ?? "")}");
             }
 
             if (!PciLayout.IsPci(disk, Spec.Paravirtual) || disk.Path is null)
@@ -51,7 +53,7 @@ internal sealed class QemuDevices(
             var addedNode = false;
             if (!await NodeExistsAsync(node, cancellationToken))
             {
-                await RunAsync("blockdev-add", BlockdevOptions(disk, node), cancellationToken);
+                await AddNodeAsync(disk, node, cancellationToken);
                 addedNode = true;
             }
 
@@ -62,12 +64,13 @@ internal sealed class QemuDevices(
             catch (DeviceHotplugException) when (addedNode)
             {
                 await TryAsync("blockdev-del", new JsonObject { ["node-name"] = node }, CancellationToken.None);
+                await DeleteSecretAsync(disk, CancellationToken.None);
                 throw;
             }
 
             var attached = disk with { PciSlot = await SlotOfAsync(id, cancellationToken) };
             await SaveAsync(Spec with { Disks = [.. Spec.Disks.Append(attached).OrderBy(d => d.Index)] }, cancellationToken);
-            logger.LogInformation("VM {Vm}: disk {Index} ({Path}) plugged at PCI slot {Slot}", Spec.VmUuid, disk.Index, disk.Path, attached.PciSlot);
+            logger.LogInformation("VM {Vm}: disk {Index} ({Path}) plugged at PCI slot {Slot}", Spec.VmUuid, disk.Index, QemuBlockProtocol.Redacted(disk.Path), attached.PciSlot);
             return attached;
         }
         finally
@@ -255,6 +258,10 @@ internal sealed class QemuDevices(
             if (await NodeExistsAsync(node, cancellationToken))
             {
                 await TryAsync("blockdev-del", new JsonObject { ["node-name"] = node }, cancellationToken);
+                if (Spec.Disks.FirstOrDefault(d => d.Index == device.Index) is { } disk)
+                {
+                    await DeleteSecretAsync(disk, cancellationToken);
+                }
             }
         }
         else
@@ -364,10 +371,37 @@ internal sealed class QemuDevices(
         return (nodes as JsonArray ?? []).OfType<JsonObject>().Any(n => n["node-name"]?.GetValue<string>() == node);
     }
 
+    /// <summary>The disk's block node; a CHAP LUN's password first, as a secret object sent over QMP (never a file or an argument).</summary>
+    private async Task AddNodeAsync(DiskSpec disk, string node, CancellationToken cancellationToken)
+    {
+        if (QemuBlockProtocol.Credentials(disk.Path!) is var (_, password))
+        {
+            await RunAsync("object-add", new JsonObject { ["qom-type"] = "secret", ["id"] = QemuCommandLine.ChapSecretId(disk.Index), ["data"] = password }, cancellationToken);
+        }
+
+        try
+        {
+            await RunAsync("blockdev-add", BlockdevOptions(disk, node), cancellationToken);
+        }
+        catch (DeviceHotplugException)
+        {
+            await DeleteSecretAsync(disk, CancellationToken.None);
+            throw;
+        }
+    }
+
+    private async Task DeleteSecretAsync(DiskSpec disk, CancellationToken cancellationToken)
+    {
+        if (disk.Path is not null && QemuBlockProtocol.Credentials(disk.Path) is not null)
+        {
+            await TryAsync("object-del", new JsonObject { ["id"] = QemuCommandLine.ChapSecretId(disk.Index) }, cancellationToken);
+        }
+    }
+
     private JsonObject BlockdevOptions(DiskSpec disk, string node)
     {
         var cache = new JsonObject { ["direct"] = cacheMode(disk) == DiskCacheMode.None, ["no-flush"] = false };
-        var file = QemuBlockProtocol.For(disk.Path!);
+        var file = QemuBlockProtocol.For(disk.Path!, QemuCommandLine.ChapSecretId(disk.Index));
         file["read-only"] = disk.ReadOnly;
         file["discard"] = "unmap";
         file["cache"] = cache;

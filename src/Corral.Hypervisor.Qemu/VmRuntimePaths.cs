@@ -1,6 +1,9 @@
 namespace Corral.Hypervisor.Qemu;
 
-/// <summary>The files of one VM's runtime directory, <c>&lt;RuntimeDirectory&gt;/&lt;vm-uuid&gt;/</c>.</summary>
+/// <summary>
+/// The files of one VM's runtime directory, <c>&lt;RuntimeDirectory&gt;/&lt;vm-uuid&gt;/</c>, mode 0700: its launch spec
+/// and secret files hold a CHAP LUN's password.
+/// </summary>
 public sealed record VmRuntimePaths(string Directory)
 {
     /// <summary>The kernel's limit for a Unix socket path (sun_path is 108 bytes, one for the terminating NUL).</summary>
@@ -42,6 +45,9 @@ public sealed record VmRuntimePaths(string Directory)
 
     /// <summary>QEMU's x509 credentials for the VM's migration and NBD streams (<see cref="QemuTlsCredentials"/>), mode 0700.</summary>
     public string Tls => Path.Combine(Directory, "tls");
+
+    /// <summary>The CHAP password of disk <paramref name="diskIndex"/>'s iSCSI LUN, mode 0600, read by QEMU as it starts (a secret object).</summary>
+    public string ChapSecret(int diskIndex) => Path.Combine(Directory, $"drive{diskIndex.ToString(System.Globalization.CultureInfo.InvariantCulture)}.chap");
 
     /// <summary>The launch spec, so that a restarted agent knows what it adopts.</summary>
     public string Spec => Path.Combine(Directory, "vm.json");

@@ -60,6 +60,20 @@ public sealed partial class SanlockClient(IOptions<SanlockOptions> options)
         RunAsync(["client", "add_lockspace", "-s", LockspaceString(name, hostId, path), "-o", _options.IoTimeoutSeconds.ToString(CultureInfo.InvariantCulture)],
             cancellationToken, _options.JoinTimeout);
 
+    /// <summary>
+    /// Leaves the lockspace; returns once the host's delta lease is released. sanlock kills every process of this host
+    /// that holds a lease in it: call it only for a lockspace in which <see cref="StatusAsync"/> shows none held.
+    /// </summary>
+    public Task<SanlockResult> RemoveLockspaceAsync(string name, int hostId, string path, CancellationToken cancellationToken) =>
+        RunAsync(["client", "rem_lockspace", "-s", LockspaceString(name, hostId, path)], cancellationToken, _options.JoinTimeout);
+
+    /// <summary>The daemon's lockspaces and the leases held through it; null when it does not answer.</summary>
+    public async Task<SanlockStatus?> StatusAsync(CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(["client", "status"], cancellationToken);
+        return result.Succeeded ? SanlockStatus.Parse(result.Output) : null;
+    }
+
     public Task<SanlockResult> InquireLockspaceAsync(string name, int hostId, string path, CancellationToken cancellationToken) =>
         RunAsync(["client", "inq_lockspace", "-s", LockspaceString(name, hostId, path)], cancellationToken);
 

@@ -132,6 +132,13 @@ public sealed partial class VolumeExports
 
     private async Task StopLockedAsync(string path, CancellationToken cancellationToken)
     {
+        if (DaemonPid(path) is null && !IsMounted(path))
+        {
+            File.Delete(path + ".blockdev"); // nothing exported there
+            File.Delete(path);
+            return;
+        }
+
         if (DaemonPid(path) is { } pid && Signal(pid, SigTerm))
         {
             // Asked to stop, the daemon unmounts its export and exits.

@@ -7,7 +7,8 @@ namespace Corral.EndToEndTests;
 /// finds its NFS export (and the pool's shared SR on it) and its iSCSI target and LUN, and an SR of each kind, with a
 /// VDI on it, is forgotten and comes back (<c>sr-introduce</c>, <c>pbd-create</c> and <c>pbd-plug</c> on every host)
 /// with its VDI under the same uuid, name and size: what a pool rebuilt from scratch does to find its disks again. The
-/// pool's ISO library is on the server's SMB share, mounted on every host.
+/// pool's ISO library is on the server's SMB share, mounted on every host. An SR unplugged keeps no lease export on any
+/// host.
 /// </summary>
 [Collection(SharedLabCollection.Name)]
 public sealed class StorageLabTests(SharedLab shared)
@@ -61,6 +62,9 @@ public sealed class StorageLabTests(SharedLab shared)
         {
             var vdi = await _lab.Xe("vdi-create", $"sr-uuid={sr}", "name-label=kept disk", "type=user", "virtual-size=67108864");
             await DetachAsync(sr);
+            // Unplugged, the SR keeps no lease export (qemu-storage-daemon) or sanlock lockspace on any host.
+            await LabSession.Eventually(() => Task.FromResult(Enumerable.Range(1, 3).All(host => !File.Exists(LeaseExportPid(host, sr)))),
+                TimeSpan.FromSeconds(60), $"every host to stop the lease export of the unplugged {type} SR");
             await _lab.Xe("sr-forget", $"uuid={sr}");
             Assert.Equal("", await _lab.Xe("vdi-list", $"uuid={vdi}", "--minimal"));
 
@@ -84,6 +88,10 @@ public sealed class StorageLabTests(SharedLab shared)
             await _lab.TryXe("sr-destroy", $"uuid={sr}");
         }
     }
+
+    /// <summary>The pid file of the SR's lease volume export on lab-host<paramref name="host"/> (<c>Corral:Sanlock:VolumeDirectory</c>).</summary>
+    private string LeaseExportPid(int host, string sr) =>
+        Path.Combine(_lab.RunDirectory, $"host{host.ToString(System.Globalization.CultureInfo.InvariantCulture)}", "leases", sr + ".leases.pid");
 
     /// <summary>Every PBD of the SR unplugged, as before <c>sr-forget</c> or <c>sr-destroy</c>.</summary>
     private async Task DetachAsync(string sr)

@@ -12,14 +12,21 @@ namespace Corral.Hypervisor.Qemu.Tests;
 /// by QEMU's own iscsi driver (libiscsi) under a raw node bounded to the extent, as an iSCSI SR's VDIs are.
 /// </summary>
 [Collection(QemuVmCollection.Name)]
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class IscsiDiskTests(ITestOutputHelper output)
 {
     private const long Offset = 8L << 20;
 
+    /// <summary>Where a second extent starts, past the guest's image (under 128 MiB) in the rig's 256 MiB LUN.</summary>
+    private const long SecondOffset = 200L << 20;
+
     [GuestImageFact]
     public Task A_guest_boots_from_an_extent_of_an_iscsi_lun_qemu_opens_through_its_iscsi_driver() => BootAsync(chap: null);
 
-    /// <summary>Behind CHAP: QEMU logs in with the credentials of the disk's iSCSI URL (as the SR's PBD gives them).</summary>
+    /// <summary>
+    /// Behind CHAP: QEMU logs in with the credentials of the disk's iSCSI URL (as the SR's PBD gives them), its password
+    /// in a secret object read from a root-only file.
+    /// </summary>
     [GuestImageFact]
     public Task A_guest_boots_from_an_extent_of_a_lun_behind_chap() => BootAsync(("corral", "s3cret-pass"));
 
@@ -55,6 +62,24 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
         var process = (QemuVmProcess)await rig.NewHypervisor().StartAsync(spec, CancellationToken.None);
         var paths = QemuRig.PathsOf(rig, spec.VmUuid);
         await QemuRig.WaitForConsoleAsync(paths.ConsoleLog, VmLifecycleTests.Ready, VmLifecycleTests.BootTimeout);
+
+        // The CHAP password reached QEMU in a secret object's root-only file, not on its command line, which anyone reads.
+        if (chap is { } secret2)
+        {
+            Assert.DoesNotContain(secret2.Password, await File.ReadAllTextAsync($"/proc/{process.ProcessId}/cmdline"), StringComparison.Ordinal);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(paths.ChapSecret(0)));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(paths.Directory));
+        }
+
+        if (chap is not null)
+        {
+            // Plugged while the guest runs, a second extent of the LUN behind CHAP: its password goes over QMP as a
+            // secret object, which goes with the disk.
+            var second = new DiskSpec(1, $"iscsi://{credentials}{TgtRig.Address}:{TgtRig.Port}/{TgtRig.Iqn}/1#{N(SecondOffset)}+{N(16L << 20)}", "raw", false, false, false);
+            await process.AttachDiskAsync(second, CancellationToken.None);
+            await GuestShell.WaitForAsync(process, paths.ConsoleLog, "ls /sys/block", d => d.Contains("vdb"), TimeSpan.FromSeconds(60));
+            Assert.True(await process.DetachDiskAsync(1, TimeSpan.FromSeconds(60), CancellationToken.None));
+        }
 
         // QEMU reads the disk over iSCSI (a connection to the target), never as a file of this machine's.
         var descriptors = new DirectoryInfo($"/proc/{process.ProcessId}/fd").EnumerateFileSystemInfos().Select(fd => fd.LinkTarget).ToList();

@@ -51,6 +51,13 @@ public sealed class AgentFixture : IAsyncLifetime
         services.AddSingleton<SrCatalog>();
         services.AddSingleton<IHostOperationHandler, StorageOperationHandler>();
         services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
+        // The VM leases PBD.unplug releases (off, as the agent's default: LeaseReleaseTests turns them on for itself).
+        services.AddSingleton<Corral.Agent.Membership.AgentLifecycle>();
+        services.AddSingleton<HostRegistration>();
+        services.AddSingleton<MigrationTlsIdentity>();
+        services.AddSingleton<SharedSrPlugs>();
+        services.AddSingleton<HostLiveness>();
+        services.AddVmLeases(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build());
         services.AddSingleton<IHostOperationHandler, DeviceHotplugHandler>();
         services.AddSingleton<SnapshotVolumes>();
         services.AddSingleton<RevertSteps>();

@@ -263,6 +263,10 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         Assert.Equal("SR_BACKEND_FAILURE_107", await CreateFails(Config(("SCSIid", "1NO_SUCH_LUN"), ("chapuser", "corral"), ("chappassword", "s3cret-pass"))));
 
         var sr = await CreateSrAsync(Config(("chapuser", "corral"), ("chappassword", "s3cret-pass")), "chap");
+        // The password kept as xapi keeps it: chappassword_secret naming a secret of the PBD's own.
+        var kept = (Dictionary<string, object?>)(await pool.S("PBD.get_device_config", await MyPbdAsync(sr)))!;
+        Assert.False(kept.ContainsKey("chappassword"));
+        Assert.Equal("s3cret-pass", await pool.S("secret.get_value", await pool.S("secret.get_by_uuid", kept["chappassword_secret"])));
         var vdi = await NewVdiAsync(sr, "behind chap", 4L << 20);
         Assert.Equal(vdi, Assert.Single(((List<object?>)(await pool.S("SR.get_VDIs", sr))!).Cast<string>()));
         Assert.Equal((string)(await pool.S("SR.get_uuid", sr))!, MetadataOnLun(tgt)!.Sr.Uuid);

@@ -46,6 +46,11 @@ public sealed class SmbIsoSrTests(AgentFixture pool) : IClassFixture<AgentFixtur
 
         Assert.NotNull(pbd);
         Assert.True((bool)(await pool.S("PBD.get_currently_attached", pbd))!);
+        // As xapi keeps it: the password in a secret of the PBD's own, not in the device_config every session reads.
+        var kept = (Dictionary<string, object?>)(await pool.S("PBD.get_device_config", pbd))!;
+        Assert.False(kept.ContainsKey("cifspassword"));
+        var secret = await pool.S("secret.get_by_uuid", kept["cifspassword_secret"]);
+        Assert.Equal(SmbRig.Password, await pool.S("secret.get_value", secret));
         Assert.Single(Mounts());
         await pool.S("SR.scan", sr);
         var vdis = ((List<object?>)(await pool.S("SR.get_VDIs", sr))!).Cast<string>().ToList();
@@ -65,8 +70,40 @@ public sealed class SmbIsoSrTests(AgentFixture pool) : IClassFixture<AgentFixtur
         Assert.Single(Mounts());
         await pool.S("PBD.unplug", pbd);
         await pool.S("SR.forget", sr);
+        Assert.Equal("UUID_INVALID", (await pool.Fails("secret.get_by_uuid", kept["cifspassword_secret"])).Code);
         Assert.Empty(Mounts());
         Assert.DoesNotContain(Directory.EnumerateDirectories("/proc"), p => File.Exists(Path.Combine(p, "cmdline"))
             && File.ReadAllText(Path.Combine(p, "cmdline")).Contains(pool.Root, StringComparison.Ordinal) && File.ReadAllText(Path.Combine(p, "cmdline")).StartsWith("smbnetfs", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_clients_own_secret_names_the_password_and_the_pbd_keeps_a_copy_of_it()
+    {
+        await using var smb = await SmbRig.StartAsync();
+        await File.WriteAllBytesAsync(Path.Combine(smb.ShareDirectory, "tools.iso"), new byte[4096]);
+
+        // As XenServer's documentation has it: the password in a secret the client made, named by cifspassword_secret.
+        var own = await pool.S("secret.create", new Dictionary<string, object?> { ["value"] = SmbRig.Password, ["other_config"] = new Dictionary<string, object?>() });
+        var ownUuid = await pool.S("secret.get_uuid", own);
+        var config = Map(("location", SmbRig.Location), ("username", SmbRig.User), ("cifspassword_secret", (string)ownUuid!));
+        Assert.Equal("UUID_INVALID", (await pool.Fails("SR.create", pool.Host.Ref,
+            Map(("location", SmbRig.Location), ("username", SmbRig.User), ("cifspassword_secret", Guid.NewGuid().ToString())), 0L, "no secret", "", "iso", "iso", true, Map())).Code);
+        var sr = (string)(await pool.S("SR.create", pool.Host.Ref, config, 0L, "ISOs by secret", "", "iso", "iso", true, Map()))!;
+        var pbd = await pool.MyPbdAsync(sr);
+        var copy = (string)((Dictionary<string, object?>)(await pool.S("PBD.get_device_config", pbd))!)["cifspassword_secret"]!;
+        Assert.NotEqual(ownUuid, copy);
+
+        // The client's secret destroyed, the PBD plugs again with its own copy.
+        await pool.S("secret.destroy", own);
+        await pool.S("PBD.unplug", pbd);
+        await pool.S("PBD.plug", pbd);
+        await pool.S("SR.scan", sr);
+        Assert.Single((List<object?>)(await pool.S("SR.get_VDIs", sr))!);
+
+        // A PBD destroyed takes its secret with it.
+        await pool.S("PBD.unplug", pbd);
+        await pool.S("PBD.destroy", pbd);
+        Assert.Equal("UUID_INVALID", (await pool.Fails("secret.get_by_uuid", copy)).Code);
+        await pool.S("SR.forget", sr);
     }
 }

@@ -26,8 +26,15 @@ public class IscsiLocationTests
         Assert.Equal(("10.0.0.5", 3261, "corral.us", "p%ss:w,rd#1"), (chap.Address, chap.Port, chap.ChapUser, chap.ChapPassword));
         // libiscsi's form: user%password@, unescaped; the extent after the last '#'.
         Assert.Equal($"iscsi://corral.us%p%ss:w,rd#1@10.0.0.5:3261/{Iqn}/2#4194304+1048576", chap.ExtentPath(2, 4 << 20, 1 << 20));
-        Assert.Equal(($"iscsi://corral.us%p%ss:w,rd#1@10.0.0.5:3261/{Iqn}/2", ",offset=4194304,size=1048576"),
-            QemuBlockProtocol.Split(chap.ExtentPath(2, 4 << 20, 1 << 20)));
+        // QEMU gets the password in a secret object, never on its command line or in a log.
+        var extent = chap.ExtentPath(2, 4 << 20, 1 << 20);
+        Assert.Equal(("corral.us", "p%ss:w,rd#1"), QemuBlockProtocol.Credentials(extent));
+        Assert.Equal(",format=raw,offset=4194304,size=1048576,file.driver=iscsi,file.transport=tcp,file.portal=10.0.0.5:3261," +
+                     $"file.target={Iqn},file.lun=2,file.user=corral.us,file.password-secret=drive3-chap",
+            QemuBlockProtocol.DriveOptions(extent, "raw", "drive3-chap"));
+        Assert.Equal($"iscsi://corral.us@10.0.0.5:3261/{Iqn}/2#4194304+1048576", QemuBlockProtocol.Redacted(extent));
+        Assert.Equal("drive3-chap", QemuBlockProtocol.For(extent, "drive3-chap")["password-secret"]!.GetValue<string>());
+        Assert.Throws<ArgumentException>(() => QemuBlockProtocol.For(extent));
         Assert.False(IscsiLocation.UrlSafe("us@r", "x"));
         Assert.False(IscsiLocation.UrlSafe("user", "a/b"));
 
@@ -71,14 +78,16 @@ public class IscsiLocationTests
     public void Qemu_opens_an_iscsi_vdi_with_its_iscsi_driver_under_a_raw_node_bounded_to_the_extent()
     {
         var path = $"iscsi://10.0.0.5:3260/{Iqn}/1#4194304+16777216";
-        Assert.Equal(($"iscsi://10.0.0.5:3260/{Iqn}/1", ",offset=4194304,size=16777216"), QemuBlockProtocol.Split(path));
-        Assert.Equal(("/srv/a.qcow2", ""), QemuBlockProtocol.Split("/srv/a.qcow2"));
+        Assert.Equal($",format=raw,offset=4194304,size=16777216,file.driver=iscsi,file.transport=tcp,file.portal=10.0.0.5:3260,file.target={Iqn},file.lun=1",
+            QemuBlockProtocol.DriveOptions(path, "raw", "drive0-chap"));
+        Assert.Null(QemuBlockProtocol.Credentials(path));
+        Assert.Equal(",file=/srv/a,,b.qcow2,format=qcow2", QemuBlockProtocol.DriveOptions("/srv/a,b.qcow2", "qcow2", "drive0-chap"));
 
         var file = QemuBlockProtocol.For(path);
         Assert.Equal("""{"driver":"iscsi","transport":"tcp","portal":"10.0.0.5:3260","target":"iqn.2026-12.org.corral:sr","lun":1}""", file.ToJsonString());
         var format = new JsonObject { ["driver"] = "raw" };
         QemuBlockProtocol.AddExtent(format, path);
         Assert.Equal((4194304L, 16777216L), (format["offset"]!.GetValue<long>(), format["size"]!.GetValue<long>()));
-        Assert.Throws<ArgumentException>(() => QemuBlockProtocol.Split($"iscsi://10.0.0.5:3260/{Iqn}/1"));
+        Assert.Throws<ArgumentException>(() => QemuBlockProtocol.DriveOptions($"iscsi://10.0.0.5:3260/{Iqn}/1", "raw", "drive0-chap"));
     }
 }

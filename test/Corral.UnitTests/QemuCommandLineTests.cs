@@ -53,4 +53,18 @@ public class QemuCommandLineTests
         Assert.Contains("virtserialport,chardev=qga0,name=org.qemu.guest_agent.0", args, StringComparison.Ordinal);
         Assert.DoesNotContain("org.corral.guest_agent.0", args, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_disk_on_an_iscsi_lun_behind_chap_gets_its_password_from_a_secret_file_never_from_the_command_line()
+    {
+        var paths = new VmRuntimePaths("/run/vm");
+        var disk = new DiskSpec(1, "iscsi://corral%s3cret,pass@10.0.0.5:3260/iqn.2026-12.org.corral:sr/1#4194304+16777216", "raw", false, false, true);
+        var args = QemuCommandLine.Build(Spec(true) with { Disks = [disk] }, paths, "tcg");
+        var line = string.Join(' ', args);
+        Assert.DoesNotContain("s3cret", line, StringComparison.Ordinal);
+        Assert.Contains("secret,id=drive1-chap,file=/run/vm/drive1.chap", args);
+        Assert.Contains("file.driver=iscsi,file.transport=tcp,file.portal=10.0.0.5:3260,file.target=iqn.2026-12.org.corral:sr,file.lun=1," +
+                        "file.user=corral,file.password-secret=drive1-chap", line, StringComparison.Ordinal);
+        Assert.DoesNotContain(QemuCommandLine.Build(Spec(true), paths, "tcg"), a => a.StartsWith("secret,", StringComparison.Ordinal));
+    }
 }

@@ -126,4 +126,29 @@ public sealed class SanlockParsingTests
         Assert.Contains("Corral:Sanlock:VolumeDirectory", validation.Validate(null, new SanlockOptions { Enabled = true, VolumeDirectory = "run/leases" }).FailureMessage,
             StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Status_lists_the_daemons_lockspaces_with_their_transition_and_the_leases_its_processes_hold()
+    {
+        // As Debian's sanlock 3.8 prints it, with a lockspace being removed and a path holding a colon.
+        const string status = """
+            daemon lab-host1
+            p -1 helper
+            p -1 listener
+            p 21764 
+            p -1 status
+            s 11111111-2222-3333-4444-555555555555:3:/run/corral/leases/11111111-2222-3333-4444-555555555555.leases:0
+            s 66666666-2222-3333-4444-555555555555:12:/srv/a:b/.corral-leases/66666666-2222-3333-4444-555555555555/lockspace:0 REM
+            r 11111111-2222-3333-4444-555555555555:vm1:/run/corral/leases/11111111-2222-3333-4444-555555555555.leases:1048576:1 p 21764
+            """;
+        var parsed = SanlockStatus.Parse(status);
+        Assert.Equal(
+            [
+                new JoinedLockspace("11111111-2222-3333-4444-555555555555", 3, "/run/corral/leases/11111111-2222-3333-4444-555555555555.leases", null),
+                new JoinedLockspace("66666666-2222-3333-4444-555555555555", 12, "/srv/a:b/.corral-leases/66666666-2222-3333-4444-555555555555/lockspace", "REM"),
+            ],
+            parsed.Lockspaces);
+        Assert.Equal([new HeldLease("11111111-2222-3333-4444-555555555555", "vm1", 21764)], parsed.Leases);
+        Assert.Empty(SanlockStatus.Parse("daemon h\np -1 helper\n").Lockspaces);
+    }
 }

@@ -51,10 +51,27 @@ public sealed class LeaseVolumes(
         }
 
         var (blockdev, password) = await volumes.VolumeAsync(location, sr.Uuid, SharedVolume.VmLeases, "leases", cancellationToken);
-        var path = Path.Combine(options.Value.VolumeDirectory, sr.Uuid + ".leases");
+        var path = ExportPath(sr.Uuid);
         await exports.EnsureAsync(new VolumeExport(path, "leases", blockdev, password, SharedVolume.VmLeases.Size), cancellationToken);
         return path;
     }
+
+    /// <summary>Where the SR's lease volume is exported on this host.</summary>
+    public string ExportPath(string srUuid) => Path.Combine(options.Value.VolumeDirectory, srUuid + ExportSuffix);
+
+    private const string ExportSuffix = ".leases";
+
+    /// <summary>The SRs whose lease volume has an export on this host (its daemon's pid kept beside it), running or not.</summary>
+    public IReadOnlyList<string> Exported() =>
+        Directory.Exists(options.Value.VolumeDirectory)
+            ? Directory.EnumerateFiles(options.Value.VolumeDirectory, "*" + ExportSuffix + ".pid")
+                .Select(pid => Path.GetFileName(pid)[..^(ExportSuffix.Length + ".pid".Length)])
+                .Where(uuid => Guid.TryParse(uuid, out _))
+                .ToList()
+            : [];
+
+    /// <summary>Stops the SR's lease volume export on this host, if there is one (its lockspace left first).</summary>
+    public Task StopExportAsync(string srUuid, CancellationToken cancellationToken) => exports.StopAsync(ExportPath(srUuid), cancellationToken);
 
     /// <summary>
     /// Writes the SR's lockspace unless it is there. Only where none was ever written (sanlock reads no leader): over a

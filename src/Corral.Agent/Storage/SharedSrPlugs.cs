@@ -1,8 +1,8 @@
 using Corral.Agent.Hosting;
+using Corral.Api.Methods;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.Storage;
-using Corral.Storage.Nfs;
 
 namespace Corral.Agent.Storage;
 
@@ -38,14 +38,15 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
         }
     }
 
+    /// <summary>A PBD of this host for the SR, with the other hosts' device_config (its secrets copies of its own), plugged if the SR is reachable.</summary>
     private async Task PlugAsync(XenObject sr, IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken)
     {
-        var why = await UnusableAsync(sr, deviceConfig, cancellationToken);
+        var why = await UnusableAsync(sr, await DeviceConfigSecrets.ResolveAsync(database, deviceConfig, cancellationToken), cancellationToken);
         var tx = new PoolTransaction();
         var pbd = tx.Create(XenClasses.PBDSchema);
         pbd.Set(XenApi.PBD.Host, identity.Ref);
         pbd.Set(XenApi.PBD.SR, sr.Ref);
-        pbd.Set(XenApi.PBD.DeviceConfig, deviceConfig);
+        pbd.Set(XenApi.PBD.DeviceConfig, await DeviceConfigSecrets.ForNewPbdAsync(database, tx, deviceConfig, cancellationToken));
         pbd.Set(XenApi.PBD.CurrentlyAttached, why is null);
         await database.CommitAsync(tx, cancellationToken);
         if (why is null)
@@ -65,11 +66,12 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
         foreach (var pbd in pbds.Where(p => p.Get(XenApi.PBD.Host) == identity.Ref && p.Get(XenApi.PBD.CurrentlyAttached)))
         {
             var sr = srs.FirstOrDefault(s => s.Ref == pbd.Get(XenApi.PBD.SR));
-            if (sr is not null && SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid) is { } location && shares.Handles(location))
+            var config = await DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+            if (sr is not null && SrLocation.Of(config, sr.Uuid) is { } location && shares.Handles(location))
             {
                 try
                 {
-                    await shares.MountAsync(location, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+                    await shares.MountAsync(location, config, cancellationToken);
                 }
                 catch (XenApiException ex)
                 {
@@ -89,9 +91,9 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
         }
 
         var type = sr.Get(XenApi.SR.Type);
-        // A directory every host sees (a file SR, a local ISO library); anything else (an NFS or iSCSI SR, an ISO library
-        // on a share) is asked of its driver.
-        if (type is not (NfsSrDriver.TypeName or Corral.Storage.Iscsi.IscsiSrDriver.TypeName) && Path.IsPathFullyQualified(location) && !shares.Handles(location))
+        // A directory every host sees (a file SR, a local ISO library); anything else (an NFS or iSCSI SR's URL, an ISO
+        // library on a share) is asked of its driver.
+        if (Path.IsPathFullyQualified(location) && !shares.Handles(location))
         {
             return Directory.Exists(location) ? null : $"the directory {location} is missing here";
         }

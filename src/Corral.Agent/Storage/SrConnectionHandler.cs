@@ -12,11 +12,11 @@ namespace Corral.Agent.Storage;
 
 /// <summary>
 /// An SR's connection to this host: PBD.plug (the SR's storage proven reachable through its driver, the PBD attached,
-/// the SR scanned), PBD.unplug (the SR's metadata written, the PBD released; refused while a VM running here uses one
-/// of its VDIs), SR.probe (which SRs a location holds) and SR.destroy's part on the storage.
+/// the SR scanned), PBD.unplug (the SR's metadata written, the PBD released, the lockspace of its VM leases left and
+/// their volume's export stopped; refused while a VM running here uses one of its VDIs), SR.probe (which SRs a location holds) and SR.destroy's part on the storage.
 /// </summary>
 public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, SrCatalog catalog,
-    IShareMounts shares, ILogger<SrConnectionHandler> logger) : IHostOperationHandler
+    IShareMounts shares, VmLeases leases, ILogger<SrConnectionHandler> logger) : IHostOperationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } =
         [HostOperationKinds.PbdPlug, HostOperationKinds.PbdUnplug, HostOperationKinds.SrProbe, HostOperationKinds.SrDestroy];
@@ -46,8 +46,8 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
     }
 
-    /// <summary>The PBD of this host, and its SR's directory here.</summary>
-    private async Task<(XenObject Pbd, XenObject Sr, string Directory)> PbdAsync(string pbdRef, CancellationToken cancellationToken)
+    /// <summary>The PBD of this host, its SR, the SR's directory here, and the PBD's device_config with its secrets' values.</summary>
+    private async Task<(XenObject Pbd, XenObject Sr, string Directory, Dictionary<string, string> Config)> PbdAsync(string pbdRef, CancellationToken cancellationToken)
     {
         var pbd = await database.GetAsync(XenClasses.PBD, pbdRef, cancellationToken);
         if (pbd.Get(XenApi.PBD.Host) != identity.Ref)
@@ -56,19 +56,20 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
+        var config = await DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
         if (sr.Get(XenApi.SR.Type) is NfsSrDriver.TypeName or Corral.Storage.Iscsi.IscsiSrDriver.TypeName)
         {
             // SM's own errors for what an NFS or iSCSI PBD lacks (a file SR's missing location stays the error below).
-            drivers.Get(sr.Get(XenApi.SR.Type)).CheckDeviceConfig(pbd.Get(XenApi.PBD.DeviceConfig));
+            drivers.Get(sr.Get(XenApi.SR.Type)).CheckDeviceConfig(config);
         }
 
-        var directory = SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
-        return string.IsNullOrWhiteSpace(directory) ? throw SrBackend.LocationMissing() : (pbd, sr, directory);
+        var directory = SrLocation.Of(config, sr.Uuid);
+        return string.IsNullOrWhiteSpace(directory) ? throw SrBackend.LocationMissing() : (pbd, sr, directory, config);
     }
 
     private async Task PlugAsync(string pbdRef, CancellationToken cancellationToken)
     {
-        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken);
+        var (pbd, sr, directory, config) = await PbdAsync(pbdRef, cancellationToken);
         if (pbd.Get(XenApi.PBD.CurrentlyAttached))
         {
             return;
@@ -80,7 +81,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             throw new XenApiException(ErrorCodes.SrNotSharable, sr.Ref, other);
         }
 
-        await shares.MountIfShareAsync(directory, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+        await shares.MountIfShareAsync(directory, config, cancellationToken);
         await driver.ProbeAsync(directory, create: false, cancellationToken);
         await catalog.RequireOwnMetadataAsync(sr, directory, creating: false, cancellationToken);
         await SetAttachedAsync(pbd.Ref, true, cancellationToken);
@@ -91,7 +92,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
 
     private async Task UnplugAsync(string pbdRef, CancellationToken cancellationToken)
     {
-        var (pbd, sr, directory) = await PbdAsync(pbdRef, cancellationToken);
+        var (pbd, sr, directory, _) = await PbdAsync(pbdRef, cancellationToken);
         if (!pbd.Get(XenApi.PBD.CurrentlyAttached))
         {
             return;
@@ -111,6 +112,8 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         await SetAttachedAsync(pbd.Ref, false, cancellationToken);
+        // Its VM leases' lockspace left and their volume's export stopped (else the keeper's next pass does).
+        await leases.ReleaseAsync(sr.Uuid, cancellationToken);
         await shares.UnmountIfShareAsync(directory, cancellationToken);
         logger.LogInformation("SR {Sr} unplugged from this host", sr.Get(XenApi.SR.NameLabel));
     }

@@ -2,6 +2,7 @@ using System.Globalization;
 using Corral.Agent.Hosting;
 using Corral.Agent.Operations;
 using Corral.Api.Operations;
+using Corral.Api.Methods;
 using Corral.Model;
 using Corral.PoolDatabase;
 using Corral.Storage;
@@ -30,7 +31,7 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
             var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken);
             if (pbd is not null && pbd.Get(XenApi.PBD.Host) == hostRef && (pbd.Get(XenApi.PBD.CurrentlyAttached) || !requireAttached))
             {
-                return SrLocation.Of(pbd.Get(XenApi.PBD.DeviceConfig), sr.Uuid);
+                return SrLocation.Of(await DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken), sr.Uuid);
             }
         }
 
@@ -117,7 +118,8 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
 
         if (mine.Count > 0)
         {
-            await shares.MountIfShareAsync(directory, mine[0].Get(XenApi.PBD.DeviceConfig), cancellationToken);
+            await shares.MountIfShareAsync(directory, await DeviceConfigSecrets.ResolveAsync(database, mine[0].Get(XenApi.PBD.DeviceConfig), cancellationToken),
+                cancellationToken);
         }
 
         await drivers.Get(sr.Get(XenApi.SR.Type)).ProbeAsync(directory, create, cancellationToken);

@@ -22,7 +22,7 @@ namespace Corral.Agent.Storage;
 /// <c>other_config</c>. A VM's QEMU runs holding the lease (<see cref="SanlockLeaseLauncher"/>), so a second copy
 /// cannot start on any host while the first runs, whatever the pool database says.
 /// </summary>
-public sealed class VmLeases(
+public sealed partial class VmLeases(
     IPoolDatabase database, HostIdentity identity, HostLiveness liveness, SanlockClient sanlock, LeaseVolumes volumes, IOptions<SanlockOptions> options,
     ILogger<VmLeases> logger)
     : IStartReadiness
@@ -103,8 +103,9 @@ public sealed class VmLeases(
     }
 
     /// <summary>
-    /// Joins the lockspace of every shared file SR plugged here, ahead of need: sanlock takes 2-3 × its I/O timeout to
-    /// join, which a VM's first start or migration here would otherwise wait for.
+    /// Joins the lockspace of every shared SR plugged here, ahead of need: sanlock takes 2-3 × its I/O timeout to join,
+    /// which a VM's first start or migration here would otherwise wait for; and leaves those of SRs no longer plugged
+    /// here (<see cref="ReleaseUnpluggedAsync"/>).
     /// </summary>
     public async Task JoinPluggedAsync(CancellationToken cancellationToken)
     {
@@ -115,20 +116,24 @@ public sealed class VmLeases(
 
         // All at once: each join takes seconds, and a host back from a reboot is not placed VMs of an SR until it joined.
         var joins = new List<Task>();
+        var plugged = new HashSet<string>(StringComparer.Ordinal);
         foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken))
         {
             if (await SharedFileDirectoryAsync(sr, cancellationToken) is { } directory)
             {
+                plugged.Add(sr.Uuid);
                 joins.Add(JoinFileAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken));
             }
-            else if (volumes.Keeps(sr))
+            else if (volumes.Keeps(sr) && await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken) is not null)
             {
+                plugged.Add(sr.Uuid);
                 // Exported again here if its export died; the lockspace joined once.
                 joins.Add(JoinVolumeAsync(sr, cancellationToken));
             }
         }
 
         await Task.WhenAll(joins);
+        await ReleaseUnpluggedAsync(plugged, cancellationToken);
     }
 
     /// <summary>Makes <paramref name="process"/> hold its lease shared (a migration's two ends) or exclusive (a VM running in one place).</summary>
@@ -254,53 +259,6 @@ public sealed class VmLeases(
     private bool HoldsLeases(XenObject sr) => IsSharedFileSr(sr) || volumes.Keeps(sr);
 
     private static bool IsSharedFileSr(XenObject sr) => sr.Get(XenApi.SR.Shared) && sr.Get(XenApi.SR.Type) == FileSrDriver.TypeName;
-
-    /// <summary>Where a host says it has joined an SR's lockspace: a key on its liveness lease, gone with the host or that lease.</summary>
-    public static string JoinedKey(string hostRef, string srUuid) => $"{PoolKeys.Root}vm-leases/joined/{hostRef}/{srUuid}";
-
-    /// <summary>
-    /// Whether a start of the VM on the host would begin at once (the master's placement asks): true unless the VM's
-    /// lease is on an SR whose lockspace the host has not said it joined.
-    /// </summary>
-    public async Task<bool> ReadyOnAsync(XenObject vm, string hostRef, CancellationToken cancellationToken) =>
-        (await ReadyHostsAsync(vm, [hostRef], cancellationToken)).Contains(hostRef);
-
-    /// <summary>Those of the hosts where a start would begin at once (<see cref="ReadyOnAsync"/>), the VM's lease SR looked up once for all.</summary>
-    public async Task<IReadOnlySet<string>> ReadyHostsAsync(XenObject vm, IReadOnlyList<string> hostRefs, CancellationToken cancellationToken)
-    {
-        var ready = new HashSet<string>(StringComparer.Ordinal);
-        var sr = Enabled ? await LeaseSrOfAsync(vm, cancellationToken) : null;
-        foreach (var hostRef in hostRefs)
-        {
-            if (sr is null || await database.Leases.GetValueAsync(JoinedKey(hostRef, sr.Uuid), cancellationToken) is not null)
-            {
-                ready.Add(hostRef);
-            }
-        }
-
-        return ready;
-    }
-
-    /// <summary>
-    /// Says which lockspaces this host has joined (<see cref="JoinedKey"/>), once per SR and liveness lease: a new lease
-    /// (the agent restarted, or lost it) gets the keys again.
-    /// </summary>
-    public async Task PublishJoinedAsync(CancellationToken cancellationToken)
-    {
-        if (liveness.Lease is not { } lease)
-        {
-            return;
-        }
-
-        foreach (var (srUuid, join) in _joins)
-        {
-            if (join.IsValueCreated && join.Value.IsCompletedSuccessfully && _published.GetValueOrDefault(srUuid) != lease.Id)
-            {
-                await database.Leases.PutAsync(lease, JoinedKey(identity.Ref, srUuid), "joined", cancellationToken);
-                _published[srUuid] = lease.Id;
-            }
-        }
-    }
 
     /// <summary>Where this host reaches the SR, if it is a shared file SR plugged here (the SRs that hold leases); else null.</summary>
     private async Task<string?> SharedFileDirectoryAsync(XenObject sr, CancellationToken cancellationToken) =>

@@ -125,7 +125,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             throw new XenApiException(ErrorCodes.HaConstraintViolationSrNotShared, sr.Ref);
         }
 
-        if (sr.Get(XenApi.SR.Type) != "file" && drivers.Find(sr.Get(XenApi.SR.Type)) is not ISharedVolumes)
+        if (drivers.Find(sr.Get(XenApi.SR.Type)) is not (FileSrDriver or ISharedVolumes))
         {
             throw new XenApiException(ErrorCodes.SrOperationNotSupported, sr.Ref);
         }

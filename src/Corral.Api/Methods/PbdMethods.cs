@@ -43,7 +43,8 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
         var pbd = tx.Create(XenClasses.PBDSchema);
         pbd.Set(XenApi.PBD.Host, host.Ref);
         pbd.Set(XenApi.PBD.SR, sr.Ref);
-        pbd.Set(XenApi.PBD.DeviceConfig, deviceConfig);
+        // Its passwords kept in secrets of its own, as xapi keeps them (device_config is every session's to read).
+        pbd.Set(XenApi.PBD.DeviceConfig, await DeviceConfigSecrets.ForNewPbdAsync(database, tx, deviceConfig, cancellationToken));
         pbd.Set(XenApi.PBD.OtherConfig, StringMap(record.GetValueOrDefault("other_config")));
         pbd.Set(XenApi.PBD.CurrentlyAttached, false);
         await database.CommitAsync(tx, cancellationToken);
@@ -60,6 +61,7 @@ public sealed class PbdMethods(IPoolDatabase database, Placement placement, Host
 
         var tx = new PoolTransaction();
         tx.Delete(pbd);
+        await DeviceConfigSecrets.DeleteAsync(database, tx, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
         await database.CommitAsync(tx, cancellationToken);
         return null;
     }

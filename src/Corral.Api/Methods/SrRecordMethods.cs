@@ -49,7 +49,8 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
         var result = await operations.RunAsync(HostOperationKinds.SrProbe, host.Ref, OpaqueRef.Null, new Dictionary<string, string>
         {
             ["type"] = type.ToLowerInvariant(),
-            ["device_config"] = JsonSerializer.Serialize(deviceConfig),
+            // The passwords' values, given plain or as secrets (*password_secret), for the host's driver.
+            ["device_config"] = JsonSerializer.Serialize(await DeviceConfigSecrets.ResolveAsync(database, deviceConfig, cancellationToken)),
         }, context, cancellationToken);
         return JsonSerializer.Deserialize<List<ProbedSr>>(result) ?? [];
     }
@@ -190,6 +191,10 @@ public sealed class SrRecordMethods(IPoolDatabase database, Placement placement,
                 if (await database.TryGetAsync(className, reference, cancellationToken) is { } record)
                 {
                     tx.Delete(record);
+                    if (className == XenClasses.PBD)
+                    {
+                        await DeviceConfigSecrets.DeleteAsync(database, tx, record.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+                    }
                 }
             }
         }

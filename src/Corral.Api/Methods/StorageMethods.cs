@@ -134,7 +134,7 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
         var deviceConfig = ((Dictionary<string, object?>)a[1]!).ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "");
         var type = (string)a[5]!;
         var driver = drivers.Get(type);
-        driver.CheckDeviceConfig(deviceConfig);
+        driver.CheckDeviceConfig(await DeviceConfigSecrets.ResolveAsync(database, deviceConfig, cancellationToken));
 
         var shared = (bool)a[7]!;
         var contentType = string.IsNullOrEmpty((string)a[6]!) ? driver.DefaultContentType : (string)a[6]!;
@@ -154,7 +154,8 @@ public sealed class StorageMethods(IPoolDatabase database, HostOperationQueue op
             var pbd = tx.Create(XenClasses.PBDSchema);
             pbd.Set(XenApi.PBD.Host, h.Ref);
             pbd.Set(XenApi.PBD.SR, sr.Ref);
-            pbd.Set(XenApi.PBD.DeviceConfig, deviceConfig);
+            // Each PBD's passwords in secrets of its own, as xapi keeps them.
+            pbd.Set(XenApi.PBD.DeviceConfig, await DeviceConfigSecrets.ForNewPbdAsync(database, tx, deviceConfig, cancellationToken));
             pbd.Set(XenApi.PBD.CurrentlyAttached, false);
         }
 
