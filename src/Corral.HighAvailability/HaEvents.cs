@@ -20,4 +20,6 @@ public static class HaEvents
     public static readonly EventId HostFenced = new(1014, "HostFenced");
     public static readonly EventId MasterSilent = new(1015, "MasterSilent");
     public static readonly EventId MasterFenced = new(1016, "MasterFenced");
+    public static readonly EventId StatefileUnreachable = new(1017, "StatefileUnreachable");
+    public static readonly EventId StatefileReachable = new(1018, "StatefileReachable");
 }

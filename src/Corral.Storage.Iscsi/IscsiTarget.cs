@@ -8,11 +8,17 @@ using Corral.Platform;
 namespace Corral.Storage.Iscsi;
 
 /// <summary>A LUN as a probe reports it (SM's &lt;LUN&gt;: vendor, serial, LUNid, size, SCSIid).</summary>
-public sealed record IscsiLun(int Number, string ScsiId, string Vendor, string Serial, long Size);
+/// <param name="T10ScsiId">The id of its T10 vendor designator alone (<c>1IET_00010001</c>), which Corral showed before
+/// it read NAA designators: a PBD that names it still finds the LUN.</param>
+public sealed record IscsiLun(int Number, string ScsiId, string Vendor, string Serial, long Size, string? T10ScsiId = null)
+{
+    public bool IsNamed(string scsiId) => scsiId.Length > 0 && (scsiId == ScsiId || scsiId == T10ScsiId);
+}
 
 /// <summary>
 /// An iSCSI target reached through libiscsi's command-line tools (Debian's libiscsi-bin: iscsi-ls, iscsi-inq,
-/// iscsi-readcapacity16): each call is its own short session, so no initiator state outlives it. A login refused
+/// iscsi-readcapacity16): each call is its own short session, so no initiator state outlives it; CHAP credentials go
+/// in their environment, which other users of the host cannot read, never in their arguments. A login refused
 /// (CHAP) is SM's ISCSILogin (68); a portal that does not answer, ISCSIDiscovery (83).
 /// </summary>
 public static partial class IscsiTarget
@@ -23,7 +29,7 @@ public static partial class IscsiTarget
     /// <summary>The IQNs the portal reports (SendTargets discovery).</summary>
     public static async Task<IReadOnlyList<string>> TargetsAsync(IscsiLocation portal, CancellationToken cancellationToken)
     {
-        var output = await RunAsync("iscsi-ls", [portal.LibIscsiUrl(null)], cancellationToken);
+        var output = await RunAsync("iscsi-ls", [portal.LibIscsiUrlWithoutCredentials(null)], portal, cancellationToken);
         return TargetLine().Matches(output).Select(m => m.Groups[1].Value).Distinct(StringComparer.Ordinal).ToList();
     }
 
@@ -35,7 +41,7 @@ public static partial class IscsiTarget
             throw SrBackend.Failure(96, "The request is missing or has an incorrect target IQN parameter", target.TargetIqn);
         }
 
-        var listing = await RunAsync("iscsi-ls", ["-s", target.LibIscsiUrl(null)], cancellationToken);
+        var listing = await RunAsync("iscsi-ls", ["-s", target.LibIscsiUrlWithoutCredentials(null)], target, cancellationToken);
         var luns = new List<IscsiLun>();
         var inTarget = false;
         foreach (var line in listing.Split('\n'))
@@ -56,7 +62,7 @@ public static partial class IscsiTarget
     /// <summary>The number of the LUN <see cref="IscsiLocation.ScsiId"/> names; SM's ConfigSCSIid (107) when the target has none.</summary>
     public static async Task<IscsiLun> FindAsync(IscsiLocation target, CancellationToken cancellationToken)
     {
-        var lun = (await LunsAsync(target, cancellationToken)).FirstOrDefault(l => l.ScsiId == target.ScsiId)
+        var lun = (await LunsAsync(target, cancellationToken)).FirstOrDefault(l => l.IsNamed(target.ScsiId))
                   ?? throw SrBackend.Failure(107, "The SCSIid parameter is missing or incorrect", $"no LUN {target.ScsiId} on {target.TargetIqn}");
         LunNumbers[CacheKey(target)] = lun.Number;
         return lun;
@@ -70,24 +76,15 @@ public static partial class IscsiTarget
 
     private static async Task<IscsiLun> DescribeAsync(IscsiLocation target, int number, CancellationToken cancellationToken)
     {
-        var url = target.LibIscsiUrl(number);
-        var standard = await RunAsync("iscsi-inq", [url], cancellationToken);
-        var identification = await RunAsync("iscsi-inq", ["-e", "1", "-c", "131", url], cancellationToken);
-        var serial = await RunAsync("iscsi-inq", ["-e", "1", "-c", "128", url], cancellationToken);
-        var capacity = await RunAsync("iscsi-readcapacity16", [url], cancellationToken);
+        var url = target.LibIscsiUrlWithoutCredentials(number);
+        var standard = await RunAsync("iscsi-inq", [url], target, cancellationToken);
+        var designators = await IscsiIdentification.ReadAsync(target, number, cancellationToken);
+        var serial = await RunAsync("iscsi-inq", ["-e", "1", "-c", "128", url], target, cancellationToken);
+        var capacity = await RunAsync("iscsi-readcapacity16", [url], target, cancellationToken);
         var vendor = VendorLine().Match(standard).Groups[1].Value.Trim();
-        return new IscsiLun(number, ScsiIdOf(identification), vendor, SerialLine().Match(serial).Groups[1].Value.Trim(),
-            long.Parse(SizeLine().Match(capacity).Groups[1].Value, CultureInfo.InvariantCulture));
-    }
-
-    /// <summary>
-    /// The SCSIid as udev's scsi_id reports a T10 vendor designator (which tgt and IET give): "1" followed by the
-    /// designator, whitespace runs as underscores (XenServer shows tgt's LUNs as 1IET_00010001).
-    /// </summary>
-    internal static string ScsiIdOf(string identificationPage)
-    {
-        var vendorId = T10Designator().Match(identificationPage);
-        return vendorId.Success ? "1" + Whitespace().Replace(vendorId.Groups[1].Value.Trim(), "_") : "";
+        var t10 = ScsiDesignator.ScsiIdOf([.. designators.Where(d => d.Type == ScsiDesignator.T10Vendor)]);
+        return new IscsiLun(number, ScsiDesignator.ScsiIdOf(designators), vendor, SerialLine().Match(serial).Groups[1].Value.Trim(),
+            long.Parse(SizeLine().Match(capacity).Groups[1].Value, CultureInfo.InvariantCulture), t10.Length > 0 ? t10 : null);
     }
 
     /// <summary>SM's &lt;iscsi-target-iqns&gt; list, the last parameter of the probe's error 96.</summary>
@@ -119,9 +116,10 @@ public static partial class IscsiTarget
         return xml.Append("</iscsi-target>\n").ToString();
     }
 
-    private static async Task<string> RunAsync(string program, string[] arguments, CancellationToken cancellationToken)
+    /// <summary>Runs one of libiscsi's tools, the CHAP credentials of <paramref name="target"/> in its environment, never its arguments.</summary>
+    private static async Task<string> RunAsync(string program, string[] arguments, IscsiLocation target, CancellationToken cancellationToken)
     {
-        var result = await CommandRunner.RunAsync(program, arguments, cancellationToken, TimeSpan.FromSeconds(60));
+        var result = await CommandRunner.RunAsync(program, arguments, cancellationToken, TimeSpan.FromSeconds(60), target.LibIscsiEnvironment);
         if (result.Succeeded)
         {
             return result.StandardOutput;
@@ -148,9 +146,4 @@ public static partial class IscsiTarget
     [GeneratedRegex(@"^Total size:(\d+)", RegexOptions.Multiline)]
     private static partial Regex SizeLine();
 
-    [GeneratedRegex(@"Designator Type:\(1\) T10_VENDORT_ID\s*\nDesignator:\[(.*)\]")]
-    private static partial Regex T10Designator();
-
-    [GeneratedRegex(@"\s+")]
-    private static partial Regex Whitespace();
 }

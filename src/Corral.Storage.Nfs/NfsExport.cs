@@ -40,7 +40,7 @@ internal static class NfsExport
     public static async Task<NfsSession> MountAsync(NfsUrl url, CancellationToken cancellationToken)
     {
         await RequireServiceAsync(url.Server, cancellationToken);
-        return await NfsThread.Run(() =>
+        return await NativeBlockingCall.Run(() =>
         {
             try
             {
@@ -63,7 +63,7 @@ internal static class NfsExport
         using var session = await MountAsync(url, cancellationToken);
         try
         {
-            return await NfsThread.Run(() => work(session), cancellationToken);
+            return await NativeBlockingCall.Run(() => work(session), cancellationToken);
         }
         catch (NfsException ex) when (!asIoError)
         {

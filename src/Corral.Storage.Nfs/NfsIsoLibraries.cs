@@ -1,4 +1,5 @@
 using Corral.Model;
+using Corral.Platform;
 
 namespace Corral.Storage.Nfs;
 
@@ -72,7 +73,7 @@ public sealed class NfsIsoLibraries : IRemoteIsoLibraries
         var (server, path) = TryParse(location) ?? throw SrBackend.Failure(225,
             @"Incorrect Location string format. String must be in the format SERVER:PATH for NFS targets, or \\SERVER\PATH for CIFS targets", location);
         await NfsExport.RequireServiceAsync(server, cancellationToken);
-        return await NfsThread.Run(() =>
+        return await NativeBlockingCall.Run(() =>
         {
             try
             {

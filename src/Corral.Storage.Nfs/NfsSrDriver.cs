@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Corral.Model;
+using Corral.Platform;
 
 namespace Corral.Storage.Nfs;
 
@@ -91,7 +92,7 @@ public sealed class NfsSrDriver : ISrDriver, ISharedVolumes
         await NfsExport.RequireServiceAsync(server, cancellationToken);
         if (string.IsNullOrWhiteSpace(deviceConfig.GetValueOrDefault("serverpath")))
         {
-            var exports = await NfsThread.Run(() => ListExports(server), cancellationToken);
+            var exports = await NativeBlockingCall.Run(() => ListExports(server), cancellationToken);
             throw ServerPathMissing(NfsExport.ExportsXml(server, exports));
         }
 

@@ -79,6 +79,19 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
     public string LibIscsiUrl(int? lun) =>
         $"{Scheme}{(ChapUser is null ? "" : $"{ChapUser}%{ChapPassword}@")}{Portal}" + (lun is { } n ? $"/{TargetIqn}/{n.ToString(CultureInfo.InvariantCulture)}" : "");
 
+    /// <summary>libiscsi's URL of a LUN (or of the portal alone) without the CHAP credentials, which go in <see cref="LibIscsiEnvironment"/>.</summary>
+    public string LibIscsiUrlWithoutCredentials(int? lun) =>
+        $"{Scheme}{Portal}" + (lun is { } n ? $"/{TargetIqn}/{n.ToString(CultureInfo.InvariantCulture)}" : "");
+
+    /// <summary>
+    /// The CHAP credentials as libiscsi's tools read them from their environment (<c>LIBISCSI_CHAP_USERNAME</c>,
+    /// <c>LIBISCSI_CHAP_PASSWORD</c>): unlike a URL's, they do not show in the host's process list.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> LibIscsiEnvironment =>
+        ChapUser is null
+            ? new Dictionary<string, string>()
+            : new Dictionary<string, string> { ["LIBISCSI_CHAP_USERNAME"] = ChapUser, ["LIBISCSI_CHAP_PASSWORD"] = ChapPassword ?? "" };
+
     /// <summary>
     /// What QEMU opens for a VDI: the LUN's URL and the extent, as <c>iscsi://.../iqn/lun#offset+size</c>; QEMU's raw
     /// format node takes the extent as its offset and size, so the guest can address nothing outside it.

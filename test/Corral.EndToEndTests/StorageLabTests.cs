@@ -15,7 +15,7 @@ public sealed class StorageLabTests(SharedLab shared)
 {
     private const string Export = "/srv/vms";
     private const string Iqn = "iqn.2026-12.lab.corral:vms";
-    private const string ScsiId = "1IET_00010001";
+    private const string ScsiId = "360000000000000000e00000000010001";
     private readonly LabSession _lab = shared.Lab;
 
     [Fact]

@@ -203,6 +203,8 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         Assert.Equal("SR_BACKEND_FAILURE_96",
             (await pool.Fails("SR.probe", pool.Host.Ref, Map(("target", TgtRig.Address), ("targetIQN", "iqn.2026-12.org.corral:none")), "lvmoiscsi", Map())).Code);
         Assert.Empty(XDocument.Parse((string)(await pool.S("SR.probe", pool.Host.Ref, Config(), "lvmoiscsi", Map()))!).Root!.Elements("SR"));
+        // The id Corral showed before it read NAA designators still names the LUN (PBDs made then keep plugging).
+        Assert.Empty(XDocument.Parse((string)(await pool.S("SR.probe", pool.Host.Ref, Config(("SCSIid", TgtRig.T10ScsiId)), "lvmoiscsi", Map()))!).Root!.Elements("SR"));
 
         var sr = await CreateSrAsync(Config(), "kept");
         var srUuid = (string)(await pool.S("SR.get_uuid", sr))!;

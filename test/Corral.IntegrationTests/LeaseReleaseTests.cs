@@ -59,7 +59,7 @@ public sealed class LeaseReleaseTests(AgentFixture pool) : IClassFixture<AgentFi
             // export stay, and the holder lives.
             var lease = new VmLease(srUuid, Guid.NewGuid().ToString(), path, Offset: 2 * SanlockClient.AreaSize);
             Assert.True((await sanlock.InitResourceAsync(lease, default)).Succeeded);
-            holder = Holding(sanlock, lease);
+            holder = SanlockDaemon.Hold(sanlock, lease, Path.Combine(root, "holder.out"));
             await WaitAsync(async () => (await sanlock.StatusAsync(default))!.Leases.Any(l => l.Lockspace == srUuid), "the process to hold its lease");
             await pool.S("PBD.unplug", pbd);
             await leases.JoinPluggedAsync(default);
@@ -70,6 +70,7 @@ public sealed class LeaseReleaseTests(AgentFixture pool) : IClassFixture<AgentFi
             // The holder gone: the next pass leaves the lockspace and stops the export.
             holder.Kill();
             await holder.WaitForExitAsync();
+            await WaitAsync(async () => !(await sanlock.StatusAsync(default))!.Leases.Any(l => l.Lockspace == srUuid), "sanlock to let the dead holder's lease go");
             await leases.JoinPluggedAsync(default);
             Assert.Empty(await JoinedAsync(sanlock));
             await WaitAsync(() => Task.FromResult(!Running(qsd)), "the export's qemu-storage-daemon to stop");
@@ -113,24 +114,6 @@ public sealed class LeaseReleaseTests(AgentFixture pool) : IClassFixture<AgentFi
     private static int ExportDaemon(string path) => int.Parse(File.ReadAllText(path + ".pid").Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
     private static bool Running(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
-
-    /// <summary>A process that holds the lease as a VM's QEMU does (<c>sanlock client command</c>).</summary>
-    private static Process Holding(SanlockClient sanlock, VmLease lease)
-    {
-        var command = new SanlockLeaseLauncher(sanlock).Wrap(lease, "/bin/sleep", ["120"]);
-        var info = new ProcessStartInfo(command.Program) { UseShellExecute = false };
-        foreach (var argument in command.Arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        foreach (var (key, value) in command.Environment)
-        {
-            info.Environment[key] = value;
-        }
-
-        return Process.Start(info) ?? throw new InvalidOperationException("could not start sanlock client command");
-    }
 
     private static async Task WaitAsync(Func<Task<bool>> done, string what)
     {

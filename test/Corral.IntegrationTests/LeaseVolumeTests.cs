@@ -82,9 +82,9 @@ public sealed class LeaseVolumeTests(AgentFixture pool) : IClassFixture<AgentFix
             Assert.Equal((0, vm), await hostB.ReadResourceLeaderAsync(onB, default));
             Assert.Equal(-227, (await hostB.ReadResourceLeaderAsync(onB with { Resource = "another-vm" }, default)).Code);
 
-            holder = Leased(hostA, onA, root, "a");
+            holder = SanlockDaemon.Hold(hostA, onA, Path.Combine(root, "a.out"));
             await WaitAsync(async () => (await hostB.ReadHoldersAsync(onB, default)).ExclusiveOwner == 1, "host A to hold the lease, seen through B's export");
-            using (var refused = Leased(hostB, onB, root, "b"))
+            using (var refused = SanlockDaemon.Hold(hostB, onB, Path.Combine(root, "b.out")))
             {
                 await refused.WaitForExitAsync();
                 Assert.NotEqual(0, refused.ExitCode);
@@ -119,27 +119,6 @@ public sealed class LeaseVolumeTests(AgentFixture pool) : IClassFixture<AgentFix
         var (daemon, client) = SanlockDaemon.Start(Path.Combine(root, $"run{host.ToString(CultureInfo.InvariantCulture)}"), $"lease-it-host{host}");
         daemons.Add(daemon);
         return client;
-    }
-
-    /// <summary>A process that holds <paramref name="lease"/> as a VM's QEMU would (<c>sanlock client command</c>), what it printed in <c>&lt;name&gt;.out</c>.</summary>
-    private static Process Leased(SanlockClient client, VmLease lease, string root, string name)
-    {
-        var command = new SanlockLeaseLauncher(client).Wrap(lease, "/bin/sh", ["-c", "sleep 60"]);
-        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        info.ArgumentList.Add("-c");
-        info.ArgumentList.Add($"exec \"$0\" \"$@\" > {Path.Combine(root, name + ".out")} 2>&1");
-        info.ArgumentList.Add(command.Program);
-        foreach (var argument in command.Arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        foreach (var (key, value) in command.Environment)
-        {
-            info.Environment[key] = value;
-        }
-
-        return Process.Start(info) ?? throw new InvalidOperationException("could not start sanlock client command");
     }
 
     private static void Check(SanlockResult result, string what) => Assert.True(result.Succeeded, $"sanlock could not {what}: {result.Output}");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Corral.Platform;
 using Corral.Storage.Nfs;
 using Xunit;
 
@@ -7,7 +8,7 @@ namespace Corral.IntegrationTests;
 /// <summary>
 /// libnfs's synchronous calls while child processes end around them, as in the agent (qemu-img, QEMU, iSCSI tools):
 /// each ending sends this process SIGCHLD, which interrupts a libnfs wait on the thread that takes it ("Poll failed").
-/// <see cref="NfsThread"/> keeps the signal off the threads that wait on libnfs.
+/// <see cref="NativeBlockingCall"/> keeps the signal off the threads that wait on libnfs.
 /// </summary>
 public sealed class NfsSignalTests : IAsyncLifetime
 {
@@ -38,8 +39,8 @@ public sealed class NfsSignalTests : IAsyncLifetime
             for (var calls = 0; Volatile.Read(ref ended) < 200; calls++)
             {
                 Assert.True(calls < 5000, $"only {ended} child processes ended in {calls} calls");
-                // As the SR driver calls libnfs: a mount, a call, an unmount, on a thread of NfsThread's.
-                Assert.Empty(await NfsThread.Run(() =>
+                // As the SR driver calls libnfs: a mount, a call, an unmount, on a thread of NativeBlockingCall's.
+                Assert.Empty(await NativeBlockingCall.Run(() =>
                 {
                     using var session = NfsSession.Mount(NfsRig.Server, _nfs.Export, 3, TimeSpan.FromSeconds(10));
                     return session.List("/signals");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Corral.Hypervisor;
 using Corral.Leases.Sanlock;
 using Microsoft.Extensions.Options;
 using Xunit;
@@ -39,5 +40,30 @@ public static class SanlockDaemon
         {
             Enabled = true, RunDirectory = runDirectory, IoTimeoutSeconds = 1, JoinTimeout = TimeSpan.FromSeconds(30),
         })));
+    }
+
+    /// <summary>
+    /// A process that holds <paramref name="lease"/> as a VM's QEMU would (<c>sanlock client command</c>, then a
+    /// minute's sleep), what it printed in <paramref name="outputFile"/>.
+    /// </summary>
+    public static Process Hold(SanlockClient client, VmLease lease, string outputFile)
+    {
+        // exec: one process, so that killing it closes its registration with the daemon (a child would keep it open).
+        var command = new SanlockLeaseLauncher(client).Wrap(lease, "/bin/sh", ["-c", "exec sleep 60"]);
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add($"exec \"$0\" \"$@\" > {outputFile} 2>&1");
+        info.ArgumentList.Add(command.Program);
+        foreach (var argument in command.Arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        foreach (var (key, value) in command.Environment)
+        {
+            info.Environment[key] = value;
+        }
+
+        return Process.Start(info) ?? throw new InvalidOperationException("could not start sanlock client command");
     }
 }

@@ -14,8 +14,11 @@ public sealed class TgtRig : IAsyncDisposable
     public const int Port = 3260;
     public const string Iqn = "iqn.2026-12.org.corral:sr";
 
-    /// <summary>tgt's LUN 1 of target 1 as udev's scsi_id names it (T10 vendor id "IET     00010001"), as XenServer shows it.</summary>
-    public const string ScsiId = "1IET_00010001";
+    /// <summary>tgt's LUN 1 of target 1 as udev's scsi_id names it (its NAA designator), as XenServer shows it.</summary>
+    public const string ScsiId = "360000000000000000e00000000010001";
+
+    /// <summary>The same LUN by its T10 vendor designator alone ("IET     00010001"), the id Corral showed before it read NAA designators.</summary>
+    public const string T10ScsiId = "1IET_00010001";
 
     private const string ControlPort = "9326";
     private static readonly string LockPath = Path.Combine(Path.GetTempPath(), "corral-tgt-rig.lock");

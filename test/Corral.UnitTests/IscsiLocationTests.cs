@@ -66,12 +66,31 @@ public class IscsiLocationTests
     }
 
     [Fact]
-    public void The_scsiid_is_the_t10_vendor_designator_as_udev_reports_it()
+    public void The_scsiid_is_what_udevs_scsi_id_makes_of_the_luns_designators()
     {
-        const string page = "Designator Type:(3) NAA\nDesignator:[`]\nDEVICE DESIGNATOR #2\nCode Set:(2) ASCII\nPIV:0\nAssociation:(0) LOGICAL_UNIT\n" +
-                            "Designator Type:(1) T10_VENDORT_ID\nDesignator:[IET     00010001]\n";
-        Assert.Equal("1IET_00010001", IscsiTarget.ScsiIdOf(page));
-        Assert.Equal("", IscsiTarget.ScsiIdOf("Designator Type:(3) NAA\nDesignator:[`]\n"));
+        // tgt's LUN 1, as its device identification page gives it: two NAA designators and a T10 vendor ID.
+        var naa6 = Convert.FromHexString("60000000000000000e00000000010001");
+        var tgt = new List<ScsiDesignator>
+        {
+            new(ScsiDesignator.Naa, 1, 0, naa6),
+            new(ScsiDesignator.Naa, 1, 0, Convert.FromHexString("3000000000000000")),
+            new(ScsiDesignator.T10Vendor, 2, 0, "IET     00010001"u8.ToArray()),
+        };
+        Assert.Equal("360000000000000000e00000000010001", ScsiDesignator.ScsiIdOf(tgt));
+
+        // NAA 6 before NAA 5 before any NAA, whatever their order; a target port's designator never counts.
+        var naa5 = Convert.FromHexString("5000c50012345678");
+        Assert.Equal("35000c50012345678", ScsiDesignator.ScsiIdOf([new(ScsiDesignator.Naa, 1, 0, Convert.FromHexString("3000000000000000")), new(ScsiDesignator.Naa, 1, 0, naa5)]));
+        Assert.Equal("360000000000000000e00000000010001", ScsiDesignator.ScsiIdOf([new(ScsiDesignator.Naa, 1, 0, naa5), new(ScsiDesignator.Naa, 1, 0, naa6)]));
+        Assert.Equal("1IET_00010001", ScsiDesignator.ScsiIdOf([new(ScsiDesignator.Naa, 1, 1, naa6), tgt[2]]));
+        Assert.Equal("2001122334455667788", ScsiDesignator.ScsiIdOf([new(ScsiDesignator.Eui64, 1, 0, Convert.FromHexString("001122334455667788")), tgt[2]]));
+        Assert.Equal("", ScsiDesignator.ScsiIdOf([]));
+
+        // A PBD naming the LUN by the T10 id Corral showed before still finds it.
+        var lun = new IscsiLun(1, "360000000000000000e00000000010001", "IET", "beaf11", 1L << 30, "1IET_00010001");
+        Assert.True(lun.IsNamed("1IET_00010001"));
+        Assert.True(lun.IsNamed("360000000000000000e00000000010001"));
+        Assert.False(lun.IsNamed(""));
     }
 
     [Fact]

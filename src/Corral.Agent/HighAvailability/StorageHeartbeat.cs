@@ -39,6 +39,7 @@ public sealed class StorageHeartbeat(
     private volatile bool _enabled;
     private volatile bool _configurationRead;
     private volatile StatefileTarget? _target;
+    private readonly UnreachableEpisode _unreachable = new(logger, clock);
     private long _counter;
     private long _lastWrittenTicks;
 
@@ -206,20 +207,16 @@ public sealed class StorageHeartbeat(
         try
         {
             next = spec is null ? null : await locator.PrepareAsync(spec, current, stoppingToken);
+            if (spec is not null)
+            {
+                _unreachable.Succeeded(spec.SrUuid);
+            }
         }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
         {
             // The same statefile is kept (its export may answer again, or the fence daemon make it again): dropping it
             // would stop this host's heartbeat for a failure of this check alone.
-            if (ex is IOException)
-            {
-                logger.LogWarning("HA's statefile on SR {Sr} cannot be reached from this host: {Reason}", spec!.SrUuid, ex.Message);
-            }
-            else
-            {
-                logger.LogWarning(ex, "HA's statefile on SR {Sr} cannot be reached from this host", spec!.SrUuid);
-            }
-
+            _unreachable.Failed(spec!.SrUuid, ex);
             next = current?.Spec == spec ? current : null;
         }
 

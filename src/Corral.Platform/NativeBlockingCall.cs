@@ -1,14 +1,15 @@
 using System.Runtime.InteropServices;
 
-namespace Corral.Storage.Nfs;
+namespace Corral.Platform;
 
 /// <summary>
-/// Where libnfs's synchronous calls run: a thread-pool thread, off the caller's async context, with SIGCHLD blocked for
-/// the call's length. libnfs waits for each reply in poll(), and gives up with "Poll failed" when poll() is interrupted
-/// by a signal; .NET takes SIGCHLD on any thread that does not block it whenever a child process ends, and the agent's
-/// children (qemu-img, QEMU, iscsi tools) end all the time. Blocked here, the signal goes to another thread.
+/// Where a native library's blocking calls run (libnfs's, libiscsi's synchronous ones): a thread-pool thread, off the
+/// caller's async context, with SIGCHLD blocked for the call's length. Both libraries wait for each reply in poll(), and
+/// give up with "Poll failed" when poll() is interrupted by a signal; .NET takes SIGCHLD on any thread that does not
+/// block it whenever a child process ends, and the agent's children (qemu-img, QEMU, iscsi tools) end all the time.
+/// Blocked here, the signal goes to another thread.
 /// </summary>
-public static partial class NfsThread
+public static partial class NativeBlockingCall
 {
     private const int SigBlock = 0;
     private const int SigSetMask = 2;
