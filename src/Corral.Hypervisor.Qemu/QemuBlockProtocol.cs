@@ -64,8 +64,8 @@ internal static class QemuBlockProtocol
     /// <summary>
     /// What a -drive opens (after its <c>if</c> and <c>id</c>): <c>,file=&lt;path&gt;,format=&lt;format&gt;</c>; for an
     /// iSCSI extent, the raw node's offset and size and the iscsi node's options, its CHAP password named by the secret
-    /// object <paramref name="secretId"/> (<see cref="SecretArguments"/>), never written on the command line, which any
-    /// user of the host can read in <c>/proc</c>.
+    /// object <paramref name="secretId"/> (which the command line gets from a root-only file), never written on the
+    /// command line itself, which any user of the host can read in <c>/proc</c>.
     /// </summary>
     public static string DriveOptions(string path, string format, string secretId)
     {

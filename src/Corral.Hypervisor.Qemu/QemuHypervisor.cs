@@ -176,7 +176,7 @@ public sealed class QemuHypervisor : IHypervisor, IDisposable, IAsyncDisposable
         try
         {
             await File.WriteAllTextAsync(paths.Spec, JsonSerializer.Serialize(spec), cancellationToken);
-            await QemuSecrets.WriteAsync(spec, paths, cancellationToken);
+            QemuSecrets.Write(spec, paths);
             var version = await GetQemuVersionAsync(cancellationToken);
             if (QemuCommandLine.NeedsPageByPageDirtySync(accelerator, version) && Interlocked.Exchange(ref _dirtySyncNoted, 1) == 0)
             {

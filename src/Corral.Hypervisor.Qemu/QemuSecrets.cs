@@ -1,3 +1,5 @@
+using Corral.Platform;
+
 namespace Corral.Hypervisor.Qemu;
 
 /// <summary>
@@ -18,24 +20,18 @@ internal static class QemuSecrets
         {
             throw new PlatformNotSupportedException(UnixOnly);
         }
+
         Directory.CreateDirectory(paths.Directory, OwnerOnly | UnixFileMode.UserExecute);
         File.SetUnixFileMode(paths.Directory, OwnerOnly | UnixFileMode.UserExecute);
     }
 
-    public static async Task WriteAsync(VmLaunchSpec spec, VmRuntimePaths paths, CancellationToken cancellationToken)
+    public static void Write(VmLaunchSpec spec, VmRuntimePaths paths)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            throw new PlatformNotSupportedException(UnixOnly);
-        }
         foreach (var disk in spec.Disks)
         {
             if (disk.Path is not null && QemuBlockProtocol.Credentials(disk.Path) is var (_, password))
             {
-                var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = OwnerOnly };
-                await using var stream = new FileStream(paths.ChapSecret(disk.Index), options);
-                await using var writer = new StreamWriter(stream);
-                await writer.WriteAsync(password.AsMemory(), cancellationToken);
+                PrivateFile.Write(paths.ChapSecret(disk.Index), password);
             }
         }
     }

@@ -104,7 +104,7 @@ public sealed partial class VolumeExports
         {
             if (volume.Password is { } password)
             {
-                WritePrivate(secret, password);
+                PrivateFile.Write(secret, password);
                 arguments.AddRange(["--object", $"secret,id={volume.Node}-secret,file={secret}"]);
             }
 
@@ -186,19 +186,6 @@ public sealed partial class VolumeExports
                 await Task.Delay(50, cancellationToken);
             }
         }
-    }
-
-    private static void WritePrivate(string file, string text)
-    {
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using var stream = new FileStream(file, options);
-        using var writer = new StreamWriter(stream);
-        writer.Write(text);
     }
 
     private static string? ReadOrNull(string file)

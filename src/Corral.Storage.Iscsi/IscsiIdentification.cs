@@ -33,10 +33,7 @@ internal static class IscsiIdentification
                       | (target.ChapUser is { } user ? LibIscsi.SetUsernamePassword(iscsi, user, target.ChapPassword ?? "") : 0);
             if (set != 0 || LibIscsi.FullConnect(iscsi, target.Portal, lun) != 0)
             {
-                var error = LibIscsi.Error(iscsi);
-                throw error.Contains("login", StringComparison.OrdinalIgnoreCase) || error.Contains("auth", StringComparison.OrdinalIgnoreCase)
-                    ? SrBackend.Failure(68, "ISCSI login failed - check access settings for the initiator on the storage, if CHAP is used verify CHAP credentials", error)
-                    : SrBackend.Failure(83, "ISCSI discovery failed", error);
+                throw IscsiTarget.SessionFailure(LibIscsi.Error(iscsi));
             }
 
             try

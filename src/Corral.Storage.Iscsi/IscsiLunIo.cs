@@ -63,17 +63,7 @@ public static class IscsiLunIo
             if (target.ChapUser is not null)
             {
                 secretFile = Path.Combine(Path.GetTempPath(), $"corral-iscsi-{Guid.NewGuid():N}.secret");
-                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-                if (!OperatingSystem.IsWindows())
-                {
-                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-                }
-
-                await using (var stream = new FileStream(secretFile, options))
-                await using (var writer = new StreamWriter(stream))
-                {
-                    await writer.WriteAsync(target.ChapPassword ?? "");
-                }
+                PrivateFile.Write(secretFile, target.ChapPassword ?? "", FileMode.CreateNew);
 
                 secret = ["--object", $"secret,id=chap0,file={Q(secretFile)}"];
             }

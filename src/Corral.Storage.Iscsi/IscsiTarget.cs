@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security;
 using System.Text;
 using System.Text.RegularExpressions;
+using Corral.Model;
 using Corral.Platform;
 
 namespace Corral.Storage.Iscsi;
@@ -125,11 +126,14 @@ public static partial class IscsiTarget
             return result.StandardOutput;
         }
 
-        var error = (result.StandardError + result.StandardOutput).Trim();
-        throw error.Contains("login", StringComparison.OrdinalIgnoreCase) || error.Contains("auth", StringComparison.OrdinalIgnoreCase)
+        throw SessionFailure((result.StandardError + result.StandardOutput).Trim());
+    }
+
+    /// <summary>What libiscsi said when a session failed, as SM says it: a login refused (68), or else a discovery failure (83).</summary>
+    internal static XenApiException SessionFailure(string error) =>
+        error.Contains("login", StringComparison.OrdinalIgnoreCase) || error.Contains("auth", StringComparison.OrdinalIgnoreCase)
             ? SrBackend.Failure(68, "ISCSI login failed - check access settings for the initiator on the storage, if CHAP is used verify CHAP credentials", error)
             : SrBackend.Failure(83, "ISCSI discovery failed", error);
-    }
 
     [GeneratedRegex(@"^Target:(\S+)", RegexOptions.Multiline)]
     private static partial Regex TargetLine();

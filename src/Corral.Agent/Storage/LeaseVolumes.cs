@@ -70,6 +70,9 @@ public sealed class LeaseVolumes(
                 .ToList()
             : [];
 
+    /// <summary>Whether the SR's lease volume has an export on this host (its daemon's pid kept beside it), running or not.</summary>
+    public bool IsExported(string srUuid) => File.Exists(ExportPath(srUuid) + ".pid");
+
     /// <summary>Stops the SR's lease volume export on this host, if there is one (its lockspace left first).</summary>
     public Task StopExportAsync(string srUuid, CancellationToken cancellationToken) => exports.StopAsync(ExportPath(srUuid), cancellationToken);
 

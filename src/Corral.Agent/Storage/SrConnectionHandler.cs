@@ -13,7 +13,8 @@ namespace Corral.Agent.Storage;
 /// <summary>
 /// An SR's connection to this host: PBD.plug (the SR's storage proven reachable through its driver, the PBD attached,
 /// the SR scanned), PBD.unplug (the SR's metadata written, the PBD released, the lockspace of its VM leases left and
-/// their volume's export stopped; refused while a VM running here uses one of its VDIs), SR.probe (which SRs a location holds) and SR.destroy's part on the storage.
+/// their volume's export stopped; refused while a VM running here uses one of its VDIs), SR.probe (which SRs a location
+/// holds) and SR.destroy's part on the storage.
 /// </summary>
 public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity identity, SrDrivers drivers, SrCatalog catalog,
     IShareMounts shares, VmLeases leases, ILogger<SrConnectionHandler> logger) : IHostOperationHandler

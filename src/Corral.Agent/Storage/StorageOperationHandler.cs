@@ -23,20 +23,9 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
     /// The SR's location as this host sees it (<see cref="SrLocation.Of"/> its PBD's device_config), or null when the SR is not plugged
     /// here (<paramref name="requireAttached"/> false: when this host merely has a PBD for it).
     /// </summary>
-    public static async Task<string?> LocalDirectoryAsync(IPoolDatabase database, XenObject sr, string hostRef, CancellationToken cancellationToken,
-        bool requireAttached = true)
-    {
-        foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
-        {
-            var pbd = await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken);
-            if (pbd is not null && pbd.Get(XenApi.PBD.Host) == hostRef && (pbd.Get(XenApi.PBD.CurrentlyAttached) || !requireAttached))
-            {
-                return SrLocation.Of(await DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken), sr.Uuid);
-            }
-        }
-
-        return null;
-    }
+    public static Task<string?> LocalDirectoryAsync(IPoolDatabase database, XenObject sr, string hostRef, CancellationToken cancellationToken,
+        bool requireAttached = true) =>
+        Api.Xva.SrDirectories.OfAsync(database, sr, hostRef, requireAttached, cancellationToken);
 
     public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {

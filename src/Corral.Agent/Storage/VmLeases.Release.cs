@@ -82,7 +82,7 @@ public sealed partial class VmLeases
         _published.TryRemove(srUuid, out _);
         _checked.TryRemove(srUuid, out _);
         await database.Leases.DeleteIfValueAsync(JoinedKey(identity.Ref, srUuid), "joined", cancellationToken);
-        var exported = volumes.Exported().Contains(srUuid, StringComparer.Ordinal);
+        var exported = volumes.IsExported(srUuid);
         if (exported)
         {
             await volumes.StopExportAsync(srUuid, cancellationToken);

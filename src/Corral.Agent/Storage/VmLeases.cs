@@ -117,6 +117,7 @@ public sealed partial class VmLeases(
         // All at once: each join takes seconds, and a host back from a reboot is not placed VMs of an SR until it joined.
         var joins = new List<Task>();
         var plugged = new HashSet<string>(StringComparer.Ordinal);
+        var volumeJoins = new List<(string SrUuid, Task<string?> Path)>();
         foreach (var sr in await database.GetAllAsync(XenClasses.SR, cancellationToken))
         {
             if (await SharedFileDirectoryAsync(sr, cancellationToken) is { } directory)
@@ -124,15 +125,24 @@ public sealed partial class VmLeases(
                 plugged.Add(sr.Uuid);
                 joins.Add(JoinFileAsync(sr.Uuid, LeaseDirectory(directory, sr.Uuid), cancellationToken));
             }
-            else if (volumes.Keeps(sr) && await StorageOperationHandler.LocalDirectoryAsync(database, sr, identity.Ref, cancellationToken) is not null)
+            else if (volumes.Keeps(sr))
             {
-                plugged.Add(sr.Uuid);
-                // Exported again here if its export died; the lockspace joined once.
-                joins.Add(JoinVolumeAsync(sr, cancellationToken));
+                // Exported again here if its export died; the lockspace joined once. No path: not plugged here.
+                var join = JoinVolumeAsync(sr, cancellationToken);
+                volumeJoins.Add((sr.Uuid, join));
+                joins.Add(join);
             }
         }
 
         await Task.WhenAll(joins);
+        foreach (var (srUuid, path) in volumeJoins)
+        {
+            if (await path is not null)
+            {
+                plugged.Add(srUuid);
+            }
+        }
+
         await ReleaseUnpluggedAsync(plugged, cancellationToken);
     }
 

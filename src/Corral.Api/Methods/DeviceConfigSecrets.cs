@@ -32,11 +32,11 @@ public static class DeviceConfigSecrets
         {
             if (key.EndsWith(PasswordSuffix, StringComparison.Ordinal))
             {
-                kept[key + Suffix] = NewSecret(tx, value);
+                kept[key + Suffix] = SecretRecords.Create(tx, value).Get(XenApi.Secret.Uuid);
             }
             else if (key.EndsWith(PasswordSuffix + Suffix, StringComparison.Ordinal))
             {
-                kept[key] = NewSecret(tx, await ValueAsync(database, value, cancellationToken));
+                kept[key] = SecretRecords.Create(tx, await SecretRecords.ValueAsync(database, value, cancellationToken)).Get(XenApi.Secret.Uuid);
             }
             else
             {
@@ -62,7 +62,7 @@ public static class DeviceConfigSecrets
             if (key.EndsWith(PasswordSuffix + Suffix, StringComparison.Ordinal))
             {
                 resolved.Remove(key);
-                resolved.TryAdd(key[..^Suffix.Length], await ValueAsync(database, uuid, cancellationToken));
+                resolved.TryAdd(key[..^Suffix.Length], await SecretRecords.ValueAsync(database, uuid, cancellationToken));
             }
         }
 
@@ -82,20 +82,5 @@ public static class DeviceConfigSecrets
                 tx.Delete(secret);
             }
         }
-    }
-
-    private static string NewSecret(PoolTransaction tx, string value)
-    {
-        var secret = tx.Create(XenApi.Secret.Schema);
-        secret.Set(XenApi.Secret.Value, value);
-        return secret.Get(XenApi.Secret.Uuid);
-    }
-
-    private static async Task<string> ValueAsync(IPoolDatabase database, string uuid, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(database);
-        var secret = await database.FindByUuidAsync(XenApi.Secret.ClassName, uuid, cancellationToken)
-                     ?? throw new XenApiException(ErrorCodes.UuidInvalid, XenApi.Secret.ClassName, uuid);
-        return secret.Get(XenApi.Secret.Value);
     }
 }

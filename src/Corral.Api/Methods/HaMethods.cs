@@ -247,9 +247,7 @@ public sealed class HaMethods(IPoolDatabase database, FailoverPlanning planning,
             stored.Remove(PowerFencing.PasswordSecretKey);
             if (password is not null)
             {
-                var secret = tx.Create(XenApi.Secret.Schema);
-                secret.Set(XenApi.Secret.Value, password);
-                stored[PowerFencing.PasswordSecretKey] = secret.Get(XenApi.Secret.Uuid);
+                stored[PowerFencing.PasswordSecretKey] = SecretRecords.Create(tx, password).Get(XenApi.Secret.Uuid);
             }
 
             if (oldSecret is not null)

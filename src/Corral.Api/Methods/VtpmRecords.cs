@@ -67,8 +67,7 @@ public static class VtpmRecords
     public static XenObject Create(PoolTransaction tx, string vmRef, bool isUnique, string contents = "")
     {
         ArgumentNullException.ThrowIfNull(tx);
-        var secret = tx.Create(XenApi.Secret.Schema);
-        secret.Set(XenApi.Secret.Value, contents);
+        var secret = SecretRecords.Create(tx, contents);
         var vtpm = tx.Create(XenApi.VTPM.Schema);
         vtpm.Set(XenApi.VTPM.VM, vmRef);
         vtpm.Set(XenApi.VTPM.Backend, OpaqueRef.Null);
@@ -111,8 +110,7 @@ public static class VtpmRecords
         }
 
         var made = new PoolTransaction();
-        var created = made.Create(XenApi.Secret.Schema);
-        created.Set(XenApi.Secret.Value, contents);
+        var created = SecretRecords.Create(made, contents);
         made.PutKey(PoolKeys.VtpmContentsKey(vtpmRef), created.Ref);
         await database.CommitAsync(made, cancellationToken);
     }

@@ -17,9 +17,7 @@ public static class PowerOnPassword
         ArgumentNullException.ThrowIfNull(config);
         if (config.GetValueOrDefault(PowerFencing.PasswordSecretKey) is { Length: > 0 } uuid)
         {
-            var secret = await database.FindByUuidAsync(XenApi.Secret.ClassName, uuid, cancellationToken)
-                ?? throw new XenApiException(ErrorCodes.UuidInvalid, XenApi.Secret.ClassName, uuid);
-            return secret.Get(XenApi.Secret.Value);
+            return await Methods.SecretRecords.ValueAsync(database, uuid, cancellationToken);
         }
 
         return config.GetValueOrDefault(PowerFencing.PasswordKey) is { Length: > 0 } plain ? plain : null;

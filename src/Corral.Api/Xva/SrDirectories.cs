@@ -11,11 +11,22 @@ public static class SrDirectories
     public static async Task<string?> OnHostAsync(IPoolDatabase database, string srRef, string hostRef, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(database);
-        var sr = await database.GetAsync(XenClasses.SR, srRef, cancellationToken);
+        return await OfAsync(database, await database.GetAsync(XenClasses.SR, srRef, cancellationToken), hostRef, requireAttached: true, cancellationToken);
+    }
+
+    /// <summary>
+    /// The SR's location as <paramref name="hostRef"/> reaches it (<see cref="SrLocation.Of"/> its PBD's device_config,
+    /// the passwords' secrets read), or null when the SR is not plugged there (<paramref name="requireAttached"/> false:
+    /// when the host merely has a PBD for it).
+    /// </summary>
+    public static async Task<string?> OfAsync(IPoolDatabase database, XenObject sr, string hostRef, bool requireAttached, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        ArgumentNullException.ThrowIfNull(sr);
         foreach (var pbdRef in sr.Get(XenApi.SR.PBDs))
         {
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } pbd
-                && pbd.Get(XenApi.PBD.Host) == hostRef && pbd.Get(XenApi.PBD.CurrentlyAttached))
+                && pbd.Get(XenApi.PBD.Host) == hostRef && (pbd.Get(XenApi.PBD.CurrentlyAttached) || !requireAttached))
             {
                 return SrLocation.Of(await Methods.DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken), sr.Uuid);
             }
