@@ -117,6 +117,18 @@ create_iso_library() { # create_iso_library HOST-UUID
   fi
 }
 
+# LUN masking, as a SAN administrator sets it up: the target admits the pool's hosts by their initiator names (each
+# host's iscsi_iqn, which every session of the host logs in under) and no one else. tgtd runs in the storage server's
+# mount namespace, where its control socket is: tgtadm is run there. Repeating it is harmless.
+admit_pool_initiators() {
+  local pid h iqn; pid=$(cat "$RUN_DIR/storage-tgtd.pid")
+  for h in $(xe host-list --minimal | tr , ' '); do
+    iqn=$(xe host-param-get uuid="$h" param-name=iscsi_iqn)
+    nsenter -t "$pid" -m tgtadm --lld iscsi --op bind --mode target --tid 1 --initiator-name "$iqn" 2>/dev/null || true
+  done
+  nsenter -t "$pid" -m tgtadm --lld iscsi --op unbind --mode target --tid 1 -I ALL 2>/dev/null || true
+}
+
 # The pool's shared SR on what CORRAL_LAB_SR names; prints its uuid.
 create_shared_sr() { # create_shared_sr HOST-UUID
   local common=(host-uuid="$1" name-label="Shared storage" content-type=user shared=true)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Corral.Platform;
 
 namespace Corral.Hypervisor.Qemu;
 
@@ -14,7 +15,6 @@ namespace Corral.Hypervisor.Qemu;
 internal static class QemuBlockProtocol
 {
     private const string NfsScheme = "nfs://";
-    private const string IscsiScheme = "iscsi://";
 
     /// <summary>
     /// The protocol node for <paramref name="path"/>; a CHAP LUN's names its password by the QEMU secret object
@@ -29,9 +29,14 @@ internal static class QemuBlockProtocol
                 ["driver"] = "iscsi",
                 ["transport"] = "tcp",
                 ["portal"] = iscsi.Portal,
-                ["target"] = iscsi.Target,
+                ["target"] = iscsi.TargetIqn,
                 ["lun"] = iscsi.Lun,
             };
+            if (iscsi.Initiator is { } initiator)
+            {
+                node["initiator-name"] = initiator;
+            }
+
             if (iscsi.User is { } user)
             {
                 node["user"] = user;
@@ -75,7 +80,12 @@ internal static class QemuBlockProtocol
         }
 
         var options = $",format={format},offset={N(iscsi.Offset)},size={N(iscsi.Size)},file.driver=iscsi,file.transport=tcp," +
-                      $"file.portal={QemuCommandLine.Escape(iscsi.Portal)},file.target={QemuCommandLine.Escape(iscsi.Target)},file.lun={N(iscsi.Lun)}";
+                      $"file.portal={QemuCommandLine.Escape(iscsi.Portal)},file.target={QemuCommandLine.Escape(iscsi.TargetIqn)},file.lun={N(iscsi.Lun)}";
+        if (iscsi.Initiator is { } initiator)
+        {
+            options += $",file.initiator-name={QemuCommandLine.Escape(initiator)}";
+        }
+
         return iscsi.User is { } user ? options + $",file.user={QemuCommandLine.Escape(user)},file.password-secret={secretId}" : options;
     }
 
@@ -85,65 +95,25 @@ internal static class QemuBlockProtocol
 
     /// <summary>The path with an iSCSI URL's CHAP password left out, for logs and messages.</summary>
     public static string Redacted(string path) =>
-        Iscsi(path) is { User: { } user } iscsi ? $"{IscsiScheme}{user}@{iscsi.Portal}/{iscsi.Target}/{N(iscsi.Lun)}#{N(iscsi.Offset)}+{N(iscsi.Size)}" : path;
+        Iscsi(path)?.ToString() ?? path;
 
-    /// <summary>An iSCSI extent a disk's path names: <c>iscsi://[user%password@]host:port/iqn/lun#offset+size</c>.</summary>
-    private sealed record IscsiExtent(string Portal, string Target, int Lun, long Offset, long Size, string? User, string? Password);
+    /// <summary>The iSCSI extent a disk's path names (<see cref="IscsiExtentPath"/>); null for any other disk.</summary>
+    private static IscsiExtentPath? Iscsi(string path) =>
+        !path.StartsWith(IscsiExtentPath.Scheme, StringComparison.Ordinal) ? null
+        : IscsiExtentPath.TryParse(path)
+          ?? throw new ArgumentException($"an iscsi:// disk is iscsi://[user%password@]host:port/iqn/lun#offset+size: {Scrub(path)}", nameof(path));
 
-    private static IscsiExtent? Iscsi(string path)
-    {
-        if (!path.StartsWith(IscsiScheme, StringComparison.Ordinal))
-        {
-            return null;
-        }
-
-        var (url, offset, size) = Extent(path);
-        var rest = url[IscsiScheme.Length..];
-        string? user = null, password = null;
-        // libiscsi's form: user%password@ (the driver refuses a user holding '%', '@' or '/', a password holding '@' or '/').
-        if (rest.IndexOf('@', StringComparison.Ordinal) is var at and > 0 && at < rest.IndexOf('/', StringComparison.Ordinal))
-        {
-            var credentials = rest[..at];
-            var percent = credentials.IndexOf('%', StringComparison.Ordinal);
-            (user, password) = percent < 0 ? (credentials, "") : (credentials[..percent], credentials[(percent + 1)..]);
-            rest = rest[(at + 1)..];
-        }
-
-        var parts = rest.Split('/');
-        if (parts.Length != 3 || !int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var lun))
-        {
-            throw new ArgumentException($"an iscsi:// disk is iscsi://[user%password@]host:port/iqn/lun#offset+size: {Scrub(path)}", nameof(path));
-        }
-
-        return new IscsiExtent(parts[0], Uri.UnescapeDataString(parts[1]), lun, offset, size, user, password);
-    }
-
-    private static string Scrub(string path) => path.IndexOf('@', StringComparison.Ordinal) is var at and > 0 ? IscsiScheme + "…" + path[at..] : path;
+    private static string Scrub(string path) => path.IndexOf('@', StringComparison.Ordinal) is var at and > 0 ? IscsiExtentPath.Scheme + "…" + path[at..] : path;
 
     private static string N(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Bounds a raw format node to an iSCSI extent (nothing for other paths).</summary>
     public static void AddExtent(JsonObject formatNode, string path)
     {
-        if (path.StartsWith(IscsiScheme, StringComparison.Ordinal))
+        if (Iscsi(path) is { } iscsi)
         {
-            var (_, offset, size) = Extent(path);
-            formatNode["offset"] = offset;
-            formatNode["size"] = size;
+            formatNode["offset"] = iscsi.Offset;
+            formatNode["size"] = iscsi.Size;
         }
-    }
-
-    private static (string Url, long Offset, long Size) Extent(string path)
-    {
-        var hash = path.LastIndexOf('#');
-        var range = hash < 0 ? [] : path[(hash + 1)..].Split('+');
-        if (range.Length != 2
-            || !long.TryParse(range[0], NumberStyles.None, CultureInfo.InvariantCulture, out var offset)
-            || !long.TryParse(range[1], NumberStyles.None, CultureInfo.InvariantCulture, out var size))
-        {
-            throw new ArgumentException($"an iscsi:// disk is iscsi://[user%password@]host:port/iqn/lun#offset+size: {Scrub(path)}", nameof(path));
-        }
-
-        return (path[..hash], offset, size);
     }
 }

@@ -26,12 +26,7 @@ internal sealed class QemuDiskBackup(QmpClient qmp, QgaGuestTools? qga, TimeSpan
         {
             foreach (var target in targets)
             {
-                await qmp.ExecuteAsync("blockdev-add", new JsonObject
-                {
-                    ["driver"] = target.Format,
-                    ["node-name"] = NodeName(target.DiskIndex),
-                    ["file"] = QemuBlockProtocol.For(target.Path),
-                }, cancellationToken);
+                await AddTargetAsync(target, cancellationToken);
             }
 
             var actions = new JsonArray();
@@ -70,6 +65,31 @@ internal sealed class QemuDiskBackup(QmpClient qmp, QgaGuestTools? qga, TimeSpan
             await ReleaseNodesAsync(targets.Select(t => t.DiskIndex), CancellationToken.None);
         }
     }
+
+    /// <summary>
+    /// The target's node: an iSCSI extent's is a raw node bounded to it, its CHAP password (if any) in a secret object
+    /// given over QMP (never on a command line), removed with the node.
+    /// </summary>
+    private async Task AddTargetAsync(DiskBackupTarget target, CancellationToken cancellationToken)
+    {
+        string? secretId = null;
+        if (QemuBlockProtocol.Credentials(target.Path) is var (_, password))
+        {
+            secretId = SecretId(target.DiskIndex);
+            await qmp.ExecuteAsync("object-add", new JsonObject { ["qom-type"] = "secret", ["id"] = secretId, ["data"] = password }, cancellationToken);
+        }
+
+        var node = new JsonObject
+        {
+            ["driver"] = target.Format,
+            ["node-name"] = NodeName(target.DiskIndex),
+            ["file"] = QemuBlockProtocol.For(target.Path, secretId),
+        };
+        QemuBlockProtocol.AddExtent(node, target.Path);
+        await qmp.ExecuteAsync("blockdev-add", node, cancellationToken);
+    }
+
+    private static string SecretId(int diskIndex) => NodeName(diskIndex) + "-secret";
 
     /// <summary>Runs <paramref name="instant"/> with the guest's filesystems frozen, and thaws them whatever happens.</summary>
     private async Task FrozenAsync(Func<Task<JsonNode?>> instant, CancellationToken cancellationToken)
@@ -216,7 +236,14 @@ internal sealed class QemuDiskBackup(QmpClient qmp, QgaGuestTools? qga, TimeSpan
             .OfType<JsonObject>().Select(n => n["node-name"]?.GetValue<string>() ?? "").Where(n => n.StartsWith(Prefix, StringComparison.Ordinal));
         foreach (var node in nodes.Distinct().ToList())
         {
-            await TryDeleteNodeAsync(node, cancellationToken);
+            await TryAsync("blockdev-del", new JsonObject { ["node-name"] = node }, cancellationToken);
+        }
+
+        var secrets = (await qmp.ExecuteAsync("qom-list", new JsonObject { ["path"] = "/objects" }, cancellationToken) as JsonArray ?? [])
+            .OfType<JsonObject>().Select(o => o["name"]?.GetValue<string>() ?? "").Where(n => n.StartsWith(Prefix, StringComparison.Ordinal));
+        foreach (var secret in secrets.ToList())
+        {
+            await TryAsync("object-del", new JsonObject { ["id"] = secret }, cancellationToken);
         }
     }
 
@@ -224,19 +251,20 @@ internal sealed class QemuDiskBackup(QmpClient qmp, QgaGuestTools? qga, TimeSpan
     {
         foreach (var index in diskIndexes)
         {
-            await TryDeleteNodeAsync(NodeName(index), cancellationToken);
+            await TryAsync("blockdev-del", new JsonObject { ["node-name"] = NodeName(index) }, cancellationToken);
+            await TryAsync("object-del", new JsonObject { ["id"] = SecretId(index) }, cancellationToken);
         }
     }
 
-    private async Task TryDeleteNodeAsync(string node, CancellationToken cancellationToken)
+    private async Task TryAsync(string command, JsonObject arguments, CancellationToken cancellationToken)
     {
         try
         {
-            await qmp.ExecuteAsync("blockdev-del", new JsonObject { ["node-name"] = node }, cancellationToken);
+            await qmp.ExecuteAsync(command, arguments, cancellationToken);
         }
         catch (QmpException ex)
         {
-            logger.LogDebug("blockdev-del {Node}: {Reason}", node, ex.Message);
+            logger.LogDebug("{Command} {Arguments}: {Reason}", command, arguments.ToJsonString(), ex.Message);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Corral.Platform;
 using Microsoft.Extensions.Logging;
 
 namespace Corral.Hypervisor.Qemu;
@@ -28,7 +29,6 @@ public static class QemuTlsCredentials
     public static readonly EventId Off = new(2111, "QemuTlsOff");
     public static readonly EventId PeerUnknown = new(2112, "QemuTlsPeerUnknown");
 
-    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private static int _plainNoted;
 
     /// <summary>True when this host has its pool's TLS material: the streams QEMU opens to other hosts use TLS.</summary>
@@ -186,13 +186,10 @@ public static class QemuTlsCredentials
         }
     }
 
-    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     private static void Copy(string from, string to)
     {
-        var text = File.ReadAllBytes(from);
-        File.Delete(to);
-        using var stream = new FileStream(to, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = OwnerOnly });
-        stream.Write(text);
+        var bytes = File.ReadAllBytes(from);
+        PrivateFile.Replace(to, stream => stream.Write(bytes));
     }
 
     private static void NotePlain(ILogger logger, QemuOptions options)

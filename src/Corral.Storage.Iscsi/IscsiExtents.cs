@@ -16,6 +16,8 @@ public sealed class IscsiExtents(Func<IPoolDatabase> database)
 {
     public const string Key = "corral-extents";
 
+    private const string PartialPrefix = "partial-";
+
     /// <summary>An extent for <paramref name="vdiUuid"/> of <paramref name="size"/> bytes (aligned up), first fit; the one it has if repeated.</summary>
     public async Task<(long Offset, long Size)> AllocateAsync(string srUuid, string vdiUuid, long size, long lunSize, CancellationToken cancellationToken)
     {
@@ -51,21 +53,26 @@ public sealed class IscsiExtents(Func<IPoolDatabase> database)
         return result;
     }
 
-    /// <summary>Grows an extent in place to <paramref name="size"/> (aligned up): refused (44) unless the bytes after it are free.</summary>
-    public async Task<(long Offset, long Size)> GrowAsync(string srUuid, string vdiUuid, long size, long lunSize, CancellationToken cancellationToken)
+    /// <summary>
+    /// Grows an extent in place to <paramref name="size"/> (aligned up), or leaves it as it is when it is that large
+    /// already; null, changing nothing, when the bytes after it are not free.
+    /// </summary>
+    public async Task<(long Offset, long Size)?> TryGrowAsync(string srUuid, string vdiUuid, long size, long lunSize, CancellationToken cancellationToken)
     {
         var length = AlignUp(size);
-        (long, long) result = default;
+        (long, long)? result = null;
         await UpdateAsync(srUuid, map =>
         {
+            result = null;
             var (offset, current) = map.TryGetValue(vdiUuid, out var e) ? e : throw SrBackend.Failure(46, "The VDI is not available", $"{vdiUuid} has no extent");
             var next = map.Where(kv => kv.Key != vdiUuid && kv.Value.Offset >= offset + current).Select(kv => kv.Value.Offset).DefaultIfEmpty(lunSize).Min();
-            if (offset + length > next)
+            if (offset + length > next && length > current)
             {
-                throw SrBackend.Failure(44, "There is insufficient space", $"the extent of {vdiUuid} cannot grow in place to {length} bytes");
+                return false;
             }
 
-            map[vdiUuid] = result = (offset, Math.Max(current, length));
+            map[vdiUuid] = (offset, Math.Max(current, length));
+            result = map[vdiUuid];
             return length > current;
         }, cancellationToken);
         return result;
@@ -73,6 +80,41 @@ public sealed class IscsiExtents(Func<IPoolDatabase> database)
 
     public Task FreeAsync(string srUuid, string vdiUuid, CancellationToken cancellationToken) =>
         UpdateAsync(srUuid, map => map.Remove(vdiUuid), cancellationToken);
+
+    /// <summary>
+    /// The key of an extent being filled for <paramref name="vdiUuid"/> (a snapshot's copy, a resize's move): a scan
+    /// never adopts it, and <see cref="ReplaceAsync"/> makes it the VDI's in one step.
+    /// </summary>
+    public static string PartialKey(string vdiUuid) => PartialPrefix + vdiUuid;
+
+    /// <summary>Whether the map's key is a VDI's (not a shared volume's, not a partial extent's).</summary>
+    public static bool IsVdi(string key) => !SharedVolume.Names.Contains(key) && !key.StartsWith(PartialPrefix, StringComparison.Ordinal);
+
+    /// <summary>
+    /// The partial extent of <paramref name="vdiUuid"/> becomes its extent, in one transaction; the extent the VDI had
+    /// before, if any, is freed by it. Repeated once done, it returns the VDI's extent and changes nothing.
+    /// </summary>
+    public async Task<(long Offset, long Size)> ReplaceAsync(string srUuid, string vdiUuid, CancellationToken cancellationToken)
+    {
+        (long, long)? result = null;
+        await UpdateAsync(srUuid, map =>
+        {
+            if (map.Remove(PartialKey(vdiUuid), out var filled))
+            {
+                map[vdiUuid] = filled;
+                result = filled;
+                return true;
+            }
+
+            result = map.TryGetValue(vdiUuid, out var existing) ? existing : null;
+            return false;
+        }, cancellationToken);
+        return result ?? throw SrBackend.Failure(46, "The VDI is not available", $"{vdiUuid} has no extent");
+    }
+
+    /// <summary>The extent under <paramref name="key"/>, or null.</summary>
+    public async Task<(long Offset, long Size)?> FindAsync(string srUuid, string key, CancellationToken cancellationToken) =>
+        (await ReadAsync(srUuid, cancellationToken)).TryGetValue(key, out var extent) ? extent : null;
 
     /// <summary>Records extents found in the LUN's metadata that the map lacks (an introduced SR), unless they overlap one it has.</summary>
     public Task AdoptAsync(string srUuid, IEnumerable<(string Uuid, long Offset, long Size)> found, CancellationToken cancellationToken)

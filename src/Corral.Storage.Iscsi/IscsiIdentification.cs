@@ -9,7 +9,7 @@ namespace Corral.Storage.Iscsi;
 /// </summary>
 internal static class IscsiIdentification
 {
-    /// <summary>The initiator name libiscsi's iscsi-inq gives itself (each of libiscsi's tools logs in under a name of its own).</summary>
+    /// <summary>The initiator name libiscsi's iscsi-inq gives itself, for a location that names none (the host's IQN).</summary>
     private const string InitiatorName = "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-inq";
 
     private const int TimeoutSeconds = 30;
@@ -19,7 +19,7 @@ internal static class IscsiIdentification
 
     private static IReadOnlyList<ScsiDesignator> Read(IscsiLocation target, int lun)
     {
-        var iscsi = LibIscsi.CreateContext(InitiatorName);
+        var iscsi = LibIscsi.CreateContext(target.Initiator ?? InitiatorName);
         if (iscsi == IntPtr.Zero)
         {
             throw SrBackend.Failure(83, "ISCSI discovery failed", "libiscsi could not make a context");

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Corral.Platform;
 
 namespace Corral.Storage.Iscsi;
@@ -41,17 +40,19 @@ public static class IscsiLunIo
         }
     }
 
-    /// <summary>Copies an image (any format qemu-img reads) into an extent, as raw.</summary>
-    public static Task CopyIntoAsync(string source, IscsiLocation target, int lun, long offset, long length, CancellationToken cancellationToken) =>
-        QemuImgAsync(target, lun, offset, length, (opts, secret) => ["convert", .. secret, "-n", source, "--target-image-opts", opts], cancellationToken);
+    /// <summary>
+    /// Copies an image (any format qemu-img reads, or another extent: <see cref="IscsiExtentPath"/>) into an extent, as
+    /// raw. The bytes of the extent past the image's size are left as they were.
+    /// </summary>
+    public static async Task CopyIntoAsync(string source, IscsiLocation target, int lun, long offset, long length, CancellationToken cancellationToken)
+    {
+        using var image = QemuImgImage.Open(source);
+        await QemuImgAsync(target, lun, offset, length, (opts, secret) => ["convert", .. secret, .. image.Options, "-n", image.Name, "--target-image-opts", opts], cancellationToken);
+    }
 
     /// <summary>qemu-img's --image-opts for a raw range of the LUN (commas in values doubled, as QemuOpts wants).</summary>
-    public static string ImageOptions(IscsiLocation target, int lun, long offset, long length, string? secretId)
-    {
-        var opts = $"driver=raw,offset={N(offset)},size={N(length)},file.driver=iscsi,file.transport=tcp,file.portal={Q(target.Portal)}," +
-                   $"file.target={Q(target.TargetIqn)},file.lun={N(lun)}";
-        return target.ChapUser is null ? opts : opts + $",file.user={Q(target.ChapUser)},file.password-secret={secretId}";
-    }
+    public static string ImageOptions(IscsiLocation target, int lun, long offset, long length, string? secretId) =>
+        new IscsiExtentPath(target.Portal, target.TargetIqn, lun, offset, length, target.ChapUser, target.ChapPassword, target.Initiator).ImageOptions(secretId ?? "");
 
     private static async Task QemuImgAsync(IscsiLocation target, int lun, long offset, long length,
         Func<string, string[], string[]> arguments, CancellationToken cancellationToken)
@@ -82,8 +83,6 @@ public static class IscsiLunIo
             }
         }
     }
-
-    private static string N(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string Q(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
 }

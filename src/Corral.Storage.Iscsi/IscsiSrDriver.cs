@@ -9,10 +9,10 @@ namespace Corral.Storage.Iscsi;
 /// XenServer's iSCSI SR (<c>type=lvmoiscsi</c>: device-config target, port, targetIQN, SCSIid, chapuser, chappassword)
 /// reached in userspace (this machine's kernel has no initiator): one LUN holds the SR, its metadata in the first
 /// 4 MiB (<see cref="IscsiLunLayout"/>), each VDI a raw extent after it, allocated in the pool database
-/// (<see cref="IscsiExtents"/>); QEMU opens a VDI with its iscsi driver under a raw node bounded to the extent. No
-/// clone or snapshot yet (SR_OPERATION_NOT_SUPPORTED). See docs/storage.md.
+/// (<see cref="IscsiExtents"/>); QEMU opens a VDI with its iscsi driver under a raw node bounded to the extent. Clones,
+/// copies and snapshots are full copies into new extents (thick, as raw LVs are). See docs/storage.md.
 /// </summary>
-public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISharedVolumes
+public sealed partial class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISharedVolumes
 {
     public const string TypeName = "lvmoiscsi";
 
@@ -26,8 +26,8 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISh
 
     public bool KeepsMetadata => true;
 
-    /// <summary>Create, delete and offline resize (in place); extents are raw, so no clone or snapshot in this first part.</summary>
-    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE" };
+    /// <summary>Create, delete, offline resize, and clones and snapshots as full copies (no online resize: a raw extent under a running guest cannot move).</summary>
+    public IReadOnlySet<string> Features { get; } = new HashSet<string>(StringComparer.Ordinal) { "VDI_CREATE", "VDI_DELETE", "VDI_RESIZE", "VDI_CLONE", "VDI_SNAPSHOT" };
 
     /// <summary>SM's checks: a target (ConfigTargetMissing, 95), a targetIQN (96), a SCSIid (ConfigSCSIid, 107), a port number.</summary>
     public void CheckDeviceConfig(IReadOnlyDictionary<string, string> deviceConfig)
@@ -95,7 +95,7 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISh
         var target = Parse(directory);
         var lun = IscsiTarget.LunNumber(target);
         var metadata = await IscsiLunLayout.ReadAsync(target, lun, cancellationToken);
-        if (metadata is { Metadata.Vdis.Count: > 0 } || (await _extents.ReadAsync(target.SrUuid, cancellationToken)).Keys.Any(k => !SharedVolume.Names.Contains(k)))
+        if (metadata is { Metadata.Vdis.Count: > 0 } || (await _extents.ReadAsync(target.SrUuid, cancellationToken)).Keys.Any(IscsiExtents.IsVdi))
         {
             throw new XenApiException(ErrorCodes.SrNotEmpty);
         }
@@ -119,7 +119,7 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISh
         var extents = (metadata?.Vdis ?? []).Select(v => IscsiLunLayout.ParseLocation(v.Location)).OfType<(string Uuid, long Offset, long Size)>().ToList();
         await _extents.AdoptAsync(target.SrUuid, extents, cancellationToken);
         var map = await _extents.ReadAsync(target.SrUuid, cancellationToken);
-        return map.Where(kv => !SharedVolume.Names.Contains(kv.Key)).Select(kv => Volume(kv.Key, kv.Value.Offset, kv.Value.Size))
+        return map.Where(kv => IscsiExtents.IsVdi(kv.Key)).Select(kv => Volume(kv.Key, kv.Value.Offset, kv.Value.Size))
             .OrderBy(v => v.Location, StringComparer.Ordinal).ToList();
     }
 
@@ -135,18 +135,13 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISh
     }
 
     /// <summary>
-    /// A full copy of a volume that qemu-img reads by its path (a file or NFS SR's image, in any format) into a new extent,
-    /// raw: how vm-install puts a template's disk here. The extent is the one already allocated to the new uuid when a
-    /// copy resumes; a copy that fails frees it. A copy from another extent of a LUN is SR_OPERATION_NOT_SUPPORTED.
+    /// A full copy of a volume that qemu-img reads by its path (a file or NFS SR's image, in any format, or an extent of
+    /// this or another LUN) into a new extent, raw: how vm-install puts a template's disk here, and VDI.clone and
+    /// VDI.copy. The extent is the one already allocated to the new uuid when a copy resumes; a copy that fails frees it.
     /// </summary>
     public async Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken)
     {
         var target = Parse(targetDirectory);
-        if (sourcePath.StartsWith("iscsi://", StringComparison.Ordinal))
-        {
-            throw new XenApiException(ErrorCodes.SrOperationNotSupported, targetDirectory);
-        }
-
         var virtualSize = await VirtualSizeAsync(sourcePath, cancellationToken);
         var lun = await IscsiTarget.FindAsync(target, cancellationToken);
         var (offset, size) = await _extents.AllocateAsync(target.SrUuid, newVdiUuid, virtualSize, lun.Size, cancellationToken);
@@ -163,14 +158,25 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISh
         return Volume(newVdiUuid, offset, size);
     }
 
+    /// <summary>An extent's size, or the virtual size qemu-img reads from an image.</summary>
     private static async Task<long> VirtualSizeAsync(string path, CancellationToken cancellationToken)
     {
+        if (IscsiExtentPath.TryParse(path) is { } extent)
+        {
+            return extent.Size;
+        }
+
         var json = await CommandRunner.RunCheckedAsync("qemu-img", ["info", "--output=json", "-U", path], cancellationToken);
         using var document = System.Text.Json.JsonDocument.Parse(json);
         return document.RootElement.GetProperty("virtual-size").GetInt64();
     }
 
-    /// <summary>Grows the extent in place when the bytes after it are free (SR_BACKEND_FAILURE_44 when not); shrinking is VDI_TOO_SMALL. The location changes with the size.</summary>
+    /// <summary>
+    /// Grows the extent in place when the bytes after it are free; else moves the VDI to a free extent of the new size
+    /// (its bytes copied, then the map switched in one step, freeing the old extent; SR_BACKEND_FAILURE_44 when there is
+    /// none). Shrinking is VDI_TOO_SMALL. The location changes with the size and the offset. Only for a VDI no VM has open
+    /// (VDI.resize refuses one in a running VM). A resize resumed after a crash finds its partial extent and copies again.
+    /// </summary>
     public async Task<VolumeInfo> ResizeAsync(string directory, string location, long newVirtualSize, CancellationToken cancellationToken)
     {
         var target = Parse(directory);
@@ -181,8 +187,16 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISh
         }
 
         var lun = await IscsiTarget.FindAsync(target, cancellationToken);
-        var grown = await _extents.GrowAsync(target.SrUuid, uuid, newVirtualSize, lun.Size, cancellationToken);
-        return Volume(uuid, grown.Offset, grown.Size);
+        if (await _extents.TryGrowAsync(target.SrUuid, uuid, newVirtualSize, lun.Size, cancellationToken) is { } grown)
+        {
+            return Volume(uuid, grown.Offset, grown.Size);
+        }
+
+        var current = await _extents.FindAsync(target.SrUuid, uuid, cancellationToken) ?? throw SrBackend.Failure(46, "The VDI is not available", $"{uuid} has no extent");
+        var (offset, length) = await _extents.AllocateAsync(target.SrUuid, IscsiExtents.PartialKey(uuid), newVirtualSize, lun.Size, cancellationToken);
+        await IscsiLunIo.CopyIntoAsync(target.ExtentPath(lun.Number, current.Offset, current.Size), target, lun.Number, offset, length, cancellationToken);
+        var moved = await _extents.ReplaceAsync(target.SrUuid, uuid, cancellationToken);
+        return Volume(uuid, moved.Offset, moved.Size);
     }
 
     /// <summary>Frees the extent in the map; its bytes are left as they are (a later VDI there is not zeroed: docs/storage.md).</summary>
@@ -242,7 +256,7 @@ public sealed class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDriver, ISh
             throw SrBackend.Failure(1, "Invalid argument", "libiscsi cannot pass a CHAP user holding '%', '@' or '/', or a password holding '@' or '/'");
         }
 
-        return new IscsiLocation(address, port, "", "", "", string.IsNullOrEmpty(user) ? null : user, password);
+        return new IscsiLocation(address, port, "", "", "", string.IsNullOrEmpty(user) ? null : user, password, IscsiLocation.InitiatorOf(deviceConfig));
     }
 
     /// <summary>SM's ConfigTargetIQNMissing (96); a probe puts the target's IQNs in the error's last parameter.</summary>

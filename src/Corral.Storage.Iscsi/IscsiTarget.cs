@@ -18,7 +18,8 @@ public sealed record IscsiLun(int Number, string ScsiId, string Vendor, string S
 
 /// <summary>
 /// An iSCSI target reached through libiscsi's command-line tools (Debian's libiscsi-bin: iscsi-ls, iscsi-inq,
-/// iscsi-readcapacity16): each call is its own short session, so no initiator state outlives it; CHAP credentials go
+/// iscsi-readcapacity16): each call is its own short session under the host's initiator name (its IQN), so no initiator
+/// state outlives it; CHAP credentials go
 /// in their environment, which other users of the host cannot read, never in their arguments. A login refused
 /// (CHAP) is SM's ISCSILogin (68); a portal that does not answer, ISCSIDiscovery (83).
 /// </summary>
@@ -117,10 +118,14 @@ public static partial class IscsiTarget
         return xml.Append("</iscsi-target>\n").ToString();
     }
 
-    /// <summary>Runs one of libiscsi's tools, the CHAP credentials of <paramref name="target"/> in its environment, never its arguments.</summary>
+    /// <summary>
+    /// Runs one of libiscsi's tools under the host's initiator name, the CHAP credentials of <paramref name="target"/>
+    /// in its environment, never its arguments.
+    /// </summary>
     private static async Task<string> RunAsync(string program, string[] arguments, IscsiLocation target, CancellationToken cancellationToken)
     {
-        var result = await CommandRunner.RunAsync(program, arguments, cancellationToken, TimeSpan.FromSeconds(60), target.LibIscsiEnvironment);
+        var result = await CommandRunner.RunAsync(program, [.. target.LibIscsiInitiatorArguments, .. arguments], cancellationToken, TimeSpan.FromSeconds(60),
+            target.LibIscsiEnvironment);
         if (result.Succeeded)
         {
             return result.StandardOutput;

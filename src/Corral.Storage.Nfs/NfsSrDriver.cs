@@ -172,7 +172,7 @@ public sealed class NfsSrDriver : ISrDriver, ISharedVolumes
     public async Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken)
     {
         var url = Parse(targetDirectory);
-        await NfsExport.QemuImgAsync(cancellationToken, "convert", "-O", "qcow2", sourcePath, url.VolumeUrl(newVdiUuid + PartialSuffix));
+        await ConvertAsync(sourcePath, url.VolumeUrl(newVdiUuid + PartialSuffix), cancellationToken);
         return await CompletePartialAsync(targetDirectory, newVdiUuid, cancellationToken);
     }
 
@@ -184,7 +184,14 @@ public sealed class NfsSrDriver : ISrDriver, ISharedVolumes
     }
 
     public Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken) =>
-        NfsExport.QemuImgAsync(cancellationToken, "convert", "-O", "qcow2", sourcePath, Parse(directory).VolumeUrl(vdiUuid + PartialSuffix));
+        ConvertAsync(sourcePath, Parse(directory).VolumeUrl(vdiUuid + PartialSuffix), cancellationToken);
+
+    /// <summary>A qcow2 copy of any image qemu-img reads, an iSCSI SR's extent included (<see cref="QemuImgImage"/>).</summary>
+    private static async Task ConvertAsync(string sourcePath, string targetUrl, CancellationToken cancellationToken)
+    {
+        using var source = QemuImgImage.Open(sourcePath);
+        await NfsExport.QemuImgAsync(cancellationToken, ["convert", .. source.Options, "-O", "qcow2", source.Name, targetUrl]);
+    }
 
     public async Task<VolumeInfo> PartialInfoAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
         await NfsExport.InfoAsync(Parse(directory).VolumeUrl(vdiUuid + PartialSuffix), vdiUuid + VolumeSuffix, cancellationToken);

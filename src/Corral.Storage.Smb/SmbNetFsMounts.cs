@@ -48,6 +48,8 @@ public sealed class SmbNetFsMounts(string root, ILogger<SmbNetFsMounts> logger) 
             throw MountFailure(share, "smbnetfs cannot pass a user name or password holding a double quote or a line break");
         }
 
+        var protocols = ClientProtocols(deviceConfig.GetValueOrDefault("vers"));
+
         await _gate.WaitAsync(cancellationToken);
         try
         {
@@ -57,7 +59,7 @@ public sealed class SmbNetFsMounts(string root, ILogger<SmbNetFsMounts> logger) 
             }
 
             await UnmountCoreAsync(share, all: false, cancellationToken);
-            using var process = Start(share, user, password);
+            using var process = Start(share, user, password, protocols);
             await WaitReadableAsync(share, process, LocalDirectory(location), cancellationToken);
             logger.LogInformation(Mounted, "Mounted SMB share {Share} at {MountPoint} (smbnetfs pid {Pid})", share, MountPoint(share), process.Id);
         }
@@ -97,7 +99,19 @@ public sealed class SmbNetFsMounts(string root, ILogger<SmbNetFsMounts> logger) 
 
     private string Home(SmbShare share) => Path.Combine(ShareRoot(share), "home");
 
-    private Process Start(SmbShare share, string user, string password)
+    /// <summary>
+    /// SM's <c>vers</c>, as libsmbclient's protocol range: <c>1.0</c> SMB1 only, <c>3.0</c> SMB3 only; none, SMB3 down
+    /// to SMB1 as the server offers (SM tries 3.0, then 1.0); anything else is SM's ISOInvalidSMBversion (227).
+    /// </summary>
+    internal static (string Min, string Max) ClientProtocols(string? vers) => vers switch
+    {
+        null or "" => ("NT1", "SMB3"),
+        "1.0" => ("NT1", "NT1"),
+        "3.0" => ("SMB3", "SMB3"),
+        _ => throw SrBackend.Failure(227, "Given SMB version is not allowed. Choose either 1.0 or 3.0", vers),
+    };
+
+    private Process Start(SmbShare share, string user, string password, (string Min, string Max) protocols)
     {
         if (!OperatingSystem.IsLinux())
         {
@@ -108,11 +122,9 @@ public sealed class SmbNetFsMounts(string root, ILogger<SmbNetFsMounts> logger) 
         Directory.CreateDirectory(smb, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Directory.CreateDirectory(MountPoint(share));
         var config = Path.Combine(smb, "smbnetfs.conf");
-        // smbnetfs reads the samba client's settings from smb.conf beside its own; none are needed.
-        File.WriteAllText(Path.Combine(smb, "smb.conf"), "");
-        File.WriteAllText(config, "");
-        File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.WriteAllText(config, $"show_hidden_hosts \"true\"\nauth \"{share.Server}\" \"{user}\" \"{password}\"\n");
+        // smbnetfs reads the samba client's settings from smb.conf beside its own: the protocols the share is spoken in.
+        File.WriteAllText(Path.Combine(smb, "smb.conf"), $"[global]\n  client min protocol = {protocols.Min}\n  client max protocol = {protocols.Max}\n");
+        PrivateFile.Write(config, $"show_hidden_hosts \"true\"\nauth \"{share.Server}\" \"{user}\" \"{password}\"\n");
         var info = new ProcessStartInfo("smbnetfs", ["-f", MountPoint(share), "-o", $"config={config},ro"]) { UseShellExecute = false };
         info.Environment["HOME"] = Home(share);
         var process = Process.Start(info) ?? throw MountFailure(share, "smbnetfs did not start");

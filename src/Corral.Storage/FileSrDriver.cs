@@ -123,7 +123,7 @@ public sealed class FileSrDriver : ISrDriver
         var target = Path.Combine(targetDirectory, newVdiUuid + ".qcow2");
         var temporary = target + ".partial";
         // Written under a temporary name so a crash mid-copy never leaves a half volume that a scan would adopt.
-        await QemuImg(cancellationToken, "convert", "-O", "qcow2", sourcePath, temporary);
+        await ConvertAsync(sourcePath, temporary, cancellationToken);
         File.Move(temporary, target);
         return await InfoAsync(target, cancellationToken);
     }
@@ -136,7 +136,14 @@ public sealed class FileSrDriver : ISrDriver
     }
 
     public Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken) =>
-        QemuImg(cancellationToken, "convert", "-O", "qcow2", sourcePath, PartialPath(directory, vdiUuid));
+        ConvertAsync(sourcePath, PartialPath(directory, vdiUuid), cancellationToken);
+
+    /// <summary>A qcow2 copy of any image qemu-img reads, an iSCSI SR's extent included (<see cref="QemuImgImage"/>).</summary>
+    private static async Task ConvertAsync(string sourcePath, string target, CancellationToken cancellationToken)
+    {
+        using var source = QemuImgImage.Open(sourcePath);
+        await QemuImg(cancellationToken, ["convert", .. source.Options, "-O", "qcow2", source.Name, target]);
+    }
 
     public async Task<VolumeInfo> PartialInfoAsync(string directory, string vdiUuid, CancellationToken cancellationToken) =>
         (await InfoAsync(PartialPath(directory, vdiUuid), cancellationToken)) with { Location = vdiUuid + ".qcow2" };

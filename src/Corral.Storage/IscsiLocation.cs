@@ -4,10 +4,12 @@ namespace Corral.Storage;
 
 /// <summary>
 /// An iSCSI SR's location (<c>lvmoiscsi</c>: its PBD's target, port, targetIQN, SCSIid, chapuser, chappassword):
-/// <c>iscsi://[user%password@]address:port/target-iqn/SCSIid/sr-uuid</c>. The LUN is named by its SCSIid, as XenServer
-/// names it, since LUN numbers may change on the target; the driver looks the number up (see docs/storage.md).
+/// <c>iscsi://[user%password@]address:port/target-iqn/SCSIid/sr-uuid[?initiator=iqn]</c>. The LUN is named by its SCSIid,
+/// as XenServer names it, since LUN numbers may change on the target; the driver looks the number up (see
+/// docs/storage.md). The initiator is the name the host logs in under: SM's <c>localIQN</c>, the host's own IQN.
 /// </summary>
-public sealed record IscsiLocation(string Address, int Port, string TargetIqn, string ScsiId, string SrUuid, string? ChapUser = null, string? ChapPassword = null)
+public sealed record IscsiLocation(string Address, int Port, string TargetIqn, string ScsiId, string SrUuid, string? ChapUser = null, string? ChapPassword = null,
+    string? Initiator = null)
 {
     public const string Scheme = "iscsi://";
     public const int DefaultPort = 3260;
@@ -28,8 +30,13 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
 
         var user = deviceConfig.GetValueOrDefault("chapuser");
         return new IscsiLocation(target, port, iqn, scsiId, srUuid,
-            string.IsNullOrEmpty(user) ? null : user, string.IsNullOrEmpty(user) ? null : deviceConfig.GetValueOrDefault("chappassword") ?? "");
+            string.IsNullOrEmpty(user) ? null : user, string.IsNullOrEmpty(user) ? null : deviceConfig.GetValueOrDefault("chappassword") ?? "",
+            InitiatorOf(deviceConfig));
     }
+
+    /// <summary>SM's <c>localIQN</c>: the initiator name the host logs in under (the host's IQN, which the agent adds to its PBDs' device_config when they name none).</summary>
+    public static string? InitiatorOf(IReadOnlyDictionary<string, string> deviceConfig) =>
+        deviceConfig?.GetValueOrDefault("localIQN") is { Length: > 0 } iqn ? iqn : null;
 
     /// <summary>3260 when none is given; null for anything but a TCP port number.</summary>
     public static int? ParsePort(string? port) =>
@@ -47,6 +54,13 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
         }
 
         var rest = location[Scheme.Length..];
+        string? initiator = null;
+        if (rest.LastIndexOf(Corral.Platform.IscsiExtentPath.InitiatorQuery, StringComparison.Ordinal) is var query and > 0)
+        {
+            initiator = Uri.UnescapeDataString(rest[(query + Corral.Platform.IscsiExtentPath.InitiatorQuery.Length)..]);
+            rest = rest[..query];
+        }
+
         string? user = null, password = null;
         if (rest.IndexOf('@', StringComparison.Ordinal) is var at and > 0)
         {
@@ -63,7 +77,8 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
             throw new FormatException($"an iSCSI SR's location is iscsi://address:port/iqn/SCSIid/sr-uuid: {location}");
         }
 
-        return new IscsiLocation(parts[0][..colon], port, Uri.UnescapeDataString(parts[1]), Uri.UnescapeDataString(parts[2]), parts[3], user, password);
+        return new IscsiLocation(parts[0][..colon], port, Uri.UnescapeDataString(parts[1]), Uri.UnescapeDataString(parts[2]), parts[3], user, password,
+            string.IsNullOrEmpty(initiator) ? null : initiator);
     }
 
     public string Portal => $"{Address}:{Port.ToString(CultureInfo.InvariantCulture)}";
@@ -87,6 +102,9 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
     /// The CHAP credentials as libiscsi's tools read them from their environment (<c>LIBISCSI_CHAP_USERNAME</c>,
     /// <c>LIBISCSI_CHAP_PASSWORD</c>): unlike a URL's, they do not show in the host's process list.
     /// </summary>
+    /// <summary>The arguments that make one of libiscsi's tools log in under <see cref="Initiator"/> (none: the tool's own name).</summary>
+    public IReadOnlyList<string> LibIscsiInitiatorArguments => Initiator is null ? [] : ["-i", Initiator];
+
     public IReadOnlyDictionary<string, string> LibIscsiEnvironment =>
         ChapUser is null
             ? new Dictionary<string, string>()
@@ -97,11 +115,11 @@ public sealed record IscsiLocation(string Address, int Port, string TargetIqn, s
     /// format node takes the extent as its offset and size, so the guest can address nothing outside it.
     /// </summary>
     public string ExtentPath(int lun, long offset, long size) =>
-        LibIscsiUrl(lun) + "#" + offset.ToString(CultureInfo.InvariantCulture) + "+" + size.ToString(CultureInfo.InvariantCulture);
+        LibIscsiUrl(lun) + Corral.Platform.IscsiExtentPath.InitiatorSuffix(Initiator) + "#" + offset.ToString(CultureInfo.InvariantCulture) + "+" + size.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>In the location string (Corral's own), the credentials are escaped and joined by ':'.</summary>
     private string Credentials => ChapUser is null ? "" : $"{Uri.EscapeDataString(ChapUser)}:{Uri.EscapeDataString(ChapPassword ?? "")}@";
 
     public override string ToString() =>
-        $"{Scheme}{Credentials}{Portal}/{Uri.EscapeDataString(TargetIqn)}/{Uri.EscapeDataString(ScsiId)}/{SrUuid}";
+        $"{Scheme}{Credentials}{Portal}/{Uri.EscapeDataString(TargetIqn)}/{Uri.EscapeDataString(ScsiId)}/{SrUuid}{Corral.Platform.IscsiExtentPath.InitiatorSuffix(Initiator)}";
 }

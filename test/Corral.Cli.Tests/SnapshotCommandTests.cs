@@ -91,4 +91,35 @@ public class SnapshotCommandTests
         var log = pool.CallLog.ToList();
         Assert.True(log.IndexOf("VM.destroy(OpaqueRef:snap)") < log.IndexOf("VDI.destroy(OpaqueRef:vdi1)"));
     }
+
+    [Fact]
+    public async Task Template_uninstall_destroys_a_template_and_the_disks_it_owns_and_refuses_a_vm_that_is_not_one()
+    {
+        var pool = Pool();
+        pool.Add("VM", "OpaqueRef:tpl", new()
+        {
+            ["uuid"] = "tpl-1", ["name_label"] = "golden", ["name_description"] = "", ["power_state"] = "Halted", ["is_a_template"] = true,
+            ["is_a_snapshot"] = false, ["is_control_domain"] = false, ["VBDs"] = new List<object?> { "OpaqueRef:tv" }, ["VIFs"] = new List<object?>(),
+        });
+        pool.Add("VBD", "OpaqueRef:tv", new()
+        {
+            ["uuid"] = "tv-1", ["VM"] = "OpaqueRef:tpl", ["VDI"] = "OpaqueRef:vdi1", ["userdevice"] = "0", ["type"] = "Disk",
+            ["other_config"] = new Dictionary<string, object?> { ["owner"] = "" },
+        });
+        pool.Handlers["VM.get_VBDs"] = p => (string)p[1]! == "OpaqueRef:tpl" ? new List<object?> { "OpaqueRef:tv" } : new List<object?>();
+        pool.Answer("VDI.destroy");
+        pool.Handlers["VDI.get_uuid"] = p => (string)p[1]! == "OpaqueRef:vdi1" ? "d-1" : throw new Corral.Model.XenApiException("HANDLE_INVALID", "VDI", (string)p[1]!);
+
+        var (code, _, err) = await pool.RunAsync("template-uninstall", "template-uuid=v-1", "--force");
+        Assert.NotEqual(0, code);
+        Assert.Contains("v-1 is not a VM template", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("VM.destroy(OpaqueRef:vm1)", pool.CallLog);
+
+        (code, var output, err) = await pool.RunAsync("template-uninstall", "template-uuid=tpl-1", "--force");
+        Assert.True(code == 0, err);
+        Assert.Contains("VM : tpl-1 (golden)", output, StringComparison.Ordinal);
+        Assert.Contains("VDI: d-1 (web disk)", output, StringComparison.Ordinal);
+        var log = pool.CallLog.ToList();
+        Assert.True(log.IndexOf("VM.destroy(OpaqueRef:tpl)") < log.IndexOf("VDI.destroy(OpaqueRef:vdi1)"));
+    }
 }

@@ -17,11 +17,17 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
 {
     private const long Offset = 8L << 20;
 
-    /// <summary>Where a second extent starts, past the guest's image (under 128 MiB) in the rig's 256 MiB LUN.</summary>
+    /// <summary>Where a second extent starts, past the guest's image (under 128 MiB).</summary>
     private const long SecondOffset = 200L << 20;
 
+    /// <summary>Where the snapshot of the running disk goes, past the second extent, in the rig's 512 MiB LUN.</summary>
+    private const long SnapshotOffset = 256L << 20;
+
+    /// <summary>The target admits only the host's initiator name, which the disk's path names and QEMU logs in under.</summary>
     [GuestImageFact]
     public Task A_guest_boots_from_an_extent_of_an_iscsi_lun_qemu_opens_through_its_iscsi_driver() => BootAsync(chap: null);
+
+    private const string HostIqn = "iqn.2026-12.org.corral.test:qemu-host";
 
     /// <summary>
     /// Behind CHAP: QEMU logs in with the credentials of the disk's iSCSI URL (as the SR's PBD gives them), its password
@@ -32,7 +38,8 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
 
     private async Task BootAsync((string User, string Password)? chap)
     {
-        await using var tgt = await TgtRig.StartAsync(chap: chap);
+        var initiator = chap is null ? HostIqn : null;
+        await using var tgt = await TgtRig.StartAsync(512L << 20, chap, initiator);
         await using var rig = new QemuRig(output);
         var image = Path.Combine(await GuestImages.EnsureAsync(), GuestImages.TestImageName);
         var size = await VirtualSizeAsync(image);
@@ -43,10 +50,12 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
             lun.Write(Marker);
             lun.Position = Offset + size;
             lun.Write(Marker);
+            lun.Position = SnapshotOffset + size;
+            lun.Write(Marker);
         }
 
         var target = $"driver=raw,offset={N(Offset)},size={N(size)},file.driver=iscsi,file.transport=tcp,file.portal={TgtRig.Address}:{TgtRig.Port}," +
-                     $"file.target={TgtRig.Iqn},file.lun=1";
+                     $"file.target={TgtRig.Iqn},file.lun=1" + (initiator is null ? "" : $",file.initiator-name={initiator}");
         string[] secret = [];
         if (chap is { } c)
         {
@@ -57,7 +66,8 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
         await CommandRunner.RunCheckedAsync("qemu-img", ["convert", .. secret, "-n", image, "--target-image-opts", target], CancellationToken.None);
 
         var credentials = chap is { } k ? $"{k.User}%{k.Password}@" : "";
-        var path = $"iscsi://{credentials}{TgtRig.Address}:{TgtRig.Port}/{TgtRig.Iqn}/1#{N(Offset)}+{N(size)}";
+        var query = initiator is null ? "" : $"?initiator={initiator}";
+        var path = $"iscsi://{credentials}{TgtRig.Address}:{TgtRig.Port}/{TgtRig.Iqn}/1{query}#{N(Offset)}+{N(size)}";
         var spec = rig.Spec(paravirtual: true, [new DiskSpec(0, path, "raw", false, false, true)]);
         var process = (QemuVmProcess)await rig.NewHypervisor().StartAsync(spec, CancellationToken.None);
         var paths = QemuRig.PathsOf(rig, spec.VmUuid);
@@ -81,6 +91,11 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
             Assert.True(await process.DetachDiskAsync(1, TimeSpan.FromSeconds(60), CancellationToken.None));
         }
 
+        // A snapshot of the running disk, as SnapshotVolumes takes one on an iSCSI SR: QEMU's backup job copies it into
+        // another extent of the LUN, opened with the same credentials (a secret object of its own over QMP).
+        var snapshot = $"iscsi://{credentials}{TgtRig.Address}:{TgtRig.Port}/{TgtRig.Iqn}/1{query}#{N(SnapshotOffset)}+{N(size)}";
+        await process.BackupDisksAsync([new DiskBackupTarget(0, snapshot, "raw")], quiesce: false, CancellationToken.None);
+
         // QEMU reads the disk over iSCSI (a connection to the target), never as a file of this machine's.
         var descriptors = new DirectoryInfo($"/proc/{process.ProcessId}/fd").EnumerateFileSystemInfos().Select(fd => fd.LinkTarget).ToList();
         Assert.DoesNotContain(tgt.BackingFile, descriptors);
@@ -91,13 +106,17 @@ public sealed class IscsiDiskTests(ITestOutputHelper output)
         await using var check = new FileStream(tgt.BackingFile, FileMode.Open, FileAccess.Read);
         Assert.Equal(Marker, ReadAt(check, Offset - 4096));
         Assert.Equal(Marker, ReadAt(check, Offset + size));
+        Assert.Equal(Marker, ReadAt(check, SnapshotOffset + size));
+        // The boot sector and partition table, which the guest does not write, are the snapshot's too.
+        Assert.Equal(ReadAt(check, Offset, 1 << 20), ReadAt(check, SnapshotOffset, 1 << 20));
+        Assert.Contains(ReadAt(check, SnapshotOffset, 1 << 20), b => b != 0);
     }
 
     private static readonly byte[] Marker = "corral-extent-edge"u8.ToArray();
 
-    private static byte[] ReadAt(FileStream stream, long position)
+    private static byte[] ReadAt(FileStream stream, long position, int length = 0)
     {
-        var bytes = new byte[Marker.Length];
+        var bytes = new byte[length > 0 ? length : Marker.Length];
         stream.Position = position;
         stream.ReadExactly(bytes);
         return bytes;

@@ -42,6 +42,18 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         throw new InvalidOperationException("no PBD on this host");
     }
 
+    /// <summary>The VDIs destroyed, then this host's PBD of the SR unplugged and the SR destroyed.</summary>
+    private async Task RemoveAsync(string sr, params string[] vdis)
+    {
+        foreach (var vdi in vdis)
+        {
+            await pool.S("VDI.destroy", vdi);
+        }
+
+        await pool.S("PBD.unplug", await MyPbdAsync(sr));
+        await pool.S("SR.destroy", sr);
+    }
+
     /// <summary>The SR's metadata as the LUN's backing file holds it (the slot of the highest generation).</summary>
     private static SrMetadata? MetadataOnLun(TgtRig tgt)
     {
@@ -90,13 +102,21 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         Assert.Equal(["a", "b"], onLun.Vdis.Select(v => v.NameLabel).Order());
         Assert.Equal((string)(await pool.S("VDI.get_location", b))!, onLun.Vdis.Single(v => v.Uuid == bUuid).Location);
 
-        // a cannot grow in place (b follows it); b can, into the free space after it; shrinking is refused.
-        Assert.Equal("SR_BACKEND_FAILURE_44", (await pool.Fails("VDI.resize", a, 32L << 20)).Code);
+        // b grows in place, into the free space after it; shrinking is refused.
         await pool.S("VDI.resize", b, 20L << 20);
         Assert.Equal(20L << 20, await pool.S("VDI.get_virtual_size", b));
         Assert.Equal($"{bUuid}.{IscsiLunLayout.MetadataArea + (16L << 20)}+{20L << 20}", await pool.S("VDI.get_location", b));
         Assert.Equal(ErrorCodes.VdiTooSmall, (await pool.Fails("VDI.resize", b, 8L << 20)).Code);
-        Assert.Equal(ErrorCodes.SrOperationNotSupported, (await pool.Fails("VDI.clone", b, Map())).Code);
+
+        // a cannot grow in place (b follows it): it moves, with its bytes, to the first free extent of its new size.
+        await WriteAsync(tgt, IscsiLunLayout.MetadataArea + (1L << 20), 0x3c);
+        await pool.S("VDI.resize", a, 32L << 20);
+        var moved = IscsiLunLayout.MetadataArea + (36L << 20);
+        Assert.Equal($"{aUuid}.{moved}+{32L << 20}", await pool.S("VDI.get_location", a));
+        Assert.Equal(32L << 20, await pool.S("VDI.get_virtual_size", a));
+        Assert.True(await HoldsAsync(tgt, moved + (1L << 20), 0x3c), "the moved VDI's bytes are at its new extent");
+        Assert.Equal(52L << 20, await pool.S("SR.get_physical_utilisation", sr));
+        Assert.Equal((string)(await pool.S("VDI.get_location", a))!, MetadataOnLun(tgt)!.Vdis.Single(v => v.Uuid == aUuid).Location);
         Assert.Equal("SR_BACKEND_FAILURE_44", (await pool.Fails("VDI.create", new Dictionary<string, object?>
         {
             ["SR"] = sr, ["name_label"] = "huge", ["name_description"] = "", ["virtual_size"] = 250L << 20, ["type"] = "user",
@@ -121,7 +141,7 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
 
     /// <summary>
     /// vm-install's copy of a template's disk: a qcow2 VDI of a file SR is copied into an extent of the LUN, raw, its bytes
-    /// where the extent starts; a copy from one extent to another is not offered yet.
+    /// where the extent starts.
     /// </summary>
     [Fact]
     public async Task A_vdi_of_a_file_sr_is_copied_into_an_extent_of_the_lun()
@@ -150,19 +170,108 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
 
             Assert.All(bytes[..(1 << 20)], b => Assert.Equal(0, b));
             Assert.All(bytes[(1 << 20)..((1 << 20) + (64 << 10))], b => Assert.Equal(0x5a, b));
-            Assert.Equal(ErrorCodes.SrOperationNotSupported, (await pool.Fails("VDI.copy", copy, sr)).Code);
 
-            await pool.S("VDI.destroy", copy);
-            await pool.S("PBD.unplug", await MyPbdAsync(sr));
-            await pool.S("SR.destroy", sr);
-            await pool.S("VDI.destroy", source);
-            await pool.S("PBD.unplug", await MyPbdAsync(fileSr));
-            await pool.S("SR.destroy", fileSr);
+            await RemoveAsync(sr, copy);
+            await RemoveAsync(fileSr, source);
         }
         finally
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// VDI.clone, VDI.snapshot and VDI.copy of a VDI of the LUN: full copies into new extents of it (or, copied out, a
+    /// file SR's qcow2), each holding the source's bytes; the map keeps no partial extent and a scan adopts nothing more.
+    /// </summary>
+    [Fact]
+    public async Task Clones_snapshots_and_copies_of_an_extent_are_full_copies_with_its_bytes()
+    {
+        await using var tgt = await TgtRig.StartAsync();
+        var directory = Directory.CreateTempSubdirectory("corral-iscsi-clone-").FullName;
+        try
+        {
+            var sr = await CreateSrAsync(Config(), "clones");
+            var source = await NewVdiAsync(sr, "base", 8L << 20);
+            await WriteAsync(tgt, IscsiLunLayout.MetadataArea + (1L << 20), 0x5a);
+
+            var clone = (string)(await pool.S("VDI.clone", source, Map()))!;
+            var snapshot = (string)(await pool.S("VDI.snapshot", source, Map()))!;
+            Assert.Equal("base", await pool.S("VDI.get_name_label", clone));
+            Assert.Equal((true, source), ((bool)(await pool.S("VDI.get_is_a_snapshot", snapshot))!, (string)(await pool.S("VDI.get_snapshot_of", snapshot))!));
+            var offsets = new List<long>();
+            foreach (var copy in new[] { clone, snapshot })
+            {
+                var (uuid, offset, size) = IscsiLunLayout.ParseLocation((string)(await pool.S("VDI.get_location", copy))!)!.Value;
+                Assert.Equal((string)(await pool.S("VDI.get_uuid", copy))!, uuid);
+                Assert.Equal(8L << 20, size);
+                Assert.True(await HoldsAsync(tgt, offset + (1L << 20), 0x5a), $"{copy} holds the source's bytes");
+                offsets.Add(offset);
+            }
+
+            Assert.Equal(3, offsets.Append(IscsiLunLayout.MetadataArea).Distinct().Count());
+            var extents = (Dictionary<string, object?>)(await pool.S("SR.get_sm_config", sr))!;
+            Assert.DoesNotContain("partial-", (string)extents[IscsiExtents.Key]!, StringComparison.Ordinal);
+            await pool.S("SR.scan", sr);
+            Assert.Equal(3, ((List<object?>)(await pool.S("SR.get_VDIs", sr))!).Count);
+            Assert.Equal(3, MetadataOnLun(tgt)!.Vdis.Count);
+
+            // Copied out to a file SR: a qcow2 image qemu-img reads the same bytes from.
+            var fileSr = (string)(await pool.S("SR.create", pool.Host.Ref, Map(("location", directory)), 0L, "files", "", "file", "user", false, Map()))!;
+            var outside = (string)(await pool.S("VDI.copy", snapshot, fileSr))!;
+            var image = Path.Combine(directory, (string)(await pool.S("VDI.get_location", outside))!);
+            await Command.RunAsync("qemu-io", ["-f", "qcow2", "-c", "read -P 0x5a 1M 64k", image]);
+
+            await RemoveAsync(fileSr, outside);
+            await RemoveAsync(sr, clone, snapshot, source);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// A target that admits only listed initiators (tgt's initiator-name ACL) admits the host under its own IQN
+    /// (Host.iscsi_iqn, other_config:iscsi_iqn as SM reads it), which every tool, qemu-img included, logs in under; a PBD's
+    /// localIQN names another, which the target refuses.
+    /// </summary>
+    [Fact]
+    public async Task A_target_admitting_only_the_hosts_iqn_admits_the_host_under_its_own_initiator_name()
+    {
+        // As an administrator lists the host on the SAN: its IQN set as xapi sets it (the field and other_config).
+        var hostIqn = $"iqn.2026-12.org.corral.test:{Guid.NewGuid():N}";
+        Assert.Equal(ErrorCodes.InvalidValue, (await pool.Fails("host.set_iscsi_iqn", pool.Host.Ref, "")).Code);
+        await pool.S("host.set_iscsi_iqn", pool.Host.Ref, hostIqn);
+        Assert.Equal(hostIqn, await pool.S("host.get_iscsi_iqn", pool.Host.Ref));
+        Assert.Equal(hostIqn, ((Dictionary<string, object?>)(await pool.S("host.get_other_config", pool.Host.Ref))!)["iscsi_iqn"]);
+        await using var tgt = await TgtRig.StartAsync(initiator: hostIqn);
+        var sr = await CreateSrAsync(Config(), "masked");
+        var source = await NewVdiAsync(sr, "disk", 4L << 20);
+        var clone = (string)(await pool.S("VDI.clone", source, Map()))!;
+        Assert.Equal(2, MetadataOnLun(tgt)!.Vdis.Count);
+
+        var elsewhere = await pool.Fails("SR.probe", pool.Host.Ref, Config(("localIQN", "iqn.2026-12.org.corral.test:not-listed")), "lvmoiscsi", Map());
+        Assert.Contains(elsewhere.Code, new[] { "SR_BACKEND_FAILURE_68", "SR_BACKEND_FAILURE_96" });
+
+        await RemoveAsync(sr, clone, source);
+    }
+
+    /// <summary>Writes 64 KiB of <paramref name="value"/> into the LUN's backing file at <paramref name="offset"/>, as a guest of a VDI there would.</summary>
+    private static async Task WriteAsync(TgtRig tgt, long offset, byte value)
+    {
+        await using var lun = new FileStream(tgt.BackingFile, FileMode.Open, FileAccess.Write);
+        lun.Position = offset;
+        await lun.WriteAsync(Enumerable.Repeat(value, 64 << 10).ToArray());
+    }
+
+    private static async Task<bool> HoldsAsync(TgtRig tgt, long offset, byte value)
+    {
+        var bytes = new byte[64 << 10];
+        await using var lun = File.OpenRead(tgt.BackingFile);
+        lun.Position = offset;
+        await lun.ReadExactlyAsync(bytes);
+        return bytes.All(b => b == value);
     }
 
     /// <summary>Hosts allocating at once (here eight allocations racing on the real etcd) never get overlapping extents.</summary>

@@ -76,6 +76,36 @@ public sealed class SmbIsoSrTests(AgentFixture pool) : IClassFixture<AgentFixtur
             && File.ReadAllText(Path.Combine(p, "cmdline")).Contains(pool.Root, StringComparison.Ordinal) && File.ReadAllText(Path.Combine(p, "cmdline")).StartsWith("smbnetfs", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// SM's <c>vers</c>: 3.0 speaks SMB3 to the share; 1.0 speaks SMB1 only, which Samba (as Debian ships it) no longer
+    /// serves, so the mount fails and nothing stays mounted; any other version is SM's 227.
+    /// </summary>
+    [Fact]
+    public async Task The_smb_version_an_administrator_names_is_the_one_spoken_to_the_share()
+    {
+        await using var smb = await SmbRig.StartAsync();
+        await File.WriteAllBytesAsync(Path.Combine(smb.ShareDirectory, "a.iso"), new byte[4096]);
+        Dictionary<string, object?> With(string vers) => new(Config(SmbRig.Password)) { ["vers"] = vers };
+
+        Assert.Equal("SR_BACKEND_FAILURE_227", (await pool.Fails("SR.create", pool.Host.Ref, With("2.1"), 0L, "v2.1", "", "iso", "iso", true, Map())).Code);
+        var smb1 = await pool.Fails("SR.create", pool.Host.Ref, With("1.0"), 0L, "v1", "", "iso", "iso", true, Map());
+        Assert.Contains(smb1.Code, new[] { "SR_BACKEND_FAILURE_222", "SR_BACKEND_FAILURE_224" });
+        Assert.Empty(Mounts());
+
+        var sr = (string)(await pool.S("SR.create", pool.Host.Ref, With("3.0"), 0L, "v3", "", "iso", "iso", true, Map()))!;
+        await pool.S("SR.scan", sr);
+        Assert.Single((List<object?>)(await pool.S("SR.get_VDIs", sr))!);
+        var conf = Directory.EnumerateFiles(Path.Combine(pool.Root, "state", "sr-mount"), "smb.conf", SearchOption.AllDirectories).Single();
+        Assert.Contains("client max protocol = SMB3", await File.ReadAllTextAsync(conf), StringComparison.Ordinal);
+        foreach (var pbd in ((List<object?>)(await pool.S("SR.get_PBDs", sr))!).Cast<string>())
+        {
+            await pool.S("PBD.unplug", pbd);
+        }
+
+        await pool.S("SR.forget", sr);
+        Assert.Empty(Mounts());
+    }
+
     [Fact]
     public async Task A_clients_own_secret_names_the_password_and_the_pbd_keeps_a_copy_of_it()
     {

@@ -36,10 +36,11 @@ public sealed class TgtRig : IAsyncDisposable
     /// <summary>The LUN's backing file, as this machine sees it (to look at what the target holds).</summary>
     public string BackingFile => Path.Combine(_root, "lun1.img");
 
-    public static Task<TgtRig> StartAsync(long lunSize = 256L << 20, (string User, string Password)? chap = null) =>
-        RigProcesses.StartRigAsync(LockPath, "corral-tgt-rig-", (root, machineLock) => new TgtRig(root, machineLock), rig => rig.StartTargetAsync(lunSize, chap));
+    /// <param name="initiator">The one initiator name the target admits (tgt's initiator-name ACL); any initiator when null.</param>
+    public static Task<TgtRig> StartAsync(long lunSize = 256L << 20, (string User, string Password)? chap = null, string? initiator = null) =>
+        RigProcesses.StartRigAsync(LockPath, "corral-tgt-rig-", (root, machineLock) => new TgtRig(root, machineLock), rig => rig.StartTargetAsync(lunSize, chap, initiator));
 
-    private async Task StartTargetAsync(long lunSize, (string User, string Password)? chap)
+    private async Task StartTargetAsync(long lunSize, (string User, string Password)? chap, string? initiator)
     {
         if (RigProcesses.Listening(Port))
         {
@@ -64,7 +65,9 @@ public sealed class TgtRig : IAsyncDisposable
 
         await AdminAsync("--op", "new", "--mode", "target", "--tid", "1", "-T", Iqn);
         await AdminAsync("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", BackingFile);
-        await AdminAsync("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL");
+        await AdminAsync(initiator is null
+            ? ["--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL"]
+            : ["--op", "bind", "--mode", "target", "--tid", "1", "--initiator-name", initiator]);
         if (chap is { } c)
         {
             await AdminAsync("--op", "new", "--mode", "account", "--user", c.User, "--password", c.Password);

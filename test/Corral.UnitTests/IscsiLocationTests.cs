@@ -16,6 +16,56 @@ public class IscsiLocationTests
     private static Dictionary<string, string> Config(params (string Key, string Value)[] extra) =>
         new[] { ("target", "10.0.0.5"), ("targetIQN", Iqn), ("SCSIid", "1IET_00010001") }.Concat(extra).ToDictionary(p => p.Item1, p => p.Item2);
 
+    /// <summary>
+    /// The extent path storage and QEMU share, read back; qemu-img gets it as options of a raw node bounded to the extent,
+    /// its CHAP password in a secret file only its owner reads, gone once the copy is done.
+    /// </summary>
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void An_extent_path_is_read_back_and_qemu_img_opens_it_bounded_with_its_password_in_a_private_file()
+    {
+        var chap = new IscsiLocation("10.0.0.5", 3261, "iqn.2026-12.org.corral:a,b", "1IET_00010001", Sr, "corral.us", "p%ss:w,rd#1");
+        var path = chap.ExtentPath(2, 4 << 20, 1 << 20);
+        Assert.Equal(new Corral.Platform.IscsiExtentPath("10.0.0.5:3261", "iqn.2026-12.org.corral:a,b", 2, 4 << 20, 1 << 20, "corral.us", "p%ss:w,rd#1"),
+            Corral.Platform.IscsiExtentPath.TryParse(path));
+        Assert.Null(Corral.Platform.IscsiExtentPath.TryParse("iscsi://10.0.0.5:3260/iqn/2"));
+        Assert.Null(Corral.Platform.IscsiExtentPath.TryParse("/srv/sr/disk.qcow2#1+2"));
+        Assert.Null(Corral.Platform.IscsiExtentPath.TryParse("iscsi://10.0.0.5:3260/iqn/x#1+2"));
+        Assert.Equal("iscsi://corral.us@10.0.0.5:3261/iqn.2026-12.org.corral:a,b/2#4194304+1048576", QemuImgImage.Describe(path));
+
+        using (var plain = QemuImgImage.Open("/srv/sr/disk.qcow2"))
+        {
+            Assert.Equal(([], "/srv/sr/disk.qcow2"), (plain.Options.ToArray(), plain.Name));
+        }
+
+        string secretFile;
+        using (var image = QemuImgImage.Open(path))
+        {
+            Assert.Equal("driver=raw,offset=4194304,size=1048576,file.driver=iscsi,file.transport=tcp,file.portal=10.0.0.5:3261," +
+                         "file.target=iqn.2026-12.org.corral:a,,b,file.lun=2,file.user=corral.us,file.password-secret=chap-source", image.Name);
+            Assert.Equal("--image-opts", image.Options[^1]);
+            Assert.DoesNotContain(image.Options, o => o.Contains("rd#1", StringComparison.Ordinal));
+            secretFile = image.Options[1].Split("file=")[1];
+            Assert.Equal("p%ss:w,rd#1", File.ReadAllText(secretFile));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(secretFile));
+        }
+
+        Assert.False(File.Exists(secretFile));
+
+        // The host's initiator name (SM's localIQN) travels in the location and the extent path to every session.
+        var masked = IscsiLocation.Parse(SrLocation.Of(Config(("localIQN", "iqn.2026-12.org.corral:host-1")), Sr)!);
+        Assert.Equal("iqn.2026-12.org.corral:host-1", masked.Initiator);
+        Assert.Equal(masked, IscsiLocation.Parse(masked.ToString()));
+        Assert.Equal(["-i", "iqn.2026-12.org.corral:host-1"], masked.LibIscsiInitiatorArguments);
+        var maskedPath = masked.ExtentPath(1, 4 << 20, 1 << 20);
+        Assert.Equal($"iscsi://10.0.0.5:3260/{Iqn}/1?initiator=iqn.2026-12.org.corral%3Ahost-1#4194304+1048576", maskedPath);
+        Assert.Equal("iqn.2026-12.org.corral:host-1", Corral.Platform.IscsiExtentPath.TryParse(maskedPath)!.Initiator);
+        Assert.Contains(",file.initiator-name=iqn.2026-12.org.corral:host-1", QemuBlockProtocol.DriveOptions(maskedPath, "raw", "s"), StringComparison.Ordinal);
+        Assert.Equal("iqn.2026-12.org.corral:host-1", QemuBlockProtocol.For(maskedPath)["initiator-name"]!.GetValue<string>());
+        Assert.Null(Corral.Platform.IscsiExtentPath.TryParse($"iscsi://10.0.0.5:3260/{Iqn}/1?other=x#1+2"));
+        Assert.Null(IscsiLocation.Parse(SrLocation.Of(Config(), Sr)!).Initiator);
+    }
+
     [Fact]
     public void A_pbd_of_an_iscsi_sr_locates_it_by_portal_iqn_and_scsiid_with_its_chap_credentials()
     {

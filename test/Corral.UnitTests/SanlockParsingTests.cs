@@ -93,8 +93,11 @@ public sealed class SanlockParsingTests
             Assert.Equal(SanlockClient.TimedOut, result.Code);
             Assert.Contains("did not answer within 0.5 s", result.Output, StringComparison.Ordinal);
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+            // The caller's cancellation must win by far over the command's own limit: on a loaded machine two timers
+            // due close together may fire in either order.
+            var patient = new SanlockClient(Options.Create(new SanlockOptions { Binary = script, JoinTimeout = TimeSpan.FromSeconds(25) }));
             using var cancelled = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.AddLockspaceAsync("sr", 1, "/x", cancelled.Token));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => patient.AddLockspaceAsync("sr", 1, "/x", cancelled.Token));
         }
         finally
         {

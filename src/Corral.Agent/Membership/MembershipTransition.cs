@@ -44,21 +44,5 @@ public sealed record MembershipTransition(
     public static MembershipTransition? Load(string path) =>
         File.Exists(path) ? JsonSerializer.Deserialize<MembershipTransition>(File.ReadAllText(path), Json) : null;
 
-    public void Save(string path)
-    {
-        var temporary = path + ".tmp";
-        File.Delete(temporary);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(temporary, options))
-        {
-            JsonSerializer.Serialize(stream, this, Json);
-        }
-
-        File.Move(temporary, path, overwrite: true);
-    }
+    public void Save(string path) => Corral.Platform.PrivateFile.Replace(path, stream => JsonSerializer.Serialize(stream, this, Json));
 }

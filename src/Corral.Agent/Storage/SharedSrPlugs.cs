@@ -41,7 +41,7 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
     /// <summary>A PBD of this host for the SR, with the other hosts' device_config (its secrets copies of its own), plugged if the SR is reachable.</summary>
     private async Task PlugAsync(XenObject sr, IReadOnlyDictionary<string, string> deviceConfig, CancellationToken cancellationToken)
     {
-        var why = await UnusableAsync(sr, await DeviceConfigSecrets.ResolveAsync(database, deviceConfig, cancellationToken), cancellationToken);
+        var why = await UnusableAsync(sr, await HostDeviceConfig.ResolveAsync(database, deviceConfig, identity.Ref, cancellationToken), cancellationToken);
         var tx = new PoolTransaction();
         var pbd = tx.Create(XenClasses.PBDSchema);
         pbd.Set(XenApi.PBD.Host, identity.Ref);
@@ -66,7 +66,7 @@ public sealed class SharedSrPlugs(IPoolDatabase database, HostIdentity identity,
         foreach (var pbd in pbds.Where(p => p.Get(XenApi.PBD.Host) == identity.Ref && p.Get(XenApi.PBD.CurrentlyAttached)))
         {
             var sr = srs.FirstOrDefault(s => s.Ref == pbd.Get(XenApi.PBD.SR));
-            var config = await DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+            var config = await HostDeviceConfig.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), identity.Ref, cancellationToken);
             if (sr is not null && SrLocation.Of(config, sr.Uuid) is { } location && shares.Handles(location))
             {
                 try

@@ -35,6 +35,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
             case HostOperationKinds.SrProbe:
                 {
                     var deviceConfig = JsonSerializer.Deserialize<Dictionary<string, string>>(operation.Argument("device_config", "{}")) ?? [];
+                    deviceConfig = await HostDeviceConfig.ResolveAsync(database, deviceConfig, identity.Ref, cancellationToken);
                     var found = await drivers.Get(operation.Argument("type")).ProbeSrsAsync(deviceConfig, cancellationToken);
                     return JsonSerializer.Serialize(found);
                 }
@@ -57,7 +58,7 @@ public sealed class SrConnectionHandler(IPoolDatabase database, HostIdentity ide
         }
 
         var sr = await database.GetAsync(XenClasses.SR, pbd.Get(XenApi.PBD.SR), cancellationToken);
-        var config = await DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken);
+        var config = await HostDeviceConfig.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), identity.Ref, cancellationToken);
         if (sr.Get(XenApi.SR.Type) is NfsSrDriver.TypeName or Corral.Storage.Iscsi.IscsiSrDriver.TypeName)
         {
             // SM's own errors for what an NFS or iSCSI PBD lacks (a file SR's missing location stays the error below).

@@ -58,17 +58,18 @@ public sealed class StorageOperationHandler(IPoolDatabase database, HostIdentity
 
             case HostOperationKinds.VdiResize:
                 {
-                    var (vdi, _, driver, directory) = await VolumeAsync(operation.Target, cancellationToken);
+                    var (vdi, sr, driver, directory) = await VolumeAsync(operation.Target, cancellationToken);
                     var info = await driver.ResizeAsync(directory, vdi.Get(XenApi.VDI.Location), long.Parse(operation.Argument("size"), CultureInfo.InvariantCulture), cancellationToken);
                     await database.UpdateAsync([(XenClasses.VDI, vdi.Ref)], (objs, tx) =>
                     {
                         var v = objs[0].Clone();
                         v.Set(XenApi.VDI.VirtualSize, info.VirtualSize);
                         v.Set(XenApi.VDI.PhysicalUtilisation, info.PhysicalUtilisation);
-                        v.Set(XenApi.VDI.Location, info.Location); // an iSCSI extent's location names its size
+                        v.Set(XenApi.VDI.Location, info.Location); // an iSCSI extent's location names its offset and size
                         tx.Update(v);
                     }, cancellationToken);
-                    await catalog.WriteMetadataAsync(vdi.Get(XenApi.VDI.SR), directory, cancellationToken);
+                    await catalog.UpdateUsageAsync(sr, directory, cancellationToken);
+                    await catalog.WriteMetadataAsync(sr.Ref, directory, cancellationToken);
                     return null;
                 }
 

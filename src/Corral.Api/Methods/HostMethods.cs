@@ -33,6 +33,7 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
             // Corral's hosts all report the same edition, and nothing of Corral expires.
             return new Dictionary<string, object?> { ["edition"] = HostLicense.Edition, ["expiry"] = "never" };
         });
+        registry.Implement("host.set_iscsi_iqn", (_, a, ct) => SetIscsiIqnAsync((string)a[0]!, (string)a[1]!, ct));
         registry.Add("pool.get_master", async (_, a, ct) =>
             (await database.GetAsync(XenClasses.Pool, (string)a[0]!, ct)).Get(XenApi.Pool.Master), ("self", FieldType.String));
     }
@@ -54,6 +55,28 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
         {
             var h = objs[0].Clone();
             h.Set(XenApi.Host.Enabled, enabled);
+            tx.Update(h);
+        }, cancellationToken);
+        return null;
+    }
+
+    /// <summary>
+    /// As xapi: the host's initiator name, in the field and in other_config (which SM reads); INVALID_VALUE when empty. The
+    /// host's iSCSI sessions log in under it from their next connection (each plug, copy or VM start makes its own).
+    /// </summary>
+    private async Task<object?> SetIscsiIqnAsync(string hostRef, string value, CancellationToken cancellationToken)
+    {
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
+        if (value.Length == 0)
+        {
+            throw new XenApiException(ErrorCodes.InvalidValue, "value", value);
+        }
+
+        await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
+        {
+            var h = objs[0].Clone();
+            h.Set(XenApi.Host.IscsiIqn, value);
+            h.Set(XenApi.Host.OtherConfig, new Dictionary<string, string>(h.Get(XenApi.Host.OtherConfig), StringComparer.Ordinal) { ["iscsi_iqn"] = value });
             tx.Update(h);
         }, cancellationToken);
         return null;

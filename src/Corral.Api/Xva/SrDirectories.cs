@@ -28,7 +28,7 @@ public static class SrDirectories
             if (await database.TryGetAsync(XenClasses.PBD, pbdRef, cancellationToken) is { } pbd
                 && pbd.Get(XenApi.PBD.Host) == hostRef && (pbd.Get(XenApi.PBD.CurrentlyAttached) || !requireAttached))
             {
-                return SrLocation.Of(await Methods.DeviceConfigSecrets.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), cancellationToken), sr.Uuid);
+                return SrLocation.Of(await Methods.HostDeviceConfig.ResolveAsync(database, pbd.Get(XenApi.PBD.DeviceConfig), hostRef, cancellationToken), sr.Uuid);
             }
         }
 

@@ -7,8 +7,8 @@ namespace Corral.Cli.Operations;
 
 /// <summary>
 /// xe's snapshot commands: vm-snapshot, vm-snapshot-with-quiesce, snapshot-revert, snapshot-clone, snapshot-copy,
-/// snapshot-destroy, snapshot-uninstall and vdi-snapshot (snapshot-list and snapshot-param-* are the generic commands of
-/// the <c>snapshot</c> class).
+/// snapshot-destroy, snapshot-uninstall, template-uninstall (a template, often a snapshot's clone) and vdi-snapshot
+/// (snapshot-list and snapshot-param-* are the generic commands of the <c>snapshot</c> class).
 /// </summary>
 public static class SnapshotCommands
 {
@@ -37,6 +37,9 @@ public static class SnapshotCommands
         r.Add(new("snapshot-uninstall", [], ["uuid", "snapshot-uuid", "force"],
             "Uninstall a snapshot. This operation will destroy those VDIs that are marked RW and connected to this snapshot only. To simply destroy the VM record, use snapshot-destroy.",
             CommandFlags.Standard, async (c, ct) => await VmCommands.UninstallAsync(c, [await SnapshotRefAsync(c, ct)], ct)));
+        r.Add(new("template-uninstall", ["template-uuid"], ["force"],
+            "Uninstall a custom template. This operation will destroy those VDIs that are marked as 'owned' by this template",
+            CommandFlags.Standard, async (c, ct) => await VmCommands.UninstallAsync(c, [await TemplateRefAsync(c, ct)], ct)));
         r.Add(new("snapshot-destroy", [], ["uuid", "snapshot-uuid"],
             "Destroy a snapshot. This leaves the storage associated with the snapshot intact. To delete storage too, use snapshot-uninstall.",
             CommandFlags.None, async (c, ct) =>
@@ -103,6 +106,16 @@ public static class SnapshotCommands
     }
 
     /// <summary>xe's <c>get_snapshotVM_by_uuid</c>: snapshot-uuid= or uuid=, which must name a snapshot.</summary>
+    /// <summary>As xapi's get_templateVM_by_uuid: the VM the uuid names, which must be a template.</summary>
+    private static async Task<string> TemplateRefAsync(CommandContext c, CancellationToken ct)
+    {
+        var uuid = c.Params.Get("template-uuid")!;
+        var template = await c.CallForStringAsync("VM.get_by_uuid", ct, uuid);
+        return XenValue.AsBool(await c.CallAsync("VM.get_is_a_template", ct, template))
+            ? template
+            : throw new XeFailure($"This operation can only be performed on a VM template. {uuid} is not a VM template.");
+    }
+
     private static async Task<string> SnapshotRefAsync(CommandContext c, CancellationToken ct)
     {
         var uuid = c.Params.Get("snapshot-uuid") ?? c.Params.Get("uuid") ?? throw new XeFailure("Required parameter not found: snapshot-uuid or uuid.");

@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using Corral.Platform;
 
 namespace Corral.PoolDatabase.Etcd.Tls;
 
@@ -15,8 +16,6 @@ public sealed record PoolTlsMaterial(string CaCertificatePem, string CaKeyPem, s
 /// </summary>
 public sealed class EtcdTlsFiles(string directory)
 {
-    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-
     /// <summary>The directory's name in the agent's state directory.</summary>
     public const string DirectoryName = "etcd-tls";
 
@@ -200,24 +199,7 @@ public sealed class EtcdTlsFiles(string directory)
     private string ReadRequired(string path) =>
         File.Exists(path) ? File.ReadAllText(path) : throw new PoolCertificateException($"{path} is missing: this host has no certificate of its pool's CA");
 
-    private static void WriteFile(string path, string text)
-    {
-        var temporary = path + ".tmp";
-        File.Delete(temporary);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = OwnerOnly;
-        }
-
-        using (var stream = new FileStream(temporary, options))
-        using (var writer = new StreamWriter(stream))
-        {
-            writer.Write(text.EndsWith('\n') ? text : text + "\n");
-        }
-
-        File.Move(temporary, path, overwrite: true);
-    }
+    private static void WriteFile(string path, string text) => PrivateFile.Replace(path, text.EndsWith('\n') ? text : text + "\n");
 
     /// <summary>This host's certificate as its files are now, read again when they change; the revocation list likewise.</summary>
     private sealed class CurrentCertificate(EtcdTlsFiles files)

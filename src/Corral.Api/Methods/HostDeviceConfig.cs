@@ -1,0 +1,38 @@
+using Corral.Model;
+using Corral.PoolDatabase;
+
+namespace Corral.Api.Methods;
+
+/// <summary>
+/// A PBD's device_config as its host uses it to reach the storage: the passwords' values (<see cref="DeviceConfigSecrets"/>)
+/// and, for an iSCSI SR that names no <c>localIQN</c>, the host's own initiator name, as SM's ISCSISR takes it
+/// (the host's <c>other_config:iscsi_iqn</c>, kept equal to <c>Host.iscsi_iqn</c>): a target that admits listed
+/// initiators only then admits the host under the name its administrator listed.
+/// </summary>
+public static class HostDeviceConfig
+{
+    public const string LocalIqn = "localIQN";
+
+    public static async Task<Dictionary<string, string>> ResolveAsync(IPoolDatabase database, IReadOnlyDictionary<string, string> config, string hostRef,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        var resolved = await DeviceConfigSecrets.ResolveAsync(database, config, cancellationToken);
+        if (resolved.ContainsKey("targetIQN") && string.IsNullOrEmpty(resolved.GetValueOrDefault(LocalIqn))
+            && await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken) is { } host
+            && IqnOf(host) is { } iqn)
+        {
+            resolved[LocalIqn] = iqn;
+        }
+
+        return resolved;
+    }
+
+    /// <summary>The host's initiator name: other_config's, as SM reads it, else the field's; null when it has none.</summary>
+    public static string? IqnOf(XenObject host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        return host.Get(XenApi.Host.OtherConfig).GetValueOrDefault("iscsi_iqn") is { Length: > 0 } other ? other
+            : host.Get(XenApi.Host.IscsiIqn) is { Length: > 0 } field ? field : null;
+    }
+}
