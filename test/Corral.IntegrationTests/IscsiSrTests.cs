@@ -251,6 +251,9 @@ public sealed class IscsiSrTests(AgentFixture pool) : IClassFixture<AgentFixture
         var clone = (string)(await pool.S("VDI.clone", source, Map()))!;
         Assert.Equal(2, MetadataOnLun(tgt)!.Vdis.Count);
 
+        // Discovery too (a probe with the portal alone) logs in as the host: the masked target shows itself to it.
+        Assert.Contains($"<TargetIQN>{TgtRig.Iqn}</TargetIQN>", (await pool.Fails("SR.probe", pool.Host.Ref, Map(("target", TgtRig.Address)), "lvmoiscsi", Map())).ErrorDescription[^1],
+            StringComparison.Ordinal);
         var elsewhere = await pool.Fails("SR.probe", pool.Host.Ref, Config(("localIQN", "iqn.2026-12.org.corral.test:not-listed")), "lvmoiscsi", Map());
         Assert.Contains(elsewhere.Code, new[] { "SR_BACKEND_FAILURE_68", "SR_BACKEND_FAILURE_96" });
 

@@ -5,7 +5,7 @@ namespace Corral.Api.Methods;
 
 /// <summary>
 /// A PBD's device_config as its host uses it to reach the storage: the passwords' values (<see cref="DeviceConfigSecrets"/>)
-/// and, for an iSCSI SR that names no <c>localIQN</c>, the host's own initiator name, as SM's ISCSISR takes it
+/// and, for an iSCSI SR (a <c>target</c>) that names no <c>localIQN</c>, the host's own initiator name, as SM's ISCSISR takes it
 /// (the host's <c>other_config:iscsi_iqn</c>, kept equal to <c>Host.iscsi_iqn</c>): a target that admits listed
 /// initiators only then admits the host under the name its administrator listed.
 /// </summary>
@@ -18,7 +18,9 @@ public static class HostDeviceConfig
     {
         ArgumentNullException.ThrowIfNull(database);
         var resolved = await DeviceConfigSecrets.ResolveAsync(database, config, cancellationToken);
-        if (resolved.ContainsKey("targetIQN") && string.IsNullOrEmpty(resolved.GetValueOrDefault(LocalIqn))
+        // An iSCSI SR's (or probe's) device_config names its portal as target, with or without a targetIQN yet: a
+        // probe's discovery must log in under the host's name too, or a masked target hides from it.
+        if (resolved.ContainsKey("target") && string.IsNullOrEmpty(resolved.GetValueOrDefault(LocalIqn))
             && await database.TryGetAsync(XenClasses.Host, hostRef, cancellationToken) is { } host
             && IqnOf(host) is { } iqn)
         {
