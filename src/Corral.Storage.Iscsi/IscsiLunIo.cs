@@ -15,7 +15,7 @@ public static class IscsiLunIo
         var output = Path.Combine(Path.GetTempPath(), $"corral-iscsi-{Guid.NewGuid():N}.bin");
         try
         {
-            await QemuImgAsync(target, lun, offset, length, (opts, secret) => ["convert", .. secret, "--image-opts", opts, "-O", "raw", output], cancellationToken);
+            await QemuImgAsync(target, lun, offset, length, "--image-opts", range => ["convert", .. range.Options, range.Name, "-O", "raw", output], cancellationToken);
             return await File.ReadAllBytesAsync(output, cancellationToken);
         }
         finally
@@ -31,8 +31,8 @@ public static class IscsiLunIo
         try
         {
             await File.WriteAllBytesAsync(input, data, cancellationToken);
-            await QemuImgAsync(target, lun, offset, data.Length,
-                (opts, secret) => ["convert", .. secret, "-n", "-f", "raw", input, "--target-image-opts", opts], cancellationToken);
+            await QemuImgAsync(target, lun, offset, data.Length, "--target-image-opts",
+                range => ["convert", .. range.Options, "-n", "-f", "raw", input, range.Name], cancellationToken);
         }
         finally
         {
@@ -47,42 +47,26 @@ public static class IscsiLunIo
     public static async Task CopyIntoAsync(string source, IscsiLocation target, int lun, long offset, long length, CancellationToken cancellationToken)
     {
         using var image = QemuImgImage.Open(source);
-        await QemuImgAsync(target, lun, offset, length, (opts, secret) => ["convert", .. secret, .. image.Options, "-n", image.Name, "--target-image-opts", opts], cancellationToken);
+        await QemuImgAsync(target, lun, offset, length, "--target-image-opts",
+            range => ["convert", .. image.Options, .. range.Options, "-n", image.Name, range.Name], cancellationToken);
     }
 
     /// <summary>qemu-img's --image-opts for a raw range of the LUN (commas in values doubled, as QemuOpts wants).</summary>
     public static string ImageOptions(IscsiLocation target, int lun, long offset, long length, string? secretId) =>
-        new IscsiExtentPath(target.Portal, target.TargetIqn, lun, offset, length, target.ChapUser, target.ChapPassword, target.Initiator).ImageOptions(secretId ?? "");
+        Range(target, lun, offset, length).ImageOptions(secretId ?? "");
 
-    private static async Task QemuImgAsync(IscsiLocation target, int lun, long offset, long length,
-        Func<string, string[], string[]> arguments, CancellationToken cancellationToken)
+    private static IscsiExtentPath Range(IscsiLocation target, int lun, long offset, long length) =>
+        new(target.Portal, target.TargetIqn, lun, offset, length, target.ChapUser, target.ChapPassword, target.Initiator);
+
+    /// <summary>qemu-img run on the LUN's range, opened with <paramref name="imageOptsFlag"/> (its CHAP secret in a private file for the run's length).</summary>
+    private static async Task QemuImgAsync(IscsiLocation target, int lun, long offset, long length, string imageOptsFlag,
+        Func<QemuImgImage, string[]> arguments, CancellationToken cancellationToken)
     {
-        string? secretFile = null;
-        try
+        using var range = QemuImgImage.Open(Range(target, lun, offset, length), imageOptsFlag, "chap0");
+        var result = await CommandRunner.RunAsync("qemu-img", arguments(range), cancellationToken);
+        if (!result.Succeeded)
         {
-            string[] secret = [];
-            if (target.ChapUser is not null)
-            {
-                secretFile = Path.Combine(Path.GetTempPath(), $"corral-iscsi-{Guid.NewGuid():N}.secret");
-                PrivateFile.Write(secretFile, target.ChapPassword ?? "", FileMode.CreateNew);
-
-                secret = ["--object", $"secret,id=chap0,file={Q(secretFile)}"];
-            }
-
-            var result = await CommandRunner.RunAsync("qemu-img", arguments(ImageOptions(target, lun, offset, length, "chap0"), secret), cancellationToken);
-            if (!result.Succeeded)
-            {
-                throw SrBackend.Failure(46, "The VDI is not available", result.StandardError.Trim());
-            }
-        }
-        finally
-        {
-            if (secretFile is not null)
-            {
-                File.Delete(secretFile);
-            }
+            throw SrBackend.Failure(46, "The VDI is not available", result.StandardError.Trim());
         }
     }
-
-    private static string Q(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
 }

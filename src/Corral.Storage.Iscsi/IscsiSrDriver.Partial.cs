@@ -16,14 +16,8 @@ public sealed partial class IscsiSrDriver
     }
 
     /// <summary>A full copy of a halted disk (an extent, or any image qemu-img reads) into a partial extent of its size.</summary>
-    public async Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken)
-    {
-        var target = Parse(directory);
-        var virtualSize = await VirtualSizeAsync(sourcePath, cancellationToken);
-        var lun = await IscsiTarget.FindAsync(target, cancellationToken);
-        var (offset, size) = await _extents.AllocateAsync(target.SrUuid, IscsiExtents.PartialKey(vdiUuid), virtualSize, lun.Size, cancellationToken);
-        await IscsiLunIo.CopyIntoAsync(sourcePath, target, lun.Number, offset, size, cancellationToken);
-    }
+    public Task CopyToPartialAsync(string sourcePath, string directory, string vdiUuid, CancellationToken cancellationToken) =>
+        CopyIntoNewExtentAsync(sourcePath, Parse(directory), IscsiExtents.PartialKey(vdiUuid), cancellationToken);
 
     public async Task<VolumeInfo> PartialInfoAsync(string directory, string vdiUuid, CancellationToken cancellationToken)
     {

@@ -141,21 +141,30 @@ public sealed partial class IscsiSrDriver(Func<IPoolDatabase> database) : ISrDri
     /// </summary>
     public async Task<VolumeInfo> CopyAsync(string sourcePath, string targetDirectory, string newVdiUuid, CancellationToken cancellationToken)
     {
-        var target = Parse(targetDirectory);
+        var (offset, size) = await CopyIntoNewExtentAsync(sourcePath, Parse(targetDirectory), newVdiUuid, cancellationToken);
+        return Volume(newVdiUuid, offset, size);
+    }
+
+    /// <summary>
+    /// A full copy of what qemu-img reads at <paramref name="sourcePath"/> into an extent of its size under
+    /// <paramref name="key"/> (the one already there when a copy resumes); a copy that fails frees it.
+    /// </summary>
+    private async Task<(long Offset, long Size)> CopyIntoNewExtentAsync(string sourcePath, IscsiLocation target, string key, CancellationToken cancellationToken)
+    {
         var virtualSize = await VirtualSizeAsync(sourcePath, cancellationToken);
         var lun = await IscsiTarget.FindAsync(target, cancellationToken);
-        var (offset, size) = await _extents.AllocateAsync(target.SrUuid, newVdiUuid, virtualSize, lun.Size, cancellationToken);
+        var (offset, size) = await _extents.AllocateAsync(target.SrUuid, key, virtualSize, lun.Size, cancellationToken);
         try
         {
             await IscsiLunIo.CopyIntoAsync(sourcePath, target, lun.Number, offset, size, cancellationToken);
         }
         catch (Exception) when (!cancellationToken.IsCancellationRequested)
         {
-            await _extents.FreeAsync(target.SrUuid, newVdiUuid, CancellationToken.None);
+            await _extents.FreeAsync(target.SrUuid, key, CancellationToken.None);
             throw;
         }
 
-        return Volume(newVdiUuid, offset, size);
+        return (offset, size);
     }
 
     /// <summary>An extent's size, or the virtual size qemu-img reads from an image.</summary>

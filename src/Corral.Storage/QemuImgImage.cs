@@ -28,13 +28,13 @@ public sealed class QemuImgImage : IDisposable
     /// <paramref name="path"/> opened by qemu-img; <paramref name="imageOptsFlag"/> is <c>--image-opts</c> for a source,
     /// <c>--target-image-opts</c> for convert's target; <paramref name="secretId"/> names the secret object, unique on one command line.
     /// </summary>
-    public static QemuImgImage Open(string path, string imageOptsFlag = "--image-opts", string secretId = "chap-source")
-    {
-        if (IscsiExtentPath.TryParse(path) is not { } extent)
-        {
-            return new QemuImgImage([], path, null);
-        }
+    public static QemuImgImage Open(string path, string imageOptsFlag = "--image-opts", string secretId = "chap-source") =>
+        IscsiExtentPath.TryParse(path) is { } extent ? Open(extent, imageOptsFlag, secretId) : new QemuImgImage([], path, null);
 
+    /// <summary>The extent opened by qemu-img, as <see cref="Open(string, string, string)"/> opens an extent's path.</summary>
+    public static QemuImgImage Open(IscsiExtentPath extent, string imageOptsFlag, string secretId)
+    {
+        ArgumentNullException.ThrowIfNull(extent);
         if (extent.User is null)
         {
             return new QemuImgImage([imageOptsFlag], extent.ImageOptions(secretId), null);

@@ -117,30 +117,8 @@ public static class HostCertificateFile
     /// <summary>Key then certificate, as xapi writes xapi-ssl.pem, replacing the file in one rename; mode 0400.</summary>
     private static void Write(string path, string keyPem, X509Certificate2 certificate)
     {
-        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(directory);
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(temporary, options))
-        using (var writer = new StreamWriter(stream))
-        {
-            writer.Write(keyPem);
-            writer.Write("\n\n");
-            writer.Write(certificate.ExportCertificatePem());
-            writer.Write('\n');
-        }
-
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(temporary, OwnerReadOnly);
-        }
-
-        File.Move(temporary, path, overwrite: true);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        Corral.Platform.PrivateFile.Replace(path, $"{keyPem}\n\n{certificate.ExportCertificatePem()}\n", OwnerReadOnly);
     }
 
     private static bool IsSelfSigned(X509Certificate2 certificate) => certificate.SubjectName.RawData.AsSpan().SequenceEqual(certificate.IssuerName.RawData);

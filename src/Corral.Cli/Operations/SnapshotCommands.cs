@@ -105,8 +105,7 @@ public static class SnapshotCommands
         c.Printer.List([await c.CallForStringAsync("VM.get_uuid", ct, created)]);
     }
 
-    /// <summary>xe's <c>get_snapshotVM_by_uuid</c>: snapshot-uuid= or uuid=, which must name a snapshot.</summary>
-    /// <summary>As xapi's get_templateVM_by_uuid: the VM the uuid names, which must be a template.</summary>
+    /// <summary>xe's <c>get_templateVM_by_uuid</c>: template-uuid=, which must name a template.</summary>
     private static async Task<string> TemplateRefAsync(CommandContext c, CancellationToken ct)
     {
         var uuid = c.Params.Get("template-uuid")!;
@@ -116,6 +115,7 @@ public static class SnapshotCommands
             : throw new XeFailure($"This operation can only be performed on a VM template. {uuid} is not a VM template.");
     }
 
+    /// <summary>xe's <c>get_snapshotVM_by_uuid</c>: snapshot-uuid= or uuid=, which must name a snapshot.</summary>
     private static async Task<string> SnapshotRefAsync(CommandContext c, CancellationToken ct)
     {
         var uuid = c.Params.Get("snapshot-uuid") ?? c.Params.Get("uuid") ?? throw new XeFailure("Required parameter not found: snapshot-uuid or uuid.");
