@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
-using System.Text;
-using System.Text.Json.Nodes;
 
 namespace Corral.EndToEndTests.Screens;
 
@@ -12,8 +9,10 @@ public sealed record ScreenMatch(ScreenImage Viewer, ScreenImage Qemu, double Di
 /// <summary>
 /// Proves that a viewer shows a VM's real screen: QEMU's own picture of it (<c>screendump</c> over a QMP monitor of the
 /// VM, the spare <c>monitor.sock</c> Corral leaves alone) is compared with the viewer's frames just before and just after
-/// it. The screen may change between them (a line of text, the blinking cursor): it must match one of the two within
-/// <see cref="Tolerance"/>, and carry something drawn (not a blank screen).
+/// it. The VM is paused (QMP <c>stop</c>, then <c>cont</c>) while they are compared, so that a screen the guest is
+/// writing fast (an installer's progress) holds still long enough for a viewer on a loaded machine to catch up; the
+/// cursor may still blink. The closer frame must match within <see cref="Tolerance"/> and carry something drawn (not a
+/// blank screen).
 /// </summary>
 public static class ScreenWatch
 {
@@ -26,10 +25,13 @@ public static class ScreenWatch
     /// <summary>At least this share of the screen must differ from its background: text, not a blank screen.</summary>
     public const double MinimumDrawn = 0.001;
 
+    /// <summary>How long one pause of the VM lasts at most: the viewer's server refreshes its copy of the screen within it.</summary>
+    private static readonly TimeSpan PauseLimit = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// Tries until <paramref name="timeout"/> for a viewer frame that matches QEMU's picture while
-    /// <paramref name="stillShowing"/> holds (checked before the first frame and after the last, e.g. "the serial log
-    /// says the installer runs and has not finished"); throws with what it saw otherwise.
+    /// <paramref name="stillShowing"/> holds (checked once the VM is paused, e.g. "the serial log says the installer
+    /// runs and has not finished"); throws with what it saw otherwise.
     /// </summary>
     public static async Task<ScreenMatch> MatchAsync(RfbClient viewer, string monitorSocket, Func<Task<bool>> stillShowing, TimeSpan timeout,
         CancellationToken cancellationToken)
@@ -40,16 +42,27 @@ public static class ScreenWatch
         {
             if (await stillShowing())
             {
-                var before = await viewer.ReadScreenAsync(cancellationToken);
-                var qemu = await ScreendumpAsync(monitorSocket, cancellationToken);
-                var after = await viewer.ReadScreenAsync(cancellationToken);
-                var (closer, difference) = qemu.DifferenceFrom(before) <= qemu.DifferenceFrom(after) ? (before, qemu.DifferenceFrom(before)) : (after, qemu.DifferenceFrom(after));
-                if (difference <= Tolerance && qemu.Drawn() >= MinimumDrawn && await stillShowing())
+                await using var monitor = await QmpMonitor.ConnectAsync(monitorSocket, cancellationToken);
+                await monitor.AskAsync("stop", null, cancellationToken);
+                try
                 {
-                    return new ScreenMatch(closer, qemu, difference);
-                }
+                    var paused = Stopwatch.StartNew();
+                    while (paused.Elapsed < PauseLimit && await stillShowing())
+                    {
+                        var (match, seen) = await CompareAsync(viewer, monitor, cancellationToken);
+                        if (match is not null)
+                        {
+                            return match;
+                        }
 
-                last = $"viewer {closer}, QEMU {qemu}, {difference:P2} of pixels differ";
+                        last = seen;
+                        await Task.Delay(200, cancellationToken);
+                    }
+                }
+                finally
+                {
+                    await monitor.AskAsync("cont", null, CancellationToken.None);
+                }
             }
 
             await Task.Delay(200, cancellationToken);
@@ -58,48 +71,14 @@ public static class ScreenWatch
         throw new TimeoutException($"the viewer did not show QEMU's screen within {timeout.TotalSeconds} s; last: {last}");
     }
 
-    /// <summary>QEMU's own picture of the VM's screen: <c>screendump</c> to a PPM file, read and removed.</summary>
-    public static async Task<ScreenImage> ScreendumpAsync(string monitorSocket, CancellationToken cancellationToken)
+    private static async Task<(ScreenMatch? Match, string Seen)> CompareAsync(RfbClient viewer, QmpMonitor monitor, CancellationToken cancellationToken)
     {
-        var file = Path.Combine(Path.GetTempPath(), $"corral-screendump-{Guid.NewGuid():N}.ppm");
-        try
-        {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(monitorSocket), cancellationToken);
-            await using var stream = new NetworkStream(socket, ownsSocket: false);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            await using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
-            await reader.ReadLineAsync(cancellationToken); // the greeting
-            await AskAsync(reader, writer, new JsonObject { ["execute"] = "qmp_capabilities" }, cancellationToken);
-            await AskAsync(reader, writer, new JsonObject { ["execute"] = "screendump", ["arguments"] = new JsonObject { ["filename"] = file } },
-                cancellationToken);
-            return ScreenImage.FromPpm(await File.ReadAllBytesAsync(file, cancellationToken));
-        }
-        finally
-        {
-            File.Delete(file);
-        }
+        var before = await viewer.ReadScreenAsync(cancellationToken);
+        var qemu = await monitor.ScreendumpAsync(cancellationToken);
+        var after = await viewer.ReadScreenAsync(cancellationToken);
+        var (closer, difference) = qemu.DifferenceFrom(before) <= qemu.DifferenceFrom(after) ? (before, qemu.DifferenceFrom(before)) : (after, qemu.DifferenceFrom(after));
+        var seen = $"viewer {closer}, QEMU {qemu}, {difference:P2} of pixels differ";
+        return (difference <= Tolerance && qemu.Drawn() >= MinimumDrawn ? new ScreenMatch(closer, qemu, difference) : null, seen);
     }
 
-    private static async Task AskAsync(StreamReader reader, StreamWriter writer, JsonObject command, CancellationToken cancellationToken)
-    {
-        await writer.WriteLineAsync(command.ToJsonString().AsMemory(), cancellationToken);
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
-        {
-            var answer = JsonNode.Parse(line);
-            if (answer?["event"] is not null)
-            {
-                continue;
-            }
-
-            if (answer?["error"] is { } error)
-            {
-                throw new InvalidOperationException($"QMP {command["execute"]}: {error.ToJsonString()}");
-            }
-
-            return;
-        }
-
-        throw new IOException("the QMP monitor closed");
-    }
 }
