@@ -2,6 +2,7 @@ using Corral.Agent.HighAvailability;
 using Corral.Agent.Hosting;
 using Corral.Agent.Membership;
 using Corral.Agent.Metrics;
+using Corral.Agent.Networking;
 using Corral.Agent.Operations;
 using Corral.Agent.Storage;
 using Corral.Agent.Vms;
@@ -216,6 +217,7 @@ do
     builder.Services.AddSingleton<IHostOperationHandler, SrConnectionHandler>();
     builder.Services.AddHostedService<HostOperationWorker>();
     builder.Services.AddHostedService<PoolDefaults>();
+    builder.Services.AddHostNetworking(builder.Configuration);
     builder.Services.AddHostedService<MasterElection>();
     // HA's timing budget is refused at start, with the inequality it breaks, rather than found unsafe in a failure.
     builder.Services.AddOptions<HaOptions>().Bind(builder.Configuration.GetSection("Corral:Ha"))

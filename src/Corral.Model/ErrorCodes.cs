@@ -30,6 +30,7 @@ public static class ErrorCodes
     public const string VmMissingPvDrivers = "VM_MISSING_PV_DRIVERS"; // vm
     public const string VmHasNoSuspendVdi = "VM_HAS_NO_SUSPEND_VDI";
     public const string VmRequiresSr = "VM_REQUIRES_SR"; // vm, sr
+    public const string VmRequiresNetwork = "VM_REQUIRES_NETWORK"; // vm, network
     public const string VmIncompatibleWithThisHost = "VM_INCOMPATIBLE_WITH_THIS_HOST"; // vm, host, reason
     public const string VmShutdownTimeout = "VM_SHUTDOWN_TIMEOUT"; // vm, timeout
     public const string VmFailedShutdownAcknowledgment = "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT"; // vm

@@ -37,6 +37,7 @@ public static class XenClasses
     public static ClassSchema NetworkSchema => XenApi.Network.Schema;
     public static ClassSchema VIFSchema => XenApi.VIF.Schema;
     public static ClassSchema PIFSchema => XenApi.PIF.Schema;
+    public static ClassSchema PIFMetricsSchema => XenApi.PIFMetrics.Schema;
     public static ClassSchema TaskSchema => XenApi.Task.Schema;
     public static ClassSchema MessageSchema => XenApi.Message.Schema;
     public static ClassSchema SessionSchema => XenApi.Session.Schema;

@@ -61,6 +61,17 @@ public sealed class XenObject
     public XenObject Clone() =>
         new(Schema, Ref, Fields.ToDictionary(kv => kv.Key, kv => Schema.Find(kv.Key)?.Type.Coerce(kv.Value) ?? kv.Value), ModRevision);
 
+    /// <summary>
+    /// True when every field but <paramref name="ignored"/> has the same value in both (sets in order, maps by content):
+    /// a writer that recomputes a record writes it only when something changed.
+    /// </summary>
+    public bool SameFieldsAs(XenObject other, params string[] ignored)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Schema.Fields.All(f => ignored.Contains(f.Name, StringComparer.Ordinal)
+                                      || System.Text.Json.Nodes.JsonNode.DeepEquals(f.Type.ToJson(this[f.Name]), f.Type.ToJson(other[f.Name])));
+    }
+
     /// <summary>The full record as the API returns it: every schema field, defaults filled in.</summary>
     public Dictionary<string, object?> ToRecord()
     {

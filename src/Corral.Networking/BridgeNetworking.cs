@@ -35,6 +35,14 @@ public sealed class BridgeNetworking
             cancellationToken);
     }
 
+    /// <summary>Makes a network card a port of the bridge and brings it up (the card must carry no address of its own).</summary>
+    public async Task AddPortAsync(string device, string bridge, CancellationToken cancellationToken)
+    {
+        ValidateName(device);
+        ValidateName(bridge);
+        await CommandRunner.RunCheckedAsync("ip", ["link", "set", "dev", device, "master", bridge, "up"], cancellationToken);
+    }
+
     public async Task DeleteLinkAsync(string name, CancellationToken cancellationToken)
     {
         ValidateName(name);

@@ -25,6 +25,8 @@ public sealed class AgentHost : IAsyncDisposable
             ["Corral__Agent__TemplateLibraryDirectory"] = templateLibrary,
             ["Corral__Agent__CleanShutdownTimeout"] = "00:01:30",
             ["Corral__PoolDefaults__VmBridge"] = bridge,
+            // This machine's own network card is not the test pool's: no PIFs.
+            ["Corral__Network__PhysicalInterfaces"] = "none",
             ["Corral__Etcd__Endpoints"] = etcdEndpoint,
             ["Corral__Qemu__RuntimeDirectory"] = runtimeDirectory,
             ["Corral__Qemu__ForceAccelerator"] = Environment.GetEnvironmentVariable("CORRAL_ACCELERATOR") ?? "tcg",

@@ -249,7 +249,7 @@ public sealed class HaFaultLabTests(FaultLab ha, ITestOutputHelper output)
             output.WriteLine((await _lab.RunAsync("ip", "-n", ns, "-s", "-d", "link")).Output);
             await Task.Delay(1000);
             output.WriteLine((await _lab.RunAsync("ip", "-n", ns, "-s", "link")).Output);
-            output.WriteLine((await _lab.RunAsync("ip", "netns", "exec", ns, "bridge", "fdb", "show", "br", "xenbr0")).Output);
+            output.WriteLine((await _lab.RunAsync("ip", "netns", "exec", ns, "bridge", "fdb", "show", "br", "xenbr1")).Output);
             output.WriteLine((await _lab.RunAsync("ip", "neigh")).Output);
             throw;
         }

@@ -54,7 +54,7 @@ public sealed class InstallFromMediaLabTests(SharedLab shared)
     {
         var sharedSr = await _lab.Xe("sr-list", "name-label=Shared storage", "--minimal");
         var library = await _lab.Xe("sr-list", "name-label=ISO library", "--minimal");
-        var network = (await _lab.Xe("network-list", "--minimal")).Split(',')[0];
+        var network = await _lab.Xe("network-list", "bridge=xenbr1", "--minimal"); // the lab's VM network
         var subnet = await _shared.VmSubnetAsync();
 
         // The administrator drops the ISO into the library (the shared lab's: an SMB share of its storage server) and scans it.

@@ -275,4 +275,47 @@ public sealed class PlacementTests : IAsyncLifetime
         Assert.Equal(ErrorCodes.VmRequiresSr, nowhere.Code);
         Assert.Equal(vm.Ref, nowhere.Parameters[0]);
     }
+
+    [Fact]
+    public async Task A_vm_goes_only_where_its_networks_card_is_attached_and_anywhere_on_an_internal_network()
+    {
+        var small = await HostAsync("small", 4 * GiB);
+        var big = await HostAsync("big", 16 * GiB);
+        var placement = new Placement(_db);
+        var tx = new PoolTransaction();
+        var wired = tx.Create(XenClasses.NetworkSchema, new Dictionary<string, object?> { ["bridge"] = "xenbr1" });
+        var internalNetwork = tx.Create(XenClasses.NetworkSchema, new Dictionary<string, object?> { ["bridge"] = "corral0" });
+        var smallCard = tx.Create(XenClasses.PIFSchema, new Dictionary<string, object?>
+        {
+            ["device"] = "eth1", ["host"] = small.Ref, ["network"] = wired.Ref, ["physical"] = true, ["VLAN"] = -1L, ["currently_attached"] = true,
+        });
+        tx.Create(XenClasses.PIFSchema, new Dictionary<string, object?>
+        {
+            ["device"] = "eth1", ["host"] = big.Ref, ["network"] = wired.Ref, ["physical"] = true, ["VLAN"] = -1L, ["currently_attached"] = false,
+        });
+        await _db.CommitAsync(tx, default);
+        var vm = await VmAsync(GiB);
+        var onInternal = await VmAsync(GiB);
+        tx = new PoolTransaction();
+        tx.Create(XenClasses.VIFSchema, new Dictionary<string, object?> { ["VM"] = vm.Ref, ["network"] = wired.Ref, ["device"] = "0" });
+        tx.Create(XenClasses.VIFSchema, new Dictionary<string, object?> { ["VM"] = onInternal.Ref, ["network"] = internalNetwork.Ref, ["device"] = "0" });
+        await _db.CommitAsync(tx, default);
+        vm = await _db.GetAsync(XenClasses.VM, vm.Ref, default);
+        onInternal = await _db.GetAsync(XenClasses.VM, onInternal.Ref, default);
+
+        // big's card on the VM's network is detached: the VM goes to small, though big has more room; VM_REQUIRES_NETWORK on big.
+        Assert.Equal(small.Ref, (await placement.ChooseAsync(vm, default)).Ref);
+        var onBig = await Assert.ThrowsAsync<XenApiException>(() => placement.CheckHostAsync(vm, big, default));
+        Assert.Equal((ErrorCodes.VmRequiresNetwork, vm.Ref, wired.Ref), (onBig.Code, onBig.Parameters[0], onBig.Parameters[1]));
+        Assert.Equal(big.Ref, (await placement.ChooseAsync(onInternal, default)).Ref);
+
+        // small's card detached too: nowhere.
+        tx = new PoolTransaction();
+        var detached = (await _db.GetAsync(XenClasses.PIF, smallCard.Ref, default)).Clone();
+        detached.Set(XenApi.PIF.CurrentlyAttached, false);
+        tx.Update(detached);
+        await _db.CommitAsync(tx, default);
+        var nowhere = await Assert.ThrowsAsync<XenApiException>(() => placement.ChooseAsync(vm, default));
+        Assert.Equal(ErrorCodes.VmRequiresNetwork, nowhere.Code);
+    }
 }

@@ -52,6 +52,23 @@ class Operations:
                 s.require(host["enabled"] and live, f"{host['name_label']} is enabled={host['enabled']} live={live}")
                 self.check_record(s, "host", host)
             s.detail = ", ".join(sorted(h["name_label"] for h in self.hosts.values()))
+        with report.step("PIF.get_all_records: each host's network cards, the management one on the host's address",
+                         effect="a client cannot show a host's network cards or find its management interface") as s:
+            pifs = self.client.call("PIF.get_all_records")
+            for ref, host in self.hosts.items():
+                mine = [p for p in pifs.values() if p["host"] == ref]
+                for pif in mine:
+                    self.check_record(s, "PIF", pif)
+                management = [p for p in mine if p["management"]]
+                s.require(len(management) == 1, f"{host['name_label']} has {len(management)} management PIFs among {len(mine)}")
+                if management:
+                    pif = management[0]
+                    s.require(pif["IP"] == host["address"] and pif["currently_attached"],
+                              f"{host['name_label']}'s management PIF {pif['device']} has IP {pif['IP']!r}, not {host['address']}")
+                    self.check_record(s, "PIF_metrics", self.client.call("PIF_metrics.get_record", pif["metrics"]))
+                    network = self.client.call("network.get_record", pif["network"])
+                    s.require(network["bridge"] != "", f"the management network {network['name_label']} has no bridge")
+            s.detail = f"{len(pifs)} PIFs on {len(self.hosts)} hosts"
         with report.step("VM.get_all_records: the VMs and where they run", effect="the pool is not in the lab's starting state") as s:
             vms = self.client.call("VM.get_all_records")
             mine = {ref: r for ref, r in vms.items() if not r["is_a_template"] and not r["is_control_domain"] and not r["is_a_snapshot"]}

@@ -1,3 +1,4 @@
+using Corral.Agent.Networking;
 using Corral.Agent.Storage;
 using Corral.Agent.Vms;
 using Corral.Model;
@@ -26,7 +27,6 @@ public sealed class PoolDefaults(
     IOptions<PoolDefaultsOptions> options,
     ILogger<PoolDefaults> logger) : BackgroundService
 {
-    public const string NetworkName = "Pool-wide network associated with eth0";
     public const string LibraryName = "Corral template library";
     public const string TemplateImageKey = "corral-template-image";
 
@@ -61,20 +61,29 @@ public sealed class PoolDefaults(
         }
     }
 
+    /// <summary>
+    /// The network of the VM bridge, unless a host's scan of its cards made it already (the same reference: whichever
+    /// commits first wins, the other finds it). Named as xapi names a card's network: xenbrN's after ethN.
+    /// </summary>
     private async Task EnsureNetworkAsync(CancellationToken cancellationToken)
     {
+        var bridge = options.Value.VmBridge;
         var networks = await database.GetAllAsync(XenClasses.Network, cancellationToken);
-        if (networks.Any(n => n.Get(XenApi.Network.Bridge) == options.Value.VmBridge))
+        if (networks.Any(n => n.Get(XenApi.Network.Bridge) == bridge))
         {
             return;
         }
 
         var tx = new PoolTransaction();
-        var network = tx.Create(XenClasses.NetworkSchema);
-        network.Set(XenApi.Network.NameLabel, NetworkName);
-        network.Set(XenApi.Network.Bridge, options.Value.VmBridge);
+        var network = tx.Create(XenClasses.NetworkSchema, reference: PifPlan.NetworkRefOf(bridge));
+        network.Set(XenApi.Network.NameLabel, PifPlan.NetworkNameOf(bridge.StartsWith("xenbr", StringComparison.Ordinal) ? "eth" + bridge[5..] : bridge));
+        network.Set(XenApi.Network.Bridge, bridge);
         network.Set(XenApi.Network.MTU, 1500L);
-        await database.CommitAsync(tx, cancellationToken);
+        network.Set(XenApi.Network.Managed, true);
+        if (!await database.TryCommitAsync(tx, cancellationToken))
+        {
+            logger.LogDebug("The network of bridge {Bridge} was made by a scan of a host's cards first", bridge);
+        }
     }
 
     /// <summary>XenServer's templates for installing from media (<see cref="InstallTemplates"/>), each made once, by its uuid.</summary>

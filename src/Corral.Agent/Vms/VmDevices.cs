@@ -16,7 +16,7 @@ namespace Corral.Agent.Vms;
 /// <c>currently_attached</c>, the guest's name for each disk (<c>device</c>), and each device's PCI slot in its
 /// <c>runtime_properties</c>, which a live migration's destination needs to rebuild the VM's bus.
 /// </summary>
-public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, BridgeNetworking networking, SrDrivers drivers)
+public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, BridgeNetworking networking, SrDrivers drivers, ILogger<VmDevices> logger)
 {
     /// <summary>The key of VBD and VIF <c>runtime_properties</c> that holds the device's PCI slot while it is attached.</summary>
     public const string PciSlotKey = "corral-pci-slot";
@@ -106,8 +106,46 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
 
         var tap = BridgeNetworking.TapName(domid, device);
         await networking.EnsureBridgeAsync(bridge, cancellationToken);
+        await EnsureUplinkAsync(network, cancellationToken);
         await networking.EnsureTapAsync(tap, bridge, (int)network.Get(XenApi.Network.MTU), cancellationToken);
         return new NicSpec(index, tap, vif.Get(XenApi.VIF.MAC));
+    }
+
+    /// <summary>
+    /// The network's card on this host (its PIF) a port of the network's bridge, so that the VMs reach the wire: a card
+    /// that is a port of another bridge, or carries addresses of its own (a management card kept outside a bridge), is
+    /// left alone and refused with PIF_CONFIGURATION_ERROR, since moving its addresses would cut the host off.
+    /// </summary>
+    private async Task EnsureUplinkAsync(XenObject network, CancellationToken cancellationToken)
+    {
+        var bridge = network.Get(XenApi.Network.Bridge);
+        var pif = (await database.GetAllAsync(XenClasses.PIF, cancellationToken)).FirstOrDefault(p =>
+            p.Get(XenApi.PIF.Network) == network.Ref && p.Get(XenApi.PIF.Host) == identity.Ref && p.Get(XenApi.PIF.Physical) && p.Get(XenApi.PIF.VLAN) == -1);
+        if (pif is null)
+        {
+            return; // an internal network: the bridge alone
+        }
+
+        var card = pif.Get(XenApi.PIF.Device);
+        var link = (await HostInterfaces.ReadAsync(cancellationToken)).Find(card);
+        if (link is null || link.Master == bridge)
+        {
+            return;
+        }
+
+        if (link.Master is not null)
+        {
+            throw new XenApiException("PIF_CONFIGURATION_ERROR", pif.Ref, $"{card} is a port of {link.Master}, not of this network's bridge {bridge}");
+        }
+
+        if (link.Addresses.Any(a => !a.LinkLocal))
+        {
+            throw new XenApiException("PIF_CONFIGURATION_ERROR", pif.Ref,
+                $"{card} carries this host's addresses ({string.Join(", ", link.Addresses.Where(a => !a.LinkLocal))}): configure them on bridge {bridge} with {card} as its port");
+        }
+
+        await networking.AddPortAsync(card, bridge, cancellationToken);
+        logger.LogInformation("Network card {Device} is now a port of bridge {Bridge} (network {Network})", card, bridge, network.Get(XenApi.Network.NameLabel));
     }
 
     /// <summary>A VDI's image as this host opens it (the SR plugged here), or VM_REQUIRES_SR.</summary>

@@ -103,6 +103,31 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
         return null;
     }
 
+    /// <summary>
+    /// The first network of the VM's VIFs the host cannot put it on, or null: as xapi's, a network with cards (PIFs) is
+    /// reachable from a host whose card on it is attached; a network with none (internal) from every host.
+    /// </summary>
+    public async Task<string?> MissingNetworkAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
+    {
+        var pifs = await database.GetAllAsync(XenClasses.PIF, cancellationToken);
+        foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
+        {
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is not { } vif)
+            {
+                continue;
+            }
+
+            var network = vif.Get(XenApi.VIF.Network);
+            var cards = pifs.Where(p => p.Get(XenApi.PIF.Network) == network).ToList();
+            if (cards.Count > 0 && !cards.Any(p => p.Get(XenApi.PIF.Host) == hostRef && p.Get(XenApi.PIF.CurrentlyAttached)))
+            {
+                return network;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>VM_REQUIRES_SR unless every disk's SR is plugged on the host.</summary>
     public async Task CheckStorageReachableAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
     {
@@ -128,6 +153,11 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
         if (checkStorage)
         {
             await CheckStorageReachableAsync(vm, host.Ref, cancellationToken);
+        }
+
+        if (await MissingNetworkAsync(vm, host.Ref, cancellationToken) is { } network)
+        {
+            throw new XenApiException(ErrorCodes.VmRequiresNetwork, vm.Ref, network);
         }
 
         var free = (await FreeMemoryByHostAsync(cancellationToken)).GetValueOrDefault(host.Ref);
@@ -183,14 +213,18 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
             throw new XenApiException(ErrorCodes.NoHostsAvailable);
         }
 
-        // Only hosts that reach the VM's disks (a disk on a host's local SR ties the VM to that host).
-        string? missing = null;
+        // Only hosts that reach the VM's disks (a disk on a host's local SR ties the VM to that host) and its networks.
+        string? missing = null, missingNetwork = null;
         var reaching = new List<XenObject>();
         foreach (var host in candidates)
         {
             if (await MissingStorageAsync(vm, host.Ref, cancellationToken) is { } sr)
             {
                 missing ??= sr;
+            }
+            else if (await MissingNetworkAsync(vm, host.Ref, cancellationToken) is { } network)
+            {
+                missingNetwork ??= network;
             }
             else
             {
@@ -200,7 +234,9 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
 
         if (reaching.Count == 0)
         {
-            throw new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, missing!);
+            throw missing is not null
+                ? new XenApiException(ErrorCodes.VmRequiresSr, vm.Ref, missing)
+                : new XenApiException(ErrorCodes.VmRequiresNetwork, vm.Ref, missingNetwork!);
         }
 
         candidates = reaching;

@@ -142,7 +142,7 @@ public sealed class PoolMembershipMethods(
         await membership.LeaveAsync(cancellationToken);
     }
 
-    /// <summary>Removes this host from the pool database: its record, metrics, PBDs, and SRs only it could reach.</summary>
+    /// <summary>Removes this host from the pool database: its record, metrics, PBDs, PIFs, and SRs only it could reach.</summary>
     private async Task ForgetThisHostAsync(XenObject host, IReadOnlyList<XenObject> vms, CancellationToken cancellationToken)
     {
         var pbds = await database.GetAllAsync(XenClasses.PBD, cancellationToken);
@@ -168,6 +168,10 @@ public sealed class PoolMembershipMethods(
 
         // Its CPUs go with it, as xapi's host.destroy removes its host_cpu records.
         deletions.AddRange((await database.GetAllAsync(XenApi.HostCpu.ClassName, cancellationToken)).Where(c => c.Get(XenApi.HostCpu.Host) == host.Ref));
+        // Its network cards go with it (PIFs and their metrics), as xapi's eject forgets them.
+        var pifs = (await database.GetAllAsync(XenClasses.PIF, cancellationToken)).Where(p => p.Get(XenApi.PIF.Host) == host.Ref).ToList();
+        deletions.AddRange(pifs);
+        deletions.AddRange((await database.GetAllAsync(XenApi.PIFMetrics.ClassName, cancellationToken)).Where(m => pifs.Any(p => p.Get(XenApi.PIF.Metrics) == m.Ref)));
         // Its certificates go with it: the pool's hosts stop trusting them, and its etcd certificate is revoked (a copy
         // kept by someone who had root on it is refused by every member).
         var certificates = (await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken))

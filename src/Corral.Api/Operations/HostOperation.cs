@@ -66,6 +66,7 @@ public static class HostOperationKinds
     public const string HostShutdown = "host.shutdown";
     public const string HostReboot = "host.reboot";
     public const string HostRestartAgent = "host.restart_agent";
+    public const string PifScan = "pif.scan";
 
     // The pool's TLS on the host concerned: a new etcd certificate, or the files rewritten from the pool database.
     public const string HostRefreshServerCertificate = "host.refresh_server_certificate";

@@ -5,7 +5,7 @@ using Corral.Api.Client;
 
 namespace Corral.Cli.Operations;
 
-/// <summary>Networks and VIFs: network-create/-destroy, vif-create/-destroy.</summary>
+/// <summary>Networks, VIFs and PIFs: network-create/-destroy, vif-create/-destroy, pif-scan, pif-forget.</summary>
 public static class NetworkCommands
 {
     public static void Register(CommandRegistry r)
@@ -18,6 +18,13 @@ public static class NetworkCommands
             "Create a VIF. Appropriate values for the device are listed in the parameter 'allowed-VIF-devices' on the VM. If specified, the MAC parameter is of the form aa:bb:cc:dd:ee:ff. If MAC is not specified the server will choose an appropriate MAC automatically.",
             CommandFlags.None, VifCreateAsync));
         r.Add(new("vif-destroy", ["uuid"], [], "Destroy a VIF.", CommandFlags.None, (c, ct) => StorageCommands.OnUuidAsync(c, "VIF", "VIF.destroy", ct)));
+        r.Add(new("pif-scan", ["host-uuid"], [], "Scan for new physical interfaces on a host.", CommandFlags.None, async (c, ct) =>
+        {
+            var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid"));
+            await c.CallAsync("PIF.scan", ct, host);
+        }));
+        r.Add(new("pif-forget", ["uuid"], [], "Destroy a PIF object on a particular host.", CommandFlags.None,
+            (c, ct) => StorageCommands.OnUuidAsync(c, "PIF", "PIF.forget", ct)));
     }
 
     private static async Task NetworkCreateAsync(CommandContext c, CancellationToken ct)
