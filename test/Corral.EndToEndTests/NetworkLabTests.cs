@@ -5,9 +5,10 @@ namespace Corral.EndToEndTests;
 /// <summary>
 /// The lab hosts' network cards as an administrator meets them through <c>xe</c>, as on XenServer: a PIF per card
 /// (eth0 on the management bridge xenbr0 with the host's address, eth1 on the VM network's xenbr1, storage0 with its own
-/// address), the cards' state followed (a card taken down shows detached, without carrier, and back), the management
-/// PIF not forgettable, a forgotten card found again by <c>pif-scan</c>, and a VM refused on the network of a card that
-/// carries the host's own address outside a bridge (moving it would cut the host off).
+/// address), a card unplugged and its link brought back up behind Corral's back (the record follows), what xapi refuses
+/// to unplug or forget (a card a running VM uses, one marked disallow-unplug, the management card), a card introduced
+/// by name, forgotten and found again by <c>pif-scan</c>, and a VM refused on the network of a card that carries the
+/// host's own address outside a bridge (moving it would cut the host off).
 /// </summary>
 [Collection(SharedLabCollection.Name)]
 public sealed class NetworkLabTests(SharedLab shared)
@@ -47,21 +48,35 @@ public sealed class NetworkLabTests(SharedLab shared)
         var host3 = await _lab.Xe("host-list", "name-label=lab-host3", "--minimal");
         var ns = _lab.Namespace(3);
 
-        // lab-host3's VM card goes down (no VM runs there): its PIF follows within the agent's refresh, and comes back.
+        // lab-host3's VM card (no VM runs there) unplugged as an administrator does: the link goes down, the record says
+        // so at once. Brought back up behind Corral's back (ip link), the agent's refresh follows.
         var card = await _lab.Xe("pif-list", $"host-uuid={host3}", "device=eth1", "--minimal");
-        await _lab.RunAsync("ip", "-n", ns, "link", "set", "eth1", "down");
+        await _lab.Xe("pif-unplug", $"uuid={card}");
         try
         {
-            await LabSession.Eventually(async () => await _lab.Xe("pif-param-get", $"uuid={card}", "param-name=currently-attached") == "false"
-                && await _lab.Xe("pif-param-get", $"uuid={card}", "param-name=carrier") == "false", TimeSpan.FromSeconds(40), "eth1's PIF to show it down");
+            Assert.Equal("false", await _lab.Xe("pif-param-get", $"uuid={card}", "param-name=currently-attached"));
+            Assert.Contains("state DOWN", (await _lab.RunAsync("ip", "-n", ns, "link", "show", "eth1")).Output, StringComparison.Ordinal);
+            await LabSession.Eventually(async () => await _lab.Xe("pif-param-get", $"uuid={card}", "param-name=carrier") == "false",
+                TimeSpan.FromSeconds(40), "eth1's PIF to show no carrier");
         }
         finally
         {
             await _lab.RunAsync("ip", "-n", ns, "link", "set", "eth1", "up");
         }
 
-        await LabSession.Eventually(async () => await _lab.Xe("pif-param-get", $"uuid={card}", "param-name=currently-attached") == "true",
-            TimeSpan.FromSeconds(40), "eth1's PIF to show it up again");
+        await LabSession.Eventually(async () => await _lab.Xe("pif-param-get", $"uuid={card}", "param-name=currently-attached") == "true"
+            && await _lab.Xe("pif-param-get", $"uuid={card}", "param-name=carrier") == "true", TimeSpan.FromSeconds(40), "eth1's PIF to show it up again");
+
+        // What xapi refuses to unplug: the card of a network a VM of that host uses, one marked disallow-unplug, the management card.
+        var host1 = await _lab.Xe("host-list", "name-label=lab-host1", "--minimal");
+        var (inUse, inUseSaid) = await _lab.TryXe("pif-unplug", $"uuid={await _lab.Xe("pif-list", $"host-uuid={host1}", "device=eth1", "--minimal")}");
+        Assert.True(inUse != 0 && inUseSaid.Contains("Network has active VIFs", StringComparison.Ordinal), inUseSaid);
+        await _lab.Xe("pif-param-set", $"uuid={card}", "disallow-unplug=true");
+        var (kept, keptSaid) = await _lab.TryXe("pif-unplug", $"uuid={card}");
+        Assert.True(kept != 0 && keptSaid.Contains("does not allow unplug", StringComparison.Ordinal), keptSaid);
+        await _lab.Xe("pif-param-set", $"uuid={card}", "disallow-unplug=false");
+        var (managementCode, managementSaid) = await _lab.TryXe("pif-unplug", $"uuid={await _lab.Xe("pif-list", $"host-uuid={host3}", "management=true", "--minimal")}");
+        Assert.True(managementCode != 0 && managementSaid.Contains("the specified PIF is the management interface", StringComparison.Ordinal), managementSaid);
 
         // The management PIF cannot be forgotten; another can, and a scan finds its card again.
         var management3 = await _lab.Xe("pif-list", $"host-uuid={host3}", "management=true", "--minimal");
@@ -71,6 +86,14 @@ public sealed class NetworkLabTests(SharedLab shared)
         var storage3 = await _lab.Xe("pif-list", $"host-uuid={host3}", "device=storage0", "--minimal");
         await _lab.Xe("pif-forget", $"uuid={storage3}");
         Assert.Equal("", await _lab.Xe("pif-list", $"host-uuid={host3}", "device=storage0", "--minimal"));
+        // Introduced by name (with the wrong MAC first), then forgotten again and found by a scan.
+        var (wrongMac, wrongMacSaid) = await _lab.TryXe("pif-introduce", $"host-uuid={host3}", "device=storage0", "mac=02:00:00:00:00:01");
+        Assert.True(wrongMac != 0 && wrongMacSaid.Contains("Could not find a network interface with the specified device name and MAC address", StringComparison.Ordinal), wrongMacSaid);
+        var introduced = await _lab.Xe("pif-introduce", $"host-uuid={host3}", "device=storage0");
+        Assert.Equal("storage0", await _lab.Xe("pif-param-get", $"uuid={introduced}", "param-name=device"));
+        var (twice, twiceSaid) = await _lab.TryXe("pif-introduce", $"host-uuid={host3}", "device=storage0");
+        Assert.True(twice != 0 && twiceSaid.Contains("A PIF with this specified device name already exists", StringComparison.Ordinal), twiceSaid);
+        await _lab.Xe("pif-forget", $"uuid={introduced}");
         await _lab.Xe("pif-scan", $"host-uuid={host3}");
         var found = await _lab.Xe("pif-list", $"host-uuid={host3}", "device=storage0", "--minimal");
         Assert.NotEqual("", found);

@@ -2,6 +2,7 @@ using System.Net;
 using Corral.Agent.Hosting;
 using Corral.Model;
 using Corral.Networking;
+using Corral.Platform;
 using Corral.PoolDatabase;
 using Microsoft.Extensions.Options;
 
@@ -23,22 +24,61 @@ public sealed class HostNicMonitor(
 {
     private static readonly EventId Introduced = new(7101, "PifIntroduced");
     private static readonly EventId RefreshFailed = new(7102, "PifRefreshFailed");
+    private static readonly EventId LinkSet = new(7103, "PifLinkSet");
 
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     /// <summary>Introduces a PIF for every card that has none and refreshes the others (<c>PIF.scan</c>).</summary>
-    public Task ScanAsync(CancellationToken cancellationToken) => SyncAsync(introduce: true, cancellationToken);
+    public Task ScanAsync(CancellationToken cancellationToken) => SyncAsync(Scanned, cancellationToken);
+
+    /// <summary>Refreshes the PIFs there are from what the host has now.</summary>
+    public Task RefreshAsync(CancellationToken cancellationToken) => SyncAsync(Represented, cancellationToken);
+
+    /// <summary>
+    /// <c>PIF.introduce</c>: a PIF for the named link of this host, as xapi's: DUPLICATE_PIF_DEVICE_NAME when one exists,
+    /// COULD_NOT_FIND_NETWORK_INTERFACE_WITH_SPECIFIED_DEVICE_NAME_AND_MAC_ADDRESS when the host has no such link (with
+    /// that MAC, when one is given), and a bridge, tap or loopback is no card. Returns the PIF's reference.
+    /// </summary>
+    public async Task<string> IntroduceAsync(string device, string mac, bool managed, CancellationToken cancellationToken)
+    {
+        mac = mac.ToLowerInvariant();
+        await SyncAsync((state, pifs) =>
+        {
+            if (pifs.Any(p => p.Get(XenApi.PIF.Device) == device))
+            {
+                throw new XenApiException("DUPLICATE_PIF_DEVICE_NAME", device);
+            }
+
+            var link = state.Find(device);
+            if (link is null || link.IsBridge || link.Kind is "tun" or "vlan" or "bond" || device == "lo" || (mac.Length > 0 && link.Mac != mac))
+            {
+                throw new XenApiException("COULD_NOT_FIND_NETWORK_INTERFACE_WITH_SPECIFIED_DEVICE_NAME_AND_MAC_ADDRESS", device, mac);
+            }
+
+            return [.. Represented(state, pifs), new ScannedNic(link, HostInterfaces.ReadHardware(device)) { Managed = managed }];
+        }, cancellationToken);
+        return PifPlan.PifRefOf(identity.Uuid, device);
+    }
+
+    /// <summary><c>PIF.plug</c> / <c>PIF.unplug</c>: the card's link up or down, and its record refreshed.</summary>
+    public async Task SetLinkAsync(string device, bool up, CancellationToken cancellationToken)
+    {
+        BridgeNetworking.ValidateName(device);
+        await CommandRunner.RunCheckedAsync("ip", ["link", "set", "dev", device, up ? "up" : "down"], cancellationToken);
+        logger.LogInformation(LinkSet, "Network card {Device} brought {State} (PIF.{Operation})", device, up ? "up" : "down", up ? "plug" : "unplug");
+        await RefreshAsync(cancellationToken);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
             await liveness.Registered.WaitAsync(stoppingToken);
-            await SyncOrLogAsync(introduce: true, stoppingToken);
+            await SyncOrLogAsync(Scanned, stoppingToken);
             using var timer = new PeriodicTimer(options.Value.RefreshInterval, time);
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                await SyncOrLogAsync(introduce: false, stoppingToken);
+                await SyncOrLogAsync(Represented, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -46,11 +86,11 @@ public sealed class HostNicMonitor(
         }
     }
 
-    private async Task SyncOrLogAsync(bool introduce, CancellationToken cancellationToken)
+    private async Task SyncOrLogAsync(Func<HostNetworkState, IReadOnlyList<XenObject>, IReadOnlyList<ScannedNic>> choose, CancellationToken cancellationToken)
     {
         try
         {
-            await SyncAsync(introduce, cancellationToken);
+            await SyncAsync(choose, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -59,7 +99,8 @@ public sealed class HostNicMonitor(
         }
     }
 
-    private async Task SyncAsync(bool introduce, CancellationToken cancellationToken)
+    /// <param name="choose">The cards to represent, from the host's links and its PIFs: those there are, or more.</param>
+    private async Task SyncAsync(Func<HostNetworkState, IReadOnlyList<XenObject>, IReadOnlyList<ScannedNic>> choose, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try
@@ -68,13 +109,8 @@ public sealed class HostNicMonitor(
             for (var attempt = 0; attempt < 2; attempt++)
             {
                 var state = await HostInterfaces.ReadAsync(cancellationToken);
-                var nics = Select(state);
                 var pifs = (await database.GetAllAsync(XenClasses.PIF, cancellationToken)).Where(p => p.Get(XenApi.PIF.Host) == identity.Ref).ToList();
-                if (!introduce)
-                {
-                    nics = nics.Where(n => pifs.Any(p => p.Get(XenApi.PIF.Device) == n.Link.Name)).ToList();
-                }
-
+                var nics = choose(state, pifs);
                 var metrics = (await database.GetAllAsync(XenApi.PIFMetrics.ClassName, cancellationToken)).ToDictionary(m => m.Ref);
                 var networks = await database.GetAllAsync(XenClasses.Network, cancellationToken);
                 var management = IPAddress.TryParse(agent.Value.Address, out var address) ? address : null;
@@ -99,13 +135,19 @@ public sealed class HostNicMonitor(
         }
     }
 
-    /// <summary>The links that are this host's cards: the ones configured, or every plain link with a bus device.</summary>
-    private List<ScannedNic> Select(HostNetworkState state)
+    /// <summary>The cards a scan represents: the ones configured (or, by default, every plain link with a bus device) and those that have PIFs.</summary>
+    private IReadOnlyList<ScannedNic> Scanned(HostNetworkState state, IReadOnlyList<XenObject> pifs)
     {
         var names = options.Value.Names();
         var links = names is null
             ? state.Links.Where(l => l.Kind.Length == 0 && l.Name != "lo" && HostInterfaces.HasBusDevice(l.Name))
             : state.Links.Where(l => names.Contains(l.Name, StringComparer.Ordinal));
-        return links.Select(l => new ScannedNic(l, HostInterfaces.ReadHardware(l.Name))).ToList();
+        return links.Select(l => l.Name).Union(Represented(state, pifs).Select(n => n.Link.Name), StringComparer.Ordinal)
+            .Select(name => new ScannedNic(state.Find(name)!, HostInterfaces.ReadHardware(name))).ToList();
     }
+
+    /// <summary>The links of the host that have PIFs (a PIF whose link is gone is left for the plan to detach).</summary>
+    private static IReadOnlyList<ScannedNic> Represented(HostNetworkState state, IReadOnlyList<XenObject> pifs) =>
+        pifs.Select(p => state.Find(p.Get(XenApi.PIF.Device))).OfType<HostLink>().DistinctBy(l => l.Name)
+            .Select(l => new ScannedNic(l, HostInterfaces.ReadHardware(l.Name))).ToList();
 }

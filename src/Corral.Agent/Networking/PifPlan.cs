@@ -7,7 +7,11 @@ using Corral.PoolDatabase;
 namespace Corral.Agent.Networking;
 
 /// <summary>One network card of the host as a scan found it: its link, and its hardware (null when sysfs has none).</summary>
-public sealed record ScannedNic(HostLink Link, NicHardware? Hardware);
+public sealed record ScannedNic(HostLink Link, NicHardware? Hardware)
+{
+    /// <summary>Whether the PIF made for it is managed (xapi's <c>PIF.introduce</c> may say not).</summary>
+    public bool Managed { get; init; } = true;
+}
 
 /// <summary>
 /// What a scan of the host's network cards changes in the pool database, as xapi's <c>PIF.scan</c> and its monitor do:
@@ -75,7 +79,7 @@ public static class PifPlan
                 pif.Set(XenApi.PIF.Network, networkRef);
                 pif.Set(XenApi.PIF.VLAN, -1L);
                 pif.Set(XenApi.PIF.Physical, true);
-                pif.Set(XenApi.PIF.Managed, true);
+                pif.Set(XenApi.PIF.Managed, nic.Managed);
                 pif.Set(XenApi.PIF.Metrics, created.Ref);
                 pif.Set(XenApi.PIF.Properties, new Dictionary<string, string> { ["gro"] = "on" });
                 Configure(pif, nic.Link, management, state);

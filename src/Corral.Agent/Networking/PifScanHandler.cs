@@ -3,14 +3,30 @@ using Corral.Api.Operations;
 
 namespace Corral.Agent.Networking;
 
-/// <summary><c>PIF.scan</c> on the host concerned: its network cards read again, a PIF introduced for each new one.</summary>
+/// <summary>
+/// The PIF operations that touch the host concerned: <c>PIF.scan</c> (its cards read again, a PIF introduced for each
+/// new one), <c>PIF.introduce</c> (a PIF for one named link), <c>PIF.plug</c> and <c>PIF.unplug</c> (the card's link
+/// brought up or down). The API checked what xapi checks before.
+/// </summary>
 public sealed class PifScanHandler(HostNicMonitor monitor) : IHostOperationHandler
 {
-    public IReadOnlyCollection<string> Kinds { get; } = [HostOperationKinds.PifScan];
+    public IReadOnlyCollection<string> Kinds { get; } =
+        [HostOperationKinds.PifScan, HostOperationKinds.PifIntroduce, HostOperationKinds.PifPlug, HostOperationKinds.PifUnplug];
 
     public async Task<string?> ExecuteAsync(HostOperation operation, OperationProgress progress, CancellationToken cancellationToken)
     {
-        await monitor.ScanAsync(cancellationToken);
-        return null;
+        switch (operation.Kind)
+        {
+            case HostOperationKinds.PifIntroduce:
+                return await monitor.IntroduceAsync(operation.Argument("device"), operation.Argument("mac"), operation.Argument("managed") != "false",
+                    cancellationToken);
+            case HostOperationKinds.PifPlug:
+            case HostOperationKinds.PifUnplug:
+                await monitor.SetLinkAsync(operation.Argument("device"), operation.Kind == HostOperationKinds.PifPlug, cancellationToken);
+                return null;
+            default:
+                await monitor.ScanAsync(cancellationToken);
+                return null;
+        }
     }
 }

@@ -106,12 +106,23 @@ public sealed class VmOperationHandler(
             }
 
             vm = await VmVtpm.EnsureForPlatformAsync(database, vm, logger, cancellationToken);
+            VmLaunchSpec spec;
+            try
+            {
+                spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: false, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // A device this host cannot give the VM (its SR not plugged here, its network's card not usable): nothing
+                // was launched, so the claim goes, and another host may start the VM.
+                await database.Leases.DeleteIfValueAsync(PoolKeys.VmOwnerKey(vm.Ref), identity.Ref, CancellationToken.None);
+                throw;
+            }
+
+            await progress.StepAsync("launching", cancellationToken);
             IVmProcess process;
             try
             {
-                // A device this host cannot give the VM (its SR not plugged here, its network's card not usable) lets go of the claim too.
-                var spec = await devices.BuildSpecAsync(vm, long.Parse(domid, CultureInfo.InvariantCulture), attachedOnly: false, cancellationToken);
-                await progress.StepAsync("launching", cancellationToken);
                 spec = spec with { Lease = await leases.ForLaunchAsync(vm, incoming: false, cancellationToken) };
                 process = await hypervisor.StartAsync(spec, cancellationToken);
             }

@@ -67,6 +67,9 @@ public static class HostOperationKinds
     public const string HostReboot = "host.reboot";
     public const string HostRestartAgent = "host.restart_agent";
     public const string PifScan = "pif.scan";
+    public const string PifIntroduce = "pif.introduce";
+    public const string PifPlug = "pif.plug";
+    public const string PifUnplug = "pif.unplug";
 
     // The pool's TLS on the host concerned: a new etcd certificate, or the files rewritten from the pool database.
     public const string HostRefreshServerCertificate = "host.refresh_server_certificate";

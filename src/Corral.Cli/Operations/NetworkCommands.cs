@@ -5,7 +5,7 @@ using Corral.Api.Client;
 
 namespace Corral.Cli.Operations;
 
-/// <summary>Networks, VIFs and PIFs: network-create/-destroy, vif-create/-destroy, pif-scan, pif-forget.</summary>
+/// <summary>Networks, VIFs and PIFs: network-create/-destroy, vif-create/-destroy, pif-scan/-introduce/-forget/-plug/-unplug.</summary>
 public static class NetworkCommands
 {
     public static void Register(CommandRegistry r)
@@ -25,6 +25,17 @@ public static class NetworkCommands
         }));
         r.Add(new("pif-forget", ["uuid"], [], "Destroy a PIF object on a particular host.", CommandFlags.None,
             (c, ct) => StorageCommands.OnUuidAsync(c, "PIF", "PIF.forget", ct)));
+        r.Add(new("pif-introduce", ["host-uuid", "device"], ["mac", "managed"], "Create a new PIF object representing a physical interface on a host.",
+            CommandFlags.None, async (c, ct) =>
+            {
+                var host = await c.CallForStringAsync("host.get_by_uuid", ct, c.Params.Required("host-uuid"));
+                var pif = await c.CallForStringAsync("PIF.introduce", ct, host, c.Params.Get("mac") ?? "", c.Params.Required("device"), c.Params.Bool("managed", true));
+                c.Printer.Line(await c.CallForStringAsync("PIF.get_uuid", ct, pif));
+            }));
+        r.Add(new("pif-plug", ["uuid"], [], "Attempt to bring up a network interface.", CommandFlags.None,
+            (c, ct) => StorageCommands.OnUuidAsync(c, "PIF", "PIF.plug", ct)));
+        r.Add(new("pif-unplug", ["uuid"], [], "Attempt to bring down a network interface.", CommandFlags.None,
+            (c, ct) => StorageCommands.OnUuidAsync(c, "PIF", "PIF.unplug", ct)));
     }
 
     private static async Task NetworkCreateAsync(CommandContext c, CancellationToken ct)
