@@ -59,13 +59,17 @@ public static class HostInterfaces
 {
     public static async Task<HostNetworkState> ReadAsync(CancellationToken cancellationToken)
     {
-        var links = await CommandRunner.RunCheckedAsync("ip", ["-d", "-j", "addr", "show"], cancellationToken);
+        var links = await ReadLinksAsync(cancellationToken);
         var routes4 = await CommandRunner.RunAsync("ip", ["-j", "-4", "route", "show", "default"], cancellationToken);
         var routes6 = await CommandRunner.RunAsync("ip", ["-j", "-6", "route", "show", "default"], cancellationToken);
         var resolv = File.Exists("/etc/resolv.conf") ? await File.ReadAllTextAsync("/etc/resolv.conf", cancellationToken) : "";
-        return new HostNetworkState(ParseLinks(links), ParseGateways(routes4.Succeeded ? routes4.StandardOutput : ""),
+        return new HostNetworkState(links, ParseGateways(routes4.Succeeded ? routes4.StandardOutput : ""),
             ParseGateways(routes6.Succeeded ? routes6.StandardOutput : ""), ParseNameServers(resolv));
     }
+
+    /// <summary>The host's links with their addresses, without its routes and name servers.</summary>
+    public static async Task<IReadOnlyList<HostLink>> ReadLinksAsync(CancellationToken cancellationToken) =>
+        ParseLinks(await CommandRunner.RunCheckedAsync("ip", ["-d", "-j", "addr", "show"], cancellationToken));
 
     /// <summary>The links of <c>ip -d -j addr show</c>.</summary>
     public static IReadOnlyList<HostLink> ParseLinks(string json)

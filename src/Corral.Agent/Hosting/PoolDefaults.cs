@@ -75,11 +75,7 @@ public sealed class PoolDefaults(
         }
 
         var tx = new PoolTransaction();
-        var network = tx.Create(XenClasses.NetworkSchema, reference: PifPlan.NetworkRefOf(bridge));
-        network.Set(XenApi.Network.NameLabel, PifPlan.NetworkNameOf(bridge.StartsWith("xenbr", StringComparison.Ordinal) ? "eth" + bridge[5..] : bridge));
-        network.Set(XenApi.Network.Bridge, bridge);
-        network.Set(XenApi.Network.MTU, 1500L);
-        network.Set(XenApi.Network.Managed, true);
+        PifPlan.CreateNetwork(tx, bridge);
         if (!await database.TryCommitAsync(tx, cancellationToken))
         {
             logger.LogDebug("The network of bridge {Bridge} was made by a scan of a host's cards first", bridge);

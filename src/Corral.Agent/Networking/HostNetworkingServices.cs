@@ -12,7 +12,7 @@ public static class HostNetworkingServices
         services.AddSingleton<IValidateOptions<HostNetworkOptions>, HostNetworkOptionsValidation>();
         services.AddSingleton<HostNicMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<HostNicMonitor>());
-        services.AddSingleton<IHostOperationHandler, PifScanHandler>();
+        services.AddSingleton<IHostOperationHandler, PifOperationHandler>();
         return services;
     }
 }

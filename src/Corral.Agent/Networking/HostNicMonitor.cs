@@ -142,12 +142,12 @@ public sealed class HostNicMonitor(
         var links = names is null
             ? state.Links.Where(l => l.Kind.Length == 0 && l.Name != "lo" && HostInterfaces.HasBusDevice(l.Name))
             : state.Links.Where(l => names.Contains(l.Name, StringComparer.Ordinal));
-        return links.Select(l => l.Name).Union(Represented(state, pifs).Select(n => n.Link.Name), StringComparer.Ordinal)
-            .Select(name => new ScannedNic(state.Find(name)!, HostInterfaces.ReadHardware(name))).ToList();
+        return links.Select(l => l.Name).Union(pifs.Select(p => p.Get(XenApi.PIF.Device)), StringComparer.Ordinal)
+            .Select(state.Find).OfType<HostLink>().Select(l => new ScannedNic(l, HostInterfaces.ReadHardware(l.Name))).ToList();
     }
 
     /// <summary>The links of the host that have PIFs (a PIF whose link is gone is left for the plan to detach).</summary>
     private static IReadOnlyList<ScannedNic> Represented(HostNetworkState state, IReadOnlyList<XenObject> pifs) =>
-        pifs.Select(p => state.Find(p.Get(XenApi.PIF.Device))).OfType<HostLink>().DistinctBy(l => l.Name)
+        pifs.Select(p => p.Get(XenApi.PIF.Device)).Distinct(StringComparer.Ordinal).Select(state.Find).OfType<HostLink>()
             .Select(l => new ScannedNic(l, HostInterfaces.ReadHardware(l.Name))).ToList();
 }

@@ -46,8 +46,21 @@ public static class PifPlan
             : ("br" + nic.Name)[..Math.Min(15, 2 + nic.Name.Length)];
     }
 
-    /// <summary>xapi's name for the network a card brings: "Pool-wide network associated with eth0".</summary>
-    public static string NetworkNameOf(string device) => "Pool-wide network associated with " + device;
+    /// <summary>
+    /// The network of a bridge, as xapi makes one for a card: named "Pool-wide network associated with eth0" (after
+    /// <paramref name="device"/>, or the card xapi's convention puts on the bridge: xenbrN's is ethN), under the bridge's
+    /// stable reference.
+    /// </summary>
+    public static XenObject CreateNetwork(PoolTransaction tx, string bridge, string? device = null)
+    {
+        device ??= bridge.StartsWith("xenbr", StringComparison.Ordinal) ? "eth" + bridge[5..] : bridge;
+        var network = tx.Create(XenClasses.NetworkSchema, reference: NetworkRefOf(bridge));
+        network.Set(XenApi.Network.NameLabel, "Pool-wide network associated with " + device);
+        network.Set(XenApi.Network.Bridge, bridge);
+        network.Set(XenApi.Network.MTU, 1500L);
+        network.Set(XenApi.Network.Managed, true);
+        return network;
+    }
 
     /// <summary>The writes that bring the records to what the scan found; empty when they already say it.</summary>
     public static PoolTransaction Plan(HostIdentity host, IPAddress? management, HostNetworkState state, IReadOnlyList<ScannedNic> nics,
@@ -63,12 +76,7 @@ public static class PifPlan
                 var bridge = BridgeOf(nic.Link, state);
                 if (!networkByBridge.TryGetValue(bridge, out var networkRef))
                 {
-                    var network = tx.Create(XenClasses.NetworkSchema, reference: NetworkRefOf(bridge));
-                    network.Set(XenApi.Network.NameLabel, NetworkNameOf(nic.Link.Name));
-                    network.Set(XenApi.Network.Bridge, bridge);
-                    network.Set(XenApi.Network.MTU, 1500L);
-                    network.Set(XenApi.Network.Managed, true);
-                    networkByBridge[bridge] = networkRef = network.Ref;
+                    networkByBridge[bridge] = networkRef = CreateNetwork(tx, bridge, nic.Link.Name).Ref;
                 }
 
                 var created = tx.Create(XenClasses.PIFMetricsSchema, reference: MetricsRefOf(host.Uuid, nic.Link.Name));

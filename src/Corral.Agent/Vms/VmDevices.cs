@@ -127,7 +127,7 @@ public sealed class VmDevices(IPoolDatabase database, HostIdentity identity, Bri
         }
 
         var card = pif.Get(XenApi.PIF.Device);
-        var link = (await HostInterfaces.ReadAsync(cancellationToken)).Find(card);
+        var link = (await HostInterfaces.ReadLinksAsync(cancellationToken)).FirstOrDefault(l => l.Name == card);
         if (link is null || link.Master == bridge)
         {
             return;

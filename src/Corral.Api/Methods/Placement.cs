@@ -107,26 +107,28 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     /// The first network of the VM's VIFs the host cannot put it on, or null: as xapi's, a network with cards (PIFs) is
     /// reachable from a host whose card on it is attached; a network with none (internal) from every host.
     /// </summary>
-    public async Task<string?> MissingNetworkAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
+    public async Task<string?> MissingNetworkAsync(XenObject vm, string hostRef, CancellationToken cancellationToken) =>
+        MissingNetwork(await NetworkCardsAsync(vm, cancellationToken), hostRef);
+
+    /// <summary>Each network of the VM's VIFs with its cards (PIFs), read once for all the hosts a placement weighs.</summary>
+    private async Task<IReadOnlyList<(string Network, List<XenObject> Cards)>> NetworkCardsAsync(XenObject vm, CancellationToken cancellationToken)
     {
         var pifs = await database.GetAllAsync(XenClasses.PIF, cancellationToken);
+        var networks = new List<(string, List<XenObject>)>();
         foreach (var vifRef in vm.Get(XenApi.VM.VIFs))
         {
-            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is not { } vif)
+            if (await database.TryGetAsync(XenClasses.VIF, vifRef, cancellationToken) is { } vif)
             {
-                continue;
-            }
-
-            var network = vif.Get(XenApi.VIF.Network);
-            var cards = pifs.Where(p => p.Get(XenApi.PIF.Network) == network).ToList();
-            if (cards.Count > 0 && !cards.Any(p => p.Get(XenApi.PIF.Host) == hostRef && p.Get(XenApi.PIF.CurrentlyAttached)))
-            {
-                return network;
+                var network = vif.Get(XenApi.VIF.Network);
+                networks.Add((network, pifs.Where(p => p.Get(XenApi.PIF.Network) == network).ToList()));
             }
         }
 
-        return null;
+        return networks;
     }
+
+    private static string? MissingNetwork(IReadOnlyList<(string Network, List<XenObject> Cards)> networks, string hostRef) =>
+        networks.FirstOrDefault(n => n.Cards.Count > 0 && !n.Cards.Any(p => p.Get(XenApi.PIF.Host) == hostRef && p.Get(XenApi.PIF.CurrentlyAttached))).Network;
 
     /// <summary>VM_REQUIRES_SR unless every disk's SR is plugged on the host.</summary>
     public async Task CheckStorageReachableAsync(XenObject vm, string hostRef, CancellationToken cancellationToken)
@@ -215,6 +217,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
 
         // Only hosts that reach the VM's disks (a disk on a host's local SR ties the VM to that host) and its networks.
         string? missing = null, missingNetwork = null;
+        var networks = await NetworkCardsAsync(vm, cancellationToken);
         var reaching = new List<XenObject>();
         foreach (var host in candidates)
         {
@@ -222,7 +225,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
             {
                 missing ??= sr;
             }
-            else if (await MissingNetworkAsync(vm, host.Ref, cancellationToken) is { } network)
+            else if (MissingNetwork(networks, host.Ref) is { } network)
             {
                 missingNetwork ??= network;
             }

@@ -8,7 +8,7 @@ namespace Corral.Agent.Networking;
 /// new one), <c>PIF.introduce</c> (a PIF for one named link), <c>PIF.plug</c> and <c>PIF.unplug</c> (the card's link
 /// brought up or down). The API checked what xapi checks before.
 /// </summary>
-public sealed class PifScanHandler(HostNicMonitor monitor) : IHostOperationHandler
+public sealed class PifOperationHandler(HostNicMonitor monitor) : IHostOperationHandler
 {
     public IReadOnlyCollection<string> Kinds { get; } =
         [HostOperationKinds.PifScan, HostOperationKinds.PifIntroduce, HostOperationKinds.PifPlug, HostOperationKinds.PifUnplug];
