@@ -44,6 +44,8 @@ public sealed class AgentChannel(FenceState state, IOptions<FenceOptions> option
         }
     }
 
+    private int _reported;
+
     private async Task ServeAsync(Socket connection, CancellationToken stoppingToken)
     {
         using var _ = connection;
@@ -60,6 +62,12 @@ public sealed class AgentChannel(FenceState state, IOptions<FenceOptions> option
                 }
 
                 await writer.WriteLineAsync(JsonSerializer.Serialize(state.Report(report)));
+                if (Interlocked.Exchange(ref _reported, 1) == 0)
+                {
+                    // What an upgrade waits for between restarting this daemon and restarting the agent: from here on
+                    // this daemon knows where the heartbeat goes, and keeps writing it while the agent restarts.
+                    logger.LogInformation(HaEvents.AgentFirstReport, "The agent reports: the fence and the heartbeat are in place");
+                }
             }
         }
         catch (Exception ex) when (ex is IOException or JsonException or OperationCanceledException)

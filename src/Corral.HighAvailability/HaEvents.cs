@@ -13,6 +13,7 @@ public static class HaEvents
     public static readonly EventId AgentSilent = new(1006, "AgentSilent");
     public static readonly EventId AgentBack = new(1007, "AgentBack");
     public static readonly EventId WatchdogLeftToFire = new(1008, "WatchdogLeftToFire");
+    public static readonly EventId AgentFirstReport = new(1009, "AgentFirstReport");
     public static readonly EventId HostUnleased = new(1010, "HostUnleased");
     public static readonly EventId HostIsolated = new(1011, "HostIsolated");
     public static readonly EventId HostBack = new(1012, "HostBack");

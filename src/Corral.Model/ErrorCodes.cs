@@ -40,6 +40,7 @@ public static class ErrorCodes
     public const string VmMigrateFailed = "VM_MIGRATE_FAILED"; // vm, source, destination, message
     public const string HostNotEnoughFreeMemory = "HOST_NOT_ENOUGH_FREE_MEMORY"; // needed, available
     public const string HostOffline = "HOST_OFFLINE"; // host
+    public const string NotSupportedDuringUpgrade = "NOT_SUPPORTED_DURING_UPGRADE";
     public const string HostDisabled = "HOST_DISABLED"; // host
     public const string HostIsSlave = "HOST_IS_SLAVE"; // master address
     public const string NoHostsAvailable = "NO_HOSTS_AVAILABLE";

@@ -65,8 +65,8 @@ public static class XenServerVersion
     public static string CorralVersion { get; } =
         Build.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? Build.GetName().Version?.ToString(3) ?? "0.0.0";
 
-    /// <summary>Corral's version without the source revision: what <c>build_number</c> carries.</summary>
-    public static string CorralRelease => CorralVersion.Split('+')[0];
+    /// <summary>The source revision this build was made from, when the build knew it ("" otherwise).</summary>
+    public static string SourceRevision => CorralVersion.Contains('+', StringComparison.Ordinal) ? CorralVersion[(CorralVersion.IndexOf('+', StringComparison.Ordinal) + 1)..] : "";
 
     /// <summary>The day this build was made (yyyy-MM-dd), as xapi's <c>date</c> is its build's.</summary>
     public static string BuildDate => Metadata("CorralBuildDate");
@@ -81,9 +81,10 @@ public static class XenServerVersion
     /// <c>host.software_version</c> as a XenServer 8 host fills it, with Corral's figures where they are Corral's own:
     /// <c>build_number</c>, <c>date</c> and <c>hostname</c> describe this build, <c>linux</c> the running kernel. Keys
     /// xapi writes only for Xen (<c>xen</c>) or for packs Corral does not have are left out; xapi drops empty values, and
-    /// so does this.
+    /// so does this. <paramref name="corralVersion"/> is the version installed (the package's, whose last figure is its
+    /// build: what a rolling upgrade compares), with the source revision after a '+'.
     /// </summary>
-    public static Dictionary<string, string> SoftwareVersion(string kernelRelease)
+    public static Dictionary<string, string> SoftwareVersion(string kernelRelease, string corralVersion)
     {
         var map = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -94,7 +95,7 @@ public static class XenServerVersion
             ["platform_version"] = PlatformVersion,
             ["product_brand"] = ProductBrand,
             ["xapi"] = XapiVersion,
-            ["build_number"] = "corral-" + CorralRelease,
+            ["build_number"] = "corral-" + corralVersion.Split('+')[0],
             ["hostname"] = BuildHost,
             ["date"] = BuildDate,
             ["xapi_build"] = XapiBuild,
@@ -103,7 +104,7 @@ public static class XenServerVersion
             ["xencenter_max"] = XenCenterMax,
             ["network_backend"] = NetworkBackend,
             ["db_schema"] = DbSchema,
-            [CorralVersionKey] = CorralVersion,
+            [CorralVersionKey] = corralVersion,
         };
         foreach (var key in map.Where(kv => string.IsNullOrEmpty(kv.Value)).Select(kv => kv.Key).ToList())
         {

@@ -54,7 +54,8 @@ public sealed class HaLabTests(FaultLab ha)
         Assert.Equal("2", await _lab.Xe("pool-ha-compute-max-host-failures-to-tolerate"));
         Assert.Equal("2", await _lab.Xe("pool-ha-compute-hypothetical-max-host-failures-to-tolerate", $"vm-uuid={tools}", "restart-priority=restart"));
         await _lab.Xe("pool-param-set", $"uuid={pool}", "ha-host-failures-to-tolerate=1");
-        await LabSession.Eventually(async () => await _lab.Xe("pool-param-get", $"uuid={pool}", "param-name=ha-plan-exists-for") == "2",
+        // As xapi: the plan is for what the pool is to tolerate, not more.
+        await LabSession.Eventually(async () => await _lab.Xe("pool-param-get", $"uuid={pool}", "param-name=ha-plan-exists-for") == "1",
             TimeSpan.FromSeconds(15), "the plan to be computed");
 
         // The guest writes its sequence to disk from boot on, so a crash's damage would show.

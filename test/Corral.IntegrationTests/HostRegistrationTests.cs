@@ -282,4 +282,46 @@ public sealed class HostRegistrationTests : IAsyncLifetime
         await Corral.Api.Pool.PoolRecord.RefreshAsync(_db, default);
         Assert.Equal("true", (await _db.GetAllAsync(XenClasses.Pool, default)).Single().GetStringMap("restrictions")["restrict_xen_motion"]);
     }
+
+    [Fact]
+    public async Task The_pool_is_marked_in_a_rolling_upgrade_while_its_hosts_run_different_builds()
+    {
+        var first = _master;
+        var second = NewIdentity();
+        await Registration(first, "h1").RegisterAsync(Facts(FourCpus), DateTime.UtcNow, powerCycled: false, default);
+        await Registration(second, "h2").RegisterAsync(Facts(FourCpus), DateTime.UtcNow, powerCycled: false, default);
+        async Task<Dictionary<string, string>> PoolOtherConfig() => (await _db.GetAllAsync(XenClasses.Pool, default)).Single().GetStringMap("other_config");
+        Assert.False((await PoolOtherConfig()).ContainsKey("rolling_upgrade_in_progress"));
+
+        // The second host restarts on a newer package: its record says so, and the pool is in a rolling upgrade.
+        async Task Reports(HostIdentity host, string version)
+        {
+            await _db.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, t) =>
+            {
+                var h = objs[0].Clone();
+                var sv = h.GetStringMap("software_version");
+                sv["corral_version"] = version;
+                h["software_version"] = sv.ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+                t.Update(h);
+            }, default);
+            await Corral.Api.Pool.PoolRecord.RefreshAsync(_db, default);
+        }
+
+        await Reports(second, "0.1.0.9999+next");
+        Assert.Equal("true", (await PoolOtherConfig())["rolling_upgrade_in_progress"]);
+
+        // The first host follows: one build again, the mark goes, and the pool's own other_config keys stay.
+        await _db.UpdateAsync([(XenClasses.Pool, (await _db.GetAllAsync(XenClasses.Pool, default)).Single().Ref)], (objs, t) =>
+        {
+            var p = objs[0].Clone();
+            var other = p.GetStringMap("other_config");
+            other["an_administrators_key"] = "kept";
+            p["other_config"] = other.ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+            t.Update(p);
+        }, default);
+        await Reports(first, "0.1.0.9999+next");
+        var after = await PoolOtherConfig();
+        Assert.False(after.ContainsKey("rolling_upgrade_in_progress"));
+        Assert.Equal("kept", after["an_administrators_key"]);
+    }
 }

@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+
 namespace Corral.Packaging.Tests;
 
 /// <summary>What <c>dpkg-deb</c> and <c>systemd-analyze</c> say of the package, as an administrator would ask them.</summary>
@@ -14,7 +16,10 @@ public sealed class PackageContentsTests(DebianPackage package)
         var (code, info) = await Processes.RunAsync("dpkg-deb", ["-I", package.Deb]);
         Assert.True(code == 0, info);
         Assert.Contains(" Package: corral\n", info, StringComparison.Ordinal);
-        Assert.Contains($" Version: {DebianPackage.RepositoryVersion()}\n", info, StringComparison.Ordinal);
+        Assert.Matches($@" Version: {Regex.Escape(DebianPackage.RepositoryVersion())}\.[0-9]+\n", info);
+        // The version the installed agent reports is the package's.
+        var versionFile = File.ReadAllText(Path.Combine(package.Root, "usr", "lib", "corral", "version")).Trim();
+        Assert.Contains($" Version: {versionFile}\n", info, StringComparison.Ordinal);
         var (_, arch) = await Processes.RunAsync("dpkg", ["--print-architecture"]);
         Assert.Contains($" Architecture: {arch.Trim()}\n", info, StringComparison.Ordinal);
 
@@ -55,6 +60,7 @@ public sealed class PackageContentsTests(DebianPackage package)
             ("./usr/lib/corral/agent/libcoreclr.so", "-rw-r--r--"), // the runtime beside it: self-contained
             ("./usr/lib/corral/fenced/corral-fenced", "-rwxr-xr-x"),
             ("./usr/lib/corral/fenced/libcoreclr.so", "-rw-r--r--"),
+            ("./usr/lib/corral/version", "-rw-r--r--"), // what the agent reports, and a rolling upgrade compares
         })
         {
             Assert.True(entries.ContainsKey(path), $"{path} is not in the package:\n{listing}");
@@ -107,7 +113,10 @@ public sealed class PackageContentsTests(DebianPackage package)
         Assert.Equal(["on-failure"], Values("Restart"));
         Assert.Equal(["78"], Values("RestartPreventExitStatus"));
         Assert.Equal(["/etc/corral/agent.conf"], Values("EnvironmentFile"));
-        Assert.Superset(new HashSet<string> { "corral-fenced.service", "sanlock.service" }, Values("Requires").ToHashSet());
+        Assert.Contains("sanlock.service", Values("Requires"));
+        // Wanted, not required: a restart of the fence daemon (an upgrade's first step) must not restart the agent with it.
+        Assert.Contains("corral-fenced.service", Values("Wants"));
+        Assert.DoesNotContain("corral-fenced.service", Values("Requires"));
         Assert.Superset(new HashSet<string> { "corral-fenced.service", "sanlock.service", "network-online.target" }, Values("After").ToHashSet());
         Assert.Contains("etcd.service", Values("Conflicts"));
     }

@@ -177,7 +177,7 @@ public sealed class HostRecordTests
     [Fact]
     public void Version_figures_pass_the_clients_checks()
     {
-        var sv = XenServerVersion.SoftwareVersion("6.1.0-28-amd64").ToDictionary(kv => kv.Key, kv => (string)kv.Value!);
+        var sv = XenServerVersion.SoftwareVersion("6.1.0-28-amd64", "0.1.0.1240+a25f12d").ToDictionary(kv => kv.Key, kv => (string)kv.Value!);
 
         // XenCenter: API >= 2.6 and not 2.7; brand its own or its legacy one; xencenter_min within the last open-source
         // XenCenter's 2.20; every host's platform_version >= 2.9.50 (and 3.2.50 for its XenServer 8 paths).
@@ -198,7 +198,8 @@ public sealed class HostRecordTests
         // What the machine and this build say; no supplemental pack is claimed; nothing empty.
         Assert.Equal("6.1.0-28-amd64", sv["linux"]);
         Assert.Equal("bridge", sv["network_backend"]);
-        Assert.Equal(XenServerVersion.CorralVersion, sv[XenServerVersion.CorralVersionKey]);
+        Assert.Equal("0.1.0.1240+a25f12d", sv[XenServerVersion.CorralVersionKey]);
+        Assert.Equal("corral-0.1.0.1240", sv["build_number"]);
         Assert.StartsWith("0.1.0", XenServerVersion.CorralVersion);
         Assert.Matches(@"^\d{4}-\d{2}-\d{2}$", sv["date"]);
         Assert.DoesNotContain(sv.Keys, k => k.Contains(':', StringComparison.Ordinal));

@@ -75,9 +75,14 @@ public sealed class HostRegistration(
 
         await database.CommitAsync(tx, cancellationToken);
         await SyncCpusAsync(facts.Cpus, cancellationToken);
-        await PoolRecord.RefreshAsync(database, cancellationToken);
+        var upgrading = await PoolRecord.RefreshAsync(database, cancellationToken);
         logger.LogInformation("Host record written: {Cpus} CPU(s), kernel {Kernel}, reporting {Brand} {Version} (Corral {Corral})",
-            facts.Cpus.CpuCount, facts.KernelRelease, XenServerVersion.ProductBrand, XenServerVersion.ProductVersion, XenServerVersion.CorralVersion);
+            facts.Cpus.CpuCount, facts.KernelRelease, XenServerVersion.ProductBrand, XenServerVersion.ProductVersion, InstalledVersion.Current);
+        if (upgrading)
+        {
+            logger.LogWarning(AgentEvents.RollingUpgrade,
+                "The pool's hosts run different builds of Corral: a rolling upgrade is in progress (VMs move only to hosts as new as theirs; VMs start on the newest)");
+        }
     }
 
     /// <summary>
@@ -93,7 +98,7 @@ public sealed class HostRegistration(
         host.Set(XenApi.Host.APIVersionMinor, XenServerVersion.ApiVersionMinor);
         host.Set(XenApi.Host.APIVersionVendor, XenServerVersion.ApiVersionVendor);
         host.Set(XenApi.Host.APIVersionVendorImplementation, new Dictionary<string, string>());
-        host.Set(XenApi.Host.SoftwareVersion, XenServerVersion.SoftwareVersion(facts.KernelRelease));
+        host.Set(XenApi.Host.SoftwareVersion, XenServerVersion.SoftwareVersion(facts.KernelRelease, InstalledVersion.Current));
         host.Set(XenApi.Host.Capabilities, Capabilities);
         host.Set(XenApi.Host.CpuInfo, facts.Cpus.Summary(facts.NumaNodes));
         host.Set(XenApi.Host.CpuConfiguration, new Dictionary<string, string>());

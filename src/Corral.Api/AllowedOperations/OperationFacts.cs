@@ -14,7 +14,7 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
 
     private XenObject? Pool => index.Pool;
 
-    private bool RollingUpgrade => Pool?.Get(XenApi.Pool.OtherConfig).ContainsKey("rolling_upgrade_in_progress") == true;
+    private bool RollingUpgrade => Pool?.Get(XenApi.Pool.OtherConfig).ContainsKey(global::Corral.Api.Pool.RollingUpgrade.InProgressKey) == true;
 
     public VmFacts Vm(XenObject vm)
     {
@@ -180,7 +180,7 @@ public sealed class OperationFacts(PoolObjectIndex index, Func<string, IReadOnly
         HaEnabled = pool.Get(XenApi.Pool.HaEnabled),
         HaClusterStack = pool.Get(XenApi.Pool.HaClusterStack),
         ClusterExists = index.All(XenApi.Cluster.ClassName).Count > 0,
-        RollingUpgrade = pool.Get(XenApi.Pool.OtherConfig).ContainsKey("rolling_upgrade_in_progress"),
+        RollingUpgrade = pool.Get(XenApi.Pool.OtherConfig).ContainsKey(global::Corral.Api.Pool.RollingUpgrade.InProgressKey),
     };
 
     /// <summary>Nothing Corral runs under a task stops on task.cancel yet (task.cancel records the request only).</summary>

@@ -66,7 +66,7 @@ public static class PoolOperationRules
         {
             HaEnable or TlsVerificationEnable when pool.HaEnabled => OperationError.Of(ErrorCodes.HaIsEnabled),
             HaDisable when !pool.HaEnabled => OperationError.Of(ErrorCodes.HaNotEnabled),
-            ClusterCreate or TlsVerificationEnable when pool.RollingUpgrade => OperationError.Of("NOT_SUPPORTED_DURING_UPGRADE"),
+            ClusterCreate or TlsVerificationEnable when pool.RollingUpgrade => OperationError.Of(ErrorCodes.NotSupportedDuringUpgrade),
             ClusterCreate when pool.ClusterExists => OperationError.Of("CLUSTER_ALREADY_EXISTS"),
             ClusterCreate when pool.HaEnabled => OperationError.Of("INCOMPATIBLE_CLUSTER_STACK_ACTIVE", pool.HaClusterStack),
             _ => null,

@@ -36,7 +36,7 @@ public static class SrOperationRules
     {
         if (sr.RollingUpgrade && NotDuringUpgrade.Contains(op))
         {
-            return OperationError.Of("NOT_SUPPORTED_DURING_UPGRADE");
+            return OperationError.Of(ErrorCodes.NotSupportedDuringUpgrade);
         }
 
         if (FeatureFor(op) is { } feature && !sr.Sr.HasFeature(feature))

@@ -25,7 +25,7 @@ public static class VdiOperationRules
     {
         if (vdi.RollingUpgrade && !RollingUpgradeAllowed.Contains(op))
         {
-            return OperationError.Of("NOT_SUPPORTED_DURING_UPGRADE");
+            return OperationError.Of(ErrorCodes.NotSupportedDuringUpgrade);
         }
 
         // A copy in progress holds nobody back (the snapshot rule below reacts to it); a destroy may follow a mirror.

@@ -274,7 +274,7 @@ public static class VmOperationRules
 
         if (vm.RollingUpgrade && !RollingUpgradeAllowed.Contains(op))
         {
-            return OperationError.Of("NOT_SUPPORTED_DURING_UPGRADE");
+            return OperationError.Of(ErrorCodes.NotSupportedDuringUpgrade);
         }
 
         return op == CreateVtpm && vm.Vtpms > 0 ? OperationError.Of("VTPM_MAX_AMOUNT_REACHED", vm.Vtpms.ToString(System.Globalization.CultureInfo.InvariantCulture)) : null;

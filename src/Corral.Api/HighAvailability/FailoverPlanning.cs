@@ -102,18 +102,26 @@ public sealed class FailoverPlanning(IPoolDatabase database, Placement placement
         }
     }
 
-    /// <summary>Recomputes <c>pool.ha_plan_exists_for</c> and <c>ha_overcommitted</c> (XenServer keeps them current).</summary>
+    /// <summary>
+    /// Recomputes <c>pool.ha_plan_exists_for</c> and <c>ha_overcommitted</c> (XenServer keeps them current), as xapi's
+    /// update_pool_status: the plan is for the failures the pool is to tolerate, never more (xapi writes
+    /// <c>ha_host_failures_to_tolerate</c> while a plan for it exists, and the smaller of the two once overcommitted), so
+    /// that an operation is refused only when it breaks what the administrator asked for, not a plan beyond it: with two
+    /// failures tolerable and one asked for, a host may still be disabled for maintenance.
+    /// </summary>
     public async Task RefreshPoolAsync(CancellationToken cancellationToken)
     {
         var snapshot = await SnapshotAsync(cancellationToken);
-        var planFor = snapshot.Pool.Get(XenApi.Pool.HaEnabled) ? FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms) : 0;
+        var max = snapshot.Pool.Get(XenApi.Pool.HaEnabled) ? FailoverPlanner.MaxFailuresToTolerate(snapshot.Hosts, snapshot.Vms) : 0;
         await database.UpdateAsync([(XenClasses.Pool, snapshot.Pool.Ref)], (objs, tx) =>
         {
             var p = objs[0].Clone();
-            var overcommitted = p.Get(XenApi.Pool.HaEnabled) && planFor < p.Get(XenApi.Pool.HaHostFailuresToTolerate);
+            var toTolerate = p.Get(XenApi.Pool.HaHostFailuresToTolerate);
+            var planFor = p.Get(XenApi.Pool.HaEnabled) ? Math.Min(toTolerate, max) : 0;
+            var overcommitted = p.Get(XenApi.Pool.HaEnabled) && max < toTolerate;
             if (p.Get(XenApi.Pool.HaPlanExistsFor) != planFor || p.Get(XenApi.Pool.HaOvercommitted) != overcommitted)
             {
-                p.Set(XenApi.Pool.HaPlanExistsFor, (long)planFor);
+                p.Set(XenApi.Pool.HaPlanExistsFor, planFor);
                 p.Set(XenApi.Pool.HaOvercommitted, overcommitted);
                 tx.Update(p);
             }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Corral.Api.Pool;
 using Corral.Model;
 using Corral.PoolDatabase;
 
@@ -176,10 +177,12 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     /// <summary>
     /// A running VM moves live only between hosts that run VMs alike: a guest's CPU state under KVM (-cpu host) means
     /// nothing to TCG (-cpu max) and the other way round, so it would die on arrival. A fresh start may go anywhere.
+    /// During a rolling upgrade a VM moves only to a host that runs the same build or a newer one.
     /// </summary>
-    /// <exception cref="XenApiException">VM_INCOMPATIBLE_WITH_THIS_HOST.</exception>
+    /// <exception cref="XenApiException">VM_INCOMPATIBLE_WITH_THIS_HOST, NOT_SUPPORTED_DURING_UPGRADE.</exception>
     public static void CheckLiveMigrationCompatible(XenObject vm, XenObject source, XenObject destination)
     {
+        RollingUpgrade.CheckNotDecreasing(source, destination);
         var here = source.Get(XenApi.Host.OtherConfig).GetValueOrDefault(AcceleratorKey);
         var there = destination.Get(XenApi.Host.OtherConfig).GetValueOrDefault(AcceleratorKey);
         if (string.IsNullOrEmpty(here) || string.IsNullOrEmpty(there) || here == there)
@@ -194,7 +197,8 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
 
     /// <summary>
     /// Picks the host for a VM: its affinity when that host can take it, else the one with the most room where the start
-    /// begins at once, else the one with the most room.
+    /// begins at once, else the one with the most room. During a rolling upgrade, only among the hosts that run the
+    /// newest build (<see cref="RollingUpgrade.MayStartVms"/>).
     /// </summary>
     public async Task<XenObject> ChooseAsync(XenObject vm, CancellationToken cancellationToken)
     {
@@ -210,6 +214,7 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
             }
         }
 
+        candidates = [.. RollingUpgrade.MayStartVms(candidates, hosts)];
         if (candidates.Count == 0)
         {
             throw new XenApiException(ErrorCodes.NoHostsAvailable);
