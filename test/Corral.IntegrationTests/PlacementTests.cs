@@ -34,11 +34,15 @@ public sealed class PlacementTests : IAsyncLifetime
         await _etcd.DisposeAsync();
     }
 
-    private async Task<XenObject> HostAsync(string name, long memory, bool live = true, bool enabled = true)
+    private async Task<XenObject> HostAsync(string name, long memory, bool live = true, bool enabled = true, string build = "0.1.0.7")
     {
         var tx = new PoolTransaction();
         var metrics = tx.Create(XenClasses.HostMetricsSchema, new Dictionary<string, object?> { ["memory_total"] = memory, ["memory_free"] = memory });
-        var host = tx.Create(XenClasses.HostSchema, new Dictionary<string, object?> { ["name_label"] = name, ["metrics"] = metrics.Ref, ["enabled"] = enabled });
+        var host = tx.Create(XenClasses.HostSchema, new Dictionary<string, object?>
+        {
+            ["name_label"] = name, ["metrics"] = metrics.Ref, ["enabled"] = enabled,
+            ["software_version"] = new Dictionary<string, object?> { [XenServerVersion.CorralVersionKey] = build + "+test" },
+        });
         await _db.CommitAsync(tx, default);
         if (live)
         {
@@ -63,6 +67,28 @@ public sealed class PlacementTests : IAsyncLifetime
         });
         await _db.CommitAsync(tx, default);
         return await _db.GetAsync(XenClasses.VM, vm.Ref, default);
+    }
+
+    [Fact]
+    public async Task During_a_rolling_upgrade_a_vm_starts_on_a_host_of_the_newest_build_and_ha_restarts_it_anywhere()
+    {
+        var upgraded = await HostAsync("upgraded", 4 * GiB, build: "0.1.0.8");
+        var older = await HostAsync("older but roomier", 16 * GiB);
+        var placement = new Placement(_db);
+        var vm = await VmAsync(GiB);
+
+        Assert.Equal(upgraded.Ref, (await placement.ChooseAsync(vm, default)).Ref);
+        Assert.Equal(older.Ref, (await placement.ChooseAsync(vm, default, anyBuild: true)).Ref);
+
+        // The only upgraded host disabled: no host may take it (xapi's answer), except for HA.
+        await _db.UpdateAsync([(XenClasses.Host, upgraded.Ref)], (objs, tx) =>
+        {
+            var h = objs[0].Clone();
+            h.Set(XenApi.Host.Enabled, false);
+            tx.Update(h);
+        }, default);
+        Assert.Equal(ErrorCodes.NoHostsAvailable, (await Assert.ThrowsAsync<XenApiException>(() => placement.ChooseAsync(vm, default))).Code);
+        Assert.Equal(older.Ref, (await placement.ChooseAsync(vm, default, anyBuild: true)).Ref);
     }
 
     [Fact]

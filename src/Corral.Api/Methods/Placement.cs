@@ -198,9 +198,10 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
     /// <summary>
     /// Picks the host for a VM: its affinity when that host can take it, else the one with the most room where the start
     /// begins at once, else the one with the most room. During a rolling upgrade, only among the hosts that run the
-    /// newest build (<see cref="RollingUpgrade.MayStartVms"/>).
+    /// newest build (<see cref="RollingUpgrade.MayStartVms"/>), unless <paramref name="anyBuild"/> (HA's restarts: a
+    /// protected VM back on an older host beats one that stays down).
     /// </summary>
-    public async Task<XenObject> ChooseAsync(XenObject vm, CancellationToken cancellationToken)
+    public async Task<XenObject> ChooseAsync(XenObject vm, CancellationToken cancellationToken, bool anyBuild = false)
     {
         var hosts = await database.GetAllAsync(XenClasses.Host, cancellationToken);
         var free = await FreeMemoryByHostAsync(cancellationToken);
@@ -214,7 +215,11 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
             }
         }
 
-        candidates = [.. RollingUpgrade.MayStartVms(candidates, hosts)];
+        if (!anyBuild)
+        {
+            candidates = [.. RollingUpgrade.MayStartVms(candidates, hosts)];
+        }
+
         if (candidates.Count == 0)
         {
             throw new XenApiException(ErrorCodes.NoHostsAvailable);

@@ -2,6 +2,7 @@ using Corral.Api.AllowedOperations;
 using Corral.Api.Dispatch;
 using Corral.Api.HighAvailability;
 using Corral.Api.Operations;
+using Corral.Api.Pool;
 using Corral.HighAvailability;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -22,11 +23,17 @@ public sealed class VmStarter(IPoolDatabase database, Placement placement, HostO
         XenObject host;
         if (hostRef is null)
         {
-            host = await placement.ChooseAsync(vm, cancellationToken);
+            host = await placement.ChooseAsync(vm, cancellationToken, anyBuild: haRestart);
         }
         else
         {
             host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
+            if (!haRestart && RollingUpgrade.MayStartVms([host], await database.GetAllAsync(XenClasses.Host, cancellationToken)).Count == 0)
+            {
+                // xapi's start_on during a rolling upgrade: only on a host that runs the newest build.
+                throw new XenApiException(ErrorCodes.NotSupportedDuringUpgrade);
+            }
+
             await placement.CheckHostAsync(vm, host, cancellationToken);
         }
 
