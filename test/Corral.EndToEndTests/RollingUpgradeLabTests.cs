@@ -69,7 +69,7 @@ public sealed class RollingUpgradeLabTests(FaultLab fault, ITestOutputHelper out
             // One build again: the mark is gone.
             await LabSession.Eventually(async () => !(await _lab.Xe("pool-param-get", $"uuid={pool}", "param-name=other-config")).Contains("rolling_upgrade_in_progress", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(30), "the pool to leave its rolling upgrade");
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            await Task.Delay(TimeSpan.FromSeconds(1));
         }
         finally
         {
@@ -120,21 +120,21 @@ public sealed class RollingUpgradeLabTests(FaultLab fault, ITestOutputHelper out
         await _lab.Xe("host-evacuate", $"host={name}");
         Assert.Equal("", await _lab.Xe("vm-list", $"resident-on={uuid}", "is-control-domain=false", "--minimal"));
 
-        // Its storage heartbeat, watched through the upgrade: the master counts a host whose heartbeat stops for 7 s
-        // (HaTimings.HeartbeatStaleAfter) with no lease as failed, so the daemons' restarts must never leave it that long.
+        // Its storage heartbeat, watched through the upgrade until the host is back: the master counts a host whose
+        // heartbeat stops for 7 s (HaTimings.HeartbeatStaleAfter) with no lease as failed, so the daemons' restarts must
+        // never leave it that long.
         using (var heartbeat = HeartbeatGap.Watch(Path.Combine(_lab.LabDirectory, "shared"), uuid))
         {
             await _lab.LabAsync("upgrade", host.ToString(CultureInfo.InvariantCulture), next.Deb);
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            await LabSession.Eventually(async () =>
+                    (await _lab.TryXe("host-param-get", $"uuid={uuid}", "param-name=software-version", "param-key=corral_version")).Output.StartsWith(next.Version + "+", StringComparison.Ordinal)
+                    && (await _lab.TryXe("host-list", "params=host-metrics-live", "--minimal")).Output == "true,true,true",
+                TimeSpan.FromSeconds(120), $"{name} back on Corral {next.Version}");
             var gap = await heartbeat.StopAsync();
             output.WriteLine($"{name}: the heartbeat's longest pause through the upgrade: {gap.TotalSeconds:0.0} s");
             Assert.True(gap < TimeSpan.FromSeconds(7), $"{name}'s heartbeat stopped for {gap.TotalSeconds:0.0} s during its upgrade");
         }
 
-        await LabSession.Eventually(async () =>
-                (await _lab.TryXe("host-param-get", $"uuid={uuid}", "param-name=software-version", "param-key=corral_version")).Output.StartsWith(next.Version + "+", StringComparison.Ordinal)
-                && (await _lab.TryXe("host-list", "params=host-metrics-live", "--minimal")).Output == "true,true,true",
-            TimeSpan.FromSeconds(120), $"{name} back on Corral {next.Version}");
         Assert.Equal("corral-" + next.Version, await _lab.Xe("host-param-get", $"uuid={uuid}", "param-name=software-version", "param-key=build_number"));
         await _lab.Xe("host-enable", $"host={name}", "restore-vms=true");
     }
