@@ -3,7 +3,7 @@
 # both VMs protected and pinged throughout. Builds FROM (a git revision; default HEAD~1, the build before this one) in a
 # worktree of its own, brings the lab up from that build's package, then upgrades every host, the master first, to this
 # checkout's package (the one `./lab build` made): `xe host-disable`, `xe host-evacuate`, `./lab upgrade N DEB`,
-# `xe host-enable restore-vms=true`. The reference, in the same invocation and on the same lab: one maintenance cycle of
+# `xe host-enable restore-vms=true`, and the master made master again once upgraded. The reference, in the same invocation and on the same lab: one maintenance cycle of
 # a host without an upgrade (disable, evacuate, enable restore-vms=true), so each host's upgrade reads as a ratio to it.
 # Prints each host's steps, then the pings lost, whether a VM restarted (its start-time), HA's actions in the agents'
 # logs, and the builds the hosts report. Leaves the lab down.
@@ -81,12 +81,25 @@ new_version=$(dpkg-deb -f "$new_deb" Version)
 for i in 1 2 3; do
   took=$(cycle "$i" "$new_deb")
   if [ "$i" = 1 ]; then
+    # The upgraded master takes its role back (another host took it while its agent restarted): the pool's rules for a
+    # rolling upgrade are the newest build's, and an older master would not know them.
+    xe pool-designate-new-master host-uuid="$(xe host-list name-label=lab-host1 --minimal)"
+    until [ "$(xe pool-list params=master --minimal 2>/dev/null)" = "$(xe host-list name-label=lab-host1 --minimal 2>/dev/null)" ]; do sleep 0.5; done
+    echo "  lab-host1 is the master again"
     echo "  pool other-config:rolling_upgrade_in_progress after lab-host1: $(xe pool-param-get uuid="$pool" param-name=other-config param-key=rolling_upgrade_in_progress 2>/dev/null || echo absent)"
     # What XenAPI's own Python SDK (python3-os-xenapi) sees of the mixed pool, and its answer to a move down.
     /usr/bin/python3 - "$(sed -n 's/^server=//p' "$HOME/.xe")" "${CORRAL_LAB_PASSWORD:-corral}" "${vms[0]}" <<'PY' || true
 import sys
 from os_xenapi.client import XenAPI
-s = XenAPI.Session("http://" + sys.argv[1]); s.xenapi.login_with_password("root", sys.argv[2])
+s = XenAPI.Session("http://" + sys.argv[1])
+try:
+    s.xenapi.login_with_password("root", sys.argv[2])
+except XenAPI.Failure as f:
+    # The master moved while lab-host1's agent restarted: log in where the answer says, as XenCenter follows it.
+    if f.details[0] != "HOST_IS_SLAVE":
+        raise
+    print("  Python SDK: lab-host1 answers HOST_IS_SLAVE; the master is now", f.details[1])
+    s = XenAPI.Session("http://" + f.details[1]); s.xenapi.login_with_password("root", sys.argv[2])
 x = s.xenapi
 pool = x.pool.get_all()[0]
 print("  Python SDK: pool other_config rolling_upgrade_in_progress =", x.pool.get_other_config(pool).get("rolling_upgrade_in_progress"))

@@ -6,9 +6,9 @@ namespace Corral.EndToEndTests;
 
 /// <summary>
 /// The rolling upgrade, as an administrator runs it (docs/install.md, "Upgrading a pool"): with HA on and both
-/// VMs protected and pinged, each host in turn, the master first, is disabled, evacuated, upgraded to the next build's
-/// package (<c>./lab upgrade</c>: what installing it does on a real host, its daemons restarted one at a time) and
-/// enabled again with its VMs brought back. No ping is lost, no VM restarts (its start time stays), HA takes no action
+/// VMs protected and pinged, each host in turn, the master first (made master again once upgraded), is disabled,
+/// evacuated, upgraded to the next build's package (<c>./lab upgrade</c>: what installing it does on a real host, its
+/// daemons restarted one at a time) and enabled again with its VMs brought back. No ping is lost, no VM restarts (its start time stays), HA takes no action
 /// (no host fenced or powered off, nothing self-fenced), and while the hosts run two builds the pool says so and refuses
 /// to move a VM from a newer host to an older one, as xapi does.
 /// </summary>
@@ -62,6 +62,11 @@ public sealed class RollingUpgradeLabTests(FaultLab fault, ITestOutputHelper out
                 await UpgradeAsync(host, next);
                 if (host == 1)
                 {
+                    // The upgraded master takes its role back: the rules of a rolling upgrade are the newest build's.
+                    var host1 = await _lab.Xe("host-list", "name-label=lab-host1", "--minimal");
+                    await _lab.Xe("pool-designate-new-master", $"host-uuid={host1}");
+                    await LabSession.Eventually(async () => (await _lab.TryXe("pool-list", "params=master", "--minimal")).Output == host1,
+                        TimeSpan.FromSeconds(60), "lab-host1 to be the master again");
                     await MixedPoolRulesAsync(pool, uuids);
                 }
             }
