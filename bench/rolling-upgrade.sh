@@ -20,9 +20,10 @@ export CORRAL_GUEST_DIR=${CORRAL_GUEST_DIR:-$here/guest/build}
 xe() { "$here/.build/root/usr/bin/xe" "$@"; }
 ms() { date +%s%3N; }
 old=$(mktemp -d /tmp/corral-rpu-from.XXXXXX)
-pingers=()
+pingers=() pinglogs=()
 cleanup() {
   for p in ${pingers[@]+"${pingers[@]}"}; do kill -INT "$p" 2>/dev/null || true; done
+  rm -f ${pinglogs[@]+"${pinglogs[@]}"}
   "$here/lab" down >/dev/null 2>&1 || true
   git -C "$here" worktree remove --force "$old" >/dev/null 2>&1 || rm -rf "$old"
 }
@@ -55,7 +56,6 @@ if [ "$(xe pool-param-get uuid="$pool" param-name=ha-plan-exists-for)" -gt 1 ]; 
 fi
 for vm in "${vms[@]}"; do xe vm-param-set uuid="$vm" ha-restart-priority=restart; starts+=("$(xe vm-param-get uuid="$vm" param-name=start-time)"); done
 marks=(); for i in 1 2 3; do marks+=("$(wc -l < "$lab_dir/agent-host$i.log")"); done
-pinglogs=()
 for ip in "${ips[@]}"; do
   log=$(mktemp); pinglogs+=("$log")
   ping -i 0.1 -W 1 "$ip" > "$log" 2>&1 & pingers+=($!)
