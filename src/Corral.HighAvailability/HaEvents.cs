@@ -23,4 +23,7 @@ public static class HaEvents
     public static readonly EventId MasterFenced = new(1016, "MasterFenced");
     public static readonly EventId StatefileUnreachable = new(1017, "StatefileUnreachable");
     public static readonly EventId StatefileReachable = new(1018, "StatefileReachable");
+    public static readonly EventId HaViewChanged = new(1019, "HaViewChanged");
+    public static readonly EventId HaConfigurationUnread = new(1020, "HaConfigurationUnread");
+    public static readonly EventId FenceDaemonTold = new(1021, "FenceDaemonTold");
 }

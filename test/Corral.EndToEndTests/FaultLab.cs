@@ -89,11 +89,20 @@ public sealed class FaultLab : IAsyncLifetime
         }
         else if (await Lab.Xe("vm-param-get", $"uuid={tools}", "param-name=power-state") != "halted")
         {
+            await SettledAsync(tools);
             await Lab.Xe("vm-shutdown", $"uuid={tools}");
         }
 
         await RunsOnHost1Async(NoTools, host1);
     }
+
+    /// <summary>
+    /// Until no operation runs on the VM: HA, on when a test failed before turning it off, may be restarting it as the
+    /// host it ran on comes back (the pool is put back only once it is done).
+    /// </summary>
+    private Task SettledAsync(string vm) => LabSession.Eventually(async () =>
+        (await Lab.TryXe("vm-param-get", $"uuid={vm}", "param-name=current-operations")) is (0, ""),
+        TimeSpan.FromSeconds(120), "the VM's operations to end");
 
     /// <summary>VMs a test made (the web console's "Made in the console"), removed with their disks.</summary>
     private async Task RemoveOtherVmsAsync()
@@ -118,6 +127,7 @@ public sealed class FaultLab : IAsyncLifetime
     {
         var vm = await Lab.Xe("vm-list", $"name-label={name}", "--minimal");
         await Lab.Xe("vm-param-set", $"uuid={vm}", "ha-restart-priority=");
+        await SettledAsync(vm);
         if (await Lab.Xe("vm-param-get", $"uuid={vm}", "param-name=power-state") != "running")
         {
             await Lab.Xe("vm-start", $"uuid={vm}", "on=lab-host1");

@@ -130,6 +130,9 @@ public sealed class LabSession : IAsyncDisposable
                 await GuestSnapshot.WriteAsync(monitor, Path.Combine(Path.GetTempPath(), $"corral-{_name}-{name}-monitor.txt"));
             }
 
+            // What the pool database says of its tasks, VMs and storage: an operation that never ended shows here.
+            await File.WriteAllTextAsync(Path.Combine(Path.GetTempPath(), $"corral-{_name}-pool.txt"), await PoolStateAsync());
+
             for (var host = 1; host <= 3; host++)
             {
                 var (_, counters) = await RunAsync("ip", "-n", _env["CORRAL_LAB_NS_PREFIX"] + host, "-s", "link", "show");
@@ -150,6 +153,26 @@ public sealed class LabSession : IAsyncDisposable
         {
             Directory.Delete(_home, recursive: true);
         }
+    }
+
+    private async Task<string> PoolStateAsync()
+    {
+        var parts = new List<string>();
+        foreach (var command in new[]
+        {
+            new[] { "pool-list", "params=master,ha-enabled,other-config" },
+            ["host-list", "params=uuid,name-label,enabled,host-metrics-live,software-version"],
+            ["task-list", "params=all"],
+            ["vm-list", "is-control-domain=false", "params=uuid,name-label,power-state,resident-on,scheduled-to-be-resident-on,current-operations"],
+            ["pbd-list", "params=host-uuid,sr-uuid,currently-attached"],
+        })
+        {
+            // Bounded: a pool that no longer answers is what a failed test may have left.
+            var (code, output) = await RunAsync("timeout", ["30", Path.Combine(Repo, ".build/xe/xe"), .. command]);
+            parts.Add($"$ xe {string.Join(' ', command)} (exit {code})\n{output}");
+        }
+
+        return string.Join("\n\n", parts);
     }
 
     public async Task<(int Code, string Output)> RunAsync(string program, params string[] args)

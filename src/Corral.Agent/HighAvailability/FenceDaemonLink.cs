@@ -23,6 +23,7 @@ public sealed class FenceDaemonLink(
     ILogger<FenceDaemonLink> logger) : BackgroundService
 {
     private bool _unreachableLogged;
+    private string? _toldDaemon;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -81,7 +82,9 @@ public sealed class FenceDaemonLink(
             }
 
             var asked = clock.GetTimestamp();
-            await writer.WriteLineAsync(JsonSerializer.Serialize(Report(timingsMessage)));
+            var report = Report(timingsMessage);
+            NoteReport(report);
+            await writer.WriteLineAsync(JsonSerializer.Serialize(report));
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             timeout.CancelAfter(timings.OwnHeartbeatWindow);
             var line = await reader.ReadLineAsync(timeout.Token) ?? throw new IOException("the fence daemon closed the connection");
@@ -91,6 +94,18 @@ public sealed class FenceDaemonLink(
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>What this agent tells the daemon of HA, logged when it changes (the daemon arms its watchdog on it).</summary>
+    private void NoteReport(FenceReportMessage report)
+    {
+        var told = !report.HaEnabled ? "HA off"
+            : report.StatefileDirectory is null && report.StatefileVolume is null ? "HA on, no statefile here" : "HA on, with the statefile";
+        if (told != _toldDaemon)
+        {
+            _toldDaemon = told;
+            logger.LogInformation(HaEvents.FenceDaemonTold, "Telling the fence daemon: {Told}", told);
+        }
     }
 
     private FenceReportMessage Report(FenceTimingsMessage timings)

@@ -50,6 +50,10 @@ public sealed class StorageHeartbeat(
 
     private readonly HeartbeatWatch _watched = new();
 
+    // What the last read of the configuration said, as logged (a change is logged once), and how many reads in a row failed.
+    private string? _loggedView;
+    private int _failedReads;
+
     /// <summary>HA's state as last read from the pool database (kept when it cannot be read).</summary>
     public bool HaEnabled => _enabled;
 
@@ -177,13 +181,14 @@ public sealed class StorageHeartbeat(
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 // The pool database is out of reach: the last view stands, and the heartbeat goes on as the policy allows.
-                logger.LogDebug(ex, "Could not read the HA configuration");
+                NoteFailedRead(ex);
             }
 
             if (read)
             {
                 await UseStatefileAsync(spec, stoppingToken);
                 _configurationRead = true;
+                NoteView(spec);
             }
 
             // Read again when the configuration may have changed (the pool, or the statefile's VDI, SR or PBDs), not on
@@ -224,6 +229,44 @@ public sealed class StorageHeartbeat(
         if (current is not null && current.Volume?.Path != next?.Volume?.Path)
         {
             await locator.ReleaseAsync(current, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>
+    /// Logs what this host's HA now does when it changes: off; on with its statefile here; or on with no statefile
+    /// plugged on this host, when its heartbeat cannot beat and, as master, it sees no other host's.
+    /// </summary>
+    private void NoteView(StatefileSpec? spec)
+    {
+        _failedReads = 0;
+        var view = !_enabled ? "off" : spec is null ? "on, no statefile" : $"on, statefile {spec.VdiUuid} on SR {spec.SrUuid}";
+        if (view == _loggedView)
+        {
+            return;
+        }
+
+        _loggedView = view;
+        if (_enabled && spec is null)
+        {
+            logger.LogWarning(HaEvents.HaViewChanged, "HA is on but no statefile SR is plugged on this host: its heartbeat cannot be written, nor the others' read");
+        }
+        else
+        {
+            logger.LogInformation(HaEvents.HaViewChanged, "HA as this host reads it: {View}", view);
+        }
+    }
+
+    private void NoteFailedRead(Exception ex)
+    {
+        // One failure is a blip (logged at debug); a run of them says the view this host acts on may be stale.
+        if (++_failedReads == 5)
+        {
+            logger.LogWarning(HaEvents.HaConfigurationUnread, ex, "HA's configuration could not be read {Count} times in a row; acting on the last view ({View})",
+                _failedReads, _loggedView ?? "none yet");
+        }
+        else
+        {
+            logger.LogDebug(ex, "Could not read the HA configuration");
         }
     }
 

@@ -105,44 +105,84 @@ public sealed class HostOperationWorker(
         try
         {
             logger.LogInformation("Operation {Kind} on {Target} ({Id}) from step {Step}", operation.Kind, operation.Target, operation.Id, operation.Step);
-            if (!_handlers.TryGetValue(operation.Kind, out var handler))
+            if (await OutcomeAsync(operation, stoppingToken) is not { } outcome)
             {
-                await ReleaseAsync(operation, stoppingToken);
-                await tasks.FailAsync(operation.TaskRef, [ErrorCodes.NotImplemented, operation.Kind], stoppingToken);
-            }
-            else
-            {
-                var progress = new OperationProgress(SaveAsync, operation);
-                try
-                {
-                    var result = await handler.ExecuteAsync(operation, progress, stoppingToken);
-                    await ReleaseAsync(operation, stoppingToken);
-                    await tasks.CompleteAsync(operation.TaskRef, result, stoppingToken);
-                }
-                catch (XenApiException ex)
-                {
-                    logger.LogInformation("Operation {Kind} on {Target} failed: {Error}", operation.Kind, operation.Target, ex.Message);
-                    await ReleaseAsync(operation, stoppingToken);
-                    await tasks.FailAsync(operation.TaskRef, ex.ErrorDescription, stoppingToken);
-                }
-                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-                {
-                    // The agent is stopping: the operation stays persisted and resumes at the next start.
-                    return;
-                }
-                catch (Exception ex)
-                {
-                    logger.LogError(ex, "Operation {Kind} on {Target} failed", operation.Kind, operation.Target);
-                    await ReleaseAsync(operation, stoppingToken);
-                    await tasks.FailAsync(operation.TaskRef, [ErrorCodes.InternalError, ex.Message], stoppingToken);
-                }
+                // The agent is stopping: the operation stays persisted and resumes at the next start.
+                return;
             }
 
-            await database.Leases.DeleteAsync(operation.Key, stoppingToken);
+            await RecordAsync(operation, outcome, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping while the outcome was being recorded: the operation stays persisted and resumes at the next start.
+        }
+        catch (Exception ex)
+        {
+            // Never silent (an exception here would end an unobserved task, and the caller would wait out its timeout).
+            logger.LogError(HostOperationEvents.Unrecorded, ex, "Operation {Kind} on {Target} ({Id}) ended but its outcome could not be recorded",
+                operation.Kind, operation.Target, operation.Id);
         }
         finally
         {
             gate.Release();
+        }
+    }
+
+    /// <summary>Runs the operation's handler: its result, its error, or null when the agent stops meanwhile.</summary>
+    private async Task<OperationOutcome?> OutcomeAsync(HostOperation operation, CancellationToken stoppingToken)
+    {
+        if (!_handlers.TryGetValue(operation.Kind, out var handler))
+        {
+            return OperationOutcome.Failed([ErrorCodes.NotImplemented, operation.Kind]);
+        }
+
+        var progress = new OperationProgress(SaveAsync, operation);
+        try
+        {
+            return OperationOutcome.Succeeded(await handler.ExecuteAsync(operation, progress, stoppingToken));
+        }
+        catch (XenApiException ex)
+        {
+            logger.LogInformation("Operation {Kind} on {Target} failed: {Error}", operation.Kind, operation.Target, ex.Message);
+            return OperationOutcome.Failed(ex.ErrorDescription);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Operation {Kind} on {Target} failed", operation.Kind, operation.Target);
+            return OperationOutcome.Failed([ErrorCodes.InternalError, ex.Message]);
+        }
+    }
+
+    /// <summary>
+    /// Records the outcome: the object's mark released, the caller's task ended, the operation removed, in that order.
+    /// The caller waits on the task, so a write that fails (the pool database out of reach for a moment) is tried again
+    /// until it lands or the agent stops (the operation then resumes at the next start); each step is idempotent.
+    /// </summary>
+    private async Task RecordAsync(HostOperation operation, OperationOutcome outcome, CancellationToken stoppingToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ReleaseAsync(operation, stoppingToken);
+                await (outcome.Error is { } error
+                    ? tasks.FailAsync(operation.TaskRef, error, stoppingToken)
+                    : tasks.CompleteAsync(operation.TaskRef, outcome.Result, stoppingToken));
+                await database.Leases.DeleteAsync(operation.Key, stoppingToken);
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 250 * attempt));
+                logger.LogWarning(HostOperationEvents.RecordRetried, ex, "Could not record the end of operation {Kind} on {Target} ({Id}), attempt {Attempt}; trying again in {Delay}",
+                    operation.Kind, operation.Target, operation.Id, attempt, delay);
+                await Task.Delay(delay, stoppingToken);
+            }
         }
     }
 
