@@ -82,7 +82,8 @@ do
     // HTTPS with the host's own certificate, made at its first start (and again when its name or address changed).
     var https = settings.Https;
     https.CertificatePath = https.CertificatePathIn(agent.StateDirectory);
-    var certificate = HostCertificateFile.LoadOrCreate(https.CertificatePath, HostCertificateSubjects.For(agent.HostName, agent.Address),
+    var subjects = HostCertificateSubjects.For(agent.HostName, agent.Address);
+    var certificate = HostCertificateFile.LoadOrCreate(https.CertificatePath, subjects,
         https.CertificateValidityDays, TimeProvider.System, loggerFactory.CreateLogger("Corral.Api.Https"));
     builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenXenApi(https, certificate));
 
@@ -154,7 +155,7 @@ do
     builder.Services.Configure<Corral.Api.Http.ClientLimitOptions>(builder.Configuration.GetSection("Corral:Api:ClientLimits"));
     builder.Services.Configure<Corral.Api.Messages.MessageOptions>(builder.Configuration.GetSection("Corral:Api:Messages"));
     builder.Services.Configure<Corral.Api.Audit.AuditOptions>(builder.Configuration.GetSection("Corral:Api:Audit"));
-    builder.Services.AddXenApiHttps(https, certificate);
+    builder.Services.AddXenApiHttps(https, certificate, subjects);
     builder.Services.AddLdapDirectory();
     builder.Services.AddOptions<Corral.Auth.Ldap.DirectoryTlsOptions>().Bind(builder.Configuration.GetSection("Corral:Auth:Tls"))
         .PostConfigure<IOptions<ApiOptions>>((tls, api) =>

@@ -52,6 +52,16 @@ public static class ErrorCodes
 
     public const string SrFull = "SR_FULL"; // requested, maximum
     public const string SrHasNoPbds = "SR_HAS_NO_PBDS";
+    public const string ServerCertificateKeyInvalid = "SERVER_CERTIFICATE_KEY_INVALID";
+    public const string ServerCertificateKeyAlgorithmNotSupported = "SERVER_CERTIFICATE_KEY_ALGORITHM_NOT_SUPPORTED"; // algorithm_oid
+    public const string ServerCertificateKeyRsaLengthNotSupported = "SERVER_CERTIFICATE_KEY_RSA_LENGTH_NOT_SUPPORTED"; // length
+    public const string ServerCertificateKeyRsaMultiNotSupported = "SERVER_CERTIFICATE_KEY_RSA_MULTI_NOT_SUPPORTED";
+    public const string ServerCertificateInvalid = "SERVER_CERTIFICATE_INVALID";
+    public const string ServerCertificateKeyMismatch = "SERVER_CERTIFICATE_KEY_MISMATCH";
+    public const string ServerCertificateNotValidYet = "SERVER_CERTIFICATE_NOT_VALID_YET"; // now, not_before
+    public const string ServerCertificateExpired = "SERVER_CERTIFICATE_EXPIRED"; // now, not_after
+    public const string ServerCertificateSignatureNotSupported = "SERVER_CERTIFICATE_SIGNATURE_NOT_SUPPORTED";
+    public const string ServerCertificateChainInvalid = "SERVER_CERTIFICATE_CHAIN_INVALID";
     public const string SrBackendFailure = "SR_BACKEND_FAILURE"; // code, stdout, stderr
     public const string SrOperationNotSupported = "SR_OPERATION_NOT_SUPPORTED"; // sr
     public const string SrUnknownDriver = "SR_UNKNOWN_DRIVER"; // type

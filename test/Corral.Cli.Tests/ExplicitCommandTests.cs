@@ -19,6 +19,7 @@ public class ExplicitCommandTests
     [InlineData("sr-forget uuid=s-1", "SR.get_by_uuid(s-1)|SR.forget(OpaqueRef:sr1)")]
     [InlineData("host-shutdown host=lab-host1", "host.get_all_records()|host.shutdown(OpaqueRef:h1)")]
     [InlineData("host-reboot uuid=h-1", "host.get_all_records()|host.reboot(OpaqueRef:h1)")]
+    [InlineData("host-reset-server-certificate uuid=h-1", "host.get_all_records()|host.reset_server_certificate(OpaqueRef:h1)")]
     [InlineData("user-password-change old=a new=b", "session.change_password(a, b)")]
     [InlineData("user-password-change new=b", "session.change_password(, b)")]
     [InlineData("subject-remove subject-uuid=su-1", "subject.get_by_uuid(su-1)|subject.destroy(OpaqueRef:subject)")]
@@ -55,6 +56,32 @@ public class ExplicitCommandTests
         var (code, output, err) = await pool.RunAsync(Split(commandLine));
         Assert.Equal((1, "", error + "\n"), (code, output, err));
         Assert.DoesNotContain(pool.CallLog, c => c.StartsWith("message.", StringComparison.Ordinal) || c.Contains("_roles", StringComparison.Ordinal) || c.Contains("unplug", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Host_server_certificate_install_sends_the_files_contents_as_read_where_xe_runs()
+    {
+        var directory = Directory.CreateTempSubdirectory("xe-cert-").FullName;
+        try
+        {
+            var (certificate, key, chain) = (Path.Combine(directory, "cert.pem"), Path.Combine(directory, "key.pem"), Path.Combine(directory, "chain.pem"));
+            await File.WriteAllTextAsync(certificate, "CERT");
+            await File.WriteAllTextAsync(key, "KEY");
+            await File.WriteAllTextAsync(chain, "CHAIN");
+            var pool = Pool();
+            Assert.Equal((0, "", ""), await pool.RunAsync("host-server-certificate-install", "uuid=h-1", $"certificate={certificate}", $"private-key={key}"));
+            Assert.Equal((0, "", ""), await pool.RunAsync("host-server-certificate-install", "uuid=h-1", $"certificate={certificate}", $"private-key={key}",
+                $"certificate-chain={chain}"));
+            Assert.Equal(
+            [
+                "host.get_all_records()", "host.install_server_certificate(OpaqueRef:h1, CERT, KEY, )",
+                "host.get_all_records()", "host.install_server_certificate(OpaqueRef:h1, CERT, KEY, CHAIN)",
+            ], pool.CallLog);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]
@@ -214,7 +241,7 @@ public class ExplicitCommandTests
                  {
                      "VBD.plug", "VBD.unplug", "VBD.unplug_force", "VIF.plug", "VIF.unplug", "VIF.unplug_force", "PBD.destroy", "PBD.plug", "PBD.unplug",
                      "SR.forget", "host.shutdown", "host.reboot", "session.change_password", "subject.destroy", "secret.destroy", "message.create",
-                     "message.destroy_many", "subject.add_to_roles", "subject.remove_from_roles",
+                     "message.destroy_many", "subject.add_to_roles", "subject.remove_from_roles", "host.install_server_certificate", "host.reset_server_certificate",
                  })
         {
             pool.Answer(setter);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
@@ -60,7 +61,7 @@ public sealed class HttpsEndpointTests : IAsyncLifetime
             o.HostRef = HostRef;
             o.StateDirectory = _state;
         });
-        builder.Services.AddXenApiHttps(https, _certificate);
+        builder.Services.AddXenApiHttps(https, _certificate, HostCertificateSubjects.For("it-host", "127.0.0.1"));
         builder.Services.AddSingleton(SrDrivers.Default);
         _app = builder.Build();
         _app.UseHttpsOnlyGate();
@@ -202,6 +203,67 @@ public sealed class HttpsEndpointTests : IAsyncLifetime
         Assert.Null(await database.Leases.GetValueAsync(PoolKeys.CertificatePem(old.Ref), default));
         Assert.Equal(fresh.ExportCertificatePem() + "\n", await database.Leases.GetValueAsync(PoolKeys.CertificatePem(now.Ref), default));
         Assert.NotEmpty(key);
+    }
+
+    /// <summary>A client that takes whatever certificate the host presents (the one served changes in these tests).</summary>
+    private JsonRpcXenApiClient AnyCertificateClient() => new(new Uri(_https, "/jsonrpc"), PinnedTls.CreateHandler(_ => { }, TimeSpan.FromSeconds(5)));
+
+    private async Task<string> RecordedFingerprintAsync() =>
+        Assert.Single(await _app.Services.GetRequiredService<IPoolDatabase>().GetAllAsync(XenApi.Certificate.ClassName, default)).Get(XenApi.Certificate.Fingerprint);
+
+    [Fact]
+    public async Task An_installed_certificate_is_served_from_the_next_handshake_kept_on_disk_and_recorded()
+    {
+        using var caKey = RSA.Create(2048);
+        var caRequest = new CertificateRequest("CN=Example CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(5));
+        using var key = RSA.Create(2048);
+        using var leaf = new CertificateRequest("CN=it-host.example.com", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
+            .Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(1), [7, 7, 7]);
+        var before = _certificate.Fingerprint;
+        using var client = AnyCertificateClient();
+        var session = await LoginAsync(client);
+
+        // A bad one first: xapi's error, and the certificate served stays.
+        using var other = RSA.Create(2048);
+        var mismatch = await Assert.ThrowsAsync<XenApiException>(() => client.CallAsync("host.install_server_certificate",
+            [session, HostRef, leaf.ExportCertificatePem(), other.ExportPkcs8PrivateKeyPem(), ""], default));
+        Assert.Equal("SERVER_CERTIFICATE_KEY_MISMATCH", mismatch.Code);
+        Assert.Equal(before, CertificateFingerprint.Sha256((await RawTlsAsync("", SslProtocols.Tls12, "GET", "/test-sni")).Presented));
+
+        await client.CallAsync("host.install_server_certificate", [session, HostRef, leaf.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem(), ca.ExportCertificatePem()], default);
+        var (_, _, presented) = await RawTlsAsync("", SslProtocols.Tls12, "GET", "/test-sni");
+        Assert.Equal(CertificateFingerprint.Sha256(leaf), CertificateFingerprint.Sha256(presented));
+        Assert.Equal(CertificateFingerprint.Sha256(leaf), await RecordedFingerprintAsync());
+        var pem = (string)(await client.CallAsync("host.get_server_certificate", [session, HostRef], default))!;
+        Assert.Equal(leaf.ExportCertificatePem() + "\n", pem);
+
+        // The next start serves it again, with its chain (it was not made here, so it is kept whatever it names).
+        var reloaded = HostCertificateFile.LoadOrCreate(_certificate.Path, HostCertificateSubjects.For("it-host", "127.0.0.1"), 3650, TimeProvider.System, NullLogger.Instance);
+        Assert.Equal(CertificateFingerprint.Sha256(leaf), reloaded.Fingerprint);
+        Assert.Contains(ca.ExportCertificatePem(), await File.ReadAllTextAsync(_certificate.Path), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Reset_serves_a_new_self_signed_certificate_and_ha_refuses_an_install()
+    {
+        var before = _certificate.Fingerprint;
+        using var client = AnyCertificateClient();
+        var session = await LoginAsync(client);
+        await client.CallAsync("host.reset_server_certificate", [session, HostRef], default);
+        var (_, _, presented) = await RawTlsAsync("", SslProtocols.Tls12, "GET", "/test-sni");
+        Assert.NotEqual(before, CertificateFingerprint.Sha256(presented));
+        Assert.Equal(presented.Subject, presented.Issuer);
+        Assert.Equal(CertificateFingerprint.Sha256(presented), await RecordedFingerprintAsync());
+
+        var database = _app.Services.GetRequiredService<IPoolDatabase>();
+        var tx = new PoolTransaction();
+        tx.Create(XenClasses.PoolSchema, new Dictionary<string, object?> { ["ha_enabled"] = true });
+        await database.CommitAsync(tx, default);
+        var refused = await Assert.ThrowsAsync<XenApiException>(() => client.CallAsync("host.install_server_certificate",
+            [session, HostRef, "", "", ""], default));
+        Assert.Equal(ErrorCodes.HaIsEnabled, refused.Code);
     }
 
     [Fact]

@@ -25,14 +25,14 @@ public static class HostCertificateFile
         ArgumentNullException.ThrowIfNull(logger);
         if (File.Exists(path))
         {
-            var existing = TryLoad(path, logger);
+            var (existing, chain) = TryLoad(path, logger);
             if (existing is not null)
             {
                 if (Names(existing, subjects))
                 {
                     logger.LogInformation(HttpsEvents.CertificateReused, "Serving the host certificate {Path} ({Subject}, SHA-256 {Fingerprint})",
                         path, existing.Subject, Client.Tls.CertificateFingerprint.Sha256(existing));
-                    return new HostCertificate(existing, path);
+                    return new HostCertificate(existing, path, chain);
                 }
 
                 if (!IsSelfSigned(existing))
@@ -40,7 +40,7 @@ public static class HostCertificateFile
                     logger.LogWarning(HttpsEvents.CertificateKeptDespiteNames,
                         "The installed certificate {Path} ({Subject}) does not name this host as it is now ({Subjects}); keeping it, as it was not made here",
                         path, existing.Subject, subjects);
-                    return new HostCertificate(existing, path);
+                    return new HostCertificate(existing, path, chain);
                 }
 
                 logger.LogWarning(HttpsEvents.CertificateRegenerated,
@@ -51,10 +51,28 @@ public static class HostCertificateFile
         }
 
         var created = Create(subjects, validityDays, time);
-        Write(path, created.KeyPem, created.Certificate);
+        Write(path, created.KeyPem, created.Certificate, []);
         logger.LogInformation(HttpsEvents.CertificateCreated, "Made the host certificate {Path} for {Subjects} (self-signed, valid until {NotAfter:u}, SHA-256 {Fingerprint})",
             path, subjects, created.Certificate.NotAfter.ToUniversalTime(), Client.Tls.CertificateFingerprint.Sha256(created.Certificate));
         return new HostCertificate(created.Certificate, path);
+    }
+
+    /// <summary>
+    /// Writes a new self-signed certificate for the subjects in place of the host's (<c>host.reset_server_certificate</c>)
+    /// and returns it, with its key.
+    /// </summary>
+    public static X509Certificate2 Reset(string path, HostCertificateSubjects subjects, int validityDays, TimeProvider time)
+    {
+        var (certificate, keyPem) = Create(subjects, validityDays, time);
+        Write(path, keyPem, certificate, []);
+        return certificate;
+    }
+
+    /// <summary>Writes an administrator's certificate in place of the host's: key, certificate, chain, as xapi writes them.</summary>
+    public static void Install(string path, InstalledServerCertificate installed)
+    {
+        ArgumentNullException.ThrowIfNull(installed);
+        Write(path, installed.KeyPem, installed.Certificate, installed.Chain);
     }
 
     /// <summary>A new self-signed certificate for the subjects, with its private key in PKCS#8 PEM.</summary>
@@ -89,8 +107,11 @@ public static class HostCertificateFile
         return (certificate, rsa.ExportPkcs8PrivateKeyPem());
     }
 
-    /// <summary>Reads a key-and-certificate PEM file; null (logged, the file set aside) when it cannot be used.</summary>
-    private static X509Certificate2? TryLoad(string path, ILogger logger)
+    /// <summary>
+    /// Reads a key-and-certificate PEM file, and the chain after the certificate if any; null (logged, the file set
+    /// aside) when it cannot be used.
+    /// </summary>
+    private static (X509Certificate2? Certificate, IReadOnlyList<X509Certificate2> Chain) TryLoad(string path, ILogger logger)
     {
         try
         {
@@ -98,7 +119,9 @@ public static class HostCertificateFile
             var certificate = X509Certificate2.CreateFromPem(text, text);
             if (certificate.HasPrivateKey)
             {
-                return certificate;
+                var all = new X509Certificate2Collection();
+                all.ImportFromPem(text);
+                return (certificate, all.Skip(1).ToList());
             }
 
             certificate.Dispose();
@@ -110,15 +133,16 @@ public static class HostCertificateFile
             File.Move(path, aside, overwrite: true);
             logger.LogError(HttpsEvents.CertificateUnreadable, ex, "The host certificate {Path} cannot be used ({Reason}); set aside as {Aside}, making a new one",
                 path, ex.Message, aside);
-            return null;
+            return (null, []);
         }
     }
 
-    /// <summary>Key then certificate, as xapi writes xapi-ssl.pem, replacing the file in one rename; mode 0400.</summary>
-    private static void Write(string path, string keyPem, X509Certificate2 certificate)
+    /// <summary>Key, certificate, then chain, as xapi writes xapi-ssl.pem, replacing the file in one rename; mode 0400.</summary>
+    private static void Write(string path, string keyPem, X509Certificate2 certificate, IReadOnlyList<X509Certificate2> chain)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        Corral.Platform.PrivateFile.Replace(path, $"{keyPem}\n\n{certificate.ExportCertificatePem()}\n", OwnerReadOnly);
+        var parts = new[] { keyPem, certificate.ExportCertificatePem() }.Concat(chain.Select(c => c.ExportCertificatePem()));
+        Corral.Platform.PrivateFile.Replace(path, string.Join("\n\n", parts) + "\n", OwnerReadOnly);
     }
 
     private static bool IsSelfSigned(X509Certificate2 certificate) => certificate.SubjectName.RawData.AsSpan().SequenceEqual(certificate.IssuerName.RawData);

@@ -26,6 +26,7 @@ public sealed class HostCertificateRecords(
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
     private readonly TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _verificationShown;
+    private volatile string? _recordedFingerprint;
 
     /// <summary>Completes once this host's record matches its certificate.</summary>
     public Task Recorded => _recorded.Task;
@@ -37,8 +38,10 @@ public sealed class HostCertificateRecords(
         {
             try
             {
-                // Once per start, as xapi: a host ejected from the pool must not write its record back before it restarts.
-                if (!_recorded.Task.IsCompleted)
+                // Once per start, as xapi (a host ejected from the pool must not write its record back before it
+                // restarts), and again when the certificate served is replaced (an emergency reset, made without the
+                // pool database, is recorded once the database answers).
+                if (!_recorded.Task.IsCompleted || _recordedFingerprint != certificate.Fingerprint)
                 {
                     await RecordAsync(stoppingToken);
                     _recorded.TrySetResult();
@@ -81,22 +84,24 @@ public sealed class HostCertificateRecords(
     public async Task RecordAsync(CancellationToken cancellationToken)
     {
         var hostRef = options.Value.HostRef;
+        var served = certificate.Current;
         var (current, stale) = HostCertificateRecord.Find(await database.GetAllAsync(XenApi.Certificate.ClassName, cancellationToken), hostRef,
-            CertificateType.Host, certificate.Fingerprint);
+            CertificateType.Host, served.Fingerprint);
         var pemMissing = current is not null && await database.Leases.GetValueAsync(PoolKeys.CertificatePem(current.Ref), cancellationToken) is null;
         if (current is not null && stale.Count == 0 && !pemMissing)
         {
+            _recordedFingerprint = served.Fingerprint;
             return;
         }
 
         var tx = new PoolTransaction();
         if (current is null)
         {
-            HostCertificateRecord.Add(tx, hostRef, CertificateType.Host, certificate.Certificate, certificate.Fingerprint, certificate.Pem);
+            HostCertificateRecord.Add(tx, hostRef, CertificateType.Host, served.Certificate, served.Fingerprint, served.Pem);
         }
         else if (pemMissing)
         {
-            tx.PutKey(PoolKeys.CertificatePem(current.Ref), certificate.Pem);
+            tx.PutKey(PoolKeys.CertificatePem(current.Ref), served.Pem);
         }
 
         foreach (var old in stale)
@@ -106,7 +111,8 @@ public sealed class HostCertificateRecords(
         }
 
         await database.CommitAsync(tx, cancellationToken);
+        _recordedFingerprint = served.Fingerprint;
         logger.LogInformation(HttpsEvents.CertificateRecordReplaced, "This host's certificate record now names SHA-256 {Fingerprint} ({Removed} old record(s) removed)",
-            certificate.Fingerprint, stale.Count);
+            served.Fingerprint, stale.Count);
     }
 }

@@ -10,6 +10,8 @@ public static class HttpsEvents
     public static readonly EventId CertificateRegenerated = new(4103, nameof(CertificateRegenerated));
     public static readonly EventId CertificateKeptDespiteNames = new(4104, nameof(CertificateKeptDespiteNames));
     public static readonly EventId CertificateUnreadable = new(4105, nameof(CertificateUnreadable));
+    public static readonly EventId CertificateInstalled = new(4106, nameof(CertificateInstalled));
+    public static readonly EventId CertificateReset = new(4107, nameof(CertificateReset));
     public static readonly EventId CertificateRecordReplaced = new(4110, nameof(CertificateRecordReplaced));
     public static readonly EventId CertificateRecordNotWritten = new(4111, nameof(CertificateRecordNotWritten));
     public static readonly EventId HttpClosed = new(4120, nameof(HttpClosed));

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using Corral.Api.Client.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
@@ -23,12 +24,16 @@ public static class XenApiListeners
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(certificate);
         options.Validate();
-        Listen(kestrel, options, options.HttpsPort, listen => listen.UseHttps(new HttpsConnectionAdapterOptions
+        Listen(kestrel, options, options.HttpsPort, listen => listen.UseHttps(new TlsHandshakeCallbackOptions
         {
-            // The one certificate for any name asked, and for none (the name, if any, is then the request's TLS host name).
-            ServerCertificateSelector = (_, _) => certificate.Certificate,
-            SslProtocols = PinnedTls.Protocols,
-            ClientCertificateMode = ClientCertificateMode.NoCertificate,
+            // The one certificate (and its chain) for any name asked, and for none; the one served now, so that a
+            // replaced certificate is presented from the next handshake on.
+            OnConnection = _ => ValueTask.FromResult(new SslServerAuthenticationOptions
+            {
+                ServerCertificateContext = certificate.Context,
+                EnabledSslProtocols = PinnedTls.Protocols,
+                ClientCertificateRequired = false,
+            }),
         }));
         Listen(kestrel, options, options.HttpPort, listen => listen.Use(next => connection =>
             // A closed port, as xapi's firewall makes it: the connection ends before a byte is read.

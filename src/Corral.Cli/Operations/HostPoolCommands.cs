@@ -3,7 +3,9 @@ using Corral.Api.Client;
 namespace Corral.Cli.Operations;
 
 /// <summary>
-/// Hosts, the pool and tasks: host-enable, host-disable, host-shutdown, host-reboot, host-get-server-certificate,
+/// Hosts, the pool and tasks: host-enable, host-disable, host-shutdown, host-reboot, the host's server certificate
+/// (host-get-server-certificate, host-server-certificate-install, host-reset-server-certificate,
+/// host-emergency-reset-server-certificate),
 /// the pool's internal credentials (host-refresh-server-certificate, pool-certificate-sync, pool-secret-rotate),
 /// pool membership (pool-join, pool-eject), the master's changes (pool-designate-new-master,
 /// pool-emergency-transition-to-master, pool-recover-slaves), high availability (pool-ha-enable, pool-ha-disable,
@@ -39,6 +41,18 @@ public static class HostPoolCommands
                 c.Printer.Message(await c.CallForStringAsync("host.get_server_certificate", ct, host.Ref)), ct, multiple: false)));
         r.Add(new("host-refresh-server-certificate", ["host"], [], "Refresh internal server certificate of host", CommandFlags.HostSelectors, (c, ct) =>
             Selection.ForHostsAsync(c, [], host => c.CallAsync("host.refresh_server_certificate", ct, host.Ref), ct, multiple: false)));
+        r.Add(new("host-server-certificate-install", ["certificate", "private-key"], ["certificate-chain"], "Install a server TLS certificate on a host",
+            CommandFlags.HostSelectors, (c, ct) => Selection.ForHostsAsync(c, ["certificate", "private-key", "certificate-chain"], async host =>
+            {
+                // As xe: the files are read where xe runs, and their contents sent.
+                var chain = c.Params.Get("certificate-chain") is { } path ? await File.ReadAllTextAsync(path, ct) : "";
+                await c.CallAsync("host.install_server_certificate", ct, host.Ref, await File.ReadAllTextAsync(c.Params.Required("certificate"), ct),
+                    await File.ReadAllTextAsync(c.Params.Required("private-key"), ct), chain);
+            }, ct, multiple: false)));
+        r.Add(new("host-reset-server-certificate", [], [], "Deletes the current TLS server certificate in the host and installs a new, self-signed one.",
+            CommandFlags.HostSelectors, (c, ct) => Selection.ForHostsAsync(c, [], host => c.CallAsync("host.reset_server_certificate", ct, host.Ref), ct, multiple: false)));
+        r.Add(new("host-emergency-reset-server-certificate", [], [], "Deletes the current TLS server certificate in the host and installs a new, self-signed one.",
+            CommandFlags.LocalLogin, (c, ct) => c.CallAsync("host.emergency_reset_server_certificate", ct)));
         r.Add(new("pool-certificate-sync", [], [], "Copy the TLS CA certificates and CRLs of the master to all slaves.", CommandFlags.None, (c, ct) =>
             c.CallAsync("pool.certificate_sync", ct)));
         r.Add(new("pool-secret-rotate", [], [], "Change the pool secret", CommandFlags.None, (c, ct) => c.CallAsync("pool.rotate_secret", ct)));
