@@ -36,6 +36,11 @@ public sealed class StorageHeartbeat(
 
     private static readonly TimeSpan ConfigurationRecheck = TimeSpan.FromSeconds(5);
 
+    // How long one read of the configuration (the pool, then the statefile's VDI, SR and PBDs) may take. It runs on its
+    // own loop, so a slow read delays no heartbeat; it only has to land. (It was two heartbeat intervals, 500 ms, from
+    // when the read held up the beat: on a loaded host every read could miss that, and the host never learnt HA was on.)
+    private static readonly TimeSpan ConfigurationReadLimit = TimeSpan.FromSeconds(5);
+
     private volatile bool _enabled;
     private volatile bool _configurationRead;
     private volatile StatefileTarget? _target;
@@ -169,7 +174,7 @@ public sealed class StorageHeartbeat(
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                timeout.CancelAfter(options.Value.HeartbeatInterval * 2);
+                timeout.CancelAfter(ConfigurationReadLimit);
                 var pool = (await database.GetAllAsync(XenClasses.Pool, timeout.Token)).SingleOrDefault();
                 if (pool is not null)
                 {
