@@ -76,6 +76,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<Https.HttpsOnlyGate>();
         services.AddSingleton<PoolCertificateTrust>();
         services.TryAddSingleton<RemoteHosts>();
+        services.TryAddSingleton<HostForwarding>();
         services.AddSingleton<Devices.DeviceOperations>();
         services.AddSingleton<IApiMethodProvider, GenericClassMethods>();
         // Class providers come after the generic one so that their messages replace generic setters of the same name.

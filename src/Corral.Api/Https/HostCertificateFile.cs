@@ -119,8 +119,10 @@ public static class HostCertificateFile
             var certificate = X509Certificate2.CreateFromPem(text, text);
             if (certificate.HasPrivateKey)
             {
+                // The chain: the file's other certificates (its first is the certificate again, read above with its key).
                 var all = new X509Certificate2Collection();
                 all.ImportFromPem(text);
+                all[0].Dispose();
                 return (certificate, all.Skip(1).ToList());
             }
 

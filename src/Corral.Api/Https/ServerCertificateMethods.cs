@@ -1,6 +1,5 @@
 using Corral.Api.Dispatch;
 using Corral.Api.Methods;
-using Corral.Api.Pool;
 using Corral.Api.Sessions;
 using Corral.Model;
 using Corral.PoolDatabase;
@@ -23,8 +22,7 @@ public sealed class ServerCertificateMethods(
     HostCertificate certificate,
     HostCertificateRecords records,
     HostCertificateSubjects subjects,
-    Placement placement,
-    RemoteHosts remote,
+    HostForwarding forwarding,
     IOptions<HttpsOptions> https,
     IOptions<ApiOptions> api,
     TimeProvider time,
@@ -35,44 +33,45 @@ public sealed class ServerCertificateMethods(
     public void Register(ApiRegistry registry)
     {
         registry.Implement("host.install_server_certificate", (ctx, a, ct) =>
-            OnHostAsync(ctx, (string)a[0]!, "host.install_server_certificate", [a[1], a[2], a[3]], () => InstallAsync((string)a[1]!, (string)a[2]!, (string)a[3]!, ct), ct));
+            OnHostAsync(ctx, (string)a[0]!, "host.install_server_certificate", [a[1], a[2], a[3]],
+                () => InstallAsync((string)a[1]!, (string)a[2]!, (string)a[3]!, ct), ct, RefuseWithHaAsync));
         registry.Implement("host.reset_server_certificate", (ctx, a, ct) =>
             OnHostAsync(ctx, (string)a[0]!, "host.reset_server_certificate", [], () => ResetAsync(emergency: false, ct), ct));
         registry.Implement("host.emergency_reset_server_certificate", (_, _, ct) => ResetAsync(emergency: true, ct));
     }
 
-    /// <summary>Runs <paramref name="here"/> when the host is this one, else the same call on that host.</summary>
-    private async Task<object?> OnHostAsync(CallContext context, string hostRef, string method, IReadOnlyList<object?> arguments,
-        Func<Task> here, CancellationToken cancellationToken)
+    /// <summary>As xapi's install: not while HA is on.</summary>
+    private async Task RefuseWithHaAsync(CancellationToken cancellationToken)
     {
-        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
-        if (method == "host.install_server_certificate"
-            && (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled) == true)
+        if ((await database.GetAllAsync(XenClasses.Pool, cancellationToken)).SingleOrDefault()?.Get(XenApi.Pool.HaEnabled) == true)
         {
             throw new XenApiException(ErrorCodes.HaIsEnabled);
+        }
+    }
+
+    /// <summary>
+    /// Once the host is known (HANDLE_INVALID first, as xapi's forwarding) and <paramref name="check"/> passed: runs
+    /// <paramref name="here"/> when the host is this one, else the same call on that host.
+    /// </summary>
+    private async Task<object?> OnHostAsync(CallContext context, string hostRef, string method, IReadOnlyList<object?> arguments,
+        Func<Task> here, CancellationToken cancellationToken, Func<CancellationToken, Task>? check = null)
+    {
+        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
+        if (check is not null)
+        {
+            await check(cancellationToken);
         }
 
         if (host.Ref == api.Value.HostRef)
         {
             await here();
-            return null;
+        }
+        else
+        {
+            await forwarding.CallAsync(host, method, [context.SessionRef, host.Ref, .. arguments], cancellationToken);
         }
 
-        if (!await placement.IsLiveAsync(host, cancellationToken))
-        {
-            throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
-        }
-
-        try
-        {
-            using var client = await remote.ConnectAsync(host.Get(XenApi.Host.Address), cancellationToken);
-            await client.CallAsync(method, [context.SessionRef, host.Ref, .. arguments], cancellationToken);
-            return null;
-        }
-        catch (Corral.Api.Client.XenApiTransportException)
-        {
-            throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
-        }
+        return null;
     }
 
     private async Task InstallAsync(string certificatePem, string privateKeyPem, string chainPem, CancellationToken cancellationToken)

@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Corral.Api.Methods;
 
 /// <summary>host and pool messages of the foundation: enable/disable, time, free memory, and pool-wide settings.</summary>
-public sealed class HostMethods(IPoolDatabase database, FailoverPlanning planning, Placement placement, RemoteHosts remote, IOptions<ApiOptions> options)
+public sealed class HostMethods(IPoolDatabase database, FailoverPlanning planning, Placement placement, HostForwarding forwarding, IOptions<ApiOptions> options)
     : IApiMethodProvider
 {
     public void Register(ApiRegistry registry)
@@ -94,26 +94,13 @@ public sealed class HostMethods(IPoolDatabase database, FailoverPlanning plannin
             return local ? DateTime.Now : DateTime.UtcNow;
         }
 
-        if (!await placement.IsLiveAsync(host, cancellationToken))
+        var method = local ? "host.get_server_localtime" : "host.get_servertime";
+        var answer = await forwarding.CallAsync(host, method, [context.SessionRef, host.Ref], cancellationToken);
+        return answer switch
         {
-            throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
-        }
-
-        try
-        {
-            var method = local ? "host.get_server_localtime" : "host.get_servertime";
-            using var client = await remote.ConnectAsync(host.Get(XenApi.Host.Address), cancellationToken);
-            var answer = await client.CallAsync(method, [context.SessionRef, host.Ref], cancellationToken);
-            return answer switch
-            {
-                DateTime time => time,
-                string text => XenDateTime.ParseKeepingLocal(text),
-                _ => throw new XenApiException(ErrorCodes.InternalError, $"host {host.Ref} answered {method} with {answer}"),
-            };
-        }
-        catch (Corral.Api.Client.XenApiTransportException)
-        {
-            throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
-        }
+            DateTime time => time,
+            string text => XenDateTime.ParseKeepingLocal(text),
+            _ => throw new XenApiException(ErrorCodes.InternalError, $"host {host.Ref} answered {method} with {answer}"),
+        };
     }
 }
