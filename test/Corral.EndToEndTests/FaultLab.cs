@@ -61,6 +61,8 @@ public sealed class FaultLab : IAsyncLifetime
 
         await LabSession.Eventually(async () => (await Lab.TryXe("host-list", "params=host-metrics-live", "--minimal")).Output == "true,true,true",
             TimeSpan.FromSeconds(90), "every host live");
+        // Whatever the last test did to the pool (a lost quorum, pulled plugs), its database is one, not one per host.
+        await PoolDatabaseConsistency.AssertSameDataAsync(Lab);
         var pool = await Lab.Xe("pool-list", "--minimal");
         if (await Lab.Xe("pool-param-get", $"uuid={pool}", "param-name=ha-enabled") == "true")
         {

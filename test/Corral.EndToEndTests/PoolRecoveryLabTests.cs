@@ -163,6 +163,8 @@ public sealed class PoolRecoveryLabTests(FaultLab fault, ITestOutputHelper outpu
         var vm = (await _lab.Xe(LabSession.On(a1, "vm-list", "name-label=Corral test VM", "--minimal"))).Trim();
         await _lab.Xe(LabSession.On(a1, "vm-param-set", $"uuid={vm}", "name-description=survived a lost quorum"));
         Assert.Equal("survived a lost quorum", await _lab.Xe(LabSession.On(a3, "vm-param-get", $"uuid={vm}", "param-name=name-description")));
+        // One database, not three: what each host reads is what the others wrote.
+        await PoolDatabaseConsistency.AssertSameDataAsync(_lab);
     }
 
     /// <summary>What must not be lost: every VM, SR and VDI, by uuid.</summary>

@@ -8,7 +8,7 @@ public sealed class PackageContentsTests(DebianPackage package)
 {
     /// <summary>What the agent, the fence daemon and xe need on the host, as the lab installs them (./lab install_packages).</summary>
     private static readonly string[] Needed =
-        ["qemu-system-x86", "qemu-utils", "qemu-block-extra", "etcd-server", "ovmf", "swtpm", "sanlock", "iproute2", "libnfs13", "libiscsi7", "libiscsi-bin", "smbnetfs"];
+        ["qemu-system-x86", "qemu-utils", "qemu-block-extra", "etcd-server", "etcd-client", "ovmf", "swtpm", "sanlock", "iproute2", "libnfs13", "libiscsi7", "libiscsi-bin", "smbnetfs"];
 
     [Fact]
     public async Task Its_info_names_the_package_its_version_and_the_Debian_packages_it_depends_on()

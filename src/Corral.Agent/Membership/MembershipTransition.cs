@@ -15,7 +15,7 @@ public enum MembershipChange
     /// <summary>Leave the cluster and start a pool of one afresh (pool.eject).</summary>
     Leave,
 
-    /// <summary>A one-member cluster from this host's own copy (pool.emergency_transition_to_master).</summary>
+    /// <summary>A one-member cluster restored from this host's own copy (pool.emergency_transition_to_master; see StandaloneRestore).</summary>
     ForceNewCluster,
 }
 

@@ -225,6 +225,11 @@ public sealed class MembershipTransitionRunner(
         }
     }
 
+    /// <summary>
+    /// The pool starts again from this host's copy of its database (<see cref="StandaloneRestore"/>): the member stopped,
+    /// its database restored into a one-member cluster of its own and put in place, the member started on it. Each stage
+    /// may be done again after a crash: the restore is staged anew, and put in place only once.
+    /// </summary>
     private async Task<MembershipTransition?> ForceNewClusterStepAsync(MembershipTransition t, CancellationToken cancellationToken)
     {
         switch (t.Stage)
@@ -233,13 +238,22 @@ public sealed class MembershipTransitionRunner(
                 await _member.StopAsync(cancellationToken);
                 return t with { Stage = 1 };
             case 1:
+                // Stopped again: after a crash, the agent's next generation may have started the member meanwhile.
+                await _member.StopAsync(cancellationToken);
+                await StandaloneRestore.StageAsync(memberOptions, logger, cancellationToken);
+                return t with { Stage = 2 };
+            case 2:
+                await _member.StopAsync(cancellationToken);
+                StandaloneRestore.Install(_member);
+                return t with { Stage = 3 };
+            case 3:
                 if (_member.RunningPid() is null)
                 {
-                    await _member.StartAsync(EtcdStartMode.ForceNewCluster, "", cancellationToken);
+                    await _member.StartAsync(EtcdStartMode.Resume, "", cancellationToken);
                 }
 
                 await _member.WaitHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
-                return t with { Stage = 2 };
+                return t with { Stage = 4 };
             default:
                 // The old master's key would outlive it by a lease TTL: clear it so this host is master at once.
                 using (var connection = new EtcdConnection(localEndpoints, tls))

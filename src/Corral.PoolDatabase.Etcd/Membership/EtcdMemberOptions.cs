@@ -10,6 +10,9 @@ public sealed class EtcdMemberOptions
 
     public string Executable { get; set; } = "etcd";
 
+    /// <summary>etcd's command-line client (Debian's etcd-client), for restoring the member's database after a lost quorum.</summary>
+    public string EtcdctlExecutable { get; set; } = "etcdctl";
+
     /// <summary>The member's name in the cluster (the host's name).</summary>
     public string Name { get; set; } = Environment.MachineName;
 

@@ -17,9 +17,6 @@ public enum EtcdStartMode
 
     /// <summary>The data directory decides (a restart).</summary>
     Resume,
-
-    /// <summary>A one-member cluster from this member's own copy of the data (<c>--force-new-cluster</c>).</summary>
-    ForceNewCluster,
 }
 
 /// <summary>
@@ -109,9 +106,6 @@ public sealed class LocalEtcdMember(EtcdMemberOptions options, ILogger logger, E
                 break;
             case EtcdStartMode.JoinExisting:
                 arguments.AddRange(["--initial-cluster", initialCluster, "--initial-cluster-state", "existing"]);
-                break;
-            case EtcdStartMode.ForceNewCluster:
-                arguments.AddRange(["--force-new-cluster"]);
                 break;
             case EtcdStartMode.Resume:
                 break;
