@@ -226,15 +226,21 @@ public sealed class MembershipTransitionRunner(
     }
 
     /// <summary>
-    /// The pool starts again from this host's copy of its database (<see cref="StandaloneRestore"/>): the member stopped,
-    /// its database restored into a one-member cluster of its own and put in place, the member started on it. Each stage
-    /// may be done again after a crash: the restore is staged anew, and put in place only once.
+    /// The pool starts again from this host's copy of its database (<see cref="StandaloneRestore"/>): a snapshot of the
+    /// member taken, the member stopped, the snapshot (or its database file) restored into a one-member cluster of its
+    /// own and put in place, the member started on it. Each stage may be done again after a crash: the restore is staged
+    /// anew, and put in place only once.
     /// </summary>
     private async Task<MembershipTransition?> ForceNewClusterStepAsync(MembershipTransition t, CancellationToken cancellationToken)
     {
         switch (t.Stage)
         {
             case 0:
+                if (_member.RunningPid() is not null)
+                {
+                    await StandaloneRestore.SaveSnapshotAsync(memberOptions, tls, logger, cancellationToken);
+                }
+
                 await _member.StopAsync(cancellationToken);
                 return t with { Stage = 1 };
             case 1:
