@@ -230,6 +230,7 @@ do
     builder.Services.AddSingleton<FenceAgents>();
     builder.Services.AddSingleton<IHostPowerControl>(sp => sp.GetRequiredService<FenceAgents>());
     builder.Services.AddSingleton<IApiMethodProvider, HostPowerMethods>();
+    builder.Services.AddSingleton<IApiMethodProvider, PoolDatabaseSyncMethods>();
     builder.Services.AddSingleton<StatefileLocator>();
     builder.Services.AddSingleton<StorageHeartbeat>();
     builder.Services.AddHostedService(sp => sp.GetRequiredService<StorageHeartbeat>());

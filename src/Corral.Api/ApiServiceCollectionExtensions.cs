@@ -75,6 +75,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<MasterState>();
         services.AddSingleton<Https.HttpsOnlyGate>();
         services.AddSingleton<PoolCertificateTrust>();
+        services.TryAddSingleton<TlsVerification>();
         services.TryAddSingleton<RemoteHosts>();
         services.TryAddSingleton<HostForwarding>();
         services.AddSingleton<Devices.DeviceOperations>();
@@ -102,6 +103,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, SystemMethods>();
         services.AddSingleton<IApiMethodProvider, AuditMethods>();
         services.AddSingleton<IApiMethodProvider, CaCertificateMethods>();
+        services.AddSingleton<IApiMethodProvider, TlsVerificationMethods>();
         services.AddSingleton<VmProvisioning>();
         services.AddSingleton<Xva.XvaExporter>();
         services.AddSingleton<Xva.XvaImporter>();

@@ -53,6 +53,7 @@ public static class ErrorCodes
     public const string SrFull = "SR_FULL"; // requested, maximum
     public const string SrHasNoPbds = "SR_HAS_NO_PBDS";
     public const string ServerCertificateKeyInvalid = "SERVER_CERTIFICATE_KEY_INVALID";
+    public const string TlsVerificationNotEnabledInPool = "TLS_VERIFICATION_NOT_ENABLED_IN_POOL";
     public const string ServerCertificateKeyAlgorithmNotSupported = "SERVER_CERTIFICATE_KEY_ALGORITHM_NOT_SUPPORTED"; // algorithm_oid
     public const string ServerCertificateKeyRsaLengthNotSupported = "SERVER_CERTIFICATE_KEY_RSA_LENGTH_NOT_SUPPORTED"; // length
     public const string ServerCertificateKeyRsaMultiNotSupported = "SERVER_CERTIFICATE_KEY_RSA_MULTI_NOT_SUPPORTED";

@@ -20,6 +20,8 @@ public class ExplicitCommandTests
     [InlineData("host-shutdown host=lab-host1", "host.get_all_records()|host.shutdown(OpaqueRef:h1)")]
     [InlineData("host-reboot uuid=h-1", "host.get_all_records()|host.reboot(OpaqueRef:h1)")]
     [InlineData("host-reset-server-certificate uuid=h-1", "host.get_all_records()|host.reset_server_certificate(OpaqueRef:h1)")]
+    [InlineData("pool-enable-tls-verification", "pool.enable_tls_verification()")]
+    [InlineData("pool-sync-database", "pool.sync_database()")]
     [InlineData("user-password-change old=a new=b", "session.change_password(a, b)")]
     [InlineData("user-password-change new=b", "session.change_password(, b)")]
     [InlineData("subject-remove subject-uuid=su-1", "subject.get_by_uuid(su-1)|subject.destroy(OpaqueRef:subject)")]
@@ -228,6 +230,21 @@ public class ExplicitCommandTests
     }
 
     /// <summary>The standard canned pool with the objects these commands name.</summary>
+    [Theory]
+    [InlineData("host-emergency-disable-tls-verification", "host.emergency_disable_tls_verification")]
+    [InlineData("host-emergency-reenable-tls-verification", "host.emergency_reenable_tls_verification")]
+    [InlineData("host-emergency-reset-server-certificate", "host.emergency_reset_server_certificate")]
+    public async Task Emergency_commands_log_in_to_the_host_they_run_on_alone_as_xes_local_session(string command, string method)
+    {
+        var pool = Pool();
+        pool.Handlers["session.slave_local_login_with_password"] = p => (string?)p[1] == pool.Password ? "OpaqueRef:local" : throw new XenApiException("SESSION_AUTHENTICATION_FAILED");
+        pool.Answer(method);
+        Assert.Equal((0, "", ""), await pool.RunAsync(command));
+        Assert.Equal(["session.slave_local_login_with_password", method, "session.logout"], pool.Calls.Select(c => c.Method));
+        Assert.Equal("OpaqueRef:local", pool.Calls[1].Args[0]);
+        Assert.DoesNotContain(pool.Calls, c => c.Method == "session.login_with_password");
+    }
+
     private static CannedPool Pool()
     {
         var pool = CannedPool.Standard();
@@ -242,6 +259,7 @@ public class ExplicitCommandTests
                      "VBD.plug", "VBD.unplug", "VBD.unplug_force", "VIF.plug", "VIF.unplug", "VIF.unplug_force", "PBD.destroy", "PBD.plug", "PBD.unplug",
                      "SR.forget", "host.shutdown", "host.reboot", "session.change_password", "subject.destroy", "secret.destroy", "message.create",
                      "message.destroy_many", "subject.add_to_roles", "subject.remove_from_roles", "host.install_server_certificate", "host.reset_server_certificate",
+                     "pool.enable_tls_verification", "pool.sync_database", "host.emergency_disable_tls_verification", "host.emergency_reenable_tls_verification",
                  })
         {
             pool.Answer(setter);

@@ -194,7 +194,7 @@ public sealed class HttpsEndpointTests : IAsyncLifetime
         var old = Assert.Single(await database.GetAllAsync(XenApi.Certificate.ClassName, default));
         var (fresh, key) = HostCertificateFile.Create(HostCertificateSubjects.For("it-host", "127.0.0.2"), 3650, TimeProvider.System);
         var records = new HostCertificateRecords(database, new HostCertificate(fresh, "unused"), _app.Services.GetRequiredService<PoolCertificateTrust>(),
-            _app.Services.GetRequiredService<IOptions<ApiOptions>>(), NullLogger<HostCertificateRecords>.Instance);
+            _app.Services.GetRequiredService<TlsVerification>(), _app.Services.GetRequiredService<IOptions<ApiOptions>>(), NullLogger<HostCertificateRecords>.Instance);
         await records.RecordAsync(default);
 
         var now = Assert.Single(await database.GetAllAsync(XenApi.Certificate.ClassName, default));
@@ -283,6 +283,60 @@ public sealed class HttpsEndpointTests : IAsyncLifetime
         Assert.True(refused.CertificateRejected);
         Assert.Contains(_certificate.Fingerprint, refused.Message, StringComparison.Ordinal);
         Assert.Contains(_certificate.Fingerprint, File.ReadAllText(Path.Combine(_state, PoolCertificateTrust.FileName)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Tls_verification_emergency_disabled_on_a_host_lets_it_call_hosts_it_cannot_match_until_enabled_again()
+    {
+        var database = _app.Services.GetRequiredService<IPoolDatabase>();
+        var tx = new PoolTransaction();
+        tx.Create(XenClasses.PoolSchema, new Dictionary<string, object?> { ["name_label"] = "pool", ["master"] = HostRef });
+        await database.CommitAsync(tx, default);
+        await PoolRecord.RefreshAsync(database, default);
+        Assert.True(Assert.Single(await database.GetAllAsync(XenClasses.Pool, default)).Get(XenApi.Pool.TlsVerificationEnabled));
+        using var client = AnyCertificateClient();
+        var session = await LoginAsync(client);
+
+        // A host that trusts none of this pool's certificates: refused, until checking is turned off on it alone.
+        var elsewhere = Directory.CreateTempSubdirectory("corral-elsewhere-").FullName;
+        var options = Options.Create(new ApiOptions { StateDirectory = elsewhere });
+        var verification = new TlsVerification(options, TimeProvider.System, NullLogger<TlsVerification>.Instance);
+        var stranger = new RemoteHosts(options, new PoolCertificateTrust(options, NullLogger<PoolCertificateTrust>.Instance), verification: verification);
+        verification.Disable();
+        using (var uncheckedClient = await stranger.ConnectAsync($"127.0.0.1:{_https.Port}", default))
+        {
+            Assert.StartsWith("OpaqueRef:", await LoginAsync(uncheckedClient), StringComparison.Ordinal);
+        }
+
+        verification.Enable();
+        using (var checkedAgain = await stranger.ConnectAsync($"127.0.0.1:{_https.Port}", default))
+        {
+            Assert.True((await Assert.ThrowsAsync<XenApiTransportException>(() => LoginAsync(checkedAgain))).CertificateRejected);
+        }
+
+        Directory.Delete(elsewhere, recursive: true);
+
+        // Through the API, as xe host-emergency-disable-tls-verification: the file, and the host's record saying so.
+        async Task<bool> HostVerifies() => (await database.GetAsync(XenClasses.Host, HostRef, default)).Get(XenApi.Host.TlsVerificationEnabled);
+        await client.CallAsync("host.emergency_disable_tls_verification", [session], default);
+        Assert.True(File.Exists(Path.Combine(_state, TlsVerification.FileName)));
+        Assert.False(await HostVerifies());
+        await client.CallAsync("host.emergency_reenable_tls_verification", [session], default);
+        Assert.False(File.Exists(Path.Combine(_state, TlsVerification.FileName)));
+        Assert.True(await HostVerifies());
+        await client.CallAsync("host.emergency_disable_tls_verification", [session], default);
+        await client.CallAsync("pool.enable_tls_verification", [session], default);
+        Assert.True(await HostVerifies());
+        Assert.Empty(Assert.Single(await database.GetAllAsync(XenClasses.Pool, default)).Get(XenApi.Pool.CurrentOperations));
+
+        // As xapi: not with HA on.
+        await database.UpdateAsync([(XenClasses.Pool, Assert.Single(await database.GetAllAsync(XenClasses.Pool, default)).Ref)], (objs, t) =>
+        {
+            var p = objs[0].Clone();
+            p.Set(XenApi.Pool.HaEnabled, true);
+            t.Update(p);
+        }, default);
+        Assert.Equal(ErrorCodes.HaIsEnabled, (await Assert.ThrowsAsync<XenApiException>(() => client.CallAsync("pool.enable_tls_verification", [session], default))).Code);
     }
 
     private async Task<bool> PlainHttpAnswersAsync()

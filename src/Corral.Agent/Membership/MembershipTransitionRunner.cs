@@ -167,7 +167,8 @@ public sealed class MembershipTransitionRunner(
     private async Task PromoteThroughMasterAsync(MembershipTransition t, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-        var remote = new RemoteHosts(Options.Create(apiOptions), TrustFor(t));
+        var remote = new RemoteHosts(Options.Create(apiOptions), TrustFor(t), verification: new TlsVerification(Options.Create(apiOptions), TimeProvider.System,
+            NullLogger<TlsVerification>.Instance));
         while (true)
         {
             try

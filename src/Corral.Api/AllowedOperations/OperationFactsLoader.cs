@@ -45,6 +45,10 @@ public static class OperationFactsLoader
         return new OperationFacts(PoolObjectIndex.Of(objects), _ => new HashSet<string>());
     }
 
+    /// <summary>What the pool rules read besides the pool: whether a cluster exists.</summary>
+    public static async Task<OperationFacts> ForPoolAsync(IPoolDatabase database, CancellationToken cancellationToken) =>
+        new(PoolObjectIndex.Of([.. await database.GetAllAsync(XenApi.Cluster.ClassName, cancellationToken)]), _ => new HashSet<string>());
+
     /// <summary>What the SR rules read besides the SR: its PBDs, its VDIs and their VBDs, and the pool.</summary>
     public static async Task<OperationFacts> ForSrAsync(IPoolDatabase database, SrDrivers drivers, XenObject sr, CancellationToken cancellationToken)
     {

@@ -53,6 +53,15 @@ public sealed class OperationMarks(IPoolDatabase database, TaskService tasks, IL
         return await MarkAsync(context, host, Check, XenEnum.ToWire(XenEnumTypes.HostAllowedOperations, op), null, cancellationToken);
     }
 
+    /// <summary>Records a pool operation (xapi's <c>with_pool_operation</c>): refused as the pool rules refuse it.</summary>
+    public async Task<OperationMark> MarkPoolAsync(CallContext context, PoolAllowedOperations op, CancellationToken cancellationToken)
+    {
+        var pool = (await database.GetAllAsync(XenClasses.Pool, cancellationToken)).Single();
+        var facts = await OperationFactsLoader.ForPoolAsync(database, cancellationToken);
+        OperationError? Check(XenObject current) => PoolOperationRules.Check(facts.PoolOf(current), op);
+        return await MarkAsync(context, pool, Check, XenEnum.ToWire(XenEnumTypes.PoolAllowedOperations, op), null, cancellationToken);
+    }
+
     private async Task<OperationMark> MarkAsync(CallContext context, XenObject obj, Func<XenObject, OperationError?> check, string op,
         Action<XenObject>? alsoChange, CancellationToken cancellationToken)
     {

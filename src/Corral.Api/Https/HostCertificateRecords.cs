@@ -13,19 +13,19 @@ namespace Corral.Api.Https;
 /// its certificates at start: one record of type <c>host</c> for this host, with the certificate's validity and
 /// SHA-256 fingerprint (a changed certificate gets a new record and the old one goes), and its PEM beside it for
 /// <c>host.get_server_certificate</c>. Then, every few seconds, the pool's host certificates become the ones this host
-/// trusts when it calls another host (<see cref="PoolCertificateTrust"/>), which <c>host.tls_verification_enabled</c>
-/// says: this host checks the certificates of the hosts it calls.
+/// trusts when it calls another host (<see cref="PoolCertificateTrust"/>), and <c>host.tls_verification_enabled</c>
+/// says whether this host checks them (always, unless turned off here: <see cref="TlsVerification"/>).
 /// </summary>
 public sealed class HostCertificateRecords(
     IPoolDatabase database,
     HostCertificate certificate,
     PoolCertificateTrust trust,
+    TlsVerification verification,
     IOptions<ApiOptions> options,
     ILogger<HostCertificateRecords> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
     private readonly TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private bool _verificationShown;
     private volatile string? _recordedFingerprint;
 
     /// <summary>Completes once this host's record matches its certificate.</summary>
@@ -48,7 +48,7 @@ public sealed class HostCertificateRecords(
                 }
 
                 await trust.RefreshAsync(database, stoppingToken);
-                _verificationShown = _verificationShown || await ShowVerificationAsync(stoppingToken);
+                await ShowVerificationAsync(stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
@@ -58,26 +58,25 @@ public sealed class HostCertificateRecords(
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    /// <summary>Sets this host's <c>tls_verification_enabled</c> once its record exists; false while it does not.</summary>
-    private async Task<bool> ShowVerificationAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Sets this host's <c>tls_verification_enabled</c> to what it does: true once its certificate record exists (the
+    /// others can check it) unless checking is turned off here.
+    /// </summary>
+    private async Task ShowVerificationAsync(CancellationToken cancellationToken)
     {
-        var host = await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken);
-        if (host is null)
+        var enabled = verification.Enabled;
+        if (await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken) is not { } host
+            || host.Get(XenApi.Host.TlsVerificationEnabled) == enabled)
         {
-            return false;
+            return;
         }
 
-        if (!host.Get(XenApi.Host.TlsVerificationEnabled))
+        await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
         {
-            await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
-            {
-                var changed = objs[0].Clone();
-                changed.Set(XenApi.Host.TlsVerificationEnabled, true);
-                tx.Update(changed);
-            }, cancellationToken);
-        }
-
-        return true;
+            var changed = objs[0].Clone();
+            changed.Set(XenApi.Host.TlsVerificationEnabled, enabled);
+            tx.Update(changed);
+        }, cancellationToken);
     }
 
     /// <summary>Creates this host's record if it has none for the certificate it serves, and removes those of certificates it no longer serves.</summary>

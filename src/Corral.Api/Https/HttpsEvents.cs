@@ -18,4 +18,7 @@ public static class HttpsEvents
     public static readonly EventId HttpOpened = new(4121, nameof(HttpOpened));
     public static readonly EventId PeerCertificateRefused = new(4130, nameof(PeerCertificateRefused));
     public static readonly EventId PoolCertificatesLearnt = new(4131, nameof(PoolCertificatesLearnt));
+    public static readonly EventId PeerCertificateUnchecked = new(4132, nameof(PeerCertificateUnchecked));
+    public static readonly EventId TlsVerificationDisabled = new(4133, nameof(TlsVerificationDisabled));
+    public static readonly EventId TlsVerificationEnabled = new(4134, nameof(TlsVerificationEnabled));
 }

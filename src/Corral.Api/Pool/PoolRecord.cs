@@ -8,7 +8,8 @@ namespace Corral.Api.Pool;
 /// The pool record's fields that clients index and that follow from the hosts: <c>cpu_info</c> (the pool's CPUs, as
 /// xapi sums its hosts') and <c>restrictions</c> (a feature is the pool's only if every host has it, as xapi combines
 /// its hosts' <c>license_params</c>), and <c>other_config:rolling_upgrade_in_progress</c> while the hosts run different
-/// builds (<see cref="RollingUpgrade"/>). The pool's other fields keep the datamodel's defaults (what xapi's own pool
+/// builds (<see cref="RollingUpgrade"/>), and <c>tls_verification_enabled</c>, true: the hosts verify one another from
+/// the pool's creation (<see cref="TlsVerificationMethods"/>). The pool's other fields keep the datamodel's defaults (what xapi's own pool
 /// record starts with) or what Corral's messages set.
 /// </summary>
 public static class PoolRecord
@@ -80,7 +81,7 @@ public static class PoolRecord
             upgrading = RollingUpgrade.InProgress(hosts);
             var other = p.Get(XenApi.Pool.OtherConfig);
             if (SameMap(p.Get(XenApi.Pool.CpuInfo), cpuInfo) && SameMap(p.Get(XenApi.Pool.Restrictions), restrictions)
-                && other.ContainsKey(RollingUpgrade.InProgressKey) == upgrading)
+                && other.ContainsKey(RollingUpgrade.InProgressKey) == upgrading && p.Get(XenApi.Pool.TlsVerificationEnabled))
             {
                 return;
             }
@@ -88,6 +89,8 @@ public static class PoolRecord
             var updated = p.Clone();
             updated.Set(XenApi.Pool.CpuInfo, cpuInfo);
             updated.Set(XenApi.Pool.Restrictions, restrictions);
+            // The pool's hosts check one another's certificates from its creation (TlsVerificationMethods).
+            updated.Set(XenApi.Pool.TlsVerificationEnabled, true);
             var changed = other.ToDictionary(StringComparer.Ordinal);
             if (upgrading)
             {

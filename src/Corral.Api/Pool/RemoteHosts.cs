@@ -13,10 +13,12 @@ namespace Corral.Api.Pool;
 /// <summary>
 /// Calls from this host to another host's XenAPI, as xapi's hosts call one another: over HTTPS, the other host's
 /// certificate checked against the pool's host certificates (<see cref="PoolCertificateTrust"/>), never accepted just
-/// because it was presented. The one exception is <see cref="ConnectToJoin"/>: a host joining a pool does not know
-/// that pool's certificates yet, as in xapi's <c>pool.join</c>.
+/// because it was presented. The exceptions are <see cref="ConnectToJoin"/> (a host joining a pool does not know that
+/// pool's certificates yet, as in xapi's <c>pool.join</c>) and a host whose administrator turned checking off on it
+/// (<see cref="TlsVerification"/>, xapi's <c>host.emergency_disable_tls_verification</c>), which says so in its log.
 /// </summary>
-public sealed class RemoteHosts(IOptions<ApiOptions> options, PoolCertificateTrust trust, ILogger<RemoteHosts>? logger = null, IPoolDatabase? database = null)
+public sealed class RemoteHosts(IOptions<ApiOptions> options, PoolCertificateTrust trust, ILogger<RemoteHosts>? logger = null, IPoolDatabase? database = null,
+    TlsVerification? verification = null)
 {
     private static readonly TimeSpan RefreshLimit = TimeSpan.FromSeconds(2);
     private readonly ILogger _logger = logger ?? NullLogger<RemoteHosts>.Instance;
@@ -83,6 +85,13 @@ public sealed class RemoteHosts(IOptions<ApiOptions> options, PoolCertificateTru
     private void Check(string address, X509Certificate2 certificate)
     {
         var fingerprint = CertificateFingerprint.Sha256(certificate);
+        if (!trust.IsTrusted(fingerprint) && verification is { Enabled: false })
+        {
+            _logger.LogWarning(HttpsEvents.PeerCertificateUnchecked,
+                "Accepted the certificate of the host at {Address} (SHA-256 {Fingerprint}) unchecked: TLS verification is disabled on this host", address, fingerprint);
+            return;
+        }
+
         if (!trust.IsTrusted(fingerprint))
         {
             _logger.LogWarning(HttpsEvents.PeerCertificateRefused,

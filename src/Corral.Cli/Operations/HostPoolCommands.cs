@@ -5,7 +5,8 @@ namespace Corral.Cli.Operations;
 /// <summary>
 /// Hosts, the pool and tasks: host-enable, host-disable, host-shutdown, host-reboot, the host's server certificate
 /// (host-get-server-certificate, host-server-certificate-install, host-reset-server-certificate,
-/// host-emergency-reset-server-certificate),
+/// host-emergency-reset-server-certificate), TLS verification between hosts (pool-enable-tls-verification,
+/// host-emergency-disable-tls-verification, host-emergency-reenable-tls-verification),
 /// the pool's internal credentials (host-refresh-server-certificate, pool-certificate-sync, pool-secret-rotate),
 /// pool membership (pool-join, pool-eject), the master's changes (pool-designate-new-master,
 /// pool-emergency-transition-to-master, pool-recover-slaves), high availability (pool-ha-enable, pool-ha-disable,
@@ -53,6 +54,14 @@ public static class HostPoolCommands
             CommandFlags.HostSelectors, (c, ct) => Selection.ForHostsAsync(c, [], host => c.CallAsync("host.reset_server_certificate", ct, host.Ref), ct, multiple: false)));
         r.Add(new("host-emergency-reset-server-certificate", [], [], "Deletes the current TLS server certificate in the host and installs a new, self-signed one.",
             CommandFlags.LocalLogin, (c, ct) => c.CallAsync("host.emergency_reset_server_certificate", ct)));
+        r.Add(new("host-emergency-disable-tls-verification", [], [], "Disable TLS verification for this host only.",
+            CommandFlags.LocalLogin, (c, ct) => c.CallAsync("host.emergency_disable_tls_verification", ct)));
+        r.Add(new("host-emergency-reenable-tls-verification", [], [], "Reenable TLS verification for this host only, and only after it was emergency disabled.",
+            CommandFlags.LocalLogin, (c, ct) => c.CallAsync("host.emergency_reenable_tls_verification", ct)));
+        r.Add(new("pool-enable-tls-verification", [], [], "Enable TLS certificate verification", CommandFlags.None, (c, ct) =>
+            c.CallAsync("pool.enable_tls_verification", ct)));
+        r.Add(new("pool-sync-database", [], [], "Synchronise the current database across all hosts in the pool.", CommandFlags.None, (c, ct) =>
+            c.CallAsync("pool.sync_database", ct)));
         r.Add(new("pool-certificate-sync", [], [], "Copy the TLS CA certificates and CRLs of the master to all slaves.", CommandFlags.None, (c, ct) =>
             c.CallAsync("pool.certificate_sync", ct)));
         r.Add(new("pool-secret-rotate", [], [], "Change the pool secret", CommandFlags.None, (c, ct) => c.CallAsync("pool.rotate_secret", ct)));

@@ -107,6 +107,7 @@ public static class XenApiErrorDocs
         ["SERVER_CERTIFICATE_INVALID"] = new([], "The provided certificate is not in a PEM-encoded X509 format."),
         ["SERVER_CERTIFICATE_KEY_ALGORITHM_NOT_SUPPORTED"] = new(["algorithm_oid"], "The provided key uses an unsupported algorithm."),
         ["SERVER_CERTIFICATE_KEY_INVALID"] = new([], "The provided key is not in a PEM-encoded PKCS#8 format."),
+        ["TLS_VERIFICATION_NOT_ENABLED_IN_POOL"] = new([], "TLS verification has not been enabled in the pool successfully, please enable it in XC or run xe pool-enable-tls-verification instead."),
         ["SERVER_CERTIFICATE_KEY_MISMATCH"] = new([], "The provided key does not match the provided certificate's public key."),
         ["SERVER_CERTIFICATE_KEY_RSA_LENGTH_NOT_SUPPORTED"] = new(["length"], "The provided RSA key does not have a length between 2048 and 4096."),
         ["SERVER_CERTIFICATE_KEY_RSA_MULTI_NOT_SUPPORTED"] = new([], "The provided RSA key is using more than 2 primes, expecting only 2."),
