@@ -1,6 +1,9 @@
 using Corral.Api.Dispatch;
 using Corral.PoolDatabase;
+using Corral.PoolDatabase.Etcd;
 using Corral.PoolDatabase.Etcd.Maintenance;
+using Corral.PoolDatabase.Etcd.Tls;
+using Microsoft.Extensions.Options;
 
 namespace Corral.Agent.Membership;
 
@@ -12,9 +15,14 @@ namespace Corral.Agent.Membership;
 /// revision at the call (a member that does not answer is down, and catches up from the others when it is back, as an
 /// offline XenServer host gets the database when it rejoins).
 /// </summary>
-public sealed class PoolDatabaseSyncMethods(IPoolDatabase database, MembershipTransitionRunner runner, TimeProvider time,
+public sealed class PoolDatabaseSyncMethods(IPoolDatabase database, IOptions<EtcdOptions> etcd, TimeProvider time,
     ILogger<PoolDatabaseSyncMethods> logger) : IApiMethodProvider
 {
+    /// <summary>The agent's own way to the pool database (its member first, or the pool's when it runs none), and its certificate.</summary>
+    private IEnumerable<string> Endpoints => etcd.Value.Endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private EtcdTlsFiles? Tls => etcd.Value.CertificateDirectory.Length > 0 ? new EtcdTlsFiles(etcd.Value.CertificateDirectory) : null;
+
     private static readonly TimeSpan MemberLimit = TimeSpan.FromSeconds(10);
     private static readonly EventId Synced = new(1571, "PoolDatabaseSynced");
 
@@ -44,11 +52,11 @@ public sealed class PoolDatabaseSyncMethods(IPoolDatabase database, MembershipTr
     private async Task<IReadOnlyDictionary<ulong, string>> MemberEndpointsAsync(CancellationToken cancellationToken)
     {
         Exception? last = null;
-        foreach (var endpoint in runner.Endpoints)
+        foreach (var endpoint in Endpoints)
         {
             try
             {
-                using var maintenance = new EtcdMemberMaintenance(endpoint, runner.Tls);
+                using var maintenance = new EtcdMemberMaintenance(endpoint, Tls);
                 return await maintenance.MemberEndpointsAsync(cancellationToken);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
@@ -67,7 +75,7 @@ public sealed class PoolDatabaseSyncMethods(IPoolDatabase database, MembershipTr
         limit.CancelAfter(MemberLimit);
         try
         {
-            using var maintenance = new EtcdMemberMaintenance(endpoint, runner.Tls);
+            using var maintenance = new EtcdMemberMaintenance(endpoint, Tls);
             while ((await maintenance.StatusAsync(limit.Token)).Revision < revision)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(50), time, limit.Token);
