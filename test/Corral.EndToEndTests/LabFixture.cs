@@ -123,7 +123,20 @@ public sealed class LabFixture : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Agent.DisposeAsync();
+        try
+        {
+            await Agent.DisposeAsync();
+        }
+        finally
+        {
+            // Even when the agent failed (it had exited): a bridge left behind would fail every later lab of a process
+            // whose pid ends the same.
+            await RemoveLabAsync();
+        }
+    }
+
+    private async Task RemoveLabAsync()
+    {
         // QEMU processes outlive the agent by design: stop the ones this lab started, by the pidfiles in its runtime dir.
         if (Directory.Exists(RuntimeDirectory))
         {
