@@ -59,24 +59,16 @@ public sealed class HostCertificateRecords(
     }
 
     /// <summary>
-    /// Sets this host's <c>tls_verification_enabled</c> to what it does: true once its certificate record exists (the
-    /// others can check it) unless checking is turned off here.
+    /// Sets this host's <c>tls_verification_enabled</c> to what it does, once its record exists (a host record written
+    /// while the pool database was out of reach, after an emergency change, is brought in line here).
     /// </summary>
     private async Task ShowVerificationAsync(CancellationToken cancellationToken)
     {
-        var enabled = verification.Enabled;
-        if (await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken) is not { } host
-            || host.Get(XenApi.Host.TlsVerificationEnabled) == enabled)
+        if (await database.TryGetAsync(XenClasses.Host, options.Value.HostRef, cancellationToken) is { } host
+            && host.Get(XenApi.Host.TlsVerificationEnabled) != verification.Enabled)
         {
-            return;
+            await TlsVerification.RecordAsync(database, host.Ref, verification.Enabled, cancellationToken);
         }
-
-        await database.UpdateAsync([(XenClasses.Host, host.Ref)], (objs, tx) =>
-        {
-            var changed = objs[0].Clone();
-            changed.Set(XenApi.Host.TlsVerificationEnabled, enabled);
-            tx.Update(changed);
-        }, cancellationToken);
     }
 
     /// <summary>Creates this host's record if it has none for the certificate it serves, and removes those of certificates it no longer serves.</summary>

@@ -1,6 +1,8 @@
 using System.Globalization;
 using Corral.Api.Https;
 using Corral.Api.Sessions;
+using Corral.Model;
+using Corral.PoolDatabase;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -44,4 +46,16 @@ public sealed class TlsVerification(IOptions<ApiOptions> options, TimeProvider t
             logger.LogWarning(HttpsEvents.TlsVerificationEnabled, "TLS verification enabled again on this host: it checks the certificates of the hosts it calls");
         }
     }
+
+    /// <summary>Makes the host's <c>tls_verification_enabled</c> say <paramref name="enabled"/> (no write when it already does).</summary>
+    public static Task RecordAsync(IPoolDatabase database, string hostRef, bool enabled, CancellationToken cancellationToken) =>
+        database.UpdateAsync([(XenClasses.Host, hostRef)], (objs, tx) =>
+        {
+            if (objs[0].Get(XenApi.Host.TlsVerificationEnabled) != enabled)
+            {
+                var h = objs[0].Clone();
+                h.Set(XenApi.Host.TlsVerificationEnabled, enabled);
+                tx.Update(h);
+            }
+        }, cancellationToken);
 }

@@ -123,13 +123,5 @@ public sealed class TlsVerificationMethods(
     }
 
     private Task RecordAsync(string hostRef, bool enabled, CancellationToken cancellationToken) =>
-        database.UpdateAsync([(XenClasses.Host, hostRef)], (objs, tx) =>
-        {
-            if (objs[0].Get(XenApi.Host.TlsVerificationEnabled) != enabled)
-            {
-                var h = objs[0].Clone();
-                h.Set(XenApi.Host.TlsVerificationEnabled, enabled);
-                tx.Update(h);
-            }
-        }, cancellationToken);
+        TlsVerification.RecordAsync(database, hostRef, enabled, cancellationToken);
 }
