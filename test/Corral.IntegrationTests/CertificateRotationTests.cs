@@ -104,6 +104,37 @@ public sealed class CertificateRotationTests : IAsyncLifetime
         Assert.True(code == 0, output);
     }
 
+    [Fact]
+    public async Task A_revoked_certificate_whose_serial_has_its_high_bit_set_is_refused_by_etcd()
+    {
+        // CI of 908a558: one certificate in 256 had a serial that the list gave as a negative number, which etcd (Go's
+        // big.Int) compares as another certificate's, so the revoked certificate was still served. One made to be so.
+        var host = await TlsMember.StartNewPoolAsync(_root, "rotate-host3");
+        _hosts.Add(host);
+        var client = Directory.CreateDirectory(Path.Combine(_root, "high-bit")).FullName;
+        using (var authority = X509Certificate2.CreateFromPemFile(host.Tls.CaCertificateFile, host.Tls.CaKeyFile))
+        using (var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256))
+        {
+            var request = new CertificateRequest("CN=high-bit", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2")], false));
+            using var certificate = request.Create(authority, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1),
+                Convert.FromHexString("009AA79C067CB044E7F1A8C124EF5EDF"));
+            File.WriteAllText(Path.Combine(client, "client.pem"), certificate.ExportCertificatePem());
+            File.WriteAllText(Path.Combine(client, "client.key"), key.ExportPkcs8PrivateKeyPem());
+            Assert.Equal("009AA79C067CB044E7F1A8C124EF5EDF", certificate.SerialNumber);
+        }
+
+        string[] withClient = [$"--cacert={host.Tls.CaCertificateFile}", $"--cert={Path.Combine(client, "client.pem")}", $"--key={Path.Combine(client, "client.key")}"];
+        var (code, output) = await host.EtcdctlAsync([.. withClient, "put", "/corral/high-bit", "served"]);
+        Assert.True(code == 0, output);
+
+        Assert.True(host.Tls.WriteRevocationList(["009AA79C067CB044E7F1A8C124EF5EDF"], TimeProvider.System));
+        (code, output) = await host.EtcdctlAsync([.. withClient, "get", "/corral/high-bit", "--print-value-only"]);
+        Assert.True(code != 0 && !output.Contains("served", StringComparison.Ordinal), output);
+        (code, output) = await host.EtcdctlAsync([.. TlsMember.With(host.Tls), "get", "/corral/high-bit", "--print-value-only"]);
+        Assert.True(code == 0 && output == "served", output);
+    }
+
     /// <summary>The serial number of the certificate a member presents at <paramref name="url"/>, read in a new handshake.</summary>
     private static async Task<string> ServedSerialAsync(string url, EtcdTlsFiles tls)
     {

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Corral.Api.Https;
 using Corral.PoolDatabase.Etcd.Tls;
@@ -34,6 +35,64 @@ public sealed class CertificateRevocationTests : IDisposable
         Assert.Equal(2, (int)number);
         Assert.NotNull(builder);
         Assert.Throws<PoolCertificateException>(() => PoolCertificateAuthority.RevokedSerials("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"));
+    }
+
+    [Fact]
+    public void A_serial_whose_first_byte_has_its_high_bit_set_is_listed_as_the_positive_integer_it_is()
+    {
+        using var ca = PoolCertificateAuthority.Create(TimeProvider.System);
+        var pem = ca.CreateRevocationList(["009AA79C067CB044E7F1A8C124EF5EDF", "7F01"], TimeProvider.System);
+
+        // As etcd (Go's big.Int) and GnuTLS read the entries: signed integers, each the certificate's serial.
+        var tbs = new System.Formats.Asn1.AsnReader(Convert.FromBase64String(pem[PemEncoding.Find(pem).Base64Data]),
+            System.Formats.Asn1.AsnEncodingRules.DER).ReadSequence().ReadSequence();
+        tbs.ReadInteger();
+        tbs.ReadEncodedValue();
+        tbs.ReadEncodedValue();
+        tbs.ReadEncodedValue();
+        tbs.ReadEncodedValue();
+        var entries = tbs.ReadSequence();
+        var listed = new List<System.Numerics.BigInteger>();
+        while (entries.HasData)
+        {
+            listed.Add(entries.ReadSequence().ReadInteger());
+        }
+
+        Assert.Equal([System.Numerics.BigInteger.Parse("7F01", System.Globalization.NumberStyles.HexNumber),
+            System.Numerics.BigInteger.Parse("009AA79C067CB044E7F1A8C124EF5EDF", System.Globalization.NumberStyles.HexNumber)], listed.Order());
+        Assert.True(PoolCertificateAuthority.EncodesSerialsAsPositive(pem));
+        Assert.Equal(new HashSet<string> { "9AA79C067CB044E7F1A8C124EF5EDF", "7F01" }, PoolCertificateAuthority.RevokedSerials(pem));
+    }
+
+    [Fact]
+    public void A_list_that_gave_a_serial_as_a_negative_number_is_written_again()
+    {
+        var files = NewPool();
+        // As the list was written before: the serial's bytes as they are, which DER reads as a negative number.
+        using var authority = X509Certificate2.CreateFromPemFile(files.CaCertificateFile, files.CaKeyFile);
+        var builder = new CertificateRevocationListBuilder();
+        builder.AddEntry(Convert.FromHexString("9AA79C067CB044E7F1A8C124EF5EDF"), DateTimeOffset.UtcNow, X509RevocationReason.Superseded);
+        var der = builder.Build(authority, 1, DateTimeOffset.UtcNow.AddDays(1), HashAlgorithmName.SHA256);
+        File.WriteAllText(files.RevocationListFile, PemEncoding.WriteString("X509 CRL", der) + "\n");
+        Assert.False(PoolCertificateAuthority.EncodesSerialsAsPositive(File.ReadAllText(files.RevocationListFile)));
+
+        Assert.True(files.WriteRevocationList(["009AA79C067CB044E7F1A8C124EF5EDF"], TimeProvider.System));
+        Assert.True(PoolCertificateAuthority.EncodesSerialsAsPositive(File.ReadAllText(files.RevocationListFile)));
+        Assert.False(files.WriteRevocationList(["9AA79C067CB044E7F1A8C124EF5EDF"], TimeProvider.System));
+    }
+
+    [Fact]
+    public void Issued_serial_numbers_are_sixteen_bytes_positive_without_a_leading_zero()
+    {
+        using var ca = PoolCertificateAuthority.Create(TimeProvider.System);
+        for (var i = 0; i < 64; i++)
+        {
+            var (_, request) = PoolCertificateAuthority.CreateSigningRequest("host1");
+            using var certificate = ca.Issue(request, "host1", ["host1"], TimeProvider.System);
+            var serial = certificate.GetSerialNumber(); // little-endian
+            Assert.Equal(16, serial.Length);
+            Assert.InRange(serial[^1], 0x40, 0x7F);
+        }
     }
 
     [Theory]

@@ -96,14 +96,18 @@ public sealed class EtcdTlsFiles(string directory)
 
     /// <summary>
     /// Writes the pool's revocation list for <paramref name="revoked"/> (serial numbers, hex) unless the list here
-    /// already names exactly those; true if it wrote. Signed with the pool's CA, as etcd and QEMU read CRLs.
+    /// already names exactly those, each as the positive integer it is; true if it wrote. Signed with the pool's CA, as etcd and QEMU read CRLs.
     /// </summary>
     public bool WriteRevocationList(IReadOnlyCollection<string> revoked, TimeProvider time)
     {
-        if (File.Exists(RevocationListFile)
-            && PoolCertificateAuthority.RevokedSerials(File.ReadAllText(RevocationListFile)).SetEquals(revoked.Select(PoolCertificateAuthority.NormalizeSerial)))
+        if (File.Exists(RevocationListFile))
         {
-            return false;
+            var written = File.ReadAllText(RevocationListFile);
+            if (PoolCertificateAuthority.RevokedSerials(written).SetEquals(revoked.Select(PoolCertificateAuthority.NormalizeSerial))
+                && PoolCertificateAuthority.EncodesSerialsAsPositive(written))
+            {
+                return false;
+            }
         }
 
         using var ca = LoadAuthority();

@@ -123,8 +123,9 @@ public sealed class PoolCertificateAuthority : IDisposable
             throw new PoolCertificateException($"the pool's CA is not valid now (from {caNotBefore:u} to {caNotAfter:u})");
         }
 
+        // Positive, as RFC 5280 asks, and its first byte not zero: sixteen bytes as an integer, whatever the draw.
         var serial = RandomNumberGenerator.GetBytes(16);
-        serial[0] &= 0x7F; // a positive serial number, as RFC 5280 asks
+        serial[0] = (byte)((serial[0] & 0x7F) | 0x40);
         return request.Create(_certificate, notBefore, notAfter, serial);
     }
 
@@ -139,7 +140,7 @@ public sealed class PoolCertificateAuthority : IDisposable
         var serials = revoked.Select(NormalizeSerial).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         foreach (var serial in serials)
         {
-            builder.AddEntry(Convert.FromHexString(serial), now, X509RevocationReason.Superseded);
+            builder.AddEntry(PositiveInteger(Convert.FromHexString(serial)), now, X509RevocationReason.Superseded);
         }
 
         var der = builder.Build(_certificate, new BigInteger(serials.Count), new DateTimeOffset(_certificate.NotAfter.ToUniversalTime()),
@@ -148,9 +149,19 @@ public sealed class PoolCertificateAuthority : IDisposable
     }
 
     /// <summary>The serial numbers (hex, <see cref="NormalizeSerial"/>) a revocation list in PEM names.</summary>
-    public static IReadOnlySet<string> RevokedSerials(string crlPem)
+    public static IReadOnlySet<string> RevokedSerials(string crlPem) =>
+        ReadEntries(crlPem).Select(entry => entry.Serial).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Whether every serial number in the list is encoded as the positive integer it is. Lists written before
+    /// <see cref="PositiveInteger"/> gave a serial whose first byte has its high bit set as a negative number, which
+    /// etcd and GnuTLS compare as another certificate's: such a list revokes nothing there and must be written again.
+    /// </summary>
+    public static bool EncodesSerialsAsPositive(string crlPem) => ReadEntries(crlPem).All(entry => !entry.Negative);
+
+    private static List<(string Serial, bool Negative)> ReadEntries(string crlPem)
     {
-        var serials = new HashSet<string>(StringComparer.Ordinal);
+        var entries = new List<(string, bool)>();
         try
         {
             var fields = PemEncoding.Find(crlPem);
@@ -171,11 +182,11 @@ public sealed class PoolCertificateAuthority : IDisposable
 
             if (tbs.HasData && tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Sequence))
             {
-                var entries = tbs.ReadSequence();
-                while (entries.HasData)
+                var list = tbs.ReadSequence();
+                while (list.HasData)
                 {
-                    var entry = entries.ReadSequence();
-                    serials.Add(NormalizeSerial(Convert.ToHexString(entry.ReadIntegerBytes().Span)));
+                    var content = list.ReadSequence().ReadIntegerBytes().Span;
+                    entries.Add((NormalizeSerial(Convert.ToHexString(content)), (content[0] & 0x80) != 0));
                 }
             }
         }
@@ -184,8 +195,14 @@ public sealed class PoolCertificateAuthority : IDisposable
             throw new PoolCertificateException($"the revocation list cannot be read: {ex.Message}", ex);
         }
 
-        return serials;
+        return entries;
     }
+
+    /// <summary>
+    /// <paramref name="serial"/> (an unsigned big-endian integer) as the content of a DER INTEGER, which is signed: a zero
+    /// byte before a first byte with its high bit set. The CRL builder writes the bytes it is given as they are.
+    /// </summary>
+    private static byte[] PositiveInteger(byte[] serial) => serial.Length > 0 && (serial[0] & 0x80) != 0 ? [0, .. serial] : serial;
 
     /// <summary>A serial number as compared here: upper-case hex without leading zero bytes (as an integer, which etcd compares).</summary>
     public static string NormalizeSerial(string hex)
