@@ -91,6 +91,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IApiMethodProvider, SnapshotMethods>();
         services.AddSingleton<IApiMethodProvider, NetworkMethods>();
         services.AddSingleton<IApiMethodProvider, PifMethods>();
+        services.AddSingleton<IApiMethodProvider, PifAddressMethods>();
         services.AddSingleton<IApiMethodProvider, PbdMethods>();
         services.AddSingleton<IApiMethodProvider, SrRecordMethods>();
         services.AddSingleton<IApiMethodProvider, VbdMethods>();

@@ -22,6 +22,9 @@ public class ExplicitCommandTests
     [InlineData("host-reset-server-certificate uuid=h-1", "host.get_all_records()|host.reset_server_certificate(OpaqueRef:h1)")]
     [InlineData("pool-enable-tls-verification", "pool.enable_tls_verification()")]
     [InlineData("pool-sync-database", "pool.sync_database()")]
+    [InlineData("pif-reconfigure-ip uuid=pif-1 mode=Static ip=10.0.0.5 netmask=255.255.255.0 gateway=10.0.0.1 dns=10.0.0.2",
+        "PIF.get_by_uuid(pif-1)|PIF.reconfigure_ip(OpaqueRef:pif1, Static, 10.0.0.5, 255.255.255.0, 10.0.0.1, 10.0.0.2)")]
+    [InlineData("pif-reconfigure-ip uuid=pif-1 mode=dhcp", "PIF.get_by_uuid(pif-1)|PIF.reconfigure_ip(OpaqueRef:pif1, DHCP, , , , )")]
     [InlineData("user-password-change old=a new=b", "session.change_password(a, b)")]
     [InlineData("user-password-change new=b", "session.change_password(, b)")]
     [InlineData("subject-remove subject-uuid=su-1", "subject.get_by_uuid(su-1)|subject.destroy(OpaqueRef:subject)")]
@@ -52,6 +55,7 @@ public class ExplicitCommandTests
     [InlineData("message-destroy uuid=m-1 uuids=m-2", "Error: Ambiguous arguments; need one of uuid, uuids")]
     [InlineData("pbd-create host-uuid=h-1", "Required parameter not found: sr-uuid\nFor usage run: 'xe help'")]
     [InlineData("sr-introduce uuid=u type=iso", "Required parameter not found: name-label\nFor usage run: 'xe help'")]
+    [InlineData("pif-reconfigure-ip uuid=pif-1 mode=manual", "Error: Expected 'dhcp','none' or 'static', got manual")]
     public async Task Commands_refuse_what_xe_refuses_in_xes_words(string commandLine, string error)
     {
         var pool = Pool();
@@ -252,6 +256,7 @@ public class ExplicitCommandTests
         pool.Add("subject", "OpaqueRef:subject", new() { ["uuid"] = "su-1", ["subject_identifier"] = "S-1-5-21-1" });
         pool.Add("role", "OpaqueRef:admin", new() { ["uuid"] = "r-1", ["name_label"] = "pool-admin", ["subroles"] = new List<object?> { "OpaqueRef:p" } });
         pool.Add("secret", "OpaqueRef:secret", new() { ["uuid"] = "se-1", ["value"] = "x" });
+        pool.Add("PIF", "OpaqueRef:pif1", new() { ["uuid"] = "pif-1", ["device"] = "eth1" });
         pool.Add("message", "OpaqueRef:m1", new() { ["uuid"] = "m-1", ["name"] = "ALERT" });
         pool.Add("message", "OpaqueRef:m2", new() { ["uuid"] = "m-2", ["name"] = "ALERT" });
         foreach (var setter in new[]
@@ -260,6 +265,7 @@ public class ExplicitCommandTests
                      "SR.forget", "host.shutdown", "host.reboot", "session.change_password", "subject.destroy", "secret.destroy", "message.create",
                      "message.destroy_many", "subject.add_to_roles", "subject.remove_from_roles", "host.install_server_certificate", "host.reset_server_certificate",
                      "pool.enable_tls_verification", "pool.sync_database", "host.emergency_disable_tls_verification", "host.emergency_reenable_tls_verification",
+                     "PIF.reconfigure_ip",
                  })
         {
             pool.Answer(setter);

@@ -102,6 +102,104 @@ public sealed class NetworkLabTests(SharedLab shared)
         await AVmOnACardWithItsOwnAddressIsRefusedAsync(host3, found);
     }
 
+    [Fact]
+    public async Task Pifs_take_a_static_address_or_one_leased_by_dhcp_on_their_bridge_and_give_it_up()
+    {
+        // lab-host1's VM card given a static address on the VM network (xe, as an administrator), and a DHCP server
+        // (busybox's udhcpd) run there; lab-host2's VM card then configured by DHCP through the Python SDK (a script, as
+        // configuration management would), leasing an address from it across the lab's switch. lab-host2 "rebooted"
+        // (its agent killed, its DHCP client and address gone) gets its configuration back when its agent starts. Both
+        // given up again.
+        var subnet = File.ReadAllText(Path.Combine(_lab.RunDirectory, "subnet")).Trim();
+        var host1 = await _lab.Xe("host-list", "name-label=lab-host1", "--minimal");
+        var host2 = await _lab.Xe("host-list", "name-label=lab-host2", "--minimal");
+        var staticCard = await _lab.Xe("pif-list", $"host-uuid={host1}", "device=eth1", "--minimal");
+        var dhcpCard = await _lab.Xe("pif-list", $"host-uuid={host2}", "device=eth1", "--minimal");
+        var (serverNs, dhcpNs) = (_lab.Namespace(1), _lab.Namespace(2));
+        var dhcpDirectory = Directory.CreateTempSubdirectory("corral-udhcpd-").FullName;
+        System.Diagnostics.Process? server = null;
+        try
+        {
+            var (bad, badSaid) = await _lab.TryXe("pif-reconfigure-ip", $"uuid={staticCard}", "mode=static", $"IP={subnet}.231", "netmask=255.0.255.0");
+            Assert.True(bad != 0 && badSaid.Contains("netmask", StringComparison.Ordinal), badSaid);
+            await _lab.Xe("pif-reconfigure-ip", $"uuid={staticCard}", "mode=static", $"IP={subnet}.231", "netmask=255.255.255.0", "DNS=9.9.9.9");
+            Assert.Contains($"inet {subnet}.231/24", (await _lab.RunAsync("ip", "-n", serverNs, "-4", "addr", "show", "dev", "xenbr1")).Output, StringComparison.Ordinal);
+            Assert.Equal(("Static", $"{subnet}.231", "255.255.255.0", "9.9.9.9"), (await _lab.Xe("pif-param-get", $"uuid={staticCard}", "param-name=IP-configuration-mode"),
+                await _lab.Xe("pif-param-get", $"uuid={staticCard}", "param-name=IP"), await _lab.Xe("pif-param-get", $"uuid={staticCard}", "param-name=netmask"),
+                await _lab.Xe("pif-param-get", $"uuid={staticCard}", "param-name=DNS")));
+
+            File.WriteAllText(Path.Combine(dhcpDirectory, "udhcpd.conf"), $"""
+                start {subnet}.241
+                end {subnet}.245
+                interface xenbr1
+                lease_file {dhcpDirectory}/leases
+                pidfile {dhcpDirectory}/pid
+                option subnet 255.255.255.0
+                option lease 600
+                """);
+            File.WriteAllText(Path.Combine(dhcpDirectory, "leases"), "");
+            server = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip",
+                ["netns", "exec", serverNs, "busybox", "udhcpd", "-f", Path.Combine(dhcpDirectory, "udhcpd.conf")]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+
+            var dhcpPif = await _lab.Xe("pif-param-get", $"uuid={dhcpCard}", "param-name=uuid");
+            var (sdk, sdkSaid) = await _lab.RunAsync("/usr/bin/python3", "-c", $$"""
+                from os_xenapi.client import XenAPI
+                s = XenAPI.Session("http://{{_lab.Addresses[0]}}")
+                s.xenapi.login_with_password("root", "{{_lab.Password}}")
+                pif = s.xenapi.PIF.get_by_uuid("{{dhcpPif}}")
+                s.xenapi.PIF.reconfigure_ip(pif, "DHCP", "", "", "", "")
+                print(s.xenapi.PIF.get_ip_configuration_mode(pif))
+                """);
+            Assert.True(sdk == 0 && sdkSaid.Trim().EndsWith("DHCP", StringComparison.Ordinal), sdkSaid);
+            await LabSession.Eventually(async () => (await _lab.Xe("pif-param-get", $"uuid={dhcpCard}", "param-name=IP")).StartsWith($"{subnet}.24", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(60), "lab-host2's VM card to lease an address");
+            var leased = await _lab.Xe("pif-param-get", $"uuid={dhcpCard}", "param-name=IP");
+            var shown = (await _lab.RunAsync("ip", "-n", dhcpNs, "-4", "addr", "show", "dev", "xenbr1")).Output;
+            Assert.Contains($"inet {leased}/24", shown, StringComparison.Ordinal);
+            Assert.Contains("dynamic", shown, StringComparison.Ordinal);
+            Assert.Equal("DHCP", await _lab.Xe("pif-param-get", $"uuid={dhcpCard}", "param-name=IP-configuration-mode"));
+            Assert.Equal(0, (await _lab.RunAsync("ip", "netns", "exec", dhcpNs, "ping", "-c", "1", "-W", "2", $"{subnet}.231")).Code);
+
+            // As after a reboot: no agent, no DHCP client, no address; the agent started again runs the client again.
+            await _lab.LabAsync("kill-agent", "2");
+            var pidFile = Path.Combine(_lab.LabDirectory, "host2", "state", "dhclient", "xenbr1.pid");
+            Assert.Equal(0, (await _lab.RunAsync("kill", File.ReadAllText(pidFile).Trim())).Code);
+            await _lab.RunAsync("ip", "-n", dhcpNs, "-4", "addr", "flush", "dev", "xenbr1", "scope", "global");
+            await _lab.LabAsync("start-agent", "2");
+            await LabSession.Eventually(async () => (await _lab.RunAsync("ip", "-n", dhcpNs, "-4", "addr", "show", "dev", "xenbr1")).Output
+                .Contains($"inet {subnet}.24", StringComparison.Ordinal), TimeSpan.FromSeconds(90), "lab-host2's VM card to lease an address again");
+            await LabSession.Eventually(async () => (await _lab.TryXe("host-list", "params=host-metrics-live", "--minimal")).Output == "true,true,true",
+                TimeSpan.FromSeconds(60), "lab-host2 live again");
+
+            // The management interface keeps its address.
+            var management2 = await _lab.Xe("pif-list", $"host-uuid={host2}", "management=true", "--minimal");
+            var (moved, movedSaid) = await _lab.TryXe("pif-reconfigure-ip", $"uuid={management2}", "mode=dhcp");
+            Assert.True(moved != 0 && movedSaid.Contains("management interface", StringComparison.Ordinal), movedSaid);
+        }
+        finally
+        {
+            await _lab.TryXe("pif-reconfigure-ip", $"uuid={dhcpCard}", "mode=none");
+            await _lab.TryXe("pif-reconfigure-ip", $"uuid={staticCard}", "mode=none");
+            if (server is not null)
+            {
+                server.Kill();
+                await server.WaitForExitAsync();
+                server.Dispose();
+            }
+
+            Directory.Delete(dhcpDirectory, recursive: true);
+        }
+
+        // Given up: no address on either bridge, lab-host2's DHCP client gone, the records say None.
+        Assert.DoesNotContain("inet ", (await _lab.RunAsync("ip", "-n", dhcpNs, "-4", "addr", "show", "dev", "xenbr1")).Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("inet ", (await _lab.RunAsync("ip", "-n", serverNs, "-4", "addr", "show", "dev", "xenbr1")).Output, StringComparison.Ordinal);
+        Assert.Equal(("None", ""), (await _lab.Xe("pif-param-get", $"uuid={dhcpCard}", "param-name=IP-configuration-mode"),
+            await _lab.Xe("pif-param-get", $"uuid={dhcpCard}", "param-name=IP")));
+        var programs = (await _lab.RunAsync("ip", "netns", "pids", dhcpNs)).Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(pid => File.Exists($"/proc/{pid.Trim()}/comm") ? File.ReadAllText($"/proc/{pid.Trim()}/comm").Trim() : "");
+        Assert.DoesNotContain("dhclient", programs);
+    }
+
     /// <summary>storage0 carries its host's storage address outside a bridge: a VM on its network does not start there.</summary>
     private async Task AVmOnACardWithItsOwnAddressIsRefusedAsync(string host, string storagePif)
     {

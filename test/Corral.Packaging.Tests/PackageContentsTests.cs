@@ -8,7 +8,7 @@ public sealed class PackageContentsTests(DebianPackage package)
 {
     /// <summary>What the agent, the fence daemon and xe need on the host, as the lab installs them (./lab install_packages).</summary>
     private static readonly string[] Needed =
-        ["qemu-system-x86", "qemu-utils", "qemu-block-extra", "etcd-server", "etcd-client", "ovmf", "swtpm", "sanlock", "iproute2", "libnfs13", "libiscsi7", "libiscsi-bin", "smbnetfs"];
+        ["qemu-system-x86", "qemu-utils", "qemu-block-extra", "etcd-server", "etcd-client", "isc-dhcp-client", "ovmf", "swtpm", "sanlock", "iproute2", "libnfs13", "libiscsi7", "libiscsi-bin", "smbnetfs"];
 
     [Fact]
     public async Task Its_info_names_the_package_its_version_and_the_Debian_packages_it_depends_on()
@@ -58,6 +58,7 @@ public sealed class PackageContentsTests(DebianPackage package)
             ("./etc/corral/fenced.conf", "-rw-r--r--"),
             ("./usr/lib/corral/agent/corral-agent", "-rwxr-xr-x"),
             ("./usr/lib/corral/agent/libcoreclr.so", "-rw-r--r--"), // the runtime beside it: self-contained
+            ("./usr/lib/corral/agent/dhclient-script", "-rwxr-xr-x"), // dhclient runs it for a PIF configured by DHCP
             ("./usr/lib/corral/fenced/corral-fenced", "-rwxr-xr-x"),
             ("./usr/lib/corral/fenced/libcoreclr.so", "-rw-r--r--"),
             ("./usr/lib/corral/version", "-rw-r--r--"), // what the agent reports, and a rolling upgrade compares

@@ -171,4 +171,62 @@ public sealed class PifPlanTests
 
     private static IEnumerable<XenObject> Created(PoolTransaction tx, string className) =>
         tx.Writes.Where(w => w.Kind == PoolWriteKind.Create && w.Object.Class == className).Select(w => w.Object);
+
+    [Fact]
+    public void A_pif_given_an_ip_configuration_shows_its_mode_its_static_gateway_and_its_dns()
+    {
+        var state = State();
+        var configured = new Dictionary<string, PifAddressSettings>
+        {
+            // DHCP asked, no lease yet; static on the storage card, with a gateway no route uses.
+            ["eth1"] = new(IpConfigurationMode.DHCP, "", "", "", ""),
+            ["storage0"] = new(IpConfigurationMode.Static, "10.79.0.11", "255.255.255.0", "10.79.0.1", "10.79.0.2"),
+        };
+        var tx = PifPlan.Plan(Host, IPAddress.Parse("10.78.0.11"), state, Nics(state), [], new Dictionary<string, XenObject>(), [], Now, configured);
+        XenObject Pif(string device) => tx.Writes.Select(w => w.Object).Single(o => o.Class == XenClasses.PIF && o.Get(XenApi.PIF.Device) == device);
+
+        Assert.Equal((IpConfigurationMode.DHCP, "", ""), (Pif("eth1").Get(XenApi.PIF.IpConfigurationMode), Pif("eth1").Get(XenApi.PIF.IP), Pif("eth1").Get(XenApi.PIF.Gateway)));
+        var storage = Pif("storage0");
+        // The mode as given (the address there is marked dynamic), the address as the host has it.
+        Assert.Equal((IpConfigurationMode.Static, "10.79.0.11", "255.255.255.0", "10.79.0.1", "10.79.0.2"), (storage.Get(XenApi.PIF.IpConfigurationMode),
+            storage.Get(XenApi.PIF.IP), storage.Get(XenApi.PIF.Netmask), storage.Get(XenApi.PIF.Gateway), storage.Get(XenApi.PIF.DNS)));
+        // The management PIF without a configuration given: as the host has it.
+        Assert.Equal((IpConfigurationMode.Static, "10.78.0.1", "10.78.0.1,9.9.9.9"), (Pif("eth0").Get(XenApi.PIF.IpConfigurationMode),
+            Pif("eth0").Get(XenApi.PIF.Gateway), Pif("eth0").Get(XenApi.PIF.DNS)));
+    }
+
+    [Theory]
+    [InlineData("255.255.255.0", 24)]
+    [InlineData("255.255.240.0", 20)]
+    [InlineData("255.255.255.255", 32)]
+    [InlineData("128.0.0.0", 1)]
+    [InlineData("0.0.0.0", null)]
+    [InlineData("255.0.255.0", null)]
+    [InlineData("255.255.255", null)]
+    [InlineData("ffff::", null)]
+    [InlineData("", null)]
+    public void Netmasks_are_dotted_with_contiguous_ones(string netmask, int? prefix) => Assert.Equal(prefix, Ipv4Netmask.PrefixLength(netmask));
+
+    [Fact]
+    public void The_configurations_given_are_kept_in_one_file_across_restarts()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("corral-pif-ip-").FullName, "pif-ip.json");
+        try
+        {
+            Assert.Empty(new PifAddressStore(path).Load());
+            new PifAddressStore(path).Save("eth1", new(IpConfigurationMode.DHCP, "", "", "", ""));
+            new PifAddressStore(path).Save("eth2", new(IpConfigurationMode.Static, "10.0.0.5", "255.255.255.0", "", "10.0.0.1"));
+            new PifAddressStore(path).Save("eth1", new(IpConfigurationMode.None, "", "", "", ""));
+            var loaded = new PifAddressStore(path).Load();
+            Assert.Equal(IpConfigurationMode.None, loaded["eth1"].Mode);
+            Assert.Equal(new PifAddressSettings(IpConfigurationMode.Static, "10.0.0.5", "255.255.255.0", "", "10.0.0.1"), loaded["eth2"]);
+            Assert.Contains("\"Static\"", File.ReadAllText(path), StringComparison.Ordinal);
+            File.WriteAllText(path, "{ not json");
+            Assert.Contains(path, Assert.Throws<InvalidDataException>(() => new PifAddressStore(path).Load()).Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+        }
+    }
 }

@@ -21,6 +21,9 @@ public sealed class HostNetworkOptions
     /// <summary>How often the agent reads its cards again (carrier, speed, addresses) and refreshes their records.</summary>
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>The DHCP client run for a PIF configured by DHCP (<c>PIF.reconfigure_ip</c>): ISC's dhclient.</summary>
+    public string DhcpClient { get; set; } = "dhclient";
+
     /// <summary>The names given, or null for <see cref="Auto"/>; empty for <see cref="None"/>.</summary>
     public IReadOnlyList<string>? Names() => PhysicalInterfaces.Trim() switch
     {
@@ -47,6 +50,11 @@ public sealed class HostNetworkOptionsValidation : IValidateOptions<HostNetworkO
             {
                 problems.Add($"PhysicalInterfaces: '{device}' is not a Linux interface name (at most 15 characters, no '/' or spaces)");
             }
+        }
+
+        if (string.IsNullOrWhiteSpace(options.DhcpClient))
+        {
+            problems.Add("DhcpClient must name the DHCP client to run (dhclient)");
         }
 
         if (options.RefreshInterval <= TimeSpan.Zero)

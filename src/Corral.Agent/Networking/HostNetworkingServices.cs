@@ -10,6 +10,10 @@ public static class HostNetworkingServices
     {
         services.AddOptions<HostNetworkOptions>().Bind(configuration.GetSection("Corral:Network")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<HostNetworkOptions>, HostNetworkOptionsValidation>();
+        services.AddSingleton(sp => new PifAddressStore(Path.Combine(sp.GetRequiredService<IOptions<Hosting.AgentOptions>>().Value.StateDirectory, "pif-ip.json")));
+        services.AddSingleton(sp => new PifAddressing(sp.GetRequiredService<IOptions<HostNetworkOptions>>().Value.DhcpClient,
+            Path.Combine(AppContext.BaseDirectory, "dhclient-script"),
+            Path.Combine(sp.GetRequiredService<IOptions<Hosting.AgentOptions>>().Value.StateDirectory, "dhclient")));
         services.AddSingleton<HostNicMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<HostNicMonitor>());
         services.AddSingleton<IHostOperationHandler, PifOperationHandler>();

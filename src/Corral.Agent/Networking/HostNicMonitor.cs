@@ -19,12 +19,16 @@ public sealed class HostNicMonitor(
     HostLiveness liveness,
     IOptions<AgentOptions> agent,
     IOptions<HostNetworkOptions> options,
+    PifAddressStore addresses,
+    PifAddressing addressing,
     TimeProvider time,
     ILogger<HostNicMonitor> logger) : BackgroundService
 {
     private static readonly EventId Introduced = new(7101, "PifIntroduced");
     private static readonly EventId RefreshFailed = new(7102, "PifRefreshFailed");
     private static readonly EventId LinkSet = new(7103, "PifLinkSet");
+    private static readonly EventId IpReconfigured = new(7104, "PifIpReconfigured");
+    private static readonly EventId IpRestored = new(7105, "PifIpRestored");
 
     private readonly SemaphoreSlim _gate = new(1, 1);
 
@@ -69,11 +73,37 @@ public sealed class HostNicMonitor(
         await RefreshAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// <c>PIF.reconfigure_ip</c> on this host: the configuration kept (<see cref="PifAddressStore"/>, applied again at every
+    /// start) and given to the link that carries the card's addresses (its bridge, when it is a port of one); the record
+    /// refreshed. PIF_CONFIGURATION_ERROR when the link is gone or iproute2 or the DHCP client refuse.
+    /// </summary>
+    public async Task ReconfigureIpAsync(string pifRef, string device, PifAddressSettings settings, CancellationToken cancellationToken)
+    {
+        var state = await HostInterfaces.ReadAsync(cancellationToken);
+        var nic = state.Find(device) ?? throw new XenApiException("PIF_CONFIGURATION_ERROR", pifRef, $"this host has no network card {device}");
+        addresses.Save(device, settings);
+        var link = LinkOf(nic, state);
+        try
+        {
+            await addressing.ApplyAsync(link, settings, cancellationToken);
+        }
+        catch (Exception ex) when (ex is CommandFailedException or FileNotFoundException)
+        {
+            throw new XenApiException("PIF_CONFIGURATION_ERROR", pifRef, ex.Message);
+        }
+
+        logger.LogInformation(IpReconfigured, "Network card {Device}'s IP configuration ({Link}) is now {Mode}{Address} (PIF.reconfigure_ip)",
+            device, link, settings.Mode, settings.Mode == IpConfigurationMode.Static ? $" {settings.IP}/{settings.Netmask}" : "");
+        await RefreshAsync(cancellationToken);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
             await liveness.Registered.WaitAsync(stoppingToken);
+            await RestoreAddressesAsync(stoppingToken);
             await SyncOrLogAsync(Scanned, stoppingToken);
             using var timer = new PeriodicTimer(options.Value.RefreshInterval, time);
             while (await timer.WaitForNextTickAsync(stoppingToken))
@@ -83,6 +113,30 @@ public sealed class HostNicMonitor(
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>The link where a card's addresses go: the bridge it is a port of (as XenServer's xenbrN), else the card.</summary>
+    private static string LinkOf(HostLink nic, HostNetworkState state) =>
+        nic.Master is { } master && state.Find(master) is { IsBridge: true } ? master : nic.Name;
+
+    /// <summary>At start: each configuration given to a card, where its link no longer has it (the host rebooted).</summary>
+    private async Task RestoreAddressesAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var state = await HostInterfaces.ReadAsync(cancellationToken);
+            foreach (var (device, settings) in addresses.Load())
+            {
+                if (state.Find(device) is { } nic && state.Find(LinkOf(nic, state)) is { } link && await addressing.EnsureAsync(link, settings, cancellationToken))
+                {
+                    logger.LogInformation(IpRestored, "Network card {Device}'s IP configuration ({Link}) restored: {Mode}", device, link.Name, settings.Mode);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is CommandFailedException or FileNotFoundException or InvalidDataException)
+        {
+            logger.LogError(IpRestored, ex, "Could not restore the IP configurations given to this host's network cards");
         }
     }
 
@@ -114,7 +168,7 @@ public sealed class HostNicMonitor(
                 var metrics = (await database.GetAllAsync(XenApi.PIFMetrics.ClassName, cancellationToken)).ToDictionary(m => m.Ref);
                 var networks = await database.GetAllAsync(XenClasses.Network, cancellationToken);
                 var management = IPAddress.TryParse(agent.Value.Address, out var address) ? address : null;
-                var tx = PifPlan.Plan(identity, management, state, nics, pifs, metrics, networks, time.GetUtcNow().UtcDateTime);
+                var tx = PifPlan.Plan(identity, management, state, nics, pifs, metrics, networks, time.GetUtcNow().UtcDateTime, addresses.Load());
                 if (tx.IsEmpty || await database.TryCommitAsync(tx, cancellationToken))
                 {
                     foreach (var created in tx.Writes.Where(w => w.Kind == PoolWriteKind.Create && w.Object.Class == XenClasses.PIF))

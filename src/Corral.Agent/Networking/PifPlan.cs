@@ -63,9 +63,12 @@ public static class PifPlan
     }
 
     /// <summary>The writes that bring the records to what the scan found; empty when they already say it.</summary>
+    /// <param name="configured">The IP configurations given to PIFs of this host (by device): their mode, gateway and DNS.</param>
     public static PoolTransaction Plan(HostIdentity host, IPAddress? management, HostNetworkState state, IReadOnlyList<ScannedNic> nics,
-        IReadOnlyList<XenObject> pifs, IReadOnlyDictionary<string, XenObject> metrics, IReadOnlyList<XenObject> networks, DateTime now)
+        IReadOnlyList<XenObject> pifs, IReadOnlyDictionary<string, XenObject> metrics, IReadOnlyList<XenObject> networks, DateTime now,
+        IReadOnlyDictionary<string, PifAddressSettings>? configured = null)
     {
+        configured ??= new Dictionary<string, PifAddressSettings>();
         var tx = new PoolTransaction();
         var networkByBridge = networks.GroupBy(n => n.Get(XenApi.Network.Bridge)).ToDictionary(g => g.Key, g => g.First().Ref, StringComparer.Ordinal);
         foreach (var nic in nics)
@@ -90,12 +93,12 @@ public static class PifPlan
                 pif.Set(XenApi.PIF.Managed, nic.Managed);
                 pif.Set(XenApi.PIF.Metrics, created.Ref);
                 pif.Set(XenApi.PIF.Properties, new Dictionary<string, string> { ["gro"] = "on" });
-                Configure(pif, nic.Link, management, state);
+                Configure(pif, nic.Link, management, state, configured.GetValueOrDefault(nic.Link.Name));
                 continue;
             }
 
             var changed = pif.Clone();
-            Configure(changed, nic.Link, management, state);
+            Configure(changed, nic.Link, management, state, configured.GetValueOrDefault(nic.Link.Name));
             if (!changed.SameFieldsAs(pif))
             {
                 tx.Update(changed);
@@ -124,8 +127,11 @@ public static class PifPlan
         return tx;
     }
 
-    /// <summary>The PIF's live facts: the card's MAC, MTU and state, and the IP configuration where the host has it.</summary>
-    private static void Configure(XenObject pif, HostLink nic, IPAddress? management, HostNetworkState state)
+    /// <summary>
+    /// The PIF's live facts: the card's MAC, MTU and state, and the IP configuration where the host has it; for a PIF
+    /// given one (<paramref name="given"/>), its mode (DHCP before the first lease too), its static gateway and its DNS.
+    /// </summary>
+    private static void Configure(XenObject pif, HostLink nic, IPAddress? management, HostNetworkState state, PifAddressSettings? given)
     {
         var configured = state.ConfiguredLinkOf(nic);
         var v4 = configured.Addresses.Where(a => a.IsIPv4 && !a.LinkLocal).ToList();
@@ -135,11 +141,13 @@ public static class PifPlan
         pif.Set(XenApi.PIF.MTU, (long)nic.Mtu);
         pif.Set(XenApi.PIF.CurrentlyAttached, nic.AdminUp);
         pif.Set(XenApi.PIF.Management, isManagement);
-        pif.Set(XenApi.PIF.IpConfigurationMode, v4.Count == 0 ? IpConfigurationMode.None : v4[0].Dynamic ? IpConfigurationMode.DHCP : IpConfigurationMode.Static);
+        pif.Set(XenApi.PIF.IpConfigurationMode,
+            given?.Mode ?? (v4.Count == 0 ? IpConfigurationMode.None : v4[0].Dynamic ? IpConfigurationMode.DHCP : IpConfigurationMode.Static));
         pif.Set(XenApi.PIF.IP, v4.Count == 0 ? "" : v4[0].Address.ToString());
         pif.Set(XenApi.PIF.Netmask, v4.Count == 0 ? "" : v4[0].Netmask);
-        pif.Set(XenApi.PIF.Gateway, v4.Count == 0 ? "" : state.IPv4Gateways.GetValueOrDefault(configured.Name, ""));
-        pif.Set(XenApi.PIF.DNS, isManagement ? string.Join(',', state.NameServers) : "");
+        pif.Set(XenApi.PIF.Gateway, given is { Mode: IpConfigurationMode.Static } ? given.Gateway
+            : v4.Count == 0 ? "" : state.IPv4Gateways.GetValueOrDefault(configured.Name, ""));
+        pif.Set(XenApi.PIF.DNS, isManagement ? string.Join(',', state.NameServers) : given?.DNS ?? "");
         pif.Set(XenApi.PIF.Ipv6ConfigurationMode, v6.Count == 0 ? Ipv6ConfigurationMode.None : v6.Any(a => a.Dynamic) ? Ipv6ConfigurationMode.Autoconf : Ipv6ConfigurationMode.Static);
         pif.Set(XenApi.PIF.IPv6, v6.Select(a => a.ToString()).ToList());
         pif.Set(XenApi.PIF.Ipv6Gateway, v6.Count == 0 ? "" : state.IPv6Gateways.GetValueOrDefault(configured.Name, ""));

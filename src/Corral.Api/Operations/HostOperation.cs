@@ -70,6 +70,7 @@ public static class HostOperationKinds
     public const string PifIntroduce = "pif.introduce";
     public const string PifPlug = "pif.plug";
     public const string PifUnplug = "pif.unplug";
+    public const string PifReconfigureIp = "pif.reconfigure_ip";
 
     // The pool's TLS on the host concerned: a new etcd certificate, or the files rewritten from the pool database.
     public const string HostRefreshServerCertificate = "host.refresh_server_certificate";

@@ -36,6 +36,24 @@ public static class NetworkCommands
             (c, ct) => StorageCommands.OnUuidAsync(c, "PIF", "PIF.plug", ct)));
         r.Add(new("pif-unplug", ["uuid"], [], "Attempt to bring down a network interface.", CommandFlags.None,
             (c, ct) => StorageCommands.OnUuidAsync(c, "PIF", "PIF.unplug", ct)));
+        r.Add(new("pif-reconfigure-ip", ["uuid", "mode"], ["IP", "netmask", "gateway", "DNS"], "Reconfigure the IP address settings on a PIF.",
+            CommandFlags.None, PifReconfigureIpAsync));
+    }
+
+    /// <summary>xe's pif-reconfigure-ip: mode dhcp, none or static (any case); IP= and DNS= in any case, as xapi's CLI reads them.</summary>
+    private static async Task PifReconfigureIpAsync(CommandContext c, CancellationToken ct)
+    {
+        var pif = await c.CallForStringAsync("PIF.get_by_uuid", ct, c.Params.Required("uuid"));
+        var mode = c.Params.Required("mode").ToLowerInvariant() switch
+        {
+            "dhcp" => "DHCP",
+            "none" => "None",
+            "static" => "Static",
+            var other => throw new XeFailure($"Expected 'dhcp','none' or 'static', got {other}"),
+        };
+        string AnyCase(string key) =>
+            c.Params.All.LastOrDefault(p => string.Equals(p.Key, key, StringComparison.OrdinalIgnoreCase)).Value ?? "";
+        await c.CallAsync("PIF.reconfigure_ip", ct, pif, mode, AnyCase("IP"), c.Params.Get("netmask") ?? "", c.Params.Get("gateway") ?? "", AnyCase("DNS"));
     }
 
     private static async Task NetworkCreateAsync(CommandContext c, CancellationToken ct)
