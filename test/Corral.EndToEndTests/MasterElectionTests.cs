@@ -6,6 +6,7 @@ using Xunit;
 namespace Corral.EndToEndTests;
 
 /// <summary>Two real agents on one etcd: one master, HOST_IS_SLAVE from the other, automatic takeover, designated handover.</summary>
+[Trait("Lab", "single-host")]
 public sealed class MasterElectionTests : IAsyncLifetime
 {
     private EtcdFixture _etcd = null!;

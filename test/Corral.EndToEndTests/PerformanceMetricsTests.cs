@@ -11,6 +11,7 @@ namespace Corral.EndToEndTests;
 /// One real host running one VM: its <c>/rrd_updates</c> has the host's and the VM's measurements, as XenCenter and the
 /// web console read them, and refuses a caller without a session.
 /// </summary>
+[Trait("Lab", "single-host")]
 public sealed class PerformanceMetricsTests : IAsyncLifetime
 {
     private LabFixture _lab = null!;

@@ -9,6 +9,7 @@ namespace Corral.EndToEndTests;
 /// One real host: a real agent, etcd and QEMU, and the guest images. Boots VMs from their own disks, pings them,
 /// shuts them down, and restarts the agent under a running VM.
 /// </summary>
+[Trait("Lab", "single-host")]
 public sealed class SingleHostTests : IAsyncLifetime
 {
     private LabFixture _lab = null!;

@@ -12,6 +12,7 @@ namespace Corral.EndToEndTests;
 /// own hosts only, and a running VM's consoles (XenAPI console records) reached over websockets: the guest's serial
 /// shell, shared by two viewers, and its screen over RFB.
 /// </summary>
+[Trait("Lab", "single-host")]
 public sealed class WebConsoleServerTests : IAsyncLifetime
 {
     private LabFixture _lab = null!;
