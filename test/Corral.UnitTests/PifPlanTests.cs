@@ -205,7 +205,7 @@ public sealed class PifPlanTests
     [InlineData("255.255.255", null)]
     [InlineData("ffff::", null)]
     [InlineData("", null)]
-    public void Netmasks_are_dotted_with_contiguous_ones(string netmask, int? prefix) => Assert.Equal(prefix, Ipv4Netmask.PrefixLength(netmask));
+    public void Netmasks_are_dotted_with_contiguous_ones(string netmask, int? prefix) => Assert.Equal(prefix, DottedIPv4.NetmaskPrefixLength(netmask));
 
     [Fact]
     public void The_configurations_given_are_kept_in_one_file_across_restarts()

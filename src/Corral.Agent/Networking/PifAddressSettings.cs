@@ -14,22 +14,19 @@ public sealed record PifAddressSettings(IpConfigurationMode Mode, string IP, str
     /// <summary>The settings as the operation carries them (the API checked them).</summary>
     public static PifAddressSettings FromArguments(Func<string, string> argument) => new(
         Enum.Parse<IpConfigurationMode>(argument("mode"), ignoreCase: true), argument("IP"), argument("netmask"), argument("gateway"), argument("DNS"));
-
-    /// <summary>The operation's arguments for these settings.</summary>
-    public Dictionary<string, string> ToArguments(string device) => new()
-    {
-        ["device"] = device, ["mode"] = Mode.ToString(), ["IP"] = IP, ["netmask"] = Netmask, ["gateway"] = Gateway, ["DNS"] = DNS,
-    };
 }
 
 /// <summary>
 /// The PIFs' IP configurations this host was given, by device, in one file of its state directory (written whole by a
-/// rename): what the agent applies again when it starts, and what the PIF records say of mode, gateway and DNS.
+/// rename, read once): what the agent applies again when it starts, and what the PIF records say of mode, gateway and DNS.
 /// </summary>
 public sealed class PifAddressStore(string path)
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
     private readonly Lock _lock = new();
+
+    // The file as last read or written: this store is its only writer, so it is read once (the NIC refresh asks every 10 s).
+    private Dictionary<string, PifAddressSettings>? _settings;
 
     public string Path { get; } = path;
 
@@ -37,7 +34,7 @@ public sealed class PifAddressStore(string path)
     {
         lock (_lock)
         {
-            return Read();
+            return new Dictionary<string, PifAddressSettings>(_settings ??= Read(), StringComparer.Ordinal);
         }
     }
 
@@ -45,9 +42,9 @@ public sealed class PifAddressStore(string path)
     {
         lock (_lock)
         {
-            var all = Read();
-            all[device] = settings;
+            var all = new Dictionary<string, PifAddressSettings>(_settings ?? Read(), StringComparer.Ordinal) { [device] = settings };
             PrivateFile.Replace(Path, JsonSerializer.Serialize(all, Json) + "\n");
+            _settings = all;
         }
     }
 

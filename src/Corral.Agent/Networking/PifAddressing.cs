@@ -20,7 +20,7 @@ public sealed class PifAddressing(string dhcpClient, string script, string direc
     public async Task ApplyAsync(string link, PifAddressSettings settings, CancellationToken cancellationToken)
     {
         BridgeNetworking.ValidateName(link);
-        await StopDhcpAsync(link, release: true, cancellationToken);
+        await ReleaseDhcpAsync(link, cancellationToken);
         await CommandRunner.RunCheckedAsync("ip", ["link", "set", "dev", link, "up"], cancellationToken);
         await CommandRunner.RunCheckedAsync("ip", ["-4", "addr", "flush", "dev", link, "scope", "global"], cancellationToken);
         switch (settings.Mode)
@@ -73,7 +73,7 @@ public sealed class PifAddressing(string dhcpClient, string script, string direc
 
     /// <summary>The prefix length of a netmask in dotted form (255.255.255.0 is 24); the API refused any other.</summary>
     public static int PrefixLength(string netmask) =>
-        Ipv4Netmask.PrefixLength(netmask) ?? throw new ArgumentException($"'{netmask}' is not a netmask", nameof(netmask));
+        DottedIPv4.NetmaskPrefixLength(netmask) ?? throw new ArgumentException($"'{netmask}' is not a netmask", nameof(netmask));
 
     private async Task StartDhcpAsync(string link, CancellationToken cancellationToken)
     {
@@ -87,16 +87,13 @@ public sealed class PifAddressing(string dhcpClient, string script, string direc
         await CommandRunner.RunCheckedAsync(dhcpClient, ["-4", "-nw", .. ClientFiles(link), link], cancellationToken, TimeSpan.FromSeconds(30));
     }
 
-    private async Task StopDhcpAsync(string link, bool release, CancellationToken cancellationToken)
+    /// <summary>The running client, if any, releases its lease and stops (<c>-r</c>), as ifdown does.</summary>
+    private async Task ReleaseDhcpAsync(string link, CancellationToken cancellationToken)
     {
-        if (DhcpClientPid(link) is null)
+        if (DhcpClientPid(link) is not null)
         {
-            return;
+            await CommandRunner.RunCheckedAsync(dhcpClient, ["-4", "-r", .. ClientFiles(link), link], cancellationToken, TimeSpan.FromSeconds(30));
         }
-
-        // -r: the lease released and the running client stopped, as ifdown does; -x: stopped, the lease kept.
-        await CommandRunner.RunCheckedAsync(dhcpClient, ["-4", release ? "-r" : "-x", .. ClientFiles(link), link], cancellationToken,
-            TimeSpan.FromSeconds(30));
     }
 
     private string[] ClientFiles(string link) => ["-pf", File(link, "pid"), "-lf", File(link, "leases"), "-sf", script];

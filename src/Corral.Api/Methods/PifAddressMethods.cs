@@ -36,11 +36,7 @@ public sealed class PifAddressMethods(IPoolDatabase database, Placement placemen
                 return null;
             }
 
-            var host = await database.GetArgumentAsync(XenClasses.Host, pif.Get(XenApi.PIF.Host), ct);
-            if (!await placement.IsLiveAsync(host, ct))
-            {
-                throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
-            }
+            var host = await placement.RequireLiveAsync(await database.GetArgumentAsync(XenClasses.Host, pif.Get(XenApi.PIF.Host), ct), ct);
 
             await operations.RunAsync(HostOperationKinds.PifReconfigureIp, host.Ref, pif.Ref, new Dictionary<string, string>
             {
@@ -80,7 +76,7 @@ public sealed class PifAddressMethods(IPoolDatabase database, Placement placemen
             }
         }
 
-        if (netmask.Length > 0 && Ipv4Netmask.PrefixLength(netmask) is null)
+        if (netmask.Length > 0 && DottedIPv4.NetmaskPrefixLength(netmask) is null)
         {
             throw new XenApiException("INVALID_IP_ADDRESS_SPECIFIED", "netmask");
         }
@@ -105,7 +101,7 @@ public sealed class PifAddressMethods(IPoolDatabase database, Placement placemen
 
     private static void AssertIPv4(string parameter, string value)
     {
-        if (!IPAddress.TryParse(value, out var address) || address.AddressFamily != AddressFamily.InterNetwork || value.Count(c => c == '.') != 3)
+        if (!DottedIPv4.IsAddress(value))
         {
             throw new XenApiException("INVALID_IP_ADDRESS_SPECIFIED", parameter);
         }

@@ -99,8 +99,7 @@ public sealed class PifMethods(IPoolDatabase database, Placement placement, Host
 
     private async Task<XenObject> LiveHostAsync(string hostRef, CancellationToken cancellationToken)
     {
-        var host = await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken);
-        return await placement.IsLiveAsync(host, cancellationToken) ? host : throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
+        return await placement.RequireLiveAsync(await database.GetArgumentAsync(XenClasses.Host, hostRef, cancellationToken), cancellationToken);
     }
 
     /// <summary>The PIF, which Corral must manage to plug or unplug it (PIF_UNMANAGED otherwise, as xapi's).</summary>

@@ -140,6 +140,10 @@ public sealed class Placement(IPoolDatabase database, IStartReadiness? readiness
         }
     }
 
+    /// <summary><paramref name="host"/> if it is live; HOST_OFFLINE otherwise, as xapi answers for a host that is down.</summary>
+    public async Task<XenObject> RequireLiveAsync(XenObject host, CancellationToken cancellationToken) =>
+        await IsLiveAsync(host, cancellationToken) ? host : throw new XenApiException(ErrorCodes.HostOffline, host.Ref);
+
     /// <summary>Checks <paramref name="host"/> can take the VM now (its storage too, unless the caller checks that itself).</summary>
     public async Task CheckHostAsync(XenObject vm, XenObject host, CancellationToken cancellationToken, bool checkStorage = true)
     {
